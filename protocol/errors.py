@@ -1,0 +1,84 @@
+"""The one error tree every node speaks.
+
+    SanjiError                 message, hint, retryable
+    ├── FrameError             the bytes are not a well-formed batch (never retry)
+    │   ├── FrameTooLarge
+    │   └── UnsupportedFormat
+    ├── SignatureError         unknown key, wrong key, bad signature (never retry)
+    ├── ChainError             the batch does not follow its predecessor
+    │   ├── ChainGap           a predecessor is missing (retry after sending it)
+    │   └── ChainFork          same number, different content (never retry)
+    ├── RouteError             the batch is not for this node's place in the tree
+    └── ActionRefused          the errand rules forbid this action (never retry)
+
+Only errors with ``retryable=True`` are worth repeating unchanged.
+"""
+
+from __future__ import annotations
+
+
+class SanjiError(Exception):
+    """Base error: what happened, what to do about it, and whether a retry can help."""
+
+    code = "error"
+    retryable = False
+    default_hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def as_dict(self) -> dict[str, object]:
+        return {"error": self.code, "message": self.message, "hint": self.hint, "retryable": self.retryable}
+
+
+class FrameError(SanjiError):
+    code = "malformed_batch"
+    default_hint = "The batch bytes are damaged or not a Sanji batch; re-export it from the origin node."
+
+
+class FrameTooLarge(FrameError):
+    code = "batch_too_large"
+    default_hint = "Split the backlog into smaller batches; see protocol.limits."
+
+
+class UnsupportedFormat(FrameError):
+    code = "unsupported_format"
+    default_hint = "Upgrade this node: the sender uses a newer batch format."
+
+
+class SignatureError(SanjiError):
+    code = "bad_signature"
+    default_hint = "The batch was altered or signed by a key this node does not trust; it was not applied."
+
+
+class ChainError(SanjiError):
+    code = "chain_broken"
+    default_hint = "The batch does not follow the previous batch of its stream."
+
+
+class ChainGap(ChainError):
+    code = "chain_gap"
+    retryable = True
+    default_hint = "Send the missing earlier batches first; this one is held until they arrive."
+
+
+class ChainFork(ChainError):
+    code = "chain_fork"
+    default_hint = (
+        "Two different batches carry the same number in one stream: the origin may have been "
+        "restored from a backup or cloned. The batch was quarantined for an administrator."
+    )
+
+
+class RouteError(SanjiError):
+    code = "wrong_route"
+    default_hint = "This node is not on the path of that stream; send it towards its audience."
+
+
+class ActionRefused(SanjiError):
+    code = "action_refused"
+    default_hint = "The errand's rules do not allow this action here and now."

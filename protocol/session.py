@@ -1,0 +1,90 @@
+"""Messages of a sync session between a child and its parent.
+
+The child always starts: it asks the parent what it holds of the streams the
+child can send (``CursorsRequest``), pushes what is missing in order under a byte
+budget (``PushRequest``), then pulls what the parent holds for the child's subtree
+(``PullRequest``), passing its own cursors so the parent sends only what is new.
+Every step is resumable at any batch: cursors are the only session state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import msgspec
+
+from protocol.stream import StreamKey
+
+DEFAULT_BUDGET_BYTES = 512 * 1024
+
+
+class Cursor(msgspec.Struct, frozen=True, array_like=True):
+    origin: str
+    scope: str
+    seq: int
+
+
+class CursorsRequest(msgspec.Struct, frozen=True, kw_only=True):
+    sender: str
+
+
+class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
+    node: str
+    at: int
+    cursors: tuple[Cursor, ...]
+
+
+class PushRequest(msgspec.Struct, frozen=True, kw_only=True):
+    sender: str
+    at: int
+    frames: tuple[bytes, ...]
+
+
+class FrameResult(msgspec.Struct, frozen=True, kw_only=True):
+    origin: str = ""
+    scope: str = ""
+    seq: int = 0
+    status: Literal["stored", "duplicate", "held", "refused"]
+    error: str = ""
+    message: str = ""
+
+
+class PushResponse(msgspec.Struct, frozen=True, kw_only=True):
+    node: str
+    at: int
+    results: tuple[FrameResult, ...]
+
+
+class PullRequest(msgspec.Struct, frozen=True, kw_only=True):
+    sender: str
+    at: int
+    cursors: tuple[Cursor, ...]
+    max_bytes: int = DEFAULT_BUDGET_BYTES
+
+
+class PullResponse(msgspec.Struct, frozen=True, kw_only=True):
+    node: str
+    at: int
+    frames: tuple[bytes, ...]
+    more: bool
+
+
+def cursor_map(cursors: Iterable[Cursor]) -> dict[StreamKey, int]:
+    return {StreamKey(c.origin, c.scope): c.seq for c in cursors}
+
+
+def cursors_from(mapping: Mapping[StreamKey, int]) -> tuple[Cursor, ...]:
+    return tuple(Cursor(k.origin, k.scope, v) for k, v in sorted(mapping.items()))
+
+
+def take_within_budget(sizes: Iterable[int], budget: int) -> int:
+    """How many items (in order) fit in ``budget`` bytes; always at least one so progress is made."""
+    total = 0
+    count = 0
+    for size in sizes:
+        if count and total + size > budget:
+            break
+        total += size
+        count += 1
+    return count

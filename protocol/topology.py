@@ -1,0 +1,118 @@
+"""The tree of nodes, and who may see what.
+
+Tiers form a tree rooted at the county (nothing here stops a city or province
+above it). An errand belongs to a *scope*: the node where it was registered. Its
+*path* is the scope and all of its ancestors; only nodes on the path hold the
+errand, and every action on it goes to the whole path and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from protocol.errors import RouteError
+from protocol.signing import KeyRecord
+
+COUNTY = "county"
+TOWN = "town"
+VILLAGE = "village"
+ROLES = (COUNTY, TOWN, VILLAGE)
+
+
+class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    role: str
+    parent: str | None = None
+    name: str = ""
+    keys: tuple[KeyRecord, ...] = ()
+
+
+class Directory:
+    """Read-only view of the tree plus the keys each node signs with."""
+
+    def __init__(self, nodes: Iterable[NodeEntry]) -> None:
+        self._nodes: dict[str, NodeEntry] = {}
+        for node in nodes:
+            if node.role not in ROLES:
+                raise ValueError(f"node {node.id}: unknown role {node.role!r}")
+            self._nodes[node.id] = node
+        self._keys: dict[str, KeyRecord] = {}
+        for node in self._nodes.values():
+            for key in node.keys:
+                if key.node != node.id:
+                    raise ValueError(f"key {key.key_id} is listed under {node.id} but names {key.node}")
+                self._keys[key.key_id] = key
+        for node in self._nodes.values():
+            if node.parent is not None and node.parent not in self._nodes:
+                raise ValueError(f"node {node.id}: parent {node.parent} is not in the directory")
+        self._children: dict[str, list[str]] = {n: [] for n in self._nodes}
+        for node in self._nodes.values():
+            if node.parent is not None:
+                self._children[node.parent].append(node.id)
+        for node_id in self._nodes:
+            self.path(node_id)  # rejects cycles at load time
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def nodes(self) -> list[NodeEntry]:
+        return list(self._nodes.values())
+
+    def get(self, node_id: str) -> NodeEntry:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise RouteError(f"node {node_id!r} is not in this node's directory") from None
+
+    def role(self, node_id: str) -> str:
+        return self.get(node_id).role
+
+    def parent(self, node_id: str) -> str | None:
+        return self.get(node_id).parent
+
+    def children(self, node_id: str) -> list[str]:
+        return list(self._children.get(node_id, ()))
+
+    def key(self, key_id: str) -> KeyRecord | None:
+        return self._keys.get(key_id)
+
+    def path(self, scope: str) -> tuple[str, ...]:
+        """Root first, ending with ``scope`` itself."""
+        chain: list[str] = []
+        current: str | None = scope
+        while current is not None:
+            if current in chain:
+                raise ValueError(f"the directory has a cycle through {current}")
+            chain.append(current)
+            current = self.get(current).parent
+        return tuple(reversed(chain))
+
+    def audience(self, origin: str, scope: str) -> tuple[str, ...]:
+        """Who must receive what ``origin`` writes about errands of ``scope``."""
+        path = self.path(scope)
+        if origin not in path:
+            raise RouteError(f"node {origin} is not on the path of {scope} and may not write about its errands")
+        return tuple(n for n in path if n != origin)
+
+    def is_within(self, node_id: str, ancestor: str) -> bool:
+        """True if ``node_id`` is ``ancestor`` or below it."""
+        return ancestor in self.path(node_id)
+
+    def subtree(self, root: str) -> set[str]:
+        out = {root}
+        stack = [root]
+        while stack:
+            for child in self._children.get(stack.pop(), ()):
+                out.add(child)
+                stack.append(child)
+        return out
+
+    def next_hop_down(self, node_id: str, scope: str) -> str | None:
+        """The child of ``node_id`` on the way to ``scope``; None if ``node_id`` is the scope."""
+        path = self.path(scope)
+        if node_id not in path:
+            raise RouteError(f"{node_id} is not on the path of {scope}")
+        index = path.index(node_id)
+        return path[index + 1] if index + 1 < len(path) else None

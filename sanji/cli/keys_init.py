@@ -1,0 +1,31 @@
+"""``sanji keys init``: create a node's signing key and print its public key record."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import msgspec
+
+from protocol.signing import SigningKey
+from sanji.keys import write_key
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    keys = sub.add_parser("keys", help="manage node keys")
+    inner = keys.add_subparsers(dest="action", required=True)
+    init = inner.add_parser("init", help="create a node's Ed25519 signing key")
+    init.add_argument("--node", required=True, help="node id, e.g. T01V02")
+    init.add_argument("--out", required=True, help="where to write the private key (mode 600)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing key")
+    init.set_defaults(func=lambda args: run(args.node, Path(args.out), force=args.force))
+
+
+def run(node: str, out: Path, *, force: bool = False) -> int:
+    if out.exists() and not force:
+        print(f"error: {out} exists; a node keeps its key (use --force to replace it)")
+        return 2
+    key = SigningKey.generate()
+    write_key(out, key)
+    print(msgspec.json.encode(key.record(node)).decode())
+    return 0

@@ -1,0 +1,32 @@
+"""Entry point for the ``sanji`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from sanji import __version__
+from sanji.cli import demo, keys_init, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sanji", description="三级联办 Sanji: county, township and village service centres in sync."
+    )
+    parser.add_argument("--version", action="version", version=f"sanji {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for role in ("county", "town", "village"):
+        serve.add_parser(sub, role)
+    keys_init.add_parser(sub)
+    demo.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

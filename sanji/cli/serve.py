@@ -1,0 +1,46 @@
+"""``sanji {county,town,village} serve``: run one node from its TOML config."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+
+import uvicorn
+
+from sanji.config import ConfigError, load_settings
+
+APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
+
+
+def add_parser(sub: argparse._SubParsersAction, role: str) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(role, help=f"run a {role} node")
+    inner = parser.add_subparsers(dest="action", required=True)
+    serve = inner.add_parser("serve", help=f"serve a {role} node from a TOML config")
+    serve.add_argument("--config", required=True, help="path to the node's TOML config (examples in deploy/)")
+    serve.add_argument("--db", help="database URL overriding the config, e.g. postgresql://127.0.0.1/sanji")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=lambda args: run(role, args.config, db=args.db, log_level=args.log_level))
+
+
+def run(role: str, config: str, *, db: str | None = None, log_level: str = "info") -> int:
+    try:
+        settings = load_settings(config, role=role, db=db)
+    except ConfigError as exc:
+        print(f"error: {exc}")
+        return 2
+    logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s {settings.node.id} %(name)s %(message)s")
+    module = importlib.import_module(APPS[role])
+    app = module.create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.node.host,
+            port=settings.node.port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    server.run()
+    return 0

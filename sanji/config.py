@@ -1,0 +1,75 @@
+"""A node's settings, read from TOML (examples in deploy/)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from protocol.session import DEFAULT_BUDGET_BYTES
+from protocol.topology import ROLES
+
+
+class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: str
+    role: str
+    host: str = "127.0.0.1"
+    port: int = 8100
+    db: str = ""
+    key_file: str
+    directory: str
+    data_dir: str = "var"
+
+
+class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    url: str
+
+
+class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    interval: float = 5.0
+    max_backoff: float = 60.0
+    budget_bytes: int = DEFAULT_BUDGET_BYTES
+
+
+class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    node: NodeSection
+    parent: ParentSection | None = None
+    sync: SyncSection = SyncSection()
+    base_dir: str = "."
+
+    @property
+    def db_url(self) -> str:
+        if self.node.db:
+            return self.node.db
+        return f"sqlite:///{self.path(self.node.data_dir) / 'node.db'}"
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(path: str | Path, *, role: str | None = None, db: str | None = None) -> NodeSettings:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw.setdefault("base_dir", str(path.parent.resolve()))
+    try:
+        settings = msgspec.convert(raw, NodeSettings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if settings.node.role not in ROLES:
+        raise ConfigError(f"{path}: node.role must be one of {', '.join(ROLES)}")
+    if role is not None and settings.node.role != role:
+        raise ConfigError(f"{path}: this config is for a {settings.node.role} node, not a {role} node")
+    if db:
+        settings = msgspec.structs.replace(settings, node=msgspec.structs.replace(settings.node, db=db))
+    return settings

@@ -1,0 +1,43 @@
+"""A county's tree of nodes with fresh keys: used by the demo, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol.signing import SigningKey
+from protocol.topology import COUNTY, TOWN, VILLAGE, Directory, NodeEntry
+
+TOWN_NAMES = ["城关镇", "河口乡", "石桥镇", "柳溪乡", "青山镇", "白沙乡", "龙泉镇", "桃源乡"]
+VILLAGE_NAMES = ["东村", "西村", "南岭村", "北坡村", "杨家村", "李家湾", "王庄", "马坊村"]
+
+
+@dataclass
+class Layout:
+    entries: list[NodeEntry]
+    keys: dict[str, SigningKey] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Directory:
+        return Directory(self.entries)
+
+    def ids(self, role: str) -> list[str]:
+        return [e.id for e in self.entries if e.role == role]
+
+
+def county_layout(towns: int = 2, villages_per_town: int = 2, *, county_id: str = "C") -> Layout:
+    keys: dict[str, SigningKey] = {}
+    entries: list[NodeEntry] = []
+
+    def add(node_id: str, role: str, parent: str | None, name: str) -> None:
+        keys[node_id] = SigningKey.generate()
+        entries.append(
+            NodeEntry(id=node_id, role=role, parent=parent, name=name, keys=(keys[node_id].record(node_id),))
+        )
+
+    add(county_id, COUNTY, None, "县政务服务中心")
+    for ti in range(1, towns + 1):
+        town = f"T{ti:02d}"
+        add(town, TOWN, county_id, f"{TOWN_NAMES[(ti - 1) % len(TOWN_NAMES)]}便民服务中心")
+        for vi in range(1, villages_per_town + 1):
+            add(f"{town}V{vi:02d}", VILLAGE, town, f"{VILLAGE_NAMES[(vi - 1) % len(VILLAGE_NAMES)]}代办点")
+    return Layout(entries=entries, keys=keys)

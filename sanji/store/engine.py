@@ -1,0 +1,94 @@
+"""Opening a store: SQLite (WAL, one writer, BEGIN IMMEDIATE) or PostgreSQL.
+
+SQLite gets two engines, as Datasette does: a single-connection writer whose
+transactions start with ``BEGIN IMMEDIATE`` (so read-then-write never deadlocks)
+and a reader pool that sees the last committed state without blocking it.
+PostgreSQL gets one pool; writers there serialise on advisory locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``sqlite:///`` URLs and pick the async drivers."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///") and "+aiosqlite" not in url:
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+@dataclass
+class Database:
+    url: str
+    writer: AsyncEngine
+    reader: AsyncEngine
+    is_sqlite: bool
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # townships lose power; a commit must survive it
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
+    if immediate:
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    else:
+        engine = create_async_engine(url, pool_size=4, max_overflow=4)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    event.listen(engine.sync_engine, "begin", _begin)
+    return engine
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def open_database(url: str, *, migrate: bool = True) -> Database:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = _sqlite_engine(url, immediate=True)
+        reader = _sqlite_engine(url, immediate=False)
+        db = Database(url=url, writer=writer, reader=reader, is_sqlite=True)
+    else:
+        engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        db = Database(url=url, writer=engine, reader=engine, is_sqlite=False)
+    if migrate:
+        async with db.writer.begin() as conn:
+            await conn.run_sync(_upgrade)
+    return db

@@ -1,0 +1,677 @@
+"""The node's store: local actions, sealing, receiving, forwarding, and the errand views.
+
+Invariants kept here:
+- a received batch, the actions it carries, the errands they change and the
+  stream cursor commit in one transaction, or not at all;
+- a batch already held is acknowledged again and changes nothing;
+- a batch whose predecessor is missing is held aside until it arrives;
+- a batch that contradicts what is held (same number, other bytes) is
+  quarantined with its reason, never applied and never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol import limits
+from protocol.actions import Action
+from protocol.batch import GENESIS, Batch, frame_hash, open_frame, seal
+from protocol.encoding import decode_action, encode
+from protocol.errand import Projection, judge, project
+from protocol.errors import ActionRefused, ChainFork, RouteError, SanjiError
+from protocol.hlc import HybridClock
+from protocol.session import FrameResult, take_within_budget
+from protocol.signing import SigningKey
+from protocol.stream import StreamKey, Verdict, classify
+from protocol.topology import Directory
+from sanji.store import schema as t
+from sanji.store.engine import Database
+
+INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
+FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
+PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+
+
+@dataclass(frozen=True)
+class ReceiveOutcome:
+    results: list[FrameResult]
+    applied_batches: int
+    applied_actions: int
+
+
+class Store:
+    """Everything one node keeps, behind methods that each keep the invariants above."""
+
+    def __init__(self, db: Database, *, node_id: str, key: SigningKey, directory: Directory) -> None:
+        if node_id not in directory:
+            raise ValueError(f"node {node_id} is not in the directory")
+        self.db = db
+        self.node_id = node_id
+        self.key = key
+        self.directory = directory
+        self.clock = HybridClock()
+        self.instance_id = ""
+        self._subtree = frozenset(directory.subtree(node_id))
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        async with self._write() as conn:
+            rows = dict((await conn.execute(select(t.meta.c.key, t.meta.c.value))).all())
+            if rows.get("node_id") not in (None, self.node_id):
+                raise SanjiError(
+                    f"this database belongs to node {rows['node_id']}, not {self.node_id}",
+                    hint="Point the node at its own database file.",
+                )
+            if "node_id" not in rows:
+                await conn.execute(insert(t.meta).values(key="node_id", value=self.node_id))
+            if "instance_id" not in rows:
+                rows["instance_id"] = uuid.uuid4().hex
+                await conn.execute(insert(t.meta).values(key="instance_id", value=rows["instance_id"]))
+            self.instance_id = rows["instance_id"]
+            last = await conn.scalar(select(func.max(t.actions.c.at)))
+            self.clock = HybridClock(int(last or 0))
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every commit that adds something to send or show."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.db.write_lock, self.db.writer.begin() as conn:
+            if not self.db.is_sqlite:
+                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
+            yield conn
+
+    # -- local actions ---------------------------------------------------------------
+
+    async def act(self, errand_id: str, build: Callable[[Projection, int], Action]) -> Projection:
+        """Record one local action, judged by the same rule every replica uses."""
+        async with self._write() as conn:
+            before = project(errand_id, await self._load_actions(conn, [errand_id]), self.directory)
+            action = build(before, self.clock.now())
+            if action.node != self.node_id or action.errand != errand_id:
+                raise ActionRefused("an action must be written by this node about this errand")
+            reason = judge(before.state, action, self.directory)
+            if reason is not None:
+                raise ActionRefused(reason)
+            await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
+            await conn.execute(insert(t.outbox).values(action_id=action.id, scope=action.scope))
+            projections = await self._recompute(conn, [errand_id])
+        self._changed()
+        return projections[errand_id]
+
+    async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS) -> int:
+        """Turn unsent local actions into signed batches, one stream per scope. Returns batches made."""
+        made = 0
+        async with self._write() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.outbox.c.id, t.outbox.c.scope, t.actions.c.body)
+                    .join(t.actions, t.actions.c.id == t.outbox.c.action_id)
+                    .order_by(t.outbox.c.id)
+                )
+            ).all()
+            by_scope: dict[str, list[Action]] = defaultdict(list)
+            for _, scope, body in rows:
+                by_scope[scope].append(decode_action(body))
+            for scope, acts in by_scope.items():
+                audience = self.directory.audience(self.node_id, scope)
+                seq, last_hash = await self._cursor(conn, StreamKey(self.node_id, scope))
+                for start in range(0, len(acts), max_actions):
+                    seq += 1
+                    frame = seal(
+                        key=self.key,
+                        origin=self.node_id,
+                        scope=scope,
+                        audience=audience,
+                        seq=seq,
+                        prev=last_hash,
+                        created=self.clock.now(),
+                        actions=acts[start : start + max_actions],
+                    )
+                    last_hash = await self._store_batch(conn, self.node_id, scope, seq, frame)
+                    made += 1
+                await self._set_cursor(conn, StreamKey(self.node_id, scope), seq, last_hash)
+            if rows:
+                await conn.execute(delete(t.outbox).where(t.outbox.c.id <= rows[-1][0]))
+        if made:
+            self._changed()
+        return made
+
+    async def outbox_size(self) -> int:
+        async with self.db.reader.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(t.outbox)) or 0)
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def receive(self, frames: Sequence[bytes], *, peer: str) -> ReceiveOutcome:
+        results: list[FrameResult] = []
+        applied_batches = applied_actions = 0
+        for frame in frames:
+            try:
+                batch = open_frame(frame, self.directory)
+                if self.node_id not in batch.payload.audience:
+                    raise RouteError(f"stream {batch.origin}->{batch.scope} is not addressed to {self.node_id}")
+            except SanjiError as exc:
+                await self._log_event("refused", peer, {"error": exc.code, "message": exc.message, "size": len(frame)})
+                results.append(FrameResult(status="refused", error=exc.code, message=exc.message))
+                continue
+            result, batches, count = await self._receive_one(batch, peer)
+            applied_batches += batches
+            applied_actions += count
+            results.append(result)
+        if applied_batches:
+            self._changed()
+        return ReceiveOutcome(results, applied_batches, applied_actions)
+
+    async def _receive_one(self, batch: Batch, peer: str) -> tuple[FrameResult, int, int]:
+        key = StreamKey(batch.origin, batch.scope)
+
+        def result(status: str, error: str = "", message: str = "") -> FrameResult:
+            return FrameResult(
+                origin=batch.origin,
+                scope=batch.scope,
+                seq=batch.seq,
+                status=status,  # type: ignore[arg-type]
+                error=error,
+                message=message,
+            )
+
+        async with self._write() as conn:
+            cursor, last_hash = await self._cursor(conn, key)
+            held_hash = None
+            if batch.seq <= cursor:
+                held_hash = await conn.scalar(
+                    select(t.batches.c.hash).where(
+                        t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == batch.seq
+                    )
+                )
+            verdict = classify(
+                seq=batch.seq,
+                prev=batch.prev,
+                digest=batch.hash,
+                cursor=cursor,
+                last_hash=last_hash,
+                held_hash=held_hash,
+            )
+            if verdict is Verdict.DUPLICATE:
+                return result("duplicate"), 0, 0
+            if verdict is Verdict.FORK:
+                fork = ChainFork(f"batch {batch.seq} of stream {key} conflicts with the one held (held up to {cursor})")
+                await conn.execute(
+                    insert(t.quarantine).values(
+                        origin=key.origin,
+                        scope=key.scope,
+                        seq=batch.seq,
+                        hash=batch.hash,
+                        frame=batch.frame,
+                        reason=fork.message,
+                        peer=peer,
+                        at=time.time(),
+                    )
+                )
+                await self._log_event("fork", peer, {"stream": str(key), "seq": batch.seq}, conn=conn)
+                return result("refused", fork.code, fork.message), 0, 0
+            if verdict is Verdict.HOLD:
+                exists = await conn.scalar(
+                    select(func.count())
+                    .select_from(t.held)
+                    .where(t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == batch.seq)
+                )
+                if not exists:
+                    await conn.execute(
+                        insert(t.held).values(
+                            origin=key.origin,
+                            scope=key.scope,
+                            seq=batch.seq,
+                            hash=batch.hash,
+                            frame=batch.frame,
+                            received_at=time.time(),
+                        )
+                    )
+                return result("held", "chain_gap", f"waiting for batch {cursor + 1} of {key}"), 0, 0
+            count = await self._apply(conn, batch)
+            applied = 1
+            seq, last = batch.seq, batch.hash
+            while True:  # held successors may now follow
+                row = (
+                    await conn.execute(
+                        select(t.held.c.frame).where(
+                            t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == seq + 1
+                        )
+                    )
+                ).first()
+                if row is None:
+                    break
+                await conn.execute(
+                    delete(t.held).where(
+                        t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == seq + 1
+                    )
+                )
+                successor = open_frame(row[0], self.directory)
+                if successor.prev != last:
+                    await conn.execute(
+                        insert(t.quarantine).values(
+                            origin=key.origin,
+                            scope=key.scope,
+                            seq=successor.seq,
+                            hash=successor.hash,
+                            frame=successor.frame,
+                            reason="held batch does not chain to its predecessor",
+                            peer=peer,
+                            at=time.time(),
+                        )
+                    )
+                    break
+                count += await self._apply(conn, successor)
+                applied += 1
+                seq, last = successor.seq, successor.hash
+            return result("stored"), applied, count
+
+    async def _apply(self, conn: AsyncConnection, batch: Batch) -> int:
+        await self._store_batch(conn, batch.origin, batch.scope, batch.seq, batch.frame, batch.hash)
+        await self._set_cursor(conn, StreamKey(batch.origin, batch.scope), batch.seq, batch.hash)
+        self.clock.observe(batch.payload.created)
+        for action in batch.actions:
+            self.clock.observe(action.at)
+        await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope)
+        await self._recompute(conn, sorted({a.errand for a in batch.actions}))
+        return len(batch.actions)
+
+    # -- forwarding ------------------------------------------------------------------
+
+    async def cursors_where(
+        self,
+        *,
+        origin_in: Iterable[str] | None = None,
+        origin_not_in: Iterable[str] | None = None,
+        scope_in: Iterable[str] | None = None,
+    ) -> dict[StreamKey, int]:
+        query = select(t.streams.c.origin, t.streams.c.scope, t.streams.c.seq)
+        if origin_in is not None:
+            query = query.where(t.streams.c.origin.in_(list(origin_in)))
+        if origin_not_in is not None:
+            query = query.where(t.streams.c.origin.not_in(list(origin_not_in)))
+        if scope_in is not None:
+            query = query.where(t.streams.c.scope.in_(list(scope_in)))
+        async with self.db.reader.connect() as conn:
+            return {StreamKey(o, s): q for o, s, q in (await conn.execute(query)).all()}
+
+    async def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
+        """What this node holds of the streams a child can push up."""
+        self._check_child(child)
+        return await self.cursors_where(origin_in=self.directory.subtree(child))
+
+    async def pull_cursors(self) -> dict[StreamKey, int]:
+        """What this node holds of streams written above it: what it asks its parent for."""
+        return await self.cursors_where(origin_not_in=self._subtree)
+
+    async def frames_for_child(
+        self, child: str, known: dict[StreamKey, int], max_bytes: int
+    ) -> tuple[list[bytes], bool]:
+        """Batches the child's subtree should receive and does not have yet, in order, within budget."""
+        self._check_child(child)
+        subtree = self.directory.subtree(child)
+        ours = await self.cursors_where(origin_not_in=subtree, scope_in=subtree)
+        wanted = {k: known.get(k, 0) for k, seq in ours.items() if seq > known.get(k, 0)}
+        return await self._frames_after(wanted, max_bytes)
+
+    async def frames_for_parent(self, parent_has: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        ours = await self.cursors_where(origin_in=self._subtree)
+        wanted = {k: parent_has.get(k, 0) for k, seq in ours.items() if seq > parent_has.get(k, 0)}
+        return await self._frames_after(wanted, max_bytes)
+
+    async def _frames_after(self, wanted: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        frames: list[bytes] = []
+        used = 0
+        async with self.db.reader.connect() as conn:
+            for key in sorted(wanted):
+                query = (
+                    select(t.batches.c.frame, t.batches.c.size)
+                    .where(
+                        t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq > wanted[key]
+                    )
+                    .order_by(t.batches.c.seq)
+                )
+                rows = (await conn.execute(query)).all()
+                fit = take_within_budget((r.size for r in rows), max_bytes - used) if used < max_bytes else 0
+                if fit == 0 and frames:
+                    return frames, True
+                for row in rows[:fit]:
+                    frames.append(row.frame)
+                    used += row.size
+                if fit < len(rows):
+                    return frames, True
+        return frames, False
+
+    def _check_child(self, child: str) -> None:
+        if child not in self.directory or self.directory.parent(child) != self.node_id:
+            raise RouteError(f"{child} is not a child of {self.node_id}", hint="Sync with your own parent node.")
+
+    # -- exchange bookkeeping ------------------------------------------------------------
+
+    async def record_acks(self, peer: str, results: Iterable[FrameResult]) -> None:
+        best: dict[StreamKey, int] = {}
+        for r in results:
+            if r.status in ("stored", "duplicate"):
+                k = StreamKey(r.origin, r.scope)
+                best[k] = max(best.get(k, 0), r.seq)
+        await self.record_peer_cursors(peer, best)
+
+    async def record_peer_cursors(self, peer: str, cursors: dict[StreamKey, int]) -> None:
+        if not cursors:
+            return
+        async with self._write() as conn:
+            for k, seq in cursors.items():
+                await _upsert(
+                    conn,
+                    t.peer_acks,
+                    {"peer": peer, "origin": k.origin, "scope": k.scope, "seq": seq},
+                    keys=("peer", "origin", "scope"),
+                    greatest="seq",
+                )
+
+    async def record_exchange(
+        self, peer: str, *, ok: bool, error: str = "", sent: int = 0, received: int = 0, skew_ms: int | None = None
+    ) -> None:
+        now = time.time()
+        async with self._write() as conn:
+            row = (await conn.execute(select(t.exchanges).where(t.exchanges.c.peer == peer))).mappings().first()
+            values: dict[str, Any] = {
+                "peer": peer,
+                "last_attempt_at": now,
+                "last_ok_at": now if ok else (row["last_ok_at"] if row else None),
+                "last_error": "" if ok else error,
+                "failures": 0 if ok else (row["failures"] + 1 if row else 1),
+                "skew_ms": skew_ms if skew_ms is not None else (row["skew_ms"] if row else 0),
+                "bytes_sent": (row["bytes_sent"] if row else 0) + sent,
+                "bytes_received": (row["bytes_received"] if row else 0) + received,
+            }
+            if row is None:
+                await conn.execute(insert(t.exchanges).values(**values))
+            else:
+                await conn.execute(update(t.exchanges).where(t.exchanges.c.peer == peer).values(**values))
+
+    async def _log_event(
+        self, kind: str, peer: str, detail: dict[str, Any], *, conn: AsyncConnection | None = None
+    ) -> None:
+        values = {"at": time.time(), "kind": kind, "peer": peer, "detail": json.dumps(detail, ensure_ascii=False)}
+        if conn is not None:
+            await conn.execute(insert(t.events).values(**values))
+            return
+        async with self._write() as own:
+            await own.execute(insert(t.events).values(**values))
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def errand(self, errand_id: str) -> dict[str, Any] | None:
+        async with self.db.reader.connect() as conn:
+            row = (await conn.execute(select(t.errands).where(t.errands.c.id == errand_id))).mappings().first()
+            if row is None:
+                return None
+            acts = (
+                await conn.execute(
+                    select(t.actions.c.body, t.actions.c.status, t.actions.c.reason)
+                    .where(t.actions.c.errand == errand_id)
+                    .order_by(t.actions.c.at, t.actions.c.id)
+                )
+            ).all()
+        history = []
+        for body, status, reason in acts:
+            item = msgspec.to_builtins(decode_action(body))
+            item["status"] = status
+            if reason:
+                item["reason"] = reason
+            history.append(item)
+        return {**dict(row), "history": history}
+
+    async def errands(
+        self,
+        *,
+        stage: str | None = None,
+        holder: str | None = None,
+        matter: str | None = None,
+        scope: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
+        if stage:
+            query = query.where(t.errands.c.stage == stage)
+        if holder:
+            query = query.where(t.errands.c.holder == holder)
+        if matter:
+            query = query.where(t.errands.c.matter == matter)
+        if scope:
+            query = query.where(t.errands.c.scope == scope)
+        async with self.db.reader.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
+            rows = (
+                (
+                    await conn.execute(
+                        query.order_by(t.errands.c.registered_at, t.errands.c.id).limit(limit).offset(offset)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows], int(total or 0)
+
+    async def worklist(self) -> list[dict[str, Any]]:
+        """Errands on their way here, or held here and not yet delivered."""
+        mine = (
+            (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "delivered")
+        )
+        query = select(t.errands).where(mine | (t.errands.c.pending_to == self.node_id))
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(query.order_by(t.errands.c.registered_at, t.errands.c.id))).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def digests(self) -> dict[str, str]:
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.errands.c.id, t.errands.c.digest))).all()
+        return {r[0]: r[1] for r in rows}
+
+    async def status(self) -> dict[str, Any]:
+        parent = self.directory.parent(self.node_id)
+        async with self.db.reader.connect() as conn:
+            streams = (
+                (await conn.execute(select(t.streams).order_by(t.streams.c.origin, t.streams.c.scope))).mappings().all()
+            )
+            acks = {}
+            if parent:
+                acks = {
+                    StreamKey(o, s): q
+                    for o, s, q in (
+                        await conn.execute(
+                            select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                                t.peer_acks.c.peer == parent
+                            )
+                        )
+                    ).all()
+                }
+            outbox = await conn.scalar(select(func.count()).select_from(t.outbox))
+            held = await conn.scalar(select(func.count()).select_from(t.held))
+            quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
+            by_stage = dict(
+                (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
+            )
+            exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
+        stream_list = []
+        queue = int(outbox or 0)
+        for s in streams:
+            key = StreamKey(s["origin"], s["scope"])
+            entry: dict[str, Any] = {"origin": key.origin, "scope": key.scope, "seq": s["seq"]}
+            if parent and key.origin in self._subtree:
+                acked = acks.get(key, 0)
+                entry["acked_by_parent"] = acked
+                queue += max(0, s["seq"] - acked)
+            stream_list.append(entry)
+        ex = {e["peer"]: dict(e) for e in exchanges}
+        return {
+            "id": self.node_id,
+            "role": self.directory.role(self.node_id),
+            "parent": parent,
+            "children": self.directory.children(self.node_id),
+            "instance_id": self.instance_id,
+            "streams": stream_list,
+            "queue_length": queue,
+            "held_batches": int(held or 0),
+            "quarantined_batches": int(quarantined or 0),
+            "errands_by_stage": {k: int(v) for k, v in by_stage.items()},
+            "exchanges": ex,
+            "last_exchange_ok_at": ex.get(parent, {}).get("last_ok_at") if parent else None,
+        }
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _cursor(self, conn: AsyncConnection, key: StreamKey) -> tuple[int, bytes]:
+        row = (
+            await conn.execute(
+                select(t.streams.c.seq, t.streams.c.last_hash).where(
+                    t.streams.c.origin == key.origin, t.streams.c.scope == key.scope
+                )
+            )
+        ).first()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    async def _set_cursor(self, conn: AsyncConnection, key: StreamKey, seq: int, last_hash: bytes) -> None:
+        await _upsert(
+            conn,
+            t.streams,
+            {"origin": key.origin, "scope": key.scope, "seq": seq, "last_hash": last_hash},
+            keys=("origin", "scope"),
+        )
+
+    async def _store_batch(
+        self, conn: AsyncConnection, origin: str, scope: str, seq: int, frame: bytes, digest: bytes | None = None
+    ) -> bytes:
+        digest = digest or frame_hash(frame)
+        await conn.execute(
+            insert(t.batches).values(
+                origin=origin, scope=scope, seq=seq, hash=digest, frame=frame, size=len(frame), received_at=time.time()
+            )
+        )
+        return digest
+
+    async def _insert_actions(self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str) -> None:
+        ids = [a.id for a in acts]
+        existing = set((await conn.execute(select(t.actions.c.id).where(t.actions.c.id.in_(ids)))).scalars())
+        rows = []
+        for a in acts:
+            if a.id in existing:
+                continue
+            existing.add(a.id)
+            foreign = ""
+            if a.node != origin:
+                foreign = f"written by {a.node} but carried in {origin}'s stream"
+            elif a.scope != scope:
+                foreign = f"about scope {a.scope} but carried in the stream of {scope}"
+            rows.append(
+                {
+                    "id": a.id,
+                    "errand": a.errand,
+                    "scope": a.scope,
+                    "node": a.node,
+                    "kind": type(a).__struct_config__.tag,
+                    "base": a.base,
+                    "at": a.at,
+                    "body": encode(a),
+                    "status": FOREIGN if foreign else "new",
+                    "reason": foreign,
+                }
+            )
+        if rows:
+            await conn.execute(insert(t.actions), rows)
+
+    async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
+        rows = (
+            await conn.execute(
+                select(t.actions.c.body).where(t.actions.c.errand.in_(list(errand_ids)), t.actions.c.status != FOREIGN)
+            )
+        ).scalars()
+        return [decode_action(b) for b in rows]
+
+    async def _recompute(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> dict[str, Projection]:
+        rows = (
+            await conn.execute(
+                select(
+                    t.actions.c.id, t.actions.c.errand, t.actions.c.body, t.actions.c.status, t.actions.c.reason
+                ).where(t.actions.c.errand.in_(list(errand_ids)))
+            )
+        ).all()
+        grouped: dict[str, list[tuple[str, Action | None, str, str]]] = defaultdict(list)
+        for aid, errand_id, body, status, reason in rows:
+            grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
+        out: dict[str, Projection] = {}
+        for errand_id in errand_ids:
+            entries = grouped.get(errand_id, [])
+            proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory)
+            out[errand_id] = proj
+            applied = set(proj.main) | set(proj.notes)
+            waiting = set(proj.waiting)
+            for aid, action, status, reason in entries:
+                if action is None:
+                    continue
+                if aid in applied:
+                    new = ("applied", "")
+                elif aid in waiting:
+                    new = ("waiting", "")
+                else:
+                    new = ("rejected", proj.rejected.get(aid, "rejected"))
+                if (status, reason) != new:
+                    await conn.execute(
+                        update(t.actions).where(t.actions.c.id == aid).values(status=new[0], reason=new[1])
+                    )
+            s = proj.state
+            values: dict[str, Any] = {
+                "id": errand_id,
+                "scope": s.scope if s else (entries[0][1].scope if entries and entries[0][1] else ""),
+                "matter": s.matter if s else "",
+                "applicant_name": s.applicant_name if s else "",
+                "stage": s.stage if s else INCOMPLETE,
+                "holder": s.holder if s else "",
+                "pending_to": s.pending_to if s else None,
+                "version": s.version if s else 0,
+                "errand_kind": s.errand_kind if s else "",
+                "department": s.department if s else "",
+                "outcome": s.outcome if s else "",
+                "registered_at": s.registered_at if s else 0,
+                "updated_at": s.updated_at if s else 0,
+                "digest": proj.digest,
+                "waiting": len(proj.waiting),
+            }
+            await _upsert(conn, t.errands, values, keys=("id",))
+        return out
+
+
+async def _upsert(
+    conn: AsyncConnection, table: Any, values: dict[str, Any], *, keys: tuple[str, ...], greatest: str | None = None
+) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values)
+    updates = {k: v for k, v in values.items() if k not in keys}
+    if greatest is not None:
+        col = getattr(table.c, greatest)
+        updates[greatest] = (
+            func.max(col, stmt.excluded[greatest]) if dialect is sqlite else func.greatest(col, stmt.excluded[greatest])
+        )
+    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))

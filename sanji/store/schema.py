@@ -1,0 +1,162 @@
+"""The storage schema. Received batches are kept verbatim; everything else is derived.
+
+Invariant: ``batches`` of a stream hold exactly seq 1..streams.seq with no gaps,
+each chained to its predecessor; ``actions`` and ``errands`` are a projection of
+the batches (plus this node's own not-yet-sealed actions in ``outbox``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+streams = Table(
+    "streams",
+    metadata,
+    Column("origin", String(64), primary_key=True),
+    Column("scope", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("last_hash", LargeBinary, nullable=False),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("origin", String(64), primary_key=True),
+    Column("scope", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+    Column("frame", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+held = Table(
+    "held_batches",
+    metadata,
+    Column("origin", String(64), primary_key=True),
+    Column("scope", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+    Column("frame", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("origin", String(64), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    Column("frame", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("peer", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+actions = Table(
+    "actions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("errand", String(96), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("base", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Index(None, "errand"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action_id", String(64), nullable=False),
+    Column("scope", String(64), nullable=False),
+)
+
+errands = Table(
+    "errands",
+    metadata,
+    Column("id", String(96), primary_key=True),
+    Column("scope", String(64), nullable=False),
+    Column("matter", String(64), nullable=False),
+    Column("applicant_name", String(128), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("holder", String(64), nullable=False),
+    Column("pending_to", String(64), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("errand_kind", String(16), nullable=False),
+    Column("department", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("registered_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("waiting", Integer, nullable=False),
+    Index(None, "stage"),
+    Index(None, "holder"),
+    Index(None, "scope"),
+)
+
+peer_acks = Table(
+    "peer_acks",
+    metadata,
+    Column("peer", String(64), primary_key=True),
+    Column("origin", String(64), primary_key=True),
+    Column("scope", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),
+)
+
+exchanges = Table(
+    "exchanges",
+    metadata,
+    Column("peer", String(64), primary_key=True),
+    Column("last_ok_at", Float, nullable=True),
+    Column("last_attempt_at", Float, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("skew_ms", BigInteger, nullable=False, default=0),
+    Column("bytes_sent", BigInteger, nullable=False, default=0),
+    Column("bytes_received", BigInteger, nullable=False, default=0),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("peer", String(64), nullable=False, default=""),
+    Column("detail", Text, nullable=False),
+    Index(None, "kind"),
+)

@@ -1,0 +1,174 @@
+"""The child's side: push what the parent lacks, then pull what is ours, again and again.
+
+Runs on a jittered timer, at once after a local change, and with jittered
+exponential backoff while the parent cannot be reached. A session is resumable
+at any batch: after a drop the next one starts from the parent's cursors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from protocol.errors import SanjiError
+from protocol.hlc import wall_ms
+from protocol.session import DEFAULT_BUDGET_BYTES, CursorsRequest, PullRequest, PushRequest, cursor_map, cursors_from
+from protocol.stream import StreamKey
+from sanji.store import Store
+from sanji.sync.transport import Transport
+
+log = logging.getLogger("sanji.sync")
+
+
+@dataclass
+class SessionReport:
+    pushed: int = 0
+    pulled: int = 0
+    refused: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    skew_ms: int = 0
+
+
+async def sync_once(store: Store, transport: Transport, *, budget: int = DEFAULT_BUDGET_BYTES) -> SessionReport:
+    """One full exchange with the parent. Raises SanjiError if the link fails midway."""
+    parent = store.directory.parent(store.node_id)
+    if parent is None:
+        return SessionReport()
+    report = SessionReport()
+    sent0, recv0 = transport.bytes_sent, transport.bytes_received
+    await store.seal_outbox()
+    reply = await transport.cursors(CursorsRequest(sender=store.node_id))
+    report.requests += 1
+    report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
+    store.clock.observe(reply.at)
+    parent_has = cursor_map(reply.cursors)
+    await store.record_peer_cursors(parent, parent_has)
+    while True:
+        frames, more = await store.frames_for_parent(parent_has, budget)
+        if not frames:
+            break
+        pushed = await transport.push(PushRequest(sender=store.node_id, at=store.clock.now(), frames=tuple(frames)))
+        report.requests += 1
+        await store.record_acks(parent, pushed.results)
+        progressed = False
+        for result in pushed.results:
+            if result.status in ("stored", "duplicate", "held"):
+                key = StreamKey(result.origin, result.scope)
+                if result.status != "held":
+                    parent_has[key] = max(parent_has.get(key, 0), result.seq)
+                    progressed = True
+                report.pushed += 1
+            else:
+                report.refused += 1
+                log.warning("parent refused a batch: %s %s", result.error, result.message)
+        if not more or not progressed:
+            break
+    while True:
+        known = await store.pull_cursors()
+        pulled = await transport.pull(
+            PullRequest(sender=store.node_id, at=store.clock.now(), cursors=cursors_from(known), max_bytes=budget)
+        )
+        report.requests += 1
+        if pulled.frames:
+            outcome = await store.receive(pulled.frames, peer=parent)
+            report.pulled += len(pulled.frames)
+            report.refused += sum(1 for r in outcome.results if r.status == "refused")
+            if all(r.status == "refused" for r in outcome.results):
+                break  # nothing usable: don't spin; the error is logged
+        if not pulled.more:
+            break
+    report.bytes_sent = transport.bytes_sent - sent0
+    report.bytes_received = transport.bytes_received - recv0
+    return report
+
+
+class SyncDriver:
+    """Keeps one node in step with its parent until stopped."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        *,
+        interval: float = 5.0,
+        max_backoff: float = 60.0,
+        budget: int = DEFAULT_BUDGET_BYTES,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.interval = interval
+        self.max_backoff = max_backoff
+        self.budget = budget
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+        self.last_error = ""
+        self.sessions = 0
+        store.on_change(self.poke)
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None and self.store.directory.parent(self.store.node_id) is not None:
+            self._task = asyncio.create_task(self._run(), name=f"sync-{self.store.node_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.transport.close()
+
+    def _delay(self) -> float:
+        if self.failures:
+            base = min(self.max_backoff, self.interval * (2 ** min(self.failures, 10)))
+        else:
+            base = self.interval
+        return base * random.uniform(0.5, 1.0)
+
+    async def _run(self) -> None:
+        parent = self.store.directory.parent(self.store.node_id)
+        assert parent is not None
+        while True:
+            self._wake.clear()
+            try:
+                report = await sync_once(self.store, self.transport, budget=self.budget)
+            except SanjiError as exc:
+                self.failures += 1
+                self.last_error = exc.message
+                log.info("sync with %s failed (%s); retrying with backoff", parent, exc.message)
+                await _quietly(self.store.record_exchange(parent, ok=False, error=exc.message))
+            except Exception as exc:  # a bug must not stop the node from retrying
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("sync with %s crashed", parent)
+                await _quietly(self.store.record_exchange(parent, ok=False, error=self.last_error))
+            else:
+                self.failures = 0
+                self.last_error = ""
+                self.sessions += 1
+                await self.store.record_exchange(
+                    parent, ok=True, sent=report.bytes_sent, received=report.bytes_received, skew_ms=report.skew_ms
+                )
+                if report.pulled or report.pushed:
+                    continue  # more may be waiting; go again at once
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._delay())
+            except TimeoutError:
+                pass
+
+
+async def _quietly(coro: object) -> None:
+    try:
+        await coro  # type: ignore[misc]
+    except Exception:
+        log.exception("could not record the exchange outcome")

@@ -1,0 +1,62 @@
+"""The parent's side of a sync session: answer cursors, take pushes, serve pulls."""
+
+from __future__ import annotations
+
+import msgspec
+
+from protocol.errors import FrameError, FrameTooLarge, RouteError
+from protocol.limits import MAX_REQUEST_BYTES
+from protocol.session import (
+    CursorsRequest,
+    CursorsResponse,
+    FrameResult,
+    PullRequest,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+    cursor_map,
+    cursors_from,
+)
+from sanji.store import Store
+
+MAX_PULL_BYTES = 4 * 1024 * 1024
+
+
+class SyncServer:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _known_child(self, sender: str) -> None:
+        directory = self.store.directory
+        if sender not in directory or directory.parent(sender) != self.store.node_id:
+            raise RouteError(f"{sender!r} is not a child of {self.store.node_id}", hint="Sync with your own parent.")
+
+    async def cursors(self, request: CursorsRequest) -> CursorsResponse:
+        self._known_child(request.sender)
+        held = await self.store.cursors_for_child(request.sender)
+        return CursorsResponse(node=self.store.node_id, at=self.store.clock.now(), cursors=cursors_from(held))
+
+    async def push(self, request: PushRequest) -> PushResponse:
+        self._known_child(request.sender)
+        self.store.clock.observe(request.at)
+        outcome = await self.store.receive(request.frames, peer=request.sender)
+        results: list[FrameResult] = outcome.results
+        return PushResponse(node=self.store.node_id, at=self.store.clock.now(), results=tuple(results))
+
+    async def pull(self, request: PullRequest) -> PullResponse:
+        self._known_child(request.sender)
+        self.store.clock.observe(request.at)
+        budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
+        if await self.store.outbox_size():
+            await self.store.seal_outbox()  # our own fresh actions go down in this very pull
+        frames, more = await self.store.frames_for_child(request.sender, cursor_map(request.cursors), budget)
+        return PullResponse(node=self.store.node_id, at=self.store.clock.now(), frames=tuple(frames), more=more)
+
+
+def decode_request(data: bytes, kind: type[msgspec.Struct]) -> msgspec.Struct:
+    if len(data) > MAX_REQUEST_BYTES:
+        raise FrameTooLarge(f"request of {len(data)} bytes exceeds {MAX_REQUEST_BYTES}")
+    try:
+        return msgspec.msgpack.decode(data, type=kind)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise FrameError(f"sync request does not decode as {kind.__name__}: {exc}") from None

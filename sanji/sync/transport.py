@@ -1,0 +1,121 @@
+"""One interface for moving sync messages; the driver never knows which one it has.
+
+``HttpTransport`` talks to a parent over HTTP; ``LocalTransport`` calls a
+``SyncServer`` in the same process (tests and simulations).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+import httpx
+import msgspec
+
+from protocol.errors import SanjiError
+from protocol.session import (
+    CursorsRequest,
+    CursorsResponse,
+    PullRequest,
+    PullResponse,
+    PushRequest,
+    PushResponse,
+)
+from sanji.sync.server import SyncServer
+
+MSGPACK = "application/msgpack"
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+class TransportError(SanjiError):
+    code = "link_down"
+    retryable = True
+    default_hint = "The parent could not be reached; the exchange will be retried with backoff."
+
+
+class Transport(Protocol):
+    bytes_sent: int
+    bytes_received: int
+
+    async def cursors(self, request: CursorsRequest) -> CursorsResponse: ...
+    async def push(self, request: PushRequest) -> PushResponse: ...
+    async def pull(self, request: PullRequest) -> PullResponse: ...
+    async def close(self) -> None: ...
+
+
+class HttpTransport:
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.requests = 0
+
+    async def _call(self, path: str, request: msgspec.Struct, kind: type[R]) -> R:
+        body = msgspec.msgpack.encode(request)
+        self.requests += 1
+        try:
+            response = await self._client.post(path, content=body, headers={"content-type": MSGPACK})
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{path}: {type(exc).__name__}: {exc}") from None
+        self.bytes_sent += len(body)
+        self.bytes_received += len(response.content)
+        if response.status_code >= 500:
+            raise TransportError(f"{path}: parent answered {response.status_code}")
+        if response.status_code >= 400:
+            try:
+                detail = response.json()
+                message, hint = detail.get("message") or detail.get("detail", ""), detail.get("hint", "")
+                retryable = bool(detail.get("retryable", False))
+            except ValueError:
+                message, hint, retryable = response.text[:200], "", False
+            raise SanjiError(
+                f"{path}: parent refused ({response.status_code}): {message}", hint=hint, retryable=retryable
+            )
+        try:
+            return msgspec.msgpack.decode(response.content, type=kind)
+        except msgspec.DecodeError as exc:
+            raise TransportError(f"{path}: reply does not decode: {exc}") from None
+
+    async def cursors(self, request: CursorsRequest) -> CursorsResponse:
+        return await self._call("/sync/v1/cursors", request, CursorsResponse)
+
+    async def push(self, request: PushRequest) -> PushResponse:
+        return await self._call("/sync/v1/push", request, PushResponse)
+
+    async def pull(self, request: PullRequest) -> PullResponse:
+        return await self._call("/sync/v1/pull", request, PullResponse)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class LocalTransport:
+    """Calls a parent's SyncServer directly, through the same encoding as the wire."""
+
+    def __init__(self, server: SyncServer) -> None:
+        self.server = server
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.down = False
+
+    async def _roundtrip(self, request: msgspec.Struct, kind: type[R], handler: object) -> R:
+        if self.down:
+            raise TransportError("link is down (simulated)")
+        body = msgspec.msgpack.encode(request)
+        self.bytes_sent += len(body)
+        decoded = msgspec.msgpack.decode(body, type=type(request))
+        reply = await handler(decoded)  # type: ignore[operator]
+        out = msgspec.msgpack.encode(reply)
+        self.bytes_received += len(out)
+        return msgspec.msgpack.decode(out, type=kind)
+
+    async def cursors(self, request: CursorsRequest) -> CursorsResponse:
+        return await self._roundtrip(request, CursorsResponse, self.server.cursors)
+
+    async def push(self, request: PushRequest) -> PushResponse:
+        return await self._roundtrip(request, PushResponse, self.server.push)
+
+    async def pull(self, request: PullRequest) -> PullResponse:
+        return await self._roundtrip(request, PullResponse, self.server.pull)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,123 @@
+"""The JSON API every node serves: errands, the node itself, and local actions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+
+from protocol.errand import STAGE_LABELS
+from sanji.forms import ActionForm, RegisterForm
+from sanji.service import ErrandService
+from sanji.store import Store
+
+
+class ErrandSummary(msgspec.Struct, kw_only=True):
+    id: str
+    scope: str
+    matter: str
+    applicant_name: str
+    stage: str
+    stage_label: str
+    holder: str
+    pending_to: str | None
+    version: int
+    errand_kind: str
+    department: str
+    outcome: str
+    registered_at: int
+    updated_at: int
+    digest: str
+    waiting: int
+
+
+class ErrandPage(msgspec.Struct, kw_only=True):
+    total: int
+    items: list[ErrandSummary]
+
+
+class ErrandDetail(ErrandSummary, kw_only=True):
+    history: list[dict[str, Any]]
+
+
+class ActionResult(msgspec.Struct, kw_only=True):
+    errand: str
+    stage: str
+    holder: str
+    version: int
+    digest: str
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "stage_label": STAGE_LABELS.get(row["stage"], row["stage"])}
+
+
+class ErrandController(Controller):
+    path = "/api/errands"
+    tags = ["errands"]
+
+    @get("/", summary="List errands held here, with filters")
+    async def list_errands(
+        self,
+        store: NamedDependency[Store],
+        stage: str | None = None,
+        holder: str | None = None,
+        matter: str | None = None,
+        scope: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> ErrandPage:
+        rows, total = await store.errands(
+            stage=stage, holder=holder, matter=matter, scope=scope, limit=limit, offset=offset
+        )
+        return ErrandPage(total=total, items=[msgspec.convert(_summary(r), ErrandSummary) for r in rows])
+
+    @get("/{errand_id:str}", summary="One errand: state, custodian, version, history and digest")
+    async def get_errand(self, store: NamedDependency[Store], errand_id: str) -> ErrandDetail:
+        row = await store.errand(errand_id)
+        if row is None or row["stage"] == "incomplete":
+            raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")
+        return msgspec.convert(_summary(row), ErrandDetail)
+
+    @post("/", summary="Register an errand (代办登记) at this node")
+    async def register(self, service: NamedDependency[ErrandService], data: RegisterForm) -> ActionResult:
+        projection = await service.register(data)
+        return _result(projection)
+
+    @post("/{errand_id:str}/actions", summary="Take the next step on an errand held here")
+    async def act(self, service: NamedDependency[ErrandService], errand_id: str, data: ActionForm) -> ActionResult:
+        projection = await service.act(errand_id, data)
+        return _result(projection)
+
+
+def _result(projection: Any) -> ActionResult:
+    state = projection.state
+    return ActionResult(
+        errand=projection.errand,
+        stage=state.stage,
+        holder=state.holder,
+        version=state.version,
+        digest=projection.digest,
+    )
+
+
+class NodeController(Controller):
+    path = "/api"
+    tags = ["node"]
+
+    @get("/node", summary="This node: role, parent, streams and cursors, last exchange, queue length")
+    async def node(self, store: NamedDependency[Store]) -> dict[str, Any]:
+        return await store.status()
+
+    @get("/digests", summary="Digest of every errand held here (for convergence checks)")
+    async def digests(self, store: NamedDependency[Store]) -> dict[str, str]:
+        return await store.digests()
+
+    @get("/worklist", summary="Errands waiting for this node: to receive, or held and not finished")
+    async def worklist(self, store: NamedDependency[Store]) -> ErrandPage:
+        rows = await store.worklist()
+        return ErrandPage(total=len(rows), items=[msgspec.convert(_summary(r), ErrandSummary) for r in rows])

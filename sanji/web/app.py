@@ -1,0 +1,119 @@
+"""The app factory every node uses: ``build_app(settings, ...)``. No work happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.template import TemplateConfig
+from litestar.types import ControllerRouterHandler
+
+from protocol.errors import SanjiError
+from sanji import __version__
+from sanji.config import NodeSettings
+from sanji.keys import read_directory, read_key
+from sanji.service import ErrandService
+from sanji.store import Store, open_database
+from sanji.sync.driver import SyncDriver
+from sanji.sync.server import SyncServer
+from sanji.sync.transport import HttpTransport
+from sanji.web.api import ErrandController, NodeController
+from sanji.web.errors import http_error_handler, sanji_error_handler, value_error_handler
+from sanji.web.screens import ScreenController
+from sanji.web.sync_routes import SyncController
+
+TEMPLATES = Path(__file__).with_name("templates")
+log = logging.getLogger("sanji.web")
+
+
+class NodeRuntime:
+    """What a running node holds: its store, services and (for a child) its sync driver."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        self.driver: SyncDriver | None = None
+
+    @asynccontextmanager
+    async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        s = self.settings
+        directory = read_directory(s.path(s.node.directory))
+        key = read_key(s.path(s.node.key_file))
+        entry = directory.get(s.node.id)
+        if entry.role != s.node.role:
+            raise SanjiError(f"the directory lists {s.node.id} as a {entry.role}, the config says {s.node.role}")
+        if key.key_id not in {k.key_id for k in entry.keys}:
+            raise SanjiError(f"the key in {s.node.key_file} is not one the directory lists for {s.node.id}")
+        db = await open_database(s.db_url)
+        store = Store(db, node_id=s.node.id, key=key, directory=directory)
+        await store.start()
+        self.store = store
+        if s.parent is not None and directory.parent(s.node.id) is not None:
+            transport = HttpTransport(s.parent.url)
+            self.driver = SyncDriver(
+                store, transport, interval=s.sync.interval, max_backoff=s.sync.max_backoff, budget=s.sync.budget_bytes
+            )
+            self.driver.start()
+        log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
+        try:
+            yield
+        finally:
+            if self.driver is not None:
+                await self.driver.stop()
+            await db.dispose()
+
+    def get_store(self) -> Store:
+        assert self.store is not None, "the store opens in the app's lifespan"
+        return self.store
+
+    def get_service(self) -> ErrandService:
+        return ErrandService(self.get_store())
+
+    def get_sync(self) -> SyncServer:
+        return SyncServer(self.get_store())
+
+
+def build_app(
+    settings: NodeSettings,
+    *,
+    title: str,
+    extra_handlers: Sequence[ControllerRouterHandler] = (),
+    debug: bool = False,
+) -> Litestar:
+    runtime = NodeRuntime(settings)
+    handlers: list[ControllerRouterHandler] = [
+        ErrandController,
+        NodeController,
+        SyncController,
+        ScreenController,
+        *extra_handlers,
+    ]
+    exception_handlers: Any = {
+        SanjiError: sanji_error_handler,
+        ValueError: value_error_handler,
+        HTTPException: http_error_handler,
+    }
+    app = Litestar(
+        route_handlers=handlers,
+        lifespan=[runtime.lifespan],
+        dependencies={
+            "store": Provide(runtime.get_store, sync_to_thread=False),
+            "service": Provide(runtime.get_service, sync_to_thread=False),
+            "sync": Provide(runtime.get_sync, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(title=title, version=__version__),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        debug=debug,
+    )
+    app.state.runtime = runtime
+    app.state.settings = settings
+    return app

@@ -1,0 +1,46 @@
+"""Every error leaves as JSON that says what happened, what to do, and whether to retry."""
+
+from __future__ import annotations
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
+
+STATUS = {
+    ActionRefused: 409,
+    RouteError: 403,
+    SignatureError: 403,
+    FrameError: 400,
+}
+
+
+def status_for(exc: SanjiError) -> int:
+    for kind, status in STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 503 if exc.retryable else 400
+
+
+def sanji_error_handler(_: Request[object, object, object], exc: SanjiError) -> Response[dict[str, object]]:
+    return Response(exc.as_dict(), status_code=status_for(exc))
+
+
+def value_error_handler(_: Request[object, object, object], exc: ValueError) -> Response[dict[str, object]]:
+    return Response(
+        {"error": "bad_request", "message": str(exc), "hint": "Check the request against /schema.", "retryable": False},
+        status_code=400,
+    )
+
+
+def http_error_handler(_: Request[object, object, object], exc: HTTPException) -> Response[dict[str, object]]:
+    body: dict[str, object] = {
+        "error": "bad_request" if exc.status_code < 500 else "server_error",
+        "message": exc.detail,
+        "hint": "",
+        "retryable": exc.status_code >= 500,
+    }
+    extra = getattr(exc, "extra", None)
+    if extra:
+        body["detail"] = extra
+    return Response(body, status_code=exc.status_code)

@@ -1,0 +1,6 @@
+"""乡镇便民服务中心 Township centre.
+
+One-window intake, handling by windows, escalation to the county, results down to villages.
+"""
+
+ROLE = "town"

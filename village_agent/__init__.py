@@ -1,0 +1,6 @@
+"""村代办点 Village agent.
+
+Register errands with the villager's mandate, carry them up, deliver results. Works offline.
+"""
+
+ROLE = "village"
