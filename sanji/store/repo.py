@@ -441,7 +441,7 @@ class Store:
             if reason:
                 item["reason"] = reason
             history.append(item)
-        return {**dict(row), "history": history}
+        return {**_plain(row), "history": history}
 
     async def errands(
         self,
@@ -473,7 +473,7 @@ class Store:
                 .mappings()
                 .all()
             )
-        return [dict(r) for r in rows], int(total or 0)
+        return [_plain(r) for r in rows], int(total or 0)
 
     async def worklist(self) -> list[dict[str, Any]]:
         """Errands on their way here, or held here and not yet delivered."""
@@ -483,7 +483,7 @@ class Store:
         query = select(t.errands).where(mine | (t.errands.c.pending_to == self.node_id))
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(query.order_by(t.errands.c.registered_at, t.errands.c.id))).mappings().all()
-        return [dict(r) for r in rows]
+        return [_plain(r) for r in rows]
 
     async def digests(self) -> dict[str, str]:
         async with self.db.reader.connect() as conn:
@@ -525,7 +525,7 @@ class Store:
                 entry["acked_by_parent"] = acked
                 queue += max(0, s["seq"] - acked)
             stream_list.append(entry)
-        ex = {e["peer"]: dict(e) for e in exchanges}
+        ex = {e["peer"]: _plain(e) for e in exchanges}
         return {
             "id": self.node_id,
             "role": self.directory.role(self.node_id),
@@ -661,6 +661,11 @@ class Store:
             }
             await _upsert(conn, t.errands, values, keys=("id",))
         return out
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    # Column names come back as sqlalchemy's str subclass, which msgspec will not take as str.
+    return {str(k): v for k, v in row.items()}
 
 
 async def _upsert(

@@ -1,0 +1,1 @@
+"""A whole county on loopback: separate node processes, and staff played by a script."""

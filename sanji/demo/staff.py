@@ -1,0 +1,154 @@
+"""The people at every desk, played by a script through each node's own JSON API.
+
+Nothing here reaches into a node's database: the demo sees exactly what a desk
+would see, and the convergence check uses the digests the nodes publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.topology import Directory
+from sanji.client import NodeApiError, NodeClient
+from sanji.corpus import matter, matter_by_code, person
+
+STAFF = {"county": "县民政局 审批员 赵敏", "town": "综合窗口 A岗 王芳", "village": "代办员 李建国"}
+
+
+@dataclass
+class Desk:
+    node_id: str
+    role: str
+    client: NodeClient
+
+
+@dataclass
+class Tally:
+    registered: int = 0
+    actions: int = 0
+    refused: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
+    """What the person at this desk does next with this errand, or None if it is not theirs to move."""
+    actor = STAFF[desk.role]
+    stage = errand["stage"]
+    if errand.get("pending_to") == desk.node_id:
+        return {"kind": "receive", "actor": actor}
+    if errand.get("pending_to"):
+        return None
+    known = matter_by_code(errand["matter"])
+    department = known.department if known else ""
+    if desk.role == "village" and stage == "registered":
+        return {"kind": "submit", "actor": actor}
+    if desk.role == "town" and stage == "received":
+        kind = "上报件" if department else ("即办件" if known and known.immediate else "承诺件")
+        return {"kind": "accept", "actor": actor, "errand_kind": kind}
+    if desk.role == "town" and stage == "accepted":
+        if department:
+            return {"kind": "escalate", "actor": actor, "department": department}
+        return {"kind": "decide", "actor": actor, "outcome": "approved", "document": "准予办理通知书"}
+    if desk.role == "county" and stage == "at_department":
+        outcome = "refused" if rng.random() < 0.15 else "approved"
+        document = "审批决定书" if outcome == "approved" else "不予许可决定书(附理由)"
+        return {
+            "kind": "decide",
+            "actor": actor,
+            "outcome": outcome,
+            "document": document,
+            "department": errand.get("department", ""),
+        }
+    if stage in ("decided", "result_ready"):
+        if errand["scope"] == desk.node_id:
+            return {
+                "kind": "deliver",
+                "actor": actor,
+                "confirmed_by": errand["applicant_name"],
+                "signature": f"签名:{errand['applicant_name']}",
+            }
+        return {"kind": "send_result", "actor": actor}
+    return None
+
+
+async def register_errands(desks: list[Desk], count: int, rng: random.Random, tally: Tally) -> list[str]:
+    villages = [d for d in desks if d.role == "village"]
+    ids = []
+    for i in range(count):
+        desk = villages[i % len(villages)]
+        who = person(rng)
+        what = matter(rng)
+        result = await desk.client.register(
+            matter=what.code,
+            applicant_name=who.name,
+            applicant_id_number=who.id_number,
+            applicant_phone=who.phone,
+            materials=["身份证复印件", "户口簿复印件", "申请书"],
+            summary=f"{who.name}申请{what.name}",
+            actor=STAFF["village"],
+            role="代办员",
+        )
+        ids.append(result["errand"])
+        tally.registered += 1
+    return ids
+
+
+async def work_desk(desk: Desk, rng: random.Random, tally: Tally) -> int:
+    """One pass over a desk's worklist; returns how many steps were taken."""
+    done = 0
+    for errand in await desk.client.worklist():
+        step = next_step(desk, errand, rng)
+        if step is None:
+            continue
+        try:
+            await desk.client.act(errand["id"], expected_version=errand["version"], **step)
+            done += 1
+            tally.actions += 1
+        except NodeApiError as exc:
+            if exc.status == 409:  # the errand moved meanwhile; the next pass sees it fresh
+                tally.refused += 1
+                continue
+            raise
+    return done
+
+
+@dataclass
+class Convergence:
+    converged: bool
+    errands: int
+    mismatched: list[str]
+    misplaced: list[str]
+    by_node: dict[str, dict[str, str]]
+
+
+async def check_convergence(desks: list[Desk], directory: Directory) -> Convergence:
+    by_node = dict(
+        zip([d.node_id for d in desks], await asyncio.gather(*(d.client.digests() for d in desks)), strict=True)
+    )
+    all_ids = set().union(*(set(v) for v in by_node.values()))
+    mismatched, misplaced = [], []
+    for errand_id in sorted(all_ids):
+        scope = errand_id.rsplit("-", 1)[0]
+        path = directory.path(scope)
+        holders = {n for n, digests in by_node.items() if errand_id in digests}
+        if holders - set(path):
+            misplaced.append(errand_id)
+        digests = {by_node[n].get(errand_id) for n in path}
+        if len(digests) != 1 or None in digests:
+            mismatched.append(errand_id)
+    return Convergence(
+        converged=not mismatched and not misplaced,
+        errands=len(all_ids),
+        mismatched=mismatched,
+        misplaced=misplaced,
+        by_node=by_node,
+    )
+
+
+async def stage_counts(desks: list[Desk]) -> dict[str, dict[str, int]]:
+    nodes = await asyncio.gather(*(d.client.node() for d in desks))
+    return {d.node_id: dict(Counter(n["errands_by_stage"])) for d, n in zip(desks, nodes, strict=True)}
