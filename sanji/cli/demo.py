@@ -75,8 +75,7 @@ async def _run(args: argparse.Namespace) -> int:
             for n in cluster.nodes.values():
                 console.print(f"  {n.id:8} {n.role:8} {n.url}/")
             try:
-                while True:
-                    await asyncio.sleep(3600)
+                await asyncio.Event().wait()  # until Ctrl-C cancels us
             except asyncio.CancelledError:
                 pass
     finally:

@@ -67,12 +67,12 @@ class ErrandController(Controller):
         stage: str | None = None,
         holder: str | None = None,
         matter: str | None = None,
-        scope: str | None = None,
+        errand_scope: Annotated[str | None, Parameter(query="scope", description="node the errand belongs to")] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         offset: Annotated[int, Parameter(ge=0)] = 0,
     ) -> ErrandPage:
         rows, total = await store.errands(
-            stage=stage, holder=holder, matter=matter, scope=scope, limit=limit, offset=offset
+            stage=stage, holder=holder, matter=matter, scope=errand_scope, limit=limit, offset=offset
         )
         return ErrandPage(total=total, items=[msgspec.convert(_summary(r), ErrandSummary) for r in rows])
 

@@ -26,7 +26,7 @@ from sanji.sync.driver import SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.web.api import ErrandController, NodeController
-from sanji.web.errors import http_error_handler, sanji_error_handler, value_error_handler
+from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
 
@@ -100,6 +100,7 @@ def build_app(
         SanjiError: sanji_error_handler,
         ValueError: value_error_handler,
         HTTPException: http_error_handler,
+        Exception: internal_error_handler,
     }
     app = Litestar(
         route_handlers=handlers,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
+
+log = logging.getLogger("sanji.web")
 
 STATUS = {
     ActionRefused: 409,
@@ -44,3 +48,16 @@ def http_error_handler(_: Request[object, object, object], exc: HTTPException) -
     if extra:
         body["detail"] = extra
     return Response(body, status_code=exc.status_code)
+
+
+def internal_error_handler(request: Request[object, object, object], exc: Exception) -> Response[dict[str, object]]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(
+        {
+            "error": "server_error",
+            "message": f"{type(exc).__name__} while handling the request; nothing was changed",
+            "hint": "This is a bug in Sanji; the node log has the details.",
+            "retryable": True,
+        },
+        status_code=500,
+    )
