@@ -34,7 +34,7 @@ class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     base: int = 0
 
 
-class Register(_Action, tag="register"):
+class Register(_Action, tag="register", frozen=True, kw_only=True):
     """Village agent (or township window) records an errand with the villager's mandate (委托)."""
 
     matter: str
@@ -44,7 +44,7 @@ class Register(_Action, tag="register"):
     summary: str = ""
 
 
-class HandOff(_Action, tag="handoff"):
+class HandOff(_Action, tag="handoff", frozen=True, kw_only=True):
     """The custodian gives the errand to a neighbour (签名交接); the receiver must acknowledge."""
 
     to: str
@@ -53,18 +53,18 @@ class HandOff(_Action, tag="handoff"):
     note: str = ""
 
 
-class Receive(_Action, tag="receive"):
+class Receive(_Action, tag="receive", frozen=True, kw_only=True):
     """The receiver acknowledges a hand-off and becomes the custodian."""
 
 
-class Accept(_Action, tag="accept"):
+class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     """The township accepts the errand (受理)."""
 
     errand_kind: Literal["即办件", "承诺件", "上报件", "联办件"] = "承诺件"
     note: str = ""
 
 
-class Decide(_Action, tag="decide"):
+class Decide(_Action, tag="decide", frozen=True, kw_only=True):
     """The handling window or county department completes the errand (办结): approve or refuse."""
 
     outcome: Literal["approved", "refused"]
@@ -72,14 +72,14 @@ class Decide(_Action, tag="decide"):
     department: str = ""
 
 
-class Deliver(_Action, tag="deliver"):
+class Deliver(_Action, tag="deliver", frozen=True, kw_only=True):
     """The result is handed to the applicant, who confirms with a signature (签名核对)."""
 
     confirmed_by: str
     signature: str = ""
 
 
-class Note(_Action, tag="note"):
+class Note(_Action, tag="note", frozen=True, kw_only=True):
     """A commuting annotation by any node on the path: progress notes, supervision remarks."""
 
     text: str

@@ -173,6 +173,8 @@ def open_frame(frame: bytes, directory: Directory) -> Batch:
         payload = _payload_decoder.decode(signed[payload_start:])
     except msgspec.DecodeError as exc:
         raise FrameError(f"signed batch payload does not decode: {exc}") from None
+    if payload.format != FORMAT_VERSION:
+        raise UnsupportedFormat(f"batch payload format {payload.format} differs from its frame's {FORMAT_VERSION}")
     if payload.key_id != key_id:
         raise SignatureError("batch payload names a different key than its frame")
     if payload.origin != record.node:

@@ -18,7 +18,8 @@ def encode(value: Any) -> bytes:
 
 
 def decode_action(data: bytes) -> Action:
-    return _action_decoder.decode(data)
+    action: Action = _action_decoder.decode(data)
+    return action
 
 
 def decode_actions(data: bytes) -> list[Action]:

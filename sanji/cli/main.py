@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sanji import __version__
-from sanji.cli import demo, keys_init, serve
+from sanji.cli import demo, directory_cmd, keys_init, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     for role in ("county", "town", "village"):
         serve.add_parser(sub, role)
     keys_init.add_parser(sub)
+    directory_cmd.add_parser(sub)
     demo.add_parser(sub)
     return parser
 

@@ -353,6 +353,8 @@ class Store:
                 )
                 rows = (await conn.execute(query)).all()
                 fit = take_within_budget((r.size for r in rows), max_bytes - used) if used < max_bytes else 0
+                if frames and fit and used + rows[0].size > max_bytes:
+                    fit = 0  # only the first frame of a whole response may exceed the budget, not of each stream
                 if fit == 0 and frames:
                     return frames, True
                 for row in rows[:fit]:
@@ -511,7 +513,7 @@ class Store:
             outbox = await conn.scalar(select(func.count()).select_from(t.outbox))
             held = await conn.scalar(select(func.count()).select_from(t.held))
             quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
-            by_stage = dict(
+            by_stage: dict[str, int] = dict(
                 (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
             )
             exchanges = (await conn.execute(select(t.exchanges))).mappings().all()

@@ -133,7 +133,7 @@ class SyncDriver:
             base = min(self.max_backoff, self.interval * (2 ** min(self.failures, 10)))
         else:
             base = self.interval
-        return base * random.uniform(0.5, 1.0)
+        return float(base * random.uniform(0.5, 1.0))
 
     async def _run(self) -> None:
         parent = self.store.directory.parent(self.store.node_id)

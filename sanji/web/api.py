@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from protocol.errand import STAGE_LABELS
 from sanji.forms import ActionForm, RegisterForm
@@ -64,12 +64,14 @@ class ErrandController(Controller):
     async def list_errands(
         self,
         store: NamedDependency[Store],
-        stage: str | None = None,
-        holder: str | None = None,
-        matter: str | None = None,
-        errand_scope: Annotated[str | None, Parameter(query="scope", description="node the errand belongs to")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        stage: FromQuery[str | None] = None,
+        holder: FromQuery[str | None] = None,
+        matter: FromQuery[str | None] = None,
+        errand_scope: Annotated[
+            str | None, QueryParameter(name="scope", description="node the errand belongs to")
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
     ) -> ErrandPage:
         rows, total = await store.errands(
             stage=stage, holder=holder, matter=matter, scope=errand_scope, limit=limit, offset=offset
@@ -77,19 +79,21 @@ class ErrandController(Controller):
         return ErrandPage(total=total, items=[msgspec.convert(_summary(r), ErrandSummary) for r in rows])
 
     @get("/{errand_id:str}", summary="One errand: state, custodian, version, history and digest")
-    async def get_errand(self, store: NamedDependency[Store], errand_id: str) -> ErrandDetail:
+    async def get_errand(self, store: NamedDependency[Store], errand_id: FromPath[str]) -> ErrandDetail:
         row = await store.errand(errand_id)
         if row is None or row["stage"] == "incomplete":
             raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")
         return msgspec.convert(_summary(row), ErrandDetail)
 
     @post("/", summary="Register an errand (代办登记) at this node")
-    async def register(self, service: NamedDependency[ErrandService], data: RegisterForm) -> ActionResult:
+    async def register(self, service: NamedDependency[ErrandService], data: JSONBody[RegisterForm]) -> ActionResult:
         projection = await service.register(data)
         return _result(projection)
 
     @post("/{errand_id:str}/actions", summary="Take the next step on an errand held here")
-    async def act(self, service: NamedDependency[ErrandService], errand_id: str, data: ActionForm) -> ActionResult:
+    async def act(
+        self, service: NamedDependency[ErrandService], errand_id: FromPath[str], data: JSONBody[ActionForm]
+    ) -> ActionResult:
         projection = await service.act(errand_id, data)
         return _result(projection)
 

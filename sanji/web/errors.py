@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
@@ -26,18 +27,18 @@ def status_for(exc: SanjiError) -> int:
     return 503 if exc.retryable else 400
 
 
-def sanji_error_handler(_: Request[object, object, object], exc: SanjiError) -> Response[dict[str, object]]:
+def sanji_error_handler(_: Request[Any, Any, Any], exc: SanjiError) -> Response[dict[str, object]]:
     return Response(exc.as_dict(), status_code=status_for(exc))
 
 
-def value_error_handler(_: Request[object, object, object], exc: ValueError) -> Response[dict[str, object]]:
+def value_error_handler(_: Request[Any, Any, Any], exc: ValueError) -> Response[dict[str, object]]:
     return Response(
         {"error": "bad_request", "message": str(exc), "hint": "Check the request against /schema.", "retryable": False},
         status_code=400,
     )
 
 
-def http_error_handler(_: Request[object, object, object], exc: HTTPException) -> Response[dict[str, object]]:
+def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
     body: dict[str, object] = {
         "error": "bad_request" if exc.status_code < 500 else "server_error",
         "message": exc.detail,
@@ -50,7 +51,7 @@ def http_error_handler(_: Request[object, object, object], exc: HTTPException) -
     return Response(body, status_code=exc.status_code)
 
 
-def internal_error_handler(request: Request[object, object, object], exc: Exception) -> Response[dict[str, object]]:
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
         {

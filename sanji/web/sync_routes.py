@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 
@@ -18,23 +20,17 @@ class SyncController(Controller):
     request_max_body_size = MAX_REQUEST_BYTES
 
     @post("/cursors", summary="What this node holds of the streams a child can push", status_code=200)
-    async def cursors(
-        self, request: Request[object, object, object], sync: NamedDependency[SyncServer]
-    ) -> Response[bytes]:
+    async def cursors(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         req = decode_request(await request.body(), CursorsRequest)
         return _msgpack(await sync.cursors(req))  # type: ignore[arg-type]
 
     @post("/push", summary="Signed batches from a child, applied or held in order", status_code=200)
-    async def push(
-        self, request: Request[object, object, object], sync: NamedDependency[SyncServer]
-    ) -> Response[bytes]:
+    async def push(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         req = decode_request(await request.body(), PushRequest)
         return _msgpack(await sync.push(req))  # type: ignore[arg-type]
 
     @post("/pull", summary="Batches for the child's subtree after the child's cursors", status_code=200)
-    async def pull(
-        self, request: Request[object, object, object], sync: NamedDependency[SyncServer]
-    ) -> Response[bytes]:
+    async def pull(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         req = decode_request(await request.body(), PullRequest)
         return _msgpack(await sync.pull(req))  # type: ignore[arg-type]
 

@@ -1,0 +1,68 @@
+"""``sanji directory``: the county's list of nodes, their places in the tree and their public keys.
+
+Until enrollment with certificates exists, the county administrator keeps this
+file and copies it to every node; ``add`` takes the record ``sanji keys init`` printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import msgspec
+
+from protocol.signing import KeyRecord
+from protocol.topology import ROLES, Directory, NodeEntry
+from sanji.keys import read_directory, write_directory
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("directory", help="maintain the county's node directory")
+    inner = p.add_subparsers(dest="action", required=True)
+    add = inner.add_parser("add", help="add a node (or replace its entry) in the directory file")
+    add.add_argument("--directory", required=True, help="path of directory.json (created if missing)")
+    add.add_argument("--node", required=True)
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--parent", help="parent node id (none for the county hub)")
+    add.add_argument("--name", default="", help="display name, e.g. 城关镇便民服务中心")
+    add.add_argument("--key-record", required=True, help="the JSON line printed by `sanji keys init`")
+    add.set_defaults(func=lambda a: run_add(Path(a.directory), a.node, a.role, a.parent, a.name, a.key_record))
+    show = inner.add_parser("show", help="print the tree")
+    show.add_argument("--directory", required=True)
+    show.set_defaults(func=lambda a: run_show(Path(a.directory)))
+
+
+def run_add(path: Path, node: str, role: str, parent: str | None, name: str, key_record: str) -> int:
+    try:
+        record = msgspec.json.decode(key_record.encode(), type=KeyRecord)
+    except msgspec.DecodeError as exc:
+        print(f"error: --key-record is not a key record printed by `sanji keys init`: {exc}")
+        return 2
+    if record.node != node:
+        print(f"error: that key record belongs to {record.node}, not {node}")
+        return 2
+    entries = read_directory(path).nodes() if path.exists() else []
+    entries = [e for e in entries if e.id != node]
+    entries.append(NodeEntry(id=node, role=role, parent=parent, name=name, keys=(record,)))
+    try:
+        Directory(entries)
+    except ValueError as exc:
+        print(f"error: the directory would be inconsistent: {exc}")
+        return 2
+    write_directory(path, entries)
+    print(f"{node} ({role}) recorded in {path}")
+    return 0
+
+
+def run_show(path: Path) -> int:
+    directory = read_directory(path)
+
+    def walk(node_id: str, depth: int) -> None:
+        entry = directory.get(node_id)
+        print(f"{'  ' * depth}{entry.id}  {entry.role}  {entry.name}")
+        for child in directory.children(node_id):
+            walk(child, depth + 1)
+
+    for root in (e.id for e in directory.nodes() if e.parent is None):
+        walk(root, 0)
+    return 0

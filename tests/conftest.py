@@ -1,0 +1,210 @@
+"""Shared fixtures: throwaway PostgreSQL databases and in-process county networks.
+
+``pg_url``   a fresh, uniquely named PostgreSQL database for one test, dropped afterwards.
+             Skips loudly when no server answers on 127.0.0.1:5432, unless
+             ``SANJI_REQUIRE_POSTGRES=1``, which turns the skip into a failure (CI).
+``network``  an async factory building a county of real stores (SQLite files in
+             ``tmp_path``; optionally the county on PostgreSQL) wired child->parent
+             with ``LocalTransport``s; every engine is disposed at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import func, select
+
+from protocol.session import DEFAULT_BUDGET_BYTES
+from protocol.topology import Directory
+from sanji.layout import Layout, county_layout
+from sanji.service import ErrandService
+from sanji.store import Database, Store, open_database
+from sanji.store import schema as t
+from sanji.sync.driver import SessionReport, sync_once
+from sanji.sync.server import SyncServer
+from sanji.sync.transport import LocalTransport, TransportError
+
+PG_HOST = os.environ.get("SANJI_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("SANJI_PG_PORT", "5432"))
+PG_USER = os.environ.get("SANJI_PG_USER", "postgres")
+PG_UNREACHABLE = "PostgreSQL not reachable at"
+_pg_skips: list[str] = []
+
+
+def _require_postgres() -> bool:
+    return os.environ.get("SANJI_REQUIRE_POSTGRES", "") == "1"
+
+
+async def _admin() -> asyncpg.Connection:
+    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A brand-new PostgreSQL database (``sanji_test_<random>``); dropped with its connections afterwards."""
+    try:
+        admin = await _admin()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        reason = (
+            f"{PG_UNREACHABLE} {PG_HOST}:{PG_PORT} as {PG_USER} ({type(exc).__name__}: {exc}) -- "
+            "the PostgreSQL tests did NOT run. Start a server with trust auth, or set "
+            "SANJI_REQUIRE_POSTGRES=1 to make this a failure."
+        )
+        if _require_postgres():
+            pytest.fail(f"SANJI_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+        _pg_skips.append(reason)
+        pytest.skip(reason)
+    name = f"sanji_test_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin = await _admin()
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        finally:
+            await admin.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _pg_skips:
+        terminalreporter.write_sep("!", f"{len(_pg_skips)} PostgreSQL test(s) SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(_pg_skips[0], red=True)
+
+
+# -- in-process networks -------------------------------------------------------------------------
+
+
+async def row_counts(store: Store) -> dict[str, int]:
+    """Rows in every table of the store's database."""
+    out: dict[str, int] = {}
+    async with store.db.reader.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            out[table.name] = int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+    return out
+
+
+@dataclass
+class Network:
+    """A county in one process: one Store per node, a LocalTransport from each child to its parent."""
+
+    layout: Layout
+    directory: Directory
+    stores: dict[str, Store]
+    servers: dict[str, SyncServer]
+    transports: dict[str, LocalTransport]  # child id -> link to its parent
+    budget: int = DEFAULT_BUDGET_BYTES
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def service(self, node: str) -> ErrandService:
+        return ErrandService(self.stores[node])
+
+    def depth(self, node: str) -> int:
+        return len(self.directory.path(node))
+
+    def children_bottom_up(self) -> list[str]:
+        """Every node that has a parent, deepest first (villages, then towns)."""
+        kids = [n for n in self.stores if self.directory.parent(n) is not None]
+        return sorted(kids, key=lambda n: (-self.depth(n), n))
+
+    async def sync_node(self, node: str, *, budget: int | None = None) -> SessionReport | None:
+        """One sync_once for ``node`` with its parent; None (and a recorded failure) if the link is down."""
+        try:
+            return await sync_once(self.stores[node], self.transports[node], budget=budget or self.budget)
+        except TransportError as exc:
+            self.failures.append((node, exc.message))
+            return None
+
+    async def sync_all(self, rounds: int = 1, *, budget: int | None = None) -> list[SessionReport]:
+        """Each round: every child syncs bottom-up (pushes climb), then top-down (pulls descend)."""
+        reports: list[SessionReport] = []
+        up = self.children_bottom_up()
+        for _ in range(rounds):
+            for node in [*up, *reversed(up)]:
+                report = await self.sync_node(node, budget=budget)
+                if report is not None:
+                    reports.append(report)
+        return reports
+
+    async def row_counts(self, node: str) -> dict[str, int]:
+        return await row_counts(self.stores[node])
+
+    async def digests(self, node: str) -> dict[str, str]:
+        return await self.stores[node].digests()
+
+    async def divergence(self) -> list[str]:
+        """Why the network has not converged; empty when every errand is identical on its whole path only."""
+        held = {n: await s.digests() for n, s in self.stores.items()}
+        problems: list[str] = []
+        scopes: dict[str, str] = {}
+        for node, store in self.stores.items():
+            for errand_id in held[node]:
+                row = await store.errand(errand_id)
+                assert row is not None
+                scopes.setdefault(errand_id, row["scope"])
+        for errand_id, scope in sorted(scopes.items()):
+            path = set(self.directory.path(scope))
+            digests = {n: held[n].get(errand_id) for n in path}
+            if len(set(digests.values())) != 1 or None in digests.values():
+                problems.append(f"{errand_id}: digests on its path differ: {digests}")
+            strays = [n for n in self.stores if n not in path and errand_id in held[n]]
+            if strays:
+                problems.append(f"{errand_id} (scope {scope}) leaked to {strays}")
+        for node, store in self.stores.items():
+            status = await store.status()
+            if status["held_batches"] or status["quarantined_batches"] or status["queue_length"]:
+                problems.append(f"{node}: {status['held_batches']=} {status['quarantined_batches']=} "
+                                f"{status['queue_length']=}")
+        return problems
+
+
+NetworkFactory = Callable[..., Awaitable[Network]]
+
+
+@pytest.fixture
+async def network(tmp_path: Path) -> AsyncIterator[NetworkFactory]:
+    """``await network(towns, villages, county_url=None, budget=...)`` -> a started ``Network``."""
+    built: list[Network] = []
+    dbs: list[Database] = []
+
+    async def build(
+        towns: int = 1, villages: int = 1, *, county_url: str | None = None, budget: int = DEFAULT_BUDGET_BYTES
+    ) -> Network:
+        layout = county_layout(towns, villages)
+        directory = layout.directory
+        stores: dict[str, Store] = {}
+        base = tmp_path / f"net{len(built)}"
+        for entry in layout.entries:
+            url = county_url if (entry.parent is None and county_url) else f"sqlite:///{base / entry.id}.db"
+            db = await open_database(url)
+            dbs.append(db)
+            store = Store(db, node_id=entry.id, key=layout.keys[entry.id], directory=directory)
+            await store.start()
+            stores[entry.id] = store
+        servers = {n: SyncServer(s) for n, s in stores.items()}
+        transports = {
+            n: LocalTransport(servers[p]) for n in stores if (p := directory.parent(n)) is not None
+        }
+        net = Network(layout, directory, stores, servers, transports, budget)
+        built.append(net)
+        return net
+
+    try:
+        yield build
+    finally:
+        for db in dbs:
+            await db.dispose()

@@ -1,0 +1,129 @@
+"""Store behaviour on PostgreSQL: every SQLite store test again, plus two hub processes on one database.
+
+The shared tests are imported from ``test_store_sqlite`` and collected here a second
+time; this module's ``db_url`` (a fresh PostgreSQL database) overrides that module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from sanji.store import Store
+from test_store_sqlite import (  # noqa: F401 -- collected again here, against PostgreSQL
+    TOWN,
+    VILLAGE,
+    StoreOpener,
+    chain,
+    counts,
+    expected_digests,
+    layout,
+    open_store,
+    register,
+    standard_batches,
+    statuses,
+    submit,
+    test_apply_is_atomic,
+    test_database_of_another_node_refuses_to_start,
+    test_forked_batch_is_quarantined_and_never_applied,
+    test_local_action_refused_by_rules_writes_nothing,
+    test_migrations_build_exactly_the_declared_schema,
+    test_out_of_order_batches_are_held_then_applied,
+    test_receive_is_idempotent,
+    test_tampered_frame_is_refused_and_only_logged,
+)
+
+from protocol.actions import Action
+from protocol.stream import StreamKey
+from sanji.layout import Layout
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> str:
+    return pg_url
+
+
+def many_batches(errands: int) -> list[list[Action]]:
+    """One batch per step: register and submit ``errands`` errands, interleaved."""
+    batches: list[list[Action]] = []
+    for n in range(errands):
+        batches.append([register(f"P{n}", 10 * n)])
+    for n in range(errands):
+        batches.append([submit(f"P{n}", 10 * n + 1)])
+    return batches
+
+
+async def two_hubs(open_store: StoreOpener) -> tuple[Store, Store]:
+    """Two Store objects, each with its own engine and pool, on the same database: two hub processes."""
+    a = await open_store(TOWN)
+    b = await open_store(TOWN)
+    assert not a.db.is_sqlite
+    assert a.db is not b.db and a.db.writer is not b.db.writer
+    assert a.instance_id == b.instance_id
+    return a, b
+
+
+async def test_two_hub_processes_receive_the_same_frames_concurrently(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    a, b = await two_hubs(open_store)
+    batches = many_batches(6)
+    frames = chain(layout, batches)
+
+    out_a, out_b = await asyncio.gather(a.receive(frames, peer=VILLAGE), b.receive(frames, peer=VILLAGE))
+
+    for seq, (ra, rb) in enumerate(zip(out_a.results, out_b.results, strict=True), start=1):
+        assert ra.seq == rb.seq == seq
+        assert sorted([ra.status, rb.status]) == ["duplicate", "stored"], (seq, ra, rb)
+    assert out_a.applied_batches + out_b.applied_batches == len(frames)
+    assert out_a.applied_actions + out_b.applied_actions == sum(len(x) for x in batches)
+
+    c = await counts(a)
+    assert c == await counts(b)
+    assert (c["batches"], c["actions"], c["errands"], c["held_batches"], c["quarantine"]) == (
+        len(frames),
+        sum(len(x) for x in batches),
+        6,
+        0,
+        0,
+    )
+    assert await a.cursors_where() == {StreamKey(VILLAGE, VILLAGE): len(frames)}
+    expected = expected_digests(layout, batches)
+    assert await a.digests() == expected
+    assert await b.digests() == expected
+    for n in range(6):
+        row = await b.errand(f"P{n}")
+        assert row is not None and row["stage"] == "submitted" and row["version"] == 2
+
+
+async def test_two_hub_processes_with_frames_in_different_orders(open_store: StoreOpener, layout: Layout) -> None:
+    a, b = await two_hubs(open_store)
+    batches = many_batches(5)
+    frames = chain(layout, batches)
+    shuffled = frames[:]
+    random.Random(7).shuffle(shuffled)
+
+    out_a, out_b, out_c = await asyncio.gather(
+        a.receive(list(reversed(frames)), peer=VILLAGE),
+        b.receive(shuffled, peer=VILLAGE),
+        a.receive(frames, peer=VILLAGE),
+    )
+
+    for outcome in (out_a, out_b, out_c):
+        assert set(statuses(outcome)) <= {"stored", "duplicate", "held"}
+    assert out_a.applied_batches + out_b.applied_batches + out_c.applied_batches == len(frames)
+    c = await counts(a)
+    assert (c["batches"], c["actions"], c["held_batches"], c["quarantine"]) == (
+        len(frames),
+        sum(len(x) for x in batches),
+        0,
+        0,
+    )
+    assert await b.cursors_where() == {StreamKey(VILLAGE, VILLAGE): len(frames)}
+    assert await a.digests() == expected_digests(layout, batches)
+    # and anything sent once more is a plain duplicate on either hub
+    assert statuses(await b.receive(frames, peer=VILLAGE)) == ["duplicate"] * len(frames)

@@ -1,0 +1,413 @@
+"""Store behaviour on SQLite files. ``test_store_postgres`` re-runs these very tests on PostgreSQL.
+
+The tests only ever ask for ``db_url``; each module supplies its own (here a file in
+``tmp_path``, there a fresh PostgreSQL database), so both backends are held to
+exactly the same expectations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, func, select
+
+from protocol.actions import Action, Applicant, HandOff, Note, Register
+from protocol.batch import GENESIS, frame_hash, seal
+from protocol.errand import project
+from protocol.errors import ActionRefused, SanjiError
+from protocol.hlc import pack
+from protocol.signing import SigningKey
+from protocol.stream import StreamKey
+from sanji.forms import ActionForm, RegisterForm
+from sanji.layout import Layout, county_layout
+from sanji.service import ErrandService
+from sanji.store import Database, Store, open_database
+from sanji.store import schema as t
+from sanji.store.engine import MIGRATIONS
+from sanji.store.repo import ReceiveOutcome
+
+StoreOpener = Callable[..., Awaitable[Store]]
+VILLAGE, TOWN = "T01V01", "T01"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'node.db'}"
+
+
+@pytest.fixture
+def layout() -> Layout:
+    return county_layout(2, 1)  # C; T01 > T01V01; T02 > T02V01
+
+
+@pytest.fixture
+async def open_store(db_url: str, layout: Layout) -> AsyncIterator[StoreOpener]:
+    """``await open_store(node)``: a started Store on ``db_url`` (another Database object each call)."""
+    opened: list[Database] = []
+
+    async def opener(node: str = TOWN, *, url: str | None = None) -> Store:
+        db = await open_database(url or db_url)
+        opened.append(db)
+        store = Store(db, node_id=node, key=layout.keys[node], directory=layout.directory)
+        await store.start()
+        return store
+
+    yield opener
+    for db in opened:
+        await db.dispose()
+
+
+# -- hand-sealed batches: the tests control every byte ------------------------------------------
+
+_T0 = int(time.time() * 1000)
+
+
+def at(i: int) -> int:
+    return pack(_T0, i)
+
+
+def register(errand: str, i: int, node: str = VILLAGE) -> Register:
+    return Register(
+        id=f"a{i:04d}-{errand}",
+        errand=errand,
+        scope=node,
+        node=node,
+        actor="李代办",
+        role="代办员",
+        at=at(i),
+        matter="低保",
+        applicant=Applicant(name=f"张三{i}"),
+    )
+
+
+def submit(errand: str, i: int, node: str = VILLAGE, to: str = TOWN) -> HandOff:
+    return HandOff(
+        id=f"a{i:04d}-{errand}", errand=errand, scope=node, node=node, actor="李代办", role="代办员", at=at(i),
+        base=1, to=to, purpose="submit",
+    )  # fmt: skip
+
+
+def note(errand: str, i: int, text: str, node: str = VILLAGE) -> Note:
+    return Note(
+        id=f"a{i:04d}-{errand}", errand=errand, scope=node, node=node, actor="李代办", role="代办员", at=at(i), text=text
+    )
+
+
+def chain(
+    layout: Layout,
+    batches: Sequence[Sequence[Action]],
+    *,
+    origin: str = VILLAGE,
+    scope: str = VILLAGE,
+    key: SigningKey | None = None,
+    start: int = 1,
+    prev: bytes = GENESIS,
+) -> list[bytes]:
+    """Seal ``batches`` as consecutive, hash-chained frames of the stream origin->scope."""
+    frames = []
+    for n, acts in enumerate(batches):
+        frame = seal(
+            key=key or layout.keys[origin],
+            origin=origin,
+            scope=scope,
+            audience=layout.directory.audience(origin, scope),
+            seq=start + n,
+            prev=prev,
+            created=at(900 + n),
+            actions=list(acts),
+        )
+        frames.append(frame)
+        prev = frame_hash(frame)
+    return frames
+
+
+def standard_batches() -> list[list[Action]]:
+    """Three batches about two errands of the village."""
+    return [
+        [register("E1", 1), submit("E1", 2)],
+        [register("E2", 3)],
+        [submit("E2", 4), note("E1", 5, "材料已补齐")],
+    ]
+
+
+def expected_digests(layout: Layout, batches: Sequence[Sequence[Action]]) -> dict[str, str]:
+    by_errand: dict[str, list[Action]] = {}
+    for acts in batches:
+        for a in acts:
+            by_errand.setdefault(a.errand, []).append(a)
+    return {e: project(e, acts, layout.directory).digest for e, acts in by_errand.items()}
+
+
+async def counts(store: Store) -> dict[str, int]:
+    out: dict[str, int] = {}
+    async with store.db.reader.connect() as conn:
+        for table in t.metadata.sorted_tables:
+            out[table.name] = int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+    return out
+
+
+def statuses(outcome: ReceiveOutcome) -> list[str]:
+    return [r.status for r in outcome.results]
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def _schema_diffs(conn: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(conn), t.metadata))
+
+
+def _current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+async def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    for _ in range(2):  # the second open finds the schema at head and must change nothing
+        db = await open_database(db_url)
+        try:
+            async with db.writer.connect() as conn:
+                assert await conn.run_sync(_current_revision) == head
+                assert await conn.run_sync(_schema_diffs) == []
+                tables = set(await conn.run_sync(lambda c: c.dialect.get_table_names(c)))
+        finally:
+            await db.dispose()
+        assert {tb.name for tb in t.metadata.sorted_tables} <= tables
+
+
+# -- receiving ---------------------------------------------------------------------------------
+
+
+async def test_receive_is_idempotent(open_store: StoreOpener, layout: Layout) -> None:
+    town = await open_store(TOWN)
+    batches = standard_batches()
+    frames = chain(layout, batches)
+
+    first = await town.receive(frames, peer=VILLAGE)
+    assert statuses(first) == ["stored"] * 3
+    assert (first.applied_batches, first.applied_actions) == (3, 5)
+    before = await counts(town)
+    assert before["batches"] == 3 and before["actions"] == 5 and before["errands"] == 2
+    digests = await town.digests()
+    assert digests == expected_digests(layout, batches)
+
+    for again in (frames, list(reversed(frames)), frames[1:2]):
+        second = await town.receive(again, peer=VILLAGE)
+        assert statuses(second) == ["duplicate"] * len(again)
+        assert (second.applied_batches, second.applied_actions) == (0, 0)
+        assert await counts(town) == before
+        assert await town.digests() == digests
+    assert (await town.cursors_where()) == {StreamKey(VILLAGE, VILLAGE): 3}
+
+
+async def test_out_of_order_batches_are_held_then_applied(open_store: StoreOpener, layout: Layout) -> None:
+    town = await open_store(TOWN)
+    batches = standard_batches()
+    f1, f2, f3 = chain(layout, batches)
+
+    held = await town.receive([f3, f2], peer=VILLAGE)
+    assert statuses(held) == ["held", "held"]
+    assert {r.error for r in held.results} == {"chain_gap"}
+    assert [r.seq for r in held.results] == [3, 2]
+    c = await counts(town)
+    assert (c["held_batches"], c["batches"], c["actions"], c["errands"], c["streams"]) == (2, 0, 0, 0, 0)
+    assert (await town.status())["held_batches"] == 2
+
+    assert statuses(await town.receive([f3], peer=VILLAGE)) == ["held"]  # held again: kept once
+    assert (await counts(town))["held_batches"] == 2
+
+    done = await town.receive([f1], peer=VILLAGE)
+    assert statuses(done) == ["stored"]
+    assert (done.applied_batches, done.applied_actions) == (3, 5)
+    c = await counts(town)
+    assert (c["held_batches"], c["batches"], c["actions"], c["errands"]) == (0, 3, 5, 2)
+    assert await town.cursors_where() == {StreamKey(VILLAGE, VILLAGE): 3}
+    assert await town.digests() == expected_digests(layout, batches)
+    e1 = await town.errand("E1")
+    assert e1 is not None and e1["stage"] == "submitted" and e1["pending_to"] == TOWN
+
+
+async def test_forked_batch_is_quarantined_and_never_applied(open_store: StoreOpener, layout: Layout) -> None:
+    town = await open_store(TOWN)
+    f1, f2 = chain(layout, standard_batches()[:2])
+    assert statuses(await town.receive([f1, f2], peer=VILLAGE)) == ["stored", "stored"]
+    before = await counts(town)
+    digests = await town.digests()
+
+    # Same number, other content, correctly signed by the village's key (a restored backup, say).
+    (fork1,) = chain(layout, [[register("E9", 9)]])
+    # Next number, but chained to something other than the batch held.
+    (fork3,) = chain(layout, [[register("E8", 8)]], start=3, prev=frame_hash(b"not batch 2"))
+    for fork, seq in ((fork1, 1), (fork3, 3)):
+        outcome = await town.receive([fork], peer=VILLAGE)
+        (result,) = outcome.results
+        assert (result.status, result.error, result.seq) == ("refused", "chain_fork", seq)
+        assert outcome.applied_batches == 0
+
+    after = await counts(town)
+    assert after["quarantine"] == before["quarantine"] + 2
+    assert {k: v for k, v in after.items() if k not in ("quarantine", "events")} == {
+        k: v for k, v in before.items() if k not in ("quarantine", "events")
+    }
+    assert await town.digests() == digests
+    assert await town.errand("E9") is None and await town.errand("E8") is None
+    assert await town.cursors_where() == {StreamKey(VILLAGE, VILLAGE): 2}
+    async with town.db.reader.connect() as conn:
+        rows = (await conn.execute(select(t.quarantine).order_by(t.quarantine.c.id))).mappings().all()
+        kinds = (await conn.execute(select(t.events.c.kind))).scalars().all()
+        held_hash = await conn.scalar(select(t.batches.c.hash).where(t.batches.c.seq == 1))
+    assert [(r["seq"], r["hash"], r["frame"], r["peer"]) for r in rows] == [
+        (1, frame_hash(fork1), fork1, VILLAGE),
+        (3, frame_hash(fork3), fork3, VILLAGE),
+    ]
+    assert all(r["reason"] for r in rows)
+    assert kinds.count("fork") == 2
+    assert held_hash == frame_hash(f1)  # the original is kept
+    assert (await town.status())["quarantined_batches"] == 2
+    assert statuses(await town.receive([f1, f2], peer=VILLAGE)) == ["duplicate", "duplicate"]
+
+
+def _flip(frame: bytes, pos: int) -> bytes:
+    return frame[:pos] + bytes([frame[pos] ^ 0x01]) + frame[pos + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        ("flip_payload_byte", "bad_signature"),
+        ("flip_signature_byte", "bad_signature"),
+        ("truncated", "malformed_batch"),
+        ("bad_magic", "malformed_batch"),
+        ("signed_by_other_node", "bad_signature"),
+        ("unknown_key", "bad_signature"),
+        ("not_for_this_node", "wrong_route"),
+    ],
+)
+async def test_tampered_frame_is_refused_and_only_logged(
+    open_store: StoreOpener, layout: Layout, damage: str, error: str
+) -> None:
+    town = await open_store(TOWN)
+    (good,) = chain(layout, standard_batches()[:1])
+    frame = {
+        "flip_payload_byte": lambda: _flip(good, len(good) // 2),
+        "flip_signature_byte": lambda: _flip(good, len(good) - 3),
+        "truncated": lambda: good[:-10],
+        "bad_magic": lambda: b"XXX" + good[3:],
+        "signed_by_other_node": lambda: chain(layout, standard_batches()[:1], key=layout.keys["T02V01"])[0],
+        "unknown_key": lambda: chain(layout, standard_batches()[:1], key=SigningKey.generate())[0],
+        "not_for_this_node": lambda: chain(
+            layout, [[register("X1", 1, node="T02V01")]], origin="T02V01", scope="T02V01"
+        )[0],
+    }[damage]()
+    before = await counts(town)
+
+    outcome = await town.receive([frame], peer=VILLAGE)
+    (result,) = outcome.results
+    assert (result.status, result.error) == ("refused", error)
+    assert result.message
+    after = await counts(town)
+    assert after == {**before, "events": before["events"] + 1}
+    async with town.db.reader.connect() as conn:
+        event = (await conn.execute(select(t.events))).mappings().one()
+    assert (event["kind"], event["peer"]) == ("refused", VILLAGE)
+    assert error in event["detail"]
+
+    # The genuine frame still goes in afterwards.
+    assert statuses(await town.receive([good], peer=VILLAGE)) == ["stored"]
+
+
+async def test_apply_is_atomic(open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    town = await open_store(TOWN)
+    batches = standard_batches()
+    f1, f2, f3 = chain(layout, batches)
+    empty = await counts(town)
+    original = Store._recompute
+    calls = {"n": 0, "fail_at": 1}
+
+    async def crash_after_writing(self: Store, conn, errand_ids):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids)
+        calls["n"] += 1
+        # Inside the transaction the batch, cursor, actions and errands are all written by now.
+        assert await conn.scalar(select(func.count()).select_from(t.actions)) > 0
+        assert await conn.scalar(select(func.count()).select_from(t.batches)) > 0
+        if calls["n"] == calls["fail_at"]:
+            raise RuntimeError("power cut in the middle of applying a batch")
+        return out
+
+    monkeypatch.setattr(Store, "_recompute", crash_after_writing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive([f1], peer=VILLAGE)
+    assert await counts(town) == empty
+    assert await town.cursors_where() == {}
+    assert await town.errand("E1") is None
+
+    # A held successor applied in the same transaction rolls back together with its predecessor.
+    assert statuses(await town.receive([f2], peer=VILLAGE)) == ["held"]
+    calls.update(n=0, fail_at=2)  # batch 1 applies fine, batch 2 (from the held table) fails
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive([f1], peer=VILLAGE)
+    c = await counts(town)
+    assert (c["batches"], c["streams"], c["actions"], c["errands"], c["held_batches"]) == (0, 0, 0, 0, 1)
+
+    monkeypatch.undo()
+    retry = await town.receive([f1, f3], peer=VILLAGE)
+    assert statuses(retry) == ["stored", "stored"]
+    assert retry.applied_batches == 3
+    assert await town.digests() == expected_digests(layout, batches)
+    assert (await counts(town))["held_batches"] == 0
+
+
+async def test_local_action_refused_by_rules_writes_nothing(open_store: StoreOpener) -> None:
+    village = await open_store(VILLAGE)
+    service = ErrandService(village)
+    proj = await service.register(RegisterForm(matter="低保", applicant_name="张三", actor="李代办"))
+    errand = proj.errand
+    before = await counts(village)
+    row_before = await village.errand(errand)
+    assert before["outbox"] == 1 and before["actions"] == 1
+
+    refused = [
+        ActionForm(kind="accept", actor="李代办"),  # accepting is the township's job
+        ActionForm(kind="deliver", actor="李代办", confirmed_by="张三"),  # nothing decided yet
+        ActionForm(kind="receive", actor="李代办"),  # nothing is being handed over
+        ActionForm(kind="decide", actor="李代办", outcome="approved"),
+        ActionForm(kind="submit", actor="李代办", expected_version=7),  # stale screen
+    ]
+    for form in refused:
+        with pytest.raises(ActionRefused) as info:
+            await service.act(errand, form)
+        assert info.value.code == "action_refused" and info.value.message
+    with pytest.raises(ActionRefused):
+        await service.act("T01V01-unknown", ActionForm(kind="submit", actor="李代办"))
+
+    def forged(before_proj, now):  # type: ignore[no-untyped-def]
+        return note(errand, 77, "written in someone else's name", node=TOWN)
+
+    with pytest.raises(ActionRefused):
+        await village.act(errand, forged)
+
+    assert await counts(village) == before
+    assert await village.errand(errand) == row_before
+    assert await village.seal_outbox() == 1  # only the registration goes out
+
+    # and a valid action is still accepted afterwards
+    ok = await service.act(errand, ActionForm(kind="submit", actor="李代办", expected_version=1))
+    assert ok.state is not None and ok.state.stage == "submitted"
+
+
+async def test_database_of_another_node_refuses_to_start(open_store: StoreOpener) -> None:
+    town = await open_store(TOWN)
+    assert town.instance_id
+    with pytest.raises(SanjiError, match="belongs to node T01, not C"):
+        await open_store("C")
+    again = await open_store(TOWN)  # its own node reopens fine, same instance
+    assert again.instance_id == town.instance_id

@@ -1,0 +1,124 @@
+"""The JSON API of one node: clear 4xx for bad input, never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from protocol.session import PushRequest
+from sanji.config import load_settings
+from sanji.demo.cluster import Cluster
+from sanji.web.openapi_dump import schema
+from village_agent.app import create_app
+
+GOOD = {
+    "matter": "MZ-001",
+    "applicant_name": "张秀英",
+    "applicant_id_number": "430621195007307797",
+    "applicant_phone": "13812345678",
+    "materials": ["身份证复印件"],
+    "actor": "代办员 李建国",
+}
+
+
+@pytest.fixture
+def village(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    settings = load_settings(cluster.nodes["T01V01"].config)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def count(client: TestClient) -> int:  # type: ignore[type-arg]
+    return int(client.get("/api/errands").json()["total"])
+
+
+def test_register_then_read_back(village: TestClient) -> None:  # type: ignore[type-arg]
+    r = village.post("/api/errands", json=GOOD)
+    assert r.status_code == 201, r.text
+    errand = village.get(f"/api/errands/{r.json()['errand']}").json()
+    assert errand["stage"] == "registered" and errand["holder"] == "T01V01"
+    assert errand["history"][0]["applicant"]["id_number"] == GOOD["applicant_id_number"]
+    assert len(errand["digest"]) == 64
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**GOOD, "applicant_id_number": "12345"},
+        {**GOOD, "applicant_name": ""},
+        {**GOOD, "unexpected": 1},
+        {k: v for k, v in GOOD.items() if k != "matter"},
+        {**GOOD, "materials": ["x" * 500]},
+        {**GOOD, "summary": "长" * 5000},
+    ],
+)
+def test_bad_forms_get_a_clear_400_and_write_nothing(village: TestClient, body: dict[str, object]) -> None:  # type: ignore[type-arg]
+    r = village.post("/api/errands", json=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["message"]
+    assert count(village) == 0
+
+
+def test_malformed_json_is_a_400(village: TestClient) -> None:  # type: ignore[type-arg]
+    r = village.post("/api/errands", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert count(village) == 0
+
+
+def test_actions_outside_the_rules_are_refused_with_a_reason(village: TestClient) -> None:  # type: ignore[type-arg]
+    errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
+    r = village.post(f"/api/errands/{errand_id}/actions", json={"kind": "accept", "actor": "代办员"})
+    assert r.status_code == 409
+    assert "township" in r.json()["message"]
+    r = village.post(f"/api/errands/{errand_id}/actions", json={"kind": "deliver", "actor": "x", "confirmed_by": "y"})
+    assert r.status_code == 409
+    assert village.get(f"/api/errands/{errand_id}").json()["version"] == 1
+    r = village.post("/api/errands/nope/actions", json={"kind": "submit", "actor": "代办员"})
+    assert r.status_code == 409
+    assert village.get("/api/errands/nope").status_code == 404
+
+
+def test_stale_view_is_refused(village: TestClient) -> None:  # type: ignore[type-arg]
+    errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
+    r = village.post(f"/api/errands/{errand_id}/actions", json={"kind": "submit", "actor": "a", "expected_version": 7})
+    assert r.status_code == 409 and "changed meanwhile" in r.json()["message"]
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00\x01garbage", b"\x81\xa6sender\xc0", b"\x93" * 100])
+def test_sync_endpoints_refuse_garbage_with_400(village: TestClient, payload: bytes) -> None:  # type: ignore[type-arg]
+    for path in ("/sync/v1/cursors", "/sync/v1/push", "/sync/v1/pull"):
+        r = village.post(path, content=payload, headers={"content-type": "application/msgpack"})
+        assert r.status_code == 400, (path, r.status_code, r.text)
+        assert r.json()["error"] == "malformed_batch"
+
+
+def test_sync_from_a_stranger_is_forbidden(village: TestClient) -> None:  # type: ignore[type-arg]
+    body = msgspec.msgpack.encode(PushRequest(sender="T02V09", at=0, frames=(b"x",)))
+    r = village.post("/sync/v1/push", content=body, headers={"content-type": "application/msgpack"})
+    assert r.status_code == 403
+    assert "not a child" in r.json()["message"]
+
+
+def test_node_endpoint_describes_the_node(village: TestClient) -> None:  # type: ignore[type-arg]
+    node = village.get("/api/node").json()
+    assert node["id"] == "T01V01" and node["role"] == "village" and node["parent"] == "T01"
+    assert node["queue_length"] == 0 and node["streams"] == []
+    village.post("/api/errands", json=GOOD)
+    assert village.get("/api/node").json()["queue_length"] == 1
+
+
+def test_home_screen_speaks_chinese_first(village: TestClient) -> None:  # type: ignore[type-arg]
+    village.post("/api/errands", json=GOOD)
+    page = village.get("/").text
+    assert "村代办点" in page and "张秀英" in page and "已登记 registered" in page
+
+
+def test_openapi_schema_is_checked_in() -> None:
+    checked_in = json.loads(Path("docs/openapi.json").read_text(encoding="utf-8"))
+    assert schema() == checked_in, "API changed: run `python -m sanji.web.openapi_dump > docs/openapi.json`"
