@@ -49,16 +49,19 @@ async def _admin() -> asyncpg.Connection:
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A brand-new PostgreSQL database (``sanji_test_<random>``); dropped with its connections afterwards."""
+    admin: asyncpg.Connection | None = None
+    problem = ""
     try:
         admin = await _admin()
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        reason = (
-            f"{PG_UNREACHABLE} {PG_HOST}:{PG_PORT} as {PG_USER} ({type(exc).__name__}: {exc}) -- "
-            "the PostgreSQL tests did NOT run. Start a server with trust auth, or set "
-            "SANJI_REQUIRE_POSTGRES=1 to make this a failure."
-        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        problem = f"{PG_UNREACHABLE} {PG_HOST}:{PG_PORT} as {PG_USER} ({type(exc).__name__}: {exc})"
+    if admin is None:
         if _require_postgres():
-            pytest.fail(f"SANJI_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+            pytest.fail(f"SANJI_REQUIRE_POSTGRES=1 but {problem}", pytrace=False)
+        reason = (
+            f"{problem} -- the PostgreSQL tests did NOT run. Start a server with trust auth, "
+            "or set SANJI_REQUIRE_POSTGRES=1 to make this a failure."
+        )
         _pg_skips.append(reason)
         pytest.skip(reason)
     name = f"sanji_test_{secrets.token_hex(6)}"
@@ -84,6 +87,41 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _pg_skips:
         terminalreporter.write_sep("!", f"{len(_pg_skips)} PostgreSQL test(s) SKIPPED", red=True, bold=True)
         terminalreporter.write_line(_pg_skips[0], red=True)
+
+
+# -- single stores ------------------------------------------------------------------------------
+
+StoreOpener = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """Where ``open_store`` puts its database: an SQLite file. A test module may override it (PostgreSQL)."""
+    return f"sqlite:///{tmp_path / 'node.db'}"
+
+
+@pytest.fixture
+def layout() -> Layout:
+    return county_layout(2, 1)  # C; T01 > T01V01; T02 > T02V01
+
+
+@pytest.fixture
+async def open_store(db_url: str, layout: Layout) -> AsyncIterator[StoreOpener]:
+    """``await open_store(node)``: a started Store of ``layout`` on ``db_url``, a new Database object each call."""
+    opened: list[Database] = []
+
+    async def opener(node: str = "T01", *, url: str | None = None) -> Store:
+        db = await open_database(url or db_url)
+        opened.append(db)
+        store = Store(db, node_id=node, key=layout.keys[node], directory=layout.directory)
+        await store.start()
+        return store
+
+    try:
+        yield opener
+    finally:
+        for db in opened:
+            await db.dispose()
 
 
 # -- in-process networks -------------------------------------------------------------------------
@@ -167,8 +205,9 @@ class Network:
         for node, store in self.stores.items():
             status = await store.status()
             if status["held_batches"] or status["quarantined_batches"] or status["queue_length"]:
-                problems.append(f"{node}: {status['held_batches']=} {status['quarantined_batches']=} "
-                                f"{status['queue_length']=}")
+                problems.append(
+                    f"{node}: {status['held_batches']=} {status['quarantined_batches']=} {status['queue_length']=}"
+                )
         return problems
 
 
@@ -196,9 +235,7 @@ async def network(tmp_path: Path) -> AsyncIterator[NetworkFactory]:
             await store.start()
             stores[entry.id] = store
         servers = {n: SyncServer(s) for n, s in stores.items()}
-        transports = {
-            n: LocalTransport(servers[p]) for n in stores if (p := directory.parent(n)) is not None
-        }
+        transports = {n: LocalTransport(servers[p]) for n in stores if (p := directory.parent(n)) is not None}
         net = Network(layout, directory, stores, servers, transports, budget)
         built.append(net)
         return net

@@ -21,7 +21,9 @@ def test_help_lists_every_command() -> None:
         assert command in out.stdout
 
 
-def test_keys_init_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_init_writes_a_private_key_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     key_path = tmp_path / "k" / "node.key"
     assert keys_init.run("T01V01", key_path) == 0
     record = json.loads(capsys.readouterr().out)

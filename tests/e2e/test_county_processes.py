@@ -22,8 +22,9 @@ pytestmark = pytest.mark.processes
 
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[tuple[Cluster, dict[str, Desk]]]:
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=2, interval=0.3, max_backoff=1.0,
-                              budget_bytes=4096)
+    cluster = Cluster.prepare(
+        tmp_path / "county", towns=1, villages_per_town=2, interval=0.3, max_backoff=1.0, budget_bytes=4096
+    )
     await asyncio.to_thread(cluster.start)
     desks = {n.id: Desk(n.id, n.role, NodeClient(n.url)) for n in cluster.nodes.values()}
     try:
@@ -34,11 +35,11 @@ async def county(tmp_path: Path) -> AsyncIterator[tuple[Cluster, dict[str, Desk]
         await asyncio.to_thread(cluster.stop)
 
 
-async def settle(cluster: Cluster, desks: dict[str, Desk], *, expect: int, timeout: float = 60.0) -> None:
+async def settle(cluster: Cluster, desks: dict[str, Desk], *, expect: int, within: float = 60.0) -> None:
     """Play every desk until all ``expect`` errands are delivered and replicas agree."""
     rng = random.Random(7)
     tally = Tally()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         steps = sum(await asyncio.gather(*(work_desk(d, rng, tally) for d in desks.values())))
         check = await check_convergence(list(desks.values()), cluster.layout.directory)
@@ -46,7 +47,7 @@ async def settle(cluster: Cluster, desks: dict[str, Desk], *, expect: int, timeo
         if steps == 0 and check.converged and check.errands == expect and len(delivered) == expect:
             return
         await asyncio.sleep(0.2)
-    raise AssertionError(f"no convergence within {timeout}s: {check}")
+    raise AssertionError(f"no convergence within {within}s: {check}")
 
 
 async def test_errand_travels_down_and_back(county: tuple[Cluster, dict[str, Desk]]) -> None:
@@ -106,9 +107,24 @@ async def test_township_down_delays_but_loses_nothing(county: tuple[Cluster, dic
 
 def test_demo_short_form_converges(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "sanji.cli.main", "demo", "--errands", "20", "--until-converged", "--json",
-         "--workdir", str(tmp_path / "demo"), "--timeout", "240"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "sanji.cli.main",
+            "demo",
+            "--errands",
+            "20",
+            "--until-converged",
+            "--json",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

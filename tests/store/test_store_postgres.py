@@ -1,7 +1,8 @@
 """Store behaviour on PostgreSQL: every SQLite store test again, plus two hub processes on one database.
 
 The shared tests are imported from ``test_store_sqlite`` and collected here a second
-time; this module's ``db_url`` (a fresh PostgreSQL database) overrides that module's.
+time; this module's ``db_url`` (a fresh PostgreSQL database, see ``pg_url``) overrides
+the SQLite default of tests/conftest.py, so ``open_store`` opens PostgreSQL stores.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import asyncio
 import random
 
 import pytest
-
-from sanji.store import Store
 from test_store_sqlite import (  # noqa: F401 -- collected again here, against PostgreSQL
     TOWN,
     VILLAGE,
@@ -19,8 +18,6 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     chain,
     counts,
     expected_digests,
-    layout,
-    open_store,
     register,
     standard_batches,
     statuses,
@@ -28,6 +25,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     test_apply_is_atomic,
     test_database_of_another_node_refuses_to_start,
     test_forked_batch_is_quarantined_and_never_applied,
+    test_forwarding_pages_respect_the_budget_across_streams,
     test_local_action_refused_by_rules_writes_nothing,
     test_migrations_build_exactly_the_declared_schema,
     test_out_of_order_batches_are_held_then_applied,
@@ -38,6 +36,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
 from protocol.actions import Action
 from protocol.stream import StreamKey
 from sanji.layout import Layout
+from sanji.store import Store
 
 pytestmark = pytest.mark.postgres
 
@@ -67,9 +66,7 @@ async def two_hubs(open_store: StoreOpener) -> tuple[Store, Store]:
     return a, b
 
 
-async def test_two_hub_processes_receive_the_same_frames_concurrently(
-    open_store: StoreOpener, layout: Layout
-) -> None:
+async def test_two_hub_processes_receive_the_same_frames_concurrently(open_store: StoreOpener, layout: Layout) -> None:
     a, b = await two_hubs(open_store)
     batches = many_batches(6)
     frames = chain(layout, batches)

@@ -1,15 +1,14 @@
 """Store behaviour on SQLite files. ``test_store_postgres`` re-runs these very tests on PostgreSQL.
 
-The tests only ever ask for ``db_url``; each module supplies its own (here a file in
-``tmp_path``, there a fresh PostgreSQL database), so both backends are held to
-exactly the same expectations.
+The tests open stores through ``open_store`` (tests/conftest.py), which puts them on
+``db_url``: by default an SQLite file in ``tmp_path``; ``test_store_postgres`` overrides
+``db_url`` with a fresh PostgreSQL database, so both backends meet the same expectations.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,49 +18,22 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select
 
 from protocol.actions import Action, Applicant, HandOff, Note, Register
-from protocol.batch import GENESIS, frame_hash, seal
+from protocol.batch import GENESIS, frame_hash, open_frame, seal
 from protocol.errand import project
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import pack
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from sanji.forms import ActionForm, RegisterForm
-from sanji.layout import Layout, county_layout
+from sanji.layout import Layout
 from sanji.service import ErrandService
-from sanji.store import Database, Store, open_database
+from sanji.store import Store, open_database
 from sanji.store import schema as t
 from sanji.store.engine import MIGRATIONS
 from sanji.store.repo import ReceiveOutcome
 
 StoreOpener = Callable[..., Awaitable[Store]]
 VILLAGE, TOWN = "T01V01", "T01"
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'node.db'}"
-
-
-@pytest.fixture
-def layout() -> Layout:
-    return county_layout(2, 1)  # C; T01 > T01V01; T02 > T02V01
-
-
-@pytest.fixture
-async def open_store(db_url: str, layout: Layout) -> AsyncIterator[StoreOpener]:
-    """``await open_store(node)``: a started Store on ``db_url`` (another Database object each call)."""
-    opened: list[Database] = []
-
-    async def opener(node: str = TOWN, *, url: str | None = None) -> Store:
-        db = await open_database(url or db_url)
-        opened.append(db)
-        store = Store(db, node_id=node, key=layout.keys[node], directory=layout.directory)
-        await store.start()
-        return store
-
-    yield opener
-    for db in opened:
-        await db.dispose()
 
 
 # -- hand-sealed batches: the tests control every byte ------------------------------------------
@@ -96,7 +68,14 @@ def submit(errand: str, i: int, node: str = VILLAGE, to: str = TOWN) -> HandOff:
 
 def note(errand: str, i: int, text: str, node: str = VILLAGE) -> Note:
     return Note(
-        id=f"a{i:04d}-{errand}", errand=errand, scope=node, node=node, actor="李代办", role="代办员", at=at(i), text=text
+        id=f"a{i:04d}-{errand}",
+        errand=errand,
+        scope=node,
+        node=node,
+        actor="李代办",
+        role="代办员",
+        at=at(i),
+        text=text,
     )
 
 
@@ -323,6 +302,36 @@ async def test_tampered_frame_is_refused_and_only_logged(
 
     # The genuine frame still goes in afterwards.
     assert statuses(await town.receive([good], peer=VILLAGE)) == ["stored"]
+
+
+async def test_forwarding_pages_respect_the_budget_across_streams(open_store: StoreOpener, layout: Layout) -> None:
+    town = await open_store(TOWN)
+    batches = standard_batches()
+    village_frames = chain(layout, batches)
+    await town.receive(village_frames, peer=VILLAGE)
+    for errand in ("E1", "E2"):  # the town's own stream about the village's errands
+        await ErrandService(town).act(errand, ActionForm(kind="receive", actor="王"))
+        await town.seal_outbox()
+    everything, more = await town.frames_for_parent({}, 10**6)
+    assert not more and len(everything) == 5 and set(village_frames) <= set(everything)
+
+    smallest = min(len(f) for f in everything)
+    for budget in (1, smallest, smallest + 10, 2 * max(len(f) for f in everything)):
+        parent_has: dict[StreamKey, int] = {}
+        got: list[bytes] = []
+        for _ in range(10):
+            page, more = await town.frames_for_parent(parent_has, budget)
+            assert page, "a page always carries at least one frame"
+            assert len(page) == 1 or sum(map(len, page)) <= budget, (budget, [len(f) for f in page])
+            got += page
+            for frame in page:
+                payload = open_frame(frame, layout.directory).payload
+                key = StreamKey(payload.origin, payload.scope)
+                assert payload.seq == parent_has.get(key, 0) + 1  # in order within each stream
+                parent_has[key] = payload.seq
+            if not more:
+                break
+        assert sorted(got) == sorted(everything)
 
 
 async def test_apply_is_atomic(open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
