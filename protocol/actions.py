@@ -23,7 +23,7 @@ class Applicant(msgspec.Struct, frozen=True, kw_only=True):
     phone: str = ""
 
 
-class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=True):
     id: str
     errand: str
     scope: str
@@ -32,6 +32,7 @@ class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     role: str
     at: int
     base: int = 0
+    acting_for: str = ""  # B post acting for an absent A post (A/B岗): whose rights are used
 
 
 class Register(_Action, tag="register", frozen=True, kw_only=True):
@@ -42,6 +43,8 @@ class Register(_Action, tag="register", frozen=True, kw_only=True):
     mandate: bool = True
     materials: tuple[str, ...] = ()
     summary: str = ""
+    receipt: str = ""  # the number printed on the villager's receipt
+    in_person: bool = False  # the applicant came in person (no proxy)
 
 
 class HandOff(_Action, tag="handoff", frozen=True, kw_only=True):
@@ -56,12 +59,22 @@ class HandOff(_Action, tag="handoff", frozen=True, kw_only=True):
 class Receive(_Action, tag="receive", frozen=True, kw_only=True):
     """The receiver acknowledges a hand-off and becomes the custodian."""
 
+    stage_due: str = ""  # per-stage deadline (ISO date) the receiver computed on its own calendar
+
 
 class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     """The township accepts the errand (受理)."""
 
     errand_kind: Literal["即办件", "承诺件", "上报件", "联办件"] = "承诺件"
     note: str = ""
+    due: str = ""  # whole-errand deadline (ISO date), computed by the accepting node; never reset
+    limit_days: int = 0
+    limit_unit: Literal["working", "calendar"] = "working"
+    catalogue_version: int = 0
+    window: str = ""
+    provisional: tuple[str, ...] = ()  # 容缺受理: secondary materials still owed
+    promise_by: str = ""  # ... by this date (ISO), per the signed commitment letter
+    co_departments: tuple[str, ...] = ()  # 联办件: who else handles a sub-task
 
 
 class Decide(_Action, tag="decide", frozen=True, kw_only=True):
@@ -79,15 +92,153 @@ class Deliver(_Action, tag="deliver", frozen=True, kw_only=True):
     signature: str = ""
 
 
+class NotAccept(_Action, tag="not_accept", frozen=True, kw_only=True):
+    """不予受理: a written notice with the reasons; the notice goes back down to the applicant."""
+
+    reasons: str
+
+
+class ReturnErrand(_Action, tag="return", frozen=True, kw_only=True):
+    """退回件: the materials go back to the applicant with a return notice."""
+
+    reasons: str
+
+
+class RequestSupplement(_Action, tag="request_supplement", frozen=True, kw_only=True):
+    """补正: ONE notice listing ALL missing materials (一次性告知); the clock stops until they arrive."""
+
+    items: tuple[str, ...]
+    note: str = ""
+
+
+class MaterialsReceived(_Action, tag="materials_received", frozen=True, kw_only=True):
+    """The custodian has the supplemented or promised (容缺) materials; a stopped clock restarts."""
+
+    items: tuple[str, ...]
+    due: str = ""  # the whole-errand deadline pushed by the paused working days
+
+
+class Assign(_Action, tag="assign", frozen=True, kw_only=True):
+    """承办: the errand goes to a window and a handler; a first-inquiry referral names who referred it."""
+
+    window: str
+    handler: str
+    referred_by: str = ""  # 首问负责: the first person asked, who named the right window
+
+
+class SubtaskDone(_Action, tag="subtask_done", frozen=True, kw_only=True):
+    """联办件: one co-handling department finishes its sub-task."""
+
+    department: str
+    outcome: Literal["agreed", "objected"] = "agreed"
+    note: str = ""
+
+
+class Extend(_Action, tag="extend", frozen=True, kw_only=True):
+    """延期: more time, with a reason; the applicant must be told."""
+
+    days: int
+    reason: str
+    due: str  # the new whole-errand deadline
+    applicant_informed: bool = False
+
+
+class Review(_Action, tag="review", frozen=True, kw_only=True):
+    """审核/复核: a second person checks the handling before approval."""
+
+    passed: bool
+    note: str = ""
+
+
+class Terminate(_Action, tag="terminate", frozen=True, kw_only=True):
+    """终止办理: e.g. 容缺 materials not supplied by the promised date; goes down like a result."""
+
+    reason: str
+
+
+class Withdraw(_Action, tag="withdraw", frozen=True, kw_only=True):
+    """The applicant withdraws (撤回); the materials go back down like a result."""
+
+    reason: str = ""
+
+
+class Close(_Action, tag="close", frozen=True, kw_only=True):
+    """办结销号/建档: filed in the ledger after delivery."""
+
+    archive_no: str = ""
+
+
 class Note(_Action, tag="note", frozen=True, kw_only=True):
     """A commuting annotation by any node on the path: progress notes, supervision remarks."""
 
     text: str
 
 
-Action = Register | HandOff | Receive | Accept | Decide | Deliver | Note
+class Supply(_Action, tag="supply", frozen=True, kw_only=True):
+    """Annotation: the village agent collected these materials and is carrying them up."""
 
-MAIN_LINE_KINDS = frozenset({"register", "handoff", "receive", "accept", "decide", "deliver"})
+    items: tuple[str, ...]
+    note: str = ""
+
+
+class Rate(_Action, tag="rate", frozen=True, kw_only=True):
+    """Annotation: the applicant's satisfaction rating (评价器)."""
+
+    level: Literal["满意", "基本满意", "不满意"]
+    window: str = ""
+    staff: str = ""
+    comment: str = ""
+
+
+class Complain(_Action, tag="complain", frozen=True, kw_only=True):
+    """Annotation: a complaint — shown only to supervisors and discipline inspectors."""
+
+    text: str
+    against: str = ""
+
+
+class CallBack(_Action, tag="callback", frozen=True, kw_only=True):
+    """Annotation: 回访 — a supervisor's call-back to the applicant after closing."""
+
+    reached: bool
+    satisfied: Literal["满意", "基本满意", "不满意", ""] = ""
+    note: str = ""
+
+
+class Supervise(_Action, tag="supervise", frozen=True, kw_only=True):
+    """Annotation: 督办 urging or 纠错 correction from a supervising level."""
+
+    kind_of_supervision: Literal["督办", "纠错", "预警"] = "督办"
+    text: str = ""
+
+
+Action = (
+    Register
+    | HandOff
+    | Receive
+    | Accept
+    | Decide
+    | Deliver
+    | NotAccept
+    | ReturnErrand
+    | RequestSupplement
+    | MaterialsReceived
+    | Assign
+    | SubtaskDone
+    | Extend
+    | Review
+    | Terminate
+    | Withdraw
+    | Close
+    | Note
+    | Supply
+    | Rate
+    | Complain
+    | CallBack
+    | Supervise
+)
+
+ANNOTATIONS = (Note, Supply, Rate, Complain, CallBack, Supervise)
 
 
 def kind_of(action: Action) -> str:
@@ -95,4 +246,4 @@ def kind_of(action: Action) -> str:
 
 
 def is_main_line(action: Action) -> bool:
-    return not isinstance(action, Note)
+    return not isinstance(action, ANNOTATIONS)

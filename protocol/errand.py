@@ -18,7 +18,31 @@ from collections.abc import Iterable
 
 import msgspec
 
-from protocol.actions import Accept, Action, Decide, Deliver, HandOff, Note, Receive, Register, kind_of
+from protocol.actions import (
+    ANNOTATIONS,
+    Accept,
+    Action,
+    Assign,
+    CallBack,
+    Close,
+    Complain,
+    Decide,
+    Deliver,
+    Extend,
+    HandOff,
+    MaterialsReceived,
+    NotAccept,
+    Receive,
+    Register,
+    RequestSupplement,
+    ReturnErrand,
+    Review,
+    SubtaskDone,
+    Supply,
+    Terminate,
+    Withdraw,
+    kind_of,
+)
 from protocol.encoding import encode
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 
@@ -27,37 +51,55 @@ REGISTERED = "registered"  # 已登记: at the village, with the villager's mand
 SUBMITTED = "submitted"  # 已报送: on its way to the township
 RECEIVED = "received"  # 已接收: township holds it, not yet accepted
 ACCEPTED = "accepted"  # 已受理
+SUPPLEMENT = "supplement"  # 待补正: one-time notice issued, clock stopped
 ESCALATED = "escalated"  # 已上报: on its way to a county department
 AT_DEPARTMENT = "at_department"  # 部门办理中
-DECIDED = "decided"  # 已办结 (approved or refused), result held where it was decided
+DECIDED = "decided"  # 已办结 (or not accepted, returned, terminated, withdrawn): result held where decided
 RESULT_DOWN = "result_down"  # 结果下送中
 RESULT_READY = "result_ready"  # 结果待送达: result held on the way down
 DELIVERED = "delivered"  # 已送达, signed for by the applicant
+CLOSED = "closed"  # 已归档: filed in the ledger
 
 STAGES = (
     REGISTERED,
     SUBMITTED,
     RECEIVED,
     ACCEPTED,
+    SUPPLEMENT,
     ESCALATED,
     AT_DEPARTMENT,
     DECIDED,
     RESULT_DOWN,
     RESULT_READY,
     DELIVERED,
+    CLOSED,
 )
 STAGE_LABELS = {
     REGISTERED: "已登记 registered",
     SUBMITTED: "已报送 submitted",
     RECEIVED: "已接收 received",
     ACCEPTED: "已受理 accepted",
+    SUPPLEMENT: "待补正 awaiting materials",
     ESCALATED: "已上报 escalated",
     AT_DEPARTMENT: "部门办理 at department",
     DECIDED: "已办结 decided",
     RESULT_DOWN: "结果下送 result going down",
     RESULT_READY: "待送达 result ready",
     DELIVERED: "已送达 delivered",
+    CLOSED: "已归档 closed",
 }
+OUTCOMES = {
+    "approved": "准予 approved",
+    "refused": "不予许可 refused",
+    "not_accepted": "不予受理 not accepted",
+    "returned": "退回 returned",
+    "terminated": "终止办理 terminated",
+    "withdrawn": "申请人撤回 withdrawn",
+}
+# 电子监察 five stages (DOMAIN.md, seed 000): 受理 accept, 承办 handle, 审核 review, 批准 approve, 办结 complete.
+FIVE_STEPS = ("受理", "承办", "审核", "批准", "办结")
+HANDLING = (RECEIVED, ACCEPTED, AT_DEPARTMENT)  # stages at a desk that can still decide
+LIVE = (RECEIVED, ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)
 
 
 class ErrandState(msgspec.Struct, kw_only=True):
@@ -74,6 +116,25 @@ class ErrandState(msgspec.Struct, kw_only=True):
     outcome: str = ""
     registered_at: int = 0
     updated_at: int = 0
+    receipt: str = ""
+    responsible: str = ""  # the accepting township: it answers for the errand even when escalated
+    window: str = ""
+    handler: str = ""
+    due: str = ""  # whole-errand deadline (ISO date); never reset, pushed by pauses and extensions
+    stage_due: str = ""  # per-stage deadline at the current holder
+    stage_since: int = 0
+    provisional: tuple[str, ...] = ()  # 容缺: secondary materials still owed
+    promise_by: str = ""
+    subtasks: dict[str, str] = msgspec.field(default_factory=dict)  # 联办: department -> pending/agreed/objected
+    supplement_items: tuple[str, ...] = ()
+    resume_stage: str = ""
+    paused_since: int = 0
+    pauses: tuple[tuple[int, int], ...] = ()
+    notices_by: tuple[str, ...] = ()  # who already issued a one-time notice (一次性告知: once each)
+    extended_days: int = 0
+    steps: tuple[str, ...] = ()  # which of FIVE_STEPS happened
+    acted_for: tuple[str, ...] = ()  # A posts a B post acted for
+    archive_no: str = ""
 
 
 class Projection(msgspec.Struct, kw_only=True):
@@ -95,6 +156,8 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> st
             return "errand is already registered"
         if action.node != action.scope:
             return f"an errand of {action.scope} can only be registered by {action.scope}"
+        if action.node not in directory:
+            return f"node {action.node} is not in the directory"
         if directory.role(action.node) not in (VILLAGE, TOWN):
             return "errands are registered at a village station or a township window"
         return None
@@ -104,8 +167,8 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> st
         return f"action names scope {action.scope} but the errand belongs to {state.scope}"
     if action.node not in directory.path(state.scope):
         return f"node {action.node} is not on the path of this errand"
-    if isinstance(action, Note):
-        return None
+    if isinstance(action, ANNOTATIONS):
+        return _judge_annotation(state, action)
     if isinstance(action, Receive):
         if state.pending_to != action.node:
             return f"nothing is being handed to {action.node}" + (
@@ -116,42 +179,100 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> st
         return f"errand is on its way to {state.pending_to}; only its receipt may follow"
     if action.node != state.holder:
         return f"node {action.node} is not the custodian (the errand is held by {state.holder})"
+    return _judge_main(state, action, directory)
+
+
+def _judge_annotation(state: ErrandState, action: Action) -> str | None:
+    if isinstance(action, Supply) and not action.items:
+        return "name the materials supplied"
+    if isinstance(action, CallBack) and state.stage not in (DELIVERED, CLOSED):
+        return "call-backs (回访) are made after the result was delivered"
+    if isinstance(action, Complain) and not action.text.strip():
+        return "a complaint needs its text"
+    return None
+
+
+def _judge_main(state: ErrandState, action: Action, directory: Directory) -> str | None:
     role = directory.role(action.node)
     stage = state.stage
+    town_or_county_desk = (stage in (RECEIVED, ACCEPTED) and role == TOWN) or (
+        stage == AT_DEPARTMENT and role == COUNTY
+    )
     if isinstance(action, HandOff):
-        if action.purpose == "submit":
-            if stage != REGISTERED:
-                return f"only a registered errand can be submitted (stage is {stage})"
-            if action.to != directory.parent(action.node):
-                return f"an errand is submitted to the parent node {directory.parent(action.node)}"
-            return None
-        if action.purpose == "escalate":
-            if stage != ACCEPTED or role != TOWN:
-                return "only a township that accepted the errand can escalate it (上报)"
-            if action.to != directory.parent(action.node):
-                return "escalation goes to the parent node"
-            if not action.department:
-                return "escalation must name the county department"
-            return None
-        if stage not in (DECIDED, RESULT_READY):
-            return f"there is no result to send down yet (stage is {stage})"
-        hop = directory.next_hop_down(action.node, state.scope)
-        if hop is None or action.to != hop:
-            return f"a result goes down towards {state.scope}, next to {hop}"
-        return None
-    if isinstance(action, Accept):
+        return _judge_handoff(state, action, directory, role)
+    if isinstance(action, (Accept, NotAccept)):
         if role != TOWN:
-            return "errands are accepted (受理) at the township"
+            return "errands are accepted or not accepted (受理/不予受理) at the township"
         walk_in = stage == REGISTERED and action.node == state.scope
         if stage != RECEIVED and not walk_in:
-            return f"only a received errand can be accepted (stage is {stage})"
+            return f"only a received errand can be accepted or not accepted (stage is {stage})"
+        if isinstance(action, NotAccept):
+            return None if action.reasons.strip() else "a non-acceptance notice must give its reasons"
+        if action.provisional and action.errand_kind == "即办件":
+            return "容缺受理 does not apply to 即办件 (seed 001: 即办件除外)"
+        if action.provisional and not action.promise_by:
+            return "容缺受理 needs the date the applicant promised the missing materials by"
+        if action.errand_kind == "联办件" and not action.co_departments:
+            return "a 联办件 names the co-handling departments"
         return None
+    if isinstance(action, ReturnErrand):
+        if not town_or_county_desk:
+            return f"only the handling desk can return an errand (stage is {stage})"
+        return None if action.reasons.strip() else "a return notice must give its reasons"
+    if isinstance(action, RequestSupplement):
+        if not town_or_county_desk:
+            return f"supplements are requested by the handling desk (stage is {stage})"
+        if not action.items:
+            return "the one-time notice must list the missing materials"
+        if action.node in state.notices_by:
+            return "一次性告知: this desk already issued its one-time notice listing all missing materials"
+        return None
+    if isinstance(action, MaterialsReceived):
+        if stage == SUPPLEMENT:
+            missing = [m for m in state.supplement_items if m not in action.items]
+            return f"still missing from the one-time notice: {'、'.join(missing)}" if missing else None
+        if stage in (ACCEPTED, AT_DEPARTMENT) and state.provisional:
+            unknown = [m for m in action.items if m not in state.provisional]
+            return f"not among the promised 容缺 materials: {'、'.join(unknown)}" if unknown else None
+        return "no materials are owed on this errand now"
+    if isinstance(action, Assign):
+        if stage not in HANDLING:
+            return f"an errand is assigned to a window while it is handled (stage is {stage})"
+        return None if action.window.strip() and action.handler.strip() else "name the window and the handler"
+    if isinstance(action, SubtaskDone):
+        if stage not in (ACCEPTED, AT_DEPARTMENT):
+            return "sub-tasks are completed while the errand is handled"
+        if state.subtasks.get(action.department) != "pending":
+            return f"{action.department} has no open sub-task on this errand"
+        return None
+    if isinstance(action, Extend):
+        if stage not in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT):
+            return f"only an errand being handled can be extended (stage is {stage})"
+        if action.days <= 0 or not action.reason.strip() or not action.due:
+            return "an extension needs a positive number of days, a reason and the new deadline"
+        return None
+    if isinstance(action, Review):
+        return None if stage in (ACCEPTED, AT_DEPARTMENT) else f"nothing to review at stage {stage}"
     if isinstance(action, Decide):
-        if stage == ACCEPTED and role == TOWN:
-            return None
-        if stage == AT_DEPARTMENT and role == COUNTY:
-            return None
-        return f"the errand cannot be decided here at stage {stage}"
+        if not ((stage == ACCEPTED and role == TOWN) or (stage == AT_DEPARTMENT and role == COUNTY)):
+            return f"the errand cannot be decided here at stage {stage}"
+        if action.outcome == "approved":
+            if state.provisional:
+                return f"容缺 materials still owed: {'、'.join(state.provisional)}; approve after they arrive"
+            open_tasks = [d for d, status in state.subtasks.items() if status == "pending"]
+            if open_tasks:
+                return f"联办 sub-tasks still open: {'、'.join(open_tasks)}"
+            if any(status == "objected" for status in state.subtasks.values()):
+                return "a co-handling department objected; the errand cannot be approved"
+        return None
+    if isinstance(action, Terminate):
+        if stage not in LIVE:
+            return f"only an errand being handled can be terminated (stage is {stage})"
+        return None if action.reason.strip() else "termination needs a reason"
+    if isinstance(action, Withdraw):
+        if stage not in (REGISTERED, *LIVE):
+            return f"the errand can no longer be withdrawn (stage is {stage})"
+        return None
     if isinstance(action, Deliver):
         if stage not in (DECIDED, RESULT_READY):
             return f"there is no result to deliver (stage is {stage})"
@@ -160,7 +281,47 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> st
         if not action.confirmed_by.strip():
             return "delivery needs the applicant's confirmation"
         return None
+    if isinstance(action, Close):
+        return None if stage == DELIVERED else f"only a delivered errand is closed and filed (stage is {stage})"
     return f"unknown action {kind_of(action)}"
+
+
+def _judge_handoff(state: ErrandState, action: HandOff, directory: Directory, role: str) -> str | None:
+    stage = state.stage
+    if action.purpose == "submit":
+        if stage != REGISTERED:
+            return f"only a registered errand can be submitted (stage is {stage})"
+        if action.to != directory.parent(action.node):
+            return f"an errand is submitted to the parent node {directory.parent(action.node)}"
+        return None
+    if action.purpose == "escalate":
+        if stage != ACCEPTED or role != TOWN:
+            return "only a township that accepted the errand can escalate it (上报)"
+        if action.to != directory.parent(action.node):
+            return "escalation goes to the parent node"
+        if not action.department:
+            return "escalation must name the county department"
+        if state.provisional:
+            return "容缺 materials are still owed; escalate once they are complete"
+        return None
+    if stage not in (DECIDED, RESULT_READY):
+        return f"there is no result to send down yet (stage is {stage})"
+    hop = directory.next_hop_down(action.node, state.scope)
+    if hop is None or action.to != hop:
+        return f"a result goes down towards {state.scope}, next to {hop}"
+    return None
+
+
+def _reach(state: ErrandState, step: str) -> tuple[str, ...]:
+    return state.steps if step in state.steps else (*state.steps, step)
+
+
+def _finish(new: ErrandState, outcome: str) -> None:
+    new.stage = DECIDED
+    new.outcome = outcome
+    new.supplement_items = ()
+    new.resume_stage = ""
+    new.paused_since = 0
 
 
 def step(state: ErrandState | None, action: Action) -> ErrandState:
@@ -176,10 +337,14 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             version=1,
             registered_at=action.at,
             updated_at=action.at,
+            receipt=action.receipt,
+            stage_since=action.at,
         )
     assert state is not None
     new = msgspec.structs.replace(state, updated_at=max(state.updated_at, action.at))
-    if isinstance(action, Note):
+    if action.acting_for and action.acting_for not in new.acted_for:
+        new.acted_for = (*new.acted_for, action.acting_for)
+    if isinstance(action, ANNOTATIONS):
         return new
     new.version += 1
     if isinstance(action, HandOff):
@@ -191,14 +356,65 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.holder = action.node
         new.pending_to = None
         new.stage = {SUBMITTED: RECEIVED, ESCALATED: AT_DEPARTMENT, RESULT_DOWN: RESULT_READY}[state.stage]
+        new.stage_due = action.stage_due
+        new.stage_since = action.at
+        new.window = new.handler = "" if new.stage != RESULT_READY else new.window
     elif isinstance(action, Accept):
         new.stage = ACCEPTED
         new.errand_kind = action.errand_kind
+        new.responsible = action.node
+        new.due = action.due
+        new.window = action.window or new.window
+        new.provisional = action.provisional
+        new.promise_by = action.promise_by
+        new.subtasks = {d: "pending" for d in action.co_departments}
+        new.steps = _reach(new, "受理")
+    elif isinstance(action, NotAccept):
+        _finish(new, "not_accepted")
+    elif isinstance(action, ReturnErrand):
+        _finish(new, "returned")
+    elif isinstance(action, RequestSupplement):
+        new.resume_stage = state.stage
+        new.stage = SUPPLEMENT
+        new.supplement_items = action.items
+        new.paused_since = action.at
+        new.notices_by = (*state.notices_by, action.node)
+    elif isinstance(action, MaterialsReceived):
+        if state.stage == SUPPLEMENT:
+            new.stage = state.resume_stage
+            new.pauses = (*state.pauses, (state.paused_since, action.at))
+            new.resume_stage = ""
+            new.supplement_items = ()
+            new.paused_since = 0
+        else:
+            new.provisional = tuple(m for m in state.provisional if m not in action.items)
+        if action.due:
+            new.due = action.due
+    elif isinstance(action, Assign):
+        new.window = action.window
+        new.handler = action.handler
+        new.steps = _reach(new, "承办")
+    elif isinstance(action, SubtaskDone):
+        new.subtasks = {**state.subtasks, action.department: action.outcome}
+    elif isinstance(action, Extend):
+        new.due = action.due
+        new.extended_days = state.extended_days + action.days
+    elif isinstance(action, Review):
+        if action.passed:
+            new.steps = _reach(new, "审核")
     elif isinstance(action, Decide):
-        new.stage = DECIDED
-        new.outcome = action.outcome
+        _finish(new, action.outcome)
+        new.steps = _reach(new, "批准")
+    elif isinstance(action, Terminate):
+        _finish(new, "terminated")
+    elif isinstance(action, Withdraw):
+        _finish(new, "withdrawn")
     elif isinstance(action, Deliver):
         new.stage = DELIVERED
+        new.steps = _reach(new, "办结")
+    elif isinstance(action, Close):
+        new.stage = CLOSED
+        new.archive_no = action.archive_no
     return new
 
 
@@ -207,11 +423,15 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
     for action in actions:
         if action.errand != errand_id:
             raise ValueError(f"action {action.id} belongs to errand {action.errand}, not {errand_id}")
-        unique.setdefault(action.id, action)
+        held = unique.get(action.id)
+        # Two different actions under one id (a node restored from a backup): keep the one whose
+        # encoding sorts first, so the choice depends on the set, never on arrival order.
+        if held is None or (held != action and encode(action) < encode(held)):
+            unique[action.id] = action
     by_base: dict[int, list[Action]] = defaultdict(list)
-    notes: list[Note] = []
+    notes: list[Action] = []
     for action in unique.values():
-        if isinstance(action, Note):
+        if isinstance(action, ANNOTATIONS):
             notes.append(action)
         else:
             by_base[action.base].append(action)

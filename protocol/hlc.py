@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
+MAX_SKEW_MS = 5 * 60 * 1000  # beyond this a peer's clock is flagged, and not followed
 
 
 def pack(wall_ms: int, counter: int) -> int:
@@ -30,9 +31,12 @@ def wall_seconds(ts: int) -> float:
 class HybridClock:
     """Issue monotonic timestamps; ``observe`` remote ones to keep causality."""
 
-    def __init__(self, last: int = 0, *, now_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, last: int = 0, *, now_ms: Callable[[], int] | None = None, max_skew_ms: int = MAX_SKEW_MS
+    ) -> None:
         self._last = last
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self.max_skew_ms = max_skew_ms
 
     @property
     def last(self) -> int:
@@ -40,17 +44,22 @@ class HybridClock:
 
     def now(self) -> int:
         physical = self._now_ms()
-        last_wall, last_counter = wall_ms(self._last), self._last & COUNTER_MASK
+        last_wall = wall_ms(self._last)
         if physical > last_wall:
             self._last = pack(physical, 0)
         else:
-            self._last = pack(last_wall, last_counter + 1)
+            # Next counter value; when the counter is full this carries into the wall part
+            # (``pack`` would OR the overflow bit into the wall and could run backwards).
+            self._last += 1
         return self._last
 
     def observe(self, remote: int) -> int:
         """Merge a remote timestamp; returns the skew (remote wall − local wall) in ms."""
         physical = self._now_ms()
         skew = wall_ms(remote) - physical
-        if remote > self._last:
-            self._last = remote
+        # Follow a remote clock forward only as far as the skew we tolerate: a village laptop a
+        # week fast must not drag the county's clock a week into the future.
+        bounded = min(remote, pack(physical + self.max_skew_ms, 0))
+        if bounded > self._last:
+            self._last = bounded
         return skew

@@ -9,6 +9,62 @@ import msgspec
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Item = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Items = Annotated[list[Item], msgspec.Meta(max_length=100)]
+IsoDate = Annotated[str, msgspec.Meta(pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
+
+ACTION_KINDS = (
+    "submit",
+    "receive",
+    "accept",
+    "not_accept",
+    "return",
+    "request_supplement",
+    "materials_received",
+    "assign",
+    "subtask_done",
+    "extend",
+    "review",
+    "escalate",
+    "decide",
+    "terminate",
+    "withdraw",
+    "send_result",
+    "deliver",
+    "close",
+    "note",
+    "supply",
+    "rate",
+    "complain",
+    "callback",
+    "supervise",
+)
+ActionKind = Literal[
+    "submit",
+    "receive",
+    "accept",
+    "not_accept",
+    "return",
+    "request_supplement",
+    "materials_received",
+    "assign",
+    "subtask_done",
+    "extend",
+    "review",
+    "escalate",
+    "decide",
+    "terminate",
+    "withdraw",
+    "send_result",
+    "deliver",
+    "close",
+    "note",
+    "supply",
+    "rate",
+    "complain",
+    "callback",
+    "supervise",
+]
 
 
 class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -19,23 +75,43 @@ class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     applicant_id_number: Annotated[str, msgspec.Meta(max_length=18, pattern=r"^(\d{17}[\dX])?$")] = ""
     applicant_phone: Annotated[str, msgspec.Meta(max_length=20, pattern=r"^[\d+\- ]*$")] = ""
     mandate: bool = True
-    materials: Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]], msgspec.Meta(max_length=100)] = []
+    in_person: bool = False
+    materials: Items = []
     summary: Text = ""
     actor: Name
     role: Short = "代办员"
+    acting_for: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One step on an errand. Which fields matter depends on ``kind``."""
 
-    kind: Literal["submit", "receive", "accept", "escalate", "decide", "send_result", "deliver", "note"]
+    kind: ActionKind
     actor: Name
     role: Short = "工作人员"
-    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件"] = "承诺件"
+    acting_for: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件", ""] = ""
     department: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    outcome: Literal["approved", "refused", ""] = ""
+    co_departments: Items = []
+    window: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    handler: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    referred_by: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    outcome: Literal["approved", "refused", "agreed", "objected", ""] = ""
     document: Text = ""
+    reasons: Text = ""
+    items: Items = []
+    provisional: Items = []
+    promise_by: IsoDate = ""
+    days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 0
+    passed: bool = True
+    applicant_informed: bool = False
     confirmed_by: Annotated[str, msgspec.Meta(max_length=64)] = ""
     signature: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+    archive_no: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    level: Literal["满意", "基本满意", "不满意", ""] = ""
+    staff: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    against: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    reached: bool = True
+    supervision: Literal["督办", "纠错", "预警"] = "督办"
     text: Text = ""
     expected_version: int | None = None

@@ -24,10 +24,10 @@ from protocol_kit import (
 
 from protocol import limits
 from protocol.batch import ENC_PLAIN, ENC_ZLIB, FORMAT_VERSION, frame_hash, open_frame, split_frame
+from protocol.encoding import encode
 from protocol.errors import FrameError, FrameTooLarge, RouteError, SanjiError, SignatureError, UnsupportedFormat
 from protocol.signing import KeyRecord, SigningKey, verify
 from protocol.topology import Directory
-from protocol.encoding import encode
 from sanji.layout import Layout
 
 
