@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sanji import __version__
-from sanji.cli import demo, directory_cmd, keys_init, serve
+from sanji.cli import catalogue_cmd, demo, directory_cmd, keys_init, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         serve.add_parser(sub, role)
     keys_init.add_parser(sub)
     directory_cmd.add_parser(sub)
+    catalogue_cmd.add_parser(sub)
     demo.add_parser(sub)
     return parser
 
