@@ -25,14 +25,34 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True):
     seq: int
 
 
+class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's health, sent up with every exchange so the county sees every level (node health)."""
+
+    node: str
+    at: int  # the reporting node's hybrid clock when it wrote the report
+    catalogue_version: int = 0
+    queue_length: int = 0
+    oldest_unacked_s: float = 0.0
+    last_error: str = ""
+    bytes_sent_today: int = 0
+    clock_offset_ms: int = 0
+    open_errands: int = 0
+    overdue: int = 0
+    quarantined: int = 0
+
+
 class CursorsRequest(msgspec.Struct, frozen=True, kw_only=True):
     sender: str
+    catalogue_version: int = 0
+    reports: tuple[NodeReport, ...] = ()  # the sender's own and the latest of each node below it
 
 
 class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     node: str
     at: int
     cursors: tuple[Cursor, ...]
+    catalogue: bytes = b""  # the signed catalogue, when the sender holds an older version
+    clock_offset_ms: int = 0  # the parent's own clock offset to the county's clock
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,6 +20,8 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     key_file: str
     directory: str
     data_dir: str = "var"
+    catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one
+    calendar_overrides: str = ""  # county-published working-day overrides for years the library lacks
 
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -17,6 +17,7 @@ from protocol.actions import Action
 from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused
 from protocol.hlc import wall_seconds
+from protocol.receipts import make_receipt
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store
 
@@ -29,7 +30,7 @@ class DeadlinePolicy(Protocol):
     def stage_due(self, matter: str, role: str, start: date) -> str: ...
     def pushed_due(self, due: str, paused_from: date, paused_to: date) -> str: ...
     def extended_due(self, due: str, days: int) -> str: ...
-    def receipt(self, errand_id: str) -> str: ...
+    def date_of(self, hlc: int) -> date: ...
 
 
 def new_action_id() -> str:
@@ -44,7 +45,7 @@ def new_errand_id(node_id: str) -> str:
 def _date_of(hlc: int, policy: DeadlinePolicy | None) -> date:
     if policy is None:
         return date.fromtimestamp(wall_seconds(hlc))
-    return policy.today()
+    return policy.date_of(hlc)
 
 
 class ErrandService:
@@ -58,8 +59,9 @@ class ErrandService:
 
     async def register(self, form: RegisterForm, *, receipt: str = "") -> Projection:
         errand_id = new_errand_id(self.node_id)
-        if not receipt and self.policy is not None:
-            receipt = self.policy.receipt(errand_id)
+        if not receipt:
+            day = self.policy.today() if self.policy is not None else date.today()
+            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
 
         def build(_: Projection, at: int) -> Action:
             return a.Register(
@@ -162,7 +164,7 @@ class ErrandService:
         if kind == "materials_received":
             due = state.due
             if policy is not None and state.stage == "supplement" and state.due:
-                due = policy.pushed_due(state.due, _date_of(state.paused_since, None), _date_of(at, policy))
+                due = policy.pushed_due(state.due, _date_of(state.paused_since, policy), _date_of(at, policy))
             return a.MaterialsReceived(**common, items=tuple(form.items), due=due)
         if kind == "assign":
             return a.Assign(**common, window=form.window, handler=form.handler, referred_by=form.referred_by)

@@ -110,13 +110,14 @@ async def _drive(
                 pending -= wave
             steps = sum(await asyncio.gather(*(work_desk(d, rng, tally) for d in desks)))
             counts = await stage_counts(desks)
-            delivered = sum(counts[d.node_id].get("delivered", 0) for d in villages)
+            delivered = _finished(counts, villages)
             if live:
                 live.update(_progress_table(counts, desks, delivered, args.errands, time.monotonic() - started))
             elif not args.json and time.monotonic() - last_line >= 2.0:
                 last_line = time.monotonic()
                 console.print(_progress_line(counts, delivered, args.errands, last_line - started), soft_wrap=True)
-            if not pending and delivered >= args.errands and steps == 0:
+            closed = sum(counts[d.node_id].get("closed", 0) for d in villages)
+            if not pending and closed >= args.errands and steps == 0:
                 check = await check_convergence(desks, directory)
                 if check.converged and check.errands == args.errands:
                     converged = True
@@ -128,10 +129,12 @@ async def _drive(
     seconds = round(time.monotonic() - started, 2)
     check = await check_convergence(desks, directory)
     counts = await stage_counts(desks)
-    delivered = sum(counts[d.node_id].get("delivered", 0) for d in villages)
+    delivered = _finished(counts, villages)
+    closed = sum(counts[d.node_id].get("closed", 0) for d in villages)
     result: dict[str, Any] = {
         "errands": tally.registered,
         "delivered": delivered,
+        "closed": closed,
         "converged": converged and check.converged,
         "seconds": seconds,
         "actions_taken": tally.actions,
@@ -144,7 +147,7 @@ async def _drive(
         console.print(_progress_table(counts, desks, delivered, args.errands, seconds))
         if result["converged"]:
             console.print(
-                f"[green]✔ 全部一致 Converged:[/] all {check.errands} errands delivered; every node on each "
+                f"[green]✔ 全部一致 Converged:[/] all {check.errands} errands delivered and filed; every node on each "
                 f"errand's path holds the same digest ({seconds}s)."
             )
         else:
@@ -153,6 +156,11 @@ async def _drive(
                 f"{len(check.misplaced)} held off their path. Logs: {cluster.workdir}/*/node.log"
             )
     return result
+
+
+def _finished(counts: dict[str, dict[str, int]], villages: list[Desk]) -> int:
+    """Errands delivered to the applicant (and possibly already filed) at their villages."""
+    return sum(counts[d.node_id].get("delivered", 0) + counts[d.node_id].get("closed", 0) for d in villages)
 
 
 def _progress_line(counts: dict[str, dict[str, int]], delivered: int, total: int, seconds: float) -> str:

@@ -24,6 +24,7 @@ class Desk:
     node_id: str
     role: str
     client: NodeClient
+    memory: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -34,8 +35,11 @@ class Tally:
     errors: list[str] = field(default_factory=list)
 
 
-def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random) -> dict[str, Any] | None:
-    """What the person at this desk does next with this errand, or None if it is not theirs to move."""
+def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random, memory: set[str]) -> dict[str, Any] | None:
+    """What the person at this desk does next with this errand, or None if it is not theirs to move.
+
+    ``memory`` is what this desk remembers having done (a review, a rating) that the summary does not show.
+    """
     actor = STAFF[desk.role]
     stage = errand["stage"]
     if errand.get("pending_to") == desk.node_id:
@@ -44,18 +48,23 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random) -> dict[st
         return None
     known = matter_by_code(errand["matter"])
     department = known.department if known else ""
+    key = errand["id"]
     if desk.role == "village" and stage == "registered":
         return {"kind": "submit", "actor": actor}
     if desk.role == "town" and stage == "received":
         kind = "上报件" if department else ("即办件" if known and known.immediate else "承诺件")
-        return {"kind": "accept", "actor": actor, "errand_kind": kind}
-    if desk.role == "town" and stage == "accepted":
-        if department:
+        return {"kind": "accept", "actor": actor, "errand_kind": kind, "window": "综合窗口"}
+    if stage in ("accepted", "at_department"):
+        if not errand.get("handler"):
+            who = "县民政局 科员 孙丽" if desk.role == "county" else "综合窗口 A岗 王芳"
+            return {"kind": "assign", "actor": actor, "window": "综合窗口", "handler": who}
+        if desk.role == "town" and department:
             return {"kind": "escalate", "actor": actor, "department": department}
-        return {"kind": "decide", "actor": actor, "outcome": "approved", "document": "准予办理通知书"}
-    if desk.role == "county" and stage == "at_department":
-        outcome = "refused" if rng.random() < 0.15 else "approved"
-        document = "审批决定书" if outcome == "approved" else "不予许可决定书(附理由)"
+        if f"reviewed:{key}" not in memory:
+            memory.add(f"reviewed:{key}")
+            return {"kind": "review", "actor": actor, "passed": True, "text": "材料齐全,符合条件"}
+        outcome = "refused" if desk.role == "county" and rng.random() < 0.15 else "approved"
+        document = "准予办理决定书" if outcome == "approved" else "不予许可决定书(附理由)"
         return {
             "kind": "decide",
             "actor": actor,
@@ -72,6 +81,12 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random) -> dict[st
                 "signature": f"签名:{errand['applicant_name']}",
             }
         return {"kind": "send_result", "actor": actor}
+    if stage == "delivered" and errand["scope"] == desk.node_id:
+        if f"rated:{key}" not in memory:
+            memory.add(f"rated:{key}")
+            level = rng.choices(["满意", "基本满意", "不满意"], weights=[85, 12, 3])[0]
+            return {"kind": "rate", "actor": errand["applicant_name"], "role": "申请人", "level": level}
+        return {"kind": "close", "actor": actor, "archive_no": f"DA-{errand['receipt']}"}
     return None
 
 
@@ -101,11 +116,12 @@ async def work_desk(desk: Desk, rng: random.Random, tally: Tally) -> int:
     """One pass over a desk's worklist; returns how many steps were taken."""
     done = 0
     for errand in await desk.client.worklist():
-        step = next_step(desk, errand, rng)
+        step = next_step(desk, errand, rng, desk.memory)
         if step is None:
             continue
         try:
-            await desk.client.act(errand["id"], expected_version=errand["version"], **step)
+            version = None if step["kind"] in ("rate", "note") else errand["version"]
+            await desk.client.act(errand["id"], expected_version=version, **step)
             done += 1
             tally.actions += 1
         except NodeApiError as exc:

@@ -32,7 +32,7 @@ from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, judge, project
 from protocol.errors import ActionRefused, ChainFork, RouteError, SanjiError
 from protocol.hlc import HybridClock
-from protocol.session import FrameResult, take_within_budget
+from protocol.session import FrameResult, NodeReport, take_within_budget
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey, Verdict, classify
 from protocol.topology import Directory
@@ -422,9 +422,94 @@ class Store:
         async with self._write() as own:
             await own.execute(insert(t.events).values(**values))
 
+    # -- documents, counters, reports -------------------------------------------------
+
+    async def document(self, kind: str) -> tuple[int, bytes] | None:
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(select(t.documents.c.version, t.documents.c.blob).where(t.documents.c.kind == kind))
+            ).first()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    async def put_document(self, kind: str, version: int, blob: bytes, digest: str) -> bool:
+        """Keep ``blob`` if it is newer than what is held; True if it was kept."""
+        async with self._write() as conn:
+            held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
+            if held is not None and held >= version:
+                return False
+            values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
+            await _upsert(conn, t.documents, values, keys=("kind",))
+        return True
+
+    async def meta_value(self, key: str) -> str | None:
+        async with self.db.reader.connect() as conn:
+            value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key))
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._write() as conn:
+            await _upsert(conn, t.meta, {"key": key, "value": value}, keys=("key",))
+
+    async def next_counter(self, name: str) -> int:
+        """A durable counter: a number handed out once is never handed out again by this store."""
+        async with self._write() as conn:
+            key = f"counter:{name}"
+            value = int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)) or 0) + 1
+            await _upsert(conn, t.meta, {"key": key, "value": str(value)}, keys=("key",))
+        return value
+
+    async def record_reports(self, reports: Iterable[NodeReport], *, via: str) -> None:
+        """Keep the newest report of each node below this one."""
+        wanted = [r for r in reports if r.node in self._subtree and r.node != self.node_id]
+        if not wanted:
+            return
+        async with self._write() as conn:
+            held = dict(
+                (
+                    await conn.execute(
+                        select(t.node_reports.c.node, t.node_reports.c.at).where(
+                            t.node_reports.c.node.in_([r.node for r in wanted])
+                        )
+                    )
+                ).all()
+            )
+            for report in wanted:
+                if held.get(report.node, -1) >= report.at:
+                    continue
+                body = msgspec.json.encode(report).decode()
+                await _upsert(
+                    conn,
+                    t.node_reports,
+                    {"node": report.node, "at": report.at, "via": via, "body": body},
+                    keys=("node",),
+                )
+
+    async def reports(self) -> list[NodeReport]:
+        async with self.db.reader.connect() as conn:
+            bodies = (await conn.execute(select(t.node_reports.c.body).order_by(t.node_reports.c.node))).scalars()
+            return [msgspec.json.decode(b, type=NodeReport) for b in bodies]
+
+    async def own_report(self, *, catalogue_version: int, clock_offset_ms: int) -> NodeReport:
+        status = await self.status()
+        parent = status["parent"]
+        exchange = status["exchanges"].get(parent, {}) if parent else {}
+        open_errands = sum(v for k, v in status["errands_by_stage"].items() if k not in ("delivered", "closed"))
+        return NodeReport(
+            node=self.node_id,
+            at=self.clock.now(),
+            catalogue_version=catalogue_version,
+            queue_length=status["queue_length"],
+            oldest_unacked_s=status["oldest_unacked_s"],
+            last_error=str(exchange.get("last_error") or ""),
+            bytes_sent_today=int(exchange.get("bytes_sent") or 0),
+            clock_offset_ms=clock_offset_ms,
+            open_errands=open_errands,
+            quarantined=status["quarantined_batches"],
+        )
+
     # -- reading -----------------------------------------------------------------------
 
-    async def errand(self, errand_id: str) -> dict[str, Any] | None:
+    async def errand(self, errand_id: str, *, include_complaints: bool = False) -> dict[str, Any] | None:
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(select(t.errands).where(t.errands.c.id == errand_id))).mappings().first()
             if row is None:
@@ -439,6 +524,8 @@ class Store:
         history = []
         for body, status, reason in acts:
             item = msgspec.to_builtins(decode_action(body))
+            if item["kind"] == "complain" and not include_complaints:
+                continue  # complaints are for supervisors and inspectors only, never the desk complained about
             item["status"] = status
             if reason:
                 item["reason"] = reason
@@ -452,10 +539,13 @@ class Store:
         holder: str | None = None,
         matter: str | None = None,
         scope: str | None = None,
+        receipt: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
+        if receipt:
+            query = query.where(t.errands.c.receipt == receipt)
         if stage:
             query = query.where(t.errands.c.stage == stage)
         if holder:
@@ -477,11 +567,41 @@ class Store:
             )
         return [_plain(r) for r in rows], int(total or 0)
 
+    async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The full projected state of each errand (steps taken, sub-tasks, pauses ...)."""
+        out: dict[str, dict[str, Any]] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(errand_ids), 500):
+                chunk = list(errand_ids[start : start + 500])
+                rows = (
+                    await conn.execute(select(t.errands.c.id, t.errands.c.state).where(t.errands.c.id.in_(chunk)))
+                ).all()
+                for errand_id, state in rows:
+                    if state is not None:
+                        out[errand_id] = msgspec.msgpack.decode(state)
+        return out
+
+    async def annotations(self, kind: str, *, limit: int = 500) -> list[dict[str, Any]]:
+        async with self.db.reader.connect() as conn:
+            bodies = (
+                await conn.execute(
+                    select(t.actions.c.body)
+                    .where(t.actions.c.kind == kind, t.actions.c.status == "applied")
+                    .order_by(t.actions.c.at.desc())
+                    .limit(limit)
+                )
+            ).scalars()
+            return [msgspec.to_builtins(decode_action(b)) for b in bodies]
+
+    async def annotation_counts(self, kind: str, field: str) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for item in await self.annotations(kind, limit=100_000):
+            counts[str(item.get(field, ""))] += 1
+        return dict(counts)
+
     async def worklist(self) -> list[dict[str, Any]]:
-        """Errands on their way here, or held here and not yet delivered."""
-        mine = (
-            (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "delivered")
-        )
+        """Errands on their way here, or held here and not yet closed."""
+        mine = (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
         query = select(t.errands).where(mine | (t.errands.c.pending_to == self.node_id))
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(query.order_by(t.errands.c.registered_at, t.errands.c.id))).mappings().all()
@@ -519,6 +639,8 @@ class Store:
             exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
         stream_list = []
         queue = int(outbox or 0)
+        oldest_unacked: float | None = None
+        unacked_keys: list[tuple[StreamKey, int]] = []
         for s in streams:
             key = StreamKey(s["origin"], s["scope"])
             entry: dict[str, Any] = {"origin": key.origin, "scope": key.scope, "seq": s["seq"]}
@@ -526,7 +648,19 @@ class Store:
                 acked = acks.get(key, 0)
                 entry["acked_by_parent"] = acked
                 queue += max(0, s["seq"] - acked)
+                if s["seq"] > acked:
+                    unacked_keys.append((key, acked + 1))
             stream_list.append(entry)
+        if unacked_keys:
+            async with self.db.reader.connect() as conn:
+                for key, seq in unacked_keys:
+                    at = await conn.scalar(
+                        select(t.batches.c.received_at).where(
+                            t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == seq
+                        )
+                    )
+                    if at is not None and (oldest_unacked is None or at < oldest_unacked):
+                        oldest_unacked = float(at)
         ex = {e["peer"]: _plain(e) for e in exchanges}
         return {
             "id": self.node_id,
@@ -536,6 +670,7 @@ class Store:
             "instance_id": self.instance_id,
             "streams": stream_list,
             "queue_length": queue,
+            "oldest_unacked_s": round(time.time() - oldest_unacked, 1) if oldest_unacked else 0.0,
             "held_batches": int(held or 0),
             "quarantined_batches": int(quarantined or 0),
             "errands_by_stage": {k: int(v) for k, v in by_stage.items()},
@@ -660,6 +795,14 @@ class Store:
                 "updated_at": s.updated_at if s else 0,
                 "digest": proj.digest,
                 "waiting": len(proj.waiting),
+                "receipt": s.receipt if s else "",
+                "due": s.due if s else "",
+                "stage_due": s.stage_due if s else "",
+                "responsible": s.responsible if s else "",
+                "window": s.window if s else "",
+                "handler": s.handler if s else "",
+                "paused": bool(s and s.stage == "supplement"),
+                "state": encode(s) if s else None,
             }
             await _upsert(conn, t.errands, values, keys=("id",))
         return out

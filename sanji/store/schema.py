@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData(
@@ -123,7 +125,16 @@ errands = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("digest", String(64), nullable=False),
     Column("waiting", Integer, nullable=False),
+    Column("receipt", String(48), nullable=False, server_default=""),
+    Column("due", String(10), nullable=False, server_default=""),
+    Column("stage_due", String(10), nullable=False, server_default=""),
+    Column("responsible", String(64), nullable=False, server_default=""),
+    Column("window", String(64), nullable=False, server_default=""),
+    Column("handler", String(64), nullable=False, server_default=""),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("state", LargeBinary, nullable=True),  # the whole projected ErrandState (msgpack)
     Index(None, "stage"),
+    Index(None, "receipt"),
     Index(None, "holder"),
     Index(None, "scope"),
 )
@@ -159,4 +170,23 @@ events = Table(
     Column("peer", String(64), nullable=False, default=""),
     Column("detail", Text, nullable=False),
     Index(None, "kind"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
+node_reports = Table(
+    "node_reports",
+    metadata,
+    Column("node", String(64), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("via", String(64), nullable=False),
+    Column("body", Text, nullable=False),
 )

@@ -15,8 +15,17 @@ from dataclasses import dataclass
 
 from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
-from protocol.session import DEFAULT_BUDGET_BYTES, CursorsRequest, PullRequest, PushRequest, cursor_map, cursors_from
+from protocol.session import (
+    DEFAULT_BUDGET_BYTES,
+    CursorsRequest,
+    NodeReport,
+    PullRequest,
+    PushRequest,
+    cursor_map,
+    cursors_from,
+)
 from protocol.stream import StreamKey
+from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.sync.transport import Transport
 
@@ -34,7 +43,9 @@ class SessionReport:
     skew_ms: int = 0
 
 
-async def sync_once(store: Store, transport: Transport, *, budget: int = DEFAULT_BUDGET_BYTES) -> SessionReport:
+async def sync_once(
+    store: Store, transport: Transport, *, budget: int = DEFAULT_BUDGET_BYTES, context: NodeContext | None = None
+) -> SessionReport:
     """One full exchange with the parent. Raises SanjiError if the link fails midway."""
     parent = store.directory.parent(store.node_id)
     if parent is None:
@@ -42,10 +53,23 @@ async def sync_once(store: Store, transport: Transport, *, budget: int = DEFAULT
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
     await store.seal_outbox()
-    reply = await transport.cursors(CursorsRequest(sender=store.node_id))
+    reports: tuple[NodeReport, ...] = ()
+    version = 0
+    if context is not None:
+        version = context.catalogue_version
+        own = await store.own_report(catalogue_version=version, clock_offset_ms=context.clock_offset_ms)
+        reports = (own, *await store.reports())
+    reply = await transport.cursors(CursorsRequest(sender=store.node_id, catalogue_version=version, reports=reports))
     report.requests += 1
     report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
     store.clock.observe(reply.at)
+    if context is not None:
+        await context.observe_offset(report.skew_ms + reply.clock_offset_ms)
+        if reply.catalogue:
+            try:
+                await context.offer(reply.catalogue)
+            except SanjiError as exc:
+                log.warning("the parent's catalogue was refused: %s", exc.message)
     parent_has = cursor_map(reply.cursors)
     await store.record_peer_cursors(parent, parent_has)
     while True:
@@ -98,12 +122,14 @@ class SyncDriver:
         interval: float = 5.0,
         max_backoff: float = 60.0,
         budget: int = DEFAULT_BUDGET_BYTES,
+        context: NodeContext | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
         self.interval = interval
         self.max_backoff = max_backoff
         self.budget = budget
+        self.context = context
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
@@ -141,7 +167,7 @@ class SyncDriver:
         while True:
             self._wake.clear()
             try:
-                report = await sync_once(self.store, self.transport, budget=self.budget)
+                report = await sync_once(self.store, self.transport, budget=self.budget, context=self.context)
             except SanjiError as exc:
                 self.failures += 1
                 self.last_error = exc.message

@@ -17,14 +17,16 @@ from protocol.session import (
     cursor_map,
     cursors_from,
 )
+from sanji.context import NodeContext
 from sanji.store import Store
 
 MAX_PULL_BYTES = 4 * 1024 * 1024
 
 
 class SyncServer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, context: NodeContext | None = None) -> None:
         self.store = store
+        self.context = context
 
     def _known_child(self, sender: str) -> None:
         directory = self.store.directory
@@ -34,7 +36,20 @@ class SyncServer:
     async def cursors(self, request: CursorsRequest) -> CursorsResponse:
         self._known_child(request.sender)
         held = await self.store.cursors_for_child(request.sender)
-        return CursorsResponse(node=self.store.node_id, at=self.store.clock.now(), cursors=cursors_from(held))
+        await self.store.record_reports(request.reports, via=request.sender)
+        catalogue = b""
+        offset = 0
+        if self.context is not None:
+            offset = self.context.clock_offset_ms
+            if request.catalogue_version < self.context.catalogue_version:
+                catalogue = await self.context.catalogue_blob() or b""
+        return CursorsResponse(
+            node=self.store.node_id,
+            at=self.store.clock.now(),
+            cursors=cursors_from(held),
+            catalogue=catalogue,
+            clock_offset_ms=offset,
+        )
 
     async def push(self, request: PushRequest) -> PushResponse:
         self._known_child(request.sender)

@@ -10,29 +10,11 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from protocol.errand import STAGE_LABELS
+from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
-
-
-class ErrandSummary(msgspec.Struct, kw_only=True):
-    id: str
-    scope: str
-    matter: str
-    applicant_name: str
-    stage: str
-    stage_label: str
-    holder: str
-    pending_to: str | None
-    version: int
-    errand_kind: str
-    department: str
-    outcome: str
-    registered_at: int
-    updated_at: int
-    digest: str
-    waiting: int
+from sanji.web.views import ErrandSummary, summarise
 
 
 class ErrandPage(msgspec.Struct, kw_only=True):
@@ -52,10 +34,6 @@ class ActionResult(msgspec.Struct, kw_only=True):
     digest: str
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "stage_label": STAGE_LABELS.get(row["stage"], row["stage"])}
-
-
 class ErrandController(Controller):
     path = "/api/errands"
     tags = ["errands"]
@@ -64,6 +42,7 @@ class ErrandController(Controller):
     async def list_errands(
         self,
         store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
         stage: FromQuery[str | None] = None,
         holder: FromQuery[str | None] = None,
         matter: FromQuery[str | None] = None,
@@ -76,14 +55,19 @@ class ErrandController(Controller):
         rows, total = await store.errands(
             stage=stage, holder=holder, matter=matter, scope=errand_scope, limit=limit, offset=offset
         )
-        return ErrandPage(total=total, items=[msgspec.convert(_summary(r), ErrandSummary) for r in rows])
+        today = context.today()
+        return ErrandPage(
+            total=total, items=[msgspec.convert(summarise(r, context, today), ErrandSummary) for r in rows]
+        )
 
     @get("/{errand_id:str}", summary="One errand: state, custodian, version, history and digest")
-    async def get_errand(self, store: NamedDependency[Store], errand_id: FromPath[str]) -> ErrandDetail:
+    async def get_errand(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], errand_id: FromPath[str]
+    ) -> ErrandDetail:
         row = await store.errand(errand_id)
         if row is None or row["stage"] == "incomplete":
             raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")
-        return msgspec.convert(_summary(row), ErrandDetail)
+        return msgspec.convert(summarise(row, context), ErrandDetail)
 
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(self, service: NamedDependency[ErrandService], data: JSONBody[RegisterForm]) -> ActionResult:
@@ -114,14 +98,21 @@ class NodeController(Controller):
     tags = ["node"]
 
     @get("/node", summary="This node: role, parent, streams and cursors, last exchange, queue length")
-    async def node(self, store: NamedDependency[Store]) -> dict[str, Any]:
-        return await store.status()
+    async def node(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> dict[str, Any]:
+        status = await store.status()
+        status["catalogue_version"] = context.catalogue_version
+        status["clock_offset_ms"] = context.clock_offset_ms
+        status["clock_flagged"] = context.clock_flagged
+        return status
 
     @get("/digests", summary="Digest of every errand held here (for convergence checks)")
     async def digests(self, store: NamedDependency[Store]) -> dict[str, str]:
         return await store.digests()
 
     @get("/worklist", summary="Errands waiting for this node: to receive, or held and not finished")
-    async def worklist(self, store: NamedDependency[Store]) -> ErrandPage:
+    async def worklist(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> ErrandPage:
         rows = await store.worklist()
-        return ErrandPage(total=len(rows), items=[msgspec.convert(_summary(r), ErrandSummary) for r in rows])
+        today = context.today()
+        return ErrandPage(
+            total=len(rows), items=[msgspec.convert(summarise(r, context, today), ErrandSummary) for r in rows]
+        )

@@ -17,8 +17,11 @@ from litestar.template import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from protocol.errors import SanjiError
+from protocol.topology import COUNTY
 from sanji import __version__
+from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
+from sanji.context import NodeContext
 from sanji.keys import read_directory, read_key
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
@@ -26,9 +29,11 @@ from sanji.sync.driver import SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.web.api import ErrandController, NodeController
+from sanji.web.desk_api import DeskController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
+from sanji.workcalendar import load_calendar
 
 TEMPLATES = Path(__file__).with_name("templates")
 log = logging.getLogger("sanji.web")
@@ -40,6 +45,7 @@ class NodeRuntime:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
         self.store: Store | None = None
+        self.context: NodeContext | None = None
         self.driver: SyncDriver | None = None
 
     @asynccontextmanager
@@ -56,10 +62,22 @@ class NodeRuntime:
         store = Store(db, node_id=s.node.id, key=key, directory=directory)
         await store.start()
         self.store = store
+        overrides = s.path(s.node.calendar_overrides) if s.node.calendar_overrides else None
+        context = NodeContext(store, load_calendar(overrides))
+        await context.load()
+        if entry.role == COUNTY:
+            source = s.path(s.node.catalogue) if s.node.catalogue else default_catalogue_path()
+            await context.publish(load_catalogue(source))
+        self.context = context
         if s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
-                store, transport, interval=s.sync.interval, max_backoff=s.sync.max_backoff, budget=s.sync.budget_bytes
+                store,
+                transport,
+                interval=s.sync.interval,
+                max_backoff=s.sync.max_backoff,
+                budget=s.sync.budget_bytes,
+                context=context,
             )
             self.driver.start()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
@@ -74,11 +92,15 @@ class NodeRuntime:
         assert self.store is not None, "the store opens in the app's lifespan"
         return self.store
 
+    def get_context(self) -> NodeContext:
+        assert self.context is not None, "the context opens in the app's lifespan"
+        return self.context
+
     def get_service(self) -> ErrandService:
-        return ErrandService(self.get_store())
+        return ErrandService(self.get_store(), self.get_context())
 
     def get_sync(self) -> SyncServer:
-        return SyncServer(self.get_store())
+        return SyncServer(self.get_store(), self.get_context())
 
 
 def build_app(
@@ -92,6 +114,7 @@ def build_app(
     handlers: list[ControllerRouterHandler] = [
         ErrandController,
         NodeController,
+        DeskController,
         SyncController,
         ScreenController,
         *extra_handlers,
@@ -109,6 +132,7 @@ def build_app(
             "store": Provide(runtime.get_store, sync_to_thread=False),
             "service": Provide(runtime.get_service, sync_to_thread=False),
             "sync": Provide(runtime.get_sync, sync_to_thread=False),
+            "context": Provide(runtime.get_context, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title, version=__version__),

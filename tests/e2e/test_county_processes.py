@@ -43,8 +43,8 @@ async def settle(cluster: Cluster, desks: dict[str, Desk], *, expect: int, withi
     while time.monotonic() < deadline:
         steps = sum(await asyncio.gather(*(work_desk(d, rng, tally) for d in desks.values())))
         check = await check_convergence(list(desks.values()), cluster.layout.directory)
-        delivered = [e for e in (await desks["C"].client.errands(stage="delivered", limit=1000))["items"]]
-        if steps == 0 and check.converged and check.errands == expect and len(delivered) == expect:
+        closed = (await desks["C"].client.errands(stage="closed", limit=1000))["items"]
+        if steps == 0 and check.converged and check.errands == expect and len(closed) == expect:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"no convergence within {within}s: {check}")
@@ -59,7 +59,7 @@ async def test_errand_travels_down_and_back(county: tuple[Cluster, dict[str, Des
     detail = {n: await d.client.errand(errand_id) for n, d in desks.items() if n != "T01V02"}
     assert {d["digest"] for d in detail.values()} == {detail["C"]["digest"]}
     history = [h["kind"] for h in detail["C"]["history"] if h["status"] == "applied"]
-    assert history[0] == "register" and history[-1] == "deliver"
+    assert history[0] == "register" and history[-3:] == ["deliver", "rate", "close"]
     assert history.count("handoff") == history.count("receive") >= 2
     # The other village never sees it: a node holds only errands it is on the path of.
     assert errand_id not in await desks["T01V02"].client.digests()
@@ -129,6 +129,6 @@ def test_demo_short_form_converges(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["converged"] is True
-    assert result["errands"] == 20 and result["delivered"] == 20
+    assert result["errands"] == 20 and result["delivered"] == 20 and result["closed"] == 20
     assert sum(result["nodes"]["C"].values()) == 20
     assert result["seconds"] > 0

@@ -1,0 +1,133 @@
+"""What a node knows beyond its errands: the catalogue it holds, the calendar, and its clock offset.
+
+It implements ``DeadlinePolicy`` for the errand service: deadlines come from the
+held catalogue's limits on the official working-day calendar, dated in China
+Standard Time on a clock corrected by the offset measured against the county.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, date, datetime
+
+from protocol.catalogue import (
+    Catalogue,
+    Matter,
+    catalogue_digest,
+    open_catalogue,
+    publisher_keys,
+    sign_catalogue,
+)
+from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, compute_due
+from protocol.errors import SanjiError
+from protocol.hlc import wall_seconds
+from protocol.topology import COUNTY
+from sanji.store import Store
+
+log = logging.getLogger("sanji.context")
+CATALOGUE = "catalogue"
+SKEW_FLAG_MS = 5 * 60 * 1000
+
+
+class NodeContext:
+    def __init__(self, store: Store, calendar: WorkCalendar | None) -> None:
+        self.store = store
+        self.calendar = calendar
+        self.catalogue: Catalogue | None = None
+        self.clock_offset_ms = 0
+        self.clock_flagged = False
+
+    async def load(self) -> None:
+        held = await self.store.document(CATALOGUE)
+        if held is not None:
+            self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory))
+        self.clock_offset_ms = int(await self.store.meta_value("clock_offset_ms") or 0)
+
+    @property
+    def catalogue_version(self) -> int:
+        return self.catalogue.version if self.catalogue else 0
+
+    async def publish(self, catalogue: Catalogue) -> bool:
+        """County only: sign and hold a catalogue so it travels down with the next exchanges."""
+        if self.store.directory.role(self.store.node_id) != COUNTY:
+            raise SanjiError("only the county hub publishes the catalogue")
+        return await self.offer(sign_catalogue(catalogue, self.store.key))
+
+    async def offer(self, blob: bytes) -> bool:
+        """Verify a signed catalogue and keep it if it is newer than the one held."""
+        catalogue = open_catalogue(blob, publisher_keys(self.store.directory))
+        kept = await self.store.put_document(CATALOGUE, catalogue.version, blob, catalogue_digest(blob))
+        if kept:
+            self.catalogue = catalogue
+            log.info("catalogue version %s of %s now held", catalogue.version, catalogue.county)
+        return kept
+
+    async def catalogue_blob(self) -> bytes | None:
+        held = await self.store.document(CATALOGUE)
+        return held[1] if held else None
+
+    async def observe_offset(self, offset_ms: int) -> None:
+        """Record this node's clock offset to the county; flag it beyond five minutes."""
+        self.clock_offset_ms = offset_ms
+        await self.store.set_meta("clock_offset_ms", str(offset_ms))
+        flagged = abs(offset_ms) > SKEW_FLAG_MS
+        if flagged and not self.clock_flagged:
+            log.warning("this node's clock is off by %.1f minutes from the county's", offset_ms / 60000)
+        self.clock_flagged = flagged
+
+    # -- DeadlinePolicy -----------------------------------------------------------
+
+    def matter(self, code: str) -> Matter | None:
+        return self.catalogue.get(code) if self.catalogue else None
+
+    def today(self) -> date:
+        return business_today(datetime.now(UTC), self.clock_offset_ms / 1000)
+
+    def date_of(self, hlc: int) -> date:
+        return business_today(datetime.fromtimestamp(wall_seconds(hlc), UTC), self.clock_offset_ms / 1000)
+
+    def whole_due(self, matter: str, accepted_on: date, errand_kind: str) -> tuple[str, int, str]:
+        found = self.matter(matter)
+        if found is None or self.calendar is None:
+            return "", 0, "working"
+        limit = 0 if errand_kind == "即办件" or found.immediate else found.committed_limit
+        try:
+            due = compute_due(accepted_on, limit, found.limit_unit, calendar=self.calendar)
+        except CalendarUnknown as exc:
+            log.warning("no deadline for %s: %s", matter, exc.message)
+            return "", limit, found.limit_unit
+        return due.isoformat(), limit, found.limit_unit
+
+    def stage_due(self, matter: str, role: str, start: date) -> str:
+        found = self.matter(matter)
+        if found is None or self.calendar is None:
+            return ""
+        limit = found.county_limit if role == COUNTY else found.township_limit
+        if limit <= 0:
+            return ""
+        try:
+            return compute_due(start, limit, found.limit_unit, calendar=self.calendar).isoformat()
+        except CalendarUnknown:
+            return ""
+
+    def pushed_due(self, due: str, paused_from: date, paused_to: date) -> str:
+        if not due or self.calendar is None:
+            return due
+        try:
+            paused = self.calendar.working_days_between(paused_from, paused_to)
+            return self.calendar.add_working_days(date.fromisoformat(due), max(0, paused)).isoformat()
+        except CalendarUnknown:
+            return due
+
+    def extended_due(self, due: str, days: int) -> str:
+        if not due or self.calendar is None:
+            return due
+        try:
+            return self.calendar.add_working_days(date.fromisoformat(due), days).isoformat()
+        except CalendarUnknown:
+            return due
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

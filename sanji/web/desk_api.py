@@ -1,0 +1,152 @@
+"""What a desk needs besides errands: the catalogue, the pre-check, receipt lookup, node health, supervision."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from protocol.catalogue import Matter, Precheck, precheck
+from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
+from protocol.receipts import is_valid, normalise
+from protocol.session import NodeReport
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.web.views import ErrandSummary, summarise
+
+
+class CatalogueView(msgspec.Struct, kw_only=True):
+    county: str
+    version: int
+    published_at: str
+    matters: list[Matter]
+
+
+class PrecheckForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    matter: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    materials: Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]], msgspec.Meta(max_length=100)] = []
+    by_proxy: bool = True
+
+
+class PublicStatus(msgspec.Struct, kw_only=True):
+    """What anyone may see with a receipt number (政务公开): no personal data."""
+
+    receipt: str
+    matter: str
+    stage: str
+    outcome: str
+    due: str
+    updated_at: int
+
+
+class Supervision(msgspec.Struct, kw_only=True):
+    open_errands: int
+    by_level: dict[str, int]
+    overdue: list[ErrandSummary]
+    warnings: list[ErrandSummary]
+    missing_steps: dict[str, list[str]]
+    acted_for_absent: int
+    ratings: dict[str, int]
+    complaints: list[dict[str, Any]]
+    callback_sample: list[str]
+
+
+class DeskController(Controller):
+    path = "/api"
+    tags = ["desk"]
+
+    @get("/catalogue", summary="The matter catalogue this node holds, with its version")
+    async def catalogue(self, context: NamedDependency[NodeContext]) -> CatalogueView:
+        cat = context.catalogue
+        if cat is None:
+            raise NotFoundException("no catalogue received yet; it arrives with the first exchange with the parent")
+        return CatalogueView(
+            county=cat.county, version=cat.version, published_at=cat.published_at, matters=list(cat.matters)
+        )
+
+    @post("/precheck", summary="The agent's pre-check of materials against the catalogue", status_code=200)
+    async def run_precheck(self, context: NamedDependency[NodeContext], data: JSONBody[PrecheckForm]) -> Precheck:
+        matter = context.matter(data.matter)
+        if matter is None:
+            raise NotFoundException(f"matter {data.matter} is not in catalogue version {context.catalogue_version}")
+        return precheck(matter, data.materials, by_proxy=data.by_proxy)
+
+    @get("/lookup/{receipt:str}", summary="Status by receipt number (public: no personal data)")
+    async def lookup(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], receipt: FromPath[str]
+    ) -> PublicStatus:
+        number = normalise(receipt)
+        if not is_valid(number):
+            raise NotFoundException(f"{receipt} is not a valid receipt number (check the last character)")
+        rows, _ = await store.errands(receipt=number, limit=1)
+        if not rows:
+            raise NotFoundException(f"receipt {number} is not held at {store.node_id}")
+        row = rows[0]
+        matter = context.matter(row["matter"])
+        return PublicStatus(
+            receipt=number,
+            matter=matter.name if matter else row["matter"],
+            stage=STAGE_LABELS.get(row["stage"], row["stage"]),
+            outcome=OUTCOMES.get(row["outcome"], ""),
+            due=row["due"],
+            updated_at=row["updated_at"],
+        )
+
+    @get("/reports", summary="Latest health report of every node below this one")
+    async def reports(self, store: NamedDependency[Store]) -> list[NodeReport]:
+        return await store.reports()
+
+    @get("/supervision", summary="电子监察: deadlines, overdue, skipped steps, ratings, complaints, call-back sample")
+    async def supervision(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        sample: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
+        seed: Annotated[str, QueryParameter(max_length=32)] = "",
+    ) -> Supervision:
+        rows, _ = await store.errands(limit=100_000)
+        today = context.today()
+        views = [summarise(r, context, today) for r in rows]
+        by_level: Counter[str] = Counter()
+        overdue, warnings = [], []
+        for view in views:
+            deadline = view["deadline"]
+            if deadline is None:
+                continue
+            by_level[deadline.level] += 1
+            if deadline.level == "red":
+                overdue.append(msgspec.convert(view, ErrandSummary))
+            elif deadline.level == "yellow":
+                warnings.append(msgspec.convert(view, ErrandSummary))
+        details = await store.errand_states([r["id"] for r in rows])
+        missing: dict[str, list[str]] = {}
+        acted_for = 0
+        ratings: Counter[str] = Counter()
+        for errand_id, state in details.items():
+            if state.get("acted_for"):
+                acted_for += 1
+            if state["stage"] in ("delivered", "closed") and state.get("outcome") == "approved":
+                gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
+                if gaps:
+                    missing[errand_id] = gaps
+        for level, count in (await store.annotation_counts("rate", "level")).items():
+            ratings[level] += count
+        closed = sorted(r["id"] for r in rows if r["stage"] in ("delivered", "closed"))
+        rng = random.Random(seed or today.isoformat())
+        return Supervision(
+            open_errands=sum(1 for r in rows if r["stage"] not in ("decided", "delivered", "closed")),
+            by_level=dict(by_level),
+            overdue=overdue,
+            warnings=warnings,
+            missing_steps=missing,
+            acted_for_absent=acted_for,
+            ratings=dict(ratings),
+            complaints=await store.annotations("complain"),
+            callback_sample=rng.sample(closed, min(sample, len(closed))),
+        )
