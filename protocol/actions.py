@@ -83,6 +83,7 @@ class Decide(_Action, tag="decide", frozen=True, kw_only=True):
     outcome: Literal["approved", "refused"]
     document: str = ""
     department: str = ""
+    deemed: bool = False  # 超时默许: not decided by the deadline, taken as granted (per-matter rule)
 
 
 class Deliver(_Action, tag="deliver", frozen=True, kw_only=True):

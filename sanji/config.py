@@ -32,6 +32,7 @@ class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     interval: float = 5.0
     max_backoff: float = 60.0
     budget_bytes: int = DEFAULT_BUDGET_BYTES
+    duties_interval: float = 30.0  # deemed approvals, SMS queue
 
 
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -113,5 +113,6 @@ class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     against: Annotated[str, msgspec.Meta(max_length=64)] = ""
     reached: bool = True
     supervision: Literal["督办", "纠错", "预警"] = "督办"
+    deemed: bool = False
     text: Text = ""
     expected_version: int | None = None

@@ -188,7 +188,9 @@ class ErrandService:
         if kind == "decide":
             if form.outcome not in ("approved", "refused"):
                 raise ActionRefused("a decision is either approved or refused")
-            return a.Decide(**common, outcome=form.outcome, document=form.document, department=form.department)
+            return a.Decide(
+                **common, outcome=form.outcome, document=form.document, department=form.department, deemed=form.deemed
+            )
         if kind == "terminate":
             return a.Terminate(**common, reason=form.reasons or form.text)
         if kind == "withdraw":

@@ -599,6 +599,49 @@ class Store:
             counts[str(item.get(field, ""))] += 1
         return dict(counts)
 
+    async def applicant_phone(self, errand_id: str) -> str:
+        async with self.db.reader.connect() as conn:
+            body = await conn.scalar(
+                select(t.actions.c.body).where(
+                    t.actions.c.errand == errand_id, t.actions.c.kind == "register", t.actions.c.status == "applied"
+                )
+            )
+        if body is None:
+            return ""
+        action = decode_action(body)
+        return str(getattr(getattr(action, "applicant", None), "phone", "") or "")
+
+    async def queue_notification(self, errand_id: str, event: str, phone: str, text: str) -> bool:
+        """Queue a message once per (errand, event); False if it was queued before."""
+        async with self._write() as conn:
+            exists = await conn.scalar(
+                select(func.count())
+                .select_from(t.notifications)
+                .where(t.notifications.c.errand == errand_id, t.notifications.c.event == event)
+            )
+            if exists:
+                return False
+            await conn.execute(
+                insert(t.notifications).values(
+                    errand=errand_id, event=event, phone=phone, text=text, created_at=time.time(), error=""
+                )
+            )
+        return True
+
+    async def unsent_notifications(self) -> list[dict[str, Any]]:
+        async with self.db.reader.connect() as conn:
+            rows = (
+                (await conn.execute(select(t.notifications).where(t.notifications.c.sent_at.is_(None))))
+                .mappings()
+                .all()
+            )
+        return [_plain(r) for r in rows]
+
+    async def mark_notification(self, notification_id: int, *, error: str = "") -> None:
+        values: dict[str, Any] = {"error": error} if error else {"sent_at": time.time(), "error": ""}
+        async with self._write() as conn:
+            await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id).values(**values))
+
     async def worklist(self) -> list[dict[str, Any]]:
         """Errands on their way here, or held here and not yet closed."""
         mine = (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 
@@ -189,4 +190,18 @@ node_reports = Table(
     Column("at", BigInteger, nullable=False),
     Column("via", String(64), nullable=False),
     Column("body", Text, nullable=False),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("errand", String(96), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("error", Text, nullable=False, server_default=""),
+    UniqueConstraint("errand", "event"),
 )

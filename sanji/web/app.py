@@ -22,6 +22,7 @@ from sanji import __version__
 from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
+from sanji.duties import Duties, FileSmsSender
 from sanji.keys import read_directory, read_key
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
@@ -47,6 +48,7 @@ class NodeRuntime:
         self.store: Store | None = None
         self.context: NodeContext | None = None
         self.driver: SyncDriver | None = None
+        self.duties: Duties | None = None
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -69,6 +71,10 @@ class NodeRuntime:
             source = s.path(s.node.catalogue) if s.node.catalogue else default_catalogue_path()
             await context.publish(load_catalogue(source))
         self.context = context
+        self.duties = Duties(
+            store, context, FileSmsSender(s.path(s.node.data_dir) / "sms.log"), interval=s.sync.duties_interval
+        )
+        self.duties.start()
         if s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
@@ -86,6 +92,8 @@ class NodeRuntime:
         finally:
             if self.driver is not None:
                 await self.driver.stop()
+            if self.duties is not None:
+                await self.duties.stop()
             await db.dispose()
 
     def get_store(self) -> Store:

@@ -1,4 +1,4 @@
-"""documents, node reports, receipts and deadlines
+"""documents, reports, receipts, deadlines, notifications
 
 Revision ID: 0002
 Revises: 0001
@@ -32,6 +32,19 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("node", name=op.f("pk_node_reports")),
     )
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("errand", sa.String(length=96), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("sent_at", sa.Float(), nullable=True),
+        sa.Column("error", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+        sa.UniqueConstraint("errand", "event", name=op.f("uq_notifications_errand_event")),
+    )
     with op.batch_alter_table("errands", schema=None) as batch_op:
         batch_op.add_column(sa.Column("receipt", sa.String(length=48), server_default="", nullable=False))
         batch_op.add_column(sa.Column("due", sa.String(length=10), server_default="", nullable=False))
@@ -59,6 +72,7 @@ def downgrade() -> None:
         batch_op.drop_column("due")
         batch_op.drop_column("receipt")
 
+    op.drop_table("notifications")
     op.drop_table("node_reports")
     op.drop_table("documents")
     # ### end Alembic commands ###

@@ -1,0 +1,150 @@
+"""What a node does on its own, on a timer: the duties nobody should have to remember.
+
+- 超时默许 (seeds 000 and 003): an errand held here at a desk, past its deadline,
+  whose matter says so, is taken as approved — recorded as a decision by the system,
+  so the accepting window answers for it and every replica sees the same thing.
+- The applicant's SMS (seeds 000, 002, 003): when a result reaches the node where
+  the applicant asked, a message is queued once and handed to the SMS sender.
+  No gateway is reachable from here: the default sender appends to ``sms.log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+from protocol.errand import OUTCOMES
+from protocol.errors import SanjiError
+from sanji.context import NodeContext
+from sanji.forms import ActionForm
+from sanji.service import ErrandService
+from sanji.store import Store
+
+log = logging.getLogger("sanji.duties")
+SYSTEM_ACTOR = "系统(电子监察)"
+
+
+class SmsSender(Protocol):
+    async def send(self, phone: str, text: str) -> None: ...
+
+
+class FileSmsSender:
+    """Writes each message to a file: the stand-in for a county SMS gateway."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def send(self, phone: str, text: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}\t{phone}\t{text}\n"
+        await asyncio.to_thread(self._append, line)
+
+    def _append(self, line: str) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+async def deemed_approvals(store: Store, context: NodeContext, *, today: date | None = None) -> list[str]:
+    """Decide, as approved, every overdue errand held here whose matter has 超时默许."""
+    today = today or context.today()
+    service = ErrandService(store, context)
+    done = []
+    for row in await store.worklist():
+        if row["pending_to"] or row["stage"] not in ("accepted", "at_department") or not row["due"]:
+            continue
+        matter = context.matter(row["matter"])
+        if matter is None or not matter.deemed_approval or date.fromisoformat(row["due"]) >= today:
+            continue
+        form = ActionForm(
+            kind="decide",
+            actor=SYSTEM_ACTOR,
+            role="超时默许",
+            outcome="approved",
+            deemed=True,
+            document=f"超时默许:{row['due']} 前未作决定,依事项规则视为准予",
+            expected_version=row["version"],
+        )
+        try:
+            await service.act(row["id"], form)
+            done.append(row["id"])
+        except SanjiError as exc:
+            log.info("no deemed approval for %s: %s", row["id"], exc.message)
+    return done
+
+
+async def queue_result_messages(store: Store, context: NodeContext) -> int:
+    """Queue one SMS per errand whose result has reached the node where the applicant asked."""
+    queued = 0
+    rows, _ = await store.errands(scope=store.node_id, holder=store.node_id, limit=100_000)
+    for row in rows:
+        if row["stage"] not in ("decided", "result_ready") or row["pending_to"]:
+            continue
+        phone = await store.applicant_phone(row["id"])
+        if not phone:
+            continue
+        matter = context.matter(row["matter"])
+        name = matter.name if matter else row["matter"]
+        outcome = OUTCOMES.get(row["outcome"], row["outcome"]).split()[0]
+        text = f"【三级联办】您申请的{name}(回执号{row['receipt']})已办结:{outcome}。请到村便民服务站领取结果。"
+        if await store.queue_notification(row["id"], "result", phone, text):
+            queued += 1
+    return queued
+
+
+async def send_queued(store: Store, sender: SmsSender) -> int:
+    sent = 0
+    for item in await store.unsent_notifications():
+        try:
+            await sender.send(item["phone"], item["text"])
+        except Exception as exc:  # a gateway failure is retried on the next round
+            await store.mark_notification(item["id"], error=f"{type(exc).__name__}: {exc}")
+            continue
+        await store.mark_notification(item["id"])
+        sent += 1
+    return sent
+
+
+class Duties:
+    def __init__(self, store: Store, context: NodeContext, sender: SmsSender, *, interval: float = 30.0) -> None:
+        self.store = store
+        self.context = context
+        self.sender = sender
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        store.on_change(self._wake.set)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"duties-{self.store.node_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def run_once(self) -> None:
+        await deemed_approvals(self.store, self.context)
+        await queue_result_messages(self.store, self.context)
+        await send_queued(self.store, self.sender)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except Exception:  # a duty that fails must not stop the node; it runs again next round
+                log.exception("node duties failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
+
+
+Clock = Callable[[], float]
