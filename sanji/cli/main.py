@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sanji import __version__
-from sanji.cli import catalogue_cmd, demo, directory_cmd, keys_init, serve
+from sanji.cli import carry_cmd, catalogue_cmd, demo, directory_cmd, keys_init, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_init.add_parser(sub)
     directory_cmd.add_parser(sub)
     catalogue_cmd.add_parser(sub)
+    carry_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser
 

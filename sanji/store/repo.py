@@ -321,8 +321,12 @@ class Store:
         return await self.cursors_where(origin_in=self.directory.subtree(child))
 
     async def pull_cursors(self) -> dict[StreamKey, int]:
-        """What this node holds of streams written above it: what it asks its parent for."""
-        return await self.cursors_where(origin_not_in=self._subtree)
+        """What this node holds of every stream but its own: what it asks its parent for.
+
+        Streams written below this node are included: when a village carried its batches
+        straight to the county (its township was down), the township catches up from the county.
+        """
+        return await self.cursors_where(origin_not_in=[self.node_id])
 
     async def frames_for_child(
         self, child: str, known: dict[StreamKey, int], max_bytes: int
@@ -330,7 +334,7 @@ class Store:
         """Batches the child's subtree should receive and does not have yet, in order, within budget."""
         self._check_child(child)
         subtree = self.directory.subtree(child)
-        ours = await self.cursors_where(origin_not_in=subtree, scope_in=subtree)
+        ours = await self.cursors_where(origin_not_in=[child], scope_in=subtree)
         wanted = {k: known.get(k, 0) for k, seq in ours.items() if seq > known.get(k, 0)}
         return await self._frames_after(wanted, max_bytes)
 
@@ -363,6 +367,17 @@ class Store:
                 if fit < len(rows):
                     return frames, True
         return frames, False
+
+    async def frames_for_node(self, node: str, *, known: dict[StreamKey, int] | None = None) -> list[bytes]:
+        """Every held batch addressed to ``node`` (any node on the path), in stream order: for a carried file."""
+        if node not in self.directory:
+            raise RouteError(f"node {node!r} is not in the directory")
+        scopes = self.directory.subtree(node)
+        ours = await self.cursors_where(scope_in=scopes)
+        known = known or {}
+        wanted = {k: known.get(k, 0) for k, seq in ours.items() if k.origin != node and seq > known.get(k, 0)}
+        frames, _ = await self._frames_after(wanted, 1 << 62)
+        return frames
 
     def _check_child(self, child: str) -> None:
         if child not in self.directory or self.directory.parent(child) != self.node_id:

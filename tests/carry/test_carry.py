@@ -1,0 +1,131 @@
+"""Hand-carried files: export at one node, import at any node on the path; twice is once; damage is refused whole."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from protocol.carry import CarryHeader, read_carry, write_carry
+from protocol.errors import FrameError
+from sanji.cli import carry_cmd
+from sanji.cli.common import node_store
+from sanji.config import load_settings
+from sanji.demo.cluster import Cluster
+from sanji.forms import ActionForm, RegisterForm
+from sanji.service import ErrandService
+from tests.conftest import row_counts
+
+
+@pytest.fixture
+def county(tmp_path: Path) -> Cluster:
+    return Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+
+
+def config(cluster: Cluster, node: str) -> str:
+    return str(cluster.nodes[node].config)
+
+
+async def register(cluster: Cluster, count: int) -> list[str]:
+    async with node_store(load_settings(config(cluster, "T01V01"))) as (store, ctx):
+        service = ErrandService(store, ctx)
+        ids = []
+        for i in range(count):
+            form = RegisterForm(matter="MZ-001", applicant_name=f"村民{i}", actor="代办员")
+            errand = (await service.register(form)).errand
+            await service.act(errand, ActionForm(kind="submit", actor="代办员"))
+            ids.append(errand)
+        return ids
+
+
+async def counts(cluster: Cluster, node: str) -> dict[str, int]:
+    async with node_store(load_settings(config(cluster, node))) as (store, _):
+        return await row_counts(store)
+
+
+async def digests(cluster: Cluster, node: str) -> dict[str, str]:
+    async with node_store(load_settings(config(cluster, node))) as (store, _):
+        return await store.digests()
+
+
+def test_export_import_moves_errands_and_twice_is_once(county: Cluster, tmp_path: Path) -> None:
+    ids = asyncio.run(register(county, 5))
+    usb = tmp_path / "usb" / "T01V01-to-T01.sjx"
+    usb.parent.mkdir()
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", usb) == 0
+    assert carry_cmd.run_import(config(county, "T01"), usb) == 0
+    town = asyncio.run(digests(county, "T01"))
+    assert sorted(town) == sorted(ids)
+    assert town == asyncio.run(digests(county, "T01V01"))
+    before = asyncio.run(counts(county, "T01"))
+    assert carry_cmd.run_import(config(county, "T01"), usb) == 0
+    assert asyncio.run(counts(county, "T01")) == before
+
+
+def test_a_village_can_carry_straight_to_the_county(county: Cluster, tmp_path: Path) -> None:
+    ids = asyncio.run(register(county, 3))
+    usb = tmp_path / "to-county.sjx"
+    assert carry_cmd.run_export(config(county, "T01V01"), "C", usb) == 0
+    assert carry_cmd.run_import(config(county, "C"), usb) == 0
+    assert sorted(asyncio.run(digests(county, "C"))) == sorted(ids)
+
+
+def test_a_damaged_file_is_refused_whole(county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(register(county, 3))
+    usb = tmp_path / "f.sjx"
+    carry_cmd.run_export(config(county, "T01V01"), "T01", usb)
+    before = asyncio.run(counts(county, "T01"))
+    data = bytearray(usb.read_bytes())
+    for position in (len(data) // 2, 10, len(data) - 1):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x01
+        usb.write_bytes(bytes(damaged))
+        capsys.readouterr()
+        assert carry_cmd.run_import(config(county, "T01"), usb) == 2
+        assert "damaged" in capsys.readouterr().out or position < 8
+        assert asyncio.run(counts(county, "T01")) == before
+    usb.write_bytes(bytes(data[: len(data) // 3]))
+    assert carry_cmd.run_import(config(county, "T01"), usb) == 2
+    assert asyncio.run(counts(county, "T01")) == before
+
+
+def test_a_file_for_a_node_off_the_path_is_refused_batch_by_batch(county: Cluster, tmp_path: Path) -> None:
+    two = Cluster.prepare(tmp_path / "two", towns=2, villages_per_town=1)
+    asyncio.run(register(two, 2))
+    usb = tmp_path / "wrong.sjx"
+    carry_cmd.run_export(config(two, "T01V01"), "T01", usb)
+    assert carry_cmd.run_import(config(two, "T02"), usb) == 1  # T02 is not on T01V01's path
+    assert asyncio.run(digests(two, "T02")) == {}
+
+
+def test_carry_format_round_trip_and_limits() -> None:
+    header = CarryHeader(exporter="A", recipient="B", created=1, count=2)
+    data = write_carry(header, [b"one", b"two"])
+    assert read_carry(data).frames == (b"one", b"two")
+    with pytest.raises(FrameError):
+        read_carry(b"XXXX" + data[4:])
+    with pytest.raises(ValueError):
+        write_carry(header, [b"only one"])
+
+
+def test_township_catches_up_from_the_county_after_a_village_carried_past_it(county: Cluster, tmp_path: Path) -> None:
+    from sanji.sync.driver import sync_once
+    from sanji.sync.server import SyncServer
+    from sanji.sync.transport import LocalTransport
+
+    ids = asyncio.run(register(county, 4))
+    usb = tmp_path / "to-county.sjx"
+    carry_cmd.run_export(config(county, "T01V01"), "C", usb)
+    carry_cmd.run_import(config(county, "C"), usb)
+
+    async def township_syncs() -> None:
+        async with (
+            node_store(load_settings(config(county, "C"))) as (hub, hub_ctx),
+            node_store(load_settings(config(county, "T01"))) as (town, town_ctx),
+        ):
+            await sync_once(town, LocalTransport(SyncServer(hub, hub_ctx)), context=town_ctx)
+
+    asyncio.run(township_syncs())
+    assert sorted(asyncio.run(digests(county, "T01"))) == sorted(ids)
+    assert asyncio.run(digests(county, "T01")) == asyncio.run(digests(county, "C"))
