@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -817,6 +817,8 @@ class Store:
         for aid, errand_id, body, status, reason in rows:
             grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
         out: dict[str, Projection] = {}
+        changes: list[dict[str, str]] = []
+        errand_rows: list[dict[str, Any]] = []
         for errand_id in errand_ids:
             entries = grouped.get(errand_id, [])
             proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory)
@@ -833,9 +835,7 @@ class Store:
                 else:
                     new = ("rejected", proj.rejected.get(aid, "rejected"))
                 if (status, reason) != new:
-                    await conn.execute(
-                        update(t.actions).where(t.actions.c.id == aid).values(status=new[0], reason=new[1])
-                    )
+                    changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
             s = proj.state
             values: dict[str, Any] = {
                 "id": errand_id,
@@ -862,13 +862,33 @@ class Store:
                 "paused": bool(s and s.stage == "supplement"),
                 "state": encode(s) if s else None,
             }
-            await _upsert(conn, t.errands, values, keys=("id",))
+            errand_rows.append(values)
+        # One statement per kind of change, executed for many rows: a batch of 200 actions costs
+        # two round trips to the database instead of 400.
+        if changes:
+            await conn.execute(
+                update(t.actions)
+                .where(t.actions.c.id == bindparam("b_id"))
+                .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
+                changes,
+            )
+        if errand_rows:
+            await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
 
 
 def _plain(row: Any) -> dict[str, Any]:
     # Column names come back as sqlalchemy's str subclass, which msgspec will not take as str.
     return {str(k): v for k, v in row.items()}
+
+
+async def _upsert_many(
+    conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], *, keys: tuple[str, ...]
+) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
 
 
 async def _upsert(
