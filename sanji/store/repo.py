@@ -65,6 +65,9 @@ class Store:
         self.instance_id = ""
         self._subtree = frozenset(directory.subtree(node_id))
         self._listeners: list[Callable[[], None]] = []
+        # A child must not number new batches until its parent confirmed where its streams stand
+        # (a node restored from a backup would otherwise reuse sequence numbers). The root is its own judge.
+        self.positions_confirmed = directory.parent(node_id) is None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -156,6 +159,39 @@ class Store:
             self._changed()
         return made
 
+    async def own_streams_behind(self, parent_has: dict[StreamKey, int]) -> list[str]:
+        """This node's own streams of which the parent holds more than this node: a restored backup."""
+        mine = await self.cursors_where(origin_in=[self.node_id])
+        return sorted(str(k) for k, seq in parent_has.items() if k.origin == self.node_id and seq > mine.get(k, 0))
+
+    async def note_recovery(self, streams: list[str]) -> None:
+        """After taking own batches back: never reissue a receipt number the lost copy had issued."""
+        async with self._write() as conn:
+            bodies = (
+                await conn.execute(
+                    select(t.actions.c.body).where(t.actions.c.node == self.node_id, t.actions.c.kind == "register")
+                )
+            ).scalars()
+            highest: dict[str, int] = {}
+            for body in bodies:
+                receipt = getattr(decode_action(body), "receipt", "")
+                parts = receipt.split("-")
+                if len(parts) == 3 and parts[2][:-1].isdigit():
+                    highest[parts[1]] = max(highest.get(parts[1], 0), int(parts[2][:-1]))
+            for day, seq in highest.items():
+                key = f"counter:receipt:{day}"
+                held = int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)) or 0)
+                if seq > held:
+                    await _upsert(conn, t.meta, {"key": key, "value": str(seq)}, keys=("key",))
+            await conn.execute(
+                insert(t.events).values(
+                    at=time.time(),
+                    kind="restored",
+                    peer="",
+                    detail=json.dumps({"streams": streams}, ensure_ascii=False),
+                )
+            )
+
     async def outbox_size(self) -> int:
         async with self.db.reader.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(t.outbox)) or 0)
@@ -168,7 +204,7 @@ class Store:
         for frame in frames:
             try:
                 batch = open_frame(frame, self.directory)
-                if self.node_id not in batch.payload.audience:
+                if self.node_id not in batch.payload.audience and batch.origin != self.node_id:
                     raise RouteError(f"stream {batch.origin}->{batch.scope} is not addressed to {self.node_id}")
             except SanjiError as exc:
                 await self._log_event("refused", peer, {"error": exc.code, "message": exc.message, "size": len(frame)})
@@ -321,12 +357,12 @@ class Store:
         return await self.cursors_where(origin_in=self.directory.subtree(child))
 
     async def pull_cursors(self) -> dict[StreamKey, int]:
-        """What this node holds of every stream but its own: what it asks its parent for.
+        """What this node holds of every stream, its own included: what it asks its parent for.
 
         Streams written below this node are included: when a village carried its batches
         straight to the county (its township was down), the township catches up from the county.
         """
-        return await self.cursors_where(origin_not_in=[self.node_id])
+        return await self.cursors_where()
 
     async def frames_for_child(
         self, child: str, known: dict[StreamKey, int], max_bytes: int
@@ -334,7 +370,8 @@ class Store:
         """Batches the child's subtree should receive and does not have yet, in order, within budget."""
         self._check_child(child)
         subtree = self.directory.subtree(child)
-        ours = await self.cursors_where(origin_not_in=[child], scope_in=subtree)
+        # The child's own streams too: a child restored from an old backup takes its own batches back.
+        ours = await self.cursors_where(scope_in=subtree)
         wanted = {k: known.get(k, 0) for k, seq in ours.items() if seq > known.get(k, 0)}
         return await self._frames_after(wanted, max_bytes)
 
@@ -882,9 +919,7 @@ def _plain(row: Any) -> dict[str, Any]:
     return {str(k): v for k, v in row.items()}
 
 
-async def _upsert_many(
-    conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], *, keys: tuple[str, ...]
-) -> None:
+async def _upsert_many(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], *, keys: tuple[str, ...]) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}

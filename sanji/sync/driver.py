@@ -52,7 +52,6 @@ async def sync_once(
         return SessionReport()
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
-    await store.seal_outbox()
     reports: tuple[NodeReport, ...] = ()
     version = 0
     if context is not None:
@@ -72,6 +71,15 @@ async def sync_once(
                 log.warning("the parent's catalogue was refused: %s", exc.message)
     parent_has = cursor_map(reply.cursors)
     await store.record_peer_cursors(parent, parent_has)
+    behind = await store.own_streams_behind(parent_has)
+    if behind:
+        # The parent holds more of this node's own streams than this node does: it was restored
+        # from an old backup. Take its own batches back before numbering anything new.
+        log.warning("restored from an older copy: the parent holds newer batches of %s", behind)
+        report.pulled += await _pull(store, transport, parent, budget, report)
+        await store.note_recovery(behind)
+    store.positions_confirmed = True
+    await store.seal_outbox()
     while True:
         frames, more = await store.frames_for_parent(parent_has, budget)
         if not frames:
@@ -92,23 +100,30 @@ async def sync_once(
                 log.warning("parent refused a batch: %s %s", result.error, result.message)
         if not more or not progressed:
             break
-    while True:
-        known = await store.pull_cursors()
-        pulled = await transport.pull(
-            PullRequest(sender=store.node_id, at=store.clock.now(), cursors=cursors_from(known), max_bytes=budget)
-        )
-        report.requests += 1
-        if pulled.frames:
-            outcome = await store.receive(pulled.frames, peer=parent)
-            report.pulled += len(pulled.frames)
-            report.refused += sum(1 for r in outcome.results if r.status == "refused")
-            if all(r.status == "refused" for r in outcome.results):
-                break  # nothing usable: don't spin; the error is logged
-        if not pulled.more:
-            break
+    report.pulled += await _pull(store, transport, parent, budget, report)
     report.bytes_sent = transport.bytes_sent - sent0
     report.bytes_received = transport.bytes_received - recv0
     return report
+
+
+async def _pull(store: Store, transport: Transport, parent: str, budget: int, report: SessionReport) -> int:
+    """Pull pages until the parent has nothing more for this subtree; returns frames received."""
+    pulled = 0
+    while True:
+        known = await store.pull_cursors()
+        reply = await transport.pull(
+            PullRequest(sender=store.node_id, at=store.clock.now(), cursors=cursors_from(known), max_bytes=budget)
+        )
+        report.requests += 1
+        if reply.frames:
+            outcome = await store.receive(reply.frames, peer=parent)
+            pulled += len(reply.frames)
+            report.refused += sum(1 for r in outcome.results if r.status == "refused")
+            if all(r.status == "refused" for r in outcome.results):
+                break  # nothing usable: don't spin; the error is logged
+        if not reply.more:
+            break
+    return pulled
 
 
 class SyncDriver:

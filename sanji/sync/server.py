@@ -62,7 +62,7 @@ class SyncServer:
         self._known_child(request.sender)
         self.store.clock.observe(request.at)
         budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
-        if await self.store.outbox_size():
+        if self.store.positions_confirmed and await self.store.outbox_size():
             await self.store.seal_outbox()  # our own fresh actions go down in this very pull
         frames, more = await self.store.frames_for_child(request.sender, cursor_map(request.cursors), budget)
         return PullResponse(node=self.store.node_id, at=self.store.clock.now(), frames=tuple(frames), more=more)
