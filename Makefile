@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install
+.PHONY: demo test lint typecheck bench clean install browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sanji demo --errands 40
 
-test: $(STAMP)
+# The screen tests drive Debian's Chromium; install it when missing (root, as on CI and dev machines).
+browser:
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the screen tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium: browser tests will skip (or fail if SANJI_REQUIRE_BROWSER=1)"; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check protocol sanji county_node town_node village_agent tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

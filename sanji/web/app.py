@@ -31,6 +31,7 @@ from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.web.api import ErrandController, NodeController
 from sanji.web.desk_api import DeskController
+from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
@@ -123,6 +124,7 @@ def build_app(
         ErrandController,
         NodeController,
         DeskController,
+        DocumentController,
         SyncController,
         ScreenController,
         *extra_handlers,

@@ -110,43 +110,48 @@ class DeskController(Controller):
         sample: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
         seed: Annotated[str, QueryParameter(max_length=32)] = "",
     ) -> Supervision:
-        rows, _ = await store.errands(limit=100_000)
-        today = context.today()
-        views = [summarise(r, context, today) for r in rows]
-        by_level: Counter[str] = Counter()
-        overdue, warnings = [], []
-        for view in views:
-            deadline = view["deadline"]
-            if deadline is None:
-                continue
-            by_level[deadline.level] += 1
-            if deadline.level == "red":
-                overdue.append(msgspec.convert(view, ErrandSummary))
-            elif deadline.level == "yellow":
-                warnings.append(msgspec.convert(view, ErrandSummary))
-        details = await store.errand_states([r["id"] for r in rows])
-        missing: dict[str, list[str]] = {}
-        acted_for = 0
-        ratings: Counter[str] = Counter()
-        for errand_id, state in details.items():
-            if state.get("acted_for"):
-                acted_for += 1
-            if state["stage"] in ("delivered", "closed") and state.get("outcome") == "approved":
-                gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
-                if gaps:
-                    missing[errand_id] = gaps
-        for level, count in (await store.annotation_counts("rate", "level")).items():
-            ratings[level] += count
-        closed = sorted(r["id"] for r in rows if r["stage"] in ("delivered", "closed"))
-        rng = random.Random(seed or today.isoformat())
-        return Supervision(
-            open_errands=sum(1 for r in rows if r["stage"] not in ("decided", "delivered", "closed")),
-            by_level=dict(by_level),
-            overdue=overdue,
-            warnings=warnings,
-            missing_steps=missing,
-            acted_for_absent=acted_for,
-            ratings=dict(ratings),
-            complaints=await store.annotations("complain"),
-            callback_sample=rng.sample(closed, min(sample, len(closed))),
-        )
+        return await supervision_report(store, context, sample=sample, seed=seed)
+
+
+async def supervision_report(store: Store, context: NodeContext, *, sample: int = 5, seed: str = "") -> Supervision:
+    """电子监察 over the errands this node holds: the same figures for the API and the screen."""
+    rows, _ = await store.errands(limit=100_000)
+    today = context.today()
+    views = [summarise(r, context, today) for r in rows]
+    by_level: Counter[str] = Counter()
+    overdue, warnings = [], []
+    for view in views:
+        deadline = view["deadline"]
+        if deadline is None:
+            continue
+        by_level[deadline.level] += 1
+        if deadline.level == "red":
+            overdue.append(msgspec.convert(view, ErrandSummary))
+        elif deadline.level == "yellow":
+            warnings.append(msgspec.convert(view, ErrandSummary))
+    details = await store.errand_states([r["id"] for r in rows])
+    missing: dict[str, list[str]] = {}
+    acted_for = 0
+    ratings: Counter[str] = Counter()
+    for errand_id, state in details.items():
+        if state.get("acted_for"):
+            acted_for += 1
+        if state["stage"] in ("delivered", "closed") and state.get("outcome") == "approved":
+            gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
+            if gaps:
+                missing[errand_id] = gaps
+    for level, count in (await store.annotation_counts("rate", "level")).items():
+        ratings[level] += count
+    closed = sorted(r["id"] for r in rows if r["stage"] in ("delivered", "closed"))
+    rng = random.Random(seed or today.isoformat())
+    return Supervision(
+        open_errands=sum(1 for r in rows if r["stage"] not in ("decided", "delivered", "closed")),
+        by_level=dict(by_level),
+        overdue=overdue,
+        warnings=warnings,
+        missing_steps=missing,
+        acted_for_absent=acted_for,
+        ratings=dict(ratings),
+        complaints=await store.annotations("complain"),
+        callback_sample=rng.sample(closed, min(sample, len(closed))),
+    )

@@ -1,19 +1,464 @@
-"""Screens for the person at the desk: Chinese first, English second."""
+"""Screens for the person at the desk: Chinese first, English second.
+
+Plain server-rendered HTML: every form posts as an ordinary HTML form and works
+with JavaScript switched off. A successful post redirects (303) back to a page
+that says what was done; a refused or mistyped one is shown again with the reason
+in Chinese and English and with everything the person typed still in place.
+
+Routes: ``/`` (home: worklist with deadline lights), ``/errands/{id}`` (detail,
+history, documents and the steps this node may take now), ``/register``
+(代办登记 with the catalogue's materials checklist and the pre-check), ``/lookup``
+(public status by receipt number) and ``/supervision`` (电子监察 tables).
+"""
 
 from __future__ import annotations
 
-from litestar import Controller, get
-from litestar.di import NamedDependency
-from litestar.response import Template
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
 
-from protocol.errand import STAGE_LABELS
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from protocol.catalogue import Matter, normalise_material, precheck
+from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
+from protocol.errors import SanjiError
+from protocol.receipts import is_valid, normalise
+from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
+from sanji.context import NodeContext
+from sanji.corpus import valid_id_number
+from sanji.forms import ActionForm, RegisterForm
+from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.web.desk_api import Supervision, supervision_report
+from sanji.web.documents import (
+    DOCUMENTS,
+    applied,
+    at_text,
+    cn_iso,
+    document_links,
+    document_url,
+    guide_url,
+    node_name,
+)
+from sanji.web.views import Deadline, summarise
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
     "town": "乡镇便民服务中心 Township centre",
     "village": "村代办点 Village station",
 }
+DEFAULT_ROLE = {VILLAGE: "代办员", TOWN: "窗口工作人员", COUNTY: "部门审批人员"}
+LIVE = ("received", "accepted", "at_department", "supplement")
+
+# -- deadline lights -------------------------------------------------------------------------------
+
+
+def light(deadline: Deadline | None) -> dict[str, str]:
+    """黄灯 as the deadline nears, 红灯 with the working days over once it has passed."""
+    if deadline is None:
+        return {"cls": "none", "zh": "—", "en": ""}
+    if deadline.level == "red":
+        return {"cls": "red", "zh": f"红灯 超期{deadline.days_over}个工作日", "en": f"overdue {deadline.days_over} d"}
+    if deadline.level == "yellow":
+        return {"cls": "yellow", "zh": f"黄灯 剩{deadline.days_left}个工作日", "en": f"{deadline.days_left} d left"}
+    if deadline.level == "normal":
+        return {"cls": "green", "zh": f"正常 剩{deadline.days_left}个工作日", "en": f"{deadline.days_left} d left"}
+    if deadline.level == "paused":
+        return {"cls": "paused", "zh": "停表 待补正", "en": "clock stopped"}
+    return {"cls": "unknown", "zh": "日历未覆盖", "en": "calendar unknown"}
+
+
+def errand_url(errand_id: str) -> str:
+    return "/errands/" + quote(errand_id, safe="")
+
+
+DESK_COOKIE = "sanji_desk"
+
+
+def desk_person(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Who last acted at this browser (a convenience so the desk does not retype its name; not a login)."""
+    raw = request.cookies.get(DESK_COOKIE, "")
+    actor, _, role = raw.partition("~")
+    return {"actor": unquote(actor)[:64], "role": unquote(role)[:64]}
+
+
+def remembered(redirect: Redirect, actor: str, role: str) -> Redirect:
+    value = quote(actor, safe="") + "~" + quote(role, safe="")
+    redirect.cookies.append(
+        Cookie(key=DESK_COOKIE, value=value, path="/", max_age=12 * 3600, httponly=True, samesite="lax")
+    )
+    return redirect
+
+
+def row_view(row: dict[str, Any], context: NodeContext, today: date) -> dict[str, Any]:
+    view = summarise(row, context, today)
+    view["light"] = light(view["deadline"])
+    view["stage_light"] = light(view["stage_deadline"])
+    view["url"] = errand_url(row["id"])
+    view["due_text"] = row.get("due") or ""
+    return view
+
+
+# -- the steps a desk can take ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    zh: str
+    en: str
+    widget: str = "text"  # text, textarea, lines, date, number, select, checkbox
+    choices: tuple[tuple[str, str], ...] = ()
+    required: bool = False
+    hint: str = ""
+
+
+ACTION_LABELS: dict[str, tuple[str, str]] = {
+    "submit": ("报送乡镇", "Submit to the township"),
+    "receive": ("签收", "Receive (acknowledge the hand-over)"),
+    "accept": ("受理", "Accept"),
+    "not_accept": ("不予受理", "Do not accept"),
+    "return": ("退回", "Return"),
+    "request_supplement": ("一次性告知补正", "One-time notice of missing materials"),
+    "materials_received": ("材料已补齐", "Materials received"),
+    "assign": ("分派承办", "Assign to a window"),
+    "subtask_done": ("联办子任务完成", "Joint sub-task done"),
+    "extend": ("延期", "Extend the deadline"),
+    "review": ("审核", "Review"),
+    "escalate": ("上报县级部门", "Escalate to the county department"),
+    "decide": ("办结", "Decide (approve or refuse)"),
+    "terminate": ("终止办理", "Terminate"),
+    "withdraw": ("申请人撤回", "Applicant withdraws"),
+    "send_result": ("结果下送", "Send the result down"),
+    "deliver": ("送达签收", "Deliver to the applicant"),
+    "close": ("归档销号", "Close and file"),
+    "note": ("备注", "Progress note"),
+    "supply": ("代办员补交材料", "Agent brings materials"),
+    "rate": ("满意度评价", "Satisfaction rating"),
+    "callback": ("回访", "Call-back"),
+    "supervise": ("督办", "Supervise"),
+}
+LEVELS = (("满意", "满意 satisfied"), ("基本满意", "基本满意 fairly satisfied"), ("不满意", "不满意 dissatisfied"))
+KIND_FIELDS: dict[str, tuple[Field, ...]] = {
+    "submit": (Field("text", "报送说明", "Note", "textarea"),),
+    "receive": (),
+    "accept": (
+        Field(
+            "errand_kind",
+            "办件类型",
+            "Kind",
+            "select",
+            (
+                ("承诺件", "承诺件 committed"),
+                ("即办件", "即办件 immediate"),
+                ("上报件", "上报件 reported up"),
+                ("联办件", "联办件 joint"),
+            ),
+        ),
+        Field("window", "受理窗口", "Window"),
+        Field(
+            "provisional",
+            "容缺材料（每行一项）",
+            "Secondary materials owed, one per line",
+            "lines",
+            hint="留空为正常受理 leave empty for a full acceptance",
+        ),
+        Field("promise_by", "承诺补齐日期", "Promised by", "date"),
+        Field("co_departments", "联办部门（每行一个）", "Co-handling departments, one per line", "lines"),
+        Field("text", "备注", "Note", "textarea"),
+    ),
+    "not_accept": (Field("reasons", "不予受理理由", "Reasons", "textarea", required=True),),
+    "return": (Field("reasons", "退回理由", "Reasons", "textarea", required=True),),
+    "request_supplement": (
+        Field("items", "需补正的全部材料（每行一项）", "ALL missing materials, one per line", "lines", required=True),
+        Field("text", "说明", "Note", "textarea"),
+    ),
+    "materials_received": (
+        Field("items", "已收到的材料（每行一项）", "Materials received, one per line", "lines", required=True),
+    ),
+    "assign": (
+        Field("window", "承办窗口", "Window", required=True),
+        Field("handler", "承办人", "Handler", required=True),
+        Field("referred_by", "首问人（转介者）", "Referred by (first person asked)"),
+    ),
+    "subtask_done": (
+        Field("department", "联办部门", "Department", "select", required=True),
+        Field("outcome", "意见", "Opinion", "select", (("agreed", "同意 agreed"), ("objected", "不同意 objected"))),
+        Field("text", "说明", "Note", "textarea"),
+    ),
+    "extend": (
+        Field("days", "延长工作日数", "Working days", "number", required=True),
+        Field("reasons", "延期理由", "Reason", "textarea", required=True),
+        Field("applicant_informed", "已告知申请人", "Applicant informed", "checkbox"),
+    ),
+    "review": (
+        Field("passed", "审核结论", "Result", "select", (("1", "通过 passed"), ("0", "不通过 not passed"))),
+        Field("text", "审核意见", "Note", "textarea"),
+    ),
+    "escalate": (
+        Field("department", "县级审批部门", "County department", required=True),
+        Field("text", "上报说明", "Note", "textarea"),
+    ),
+    "decide": (
+        Field(
+            "outcome", "办理结果", "Outcome", "select", (("approved", "准予 approve"), ("refused", "不予许可 refuse"))
+        ),
+        Field("document", "结果文书", "Result document"),
+        Field("department", "决定部门", "Deciding department"),
+    ),
+    "terminate": (Field("reasons", "终止理由", "Reason", "textarea", required=True),),
+    "withdraw": (Field("reasons", "撤回原因", "Reason", "textarea"),),
+    "send_result": (Field("text", "下送说明", "Note", "textarea"),),
+    "deliver": (
+        Field("confirmed_by", "签收人", "Signed for by", required=True),
+        Field("signature", "签名记录", "Signature record", "textarea"),
+    ),
+    "close": (Field("archive_no", "档案号", "Archive number"),),
+    "note": (Field("text", "备注内容", "Text", "textarea", required=True),),
+    "supply": (
+        Field("items", "带上的材料（每行一项）", "Materials carried up, one per line", "lines", required=True),
+        Field("text", "说明", "Note", "textarea"),
+    ),
+    "rate": (
+        Field("level", "评价", "Rating", "select", LEVELS, required=True),
+        Field("window", "窗口", "Window"),
+        Field("staff", "工作人员", "Staff"),
+        Field("text", "意见", "Comment", "textarea"),
+    ),
+    "callback": (
+        Field("reached", "已联系上申请人", "Applicant reached", "checkbox"),
+        Field("level", "满意度", "Satisfaction", "select", (("", "—"), *LEVELS)),
+        Field("text", "回访记录", "Note", "textarea"),
+    ),
+    "supervise": (
+        Field(
+            "supervision",
+            "类型",
+            "Kind",
+            "select",
+            (("督办", "督办 urge"), ("纠错", "纠错 correct"), ("预警", "预警 warn")),
+        ),
+        Field("text", "督办意见", "Text", "textarea", required=True),
+    ),
+}
+COMMON_FIELDS = (
+    Field("actor", "经办人姓名", "Your name", required=True),
+    Field("role", "岗位", "Post", required=True),
+    Field("acting_for", "代岗（B岗代A岗时填A岗姓名）", "Acting for (A post, when a B post acts)"),
+)
+FIELD_LABELS = {f.name: f"{f.zh} {f.en}" for fields in (*KIND_FIELDS.values(), COMMON_FIELDS) for f in fields}
+
+
+def available_actions(row: dict[str, Any], state: dict[str, Any], node_id: str, directory: Directory) -> list[str]:
+    """The steps this node may take on the errand now, as the state machine (protocol.errand.judge) allows them."""
+    role = directory.role(node_id)
+    stage = row["stage"]
+    pending = row["pending_to"]
+    scope = row["scope"]
+    if node_id not in directory.path(scope):
+        return []
+    out: list[str] = []
+    noticed = node_id in state.get("notices_by", ())
+    owed = bool(state.get("provisional"))
+    open_tasks = any(v == "pending" for v in state.get("subtasks", {}).values())
+    if pending == node_id:
+        out.append("receive")
+    elif pending is None and row["holder"] == node_id:
+        if stage == "registered":
+            if role == VILLAGE and directory.parent(node_id):
+                out.append("submit")
+            if role == TOWN and scope == node_id:
+                out += ["accept", "not_accept"]
+            out.append("withdraw")
+        elif stage == "received" and role == TOWN:
+            out += ["accept", "not_accept", "return"]
+            out += [] if noticed else ["request_supplement"]
+            out += ["assign", "terminate", "withdraw"]
+        elif (stage == "accepted" and role == TOWN) or (stage == "at_department" and role == COUNTY):
+            out += ["assign", "review"]
+            out += ["subtask_done"] if open_tasks else []
+            out += ["materials_received"] if owed else []
+            out += [] if noticed else ["request_supplement"]
+            out += ["extend"]
+            out += ["escalate"] if role == TOWN and not owed else []
+            out += ["decide", "return", "terminate", "withdraw"]
+        elif stage == "supplement":
+            out += ["materials_received", "extend", "terminate", "withdraw"]
+        elif stage in ("decided", "result_ready"):
+            out.append("deliver" if node_id == scope else "send_result")
+        elif stage == "delivered":
+            out.append("close")
+    out.append("note")
+    if node_id == scope and role == VILLAGE and stage in ("registered", "submitted", *LIVE):
+        out.append("supply")
+    if node_id == scope and stage in ("delivered", "closed"):
+        out.append("rate")
+    if role != VILLAGE and stage in ("delivered", "closed"):
+        out.append("callback")
+    if role == COUNTY:
+        out.append("supervise")
+    return out
+
+
+def action_defaults(
+    kind: str,
+    row: dict[str, Any],
+    state: dict[str, Any],
+    matter: Matter | None,
+    materials: list[str],
+    role: str,
+    person: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What each form starts with: the catalogue's window, the materials the register did not list ..."""
+    have = {normalise_material(m) for m in materials}
+    person = person or {}
+    values: dict[str, Any] = {
+        "actor": person.get("actor", ""),
+        "role": person.get("role") or DEFAULT_ROLE.get(role, "工作人员"),
+    }
+    if matter is not None:
+        missing_all = [m.name for m in matter.materials if normalise_material(m.name) not in have]
+        missing_secondary = [n for n in matter.secondary_materials if normalise_material(n) not in have]
+    else:
+        missing_all = missing_secondary = []
+    if kind == "accept" and matter is not None:
+        if matter.immediate:
+            values["errand_kind"] = "即办件"
+        elif matter.joint_departments:
+            values["errand_kind"] = "联办件"
+        elif matter.department:
+            values["errand_kind"] = "上报件"
+        else:
+            values["errand_kind"] = "承诺件"
+        values["window"] = matter.window
+        values["co_departments"] = list(matter.joint_departments)
+        values["provisional"] = [] if matter.immediate else missing_secondary
+    elif kind == "request_supplement":
+        values["items"] = missing_all
+    elif kind == "materials_received":
+        values["items"] = list(state.get("supplement_items") or state.get("provisional") or ())
+    elif kind == "supply":
+        values["items"] = list(state.get("supplement_items") or state.get("provisional") or ())
+    elif kind == "escalate":
+        values["department"] = matter.department if matter else ""
+    elif kind == "decide":
+        values["department"] = row.get("department", "")
+        values["outcome"] = "approved"
+    elif kind == "assign":
+        values["window"] = row.get("window") or (matter.window if matter else "")
+    elif kind == "deliver":
+        values["confirmed_by"] = row.get("applicant_name", "")
+    elif kind == "callback":
+        values["reached"] = True
+    elif kind == "review":
+        values["passed"] = "1"
+    return values
+
+
+def choices_for(fld: Field, state: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    if fld.name == "department" and fld.widget == "select":
+        return tuple((d, d) for d, v in state.get("subtasks", {}).items() if v == "pending")
+    return fld.choices
+
+
+# -- refusals in Chinese and English ---------------------------------------------------------------
+
+REFUSALS: tuple[tuple[str, str], ...] = (
+    (r"changed meanwhile", "办件已被更新，请刷新页面后重试"),
+    (r"is not the custodian", "本节点不是该办件的当前经办节点"),
+    (r"on its way to", "办件正在移交途中，只能由接收方签收"),
+    (r"nothing is being handed to", "没有向本节点移交的办件"),
+    (r"only a registered errand can be submitted", "只有已登记的办件才能报送"),
+    (r"accepted or not accepted .* at the township", "受理或不予受理只能由乡镇便民服务中心作出"),
+    (r"only a received errand can be accepted", "只有已接收的办件才能受理或不予受理"),
+    (r"must give its reasons", "须写明理由"),
+    (r"容缺受理 does not apply to 即办件", "即办件不适用容缺受理"),
+    (r"needs the date the applicant promised", "容缺受理须填写承诺补齐日期"),
+    (r"a 联办件 names the co-handling departments", "联办件须列明联办部门"),
+    (r"must list the missing materials", "一次性告知须列明所缺材料"),
+    (r"already issued its one-time notice", "本窗口已出具过一次性告知书，不得再次告知"),
+    (r"still missing from the one-time notice", "一次性告知所列材料尚未补齐"),
+    (r"not among the promised 容缺 materials", "所列材料不在容缺承诺之内"),
+    (r"no materials are owed", "该办件目前没有待补材料"),
+    (r"name the window and the handler", "请填写承办窗口和承办人"),
+    (r"has no open sub-task", "该部门没有未完成的联办子任务"),
+    (r"an extension needs", "延期须填写天数和理由"),
+    (r"容缺 materials still owed", "容缺材料尚未补齐，不能准予"),
+    (r"联办 sub-tasks still open", "联办子任务尚未全部完成"),
+    (r"co-handling department objected", "联办部门有不同意见，不能准予"),
+    (r"cannot be decided here", "该办件在此环节不能办结"),
+    (r"decision is either approved or refused", "办理结果须为准予或不予许可"),
+    (r"escalate", "该办件现在不能上报"),
+    (r"no result to deliver", "尚无结果可送达"),
+    (r"results are delivered by", "结果应由申请地的代办点送达"),
+    (r"delivery needs the applicant's confirmation", "送达须申请人签收确认"),
+    (r"only a delivered errand is closed", "只有已送达的办件才能归档"),
+    (r"no result to send down", "尚无结果可下送"),
+    (r"a result goes down towards", "结果须向申请地方向下送"),
+    (r"can no longer be withdrawn", "办件已不能撤回"),
+    (r"only an errand being handled", "只有办理中的办件才能进行此操作"),
+    (r"termination needs a reason", "终止办理须写明理由"),
+    (r"is not known at", "本节点没有该办件"),
+    (r"a note needs text", "备注不能为空"),
+    (r"choose 满意", "请选择评价等级"),
+    (r"a complaint needs its text", "投诉须写明内容"),
+    (r"call-backs", "回访须在结果送达之后进行"),
+    (r"name the materials supplied", "请列明补交的材料"),
+    (r"is not in the directory|not on the path", "本节点不在该办件的办理路径上"),
+)
+
+
+def refusal_zh(message: str) -> str:
+    for pattern, zh in REFUSALS:
+        if re.search(pattern, message):
+            return zh
+    return "办件规则不允许此操作"
+
+
+# -- reading HTML forms ----------------------------------------------------------------------------
+
+
+async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
+    form = await request.form()
+    out: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def one(form: dict[str, list[str]], name: str) -> str:
+    values = form.get(name) or [""]
+    return values[-1].strip()
+
+
+def lines(form: dict[str, list[str]], name: str) -> list[str]:
+    """Checkbox values and textarea lines alike: one item each, blanks dropped, duplicates once."""
+    out: list[str] = []
+    for value in form.get(name, ()):
+        for line in value.splitlines():
+            item = line.strip()
+            if item and item not in out:
+                out.append(item)
+    return out
+
+
+def validation_message(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """(field, message) from a msgspec error such as "Expected ... - at `$.applicant_phone`"."""
+    text = str(exc)
+    match = re.search(r"at `\$\.([a-z_]+)", text)
+    field = match.group(1) if match else ""
+    return field, text
+
+
+# -- controller ------------------------------------------------------------------------------------
 
 
 class ScreenController(Controller):
@@ -21,20 +466,652 @@ class ScreenController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def home(self, store: NamedDependency[Store]) -> Template:
+    async def home(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
         status = await store.status()
         rows, total = await store.errands(limit=200)
         work = await store.worklist()
-        entry = store.directory.get(store.node_id)
+        today = context.today()
+        work_views = [row_view(r, context, today) for r in work]
+        lights = {"red": 0, "yellow": 0}
+        for view in work_views:
+            if view["light"]["cls"] in lights:
+                lights[view["light"]["cls"]] += 1
         return Template(
             template_name="home.html",
             context={
+                **_frame(store, context, "home"),
                 "node": status,
-                "name": entry.name,
-                "role_label": ROLE_LABELS[status["role"]],
-                "errands": rows,
+                "errands": [row_view(r, context, today) for r in rows],
                 "total": total,
-                "worklist": work,
+                "worklist": work_views,
+                "lights": lights,
                 "labels": STAGE_LABELS,
+                "today": today.isoformat(),
             },
         )
+
+    # -- one errand ------------------------------------------------------------------------------
+
+    @get("/errands/{errand_id:str}")
+    async def errand(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        errand_id: FromPath[str],
+        done: FromQuery[str] = "",
+    ) -> Template:
+        return await _errand_page(store, context, errand_id, done=done, person=desk_person(request))
+
+    @post("/errands/{errand_id:str}/act", status_code=303)
+    async def act(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        service: NamedDependency[ErrandService],
+        errand_id: FromPath[str],
+    ) -> Template | Redirect:
+        form = await read_form(request)
+        kind = one(form, "kind")
+        if kind not in KIND_FIELDS:
+            return await _errand_page(
+                store,
+                context,
+                errand_id,
+                error=("请选择一个操作", f"unknown step {kind!r}"),
+                status=400,
+                person=desk_person(request),
+            )
+        values, errors = _parse_action(kind, form, context.today())
+        if not errors:
+            try:
+                data = msgspec.convert(
+                    {k: v for k, v in values.items() if k in ActionForm.__struct_fields__}, ActionForm
+                )
+            except msgspec.ValidationError as exc:
+                field, message = validation_message(exc)
+                errors[field or "_"] = f"{FIELD_LABELS.get(field, '')} 格式不正确 invalid: {message}"
+        if errors:
+            return await _errand_page(
+                store,
+                context,
+                errand_id,
+                error=("请更正以下内容", "Please correct the fields marked below"),
+                values=values,
+                open_kind=kind,
+                field_errors=errors,
+                status=400,
+                person=desk_person(request),
+            )
+        try:
+            await service.act(errand_id, data)
+        except SanjiError as exc:
+            return await _errand_page(
+                store,
+                context,
+                errand_id,
+                error=(refusal_zh(exc.message), exc.message),
+                values=values,
+                open_kind=kind,
+                status=409 if exc.code == "action_refused" else 400,
+                hint=exc.hint,
+                person=desk_person(request),
+            )
+        done = Redirect(path=errand_url(errand_id) + "?" + urlencode({"done": kind}), status_code=303)
+        return remembered(done, data.actor, data.role)
+
+    # -- registration ------------------------------------------------------------------------------
+
+    @get("/register")
+    async def register_form(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        matter: FromQuery[str] = "",
+    ) -> Template:
+        values = {k: v for k, v in desk_person(request).items() if v}
+        if matter:
+            values["matter"] = matter.strip()
+        return _register_page(store, context, values, fresh=True)
+
+    @post("/register", status_code=303)
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        service: NamedDependency[ErrandService],
+    ) -> Template | Redirect:
+        if store.directory.role(store.node_id) == COUNTY:
+            return _register_page(store, context, {}, fresh=True)
+        form = await read_form(request)
+        values: dict[str, Any] = {
+            "matter": one(form, "matter"),
+            "applicant_name": one(form, "applicant_name"),
+            "applicant_id_number": one(form, "applicant_id_number").upper().replace(" ", ""),
+            "applicant_phone": one(form, "applicant_phone"),
+            "mandate": bool(form.get("mandate")),
+            "in_person": bool(form.get("in_person")),
+            "materials": lines(form, "materials"),
+            "materials_other": one(form, "materials_other"),
+            "summary": one(form, "summary"),
+            "actor": one(form, "actor"),
+            "role": one(form, "role"),
+            "acting_for": one(form, "acting_for"),
+            "confirm": bool(form.get("confirm")),
+        }
+        step = one(form, "step") or "save"
+        materials = [*values["materials"], *[m for m in lines(form, "materials_other") if m not in values["materials"]]]
+        matter = context.matter(values["matter"])
+        errors = _check_register(values, matter, context)
+        if step == "choose":  # only the matter changed: no complaints about fields not filled in yet
+            errors = {k: v for k, v in errors.items() if k == "matter"}
+        check = precheck(matter, materials, by_proxy=not values["in_person"]) if matter else None
+        if step == "choose" or errors or step == "check":
+            return _register_page(
+                store, context, values, errors=errors, check=check, status=400 if errors and step == "save" else 200
+            )
+        needs_confirm = check is not None and (bool(check.missing_main or check.missing_secondary) or not check.ok)
+        if check is not None and check.proxy_refused_reason:
+            errors["in_person"] = "该事项须本人亲自办理，不能代办 This matter cannot be handled by proxy"
+            return _register_page(store, context, values, errors=errors, check=check, status=400)
+        if needs_confirm and not values["confirm"]:
+            errors["confirm"] = (
+                "预审发现缺件：请核对后勾选“仍然登记” The pre-check found missing materials: "
+                "tick 'register anyway' to go on"
+            )
+            return _register_page(store, context, values, errors=errors, check=check, status=400)
+        try:
+            data = msgspec.convert(
+                {
+                    "matter": values["matter"],
+                    "applicant_name": values["applicant_name"],
+                    "applicant_id_number": values["applicant_id_number"],
+                    "applicant_phone": values["applicant_phone"],
+                    "mandate": values["mandate"],
+                    "in_person": values["in_person"],
+                    "materials": materials,
+                    "summary": values["summary"],
+                    "actor": values["actor"],
+                    "role": values["role"],
+                    "acting_for": values["acting_for"],
+                },
+                RegisterForm,
+            )
+        except msgspec.ValidationError as exc:
+            field, message = validation_message(exc)
+            errors[field or "_"] = f"{REGISTER_LABELS.get(field, '')} 格式不正确 invalid: {message}"
+            return _register_page(store, context, values, errors=errors, check=check, status=400)
+        try:
+            projection = await service.register(data)
+        except SanjiError as exc:
+            errors["_"] = f"{refusal_zh(exc.message)} · {exc.message}"
+            return _register_page(store, context, values, errors=errors, check=check, status=409)
+        receipt = Redirect(path=document_url(projection.errand, "receipt"), status_code=303)
+        return remembered(receipt, data.actor, data.role)
+
+    # -- public lookup -----------------------------------------------------------------------------
+
+    @get("/lookup")
+    async def lookup(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], receipt: FromQuery[str] = ""
+    ) -> Template:
+        number = normalise(receipt) if receipt else ""
+        result: dict[str, str] | None = None
+        problem = ""
+        status = 200
+        if receipt:
+            if not is_valid(number):
+                problem = (
+                    "回执号格式或校验位不正确，请核对最后一位 Not a valid receipt number: check the last character"
+                )
+                status = 400
+            else:
+                rows, _ = await store.errands(receipt=number, limit=1)
+                if not rows:
+                    problem = f"本节点没有回执号为 {number} 的办件 Receipt {number} is not held at this node"
+                    status = 404
+                else:
+                    row = rows[0]
+                    matter = context.matter(row["matter"])
+                    view = summarise(row, context)
+                    result = {
+                        "receipt": number,
+                        "matter": matter.name if matter else row["matter"],
+                        "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
+                        "outcome": OUTCOMES.get(row["outcome"], ""),
+                        "due": cn_iso(row["due"]) if row["due"] else "",
+                        "light": light(view["deadline"])["zh"] if view["deadline"] else "",
+                        "updated": at_text(row["updated_at"]),
+                    }
+        return Template(
+            template_name="lookup.html",
+            status_code=status,
+            context={**_frame(store, context, "lookup"), "receipt": receipt, "result": result, "problem": problem},
+        )
+
+    # -- supervision -------------------------------------------------------------------------------
+
+    @get("/supervision")
+    async def supervision(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        sample: FromQuery[str] = "5",
+        seed: FromQuery[str] = "",
+    ) -> Template:
+        size = int(sample) if sample.isdigit() and int(sample) <= 50 else 5
+        report: Supervision = await supervision_report(store, context, sample=size, seed=seed[:32])
+        views = {
+            "overdue": [_summary_view(s) for s in report.overdue],
+            "warnings": [_summary_view(s) for s in report.warnings],
+        }
+        return Template(
+            template_name="supervision.html",
+            context={
+                **_frame(store, context, "supervision"),
+                "report": report,
+                "views": views,
+                "steps": FIVE_STEPS,
+                "sample": size,
+                "seed": seed[:32],
+                "complaint_rows": [
+                    {
+                        "at": at_text(int(c.get("at", 0))),
+                        "errand": c.get("errand", ""),
+                        "url": errand_url(str(c.get("errand", ""))),
+                        "node": c.get("node", ""),
+                        "against": c.get("against", ""),
+                        "text": c.get("text", ""),
+                    }
+                    for c in report.complaints
+                ],
+            },
+        )
+
+
+def _summary_view(summary: Any) -> dict[str, Any]:
+    view: dict[str, Any] = msgspec.to_builtins(summary)
+    view["light"] = light(summary.deadline)
+    view["url"] = errand_url(summary.id)
+    return view
+
+
+def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
+    entry = store.directory.get(store.node_id)
+    return {
+        "page": page,
+        "name": entry.name or store.node_id,
+        "node_id": store.node_id,
+        "role": entry.role,
+        "role_label": ROLE_LABELS[entry.role],
+        "catalogue_version": context.catalogue_version,
+        "can_register": entry.role in (VILLAGE, TOWN),
+    }
+
+
+# -- the errand page -------------------------------------------------------------------------------
+
+DONE_DOCS = {
+    "accept": "acceptance",
+    "not_accept": "non-acceptance",
+    "return": "return",
+    "request_supplement": "supplement",
+    "deliver": "delivery",
+}
+HISTORY_LABELS = {
+    "register": "登记 registered",
+    "receive": "签收 received",
+    "accept": "受理 accepted",
+    "decide": "办结 decided",
+    "deliver": "送达 delivered",
+    "not_accept": "不予受理 not accepted",
+    "return": "退回 returned",
+    "request_supplement": "一次性告知 one-time notice",
+    "materials_received": "材料补齐 materials received",
+    "assign": "分派承办 assigned",
+    "subtask_done": "联办子任务 sub-task done",
+    "extend": "延期 extended",
+    "review": "审核 reviewed",
+    "terminate": "终止办理 terminated",
+    "withdraw": "撤回 withdrawn",
+    "close": "归档 closed",
+    "note": "备注 note",
+    "supply": "补交材料 materials carried up",
+    "rate": "评价 rated",
+    "complain": "投诉 complaint",
+    "callback": "回访 call-back",
+    "supervise": "督办 supervision",
+}
+HANDOFF_LABELS = {"submit": "报送 submitted", "escalate": "上报 escalated", "result": "结果下送 result sent down"}
+STATUS_LABELS = {"applied": "", "rejected": "未生效 refused", "waiting": "等待前序 waiting"}
+
+
+def history_detail(item: dict[str, Any], directory: Directory) -> str:
+    kind = item["kind"]
+    parts: list[str] = []
+
+    def add(label: str, value: Any) -> None:
+        if value:
+            text = "、".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+            parts.append(f"{label}：{text}")
+
+    if kind == "register":
+        add("材料", item.get("materials"))
+        parts.append("本人到场" if item.get("in_person") else "委托代办")
+    elif kind == "handoff":
+        add("交给", node_name(directory, item.get("to", "")))
+        add("部门", item.get("department"))
+        add("说明", item.get("note"))
+    elif kind == "receive":
+        add("环节期限", item.get("stage_due"))
+    elif kind == "accept":
+        add("类型", item.get("errand_kind", "承诺件"))
+        add("办结期限", item.get("due"))
+        add("容缺", item.get("provisional"))
+        add("承诺补齐", item.get("promise_by"))
+        add("联办", item.get("co_departments"))
+        add("备注", item.get("note"))
+    elif kind in ("not_accept", "return"):
+        add("理由", item.get("reasons"))
+    elif kind in ("request_supplement", "materials_received", "supply"):
+        add("材料", item.get("items"))
+        add("说明", item.get("note"))
+    elif kind == "assign":
+        add("窗口", item.get("window"))
+        add("承办人", item.get("handler"))
+        add("首问", item.get("referred_by"))
+    elif kind == "subtask_done":
+        add("部门", item.get("department"))
+        parts.append("不同意" if item.get("outcome") == "objected" else "同意")
+    elif kind == "extend":
+        add("天数", item.get("days"))
+        add("理由", item.get("reason"))
+        add("新期限", item.get("due"))
+    elif kind == "review":
+        parts.append("通过" if item.get("passed") else "不通过")
+        add("意见", item.get("note"))
+    elif kind == "decide":
+        add("结果", OUTCOMES.get(item.get("outcome", ""), ""))
+        add("文书", item.get("document"))
+        add("部门", item.get("department"))
+    elif kind in ("terminate", "withdraw"):
+        add("理由", item.get("reason"))
+    elif kind == "deliver":
+        add("签收人", item.get("confirmed_by"))
+    elif kind == "close":
+        add("档案号", item.get("archive_no"))
+    elif kind in ("note", "supervise"):
+        add("类型", item.get("kind_of_supervision"))
+        add("内容", item.get("text"))
+    elif kind == "rate":
+        add("评价", item.get("level"))
+        add("意见", item.get("comment"))
+    elif kind == "callback":
+        parts.append("已联系上" if item.get("reached") else "未联系上")
+        add("满意度", item.get("satisfied"))
+    if item.get("reason") and item.get("status") != "applied":
+        parts.append(f"原因 reason: {item['reason']}")
+    return "；".join(parts)
+
+
+async def _errand_page(
+    store: Store,
+    context: NodeContext,
+    errand_id: str,
+    *,
+    done: str = "",
+    error: tuple[str, str] | None = None,
+    hint: str = "",
+    values: dict[str, Any] | None = None,
+    open_kind: str = "",
+    field_errors: dict[str, str] | None = None,
+    status: int = 200,
+    person: dict[str, str] | None = None,
+) -> Template:
+    frame = _frame(store, context, "errand")
+    row = await store.errand(errand_id)
+    if row is None or row["stage"] == "incomplete":
+        return Template(
+            template_name="not_found.html",
+            status_code=404,
+            context={
+                **frame,
+                "message_zh": f"本节点没有编号为 {errand_id} 的办件",
+                "message_en": f"Errand {errand_id} is not held at {store.node_id}",
+            },
+        )
+    directory = store.directory
+    state = (await store.errand_states([errand_id])).get(errand_id, {})
+    history: list[dict[str, Any]] = row["history"]
+    register = next((h for h in applied(history) if h["kind"] == "register"), {})
+    materials: list[str] = list(register.get("materials", []))
+    matter = context.matter(row["matter"])
+    today = context.today()
+    view = row_view(row, context, today)
+    kinds = available_actions(row, state, store.node_id, directory)
+    offered = set(kinds)
+    if open_kind and open_kind not in offered:
+        kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here
+    forms = []
+    for kind in kinds:
+        defaults = action_defaults(kind, row, state, matter, materials, frame["role"], person)
+        current = values if (values is not None and kind == open_kind) else defaults
+        fields = [
+            {"f": f, "value": current.get(f.name, ""), "choices": choices_for(f, state)}
+            for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
+        ]
+        zh, en = ACTION_LABELS[kind]
+        forms.append(
+            {"kind": kind, "zh": zh, "en": en, "fields": fields, "open": kind == open_kind, "offered": kind in offered}
+        )
+    timeline = [
+        {
+            "at": at_text(h["at"]),
+            "label": HANDOFF_LABELS.get(h.get("purpose", ""), "移交 hand-off")
+            if h["kind"] == "handoff"
+            else HISTORY_LABELS.get(h["kind"], h["kind"]),
+            "actor": h["actor"],
+            "role": h["role"],
+            "acting_for": h.get("acting_for", ""),
+            "node": node_name(directory, h["node"]),
+            "node_id": h["node"],
+            "detail": history_detail(h, directory),
+            "status": STATUS_LABELS.get(h.get("status", "applied"), h.get("status", "")),
+        }
+        for h in history
+    ]
+    done_label = ACTION_LABELS.get(done)
+    done_doc = DONE_DOCS.get(done)
+    if done == "accept" and state.get("provisional"):
+        done_doc = "commitment"
+    applicant = register.get("applicant", {}) if register else {}
+    return Template(
+        template_name="errand.html",
+        status_code=status,
+        context={
+            **frame,
+            "e": view,
+            "state": state,
+            "matter": matter,
+            "guide_url": guide_url(row["matter"]) if matter else "",
+            "applicant": applicant,
+            "materials": materials,
+            "holder": node_name(directory, row["holder"]),
+            "pending": node_name(directory, row["pending_to"]) if row["pending_to"] else "",
+            "responsible": node_name(directory, row["responsible"]) if row["responsible"] else "",
+            "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
+            "documents": document_links(errand_id, history),
+            "forms": forms,
+            "timeline": timeline,
+            "done": done_label,
+            "done_doc": {
+                "url": document_url(errand_id, done_doc),
+                "zh": DOCUMENTS[done_doc].zh,
+                "en": DOCUMENTS[done_doc].en,
+            }
+            if done_doc and DOCUMENTS[done_doc].applies(history)
+            else None,
+            "error": error,
+            "hint": hint,
+            "field_errors": field_errors or {},
+            "act_url": errand_url(errand_id) + "/act",
+            "promise_min": today.isoformat(),
+        },
+    )
+
+
+def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[dict[str, Any], dict[str, str]]:
+    """Typed values of one step's form, and a Chinese+English message for each field that is wrong."""
+    values: dict[str, Any] = {"kind": kind}
+    errors: dict[str, str] = {}
+    for fld in (*KIND_FIELDS[kind], *COMMON_FIELDS):
+        if fld.widget == "lines":
+            values[fld.name] = lines(form, fld.name)
+        elif fld.widget == "checkbox":
+            values[fld.name] = bool(form.get(fld.name))
+        else:
+            values[fld.name] = one(form, fld.name)
+        if fld.required and not values[fld.name]:
+            errors[fld.name] = f"请填写{fld.zh} {fld.en} is required"
+    raw_days = values.get("days")
+    if isinstance(raw_days, str):
+        if raw_days.isdigit() and 1 <= int(raw_days) <= 365:
+            values["days"] = int(raw_days)
+        elif "days" not in errors:
+            errors["days"] = "天数应为1到365的整数 Days must be a whole number from 1 to 365"
+    if "passed" in values:
+        values["passed"] = values["passed"] != "0"
+    promise = values.get("promise_by")
+    if isinstance(promise, str) and promise:
+        try:
+            promised = date.fromisoformat(promise)
+        except ValueError:
+            errors["promise_by"] = "日期格式应为 2026-12-31 Use a date like 2026-12-31"
+        else:
+            if promised < today:
+                errors["promise_by"] = "承诺日期不能早于今天 The promised date cannot be in the past"
+    if kind == "accept" and values.get("provisional") and not promise:
+        errors["promise_by"] = "容缺受理须填写承诺补齐日期 Provisional acceptance needs the promised date"
+    if kind == "accept" and values.get("errand_kind") == "联办件" and not values.get("co_departments"):
+        errors["co_departments"] = "联办件须列明联办部门 A joint errand names its co-handling departments"
+    version = one(form, "expected_version")
+    if version.isdigit():
+        values["expected_version"] = int(version)
+    return values, errors
+
+
+# -- the registration page -------------------------------------------------------------------------
+
+REGISTER_LABELS = {
+    "matter": "办理事项 Matter",
+    "applicant_name": "申请人姓名 Applicant's name",
+    "applicant_id_number": "身份证号码 ID number",
+    "applicant_phone": "联系电话 Phone",
+    "materials": "材料 Materials",
+    "summary": "事由 Summary",
+    "actor": "代办员/经办人 Agent",
+    "role": "岗位 Post",
+    "acting_for": "代岗 Acting for",
+}
+
+
+def _check_register(values: dict[str, Any], matter: Matter | None, context: NodeContext) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    code = values["matter"]
+    if not code:
+        errors["matter"] = "请选择办理事项 Choose the matter"
+    elif context.catalogue is not None and matter is None:
+        errors["matter"] = f"事项 {code} 不在目录中 Matter {code} is not in the catalogue"
+    elif len(code) > 64:
+        errors["matter"] = "事项编码过长 Matter code too long"
+    name = values["applicant_name"]
+    if not name:
+        errors["applicant_name"] = "请填写申请人姓名 The applicant's name is required"
+    elif len(name) > 64:
+        errors["applicant_name"] = "姓名不超过64字 At most 64 characters"
+    id_number = values["applicant_id_number"]
+    if id_number and not re.fullmatch(r"\d{17}[\dX]", id_number):
+        errors["applicant_id_number"] = (
+            "身份证号码应为18位，最后一位可为X The ID number has 18 characters, the last may be X"
+        )
+    elif id_number and not valid_id_number(id_number):
+        errors["applicant_id_number"] = "身份证号码校验位不符，请核对 The ID number's check digit does not match"
+    phone = values["applicant_phone"]
+    if phone and (len(phone) > 20 or not re.fullmatch(r"[\d+\- ]*", phone)):
+        errors["applicant_phone"] = "电话只能包含数字、+、- 和空格 Digits, +, - and spaces only"
+    if len(values["summary"]) > 4000:
+        errors["summary"] = "事由不超过4000字 At most 4000 characters"
+    if any(len(m) > 200 for m in values["materials"]) or len(values["materials"]) > 100:
+        errors["materials"] = "每项材料名称不超过200字，最多100项 At most 100 materials of 200 characters"
+    if not values["actor"]:
+        errors["actor"] = "请填写代办员/经办人姓名 Your name is required"
+    elif len(values["actor"]) > 64:
+        errors["actor"] = "姓名不超过64字 At most 64 characters"
+    if not values["role"] or len(values["role"]) > 64:
+        errors["role"] = "请填写岗位 The post is required"
+    if not values["in_person"] and not values["mandate"]:
+        errors["mandate"] = "代办须有申请人委托 A proxy errand needs the applicant's mandate (委托)"
+    return errors
+
+
+def _register_page(
+    store: Store,
+    context: NodeContext,
+    values: dict[str, Any],
+    *,
+    fresh: bool = False,
+    errors: dict[str, str] | None = None,
+    check: Any = None,
+    status: int = 200,
+) -> Template:
+    frame = _frame(store, context, "register")
+    catalogue = context.catalogue
+    code = str(values.get("matter", ""))
+    matter = context.matter(code) if code else None
+    role = frame["role"]
+    if fresh:
+        values = {
+            "matter": code,
+            "mandate": role == VILLAGE,
+            "in_person": role == TOWN,
+            "materials": [],
+            "role": DEFAULT_ROLE.get(role, "工作人员"),
+            **values,
+        }
+    errors = dict(errors or {})
+    if fresh and code and catalogue is not None and matter is None:
+        errors["matter"] = f"事项 {code} 不在目录中 Matter {code} is not in the catalogue"
+    have = {normalise_material(m) for m in values.get("materials", [])}
+    checklist = (
+        [
+            {"name": m.name, "main": m.main, "note": m.note, "checked": normalise_material(m.name) in have}
+            for m in matter.materials
+        ]
+        if matter
+        else []
+    )
+    listed = {normalise_material(m.name) for m in matter.materials} if matter else set()
+    other = [m for m in values.get("materials", []) if normalise_material(m) not in listed]
+    if other and not values.get("materials_other"):
+        values["materials_other"] = "\n".join(other)
+    refused = frame["role"] == COUNTY
+    return Template(
+        template_name="register.html",
+        status_code=403 if refused else status,
+        context={
+            **frame,
+            "refused": refused,
+            "catalogue": catalogue,
+            "matters": list(catalogue.matters) if catalogue else [],
+            "matter": matter,
+            "guide_url": guide_url(matter.code) if matter else "",
+            "values": values,
+            "errors": errors,
+            "labels": REGISTER_LABELS,
+            "checklist": checklist,
+            "check": check,
+        },
+    )

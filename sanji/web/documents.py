@@ -1,0 +1,362 @@
+"""Printable documents (A4, Chinese first): the papers a villager takes home or signs.
+
+One route each under ``/print/{errand_id}/{doc}``, plus the service guide of a matter
+at ``/print/guide/{matter_code}``. Every document is built only from what the
+errand's applied actions say (the receipt from ``register``, the acceptance notice
+from ``accept`` ...), so every replica prints the same paper. A document that does
+not apply to the errand — a non-acceptance notice for an accepted errand — is a 404
+page that says so in Chinese and English, never an empty form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Template
+
+from protocol.catalogue import Matter
+from protocol.deadlines import CHINA_STANDARD_TIME
+from protocol.errand import OUTCOMES, STAGE_LABELS
+from protocol.errors import RouteError
+from protocol.hlc import wall_seconds
+from protocol.topology import Directory
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.web.qr import qr_svg
+
+FREE_OF_CHARGE = "代办服务免费"
+LEVEL_LABELS = {"village": "村(社区)", "town": "乡镇(街道)", "county": "县级部门"}
+UNIT_LABELS = {"working": "个工作日", "calendar": "个自然日"}
+UNIT_LABELS_EN = {"working": "working days", "calendar": "calendar days"}
+
+
+# -- shared formatting (the desk screens use these too) ----------------------------------------
+
+
+def cn_date(d: date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def cn_iso(text: str) -> str:
+    """An ISO date as 2026年11月23日; anything else unchanged."""
+    try:
+        return cn_date(date.fromisoformat(text))
+    except (TypeError, ValueError):
+        return text
+
+
+def at_text(hlc: int) -> str:
+    """An action's time in China Standard Time, to the minute."""
+    if not hlc:
+        return ""
+    return datetime.fromtimestamp(wall_seconds(hlc), CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M")
+
+
+def node_name(directory: Directory, node_id: str) -> str:
+    """The node's name from the directory ("某某村代办点"), or its id if it has none or is unknown."""
+    if not node_id:
+        return ""
+    try:
+        return directory.get(node_id).name or node_id
+    except RouteError:
+        return node_id
+
+
+def applied(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The actions that count: applied ones, in the order they happened (refused and waiting ones left out)."""
+    return [h for h in history if h.get("status", "applied") == "applied"]
+
+
+def last_of(history: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    found = [h for h in applied(history) if h["kind"] == kind]
+    return found[-1] if found else None
+
+
+# -- which documents an errand has --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocSpec:
+    slug: str
+    zh: str
+    en: str
+    template: str
+    source: str  # the action kind the document is made from
+    why_not: str  # when it does not apply, in Chinese and English
+    applies: Callable[[list[dict[str, Any]]], bool]
+
+
+def _has(kind: str) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda history: last_of(history, kind) is not None
+
+
+def _provisional(history: list[dict[str, Any]]) -> bool:
+    accept = last_of(history, "accept")
+    return accept is not None and bool(accept.get("provisional"))
+
+
+DOCUMENTS: dict[str, DocSpec] = {
+    spec.slug: spec
+    for spec in (
+        DocSpec(
+            "receipt",
+            "回执",
+            "Receipt",
+            "print_receipt.html",
+            "register",
+            "该办件没有登记记录 The errand has no registration",
+            _has("register"),
+        ),
+        DocSpec(
+            "acceptance",
+            "受理通知书",
+            "Acceptance notice",
+            "print_acceptance.html",
+            "accept",
+            "该办件尚未受理 The errand has not been accepted",
+            _has("accept"),
+        ),
+        DocSpec(
+            "non-acceptance",
+            "不予受理通知书",
+            "Non-acceptance notice",
+            "print_non_acceptance.html",
+            "not_accept",
+            "该办件没有不予受理决定 The errand was not refused acceptance",
+            _has("not_accept"),
+        ),
+        DocSpec(
+            "return",
+            "退回通知书",
+            "Return notice",
+            "print_return.html",
+            "return",
+            "该办件未被退回 The errand was not returned",
+            _has("return"),
+        ),
+        DocSpec(
+            "supplement",
+            "一次性告知书",
+            "One-time notice of missing materials",
+            "print_supplement.html",
+            "request_supplement",
+            "该办件没有补正告知 No supplement was requested on this errand",
+            _has("request_supplement"),
+        ),
+        DocSpec(
+            "commitment",
+            "容缺受理承诺书",
+            "Provisional acceptance commitment letter",
+            "print_commitment.html",
+            "accept",
+            "该办件不是容缺受理 The errand was not accepted provisionally",
+            _provisional,
+        ),
+        DocSpec(
+            "delivery",
+            "送达回证",
+            "Delivery confirmation",
+            "print_delivery.html",
+            "deliver",
+            "该办件结果尚未送达 The result has not been delivered",
+            _has("deliver"),
+        ),
+    )
+}
+
+
+def document_url(errand_id: str, slug: str) -> str:
+    return f"/print/{quote(errand_id, safe='')}/{slug}"
+
+
+def guide_url(matter_code: str) -> str:
+    return f"/print/guide/{quote(matter_code, safe='')}"
+
+
+def document_links(errand_id: str, history: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The printable documents that apply to this errand now, in the order they arise."""
+    return [
+        {"slug": s.slug, "zh": s.zh, "en": s.en, "url": document_url(errand_id, s.slug)}
+        for s in DOCUMENTS.values()
+        if s.applies(history)
+    ]
+
+
+def lookup_url(request: Request[Any, Any, Any], receipt: str) -> str:
+    return str(request.base_url).rstrip("/") + "/lookup?" + urlencode({"receipt": receipt})
+
+
+def limit_text(days: int, unit: str) -> str:
+    if days <= 0:
+        return "当场办结 done on the spot"
+    return f"{days}{UNIT_LABELS.get(unit, '日')} ({days} {UNIT_LABELS_EN.get(unit, 'days')})"
+
+
+def _missing(title_zh: str, title_en: str, message: str, links: list[dict[str, str]], status: int = 404) -> Template:
+    return Template(
+        template_name="print_missing.html",
+        status_code=status,
+        context={"title_zh": title_zh, "title_en": title_en, "message": message, "links": links},
+    )
+
+
+def _register_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    return last_of(history, "register") or {"materials": [], "actor": "", "role": "", "at": 0, "node": ""}
+
+
+class DocumentController(Controller):
+    """Print-friendly A4 pages; open one and use the browser's print (Ctrl+P)."""
+
+    path = "/print"
+    include_in_schema = False
+
+    @get("/guide/{matter_code:str}", name="print_guide")
+    async def guide(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], matter_code: FromPath[str]
+    ) -> Template:
+        catalogue = context.catalogue
+        matter = context.matter(matter_code)
+        if catalogue is None or matter is None:
+            why = (
+                "本节点尚未收到事项目录 No catalogue has reached this node yet"
+                if catalogue is None
+                else f"目录第{catalogue.version}版中没有事项 {matter_code} "
+                f"Matter {matter_code} is not in catalogue version {catalogue.version}"
+            )
+            return _missing("办事指南", "Service guide", why, [])
+        return Template(
+            template_name="print_guide.html",
+            context={
+                "title_zh": "办事指南",
+                "title_en": "Service guide",
+                "matter": matter,
+                "guide": guide_facts(matter),
+                "catalogue": catalogue,
+                "issuer": node_name(store.directory, store.node_id),
+                "printed": cn_date(context.today()),
+            },
+        )
+
+    @get("/{errand_id:str}/{doc:str}", name="print_document")
+    async def document(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        errand_id: FromPath[str],
+        doc: FromPath[str],
+    ) -> Template:
+        spec = DOCUMENTS.get(doc)
+        if spec is None:
+            return _missing(
+                "无此文书",
+                "No such document",
+                f"没有名为 {doc} 的文书 There is no document called {doc!r}",
+                [],
+            )
+        row = await store.errand(errand_id)
+        if row is None or row["stage"] == "incomplete":
+            return _missing(
+                spec.zh, spec.en, f"本节点({store.node_id})没有办件 {errand_id} Errand {errand_id} is not held here", []
+            )
+        history: list[dict[str, Any]] = row["history"]
+        if not spec.applies(history):
+            stage = STAGE_LABELS.get(row["stage"], row["stage"])
+            message = (
+                f"{spec.why_not}（当前状态 current stage: {stage}）。本文书不适用于该办件 This document does not apply"
+            )
+            return _missing(spec.zh, spec.en, message, document_links(errand_id, history))
+        source = last_of(history, spec.source)
+        assert source is not None
+        register = _register_of(history)
+        matter = context.matter(row["matter"])
+        directory = store.directory
+        facts: dict[str, Any] = {
+            "title_zh": spec.zh,
+            "title_en": spec.en,
+            "errand": row,
+            "receipt": row["receipt"],
+            "matter": matter,
+            "matter_name": matter.name if matter else row["matter"],
+            "matter_code": row["matter"],
+            "applicant": row["applicant_name"],
+            "register": register,
+            "registered_on": cn_date(context.date_of(register["at"])) if register.get("at") else "",
+            "registered_at": node_name(directory, register.get("node", "")),
+            "action": source,
+            "action_date": cn_date(context.date_of(source["at"])),
+            "action_at": at_text(source["at"]),
+            "issuer": node_name(directory, source["node"]),
+            "issuer_id": source["node"],
+            "free": FREE_OF_CHARGE,
+            "printed": cn_date(context.today()),
+            "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
+            "guide_url": guide_url(row["matter"]) if matter else "",
+            "errand_url": "/errands/" + quote(errand_id, safe=""),
+        }
+        if spec.slug == "receipt":
+            url = lookup_url(request, row["receipt"])
+            facts["lookup_url"] = url
+            facts["qr"] = qr_svg(url, scale=3, label=f"回执号 Receipt {row['receipt']}")
+            facts["committed"] = limit_text(matter.committed_limit, matter.limit_unit) if matter else ""
+        elif spec.slug in ("acceptance", "commitment"):
+            facts["due"] = cn_iso(row["due"]) if row["due"] else ""
+            facts["promise_by"] = cn_iso(source.get("promise_by", ""))
+            facts["limit"] = limit_text(int(source.get("limit_days", 0)), str(source.get("limit_unit", "working")))
+            facts["deemed"] = bool(matter and matter.deemed_approval)
+        elif spec.slug == "delivery":
+            decide = last_of(history, "decide")
+            facts["decide"] = decide
+            facts["decided_by"] = node_name(directory, decide["node"]) if decide else ""
+            facts["result_document"] = (decide or {}).get("document") or _notice_for(row["outcome"])
+        return Template(template_name=spec.template, context=facts)
+
+
+def _notice_for(outcome: str) -> str:
+    return {
+        "not_accepted": "不予受理通知书 Non-acceptance notice",
+        "returned": "退回通知书及申请材料 Return notice and the materials",
+        "terminated": "终止办理通知 Notice of termination",
+        "withdrawn": "撤回的申请材料 The withdrawn materials",
+    }.get(outcome, "")
+
+
+def guide_facts(matter: Matter) -> dict[str, Any]:
+    """The service guide's facts in display form (办事指南: what, where, who, how long, how much)."""
+
+    def levels(values: tuple[str, ...]) -> str:
+        return "、".join(LEVEL_LABELS.get(v, v) for v in values)
+
+    if matter.in_person:
+        proxy = "须本人亲自办理，不可代办 The applicant must come in person; no proxy"
+    elif matter.proxy_allowed:
+        proxy = "可由村代办员全程免费代办 A village agent may handle it for you, free of charge"
+    else:
+        proxy = "不适用代办，请到窗口办理 Not open to proxy service; apply at the window"
+    if matter.immediate:
+        kind = "即办件 immediate (done on the spot)"
+    elif matter.joint_departments:
+        kind = "联办件 joint (several departments)"
+    elif matter.department:
+        kind = "上报件 reported to the county department"
+    else:
+        kind = "承诺件 committed (within the limit)"
+    return {
+        "main": [m for m in matter.materials if m.main],
+        "secondary": [m for m in matter.materials if not m.main],
+        "accept": levels(matter.accept_levels),
+        "handle": levels(matter.handle_levels),
+        "approve": levels(matter.approve_levels),
+        "proxy": proxy,
+        "kind": kind,
+        "statutory": limit_text(matter.statutory_limit, matter.limit_unit),
+        "committed": limit_text(matter.committed_limit, matter.limit_unit),
+        "fee": matter.fee or "不收费",
+    }

@@ -1,0 +1,93 @@
+"""Helpers for the screen tests: a node's app with the print routes, and a node directory holding the catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from httpx import Response
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from protocol.catalogue import sign_catalogue
+from protocol.signing import SigningKey
+from sanji.catalogue import default_catalogue
+from sanji.config import NodeSettings, load_settings
+from sanji.context import NodeContext
+from sanji.demo.cluster import Cluster
+from sanji.keys import read_directory, read_key
+from sanji.store import Store, open_database
+from sanji.web.app import build_app
+from sanji.web.documents import DocumentController
+
+
+def make_app(settings: NodeSettings) -> Litestar:
+    """The node's app with the print routes, whether or not ``build_app`` registers them yet."""
+    app = build_app(settings, title="Sanji test")
+    if any(route.path.startswith("/print/") for route in app.routes):
+        return app
+    return build_app(settings, title="Sanji test", extra_handlers=[DocumentController])
+
+
+async def _seed_catalogue(settings: NodeSettings, county_key: SigningKey) -> None:
+    directory = read_directory(settings.path(settings.node.directory))
+    key = read_key(settings.path(settings.node.key_file))
+    db = await open_database(settings.db_url)
+    try:
+        store = Store(db, node_id=settings.node.id, key=key, directory=directory)
+        await store.start()
+        await NodeContext(store, None).offer(sign_catalogue(default_catalogue(), county_key))
+    finally:
+        await db.dispose()
+
+
+def prepared_node(tmp_path: Path, node: str, *, catalogue: bool = True) -> tuple[Cluster, NodeSettings]:
+    """A county of one town and one village on disk; ``node``'s database already holds the catalogue."""
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    settings = load_settings(cluster.nodes[node].config)
+    if catalogue:
+        asyncio.run(_seed_catalogue(settings, cluster.layout.keys["C"]))
+    return cluster, settings
+
+
+MZ003_ALL = ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料")
+
+
+def register(
+    client: TestClient[Litestar],
+    *,
+    matter: str = "MZ-003",
+    materials: Sequence[str] = MZ003_ALL,
+    name: str = "张秀英",
+    in_person: bool = False,
+    **extra: str,
+) -> str:
+    """Register through the HTML form (step "save", confirmed); return the new errand's id."""
+    data: dict[str, Any] = {
+        "matter": matter,
+        "applicant_name": name,
+        "materials": list(materials),
+        "actor": "李建国",
+        "role": "代办员",
+        "step": "save",
+        "confirm": "1",
+        **extra,
+    }
+    data["in_person" if in_person else "mandate"] = "1"
+    r = client.post("/register", data=data, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    location = r.headers["location"]
+    assert location.startswith("/print/") and location.endswith("/receipt"), location
+    return unquote(location.split("/")[2])
+
+
+def act(client: TestClient[Litestar], errand_id: str, kind: str, **fields: str) -> Response:
+    """Take one step through the errand page's HTML form; it must succeed (303 back to the errand)."""
+    data = {"kind": kind, "actor": "王晓红", "role": "窗口工作人员", **fields}
+    r = client.post(f"/errands/{quote(errand_id, safe='')}/act", data=data, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].endswith(f"?done={kind}")
+    return r

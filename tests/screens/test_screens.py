@@ -1,0 +1,323 @@
+"""Desk screens: plain HTML forms that post, redirect, and show refusals in Chinese and English."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from screens_kit import act, make_app, prepared_node, register
+
+from protocol.receipts import make_receipt
+from sanji.context import NodeContext
+from sanji.web.screens import light
+from sanji.web.views import Deadline
+
+Client = TestClient[Litestar]
+
+
+def count(client: Client) -> int:
+    return int(client.get("/api/errands").json()["total"])
+
+
+# -- deadline lights ----------------------------------------------------------------------------
+
+
+def test_lights_are_yellow_then_red_with_days_over() -> None:
+    assert light(Deadline(due="2026-03-16", level="red", days_over=4))["zh"] == "红灯 超期4个工作日"
+    assert light(Deadline(due="2026-03-16", level="yellow", days_left=2))["zh"] == "黄灯 剩2个工作日"
+    assert light(Deadline(due="2026-03-16", level="normal", days_left=9))["cls"] == "green"
+    assert light(Deadline(due="2026-03-16", level="paused"))["zh"].startswith("停表")
+    assert light(None)["cls"] == "none"
+
+
+@pytest.fixture
+def frozen_town(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Client, list[date]]]:
+    """A town whose clock reads ``today[0]``; every action is dated 2026-03-02 (a Monday)."""
+    today = [date(2026, 3, 2)]
+    monkeypatch.setattr(NodeContext, "today", lambda self: today[0])
+    monkeypatch.setattr(NodeContext, "date_of", lambda self, hlc: date(2026, 3, 2))
+    _, settings = prepared_node(tmp_path, "T01")
+    with TestClient(make_app(settings)) as client:
+        yield client, today
+
+
+def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[Client, list[date]]) -> None:
+    town, today = frozen_town
+    errand_id = register(town, in_person=True)
+    act(town, errand_id, "accept")
+    due = date.fromisoformat(town.get(f"/api/errands/{errand_id}").json()["deadline"]["due"])
+    assert due > date(2026, 3, 2)
+    page = town.get("/").text
+    assert f'href="/errands/{errand_id}"' in page and "正常 剩" in page
+    today[0] = due
+    page = town.get("/").text
+    assert 'class="light yellow"' in page and "黄灯 剩" in page
+    today[0] = date(2026, 3, 31)
+    page = town.get("/").text
+    assert 'class="light red"' in page
+    assert re.search(r"红灯 超期\d+个工作日", page) and "件超期 overdue" in page
+    detail = town.get(f"/errands/{errand_id}").text
+    assert re.search(r"红灯 超期\d+个工作日", detail)
+    assert "红灯 overdue" in town.get("/supervision").text
+
+
+# -- the errand page ----------------------------------------------------------------------------
+
+
+def test_errand_page_shows_state_history_documents_and_steps(village: Client) -> None:
+    errand_id = register(village)
+    r = village.get(f"/errands/{errand_id}")
+    assert r.status_code == 200
+    page = r.text
+    assert "临时救助申请" in page and "张秀英" in page and "已登记 registered" in page
+    assert "T01V01" in page and "李建国" in page and "代办员" in page
+    assert re.search(r"<td>\d{4}-\d{2}-\d{2} \d{2}:\d{2}</td><td>登记 registered", page)
+    assert f'href="/print/{errand_id}/receipt"' in page and 'href="/print/guide/MZ-003"' in page
+    steps = set(re.findall(r'name="kind" value="([a-z_]+)"', page))
+    assert {"submit", "withdraw", "note", "supply"} <= steps
+    assert not steps & {"accept", "not_accept", "decide", "deliver"}
+    assert f'action="/errands/{errand_id}/act"' in page and 'method="post"' in page
+
+
+def test_unknown_errand_is_a_404_page(village: Client) -> None:
+    r = village.get("/errands/T01V01-0000000000000000")
+    assert r.status_code == 404 and "本节点没有编号为" in r.text and "is not held at T01V01" in r.text
+
+
+def test_form_posts_and_redirects_back_with_a_flash(village: Client) -> None:
+    errand_id = register(village)
+    r = act(village, errand_id, "submit", text="今日带到镇上", expected_version="1")
+    page = village.get(r.headers["location"]).text
+    assert "已完成：报送乡镇" in page and "已报送 submitted" in page and "待签收" in page
+    assert "今日带到镇上" in page  # the history shows the note of the hand-off
+    # the name typed once is remembered for the next form at this desk
+    assert 'name="actor" value="王晓红"' in page
+
+
+def test_refusal_is_shown_in_chinese_and_english_and_keeps_the_input(village: Client) -> None:
+    errand_id = register(village)
+    r = village.post(
+        f"/errands/{errand_id}/act",
+        data={"kind": "accept", "actor": "李建国", "role": "代办员", "text": "村里写的备注"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 409
+    assert "受理或不予受理只能由乡镇便民服务中心作出" in r.text and "at the township" in r.text
+    assert "村里写的备注" in r.text and 'value="李建国"' in r.text
+    assert village.get(f"/api/errands/{errand_id}").json()["version"] == 1
+
+
+def test_missing_field_is_a_400_that_keeps_what_was_typed(town: Client) -> None:
+    errand_id = register(town, in_person=True)
+    r = town.post(
+        f"/errands/{errand_id}/act",
+        data={"kind": "not_accept", "actor": "王晓红", "role": "窗口工作人员", "reasons": "  "},
+        follow_redirects=False,
+    )
+    assert r.status_code == 400
+    assert "请填写不予受理理由" in r.text and 'value="王晓红"' in r.text
+    r = town.post(
+        f"/errands/{errand_id}/act",
+        data={"kind": "accept", "actor": "王晓红", "role": "窗口", "provisional": "困难情况证明材料"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 400 and "须填写承诺补齐日期" in r.text and "困难情况证明材料" in r.text
+    assert town.get(f"/api/errands/{errand_id}").json()["version"] == 1
+
+
+def test_stale_page_is_refused(village: Client) -> None:
+    errand_id = register(village)
+    r = village.post(
+        f"/errands/{errand_id}/act",
+        data={"kind": "submit", "actor": "李建国", "role": "代办员", "expected_version": "7"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 409 and "办件已被更新" in r.text and "changed meanwhile" in r.text
+
+
+def test_names_are_escaped_on_screens(village: Client) -> None:
+    errand_id = register(village, name="<script>alert(1)</script>")
+    for path in ("/", f"/errands/{errand_id}"):
+        page = village.get(path).text
+        assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+# -- registration -------------------------------------------------------------------------------
+
+
+def test_register_offers_the_catalogue_then_the_matters_checklist(village: Client) -> None:
+    page = village.get("/register").text
+    assert '<select id="matter" name="matter"' in page and 'value="MZ-001"' in page and 'method="get"' in page
+    page = village.get("/register?matter=MZ-003").text
+    for material in ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"):
+        assert f'name="materials" value="{material}"' in page
+    assert page.count("主件 main") == 3 and page.count("副件 secondary") == 1
+    assert 'name="mandate" value="1" checked' in page  # a village registers by proxy, with the mandate
+    assert village.get("/register?matter=NOPE").text.count("不在目录中") == 1
+
+
+def test_precheck_is_shown_before_saving_and_nothing_is_saved(village: Client) -> None:
+    form = {
+        "matter": "MZ-003",
+        "applicant_name": "王大妈",
+        "applicant_phone": "13900001111",
+        "materials": ["申请书"],
+        "materials_other": "低保证复印件",
+        "mandate": "1",
+        "actor": "李建国",
+        "role": "代办员",
+    }
+    r = village.post("/register", data={**form, "step": "check"}, follow_redirects=False)
+    assert r.status_code == 200
+    assert "预审结果" in r.text and "缺少主件" in r.text and "身份证复印件、户口簿复印件" in r.text
+    assert "缺少副件" in r.text and "困难情况证明材料" in r.text
+    assert 'value="王大妈"' in r.text and 'value="13900001111"' in r.text and "低保证复印件" in r.text
+    assert 'value="申请书" checked' in r.text
+    r = village.post("/register", data={**form, "step": "save"}, follow_redirects=False)
+    assert r.status_code == 400 and "仍然登记" in r.text
+    assert count(village) == 0
+    r = village.post("/register", data={**form, "step": "save", "confirm": "1"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].endswith("/receipt")
+    assert count(village) == 1
+    materials = village.get(r.headers["location"]).text
+    assert "<li>低保证复印件</li>" in materials
+
+
+def test_complete_materials_save_without_confirmation(village: Client) -> None:
+    r = village.post(
+        "/register",
+        data={
+            "matter": "MZ-003",
+            "applicant_name": "王大妈",
+            "materials": ["申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"],
+            "mandate": "1",
+            "actor": "李建国",
+            "role": "代办员",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+
+
+def test_in_person_matter_cannot_be_proxied(village: Client) -> None:
+    r = village.post(
+        "/register",
+        data={
+            "matter": "RS-004",
+            "applicant_name": "王大妈",
+            "materials": ["身份证复印件", "社会保障卡"],
+            "mandate": "1",
+            "actor": "李建国",
+            "role": "代办员",
+            "step": "save",
+            "confirm": "1",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 400
+    assert "不能代办" in r.text and "in person" in r.text
+    assert count(village) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("applicant_id_number", "430621195007307797", "校验位不符"),
+        ("applicant_id_number", "12345", "应为18位"),
+        ("applicant_phone", "138-abc", "电话只能包含"),
+        ("applicant_name", "", "请填写申请人姓名"),
+        ("actor", "", "请填写代办员/经办人姓名"),
+        ("mandate", "", "代办须有申请人委托"),
+    ],
+)
+def test_bad_registration_input_is_explained_and_kept(village: Client, field: str, value: str, message: str) -> None:
+    form = {
+        "matter": "MZ-003",
+        "applicant_name": "赵六",
+        "applicant_id_number": "",
+        "applicant_phone": "13900001111",
+        "materials": ["申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"],
+        "summary": "家中失火，急需救助",
+        "mandate": "1",
+        "actor": "李建国",
+        "role": "代办员",
+        "step": "save",
+        field: value,
+    }
+    r = village.post("/register", data={k: v for k, v in form.items() if v != ""}, follow_redirects=False)
+    assert r.status_code == 400
+    assert message in r.text and "请更正标红的内容" in r.text
+    assert "家中失火，急需救助" in r.text and 'value="困难情况证明材料" checked' in r.text
+    if value:
+        assert value in r.text
+    assert count(village) == 0
+
+
+def test_register_without_a_catalogue_takes_a_typed_matter_code(bare_village: Client) -> None:
+    page = bare_village.get("/register").text
+    assert "尚未收到事项目录" in page and '<input type="text" id="matter"' in page
+    r = bare_village.post(
+        "/register",
+        data={"matter": "MZ-003", "applicant_name": "孙七", "mandate": "1", "actor": "李建国", "role": "代办员"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and count(bare_village) == 1
+
+
+def test_the_county_does_not_register(tmp_path: Path) -> None:
+    _, settings = prepared_node(tmp_path, "C", catalogue=False)
+    with TestClient(make_app(settings)) as county:
+        r = county.get("/register")
+        assert r.status_code == 403 and "县级政务服务中心不登记办件" in r.text
+        r = county.post("/register", data={"matter": "MZ-003"}, follow_redirects=False)
+        assert r.status_code == 403 and count(county) == 0
+        assert county.get("/supervision").status_code == 200
+
+
+# -- lookup and supervision ---------------------------------------------------------------------
+
+
+def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> None:
+    errand_id = register(village, applicant_id_number="11010519491231002X", applicant_phone="13812345678")
+    receipt = village.get(f"/api/errands/{errand_id}").json()["receipt"]
+    r = village.get("/lookup", params={"receipt": receipt.lower()})
+    assert r.status_code == 200
+    assert receipt in r.text and "临时救助申请" in r.text and "已登记 registered" in r.text
+    for private in ("张秀英", "11010519491231002X", "13812345678", "李建国"):
+        assert private not in r.text
+    bad = receipt[:-1] + ("0" if receipt[-1] != "0" else "1")
+    assert village.get("/lookup", params={"receipt": bad}).status_code == 400
+    unknown = make_receipt("T01V01", date(2026, 1, 5), 999)
+    r = village.get("/lookup", params={"receipt": unknown})
+    assert r.status_code == 404 and "本节点没有回执号为" in r.text
+    assert village.get("/lookup").status_code == 200
+
+
+def test_supervision_screen_renders_the_api_data(town: Client) -> None:
+    first = register(town, in_person=True)
+    register(town, in_person=True)
+    act(town, first, "accept")
+    api = town.get("/api/supervision").json()
+    r = town.get("/supervision")
+    assert r.status_code == 200
+    match = re.search(r"在办件 <span class=\"en\">Open errands</span></th><td>(\d+)</td>", r.text)
+    assert match and int(match.group(1)) == api["open_errands"] == 2
+    for heading in ("超期办件", "临期预警", "环节缺失", "投诉", "回访抽样"):
+        assert heading in r.text
+    assert town.get("/supervision", params={"sample": "abc", "seed": "x" * 100}).status_code == 200
+
+
+def test_changing_the_matter_keeps_the_form_and_swaps_the_checklist(village: Client) -> None:
+    r = village.post(
+        "/register",
+        data={"matter": "MZ-001", "applicant_name": "周八", "materials": ["申请书"], "step": "choose", "mandate": "1"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 200 and "请更正" not in r.text
+    assert 'value="周八"' in r.text and 'name="materials" value="家庭收入及财产状况声明"' in r.text
+    assert 'value="申请书" checked' in r.text and count(village) == 0
