@@ -485,6 +485,7 @@ class ScreenController(Controller):
                 "total": total,
                 "worklist": work_views,
                 "lights": lights,
+                "reports": await store.reports(),
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
             },
