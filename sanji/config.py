@@ -26,6 +26,8 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url: str
+    # Ancestors to sync with while the parent cannot be reached (e.g. the county hub for a village).
+    fallback_urls: list[str] = msgspec.field(default_factory=list)
 
 
 class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,4 +1,9 @@
-"""Prepare and run a county of real node processes on loopback, each with its own SQLite file and key."""
+"""Prepare and run a county of real node processes on loopback, each with its own SQLite file and key.
+
+With ``Cluster.prepare(..., proxies=True)`` every child reaches its parent through its own
+``FaultProxy`` (``cluster.proxies[child]``), so a test or benchmark can shape, cut or partition
+any link while the nodes run; the proxies live in one ``ProxyThread`` started with the nodes.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from sanji.faultproxy import FaultProxy, ProxyThread
 from sanji.keys import write_directory, write_key
 from sanji.layout import Layout, county_layout
 
@@ -22,6 +28,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _unused_port(taken: set[int]) -> int:
+    while True:
+        port = free_port()
+        if port not in taken:
+            return port
 
 
 @dataclass
@@ -44,6 +57,8 @@ class Cluster:
     layout: Layout
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     county_db: str | None = None
+    proxies: dict[str, FaultProxy] = field(default_factory=dict)  # child id -> the link to its parent
+    proxy_thread: ProxyThread | None = field(default=None, repr=False)
 
     @classmethod
     def prepare(
@@ -56,14 +71,32 @@ class Cluster:
         max_backoff: float = 3.0,
         county_db: str | None = None,
         budget_bytes: int | None = None,
+        proxies: bool = False,
+        proxy_seed: int = 0,
     ) -> Cluster:
+        """Write every node's key and config. ``proxies``: each child's ``[parent] url`` goes through a
+        ``FaultProxy`` (seeded ``proxy_seed`` + the child's position) instead of straight to the parent."""
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         layout = county_layout(towns, villages_per_town)
         write_directory(workdir / "directory.json", layout.entries)
         cluster = cls(workdir=workdir, layout=layout, county_db=county_db)
-        ports = {e.id: free_port() for e in layout.entries}
+        ports: dict[str, int] = {}
+        for entry in layout.entries:
+            ports[entry.id] = _unused_port(set(ports.values()))
+        if proxies:
+            taken = set(ports.values())
+            for index, entry in enumerate(layout.entries):
+                if entry.parent:
+                    port = _unused_port(taken)
+                    taken.add(port)
+                    cluster.proxies[entry.id] = FaultProxy(
+                        target_port=ports[entry.parent],
+                        port=port,
+                        seed=proxy_seed + index,
+                        name=f"{entry.id}->{entry.parent}",
+                    )
         for entry in layout.entries:
             node_dir = workdir / entry.id
             write_key(node_dir / "node.key", layout.keys[entry.id])
@@ -78,7 +111,12 @@ class Cluster:
                 'data_dir = "."',
             ]
             if entry.parent:
-                lines += ["", "[parent]", f'url = "http://127.0.0.1:{ports[entry.parent]}"']
+                url = (
+                    cluster.proxies[entry.id].url
+                    if entry.id in cluster.proxies
+                    else f"http://127.0.0.1:{ports[entry.parent]}"
+                )
+                lines += ["", "[parent]", f'url = "{url}"']
             lines += ["", "[sync]", f"interval = {interval}", f"max_backoff = {max_backoff}"]
             if budget_bytes:
                 lines.append(f"budget_bytes = {budget_bytes}")
@@ -92,6 +130,7 @@ class Cluster:
 
     def start(self, node_id: str | None = None, *, wait: bool = True) -> None:
         targets = [self.nodes[node_id]] if node_id else list(self.nodes.values())
+        self.start_proxies()
         for node in targets:
             if node.proc is not None and node.proc.poll() is None:
                 continue
@@ -129,7 +168,27 @@ class Cluster:
             node.proc.kill()
             node.proc.wait()
 
+    def start_proxies(self) -> None:
+        """Start every link's proxy (a no-op without proxies or when they already run)."""
+        if not self.proxies:
+            return
+        if self.proxy_thread is None:
+            self.proxy_thread = ProxyThread()
+        if not self.proxy_thread.running:
+            for proxy in self.proxies.values():
+                self.proxy_thread.add(proxy)
+
+    def link(self, child: str) -> FaultProxy:
+        """The proxy on ``child``'s link to its parent."""
+        return self.proxies[child]
+
+    def heal_links(self) -> None:
+        """Every link clean again: no latency, no limit, no drops, no blackhole."""
+        for proxy in self.proxies.values():
+            proxy.clear()
+
     def stop(self, node_id: str | None = None) -> None:
+        """SIGTERM and wait; stopping the whole cluster also stops the link proxies."""
         targets = [self.nodes[node_id]] if node_id else list(self.nodes.values())
         for node in targets:
             if node.proc is not None and node.proc.poll() is None:
@@ -142,6 +201,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 node.proc.kill()
                 node.proc.wait()
+        if node_id is None and self.proxy_thread is not None:
+            self.proxy_thread.stop()
 
     def __enter__(self) -> Cluster:
         return self

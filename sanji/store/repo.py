@@ -417,8 +417,12 @@ class Store:
         return frames
 
     def _check_child(self, child: str) -> None:
-        if child not in self.directory or self.directory.parent(child) != self.node_id:
-            raise RouteError(f"{child} is not a child of {self.node_id}", hint="Sync with your own parent node.")
+        # Any node below this one may sync here: a village whose township is down falls back to the county.
+        if child not in self.directory or child == self.node_id or self.node_id not in self.directory.path(child):
+            raise RouteError(
+                f"{child} is not a child (or other descendant) of {self.node_id}",
+                hint="Sync with your own parent node, or an ancestor configured as a fallback.",
+            )
 
     # -- exchange bookkeeping ------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol.errors import SanjiError
@@ -27,7 +28,7 @@ from protocol.session import (
 from protocol.stream import StreamKey
 from sanji.context import NodeContext
 from sanji.store import Store
-from sanji.sync.transport import Transport
+from sanji.sync.transport import Transport, TransportError
 
 log = logging.getLogger("sanji.sync")
 
@@ -41,14 +42,14 @@ class SessionReport:
     bytes_sent: int = 0
     bytes_received: int = 0
     skew_ms: int = 0
+    peer: str = ""
 
 
 async def sync_once(
     store: Store, transport: Transport, *, budget: int = DEFAULT_BUDGET_BYTES, context: NodeContext | None = None
 ) -> SessionReport:
-    """One full exchange with the parent. Raises SanjiError if the link fails midway."""
-    parent = store.directory.parent(store.node_id)
-    if parent is None:
+    """One full exchange with the parent (or the ancestor ``transport`` reaches). Raises SanjiError on failure."""
+    if store.directory.parent(store.node_id) is None:
         return SessionReport()
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
@@ -60,6 +61,10 @@ async def sync_once(
         reports = (own, *await store.reports())
     reply = await transport.cursors(CursorsRequest(sender=store.node_id, catalogue_version=version, reports=reports))
     report.requests += 1
+    parent = reply.node  # the parent, or the ancestor a fallback link reached
+    if parent not in store.directory.path(store.node_id) or parent == store.node_id:
+        raise SanjiError(f"{parent!r} answered, but it is not an ancestor of {store.node_id}")
+    report.peer = parent
     report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
     store.clock.observe(reply.at)
     if context is not None:
@@ -138,9 +143,11 @@ class SyncDriver:
         max_backoff: float = 60.0,
         budget: int = DEFAULT_BUDGET_BYTES,
         context: NodeContext | None = None,
+        fallbacks: Sequence[Transport] = (),
     ) -> None:
         self.store = store
         self.transport = transport
+        self.fallbacks = list(fallbacks)
         self.interval = interval
         self.max_backoff = max_backoff
         self.budget = budget
@@ -168,6 +175,8 @@ class SyncDriver:
                 pass
             self._task = None
         await self.transport.close()
+        for fallback in self.fallbacks:
+            await fallback.close()
 
     def _delay(self) -> float:
         if self.failures:
@@ -176,13 +185,31 @@ class SyncDriver:
             base = self.interval
         return float(base * random.uniform(0.5, 1.0))
 
+    async def _session(self) -> SessionReport:
+        """Sync with the parent; while it cannot be reached, with the first fallback ancestor that can."""
+        try:
+            return await sync_once(self.store, self.transport, budget=self.budget, context=self.context)
+        except TransportError as down:
+            if not self.fallbacks or self.failures < 1:
+                raise  # one failure may be a blip: retry the parent once before going round it
+            parent = self.store.directory.parent(self.store.node_id) or ""
+            await _quietly(self.store.record_exchange(parent, ok=False, error=down.message))
+            for fallback in self.fallbacks:
+                try:
+                    report = await sync_once(self.store, fallback, budget=self.budget, context=self.context)
+                except TransportError:
+                    continue
+                log.info("parent %s unreachable; synced with %s instead", parent, report.peer)
+                return report
+            raise
+
     async def _run(self) -> None:
         parent = self.store.directory.parent(self.store.node_id)
         assert parent is not None
         while True:
             self._wake.clear()
             try:
-                report = await sync_once(self.store, self.transport, budget=self.budget, context=self.context)
+                report = await self._session()
             except SanjiError as exc:
                 self.failures += 1
                 self.last_error = exc.message
@@ -198,7 +225,11 @@ class SyncDriver:
                 self.last_error = ""
                 self.sessions += 1
                 await self.store.record_exchange(
-                    parent, ok=True, sent=report.bytes_sent, received=report.bytes_received, skew_ms=report.skew_ms
+                    report.peer or parent,
+                    ok=True,
+                    sent=report.bytes_sent,
+                    received=report.bytes_received,
+                    skew_ms=report.skew_ms,
                 )
                 if report.pulled or report.pushed:
                     continue  # more may be waiting; go again at once

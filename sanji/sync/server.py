@@ -30,8 +30,11 @@ class SyncServer:
 
     def _known_child(self, sender: str) -> None:
         directory = self.store.directory
-        if sender not in directory or directory.parent(sender) != self.store.node_id:
-            raise RouteError(f"{sender!r} is not a child of {self.store.node_id}", hint="Sync with your own parent.")
+        if sender not in directory or sender == self.store.node_id or self.store.node_id not in directory.path(sender):
+            raise RouteError(
+                f"{sender!r} is not a child (or other descendant) of {self.store.node_id}",
+                hint="Sync with your own parent, or an ancestor configured as a fallback.",
+            )
 
     async def cursors(self, request: CursorsRequest) -> CursorsResponse:
         self._known_child(request.sender)

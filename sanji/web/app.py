@@ -85,6 +85,7 @@ class NodeRuntime:
                 max_backoff=s.sync.max_backoff,
                 budget=s.sync.budget_bytes,
                 context=context,
+                fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
             )
             self.driver.start()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])

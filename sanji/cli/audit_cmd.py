@@ -1,0 +1,143 @@
+"""``sanji audit``: re-check a node's stored evidence, export one errand's evidence, check an export.
+
+    sanji audit verify --config NODE.toml [--json] [--workers N]
+    sanji audit export --config NODE.toml --errand ID --out FILE.json
+    sanji audit check-bundle FILE.json [--directory directory.json] [--json]
+
+``verify`` exits 0 when everything checks out, 1 when it found problems, 2 when it could
+not run. ``check-bundle`` needs no node and no database: an inspector (纪检监察) runs it
+on the exported file alone, ideally with the county's directory file so the keys in the
+bundle are checked against the ones the county published.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from protocol.errors import SanjiError
+from sanji.audit import AuditReport, export_errand, verify, verify_bundle
+from sanji.cli.common import node_store
+from sanji.config import ConfigError, load_settings
+from sanji.keys import read_directory
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    audit = sub.add_parser("audit", help="re-check stored batches, chains and digests; export or check evidence")
+    commands = audit.add_subparsers(dest="audit_command", required=True, metavar="AUDIT_COMMAND")
+
+    ver = commands.add_parser("verify", help="re-check every stored batch, chain, digest and history row")
+    ver.add_argument("--config", required=True, help="the node's TOML config")
+    ver.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    ver.add_argument("--workers", type=int, default=None, help="processes to use (default: up to 2)")
+    ver.set_defaults(func=lambda a: run_verify(a.config, as_json=a.json, workers=a.workers))
+
+    exp = commands.add_parser("export", help="write one errand's evidence bundle (JSON) for an inspector")
+    exp.add_argument("--config", required=True, help="the node's TOML config")
+    exp.add_argument("--errand", required=True, help="the errand id")
+    exp.add_argument("--out", required=True, help="file to write, e.g. T01V01-xxxx.evidence.json")
+    exp.set_defaults(func=lambda a: run_export(a.config, a.errand, Path(a.out)))
+
+    chk = commands.add_parser("check-bundle", help="re-verify an evidence bundle offline (no database needed)")
+    chk.add_argument("file", help="the bundle written by `sanji audit export`")
+    chk.add_argument("--directory", help="the county's directory.json, to check the bundle's keys against")
+    chk.add_argument("--json", action="store_true", help="print the report as JSON")
+    chk.set_defaults(func=lambda a: run_check_bundle(Path(a.file), a.directory, as_json=a.json))
+
+
+def _fail(message: str, hint: str = "") -> int:
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+    return 2
+
+
+async def _verify(config: str, workers: int | None) -> AuditReport:
+    settings = load_settings(config)
+    async with node_store(settings) as (store, _):
+        return await verify(store, workers=workers)
+
+
+def run_verify(config: str, *, as_json: bool = False, workers: int | None = None) -> int:
+    if workers is not None and workers < 1:
+        return _fail("--workers must be at least 1")
+    try:
+        report = asyncio.run(_verify(config, workers))
+    except (ConfigError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    except SanjiError as exc:
+        return _fail(exc.message, exc.hint)
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(report.summary())
+        for problem in report.problems[:200]:
+            print(f"  {problem}")
+        if len(report.problems) > 200:
+            print(f"  ... and {len(report.problems) - 200} more (use --json for all)")
+    return 0 if report.ok else 1
+
+
+async def _export(config: str, errand: str) -> dict[str, Any]:
+    settings = load_settings(config)
+    async with node_store(settings) as (store, _):
+        return await export_errand(store, errand)
+
+
+def run_export(config: str, errand: str, out: Path) -> int:
+    try:
+        bundle = asyncio.run(_export(config, errand))
+    except (ConfigError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    except SanjiError as exc:
+        return _fail(exc.message, exc.hint)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, out)  # whole or absent
+    print(
+        f"wrote the evidence of errand {errand}: {len(bundle['history'])} actions, {len(bundle['frames'])} signed "
+        f"batches, to {out}"
+    )
+    for problem in bundle["problems"]:
+        print(f"  warning: {problem}")
+    return 0
+
+
+def run_check_bundle(path: Path, directory: str | None, *, as_json: bool = False) -> int:
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _fail(f"{path} does not exist")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _fail(f"cannot read {path}: {exc}")
+    try:
+        trusted = read_directory(Path(directory)) if directory else None
+    except FileNotFoundError:
+        return _fail(f"{directory} does not exist")
+    except (OSError, msgspec.MsgspecError, ValueError) as exc:
+        return _fail(f"cannot read the directory {directory}: {exc}")
+    if not isinstance(bundle, dict):
+        return _fail(f"{path} is not an evidence bundle")
+    report = verify_bundle(bundle, trusted)
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
+        print(
+            f"{verdict}: errand {report.errand}, {report.frames} signed batches, {report.signed_actions} signed and "
+            f"{report.unsigned_actions} unsigned actions, digest {report.digest or '-'} (keys from {report.keys_from})"
+        )
+        for problem in report.problems:
+            print(f"  problem: {problem}")
+        for note in report.notes:
+            print(f"  note: {note}")
+    return 0 if report.ok else 1
