@@ -16,7 +16,7 @@ import msgspec
 
 from protocol.stream import StreamKey
 
-DEFAULT_BUDGET_BYTES = 512 * 1024
+DEFAULT_BUDGET_BYTES = 64 * 1024  # per request: a drop mid-transfer redoes at most this much
 
 
 class Cursor(msgspec.Struct, frozen=True, array_like=True):

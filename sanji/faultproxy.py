@@ -256,8 +256,9 @@ class FaultProxy:
         return self.faults
 
     def clear(self) -> Faults:
-        """A clean link again (latency, bandwidth, drops, blackhole all off)."""
+        """A clean link again (latency, bandwidth, drops, stalls, blackhole all off)."""
         self.faults = Faults()
+        self._stalled_until = 0.0
         self._on_loop(self._redraw)
         return self.faults
 
@@ -286,7 +287,10 @@ class FaultProxy:
         self._stalled_until = time.monotonic() + seconds
 
     def abandon_held(self) -> int:
-        """Connections frozen by the blackhole never move again (their state was lost). Returns how many."""
+        """Every connection open now never moves again, as if its state was lost; returns how many.
+
+        Call it while the blackhole is on (every open connection is frozen then) and before lifting it.
+        """
         n = 0
         for conn in list(self._conns.values()):
             if not conn.frozen:

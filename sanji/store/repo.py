@@ -138,20 +138,28 @@ class Store:
             for scope, acts in by_scope.items():
                 audience = self.directory.audience(self.node_id, scope)
                 seq, last_hash = await self._cursor(conn, StreamKey(self.node_id, scope))
-                for start in range(0, len(acts), max_actions):
+                start = 0
+                while start < len(acts):
+                    take = min(max_actions, len(acts) - start)
+                    while True:
+                        frame = seal(
+                            key=self.key,
+                            origin=self.node_id,
+                            scope=scope,
+                            audience=audience,
+                            seq=seq + 1,
+                            prev=last_hash,
+                            created=self.clock.now(),
+                            actions=acts[start : start + take],
+                        )
+                        # Small frames: a dropped transfer on a 2G link redoes at most one of them.
+                        if len(frame) <= limits.TARGET_FRAME_BYTES or take == 1:
+                            break
+                        take = max(1, take // 2)
                     seq += 1
-                    frame = seal(
-                        key=self.key,
-                        origin=self.node_id,
-                        scope=scope,
-                        audience=audience,
-                        seq=seq,
-                        prev=last_hash,
-                        created=self.clock.now(),
-                        actions=acts[start : start + max_actions],
-                    )
                     last_hash = await self._store_batch(conn, self.node_id, scope, seq, frame)
                     made += 1
+                    start += take
                 await self._set_cursor(conn, StreamKey(self.node_id, scope), seq, last_hash)
             if rows:
                 await conn.execute(delete(t.outbox).where(t.outbox.c.id <= rows[-1][0]))
