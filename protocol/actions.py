@@ -213,6 +213,19 @@ class Supervise(_Action, tag="supervise", frozen=True, kw_only=True):
     text: str = ""
 
 
+class Attach(_Action, tag="attach", frozen=True, kw_only=True):
+    """Annotation: a scan or photo of a material, named by the SHA-256 of its bytes.
+
+    The bytes travel apart from the batch, in chunks, after every batch and within the
+    node's daily byte budget; the signed action pins exactly which bytes are meant.
+    """
+
+    blob: str  # hex SHA-256 of the content
+    size: int
+    name: str
+    mime: str = "application/octet-stream"
+
+
 Action = (
     Register
     | HandOff
@@ -237,9 +250,10 @@ Action = (
     | Complain
     | CallBack
     | Supervise
+    | Attach
 )
 
-ANNOTATIONS = (Note, Supply, Rate, Complain, CallBack, Supervise)
+ANNOTATIONS = (Note, Supply, Rate, Complain, CallBack, Supervise, Attach)
 
 
 def kind_of(action: Action) -> str:

@@ -108,3 +108,35 @@ def take_within_budget(sizes: Iterable[int], budget: int) -> int:
         total += size
         count += 1
     return count
+
+
+BLOB_CHUNK_BYTES = 48 * 1024  # a dropped chunk on a poor link costs at most this much again
+
+
+class BlobPut(msgspec.Struct, frozen=True, kw_only=True):
+    """A chunk of an attachment, pushed up. An empty chunk asks where to resume."""
+
+    sender: str
+    hash: str
+    size: int
+    offset: int
+    data: bytes = b""
+
+
+class BlobPutReply(msgspec.Struct, frozen=True, kw_only=True):
+    received: int  # contiguous bytes the parent holds: resume from here
+    complete: bool
+
+
+class BlobGet(msgspec.Struct, frozen=True, kw_only=True):
+    sender: str
+    hash: str
+    offset: int
+    max_bytes: int = BLOB_CHUNK_BYTES
+
+
+class BlobGetReply(msgspec.Struct, frozen=True, kw_only=True):
+    size: int
+    offset: int
+    data: bytes
+    available: int  # how many contiguous bytes the parent itself holds

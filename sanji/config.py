@@ -35,6 +35,7 @@ class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     max_backoff: float = 60.0
     budget_bytes: int = DEFAULT_BUDGET_BYTES
     duties_interval: float = 30.0  # deemed approvals, SMS queue
+    daily_attachment_bytes: int = 0  # attachments over the parent link per day; 0 = no limit
 
 
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -37,6 +37,7 @@ class NodeContext:
         self.catalogue: Catalogue | None = None
         self.clock_offset_ms = 0
         self.clock_flagged = False
+        self.daily_blob_budget = 0  # bytes of attachments a day over the parent link; 0: no limit
 
     async def load(self) -> None:
         held = await self.store.document(CATALOGUE)

@@ -38,6 +38,7 @@ ACTION_KINDS = (
     "complain",
     "callback",
     "supervise",
+    "attach",
 )
 ActionKind = Literal[
     "submit",
@@ -64,6 +65,7 @@ ActionKind = Literal[
     "complain",
     "callback",
     "supervise",
+    "attach",
 ]
 
 
@@ -114,5 +116,9 @@ class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     reached: bool = True
     supervision: Literal["督办", "纠错", "预警"] = "督办"
     deemed: bool = False
+    blob: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
+    size: Annotated[int, msgspec.Meta(ge=0)] = 0
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    mime: Annotated[str, msgspec.Meta(max_length=100)] = ""
     text: Text = ""
     expected_version: int | None = None

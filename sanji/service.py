@@ -131,6 +131,12 @@ class ErrandService:
         if kind == "callback":
             satisfied = form.level
             return a.CallBack(**common, reached=form.reached, satisfied=satisfied, note=form.text)
+        if kind == "attach":
+            if not form.blob or not form.name:
+                raise ActionRefused("an attachment needs its content hash and a name")
+            return a.Attach(
+                **common, blob=form.blob, size=form.size, name=form.name, mime=form.mime or "application/octet-stream"
+            )
         if kind == "supervise":
             return a.Supervise(**common, kind_of_supervision=form.supervision, text=form.text)
         if kind == "receive":

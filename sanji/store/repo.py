@@ -11,6 +11,7 @@ Invariants kept here:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -30,7 +31,7 @@ from protocol.actions import Action
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame, seal
 from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, judge, project
-from protocol.errors import ActionRefused, ChainFork, RouteError, SanjiError
+from protocol.errors import ActionRefused, ChainFork, FrameError, RouteError, SanjiError
 from protocol.hlc import HybridClock
 from protocol.session import FrameResult, NodeReport, take_within_budget
 from protocol.signing import SigningKey
@@ -40,6 +41,7 @@ from sanji.store import schema as t
 from sanji.store.engine import Database
 
 INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
+MAX_BLOB_BYTES = 32 * 1024 * 1024  # one scan or photo
 FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
 
@@ -199,6 +201,138 @@ class Store:
                     detail=json.dumps({"streams": streams}, ensure_ascii=False),
                 )
             )
+
+    # -- attachments ---------------------------------------------------------------------
+
+    async def put_blob(self, data: bytes) -> str:
+        """Keep a whole attachment made here; returns its SHA-256 (hex)."""
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._write() as conn:
+            row = (await conn.execute(select(t.blobs.c.complete).where(t.blobs.c.hash == digest))).first()
+            if row is None or not row[0]:
+                values = {
+                    "hash": digest,
+                    "size": len(data),
+                    "received": len(data),
+                    "data": data,
+                    "complete": True,
+                    "updated_at": time.time(),
+                }
+                await _upsert(conn, t.blobs, values, keys=("hash",))
+        return digest
+
+    async def blob_state(self, digest: str) -> tuple[int, int, bool] | None:
+        """(size, contiguous bytes held, complete) or None."""
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.complete).where(t.blobs.c.hash == digest)
+                )
+            ).first()
+        return (int(row[0]), int(row[1]), bool(row[2])) if row else None
+
+    async def blob_append(self, digest: str, size: int, offset: int, data: bytes) -> tuple[int, bool]:
+        """Add a chunk at ``offset`` if it continues what is held; returns (held, complete).
+
+        A chunk at any other offset changes nothing: the reply tells the sender where to resume.
+        When the last byte arrives the whole content must hash to ``digest`` or it is thrown away.
+        """
+        if size < 0 or size > MAX_BLOB_BYTES:
+            raise FrameError(f"attachment of {size} bytes exceeds the limit of {MAX_BLOB_BYTES}")
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.complete, t.blobs.c.data).where(
+                        t.blobs.c.hash == digest
+                    )
+                )
+            ).first()
+            held, complete, content = (int(row[1]), bool(row[2]), bytes(row[3])) if row else (0, False, b"")
+            if row is not None and int(row[0]) != size:
+                raise FrameError(f"attachment {digest[:12]} is {row[0]} bytes here, not {size}")
+            if complete or offset != held or not data:
+                return held, complete
+            content += data[: size - held]
+            held = len(content)
+            complete = held == size
+            if complete and hashlib.sha256(content).hexdigest() != digest:
+                content, held, complete = b"", 0, False  # corrupted on the way: start again
+            values = {
+                "hash": digest,
+                "size": size,
+                "received": held,
+                "data": content,
+                "complete": complete,
+                "updated_at": time.time(),
+            }
+            await _upsert(conn, t.blobs, values, keys=("hash",))
+            return held, complete
+
+    async def blob_read(self, digest: str, offset: int, max_bytes: int) -> tuple[int, int, bytes]:
+        """(size, contiguous bytes held, data from offset)."""
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.data).where(t.blobs.c.hash == digest)
+                )
+            ).first()
+        if row is None:
+            return 0, 0, b""
+        size, held, content = int(row[0]), int(row[1]), bytes(row[2])
+        return size, held, content[offset : min(held, offset + max(0, max_bytes))]
+
+    async def attachments(self, *, scopes: Iterable[str] | None = None) -> dict[str, int]:
+        """Attachments named by applied attach actions (of errands of ``scopes``): hash -> size."""
+        query = select(t.actions.c.body).where(t.actions.c.kind == "attach", t.actions.c.status == "applied")
+        if scopes is not None:
+            query = query.where(t.actions.c.scope.in_(list(scopes)))
+        async with self.db.reader.connect() as conn:
+            bodies = (await conn.execute(query)).scalars().all()
+        out: dict[str, int] = {}
+        for body in bodies:
+            action = decode_action(body)
+            out[getattr(action, "blob", "")] = int(getattr(action, "size", 0))
+        return out
+
+    async def blobs_wanted(self) -> dict[str, int]:
+        """Attachments this node should hold but does not have whole yet."""
+        named = await self.attachments()
+        async with self.db.reader.connect() as conn:
+            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
+        return {h: size for h, size in named.items() if h not in complete}
+
+    async def blobs_to_send(self, peer: str) -> dict[str, int]:
+        """Whole attachments held here that ``peer`` has not acknowledged."""
+        named = await self.attachments()
+        async with self.db.reader.connect() as conn:
+            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
+            acked = set((await conn.execute(select(t.blob_acks.c.hash).where(t.blob_acks.c.peer == peer))).scalars())
+        return {h: size for h, size in named.items() if h in complete and h not in acked}
+
+    async def ack_blob(self, peer: str, digest: str) -> None:
+        async with self._write() as conn:
+            exists = await conn.scalar(
+                select(func.count())
+                .select_from(t.blob_acks)
+                .where(t.blob_acks.c.peer == peer, t.blob_acks.c.hash == digest)
+            )
+            if not exists:
+                await conn.execute(insert(t.blob_acks).values(peer=peer, hash=digest))
+
+    async def add_traffic(self, kind: str, count: int, *, day: str) -> int:
+        """Count ``count`` bytes of ``kind`` against ``day``; returns the day's total."""
+        async with self._write() as conn:
+            held = int(
+                await conn.scalar(select(t.traffic.c.bytes).where(t.traffic.c.day == day, t.traffic.c.kind == kind))
+                or 0
+            )
+            await _upsert(conn, t.traffic, {"day": day, "kind": kind, "bytes": held + count}, keys=("day", "kind"))
+        return held + count
+
+    async def traffic(self, day: str) -> dict[str, int]:
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.traffic.c.kind, t.traffic.c.bytes).where(t.traffic.c.day == day))).all()
+        return {str(k): int(v) for k, v in rows}
 
     async def outbox_size(self) -> int:
         async with self.db.reader.connect() as conn:

@@ -205,3 +205,29 @@ notifications = Table(
     Column("error", Text, nullable=False, server_default=""),
     UniqueConstraint("errand", "event"),
 )
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("received", BigInteger, nullable=False),  # contiguous bytes held so far
+    Column("data", LargeBinary, nullable=False),
+    Column("complete", Boolean, nullable=False, server_default=false()),
+    Column("updated_at", Float, nullable=False),
+)
+
+blob_acks = Table(
+    "blob_acks",
+    metadata,
+    Column("peer", String(64), primary_key=True),
+    Column("hash", String(64), primary_key=True),
+)
+
+traffic = Table(
+    "traffic",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("bytes", BigInteger, nullable=False),
+)

@@ -13,11 +13,15 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import (
+    BLOB_CHUNK_BYTES,
     DEFAULT_BUDGET_BYTES,
+    BlobGet,
+    BlobPut,
     CursorsRequest,
     NodeReport,
     PullRequest,
@@ -43,6 +47,9 @@ class SessionReport:
     bytes_received: int = 0
     skew_ms: int = 0
     peer: str = ""
+    blobs_sent: int = 0
+    blobs_received: int = 0
+    deferred_blobs: int = 0
 
 
 async def sync_once(
@@ -106,6 +113,8 @@ async def sync_once(
         if not more or not progressed:
             break
     report.pulled += await _pull(store, transport, parent, budget, report)
+    # Attachments last: every batch (results down, escalations up) has gone before them.
+    await _attachments(store, transport, parent, report, context)
     report.bytes_sent = transport.bytes_sent - sent0
     report.bytes_received = transport.bytes_received - recv0
     return report
@@ -129,6 +138,56 @@ async def _pull(store: Store, transport: Transport, parent: str, budget: int, re
         if not reply.more:
             break
     return pulled
+
+
+async def _attachments(
+    store: Store, transport: Transport, parent: str, report: SessionReport, context: NodeContext | None
+) -> None:
+    """Move whole attachments both ways in chunks, resuming where a dropped transfer stopped.
+
+    Stops for the day when the node's daily byte budget for attachments is spent; what is
+    left waits (and is shown as deferred) until tomorrow or a better link.
+    """
+    limit = context.daily_blob_budget if context is not None else 0
+    day = (context.today() if context is not None else date.today()).isoformat()
+    spent = (await store.traffic(day)).get("blob", 0)
+
+    def allowed() -> bool:
+        return limit <= 0 or spent < limit
+
+    for digest, size in sorted((await store.blobs_to_send(parent)).items()):
+        reply = await transport.blob_put(BlobPut(sender=store.node_id, hash=digest, size=size, offset=0))
+        report.requests += 1
+        while not reply.complete:
+            if not allowed():
+                report.deferred_blobs += 1
+                break
+            _, _, chunk = await store.blob_read(digest, reply.received, BLOB_CHUNK_BYTES)
+            if not chunk:
+                break
+            reply = await transport.blob_put(
+                BlobPut(sender=store.node_id, hash=digest, size=size, offset=reply.received, data=chunk)
+            )
+            report.requests += 1
+            spent = await store.add_traffic("blob", len(chunk), day=day)
+        if reply.complete:
+            await store.ack_blob(parent, digest)
+            report.blobs_sent += 1
+    for digest, size in sorted((await store.blobs_wanted()).items()):
+        state = await store.blob_state(digest)
+        offset = state[1] if state else 0
+        while offset < size:
+            if not allowed():
+                report.deferred_blobs += 1
+                break
+            got = await transport.blob_get(BlobGet(sender=store.node_id, hash=digest, offset=offset))
+            report.requests += 1
+            if not got.data:
+                break  # the parent does not have it (yet)
+            offset, complete = await store.blob_append(digest, got.size, offset, got.data)
+            spent = await store.add_traffic("blob", len(got.data), day=day)
+            if complete:
+                report.blobs_received += 1
 
 
 class SyncDriver:

@@ -7,6 +7,11 @@ import msgspec
 from protocol.errors import FrameError, FrameTooLarge, RouteError
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
+    BLOB_CHUNK_BYTES,
+    BlobGet,
+    BlobGetReply,
+    BlobPut,
+    BlobPutReply,
     CursorsRequest,
     CursorsResponse,
     FrameResult,
@@ -69,6 +74,28 @@ class SyncServer:
             await self.store.seal_outbox()  # our own fresh actions go down in this very pull
         frames, more = await self.store.frames_for_child(request.sender, cursor_map(request.cursors), budget)
         return PullResponse(node=self.store.node_id, at=self.store.clock.now(), frames=tuple(frames), more=more)
+
+    async def _named_for(self, sender: str, digest: str) -> None:
+        named = await self.store.attachments(scopes=self.store.directory.subtree(sender))
+        if digest not in named:
+            raise RouteError(
+                f"no attach action on an errand of {sender}'s subtree names attachment {digest[:12]}",
+                hint="Push the batch with the attach action first; attachments follow their actions.",
+            )
+
+    async def blob_put(self, request: BlobPut) -> BlobPutReply:
+        self._known_child(request.sender)
+        await self._named_for(request.sender, request.hash)
+        held, complete = await self.store.blob_append(request.hash, request.size, request.offset, request.data)
+        return BlobPutReply(received=held, complete=complete)
+
+    async def blob_get(self, request: BlobGet) -> BlobGetReply:
+        self._known_child(request.sender)
+        await self._named_for(request.sender, request.hash)
+        size, held, data = await self.store.blob_read(
+            request.hash, request.offset, min(request.max_bytes, BLOB_CHUNK_BYTES)
+        )
+        return BlobGetReply(size=size, offset=request.offset, data=data, available=held)
 
 
 def decode_request(data: bytes, kind: type[msgspec.Struct]) -> msgspec.Struct:

@@ -13,6 +13,10 @@ import msgspec
 
 from protocol.errors import SanjiError
 from protocol.session import (
+    BlobGet,
+    BlobGetReply,
+    BlobPut,
+    BlobPutReply,
     CursorsRequest,
     CursorsResponse,
     PullRequest,
@@ -39,6 +43,8 @@ class Transport(Protocol):
     async def cursors(self, request: CursorsRequest) -> CursorsResponse: ...
     async def push(self, request: PushRequest) -> PushResponse: ...
     async def pull(self, request: PullRequest) -> PullResponse: ...
+    async def blob_put(self, request: BlobPut) -> BlobPutReply: ...
+    async def blob_get(self, request: BlobGet) -> BlobGetReply: ...
     async def close(self) -> None: ...
 
 
@@ -84,6 +90,12 @@ class HttpTransport:
     async def pull(self, request: PullRequest) -> PullResponse:
         return await self._call("/sync/v1/pull", request, PullResponse)
 
+    async def blob_put(self, request: BlobPut) -> BlobPutReply:
+        return await self._call("/sync/v1/blob/put", request, BlobPutReply)
+
+    async def blob_get(self, request: BlobGet) -> BlobGetReply:
+        return await self._call("/sync/v1/blob/get", request, BlobGetReply)
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -116,6 +128,12 @@ class LocalTransport:
 
     async def pull(self, request: PullRequest) -> PullResponse:
         return await self._roundtrip(request, PullResponse, self.server.pull)
+
+    async def blob_put(self, request: BlobPut) -> BlobPutReply:
+        return await self._roundtrip(request, BlobPutReply, self.server.blob_put)
+
+    async def blob_get(self, request: BlobGet) -> BlobGetReply:
+        return await self._roundtrip(request, BlobGetReply, self.server.blob_get)
 
     async def close(self) -> None:
         return None

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from protocol.errors import ActionRefused
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.store.repo import MAX_BLOB_BYTES
 from sanji.web.views import ErrandSummary, summarise
 
 
@@ -82,6 +84,44 @@ class ErrandController(Controller):
         return _result(projection)
 
 
+class AttachmentController(Controller):
+    path = "/api"
+    tags = ["attachments"]
+    request_max_body_size = MAX_BLOB_BYTES
+
+    @post(
+        "/errands/{errand_id:str}/attachments",
+        summary="Attach a scan or photo to an errand (raw bytes in the body)",
+    )
+    async def attach(
+        self,
+        request: Request[Any, Any, Any],
+        service: NamedDependency[ErrandService],
+        errand_id: FromPath[str],
+        name: Annotated[str, QueryParameter(min_length=1, max_length=200)],
+        actor: Annotated[str, QueryParameter(min_length=1, max_length=64)],
+    ) -> ActionResult:
+        data = await request.body()
+        if not data:
+            raise ActionRefused("the attachment is empty")
+        mime = request.headers.get("content-type", "application/octet-stream")[:100]
+        digest = await service.store.put_blob(data)
+        form = ActionForm(kind="attach", actor=actor, blob=digest, size=len(data), name=name, mime=mime)
+        return _result(await service.act(errand_id, form))
+
+    @get(
+        "/attachments/{digest:str}",
+        summary="The bytes of an attachment held here",
+        media_type="application/octet-stream",
+    )
+    async def download(self, store: NamedDependency[Store], digest: FromPath[str]) -> Response[bytes]:
+        state = await store.blob_state(digest)
+        if state is None or not state[2] or digest not in await store.attachments():
+            raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
+        _, _, data = await store.blob_read(digest, 0, state[0])
+        return Response(data, media_type="application/octet-stream")
+
+
 def _result(projection: Any) -> ActionResult:
     state = projection.state
     return ActionResult(
@@ -103,6 +143,14 @@ class NodeController(Controller):
         status["catalogue_version"] = context.catalogue_version
         status["clock_offset_ms"] = context.clock_offset_ms
         status["clock_flagged"] = context.clock_flagged
+        parent = status["parent"]
+        today = context.today().isoformat()
+        status["attachments"] = {
+            "wanted_here": len(await store.blobs_wanted()),
+            "waiting_to_go_up": len(await store.blobs_to_send(parent)) if parent else 0,
+            "bytes_today": (await store.traffic(today)).get("blob", 0),
+            "daily_budget": context.daily_blob_budget,
+        }
         return status
 
     @get("/digests", summary="Digest of every errand held here (for convergence checks)")

@@ -29,7 +29,7 @@ from sanji.store import Store, open_database
 from sanji.sync.driver import SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
-from sanji.web.api import ErrandController, NodeController
+from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
@@ -67,6 +67,7 @@ class NodeRuntime:
         self.store = store
         overrides = s.path(s.node.calendar_overrides) if s.node.calendar_overrides else None
         context = NodeContext(store, load_calendar(overrides))
+        context.daily_blob_budget = s.sync.daily_attachment_bytes
         await context.load()
         if entry.role == COUNTY:
             source = s.path(s.node.catalogue) if s.node.catalogue else default_catalogue_path()
@@ -125,6 +126,7 @@ def build_app(
         ErrandController,
         NodeController,
         DeskController,
+        AttachmentController,
         DocumentController,
         SyncController,
         ScreenController,

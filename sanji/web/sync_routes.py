@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 
 from protocol.limits import MAX_REQUEST_BYTES
-from protocol.session import CursorsRequest, PullRequest, PushRequest
+from protocol.session import BlobGet, BlobPut, CursorsRequest, PullRequest, PushRequest
 from sanji.sync.server import SyncServer, decode_request
 
 MSGPACK = "application/msgpack"
@@ -33,6 +33,17 @@ class SyncController(Controller):
     async def pull(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         req = decode_request(await request.body(), PullRequest)
         return _msgpack(await sync.pull(req))  # type: ignore[arg-type]
+
+
+    @post("/blob/put", summary="A chunk of an attachment from a child (resumable at any offset)", status_code=200)
+    async def blob_put(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
+        req = decode_request(await request.body(), BlobPut)
+        return _msgpack(await sync.blob_put(req))  # type: ignore[arg-type]
+
+    @post("/blob/get", summary="A chunk of an attachment for a child", status_code=200)
+    async def blob_get(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
+        req = decode_request(await request.body(), BlobGet)
+        return _msgpack(await sync.blob_get(req))  # type: ignore[arg-type]
 
 
 def _msgpack(value: object) -> Response[bytes]:

@@ -124,3 +124,22 @@ def test_openapi_schema_is_checked_in() -> None:
     assert json.loads(json.dumps(schema(), ensure_ascii=False)) == checked_in, (
         "API changed: run `python -m sanji.web.openapi_dump > docs/openapi.json`"
     )
+
+
+def test_attach_and_download_a_scan(village: TestClient) -> None:  # type: ignore[type-arg]
+    errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
+    scan = bytes(range(256)) * 40
+    r = village.post(
+        f"/api/errands/{errand_id}/attachments",
+        params={"name": "户口簿.jpg", "actor": "代办员"},
+        content=scan,
+        headers={"content-type": "image/jpeg"},
+    )
+    assert r.status_code == 201, r.text
+    attach = [h for h in village.get(f"/api/errands/{errand_id}").json()["history"] if h["kind"] == "attach"]
+    assert attach[0]["size"] == len(scan) and attach[0]["mime"] == "image/jpeg"
+    got = village.get(f"/api/attachments/{attach[0]['blob']}")
+    assert got.status_code == 200 and got.content == scan
+    assert village.get("/api/attachments/" + "0" * 64).status_code == 404
+    empty = village.post(f"/api/errands/{errand_id}/attachments", params={"name": "x", "actor": "a"}, content=b"")
+    assert empty.status_code == 409
