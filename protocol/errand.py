@@ -232,6 +232,8 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> str
             missing = [m for m in state.supplement_items if m not in action.items]
             return f"still missing from the one-time notice: {'、'.join(missing)}" if missing else None
         if stage in (ACCEPTED, AT_DEPARTMENT) and state.provisional:
+            if not action.items:
+                return "name the promised materials that arrived"
             unknown = [m for m in action.items if m not in state.provisional]
             return f"not among the promised 容缺 materials: {'、'.join(unknown)}" if unknown else None
         return "no materials are owed on this errand now"
@@ -248,7 +250,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> str
     if isinstance(action, Extend):
         if stage not in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT):
             return f"only an errand being handled can be extended (stage is {stage})"
-        if action.days <= 0 or not action.reason.strip() or not action.due:
+        if action.days <= 0 or not action.reason.strip() or (state.due and not action.due):
             return "an extension needs a positive number of days, a reason and the new deadline"
         return None
     if isinstance(action, Review):
@@ -291,6 +293,8 @@ def _judge_handoff(state: ErrandState, action: HandOff, directory: Directory, ro
     if action.purpose == "submit":
         if stage != REGISTERED:
             return f"only a registered errand can be submitted (stage is {stage})"
+        if role != VILLAGE:
+            return "only a village station submits errands; a township accepts its walk-ins itself"
         if action.to != directory.parent(action.node):
             return f"an errand is submitted to the parent node {directory.parent(action.node)}"
         return None
@@ -299,7 +303,7 @@ def _judge_handoff(state: ErrandState, action: HandOff, directory: Directory, ro
             return "only a township that accepted the errand can escalate it (上报)"
         if action.to != directory.parent(action.node):
             return "escalation goes to the parent node"
-        if not action.department:
+        if not action.department.strip():
             return "escalation must name the county department"
         if state.provisional:
             return "容缺 materials are still owed; escalate once they are complete"
@@ -358,7 +362,8 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.stage = {SUBMITTED: RECEIVED, ESCALATED: AT_DEPARTMENT, RESULT_DOWN: RESULT_READY}[state.stage]
         new.stage_due = action.stage_due
         new.stage_since = action.at
-        new.window = new.handler = "" if new.stage != RESULT_READY else new.window
+        if new.stage != RESULT_READY:
+            new.window = new.handler = ""  # a new desk: its own window and handler
     elif isinstance(action, Accept):
         new.stage = ACCEPTED
         new.errand_kind = action.errand_kind

@@ -37,6 +37,7 @@ class NodeContext:
         self.catalogue: Catalogue | None = None
         self.clock_offset_ms = 0
         self.clock_flagged = False
+        self._provisional: WorkCalendar | None = None
         self.daily_blob_budget = 0  # bytes of attachments a day over the parent link; 0: no limit
 
     async def load(self) -> None:
@@ -88,13 +89,38 @@ class NodeContext:
     def date_of(self, hlc: int) -> date:
         return business_today(datetime.fromtimestamp(wall_seconds(hlc), UTC), self.clock_offset_ms / 1000)
 
+    @property
+    def provisional_calendar(self) -> WorkCalendar | None:
+        """The official calendar, extended with plain weekends for the years not yet published.
+
+        Deadlines must not vanish in November because next year's holidays are not out yet:
+        dates that fall in such a year are computed on weekends alone and shown as provisional
+        (暂定) until the county publishes the year (``calendar_overrides``).
+        """
+        if self.calendar is None:
+            return None
+        if self._provisional is None:
+            known = self.calendar.known_years
+            extra = range(max(known) + 1, max(known) + 4) if known else ()
+            self._provisional = WorkCalendar(
+                years=(*known, *extra),
+                holidays=self.calendar.holidays,
+                workdays=self.calendar.workdays,
+                weekend=self.calendar.weekend,
+            )
+        return self._provisional
+
+    def is_provisional(self, day: str) -> bool:
+        return bool(day) and self.calendar is not None and not self.calendar.knows(date.fromisoformat(day))
+
     def whole_due(self, matter: str, accepted_on: date, errand_kind: str) -> tuple[str, int, str]:
         found = self.matter(matter)
-        if found is None or self.calendar is None:
+        calendar = self.provisional_calendar
+        if found is None or calendar is None:
             return "", 0, "working"
         limit = 0 if errand_kind == "即办件" or found.immediate else found.committed_limit
         try:
-            due = compute_due(accepted_on, limit, found.limit_unit, calendar=self.calendar)
+            due = compute_due(accepted_on, limit, found.limit_unit, calendar=calendar)
         except CalendarUnknown as exc:
             log.warning("no deadline for %s: %s", matter, exc.message)
             return "", limit, found.limit_unit
@@ -105,27 +131,30 @@ class NodeContext:
         if found is None or self.calendar is None:
             return ""
         limit = found.county_limit if role == COUNTY else found.township_limit
-        if limit <= 0:
+        calendar = self.provisional_calendar
+        if limit <= 0 or calendar is None:
             return ""
         try:
-            return compute_due(start, limit, found.limit_unit, calendar=self.calendar).isoformat()
+            return compute_due(start, limit, found.limit_unit, calendar=calendar).isoformat()
         except CalendarUnknown:
             return ""
 
     def pushed_due(self, due: str, paused_from: date, paused_to: date) -> str:
-        if not due or self.calendar is None:
+        calendar = self.provisional_calendar
+        if not due or calendar is None:
             return due
         try:
-            paused = self.calendar.working_days_between(paused_from, paused_to)
-            return self.calendar.add_working_days(date.fromisoformat(due), max(0, paused)).isoformat()
+            paused = calendar.working_days_between(paused_from, paused_to)
+            return calendar.add_working_days(date.fromisoformat(due), max(0, paused)).isoformat()
         except CalendarUnknown:
             return due
 
     def extended_due(self, due: str, days: int) -> str:
-        if not due or self.calendar is None:
+        calendar = self.provisional_calendar
+        if not due or calendar is None:
             return due
         try:
-            return self.calendar.add_working_days(date.fromisoformat(due), days).isoformat()
+            return calendar.add_working_days(date.fromisoformat(due), days).isoformat()
         except CalendarUnknown:
             return due
 

@@ -19,6 +19,7 @@ class Deadline(msgspec.Struct, kw_only=True):
     level: str  # normal / yellow / red / paused / unknown
     days_left: int = 0
     days_over: int = 0
+    provisional: bool = False  # falls in a year whose official holidays are not published yet
 
 
 class ErrandSummary(msgspec.Struct, kw_only=True):
