@@ -38,10 +38,30 @@ class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     daily_attachment_bytes: int = 0  # attachments over the parent link per day; 0 = no limit
 
 
+class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Staff accounts, sessions and API tokens (``sanji accounts``); see ``sanji/auth/__init__.py``.
+
+    ``required = false`` is the OPEN DEMO MODE: nobody has to log in, every desk types its own
+    name, and the demo, the tests and the sync endpoints work as they always did (a person who
+    does log in is still recorded by account and held to their role). Every real deployment
+    sets ``required = true``: then every screen and /api route except the public ones (/lookup,
+    /api/lookup/*, /print/guide/*, /schema*, /login) needs a session or a bearer token. The
+    /sync/v1/* endpoints never use accounts: they carry signed batches.
+    """
+
+    required: bool = False
+    session_hours: float = 12.0  # a session ends this long after login, whatever happens
+    idle_minutes: float = 120.0  # ... or after this long unused
+    max_failures: int = 5  # failed logins in a row before the account is locked
+    lockout_minutes: float = 15.0
+    secure_cookies: bool = False  # set true when the node is served over HTTPS
+
+
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     node: NodeSection
     parent: ParentSection | None = None
     sync: SyncSection = SyncSection()
+    auth: AuthSection = AuthSection()
     base_dir: str = "."
 
     @property

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 
 metadata = MetaData(
@@ -230,4 +231,69 @@ traffic = Table(
     Column("day", String(10), primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("bytes", BigInteger, nullable=False),
+)
+
+# -- staff accounts and the audit log (sanji/auth) ----------------------------------------------
+# Local to each node: accounts, sessions and tokens never travel; audit events stay as evidence
+# where they were written, each chained to the one before it by ``hash``.
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", Float, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("last_login_at", Float, nullable=True),
+    UniqueConstraint("name"),
+)
+
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # sha256 of the id in the cookie
+    Column("account_id", Integer, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Index(None, "account_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, nullable=False),
+    Column("label", String(64), nullable=False, server_default=""),
+    Column("token_hash", String(64), nullable=False),  # sha256 of the token; the token itself is shown once
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    UniqueConstraint("token_hash"),
+    Index(None, "account_id"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("node", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("actor", String(64), nullable=False, server_default=""),
+    Column("role", String(64), nullable=False, server_default=""),
+    Column("acting_for", String(64), nullable=False, server_default=""),
+    Column("account", String(64), nullable=False, server_default=""),
+    Column("errand", String(96), nullable=False, server_default=""),
+    Column("body", Text, nullable=False),  # the typed event (sanji.auth.events) as JSON
+    Column("hash", String(64), nullable=False),  # sha256(previous row's hash + body)
+    Index(None, "errand"),
+    Index(None, "actor"),
+    Index(None, "event"),
 )

@@ -11,6 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from protocol.errors import ActionRefused
+from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
@@ -64,11 +65,18 @@ class ErrandController(Controller):
 
     @get("/{errand_id:str}", summary="One errand: state, custodian, version, history and digest")
     async def get_errand(
-        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], errand_id: FromPath[str]
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
+        errand_id: FromPath[str],
     ) -> ErrandDetail:
-        row = await store.errand(errand_id)
+        row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
             raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")
+        row["history"] = caller.history(row["history"])
+        await caller.read("errand", errand=errand_id, detail="api")
+        await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), "/api", errand=errand_id)
         return msgspec.convert(summarise(row, context), ErrandDetail)
 
     @post("/", summary="Register an errand (代办登记) at this node")
@@ -114,11 +122,14 @@ class AttachmentController(Controller):
         summary="The bytes of an attachment held here",
         media_type="application/octet-stream",
     )
-    async def download(self, store: NamedDependency[Store], digest: FromPath[str]) -> Response[bytes]:
+    async def download(
+        self, store: NamedDependency[Store], caller: NamedDependency[Caller], digest: FromPath[str]
+    ) -> Response[bytes]:
         state = await store.blob_state(digest)
         if state is None or not state[2] or digest not in await store.attachments():
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
         _, _, data = await store.blob_read(digest, 0, state[0])
+        await caller.read("attachment", detail=digest)
         return Response(data, media_type="application/octet-stream")
 
 

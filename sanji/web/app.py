@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar
-from litestar.di import Provide
+from litestar import Litestar, Request
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -19,6 +19,10 @@ from litestar.types import ControllerRouterHandler
 from protocol.errors import SanjiError
 from protocol.topology import COUNTY
 from sanji import __version__
+from sanji.auth.book import AuditedStore, AuthBook
+from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
+from sanji.auth.routes import LoginController, forbidden_handler, not_logged_in_handler
+from sanji.auth.service import AuthService
 from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
@@ -50,6 +54,7 @@ class NodeRuntime:
         self.context: NodeContext | None = None
         self.driver: SyncDriver | None = None
         self.duties: Duties | None = None
+        self.auth: AuthService | None = None
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -62,9 +67,12 @@ class NodeRuntime:
         if key.key_id not in {k.key_id for k in entry.keys}:
             raise SanjiError(f"the key in {s.node.key_file} is not one the directory lists for {s.node.id}")
         db = await open_database(s.db_url)
-        store = Store(db, node_id=s.node.id, key=key, directory=directory)
+        store = AuditedStore(db, node_id=s.node.id, key=key, directory=directory)
         await store.start()
         self.store = store
+        self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
+        if not s.auth.required:
+            log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
         overrides = s.path(s.node.calendar_overrides) if s.node.calendar_overrides else None
         context = NodeContext(store, load_calendar(overrides))
         context.daily_blob_budget = s.sync.daily_attachment_bytes
@@ -107,8 +115,15 @@ class NodeRuntime:
         assert self.context is not None, "the context opens in the app's lifespan"
         return self.context
 
-    def get_service(self) -> ErrandService:
-        return ErrandService(self.get_store(), self.get_context())
+    def get_auth(self) -> AuthService:
+        assert self.auth is not None, "accounts open in the app's lifespan"
+        return self.auth
+
+    def get_caller(self, request: Request[Any, Any, Any]) -> Caller:
+        return Caller(principal_of(request), self.get_auth(), client_ip(request))
+
+    def get_service(self, caller: NamedDependency[Caller]) -> ErrandService:
+        return GuardedService(self.get_store(), self.get_context(), caller)
 
     def get_sync(self) -> SyncServer:
         return SyncServer(self.get_store(), self.get_context())
@@ -130,9 +145,12 @@ def build_app(
         DocumentController,
         SyncController,
         ScreenController,
+        LoginController,
         *extra_handlers,
     ]
     exception_handlers: Any = {
+        NotLoggedIn: not_logged_in_handler,
+        Forbidden: forbidden_handler,
         SanjiError: sanji_error_handler,
         ValueError: value_error_handler,
         HTTPException: http_error_handler,
@@ -146,7 +164,10 @@ def build_app(
             "service": Provide(runtime.get_service, sync_to_thread=False),
             "sync": Provide(runtime.get_sync, sync_to_thread=False),
             "context": Provide(runtime.get_context, sync_to_thread=False),
+            "auth": Provide(runtime.get_auth, sync_to_thread=False),
+            "caller": Provide(runtime.get_caller, sync_to_thread=False),
         },
+        guards=[auth_guard],  # sanji.auth: who may call what; CSRF on every form posted with a session
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title, version=__version__),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),

@@ -16,6 +16,7 @@ from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
 from protocol.receipts import is_valid, normalise
 from protocol.session import NodeReport
+from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.views import ErrandSummary, summarise
@@ -107,10 +108,14 @@ class DeskController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
         sample: Annotated[int, QueryParameter(ge=0, le=50)] = 5,
         seed: Annotated[str, QueryParameter(max_length=32)] = "",
     ) -> Supervision:
-        return await supervision_report(store, context, sample=sample, seed=seed)
+        report = await supervision_report(store, context, sample=sample, seed=seed)
+        report.complaints = caller.visible_complaints(report.complaints)  # supervisors and inspectors only
+        await caller.read_complaints(len(report.complaints), "/api/supervision")
+        return report
 
 
 async def supervision_report(store: Store, context: NodeContext, *, sample: int = 5, seed: str = "") -> Supervision:

@@ -27,6 +27,7 @@ from protocol.errand import OUTCOMES, STAGE_LABELS
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.topology import Directory
+from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.qr import qr_svg
@@ -250,6 +251,7 @@ class DocumentController(Controller):
         request: Request[Any, Any, Any],
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
         errand_id: FromPath[str],
         doc: FromPath[str],
     ) -> Template:
@@ -275,6 +277,7 @@ class DocumentController(Controller):
             return _missing(spec.zh, spec.en, message, document_links(errand_id, history))
         source = last_of(history, spec.source)
         assert source is not None
+        await caller.read(f"document:{spec.slug}", errand=errand_id)  # names, ID numbers, phones
         register = _register_of(history)
         matter = context.matter(row["matter"])
         directory = store.directory

@@ -31,6 +31,7 @@ from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
 from protocol.errors import SanjiError
 from protocol.receipts import is_valid, normalise
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
+from sanji.auth.guard import Caller, principal_of
 from sanji.context import NodeContext
 from sanji.corpus import valid_id_number
 from sanji.forms import ActionForm, RegisterForm
@@ -83,7 +84,10 @@ DESK_COOKIE = "sanji_desk"
 
 
 def desk_person(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """Who last acted at this browser (a convenience so the desk does not retype its name; not a login)."""
+    """Who acts at this browser: the logged-in account, else who last acted here (remembered, not a login)."""
+    principal = principal_of(request)
+    if principal is not None:
+        return {"actor": principal.name, "role": principal.label}
     raw = request.cookies.get(DESK_COOKIE, "")
     actor, _, role = raw.partition("~")
     return {"actor": unquote(actor)[:64], "role": unquote(role)[:64]}
@@ -499,10 +503,14 @@ class ScreenController(Controller):
         request: Request[Any, Any, Any],
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
         errand_id: FromPath[str],
         done: FromQuery[str] = "",
     ) -> Template:
-        return await _errand_page(store, context, errand_id, done=done, person=desk_person(request))
+        page = await _errand_page(store, context, errand_id, done=done, person=desk_person(request), caller=caller)
+        if page.status_code == 200:
+            await caller.read("errand", errand=errand_id, detail="screen")
+        return page
 
     @post("/errands/{errand_id:str}/act", status_code=303)
     async def act(
@@ -511,6 +519,7 @@ class ScreenController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         service: NamedDependency[ErrandService],
+        caller: NamedDependency[Caller],
         errand_id: FromPath[str],
     ) -> Template | Redirect:
         form = await read_form(request)
@@ -523,6 +532,7 @@ class ScreenController(Controller):
                 error=("请选择一个操作", f"unknown step {kind!r}"),
                 status=400,
                 person=desk_person(request),
+                caller=caller,
             )
         values, errors = _parse_action(kind, form, context.today())
         if not errors:
@@ -544,6 +554,7 @@ class ScreenController(Controller):
                 field_errors=errors,
                 status=400,
                 person=desk_person(request),
+                caller=caller,
             )
         try:
             await service.act(errand_id, data)
@@ -558,6 +569,7 @@ class ScreenController(Controller):
                 status=409 if exc.code == "action_refused" else 400,
                 hint=exc.hint,
                 person=desk_person(request),
+                caller=caller,
             )
         done = Redirect(path=errand_url(errand_id) + "?" + urlencode({"done": kind}), status_code=303)
         return remembered(done, data.actor, data.role)
@@ -700,11 +712,14 @@ class ScreenController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
         sample: FromQuery[str] = "5",
         seed: FromQuery[str] = "",
     ) -> Template:
         size = int(sample) if sample.isdigit() and int(sample) <= 50 else 5
         report: Supervision = await supervision_report(store, context, sample=size, seed=seed[:32])
+        complaints = caller.visible_complaints(report.complaints)
+        await caller.read_complaints(len(complaints), "/supervision")
         views = {
             "overdue": [_summary_view(s) for s in report.overdue],
             "warnings": [_summary_view(s) for s in report.warnings],
@@ -718,6 +733,7 @@ class ScreenController(Controller):
                 "steps": FIVE_STEPS,
                 "sample": size,
                 "seed": seed[:32],
+                "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
                 "complaint_rows": [
                     {
                         "at": at_text(int(c.get("at", 0))),
@@ -727,7 +743,7 @@ class ScreenController(Controller):
                         "against": c.get("against", ""),
                         "text": c.get("text", ""),
                     }
-                    for c in report.complaints
+                    for c in complaints
                 ],
             },
         )
@@ -847,6 +863,9 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
     elif kind in ("note", "supervise"):
         add("类型", item.get("kind_of_supervision"))
         add("内容", item.get("text"))
+    elif kind == "complain":  # shown only to supervisors and inspectors (sanji.auth.guard.Caller.history)
+        add("被投诉", item.get("against"))
+        add("内容", item.get("text"))
     elif kind == "rate":
         add("评价", item.get("level"))
         add("意见", item.get("comment"))
@@ -871,9 +890,10 @@ async def _errand_page(
     field_errors: dict[str, str] | None = None,
     status: int = 200,
     person: dict[str, str] | None = None,
+    caller: Caller | None = None,
 ) -> Template:
     frame = _frame(store, context, "errand")
-    row = await store.errand(errand_id)
+    row = await store.errand(errand_id, include_complaints=caller is not None and caller.sees_complaints)
     if row is None or row["stage"] == "incomplete":
         return Template(
             template_name="not_found.html",
@@ -886,13 +906,17 @@ async def _errand_page(
         )
     directory = store.directory
     state = (await store.errand_states([errand_id])).get(errand_id, {})
-    history: list[dict[str, Any]] = row["history"]
+    history: list[dict[str, Any]] = caller.history(row["history"]) if caller is not None else row["history"]
+    if caller is not None:
+        await caller.read_complaints(sum(h["kind"] == "complain" for h in history), "/errands", errand=errand_id)
     register = next((h for h in applied(history) if h["kind"] == "register"), {})
     materials: list[str] = list(register.get("materials", []))
     matter = context.matter(row["matter"])
     today = context.today()
     view = row_view(row, context, today)
     kinds = available_actions(row, state, store.node_id, directory)
+    if caller is not None:
+        kinds = [k for k in kinds if caller.offers(k)]  # steps the logged-in post may take
     offered = set(kinds)
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here

@@ -1,0 +1,267 @@
+"""The one gate every request passes: who is calling, may they, and is their form their own (CSRF).
+
+``auth_guard`` (an app-level Litestar guard) identifies the caller from
+``Authorization: Bearer <token>`` or the ``sanji_session`` cookie, puts the account in
+``scope["user"]`` (None if anonymous) and the session's CSRF token where templates find
+it (``csrf_input``), then:
+
+- refuses a request with a session cookie that changes something (POST ...) unless it
+  carries the session's CSRF token (form field ``_csrf_token`` or header ``X-CSRFToken``);
+- lets public routes through (``roles.route_requirement``);
+- with ``[auth] required = true``, refuses an anonymous request (401: JSON for /api, a
+  redirect to /login for screens);
+- refuses a logged-in caller whose role lacks the route's capability (403, audited).
+
+Handlers then get a ``Caller`` (dependency ``caller``) to audit reads and filter complaints,
+and a ``GuardedService`` (dependency ``service``) that checks each step against the role,
+records the account as the actor, and audits the action in its own transaction.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.utils.scope.state import ScopeState
+
+from protocol.errand import Projection
+from sanji.auth import events as ev
+from sanji.auth import roles
+from sanji.auth.book import CALLER, Who
+from sanji.auth.service import AuthService, Principal
+from sanji.context import NodeContext
+from sanji.forms import ActionForm, RegisterForm
+from sanji.service import ErrandService
+from sanji.store import Store
+
+SESSION_COOKIE = "sanji_session"
+CSRF_FIELD = "_csrf_token"  # the name Litestar's own ``csrf_input`` uses
+CSRF_HEADER = "x-csrftoken"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+F = TypeVar("F", ActionForm, RegisterForm)
+
+
+class NotLoggedIn(NotAuthorizedException):
+    """401: no (valid) credentials where a login is needed."""
+
+
+class Forbidden(PermissionDeniedException):
+    """403: logged in, but the role does not allow it, or the form's CSRF token is missing or wrong."""
+
+
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return connection.client.host if connection.client else ""
+
+
+def auth_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AuthService:
+    auth: AuthService = connection.app.state.runtime.get_auth()
+    return auth
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    user = connection.scope.get("user")
+    return user if isinstance(user, Principal) else None
+
+
+async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    scope = connection.scope
+    path = scope["path"]
+    if path.startswith("/sync/"):
+        return  # signed batches between nodes: never accounts
+    auth = auth_of(connection)
+    principal: Principal | None = None
+    csrf = ""
+    scheme, _sep, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        principal = await auth.resolve_token(token.strip())
+        if principal is None:
+            raise NotLoggedIn("the bearer token is not valid: unknown, revoked, or its account is disabled")
+    else:
+        session_id = connection.cookies.get(SESSION_COOKIE, "")
+        if session_id:
+            found = await auth.resolve_session(session_id)
+            if found is not None:
+                principal, csrf = found
+    scope["user"] = principal
+    scope["auth"] = principal.via if principal else None
+    if csrf:
+        ScopeState.from_scope(scope).csrf_token = csrf
+    method = str(scope.get("method", "GET"))
+    template = str(scope.get("path_template", path))
+    if principal is not None and principal.via == "session" and method not in SAFE_METHODS and template != "/login":
+        await _check_csrf(connection, csrf, principal, auth)
+    need = roles.route_requirement(method, template)
+    if need == roles.PUBLIC:
+        return
+    if principal is None:
+        if auth.settings.required:
+            raise NotLoggedIn("log in first: a session (/login) or Authorization: Bearer <token>")
+        return  # open demo mode
+    if not roles.may(principal.role, need):
+        reason = f"a {principal.label_en} may not use {method} {path}"
+        await auth.record(_denied(auth, principal, client_ip(connection), f"{method} {template}", reason))
+        raise Forbidden(reason)
+
+
+async def _check_csrf(
+    connection: ASGIConnection[Any, Any, Any, Any], expected: str, principal: Principal, auth: AuthService
+) -> None:
+    sent = connection.headers.get(CSRF_HEADER, "")
+    if not sent and isinstance(connection, Request):
+        content_type, _ = connection.content_type
+        if content_type in (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART):
+            value = (await connection.form()).get(CSRF_FIELD, "")
+            sent = value if isinstance(value, str) else ""
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        reason = "the form's CSRF token is missing or wrong: reload the page and send it again"
+        where = f"{connection.scope.get('method', '')} {connection.scope['path']}"
+        await auth.record(_denied(auth, principal, client_ip(connection), where, "csrf"))
+        raise Forbidden(reason)
+
+
+def _denied(auth: AuthService, principal: Principal, ip: str, what: str, reason: str, errand: str = "") -> ev.Event:
+    return ev.AccessDenied(
+        at=auth.clock(),
+        node=auth.node_id,
+        actor=principal.name,
+        role=principal.label,
+        account=principal.name,
+        via=principal.via,
+        ip=ip,
+        errand=errand,
+        what=what,
+        reason=reason[:500],
+    )
+
+
+@dataclass
+class Caller:
+    """The caller of one request, as handlers see it: identity, reads to audit, complaints to hide."""
+
+    principal: Principal | None
+    auth: AuthService
+    ip: str = ""
+
+    @property
+    def who(self) -> Who:
+        if self.principal is None:
+            return Who(account="", via="open", ip=self.ip)
+        return Who(account=self.principal.name, via=self.principal.via, ip=self.ip)
+
+    @property
+    def node_role(self) -> str:
+        return self.auth.node_role
+
+    # -- complaints (投诉) ------------------------------------------------------------------------
+
+    @property
+    def sees_complaints(self) -> bool:
+        return self.principal is not None and roles.may(self.principal.role, roles.COMPLAINTS)
+
+    def visible_complaints(self, complaints: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Complaints this caller may see. Open demo mode without a login shows them as it always did."""
+        if self.principal is None:
+            return list(complaints) if not self.auth.settings.required else []
+        p = self.principal
+        return [c for c in complaints if roles.complaint_visible(p.role, p.name, c)]
+
+    def history(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An errand's history with the complaints this caller may not see taken out."""
+        if not self.sees_complaints:
+            return [h for h in history if h.get("kind") != "complain"]
+        assert self.principal is not None
+        p = self.principal
+        return [h for h in history if h.get("kind") != "complain" or roles.complaint_visible(p.role, p.name, h)]
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def _base(self) -> dict[str, Any]:
+        p = self.principal
+        who = self.who
+        return {
+            "at": self.auth.clock(),
+            "node": self.auth.node_id,
+            "actor": p.name if p else "",
+            "role": p.label if p else "",
+            "account": who.account,
+            "via": who.via,
+            "ip": who.ip,
+        }
+
+    async def read(self, what: str, *, errand: str = "", detail: str = "") -> None:
+        """Audit one read of personal data (an errand's detail, a document, an attachment)."""
+        await self.auth.record(ev.PersonalDataRead(**self._base(), errand=errand, what=what, detail=detail[:200]))
+
+    async def read_complaints(self, count: int, where: str, *, errand: str = "") -> None:
+        if count:
+            await self.auth.record(ev.ComplaintsRead(**self._base(), errand=errand, count=count, where=where))
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def offers(self, kind: str) -> bool:
+        """Whether the screens should offer this step to the caller (a B post is offered A's steps)."""
+        p = self.principal
+        if p is None:
+            return True
+        if p.role == roles.WINDOW_B and kind in roles.STEPS[roles.WINDOW_A]:
+            return (
+                roles.action_refusal(p.role, kind, self.node_role, acting_for="A", acting_for_role=roles.WINDOW_A) == ""
+            )
+        return roles.action_refusal(p.role, kind, self.node_role) == ""
+
+    async def authorise(self, kind: str, form: F, *, errand: str = "") -> F:
+        """The form as it will be recorded: a logged-in caller acts under their own name and role label.
+
+        Raises ``Forbidden`` (audited) when the role may not take the step here, or names an
+        ``acting_for`` that is not an A post of this node. Anonymous in open demo mode: unchanged.
+        """
+        p = self.principal
+        if p is None:
+            if self.auth.settings.required:
+                raise NotLoggedIn("log in first")
+            return form
+        holder_role = await self.auth.post_holder(form.acting_for) if form.acting_for else ""
+        reason = roles.action_refusal(
+            p.role, kind, self.node_role, acting_for=form.acting_for, acting_for_role=holder_role
+        )
+        if reason:
+            await self.auth.record(_denied(self.auth, p, self.ip, kind, reason, errand))
+            raise Forbidden(reason)
+        return msgspec.structs.replace(form, actor=p.name, role=p.label)
+
+    @contextmanager
+    def auditing(self) -> Iterator[None]:
+        """Within: the store's actions are audited as this caller's (``AuditedStore``)."""
+        token = CALLER.set(self.who)
+        try:
+            yield
+        finally:
+            CALLER.reset(token)
+
+
+class GuardedService(ErrandService):
+    """The errand service as one request may use it: each step checked against the caller's role."""
+
+    def __init__(self, store: Store, policy: NodeContext | None, caller: Caller) -> None:
+        super().__init__(store, policy)
+        self.caller = caller
+
+    async def register(self, form: RegisterForm, *, receipt: str = "") -> Projection:
+        form = await self.caller.authorise(roles.REGISTER, form)
+        with self.caller.auditing():
+            return await super().register(form, receipt=receipt)
+
+    async def act(self, errand_id: str, form: ActionForm) -> Projection:
+        form = await self.caller.authorise(form.kind, form, errand=errand_id)
+        with self.caller.auditing():
+            return await super().act(errand_id, form)

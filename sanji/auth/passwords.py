@@ -1,0 +1,63 @@
+"""Passwords as Argon2id hashes (argon2-cffi, its RFC 9106 low-memory profile); never stored or logged in clear.
+
+``verify`` takes the same time whether or not the account exists (``verify_absent`` checks
+the password against a throw-away hash), so a login cannot be used to find out names.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+MIN_LENGTH = 8
+MAX_LENGTH = 256
+
+_hasher = PasswordHasher()
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def check_strength(password: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"a password has at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
+    if password.strip() != password or not password.strip():
+        raise WeakPassword("a password neither starts nor ends with a space")
+
+
+def hash_password(password: str) -> str:
+    check_strength(password)
+    return _hasher.hash(password)
+
+
+def verify(stored_hash: str, password: str) -> bool:
+    if len(password) > MAX_LENGTH:
+        return False
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than today's: rehash at the next login."""
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except InvalidHashError:
+        return True
+
+
+@functools.cache
+def _absent_hash() -> str:
+    return _hasher.hash("no account has this password")
+
+
+def verify_absent(password: str) -> bool:
+    """Spend the time a real check takes; always False."""
+    verify(_absent_hash(), password)
+    return False

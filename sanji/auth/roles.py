@@ -1,0 +1,236 @@
+"""Who may do what: the one table of staff roles, their places, their capabilities and their steps.
+
+Nothing else in the code base decides a permission: the route guard asks ``route_requirement``
+and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
+
+| role | label | works at | may |
+|---|---|---|---|
+| ``village_agent`` | 代办员 | village | register, submit, carry materials, deliver, rate |
+| ``window_a`` | 窗口A岗 | township, county | every window step (decide at the township only) |
+| ``window_b`` | 窗口B岗 | township, county | receive and notes; acting for an A post (``acting_for``), all A steps |
+| ``director`` | 中心主任 | township, county | every window step (decide at the township only); supervision tables |
+| ``approver`` | 部门审批 | county | the county department's steps; the only one who decides at the county |
+| ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
+| ``inspector`` | 纪检 | any | supervision remarks and notes; complaints |
+| ``admin`` | 管理员 | any | accounts and node health; no errand, no personal data |
+
+Complaints (投诉) are seen only by supervisors and inspectors, and never one made against
+the person looking (``complaint_visible``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from protocol.topology import COUNTY, TOWN, VILLAGE
+
+VILLAGE_AGENT = "village_agent"
+WINDOW_A = "window_a"
+WINDOW_B = "window_b"
+DIRECTOR = "director"
+APPROVER = "approver"
+SUPERVISOR = "supervisor"
+INSPECTOR = "inspector"
+ADMIN = "admin"
+STAFF_ROLES = (VILLAGE_AGENT, WINDOW_A, WINDOW_B, DIRECTOR, APPROVER, SUPERVISOR, INSPECTOR, ADMIN)
+
+ROLE_LABELS: Mapping[str, str] = {
+    VILLAGE_AGENT: "代办员",
+    WINDOW_A: "窗口A岗",
+    WINDOW_B: "窗口B岗",
+    DIRECTOR: "中心主任",
+    APPROVER: "部门审批",
+    SUPERVISOR: "监察督查",
+    INSPECTOR: "纪检",
+    ADMIN: "管理员",
+}
+ROLE_LABELS_EN: Mapping[str, str] = {
+    VILLAGE_AGENT: "village agent",
+    WINDOW_A: "window, A post",
+    WINDOW_B: "window, B post",
+    DIRECTOR: "centre director",
+    APPROVER: "department approver",
+    SUPERVISOR: "supervisor",
+    INSPECTOR: "discipline inspector",
+    ADMIN: "administrator",
+}
+NODE_LABELS = {VILLAGE: "村代办点 village station", TOWN: "乡镇中心 township centre", COUNTY: "县级中心 county hub"}
+
+ANY_LEVEL = frozenset({VILLAGE, TOWN, COUNTY})
+WORKS_AT: Mapping[str, frozenset[str]] = {
+    VILLAGE_AGENT: frozenset({VILLAGE}),
+    WINDOW_A: frozenset({TOWN, COUNTY}),
+    WINDOW_B: frozenset({TOWN, COUNTY}),
+    DIRECTOR: frozenset({TOWN, COUNTY}),
+    APPROVER: frozenset({COUNTY}),
+    SUPERVISOR: ANY_LEVEL,
+    INSPECTOR: ANY_LEVEL,
+    ADMIN: ANY_LEVEL,
+}
+
+# -- capabilities (what a route needs) ---------------------------------------------------------
+
+PUBLIC = "public"  # anyone, logged in or not
+ERRANDS = "errands"  # lists, worklist, catalogue, pre-check (names and stages)
+PERSONAL = "personal"  # one errand's detail, printed documents, attachments (ID numbers, phones)
+ACT = "act"  # register and take steps (which steps: ``action_refusal``)
+STATUS = "status"  # node health, digests, reports below
+SUPERVISION = "supervision"  # 电子监察 tables
+COMPLAINTS = "complaints"  # 投诉
+ACCOUNTS = "accounts"
+
+_DESK = frozenset({ERRANDS, PERSONAL, ACT, STATUS})
+CAPABILITIES: Mapping[str, frozenset[str]] = {
+    VILLAGE_AGENT: _DESK,
+    WINDOW_A: _DESK,
+    WINDOW_B: _DESK,
+    DIRECTOR: _DESK | {SUPERVISION},
+    APPROVER: _DESK | {SUPERVISION},
+    SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
+    INSPECTOR: _DESK | {SUPERVISION, COMPLAINTS},
+    ADMIN: frozenset({STATUS, ACCOUNTS}),
+}
+
+# -- steps on errands --------------------------------------------------------------------------
+
+REGISTER = "register"
+WINDOW_STEPS = frozenset(
+    {
+        REGISTER,
+        "receive",
+        "accept",
+        "not_accept",
+        "return",
+        "request_supplement",
+        "materials_received",
+        "assign",
+        "subtask_done",
+        "extend",
+        "review",
+        "escalate",
+        "decide",
+        "terminate",
+        "withdraw",
+        "send_result",
+        "deliver",
+        "close",
+        "note",
+        "attach",
+        "rate",
+        "callback",
+        "complain",
+    }
+)
+STEPS: Mapping[str, frozenset[str]] = {
+    VILLAGE_AGENT: frozenset(
+        {REGISTER, "submit", "receive", "withdraw", "supply", "deliver", "close", "note", "attach", "rate", "complain"}
+    ),
+    WINDOW_A: WINDOW_STEPS,
+    WINDOW_B: frozenset({"receive", "note", "attach", "complain"}),  # the rest only acting for an A post
+    DIRECTOR: WINDOW_STEPS,
+    APPROVER: frozenset(
+        {
+            "receive",
+            "assign",
+            "review",
+            "subtask_done",
+            "extend",
+            "request_supplement",
+            "materials_received",
+            "decide",
+            "return",
+            "terminate",
+            "send_result",
+            "note",
+            "attach",
+            "callback",
+        }
+    ),
+    SUPERVISOR: frozenset({"supervise", "callback", "note"}),
+    INSPECTOR: frozenset({"supervise", "note"}),
+    ADMIN: frozenset(),
+}
+# Steps that only some roles take at some levels, whatever else they may do.
+ONLY: Mapping[tuple[str, str], frozenset[str]] = {("decide", COUNTY): frozenset({APPROVER})}
+
+
+def label(role: str) -> str:
+    return ROLE_LABELS.get(role, role)
+
+
+def works_at(role: str, node_role: str) -> bool:
+    return node_role in WORKS_AT.get(role, frozenset())
+
+
+def may(role: str, capability: str) -> bool:
+    return capability == PUBLIC or capability in CAPABILITIES.get(role, frozenset())
+
+
+def action_refusal(role: str, kind: str, node_role: str, *, acting_for: str = "", acting_for_role: str = "") -> str:
+    """Why an account of ``role`` may not take step ``kind`` at a node of ``node_role`` ('' if it may).
+
+    ``acting_for`` names the A post a B post stands in for (A/B岗); ``acting_for_role`` is that
+    account's role at this node ('' if there is no such account).
+    """
+    if not works_at(role, node_role):
+        return f"a {ROLE_LABELS_EN.get(role, role)} account does not work at a {node_role} node"
+    effective = role
+    if acting_for:
+        if role != WINDOW_B:
+            return "only a B post (窗口B岗) acts for another post; leave 'acting for' empty"
+        if acting_for_role != WINDOW_A:
+            return f"{acting_for} is not an A post (窗口A岗) at this node"
+        effective = WINDOW_A
+    if kind not in STEPS.get(effective, frozenset()):
+        if role == WINDOW_B and kind in STEPS[WINDOW_A]:
+            return f"a B post takes '{kind}' only acting for an A post: name the A post in 'acting for'"
+        return f"a {ROLE_LABELS_EN.get(role, role)} may not take the step '{kind}'"
+    only = ONLY.get((kind, node_role))
+    if only is not None and effective not in only:
+        who = " or ".join(ROLE_LABELS_EN[r] for r in sorted(only))
+        return f"at a {node_role} node only a {who} may take the step '{kind}'"
+    return ""
+
+
+def complaint_visible(role: str | None, name: str, complaint: Mapping[str, object]) -> bool:
+    """A supervisor or inspector sees a complaint, unless it is made against them."""
+    if role is None or not may(role, COMPLAINTS):
+        return False
+    return str(complaint.get("against", "")) != name
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout"})
+PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
+ROUTES: Mapping[tuple[str, str], str] = {
+    ("GET", "/"): ERRANDS,
+    ("GET", "/api/errands"): ERRANDS,
+    ("GET", "/api/worklist"): ERRANDS,
+    ("GET", "/api/catalogue"): ERRANDS,
+    ("POST", "/api/precheck"): ERRANDS,
+    ("GET", "/register"): ERRANDS,
+    ("GET", "/api/errands/{errand_id:str}"): PERSONAL,
+    ("GET", "/errands/{errand_id:str}"): PERSONAL,
+    ("GET", "/print/{errand_id:str}/{doc:str}"): PERSONAL,
+    ("GET", "/api/attachments/{digest:str}"): PERSONAL,
+    ("POST", "/api/errands"): ACT,
+    ("POST", "/register"): ACT,
+    ("POST", "/api/errands/{errand_id:str}/actions"): ACT,
+    ("POST", "/errands/{errand_id:str}/act"): ACT,
+    ("POST", "/api/errands/{errand_id:str}/attachments"): ACT,
+    ("GET", "/api/node"): STATUS,
+    ("GET", "/api/digests"): STATUS,
+    ("GET", "/api/reports"): STATUS,
+    ("GET", "/supervision"): SUPERVISION,
+    ("GET", "/api/supervision"): SUPERVISION,
+}
+
+
+def route_requirement(method: str, path_template: str) -> str:
+    """The capability a route needs. A route not listed here needs a login and ``ERRANDS``."""
+    if method == "OPTIONS" or path_template in PUBLIC_PATHS or path_template.startswith(PUBLIC_PREFIXES):
+        return PUBLIC
+    if method == "HEAD":
+        method = "GET"
+    return ROUTES.get((method, path_template.rstrip("/") or "/"), ERRANDS)

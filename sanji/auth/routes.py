@@ -1,0 +1,189 @@
+"""The login and logout screens, and how a refused request is answered (JSON for /api, a page for people).
+
+``/login`` is protected against login CSRF by a double-submit token: the page sets a random
+``sanji_login_csrf`` cookie (HttpOnly, SameSite=Strict) and puts the same value in the form.
+A good login sets ``sanji_session`` (HttpOnly, SameSite=Lax, Secure when ``[auth]
+secure_cookies``) and goes back to where the person was going. ``/logout`` is a POST
+carrying the session's CSRF token (checked by the guard).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+from litestar.response import Redirect, Template
+
+from sanji.auth import roles
+from sanji.auth.guard import SESSION_COOKIE, Forbidden, NotLoggedIn, client_ip, principal_of
+from sanji.auth.service import AuthService, LoginRefused, digest
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.web.screens import _frame
+
+LOGIN_CSRF_COOKIE = "sanji_login_csrf"
+
+
+def safe_next(target: str) -> str:
+    """Only a path on this node: never another site (no open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or target.startswith("/login"):
+        return "/"
+    return target[:500]
+
+
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    path = request.url.path
+    return not path.startswith(("/api/", "/sync/", "/schema"))
+
+
+def _login_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    *,
+    next_url: str,
+    error: tuple[str, str] | None = None,
+    name: str = "",
+    status: int = 200,
+) -> Template:
+    settings = request.app.state.settings.auth
+    token = secrets.token_urlsafe(24)
+    page = Template(
+        template_name="login.html",
+        status_code=status,
+        context={
+            **_frame(store, context, "login"),
+            "next": next_url,
+            "error": error,
+            "login_name": name,
+            "login_csrf": token,
+            "node_level": roles.NODE_LABELS.get(store.directory.role(store.node_id), ""),
+            "max_failures": settings.max_failures,
+            "lockout_minutes": f"{settings.lockout_minutes:g}",
+        },
+    )
+    page.cookies.append(
+        Cookie(key=LOGIN_CSRF_COOKIE, value=token, path="/login", httponly=True, samesite="strict", max_age=3600)
+    )
+    return page
+
+
+class LoginController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/login")
+    async def login_form(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        next_url: FromQuery[str] = "/",
+    ) -> Template:
+        return _login_page(request, store, context, next_url=safe_next(next_url))
+
+    @post("/login", status_code=303)
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        auth: NamedDependency[AuthService],
+    ) -> Template | Redirect:
+        form = await request.form()
+        name = str(form.get("name", "")).strip()
+        password = str(form.get("password", ""))
+        next_url = safe_next(str(form.get("next", "/")))
+        sent = str(form.get("_csrf_token", ""))
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return _login_page(
+                request,
+                store,
+                context,
+                next_url=next_url,
+                name=name,
+                status=403,
+                error=("页面已过期，请重新登录", "The login page expired (CSRF check failed): please log in again"),
+            )
+        try:
+            result = await auth.login(name, password, ip=client_ip(request))
+        except LoginRefused as exc:
+            zh = {
+                "locked": "登录失败次数过多，账户已暂时锁定",
+                "wrong_level": "该账户不能在本节点登录",
+            }.get(exc.reason, "用户名或密码错误")
+            return _login_page(
+                request, store, context, next_url=next_url, name=name, status=401, error=(zh, exc.message)
+            )
+        previous = request.cookies.get(SESSION_COOKIE, "")
+        if previous:
+            await auth.book.close_session(digest(previous))  # one browser, one session: no fixation
+        settings = auth.settings
+        redirect = Redirect(path=next_url, status_code=303)
+        redirect.cookies.append(
+            Cookie(
+                key=SESSION_COOKIE,
+                value=result.session_id,
+                path="/",
+                max_age=int(settings.session_hours * 3600),
+                httponly=True,
+                samesite="lax",
+                secure=settings.secure_cookies,
+            )
+        )
+        redirect.cookies.append(Cookie(key=LOGIN_CSRF_COOKIE, value="", path="/login", max_age=0, httponly=True))
+        return redirect
+
+    @post("/logout", status_code=303)
+    async def logout(self, request: Request[Any, Any, Any], auth: NamedDependency[AuthService]) -> Redirect:
+        session_id = request.cookies.get(SESSION_COOKIE, "")
+        if session_id and principal_of(request) is not None:
+            await auth.logout(session_id, ip=client_ip(request))
+        redirect = Redirect(path="/login", status_code=303)
+        redirect.cookies.append(
+            Cookie(key=SESSION_COOKIE, value="", path="/", max_age=0, httponly=True, samesite="lax")
+        )
+        return redirect
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def _json(status: int, error: str, message: str, hint: str) -> Response[dict[str, object]]:
+    return Response(
+        {"error": error, "message": message, "hint": hint, "retryable": False},
+        status_code=status,
+        headers={"WWW-Authenticate": 'Bearer realm="sanji"'} if status == 401 else None,
+    )
+
+
+def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> Response[Any]:
+    if _wants_page(request):
+        target = "/"  # after a refused POST the form is gone anyway: start from home
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(path="/login?" + urlencode({"next_url": safe_next(target)}), status_code=303)
+    return _json(401, "not_logged_in", str(exc.detail), "Log in at /login, or send Authorization: Bearer <token>.")
+
+
+def forbidden_handler(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+    if not _wants_page(request):
+        return _json(403, "forbidden", str(exc.detail), "Ask an administrator for an account with the right role.")
+    runtime = request.app.state.runtime
+    principal = principal_of(request)
+    return Template(
+        template_name="forbidden.html",
+        status_code=403,
+        context={
+            **_frame(runtime.get_store(), runtime.get_context(), "forbidden"),
+            "message": str(exc.detail),
+            "who": principal,
+        },
+    )

@@ -1,0 +1,322 @@
+"""Accounts, logins with lock-out, sessions and API tokens: the rules, over ``AuthBook``.
+
+- A login that fails counts against the account; ``max_failures`` in a row lock it for
+  ``lockout_minutes`` (a correct password does not open a locked account); when the lock
+  has run out the count starts afresh. A good login resets the count.
+- An unknown name, a disabled account and a wrong password get the same answer and take
+  the same time.
+- A session ends ``session_hours`` after login or ``idle_minutes`` after its last use,
+  at logout, or when its account is disabled or its password is changed.
+- The clock is injected (``clock``) so the rules can be tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypedDict
+
+import msgspec
+
+from protocol.errors import SanjiError
+from sanji.auth import events as ev
+from sanji.auth import passwords, roles
+from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, Who
+from sanji.config import AuthSection
+
+__all__ = ["AccountError", "AuthService", "LoginRefused", "LoginResult", "Principal"]
+
+TOKEN_PREFIX = "sanji_"
+TOUCH_EVERY = 60.0  # seconds: how stale a session's or token's last-use time may get before it is written
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """A logged-in account, as a request sees it."""
+
+    account_id: int
+    name: str
+    role: str
+    via: str  # session or token
+
+    @property
+    def label(self) -> str:
+        return roles.label(self.role)
+
+    @property
+    def label_en(self) -> str:
+        return roles.ROLE_LABELS_EN.get(self.role, self.role)
+
+
+class LoginRefused(SanjiError):
+    code = "login_refused"
+
+    def __init__(self, message: str, *, reason: str, until: float = 0.0, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.until = until
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    session_id: str
+    csrf: str
+    principal: Principal
+    expires_at: float
+
+
+class _Base(TypedDict):
+    at: float
+    node: str
+    account: str
+    via: str
+    ip: str
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class AuthService:
+    def __init__(
+        self,
+        book: AuthBook,
+        settings: AuthSection,
+        *,
+        node_id: str,
+        node_role: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.book = book
+        self.settings = settings
+        self.node_id = node_id
+        self.node_role = node_role
+        self.clock = clock
+
+    def _event_base(self, who: Who) -> _Base:
+        return {"at": self.clock(), "node": self.node_id, "account": who.account, "via": who.via, "ip": who.ip}
+
+    async def record(self, event: ev.Event) -> None:
+        await self.book.record(event)
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def _check_new(self, name: str, role: str) -> None:
+        if not name.strip() or name != name.strip() or len(name) > 64:
+            raise AccountError("an account name has 1 to 64 characters and no spaces at either end")
+        if role not in roles.STAFF_ROLES:
+            raise AccountError(f"unknown role {role!r}", hint="One of: " + ", ".join(roles.STAFF_ROLES))
+        if not roles.works_at(role, self.node_role):
+            where = ", ".join(sorted(roles.WORKS_AT[role]))
+            raise AccountError(
+                f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})"
+            )
+
+    async def add_account(self, name: str, role: str, password: str, *, by: Who) -> Account:
+        self._check_new(name, role)
+        try:
+            hashed = passwords.hash_password(password)
+        except passwords.WeakPassword as exc:
+            raise AccountError(str(exc)) from None
+        event = ev.AccountChanged(
+            **self._event_base(by),
+            actor=by.account,
+            name=name,
+            change="added",
+            staff_role=role,
+        )
+        return await self.book.add_account(name, role, hashed, now=self.clock(), event=event)
+
+    async def _existing(self, name: str) -> Account:
+        account = await self.book.account(name=name)
+        if account is None:
+            raise AccountError(f"no account named {name} at this node")
+        return account
+
+    async def set_password(self, name: str, password: str, *, by: Who) -> None:
+        account = await self._existing(name)
+        try:
+            hashed = passwords.hash_password(password)
+        except passwords.WeakPassword as exc:
+            raise AccountError(str(exc)) from None
+        event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change="password")
+        await self.book.update_account(account.id, {"password_hash": hashed}, event=event)
+        await self.book.close_sessions_of(account.id)
+
+    async def set_active(self, name: str, active: bool, *, by: Who) -> None:
+        account = await self._existing(name)
+        change = "enabled" if active else "disabled"
+        event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change=change)
+        await self.book.update_account(account.id, {"active": active}, event=event)
+        if not active:
+            await self.book.close_sessions_of(account.id)
+
+    async def unlock(self, name: str, *, by: Who) -> None:
+        account = await self._existing(name)
+        event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change="unlocked")
+        await self.book.update_account(account.id, {"failed_logins": 0, "locked_until": 0.0}, event=event)
+
+    async def post_holder(self, name: str) -> str:
+        """The role of the active account called ``name`` here ('' if none): whom a B post may act for."""
+        account = await self.book.account(name=name)
+        return account.role if account is not None and account.active else ""
+
+    # -- logging in -----------------------------------------------------------------------------
+
+    async def login(self, name: str, password: str, *, ip: str = "") -> LoginResult:
+        now = self.clock()
+        who = Who(account="", via="login", ip=ip)
+        account = await self.book.account(name=name) if 0 < len(name) <= 64 else None
+        bad = LoginRefused("wrong name or password", reason="bad_credentials")
+
+        def failed(reason: str, failures: int = 0) -> ev.LoginFailed:
+            return ev.LoginFailed(
+                **self._event_base(who),
+                actor=name[:64],
+                role=account.role if account else "",
+                name=name[:64],
+                reason=reason,
+                failures=failures,
+            )
+
+        if account is None or not account.active:
+            await asyncio.to_thread(passwords.verify_absent, password)
+            await self.book.record(failed("bad_credentials" if account is None else "disabled"))
+            raise bad
+        if account.locked_until > now:
+            await self.book.record(failed("locked", account.failed_logins))
+            raise self._locked(account.locked_until)
+        if not await asyncio.to_thread(passwords.verify, account.password_hash, password):
+            lockout = self.settings.lockout_minutes * 60
+
+            def events(failures: int, until: float) -> list[ev.Event]:
+                out: list[ev.Event] = [failed("bad_credentials", failures)]
+                if until > now:
+                    base = self._event_base(who)
+                    out.append(
+                        ev.AccountLocked(**base, actor=account.name, role=account.role, name=account.name, until=until)
+                    )
+                return out
+
+            _, until = await self.book.note_failure(
+                account.id, now=now, max_failures=self.settings.max_failures, lockout=lockout, events=events
+            )
+            if until > now:
+                raise self._locked(until)
+            raise bad
+        if not roles.works_at(account.role, self.node_role):
+            await self.book.record(failed("wrong_level"))
+            raise LoginRefused(
+                f"a {roles.ROLE_LABELS_EN.get(account.role, account.role)} account cannot log in at a "
+                f"{self.node_role} node",
+                reason="wrong_level",
+            )
+        session_id = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        expires = now + self.settings.session_hours * 3600
+        values: dict[str, object] = {"failed_logins": 0, "locked_until": 0.0, "last_login_at": now}
+        if passwords.needs_rehash(account.password_hash):
+            values["password_hash"] = await asyncio.to_thread(passwords.hash_password, password)
+        principal = Principal(account_id=account.id, name=account.name, role=account.role, via="session")
+        session = SessionRow(
+            id_hash=digest(session_id),
+            account_id=account.id,
+            csrf=csrf,
+            created_at=now,
+            seen_at=now,
+            expires_at=expires,
+            ip=ip[:64],
+        )
+        event = ev.LoggedIn(
+            **self._event_base(Who(account=account.name, via="session", ip=ip)),
+            actor=account.name,
+            role=roles.label(account.role),
+        )
+        await self.book.drop_expired_sessions(now)
+        await self.book.open_session(session, values=values, event=event)
+        return LoginResult(session_id=session_id, csrf=csrf, principal=principal, expires_at=expires)
+
+    def _locked(self, until: float) -> LoginRefused:
+        minutes = max(1, round((until - self.clock()) / 60))
+        return LoginRefused(
+            f"the account is locked after {self.settings.max_failures} failed logins; try again in {minutes} min",
+            reason="locked",
+            until=until,
+            hint="An administrator can unlock it: sanji accounts unlock.",
+        )
+
+    async def logout(self, session_id: str, *, ip: str = "") -> None:
+        found = await self.resolve_session(session_id)
+        if found is None:
+            return
+        principal, _ = found
+        event = ev.LoggedOut(
+            **self._event_base(Who(account=principal.name, via="session", ip=ip)),
+            actor=principal.name,
+            role=principal.label,
+        )
+        await self.book.close_session(digest(session_id), event=event)
+
+    async def resolve_session(self, session_id: str) -> tuple[Principal, str] | None:
+        """The account and CSRF token of a live session, or None (an ended session is removed)."""
+        if not session_id or len(session_id) > 128:
+            return None
+        key = digest(session_id)
+        found = await self.book.session(key)
+        if found is None:
+            return None
+        session, account = found
+        now = self.clock()
+        idle = self.settings.idle_minutes * 60
+        if (
+            session.expires_at <= now
+            or session.seen_at + idle <= now
+            or not account.active
+            or not roles.works_at(account.role, self.node_role)
+        ):
+            await self.book.close_session(key)
+            return None
+        if now - session.seen_at >= TOUCH_EVERY:
+            await self.book.touch_session(key, now)
+        principal = Principal(account_id=account.id, name=account.name, role=account.role, via="session")
+        return principal, session.csrf
+
+    # -- API tokens -----------------------------------------------------------------------------
+
+    async def issue_token(self, name: str, label: str = "", *, by: Who) -> tuple[int, str]:
+        """A new bearer token for the account; the token itself is returned once and stored only hashed."""
+        account = await self._existing(name)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+        def event(token_id: int) -> ev.Event:
+            return ev.TokenIssued(
+                **self._event_base(by),
+                actor=by.account,
+                name=name,
+                token_id=token_id,
+                label=label[:64],
+            )
+
+        token_id = await self.book.add_token(account.id, label[:64], digest(token), now=self.clock(), event=event)
+        return token_id, token
+
+    async def revoke_token(self, token_id: int, *, by: Who) -> bool:
+        event = ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
+        return await self.book.revoke_token(token_id, now=self.clock(), event=event)
+
+    async def resolve_token(self, token: str) -> Principal | None:
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            return None
+        found = await self.book.token(digest(token))
+        if found is None:
+            return None
+        row, account = found
+        if row.revoked_at is not None or not account.active or not roles.works_at(account.role, self.node_role):
+            return None
+        now = self.clock()
+        if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+            await self.book.touch_token(row.id, now)
+        return Principal(account_id=account.id, name=account.name, role=account.role, via="token")

@@ -1,0 +1,91 @@
+"""``sanji accounts``: add, list, passwords, tokens, the audit log — as an administrator types them."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import pytest
+from auth_kit import PASSWORD, prepare, with_service
+
+from sanji.auth.service import AuthService, LoginRefused
+from sanji.cli import accounts_cmd
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sanji")
+    sub = parser.add_subparsers(dest="command", required=True)
+    accounts_cmd.add_parser(sub)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Path:
+    return prepare(tmp_path, "T01")
+
+
+def test_add_reads_the_password_from_stdin(
+    town: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    args = parse(["accounts", "add", "--config", str(town), "--name", "王芳", "--role", "window_a", "--password-stdin"])
+    assert args.func(args) == 0
+    assert "account 王芳 (窗口A岗 window_a) added at T01" in capsys.readouterr().out
+
+    async def login(service: AuthService) -> str:
+        return (await service.login("王芳", PASSWORD)).principal.label
+
+    assert with_service(town, login) == "窗口A岗"
+
+
+def test_add_refuses_what_does_not_fit(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD) == 0
+    assert accounts_cmd.run_add(str(town), "王芳", "window_b", PASSWORD) == 2
+    assert accounts_cmd.run_add(str(town), "李建国", "village_agent", PASSWORD) == 2
+    assert accounts_cmd.run_add(str(town), "某人", "window_b", "short") == 2
+    assert accounts_cmd.run_add(str(town), "某人", "window_b", "\0mismatch") == 2
+    assert accounts_cmd.run_add(str(town.parent / "missing.toml"), "某人", "window_b", PASSWORD) == 2
+    out = capsys.readouterr().out
+    for words in ("exists", "does not work at a town node", "at least 8", "differ", "does not exist"):
+        assert words in out, words
+    with pytest.raises(SystemExit):
+        parse(["accounts", "add", "--config", str(town), "--name", "x", "--role", "boss"])
+
+
+def test_tokens_list_disable_and_the_audit_log(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD) == 0
+    assert accounts_cmd.run_token(str(town), "王芳", "scanner") == 0
+    secret = capsys.readouterr().out.strip().splitlines()[-1]
+    assert secret.startswith("sanji_")
+
+    async def resolve(service: AuthService) -> str:
+        principal = await service.resolve_token(secret)
+        return principal.name if principal else ""
+
+    assert with_service(town, resolve) == "王芳"
+    assert accounts_cmd.run_list(str(town)) == 0
+    listing = capsys.readouterr().out
+    assert "王芳\twindow_a\t窗口A岗\tactive" in listing and "token 1\tscanner\tlive" in listing
+    assert secret not in listing
+    assert accounts_cmd.run_revoke(str(town), 1) == 0
+    assert accounts_cmd.run_revoke(str(town), 1) == 2
+    assert with_service(town, resolve) == ""
+    assert accounts_cmd.run_active(str(town), "王芳", False) == 0
+
+    async def login(service: AuthService) -> str:
+        try:
+            await service.login("王芳", PASSWORD)
+        except LoginRefused as exc:
+            return exc.reason
+        return "logged in"
+
+    assert with_service(town, login) == "bad_credentials"
+    assert accounts_cmd.run_active(str(town), "王芳", True) == 0
+    assert with_service(town, login) == "logged in"
+    capsys.readouterr()
+    assert accounts_cmd.run_log(str(town)) == 0
+    log = capsys.readouterr().out
+    for tag in ("account", "token_issued", "token_revoked", "login_failed", "login"):
+        assert f"\t{tag}\t" in log, tag
+    assert "audit chain intact" in log
