@@ -18,6 +18,12 @@ import msgspec
 
 
 class Applicant(msgspec.Struct, frozen=True, kw_only=True):
+    """Who asked. ``name`` always travels in clear (receipts, lists, the projection use it).
+
+    When the registering node seals (``Register.sealed``, see ``protocol.sealing``), ``id_number``
+    and ``phone`` stay empty here and travel only inside the sealed blob.
+    """
+
     name: str
     id_number: str = ""
     phone: str = ""
@@ -45,6 +51,9 @@ class Register(_Action, tag="register", frozen=True, kw_only=True):
     summary: str = ""
     receipt: str = ""  # the number printed on the villager's receipt
     in_person: bool = False  # the applicant came in person (no proxy)
+    # The applicant's ID number, phone, income and health details, sealed to the nodes on the
+    # errand's path (protocol.sealing); b"" for registrations written in clear, as before sealing.
+    sealed: bytes = b""
 
 
 class HandOff(_Action, tag="handoff", frozen=True, kw_only=True):

@@ -13,9 +13,11 @@ exactly what survives), a crash "during" a call is modelled by the caller not
 making it (an in-flight message is lost).
 
 The child's side of a sync session is ``ChildSession``: an explicit state machine
-that hands out one request at a time and consumes the matching response
-(cursors → push pages → pull pages), mirroring ``sanji.sync.driver.sync_once``.
-The parent's side is ``serve``, mirroring ``sanji.sync.server.SyncServer``.
+that hands out one request at a time and consumes the matching response (cursors →
+[its own batches back, if it was restored from an old copy] → seal → push pages →
+pull pages), mirroring ``sanji.sync.driver.sync_once``. The parent's side is
+``serve``, mirroring ``sanji.sync.server.SyncServer``; like it, it serves any node
+of its subtree, so a village can go round a dark township to the county.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class ReplicaSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     quarantine: tuple[Quarantined, ...]
     actions: tuple[_SnapAction, ...]  # in insertion order
     outbox: tuple[tuple[str, str], ...]  # (action id, scope), in order
+    positions_confirmed: bool = False  # kept on disk, like the store's meta row
 
 
 _snapshot_decoder = msgspec.msgpack.Decoder(ReplicaSnapshot)
@@ -105,10 +108,15 @@ class _Stored:
 class Replica:
     """One node's copy of everything: streams, batches, held and quarantined frames, actions, outbox.
 
-    ``reclaim_own`` mirrors the store variant in which a node restored from an old backup takes its
-    own batches back from its parent: its pull cursors include its own streams, a parent serves a
-    child its own streams too, and a node accepts frames of its own streams (as duplicates, or as the
-    missing continuation of its own chain).
+    ``reclaim_own`` (the store today) lets a node restored from an old backup take its own batches
+    back from its parent: its pull cursors include its own streams, a parent serves a child its own
+    streams too, a node accepts frames of its own streams (as duplicates, or as the missing
+    continuation of its own chain), and a child numbers no new batch before its parent has told it
+    where its streams stand (``positions_confirmed``). ``reclaim_own=False`` is the store before that
+    recovery existed: every stream but one's own is pulled, and the outbox is sealed at once.
+
+    A parent serves any node of its subtree, not only its children: a village whose township is
+    down falls back to the county.
     """
 
     def __init__(
@@ -119,7 +127,7 @@ class Replica:
         *,
         now_ms: Callable[[], int] | None = None,
         opener: FrameOpener | None = None,
-        reclaim_own: bool = False,
+        reclaim_own: bool = True,
     ) -> None:
         if node_id not in directory:
             raise ValueError(f"node {node_id} is not in the directory")
@@ -134,7 +142,7 @@ class Replica:
         self._subtree = frozenset(directory.subtree(node_id))
         self.parent = directory.parent(node_id)
         # A child must not number new batches until its parent confirmed where its streams stand
-        # (only meaningful with reclaim_own; a fresh process starts unconfirmed, the root never needs it).
+        # (with reclaim_own; a fresh process starts unconfirmed, the root is its own judge).
         self.positions_confirmed = self.parent is None or not reclaim_own
         self._streams: dict[StreamKey, tuple[int, bytes]] = {}
         self._batches: dict[StreamKey, list[tuple[bytes, bytes]]] = {}  # seq-1 -> (hash, frame)
@@ -178,18 +186,26 @@ class Replica:
             audience = self.directory.audience(self.node_id, scope)
             key = StreamKey(self.node_id, scope)
             seq, last_hash = self.cursor(key)
-            for start in range(0, len(acts), max_actions):
+            start = 0
+            while start < len(acts):
+                take = min(max_actions, len(acts) - start)
+                while True:
+                    frame = seal(
+                        key=self.key,
+                        origin=self.node_id,
+                        scope=scope,
+                        audience=audience,
+                        seq=seq + 1,
+                        prev=last_hash,
+                        created=self.clock.now(),
+                        actions=acts[start : start + take],
+                    )
+                    # Small frames: a dropped transfer on a 2G link redoes at most one of them.
+                    if len(frame) <= limits.TARGET_FRAME_BYTES or take == 1:
+                        break
+                    take = max(1, take // 2)
+                start += take
                 seq += 1
-                frame = seal(
-                    key=self.key,
-                    origin=self.node_id,
-                    scope=scope,
-                    audience=audience,
-                    seq=seq,
-                    prev=last_hash,
-                    created=self.clock.now(),
-                    actions=acts[start : start + max_actions],
-                )
                 last_hash = frame_hash(frame)
                 self._store_batch(key, seq, last_hash, frame)
                 made += 1
@@ -240,8 +256,12 @@ class Replica:
             return result("duplicate")
         if verdict is Verdict.FORK:
             fork = ChainFork(f"batch {batch.seq} of stream {key} conflicts with the one held (held up to {cursor})")
-            self._quarantine(batch, fork.message, peer)
-            self.events.append(("fork", peer, f"{key}#{batch.seq}"))
+            if not any(
+                (q.origin, q.scope, q.seq, q.hash) == (batch.origin, batch.scope, batch.seq, batch.hash)
+                for q in self.quarantine
+            ):
+                self._quarantine(batch, fork.message, peer)
+                self.events.append(("fork", peer, f"{key}#{batch.seq}"))
             return result("refused", fork.code, fork.message)
         if verdict is Verdict.HOLD:
             self._held.setdefault(key, {}).setdefault(batch.seq, (batch.hash, batch.frame))
@@ -356,8 +376,12 @@ class Replica:
         return frames, False
 
     def _check_child(self, child: str) -> None:
-        if child not in self.directory or self.directory.parent(child) != self.node_id:
-            raise RouteError(f"{child} is not a child of {self.node_id}", hint="Sync with your own parent node.")
+        # Any node below this one may sync here: a village whose township is down falls back to the county.
+        if child not in self.directory or child == self.node_id or self.node_id not in self.directory.path(child):
+            raise RouteError(
+                f"{child} is not a child (or other descendant) of {self.node_id}",
+                hint="Sync with your own parent node, or an ancestor configured as a fallback.",
+            )
 
     # -- reading -----------------------------------------------------------------------
 
@@ -416,6 +440,7 @@ class Replica:
             quarantine=tuple(self.quarantine),
             actions=tuple(_SnapAction(encode(s.action), s.foreign) for s in self._actions.values()),
             outbox=tuple(self._outbox),
+            positions_confirmed=self.positions_confirmed and self.parent is not None,
         )
         return encode(snap)
 
@@ -432,7 +457,7 @@ class Replica:
         *,
         now_ms: Callable[[], int] | None = None,
         opener: FrameOpener | None = None,
-        reclaim_own: bool = False,
+        reclaim_own: bool = True,
     ) -> Replica:
         """A fresh process over the committed state (``Store.start``): the clock restarts from the data."""
         snap = _snapshot_decoder.decode(snapshot)
@@ -444,6 +469,8 @@ class Replica:
         for b in snap.held:
             replica._held.setdefault(StreamKey(b.origin, b.scope), {})[b.seq] = (b.hash, b.frame)
         replica.quarantine = list(snap.quarantine)
+        if snap.positions_confirmed:
+            replica.positions_confirmed = True
         last = 0
         for a in snap.actions:
             action = decode_action(a.body)
@@ -496,8 +523,11 @@ def serve(replica: Replica, request: Request) -> Response:
     """Answer one request from a child (``SyncServer``). Raises RouteError for a stranger."""
     directory = replica.directory
     sender = request.sender
-    if sender not in directory or directory.parent(sender) != replica.node_id:
-        raise RouteError(f"{sender!r} is not a child of {replica.node_id}", hint="Sync with your own parent.")
+    if sender not in directory or sender == replica.node_id or replica.node_id not in directory.path(sender):
+        raise RouteError(
+            f"{sender!r} is not a child (or other descendant) of {replica.node_id}",
+            hint="Sync with your own parent, or an ancestor configured as a fallback.",
+        )
     if isinstance(request, CursorsRequest):
         held = replica.cursors_for_child(sender)
         return CursorsResponse(node=replica.node_id, at=replica.clock.now(), cursors=cursors_from(held))
@@ -540,7 +570,8 @@ class ChildSession:
     ``start()`` returns the first request; each ``step(response)`` consumes the answer to the
     request last handed out and returns the next one, or None when the session is over. If a
     request or its answer is lost, the caller drops the session: cursors are the only session
-    state, so the next session resumes where this one stopped.
+    state, so the next session resumes where this one stopped. The session talks to whichever
+    ancestor answers (the parent, or a fallback): ``parent`` becomes the node that answered.
     """
 
     def __init__(self, replica: Replica, *, budget: int = DEFAULT_BUDGET_BYTES) -> None:
@@ -575,6 +606,10 @@ class ChildSession:
         self._expect = None
         r = self.replica
         if isinstance(response, CursorsResponse):
+            peer = response.node  # the parent, or the ancestor a fallback link reached
+            if peer == r.node_id or peer not in r.directory.path(r.node_id):
+                raise RouteError(f"{peer!r} answered, but it is not an ancestor of {r.node_id}")
+            self.parent = peer
             r.clock.observe(response.at)
             self.parent_has = cursor_map(response.cursors)
             if r.reclaim_own:
@@ -604,8 +639,8 @@ class ChildSession:
             self.report.pulled += len(response.frames)
             self.report.refused += sum(1 for x in results if x.status == "refused")
             self.report.stored_here += sum(1 for x in results if x.status == "stored")
-            if all(x.status == "refused" for x in results):
-                return self._after_pull()  # nothing usable: don't spin
+            if not any(x.status == "stored" for x in results):
+                return self._after_pull()  # the page moved nothing forward: asking again would spin
         if not response.more:
             return self._after_pull()
         return self._pull()
@@ -643,10 +678,21 @@ class ChildSession:
         return request
 
 
-def run_session(child: Replica, parent: Replica, *, budget: int = DEFAULT_BUDGET_BYTES) -> SessionReport:
-    """A whole session over a perfect link: for tests and for settling a network."""
+class SessionRunaway(RuntimeError):
+    """A session went on past any reasonable number of requests: it makes no progress."""
+
+
+def run_session(
+    child: Replica, parent: Replica, *, budget: int = DEFAULT_BUDGET_BYTES, max_requests: int = 10_000
+) -> SessionReport:
+    """A whole session over a perfect link with ``parent`` (or any ancestor): for tests and settling."""
     session = ChildSession(child, budget=budget)
     request: Request | None = session.start()
     while request is not None:
+        if session.report.requests > max_requests:
+            raise SessionRunaway(
+                f"session of {child.node_id} with {parent.node_id} still going after {max_requests} requests "
+                f"(phase {session.phase.value})"
+            )
         request = session.step(serve(parent, request))
     return session.report

@@ -3,6 +3,10 @@
 Every key record names its algorithm, so another profile (for example SM2/SM3)
 can be added beside Ed25519 without changing the batch format: the frame carries
 a key id, the key record says how to check it.
+
+A node may also list a record with algorithm ``x25519``: not a signing key but the
+key personal data is sealed to (``protocol.sealing``). It is never accepted as a
+signer, and a node without one simply receives applicant details in clear.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from protocol.errors import SignatureError
 
 ED25519 = "ed25519"
+X25519 = "x25519"  # not a signing algorithm: a node's sealing key (protocol.sealing), listed beside its signing key
 
 
 class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,6 +72,8 @@ class SigningKey:
 
 def verify(record: KeyRecord, data: bytes, signature: bytes) -> None:
     """Raise SignatureError unless ``signature`` is ``record``'s signature over ``data``."""
+    if record.algorithm == X25519:
+        raise SignatureError(f"key {record.key_id} of {record.node} is a sealing key (x25519); it cannot sign")
     if record.algorithm != ED25519:
         raise SignatureError(f"key {record.key_id} uses algorithm {record.algorithm!r}, which this node cannot check")
     try:

@@ -24,8 +24,9 @@ prints the failing seeds. A seed replays exactly: same trace, same result
 (``--trace`` prints a failing seed's trace).
 
 Beyond the honest faults, ``--backups N`` lets N disks die and their nodes come back
-from an older backup (``Faults.backup_restores``), and ``--reclaim-own`` mirrors the
-store variant in which such a node takes its own batches back from its parent.
+from an older backup (``Faults.backup_restores``); ``--legacy-streams`` mirrors the store
+before nodes took their own batches back from their parent, ``--no-fallback`` keeps
+villages from syncing with the county while their township is dark.
 """
 
 from __future__ import annotations
@@ -74,7 +75,16 @@ from protocol.actions import (
 from protocol.batch import Batch, open_frame
 from protocol.errand import CLOSED, ErrandState, Projection, judge, project
 from protocol.errors import ActionRefused, SanjiError
-from protocol.replica import ChildSession, Replica, Request, Response, SessionReport, run_session, serve
+from protocol.replica import (
+    ChildSession,
+    Replica,
+    Request,
+    Response,
+    SessionReport,
+    SessionRunaway,
+    run_session,
+    serve,
+)
 from protocol.session import DEFAULT_BUDGET_BYTES, PullResponse, PushRequest, PushResponse
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
@@ -127,8 +137,10 @@ class Config:
     budgets: tuple[int, ...] = (300, 900, 2_500, DEFAULT_BUDGET_BYTES)
     batch_actions: tuple[int, ...] = (1, 2, 3, 200)
     faults: Faults = field(default_factory=Faults)
-    reclaim_own: bool = False  # mirror the store that takes a node's own batches back from its parent
+    reclaim_own: bool = True  # False: the store before nodes took their own batches back from parents
+    fallbacks: bool = True  # a village whose township cannot be reached syncs with the county
     settle_rounds: int = 12
+    max_requests: int = 2_000  # a session still going after this many requests is stuck
     keep_trace: bool = False
 
 
@@ -269,16 +281,17 @@ def pick(rng: random.Random, weighted: Sequence[tuple[int, Action]]) -> Action |
 class _Session:
     sid: int
     session: ChildSession
+    server: str  # the parent, or a fallback ancestor
+    fallback: int = -1  # index into the node's fallbacks; -1: its parent
     n: int = 0  # number of the request awaiting its answer
 
 
-@dataclass(order=True)
+@dataclass(frozen=True)
 class _Event:
     at: int
-    seq: int
-    kind: str = field(compare=False)
-    node: str = field(compare=False)
-    args: tuple[Any, ...] = field(compare=False, default=())
+    kind: str
+    node: str
+    args: tuple[Any, ...] = ()
 
 
 class World:
@@ -292,12 +305,13 @@ class World:
         self.replica_class = replica_class
         self.nodes = [e.id for e in self.directory.nodes()]
         self.children = [n for n in self.nodes if self.directory.parent(n) is not None]
+        self.paths = {n: frozenset(self.directory.path(n)) for n in self.nodes}  # scope -> the nodes on its path
         self.now = 0
         self.skew = {n: self.rng.randint(-config.max_skew_ms, config.max_skew_ms) for n in self.nodes}
         self.budget = {n: self.rng.choice(config.budgets) for n in self.nodes}
         self.batch_actions = {n: self.rng.choice(config.batch_actions) for n in self.nodes}
         self.replicas: dict[str, Replica] = {n: self._new_replica(n) for n in self.nodes}
-        self._queue: list[_Event] = []
+        self._queue: list[tuple[int, int, _Event]] = []  # (time, sequence number, event)
         self._seq = 0
         self.trace: list[str] = []
         self.stats: Counter[str] = Counter()
@@ -307,7 +321,12 @@ class World:
         self.applied: Counter[tuple[str, StreamKey, int]] = Counter()  # (node, stream, seq) -> applications
         self.refused: list[str] = []
         self.down_until: dict[str, int] = {}
-        self.link_down_until: dict[str, int] = {}  # child -> until (the link to its parent)
+        self.link_down_until: dict[tuple[str, str], int] = {}  # (child, server) -> cut until
+        # What a village's driver falls back to when its township cannot be reached: the county.
+        self.fallbacks: dict[str, list[str]] = {
+            n: [a for a in reversed(self.directory.path(n)[:-2])] if config.fallbacks else [] for n in self.nodes
+        }
+        self.links = [(c, s) for c in self.children for s in [self.directory.parent(c), *self.fallbacks[c]] if s]
         self.sessions: dict[str, _Session] = {}
         self.failures: Counter[str] = Counter()
         self.timer_at: dict[str, int] = {}
@@ -350,11 +369,14 @@ class World:
 
     def schedule(self, delay: int, kind: str, node: str, *args: Any) -> None:
         self._seq += 1
-        heapq.heappush(self._queue, _Event(self.now + max(0, delay), self._seq, kind, node, args))
+        at = self.now + max(0, delay)
+        heapq.heappush(self._queue, (at, self._seq, _Event(at, kind, node, args)))
 
     def collect(self) -> None:
         """Count what every replica applied since the last look (counts survive crashes)."""
         for node, replica in self.replicas.items():
+            if not (replica.inserted or replica.applied or replica.events):
+                continue
             inserted, applied = replica.take_instrumentation()
             for aid in inserted:
                 self.inserted[node, aid] += 1
@@ -367,8 +389,8 @@ class World:
     def up(self, node: str) -> bool:
         return self.down_until.get(node, -1) <= self.now
 
-    def link_up(self, child: str) -> bool:
-        return self.link_down_until.get(child, -1) <= self.now
+    def link_up(self, child: str, server: str) -> bool:
+        return self.link_down_until.get((child, server), -1) <= self.now
 
     def chance(self, p: float) -> bool:
         return self.faulty and p > 0 and self.rng.random() < p
@@ -382,7 +404,8 @@ class World:
         for child in self.children:
             self._arm_timer(child, self.rng.randint(0, cfg.sync_interval_ms))
         for _ in range(self.faults.partitions):
-            self.schedule(self.rng.randint(0, cfg.duration_ms), "partition", self.rng.choice(self.children))
+            child, server = self.rng.choice(self.links)
+            self.schedule(self.rng.randint(0, cfg.duration_ms), "partition", child, server)
         if self.faults.backup_restores:
             for node in self.nodes:
                 self.schedule(self.rng.randint(0, cfg.backup_interval_ms), "backup", node)
@@ -393,11 +416,11 @@ class World:
             self.schedule(self.rng.randint(0, cfg.duration_ms), "crash", self.rng.choice(self.nodes))
         self.schedule(cfg.duration_ms, "calm", "")
         end = cfg.duration_ms + cfg.grace_ms
-        while self._queue and self._queue[0].at <= end:
-            self._step(heapq.heappop(self._queue))
+        while self._queue and self._queue[0][0] <= end:
+            self._step(heapq.heappop(self._queue)[2])
         # Timers stop; what is on the wire still arrives, sessions under way finish.
         while self._queue:
-            event = heapq.heappop(self._queue)
+            event = heapq.heappop(self._queue)[2]
             if event.kind in ("request", "response", "timeout", "restart"):
                 self._step(event)
         self.sessions.clear()
@@ -418,8 +441,7 @@ class World:
         """Traffic stops, faults stop, links heal, crashed nodes come back."""
         self.faulty = False
         self.log("calm: traffic and faults stop")
-        for child in self.children:
-            self.link_down_until.pop(child, None)
+        self.link_down_until.clear()
         for node in sorted(self.down_until):
             if not self.up(node):
                 self.down_until[node] = self.now
@@ -427,13 +449,21 @@ class World:
 
     def settle(self) -> None:
         """Sessions bottom-up then top-down over perfect links until a whole round changes nothing."""
-        order = sorted(self.children, key=lambda n: (-len(self.directory.path(n)), n))
+        order = sorted(self.children, key=lambda n: (-len(self.paths[n]), n))
         for round_no in range(1, self.config.settle_rounds + 1):
             before = {n: r.fingerprint() for n, r in self.replicas.items()}
             for child in [*order, *reversed(order)]:
                 parent = self.directory.parent(child)
                 assert parent is not None
-                run_session(self.replicas[child], self.replicas[parent], budget=self.budget[child])
+                try:
+                    run_session(
+                        self.replicas[child],
+                        self.replicas[parent],
+                        budget=self.budget[child],
+                        max_requests=self.config.max_requests,
+                    )
+                except SessionRunaway as exc:
+                    self.problems.append(f"runaway session: {exc}")
                 self.collect()
             after = {n: r.fingerprint() for n, r in self.replicas.items()}
             self.stats["settle_rounds"] = round_no
@@ -465,7 +495,7 @@ class World:
         views = [
             (e, p.state)
             for e, p in replica.projections().items()
-            if p.state is not None and node in self.directory.path(p.state.scope)
+            if p.state is not None and node in self.paths[p.state.scope]
         ]
         mine = [
             (e, s)
@@ -615,19 +645,35 @@ class World:
         del self.timer_at[child]
         if not self.up(child) or child in self.sessions:
             return
+        parent = self.directory.parent(child)
+        assert parent is not None
+        self._start_session(child, parent, -1)
+
+    def _start_session(self, child: str, server: str, fallback: int) -> None:
         self.next_sid += 1
         replica = self.replicas[child]
-        state = _Session(self.next_sid, ChildSession(replica, budget=self.budget[child]))
+        state = _Session(self.next_sid, ChildSession(replica, budget=self.budget[child]), server, fallback)
         self.sessions[child] = state
-        self.stats["sessions"] += 1
-        self.log(f"{child} session {state.sid} starts")
+        self.stats["sessions" if fallback < 0 else "fallback_sessions"] += 1
+        self.log(f"{child} session {state.sid} with {server} starts")
         self._send_request(child, state, state.session.start())
 
     def _end_session(self, child: str, ok: bool, why: str = "") -> None:
         state = self.sessions.pop(child, None)
         if state is None:
             return
+        self.stats["max_session_requests"] = max(self.stats["max_session_requests"], state.n)
         interval = self.config.sync_interval_ms
+        fallbacks = self.fallbacks[child]
+        if not ok and self.up(child):
+            # SyncDriver._session: the parent failed again (one failure may be a blip), so go round it
+            # through each fallback ancestor in turn before counting a failure.
+            nxt = 0 if state.fallback < 0 and self.failures[child] >= 1 else state.fallback + 1
+            if state.fallback >= 0 or self.failures[child] >= 1:
+                if nxt < len(fallbacks):
+                    self.log(f"{child} session {state.sid} with {state.server} failed: {why}; trying {fallbacks[nxt]}")
+                    self._start_session(child, fallbacks[nxt], nxt)
+                    return
         if ok:
             self.failures[child] = 0
             report: SessionReport = state.session.report
@@ -658,25 +704,29 @@ class World:
                 return replace_frames(message, tuple(frames))
         return message
 
-    def _transmit(self, kind: str, child: str, sid: int, n: int, message: Any, drop: float) -> None:
-        if not self.link_up(child) or self.chance(drop):
+    def _transmit(self, kind: str, child: str, server: str, sid: int, n: int, message: Any, drop: float) -> None:
+        if not self.link_up(child, server) or self.chance(drop):
             self.stats[f"{kind}_lost"] += 1
             self.log(f"{kind} {type(message).__name__} of {child}#{sid}.{n} lost")
             return
-        self.schedule(self._latency(), kind, child, sid, n, self._maybe_shuffle(message))
+        self.schedule(self._latency(), kind, child, server, sid, n, self._maybe_shuffle(message))
         if self.chance(self.faults.duplicate):
             self.stats[f"{kind}_duplicated"] += 1
-            self.schedule(self._latency() + self.rng.randint(0, 500), kind, child, sid, n, self._maybe_shuffle(message))
+            delay = self._latency() + self.rng.randint(0, 500)
+            self.schedule(delay, kind, child, server, sid, n, self._maybe_shuffle(message))
 
     def _send_request(self, child: str, state: _Session, request: Request) -> None:
         state.n += 1
-        self._transmit("request", child, state.sid, state.n, request, self.faults.drop_request)
+        if state.n > self.config.max_requests:
+            phase = state.session.phase.value
+            self.problems.append(f"runaway session: {child} still in {phase} after {state.n - 1} requests")
+            self._end_session(child, False, "runaway")
+            return
+        self._transmit("request", child, state.server, state.sid, state.n, request, self.faults.drop_request)
         self.schedule(self.config.timeout_ms, "timeout", child, state.sid, state.n)
 
-    def _on_request(self, child: str, sid: int, n: int, request: Request) -> None:
-        parent = self.directory.parent(child)
-        assert parent is not None
-        if not self.up(parent) or not self.link_up(child):
+    def _on_request(self, child: str, parent: str, sid: int, n: int, request: Request) -> None:
+        if not self.up(parent) or not self.link_up(child, parent):
             self.stats["request_lost"] += 1
             self.log(f"request of {child}#{sid}.{n} lost: {parent} or the link is down")
             return
@@ -699,17 +749,17 @@ class World:
             if any(r.status == "stored" for r in response.results):
                 self._poke(parent)
         self.log(f"{parent} answers {type(request).__name__} of {child}#{sid}.{n}")
-        self._transmit("response", child, sid, n, response, self.faults.drop_response)
+        self._transmit("response", child, parent, sid, n, response, self.faults.drop_response)
 
-    def _on_response(self, child: str, sid: int, n: int, response: Response) -> None:
-        if not self.up(child) or not self.link_up(child):
+    def _on_response(self, child: str, server: str, sid: int, n: int, response: Response) -> None:
+        if not self.up(child) or not self.link_up(child, server):
             self.stats["response_lost"] += 1
             return
         state = self.sessions.get(child)
         replica = self.replicas[child]
         if state is None or state.sid != sid or state.n != n or not isinstance(response, state.session.expecting or ()):
             if isinstance(response, PullResponse) and response.frames and self.chance(self.faults.stray_pages):
-                results = replica.receive(response.frames, peer=self.directory.parent(child) or "")
+                results = replica.receive(response.frames, peer=server)
                 self.stats["stray_pages_taken"] += 1
                 for r in results:
                     self.stats[f"stray_{r.status}"] += 1
@@ -722,7 +772,12 @@ class World:
             self.collect()
             self._crash(child)
             return
-        request = state.session.step(response)
+        try:
+            request = state.session.step(response)
+        except SanjiError as exc:
+            self.problems.append(f"{child}'s session with {server} broke: {exc.message}")
+            self._end_session(child, False, exc.message)
+            return
         if request is None:
             self._end_session(child, True)
         else:
@@ -735,13 +790,13 @@ class World:
 
     # -- faults --------------------------------------------------------------------------------
 
-    def _on_partition(self, child: str) -> None:
+    def _on_partition(self, child: str, server: str) -> None:
         if not self.faulty:
             return
         until = self.now + self.rng.randint(*self.config.partition_ms)
-        self.link_down_until[child] = max(until, self.link_down_until.get(child, 0))
+        self.link_down_until[child, server] = max(until, self.link_down_until.get((child, server), 0))
         self.stats["partitions"] += 1
-        self.log(f"link {child}-{self.directory.parent(child)} cut until {until}")
+        self.log(f"link {child}-{server} cut until {until}")
 
     def _on_crash(self, node: str) -> None:
         if self.faulty and self.up(node):
@@ -850,13 +905,13 @@ def check(world: World) -> list[str]:
         replica = replicas[node]
         held = replica.actions()
         for aid, action in sorted(universe.items()):
-            on_path = node in directory.path(action.scope)
+            on_path = node in world.paths[action.scope]
             if on_path and aid not in held:
                 problems.append(f"loss: {node} lacks {aid} ({type(action).__name__} of {action.errand})")
             elif not on_path and aid in held:
                 problems.append(f"leak: {node} holds {aid} of {action.errand}, not on its path")
         for errand in replica.projections():
-            if node not in directory.path(scope_of.get(errand, errand)):
+            if node not in world.paths.get(scope_of.get(errand, ""), ()):
                 problems.append(f"leak: {node} holds errand {errand} off its path")
         if replica.outbox_size():
             problems.append(f"{node}: {replica.outbox_size()} actions never sealed")
@@ -935,12 +990,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m protocol.simulation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
-    parser.add_argument("--reclaim-own", action="store_true", help="nodes take their own batches back from parents")
+    parser.add_argument(
+        "--legacy-streams", action="store_true", help="the store before nodes took their own batches back"
+    )
+    parser.add_argument("--no-fallback", action="store_true", help="villages never go round a dark township")
     parser.add_argument("--quiet-faults", action="store_true", help="no faults at all (a baseline)")
     parser.add_argument("--backups", type=int, default=0, help="disks that die and are restored from a backup")
     parser.add_argument("--trace", action="store_true", help="print the trace of each failing seed")
     args = parser.parse_args(argv)
-    config = Config(reclaim_own=args.reclaim_own, keep_trace=args.trace)
+    config = Config(reclaim_own=not args.legacy_streams, fallbacks=not args.no_fallback, keep_trace=args.trace)
     if args.quiet_faults:
         config = replace(config, faults=Faults.none())
     if args.backups:

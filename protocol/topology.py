@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import msgspec
 
 from protocol.errors import RouteError
-from protocol.signing import KeyRecord
+from protocol.signing import X25519, KeyRecord
 
 COUNTY = "county"
 TOWN = "town"
@@ -22,6 +22,13 @@ ROLES = (COUNTY, TOWN, VILLAGE)
 
 
 class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's place in the tree and its public keys.
+
+    ``keys`` holds the node's signing keys (Ed25519) and, once it has one, its sealing key
+    (algorithm ``x25519``, see ``protocol.sealing``). An entry with no sealing key is still valid:
+    applicant details on paths through it travel in clear, as before sealing existed.
+    """
+
     id: str
     role: str
     parent: str | None = None
@@ -77,6 +84,11 @@ class Directory:
 
     def key(self, key_id: str) -> KeyRecord | None:
         return self._keys.get(key_id)
+
+    def sealing_key(self, node_id: str) -> KeyRecord | None:
+        """The key personal data for ``node_id`` is sealed to: its last listed, unrevoked x25519 record."""
+        current = [k for k in self.get(node_id).keys if k.algorithm == X25519 and not k.revoked]
+        return current[-1] if current else None
 
     def path(self, scope: str) -> tuple[str, ...]:
         """Root first, ending with ``scope`` itself."""

@@ -50,6 +50,7 @@ import functools
 import gc
 import multiprocessing
 import os
+import sqlite3
 import time
 import zlib
 from collections import defaultdict
@@ -395,10 +396,50 @@ StoredAction = tuple[str, str, bytes, str, str]  # id, errand, body, status, rea
 @dataclass
 class _ShardInput:
     blobs: list[bytes]
-    digests: list[tuple[str, str]]  # errand id, stored digest
-    outbox: list[tuple[str, bytes]]  # action id, body: this node's unsealed actions
-    stored: list[StoredAction] | None  # the `actions` rows of these errands (None: not compared)
     suspects: dict[str, str]
+    lo: str | None  # the shard: errand ids in [lo, hi)
+    hi: str | None
+    check_history: bool
+    # Either the rows below come with the task (read in the main process's snapshot), or the
+    # worker reads them itself from this SQLite file (see _Fence for how that stays honest).
+    db_path: str = ""
+    digests: list[tuple[str, str]] = field(default_factory=list)  # errand id, stored digest
+    outbox: list[tuple[str, bytes]] = field(default_factory=list)  # action id, body: unsealed own actions
+    stored: list[StoredAction] | None = None  # the `actions` rows of these errands (None: not compared)
+
+
+def _range_sql(column: str, lo: str | None, hi: str | None) -> tuple[str, list[str]]:
+    clauses, params = [], []
+    if lo is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(lo)
+    if hi is not None:
+        clauses.append(f"{column} < ?")
+        params.append(hi)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _read_shard_sqlite(inp: _ShardInput) -> None:
+    """Read a shard's stored rows straight from the SQLite file, in one read transaction (in a worker)."""
+    con = sqlite3.connect(inp.db_path, timeout=60, isolation_level=None)
+    try:
+        con.execute("PRAGMA query_only = ON")
+        con.execute("BEGIN")
+        where, params = _range_sql("id", inp.lo, inp.hi)
+        inp.digests = con.execute(f"SELECT id, digest FROM {t.errands.name} WHERE {where}", params).fetchall()
+        where, params = _range_sql("a.errand", inp.lo, inp.hi)
+        inp.outbox = con.execute(
+            f"SELECT a.id, a.body FROM {t.outbox.name} o JOIN {t.actions.name} a ON a.id = o.action_id WHERE {where}",
+            params,
+        ).fetchall()
+        if inp.check_history:
+            where, params = _range_sql("errand", inp.lo, inp.hi)
+            inp.stored = con.execute(
+                f"SELECT id, errand, body, status, reason FROM {t.actions.name} WHERE {where}", params
+            ).fetchall()
+        con.execute("COMMIT")
+    finally:
+        con.close()
 
 
 @dataclass
@@ -406,6 +447,7 @@ class _ShardResult:
     problems: list[Problem]
     errands: int
     stored_actions: int
+    outbox: int
     cpu: float
 
 
@@ -448,6 +490,8 @@ def _same_action(stored: bytes, copy: Copy) -> bool:
 def _check_shard(inp: _ShardInput, directory: Directory | None = None) -> _ShardResult:
     started = time.process_time()
     with _gc_paused():
+        if inp.db_path:
+            _read_shard_sqlite(inp)
         result = _check_shard_inner(inp, _directory(directory))
     result.cpu = time.process_time() - started
     return result
@@ -456,15 +500,21 @@ def _check_shard(inp: _ShardInput, directory: Directory | None = None) -> _Shard
 def _check_shard_inner(inp: _ShardInput, d: Directory) -> _ShardResult:
     legit: dict[str, Copies] = defaultdict(dict)
     foreign: dict[str, Copies] = defaultdict(dict)
+    repeated: set[str] = set()  # errands with an action id carried more than once
     for blob in inp.blobs:
         for c, raw in zip(_carried_decoder.decode(blob), _carried_raw_decoder.decode(blob), strict=True):
             target = foreign if c.foreign else legit
-            copy = (c.action, bytes(raw.action), (c.origin, c.scope, c.seq))
-            target[c.action.errand].setdefault(c.action.id, []).append(copy)
+            found = target[c.action.errand].setdefault(c.action.id, [])
+            if found:
+                repeated.add(c.action.errand)
+            found.append((c.action, bytes(raw.action), (c.origin, c.scope, c.seq)))
     unsealed: dict[str, int] = defaultdict(int)
     for _, body in inp.outbox:
         action = decode_action(body)
-        legit[action.errand].setdefault(action.id, []).append((action, body, ("", "", 0)))
+        found = legit[action.errand].setdefault(action.id, [])
+        if found:
+            repeated.add(action.errand)
+        found.append((action, body, ("", "", 0)))
         unsealed[action.errand] += 1
     stored_digest = dict(inp.digests)
     stored_rows: dict[str, list[StoredAction]] = defaultdict(list)
@@ -474,7 +524,8 @@ def _check_shard_inner(inp: _ShardInput, d: Directory) -> _ShardResult:
     errands = sorted(set(stored_digest) | set(legit) | set(foreign) | set(stored_rows))
     for errand in errands:
         copies = legit.get(errand, {})
-        proj = project(errand, [found[0][0] for found in copies.values()] + _extra_copies(copies), d)
+        acts = [found[0][0] for found in copies.values()]
+        proj = project(errand, acts + _extra_copies(copies) if errand in repeated else acts, d)
         unbacked: list[str] = []
         if inp.stored is not None:
             unbacked = _compare_history(errand, proj, copies, foreign.get(errand, {}), stored_rows[errand], problems)
@@ -500,7 +551,13 @@ def _check_shard_inner(inp: _ShardInput, d: Directory) -> _ShardResult:
             if unbacked:
                 message += f"; the store's history also holds {_few(unbacked)}, which no verified batch carries"
             problems.append(Problem("digest_mismatch", message, errand=errand))
-    return _ShardResult(problems=problems, errands=len(errands), stored_actions=len(inp.stored or ()), cpu=0.0)
+    return _ShardResult(
+        problems=problems,
+        errands=len(errands),
+        stored_actions=len(inp.stored or ()),
+        outbox=len(inp.outbox),
+        cpu=0.0,
+    )
 
 
 def _extra_copies(copies: Copies) -> list[Action]:
@@ -525,7 +582,7 @@ def _compare_history(
         held.add(action_id)
         found = copies.get(action_id)
         if found:
-            if not any(_same_action(body, c) for c in found):
+            if found[0][1] != body and not any(_same_action(body, c) for c in found):
                 action, _, place = found[0]
                 problems.append(
                     Problem(
@@ -653,6 +710,79 @@ async def _shard_bounds(conn: AsyncConnection, shards_wanted: int) -> list[str]:
     return bounds
 
 
+class _Fence:
+    """Tells whether anyone committed to an SQLite file since it was made (``PRAGMA data_version``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._start = self._version()
+
+    def _version(self) -> int:
+        return int(self._con.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed(self) -> bool:
+        return self._version() != self._start
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _sqlite_file(url: str) -> str:
+    if not url.startswith("sqlite"):
+        return ""
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return "" if path in ("", ":memory:") or path.startswith("file:") else path
+
+
+async def _phase2(
+    conn: AsyncConnection,
+    runner: _Runner,
+    blobs: dict[int, list[bytes]],
+    suspects: dict[str, str],
+    bounds: list[str],
+    check_history: bool,
+    db_path: str,
+) -> list[_ShardResult]:
+    a = t.actions.c
+    for shard in range(len(bounds) + 1):
+        lo = bounds[shard - 1] if shard > 0 else None
+        hi = bounds[shard] if shard < len(bounds) else None
+        inp = _ShardInput(
+            blobs=blobs.get(shard, []),
+            suspects={e: why for e, why in suspects.items() if bisect.bisect_right(bounds, e) == shard},
+            lo=lo,
+            hi=hi,
+            check_history=check_history,
+            db_path=db_path,
+        )
+        if not db_path:
+            inp.digests = [
+                (str(i), str(dg))
+                for i, dg in await conn.execute(
+                    select(t.errands.c.id, t.errands.c.digest).where(_in_range(conn, t.errands.c.id, lo, hi))
+                )
+            ]
+            inp.outbox = [
+                (str(i), bytes(body))
+                for i, body in await conn.execute(
+                    select(a.id, a.body)
+                    .join(t.outbox, t.outbox.c.action_id == a.id)
+                    .where(_in_range(conn, a.errand, lo, hi))
+                )
+            ]
+            if check_history:
+                inp.stored = [
+                    (str(i), str(e), bytes(body), str(st), str(reason or ""))
+                    for i, e, body, st, reason in await conn.execute(
+                        select(a.id, a.errand, a.body, a.status, a.reason).where(_in_range(conn, a.errand, lo, hi))
+                    )
+                ]
+        await runner.submit(_check_shard, inp)
+    results: list[_ShardResult] = await runner.drain()
+    return results
+
+
 SMALL_STORE_BATCHES = 256  # below this, starting worker processes costs more than it saves
 
 
@@ -672,6 +802,24 @@ async def verify(
     ``if __name__ == "__main__":``. ``check_history=False`` skips comparing the ``actions`` rows.
     """
     started = time.perf_counter()
+    db_file = _sqlite_file(store.db.url)
+    fence = _Fence(db_file) if db_file else None  # taken before the snapshot below: errs on the safe side
+    try:
+        return await _verify(store, fence, workers, chunk_bytes, errands_per_shard, check_history, started)
+    finally:
+        if fence is not None:
+            fence.close()
+
+
+async def _verify(
+    store: Store,
+    fence: _Fence | None,
+    workers: int | None,
+    chunk_bytes: int,
+    errands_per_shard: int,
+    check_history: bool,
+    started: float,
+) -> AuditReport:
     directory = store.directory
     async with store.db.reader.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -691,7 +839,7 @@ async def verify(
                 )
             try:
                 runner = _Runner(pool, directory, in_flight=workers * 2)
-                await _run(conn, runner, report, chunk_bytes, errands_per_shard, check_history, started)
+                await _run(conn, runner, report, fence, chunk_bytes, errands_per_shard, check_history, started)
             finally:
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -703,6 +851,7 @@ async def _run(
     conn: AsyncConnection,
     runner: _Runner,
     report: AuditReport,
+    fence: _Fence | None,
     chunk_bytes: int,
     errands_per_shard: int,
     check_history: bool,
@@ -799,42 +948,19 @@ async def _run(
         suspects.update(c.suspects)
     del chunks
     phase2 = time.perf_counter()
-    a = t.actions.c
-    for shard in range(len(bounds) + 1):
-        lo = bounds[shard - 1] if shard > 0 else None
-        hi = bounds[shard] if shard < len(bounds) else None
-        digests = [
-            (str(i), str(dg))
-            for i, dg in await conn.execute(
-                select(t.errands.c.id, t.errands.c.digest).where(_in_range(conn, t.errands.c.id, lo, hi))
-            )
-        ]
-        outbox = [
-            (str(i), bytes(body))
-            for i, body in await conn.execute(
-                select(a.id, a.body)
-                .join(t.outbox, t.outbox.c.action_id == a.id)
-                .where(_in_range(conn, a.errand, lo, hi))
-            )
-        ]
-        history_rows: list[StoredAction] | None = None
-        if check_history:
-            history_rows = [
-                (str(i), str(e), bytes(body), str(st), str(reason or ""))
-                for i, e, body, st, reason in await conn.execute(
-                    select(a.id, a.errand, a.body, a.status, a.reason).where(_in_range(conn, a.errand, lo, hi))
-                )
-            ]
-        report.outbox_actions += len(outbox)
-        shard_suspects = {e: why for e, why in suspects.items() if bisect.bisect_right(bounds, e) == shard}
-        await runner.submit(
-            _check_shard, _ShardInput(blobs.pop(shard, []), digests, outbox, history_rows, shard_suspects)
-        )
-    shards: list[_ShardResult] = await runner.drain()
+    # With a pool on an SQLite file, the workers read their shard's rows themselves (the main process
+    # would otherwise read a million rows alone). Their snapshots are later than this one, so if the
+    # node committed anything meanwhile and they found problems, those are re-checked in this snapshot.
+    own_reads = fence if runner.pool is not None else None
+    shards = await _phase2(conn, runner, blobs, suspects, bounds, check_history, own_reads.path if own_reads else "")
+    if own_reads is not None and own_reads.changed() and any(r.problems for r in shards):
+        timings["phase2_rechecked_in_snapshot"] = 1
+        shards = await _phase2(conn, runner, blobs, suspects, bounds, check_history, "")
     for r in shards:
         report.problems.extend(r.problems)
         report.errands += r.errands
         report.stored_actions += r.stored_actions
+        report.outbox_actions += r.outbox
     timings["phase2_errands_s"] = round(time.perf_counter() - phase2, 3)
     timings["phase2_worker_cpu_s"] = round(sum(r.cpu for r in shards), 3)
     timings["shards"] = len(bounds) + 1

@@ -1,11 +1,17 @@
-"""A county's tree of nodes with fresh keys: used by the demo, the tests and the benchmarks."""
+"""A county's tree of nodes with fresh keys: used by the demo, the tests and the benchmarks.
+
+Every node gets a signing key and (unless ``sealing=False``) a sealing key; both public records
+are listed in its directory entry, and ``Layout.keys[node]`` is a ``NodeKey`` carrying both.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.sealing import SealingKey
 from protocol.signing import SigningKey
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory, NodeEntry
+from sanji.keys import NodeKey
 
 TOWN_NAMES = ["城关镇", "河口乡", "石桥镇", "柳溪乡", "青山镇", "白沙乡", "龙泉镇", "桃源乡"]
 VILLAGE_NAMES = ["东村", "西村", "南岭村", "北坡村", "杨家村", "李家湾", "王庄", "马坊村"]
@@ -23,16 +29,20 @@ class Layout:
     def ids(self, role: str) -> list[str]:
         return [e.id for e in self.entries if e.role == role]
 
+    def sealing_key(self, node_id: str) -> SealingKey | None:
+        key = self.keys[node_id]
+        return key.sealing if isinstance(key, NodeKey) else None
 
-def county_layout(towns: int = 2, villages_per_town: int = 2, *, county_id: str = "C") -> Layout:
+
+def county_layout(towns: int = 2, villages_per_town: int = 2, *, county_id: str = "C", sealing: bool = True) -> Layout:
+    """``sealing=False``: no sealing keys, as before sealing existed (registrations travel in clear)."""
     keys: dict[str, SigningKey] = {}
     entries: list[NodeEntry] = []
 
     def add(node_id: str, role: str, parent: str | None, name: str) -> None:
-        keys[node_id] = SigningKey.generate()
-        entries.append(
-            NodeEntry(id=node_id, role=role, parent=parent, name=name, keys=(keys[node_id].record(node_id),))
-        )
+        key = NodeKey.generate_pair() if sealing else NodeKey.generate()
+        keys[node_id] = key
+        entries.append(NodeEntry(id=node_id, role=role, parent=parent, name=name, keys=key.records(node_id)))
 
     add(county_id, COUNTY, None, "县政务服务中心")
     for ti in range(1, towns + 1):

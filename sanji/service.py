@@ -18,6 +18,7 @@ from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused
 from protocol.hlc import wall_seconds
 from protocol.receipts import make_receipt
+from protocol.sealing import Personal, recipients_for, seal_personal
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store
 
@@ -30,6 +31,8 @@ class DeadlinePolicy(Protocol):
     def stage_due(self, matter: str, role: str, start: date) -> str: ...
     def pushed_due(self, due: str, paused_from: date, paused_to: date) -> str: ...
     def extended_due(self, due: str, days: int) -> str: ...
+    @property
+    def catalogue_version(self) -> int: ...
     def date_of(self, hlc: int) -> date: ...
 
 
@@ -63,6 +66,8 @@ class ErrandService:
             day = self.policy.today() if self.policy is not None else date.today()
             receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
 
+        applicant, sealed = self._applicant(form, errand_id)
+
         def build(_: Projection, at: int) -> Action:
             return a.Register(
                 id=new_action_id(),
@@ -75,17 +80,29 @@ class ErrandService:
                 at=at,
                 base=0,
                 matter=form.matter,
-                applicant=a.Applicant(
-                    name=form.applicant_name, id_number=form.applicant_id_number, phone=form.applicant_phone
-                ),
+                applicant=applicant,
                 mandate=form.mandate,
                 in_person=form.in_person,
                 materials=tuple(form.materials),
                 summary=form.summary,
                 receipt=receipt,
+                sealed=sealed,
             )
 
         return await self.store.act(errand_id, build)
+
+    def _applicant(self, form: RegisterForm, errand_id: str) -> tuple[a.Applicant, bytes]:
+        """The applicant as the Register carries them: the name in clear, the rest sealed to the path.
+
+        Sealed when every node on this errand's path has a sealing key in the directory; otherwise
+        (a directory from before sealing, or a node not yet given a key) written in clear as before.
+        """
+        personal = Personal(id_number=form.applicant_id_number, phone=form.applicant_phone)
+        recipients = recipients_for(self.store.directory, self.node_id)
+        if recipients is None or personal.is_empty():
+            return a.Applicant(name=form.applicant_name, id_number=personal.id_number, phone=personal.phone), b""
+        sealed = seal_personal(personal, recipients, errand=errand_id, scope=self.node_id)
+        return a.Applicant(name=form.applicant_name), sealed
 
     async def act(self, errand_id: str, form: ActionForm) -> Projection:
         def build(before: Projection, at: int) -> Action:
@@ -156,6 +173,7 @@ class ErrandService:
                 due=due,
                 limit_days=limit,
                 limit_unit=unit,  # type: ignore[arg-type]
+                catalogue_version=getattr(policy, "catalogue_version", 0) if policy is not None else 0,
                 window=form.window,
                 provisional=tuple(form.provisional),
                 promise_by=form.promise_by,

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from sanji import __version__
-from sanji.cli import accounts_cmd, carry_cmd, catalogue_cmd, demo, directory_cmd, keys_init, serve
+from sanji.cli import accounts_cmd, audit_cmd, carry_cmd, catalogue_cmd, demo, directory_cmd, keys_init, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalogue_cmd.add_parser(sub)
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
+    audit_cmd.add_parser(sub)
     demo.add_parser(sub)
     return parser
 

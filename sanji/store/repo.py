@@ -27,16 +27,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import limits
-from protocol.actions import Action
+from protocol.actions import Action, Register
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame, seal
 from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, judge, project
 from protocol.errors import ActionRefused, ChainFork, FrameError, RouteError, SanjiError
 from protocol.hlc import HybridClock
+from protocol.sealing import ApplicantView, SealingKey, applicant_view
 from protocol.session import FrameResult, NodeReport, take_within_budget
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey, Verdict, classify
 from protocol.topology import Directory
+from sanji.keys import NodeKey
 from sanji.store import schema as t
 from sanji.store.engine import Database
 
@@ -56,12 +58,24 @@ class ReceiveOutcome:
 class Store:
     """Everything one node keeps, behind methods that each keep the invariants above."""
 
-    def __init__(self, db: Database, *, node_id: str, key: SigningKey, directory: Directory) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        node_id: str,
+        key: SigningKey,
+        directory: Directory,
+        sealing_key: SealingKey | None = None,
+    ) -> None:
         if node_id not in directory:
             raise ValueError(f"node {node_id} is not in the directory")
         self.db = db
         self.node_id = node_id
         self.key = key
+        # Opens the applicant details sealed to this node (protocol.sealing); read_key() attaches it to the key.
+        if sealing_key is None and isinstance(key, NodeKey):
+            sealing_key = key.sealing
+        self.sealing_key = sealing_key
         self.directory = directory
         self.clock = HybridClock()
         self.instance_id = ""
@@ -83,6 +97,10 @@ class Store:
                 )
             if "node_id" not in rows:
                 await conn.execute(insert(t.meta).values(key="node_id", value=self.node_id))
+            if rows.get("positions_confirmed") == "1":
+                # Confirmed once, kept across restarts: a restarted township cut off from the county
+                # keeps serving its villages (every node works alone).
+                self.positions_confirmed = True
             if "instance_id" not in rows:
                 rows["instance_id"] = uuid.uuid4().hex
                 await conn.execute(insert(t.meta).values(key="instance_id", value=rows["instance_id"]))
@@ -168,6 +186,11 @@ class Store:
         if made:
             self._changed()
         return made
+
+    async def confirm_positions(self) -> None:
+        if not self.positions_confirmed:
+            await self.set_meta("positions_confirmed", "1")
+            self.positions_confirmed = True
 
     async def own_streams_behind(self, parent_has: dict[StreamKey, int]) -> list[str]:
         """This node's own streams of which the parent holds more than this node: a restored backup."""
@@ -394,6 +417,18 @@ class Store:
                 return result("duplicate"), 0, 0
             if verdict is Verdict.FORK:
                 fork = ChainFork(f"batch {batch.seq} of stream {key} conflicts with the one held (held up to {cursor})")
+                seen = await conn.scalar(
+                    select(func.count())
+                    .select_from(t.quarantine)
+                    .where(
+                        t.quarantine.c.origin == key.origin,
+                        t.quarantine.c.scope == key.scope,
+                        t.quarantine.c.seq == batch.seq,
+                        t.quarantine.c.hash == batch.hash,
+                    )
+                )
+                if seen:  # the same forked batch again: one quarantine row is enough
+                    return result("refused", fork.code, fork.message), 0, 0
                 await conn.execute(
                     insert(t.quarantine).values(
                         origin=key.origin,
@@ -721,7 +756,11 @@ class Store:
             ).all()
         history = []
         for body, status, reason in acts:
-            item = msgspec.to_builtins(decode_action(body))
+            action = decode_action(body)
+            item = msgspec.to_builtins(action)
+            if isinstance(action, Register):
+                item.pop("sealed", None)  # never hand the ciphertext on; show what this node may read
+                item["applicant"] = self._applicant_dict(self._applicant_view(action))
             if item["kind"] == "complain" and not include_complaints:
                 continue  # complaints are for supervisors and inspectors only, never the desk complained about
             item["status"] = status
@@ -797,7 +836,25 @@ class Store:
             counts[str(item.get(field, ""))] += 1
         return dict(counts)
 
-    async def applicant_phone(self, errand_id: str) -> str:
+    def _applicant_view(self, register: Register) -> ApplicantView:
+        return applicant_view(register, self.sealing_key)
+
+    @staticmethod
+    def _applicant_dict(view: ApplicantView) -> dict[str, Any]:
+        """The history's ``applicant``: name, id_number, phone as before; income/health and the seal's
+        status only when there is something to say."""
+        out: dict[str, Any] = {"name": view.name, "id_number": view.id_number, "phone": view.phone}
+        if view.income:
+            out["income"] = view.income
+        if view.health:
+            out["health"] = view.health
+        if view.sealed:
+            out["sealed"] = True
+            out["readable"] = view.readable
+        return out
+
+    async def applicant(self, errand_id: str) -> ApplicantView | None:
+        """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
         async with self.db.reader.connect() as conn:
             body = await conn.scalar(
                 select(t.actions.c.body).where(
@@ -805,9 +862,15 @@ class Store:
                 )
             )
         if body is None:
-            return ""
+            return None
         action = decode_action(body)
-        return str(getattr(getattr(action, "applicant", None), "phone", "") or "")
+        if not isinstance(action, Register):
+            return None
+        return self._applicant_view(action)
+
+    async def applicant_phone(self, errand_id: str) -> str:
+        view = await self.applicant(errand_id)
+        return view.phone if view is not None else ""
 
     async def queue_notification(self, errand_id: str, event: str, phone: str, text: str) -> bool:
         """Queue a message once per (errand, event); False if it was queued before."""
@@ -952,17 +1015,28 @@ class Store:
 
     async def _insert_actions(self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str) -> None:
         ids = [a.id for a in acts]
-        existing = set((await conn.execute(select(t.actions.c.id).where(t.actions.c.id.in_(ids)))).scalars())
+        held = dict(
+            (await conn.execute(select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(ids)))).all()
+        )
         rows = []
         for a in acts:
-            if a.id in existing:
-                continue
-            existing.add(a.id)
             foreign = ""
             if a.node != origin:
                 foreign = f"written by {a.node} but carried in {origin}'s stream"
             elif a.scope != scope:
                 foreign = f"about scope {a.scope} but carried in the stream of {scope}"
+            if a.id in held:
+                if held[a.id] == FOREIGN and not foreign:
+                    # A relay's copy arrived first; the author's own signed copy takes its place,
+                    # so nobody can suppress an action by sending a foreign copy ahead of it.
+                    await conn.execute(
+                        update(t.actions)
+                        .where(t.actions.c.id == a.id)
+                        .values(body=encode(a), status="new", reason="", node=a.node, scope=a.scope)
+                    )
+                    held[a.id] = "new"
+                continue
+            held[a.id] = FOREIGN if foreign else "new"
             rows.append(
                 {
                     "id": a.id,

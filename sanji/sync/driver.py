@@ -90,7 +90,7 @@ async def sync_once(
         log.warning("restored from an older copy: the parent holds newer batches of %s", behind)
         report.pulled += await _pull(store, transport, parent, budget, report)
         await store.note_recovery(behind)
-    store.positions_confirmed = True
+    await store.confirm_positions()
     await store.seal_outbox()
     while True:
         frames, more = await store.frames_for_parent(parent_has, budget)
@@ -133,8 +133,8 @@ async def _pull(store: Store, transport: Transport, parent: str, budget: int, re
             outcome = await store.receive(reply.frames, peer=parent)
             pulled += len(reply.frames)
             report.refused += sum(1 for r in outcome.results if r.status == "refused")
-            if all(r.status == "refused" for r in outcome.results):
-                break  # nothing usable: don't spin; the error is logged
+            if not any(r.status == "stored" for r in outcome.results):
+                break  # the page moved nothing forward (a fork, a gap): asking again would spin
         if not reply.more:
             break
     return pulled

@@ -53,7 +53,7 @@ class ErrandController(Controller):
             str | None, QueryParameter(name="scope", description="node the errand belongs to")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000)] = 0,
     ) -> ErrandPage:
         rows, total = await store.errands(
             stage=stage, holder=holder, matter=matter, scope=errand_scope, limit=limit, offset=offset

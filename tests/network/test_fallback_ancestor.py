@@ -27,8 +27,9 @@ async def test_village_goes_round_a_dark_township(network: NetworkFactory) -> No
     driver = SyncDriver(net.stores["T01V01"], net.transports["T01V01"], interval=0.05, fallbacks=[to_county])
     driver.start()
     try:
-        for _ in range(200):
-            if sorted(await net.stores["C"].digests()) == sorted(ids):
+        for _ in range(400):
+            exchanges = (await net.stores["T01V01"].status())["exchanges"]
+            if sorted(await net.stores["C"].digests()) == sorted(ids) and exchanges.get("C", {}).get("last_ok_at"):
                 break
             await asyncio.sleep(0.05)
     finally:
