@@ -32,18 +32,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     show.set_defaults(func=lambda a: run_show(Path(a.directory)))
 
 
-def run_add(path: Path, node: str, role: str, parent: str | None, name: str, key_record: str) -> int:
-    try:
-        record = msgspec.json.decode(key_record.encode(), type=KeyRecord)
-    except msgspec.DecodeError as exc:
-        print(f"error: --key-record is not a key record printed by `sanji keys init`: {exc}")
-        return 2
-    if record.node != node:
-        print(f"error: that key record belongs to {record.node}, not {node}")
-        return 2
+def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *key_records: str) -> int:
+    records = []
+    for key_record in key_records:
+        try:
+            record = msgspec.json.decode(key_record.encode(), type=KeyRecord)
+        except msgspec.DecodeError as exc:
+            print(f"error: --key-record is not a key record printed by `sanji keys init`: {exc}")
+            return 2
+        if record.node != node:
+            print(f"error: that key record belongs to {record.node}, not {node}")
+            return 2
+        records.append(record)
     entries = read_directory(path).nodes() if path.exists() else []
     entries = [e for e in entries if e.id != node]
-    entries.append(NodeEntry(id=node, role=role, parent=parent, name=name, keys=(record,)))
+    entries.append(NodeEntry(id=node, role=role, parent=parent, name=name, keys=tuple(records)))
     try:
         Directory(entries)
     except ValueError as exc:

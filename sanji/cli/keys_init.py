@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from protocol.signing import SigningKey
-from sanji.keys import write_key
+from sanji.keys import create_sealing_key, write_key
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,14 +18,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     init.add_argument("--node", required=True, help="node id, e.g. T01V02")
     init.add_argument("--out", required=True, help="where to write the private key (mode 600)")
     init.add_argument("--force", action="store_true", help="overwrite an existing key")
-    init.set_defaults(func=lambda args: run(args.node, Path(args.out), force=args.force))
+    init.add_argument(
+        "--sealing",
+        action="store_true",
+        help="also create the X25519 key that personal data is sealed to (node.enc.key beside it); "
+        "prints its record as a second line",
+    )
+    init.set_defaults(func=lambda args: run(args.node, Path(args.out), force=args.force, sealing=args.sealing))
 
 
-def run(node: str, out: Path, *, force: bool = False) -> int:
+def run(node: str, out: Path, *, force: bool = False, sealing: bool = False) -> int:
     if out.exists() and not force:
         print(f"error: {out} exists; a node keeps its key (use --force to replace it)")
         return 2
     key = SigningKey.generate()
     write_key(out, key)
     print(msgspec.json.encode(key.record(node)).decode())
+    if sealing:
+        try:
+            _, sealing_key = create_sealing_key(out, force=force)
+        except FileExistsError as exc:
+            print(f"error: {exc}")
+            return 2
+        print(msgspec.json.encode(sealing_key.record(node)).decode())
     return 0

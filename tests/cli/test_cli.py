@@ -63,3 +63,18 @@ def test_serve_with_a_bad_config_says_why(tmp_path: Path, capsys: pytest.Capture
 def test_demo_flags_parse() -> None:
     args = build_parser().parse_args(["demo", "--errands", "5", "--until-converged", "--json"])
     assert args.errands == 5 and args.until_converged and args.json
+
+
+def test_keys_init_with_sealing_prints_both_records_and_the_directory_keeps_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "directory.json"
+    assert keys_init.run("C", tmp_path / "C.key", sealing=True) == 0
+    signing, sealing = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(sealing)["algorithm"] == "x25519"
+    assert (tmp_path / "C.enc.key").exists() or any(
+        p.name.startswith("C") and "enc" in p.name for p in tmp_path.iterdir()
+    )
+    assert directory_cmd.run_add(directory, "C", "county", None, "", signing, sealing) == 0
+    entry = read_directory(directory).get("C")
+    assert {k.algorithm for k in entry.keys} == {"ed25519", "x25519"}
