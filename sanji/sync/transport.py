@@ -49,8 +49,13 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        # A link that died under an open request (modem re-dial, NAT rebinding) is noticed when no byte
+        # has moved for ``timeout`` seconds: each read and write has its own limit, not the whole
+        # request, so a slow but live 2G transfer is never cut.
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        )
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0
