@@ -74,8 +74,9 @@ class Cluster:
         proxies: bool = False,
         proxy_seed: int = 0,
     ) -> Cluster:
-        """Write every node's key and config. ``proxies``: each child's ``[parent] url`` goes through a
-        ``FaultProxy`` (seeded ``proxy_seed`` + the child's position) instead of straight to the parent."""
+        """Write every node's keys (signing and sealing) and config. ``proxies``: each child's ``[parent] url``
+        goes through a ``FaultProxy`` (seeded ``proxy_seed`` + the child's position) instead of straight to the
+        parent."""
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
@@ -99,6 +100,8 @@ class Cluster:
                     )
         for entry in layout.entries:
             node_dir = workdir / entry.id
+            # node.key (Ed25519, signs) and node.enc.key beside it (X25519, opens sealed applicant details);
+            # both public records are already in directory.json.
             write_key(node_dir / "node.key", layout.keys[entry.id])
             lines = [
                 "[node]",
