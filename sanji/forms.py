@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -13,33 +13,6 @@ Item = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Items = Annotated[list[Item], msgspec.Meta(max_length=100)]
 IsoDate = Annotated[str, msgspec.Meta(pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
 
-ACTION_KINDS = (
-    "submit",
-    "receive",
-    "accept",
-    "not_accept",
-    "return",
-    "request_supplement",
-    "materials_received",
-    "assign",
-    "subtask_done",
-    "extend",
-    "review",
-    "escalate",
-    "decide",
-    "terminate",
-    "withdraw",
-    "send_result",
-    "deliver",
-    "close",
-    "note",
-    "supply",
-    "rate",
-    "complain",
-    "callback",
-    "supervise",
-    "attach",
-)
 ActionKind = Literal[
     "submit",
     "receive",
@@ -67,6 +40,7 @@ ActionKind = Literal[
     "supervise",
     "attach",
 ]
+ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 
 
 class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
