@@ -52,7 +52,8 @@ class HttpTransport:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         # A link that died under an open request (modem re-dial, NAT rebinding) is noticed when no byte
         # has moved for ``timeout`` seconds: each read and write has its own limit, not the whole
-        # request, so a slow but live 2G transfer is never cut.
+        # request, and each request also gets time for its own body to cross a 16 kbit/s link.
+        self._timeout = timeout
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
         )
@@ -64,7 +65,11 @@ class HttpTransport:
         body = msgspec.msgpack.encode(request)
         self.requests += 1
         try:
-            response = await self._client.post(path, content=body, headers={"content-type": MSGPACK})
+            # The read timer starts once the body is in the socket buffer, while it may still be crossing a
+            # slow link: allow for the body at 2 KB/s (16 kbit/s) on top of the idle limit.
+            idle = self._timeout
+            wait = httpx.Timeout(idle + len(body) / 2000, connect=min(idle, 5.0))
+            response = await self._client.post(path, content=body, headers={"content-type": MSGPACK}, timeout=wait)
         except httpx.HTTPError as exc:
             raise TransportError(f"{path}: {type(exc).__name__}: {exc}") from None
         self.bytes_sent += len(body)
