@@ -26,7 +26,7 @@ import msgspec
 from protocol import limits
 from protocol.actions import Action
 from protocol.encoding import decode_actions, encode
-from protocol.errors import FrameError, FrameTooLarge, RouteError, SignatureError, UnsupportedFormat
+from protocol.errors import FrameError, FrameTooLarge, RevokedKey, RouteError, SignatureError, UnsupportedFormat
 from protocol.signing import SigningKey, verify
 from protocol.topology import Directory
 
@@ -181,6 +181,15 @@ def open_frame(frame: bytes, directory: Directory) -> Batch:
         raise SignatureError(f"batch claims origin {payload.origin} but is signed by {record.node}'s key")
     if record.revoked:
         raise SignatureError(f"key {key_id} of {record.node} is revoked")
+    limit = directory.retired_after(key_id, payload.origin, payload.scope)
+    if limit is not None and payload.seq > limit:
+        raise RevokedKey(
+            f"batch {payload.seq} of stream {payload.origin}->{payload.scope} is signed with key {key_id}, "
+            f"retired after batch {limit} of that stream",
+            origin=payload.origin,
+            scope=payload.scope,
+            seq=payload.seq,
+        )
     if payload.seq < 1 or len(payload.prev) != 32:
         raise FrameError("batch number or previous-hash field out of range")
     try:

@@ -5,6 +5,7 @@
     │   ├── FrameTooLarge
     │   └── UnsupportedFormat
     ├── SignatureError         unknown key, wrong key, bad signature (never retry)
+    │   └── RevokedKey         signed by a key retired before that point (quarantined)
     ├── ChainError             the batch does not follow its predecessor
     │   ├── ChainGap           a predecessor is missing (retry after sending it)
     │   └── ChainFork          same number, different content (never retry)
@@ -53,6 +54,20 @@ class UnsupportedFormat(FrameError):
 class SignatureError(SanjiError):
     code = "bad_signature"
     default_hint = "The batch was altered or signed by a key this node does not trust; it was not applied."
+
+
+class RevokedKey(SignatureError):
+    """Signed with a key retired (revoked or rotated away) before this batch's position in its stream."""
+
+    code = "revoked_key"
+    default_hint = (
+        "The batch is signed with a key that was revoked or replaced before it; it was quarantined, not applied. "
+        "If the node is genuine, re-enroll it or let it finish its key rotation, then it signs anew."
+    )
+
+    def __init__(self, message: str, *, origin: str = "", scope: str = "", seq: int = 0) -> None:
+        super().__init__(message)
+        self.origin, self.scope, self.seq = origin, scope, seq
 
 
 class ChainError(SanjiError):

@@ -8,7 +8,7 @@ errand, and every action on it goes to the whole path and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -39,7 +39,15 @@ class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
 class Directory:
     """Read-only view of the tree plus the keys each node signs with."""
 
-    def __init__(self, nodes: Iterable[NodeEntry]) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[NodeEntry],
+        *,
+        revoked_after: Mapping[str, Mapping[tuple[str, str], int]] | None = None,
+    ) -> None:
+        # key_id -> {(origin, scope): last seq the key may sign}: keys retired by rotation or
+        # revocation (protocol.trust); a stream not named allows nothing more from that key.
+        self._revoked_after = {k: dict(v) for k, v in (revoked_after or {}).items()}
         self._nodes: dict[str, NodeEntry] = {}
         for node in nodes:
             if node.role not in ROLES:
@@ -85,9 +93,26 @@ class Directory:
     def key(self, key_id: str) -> KeyRecord | None:
         return self._keys.get(key_id)
 
+    def retired_after(self, key_id: str, origin: str, scope: str) -> int | None:
+        """The last seq of stream (origin, scope) ``key_id`` may sign, or None if the key is not retired."""
+        points = self._revoked_after.get(key_id)
+        if points is None:
+            return None
+        return points.get((origin, scope), 0)
+
+    def is_retired(self, key_id: str) -> bool:
+        return key_id in self._revoked_after
+
+    def revoked_after(self) -> dict[str, dict[tuple[str, str], int]]:
+        return {k: dict(v) for k, v in self._revoked_after.items()}
+
     def sealing_key(self, node_id: str) -> KeyRecord | None:
         """The key personal data for ``node_id`` is sealed to: its last listed, unrevoked x25519 record."""
-        current = [k for k in self.get(node_id).keys if k.algorithm == X25519 and not k.revoked]
+        current = [
+            k
+            for k in self.get(node_id).keys
+            if k.algorithm == X25519 and not k.revoked and k.key_id not in self._revoked_after
+        ]
         return current[-1] if current else None
 
     def path(self, scope: str) -> tuple[str, ...]:
