@@ -46,11 +46,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from sanji.cli.serve import KEEP_ALIVE_S
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster
 from sanji.demo.staff import Desk, Tally, register_errands
 from sanji.faultproxy import FaultProxy
-from sanji.sync.transport import HttpTransport
+from sanji.sync.transport import POOL_KEEPALIVE_S, HttpTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "links.json"
@@ -69,7 +70,7 @@ BASELINE_VILLAGE, REFUSED_VILLAGE, RESUME_VILLAGE, LOST_VILLAGE = VILLAGES
 @dataclass(frozen=True)
 class Plan:
     trials: int
-    outage_s: tuple[float, float]  # blackhole: spans a whole 30 s request timeout plus a backoff
+    outage_s: tuple[float, float]  # blackhole: spans the 10 s idle timeout, its retry and a backoff
     refused_outage_s: tuple[float, float]
     backlog: int
     drop_rounds: int  # each round: three villages at once, each its own slow, cutting link
@@ -618,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
                 "max_backoff_s": MAX_BACKOFF,
                 "budget_bytes": {"village": VILLAGE_BUDGET, "town": TOWN_BUDGET},
                 "http_timeout_s": HTTP_TIMEOUT,
+                "client_pool_keepalive_s": POOL_KEEPALIVE_S,
+                "server_keep_alive_s": KEEP_ALIVE_S,
             },
             "slow_link": {"bytes_per_s_each_way": KBIT_64, "one_way_latency_ms": SLOW["latency_ms"]},
             "plan": plan.__dict__,

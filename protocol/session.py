@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from protocol.signing import KeyRecord
 from protocol.stream import StreamKey
 
 DEFAULT_BUDGET_BYTES = 64 * 1024  # per request: a drop mid-transfer redoes at most this much
@@ -41,10 +42,27 @@ class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     quarantined: int = 0
 
 
+class RotateKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """A child's new public keys (protocol.trust rotation), inside a request signed with its current key."""
+
+    keys: tuple[KeyRecord, ...]
+    points: tuple[tuple[str, str, int], ...]  # the child's own stream positions: its old key signs nothing later
+    possession: bytes = b""  # the new signing key's signature over keys and points
+
+    def signed_part(self) -> bytes:
+        return msgspec.msgpack.encode(msgspec.structs.replace(self, possession=b""))
+
+
 class CursorsRequest(msgspec.Struct, frozen=True, kw_only=True):
     sender: str
     catalogue_version: int = 0
     reports: tuple[NodeReport, ...] = ()  # the sender's own and the latest of each node below it
+    instance: str = ""  # the sender's database instance (a certificate may bind the node to it)
+    lease: str = ""  # the token the parent handed out in the last exchange (a stale one: restored or cloned)
+    trust: tuple[bytes, ...] = ()  # certificates and revocations about the sender's subtree, going up
+    trust_cursor: int = 0  # the last of the parent's trust documents the sender has seen ...
+    trust_epoch: str = ""  # ... counted in this parent database
+    rotate: RotateKeys | None = None
 
 
 class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +71,20 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     cursors: tuple[Cursor, ...]
     catalogue: bytes = b""  # the signed catalogue, when the sender holds an older version
     clock_offset_ms: int = 0  # the parent's own clock offset to the county's clock
+    lease: str = ""
+    trust: tuple[bytes, ...] = ()  # roots, certificates and revocations the sender lacks
+    trust_cursor: int = 0
+    trust_epoch: str = ""
+    trust_taken: tuple[str, ...] = ()  # ids of the documents from the request the parent now holds
+    rotated: bytes = b""  # the sender's new certificate, when it asked to rotate
+
+
+SYNC_SIGNATURE_CONTEXT = b"sanji sync request v1\x00"
+
+
+def request_signing_bytes(path: str, body: bytes) -> bytes:
+    """What a child signs for every sync request: the endpoint and the body (headers X-Sanji-*)."""
+    return SYNC_SIGNATURE_CONTEXT + path.encode() + b"\x00" + body
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,11 +14,12 @@ from protocol.topology import ROLES
 class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str
     role: str
+    name: str = ""  # display name put in the node's certificate when it enrolls, e.g. 河口乡便民服务中心
     host: str = "127.0.0.1"
     port: int = 8100
     db: str = ""
     key_file: str
-    directory: str
+    directory: str = ""  # hand-configured tree (directory.json); optional once the node holds certificates
     data_dir: str = "var"
     catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one
     calendar_overrides: str = ""  # county-published working-day overrides for years the library lacks
@@ -57,11 +58,23 @@ class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     secure_cookies: bool = False  # set true when the node is served over HTTPS
 
 
+class TrustSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Certificates (``protocol.trust``): the root, enrollment, rotation and revocation.
+
+    A node holding a root of trust (``sanji trust init-root`` at the county, ``sanji enroll join``
+    elsewhere) places and verifies certified nodes by their certificates. ``required = true``
+    ignores directory.json altogether: nothing but a certificate vouches for a node or a key.
+    """
+
+    required: bool = False
+
+
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     node: NodeSection
     parent: ParentSection | None = None
     sync: SyncSection = SyncSection()
     auth: AuthSection = AuthSection()
+    trust: TrustSection = TrustSection()
     base_dir: str = "."
 
     @property

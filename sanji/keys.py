@@ -51,6 +51,10 @@ class NodeKey(SigningKey):
             SealingKey.from_private_bytes(sealing) if sealing is not None else None,
         )
 
+    def with_sealing(self, sealing: SealingKey | None) -> NodeKey:
+        """This signing key carrying ``sealing`` (a rotated signing key keeps the node's sealing key)."""
+        return NodeKey(self._private, sealing)
+
     def records(self, node: str) -> tuple[KeyRecord, ...]:
         """The public records for ``node``'s directory entry: signing key first, then the sealing key."""
         if self.sealing is None:

@@ -28,6 +28,7 @@ from sanji.service import ErrandService
 from sanji.store import Database, Store, open_database
 from sanji.store import schema as t
 from sanji.sync.driver import SessionReport, sync_once
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport, TransportError
 
@@ -150,6 +151,15 @@ class Network:
 
     def service(self, node: str) -> ErrandService:
         return ErrandService(self.stores[node])
+
+    def signed(self, node: str, *, to: str | None = None) -> LocalTransport:
+        """A link from ``node`` to ``to`` (default: its parent) whose requests ``node`` signs, as a driver's are."""
+        parent = to or self.directory.parent(node)
+        assert parent is not None
+        link = LocalTransport(self.servers[parent])
+        if node in self.stores:  # a node of another county has nothing to sign with: sent unsigned
+            link.signer = RequestSigner(node, self.stores[node])
+        return link
 
     def depth(self, node: str) -> int:
         return len(self.directory.path(node))

@@ -7,19 +7,21 @@ from contextlib import asynccontextmanager
 
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
-from sanji.keys import read_directory, read_key
+from sanji.keys import read_key
+from sanji.node_directory import directory_entries, node_directory
 from sanji.store import Store, open_database
+from sanji.store.trustbook import TrustBook
 from sanji.workcalendar import load_calendar
 
 
 @asynccontextmanager
 async def node_store(settings: NodeSettings) -> AsyncIterator[tuple[Store, NodeContext]]:
-    directory = read_directory(settings.path(settings.node.directory))
     key = read_key(settings.path(settings.node.key_file))
     db = await open_database(settings.db_url)
     try:
-        store = Store(db, node_id=settings.node.id, key=key, directory=directory)
+        store = Store(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
         await store.start()
+        await TrustBook(store, base=directory_entries(settings), required=settings.trust.required).load()
         overrides = settings.path(settings.node.calendar_overrides) if settings.node.calendar_overrides else None
         context = NodeContext(store, load_calendar(overrides))
         await context.load()

@@ -43,6 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--county-db", help="PostgreSQL URL for the county hub instead of SQLite")
     p.add_argument("--serve", action="store_true", help="keep the nodes running afterwards (Ctrl-C stops)")
+    p.add_argument(
+        "--directory",
+        action="store_true",
+        help="hand every node a directory.json instead of enrolling it with a token and a certificate",
+    )
     p.set_defaults(func=lambda args: run(args))
 
 
@@ -59,9 +64,11 @@ async def _run(args: argparse.Namespace) -> int:
         villages_per_town=args.villages,
         interval=args.interval,
         county_db=args.county_db,
+        enroll=not args.directory,
     )
     if not args.json:
-        console.print(f"[bold]三级联办 Sanji demo[/] — starting {len(cluster.nodes)} nodes in {cluster.workdir}")
+        how = "each joining with a one-time token" if cluster.enroll else "from a shared directory.json"
+        console.print(f"[bold]三级联办 Sanji demo[/] — starting {len(cluster.nodes)} nodes in {cluster.workdir}, {how}")
     try:
         await asyncio.to_thread(cluster.start)
         desks = [Desk(n.id, n.role, NodeClient(n.url)) for n in cluster.nodes.values()]

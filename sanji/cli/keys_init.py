@@ -25,6 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "prints its record as a second line",
     )
     init.set_defaults(func=lambda args: run(args.node, Path(args.out), force=args.force, sealing=args.sealing))
+    rotate = inner.add_parser(
+        "rotate",
+        help="make a new signing key; the running node has its parent certify it in its next exchange "
+        "and switches to it (the old key signs nothing after that point)",
+    )
+    rotate.add_argument("--config", required=True, help="the node's TOML config")
+    rotate.set_defaults(func=lambda args: run_rotate(args.config))
 
 
 def run(node: str, out: Path, *, force: bool = False, sealing: bool = False) -> int:
@@ -41,4 +48,23 @@ def run(node: str, out: Path, *, force: bool = False, sealing: bool = False) -> 
             print(f"error: {exc}")
             return 2
         print(msgspec.json.encode(sealing_key.record(node)).decode())
+    return 0
+
+
+def run_rotate(config: str) -> int:
+    from sanji.config import ConfigError, load_settings
+    from sanji.sync.trust_step import next_key_path
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        print(f"error: {exc}")
+        return 2
+    path = next_key_path(settings.path(settings.node.key_file))
+    if path.exists():
+        print(f"a rotation is already waiting for the parent: {path}")
+        return 0
+    key = SigningKey.generate()
+    write_key(path, key)
+    print(f"new signing key {key.key_id} written to {path}; the node switches to it in its next exchange")
     return 0

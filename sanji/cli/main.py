@@ -7,7 +7,17 @@ import sys
 from collections.abc import Sequence
 
 from sanji import __version__
-from sanji.cli import accounts_cmd, audit_cmd, carry_cmd, catalogue_cmd, demo, directory_cmd, keys_init, serve
+from sanji.cli import (
+    accounts_cmd,
+    audit_cmd,
+    carry_cmd,
+    catalogue_cmd,
+    demo,
+    directory_cmd,
+    keys_init,
+    serve,
+    trust_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
+    trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser
 

@@ -11,6 +11,7 @@ import uvicorn
 from sanji.config import ConfigError, load_settings
 
 APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
+KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
 
 
 def add_parser(sub: argparse._SubParsersAction, role: str) -> None:  # type: ignore[type-arg]
@@ -40,7 +41,24 @@ def run(role: str, config: str, *, db: str | None = None, log_level: str = "info
             log_level=log_level,
             access_log=False,
             timeout_graceful_shutdown=5,
+            # Longer than a child's pool keeps an idle connection (sanji.sync.transport.POOL_KEEPALIVE_S), so
+            # the child always closes first; and long enough that a 64 kbit/s link reuses its connection from
+            # one page of a sync to the next instead of paying a handshake (uvicorn's default is 5 s).
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
+    follow_level(log_level)
     server.run()
     return 0
+
+
+def follow_level(log_level: str) -> None:
+    """Hold every logger to the chosen level, and httpx's line per request to debugging only.
+
+    Called once the app exists: building the Litestar app sets the root logger to INFO.
+    """
+    root = logging.getLogger()
+    root.setLevel(log_level.upper())
+    chatty = root.level if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(chatty)

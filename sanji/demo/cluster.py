@@ -13,7 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +62,9 @@ class Cluster:
     county_db: str | None = None
     proxies: dict[str, FaultProxy] = field(default_factory=dict)  # child id -> the link to its parent
     proxy_thread: ProxyThread | None = field(default=None, repr=False)
+    enroll: bool = False  # every node joins by token and holds a certificate; no directory.json
+    enrolled: set[str] = field(default_factory=set)
+    _issuing: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock), repr=False)
 
     @classmethod
     def prepare(
@@ -73,16 +79,20 @@ class Cluster:
         budget_bytes: int | None = None,
         proxies: bool = False,
         proxy_seed: int = 0,
+        enroll: bool = False,
     ) -> Cluster:
         """Write every node's keys (signing and sealing) and config. ``proxies``: each child's ``[parent] url``
         goes through a ``FaultProxy`` (seeded ``proxy_seed`` + the child's position) instead of straight to the
-        parent."""
+        parent. ``enroll``: no directory.json at all — the county makes a root of trust and every other node
+        joins with a one-time token from its parent as it is first started (``sanji enroll``), exactly as an
+        operator would; children then make their own keys."""
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
         layout = county_layout(towns, villages_per_town)
-        write_directory(workdir / "directory.json", layout.entries)
-        cluster = cls(workdir=workdir, layout=layout, county_db=county_db)
+        if not enroll:
+            write_directory(workdir / "directory.json", layout.entries)
+        cluster = cls(workdir=workdir, layout=layout, county_db=county_db, enroll=enroll)
         ports: dict[str, int] = {}
         for entry in layout.entries:
             ports[entry.id] = _unused_port(set(ports.values()))
@@ -102,17 +112,23 @@ class Cluster:
             node_dir = workdir / entry.id
             # node.key (Ed25519, signs) and node.enc.key beside it (X25519, opens sealed applicant details);
             # both public records are already in directory.json.
-            write_key(node_dir / "node.key", layout.keys[entry.id])
+            if not enroll or entry.parent is None:
+                write_key(node_dir / "node.key", layout.keys[entry.id])
+            else:
+                node_dir.mkdir(parents=True, exist_ok=True)  # `sanji enroll join` makes the keys
             lines = [
                 "[node]",
                 f'id = "{entry.id}"',
                 f'role = "{entry.role}"',
+                f'name = "{entry.name}"' if enroll else "",
                 'host = "127.0.0.1"',
                 f"port = {ports[entry.id]}",
                 'key_file = "node.key"',
-                'directory = "../directory.json"',
+                "" if enroll else 'directory = "../directory.json"',
                 'data_dir = "."',
+                f'db = "{county_db}"' if county_db and entry.parent is None else "",
             ]
+            lines = [line for line in lines if line]
             if entry.parent:
                 url = (
                     cluster.proxies[entry.id].url
@@ -123,6 +139,8 @@ class Cluster:
             lines += ["", "[sync]", f"interval = {interval}", f"max_backoff = {max_backoff}"]
             if budget_bytes:
                 lines.append(f"budget_bytes = {budget_bytes}")
+            if enroll:
+                lines += ["", "[trust]", "required = true"]
             lines.append("")
             config = node_dir / "node.toml"
             config.write_text("\n".join(lines), encoding="utf-8")
@@ -131,24 +149,84 @@ class Cluster:
             )
         return cluster
 
+    def _cli(self, *args: str) -> str:
+        cmd = [sys.executable, "-m", "sanji.cli.main", *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ})
+        if done.returncode != 0:
+            raise RuntimeError(f"`sanji {' '.join(args)}` failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def _enroll(self, node: NodeProcess) -> None:
+        """What an operator types for ``node`` before its first start: the county's root, or a parent's token."""
+        if node.id in self.enrolled:
+            return
+        entry = self.layout.directory.get(node.id)
+        trust_dir = self.workdir / "root-of-trust"
+        if entry.parent is None:
+            self._cli("trust", "init-root", "--county", node.id, "--out", str(trust_dir))
+            keys = ["--root-key", str(trust_dir / "root-1.key"), "--root-key", str(trust_dir / "root-2.key")]
+            self._cli(
+                "trust", "certify-hub", "--config", str(node.config), "--root", str(trust_dir / "root.sjt"), *keys
+            )
+        else:
+            parent = self.nodes[entry.parent]
+            if parent.proc is None or parent.proc.poll() is not None:
+                self.start(parent.id)
+            with self._issuing[entry.parent]:  # one writer at a time on the parent's database
+                out = self._cli(
+                    "enroll",
+                    "issue",
+                    "--config",
+                    str(parent.config),
+                    "--node",
+                    node.id,
+                    "--role",
+                    node.role,
+                    "--name",
+                    entry.name,
+                    "--qr",
+                    str(node.config.parent / "enroll-token.png"),
+                    "--by",
+                    "demo",
+                )
+            token = next(line for line in out.splitlines() if line.startswith("SJE1-"))
+            (node.config.parent / "enroll-token.txt").write_text(token + "\n", encoding="utf-8")
+            self._cli("enroll", "join", "--config", str(node.config), "--token", token)
+        self.enrolled.add(node.id)
+
     def start(self, node_id: str | None = None, *, wait: bool = True) -> None:
         targets = [self.nodes[node_id]] if node_id else list(self.nodes.values())
         self.start_proxies()
+        if self.enroll:
+            # Parents first, one level at a time: a child joins by redeeming a token at its running parent.
+            depth = {n.id: len(self.layout.directory.path(n.id)) for n in targets}
+            for level in sorted(set(depth.values())):
+                here = [n for n in targets if depth[n.id] == level]
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    list(pool.map(self._enroll, here))
+                for node in here:
+                    self._spawn(node)
+                for node in here:
+                    self.wait_ready(node.id)
+            return
         for node in targets:
-            if node.proc is not None and node.proc.poll() is None:
-                continue
-            cmd = [sys.executable, "-m", "sanji.cli.main", node.role, "serve", "--config", str(node.config)]
-            cmd += ["--log-level", "warning"]
-            if node.role == "county" and self.county_db:
-                cmd += ["--db", self.county_db]
-            log = node.log.open("ab")
-            node.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
-            )
-            log.close()
+            self._spawn(node)
         if wait:
             for node in targets:
                 self.wait_ready(node.id)
+
+    def _spawn(self, node: NodeProcess) -> None:
+        if node.proc is not None and node.proc.poll() is None:
+            return
+        cmd = [sys.executable, "-m", "sanji.cli.main", node.role, "serve", "--config", str(node.config)]
+        cmd += ["--log-level", "warning"]
+        if node.role == "county" and self.county_db:
+            cmd += ["--db", self.county_db]
+        log = node.log.open("ab")
+        node.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+        )
+        log.close()
 
     def wait_ready(self, node_id: str, timeout: float = 30.0) -> None:
         node = self.nodes[node_id]

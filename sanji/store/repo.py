@@ -31,7 +31,7 @@ from protocol.actions import Action, Register
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame, seal
 from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, judge, project
-from protocol.errors import ActionRefused, ChainFork, FrameError, RouteError, SanjiError
+from protocol.errors import ActionRefused, ChainFork, FrameError, RevokedKey, RouteError, SanjiError
 from protocol.hlc import HybridClock
 from protocol.sealing import ApplicantView, SealingKey, applicant_view
 from protocol.session import FrameResult, NodeReport, take_within_budget
@@ -46,6 +46,21 @@ INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
 MAX_BLOB_BYTES = 32 * 1024 * 1024  # one scan or photo
 FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+
+
+async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
+    """This database's random identity, made once when it is first opened (certificates bind to it)."""
+    if "instance_id" not in meta:
+        meta["instance_id"] = uuid.uuid4().hex
+        await conn.execute(insert(t.meta).values(key="instance_id", value=meta["instance_id"]))
+    return meta["instance_id"]
+
+
+async def database_instance(db: Database) -> str:
+    """The instance id of ``db`` (made now if the database is new), without opening a Store."""
+    async with db.write_lock, db.writer.begin() as conn:
+        rows = dict((await conn.execute(select(t.meta.c.key, t.meta.c.value))).all())
+        return await _instance_id(conn, rows)
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,24 @@ class Store:
         # A child must not number new batches until its parent confirmed where its streams stand
         # (a node restored from a backup would otherwise reuse sequence numbers). The root is its own judge.
         self.positions_confirmed = directory.parent(node_id) is None
+        # While a key rotation is in flight nothing is signed: the old key's retirement point is
+        # this node's stream positions when it asked, so no batch may fall between the two keys.
+        self.sealing_paused = False
+
+    def use_directory(self, directory: Directory) -> None:
+        """Verify with ``directory`` from now on (new certificates, rotated or revoked keys)."""
+        if self.node_id not in directory:
+            raise ValueError(f"node {self.node_id} is not in the new directory")
+        self.directory = directory
+        self._subtree = frozenset(directory.subtree(self.node_id))
+
+    def use_key(self, key: SigningKey) -> None:
+        """Sign with ``key`` from now on (a completed rotation)."""
+        sealing = self.sealing_key
+        self.key = key
+        if isinstance(key, NodeKey) and key.sealing is not None:
+            sealing = key.sealing
+        self.sealing_key = sealing
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -101,10 +134,7 @@ class Store:
                 # Confirmed once, kept across restarts: a restarted township cut off from the county
                 # keeps serving its villages (every node works alone).
                 self.positions_confirmed = True
-            if "instance_id" not in rows:
-                rows["instance_id"] = uuid.uuid4().hex
-                await conn.execute(insert(t.meta).values(key="instance_id", value=rows["instance_id"]))
-            self.instance_id = rows["instance_id"]
+            self.instance_id = await _instance_id(conn, rows)
             last = await conn.scalar(select(func.max(t.actions.c.at)))
             self.clock = HybridClock(int(last or 0))
 
@@ -115,6 +145,10 @@ class Store:
     def _changed(self) -> None:
         for listener in self._listeners:
             listener()
+
+    def transaction(self) -> Any:
+        """A write transaction (the same single-writer discipline), for books kept beside the store."""
+        return self._write()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -144,6 +178,8 @@ class Store:
     async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS) -> int:
         """Turn unsent local actions into signed batches, one stream per scope. Returns batches made."""
         made = 0
+        if self.sealing_paused:
+            return 0
         async with self._write() as conn:
             rows = (
                 await conn.execute(
@@ -371,6 +407,20 @@ class Store:
                 batch = open_frame(frame, self.directory)
                 if self.node_id not in batch.payload.audience and batch.origin != self.node_id:
                     raise RouteError(f"stream {batch.origin}->{batch.scope} is not addressed to {self.node_id}")
+            except RevokedKey as exc:
+                # Quarantined, not dropped: the frame is evidence of a stolen or retired key in use.
+                await self._quarantine_revoked(frame, exc, peer)
+                results.append(
+                    FrameResult(
+                        origin=exc.origin,
+                        scope=exc.scope,
+                        seq=exc.seq,
+                        status="refused",
+                        error=exc.code,
+                        message=exc.message,
+                    )
+                )
+                continue
             except SanjiError as exc:
                 await self._log_event("refused", peer, {"error": exc.code, "message": exc.message, "size": len(frame)})
                 results.append(FrameResult(status="refused", error=exc.code, message=exc.message))
@@ -382,6 +432,29 @@ class Store:
         if applied_batches:
             self._changed()
         return ReceiveOutcome(results, applied_batches, applied_actions)
+
+    async def _quarantine_revoked(self, frame: bytes, exc: RevokedKey, peer: str) -> None:
+        digest = frame_hash(frame)
+        async with self._write() as conn:
+            seen = await conn.scalar(
+                select(func.count()).select_from(t.quarantine).where(t.quarantine.c.hash == digest)
+            )
+            if not seen:
+                await conn.execute(
+                    insert(t.quarantine).values(
+                        origin=exc.origin,
+                        scope=exc.scope,
+                        seq=exc.seq,
+                        hash=digest,
+                        frame=frame,
+                        reason=exc.message,
+                        peer=peer,
+                        at=time.time(),
+                    )
+                )
+                await self._log_event(
+                    "revoked_key", peer, {"stream": f"{exc.origin}->{exc.scope}", "seq": exc.seq}, conn=conn
+                )
 
     async def _receive_one(self, batch: Batch, peer: str) -> tuple[FrameResult, int, int]:
         key = StreamKey(batch.origin, batch.scope)
@@ -645,6 +718,12 @@ class Store:
             else:
                 await conn.execute(update(t.exchanges).where(t.exchanges.c.peer == peer).values(**values))
 
+    async def log_event(
+        self, kind: str, peer: str, detail: dict[str, Any], *, conn: AsyncConnection | None = None
+    ) -> None:
+        """Write an entry to the node's event log (sync faults, security events), in ``conn``'s transaction if given."""
+        await self._log_event(kind, peer, detail, conn=conn)
+
     async def _log_event(
         self, kind: str, peer: str, detail: dict[str, Any], *, conn: AsyncConnection | None = None
     ) -> None:
@@ -722,7 +801,8 @@ class Store:
             bodies = (await conn.execute(select(t.node_reports.c.body).order_by(t.node_reports.c.node))).scalars()
             return [msgspec.json.decode(b, type=NodeReport) for b in bodies]
 
-    async def own_report(self, *, catalogue_version: int, clock_offset_ms: int) -> NodeReport:
+    async def own_report(self, *, catalogue_version: int, clock_offset_ms: int, day: str) -> NodeReport:
+        """``day``: the business day (ISO date, China Standard Time) whose traffic the report counts."""
         status = await self.status()
         parent = status["parent"]
         exchange = status["exchanges"].get(parent, {}) if parent else {}
@@ -734,7 +814,7 @@ class Store:
             queue_length=status["queue_length"],
             oldest_unacked_s=status["oldest_unacked_s"],
             last_error=str(exchange.get("last_error") or ""),
-            bytes_sent_today=int(exchange.get("bytes_sent") or 0),
+            bytes_sent_today=sum((await self.traffic(day)).values()),
             clock_offset_ms=clock_offset_ms,
             open_errands=open_errands,
             quarantined=status["quarantined_batches"],

@@ -297,3 +297,57 @@ audit_events = Table(
     Index(None, "actor"),
     Index(None, "event"),
 )
+
+# -- trust: certificates, roots, revocations (protocol.trust) and enrollment tokens ------------
+
+trust_docs = Table(
+    "trust_docs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # order of arrival here: children's cursor
+    Column("id", String(32), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),  # the node a certificate or revocation is about
+    Column("raw", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("peer", String(64), nullable=False, server_default=""),
+)
+
+trust_peers = Table(
+    "trust_peers",
+    metadata,
+    Column("peer", String(64), primary_key=True),
+    Column("epoch", String(64), nullable=False),  # the peer's database instance the cursor counts in
+    Column("cursor", Integer, nullable=False),  # the peer's last trust_docs.seq this node has seen
+    Column("lease", String(64), nullable=False, server_default=""),  # the exchange token it last handed us
+)
+
+trust_sent = Table(
+    "trust_sent",
+    metadata,
+    Column("peer", String(64), primary_key=True),
+    Column("id", String(32), primary_key=True),
+)
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("secret", LargeBinary, nullable=False),  # checks the request's HMAC; useless once used or expired
+    Column("node", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("issued_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("issued_by", String(64), nullable=False, server_default=""),
+    Column("used_at", Float, nullable=True),
+    Column("serial", String(32), nullable=False, server_default=""),
+)
+
+child_leases = Table(
+    "child_leases",
+    metadata,
+    Column("child", String(64), primary_key=True),
+    Column("lease", String(64), nullable=False),
+    Column("instance", String(64), nullable=False, server_default=""),
+    Column("at", Float, nullable=False),
+)

@@ -1,8 +1,9 @@
 """The child's side: push what the parent lacks, then pull what is ours, again and again.
 
-Runs on a jittered timer, at once after a local change, and with jittered
-exponential backoff while the parent cannot be reached. A session is resumable
-at any batch: after a drop the next one starts from the parent's cursors.
+Runs on a jittered timer, at once after a local change while the link is healthy,
+and with jittered exponential backoff while the parent refuses or cannot be
+reached (a timeout, itself a long wait, does not lengthen it). A session is
+resumable at any batch: after a drop the next one starts from the parent's cursors.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime
 
+from protocol.deadlines import business_today
 from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import (
@@ -32,9 +34,12 @@ from protocol.session import (
 from protocol.stream import StreamKey
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
+from sanji.sync.trust_step import ChildTrust
 
 log = logging.getLogger("sanji.sync")
+SYNC_TRAFFIC = "sync"  # the traffic kind of cursors, push and pull request bodies ("blob": attachments)
 
 
 @dataclass
@@ -53,20 +58,65 @@ class SessionReport:
 
 
 async def sync_once(
-    store: Store, transport: Transport, *, budget: int = DEFAULT_BUDGET_BYTES, context: NodeContext | None = None
+    store: Store,
+    transport: Transport,
+    *,
+    budget: int = DEFAULT_BUDGET_BYTES,
+    context: NodeContext | None = None,
+    trust: ChildTrust | None = None,
 ) -> SessionReport:
     """One full exchange with the parent (or the ancestor ``transport`` reaches). Raises SanjiError on failure."""
     if store.directory.parent(store.node_id) is None:
         return SessionReport()
+    if getattr(transport, "signer", None) is None:
+        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
+    day = _today(context)
+    try:
+        parent = await _exchange(store, transport, budget, context, report, day, trust)
+    finally:
+        # Counted even when the exchange broke off: what went before the break crossed the link.
+        if transport.bytes_sent > sent0:
+            await _quietly(store.add_traffic(SYNC_TRAFFIC, transport.bytes_sent - sent0, day=day))
+    # Attachments last: every batch (results down, escalations up) has gone before them.
+    await _attachments(store, transport, parent, report, context)
+    report.bytes_sent = transport.bytes_sent - sent0
+    report.bytes_received = transport.bytes_received - recv0
+    return report
+
+
+def _today(context: NodeContext | None) -> str:
+    """The business day traffic is counted against: China Standard Time, on the county's clock when known."""
+    return (context.today() if context is not None else business_today(datetime.now(UTC))).isoformat()
+
+
+async def _exchange(
+    store: Store,
+    transport: Transport,
+    budget: int,
+    context: NodeContext | None,
+    report: SessionReport,
+    day: str,
+    trust: ChildTrust | None,
+) -> str:
+    """Cursors, push and pull; returns the node that answered."""
     reports: tuple[NodeReport, ...] = ()
     version = 0
     if context is not None:
         version = context.catalogue_version
-        own = await store.own_report(catalogue_version=version, clock_offset_ms=context.clock_offset_ms)
+        own = await store.own_report(catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=day)
         reports = (own, *await store.reports())
-    reply = await transport.cursors(CursorsRequest(sender=store.node_id, catalogue_version=version, reports=reports))
+    request = CursorsRequest(
+        sender=store.node_id, catalogue_version=version, reports=reports, instance=store.instance_id
+    )
+    if trust is not None:
+        request = await trust.extend(request, transport)
+    try:
+        reply = await transport.cursors(request)
+    except BaseException:
+        store.sealing_paused = False  # a rotation asked for and not answered: the old key signs on, retried later
+        raise
     report.requests += 1
     parent = reply.node  # the parent, or the ancestor a fallback link reached
     if parent not in store.directory.path(store.node_id) or parent == store.node_id:
@@ -81,6 +131,8 @@ async def sync_once(
                 await context.offer(reply.catalogue)
             except SanjiError as exc:
                 log.warning("the parent's catalogue was refused: %s", exc.message)
+    if trust is not None:
+        await trust.absorb(request, reply, transport)  # before sealing: a rotated key signs what follows
     parent_has = cursor_map(reply.cursors)
     await store.record_peer_cursors(parent, parent_has)
     behind = await store.own_streams_behind(parent_has)
@@ -113,11 +165,7 @@ async def sync_once(
         if not more or not progressed:
             break
     report.pulled += await _pull(store, transport, parent, budget, report)
-    # Attachments last: every batch (results down, escalations up) has gone before them.
-    await _attachments(store, transport, parent, report, context)
-    report.bytes_sent = transport.bytes_sent - sent0
-    report.bytes_received = transport.bytes_received - recv0
-    return report
+    return parent
 
 
 async def _pull(store: Store, transport: Transport, parent: str, budget: int, report: SessionReport) -> int:
@@ -149,7 +197,7 @@ async def _attachments(
     left waits (and is shown as deferred) until tomorrow or a better link.
     """
     limit = context.daily_blob_budget if context is not None else 0
-    day = (context.today() if context is not None else date.today()).isoformat()
+    day = _today(context)
     spent = (await store.traffic(day)).get("blob", 0)
 
     def allowed() -> bool:
@@ -203,8 +251,10 @@ class SyncDriver:
         budget: int = DEFAULT_BUDGET_BYTES,
         context: NodeContext | None = None,
         fallbacks: Sequence[Transport] = (),
+        trust: ChildTrust | None = None,
     ) -> None:
         self.store = store
+        self.trust = trust
         self.transport = transport
         self.fallbacks = list(fallbacks)
         self.interval = interval
@@ -213,7 +263,8 @@ class SyncDriver:
         self.context = context
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.failures = 0
+        self.failures = 0  # sessions failed in a row, whatever the cause
+        self.backoff_steps = 0  # of those, the ones that lengthen the wait: not timeouts
         self.last_error = ""
         self.sessions = 0
         store.on_change(self.poke)
@@ -238,8 +289,8 @@ class SyncDriver:
             await fallback.close()
 
     def _delay(self) -> float:
-        if self.failures:
-            base = min(self.max_backoff, self.interval * (2 ** min(self.failures, 10)))
+        if self.backoff_steps:
+            base = min(self.max_backoff, self.interval * (2 ** min(self.backoff_steps, 10)))
         else:
             base = self.interval
         return float(base * random.uniform(0.5, 1.0))
@@ -247,7 +298,9 @@ class SyncDriver:
     async def _session(self) -> SessionReport:
         """Sync with the parent; while it cannot be reached, with the first fallback ancestor that can."""
         try:
-            return await sync_once(self.store, self.transport, budget=self.budget, context=self.context)
+            return await sync_once(
+                self.store, self.transport, budget=self.budget, context=self.context, trust=self.trust
+            )
         except TransportError as down:
             if not self.fallbacks or self.failures < 1:
                 raise  # one failure may be a blip: retry the parent once before going round it
@@ -255,7 +308,9 @@ class SyncDriver:
             await _quietly(self.store.record_exchange(parent, ok=False, error=down.message))
             for fallback in self.fallbacks:
                 try:
-                    report = await sync_once(self.store, fallback, budget=self.budget, context=self.context)
+                    report = await sync_once(
+                        self.store, fallback, budget=self.budget, context=self.context, trust=self.trust
+                    )
                 except TransportError:
                     continue
                 log.info("parent %s unreachable; synced with %s instead", parent, report.peer)
@@ -267,20 +322,31 @@ class SyncDriver:
         assert parent is not None
         while True:
             self._wake.clear()
+            started = time.monotonic()
+            timed_out = False
             try:
                 report = await self._session()
             except SanjiError as exc:
+                # A timeout paces itself (nothing came back for the whole idle limit, and the transport has
+                # already tried a fresh connection): growing the backoff on top would only add to the time
+                # a returned link waits. Refusals come back at once and do back off.
+                timed_out = isinstance(exc, TransportError) and exc.timed_out
                 self.failures += 1
+                self.backoff_steps += 0 if timed_out else 1
                 self.last_error = exc.message
-                log.info("sync with %s failed (%s); retrying with backoff", parent, exc.message)
+                log.info(
+                    "sync with %s failed (%s); retrying%s", parent, exc.message, "" if timed_out else " with backoff"
+                )
                 await _quietly(self.store.record_exchange(parent, ok=False, error=exc.message))
             except Exception as exc:  # a bug must not stop the node from retrying
                 self.failures += 1
+                self.backoff_steps += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("sync with %s crashed", parent)
                 await _quietly(self.store.record_exchange(parent, ok=False, error=self.last_error))
             else:
                 self.failures = 0
+                self.backoff_steps = 0
                 self.last_error = ""
                 self.sessions += 1
                 await self.store.record_exchange(
@@ -292,8 +358,15 @@ class SyncDriver:
                 )
                 if report.pulled or report.pushed:
                     continue  # more may be waiting; go again at once
+            delay = self._delay()
+            if self.failures:
+                if timed_out:
+                    delay -= time.monotonic() - started  # the wait for the timeout was part of the pause
+                # Local changes do not cut it short: a busy desk on a dead link would otherwise never back off.
+                await asyncio.sleep(max(0.0, delay))
+                continue
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._delay())
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except TimeoutError:
                 pass
 
@@ -302,4 +375,4 @@ async def _quietly(coro: object) -> None:
     try:
         await coro  # type: ignore[misc]
     except Exception:
-        log.exception("could not record the exchange outcome")
+        log.exception("could not record what an exchange did")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.errors import FrameError, FrameTooLarge, RouteError
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
@@ -22,27 +23,52 @@ from protocol.session import (
     cursor_map,
     cursors_from,
 )
+from protocol.trust import TrustError
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.trustbook import TrustBook
+from sanji.sync.requests_auth import SignedRequest, check_signed
 
 MAX_PULL_BYTES = 4 * 1024 * 1024
 
 
 class SyncServer:
-    def __init__(self, store: Store, context: NodeContext | None = None) -> None:
+    """Every method takes the request's signature (``SignedRequest``) and refuses unsigned or foreign ones."""
+
+    def __init__(self, store: Store, context: NodeContext | None = None, trust: TrustBook | None = None) -> None:
         self.store = store
         self.context = context
+        self.trust = trust
 
-    def _known_child(self, sender: str) -> None:
+    def _known_child(self, sender: str, signed: SignedRequest | None = None, *, check: bool = True) -> None:
         directory = self.store.directory
         if sender not in directory or sender == self.store.node_id or self.store.node_id not in directory.path(sender):
             raise RouteError(
                 f"{sender!r} is not a child (or other descendant) of {self.store.node_id}",
                 hint="Sync with your own parent, or an ancestor configured as a fallback.",
             )
+        if check:
+            check_signed(directory, signed, sender)
 
-    async def cursors(self, request: CursorsRequest) -> CursorsResponse:
-        self._known_child(request.sender)
+    async def cursors(self, request: CursorsRequest, signed: SignedRequest | None = None) -> CursorsResponse:
+        self._known_child(request.sender, signed)
+        lease = ""
+        trust_docs: tuple[bytes, ...] = ()
+        trust_cursor, trust_epoch = 0, ""
+        taken: tuple[str, ...] = ()
+        rotated = b""
+        if self.trust is not None and self.trust.enabled:
+            lease = await self.trust.check_child(request.sender, instance=request.instance, lease=request.lease)
+            # Up first: a new village's certificate must be known before its first batch is judged.
+            taken = await self.trust.from_child(request.sender, request.trust)
+            if request.rotate is not None:
+                try:
+                    rotated = await self.trust.rotate_child(request.sender, request.rotate)
+                except TrustError as exc:
+                    await self.store.log_event("rotation_refused", request.sender, {"message": exc.message})
+            trust_docs, trust_cursor, trust_epoch = await self.trust.for_child(
+                request.sender, request.trust_cursor, request.trust_epoch
+            )
         held = await self.store.cursors_for_child(request.sender)
         await self.store.record_reports(request.reports, via=request.sender)
         catalogue = b""
@@ -57,17 +83,29 @@ class SyncServer:
             cursors=cursors_from(held),
             catalogue=catalogue,
             clock_offset_ms=offset,
+            lease=lease,
+            trust=trust_docs,
+            trust_cursor=trust_cursor,
+            trust_epoch=trust_epoch,
+            trust_taken=taken,
+            rotated=rotated,
         )
 
-    async def push(self, request: PushRequest) -> PushResponse:
-        self._known_child(request.sender)
+    async def enroll(self, request: EnrollRequest) -> EnrollResponse:
+        """Unsigned by design: the node has no certificate yet; the token's HMAC proves the request."""
+        if self.trust is None:
+            raise TrustError(f"{self.store.node_id} does not enroll nodes (it holds no root of trust)")
+        return await self.trust.enroll(request)
+
+    async def push(self, request: PushRequest, signed: SignedRequest | None = None) -> PushResponse:
+        self._known_child(request.sender, signed)
         self.store.clock.observe(request.at)
         outcome = await self.store.receive(request.frames, peer=request.sender)
         results: list[FrameResult] = outcome.results
         return PushResponse(node=self.store.node_id, at=self.store.clock.now(), results=tuple(results))
 
-    async def pull(self, request: PullRequest) -> PullResponse:
-        self._known_child(request.sender)
+    async def pull(self, request: PullRequest, signed: SignedRequest | None = None) -> PullResponse:
+        self._known_child(request.sender, signed)
         self.store.clock.observe(request.at)
         budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
         if self.store.positions_confirmed and await self.store.outbox_size():
@@ -83,14 +121,14 @@ class SyncServer:
                 hint="Push the batch with the attach action first; attachments follow their actions.",
             )
 
-    async def blob_put(self, request: BlobPut) -> BlobPutReply:
-        self._known_child(request.sender)
+    async def blob_put(self, request: BlobPut, signed: SignedRequest | None = None) -> BlobPutReply:
+        self._known_child(request.sender, signed)
         await self._named_for(request.sender, request.hash)
         held, complete = await self.store.blob_append(request.hash, request.size, request.offset, request.data)
         return BlobPutReply(received=held, complete=complete)
 
-    async def blob_get(self, request: BlobGet) -> BlobGetReply:
-        self._known_child(request.sender)
+    async def blob_get(self, request: BlobGet, signed: SignedRequest | None = None) -> BlobGetReply:
+        self._known_child(request.sender, signed)
         await self._named_for(request.sender, request.hash)
         size, held, data = await self.store.blob_read(
             request.hash, request.offset, min(request.max_bytes, BLOB_CHUNK_BYTES)

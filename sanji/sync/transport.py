@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+import logging
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -24,10 +25,16 @@ from protocol.session import (
     PushRequest,
     PushResponse,
 )
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 
 MSGPACK = "application/msgpack"
 R = TypeVar("R", bound=msgspec.Struct)
+# An idle pooled connection is dropped by the client before the parent may close it (uvicorn's
+# ``timeout_keep_alive``, 75 s in sanji.cli.serve): a request never races the server's close. Long
+# enough that a 64 kbit/s link does not pay a new handshake for every page of a sync.
+POOL_KEEPALIVE_S = 60.0
+log = logging.getLogger("sanji.sync")
 
 
 class TransportError(SanjiError):
@@ -35,10 +42,16 @@ class TransportError(SanjiError):
     retryable = True
     default_hint = "The parent could not be reached; the exchange will be retried with backoff."
 
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        # Nothing moved for the whole idle limit: the link may be dead or back, but it did not refuse.
+        self.timed_out = timed_out
+
 
 class Transport(Protocol):
     bytes_sent: int
     bytes_received: int
+    signer: RequestSigner | None  # set by the driver: every request is signed with the node's current key
 
     async def cursors(self, request: CursorsRequest) -> CursorsResponse: ...
     async def push(self, request: PushRequest) -> PushResponse: ...
@@ -53,25 +66,69 @@ class HttpTransport:
         # A link that died under an open request (modem re-dial, NAT rebinding) is noticed when no byte
         # has moved for ``timeout`` seconds: each read and write has its own limit, not the whole
         # request, and each request also gets time for its own body to cross a 16 kbit/s link.
+        self._base_url = base_url.rstrip("/")
         self._timeout = timeout
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        )
+        self._client = self._new_client()
         self.bytes_sent = 0
         self.bytes_received = 0
         self.requests = 0
+        self.retries = 0  # requests sent again at once on a fresh connection
+        self.signer: RequestSigner | None = None
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self._base_url,
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=POOL_KEEPALIVE_S),
+        )
+
+    async def _post(self, path: str, body: bytes, wait: httpx.Timeout) -> httpx.Response:
+        """POST; once more at once on a fresh connection if it timed out or a reused connection broke.
+
+        A link that returns after its connection state was lost (modem re-dial, NAT rebinding) leaves
+        pooled connections that hang or are reset: only a new connection tells whether it is back, and
+        waiting out a backoff first would add to the outage. Refusals and failures of a fresh connection
+        are not retried here: they say the link is down now.
+        """
+        fresh = False
+
+        async def trace(event: str, _: dict[str, Any]) -> None:
+            nonlocal fresh
+            if event == "connection.connect_tcp.started":
+                fresh = True
+
+        headers = {"content-type": MSGPACK}
+        if self.signer is not None:
+            headers.update(self.signer.headers(path, body))
+        self.requests += 1
+        try:
+            return await self._client.post(
+                path, content=body, headers=headers, timeout=wait, extensions={"trace": trace}
+            )
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+            log.info("%s: %s; sending it again on a fresh connection", path, type(exc).__name__)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            if fresh:
+                raise
+            log.info("%s: reused connection broke (%s); sending it again on a fresh one", path, type(exc).__name__)
+        # Every pooled connection went through the same link as the one that failed: drop them all.
+        stale, self._client = self._client, self._new_client()
+        await stale.aclose()
+        self.requests += 1
+        self.retries += 1
+        return await self._client.post(path, content=body, headers=headers, timeout=wait)
 
     async def _call(self, path: str, request: msgspec.Struct, kind: type[R]) -> R:
         body = msgspec.msgpack.encode(request)
-        self.requests += 1
+        # The read timer starts once the body is in the socket buffer, while it may still be crossing a
+        # slow link: allow for the body at 2 KB/s (16 kbit/s) on top of the idle limit.
+        idle = self._timeout
+        wait = httpx.Timeout(idle + len(body) / 2000, connect=min(idle, 5.0))
         try:
-            # The read timer starts once the body is in the socket buffer, while it may still be crossing a
-            # slow link: allow for the body at 2 KB/s (16 kbit/s) on top of the idle limit.
-            idle = self._timeout
-            wait = httpx.Timeout(idle + len(body) / 2000, connect=min(idle, 5.0))
-            response = await self._client.post(path, content=body, headers={"content-type": MSGPACK}, timeout=wait)
+            response = await self._post(path, body, wait)
         except httpx.HTTPError as exc:
-            raise TransportError(f"{path}: {type(exc).__name__}: {exc}") from None
+            timed_out = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
+            raise TransportError(f"{path}: {type(exc).__name__}: {exc}", timed_out=timed_out) from None
         self.bytes_sent += len(body)
         self.bytes_received += len(response.content)
         if response.status_code >= 500:
@@ -118,32 +175,34 @@ class LocalTransport:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.down = False
+        self.signer: RequestSigner | None = None
 
-    async def _roundtrip(self, request: msgspec.Struct, kind: type[R], handler: object) -> R:
+    async def _roundtrip(self, request: msgspec.Struct, kind: type[R], handler: object, path: str) -> R:
         if self.down:
             raise TransportError("link is down (simulated)")
         body = msgspec.msgpack.encode(request)
         self.bytes_sent += len(body)
         decoded = msgspec.msgpack.decode(body, type=type(request))
-        reply = await handler(decoded)  # type: ignore[operator]
+        signed = self.signer.sign(path, body) if self.signer is not None else None
+        reply = await handler(decoded, signed)  # type: ignore[operator]
         out = msgspec.msgpack.encode(reply)
         self.bytes_received += len(out)
         return msgspec.msgpack.decode(out, type=kind)
 
     async def cursors(self, request: CursorsRequest) -> CursorsResponse:
-        return await self._roundtrip(request, CursorsResponse, self.server.cursors)
+        return await self._roundtrip(request, CursorsResponse, self.server.cursors, "/sync/v1/cursors")
 
     async def push(self, request: PushRequest) -> PushResponse:
-        return await self._roundtrip(request, PushResponse, self.server.push)
+        return await self._roundtrip(request, PushResponse, self.server.push, "/sync/v1/push")
 
     async def pull(self, request: PullRequest) -> PullResponse:
-        return await self._roundtrip(request, PullResponse, self.server.pull)
+        return await self._roundtrip(request, PullResponse, self.server.pull, "/sync/v1/pull")
 
     async def blob_put(self, request: BlobPut) -> BlobPutReply:
-        return await self._roundtrip(request, BlobPutReply, self.server.blob_put)
+        return await self._roundtrip(request, BlobPutReply, self.server.blob_put, "/sync/v1/blob/put")
 
     async def blob_get(self, request: BlobGet) -> BlobGetReply:
-        return await self._roundtrip(request, BlobGetReply, self.server.blob_get)
+        return await self._roundtrip(request, BlobGetReply, self.server.blob_get, "/sync/v1/blob/get")
 
     async def close(self) -> None:
         return None

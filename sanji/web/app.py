@@ -27,12 +27,15 @@ from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender
-from sanji.keys import read_directory, read_key
+from sanji.keys import read_key
+from sanji.node_directory import directory_entries, node_directory
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
+from sanji.store.trustbook import TrustBook
 from sanji.sync.driver import SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
+from sanji.sync.trust_step import ChildTrust
 from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
@@ -55,21 +58,24 @@ class NodeRuntime:
         self.driver: SyncDriver | None = None
         self.duties: Duties | None = None
         self.auth: AuthService | None = None
+        self.trust: TrustBook | None = None
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         s = self.settings
-        directory = read_directory(s.path(s.node.directory))
         key = read_key(s.path(s.node.key_file))
+        db = await open_database(s.db_url)
+        directory = await node_directory(s, db)
         entry = directory.get(s.node.id)
         if entry.role != s.node.role:
             raise SanjiError(f"the directory lists {s.node.id} as a {entry.role}, the config says {s.node.role}")
         if key.key_id not in {k.key_id for k in entry.keys}:
             raise SanjiError(f"the key in {s.node.key_file} is not one the directory lists for {s.node.id}")
-        db = await open_database(s.db_url)
         store = AuditedStore(db, node_id=s.node.id, key=key, directory=directory)
         await store.start()
         self.store = store
+        self.trust = TrustBook(store, base=directory_entries(s), required=s.trust.required)
+        await self.trust.load()
         self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
         if not s.auth.required:
             log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
@@ -95,6 +101,7 @@ class NodeRuntime:
                 budget=s.sync.budget_bytes,
                 context=context,
                 fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
+                trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
             )
             self.driver.start()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
@@ -126,7 +133,11 @@ class NodeRuntime:
         return GuardedService(self.get_store(), self.get_context(), caller)
 
     def get_sync(self) -> SyncServer:
-        return SyncServer(self.get_store(), self.get_context())
+        return SyncServer(self.get_store(), self.get_context(), self.trust)
+
+    def get_trust(self) -> TrustBook:
+        assert self.trust is not None, "trust opens in the app's lifespan"
+        return self.trust
 
 
 def build_app(
@@ -165,6 +176,7 @@ def build_app(
             "sync": Provide(runtime.get_sync, sync_to_thread=False),
             "context": Provide(runtime.get_context, sync_to_thread=False),
             "auth": Provide(runtime.get_auth, sync_to_thread=False),
+            "trust": Provide(runtime.get_trust, sync_to_thread=False),
             "caller": Provide(runtime.get_caller, sync_to_thread=False),
         },
         guards=[auth_guard],  # sanji.auth: who may call what; CSRF on every form posted with a session

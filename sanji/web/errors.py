@@ -8,11 +8,19 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
+from protocol.trust import TrustError
+from sanji.store.trustbook import CloneSuspected
+from sanji.sync.requests_auth import Unauthenticated
 
 log = logging.getLogger("sanji.web")
 
-STATUS = {
+STATUS: dict[type[SanjiError], int] = {
+    Unauthenticated: 401,
+    CloneSuspected: 403,
+    EnrollmentError: 403,
+    TrustError: 403,
     ActionRefused: 409,
     RouteError: 403,
     SignatureError: 403,

@@ -7,8 +7,10 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 
+from protocol.enrollment import EnrollRequest
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import BlobGet, BlobPut, CursorsRequest, PullRequest, PushRequest
+from sanji.sync.requests_auth import SignedRequest
 from sanji.sync.server import SyncServer, decode_request
 
 MSGPACK = "application/msgpack"
@@ -21,29 +23,42 @@ class SyncController(Controller):
 
     @post("/cursors", summary="What this node holds of the streams a child can push", status_code=200)
     async def cursors(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        req = decode_request(await request.body(), CursorsRequest)
-        return _msgpack(await sync.cursors(req))  # type: ignore[arg-type]
+        body = await request.body()
+        req = decode_request(body, CursorsRequest)
+        return _msgpack(await sync.cursors(req, _signed(request, body)))  # type: ignore[arg-type]
 
     @post("/push", summary="Signed batches from a child, applied or held in order", status_code=200)
     async def push(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        req = decode_request(await request.body(), PushRequest)
-        return _msgpack(await sync.push(req))  # type: ignore[arg-type]
+        body = await request.body()
+        req = decode_request(body, PushRequest)
+        return _msgpack(await sync.push(req, _signed(request, body)))  # type: ignore[arg-type]
 
     @post("/pull", summary="Batches for the child's subtree after the child's cursors", status_code=200)
     async def pull(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        req = decode_request(await request.body(), PullRequest)
-        return _msgpack(await sync.pull(req))  # type: ignore[arg-type]
+        body = await request.body()
+        req = decode_request(body, PullRequest)
+        return _msgpack(await sync.pull(req, _signed(request, body)))  # type: ignore[arg-type]
 
+    @post("/enroll", summary="Redeem a one-time enrollment token for a certificate", status_code=200)
+    async def enroll(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
+        req = decode_request(await request.body(), EnrollRequest)
+        return _msgpack(await sync.enroll(req))  # type: ignore[arg-type]
 
     @post("/blob/put", summary="A chunk of an attachment from a child (resumable at any offset)", status_code=200)
     async def blob_put(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        req = decode_request(await request.body(), BlobPut)
-        return _msgpack(await sync.blob_put(req))  # type: ignore[arg-type]
+        body = await request.body()
+        req = decode_request(body, BlobPut)
+        return _msgpack(await sync.blob_put(req, _signed(request, body)))  # type: ignore[arg-type]
 
     @post("/blob/get", summary="A chunk of an attachment for a child", status_code=200)
     async def blob_get(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        req = decode_request(await request.body(), BlobGet)
-        return _msgpack(await sync.blob_get(req))  # type: ignore[arg-type]
+        body = await request.body()
+        req = decode_request(body, BlobGet)
+        return _msgpack(await sync.blob_get(req, _signed(request, body)))  # type: ignore[arg-type]
+
+
+def _signed(request: Request[Any, Any, Any], body: bytes) -> SignedRequest | None:
+    return SignedRequest.from_headers(request.headers, request.url.path, body)
 
 
 def _msgpack(value: object) -> Response[bytes]:

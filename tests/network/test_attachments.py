@@ -53,12 +53,12 @@ async def test_a_dropped_transfer_resumes_where_it_stopped(network: NetworkFacto
     await net.stores["T01V01"].seal_outbox()
     frames, _ = await net.stores["T01V01"].frames_for_parent({}, 1 << 20)
     await town.receive(frames, peer="T01V01")
-    server = net.servers["T01"]
-    first = await server.blob_put(
+    link = net.signed("T01V01")
+    first = await link.blob_put(
         BlobPut(sender="T01V01", hash=digest2, size=len(other), offset=0, data=other[:BLOB_CHUNK_BYTES])
     )
     assert first.received == BLOB_CHUNK_BYTES and not first.complete
-    skip = await server.blob_put(
+    skip = await link.blob_put(
         BlobPut(sender="T01V01", hash=digest2, size=len(other), offset=2 * BLOB_CHUNK_BYTES, data=b"x" * 10)
     )
     assert skip.received == BLOB_CHUNK_BYTES  # told where to resume
@@ -75,7 +75,7 @@ async def test_corrupted_content_is_thrown_away(network: NetworkFactory) -> None
     await net.stores["T01V01"].seal_outbox()
     frames, _ = await net.stores["T01V01"].frames_for_parent({}, 1 << 20)
     await net.stores["T01"].receive(frames, peer="T01V01")
-    bad = await net.servers["T01"].blob_put(
+    bad = await net.signed("T01V01").blob_put(
         BlobPut(sender="T01V01", hash=digest, size=1000, offset=0, data=b"\x00" * 1000)
     )
     assert not bad.complete and bad.received == 0

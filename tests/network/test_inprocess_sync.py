@@ -177,10 +177,8 @@ async def test_replayed_pushes_and_pulls_change_nothing(network: NetworkFactory)
     await village.seal_outbox()
     frames, more = await village.frames_for_parent({}, 10**6)
     assert frames and not more
-    server = net.servers["T01"]
-
     def push(sender: str, fs: list[bytes]) -> Awaitable[PushResponse]:
-        return server.push(PushRequest(sender=sender, at=village.clock.now(), frames=tuple(fs)))
+        return net.signed(sender, to="T01").push(PushRequest(sender=sender, at=village.clock.now(), frames=tuple(fs)))
 
     first = await push("T01V01", frames)
     assert [r.status for r in first.results] == ["stored"] * len(frames)
@@ -201,7 +199,7 @@ async def test_replayed_pushes_and_pulls_change_nothing(network: NetworkFactory)
     await net.sync_all()
     county_before = await net.row_counts("C")
     county_digests = await net.digests("C")
-    replay_up = await net.servers["C"].push(PushRequest(sender="T01", at=town.clock.now(), frames=tuple(frames)))
+    replay_up = await net.signed("T01").push(PushRequest(sender="T01", at=town.clock.now(), frames=tuple(frames)))
     assert {r.status for r in replay_up.results} == {"duplicate"}
     assert await net.row_counts("C") == county_before
     assert await net.digests("C") == county_digests
@@ -210,7 +208,7 @@ async def test_replayed_pushes_and_pulls_change_nothing(network: NetworkFactory)
     await net.service("T01").act(next(iter(digests)), ActionForm(kind="receive", actor="王"))
     await net.sync_all()
     village_before = await net.row_counts("T01V01")
-    pulled = await server.pull(PullRequest(sender="T01V01", at=town.clock.now(), cursors=()))
+    pulled = await net.signed("T01V01").pull(PullRequest(sender="T01V01", at=town.clock.now(), cursors=()))
     assert pulled.frames
     outcome = await village.receive(pulled.frames, peer="T01")
     assert {r.status for r in outcome.results} == {"duplicate"}
