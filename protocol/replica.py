@@ -144,6 +144,17 @@ class Replica:
         # A child must not number new batches until its parent confirmed where its streams stand
         # (with reclaim_own; a fresh process starts unconfirmed, the root is its own judge).
         self.positions_confirmed = self.parent is None or not reclaim_own
+        # Children that told this process what they hold of this node's streams (with reclaim_own): only
+        # then may it number new batches in streams towards them. A node restored from a backup may have
+        # sent a child batches it no longer holds; the child gives them back first (``reclaim``).
+        self.confirmed_children: set[str] = set()
+        # Its parent confirmed its streams *in this process*: a disk restored from a backup brings back
+        # ``positions_confirmed`` too, so the streams only its ancestors hold wait for a fresh word.
+        self.parent_confirmed = self.parent is None or not reclaim_own
+        # What the parent held of the streams below this node at the last exchange (with reclaim_own):
+        # a child restored from a backup is told its own streams stand there too, not only here, so a
+        # village that once went round its township to the county cannot renumber what the county holds.
+        self.upstream: dict[StreamKey, int] = {}
         self._streams: dict[StreamKey, tuple[int, bytes]] = {}
         self._batches: dict[StreamKey, list[tuple[bytes, bytes]]] = {}  # seq-1 -> (hash, frame)
         self._held: dict[StreamKey, dict[int, tuple[bytes, bytes]]] = {}
@@ -182,7 +193,11 @@ class Replica:
             if stored is not None:
                 by_scope.setdefault(scope, []).append(stored.action)
         made = 0
+        kept: set[str] = set()
         for scope, acts in by_scope.items():
+            if not self.may_seal(scope):
+                kept.add(scope)
+                continue
             audience = self.directory.audience(self.node_id, scope)
             key = StreamKey(self.node_id, scope)
             seq, last_hash = self.cursor(key)
@@ -210,8 +225,43 @@ class Replica:
                 self._store_batch(key, seq, last_hash, frame)
                 made += 1
             self._streams[key] = (seq, last_hash)
-        self._outbox.clear()
+        self._outbox = [(aid, scope) for aid, scope in self._outbox if scope in kept]
         return made
+
+    def may_seal(self, scope: str) -> bool:
+        """Whether this process may number new batches in its stream of ``scope`` (see confirmed_children)."""
+        if not self.reclaim_own:
+            return True
+        if scope == self.node_id:
+            return self.parent_confirmed
+        return self.directory.next_hop_down(self.node_id, scope) in self.confirmed_children
+
+    def ancestor_cursors(self) -> dict[StreamKey, int]:
+        """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""
+        ancestors = set(self.directory.path(self.node_id)) - {self.node_id}
+        return self.cursors_where(origin_in=ancestors, scope_in=self._subtree)
+
+    def confirm_child(self, child: str, reported: Mapping[StreamKey, int]) -> dict[StreamKey, int]:
+        """Take a direct child's report of this node's streams; return those it holds more of (with this
+        node's cursors: "give me mine after these"), or confirm the child when there are none."""
+        if self.directory.parent(child) != self.node_id:
+            return {}  # a grandchild on a fallback link speaks for its own branch only: nothing to confirm
+        below = self.directory.subtree(child)
+        mine = self.cursors_where(origin_in=[self.node_id], scope_in=below)
+        ahead = {
+            k: mine.get(k, 0)
+            for k, seq in reported.items()
+            if k.origin == self.node_id and k.scope in below and seq > mine.get(k, 0)
+        }
+        if ahead:
+            self.events.append(("restored", child, ",".join(str(k) for k in sorted(ahead))))
+        else:
+            self.confirmed_children.add(child)
+        return ahead
+
+    def frames_given_back(self, parent_has: Mapping[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        """The parent's own batches it lost and this node holds (``CursorsResponse.reclaim``)."""
+        return self._frames_after(dict(parent_has), max_bytes)
 
     def outbox_size(self) -> int:
         return len(self._outbox)
@@ -330,6 +380,12 @@ class Replica:
         """What this node holds of the streams a child can push up."""
         self._check_child(child)
         return self.cursors_where(origin_in=self.directory.subtree(child))
+
+    def held_above(self, child: str, held: Mapping[StreamKey, int]) -> dict[StreamKey, int]:
+        """The child's own streams of which this node's parent held more than this node does (``above``)."""
+        if not self.reclaim_own:
+            return {}
+        return {k: seq for k, seq in self.upstream.items() if k.origin == child and seq > held.get(k, 0)}
 
     def pull_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of every stream but its own (all of them with ``reclaim_own``)."""
@@ -530,7 +586,16 @@ def serve(replica: Replica, request: Request) -> Response:
         )
     if isinstance(request, CursorsRequest):
         held = replica.cursors_for_child(sender)
-        return CursorsResponse(node=replica.node_id, at=replica.clock.now(), cursors=cursors_from(held))
+        reclaim: dict[StreamKey, int] = {}
+        if replica.reclaim_own:
+            reclaim = replica.confirm_child(sender, cursor_map(request.ancestor_streams))
+        return CursorsResponse(
+            node=replica.node_id,
+            at=replica.clock.now(),
+            cursors=cursors_from(held),
+            reclaim=cursors_from(reclaim),
+            above=cursors_from(replica.held_above(sender, held)),
+        )
     if isinstance(request, PushRequest):
         replica.clock.observe(request.at)
         results = replica.receive(request.frames, peer=sender)
@@ -583,6 +648,8 @@ class ChildSession:
         self.phase = Phase.CURSORS
         self.report = SessionReport()
         self.parent_has: dict[StreamKey, int] = {}
+        self.give_back: dict[StreamKey, int] = {}  # the parent's own batches it lost, to push back first
+        self.above: dict[StreamKey, int] = {}  # this node's streams as the parent's parent held them
         self._more = False
         self._expect: type[Response] | None = None
 
@@ -598,7 +665,8 @@ class ChildSession:
         r = self.replica
         if not r.reclaim_own:
             r.seal_outbox()  # the store before own-stream recovery seals first
-        return self._send(CursorsRequest(sender=r.node_id), CursorsResponse)
+        ancestors = cursors_from(r.ancestor_cursors()) if r.reclaim_own else ()
+        return self._send(CursorsRequest(sender=r.node_id, ancestor_streams=ancestors), CursorsResponse)
 
     def step(self, response: Response) -> Request | None:
         if self._expect is None or not isinstance(response, self._expect):
@@ -612,8 +680,13 @@ class ChildSession:
             self.parent = peer
             r.clock.observe(response.at)
             self.parent_has = cursor_map(response.cursors)
+            self.give_back = cursor_map(response.reclaim)
+            if r.reclaim_own and peer == r.parent:
+                for key, seq in self.parent_has.items():
+                    r.upstream[key] = max(r.upstream.get(key, 0), seq)
+            self.above = cursor_map(response.above)
             if r.reclaim_own:
-                behind = r.own_streams_behind(self.parent_has)
+                behind = r.own_streams_behind(self._known_above())
                 if behind:
                     self.report.behind = behind
                     self.phase = Phase.RECLAIM
@@ -647,18 +720,37 @@ class ChildSession:
 
     def _after_pull(self) -> Request | None:
         if self.phase is Phase.RECLAIM:
+            if self.replica.own_streams_behind(self._known_above()):
+                # The parent knows its own parent holds more of this node's streams than it could
+                # hand back yet: number nothing new until they have come down.
+                self.phase = Phase.DONE
+                return None
             return self._confirmed()
         self.phase = Phase.DONE
         return None
 
+    def _known_above(self) -> dict[StreamKey, int]:
+        """Where this node's streams stand above it: at the parent, or at the parent's parent."""
+        merged = dict(self.parent_has)
+        for key, seq in self.above.items():
+            merged[key] = max(merged.get(key, 0), seq)
+        return merged
+
     def _confirmed(self) -> Request | None:
         self.replica.positions_confirmed = True
+        self.replica.parent_confirmed = True
         self.replica.seal_outbox()
         return self._push()
 
     def _push(self) -> Request | None:
         self.phase = Phase.PUSH
         r = self.replica
+        if self.give_back:  # the parent was restored from a backup: its own lost batches go back first
+            frames, _ = r.frames_given_back(self.give_back, self.budget)
+            self.give_back = {}
+            if frames:
+                self._more = True
+                return self._send(PushRequest(sender=r.node_id, at=r.clock.now(), frames=tuple(frames)), PushResponse)
         frames, self._more = r.frames_for_parent(self.parent_has, self.budget)
         if not frames:
             return self._pull()

@@ -63,6 +63,9 @@ class CursorsRequest(msgspec.Struct, frozen=True, kw_only=True):
     trust_cursor: int = 0  # the last of the parent's trust documents the sender has seen ...
     trust_epoch: str = ""  # ... counted in this parent database
     rotate: RotateKeys | None = None
+    # What the sender holds of streams its ancestors wrote about its subtree: a parent restored from a
+    # backup learns here that it had sent batches down that it no longer holds (see ``reclaim``).
+    ancestor_streams: tuple[Cursor, ...] = ()
 
 
 class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +80,11 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     trust_epoch: str = ""
     trust_taken: tuple[str, ...] = ()  # ids of the documents from the request the parent now holds
     rotated: bytes = b""  # the sender's new certificate, when it asked to rotate
+    # The parent's own streams the sender holds more of than the parent: "push me mine after these".
+    reclaim: tuple[Cursor, ...] = ()
+    # The sender's own streams as the parent's own parent held them at their last exchange, where that
+    # is more than the parent holds: a sender restored from a backup must not renumber those either.
+    above: tuple[Cursor, ...] = ()
 
 
 SYNC_SIGNATURE_CONTEXT = b"sanji sync request v1\x00"

@@ -415,8 +415,8 @@ class TrustState:
         root = doc.value
         assert isinstance(root, Root)
         if root.version <= self.root.version:
-            held = self._root_docs[root.version - 1] if root.version >= 1 else None
-            if held is not None and held.id == doc.id:
+            # The same root again (e.g. twice in one batch). Not by position: the first trusted root may be any version.
+            if any(held.id == doc.id for held in self._root_docs):
                 return
             raise TrustError(f"root version {root.version} conflicts with the trusted one (rollback or fork)")
         if root.version != self.root.version + 1:
@@ -475,9 +475,31 @@ class TrustState:
         return None
 
     def _chain(self, retired: dict[str, list[Retirement]] | None) -> dict[str, Certificate]:
-        """Certificates that chain to the root (respecting ``retired`` when given): serial -> cert."""
+        """Certificates that chain to the root (respecting ``retired`` when given), with place conflicts
+        resolved: serial -> cert.
+
+        A certificate is checked against the place it asserts itself, so two issuers could each place
+        the same node id under themselves (a township "certifying" another township's village, or the
+        hub, to slip its own key into that node's entry). When a node's valid certificates name
+        different parents, only those whose issuer is above the node in *every* claimed place stay —
+        the county moving a village keeps its word, a township's claim outside its subtree falls, and
+        the outcome does not depend on dates an issuer chose or on the order documents arrived in.
+        """
+        excluded: set[str] = set()
+        while True:
+            valid = self._fixpoint(retired, excluded)
+            conflicting = _place_conflicts(valid) - excluded
+            if not conflicting:
+                return valid
+            excluded |= conflicting
+
+    def _fixpoint(self, retired: dict[str, list[Retirement]] | None, excluded: set[str]) -> dict[str, Certificate]:
         certs = sorted(
-            ((d, d.value) for d in self._docs.values() if isinstance(d.value, Certificate)),
+            (
+                (d, d.value)
+                for d in self._docs.values()
+                if isinstance(d.value, Certificate) and d.value.serial not in excluded
+            ),
             key=lambda p: (p[1].issued_at, p[1].serial),
         )
         valid: dict[str, Certificate] = {}
@@ -526,7 +548,11 @@ class TrustState:
                 subject = _latest(ever, rev.node)
                 ancestors = _ancestors(subject.parent if subject else None, ever)
                 keys = [k for c in ever.values() if c.node == rev.issuer for k in c.keys]
-                ok = rev.issuer in ancestors and self._signed_by(doc, keys) is not None
+                ok = (
+                    rev.issuer in ancestors
+                    and _may_retire(rev.issuer, rev.node, rev.retirement.key_id, ever)
+                    and self._signed_by(doc, keys) is not None
+                )
             if ok:
                 revocations.append(rev)
         retired: dict[str, list[Retirement]] = {}
@@ -534,10 +560,7 @@ class TrustState:
             retired.setdefault(rev.retirement.key_id, []).append(rev.retirement)
         for cert in ever.values():
             for retirement in cert.retires:
-                owner = [
-                    c for c in ever.values() if c.node == cert.node for k in c.keys if k.key_id == retirement.key_id
-                ]
-                if owner:  # a certificate retires only its own node's keys
+                if _may_retire(cert.issuer, cert.node, retirement.key_id, ever):  # only its own node's keys
                     retired.setdefault(retirement.key_id, []).append(retirement)
         # Pass 2: with retirements known, certificates issued by a retired key after its point fall away.
         self._computed = _Computed(certs=self._chain(retired), revocations=revocations, retired=retired)
@@ -633,6 +656,38 @@ def _ancestors(start: str | None, valid: dict[str, Certificate]) -> list[str]:
 def _is_ancestor(issuer: str, parent: str | None, valid: dict[str, Certificate]) -> bool:
     """``issuer`` is the subject's parent or above it, as the valid certificates place them."""
     return issuer in _ancestors(parent, valid)
+
+
+def _place_conflicts(valid: dict[str, Certificate]) -> set[str]:
+    """Serials of certificates whose issuer is not above their node in every place its certificates claim."""
+    places: dict[str, set[str | None]] = {}
+    for cert in valid.values():
+        places.setdefault(cert.node, set()).add(cert.parent)
+    out: set[str] = set()
+    for cert in valid.values():
+        claimed = places[cert.node]
+        if len(claimed) < 2 or cert.issuer == ROOT_ISSUER:
+            continue
+        if not all(cert.issuer in _ancestors(parent, valid) for parent in claimed):
+            out.add(cert.serial)
+    return out
+
+
+def _may_retire(issuer: str, node: str, key_id: str, valid: dict[str, Certificate]) -> bool:
+    """``key_id`` is one of ``node``'s keys, and any other node listing it is below ``issuer`` too.
+
+    A certificate may list any public key, so naming ``node`` is not enough: a key that a
+    certificate copied under another node is that node's as well, and only the root or an
+    ancestor of that node may retire it.
+    """
+    owners = {c.node for c in valid.values() if any(k.key_id == key_id for k in c.keys)}
+    if node not in owners:
+        return False
+    for owner in owners - {node}:
+        subject = _latest(valid, owner)
+        if issuer != ROOT_ISSUER and (subject is None or issuer not in _ancestors(subject.parent, valid)):
+            return False
+    return True
 
 
 def make_root(keys: Sequence[SigningKey], *, county: str, version: int = 1, threshold: int = 2, now_ms: int) -> Root:

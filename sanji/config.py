@@ -19,6 +19,9 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     port: int = 8100
     db: str = ""
     key_file: str
+    # Name of the environment variable (or systemd credential) holding the passphrase that protects
+    # key_file and the sealing key beside it (sanji.keys); "" = plain key files.
+    key_passphrase_env: str = ""
     directory: str = ""  # hand-configured tree (directory.json); optional once the node holds certificates
     data_dir: str = "var"
     catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one

@@ -6,6 +6,11 @@
 - The applicant's SMS (seeds 000, 002, 003): when a result reaches the node where
   the applicant asked, a message is queued once and handed to the SMS sender.
   No gateway is reachable from here: the default sender appends to ``sms.log``.
+
+The phone stays sealed at rest: the queue (``notifications``) keeps only a masked form
+(``mask_phone``: 139****1234) for the desk to see; the number is opened from the errand
+(``Store.applicant_phone``) at the moment the message is handed to the sender, and
+``sms.log`` records the masked form too (the message text never holds the number).
 """
 
 from __future__ import annotations
@@ -33,14 +38,33 @@ class SmsSender(Protocol):
     async def send(self, phone: str, text: str) -> None: ...
 
 
+def mask_phone(phone: str) -> str:
+    """The phone as a desk may see it at rest: ``13907301234`` -> ``139****1234``.
+
+    Keeps the first three and last four characters of a number of nine or more, only the last
+    two of a shorter one; a masked number masks to itself.
+    """
+    if len(phone) >= 9:
+        return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
+    shown = 2 if len(phone) > 2 else 0
+    return "*" * (len(phone) - shown) + phone[len(phone) - shown :]
+
+
+def _is_masked(phone: str) -> bool:
+    return "*" in phone
+
+
 class FileSmsSender:
-    """Writes each message to a file: the stand-in for a county SMS gateway."""
+    """Writes each message to a file: the stand-in for a county SMS gateway.
+
+    The file lives on the node's disk beside the database, so it gets the masked number.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     async def send(self, phone: str, text: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}\t{phone}\t{text}\n"
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}\t{mask_phone(phone)}\t{text}\n"
         await asyncio.to_thread(self._append, line)
 
     def _append(self, line: str) -> None:
@@ -90,20 +114,28 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
         name = matter.name if matter else row["matter"]
         outcome = OUTCOMES.get(row["outcome"], row["outcome"]).split()[0]
         text = f"【三级联办】您申请的{name}(回执号{row['receipt']})已办结:{outcome}。请到村便民服务站领取结果。"
-        if await store.queue_notification(row["id"], "result", phone, text):
+        # Only the masked number is queued: the real one is opened from the errand when it is sent.
+        if await store.queue_notification(row["id"], "result", mask_phone(phone), text):
             queued += 1
     return queued
 
 
 async def send_queued(store: Store, sender: SmsSender) -> int:
+    """Hand every unsent message to ``sender``; a sent message's row keeps only the masked phone."""
     sent = 0
     for item in await store.unsent_notifications():
+        kept = item["phone"]
+        # A row queued before phones were masked still holds the number: use it if the errand cannot give it.
+        phone = await store.applicant_phone(item["errand"]) or ("" if _is_masked(kept) else kept)
+        if not phone:
+            await store.mark_notification(item["id"], error="the applicant's phone cannot be read on this node")
+            continue
         try:
-            await sender.send(item["phone"], item["text"])
+            await sender.send(phone, item["text"])
         except Exception as exc:  # a gateway failure is retried on the next round
             await store.mark_notification(item["id"], error=f"{type(exc).__name__}: {exc}")
             continue
-        await store.mark_notification(item["id"])
+        await store.mark_notification(item["id"], phone=mask_phone(kept))
         sent += 1
     return sent
 
@@ -116,6 +148,7 @@ class Duties:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._masked_old = False
         store.on_change(self._wake.set)
 
     def start(self) -> None:
@@ -130,6 +163,9 @@ class Duties:
                 pass
 
     async def run_once(self) -> None:
+        if not self._masked_old:  # rows sent before phones were masked at rest: once per start
+            await self.store.mask_sent_notification_phones(mask_phone)
+            self._masked_old = True
         await deemed_approvals(self.store, self.context)
         await queue_result_messages(self.store, self.context)
         await send_queued(self.store, self.sender)

@@ -8,11 +8,11 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``village_agent`` | 代办员 | village | register, submit, carry materials, deliver, rate |
 | ``window_a`` | 窗口A岗 | township, county | every window step (decide at the township only) |
 | ``window_b`` | 窗口B岗 | township, county | receive and notes; acting for an A post (``acting_for``), all A steps |
-| ``director`` | 中心主任 | township, county | every window step (decide at the township only); supervision tables |
+| ``director`` | 中心主任 | township, county | every window step (decide at township only); supervision; enrollment |
 | ``approver`` | 部门审批 | county | the county department's steps; the only one who decides at the county |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints |
-| ``admin`` | 管理员 | any | accounts and node health; no errand, no personal data |
+| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
 
 Complaints (投诉) are seen only by supervisors and inspectors, and never one made against
 the person looking (``complaint_visible``).
@@ -78,17 +78,18 @@ STATUS = "status"  # node health, digests, reports below
 SUPERVISION = "supervision"  # 电子监察 tables
 COMPLAINTS = "complaints"  # 投诉
 ACCOUNTS = "accounts"
+ENROLL = "enroll"  # 节点接入: issue enrollment tokens for nodes below, see the certificates held
 
 _DESK = frozenset({ERRANDS, PERSONAL, ACT, STATUS})
 CAPABILITIES: Mapping[str, frozenset[str]] = {
     VILLAGE_AGENT: _DESK,
     WINDOW_A: _DESK,
     WINDOW_B: _DESK,
-    DIRECTOR: _DESK | {SUPERVISION},
+    DIRECTOR: _DESK | {SUPERVISION, ENROLL},
     APPROVER: _DESK | {SUPERVISION},
     SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
     INSPECTOR: _DESK | {SUPERVISION, COMPLAINTS},
-    ADMIN: frozenset({STATUS, ACCOUNTS}),
+    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL}),
 }
 
 # -- steps on errands --------------------------------------------------------------------------
@@ -224,6 +225,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/reports"): STATUS,
     ("GET", "/supervision"): SUPERVISION,
     ("GET", "/api/supervision"): SUPERVISION,
+    ("GET", "/enroll"): ENROLL,
+    ("POST", "/enroll"): ENROLL,
 }
 
 

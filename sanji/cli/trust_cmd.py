@@ -131,7 +131,7 @@ def _read_root_keys(paths: list[Path]) -> list[SigningKey]:
 @asynccontextmanager
 async def node_trust(settings: NodeSettings) -> AsyncIterator[TrustBook]:
     """This node's store and trust book, opened from its files (the node need not be running)."""
-    key = read_key(settings.path(settings.node.key_file))
+    key = read_key(settings.path(settings.node.key_file), passphrase_env=settings.node.key_passphrase_env)
     db = await open_database(settings.db_url)
     try:
         store = Store(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
@@ -162,7 +162,17 @@ async def certify_hub(config: str, root_path: Path, root_keys: list[Path]) -> in
     state = TrustState(root_doc)
     if state.county != settings.node.id:
         raise SanjiError(f"the root certifies hub {state.county}, this config is {settings.node.id}")
-    key = read_key(settings.path(settings.node.key_file))
+    signers = _read_root_keys(root_keys)
+    usable = {k.key_id for k in signers} & {k.key_id for k in state.root.keys}
+    if len(usable) < state.root.threshold:
+        stray = len(root_keys) - len(usable)
+        raise SanjiError(
+            f"certifying the hub takes {state.root.threshold} different keys of this root; got {len(usable)}"
+            + (f" ({stray} of the key files given are not keys of this root, or repeat one)" if stray else ""),
+            hint=f"Give --root-key once for each of {state.root.threshold} root key files "
+            "(root-1.key, root-2.key, ... from `sanji trust init-root`), held by different officials.",
+        )
+    key = read_key(settings.path(settings.node.key_file), passphrase_env=settings.node.key_passphrase_env)
     db = await open_database(settings.db_url)
     try:
         instance = await database_instance(db)
@@ -178,7 +188,7 @@ async def certify_hub(config: str, root_path: Path, root_keys: list[Path]) -> in
         instance=instance,
         name=settings.node.name,
     )
-    doc = sign_document(cert, _read_root_keys(root_keys))
+    doc = sign_document(cert, signers)
     result = state.add_many([doc], now_ms=_now_ms())[0]
     if result.status != "added":
         raise SanjiError(f"the hub certificate does not verify: {result.message or 'too few valid root signatures'}")
@@ -269,12 +279,12 @@ async def join_tree(config: str, token_text: str, name: str) -> int:
         raise SanjiError("the config has no [parent] url to enroll with")
     key_path = settings.path(settings.node.key_file)
     if key_path.exists():
-        key = read_key(key_path)
+        key = read_key(key_path, passphrase_env=settings.node.key_passphrase_env)
         if key.sealing is None:
             raise SanjiError(f"{key_path} has no sealing key beside it; make one with `sanji keys init --sealing`")
     else:
         key = NodeKey.generate_pair()
-        write_key(key_path, key)
+        write_key(key_path, key, passphrase_env=settings.node.key_passphrase_env)
     db = await open_database(settings.db_url)
     try:
         instance = await database_instance(db)
@@ -283,12 +293,18 @@ async def join_tree(config: str, token_text: str, name: str) -> int:
     request = make_request(
         token, key=key, keys=key.records(settings.node.id), instance=instance, name=name or settings.node.name
     )
-    async with httpx.AsyncClient(base_url=settings.parent.url.rstrip("/"), timeout=60.0) as client:
-        reply = await client.post(
-            "/sync/v1/enroll",
-            content=msgspec.msgpack.encode(request),
-            headers={"content-type": "application/msgpack"},
-        )
+    try:
+        async with httpx.AsyncClient(base_url=settings.parent.url.rstrip("/"), timeout=60.0) as client:
+            reply = await client.post(
+                "/sync/v1/enroll",
+                content=msgspec.msgpack.encode(request),
+                headers={"content-type": "application/msgpack"},
+            )
+    except httpx.HTTPError as exc:
+        raise SanjiError(
+            f"could not reach the parent at {settings.parent.url}: {exc or type(exc).__name__}",
+            hint="Check [parent] url in the config and that the parent node is running, then run the command again.",
+        ) from None
     if reply.status_code != 200:
         try:
             detail = reply.json()

@@ -102,6 +102,13 @@ class Store:
         # While a key rotation is in flight nothing is signed: the old key's retirement point is
         # this node's stream positions when it asked, so no batch may fall between the two keys.
         self.sealing_paused = False
+        # Direct children that told this process what they hold of this node's streams. Only then are
+        # new batches numbered in streams towards them: a node restored from a backup may have sent a
+        # child batches it no longer holds, and takes them back first (``confirm_child``, ``reclaim``).
+        self.confirmed_children: set[str] = set()
+        # The parent confirmed this node's streams in this process (``positions_confirmed`` is kept on
+        # disk, so a disk restored from a backup brings it back): streams only ancestors hold wait for it.
+        self.parent_confirmed = directory.parent(node_id) is None
 
     def use_directory(self, directory: Directory) -> None:
         """Verify with ``directory`` from now on (new certificates, rotated or revoked keys)."""
@@ -175,8 +182,18 @@ class Store:
         self._changed()
         return projections[errand_id]
 
-    async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS) -> int:
-        """Turn unsent local actions into signed batches, one stream per scope. Returns batches made."""
+    def may_seal(self, scope: str) -> bool:
+        """Whether this process may number new batches in its stream of ``scope`` (see confirmed_children)."""
+        if scope == self.node_id:
+            return self.parent_confirmed
+        return self.directory.next_hop_down(self.node_id, scope) in self.confirmed_children
+
+    async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS, *, force: bool = False) -> int:
+        """Turn unsent local actions into signed batches, one stream per scope. Returns batches made.
+
+        Streams towards a child not yet heard from in this process stay in the outbox (``may_seal``);
+        ``force`` seals them anyway (an operator writing a hand-carried file: there is no link to ask).
+        """
         made = 0
         if self.sealing_paused:
             return 0
@@ -189,8 +206,11 @@ class Store:
                 )
             ).all()
             by_scope: dict[str, list[Action]] = defaultdict(list)
-            for _, scope, body in rows:
-                by_scope[scope].append(decode_action(body))
+            sealed_ids: list[int] = []
+            for row_id, scope, body in rows:
+                if force or self.may_seal(scope):
+                    by_scope[scope].append(decode_action(body))
+                    sealed_ids.append(row_id)
             for scope, acts in by_scope.items():
                 audience = self.directory.audience(self.node_id, scope)
                 seq, last_hash = await self._cursor(conn, StreamKey(self.node_id, scope))
@@ -217,16 +237,60 @@ class Store:
                     made += 1
                     start += take
                 await self._set_cursor(conn, StreamKey(self.node_id, scope), seq, last_hash)
-            if rows:
-                await conn.execute(delete(t.outbox).where(t.outbox.c.id <= rows[-1][0]))
+            if sealed_ids:
+                await conn.execute(delete(t.outbox).where(t.outbox.c.id.in_(sealed_ids)))
         if made:
             self._changed()
         return made
 
     async def confirm_positions(self) -> None:
+        self.parent_confirmed = True
         if not self.positions_confirmed:
             await self.set_meta("positions_confirmed", "1")
             self.positions_confirmed = True
+
+    async def ancestor_cursors(self) -> dict[StreamKey, int]:
+        """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""
+        ancestors = set(self.directory.path(self.node_id)) - {self.node_id}
+        return await self.cursors_where(origin_in=ancestors, scope_in=self._subtree)
+
+    async def confirm_child(self, child: str, reported: dict[StreamKey, int]) -> dict[StreamKey, int]:
+        """Take a direct child's report of this node's streams. Returns those the child holds more of, with
+        this node's cursors ("give me mine after these": this node was restored from a backup), or confirms
+        the child when there are none."""
+        if child not in self.directory or self.directory.parent(child) != self.node_id:
+            return {}  # a grandchild on a fallback link speaks for its own branch only
+        below = self.directory.subtree(child)
+        mine = await self.cursors_where(origin_in=[self.node_id], scope_in=below)
+        ahead = {
+            k: mine.get(k, 0)
+            for k, seq in reported.items()
+            if k.origin == self.node_id and k.scope in below and seq > mine.get(k, 0)
+        }
+        if ahead:
+            await self.log_event("restored", child, {"streams": sorted(str(k) for k in ahead)})
+        else:
+            self.confirmed_children.add(child)
+        return ahead
+
+    async def held_above(self, child: str, held: dict[StreamKey, int]) -> dict[StreamKey, int]:
+        """The child's own streams of which this node's parent held more than this node does (``above``)."""
+        parent = self.directory.parent(self.node_id)
+        if parent is None:
+            return {}
+        async with self.db.reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer == parent, t.peer_acks.c.origin == child
+                    )
+                )
+            ).all()
+        return {StreamKey(o, sc): q for o, sc, q in rows if q > held.get(StreamKey(o, sc), 0)}
+
+    async def frames_given_back(self, parent_has: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        """The parent's own batches it lost and this node holds (``CursorsResponse.reclaim``)."""
+        return await self._frames_after(dict(parent_has), max_bytes)
 
     async def own_streams_behind(self, parent_has: dict[StreamKey, int]) -> list[str]:
         """This node's own streams of which the parent holds more than this node: a restored backup."""
@@ -953,7 +1017,11 @@ class Store:
         return view.phone if view is not None else ""
 
     async def queue_notification(self, errand_id: str, event: str, phone: str, text: str) -> bool:
-        """Queue a message once per (errand, event); False if it was queued before."""
+        """Queue a message once per (errand, event); False if it was queued before.
+
+        ``phone`` is what the row keeps: the duties queue a masked number (``sanji.duties.mask_phone``)
+        and open the real one from the errand when they send.
+        """
         async with self._write() as conn:
             exists = await conn.scalar(
                 select(func.count())
@@ -978,10 +1046,27 @@ class Store:
             )
         return [_plain(r) for r in rows]
 
-    async def mark_notification(self, notification_id: int, *, error: str = "") -> None:
+    async def mark_notification(self, notification_id: int, *, error: str = "", phone: str | None = None) -> None:
+        """Record a failed attempt (``error``) or the message as sent; ``phone`` replaces the kept number."""
         values: dict[str, Any] = {"error": error} if error else {"sent_at": time.time(), "error": ""}
+        if phone is not None:
+            values["phone"] = phone
         async with self._write() as conn:
             await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id).values(**values))
+
+    async def mask_sent_notification_phones(self, mask: Callable[[str], str]) -> int:
+        """Replace the phone of every sent message by ``mask(phone)`` where that differs; how many rows changed."""
+        sent = t.notifications.c.sent_at.is_not(None)
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.notifications.c.id, t.notifications.c.phone).where(sent))).all()
+        changes = {row.id: mask(row.phone) for row in rows if mask(row.phone) != row.phone}
+        if changes:
+            async with self._write() as conn:
+                for notification_id, masked in changes.items():
+                    await conn.execute(
+                        update(t.notifications).where(t.notifications.c.id == notification_id).values(phone=masked)
+                    )
+        return len(changes)
 
     async def worklist(self) -> list[dict[str, Any]]:
         """Errands on their way here, or held here and not yet closed."""

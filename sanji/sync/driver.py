@@ -108,7 +108,11 @@ async def _exchange(
         own = await store.own_report(catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=day)
         reports = (own, *await store.reports())
     request = CursorsRequest(
-        sender=store.node_id, catalogue_version=version, reports=reports, instance=store.instance_id
+        sender=store.node_id,
+        catalogue_version=version,
+        reports=reports,
+        instance=store.instance_id,
+        ancestor_streams=cursors_from(await store.ancestor_cursors()),
     )
     if trust is not None:
         request = await trust.extend(request, transport)
@@ -135,15 +139,44 @@ async def _exchange(
         await trust.absorb(request, reply, transport)  # before sealing: a rotated key signs what follows
     parent_has = cursor_map(reply.cursors)
     await store.record_peer_cursors(parent, parent_has)
-    behind = await store.own_streams_behind(parent_has)
+    # Where this node's own streams stand above it: at the parent, or (``above``) at the parent's parent.
+    known = dict(parent_has)
+    for key, seq in cursor_map(reply.above).items():
+        known[key] = max(known.get(key, 0), seq)
+    behind = await store.own_streams_behind(known)
+    still_behind: list[str] = []
     if behind:
         # The parent holds more of this node's own streams than this node does: it was restored
         # from an old backup. Take its own batches back before numbering anything new.
         log.warning("restored from an older copy: the parent holds newer batches of %s", behind)
         report.pulled += await _pull(store, transport, parent, budget, report)
         await store.note_recovery(behind)
-    await store.confirm_positions()
-    await store.seal_outbox()
+        still_behind = await store.own_streams_behind(known)
+    if reply.reclaim:
+        # The parent was restored from a backup and lost batches of its own it had sent down here:
+        # they go back before it numbers anything new, or this branch would keep a lineage it lost.
+        log.warning("parent %s lost its own batches %s; giving them back", parent, [str(c) for c in reply.reclaim])
+        give_back = cursor_map(reply.reclaim)
+        while give_back:
+            frames, more = await store.frames_given_back(give_back, budget)
+            if not frames:
+                break
+            back = await transport.push(PushRequest(sender=store.node_id, at=store.clock.now(), frames=tuple(frames)))
+            report.requests += 1
+            stored = [r for r in back.results if r.status in ("stored", "duplicate")]
+            for r in stored:
+                key = StreamKey(r.origin, r.scope)
+                if key in give_back:
+                    give_back[key] = max(give_back[key], r.seq)
+            if not more or not stored:
+                break
+    if still_behind:
+        # Its parent's parent holds batches of this node the parent has not brought down yet: number
+        # nothing new until they have come (a later session), or this node would fork its own stream.
+        log.warning("own batches of %s are still on their way down; not sealing yet", still_behind)
+    else:
+        await store.confirm_positions()
+        await store.seal_outbox()
     while True:
         frames, more = await store.frames_for_parent(parent_has, budget)
         if not frames:

@@ -70,6 +70,7 @@ class SyncServer:
                 request.sender, request.trust_cursor, request.trust_epoch
             )
         held = await self.store.cursors_for_child(request.sender)
+        reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
         catalogue = b""
         offset = 0
@@ -89,6 +90,8 @@ class SyncServer:
             trust_epoch=trust_epoch,
             trust_taken=taken,
             rotated=rotated,
+            reclaim=cursors_from(reclaim),
+            above=cursors_from(await self.store.held_above(request.sender, held)),
         )
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:

@@ -18,7 +18,7 @@ import msgspec
 from protocol.session import CursorsRequest, CursorsResponse, RotateKeys
 from protocol.signing import ED25519
 from protocol.trust import parse_document
-from sanji.keys import NodeKey, read_key
+from sanji.keys import NodeKey, key_passphrase, read_key
 from sanji.store.trustbook import TrustBook
 
 log = logging.getLogger("sanji.sync")
@@ -80,7 +80,7 @@ class ChildTrust:
         path = next_key_path(self.key_path)
         if not path.exists():
             return None
-        new = read_key(path)
+        new = read_key(path, passphrase=key_passphrase(self.store.key), protect_plain=True)  # as the node's own
         current = self.book.state.current(self.store.node_id) if self.book.state else None
         sealing = [k for k in (current.keys if current else ()) if k.algorithm != ED25519]
         keys = (new.record(self.store.node_id), *sealing)  # the sealing key stays: old sealed details must open

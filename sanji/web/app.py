@@ -42,6 +42,7 @@ from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
+from sanji.web.trust_screens import EnrollController
 from sanji.workcalendar import load_calendar
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -63,7 +64,7 @@ class NodeRuntime:
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         s = self.settings
-        key = read_key(s.path(s.node.key_file))
+        key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
         db = await open_database(s.db_url)
         directory = await node_directory(s, db)
         entry = directory.get(s.node.id)
@@ -156,6 +157,7 @@ def build_app(
         DocumentController,
         SyncController,
         ScreenController,
+        EnrollController,
         LoginController,
         *extra_handlers,
     ]

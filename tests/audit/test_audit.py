@@ -387,7 +387,7 @@ async def preempt_an_action(network: Any) -> tuple[Store, Store]:
     net = await network(1, 1)
     village, county_store = net.stores[VILLAGE], net.stores[COUNTY]
     await net.service(VILLAGE).register(RegisterForm(matter="MZ-001", applicant_name="张三", actor="代办员"))
-    await village.seal_outbox()
+    await village.seal_outbox(force=True)
     (genuine,) = await village.frames_for_node(COUNTY)
     opened = open_frame(genuine, net.directory)
     copy_frame = seal(

@@ -50,7 +50,7 @@ async def test_a_dropped_transfer_resumes_where_it_stopped(network: NetworkFacto
     # A second copy arriving in pieces: a chunk at the wrong offset changes nothing.
     other = os.urandom(3 * BLOB_CHUNK_BYTES)
     digest2 = await attach(net, "T01V01", errand, other)
-    await net.stores["T01V01"].seal_outbox()
+    await net.stores["T01V01"].seal_outbox(force=True)
     frames, _ = await net.stores["T01V01"].frames_for_parent({}, 1 << 20)
     await town.receive(frames, peer="T01V01")
     link = net.signed("T01V01")
@@ -72,7 +72,7 @@ async def test_corrupted_content_is_thrown_away(network: NetworkFactory) -> None
     errand = (await village.register(RegisterForm(matter="MZ-001", applicant_name="王芳", actor="代办"))).errand
     scan = os.urandom(1000)
     digest = await attach(net, "T01V01", errand, scan)
-    await net.stores["T01V01"].seal_outbox()
+    await net.stores["T01V01"].seal_outbox(force=True)
     frames, _ = await net.stores["T01V01"].frames_for_parent({}, 1 << 20)
     await net.stores["T01"].receive(frames, peer="T01V01")
     bad = await net.signed("T01V01").blob_put(

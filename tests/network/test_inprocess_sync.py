@@ -174,7 +174,7 @@ async def test_replayed_pushes_and_pulls_change_nothing(network: NetworkFactory)
     net = await network(1, 2)
     village, town = net.stores["T01V01"], net.stores["T01"]
     await register(net, "T01V01", 3)
-    await village.seal_outbox()
+    await village.seal_outbox(force=True)
     frames, more = await village.frames_for_parent({}, 10**6)
     assert frames and not more
     def push(sender: str, fs: list[bytes]) -> Awaitable[PushResponse]:
@@ -246,13 +246,13 @@ async def test_tiny_budget_many_rounds_still_converge(network: NetworkFactory) -
 
     async def step(node: str, errand: str, kind: str, **fields: Any) -> None:
         await act(net, node, errand, kind, **fields)
-        await net.stores[node].seal_outbox()  # one action per batch: many small frames in many streams
+        await net.stores[node].seal_outbox(force=True)  # one action per batch: many small frames in many streams
 
     errands: list[str] = []
     for village in ("T01V01", "T01V02", "T02V01", "T02V02"):
         for summary in ("", "", secrets.token_hex(700)):  # the long one makes a frame bigger than the budget
             (e,) = await register(net, village, 1, summary=summary, submit=False)
-            await net.stores[village].seal_outbox()
+            await net.stores[village].seal_outbox(force=True)
             await step(village, e, "submit")
             errands.append(e)
     await net.sync_all()

@@ -17,7 +17,7 @@ async def test_a_large_backlog_is_sealed_into_frames_under_the_target(network: N
         # Long, varied text so the batch does not compress away.
         summary = "".join(chr(0x4E00 + (i * 7919 + k * 104729) % 20000) for k in range(600))
         await village.register(RegisterForm(matter="MZ-001", applicant_name=f"村民{i}", actor="代办", summary=summary))
-    made = await net.stores["T01V01"].seal_outbox()
+    made = await net.stores["T01V01"].seal_outbox(force=True)
     async with net.stores["T01V01"].db.reader.connect() as conn:
         sizes = list((await conn.execute(select(t.batches.c.size))).scalars())
     assert made == len(sizes) > 1

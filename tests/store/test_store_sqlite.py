@@ -309,6 +309,7 @@ async def test_forwarding_pages_respect_the_budget_across_streams(open_store: St
     batches = standard_batches()
     village_frames = chain(layout, batches)
     await town.receive(village_frames, peer=VILLAGE)
+    assert await town.confirm_child(VILLAGE, {}) == {}  # the village said it holds nothing of the town's
     for errand in ("E1", "E2"):  # the town's own stream about the village's errands
         await ErrandService(town).act(errand, ActionForm(kind="receive", actor="王"))
         await town.seal_outbox()
@@ -406,7 +407,7 @@ async def test_local_action_refused_by_rules_writes_nothing(open_store: StoreOpe
 
     assert await counts(village) == before
     assert await village.errand(errand) == row_before
-    assert await village.seal_outbox() == 1  # only the registration goes out
+    assert await village.seal_outbox(force=True) == 1  # only the registration goes out
 
     # and a valid action is still accepted afterwards
     ok = await service.act(errand, ActionForm(kind="submit", actor="李代办", expected_version=1))
@@ -420,3 +421,20 @@ async def test_database_of_another_node_refuses_to_start(open_store: StoreOpener
         await open_store("C")
     again = await open_store(TOWN)  # its own node reopens fine, same instance
     assert again.instance_id == town.instance_id
+
+
+async def test_streams_towards_a_child_wait_until_the_child_says_what_it_holds(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    """A township restored from a backup may have sent its village batches it no longer holds: it numbers
+    nothing new towards that village before the village reported, and asks for its own batches back."""
+    town = await open_store(TOWN)
+    await town.receive(chain(layout, standard_batches()), peer=VILLAGE)
+    await ErrandService(town).act("E1", ActionForm(kind="receive", actor="王"))
+    assert await town.seal_outbox() == 0 and await town.outbox_size() == 1  # the village has not spoken
+    mine = StreamKey(TOWN, VILLAGE)
+    assert await town.confirm_child(VILLAGE, {mine: 3}) == {mine: 0}  # it holds 3 the town lost
+    assert await town.seal_outbox() == 0
+    assert await town.confirm_child(VILLAGE, {}) == {}
+    assert await town.seal_outbox() == 1 and await town.outbox_size() == 0
+    assert await town.seal_outbox(force=True) == 0  # nothing left; force seals regardless (hand-carried files)

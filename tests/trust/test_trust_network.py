@@ -132,7 +132,7 @@ async def test_revoked_key_is_refused_at_township_and_county_within_two_cycles(n
     await net.sync("T01")  # the revocation goes up with the township's next exchange
     assert net.stores["C"].directory.is_retired(net.stores["T01V01"].key.key_id)
     # Batches after the point, carried past the township on a file, are quarantined at the county.
-    await net.stores["T01V01"].seal_outbox()
+    await net.stores["T01V01"].seal_outbox(force=True)
     frames = await net.stores["T01V01"].frames_for_node("C")
     outcome = await net.stores["C"].receive(frames, peer="file:T01V01")
     refused = [r for r in outcome.results if r.status == "refused"]

@@ -1,0 +1,261 @@
+"""节点接入 Enrollment: the screen where a centre director (or an administrator) lets a new node join.
+
+``GET /enroll`` shows a form to issue a one-time enrollment token for a node directly below
+this one (the county enrolls townships, a township its villages; a village enrolls nobody),
+the tokens issued here (used or not, and the certificate each one became), and the
+certificates and revocations this node holds. A node without a root of trust (it runs on
+directory.json) says so and issues nothing.
+
+``POST /enroll`` checks the form and issues the token (``TrustBook.issue_token``), then shows
+it once — large, grouped text and a QR code — with what the agent does with it on the new
+machine (``sanji enroll join``). The token is never stored here in readable form and the page
+is sent ``Cache-Control: no-store``; a refused form is shown again with the reason in Chinese
+and English (400; 409 when this node holds no root of trust).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.response import Template
+
+from protocol.deadlines import CHINA_STANDARD_TIME
+from protocol.enrollment import TOKEN_VALID_DAYS, encode_token
+from protocol.errors import SanjiError
+from protocol.topology import COUNTY, TOWN, VILLAGE
+from protocol.trust import root_fingerprint
+from sanji.auth.guard import principal_of
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.store.trustbook import TrustBook
+from sanji.web.qr import qr_svg
+from sanji.web.screens import _frame, one, read_form
+
+NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CHILD_ROLE = {COUNTY: TOWN, TOWN: VILLAGE}  # the role a node of each role enrolls (villages enroll nobody)
+ROLE_NAMES = {COUNTY: "县级中心 county hub", TOWN: "乡镇中心 township", VILLAGE: "村代办点 village"}
+MAX_NAME = 64
+MAX_DAYS = 30
+GROUPS_PER_LINE = 6
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _when(seconds: object) -> str:
+    """A time in China Standard Time, to the minute ('' for none)."""
+    at = _seconds(seconds)
+    return datetime.fromtimestamp(at, CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+def _ms_when(ms: int) -> str:
+    return _when(ms / 1000) if ms else ""
+
+
+def token_lines(text: str) -> list[str]:
+    """The token in lines of a few five-character groups, for reading aloud or typing."""
+    groups = text.split("-")
+    return ["-".join(groups[i : i + GROUPS_PER_LINE]) for i in range(0, len(groups), GROUPS_PER_LINE)]
+
+
+def check_form(values: dict[str, str], child_role: str | None) -> dict[str, str]:
+    """A Chinese+English message for each field of the token form that is wrong."""
+    errors: dict[str, str] = {}
+    if child_role is None:
+        errors["role"] = "村代办点没有下级节点，不能签发入网令牌 A village station has no nodes below it to enroll"
+    elif values["role"] != child_role:
+        errors["role"] = (
+            f"本节点只能为{ROLE_NAMES[child_role]}签发令牌 This node enrolls only a {child_role}, "
+            f"not {values['role'] or '(none)'}"
+        )
+    node = values["node"]
+    if not node:
+        errors["node"] = "请填写新节点编号 The new node's id is required (e.g. T01V03)"
+    elif not NODE_ID.fullmatch(node):
+        errors["node"] = (
+            "节点编号只能包含字母、数字、_ 和 -，最多64个字符 A node id has 1-64 letters, digits, _ or - (e.g. T01V03)"
+        )
+    if len(values["name"]) > MAX_NAME:
+        errors["name"] = f"名称不超过{MAX_NAME}字 At most {MAX_NAME} characters"
+    days = values["days"]
+    if not (days.isdigit() and 1 <= int(days) <= MAX_DAYS):
+        errors["days"] = f"有效天数应为1到{MAX_DAYS}的整数 Valid days: a whole number from 1 to {MAX_DAYS}"
+    return errors
+
+
+async def _enroll_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    trust: TrustBook,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    issued: dict[str, Any] | None = None,
+    problem: tuple[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    frame = _frame(store, context, "enroll")
+    role = str(frame["role"])
+    child_role = CHILD_ROLE.get(role)
+    state = trust.state
+    now_ms = int(time.time() * 1000)
+    root: dict[str, Any] | None = None
+    certificates: list[dict[str, Any]] = []
+    revocations: list[dict[str, Any]] = []
+    if state is not None:
+        current = state.root
+        root = {
+            "version": current.version,
+            "county": current.county,
+            "threshold": current.threshold,
+            "key_count": len(current.keys),
+            "fingerprint": root_fingerprint(state.root_documents()[0]),
+        }
+        certificates = [
+            {
+                "node": c.node,
+                "name": c.name,
+                "role": c.role,
+                "parent": c.parent or "",
+                "issuer": c.issuer,
+                "serial": c.serial,
+                "issued": _ms_when(c.issued_at),
+                "days_left": int((c.not_after - now_ms) // 86_400_000),
+                "mine": c.node == store.node_id,
+            }
+            for c in state.certificates()
+        ]
+        revocations = [
+            {
+                "node": r.node,
+                "key_id": r.retirement.key_id,
+                "issuer": r.issuer,
+                "reason": r.reason,
+                "issued": _ms_when(r.issued_at),
+            }
+            for r in state.revocations()
+        ]
+    now = time.time()
+    tokens = [
+        {
+            "node": str(row["node"]),
+            "name": str(row.get("name") or ""),
+            "role": str(row["role"]),
+            "issued": _when(row["issued_at"]),
+            "issued_by": str(row.get("issued_by") or ""),
+            "expires": _when(row["expires_at"]),
+            "used": _when(row.get("used_at")),
+            "expired": row.get("used_at") is None and _seconds(row["expires_at"]) < now,
+            "serial": str(row.get("serial") or ""),
+        }
+        for row in await trust.tokens()
+    ]
+    person = principal_of(request)
+    form = values or {"node": "", "role": child_role or "", "name": "", "days": str(TOKEN_VALID_DAYS)}
+    return Template(
+        template_name="enroll.html",
+        status_code=status,
+        headers=NO_STORE,
+        context={
+            **frame,
+            "enabled": state is not None,
+            "child_role": child_role,
+            "child_role_name": ROLE_NAMES.get(child_role or "", ""),
+            "node_role_name": ROLE_NAMES.get(role, role),
+            "values": form,
+            "errors": errors or {},
+            "problem": problem,
+            "issued": issued,
+            "root": root,
+            "certificates": certificates,
+            "revocations": revocations,
+            "tokens": tokens,
+            "max_days": MAX_DAYS,
+            "issuer_name": person.name if person else "",
+        },
+    )
+
+
+class EnrollController(Controller):
+    path = "/enroll"
+    include_in_schema = False
+
+    @get("/")
+    async def enroll_form(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        trust: NamedDependency[TrustBook],
+    ) -> Template:
+        return await _enroll_page(request, store, context, trust)
+
+    @post("/", status_code=200)
+    async def issue(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        trust: NamedDependency[TrustBook],
+    ) -> Template:
+        form = await read_form(request)
+        values = {name: one(form, name) for name in ("node", "role", "name", "days")}
+        if trust.state is None:
+            return await _enroll_page(
+                request,
+                store,
+                context,
+                trust,
+                values=values,
+                problem=(
+                    "本节点未持有信任根（仍按 directory.json 运行），不能为其他节点签发入网令牌",
+                    "This node holds no root of trust (it runs on directory.json), so it cannot enroll other nodes.",
+                ),
+                status=409,
+            )
+        child_role = CHILD_ROLE.get(store.directory.role(store.node_id))
+        errors = check_form(values, child_role)
+        if errors:
+            return await _enroll_page(request, store, context, trust, values=values, errors=errors, status=400)
+        person = principal_of(request)
+        try:
+            issued = await trust.issue_token(
+                node=values["node"],
+                role=values["role"],
+                name=values["name"],
+                issued_by=person.name if person else "",
+                days=int(values["days"]),
+            )
+        except SanjiError as exc:
+            return await _enroll_page(
+                request,
+                store,
+                context,
+                trust,
+                values=values,
+                problem=("未能签发入网令牌", exc.message),
+                status=409,
+            )
+        text = encode_token(issued.token)
+        label = f"入网令牌 Enrollment token for {values['node']}"
+        shown = {
+            "text": text,
+            "lines": token_lines(text),
+            "qr": qr_svg(text, scale=4, label=label),
+            "node": values["node"],
+            "role": values["role"],
+            "role_name": ROLE_NAMES[values["role"]],
+            "name": values["name"],
+            "parent": store.node_id,
+            "expires": _when(issued.expires_at),
+        }
+        fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
+        return await _enroll_page(request, store, context, trust, values=fresh, issued=shown)
