@@ -32,7 +32,7 @@ from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import RotateKeys
 from protocol.signing import ED25519, verify
-from protocol.topology import COUNTY, Directory, NodeEntry
+from protocol.topology import COUNTY, ROLES, Directory, NodeEntry
 from protocol.trust import (
     AddResult,
     Certificate,
@@ -362,6 +362,13 @@ class TrustBook:
         """A one-time enrollment token for ``node``, a child of this node."""
         if self.state is None:
             raise TrustError("this node holds no root of trust, so it cannot enroll others")
+        mine = self.store.directory.role(self.store.node_id)
+        below = ROLES[ROLES.index(mine) + 1] if ROLES.index(mine) + 1 < len(ROLES) else None
+        if role != below:
+            raise EnrollmentError(
+                f"a {mine} node enrolls {below or 'no'} nodes, not a {role}",
+                hint="A township is enrolled by the county, a village by its township.",
+            )
         token = new_token(
             parent=self.store.node_id, node=node, role=role, root=root_fingerprint(self.state.root_documents()[0])
         )
@@ -400,6 +407,7 @@ class TrustBook:
             if row["expires_at"] < time.time():
                 raise EnrollmentError(f"the enrollment token for {row['node']} expired")
             check_request(request, secret=bytes(row["secret"]), expected_node=row["node"], expected_role=row["role"])
+            retires = await self._replaced_machine(request)
             cert = make_certificate(
                 node=request.node,
                 role=request.role,
@@ -409,6 +417,7 @@ class TrustBook:
                 now_ms=self._now(),
                 name=request.name or str(row["name"]),
                 instance=request.instance,
+                retires=retires,
             )
             await conn.execute(
                 update(t.enrollments)
@@ -423,6 +432,23 @@ class TrustBook:
             )
         await self.store.log_event("enrolled", request.node, {"serial": cert.serial, "instance": request.instance})
         return EnrollResponse(certificate=raw, bundle=self._bundle_for(request.node))
+
+    async def _replaced_machine(self, request: EnrollRequest) -> tuple[Retirement, ...]:
+        """Re-enrolling a node (a new laptop for the same village): its old signing keys sign nothing
+        after what this node holds of its streams, so the old machine, or a copy of it, is cut off."""
+        assert self.state is not None
+        new_keys = {k.key_id for k in request.keys}
+        old = [
+            k.key_id
+            for c in self.state.certificates(request.node)
+            for k in c.keys
+            if k.algorithm == ED25519 and k.key_id not in new_keys
+        ]
+        if not old:
+            return ()
+        held = await self.store.cursors_where(origin_in=[request.node])
+        points = tuple(sorted((k.origin, k.scope, seq) for k, seq in held.items()))
+        return tuple(Retirement(key_id=key_id, points=points) for key_id in dict.fromkeys(old))
 
     def _bundle_for(self, node: str) -> tuple[bytes, ...]:
         """Roots, then the valid certificates of everyone on ``node``'s path (its parent is this node)."""

@@ -302,6 +302,10 @@ class SyncDriver:
         self.sessions = 0
         store.on_change(self.poke)
 
+    def _suspect(self, value: bool) -> None:
+        for link in (self.transport, *self.fallbacks):
+            link.suspect = value
+
     def poke(self) -> None:
         self._wake.set()
 
@@ -364,6 +368,7 @@ class SyncDriver:
                 # already tried a fresh connection): growing the backoff on top would only add to the time
                 # a returned link waits. Refusals come back at once and do back off.
                 timed_out = isinstance(exc, TransportError) and exc.timed_out
+                self._suspect(True)
                 self.failures += 1
                 self.backoff_steps += 0 if timed_out else 1
                 self.last_error = exc.message
@@ -378,6 +383,7 @@ class SyncDriver:
                 log.exception("sync with %s crashed", parent)
                 await _quietly(self.store.record_exchange(parent, ok=False, error=self.last_error))
             else:
+                self._suspect(False)
                 self.failures = 0
                 self.backoff_steps = 0
                 self.last_error = ""

@@ -34,6 +34,7 @@ R = TypeVar("R", bound=msgspec.Struct)
 # ``timeout_keep_alive``, 75 s in sanji.cli.serve): a request never races the server's close. Long
 # enough that a 64 kbit/s link does not pay a new handshake for every page of a sync.
 POOL_KEEPALIVE_S = 60.0
+SUSPECT_IDLE_S = 4.0  # idle limit of the opening request while the link is suspect
 log = logging.getLogger("sanji.sync")
 
 
@@ -52,6 +53,7 @@ class Transport(Protocol):
     bytes_sent: int
     bytes_received: int
     signer: RequestSigner | None  # set by the driver: every request is signed with the node's current key
+    suspect: bool  # set by the driver when the last session over this link failed
 
     async def cursors(self, request: CursorsRequest) -> CursorsResponse: ...
     async def push(self, request: PushRequest) -> PushResponse: ...
@@ -74,6 +76,7 @@ class HttpTransport:
         self.requests = 0
         self.retries = 0  # requests sent again at once on a fresh connection
         self.signer: RequestSigner | None = None
+        self.suspect = False  # the last session over this link failed (set by the driver)
 
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -118,12 +121,23 @@ class HttpTransport:
         self.retries += 1
         return await self._client.post(path, content=body, headers=headers, timeout=wait)
 
+    def wait_for(self, path: str, size: int) -> httpx.Timeout:
+        """How long a request may stay silent: the idle limit, plus time for its body on a 16 kbit/s link.
+
+        After a failed session the small opening request (cursors) gets a shorter idle limit: the
+        link is suspect, and a hung request would otherwise keep a returned link waiting the full
+        limit (twice, with the retry on a fresh connection) before the next attempt notices it.
+        """
+        idle = self._timeout
+        if self.suspect and path.endswith("/cursors"):
+            idle = min(idle, SUSPECT_IDLE_S)
+        return httpx.Timeout(idle + size / 2000, connect=min(idle, 5.0))
+
     async def _call(self, path: str, request: msgspec.Struct, kind: type[R]) -> R:
         body = msgspec.msgpack.encode(request)
         # The read timer starts once the body is in the socket buffer, while it may still be crossing a
         # slow link: allow for the body at 2 KB/s (16 kbit/s) on top of the idle limit.
-        idle = self._timeout
-        wait = httpx.Timeout(idle + len(body) / 2000, connect=min(idle, 5.0))
+        wait = self.wait_for(path, len(body))
         try:
             response = await self._post(path, body, wait)
         except httpx.HTTPError as exc:
@@ -176,6 +190,7 @@ class LocalTransport:
         self.bytes_received = 0
         self.down = False
         self.signer: RequestSigner | None = None
+        self.suspect = False  # the last session over this link failed (set by the driver)
 
     async def _roundtrip(self, request: msgspec.Struct, kind: type[R], handler: object, path: str) -> R:
         if self.down:

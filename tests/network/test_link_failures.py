@@ -33,7 +33,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.sync.driver import SYNC_TRAFFIC, SyncDriver, sync_once
-from sanji.sync.transport import HttpTransport, TransportError
+from sanji.sync.transport import SUSPECT_IDLE_S, HttpTransport, TransportError
 from tests.conftest import StoreOpener
 
 Fate = Callable[[int, int], str]  # (connection number, request number on it) -> "answer" | "hang" | "reset"
@@ -338,3 +338,28 @@ async def test_bytes_of_an_exchange_that_broke_off_are_counted(parent: Parent, v
         await transport.close()
     assert (parent.paths, parent.requests) == (["/sync/v1/cursors"], 3)
     assert (await village.traffic(DAY.isoformat()))[SYNC_TRAFFIC] == transport.bytes_sent > 0
+
+
+async def test_after_a_failed_session_the_opening_request_waits_less(parent: Parent, village: Store) -> None:
+    """A hung cursors request on a suspect link gives up after the short idle limit, so a link that came
+    back is tried again sooner; bulk requests keep the full limit, and a good session clears the flag."""
+    transport = HttpTransport("http://127.0.0.1:9", timeout=10.0)
+    try:
+        assert transport.wait_for("/sync/v1/cursors", 0).read == 10.0
+        transport.suspect = True
+        assert transport.wait_for("/sync/v1/cursors", 0).read == SUSPECT_IDLE_S < 10.0
+        assert transport.wait_for("/sync/v1/pull", 0).read == 10.0
+    finally:
+        await transport.close()
+    async with FaultProxy(target_port=parent.port, blackhole=True) as link:
+        live = HttpTransport(link.url, timeout=0.3)
+        driver = SyncDriver(village, live, interval=0.05, max_backoff=0.2)
+        driver.start()
+        try:
+            await until(lambda: driver.failures >= 1)
+            assert live.suspect
+            link.set(blackhole=False)
+            await until(lambda: driver.failures == 0 and driver.sessions >= 1)
+            assert not live.suspect
+        finally:
+            await driver.stop()

@@ -355,7 +355,13 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
     if isinstance(action, MaterialsReceived):
         if stage == SUPPLEMENT:
             return set(state.supplement_items) <= set(action.items)
-        return stage in (ACCEPTED, AT_DEPARTMENT) and owed and set(action.items) <= set(state.provisional)
+        # 容缺: the desk names which promised items arrived; an empty list records nothing.
+        return (
+            stage in (ACCEPTED, AT_DEPARTMENT)
+            and owed
+            and bool(action.items)
+            and set(action.items) <= set(state.provisional)
+        )
     if isinstance(action, Assign):
         return stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT) and not _blank(action.window) and not _blank(action.handler)
     if isinstance(action, SubtaskDone):

@@ -170,3 +170,22 @@ async def test_a_new_root_version_travels_down_to_every_village(net: TrustNet) -
     await net.sync_all()
     for node in ("T01", "T01V01", "T01V02"):
         assert net.books[node].state is not None and net.books[node].state.root.version == 2
+
+
+async def test_a_replacement_laptop_reenrolls_and_the_old_machine_is_cut_off(net: TrustNet) -> None:
+    ids = await register(net, "T01V01", 2)
+    await net.sync_all()
+    old_store, old_key = net.stores["T01V01"], net.stores["T01V01"].key
+    new_store = await net.enroll("T01V01", VILLAGE, "T01", machine="-new-laptop")
+    assert new_store is not old_store and new_store.key.key_id != old_key.key_id
+    await net.sync("T01V01")  # the new laptop takes its errands back from the township ...
+    assert sorted(await new_store.digests()) == sorted(ids)
+    ids += await register(net, "T01V01", 1)  # ... and goes on numbering after them
+    await net.sync_all()
+    assert sorted(await net.stores["C"].digests()) == sorted(ids)
+    assert net.stores["C"].directory.is_retired(old_key.key_id)
+    # The old machine (or a copy of it) can no longer talk to the township.
+    stale = LocalTransport(net.servers["T01"])
+    stale.signer = RequestSigner("T01V01", old_store)
+    with pytest.raises(Unauthenticated, match="revoked or replaced"):
+        await stale.cursors(CursorsRequest(sender="T01V01", instance=old_store.instance_id))

@@ -49,8 +49,8 @@ class TrustNet:
     def service(self, node: str) -> ErrandService:
         return ErrandService(self.stores[node])
 
-    async def _open(self, node: str, key: NodeKey, state: TrustState) -> Store:
-        db = await open_database(f"sqlite:///{self.base / node}.db")
+    async def _open(self, node: str, key: NodeKey, state: TrustState, *, machine: str = "") -> Store:
+        db = await open_database(f"sqlite:///{self.base / node}{machine}.db")
         self.dbs.append(db)
         store = Store(db, node_id=node, key=key, directory=state.directory())
         await store.start()
@@ -81,11 +81,12 @@ class TrustNet:
         self.parents[node] = None
         await self._open(node, key, state)
 
-    async def enroll(self, node: str, role: str, parent: str, *, name: str = "") -> Store:
+    async def enroll(self, node: str, role: str, parent: str, *, name: str = "", machine: str = "") -> Store:
+        """Enroll ``node`` by token; ``machine`` names another laptop (its own database) for the same node."""
         issued = await self.books[parent].issue_token(node=node, role=role, name=name)
         key = NodeKey.generate_pair()
         write_key(self.key_path(node), key)
-        db = await open_database(f"sqlite:///{self.base / node}.db")
+        db = await open_database(f"sqlite:///{self.base / node}{machine}.db")
         instance = await database_instance(db)
         await db.dispose()
         request = make_request(issued.token, key=key, keys=key.records(node), instance=instance, name=name)
@@ -93,7 +94,7 @@ class TrustNet:
         state = TrustState(self.root_doc)
         state.add_many([*response.bundle, response.certificate], now_ms=now_ms())
         self.parents[node] = parent
-        store = await self._open(node, key, state)
+        store = await self._open(node, key, state, machine=machine)
         self.transports[node] = LocalTransport(self.servers[parent])
         self.child_trust[node] = ChildTrust(self.books[node], key_path=self.key_path(node))
         return store
