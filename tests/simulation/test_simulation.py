@@ -308,6 +308,16 @@ async def test_replica_and_store_take_the_same_frames_the_same_way(tmp_path: Pat
         if world.directory.parent(node) is not None:
             for budget in (300, 5_000):
                 assert await store.frames_for_parent({}, budget) == replica.frames_for_parent({}, budget)
+        # The restore rules of a session: what a child reports, what a parent asks back, what it may seal.
+        assert await store.ancestor_cursors() == replica.ancestor_cursors()
+        for child in world.directory.children(node):
+            own = await store.cursors_where(origin_in=[node])
+            ahead = {k: seq + 2 for k, seq in own.items() if k.scope in world.directory.subtree(child)}
+            assert await store.confirm_child(child, ahead) == replica.confirm_child(child, ahead)
+            assert await store.confirm_child(child, {}) == replica.confirm_child(child, {}) == {}
+            assert store.confirmed_children == replica.confirmed_children
+        for scope in sorted(world.directory.subtree(node)):
+            assert store.may_seal(scope) == replica.may_seal(scope), scope
         for errand, proj in replica.projections().items():
             row = await store.errand(errand)
             assert row is not None and row["digest"] == proj.digest
