@@ -153,23 +153,7 @@ async def _exchange(
         await store.note_recovery(behind)
         still_behind = await store.own_streams_behind(known)
     if reply.reclaim:
-        # The parent was restored from a backup and lost batches of its own it had sent down here:
-        # they go back before it numbers anything new, or this branch would keep a lineage it lost.
-        log.warning("parent %s lost its own batches %s; giving them back", parent, [str(c) for c in reply.reclaim])
-        give_back = cursor_map(reply.reclaim)
-        while give_back:
-            frames, more = await store.frames_given_back(give_back, budget)
-            if not frames:
-                break
-            back = await transport.push(PushRequest(sender=store.node_id, at=store.clock.now(), frames=tuple(frames)))
-            report.requests += 1
-            stored = [r for r in back.results if r.status in ("stored", "duplicate")]
-            for r in stored:
-                key = StreamKey(r.origin, r.scope)
-                if key in give_back:
-                    give_back[key] = max(give_back[key], r.seq)
-            if not more or not stored:
-                break
+        await _give_back(store, transport, parent, cursor_map(reply.reclaim), budget, report)
     if still_behind:
         # Its parent's parent holds batches of this node the parent has not brought down yet: number
         # nothing new until they have come (a later session), or this node would fork its own stream.
@@ -199,6 +183,27 @@ async def _exchange(
             break
     report.pulled += await _pull(store, transport, parent, budget, report)
     return parent
+
+
+async def _give_back(
+    store: Store, transport: Transport, parent: str, wanted: dict[StreamKey, int], budget: int, report: SessionReport
+) -> None:
+    """The parent was restored from a backup and lost batches of its own it had sent down here: push
+    them back before it numbers anything new, or this branch would keep a lineage the parent lost."""
+    log.warning("parent %s lost its own batches %s; giving them back", parent, sorted(str(k) for k in wanted))
+    while wanted:
+        frames, more = await store.frames_given_back(wanted, budget)
+        if not frames:
+            return
+        back = await transport.push(PushRequest(sender=store.node_id, at=store.clock.now(), frames=tuple(frames)))
+        report.requests += 1
+        taken = [r for r in back.results if r.status in ("stored", "duplicate")]
+        for r in taken:
+            key = StreamKey(r.origin, r.scope)
+            if key in wanted:
+                wanted[key] = max(wanted[key], r.seq)
+        if not more or not taken:
+            return
 
 
 async def _pull(store: Store, transport: Transport, parent: str, budget: int, report: SessionReport) -> int:

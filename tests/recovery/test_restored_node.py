@@ -67,3 +67,45 @@ def test_restored_village_takes_its_batches_back_and_reuses_nothing(tmp_path: Pa
     assert not issued_before & {r for _, r in later}
     assert len({r for _, r in later}) == len(later)
     assert all(is_valid(r) for _, r in first + lost + after + later)
+
+
+async def town_acts_and_village_syncs(cluster: Cluster, errands: list[str], kind: str) -> None:
+    """The township takes step ``kind`` on each errand; the village syncs (its pull carries the steps down)."""
+    village_cfg = load_settings(cluster.nodes["T01V01"].config)
+    town_cfg = load_settings(cluster.nodes["T01"].config)
+    async with node_store(village_cfg) as (village, vctx), node_store(town_cfg) as (town, tctx):
+        for errand in errands:
+            await ErrandService(town, tctx).act(errand, ActionForm(kind=kind, actor="王窗口"))
+        await sync_once(village, LocalTransport(SyncServer(town, tctx)), context=vctx)
+
+
+async def town_syncs_with_county(cluster: Cluster) -> None:
+    town_cfg = load_settings(cluster.nodes["T01"].config)
+    county_cfg = load_settings(cluster.nodes["C"].config)
+    async with node_store(town_cfg) as (town, tctx), node_store(county_cfg) as (county, cctx):
+        await sync_once(town, LocalTransport(SyncServer(county, cctx)), context=tctx)
+
+
+def copy_db(src: Path, dst: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+        if Path(f"{src}{suffix}").exists():
+            shutil.copy(f"{src}{suffix}", f"{dst}{suffix}")
+
+
+def test_restored_township_takes_back_what_it_had_sent_down(tmp_path: Path) -> None:
+    """The township's disk dies after it sent its receipts down (never up: the county link was out).
+    Restored from a backup, it must not renumber its stream: the village gives the batches back."""
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    db = cluster.workdir / "T01" / "node.db"
+    errands = [e for e, _ in asyncio.run(register_and_sync(cluster, 2))]
+    asyncio.run(town_syncs_with_county(cluster))  # the township has confirmed its place once
+    copy_db(db, tmp_path / "backup.db")
+    asyncio.run(town_acts_and_village_syncs(cluster, errands, "receive"))  # sent down, then the disk dies
+    copy_db(tmp_path / "backup.db", db)
+    asyncio.run(town_acts_and_village_syncs(cluster, errands, "receive"))  # the restored town acts again
+    asyncio.run(town_acts_and_village_syncs(cluster, [], "receive"))  # and the village syncs once more
+    town, town_status = asyncio.run(state(cluster, "T01"))
+    village, village_status = asyncio.run(state(cluster, "T01V01"))
+    assert village == town and set(town) == set(errands)
+    assert town_status["quarantined_batches"] == 0 and village_status["quarantined_batches"] == 0
