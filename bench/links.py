@@ -268,6 +268,9 @@ def frame_bytes(county: County, village: str, after_seq: int) -> tuple[int, int]
     return int(row[0]), int(row[1])
 
 
+SETTLE_S = 15.0  # how long a queue may take to drain after the errands are everywhere
+
+
 async def own_seq(county: County, village: str) -> int:
     streams = (await county.node(village))["streams"]
     return max((s["seq"] for s in streams if s["origin"] == village and s["scope"] == village), default=0)
@@ -283,11 +286,17 @@ async def doubled_or_lost(county: County, ids: list[str]) -> list[str]:
         if None in seen.values() or len(set(seen.values())) != 1:
             problems.append(f"{errand_id}: {seen}")
     for node_id in ("C", "T01", village):
-        node = await county.node(node_id)
-        if node["held_batches"] or node["quarantined_batches"] or node["queue_length"]:
+        # A batch the township relayed a moment ago may still await the county's acknowledgement (its
+        # reply in flight): only what stays queued, held or quarantined after a settling wait is wrong.
+        async def settled(node_id: str = node_id) -> bool:
+            node = await county.node(node_id)
+            return not (node["held_batches"] or node["quarantined_batches"] or node["queue_length"])
+
+        if await wait_for(settled, within=SETTLE_S) is None:
+            node = await county.node(node_id)
             problems.append(
                 f"{node_id}: held {node['held_batches']} quarantined {node['quarantined_batches']} "
-                f"queue {node['queue_length']}"
+                f"queue {node['queue_length']} after {SETTLE_S:.0f} s"
             )
     for errand_id in ids:
         history = (await county.clients["C"].errand(errand_id))["history"]

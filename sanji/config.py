@@ -50,7 +50,7 @@ class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     does log in is still recorded by account and held to their role). Every real deployment
     sets ``required = true``: then every screen and /api route except the public ones (/lookup,
     /api/lookup/*, /print/guide/*, /schema*, /login) needs a session or a bearer token. The
-    /sync/v1/* endpoints never use accounts: they carry signed batches.
+    /sync/v1/* endpoints never use accounts: each request is signed by the sending node (sync/requests_auth).
     """
 
     required: bool = False

@@ -34,7 +34,8 @@ R = TypeVar("R", bound=msgspec.Struct)
 # ``timeout_keep_alive``, 75 s in sanji.cli.serve): a request never races the server's close. Long
 # enough that a 64 kbit/s link does not pay a new handshake for every page of a sync.
 POOL_KEEPALIVE_S = 60.0
-SUSPECT_IDLE_S = 4.0  # idle limit of the opening request while the link is suspect
+OPENING_IDLE_S = 6.0  # idle limit of the opening request (cursors) of a session
+SUSPECT_IDLE_S = 4.0  # ... and while the link is suspect (the last session failed)
 log = logging.getLogger("sanji.sync")
 
 
@@ -124,13 +125,15 @@ class HttpTransport:
     def wait_for(self, path: str, size: int) -> httpx.Timeout:
         """How long a request may stay silent: the idle limit, plus time for its body on a 16 kbit/s link.
 
-        After a failed session the small opening request (cursors) gets a shorter idle limit: the
-        link is suspect, and a hung request would otherwise keep a returned link waiting the full
-        limit (twice, with the retry on a fresh connection) before the next attempt notices it.
+        The small opening request (cursors) gets a shorter idle limit, shorter still after a failed
+        session: a hung request would otherwise keep a returned link waiting the full limit (twice,
+        with the retry on a fresh connection) before the next attempt notices it.
         """
         idle = self._timeout
-        if self.suspect and path.endswith("/cursors"):
-            idle = min(idle, SUSPECT_IDLE_S)
+        if path.endswith("/cursors"):
+            # The parent answers it before sending anything else and has little to compute: a long
+            # silence means a dead link, not a busy parent.
+            idle = min(idle, SUSPECT_IDLE_S if self.suspect else OPENING_IDLE_S)
         return httpx.Timeout(idle + size / 2000, connect=min(idle, 5.0))
 
     async def _call(self, path: str, request: msgspec.Struct, kind: type[R]) -> R:

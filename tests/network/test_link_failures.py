@@ -33,7 +33,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.sync.driver import SYNC_TRAFFIC, SyncDriver, sync_once
-from sanji.sync.transport import SUSPECT_IDLE_S, HttpTransport, TransportError
+from sanji.sync.transport import OPENING_IDLE_S, SUSPECT_IDLE_S, HttpTransport, TransportError
 from tests.conftest import StoreOpener
 
 Fate = Callable[[int, int], str]  # (connection number, request number on it) -> "answer" | "hang" | "reset"
@@ -345,9 +345,10 @@ async def test_after_a_failed_session_the_opening_request_waits_less(parent: Par
     back is tried again sooner; bulk requests keep the full limit, and a good session clears the flag."""
     transport = HttpTransport("http://127.0.0.1:9", timeout=10.0)
     try:
-        assert transport.wait_for("/sync/v1/cursors", 0).read == 10.0
+        assert transport.wait_for("/sync/v1/cursors", 0).read == OPENING_IDLE_S < 10.0
+        assert transport.wait_for("/sync/v1/pull", 0).read == 10.0
         transport.suspect = True
-        assert transport.wait_for("/sync/v1/cursors", 0).read == SUSPECT_IDLE_S < 10.0
+        assert transport.wait_for("/sync/v1/cursors", 0).read == SUSPECT_IDLE_S < OPENING_IDLE_S
         assert transport.wait_for("/sync/v1/pull", 0).read == 10.0
     finally:
         await transport.close()
