@@ -348,6 +348,19 @@ class TrustState:
     def retirements(self) -> dict[str, list[Retirement]]:
         return {k: list(v) for k, v in self._computed.retired.items()}
 
+    def valid_ids(self) -> set[str]:
+        """Ids of every root version and every valid certificate and revocation held."""
+        return {d.id for d in self._root_docs} | set(self._valid_ids())
+
+    def document(self, doc_id: str) -> Document | None:
+        """A held document (root, valid or pending) by id, as parsed when it arrived."""
+        held = self._docs.get(doc_id)
+        return held if held is not None else next((d for d in self._root_docs if d.id == doc_id), None)
+
+    def document_of(self, cert: Certificate) -> Document | None:
+        """The held document carrying ``cert``."""
+        return next((d for d in self._docs.values() if d.value == cert), None)
+
     def _valid_ids(self) -> Iterable[str]:
         for doc in self._docs.values():
             value = doc.value

@@ -197,17 +197,14 @@ class TrustBook:
             self._install()
         return results
 
-    def _valid_ids(self) -> Iterable[str]:
+    def _valid_ids(self) -> set[str]:
         assert self.state is not None
-        for raw in self.state.documents():
-            yield parse_document(raw).id
+        return self.state.valid_ids()
 
     def _raw_of(self, doc_id: str) -> bytes | None:
         assert self.state is not None
-        for raw in self.state.documents() + self.state.pending():
-            if parse_document(raw).id == doc_id:
-                return raw
-        return None
+        doc = self.state.document(doc_id)
+        return doc.raw if doc is not None else None
 
     # -- what travels in a sync session --------------------------------------------------
 
@@ -479,10 +476,9 @@ class TrustBook:
             raise TrustError("a rotation names only the rotating node's own streams")
         for cert in self.state.certificates(child):  # the same request again: hand back what was issued
             if signing[0].key_id in {k.key_id for k in cert.keys}:
-                assert self.state is not None
-                for raw in self.state.documents():
-                    if parse_document(raw).value == cert:
-                        return raw
+                issued = self.state.document_of(cert)
+                if issued is not None:
+                    return issued.raw
         old = [k for k in current.keys if k.algorithm == ED25519 and k.key_id != signing[0].key_id]
         issued_by_old = {
             c.serial for c in self.state.certificates() if c.issuer == child
@@ -558,8 +554,5 @@ class TrustBook:
 
 
 def _signed_by_key(state: TrustState, cert: Certificate, key_id: str) -> bool:
-    for raw in state.documents():
-        doc = parse_document(raw)
-        if doc.value == cert:
-            return any(kid == key_id for kid, _ in doc.signatures)
-    return False
+    doc = state.document_of(cert)
+    return doc is not None and any(kid == key_id for kid, _ in doc.signatures)
