@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install browser
+.PHONY: demo test lint typecheck bench clean install browser lock upgrade
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Every version comes from uv.lock (exact, with hashes). pip fetches only uv itself, pinned with
+# hashes in requirements-uv.txt (derived from the same lock); uv installs the rest, exactly.
+$(STAMP): uv.lock requirements-uv.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-uv.txt
+	$(BIN)/uv sync --quiet --locked --extra dev --python $(BIN)/python
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,9 +26,16 @@ browser:
 	  || echo "could not install chromium: browser tests will skip (or fail if SANJI_REQUIRE_BROWSER=1)"; }
 
 test: $(STAMP) browser
-	$(BIN)/ruff check protocol sanji county_node town_node village_agent tests bench
+	$(BIN)/ruff check protocol sanji county_node town_node village_agent tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The one way to upgrade: move the lock to the newest versions the ranges in pyproject.toml allow,
+# re-derive uv's own pin, reinstall exactly that, and run the whole suite on it.
+lock upgrade: $(STAMP)
+	$(BIN)/uv lock --upgrade
+	$(BIN)/python tools/uv_bootstrap.py > requirements-uv.txt
+	$(MAKE) test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.apply_rate
