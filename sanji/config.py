@@ -25,7 +25,7 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     directory: str = ""  # hand-configured tree (directory.json); optional once the node holds certificates
     data_dir: str = "var"
     catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one
-    calendar_overrides: str = ""  # county-published working-day overrides for years the library lacks
+    calendar_overrides: str = ""  # retired: the county publishes a signed calendar (sanji calendar publish)
 
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

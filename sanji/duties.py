@@ -25,6 +25,7 @@ from typing import Protocol
 
 from protocol.errand import OUTCOMES
 from protocol.errors import SanjiError
+from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.service import ErrandService
@@ -166,6 +167,8 @@ class Duties:
         if not self._masked_old:  # rows sent before phones were masked at rest: once per start
             await self.store.mask_sent_notification_phones(mask_phone)
             self._masked_old = True
+        await self.context.refresh_calendar()  # a calendar published meanwhile by `sanji calendar publish`
+        await correct_provisional_deadlines(self.store, self.context)
         await deemed_approvals(self.store, self.context)
         await queue_result_messages(self.store, self.context)
         await send_queued(self.store, self.sender)

@@ -10,6 +10,7 @@ from sanji import __version__
 from sanji.cli import (
     accounts_cmd,
     audit_cmd,
+    calendar_cmd,
     carry_cmd,
     catalogue_cmd,
     demo,
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_init.add_parser(sub)
     directory_cmd.add_parser(sub)
     catalogue_cmd.add_parser(sub)
+    calendar_cmd.add_parser(sub)
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)

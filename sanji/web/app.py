@@ -80,8 +80,13 @@ class NodeRuntime:
         self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
         if not s.auth.required:
             log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
-        overrides = s.path(s.node.calendar_overrides) if s.node.calendar_overrides else None
-        context = NodeContext(store, load_calendar(overrides))
+        context = NodeContext(store, load_calendar())
+        if s.node.calendar_overrides:
+            log.warning(
+                "node %s: [node] calendar_overrides is no longer read; the county publishes the working-day "
+                "calendar with `sanji calendar publish` and it reaches every node with the exchanges",
+                s.node.id,
+            )
         context.daily_blob_budget = s.sync.daily_attachment_bytes
         await context.load()
         if entry.role == COUNTY:
