@@ -64,6 +64,7 @@ class Cluster:
     proxy_thread: ProxyThread | None = field(default=None, repr=False)
     enroll: bool = False  # every node joins by token and holds a certificate; no directory.json
     enrolled: set[str] = field(default_factory=set)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment of every node process (e.g. a faked clock)
     _issuing: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock), repr=False)
 
     @classmethod
@@ -224,7 +225,7 @@ class Cluster:
             cmd += ["--db", self.county_db]
         log = node.log.open("ab")
         node.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env}
         )
         log.close()
 
