@@ -13,7 +13,6 @@ other dates than the errand has, or one that changes nothing, so the duty cannot
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import Any
 
 import msgspec
@@ -23,6 +22,7 @@ from protocol.calendar_doc import BoundCalendar
 from protocol.deadlines import CalendarUnknown, compute_due
 from protocol.errand import LIVE, ErrandState, Projection
 from protocol.errors import SanjiError
+from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.service import new_action_id
 from sanji.store import Store
@@ -49,7 +49,11 @@ def marks_of(state_blob: bytes | None) -> _Marks:
 def corrected(
     state: ErrandState, accept: Accept | None, context: NodeContext, bound: BoundCalendar
 ) -> tuple[str, str, bool, bool]:
-    """The errand's (due, stage_due, due 暂定, stage_due 暂定) recomputed on ``bound``'s calendar."""
+    """The errand's (due, stage_due, due 暂定, stage_due 暂定) recomputed on ``bound``'s calendar.
+
+    Everything comes from ``bound``, one snapshot: a calendar arriving meanwhile (the sync driver
+    offers it while this duty runs) must not mix two versions in one correction.
+    """
     calendar = bound.effective
     due, stage_due = state.due, state.stage_due
     due_marked, stage_marked = state.due_provisional, state.stage_due_provisional
@@ -62,12 +66,13 @@ def corrected(
         )
         new = calendar.add_working_days(base, max(0, paused) + state.extended_days)
         due, due_marked = new.isoformat(), bound.span_provisional(accepted_on, new)
-    if state.stage_due:
+    matter = context.matter(state.matter)
+    if state.stage_due and matter is not None:
         start = context.date_of(state.stage_since)
-        role = context.store.directory.role(state.holder)
-        recomputed = context.stage_due(state.matter, role, start)
-        if recomputed:
-            stage_due, stage_marked = recomputed, bound.span_provisional(start, date.fromisoformat(recomputed))
+        limit = matter.county_limit if context.store.directory.role(state.holder) == COUNTY else matter.township_limit
+        if limit > 0:
+            new = compute_due(start, limit, matter.limit_unit, calendar=calendar)
+            stage_due, stage_marked = new.isoformat(), bound.span_provisional(start, new)
     return due, stage_due, due_marked, stage_marked
 
 
@@ -130,10 +135,8 @@ async def _correct_one(store: Store, context: NodeContext, bound: BoundCalendar,
             previous_stage_due=state.stage_due,
             due_provisional=due_marked,
             stage_due_provisional=stage_marked,
-            calendar_version=max(context.calendar_version, state.calendar_version),
-            reason=(
-                f"按县级工作日历第{context.calendar_version}版核定暂定期限：{'；'.join(notes) or '日期不变'}{still}"
-            ),
+            calendar_version=max(bound.version, state.calendar_version),
+            reason=f"按县级工作日历第{bound.version}版核定暂定期限：{'；'.join(notes) or '日期不变'}{still}",
         )
 
     try:
