@@ -227,6 +227,11 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/supervision"): SUPERVISION,
     ("GET", "/enroll"): ENROLL,
     ("POST", "/enroll"): ENROLL,
+    # ledgers (sanji/office): every desk keeps its own 台账 (names and stages, no ID numbers)
+    ("GET", "/office/ledger"): ERRANDS,
+    ("GET", "/api/office/ledger"): ERRANDS,
+    ("GET", "/api/office/stats"): ERRANDS,
+    ("GET", "/api/office/ledger/export"): ERRANDS,
 }
 
 

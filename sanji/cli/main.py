@@ -15,6 +15,7 @@ from sanji.cli import (
     demo,
     directory_cmd,
     keys_init,
+    ledger_cmd,
     serve,
     trust_cmd,
 )
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
+    ledger_cmd.add_parser(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser

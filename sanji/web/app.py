@@ -29,6 +29,7 @@ from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender
 from sanji.keys import read_key
 from sanji.node_directory import directory_entries, node_directory
+from sanji.office.routes import OFFICE_HANDLERS
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
@@ -159,6 +160,7 @@ def build_app(
         ScreenController,
         EnrollController,
         LoginController,
+        *OFFICE_HANDLERS,
         *extra_handlers,
     ]
     exception_handlers: Any = {

@@ -1,0 +1,9 @@
+"""Every route of the county office, in one list the app factory registers."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
+
+OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (OfficeApiController, OfficeScreenController)
