@@ -232,6 +232,16 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/office/ledger"): ERRANDS,
     ("GET", "/api/office/stats"): ERRANDS,
     ("GET", "/api/office/ledger/export"): ERRANDS,
+    # 季度考核: the office (directors, supervisors, inspectors) scores, records and decides appeals
+    ("GET", "/office/assessment"): SUPERVISION,
+    ("POST", "/office/assessment/entries"): SUPERVISION,
+    ("POST", "/office/assessment/appeals"): SUPERVISION,
+    ("POST", "/office/assessment/appeals/{appeal_id:str}/decision"): SUPERVISION,
+    ("GET", "/api/office/assessment"): SUPERVISION,
+    ("GET", "/api/office/assessment/appeals"): SUPERVISION,
+    ("POST", "/api/office/assessment/entries"): SUPERVISION,
+    ("POST", "/api/office/assessment/appeals"): SUPERVISION,
+    ("POST", "/api/office/assessment/appeals/{appeal_id:str}/decision"): SUPERVISION,
 }
 
 

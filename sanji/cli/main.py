@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sanji import __version__
 from sanji.cli import (
     accounts_cmd,
+    assess_cmd,
     audit_cmd,
     carry_cmd,
     catalogue_cmd,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
+    assess_cmd.add_parser(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser

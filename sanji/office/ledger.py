@@ -23,6 +23,7 @@ import msgspec
 from protocol.actions import (
     Accept,
     Action,
+    CallBack,
     Complain,
     Decide,
     Deliver,
@@ -76,7 +77,8 @@ class LedgerRow(msgspec.Struct, kw_only=True):
     deemed: bool  # 超时默许
     rating: str  # the latest rating: 满意 / 基本满意 / 不满意
     complaints: int
-    skipped_steps: tuple[str, ...]  # of the five supervision steps, for an approved and delivered errand
+    callbacks_dissatisfied: int = 0  # 回访 that found the applicant dissatisfied
+    skipped_steps: tuple[str, ...] = ()  # of the five supervision steps, for an approved and delivered errand
 
     @property
     def stage_label(self) -> str:
@@ -186,6 +188,7 @@ def ledger_row(
         deemed=any(isinstance(a, Decide) and a.deemed for a in acts),
         rating=ratings[-1].level if ratings else "",
         complaints=sum(1 for a in acts if isinstance(a, Complain)),
+        callbacks_dissatisfied=sum(1 for a in acts if isinstance(a, CallBack) and a.satisfied == "不满意"),
         skipped_steps=skipped,
     )
 

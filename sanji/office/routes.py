@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from sanji.office.assessment_routes import AssessmentApiController, AssessmentScreenController
 from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
 
-OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (OfficeApiController, OfficeScreenController)
+OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
+    OfficeApiController,
+    OfficeScreenController,
+    AssessmentApiController,
+    AssessmentScreenController,
+)

@@ -351,3 +351,22 @@ child_leases = Table(
     Column("instance", String(64), nullable=False, server_default=""),
     Column("at", Float, nullable=False),
 )
+
+# -- the county office's records (sanji/office/book.py): entries, appeals and their decisions ----
+# Append-only; each row signed by the node's key and chained to the one before it by ``hash``.
+
+office_records = Table(
+    "office_records",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # entry / appeal / decision
+    Column("quarter", String(8), nullable=False),
+    Column("subject", String(96), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the record, canonical msgpack
+    Column("key_id", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),  # over prev_hash | body
+    Column("hash", String(64), nullable=False),  # sha256(prev hash + body)
+    Index(None, "quarter"),
+)
