@@ -31,7 +31,8 @@ def svg_chart(data: Series, *, title: str = "办件量与按时办结率 Volume 
     peak = max((v for vs in data.volume.values() for v in vs), default=0) or 1
     slot = plot_w / len(periods)
     n = max(1, len(data.townships))
-    bar_w = max(1.0, slot * 0.8 / n)
+    bar_w = min(48.0, max(1.0, slot * 0.8 / n))
+    group_left = (slot - bar_w * n) / 2  # bars of one period centred in its slot
     # axes: volume on the left, rate on the right
     for frac in (0.0, 0.5, 1.0):
         y = TOP + plot_h * (1 - frac)
@@ -51,7 +52,7 @@ def svg_chart(data: Series, *, title: str = "办件量与按时办结率 Volume 
             if not value:
                 continue
             h = plot_h * value / peak
-            x = LEFT + slot * i + slot * 0.1 + bar_w * t_index
+            x = LEFT + slot * i + group_left + bar_w * t_index
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                 f'fill="{colour}" fill-opacity="0.45"><title>{escape(township)} {escape(periods[i])}: '
