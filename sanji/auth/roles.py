@@ -242,6 +242,11 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/api/office/assessment/entries"): SUPERVISION,
     ("POST", "/api/office/assessment/appeals"): SUPERVISION,
     ("POST", "/api/office/assessment/appeals/{appeal_id:str}/decision"): SUPERVISION,
+    # the SMS outbox and its dead letters (sanji/notify)
+    ("GET", "/office/sms"): SUPERVISION,
+    ("POST", "/office/sms/{row_id:int}/retry"): SUPERVISION,
+    ("GET", "/api/office/sms"): SUPERVISION,
+    ("POST", "/api/office/sms/{row_id:int}/retry"): SUPERVISION,
 }
 
 

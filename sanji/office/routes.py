@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
+from sanji.notify.routes import SmsApiController, SmsScreenController
 from sanji.office.assessment_routes import AssessmentApiController, AssessmentScreenController
 from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
 
@@ -12,4 +13,6 @@ OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     OfficeScreenController,
     AssessmentApiController,
     AssessmentScreenController,
+    SmsApiController,
+    SmsScreenController,
 )

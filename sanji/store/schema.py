@@ -370,3 +370,26 @@ office_records = Table(
     Column("hash", String(64), nullable=False),  # sha256(prev hash + body)
     Index(None, "quarter"),
 )
+
+# -- the SMS outbox (sanji/notify/outbox.py): durable, one row per message, sent once by its key ----
+
+sms_outbox = Table(
+    "sms_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(160), nullable=False, unique=True),  # idempotency key, also sent to the gateway
+    Column("event", String(32), nullable=False),
+    Column("errand", String(96), nullable=False, server_default=""),
+    Column("recipient", String(16), nullable=False),  # applicant / leader / director
+    Column("contact", String(96), nullable=False, server_default=""),  # the department, for a leader
+    Column("shown_to", String(32), nullable=False, server_default=""),  # masked phone, for the screen
+    Column("text", Text, nullable=False),
+    Column("status", String(8), nullable=False),  # pending / sent / dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", Float, nullable=False),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("gateway_id", String(64), nullable=False, server_default=""),
+    Index(None, "status", "next_at"),
+)
