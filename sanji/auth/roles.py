@@ -247,6 +247,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/office/sms/{row_id:int}/retry"): SUPERVISION,
     ("GET", "/api/office/sms"): SUPERVISION,
     ("POST", "/api/office/sms/{row_id:int}/retry"): SUPERVISION,
+    ("GET", "/api/office/platform/export"): SUPERVISION,  # the provincial collector's account
 }
 
 

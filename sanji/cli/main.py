@@ -17,6 +17,7 @@ from sanji.cli import (
     directory_cmd,
     keys_init,
     ledger_cmd,
+    platform_cmd,
     serve,
     trust_cmd,
 )
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
     assess_cmd.add_parser(sub)
+    platform_cmd.add_parsers(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser

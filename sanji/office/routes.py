@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 from sanji.notify.routes import SmsApiController, SmsScreenController
 from sanji.office.assessment_routes import AssessmentApiController, AssessmentScreenController
 from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
+from sanji.office.platform_routes import PlatformController
 
 OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     OfficeApiController,
@@ -15,4 +16,5 @@ OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     AssessmentScreenController,
     SmsApiController,
     SmsScreenController,
+    PlatformController,
 )
