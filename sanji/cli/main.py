@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sanji import __version__
 from sanji.cli import (
     accounts_cmd,
+    assess_cmd,
     audit_cmd,
     calendar_cmd,
     carry_cmd,
@@ -16,6 +17,8 @@ from sanji.cli import (
     demo,
     directory_cmd,
     keys_init,
+    ledger_cmd,
+    platform_cmd,
     serve,
     trust_cmd,
 )
@@ -36,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
+    ledger_cmd.add_parser(sub)
+    assess_cmd.add_parser(sub)
+    platform_cmd.add_parsers(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser
