@@ -24,7 +24,7 @@ from protocol.errors import FrameError, SignatureError
 from sanji.layout import county_layout
 from sanji.workcalendar import load_calendar
 
-CAL = load_calendar(None)
+CAL = load_calendar()
 Q4 = "2026Q4"
 AS_OF = date(2026, 12, 31)
 

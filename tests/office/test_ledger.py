@@ -64,7 +64,7 @@ async def county(tmp_path: Path) -> AsyncIterator[tuple[Store, NodeContext, Layo
         store = Store(db, node_id="C", key=layout.keys["C"], directory=layout.directory)
         await store.start()
         await seed_store(store, stories(), layout.keys)
-        context = NodeContext(store, load_calendar(None))
+        context = NodeContext(store, load_calendar())
         await context.load()
         yield store, context, layout
     finally:

@@ -72,7 +72,7 @@ async def township(tmp_path: Path) -> AsyncIterator[tuple[Store, LaterContext, L
     try:
         store = Store(db, node_id="T01", key=layout.keys["T01"], directory=layout.directory)
         await store.start()
-        context = LaterContext(store, load_calendar(None))
+        context = LaterContext(store, load_calendar())
         await context.offer(sign_catalogue(default_catalogue(), layout.keys["C"]))
         yield store, context, layout
     finally:
