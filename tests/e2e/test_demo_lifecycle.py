@@ -30,7 +30,8 @@ def _nodes_of(workdir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"serve" in cmdline and marker in cmdline:
+        # "serve" as a whole argument: the demo's own "--serve" must not count it as a node.
+        if b"\x00serve\x00" in cmdline and marker in cmdline:
             pids.append(int(entry.name))
     return pids
 
