@@ -26,7 +26,7 @@ browser:
 	  || echo "could not install chromium: browser tests will skip (or fail if SANJI_REQUIRE_BROWSER=1)"; }
 
 test: $(STAMP) browser
-	$(BIN)/ruff check protocol sanji county_node town_node village_agent tests bench tools
+	$(BIN)/ruff check protocol sanji county_node town_node village_agent devtools tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

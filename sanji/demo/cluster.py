@@ -1,8 +1,9 @@
 """Prepare and run a county of real node processes on loopback, each with its own SQLite file and key.
 
 With ``Cluster.prepare(..., proxies=True)`` every child reaches its parent through its own
-``FaultProxy`` (``cluster.proxies[child]``), so a test or benchmark can shape, cut or partition
-any link while the nodes run; the proxies live in one ``ProxyThread`` started with the nodes.
+``devtools.faultproxy.FaultProxy`` (``cluster.proxies[child]``), so a test or benchmark can shape, cut
+or partition any link while the nodes run; the proxies live in one ``ProxyThread`` started with the
+nodes. The proxy is development tooling, imported only when asked for (from a source checkout).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from sanji.faultproxy import FaultProxy, ProxyThread
 from sanji.keys import write_directory, write_key
 from sanji.layout import Layout, county_layout
+
+if TYPE_CHECKING:
+    from devtools.faultproxy import FaultProxy, ProxyThread
 
 
 def free_port() -> int:
@@ -97,6 +101,8 @@ class Cluster:
         for entry in layout.entries:
             ports[entry.id] = _unused_port(set(ports.values()))
         if proxies:
+            from devtools.faultproxy import FaultProxy  # development only: tests and benchmarks shape links
+
             taken = set(ports.values())
             for index, entry in enumerate(layout.entries):
                 if entry.parent:
@@ -254,6 +260,8 @@ class Cluster:
         if not self.proxies:
             return
         if self.proxy_thread is None:
+            from devtools.faultproxy import ProxyThread
+
             self.proxy_thread = ProxyThread()
         if not self.proxy_thread.running:
             for proxy in self.proxies.values():

@@ -6,6 +6,7 @@ import msgspec
 
 from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.errors import FrameError, FrameTooLarge, RouteError
+from protocol.ledger import check_descendant
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
     BLOB_CHUNK_BYTES,
@@ -42,11 +43,7 @@ class SyncServer:
 
     def _known_child(self, sender: str, signed: SignedRequest | None = None, *, check: bool = True) -> None:
         directory = self.store.directory
-        if sender not in directory or sender == self.store.node_id or self.store.node_id not in directory.path(sender):
-            raise RouteError(
-                f"{sender!r} is not a child (or other descendant) of {self.store.node_id}",
-                hint="Sync with your own parent, or an ancestor configured as a fallback.",
-            )
+        check_descendant(directory, self.store.node_id, sender)
         if check:
             check_signed(directory, signed, sender)
 

@@ -29,11 +29,11 @@ from litestar.response import Redirect, Template
 from protocol.catalogue import Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
 from protocol.errors import SanjiError
+from protocol.idnumber import valid_id_number
 from protocol.receipts import is_valid, normalise
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 from sanji.auth.guard import Caller, principal_of
 from sanji.context import NodeContext
-from sanji.corpus import valid_id_number
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
