@@ -39,6 +39,7 @@ from protocol.exchange import (
     Now,
     PeerAcked,
     PeerHolds,
+    PeerRecord,
     Recovered,
     Request,
     Response,
@@ -684,6 +685,8 @@ class ChildSession:
         if isinstance(command, PeerHolds):
             r.record_peer_cursors(command.peer, command.cursors, exact=True)
             return None
+        if isinstance(command, PeerRecord):
+            return dict(r.peer_acks.get(command.peer, {}))
         if isinstance(command, PeerAcked):
             r.record_peer_cursors(command.peer, command.cursors, exact=False)
             return None

@@ -10,9 +10,9 @@ and a simulated network, so the real node and the simulation take the same steps
 2. reclaim: if an ancestor holds more of this node's *own* streams, it was restored from an old
    backup: pull its own batches back first (and never reissue a number the lost copy issued);
 3. give back: if the parent asks (``reclaim``), push it the parent's own batches it lost;
-4. seal: only when nothing of its own is still on its way down (the answering ancestor, parent or
-   fallback, vouches for where its own streams stand: a village that never spoke to its dark
-   township in this process still gets its errands to the county);
+4. seal: only when nothing of its own is still on its way down, and its own streams only once its
+   own parent has spoken in this process (a fallback ancestor cannot know what the dark parent
+   holds) — unless the node has numbered nothing of its own yet;
 5. push what the parent lacks, page by page within the byte budget;
 6. pull whatever the ancestor holds for this subtree that this node lacks.
 
@@ -91,6 +91,13 @@ class PeerHolds:
 
 
 @dataclass(frozen=True)
+class PeerRecord:
+    """Answer with what this node last recorded ``peer`` holding (``PeerHolds``, ``PeerAcked``), kept on disk."""
+
+    peer: str
+
+
+@dataclass(frozen=True)
 class PeerAcked:
     """``peer`` stored (or already held) these batches. Answer None."""
 
@@ -135,6 +142,7 @@ class SealOutbox:
 
 Command = (
     Send
+    | PeerRecord
     | Now
     | Cursors
     | Absorb
@@ -186,9 +194,12 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
     yield Absorb(reply)
     parent_has = cursor_map(reply.cursors)
     yield PeerHolds(peer, dict(parent_has))
-    # Where this node's own streams stand above it: at the ancestor, or (``above``) at its parent.
+    # Where this node's own streams stand above it: at the ancestor, (``above``) at its parent, and at its
+    # own parent as last heard (a fallback session: the dark parent may hold batches a restored node lost).
+    parent = directory.parent(node)
+    recorded = (yield PeerRecord(parent)) if parent is not None and peer != parent else {}
     known = dict(parent_has)
-    for key, seq in cursor_map(reply.above).items():
+    for key, seq in [*cursor_map(reply.above).items(), *recorded.items()]:
         known[key] = max(known.get(key, 0), seq)
     mine = yield Cursors(own_streams(node))
     tally.behind = own_streams_behind(node, known, mine)
@@ -205,7 +216,11 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
     # Still behind: an ancestor holds batches of this node not brought down yet; numbering anything
     # now would fork its own stream. Pushing and pulling what it has is still safe.
     if not tally.still_behind:
-        yield ConfirmPositions()
+        # Only its own parent can vouch for where this node's streams stand: a fallback ancestor cannot know
+        # what the dark parent holds (a node restored from a backup would renumber batches only the parent
+        # has). A node that has numbered nothing of its own yet has nothing to renumber: the fallback will do.
+        if peer == directory.parent(node) or not any(mine.values()):
+            yield ConfirmPositions()
         yield SealOutbox()
     tally.phase = "push"
     yield from _push(node, directory, parent_has, budget, tally)

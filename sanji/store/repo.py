@@ -682,6 +682,18 @@ class Store:
                     greatest=None if exact else "seq",
                 )
 
+    async def peer_cursors(self, peer: str) -> dict[StreamKey, int]:
+        """What this node last recorded ``peer`` holding (``record_peer_cursors``)."""
+        async with self.db.reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer == peer
+                    )
+                )
+            ).all()
+        return {StreamKey(o, s): q for o, s, q in rows}
+
     async def record_exchange(
         self, peer: str, *, ok: bool, error: str = "", sent: int = 0, received: int = 0, skew_ms: int | None = None
     ) -> None:

@@ -30,6 +30,7 @@ from protocol.exchange import (
     Now,
     PeerAcked,
     PeerHolds,
+    PeerRecord,
     Recovered,
     Send,
     Take,
@@ -178,6 +179,8 @@ class _Host:
         if isinstance(command, PeerHolds):
             await store.record_peer_cursors(command.peer, dict(command.cursors), exact=True)
             return None
+        if isinstance(command, PeerRecord):
+            return await store.peer_cursors(command.peer)
         if isinstance(command, PeerAcked):
             await store.record_peer_cursors(command.peer, dict(command.cursors))
             return None
