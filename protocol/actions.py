@@ -16,6 +16,8 @@ from typing import Literal
 
 import msgspec
 
+from protocol.matter import Matter
+
 
 class Applicant(msgspec.Struct, frozen=True, kw_only=True):
     """Who asked. ``name`` always travels in clear (receipts, lists, the projection use it).
@@ -54,6 +56,11 @@ class Register(_Action, tag="register", frozen=True, kw_only=True):
     # The applicant's ID number, phone, income and health details, sealed to the nodes on the
     # errand's path (protocol.sealing); b"" for registrations written in clear, as before sealing.
     sealed: bytes = b""
+    # The catalogue entry the errand is bound to, copied from the catalogue version the registering
+    # node held (protocol.binding): every replica judges the errand by these same facts.
+    catalogue_version: int = 0
+    matter_entry: Matter | None = None
+    missing_confirmed: bool = False  # the agent saw the pre-check's missing main materials and went on
 
 
 class HandOff(_Action, tag="handoff", frozen=True, kw_only=True):
@@ -74,7 +81,7 @@ class Receive(_Action, tag="receive", frozen=True, kw_only=True):
 class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     """The township accepts the errand (受理)."""
 
-    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件"] = "承诺件"
+    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件", "特办件"] = "承诺件"
     note: str = ""
     due: str = ""  # whole-errand deadline (ISO date), computed by the accepting node; never reset
     limit_days: int = 0
@@ -84,6 +91,7 @@ class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     provisional: tuple[str, ...] = ()  # 容缺受理: secondary materials still owed
     promise_by: str = ""  # ... by this date (ISO), per the signed commitment letter
     co_departments: tuple[str, ...] = ()  # 联办件: who else handles a sub-task
+    matter_entry: Matter | None = None  # binds an errand registered before its node held a catalogue
 
 
 class Decide(_Action, tag="decide", frozen=True, kw_only=True):
