@@ -32,13 +32,14 @@ import msgspec
 from protocol import limits
 from protocol.encoding import encode
 from protocol.errors import FrameError, FrameTooLarge, SanjiError, SignatureError, UnsupportedFormat
-from protocol.matter import (
-    CATEGORIES,
-    LEVELS,
-    LIMIT_UNITS,
-    Material,
-    Matter,
-)
+from protocol.matter import CATEGORIES as CATEGORIES  # re-exported: the entry lives in protocol.matter
+from protocol.matter import LEVELS as LEVELS
+from protocol.matter import LIMIT_UNITS as LIMIT_UNITS
+from protocol.matter import Category as Category
+from protocol.matter import Level as Level
+from protocol.matter import LimitUnit as LimitUnit
+from protocol.matter import Material as Material
+from protocol.matter import Matter as Matter
 from protocol.signing import KeyRecord, SigningKey, verify
 from protocol.topology import COUNTY, Directory
 
