@@ -257,7 +257,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "this node holds no matter catalogue yet; nothing can be accepted until it arrives",
     ),
     "matter_unknown": (
-        "事项 {matter} 不在目录（第{version}版）中",
+        "事项 {matter} 不在目录中（第{version}版）",
         "matter {matter} is not in catalogue version {version}",
     ),
     "matter_mismatch": ("办件所附事项与其编码 {matter} 不符", "the matter entry bound to the errand is not {matter}"),

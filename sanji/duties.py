@@ -23,15 +23,16 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from protocol.binding import DEEMED_ROLE, SYSTEM_ACTOR
 from protocol.errand import OUTCOMES
 from protocol.errors import SanjiError
+from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.service import ErrandService
 from sanji.store import Store
 
 log = logging.getLogger("sanji.duties")
-SYSTEM_ACTOR = "系统(电子监察)"
 
 
 class SmsSender(Protocol):
@@ -78,7 +79,7 @@ async def deemed_approvals(store: Store, context: NodeContext, *, today: date | 
     service = ErrandService(store, context)
     done = []
     for row in await store.worklist():
-        if row["pending_to"] or row["stage"] not in ("accepted", "at_department") or not row["due"]:
+        if row["pending_to"] or row["stage"] not in (ACCEPTED, AT_DEPARTMENT) or not row["due"]:
             continue
         matter = context.matter(row["matter"])
         if matter is None or not matter.deemed_approval or date.fromisoformat(row["due"]) >= today:
@@ -86,14 +87,14 @@ async def deemed_approvals(store: Store, context: NodeContext, *, today: date | 
         form = ActionForm(
             kind="decide",
             actor=SYSTEM_ACTOR,
-            role="超时默许",
+            role=DEEMED_ROLE,
             outcome="approved",
             deemed=True,
             document=f"超时默许:{row['due']} 前未作决定,依事项规则视为准予",
             expected_version=row["version"],
         )
         try:
-            await service.act(row["id"], form)
+            await service.act_as_system(row["id"], form)
             done.append(row["id"])
         except SanjiError as exc:
             log.info("no deemed approval for %s: %s", row["id"], exc.message)
@@ -105,7 +106,7 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
     queued = 0
     rows, _ = await store.errands(scope=store.node_id, holder=store.node_id, limit=100_000)
     for row in rows:
-        if row["stage"] not in ("decided", "result_ready") or row["pending_to"]:
+        if row["stage"] not in (DECIDED, RESULT_READY) or row["pending_to"]:
             continue
         phone = await store.applicant_phone(row["id"])
         if not phone:
