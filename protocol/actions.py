@@ -134,6 +134,7 @@ class MaterialsReceived(_Action, tag="materials_received", frozen=True, kw_only=
 
     items: tuple[str, ...]
     due: str = ""  # the whole-errand deadline pushed by the paused working days
+    stage_due: str = ""  # the per-stage deadline at this desk, pushed by the same pause
 
 
 class Assign(_Action, tag="assign", frozen=True, kw_only=True):

@@ -335,10 +335,6 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
                 return problem
         if stage not in (ACCEPTED, AT_DEPARTMENT) or not _desk(state, role):
             return refuse("decide_here", stage=stage)
-        if entry is not None:
-            problem = level_refusal(entry, "decide", role)
-            if problem is not None:
-                return problem
         if action.outcome == "approved":
             if state.provisional:
                 return refuse("provisional_owed", items=state.provisional)
@@ -347,6 +343,9 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
                 return refuse("subtasks_open", departments=open_tasks)
             if any(status == "objected" for status in state.subtasks.values()):
                 return refuse("subtask_objected")
+        if entry is not None:
+            # Who approves is the catalogue's approve_levels; a refusal (不予许可) is the handling desk's.
+            return level_refusal(entry, "decide" if action.outcome == "approved" else "handle", role)
         return None
     if isinstance(action, Terminate):
         if stage not in LIVE:
@@ -490,6 +489,8 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             new.provisional = tuple(m for m in state.provisional if m not in action.items)
         if action.due:
             new.due = action.due
+        if action.stage_due:  # the pause stops the stage clock too (two clocks, one pause)
+            new.stage_due = action.stage_due
     elif isinstance(action, Assign):
         new.window = action.window
         new.handler = action.handler

@@ -4,7 +4,8 @@
   whose matter says so, is taken as approved — recorded as a decision by the system,
   so the accepting window answers for it and every replica sees the same thing.
 - The applicant's SMS (seeds 000, 002, 003): when a result reaches the node where
-  the applicant asked, a message is queued once and handed to the SMS sender.
+  the applicant asked, a message is queued once and handed to the SMS sender; so is
+  every extension a desk of this node granted (延期, with its 延期告知书).
   No gateway is reachable from here: the default sender appends to ``sms.log``.
 
 The phone stays sealed at rest: the queue (``notifications``) keeps only a masked form
@@ -121,6 +122,31 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
     return queued
 
 
+async def queue_extension_messages(store: Store, context: NodeContext) -> int:
+    """Queue one SMS per extension this node granted (延期: the applicant must be told), once each."""
+    queued = 0
+    for extension in await store.annotations("extend", limit=500):  # applied extend actions, newest first
+        if extension.get("node") != store.node_id:
+            continue
+        errand = str(extension["errand"])
+        phone = await store.applicant_phone(errand)
+        if not phone:
+            continue
+        row = await store.errand(errand)
+        if row is None:
+            continue
+        matter = context.matter(row["matter"])
+        name = matter.name if matter else row["matter"]
+        due = extension.get("due") or "—"
+        text = (
+            f"【三级联办】您申请的{name}(回执号{row['receipt']})办理期限延长{extension['days']}个工作日,"
+            f"新的办结期限为{due},理由:{extension.get('reason', '')}。延期告知书可到窗口领取。"
+        )
+        if await store.queue_notification(errand, f"ext:{str(extension['id'])[:28]}", mask_phone(phone), text):
+            queued += 1
+    return queued
+
+
 async def send_queued(store: Store, sender: SmsSender) -> int:
     """Hand every unsent message to ``sender``; a sent message's row keeps only the masked phone."""
     sent = 0
@@ -169,6 +195,7 @@ class Duties:
             self._masked_old = True
         await deemed_approvals(self.store, self.context)
         await queue_result_messages(self.store, self.context)
+        await queue_extension_messages(self.store, self.context)
         await send_queued(self.store, self.sender)
 
     async def _run(self) -> None:

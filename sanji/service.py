@@ -227,10 +227,14 @@ def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: di
 def _materials_received(
     svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int
 ) -> Action:
-    due = state.due
-    if svc.policy is not None and state.stage == SUPPLEMENT and state.due:
-        due = svc.policy.pushed_due(state.due, svc._date(state.paused_since), svc._date(at))
-    return a.MaterialsReceived(**common, items=tuple(form.items), due=due)
+    due, stage_due = state.due, ""
+    if svc.policy is not None and state.stage == SUPPLEMENT:
+        paused_from, paused_to = svc._date(state.paused_since), svc._date(at)
+        if state.due:
+            due = svc.policy.pushed_due(state.due, paused_from, paused_to)
+        if state.stage_due:
+            stage_due = svc.policy.pushed_due(state.stage_due, paused_from, paused_to)
+    return a.MaterialsReceived(**common, items=tuple(form.items), due=due, stage_due=stage_due)
 
 
 def _subtask_done(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:

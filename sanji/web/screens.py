@@ -54,6 +54,7 @@ from sanji.web.documents import (
     node_name,
 )
 from sanji.web.views import Deadline, summarise
+from sanji.worklist import prioritised
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -145,6 +146,7 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
                 ("即办件", "即办件 immediate"),
                 ("上报件", "上报件 reported up"),
                 ("联办件", "联办件 joint"),
+                ("特办件", "特办件 urgent/special"),
             ),
         ),
         Field("window", "受理窗口", "Window"),
@@ -370,7 +372,7 @@ class ScreenController(Controller):
     async def home(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
         status = await store.status()
         rows, total = await store.errands(limit=200)
-        work = await store.worklist()
+        work = prioritised(await store.worklist())
         today = context.today()
         work_views = [row_view(r, context, today) for r in work]
         lights = {"red": 0, "yellow": 0}
@@ -682,6 +684,7 @@ DONE_DOCS = {
     "not_accept": "non-acceptance",
     "return": "return",
     "request_supplement": "supplement",
+    "extend": "extension",
     "deliver": "delivery",
 }
 HISTORY_LABELS = ACTION_DONE
