@@ -6,6 +6,7 @@
 - The applicant's SMS (seeds 000, 002, 003): when a result reaches the node where
   the applicant asked, a message is queued once and handed to the SMS sender; so is
   every extension a desk of this node granted (延期, with its 延期告知书).
+- 容缺 follow-up (seed 001): a reminder on the promised date, termination the day after.
   No gateway is reachable from here: the default sender appends to ``sms.log``.
 
 The phone stays sealed at rest: the queue (``notifications``) keeps only a masked form
@@ -102,6 +103,52 @@ async def deemed_approvals(store: Store, context: NodeContext, *, today: date | 
     return done
 
 
+PROMISE_LAPSED = "容缺材料未在承诺期限内补齐，依容缺受理承诺书终止办理"
+
+
+async def follow_promises(store: Store, context: NodeContext, *, today: date | None = None) -> tuple[int, list[str]]:
+    """容缺受理 (seed 001): the promised materials are followed up, as the commitment letter says.
+
+    On the promised date, while anything is still owed, the applicant gets one reminder SMS;
+    the day after it, the errand is terminated by the system with the reason (终止办理: the
+    notice goes down like a result, and the result SMS tells the applicant). Returns
+    (reminders queued, errands terminated).
+    """
+    today = today or context.today()
+    service = ErrandService(store, context)
+    reminded, ended = 0, []
+    rows = [r for r in await store.worklist() if not r["pending_to"] and r["stage"] in (ACCEPTED, AT_DEPARTMENT)]
+    states = await store.errand_states([r["id"] for r in rows])
+    for row in rows:
+        state = states.get(row["id"], {})
+        owed, promised = list(state.get("provisional") or ()), str(state.get("promise_by") or "")
+        if not owed or not promised:
+            continue
+        by = date.fromisoformat(promised)
+        if today == by:
+            phone = await store.applicant_phone(row["id"])
+            text = (
+                f"【三级联办】您的办件(回执号{row['receipt']})按容缺受理承诺应于今日补齐:{'、'.join(owed)}。"
+                "逾期未补齐将终止办理。"
+            )
+            if phone and await store.queue_notification(row["id"], f"promise:{promised}", mask_phone(phone), text):
+                reminded += 1
+        elif today > by:
+            form = ActionForm(
+                kind="terminate",
+                actor=SYSTEM_ACTOR,
+                role="容缺跟踪",
+                reasons=f"{PROMISE_LAPSED}（承诺日期 {promised}，未补：{'、'.join(owed)}）",
+                expected_version=row["version"],
+            )
+            try:
+                await service.act_as_system(row["id"], form)
+                ended.append(row["id"])
+            except SanjiError as exc:
+                log.info("容缺 follow-up of %s not taken: %s", row["id"], exc.message)
+    return reminded, ended
+
+
 async def queue_result_messages(store: Store, context: NodeContext) -> int:
     """Queue one SMS per errand whose result has reached the node where the applicant asked."""
     queued = 0
@@ -194,6 +241,7 @@ class Duties:
             await self.store.mask_sent_notification_phones(mask_phone)
             self._masked_old = True
         await deemed_approvals(self.store, self.context)
+        await follow_promises(self.store, self.context)
         await queue_result_messages(self.store, self.context)
         await queue_extension_messages(self.store, self.context)
         await send_queued(self.store, self.sender)
