@@ -20,7 +20,7 @@ from protocol.catalogue import Catalogue, normalise_material
 from protocol.deadlines import business_today
 from protocol.hlc import wall_seconds
 from protocol.matter import Matter
-from protocol.refusals import LEVEL_ZH, Refusal, refuse
+from protocol.refusals import LEVEL_EN, LEVEL_ZH, Refusal, refuse
 
 SYSTEM_ACTOR = "系统(电子监察)"  # the only actor that writes a deemed approval (超时默许)
 DEEMED_ROLE = "超时默许"
@@ -83,6 +83,9 @@ def level_refusal(entry: Matter, step: str, level: str) -> Refusal | None:
     levels = {"accept": entry.accept_levels, "handle": entry.handle_levels, "decide": entry.approve_levels}[step]
     if level in levels:
         return None
+    if step == "accept":
+        where_zh = "或".join(LEVEL_ZH.get(v, v) for v in levels)
+        return refuse("accept_level", where_zh=where_zh, where=" or ".join(LEVEL_EN.get(v, v) for v in levels))
     return refuse(
         "level_not_allowed",
         step=step,

@@ -255,7 +255,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             if problem is not None:
                 return problem
         elif role != TOWN:
-            return refuse("accept_level")
+            return refuse("accept_level", where_zh="乡镇便民服务中心", where="township")
         walk_in = stage == REGISTERED and action.node == state.scope
         if stage != RECEIVED and not walk_in:
             return refuse("accept_stage", stage=stage)

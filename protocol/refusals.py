@@ -164,8 +164,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "rating_missing": ("请选择评价等级", "choose 满意, 基本满意 or 不满意"),
     "attachment_incomplete": ("附件须有内容摘要和名称", "an attachment needs its content hash and a name"),
     "accept_level": (
-        "受理或不予受理只能由乡镇便民服务中心作出",
-        "errands are accepted or not accepted (受理/不予受理) at the township",
+        "受理或不予受理只能由{where_zh}作出",
+        "errands are accepted or not accepted (受理/不予受理) at the {where}",
     ),
     "accept_stage": (
         "只有已接收的办件才能受理或不予受理",
@@ -303,6 +303,7 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 LEVEL_ZH = {"village": "村代办点", "town": "乡镇便民服务中心", "county": "县级部门"}
+LEVEL_EN = {"village": "village station", "town": "township", "county": "county department"}
 
 
 class _Blank(dict[str, str]):
