@@ -61,10 +61,10 @@ def registration_refusal(
     missing_confirmed: bool = True,
 ) -> Refusal | None:
     """Proxy or in person, the villager's mandate, and the main materials (主件)."""
+    if entry is None:  # an unbound errand (from before binding) keeps the old rules
+        return None
     if not in_person and not mandate:
         return refuse("mandate_missing")
-    if entry is None:
-        return None
     if entry.code != matter:
         return refuse("matter_mismatch", matter=matter)
     if not in_person and entry.in_person:

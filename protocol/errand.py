@@ -327,7 +327,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             return level_refusal(entry, "handle", role)
         return None
     if isinstance(action, Decide):
-        if action.deemed:
+        if action.deemed and entry is not None:  # unbound errands (from before binding) keep the old rules
             problem = deemed_refusal(
                 entry, actor=action.actor, outcome=action.outcome, due=state.due, at=action.at, matter=state.matter
             )

@@ -76,6 +76,8 @@ class ErrandService:
         entry = bind(catalogue, form.matter)
         if isinstance(entry, Refusal):
             raise ActionRefused(entry)
+        if entry is None and not form.in_person and not form.mandate:  # bound ones: judge checks it
+            raise ActionRefused(refuse("mandate_missing"))
         applicant, sealed = self._applicant(form, errand_id)
 
         def build(_: Projection, at: int) -> Action:
