@@ -106,6 +106,8 @@ async def register_errands(desks: list[Desk], count: int, rng: random.Random, ta
             summary=f"{who.name}申请{what.name}",
             actor=STAFF["village"],
             role="代办员",
+            # A matter closed to proxy service is registered with the applicant present (the rule refuses a proxy).
+            in_person=what.in_person or not what.proxy_allowed,
         )
         ids.append(result["errand"])
         tally.registered += 1
