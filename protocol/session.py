@@ -87,12 +87,15 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     above: tuple[Cursor, ...] = ()
 
 
-SYNC_SIGNATURE_CONTEXT = b"sanji sync request v1\x00"
+SYNC_SIGNATURE_CONTEXT = b"sanji sync request v2\x00"
 
 
-def request_signing_bytes(path: str, body: bytes) -> bytes:
-    """What a child signs for every sync request: the endpoint and the body (headers X-Sanji-*)."""
-    return SYNC_SIGNATURE_CONTEXT + path.encode() + b"\x00" + body
+def request_signing_bytes(path: str, body: bytes, *, recipient: str, counter: int) -> bytes:
+    """What a child signs for every sync request (headers X-Sanji-*): the node it is addressed to, a
+    counter the recipient requires to grow with every request from this child, the endpoint and the
+    body. So a captured request is refused anywhere else (recipient) and ever again (counter)."""
+    head = f"{recipient}\x00{counter}\x00{path}\x00".encode()
+    return SYNC_SIGNATURE_CONTEXT + head + body
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):

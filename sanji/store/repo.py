@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,6 +46,7 @@ INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
 MAX_BLOB_BYTES = 32 * 1024 * 1024  # one scan or photo
 FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
 
 async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
@@ -465,6 +466,7 @@ class Store:
 
     async def receive(self, frames: Sequence[bytes], *, peer: str) -> ReceiveOutcome:
         results: list[FrameResult] = []
+        refusals: list[str] = []
         applied_batches = applied_actions = 0
         for frame in frames:
             try:
@@ -486,13 +488,24 @@ class Store:
                 )
                 continue
             except SanjiError as exc:
-                await self._log_event("refused", peer, {"error": exc.code, "message": exc.message, "size": len(frame)})
+                # One row per refused frame up to a cap; the rest are counted in one summary row below.
+                if len(refusals) < LOGGED_REFUSALS:
+                    await self._log_event(
+                        "refused", peer, {"error": exc.code, "message": exc.message[:300], "size": len(frame)}
+                    )
+                refusals.append(exc.code)
                 results.append(FrameResult(status="refused", error=exc.code, message=exc.message))
                 continue
             result, batches, count = await self._receive_one(batch, peer)
             applied_batches += batches
             applied_actions += count
             results.append(result)
+        if len(refusals) > LOGGED_REFUSALS:
+            await self._log_event(
+                "refused_more",
+                peer,
+                {"count": len(refusals) - LOGGED_REFUSALS, "errors": dict(Counter(refusals[LOGGED_REFUSALS:]))},
+            )
         if applied_batches:
             self._changed()
         return ReceiveOutcome(results, applied_batches, applied_actions)

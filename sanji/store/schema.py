@@ -351,3 +351,26 @@ child_leases = Table(
     Column("instance", String(64), nullable=False, server_default=""),
     Column("at", Float, nullable=False),
 )
+
+# A parent's record of the request counter each child last used (sanji.sync.freshness): a signed sync
+# request is accepted once, only with a counter above this. ``refused`` counts replays and stale
+# requests since the last event row about them, so a flood writes one row a minute, not one each.
+sync_counters = Table(
+    "sync_counters",
+    metadata,
+    Column("child", String(64), primary_key=True),
+    Column("counter", BigInteger, nullable=False),
+    Column("refused", Integer, nullable=False, server_default="0"),
+    Column("logged_at", Float, nullable=False, server_default="0"),
+)
+
+# Each lease a parent handed a child, with the lineage (copy of the child's database) that holds it:
+# two lineages presenting leases within minutes of each other are two running copies (sanji.sync.clones).
+child_lineages = Table(
+    "child_lineages",
+    metadata,
+    Column("lease", String(64), primary_key=True),
+    Column("child", String(64), nullable=False, index=True),
+    Column("lineage", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)

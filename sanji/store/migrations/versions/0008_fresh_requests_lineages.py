@@ -1,0 +1,39 @@
+"""request counters (fresh sync requests), lease lineages (running copies of a node)
+
+Revision ID: 0008
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sync_counters",
+        sa.Column("child", sa.String(length=64), nullable=False),
+        sa.Column("counter", sa.BigInteger(), nullable=False),
+        sa.Column("refused", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("logged_at", sa.Float(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint("child", name=op.f("pk_sync_counters")),
+    )
+    op.create_table(
+        "child_lineages",
+        sa.Column("lease", sa.String(length=64), nullable=False),
+        sa.Column("child", sa.String(length=64), nullable=False),
+        sa.Column("lineage", sa.Integer(), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("lease", name=op.f("pk_child_lineages")),
+    )
+    op.create_index(op.f("ix_child_lineages_child"), "child_lineages", ["child"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_child_lineages_child"), table_name="child_lineages")
+    op.drop_table("child_lineages")
+    op.drop_table("sync_counters")
