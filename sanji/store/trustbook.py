@@ -12,6 +12,8 @@ certificates places a node or vouches for a key.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -51,6 +53,8 @@ from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.repo import Store
 
+log = logging.getLogger("sanji.trust")
+
 
 class CloneSuspected(SanjiError):
     code = "clone_suspected"
@@ -88,6 +92,33 @@ class TrustBook:
         self.base = list(base)  # hand-configured entries (directory.json); ignored when ``required``
         self.required = required
         self.state: TrustState | None = None
+        self._mark: tuple[int, int] = (-1, -1)  # (rows, highest seq) of trust_docs when last read
+        self._lock = asyncio.Lock()  # a refresh never interleaves with this process's own writes
+
+    async def _read_mark(self) -> tuple[int, int]:
+        async with self.store.db.reader.connect() as conn:
+            rows, top = (await conn.execute(select(func.count(), func.max(t.trust_docs.c.seq)))).one()
+        return int(rows or 0), int(top or 0)
+
+    async def refresh(self) -> bool:
+        """Re-read the trust state if another process changed the documents (``sanji trust revoke`` on the
+        database of this running node, a screen of another hub process): one cheap query per call, so
+        every sync request and session asks. Every write adds or moves a row, so (rows, highest seq)
+        changes with it. True if the directory was rebuilt."""
+        async with self._lock:
+            mark = await self._read_mark()
+            if mark == self._mark:
+                return False
+            state = await read_trust_state(self.store.db, now_ms=self._now())
+            self._mark = mark
+            if state is None:
+                return False
+            self.state = state
+            if self.store.node_id not in state.directory([] if self.required else self.base):
+                return False  # mid-enrollment (a root, no certificate of this node yet): nothing to install
+            self._install()
+        log.info("%s: trust documents changed on disk; directory rebuilt", self.store.node_id)
+        return True
 
     @property
     def enabled(self) -> bool:
@@ -97,6 +128,7 @@ class TrustBook:
 
     async def load(self) -> None:
         """Rebuild the trust state from the database; install the directory it gives."""
+        self._mark = await self._read_mark()
         self.state = await read_trust_state(self.store.db, now_ms=self._now())
         if self.state is None:
             if self.required:
@@ -155,6 +187,17 @@ class TrustBook:
         """Keep every document that is or may become valid; install the directory if it changed."""
         if self.state is None or not docs:
             return []
+        await self.refresh()  # documents another process wrote first: judge against everything held
+        async with self._lock:
+            results = await self._add(docs, peer=peer)
+            self._mark = await self._read_mark()
+        return results
+
+    async def _add(self, docs: Sequence[bytes], *, peer: str) -> list[AddResult]:
+        assert self.state is not None
+        docs = await self._one_place_only(docs, peer=peer)
+        if not docs:
+            return []
         before = set(self._valid_ids())
         results = self.state.add_many(docs, now_ms=self._now())
         after = set(self._valid_ids())
@@ -196,6 +239,24 @@ class TrustBook:
         if after != before or any(r.kind == "root" and r.status == "added" for r in results):
             self._install()
         return results
+
+    async def _one_place_only(self, docs: Sequence[bytes], *, peer: str) -> list[bytes]:
+        """``docs`` without certificates that would place an already certified node under another parent."""
+        assert self.state is not None
+        kept: list[bytes] = []
+        for raw in docs:
+            try:
+                value = parse_document(raw).value
+            except TrustError:
+                kept.append(raw)  # TrustState reports it
+                continue
+            why = self.state.place_conflict(value) if isinstance(value, Certificate) else ""
+            if why and isinstance(value, Certificate):
+                log.warning("%s: refused a certificate from %s: %s", self.store.node_id, peer or "here", why)
+                await self.store.log_event("place_conflict", value.node, {"issuer": value.issuer, "message": why})
+                continue
+            kept.append(raw)
+        return kept
 
     def _valid_ids(self) -> set[str]:
         assert self.state is not None
@@ -365,6 +426,12 @@ class TrustBook:
             raise EnrollmentError(
                 f"a {mine} node enrolls {below or 'no'} nodes, not a {role}",
                 hint="A township is enrolled by the county, a village by its township.",
+            )
+        held = self.state.current(node)
+        if held is not None and held.parent != self.store.node_id:
+            raise EnrollmentError(
+                f"{node} is already certified under {held.parent}; {self.store.node_id} cannot enroll it",
+                hint="Check the node id. Only the county moves a node to another parent.",
             )
         token = new_token(
             parent=self.store.node_id, node=node, role=role, root=root_fingerprint(self.state.root_documents()[0])

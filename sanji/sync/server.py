@@ -67,6 +67,8 @@ class SyncServer:
             raise Unauthenticated(f"the request names sender {sender!r} but is signed as {signed.node!r}")
         if signed.admitted:
             return
+        if self.trust is not None:
+            await self.trust.refresh()  # a revocation written by another process counts from this request on
         self._known_child(signed.node)
         check_signed(self.store.directory, signed, signed.node, recipient=self.store.node_id)
         await RequestCounters(self.store).admit(signed.node, signed.counter, path=signed.path)
