@@ -26,6 +26,9 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True):
     seq: int
 
 
+ALARM_PREFIX = "alarm:"  # a report whose last_error starts so is a security alarm (a clone), shown apart
+
+
 class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     """A node's health, sent up with every exchange so the county sees every level (node health)."""
 

@@ -34,7 +34,7 @@ from protocol.errand import Projection, judge, project
 from protocol.errors import ActionRefused, ChainFork, FrameError, RevokedKey, RouteError, SanjiError
 from protocol.hlc import HybridClock
 from protocol.sealing import ApplicantView, SealingKey, applicant_view
-from protocol.session import FrameResult, NodeReport, take_within_budget
+from protocol.session import ALARM_PREFIX, FrameResult, NodeReport, take_within_budget
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey, Verdict, classify
 from protocol.topology import Directory
@@ -1158,6 +1158,12 @@ class Store:
             "errands_by_stage": {k: int(v) for k, v in by_stage.items()},
             "exchanges": ex,
             "last_exchange_ok_at": ex.get(parent, {}).get("last_ok_at") if parent else None,
+            # Security alarms about nodes below (a clone frozen by its parent), as their reports carried them up.
+            "alarms": [
+                {"node": r.node, "message": r.last_error.removeprefix(ALARM_PREFIX)}
+                for r in await self.reports()
+                if r.last_error.startswith(ALARM_PREFIX)
+            ],
         }
 
     # -- internals ---------------------------------------------------------------------

@@ -373,4 +373,15 @@ child_lineages = Table(
     Column("child", String(64), nullable=False, index=True),
     Column("lineage", Integer, nullable=False),
     Column("at", Float, nullable=False),
+    Column("seen", Boolean, nullable=False, server_default=false()),  # presented back by the copy that got it
+)
+
+# Children found running as two copies at once (sanji.sync.clones): every request of theirs is refused
+# until the genuine machine is enrolled again (a new certificate for the child clears the row).
+frozen_children = Table(
+    "frozen_children",
+    metadata,
+    Column("child", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("detail", Text, nullable=False),
 )

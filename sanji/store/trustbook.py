@@ -49,6 +49,7 @@ from protocol.trust import (
     root_fingerprint,
     sign_document,
 )
+from sanji.store import clones
 from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.repo import Store
@@ -388,25 +389,35 @@ class TrustBook:
                 f"{child} answered from database {instance or '(none)'}, but was enrolled with database {bound}"
             )
         fresh = secrets.token_hex(8)
+        cloned = False
         async with self.store.transaction() as conn:
             row = (await conn.execute(select(t.child_leases).where(t.child_leases.c.child == child))).mappings().first()
             if row is None:
                 await conn.execute(
                     insert(t.child_leases).values(child=child, lease=fresh, instance=instance, at=time.time())
                 )
+                await clones.record_lease(conn, child, fresh, 0)
             else:
+                lineage, cloned = await clones.lineage_of(conn, child, lease, str(row["lease"]))
                 if lease != row["lease"]:
                     await self.store.log_event(
                         "stale_lease",
                         child,
-                        {"presented": lease, "expected": row["lease"], "instance": instance},
+                        {"presented": lease, "expected": row["lease"], "instance": instance, "lineage": lineage},
                         conn=conn,
                     )
-                await conn.execute(
-                    update(t.child_leases)
-                    .where(t.child_leases.c.child == child)
-                    .values(lease=fresh, instance=instance, at=time.time())
-                )
+                if cloned:
+                    await clones.freeze(self.store, conn, child, {"instance": instance, "lineage": lineage})
+                else:
+                    await conn.execute(
+                        update(t.child_leases)
+                        .where(t.child_leases.c.child == child)
+                        .values(lease=fresh, instance=instance, at=time.time())
+                    )
+                    await clones.record_lease(conn, child, fresh, lineage)
+        if cloned:
+            await clones.report_alarm(self.store, child)
+            raise clones.CloneFrozen(f"two running copies of {child} present leases here; {child} is frozen")
         return fresh
 
     # -- issuing -----------------------------------------------------------------------------
@@ -494,6 +505,7 @@ class TrustBook:
             raise TrustError(
                 f"the certificate issued for {request.node} does not verify here",
             )
+        await clones.thaw(self.store, request.node)  # the genuine machine, enrolled anew: heard again
         await self.store.log_event("enrolled", request.node, {"serial": cert.serial, "instance": request.instance})
         return EnrollResponse(certificate=raw, bundle=self._bundle_for(request.node))
 

@@ -6,6 +6,7 @@ this node, signed by the current key of a node below it, with a counter never us
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 import msgspec
@@ -14,6 +15,7 @@ from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.errors import RouteError
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
+    ALARM_PREFIX,
     BLOB_CHUNK_BYTES,
     BlobGet,
     BlobGetReply,
@@ -22,6 +24,7 @@ from protocol.session import (
     CursorsRequest,
     CursorsResponse,
     FrameResult,
+    NodeReport,
     PullRequest,
     PullResponse,
     PushRequest,
@@ -33,6 +36,7 @@ from protocol.trust import TrustError
 from protocol.wire import decode
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.clones import check_frozen
 from sanji.store.trustbook import TrustBook
 from sanji.sync.freshness import RequestCounters
 from sanji.sync.requests_auth import SignedRequest, Unauthenticated, check_signed
@@ -40,6 +44,16 @@ from sanji.sync.requests_auth import SignedRequest, Unauthenticated, check_signe
 T = TypeVar("T", bound=msgspec.Struct)
 
 MAX_PULL_BYTES = 4 * 1024 * 1024
+log = logging.getLogger("sanji.sync")
+_alarms_logged: dict[str, int] = {}  # node -> the report time of the alarm last logged here
+
+
+def _log_alarms(here: str, reports: tuple[NodeReport, ...]) -> None:
+    """Security alarms from below (a clone frozen by a township) into this node's log, once each."""
+    for report in reports:
+        if report.last_error.startswith(ALARM_PREFIX) and _alarms_logged.get(report.node) != report.at:
+            _alarms_logged[report.node] = report.at
+            log.warning("%s: alarm about %s: %s", here, report.node, report.last_error.removeprefix(ALARM_PREFIX))
 
 
 class SyncServer:
@@ -72,6 +86,7 @@ class SyncServer:
         self._known_child(signed.node)
         check_signed(self.store.directory, signed, signed.node, recipient=self.store.node_id)
         await RequestCounters(self.store).admit(signed.node, signed.counter, path=signed.path)
+        await check_frozen(self.store, signed.node)  # a node seen running twice: neither copy is heard
         signed.admitted = True
 
     async def _admitted(self, sender: str, signed: SignedRequest | None) -> None:
@@ -100,6 +115,7 @@ class SyncServer:
         held = await self.store.cursors_for_child(request.sender)
         reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
+        _log_alarms(self.store.node_id, request.reports)
         catalogue = b""
         offset = 0
         if self.context is not None:

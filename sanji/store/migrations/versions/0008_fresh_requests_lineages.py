@@ -1,4 +1,4 @@
-"""request counters (fresh sync requests), lease lineages (running copies of a node)
+"""request counters (fresh sync requests), lease lineages and frozen children (running copies of a node)
 
 Revision ID: 0008
 Revises: 0005
@@ -28,12 +28,21 @@ def upgrade() -> None:
         sa.Column("child", sa.String(length=64), nullable=False),
         sa.Column("lineage", sa.Integer(), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("seen", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("lease", name=op.f("pk_child_lineages")),
     )
     op.create_index(op.f("ix_child_lineages_child"), "child_lineages", ["child"], unique=False)
+    op.create_table(
+        "frozen_children",
+        sa.Column("child", sa.String(length=64), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("child", name=op.f("pk_frozen_children")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("frozen_children")
     op.drop_index(op.f("ix_child_lineages_child"), table_name="child_lineages")
     op.drop_table("child_lineages")
     op.drop_table("sync_counters")
