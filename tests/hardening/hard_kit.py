@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from protocol.session import request_signing_bytes
+from protocol.signing import SigningKey
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_key
 from sanji.sync.requests_auth import COUNTER, HEADER_COUNTER, HEADER_KEY, HEADER_NODE, HEADER_SIGNATURE, HEADER_TO
@@ -23,6 +24,18 @@ class PatientCluster(Cluster):
 
     def wait_ready(self, node_id: str, timeout: float = 180.0) -> None:
         super().wait_ready(node_id, timeout=timeout)
+
+
+def signed_headers(key: SigningKey, sender: str, to: str, path: str, body: bytes) -> dict[str, str]:
+    counter = COUNTER.next()
+    signature = key.sign(request_signing_bytes(path, body, recipient=to, counter=counter))
+    return {
+        HEADER_NODE: sender,
+        HEADER_KEY: key.key_id,
+        HEADER_SIGNATURE: base64.b64encode(signature).decode(),
+        HEADER_TO: to,
+        HEADER_COUNTER: str(counter),
+    }
 
 
 def signed_post(cluster: Cluster, sender: str, to: str, path: str, body: msgspec.Struct | bytes) -> httpx.Request:
