@@ -192,7 +192,8 @@ def parse_document(raw: bytes) -> Document:
         if body_type is None:
             raise TrustError(f"unknown trust document kind {env.kind!r}")
         value = msgspec.msgpack.decode(env.body, type=body_type)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec lets bad UTF-8 through as the latter
+    # msgspec lets bad UTF-8 through as UnicodeDecodeError; deep nesting reaches the recursion limit
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise TrustError(f"trust document does not decode: {exc}") from None
     if _encoder.encode(value) != env.body:
         raise TrustError("trust document body is not in canonical form")
