@@ -43,6 +43,7 @@ from protocol.actions import (
     Withdraw,
     kind_of,
 )
+from protocol.bounds import action_problem
 from protocol.encoding import encode
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 
@@ -151,6 +152,8 @@ class Projection(msgspec.Struct, kw_only=True):
 
 def judge(state: ErrandState | None, action: Action, directory: Directory) -> str | None:
     """Return why ``action`` may not follow ``state``, or None if it may."""
+    if (out_of_bounds := action_problem(action)) is not None:  # protocol.bounds: same limits on every replica
+        return out_of_bounds
     if isinstance(action, Register):
         if state is not None:
             return "errand is already registered"

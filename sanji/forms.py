@@ -6,6 +6,8 @@ from typing import Annotated, Literal, get_args
 
 import msgspec
 
+from protocol.bounds import MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem
+
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -43,7 +45,15 @@ ActionKind = Literal[
 ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
 
 
-class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BoundedForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A form whose every text field is held to ``protocol.bounds`` as it is decoded (a 400, not a 409)."""
+
+    def __post_init__(self) -> None:
+        if (problem := fields_problem(self)) is not None:
+            raise ValueError(problem)
+
+
+class RegisterForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """代办登记: the village agent registers an errand on the villager's behalf."""
 
     matter: Short
@@ -59,7 +69,7 @@ class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     acting_for: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
-class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ActionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One step on an errand. Which fields matter depends on ``kind``."""
 
     kind: ActionKind
@@ -91,8 +101,8 @@ class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     supervision: Literal["督办", "纠错", "预警"] = "督办"
     deemed: bool = False
     blob: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
-    size: Annotated[int, msgspec.Meta(ge=0)] = 0
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_ATTACHMENT_BYTES)] = 0
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     mime: Annotated[str, msgspec.Meta(max_length=100)] = ""
     text: Text = ""
-    expected_version: int | None = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)] | None = None

@@ -17,6 +17,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.repo import MAX_BLOB_BYTES
+from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
 
 
@@ -109,9 +110,15 @@ class AttachmentController(Controller):
         name: Annotated[str, QueryParameter(min_length=1, max_length=200)],
         actor: Annotated[str, QueryParameter(min_length=1, max_length=64)],
     ) -> ActionResult:
+        limit = request.app.state.settings.sync.max_attachment_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"the attachment is {declared} bytes; this node takes at most {limit}")
         data = await request.body()
         if not data:
             raise ActionRefused("the attachment is empty")
+        if len(data) > limit:
+            raise BodyTooLarge(f"the attachment is {len(data)} bytes; this node takes at most {limit}")
         mime = request.headers.get("content-type", "application/octet-stream")[:100]
         digest = await service.store.put_blob(data)
         form = ActionForm(kind="attach", actor=actor, blob=digest, size=len(data), name=name, mime=mime)

@@ -40,6 +40,7 @@ from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
+from sanji.web.json_gate import json_gate
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
 from sanji.web.trust_screens import EnrollController
@@ -181,6 +182,7 @@ def build_app(
             "trust": Provide(runtime.get_trust, sync_to_thread=False),
             "caller": Provide(runtime.get_caller, sync_to_thread=False),
         },
+        before_request=json_gate,  # media type, size and nesting of JSON bodies, before any decoding
         guards=[auth_guard],  # sanji.auth: who may call what; CSRF on every form posted with a session
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title, version=__version__),
