@@ -35,16 +35,40 @@ MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the API's forms nee
 # Fields that hold free text (several lines allowed); every other string is a one-line name or id.
 TEXT_FIELDS = frozenset({"summary", "note", "reasons", "reason", "text", "document", "signature", "comment"})
 
-_REFUSED_ANYWHERE = (
-    "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # controls, except tab, line feed, carriage return
-    "\ud800-\udfff"  # lone surrogates
-    "\ue000-\uf8ff\U000f0000-\U0010ffff"  # private use
-    "\ufdd0-\ufdef\ufffe\uffff"  # noncharacters of the BMP
-    "\u202a-\u202e\u2066-\u2069"  # bidirectional overrides and isolates
-    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(1, 15))
+# (first, last) code points refused in every string.
+_REFUSED: tuple[tuple[int, int], ...] = (
+    (0x00, 0x08),  # controls, except tab, line feed, carriage return
+    (0x0B, 0x0C),
+    (0x0E, 0x1F),
+    (0x7F, 0x9F),  # DEL and C1 controls
+    (0xD800, 0xDFFF),  # lone surrogates
+    (0xE000, 0xF8FF),  # private use
+    (0xF0000, 0x10FFFF),  # private use planes 15 and 16 (their noncharacters too)
+    (0xFDD0, 0xFDEF),  # noncharacters
+    (0xFFFE, 0xFFFF),
+    *((plane * 0x10000 + 0xFFFE, plane * 0x10000 + 0xFFFF) for plane in range(1, 15)),
+    (0x202A, 0x202E),  # bidirectional overrides
+    (0x2066, 0x2069),  # bidirectional isolates
 )
-_BAD_TEXT = re.compile(f"[{_REFUSED_ANYWHERE}]")
-_BAD_LINE = re.compile(f"[{_REFUSED_ANYWHERE}\t\n\r]")
+_LINE_BREAKS: tuple[tuple[int, int], ...] = ((0x09, 0x0A), (0x0D, 0x0D))  # refused in names only
+
+
+def _escape(point: int) -> str:
+    return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}" if point < 0x10000 else f"\\U{point:08x}"
+
+
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The inside of a regex character class (Python ``re`` escapes), for patterns published in /schema too."""
+    return "".join(_escape(lo) if lo == hi else f"{_escape(lo)}-{_escape(hi)}" for lo, hi in ranges)
+
+
+_SURROGATES = (0xD800, 0xDFFF)
+_BAD_TEXT = re.compile(f"[{_class(_REFUSED)}]")
+_BAD_LINE = re.compile(f"[{_class(_REFUSED + _LINE_BREAKS)}]")
+# As published in /schema: without the surrogates, which no JSON Schema regex engine accepts in a class (and
+# which a UTF-8 body cannot carry unescaped anyway); everything else alike.
+TEXT_CLASS = _class(tuple(r for r in _REFUSED if r != _SURROGATES))
+LINE_CLASS = _class(tuple(r for r in _REFUSED + _LINE_BREAKS if r != _SURROGATES))
 
 
 def _describe(char: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.enums import RequestEncodingType
 from litestar.params import BodyKwarg
@@ -70,3 +71,9 @@ async def json_gate(request: Request[Any, Any, Any]) -> None:
         raise BodyTooLarge(f"the body is {len(body)} bytes; the limit is {MAX_JSON_BYTES}")
     if (problem := json_problem(body)) is not None:
         raise BadInput(problem)
+    try:  # strictly, as the schema says: Litestar's own conversion afterwards would take 0 for false
+        msgspec.json.decode(body, type=request.route_handler.parsed_data_field.annotation, strict=True)  # type: ignore[union-attr]
+    except msgspec.ValidationError as exc:
+        raise BadInput(f"the body does not match the schema: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadInput(f"the body is not JSON: {exc}") from None
