@@ -14,6 +14,9 @@ import schemathesis
 
 @schemathesis.serializer("application/msgpack")
 def msgpack_body(ctx: Any, value: Any) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value)
-    return msgspec.msgpack.encode(value)
+    data = getattr(value, "data", value)  # schemathesis wraps drawn bytes in its `Binary`
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode()
+    return msgspec.msgpack.encode(data)
