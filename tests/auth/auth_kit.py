@@ -39,11 +39,8 @@ GOOD = {
 
 
 def prepare(tmp_path: Path, node: str, *, required: bool = False) -> Path:
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=not required)
     config = cluster.nodes[node].config
-    if required:
-        with config.open("a", encoding="utf-8") as out:
-            out.write("\n[auth]\nrequired = true\n")
     return config
 
 

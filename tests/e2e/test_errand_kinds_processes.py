@@ -114,7 +114,9 @@ class County:
 
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[County]:
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0)
+    cluster = Cluster.prepare(
+        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
+    )
     kit = County(cluster)
     try:
         await asyncio.to_thread(cluster.start)  # inside the try: a node slow to start is still stopped
