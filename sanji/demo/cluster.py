@@ -241,7 +241,7 @@ class Cluster:
             if node.proc is not None and node.proc.poll() is not None:
                 raise RuntimeError(f"node {node_id} exited with {node.proc.returncode}; see {node.log}")
             try:
-                if httpx.get(node.url + "/api/node", timeout=1.0).status_code == 200:
+                if httpx.get(node.url + "/api/node", timeout=1.0).status_code in (200, 401):  # 401: logins on
                     return
             except httpx.HTTPError:
                 pass
