@@ -130,3 +130,21 @@ def test_the_first_start_prints_a_one_time_admin_password_that_logs_in(
     with TestClient(make_app(load_settings(hub.config))):  # the second start, in process: nothing made, nothing printed
         pass
     assert "one-time password" not in capsys.readouterr().out
+
+
+def test_accounts_create_makes_the_first_administrator_before_the_first_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sanji.cli.main import main
+
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    config = cluster.nodes["T01"].config
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a long enough password\n"))
+    assert (
+        main(["accounts", "create", "--config", str(config), "--name", "李主任", "--role", "admin", "--password-stdin"])
+        == 0
+    )
+    assert "李主任" in capsys.readouterr().out
+    with TestClient(make_app(load_settings(config))):  # an account exists: no admin made, nothing printed
+        pass
+    assert "one-time password" not in capsys.readouterr().out
