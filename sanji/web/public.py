@@ -336,7 +336,8 @@ class PublicController(Controller):
             k: str(raw.get(k, "")).strip() for k in ("receipt", "code", "kind", "against", "text", "name", "phone")
         }
         values["kind"] = values["kind"] if values["kind"] in ("投诉", "建议") else "投诉"
-        sent = str(raw.get("_csrf_token", ""))
+        # Its own double-submit token: a logged-in person's form also carries the session's (checked by the guard).
+        sent = str(raw.get("_public_token", ""))
         expected = request.cookies.get(PUBLIC_CSRF_COOKIE, "")
         if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
             errors = {"_": "页面已过期，请重新填写提交 The form expired: please send it again"}

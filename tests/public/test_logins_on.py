@@ -90,7 +90,7 @@ def _public_complaint(client: Client, errand: str, against: str) -> None:
     r = client.post(
         "/complain",
         data={
-            "_csrf_token": re.findall(r'name="_csrf_token" value="([^"]+)"', form.text)[-1],
+            "_public_token": re.findall(r'name="_public_token" value="([^"]+)"', form.text)[-1],
             "receipt": receipt.group(1),
             "code": lookup_code(errand),
             "kind": "投诉",

@@ -122,7 +122,7 @@ def test_the_receipt_carries_the_query_code_and_a_qr_to_the_public_url(
 
 
 def _csrf(html: str) -> str:
-    found = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    found = re.search(r'name="_public_token" value="([^"]+)"', html)
     assert found
     return found.group(1)
 
@@ -136,7 +136,7 @@ def test_a_public_complaint_is_filed_and_keeps_what_was_typed_when_refused(
     assert form.status_code == 200
     bad = client.post(
         "/complain",
-        data={"_csrf_token": _csrf(form.text), "receipt": receipt, "code": "", "text": "窗口推诿", "name": "王五"},
+        data={"_public_token": _csrf(form.text), "receipt": receipt, "code": "", "text": "窗口推诿", "name": "王五"},
     )
     assert bad.status_code == 400 and 'aria-describedby="code-error"' in bad.text
     assert "窗口推诿" in bad.text and 'value="王五"' in bad.text
@@ -145,7 +145,7 @@ def test_a_public_complaint_is_filed_and_keeps_what_was_typed_when_refused(
     good = client.post(
         "/complain",
         data={
-            "_csrf_token": _csrf(no_token.text),  # each page sent carries a fresh token
+            "_public_token": _csrf(no_token.text),  # each page sent carries a fresh token
             "receipt": receipt,
             "code": "5678",
             "kind": "投诉",
