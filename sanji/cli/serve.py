@@ -9,6 +9,7 @@ import logging
 import uvicorn
 
 from sanji.config import ConfigError, load_settings
+from sanji.parent_watch import watch_parent
 
 APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
 KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
@@ -48,6 +49,7 @@ def run(role: str, config: str, *, db: str | None = None, log_level: str = "info
         )
     )
     follow_level(log_level)
+    watch_parent()
     server.run()
     return 0
 
