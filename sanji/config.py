@@ -72,12 +72,29 @@ class TrustSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     required: bool = False
 
 
+class BackupSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Copies of the store taken while the node runs (``sanji.backup``) and before every migration."""
+
+    dir: str = ""  # default: <data_dir>/backups
+    interval_hours: float = 24.0  # 0 = no scheduled backups (``sanji backup`` still works)
+    keep_days: float = 14.0
+
+
+class ObserveSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Logs and health (``sanji.observe``)."""
+
+    json_logs: bool = False  # one JSON object per line, with node, errand and exchange ids
+    missing_hours: float = 6.0  # county: a node not heard from for this long is flagged
+
+
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     node: NodeSection
     parent: ParentSection | None = None
     sync: SyncSection = SyncSection()
     auth: AuthSection = AuthSection()
     trust: TrustSection = TrustSection()
+    backup: BackupSection = BackupSection()
+    observe: ObserveSection = ObserveSection()
     base_dir: str = "."
 
     @property
@@ -85,6 +102,10 @@ class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if self.node.db:
             return self.node.db
         return f"sqlite:///{self.path(self.node.data_dir) / 'node.db'}"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.path(self.backup.dir) if self.backup.dir else self.path(self.node.data_dir) / "backups"
 
     def path(self, value: str) -> Path:
         p = Path(value)

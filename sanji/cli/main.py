@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sanji import __version__
 from sanji.cli import (
     accounts_cmd,
     audit_cmd,
+    backup_cmd,
     carry_cmd,
     catalogue_cmd,
     demo,
@@ -18,13 +18,14 @@ from sanji.cli import (
     serve,
     trust_cmd,
 )
+from sanji.version import describe
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sanji", description="三级联办 Sanji: county, township and village service centres in sync."
     )
-    parser.add_argument("--version", action="version", version=f"sanji {__version__}")
+    parser.add_argument("--version", action="version", version=f"sanji {describe()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for role in ("county", "town", "village"):
         serve.add_parser(sub, role)
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_cmd.add_parser(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
+    backup_cmd.add_parsers(sub)
     return parser
 
 

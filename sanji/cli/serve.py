@@ -9,6 +9,7 @@ import logging
 import uvicorn
 
 from sanji.config import ConfigError, load_settings
+from sanji.observe.logs import use_json_logs
 
 APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
 KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
@@ -21,10 +22,17 @@ def add_parser(sub: argparse._SubParsersAction, role: str) -> None:  # type: ign
     serve.add_argument("--config", required=True, help="path to the node's TOML config (examples in deploy/)")
     serve.add_argument("--db", help="database URL overriding the config, e.g. postgresql://127.0.0.1/sanji")
     serve.add_argument("--log-level", default="info")
-    serve.set_defaults(func=lambda args: run(role, args.config, db=args.db, log_level=args.log_level))
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), help="json: one event per line (default: [observe] json_logs)"
+    )
+    serve.set_defaults(
+        func=lambda args: run(role, args.config, db=args.db, log_level=args.log_level, log_format=args.log_format)
+    )
 
 
-def run(role: str, config: str, *, db: str | None = None, log_level: str = "info") -> int:
+def run(
+    role: str, config: str, *, db: str | None = None, log_level: str = "info", log_format: str | None = None
+) -> int:
     try:
         settings = load_settings(config, role=role, db=db)
     except ConfigError as exc:
@@ -48,6 +56,8 @@ def run(role: str, config: str, *, db: str | None = None, log_level: str = "info
         )
     )
     follow_level(log_level)
+    if log_format == "json" or (log_format is None and settings.observe.json_logs):
+        use_json_logs(settings.node.id)
     server.run()
     return 0
 

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,12 +34,14 @@ from protocol.session import (
 )
 from protocol.stream import StreamKey
 from sanji.context import NodeContext
+from sanji.observe.logs import EXCHANGE
 from sanji.store import Store
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
 from sanji.sync.trust_step import ChildTrust
 
 log = logging.getLogger("sanji.sync")
+WARN_AFTER_FAILURES = 3  # one failure and its retry may be a blip; the third in a row is worth a warning
 SYNC_TRAFFIC = "sync"  # the traffic kind of cursors, push and pull request bodies ("blob": attachments)
 
 
@@ -55,6 +58,10 @@ class SessionReport:
     blobs_sent: int = 0
     blobs_received: int = 0
     deferred_blobs: int = 0
+
+
+# Told of every session: its report, or the error that ended it (sanji.observe counts them).
+SessionObserver = Callable[[SessionReport | None, BaseException | None], None]
 
 
 async def sync_once(
@@ -305,6 +312,10 @@ class SyncDriver:
         self.backoff_steps = 0  # of those, the ones that lengthen the wait: not timeouts
         self.last_error = ""
         self.sessions = 0
+        self.down_since: float | None = None  # wall time of the first failure in the current run of failures
+        self.warned = False  # the operator was told the parent is unreachable (once per outage)
+        self.going_round = ""  # the ancestor synced with while the parent is dark
+        self.observers: list[SessionObserver] = []
         store.on_change(self.poke)
 
     def _suspect(self, value: bool) -> None:
@@ -339,6 +350,7 @@ class SyncDriver:
 
     async def _session(self) -> SessionReport:
         """Sync with the parent; while it cannot be reached, with the first fallback ancestor that can."""
+        EXCHANGE.set(uuid.uuid4().hex[:12])  # names this session in every log line written during it
         try:
             return await sync_once(
                 self.store, self.transport, budget=self.budget, context=self.context, trust=self.trust
@@ -358,6 +370,41 @@ class SyncDriver:
                 log.info("parent %s unreachable; synced with %s instead", parent, report.peer)
                 return report
             raise
+
+    def _failed(self, parent: str, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.time()
+        if not self.warned and self.failures >= WARN_AFTER_FAILURES:
+            self.warned = True
+            log.warning(
+                "cannot sync with %s: %d attempts in %.0f s failed (last: %s); work waits here and goes up when "
+                "the link returns",
+                parent,
+                self.failures,
+                time.time() - self.down_since,
+                self.last_error,
+            )
+        self._tell(None, exc)
+
+    def _succeeded(self, parent: str, report: SessionReport) -> None:
+        if report.peer in ("", parent):
+            if self.warned and self.down_since is not None:
+                log.warning("synced with %s again after %.0f s", parent, time.time() - self.down_since)
+            self.warned = False
+            self.going_round = ""
+            self.down_since = None
+        elif self.going_round != report.peer:
+            # Work moves again, but the parent is still dark: said once, and the outage warning stands.
+            self.going_round = report.peer
+            log.warning("%s cannot be reached; syncing with %s instead until it returns", parent, report.peer)
+        self._tell(report, None)
+
+    def _tell(self, report: SessionReport | None, exc: BaseException | None) -> None:
+        for observer in self.observers:
+            try:
+                observer(report, exc)
+            except Exception:
+                log.exception("a session observer failed")
 
     async def _run(self) -> None:
         parent = self.store.directory.parent(self.store.node_id)
@@ -381,13 +428,16 @@ class SyncDriver:
                     "sync with %s failed (%s); retrying%s", parent, exc.message, "" if timed_out else " with backoff"
                 )
                 await _quietly(self.store.record_exchange(parent, ok=False, error=exc.message))
+                self._failed(parent, exc)
             except Exception as exc:  # a bug must not stop the node from retrying
                 self.failures += 1
                 self.backoff_steps += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("sync with %s crashed", parent)
                 await _quietly(self.store.record_exchange(parent, ok=False, error=self.last_error))
+                self._failed(parent, exc)
             else:
+                self._succeeded(parent, report)
                 self._suspect(False)
                 self.failures = 0
                 self.backoff_steps = 0

@@ -23,12 +23,16 @@ from sanji.auth.book import AuditedStore, AuthBook
 from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
 from sanji.auth.routes import LoginController, forbidden_handler, not_logged_in_handler
 from sanji.auth.service import AuthService
+from sanji.backup_duty import BackupSchedule
 from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender
 from sanji.keys import read_key
 from sanji.node_directory import directory_entries, node_directory
+from sanji.observe.fleet import FleetWarnings
+from sanji.observe.metrics import NodeMetrics
+from sanji.observe.routes import ObserveController
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
@@ -60,12 +64,15 @@ class NodeRuntime:
         self.duties: Duties | None = None
         self.auth: AuthService | None = None
         self.trust: TrustBook | None = None
+        self.metrics = NodeMetrics()
+        self.fleet_warnings = FleetWarnings()
+        self.backups: BackupSchedule | None = None
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         s = self.settings
         key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
-        db = await open_database(s.db_url)
+        db = await open_database(s.db_url, backup_dir=s.backup_dir, node=s.node.id)
         directory = await node_directory(s, db)
         entry = directory.get(s.node.id)
         if entry.role != s.node.role:
@@ -92,6 +99,11 @@ class NodeRuntime:
             store, context, FileSmsSender(s.path(s.node.data_dir) / "sms.log"), interval=s.sync.duties_interval
         )
         self.duties.start()
+        b = s.backup
+        self.backups = BackupSchedule(
+            s.db_url, s.backup_dir, node=s.node.id, interval_hours=b.interval_hours, keep_days=b.keep_days
+        )
+        self.backups.start()
         if s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
@@ -104,6 +116,7 @@ class NodeRuntime:
                 fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
                 trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
             )
+            self.driver.observers.append(self.metrics.observe_session)
             self.driver.start()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
         try:
@@ -113,6 +126,8 @@ class NodeRuntime:
                 await self.driver.stop()
             if self.duties is not None:
                 await self.duties.stop()
+            if self.backups is not None:
+                await self.backups.stop()
             await db.dispose()
 
     def get_store(self) -> Store:
@@ -159,6 +174,7 @@ def build_app(
         ScreenController,
         EnrollController,
         LoginController,
+        ObserveController,
         *extra_handlers,
     ]
     exception_handlers: Any = {

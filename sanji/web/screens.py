@@ -35,6 +35,7 @@ from sanji.auth.guard import Caller, principal_of
 from sanji.context import NodeContext
 from sanji.corpus import valid_id_number
 from sanji.forms import ActionForm, RegisterForm
+from sanji.observe.fleet import fleet_health
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.web.desk_api import Supervision, supervision_report
@@ -470,8 +471,12 @@ class ScreenController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def home(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
+    async def home(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
         status = await store.status()
+        hours = request.app.state.settings.observe.missing_hours
+        health = {h.node: h for h in await fleet_health(store, missing_hours=hours)}
         rows, total = await store.errands(limit=200)
         work = await store.worklist()
         today = context.today()
@@ -490,6 +495,7 @@ class ScreenController(Controller):
                 "worklist": work_views,
                 "lights": lights,
                 "reports": await store.reports(),
+                "health": health,
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
             },
