@@ -14,6 +14,7 @@ from sanji.cli import (
     catalogue_cmd,
     demo,
     directory_cmd,
+    doctor_cmd,
     keys_init,
     serve,
     trust_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     backup_cmd.add_parsers(sub)
+    doctor_cmd.add_parser(sub)
     return parser
 
 
