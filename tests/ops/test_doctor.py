@@ -69,9 +69,7 @@ def _lines(capsys: pytest.CaptureFixture[str]) -> dict[str, list[dict[str, str]]
     return out
 
 
-def test_a_fresh_village_is_told_what_to_fix(
-    tmp_path: Path, parent: int, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_fresh_village_is_told_what_to_fix(tmp_path: Path, parent: int, capsys: pytest.CaptureFixture[str]) -> None:
     config = _village(tmp_path, parent)
     asyncio.run(_open_and_close(f"sqlite:///{config.parent / 'node.db'}"))  # a store at the current schema
     status = main(["doctor", "--config", str(config), "--json"])
