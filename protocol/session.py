@@ -85,6 +85,9 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     # The sender's own streams as the parent's own parent held them at their last exchange, where that
     # is more than the parent holds: a sender restored from a backup must not renumber those either.
     above: tuple[Cursor, ...] = ()
+    # Where the parent reaches its own ancestors, nearest first: (node id, base URL). A child keeps
+    # them and goes round a dark parent to the nearest that answers, with nothing configured by hand.
+    addresses: tuple[tuple[str, str], ...] = ()
 
 
 SYNC_SIGNATURE_CONTEXT = b"sanji sync request v1\x00"

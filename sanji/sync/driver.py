@@ -36,6 +36,7 @@ from protocol.stream import StreamKey
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
 from sanji.store import Store
+from sanji.sync.addresses import remember
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
 from sanji.sync.trust_step import ChildTrust
@@ -58,6 +59,7 @@ class SessionReport:
     blobs_sent: int = 0
     blobs_received: int = 0
     deferred_blobs: int = 0
+    addresses: tuple[tuple[str, str], ...] = ()  # the parent's ancestors and their URLs, as the parent told
 
 
 # Told of every session: its report, or the error that ended it (sanji.observe counts them).
@@ -133,6 +135,8 @@ async def _exchange(
     if parent not in store.directory.path(store.node_id) or parent == store.node_id:
         raise SanjiError(f"{parent!r} answered, but it is not an ancestor of {store.node_id}")
     report.peer = parent
+    if parent == store.directory.parent(store.node_id):
+        report.addresses = reply.addresses
     report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
     store.clock.observe(reply.at)
     if context is not None:
@@ -297,11 +301,19 @@ class SyncDriver:
         context: NodeContext | None = None,
         fallbacks: Sequence[Transport] = (),
         trust: ChildTrust | None = None,
+        link_for: Callable[[str], Transport] | None = None,
+        skip_urls: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.trust = trust
         self.transport = transport
         self.fallbacks = list(fallbacks)
+        self._fixed = list(fallbacks)  # configured by hand: always tried first
+        # Links to ancestors the parent told about (sanji.sync.addresses), by URL; ``skip_urls``: the
+        # parent's and the configured fallbacks' own URLs, never opened twice.
+        self.link_for = link_for
+        self.skip_urls = {u.rstrip("/") for u in skip_urls}
+        self.learned: dict[str, Transport] = {}
         self.interval = interval
         self.max_backoff = max_backoff
         self.budget = budget
@@ -340,6 +352,27 @@ class SyncDriver:
         await self.transport.close()
         for fallback in self.fallbacks:
             await fallback.close()
+
+    async def adopt(self, addresses: Sequence[tuple[str, str]]) -> None:
+        """Sync with these ancestors (nearest first) while the parent is dark, after the configured fallbacks."""
+        if self.link_for is None:
+            return
+        wanted = [u.rstrip("/") for _, u in addresses if u.rstrip("/") not in self.skip_urls]
+        for url in list(self.learned):
+            if url not in wanted:
+                await self.learned.pop(url).close()
+        for url in wanted:
+            if url not in self.learned:
+                self.learned[url] = self.link_for(url)
+        self.fallbacks = self._fixed + [self.learned[u] for u in wanted]
+
+    async def _learn(self, report: SessionReport) -> None:
+        if not report.addresses:
+            return
+        fresh = await remember(self.store, report.addresses)
+        if fresh is not None:
+            log.info("ancestors to go round a dark parent: %s", ", ".join(f"{n} at {u}" for n, u in fresh))
+            await self.adopt(fresh)
 
     def _delay(self) -> float:
         if self.backoff_steps:
@@ -450,6 +483,7 @@ class SyncDriver:
                     received=report.bytes_received,
                     skew_ms=report.skew_ms,
                 )
+                await _quietly(self._learn(report))
                 if report.pulled or report.pushed:
                     continue  # more may be waiting; go again at once
             delay = self._delay()

@@ -36,7 +36,8 @@ from sanji.observe.routes import ObserveController
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
-from sanji.sync.driver import SyncDriver
+from sanji.sync import addresses
+from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
@@ -67,6 +68,7 @@ class NodeRuntime:
         self.metrics = NodeMetrics()
         self.fleet_warnings = FleetWarnings()
         self.backups: BackupSchedule | None = None
+        self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -104,6 +106,8 @@ class NodeRuntime:
             s.db_url, s.backup_dir, node=s.node.id, interval_hours=b.interval_hours, keep_days=b.keep_days
         )
         self.backups.start()
+        known = await addresses.learned(store)
+        self.addresses = addresses.for_children(s, store, known)
         if s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
@@ -115,7 +119,11 @@ class NodeRuntime:
                 context=context,
                 fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
                 trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
+                link_for=HttpTransport,
+                skip_urls=[s.parent.url, *s.parent.fallback_urls],
             )
+            await self.driver.adopt(known)
+            self.driver.observers.append(self._pass_addresses_on)
             self.driver.observers.append(self.metrics.observe_session)
             self.driver.start()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
@@ -149,7 +157,12 @@ class NodeRuntime:
         return GuardedService(self.get_store(), self.get_context(), caller)
 
     def get_sync(self) -> SyncServer:
-        return SyncServer(self.get_store(), self.get_context(), self.trust)
+        return SyncServer(self.get_store(), self.get_context(), self.trust, addresses=self.addresses)
+
+    def _pass_addresses_on(self, report: SessionReport | None, _: BaseException | None) -> None:
+        """What the parent said about its ancestors goes on down to this node's children."""
+        if report is not None and report.addresses and self.store is not None:
+            self.addresses = addresses.for_children(self.settings, self.store, report.addresses)
 
     def get_trust(self) -> TrustBook:
         assert self.trust is not None, "trust opens in the app's lifespan"
