@@ -151,7 +151,8 @@ class Cluster:
 
     def _cli(self, *args: str) -> str:
         cmd = [sys.executable, "-m", "sanji.cli.main", *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ})
+        # Generous: on a loaded 2-core machine one CLI start alone can take a minute; a hung call is still caught.
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
         if done.returncode != 0:
             raise RuntimeError(f"`sanji {' '.join(args)}` failed: {done.stdout}{done.stderr}")
         return done.stdout
