@@ -26,6 +26,9 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     data_dir: str = "var"
     catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one
     calendar_overrides: str = ""  # county-published working-day overrides for years the library lacks
+    # HTTPS straight from the node (PEM files); "" = plain HTTP, for a node behind a TLS proxy or on loopback.
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

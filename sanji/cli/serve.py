@@ -53,6 +53,8 @@ def run(
             # the child always closes first; and long enough that a 64 kbit/s link reuses its connection from
             # one page of a sync to the next instead of paying a handshake (uvicorn's default is 5 s).
             timeout_keep_alive=KEEP_ALIVE_S,
+            ssl_certfile=str(settings.path(settings.node.tls_cert)) if settings.node.tls_cert else None,
+            ssl_keyfile=str(settings.path(settings.node.tls_key)) if settings.node.tls_key else None,
         )
     )
     follow_level(log_level)
