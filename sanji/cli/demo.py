@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=lambda args: run(args))
 
 
+# Ways a launcher is told to end besides Ctrl-C: systemd, a CI timeout or `kill PID` (SIGTERM), a
+# closed terminal (SIGHUP). Each must run the same clean-up as Ctrl-C, or the nodes outlive us.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+
+
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run(args))
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
+    except (RuntimeError, OSError) as exc:  # a node that would not start: say which and where its log is
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _run(args: argparse.Namespace) -> int:
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        stopped_by.append(signum)
+        if main is not None:
+            main.cancel()
+
+    for signum in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError):  # Windows event loops have no signal handlers
+            pass
+    try:
+        return await _run_cluster(args)
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        return 128 + stopped_by[0]
+
+
+async def _run_cluster(args: argparse.Namespace) -> int:
     console = Console(stderr=args.json)
     started = time.monotonic()
     cluster = Cluster.prepare(
@@ -86,7 +121,8 @@ async def _run(args: argparse.Namespace) -> int:
             except asyncio.CancelledError:
                 pass
     finally:
-        await asyncio.to_thread(cluster.stop)
+        # Blocking on purpose: no await here, so a second signal cannot cancel the clean-up halfway.
+        cluster.stop()
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     return 0 if result["converged"] else 1

@@ -10,6 +10,7 @@ import uvicorn
 
 from sanji.config import ConfigError, load_settings
 from sanji.observe.logs import use_json_logs
+from sanji.parent_watch import watch_parent
 
 APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
 KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
@@ -60,6 +61,7 @@ def run(
     follow_level(log_level)
     if log_format == "json" or (log_format is None and settings.observe.json_logs):
         use_json_logs(settings.node.id)
+    watch_parent()
     server.run()
     return 0
 

@@ -25,6 +25,11 @@ import httpx
 from sanji.faultproxy import FaultProxy, ProxyThread
 from sanji.keys import write_directory, write_key
 from sanji.layout import Layout, county_layout
+from sanji.parent_watch import launcher_env
+
+
+class ClusterStopped(RuntimeError):
+    """A node was about to start after the cluster began stopping."""
 
 
 def free_port() -> int:
@@ -65,6 +70,8 @@ class Cluster:
     enroll: bool = False  # every node joins by token and holds a certificate; no directory.json
     enrolled: set[str] = field(default_factory=set)
     _issuing: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock), repr=False)
+    _spawning: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closed: bool = field(default=False, repr=False)  # a whole-cluster stop() began: spawn nothing more
 
     @classmethod
     def prepare(
@@ -197,6 +204,8 @@ class Cluster:
 
     def start(self, node_id: str | None = None, *, wait: bool = True) -> None:
         targets = [self.nodes[node_id]] if node_id else list(self.nodes.values())
+        with self._spawning:
+            self._closed = False  # starting after a stop is deliberate; a stop *during* this start is not
         self.start_proxies()
         if self.enroll:
             # Parents first, one level at a time: a child joins by redeeming a token at its running parent.
@@ -219,7 +228,7 @@ class Cluster:
         """Nodes starting at once: a few per core, so 57 nodes on 2 cores do not all fight for the CPU."""
         return max(2, 2 * (os.cpu_count() or 1))
 
-    def _start_in_waves(self, nodes: list[NodeProcess], *, stall: float = 60.0) -> None:
+    def _start_in_waves(self, nodes: list[NodeProcess], *, stall: float = 120.0) -> None:
         """Start ``nodes`` (parents first) at most ``wave`` at a time, the next as each one answers.
 
         Waits by progress, not by the clock: it gives up only when no node has come up for ``stall``
@@ -253,6 +262,14 @@ class Cluster:
             return False
 
     def _spawn(self, node: NodeProcess) -> None:
+        with self._spawning:
+            if self._closed:
+                # stop() has begun (a signal arrived while nodes were still starting): starting
+                # another node now would leave it running after the launcher exits.
+                raise ClusterStopped(f"not starting {node.id}: the cluster is stopping")
+            self._spawn_locked(node)
+
+    def _spawn_locked(self, node: NodeProcess) -> None:
         if node.proc is not None and node.proc.poll() is None:
             return
         cmd = [sys.executable, "-m", "sanji.cli.main", node.role, "serve", "--config", str(node.config)]
@@ -261,11 +278,17 @@ class Cluster:
             cmd += ["--db", self.county_db]
         log = node.log.open("ab")
         node.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **launcher_env()},
         )
         log.close()
 
-    def wait_ready(self, node_id: str, timeout: float = 30.0) -> None:
+    def wait_ready(self, node_id: str, timeout: float = 120.0) -> None:
+        # A node that died fails at once (poll below); a live one on a busy 2-core machine
+        # starting dozens of interpreters can take far longer than usual to answer.
         node = self.nodes[node_id]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -308,6 +331,9 @@ class Cluster:
     def stop(self, node_id: str | None = None) -> None:
         """SIGTERM and wait; stopping the whole cluster also stops the link proxies."""
         targets = [self.nodes[node_id]] if node_id else list(self.nodes.values())
+        if node_id is None:
+            with self._spawning:
+                self._closed = True
         for node in targets:
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.send_signal(signal.SIGTERM)

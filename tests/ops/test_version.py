@@ -14,7 +14,9 @@ from sanji.version import describe, git_describe, release
 def test_one_version_everywhere() -> None:
     declared = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     assert __version__ == declared == release()
-    assert f"## {declared} " in Path("CHANGELOG.md").read_text(encoding="utf-8"), "every release has a CHANGELOG entry"
+    lines = Path("CHANGELOG.md").read_text(encoding="utf-8").splitlines()
+    headings = [line for line in lines if line.startswith("## ")]
+    assert any(declared in h.replace("(", " ").replace(")", " ").split() for h in headings), "a CHANGELOG entry"
 
 
 def test_version_from_a_checkout_names_the_commit() -> None:
