@@ -69,6 +69,7 @@ class Receive(_Action, tag="receive", frozen=True, kw_only=True):
     """The receiver acknowledges a hand-off and becomes the custodian."""
 
     stage_due: str = ""  # per-stage deadline (ISO date) the receiver computed on its own calendar
+    stage_due_provisional: bool = False  # ... counted over a year not yet published (暂定)
 
 
 class Accept(_Action, tag="accept", frozen=True, kw_only=True):
@@ -84,6 +85,8 @@ class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     provisional: tuple[str, ...] = ()  # 容缺受理: secondary materials still owed
     promise_by: str = ""  # ... by this date (ISO), per the signed commitment letter
     co_departments: tuple[str, ...] = ()  # 联办件: who else handles a sub-task
+    calendar_version: int = 0  # the county calendar the deadline was computed on (0: the built-in notices)
+    due_provisional: bool = False  # the deadline counts days of a year not yet published (暂定)
 
 
 class Decide(_Action, tag="decide", frozen=True, kw_only=True):
@@ -126,6 +129,7 @@ class MaterialsReceived(_Action, tag="materials_received", frozen=True, kw_only=
 
     items: tuple[str, ...]
     due: str = ""  # the whole-errand deadline pushed by the paused working days
+    due_provisional: bool = False
 
 
 class Assign(_Action, tag="assign", frozen=True, kw_only=True):
@@ -151,6 +155,7 @@ class Extend(_Action, tag="extend", frozen=True, kw_only=True):
     reason: str
     due: str  # the new whole-errand deadline
     applicant_informed: bool = False
+    due_provisional: bool = False
 
 
 class Review(_Action, tag="review", frozen=True, kw_only=True):
@@ -176,6 +181,23 @@ class Close(_Action, tag="close", frozen=True, kw_only=True):
     """办结销号/建档: filed in the ledger after delivery."""
 
     archive_no: str = ""
+
+
+class CorrectDeadline(_Action, tag="deadline_corrected", frozen=True, kw_only=True):
+    """暂定期限核定: deadlines computed on a provisional calendar, recomputed on the official one.
+
+    Written by the custodian (its system duty) once the county's calendar publishes the year; the
+    provisional dates stay in the history, in the actions that set them.
+    """
+
+    due: str
+    previous_due: str
+    stage_due: str = ""
+    previous_stage_due: str = ""
+    due_provisional: bool = False  # still counting days of a year not yet published
+    stage_due_provisional: bool = False
+    calendar_version: int = 0
+    reason: str = ""
 
 
 class Note(_Action, tag="note", frozen=True, kw_only=True):
@@ -253,6 +275,7 @@ Action = (
     | Terminate
     | Withdraw
     | Close
+    | CorrectDeadline
     | Note
     | Supply
     | Rate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import date
 
 import msgspec
 
@@ -26,6 +27,7 @@ from protocol.actions import (
     CallBack,
     Close,
     Complain,
+    CorrectDeadline,
     Decide,
     Deliver,
     Extend,
@@ -135,6 +137,9 @@ class ErrandState(msgspec.Struct, kw_only=True):
     steps: tuple[str, ...] = ()  # which of FIVE_STEPS happened
     acted_for: tuple[str, ...] = ()  # A posts a B post acted for
     archive_no: str = ""
+    calendar_version: int = 0  # the county calendar the deadlines were last computed on
+    due_provisional: bool = False  # 暂定: the deadline counts days of a year not yet published
+    stage_due_provisional: bool = False
 
 
 class Projection(msgspec.Struct, kw_only=True):
@@ -285,7 +290,36 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> str
         return None
     if isinstance(action, Close):
         return None if stage == DELIVERED else f"only a delivered errand is closed and filed (stage is {stage})"
+    if isinstance(action, CorrectDeadline):
+        return _judge_correction(state, action)
     return f"unknown action {kind_of(action)}"
+
+
+def _is_day(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def _judge_correction(state: ErrandState, action: CorrectDeadline) -> str | None:
+    """Only provisional (暂定) deadlines are corrected, from what the errand holds, and only forward in version."""
+    if state.stage not in LIVE:
+        return f"only the deadlines of an errand being handled are corrected (stage is {state.stage})"
+    if not (state.due_provisional or state.stage_due_provisional):
+        return "the deadlines of this errand were computed on the official calendar; nothing to correct"
+    if action.calendar_version < state.calendar_version:
+        return f"the deadlines are already on calendar version {state.calendar_version}"
+    if action.previous_due != state.due or action.previous_stage_due != state.stage_due:
+        return "the correction names other deadlines than the errand has"
+    if bool(action.due) != bool(state.due) or bool(action.stage_due) != bool(state.stage_due):
+        return "a correction replaces each deadline the errand has, and adds none"
+    if (action.due and not _is_day(action.due)) or (action.stage_due and not _is_day(action.stage_due)):
+        return "a corrected deadline is an ISO date (YYYY-MM-DD)"
+    before = (state.due, state.stage_due, state.due_provisional, state.stage_due_provisional)
+    after = (action.due, action.stage_due, action.due_provisional, action.stage_due_provisional)
+    return "the correction changes nothing" if before == after else None
 
 
 def _judge_handoff(state: ErrandState, action: HandOff, directory: Directory, role: str) -> str | None:
@@ -361,6 +395,7 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.pending_to = None
         new.stage = {SUBMITTED: RECEIVED, ESCALATED: AT_DEPARTMENT, RESULT_DOWN: RESULT_READY}[state.stage]
         new.stage_due = action.stage_due
+        new.stage_due_provisional = action.stage_due_provisional
         new.stage_since = action.at
         if new.stage != RESULT_READY:
             new.window = new.handler = ""  # a new desk: its own window and handler
@@ -369,6 +404,8 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.errand_kind = action.errand_kind
         new.responsible = action.node
         new.due = action.due
+        new.calendar_version = action.calendar_version
+        new.due_provisional = action.due_provisional
         new.window = action.window or new.window
         new.provisional = action.provisional
         new.promise_by = action.promise_by
@@ -395,6 +432,7 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             new.provisional = tuple(m for m in state.provisional if m not in action.items)
         if action.due:
             new.due = action.due
+            new.due_provisional = action.due_provisional
     elif isinstance(action, Assign):
         new.window = action.window
         new.handler = action.handler
@@ -403,6 +441,7 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.subtasks = {**state.subtasks, action.department: action.outcome}
     elif isinstance(action, Extend):
         new.due = action.due
+        new.due_provisional = action.due_provisional
         new.extended_days = state.extended_days + action.days
     elif isinstance(action, Review):
         if action.passed:
@@ -420,6 +459,11 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
     elif isinstance(action, Close):
         new.stage = CLOSED
         new.archive_no = action.archive_no
+    elif isinstance(action, CorrectDeadline):
+        new.due, new.stage_due = action.due, action.stage_due
+        new.due_provisional = action.due_provisional
+        new.stage_due_provisional = action.stage_due_provisional
+        new.calendar_version = action.calendar_version
     return new
 
 

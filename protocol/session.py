@@ -40,6 +40,7 @@ class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     open_errands: int = 0
     overdue: int = 0
     quarantined: int = 0
+    calendar_version: int = 0  # the county working-day calendar held (0: the built-in notices alone)
 
 
 class RotateKeys(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +67,7 @@ class CursorsRequest(msgspec.Struct, frozen=True, kw_only=True):
     # What the sender holds of streams its ancestors wrote about its subtree: a parent restored from a
     # backup learns here that it had sent batches down that it no longer holds (see ``reclaim``).
     ancestor_streams: tuple[Cursor, ...] = ()
+    calendar_version: int = 0  # the county working-day calendar the sender holds
 
 
 class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +87,7 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     # The sender's own streams as the parent's own parent held them at their last exchange, where that
     # is more than the parent holds: a sender restored from a backup must not renumber those either.
     above: tuple[Cursor, ...] = ()
+    calendar: bytes = b""  # the signed working-day calendar, when the sender holds an older version
 
 
 SYNC_SIGNATURE_CONTEXT = b"sanji sync request v1\x00"

@@ -9,6 +9,7 @@ import msgspec
 
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import ROLES
+from sanji.notify.settings import SmsSection
 
 
 class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -25,7 +26,7 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     directory: str = ""  # hand-configured tree (directory.json); optional once the node holds certificates
     data_dir: str = "var"
     catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one
-    calendar_overrides: str = ""  # county-published working-day overrides for years the library lacks
+    calendar_overrides: str = ""  # retired: the county publishes a signed calendar (sanji calendar publish)
 
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -78,6 +79,7 @@ class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     sync: SyncSection = SyncSection()
     auth: AuthSection = AuthSection()
     trust: TrustSection = TrustSection()
+    sms: SmsSection = SmsSection()
     base_dir: str = "."
 
     @property
@@ -110,6 +112,8 @@ def load_settings(path: str | Path, *, role: str | None = None, db: str | None =
         raise ConfigError(f"{path}: {exc}") from None
     if settings.node.role not in ROLES:
         raise ConfigError(f"{path}: node.role must be one of {', '.join(ROLES)}")
+    if settings.sms.problems():
+        raise ConfigError(f"{path}: " + "; ".join(settings.sms.problems()))
     if role is not None and settings.node.role != role:
         raise ConfigError(f"{path}: this config is for a {settings.node.role} node, not a {role} node")
     if db:

@@ -1,8 +1,10 @@
 """What a node knows beyond its errands: the catalogue it holds, the calendar, and its clock offset.
 
 It implements ``DeadlinePolicy`` for the errand service: deadlines come from the
-held catalogue's limits on the official working-day calendar, dated in China
-Standard Time on a clock corrected by the offset measured against the county.
+held catalogue's limits on the node's working-day calendar — the built-in notices, the
+county's signed calendar over them, provisional statutory years after them (dates over
+those are 暂定) — dated in China Standard Time on a clock corrected by the offset
+measured against the county.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ import logging
 import time
 from datetime import UTC, date, datetime
 
+from protocol.calendar_doc import (
+    CALENDAR,
+    BoundCalendar,
+    OfficialCalendar,
+    calendar_digest,
+    open_calendar,
+    sign_calendar,
+)
 from protocol.catalogue import (
     Catalogue,
     Matter,
@@ -24,6 +34,7 @@ from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
 from protocol.topology import COUNTY
 from sanji.store import Store
+from sanji.workcalendar import bound_calendar
 
 log = logging.getLogger("sanji.context")
 CATALOGUE = "catalogue"
@@ -32,19 +43,74 @@ SKEW_FLAG_MS = 5 * 60 * 1000
 
 class NodeContext:
     def __init__(self, store: Store, calendar: WorkCalendar | None) -> None:
+        """``calendar``: the built-in official calendar (``sanji.workcalendar.load_calendar``); None: no deadlines."""
         self.store = store
-        self.calendar = calendar
+        self.builtin = calendar
         self.catalogue: Catalogue | None = None
+        self.calendar_doc: OfficialCalendar | None = None
         self.clock_offset_ms = 0
         self.clock_flagged = False
-        self._provisional: WorkCalendar | None = None
+        self._bound: tuple[int, int, BoundCalendar] | None = None  # (version, year it was built in, calendar)
         self.daily_blob_budget = 0  # bytes of attachments a day over the parent link; 0: no limit
 
     async def load(self) -> None:
         held = await self.store.document(CATALOGUE)
         if held is not None:
             self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory))
+        await self.refresh_calendar()
         self.clock_offset_ms = int(await self.store.meta_value("clock_offset_ms") or 0)
+
+    # -- the calendar ---------------------------------------------------------------
+
+    @property
+    def calendar_version(self) -> int:
+        """The county calendar held (0: the built-in notices alone)."""
+        return self.calendar_doc.version if self.calendar_doc else 0
+
+    @property
+    def bound(self) -> BoundCalendar | None:
+        """Official and provisional years as of today; rebuilt when the calendar or the year changes."""
+        if self.builtin is None:
+            return None
+        year = self.today().year
+        if self._bound is None or self._bound[:2] != (self.calendar_version, year):
+            built = bound_calendar(self.builtin.to_data(), self.calendar_doc, this_year=year)
+            self._bound = (self.calendar_version, year, built)
+        return self._bound[2]
+
+    @property
+    def calendar(self) -> WorkCalendar | None:
+        """The official years only: asking about any other year raises CalendarUnknown."""
+        bound = self.bound
+        return bound.official if bound else None
+
+    async def refresh_calendar(self) -> bool:
+        """Take up a calendar another process (``sanji calendar publish``, a hub sibling) stored; True if newer."""
+        held = await self.store.document(CALENDAR)
+        if held is None or held[0] <= self.calendar_version:
+            return False
+        self.calendar_doc = open_calendar(held[1], publisher_keys(self.store.directory))
+        log.info("working-day calendar version %s of %s now held", self.calendar_doc.version, self.calendar_doc.county)
+        return True
+
+    async def publish_calendar(self, doc: OfficialCalendar) -> bool:
+        """County only: sign and hold the calendar so it travels down with the next exchanges."""
+        if self.store.directory.role(self.store.node_id) != COUNTY:
+            raise SanjiError("only the county hub publishes the working-day calendar")
+        return await self.offer_calendar(sign_calendar(doc, self.store.key))
+
+    async def offer_calendar(self, blob: bytes) -> bool:
+        """Verify a signed calendar and keep it if it is newer than the one held."""
+        doc = open_calendar(blob, publisher_keys(self.store.directory))
+        kept = await self.store.put_document(CALENDAR, doc.version, blob, calendar_digest(blob))
+        if kept or doc.version > self.calendar_version:
+            self.calendar_doc = doc
+            log.info("working-day calendar version %s of %s now held", doc.version, doc.county)
+        return kept
+
+    async def calendar_blob(self) -> bytes | None:
+        held = await self.store.document(CALENDAR)
+        return held[1] if held else None
 
     @property
     def catalogue_version(self) -> int:
@@ -91,27 +157,23 @@ class NodeContext:
 
     @property
     def provisional_calendar(self) -> WorkCalendar | None:
-        """The official calendar, extended with plain weekends for the years not yet published.
+        """The calendar deadlines are computed on: official years, then the statutory provisional ones.
 
-        Deadlines must not vanish in November because next year's holidays are not out yet:
-        dates that fall in such a year are computed on weekends alone and shown as provisional
-        (暂定) until the county publishes the year (``calendar_overrides``).
+        Deadlines must not vanish in November because next year's notice is not out yet: dates
+        that fall in such a year are computed on its statutory holidays (never on plain weekends)
+        and marked 暂定 until the county publishes the year (``sanji calendar publish``).
         """
-        if self.calendar is None:
-            return None
-        if self._provisional is None:
-            known = self.calendar.known_years
-            extra = range(max(known) + 1, max(known) + 4) if known else ()
-            self._provisional = WorkCalendar(
-                years=(*known, *extra),
-                holidays=self.calendar.holidays,
-                workdays=self.calendar.workdays,
-                weekend=self.calendar.weekend,
-            )
-        return self._provisional
+        bound = self.bound
+        return bound.effective if bound else None
 
     def is_provisional(self, day: str) -> bool:
-        return bool(day) and self.calendar is not None and not self.calendar.knows(date.fromisoformat(day))
+        bound = self.bound
+        return bool(day) and bound is not None and bound.is_provisional(date.fromisoformat(day))
+
+    def span_provisional(self, start: date, due: str) -> bool:
+        """Whether a date counted from ``start`` to ``due`` crosses a provisional year (暂定)."""
+        bound = self.bound
+        return bool(due) and bound is not None and bound.span_provisional(start, date.fromisoformat(due))
 
     def whole_due(self, matter: str, accepted_on: date, errand_kind: str) -> tuple[str, int, str]:
         found = self.matter(matter)

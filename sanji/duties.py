@@ -25,6 +25,7 @@ from typing import Protocol
 
 from protocol.errand import OUTCOMES
 from protocol.errors import SanjiError
+from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.service import ErrandService
@@ -141,8 +142,11 @@ async def send_queued(store: Store, sender: SmsSender) -> int:
 
 
 class Duties:
-    def __init__(self, store: Store, context: NodeContext, sender: SmsSender, *, interval: float = 30.0) -> None:
+    def __init__(
+        self, store: Store, context: NodeContext, sender: SmsSender, *, interval: float = 30.0, sms: bool = True
+    ) -> None:
         self.store = store
+        self.sms = sms  # False when the SMS gateway's outbox (sanji.notify) sends the applicant's messages
         self.context = context
         self.sender = sender
         self.interval = interval
@@ -166,9 +170,12 @@ class Duties:
         if not self._masked_old:  # rows sent before phones were masked at rest: once per start
             await self.store.mask_sent_notification_phones(mask_phone)
             self._masked_old = True
+        await self.context.refresh_calendar()  # a calendar published meanwhile by `sanji calendar publish`
+        await correct_provisional_deadlines(self.store, self.context)
         await deemed_approvals(self.store, self.context)
-        await queue_result_messages(self.store, self.context)
-        await send_queued(self.store, self.sender)
+        if self.sms:
+            await queue_result_messages(self.store, self.context)
+            await send_queued(self.store, self.sender)
 
     async def _run(self) -> None:
         while True:

@@ -33,6 +33,9 @@ class DeadlinePolicy(Protocol):
     def extended_due(self, due: str, days: int) -> str: ...
     @property
     def catalogue_version(self) -> int: ...
+    @property
+    def calendar_version(self) -> int: ...
+    def span_provisional(self, start: date, due: str) -> bool: ...
     def date_of(self, hlc: int) -> date: ...
 
 
@@ -157,15 +160,20 @@ class ErrandService:
         if kind == "supervise":
             return a.Supervise(**common, kind_of_supervision=form.supervision, text=form.text)
         if kind == "receive":
-            stage_due = ""
+            stage_due, marked = "", False
             if policy is not None and state.stage in ("submitted", "escalated"):
-                stage_due = policy.stage_due(state.matter, directory.role(self.node_id), _date_of(at, policy))
-            return a.Receive(**common, stage_due=stage_due)
+                start = _date_of(at, policy)
+                stage_due = policy.stage_due(state.matter, directory.role(self.node_id), start)
+                marked = policy.span_provisional(start, stage_due)
+            return a.Receive(**common, stage_due=stage_due, stage_due_provisional=marked)
         if kind == "accept":
             errand_kind = form.errand_kind or "承诺件"
             due, limit, unit = ("", 0, "working")
+            marked, calendar_version = False, 0
             if policy is not None:
-                due, limit, unit = policy.whole_due(state.matter, _date_of(at, policy), errand_kind)
+                accepted_on = _date_of(at, policy)
+                due, limit, unit = policy.whole_due(state.matter, accepted_on, errand_kind)
+                marked, calendar_version = policy.span_provisional(accepted_on, due), policy.calendar_version
             return a.Accept(
                 **common,
                 errand_kind=errand_kind,
@@ -178,6 +186,8 @@ class ErrandService:
                 provisional=tuple(form.provisional),
                 promise_by=form.promise_by,
                 co_departments=tuple(form.co_departments),
+                calendar_version=calendar_version,
+                due_provisional=marked,
             )
         if kind == "not_accept":
             return a.NotAccept(**common, reasons=form.reasons)
@@ -186,10 +196,11 @@ class ErrandService:
         if kind == "request_supplement":
             return a.RequestSupplement(**common, items=tuple(form.items), note=form.text)
         if kind == "materials_received":
-            due = state.due
+            due, marked = state.due, state.due_provisional
             if policy is not None and state.stage == "supplement" and state.due:
                 due = policy.pushed_due(state.due, _date_of(state.paused_since, policy), _date_of(at, policy))
-            return a.MaterialsReceived(**common, items=tuple(form.items), due=due)
+                marked = marked or policy.span_provisional(_date_of(at, policy), due)
+            return a.MaterialsReceived(**common, items=tuple(form.items), due=due, due_provisional=marked)
         if kind == "assign":
             return a.Assign(**common, window=form.window, handler=form.handler, referred_by=form.referred_by)
         if kind == "subtask_done":
@@ -197,15 +208,17 @@ class ErrandService:
                 return a.SubtaskDone(**common, department=form.department, outcome="objected", note=form.text)
             return a.SubtaskDone(**common, department=form.department, outcome="agreed", note=form.text)
         if kind == "extend":
-            new_due = state.due
+            new_due, marked = state.due, state.due_provisional
             if policy is not None and state.due:
                 new_due = policy.extended_due(state.due, form.days)
+                marked = marked or policy.span_provisional(_date_of(at, policy), new_due)
             return a.Extend(
                 **common,
                 days=form.days,
                 reason=form.reasons or form.text,
                 due=new_due,
                 applicant_informed=form.applicant_informed,
+                due_provisional=marked,
             )
         if kind == "review":
             return a.Review(**common, passed=form.passed, note=form.text)

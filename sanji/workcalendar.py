@@ -1,21 +1,25 @@
-"""The official working-day calendar, as a :class:`protocol.deadlines.WorkCalendar`.
+"""A node's working-day calendar: built-in notices, the county's signed calendar, provisional years.
 
-Two sources, the second winning:
+Three sources, later ones filling what earlier ones lack:
 
-1. the ``chinesecalendar`` library (import name ``chinese_calendar``), which encodes the
-   State Council's yearly notices (国务院办公厅关于某年部分节假日安排的通知); version
-   1.11.0 knows 2004 to 2026;
-2. a TOML file the county publishes for years the library does not know yet (the notice
-   comes out each November) or to correct it. A year listed there *replaces* the
-   library's data for that year entirely. Format (see workcalendar_overrides.example.toml)::
+1. the ``chinesecalendar`` library (import name ``chinese_calendar``), which encodes the State
+   Council's yearly notices (国务院办公厅关于某年部分节假日安排的通知); version 1.11.0 knows
+   2004 to 2026. This is the built-in official data (calendar version 0);
+2. the county's signed calendar (``protocol.calendar_doc``), published with ``sanji calendar
+   publish`` and carried down the tree in every exchange; each year it lists *replaces* the
+   library's year entirely;
+3. for the years after the last official one, the provisional calendar of the statutory holidays
+   (``sanji.statutory``): dates computed on it are 暂定 and corrected once the year is published.
 
-       [year.2027]
-       source = "国务院办公厅关于2027年部分节假日安排的通知"   # optional, for the record
-       holidays = [2027-01-01, 2027-02-06]   # days off; TOML dates or "YYYY-MM-DD" strings
-       workdays = [2027-02-14]               # weekend days that are worked (调休上班)
+The county's calendar file (TOML, see ``deploy/calendar.example.toml``)::
 
-A year in neither source is unknown: asking about it raises
-:class:`protocol.deadlines.CalendarUnknown`, never a guess from plain weekends.
+    county = "示范县"
+    version = 1                       # each publication a higher number
+    published_at = "2026-11-20"
+    [year.2027]
+    source = "国务院办公厅关于2027年部分节假日安排的通知"
+    holidays = [2027-01-01, ...]      # every day off in the notice
+    workdays = [2027-02-20, ...]      # weekend days that are worked (调休上班)
 """
 
 from __future__ import annotations
@@ -28,30 +32,27 @@ from typing import Any
 
 import chinese_calendar
 
+from protocol.calendar_doc import BoundCalendar, CalendarYear, OfficialCalendar, check_calendar, official_data
 from protocol.deadlines import CalendarData, CalendarInvalid, WorkCalendar
+from sanji.statutory import FIRST_YEAR, LAST_YEAR, provisional_data, statutory_holidays
 
-__all__ = ["OverrideYear", "library_data", "load_calendar", "read_overrides"]
+__all__ = [
+    "PROVISIONAL_AHEAD",
+    "bound_calendar",
+    "calendar_problems",
+    "library_data",
+    "load_calendar",
+    "read_calendar_file",
+]
 
+STATUTE_SINCE = 2025  # 《全国年节及纪念日放假办法》 as amended by State Council decree 795, in force 2025-01-01
+PROVISIONAL_AHEAD = 3  # provisional years kept beyond the later of this year and the last official one
 _FORMAT_HINT = (
-    "Write each year as [year.2027] with holidays = [2027-01-01, ...] and workdays = [...] "
-    '(TOML dates or "YYYY-MM-DD" strings); see sanji/workcalendar_overrides.example.toml.'
+    'Write county = "...", version = N, published_at = "YYYY-MM-DD", then one [year.YYYY] table per year '
+    'with holidays = [...] and optionally workdays = [...] and source = "..."; see deploy/calendar.example.toml.'
 )
+_TOP_KEYS = frozenset({"county", "version", "published_at", "note", "year"})
 _YEAR_KEYS = frozenset({"holidays", "workdays", "source"})
-
-
-class OverrideYear:
-    """One year's official arrangement as published in the override file."""
-
-    __slots__ = ("holidays", "source", "workdays", "year")
-
-    def __init__(self, year: int, holidays: frozenset[date], workdays: frozenset[date], source: str) -> None:
-        self.year = year
-        self.holidays = holidays
-        self.workdays = workdays
-        self.source = source
-
-    def __repr__(self) -> str:
-        return f"<OverrideYear {self.year}: {len(self.holidays)} holidays, {len(self.workdays)} workdays>"
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +69,20 @@ def library_data() -> CalendarData:
     )
 
 
+def load_calendar() -> WorkCalendar:
+    """The built-in official calendar (the library's notices): what a node starts with."""
+    return WorkCalendar.from_data(library_data())
+
+
+def bound_calendar(base: CalendarData, doc: OfficialCalendar | None, *, this_year: int) -> BoundCalendar:
+    """Official years (built-in, then the county's) and provisional years after the last of them."""
+    official = official_data(base, doc)
+    last = max(official.years) if official.years else this_year - 1
+    horizon = min(LAST_YEAR, max(last, this_year) + PROVISIONAL_AHEAD)
+    provisional = provisional_data(range(max(last + 1, FIRST_YEAR), horizon + 1))
+    return BoundCalendar(official, provisional, version=doc.version if doc else 0)
+
+
 def _as_date(value: Any) -> date:
     if type(value) is not date:
         raise CalendarInvalid(f"the calendar library holds {value!r}, not a date")
@@ -78,47 +93,51 @@ def _fail(path: Path, message: str) -> CalendarInvalid:
     return CalendarInvalid(f"{path}: {message}", hint=_FORMAT_HINT)
 
 
-def _parse_days(path: Path, year: int, key: str, raw: object) -> frozenset[date]:
+def _parse_days(path: Path, year: int, key: str, raw: object) -> tuple[date, ...]:
     if not isinstance(raw, list):
         raise _fail(path, f"year.{year}.{key} must be a list of dates")
-    days: set[date] = set()
+    days: list[date] = []
     for item in raw:
         if type(item) is date:
-            d = item
+            days.append(item)
         elif isinstance(item, str):
             try:
-                d = date.fromisoformat(item)
+                days.append(date.fromisoformat(item))
             except ValueError:
                 raise _fail(path, f"year.{year}.{key}: {item!r} is not a YYYY-MM-DD date") from None
         else:
             raise _fail(path, f"year.{year}.{key}: {item!r} is not a date")
-        if d.year != year:
-            raise _fail(path, f"year.{year}.{key}: {d.isoformat()} is not in {year}")
-        if d in days:
-            raise _fail(path, f"year.{year}.{key}: {d.isoformat()} is listed twice")
-        days.add(d)
-    return frozenset(days)
+    return tuple(days)
 
 
-def read_overrides(path: Path) -> dict[int, OverrideYear]:
-    """Parse and check a county override file; a missing or malformed file is an error."""
+def read_calendar_file(path: Path) -> OfficialCalendar:
+    """Parse a county calendar file into the document that is signed; content checks are separate."""
     try:
         with path.open("rb") as fh:
             doc = tomllib.load(fh)
     except FileNotFoundError:
-        raise CalendarInvalid(
-            f"calendar override file {path} does not exist",
-            hint="Give the path of the county's published file, or no path to use the library alone.",
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
+        raise CalendarInvalid(f"calendar file {path} does not exist", hint=_FORMAT_HINT) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(path, f"not valid TOML: {exc}") from None
-    unknown = sorted(set(doc) - {"year"})
+    unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
-        raise _fail(path, f"unexpected top-level key {unknown[0]!r}; only [year.YYYY] tables are read")
+        raise _fail(path, f"unexpected top-level key {unknown[0]!r}")
+    county, version, published = doc.get("county"), doc.get("version"), doc.get("published_at")
+    if not isinstance(county, str):
+        raise _fail(path, "county must be the publishing county's name")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _fail(path, "version must be a whole number (each publication a higher one)")
+    if isinstance(published, date):
+        published = published.isoformat()
+    if not isinstance(published, str):
+        raise _fail(path, 'published_at must be a date ("YYYY-MM-DD")')
+    note = doc.get("note", "")
+    if not isinstance(note, str):
+        raise _fail(path, "note must be text")
     years = doc.get("year", {})
     if not isinstance(years, dict):
         raise _fail(path, "'year' must be a table of [year.YYYY] tables")
-    out: dict[int, OverrideYear] = {}
+    entries: list[CalendarYear] = []
     for key, table in years.items():
         if not (isinstance(key, str) and key.isdigit() and len(key) == 4):
             raise _fail(path, f"[year.{key}]: the year must be four digits")
@@ -133,30 +152,33 @@ def read_overrides(path: Path) -> dict[int, OverrideYear]:
         source = table.get("source", "")
         if not isinstance(source, str):
             raise _fail(path, f"year.{year}.source must be a string")
-        holidays = _parse_days(path, year, "holidays", table["holidays"])
-        workdays = _parse_days(path, year, "workdays", table.get("workdays", []))
-        both = sorted(holidays & workdays)
-        if both:
-            raise _fail(path, f"year.{year}: {both[0].isoformat()} is both a holiday and a workday")
-        out[year] = OverrideYear(year, holidays, workdays, source)
-    return out
-
-
-def load_calendar(overrides_path: Path | None = None) -> WorkCalendar:
-    """The library's calendar, with the county's override file (if given) winning year by year."""
-    base = library_data()
-    if overrides_path is None:
-        return WorkCalendar.from_data(base)
-    overrides = read_overrides(overrides_path)
-    replaced = set(overrides)
-    holidays = {d for d in base.holidays if d.year not in replaced}
-    workdays = {d for d in base.workdays if d.year not in replaced}
-    for entry in overrides.values():
-        holidays |= entry.holidays
-        workdays |= entry.workdays
-    try:
-        return WorkCalendar(
-            years=set(base.years) | replaced, holidays=holidays, workdays=workdays, weekend=base.weekend
+        entries.append(
+            CalendarYear(
+                year=year,
+                holidays=_parse_days(path, year, "holidays", table["holidays"]),
+                workdays=_parse_days(path, year, "workdays", table.get("workdays", [])),
+                source=source,
+            )
         )
-    except CalendarInvalid as exc:
-        raise _fail(overrides_path, exc.message) from None
+    return OfficialCalendar(county=county, version=version, published_at=published, years=tuple(entries), note=note)
+
+
+def calendar_problems(doc: OfficialCalendar) -> list[str]:
+    """``check_calendar``'s problems, plus every statutory festival day (lunar ones too) left out.
+
+    A notice always gives the statutory days off (《全国年节及纪念日放假办法》); one that leaves a
+    weekday festival out was mistyped. Made-up days (补假) are not required: the notice may move them.
+    """
+    problems = check_calendar(doc)
+    for entry in doc.years:
+        # The lunar festivals as today's rule has them (除夕 and 劳动节's second day) only from 2025.
+        if not isinstance(entry.year, int) or not STATUTE_SINCE <= entry.year <= LAST_YEAR:
+            continue
+        held = set(entry.holidays)
+        for d, name in sorted(statutory_holidays(entry.year).items()):
+            if "补假" in name or d in held or d.weekday() >= 5:
+                continue
+            line = f"year {entry.year}.holidays: {d.isoformat()} ({name}) is a statutory holiday and must be listed"
+            if line not in problems:
+                problems.append(line)
+    return problems

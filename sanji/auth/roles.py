@@ -227,6 +227,27 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/supervision"): SUPERVISION,
     ("GET", "/enroll"): ENROLL,
     ("POST", "/enroll"): ENROLL,
+    # ledgers (sanji/office): every desk keeps its own 台账 (names and stages, no ID numbers)
+    ("GET", "/office/ledger"): ERRANDS,
+    ("GET", "/api/office/ledger"): ERRANDS,
+    ("GET", "/api/office/stats"): ERRANDS,
+    ("GET", "/api/office/ledger/export"): ERRANDS,
+    # 季度考核: the office (directors, supervisors, inspectors) scores, records and decides appeals
+    ("GET", "/office/assessment"): SUPERVISION,
+    ("POST", "/office/assessment/entries"): SUPERVISION,
+    ("POST", "/office/assessment/appeals"): SUPERVISION,
+    ("POST", "/office/assessment/appeals/{appeal_id:str}/decision"): SUPERVISION,
+    ("GET", "/api/office/assessment"): SUPERVISION,
+    ("GET", "/api/office/assessment/appeals"): SUPERVISION,
+    ("POST", "/api/office/assessment/entries"): SUPERVISION,
+    ("POST", "/api/office/assessment/appeals"): SUPERVISION,
+    ("POST", "/api/office/assessment/appeals/{appeal_id:str}/decision"): SUPERVISION,
+    # the SMS outbox and its dead letters (sanji/notify)
+    ("GET", "/office/sms"): SUPERVISION,
+    ("POST", "/office/sms/{row_id:int}/retry"): SUPERVISION,
+    ("GET", "/api/office/sms"): SUPERVISION,
+    ("POST", "/api/office/sms/{row_id:int}/retry"): SUPERVISION,
+    ("GET", "/api/office/platform/export"): SUPERVISION,  # the provincial collector's account
 }
 
 

@@ -22,8 +22,7 @@ async def node_store(settings: NodeSettings) -> AsyncIterator[tuple[Store, NodeC
         store = Store(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
         await store.start()
         await TrustBook(store, base=directory_entries(settings), required=settings.trust.required).load()
-        overrides = settings.path(settings.node.calendar_overrides) if settings.node.calendar_overrides else None
-        context = NodeContext(store, load_calendar(overrides))
+        context = NodeContext(store, load_calendar())
         await context.load()
         yield store, context
     finally:

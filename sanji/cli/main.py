@@ -9,12 +9,16 @@ from collections.abc import Sequence
 from sanji import __version__
 from sanji.cli import (
     accounts_cmd,
+    assess_cmd,
     audit_cmd,
+    calendar_cmd,
     carry_cmd,
     catalogue_cmd,
     demo,
     directory_cmd,
     keys_init,
+    ledger_cmd,
+    platform_cmd,
     serve,
     trust_cmd,
 )
@@ -31,9 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys_init.add_parser(sub)
     directory_cmd.add_parser(sub)
     catalogue_cmd.add_parser(sub)
+    calendar_cmd.add_parser(sub)
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
+    ledger_cmd.add_parser(sub)
+    assess_cmd.add_parser(sub)
+    platform_cmd.add_parsers(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     return parser

@@ -351,3 +351,45 @@ child_leases = Table(
     Column("instance", String(64), nullable=False, server_default=""),
     Column("at", Float, nullable=False),
 )
+
+# -- the county office's records (sanji/office/book.py): entries, appeals and their decisions ----
+# Append-only; each row signed by the node's key and chained to the one before it by ``hash``.
+
+office_records = Table(
+    "office_records",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # entry / appeal / decision
+    Column("quarter", String(8), nullable=False),
+    Column("subject", String(96), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the record, canonical msgpack
+    Column("key_id", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),  # over prev_hash | body
+    Column("hash", String(64), nullable=False),  # sha256(prev hash + body)
+    Index(None, "quarter"),
+)
+
+# -- the SMS outbox (sanji/notify/outbox.py): durable, one row per message, sent once by its key ----
+
+sms_outbox = Table(
+    "sms_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(160), nullable=False, unique=True),  # idempotency key, also sent to the gateway
+    Column("event", String(32), nullable=False),
+    Column("errand", String(96), nullable=False, server_default=""),
+    Column("recipient", String(16), nullable=False),  # applicant / leader / director
+    Column("contact", String(96), nullable=False, server_default=""),  # the department, for a leader
+    Column("shown_to", String(32), nullable=False, server_default=""),  # masked phone, for the screen
+    Column("text", Text, nullable=False),
+    Column("status", String(8), nullable=False),  # pending / sent / dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", Float, nullable=False),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float, nullable=True),
+    Column("gateway_id", String(64), nullable=False, server_default=""),
+    Index(None, "status", "next_at"),
+)

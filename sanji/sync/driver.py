@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
+
 from protocol.deadlines import business_today
 from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
@@ -106,10 +108,12 @@ async def _exchange(
     if context is not None:
         version = context.catalogue_version
         own = await store.own_report(catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=day)
+        own = msgspec.structs.replace(own, calendar_version=context.calendar_version)
         reports = (own, *await store.reports())
     request = CursorsRequest(
         sender=store.node_id,
         catalogue_version=version,
+        calendar_version=context.calendar_version if context is not None else 0,
         reports=reports,
         instance=store.instance_id,
         ancestor_streams=cursors_from(await store.ancestor_cursors()),
@@ -135,6 +139,11 @@ async def _exchange(
                 await context.offer(reply.catalogue)
             except SanjiError as exc:
                 log.warning("the parent's catalogue was refused: %s", exc.message)
+        if reply.calendar:
+            try:
+                await context.offer_calendar(reply.calendar)
+            except SanjiError as exc:
+                log.warning("the parent's working-day calendar was refused: %s", exc.message)
     if trust is not None:
         await trust.absorb(request, reply, transport)  # before sealing: a rotated key signs what follows
     parent_has = cursor_map(reply.cursors)

@@ -72,17 +72,21 @@ class SyncServer:
         held = await self.store.cursors_for_child(request.sender)
         reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
-        catalogue = b""
+        catalogue = calendar = b""
         offset = 0
         if self.context is not None:
             offset = self.context.clock_offset_ms
             if request.catalogue_version < self.context.catalogue_version:
                 catalogue = await self.context.catalogue_blob() or b""
+            await self.context.refresh_calendar()  # published by `sanji calendar publish` meanwhile
+            if request.calendar_version < self.context.calendar_version:
+                calendar = await self.context.calendar_blob() or b""
         return CursorsResponse(
             node=self.store.node_id,
             at=self.store.clock.now(),
             cursors=cursors_from(held),
             catalogue=catalogue,
+            calendar=calendar,
             clock_offset_ms=offset,
             lease=lease,
             trust=trust_docs,

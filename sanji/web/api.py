@@ -152,6 +152,8 @@ class NodeController(Controller):
     async def node(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> dict[str, Any]:
         status = await store.status()
         status["catalogue_version"] = context.catalogue_version
+        status["calendar_version"] = context.calendar_version
+        status["provisional_years"] = sorted(context.bound.provisional_years) if context.bound else []
         status["clock_offset_ms"] = context.clock_offset_ms
         status["clock_flagged"] = context.clock_flagged
         parent = status["parent"]

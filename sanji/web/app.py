@@ -29,6 +29,8 @@ from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender
 from sanji.keys import read_key
 from sanji.node_directory import directory_entries, node_directory
+from sanji.notify.worker import Notifier, start_notifier
+from sanji.office.routes import OFFICE_HANDLERS
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
@@ -58,6 +60,7 @@ class NodeRuntime:
         self.context: NodeContext | None = None
         self.driver: SyncDriver | None = None
         self.duties: Duties | None = None
+        self.notifier: Notifier | None = None
         self.auth: AuthService | None = None
         self.trust: TrustBook | None = None
 
@@ -80,18 +83,29 @@ class NodeRuntime:
         self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
         if not s.auth.required:
             log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
-        overrides = s.path(s.node.calendar_overrides) if s.node.calendar_overrides else None
-        context = NodeContext(store, load_calendar(overrides))
+        context = NodeContext(store, load_calendar())
+        if s.node.calendar_overrides:
+            log.warning(
+                "node %s: [node] calendar_overrides is no longer read; the county publishes the working-day "
+                "calendar with `sanji calendar publish` and it reaches every node with the exchanges",
+                s.node.id,
+            )
         context.daily_blob_budget = s.sync.daily_attachment_bytes
         await context.load()
         if entry.role == COUNTY:
             source = s.path(s.node.catalogue) if s.node.catalogue else default_catalogue_path()
             await context.publish(load_catalogue(source))
         self.context = context
+        gateway_on = s.sms.gateway == "http"
         self.duties = Duties(
-            store, context, FileSmsSender(s.path(s.node.data_dir) / "sms.log"), interval=s.sync.duties_interval
+            store,
+            context,
+            FileSmsSender(s.path(s.node.data_dir) / "sms.log"),
+            interval=s.sync.duties_interval,
+            sms=not gateway_on,
         )
         self.duties.start()
+        self.notifier = start_notifier(s, store, context) if gateway_on else None
         if s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
@@ -113,6 +127,8 @@ class NodeRuntime:
                 await self.driver.stop()
             if self.duties is not None:
                 await self.duties.stop()
+            if self.notifier is not None:
+                await self.notifier.stop()
             await db.dispose()
 
     def get_store(self) -> Store:
@@ -159,6 +175,7 @@ def build_app(
         ScreenController,
         EnrollController,
         LoginController,
+        *OFFICE_HANDLERS,
         *extra_handlers,
     ]
     exception_handlers: Any = {

@@ -28,6 +28,7 @@ from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
+from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.qr import qr_svg
@@ -311,6 +312,10 @@ class DocumentController(Controller):
             facts["committed"] = limit_text(matter.committed_limit, matter.limit_unit) if matter else ""
         elif spec.slug in ("acceptance", "commitment"):
             facts["due"] = cn_iso(row["due"]) if row["due"] else ""
+            # 暂定: counted over a year whose official arrangement the county has not published yet.
+            facts["due_provisional"] = bool(row["due"]) and (
+                marks_of(row.get("state")).due_provisional or context.is_provisional(row["due"])
+            )
             facts["promise_by"] = cn_iso(source.get("promise_by", ""))
             facts["limit"] = limit_text(int(source.get("limit_days", 0)), str(source.get("limit_unit", "working")))
             facts["deemed"] = bool(matter and matter.deemed_approval)

@@ -62,7 +62,14 @@ LIVE = ("received", "accepted", "at_department", "supplement")
 
 
 def light(deadline: Deadline | None) -> dict[str, str]:
-    """黄灯 as the deadline nears, 红灯 with the working days over once it has passed."""
+    """黄灯 as the deadline nears, 红灯 with the working days over once it has passed; 暂定 on a provisional year."""
+    shown = _light(deadline)
+    if deadline is not None and deadline.provisional:
+        shown = {**shown, "zh": f"{shown['zh']}（暂定）", "en": f"{shown['en']} (provisional)".strip()}
+    return shown
+
+
+def _light(deadline: Deadline | None) -> dict[str, str]:
     if deadline is None:
         return {"cls": "none", "zh": "—", "en": ""}
     if deadline.level == "red":
@@ -106,7 +113,9 @@ def row_view(row: dict[str, Any], context: NodeContext, today: date) -> dict[str
     view["light"] = light(view["deadline"])
     view["stage_light"] = light(view["stage_deadline"])
     view["url"] = errand_url(row["id"])
-    view["due_text"] = row.get("due") or ""
+    due = row.get("due") or ""
+    marked = view["deadline"] is not None and view["deadline"].provisional
+    view["due_text"] = f"{due}（暂定 provisional）" if due and marked else due
     return view
 
 
@@ -765,6 +774,8 @@ def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
         "role": entry.role,
         "role_label": ROLE_LABELS[entry.role],
         "catalogue_version": context.catalogue_version,
+        "calendar_version": context.calendar_version,
+        "provisional_years": sorted(context.bound.provisional_years) if context.bound else [],
         "can_register": entry.role in (VILLAGE, TOWN),
     }
 
@@ -801,9 +812,21 @@ HISTORY_LABELS = {
     "complain": "投诉 complaint",
     "callback": "回访 call-back",
     "supervise": "督办 supervision",
+    "deadline_corrected": "期限核定 deadline corrected on the official calendar",
 }
 HANDOFF_LABELS = {"submit": "报送 submitted", "escalate": "上报 escalated", "result": "结果下送 result sent down"}
 STATUS_LABELS = {"applied": "", "rejected": "未生效 refused", "waiting": "等待前序 waiting"}
+
+
+def _dated(day: Any, provisional: Any) -> str:
+    return f"{day}（暂定）" if day and provisional else str(day or "")
+
+
+def _change(before: Any, after: Any, provisional: Any) -> str:
+    if not (before or after):
+        return ""
+    now = _dated(after, provisional)
+    return f"{before}（暂定）→ {now}" if before != after else f"{now}（原暂定，日期不变）"
 
 
 def history_detail(item: dict[str, Any], directory: Directory) -> str:
@@ -823,10 +846,16 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
         add("部门", item.get("department"))
         add("说明", item.get("note"))
     elif kind == "receive":
-        add("环节期限", item.get("stage_due"))
+        add("环节期限", _dated(item.get("stage_due"), item.get("stage_due_provisional")))
+    elif kind == "deadline_corrected":
+        add("办结期限", _change(item.get("previous_due"), item.get("due"), item.get("due_provisional")))
+        stage = (item.get("previous_stage_due"), item.get("stage_due"), item.get("stage_due_provisional"))
+        add("环节期限", _change(*stage))
+        add("工作日历", f"第{item.get('calendar_version', 0)}版")
+        add("说明", item.get("reason"))
     elif kind == "accept":
         add("类型", item.get("errand_kind", "承诺件"))
-        add("办结期限", item.get("due"))
+        add("办结期限", _dated(item.get("due"), item.get("due_provisional")))
         add("容缺", item.get("provisional"))
         add("承诺补齐", item.get("promise_by"))
         add("联办", item.get("co_departments"))

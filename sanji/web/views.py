@@ -9,6 +9,7 @@ import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
 from protocol.errand import OUTCOMES, STAGE_LABELS
+from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 
 FINISHED = ("decided", "result_down", "result_ready", "delivered", "closed")
@@ -19,7 +20,7 @@ class Deadline(msgspec.Struct, kw_only=True):
     level: str  # normal / yellow / red / paused / unknown
     days_left: int = 0
     days_over: int = 0
-    provisional: bool = False  # falls in a year whose official holidays are not published yet
+    provisional: bool = False  # 暂定: counted over a year whose official holidays are not published yet
 
 
 class ErrandSummary(msgspec.Struct, kw_only=True):
@@ -49,28 +50,49 @@ class ErrandSummary(msgspec.Struct, kw_only=True):
     stage_deadline: Deadline | None
 
 
-def deadline_of(due: str, stage: str, paused: bool, context: NodeContext, today: date) -> Deadline | None:
+def deadline_of(
+    due: str, stage: str, paused: bool, context: NodeContext, today: date, *, provisional: bool = False
+) -> Deadline | None:
+    """The light of one deadline, on the node's calendar (provisional years included, never "unknown" for them).
+
+    ``provisional``: the errand says the date was counted over a year not yet published (暂定); a due
+    date lying in such a year at this node is 暂定 too.
+    """
     if not due or stage in FINISHED:
         return None
+    marked = provisional or context.is_provisional(due)
     if paused:
-        return Deadline(due=due, level="paused")
-    if context.calendar is None:
-        return Deadline(due=due, level="unknown")
+        return Deadline(due=due, level="paused", provisional=marked)
+    calendar = context.provisional_calendar
+    if calendar is None:
+        return Deadline(due=due, level="unknown", provisional=marked)
     try:
-        status = deadline_status(date.fromisoformat(due), today, context.calendar, warn_days=3)
+        status = deadline_status(date.fromisoformat(due), today, calendar, warn_days=3)
     except CalendarUnknown:
-        return Deadline(due=due, level="unknown")
-    return Deadline(due=due, level=status.level, days_left=status.working_days_left, days_over=status.working_days_over)
+        return Deadline(due=due, level="unknown", provisional=marked)
+    return Deadline(
+        due=due,
+        level=status.level,
+        days_left=status.working_days_left,
+        days_over=status.working_days_over,
+        provisional=marked,
+    )
 
 
 def summarise(row: dict[str, Any], context: NodeContext, today: date | None = None) -> dict[str, Any]:
     today = today or context.today()
     matter = context.matter(row["matter"])
+    marks = marks_of(row.get("state"))
+    paused = bool(row.get("paused"))
     return {
         **row,
         "matter_name": matter.name if matter else row["matter"],
         "stage_label": STAGE_LABELS.get(row["stage"], row["stage"]),
         "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
-        "deadline": deadline_of(row.get("due", ""), row["stage"], bool(row.get("paused")), context, today),
-        "stage_deadline": deadline_of(row.get("stage_due", ""), row["stage"], bool(row.get("paused")), context, today),
+        "deadline": deadline_of(
+            row.get("due", ""), row["stage"], paused, context, today, provisional=marks.due_provisional
+        ),
+        "stage_deadline": deadline_of(
+            row.get("stage_due", ""), row["stage"], paused, context, today, provisional=marks.stage_due_provisional
+        ),
     }

@@ -17,6 +17,7 @@ seed 001_74fbf89f6caad6fd.txt ("受理办件超过承诺时限，每超一天扣
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -27,6 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.calendar_doc import check_calendar
 from protocol.deadlines import (
     CalendarData,
     CalendarInvalid,
@@ -40,10 +42,10 @@ from protocol.deadlines import (
     stage_due,
 )
 from protocol.errors import SanjiError
-from sanji.workcalendar import library_data, load_calendar, read_overrides
+from sanji.workcalendar import bound_calendar, calendar_problems, library_data, load_calendar, read_calendar_file
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "sanji" / "workcalendar_overrides.example.toml"
+EXAMPLE = REPO / "deploy" / "calendar.example.toml"
 CAL = load_calendar()
 D = date
 
@@ -289,23 +291,30 @@ def test_unknown_year_reached_while_counting() -> None:
     assert not CAL.knows(D(2027, 1, 1)) and CAL.knows(D(2026, 12, 31))
 
 
-# -- county overrides -----------------------------------------------------------------------------
+# -- the county's calendar file -------------------------------------------------------------------
+
+HEADER = 'county = "示范县"\nversion = 1\npublished_at = "2026-11-20"\n'
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "overrides.toml"
+    path = tmp_path / "calendar.toml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def test_override_file_adds_a_year(tmp_path: Path) -> None:
+def official(tmp_path: Path, text: str) -> WorkCalendar:
+    doc = read_calendar_file(write(tmp_path, HEADER + text))
+    assert check_calendar(doc) == []
+    return bound_calendar(library_data(), doc, this_year=2026).official
+
+
+def test_county_calendar_adds_a_year(tmp_path: Path) -> None:
     # a made-up 2027 arrangement, for the test only
-    path = write(
+    cal = official(
         tmp_path,
-        '[year.2027]\nsource = "test"\nholidays = [2027-01-01, "2027-01-02", 2027-01-03, 2027-02-08]\n'
+        '[year.2027]\nsource = "test"\nholidays = [2027-01-01, "2027-01-02", 2027-01-03, 2027-02-08, 2027-10-01]\n'
         "workdays = [2027-02-06]\n",
     )
-    cal = load_calendar(path)
     assert cal.known_years[-1] == 2027 and cal != CAL
     assert cal.add_working_days(D(2026, 12, 31), 1) == D(2027, 1, 4)
     assert cal.is_working_day(D(2027, 2, 6)) and not cal.is_working_day(D(2027, 2, 8))
@@ -316,43 +325,56 @@ def test_override_file_adds_a_year(tmp_path: Path) -> None:
         cal.is_working_day(D(2028, 1, 3))
 
 
-def test_override_replaces_the_library_year(tmp_path: Path) -> None:
-    cal = load_calendar(write(tmp_path, "[year.2026]\nholidays = [2026-01-01]\n"))
+def test_county_calendar_replaces_the_library_year(tmp_path: Path) -> None:
+    cal = official(tmp_path, "[year.2026]\nholidays = [2026-01-01, 2026-05-01, 2026-10-01, 2026-10-02]\n")
     assert cal.is_working_day(D(2026, 2, 16))  # the library's Spring Festival is gone
     assert not cal.is_working_day(D(2026, 2, 14))  # and so is its adjusted Saturday
     assert cal.is_working_day(D(2025, 10, 11))  # other years stay the library's
 
 
-def test_example_override_file_republishes_2026_unchanged() -> None:
-    years = read_overrides(EXAMPLE)
-    assert set(years) == {2026}
-    assert load_calendar(EXAMPLE) == CAL
+def test_example_calendar_file_republishes_2026_unchanged() -> None:
+    doc = read_calendar_file(EXAMPLE)
+    assert [e.year for e in doc.years] == [2026] and calendar_problems(doc) == []
+    assert bound_calendar(library_data(), doc, this_year=2026).official == CAL
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("[year.2027]\nholidays = [2026-12-31]\n", "is not in 2027"),
-        ("[year.2027]\nholidays = [2027-02-06]\nworkdays = [2027-02-06]\n", "both a holiday and a workday"),
+        ("[year.2027]\nholidays = [2027-02-06]\nworkdays = [2027-02-06]\n", "both a holiday and a working day"),
         ("[year.2027]\nholidays = []\nworkdays = [2027-02-08]\n", "already a working day"),
-        ('[year.2027]\nholidays = ["2027-13-01"]\n', "not a YYYY-MM-DD date"),
-        ("[year.2027]\nholidays = [1]\n", "is not a date"),
-        ("[year.2027]\nworkdays = []\n", "'holidays' is required"),
-        ("[year.2027]\nholidays = []\nextra = 1\n", "unexpected key"),
-        ("[year.27]\nholidays = []\n", "four digits"),
-        ("[years.2027]\nholidays = []\n", "unexpected top-level key"),
+        ("[year.2027]\nholidays = [2027-02-08]\n", "2027-01-01 \\(元旦\\) is a statutory holiday"),
+        ("[year.2027]\nholidays = [2027-01-01, 2027-05-03, 2027-10-01]\n", "2027-02-08 \\(春节\\)"),
+    ],
+)
+def test_wrong_calendars_are_listed_as_problems(tmp_path: Path, text: str, message: str) -> None:
+    problems = calendar_problems(read_calendar_file(write(tmp_path, HEADER + text)))
+    assert any(re.search(message, p) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HEADER + '[year.2027]\nholidays = ["2027-13-01"]\n', "not a YYYY-MM-DD date"),
+        (HEADER + "[year.2027]\nholidays = [1]\n", "is not a date"),
+        (HEADER + "[year.2027]\nworkdays = []\n", "'holidays' is required"),
+        (HEADER + "[year.2027]\nholidays = []\nextra = 1\n", "unexpected key"),
+        (HEADER + "[year.27]\nholidays = []\n", "four digits"),
+        (HEADER + "[years.2027]\nholidays = []\n", "unexpected top-level key"),
+        ('county = "示范县"\npublished_at = "2026-11-20"\n', "version must be a whole number"),
         ("[year.2027\n", "not valid TOML"),
     ],
 )
-def test_bad_override_files_are_refused_with_a_hint(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_calendar_files_are_refused_with_a_hint(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(CalendarInvalid, match=message) as info:
-        load_calendar(write(tmp_path, text))
+        read_calendar_file(write(tmp_path, text))
     assert isinstance(info.value, SanjiError) and info.value.hint
 
 
-def test_missing_override_file_is_an_error(tmp_path: Path) -> None:
+def test_missing_calendar_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CalendarInvalid, match="does not exist"):
-        load_calendar(tmp_path / "nope.toml")
+        read_calendar_file(tmp_path / "nope.toml")
 
 
 def test_calendar_data_is_checked() -> None:

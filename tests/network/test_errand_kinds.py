@@ -28,7 +28,7 @@ from sanji.service import ErrandService
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
-from sanji.workcalendar import library_data, load_calendar
+from sanji.workcalendar import load_calendar
 
 Net = Any  # tests/conftest.py Network
 NetworkFactory = Callable[..., Awaitable[Net]]
@@ -38,22 +38,6 @@ PATH = [C, TOWN, VILLAGE]
 MATERIALS = ["申请书", "身份证复印件", "户口簿复印件"]
 A_POST = "综合窗口 A岗 王芳"
 B_POST = "综合窗口 B岗 刘洋"
-
-
-def calendar_file(tmp_path: Path) -> Path | None:
-    """The library knows the official calendar up to its last notice; deadlines of errands accepted late in
-    that year run into the next one. For years it does not know, a county publishes an override file
-    (sanji/workcalendar.py); the tests write a minimal one (New Year's Day off) for this year and the next."""
-    this_year = date.today().year
-    unknown = [y for y in (this_year, this_year + 1, this_year + 2) if y not in library_data().years]
-    if not unknown:
-        return None
-    path = tmp_path / "calendar_overrides.toml"
-    lines = []
-    for year in unknown:
-        lines += [f"[year.{year}]", 'source = "test override"', f'holidays = ["{year}-01-01"]', ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 @dataclass
@@ -153,7 +137,7 @@ class County:
 @pytest.fixture
 async def county(network: NetworkFactory, tmp_path: Path) -> County:
     net = await network(1, 2)
-    calendar = load_calendar(calendar_file(tmp_path))
+    calendar = load_calendar()  # later years: the provisional statutory calendar (sanji.statutory)
     contexts = {n: NodeContext(s, calendar) for n, s in net.stores.items()}
     for ctx in contexts.values():
         await ctx.load()
@@ -213,7 +197,7 @@ async def test_committed_errand_gets_a_real_deadline_from_the_catalogue(county: 
     row = await county.converged(errand, "accepted")
     matter = county.contexts[TOWN].matter("MZ-003")
     assert matter is not None and matter.committed_limit == 10 and matter.limit_unit == "working"
-    calendar = county.contexts[TOWN].calendar
+    calendar = county.contexts[TOWN].provisional_calendar
     assert calendar is not None
     expected = calendar.add_working_days(county.accepted_on(row), matter.committed_limit)
     assert row["due"] == expected.isoformat()
@@ -245,7 +229,7 @@ async def test_extension_moves_the_due_date(county: County) -> None:
     await county.act(TOWN, errand, "extend", days=5, reasons="需入户核查", applicant_informed=True)
     await county.sync()
     row = await county.converged(errand, "accepted")
-    calendar = county.contexts[TOWN].calendar
+    calendar = county.contexts[TOWN].provisional_calendar
     assert calendar is not None
     assert row["due"] == calendar.add_working_days(date.fromisoformat(first), 5).isoformat()
     assert (await county.state(errand))["extended_days"] == 5
@@ -369,7 +353,7 @@ async def test_one_time_notice_lists_everything_and_the_clock_stops_until_it_all
     await county.sync()
     row = await county.converged(errand, "accepted")
     assert not row["paused"]
-    calendar = county.contexts[TOWN].calendar
+    calendar = county.contexts[TOWN].provisional_calendar
     assert calendar is not None
     state = await county.state(errand, C)
     assert state["supplement_items"] == [] and len(state["pauses"]) == 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import random
 import typing
+from datetime import date, timedelta
 from typing import Any
 
 import msgspec
@@ -54,6 +55,7 @@ from protocol.actions import (
     CallBack,
     Close,
     Complain,
+    CorrectDeadline,
     Decide,
     Deliver,
     Extend,
@@ -112,7 +114,7 @@ IN_TRANSIT = (SUBMITTED, ESCALATED, RESULT_DOWN)
 ENDINGS = {"withdraw", "terminate", "return", "not_accept", "decide:refused"}
 MODELLED: set[type[Action]] = {
     Register, HandOff, Receive, Accept, Decide, Deliver, NotAccept, ReturnErrand, RequestSupplement,
-    MaterialsReceived, Assign, SubtaskDone, Extend, Review, Terminate, Withdraw, Close,
+    MaterialsReceived, Assign, SubtaskDone, Extend, Review, Terminate, Withdraw, Close, CorrectDeadline,
     Note, Supply, Rate, Complain, CallBack, Supervise,
 }  # fmt: skip
 
@@ -127,6 +129,12 @@ def _intake(node: str) -> list[Move]:
     return [
         ("accept:即办件", Accept, node, {"errand_kind": "即办件", "window": "综合窗口"}),
         ("accept:承诺件", Accept, node, {"errand_kind": "承诺件", "due": "2024-05-10", "limit_days": 20}),
+        (
+            "accept:暂定",  # due counted over a year not yet published (暂定): corrected later
+            Accept,
+            node,
+            {"errand_kind": "承诺件", "due": "2027-01-05", "limit_days": 10, "due_provisional": True},
+        ),
         ("accept:上报件", Accept, node, {"errand_kind": "上报件"}),
         ("accept:联办件", Accept, node, {"errand_kind": "联办件", "co_departments": CO_DEPARTMENTS}),
         (
@@ -202,7 +210,11 @@ def valid_moves(state: ErrandState) -> list[Move]:
             ("terminate", Terminate, holder, {"reason": "逾期未补正"}),
             ("withdraw", Withdraw, holder, {"reason": "申请人撤回"}),
         ]
-    elif stage in (DECIDED, RESULT_READY):
+    if stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT, SUPPLEMENT) and (
+        state.due_provisional or state.stage_due_provisional
+    ):
+        moves.append(("deadline_corrected", CorrectDeadline, holder, _correction(state)))
+    if stage in (DECIDED, RESULT_READY):
         if holder == state.scope:
             moves.append(("deliver", Deliver, holder, {"confirmed_by": applicant().name, "signature": "签名#1"}))
         else:
@@ -211,6 +223,22 @@ def valid_moves(state: ErrandState) -> list[Move]:
     elif stage == DELIVERED:
         moves.append(("close", Close, holder, {"archive_no": "DA-2024-001"}))
     return moves
+
+
+def _correction(state: ErrandState, **changes: Any) -> dict[str, Any]:
+    """The official calendar moved each provisional deadline by a day and published its year."""
+
+    def later(day: str) -> str:
+        return (date.fromisoformat(day) + timedelta(days=1)).isoformat() if day else ""
+
+    fields = {
+        "due": later(state.due),
+        "previous_due": state.due,
+        "stage_due": later(state.stage_due),
+        "previous_stage_due": state.stage_due,
+        "calendar_version": state.calendar_version + 1,
+    }
+    return {**fields, **changes}
 
 
 def tempting_moves(state: ErrandState) -> list[Move]:
@@ -248,6 +276,20 @@ def tempting_moves(state: ErrandState) -> list[Move]:
         ("callback:early", CallBack, COUNTY_ID, {"reached": True}),
         ("complain:empty", Complain, holder, {"text": " "}),
         ("supply:nothing", Supply, holder, {"items": ()}),
+        ("deadline_corrected:stale", CorrectDeadline, holder, _correction(state, previous_due="2026-12-31")),
+        (
+            "deadline_corrected:same",
+            CorrectDeadline,
+            holder,
+            _correction(
+                state,
+                due=state.due,
+                stage_due=state.stage_due,
+                due_provisional=state.due_provisional,
+                stage_due_provisional=state.stage_due_provisional,
+            ),
+        ),
+        ("deadline_corrected:older", CorrectDeadline, holder, _correction(state, calendar_version=-1)),
     ]
     return moves
 
@@ -387,6 +429,19 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
         return stage in (DECIDED, RESULT_READY) and action.node == state.scope and not _blank(action.confirmed_by)
     if isinstance(action, Close):
         return stage == DELIVERED
+    if isinstance(action, CorrectDeadline):
+        # Only 暂定 deadlines are corrected, naming exactly the dates held, on no older calendar,
+        # replacing each deadline the errand has (adding none), and changing something.
+        was = (state.due, state.stage_due, state.due_provisional, state.stage_due_provisional)
+        now = (action.due, action.stage_due, action.due_provisional, action.stage_due_provisional)
+        return (
+            stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)
+            and (state.due_provisional or state.stage_due_provisional)
+            and action.calendar_version >= state.calendar_version
+            and (action.previous_due, action.previous_stage_due) == (state.due, state.stage_due)
+            and (bool(action.due), bool(action.stage_due)) == (bool(state.due), bool(state.stage_due))
+            and was != now
+        )
     return False
 
 
@@ -805,6 +860,12 @@ PATHS: dict[str, tuple[str, list[str], str, str]] = {
     "承诺件-review-extend": (
         VILLAGE_ID,
         [*UP, "accept:承诺件", "assign", "review:failed", "extend", "review:passed", "decide:approved", *DOWN_ONE],
+        CLOSED,
+        "approved",
+    ),
+    "暂定-deadline-corrected": (
+        VILLAGE_ID,
+        [*UP, "accept:暂定", "deadline_corrected", "decide:approved", *DOWN_ONE],
         CLOSED,
         "approved",
     ),

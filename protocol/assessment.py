@@ -1,0 +1,585 @@
+"""季度考核: the county's assessment rules as signed data, and the scoring they define.
+
+Pure: msgspec, cryptography (through ``protocol.signing``) and the standard library. The rules
+are a document the county signs like the catalogue (envelope magic ``SJA``), so a county changes
+weights, deductions and grades without a release; every node scoring with the same rules, errand
+records and office records computes the same figures.
+
+Defaults (``default_rules``) follow the scoring sheets of seed 001 (正定县 工作人员考核实施办法 and
+便民服务中心考核办法):
+
+* staff: 100 points in five parts — 思想品德 conduct 15, 业务技能 skill 20, 出勤值勤 attendance 20,
+  工作实绩 results 30, 廉洁自律 integrity 15; each part is "扣完为止" (never below 0); bonuses
+  ("另行加分") come on top; 受理办件超过承诺时限，每超一天扣2分; 服务对象不满意，每起扣1分;
+  办理出现差错 (a skipped supervision step) 3; a deemed approval the window answers for 3;
+  a complaint upheld 3 in conduct and no 优秀 that quarter;
+* grades: 优秀 only within the quarter's top 10 *and* at least 90; 称职 ≥ 75; 基本称职 ≥ 60;
+  不称职 below;
+* centres: base 100, deductions by item, bonuses capped at 20 a quarter, the top 5 are 红旗窗口;
+  an overdue errand, an upheld complaint or an exposure takes a centre out of the running
+  (取消当季评先资格).
+
+Every point carries its source (an errand, an office entry, an appeal decision), so any figure
+can be traced back.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Literal
+
+import msgspec
+
+from protocol.deadlines import CalendarUnknown, WorkCalendar
+from protocol.encoding import encode
+from protocol.errors import FrameError, SanjiError, SignatureError, UnsupportedFormat
+from protocol.signing import KeyRecord, SigningKey, verify
+
+MAGIC = b"SJA"
+FORMAT_VERSION = 1
+MAX_RULES_BYTES = 256 * 1024
+
+Target = Literal["staff", "centre"]
+
+
+class RulesError(SanjiError):
+    code = "invalid_assessment_rules"
+    default_hint = "Correct the assessment rules and publish them again."
+
+
+class Part(msgspec.Struct, frozen=True, kw_only=True):
+    """One part of a staff member's score (德 能 勤 绩 廉): its full points."""
+
+    code: str
+    name: str
+    points: float
+
+
+class Item(msgspec.Struct, frozen=True, kw_only=True):
+    """Something the office records (or the errands show) and what it is worth each time.
+
+    ``points`` < 0 deducts, > 0 adds (a bonus). ``part`` is the staff part it falls in ('' for
+    centres). ``disqualifies``: no 优秀 / 红旗 that quarter, whatever the score.
+    """
+
+    code: str
+    name: str
+    target: Target
+    points: float
+    part: str = ""
+    disqualifies: bool = False
+
+
+class Grade(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    name: str
+    min_score: float
+    top: int = 0  # only the quarter's top N may have it (0: no such limit)
+
+
+class AssessmentRules(msgspec.Struct, frozen=True, kw_only=True):
+    county: str
+    version: int
+    published_at: str
+    parts: tuple[Part, ...]
+    items: tuple[Item, ...]
+    grades: tuple[Grade, ...]  # best first; the last is what is left
+    centre_base: float = 100
+    centre_bonus_cap: float = 20
+    red_flag_top: int = 5
+    staff_bonus_cap: float = 0  # 0: staff bonuses are not capped
+    # Items the errand data give (codes into ``items``): the engine looks these up by role.
+    overdue_item: str = "overdue_day"
+    dissatisfied_item: str = "dissatisfied"
+    skipped_item: str = "skipped_step"
+    deemed_item: str = "deemed_approval"
+    centre_overdue_item: str = "centre_overdue"
+    centre_callback_item: str = "centre_callback_dissatisfied"
+
+    def item(self, code: str) -> Item | None:
+        for item in self.items:
+            if item.code == code:
+                return item
+        return None
+
+
+def _i(code: str, name: str, target: Target, points: float, part: str = "", disqualifies: bool = False) -> Item:
+    return Item(code=code, name=name, target=target, points=points, part=part, disqualifies=disqualifies)
+
+
+def default_rules(county: str = "C", *, version: int = 1, published_at: str = "2026-10-01") -> AssessmentRules:
+    """Seed 001's two scoring sheets as data."""
+    return AssessmentRules(
+        county=county,
+        version=version,
+        published_at=published_at,
+        parts=(
+            Part(code="conduct", name="思想品德", points=15),
+            Part(code="skill", name="业务技能", points=20),
+            Part(code="attendance", name="出勤值勤", points=20),
+            Part(code="results", name="工作实绩", points=30),
+            Part(code="integrity", name="廉洁自律", points=15),
+        ),
+        items=(
+            # from the errands
+            _i("overdue_day", "受理办件超过承诺时限(每工作日)", "staff", -2, "results"),
+            _i("dissatisfied", "服务对象不满意(每起)", "staff", -1, "results"),
+            _i("skipped_step", "办理环节缺失(差错)", "staff", -3, "results"),
+            _i("deemed_approval", "超时默许(窗口担责)", "staff", -3, "results"),
+            _i("centre_overdue", "办件超时限办结", "centre", 0, disqualifies=True),
+            _i("centre_callback_dissatisfied", "回访不满意", "centre", -3),
+            # staff entries by the office
+            _i("rule_breach", "违反规章制度、不服从管理", "staff", -5, "conduct"),
+            _i("study_absent", "不参加政治学习、文体活动", "staff", -2, "conduct"),
+            _i("complaint_upheld", "服务态度引起投诉(查实)", "staff", -3, "conduct", disqualifies=True),
+            _i("quarrel", "与服务对象争吵", "staff", -3, "conduct"),
+            _i("media_county", "新闻媒体宣传表扬(县级)", "staff", 5, "conduct"),
+            _i("media_city", "新闻媒体宣传表扬(市级)", "staff", 10, "conduct"),
+            _i("thanks_letter", "服务对象书面感谢表扬", "staff", 3, "conduct"),
+            _i("banner", "受赠锦旗", "staff", 5, "conduct"),
+            _i("consult_error", "不能及时准确解答咨询", "staff", -2, "skill"),
+            _i("policy_error", "执行政策出现偏差", "staff", -3, "skill"),
+            _i("computer_rule", "违反计算机管理规定", "staff", -3, "skill"),
+            _i("late", "迟到、早退、擅自离岗", "staff", -2, "attendance"),
+            _i("absent", "旷工", "staff", -5, "attendance"),
+            _i("manner", "上岗不示证、着装不规范等", "staff", -1, "attendance"),
+            _i("error_uncorrected", "办理差错未及时改正", "staff", -3, "results"),
+            _i("dept_honour", "获部门表彰", "staff", 2, "results"),
+            _i("county_honour", "获县级及以上荣誉", "staff", 5, "results"),
+            _i("corruption", "吃拿卡要报(查实)", "staff", -10, "integrity", disqualifies=True),
+            _i("fee_violation", "违反收费管理规定", "staff", -5, "integrity"),
+            _i("discipline_case", "被纪检监察查处", "staff", -10, "integrity", disqualifies=True),
+            # centre entries by the office (便民服务中心考核办法)
+            _i("standard_missing", "未按建设标准落实", "centre", -3),
+            _i("no_one_time_notice", "未做到一次性告知", "centre", -2),
+            _i("report_missing", "未按要求报送台账信息", "centre", -1),
+            _i("staff_late", "工作人员迟到早退(人次)", "centre", -1),
+            _i("off_post", "擅自离岗10分钟以上(人次)", "centre", -2),
+            _i("ten_rules", "违反十不准十必须", "centre", -5),
+            _i("quarrel_centre", "服务忌语或争吵", "centre", -5),
+            _i("complaint_centre", "群众投诉经核查属实", "centre", 0, disqualifies=True),
+            _i("exposed", "被明查暗访或媒体曝光", "centre", 0, disqualifies=True),
+            _i("award_first", "县级以上活动一等奖", "centre", 15),
+            _i("award_second", "县级以上活动二等奖", "centre", 10),
+            _i("award_third", "县级以上活动三等奖", "centre", 5),
+            _i("praise_letter", "表扬信", "centre", 5),
+            _i("banner_centre", "锦旗", "centre", 10),
+            _i("extended_service", "延时、预约服务(每例)", "centre", 2),
+            _i("home_service", "上门服务(每例)", "centre", 3),
+            _i("proxy_service", "领办、代办服务(每例)", "centre", 2),
+            _i("suggestion", "合理化建议被采纳", "centre", 5),
+        ),
+        grades=(
+            Grade(code="excellent", name="优秀", min_score=90, top=10),
+            Grade(code="competent", name="称职", min_score=75),
+            Grade(code="basic", name="基本称职", min_score=60),
+            Grade(code="unqualified", name="不称职", min_score=0),
+        ),
+    )
+
+
+def check_rules(rules: AssessmentRules) -> list[str]:
+    problems: list[str] = []
+    parts = {p.code for p in rules.parts}
+    if len(parts) != len(rules.parts):
+        problems.append("two parts share a code")
+    codes = [i.code for i in rules.items]
+    if len(set(codes)) != len(codes):
+        problems.append("two items share a code")
+    for item in rules.items:
+        if item.target == "staff" and item.part not in parts:
+            problems.append(f"item {item.code}: part {item.part!r} is not one of {sorted(parts)}")
+    for code in (rules.overdue_item, rules.dissatisfied_item, rules.skipped_item, rules.deemed_item):
+        found = rules.item(code)
+        if found is None or found.target != "staff":
+            problems.append(f"errand item {code!r} must be a staff item")
+    for code in (rules.centre_overdue_item, rules.centre_callback_item):
+        found = rules.item(code)
+        if found is None or found.target != "centre":
+            problems.append(f"errand item {code!r} must be a centre item")
+    if not rules.grades or any(a.min_score < b.min_score for a, b in zip(rules.grades, rules.grades[1:], strict=False)):
+        problems.append("grades are listed best first, with falling minimum scores")
+    if rules.centre_bonus_cap < 0 or rules.staff_bonus_cap < 0 or rules.red_flag_top < 0:
+        problems.append("caps and the red-flag count are not negative")
+    return problems
+
+
+# -- the signed document -----------------------------------------------------------------------
+
+_rules_decoder = msgspec.msgpack.Decoder(AssessmentRules)
+
+
+def sign_rules(rules: AssessmentRules, key: SigningKey) -> bytes:
+    problems = check_rules(rules)
+    if problems:
+        raise RulesError("assessment rules cannot be signed: " + "; ".join(problems))
+    payload = encode(rules)
+    key_id = key.key_id.encode("ascii")
+    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
+    signature = key.sign(signed)
+    return signed + struct.pack(">H", len(signature)) + signature
+
+
+def open_rules(blob: bytes, keys: Mapping[str, KeyRecord]) -> AssessmentRules:
+    """Check the signature (a key of the county's), then decode and check the rules."""
+    if len(blob) > MAX_RULES_BYTES:
+        raise FrameError(f"signed assessment rules are {len(blob)} bytes; the limit is {MAX_RULES_BYTES}")
+    if len(blob) < 5 or blob[:3] != MAGIC:
+        raise FrameError("not signed assessment rules (bad magic bytes)")
+    if blob[3] != FORMAT_VERSION:
+        raise UnsupportedFormat(f"assessment rules format {blob[3]} is not supported")
+    pos = 5 + blob[4]
+    if len(blob) < pos + 4:
+        raise FrameError("signed assessment rules are truncated")
+    key_id = blob[5:pos].decode("ascii", "replace")
+    (size,) = struct.unpack(">I", blob[pos : pos + 4])
+    end = pos + 4 + size
+    if len(blob) < end + 2:
+        raise FrameError("signed assessment rules are truncated")
+    (sig_len,) = struct.unpack(">H", blob[end : end + 2])
+    if len(blob) != end + 2 + sig_len:
+        raise FrameError("signed assessment rules do not match their length")
+    record = keys.get(key_id)
+    if record is None or record.revoked:
+        raise SignatureError(f"assessment rules are signed by key {key_id}, not one the county publishes with")
+    verify(record, blob[:end], blob[end + 2 :])
+    try:
+        rules = _rules_decoder.decode(blob[pos + 4 : end])
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"assessment rules do not decode: {exc}") from None
+    problems = check_rules(rules)
+    if problems:
+        raise RulesError("assessment rules are refused: " + "; ".join(problems))
+    return rules
+
+
+# -- quarters ---------------------------------------------------------------------------------
+
+
+def quarter_span(quarter: str) -> tuple[date, date]:
+    """'2026Q4' -> (2026-10-01, 2026-12-31)."""
+    text = quarter.strip().upper()
+    if len(text) != 6 or text[4] != "Q" or not text[:4].isdigit() or text[5] not in "1234":
+        raise ValueError(f"a quarter is written like 2026Q4, not {quarter[:20]!r}")
+    year, q = int(text[:4]), int(text[5])
+    start = date(year, 3 * (q - 1) + 1, 1)
+    end = date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1) - timedelta(days=1)
+    return start, end
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+class ErrandRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the assessment needs from one errand (a ledger row gives it)."""
+
+    errand: str
+    receipt: str = ""
+    handler: str
+    centre: str  # the township answering for it
+    due: str = ""
+    answered_on: str = ""
+    rating: str = ""
+    skipped_steps: tuple[str, ...] = ()
+    deemed: bool = False
+    callbacks_dissatisfied: int = 0
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """An office record: something seen, counted ``count`` times (attendance, inspections, praise)."""
+
+    id: str
+    quarter: str
+    target: Target
+    subject: str
+    item: str
+    count: int = 1
+    note: str = ""
+    errand: str = ""
+    by: str = ""
+
+
+class Appeal(msgspec.Struct, frozen=True, kw_only=True):
+    """申诉 and its decision: an upheld appeal changes the score by ``points`` in ``part``, with its reason."""
+
+    id: str
+    quarter: str
+    target: Target
+    subject: str
+    reason: str
+    status: Literal["pending", "upheld", "rejected"] = "pending"
+    points: float = 0
+    part: str = ""
+    decision: str = ""
+    by: str = ""
+    decided_by: str = ""
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+class Line(msgspec.Struct, kw_only=True):
+    """One contribution to a score and where it comes from."""
+
+    item: str
+    name: str
+    part: str
+    points: float
+    source: Literal["errand", "entry", "appeal"]
+    ref: str
+    detail: str = ""
+
+
+class StaffScore(msgspec.Struct, kw_only=True):
+    name: str
+    centre: str
+    parts: dict[str, float]
+    bonus: float
+    total: float
+    rank: int = 0
+    grade: str = ""
+    grade_name: str = ""
+    eligible: bool = True
+    errands: int = 0
+    lines: list[Line] = msgspec.field(default_factory=list)
+
+
+class CentreScore(msgspec.Struct, kw_only=True):
+    centre: str
+    base: float
+    deductions: float
+    bonus: float
+    bonus_claimed: float
+    total: float
+    rank: int = 0
+    red_flag: bool = False
+    eligible: bool = True
+    lines: list[Line] = msgspec.field(default_factory=list)
+
+
+class Assessment(msgspec.Struct, kw_only=True):
+    quarter: str
+    rules_version: int
+    county: str
+    staff: list[StaffScore]
+    centres: list[CentreScore]
+    pending_appeals: list[str]
+
+
+# -- scoring ----------------------------------------------------------------------------------
+
+
+def overdue_in(record: ErrandRecord, start: date, end: date, as_of: date, calendar: WorkCalendar) -> int:
+    """Working days the errand was past its deadline inside [start, end] (never counted twice across quarters)."""
+    if not record.due:
+        return 0
+    due = date.fromisoformat(record.due)
+    finish = date.fromisoformat(record.answered_on) if record.answered_on else as_of
+    finish = min(finish, end)
+    first = max(due, start - timedelta(days=1))
+    if finish <= first:
+        return 0
+    try:
+        return calendar.working_days_between(first, finish)
+    except CalendarUnknown:
+        return 0
+
+
+def _line(item: Item, count: float, source: Literal["errand", "entry", "appeal"], ref: str, detail: str) -> Line:
+    return Line(
+        item=item.code,
+        name=item.name,
+        part=item.part,
+        points=item.points * count,
+        source=source,
+        ref=ref,
+        detail=detail,
+    )
+
+
+def assess(
+    rules: AssessmentRules,
+    quarter: str,
+    records: Iterable[ErrandRecord],
+    entries: Iterable[Entry],
+    appeals: Iterable[Appeal],
+    *,
+    calendar: WorkCalendar,
+    as_of: date,
+    staff_centres: Mapping[str, str] | None = None,
+    centres: Iterable[str] = (),
+) -> Assessment:
+    return _assess(rules, quarter, records, entries, appeals, calendar, as_of, staff_centres, tuple(centres))
+
+
+def _assess(
+    rules: AssessmentRules,
+    quarter: str,
+    records: Iterable[ErrandRecord],
+    entries: Iterable[Entry],
+    appeals: Iterable[Appeal],
+    calendar: WorkCalendar,
+    as_of: date,
+    staff_centres: Mapping[str, str] | None,
+    all_centres: tuple[str, ...],
+) -> Assessment:
+    """The quarter's scores. ``records`` are the errands answered in the quarter or open and late in it."""
+    start, end = quarter_span(quarter)
+    staff_lines: dict[str, list[Line]] = defaultdict(list)
+    centre_lines: dict[str, list[Line]] = defaultdict(list)
+    for centre in all_centres:
+        centre_lines[centre] = []  # every centre is scored, even one with nothing recorded
+    centre_of: dict[str, str] = dict(staff_centres or {})
+    errand_count: dict[str, int] = defaultdict(int)
+    disqualified_staff: set[str] = set()
+    disqualified_centre: set[str] = set()
+    items = {i.code: i for i in rules.items}
+    for rec in records:
+        answered_here = bool(rec.answered_on) and start.isoformat() <= rec.answered_on <= end.isoformat()
+        days = overdue_in(rec, start, end, as_of, calendar)
+        who = rec.handler
+        if who:
+            centre_of.setdefault(who, rec.centre)
+            errand_count[who] += answered_here
+        ref = rec.receipt or rec.errand
+        if days and who:
+            staff_lines[who].append(
+                _line(
+                    items[rules.overdue_item], days, "errand", rec.errand, f"{ref} 超期{days}个工作日 (期限{rec.due})"
+                )
+            )
+        if days and rec.centre:
+            centre_lines[rec.centre].append(
+                _line(items[rules.centre_overdue_item], 1, "errand", rec.errand, f"{ref} 超期{days}个工作日")
+            )
+            if items[rules.centre_overdue_item].disqualifies:
+                disqualified_centre.add(rec.centre)
+        if not answered_here:
+            continue
+        if rec.rating == "不满意" and who:
+            staff_lines[who].append(_line(items[rules.dissatisfied_item], 1, "errand", rec.errand, f"{ref} 评价不满意"))
+        if rec.skipped_steps and who:
+            staff_lines[who].append(
+                _line(
+                    items[rules.skipped_item], 1, "errand", rec.errand, f"{ref} 缺少环节 {'、'.join(rec.skipped_steps)}"
+                )
+            )
+        if rec.deemed and who:
+            staff_lines[who].append(_line(items[rules.deemed_item], 1, "errand", rec.errand, f"{ref} 超时默许"))
+        if rec.callbacks_dissatisfied and rec.centre:
+            centre_lines[rec.centre].append(
+                _line(
+                    items[rules.centre_callback_item],
+                    rec.callbacks_dissatisfied,
+                    "errand",
+                    rec.errand,
+                    f"{ref} 回访不满意",
+                )
+            )
+    for entry in entries:
+        if entry.quarter != quarter:
+            continue
+        item = items.get(entry.item)
+        if item is None or item.target != entry.target:
+            continue  # an entry under an item the current rules do not have is kept, not scored
+        detail = entry.note + (f" ({entry.errand})" if entry.errand else "")
+        line = _line(item, entry.count, "entry", entry.id, detail)
+        if entry.target == "staff":
+            staff_lines[entry.subject].append(line)
+            if item.disqualifies:
+                disqualified_staff.add(entry.subject)
+        else:
+            centre_lines[entry.subject].append(line)
+            if item.disqualifies:
+                disqualified_centre.add(entry.subject)
+    pending: list[str] = []
+    for appeal in appeals:
+        if appeal.quarter != quarter:
+            continue
+        if appeal.status == "pending":
+            pending.append(appeal.id)
+            continue
+        if appeal.status != "upheld" or not appeal.points:
+            continue
+        line = Line(
+            item="appeal",
+            name="申诉复核",
+            part=appeal.part,
+            points=appeal.points,
+            source="appeal",
+            ref=appeal.id,
+            detail=appeal.decision,
+        )
+        (staff_lines if appeal.target == "staff" else centre_lines)[appeal.subject].append(line)
+    staff = [_staff_score(rules, name, centre_of.get(name, ""), lines) for name, lines in staff_lines.items()]
+    for name in set(errand_count) - set(staff_lines):
+        staff.append(_staff_score(rules, name, centre_of.get(name, ""), []))
+    for s in staff:
+        s.errands = errand_count.get(s.name, 0)
+        s.eligible = s.name not in disqualified_staff
+    _grade(rules, staff)
+    centres = [_centre_score(rules, c, lines) for c, lines in centre_lines.items()]
+    for c in centres:
+        c.eligible = c.centre not in disqualified_centre
+    centres.sort(key=lambda c: (-c.total, c.centre))
+    flagged = 0
+    for rank, c in enumerate(centres, start=1):
+        c.rank = rank
+        if c.eligible and flagged < rules.red_flag_top:
+            c.red_flag = True
+            flagged += 1
+    return Assessment(
+        quarter=quarter,
+        rules_version=rules.version,
+        county=rules.county,
+        staff=staff,
+        centres=centres,
+        pending_appeals=sorted(pending),
+    )
+
+
+def _staff_score(rules: AssessmentRules, name: str, centre: str, lines: list[Line]) -> StaffScore:
+    deductions: dict[str, float] = defaultdict(float)
+    bonus = 0.0
+    for line in lines:
+        if line.points < 0 or (line.source == "appeal" and line.part):
+            deductions[line.part] += line.points  # an upheld appeal gives back points within its part
+        else:
+            bonus += line.points
+    if rules.staff_bonus_cap:
+        bonus = min(bonus, rules.staff_bonus_cap)
+    # 扣完为止: a part never goes below zero, nor above its full points
+    parts = {p.code: min(p.points, max(0.0, p.points + deductions.get(p.code, 0.0))) for p in rules.parts}
+    total = round(sum(parts.values()) + bonus, 2)
+    return StaffScore(name=name, centre=centre, parts=parts, bonus=bonus, total=total, lines=lines)
+
+
+def _grade(rules: AssessmentRules, staff: list[StaffScore]) -> None:
+    staff.sort(key=lambda s: (-s.total, s.name))
+    for rank, s in enumerate(staff, start=1):
+        s.rank = rank
+        for grade in rules.grades:
+            if s.total < grade.min_score:
+                continue
+            if grade.top and (rank > grade.top or not s.eligible):
+                continue
+            s.grade, s.grade_name = grade.code, grade.name
+            break
+
+
+def _centre_score(rules: AssessmentRules, centre: str, lines: Sequence[Line]) -> CentreScore:
+    deductions = sum(line.points for line in lines if line.points < 0)
+    claimed = sum(line.points for line in lines if line.points > 0)
+    bonus = min(claimed, rules.centre_bonus_cap)
+    return CentreScore(
+        centre=centre,
+        base=rules.centre_base,
+        deductions=deductions,
+        bonus=bonus,
+        bonus_claimed=claimed,
+        total=round(rules.centre_base + deductions + bonus, 2),
+        lines=list(lines),
+    )

@@ -1,0 +1,256 @@
+"""季度考核 over HTTP: scores with sources, the office's entries, appeals and their decisions.
+
+The JSON API and the screen call the same functions (``sanji.office.assess``,
+``sanji.office.book``); whoever is logged in is recorded as the author, else the name typed
+in the form (open demo mode only).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Redirect, Template
+
+from protocol.assessment import Appeal, Entry, quarter_span
+from protocol.errors import SanjiError
+from sanji.auth.guard import principal_of
+from sanji.context import NodeContext
+from sanji.office.assess import as_json, run_assessment
+from sanji.office.book import OfficeBook, OfficeRefused
+from sanji.store import Store
+from sanji.web.screens import _frame, one, read_form
+
+Quarter = Annotated[str, QueryParameter(max_length=8, description="e.g. 2026Q4 (default: this quarter)")]
+Short = Annotated[str, msgspec.Meta(max_length=96)]
+Long = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class EntryForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    quarter: Annotated[str, msgspec.Meta(max_length=8)]
+    target: Literal["staff", "centre"]
+    subject: Short
+    item: Annotated[str, msgspec.Meta(max_length=64)]
+    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    note: Long = ""
+    errand: Short = ""
+    by: Short = ""
+
+
+class AppealForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    quarter: Annotated[str, msgspec.Meta(max_length=8)]
+    target: Literal["staff", "centre"]
+    subject: Short
+    reason: Long
+    by: Short = ""
+
+
+class DecisionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    upheld: bool
+    points: Annotated[float, msgspec.Meta(ge=-100, le=100)] = 0
+    part: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    reason: Long
+    by: Short = ""
+
+
+def this_quarter(context: NodeContext) -> str:
+    today = context.today()
+    return f"{today.year}Q{(today.month - 1) // 3 + 1}"
+
+
+def _author(request: Request[Any, Any, Any], typed: str) -> str:
+    principal = principal_of(request)
+    if principal is not None:
+        return principal.name
+    if not typed.strip():
+        raise OfficeRefused("say who records this (by)")
+    return typed
+
+
+async def _entry(store: Store, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
+    return await OfficeBook(store).add_entry(
+        quarter=form.quarter,
+        target=form.target,
+        subject=form.subject,
+        item=form.item,
+        count=form.count,
+        note=form.note,
+        errand=form.errand,
+        by=_author(request, form.by),
+    )
+
+
+async def _appeal(store: Store, request: Request[Any, Any, Any], form: AppealForm) -> Appeal:
+    return await OfficeBook(store).file_appeal(
+        quarter=form.quarter,
+        target=form.target,
+        subject=form.subject,
+        reason=form.reason,
+        by=_author(request, form.by),
+    )
+
+
+async def _decide(store: Store, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm) -> Appeal:
+    return await OfficeBook(store).decide_appeal(
+        appeal_id,
+        upheld=form.upheld,
+        points=form.points,
+        part=form.part,
+        reason=form.reason,
+        by=_author(request, form.by),
+    )
+
+
+class AssessmentApiController(Controller):
+    path = "/api/office/assessment"
+    tags = ["office"]
+
+    @get("/", summary="季度考核: staff and centre scores with the source of every point")
+    async def scores(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], quarter: Quarter = ""
+    ) -> dict[str, object]:
+        rules, result = await run_assessment(store, context, quarter or this_quarter(context))
+        return as_json(rules, result)
+
+    @post("/entries", summary="Record an office entry (attendance, inspection, praise …) for staff or a centre")
+    async def add_entry(
+        self, store: NamedDependency[Store], request: Request[Any, Any, Any], data: JSONBody[EntryForm]
+    ) -> Entry:
+        return await _entry(store, request, data)
+
+    @post("/appeals", summary="File an appeal (申诉) against a quarter's score")
+    async def add_appeal(
+        self, store: NamedDependency[Store], request: Request[Any, Any, Any], data: JSONBody[AppealForm]
+    ) -> Appeal:
+        return await _appeal(store, request, data)
+
+    @post("/appeals/{appeal_id:str}/decision", summary="Decide an appeal: upheld (with points and reason) or rejected")
+    async def decide(
+        self,
+        store: NamedDependency[Store],
+        request: Request[Any, Any, Any],
+        appeal_id: FromPath[str],
+        data: JSONBody[DecisionForm],
+    ) -> Appeal:
+        return await _decide(store, request, appeal_id, data)
+
+    @get("/appeals", summary="Appeals of a quarter and their decisions")
+    async def appeals(self, store: NamedDependency[Store], quarter: Quarter = "") -> list[Appeal]:
+        if quarter:
+            quarter_span(quarter)
+        return await OfficeBook(store).appeals(quarter or None)
+
+
+def _redirect(quarter: str, *, done: str = "", problem: str = "") -> Redirect:
+    query = {"quarter": quarter[:8]}
+    if done:
+        query["done"] = done
+    if problem:
+        query["problem"] = problem[:300]
+    return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
+
+
+class AssessmentScreenController(Controller):
+    path = "/office/assessment"
+    include_in_schema = False
+
+    @get("/")
+    async def screen(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        quarter: Quarter = "",
+        done: Annotated[str, QueryParameter(max_length=16)] = "",
+        problem: Annotated[str, QueryParameter(max_length=300)] = "",
+    ) -> Template:
+        status = 200
+        try:
+            chosen = (quarter or this_quarter(context)).upper()
+            quarter_span(chosen)
+        except ValueError as exc:
+            problem, status, chosen = str(exc), 400, this_quarter(context)
+        rules, result = await run_assessment(store, context, chosen)
+        appeals = await OfficeBook(store).appeals(chosen)
+        return Template(
+            template_name="office_assessment.html",
+            status_code=status,
+            context={
+                **_frame(store, context, "assessment"),
+                "quarter": chosen,
+                "rules": rules,
+                "result": result,
+                "appeals": appeals,
+                "entries": await OfficeBook(store).entries(chosen),
+                "staff_items": [i for i in rules.items if i.target == "staff"],
+                "centre_items": [i for i in rules.items if i.target == "centre"],
+                "part_names": {p.code: p.name for p in rules.parts},
+                "done": done,
+                "problem": problem,
+            },
+        )
+
+    async def _redirect(self, quarter: str, *, done: str = "", problem: str = "") -> Redirect:
+        query = {
+            "quarter": quarter,
+            **({"done": done} if done else {}),
+            **({"problem": problem[:300]} if problem else {}),
+        }
+        return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
+
+    @post("/entries", status_code=303)
+    async def post_entry(self, store: NamedDependency[Store], request: Request[Any, Any, Any]) -> Redirect:
+        form = await read_form(request)
+        quarter = one(form, "quarter")
+        try:
+            count = int(one(form, "count") or "1")
+            data = msgspec.convert(
+                {k: one(form, k) for k in ("quarter", "target", "subject", "item", "note", "errand", "by")}
+                | {"count": count},
+                EntryForm,
+            )
+            await _entry(store, request, data)
+        except (msgspec.ValidationError, ValueError, SanjiError) as exc:
+            message = exc.message if isinstance(exc, SanjiError) else str(exc)
+            return _redirect(quarter, problem=message)
+        return _redirect(quarter, done="entry")
+
+    @post("/appeals", status_code=303)
+    async def post_appeal(self, store: NamedDependency[Store], request: Request[Any, Any, Any]) -> Redirect:
+        form = await read_form(request)
+        quarter = one(form, "quarter")
+        try:
+            data = msgspec.convert(
+                {k: one(form, k) for k in ("quarter", "target", "subject", "reason", "by")}, AppealForm
+            )
+            await _appeal(store, request, data)
+        except (msgspec.ValidationError, ValueError, SanjiError) as exc:
+            message = exc.message if isinstance(exc, SanjiError) else str(exc)
+            return _redirect(quarter, problem=message)
+        return _redirect(quarter, done="appeal")
+
+    @post("/appeals/{appeal_id:str}/decision", status_code=303)
+    async def post_decision(
+        self, store: NamedDependency[Store], request: Request[Any, Any, Any], appeal_id: FromPath[str]
+    ) -> Redirect:
+        form = await read_form(request)
+        quarter = one(form, "quarter")
+        try:
+            data = msgspec.convert(
+                {
+                    "upheld": one(form, "upheld") == "1",
+                    "points": float(one(form, "points") or "0"),
+                    "part": one(form, "part"),
+                    "reason": one(form, "reason"),
+                    "by": one(form, "by"),
+                },
+                DecisionForm,
+            )
+            await _decide(store, request, appeal_id, data)
+        except (msgspec.ValidationError, ValueError, SanjiError) as exc:
+            message = exc.message if isinstance(exc, SanjiError) else str(exc)
+            return _redirect(quarter, problem=message)
+        return _redirect(quarter, done="decision")

@@ -1,0 +1,238 @@
+"""台账: one row per errand, derived from its projected state and its applied actions.
+
+"件件有记录，事事有答复" (seed 001): every errand a node holds is a row, and every row says
+whether and how it was answered. Pure: no I/O. The caller hands in the errand's state, its
+applied actions, the catalogue, the directory and the working-day calendar; the same inputs
+give the same row on every node, so a township's ledger and the county's agree on the
+errands they share.
+
+Dates are business days in China Standard Time (``protocol.deadlines.business_today``).
+On time: decided (any answer: approved, refused, not accepted, returned, terminated,
+withdrawn) no later than the whole-errand deadline; an errand still open is counted late once
+its deadline has passed on ``as_of``. Working days: from acceptance to the answer on the
+official calendar, less the working days the clock stood still for supplements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+import msgspec
+
+from protocol.actions import (
+    Accept,
+    Action,
+    CallBack,
+    Complain,
+    Decide,
+    Deliver,
+    Extend,
+    NotAccept,
+    Rate,
+    Register,
+    ReturnErrand,
+    Terminate,
+    Withdraw,
+)
+from protocol.catalogue import Catalogue
+from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
+from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS, ErrandState
+from protocol.hlc import wall_seconds
+from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
+
+LEVEL_LABELS = {VILLAGE: "村级", TOWN: "乡镇级", COUNTY: "县级"}
+ANSWERS = (Decide, NotAccept, ReturnErrand, Terminate, Withdraw)
+
+
+class LedgerRow(msgspec.Struct, kw_only=True):
+    """One errand in the ledger (台账). Empty strings where a step has not happened."""
+
+    errand: str
+    receipt: str
+    scope: str  # 登记节点: where the applicant asked
+    township: str  # 所属乡镇
+    level: str  # 办理层级: village / town / county, where it was answered or is held now
+    matter: str
+    matter_name: str
+    category: str
+    kind: str  # 办件类型 (即办件 承诺件 上报件 联办件)
+    applicant_name: str
+    stage: str
+    outcome: str
+    department: str
+    window: str
+    handler: str
+    registered_on: str
+    accepted_on: str
+    answered_on: str
+    delivered_on: str
+    due: str
+    answered: bool  # 事事有答复: the errand has an outcome
+    on_time: bool | None  # None: not answered and not yet late, or no deadline
+    overdue_days: int  # working days past the deadline (answered late, or open and late on as_of)
+    working_days: int | None  # acceptance to answer, pauses taken out; None when not answered or unknown
+    extensions: int
+    extended_days: int
+    deemed: bool  # 超时默许
+    rating: str  # the latest rating: 满意 / 基本满意 / 不满意
+    complaints: int
+    callbacks_dissatisfied: int = 0  # 回访 that found the applicant dissatisfied
+    skipped_steps: tuple[str, ...] = ()  # of the five supervision steps, for an approved and delivered errand
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS.get(self.stage, self.stage)
+
+    @property
+    def outcome_label(self) -> str:
+        return OUTCOMES.get(self.outcome, self.outcome)
+
+
+def day_of(hlc: int) -> date:
+    """The business day (China Standard Time) of a hybrid-clock timestamp."""
+    return business_today(datetime.fromtimestamp(wall_seconds(hlc), UTC))
+
+
+def township_of(node: str, directory: Directory) -> str:
+    """The township a node belongs to ('' for the county itself or a node not in the directory)."""
+    if node not in directory:
+        return ""
+    for hop in reversed(directory.path(node)):
+        if directory.role(hop) == TOWN:
+            return hop
+    return ""
+
+
+def ledger_row(
+    state: ErrandState,
+    actions: Iterable[Action],
+    *,
+    directory: Directory,
+    catalogue: Catalogue | None,
+    calendar: WorkCalendar | None,
+    as_of: date,
+    applied: frozenset[str] | None = None,
+) -> LedgerRow:
+    """The ledger row of one errand. ``actions`` are its applied actions (``applied`` filters them by id)."""
+    acts = sorted(
+        (a for a in actions if applied is None or a.id in applied),
+        key=lambda a: (a.at, a.id),
+    )
+    accepted = next((a for a in acts if isinstance(a, Accept)), None)
+    answer = next((a for a in acts if isinstance(a, ANSWERS)), None)
+    delivered = next((a for a in acts if isinstance(a, Deliver)), None)
+    ratings = [a for a in acts if isinstance(a, Rate)]
+    matter = catalogue.get(state.matter) if catalogue else None
+    accepted_on = day_of(accepted.at) if accepted else None
+    answered_on = day_of(answer.at) if answer else None
+    on_time: bool | None = None
+    overdue = 0
+    working: int | None = None
+    if state.due and calendar is not None:
+        due = date.fromisoformat(state.due)
+        end = answered_on or as_of
+        try:
+            if end > due:
+                on_time = False
+                overdue = calendar.working_days_between(due, end)
+            elif answered_on is not None:
+                on_time = True
+        except CalendarUnknown:
+            on_time = None if answered_on is None else answered_on <= due
+    if accepted_on is not None and answered_on is not None and calendar is not None:
+        pauses = [(day_of(a), day_of(b)) for a, b in state.pauses]
+        try:
+            pauses = [(max(a, accepted_on), max(b, accepted_on)) for a, b in pauses]
+            working = calendar.working_days_between(accepted_on, answered_on) - paused_days(
+                pauses, "working", calendar=calendar, anchor=accepted_on
+            )
+            working = max(0, working)
+        except (CalendarUnknown, ValueError):
+            working = None
+    level = directory.role(answer.node) if answer and answer.node in directory else ""
+    if not level:
+        level = directory.role(state.holder) if state.holder in directory else ""
+    register = next((a for a in acts if isinstance(a, Register)), None)
+    registered_on = day_of(register.at if register else state.registered_at)
+    skipped: tuple[str, ...] = ()
+    if state.outcome == "approved" and state.stage in ("delivered", "closed"):
+        skipped = tuple(s for s in FIVE_STEPS if s not in state.steps)
+    return LedgerRow(
+        errand=state.id,
+        receipt=state.receipt,
+        scope=state.scope,
+        township=township_of(state.scope, directory),
+        level=level,
+        matter=state.matter,
+        matter_name=matter.name if matter else state.matter,
+        category=matter.category if matter else "",
+        kind=state.errand_kind,
+        applicant_name=state.applicant_name,
+        stage=state.stage,
+        outcome=state.outcome,
+        department=state.department,
+        window=state.window,
+        handler=state.handler or (answer.actor if answer else ""),
+        registered_on=registered_on.isoformat(),
+        accepted_on=accepted_on.isoformat() if accepted_on else "",
+        answered_on=answered_on.isoformat() if answered_on else "",
+        delivered_on=day_of(delivered.at).isoformat() if delivered else "",
+        due=state.due,
+        answered=bool(state.outcome),
+        on_time=on_time,
+        overdue_days=overdue,
+        working_days=working,
+        extensions=sum(1 for a in acts if isinstance(a, Extend)),
+        extended_days=state.extended_days,
+        deemed=any(isinstance(a, Decide) and a.deemed for a in acts),
+        rating=ratings[-1].level if ratings else "",
+        complaints=sum(1 for a in acts if isinstance(a, Complain)),
+        callbacks_dissatisfied=sum(1 for a in acts if isinstance(a, CallBack) and a.satisfied == "不满意"),
+        skipped_steps=skipped,
+    )
+
+
+# -- filters -------------------------------------------------------------------------------------
+
+
+class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Which rows a ledger shows. Empty means any. ``node`` keeps the errands registered in its subtree."""
+
+    date_from: str = ""  # registration day, inclusive (ISO)
+    date_to: str = ""
+    matter: str = ""
+    kind: str = ""
+    stage: str = ""
+    node: str = ""
+    township: str = ""
+    window: str = ""
+    handler: str = ""
+    department: str = ""
+    level: str = ""
+
+    def keeps(self, row: LedgerRow, directory: Directory) -> bool:
+        if self.date_from and row.registered_on < self.date_from:
+            return False
+        if self.date_to and row.registered_on > self.date_to:
+            return False
+        pairs = (
+            (self.matter, row.matter),
+            (self.kind, row.kind),
+            (self.stage, row.stage),
+            (self.township, row.township),
+            (self.window, row.window),
+            (self.handler, row.handler),
+            (self.department, row.department),
+            (self.level, row.level),
+        )
+        if any(wanted and wanted != value for wanted, value in pairs):
+            return False
+        if self.node and self.node != row.scope:
+            if row.scope not in directory or self.node not in directory.path(row.scope):
+                return False
+        return True
+
+
+def apply_filter(rows: Sequence[LedgerRow], flt: LedgerFilter, directory: Directory) -> list[LedgerRow]:
+    return [r for r in rows if flt.keeps(r, directory)]

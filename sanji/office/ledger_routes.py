@@ -1,0 +1,277 @@
+"""Ledgers and statistics over HTTP: the JSON API, the downloads and the county office's screen.
+
+Thin handlers: parse the filter (``sanji.office.query``), read the rows
+(``sanji.office.source``), group them (``sanji.office.stats``) and return JSON, a file or a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Template
+
+from protocol.errand import STAGE_LABELS
+from sanji.context import NodeContext
+from sanji.office.chart import svg_chart
+from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
+from sanji.office.ledger import LEVEL_LABELS, LedgerFilter, LedgerRow
+from sanji.office.query import build_filter, quarter_start
+from sanji.office.source import ledger
+from sanji.office.stats import DIMENSION_LABELS, DIMENSIONS, StatLine, group, series, total
+from sanji.store import Store
+from sanji.web.screens import _frame
+
+Text = Annotated[str, QueryParameter(max_length=96)]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DEFAULT_GROUPS = ("township", "matter", "month")
+
+
+class LedgerPage(msgspec.Struct, kw_only=True):
+    filter: LedgerFilter
+    total: int
+    items: list[LedgerRow]
+    summary: StatLine
+
+
+class StatsPage(msgspec.Struct, kw_only=True):
+    filter: LedgerFilter
+    by: str
+    lines: list[StatLine]
+    total: StatLine
+
+
+@dataclass
+class Query:
+    values: dict[str, str]
+
+    def filter(self, context: NodeContext) -> LedgerFilter:
+        today = context.today()
+        return build_filter(self.values, default_from=quarter_start(today), default_to=today)
+
+
+def _query(**values: str) -> Query:
+    return Query({k.rstrip("_"): v for k, v in values.items() if v})
+
+
+def _by(value: str) -> str:
+    if value not in DIMENSIONS:
+        raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}, not {value[:40]!r}")
+    return value
+
+
+def _filename(flt: LedgerFilter, suffix: str) -> str:
+    return f"ledger_{flt.node or 'all'}_{flt.date_from}_{flt.date_to}.{suffix}"
+
+
+def _download(data: bytes, name: str, media_type: str) -> Response[bytes]:
+    disposition = f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; filename*=UTF-8''{quote(name)}"
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
+class OfficeApiController(Controller):
+    path = "/api/office"
+    tags = ["office"]
+
+    @get("/ledger", summary="台账: one row per errand registered in the period (default: this quarter), with filters")
+    async def ledger_json(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
+        to: Annotated[str, QueryParameter(max_length=10)] = "",
+        matter: Text = "",
+        kind: Text = "",
+        stage: Text = "",
+        node: Text = "",
+        township: Text = "",
+        window: Text = "",
+        handler: Text = "",
+        department: Text = "",
+        level: Text = "",
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+        offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
+    ) -> LedgerPage:
+        q = _query(
+            from_=from_,
+            to=to,
+            matter=matter,
+            kind=kind,
+            stage=stage,
+            node=node,
+            township=township,
+            window=window,
+            handler=handler,
+            department=department,
+            level=level,
+        )
+        flt = q.filter(context)
+        rows = await ledger(store, context, flt)
+        return LedgerPage(filter=flt, total=len(rows), items=rows[offset : offset + limit], summary=total(rows))
+
+    @get(
+        "/stats",
+        summary="Statistics grouped by matter, kind, level, township, node, department, window, handler or period",
+    )
+    async def stats_json(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        by: Annotated[str, QueryParameter(max_length=16)] = "township",
+        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
+        to: Annotated[str, QueryParameter(max_length=10)] = "",
+        matter: Text = "",
+        kind: Text = "",
+        stage: Text = "",
+        node: Text = "",
+        township: Text = "",
+        window: Text = "",
+        handler: Text = "",
+        department: Text = "",
+        level: Text = "",
+    ) -> StatsPage:
+        dimension = _by(by)
+        q = _query(
+            from_=from_,
+            to=to,
+            matter=matter,
+            kind=kind,
+            stage=stage,
+            node=node,
+            township=township,
+            window=window,
+            handler=handler,
+            department=department,
+            level=level,
+        )
+        flt = q.filter(context)
+        rows = await ledger(store, context, flt)
+        return StatsPage(filter=flt, by=dimension, lines=group(rows, dimension), total=total(rows))
+
+    @get("/ledger/export", summary="The ledger and its statistics as XLSX or CSV (Chinese headers)")
+    async def ledger_export(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        format_: Annotated[str, QueryParameter(name="format", max_length=8)] = "xlsx",
+        what: Annotated[str, QueryParameter(max_length=8)] = "ledger",
+        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
+        to: Annotated[str, QueryParameter(max_length=10)] = "",
+        matter: Text = "",
+        kind: Text = "",
+        stage: Text = "",
+        node: Text = "",
+        township: Text = "",
+        window: Text = "",
+        handler: Text = "",
+        department: Text = "",
+        level: Text = "",
+    ) -> Response[bytes]:
+        if format_ not in ("xlsx", "csv") or what not in ("ledger", "stats"):
+            raise ValueError("format is xlsx or csv; what is ledger or stats")
+        q = _query(
+            from_=from_,
+            to=to,
+            matter=matter,
+            kind=kind,
+            stage=stage,
+            node=node,
+            township=township,
+            window=window,
+            handler=handler,
+            department=department,
+            level=level,
+        )
+        flt = q.filter(context)
+        rows = await ledger(store, context, flt)
+        groups = {by: [*group(rows, by), total(rows)] for by in DEFAULT_GROUPS}
+        if format_ == "xlsx":
+            data = workbook_bytes(rows if what == "ledger" else None, groups)
+            return _download(data, _filename(flt, "xlsx"), XLSX)
+        data = ledger_csv(rows) if what == "ledger" else stats_csv(groups)
+        return _download(data, _filename(flt, "csv" if what == "ledger" else "stats.csv"), "text/csv; charset=utf-8")
+
+
+class OfficeScreenController(Controller):
+    path = "/office"
+    include_in_schema = False
+
+    @get("/ledger")
+    async def ledger_screen(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        by: Annotated[str, QueryParameter(max_length=16)] = "township",
+        period: Annotated[str, QueryParameter(max_length=16)] = "month",
+        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
+        to: Annotated[str, QueryParameter(max_length=10)] = "",
+        matter: Text = "",
+        kind: Text = "",
+        stage: Text = "",
+        node: Text = "",
+        township: Text = "",
+        window: Text = "",
+        handler: Text = "",
+        department: Text = "",
+        level: Text = "",
+    ) -> Template:
+        q = _query(
+            from_=from_,
+            to=to,
+            matter=matter,
+            kind=kind,
+            stage=stage,
+            node=node,
+            township=township,
+            window=window,
+            handler=handler,
+            department=department,
+            level=level,
+        )
+        problem = ""
+        try:
+            flt = q.filter(context)
+            dimension = _by(by)
+            chart_period = period if period in ("week", "month", "quarter") else "month"
+        except ValueError as exc:
+            problem = str(exc)
+            today = context.today()
+            flt = LedgerFilter(date_from=quarter_start(today).isoformat(), date_to=today.isoformat())
+            dimension, chart_period = "township", "month"
+        rows = await ledger(store, context, flt)
+        params = {k: v for k, v in msgspec.to_builtins(flt).items() if v}
+        params["from"] = params.pop("date_from", "")
+        params["to"] = params.pop("date_to", "")
+        query_string = urlencode(params)
+        return Template(
+            template_name="office_ledger.html",
+            status_code=400 if problem else 200,
+            context={
+                **_frame(store, context, "office"),
+                "problem": problem,
+                "flt": flt,
+                "by": dimension,
+                "period": chart_period,
+                "dimensions": [(d, DIMENSION_LABELS[d]) for d in DIMENSIONS],
+                "lines": group(rows, dimension),
+                "total": total(rows),
+                "chart": svg_chart(series(rows, chart_period)),
+                "rows": rows[:500],
+                "row_count": len(rows),
+                "stage_labels": STAGE_LABELS,
+                "level_labels": LEVEL_LABELS,
+                "kinds": ("即办件", "承诺件", "上报件", "联办件"),
+                "townships": sorted({r.township for r in rows if r.township}),
+                "download": {
+                    "xlsx": "/api/office/ledger/export?" + urlencode({**params, "format": "xlsx"}),
+                    "csv": "/api/office/ledger/export?" + urlencode({**params, "format": "csv"}),
+                    "stats_csv": "/api/office/ledger/export?" + urlencode({**params, "format": "csv", "what": "stats"}),
+                },
+                "query_string": query_string,
+            },
+        )

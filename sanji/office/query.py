@@ -1,0 +1,46 @@
+"""Turning what a person or a script typed into a ledger filter, refusing what cannot be meant.
+
+Shared by the JSON API, the screen and the command line, so each refuses the same things
+with the same words (a ValueError, which the web layer answers with 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+from sanji.office.ledger import LedgerFilter
+
+MAX_FIELD = 96
+MAX_SPAN_DAYS = 3 * 366 + 1
+FILTER_FIELDS = ("matter", "kind", "stage", "node", "township", "window", "handler", "department", "level")
+
+
+def parse_day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a date like 2026-10-01, not {value[:40]!r}") from None
+
+
+def build_filter(values: Mapping[str, str], *, default_from: date, default_to: date) -> LedgerFilter:
+    """A filter from plain strings; dates default to the given period; ranges over three years are refused."""
+    fields: dict[str, str] = {}
+    for name in FILTER_FIELDS:
+        value = (values.get(name) or "").strip()
+        if len(value) > MAX_FIELD:
+            raise ValueError(f"{name} is longer than {MAX_FIELD} characters")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError(f"{name} holds a control character")
+        fields[name] = value
+    start = parse_day(values["from"], "from") if values.get("from") else default_from
+    end = parse_day(values["to"], "to") if values.get("to") else default_to
+    if end < start:
+        raise ValueError(f"the period ends ({end}) before it starts ({start})")
+    if (end - start).days > MAX_SPAN_DAYS:
+        raise ValueError("a ledger covers at most three years; ask for a shorter period")
+    return LedgerFilter(date_from=start.isoformat(), date_to=end.isoformat(), **fields)
+
+
+def quarter_start(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)

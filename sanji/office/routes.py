@@ -1,0 +1,20 @@
+"""Every route of the county office, in one list the app factory registers."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from sanji.notify.routes import SmsApiController, SmsScreenController
+from sanji.office.assessment_routes import AssessmentApiController, AssessmentScreenController
+from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
+from sanji.office.platform_routes import PlatformController
+
+OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
+    OfficeApiController,
+    OfficeScreenController,
+    AssessmentApiController,
+    AssessmentScreenController,
+    SmsApiController,
+    SmsScreenController,
+    PlatformController,
+)

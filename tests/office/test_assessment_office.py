@@ -1,0 +1,183 @@
+"""季度考核 at a real county node: errand facts, office entries, appeals, the chain of records,
+the JSON API, the screen's forms and ``sanji assess`` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+
+from litestar.testing import TestClient
+from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
+
+from sanji.config import NodeSettings
+from sanji.demo.cluster import Cluster
+from sanji.keys import read_directory, read_key
+from sanji.office.book import OfficeBook
+from sanji.store import Store, open_database
+from sanji.web.app import build_app
+
+Q = {"quarter": "2026Q4"}
+
+
+def staff_of(body: dict[str, object], name: str) -> dict[str, object]:
+    staff = body["staff"]
+    assert isinstance(staff, list)
+    return next(s for s in staff if s["name"] == name)
+
+
+def test_scores_entries_and_appeals_over_http_and_screen(county_node: tuple[Cluster, NodeSettings]) -> None:  # noqa: F811
+    cluster, settings = county_node
+    with TestClient(build_app(settings, title="test")) as client:
+        body = client.get("/api/office/assessment", params=Q).json()
+        assert body["rules"]["version"] == 1
+        wang = staff_of(body, "王芳")
+        assert [(ln["item"], ln["points"], ln["ref"]) for ln in wang["lines"]] == [
+            ("overdue_day", -4, "E2"),
+            ("dissatisfied", -1, "E2"),
+        ]
+        assert wang["total"] == 95 and wang["grade"] == "excellent" and wang["errands"] == 2
+        li = staff_of(body, "李明")
+        assert li["total"] == 97 and li["lines"][0]["detail"].endswith("超时默许")
+        centres = {c["centre"]: c for c in body["centres"]}
+        assert not centres["T01"]["eligible"] and centres["T02"]["red_flag"]
+
+        r = client.post(
+            "/api/office/assessment/entries",
+            json={**Q, "target": "staff", "subject": "王芳", "item": "late", "count": 2, "by": "督查员 赵"},
+        )
+        assert r.status_code == 201, r.text
+        entry_id = r.json()["id"]
+        wang = staff_of(client.get("/api/office/assessment", params=Q).json(), "王芳")
+        assert wang["parts"]["attendance"] == 16 and wang["total"] == 91
+        assert wang["lines"][-1]["ref"] == entry_id and wang["lines"][-1]["source"] == "entry"
+
+        # the screen: file an appeal, then decide it, as plain HTML forms
+        r = client.post(
+            "/office/assessment/appeals",
+            data={**Q, "target": "staff", "subject": "王芳", "reason": "E2 逾期系县局系统停机所致", "by": "王芳"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and "done=appeal" in r.headers["location"]
+        (appeal,) = client.get("/api/office/assessment/appeals", params=Q).json()
+        assert appeal["status"] == "pending"
+        page = client.get("/office/assessment/", params=Q)
+        assert page.status_code == 200 and "待复核" in page.text and f"/appeals/{appeal['id']}/decision" in page.text
+        r = client.post(
+            f"/office/assessment/appeals/{appeal['id']}/decision",
+            data={**Q, "upheld": "1", "points": "4", "part": "results", "reason": "停机属实，超期不计", "by": "主任"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and "done=decision" in r.headers["location"], r.headers["location"]
+        wang = staff_of(client.get("/api/office/assessment", params=Q).json(), "王芳")
+        assert wang["total"] == 95 and wang["lines"][-1] == {
+            "item": "appeal",
+            "name": "申诉复核",
+            "part": "results",
+            "points": 4,
+            "source": "appeal",
+            "ref": appeal["id"],
+            "detail": "停机属实，超期不计",
+        }
+        again = client.post(
+            f"/api/office/assessment/appeals/{appeal['id']}/decision",
+            json={"upheld": False, "reason": "再议", "by": "主任"},
+        )
+        assert again.status_code == 400 and "already decided" in again.json()["message"]
+        page = client.get("/office/assessment/", params=Q).text
+        assert "申诉成立" in page and "停机属实" in page and 'id="staff-王芳"' in page
+
+        # bad input: a clear 4xx, nothing recorded
+        assert client.get("/api/office/assessment", params={"quarter": "2026Q9"}).status_code == 400
+        bad = client.post(
+            "/api/office/assessment/entries", json={**Q, "target": "staff", "subject": "x", "item": "late", "count": 0}
+        )
+        assert bad.status_code == 400
+        assert (
+            client.post(
+                "/api/office/assessment/appeals/AP-nope/decision", json={"upheld": True, "points": 1, "reason": "x"}
+            ).status_code
+            == 400
+        )
+        r = client.post(
+            "/office/assessment/entries",
+            data={**Q, "target": "staff", "subject": "", "item": "late"},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303 and "problem=" in r.headers["location"]
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sanji.cli.main",
+            "assess",
+            "--config",
+            str(cluster.nodes["C"].config),
+            "--quarter",
+            "2026Q4",
+            "--json",
+            "--as-of",
+            "2026-12-08",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    wang = staff_of(report, "王芳")
+    assert wang["total"] == 95 and [ln["source"] for ln in wang["lines"]] == ["errand", "errand", "entry", "appeal"]
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sanji.cli.main",
+            "assess",
+            "--config",
+            str(cluster.nodes["C"].config),
+            "--quarter",
+            "Q4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "2026Q4" in bad.stderr
+
+
+def test_office_records_are_signed_and_chained(county_node: tuple[Cluster, NodeSettings]) -> None:  # noqa: F811
+    _, settings = county_node
+
+    async def record_and_verify(record: bool) -> list[str]:
+        db = await open_database(settings.db_url)
+        try:
+            store = Store(
+                db,
+                node_id="C",
+                key=read_key(settings.path(settings.node.key_file)),
+                directory=read_directory(settings.path(settings.node.directory)),
+            )
+            await store.start()
+            book = OfficeBook(store)
+            if not record:
+                return await book.verify()
+            await book.add_entry(quarter="2026Q4", target="centre", subject="T01", item="banner_centre", by="主任")
+            appeal = await book.file_appeal(quarter="2026Q4", target="centre", subject="T01", reason="复核", by="T01")
+            await book.decide_appeal(appeal.id, upheld=False, reason="维持", by="主任")
+            assert [a.status for a in await book.appeals("2026Q4")] == ["rejected"]
+            return await book.verify()
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(record_and_verify(True)) == []
+    db_file = settings.db_url.split("///", 1)[1]
+    with sqlite3.connect(db_file) as conn:
+        body = conn.execute("SELECT body FROM office_records WHERE seq = 1").fetchone()[0]
+        conn.execute(
+            "UPDATE office_records SET body = ? WHERE seq = 1", (body.replace("主任".encode(), "他人".encode()),)
+        )
+    problems = asyncio.run(record_and_verify(False))
+    assert any("chain breaks" in p for p in problems) and any("signature" in p for p in problems)

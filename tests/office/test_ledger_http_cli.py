@@ -1,0 +1,139 @@
+"""The county's ledger over its JSON API, its screen, its downloads, and ``sanji ledger export`` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from office_kit import seed_store
+from openpyxl import load_workbook
+from test_ledger import stories
+
+from sanji.config import NodeSettings, load_settings
+from sanji.demo.cluster import Cluster
+from sanji.keys import read_directory, read_key
+from sanji.store import Store, open_database
+from sanji.web.app import build_app
+
+NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
+
+
+async def _seed(settings: NodeSettings, cluster: Cluster) -> None:
+    db = await open_database(settings.db_url)
+    try:
+        directory = read_directory(settings.path(settings.node.directory))
+        store = Store(db, node_id="C", key=read_key(settings.path(settings.node.key_file)), directory=directory)
+        await store.start()
+        await seed_store(store, stories(), cluster.layout.keys)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def county_node(tmp_path: Path) -> tuple[Cluster, NodeSettings]:
+    cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1)
+    settings = load_settings(cluster.nodes["C"].config)
+    asyncio.run(_seed(settings, cluster))
+    return cluster, settings
+
+
+@pytest.fixture
+def client(county_node: tuple[Cluster, NodeSettings]) -> Iterator[TestClient[Litestar]]:
+    with TestClient(build_app(county_node[1], title="test")) as c:
+        yield c
+
+
+def test_json_ledger_and_statistics(client: TestClient[Litestar]) -> None:
+    r = client.get("/api/office/ledger", params={**NOVEMBER, "node": "T02"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 2 and {i["errand"] for i in body["items"]} == {"E3", "E4"}
+    assert body["summary"]["deemed"] == 1
+    r = client.get("/api/office/stats", params={**NOVEMBER, "by": "handler"})
+    lines = {line["key"]: line for line in r.json()["lines"]}
+    assert lines["王芳"]["volume"] == 2 and lines["王芳"]["on_time_rate"] == 0.5
+    assert lines["王芳"]["average_working_days"] == 5.5
+    schema = client.get("/schema/openapi.json").json()
+    assert "/api/office/ledger" in schema["paths"] and "/api/office/ledger/export" in schema["paths"]
+
+
+@pytest.mark.parametrize(
+    "path,params",
+    [
+        ("/api/office/ledger", {"from": "2026-13-01"}),
+        ("/api/office/ledger", {"from": "2026-12-01", "to": "2026-11-01"}),
+        ("/api/office/stats", {"by": "favourite-colour"}),
+        ("/api/office/ledger/export", {"format": "pdf"}),
+        ("/api/office/ledger", {"limit": "0"}),
+        ("/api/office/ledger", {"handler": "x" * 500}),
+    ],
+)
+def test_bad_requests_get_a_clear_400(client: TestClient[Litestar], path: str, params: dict[str, str]) -> None:
+    r = client.get(path, params=params)
+    assert r.status_code == 400, r.text
+    assert r.json()["message"]
+
+
+def test_download_xlsx_and_csv(client: TestClient[Litestar]) -> None:
+    r = client.get("/api/office/ledger/export", params={**NOVEMBER, "format": "xlsx"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert "attachment" in r.headers["content-disposition"]
+    book = load_workbook(io.BytesIO(r.content))
+    assert book["台账"].max_row == 5 and book["台账"]["A1"].value == "办件编号"
+    r = client.get("/api/office/ledger/export", params={**NOVEMBER, "format": "csv", "what": "stats"})
+    text = r.content.decode("utf-8-sig")
+    assert text.startswith("按乡镇统计") and "按事项统计" in text and "按月份统计" in text
+
+
+def test_screen_shows_filters_chart_table_and_download_links(client: TestClient[Litestar]) -> None:
+    r = client.get("/office/ledger", params={**NOVEMBER, "township": "T01", "by": "matter"})
+    assert r.status_code == 200
+    page = r.text
+    assert "台账与统计" in page and "<svg" in page and 'class="bar"' in page
+    assert "MZ-003 临时救助申请" in page  # grouped by matter
+    assert "E3" not in page  # township T01 only
+    assert "format=xlsx" in page and "township=T01" in page
+    bad = client.get("/office/ledger", params={"from": "nonsense"})
+    assert bad.status_code == 400 and "date like" in bad.text
+
+
+def test_cli_ledger_export_as_a_process(county_node: tuple[Cluster, NodeSettings], tmp_path: Path) -> None:
+    cluster, _ = county_node
+    config = str(cluster.nodes["C"].config)
+    out = tmp_path / "out" / "ledger.xlsx"
+    cmd = [sys.executable, "-m", "sanji.cli.main", "ledger", "export", "--config", config]
+    done = subprocess.run(
+        [*cmd, "--from", "2026-11-01", "--to", "2026-11-30", "--format", "xlsx", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 errands" in done.stdout
+    sheet = load_workbook(out)["台账"]
+    assert sorted(sheet.cell(row=i, column=1).value for i in range(2, 6)) == ["E1", "E2", "E3", "E4"]
+    csv_out = tmp_path / "t01.csv"
+    done = subprocess.run(
+        [*cmd, "--from", "2026-10-01", "--to", "2026-12-31", "--format", "csv", "--out", str(csv_out), "--node", "T01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = csv_out.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("办件编号,回执号") and len(lines) == 5  # E1 E2 E5 E6
+    bad = subprocess.run(
+        [*cmd, "--from", "2026-12-01", "--to", "2026-11-01", "--out", str(tmp_path / "x.xlsx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "before it starts" in bad.stderr and not (tmp_path / "x.xlsx").exists()

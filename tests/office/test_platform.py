@@ -1,0 +1,235 @@
+"""The provincial exchange: a county's month out as national-table files (a real process), read back
+by a collector and checked against the ledger; incremental exports; the HTTP pull; and the national
+implementation list in as a catalogue that passes the county's own checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import TestClient
+from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
+
+from sanji.catalogue import load_catalogue
+from sanji.config import NodeSettings
+from sanji.demo.cluster import Cluster
+from sanji.office.platform import derived_status
+from sanji.web.app import build_app
+
+CODES = {
+    "MZ-003": {
+        "catalog_code": "000000000123",
+        "task_code": "11410000000000000X000000000123",
+        "task_handle_item": "11410000000000000X00000000012300",
+        "task_version": "3",
+    }
+}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sanji.cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def read_tables(out: Path) -> dict[str, list[dict[str, Any]]]:
+    names = ("accept", "process", "result", "special", "material", "rating")
+    return {n: json.loads((out / f"{n}.json").read_text(encoding="utf-8")) for n in names}
+
+
+def test_a_month_round_trips_through_the_national_tables(
+    county_node: tuple[Cluster, NodeSettings],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cluster, settings = county_node
+    config = str(cluster.nodes["C"].config)
+    codes = tmp_path / "codes.json"
+    codes.write_text(json.dumps(CODES), encoding="utf-8")
+    out = tmp_path / "nov"
+    done = cli(
+        "platform",
+        "export",
+        "--config",
+        config,
+        "--since",
+        "2026-11-01",
+        "--out",
+        str(out),
+        "--codes",
+        str(codes),
+        "--batch",
+        "B1",
+    )
+    assert done.returncode == 0, done.stderr
+    tables = read_tables(out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["batch_no"] == "B1" and manifest["counts"]["accept"] == len(tables["accept"])
+
+    accepted = {r["project_no"]: r for r in tables["accept"]}
+    assert set(accepted) == {"E1", "E2", "E3", "E5"}  # E4 is not accepted yet; E6 did not change since
+    e1 = accepted["E1"]
+    assert (e1["catalog_code"], e1["task_code"], e1["task_version"]) == (
+        "000000000123",
+        CODES["MZ-003"]["task_code"],
+        "3",
+    )
+    assert (e1["promise_date"], e1["project_type"], e1["applyer_name"]) == ("2026-11-09", "2", "张秀英")
+    assert e1["accept_date"].startswith("2026-11-02 ") and e1["data_source"] == "001" and e1["batch_no"] == "B1"
+    assert accepted["E3"]["task_code"] == "SJ-002"  # no national code known: its own code, verbatim
+    assert "applyer_page_code" not in e1  # sealed personal data does not leave
+
+    # a collector's view: status per errand, stages in order with chained times, results, ratings
+    assert {p: derived_status(p, tables) for p in accepted} == {
+        "E1": "已办结",
+        "E2": "已办结",
+        "E3": "已办结",
+        "E5": "已受理",
+    }
+    e1_stages = [r for r in tables["process"] if r["project_no"] == "E1"]
+    assert [(r["process_name"], r["event_name"]) for r in e1_stages] == [("承办", "1"), ("审核", "1"), ("批准", "1")]
+    assert all(a["event_end_time"] == b["event_start_time"] for a, b in pairwise(e1_stages))
+    results = {r["project_no"]: r for r in tables["result"]}
+    assert {p: (r["result_type"], r["satisfaction"]) for p, r in results.items()} == {
+        "E1": ("0", "4"),
+        "E2": ("0", "2"),
+        "E3": ("0", ""),
+    }
+    assert results["E1"]["result_date"][:10] <= accepted["E1"]["promise_date"]  # on time, as the ledger says
+    specials = sorted((r["project_no"], r["special_type"]) for r in tables["special"])
+    assert specials == [("E2", "补正"), ("E3", "延长")]
+    e2_pause = next(r for r in tables["special"] if r["project_no"] == "E2")
+    assert e2_pause["start_time"].startswith("2026-11-03") and e2_pause["end_time"].startswith("2026-11-05")
+    assert any("超时默许" in r["handle_explain"] for r in tables["process"] if r["project_no"] == "E3")
+    assert sorted((r["project_no"], r["evaluate_level"], r["evaluate_level_name"]) for r in tables["rating"]) == [
+        ("E1", "4", "满意"),
+        ("E2", "2", "不满意"),
+    ]
+    assert len({r["row_id"] for t in tables.values() for r in t}) == sum(len(t) for t in tables.values())
+
+    # the same figures as the ledger for the same errands
+    ledger = cli(
+        "ledger",
+        "export",
+        "--config",
+        config,
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-12-31",
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "l.csv"),
+    )
+    assert ledger.returncode == 0, ledger.stderr
+    rows = [line.split(",") for line in (tmp_path / "l.csv").read_text(encoding="utf-8-sig").splitlines()]
+    header, body = rows[0], rows[1:]
+    answered = {r[0] for r in body if r[header.index("已答复")] == "是"}
+    assert answered == set(results)
+
+    # incremental: only what changed since; a row from before ``since`` is an update
+    later = tmp_path / "late"
+    assert cli("platform", "export", "--config", config, "--since", "2026-11-10", "--out", str(later)).returncode == 0
+    tables = read_tables(later)
+    assert {r["project_no"] for r in tables["accept"]} == {"E2", "E5"}
+    ops = {(r["project_no"], t): r["operation"] for t in ("accept", "result") for r in tables[t]}
+    assert ops == {("E2", "accept"): "U", ("E5", "accept"): "I", ("E2", "result"): "I"}
+    bad = cli("platform", "export", "--config", config, "--since", "last week", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+    with TestClient(build_app(settings, title="test")) as client:
+        pulled = client.get("/api/office/platform/export", params={"since": "2026-12-01"}).json()
+        assert pulled["counts"]["accept"] == 1 and pulled["tables"]["accept"][0]["project_no"] == "E5"
+        assert client.get("/api/office/platform/export", params={"since": "soon"}).status_code == 400
+        assert client.get("/api/office/platform/export").status_code == 400
+
+
+NATIONAL_LIST = {
+    "tasks": [
+        {
+            "catalog_code": "000000000123",
+            "task_code": "11410000000000000X000000000123",
+            "task_handle_item": "11410000000000000X00000000012300",
+            "task_name": "临时救助申请",
+            "task_type": "05",
+            "task_version": "3",
+            "dept_name": "县民政局",
+            "by_law": "《社会救助暂行办法》第四十七条",
+            "anticipate_day": 15,
+            "anticipate_type": "1",
+            "promise_day": 10,
+            "promise_type": "1",
+            "project_type": "2",
+            "limit_scene_num": 0,
+            "town_code": "410000001",
+            "village_code": "410000001001",
+            "materials": [
+                {"material_name": "申请书", "is_need": "1", "material_format": "1"},
+                {"material_name": "困难情况证明材料", "is_need": "3", "material_format": "3"},
+            ],
+            "fees": [],
+        },
+        {
+            "catalog_code": "000000000456",
+            "task_code": "11410000000000000X000000000456",
+            "task_name": "个体工商户登记",
+            "task_type": "01",
+            "dept_name": "县市场监管局",
+            "anticipate_day": 15,
+            "promise_day": 3,
+            "promise_type": "1",
+            "project_type": "1",
+            "limit_scene_num": 1,
+            "materials": [{"material_name": "经营者身份证明", "is_need": "1"}],
+            "fees": [{"name": "工本费", "standard": "0元"}],
+        },
+    ]
+}
+
+
+def test_national_implementation_list_becomes_a_checked_catalogue(tmp_path: Path) -> None:
+    source = tmp_path / "list.json"
+    source.write_text(json.dumps(NATIONAL_LIST, ensure_ascii=False), encoding="utf-8")
+    out, codes = tmp_path / "catalogue.json", tmp_path / "codes.json"
+    done = cli(
+        "platform",
+        "import-catalogue",
+        str(source),
+        "--out",
+        str(out),
+        "--codes",
+        str(codes),
+        "--county",
+        "C",
+        "--version",
+        "7",
+        "--published-at",
+        "2026-12-01",
+    )
+    assert done.returncode == 0, done.stderr
+    catalogue = load_catalogue(out)  # the county's own checks pass
+    relief = catalogue.get("11410000000000000X000000000123")
+    assert relief is not None and relief.category == "给付" and relief.committed_limit == 10
+    assert [(m.name, m.main) for m in relief.materials] == [("申请书", True), ("困难情况证明材料", False)]
+    assert relief.accept_levels == ("village", "town") and relief.department == ""
+    shop = catalogue.get("11410000000000000X000000000456")
+    assert shop is not None and shop.immediate and shop.department == "县市场监管局" and "工本费" in shop.fee
+    mapped = json.loads(codes.read_text(encoding="utf-8"))
+    assert mapped["11410000000000000X000000000123"]["catalog_code"] == "000000000123"
+    source.write_text(json.dumps({"tasks": [{"task_name": "无编码"}]}), encoding="utf-8")
+    bad = cli(
+        "platform",
+        "import-catalogue",
+        str(source),
+        "--out",
+        str(out),
+        "--codes",
+        str(codes),
+        "--county",
+        "C",
+        "--version",
+        "8",
+    )
+    assert bad.returncode == 2 and "task_code" in bad.stderr
