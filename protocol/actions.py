@@ -16,6 +16,8 @@ from typing import Literal
 
 import msgspec
 
+from protocol.matter import Matter
+
 
 class Applicant(msgspec.Struct, frozen=True, kw_only=True):
     """Who asked. ``name`` always travels in clear (receipts, lists, the projection use it).
@@ -54,6 +56,11 @@ class Register(_Action, tag="register", frozen=True, kw_only=True):
     # The applicant's ID number, phone, income and health details, sealed to the nodes on the
     # errand's path (protocol.sealing); b"" for registrations written in clear, as before sealing.
     sealed: bytes = b""
+    # The catalogue entry the errand is bound to, copied from the catalogue version the registering
+    # node held (protocol.binding): every replica judges the errand by these same facts.
+    catalogue_version: int = 0
+    matter_entry: Matter | None = None
+    missing_confirmed: bool = False  # the agent saw the pre-check's missing main materials and went on
 
 
 class HandOff(_Action, tag="handoff", frozen=True, kw_only=True):
@@ -75,7 +82,7 @@ class Receive(_Action, tag="receive", frozen=True, kw_only=True):
 class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     """The township accepts the errand (受理)."""
 
-    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件"] = "承诺件"
+    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件", "特办件"] = "承诺件"
     note: str = ""
     due: str = ""  # whole-errand deadline (ISO date), computed by the accepting node; never reset
     limit_days: int = 0
@@ -87,6 +94,7 @@ class Accept(_Action, tag="accept", frozen=True, kw_only=True):
     co_departments: tuple[str, ...] = ()  # 联办件: who else handles a sub-task
     calendar_version: int = 0  # the county calendar the deadline was computed on (0: the built-in notices)
     due_provisional: bool = False  # the deadline counts days of a year not yet published (暂定)
+    matter_entry: Matter | None = None  # binds an errand registered before its node held a catalogue
 
 
 class Decide(_Action, tag="decide", frozen=True, kw_only=True):
@@ -130,6 +138,8 @@ class MaterialsReceived(_Action, tag="materials_received", frozen=True, kw_only=
     items: tuple[str, ...]
     due: str = ""  # the whole-errand deadline pushed by the paused working days
     due_provisional: bool = False
+    stage_due: str = ""  # the per-stage deadline at this desk, pushed by the same pause
+    stage_due_provisional: bool = False
 
 
 class Assign(_Action, tag="assign", frozen=True, kw_only=True):

@@ -26,13 +26,20 @@ import struct
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date
-from typing import Literal, get_args
 
 import msgspec
 
 from protocol import limits
 from protocol.encoding import encode
 from protocol.errors import FrameError, FrameTooLarge, SanjiError, SignatureError, UnsupportedFormat
+from protocol.matter import CATEGORIES as CATEGORIES  # re-exported: the entry lives in protocol.matter
+from protocol.matter import LEVELS as LEVELS
+from protocol.matter import LIMIT_UNITS as LIMIT_UNITS
+from protocol.matter import Category as Category
+from protocol.matter import Level as Level
+from protocol.matter import LimitUnit as LimitUnit
+from protocol.matter import Material as Material
+from protocol.matter import Matter as Matter
 from protocol.signing import KeyRecord, SigningKey, verify
 from protocol.topology import COUNTY, Directory
 
@@ -42,14 +49,6 @@ MAX_CATALOGUE_BYTES = 1 * 1024 * 1024
 MAX_MATTERS = 2000
 MAX_MATERIALS = 100
 MAX_CODE = 32
-
-Level = Literal["village", "town", "county"]
-Category = Literal["许可", "给付", "确认", "征收", "公共服务", "其他"]
-LimitUnit = Literal["working", "calendar"]
-
-LEVELS: tuple[str, ...] = get_args(Level)
-CATEGORIES: tuple[str, ...] = get_args(Category)
-LIMIT_UNITS: tuple[str, ...] = get_args(LimitUnit)
 
 
 class CatalogueError(SanjiError):
@@ -68,57 +67,6 @@ class CatalogueError(SanjiError):
         out = super().as_dict()
         out["problems"] = list(self.problems)
         return out
-
-
-class Material(msgspec.Struct, frozen=True, kw_only=True):
-    """One document the applicant brings. Main ones (主件) must all be there to accept;
-    secondary ones (副件) may follow under a signed commitment (容缺受理, 001_74fbf89f6caad6fd.txt)."""
-
-    name: str
-    main: bool
-    note: str = ""
-
-
-class Matter(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of the catalogue. Day counts are per ``limit_unit``; 0 on an immediate matter means same day."""
-
-    code: str
-    name: str
-    name_en: str
-    category: Category
-    legal_basis: str
-    accept_levels: tuple[Level, ...]
-    handle_levels: tuple[Level, ...]
-    approve_levels: tuple[Level, ...]
-    proxy_allowed: bool
-    in_person: bool
-    materials: tuple[Material, ...]
-    statutory_limit: int
-    committed_limit: int
-    limit_unit: LimitUnit
-    township_limit: int
-    county_limit: int
-    fee: str
-    agency_fee: int = 0
-    window: str
-    department: str
-    immediate: bool
-    joint_departments: tuple[str, ...] = ()
-    deemed_approval: bool = False
-    illustrative: bool = True
-
-    @property
-    def main_materials(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.materials if m.main)
-
-    @property
-    def secondary_materials(self) -> tuple[str, ...]:
-        return tuple(m.name for m in self.materials if not m.main)
-
-    @property
-    def reported_upward(self) -> bool:
-        """上报件: the township accepts, a county department approves."""
-        return bool(self.department)
 
 
 class Catalogue(msgspec.Struct, frozen=True, kw_only=True):
@@ -320,6 +268,10 @@ def check_matter(m: Matter, *, skip: Collection[str] = ()) -> list[tuple[str, st
         if fields_ok("immediate") and m.immediate:
             out.append(("joint_departments", "an immediate matter (即办件) cannot be joint (联办件)"))
 
+    for name in ("extension_limit", "special_limit"):
+        value = getattr(m, name, None)
+        if usable(name) and value is not None:
+            out += _int_problems(name, value)
     if fields_ok("deemed_approval", "immediate") and m.deemed_approval and m.immediate:
         out.append(("deemed_approval", "an immediate matter (即办件) has no deadline to time out"))
     return out

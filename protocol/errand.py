@@ -45,51 +45,66 @@ from protocol.actions import (
     Withdraw,
     kind_of,
 )
+from protocol.binding import (
+    deemed_refusal,
+    escalation_refusal,
+    extension_refusal,
+    level_refusal,
+    registration_refusal,
+)
 from protocol.encoding import encode
+from protocol.matter import Matter
+from protocol.refusals import Refusal, refuse
+from protocol.stages import (  # the one list of stages; re-exported for older imports
+    ACCEPTED as ACCEPTED,
+)
+from protocol.stages import (
+    AT_DEPARTMENT as AT_DEPARTMENT,
+)
+from protocol.stages import (
+    CLOSED as CLOSED,
+)
+from protocol.stages import (
+    DECIDED as DECIDED,
+)
+from protocol.stages import (
+    DELIVERED as DELIVERED,
+)
+from protocol.stages import (
+    ESCALATED as ESCALATED,
+)
+from protocol.stages import (
+    HANDLING as HANDLING,
+)
+from protocol.stages import (
+    LIVE as LIVE,
+)
+from protocol.stages import (
+    RECEIVED as RECEIVED,
+)
+from protocol.stages import (
+    REGISTERED as REGISTERED,
+)
+from protocol.stages import (
+    RESULT_DOWN as RESULT_DOWN,
+)
+from protocol.stages import (
+    RESULT_READY as RESULT_READY,
+)
+from protocol.stages import (
+    STAGE_LABELS as STAGE_LABELS,
+)
+from protocol.stages import (
+    STAGES as STAGES,
+)
+from protocol.stages import (
+    SUBMITTED as SUBMITTED,
+)
+from protocol.stages import (
+    SUPPLEMENT as SUPPLEMENT,
+)
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 
-# Stages, in the order an errand usually passes them.
-REGISTERED = "registered"  # 已登记: at the village, with the villager's mandate
-SUBMITTED = "submitted"  # 已报送: on its way to the township
-RECEIVED = "received"  # 已接收: township holds it, not yet accepted
-ACCEPTED = "accepted"  # 已受理
-SUPPLEMENT = "supplement"  # 待补正: one-time notice issued, clock stopped
-ESCALATED = "escalated"  # 已上报: on its way to a county department
-AT_DEPARTMENT = "at_department"  # 部门办理中
-DECIDED = "decided"  # 已办结 (or not accepted, returned, terminated, withdrawn): result held where decided
-RESULT_DOWN = "result_down"  # 结果下送中
-RESULT_READY = "result_ready"  # 结果待送达: result held on the way down
-DELIVERED = "delivered"  # 已送达, signed for by the applicant
-CLOSED = "closed"  # 已归档: filed in the ledger
-
-STAGES = (
-    REGISTERED,
-    SUBMITTED,
-    RECEIVED,
-    ACCEPTED,
-    SUPPLEMENT,
-    ESCALATED,
-    AT_DEPARTMENT,
-    DECIDED,
-    RESULT_DOWN,
-    RESULT_READY,
-    DELIVERED,
-    CLOSED,
-)
-STAGE_LABELS = {
-    REGISTERED: "已登记 registered",
-    SUBMITTED: "已报送 submitted",
-    RECEIVED: "已接收 received",
-    ACCEPTED: "已受理 accepted",
-    SUPPLEMENT: "待补正 awaiting materials",
-    ESCALATED: "已上报 escalated",
-    AT_DEPARTMENT: "部门办理 at department",
-    DECIDED: "已办结 decided",
-    RESULT_DOWN: "结果下送 result going down",
-    RESULT_READY: "待送达 result ready",
-    DELIVERED: "已送达 delivered",
-    CLOSED: "已归档 closed",
-}
 OUTCOMES = {
     "approved": "准予 approved",
     "refused": "不予许可 refused",
@@ -100,8 +115,6 @@ OUTCOMES = {
 }
 # 电子监察 five stages (DOMAIN.md, seed 000): 受理 accept, 承办 handle, 审核 review, 批准 approve, 办结 complete.
 FIVE_STEPS = ("受理", "承办", "审核", "批准", "办结")
-HANDLING = (RECEIVED, ACCEPTED, AT_DEPARTMENT)  # stages at a desk that can still decide
-LIVE = (RECEIVED, ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)
 
 
 class ErrandState(msgspec.Struct, kw_only=True):
@@ -140,6 +153,13 @@ class ErrandState(msgspec.Struct, kw_only=True):
     calendar_version: int = 0  # the county calendar the deadlines were last computed on
     due_provisional: bool = False  # 暂定: the deadline counts days of a year not yet published
     stage_due_provisional: bool = False
+    # The catalogue binds (protocol.binding): the entry and version the errand is judged by,
+    # and what the registration said about the applicant's presence and mandate.
+    catalogue_version: int = 0
+    matter_entry: Matter | None = None
+    in_person: bool = False
+    mandate: bool = True
+    deemed: bool = False  # decided by 超时默许; the responsible window answers for it
 
 
 class Projection(msgspec.Struct, kw_only=True):
@@ -154,145 +174,205 @@ class Projection(msgspec.Struct, kw_only=True):
     digest: str
 
 
-def judge(state: ErrandState | None, action: Action, directory: Directory) -> str | None:
-    """Return why ``action`` may not follow ``state``, or None if it may."""
+def judge(state: ErrandState | None, action: Action, directory: Directory) -> Refusal | None:
+    """Return why ``action`` may not follow ``state`` (a coded ``Refusal``), or None if it may.
+
+    Bound errands (``state.matter_entry``) are also judged by their catalogue entry
+    (``protocol.binding``); the entry travels in the errand's own actions, so every replica
+    reaches the same verdict.
+    """
     if isinstance(action, Register):
         if state is not None:
-            return "errand is already registered"
+            return refuse("already_registered")
         if action.node != action.scope:
-            return f"an errand of {action.scope} can only be registered by {action.scope}"
+            return refuse("wrong_registering_node", scope=action.scope)
         if action.node not in directory:
-            return f"node {action.node} is not in the directory"
+            return refuse("node_not_in_directory", node=action.node)
         if directory.role(action.node) not in (VILLAGE, TOWN):
-            return "errands are registered at a village station or a township window"
-        return None
+            return refuse("register_level")
+        return registration_refusal(
+            action.matter_entry,
+            matter=action.matter,
+            in_person=action.in_person,
+            mandate=action.mandate,
+            materials=action.materials,
+            missing_confirmed=action.missing_confirmed or action.matter_entry is None,
+        )
     if state is None:
-        return "errand is not registered yet"
+        return refuse("not_registered")
     if action.scope != state.scope:
-        return f"action names scope {action.scope} but the errand belongs to {state.scope}"
+        return refuse("scope_mismatch", scope=action.scope, errand_scope=state.scope)
     if action.node not in directory.path(state.scope):
-        return f"node {action.node} is not on the path of this errand"
+        return refuse("off_path", node=action.node)
     if isinstance(action, ANNOTATIONS):
         return _judge_annotation(state, action)
     if isinstance(action, Receive):
         if state.pending_to != action.node:
-            return f"nothing is being handed to {action.node}" + (
-                f" (the errand is on its way to {state.pending_to})" if state.pending_to else ""
-            )
+            note = f" (the errand is on its way to {state.pending_to})" if state.pending_to else ""
+            return refuse("nothing_handed", node=action.node, pending_to=state.pending_to, pending_note=note)
         return None
     if state.pending_to is not None:
-        return f"errand is on its way to {state.pending_to}; only its receipt may follow"
+        return refuse("in_transit", pending_to=state.pending_to)
     if action.node != state.holder:
-        return f"node {action.node} is not the custodian (the errand is held by {state.holder})"
+        return refuse("not_custodian", node=action.node, holder=state.holder)
     return _judge_main(state, action, directory)
 
 
-def _judge_annotation(state: ErrandState, action: Action) -> str | None:
+def _judge_annotation(state: ErrandState, action: Action) -> Refusal | None:
     if isinstance(action, Supply) and not action.items:
-        return "name the materials supplied"
+        return refuse("supply_items_missing")
     if isinstance(action, CallBack) and state.stage not in (DELIVERED, CLOSED):
-        return "call-backs (回访) are made after the result was delivered"
+        return refuse("callback_too_early")
     if isinstance(action, Complain) and not action.text.strip():
-        return "a complaint needs its text"
+        return refuse("complaint_text_missing")
     return None
 
 
-def _judge_main(state: ErrandState, action: Action, directory: Directory) -> str | None:
+def _desk(state: ErrandState, role: str) -> bool:
+    """Whether a node of ``role`` holding the errand is the desk handling it now."""
+    stage = state.stage
+    if stage == AT_DEPARTMENT:
+        return role == COUNTY
+    if stage == RECEIVED:
+        return role == TOWN
+    if stage == ACCEPTED:
+        return role == TOWN or (role == VILLAGE and state.responsible == state.holder)
+    return False
+
+
+def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:
     role = directory.role(action.node)
     stage = state.stage
-    town_or_county_desk = (stage in (RECEIVED, ACCEPTED) and role == TOWN) or (
-        stage == AT_DEPARTMENT and role == COUNTY
-    )
+    entry = state.matter_entry
+    town_or_county_desk = _desk(state, role)
     if isinstance(action, HandOff):
         return _judge_handoff(state, action, directory, role)
     if isinstance(action, (Accept, NotAccept)):
-        if role != TOWN:
-            return "errands are accepted or not accepted (受理/不予受理) at the township"
+        if isinstance(action, Accept) and action.matter_entry is not None:
+            if entry is not None:
+                return refuse("matter_mismatch", matter=state.matter)
+            entry = action.matter_entry
+            problem = registration_refusal(entry, matter=state.matter, in_person=state.in_person, mandate=state.mandate)
+            if problem is not None:
+                return problem
+        if entry is not None:
+            problem = level_refusal(entry, "accept", role)
+            if problem is not None:
+                return problem
+        elif role != TOWN:
+            return refuse("accept_level", where_zh="乡镇便民服务中心", where="township")
         walk_in = stage == REGISTERED and action.node == state.scope
         if stage != RECEIVED and not walk_in:
-            return f"only a received errand can be accepted or not accepted (stage is {stage})"
+            return refuse("accept_stage", stage=stage)
         if isinstance(action, NotAccept):
-            return None if action.reasons.strip() else "a non-acceptance notice must give its reasons"
+            return None if action.reasons.strip() else refuse("reasons_missing", notice="non-acceptance")
         if action.provisional and action.errand_kind == "即办件":
-            return "容缺受理 does not apply to 即办件 (seed 001: 即办件除外)"
+            return refuse("provisional_immediate")
         if action.provisional and not action.promise_by:
-            return "容缺受理 needs the date the applicant promised the missing materials by"
+            return refuse("promise_date_missing")
         if action.errand_kind == "联办件" and not action.co_departments:
-            return "a 联办件 names the co-handling departments"
+            return refuse("co_departments_missing")
+        if entry is not None and action.errand_kind == "联办件":
+            strangers = [d for d in action.co_departments if d not in entry.joint_departments]
+            if strangers:
+                return refuse(
+                    "wrong_department",
+                    department="、".join(strangers),
+                    expected="、".join(entry.joint_departments) or "—",
+                )
         return None
     if isinstance(action, ReturnErrand):
         if not town_or_county_desk:
-            return f"only the handling desk can return an errand (stage is {stage})"
-        return None if action.reasons.strip() else "a return notice must give its reasons"
+            return refuse("handling_desk_only", step="return an errand", step_zh="退回", stage=stage)
+        return None if action.reasons.strip() else refuse("reasons_missing", notice="return")
     if isinstance(action, RequestSupplement):
         if not town_or_county_desk:
-            return f"supplements are requested by the handling desk (stage is {stage})"
+            return refuse("handling_desk_only", step="request supplements", step_zh="一次性告知", stage=stage)
         if not action.items:
-            return "the one-time notice must list the missing materials"
+            return refuse("notice_items_missing")
         if action.node in state.notices_by:
-            return "一次性告知: this desk already issued its one-time notice listing all missing materials"
+            return refuse("notice_already_issued")
         return None
     if isinstance(action, MaterialsReceived):
         if stage == SUPPLEMENT:
             missing = [m for m in state.supplement_items if m not in action.items]
-            return f"still missing from the one-time notice: {'、'.join(missing)}" if missing else None
+            return refuse("supplement_incomplete", missing=missing) if missing else None
         if stage in (ACCEPTED, AT_DEPARTMENT) and state.provisional:
             if not action.items:
-                return "name the promised materials that arrived"
+                return refuse("provisional_items_missing")
             unknown = [m for m in action.items if m not in state.provisional]
-            return f"not among the promised 容缺 materials: {'、'.join(unknown)}" if unknown else None
-        return "no materials are owed on this errand now"
+            return refuse("not_promised", items=unknown) if unknown else None
+        return refuse("nothing_owed")
     if isinstance(action, Assign):
         if stage not in HANDLING:
-            return f"an errand is assigned to a window while it is handled (stage is {stage})"
-        return None if action.window.strip() and action.handler.strip() else "name the window and the handler"
+            return refuse("assign_stage", stage=stage)
+        if entry is not None and stage != RECEIVED:
+            problem = level_refusal(entry, "handle", role)
+            if problem is not None:
+                return problem
+        return None if action.window.strip() and action.handler.strip() else refuse("window_handler_missing")
     if isinstance(action, SubtaskDone):
         if stage not in (ACCEPTED, AT_DEPARTMENT):
-            return "sub-tasks are completed while the errand is handled"
+            return refuse("subtask_stage")
         if state.subtasks.get(action.department) != "pending":
-            return f"{action.department} has no open sub-task on this errand"
+            return refuse("no_open_subtask", department=action.department)
         return None
     if isinstance(action, Extend):
         if stage not in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT):
-            return f"only an errand being handled can be extended (stage is {stage})"
+            return refuse("extend_stage", stage=stage)
         if action.days <= 0 or not action.reason.strip() or (state.due and not action.due):
-            return "an extension needs a positive number of days, a reason and the new deadline"
+            return refuse("extension_incomplete")
+        if entry is not None:
+            return extension_refusal(entry, role=action.role, used=state.extended_days, days=action.days)
         return None
     if isinstance(action, Review):
-        return None if stage in (ACCEPTED, AT_DEPARTMENT) else f"nothing to review at stage {stage}"
+        if stage not in (ACCEPTED, AT_DEPARTMENT):
+            return refuse("review_stage", stage=stage)
+        if entry is not None:
+            return level_refusal(entry, "handle", role)
+        return None
     if isinstance(action, Decide):
-        if not ((stage == ACCEPTED and role == TOWN) or (stage == AT_DEPARTMENT and role == COUNTY)):
-            return f"the errand cannot be decided here at stage {stage}"
+        if action.deemed and entry is not None:  # unbound errands (from before binding) keep the old rules
+            problem = deemed_refusal(
+                entry, actor=action.actor, outcome=action.outcome, due=state.due, at=action.at, matter=state.matter
+            )
+            if problem is not None:
+                return problem
+        if stage not in (ACCEPTED, AT_DEPARTMENT) or not _desk(state, role):
+            return refuse("decide_here", stage=stage)
         if action.outcome == "approved":
             if state.provisional:
-                return f"容缺 materials still owed: {'、'.join(state.provisional)}; approve after they arrive"
+                return refuse("provisional_owed", items=state.provisional)
             open_tasks = [d for d, status in state.subtasks.items() if status == "pending"]
             if open_tasks:
-                return f"联办 sub-tasks still open: {'、'.join(open_tasks)}"
+                return refuse("subtasks_open", departments=open_tasks)
             if any(status == "objected" for status in state.subtasks.values()):
-                return "a co-handling department objected; the errand cannot be approved"
+                return refuse("subtask_objected")
+        if entry is not None:
+            # Who approves is the catalogue's approve_levels; a refusal (不予许可) is the handling desk's.
+            return level_refusal(entry, "decide" if action.outcome == "approved" else "handle", role)
         return None
     if isinstance(action, Terminate):
         if stage not in LIVE:
-            return f"only an errand being handled can be terminated (stage is {stage})"
-        return None if action.reason.strip() else "termination needs a reason"
+            return refuse("terminate_stage", stage=stage)
+        return None if action.reason.strip() else refuse("termination_reason_missing")
     if isinstance(action, Withdraw):
         if stage not in (REGISTERED, *LIVE):
-            return f"the errand can no longer be withdrawn (stage is {stage})"
+            return refuse("withdraw_stage", stage=stage)
         return None
     if isinstance(action, Deliver):
         if stage not in (DECIDED, RESULT_READY):
-            return f"there is no result to deliver (stage is {stage})"
+            return refuse("deliver_stage", stage=stage)
         if action.node != state.scope:
-            return f"results are delivered by {state.scope}, where the applicant asked"
+            return refuse("deliver_elsewhere", scope=state.scope)
         if not action.confirmed_by.strip():
-            return "delivery needs the applicant's confirmation"
+            return refuse("confirmation_missing")
         return None
     if isinstance(action, Close):
-        return None if stage == DELIVERED else f"only a delivered errand is closed and filed (stage is {stage})"
+        return None if stage == DELIVERED else refuse("close_stage", stage=stage)
     if isinstance(action, CorrectDeadline):
         return _judge_correction(state, action)
-    return f"unknown action {kind_of(action)}"
+    return refuse("unknown_action", kind=kind_of(action))
 
 
 def _is_day(value: str) -> bool:
@@ -303,50 +383,55 @@ def _is_day(value: str) -> bool:
     return len(value) == 10
 
 
-def _judge_correction(state: ErrandState, action: CorrectDeadline) -> str | None:
+def _judge_correction(state: ErrandState, action: CorrectDeadline) -> Refusal | None:
     """Only provisional (暂定) deadlines are corrected, from what the errand holds, and only forward in version."""
     if state.stage not in LIVE:
-        return f"only the deadlines of an errand being handled are corrected (stage is {state.stage})"
+        return refuse("correction_stage", stage=state.stage)
     if not (state.due_provisional or state.stage_due_provisional):
-        return "the deadlines of this errand were computed on the official calendar; nothing to correct"
+        return refuse("correction_not_provisional")
     if action.calendar_version < state.calendar_version:
-        return f"the deadlines are already on calendar version {state.calendar_version}"
+        return refuse("correction_version", version=state.calendar_version)
     if action.previous_due != state.due or action.previous_stage_due != state.stage_due:
-        return "the correction names other deadlines than the errand has"
+        return refuse("correction_mismatch")
     if bool(action.due) != bool(state.due) or bool(action.stage_due) != bool(state.stage_due):
-        return "a correction replaces each deadline the errand has, and adds none"
+        return refuse("correction_adds")
     if (action.due and not _is_day(action.due)) or (action.stage_due and not _is_day(action.stage_due)):
-        return "a corrected deadline is an ISO date (YYYY-MM-DD)"
+        return refuse("correction_date")
     before = (state.due, state.stage_due, state.due_provisional, state.stage_due_provisional)
     after = (action.due, action.stage_due, action.due_provisional, action.stage_due_provisional)
-    return "the correction changes nothing" if before == after else None
+    return refuse("correction_noop") if before == after else None
 
 
-def _judge_handoff(state: ErrandState, action: HandOff, directory: Directory, role: str) -> str | None:
+def _judge_handoff(state: ErrandState, action: HandOff, directory: Directory, role: str) -> Refusal | None:
     stage = state.stage
     if action.purpose == "submit":
-        if stage != REGISTERED:
-            return f"only a registered errand can be submitted (stage is {stage})"
+        village_accepted = stage == ACCEPTED and role == VILLAGE and state.responsible == action.node
+        if stage != REGISTERED and not village_accepted:
+            return refuse("submit_stage", stage=stage)
         if role != VILLAGE:
-            return "only a village station submits errands; a township accepts its walk-ins itself"
+            return refuse("submit_level")
         if action.to != directory.parent(action.node):
-            return f"an errand is submitted to the parent node {directory.parent(action.node)}"
+            return refuse("submit_target", parent=directory.parent(action.node))
         return None
     if action.purpose == "escalate":
         if stage != ACCEPTED or role != TOWN:
-            return "only a township that accepted the errand can escalate it (上报)"
+            return refuse("escalate_stage")
         if action.to != directory.parent(action.node):
-            return "escalation goes to the parent node"
+            return refuse("escalate_target")
         if not action.department.strip():
-            return "escalation must name the county department"
+            return refuse("escalate_department_missing")
+        if state.matter_entry is not None:
+            problem = escalation_refusal(state.matter_entry, action.department)
+            if problem is not None:
+                return problem
         if state.provisional:
-            return "容缺 materials are still owed; escalate once they are complete"
+            return refuse("escalate_provisional")
         return None
     if stage not in (DECIDED, RESULT_READY):
-        return f"there is no result to send down yet (stage is {stage})"
+        return refuse("result_stage", stage=stage)
     hop = directory.next_hop_down(action.node, state.scope)
     if hop is None or action.to != hop:
-        return f"a result goes down towards {state.scope}, next to {hop}"
+        return refuse("result_direction", scope=state.scope, hop=hop)
     return None
 
 
@@ -377,6 +462,10 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             updated_at=action.at,
             receipt=action.receipt,
             stage_since=action.at,
+            catalogue_version=action.catalogue_version if action.matter_entry is not None else 0,
+            matter_entry=action.matter_entry,
+            in_person=action.in_person,
+            mandate=action.mandate,
         )
     assert state is not None
     new = msgspec.structs.replace(state, updated_at=max(state.updated_at, action.at))
@@ -394,6 +483,8 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.holder = action.node
         new.pending_to = None
         new.stage = {SUBMITTED: RECEIVED, ESCALATED: AT_DEPARTMENT, RESULT_DOWN: RESULT_READY}[state.stage]
+        if state.stage == SUBMITTED and state.responsible:  # accepted at the village (小事不出村), handled above
+            new.stage = ACCEPTED
         new.stage_due = action.stage_due
         new.stage_due_provisional = action.stage_due_provisional
         new.stage_since = action.at
@@ -401,6 +492,9 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             new.window = new.handler = ""  # a new desk: its own window and handler
     elif isinstance(action, Accept):
         new.stage = ACCEPTED
+        if action.matter_entry is not None and state.matter_entry is None:
+            new.matter_entry = action.matter_entry
+            new.catalogue_version = action.catalogue_version
         new.errand_kind = action.errand_kind
         new.responsible = action.node
         new.due = action.due
@@ -433,6 +527,9 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         if action.due:
             new.due = action.due
             new.due_provisional = action.due_provisional
+        if action.stage_due:  # the pause stops the stage clock too (two clocks, one pause)
+            new.stage_due = action.stage_due
+            new.stage_due_provisional = action.stage_due_provisional
     elif isinstance(action, Assign):
         new.window = action.window
         new.handler = action.handler
@@ -448,6 +545,7 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             new.steps = _reach(new, "审核")
     elif isinstance(action, Decide):
         _finish(new, action.outcome)
+        new.deemed = action.deemed
         new.steps = _reach(new, "批准")
     elif isinstance(action, Terminate):
         _finish(new, "terminated")
@@ -494,11 +592,11 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
             if winner is not None:
                 rejected[candidate.id] = f"conflicts with {winner.id}, applied first at version {version}"
                 continue
-            reason = judge(state, candidate, directory)
-            if reason is None:
+            refusal = judge(state, candidate, directory)
+            if refusal is None:
                 winner = candidate
             else:
-                rejected[candidate.id] = reason
+                rejected[candidate.id] = str(refusal)
         if winner is None:
             break
         state = step(state, winner)
@@ -518,12 +616,12 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
         if state is None:
             waiting.append(note.id)
             continue
-        reason = judge(state, note, directory)
-        if reason is None:
+        refusal = judge(state, note, directory)
+        if refusal is None:
             applied_notes.append(note.id)
             state = step(state, note)
         else:
-            rejected[note.id] = reason
+            rejected[note.id] = str(refusal)
     return Projection(
         errand=errand_id,
         state=state,

@@ -17,6 +17,8 @@ Only errors with ``retryable=True`` are worth repeating unchanged.
 
 from __future__ import annotations
 
+from protocol.refusals import Refusal, bilingual, refuse
+
 
 class SanjiError(Exception):
     """Base error: what happened, what to do about it, and whether a retry can help."""
@@ -95,5 +97,24 @@ class RouteError(SanjiError):
 
 
 class ActionRefused(SanjiError):
+    """The errand's rules refuse a step; ``refusal`` carries the stable code and its facts.
+
+    Built from a ``Refusal`` (what ``judge()`` returns) or, for old callers, from text
+    (code ``other``). ``as_dict`` adds ``error_code``, ``params`` and the Chinese wording,
+    so a client never has to read the English sentence.
+    """
+
     code = "action_refused"
     default_hint = "The errand's rules do not allow this action here and now."
+
+    def __init__(self, reason: str | Refusal, *, hint: str | None = None, retryable: bool | None = None) -> None:
+        self.refusal = reason if isinstance(reason, Refusal) else refuse("other", message=reason)
+        super().__init__(str(reason), hint=hint, retryable=retryable)
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        zh, _ = bilingual(self.refusal)
+        out["error_code"] = self.refusal.code
+        out["params"] = dict(self.refusal.params)
+        out["message_zh"] = zh
+        return out

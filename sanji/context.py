@@ -181,6 +181,8 @@ class NodeContext:
         if found is None or calendar is None:
             return "", 0, "working"
         limit = 0 if errand_kind == "即办件" or found.immediate else found.committed_limit
+        if errand_kind == "特办件" and found.special_limit is not None:  # urgent: the matter's own limit
+            limit = found.special_limit
         try:
             due = compute_due(accepted_on, limit, found.limit_unit, calendar=calendar)
         except CalendarUnknown as exc:

@@ -4,7 +4,9 @@
   whose matter says so, is taken as approved — recorded as a decision by the system,
   so the accepting window answers for it and every replica sees the same thing.
 - The applicant's SMS (seeds 000, 002, 003): when a result reaches the node where
-  the applicant asked, a message is queued once and handed to the SMS sender.
+  the applicant asked, a message is queued once and handed to the SMS sender; so is
+  every extension a desk of this node granted (延期, with its 延期告知书).
+- 容缺 follow-up (seed 001): a reminder on the promised date, termination the day after.
   No gateway is reachable from here: the default sender appends to ``sms.log``.
 
 The phone stays sealed at rest: the queue (``notifications``) keeps only a masked form
@@ -23,8 +25,10 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+from protocol.binding import DEEMED_ROLE, SYSTEM_ACTOR
 from protocol.errand import OUTCOMES
 from protocol.errors import SanjiError
+from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
 from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
@@ -32,7 +36,6 @@ from sanji.service import ErrandService
 from sanji.store import Store
 
 log = logging.getLogger("sanji.duties")
-SYSTEM_ACTOR = "系统(电子监察)"
 
 
 class SmsSender(Protocol):
@@ -79,7 +82,7 @@ async def deemed_approvals(store: Store, context: NodeContext, *, today: date | 
     service = ErrandService(store, context)
     done = []
     for row in await store.worklist():
-        if row["pending_to"] or row["stage"] not in ("accepted", "at_department") or not row["due"]:
+        if row["pending_to"] or row["stage"] not in (ACCEPTED, AT_DEPARTMENT) or not row["due"]:
             continue
         matter = context.matter(row["matter"])
         if matter is None or not matter.deemed_approval or date.fromisoformat(row["due"]) >= today:
@@ -87,18 +90,64 @@ async def deemed_approvals(store: Store, context: NodeContext, *, today: date | 
         form = ActionForm(
             kind="decide",
             actor=SYSTEM_ACTOR,
-            role="超时默许",
+            role=DEEMED_ROLE,
             outcome="approved",
             deemed=True,
             document=f"超时默许:{row['due']} 前未作决定,依事项规则视为准予",
             expected_version=row["version"],
         )
         try:
-            await service.act(row["id"], form)
+            await service.act_as_system(row["id"], form)
             done.append(row["id"])
         except SanjiError as exc:
             log.info("no deemed approval for %s: %s", row["id"], exc.message)
     return done
+
+
+PROMISE_LAPSED = "容缺材料未在承诺期限内补齐，依容缺受理承诺书终止办理"
+
+
+async def follow_promises(store: Store, context: NodeContext, *, today: date | None = None) -> tuple[int, list[str]]:
+    """容缺受理 (seed 001): the promised materials are followed up, as the commitment letter says.
+
+    On the promised date, while anything is still owed, the applicant gets one reminder SMS;
+    the day after it, the errand is terminated by the system with the reason (终止办理: the
+    notice goes down like a result, and the result SMS tells the applicant). Returns
+    (reminders queued, errands terminated).
+    """
+    today = today or context.today()
+    service = ErrandService(store, context)
+    reminded, ended = 0, []
+    rows = [r for r in await store.worklist() if not r["pending_to"] and r["stage"] in (ACCEPTED, AT_DEPARTMENT)]
+    states = await store.errand_states([r["id"] for r in rows])
+    for row in rows:
+        state = states.get(row["id"], {})
+        owed, promised = list(state.get("provisional") or ()), str(state.get("promise_by") or "")
+        if not owed or not promised:
+            continue
+        by = date.fromisoformat(promised)
+        if today == by:
+            phone = await store.applicant_phone(row["id"])
+            text = (
+                f"【三级联办】您的办件(回执号{row['receipt']})按容缺受理承诺应于今日补齐:{'、'.join(owed)}。"
+                "逾期未补齐将终止办理。"
+            )
+            if phone and await store.queue_notification(row["id"], f"promise:{promised}", mask_phone(phone), text):
+                reminded += 1
+        elif today > by:
+            form = ActionForm(
+                kind="terminate",
+                actor=SYSTEM_ACTOR,
+                role="容缺跟踪",
+                reasons=f"{PROMISE_LAPSED}（承诺日期 {promised}，未补：{'、'.join(owed)}）",
+                expected_version=row["version"],
+            )
+            try:
+                await service.act_as_system(row["id"], form)
+                ended.append(row["id"])
+            except SanjiError as exc:
+                log.info("容缺 follow-up of %s not taken: %s", row["id"], exc.message)
+    return reminded, ended
 
 
 async def queue_result_messages(store: Store, context: NodeContext) -> int:
@@ -106,7 +155,7 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
     queued = 0
     rows, _ = await store.errands(scope=store.node_id, holder=store.node_id, limit=100_000)
     for row in rows:
-        if row["stage"] not in ("decided", "result_ready") or row["pending_to"]:
+        if row["stage"] not in (DECIDED, RESULT_READY) or row["pending_to"]:
             continue
         phone = await store.applicant_phone(row["id"])
         if not phone:
@@ -117,6 +166,31 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
         text = f"【三级联办】您申请的{name}(回执号{row['receipt']})已办结:{outcome}。请到村便民服务站领取结果。"
         # Only the masked number is queued: the real one is opened from the errand when it is sent.
         if await store.queue_notification(row["id"], "result", mask_phone(phone), text):
+            queued += 1
+    return queued
+
+
+async def queue_extension_messages(store: Store, context: NodeContext) -> int:
+    """Queue one SMS per extension this node granted (延期: the applicant must be told), once each."""
+    queued = 0
+    for extension in await store.annotations("extend", limit=500):  # applied extend actions, newest first
+        if extension.get("node") != store.node_id:
+            continue
+        errand = str(extension["errand"])
+        phone = await store.applicant_phone(errand)
+        if not phone:
+            continue
+        row = await store.errand(errand)
+        if row is None:
+            continue
+        matter = context.matter(row["matter"])
+        name = matter.name if matter else row["matter"]
+        due = extension.get("due") or "—"
+        text = (
+            f"【三级联办】您申请的{name}(回执号{row['receipt']})办理期限延长{extension['days']}个工作日,"
+            f"新的办结期限为{due},理由:{extension.get('reason', '')}。延期告知书可到窗口领取。"
+        )
+        if await store.queue_notification(errand, f"ext:{str(extension['id'])[:28]}", mask_phone(phone), text):
             queued += 1
     return queued
 
@@ -173,8 +247,10 @@ class Duties:
         await self.context.refresh_calendar()  # a calendar published meanwhile by `sanji calendar publish`
         await correct_provisional_deadlines(self.store, self.context)
         await deemed_approvals(self.store, self.context)
-        if self.sms:
+        await follow_promises(self.store, self.context)
+        if self.sms:  # else the SMS gateway's outbox (sanji.notify) words and sends them
             await queue_result_messages(self.store, self.context)
+            await queue_extension_messages(self.store, self.context)
             await send_queued(self.store, self.sender)
 
     async def _run(self) -> None:

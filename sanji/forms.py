@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 import msgspec
+
+from protocol.steps import STEP_KINDS, StepKind
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -13,34 +15,9 @@ Item = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Items = Annotated[list[Item], msgspec.Meta(max_length=100)]
 IsoDate = Annotated[str, msgspec.Meta(pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
 
-ActionKind = Literal[
-    "submit",
-    "receive",
-    "accept",
-    "not_accept",
-    "return",
-    "request_supplement",
-    "materials_received",
-    "assign",
-    "subtask_done",
-    "extend",
-    "review",
-    "escalate",
-    "decide",
-    "terminate",
-    "withdraw",
-    "send_result",
-    "deliver",
-    "close",
-    "note",
-    "supply",
-    "rate",
-    "complain",
-    "callback",
-    "supervise",
-    "attach",
-]
-ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
+# The one list of steps lives in protocol.steps; the form only names it.
+ActionKind = StepKind
+ACTION_KINDS: tuple[str, ...] = STEP_KINDS
 
 
 class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +34,9 @@ class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     actor: Name
     role: Short = "代办员"
     acting_for: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    # The pre-check found main materials missing and the agent registers anyway (the form's
+    # "仍然登记" box). A program that wants the pre-check's refusal sends false.
+    confirm_missing: bool = True
 
 
 class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,7 +46,7 @@ class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     actor: Name
     role: Short = "工作人员"
     acting_for: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件", ""] = ""
+    errand_kind: Literal["即办件", "承诺件", "上报件", "联办件", "特办件", ""] = ""
     department: Annotated[str, msgspec.Meta(max_length=64)] = ""
     co_departments: Items = []
     window: Annotated[str, msgspec.Meta(max_length=64)] = ""

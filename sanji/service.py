@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from protocol import actions as a
 from protocol.actions import Action
-from protocol.errand import ErrandState, Projection
+from protocol.binding import SYSTEM_ACTOR, bind
+from protocol.errand import ErrandState, Projection, judge
 from protocol.errors import ActionRefused
 from protocol.hlc import wall_seconds
+from protocol.matter import Matter
 from protocol.receipts import make_receipt
+from protocol.refusals import Refusal, refuse
 from protocol.sealing import Personal, recipients_for, seal_personal
+from protocol.stages import ESCALATED, SUBMITTED, SUPPLEMENT
+from protocol.steps import STEP_KINDS
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store
 
@@ -69,6 +75,12 @@ class ErrandService:
             day = self.policy.today() if self.policy is not None else date.today()
             receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
 
+        catalogue = getattr(self.policy, "catalogue", None)
+        entry = bind(catalogue, form.matter)
+        if isinstance(entry, Refusal):
+            raise ActionRefused(entry)
+        if entry is None and not form.in_person and not form.mandate:  # bound ones: judge checks it
+            raise ActionRefused(refuse("mandate_missing"))
         applicant, sealed = self._applicant(form, errand_id)
 
         def build(_: Projection, at: int) -> Action:
@@ -90,6 +102,9 @@ class ErrandService:
                 summary=form.summary,
                 receipt=receipt,
                 sealed=sealed,
+                catalogue_version=catalogue.version if entry is not None and catalogue is not None else 0,
+                matter_entry=entry,
+                missing_confirmed=form.confirm_missing,
             )
 
         return await self.store.act(errand_id, build)
@@ -108,13 +123,23 @@ class ErrandService:
         return a.Applicant(name=form.applicant_name), sealed
 
     async def act(self, errand_id: str, form: ActionForm) -> Projection:
+        """Take one step at a desk. Nobody at a desk writes as the system (超时默许 is the duties' alone)."""
+        if form.actor == SYSTEM_ACTOR or form.deemed:
+            raise ActionRefused(refuse("system_only"))
+        return await self._act(errand_id, form)
+
+    async def act_as_system(self, errand_id: str, form: ActionForm) -> Projection:
+        """A step the node takes by itself (``sanji.duties``); ``judge`` still checks every fact of it."""
+        return await self._act(errand_id, form)
+
+    async def _act(self, errand_id: str, form: ActionForm) -> Projection:
         def build(before: Projection, at: int) -> Action:
             state = before.state
             if state is None:
-                raise ActionRefused(f"errand {errand_id} is not known at {self.node_id}")
+                raise ActionRefused(refuse("errand_unknown", errand=errand_id, node=self.node_id))
             if form.expected_version is not None and form.expected_version != state.version:
                 raise ActionRefused(
-                    f"the errand changed meanwhile (version {state.version}, you saw {form.expected_version})",
+                    refuse("changed_meanwhile", version=state.version, seen=form.expected_version),
                     hint="Reload the errand and try again.",
                 )
             common: dict[str, Any] = {
@@ -133,114 +158,178 @@ class ErrandService:
         return await self.store.act(errand_id, build)
 
     def _build(self, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
-        directory = self.store.directory
-        policy = self.policy
-        kind = form.kind
-        if kind == "note":
-            if not form.text.strip():
-                raise ActionRefused("a note needs text")
-            return a.Note(**common, text=form.text)
-        if kind == "supply":
-            return a.Supply(**common, items=tuple(form.items), note=form.text)
-        if kind == "rate":
-            if not form.level:
-                raise ActionRefused("choose 满意, 基本满意 or 不满意")
-            return a.Rate(**common, level=form.level, window=form.window, staff=form.staff, comment=form.text)
-        if kind == "complain":
-            return a.Complain(**common, text=form.text, against=form.against)
-        if kind == "callback":
-            satisfied = form.level
-            return a.CallBack(**common, reached=form.reached, satisfied=satisfied, note=form.text)
-        if kind == "attach":
-            if not form.blob or not form.name:
-                raise ActionRefused("an attachment needs its content hash and a name")
-            return a.Attach(
-                **common, blob=form.blob, size=form.size, name=form.name, mime=form.mime or "application/octet-stream"
-            )
-        if kind == "supervise":
-            return a.Supervise(**common, kind_of_supervision=form.supervision, text=form.text)
-        if kind == "receive":
-            stage_due, marked = "", False
-            if policy is not None and state.stage in ("submitted", "escalated"):
-                start = _date_of(at, policy)
-                stage_due = policy.stage_due(state.matter, directory.role(self.node_id), start)
-                marked = policy.span_provisional(start, stage_due)
-            return a.Receive(**common, stage_due=stage_due, stage_due_provisional=marked)
-        if kind == "accept":
-            errand_kind = form.errand_kind or "承诺件"
-            due, limit, unit = ("", 0, "working")
-            marked, calendar_version = False, 0
-            if policy is not None:
-                accepted_on = _date_of(at, policy)
-                due, limit, unit = policy.whole_due(state.matter, accepted_on, errand_kind)
-                marked, calendar_version = policy.span_provisional(accepted_on, due), policy.calendar_version
-            return a.Accept(
-                **common,
-                errand_kind=errand_kind,
-                note=form.text,
-                due=due,
-                limit_days=limit,
-                limit_unit=unit,  # type: ignore[arg-type]
-                catalogue_version=getattr(policy, "catalogue_version", 0) if policy is not None else 0,
-                window=form.window,
-                provisional=tuple(form.provisional),
-                promise_by=form.promise_by,
-                co_departments=tuple(form.co_departments),
-                calendar_version=calendar_version,
-                due_provisional=marked,
-            )
-        if kind == "not_accept":
-            return a.NotAccept(**common, reasons=form.reasons)
-        if kind == "return":
-            return a.ReturnErrand(**common, reasons=form.reasons)
-        if kind == "request_supplement":
-            return a.RequestSupplement(**common, items=tuple(form.items), note=form.text)
-        if kind == "materials_received":
-            due, marked = state.due, state.due_provisional
-            if policy is not None and state.stage == "supplement" and state.due:
-                due = policy.pushed_due(state.due, _date_of(state.paused_since, policy), _date_of(at, policy))
-                marked = marked or policy.span_provisional(_date_of(at, policy), due)
-            return a.MaterialsReceived(**common, items=tuple(form.items), due=due, due_provisional=marked)
-        if kind == "assign":
-            return a.Assign(**common, window=form.window, handler=form.handler, referred_by=form.referred_by)
-        if kind == "subtask_done":
-            if form.outcome == "objected":
-                return a.SubtaskDone(**common, department=form.department, outcome="objected", note=form.text)
-            return a.SubtaskDone(**common, department=form.department, outcome="agreed", note=form.text)
-        if kind == "extend":
-            new_due, marked = state.due, state.due_provisional
-            if policy is not None and state.due:
-                new_due = policy.extended_due(state.due, form.days)
-                marked = marked or policy.span_provisional(_date_of(at, policy), new_due)
-            return a.Extend(
-                **common,
-                days=form.days,
-                reason=form.reasons or form.text,
-                due=new_due,
-                applicant_informed=form.applicant_informed,
-                due_provisional=marked,
-            )
-        if kind == "review":
-            return a.Review(**common, passed=form.passed, note=form.text)
-        if kind == "decide":
-            if form.outcome not in ("approved", "refused"):
-                raise ActionRefused("a decision is either approved or refused")
-            return a.Decide(
-                **common, outcome=form.outcome, document=form.document, department=form.department, deemed=form.deemed
-            )
-        if kind == "terminate":
-            return a.Terminate(**common, reason=form.reasons or form.text)
-        if kind == "withdraw":
-            return a.Withdraw(**common, reason=form.reasons or form.text)
-        if kind == "deliver":
-            return a.Deliver(**common, confirmed_by=form.confirmed_by, signature=form.signature)
-        if kind == "close":
-            return a.Close(**common, archive_no=form.archive_no)
-        if kind == "submit":
-            parent = directory.parent(self.node_id) or ""
-            return a.HandOff(**common, to=parent, purpose="submit", note=form.text)
-        if kind == "escalate":
-            parent = directory.parent(self.node_id) or ""
-            return a.HandOff(**common, to=parent, purpose="escalate", department=form.department, note=form.text)
-        hop = directory.next_hop_down(self.node_id, state.scope) or ""
-        return a.HandOff(**common, to=hop, purpose="result", note=form.text)
+        return BUILDERS[form.kind](self, form, state, common, at)
+
+    def _date(self, at: int) -> date:
+        return _date_of(at, self.policy)
+
+
+# -- one builder per step of protocol.steps: what the desk typed becomes the wire action ------------
+
+Builder = Callable[[ErrandService, ActionForm, ErrandState, dict[str, Any], int], Action]
+
+
+def _note(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    if not form.text.strip():
+        raise ActionRefused(refuse("note_text_missing"))
+    return a.Note(**common, text=form.text)
+
+
+def _rate(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    if not form.level:
+        raise ActionRefused(refuse("rating_missing"))
+    return a.Rate(**common, level=form.level, window=form.window, staff=form.staff, comment=form.text)
+
+
+def _attach(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    if not form.blob or not form.name:
+        raise ActionRefused(refuse("attachment_incomplete"))
+    mime = form.mime or "application/octet-stream"
+    return a.Attach(**common, blob=form.blob, size=form.size, name=form.name, mime=mime)
+
+
+def _receive(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    stage_due, marked = "", False
+    if svc.policy is not None and state.stage in (SUBMITTED, ESCALATED):
+        role = svc.store.directory.role(svc.node_id)
+        start = svc._date(at)
+        stage_due = svc.policy.stage_due(state.matter, role, start)
+        marked = svc.policy.span_provisional(start, stage_due)
+    return a.Receive(**common, stage_due=stage_due, stage_due_provisional=marked)
+
+
+def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    errand_kind = form.errand_kind or "承诺件"
+    policy = svc.policy
+    due, limit, unit = ("", 0, "working")
+    marked, calendar_version = False, 0
+    if policy is not None:
+        accepted_on = svc._date(at)
+        due, limit, unit = policy.whole_due(state.matter, accepted_on, errand_kind)
+        marked, calendar_version = policy.span_provisional(accepted_on, due), policy.calendar_version
+    catalogue = getattr(policy, "catalogue", None)
+    entry = None
+    if state.matter_entry is None:
+        # No acceptance without a catalogue: an errand registered unbound is bound here. The
+        # errand's own rules answer first, so a step refused anyway keeps its own code.
+        found = bind(catalogue, state.matter)
+        if not isinstance(found, Matter):
+            unbound = a.Accept(**common, errand_kind=errand_kind, provisional=tuple(form.provisional))
+            first = judge(state, unbound, svc.store.directory)
+            raise ActionRefused(first or found or refuse("no_catalogue"))
+        entry = found
+    return a.Accept(
+        **common,
+        errand_kind=errand_kind,
+        note=form.text,
+        due=due,
+        limit_days=limit,
+        limit_unit=unit,  # type: ignore[arg-type]
+        catalogue_version=getattr(policy, "catalogue_version", 0) if policy is not None else 0,
+        window=form.window,
+        provisional=tuple(form.provisional),
+        promise_by=form.promise_by,
+        co_departments=tuple(form.co_departments),
+        matter_entry=entry,
+        calendar_version=calendar_version,
+        due_provisional=marked,
+    )
+
+
+def _materials_received(
+    svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int
+) -> Action:
+    due, stage_due = state.due, ""
+    marked, stage_marked = state.due_provisional, False
+    if svc.policy is not None and state.stage == SUPPLEMENT:
+        paused_from, paused_to = svc._date(state.paused_since), svc._date(at)
+        if state.due:
+            due = svc.policy.pushed_due(state.due, paused_from, paused_to)
+            marked = marked or svc.policy.span_provisional(paused_to, due)
+        if state.stage_due:
+            stage_due = svc.policy.pushed_due(state.stage_due, paused_from, paused_to)
+            stage_marked = state.stage_due_provisional or svc.policy.span_provisional(paused_to, stage_due)
+    return a.MaterialsReceived(
+        **common,
+        items=tuple(form.items),
+        due=due,
+        due_provisional=marked,
+        stage_due=stage_due,
+        stage_due_provisional=stage_marked,
+    )
+
+
+def _subtask_done(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    outcome: Literal["agreed", "objected"] = "objected" if form.outcome == "objected" else "agreed"
+    return a.SubtaskDone(**common, department=form.department, outcome=outcome, note=form.text)
+
+
+def _extend(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    new_due, marked = state.due, state.due_provisional
+    if svc.policy is not None and state.due:
+        new_due = svc.policy.extended_due(state.due, form.days)
+        marked = marked or svc.policy.span_provisional(svc._date(at), new_due)
+    reason = form.reasons or form.text
+    return a.Extend(
+        **common,
+        days=form.days,
+        reason=reason,
+        due=new_due,
+        applicant_informed=form.applicant_informed,
+        due_provisional=marked,
+    )
+
+
+def _decide(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    if form.outcome not in ("approved", "refused"):
+        raise ActionRefused(refuse("outcome_invalid"))
+    return a.Decide(
+        **common, outcome=form.outcome, document=form.document, department=form.department, deemed=form.deemed
+    )
+
+
+def _handoff(purpose: Literal["submit", "escalate", "result"]) -> Builder:
+    def build(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+        directory = svc.store.directory
+        if purpose == "result":
+            to = directory.next_hop_down(svc.node_id, state.scope) or ""
+        else:
+            to = directory.parent(svc.node_id) or ""
+        department = form.department if purpose == "escalate" else ""
+        return a.HandOff(**common, to=to, purpose=purpose, department=department, note=form.text)
+
+    return build
+
+
+def _simple(make: Callable[[ActionForm, dict[str, Any]], Action]) -> Builder:
+    return lambda svc, form, state, common, at: make(form, common)
+
+
+BUILDERS: dict[str, Builder] = {
+    "submit": _handoff("submit"),
+    "receive": _receive,
+    "accept": _accept,
+    "not_accept": _simple(lambda f, c: a.NotAccept(**c, reasons=f.reasons)),
+    "return": _simple(lambda f, c: a.ReturnErrand(**c, reasons=f.reasons)),
+    "request_supplement": _simple(lambda f, c: a.RequestSupplement(**c, items=tuple(f.items), note=f.text)),
+    "materials_received": _materials_received,
+    "assign": _simple(lambda f, c: a.Assign(**c, window=f.window, handler=f.handler, referred_by=f.referred_by)),
+    "subtask_done": _subtask_done,
+    "extend": _extend,
+    "review": _simple(lambda f, c: a.Review(**c, passed=f.passed, note=f.text)),
+    "escalate": _handoff("escalate"),
+    "decide": _decide,
+    "terminate": _simple(lambda f, c: a.Terminate(**c, reason=f.reasons or f.text)),
+    "withdraw": _simple(lambda f, c: a.Withdraw(**c, reason=f.reasons or f.text)),
+    "send_result": _handoff("result"),
+    "deliver": _simple(lambda f, c: a.Deliver(**c, confirmed_by=f.confirmed_by, signature=f.signature)),
+    "close": _simple(lambda f, c: a.Close(**c, archive_no=f.archive_no)),
+    "note": _note,
+    "supply": _simple(lambda f, c: a.Supply(**c, items=tuple(f.items), note=f.text)),
+    "rate": _rate,
+    "complain": _simple(lambda f, c: a.Complain(**c, text=f.text, against=f.against)),
+    "callback": _simple(lambda f, c: a.CallBack(**c, reached=f.reached, satisfied=f.level, note=f.text)),
+    "supervise": _simple(lambda f, c: a.Supervise(**c, kind_of_supervision=f.supervision, text=f.text)),
+    "attach": _attach,
+}
+assert tuple(BUILDERS) == STEP_KINDS, "every step of protocol.steps has exactly one builder"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.topology import Directory
+from sanji.catalogue import default_catalogue
 from sanji.client import NodeApiError, NodeClient
 from sanji.corpus import matter, matter_by_code, person
 
@@ -90,6 +91,11 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random, memory: se
     return None
 
 
+def _not_by_proxy(code: str) -> bool:
+    entry = default_catalogue().get(code)
+    return entry is not None and (entry.in_person or not entry.proxy_allowed)
+
+
 async def register_errands(desks: list[Desk], count: int, rng: random.Random, tally: Tally) -> list[str]:
     villages = [d for d in desks if d.role == "village"]
     ids = []
@@ -106,6 +112,8 @@ async def register_errands(desks: list[Desk], count: int, rng: random.Random, ta
             summary=f"{who.name}申请{what.name}",
             actor=STAFF["village"],
             role="代办员",
+            # A matter closed to proxy service is registered with the applicant present (the rule refuses a proxy).
+            in_person=_not_by_proxy(what.code),
         )
         ids.append(result["errand"])
         tally.registered += 1

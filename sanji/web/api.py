@@ -18,6 +18,7 @@ from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.repo import MAX_BLOB_BYTES
 from sanji.web.views import ErrandSummary, summarise
+from sanji.worklist import prioritised
 
 
 class ErrandPage(msgspec.Struct, kw_only=True):
@@ -172,7 +173,7 @@ class NodeController(Controller):
 
     @get("/worklist", summary="Errands waiting for this node: to receive, or held and not finished")
     async def worklist(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> ErrandPage:
-        rows = await store.worklist()
+        rows = prioritised(await store.worklist())
         today = context.today()
         return ErrandPage(
             total=len(rows), items=[msgspec.convert(summarise(r, context, today), ErrandSummary) for r in rows]

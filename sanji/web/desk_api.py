@@ -46,6 +46,18 @@ class PublicStatus(msgspec.Struct, kw_only=True):
     updated_at: int
 
 
+class DeemedApproval(msgspec.Struct, kw_only=True):
+    """One 超时默许: the errand, its deadline, and the window that answers for it (the accepting one)."""
+
+    errand: str
+    matter: str
+    due: str
+    decided_at: int
+    decided_by: str  # the node whose system wrote it
+    responsible: str  # the node that accepted the errand
+    window: str  # the window that accepted it there
+
+
 class Supervision(msgspec.Struct, kw_only=True):
     open_errands: int
     by_level: dict[str, int]
@@ -56,6 +68,7 @@ class Supervision(msgspec.Struct, kw_only=True):
     ratings: dict[str, int]
     complaints: list[dict[str, Any]]
     callback_sample: list[str]
+    deemed: list[DeemedApproval] = msgspec.field(default_factory=list)
 
 
 class DeskController(Controller):
@@ -145,6 +158,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
             gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
             if gaps:
                 missing[errand_id] = gaps
+    deemed = [await _deemed(store, errand_id) for errand_id, state in sorted(details.items()) if state.get("deemed")]
     for level, count in (await store.annotation_counts("rate", "level")).items():
         ratings[level] += count
     closed = sorted(r["id"] for r in rows if r["stage"] in ("delivered", "closed"))
@@ -159,4 +173,23 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         ratings=dict(ratings),
         complaints=await store.annotations("complain"),
         callback_sample=rng.sample(closed, min(sample, len(closed))),
+        deemed=[d for d in deemed if d is not None],
+    )
+
+
+async def _deemed(store: Store, errand_id: str) -> DeemedApproval | None:
+    row = await store.errand(errand_id)
+    if row is None:
+        return None
+    applied = [h for h in row["history"] if h.get("status", "applied") == "applied"]
+    accept: dict[str, Any] = next((h for h in applied if h["kind"] == "accept"), {})
+    decide: dict[str, Any] = next((h for h in applied if h["kind"] == "decide" and h.get("deemed")), {})
+    return DeemedApproval(
+        errand=errand_id,
+        matter=row["matter"],
+        due=str(accept.get("due", "")) if not row["due"] else row["due"],
+        decided_at=int(decide.get("at", 0)),
+        decided_by=str(decide.get("node", "")),
+        responsible=row["responsible"],
+        window=str(accept.get("window", "")),
     )

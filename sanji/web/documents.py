@@ -162,6 +162,15 @@ DOCUMENTS: dict[str, DocSpec] = {
             _provisional,
         ),
         DocSpec(
+            "extension",
+            "延期告知书",
+            "Notice of extension",
+            "print_extension.html",
+            "extend",
+            "该办件没有延期 The errand was not extended",
+            _has("extend"),
+        ),
+        DocSpec(
             "delivery",
             "送达回证",
             "Delivery confirmation",

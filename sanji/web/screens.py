@@ -26,10 +26,15 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from protocol.binding import bind
 from protocol.catalogue import Matter, normalise_material, precheck
-from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
-from protocol.errors import SanjiError
+from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
+from protocol.errors import ActionRefused, SanjiError
+from protocol.menu import allowed_steps
 from protocol.receipts import is_valid, normalise
+from protocol.refusals import Refusal, bilingual
+from protocol.stages import STAGE_LABELS
+from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 from sanji.auth.guard import Caller, principal_of
 from sanji.context import NodeContext
@@ -49,6 +54,7 @@ from sanji.web.documents import (
     node_name,
 )
 from sanji.web.views import Deadline, summarise
+from sanji.worklist import prioritised
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -133,31 +139,7 @@ class Field:
     hint: str = ""
 
 
-ACTION_LABELS: dict[str, tuple[str, str]] = {
-    "submit": ("报送乡镇", "Submit to the township"),
-    "receive": ("签收", "Receive (acknowledge the hand-over)"),
-    "accept": ("受理", "Accept"),
-    "not_accept": ("不予受理", "Do not accept"),
-    "return": ("退回", "Return"),
-    "request_supplement": ("一次性告知补正", "One-time notice of missing materials"),
-    "materials_received": ("材料已补齐", "Materials received"),
-    "assign": ("分派承办", "Assign to a window"),
-    "subtask_done": ("联办子任务完成", "Joint sub-task done"),
-    "extend": ("延期", "Extend the deadline"),
-    "review": ("审核", "Review"),
-    "escalate": ("上报县级部门", "Escalate to the county department"),
-    "decide": ("办结", "Decide (approve or refuse)"),
-    "terminate": ("终止办理", "Terminate"),
-    "withdraw": ("申请人撤回", "Applicant withdraws"),
-    "send_result": ("结果下送", "Send the result down"),
-    "deliver": ("送达签收", "Deliver to the applicant"),
-    "close": ("归档销号", "Close and file"),
-    "note": ("备注", "Progress note"),
-    "supply": ("代办员补交材料", "Agent brings materials"),
-    "rate": ("满意度评价", "Satisfaction rating"),
-    "callback": ("回访", "Call-back"),
-    "supervise": ("督办", "Supervise"),
-}
+ACTION_LABELS: dict[str, tuple[str, str]] = {k: (step.zh, step.en) for k, step in STEPS.items()}
 LEVELS = (("满意", "满意 satisfied"), ("基本满意", "基本满意 fairly satisfied"), ("不满意", "不满意 dissatisfied"))
 KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     "submit": (Field("text", "报送说明", "Note", "textarea"),),
@@ -173,6 +155,7 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
                 ("即办件", "即办件 immediate"),
                 ("上报件", "上报件 reported up"),
                 ("联办件", "联办件 joint"),
+                ("特办件", "特办件 urgent/special"),
             ),
         ),
         Field("window", "受理窗口", "Window"),
@@ -269,55 +252,14 @@ COMMON_FIELDS = (
 FIELD_LABELS = {f.name: f"{f.zh} {f.en}" for fields in (*KIND_FIELDS.values(), COMMON_FIELDS) for f in fields}
 
 
-def available_actions(row: dict[str, Any], state: dict[str, Any], node_id: str, directory: Directory) -> list[str]:
-    """The steps this node may take on the errand now, as the state machine (protocol.errand.judge) allows them."""
-    role = directory.role(node_id)
-    stage = row["stage"]
-    pending = row["pending_to"]
-    scope = row["scope"]
-    if node_id not in directory.path(scope):
+def available_actions(
+    row: dict[str, Any], state: dict[str, Any], node_id: str, directory: Directory, role: str = ""
+) -> list[str]:
+    """The steps this node may take on the errand now: asked of the rule (``protocol.menu``)."""
+    if not state:
         return []
-    out: list[str] = []
-    noticed = node_id in state.get("notices_by", ())
-    owed = bool(state.get("provisional"))
-    open_tasks = any(v == "pending" for v in state.get("subtasks", {}).values())
-    if pending == node_id:
-        out.append("receive")
-    elif pending is None and row["holder"] == node_id:
-        if stage == "registered":
-            if role == VILLAGE and directory.parent(node_id):
-                out.append("submit")
-            if role == TOWN and scope == node_id:
-                out += ["accept", "not_accept"]
-            out.append("withdraw")
-        elif stage == "received" and role == TOWN:
-            out += ["accept", "not_accept", "return"]
-            out += [] if noticed else ["request_supplement"]
-            out += ["assign", "terminate", "withdraw"]
-        elif (stage == "accepted" and role == TOWN) or (stage == "at_department" and role == COUNTY):
-            out += ["assign", "review"]
-            out += ["subtask_done"] if open_tasks else []
-            out += ["materials_received"] if owed else []
-            out += [] if noticed else ["request_supplement"]
-            out += ["extend"]
-            out += ["escalate"] if role == TOWN and not owed else []
-            out += ["decide", "return", "terminate", "withdraw"]
-        elif stage == "supplement":
-            out += ["materials_received", "extend", "terminate", "withdraw"]
-        elif stage in ("decided", "result_ready"):
-            out.append("deliver" if node_id == scope else "send_result")
-        elif stage == "delivered":
-            out.append("close")
-    out.append("note")
-    if node_id == scope and role == VILLAGE and stage in ("registered", "submitted", *LIVE):
-        out.append("supply")
-    if node_id == scope and stage in ("delivered", "closed"):
-        out.append("rate")
-    if role != VILLAGE and stage in ("delivered", "closed"):
-        out.append("callback")
-    if role == COUNTY:
-        out.append("supervise")
-    return out
+    projected = msgspec.convert(state, ErrandState)
+    return [k for k in allowed_steps(projected, node_id, directory, role=role) if k in KIND_FIELDS]
 
 
 def action_defaults(
@@ -381,58 +323,15 @@ def choices_for(fld: Field, state: dict[str, Any]) -> tuple[tuple[str, str], ...
     return fld.choices
 
 
-# -- refusals in Chinese and English ---------------------------------------------------------------
-
-REFUSALS: tuple[tuple[str, str], ...] = (
-    (r"changed meanwhile", "办件已被更新，请刷新页面后重试"),
-    (r"is not the custodian", "本节点不是该办件的当前经办节点"),
-    (r"on its way to", "办件正在移交途中，只能由接收方签收"),
-    (r"nothing is being handed to", "没有向本节点移交的办件"),
-    (r"only a registered errand can be submitted", "只有已登记的办件才能报送"),
-    (r"accepted or not accepted .* at the township", "受理或不予受理只能由乡镇便民服务中心作出"),
-    (r"only a received errand can be accepted", "只有已接收的办件才能受理或不予受理"),
-    (r"must give its reasons", "须写明理由"),
-    (r"容缺受理 does not apply to 即办件", "即办件不适用容缺受理"),
-    (r"needs the date the applicant promised", "容缺受理须填写承诺补齐日期"),
-    (r"a 联办件 names the co-handling departments", "联办件须列明联办部门"),
-    (r"must list the missing materials", "一次性告知须列明所缺材料"),
-    (r"already issued its one-time notice", "本窗口已出具过一次性告知书，不得再次告知"),
-    (r"still missing from the one-time notice", "一次性告知所列材料尚未补齐"),
-    (r"not among the promised 容缺 materials", "所列材料不在容缺承诺之内"),
-    (r"no materials are owed", "该办件目前没有待补材料"),
-    (r"name the window and the handler", "请填写承办窗口和承办人"),
-    (r"has no open sub-task", "该部门没有未完成的联办子任务"),
-    (r"an extension needs", "延期须填写天数和理由"),
-    (r"容缺 materials still owed", "容缺材料尚未补齐，不能准予"),
-    (r"联办 sub-tasks still open", "联办子任务尚未全部完成"),
-    (r"co-handling department objected", "联办部门有不同意见，不能准予"),
-    (r"cannot be decided here", "该办件在此环节不能办结"),
-    (r"decision is either approved or refused", "办理结果须为准予或不予许可"),
-    (r"escalate", "该办件现在不能上报"),
-    (r"no result to deliver", "尚无结果可送达"),
-    (r"results are delivered by", "结果应由申请地的代办点送达"),
-    (r"delivery needs the applicant's confirmation", "送达须申请人签收确认"),
-    (r"only a delivered errand is closed", "只有已送达的办件才能归档"),
-    (r"no result to send down", "尚无结果可下送"),
-    (r"a result goes down towards", "结果须向申请地方向下送"),
-    (r"can no longer be withdrawn", "办件已不能撤回"),
-    (r"only an errand being handled", "只有办理中的办件才能进行此操作"),
-    (r"termination needs a reason", "终止办理须写明理由"),
-    (r"is not known at", "本节点没有该办件"),
-    (r"a note needs text", "备注不能为空"),
-    (r"choose 满意", "请选择评价等级"),
-    (r"a complaint needs its text", "投诉须写明内容"),
-    (r"call-backs", "回访须在结果送达之后进行"),
-    (r"name the materials supplied", "请列明补交的材料"),
-    (r"is not in the directory|not on the path", "本节点不在该办件的办理路径上"),
-)
+# -- refusals in Chinese and English: one table, protocol.refusals.TEXTS --------------------------
 
 
-def refusal_zh(message: str) -> str:
-    for pattern, zh in REFUSALS:
-        if re.search(pattern, message):
-            return zh
-    return "办件规则不允许此操作"
+def refusal_text(exc: SanjiError) -> tuple[str, str, str]:
+    """(Chinese, English, code) for an error shown on a screen."""
+    if isinstance(exc, ActionRefused):
+        zh, en = bilingual(exc.refusal)
+        return zh, en, exc.refusal.code
+    return "办件规则不允许此操作", exc.message, exc.code
 
 
 # -- reading HTML forms ----------------------------------------------------------------------------
@@ -482,7 +381,7 @@ class ScreenController(Controller):
     async def home(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
         status = await store.status()
         rows, total = await store.errands(limit=200)
-        work = await store.worklist()
+        work = prioritised(await store.worklist())
         today = context.today()
         work_views = [row_view(r, context, today) for r in work]
         lights = {"red": 0, "yellow": 0}
@@ -568,11 +467,13 @@ class ScreenController(Controller):
         try:
             await service.act(errand_id, data)
         except SanjiError as exc:
+            zh, en, code = refusal_text(exc)
             return await _errand_page(
                 store,
                 context,
                 errand_id,
-                error=(refusal_zh(exc.message), exc.message),
+                error=(zh, en),
+                refusal=code,
                 values=values,
                 open_kind=kind,
                 status=409 if exc.code == "action_refused" else 400,
@@ -627,24 +528,27 @@ class ScreenController(Controller):
         step = one(form, "step") or "save"
         materials = [*values["materials"], *[m for m in lines(form, "materials_other") if m not in values["materials"]]]
         matter = context.matter(values["matter"])
-        errors = _check_register(values, matter, context)
+        errors = _check_register(values)
+        bound = bind(context.catalogue, values["matter"]) if values["matter"] else None
+        refusal = ""
+        if isinstance(bound, Refusal):  # the same rule and code as the API's (protocol.binding)
+            zh, en = bilingual(bound)
+            errors["matter"], refusal = f"{zh} {en}", bound.code
         if step == "choose":  # only the matter changed: no complaints about fields not filled in yet
             errors = {k: v for k, v in errors.items() if k == "matter"}
         check = precheck(matter, materials, by_proxy=not values["in_person"]) if matter else None
         if step == "choose" or errors or step == "check":
             return _register_page(
-                store, context, values, errors=errors, check=check, status=400 if errors and step == "save" else 200
+                store,
+                context,
+                values,
+                errors=errors,
+                check=check,
+                status=400 if errors and step == "save" else 200,
+                refusal=refusal,
             )
-        needs_confirm = check is not None and (bool(check.missing_main or check.missing_secondary) or not check.ok)
-        if check is not None and check.proxy_refused_reason:
-            errors["in_person"] = "该事项须本人亲自办理，不能代办 This matter cannot be handled by proxy"
-            return _register_page(store, context, values, errors=errors, check=check, status=400)
-        if needs_confirm and not values["confirm"]:
-            errors["confirm"] = (
-                "预审发现缺件：请核对后勾选“仍然登记” The pre-check found missing materials: "
-                "tick 'register anyway' to go on"
-            )
-            return _register_page(store, context, values, errors=errors, check=check, status=400)
+        # Missing main materials are the rule's to refuse (materials_missing) unless "仍然登记" is
+        # ticked, exactly as for every other entry point; missing secondary ones go on (容缺).
         try:
             data = msgspec.convert(
                 {
@@ -659,6 +563,7 @@ class ScreenController(Controller):
                     "actor": values["actor"],
                     "role": values["role"],
                     "acting_for": values["acting_for"],
+                    "confirm_missing": values["confirm"],
                 },
                 RegisterForm,
             )
@@ -669,8 +574,11 @@ class ScreenController(Controller):
         try:
             projection = await service.register(data)
         except SanjiError as exc:
-            errors["_"] = f"{refusal_zh(exc.message)} · {exc.message}"
-            return _register_page(store, context, values, errors=errors, check=check, status=409)
+            zh, en, code = refusal_text(exc)
+            field = REGISTER_REFUSAL_FIELDS.get(code, "_")
+            errors[field] = f"{zh} {en}" if field != "_" else f"{zh} · {en}"
+            status = 400 if field != "_" else 409
+            return _register_page(store, context, values, errors=errors, check=check, status=status, refusal=code)
         receipt = Redirect(path=document_url(projection.errand, "receipt"), status_code=303)
         return remembered(receipt, data.actor, data.role)
 
@@ -787,34 +695,11 @@ DONE_DOCS = {
     "not_accept": "non-acceptance",
     "return": "return",
     "request_supplement": "supplement",
+    "extend": "extension",
     "deliver": "delivery",
 }
-HISTORY_LABELS = {
-    "register": "登记 registered",
-    "receive": "签收 received",
-    "accept": "受理 accepted",
-    "decide": "办结 decided",
-    "deliver": "送达 delivered",
-    "not_accept": "不予受理 not accepted",
-    "return": "退回 returned",
-    "request_supplement": "一次性告知 one-time notice",
-    "materials_received": "材料补齐 materials received",
-    "assign": "分派承办 assigned",
-    "subtask_done": "联办子任务 sub-task done",
-    "extend": "延期 extended",
-    "review": "审核 reviewed",
-    "terminate": "终止办理 terminated",
-    "withdraw": "撤回 withdrawn",
-    "close": "归档 closed",
-    "note": "备注 note",
-    "supply": "补交材料 materials carried up",
-    "rate": "评价 rated",
-    "complain": "投诉 complaint",
-    "callback": "回访 call-back",
-    "supervise": "督办 supervision",
-    "deadline_corrected": "期限核定 deadline corrected on the official calendar",
-}
-HANDOFF_LABELS = {"submit": "报送 submitted", "escalate": "上报 escalated", "result": "结果下送 result sent down"}
+HISTORY_LABELS = ACTION_DONE
+HANDOFF_LABELS = HANDOFF_DONE
 STATUS_LABELS = {"applied": "", "rejected": "未生效 refused", "waiting": "等待前序 waiting"}
 
 
@@ -920,6 +805,7 @@ async def _errand_page(
     status: int = 200,
     person: dict[str, str] | None = None,
     caller: Caller | None = None,
+    refusal: str = "",
 ) -> Template:
     frame = _frame(store, context, "errand")
     row = await store.errand(errand_id, include_complaints=caller is not None and caller.sees_complaints)
@@ -943,7 +829,10 @@ async def _errand_page(
     matter = context.matter(row["matter"])
     today = context.today()
     view = row_view(row, context, today)
-    kinds = available_actions(row, state, store.node_id, directory)
+    # A logged-in post is asked about by its label (who may grant an extension); otherwise the
+    # menu shows what any post of this desk may do, and the rule answers the one who posts.
+    post = caller.principal.label if caller is not None and caller.principal is not None else ""
+    kinds = available_actions(row, state, store.node_id, directory, post)
     if caller is not None:
         kinds = [k for k in kinds if caller.offers(k)]  # steps the logged-in post may take
     offered = set(kinds)
@@ -1009,6 +898,7 @@ async def _errand_page(
             if done_doc and DOCUMENTS[done_doc].applies(history)
             else None,
             "error": error,
+            "refusal": refusal,
             "hint": hint,
             "field_errors": field_errors or {},
             "act_url": errand_url(errand_id) + "/act",
@@ -1072,13 +962,23 @@ REGISTER_LABELS = {
 }
 
 
-def _check_register(values: dict[str, Any], matter: Matter | None, context: NodeContext) -> dict[str, str]:
+# Registration refusals (protocol.binding) shown beside the field they are about.
+REGISTER_REFUSAL_FIELDS = {
+    "matter_unknown": "matter",
+    "matter_mismatch": "matter",
+    "mandate_missing": "mandate",
+    "in_person_only": "in_person",
+    "proxy_not_allowed": "in_person",
+    "materials_missing": "confirm",
+}
+
+
+def _check_register(values: dict[str, Any]) -> dict[str, str]:
+    """The form's own checks: fields present and well formed. The rules are the service's."""
     errors: dict[str, str] = {}
     code = values["matter"]
     if not code:
         errors["matter"] = "请选择办理事项 Choose the matter"
-    elif context.catalogue is not None and matter is None:
-        errors["matter"] = f"事项 {code} 不在目录中 Matter {code} is not in the catalogue"
     elif len(code) > 64:
         errors["matter"] = "事项编码过长 Matter code too long"
     name = values["applicant_name"]
@@ -1106,8 +1006,6 @@ def _check_register(values: dict[str, Any], matter: Matter | None, context: Node
         errors["actor"] = "姓名不超过64字 At most 64 characters"
     if not values["role"] or len(values["role"]) > 64:
         errors["role"] = "请填写岗位 The post is required"
-    if not values["in_person"] and not values["mandate"]:
-        errors["mandate"] = "代办须有申请人委托 A proxy errand needs the applicant's mandate (委托)"
     return errors
 
 
@@ -1120,6 +1018,7 @@ def _register_page(
     errors: dict[str, str] | None = None,
     check: Any = None,
     status: int = 200,
+    refusal: str = "",
 ) -> Template:
     frame = _frame(store, context, "register")
     catalogue = context.catalogue
@@ -1136,8 +1035,10 @@ def _register_page(
             **values,
         }
     errors = dict(errors or {})
-    if fresh and code and catalogue is not None and matter is None:
-        errors["matter"] = f"事项 {code} 不在目录中 Matter {code} is not in the catalogue"
+    bound = bind(catalogue, code) if fresh and code else None
+    if isinstance(bound, Refusal):
+        zh, en = bilingual(bound)
+        errors["matter"], refusal = f"{zh} {en}", bound.code
     have = {normalise_material(m) for m in values.get("materials", [])}
     checklist = (
         [
@@ -1167,5 +1068,6 @@ def _register_page(
             "labels": REGISTER_LABELS,
             "checklist": checklist,
             "check": check,
+            "refusal": refusal,
         },
     )

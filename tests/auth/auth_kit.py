@@ -25,6 +25,7 @@ from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.store import open_database
 from sanji.web.app import build_app
+from tests.screens.screens_kit import _seed_catalogue as seed_catalogue
 
 PASSWORD = "correct horse 9"
 CSRF = re.compile(r'name="_csrf_token" value="([^"]*)"')
@@ -44,6 +45,8 @@ def prepare(tmp_path: Path, node: str, *, required: bool = False) -> Path:
     if required:
         with config.open("a", encoding="utf-8") as out:
             out.write("\n[auth]\nrequired = true\n")
+    # The node holds the county's catalogue, as after its first exchange: nothing is accepted without one.
+    asyncio.run(seed_catalogue(load_settings(config), cluster.layout.keys["C"]))
     return config
 
 

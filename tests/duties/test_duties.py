@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from protocol.hlc import HybridClock
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender, deemed_approvals, mask_phone, queue_result_messages, send_queued
@@ -17,6 +18,12 @@ from sanji.store import Store
 from sanji.store import schema as t
 from sanji.workcalendar import load_calendar
 from tests.conftest import Network, NetworkFactory
+
+
+def clock_on(day: date) -> HybridClock:
+    """A hybrid clock reading noon (China Standard Time) of ``day``."""
+    noon = datetime(day.year, day.month, day.day, 4, tzinfo=UTC)
+    return HybridClock(0, now_ms=lambda: int(noon.timestamp() * 1000))
 
 
 async def contexts(net: object) -> dict[str, NodeContext]:
@@ -63,6 +70,9 @@ async def test_overdue_matter_with_deemed_approval_is_approved_by_the_system(net
     due = date.fromisoformat(row["due"])
     assert await deemed_approvals(net.stores["C"], ctx["C"], today=due) == []  # not late yet
     assert await deemed_approvals(net.stores["T01"], ctx["T01"], today=due + timedelta(days=9)) == []  # not held
+    # The deemed decision carries its own signed time, and judge checks that the deadline had passed
+    # by then: the county's clock is set to the day after the deadline, as it would read then.
+    net.stores["C"].clock = clock_on(due + timedelta(days=1))
     assert await deemed_approvals(net.stores["C"], ctx["C"], today=due + timedelta(days=1)) == [errand]
     row = await net.stores["C"].errand(errand)
     assert row is not None and row["stage"] == "decided" and row["outcome"] == "approved"

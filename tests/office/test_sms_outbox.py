@@ -112,7 +112,7 @@ async def walk_in(service: ErrandService, *, decide: bool) -> str:
         steps += [
             ActionForm(kind="request_supplement", actor="王芳", items=["困难情况证明材料"]),
             ActionForm(kind="materials_received", actor="王芳", items=["困难情况证明材料"]),
-            ActionForm(kind="extend", actor="王芳", days=2, reasons="需入户核查"),
+            ActionForm(kind="extend", actor="李主任", role="中心主任", days=2, reasons="需入户核查"),
             ActionForm(kind="decide", actor="王芳", outcome="approved", document="临救〔2026〕8号"),
         ]
     for form in steps:

@@ -28,6 +28,8 @@ from protocol_kit import (
 from protocol.actions import Action, Applicant, HandOff, Note, Register
 from protocol.encoding import encode
 from protocol.errand import STAGES, Projection, project
+from protocol.matter import Matter
+from sanji.catalogue import default_catalogue
 
 DIRECTORY = new_layout().directory
 NODES = [COUNTY_ID, TOWN_ID, VILLAGE_ID, SISTER_VILLAGE, OTHER_TOWN, FAR_VILLAGE, OUTSIDER]
@@ -55,6 +57,8 @@ def value_of(hint: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(["", "王伟", DEPARTMENT, "2024-04-01", *NODES])
     if hint is Applicant:
         return st.just(applicant())
+    if Matter in typing.get_args(hint):  # the bound catalogue entry: unbound, or one real entry
+        return st.sampled_from([None, default_catalogue().matters[2]])
     return st.from_type(hint)
 
 

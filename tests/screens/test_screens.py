@@ -80,8 +80,14 @@ def test_errand_page_shows_state_history_documents_and_steps(village: Client) ->
     assert f'href="/print/{errand_id}/receipt"' in page and 'href="/print/guide/MZ-003"' in page
     steps = set(re.findall(r'name="kind" value="([a-z_]+)"', page))
     assert {"submit", "withdraw", "note", "supply"} <= steps
-    assert not steps & {"accept", "not_accept", "decide", "deliver"}
+    assert not steps & {"decide", "deliver"}
     assert f'action="/errands/{errand_id}/act"' in page and 'method="post"' in page
+    # The village accepts MZ-003 itself where the catalogue lists the village (小事不出村) ...
+    assert {"accept", "not_accept"} <= steps
+    # ... and not a matter only the township accepts.
+    other = register(village, matter="MZ-001", materials=("申请书", "身份证复印件", "户口簿复印件"))
+    page = village.get(f"/errands/{other}").text
+    assert not set(re.findall(r'name="kind" value="([a-z_]+)"', page)) & {"accept", "not_accept", "decide", "deliver"}
 
 
 def test_unknown_errand_is_a_404_page(village: Client) -> None:
@@ -100,7 +106,8 @@ def test_form_posts_and_redirects_back_with_a_flash(village: Client) -> None:
 
 
 def test_refusal_is_shown_in_chinese_and_english_and_keeps_the_input(village: Client) -> None:
-    errand_id = register(village)
+    # 低保 is accepted at the township only (MZ-003's levels include the village: 小事不出村).
+    errand_id = register(village, matter="MZ-001", materials=("申请书", "身份证复印件", "户口簿复印件"))
     r = village.post(
         f"/errands/{errand_id}/act",
         data={"kind": "accept", "actor": "李建国", "role": "代办员", "text": "村里写的备注"},

@@ -1,0 +1,78 @@
+"""One entry of the matter catalogue (事项目录): the facts an errand is bound to.
+
+Kept apart from ``protocol.catalogue`` (signing, checking, the envelope) because actions
+carry a copy of the entry their errand is bound to (``Register.matter_entry``), and the
+wire types must not depend on the catalogue's signing code.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import msgspec
+
+Level = Literal["village", "town", "county"]
+Category = Literal["许可", "给付", "确认", "征收", "公共服务", "其他"]
+LimitUnit = Literal["working", "calendar"]
+
+LEVELS: tuple[str, ...] = get_args(Level)
+CATEGORIES: tuple[str, ...] = get_args(Category)
+LIMIT_UNITS: tuple[str, ...] = get_args(LimitUnit)
+
+
+class Material(msgspec.Struct, frozen=True, kw_only=True):
+    """One document the applicant brings. Main ones (主件) must all be there to accept;
+    secondary ones (副件) may follow under a signed commitment (容缺受理, 001_74fbf89f6caad6fd.txt)."""
+
+    name: str
+    main: bool
+    note: str = ""
+
+
+class Matter(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of the catalogue. Day counts are per ``limit_unit``; 0 on an immediate matter means same day."""
+
+    code: str
+    name: str
+    name_en: str
+    category: Category
+    legal_basis: str
+    accept_levels: tuple[Level, ...]
+    handle_levels: tuple[Level, ...]
+    approve_levels: tuple[Level, ...]
+    proxy_allowed: bool
+    in_person: bool
+    materials: tuple[Material, ...]
+    statutory_limit: int
+    committed_limit: int
+    limit_unit: LimitUnit
+    township_limit: int
+    county_limit: int
+    fee: str
+    agency_fee: int = 0
+    window: str
+    department: str
+    immediate: bool
+    joint_departments: tuple[str, ...] = ()
+    deemed_approval: bool = False
+    illustrative: bool = True
+    # 延期: at most this many working days of extensions in all; None means the statutory limit.
+    extension_limit: int | None = None
+    special_limit: int | None = None  # 特办件: its own (shorter) limit; None means the committed limit
+
+    @property
+    def extension_cap(self) -> int:
+        return self.statutory_limit if self.extension_limit is None else self.extension_limit
+
+    @property
+    def main_materials(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.materials if m.main)
+
+    @property
+    def secondary_materials(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.materials if not m.main)
+
+    @property
+    def reported_upward(self) -> bool:
+        """上报件: the township accepts, a county department approves."""
+        return bool(self.department)

@@ -1,0 +1,118 @@
+"""Which steps a desk may take on an errand now: asked of ``judge``, never re-derived.
+
+For every main-line step the menu builds a *probe* — the action the step would write, with
+every free-text field filled — and keeps the step if ``judge`` lets it follow the errand's
+state. So the menu and the rule cannot disagree: a change to ``judge`` changes the menu.
+Annotations are always allowed by ``judge`` on the errand's path; which of them a desk is
+*offered* is the menu's own convention (the village's agent brings materials, the county
+supervises), written here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol import actions as a
+from protocol.binding import EXTENSION_GRANTORS
+from protocol.errand import ErrandState, judge
+from protocol.stages import ANSWERED, IN_TRANSIT, LIVE, REGISTERED, SUBMITTED
+from protocol.steps import STEP_KINDS, STEPS
+from protocol.topology import COUNTY, VILLAGE, Directory
+
+_FILLED = "…"
+
+
+def _probe(kind: str, state: ErrandState, node: str, role: str, directory: Directory) -> a.Action | None:
+    common: dict[str, Any] = {
+        "id": "probe",
+        "errand": state.id,
+        "scope": state.scope,
+        "node": node,
+        "actor": "probe",
+        "role": role,
+        "at": state.updated_at,
+        "base": state.version,
+    }
+    parent = directory.parent(node) or ""
+    owed = state.supplement_items or state.provisional
+    entry = state.matter_entry
+    if kind == "submit":
+        return a.HandOff(**common, to=parent, purpose="submit")
+    if kind == "escalate":
+        department = entry.department if entry is not None and entry.department else _FILLED
+        return a.HandOff(**common, to=parent, purpose="escalate", department=department)
+    if kind == "send_result":
+        return a.HandOff(**common, to=directory.next_hop_down(node, state.scope) or "", purpose="result")
+    if kind == "receive":
+        return a.Receive(**common)
+    if kind == "accept":
+        return a.Accept(**common, matter_entry=None)
+    if kind == "not_accept":
+        return a.NotAccept(**common, reasons=_FILLED)
+    if kind == "return":
+        return a.ReturnErrand(**common, reasons=_FILLED)
+    if kind == "request_supplement":
+        return a.RequestSupplement(**common, items=(_FILLED,))
+    if kind == "materials_received":
+        return a.MaterialsReceived(**common, items=owed or (_FILLED,))
+    if kind == "assign":
+        return a.Assign(**common, window=_FILLED, handler=_FILLED)
+    if kind == "subtask_done":
+        pending = [d for d, status in state.subtasks.items() if status == "pending"]
+        return a.SubtaskDone(**common, department=pending[0] if pending else "")
+    if kind == "extend":
+        return a.Extend(**common, days=1, reason=_FILLED, due=state.due or _FILLED)
+    if kind == "review":
+        return a.Review(**common, passed=True)
+    if kind == "decide":  # refusing is the least any deciding desk may do
+        return a.Decide(**common, outcome="refused")
+    if kind == "terminate":
+        return a.Terminate(**common, reason=_FILLED)
+    if kind == "withdraw":
+        return a.Withdraw(**common)
+    if kind == "deliver":
+        return a.Deliver(**common, confirmed_by=_FILLED)
+    if kind == "close":
+        return a.Close(**common)
+    return None
+
+
+def _offered_annotation(kind: str, state: ErrandState, node: str, level: str) -> bool:
+    stage = state.stage
+    if kind == "note":
+        return True
+    if kind == "supply":
+        return node == state.scope and level == VILLAGE and stage in (REGISTERED, SUBMITTED, *LIVE)
+    if kind == "rate":
+        return node == state.scope and stage in ANSWERED
+    if kind == "callback":
+        return level != VILLAGE and stage in ANSWERED
+    if kind == "supervise":
+        return level == COUNTY
+    return False  # complain and attach have their own doors (complaint channel, upload)
+
+
+def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *, role: str = "") -> list[str]:
+    """The steps ``node`` may take on the errand now, in ``STEP_KINDS`` order.
+
+    ``role`` is the post of the person at the desk (it decides who may grant an extension);
+    empty means "any post of this desk", so the menu shows what a leader could do.
+    """
+    if state is None or node not in directory or node not in directory.path(state.scope):
+        return []
+    level = directory.role(node)
+    probe_role = role or next(iter(sorted(EXTENSION_GRANTORS)))
+    out: list[str] = []
+    for kind in STEP_KINDS:
+        if STEPS[kind].annotation:
+            if _offered_annotation(kind, state, node, level):
+                out.append(kind)
+            continue
+        if kind == "receive" and state.pending_to != node:
+            continue
+        if state.stage in IN_TRANSIT and kind != "receive":
+            continue
+        probe = _probe(kind, state, node, probe_role, directory)
+        if probe is not None and judge(state, probe, directory) is None:
+            out.append(kind)
+    return out

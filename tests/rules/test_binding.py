@@ -1,0 +1,146 @@
+"""The catalogue binds: judge() decides a bound errand by the entry its own actions carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol.actions import Accept, Action, Decide, Extend, HandOff, Receive, Register
+from protocol.binding import SYSTEM_ACTOR
+from protocol.errand import ErrandState, judge, project
+from protocol.menu import allowed_steps
+from protocol.refusals import Refusal
+from sanji.catalogue import default_catalogue
+from sanji.layout import county_layout
+from tests.protocol.protocol_kit import AT0, COUNTY_ID, TOWN_ID, VILLAGE_ID, make
+
+CATALOGUE = default_catalogue()
+DIRECTORY = county_layout(2, 2).directory
+
+
+def entry(code: str) -> Any:
+    found = CATALOGUE.get(code)
+    assert found is not None
+    return found
+
+
+def bound(code: str, **fields: Any) -> Register:
+    matter = entry(code)
+    fields = {"matter": code, "materials": matter.main_materials, **fields}
+    action = make(
+        Register, node=VILLAGE_ID, id="r0", catalogue_version=CATALOGUE.version, matter_entry=matter, **fields
+    )
+    assert isinstance(action, Register)
+    return action
+
+
+def run(actions: list[Action]) -> ErrandState:
+    projection = project("E1", actions, DIRECTORY)
+    assert projection.rejected == {}, projection.rejected
+    assert projection.state is not None
+    return projection.state
+
+
+def code_of(state: ErrandState | None, action: Action) -> str:
+    refusal = judge(state, action, DIRECTORY)
+    return refusal.code if isinstance(refusal, Refusal) else ""
+
+
+def at_town(code: str) -> ErrandState:
+    return run(
+        [
+            bound(code),
+            make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit"),
+            make(Receive, node=TOWN_ID, id="h2", base=2),
+            make(Accept, node=TOWN_ID, id="h3", base=3, window="综合窗口"),
+        ]
+    )
+
+
+def test_registration_rules_come_from_the_entry() -> None:
+    assert code_of(None, bound("RS-004")) == "in_person_only"
+    assert code_of(None, bound("DJ-001")) == "proxy_not_allowed"
+    assert code_of(None, bound("RS-004", in_person=True)) == ""
+    assert code_of(None, bound("MZ-001", mandate=False)) == "mandate_missing"
+    assert code_of(None, bound("MZ-001", materials=())) == "materials_missing"
+    assert code_of(None, bound("MZ-001", materials=(), missing_confirmed=True)) == ""
+    assert code_of(None, bound("MZ-001", matter="MZ-002")) == "matter_mismatch"
+
+
+def test_a_township_cannot_approve_a_county_matter_but_the_county_can() -> None:
+    state = at_town("MZ-001")  # 低保: approve_levels = county
+    approve = make(Decide, node=TOWN_ID, id="d", base=state.version, outcome="approved")
+    assert code_of(state, approve) == "level_not_allowed"
+    assert code_of(state, make(Decide, node=TOWN_ID, id="d", base=state.version, outcome="refused")) == ""
+    up: dict[str, Any] = {"node": TOWN_ID, "id": "e", "base": state.version, "to": COUNTY_ID, "purpose": "escalate"}
+    assert code_of(state, make(HandOff, **up, department="县残联")) == "wrong_department"
+    assert code_of(state, make(HandOff, **up, department="县民政局")) == ""
+    assert "decide" in allowed_steps(state, TOWN_ID, DIRECTORY)  # refusing stays the desk's
+    local = at_town("MZ-003")  # 临时救助: decided at the township, nothing to escalate
+    escalate = make(HandOff, **{**up, "base": local.version}, department="x")
+    assert code_of(local, escalate) == "not_reported_upward"
+    assert "escalate" not in allowed_steps(local, TOWN_ID, DIRECTORY)
+
+
+def test_a_village_accepts_where_its_level_is_listed_and_the_township_takes_it_as_accepted() -> None:
+    state = run([bound("MZ-003")])
+    accept = make(Accept, node=VILLAGE_ID, id="a", base=1)
+    assert code_of(state, accept) == "" and "accept" in allowed_steps(state, VILLAGE_ID, DIRECTORY)
+    assert code_of(run([bound("MZ-001")]), accept) == "accept_level"
+    state = run(
+        [
+            bound("MZ-003"),
+            accept,
+            make(HandOff, node=VILLAGE_ID, id="s", base=2, to=TOWN_ID, purpose="submit"),
+            make(Receive, node=TOWN_ID, id="r", base=3),
+        ]
+    )
+    assert state.stage == "accepted" and state.responsible == VILLAGE_ID and state.holder == TOWN_ID
+    assert code_of(state, make(Decide, node=TOWN_ID, id="d", base=4, outcome="approved")) == ""
+
+
+def test_extensions_need_a_post_above_the_window_and_stop_at_the_limit() -> None:
+    state = at_town("MZ-003")
+    limit = entry("MZ-003").statutory_limit
+
+    def extend(days: int, role: str) -> Action:
+        action = make(Extend, node=TOWN_ID, id="x", base=state.version, days=days, reason="入户核查", due="2030-01-01")
+        return type(action)(**{**{f: getattr(action, f) for f in action.__struct_fields__}, "role": role})
+
+    assert code_of(state, extend(5, "窗口工作人员")) == "extension_not_leader"
+    assert code_of(state, extend(5, "中心主任")) == ""
+    assert code_of(state, extend(limit + 1, "中心主任")) == "extension_over_limit"
+
+
+def test_deemed_approval_is_the_systems_only_where_allowed_and_only_after_the_deadline() -> None:
+    def deemed(state: ErrandState, *, actor: str = SYSTEM_ACTOR, at: int = AT0) -> Action:
+        return Decide(
+            id="dd", errand="E1", scope=VILLAGE_ID, node=state.holder, actor=actor, role="超时默许",
+            at=at, base=state.version, outcome="approved", deemed=True,
+        )  # fmt: skip
+
+    state = at_town("MZ-003")
+    assert code_of(state, deemed(state)) == "deemed_not_allowed"  # no deemed rule for 临时救助
+    department = entry("SJ-002").department  # SJ-002: deemed_approval = true, decided by the county department
+    state = run(
+        [
+            bound("SJ-002"),
+            make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit"),
+            make(Receive, node=TOWN_ID, id="h2", base=2),
+            make(Accept, node=TOWN_ID, id="h3", base=3, due="2023-11-20"),
+            make(
+                HandOff,
+                node=TOWN_ID,
+                id="h4",
+                base=4,
+                to=COUNTY_ID,
+                purpose="escalate",
+                department=department,
+            ),
+            make(Receive, node=COUNTY_ID, id="h5", base=5),
+        ]
+    )
+    # AT0 is 2023-11-14 (CST): before the due date, so too early; a week after it, allowed.
+    assert code_of(state, deemed(state)) == "deemed_too_early"
+    later = AT0 + ((10 * 86400 * 1000) << 16)
+    assert code_of(state, deemed(state, at=later)) == ""
+    assert code_of(state, deemed(state, actor="窗口 王芳", at=later)) == "deemed_not_system"
