@@ -23,6 +23,8 @@ from sqlalchemy import func, select
 
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import Directory
+from sanji.catalogue import default_catalogue
+from sanji.context import NodeContext
 from sanji.layout import Layout, county_layout
 from sanji.service import ErrandService
 from sanji.store import Database, Store, open_database
@@ -137,6 +139,9 @@ async def row_counts(store: Store) -> dict[str, int]:
     return out
 
 
+CATALOGUE = default_catalogue()
+
+
 @dataclass
 class Network:
     """A county in one process: one Store per node, a LocalTransport from each child to its parent."""
@@ -150,7 +155,10 @@ class Network:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def service(self, node: str) -> ErrandService:
-        return ErrandService(self.stores[node])
+        """A desk on ``node`` that holds the county's catalogue (nothing is accepted without one); no deadlines."""
+        context = NodeContext(self.stores[node], None)
+        context.catalogue = CATALOGUE
+        return ErrandService(self.stores[node], context)
 
     def signed(self, node: str, *, to: str | None = None) -> LocalTransport:
         """A link from ``node`` to ``to`` (default: its parent) whose requests ``node`` signs, as a driver's are."""

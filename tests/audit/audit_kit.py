@@ -22,6 +22,8 @@ from sqlalchemy import delete, select, update
 from protocol.batch import open_frame
 from protocol.topology import Directory
 from sanji.forms import ActionForm, RegisterForm
+from sanji.catalogue import default_catalogue
+from sanji.context import NodeContext
 from sanji.layout import Layout, county_layout
 from sanji.service import ErrandService
 from sanji.store import Database, Store, open_database
@@ -43,10 +45,12 @@ async def act(net: Net, node: str, errand: str, kind: str, **fields: Any) -> Non
 
 
 async def register(net: Net, village: str, n: int, tag: str) -> list[str]:
+    """The first errand is a county matter (低保, escalated); the others the township decides (临时救助)."""
     ids = []
     for i in range(n):
+        matter = "MZ-001" if i == 0 else "MZ-003"
         proj = await net.service(village).register(
-            RegisterForm(matter="MZ-001", applicant_name=f"村民{tag}{i}", actor="代办员 李建国")
+            RegisterForm(matter=matter, applicant_name=f"村民{tag}{i}", actor="代办员 李建国")
         )
         ids.append(proj.errand)
     return ids
@@ -91,13 +95,14 @@ class County:
     layout: Layout
     stores: dict[str, Store]
     dbs: list[Database] = field(default_factory=list)
+    contexts: dict[str, NodeContext] = field(default_factory=dict)
 
     @property
     def directory(self) -> Directory:
         return self.layout.directory
 
     def service(self, node: str) -> ErrandService:
-        return ErrandService(self.stores[node])
+        return ErrandService(self.stores[node], self.contexts[node])
 
     async def sync_all(self) -> None:
         """Every child syncs bottom-up (pushes climb), then top-down (pulls descend)."""
@@ -121,13 +126,27 @@ async def open_county(layout: Layout, base: Path) -> County:
         store = Store(db, node_id=entry.id, key=layout.keys[entry.id], directory=layout.directory)
         await store.start()
         county.stores[entry.id] = store
+        # The catalogue binds (nothing is accepted without one); no calendar: no deadlines here.
+        county.contexts[entry.id] = context = NodeContext(store, None)
+        await context.load()
     return county
+
+
+async def hold_catalogue(county: County) -> None:
+    """Every node holds the county's catalogue, as after its first exchange."""
+    await county.contexts[COUNTY].publish(default_catalogue())
+    blob = await county.contexts[COUNTY].catalogue_blob()
+    assert blob is not None
+    for node, context in county.contexts.items():
+        if node != COUNTY:
+            await context.offer(blob)
 
 
 async def build_template(base: Path) -> tuple[Layout, dict[str, list[str]]]:
     layout = county_layout(1, 2)
     county = await open_county(layout, base)
     try:
+        await hold_catalogue(county)
         errands = await county_story(county)
     finally:
         await county.close()

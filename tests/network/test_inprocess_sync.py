@@ -17,12 +17,14 @@ Net = Any  # tests/conftest.py Network
 NetworkFactory = Callable[..., Awaitable[Net]]
 
 
-async def register(net: Net, village: str, n: int, *, summary: str = "", submit: bool = True) -> list[str]:
+async def register(
+    net: Net, village: str, n: int, *, summary: str = "", submit: bool = True, matter: str = "MZ-001"
+) -> list[str]:
     service = net.service(village)
     ids = []
     for i in range(n):
         proj = await service.register(
-            RegisterForm(matter="低保", applicant_name=f"村民{i}", actor="李代办", summary=summary)
+            RegisterForm(matter=matter, applicant_name=f"村民{i}", actor="李代办", summary=summary)
         )
         if submit:
             await service.act(proj.errand, ActionForm(kind="submit", actor="李代办"))
@@ -55,12 +57,12 @@ async def journey(net: Net) -> None:
 
     await act(net, town, errand, "receive")
     await act(net, town, errand, "accept", errand_kind="上报件")
-    await act(net, town, errand, "escalate", department="民政局")
+    await act(net, town, errand, "escalate", department="县民政局")
     await net.sync_all()
     assert await stage_on(net, errand, path) == {("escalated", county)}
 
     await act(net, county, errand, "receive")
-    await act(net, county, errand, "decide", outcome="approved", department="民政局", document="民政〔2024〕1号")
+    await act(net, county, errand, "decide", outcome="approved", department="县民政局", document="民政〔2024〕1号")
     await act(net, county, errand, "send_result")
     await net.sync_all()
     assert await stage_on(net, errand, path) == {("result_down", town)}
@@ -78,7 +80,7 @@ async def journey(net: Net) -> None:
     assert all(r is not None for r in rows)
     assert len({r["digest"] for r in rows}) == 1  # type: ignore[index]
     for r in rows:
-        assert (r["stage"], r["holder"], r["outcome"], r["department"]) == ("delivered", village, "approved", "民政局")
+        assert (r["stage"], r["holder"], r["outcome"], r["department"]) == ("delivered", village, "approved", "县民政局")
         assert r["version"] == 12 and len(r["history"]) == 12
         assert {h["status"] for h in r["history"]} == {"applied"}
     for other in net.stores:
@@ -122,7 +124,7 @@ async def test_township_link_down_nothing_lost_then_converges(network: NetworkFa
     for e in early[:3]:
         await act(net, "T01", e, "receive")
         await act(net, "T01", e, "accept", errand_kind="上报件")
-        await act(net, "T01", e, "escalate", department="人社局")
+        await act(net, "T01", e, "escalate", department="县民政局")
     net.transports["T01V02"].down = True
     late = await register(net, "T01V01", 2) + await register(net, "T01V02", 2)
     await net.sync_all(2)
@@ -147,7 +149,7 @@ async def test_township_link_down_nothing_lost_then_converges(network: NetworkFa
     # The escalated errands now finish at the county and come all the way back.
     for e in early[:3]:
         await act(net, "C", e, "receive")
-        await act(net, "C", e, "decide", outcome="refused", department="人社局")
+        await act(net, "C", e, "decide", outcome="refused", department="县民政局")
         await act(net, "C", e, "send_result")
     await net.sync_all()
     for e in early[:3]:
@@ -251,7 +253,7 @@ async def test_tiny_budget_many_rounds_still_converge(network: NetworkFactory) -
     errands: list[str] = []
     for village in ("T01V01", "T01V02", "T02V01", "T02V02"):
         for summary in ("", "", secrets.token_hex(700)):  # the long one makes a frame bigger than the budget
-            (e,) = await register(net, village, 1, summary=summary, submit=False)
+            (e,) = await register(net, village, 1, summary=summary, submit=False, matter="MZ-003")
             await net.stores[village].seal_outbox(force=True)
             await step(village, e, "submit")
             errands.append(e)
