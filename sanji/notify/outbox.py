@@ -97,6 +97,8 @@ class Outbox:
 
     async def retry(self, row_id: int) -> bool:
         """A dead letter goes back to the queue with a fresh count of attempts (same key)."""
+        if not 0 < row_id < 2**63:  # no such row; SQLite's integers stop at 2**63 - 1
+            return False
         async with self.store.db.reader.connect() as conn:
             status = await conn.scalar(select(t.sms_outbox.c.status).where(t.sms_outbox.c.id == row_id))
         if status != DEAD:
