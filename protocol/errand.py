@@ -52,6 +52,7 @@ from protocol.binding import (
     level_refusal,
     registration_refusal,
 )
+from protocol.bounds import action_problem
 from protocol.encoding import encode
 from protocol.matter import Matter
 from protocol.refusals import Refusal, refuse
@@ -181,6 +182,8 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> Re
     (``protocol.binding``); the entry travels in the errand's own actions, so every replica
     reaches the same verdict.
     """
+    if (out_of_bounds := action_problem(action)) is not None:  # protocol.bounds: same limits on every replica
+        return refuse("out_of_bounds", detail=out_of_bounds)
     if isinstance(action, Register):
         if state is not None:
             return refuse("already_registered")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 
+from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import ROLES
 from sanji.notify.settings import SmsSection
@@ -41,6 +42,9 @@ class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     budget_bytes: int = DEFAULT_BUDGET_BYTES
     duties_interval: float = 30.0  # deemed approvals, SMS queue
     daily_attachment_bytes: int = 0  # attachments over the parent link per day; 0 = no limit
+    # Largest scan or photo a desk may attach here (at most protocol.bounds.MAX_ATTACHMENT_BYTES, which every
+    # node holds an attach action to, so a received attachment is judged alike everywhere).
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES
 
 
 class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -114,6 +118,8 @@ def load_settings(path: str | Path, *, role: str | None = None, db: str | None =
         raise ConfigError(f"{path}: node.role must be one of {', '.join(ROLES)}")
     if settings.sms.problems():
         raise ConfigError(f"{path}: " + "; ".join(settings.sms.problems()))
+    if not 1 <= settings.sync.max_attachment_bytes <= MAX_ATTACHMENT_BYTES:
+        raise ConfigError(f"{path}: sync.max_attachment_bytes must be between 1 and {MAX_ATTACHMENT_BYTES}")
     if role is not None and settings.node.role != role:
         raise ConfigError(f"{path}: this config is for a {settings.node.role} node, not a {role} node")
     if db:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from protocol.bounds import MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem
 from protocol.steps import STEP_KINDS, StepKind
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -20,7 +21,15 @@ ActionKind = StepKind
 ACTION_KINDS: tuple[str, ...] = STEP_KINDS
 
 
-class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BoundedForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A form whose every text field is held to ``protocol.bounds`` as it is decoded (a 400, not a 409)."""
+
+    def __post_init__(self) -> None:
+        if (problem := fields_problem(self)) is not None:
+            raise ValueError(problem)
+
+
+class RegisterForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """代办登记: the village agent registers an errand on the villager's behalf."""
 
     matter: Short
@@ -39,7 +48,7 @@ class RegisterForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     confirm_missing: bool = True
 
 
-class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ActionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One step on an errand. Which fields matter depends on ``kind``."""
 
     kind: ActionKind
@@ -71,8 +80,8 @@ class ActionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     supervision: Literal["督办", "纠错", "预警"] = "督办"
     deemed: bool = False
     blob: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
-    size: Annotated[int, msgspec.Meta(ge=0)] = 0
+    size: Annotated[int, msgspec.Meta(ge=0, le=MAX_ATTACHMENT_BYTES)] = 0
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     mime: Annotated[str, msgspec.Meta(max_length=100)] = ""
     text: Text = ""
-    expected_version: int | None = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)] | None = None

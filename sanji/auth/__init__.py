@@ -15,8 +15,10 @@ Invariants this package keeps:
 - passwords are stored only as Argon2id hashes (argon2-cffi), session ids and API
   tokens only as SHA-256 hashes; a session cookie is HttpOnly and SameSite=Lax, and a
   form posted with a session carries that session's CSRF token;
-- an account is locked for ``[auth] lockout_minutes`` after ``max_failures`` failed
-  logins in a row.
+- failed logins never lock an account: after ``max_failures`` for one name (from anywhere)
+  or 20 from one address, each further attempt waits longer (doubling, up to a minute per
+  name and ``[auth] lockout_minutes`` per address; ``sanji.auth.throttle``), alike for names
+  that exist and names that do not.
 
 Two modes (``[auth] required`` in the node's TOML):
 

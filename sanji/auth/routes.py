@@ -2,14 +2,15 @@
 
 ``/login`` is protected against login CSRF by a double-submit token: the page sets a random
 ``sanji_login_csrf`` cookie (HttpOnly, SameSite=Strict) and puts the same value in the form.
-A good login sets ``sanji_session`` (HttpOnly, SameSite=Lax, Secure when ``[auth]
-secure_cookies``) and goes back to where the person was going. ``/logout`` is a POST
+A good login sets ``sanji_session`` (HttpOnly, SameSite=Lax; Secure when the node is reached
+over TLS or ``[auth] secure_cookies``) and goes back to where the person was going. ``/logout`` is a POST
 carrying the session's CSRF token (checked by the guard).
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +36,11 @@ def safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target or target.startswith("/login"):
         return "/"
     return target[:500]
+
+
+def secure_cookies(request: Request[Any, Any, Any]) -> bool:
+    """``Secure`` whenever the node is reached over TLS (its own, or a proxy's that says so), or configured so."""
+    return bool(request.app.state.settings.auth.secure_cookies) or request.url.scheme == "https"
 
 
 def _wants_page(request: Request[Any, Any, Any]) -> bool:
@@ -69,7 +75,15 @@ def _login_page(
         },
     )
     page.cookies.append(
-        Cookie(key=LOGIN_CSRF_COOKIE, value=token, path="/login", httponly=True, samesite="strict", max_age=3600)
+        Cookie(
+            key=LOGIN_CSRF_COOKIE,
+            value=token,
+            path="/login",
+            httponly=True,
+            samesite="strict",
+            max_age=3600,
+            secure=secure_cookies(request),
+        )
     )
     return page
 
@@ -115,13 +129,23 @@ class LoginController(Controller):
         try:
             result = await auth.login(name, password, ip=client_ip(request))
         except LoginRefused as exc:
+            wait = max(1, math.ceil(exc.until - auth.clock())) if exc.reason == "throttled" else 0
             zh = {
-                "locked": "登录失败次数过多，账户已暂时锁定",
+                "throttled": f"登录失败次数过多，请{wait}秒后再试",
                 "wrong_level": "该账户不能在本节点登录",
             }.get(exc.reason, "用户名或密码错误")
-            return _login_page(
-                request, store, context, next_url=next_url, name=name, status=401, error=(zh, exc.message)
+            page = _login_page(
+                request,
+                store,
+                context,
+                next_url=next_url,
+                name=name,
+                status=429 if wait else 401,
+                error=(zh, exc.message),
             )
+            if wait:
+                page.headers["Retry-After"] = str(wait)
+            return page
         previous = request.cookies.get(SESSION_COOKIE, "")
         if previous:
             await auth.book.close_session(digest(previous))  # one browser, one session: no fixation
@@ -135,7 +159,7 @@ class LoginController(Controller):
                 max_age=int(settings.session_hours * 3600),
                 httponly=True,
                 samesite="lax",
-                secure=settings.secure_cookies,
+                secure=secure_cookies(request),
             )
         )
         redirect.cookies.append(Cookie(key=LOGIN_CSRF_COOKIE, value="", path="/login", max_age=0, httponly=True))

@@ -1,10 +1,10 @@
 """Accounts, logins with lock-out, sessions and API tokens: the rules, over ``AuthBook``.
 
-- A login that fails counts against the account; ``max_failures`` in a row lock it for
-  ``lockout_minutes`` (a correct password does not open a locked account); when the lock
-  has run out the count starts afresh. A good login resets the count.
+- Failed logins never lock an account (anyone could lock the director out): they slow down
+  further attempts per address and per name with growing delays (``sanji.auth.throttle``),
+  alike for names that exist and names that do not. ``failed_logins`` still counts them.
 - An unknown name, a disabled account and a wrong password get the same answer and take
-  the same time.
+  the same time (an unknown name is checked against a throw-away hash).
 - A session ends ``session_hours`` after login or ``idle_minutes`` after its last use,
   at logout, or when its account is disabled or its password is changed.
 - The clock is injected (``clock``) so the rules can be tested without waiting.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from protocol.errors import SanjiError
 from sanji.auth import events as ev
 from sanji.auth import passwords, roles
 from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, Who
+from sanji.auth.throttle import LoginThrottle
 from sanji.config import AuthSection
 
 __all__ = ["AccountError", "AuthService", "LoginRefused", "LoginResult", "Principal"]
@@ -95,6 +97,10 @@ class AuthService:
         self.node_id = node_id
         self.node_role = node_role
         self.clock = clock
+        lockout = max(1.0, settings.lockout_minutes * 60)
+        self.throttle = LoginThrottle(
+            name_free=max(1, settings.max_failures), address_cap=lockout, name_cap=min(60.0, lockout), clock=clock
+        )
 
     def _event_base(self, who: Who) -> _Base:
         return {"at": self.clock(), "node": self.node_id, "account": who.account, "via": who.via, "ip": who.ip}
@@ -169,6 +175,17 @@ class AuthService:
     async def login(self, name: str, password: str, *, ip: str = "") -> LoginResult:
         now = self.clock()
         who = Who(account="", via="login", ip=ip)
+        wait = self.throttle.wait(name, ip)
+        if wait > 0:
+            # Before any lookup, alike for every name: a throttled answer tells nothing about accounts. Not
+            # written to the audit log one row each (that would be unbounded work for a flood): the failures
+            # that led here were.
+            raise LoginRefused(
+                f"too many failed logins; try again in {math.ceil(wait)} s",
+                reason="throttled",
+                until=now + wait,
+                hint="Failed logins slow down further attempts for a while; nothing is locked.",
+            )
         account = await self.book.account(name=name) if 0 < len(name) <= 64 else None
         bad = LoginRefused("wrong name or password", reason="bad_credentials")
 
@@ -183,29 +200,20 @@ class AuthService:
             )
 
         if account is None or not account.active:
-            await asyncio.to_thread(passwords.verify_absent, password)
+            await asyncio.to_thread(passwords.verify_absent, password)  # the time a real check takes
             await self.book.record(failed("bad_credentials" if account is None else "disabled"))
+            self.throttle.failed(name, ip)
             raise bad
-        if account.locked_until > now:
-            await self.book.record(failed("locked", account.failed_logins))
-            raise self._locked(account.locked_until)
         if not await asyncio.to_thread(passwords.verify, account.password_hash, password):
-            lockout = self.settings.lockout_minutes * 60
-
-            def events(failures: int, until: float) -> list[ev.Event]:
-                out: list[ev.Event] = [failed("bad_credentials", failures)]
-                if until > now:
-                    base = self._event_base(who)
-                    out.append(
-                        ev.AccountLocked(**base, actor=account.name, role=account.role, name=account.name, until=until)
-                    )
-                return out
-
-            _, until = await self.book.note_failure(
-                account.id, now=now, max_failures=self.settings.max_failures, lockout=lockout, events=events
+            # Counted for the administrator (failed_logins), never locked: the throttle slows the guesser.
+            await self.book.note_failure(
+                account.id,
+                now=now,
+                max_failures=2**31,
+                lockout=0.0,
+                events=lambda failures, _until: [failed("bad_credentials", failures)],
             )
-            if until > now:
-                raise self._locked(until)
+            self.throttle.failed(name, ip)
             raise bad
         if not roles.works_at(account.role, self.node_role):
             await self.book.record(failed("wrong_level"))
@@ -237,16 +245,8 @@ class AuthService:
         )
         await self.book.drop_expired_sessions(now)
         await self.book.open_session(session, values=values, event=event)
+        self.throttle.succeeded(name)
         return LoginResult(session_id=session_id, csrf=csrf, principal=principal, expires_at=expires)
-
-    def _locked(self, until: float) -> LoginRefused:
-        minutes = max(1, round((until - self.clock()) / 60))
-        return LoginRefused(
-            f"the account is locked after {self.settings.max_failures} failed logins; try again in {minutes} min",
-            reason="locked",
-            until=until,
-            hint="An administrator can unlock it: sanji accounts unlock.",
-        )
 
     async def logout(self, session_id: str, *, ip: str = "") -> None:
         found = await self.resolve_session(session_id)

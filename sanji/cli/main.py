@@ -22,6 +22,7 @@ from sanji.cli import (
     serve,
     trust_cmd,
 )
+from sanji.private_files import private_umask
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_umask()  # databases, keys, logs and exports: 0600 files in 0700 directories
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -239,7 +239,7 @@ class Cluster:
         cmd += ["--log-level", "warning"]
         if node.role == "county" and self.county_db:
             cmd += ["--db", self.county_db]
-        log = node.log.open("ab")
+        log = os.fdopen(os.open(node.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         node.proc = subprocess.Popen(
             cmd,
             stdout=log,

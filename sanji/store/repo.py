@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol import limits
 from protocol.actions import Action, Register
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame, seal
+from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, judge, project
 from protocol.errors import ActionRefused, ChainFork, FrameError, RevokedKey, RouteError, SanjiError
@@ -43,7 +44,7 @@ from sanji.store import schema as t
 from sanji.store.engine import Database
 
 INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
-MAX_BLOB_BYTES = 32 * 1024 * 1024  # one scan or photo
+MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: every node agrees)
 FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
 

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from protocol.bounds import LINE_CLASS
 from protocol.errors import ActionRefused
 from sanji.auth.guard import Caller
 from sanji.context import NodeContext
@@ -17,6 +18,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.repo import MAX_BLOB_BYTES
+from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
 from sanji.worklist import prioritised
 
@@ -107,12 +109,18 @@ class AttachmentController(Controller):
         request: Request[Any, Any, Any],
         service: NamedDependency[ErrandService],
         errand_id: FromPath[str],
-        name: Annotated[str, QueryParameter(min_length=1, max_length=200)],
-        actor: Annotated[str, QueryParameter(min_length=1, max_length=64)],
+        name: Annotated[str, QueryParameter(min_length=1, max_length=200, pattern=f"^[^{LINE_CLASS}]*$")],
+        actor: Annotated[str, QueryParameter(min_length=1, max_length=64, pattern=f"^[^{LINE_CLASS}]*$")],
     ) -> ActionResult:
+        limit = request.app.state.settings.sync.max_attachment_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(f"the attachment is {declared} bytes; this node takes at most {limit}")
         data = await request.body()
         if not data:
             raise ActionRefused("the attachment is empty")
+        if len(data) > limit:
+            raise BodyTooLarge(f"the attachment is {len(data)} bytes; this node takes at most {limit}")
         mime = request.headers.get("content-type", "application/octet-stream")[:100]
         digest = await service.store.put_blob(data)
         form = ActionForm(kind="attach", actor=actor, blob=digest, size=len(data), name=name, mime=mime)

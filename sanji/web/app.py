@@ -27,10 +27,11 @@ from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender
-from sanji.keys import read_key
+from sanji.keys import read_key, sealing_key_path
 from sanji.node_directory import directory_entries, node_directory
 from sanji.notify.worker import Notifier, start_notifier
 from sanji.office.routes import OFFICE_HANDLERS
+from sanji.private_files import tighten
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
@@ -42,6 +43,8 @@ from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
+from sanji.web.openapi_truth import SchemaPlugin
+from sanji.web.request_gate import request_gate
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
 from sanji.web.trust_screens import EnrollController
@@ -67,6 +70,8 @@ class NodeRuntime:
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         s = self.settings
+        key_file = s.path(s.node.key_file)
+        tighten(s.path(s.node.data_dir), key_file, sealing_key_path(key_file))  # sanji.private_files
         key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
         db = await open_database(s.db_url)
         directory = await node_directory(s, db)
@@ -198,9 +203,10 @@ def build_app(
             "trust": Provide(runtime.get_trust, sync_to_thread=False),
             "caller": Provide(runtime.get_caller, sync_to_thread=False),
         },
+        before_request=request_gate,  # honest OPTIONS; media type, size and nesting of JSON bodies before decoding
         guards=[auth_guard],  # sanji.auth: who may call what; CSRF on every form posted with a session
         exception_handlers=exception_handlers,
-        openapi_config=OpenAPIConfig(title=title, version=__version__),
+        openapi_config=OpenAPIConfig(title=title, version=__version__, render_plugins=[SchemaPlugin()]),
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         debug=debug,
     )

@@ -18,6 +18,7 @@ from protocol.receipts import is_valid, normalise
 from protocol.session import NodeReport
 from sanji.auth.guard import Caller
 from sanji.context import NodeContext
+from sanji.forms import BoundedForm
 from sanji.store import Store
 from sanji.web.views import ErrandSummary, summarise
 
@@ -29,7 +30,7 @@ class CatalogueView(msgspec.Struct, kw_only=True):
     matters: list[Matter]
 
 
-class PrecheckForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PrecheckForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
     matter: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     materials: Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]], msgspec.Meta(max_length=100)] = []
     by_proxy: bool = True

@@ -1,10 +1,16 @@
-"""Every error leaves as JSON that says what happened, what to do, and whether to retry."""
+"""Every error leaves as JSON that says what happened, what to do, and whether to retry.
+
+``{error, message, hint, retryable}`` for every status (the OpenAPI schema documents it as
+``ErrorBody``). An exception that only bad input can cause (a decoder's recursion or overflow,
+text that is not text) is the caller's fault: a 400, logged in one line, never a 500.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
@@ -13,6 +19,7 @@ from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, S
 from protocol.trust import TrustError
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
+from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
 
 log = logging.getLogger("sanji.web")
 
@@ -25,7 +32,32 @@ STATUS: dict[type[SanjiError], int] = {
     RouteError: 403,
     SignatureError: 403,
     FrameError: 400,
+    UnsupportedMediaType: 415,
+    BodyTooLarge: 413,
+    BadInput: 400,
 }
+
+# What an HTTP status means to a caller, as the error code of its body.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "not_logged_in",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+# Raised only when the input is malformed beyond what a decoder or the database can represent.
+INPUT_FAULTS: tuple[type[BaseException], ...] = (
+    RecursionError,
+    OverflowError,
+    UnicodeError,
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+)
 
 
 def status_for(exc: SanjiError) -> int:
@@ -48,7 +80,7 @@ def value_error_handler(_: Request[Any, Any, Any], exc: ValueError) -> Response[
 
 def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
     body: dict[str, object] = {
-        "error": "bad_request" if exc.status_code < 500 else "server_error",
+        "error": HTTP_CODES.get(exc.status_code, "bad_request") if exc.status_code < 500 else "server_error",
         "message": exc.detail,
         "hint": "",
         "retryable": exc.status_code >= 500,
@@ -56,10 +88,24 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     extra = getattr(exc, "extra", None)
     if extra:
         body["detail"] = extra
-    return Response(body, status_code=exc.status_code)
+        said = [str(e.get("message", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
+        if any(said):
+            body["message"] = f"{exc.detail}: {'; '.join(m for m in said if m)}"[:1000]
+    return Response(body, status_code=exc.status_code, headers=exc.headers)  # a 405 keeps its Allow header
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+    if isinstance(exc, INPUT_FAULTS):
+        log.warning("refused %s %s: %s: %.200s", request.method, request.url.path, type(exc).__name__, exc)
+        return Response(
+            {
+                "error": "bad_request",
+                "message": f"the request could not be read ({type(exc).__name__}); nothing was changed",
+                "hint": "Check the request against /schema: sizes, nesting, numbers and text within their bounds.",
+                "retryable": False,
+            },
+            status_code=400,
+        )
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
         {

@@ -10,12 +10,13 @@ import sys
 
 from sanji.config import NodeSection, NodeSettings
 from sanji.web.app import build_app
+from sanji.web.openapi_truth import truthful
 
 
 def schema() -> dict[str, object]:
     settings = NodeSettings(node=NodeSection(id="X", role="town", key_file="-", directory="-"))
     app = build_app(settings, title="Sanji node API")
-    return app.openapi_schema.to_schema()
+    return truthful(app.openapi_schema.to_schema())
 
 
 def main() -> int:

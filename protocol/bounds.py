@@ -1,0 +1,158 @@
+"""Bounds on every value that crosses a boundary: lengths, character classes, counts, sizes, nesting.
+
+Every node judges a received action by these same bounds (``protocol.errand.judge`` asks
+``action_problem``), and the JSON API checks a desk's form with them before building an action,
+so a value refused at one desk is refused at every replica, and nothing unbounded is signed.
+
+The character classes are explicit code-point ranges, not ``unicodedata`` categories: a category
+can change with the Unicode version of the Python a node runs, and two replicas on different
+versions must still agree. Refused everywhere:
+
+* control characters (C0, DEL, C1) — free text keeps tab, line feed and carriage return;
+* lone surrogates (not text at all), private-use code points (meaningless outside one machine),
+  noncharacters;
+* the bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make a name
+  display as something other than what it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import msgspec
+
+from protocol.limits import MAX_TEXT
+
+MAX_NAME = 200  # a person's, post's, window's or material's name; ids, dates, hashes
+MAX_ITEMS = 100  # entries in one list (materials, missing items, co-handling departments)
+MAX_ATTACHMENT_BYTES = 32 * 1024 * 1024  # one scan or photo; a node may configure less for its own uploads
+MAX_INT = 2**63 - 1  # what every store can hold
+MAX_DAYS = 3650  # an extension or a time limit in days
+MAX_JSON_BYTES = 1024 * 1024  # one JSON request body (the largest form is well under half of this)
+MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the API's forms need 2
+
+# Fields that hold free text (several lines allowed); every other string is a one-line name or id.
+TEXT_FIELDS = frozenset({"summary", "note", "reasons", "reason", "text", "document", "signature", "comment"})
+
+# (first, last) code points refused in every string.
+_REFUSED: tuple[tuple[int, int], ...] = (
+    (0x00, 0x08),  # controls, except tab, line feed, carriage return
+    (0x0B, 0x0C),
+    (0x0E, 0x1F),
+    (0x7F, 0x9F),  # DEL and C1 controls
+    (0xD800, 0xDFFF),  # lone surrogates
+    (0xE000, 0xF8FF),  # private use
+    (0xF0000, 0x10FFFF),  # private use planes 15 and 16 (their noncharacters too)
+    (0xFDD0, 0xFDEF),  # noncharacters
+    (0xFFFE, 0xFFFF),
+    *((plane * 0x10000 + 0xFFFE, plane * 0x10000 + 0xFFFF) for plane in range(1, 15)),
+    (0x202A, 0x202E),  # bidirectional overrides
+    (0x2066, 0x2069),  # bidirectional isolates
+)
+_LINE_BREAKS: tuple[tuple[int, int], ...] = ((0x09, 0x0A), (0x0D, 0x0D))  # refused in names only
+
+
+def _escape(point: int) -> str:
+    return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}" if point < 0x10000 else f"\\U{point:08x}"
+
+
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """The inside of a regex character class (Python ``re`` escapes), for patterns published in /schema too."""
+    return "".join(_escape(lo) if lo == hi else f"{_escape(lo)}-{_escape(hi)}" for lo, hi in ranges)
+
+
+_SURROGATES = (0xD800, 0xDFFF)
+_BAD_TEXT = re.compile(f"[{_class(_REFUSED)}]")
+_BAD_LINE = re.compile(f"[{_class(_REFUSED + _LINE_BREAKS)}]")
+# As published in /schema: without the surrogates, which no JSON Schema regex engine accepts in a class (and
+# which a UTF-8 body cannot carry unescaped anyway); everything else alike.
+TEXT_CLASS = _class(tuple(r for r in _REFUSED if r != _SURROGATES))
+LINE_CLASS = _class(tuple(r for r in _REFUSED + _LINE_BREAKS if r != _SURROGATES))
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def text_problem(field: str, value: str, *, limit: int = MAX_TEXT) -> str | None:
+    """Why ``value`` is not acceptable free text (lines allowed), or None."""
+    if len(value) > limit:
+        return f"{field} has {len(value)} characters; the limit is {limit}"
+    if found := _BAD_TEXT.search(value):
+        return f"{field} contains a character that is not text ({_describe(found.group())})"
+    return None
+
+
+def line_problem(field: str, value: str, *, limit: int = MAX_NAME) -> str | None:
+    """Why ``value`` is not an acceptable one-line name or id, or None."""
+    if len(value) > limit:
+        return f"{field} has {len(value)} characters; the limit is {limit}"
+    if found := _BAD_LINE.search(value):
+        return f"{field} contains a character not allowed in a name ({_describe(found.group())})"
+    return None
+
+
+def int_problem(field: str, value: int) -> str | None:
+    top = MAX_ATTACHMENT_BYTES if field == "size" else MAX_DAYS if field in ("days", "limit_days") else MAX_INT
+    if not 0 <= value <= top:
+        return f"{field} is {value}; it must be between 0 and {top}"
+    return None
+
+
+def _value_problem(field: str, value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return text_problem(field, value) if field in TEXT_FIELDS else line_problem(field, value)
+    if isinstance(value, int):
+        return int_problem(field, value)
+    if isinstance(value, (tuple, list)):
+        if len(value) > MAX_ITEMS:
+            return f"{field} has {len(value)} entries; the limit is {MAX_ITEMS}"
+        for item in value:
+            if problem := _value_problem(field, item):
+                return problem
+        return None
+    if isinstance(value, msgspec.Struct):
+        return fields_problem(value, prefix=f"{field}.")
+    return None  # bytes (sealed details) are bounded by the frame that carries them
+
+
+def fields_problem(obj: msgspec.Struct, *, prefix: str = "", skip: Iterable[str] = ()) -> str | None:
+    """The first field of ``obj`` (an action or a form) outside its bounds, as a sentence, or None."""
+    skipped = frozenset(skip)
+    for name in obj.__struct_fields__:
+        if name in skipped:
+            continue
+        if problem := _value_problem(prefix + name, getattr(obj, name)):
+            return problem
+    return None
+
+
+def action_problem(action: msgspec.Struct) -> str | None:
+    """Why a (local or received) action is out of bounds, or None. Part of ``judge``: every replica agrees."""
+    return fields_problem(action)
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_problem(data: bytes, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a JSON document is too large or nested too deeply to decode, or None — found without decoding it.
+
+    Strings are skipped (brackets inside them do not count); an unterminated string can only make
+    the count higher, and such a document is not JSON anyway.
+    """
+    if len(data) > max_bytes:
+        return f"the JSON body is {len(data)} bytes; the limit is {max_bytes}"
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS):
+        if byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                return f"the JSON body nests arrays and objects more than {max_depth} deep"
+        else:
+            depth -= 1
+    return None
