@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install browser lock upgrade
+.PHONY: demo test lint typecheck bench clean install browser lock upgrade axe screenshots
 
 # Every version comes from uv.lock (exact, with hashes). pip fetches only uv itself, pinned with
 # hashes in requirements-uv.txt (derived from the same lock); uv installs the rest, exactly.
@@ -19,11 +19,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sanji demo --errands 40
 
-# The screen tests drive Debian's Chromium; install it when missing (root, as on CI and dev machines).
+# The screen tests drive Debian's Chromium; install it when missing (root, as on CI and dev machines), with a
+# CJK font: without one a fresh Debian renders every Chinese character as an empty box in the screenshots.
 browser:
-	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the screen tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "could not install chromium: browser tests will skip (or fail if SANJI_REQUIRE_BROWSER=1)"; }
+	@{ test -x /usr/bin/chromium && fc-list :lang=zh | grep -q .; } || { echo "installing Debian's chromium and fonts-noto-cjk for the screen tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	  || echo "could not install chromium or the CJK font: browser tests will skip (or fail if SANJI_REQUIRE_BROWSER=1)"; }
+
+# axe-core for the accessibility checks, vendored in tests/screens/vendor (see its README): fetched once from
+# the npm registry's tarball into a temporary directory, never at test time.
+AXE_VERSION ?= 4.14.1
+axe:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-*.tgz \
+	  && cp package/axe.min.js $(CURDIR)/tests/screens/vendor/axe.min.js && rm -rf $$tmp \
+	  && sha256sum $(CURDIR)/tests/screens/vendor/axe.min.js
+
+# docs/screens/*.png: every desk page and the public pages, in Chinese, from a real node in Chromium.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tools.screenshots docs/screens
 
 test: $(STAMP) browser
 	$(BIN)/ruff check protocol sanji county_node town_node village_agent tests bench tools

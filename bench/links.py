@@ -160,6 +160,7 @@ def prepare(workdir: Path, seed: int) -> Cluster:
         budget_bytes=TOWN_BUDGET,
         proxies=True,
         proxy_seed=seed,
+        open_demo=True,
     )
     for village in VILLAGES:  # villages use the deploy/village.toml budget
         config = cluster.nodes[village].config

@@ -233,10 +233,18 @@ class Rate(_Action, tag="rate", frozen=True, kw_only=True):
 
 
 class Complain(_Action, tag="complain", frozen=True, kw_only=True):
-    """Annotation: a complaint — shown only to supervisors and discipline inspectors."""
+    """Annotation: a complaint — shown only to supervisors and discipline inspectors.
+
+    ``complainant``: who complained through the public form (``protocol.sealing.Personal`` with
+    ``name`` and ``phone``), sealed to the county hub's supervision desk alone with the context
+    ``protocol.sealing.complaint_binding(errand)``, so no township or village on the path can read it. Empty for
+    an anonymous complaint or one a desk wrote down. ``channel`` is "public" for the public form.
+    """
 
     text: str
     against: str = ""
+    complainant: bytes = b""
+    channel: str = ""
 
 
 class CallBack(_Action, tag="callback", frozen=True, kw_only=True):

@@ -84,6 +84,8 @@ class Personal(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     phone: str = ""
     income: str = ""
     health: str = ""
+    # A public complainant's name (``Complain.complainant``); an applicant's name stays in clear.
+    name: str = ""
 
     def is_empty(self) -> bool:
         return self == Personal()
@@ -188,6 +190,12 @@ def _wrap_aad(context: bytes, node: str, key_id: str) -> bytes:
 
 def _content_aad(context: bytes, ephemeral: bytes, recipients: Sequence[_Recipient]) -> bytes:
     return _encoder.encode([context, ephemeral, [[r.node, r.key_id, r.wrapped] for r in recipients]])
+
+
+def complaint_binding(errand: str) -> str:
+    """What a public complainant's sealed identity is bound to instead of the errand itself, so it
+    can never be passed off as the applicant's details (``Register.sealed``) or the other way round."""
+    return errand + "#complaint"
 
 
 def seal_personal(personal: Personal, recipients: Sequence[KeyRecord], *, errand: str, scope: str) -> bytes:

@@ -28,6 +28,9 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     data_dir: str = "var"
     catalogue: str = ""  # county hub: the catalogue file it publishes (TOML/JSON/XLSX); default: the shipped one
     calendar_overrides: str = ""  # retired: the county publishes a signed calendar (sanji calendar publish)
+    # Where villagers reach the public pages (status lookup, guides, complaints), e.g. the county's public
+    # site: the receipt's QR code points here, never at the desk's own address. "" = no QR code printed.
+    public_url: str = ""
 
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -50,15 +53,17 @@ class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Staff accounts, sessions and API tokens (``sanji accounts``); see ``sanji/auth/__init__.py``.
 
-    ``required = false`` is the OPEN DEMO MODE: nobody has to log in, every desk types its own
-    name, and the demo, the tests and the sync endpoints work as they always did (a person who
-    does log in is still recorded by account and held to their role). Every real deployment
-    sets ``required = true``: then every screen and /api route except the public ones (/lookup,
-    /api/lookup/*, /print/guide/*, /schema*, /login) needs a session or a bearer token. The
-    /sync/v1/* endpoints never use accounts: each request is signed by the sending node (sync/requests_auth).
+    Secure by default (DESIGN.md invariant 11): ``required = true`` unless a config says
+    otherwise, so every screen and /api route except the public ones (/lookup, /api/lookup/*,
+    /public*, /complain, /print/guide/*, /schema*, /login) needs a session or a bearer token;
+    a node starting with no account creates its first administrator and prints a one-time
+    password (``sanji.auth.first_run``). ``required = false`` is the OPEN DEMO MODE that only
+    ``sanji demo`` writes (and tests that ask for it by name): nobody has to log in, and every
+    page carries a banner saying so. The /sync/v1/* endpoints never use accounts: each request
+    is signed by the sending node (sync/requests_auth).
     """
 
-    required: bool = False
+    required: bool = True
     session_hours: float = 12.0  # a session ends this long after login, whatever happens
     idle_minutes: float = 120.0  # ... or after this long unused
     max_failures: int = 5  # failed logins in a row before the account is locked
@@ -77,6 +82,16 @@ class TrustSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     required: bool = False
 
 
+class PublicSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the centre publishes about itself (政务公开) on its public service guide, ``/public``."""
+
+    address: str = ""
+    office_hours: str = ""  # e.g. "周一至周五 8:30-12:00 14:30-17:30"
+    supervision_phone: str = ""  # 监督电话: the county's supervision desk
+    # Windows and the staff on duty at each, one line each, e.g. "1号窗口 社会事务 张丽（A岗）".
+    on_duty: list[str] = msgspec.field(default_factory=list)
+
+
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     node: NodeSection
     parent: ParentSection | None = None
@@ -84,6 +99,7 @@ class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     auth: AuthSection = AuthSection()
     trust: TrustSection = TrustSection()
     sms: SmsSection = SmsSection()
+    public: PublicSection = PublicSection()
     base_dir: str = "."
 
     @property

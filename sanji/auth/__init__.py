@@ -22,13 +22,16 @@ Invariants this package keeps:
 
 Two modes (``[auth] required`` in the node's TOML):
 
-- ``required = false`` (the default): OPEN DEMO MODE. Nobody has to log in; a request
-  without credentials behaves exactly as before accounts existed (the desk types its
-  own name). Credentials that are presented are still checked and used.
-- ``required = true``: every screen and /api route except /lookup, /api/lookup/*,
-  /print/guide/*, /schema* and /login needs a session cookie or
+- ``required = true`` (the default): every screen and /api route except the public ones
+  (/lookup, /api/lookup/*, /public, /complain, /print/guide/*, /schema*, /login) needs a
+  session cookie or
   ``Authorization: Bearer <token>``. Actions are recorded with the account's name as
   actor and its role label as role; a B post may act for an A post (``acting_for``).
+  A first start with no account creates ``admin`` (``sanji.auth.first_run``).
+- ``required = false``: OPEN DEMO MODE, written only by ``sanji demo`` (and tests that
+  ask for it). Nobody has to log in; a request without credentials behaves as before
+  accounts existed (the desk types its own name), and every page shows a banner saying so.
+  Credentials that are presented are still checked and used.
 
 The /sync/v1/* endpoints never use accounts: batches are signed by their node.
 """

@@ -11,11 +11,12 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``director`` | 中心主任 | township, county | every window step (decide at township only); supervision; enrollment |
 | ``approver`` | 部门审批 | county | the county department's steps; the only one who decides at the county |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
-| ``inspector`` | 纪检 | any | supervision remarks and notes; complaints |
+| ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
 | ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
 
-Complaints (投诉) are seen only by supervisors and inspectors, and never one made against
-the person looking (``complaint_visible``).
+ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
+to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
+inspectors, and never one made against the person looking (``complaint_visible``).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ WORKS_AT: Mapping[str, frozenset[str]] = {
 
 PUBLIC = "public"  # anyone, logged in or not
 ERRANDS = "errands"  # lists, worklist, catalogue, pre-check (names and stages)
-PERSONAL = "personal"  # one errand's detail, printed documents, attachments (ID numbers, phones)
+PERSONAL = "personal"  # one errand's detail, printed documents, attachments (ID numbers, phones masked)
+REVEAL = "reveal"  # 查看完整号码: the full ID number and phone, on an explicit, audited show (sanji.privacy)
 ACT = "act"  # register and take steps (which steps: ``action_refusal``)
 STATUS = "status"  # node health, digests, reports below
 SUPERVISION = "supervision"  # 电子监察 tables
@@ -80,7 +82,8 @@ COMPLAINTS = "complaints"  # 投诉
 ACCOUNTS = "accounts"
 ENROLL = "enroll"  # 节点接入: issue enrollment tokens for nodes below, see the certificates held
 
-_DESK = frozenset({ERRANDS, PERSONAL, ACT, STATUS})
+# The chain that handles an errand, and the supervisors (DOMAIN.md "Privacy"), may ask to see full numbers.
+_DESK = frozenset({ERRANDS, PERSONAL, REVEAL, ACT, STATUS})
 CAPABILITIES: Mapping[str, frozenset[str]] = {
     VILLAGE_AGENT: _DESK,
     WINDOW_A: _DESK,
@@ -88,7 +91,7 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
     DIRECTOR: _DESK | {SUPERVISION, ENROLL},
     APPROVER: _DESK | {SUPERVISION},
     SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
-    INSPECTOR: _DESK | {SUPERVISION, COMPLAINTS},
+    INSPECTOR: (_DESK - {REVEAL}) | {SUPERVISION, COMPLAINTS},  # numbers stay masked for discipline checks
     ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL}),
 }
 
@@ -202,7 +205,7 @@ def complaint_visible(role: str | None, name: str, complaint: Mapping[str, objec
 
 # -- routes ------------------------------------------------------------------------------------
 
-PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout"})
+PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain"})
 PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
 ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/"): ERRANDS,
@@ -220,6 +223,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/api/errands/{errand_id:str}/actions"): ACT,
     ("POST", "/errands/{errand_id:str}/act"): ACT,
     ("POST", "/api/errands/{errand_id:str}/attachments"): ACT,
+    ("POST", "/errands/{errand_id:str}/reveal"): REVEAL,
     ("GET", "/api/node"): STATUS,
     ("GET", "/api/digests"): STATUS,
     ("GET", "/api/reports"): STATUS,

@@ -1,6 +1,7 @@
 """``sanji accounts``: staff accounts, API tokens and the audit log of one node.
 
     sanji accounts add --config NODE.toml --name 王芳 --role window_a        (asks for the password twice)
+    sanji accounts create --config NODE.toml --name 李主任 --role admin       ("create" is "add" by another name)
     echo "$PW" | sanji accounts add --config NODE.toml --name 王芳 --role window_a --password-stdin
     sanji accounts list|passwd|disable|enable|unlock --config NODE.toml [--name 王芳]
     sanji accounts token --config NODE.toml --name 王芳 [--label scanner]   (prints the token once)
@@ -40,14 +41,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("accounts", help="staff accounts, API tokens and the audit log of a node")
     inner = p.add_subparsers(dest="action", required=True)
 
-    def command(name: str, help_text: str, *, named: bool = True) -> argparse.ArgumentParser:
-        cmd: argparse.ArgumentParser = inner.add_parser(name, help=help_text)
+    def command(
+        name: str, help_text: str, *, named: bool = True, aliases: tuple[str, ...] = ()
+    ) -> argparse.ArgumentParser:
+        cmd: argparse.ArgumentParser = inner.add_parser(name, help=help_text, aliases=list(aliases))
         cmd.add_argument("--config", required=True, help="the node's TOML config")
         if named:
             cmd.add_argument("--name", required=True, help="the account's name (what the person types to log in)")
         return cmd
 
-    add = command("add", "create an account")
+    add = command(
+        "add", "create an account (also: create; the first administrator before the first start)", aliases=("create",)
+    )
     add.add_argument("--role", required=True, choices=roles.STAFF_ROLES)
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(func=lambda a: run_add(a.config, a.name, a.role, read_password(a.password_stdin)))

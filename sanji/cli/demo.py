@@ -100,6 +100,7 @@ async def _run_cluster(args: argparse.Namespace) -> int:
         interval=args.interval,
         county_db=args.county_db,
         enroll=not args.directory,
+        open_demo=True,
     )
     if not args.json:
         how = "each joining with a one-time token" if cluster.enroll else "from a shared directory.json"

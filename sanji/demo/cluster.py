@@ -87,12 +87,15 @@ class Cluster:
         proxies: bool = False,
         proxy_seed: int = 0,
         enroll: bool = False,
+        open_demo: bool = False,
     ) -> Cluster:
         """Write every node's keys (signing and sealing) and config. ``proxies``: each child's ``[parent] url``
         goes through a ``FaultProxy`` (seeded ``proxy_seed`` + the child's position) instead of straight to the
         parent. ``enroll``: no directory.json at all — the county makes a root of trust and every other node
         joins with a one-time token from its parent as it is first started (``sanji enroll``), exactly as an
-        operator would; children then make their own keys."""
+        operator would; children then make their own keys. ``open_demo``: write ``[auth] required = false`` (the
+        open demo mode, no logins, a banner on every page); otherwise the nodes require logins like any
+        deployed node. Every node's ``public_url`` is the county hub's address, where villagers look up."""
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
@@ -134,6 +137,7 @@ class Cluster:
                 "" if enroll else 'directory = "../directory.json"',
                 'data_dir = "."',
                 f'db = "{county_db}"' if county_db and entry.parent is None else "",
+                f'public_url = "http://127.0.0.1:{ports[layout.entries[0].id]}"',
             ]
             lines = [line for line in lines if line]
             if entry.parent:
@@ -148,6 +152,8 @@ class Cluster:
                 lines.append(f"budget_bytes = {budget_bytes}")
             if enroll:
                 lines += ["", "[trust]", "required = true"]
+            if open_demo:
+                lines += ["", "[auth]", "required = false  # OPEN DEMO MODE: sanji demo only"]
             lines.append("")
             config = node_dir / "node.toml"
             config.write_text("\n".join(lines), encoding="utf-8")
@@ -258,7 +264,7 @@ class Cluster:
             if node.proc is not None and node.proc.poll() is not None:
                 raise RuntimeError(f"node {node_id} exited with {node.proc.returncode}; see {node.log}")
             try:
-                if httpx.get(node.url + "/api/node", timeout=1.0).status_code == 200:
+                if httpx.get(node.url + "/api/node", timeout=1.0).status_code in (200, 401):  # 401: logins on
                     return
             except httpx.HTTPError:
                 pass

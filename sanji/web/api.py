@@ -12,9 +12,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from protocol.bounds import LINE_CLASS
 from protocol.errors import ActionRefused
-from sanji.auth.guard import Caller
+from sanji.auth.guard import Caller, Forbidden
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
+from sanji.privacy import mask_history, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.repo import MAX_BLOB_BYTES
@@ -73,12 +74,16 @@ class ErrandController(Controller):
         context: NamedDependency[NodeContext],
         caller: NamedDependency[Caller],
         errand_id: FromPath[str],
+        reveal: FromQuery[bool] = False,
     ) -> ErrandDetail:
+        """ID numbers and phones come masked; ``reveal=true`` shows them in full (查看完整号码, audited)."""
+        if reveal and not may_reveal(caller):
+            raise Forbidden("this role may not see full ID numbers and phones (查看完整号码)")
         row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
             raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")
-        row["history"] = caller.history(row["history"])
-        await caller.read("errand", errand=errand_id, detail="api")
+        row["history"] = mask_history(caller.history(row["history"]), reveal=reveal)
+        await caller.read("reveal" if reveal else "errand", errand=errand_id, detail="api")
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), "/api", errand=errand_id)
         return msgspec.convert(summarise(row, context), ErrandDetail)
 

@@ -20,6 +20,7 @@ from protocol.errors import SanjiError
 from protocol.topology import COUNTY
 from sanji import __version__
 from sanji.auth.book import AuditedStore, AuthBook
+from sanji.auth.first_run import ensure_first_admin
 from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
 from sanji.auth.routes import LoginController, forbidden_handler, not_logged_in_handler
 from sanji.auth.service import AuthService
@@ -44,7 +45,9 @@ from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
 from sanji.web.openapi_truth import SchemaPlugin
+from sanji.web.public import PublicController
 from sanji.web.request_gate import request_gate
+from sanji.web.reveal import RevealController
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
 from sanji.web.trust_screens import EnrollController
@@ -88,6 +91,7 @@ class NodeRuntime:
         self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
         if not s.auth.required:
             log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
+        await ensure_first_admin(self.auth)
         context = NodeContext(store, load_calendar())
         if s.node.calendar_overrides:
             log.warning(
@@ -181,6 +185,8 @@ def build_app(
         EnrollController,
         LoginController,
         *OFFICE_HANDLERS,
+        PublicController,
+        RevealController,
         *extra_handlers,
     ]
     exception_handlers: Any = {

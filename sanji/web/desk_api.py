@@ -1,4 +1,4 @@
-"""What a desk needs besides errands: the catalogue, the pre-check, receipt lookup, node health, supervision."""
+"""What a desk needs besides errands: the catalogue, the pre-check, node health, supervision."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from protocol.catalogue import Matter, Precheck, precheck
-from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS
-from protocol.receipts import is_valid, normalise
+from protocol.errand import FIVE_STEPS
 from protocol.session import NodeReport
 from sanji.auth.guard import Caller
+from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import BoundedForm
 from sanji.store import Store
@@ -34,17 +34,6 @@ class PrecheckForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields
     matter: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     materials: Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]], msgspec.Meta(max_length=100)] = []
     by_proxy: bool = True
-
-
-class PublicStatus(msgspec.Struct, kw_only=True):
-    """What anyone may see with a receipt number (政务公开): no personal data."""
-
-    receipt: str
-    matter: str
-    stage: str
-    outcome: str
-    due: str
-    updated_at: int
 
 
 class DeemedApproval(msgspec.Struct, kw_only=True):
@@ -92,27 +81,6 @@ class DeskController(Controller):
             raise NotFoundException(f"matter {data.matter} is not in catalogue version {context.catalogue_version}")
         return precheck(matter, data.materials, by_proxy=data.by_proxy)
 
-    @get("/lookup/{receipt:str}", summary="Status by receipt number (public: no personal data)")
-    async def lookup(
-        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], receipt: FromPath[str]
-    ) -> PublicStatus:
-        number = normalise(receipt)
-        if not is_valid(number):
-            raise NotFoundException(f"{receipt} is not a valid receipt number (check the last character)")
-        rows, _ = await store.errands(receipt=number, limit=1)
-        if not rows:
-            raise NotFoundException(f"receipt {number} is not held at {store.node_id}")
-        row = rows[0]
-        matter = context.matter(row["matter"])
-        return PublicStatus(
-            receipt=number,
-            matter=matter.name if matter else row["matter"],
-            stage=STAGE_LABELS.get(row["stage"], row["stage"]),
-            outcome=OUTCOMES.get(row["outcome"], ""),
-            due=row["due"],
-            updated_at=row["updated_at"],
-        )
-
     @get("/reports", summary="Latest health report of every node below this one")
     async def reports(self, store: NamedDependency[Store]) -> list[NodeReport]:
         return await store.reports()
@@ -127,7 +95,8 @@ class DeskController(Controller):
         seed: Annotated[str, QueryParameter(max_length=32)] = "",
     ) -> Supervision:
         report = await supervision_report(store, context, sample=sample, seed=seed)
-        report.complaints = caller.visible_complaints(report.complaints)  # supervisors and inspectors only
+        # supervisors and inspectors only; a public complainant's identity opens at the county hub alone
+        report.complaints = present(caller.visible_complaints(report.complaints), store.sealing_key)
         await caller.read_complaints(len(report.complaints), "/api/supervision")
         return report
 

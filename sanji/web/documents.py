@@ -26,6 +26,7 @@ from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.errand import OUTCOMES, STAGE_LABELS
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
+from protocol.lookup import lookup_code
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.calendar_duty import marks_of
@@ -200,8 +201,12 @@ def document_links(errand_id: str, history: list[dict[str, Any]]) -> list[dict[s
     ]
 
 
-def lookup_url(request: Request[Any, Any, Any], receipt: str) -> str:
-    return str(request.base_url).rstrip("/") + "/lookup?" + urlencode({"receipt": receipt})
+def lookup_url(public_url: str, receipt: str, code: str) -> str:
+    """Where a villager's phone looks the errand up: the configured public site (``[node] public_url``),
+    never this desk's own address, which a phone outside the centre cannot reach. "" when none is set."""
+    if not public_url:
+        return ""
+    return public_url.rstrip("/") + "/lookup?" + urlencode({"receipt": receipt, "code": code})
 
 
 def limit_text(days: int, unit: str) -> str:
@@ -315,9 +320,11 @@ class DocumentController(Controller):
             "errand_url": "/errands/" + quote(errand_id, safe=""),
         }
         if spec.slug == "receipt":
-            url = lookup_url(request, row["receipt"])
+            code = lookup_code(errand_id)
+            url = lookup_url(request.app.state.settings.node.public_url, row["receipt"], code)
+            facts["query_code"] = code
             facts["lookup_url"] = url
-            facts["qr"] = qr_svg(url, scale=3, label=f"回执号 Receipt {row['receipt']}")
+            facts["qr"] = qr_svg(url, scale=3, label=f"回执号 Receipt {row['receipt']}") if url else ""
             facts["committed"] = limit_text(matter.committed_limit, matter.limit_unit) if matter else ""
         elif spec.slug in ("acceptance", "commitment"):
             facts["due"] = cn_iso(row["due"]) if row["due"] else ""

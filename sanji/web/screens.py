@@ -7,8 +7,8 @@ in Chinese and English and with everything the person typed still in place.
 
 Routes: ``/`` (home: worklist with deadline lights), ``/errands/{id}`` (detail,
 history, documents and the steps this node may take now), ``/register``
-(代办登记 with the catalogue's materials checklist and the pre-check), ``/lookup``
-(public status by receipt number) and ``/supervision`` (电子监察 tables).
+(代办登记 with the catalogue's materials checklist and the pre-check) and ``/supervision``
+(电子监察 tables). The public pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ from protocol.catalogue import Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
 from protocol.menu import allowed_steps
-from protocol.receipts import is_valid, normalise
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 from sanji.auth.guard import Caller, principal_of
+from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.corpus import valid_id_number
 from sanji.forms import ActionForm, RegisterForm
+from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.web.desk_api import Supervision, supervision_report
@@ -47,7 +48,6 @@ from sanji.web.documents import (
     DOCUMENTS,
     applied,
     at_text,
-    cn_iso,
     document_links,
     document_url,
     guide_url,
@@ -582,46 +582,6 @@ class ScreenController(Controller):
         receipt = Redirect(path=document_url(projection.errand, "receipt"), status_code=303)
         return remembered(receipt, data.actor, data.role)
 
-    # -- public lookup -----------------------------------------------------------------------------
-
-    @get("/lookup")
-    async def lookup(
-        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], receipt: FromQuery[str] = ""
-    ) -> Template:
-        number = normalise(receipt) if receipt else ""
-        result: dict[str, str] | None = None
-        problem = ""
-        status = 200
-        if receipt:
-            if not is_valid(number):
-                problem = (
-                    "回执号格式或校验位不正确，请核对最后一位 Not a valid receipt number: check the last character"
-                )
-                status = 400
-            else:
-                rows, _ = await store.errands(receipt=number, limit=1)
-                if not rows:
-                    problem = f"本节点没有回执号为 {number} 的办件 Receipt {number} is not held at this node"
-                    status = 404
-                else:
-                    row = rows[0]
-                    matter = context.matter(row["matter"])
-                    view = summarise(row, context)
-                    result = {
-                        "receipt": number,
-                        "matter": matter.name if matter else row["matter"],
-                        "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
-                        "outcome": OUTCOMES.get(row["outcome"], ""),
-                        "due": cn_iso(row["due"]) if row["due"] else "",
-                        "light": light(view["deadline"])["zh"] if view["deadline"] else "",
-                        "updated": at_text(row["updated_at"]),
-                    }
-        return Template(
-            template_name="lookup.html",
-            status_code=status,
-            context={**_frame(store, context, "lookup"), "receipt": receipt, "result": result, "problem": problem},
-        )
-
     # -- supervision -------------------------------------------------------------------------------
 
     @get("/supervision")
@@ -635,7 +595,7 @@ class ScreenController(Controller):
     ) -> Template:
         size = int(sample) if sample.isdigit() and int(sample) <= 50 else 5
         report: Supervision = await supervision_report(store, context, sample=size, seed=seed[:32])
-        complaints = caller.visible_complaints(report.complaints)
+        complaints = present(caller.visible_complaints(report.complaints), store.sealing_key)
         await caller.read_complaints(len(complaints), "/supervision")
         views = {
             "overdue": [_summary_view(s) for s in report.overdue],
@@ -659,6 +619,7 @@ class ScreenController(Controller):
                         "node": c.get("node", ""),
                         "against": c.get("against", ""),
                         "text": c.get("text", ""),
+                        "complainant": c["complainant"],
                     }
                     for c in complaints
                 ],
@@ -806,6 +767,7 @@ async def _errand_page(
     person: dict[str, str] | None = None,
     caller: Caller | None = None,
     refusal: str = "",
+    reveal: bool = False,
 ) -> Template:
     frame = _frame(store, context, "errand")
     row = await store.errand(errand_id, include_complaints=caller is not None and caller.sees_complaints)
@@ -871,6 +833,8 @@ async def _errand_page(
     if done == "accept" and state.get("provisional"):
         done_doc = "commitment"
     applicant = register.get("applicant", {}) if register else {}
+    if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
+        applicant = mask_applicant(applicant)
     return Template(
         template_name="errand.html",
         status_code=status,
@@ -903,6 +867,9 @@ async def _errand_page(
             "field_errors": field_errors or {},
             "act_url": errand_url(errand_id) + "/act",
             "promise_min": today.isoformat(),
+            "revealed": reveal,
+            "may_reveal": caller is not None and may_reveal(caller),
+            "reveal_url": errand_url(errand_id) + "/reveal",
         },
     )
 

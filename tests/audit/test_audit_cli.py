@@ -43,7 +43,7 @@ async def populate(config: Path) -> str:
 
 @pytest.fixture
 def village(tmp_path: Path) -> tuple[Path, Path, str]:
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
     config = cluster.nodes["T01V01"].config
     errand = asyncio.run(populate(config))
     return config, tmp_path / "c" / "directory.json", errand

@@ -40,11 +40,8 @@ GOOD = {
 
 
 def prepare(tmp_path: Path, node: str, *, required: bool = False) -> Path:
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=not required)
     config = cluster.nodes[node].config
-    if required:
-        with config.open("a", encoding="utf-8") as out:
-            out.write("\n[auth]\nrequired = true\n")
     # The node holds the county's catalogue, as after its first exchange: nothing is accepted without one.
     asyncio.run(seed_catalogue(load_settings(config), cluster.layout.keys["C"]))
     return config

@@ -61,7 +61,10 @@ def test_the_api_needs_credentials_and_takes_a_bearer_token(village_config: Path
 
 def test_public_routes_stay_open(village: Client) -> None:
     assert village.get("/lookup").status_code == 200
-    assert village.get("/api/lookup/T01V01-261123-0001K").status_code in (404, 200)  # not 401
+    assert village.get("/api/lookup/T01V01-261123-0001K").status_code == 400  # not 401: asks for a second factor
+    assert village.get("/api/lookup/T01V01-261123-00013?code=1234").status_code == 404
+    assert village.get("/public").status_code == 200
+    assert village.get("/complain").status_code == 200
     assert village.get("/schema/openapi.json").status_code == 200
     assert village.get("/login").status_code == 200
     r = village.post("/sync/v1/cursors", content=b"garbage")  # signed batches, never accounts

@@ -20,7 +20,7 @@ from tests.conftest import row_counts
 
 @pytest.fixture
 def county(tmp_path: Path) -> Cluster:
-    return Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    return Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
 
 
 def config(cluster: Cluster, node: str) -> str:
@@ -91,7 +91,7 @@ def test_a_damaged_file_is_refused_whole(county: Cluster, tmp_path: Path, capsys
 
 
 def test_a_file_for_a_node_off_the_path_is_refused_batch_by_batch(county: Cluster, tmp_path: Path) -> None:
-    two = Cluster.prepare(tmp_path / "two", towns=2, villages_per_town=1)
+    two = Cluster.prepare(tmp_path / "two", towns=2, villages_per_town=1, open_demo=True)
     asyncio.run(register(two, 2))
     usb = tmp_path / "wrong.sjx"
     carry_cmd.run_export(config(two, "T01V01"), "T01", usb)

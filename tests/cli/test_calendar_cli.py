@@ -33,7 +33,7 @@ def write(tmp_path: Path, text: str, name: str = "calendar.toml") -> Path:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Cluster:
-    return Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    return Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

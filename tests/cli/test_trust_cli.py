@@ -28,7 +28,9 @@ BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 @pytest.fixture
 def cluster(tmp_path: Path) -> Cluster:
     """A county of one township and one village on disk (keys and configs; directory.json), nothing running."""
-    return Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0)
+    return Cluster.prepare(
+        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
+    )
 
 
 def mistype(token: str) -> str:

@@ -119,7 +119,9 @@ def start(cluster: Cluster) -> None:
 
 def prepared(tmp_path: Path) -> Cluster:
     assert 2027 not in library_data().years, "the calendar library knows 2027 now: move this test to a year it does not"
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0)
+    cluster = Cluster.prepare(
+        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
+    )
     for node in cluster.nodes.values():  # duties (the correction among them) every second, not every 30 s
         text = node.config.read_text(encoding="utf-8")
         node.config.write_text(text.replace("[sync]\n", "[sync]\nduties_interval = 1.0\n"), encoding="utf-8")

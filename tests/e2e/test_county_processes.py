@@ -23,7 +23,13 @@ pytestmark = pytest.mark.processes
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[tuple[Cluster, dict[str, Desk]]]:
     cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=2, interval=0.3, max_backoff=1.0, budget_bytes=4096
+        tmp_path / "county",
+        towns=1,
+        villages_per_town=2,
+        interval=0.3,
+        max_backoff=1.0,
+        budget_bytes=4096,
+        open_demo=True,
     )
     await asyncio.to_thread(cluster.start)
     desks = {n.id: Desk(n.id, n.role, NodeClient(n.url)) for n in cluster.nodes.values()}

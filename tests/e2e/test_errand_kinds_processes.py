@@ -27,6 +27,7 @@ C, TOWN, VILLAGE = "C", "T01", "T01V01"
 PATH = (C, TOWN, VILLAGE)
 STAFF = {C: "县民政局 审批员 赵敏", TOWN: "综合窗口 A岗 王芳", VILLAGE: "代办员 李建国"}
 WAIT = 30.0
+PHONE, PHONE_TAIL = "13907301234", "1234"  # the public lookup asks for the phone's last four digits
 
 
 class County:
@@ -95,6 +96,7 @@ class County:
         result = await self.clients[VILLAGE].register(
             matter=matter,
             applicant_name=name,
+            applicant_phone=PHONE,
             materials=["申请书", "身份证复印件", "户口簿复印件"],
             actor=STAFF[VILLAGE],
             role="代办员",
@@ -114,7 +116,9 @@ class County:
 
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[County]:
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0)
+    cluster = Cluster.prepare(
+        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
+    )
     kit = County(cluster)
     try:
         await asyncio.to_thread(cluster.start)  # inside the try: a node slow to start is still stopped
@@ -215,12 +219,16 @@ async def test_four_kinds_of_errand_through_real_processes(county: County) -> No
     ]
     names = {m["code"]: m["name"] for m in village_catalogue["matters"]}
     for receipt, (code, person, (stage, outcome)) in zip(receipts, expected, strict=True):
-        response = await county.http[VILLAGE].get(f"/api/lookup/{receipt}")
+        # the receipt alone opens nothing: the applicant's phone's last four digits (or the query code) too
+        assert (await county.http[VILLAGE].get(f"/api/lookup/{receipt}")).status_code == 400
+        response = await county.http[VILLAGE].get(f"/api/lookup/{receipt}", params={"code": PHONE_TAIL})
         assert response.status_code == 200, response.text
         status = response.json()
         assert (status["receipt"], status["stage"], status["outcome"]) == (receipt, stage, outcome)
         assert status["matter"] == names[code]
         assert person not in response.text
-    bad = await county.http[VILLAGE].get(f"/api/lookup/{receipts[0][:-1]}{'0' if receipts[0][-1] != '0' else '1'}")
-    assert bad.status_code == 404
+    bad = await county.http[VILLAGE].get(
+        f"/api/lookup/{receipts[0][:-1]}{'0' if receipts[0][-1] != '0' else '1'}", params={"code": PHONE_TAIL}
+    )
+    assert bad.status_code == 400  # the check character catches the typo
     assert time.monotonic() - started < 60

@@ -39,6 +39,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         budget_bytes=4096,  # many small pushes and pulls: more requests for the faults to hit
         proxies=True,
         proxy_seed=11,
+        open_demo=True,
     )
     try:
         county.start()

@@ -68,7 +68,7 @@ class LiveNode:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
-    cluster = Cluster.prepare(tmp_path_factory.mktemp("api-fuzz") / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path_factory.mktemp("api-fuzz") / "c", towns=1, villages_per_town=1, open_demo=True)
     node = cluster.nodes[VILLAGE]
     cluster.start(VILLAGE)
     try:

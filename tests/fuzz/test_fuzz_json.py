@@ -32,7 +32,7 @@ SENT: list[int] = []
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
-    cluster = Cluster.prepare(tmp_path_factory.mktemp("json-fuzz") / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path_factory.mktemp("json-fuzz") / "c", towns=1, villages_per_town=1, open_demo=True)
     with TestClient(create_app(load_settings(cluster.nodes["T01V01"].config)), raise_server_exceptions=False) as c:
         errand = c.post("/api/errands", json=GOOD).json()["errand"]
         yield c, errand

@@ -38,7 +38,7 @@ async def _seed(settings: NodeSettings, cluster: Cluster) -> None:
 
 @pytest.fixture
 def county_node(tmp_path: Path) -> tuple[Cluster, NodeSettings]:
-    cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1, open_demo=True)
     settings = load_settings(cluster.nodes["C"].config)
     asyncio.run(_seed(settings, cluster))
     return cluster, settings

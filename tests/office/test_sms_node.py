@@ -38,7 +38,7 @@ async def _seed(settings: NodeSettings, cluster: Cluster) -> None:
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[TestClient[Litestar], Gateway]]:
     gateway, server = start_gateway()
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True)
     config = cluster.nodes["T01"].config
     config.write_text(
         config.read_text(encoding="utf-8").replace("[sync]\n", "[sync]\nduties_interval = 1.0\n")

@@ -39,7 +39,7 @@ async def state(cluster: Cluster, node: str) -> tuple[dict[str, str], dict[str, 
 
 
 def test_restored_village_takes_its_batches_back_and_reuses_nothing(tmp_path: Path) -> None:
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
     db = cluster.workdir / "T01V01" / "node.db"
     first = asyncio.run(register_and_sync(cluster, 2))
     backup = tmp_path / "backup"
@@ -96,7 +96,7 @@ def copy_db(src: Path, dst: Path) -> None:
 def test_restored_township_takes_back_what_it_had_sent_down(tmp_path: Path) -> None:
     """The township's disk dies after it sent its receipts down (never up: the county link was out).
     Restored from a backup, it must not renumber its stream: the village gives the batches back."""
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
     db = cluster.workdir / "T01" / "node.db"
     errands = [e for e, _ in asyncio.run(register_and_sync(cluster, 2))]
     asyncio.run(town_syncs_with_county(cluster))  # the township has confirmed its place once

@@ -60,7 +60,7 @@ def schemathesis_run(url: str) -> subprocess.Popen[str]:
 
 @pytest.mark.timeout(900)  # three real nodes and three schemathesis runs; ~1 min on an idle machine
 def test_every_tier_serves_exactly_what_its_schema_says(tmp_path: Path) -> None:
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
     runs: dict[str, subprocess.Popen[str]] = {}
     try:
         for node in TIERS:

@@ -46,7 +46,7 @@ async def _seed_catalogue(settings: NodeSettings, county_key: SigningKey) -> Non
 
 def prepared_node(tmp_path: Path, node: str, *, catalogue: bool = True) -> tuple[Cluster, NodeSettings]:
     """A county of one town and one village on disk; ``node``'s database already holds the catalogue."""
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True)
     settings = load_settings(cluster.nodes[node].config)
     if catalogue:
         asyncio.run(_seed_catalogue(settings, cluster.layout.keys["C"]))

@@ -7,6 +7,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from screens_kit import act, register
 
+from protocol.lookup import lookup_code
 from sanji.web.documents import DOCUMENTS, cn_iso
 from sanji.web.qr import qr_svg
 
@@ -37,7 +38,9 @@ def test_receipt_has_the_qr_and_everything_the_villager_needs(village: Client) -
     receipt = row["receipt"]
     assert receipt in html and "回执" in html
     assert "<svg" in html and 'class="qr"' in html
-    url = f"http://testserver.local/lookup?receipt={receipt}"
+    public = village.app.state.settings.node.public_url
+    assert public.startswith("http://127.0.0.1:")
+    url = f"{public}/lookup?receipt={receipt}&code={lookup_code(errand_id)}"  # the public site, not this desk
     assert str(qr_svg(url, scale=3, label=f"回执号 Receipt {receipt}")) in html  # the QR encodes the lookup URL
     assert "临时救助申请" in html and "张秀英" in html and "李建国" in html
     for material in ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"):

@@ -76,9 +76,8 @@ def county(enrolled_template: Path, tmp_path: Path) -> Path:
 
 def config_of(county: Path, node: str, *, required: bool = False) -> Path:
     config = county / node / "node.toml"
-    if required:
-        with config.open("a", encoding="utf-8") as out:
-            out.write("\n[auth]\nrequired = true\n")
+    with config.open("a", encoding="utf-8") as out:  # logins by default; the open mode only when asked for
+        out.write(f"\n[auth]\nrequired = {'true' if required else 'false'}\n")
     return config
 
 

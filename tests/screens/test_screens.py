@@ -292,16 +292,17 @@ def test_the_county_does_not_register(tmp_path: Path) -> None:
 def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> None:
     errand_id = register(village, applicant_id_number="11010519491231002X", applicant_phone="13812345678")
     receipt = village.get(f"/api/errands/{errand_id}").json()["receipt"]
-    r = village.get("/lookup", params={"receipt": receipt.lower()})
+    assert village.get("/lookup", params={"receipt": receipt.lower()}).status_code == 400  # needs a second factor
+    r = village.get("/lookup", params={"receipt": receipt.lower(), "code": "5678"})
     assert r.status_code == 200
     assert receipt in r.text and "临时救助申请" in r.text and "已登记 registered" in r.text
     for private in ("张秀英", "11010519491231002X", "13812345678", "李建国"):
         assert private not in r.text
     bad = receipt[:-1] + ("0" if receipt[-1] != "0" else "1")
-    assert village.get("/lookup", params={"receipt": bad}).status_code == 400
+    assert village.get("/lookup", params={"receipt": bad, "code": "5678"}).status_code == 400
     unknown = make_receipt("T01V01", date(2026, 1, 5), 999)
-    r = village.get("/lookup", params={"receipt": unknown})
-    assert r.status_code == 404 and "本节点没有回执号为" in r.text
+    r = village.get("/lookup", params={"receipt": unknown, "code": "5678"})
+    assert r.status_code == 404 and "本站没有该办件" in r.text
     assert village.get("/lookup").status_code == 200
 
 

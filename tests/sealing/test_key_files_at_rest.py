@@ -228,7 +228,7 @@ def name_the_variable(config: Path) -> None:
 @pytest.fixture
 def village_config(tmp_path: Path) -> Path:
     """A village's config and plain key files, as ``Cluster.prepare`` writes them (nothing running)."""
-    return Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1).nodes["T01V01"].config
+    return Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True).nodes["T01V01"].config
 
 
 def database_bytes(node_dir: Path) -> bytes:
@@ -275,7 +275,7 @@ def test_keys_protect_converts_a_running_nodes_files_and_it_still_opens_sealed_d
     assert keys_init.run_protect(str(village_config)) == 0  # again: nothing left to do
     assert "node.key: already protected" in capsys.readouterr().out
     with TestClient(village_app(village_config)) as client:
-        shown = client.get(f"/api/errands/{errand}").json()
+        shown = client.get(f"/api/errands/{errand}?reveal=true").json()
     applicant = shown["history"][0]["applicant"]
     assert applicant["id_number"] == ID_NUMBER
     assert applicant["phone"] == PHONE
@@ -297,7 +297,7 @@ def test_a_node_with_protected_keys_starts_only_with_its_passphrase(
     with TestClient(village_app(village_config)) as client:
         r = client.post("/api/errands", json=APPLICANT)
         assert r.status_code == 201, r.text
-        shown = client.get(f"/api/errands/{r.json()['errand']}").json()
+        shown = client.get(f"/api/errands/{r.json()['errand']}?reveal=true").json()
     assert shown["history"][0]["applicant"]["id_number"] == ID_NUMBER
     held = database_bytes(village_config.parent)
     assert "张秀英".encode() in held and ID_NUMBER.encode() not in held
@@ -389,7 +389,7 @@ async def test_a_rotation_leaves_the_node_key_protected(tmp_path: Path) -> None:
 def test_enroll_join_makes_protected_keys_when_the_config_names_a_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, enroll=True)
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, enroll=True, open_demo=True)
     certify_county(cluster, tmp_path / "root")
     town = cluster.nodes["T01"].config
     assert not (town.parent / "node.key").exists()  # a new machine: `enroll join` makes its keys

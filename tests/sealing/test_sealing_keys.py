@@ -98,7 +98,7 @@ def test_the_layout_lists_both_keys_and_can_leave_sealing_out() -> None:
 
 
 def test_the_demo_cluster_writes_every_nodes_sealing_key_and_record(tmp_path: Path) -> None:
-    cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1, open_demo=True)
     directory = read_directory(tmp_path / "county" / "directory.json")
     for node in cluster.nodes.values():
         key_file = node.config.parent / "node.key"

@@ -28,7 +28,7 @@ GOOD = {
 
 @pytest.fixture
 def village(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
     settings = load_settings(cluster.nodes["T01V01"].config)
     with TestClient(create_app(settings)) as client:
         yield client
@@ -43,7 +43,9 @@ def test_register_then_read_back(village: TestClient) -> None:  # type: ignore[t
     assert r.status_code == 201, r.text
     errand = village.get(f"/api/errands/{r.json()['errand']}").json()
     assert errand["stage"] == "registered" and errand["holder"] == "T01V01"
-    assert errand["history"][0]["applicant"]["id_number"] == GOOD["applicant_id_number"]
+    assert errand["history"][0]["applicant"]["id_number"] == "430621********7797"  # masked unless asked
+    shown = village.get(f"/api/errands/{r.json()['errand']}?reveal=true").json()
+    assert shown["history"][0]["applicant"]["id_number"] == GOOD["applicant_id_number"]
     assert len(errand["digest"]) == 64
 
 

@@ -20,7 +20,7 @@ ERROR_KEYS = {"error", "message", "hint", "retryable"}
 
 @pytest.fixture(scope="module")
 def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:  # type: ignore[type-arg]
-    cluster = Cluster.prepare(tmp_path_factory.mktemp("edges") / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path_factory.mktemp("edges") / "c", towns=1, villages_per_town=1, open_demo=True)
     settings = load_settings(cluster.nodes["T01V01"].config)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
@@ -93,7 +93,7 @@ def test_attachment_sizes_beyond_the_bound_are_refused_and_nothing_is_signed(
 
 
 def test_a_configured_attachment_limit_refuses_larger_uploads(tmp_path: Path) -> None:
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
     config = cluster.nodes["T01V01"].config
     text = config.read_text(encoding="utf-8").replace("[sync]\n", "[sync]\nmax_attachment_bytes = 1000\n", 1)
     assert "max_attachment_bytes" in text

@@ -1,0 +1,408 @@
+"""The public face (政务公开), open to anyone without a login.
+
+- ``/lookup`` and ``/api/lookup/{receipt}``: an errand's status by receipt number **and** a
+  second factor (``protocol.lookup``: the receipt's query code, or the last four digits of the
+  applicant's phone). A wrong receipt and a wrong factor get the same answer, so nothing tells
+  a guesser which receipts exist. Rate-limited per client address and per receipt (``Throttle``).
+- ``/public``: this centre's service guide — the matters it accepts with their limits, fees,
+  materials and windows, office hours, the windows and staff on duty, the supervision phone
+  (``[public]`` in the node's TOML) — and, at the county, the centres below it.
+- ``/complain``: a complaint or suggestion about an errand. It is recorded as a ``complain``
+  annotation, which travels up the errand's path to the county hub like any action; the
+  complainant's name and phone are sealed to the county hub alone (``sanji.complaints``), and
+  the complaint is shown only to supervisors and discipline inspectors, never to the person named.
+
+No page here shows an applicant's name, ID number or phone.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Controller, Litestar, Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+
+from protocol.catalogue import Matter
+from protocol.errand import OUTCOMES, STAGE_LABELS
+from protocol.lookup import normalise_factor, second_factor_matches
+from protocol.receipts import is_valid, normalise
+from protocol.topology import COUNTY, TOWN
+from sanji.auth.guard import client_ip
+from sanji.complaints import ComplaintForm, file_public_complaint
+from sanji.config import NodeSettings
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
+from sanji.web.screens import _frame, light
+from sanji.web.throttle import Throttle
+from sanji.web.views import summarise
+
+PUBLIC_CSRF_COOKIE = "sanji_public_csrf"
+
+
+@dataclass
+class PublicLimits:
+    """Per process. Sized for a villager who mistypes a few times, not for a script."""
+
+    lookups: Throttle  # every lookup from one address
+    failures: Throttle  # wrong receipt or wrong second factor from one address
+    receipt_failures: Throttle  # wrong second factors for one receipt, from anywhere
+    complaints: Throttle  # complaints filed from one address
+
+    @classmethod
+    def default(cls) -> PublicLimits:
+        return cls(
+            lookups=Throttle(30, 600.0),
+            failures=Throttle(5, 900.0),
+            receipt_failures=Throttle(10, 3600.0),
+            complaints=Throttle(5, 3600.0),
+        )
+
+
+def limits_of(app: Litestar) -> PublicLimits:
+    limits = getattr(app.state, "public_limits", None)
+    if not isinstance(limits, PublicLimits):
+        limits = PublicLimits.default()
+        app.state.public_limits = limits
+    return limits
+
+
+class PublicStatus(msgspec.Struct, kw_only=True):
+    """What anyone may see with a receipt number and its second factor (政务公开): no personal data."""
+
+    receipt: str
+    matter: str
+    stage: str
+    outcome: str
+    due: str
+    updated_at: int
+
+
+class LookupRefused(Exception):
+    def __init__(self, status: int, code: str, zh: str, en: str, *, field: str = "", retry_after: float = 0) -> None:
+        super().__init__(en)
+        self.status = status
+        self.code = code
+        self.zh = zh
+        self.en = en
+        self.field = field
+        self.retry_after = retry_after
+
+
+def _too_many(wait: float) -> LookupRefused:
+    minutes = max(1, math.ceil(wait / 60))
+    return LookupRefused(
+        429,
+        "too_many_lookups",
+        f"查询过于频繁，请{minutes}分钟后再试",
+        f"Too many attempts from this address: try again in {minutes} min",
+        retry_after=wait,
+    )
+
+
+NO_MATCH = (
+    "回执号与查询码（或手机号后四位）不符，或本站没有该办件",
+    "The receipt number and the query code (or phone digits) do not match an errand held here",
+)
+
+
+async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str, factor: str) -> dict[str, Any]:
+    """The errand row a receipt and its second factor open; ``LookupRefused`` otherwise (limits counted)."""
+    wait = max(limits.lookups.retry_after(ip), limits.failures.retry_after(ip))
+    if wait:
+        raise _too_many(wait)
+    limits.lookups.hit(ip)
+    number = normalise(receipt)
+    if not is_valid(number):
+        raise LookupRefused(
+            400,
+            "bad_receipt",
+            "回执号格式或校验位不正确，请核对最后一位",
+            "Not a valid receipt number: check the last character",
+            field="receipt",
+        )
+    if not normalise_factor(factor):
+        raise LookupRefused(
+            400,
+            "second_factor_needed",
+            "请输入回执上的查询码，或申请人手机号后四位",
+            "Type the query code from the receipt, or the last four digits of the applicant's phone",
+            field="code",
+        )
+    wait = limits.receipt_failures.retry_after(number)
+    if wait:
+        raise _too_many(wait)
+    rows, _ = await store.errands(receipt=number, limit=1)
+    row = rows[0] if rows else None
+    phone = await store.applicant_phone(row["id"]) if row is not None else ""
+    if row is None or not second_factor_matches(factor, errand_id=row["id"], phone=phone):
+        limits.failures.hit(ip)
+        limits.receipt_failures.hit(number)
+        raise LookupRefused(404, "no_match", *NO_MATCH, field="code")
+    return row
+
+
+def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
+    matter = context.matter(row["matter"])
+    view = summarise(row, context)
+    return {
+        "receipt": row["receipt"],
+        "matter": matter.name if matter else row["matter"],
+        "matter_url": guide_url(row["matter"]) if matter else "",
+        "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
+        "outcome": OUTCOMES.get(row["outcome"], ""),
+        "due": cn_iso(row["due"]) if row["due"] else "",
+        "light": light(view["deadline"])["zh"] if view["deadline"] else "",
+        "updated": at_text(row["updated_at"]),
+    }
+
+
+def _refusal_json(exc: LookupRefused) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(math.ceil(exc.retry_after))} if exc.retry_after else None
+    return Response(
+        {
+            "error": exc.code,
+            "message": f"{exc.zh} · {exc.en}",
+            "hint": "Wait before trying again." if exc.status == 429 else "Check the receipt and the query code.",
+            "retryable": exc.status == 429,
+        },
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+def _public_csrf(page: Template, token: str) -> Template:
+    page.cookies.append(
+        Cookie(key=PUBLIC_CSRF_COOKIE, value=token, path="/complain", httponly=True, samesite="strict", max_age=3600)
+    )
+    return page
+
+
+def _levels_of(role: str) -> tuple[str, ...]:
+    return {TOWN: ("town",), COUNTY: ("county",)}.get(role, ("village",))
+
+
+def _matter_row(m: Matter) -> dict[str, Any]:
+    return {
+        "code": m.code,
+        "name": m.name,
+        "name_en": m.name_en,
+        "category": m.category,
+        "limit": limit_text(m.committed_limit, m.limit_unit),
+        "statutory": limit_text(m.statutory_limit, m.limit_unit),
+        "fee": m.fee or "不收费 free",
+        "materials": len(m.materials),
+        "window": m.window or m.department or "",
+        "proxy": m.proxy_allowed and not m.in_person,
+        "url": guide_url(m.code),
+    }
+
+
+class PublicController(Controller):
+    path = "/"
+    include_in_schema = False
+
+    # -- status lookup -----------------------------------------------------------------------
+
+    @get("/lookup")
+    async def lookup(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        receipt: FromQuery[str] = "",
+        code: FromQuery[str] = "",
+    ) -> Template:
+        result: dict[str, str] | None = None
+        problem: LookupRefused | None = None
+        if receipt or code:
+            try:
+                row = await find_errand(store, limits_of(request.app), client_ip(request), receipt[:64], code[:64])
+            except LookupRefused as exc:
+                problem = exc
+            else:
+                result = _status_view(row, context)
+        page = Template(
+            template_name="lookup.html",
+            status_code=problem.status if problem else 200,
+            context={
+                **_frame(store, context, "lookup"),
+                "receipt": receipt[:64],
+                "code": code[:64],
+                "result": result,
+                "problem": problem,
+            },
+        )
+        if problem is not None and problem.retry_after:
+            page.headers["Retry-After"] = str(math.ceil(problem.retry_after))
+        return page
+
+    @get("/api/lookup/{receipt:str}", include_in_schema=True, tags=["public"])
+    async def lookup_api(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        receipt: FromPath[str],
+        code: FromQuery[str] = "",
+    ) -> Response[Any]:
+        """Status by receipt number and its second factor (``code``: the query code or the phone's last four digits)."""
+        try:
+            row = await find_errand(store, limits_of(request.app), client_ip(request), receipt[:64], code[:64])
+        except LookupRefused as exc:
+            return _refusal_json(exc)
+        matter = context.matter(row["matter"])
+        status = PublicStatus(
+            receipt=row["receipt"],
+            matter=matter.name if matter else row["matter"],
+            stage=STAGE_LABELS.get(row["stage"], row["stage"]),
+            outcome=OUTCOMES.get(row["outcome"], ""),
+            due=row["due"],
+            updated_at=row["updated_at"],
+        )
+        return Response(msgspec.to_builtins(status))
+
+    # -- 政务公开: this centre's service guide --------------------------------------------------
+
+    @get("/public")
+    async def guide(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        q: FromQuery[str] = "",
+        levels: FromQuery[str] = "",
+    ) -> Template:
+        settings: NodeSettings = request.app.state.settings
+        role = store.directory.role(store.node_id)
+        query = q.strip()[:40]
+        catalogue = context.catalogue
+        matters = list(catalogue.matters) if catalogue else []
+        here = _levels_of(role)
+        if levels != "all":
+            matters = [m for m in matters if set(m.accept_levels) & set(here)]
+        if query:
+            matters = [m for m in matters if query in m.name or query.lower() in m.name_en.lower() or query in m.code]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for m in matters:
+            groups.setdefault(m.category, []).append(_matter_row(m))
+        below = [
+            {"id": child, "name": node_name(store.directory, child)}
+            for child in store.directory.children(store.node_id)
+        ]
+        return Template(
+            template_name="public.html",
+            context={
+                **_frame(store, context, "public"),
+                "centre": node_name(store.directory, store.node_id),
+                "info": settings.public,
+                "groups": groups,
+                "count": len(matters),
+                "q": query,
+                "levels": "all" if levels == "all" else "",
+                "catalogue": catalogue,
+                "below": below if role == COUNTY else [],
+            },
+        )
+
+    # -- complaints and suggestions --------------------------------------------------------------
+
+    @get("/complain")
+    async def complain_form(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        receipt: FromQuery[str] = "",
+        code: FromQuery[str] = "",
+    ) -> Template:
+        values = {"receipt": receipt[:64], "code": code[:64], "kind": "投诉"}
+        return _complain_page(store, context, values, {})
+
+    @post("/complain", status_code=200)
+    async def complain(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
+        raw = await request.form()
+        values = {
+            k: str(raw.get(k, "")).strip() for k in ("receipt", "code", "kind", "against", "text", "name", "phone")
+        }
+        values["kind"] = values["kind"] if values["kind"] in ("投诉", "建议") else "投诉"
+        # Its own double-submit token: a logged-in person's form also carries the session's (checked by the guard).
+        sent = str(raw.get("_public_token", ""))
+        expected = request.cookies.get(PUBLIC_CSRF_COOKIE, "")
+        if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            errors = {"_": "页面已过期，请重新填写提交 The form expired: please send it again"}
+            return _complain_page(store, context, values, errors, status=403)
+        errors = _check_complaint(values)
+        if errors:
+            return _complain_page(store, context, values, errors, status=400)
+        limits = limits_of(request.app)
+        ip = client_ip(request)
+        wait = limits.complaints.retry_after(ip)
+        if wait:
+            errors = {"_": f"{_too_many(wait).zh} {_too_many(wait).en}"}
+            return _complain_page(store, context, values, errors, status=429)
+        try:
+            row = await find_errand(store, limits, ip, values["receipt"], values["code"])
+        except LookupRefused as exc:
+            return _complain_page(store, context, values, {exc.field or "_": f"{exc.zh} {exc.en}"}, status=exc.status)
+        limits.complaints.hit(ip)
+        form = ComplaintForm(
+            kind=values["kind"],
+            text=values["text"],
+            against=values["against"],
+            name=values["name"],
+            phone=values["phone"],
+        )
+        filed = await file_public_complaint(store, row["id"], form, ip=ip)
+        return Template(
+            template_name="complain_done.html",
+            context={
+                **_frame(store, context, "complain"),
+                "kind": values["kind"],
+                "reference": filed.reference,
+                "sealed": filed.identity_sealed,
+                "had_identity": bool(values["name"] or values["phone"]),
+                "supervision_phone": request.app.state.settings.public.supervision_phone,
+            },
+        )
+
+
+def _check_complaint(values: dict[str, str]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not values["text"]:
+        errors["text"] = "请写明投诉或建议的内容 Please write what happened or what you suggest"
+    elif len(values["text"]) > 2000:
+        errors["text"] = "内容不超过2000字 At most 2000 characters"
+    if len(values["against"]) > 64:
+        errors["against"] = "不超过64字 At most 64 characters"
+    if len(values["name"]) > 64:
+        errors["name"] = "姓名不超过64字 At most 64 characters"
+    if values["phone"] and not re.fullmatch(r"[\d+\- ]{5,20}", values["phone"]):
+        errors["phone"] = "电话只能包含数字、+、- 和空格 Digits, +, - and spaces only"
+    if not values["receipt"]:
+        errors["receipt"] = "请填写回执号 The receipt number is required"
+    if not values["code"]:
+        errors["code"] = "请填写查询码或申请人手机号后四位 The query code or the phone's last four digits"
+    return errors
+
+
+def _complain_page(
+    store: Store, context: NodeContext, values: dict[str, str], errors: dict[str, str], *, status: int = 200
+) -> Template:
+    token = secrets.token_urlsafe(24)
+    page = Template(
+        template_name="complain.html",
+        status_code=status,
+        context={**_frame(store, context, "complain"), "values": values, "errors": errors, "public_csrf": token},
+    )
+    return _public_csrf(page, token)

@@ -1,0 +1,135 @@
+"""Screenshots of every desk page and the public pages, in Chinese, from real nodes in Debian's Chromium.
+
+    python -m tools.screenshots docs/screens        (or: make screenshots)
+
+Starts a county of one township and one village on loopback in the open demo mode (so the
+banner shows: these are the demo's pages), walks errands through the JSON API — one escalated
+to the county, one at the township's intake, one just registered at the village — and saves a
+1366×768 full-page PNG of each screen. Nothing is loaded from the internet: the pages ship
+their own styles, and the Chinese renders with the CJK font ``make browser`` installs.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from protocol.lookup import lookup_code
+from sanji.demo.cluster import Cluster
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+AGENT = {"actor": "李建国", "role": "代办员"}
+WINDOW = {"actor": "王晓红", "role": "窗口A岗"}
+MATERIALS = ["申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"]
+
+
+def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = client.post(path, json=body)
+    if r.status_code >= 400:
+        raise RuntimeError(f"{path}: {r.status_code} {r.text}")
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def _wait_for(client: httpx.Client, errand: str, test: Any, timeout: float = 90.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/errands/{errand}")
+        if r.status_code == 200 and test(r.json()):
+            row: dict[str, Any] = r.json()
+            return row
+        time.sleep(0.5)
+    raise RuntimeError(f"errand {errand} did not get there within {timeout} s")
+
+
+def _errands(cluster: Cluster) -> dict[str, str]:
+    village = httpx.Client(base_url=cluster.nodes["T01V01"].url, timeout=30)
+    town = httpx.Client(base_url=cluster.nodes["T01"].url, timeout=30)
+    county = httpx.Client(base_url=cluster.nodes["C"].url, timeout=30)
+
+    def register(name: str, phone: str) -> str:
+        body = {"matter": "MZ-003", "applicant_name": name, "applicant_id_number": "430621195007307797"}
+        body |= {"applicant_phone": phone, "materials": MATERIALS, **AGENT}
+        return str(_post(village, "/api/errands", body)["errand"])
+
+    up = register("张秀英", "13812345678")
+    intake = register("赵桂兰", "13907301234")
+    here = register("王德明", "13500002222")
+    for errand in (up, intake):
+        _post(village, f"/api/errands/{errand}/actions", {"kind": "submit", **AGENT})
+    for errand in (up, intake):
+        _wait_for(town, errand, lambda e: e["pending_to"] == "T01")
+        _post(town, f"/api/errands/{errand}/actions", {"kind": "receive", **WINDOW})
+    department = town.get("/api/catalogue").json()["matters"]
+    dept = next((m["department"] for m in department if m["code"] == "MZ-003"), "") or "县民政局"
+    _post(town, f"/api/errands/{up}/actions", {"kind": "accept", "errand_kind": "上报件", **WINDOW})
+    _post(town, f"/api/errands/{up}/actions", {"kind": "escalate", "department": dept, **WINDOW})
+    _wait_for(county, up, lambda e: e["pending_to"] == "C")
+    _post(county, f"/api/errands/{up}/actions", {"kind": "receive", "actor": "刘芳", "role": "部门审批"})
+    _wait_for(village, up, lambda e: e["stage"] == "at_department")
+    receipt = _wait_for(village, here, lambda e: True)["receipt"]
+    return {"up": up, "intake": intake, "here": here, "receipt": receipt}
+
+
+def shoot(out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        cluster = Cluster.prepare(Path(work) / "county", towns=1, villages_per_town=1, open_demo=True)
+        try:
+            cluster.start(wait=False)
+            for node_id in cluster.nodes:  # a busy machine takes longer than the cluster's usual 30 s
+                cluster.wait_ready(node_id, timeout=300)
+            e = _errands(cluster)
+            v, t, c = (cluster.nodes[n].url for n in ("T01V01", "T01", "C"))
+            code = lookup_code(e["here"])
+            pages = {
+                "village-home": f"{v}/",
+                "village-register": f"{v}/register?matter=MZ-003",
+                "village-errand": f"{v}/errands/{e['here']}",
+                "village-receipt": f"{v}/print/{e['here']}/receipt",
+                "town-home": f"{t}/",
+                "town-errand": f"{t}/errands/{e['intake']}",
+                "town-acceptance": f"{t}/print/{e['up']}/acceptance",
+                "county-home": f"{c}/",
+                "county-errand": f"{c}/errands/{e['up']}",
+                "county-supervision": f"{c}/supervision",
+                "county-enroll": f"{c}/enroll",
+                "public-guide": f"{t}/public",
+                "public-lookup": f"{c}/lookup?receipt={e['receipt']}&code={code}",
+                "public-complain": f"{c}/complain",
+                "login": f"{t}/login",
+            }
+            saved = []
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                try:
+                    page = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768}).new_page()
+                    for name, url in pages.items():
+                        page.goto(url)
+                        path = out / f"{name}.png"
+                        page.screenshot(path=str(path), full_page=True)
+                        saved.append(path)
+                finally:
+                    browser.close()
+            return saved
+        finally:
+            cluster.stop()
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[1] if len(argv) > 1 else "docs/screens")
+    for path in shoot(out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
