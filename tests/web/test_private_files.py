@@ -41,7 +41,8 @@ def test_a_running_node_keeps_its_files_private(tmp_path: Path) -> None:
 
 def test_tighten_narrows_only_what_is_too_open(tmp_path: Path) -> None:
     data = tmp_path / "var"
-    data.mkdir(mode=0o755)
+    data.mkdir()
+    data.chmod(0o755)  # mkdir's mode passes through the process umask, which an in-process CLI test may have narrowed
     (data / "node.db").write_bytes(b"x")
     (data / "node.db").chmod(0o644)
     (data / "already").write_bytes(b"x")
