@@ -171,7 +171,7 @@ def open_frame(frame: bytes, directory: Directory) -> Batch:
     payload_start = 5 + len(key_id) + 4
     try:
         payload = _payload_decoder.decode(signed[payload_start:])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # nested past the recursion limit: still just bad bytes
         raise FrameError(f"signed batch payload does not decode: {exc}") from None
     if payload.format != FORMAT_VERSION:
         raise UnsupportedFormat(f"batch payload format {payload.format} differs from its frame's {FORMAT_VERSION}")
@@ -218,7 +218,7 @@ def _decode_body(payload: BatchPayload) -> list[Action]:
         raise UnsupportedFormat(f"batch body encoding {payload.encoding!r} is not supported")
     try:
         actions = decode_actions(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise FrameError(f"batch actions do not decode: {exc}") from None
     if len(actions) != payload.count or not actions or len(actions) > limits.MAX_ACTIONS_PER_BATCH:
         raise FrameError(f"batch says {payload.count} actions but holds {len(actions)}")

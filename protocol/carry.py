@@ -6,7 +6,8 @@ Layout::
           | for each frame: frame_len:u32 | frame
           | sha256 of every byte before it (32 bytes)
 
-The trailing checksum is checked before anything is read, so a damaged file is
+The whole file is checked (size before any byte is read, then structure, limits and the
+trailing checksum, streamed) before anything is applied, so a damaged or crafted file is
 refused whole and nothing partial is applied. Each frame inside is still a signed
 batch, verified on import like any other: the file adds no trust of its own.
 """
@@ -21,10 +22,14 @@ import msgspec
 
 from protocol.errors import FrameError, FrameTooLarge, UnsupportedFormat
 from protocol.limits import MAX_FRAME_BYTES
+from protocol.wire import decode
 
 MAGIC = b"SJX"
 FORMAT_VERSION = 1
 MAX_CARRY_BYTES = 2 * 1024 * 1024 * 1024
+MAX_CARRY_FRAMES = 100_000  # months of a busy village's batches; a file claiming more is not an export
+MAX_HEADER_BYTES = 64 * 1024
+MIN_FRAME_BYTES = 5 + 4 + 2 + 64  # magic, version, key id length, payload length, signature length, Ed25519
 
 
 class CarryHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,36 +57,128 @@ def write_carry(header: CarryHeader, frames: Sequence[bytes]) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
+class CarryScanner:
+    """Reads a transfer file fed in chunks of any size (sans-IO: the caller reads the file).
+
+    ``total`` is the file's size, known before a byte is read (``os.stat``): a file over
+    ``MAX_CARRY_BYTES`` is refused at once, and the trailing checksum is found by position. The
+    scanner keeps at most one frame in memory, refuses a frame shorter than any signed batch or
+    longer than ``MAX_FRAME_BYTES``, and more frames than the header announced or than
+    ``MAX_CARRY_FRAMES``. ``feed`` returns the frames completed by the chunk (only with
+    ``keep=True``); ``finish`` checks the count and the checksum. So an importer scans a file once
+    to check it (``keep=False``) and applies nothing unless the whole file is sound, then reads it
+    again to apply it frame by frame.
+    """
+
+    def __init__(self, total: int, *, keep: bool) -> None:
+        if total > MAX_CARRY_BYTES:
+            raise FrameTooLarge(
+                f"file of {total} bytes is larger than {MAX_CARRY_BYTES}",
+                hint="Export in several files (a few days at a time), or carry a smaller export.",
+            )
+        if total < 8 + 32:
+            raise FrameError("not a Sanji transfer file (too short)", hint="Check that the right file was chosen.")
+        self.keep = keep
+        self.body_end = total - 32
+        self.header: CarryHeader | None = None
+        self.frames = 0
+        self._pos = 0  # bytes consumed so far
+        self._buf = bytearray()
+        self._trailer = bytearray()
+        self._hash = hashlib.sha256()
+        self._need_head = -1  # header length, once read
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        room = self.body_end - self._pos - len(self._buf)
+        body, tail = (chunk[:room], chunk[room:]) if room < len(chunk) else (chunk, b"")
+        self._hash.update(body)
+        self._buf += body
+        self._trailer += tail
+        if len(self._trailer) > 32:
+            raise FrameError("the transfer file is longer than it was when its size was read")
+        return self._parse()
+
+    def _take(self, n: int) -> bytes | None:
+        if len(self._buf) < n:
+            return None
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._pos += n
+        return out
+
+    def _parse(self) -> list[bytes]:
+        out: list[bytes] = []
+        while True:
+            if self._pos == 0:
+                start = self._take(4)
+                if start is None:
+                    return out
+                if start[:3] != MAGIC:
+                    raise FrameError(
+                        "not a Sanji transfer file (bad magic bytes)", hint="Check that the right file was chosen."
+                    )
+                if start[3] != FORMAT_VERSION:
+                    raise UnsupportedFormat(
+                        f"transfer file format {start[3]} is not supported (this node reads {FORMAT_VERSION})"
+                    )
+            if self.header is None:
+                if self._need_head < 0:
+                    raw = self._take(4)
+                    if raw is None:
+                        return out
+                    (self._need_head,) = struct.unpack(">I", raw)
+                    if self._need_head > MAX_HEADER_BYTES:
+                        raise FrameError(f"transfer file header of {self._need_head} bytes is implausibly large")
+                head = self._take(self._need_head)
+                if head is None:
+                    return out
+                self.header = decode(head, CarryHeader, what="transfer file header", max_bytes=MAX_HEADER_BYTES)
+                if not 0 <= self.header.count <= MAX_CARRY_FRAMES:
+                    raise FrameError(
+                        f"transfer file announces {self.header.count} batches; at most {MAX_CARRY_FRAMES} are read",
+                        hint="Export in several files.",
+                    )
+            if len(self._buf) < 4:
+                return out
+            (size,) = struct.unpack(">I", self._buf[:4])
+            index = self.frames + 1
+            if size > MAX_FRAME_BYTES:
+                raise FrameTooLarge(
+                    f"batch {index} in the transfer file is {size} bytes; the limit is {MAX_FRAME_BYTES}"
+                )
+            if size < MIN_FRAME_BYTES:
+                raise FrameError(f"batch {index} in the transfer file is {size} bytes, too short to be a signed batch")
+            if self.frames >= self.header.count:
+                raise FrameError(f"transfer file holds more batches than the {self.header.count} it announces")
+            if len(self._buf) < 4 + size:
+                return out
+            frame = self._take(4 + size)
+            assert frame is not None
+            self.frames += 1
+            if self.keep:
+                out.append(frame[4:])
+
+    def finish(self) -> CarryHeader:
+        """The header, once the whole file was fed and found sound; raises FrameError otherwise."""
+        if self._pos + len(self._buf) < self.body_end or len(self._trailer) < 32:
+            raise FrameError("the transfer file is shorter than its size said (it changed while being read)")
+        if self._hash.digest() != bytes(self._trailer):
+            raise FrameError(
+                "the transfer file is damaged (checksum mismatch); nothing was imported",
+                hint="Copy the file again from the exporting node, or export it anew.",
+            )
+        if self.header is None or self._buf:
+            raise FrameError("transfer file is truncated inside a batch")
+        if self.frames != self.header.count:
+            raise FrameError(f"transfer file says {self.header.count} batches but holds {self.frames}")
+        return self.header
+
+
 def read_carry(data: bytes) -> CarryFile:
-    if len(data) > MAX_CARRY_BYTES:
-        raise FrameTooLarge(f"file of {len(data)} bytes is larger than {MAX_CARRY_BYTES}")
-    if len(data) < 4 + 4 + 32 or data[:3] != MAGIC:
-        raise FrameError("not a Sanji transfer file (bad magic bytes)", hint="Check that the right file was chosen.")
-    if data[3] != FORMAT_VERSION:
-        raise UnsupportedFormat(f"transfer file format {data[3]} is not supported (this node reads {FORMAT_VERSION})")
-    body, digest = data[:-32], data[-32:]
-    if hashlib.sha256(body).digest() != digest:
-        raise FrameError(
-            "the transfer file is damaged (checksum mismatch); nothing was imported",
-            hint="Copy the file again from the exporting node, or export it anew.",
-        )
-    (head_len,) = struct.unpack(">I", body[4:8])
-    pos = 8 + head_len
-    try:
-        header = msgspec.msgpack.decode(body[8:pos], type=CarryHeader)
-    except msgspec.DecodeError as exc:
-        raise FrameError(f"transfer file header does not decode: {exc}") from None
-    frames: list[bytes] = []
-    while pos < len(body):
-        if pos + 4 > len(body):
-            raise FrameError("transfer file is truncated inside a frame length")
-        (size,) = struct.unpack(">I", body[pos : pos + 4])
-        if size > MAX_FRAME_BYTES:
-            raise FrameTooLarge(f"a frame of {size} bytes in the transfer file exceeds {MAX_FRAME_BYTES}")
-        frames.append(body[pos + 4 : pos + 4 + size])
-        pos += 4 + size
-        if len(frames[-1]) != size:
-            raise FrameError("transfer file is truncated inside a frame")
-    if len(frames) != header.count:
-        raise FrameError(f"transfer file says {header.count} batches but holds {len(frames)}")
-    return CarryFile(header=header, frames=tuple(frames))
+    """A whole transfer file held in memory (tests, small files); importers stream with ``CarryScanner``."""
+    scanner = CarryScanner(len(data), keep=False)
+    scanner.feed(data)
+    scanner.finish()  # checksum and structure first: nothing is returned from a damaged file
+    reader = CarryScanner(len(data), keep=True)
+    frames = reader.feed(data)
+    return CarryFile(header=reader.finish(), frames=tuple(frames))

@@ -26,6 +26,9 @@ class Cursor(msgspec.Struct, frozen=True, array_like=True):
     seq: int
 
 
+ALARM_PREFIX = "alarm:"  # a report whose last_error starts so is a security alarm (a clone), shown apart
+
+
 class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     """A node's health, sent up with every exchange so the county sees every level (node health)."""
 
@@ -90,12 +93,15 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     calendar: bytes = b""  # the signed working-day calendar, when the sender holds an older version
 
 
-SYNC_SIGNATURE_CONTEXT = b"sanji sync request v1\x00"
+SYNC_SIGNATURE_CONTEXT = b"sanji sync request v2\x00"
 
 
-def request_signing_bytes(path: str, body: bytes) -> bytes:
-    """What a child signs for every sync request: the endpoint and the body (headers X-Sanji-*)."""
-    return SYNC_SIGNATURE_CONTEXT + path.encode() + b"\x00" + body
+def request_signing_bytes(path: str, body: bytes, *, recipient: str, counter: int) -> bytes:
+    """What a child signs for every sync request (headers X-Sanji-*): the node it is addressed to, a
+    counter the recipient requires to grow with every request from this child, the endpoint and the
+    body. So a captured request is refused anywhere else (recipient) and ever again (counter)."""
+    head = f"{recipient}\x00{counter}\x00{path}\x00".encode()
+    return SYNC_SIGNATURE_CONTEXT + head + body
 
 
 class PushRequest(msgspec.Struct, frozen=True, kw_only=True):

@@ -192,7 +192,8 @@ def parse_document(raw: bytes) -> Document:
         if body_type is None:
             raise TrustError(f"unknown trust document kind {env.kind!r}")
         value = msgspec.msgpack.decode(env.body, type=body_type)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec lets bad UTF-8 through as the latter
+    # msgspec lets bad UTF-8 through as UnicodeDecodeError; deep nesting reaches the recursion limit
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise TrustError(f"trust document does not decode: {exc}") from None
     if _encoder.encode(value) != env.body:
         raise TrustError("trust document body is not in canonical form")
@@ -621,6 +622,24 @@ class TrustState:
         certified = {e.id: e for e in self.entries()}
         merged = [e for e in base if e.id not in certified] + list(certified.values())
         return Directory(merged, revoked_after=self.revocation_points())
+
+    def place_conflict(self, cert: Certificate) -> str:
+        """Why ``cert`` may not be taken here ("" if it may): its node is already certified under another
+        parent and the issuer is not above the node in both places — only the county (or an ancestor of
+        both places) moves a node. Asked before a certificate is kept, so the first valid placement of an
+        id holds and a certificate issued elsewhere in the tree can never make that node unverifiable."""
+        held = self.current(cert.node)
+        if held is None or held.parent == cert.parent or held.serial == cert.serial:
+            return ""
+        if cert.issuer == ROOT_ISSUER:
+            return ""
+        valid = {c.serial: c for c in self.certificates()}
+        if cert.issuer in _ancestors(held.parent, valid) and cert.issuer in _ancestors(cert.parent, valid):
+            return ""
+        return (
+            f"{cert.node} is certified under {held.parent}; {cert.issuer} may not place it under {cert.parent} "
+            "(only an ancestor of both places, such as the county, moves a node)"
+        )
 
     def instance_of(self, node: str) -> str:
         """The database instance ``node``'s newest certificate binds it to ("" when unbound)."""

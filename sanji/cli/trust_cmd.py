@@ -24,6 +24,7 @@ import segno
 
 from protocol.enrollment import EnrollResponse, decode_token, encode_token, make_request
 from protocol.errors import SanjiError
+from protocol.limits import MAX_REQUEST_BYTES
 from protocol.signing import SigningKey
 from protocol.topology import COUNTY, ROLES
 from protocol.trust import (
@@ -35,6 +36,7 @@ from protocol.trust import (
     root_fingerprint,
     sign_document,
 )
+from protocol.wire import decode
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.keys import NodeKey, read_key, write_key
 from sanji.node_directory import directory_entries, node_directory
@@ -311,7 +313,7 @@ async def join_tree(config: str, token_text: str, name: str) -> int:
         except ValueError:
             detail = {"message": reply.text[:200]}
         raise SanjiError(f"the parent refused the enrollment ({reply.status_code}): {detail.get('message', '')}")
-    response = msgspec.msgpack.decode(reply.content, type=EnrollResponse)
+    response = decode(reply.content, EnrollResponse, what="the parent's enrollment answer", max_bytes=MAX_REQUEST_BYTES)
     roots = [raw for raw in response.bundle if parse_document(raw).kind == "root"]
     if not roots or root_fingerprint(roots[0]) != token.root:
         raise SanjiError(

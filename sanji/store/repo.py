@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ from protocol.errand import Projection, judge, project
 from protocol.errors import ActionRefused, ChainFork, FrameError, RevokedKey, RouteError, SanjiError
 from protocol.hlc import HybridClock
 from protocol.sealing import ApplicantView, SealingKey, applicant_view
-from protocol.session import FrameResult, NodeReport, take_within_budget
+from protocol.session import ALARM_PREFIX, FrameResult, NodeReport, take_within_budget
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey, Verdict, classify
 from protocol.topology import Directory
@@ -47,6 +47,7 @@ INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
 MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: every node agrees)
 FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
 
 async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
@@ -466,6 +467,7 @@ class Store:
 
     async def receive(self, frames: Sequence[bytes], *, peer: str) -> ReceiveOutcome:
         results: list[FrameResult] = []
+        refusals: list[str] = []
         applied_batches = applied_actions = 0
         for frame in frames:
             try:
@@ -487,13 +489,24 @@ class Store:
                 )
                 continue
             except SanjiError as exc:
-                await self._log_event("refused", peer, {"error": exc.code, "message": exc.message, "size": len(frame)})
+                # One row per refused frame up to a cap; the rest are counted in one summary row below.
+                if len(refusals) < LOGGED_REFUSALS:
+                    await self._log_event(
+                        "refused", peer, {"error": exc.code, "message": exc.message[:300], "size": len(frame)}
+                    )
+                refusals.append(exc.code)
                 results.append(FrameResult(status="refused", error=exc.code, message=exc.message))
                 continue
             result, batches, count = await self._receive_one(batch, peer)
             applied_batches += batches
             applied_actions += count
             results.append(result)
+        if len(refusals) > LOGGED_REFUSALS:
+            await self._log_event(
+                "refused_more",
+                peer,
+                {"count": len(refusals) - LOGGED_REFUSALS, "errors": dict(Counter(refusals[LOGGED_REFUSALS:]))},
+            )
         if applied_batches:
             self._changed()
         return ReceiveOutcome(results, applied_batches, applied_actions)
@@ -1146,6 +1159,12 @@ class Store:
             "errands_by_stage": {k: int(v) for k, v in by_stage.items()},
             "exchanges": ex,
             "last_exchange_ok_at": ex.get(parent, {}).get("last_ok_at") if parent else None,
+            # Security alarms about nodes below (a clone frozen by its parent), as their reports carried them up.
+            "alarms": [
+                {"node": r.node, "message": r.last_error.removeprefix(ALARM_PREFIX)}
+                for r in await self.reports()
+                if r.last_error.startswith(ALARM_PREFIX)
+            ],
         }
 
     # -- internals ---------------------------------------------------------------------

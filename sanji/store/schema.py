@@ -393,3 +393,37 @@ sms_outbox = Table(
     Column("gateway_id", String(64), nullable=False, server_default=""),
     Index(None, "status", "next_at"),
 )
+
+# A parent's record of the request counter each child last used (sanji.sync.freshness): a signed sync
+# request is accepted once, only with a counter above this. ``refused`` counts replays and stale
+# requests since the last event row about them, so a flood writes one row a minute, not one each.
+sync_counters = Table(
+    "sync_counters",
+    metadata,
+    Column("child", String(64), primary_key=True),
+    Column("counter", BigInteger, nullable=False),
+    Column("refused", Integer, nullable=False, server_default="0"),
+    Column("logged_at", Float, nullable=False, server_default="0"),
+)
+
+# Each lease a parent handed a child, with the lineage (copy of the child's database) that holds it:
+# two lineages presenting leases within minutes of each other are two running copies (sanji.sync.clones).
+child_lineages = Table(
+    "child_lineages",
+    metadata,
+    Column("lease", String(64), primary_key=True),
+    Column("child", String(64), nullable=False, index=True),
+    Column("lineage", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("seen", Boolean, nullable=False, server_default=false()),  # presented back by the copy that got it
+)
+
+# Children found running as two copies at once (sanji.sync.clones): every request of theirs is refused
+# until the genuine machine is enrolled again (a new certificate for the child clears the row).
+frozen_children = Table(
+    "frozen_children",
+    metadata,
+    Column("child", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("detail", Text, nullable=False),
+)

@@ -12,6 +12,8 @@ certificates places a node or vouches for a key.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -47,9 +49,12 @@ from protocol.trust import (
     root_fingerprint,
     sign_document,
 )
+from sanji.store import clones
 from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.repo import Store
+
+log = logging.getLogger("sanji.trust")
 
 
 class CloneSuspected(SanjiError):
@@ -88,6 +93,33 @@ class TrustBook:
         self.base = list(base)  # hand-configured entries (directory.json); ignored when ``required``
         self.required = required
         self.state: TrustState | None = None
+        self._mark: tuple[int, int] = (-1, -1)  # (rows, highest seq) of trust_docs when last read
+        self._lock = asyncio.Lock()  # a refresh never interleaves with this process's own writes
+
+    async def _read_mark(self) -> tuple[int, int]:
+        async with self.store.db.reader.connect() as conn:
+            rows, top = (await conn.execute(select(func.count(), func.max(t.trust_docs.c.seq)))).one()
+        return int(rows or 0), int(top or 0)
+
+    async def refresh(self) -> bool:
+        """Re-read the trust state if another process changed the documents (``sanji trust revoke`` on the
+        database of this running node, a screen of another hub process): one cheap query per call, so
+        every sync request and session asks. Every write adds or moves a row, so (rows, highest seq)
+        changes with it. True if the directory was rebuilt."""
+        async with self._lock:
+            mark = await self._read_mark()
+            if mark == self._mark:
+                return False
+            state = await read_trust_state(self.store.db, now_ms=self._now())
+            self._mark = mark
+            if state is None:
+                return False
+            self.state = state
+            if self.store.node_id not in state.directory([] if self.required else self.base):
+                return False  # mid-enrollment (a root, no certificate of this node yet): nothing to install
+            self._install()
+        log.info("%s: trust documents changed on disk; directory rebuilt", self.store.node_id)
+        return True
 
     @property
     def enabled(self) -> bool:
@@ -97,6 +129,7 @@ class TrustBook:
 
     async def load(self) -> None:
         """Rebuild the trust state from the database; install the directory it gives."""
+        self._mark = await self._read_mark()
         self.state = await read_trust_state(self.store.db, now_ms=self._now())
         if self.state is None:
             if self.required:
@@ -155,6 +188,17 @@ class TrustBook:
         """Keep every document that is or may become valid; install the directory if it changed."""
         if self.state is None or not docs:
             return []
+        await self.refresh()  # documents another process wrote first: judge against everything held
+        async with self._lock:
+            results = await self._add(docs, peer=peer)
+            self._mark = await self._read_mark()
+        return results
+
+    async def _add(self, docs: Sequence[bytes], *, peer: str) -> list[AddResult]:
+        assert self.state is not None
+        docs = await self._one_place_only(docs, peer=peer)
+        if not docs:
+            return []
         before = set(self._valid_ids())
         results = self.state.add_many(docs, now_ms=self._now())
         after = set(self._valid_ids())
@@ -196,6 +240,24 @@ class TrustBook:
         if after != before or any(r.kind == "root" and r.status == "added" for r in results):
             self._install()
         return results
+
+    async def _one_place_only(self, docs: Sequence[bytes], *, peer: str) -> list[bytes]:
+        """``docs`` without certificates that would place an already certified node under another parent."""
+        assert self.state is not None
+        kept: list[bytes] = []
+        for raw in docs:
+            try:
+                value = parse_document(raw).value
+            except TrustError:
+                kept.append(raw)  # TrustState reports it
+                continue
+            why = self.state.place_conflict(value) if isinstance(value, Certificate) else ""
+            if why and isinstance(value, Certificate):
+                log.warning("%s: refused a certificate from %s: %s", self.store.node_id, peer or "here", why)
+                await self.store.log_event("place_conflict", value.node, {"issuer": value.issuer, "message": why})
+                continue
+            kept.append(raw)
+        return kept
 
     def _valid_ids(self) -> set[str]:
         assert self.state is not None
@@ -327,25 +389,35 @@ class TrustBook:
                 f"{child} answered from database {instance or '(none)'}, but was enrolled with database {bound}"
             )
         fresh = secrets.token_hex(8)
+        cloned = False
         async with self.store.transaction() as conn:
             row = (await conn.execute(select(t.child_leases).where(t.child_leases.c.child == child))).mappings().first()
             if row is None:
                 await conn.execute(
                     insert(t.child_leases).values(child=child, lease=fresh, instance=instance, at=time.time())
                 )
+                await clones.record_lease(conn, child, fresh, 0)
             else:
+                lineage, cloned = await clones.lineage_of(conn, child, lease, str(row["lease"]))
                 if lease != row["lease"]:
                     await self.store.log_event(
                         "stale_lease",
                         child,
-                        {"presented": lease, "expected": row["lease"], "instance": instance},
+                        {"presented": lease, "expected": row["lease"], "instance": instance, "lineage": lineage},
                         conn=conn,
                     )
-                await conn.execute(
-                    update(t.child_leases)
-                    .where(t.child_leases.c.child == child)
-                    .values(lease=fresh, instance=instance, at=time.time())
-                )
+                if cloned:
+                    await clones.freeze(self.store, conn, child, {"instance": instance, "lineage": lineage})
+                else:
+                    await conn.execute(
+                        update(t.child_leases)
+                        .where(t.child_leases.c.child == child)
+                        .values(lease=fresh, instance=instance, at=time.time())
+                    )
+                    await clones.record_lease(conn, child, fresh, lineage)
+        if cloned:
+            await clones.report_alarm(self.store, child)
+            raise clones.CloneFrozen(f"two running copies of {child} present leases here; {child} is frozen")
         return fresh
 
     # -- issuing -----------------------------------------------------------------------------
@@ -365,6 +437,12 @@ class TrustBook:
             raise EnrollmentError(
                 f"a {mine} node enrolls {below or 'no'} nodes, not a {role}",
                 hint="A township is enrolled by the county, a village by its township.",
+            )
+        held = self.state.current(node)
+        if held is not None and held.parent != self.store.node_id:
+            raise EnrollmentError(
+                f"{node} is already certified under {held.parent}; {self.store.node_id} cannot enroll it",
+                hint="Check the node id. Only the county moves a node to another parent.",
             )
         token = new_token(
             parent=self.store.node_id, node=node, role=role, root=root_fingerprint(self.state.root_documents()[0])
@@ -427,6 +505,7 @@ class TrustBook:
             raise TrustError(
                 f"the certificate issued for {request.node} does not verify here",
             )
+        await clones.thaw(self.store, request.node)  # the genuine machine, enrolled anew: heard again
         await self.store.log_event("enrolled", request.node, {"serial": cert.serial, "instance": request.instance})
         return EnrollResponse(certificate=raw, bundle=self._bundle_for(request.node))
 

@@ -72,6 +72,10 @@ async def sync_once(
         return SessionReport()
     if getattr(transport, "signer", None) is None:
         transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
+    ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
+    transport.ancestors = frozenset(ancestors)
+    if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
+        transport.recipient = store.directory.parent(store.node_id) or ""
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
     day = _today(context)

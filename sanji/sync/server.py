@@ -1,13 +1,21 @@
-"""The parent's side of a sync session: answer cursors, take pushes, serve pulls."""
+"""The parent's side of a sync session: answer cursors, take pushes, serve pulls.
+
+Nothing in a request body is decoded before the request is admitted (``admit``): addressed to
+this node, signed by the current key of a node below it, with a counter never used before.
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import TypeVar
 
 import msgspec
 
 from protocol.enrollment import EnrollRequest, EnrollResponse
-from protocol.errors import FrameError, FrameTooLarge, RouteError
+from protocol.errors import RouteError
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
+    ALARM_PREFIX,
     BLOB_CHUNK_BYTES,
     BlobGet,
     BlobGetReply,
@@ -16,6 +24,7 @@ from protocol.session import (
     CursorsRequest,
     CursorsResponse,
     FrameResult,
+    NodeReport,
     PullRequest,
     PullResponse,
     PushRequest,
@@ -24,12 +33,27 @@ from protocol.session import (
     cursors_from,
 )
 from protocol.trust import TrustError
+from protocol.wire import decode
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.clones import check_frozen
 from sanji.store.trustbook import TrustBook
-from sanji.sync.requests_auth import SignedRequest, check_signed
+from sanji.sync.freshness import RequestCounters
+from sanji.sync.requests_auth import SignedRequest, Unauthenticated, check_signed
+
+T = TypeVar("T", bound=msgspec.Struct)
 
 MAX_PULL_BYTES = 4 * 1024 * 1024
+log = logging.getLogger("sanji.sync")
+_alarms_logged: dict[str, int] = {}  # node -> the report time of the alarm last logged here
+
+
+def _log_alarms(here: str, reports: tuple[NodeReport, ...]) -> None:
+    """Security alarms from below (a clone frozen by a township) into this node's log, once each."""
+    for report in reports:
+        if report.last_error.startswith(ALARM_PREFIX) and _alarms_logged.get(report.node) != report.at:
+            _alarms_logged[report.node] = report.at
+            log.warning("%s: alarm about %s: %s", here, report.node, report.last_error.removeprefix(ALARM_PREFIX))
 
 
 class SyncServer:
@@ -40,18 +64,37 @@ class SyncServer:
         self.context = context
         self.trust = trust
 
-    def _known_child(self, sender: str, signed: SignedRequest | None = None, *, check: bool = True) -> None:
+    def _known_child(self, sender: str) -> None:
         directory = self.store.directory
         if sender not in directory or sender == self.store.node_id or self.store.node_id not in directory.path(sender):
             raise RouteError(
                 f"{sender!r} is not a child (or other descendant) of {self.store.node_id}",
                 hint="Sync with your own parent, or an ancestor configured as a fallback.",
             )
-        if check:
-            check_signed(directory, signed, sender)
+
+    async def admit(self, signed: SignedRequest | None, sender: str | None = None) -> None:
+        """Refuse ``signed`` unless it is addressed here, signed by a current key of a node below this
+        one and fresh (its counter is spent here). Runs before the body is decoded; once per request."""
+        if signed is None:
+            raise Unauthenticated(f"the request from {sender or 'an unnamed node'!r} is not signed")
+        if sender is not None and signed.node != sender:
+            raise Unauthenticated(f"the request names sender {sender!r} but is signed as {signed.node!r}")
+        if signed.admitted:
+            return
+        if self.trust is not None:
+            await self.trust.refresh()  # a revocation written by another process counts from this request on
+        self._known_child(signed.node)
+        check_signed(self.store.directory, signed, signed.node, recipient=self.store.node_id)
+        await RequestCounters(self.store).admit(signed.node, signed.counter, path=signed.path)
+        await check_frozen(self.store, signed.node)  # a node seen running twice: neither copy is heard
+        signed.admitted = True
+
+    async def _admitted(self, sender: str, signed: SignedRequest | None) -> None:
+        self._known_child(sender)
+        await self.admit(signed, sender)
 
     async def cursors(self, request: CursorsRequest, signed: SignedRequest | None = None) -> CursorsResponse:
-        self._known_child(request.sender, signed)
+        await self._admitted(request.sender, signed)
         lease = ""
         trust_docs: tuple[bytes, ...] = ()
         trust_cursor, trust_epoch = 0, ""
@@ -72,6 +115,7 @@ class SyncServer:
         held = await self.store.cursors_for_child(request.sender)
         reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
+        _log_alarms(self.store.node_id, request.reports)
         catalogue = calendar = b""
         offset = 0
         if self.context is not None:
@@ -105,14 +149,14 @@ class SyncServer:
         return await self.trust.enroll(request)
 
     async def push(self, request: PushRequest, signed: SignedRequest | None = None) -> PushResponse:
-        self._known_child(request.sender, signed)
+        await self._admitted(request.sender, signed)
         self.store.clock.observe(request.at)
         outcome = await self.store.receive(request.frames, peer=request.sender)
         results: list[FrameResult] = outcome.results
         return PushResponse(node=self.store.node_id, at=self.store.clock.now(), results=tuple(results))
 
     async def pull(self, request: PullRequest, signed: SignedRequest | None = None) -> PullResponse:
-        self._known_child(request.sender, signed)
+        await self._admitted(request.sender, signed)
         self.store.clock.observe(request.at)
         budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
         if self.store.positions_confirmed and await self.store.outbox_size():
@@ -129,13 +173,13 @@ class SyncServer:
             )
 
     async def blob_put(self, request: BlobPut, signed: SignedRequest | None = None) -> BlobPutReply:
-        self._known_child(request.sender, signed)
+        await self._admitted(request.sender, signed)
         await self._named_for(request.sender, request.hash)
         held, complete = await self.store.blob_append(request.hash, request.size, request.offset, request.data)
         return BlobPutReply(received=held, complete=complete)
 
     async def blob_get(self, request: BlobGet, signed: SignedRequest | None = None) -> BlobGetReply:
-        self._known_child(request.sender, signed)
+        await self._admitted(request.sender, signed)
         await self._named_for(request.sender, request.hash)
         size, held, data = await self.store.blob_read(
             request.hash, request.offset, min(request.max_bytes, BLOB_CHUNK_BYTES)
@@ -143,10 +187,6 @@ class SyncServer:
         return BlobGetReply(size=size, offset=request.offset, data=data, available=held)
 
 
-def decode_request(data: bytes, kind: type[msgspec.Struct]) -> msgspec.Struct:
-    if len(data) > MAX_REQUEST_BYTES:
-        raise FrameTooLarge(f"request of {len(data)} bytes exceeds {MAX_REQUEST_BYTES}")
-    try:
-        return msgspec.msgpack.decode(data, type=kind)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise FrameError(f"sync request does not decode as {kind.__name__}: {exc}") from None
+def decode_request(data: bytes, kind: type[T]) -> T:
+    """Decode a request body already admitted (or the unsigned enrollment): bounded size and nesting."""
+    return decode(data, kind, what=f"sync request ({kind.__name__})", max_bytes=MAX_REQUEST_BYTES)

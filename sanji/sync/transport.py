@@ -25,7 +25,8 @@ from protocol.session import (
     PushRequest,
     PushResponse,
 )
-from sanji.sync.requests_auth import RequestSigner
+from protocol.wire import decode
+from sanji.sync.requests_auth import COUNTER, RequestSigner, StaleRequest
 from sanji.sync.server import SyncServer
 
 MSGPACK = "application/msgpack"
@@ -37,6 +38,21 @@ POOL_KEEPALIVE_S = 60.0
 OPENING_IDLE_S = 6.0  # idle limit of the opening request (cursors) of a session
 SUSPECT_IDLE_S = 4.0  # ... and while the link is suspect (the last session failed)
 log = logging.getLogger("sanji.sync")
+
+
+MAX_REPLY_BYTES = 16 * 1024 * 1024  # a pull answers at most 4 MiB of frames; anything far larger is not a reply
+
+
+def _refusal(response: httpx.Response) -> tuple[str, str, bool]:
+    try:
+        detail = response.json()
+        return (
+            str(detail.get("message") or detail.get("detail", ""))[:500],
+            str(detail.get("hint", ""))[:500],
+            bool(detail.get("retryable", False)),
+        )
+    except (ValueError, AttributeError):
+        return response.text[:200], "", False
 
 
 class TransportError(SanjiError):
@@ -55,6 +71,8 @@ class Transport(Protocol):
     bytes_received: int
     signer: RequestSigner | None  # set by the driver: every request is signed with the node's current key
     suspect: bool  # set by the driver when the last session over this link failed
+    recipient: str  # the node every request is addressed to (the parent; a fallback's learnt on first contact)
+    ancestors: frozenset[str]  # nodes a fallback link may turn out to be (set by the driver)
 
     async def cursors(self, request: CursorsRequest) -> CursorsResponse: ...
     async def push(self, request: PushRequest) -> PushResponse: ...
@@ -78,6 +96,8 @@ class HttpTransport:
         self.retries = 0  # requests sent again at once on a fresh connection
         self.signer: RequestSigner | None = None
         self.suspect = False  # the last session over this link failed (set by the driver)
+        self.recipient = ""
+        self.ancestors: frozenset[str] = frozenset()
 
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -101,13 +121,18 @@ class HttpTransport:
             if event == "connection.connect_tcp.started":
                 fresh = True
 
-        headers = {"content-type": MSGPACK}
-        if self.signer is not None:
-            headers.update(self.signer.headers(path, body))
+        def headers() -> dict[str, str]:
+            # Signed afresh for every send: a request sent again carries a new counter, or the parent
+            # (which may have taken the first one) would refuse it as a replay.
+            out = {"content-type": MSGPACK}
+            if self.signer is not None:
+                out.update(self.signer.headers(path, body, recipient=self.recipient))
+            return out
+
         self.requests += 1
         try:
             return await self._client.post(
-                path, content=body, headers=headers, timeout=wait, extensions={"trace": trace}
+                path, content=body, headers=headers(), timeout=wait, extensions={"trace": trace}
             )
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             log.info("%s: %s; sending it again on a fresh connection", path, type(exc).__name__)
@@ -120,7 +145,7 @@ class HttpTransport:
         await stale.aclose()
         self.requests += 1
         self.retries += 1
-        return await self._client.post(path, content=body, headers=headers, timeout=wait)
+        return await self._client.post(path, content=body, headers=headers(), timeout=wait)
 
     def wait_for(self, path: str, size: int) -> httpx.Timeout:
         """How long a request may stay silent: the idle limit, plus time for its body on a 16 kbit/s link.
@@ -141,6 +166,22 @@ class HttpTransport:
         # The read timer starts once the body is in the socket buffer, while it may still be crossing a
         # slow link: allow for the body at 2 KB/s (16 kbit/s) on top of the idle limit.
         wait = self.wait_for(path, len(body))
+        response = await self._send(path, body, wait)
+        if response.status_code == 401 and self._learn(response):
+            response = await self._send(path, body, wait)  # once: counter or address corrected
+        if response.status_code >= 500:
+            raise TransportError(f"{path}: parent answered {response.status_code}")
+        if response.status_code >= 400:
+            message, hint, retryable = _refusal(response)
+            raise SanjiError(
+                f"{path}: parent refused ({response.status_code}): {message}", hint=hint, retryable=retryable
+            )
+        try:
+            return decode(response.content, kind, what=f"{path} reply", max_bytes=MAX_REPLY_BYTES)
+        except SanjiError as exc:
+            raise TransportError(exc.message) from None
+
+    async def _send(self, path: str, body: bytes, wait: httpx.Timeout) -> httpx.Response:
         try:
             response = await self._post(path, body, wait)
         except httpx.HTTPError as exc:
@@ -148,22 +189,26 @@ class HttpTransport:
             raise TransportError(f"{path}: {type(exc).__name__}: {exc}", timed_out=timed_out) from None
         self.bytes_sent += len(body)
         self.bytes_received += len(response.content)
-        if response.status_code >= 500:
-            raise TransportError(f"{path}: parent answered {response.status_code}")
-        if response.status_code >= 400:
-            try:
-                detail = response.json()
-                message, hint = detail.get("message") or detail.get("detail", ""), detail.get("hint", "")
-                retryable = bool(detail.get("retryable", False))
-            except ValueError:
-                message, hint, retryable = response.text[:200], "", False
-            raise SanjiError(
-                f"{path}: parent refused ({response.status_code}): {message}", hint=hint, retryable=retryable
-            )
+        return response
+
+    def _learn(self, response: httpx.Response) -> bool:
+        """From a refusal: the parent's last accepted counter (this node's went back: a restored
+        database or a clock set back), or the name of a fallback ancestor. True if worth one retry."""
         try:
-            return msgspec.msgpack.decode(response.content, type=kind)
-        except msgspec.DecodeError as exc:
-            raise TransportError(f"{path}: reply does not decode: {exc}") from None
+            detail = response.json()
+        except ValueError:
+            return False
+        if not isinstance(detail, dict):
+            return False
+        if detail.get("error") == "stale_request" and isinstance(detail.get("last_counter"), int):
+            COUNTER.bump(detail["last_counter"])
+            return True
+        named = detail.get("recipient")
+        if detail.get("error") == "wrong_recipient" and isinstance(named, str) and named in self.ancestors:
+            if named != self.recipient:
+                self.recipient = named
+                return True
+        return False
 
     async def cursors(self, request: CursorsRequest) -> CursorsResponse:
         return await self._call("/sync/v1/cursors", request, CursorsResponse)
@@ -194,6 +239,8 @@ class LocalTransport:
         self.down = False
         self.signer: RequestSigner | None = None
         self.suspect = False  # the last session over this link failed (set by the driver)
+        self.recipient = server.store.node_id
+        self.ancestors: frozenset[str] = frozenset()
 
     async def _roundtrip(self, request: msgspec.Struct, kind: type[R], handler: object, path: str) -> R:
         if self.down:
@@ -201,8 +248,13 @@ class LocalTransport:
         body = msgspec.msgpack.encode(request)
         self.bytes_sent += len(body)
         decoded = msgspec.msgpack.decode(body, type=type(request))
-        signed = self.signer.sign(path, body) if self.signer is not None else None
-        reply = await handler(decoded, signed)  # type: ignore[operator]
+        try:
+            signed = self.signer.sign(path, body, recipient=self.recipient) if self.signer is not None else None
+            reply = await handler(decoded, signed)  # type: ignore[operator]
+        except StaleRequest as stale:  # as HttpTransport: sign above the parent's last counter, once
+            COUNTER.bump(stale.last)
+            signed = self.signer.sign(path, body, recipient=self.recipient) if self.signer is not None else None
+            reply = await handler(decoded, signed)  # type: ignore[operator]
         out = msgspec.msgpack.encode(reply)
         self.bytes_received += len(out)
         return msgspec.msgpack.decode(out, type=kind)

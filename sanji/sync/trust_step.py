@@ -40,6 +40,7 @@ class ChildTrust:
 
     async def extend(self, request: CursorsRequest, link: object) -> CursorsRequest:
         """``request`` with this node's trust fields for whoever answers on ``link`` (parent or fallback)."""
+        await self.book.refresh()  # documents written by another process (the CLI) go up in this exchange
         if not self.book.enabled:
             return msgspec.structs.replace(request, instance=self.store.instance_id)
         peer = self._peer_of.get(id(link)) or self.store.directory.parent(self.store.node_id) or ""

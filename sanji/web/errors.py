@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException
 from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
 from protocol.trust import TrustError
+from sanji.store.clones import CloneFrozen
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
@@ -26,6 +27,7 @@ log = logging.getLogger("sanji.web")
 STATUS: dict[type[SanjiError], int] = {
     Unauthenticated: 401,
     CloneSuspected: 403,
+    CloneFrozen: 403,
     EnrollmentError: 403,
     TrustError: 403,
     ActionRefused: 409,

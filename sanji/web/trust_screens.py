@@ -59,6 +59,11 @@ def _ms_when(ms: int) -> str:
     return _when(ms / 1000) if ms else ""
 
 
+def _below(store: Store, node: str) -> bool:
+    directory = store.directory
+    return node != store.node_id and node in directory and store.node_id in directory.path(node)
+
+
 def token_lines(text: str) -> list[str]:
     """The token in lines of a few five-character groups, for reading aloud or typing."""
     groups = text.split("-")
@@ -100,6 +105,7 @@ async def _enroll_page(
     errors: dict[str, str] | None = None,
     issued: dict[str, Any] | None = None,
     problem: tuple[str, str] | None = None,
+    notice: tuple[str, str] | None = None,
     status: int = 200,
 ) -> Template:
     frame = _frame(store, context, "enroll")
@@ -130,6 +136,8 @@ async def _enroll_page(
                 "issued": _ms_when(c.issued_at),
                 "days_left": int((c.not_after - now_ms) // 86_400_000),
                 "mine": c.node == store.node_id,
+                "revocable": _below(store, c.node)
+                and any(not store.directory.is_retired(k.key_id) for k in c.keys if k.algorithm == "ed25519"),
             }
             for c in state.certificates()
         ]
@@ -173,6 +181,7 @@ async def _enroll_page(
             "values": form,
             "errors": errors or {},
             "problem": problem,
+            "notice": notice,
             "issued": issued,
             "root": root,
             "certificates": certificates,
@@ -207,6 +216,8 @@ class EnrollController(Controller):
         trust: NamedDependency[TrustBook],
     ) -> Template:
         form = await read_form(request)
+        if one(form, "action") == "revoke":
+            return await _revoke(request, store, context, trust, one(form, "node"), one(form, "reason"))
         values = {name: one(form, name) for name in ("node", "role", "name", "days")}
         if trust.state is None:
             return await _enroll_page(
@@ -259,3 +270,35 @@ class EnrollController(Controller):
         }
         fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
         return await _enroll_page(request, store, context, trust, values=fresh, issued=shown)
+
+
+async def _revoke(
+    request: Request[Any, Any, Any], store: Store, context: NodeContext, trust: TrustBook, node: str, reason: str
+) -> Template:
+    """吊销 Revoke every signing key of a node below this one, effective at once here (the running node's
+    own book) and travelling up and down with the next exchanges."""
+    if trust.state is None or not NODE_ID.fullmatch(node) or not _below(store, node):
+        return await _enroll_page(
+            request,
+            store,
+            context,
+            trust,
+            problem=("只能吊销本节点下级节点的密钥", f"Only keys of nodes below {store.node_id} can be revoked here."),
+            status=400,
+        )
+    person = principal_of(request)
+    try:
+        await trust.revoke(node, reason=reason[:200], issued_by=person.name if person else "")
+    except SanjiError as exc:
+        return await _enroll_page(request, store, context, trust, problem=("未能吊销", exc.message), status=409)
+    return await _enroll_page(
+        request,
+        store,
+        context,
+        trust,
+        notice=(
+            f"已吊销 {node} 的签名密钥，本节点立即拒绝其请求",
+            f"The signing keys of {node} are revoked; this node refuses them from now on, and the revocation "
+            "reaches the county with the next exchange.",
+        ),
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.carry import CarryHeader, read_carry, write_carry
+from protocol.carry import MIN_FRAME_BYTES, CarryHeader, read_carry, write_carry
 from protocol.errors import FrameError
 from sanji.cli import carry_cmd
 from sanji.cli.common import node_store
@@ -101,8 +101,9 @@ def test_a_file_for_a_node_off_the_path_is_refused_batch_by_batch(county: Cluste
 
 def test_carry_format_round_trip_and_limits() -> None:
     header = CarryHeader(exporter="A", recipient="B", created=1, count=2)
-    data = write_carry(header, [b"one", b"two"])
-    assert read_carry(data).frames == (b"one", b"two")
+    one, two = b"one".ljust(MIN_FRAME_BYTES, b"."), b"two".ljust(MIN_FRAME_BYTES + 9, b".")
+    data = write_carry(header, [one, two])
+    assert read_carry(data).frames == (one, two)
     with pytest.raises(FrameError):
         read_carry(b"XXXX" + data[4:])
     with pytest.raises(ValueError):
