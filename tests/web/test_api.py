@@ -93,18 +93,22 @@ def test_stale_view_is_refused(village: TestClient) -> None:  # type: ignore[typ
 
 
 @pytest.mark.parametrize("payload", [b"", b"\x00\x01garbage", b"\x81\xa6sender\xc0", b"\x93" * 100])
-def test_sync_endpoints_refuse_garbage_with_400(village: TestClient, payload: bytes) -> None:  # type: ignore[type-arg]
+def test_unsigned_garbage_on_sync_endpoints_is_refused_before_it_is_read(
+    village: TestClient,  # type: ignore[type-arg]
+    payload: bytes,
+) -> None:
+    # The request's signature is checked before its body is decoded (tests/hardening has signed garbage: 400).
     for path in ("/sync/v1/cursors", "/sync/v1/push", "/sync/v1/pull"):
         r = village.post(path, content=payload, headers={"content-type": "application/msgpack"})
-        assert r.status_code == 400, (path, r.status_code, r.text)
-        assert r.json()["error"] == "malformed_batch"
+        assert r.status_code == 401, (path, r.status_code, r.text)
+        assert r.json()["error"] == "unauthenticated"
 
 
 def test_sync_from_a_stranger_is_forbidden(village: TestClient) -> None:  # type: ignore[type-arg]
     body = msgspec.msgpack.encode(PushRequest(sender="T02V09", at=0, frames=(b"x",)))
     r = village.post("/sync/v1/push", content=body, headers={"content-type": "application/msgpack"})
-    assert r.status_code == 403
-    assert "not a child" in r.json()["message"]
+    assert r.status_code == 401  # not signed by a node this one knows: refused before the body is read
+    assert r.json()["error"] == "unauthenticated"
 
 
 def test_node_endpoint_describes_the_node(village: TestClient) -> None:  # type: ignore[type-arg]
