@@ -62,6 +62,23 @@ def send(request: httpx.Request, *, to: str | None = None, cluster: Cluster | No
         return client.post(url, content=request.content, headers=dict(request.headers))
 
 
+def send_fresh(
+    cluster: Cluster, sender: str, to: str, path: str, body: msgspec.Struct | bytes
+) -> tuple[httpx.Request, httpx.Response]:
+    """Sign and send as ``sender``; if its running driver got a higher counter in first, sign again above it.
+
+    The node under test and this process both sign as ``sender``, each from its own clock; a request
+    of ours can lose that race on a busy machine, as a second process of the same node would.
+    """
+    for _ in range(5):
+        request = signed_post(cluster, sender, to, path, body)
+        response = send(request)
+        if response.status_code != 401 or response.json().get("error") != "stale_request":
+            return request, response
+        COUNTER.bump(int(response.json()["last_counter"]))
+    return request, response
+
+
 def events(cluster: Cluster, node: str, kind: str | None = None) -> list[dict[str, object]]:
     db = cluster.nodes[node].config.parent / "node.db"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:

@@ -84,7 +84,7 @@ async def test_two_running_copies_are_frozen_and_the_county_is_told(net: TrustNe
     assert logged.count("clone_detected") == 1 and logged.count("stale_lease") <= 3
     # Shown at the township, and reported up with its next exchange: the county's /api/node lists it.
     assert [a["node"] for a in (await town.status())["alarms"]] == ["T01V01"]
-    context = NodeContext(town, load_calendar(None))  # as a running node's: exchanges carry reports
+    context = NodeContext(town, load_calendar())  # as a running node's: exchanges carry reports
     await context.load()
     await sync_once(town, net.transports["T01"], context=context, trust=net.child_trust["T01"])
     alarms = (await net.stores["C"].status())["alarms"]

@@ -19,7 +19,7 @@ import pytest
 from protocol.session import CursorsRequest, PullRequest, PushRequest
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster
-from tests.hardening.hard_kit import PatientCluster, events, send, signed_post
+from tests.hardening.hard_kit import PatientCluster, events, send, send_fresh, signed_post
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(900)]  # enrolling three processes is slow on a busy machine
 
@@ -27,7 +27,12 @@ pytestmark = [pytest.mark.processes, pytest.mark.timeout(900)]  # enrolling thre
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = PatientCluster.prepare(
-        tmp_path_factory.mktemp("fresh") / "county", towns=1, villages_per_town=1, interval=0.3, enroll=True
+        tmp_path_factory.mktemp("fresh") / "county",
+        towns=1,
+        villages_per_town=1,
+        interval=0.3,
+        enroll=True,
+        open_demo=True,
     )
     try:
         cluster.start()
@@ -37,8 +42,8 @@ def county(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def test_a_replayed_pull_is_refused_at_the_township_and_elsewhere(county: Cluster) -> None:
-    pull = signed_post(county, "T01V01", "T01", "/sync/v1/pull", PullRequest(sender="T01V01", at=0, cursors=()))
-    assert send(pull).status_code == 200
+    pull, first = send_fresh(county, "T01V01", "T01", "/sync/v1/pull", PullRequest(sender="T01V01", at=0, cursors=()))
+    assert first.status_code == 200
     time.sleep(1.0)  # the running village keeps syncing meanwhile
     replay = send(pull)
     assert replay.status_code == 401 and replay.json()["error"] == "stale_request"
@@ -48,12 +53,12 @@ def test_a_replayed_pull_is_refused_at_the_township_and_elsewhere(county: Cluste
 
 
 def test_a_replayed_pull_is_refused_at_the_county(county: Cluster) -> None:
-    pull = signed_post(county, "T01V01", "C", "/sync/v1/pull", PullRequest(sender="T01V01", at=0, cursors=()))
-    assert send(pull).status_code == 200  # the county serves its whole subtree (a fallback link)
+    pull, first = send_fresh(county, "T01V01", "C", "/sync/v1/pull", PullRequest(sender="T01V01", at=0, cursors=()))
+    assert first.status_code == 200  # the county serves its whole subtree (a fallback link)
     replay = send(pull)
     assert replay.status_code == 401 and replay.json()["error"] == "stale_request"
-    town = signed_post(county, "T01", "C", "/sync/v1/pull", PullRequest(sender="T01", at=0, cursors=()))
-    assert send(town).status_code == 200
+    town, first = send_fresh(county, "T01", "C", "/sync/v1/pull", PullRequest(sender="T01", at=0, cursors=()))
+    assert first.status_code == 200
     assert send(town).json()["error"] == "stale_request"
 
 
@@ -87,7 +92,7 @@ def test_deeply_nested_bodies_get_a_clear_4xx_on_every_sync_endpoint(county: Clu
         )
         assert 400 <= unsigned.status_code < 500, (path, unsigned.status_code, unsigned.text)
         if path != "/sync/v1/enroll":
-            signed = send(signed_post(county, "T01V01", "T01", path, nested))
+            _, signed = send_fresh(county, "T01V01", "T01", path, nested)
             assert signed.status_code == 400 and signed.json()["error"] == "malformed_batch", (path, signed.text)
     log = (county.nodes["T01"].config.parent / "node.log").read_text(encoding="utf-8", errors="replace")
     assert "RecursionError" not in log and "Traceback" not in log
@@ -96,8 +101,7 @@ def test_deeply_nested_bodies_get_a_clear_4xx_on_every_sync_endpoint(county: Clu
 def test_hundreds_of_refused_frames_write_a_bounded_number_of_rows(county: Cluster) -> None:
     before = len(events(county, "T01"))
     junk = tuple(b"SJB\x01" + bytes([i % 256]) * 80 for i in range(502))
-    push = signed_post(county, "T01V01", "T01", "/sync/v1/push", PushRequest(sender="T01V01", at=0, frames=junk))
-    answer = send(push)
+    _, answer = send_fresh(county, "T01V01", "T01", "/sync/v1/push", PushRequest(sender="T01V01", at=0, frames=junk))
     assert answer.status_code == 200
     results = msgspec.msgpack.decode(answer.content)["results"]
     assert len(results) == 502 and all(r["status"] == "refused" for r in results)
