@@ -21,9 +21,9 @@ from sqlalchemy import delete, select, update
 
 from protocol.batch import open_frame
 from protocol.topology import Directory
-from sanji.forms import ActionForm, RegisterForm
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext
+from sanji.forms import ActionForm, RegisterForm
 from sanji.layout import Layout, county_layout
 from sanji.service import ErrandService
 from sanji.store import Database, Store, open_database

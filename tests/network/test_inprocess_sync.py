@@ -80,7 +80,8 @@ async def journey(net: Net) -> None:
     assert all(r is not None for r in rows)
     assert len({r["digest"] for r in rows}) == 1  # type: ignore[index]
     for r in rows:
-        assert (r["stage"], r["holder"], r["outcome"], r["department"]) == ("delivered", village, "approved", "县民政局")
+        finished = ("delivered", village, "approved", "县民政局")
+        assert (r["stage"], r["holder"], r["outcome"], r["department"]) == finished
         assert r["version"] == 12 and len(r["history"]) == 12
         assert {h["status"] for h in r["history"]} == {"applied"}
     for other in net.stores:
