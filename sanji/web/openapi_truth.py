@@ -26,6 +26,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from protocol.bounds import LINE_CLASS, MAX_NAME, TEXT_CLASS, TEXT_FIELDS
 from protocol.limits import MAX_TEXT
 from sanji.forms import ActionForm, RegisterForm
+from sanji.office.assessment_routes import AppealForm, DecisionForm, EntryForm
 from sanji.sync.requests_auth import HEADER_KEY, HEADER_NODE, HEADER_SIGNATURE
 from sanji.web.desk_api import PrecheckForm
 
@@ -56,7 +57,14 @@ STATUS_TEXT = {
 }
 ALWAYS = ("400", "401", "403", "404", "409", "429", "500", "503")
 WITH_BODY = ("413", "415")
-FORMS = {"RegisterForm": RegisterForm, "ActionForm": ActionForm, "PrecheckForm": PrecheckForm}
+FORMS = {
+    "RegisterForm": RegisterForm,
+    "ActionForm": ActionForm,
+    "PrecheckForm": PrecheckForm,
+    "EntryForm": EntryForm,
+    "AppealForm": AppealForm,
+    "DecisionForm": DecisionForm,
+}
 MSGPACK = "application/msgpack"
 BINARY = {"type": "string", "format": "binary"}
 
@@ -79,7 +87,7 @@ def _with_character_class(name: str, prop: dict[str, Any]) -> None:
 
 
 def form_schemas() -> dict[str, dict[str, Any]]:
-    (_, _, _), components = msgspec.json.schema_components(
+    _, components = msgspec.json.schema_components(
         list(FORMS.values()), ref_template="#/components/schemas/{name}"
     )
     for schema in components.values():

@@ -29,6 +29,7 @@ from schemathesis.generation import GenerationMode
 
 from sanji.demo.cluster import Cluster
 from sanji.web.openapi_dump import schema as built_schema
+from tests.schema import st_hooks  # noqa: F401  (registers the msgpack serializer the sync endpoints need)
 
 EXAMPLES = int(os.environ.get("SANJI_API_FUZZ_EXAMPLES", "12"))
 REQUEST_TIMEOUT = 10.0
