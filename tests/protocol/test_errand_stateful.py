@@ -76,6 +76,7 @@ from protocol.actions import (
     Withdraw,
     kind_of,
 )
+from protocol.bounds import action_problem
 from protocol.encoding import encode
 from protocol.errand import (
     ACCEPTED,
@@ -337,6 +338,10 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
 
     Kinds added to the protocol after this model was written are left to ``judge`` itself; the
     structural invariants still hold them to custody, versions and order independence."""
+    if action_problem(action) is not None:
+        # protocol.bounds, before any rule of DOMAIN.md and for every kind: a negative base or count, a text
+        # too long, a control character. Every replica refuses such an action (refusal code out_of_bounds).
+        return False
     if type(action) not in MODELLED:
         return judge(state, action, DIRECTORY) is None
     if isinstance(action, Register):
@@ -807,6 +812,18 @@ def test_a_townships_walk_in_is_not_submitted_to_the_county() -> None:
     proj = project(ERRAND, actions, DIRECTORY)
     check_projection(proj, actions)
     assert "m0002" in proj.rejected and proj.state is not None and proj.state.stage == REGISTERED
+
+
+def test_an_annotation_out_of_bounds_is_refused_by_the_model_too() -> None:
+    """Seed 17297042389101736759613978343190078051: a rating written at base -1. Annotations ignore the
+    base, so the model allowed it; the rules refuse any action outside protocol.bounds (base included)
+    before judging it. The model was behind the rules: it now applies the bounds first."""
+    actions = [registration(VILLAGE_ID, id="r0001")]
+    actions.append(make(Rate, node=COUNTY_ID, id="a0002", base=-1, scope=VILLAGE_ID, at=AT0, level="满意"))
+    proj = project(ERRAND, actions, DIRECTORY)
+    check_projection(proj, actions)
+    assert "a0002" in proj.rejected and "base" in proj.rejected["a0002"]
+    assert not model_allows(proj.state, actions[-1])
 
 
 def test_the_seed_that_found_it_replays_clean() -> None:
