@@ -39,7 +39,7 @@ screenshots: $(STAMP) browser
 	$(BIN)/python -m tools.screenshots docs/screens
 
 test: $(STAMP) browser
-	$(BIN)/ruff check protocol sanji county_node town_node village_agent tests bench tools
+	$(BIN)/ruff check protocol sanji county_node town_node village_agent devtools tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

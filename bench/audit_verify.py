@@ -46,7 +46,7 @@ from protocol.errand import Projection, project
 from protocol.hlc import pack
 from protocol.topology import Directory
 from sanji.audit import AuditReport, verify
-from sanji.corpus import person
+from sanji.demo.population import person
 from sanji.keys import read_directory, write_directory, write_key
 from sanji.layout import Layout, county_layout
 from sanji.store import Store, open_database

@@ -28,7 +28,7 @@ import msgspec
 from protocol.session import PushRequest, PushResponse
 from protocol.signing import SigningKey
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory, NodeEntry
-from sanji.corpus import MATTERS, Matter, matter_by_code, person, valid_id_number
+from sanji.demo.population import MATTERS, Matter, matter_by_code, person, valid_id_number
 from sanji.forms import ActionForm, RegisterForm
 from sanji.layout import Layout, county_layout
 from sanji.service import ErrandService

@@ -3,7 +3,7 @@
 Run: ``python -m bench.links [--quick] [--out bench/results/links.json] [--seed 1] [--keep]``
 
 One county of real processes (``sanji {county,town,village} serve``): C, T01, and villages
-T01V01..T01V04, every child→parent link through a ``sanji.faultproxy.FaultProxy`` (the T01→C link
+T01V01..T01V04, every child→parent link through a ``devtools.faultproxy.FaultProxy`` (the T01→C link
 stays clean). Sync settings like deploy/ but shorter: interval 2 s, max_backoff 5 s, budget_bytes
 65536 at the villages (deploy/village.toml) and 524288 at the township (deploy/town.toml).
 "Slow" means 64 kbit/s (8000 bytes/s) each way and 300 ms one-way latency on the village's link.
@@ -46,11 +46,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from devtools.faultproxy import FaultProxy
 from sanji.cli.serve import KEEP_ALIVE_S
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster
 from sanji.demo.staff import Desk, Tally, register_errands
-from sanji.faultproxy import FaultProxy
 from sanji.sync.transport import POOL_KEEPALIVE_S, HttpTransport
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,8 +1,9 @@
 """Prepare and run a county of real node processes on loopback, each with its own SQLite file and key.
 
 With ``Cluster.prepare(..., proxies=True)`` every child reaches its parent through its own
-``FaultProxy`` (``cluster.proxies[child]``), so a test or benchmark can shape, cut or partition
-any link while the nodes run; the proxies live in one ``ProxyThread`` started with the nodes.
+``devtools.faultproxy.FaultProxy`` (``cluster.proxies[child]``), so a test or benchmark can shape, cut
+or partition any link while the nodes run; the proxies live in one ``ProxyThread`` started with the
+nodes. The proxy is development tooling, imported only when asked for (from a source checkout).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from sanji.faultproxy import FaultProxy, ProxyThread
 from sanji.keys import write_directory, write_key
 from sanji.layout import Layout, county_layout
 from sanji.parent_watch import launcher_env
@@ -30,6 +31,10 @@ from sanji.parent_watch import launcher_env
 
 class ClusterStopped(RuntimeError):
     """A node was about to start after the cluster began stopping."""
+
+
+if TYPE_CHECKING:
+    from devtools.faultproxy import FaultProxy, ProxyThread
 
 
 def free_port() -> int:
@@ -107,6 +112,8 @@ class Cluster:
         for entry in layout.entries:
             ports[entry.id] = _unused_port(set(ports.values()))
         if proxies:
+            from devtools.faultproxy import FaultProxy  # development only: tests and benchmarks shape links
+
             taken = set(ports.values())
             for index, entry in enumerate(layout.entries):
                 if entry.parent:
@@ -283,6 +290,8 @@ class Cluster:
         if not self.proxies:
             return
         if self.proxy_thread is None:
+            from devtools.faultproxy import ProxyThread
+
             self.proxy_thread = ProxyThread()
         if not self.proxy_thread.running:
             for proxy in self.proxies.values():

@@ -15,7 +15,7 @@ from typing import Any
 from protocol.topology import Directory
 from sanji.catalogue import default_catalogue
 from sanji.client import NodeApiError, NodeClient
-from sanji.corpus import matter, matter_by_code, person
+from sanji.demo.population import matter, matter_by_code, person
 
 STAFF = {"county": "县民政局 审批员 赵敏", "town": "综合窗口 A岗 王芳", "village": "代办员 李建国"}
 

@@ -26,18 +26,18 @@ from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol import limits
+from protocol import ledger, limits
 from protocol.actions import Action, Register
-from protocol.batch import GENESIS, Batch, frame_hash, open_frame, seal
+from protocol.batch import GENESIS, Batch, frame_hash, open_frame
 from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.encoding import decode_action, encode
-from protocol.errand import Projection, judge, project
-from protocol.errors import ActionRefused, ChainFork, FrameError, RevokedKey, RouteError, SanjiError
+from protocol.errand import Projection, project
+from protocol.errors import FrameError, RevokedKey, RouteError, SanjiError
 from protocol.hlc import HybridClock
 from protocol.sealing import ApplicantView, SealingKey, applicant_view
-from protocol.session import ALARM_PREFIX, FrameResult, NodeReport, take_within_budget
+from protocol.session import ALARM_PREFIX, FrameResult, NodeReport
 from protocol.signing import SigningKey
-from protocol.stream import StreamKey, Verdict, classify
+from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
 from sanji.store import schema as t
@@ -45,7 +45,7 @@ from sanji.store.engine import Database
 
 INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
 MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: every node agrees)
-FOREIGN = "foreign"  # carried in a stream that may not carry it: kept for audit, never judged
+FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
 LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
@@ -173,11 +173,7 @@ class Store:
         async with self._write() as conn:
             before = project(errand_id, await self._load_actions(conn, [errand_id]), self.directory)
             action = build(before, self.clock.now())
-            if action.node != self.node_id or action.errand != errand_id:
-                raise ActionRefused("an action must be written by this node about this errand")
-            reason = judge(before.state, action, self.directory)
-            if reason is not None:
-                raise ActionRefused(reason)
+            ledger.check_local(self.node_id, errand_id, before.state, action, self.directory)
             await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
             await conn.execute(insert(t.outbox).values(action_id=action.id, scope=action.scope))
             projections = await self._recompute(conn, [errand_id])
@@ -185,10 +181,14 @@ class Store:
         return projections[errand_id]
 
     def may_seal(self, scope: str) -> bool:
-        """Whether this process may number new batches in its stream of ``scope`` (see confirmed_children)."""
-        if scope == self.node_id:
-            return self.parent_confirmed
-        return self.directory.next_hop_down(self.node_id, scope) in self.confirmed_children
+        """Whether this process may number new batches in its stream of ``scope`` (``protocol.ledger.may_seal``)."""
+        return ledger.may_seal(
+            self.directory,
+            self.node_id,
+            scope,
+            parent_confirmed=self.parent_confirmed,
+            confirmed_children=self.confirmed_children,
+        )
 
     async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS, *, force: bool = False) -> int:
         """Turn unsent local actions into signed batches, one stream per scope. Returns batches made.
@@ -214,31 +214,23 @@ class Store:
                     by_scope[scope].append(decode_action(body))
                     sealed_ids.append(row_id)
             for scope, acts in by_scope.items():
-                audience = self.directory.audience(self.node_id, scope)
-                seq, last_hash = await self._cursor(conn, StreamKey(self.node_id, scope))
-                start = 0
-                while start < len(acts):
-                    take = min(max_actions, len(acts) - start)
-                    while True:
-                        frame = seal(
-                            key=self.key,
-                            origin=self.node_id,
-                            scope=scope,
-                            audience=audience,
-                            seq=seq + 1,
-                            prev=last_hash,
-                            created=self.clock.now(),
-                            actions=acts[start : start + take],
-                        )
-                        # Small frames: a dropped transfer on a 2G link redoes at most one of them.
-                        if len(frame) <= limits.TARGET_FRAME_BYTES or take == 1:
-                            break
-                        take = max(1, take // 2)
-                    seq += 1
-                    last_hash = await self._store_batch(conn, self.node_id, scope, seq, frame)
-                    made += 1
-                    start += take
-                await self._set_cursor(conn, StreamKey(self.node_id, scope), seq, last_hash)
+                key = StreamKey(self.node_id, scope)
+                seq, last_hash = await self._cursor(conn, key)
+                sealed = ledger.seal_stream(
+                    key=self.key,
+                    stream=key,
+                    audience=self.directory.audience(self.node_id, scope),
+                    cursor=seq,
+                    last_hash=last_hash,
+                    actions=acts,
+                    now=self.clock.now,
+                    max_actions=max_actions,
+                )
+                for batch in sealed:
+                    await self._store_batch(conn, self.node_id, scope, batch.seq, batch.frame, batch.hash)
+                made += len(sealed)
+                if sealed:
+                    await self._set_cursor(conn, key, sealed[-1].seq, sealed[-1].hash)
             if sealed_ids:
                 await conn.execute(delete(t.outbox).where(t.outbox.c.id.in_(sealed_ids)))
         if made:
@@ -253,22 +245,17 @@ class Store:
 
     async def ancestor_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""
-        ancestors = set(self.directory.path(self.node_id)) - {self.node_id}
-        return await self.cursors_where(origin_in=ancestors, scope_in=self._subtree)
+        return await self.cursors_in(ledger.ancestor_streams(self.directory, self.node_id))
 
     async def confirm_child(self, child: str, reported: dict[StreamKey, int]) -> dict[StreamKey, int]:
         """Take a direct child's report of this node's streams. Returns those the child holds more of, with
         this node's cursors ("give me mine after these": this node was restored from a backup), or confirms
-        the child when there are none."""
-        if child not in self.directory or self.directory.parent(child) != self.node_id:
-            return {}  # a grandchild on a fallback link speaks for its own branch only
-        below = self.directory.subtree(child)
+        the child when there are none (``protocol.ledger.ahead_of_parent``)."""
+        below = self.directory.subtree(child) if child in self.directory else []
         mine = await self.cursors_where(origin_in=[self.node_id], scope_in=below)
-        ahead = {
-            k: mine.get(k, 0)
-            for k, seq in reported.items()
-            if k.origin == self.node_id and k.scope in below and seq > mine.get(k, 0)
-        }
+        ahead = ledger.ahead_of_parent(self.directory, self.node_id, child, reported, mine)
+        if ahead is None:
+            return {}
         if ahead:
             await self.log_event("restored", child, {"streams": sorted(str(k) for k in ahead)})
         else:
@@ -288,7 +275,7 @@ class Store:
                     )
                 )
             ).all()
-        return {StreamKey(o, sc): q for o, sc, q in rows if q > held.get(StreamKey(o, sc), 0)}
+        return ledger.held_above(child, {StreamKey(o, sc): q for o, sc, q in rows}, held)
 
     async def frames_given_back(self, parent_has: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
         """The parent's own batches it lost and this node holds (``CursorsResponse.reclaim``)."""
@@ -296,8 +283,8 @@ class Store:
 
     async def own_streams_behind(self, parent_has: dict[StreamKey, int]) -> list[str]:
         """This node's own streams of which the parent holds more than this node: a restored backup."""
-        mine = await self.cursors_where(origin_in=[self.node_id])
-        return sorted(str(k) for k, seq in parent_has.items() if k.origin == self.node_id and seq > mine.get(k, 0))
+        mine = await self.cursors_in(ledger.own_streams(self.node_id))
+        return ledger.own_streams_behind(self.node_id, parent_has, mine)
 
     async def note_recovery(self, streams: list[str]) -> None:
         """After taking own batches back: never reissue a receipt number the lost copy had issued."""
@@ -466,41 +453,30 @@ class Store:
     # -- receiving -------------------------------------------------------------------
 
     async def receive(self, frames: Sequence[bytes], *, peer: str) -> ReceiveOutcome:
+        """Verify and take each frame (``protocol.ledger``); one result per frame, in order."""
         results: list[FrameResult] = []
         refusals: list[str] = []
         applied_batches = applied_actions = 0
         for frame in frames:
             try:
-                batch = open_frame(frame, self.directory)
-                if self.node_id not in batch.payload.audience and batch.origin != self.node_id:
-                    raise RouteError(f"stream {batch.origin}->{batch.scope} is not addressed to {self.node_id}")
-            except RevokedKey as exc:
-                # Quarantined, not dropped: the frame is evidence of a stolen or retired key in use.
-                await self._quarantine_revoked(frame, exc, peer)
-                results.append(
-                    FrameResult(
-                        origin=exc.origin,
-                        scope=exc.scope,
-                        seq=exc.seq,
-                        status="refused",
-                        error=exc.code,
-                        message=exc.message,
-                    )
-                )
-                continue
+                batch = ledger.open_addressed(frame, self.node_id, self._open)
             except SanjiError as exc:
-                # One row per refused frame up to a cap; the rest are counted in one summary row below.
-                if len(refusals) < LOGGED_REFUSALS:
-                    await self._log_event(
-                        "refused", peer, {"error": exc.code, "message": exc.message[:300], "size": len(frame)}
-                    )
-                refusals.append(exc.code)
-                results.append(FrameResult(status="refused", error=exc.code, message=exc.message))
-                continue
-            result, batches, count = await self._receive_one(batch, peer)
-            applied_batches += batches
-            applied_actions += count
-            results.append(result)
+                receipt = ledger.refuse(frame, exc, peer)
+                effects = receipt.effects
+                if not isinstance(exc, RevokedKey):  # a retired key's frame is quarantined once, not counted
+                    # One row per refused frame up to a cap; the rest are counted in one summary row below.
+                    if len(refusals) >= LOGGED_REFUSALS:
+                        effects = ()
+                    refusals.append(exc.code)
+                if effects:
+                    async with self._write() as conn:
+                        await self._persist(conn, effects)
+            else:
+                receipt = await self._receive_one(batch, peer)
+            applied = receipt.applied
+            applied_batches += len(applied)
+            applied_actions += sum(len(b.actions) for b in applied)
+            results.append(receipt.result)
         if len(refusals) > LOGGED_REFUSALS:
             await self._log_event(
                 "refused_more",
@@ -511,42 +487,11 @@ class Store:
             self._changed()
         return ReceiveOutcome(results, applied_batches, applied_actions)
 
-    async def _quarantine_revoked(self, frame: bytes, exc: RevokedKey, peer: str) -> None:
-        digest = frame_hash(frame)
-        async with self._write() as conn:
-            seen = await conn.scalar(
-                select(func.count()).select_from(t.quarantine).where(t.quarantine.c.hash == digest)
-            )
-            if not seen:
-                await conn.execute(
-                    insert(t.quarantine).values(
-                        origin=exc.origin,
-                        scope=exc.scope,
-                        seq=exc.seq,
-                        hash=digest,
-                        frame=frame,
-                        reason=exc.message,
-                        peer=peer,
-                        at=time.time(),
-                    )
-                )
-                await self._log_event(
-                    "revoked_key", peer, {"stream": f"{exc.origin}->{exc.scope}", "seq": exc.seq}, conn=conn
-                )
+    def _open(self, frame: bytes) -> Batch:
+        return open_frame(frame, self.directory)
 
-    async def _receive_one(self, batch: Batch, peer: str) -> tuple[FrameResult, int, int]:
+    async def _receive_one(self, batch: Batch, peer: str) -> ledger.Receipt:
         key = StreamKey(batch.origin, batch.scope)
-
-        def result(status: str, error: str = "", message: str = "") -> FrameResult:
-            return FrameResult(
-                origin=batch.origin,
-                scope=batch.scope,
-                seq=batch.seq,
-                status=status,  # type: ignore[arg-type]
-                error=error,
-                message=message,
-            )
-
         async with self._write() as conn:
             cursor, last_hash = await self._cursor(conn, key)
             held_hash = None
@@ -556,99 +501,79 @@ class Store:
                         t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == batch.seq
                     )
                 )
-            verdict = classify(
-                seq=batch.seq,
-                prev=batch.prev,
-                digest=batch.hash,
-                cursor=cursor,
-                last_hash=last_hash,
-                held_hash=held_hash,
-            )
-            if verdict is Verdict.DUPLICATE:
-                return result("duplicate"), 0, 0
-            if verdict is Verdict.FORK:
-                fork = ChainFork(f"batch {batch.seq} of stream {key} conflicts with the one held (held up to {cursor})")
-                seen = await conn.scalar(
-                    select(func.count())
-                    .select_from(t.quarantine)
-                    .where(
-                        t.quarantine.c.origin == key.origin,
-                        t.quarantine.c.scope == key.scope,
-                        t.quarantine.c.seq == batch.seq,
-                        t.quarantine.c.hash == batch.hash,
+            receipt = ledger.judge_batch(batch, cursor=cursor, last_hash=last_hash, held_hash=held_hash, peer=peer)
+            if receipt is None:
+                rows = await conn.execute(
+                    select(t.held.c.seq, t.held.c.frame).where(
+                        t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq > batch.seq
                     )
                 )
-                if seen:  # the same forked batch again: one quarantine row is enough
-                    return result("refused", fork.code, fork.message), 0, 0
-                await conn.execute(
-                    insert(t.quarantine).values(
-                        origin=key.origin,
-                        scope=key.scope,
-                        seq=batch.seq,
-                        hash=batch.hash,
-                        frame=batch.frame,
-                        reason=fork.message,
-                        peer=peer,
-                        at=time.time(),
-                    )
-                )
-                await self._log_event("fork", peer, {"stream": str(key), "seq": batch.seq}, conn=conn)
-                return result("refused", fork.code, fork.message), 0, 0
-            if verdict is Verdict.HOLD:
+                receipt = ledger.drain(batch, {int(seq): bytes(frame) for seq, frame in rows.all()}, self._open, peer)
+            await self._persist(conn, receipt.effects)
+            return receipt
+
+    async def _persist(self, conn: AsyncConnection, effects: Iterable[ledger.Effect]) -> None:
+        """Write what the ledger decided, in the caller's transaction."""
+        for effect in effects:
+            if isinstance(effect, ledger.Apply):
+                await self._apply(conn, effect.batch)
+            elif isinstance(effect, ledger.Hold):
+                key = effect.key
                 exists = await conn.scalar(
                     select(func.count())
                     .select_from(t.held)
-                    .where(t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == batch.seq)
+                    .where(t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == effect.seq)
                 )
                 if not exists:
                     await conn.execute(
                         insert(t.held).values(
                             origin=key.origin,
                             scope=key.scope,
-                            seq=batch.seq,
-                            hash=batch.hash,
-                            frame=batch.frame,
+                            seq=effect.seq,
+                            hash=effect.hash,
+                            frame=effect.frame,
                             received_at=time.time(),
                         )
                     )
-                return result("held", "chain_gap", f"waiting for batch {cursor + 1} of {key}"), 0, 0
-            count = await self._apply(conn, batch)
-            applied = 1
-            seq, last = batch.seq, batch.hash
-            while True:  # held successors may now follow
-                row = (
-                    await conn.execute(
-                        select(t.held.c.frame).where(
-                            t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == seq + 1
-                        )
-                    )
-                ).first()
-                if row is None:
-                    break
+            elif isinstance(effect, ledger.Unhold):
+                key = effect.key
                 await conn.execute(
                     delete(t.held).where(
-                        t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == seq + 1
+                        t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq == effect.seq
                     )
                 )
-                successor = open_frame(row[0], self.directory)
-                if successor.prev != last:
-                    await conn.execute(
-                        insert(t.quarantine).values(
-                            origin=key.origin,
-                            scope=key.scope,
-                            seq=successor.seq,
-                            hash=successor.hash,
-                            frame=successor.frame,
-                            reason="held batch does not chain to its predecessor",
-                            peer=peer,
-                            at=time.time(),
-                        )
-                    )
-                    break
-                count += await self._apply(conn, successor)
-                applied += 1
-                seq, last = successor.seq, successor.hash
-            return result("stored"), applied, count
+            elif isinstance(effect, ledger.Quarantine):
+                await self._quarantine(conn, effect)
+            else:
+                await self._log_event(effect.kind, effect.peer, dict(effect.detail), conn=conn)
+
+    async def _quarantine(self, conn: AsyncConnection, q: ledger.Quarantine) -> None:
+        seen = await conn.scalar(
+            select(func.count())
+            .select_from(t.quarantine)
+            .where(
+                t.quarantine.c.origin == q.key.origin,
+                t.quarantine.c.scope == q.key.scope,
+                t.quarantine.c.seq == q.seq,
+                t.quarantine.c.hash == q.hash,
+            )
+        )
+        if seen:  # the same frame again: one quarantine row is enough
+            return
+        await conn.execute(
+            insert(t.quarantine).values(
+                origin=q.key.origin,
+                scope=q.key.scope,
+                seq=q.seq,
+                hash=q.hash,
+                frame=q.frame,
+                reason=q.reason,
+                peer=q.peer,
+                at=time.time(),
+            )
+        )
+        if q.event:
+            await self._log_event(q.event, q.peer, dict(q.detail), conn=conn)
 
     async def _apply(self, conn: AsyncConnection, batch: Batch) -> int:
         await self._store_batch(conn, batch.origin, batch.scope, batch.seq, batch.frame, batch.hash)
@@ -669,20 +594,26 @@ class Store:
         origin_not_in: Iterable[str] | None = None,
         scope_in: Iterable[str] | None = None,
     ) -> dict[StreamKey, int]:
+        return await self.cursors_in(
+            ledger.streams(origin_in=origin_in, scope_in=scope_in, origin_not_in=origin_not_in or ())
+        )
+
+    async def cursors_in(self, which: ledger.StreamFilter) -> dict[StreamKey, int]:
+        """This node's cursors of the streams ``which`` names."""
         query = select(t.streams.c.origin, t.streams.c.scope, t.streams.c.seq)
-        if origin_in is not None:
-            query = query.where(t.streams.c.origin.in_(list(origin_in)))
-        if origin_not_in is not None:
-            query = query.where(t.streams.c.origin.not_in(list(origin_not_in)))
-        if scope_in is not None:
-            query = query.where(t.streams.c.scope.in_(list(scope_in)))
+        if which.origin_in is not None:
+            query = query.where(t.streams.c.origin.in_(sorted(which.origin_in)))
+        if which.origin_not_in:
+            query = query.where(t.streams.c.origin.not_in(sorted(which.origin_not_in)))
+        if which.scope_in is not None:
+            query = query.where(t.streams.c.scope.in_(sorted(which.scope_in)))
         async with self.db.reader.connect() as conn:
             return {StreamKey(o, s): q for o, s, q in (await conn.execute(query)).all()}
 
     async def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
         """What this node holds of the streams a child can push up."""
-        self._check_child(child)
-        return await self.cursors_where(origin_in=self.directory.subtree(child))
+        ledger.check_descendant(self.directory, self.node_id, child)
+        return await self.cursors_in(ledger.pushable(self.directory, child))
 
     async def pull_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of every stream, its own included: what it asks its parent for.
@@ -690,27 +621,27 @@ class Store:
         Streams written below this node are included: when a village carried its batches
         straight to the county (its township was down), the township catches up from the county.
         """
-        return await self.cursors_where()
+        return await self.cursors_in(ledger.EVERY_STREAM)
 
     async def frames_for_child(
         self, child: str, known: dict[StreamKey, int], max_bytes: int
     ) -> tuple[list[bytes], bool]:
         """Batches the child's subtree should receive and does not have yet, in order, within budget."""
-        self._check_child(child)
-        subtree = self.directory.subtree(child)
-        # The child's own streams too: a child restored from an old backup takes its own batches back.
-        ours = await self.cursors_where(scope_in=subtree)
-        wanted = {k: known.get(k, 0) for k, seq in ours.items() if seq > known.get(k, 0)}
-        return await self._frames_after(wanted, max_bytes)
+        ledger.check_descendant(self.directory, self.node_id, child)
+        ours = await self.cursors_in(ledger.for_subtree(self.directory, child))
+        return await self._frames_after(ledger.wanted(ours, known), max_bytes)
 
     async def frames_for_parent(self, parent_has: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
-        ours = await self.cursors_where(origin_in=self._subtree)
-        wanted = {k: parent_has.get(k, 0) for k, seq in ours.items() if seq > parent_has.get(k, 0)}
-        return await self._frames_after(wanted, max_bytes)
+        ours = await self.cursors_in(ledger.pushable(self.directory, self.node_id))
+        return await self._frames_after(ledger.wanted(ours, parent_has), max_bytes)
+
+    async def frames_after(self, after: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        """The held batches after each cursor of ``after``, in stream order, within ``max_bytes``."""
+        return await self._frames_after(after, max_bytes)
 
     async def _frames_after(self, wanted: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        page = ledger.PageBudget(max_bytes)
         frames: list[bytes] = []
-        used = 0
         async with self.db.reader.connect() as conn:
             for key in sorted(wanted):
                 query = (
@@ -721,15 +652,9 @@ class Store:
                     .order_by(t.batches.c.seq)
                 )
                 rows = (await conn.execute(query)).all()
-                fit = take_within_budget((r.size for r in rows), max_bytes - used) if used < max_bytes else 0
-                if frames and fit and used + rows[0].size > max_bytes:
-                    fit = 0  # only the first frame of a whole response may exceed the budget, not of each stream
-                if fit == 0 and frames:
-                    return frames, True
-                for row in rows[:fit]:
-                    frames.append(row.frame)
-                    used += row.size
-                if fit < len(rows):
+                fit = page.take([r.size for r in rows])
+                frames.extend(r.frame for r in rows[:fit])
+                if page.full:
                     return frames, True
         return frames, False
 
@@ -745,35 +670,45 @@ class Store:
         return frames
 
     def _check_child(self, child: str) -> None:
-        # Any node below this one may sync here: a village whose township is down falls back to the county.
-        if child not in self.directory or child == self.node_id or self.node_id not in self.directory.path(child):
-            raise RouteError(
-                f"{child} is not a child (or other descendant) of {self.node_id}",
-                hint="Sync with your own parent node, or an ancestor configured as a fallback.",
-            )
+        ledger.check_descendant(self.directory, self.node_id, child)
 
     # -- exchange bookkeeping ------------------------------------------------------------
 
     async def record_acks(self, peer: str, results: Iterable[FrameResult]) -> None:
-        best: dict[StreamKey, int] = {}
-        for r in results:
-            if r.status in ("stored", "duplicate"):
-                k = StreamKey(r.origin, r.scope)
-                best[k] = max(best.get(k, 0), r.seq)
-        await self.record_peer_cursors(peer, best)
+        await self.record_peer_cursors(peer, ledger.acknowledged(results))
 
-    async def record_peer_cursors(self, peer: str, cursors: dict[StreamKey, int]) -> None:
-        if not cursors:
+    async def record_peer_cursors(self, peer: str, cursors: dict[StreamKey, int], *, exact: bool = False) -> None:
+        """What ``peer`` holds. ``exact``: its answer to a session's cursors, all of this subtree's streams
+        it holds now — a peer restored from a backup holds less than it once acknowledged."""
+        if not cursors and not exact:
             return
         async with self._write() as conn:
+            if exact:
+                await conn.execute(
+                    delete(t.peer_acks).where(
+                        t.peer_acks.c.peer == peer, t.peer_acks.c.origin.in_(sorted(self._subtree))
+                    )
+                )
             for k, seq in cursors.items():
                 await _upsert(
                     conn,
                     t.peer_acks,
                     {"peer": peer, "origin": k.origin, "scope": k.scope, "seq": seq},
                     keys=("peer", "origin", "scope"),
-                    greatest="seq",
+                    greatest=None if exact else "seq",
                 )
+
+    async def peer_cursors(self, peer: str) -> dict[StreamKey, int]:
+        """What this node last recorded ``peer`` holding (``record_peer_cursors``)."""
+        async with self.db.reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer == peer
+                    )
+                )
+            ).all()
+        return {StreamKey(o, s): q for o, s, q in rows}
 
     async def record_exchange(
         self, peer: str, *, ok: bool, error: str = "", sent: int = 0, received: int = 0, skew_ms: int | None = None
@@ -1200,28 +1135,22 @@ class Store:
 
     async def _insert_actions(self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str) -> None:
         ids = [a.id for a in acts]
-        held = dict(
-            (await conn.execute(select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(ids)))).all()
-        )
+        held = {
+            aid: status == FOREIGN
+            for aid, status in (
+                await conn.execute(select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(ids)))
+            ).all()
+        }
         rows = []
-        for a in acts:
-            foreign = ""
-            if a.node != origin:
-                foreign = f"written by {a.node} but carried in {origin}'s stream"
-            elif a.scope != scope:
-                foreign = f"about scope {a.scope} but carried in the stream of {scope}"
-            if a.id in held:
-                if held[a.id] == FOREIGN and not foreign:
-                    # A relay's copy arrived first; the author's own signed copy takes its place,
-                    # so nobody can suppress an action by sending a foreign copy ahead of it.
-                    await conn.execute(
-                        update(t.actions)
-                        .where(t.actions.c.id == a.id)
-                        .values(body=encode(a), status="new", reason="", node=a.node, scope=a.scope)
-                    )
-                    held[a.id] = "new"
+        for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
+            a = change.action
+            if isinstance(change, ledger.Replace):
+                await conn.execute(
+                    update(t.actions)
+                    .where(t.actions.c.id == a.id)
+                    .values(body=encode(a), status="new", reason="", node=a.node, scope=a.scope)
+                )
                 continue
-            held[a.id] = FOREIGN if foreign else "new"
             rows.append(
                 {
                     "id": a.id,
@@ -1232,8 +1161,8 @@ class Store:
                     "base": a.base,
                     "at": a.at,
                     "body": encode(a),
-                    "status": FOREIGN if foreign else "new",
-                    "reason": foreign,
+                    "status": FOREIGN if change.foreign else "new",
+                    "reason": change.foreign,
                 }
             )
         if rows:

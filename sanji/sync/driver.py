@@ -15,11 +15,28 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
 from protocol.deadlines import business_today
 from protocol.errors import SanjiError
+from protocol.exchange import (
+    Absorb,
+    Command,
+    ConfirmPositions,
+    Cursors,
+    FramesAfter,
+    Now,
+    PeerAcked,
+    PeerHolds,
+    PeerRecord,
+    Recovered,
+    Send,
+    Take,
+    Tally,
+    child_session,
+)
 from protocol.hlc import wall_ms
 from protocol.session import (
     BLOB_CHUNK_BYTES,
@@ -27,13 +44,11 @@ from protocol.session import (
     BlobGet,
     BlobPut,
     CursorsRequest,
+    CursorsResponse,
     NodeReport,
-    PullRequest,
     PushRequest,
     cursor_map,
-    cursors_from,
 )
-from protocol.stream import StreamKey
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.sync.requests_auth import RequestSigner
@@ -106,137 +121,141 @@ async def _exchange(
     day: str,
     trust: ChildTrust | None,
 ) -> str:
-    """Cursors, push and pull; returns the node that answered."""
-    reports: tuple[NodeReport, ...] = ()
-    version = 0
-    if context is not None:
-        version = context.catalogue_version
-        own = await store.own_report(catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=day)
-        own = msgspec.structs.replace(own, calendar_version=context.calendar_version)
-        reports = (own, *await store.reports())
-    request = CursorsRequest(
-        sender=store.node_id,
-        catalogue_version=version,
-        calendar_version=context.calendar_version if context is not None else 0,
-        reports=reports,
-        instance=store.instance_id,
-        ancestor_streams=cursors_from(await store.ancestor_cursors()),
-    )
-    if trust is not None:
-        request = await trust.extend(request, transport)
+    """The steps of ``protocol.exchange.child_session``, answered with the store and the transport;
+    returns the node that answered."""
+    host = _Host(store, transport, context, report, day, trust)
+    steps = child_session(store.node_id, store.directory, budget=budget, tally=host.tally)
+    answer: Any = None
     try:
-        reply = await transport.cursors(request)
-    except BaseException:
-        store.sealing_paused = False  # a rotation asked for and not answered: the old key signs on, retried later
-        raise
-    report.requests += 1
-    parent = reply.node  # the parent, or the ancestor a fallback link reached
-    if parent not in store.directory.path(store.node_id) or parent == store.node_id:
-        raise SanjiError(f"{parent!r} answered, but it is not an ancestor of {store.node_id}")
-    report.peer = parent
-    report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
-    store.clock.observe(reply.at)
-    if context is not None:
-        await context.observe_offset(report.skew_ms + reply.clock_offset_ms)
-        if reply.catalogue:
+        while True:
             try:
-                await context.offer(reply.catalogue)
-            except SanjiError as exc:
-                log.warning("the parent's catalogue was refused: %s", exc.message)
-        if reply.calendar:
-            try:
-                await context.offer_calendar(reply.calendar)
-            except SanjiError as exc:
-                log.warning("the parent's working-day calendar was refused: %s", exc.message)
-    if trust is not None:
-        await trust.absorb(request, reply, transport)  # before sealing: a rotated key signs what follows
-    parent_has = cursor_map(reply.cursors)
-    await store.record_peer_cursors(parent, parent_has)
-    # Where this node's own streams stand above it: at the parent, or (``above``) at the parent's parent.
-    known = dict(parent_has)
-    for key, seq in cursor_map(reply.above).items():
-        known[key] = max(known.get(key, 0), seq)
-    behind = await store.own_streams_behind(known)
-    still_behind: list[str] = []
-    if behind:
-        # The parent holds more of this node's own streams than this node does: it was restored
-        # from an old backup. Take its own batches back before numbering anything new.
-        log.warning("restored from an older copy: the parent holds newer batches of %s", behind)
-        report.pulled += await _pull(store, transport, parent, budget, report)
-        await store.note_recovery(behind)
-        still_behind = await store.own_streams_behind(known)
-    if reply.reclaim:
-        await _give_back(store, transport, parent, cursor_map(reply.reclaim), budget, report)
-    if still_behind:
-        # Its parent's parent holds batches of this node the parent has not brought down yet: number
-        # nothing new until they have come (a later session), or this node would fork its own stream.
-        log.warning("own batches of %s are still on their way down; not sealing yet", still_behind)
-    else:
-        await store.confirm_positions()
+                command = steps.send(answer)
+            except StopIteration:
+                break
+            answer = await host.perform(command)
+    finally:
+        report.requests += host.tally.requests
+        report.pushed += host.tally.pushed
+        report.pulled += host.tally.pulled
+        report.refused += host.tally.refused
+    if host.tally.still_behind:
+        log.warning("own batches of %s are still on their way down; not sealing yet", host.tally.still_behind)
+    return host.tally.peer
+
+
+class _Host:
+    """Answers the commands of one session (see ``protocol.exchange`` for what each expects)."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        context: NodeContext | None,
+        report: SessionReport,
+        day: str,
+        trust: ChildTrust | None,
+    ) -> None:
+        self.store, self.transport, self.context, self.report = store, transport, context, report
+        self.day, self.trust = day, trust
+        self.tally = Tally()
+        self.sent: CursorsRequest | None = None  # the opening request as sent (trust documents added)
+
+    async def perform(self, command: Command) -> Any:
+        store = self.store
+        if isinstance(command, Send):
+            request = command.request
+            if isinstance(request, CursorsRequest):
+                return await self._cursors(request)
+            if isinstance(request, PushRequest):
+                pushed = await self.transport.push(request)
+                for result in pushed.results:
+                    if result.status == "refused":
+                        log.warning("parent refused a batch: %s %s", result.error, result.message)
+                return pushed
+            return await self.transport.pull(request)
+        if isinstance(command, Now):
+            return store.clock.now()
+        if isinstance(command, Cursors):
+            return await store.cursors_in(command.which)
+        if isinstance(command, Absorb):
+            await self._absorb(command.reply)
+            return None
+        if isinstance(command, PeerHolds):
+            await store.record_peer_cursors(command.peer, dict(command.cursors), exact=True)
+            return None
+        if isinstance(command, PeerRecord):
+            return await store.peer_cursors(command.peer)
+        if isinstance(command, PeerAcked):
+            await store.record_peer_cursors(command.peer, dict(command.cursors))
+            return None
+        if isinstance(command, FramesAfter):
+            return await store.frames_after(dict(command.after), command.budget)
+        if isinstance(command, Take):
+            outcome = await store.receive(command.frames, peer=command.peer)
+            return outcome.results
+        if isinstance(command, Recovered):
+            # An ancestor held more of this node's own streams than this node does: it was restored from
+            # an old backup and took its own batches back; never reissue a number the lost copy issued.
+            log.warning("restored from an older copy: the parent held newer batches of %s", list(command.streams))
+            await store.note_recovery(list(command.streams))
+            return None
+        if isinstance(command, ConfirmPositions):
+            await store.confirm_positions()
+            return None
         await store.seal_outbox()
-    while True:
-        frames, more = await store.frames_for_parent(parent_has, budget)
-        if not frames:
-            break
-        pushed = await transport.push(PushRequest(sender=store.node_id, at=store.clock.now(), frames=tuple(frames)))
-        report.requests += 1
-        await store.record_acks(parent, pushed.results)
-        progressed = False
-        for result in pushed.results:
-            if result.status in ("stored", "duplicate", "held"):
-                key = StreamKey(result.origin, result.scope)
-                if result.status != "held":
-                    parent_has[key] = max(parent_has.get(key, 0), result.seq)
-                    progressed = True
-                report.pushed += 1
-            else:
-                report.refused += 1
-                log.warning("parent refused a batch: %s %s", result.error, result.message)
-        if not more or not progressed:
-            break
-    report.pulled += await _pull(store, transport, parent, budget, report)
-    return parent
+        return None
 
-
-async def _give_back(
-    store: Store, transport: Transport, parent: str, wanted: dict[StreamKey, int], budget: int, report: SessionReport
-) -> None:
-    """The parent was restored from a backup and lost batches of its own it had sent down here: push
-    them back before it numbers anything new, or this branch would keep a lineage the parent lost."""
-    log.warning("parent %s lost its own batches %s; giving them back", parent, sorted(str(k) for k in wanted))
-    while wanted:
-        frames, more = await store.frames_given_back(wanted, budget)
-        if not frames:
-            return
-        back = await transport.push(PushRequest(sender=store.node_id, at=store.clock.now(), frames=tuple(frames)))
-        report.requests += 1
-        taken = [r for r in back.results if r.status in ("stored", "duplicate")]
-        for r in taken:
-            key = StreamKey(r.origin, r.scope)
-            if key in wanted:
-                wanted[key] = max(wanted[key], r.seq)
-        if not more or not taken:
-            return
-
-
-async def _pull(store: Store, transport: Transport, parent: str, budget: int, report: SessionReport) -> int:
-    """Pull pages until the parent has nothing more for this subtree; returns frames received."""
-    pulled = 0
-    while True:
-        known = await store.pull_cursors()
-        reply = await transport.pull(
-            PullRequest(sender=store.node_id, at=store.clock.now(), cursors=cursors_from(known), max_bytes=budget)
+    async def _cursors(self, request: CursorsRequest) -> CursorsResponse:
+        """The opening request, with what travels beside the cursors: reports, catalogue and calendar
+        versions, trust."""
+        store, context = self.store, self.context
+        reports: tuple[NodeReport, ...] = ()
+        version = calendar_version = 0
+        if context is not None:
+            version, calendar_version = context.catalogue_version, context.calendar_version
+            own = await store.own_report(
+                catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=self.day
+            )
+            own = msgspec.structs.replace(own, calendar_version=calendar_version)
+            reports = (own, *await store.reports())
+        request = msgspec.structs.replace(
+            request,
+            catalogue_version=version,
+            calendar_version=calendar_version,
+            reports=reports,
+            instance=store.instance_id,
         )
-        report.requests += 1
-        if reply.frames:
-            outcome = await store.receive(reply.frames, peer=parent)
-            pulled += len(reply.frames)
-            report.refused += sum(1 for r in outcome.results if r.status == "refused")
-            if not any(r.status == "stored" for r in outcome.results):
-                break  # the page moved nothing forward (a fork, a gap): asking again would spin
-        if not reply.more:
-            break
-    return pulled
+        if self.trust is not None:
+            request = await self.trust.extend(request, self.transport)
+        self.sent = request
+        try:
+            return await self.transport.cursors(request)
+        except BaseException:
+            store.sealing_paused = False  # a rotation asked for and not answered: the old key signs on, retried later
+            raise
+
+    async def _absorb(self, reply: CursorsResponse) -> None:
+        store, context, report = self.store, self.context, self.report
+        report.peer = reply.node
+        report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
+        store.clock.observe(reply.at)
+        if context is not None:
+            await context.observe_offset(report.skew_ms + reply.clock_offset_ms)
+            if reply.catalogue:
+                try:
+                    await context.offer(reply.catalogue)
+                except SanjiError as exc:
+                    log.warning("the parent's catalogue was refused: %s", exc.message)
+            if reply.calendar:
+                try:
+                    await context.offer_calendar(reply.calendar)
+                except SanjiError as exc:
+                    log.warning("the parent's working-day calendar was refused: %s", exc.message)
+        if self.trust is not None and self.sent is not None:
+            await self.trust.absorb(self.sent, reply, self.transport)  # before sealing: a rotated key signs next
+        if reply.reclaim:
+            lost = sorted(str(k) for k in cursor_map(reply.reclaim))
+            log.warning("parent %s lost its own batches %s; giving them back", reply.node, lost)
 
 
 async def _attachments(

@@ -13,6 +13,7 @@ import msgspec
 
 from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.errors import RouteError
+from protocol.ledger import check_descendant
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
     ALARM_PREFIX,
@@ -66,11 +67,7 @@ class SyncServer:
 
     def _known_child(self, sender: str) -> None:
         directory = self.store.directory
-        if sender not in directory or sender == self.store.node_id or self.store.node_id not in directory.path(sender):
-            raise RouteError(
-                f"{sender!r} is not a child (or other descendant) of {self.store.node_id}",
-                hint="Sync with your own parent, or an ancestor configured as a fallback.",
-            )
+        check_descendant(directory, self.store.node_id, sender)  # raises RouteError
 
     async def admit(self, signed: SignedRequest | None, sender: str | None = None) -> None:
         """Refuse ``signed`` unless it is addressed here, signed by a current key of a node below this

@@ -30,6 +30,7 @@ from protocol.binding import bind
 from protocol.catalogue import Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
+from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_steps
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS
@@ -38,7 +39,6 @@ from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
-from sanji.corpus import valid_id_number
 from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService

@@ -31,7 +31,7 @@ from protocol.signing import KeyRecord, SigningKey
 from protocol.topology import Directory, NodeEntry
 from sanji.catalogue import default_catalogue, default_catalogue_path, load_catalogue, load_json, load_xlsx
 from sanji.cli import catalogue_cmd
-from sanji.corpus import MATTERS as CORPUS_MATTERS
+from sanji.demo.population import MATTERS as CORPUS_MATTERS
 from sanji.keys import write_key
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sanji.faultproxy import FaultProxy, ProxyThread
+from devtools.faultproxy import FaultProxy, ProxyThread
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

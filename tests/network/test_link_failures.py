@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import msgspec
 import pytest
 
+from devtools.faultproxy import FaultProxy
 from protocol.hlc import HybridClock
 from protocol.session import (
     BlobGetReply,
@@ -28,7 +29,6 @@ from protocol.session import (
     PushResponse,
 )
 from sanji.context import NodeContext
-from sanji.faultproxy import FaultProxy
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store

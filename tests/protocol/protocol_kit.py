@@ -20,7 +20,7 @@ from protocol.batch import FORMAT_VERSION, GENESIS, MAGIC, BatchPayload, seal
 from protocol.encoding import encode
 from protocol.signing import SigningKey
 from protocol.topology import Directory
-from sanji.corpus import person
+from sanji.demo.population import person
 from sanji.layout import Layout, county_layout
 
 COUNTY_ID = "C"

@@ -3,10 +3,10 @@ and the in-memory ``Replica`` agrees with the real ``Store`` on SQLite.
 
 ``SANJI_SIM_SEEDS=5000`` runs that many seeds instead of the default few hundred;
 ``SANJI_SIM_START`` moves the first seed. A failing seed replays with
-``python -m protocol.simulation --start <seed> --seeds 1 --trace``.
+``python -m devtools.simulation --start <seed> --seeds 1 --trace``.
 
 The last tests are what the simulation found when disks die and nodes come back from a
-backup (``--backups 1``): strict xfails, each naming the gap, to be turned green when fixed.
+backup (``--backups 1``), each kept as a small reproduction.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from typing import Any
 
 import pytest
 
+from devtools.replica import ChildSession, Replica, Request, run_session, serve
+from devtools.simulation import Config, Faults, Result, World, check, run
 from protocol.actions import Accept, Action, Applicant, Assign, Decide, Deliver, HandOff, Note, Receive, Register
 from protocol.batch import Batch, seal
 from protocol.errand import Projection
 from protocol.errors import ActionRefused
-from protocol.replica import ChildSession, Replica, Request, run_session, serve
 from protocol.session import CursorsRequest, FrameResult, PullResponse
-from protocol.simulation import Config, Faults, Result, World, check, run
 from protocol.stream import StreamKey, Verdict, classify
+from protocol.topology import Directory
 from sanji.store import Store, open_database
 
 SEEDS = int(os.environ.get("SANJI_SIM_SEEDS", "300"))
@@ -79,9 +80,9 @@ def test_seeds_with_heavy_faults() -> None:
     assert not failures(results), failures(results)
 
 
-def test_seeds_with_the_legacy_streams_and_no_fallback() -> None:
-    """The store before nodes took their own batches back, and villages that never go round their township."""
-    results = [run(seed, replace(SUITE, reclaim_own=False, fallbacks=False)) for seed in range(START, START + 30)]
+def test_seeds_with_no_fallback() -> None:
+    """Villages that never go round their township."""
+    results = [run(seed, replace(SUITE, fallbacks=False)) for seed in range(START, START + 30)]
     assert not failures(results), failures(results)
     assert sum(r.stat("fallback_sessions") for r in results) == 0
 
@@ -108,7 +109,7 @@ def test_a_seed_replays_exactly() -> None:
 def test_a_seed_replays_exactly_in_another_process() -> None:
     """Nothing depends on the per-process string hash (set order) or on the real clock."""
     code = (
-        "from protocol.simulation import Config, run; "
+        "from devtools.simulation import Config, run; "
         "r = run(7, Config(duration_ms=10_000, grace_ms=5_000)); print(r.trace_digest, r.state_digest, r.ok)"
     )
     outputs = set()
@@ -124,7 +125,7 @@ def test_a_seed_replays_exactly_in_another_process() -> None:
 
 def test_the_command_line_names_failing_seeds() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "protocol.simulation", "--seeds", "2", "--start", "3"],
+        [sys.executable, "-m", "devtools.simulation", "--seeds", "2", "--start", "3"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -223,6 +224,27 @@ def test_the_checker_reports_a_leak_and_a_quarantine() -> None:
     assert any("quarantined" in p for p in problems), problems
 
 
+def _relayed_then_authored(world: World) -> list[bytes]:
+    """A note by the county carried first in T01's stream (a foreign copy), then in the county's own."""
+    note = Note(id="relayed", errand="T01V01-E1", scope="T01V01", node="C", actor="x", role="x", at=2, text="转交")
+    frames = []
+    for origin in ("T01", "C"):
+        seq, last = world.replicas[origin].cursor(StreamKey(origin, "T01V01"))
+        frames.append(
+            seal(
+                key=world.keys[origin],
+                origin=origin,
+                scope="T01V01",
+                audience=world.directory.audience(origin, "T01V01"),
+                seq=seq + 1,
+                prev=last,
+                created=3,
+                actions=[note],
+            )
+        )
+    return frames
+
+
 def _fork_of_first_batch(world: World, origin: str) -> bytes:
     """Batch 1 of ``origin``'s own stream again, with other content: what a cloned node would send."""
     audience = world.directory.audience(origin, origin)
@@ -268,9 +290,6 @@ def _results(results: Sequence[object]) -> list[tuple[str, str, str, str, int]]:
     return [(r.status, r.error, r.origin, r.scope, r.seq) for r in results]  # type: ignore[attr-defined]
 
 
-RECLAIM = hasattr(Store, "own_streams_behind")  # the store variant that takes a node's own batches back
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("node", ["T01", "T01V01", "C"])
 async def test_replica_and_store_take_the_same_frames_the_same_way(tmp_path: Path, seed: int, node: str) -> None:
@@ -285,18 +304,28 @@ async def test_replica_and_store_take_the_same_frames_the_same_way(tmp_path: Pat
     feed.insert(len(feed) // 3, bytes(tampered))
     feed.insert(len(feed) // 2, _fork_of_first_batch(world, "T01V01"))
     feed.insert(len(feed) // 4, b"SJB not a frame")
+    feed += _relayed_then_authored(world)  # a relay's foreign copy first, then the author's own
+    # T01V01's key retired after its first batch: every later batch of its own stream is quarantined.
+    retired_key = world.keys["T01V01"].key_id
+    directory = Directory(world.directory.nodes(), revoked_after={retired_key: {("T01V01", "T01V01"): 1}})
 
     db = await open_database(f"sqlite:///{tmp_path / 'node.db'}")
     try:
-        store = Store(db, node_id=node, key=world.keys[node], directory=world.directory)
+        store = Store(db, node_id=node, key=world.keys[node], directory=directory)
         await store.start()
-        replica = Replica(node, world.keys[node], world.directory, reclaim_own=RECLAIM)
+        replica = Replica(node, world.keys[node], directory)
         for start in range(0, len(feed), 7):
             chunk = feed[start : start + 7]
             outcome = await store.receive(chunk, peer="sim")
             assert _results(outcome.results) == _results(replica.receive(chunk, peer="sim"))
         assert await store.digests() == replica.digests()
         assert await store.cursors_where() == replica.streams()
+        # The author's copy took the foreign copy's place on both; the retired key's frames are evidence.
+        assert "relayed" in replica.actions() and "relayed" not in replica.foreign()
+        history = await store.errand("T01V01-E1")
+        assert history is not None
+        assert [h["status"] for h in history["history"] if h["id"] == "relayed"] not in ([], ["foreign"])
+        assert [q for q in replica.quarantine if q.origin == "T01V01" and "retired" in q.reason]
         status = await store.status()
         assert status["held_batches"] == replica.held_count()
         assert status["quarantined_batches"] == len(replica.quarantine)
@@ -397,10 +426,10 @@ def _fixed(action: Action) -> Callable[[Projection, int], Action]:
     return lambda _p, _t: action
 
 
-def _three(reclaim: bool) -> tuple[World, Replica, Replica, Replica]:
-    world = World(1, replace(SUITE, faults=Faults.none(), duration_ms=1, reclaim_own=reclaim))
+def _three() -> tuple[World, Replica, Replica, Replica]:
+    world = World(1, replace(SUITE, faults=Faults.none(), duration_ms=1))
     d, k = world.directory, world.keys
-    county, town, village = (Replica(n, k[n], d, reclaim_own=reclaim) for n in ("C", "T01", "T01V01"))
+    county, town, village = (Replica(n, k[n], d) for n in ("C", "T01", "T01V01"))
     reg = Register(id="1", node="T01V01", at=1, matter="m", applicant=Applicant(name="n"), **_C)
     village.act("E", lambda _p, _t: reg)
     village.act("E", lambda _p, _t: HandOff(id="2", node="T01V01", at=2, base=1, to="T01", purpose="submit", **_C))
@@ -417,10 +446,9 @@ def _handle(town: Replica, suffix: str = "") -> None:
     town.act("E", lambda _p, _t: result)
 
 
-@pytest.mark.parametrize("reclaim", [False, True])
-def test_a_restarted_township_cut_off_from_the_county_still_serves_its_villages(reclaim: bool) -> None:
-    world, _county, town, village = _three(reclaim)
-    town = Replica.restore(town.snapshot(), world.keys["T01"], world.directory, reclaim_own=reclaim)  # restart
+def test_a_restarted_township_cut_off_from_the_county_still_serves_its_villages() -> None:
+    world, _county, town, village = _three()
+    town = Replica.restore(town.snapshot(), world.keys["T01"], world.directory)  # restart
     _handle(town)
     run_session(village, town)  # the county link stays down
     projection = village.projection("E")
@@ -428,28 +456,13 @@ def test_a_restarted_township_cut_off_from_the_county_still_serves_its_villages(
     assert projection.state.stage == "result_down"
 
 
-@pytest.mark.parametrize(
-    "reclaim",
-    [
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="without reclaiming, a township restored from a backup renumbers batches it had already "
-                "sent DOWN (sealed in a pull, not yet pushed up): the village keeps the lost lineage and diverges",
-            ),
-        ),
-        True,
-    ],
-)
-def test_a_township_restored_from_a_backup_after_sending_results_down_converges(reclaim: bool) -> None:
+def test_a_township_restored_from_a_backup_after_sending_results_down_converges() -> None:
     """The village gives the township its lost batches back before the township numbers anything new."""
-    world, county, town, village = _three(reclaim)
+    world, county, town, village = _three()
     backup = town.snapshot()
     town.act("E", lambda _p, _t: Receive(id="3", node="T01", at=3, base=2, **_C))
     run_session(village, town)  # sealed while serving the pull, sent down, never pushed up
-    town = Replica.restore(backup, world.keys["T01"], world.directory, reclaim_own=reclaim)  # the disk died
+    town = Replica.restore(backup, world.keys["T01"], world.directory)  # the disk died
     _handle(town, "b")
     for _ in range(3):
         run_session(town, county)
@@ -476,7 +489,7 @@ def test_a_forked_stream_does_not_make_the_pull_loop_spin() -> None:
 
 
 def test_a_village_goes_round_its_dark_township_and_the_township_catches_up() -> None:
-    _world, county, town, village = _three(True)
+    _world, county, town, village = _three()
     village.act("E", _fixed(Note(id="n1", node="T01V01", at=9, base=2, text="材料已补", **_C)))
     run_session(village, county)  # the township is dark: the village syncs with the county instead
     assert "n1" in county.actions() and "n1" not in town.actions()

@@ -2,7 +2,8 @@
 
 One seed fixes everything: the tree (a county, 2–3 townships, 2 villages each), the
 nodes' signing keys, their clock skews, what staff do and when, and every fault.
-Nodes are ``protocol.replica.Replica`` objects (same rules as the real store); a
+Nodes are ``devtools.replica.Replica`` objects (the ledger rules of ``protocol.ledger`` and the
+session steps of ``protocol.exchange``, as the real store and driver); a
 simulated network carries the session messages of ``ChildSession``/``serve`` and may
 drop a request or a response, deliver one twice, delay it past the sender's timeout
 (so it arrives out of order, after newer ones), shuffle the frames inside a page,
@@ -19,14 +20,13 @@ asks the invariants of DESIGN.md:
   actions), and no node holds an errand it is not on the path of;
 - honest faults are not attacks: nothing quarantined, nothing refused.
 
-``run(seed) -> Result``; ``python -m protocol.simulation --seeds 1000 [--start N]``
+``run(seed) -> Result``; ``python -m devtools.simulation --seeds 1000 [--start N]``
 prints the failing seeds. A seed replays exactly: same trace, same result
 (``--trace`` prints a failing seed's trace).
 
 Beyond the honest faults, ``--backups N`` lets N disks die and their nodes come back
-from an older backup (``Faults.backup_restores``); ``--legacy-streams`` mirrors the store
-before nodes took their own batches back from their parent, ``--no-fallback`` keeps
-villages from syncing with the county while their township is dark.
+from an older backup (``Faults.backup_restores``); ``--no-fallback`` keeps villages from
+syncing with the county while their township is dark.
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ from typing import Any
 
 import msgspec
 
+from devtools.replica import (
+    ChildSession,
+    Replica,
+    Request,
+    Response,
+    SessionReport,
+    SessionRunaway,
+    run_session,
+    serve,
+)
 from protocol.actions import (
     Accept,
     Action,
@@ -75,16 +85,6 @@ from protocol.actions import (
 from protocol.batch import Batch, open_frame
 from protocol.errand import CLOSED, ErrandState, Projection, judge, project
 from protocol.errors import ActionRefused, SanjiError
-from protocol.replica import (
-    ChildSession,
-    Replica,
-    Request,
-    Response,
-    SessionReport,
-    SessionRunaway,
-    run_session,
-    serve,
-)
 from protocol.session import DEFAULT_BUDGET_BYTES, PullResponse, PushRequest, PushResponse
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
@@ -137,7 +137,6 @@ class Config:
     budgets: tuple[int, ...] = (300, 900, 2_500, DEFAULT_BUDGET_BYTES)
     batch_actions: tuple[int, ...] = (1, 2, 3, 200)
     faults: Faults = field(default_factory=Faults)
-    reclaim_own: bool = True  # False: the store before nodes took their own batches back from parents
     fallbacks: bool = True  # a village whose township cannot be reached syncs with the county
     settle_rounds: int = 12
     max_requests: int = 2_000  # a session still going after this many requests is stuck
@@ -350,7 +349,6 @@ class World:
                 self.directory,
                 now_ms=now_ms,
                 opener=self.opener,
-                reclaim_own=self.config.reclaim_own,
             )
         else:
             replica = self.replica_class.restore(
@@ -359,7 +357,6 @@ class World:
                 self.directory,
                 now_ms=now_ms,
                 opener=self.opener,
-                reclaim_own=self.config.reclaim_own,
             )
         replica.batch_actions = self.batch_actions[node]
         return replica
@@ -718,7 +715,7 @@ class World:
     def _send_request(self, child: str, state: _Session, request: Request) -> None:
         state.n += 1
         if state.n > self.config.max_requests:
-            phase = state.session.phase.value
+            phase = state.session.phase
             self.problems.append(f"runaway session: {child} still in {phase} after {state.n - 1} requests")
             self._end_session(child, False, "runaway")
             return
@@ -960,9 +957,7 @@ def check(world: World) -> list[str]:
         replay_rng.shuffle(order)
         results = replica.receive(order, peer="replay")
         for frame, result in zip(order, results, strict=True):
-            addressed = node in world.opener(frame).payload.audience or (
-                world.config.reclaim_own and world.opener(frame).origin == node
-            )
+            addressed = node in world.opener(frame).payload.audience or world.opener(frame).origin == node
             if addressed and result.status != "duplicate":
                 problems.append(f"replay: {node} took a held frame as {result.status} ({result.message})")
                 break
@@ -987,18 +982,15 @@ def run(seed: int, config: Config | None = None, *, replica_class: type[Replica]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m protocol.simulation", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.simulation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
-    parser.add_argument(
-        "--legacy-streams", action="store_true", help="the store before nodes took their own batches back"
-    )
     parser.add_argument("--no-fallback", action="store_true", help="villages never go round a dark township")
     parser.add_argument("--quiet-faults", action="store_true", help="no faults at all (a baseline)")
     parser.add_argument("--backups", type=int, default=0, help="disks that die and are restored from a backup")
     parser.add_argument("--trace", action="store_true", help="print the trace of each failing seed")
     args = parser.parse_args(argv)
-    config = Config(reclaim_own=not args.legacy_streams, fallbacks=not args.no_fallback, keep_trace=args.trace)
+    config = Config(fallbacks=not args.no_fallback, keep_trace=args.trace)
     if args.quiet_faults:
         config = replace(config, faults=Faults.none())
     if args.backups:

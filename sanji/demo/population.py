@@ -1,4 +1,5 @@
-"""Synthetic but realistic applicants and matters, for the demo, the tests and the benchmarks.
+"""The demo's synthetic but realistic applicants and matters (``sanji demo`` plays staff with them; tests
+and benchmarks borrow them).
 
 ID numbers follow GB 11643-1999 (region, birth date, sequence, ISO 7064 MOD 11-2
 check character); phone numbers use mainland mobile prefixes. Nobody here is real.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from protocol.idnumber import id_check_char, valid_id_number
 
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
@@ -21,8 +24,6 @@ GIVEN = (
 )
 REGIONS = ["430621", "430623", "430624", "430626", "431121", "431122", "511921", "511922", "522422", "532524"]
 MOBILE_PREFIXES = "133 135 136 137 138 139 150 151 152 158 159 177 180 187 189 199".split()
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,6 @@ MATTERS = [
 ]
 
 
-def id_check_char(first17: str) -> str:
-    return ID_CHECK[sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
-
-
-def valid_id_number(value: str) -> bool:
-    return len(value) == 18 and value[:17].isdigit() and id_check_char(value[:17]) == value[17]
-
-
 @dataclass(frozen=True)
 class Person:
     name: str
@@ -79,3 +72,6 @@ def matter(rng: random.Random) -> Matter:
 
 def matter_by_code(code: str) -> Matter | None:
     return next((m for m in MATTERS if m.code == code), None)
+
+
+__all__ = ["MATTERS", "Matter", "Person", "id_check_char", "matter", "matter_by_code", "person", "valid_id_number"]
