@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from sanji.backup import backup, prune, restore
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store, open_database
-from sanji.store.revisions import alembic_config
+from sanji.store.revisions import alembic_config, code_head
 from sanji.sync.driver import sync_once
 from tests.conftest import NetworkFactory
 
@@ -108,7 +108,7 @@ async def test_a_migration_takes_a_backup_first(tmp_path: Path) -> None:
     db = await open_database(url, backup_dir=tmp_path / "backups", node="T01")
     await db.dispose()
     (copy,) = list((tmp_path / "backups").iterdir())
-    assert copy.name.startswith("T01-") and copy.name.endswith("-pre-0005.db")
+    assert copy.name.startswith("T01-") and copy.name.endswith(f"-pre-{code_head()}.db")  # named after the target
     with sqlite3.connect(copy) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
     # Already at head: no second copy.

@@ -51,7 +51,7 @@ class Kept(logging.Handler):
 
 def test_a_village_with_a_dark_parent_says_so_truthfully_and_once(tmp_path: Path) -> None:
     # The township is never started: every exchange of the village fails at once (connection refused).
-    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, interval=0.05, max_backoff=0.2)
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, interval=0.05, max_backoff=0.2, open_demo=True)
     settings = load_settings(cluster.nodes["T01V01"].config)
     with Kept("sanji.sync") as kept, TestClient(create_app(settings)) as village:
         assert village.get("/healthz").json()["status"] == "ok"
