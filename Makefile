@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install browser lock upgrade axe screenshots
+.PHONY: demo test lint typecheck bench clean install browser lock upgrade axe screenshots dist
 
 # Every version comes from uv.lock (exact, with hashes). pip fetches only uv itself, pinned with
 # hashes in requirements-uv.txt (derived from the same lock); uv installs the rest, exactly.
@@ -50,8 +50,13 @@ lock upgrade: $(STAMP)
 	$(BIN)/python tools/uv_bootstrap.py > requirements-uv.txt
 	$(MAKE) test
 
+# A wheel with templates, migrations and the catalogue, plus the locked runtime requirements;
+# proved by installing both into a clean venv and serving a village from it (tools/dist_check.py).
+dist: $(STAMP)
+	$(BIN)/python tools/dist_check.py
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.apply_rate
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache

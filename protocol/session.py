@@ -91,6 +91,9 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     # is more than the parent holds: a sender restored from a backup must not renumber those either.
     above: tuple[Cursor, ...] = ()
     calendar: bytes = b""  # the signed working-day calendar, when the sender holds an older version
+    # Where the parent reaches its own ancestors, nearest first: (node id, base URL). A child keeps
+    # them and goes round a dark parent to the nearest that answers, with nothing configured by hand.
+    addresses: tuple[tuple[str, str], ...] = ()
 
 
 SYNC_SIGNATURE_CONTEXT = b"sanji sync request v2\x00"

@@ -31,6 +31,9 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Where villagers reach the public pages (status lookup, guides, complaints), e.g. the county's public
     # site: the receipt's QR code points here, never at the desk's own address. "" = no QR code printed.
     public_url: str = ""
+    # HTTPS straight from the node (PEM files); "" = plain HTTP, for a node behind a TLS proxy or on loopback.
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -92,6 +95,21 @@ class PublicSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     on_duty: list[str] = msgspec.field(default_factory=list)
 
 
+class BackupSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Copies of the store taken while the node runs (``sanji.backup``) and before every migration."""
+
+    dir: str = ""  # default: <data_dir>/backups
+    interval_hours: float = 24.0  # 0 = no scheduled backups (``sanji backup`` still works)
+    keep_days: float = 14.0
+
+
+class ObserveSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Logs and health (``sanji.observe``)."""
+
+    json_logs: bool = False  # one JSON object per line, with node, errand and exchange ids
+    missing_hours: float = 6.0  # county: a node not heard from for this long is flagged
+
+
 class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     node: NodeSection
     parent: ParentSection | None = None
@@ -100,6 +118,8 @@ class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     trust: TrustSection = TrustSection()
     sms: SmsSection = SmsSection()
     public: PublicSection = PublicSection()
+    backup: BackupSection = BackupSection()
+    observe: ObserveSection = ObserveSection()
     base_dir: str = "."
 
     @property
@@ -107,6 +127,10 @@ class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if self.node.db:
             return self.node.db
         return f"sqlite:///{self.path(self.node.data_dir) / 'node.db'}"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.path(self.backup.dir) if self.backup.dir else self.path(self.node.data_dir) / "backups"
 
     def path(self, value: str) -> Path:
         p = Path(value)

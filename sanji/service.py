@@ -26,6 +26,7 @@ from protocol.sealing import Personal, recipients_for, seal_personal
 from protocol.stages import ESCALATED, SUBMITTED, SUPPLEMENT
 from protocol.steps import STEP_KINDS
 from sanji.forms import ActionForm, RegisterForm
+from sanji.observe.logs import ERRAND
 from sanji.store import Store
 
 
@@ -71,6 +72,7 @@ class ErrandService:
 
     async def register(self, form: RegisterForm, *, receipt: str = "") -> Projection:
         errand_id = new_errand_id(self.node_id)
+        ERRAND.set(errand_id)
         if not receipt:
             day = self.policy.today() if self.policy is not None else date.today()
             receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
@@ -133,6 +135,8 @@ class ErrandService:
         return await self._act(errand_id, form)
 
     async def _act(self, errand_id: str, form: ActionForm) -> Projection:
+        ERRAND.set(errand_id)  # every log line written for this request names the errand (sanji.observe.logs)
+
         def build(before: Projection, at: int) -> Action:
             state = before.state
             if state is None:

@@ -205,7 +205,7 @@ def complaint_visible(role: str | None, name: str, complaint: Mapping[str, objec
 
 # -- routes ------------------------------------------------------------------------------------
 
-PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain"})
+PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain", "/healthz", "/readyz"})
 PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
 ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/"): ERRANDS,
@@ -227,6 +227,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/node"): STATUS,
     ("GET", "/api/digests"): STATUS,
     ("GET", "/api/reports"): STATUS,
+    ("GET", "/api/nodes/health"): STATUS,
+    ("GET", "/metrics"): STATUS,
     ("GET", "/supervision"): SUPERVISION,
     ("GET", "/api/supervision"): SUPERVISION,
     ("GET", "/enroll"): ENROLL,

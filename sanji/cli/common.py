@@ -17,7 +17,7 @@ from sanji.workcalendar import load_calendar
 @asynccontextmanager
 async def node_store(settings: NodeSettings) -> AsyncIterator[tuple[Store, NodeContext]]:
     key = read_key(settings.path(settings.node.key_file), passphrase_env=settings.node.key_passphrase_env)
-    db = await open_database(settings.db_url)
+    db = await open_database(settings.db_url, backup_dir=settings.backup_dir, node=settings.node.id)
     try:
         store = Store(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
         await store.start()

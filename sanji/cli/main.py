@@ -6,16 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sanji import __version__
 from sanji.cli import (
     accounts_cmd,
     assess_cmd,
     audit_cmd,
+    backup_cmd,
     calendar_cmd,
     carry_cmd,
     catalogue_cmd,
     demo,
     directory_cmd,
+    doctor_cmd,
     keys_init,
     ledger_cmd,
     platform_cmd,
@@ -23,13 +24,14 @@ from sanji.cli import (
     trust_cmd,
 )
 from sanji.private_files import private_umask
+from sanji.version import describe
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sanji", description="三级联办 Sanji: county, township and village service centres in sync."
     )
-    parser.add_argument("--version", action="version", version=f"sanji {__version__}")
+    parser.add_argument("--version", action="version", version=f"sanji {describe()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for role in ("county", "town", "village"):
         serve.add_parser(sub, role)
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     platform_cmd.add_parsers(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
+    backup_cmd.add_parsers(sub)
+    doctor_cmd.add_parser(sub)
     return parser
 
 

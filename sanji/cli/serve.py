@@ -9,6 +9,7 @@ import logging
 import uvicorn
 
 from sanji.config import ConfigError, load_settings
+from sanji.observe.logs import use_json_logs
 from sanji.parent_watch import watch_parent
 
 APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
@@ -22,10 +23,17 @@ def add_parser(sub: argparse._SubParsersAction, role: str) -> None:  # type: ign
     serve.add_argument("--config", required=True, help="path to the node's TOML config (examples in deploy/)")
     serve.add_argument("--db", help="database URL overriding the config, e.g. postgresql://127.0.0.1/sanji")
     serve.add_argument("--log-level", default="info")
-    serve.set_defaults(func=lambda args: run(role, args.config, db=args.db, log_level=args.log_level))
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), help="json: one event per line (default: [observe] json_logs)"
+    )
+    serve.set_defaults(
+        func=lambda args: run(role, args.config, db=args.db, log_level=args.log_level, log_format=args.log_format)
+    )
 
 
-def run(role: str, config: str, *, db: str | None = None, log_level: str = "info") -> int:
+def run(
+    role: str, config: str, *, db: str | None = None, log_level: str = "info", log_format: str | None = None
+) -> int:
     try:
         settings = load_settings(config, role=role, db=db)
     except ConfigError as exc:
@@ -46,9 +54,13 @@ def run(role: str, config: str, *, db: str | None = None, log_level: str = "info
             # the child always closes first; and long enough that a 64 kbit/s link reuses its connection from
             # one page of a sync to the next instead of paying a handshake (uvicorn's default is 5 s).
             timeout_keep_alive=KEEP_ALIVE_S,
+            ssl_certfile=str(settings.path(settings.node.tls_cert)) if settings.node.tls_cert else None,
+            ssl_keyfile=str(settings.path(settings.node.tls_key)) if settings.node.tls_key else None,
         )
     )
     follow_level(log_level)
+    if log_format == "json" or (log_format is None and settings.observe.json_logs):
+        use_json_logs(settings.node.id)
     watch_parent()
     server.run()
     return 0

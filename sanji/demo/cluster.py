@@ -171,7 +171,8 @@ class Cluster:
 
     def _cli(self, *args: str) -> str:
         cmd = [sys.executable, "-m", "sanji.cli.main", *args]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ})
+        # Generous: on a loaded 2-core machine one CLI start alone can take a minute; a hung call is still caught.
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
         if done.returncode != 0:
             raise RuntimeError(f"`sanji {' '.join(args)}` failed: {done.stdout}{done.stderr}")
         return done.stdout
@@ -224,18 +225,54 @@ class Cluster:
             depth = {n.id: len(self.layout.directory.path(n.id)) for n in targets}
             for level in sorted(set(depth.values())):
                 here = [n for n in targets if depth[n.id] == level]
-                with ThreadPoolExecutor(max_workers=8) as pool:
+                with ThreadPoolExecutor(max_workers=self.wave) as pool:
                     list(pool.map(self._enroll, here))
-                for node in here:
-                    self._spawn(node)
-                for node in here:
-                    self.wait_ready(node.id)
+                self._start_in_waves(here)
             return
-        for node in targets:
-            self._spawn(node)
-        if wait:
+        if not wait:
             for node in targets:
-                self.wait_ready(node.id)
+                self._spawn(node)
+            return
+        depth = {n.id: len(self.layout.directory.path(n.id)) for n in targets}
+        self._start_in_waves(sorted(targets, key=lambda n: (depth[n.id], n.id)))
+
+    @property
+    def wave(self) -> int:
+        """Nodes starting at once: a few per core, so 57 nodes on 2 cores do not all fight for the CPU."""
+        return max(2, 2 * (os.cpu_count() or 1))
+
+    def _start_in_waves(self, nodes: list[NodeProcess], *, stall: float = 120.0) -> None:
+        """Start ``nodes`` (parents first) at most ``wave`` at a time, the next as each one answers.
+
+        Waits by progress, not by the clock: it gives up only when no node has come up for ``stall``
+        seconds, so a slow machine takes longer but does not fail.
+        """
+        waiting = list(nodes)
+        starting: list[NodeProcess] = []
+        progress = time.monotonic()
+        while waiting or starting:
+            while waiting and len(starting) < self.wave:
+                node = waiting.pop(0)
+                self._spawn(node)
+                starting.append(node)
+            for node in list(starting):
+                if node.proc is not None and node.proc.poll() is not None:
+                    raise RuntimeError(f"node {node.id} exited with {node.proc.returncode}; see {node.log}")
+                if self._answers(node):
+                    starting.remove(node)
+                    progress = time.monotonic()
+            if time.monotonic() - progress > stall:
+                late = ", ".join(n.id for n in starting)
+                raise RuntimeError(f"no node came up for {stall:.0f}s; still starting: {late} (see their node.log)")
+            if starting:
+                time.sleep(0.1)
+
+    @staticmethod
+    def _answers(node: NodeProcess) -> bool:
+        try:
+            return httpx.get(node.url + "/api/node", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def _spawn(self, node: NodeProcess) -> None:
         with self._spawning:

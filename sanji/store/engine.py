@@ -9,16 +9,21 @@ PostgreSQL gets one pool; writers there serialise on advisory locks.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+from sanji.backup import backup
+from sanji.store.revisions import MIGRATIONS, alembic_config, read_revisions, record_release, refuse_if_newer
+from sanji.version import release
+
+log = logging.getLogger("sanji.store")
+__all__ = ["MIGRATIONS", "Database", "normalise_url", "open_database"]
 
 
 def normalise_url(url: str) -> str:
@@ -69,14 +74,20 @@ def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
     return engine
 
 
-def _upgrade(connection: Connection) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+def _upgrade(connection: Connection, release: str) -> None:
+    refuse_if_newer(read_revisions(connection), release)  # checked again under the write lock
+    cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
+    record_release(connection, release)
 
 
-async def open_database(url: str, *, migrate: bool = True) -> Database:
+async def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = None, node: str = "") -> Database:
+    """Open (and by default migrate) the store at ``url``.
+
+    A store migrated by a newer release is refused (``DatabaseNewer``) before anything is written;
+    a store behind the code is first copied into ``backup_dir`` (when given), then migrated.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
@@ -89,6 +100,16 @@ async def open_database(url: str, *, migrate: bool = True) -> Database:
         engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
         db = Database(url=url, writer=engine, reader=engine, is_sqlite=False)
     if migrate:
-        async with db.writer.begin() as conn:
-            await conn.run_sync(_upgrade)
+        try:
+            async with db.reader.connect() as conn:
+                rev = await conn.run_sync(read_revisions)
+            refuse_if_newer(rev, release())
+            if rev.pending and rev.current is not None and backup_dir is not None:
+                copy = await asyncio.to_thread(backup, url, backup_dir, node=node or "store", why=f"pre-{rev.head}")
+                log.warning("schema %s backed up to %s before migrating to %s", rev.current, copy.path, rev.head)
+            async with db.writer.begin() as conn:
+                await conn.run_sync(_upgrade, release())
+        except BaseException:
+            await db.dispose()
+            raise
     return db

@@ -33,7 +33,7 @@ from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, project
 from protocol.errors import FrameError, RevokedKey, RouteError, SanjiError
-from protocol.hlc import HybridClock
+from protocol.hlc import HybridClock, wall_seconds
 from protocol.sealing import ApplicantView, SealingKey, applicant_view
 from protocol.session import ALARM_PREFIX, FrameResult, NodeReport
 from protocol.signing import SigningKey
@@ -1049,6 +1049,12 @@ class Store:
                     ).all()
                 }
             outbox = await conn.scalar(select(func.count()).select_from(t.outbox))
+            # Work not yet sealed counts as waiting too: a node whose parent is dark seals nothing.
+            oldest_outbox = await conn.scalar(
+                select(func.min(t.actions.c.at)).select_from(
+                    t.outbox.join(t.actions, t.actions.c.id == t.outbox.c.action_id)
+                )
+            )
             held = await conn.scalar(select(func.count()).select_from(t.held))
             quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
             by_stage: dict[str, int] = dict(
@@ -1057,7 +1063,7 @@ class Store:
             exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
         stream_list = []
         queue = int(outbox or 0)
-        oldest_unacked: float | None = None
+        oldest_unacked: float | None = wall_seconds(int(oldest_outbox)) if (parent and oldest_outbox) else None
         unacked_keys: list[tuple[StreamKey, int]] = []
         for s in streams:
             key = StreamKey(s["origin"], s["scope"])

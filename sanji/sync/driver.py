@@ -12,7 +12,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,12 +51,15 @@ from protocol.session import (
     cursor_map,
 )
 from sanji.context import NodeContext
+from sanji.observe.logs import EXCHANGE
 from sanji.store import Store
+from sanji.sync.addresses import remember
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
 from sanji.sync.trust_step import ChildTrust
 
 log = logging.getLogger("sanji.sync")
+WARN_AFTER_FAILURES = 3  # one failure and its retry may be a blip; the third in a row is worth a warning
 SYNC_TRAFFIC = "sync"  # the traffic kind of cursors, push and pull request bodies ("blob": attachments)
 
 
@@ -72,6 +76,11 @@ class SessionReport:
     blobs_sent: int = 0
     blobs_received: int = 0
     deferred_blobs: int = 0
+    addresses: tuple[tuple[str, str], ...] = ()  # the parent's ancestors and their URLs, as the parent told
+
+
+# Told of every session: its report, or the error that ended it (sanji.observe counts them).
+SessionObserver = Callable[[SessionReport | None, BaseException | None], None]
 
 
 async def sync_once(
@@ -237,6 +246,8 @@ class _Host:
     async def _absorb(self, reply: CursorsResponse) -> None:
         store, context, report = self.store, self.context, self.report
         report.peer = reply.node
+        if reply.node == store.directory.parent(store.node_id):
+            report.addresses = reply.addresses  # where the parent reaches its ancestors (sanji.sync.addresses)
         report.skew_ms = wall_ms(reply.at) - int(time.time() * 1000)
         store.clock.observe(reply.at)
         if context is not None:
@@ -322,11 +333,19 @@ class SyncDriver:
         context: NodeContext | None = None,
         fallbacks: Sequence[Transport] = (),
         trust: ChildTrust | None = None,
+        link_for: Callable[[str], Transport] | None = None,
+        skip_urls: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.trust = trust
         self.transport = transport
         self.fallbacks = list(fallbacks)
+        self._fixed = list(fallbacks)  # configured by hand: always tried first
+        # Links to ancestors the parent told about (sanji.sync.addresses), by URL; ``skip_urls``: the
+        # parent's and the configured fallbacks' own URLs, never opened twice.
+        self.link_for = link_for
+        self.skip_urls = {u.rstrip("/") for u in skip_urls}
+        self.learned: dict[str, Transport] = {}
         self.interval = interval
         self.max_backoff = max_backoff
         self.budget = budget
@@ -337,6 +356,10 @@ class SyncDriver:
         self.backoff_steps = 0  # of those, the ones that lengthen the wait: not timeouts
         self.last_error = ""
         self.sessions = 0
+        self.down_since: float | None = None  # wall time of the first failure in the current run of failures
+        self.warned = False  # the operator was told the parent is unreachable (once per outage)
+        self.going_round = ""  # the ancestor synced with while the parent is dark
+        self.observers: list[SessionObserver] = []
         store.on_change(self.poke)
 
     def _suspect(self, value: bool) -> None:
@@ -362,6 +385,27 @@ class SyncDriver:
         for fallback in self.fallbacks:
             await fallback.close()
 
+    async def adopt(self, addresses: Sequence[tuple[str, str]]) -> None:
+        """Sync with these ancestors (nearest first) while the parent is dark, after the configured fallbacks."""
+        if self.link_for is None:
+            return
+        wanted = [u.rstrip("/") for _, u in addresses if u.rstrip("/") not in self.skip_urls]
+        for url in list(self.learned):
+            if url not in wanted:
+                await self.learned.pop(url).close()
+        for url in wanted:
+            if url not in self.learned:
+                self.learned[url] = self.link_for(url)
+        self.fallbacks = self._fixed + [self.learned[u] for u in wanted]
+
+    async def _learn(self, report: SessionReport) -> None:
+        if not report.addresses:
+            return
+        fresh = await remember(self.store, report.addresses)
+        if fresh is not None:
+            log.info("ancestors to go round a dark parent: %s", ", ".join(f"{n} at {u}" for n, u in fresh))
+            await self.adopt(fresh)
+
     def _delay(self) -> float:
         if self.backoff_steps:
             base = min(self.max_backoff, self.interval * (2 ** min(self.backoff_steps, 10)))
@@ -371,6 +415,7 @@ class SyncDriver:
 
     async def _session(self) -> SessionReport:
         """Sync with the parent; while it cannot be reached, with the first fallback ancestor that can."""
+        EXCHANGE.set(uuid.uuid4().hex[:12])  # names this session in every log line written during it
         try:
             return await sync_once(
                 self.store, self.transport, budget=self.budget, context=self.context, trust=self.trust
@@ -390,6 +435,41 @@ class SyncDriver:
                 log.info("parent %s unreachable; synced with %s instead", parent, report.peer)
                 return report
             raise
+
+    def _failed(self, parent: str, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.time()
+        if not self.warned and self.failures >= WARN_AFTER_FAILURES:
+            self.warned = True
+            log.warning(
+                "cannot sync with %s: %d attempts in %.0f s failed (last: %s); work waits here and goes up when "
+                "the link returns",
+                parent,
+                self.failures,
+                time.time() - self.down_since,
+                self.last_error,
+            )
+        self._tell(None, exc)
+
+    def _succeeded(self, parent: str, report: SessionReport) -> None:
+        if report.peer in ("", parent):
+            if self.warned and self.down_since is not None:
+                log.warning("synced with %s again after %.0f s", parent, time.time() - self.down_since)
+            self.warned = False
+            self.going_round = ""
+            self.down_since = None
+        elif self.going_round != report.peer:
+            # Work moves again, but the parent is still dark: said once, and the outage warning stands.
+            self.going_round = report.peer
+            log.warning("%s cannot be reached; syncing with %s instead until it returns", parent, report.peer)
+        self._tell(report, None)
+
+    def _tell(self, report: SessionReport | None, exc: BaseException | None) -> None:
+        for observer in self.observers:
+            try:
+                observer(report, exc)
+            except Exception:
+                log.exception("a session observer failed")
 
     async def _run(self) -> None:
         parent = self.store.directory.parent(self.store.node_id)
@@ -413,13 +493,16 @@ class SyncDriver:
                     "sync with %s failed (%s); retrying%s", parent, exc.message, "" if timed_out else " with backoff"
                 )
                 await _quietly(self.store.record_exchange(parent, ok=False, error=exc.message))
+                self._failed(parent, exc)
             except Exception as exc:  # a bug must not stop the node from retrying
                 self.failures += 1
                 self.backoff_steps += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("sync with %s crashed", parent)
                 await _quietly(self.store.record_exchange(parent, ok=False, error=self.last_error))
+                self._failed(parent, exc)
             else:
+                self._succeeded(parent, report)
                 self._suspect(False)
                 self.failures = 0
                 self.backoff_steps = 0
@@ -432,6 +515,7 @@ class SyncDriver:
                     received=report.bytes_received,
                     skew_ms=report.skew_ms,
                 )
+                await _quietly(self._learn(report))
                 if report.pulled or report.pushed:
                     continue  # more may be waiting; go again at once
             delay = self._delay()

@@ -60,10 +60,18 @@ def _log_alarms(here: str, reports: tuple[NodeReport, ...]) -> None:
 class SyncServer:
     """Every method takes the request's signature (``SignedRequest``) and refuses unsigned or foreign ones."""
 
-    def __init__(self, store: Store, context: NodeContext | None = None, trust: TrustBook | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        context: NodeContext | None = None,
+        trust: TrustBook | None = None,
+        *,
+        addresses: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.store = store
         self.context = context
         self.trust = trust
+        self.addresses = addresses  # this node's ancestors and where it reaches them (sanji.sync.addresses)
 
     def _known_child(self, sender: str) -> None:
         directory = self.store.directory
@@ -137,6 +145,7 @@ class SyncServer:
             rotated=rotated,
             reclaim=cursors_from(reclaim),
             above=cursors_from(await self.store.held_above(request.sender, held)),
+            addresses=self.addresses,
         )
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:

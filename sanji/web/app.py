@@ -24,6 +24,7 @@ from sanji.auth.first_run import ensure_first_admin
 from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
 from sanji.auth.routes import LoginController, forbidden_handler, not_logged_in_handler
 from sanji.auth.service import AuthService
+from sanji.backup_duty import BackupSchedule
 from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
@@ -31,12 +32,16 @@ from sanji.duties import Duties, FileSmsSender
 from sanji.keys import read_key, sealing_key_path
 from sanji.node_directory import directory_entries, node_directory
 from sanji.notify.worker import Notifier, start_notifier
+from sanji.observe.fleet import FleetWarnings
+from sanji.observe.metrics import NodeMetrics
+from sanji.observe.routes import ObserveController
 from sanji.office.routes import OFFICE_HANDLERS
 from sanji.private_files import tighten
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
-from sanji.sync.driver import SyncDriver
+from sanji.sync import addresses
+from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
@@ -69,6 +74,10 @@ class NodeRuntime:
         self.notifier: Notifier | None = None
         self.auth: AuthService | None = None
         self.trust: TrustBook | None = None
+        self.metrics = NodeMetrics()
+        self.fleet_warnings = FleetWarnings()
+        self.backups: BackupSchedule | None = None
+        self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -76,7 +85,7 @@ class NodeRuntime:
         key_file = s.path(s.node.key_file)
         tighten(s.path(s.node.data_dir), key_file, sealing_key_path(key_file))  # sanji.private_files
         key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
-        db = await open_database(s.db_url)
+        db = await open_database(s.db_url, backup_dir=s.backup_dir, node=s.node.id)
         directory = await node_directory(s, db)
         entry = directory.get(s.node.id)
         if entry.role != s.node.role:
@@ -115,6 +124,13 @@ class NodeRuntime:
         )
         self.duties.start()
         self.notifier = start_notifier(s, store, context) if gateway_on else None
+        b = s.backup
+        self.backups = BackupSchedule(
+            s.db_url, s.backup_dir, node=s.node.id, interval_hours=b.interval_hours, keep_days=b.keep_days
+        )
+        self.backups.start()
+        known = await addresses.learned(store)
+        self.addresses = addresses.for_children(s, store, known)
         if s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
@@ -126,7 +142,12 @@ class NodeRuntime:
                 context=context,
                 fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
                 trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
+                link_for=HttpTransport,
+                skip_urls=[s.parent.url, *s.parent.fallback_urls],
             )
+            await self.driver.adopt(known)
+            self.driver.observers.append(self._pass_addresses_on)
+            self.driver.observers.append(self.metrics.observe_session)
             self.driver.start()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
         try:
@@ -138,6 +159,8 @@ class NodeRuntime:
                 await self.duties.stop()
             if self.notifier is not None:
                 await self.notifier.stop()
+            if self.backups is not None:
+                await self.backups.stop()
             await db.dispose()
 
     def get_store(self) -> Store:
@@ -159,7 +182,12 @@ class NodeRuntime:
         return GuardedService(self.get_store(), self.get_context(), caller)
 
     def get_sync(self) -> SyncServer:
-        return SyncServer(self.get_store(), self.get_context(), self.trust)
+        return SyncServer(self.get_store(), self.get_context(), self.trust, addresses=self.addresses)
+
+    def _pass_addresses_on(self, report: SessionReport | None, _: BaseException | None) -> None:
+        """What the parent said about its ancestors goes on down to this node's children."""
+        if report is not None and report.addresses and self.store is not None:
+            self.addresses = addresses.for_children(self.settings, self.store, report.addresses)
 
     def get_trust(self) -> TrustBook:
         assert self.trust is not None, "trust opens in the app's lifespan"
@@ -187,6 +215,7 @@ def build_app(
         *OFFICE_HANDLERS,
         PublicController,
         RevealController,
+        ObserveController,
         *extra_handlers,
     ]
     exception_handlers: Any = {

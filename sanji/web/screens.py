@@ -40,6 +40,7 @@ from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
+from sanji.observe.fleet import fleet_health
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
@@ -378,8 +379,12 @@ class ScreenController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def home(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
+    async def home(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
         status = await store.status()
+        hours = request.app.state.settings.observe.missing_hours
+        health = {h.node: h for h in await fleet_health(store, missing_hours=hours)}
         rows, total = await store.errands(limit=200)
         work = prioritised(await store.worklist())
         today = context.today()
@@ -398,6 +403,7 @@ class ScreenController(Controller):
                 "worklist": work_views,
                 "lights": lights,
                 "reports": await store.reports(),
+                "health": health,
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
             },

@@ -1,0 +1,169 @@
+"""Backups taken while a node writes, restored on SQLite and PostgreSQL; a restored node rejoins its parent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import Connection, text
+
+from sanji.backup import backup, prune, restore
+from sanji.forms import ActionForm, RegisterForm
+from sanji.store import Store, open_database
+from sanji.store.revisions import alembic_config, code_head
+from sanji.sync.driver import sync_once
+from tests.conftest import NetworkFactory
+
+
+async def _errands(net_service: object, n: int, tag: str) -> list[str]:
+    out = []
+    for i in range(n):
+        form = RegisterForm(matter="MZ-001", applicant_name=f"{tag}{i}", actor="代办")
+        errand = (await net_service.register(form)).errand  # type: ignore[attr-defined]
+        await net_service.act(errand, ActionForm(kind="submit", actor="代办"))  # type: ignore[attr-defined]
+        out.append(errand)
+    return out
+
+
+async def test_sqlite_backup_while_writing_restores_that_moment_and_rejoins(
+    network: NetworkFactory, tmp_path: Path
+) -> None:
+    net = await network(1, 1)
+    village = net.stores["T01V01"]
+    await _errands(net.service("T01V01"), 3, "早")
+    await net.sync_all(2)
+    url = str(village.db.url)
+
+    # A copy taken while the village keeps registering is one consistent snapshot.
+    writing = asyncio.create_task(_errands(net.service("T01V01"), 10, "中"))
+    copy = await asyncio.to_thread(backup, url, tmp_path / "backups", node="T01V01")
+    await writing
+    with sqlite3.connect(copy.path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        registered = conn.execute("SELECT count(*) FROM errands").fetchone()[0]
+        outboxed = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    assert 3 <= registered <= 13
+    await net.sync_all(2)
+    assert len(await net.stores["T01"].digests()) == 13
+
+    # The laptop's disk dies; the copy is put back and the node rejoins.
+    await village.db.dispose()
+    kept = restore(url, copy.path)
+    assert kept is not None and kept.exists()
+    db = await open_database(url)
+    try:
+        restored = Store(db, node_id="T01V01", key=net.layout.keys["T01V01"], directory=net.directory)
+        await restored.start()
+        assert len(await restored.digests()) == registered
+        assert (await restored.status())["queue_length"] >= outboxed
+        for _ in range(3):
+            await sync_once(restored, net.signed("T01V01"))
+        assert await restored.digests() == await net.stores["T01"].digests()  # what the copy lacked came back
+    finally:
+        await db.dispose()
+
+
+async def test_postgres_backup_and_restore(pg_url: str, network: NetworkFactory, tmp_path: Path) -> None:
+    net = await network(1, 1, county_url=pg_url)
+    await _errands(net.service("T01V01"), 4, "甲")
+    await net.sync_all(2)
+    county = net.stores["C"]
+    before = await county.digests()
+    assert len(before) == 4
+    copy = await asyncio.to_thread(backup, pg_url, tmp_path / "b", node="C")
+    assert copy.path.suffix == ".dump" and copy.size > 0
+    await _errands(net.service("T01V01"), 2, "乙")
+    await net.sync_all(2)
+    assert len(await county.digests()) == 6
+    await county.db.dispose()
+    await asyncio.to_thread(restore, pg_url, copy.path)
+    db = await open_database(pg_url)
+    try:
+        back = Store(db, node_id="C", key=net.layout.keys["C"], directory=net.directory)
+        await back.start()
+        assert await back.digests() == before
+    finally:
+        await db.dispose()
+
+
+def _downgrade_to(rev: str):  # type: ignore[no-untyped-def]
+    def run(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, rev)
+
+    return run
+
+
+async def test_a_migration_takes_a_backup_first(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'node.db'}"
+    db = await open_database(url)
+    async with db.writer.begin() as conn:
+        await conn.run_sync(_downgrade_to("0004"))
+    await db.dispose()
+    db = await open_database(url, backup_dir=tmp_path / "backups", node="T01")
+    await db.dispose()
+    (copy,) = list((tmp_path / "backups").iterdir())
+    assert copy.name.startswith("T01-") and copy.name.endswith(f"-pre-{code_head()}.db")  # named after the target
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+    # Already at head: no second copy.
+    db = await open_database(url, backup_dir=tmp_path / "backups", node="T01")
+    await db.dispose()
+    assert len(list((tmp_path / "backups").iterdir())) == 1
+
+
+async def _pretend_newer(url: str) -> None:
+    db = await open_database(url)
+    async with db.writer.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        await conn.execute(text("UPDATE meta SET value = '9.1.0' WHERE key = 'sanji_release'"))
+    await db.dispose()
+
+
+async def test_a_store_from_a_newer_release_is_refused_naming_both(tmp_path: Path) -> None:
+    from sanji.store.revisions import DatabaseNewer
+    from sanji.version import release
+
+    url = f"sqlite:///{tmp_path / 'node.db'}"
+    await _pretend_newer(url)
+    try:
+        await open_database(url, backup_dir=tmp_path / "b")
+    except DatabaseNewer as exc:
+        assert "sanji 9.1.0" in exc.message and f"sanji {release()}" in exc.message and "0099" in exc.message
+        assert "restore" in exc.hint
+    else:
+        raise AssertionError("a newer store was opened")
+    assert not (tmp_path / "b").exists()  # refused before anything, a backup included, was done
+    with sqlite3.connect(tmp_path / "node.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099",)
+
+
+async def test_postgres_store_from_a_newer_release_is_refused(pg_url: str) -> None:
+    from sanji.store.revisions import DatabaseNewer
+
+    await _pretend_newer(pg_url)
+    try:
+        await open_database(pg_url)
+    except DatabaseNewer as exc:
+        assert "9.1.0" in exc.message
+    else:
+        raise AssertionError("a newer store was opened")
+
+
+def test_prune_keeps_recent_copies_and_always_the_newest(tmp_path: Path) -> None:
+    now = time.time()
+    names = ["T01-20260101T000000000000Z-scheduled.db", "T01-20260102T000000000000Z-scheduled.db",
+             "T01-20260103T000000000000Z-scheduled.db", "T02-20260101T000000000000Z-scheduled.db"]  # fmt: skip
+    ages_days = [30, 20, 19, 30]
+    for name, age in zip(names, ages_days, strict=True):
+        path = tmp_path / name
+        path.write_bytes(b"x")
+        os.utime(path, (now - age * 86400, now - age * 86400))
+    gone = prune(tmp_path, node="T01", keep_days=14, now=now)
+    assert [p.name for p in gone] == names[:2]  # the newest (19 days) stays: never prune the last copy
+    assert sorted(p.name for p in tmp_path.iterdir()) == [names[2], names[3]]

@@ -1,0 +1,111 @@
+"""The files an installation writes: a config that loads, the hardened unit; the hub's PostgreSQL script."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sanji.config import load_settings
+from tests.conftest import PG_HOST, PG_PORT, PG_USER
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.parametrize(
+    ("tier", "node", "extra"),
+    [
+        ("county", "C", ["--db", "postgresql://sanji@127.0.0.1/sanji", "--name", "县政务服务中心"]),
+        ("town", "T01", ["--parent-url", "https://county.example.gov.cn:8100"]),
+        ("village", "T01V01", ["--parent-url", "https://t01.example.gov.cn:8100"]),
+    ],
+)
+def test_install_writes_a_config_that_loads_and_the_hardened_unit(
+    tmp_path: Path, tier: str, node: str, extra: list[str]
+) -> None:
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "install.sh"), tier, node, *extra, "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    settings = load_settings(tmp_path / "etc" / "sanji" / f"{tier}.toml", role=tier)
+    assert settings.node.id == node and settings.auth.required and settings.trust.required
+    assert settings.node.directory == ""  # placed by its certificate, not by a copied directory.json
+    assert (settings.parent is None) == (tier == "county")
+    assert (tmp_path / "var" / "lib" / "sanji" / node).is_dir()
+    unit = (tmp_path / "etc" / "systemd" / "system" / "sanji-node@.service").read_text(encoding="utf-8")
+    for line in ("User=sanji", "NoNewPrivileges=true", "ProtectSystem=strict", "ReadWritePaths=/var/lib/sanji"):
+        assert line in unit.splitlines()
+    # A second run keeps the operator's config as it is.
+    (tmp_path / "etc" / "sanji" / f"{tier}.toml").write_text(
+        (tmp_path / "etc" / "sanji" / f"{tier}.toml").read_text(encoding="utf-8") + "# edited\n", encoding="utf-8"
+    )
+    again = subprocess.run(
+        ["sh", str(DEPLOY / "install.sh"), tier, node, *extra, "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0 and "kept" in again.stdout
+    assert (tmp_path / "etc" / "sanji" / f"{tier}.toml").read_text(encoding="utf-8").endswith("# edited\n")
+
+
+def test_a_child_without_a_parent_url_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["sh", str(DEPLOY / "install.sh"), "village", "T01V01", "--root", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "--parent-url" in done.stderr
+
+
+@pytest.mark.postgres
+async def test_postgres_setup_script_is_idempotent() -> None:
+    if shutil.which("psql") is None:
+        pytest.skip("psql is not installed")
+    suffix = secrets.token_hex(4)
+    db, role = f"sanji_setup_{suffix}", f"sanji_role_{suffix}"
+    env = {
+        **os.environ,
+        "PGHOST": PG_HOST,
+        "PGPORT": str(PG_PORT),
+        "PGUSER": PG_USER,
+        "SANJI_DB": db,
+        "SANJI_ROLE": role,
+    }
+    try:
+        for _ in range(2):
+            done = await asyncio.to_thread(
+                subprocess.run,
+                ["sh", str(DEPLOY / "postgres" / "setup.sh")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=role, database=db, timeout=5)
+        try:
+            assert await conn.fetchval("SHOW statement_timeout") == "1min"
+            await conn.execute("CREATE TABLE t (x int)")  # the role owns its schema
+        finally:
+            await conn.close()
+    finally:
+        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db}"')
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()
