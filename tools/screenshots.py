@@ -53,12 +53,15 @@ def _errands(cluster: Cluster) -> dict[str, str]:
     town = httpx.Client(base_url=cluster.nodes["T01"].url, timeout=30)
     county = httpx.Client(base_url=cluster.nodes["C"].url, timeout=30)
 
-    def register(name: str, phone: str) -> str:
-        body = {"matter": "MZ-003", "applicant_name": name, "applicant_id_number": "430621195007307797"}
-        body |= {"applicant_phone": phone, "materials": MATERIALS, **AGENT}
+    matters = {m["code"]: m for m in county.get("/api/catalogue").json()["matters"]}  # the hub always holds it
+
+    def register(name: str, phone: str, matter: str = "MZ-003") -> str:
+        materials = [m["name"] for m in matters[matter]["materials"]] if matter in matters else MATERIALS
+        body = {"matter": matter, "applicant_name": name, "applicant_id_number": "430621195007307797"}
+        body |= {"applicant_phone": phone, "materials": materials, "mandate": True, **AGENT}
         return str(_post(village, "/api/errands", body)["errand"])
 
-    up = register("张秀英", "13812345678")
+    up = register("张秀英", "13812345678", "MZ-001")  # 低保: decided by the county's civil affairs bureau
     intake = register("赵桂兰", "13907301234")
     here = register("王德明", "13500002222")
     for errand in (up, intake):
@@ -66,8 +69,7 @@ def _errands(cluster: Cluster) -> dict[str, str]:
     for errand in (up, intake):
         _wait_for(town, errand, lambda e: e["pending_to"] == "T01")
         _post(town, f"/api/errands/{errand}/actions", {"kind": "receive", **WINDOW})
-    department = town.get("/api/catalogue").json()["matters"]
-    dept = next((m["department"] for m in department if m["code"] == "MZ-003"), "") or "县民政局"
+    dept = matters.get("MZ-001", {}).get("department") or "县民政局"
     _post(town, f"/api/errands/{up}/actions", {"kind": "accept", "errand_kind": "上报件", **WINDOW})
     _post(town, f"/api/errands/{up}/actions", {"kind": "escalate", "department": dept, **WINDOW})
     _wait_for(county, up, lambda e: e["pending_to"] == "C")

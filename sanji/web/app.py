@@ -45,6 +45,7 @@ from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
+from sanji.web import timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
@@ -242,7 +243,9 @@ def build_app(
         guards=[auth_guard],  # sanji.auth: who may call what; CSRF on every form posted with a session
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title, version=__version__, render_plugins=[SchemaPlugin()]),
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=timefmt.register
+        ),
         debug=debug,
     )
     app.state.runtime = runtime

@@ -1001,8 +1001,9 @@ def _register_page(
     if fresh:
         values = {
             "matter": code,
-            "mandate": role == VILLAGE,
-            "in_person": role == TOWN,
+            # Nothing consequential comes ticked: the agent ticks the mandate once the villager has signed it.
+            "mandate": False,
+            "in_person": False,
             "materials": [],
             "role": DEFAULT_ROLE.get(role, "工作人员"),
             **values,

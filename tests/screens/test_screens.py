@@ -164,7 +164,8 @@ def test_register_offers_the_catalogue_then_the_matters_checklist(village: Clien
     for material in ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"):
         assert f'name="materials" value="{material}"' in page
     assert page.count("主件 main") == 3 and page.count("副件 secondary") == 1
-    assert 'name="mandate" value="1" checked' in page  # a village registers by proxy, with the mandate
+    # The mandate and the applicant's presence are ticked by the agent, never beforehand.
+    assert 'name="mandate" value="1" >' in page and 'name="in_person" value="1" >' in page
     assert village.get("/register?matter=NOPE").text.count("不在目录中") == 1
 
 

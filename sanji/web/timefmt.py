@@ -1,0 +1,53 @@
+"""Times as a person at a desk reads them: China Standard Time, and "3 分钟前" where that reads better.
+
+Stores keep seconds since the epoch (UTC); screens never show those numbers. Every node shows the
+same wall time whatever its machine's time zone, because the county works on Beijing time.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+CST = timezone(timedelta(hours=8), "CST")
+
+
+def cst(seconds: Any) -> str:
+    """``2026-12-05 11:03`` (China Standard Time); "—" for nothing or nonsense."""
+    try:
+        moment = datetime.fromtimestamp(float(seconds), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "—"
+    return moment.astimezone(CST).strftime("%Y-%m-%d %H:%M")
+
+
+def ago(seconds: Any, now: float | None = None) -> str:
+    """How long ago, Chinese first: ``3 分钟前 3 min ago``; the date itself once it is over a week old."""
+    try:
+        then = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if then <= 0:
+        return "—"
+    delta = (time.time() if now is None else now) - then
+    if delta < 0:  # a clock ahead of ours: say when, not "in the future"
+        return cst(then)
+    if delta < 60:
+        return "刚刚 just now"
+    if delta < 3600:
+        minutes = int(delta // 60)
+        return f"{minutes} 分钟前 {minutes} min ago"
+    if delta < 86400:
+        hours = int(delta // 3600)
+        return f"{hours} 小时前 {hours} h ago"
+    if delta < 7 * 86400:
+        days = int(delta // 86400)
+        return f"{days} 天前 {days} d ago"
+    return cst(then)
+
+
+def register(engine: Any) -> None:
+    """Litestar's ``engine_callback``: the filters every template may use."""
+    engine.engine.filters["cst"] = cst
+    engine.engine.filters["ago"] = ago
