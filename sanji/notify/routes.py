@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -63,7 +63,7 @@ class SmsApiController(Controller):
         self,
         store: NamedDependency[Store],
         request: Request[Any, Any, Any],
-        status: Annotated[str, QueryParameter(max_length=8)] = "",
+        status: Annotated[Literal["", "pending", "sent", "dead"], QueryParameter()] = "",
     ) -> OutboxPage:
         outbox = _outbox(request, store)
         rows = await outbox.rows(_status(status) or None)

@@ -26,7 +26,7 @@ from protocol.catalogue import catalogue_digest, publisher_keys
 from protocol.errors import SanjiError
 from protocol.topology import COUNTY, TOWN
 from sanji.context import NodeContext
-from sanji.office.book import OfficeBook
+from sanji.office.book import OfficeBook, OfficeRecordUnknown
 from sanji.office.ledger import LedgerFilter, LedgerRow
 from sanji.office.source import ledger
 from sanji.store import Store
@@ -40,7 +40,7 @@ async def held_rules(store: Store) -> AssessmentRules:
     if held is not None:
         return open_rules(held[1], publisher_keys(store.directory))
     if store.directory.role(store.node_id) != COUNTY:
-        raise SanjiError(
+        raise OfficeRecordUnknown(
             "this node holds no assessment rules", hint="The county publishes them; assess at the county hub."
         )
     return await publish_rules(store, default_rules(store.node_id))

@@ -25,13 +25,15 @@ from sanji.office.book import OfficeBook, OfficeRefused
 from sanji.store import Store
 from sanji.web.screens import _frame, one, read_form
 
-Quarter = Annotated[str, QueryParameter(max_length=8, description="e.g. 2026Q4 (default: this quarter)")]
+Quarter = Annotated[
+    str, QueryParameter(max_length=6, pattern=r"^(20\d{2}Q[1-4])?$", description="e.g. 2026Q4 (default: this quarter)")
+]
 Short = Annotated[str, msgspec.Meta(max_length=96)]
 Long = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 class EntryForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    quarter: Annotated[str, msgspec.Meta(max_length=8)]
+    quarter: Annotated[str, msgspec.Meta(pattern=r"^20\d{2}Q[1-4]$")]
     target: Literal["staff", "centre"]
     subject: Short
     item: Annotated[str, msgspec.Meta(max_length=64)]
@@ -42,7 +44,7 @@ class EntryForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class AppealForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    quarter: Annotated[str, msgspec.Meta(max_length=8)]
+    quarter: Annotated[str, msgspec.Meta(pattern=r"^20\d{2}Q[1-4]$")]
     target: Literal["staff", "centre"]
     subject: Short
     reason: Long

@@ -33,8 +33,17 @@ MAX_TEXT = 1000
 
 
 class OfficeRefused(SanjiError):
+    """A record the office's rules refuse (answered 409, like a refused step on an errand)."""
+
     code = "office_refused"
     default_hint = "Correct the record and send it again."
+
+
+class OfficeRecordUnknown(OfficeRefused):
+    """The record named is not held here (answered 404)."""
+
+    code = "not_found"
+    default_hint = "Check the record's id: it is listed by GET /api/office/assessment."
 
 
 class EntryRecord(msgspec.Struct, frozen=True, kw_only=True, tag="entry", tag_field="kind"):
@@ -166,7 +175,7 @@ class OfficeBook:
         appeals = {a.id: a for a in await self.appeals()}
         appeal = appeals.get(appeal_id)
         if appeal is None:
-            raise OfficeRefused(f"no appeal {appeal_id[:40]}")
+            raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}")
         if appeal.status != "pending":
             raise OfficeRefused(f"appeal {appeal_id} was already decided ({appeal.status})")
         if upheld and not points:

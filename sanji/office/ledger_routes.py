@@ -7,7 +7,7 @@ Thin handlers: parse the filter (``sanji.office.query``), read the rows
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
+from protocol.bounds import LINE_CLASS
 from protocol.errand import STAGE_LABELS
 from sanji.context import NodeContext
 from sanji.office.chart import svg_chart
@@ -23,11 +24,12 @@ from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LEVEL_LABELS, LedgerFilter, LedgerRow
 from sanji.office.query import build_filter, quarter_start
 from sanji.office.source import ledger
-from sanji.office.stats import DIMENSION_LABELS, DIMENSIONS, StatLine, group, series, total
+from sanji.office.stats import DIMENSION_LABELS, DIMENSIONS, Dimension, StatLine, group, series, total
 from sanji.store import Store
 from sanji.web.screens import _frame
 
-Text = Annotated[str, QueryParameter(max_length=96)]
+# One line of text: the character class protocol.bounds holds every name to, said in the schema too.
+Text = Annotated[str, QueryParameter(max_length=96, pattern=f"^[^{LINE_CLASS}]{{0,96}}$")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DEFAULT_GROUPS = ("township", "matter", "month")
 
@@ -122,7 +124,7 @@ class OfficeApiController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        by: Annotated[str, QueryParameter(max_length=16)] = "township",
+        by: Annotated[Dimension, QueryParameter()] = "township",
         from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
         to: Annotated[str, QueryParameter(max_length=10)] = "",
         matter: Text = "",
@@ -158,8 +160,8 @@ class OfficeApiController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        format_: Annotated[str, QueryParameter(name="format", max_length=8)] = "xlsx",
-        what: Annotated[str, QueryParameter(max_length=8)] = "ledger",
+        format_: Annotated[Literal["xlsx", "csv"], QueryParameter(name="format")] = "xlsx",
+        what: Annotated[Literal["ledger", "stats"], QueryParameter()] = "ledger",
         from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
         to: Annotated[str, QueryParameter(max_length=10)] = "",
         matter: Text = "",

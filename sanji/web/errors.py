@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException
 from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
 from protocol.trust import TrustError
+from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store.clones import CloneFrozen
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
@@ -31,6 +32,8 @@ STATUS: dict[type[SanjiError], int] = {
     EnrollmentError: 403,
     TrustError: 403,
     ActionRefused: 409,
+    OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
+    OfficeRefused: 409,
     RouteError: 403,
     SignatureError: 403,
     FrameError: 400,

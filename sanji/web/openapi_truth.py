@@ -48,7 +48,7 @@ STATUS_TEXT = {
     "401": "Not logged in (or an unsigned or wrongly signed sync request)",
     "403": "Not allowed for this caller or node",
     "404": "Not held here",
-    "409": "Refused by the errand's rules, or the errand changed meanwhile",
+    "409": "Refused by the errand's (or the office's) rules, or the errand changed meanwhile",
     "413": "The body is larger than this endpoint takes",
     "415": "The body's media type is not the one this endpoint reads",
     "429": "Too many attempts: wait as Retry-After says",
@@ -66,6 +66,7 @@ FORMS = {
     "DecisionForm": DecisionForm,
 }
 MSGPACK = "application/msgpack"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BINARY = {"type": "string", "format": "binary"}
 
 
@@ -87,9 +88,7 @@ def _with_character_class(name: str, prop: dict[str, Any]) -> None:
 
 
 def form_schemas() -> dict[str, dict[str, Any]]:
-    _, components = msgspec.json.schema_components(
-        list(FORMS.values()), ref_template="#/components/schemas/{name}"
-    )
+    _, components = msgspec.json.schema_components(list(FORMS.values()), ref_template="#/components/schemas/{name}")
     for schema in components.values():
         for name, prop in schema.get("properties", {}).items():
             _with_character_class(name, prop)
@@ -143,6 +142,11 @@ def truthful(raw: dict[str, Any]) -> dict[str, Any]:
                     "required": True,
                     "description": "The raw bytes of the scan or photo; Content-Type is kept as its media type.",
                     "content": {"application/octet-stream": {"schema": BINARY}},
+                }
+            elif path.endswith("/ledger/export") and method == "get":
+                op["responses"]["200"] = {
+                    "description": "The ledger or its statistics as a file (format=xlsx or csv), Chinese headers",
+                    "content": {XLSX: {"schema": BINARY}, "text/csv; charset=utf-8": {"schema": {"type": "string"}}},
                 }
             if "requestBody" in op:
                 op["requestBody"]["required"] = True
