@@ -28,6 +28,8 @@ import msgspec
 from protocol.session import PushRequest, PushResponse
 from protocol.signing import SigningKey
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory, NodeEntry
+from sanji.catalogue import default_catalogue
+from sanji.context import NodeContext
 from sanji.demo.population import MATTERS, Matter, matter_by_code, person, valid_id_number
 from sanji.forms import ActionForm, RegisterForm
 from sanji.layout import Layout, county_layout
@@ -204,8 +206,16 @@ async def _simulate(workdir: Path, layout: Layout, town: str, errands: int, seed
         up = RecordingTransport(SyncServer(stores[county]), town, pushes)
         links: dict[str, LocalTransport] = {town: up}
         links.update({v: LocalTransport(SyncServer(stores[town])) for v in villages})
+        catalogue = default_catalogue()
+
+        def desk_service(store: Store) -> ErrandService:
+            # Nothing is accepted without the county's catalogue: every desk holds it (as tests' Network.service).
+            context = NodeContext(store, None)
+            context.catalogue = catalogue
+            return ErrandService(store, context)
+
         desks = [
-            Desk(node, directory.role(node), f"{TITLES[directory.role(node)]} {person(rng).name}", ErrandService(s))
+            Desk(node, directory.role(node), f"{TITLES[directory.role(node)]} {person(rng).name}", desk_service(s))
             for node, s in stores.items()
         ]
         village_desks = [d for d in desks if d.role == VILLAGE]

@@ -453,30 +453,33 @@ class Store:
     # -- receiving -------------------------------------------------------------------
 
     async def receive(self, frames: Sequence[bytes], *, peer: str) -> ReceiveOutcome:
-        """Verify and take each frame (``protocol.ledger``); one result per frame, in order."""
+        """Verify and take each frame (``protocol.ledger``); one result per frame, in order.
+
+        The frames of one call share one write transaction (one commit, one sync to disk, instead of one
+        per frame), each frame in its own savepoint: a frame that fails rolls back to its savepoint, so it
+        leaves nothing behind, the frames before it are committed and the error is raised, exactly as when
+        every frame had its own transaction.
+        """
         results: list[FrameResult] = []
         refusals: list[str] = []
         applied_batches = applied_actions = 0
-        for frame in frames:
-            try:
-                batch = ledger.open_addressed(frame, self.node_id, self._open)
-            except SanjiError as exc:
-                receipt = ledger.refuse(frame, exc, peer)
-                effects = receipt.effects
-                if not isinstance(exc, RevokedKey):  # a retired key's frame is quarantined once, not counted
-                    # One row per refused frame up to a cap; the rest are counted in one summary row below.
-                    if len(refusals) >= LOGGED_REFUSALS:
-                        effects = ()
-                    refusals.append(exc.code)
-                if effects:
-                    async with self._write() as conn:
-                        await self._persist(conn, effects)
-            else:
-                receipt = await self._receive_one(batch, peer)
-            applied = receipt.applied
-            applied_batches += len(applied)
-            applied_actions += sum(len(b.actions) for b in applied)
-            results.append(receipt.result)
+        failure: Exception | None = None
+        async with self._write() as conn:
+            for frame in frames:
+                try:
+                    async with conn.begin_nested():
+                        receipt = await self._take(conn, frame, peer, refusals)
+                except Exception as exc:  # the frames before this one stand: commit them, then raise
+                    failure = exc
+                    break
+                applied = receipt.applied
+                applied_batches += len(applied)
+                applied_actions += sum(len(b.actions) for b in applied)
+                results.append(receipt.result)
+        if failure is not None:
+            if applied_batches:
+                self._changed()
+            raise failure
         if len(refusals) > LOGGED_REFUSALS:
             await self._log_event(
                 "refused_more",
@@ -490,27 +493,43 @@ class Store:
     def _open(self, frame: bytes) -> Batch:
         return open_frame(frame, self.directory)
 
-    async def _receive_one(self, batch: Batch, peer: str) -> ledger.Receipt:
-        key = StreamKey(batch.origin, batch.scope)
-        async with self._write() as conn:
-            cursor, last_hash = await self._cursor(conn, key)
-            held_hash = None
-            if batch.seq <= cursor:
-                held_hash = await conn.scalar(
-                    select(t.batches.c.hash).where(
-                        t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == batch.seq
-                    )
-                )
-            receipt = ledger.judge_batch(batch, cursor=cursor, last_hash=last_hash, held_hash=held_hash, peer=peer)
-            if receipt is None:
-                rows = await conn.execute(
-                    select(t.held.c.seq, t.held.c.frame).where(
-                        t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq > batch.seq
-                    )
-                )
-                receipt = ledger.drain(batch, {int(seq): bytes(frame) for seq, frame in rows.all()}, self._open, peer)
-            await self._persist(conn, receipt.effects)
+    async def _take(self, conn: AsyncConnection, frame: bytes, peer: str, refusals: list[str]) -> ledger.Receipt:
+        """Verify one frame and persist what the ledger decides, in the caller's transaction."""
+        try:
+            batch = ledger.open_addressed(frame, self.node_id, self._open)
+        except SanjiError as exc:
+            receipt = ledger.refuse(frame, exc, peer)
+            effects = receipt.effects
+            if not isinstance(exc, RevokedKey):  # a retired key's frame is quarantined once, not counted
+                # One row per refused frame up to a cap; the rest are counted in one summary row below.
+                if len(refusals) >= LOGGED_REFUSALS:
+                    effects = ()
+                refusals.append(exc.code)
+            if effects:
+                await self._persist(conn, effects)
             return receipt
+        return await self._receive_one(conn, batch, peer)
+
+    async def _receive_one(self, conn: AsyncConnection, batch: Batch, peer: str) -> ledger.Receipt:
+        key = StreamKey(batch.origin, batch.scope)
+        cursor, last_hash = await self._cursor(conn, key)
+        held_hash = None
+        if batch.seq <= cursor:
+            held_hash = await conn.scalar(
+                select(t.batches.c.hash).where(
+                    t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == batch.seq
+                )
+            )
+        receipt = ledger.judge_batch(batch, cursor=cursor, last_hash=last_hash, held_hash=held_hash, peer=peer)
+        if receipt is None:
+            rows = await conn.execute(
+                select(t.held.c.seq, t.held.c.frame).where(
+                    t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq > batch.seq
+                )
+            )
+            receipt = ledger.drain(batch, {int(seq): bytes(frame) for seq, frame in rows.all()}, self._open, peer)
+        await self._persist(conn, receipt.effects)
+        return receipt
 
     async def _persist(self, conn: AsyncConnection, effects: Iterable[ledger.Effect]) -> None:
         """Write what the ledger decided, in the caller's transaction."""

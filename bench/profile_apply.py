@@ -1,0 +1,132 @@
+"""Profile one county apply of the recorded pushes (``Store.receive``), the step ``bench.apply_rate`` times.
+
+Run: ``python -m bench.profile_apply [--errands 300] [--corpus /tmp/corpus.msgpack] [--out /tmp/apply.prof]``
+
+The corpus is built once by ``bench/corpus.py`` (as ``bench.apply_rate`` builds it) and saved to
+``--corpus`` (the layout's entries, the county's keys and every recorded push); a later run with the same
+``--corpus`` reuses it, so the old and the new code can be profiled on the very same frames. Then a
+fresh county store on a new SQLite file receives every push under ``cProfile`` (``--no-profile``: just
+timed) and the top functions by cumulative and by own time are printed to stderr. One JSON line with the
+wall time and the rate goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import hashlib
+import io
+import json
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from bench.corpus import Push, build_corpus
+from protocol.topology import COUNTY, Directory, NodeEntry
+from sanji.keys import NodeKey
+from sanji.store import Store, open_database
+
+
+class Saved(msgspec.Struct):
+    entries: list[NodeEntry]
+    county: str
+    signing: bytes
+    sealing: bytes | None
+    pushes: list[tuple[str, list[bytes]]]  # (town, frames) in the order the county receives them
+
+
+async def build(errands: int, seed: int) -> Saved:
+    workdir = Path(tempfile.mkdtemp(prefix="sanji-profile-"))
+    try:
+        corpus = await build_corpus(workdir / "corpus", errands, seed=seed, towns=2, villages_per_town=3, workers=2)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    key = corpus.layout.keys[corpus.county]
+    assert isinstance(key, NodeKey)
+    saved = Saved(
+        entries=corpus.layout.entries,
+        county=corpus.county,
+        signing=key.private_bytes(),
+        sealing=key.sealing.private_bytes() if key.sealing else None,
+        pushes=[(p.town, list(p.frames)) for p in corpus.pushes],
+    )
+    return saved
+
+
+async def apply(saved: Saved, db_path: Path, profiler: cProfile.Profile | None) -> dict[str, float]:
+    directory = Directory(saved.entries)
+    assert directory.role(saved.county) == COUNTY
+    db = await open_database(f"sqlite:///{db_path}")
+    try:
+        store = Store(db, node_id=saved.county, key=NodeKey.from_raw(saved.signing, saved.sealing), directory=directory)
+        await store.start()
+        pushes = [Push(round=0, town=town, frames=tuple(frames)) for town, frames in saved.pushes]
+        actions = frames = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
+        for push in pushes:
+            outcome = await store.receive(push.frames, peer=push.town)
+            actions += outcome.applied_actions
+            frames += outcome.applied_batches
+        if profiler:
+            profiler.disable()
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+        digests = await store.digests()
+    finally:
+        await db.dispose()
+    digest_of_all = msgspec.msgpack.encode(sorted(digests.items()))
+    return {
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),  # this process, all threads: less hit by other load than wall time
+        "frames": frames,
+        "actions": actions,
+        "actions_per_s": round(actions / seconds, 1),
+        "errands": len(digests),
+        "digests_sha256": hashlib.sha256(digest_of_all).hexdigest()[:16],  # compare across code versions
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_apply", description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--errands", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--corpus", type=Path, default=None, help="save the corpus here, or reuse it if it exists")
+    parser.add_argument("--out", type=Path, default=None, help="write the raw cProfile stats here")
+    parser.add_argument("--no-profile", action="store_true", help="only time the apply")
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args(argv)
+    if args.corpus is not None and args.corpus.exists():
+        saved = msgspec.msgpack.decode(args.corpus.read_bytes(), type=Saved)
+        print(f"[profile_apply] reusing {args.corpus}", file=sys.stderr)
+    else:
+        path = args.corpus or Path(tempfile.mkstemp(suffix=".msgpack")[1])
+        print(f"[profile_apply] building the corpus ({args.errands} errands) into {path}", file=sys.stderr)
+        saved = asyncio.run(build(args.errands, args.seed))
+        path.write_bytes(msgspec.msgpack.encode(saved))
+    profiler = None if args.no_profile else cProfile.Profile()
+    tmp = Path(tempfile.mkdtemp(prefix="sanji-profile-apply-"))
+    try:
+        result = asyncio.run(apply(saved, tmp / "county.db", profiler))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if profiler is not None:
+        if args.out:
+            profiler.dump_stats(str(args.out))
+        for order in ("cumulative", "tottime"):
+            buf = io.StringIO()
+            pstats.Stats(profiler, stream=buf).sort_stats(order).print_stats(args.top)
+            print(buf.getvalue(), file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
