@@ -59,6 +59,8 @@ from sanji.sync.transport import Transport, TransportError
 from sanji.sync.trust_step import ChildTrust
 
 log = logging.getLogger("sanji.sync")
+# Its own generator: jitter never draws from (or disturbs) the global one other code may seed.
+_JITTER = random.Random()
 WARN_AFTER_FAILURES = 3  # one failure and its retry may be a blip; the third in a row is worth a warning
 SYNC_TRAFFIC = "sync"  # the traffic kind of cursors, push and pull request bodies ("blob": attachments)
 
@@ -411,7 +413,7 @@ class SyncDriver:
             base = min(self.max_backoff, self.interval * (2 ** min(self.backoff_steps, 10)))
         else:
             base = self.interval
-        return float(base * random.uniform(0.5, 1.0))
+        return float(base * _JITTER.uniform(0.5, 1.0))
 
     async def _session(self) -> SessionReport:
         """Sync with the parent; while it cannot be reached, with the first fallback ancestor that can."""

@@ -69,6 +69,7 @@ def test_register_receipt_and_submit_without_javascript(chromium: str, live_vill
             for material in ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"):
                 page.get_by_label(material, exact=True).check()
             page.fill("#actor", "李建国")
+            page.check('input[name="mandate"]')  # nothing comes ticked: the agent has the villager's signed mandate
             page.get_by_role("button", name="登记并打印回执").click()
 
             page.wait_for_url("**/print/*/receipt")
