@@ -31,6 +31,7 @@ from protocol.ledger import (
     StreamFilter,
     acknowledged,
     ancestor_streams,
+    for_subtree,
     own_streams,
     own_streams_behind,
     pushable,
@@ -225,6 +226,11 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
     tally.phase = "push"
     yield from _push(node, directory, parent_has, budget, tally)
     tally.phase = "pull"
+    if reply.down is not None and not tally.behind:
+        held = yield Cursors(for_subtree(directory, node))
+        if not wanted(cursor_map(reply.down), held):
+            tally.phase = "done"  # the parent said it holds nothing this node lacks: no pull request
+            return
     yield from _pull(node, budget, tally)
     tally.phase = "done"
 

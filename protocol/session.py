@@ -94,6 +94,10 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     # Where the parent reaches its own ancestors, nearest first: (node id, base URL). A child keeps
     # them and goes round a dark parent to the nearest that answers, with nothing configured by hand.
     addresses: tuple[tuple[str, str], ...] = ()
+    # What the parent holds of every stream about the sender's subtree, its own fresh actions sealed first.
+    # A sender that holds as much of each needs no pull: an idle exchange is this one request. None (a
+    # parent before 0.4): the sender pulls as it always did.
+    down: tuple[Cursor, ...] | None = None
 
 
 SYNC_SIGNATURE_CONTEXT = b"sanji sync request v2\x00"

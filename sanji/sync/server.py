@@ -13,7 +13,7 @@ import msgspec
 
 from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.errors import RouteError
-from protocol.ledger import check_descendant
+from protocol.ledger import check_descendant, for_subtree
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
     ALARM_PREFIX,
@@ -119,6 +119,13 @@ class SyncServer:
             )
         held = await self.store.cursors_for_child(request.sender)
         reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
+        down = None
+        if not reclaim:
+            # As the pull would: our own fresh actions are sealed first, so an idle child that holds all of
+            # this needs no pull request at all (a parent that lost batches of its own waits for them instead).
+            if self.store.positions_confirmed and await self.store.outbox_size():
+                await self.store.seal_outbox()
+            down = cursors_from(await self.store.cursors_in(for_subtree(self.store.directory, request.sender)))
         await self.store.record_reports(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
         catalogue = calendar = b""
@@ -146,6 +153,7 @@ class SyncServer:
             reclaim=cursors_from(reclaim),
             above=cursors_from(await self.store.held_above(request.sender, held)),
             addresses=self.addresses,
+            down=down,
         )
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:

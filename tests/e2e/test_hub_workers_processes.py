@@ -168,5 +168,11 @@ async def test_two_hub_processes_on_one_database_lose_and_double_nothing(
     assert len(gaps) >= 4  # the villages', townships' and the county's streams towards them
     assert delivered_twice == 0
     assert [dict(r) for r in quarantined] == []
+    # Each hub process served the exchanges that reached it, and says how long they took (/metrics).
+    async with httpx.AsyncClient(timeout=10) as client:
+        served = (await client.get(hub_b.url + "/metrics")).text
+    for endpoint in ("cursors", "push"):
+        found = re.search(rf'^sanji_sync_served_seconds_count{{endpoint="{endpoint}"}} (\S+)$', served, re.MULTILINE)
+        assert found and float(found.group(1)) > 0, f"hub B served no {endpoint} request"
     for log in (cluster.nodes["C"].log, hub_b.log):
         assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace"), log

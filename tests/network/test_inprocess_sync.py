@@ -6,11 +6,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from protocol.errors import RouteError
 from protocol.session import PullRequest, PullResponse, PushRequest, PushResponse
 from sanji.forms import ActionForm, RegisterForm
+from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
 
 Net = Any  # tests/conftest.py Network
@@ -180,6 +182,7 @@ async def test_replayed_pushes_and_pulls_change_nothing(network: NetworkFactory)
     await village.seal_outbox(force=True)
     frames, more = await village.frames_for_parent({}, 10**6)
     assert frames and not more
+
     def push(sender: str, fs: list[bytes]) -> Awaitable[PushResponse]:
         return net.signed(sender, to="T01").push(PushRequest(sender=sender, at=village.clock.now(), frames=tuple(fs)))
 
@@ -290,3 +293,49 @@ async def test_tiny_budget_many_rounds_still_converge(network: NetworkFactory) -
     assert any(len(p.frames) == 1 and len(p.frames[0]) > budget for p in pushes)
     assert any(len(p.frames) > 1 for p in pulls) and any(len(p.frames) > 1 for p in pushes)
     assert sum(p.more for p in pulls) >= 10  # the budget really split the work into many exchanges
+
+
+# -- the idle exchange ---------------------------------------------------------------------------
+
+
+async def test_an_idle_exchange_is_one_request_and_fresh_work_still_comes_down_at_once(
+    network: NetworkFactory,
+) -> None:
+    """The parent tells what it holds for the child's subtree in the opening reply, its own fresh actions
+    sealed first: a child that holds all of it does not pull (issue 15: an idle exchange ≤ 1 request)."""
+    net = await network()
+    village, town = "T01V01", "T01"
+    (errand,) = await register(net, village, 1)
+    await net.sync_all(rounds=2)
+    idle = await net.sync_node(village)
+    assert idle is not None and (idle.requests, idle.pushed, idle.pulled) == (1, 0, 0)
+
+    # The township acts: the very next exchange of the village brings it down (cursors, then one pull).
+    await act(net, town, errand, "receive")
+    fresh = await net.sync_node(village)
+    assert fresh is not None and fresh.pulled >= 1 and fresh.requests == 2
+    row = await net.stores[village].errand(errand)
+    assert row is not None and row["stage"] == "received"
+    again = await net.sync_node(village)
+    assert again is not None and (again.requests, again.pulled) == (1, 0)
+
+
+async def test_a_child_pulls_as_before_from_a_parent_that_does_not_say_what_it_holds(
+    network: NetworkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent of an earlier release sends no ``down``: the child pulls every time, and misses nothing."""
+    net = await network()
+    answer = SyncServer.cursors
+
+    async def without_down(self: SyncServer, request: Any, signed: Any = None) -> Any:
+        return msgspec.structs.replace(await answer(self, request, signed), down=None)
+
+    monkeypatch.setattr(SyncServer, "cursors", without_down)
+    village, town = "T01V01", "T01"
+    (errand,) = await register(net, village, 1)
+    await net.sync_all(rounds=2)
+    idle = await net.sync_node(village)
+    assert idle is not None and (idle.requests, idle.pulled) == (2, 0)
+    await act(net, town, errand, "receive")
+    fresh = await net.sync_node(village)
+    assert fresh is not None and fresh.pulled >= 1
