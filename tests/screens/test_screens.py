@@ -189,7 +189,9 @@ def test_precheck_is_shown_before_saving_and_nothing_is_saved(village: Client) -
     r = village.post("/register", data={**form, "step": "save"}, follow_redirects=False)
     assert r.status_code == 400 and "仍然登记" in r.text
     assert count(village) == 0
-    r = village.post("/register", data={**form, "step": "save", "confirm": "1"}, follow_redirects=False)
+    r = village.post("/register", data={**form, "step": "review", "confirm": "1"}, follow_redirects=False)
+    assert r.status_code == 200 and "确认登记" in r.text and count(village) == 0  # reviewed, not yet signed
+    r = village.post("/register", data={**form, "step": "confirm", "confirm": "1"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("/receipt")
     assert count(village) == 1
     materials = village.get(r.headers["location"]).text
@@ -206,6 +208,7 @@ def test_complete_materials_save_without_confirmation(village: Client) -> None:
             "mandate": "1",
             "actor": "李建国",
             "role": "代办员",
+            "step": "confirm",
         },
         follow_redirects=False,
     )
@@ -271,7 +274,14 @@ def test_register_without_a_catalogue_takes_a_typed_matter_code(bare_village: Cl
     assert "尚未收到事项目录" in page and '<input type="text" id="matter"' in page
     r = bare_village.post(
         "/register",
-        data={"matter": "MZ-003", "applicant_name": "孙七", "mandate": "1", "actor": "李建国", "role": "代办员"},
+        data={
+            "matter": "MZ-003",
+            "applicant_name": "孙七",
+            "mandate": "1",
+            "actor": "李建国",
+            "role": "代办员",
+            "step": "confirm",
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303 and count(bare_village) == 1
@@ -330,3 +340,63 @@ def test_changing_the_matter_keeps_the_form_and_swaps_the_checklist(village: Cli
     assert r.status_code == 200 and "请更正" not in r.text
     assert 'value="周八"' in r.text and 'name="materials" value="家庭收入及财产状况声明"' in r.text
     assert 'value="申请书" checked' in r.text and count(village) == 0
+
+
+def test_review_shows_what_will_be_signed_and_back_to_edit_keeps_it(village: Client) -> None:
+    form = {
+        "matter": "MZ-003",
+        "applicant_name": "王大妈",
+        "applicant_phone": "13900001111",
+        "materials": ["申请书", "身份证复印件", "户口簿复印件"],
+        "materials_other": "低保证复印件\n病历",
+        "summary": "第一行\n第二行",
+        "mandate": "1",
+        "actor": "李建国",
+        "role": "代办员",
+    }
+    r = village.post("/register", data={**form, "step": "review"}, follow_redirects=False)
+    assert r.status_code == 200 and count(village) == 0
+    review = r.text
+    assert 'id="review-applicant"><b>王大妈</b>' in review and "临时救助" in review
+    assert "已签委托书" in review and "代办" in review and "承诺件" in review
+    assert "申请书、身份证复印件、户口簿复印件" in review and "低保证复印件、病历" in review
+    assert "困难情况证明材料" in review.split('id="review-missing"')[1].split("</tr>")[0]  # missing secondary shown
+    assert 'value="confirm"' in review and 'value="edit"' in review
+    # 返回修改 sends the hidden copy back: the form comes again as it was typed
+    hidden = {
+        **form,
+        "materials_other": "低保证复印件\n病历",
+        "step": "edit",
+    }
+    r = village.post("/register", data=hidden, follow_redirects=False)
+    assert r.status_code == 200 and count(village) == 0
+    assert 'value="王大妈"' in r.text and "低保证复印件\n病历" in r.text and "第一行\n第二行" in r.text
+    assert 'value="户口簿复印件" checked' in r.text and 'value="困难情况证明材料" >' in r.text
+    # 确认登记 checks everything again: a hidden field changed to something wrong is caught, not signed
+    r = village.post("/register", data={**form, "applicant_phone": "abc", "step": "confirm"}, follow_redirects=False)
+    assert r.status_code == 400 and count(village) == 0
+    r = village.post("/register", data={**form, "step": "confirm"}, follow_redirects=False)
+    assert r.status_code == 303 and count(village) == 1
+
+
+def test_register_errors_link_to_their_fields_and_the_first_takes_the_focus(village: Client) -> None:
+    form = {
+        "matter": "MZ-003",
+        "applicant_phone": "138-abc",
+        "materials": ["申请书"],
+        "actor": "李建国",
+        "role": "代办员",
+    }
+    r = village.post("/register", data={**form, "step": "review"}, follow_redirects=False)
+    assert r.status_code == 400 and count(village) == 0
+    page = r.text
+    for field, fid in (("applicant_name", "applicant_name"), ("applicant_phone", "applicant_phone")):
+        assert f'id="{fid}"' in page and f'aria-describedby="err-{field}"' in page and f'id="err-{field}"' in page
+        assert f'<a href="#{fid}">' in page
+    focused = re.findall(r"<(?:input|select|textarea)[^>]*\bautofocus\b[^>]*>", page)
+    assert len(focused) == 1 and 'id="applicant_name"' in focused[0]  # the first wrong field in page order
+    # the judge's refusal (no mandate, proxy) lands on the mandate box, linked and focused too
+    r = village.post("/register", data={**form, "applicant_phone": "", "applicant_name": "王大妈", "step": "review"})
+    assert r.status_code == 400 and 'data-refusal="mandate_missing"' in r.text
+    focused = re.findall(r"<input[^>]*\bautofocus\b[^>]*>", r.text)
+    assert len(focused) == 1 and 'id="mandate"' in focused[0] and 'aria-describedby="err-mandate"' in focused[0]
