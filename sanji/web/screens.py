@@ -636,6 +636,7 @@ class ScreenController(Controller):
             "overdue": [_summary_view(s) for s in report.overdue],
             "warnings": [_summary_view(s) for s in report.warnings],
         }
+        callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
         return Template(
             template_name="supervision.html",
             context={
@@ -645,6 +646,8 @@ class ScreenController(Controller):
                 "steps": FIVE_STEPS,
                 "sample": size,
                 "seed": seed[:32],
+                "callbacks": callbacks,
+                "may_reveal": may_reveal(caller),
                 "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
                 "complaint_rows": [
                     {
@@ -660,6 +663,31 @@ class ScreenController(Controller):
                 ],
             },
         )
+
+
+async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> dict[str, Any] | None:
+    """One errand of the call-back sample as the caller needs it: whom to ring, about what, how it ended.
+
+    The phone is masked as on the errand page (sanji.privacy); the full number is the errand
+    page's audited 查看完整号码, never this list's.
+    """
+    row = await store.errand(errand_id)
+    if row is None:
+        return None
+    register = next((h for h in applied(row["history"]) if h["kind"] == "register"), {})
+    applicant = mask_applicant(register.get("applicant") or {})
+    view = summarise(row, context)
+    return {
+        "id": errand_id,
+        "url": errand_url(errand_id),
+        "reveal_url": errand_url(errand_id) + "/reveal",
+        "receipt": row.get("receipt") or errand_id,
+        "name": applicant.get("name", ""),
+        "phone": applicant.get("phone", ""),
+        "matter": view["matter_name"],
+        "outcome": view["outcome_label"],
+        "stage": view["stage_label"],
+    }
 
 
 def _summary_view(summary: Any) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def test_errand_page_shows_state_history_documents_and_steps(village: Client) ->
     page = r.text
     assert "临时救助申请" in page and "张秀英" in page and "已登记 registered" in page
     assert "T01V01" in page and "李建国" in page and "代办员" in page
-    assert re.search(r"<td>\d{4}-\d{2}-\d{2} \d{2}:\d{2}</td><td>登记 registered", page)
+    assert re.search(r"<td[^>]*>\d{4}-\d{2}-\d{2} \d{2}:\d{2}</td><td[^>]*>登记 registered", page)
     assert f'href="/print/{errand_id}/receipt"' in page and 'href="/print/guide/MZ-003"' in page
     steps = set(re.findall(r'name="kind" value="([a-z_]+)"', page))
     assert {"submit", "withdraw", "note", "supply"} <= steps
@@ -400,3 +400,23 @@ def test_register_errors_link_to_their_fields_and_the_first_takes_the_focus(vill
     assert r.status_code == 400 and 'data-refusal="mandate_missing"' in r.text
     focused = re.findall(r"<input[^>]*\bautofocus\b[^>]*>", r.text)
     assert len(focused) == 1 and 'id="mandate"' in focused[0] and 'aria-describedby="err-mandate"' in focused[0]
+
+
+def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None:
+    closed = register(town, name="刘翠花", in_person=True, applicant_phone="13912345678")
+    open_one = register(town, name="陈永福", in_person=True, applicant_phone="13700001111")
+    act(town, closed, "accept", errand_kind="承诺件")
+    act(town, closed, "decide", outcome="approved", document="临时救助审批决定书")
+    act(town, closed, "deliver", confirmed_by="刘翠花", signature="刘翠花")
+    receipt = town.get(f"/api/errands/{closed}").json()["receipt"]
+    r = town.get("/supervision", params={"sample": "5", "seed": "s"})
+    assert r.status_code == 200
+    table = r.text.split('id="callbacks"')[1].split("</table>")[0]
+    row = re.search(r"<tr><td data-label=\"回执号 Receipt\">(.*?)</tr>", table, re.S)
+    assert row, table
+    cells = row.group(1)
+    assert receipt in cells and closed not in re.sub(r'(href|action)="[^"]*"', "", cells)  # the receipt, not the hex id
+    assert "刘翠花" in cells and "临时救助" in cells and "准予" in cells and "已送达" in cells
+    assert "139****5678" in cells and "13912345678" not in cells  # masked; the full number is the audited show
+    assert 'action="/errands/' in cells and "/reveal" in cells  # open demo: anyone may ask, and it is audited
+    assert "陈永福" not in table and open_one not in table  # only closed errands are called back
