@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from axe_kit import AXE, violations
 from screens_kit import make_app, prepared_node
 
 from sanji.demo.cluster import free_port
@@ -187,11 +188,30 @@ def test_village_pages_fit_a_phone_a_desk_and_a_zoomed_screen(chromium: str, liv
                     if scroll > inner:
                         misfits.append(f"{path}: {scroll} px in a {inner} px window")
                 assert not misfits, f"sideways scrolling at {width}x{height}: {misfits}"
+                for path in ("/", "/supervision", f"/errands/{errand}"):  # the tables that turn into cards
+                    page.goto(live_village + path)
+                    problems = violations(page) if AXE.exists() else []
+                    assert not problems, (path, width, problems)
                 # the review page is reached by a post: fill the form and check it
                 _fill_registration(page, live_village)
                 page.get_by_role("button", name="核对登记信息 Review").click()
                 page.wait_for_selector("#review")
                 _assert_fits(page, f"review at {width}x{height}")
+                problems = violations(page) if AXE.exists() else []
+                assert not problems, problems
+                # a failed check: each error links to its field, and the focus is on the first one
+                page.get_by_role("button", name="返回修改 Back to edit").click()
+                page.fill("#applicant_name", "")
+                page.fill("#applicant_phone", "138-abc")
+                page.get_by_role("button", name="核对登记信息 Review").click()
+                page.wait_for_selector("#errors")
+                assert page.evaluate("document.activeElement.id") == "applicant_name"
+                assert page.get_attribute("#applicant_phone", "aria-describedby") == "err-applicant_phone"
+                page.locator("#errors a[href='#applicant_phone']").click()
+                assert page.evaluate("document.activeElement.id") == "applicant_phone"
+                _assert_fits(page, f"register errors at {width}x{height}")
+                problems = violations(page) if AXE.exists() else []
+                assert not problems, problems
                 context.close()
             # 200% zoom on a 1366x768 screen lays the page out in 683x384 CSS pixels at two device pixels each
             context = browser.new_context(viewport={"width": 683, "height": 384}, device_scale_factor=2, locale="zh-CN")
@@ -199,6 +219,10 @@ def test_village_pages_fit_a_phone_a_desk_and_a_zoomed_screen(chromium: str, liv
             for path in ("/register", "/register?matter=MZ-003"):
                 page.goto(live_village + path)
                 _assert_fits(page, f"{path} at 200% zoom")
+            _fill_registration(page, live_village)
+            page.get_by_role("button", name="核对登记信息 Review").click()
+            page.wait_for_selector("#review")
+            _assert_fits(page, "review at 200% zoom")
             assert page.evaluate("window.innerWidth") == 683
             context.close()
         finally:

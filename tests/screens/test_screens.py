@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import act, make_app, prepared_node, register
+from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 
 from protocol.receipts import make_receipt
 from sanji.context import NodeContext
@@ -420,3 +420,31 @@ def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None
     assert "139****5678" in cells and "13912345678" not in cells  # masked; the full number is the audited show
     assert 'action="/errands/' in cells and "/reveal" in cells  # open demo: anyone may ask, and it is audited
     assert "陈永福" not in table and open_one not in table  # only closed errands are called back
+
+
+def test_call_back_sample_offers_the_show_only_to_roles_that_may(tmp_path: Path) -> None:
+    from tests.auth.auth_kit import add as add_account
+    from tests.auth.auth_kit import app, bearer, login, prepare, token
+
+    config = prepare(tmp_path, "T01", required=True)
+    add_account(config, "王晓红", "director")
+    add_account(config, "周明", "supervisor")
+    add_account(config, "钱纪", "inspector")
+    with TestClient(app(config)) as town:
+        desk = bearer(token(config, "王晓红"))
+        body = {"matter": "MZ-003", "applicant_name": "刘翠花", "applicant_phone": "13912345678", "in_person": True}
+        r = town.post("/api/errands", json=body | {"materials": list(MZ003_ALL), "actor": "x"}, headers=desk)
+        assert r.status_code == 201, r.text
+        errand = r.json()["errand"]
+        for step in ({"kind": "accept", "errand_kind": "承诺件"}, {"kind": "decide", "outcome": "approved"}):
+            assert town.post(f"/api/errands/{errand}/actions", json=step | {"actor": "x"}, headers=desk).is_success
+        step = {"kind": "deliver", "confirmed_by": "刘翠花", "actor": "x"}
+        assert town.post(f"/api/errands/{errand}/actions", json=step, headers=desk).is_success
+        login(town, "周明")
+        table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
+        assert "刘翠花" in table and "139****5678" in table and f"/errands/{errand}/reveal" in table
+        town.cookies.clear()
+        login(town, "钱纪")
+        table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
+        assert "刘翠花" in table and "139****5678" in table and "/reveal" not in table  # masked, no show
+        assert "13912345678" not in table
