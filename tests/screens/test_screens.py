@@ -448,3 +448,24 @@ def test_call_back_sample_offers_the_show_only_to_roles_that_may(tmp_path: Path)
         table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
         assert "刘翠花" in table and "139****5678" in table and "/reveal" not in table  # masked, no show
         assert "13912345678" not in table
+
+
+def test_review_and_confirm_carry_the_session_csrf_token(tmp_path: Path) -> None:
+    from tests.auth.auth_kit import add as add_account
+    from tests.auth.auth_kit import app, csrf_of, login, prepare
+
+    config = prepare(tmp_path, "T01V01", required=True)
+    add_account(config, "李建国", "village_agent")
+    with TestClient(app(config)) as village:
+        login(village, "李建国")
+        form = {"matter": "MZ-003", "applicant_name": "王大妈", "materials": list(MZ003_ALL), "mandate": "1"}
+        form |= {"actor": "李建国", "role": "代办员"}
+        token = csrf_of(village.get("/register?matter=MZ-003").text)
+        review = village.post("/register", data={**form, "step": "review", "_csrf_token": token})
+        assert review.status_code == 200 and 'value="confirm"' in review.text
+        carried = csrf_of(review.text.split('id="review"')[1])  # the review's own form holds the token
+        bad = village.post("/register", data={**form, "step": "confirm"}, follow_redirects=False)
+        assert bad.status_code == 403 and count(village) == 0  # no token, no registration
+        r = village.post("/register", data={**form, "step": "confirm", "_csrf_token": carried}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].endswith("/receipt")
+        assert count(village) == 1
