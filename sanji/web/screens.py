@@ -7,8 +7,9 @@ in Chinese and English and with everything the person typed still in place.
 
 Routes: ``/`` (home: worklist with deadline lights), ``/errands/{id}`` (detail,
 history, documents and the steps this node may take now), ``/register``
-(代办登记 with the catalogue's materials checklist and the pre-check) and ``/supervision``
-(电子监察 tables). The public pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
+(代办登记 with the catalogue's materials checklist and the pre-check; a review page — 核对登记信息 —
+before 确认登记 signs) and ``/supervision`` (电子监察 tables, the call-back sample). The public
+pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
 """
 
 from __future__ import annotations
