@@ -14,7 +14,9 @@ from typing import Any
 
 from protocol import actions as a
 from protocol.binding import EXTENSION_GRANTORS
+from protocol.catalogue import Matter
 from protocol.errand import ErrandState, judge
+from protocol.refusals import Refusal
 from protocol.stages import ANSWERED, IN_TRANSIT, LIVE, REGISTERED, SUBMITTED
 from protocol.steps import STEP_KINDS, STEPS
 from protocol.topology import COUNTY, VILLAGE, Directory
@@ -116,3 +118,42 @@ def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *,
         if probe is not None and judge(state, probe, directory) is None:
             out.append(kind)
     return out
+
+
+def registration_refused(
+    node: str,
+    directory: Directory,
+    entry: Matter | None,
+    *,
+    matter: str,
+    applicant_name: str,
+    mandate: bool,
+    in_person: bool,
+    materials: tuple[str, ...],
+    missing_confirmed: bool,
+    actor: str,
+    role: str,
+) -> Refusal | None:
+    """Why ``judge`` would refuse this registration, asked before anything is signed.
+
+    The review page (核对后确认) shows what will be registered only if the rule would take it;
+    the Register it probes carries the same facts the signed one will, so the two cannot disagree.
+    """
+    probe = a.Register(
+        id="probe",
+        errand="probe",
+        scope=node,
+        node=node,
+        actor=actor or "probe",
+        role=role or "probe",
+        at=0,
+        base=0,
+        matter=matter,
+        applicant=a.Applicant(name=applicant_name or "probe"),
+        mandate=mandate,
+        in_person=in_person,
+        materials=materials,
+        matter_entry=entry,
+        missing_confirmed=missing_confirmed,
+    )
+    return judge(None, probe, directory)

@@ -76,7 +76,26 @@ def _errands(cluster: Cluster) -> dict[str, str]:
     _post(county, f"/api/errands/{up}/actions", {"kind": "receive", "actor": "刘芳", "role": "部门审批"})
     _wait_for(village, up, lambda e: e["stage"] == "at_department")
     receipt = _wait_for(village, here, lambda e: True)["receipt"]
-    return {"up": up, "intake": intake, "here": here, "receipt": receipt}
+    # one errand the township registered, decided and delivered itself: the call-back sample's material
+    body = {"matter": "MZ-003", "applicant_name": "刘翠花", "applicant_phone": "13912345678", "in_person": True}
+    done = str(_post(town, "/api/errands", body | {"materials": MATERIALS, **WINDOW})["errand"])
+    _post(town, f"/api/errands/{done}/actions", {"kind": "accept", "errand_kind": "承诺件", **WINDOW})
+    _post(town, f"/api/errands/{done}/actions", {"kind": "decide", "outcome": "approved", **WINDOW})
+    _post(town, f"/api/errands/{done}/actions", {"kind": "deliver", "confirmed_by": "刘翠花", **WINDOW})
+    return {"up": up, "intake": intake, "here": here, "receipt": receipt, "done": done}
+
+
+def _review(page: Any, village: str) -> None:
+    """The registration's review page (核对登记信息), reached the way an agent reaches it: a filled form."""
+    page.goto(f"{village}/register?matter=MZ-003")
+    page.fill("#applicant_name", "王德明")
+    page.fill("#applicant_phone", "13500002222")
+    for material in MATERIALS[:3]:
+        page.get_by_label(material, exact=True).check()
+    page.fill("#actor", AGENT["actor"])
+    page.check("#mandate")
+    page.get_by_role("button", name="核对登记信息 Review").click()
+    page.wait_for_selector("#review")
 
 
 def shoot(out: Path) -> list[Path]:
@@ -103,6 +122,7 @@ def shoot(out: Path) -> list[Path]:
                 "county-home": f"{c}/",
                 "county-errand": f"{c}/errands/{e['up']}",
                 "county-supervision": f"{c}/supervision",
+                "town-supervision": f"{t}/supervision?seed=demo",
                 "county-enroll": f"{c}/enroll",
                 "public-guide": f"{t}/public",
                 "public-lookup": f"{c}/lookup?receipt={e['receipt']}&code={code}",
@@ -119,6 +139,21 @@ def shoot(out: Path) -> list[Path]:
                         path = out / f"{name}.png"
                         page.screenshot(path=str(path), full_page=True)
                         saved.append(path)
+                    _review(page, v)
+                    page.screenshot(path=str(out / "village-review.png"), full_page=True)
+                    saved.append(out / "village-review.png")
+                    # the village desk on an agent's phone (390 CSS px, as most phones in the field)
+                    phone = browser.new_context(
+                        locale="zh-CN", viewport={"width": 390, "height": 844}, device_scale_factor=2
+                    ).new_page()
+                    for name in ("village-home", "village-register", "village-errand", "village-receipt"):
+                        phone.goto(pages[name])
+                        path = out / f"{name}-phone.png"
+                        phone.screenshot(path=str(path), full_page=True)
+                        saved.append(path)
+                    _review(phone, v)
+                    phone.screenshot(path=str(out / "village-review-phone.png"), full_page=True)
+                    saved.append(out / "village-review-phone.png")
                 finally:
                     browser.close()
             return saved

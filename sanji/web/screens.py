@@ -7,8 +7,9 @@ in Chinese and English and with everything the person typed still in place.
 
 Routes: ``/`` (home: worklist with deadline lights), ``/errands/{id}`` (detail,
 history, documents and the steps this node may take now), ``/register``
-(代办登记 with the catalogue's materials checklist and the pre-check) and ``/supervision``
-(电子监察 tables). The public pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
+(代办登记 with the catalogue's materials checklist and the pre-check; a review page — 核对登记信息 —
+before 确认登记 signs) and ``/supervision`` (电子监察 tables, the call-back sample). The public
+pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from protocol.catalogue import Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
 from protocol.idnumber import valid_id_number
-from protocol.menu import allowed_steps
+from protocol.menu import allowed_steps, registration_refused
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
@@ -524,16 +525,22 @@ class ScreenController(Controller):
             "mandate": bool(form.get("mandate")),
             "in_person": bool(form.get("in_person")),
             "materials": lines(form, "materials"),
-            "materials_other": one(form, "materials_other"),
+            "materials_other": "\n".join(lines(form, "materials_other")),
             "summary": one(form, "summary"),
             "actor": one(form, "actor"),
             "role": one(form, "role"),
             "acting_for": one(form, "acting_for"),
             "confirm": bool(form.get("confirm")),
         }
-        step = one(form, "step") or "save"
+        # Only "confirm" (确认登记, sent from the review page) signs; the form's own button and any
+        # older client's "save" lead to the review, so nothing is registered unseen.
+        step = one(form, "step")
+        step = step if step in ("choose", "check", "edit", "confirm") else "review"
         materials = [*values["materials"], *[m for m in lines(form, "materials_other") if m not in values["materials"]]]
         matter = context.matter(values["matter"])
+        check = precheck(matter, materials, by_proxy=not values["in_person"]) if matter else None
+        if step == "edit":  # 返回修改: the form again, as it was typed, nothing complained about
+            return _register_page(store, context, values, check=check)
         errors = _check_register(values)
         bound = bind(context.catalogue, values["matter"]) if values["matter"] else None
         refusal = ""
@@ -542,7 +549,6 @@ class ScreenController(Controller):
             errors["matter"], refusal = f"{zh} {en}", bound.code
         if step == "choose":  # only the matter changed: no complaints about fields not filled in yet
             errors = {k: v for k, v in errors.items() if k == "matter"}
-        check = precheck(matter, materials, by_proxy=not values["in_person"]) if matter else None
         if step == "choose" or errors or step == "check":
             return _register_page(
                 store,
@@ -550,7 +556,7 @@ class ScreenController(Controller):
                 values,
                 errors=errors,
                 check=check,
-                status=400 if errors and step == "save" else 200,
+                status=400 if errors and step in ("review", "confirm") else 200,
                 refusal=refusal,
             )
         # Missing main materials are the rule's to refuse (materials_missing) unless "仍然登记" is
@@ -577,6 +583,30 @@ class ScreenController(Controller):
             field, message = validation_message(exc)
             errors[field or "_"] = f"{REGISTER_LABELS.get(field, '')} 格式不正确 invalid: {message}"
             return _register_page(store, context, values, errors=errors, check=check, status=400)
+        if step == "review":
+            # judge is asked before the review is shown: a page offering 确认登记 promises the rule takes it
+            judged = registration_refused(
+                store.node_id,
+                store.directory,
+                bound if isinstance(bound, Matter) else None,
+                matter=data.matter,
+                applicant_name=data.applicant_name,
+                mandate=data.mandate,
+                in_person=data.in_person,
+                materials=tuple(data.materials),
+                missing_confirmed=data.confirm_missing,
+                actor=data.actor,
+                role=data.role,
+            )
+            if judged is not None:
+                zh, en = bilingual(judged)
+                field = REGISTER_REFUSAL_FIELDS.get(judged.code, "_")
+                errors[field] = f"{zh} {en}" if field != "_" else f"{zh} · {en}"
+                status = 400 if field != "_" else 409
+                return _register_page(
+                    store, context, values, errors=errors, check=check, status=status, refusal=judged.code
+                )
+            return _review_page(store, context, values, data, matter, check)
         try:
             projection = await service.register(data)
         except SanjiError as exc:
@@ -607,6 +637,7 @@ class ScreenController(Controller):
             "overdue": [_summary_view(s) for s in report.overdue],
             "warnings": [_summary_view(s) for s in report.warnings],
         }
+        callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
         return Template(
             template_name="supervision.html",
             context={
@@ -616,6 +647,8 @@ class ScreenController(Controller):
                 "steps": FIVE_STEPS,
                 "sample": size,
                 "seed": seed[:32],
+                "callbacks": callbacks,
+                "may_reveal": may_reveal(caller),
                 "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
                 "complaint_rows": [
                     {
@@ -631,6 +664,31 @@ class ScreenController(Controller):
                 ],
             },
         )
+
+
+async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> dict[str, Any] | None:
+    """One errand of the call-back sample as the caller needs it: whom to ring, about what, how it ended.
+
+    The phone is masked as on the errand page (sanji.privacy); the full number is the errand
+    page's audited 查看完整号码, never this list's.
+    """
+    row = await store.errand(errand_id)
+    if row is None:
+        return None
+    register = next((h for h in applied(row["history"]) if h["kind"] == "register"), {})
+    applicant = mask_applicant(register.get("applicant") or {})
+    view = summarise(row, context)
+    return {
+        "id": errand_id,
+        "url": errand_url(errand_id),
+        "reveal_url": errand_url(errand_id) + "/reveal",
+        "receipt": row.get("receipt") or errand_id,
+        "name": applicant.get("name", ""),
+        "phone": applicant.get("phone", ""),
+        "matter": view["matter_name"],
+        "outcome": view["outcome_label"],
+        "stage": view["stage_label"],
+    }
 
 
 def _summary_view(summary: Any) -> dict[str, Any]:
@@ -932,6 +990,9 @@ REGISTER_LABELS = {
     "actor": "代办员/经办人 Agent",
     "role": "岗位 Post",
     "acting_for": "代岗 Acting for",
+    "mandate": "委托书 Mandate",
+    "in_person": "本人到场 In person",
+    "confirm": "缺件确认 Missing materials",
 }
 
 
@@ -1043,5 +1104,27 @@ def _register_page(
             "checklist": checklist,
             "check": check,
             "refusal": refusal,
+        },
+    )
+
+
+def _review_page(
+    store: Store, context: NodeContext, values: dict[str, Any], data: RegisterForm, matter: Matter | None, check: Any
+) -> Template:
+    """核对后确认: what will be signed, and the typed form carried in hidden fields for 确认 or 返回修改.
+
+    The hidden fields are only the form again: 确认登记 runs every check and asks the rule anew.
+    """
+    listed = {normalise_material(m.name) for m in matter.materials} if matter else set()
+    return Template(
+        template_name="register_review.html",
+        context={
+            **_frame(store, context, "register"),
+            "values": values,
+            "data": data,
+            "matter": matter,
+            "check": check,
+            "ticked": [m for m in values["materials"] if normalise_material(m) in listed],
+            "other": [m for m in data.materials if normalise_material(m) not in listed],
         },
     )

@@ -20,7 +20,7 @@ FORM = {
     "materials": ["身份证复印件"],
     "actor": "李建国",
     "role": "代办员",
-    "step": "save",
+    "step": "confirm",
     "confirm": "1",
     "mandate": "1",
 }

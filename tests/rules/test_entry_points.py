@@ -98,7 +98,7 @@ def through_form(client: TestClient, request: Request) -> str:  # type: ignore[t
         "materials": list(request.materials),
         "actor": "李建国",
         "role": "代办员",
-        "step": "save",
+        "step": "confirm",
     }
     for name, on in (("in_person", request.in_person), ("mandate", request.mandate), ("confirm", request.confirm)):
         if on:

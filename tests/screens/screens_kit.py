@@ -65,19 +65,21 @@ def register(
     in_person: bool = False,
     **extra: str,
 ) -> str:
-    """Register through the HTML form (step "save", confirmed); return the new errand's id."""
+    """Register through the HTML form: review (nothing signed yet), then 确认登记; return the new errand's id."""
     data: dict[str, Any] = {
         "matter": matter,
         "applicant_name": name,
         "materials": list(materials),
         "actor": "李建国",
         "role": "代办员",
-        "step": "save",
+        "step": "review",
         "confirm": "1",
         **extra,
     }
     data["in_person" if in_person else "mandate"] = "1"
     r = client.post("/register", data=data, follow_redirects=False)
+    assert r.status_code == 200 and 'value="confirm"' in r.text, r.text
+    r = client.post("/register", data={**data, "step": "confirm"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     location = r.headers["location"]
     assert location.startswith("/print/") and location.endswith("/receipt"), location

@@ -12,9 +12,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
+from axe_kit import AXE, violations
 from screens_kit import make_app, prepared_node
 
 from sanji.demo.cluster import free_port
@@ -52,6 +54,20 @@ def live_village(tmp_path: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def _fill_registration(page: Any, base: str) -> None:
+    """The register form as an agent fills it for 张秀英: matter chosen, every material ticked, mandate signed."""
+    page.goto(base + "/register")
+    page.select_option("select#matter", "MZ-003")
+    page.get_by_role("button", name="选择 Choose").click()
+    page.wait_for_url(re.compile(r"/register\?matter=MZ-003$"))
+    page.fill("#applicant_name", "张秀英")
+    page.fill("#applicant_phone", "13812345678")
+    for material in ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"):
+        page.get_by_label(material, exact=True).check()
+    page.fill("#actor", "李建国")
+    page.check('input[name="mandate"]')  # nothing comes ticked: the agent has the villager's signed mandate
+
+
 def test_register_receipt_and_submit_without_javascript(chromium: str, live_village: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -60,17 +76,18 @@ def test_register_receipt_and_submit_without_javascript(chromium: str, live_vill
         try:
             page = browser.new_context(java_script_enabled=False, locale="zh-CN").new_page()
             page.set_default_timeout(10_000)
-            page.goto(live_village + "/register")
-            page.select_option("select#matter", "MZ-003")
-            page.get_by_role("button", name="选择 Choose").click()
-            page.wait_for_url(re.compile(r"/register\?matter=MZ-003$"))
-            page.fill("#applicant_name", "张秀英")
-            page.fill("#applicant_phone", "13812345678")
-            for material in ("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"):
-                page.get_by_label(material, exact=True).check()
-            page.fill("#actor", "李建国")
-            page.check('input[name="mandate"]')  # nothing comes ticked: the agent has the villager's signed mandate
-            page.get_by_role("button", name="登记并打印回执").click()
+            _fill_registration(page, live_village)
+            page.get_by_role("button", name="核对登记信息 Review").click()
+            # the review: what will be signed, nothing signed yet; back to edit keeps what was typed
+            expect(page.locator("#review-applicant")).to_have_text("张秀英")
+            expect(page.locator("#review-missing")).to_contain_text("材料齐全")
+            page.get_by_role("button", name="返回修改 Back to edit").click()
+            expect(page.locator("#applicant_name")).to_have_value("张秀英")
+            expect(page.locator("#applicant_phone")).to_have_value("13812345678")
+            expect(page.get_by_label("户口簿复印件", exact=True)).to_be_checked()
+            expect(page.locator("#mandate")).to_be_checked()
+            page.get_by_role("button", name="核对登记信息 Review").click()
+            page.get_by_role("button", name="确认登记 Confirm").click()
 
             page.wait_for_url("**/print/*/receipt")
             expect(page.locator("h1")).to_contain_text("回执")
@@ -93,3 +110,120 @@ def test_register_receipt_and_submit_without_javascript(chromium: str, live_vill
     data = shot.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 5_000
     assert receipt_png.startswith(PNG_MAGIC)
+
+
+# -- the village desk on a phone ------------------------------------------------------------------
+
+FITS = "document.scrollingElement.scrollWidth <= window.innerWidth"
+WIDTH = "[document.scrollingElement.scrollWidth, window.innerWidth]"
+# Pages a village agent reaches by following links from the home page; a link that downloads a
+# file or leaves the desk (logout is a POST; exports are files) is not a page to lay out.
+SKIP = re.compile(r"/export|\.xlsx|\.csv|/api/|/openapi|/schema|/metrics|/healthz|/readyz")
+
+
+def _seed_errand(base: str) -> str:
+    """One errand registered and submitted at the village through its JSON API: a receipt, a history."""
+    import httpx
+
+    body = {
+        "matter": "MZ-003",
+        "applicant_name": "张秀英",
+        "applicant_id_number": "430621195007307797",
+        "applicant_phone": "13812345678",
+        "materials": ["申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"],
+        "mandate": True,
+        "summary": "因病致贫，申请临时救助。" * 20,  # a long line: it must wrap, not widen the page
+        "actor": "李建国",
+        "role": "代办员",
+    }
+    with httpx.Client(base_url=base, timeout=30) as client:
+        r = client.post("/api/errands", json=body)
+        assert r.status_code == 201, r.text
+        errand = str(r.json()["errand"])
+        r = client.post(f"/api/errands/{errand}/actions", json={"kind": "submit", "actor": "李建国", "role": "代办员"})
+        assert r.status_code in (200, 201), r.text
+    return errand
+
+
+def _village_pages(page: Any, base: str, errand: str) -> list[str]:
+    """Every desk page of the village: the home page's links, and the links of the pages they lead to."""
+    # the public pages are served by the village too (a villager's phone), though no desk page links them
+    seen = ["/", "/register", "/register?matter=MZ-003", f"/errands/{errand}", "/public", "/complain"]
+    for start in ("/", f"/errands/{errand}"):
+        page.goto(base + start)
+        hrefs = page.eval_on_selector_all("a[href^='/']", "els => els.map(e => e.getAttribute('href'))")
+        for href in hrefs:
+            if href not in seen and not SKIP.search(href):
+                seen.append(href)
+    return seen
+
+
+def _assert_fits(page: Any, where: str) -> None:
+    scroll, inner = page.evaluate(WIDTH)
+    assert scroll <= inner, f"{where}: the page is {scroll} px wide in a {inner} px window (sideways scrolling)"
+
+
+def test_village_pages_fit_a_phone_a_desk_and_a_zoomed_screen(chromium: str, live_village: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errand = _seed_errand(live_village)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for width, height, scale in ((390, 844, 3), (1366, 768, 1)):
+                context = browser.new_context(
+                    viewport={"width": width, "height": height}, device_scale_factor=scale, locale="zh-CN"
+                )
+                page = context.new_page()
+                page.set_default_timeout(10_000)
+                pages = _village_pages(page, live_village, errand)
+                # the crawl found the village's day: the printed receipt, the guide, look-up, supervision
+                for expected in ("/print/", "/print/guide/", "/lookup", "/supervision"):
+                    assert any(expected in p for p in pages), (expected, pages)
+                misfits = []
+                for path in pages:
+                    response = page.goto(live_village + path)
+                    assert response is not None and response.status < 400, (path, response and response.status)
+                    scroll, inner = page.evaluate(WIDTH)
+                    if scroll > inner:
+                        misfits.append(f"{path}: {scroll} px in a {inner} px window")
+                assert not misfits, f"sideways scrolling at {width}x{height}: {misfits}"
+                for path in ("/", "/supervision", f"/errands/{errand}"):  # the tables that turn into cards
+                    page.goto(live_village + path)
+                    problems = violations(page) if AXE.exists() else []
+                    assert not problems, (path, width, problems)
+                # the review page is reached by a post: fill the form and check it
+                _fill_registration(page, live_village)
+                page.get_by_role("button", name="核对登记信息 Review").click()
+                page.wait_for_selector("#review")
+                _assert_fits(page, f"review at {width}x{height}")
+                problems = violations(page) if AXE.exists() else []
+                assert not problems, problems
+                # a failed check: each error links to its field, and the focus is on the first one
+                page.get_by_role("button", name="返回修改 Back to edit").click()
+                page.fill("#applicant_name", "")
+                page.fill("#applicant_phone", "138-abc")
+                page.get_by_role("button", name="核对登记信息 Review").click()
+                page.wait_for_selector("#errors")
+                assert page.evaluate("document.activeElement.id") == "applicant_name"
+                assert page.get_attribute("#applicant_phone", "aria-describedby") == "err-applicant_phone"
+                page.locator("#errors a[href='#applicant_phone']").click()
+                assert page.evaluate("document.activeElement.id") == "applicant_phone"
+                _assert_fits(page, f"register errors at {width}x{height}")
+                problems = violations(page) if AXE.exists() else []
+                assert not problems, problems
+                context.close()
+            # 200% zoom on a 1366x768 screen lays the page out in 683x384 CSS pixels at two device pixels each
+            context = browser.new_context(viewport={"width": 683, "height": 384}, device_scale_factor=2, locale="zh-CN")
+            page = context.new_page()
+            for path in ("/register", "/register?matter=MZ-003"):
+                page.goto(live_village + path)
+                _assert_fits(page, f"{path} at 200% zoom")
+            _fill_registration(page, live_village)
+            page.get_by_role("button", name="核对登记信息 Review").click()
+            page.wait_for_selector("#review")
+            _assert_fits(page, "review at 200% zoom")
+            assert page.evaluate("window.innerWidth") == 683
+            context.close()
+        finally:
+            browser.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import act, make_app, prepared_node, register
+from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 
 from protocol.receipts import make_receipt
 from sanji.context import NodeContext
@@ -76,7 +76,7 @@ def test_errand_page_shows_state_history_documents_and_steps(village: Client) ->
     page = r.text
     assert "临时救助申请" in page and "张秀英" in page and "已登记 registered" in page
     assert "T01V01" in page and "李建国" in page and "代办员" in page
-    assert re.search(r"<td>\d{4}-\d{2}-\d{2} \d{2}:\d{2}</td><td>登记 registered", page)
+    assert re.search(r"<td[^>]*>\d{4}-\d{2}-\d{2} \d{2}:\d{2}</td><td[^>]*>登记 registered", page)
     assert f'href="/print/{errand_id}/receipt"' in page and 'href="/print/guide/MZ-003"' in page
     steps = set(re.findall(r'name="kind" value="([a-z_]+)"', page))
     assert {"submit", "withdraw", "note", "supply"} <= steps
@@ -189,7 +189,9 @@ def test_precheck_is_shown_before_saving_and_nothing_is_saved(village: Client) -
     r = village.post("/register", data={**form, "step": "save"}, follow_redirects=False)
     assert r.status_code == 400 and "仍然登记" in r.text
     assert count(village) == 0
-    r = village.post("/register", data={**form, "step": "save", "confirm": "1"}, follow_redirects=False)
+    r = village.post("/register", data={**form, "step": "review", "confirm": "1"}, follow_redirects=False)
+    assert r.status_code == 200 and "确认登记" in r.text and count(village) == 0  # reviewed, not yet signed
+    r = village.post("/register", data={**form, "step": "confirm", "confirm": "1"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("/receipt")
     assert count(village) == 1
     materials = village.get(r.headers["location"]).text
@@ -206,6 +208,7 @@ def test_complete_materials_save_without_confirmation(village: Client) -> None:
             "mandate": "1",
             "actor": "李建国",
             "role": "代办员",
+            "step": "confirm",
         },
         follow_redirects=False,
     )
@@ -271,7 +274,14 @@ def test_register_without_a_catalogue_takes_a_typed_matter_code(bare_village: Cl
     assert "尚未收到事项目录" in page and '<input type="text" id="matter"' in page
     r = bare_village.post(
         "/register",
-        data={"matter": "MZ-003", "applicant_name": "孙七", "mandate": "1", "actor": "李建国", "role": "代办员"},
+        data={
+            "matter": "MZ-003",
+            "applicant_name": "孙七",
+            "mandate": "1",
+            "actor": "李建国",
+            "role": "代办员",
+            "step": "confirm",
+        },
         follow_redirects=False,
     )
     assert r.status_code == 303 and count(bare_village) == 1
@@ -330,3 +340,132 @@ def test_changing_the_matter_keeps_the_form_and_swaps_the_checklist(village: Cli
     assert r.status_code == 200 and "请更正" not in r.text
     assert 'value="周八"' in r.text and 'name="materials" value="家庭收入及财产状况声明"' in r.text
     assert 'value="申请书" checked' in r.text and count(village) == 0
+
+
+def test_review_shows_what_will_be_signed_and_back_to_edit_keeps_it(village: Client) -> None:
+    form = {
+        "matter": "MZ-003",
+        "applicant_name": "王大妈",
+        "applicant_phone": "13900001111",
+        "materials": ["申请书", "身份证复印件", "户口簿复印件"],
+        "materials_other": "低保证复印件\n病历",
+        "summary": "第一行\n第二行",
+        "mandate": "1",
+        "actor": "李建国",
+        "role": "代办员",
+    }
+    r = village.post("/register", data={**form, "step": "review"}, follow_redirects=False)
+    assert r.status_code == 200 and count(village) == 0
+    review = r.text
+    assert 'id="review-applicant"><b>王大妈</b>' in review and "临时救助" in review
+    assert "已签委托书" in review and "代办" in review and "承诺件" in review
+    assert "申请书、身份证复印件、户口簿复印件" in review and "低保证复印件、病历" in review
+    assert "困难情况证明材料" in review.split('id="review-missing"')[1].split("</tr>")[0]  # missing secondary shown
+    assert 'value="confirm"' in review and 'value="edit"' in review
+    # 返回修改 sends the hidden copy back: the form comes again as it was typed
+    hidden = {
+        **form,
+        "materials_other": "低保证复印件\n病历",
+        "step": "edit",
+    }
+    r = village.post("/register", data=hidden, follow_redirects=False)
+    assert r.status_code == 200 and count(village) == 0
+    assert 'value="王大妈"' in r.text and "低保证复印件\n病历" in r.text and "第一行\n第二行" in r.text
+    assert 'value="户口簿复印件" checked' in r.text and 'value="困难情况证明材料" >' in r.text
+    # 确认登记 checks everything again: a hidden field changed to something wrong is caught, not signed
+    r = village.post("/register", data={**form, "applicant_phone": "abc", "step": "confirm"}, follow_redirects=False)
+    assert r.status_code == 400 and count(village) == 0
+    r = village.post("/register", data={**form, "step": "confirm"}, follow_redirects=False)
+    assert r.status_code == 303 and count(village) == 1
+
+
+def test_register_errors_link_to_their_fields_and_the_first_takes_the_focus(village: Client) -> None:
+    form = {
+        "matter": "MZ-003",
+        "applicant_phone": "138-abc",
+        "materials": ["申请书"],
+        "actor": "李建国",
+        "role": "代办员",
+    }
+    r = village.post("/register", data={**form, "step": "review"}, follow_redirects=False)
+    assert r.status_code == 400 and count(village) == 0
+    page = r.text
+    for field, fid in (("applicant_name", "applicant_name"), ("applicant_phone", "applicant_phone")):
+        assert f'id="{fid}"' in page and f'aria-describedby="err-{field}"' in page and f'id="err-{field}"' in page
+        assert f'<a href="#{fid}">' in page
+    focused = re.findall(r"<(?:input|select|textarea)[^>]*\bautofocus\b[^>]*>", page)
+    assert len(focused) == 1 and 'id="applicant_name"' in focused[0]  # the first wrong field in page order
+    # the judge's refusal (no mandate, proxy) lands on the mandate box, linked and focused too
+    r = village.post("/register", data={**form, "applicant_phone": "", "applicant_name": "王大妈", "step": "review"})
+    assert r.status_code == 400 and 'data-refusal="mandate_missing"' in r.text
+    focused = re.findall(r"<input[^>]*\bautofocus\b[^>]*>", r.text)
+    assert len(focused) == 1 and 'id="mandate"' in focused[0] and 'aria-describedby="err-mandate"' in focused[0]
+
+
+def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None:
+    closed = register(town, name="刘翠花", in_person=True, applicant_phone="13912345678")
+    open_one = register(town, name="陈永福", in_person=True, applicant_phone="13700001111")
+    act(town, closed, "accept", errand_kind="承诺件")
+    act(town, closed, "decide", outcome="approved", document="临时救助审批决定书")
+    act(town, closed, "deliver", confirmed_by="刘翠花", signature="刘翠花")
+    receipt = town.get(f"/api/errands/{closed}").json()["receipt"]
+    r = town.get("/supervision", params={"sample": "5", "seed": "s"})
+    assert r.status_code == 200
+    table = r.text.split('id="callbacks"')[1].split("</table>")[0]
+    row = re.search(r"<tr><td data-label=\"回执号 Receipt\">(.*?)</tr>", table, re.S)
+    assert row, table
+    cells = row.group(1)
+    assert receipt in cells and closed not in re.sub(r'(href|action)="[^"]*"', "", cells)  # the receipt, not the hex id
+    assert "刘翠花" in cells and "临时救助" in cells and "准予" in cells and "已送达" in cells
+    assert "139****5678" in cells and "13912345678" not in cells  # masked; the full number is the audited show
+    assert 'action="/errands/' in cells and "/reveal" in cells  # open demo: anyone may ask, and it is audited
+    assert "陈永福" not in table and open_one not in table  # only closed errands are called back
+
+
+def test_call_back_sample_offers_the_show_only_to_roles_that_may(tmp_path: Path) -> None:
+    from tests.auth.auth_kit import add as add_account
+    from tests.auth.auth_kit import app, bearer, login, prepare, token
+
+    config = prepare(tmp_path, "T01", required=True)
+    add_account(config, "王晓红", "director")
+    add_account(config, "周明", "supervisor")
+    add_account(config, "钱纪", "inspector")
+    with TestClient(app(config)) as town:
+        desk = bearer(token(config, "王晓红"))
+        body = {"matter": "MZ-003", "applicant_name": "刘翠花", "applicant_phone": "13912345678", "in_person": True}
+        r = town.post("/api/errands", json=body | {"materials": list(MZ003_ALL), "actor": "x"}, headers=desk)
+        assert r.status_code == 201, r.text
+        errand = r.json()["errand"]
+        for step in ({"kind": "accept", "errand_kind": "承诺件"}, {"kind": "decide", "outcome": "approved"}):
+            assert town.post(f"/api/errands/{errand}/actions", json=step | {"actor": "x"}, headers=desk).is_success
+        step = {"kind": "deliver", "confirmed_by": "刘翠花", "actor": "x"}
+        assert town.post(f"/api/errands/{errand}/actions", json=step, headers=desk).is_success
+        login(town, "周明")
+        table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
+        assert "刘翠花" in table and "139****5678" in table and f"/errands/{errand}/reveal" in table
+        town.cookies.clear()
+        login(town, "钱纪")
+        table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
+        assert "刘翠花" in table and "139****5678" in table and "/reveal" not in table  # masked, no show
+        assert "13912345678" not in table
+
+
+def test_review_and_confirm_carry_the_session_csrf_token(tmp_path: Path) -> None:
+    from tests.auth.auth_kit import add as add_account
+    from tests.auth.auth_kit import app, csrf_of, login, prepare
+
+    config = prepare(tmp_path, "T01V01", required=True)
+    add_account(config, "李建国", "village_agent")
+    with TestClient(app(config)) as village:
+        login(village, "李建国")
+        form = {"matter": "MZ-003", "applicant_name": "王大妈", "materials": list(MZ003_ALL), "mandate": "1"}
+        form |= {"actor": "李建国", "role": "代办员"}
+        token = csrf_of(village.get("/register?matter=MZ-003").text)
+        review = village.post("/register", data={**form, "step": "review", "_csrf_token": token})
+        assert review.status_code == 200 and 'value="confirm"' in review.text
+        carried = csrf_of(review.text.split('id="review"')[1])  # the review's own form holds the token
+        bad = village.post("/register", data={**form, "step": "confirm"}, follow_redirects=False)
+        assert bad.status_code == 403 and count(village) == 0  # no token, no registration
+        r = village.post("/register", data={**form, "step": "confirm", "_csrf_token": carried}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].endswith("/receipt")
+        assert count(village) == 1
