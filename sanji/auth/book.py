@@ -1,26 +1,26 @@
 """Where accounts, sessions, tokens and audit events are kept: the node's own database.
 
 Invariants:
-- every write goes through the store's single writer (the same lock, ``BEGIN IMMEDIATE`` on
-  SQLite, the same advisory lock on PostgreSQL), so the audit chain has one order;
+- every write goes through the database's one writer door (``Database.write``: the same lock,
+  ``BEGIN IMMEDIATE`` on SQLite, the same advisory lock on PostgreSQL), so the audit chain has one order;
 - audit events are only ever appended; each row's ``hash`` is sha256 of the previous row's
   hash and its own body, so a deleted or edited row breaks the chain (``verify_chain``);
 - a local errand action and its ``ActionTaken`` event commit together or not at all
-  (``AuditedStore``).
+  (``AuditedStore``, through the database's commit hook).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action, kind_of
@@ -30,7 +30,6 @@ from sanji.auth import events as ev
 from sanji.store import Store
 from sanji.store import schema as t
 from sanji.store.engine import Database
-from sanji.store.repo import PG_WRITER_LOCK
 
 CHAIN_START = "0" * 64
 
@@ -109,12 +108,8 @@ class AuthBook:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.db.write_lock, self.db.writer.begin() as conn:
-            if not self.db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.db.write()
 
     # -- audit ----------------------------------------------------------------------------------
 
@@ -364,6 +359,7 @@ class AuditedStore(Store):
     def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audit_clock = clock
+        self.db.add_commit_hook(self._record_taken)
 
     async def act(self, errand_id: str, build: Callable[[Projection, int], Action]) -> Projection:
         pending = _Pending(CALLER.get() or SYSTEM)
@@ -400,15 +396,13 @@ class AuditedStore(Store):
             pending.done = True
             _PENDING.reset(token)
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with super()._write() as conn:
-            pending = _PENDING.get()
-            yield conn
-            if pending is not None and not pending.done and pending.actions:
-                pending.done = True  # one transaction writes the events of one act() (tasks inherit contexts)
-                for action in pending.actions:
-                    await insert_event(conn, self._taken(action, pending.who))
+    async def _record_taken(self, conn: AsyncConnection) -> None:
+        """The commit hook: the transaction that wrote an ``act()``'s action also writes its ``ActionTaken``."""
+        pending = _PENDING.get()
+        if pending is not None and not pending.done and pending.actions:
+            pending.done = True  # one transaction writes the events of one act() (tasks inherit contexts)
+            for action in pending.actions:
+                await insert_event(conn, self._taken(action, pending.who))
 
     def _taken(self, action: Action, who: Who) -> ev.ActionTaken:
         return ev.ActionTaken(

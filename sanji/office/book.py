@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 import msgspec
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.assessment import Appeal, Entry, quarter_span
@@ -26,7 +25,6 @@ from protocol.errors import SanjiError
 from protocol.signing import verify
 from sanji.store import Store
 from sanji.store import schema as t
-from sanji.store.repo import PG_WRITER_LOCK
 
 CHAIN_START = "0" * 64
 MAX_TEXT = 1000
@@ -85,13 +83,8 @@ class OfficeBook:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        db = self.store.db
-        async with db.write_lock, db.writer.begin() as conn:
-            if not db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.store.db.write()
 
     async def _append(self, record: Record, *, id: str, kind: str, quarter: str, subject: str) -> None:
         body = encode(record)

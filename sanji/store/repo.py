@@ -16,8 +16,8 @@ import json
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +41,12 @@ from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
 from sanji.store import schema as t
+from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database
 
 INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
 MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: every node agrees)
 FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
-PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
 LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
 
@@ -60,7 +60,7 @@ async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
 
 async def database_instance(db: Database) -> str:
     """The instance id of ``db`` (made now if the database is new), without opening a Store."""
-    async with db.write_lock, db.writer.begin() as conn:
+    async with db.write() as conn:
         rows = dict((await conn.execute(select(t.meta.c.key, t.meta.c.value))).all())
         return await _instance_id(conn, rows)
 
@@ -155,16 +155,12 @@ class Store:
         for listener in self._listeners:
             listener()
 
-    def transaction(self) -> Any:
-        """A write transaction (the same single-writer discipline), for books kept beside the store."""
-        return self._write()
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction through the database's one writer door, for books kept beside the store."""
+        return self.db.write()
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.db.write_lock, self.db.writer.begin() as conn:
-            if not self.db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.db.write()
 
     # -- local actions ---------------------------------------------------------------
 
