@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,13 +107,10 @@ class AuthBook:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.db.write()
-
     # -- audit ----------------------------------------------------------------------------------
 
     async def record(self, *events: ev.Event) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             for event in events:
                 await insert_event(conn, event)
 
@@ -149,7 +145,7 @@ class AuthBook:
     # -- accounts -------------------------------------------------------------------------------
 
     async def add_account(self, name: str, role: str, password_hash: str, *, now: float, event: ev.Event) -> Account:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             if await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name)) is not None:
                 raise AccountExists(f"an account named {name} exists at this node", hint="Choose another name.")
             await conn.execute(
@@ -183,7 +179,7 @@ class AuthBook:
         return [msgspec.convert(_plain(r), Account) for r in rows]
 
     async def update_account(self, account_id: int, values: dict[str, Any], *, event: ev.Event | None = None) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(**values))
             if event is not None:
                 await insert_event(conn, event)
@@ -201,7 +197,7 @@ class AuthBook:
 
         ``events(failures, locked_until)`` gives the audit events to write in the same transaction.
         """
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             row = (
                 await conn.execute(
                     select(t.accounts.c.failed_logins, t.accounts.c.locked_until).where(t.accounts.c.id == account_id)
@@ -228,7 +224,7 @@ class AuthBook:
 
     async def open_session(self, session: SessionRow, *, values: dict[str, Any], event: ev.Event) -> None:
         """Start a session after a good login: reset the failure count, note the time, audit it."""
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(insert(t.auth_sessions).values(**msgspec.structs.asdict(session)))
             await conn.execute(update(t.accounts).where(t.accounts.c.id == session.account_id).values(**values))
             await insert_event(conn, event)
@@ -250,21 +246,21 @@ class AuthBook:
         return msgspec.convert(_plain(row), SessionRow), msgspec.convert(_plain(acc), Account)
 
     async def touch_session(self, id_hash: str, now: float) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(t.auth_sessions).where(t.auth_sessions.c.id_hash == id_hash).values(seen_at=now))
 
     async def close_session(self, id_hash: str, *, event: ev.Event | None = None) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.id_hash == id_hash))
             if event is not None:
                 await insert_event(conn, event)
 
     async def close_sessions_of(self, account_id: int) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.account_id == account_id))
 
     async def drop_expired_sessions(self, now: float) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.expires_at <= now))
 
     # -- API tokens -----------------------------------------------------------------------------
@@ -272,7 +268,7 @@ class AuthBook:
     async def add_token(
         self, account_id: int, label: str, token_hash: str, *, now: float, event: Callable[[int], ev.Event]
     ) -> int:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             result = await conn.execute(
                 insert(t.api_tokens).values(account_id=account_id, label=label, token_hash=token_hash, created_at=now)
             )
@@ -306,11 +302,11 @@ class AuthBook:
         return [msgspec.convert({k: v for k, v in _plain(r).items() if k != "token_hash"}, TokenRow) for r in rows]
 
     async def touch_token(self, token_id: int, now: float) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=now))
 
     async def revoke_token(self, token_id: int, *, now: float, event: ev.Event) -> bool:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             result = await conn.execute(
                 update(t.api_tokens)
                 .where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))

@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 import msgspec
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.assessment import Appeal, Entry, quarter_span
 from protocol.encoding import encode
@@ -83,12 +81,9 @@ class OfficeBook:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.store.db.write()
-
     async def _append(self, record: Record, *, id: str, kind: str, quarter: str, subject: str) -> None:
         body = encode(record)
-        async with self._write() as conn:
+        async with self.store.db.write() as conn:
             prev = await conn.scalar(select(t.office_records.c.hash).order_by(t.office_records.c.seq.desc()).limit(1))
             prev = prev or CHAIN_START
             key = self.store.key
