@@ -23,6 +23,8 @@ MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: eve
 
 
 class Blobs(Section):
+    """Attachments held here, by SHA-256, and which peer acknowledged which."""
+
     async def put_blob(self, data: bytes) -> str:
         """Keep a whole attachment made here; returns its SHA-256 (hex)."""
         digest = hashlib.sha256(data).hexdigest()

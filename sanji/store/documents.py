@@ -16,6 +16,8 @@ from sanji.store.section import Section
 
 
 class Documents(Section):
+    """Versioned documents, ``meta`` values, counters that never hand a number out twice, node reports."""
+
     async def document(self, kind: str) -> tuple[int, bytes] | None:
         async with self.db.reader.connect() as conn:
             row = (

@@ -14,6 +14,8 @@ from sanji.store.section import Section
 
 
 class EventLog(Section):
+    """The node's event log, written alone or inside the caller's transaction."""
+
     async def log_event(
         self, kind: str, peer: str, detail: dict[str, Any], *, conn: AsyncConnection | None = None
     ) -> None:

@@ -14,6 +14,8 @@ from sanji.store.section import Section
 
 
 class NotificationQueue(Section):
+    """The applicant's SMS queue kept in the store (``sanji.duties``; the gateway's outbox is ``sanji.notify``)."""
+
     async def queue_notification(self, errand_id: str, event: str, phone: str, text: str) -> bool:
         """Queue a message once per (errand, event); False if it was queued before.
 

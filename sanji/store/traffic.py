@@ -10,6 +10,8 @@ from sanji.store.section import Section
 
 
 class Traffic(Section):
+    """Bytes counted per day and kind, and what waits in the outbox."""
+
     async def add_traffic(self, kind: str, count: int, *, day: str) -> int:
         """Count ``count`` bytes of ``kind`` against ``day``; returns the day's total."""
         async with self._write() as conn:

@@ -29,6 +29,8 @@ from sanji.store.traffic import Traffic
 
 
 class Views(Documents, Traffic):
+    """What screens, the API, duties and reports read; nothing here writes."""
+
     async def errand(self, errand_id: str, *, include_complaints: bool = False) -> dict[str, Any] | None:
         async with self.db.reader.connect() as conn:
             row = (await conn.execute(select(t.errands).where(t.errands.c.id == errand_id))).mappings().first()
