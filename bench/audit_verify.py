@@ -1,4 +1,4 @@
-"""How fast ``sanji.audit.verify`` re-checks a county's whole store, on a process pool vs. in one process.
+"""How fast ``sanji.evidence.verify`` re-checks a county's whole store, on a process pool vs. in one process.
 
 Run: ``python -m bench.audit_verify [--actions 1000000] [--out bench/results/audit_verify.json]``
 
@@ -45,8 +45,8 @@ from protocol.encoding import encode
 from protocol.errand import Projection, project
 from protocol.hlc import pack
 from protocol.topology import Directory
-from sanji.audit import AuditReport, verify
 from sanji.demo.population import person
+from sanji.evidence import EvidenceReport, verify
 from sanji.keys import read_directory, write_directory, write_key
 from sanji.layout import Layout, county_layout
 from sanji.store import Store, open_database
@@ -291,7 +291,7 @@ async def build_store(layout: Layout, target_actions: int, seed: int, db_path: P
 # -- 1. the measurement ------------------------------------------------------------------------
 
 
-async def measure(config: Path, workers: int) -> AuditReport:
+async def measure(config: Path, workers: int) -> EvidenceReport:
     """One verify() of the node ``config`` describes, opened the way the CLI opens it."""
     from sanji.cli.common import node_store
     from sanji.config import load_settings
@@ -328,7 +328,7 @@ def open_frame_alone(frames: list[bytes], directory: Directory) -> float:
     return time.perf_counter() - started
 
 
-def audit_summary(report: AuditReport) -> dict[str, Any]:
+def audit_summary(report: EvidenceReport) -> dict[str, Any]:
     return {
         "seconds": report.seconds,
         "workers": report.workers,
@@ -355,7 +355,7 @@ def summary_line(run: dict[str, Any]) -> str:
 
 
 def write_config(layout: Layout, node: str, workdir: Path, db_path: Path) -> Path:
-    """A node config for the corpus, so ``sanji audit verify --config`` can be run on a kept one."""
+    """A node config for the corpus, so ``sanji verify store --config`` can be run on a kept one."""
     write_directory(workdir / "directory.json", layout.entries)
     write_key(workdir / "node.key", layout.keys[node])
     config = workdir / "node.toml"
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         if args.keep or args.reuse:
-            log(f"kept {workdir} (sanji audit verify --config {workdir / 'node.toml'})")
+            log(f"kept {workdir} (sanji verify store --config {workdir / 'node.toml'})")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     result = {

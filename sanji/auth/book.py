@@ -1,26 +1,25 @@
 """Where accounts, sessions, tokens and audit events are kept: the node's own database.
 
 Invariants:
-- every write goes through the store's single writer (the same lock, ``BEGIN IMMEDIATE`` on
-  SQLite, the same advisory lock on PostgreSQL), so the audit chain has one order;
+- every write goes through the database's one writer door (``Database.write``: the same lock,
+  ``BEGIN IMMEDIATE`` on SQLite, the same advisory lock on PostgreSQL), so the audit chain has one order;
 - audit events are only ever appended; each row's ``hash`` is sha256 of the previous row's
   hash and its own body, so a deleted or edited row breaks the chain (``verify_chain``);
 - a local errand action and its ``ActionTaken`` event commit together or not at all
-  (``AuditedStore``).
+  (``AuditedStore``, through the database's commit hook).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action, kind_of
@@ -30,7 +29,6 @@ from sanji.auth import events as ev
 from sanji.store import Store
 from sanji.store import schema as t
 from sanji.store.engine import Database
-from sanji.store.repo import PG_WRITER_LOCK
 
 CHAIN_START = "0" * 64
 
@@ -109,17 +107,10 @@ class AuthBook:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.db.write_lock, self.db.writer.begin() as conn:
-            if not self.db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
-
     # -- audit ----------------------------------------------------------------------------------
 
     async def record(self, *events: ev.Event) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             for event in events:
                 await insert_event(conn, event)
 
@@ -154,7 +145,7 @@ class AuthBook:
     # -- accounts -------------------------------------------------------------------------------
 
     async def add_account(self, name: str, role: str, password_hash: str, *, now: float, event: ev.Event) -> Account:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             if await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name)) is not None:
                 raise AccountExists(f"an account named {name} exists at this node", hint="Choose another name.")
             await conn.execute(
@@ -188,7 +179,7 @@ class AuthBook:
         return [msgspec.convert(_plain(r), Account) for r in rows]
 
     async def update_account(self, account_id: int, values: dict[str, Any], *, event: ev.Event | None = None) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(**values))
             if event is not None:
                 await insert_event(conn, event)
@@ -206,7 +197,7 @@ class AuthBook:
 
         ``events(failures, locked_until)`` gives the audit events to write in the same transaction.
         """
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             row = (
                 await conn.execute(
                     select(t.accounts.c.failed_logins, t.accounts.c.locked_until).where(t.accounts.c.id == account_id)
@@ -233,7 +224,7 @@ class AuthBook:
 
     async def open_session(self, session: SessionRow, *, values: dict[str, Any], event: ev.Event) -> None:
         """Start a session after a good login: reset the failure count, note the time, audit it."""
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(insert(t.auth_sessions).values(**msgspec.structs.asdict(session)))
             await conn.execute(update(t.accounts).where(t.accounts.c.id == session.account_id).values(**values))
             await insert_event(conn, event)
@@ -255,21 +246,21 @@ class AuthBook:
         return msgspec.convert(_plain(row), SessionRow), msgspec.convert(_plain(acc), Account)
 
     async def touch_session(self, id_hash: str, now: float) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(t.auth_sessions).where(t.auth_sessions.c.id_hash == id_hash).values(seen_at=now))
 
     async def close_session(self, id_hash: str, *, event: ev.Event | None = None) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.id_hash == id_hash))
             if event is not None:
                 await insert_event(conn, event)
 
     async def close_sessions_of(self, account_id: int) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.account_id == account_id))
 
     async def drop_expired_sessions(self, now: float) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.expires_at <= now))
 
     # -- API tokens -----------------------------------------------------------------------------
@@ -277,7 +268,7 @@ class AuthBook:
     async def add_token(
         self, account_id: int, label: str, token_hash: str, *, now: float, event: Callable[[int], ev.Event]
     ) -> int:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             result = await conn.execute(
                 insert(t.api_tokens).values(account_id=account_id, label=label, token_hash=token_hash, created_at=now)
             )
@@ -311,11 +302,11 @@ class AuthBook:
         return [msgspec.convert({k: v for k, v in _plain(r).items() if k != "token_hash"}, TokenRow) for r in rows]
 
     async def touch_token(self, token_id: int, now: float) -> None:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=now))
 
     async def revoke_token(self, token_id: int, *, now: float, event: ev.Event) -> bool:
-        async with self._write() as conn:
+        async with self.db.write() as conn:
             result = await conn.execute(
                 update(t.api_tokens)
                 .where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))
@@ -364,6 +355,7 @@ class AuditedStore(Store):
     def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.audit_clock = clock
+        self.db.add_commit_hook(self._record_taken)
 
     async def act(self, errand_id: str, build: Callable[[Projection, int], Action]) -> Projection:
         pending = _Pending(CALLER.get() or SYSTEM)
@@ -400,15 +392,13 @@ class AuditedStore(Store):
             pending.done = True
             _PENDING.reset(token)
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with super()._write() as conn:
-            pending = _PENDING.get()
-            yield conn
-            if pending is not None and not pending.done and pending.actions:
-                pending.done = True  # one transaction writes the events of one act() (tasks inherit contexts)
-                for action in pending.actions:
-                    await insert_event(conn, self._taken(action, pending.who))
+    async def _record_taken(self, conn: AsyncConnection) -> None:
+        """The commit hook: the transaction that wrote an ``act()``'s action also writes its ``ActionTaken``."""
+        pending = _PENDING.get()
+        if pending is not None and not pending.done and pending.actions:
+            pending.done = True  # one transaction writes the events of one act() (tasks inherit contexts)
+            for action in pending.actions:
+                await insert_event(conn, self._taken(action, pending.who))
 
     def _taken(self, action: Action, who: Who) -> ev.ActionTaken:
         return ev.ActionTaken(

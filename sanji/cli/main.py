@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from sanji.cli import (
     accounts_cmd,
     assess_cmd,
-    audit_cmd,
     backup_cmd,
     calendar_cmd,
     carry_cmd,
@@ -22,6 +21,7 @@ from sanji.cli import (
     platform_cmd,
     serve,
     trust_cmd,
+    verify_cmd,
 )
 from sanji.private_files import private_umask
 from sanji.version import describe
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar_cmd.add_parser(sub)
     carry_cmd.add_parsers(sub)
     accounts_cmd.add_parser(sub)
-    audit_cmd.add_parser(sub)
+    verify_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
     assess_cmd.add_parser(sub)
     platform_cmd.add_parsers(sub)

@@ -25,7 +25,6 @@ from sanji.notify.gateway import Gateway, GatewayError
 from sanji.notify.settings import SmsSection
 from sanji.store import Store
 from sanji.store import schema as t
-from sanji.store.repo import PG_WRITER_LOCK
 
 Clock = Callable[[], float]
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -50,10 +49,7 @@ class Outbox:
         if not messages:
             return 0
         keys = [m["key"] for m in messages]
-        db = self.store.db
-        async with db.write_lock, db.writer.begin() as conn:
-            if not db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
+        async with self.store.db.write() as conn:
             known: set[str] = set()
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
@@ -89,10 +85,7 @@ class Outbox:
             return {status: int(n) for status, n in (await conn.execute(query)).all()}
 
     async def _update(self, row_id: int, **values: Any) -> None:
-        db = self.store.db
-        async with db.write_lock, db.writer.begin() as conn:
-            if not db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
+        async with self.store.db.write() as conn:
             await conn.execute(update(t.sms_outbox).where(t.sms_outbox.c.id == row_id).values(**values))
 
     async def retry(self, row_id: int) -> bool:

@@ -12,13 +12,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Literal
 
 import msgspec
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, select
 
 from protocol.assessment import Appeal, Entry, quarter_span
 from protocol.encoding import encode
@@ -26,7 +23,6 @@ from protocol.errors import SanjiError
 from protocol.signing import verify
 from sanji.store import Store
 from sanji.store import schema as t
-from sanji.store.repo import PG_WRITER_LOCK
 
 CHAIN_START = "0" * 64
 MAX_TEXT = 1000
@@ -85,17 +81,9 @@ class OfficeBook:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        db = self.store.db
-        async with db.write_lock, db.writer.begin() as conn:
-            if not db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
-
     async def _append(self, record: Record, *, id: str, kind: str, quarter: str, subject: str) -> None:
         body = encode(record)
-        async with self._write() as conn:
+        async with self.store.db.write() as conn:
             prev = await conn.scalar(select(t.office_records.c.hash).order_by(t.office_records.c.seq.desc()).limit(1))
             prev = prev or CHAIN_START
             key = self.store.key

@@ -4,26 +4,35 @@ SQLite gets two engines, as Datasette does: a single-connection writer whose
 transactions start with ``BEGIN IMMEDIATE`` (so read-then-write never deadlocks)
 and a reader pool that sees the last committed state without blocking it.
 PostgreSQL gets one pool; writers there serialise on advisory locks.
+
+Every book kept in the node's database (the ledger ``Store``, ``AuthBook``, ``OfficeBook``, the SMS
+outbox, the trust book) writes through the one door here, ``Database.write``, so there is one writer
+and one order of commits; the audit log joins a transaction through ``add_commit_hook``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic import command
-from sqlalchemy import Connection, event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Connection, event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from sanji.backup import backup
 from sanji.store.revisions import MIGRATIONS, alembic_config, read_revisions, record_release, refuse_if_newer
 from sanji.version import release
 
 log = logging.getLogger("sanji.store")
-__all__ = ["MIGRATIONS", "Database", "normalise_url", "open_database"]
+__all__ = ["MIGRATIONS", "PG_WRITER_LOCK", "CommitHook", "Database", "normalise_url", "open_database"]
+
+PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+CommitHook = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def normalise_url(url: str) -> str:
@@ -42,6 +51,27 @@ class Database:
     reader: AsyncEngine
     is_sqlite: bool
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    commit_hooks: list[CommitHook] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """The single writer's transaction: this process's lock, ``BEGIN IMMEDIATE`` on SQLite, and on
+        PostgreSQL an advisory lock shared by every hub process. Commits when the block ends normally."""
+        async with self.write_lock, self.writer.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
+            yield conn
+            for hook in self.commit_hooks:
+                await hook(conn)
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Run ``hook`` at the end of every write transaction, before it commits and on its connection.
+
+        What the hook writes commits together with the block's own writes or not at all (the audit
+        log's ``ActionTaken`` beside the action it records). A block that raises runs no hook.
+        """
+        if hook not in self.commit_hooks:
+            self.commit_hooks.append(hook)
 
     async def dispose(self) -> None:
         await self.writer.dispose()

@@ -1,4 +1,7 @@
-"""The node's store: local actions, sealing, receiving, forwarding, and the errand views.
+"""The node's store: local actions, sealing, receiving, forwarding — the ledger core.
+
+``Store`` is the one facade callers use; its peripheral parts are mixins in their own modules
+(``blobs``, ``traffic``, ``eventlog``, ``documents``, ``views``, ``notifications``, over ``section``).
 
 Invariants kept here:
 - a received batch, the actions it carries, the errands they change and the
@@ -11,42 +14,45 @@ Invariants kept here:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger, limits
-from protocol.actions import Action, Register
+from protocol.actions import Action
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame
-from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.encoding import decode_action, encode
 from protocol.errand import Projection, project
-from protocol.errors import FrameError, RevokedKey, RouteError, SanjiError
-from protocol.hlc import HybridClock, wall_seconds
-from protocol.sealing import ApplicantView, SealingKey, applicant_view
-from protocol.session import ALARM_PREFIX, FrameResult, NodeReport
+from protocol.errors import RevokedKey, RouteError, SanjiError
+from protocol.hlc import HybridClock
+from protocol.sealing import SealingKey
+from protocol.session import FrameResult
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
 from sanji.store import schema as t
+from sanji.store.blobs import Blobs
+from sanji.store.documents import Documents
+from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database
+from sanji.store.eventlog import EventLog
+from sanji.store.notifications import NotificationQueue
+from sanji.store.rows import upsert as _upsert
+from sanji.store.rows import upsert_many as _upsert_many
+from sanji.store.section import INCOMPLETE
+from sanji.store.traffic import Traffic
+from sanji.store.views import Views
 
-INCOMPLETE = "incomplete"  # actions arrived before the errand's registration
-MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: every node agrees)
 FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
-PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
 LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
 
@@ -60,7 +66,7 @@ async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
 
 async def database_instance(db: Database) -> str:
     """The instance id of ``db`` (made now if the database is new), without opening a Store."""
-    async with db.write_lock, db.writer.begin() as conn:
+    async with db.write() as conn:
         rows = dict((await conn.execute(select(t.meta.c.key, t.meta.c.value))).all())
         return await _instance_id(conn, rows)
 
@@ -72,8 +78,12 @@ class ReceiveOutcome:
     applied_actions: int
 
 
-class Store:
-    """Everything one node keeps, behind methods that each keep the invariants above."""
+class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
+    """Everything one node keeps, behind methods that each keep the invariants above.
+
+    The ledger core is here; reading, attachments, traffic, the event log, documents and the SMS queue
+    are the parts it inherits (``sanji.store.section``), so every public name stays on ``Store``.
+    """
 
     def __init__(
         self,
@@ -155,16 +165,9 @@ class Store:
         for listener in self._listeners:
             listener()
 
-    def transaction(self) -> Any:
-        """A write transaction (the same single-writer discipline), for books kept beside the store."""
-        return self._write()
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.db.write_lock, self.db.writer.begin() as conn:
-            if not self.db.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction through the database's one writer door, for books kept beside the store."""
+        return self.db.write()
 
     # -- local actions ---------------------------------------------------------------
 
@@ -313,142 +316,6 @@ class Store:
                     detail=json.dumps({"streams": streams}, ensure_ascii=False),
                 )
             )
-
-    # -- attachments ---------------------------------------------------------------------
-
-    async def put_blob(self, data: bytes) -> str:
-        """Keep a whole attachment made here; returns its SHA-256 (hex)."""
-        digest = hashlib.sha256(data).hexdigest()
-        async with self._write() as conn:
-            row = (await conn.execute(select(t.blobs.c.complete).where(t.blobs.c.hash == digest))).first()
-            if row is None or not row[0]:
-                values = {
-                    "hash": digest,
-                    "size": len(data),
-                    "received": len(data),
-                    "data": data,
-                    "complete": True,
-                    "updated_at": time.time(),
-                }
-                await _upsert(conn, t.blobs, values, keys=("hash",))
-        return digest
-
-    async def blob_state(self, digest: str) -> tuple[int, int, bool] | None:
-        """(size, contiguous bytes held, complete) or None."""
-        async with self.db.reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.complete).where(t.blobs.c.hash == digest)
-                )
-            ).first()
-        return (int(row[0]), int(row[1]), bool(row[2])) if row else None
-
-    async def blob_append(self, digest: str, size: int, offset: int, data: bytes) -> tuple[int, bool]:
-        """Add a chunk at ``offset`` if it continues what is held; returns (held, complete).
-
-        A chunk at any other offset changes nothing: the reply tells the sender where to resume.
-        When the last byte arrives the whole content must hash to ``digest`` or it is thrown away.
-        """
-        if size < 0 or size > MAX_BLOB_BYTES:
-            raise FrameError(f"attachment of {size} bytes exceeds the limit of {MAX_BLOB_BYTES}")
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.complete, t.blobs.c.data).where(
-                        t.blobs.c.hash == digest
-                    )
-                )
-            ).first()
-            held, complete, content = (int(row[1]), bool(row[2]), bytes(row[3])) if row else (0, False, b"")
-            if row is not None and int(row[0]) != size:
-                raise FrameError(f"attachment {digest[:12]} is {row[0]} bytes here, not {size}")
-            if complete or offset != held or not data:
-                return held, complete
-            content += data[: size - held]
-            held = len(content)
-            complete = held == size
-            if complete and hashlib.sha256(content).hexdigest() != digest:
-                content, held, complete = b"", 0, False  # corrupted on the way: start again
-            values = {
-                "hash": digest,
-                "size": size,
-                "received": held,
-                "data": content,
-                "complete": complete,
-                "updated_at": time.time(),
-            }
-            await _upsert(conn, t.blobs, values, keys=("hash",))
-            return held, complete
-
-    async def blob_read(self, digest: str, offset: int, max_bytes: int) -> tuple[int, int, bytes]:
-        """(size, contiguous bytes held, data from offset)."""
-        async with self.db.reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.data).where(t.blobs.c.hash == digest)
-                )
-            ).first()
-        if row is None:
-            return 0, 0, b""
-        size, held, content = int(row[0]), int(row[1]), bytes(row[2])
-        return size, held, content[offset : min(held, offset + max(0, max_bytes))]
-
-    async def attachments(self, *, scopes: Iterable[str] | None = None) -> dict[str, int]:
-        """Attachments named by applied attach actions (of errands of ``scopes``): hash -> size."""
-        query = select(t.actions.c.body).where(t.actions.c.kind == "attach", t.actions.c.status == "applied")
-        if scopes is not None:
-            query = query.where(t.actions.c.scope.in_(list(scopes)))
-        async with self.db.reader.connect() as conn:
-            bodies = (await conn.execute(query)).scalars().all()
-        out: dict[str, int] = {}
-        for body in bodies:
-            action = decode_action(body)
-            out[getattr(action, "blob", "")] = int(getattr(action, "size", 0))
-        return out
-
-    async def blobs_wanted(self) -> dict[str, int]:
-        """Attachments this node should hold but does not have whole yet."""
-        named = await self.attachments()
-        async with self.db.reader.connect() as conn:
-            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
-        return {h: size for h, size in named.items() if h not in complete}
-
-    async def blobs_to_send(self, peer: str) -> dict[str, int]:
-        """Whole attachments held here that ``peer`` has not acknowledged."""
-        named = await self.attachments()
-        async with self.db.reader.connect() as conn:
-            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
-            acked = set((await conn.execute(select(t.blob_acks.c.hash).where(t.blob_acks.c.peer == peer))).scalars())
-        return {h: size for h, size in named.items() if h in complete and h not in acked}
-
-    async def ack_blob(self, peer: str, digest: str) -> None:
-        async with self._write() as conn:
-            exists = await conn.scalar(
-                select(func.count())
-                .select_from(t.blob_acks)
-                .where(t.blob_acks.c.peer == peer, t.blob_acks.c.hash == digest)
-            )
-            if not exists:
-                await conn.execute(insert(t.blob_acks).values(peer=peer, hash=digest))
-
-    async def add_traffic(self, kind: str, count: int, *, day: str) -> int:
-        """Count ``count`` bytes of ``kind`` against ``day``; returns the day's total."""
-        async with self._write() as conn:
-            held = int(
-                await conn.scalar(select(t.traffic.c.bytes).where(t.traffic.c.day == day, t.traffic.c.kind == kind))
-                or 0
-            )
-            await _upsert(conn, t.traffic, {"day": day, "kind": kind, "bytes": held + count}, keys=("day", "kind"))
-        return held + count
-
-    async def traffic(self, day: str) -> dict[str, int]:
-        async with self.db.reader.connect() as conn:
-            rows = (await conn.execute(select(t.traffic.c.kind, t.traffic.c.bytes).where(t.traffic.c.day == day))).all()
-        return {str(k): int(v) for k, v in rows}
-
-    async def outbox_size(self) -> int:
-        async with self.db.reader.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(t.outbox)) or 0)
 
     # -- receiving -------------------------------------------------------------------
 
@@ -750,383 +617,6 @@ class Store:
             else:
                 await conn.execute(update(t.exchanges).where(t.exchanges.c.peer == peer).values(**values))
 
-    async def log_event(
-        self, kind: str, peer: str, detail: dict[str, Any], *, conn: AsyncConnection | None = None
-    ) -> None:
-        """Write an entry to the node's event log (sync faults, security events), in ``conn``'s transaction if given."""
-        await self._log_event(kind, peer, detail, conn=conn)
-
-    async def _log_event(
-        self, kind: str, peer: str, detail: dict[str, Any], *, conn: AsyncConnection | None = None
-    ) -> None:
-        values = {"at": time.time(), "kind": kind, "peer": peer, "detail": json.dumps(detail, ensure_ascii=False)}
-        if conn is not None:
-            await conn.execute(insert(t.events).values(**values))
-            return
-        async with self._write() as own:
-            await own.execute(insert(t.events).values(**values))
-
-    # -- documents, counters, reports -------------------------------------------------
-
-    async def document(self, kind: str) -> tuple[int, bytes] | None:
-        async with self.db.reader.connect() as conn:
-            row = (
-                await conn.execute(select(t.documents.c.version, t.documents.c.blob).where(t.documents.c.kind == kind))
-            ).first()
-        return (int(row[0]), bytes(row[1])) if row else None
-
-    async def put_document(self, kind: str, version: int, blob: bytes, digest: str) -> bool:
-        """Keep ``blob`` if it is newer than what is held; True if it was kept."""
-        async with self._write() as conn:
-            held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
-            if held is not None and held >= version:
-                return False
-            values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
-            await _upsert(conn, t.documents, values, keys=("kind",))
-        return True
-
-    async def meta_value(self, key: str) -> str | None:
-        async with self.db.reader.connect() as conn:
-            value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key))
-        return None if value is None else str(value)
-
-    async def set_meta(self, key: str, value: str) -> None:
-        async with self._write() as conn:
-            await _upsert(conn, t.meta, {"key": key, "value": value}, keys=("key",))
-
-    async def next_counter(self, name: str) -> int:
-        """A durable counter: a number handed out once is never handed out again by this store."""
-        async with self._write() as conn:
-            key = f"counter:{name}"
-            value = int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)) or 0) + 1
-            await _upsert(conn, t.meta, {"key": key, "value": str(value)}, keys=("key",))
-        return value
-
-    async def record_reports(self, reports: Iterable[NodeReport], *, via: str) -> None:
-        """Keep the newest report of each node below this one."""
-        wanted = [r for r in reports if r.node in self._subtree and r.node != self.node_id]
-        if not wanted:
-            return
-        async with self._write() as conn:
-            held = dict(
-                (
-                    await conn.execute(
-                        select(t.node_reports.c.node, t.node_reports.c.at).where(
-                            t.node_reports.c.node.in_([r.node for r in wanted])
-                        )
-                    )
-                ).all()
-            )
-            for report in wanted:
-                if held.get(report.node, -1) >= report.at:
-                    continue
-                body = msgspec.json.encode(report).decode()
-                await _upsert(
-                    conn,
-                    t.node_reports,
-                    {"node": report.node, "at": report.at, "via": via, "body": body},
-                    keys=("node",),
-                )
-
-    async def reports(self) -> list[NodeReport]:
-        async with self.db.reader.connect() as conn:
-            bodies = (await conn.execute(select(t.node_reports.c.body).order_by(t.node_reports.c.node))).scalars()
-            return [msgspec.json.decode(b, type=NodeReport) for b in bodies]
-
-    async def own_report(self, *, catalogue_version: int, clock_offset_ms: int, day: str) -> NodeReport:
-        """``day``: the business day (ISO date, China Standard Time) whose traffic the report counts."""
-        status = await self.status()
-        parent = status["parent"]
-        exchange = status["exchanges"].get(parent, {}) if parent else {}
-        open_errands = sum(v for k, v in status["errands_by_stage"].items() if k not in ("delivered", "closed"))
-        return NodeReport(
-            node=self.node_id,
-            at=self.clock.now(),
-            catalogue_version=catalogue_version,
-            queue_length=status["queue_length"],
-            oldest_unacked_s=status["oldest_unacked_s"],
-            last_error=str(exchange.get("last_error") or ""),
-            bytes_sent_today=sum((await self.traffic(day)).values()),
-            clock_offset_ms=clock_offset_ms,
-            open_errands=open_errands,
-            quarantined=status["quarantined_batches"],
-        )
-
-    # -- reading -----------------------------------------------------------------------
-
-    async def errand(self, errand_id: str, *, include_complaints: bool = False) -> dict[str, Any] | None:
-        async with self.db.reader.connect() as conn:
-            row = (await conn.execute(select(t.errands).where(t.errands.c.id == errand_id))).mappings().first()
-            if row is None:
-                return None
-            acts = (
-                await conn.execute(
-                    select(t.actions.c.body, t.actions.c.status, t.actions.c.reason)
-                    .where(t.actions.c.errand == errand_id)
-                    .order_by(t.actions.c.at, t.actions.c.id)
-                )
-            ).all()
-        history = []
-        for body, status, reason in acts:
-            action = decode_action(body)
-            item = msgspec.to_builtins(action)
-            if isinstance(action, Register):
-                item.pop("sealed", None)  # never hand the ciphertext on; show what this node may read
-                item["applicant"] = self._applicant_dict(self._applicant_view(action))
-            if item["kind"] == "complain" and not include_complaints:
-                continue  # complaints are for supervisors and inspectors only, never the desk complained about
-            item["status"] = status
-            if reason:
-                item["reason"] = reason
-            history.append(item)
-        return {**_plain(row), "history": history}
-
-    async def errands(
-        self,
-        *,
-        stage: str | None = None,
-        holder: str | None = None,
-        matter: str | None = None,
-        scope: str | None = None,
-        receipt: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
-        if receipt:
-            query = query.where(t.errands.c.receipt == receipt)
-        if stage:
-            query = query.where(t.errands.c.stage == stage)
-        if holder:
-            query = query.where(t.errands.c.holder == holder)
-        if matter:
-            query = query.where(t.errands.c.matter == matter)
-        if scope:
-            query = query.where(t.errands.c.scope == scope)
-        async with self.db.reader.connect() as conn:
-            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
-            rows = (
-                (
-                    await conn.execute(
-                        query.order_by(t.errands.c.registered_at, t.errands.c.id).limit(limit).offset(offset)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [_plain(r) for r in rows], int(total or 0)
-
-    async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The full projected state of each errand (steps taken, sub-tasks, pauses ...)."""
-        out: dict[str, dict[str, Any]] = {}
-        async with self.db.reader.connect() as conn:
-            for start in range(0, len(errand_ids), 500):
-                chunk = list(errand_ids[start : start + 500])
-                rows = (
-                    await conn.execute(select(t.errands.c.id, t.errands.c.state).where(t.errands.c.id.in_(chunk)))
-                ).all()
-                for errand_id, state in rows:
-                    if state is not None:
-                        out[errand_id] = msgspec.msgpack.decode(state)
-        return out
-
-    async def annotations(self, kind: str, *, limit: int = 500) -> list[dict[str, Any]]:
-        async with self.db.reader.connect() as conn:
-            bodies = (
-                await conn.execute(
-                    select(t.actions.c.body)
-                    .where(t.actions.c.kind == kind, t.actions.c.status == "applied")
-                    .order_by(t.actions.c.at.desc())
-                    .limit(limit)
-                )
-            ).scalars()
-            return [msgspec.to_builtins(decode_action(b)) for b in bodies]
-
-    async def annotation_counts(self, kind: str, field: str) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for item in await self.annotations(kind, limit=100_000):
-            counts[str(item.get(field, ""))] += 1
-        return dict(counts)
-
-    def _applicant_view(self, register: Register) -> ApplicantView:
-        return applicant_view(register, self.sealing_key)
-
-    @staticmethod
-    def _applicant_dict(view: ApplicantView) -> dict[str, Any]:
-        """The history's ``applicant``: name, id_number, phone as before; income/health and the seal's
-        status only when there is something to say."""
-        out: dict[str, Any] = {"name": view.name, "id_number": view.id_number, "phone": view.phone}
-        if view.income:
-            out["income"] = view.income
-        if view.health:
-            out["health"] = view.health
-        if view.sealed:
-            out["sealed"] = True
-            out["readable"] = view.readable
-        return out
-
-    async def applicant(self, errand_id: str) -> ApplicantView | None:
-        """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
-        async with self.db.reader.connect() as conn:
-            body = await conn.scalar(
-                select(t.actions.c.body).where(
-                    t.actions.c.errand == errand_id, t.actions.c.kind == "register", t.actions.c.status == "applied"
-                )
-            )
-        if body is None:
-            return None
-        action = decode_action(body)
-        if not isinstance(action, Register):
-            return None
-        return self._applicant_view(action)
-
-    async def applicant_phone(self, errand_id: str) -> str:
-        view = await self.applicant(errand_id)
-        return view.phone if view is not None else ""
-
-    async def queue_notification(self, errand_id: str, event: str, phone: str, text: str) -> bool:
-        """Queue a message once per (errand, event); False if it was queued before.
-
-        ``phone`` is what the row keeps: the duties queue a masked number (``sanji.duties.mask_phone``)
-        and open the real one from the errand when they send.
-        """
-        async with self._write() as conn:
-            exists = await conn.scalar(
-                select(func.count())
-                .select_from(t.notifications)
-                .where(t.notifications.c.errand == errand_id, t.notifications.c.event == event)
-            )
-            if exists:
-                return False
-            await conn.execute(
-                insert(t.notifications).values(
-                    errand=errand_id, event=event, phone=phone, text=text, created_at=time.time(), error=""
-                )
-            )
-        return True
-
-    async def unsent_notifications(self) -> list[dict[str, Any]]:
-        async with self.db.reader.connect() as conn:
-            rows = (
-                (await conn.execute(select(t.notifications).where(t.notifications.c.sent_at.is_(None))))
-                .mappings()
-                .all()
-            )
-        return [_plain(r) for r in rows]
-
-    async def mark_notification(self, notification_id: int, *, error: str = "", phone: str | None = None) -> None:
-        """Record a failed attempt (``error``) or the message as sent; ``phone`` replaces the kept number."""
-        values: dict[str, Any] = {"error": error} if error else {"sent_at": time.time(), "error": ""}
-        if phone is not None:
-            values["phone"] = phone
-        async with self._write() as conn:
-            await conn.execute(update(t.notifications).where(t.notifications.c.id == notification_id).values(**values))
-
-    async def mask_sent_notification_phones(self, mask: Callable[[str], str]) -> int:
-        """Replace the phone of every sent message by ``mask(phone)`` where that differs; how many rows changed."""
-        sent = t.notifications.c.sent_at.is_not(None)
-        async with self.db.reader.connect() as conn:
-            rows = (await conn.execute(select(t.notifications.c.id, t.notifications.c.phone).where(sent))).all()
-        changes = {row.id: mask(row.phone) for row in rows if mask(row.phone) != row.phone}
-        if changes:
-            async with self._write() as conn:
-                for notification_id, masked in changes.items():
-                    await conn.execute(
-                        update(t.notifications).where(t.notifications.c.id == notification_id).values(phone=masked)
-                    )
-        return len(changes)
-
-    async def worklist(self) -> list[dict[str, Any]]:
-        """Errands on their way here, or held here and not yet closed."""
-        mine = (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
-        query = select(t.errands).where(mine | (t.errands.c.pending_to == self.node_id))
-        async with self.db.reader.connect() as conn:
-            rows = (await conn.execute(query.order_by(t.errands.c.registered_at, t.errands.c.id))).mappings().all()
-        return [_plain(r) for r in rows]
-
-    async def digests(self) -> dict[str, str]:
-        async with self.db.reader.connect() as conn:
-            rows = (await conn.execute(select(t.errands.c.id, t.errands.c.digest))).all()
-        return {r[0]: r[1] for r in rows}
-
-    async def status(self) -> dict[str, Any]:
-        parent = self.directory.parent(self.node_id)
-        async with self.db.reader.connect() as conn:
-            streams = (
-                (await conn.execute(select(t.streams).order_by(t.streams.c.origin, t.streams.c.scope))).mappings().all()
-            )
-            acks = {}
-            if parent:
-                acks = {
-                    StreamKey(o, s): q
-                    for o, s, q in (
-                        await conn.execute(
-                            select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
-                                t.peer_acks.c.peer == parent
-                            )
-                        )
-                    ).all()
-                }
-            outbox = await conn.scalar(select(func.count()).select_from(t.outbox))
-            # Work not yet sealed counts as waiting too: a node whose parent is dark seals nothing.
-            oldest_outbox = await conn.scalar(
-                select(func.min(t.actions.c.at)).select_from(
-                    t.outbox.join(t.actions, t.actions.c.id == t.outbox.c.action_id)
-                )
-            )
-            held = await conn.scalar(select(func.count()).select_from(t.held))
-            quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
-            by_stage: dict[str, int] = dict(
-                (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
-            )
-            exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
-        stream_list = []
-        queue = int(outbox or 0)
-        oldest_unacked: float | None = wall_seconds(int(oldest_outbox)) if (parent and oldest_outbox) else None
-        unacked_keys: list[tuple[StreamKey, int]] = []
-        for s in streams:
-            key = StreamKey(s["origin"], s["scope"])
-            entry: dict[str, Any] = {"origin": key.origin, "scope": key.scope, "seq": s["seq"]}
-            if parent and key.origin in self._subtree:
-                acked = acks.get(key, 0)
-                entry["acked_by_parent"] = acked
-                queue += max(0, s["seq"] - acked)
-                if s["seq"] > acked:
-                    unacked_keys.append((key, acked + 1))
-            stream_list.append(entry)
-        if unacked_keys:
-            async with self.db.reader.connect() as conn:
-                for key, seq in unacked_keys:
-                    at = await conn.scalar(
-                        select(t.batches.c.received_at).where(
-                            t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == seq
-                        )
-                    )
-                    if at is not None and (oldest_unacked is None or at < oldest_unacked):
-                        oldest_unacked = float(at)
-        ex = {e["peer"]: _plain(e) for e in exchanges}
-        return {
-            "id": self.node_id,
-            "role": self.directory.role(self.node_id),
-            "parent": parent,
-            "children": self.directory.children(self.node_id),
-            "instance_id": self.instance_id,
-            "streams": stream_list,
-            "queue_length": queue,
-            "oldest_unacked_s": round(time.time() - oldest_unacked, 1) if oldest_unacked else 0.0,
-            "held_batches": int(held or 0),
-            "quarantined_batches": int(quarantined or 0),
-            "errands_by_stage": {k: int(v) for k, v in by_stage.items()},
-            "exchanges": ex,
-            "last_exchange_ok_at": ex.get(parent, {}).get("last_ok_at") if parent else None,
-            # Security alarms about nodes below (a clone frozen by its parent), as their reports carried them up.
-            "alarms": [
-                {"node": r.node, "message": r.last_error.removeprefix(ALARM_PREFIX)}
-                for r in await self.reports()
-                if r.last_error.startswith(ALARM_PREFIX)
-            ],
-        }
-
     # -- internals ---------------------------------------------------------------------
 
     async def _cursor(self, conn: AsyncConnection, key: StreamKey) -> tuple[int, bytes]:
@@ -1271,29 +761,3 @@ class Store:
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
-
-
-def _plain(row: Any) -> dict[str, Any]:
-    # Column names come back as sqlalchemy's str subclass, which msgspec will not take as str.
-    return {str(k): v for k, v in row.items()}
-
-
-async def _upsert_many(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], *, keys: tuple[str, ...]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
-    updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
-
-
-async def _upsert(
-    conn: AsyncConnection, table: Any, values: dict[str, Any], *, keys: tuple[str, ...], greatest: str | None = None
-) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(**values)
-    updates = {k: v for k, v in values.items() if k not in keys}
-    if greatest is not None:
-        col = getattr(table.c, greatest)
-        updates[greatest] = (
-            func.max(col, stmt.excluded[greatest]) if dialect is sqlite else func.greatest(col, stmt.excluded[greatest])
-        )
-    await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))

@@ -18,7 +18,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
-from sanji.store.repo import MAX_BLOB_BYTES
+from sanji.store.blobs import MAX_BLOB_BYTES
 from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
 from sanji.worklist import prioritised

@@ -1,7 +1,7 @@
-"""sanji.audit: a clean store verifies clean; every kind of tampering is reported where it happened.
+"""sanji.evidence: a clean store verifies clean; every kind of tampering is reported where it happened.
 
 The stores are real: a county of one township and two villages runs in-process
-(tests/audit/audit_kit.py: built once per module, copied for each test), staff move
+(tests/evidence/evidence_kit.py: built once per module, copied for each test), staff move
 errands with ``ErrandService`` and every node syncs after each round, so the county holds
 several signed, chained batches in every stream. Tampering is done the way an insider with the database file would:
 UPDATE/DELETE on the SQLite file.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_kit import (
+from evidence_kit import (
     COUNTY,
     TOWN,
     VILLAGE,
@@ -41,8 +41,8 @@ from protocol.batch import GENESIS, frame_hash, open_frame, seal
 from protocol.encoding import decode_action, encode
 from protocol.errors import SanjiError
 from protocol.signing import SigningKey
-from sanji import audit
-from sanji.audit import KINDS, AuditReport, Problem, export_errand, verify, verify_bundle
+from sanji import evidence
+from sanji.evidence import KINDS, EvidenceReport, Problem, export_errand, verify, verify_bundle
 from sanji.forms import RegisterForm
 from sanji.layout import Layout
 from sanji.store import Store
@@ -74,15 +74,15 @@ async def county(
         await net.close()
 
 
-def kinds(report: AuditReport) -> Counter[str]:
+def kinds(report: EvidenceReport) -> Counter[str]:
     return Counter(p.kind for p in report.problems)
 
 
-def only(report: AuditReport, kind: str) -> list[Problem]:
+def only(report: EvidenceReport, kind: str) -> list[Problem]:
     return [p for p in report.problems if p.kind == kind]
 
 
-def assert_consequences_only(report: AuditReport, errands: set[str], actions: set[str]) -> None:
+def assert_consequences_only(report: EvidenceReport, errands: set[str], actions: set[str]) -> None:
     """Besides the batch problem: a digest problem for exactly ``errands``, an unbacked history row for
     exactly ``actions`` -- the actions the missing or refused batch carried -- and nothing else."""
     assert {p.errand for p in only(report, "digest_mismatch")} == errands
@@ -128,7 +128,7 @@ async def test_worker_reads_are_rechecked_in_the_snapshot_when_the_node_wrote_me
     await set_digest(store, errands[VILLAGE][0], "0" * 64)
     quiet = await verify(store, workers=2)
     assert "phase2_rechecked_in_snapshot" not in quiet.timings
-    monkeypatch.setattr(audit._Fence, "changed", lambda self: True)
+    monkeypatch.setattr(evidence._Fence, "changed", lambda self: True)
     busy = await verify(store, workers=2)
     assert busy.timings["phase2_rechecked_in_snapshot"] == 1
     assert busy.problems == quiet.problems == (await verify(store, workers=1)).problems

@@ -1,17 +1,20 @@
-"""``sanji audit verify | export | check-bundle`` on a real node's files (config, key, directory, SQLite)."""
+"""``sanji verify store | export | check-bundle`` (and the old ``sanji audit``) on a real node's files
+(config, key, directory, SQLite)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from sanji.cli import audit_cmd
+from sanji.cli import verify_cmd
 from sanji.cli.common import node_store
+from sanji.cli.main import build_parser
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.forms import ActionForm, RegisterForm
@@ -19,10 +22,10 @@ from sanji.service import ErrandService
 
 
 def sanji(*argv: str) -> int:
-    """The `sanji` command with only the audit subcommand wired in (as main.py will wire it)."""
+    """The `sanji` command with only the verify subcommand (and its old name) wired in, as main.py wires them."""
     parser = argparse.ArgumentParser(prog="sanji")
     sub = parser.add_subparsers(dest="command", required=True)
-    audit_cmd.add_parser(sub)
+    verify_cmd.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 
@@ -55,10 +58,10 @@ def db_file(config: Path) -> Path:
 
 def test_verify_a_clean_node(village: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     config, _, _ = village
-    assert sanji("audit", "verify", "--config", str(config)) == 0
+    assert sanji("verify", "store", "--config", str(config)) == 0
     out = capsys.readouterr().out
     assert out.startswith("audit of T01V01: clean")
-    assert sanji("audit", "verify", "--config", str(config), "--json") == 0
+    assert sanji("verify", "store", "--config", str(config), "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True and report["batches"] == 4 and report["outbox_actions"] == 1
 
@@ -69,11 +72,11 @@ def test_verify_reports_tampering_with_exit_1(
     config, _, _ = village
     with sqlite3.connect(db_file(config)) as con:
         con.execute("DELETE FROM batches WHERE seq = 2")
-    assert sanji("audit", "verify", "--config", str(config)) == 1
+    assert sanji("verify", "store", "--config", str(config)) == 1
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("audit of T01V01: ") and "problem(s)" in out.splitlines()[0]
     assert "[gap] stream T01V01->T01V01, batch 2: batch 2 is missing" in out
-    assert sanji("audit", "verify", "--config", str(config), "--json", "--workers", "1") == 1
+    assert sanji("verify", "store", "--config", str(config), "--json", "--workers", "1") == 1
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert {"kind": "gap", "stream": "T01V01->T01V01", "seq": 2}.items() <= problems[0].items()
 
@@ -83,19 +86,19 @@ def test_export_then_check_the_bundle_offline(
 ) -> None:
     config, directory, errand = village
     out = tmp_path / "evidence.json"
-    assert sanji("audit", "export", "--config", str(config), "--errand", errand, "--out", str(out)) == 0
+    assert sanji("verify", "export", "--config", str(config), "--errand", errand, "--out", str(out)) == 0
     assert f"wrote the evidence of errand {errand}: 3 actions" in capsys.readouterr().out
     bundle = json.loads(out.read_text(encoding="utf-8"))
     assert [h["kind"] for h in bundle["history"]] == ["register", "handoff", "note"]
-    assert sanji("audit", "check-bundle", str(out)) == 0
+    assert sanji("verify", "check-bundle", str(out)) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"VERIFIED: errand {errand}") and "keys from bundle" in text
-    assert sanji("audit", "check-bundle", str(out), "--directory", str(directory), "--json") == 0
+    assert sanji("verify", "check-bundle", str(out), "--directory", str(directory), "--json") == 0
     assert json.loads(capsys.readouterr().out)["keys_from"] == "directory"
 
     bundle["history"][0]["actor"] = "别人"
     out.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
-    assert sanji("audit", "check-bundle", str(out), "--directory", str(directory)) == 1
+    assert sanji("verify", "check-bundle", str(out), "--directory", str(directory)) == 1
     assert "NOT VERIFIED" in capsys.readouterr().out
 
 
@@ -103,13 +106,43 @@ def test_clear_errors_with_exit_2(
     village: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, _, _ = village
-    assert sanji("audit", "verify", "--config", str(tmp_path / "nope.toml")) == 2
+    assert sanji("verify", "store", "--config", str(tmp_path / "nope.toml")) == 2
     assert "does not exist" in capsys.readouterr().err
     out = tmp_path / "x.json"
-    assert sanji("audit", "export", "--config", str(config), "--errand", "T01V01-none", "--out", str(out)) == 2
+    assert sanji("verify", "export", "--config", str(config), "--errand", "T01V01-none", "--out", str(out)) == 2
     assert "not held at T01V01" in capsys.readouterr().err and not out.exists()
-    assert sanji("audit", "check-bundle", str(tmp_path / "missing.json")) == 2
+    assert sanji("verify", "check-bundle", str(tmp_path / "missing.json")) == 2
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
-    assert sanji("audit", "check-bundle", str(tmp_path / "bad.json")) == 2
+    assert sanji("verify", "check-bundle", str(tmp_path / "bad.json")) == 2
     (tmp_path / "list.json").write_text("[]", encoding="utf-8")
-    assert sanji("audit", "check-bundle", str(tmp_path / "list.json")) == 2
+    assert sanji("verify", "check-bundle", str(tmp_path / "list.json")) == 2
+
+
+def test_the_old_name_still_works_after_a_one_line_notice(
+    village: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operators' scripts calling ``sanji audit …`` keep working; stderr says once what the new name is."""
+    config, _, errand = village
+
+    def run(*argv: str) -> int:  # the whole command line, as main.py builds it
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+
+    assert run("verify", "store", "--config", str(config)) == 0
+    new = capsys.readouterr()
+    assert new.err == ""
+    assert run("audit", "verify", "--config", str(config)) == 0
+    old = capsys.readouterr()
+
+    def untimed(text: str) -> str:
+        return re.sub(r"\d+(\.\d+)? s on", "_ s on", text)
+
+    assert untimed(old.out) == untimed(new.out) and old.out.startswith("audit of T01V01: clean")
+    assert old.err.splitlines() == [verify_cmd.DEPRECATED] and "sanji verify store" in old.err
+    out = tmp_path / "old.json"
+    assert run("audit", "export", "--config", str(config), "--errand", errand, "--out", str(out)) == 0
+    assert run("audit", "check-bundle", str(out)) == 0
+    assert "VERIFIED: errand" in capsys.readouterr().out
+    with sqlite3.connect(db_file(config)) as con:
+        con.execute("DELETE FROM batches WHERE seq = 2")
+    assert run("audit", "verify", "--config", str(config)) == 1  # the exit codes are the new command's

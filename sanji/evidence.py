@@ -1,4 +1,7 @@
-"""Audit: re-check what a node stores against the signatures that make it evidence.
+"""Evidence: re-check what a node stores against the signatures that make it evidence (``sanji verify``).
+
+Not the staff's audit log (``sanji.auth.book``: who did what, hash-chained); this module re-checks
+the signed batches themselves.
 
 责任追究 (DOMAIN.md): every action records who, where and when, and must hold up as
 evidence. A node's database is evidence only because every batch in it is signed by
@@ -119,7 +122,7 @@ class Problem:
 
 
 @dataclass
-class AuditReport:
+class EvidenceReport:
     node: str
     streams: int = 0
     batches: int = 0
@@ -211,7 +214,7 @@ def _gc_paused() -> Iterator[None]:
 def _directory(directory: Directory | None) -> Directory:
     chosen = directory or _worker_directory
     if chosen is None:
-        raise RuntimeError("audit worker started without a directory")
+        raise RuntimeError("evidence worker started without a directory")
     return chosen
 
 
@@ -793,7 +796,7 @@ async def verify(
     chunk_bytes: int = 2 * 1024 * 1024,
     errands_per_shard: int = 10_000,
     check_history: bool = True,
-) -> AuditReport:
+) -> EvidenceReport:
     """Re-check every stored batch, chain, errand digest and history row of ``store``'s node.
 
     ``workers``: processes to verify on; by default up to 2 (the cores of a township PC), or 1
@@ -819,7 +822,7 @@ async def _verify(
     errands_per_shard: int,
     check_history: bool,
     started: float,
-) -> AuditReport:
+) -> EvidenceReport:
     directory = store.directory
     async with store.db.reader.connect() as conn:
         if conn.dialect.name == "postgresql":
@@ -828,7 +831,7 @@ async def _verify(
             if workers is None:
                 batches = int(await conn.scalar(select(func.count()).select_from(t.batches)) or 0)
                 workers = 1 if batches < SMALL_STORE_BATCHES else min(2, os.cpu_count() or 1)
-            report = AuditReport(node=store.node_id, workers=max(1, workers))
+            report = EvidenceReport(node=store.node_id, workers=max(1, workers))
             pool: ProcessPoolExecutor | None = None
             if workers > 1:
                 pool = ProcessPoolExecutor(
@@ -850,7 +853,7 @@ async def _verify(
 async def _run(
     conn: AsyncConnection,
     runner: _Runner,
-    report: AuditReport,
+    report: EvidenceReport,
     fence: _Fence | None,
     chunk_bytes: int,
     errands_per_shard: int,
@@ -1200,7 +1203,7 @@ async def export_errand(store: Store, errand_id: str) -> dict[str, Any]:
         ],
         "nodes": nodes,
         "problems": problems,
-        "how_to_verify": "sanji audit check-bundle THIS_FILE.json --directory directory.json",
+        "how_to_verify": "sanji verify check-bundle THIS_FILE.json --directory directory.json",
     }
 
 

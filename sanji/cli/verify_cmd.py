@@ -1,13 +1,17 @@
-"""``sanji audit``: re-check a node's stored evidence, export one errand's evidence, check an export.
+"""``sanji verify``: re-check a node's stored evidence, export one errand's evidence, check an export.
 
-    sanji audit verify --config NODE.toml [--json] [--workers N]
-    sanji audit export --config NODE.toml --errand ID --out FILE.json
-    sanji audit check-bundle FILE.json [--directory directory.json] [--json]
+    sanji verify store --config NODE.toml [--json] [--workers N]
+    sanji verify export --config NODE.toml --errand ID --out FILE.json
+    sanji verify check-bundle FILE.json [--directory directory.json] [--json]
 
-``verify`` exits 0 when everything checks out, 1 when it found problems, 2 when it could
+``store`` exits 0 when everything checks out, 1 when it found problems, 2 when it could
 not run. ``check-bundle`` needs no node and no database: an inspector (纪检监察) runs it
 on the exported file alone, ideally with the county's directory file so the keys in the
 bundle are checked against the ones the county published.
+
+``sanji audit verify | export | check-bundle`` is the old name: it still works, after a one-line
+notice on stderr, so operators' scripts keep running while they are changed ("audit" is the staff's
+audit log, ``sanji accounts log``; this command checks evidence).
 """
 
 from __future__ import annotations
@@ -17,39 +21,61 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from protocol.errors import SanjiError
-from sanji.audit import AuditReport, export_errand, verify, verify_bundle
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
+from sanji.evidence import EvidenceReport, export_errand, verify, verify_bundle
 from sanji.keys import read_directory
+
+DEPRECATED = (
+    "note: `sanji audit` is now `sanji verify` (`sanji audit verify` is `sanji verify store`);"
+    " the old name will be removed in a later release"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    audit = sub.add_parser("audit", help="re-check stored batches, chains and digests; export or check evidence")
-    commands = audit.add_subparsers(dest="audit_command", required=True, metavar="AUDIT_COMMAND")
+    verify_parser = sub.add_parser(
+        "verify", help="re-check stored batches, chains and digests; export or check evidence"
+    )
+    _add_commands(verify_parser, store="store", dest="verify_command")
+    audit = sub.add_parser("audit", help="deprecated: the old name of `sanji verify`")
+    _add_commands(audit, store="verify", dest="audit_command", notice=DEPRECATED)
 
-    ver = commands.add_parser("verify", help="re-check every stored batch, chain, digest and history row")
+
+def _add_commands(parser: argparse.ArgumentParser, *, store: str, dest: str, notice: str = "") -> None:
+    commands = parser.add_subparsers(dest=dest, required=True, metavar="COMMAND")
+
+    def run(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        def noted(args: argparse.Namespace) -> int:
+            if notice:
+                print(notice, file=sys.stderr)
+            return func(args)
+
+        return noted
+
+    ver = commands.add_parser(store, help="re-check every stored batch, chain, digest and history row")
     ver.add_argument("--config", required=True, help="the node's TOML config")
     ver.add_argument("--json", action="store_true", help="print the whole report as JSON")
     ver.add_argument("--workers", type=int, default=None, help="processes to use (default: up to 2)")
-    ver.set_defaults(func=lambda a: run_verify(a.config, as_json=a.json, workers=a.workers))
+    ver.set_defaults(func=run(lambda a: run_verify(a.config, as_json=a.json, workers=a.workers)))
 
     exp = commands.add_parser("export", help="write one errand's evidence bundle (JSON) for an inspector")
     exp.add_argument("--config", required=True, help="the node's TOML config")
     exp.add_argument("--errand", required=True, help="the errand id")
     exp.add_argument("--out", required=True, help="file to write, e.g. T01V01-xxxx.evidence.json")
-    exp.set_defaults(func=lambda a: run_export(a.config, a.errand, Path(a.out)))
+    exp.set_defaults(func=run(lambda a: run_export(a.config, a.errand, Path(a.out))))
 
     chk = commands.add_parser("check-bundle", help="re-verify an evidence bundle offline (no database needed)")
-    chk.add_argument("file", help="the bundle written by `sanji audit export`")
+    chk.add_argument("file", help="the bundle written by `sanji verify export`")
     chk.add_argument("--directory", help="the county's directory.json, to check the bundle's keys against")
     chk.add_argument("--json", action="store_true", help="print the report as JSON")
-    chk.set_defaults(func=lambda a: run_check_bundle(Path(a.file), a.directory, as_json=a.json))
+    chk.set_defaults(func=run(lambda a: run_check_bundle(Path(a.file), a.directory, as_json=a.json)))
 
 
 def _fail(message: str, hint: str = "") -> int:
@@ -59,7 +85,7 @@ def _fail(message: str, hint: str = "") -> int:
     return 2
 
 
-async def _verify(config: str, workers: int | None) -> AuditReport:
+async def _verify(config: str, workers: int | None) -> EvidenceReport:
     settings = load_settings(config)
     async with node_store(settings) as (store, _):
         return await verify(store, workers=workers)

@@ -1,0 +1,141 @@
+"""Attachments: whole files made here, chunks resumed from where they stopped, who acknowledged what.
+
+A chunk at any offset but the end of what is held changes nothing; a finished file that does not hash
+to its name is thrown away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import func, insert, select
+
+from protocol.bounds import MAX_ATTACHMENT_BYTES
+from protocol.encoding import decode_action
+from protocol.errors import FrameError
+from sanji.store import schema as t
+from sanji.store.rows import upsert as _upsert
+from sanji.store.section import Section
+
+MAX_BLOB_BYTES = MAX_ATTACHMENT_BYTES  # one scan or photo (protocol.bounds: every node agrees)
+
+
+class Blobs(Section):
+    """Attachments held here, by SHA-256, and which peer acknowledged which."""
+
+    async def put_blob(self, data: bytes) -> str:
+        """Keep a whole attachment made here; returns its SHA-256 (hex)."""
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._write() as conn:
+            row = (await conn.execute(select(t.blobs.c.complete).where(t.blobs.c.hash == digest))).first()
+            if row is None or not row[0]:
+                values = {
+                    "hash": digest,
+                    "size": len(data),
+                    "received": len(data),
+                    "data": data,
+                    "complete": True,
+                    "updated_at": time.time(),
+                }
+                await _upsert(conn, t.blobs, values, keys=("hash",))
+        return digest
+
+    async def blob_state(self, digest: str) -> tuple[int, int, bool] | None:
+        """(size, contiguous bytes held, complete) or None."""
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.complete).where(t.blobs.c.hash == digest)
+                )
+            ).first()
+        return (int(row[0]), int(row[1]), bool(row[2])) if row else None
+
+    async def blob_append(self, digest: str, size: int, offset: int, data: bytes) -> tuple[int, bool]:
+        """Add a chunk at ``offset`` if it continues what is held; returns (held, complete).
+
+        A chunk at any other offset changes nothing: the reply tells the sender where to resume.
+        When the last byte arrives the whole content must hash to ``digest`` or it is thrown away.
+        """
+        if size < 0 or size > MAX_BLOB_BYTES:
+            raise FrameError(f"attachment of {size} bytes exceeds the limit of {MAX_BLOB_BYTES}")
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.complete, t.blobs.c.data).where(
+                        t.blobs.c.hash == digest
+                    )
+                )
+            ).first()
+            held, complete, content = (int(row[1]), bool(row[2]), bytes(row[3])) if row else (0, False, b"")
+            if row is not None and int(row[0]) != size:
+                raise FrameError(f"attachment {digest[:12]} is {row[0]} bytes here, not {size}")
+            if complete or offset != held or not data:
+                return held, complete
+            content += data[: size - held]
+            held = len(content)
+            complete = held == size
+            if complete and hashlib.sha256(content).hexdigest() != digest:
+                content, held, complete = b"", 0, False  # corrupted on the way: start again
+            values = {
+                "hash": digest,
+                "size": size,
+                "received": held,
+                "data": content,
+                "complete": complete,
+                "updated_at": time.time(),
+            }
+            await _upsert(conn, t.blobs, values, keys=("hash",))
+            return held, complete
+
+    async def blob_read(self, digest: str, offset: int, max_bytes: int) -> tuple[int, int, bytes]:
+        """(size, contiguous bytes held, data from offset)."""
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.blobs.c.size, t.blobs.c.received, t.blobs.c.data).where(t.blobs.c.hash == digest)
+                )
+            ).first()
+        if row is None:
+            return 0, 0, b""
+        size, held, content = int(row[0]), int(row[1]), bytes(row[2])
+        return size, held, content[offset : min(held, offset + max(0, max_bytes))]
+
+    async def attachments(self, *, scopes: Iterable[str] | None = None) -> dict[str, int]:
+        """Attachments named by applied attach actions (of errands of ``scopes``): hash -> size."""
+        query = select(t.actions.c.body).where(t.actions.c.kind == "attach", t.actions.c.status == "applied")
+        if scopes is not None:
+            query = query.where(t.actions.c.scope.in_(list(scopes)))
+        async with self.db.reader.connect() as conn:
+            bodies = (await conn.execute(query)).scalars().all()
+        out: dict[str, int] = {}
+        for body in bodies:
+            action = decode_action(body)
+            out[getattr(action, "blob", "")] = int(getattr(action, "size", 0))
+        return out
+
+    async def blobs_wanted(self) -> dict[str, int]:
+        """Attachments this node should hold but does not have whole yet."""
+        named = await self.attachments()
+        async with self.db.reader.connect() as conn:
+            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
+        return {h: size for h, size in named.items() if h not in complete}
+
+    async def blobs_to_send(self, peer: str) -> dict[str, int]:
+        """Whole attachments held here that ``peer`` has not acknowledged."""
+        named = await self.attachments()
+        async with self.db.reader.connect() as conn:
+            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
+            acked = set((await conn.execute(select(t.blob_acks.c.hash).where(t.blob_acks.c.peer == peer))).scalars())
+        return {h: size for h, size in named.items() if h in complete and h not in acked}
+
+    async def ack_blob(self, peer: str, digest: str) -> None:
+        async with self._write() as conn:
+            exists = await conn.scalar(
+                select(func.count())
+                .select_from(t.blob_acks)
+                .where(t.blob_acks.c.peer == peer, t.blob_acks.c.hash == digest)
+            )
+            if not exists:
+                await conn.execute(insert(t.blob_acks).values(peer=peer, hash=digest))

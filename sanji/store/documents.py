@@ -1,0 +1,84 @@
+"""Documents that travel down (catalogue, calendar, trust), the ``meta`` table, durable counters, and
+the reports of the nodes below."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import select
+
+from protocol.session import NodeReport
+from sanji.store import schema as t
+from sanji.store.rows import upsert as _upsert
+from sanji.store.section import Section
+
+
+class Documents(Section):
+    """Versioned documents, ``meta`` values, counters that never hand a number out twice, node reports."""
+
+    async def document(self, kind: str) -> tuple[int, bytes] | None:
+        async with self.db.reader.connect() as conn:
+            row = (
+                await conn.execute(select(t.documents.c.version, t.documents.c.blob).where(t.documents.c.kind == kind))
+            ).first()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    async def put_document(self, kind: str, version: int, blob: bytes, digest: str) -> bool:
+        """Keep ``blob`` if it is newer than what is held; True if it was kept."""
+        async with self._write() as conn:
+            held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
+            if held is not None and held >= version:
+                return False
+            values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
+            await _upsert(conn, t.documents, values, keys=("kind",))
+        return True
+
+    async def meta_value(self, key: str) -> str | None:
+        async with self.db.reader.connect() as conn:
+            value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key))
+        return None if value is None else str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._write() as conn:
+            await _upsert(conn, t.meta, {"key": key, "value": value}, keys=("key",))
+
+    async def next_counter(self, name: str) -> int:
+        """A durable counter: a number handed out once is never handed out again by this store."""
+        async with self._write() as conn:
+            key = f"counter:{name}"
+            value = int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)) or 0) + 1
+            await _upsert(conn, t.meta, {"key": key, "value": str(value)}, keys=("key",))
+        return value
+
+    async def record_reports(self, reports: Iterable[NodeReport], *, via: str) -> None:
+        """Keep the newest report of each node below this one."""
+        wanted = [r for r in reports if r.node in self._subtree and r.node != self.node_id]
+        if not wanted:
+            return
+        async with self._write() as conn:
+            held = dict(
+                (
+                    await conn.execute(
+                        select(t.node_reports.c.node, t.node_reports.c.at).where(
+                            t.node_reports.c.node.in_([r.node for r in wanted])
+                        )
+                    )
+                ).all()
+            )
+            for report in wanted:
+                if held.get(report.node, -1) >= report.at:
+                    continue
+                body = msgspec.json.encode(report).decode()
+                await _upsert(
+                    conn,
+                    t.node_reports,
+                    {"node": report.node, "at": report.at, "via": via, "body": body},
+                    keys=("node",),
+                )
+
+    async def reports(self) -> list[NodeReport]:
+        async with self.db.reader.connect() as conn:
+            bodies = (await conn.execute(select(t.node_reports.c.body).order_by(t.node_reports.c.node))).scalars()
+            return [msgspec.json.decode(b, type=NodeReport) for b in bodies]

@@ -1,0 +1,272 @@
+"""Reading the node: errands and their histories, applicants as this node may see them, the
+worklist, digests, the node's status and its own report.
+
+``Views`` builds on ``Documents`` (the reports of the nodes below feed the status's alarms) and
+``Traffic`` (the report counts the day's bytes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Select, func, select
+
+from protocol.actions import Register
+from protocol.encoding import decode_action
+from protocol.hlc import wall_seconds
+from protocol.sealing import ApplicantView, applicant_view
+from protocol.session import ALARM_PREFIX, NodeReport
+from protocol.stream import StreamKey
+from sanji.store import schema as t
+from sanji.store.documents import Documents
+from sanji.store.rows import plain as _plain
+from sanji.store.section import INCOMPLETE
+from sanji.store.traffic import Traffic
+
+
+class Views(Documents, Traffic):
+    """What screens, the API, duties and reports read; nothing here writes."""
+
+    async def errand(self, errand_id: str, *, include_complaints: bool = False) -> dict[str, Any] | None:
+        async with self.db.reader.connect() as conn:
+            row = (await conn.execute(select(t.errands).where(t.errands.c.id == errand_id))).mappings().first()
+            if row is None:
+                return None
+            acts = (
+                await conn.execute(
+                    select(t.actions.c.body, t.actions.c.status, t.actions.c.reason)
+                    .where(t.actions.c.errand == errand_id)
+                    .order_by(t.actions.c.at, t.actions.c.id)
+                )
+            ).all()
+        history = []
+        for body, status, reason in acts:
+            action = decode_action(body)
+            item = msgspec.to_builtins(action)
+            if isinstance(action, Register):
+                item.pop("sealed", None)  # never hand the ciphertext on; show what this node may read
+                item["applicant"] = self._applicant_dict(self._applicant_view(action))
+            if item["kind"] == "complain" and not include_complaints:
+                continue  # complaints are for supervisors and inspectors only, never the desk complained about
+            item["status"] = status
+            if reason:
+                item["reason"] = reason
+            history.append(item)
+        return {**_plain(row), "history": history}
+
+    async def errands(
+        self,
+        *,
+        stage: str | None = None,
+        holder: str | None = None,
+        matter: str | None = None,
+        scope: str | None = None,
+        receipt: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
+        if receipt:
+            query = query.where(t.errands.c.receipt == receipt)
+        if stage:
+            query = query.where(t.errands.c.stage == stage)
+        if holder:
+            query = query.where(t.errands.c.holder == holder)
+        if matter:
+            query = query.where(t.errands.c.matter == matter)
+        if scope:
+            query = query.where(t.errands.c.scope == scope)
+        async with self.db.reader.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
+            rows = (
+                (
+                    await conn.execute(
+                        query.order_by(t.errands.c.registered_at, t.errands.c.id).limit(limit).offset(offset)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [_plain(r) for r in rows], int(total or 0)
+
+    async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The full projected state of each errand (steps taken, sub-tasks, pauses ...)."""
+        out: dict[str, dict[str, Any]] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(errand_ids), 500):
+                chunk = list(errand_ids[start : start + 500])
+                rows = (
+                    await conn.execute(select(t.errands.c.id, t.errands.c.state).where(t.errands.c.id.in_(chunk)))
+                ).all()
+                for errand_id, state in rows:
+                    if state is not None:
+                        out[errand_id] = msgspec.msgpack.decode(state)
+        return out
+
+    async def annotations(self, kind: str, *, limit: int = 500) -> list[dict[str, Any]]:
+        async with self.db.reader.connect() as conn:
+            bodies = (
+                await conn.execute(
+                    select(t.actions.c.body)
+                    .where(t.actions.c.kind == kind, t.actions.c.status == "applied")
+                    .order_by(t.actions.c.at.desc())
+                    .limit(limit)
+                )
+            ).scalars()
+            return [msgspec.to_builtins(decode_action(b)) for b in bodies]
+
+    async def annotation_counts(self, kind: str, field: str) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for item in await self.annotations(kind, limit=100_000):
+            counts[str(item.get(field, ""))] += 1
+        return dict(counts)
+
+    def _applicant_view(self, register: Register) -> ApplicantView:
+        return applicant_view(register, self.sealing_key)
+
+    @staticmethod
+    def _applicant_dict(view: ApplicantView) -> dict[str, Any]:
+        """The history's ``applicant``: name, id_number, phone as before; income/health and the seal's
+        status only when there is something to say."""
+        out: dict[str, Any] = {"name": view.name, "id_number": view.id_number, "phone": view.phone}
+        if view.income:
+            out["income"] = view.income
+        if view.health:
+            out["health"] = view.health
+        if view.sealed:
+            out["sealed"] = True
+            out["readable"] = view.readable
+        return out
+
+    async def applicant(self, errand_id: str) -> ApplicantView | None:
+        """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
+        async with self.db.reader.connect() as conn:
+            body = await conn.scalar(
+                select(t.actions.c.body).where(
+                    t.actions.c.errand == errand_id, t.actions.c.kind == "register", t.actions.c.status == "applied"
+                )
+            )
+        if body is None:
+            return None
+        action = decode_action(body)
+        if not isinstance(action, Register):
+            return None
+        return self._applicant_view(action)
+
+    async def applicant_phone(self, errand_id: str) -> str:
+        view = await self.applicant(errand_id)
+        return view.phone if view is not None else ""
+
+    async def worklist(self) -> list[dict[str, Any]]:
+        """Errands on their way here, or held here and not yet closed."""
+        mine = (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
+        query = select(t.errands).where(mine | (t.errands.c.pending_to == self.node_id))
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(query.order_by(t.errands.c.registered_at, t.errands.c.id))).mappings().all()
+        return [_plain(r) for r in rows]
+
+    async def digests(self) -> dict[str, str]:
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.errands.c.id, t.errands.c.digest))).all()
+        return {r[0]: r[1] for r in rows}
+
+    async def status(self) -> dict[str, Any]:
+        parent = self.directory.parent(self.node_id)
+        async with self.db.reader.connect() as conn:
+            streams = (
+                (await conn.execute(select(t.streams).order_by(t.streams.c.origin, t.streams.c.scope))).mappings().all()
+            )
+            acks = {}
+            if parent:
+                acks = {
+                    StreamKey(o, s): q
+                    for o, s, q in (
+                        await conn.execute(
+                            select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                                t.peer_acks.c.peer == parent
+                            )
+                        )
+                    ).all()
+                }
+            outbox = await conn.scalar(select(func.count()).select_from(t.outbox))
+            # Work not yet sealed counts as waiting too: a node whose parent is dark seals nothing.
+            oldest_outbox = await conn.scalar(
+                select(func.min(t.actions.c.at)).select_from(
+                    t.outbox.join(t.actions, t.actions.c.id == t.outbox.c.action_id)
+                )
+            )
+            held = await conn.scalar(select(func.count()).select_from(t.held))
+            quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
+            by_stage: dict[str, int] = dict(
+                (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
+            )
+            exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
+        stream_list = []
+        queue = int(outbox or 0)
+        oldest_unacked: float | None = wall_seconds(int(oldest_outbox)) if (parent and oldest_outbox) else None
+        unacked_keys: list[tuple[StreamKey, int]] = []
+        for s in streams:
+            key = StreamKey(s["origin"], s["scope"])
+            entry: dict[str, Any] = {"origin": key.origin, "scope": key.scope, "seq": s["seq"]}
+            if parent and key.origin in self._subtree:
+                acked = acks.get(key, 0)
+                entry["acked_by_parent"] = acked
+                queue += max(0, s["seq"] - acked)
+                if s["seq"] > acked:
+                    unacked_keys.append((key, acked + 1))
+            stream_list.append(entry)
+        if unacked_keys:
+            async with self.db.reader.connect() as conn:
+                for key, seq in unacked_keys:
+                    at = await conn.scalar(
+                        select(t.batches.c.received_at).where(
+                            t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == seq
+                        )
+                    )
+                    if at is not None and (oldest_unacked is None or at < oldest_unacked):
+                        oldest_unacked = float(at)
+        ex = {e["peer"]: _plain(e) for e in exchanges}
+        return {
+            "id": self.node_id,
+            "role": self.directory.role(self.node_id),
+            "parent": parent,
+            "children": self.directory.children(self.node_id),
+            "instance_id": self.instance_id,
+            "streams": stream_list,
+            "queue_length": queue,
+            "oldest_unacked_s": round(time.time() - oldest_unacked, 1) if oldest_unacked else 0.0,
+            "held_batches": int(held or 0),
+            "quarantined_batches": int(quarantined or 0),
+            "errands_by_stage": {k: int(v) for k, v in by_stage.items()},
+            "exchanges": ex,
+            "last_exchange_ok_at": ex.get(parent, {}).get("last_ok_at") if parent else None,
+            # Security alarms about nodes below (a clone frozen by its parent), as their reports carried them up.
+            "alarms": [
+                {"node": r.node, "message": r.last_error.removeprefix(ALARM_PREFIX)}
+                for r in await self.reports()
+                if r.last_error.startswith(ALARM_PREFIX)
+            ],
+        }
+
+    async def own_report(self, *, catalogue_version: int, clock_offset_ms: int, day: str) -> NodeReport:
+        """``day``: the business day (ISO date, China Standard Time) whose traffic the report counts."""
+        status = await self.status()
+        parent = status["parent"]
+        exchange = status["exchanges"].get(parent, {}) if parent else {}
+        open_errands = sum(v for k, v in status["errands_by_stage"].items() if k not in ("delivered", "closed"))
+        return NodeReport(
+            node=self.node_id,
+            at=self.clock.now(),
+            catalogue_version=catalogue_version,
+            queue_length=status["queue_length"],
+            oldest_unacked_s=status["oldest_unacked_s"],
+            last_error=str(exchange.get("last_error") or ""),
+            bytes_sent_today=sum((await self.traffic(day)).values()),
+            clock_offset_ms=clock_offset_ms,
+            open_errands=open_errands,
+            quarantined=status["quarantined_batches"],
+        )
