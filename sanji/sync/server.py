@@ -121,7 +121,7 @@ class SyncServer:
         reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
-        catalogue = calendar = b""
+        catalogue = calendar = rules = b""
         offset = 0
         if self.context is not None:
             offset = self.context.clock_offset_ms
@@ -130,12 +130,16 @@ class SyncServer:
             await self.context.refresh_calendar()  # published by `sanji calendar publish` meanwhile
             if request.calendar_version < self.context.calendar_version:
                 calendar = await self.context.calendar_blob() or b""
+            await self.context.refresh_rules()  # published by `sanji rules publish` meanwhile
+            if request.rules_version < self.context.rules_version:
+                rules = await self.context.rules_blob() or b""
         return CursorsResponse(
             node=self.store.node_id,
             at=self.store.clock.now(),
             cursors=cursors_from(held),
             catalogue=catalogue,
             calendar=calendar,
+            rules=rules,
             clock_offset_ms=offset,
             lease=lease,
             trust=trust_docs,
