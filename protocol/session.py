@@ -45,8 +45,9 @@ class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     quarantined: int = 0
     calendar_version: int = 0  # the county working-day calendar held (0: the built-in notices alone)
     rules_version: int = 0  # the county's assessment rules held (0: none yet)
-    # The node's signed business report of its last complete business day (protocol.business), or empty.
-    business: bytes = b""
+    # The node's signed business reports of its last complete business days (protocol.business); an
+    # ancestor forwards them with the report, so the county gets every node's.
+    business: tuple[bytes, ...] = ()
 
 
 class RotateKeys(msgspec.Struct, frozen=True, kw_only=True):

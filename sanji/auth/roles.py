@@ -243,6 +243,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/office/rules"): ERRANDS,
     ("GET", "/api/office/rules"): ERRANDS,
     ("POST", "/api/office/rules"): SUPERVISION,
+    ("GET", "/office/business"): SUPERVISION,  # 业务报表: the nodes' reported counts, for audit
+    ("GET", "/api/office/business"): SUPERVISION,
     ("GET", "/office/assessment"): SUPERVISION,
     ("POST", "/office/assessment/entries"): SUPERVISION,
     ("POST", "/office/assessment/appeals"): SUPERVISION,

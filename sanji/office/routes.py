@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from sanji.notify.routes import SmsApiController, SmsScreenController
 from sanji.office.assessment_routes import AssessmentApiController, AssessmentScreenController
+from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
 from sanji.office.platform_routes import PlatformController
 from sanji.office.rules_routes import RulesApiController, RulesScreenController
@@ -20,4 +21,6 @@ OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     PlatformController,
     RulesApiController,
     RulesScreenController,
+    BusinessApiController,
+    BusinessScreenController,
 )

@@ -53,6 +53,7 @@ from protocol.session import (
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
 from sanji.store import Store
+from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
@@ -228,7 +229,12 @@ class _Host:
             own = await store.own_report(
                 catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=self.day
             )
-            own = msgspec.structs.replace(own, calendar_version=calendar_version, rules_version=rules_version)
+            own = msgspec.structs.replace(
+                own,
+                calendar_version=calendar_version,
+                rules_version=rules_version,
+                business=await BusinessBook(store).own_latest(),
+            )
             reports = (own, *await store.reports())
         request = msgspec.structs.replace(
             request,

@@ -37,6 +37,7 @@ from protocol.trust import TrustError
 from protocol.wire import decode
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.business import BusinessBook
 from sanji.store.clones import check_frozen
 from sanji.store.trustbook import TrustBook
 from sanji.sync.freshness import RequestCounters
@@ -120,6 +121,7 @@ class SyncServer:
         held = await self.store.cursors_for_child(request.sender)
         reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
+        await BusinessBook(self.store).receive(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
         catalogue = calendar = rules = b""
         offset = 0
