@@ -243,6 +243,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/office/rules"): ERRANDS,
     ("GET", "/api/office/rules"): ERRANDS,
     ("POST", "/api/office/rules"): SUPERVISION,
+    ("POST", "/office/rules/publish"): SUPERVISION,
     ("GET", "/office/business"): SUPERVISION,  # 业务报表: the nodes' reported counts, for audit
     ("GET", "/api/office/business"): SUPERVISION,
     ("GET", "/office/assessment"): SUPERVISION,

@@ -8,10 +8,15 @@ exchanges carry it down.
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
-from litestar.response import Template
+from litestar.params import JSONBody, QueryParameter
+from litestar.response import Redirect, Template
 
 from protocol.assessment import AssessmentRules, sign_rules
 from protocol.errors import SanjiError
@@ -19,9 +24,10 @@ from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store import Store
-from sanji.web.screens import _frame
+from sanji.web.screens import _frame, one, read_form
 
 TARGET_NAMES = {"staff": "工作人员", "centre": "便民服务中心"}
+MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
 
 
 async def rules_held(context: NodeContext) -> AssessmentRules:
@@ -71,9 +77,20 @@ class RulesScreenController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def screen(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
+    async def screen(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        done: Annotated[str, QueryParameter(max_length=16)] = "",
+        problem: Annotated[str, QueryParameter(max_length=300)] = "",
+    ) -> Template:
         await context.refresh_rules()
         rules = context.rules
+        county = store.directory.role(store.node_id) == COUNTY
+        draft = ""
+        if county and rules is not None:  # the held version with the next number: edit and publish
+            nxt = msgspec.structs.replace(rules, version=rules.version + 1)
+            draft = json.dumps(msgspec.to_builtins(nxt), ensure_ascii=False, indent=1)
         return Template(
             template_name="office_rules.html",
             status_code=200 if rules is not None else 404,
@@ -84,5 +101,29 @@ class RulesScreenController(Controller):
                 "staff_items": [i for i in rules.items if i.target == "staff"] if rules else [],
                 "centre_items": [i for i in rules.items if i.target == "centre"] if rules else [],
                 "target_names": TARGET_NAMES,
+                "county": county,
+                "draft": draft,
+                "done": done,
+                "problem": problem,
             },
         )
+
+    @post("/publish", status_code=303)
+    async def publish(self, context: NamedDependency[NodeContext], request: Request[Any, Any, Any]) -> Redirect:
+        """County: publish the edited rules (JSON, as ``sanji rules show --json`` prints them)."""
+        text = one(await read_form(request), "rules")
+        try:
+            if len(text) > MAX_FORM_CHARS:
+                raise OfficeRefused(f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}")
+            rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
+            await publish_rules(context, rules)
+        except msgspec.DecodeError as exc:
+            return _back(problem=f"规则格式有误 the rules do not read: {exc}")
+        except SanjiError as exc:
+            return _back(problem=exc.message)
+        return _back(done="published")
+
+
+def _back(*, done: str = "", problem: str = "") -> Redirect:
+    query = {"done": done} if done else {"problem": problem[:300]}
+    return Redirect(f"/office/rules/?{urlencode(query)}", status_code=303)

@@ -10,6 +10,8 @@ The read-only rules page (考核细则) answers in Chinese at the same node.
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,4 +111,17 @@ def test_the_county_publishes_a_newer_version_over_the_api(client: TestClient[Li
     broken = {**rules, "version": 3, "grades": []}  # rules that do not check are never signed
     assert client.post("/api/office/rules", json=broken).status_code == 409
     assert client.post("/api/office/rules", json={"version": "three"}).status_code == 400
+    assert client.get("/api/office/rules").json()["version"] == 2
+
+
+def test_the_county_publishes_from_the_rules_screen(client: TestClient[Litestar]) -> None:
+    page = client.get("/office/rules/").text
+    assert 'id="publish-rules"' in page
+    draft = json.loads(html.unescape(page.split('name="rules"', 1)[1].split(">", 1)[1].split("</textarea>")[0]))
+    assert draft["version"] == 2  # the held version with the next number, ready to edit
+    r = client.post("/office/rules/publish", data={"rules": "{not json"}, follow_redirects=False)
+    assert r.status_code == 303 and "problem=" in r.headers["location"]
+    assert client.get("/api/office/rules").json()["version"] == 1
+    r = client.post("/office/rules/publish", data={"rules": json.dumps(draft)}, follow_redirects=True)
+    assert r.status_code == 200 and "已发布" in r.text and "第2版" in r.text
     assert client.get("/api/office/rules").json()["version"] == 2
