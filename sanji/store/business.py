@@ -72,7 +72,7 @@ class BusinessBook:
         for node_report in reports:
             if node_report.node not in subtree:
                 continue
-            for blob in node_report.business:
+            for blob in node_report.business[:KEEP_DAYS]:  # what a node sends; more is never read
                 try:
                     report = open_business(blob, self.store.directory.key)
                 except SanjiError as exc:
