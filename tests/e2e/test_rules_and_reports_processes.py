@@ -6,6 +6,8 @@ the exchanges. The county then publishes a new version with the commands an oper
 node's version comes back up in the node reports, and the township's read-only 考核细则 page shows
 the new deduction. Meanwhile each node's duties sign its business reports of the last week, which
 go up with the exchange: the county's 业务报表 lists every day of both nodes, with no difference.
+The nodes join as deployed ones do (a root of trust, enrollment tokens): the county checks each
+report against the key the node's certificate names.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def start(cluster: Cluster) -> None:
 @pytest.fixture
 async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
     cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
+        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True, enroll=True
     )
     kit = Kit(cluster)
     try:
