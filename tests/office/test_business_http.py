@@ -53,11 +53,17 @@ async def _seed(settings: NodeSettings, cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
+def reporting_county(tmp_path: Path) -> NodeSettings:
+    """A county holding the ledger stories and T01's two day reports (one leaving a rating out)."""
     cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1, open_demo=True)
     settings = load_settings(cluster.nodes["C"].config)
     asyncio.run(_seed(settings, cluster))
-    with TestClient(build_app(settings, title="test")) as c:
+    return settings
+
+
+@pytest.fixture
+def client(reporting_county: NodeSettings) -> Iterator[TestClient[Litestar]]:
+    with TestClient(build_app(reporting_county, title="test")) as c:
         yield c
 
 
