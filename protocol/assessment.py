@@ -38,6 +38,7 @@ from protocol.encoding import encode
 from protocol.errors import FrameError, SanjiError, SignatureError, UnsupportedFormat
 from protocol.signing import KeyRecord, SigningKey, verify
 
+RULES = "assessment_rules"  # the document kind nodes store the signed rules under
 MAGIC = b"SJA"
 FORMAT_VERSION = 1
 MAX_RULES_BYTES = 256 * 1024

@@ -44,6 +44,10 @@ class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     overdue: int = 0
     quarantined: int = 0
     calendar_version: int = 0  # the county working-day calendar held (0: the built-in notices alone)
+    rules_version: int = 0  # the county's assessment rules held (0: none yet)
+    # The node's signed business reports of its last complete business days (protocol.business); an
+    # ancestor forwards them with the report, so the county gets every node's.
+    business: tuple[bytes, ...] = ()
 
 
 class RotateKeys(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +75,7 @@ class CursorsRequest(msgspec.Struct, frozen=True, kw_only=True):
     # backup learns here that it had sent batches down that it no longer holds (see ``reclaim``).
     ancestor_streams: tuple[Cursor, ...] = ()
     calendar_version: int = 0  # the county working-day calendar the sender holds
+    rules_version: int = 0  # the county's assessment rules the sender holds
 
 
 class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +96,7 @@ class CursorsResponse(msgspec.Struct, frozen=True, kw_only=True):
     # is more than the parent holds: a sender restored from a backup must not renumber those either.
     above: tuple[Cursor, ...] = ()
     calendar: bytes = b""  # the signed working-day calendar, when the sender holds an older version
+    rules: bytes = b""  # the signed assessment rules (考核细则), when the sender holds an older version
     # Where the parent reaches its own ancestors, nearest first: (node id, base URL). A child keeps
     # them and goes round a dark parent to the nearest that answers, with nothing configured by hand.
     addresses: tuple[tuple[str, str], ...] = ()

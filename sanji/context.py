@@ -13,6 +13,7 @@ import logging
 import time
 from datetime import UTC, date, datetime
 
+from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
 from protocol.calendar_doc import (
     CALENDAR,
     BoundCalendar,
@@ -48,6 +49,7 @@ class NodeContext:
         self.builtin = calendar
         self.catalogue: Catalogue | None = None
         self.calendar_doc: OfficialCalendar | None = None
+        self.rules: AssessmentRules | None = None  # the county's assessment rules (考核细则) held
         self.clock_offset_ms = 0
         self.clock_flagged = False
         self._bound: tuple[int, int, BoundCalendar] | None = None  # (version, year it was built in, calendar)
@@ -58,6 +60,7 @@ class NodeContext:
         if held is not None:
             self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory))
         await self.refresh_calendar()
+        await self.refresh_rules()
         self.clock_offset_ms = int(await self.store.meta_value("clock_offset_ms") or 0)
 
     # -- the calendar ---------------------------------------------------------------
@@ -110,6 +113,41 @@ class NodeContext:
 
     async def calendar_blob(self) -> bytes | None:
         held = await self.store.document(CALENDAR)
+        return held[1] if held else None
+
+    # -- the assessment rules ------------------------------------------------------
+
+    @property
+    def rules_version(self) -> int:
+        """The county's assessment rules held (0: none yet)."""
+        return self.rules.version if self.rules else 0
+
+    async def refresh_rules(self) -> bool:
+        """Take up rules another process (``sanji rules publish``, the office) stored; True if newer.
+
+        The county signs the seed defaults the first time, as ``sanji.office.assess.held_rules``
+        does, so a county that never assessed still sends its townships what they are scored by.
+        """
+        held = await self.store.document(RULES)
+        if held is None and self.store.directory.role(self.store.node_id) == COUNTY:
+            await self.offer_rules(sign_rules(default_rules(self.store.node_id), self.store.key))
+            held = await self.store.document(RULES)
+        if held is None or held[0] <= self.rules_version:
+            return False
+        self.rules = open_rules(held[1], publisher_keys(self.store.directory))
+        return True
+
+    async def offer_rules(self, blob: bytes) -> bool:
+        """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
+        rules = open_rules(blob, publisher_keys(self.store.directory))
+        kept = await self.store.put_document(RULES, rules.version, blob, catalogue_digest(blob))
+        if kept or rules.version > self.rules_version:
+            self.rules = rules
+            log.info("assessment rules version %s of %s now held", rules.version, rules.county)
+        return kept
+
+    async def rules_blob(self) -> bytes | None:
+        held = await self.store.document(RULES)
         return held[1] if held else None
 
     @property

@@ -32,6 +32,7 @@ from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
 from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
+from sanji.office.business import build_own_reports
 from sanji.service import ErrandService
 from sanji.store import Store
 
@@ -248,6 +249,7 @@ class Duties:
         await correct_provisional_deadlines(self.store, self.context)
         await deemed_approvals(self.store, self.context)
         await follow_promises(self.store, self.context)
+        await build_own_reports(self.store, self.context)  # once per business day: the signed counts that go up
         if self.sms:  # else the SMS gateway's outbox (sanji.notify) words and sends them
             await queue_result_messages(self.store, self.context)
             await queue_extension_messages(self.store, self.context)

@@ -239,6 +239,13 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/office/stats"): ERRANDS,
     ("GET", "/api/office/ledger/export"): ERRANDS,
     # 季度考核: the office (directors, supervisors, inspectors) scores, records and decides appeals
+    # what staff are scored by (考核细则) is theirs to read at every desk; only the county publishes
+    ("GET", "/office/rules"): ERRANDS,
+    ("GET", "/api/office/rules"): ERRANDS,
+    ("POST", "/api/office/rules"): SUPERVISION,
+    ("POST", "/office/rules/publish"): SUPERVISION,
+    ("GET", "/office/business"): SUPERVISION,  # 业务报表: the nodes' reported counts, for audit
+    ("GET", "/api/office/business"): SUPERVISION,
     ("GET", "/office/assessment"): SUPERVISION,
     ("POST", "/office/assessment/entries"): SUPERVISION,
     ("POST", "/office/assessment/appeals"): SUPERVISION,

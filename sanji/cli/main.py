@@ -19,6 +19,7 @@ from sanji.cli import (
     keys_init,
     ledger_cmd,
     platform_cmd,
+    rules_cmd,
     serve,
     trust_cmd,
     verify_cmd,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cmd.add_parser(sub)
     ledger_cmd.add_parser(sub)
     assess_cmd.add_parser(sub)
+    rules_cmd.add_parser(sub)
     platform_cmd.add_parsers(sub)
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)

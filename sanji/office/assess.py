@@ -13,6 +13,7 @@ from datetime import date, timedelta
 import msgspec
 
 from protocol.assessment import (
+    RULES,
     Assessment,
     AssessmentRules,
     ErrandRecord,
@@ -31,7 +32,6 @@ from sanji.office.ledger import LedgerFilter, LedgerRow
 from sanji.office.source import ledger
 from sanji.store import Store
 
-RULES = "assessment_rules"
 LOOKBACK_DAYS = 366  # errands registered this long before the quarter may still be open and late in it
 
 
@@ -51,7 +51,7 @@ async def publish_rules(store: Store, rules: AssessmentRules) -> AssessmentRules
     if store.directory.role(store.node_id) != COUNTY:
         raise SanjiError("only the county hub publishes assessment rules")
     blob = sign_rules(rules, store.key)
-    if not await store.put_document(RULES, rules.version, blob, catalogue_digest(blob)):
+    if not await store.put_document(RULES, rules.version, blob, catalogue_digest(blob)):  # travels down from here
         raise SanjiError(f"assessment rules version {rules.version} is not newer than the version held")
     return rules
 

@@ -6,8 +6,10 @@ from litestar.types import ControllerRouterHandler
 
 from sanji.notify.routes import SmsApiController, SmsScreenController
 from sanji.office.assessment_routes import AssessmentApiController, AssessmentScreenController
+from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
 from sanji.office.platform_routes import PlatformController
+from sanji.office.rules_routes import RulesApiController, RulesScreenController
 
 OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     OfficeApiController,
@@ -17,4 +19,8 @@ OFFICE_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     SmsApiController,
     SmsScreenController,
     PlatformController,
+    RulesApiController,
+    RulesScreenController,
+    BusinessApiController,
+    BusinessScreenController,
 )

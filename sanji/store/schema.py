@@ -193,6 +193,16 @@ node_reports = Table(
     Column("body", Text, nullable=False),
 )
 
+business_reports = Table(
+    "business_reports",  # signed day reports (protocol.business): this node's own and its subtree's
+    metadata,
+    Column("node", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
 notifications = Table(
     "notifications",
     metadata,

@@ -53,6 +53,7 @@ from protocol.session import (
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
 from sanji.store import Store
+from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
@@ -221,18 +222,25 @@ class _Host:
         versions, trust."""
         store, context = self.store, self.context
         reports: tuple[NodeReport, ...] = ()
-        version = calendar_version = 0
+        version = calendar_version = rules_version = 0
         if context is not None:
             version, calendar_version = context.catalogue_version, context.calendar_version
+            rules_version = context.rules_version
             own = await store.own_report(
                 catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=self.day
             )
-            own = msgspec.structs.replace(own, calendar_version=calendar_version)
+            own = msgspec.structs.replace(
+                own,
+                calendar_version=calendar_version,
+                rules_version=rules_version,
+                business=await BusinessBook(store).own_latest(),
+            )
             reports = (own, *await store.reports())
         request = msgspec.structs.replace(
             request,
             catalogue_version=version,
             calendar_version=calendar_version,
+            rules_version=rules_version,
             reports=reports,
             instance=store.instance_id,
         )
@@ -264,6 +272,12 @@ class _Host:
                     await context.offer_calendar(reply.calendar)
                 except SanjiError as exc:
                     log.warning("the parent's working-day calendar was refused: %s", exc.message)
+            if reply.rules:
+                try:
+                    await context.offer_rules(reply.rules)
+                except SanjiError as exc:  # a forged or altered copy is never kept; the held one stays
+                    log.warning("the parent's assessment rules were refused: %s", exc.message)
+                    await store.log_event("rules_refused", reply.node, {"message": exc.message})
         if self.trust is not None and self.sent is not None:
             await self.trust.absorb(self.sent, reply, self.transport)  # before sealing: a rotated key signs next
         if reply.reclaim:

@@ -37,6 +37,7 @@ from protocol.trust import TrustError
 from protocol.wire import decode
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.business import BusinessBook
 from sanji.store.clones import check_frozen
 from sanji.store.trustbook import TrustBook
 from sanji.sync.freshness import RequestCounters
@@ -127,8 +128,9 @@ class SyncServer:
                 await self.store.seal_outbox()
             down = cursors_from(await self.store.cursors_in(for_subtree(self.store.directory, request.sender)))
         await self.store.record_reports(request.reports, via=request.sender)
+        await BusinessBook(self.store).receive(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
-        catalogue = calendar = b""
+        catalogue = calendar = rules = b""
         offset = 0
         if self.context is not None:
             offset = self.context.clock_offset_ms
@@ -137,12 +139,16 @@ class SyncServer:
             await self.context.refresh_calendar()  # published by `sanji calendar publish` meanwhile
             if request.calendar_version < self.context.calendar_version:
                 calendar = await self.context.calendar_blob() or b""
+            await self.context.refresh_rules()  # published by `sanji rules publish` meanwhile
+            if request.rules_version < self.context.rules_version:
+                rules = await self.context.rules_blob() or b""
         return CursorsResponse(
             node=self.store.node_id,
             at=self.store.clock.now(),
             cursors=cursors_from(held),
             catalogue=catalogue,
             calendar=calendar,
+            rules=rules,
             clock_offset_ms=offset,
             lease=lease,
             trust=trust_docs,

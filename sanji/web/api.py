@@ -167,6 +167,7 @@ class NodeController(Controller):
         status = await store.status()
         status["catalogue_version"] = context.catalogue_version
         status["calendar_version"] = context.calendar_version
+        status["rules_version"] = context.rules_version
         status["provisional_years"] = sorted(context.bound.provisional_years) if context.bound else []
         status["clock_offset_ms"] = context.clock_offset_ms
         status["clock_flagged"] = context.clock_flagged

@@ -708,6 +708,7 @@ def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
         "role_label": ROLE_LABELS[entry.role],
         "catalogue_version": context.catalogue_version,
         "calendar_version": context.calendar_version,
+        "rules_version": context.rules_version,
         "provisional_years": sorted(context.bound.provisional_years) if context.bound else [],
         "can_register": entry.role in (VILLAGE, TOWN),
     }

@@ -1,0 +1,123 @@
+"""A node's business report (业务报表) of one business day, signed by the node, sent up with its health.
+
+Each township and village counts, from the errands it holds (its subtree), what happened on one
+business day (CST): errands received (registered), accepted, decided (answered), delivered; of
+those decided, on time and late; the extensions, deemed approvals (超时默许) and ratings of the
+errands decided that day. Every count is a day's, so a period's figures are the sums of its days.
+The county keeps the reports and sets them beside what it computes itself from the errands it
+holds: a difference is an audit signal (errands not yet synced up, or a store that disagrees).
+
+Pure: msgspec and ``protocol.signing``. Envelope (the rules' layout under its own magic, so no
+other signed document passes for a business report)::
+
+    b"SJR" | version:u8 | key_id_len:u8 | key_id | payload_len:u32 | payload | sig_len:u16 | sig
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import msgspec
+
+from protocol.encoding import encode
+from protocol.errors import FrameError, SignatureError, UnsupportedFormat
+from protocol.signing import KeyRecord, SigningKey, verify
+
+MAGIC = b"SJR"
+FORMAT_VERSION = 1
+MAX_BUSINESS_BYTES = 4 * 1024
+KEEP_DAYS = 7  # how many of its last days a node sends up each exchange: a week offline loses nothing
+COUNTS = (
+    "received",
+    "accepted",
+    "decided",
+    "delivered",
+    "on_time",
+    "late",
+    "extensions",
+    "deemed",
+    "satisfied",
+    "basically_satisfied",
+    "dissatisfied",
+)
+
+
+class BusinessReport(msgspec.Struct, frozen=True, kw_only=True):
+    node: str
+    day: str  # the business day (ISO date, China Standard Time) counted
+    at: int  # the node's hybrid clock when it built the report
+    received: int = 0
+    accepted: int = 0
+    decided: int = 0
+    delivered: int = 0
+    on_time: int = 0
+    late: int = 0
+    extensions: int = 0
+    deemed: int = 0
+    satisfied: int = 0
+    basically_satisfied: int = 0
+    dissatisfied: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(getattr(self, name)) for name in COUNTS}
+
+
+_decoder = msgspec.msgpack.Decoder(BusinessReport)
+
+
+def sign_business(report: BusinessReport, key: SigningKey) -> bytes:
+    payload = encode(report)
+    key_id = key.key_id.encode("ascii")
+    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
+    signature = key.sign(signed)
+    return signed + struct.pack(">H", len(signature)) + signature
+
+
+def _payload(blob: bytes) -> tuple[str, bytes, int]:
+    """The key id, the payload and where the signed part ends; framing faults raise FrameError."""
+    if len(blob) > MAX_BUSINESS_BYTES:
+        raise FrameError(f"a business report of {len(blob)} bytes exceeds {MAX_BUSINESS_BYTES}")
+    if len(blob) < 5 or blob[:3] != MAGIC:
+        raise FrameError("not a signed business report (bad magic bytes)")
+    if blob[3] != FORMAT_VERSION:
+        raise UnsupportedFormat(f"business report format {blob[3]} is not supported")
+    pos = 5 + blob[4]
+    if len(blob) < pos + 4:
+        raise FrameError("signed business report is truncated")
+    key_id = blob[5:pos].decode("ascii", "replace")
+    (size,) = struct.unpack(">I", blob[pos : pos + 4])
+    end = pos + 4 + size
+    if len(blob) < end + 2:
+        raise FrameError("signed business report is truncated")
+    (sig_len,) = struct.unpack(">H", blob[end : end + 2])
+    if len(blob) != end + 2 + sig_len:
+        raise FrameError("signed business report does not match its length")
+    return key_id, blob[pos + 4 : end], end
+
+
+def _decode(payload: bytes) -> BusinessReport:
+    try:
+        return _decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"business report does not decode: {exc}") from None
+
+
+def read_business(blob: bytes) -> BusinessReport:
+    """The report inside a blob verified when it was kept (its key may have been rotated since)."""
+    return _decode(_payload(blob)[1])
+
+
+def open_business(blob: bytes, key: Callable[[str], KeyRecord | None]) -> BusinessReport:
+    """Check the signature against a key of the node the report names; the report, or an error.
+
+    ``key``: key id -> its record (``Directory.key``). A report signed by any key but its own node's is refused.
+    """
+    key_id, payload, end = _payload(blob)
+    report = _decode(payload)
+    # Decoded before the check only to learn whose keys to check with; nothing is used unless it holds.
+    record = key(key_id)
+    if record is None or record.revoked or record.node != report.node:
+        raise SignatureError(f"business report of {report.node} is signed by key {key_id}, not one of that node's")
+    verify(record, blob[:end], blob[end + 2 :])
+    return report

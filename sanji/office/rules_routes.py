@@ -1,0 +1,129 @@
+"""The county's assessment rules (考核细则) as held at this node: a read-only page and its API.
+
+Every township and village holds the county-signed rules that travel down with the exchange
+(``NodeContext.offer_rules``), so staff read what they are scored by where they work. Only the
+county publishes a new version (``POST /api/office/rules`` or ``sanji rules publish``); the next
+exchanges carry it down.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, QueryParameter
+from litestar.response import Redirect, Template
+
+from protocol.assessment import AssessmentRules, sign_rules
+from protocol.errors import SanjiError
+from protocol.topology import COUNTY
+from sanji.context import NodeContext
+from sanji.office.book import OfficeRecordUnknown, OfficeRefused
+from sanji.store import Store
+from sanji.web.screens import _frame, one, read_form
+
+TARGET_NAMES = {"staff": "工作人员", "centre": "便民服务中心"}
+MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
+
+
+async def rules_held(context: NodeContext) -> AssessmentRules:
+    await context.refresh_rules()  # published meanwhile by another process
+    if context.rules is None:
+        raise OfficeRecordUnknown(
+            "this node holds no assessment rules yet",
+            hint="The county's rules arrive with the next exchange with the parent.",
+        )
+    return context.rules
+
+
+async def publish_rules(context: NodeContext, rules: AssessmentRules) -> AssessmentRules:
+    """County only: sign and hold a newer version, which the next exchanges carry down."""
+    if context.store.directory.role(context.store.node_id) != COUNTY:
+        raise OfficeRefused("only the county hub publishes assessment rules", hint="Publish them at the county hub.")
+    await context.refresh_rules()
+    if rules.version <= context.rules_version:
+        raise OfficeRefused(
+            f"assessment rules version {rules.version} is not newer than the version held ({context.rules_version})",
+            hint="Raise the version number and publish again.",
+        )
+    await context.offer_rules(sign_rules(rules, context.store.key))
+    return rules
+
+
+class RulesApiController(Controller):
+    path = "/api/office/rules"
+    tags = ["office"]
+
+    @get("/", summary="The county's assessment rules (考核细则) this node holds")
+    async def held(self, context: NamedDependency[NodeContext]) -> AssessmentRules:
+        return await rules_held(context)
+
+    @post("/", summary="County only: publish a newer version of the assessment rules; it travels down", status_code=201)
+    async def publish(self, context: NamedDependency[NodeContext], data: JSONBody[AssessmentRules]) -> AssessmentRules:
+        try:
+            return await publish_rules(context, data)
+        except OfficeRefused:
+            raise
+        except SanjiError as exc:  # rules that do not check (RulesError): the sender's to correct
+            raise OfficeRefused(exc.message, hint=exc.hint) from None
+
+
+class RulesScreenController(Controller):
+    path = "/office/rules"
+    include_in_schema = False
+
+    @get("/")
+    async def screen(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        done: Annotated[str, QueryParameter(max_length=16)] = "",
+        problem: Annotated[str, QueryParameter(max_length=300)] = "",
+    ) -> Template:
+        await context.refresh_rules()
+        rules = context.rules
+        county = store.directory.role(store.node_id) == COUNTY
+        draft = ""
+        if county and rules is not None:  # the held version with the next number: edit and publish
+            nxt = msgspec.structs.replace(rules, version=rules.version + 1)
+            draft = json.dumps(msgspec.to_builtins(nxt), ensure_ascii=False, indent=1)
+        return Template(
+            template_name="office_rules.html",
+            status_code=200 if rules is not None else 404,
+            context={
+                **_frame(store, context, "rules"),
+                "rules": rules,
+                "part_names": {p.code: p.name for p in rules.parts} if rules else {},
+                "staff_items": [i for i in rules.items if i.target == "staff"] if rules else [],
+                "centre_items": [i for i in rules.items if i.target == "centre"] if rules else [],
+                "target_names": TARGET_NAMES,
+                "county": county,
+                "draft": draft,
+                "done": done,
+                "problem": problem,
+            },
+        )
+
+    @post("/publish", status_code=303)
+    async def publish(self, context: NamedDependency[NodeContext], request: Request[Any, Any, Any]) -> Redirect:
+        """County: publish the edited rules (JSON, as ``sanji rules show --json`` prints them)."""
+        text = one(await read_form(request), "rules")
+        try:
+            if len(text) > MAX_FORM_CHARS:
+                raise OfficeRefused(f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}")
+            rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
+            await publish_rules(context, rules)
+        except msgspec.DecodeError as exc:
+            return _back(problem=f"规则格式有误 the rules do not read: {exc}")
+        except SanjiError as exc:
+            return _back(problem=exc.message)
+        return _back(done="published")
+
+
+def _back(*, done: str = "", problem: str = "") -> Redirect:
+    query = {"done": done} if done else {"problem": problem[:300]}
+    return Redirect(f"/office/rules/?{urlencode(query)}", status_code=303)
