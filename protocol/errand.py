@@ -114,6 +114,10 @@ OUTCOMES = {
     "terminated": "终止办理 terminated",
     "withdrawn": "申请人撤回 withdrawn",
 }
+# 七件管理's 代办件: an errand the village agent carries for the villager. Not a handling kind
+# (``Accept.errand_kind`` says how the errand is handled: 即办 承诺 上报 联办 特办) but how it came in,
+# so an errand is both, e.g. a 代办 承诺件. Derived from the registration, never written by anyone.
+PROXIED = "代办件"
 # 电子监察 five stages (DOMAIN.md, seed 000): 受理 accept, 承办 handle, 审核 review, 批准 approve, 办结 complete.
 FIVE_STEPS = ("受理", "承办", "审核", "批准", "办结")
 
@@ -173,6 +177,18 @@ class Projection(msgspec.Struct, kw_only=True):
     rejected: dict[str, str]
     waiting: tuple[str, ...]
     digest: str
+
+
+def service_kind(scope_role: str, *, in_person: bool, mandate: bool) -> str:
+    """``PROXIED`` when a village station registered the errand for an absent villager on the villager's
+    mandate (委托); "" otherwise (in person, or at a township window). ``judge`` holds a proxied
+    registration to the mandate and to a matter open to proxy service (``protocol.binding``)."""
+    return PROXIED if scope_role == VILLAGE and not in_person and mandate else ""
+
+
+def proxied(state: ErrandState, directory: Directory) -> bool:
+    role = directory.role(state.scope) if state.scope in directory else ""
+    return service_kind(role, in_person=state.in_person, mandate=state.mandate) == PROXIED
 
 
 def judge(state: ErrandState | None, action: Action, directory: Directory) -> Refusal | None:

@@ -233,6 +233,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/reports"): STATUS,
     ("GET", "/api/nodes/health"): STATUS,
     ("GET", "/metrics"): STATUS,
+    ("GET", "/subtasks"): ERRANDS,  # a county department's 联办 inbox (names and stages)
+    ("GET", "/api/subtasks"): ERRANDS,
     ("GET", "/supervision"): SUPERVISION,
     ("GET", "/api/supervision"): SUPERVISION,
     ("GET", "/enroll"): ENROLL,
