@@ -187,8 +187,8 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "subtask_done": (
         Field("department", "联办部门", "Department", "select", required=True),
-        Field("outcome", "意见", "Opinion", "select", (("agreed", "同意 agreed"), ("objected", "不同意 objected"))),
-        Field("text", "说明", "Note", "textarea"),
+        Field("outcome", "结论", "Answer", "select", (("agreed", "同意 agreed"), ("objected", "不同意 objected"))),
+        Field("text", "部门意见", "The department's opinion", "textarea"),
     ),
     "extend": (
         Field("days", "延长工作日数", "Working days", "number", required=True),

@@ -124,7 +124,26 @@ async def test_the_co_department_closes_its_sub_task_at_the_county(nodes: Nodes)
     with pytest.raises(NodeApiError) as early:
         await nodes.act(TOWN, errand, "decide", outcome="approved", document="医疗救助审批表")
     assert early.value.status == 409 and early.value.body["error_code"] == "subtasks_open"
-    await nodes.act(C, errand, "subtask_done", department=CO, outcome="agreed", text="未享受医保重复报销，同意")
+    form = {"kind": "subtask_done", "department": CO, "actor": STAFF[TOWN], "role": "窗口工作人员"}
+    lead_page = await nodes.http[TOWN].get(f"/errands/{errand}")
+    assert 'name="kind" value="subtask_done"' not in lead_page.text  # not offered to the lead window ...
+    assert f'data-department="{CO}" data-status="pending"' in lead_page.text  # ... which sees it waiting
+    refused = await nodes.http[TOWN].post(f"/errands/{errand}/act", data=form)
+    assert refused.status_code == 409 and 'data-refusal="subtask_department_only"' in refused.text
+    assert "牵头窗口不能代为办结" in refused.text
+    # The county's errand page offers the step (the rule's menu); the department answers there.
+    county_page = await nodes.http[C].get(f"/errands/{errand}")
+    assert 'name="kind" value="subtask_done"' in county_page.text
+    answer = {
+        "kind": "subtask_done",
+        "department": CO,
+        "outcome": "agreed",
+        "text": "未享受医保重复报销，同意",
+        "actor": STAFF[C],
+        "role": "部门审批人员",
+    }
+    answered = await nodes.http[C].post(f"/errands/{errand}/act", data=answer)
+    assert answered.status_code == 303, answered.text
     assert await nodes.inbox(CO) == []
 
     # The answer comes down: the township sees it on the errand (API and page) and goes on.
