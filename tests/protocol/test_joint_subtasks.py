@@ -22,6 +22,7 @@ from protocol.hlc import HybridClock
 from protocol.menu import allowed_steps
 from protocol.refusals import english, refuse
 from protocol.topology import Directory
+from sanji.auth.roles import APPROVER, DIRECTOR, WINDOW_A, action_refusal
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
@@ -227,3 +228,9 @@ async def test_a_received_batch_with_a_lead_closed_sub_task_is_refused_the_same_
     assert row.reason == english(refuse("subtask_department_only", department=department))
     state = (await net.stores[county_id].errand_states([errand]))[errand]
     assert state["subtasks"] == {department: "pending"}
+
+
+def test_at_the_county_the_department_approver_answers() -> None:
+    assert action_refusal(APPROVER, "subtask_done", "county") == ""
+    assert "department approver" in action_refusal(WINDOW_A, "subtask_done", "county")
+    assert "department approver" in action_refusal(DIRECTOR, "subtask_done", "county")
