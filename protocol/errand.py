@@ -114,6 +114,10 @@ OUTCOMES = {
     "terminated": "终止办理 terminated",
     "withdrawn": "申请人撤回 withdrawn",
 }
+# 七件管理's 代办件: an errand the village agent carries for the villager. Not a handling kind
+# (``Accept.errand_kind`` says how the errand is handled: 即办 承诺 上报 联办 特办) but how it came in,
+# so an errand is both, e.g. a 代办 承诺件. Derived from the registration, never written by anyone.
+PROXIED = "代办件"
 # 电子监察 five stages (DOMAIN.md, seed 000): 受理 accept, 承办 handle, 审核 review, 批准 approve, 办结 complete.
 FIVE_STEPS = ("受理", "承办", "审核", "批准", "办结")
 
@@ -175,6 +179,18 @@ class Projection(msgspec.Struct, kw_only=True):
     digest: str
 
 
+def service_kind(scope_role: str, *, in_person: bool, mandate: bool) -> str:
+    """``PROXIED`` when a village station registered the errand for an absent villager on the villager's
+    mandate (委托); "" otherwise (in person, or at a township window). ``judge`` holds a proxied
+    registration to the mandate and to a matter open to proxy service (``protocol.binding``)."""
+    return PROXIED if scope_role == VILLAGE and not in_person and mandate else ""
+
+
+def proxied(state: ErrandState, directory: Directory) -> bool:
+    role = directory.role(state.scope) if state.scope in directory else ""
+    return service_kind(role, in_person=state.in_person, mandate=state.mandate) == PROXIED
+
+
 def judge(state: ErrandState | None, action: Action, directory: Directory) -> Refusal | None:
     """Return why ``action`` may not follow ``state`` (a coded ``Refusal``), or None if it may.
 
@@ -209,6 +225,8 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> Re
         return refuse("off_path", node=action.node)
     if isinstance(action, ANNOTATIONS):
         return _judge_annotation(state, action)
+    if isinstance(action, SubtaskDone):
+        return _judge_subtask(state, action, directory)
     if isinstance(action, Receive):
         if state.pending_to != action.node:
             note = f" (the errand is on its way to {state.pending_to})" if state.pending_to else ""
@@ -219,6 +237,34 @@ def judge(state: ErrandState | None, action: Action, directory: Directory) -> Re
     if action.node != state.holder:
         return refuse("not_custodian", node=action.node, holder=state.holder)
     return _judge_main(state, action, directory)
+
+
+def _judge_subtask(state: ErrandState, action: SubtaskDone, directory: Directory) -> Refusal | None:
+    """联办: a co-handling department closes its own sub-task, at its own desk at the county.
+
+    The county departments sit at the county hub (as an escalated errand's department does), so
+    the department's desk is a county node; the lead window (the township holding the errand)
+    only sees the answers. Custody is not asked: the department answers beside the holder
+    (``beside_holder``), so the lead window keeps working while the departments answer.
+    """
+    if state.pending_to is not None or state.stage not in (ACCEPTED, AT_DEPARTMENT):
+        return refuse("subtask_stage")
+    if state.subtasks.get(action.department) != "pending":
+        return refuse("no_open_subtask", department=action.department)
+    if directory.role(action.node) != COUNTY:
+        return refuse("subtask_department_only", department=action.department)
+    return None
+
+
+def beside_holder(state: ErrandState | None, action: Action) -> bool:
+    """A department's sub-task answer written while another node holds the errand.
+
+    It takes no version of the main line: replaying, it is applied before the holder's candidates
+    for the version it was based on are weighed, so it never competes with the holder's own steps
+    (a department and the lead window writing at once both stand). Written by the holder itself
+    (an escalated errand at the county), it is an ordinary main-line step.
+    """
+    return isinstance(action, SubtaskDone) and state is not None and action.node != state.holder
 
 
 def _judge_annotation(state: ErrandState, action: Action) -> Refusal | None:
@@ -314,12 +360,6 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             if problem is not None:
                 return problem
         return None if action.window.strip() and action.handler.strip() else refuse("window_handler_missing")
-    if isinstance(action, SubtaskDone):
-        if stage not in (ACCEPTED, AT_DEPARTMENT):
-            return refuse("subtask_stage")
-        if state.subtasks.get(action.department) != "pending":
-            return refuse("no_open_subtask", department=action.department)
-        return None
     if isinstance(action, Extend):
         if stage not in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT):
             return refuse("extend_stage", stage=stage)
@@ -476,6 +516,10 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
         new.acted_for = (*new.acted_for, action.acting_for)
     if isinstance(action, ANNOTATIONS):
         return new
+    if beside_holder(state, action):
+        assert isinstance(action, SubtaskDone)
+        new.subtasks = {**state.subtasks, action.department: action.outcome}
+        return new
     new.version += 1
     if isinstance(action, HandOff):
         new.pending_to = action.to
@@ -589,9 +633,21 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
     main: list[str] = []
     rejected: dict[str, str] = {}
     version = 0
+    beside: list[str] = []
     while by_base.get(version):
         winner: Action | None = None
-        for candidate in sorted(by_base[version], key=lambda a: a.id):
+        group = sorted(by_base[version], key=lambda a: a.id)
+        for candidate in group:  # departments' answers first: they take no version (``beside_holder``)
+            if beside_holder(state, candidate):
+                refusal = judge(state, candidate, directory)
+                if refusal is None:
+                    state = step(state, candidate)
+                    beside.append(candidate.id)
+                else:
+                    rejected[candidate.id] = str(refusal)
+        for candidate in group:
+            if candidate.id in rejected or candidate.id in beside:
+                continue
             if winner is not None:
                 rejected[candidate.id] = f"conflicts with {winner.id}, applied first at version {version}"
                 continue
@@ -608,7 +664,7 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
     waiting: list[str] = []
     for base, group in by_base.items():
         for action in group:
-            if action.id in rejected or action.id in main:
+            if action.id in rejected or action.id in main or action.id in beside:
                 continue
             if base > version:
                 waiting.append(action.id)
@@ -629,10 +685,10 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
         errand=errand_id,
         state=state,
         main=tuple(main),
-        notes=tuple(applied_notes),
+        notes=(*beside, *applied_notes),
         rejected=rejected,
         waiting=tuple(sorted(waiting)),
-        digest=digest_of(errand_id, state, main, applied_notes, rejected),
+        digest=digest_of(errand_id, state, main, [*beside, *applied_notes], rejected),
     )
 
 

@@ -54,6 +54,7 @@ RefusalCode = Literal[
     "window_handler_missing",
     "subtask_stage",
     "no_open_subtask",
+    "subtask_department_only",
     "extend_stage",
     "extension_incomplete",
     "extension_over_limit",
@@ -207,6 +208,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "window_handler_missing": ("请填写承办窗口和承办人", "name the window and the handler"),
     "subtask_stage": ("联办子任务须在办理中完成", "sub-tasks are completed while the errand is handled"),
     "no_open_subtask": ("{department} 没有未完成的联办子任务", "{department} has no open sub-task on this errand"),
+    "subtask_department_only": (
+        "联办子任务由 {department} 在县级部门自行办结，牵头窗口不能代为办结",
+        "{department} closes its own sub-task at its desk at the county; the lead window cannot close it",
+    ),
     "extend_stage": ("只有办理中的办件才能延期", "only an errand being handled can be extended (stage is {stage})"),
     "extension_incomplete": (
         "延期须填写天数和理由",

@@ -9,7 +9,7 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``window_a`` | 窗口A岗 | township, county | every window step (decide at the township only) |
 | ``window_b`` | 窗口B岗 | township, county | receive and notes; acting for an A post (``acting_for``), all A steps |
 | ``director`` | 中心主任 | township, county | every window step (decide at township only); supervision; enrollment |
-| ``approver`` | 部门审批 | county | the county department's steps; the only one who decides at the county |
+| ``approver`` | 部门审批 | county | the county department's steps; decides at the county; answers 联办 sub-tasks |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
 | ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
@@ -155,7 +155,11 @@ STEPS: Mapping[str, frozenset[str]] = {
     ADMIN: frozenset(),
 }
 # Steps that only some roles take at some levels, whatever else they may do.
-ONLY: Mapping[tuple[str, str], frozenset[str]] = {("decide", COUNTY): frozenset({APPROVER})}
+ONLY: Mapping[tuple[str, str], frozenset[str]] = {
+    ("decide", COUNTY): frozenset({APPROVER}),
+    # A 联办 sub-task is the department's own answer (protocol.errand refuses it anywhere but the county).
+    ("subtask_done", COUNTY): frozenset({APPROVER}),
+}
 
 
 def label(role: str) -> str:
@@ -229,6 +233,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/reports"): STATUS,
     ("GET", "/api/nodes/health"): STATUS,
     ("GET", "/metrics"): STATUS,
+    ("GET", "/subtasks"): ERRANDS,  # a county department's 联办 inbox (names and stages)
+    ("GET", "/api/subtasks"): ERRANDS,
     ("GET", "/supervision"): SUPERVISION,
     ("GET", "/api/supervision"): SUPERVISION,
     ("GET", "/enroll"): ENROLL,

@@ -36,6 +36,7 @@ LEDGER_COLUMNS: tuple[Column, ...] = (
     ("事项名称", lambda r: r.matter_name),
     ("事项类别", lambda r: r.category),
     ("办件类型", lambda r: r.kind),
+    ("代办件", lambda r: _yes(bool(r.service_kind))),
     ("申请人", lambda r: r.applicant_name),
     ("当前状态", lambda r: r.stage_label),
     ("办理结果", lambda r: r.outcome_label),
@@ -78,6 +79,7 @@ STAT_COLUMNS: tuple[tuple[str, Callable[[StatLine], Any]], ...] = (
     ("超时默许", lambda s: s.deemed),
     ("延期", lambda s: s.extensions),
     ("超期工作日合计", lambda s: s.overdue_days),
+    ("代办件", lambda s: s.proxied),
 )
 
 DEFINITIONS = (
@@ -86,6 +88,7 @@ DEFINITIONS = (
     ("按时办结率", "按期限办结件数 ÷ 有期限且已办结或已超期的件数"),
     ("平均办理工作日", "受理至办结的法定工作日，扣除补正停表的工作日"),
     ("满意率", "（满意 + 基本满意）÷ 评价数"),
+    ("代办件", "村代办员受申请人委托代办登记的件数（与办件类型并存，如代办的承诺件）"),
 )
 
 

@@ -37,7 +37,7 @@ from protocol.actions import (
 )
 from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
-from protocol.errand import FIVE_STEPS, OUTCOMES, STAGE_LABELS, ErrandState
+from protocol.errand import FIVE_STEPS, OUTCOMES, PROXIED, STAGE_LABELS, ErrandState, service_kind
 from protocol.hlc import wall_seconds
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 
@@ -56,7 +56,7 @@ class LedgerRow(msgspec.Struct, kw_only=True):
     matter: str
     matter_name: str
     category: str
-    kind: str  # 办件类型 (即办件 承诺件 上报件 联办件)
+    kind: str  # 办件类型, how it is handled (即办件 承诺件 上报件 联办件 特办件)
     applicant_name: str
     stage: str
     outcome: str
@@ -79,6 +79,7 @@ class LedgerRow(msgspec.Struct, kw_only=True):
     complaints: int
     callbacks_dissatisfied: int = 0  # 回访 that found the applicant dissatisfied
     skipped_steps: tuple[str, ...] = ()  # of the five supervision steps, for an approved and delivered errand
+    service_kind: str = ""  # 代办件 when a village agent carried it on the villager's mandate (protocol.errand)
 
     @property
     def stage_label(self) -> str:
@@ -190,6 +191,11 @@ def ledger_row(
         complaints=sum(1 for a in acts if isinstance(a, Complain)),
         callbacks_dissatisfied=sum(1 for a in acts if isinstance(a, CallBack) and a.satisfied == "不满意"),
         skipped_steps=skipped,
+        service_kind=service_kind(
+            directory.role(state.scope) if state.scope in directory else "",
+            in_person=state.in_person,
+            mandate=state.mandate,
+        ),
     )
 
 
@@ -216,9 +222,11 @@ class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
             return False
         if self.date_to and row.registered_on > self.date_to:
             return False
+        # 代办件 is how an errand came in, not how it is handled: asking for it asks the row's service kind.
+        kind = row.service_kind if self.kind == PROXIED else row.kind
         pairs = (
             (self.matter, row.matter),
-            (self.kind, row.kind),
+            (self.kind, kind),
             (self.stage, row.stage),
             (self.township, row.township),
             (self.window, row.window),

@@ -267,7 +267,7 @@ class OfficeScreenController(Controller):
                 "row_count": len(rows),
                 "stage_labels": STAGE_LABELS,
                 "level_labels": LEVEL_LABELS,
-                "kinds": ("即办件", "承诺件", "上报件", "联办件"),
+                "kinds": ("即办件", "承诺件", "上报件", "联办件", "特办件", "代办件"),
                 "townships": sorted({r.township for r in rows if r.township}),
                 "download": {
                     "xlsx": "/api/office/ledger/export?" + urlencode({**params, "format": "xlsx"}),

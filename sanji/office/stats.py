@@ -8,7 +8,7 @@ Pure: rows in, figures out. Definitions (the screen and the exports print them t
 * average working days 平均办理工作日: acceptance to answer, supplement pauses taken out;
 * satisfaction 满意率: (满意 + 基本满意) / ratings — the share not dissatisfied, as the seeds
   report it ("满意率达99%以上", seeds 003 and 004);
-* complaints 投诉, deemed approvals 超时默许, extensions 延期: counts.
+* complaints 投诉, deemed approvals 超时默许, extensions 延期, proxied 代办件 (carried by a village agent): counts.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class StatLine(msgspec.Struct, kw_only=True):
     deemed: int = 0
     extensions: int = 0
     overdue_days: int = 0
+    proxied: int = 0  # 代办件
 
 
 def quarter_of(day: str) -> str:
@@ -110,6 +111,7 @@ def line(key: str, label: str, rows: Sequence[LedgerRow]) -> StatLine:
         out.deemed += r.deemed
         out.extensions += r.extensions
         out.overdue_days += r.overdue_days
+        out.proxied += bool(r.service_kind)
     judged = out.on_time + out.late
     out.on_time_rate = round(out.on_time / judged, 4) if judged else None
     out.average_working_days = round(sum(days) / len(days), 2) if days else None

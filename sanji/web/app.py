@@ -55,6 +55,7 @@ from sanji.web.public import PublicController
 from sanji.web.request_gate import request_gate
 from sanji.web.reveal import RevealController
 from sanji.web.screens import ScreenController
+from sanji.web.subtask_routes import SubtaskController
 from sanji.web.sync_routes import SyncController
 from sanji.web.trust_screens import EnrollController
 from sanji.workcalendar import load_calendar
@@ -211,6 +212,7 @@ def build_app(
         DocumentController,
         SyncController,
         ScreenController,
+        SubtaskController,
         EnrollController,
         LoginController,
         *OFFICE_HANDLERS,

@@ -188,8 +188,8 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "subtask_done": (
         Field("department", "联办部门", "Department", "select", required=True),
-        Field("outcome", "意见", "Opinion", "select", (("agreed", "同意 agreed"), ("objected", "不同意 objected"))),
-        Field("text", "说明", "Note", "textarea"),
+        Field("outcome", "结论", "Answer", "select", (("agreed", "同意 agreed"), ("objected", "不同意 objected"))),
+        Field("text", "部门意见", "The department's opinion", "textarea"),
     ),
     "extend": (
         Field("days", "延长工作日数", "Working days", "number", required=True),
@@ -897,6 +897,16 @@ async def _errand_page(
     done_doc = DONE_DOCS.get(done)
     if done == "accept" and state.get("provisional"):
         done_doc = "commitment"
+    answers = {h["department"]: h for h in applied(history) if h["kind"] == "subtask_done"}
+    subtasks = [
+        {
+            "department": d,
+            "status": status,
+            "note": answers.get(d, {}).get("note", ""),
+            "at": at_text(answers[d]["at"]) if d in answers else "",
+        }
+        for d, status in state.get("subtasks", {}).items()
+    ]
     applicant = register.get("applicant", {}) if register else {}
     if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
         applicant = mask_applicant(applicant)
@@ -915,6 +925,7 @@ async def _errand_page(
             "pending": node_name(directory, row["pending_to"]) if row["pending_to"] else "",
             "responsible": node_name(directory, row["responsible"]) if row["responsible"] else "",
             "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
+            "subtasks": subtasks,
             "documents": document_links(errand_id, history),
             "forms": forms,
             "timeline": timeline,

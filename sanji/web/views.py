@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
-from protocol.errand import OUTCOMES, STAGE_LABELS
+from protocol.errand import OUTCOMES, STAGE_LABELS, service_kind
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 
@@ -48,6 +48,19 @@ class ErrandSummary(msgspec.Struct, kw_only=True):
     waiting: int
     deadline: Deadline | None
     stage_deadline: Deadline | None
+    subtasks: dict[str, str] = msgspec.field(default_factory=dict)  # 联办: department -> pending/agreed/objected
+    service_kind: str = ""  # 代办件 (protocol.errand.service_kind) or ""
+
+
+class _Facts(msgspec.Struct, kw_only=True):
+    """The parts of the stored projected state a view adds (the rest of it is in the row's columns)."""
+
+    subtasks: dict[str, str] = msgspec.field(default_factory=dict)
+    in_person: bool = False
+    mandate: bool = True
+
+
+_facts = msgspec.msgpack.Decoder(_Facts)
 
 
 def deadline_of(
@@ -84,8 +97,14 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
     matter = context.matter(row["matter"])
     marks = marks_of(row.get("state"))
     paused = bool(row.get("paused"))
+    blob = row.get("state")
+    facts = _facts.decode(blob) if blob else None
+    directory = context.store.directory
+    scope_role = directory.role(row["scope"]) if row["scope"] in directory else ""
     return {
         **row,
+        "subtasks": facts.subtasks if facts else {},
+        "service_kind": service_kind(scope_role, in_person=facts.in_person, mandate=facts.mandate) if facts else "",
         "matter_name": matter.name if matter else row["matter"],
         "stage_label": STAGE_LABELS.get(row["stage"], row["stage"]),
         "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),

@@ -184,11 +184,11 @@ def valid_moves(state: ErrandState) -> list[Move]:
         for department, status in state.subtasks.items():
             if status == "pending":
                 for outcome in ("agreed", "objected"):
-                    moves.append(
+                    moves.append(  # the department answers at its own desk at the county, not the lead window
                         (
                             f"subtask:{outcome}:{department}",
                             SubtaskDone,
-                            holder,
+                            COUNTY_ID,
                             {"department": department, "outcome": outcome},
                         )
                     )
@@ -269,6 +269,11 @@ def tempting_moves(state: ErrandState) -> list[Move]:
         ("materials_received:partial", MaterialsReceived, holder, {"items": state.supplement_items[1:]}),
         ("materials_received:unknown", MaterialsReceived, holder, {"items": ("无关材料",)}),
         ("subtask:unknown", SubtaskDone, holder, {"department": "县公安局"}),
+        *(  # the lead window closing a co-department's sub-task itself
+            ("subtask:by-lead", SubtaskDone, holder, {"department": d, "outcome": "agreed"})
+            for d, status in state.subtasks.items()
+            if status == "pending"
+        ),
         ("extend:zero", Extend, holder, {"days": 0, "reason": "x", "due": "2024-05-01"}),
         ("assign:nobody", Assign, holder, {"window": "综合窗口", "handler": " "}),
         ("terminate:no-reason", Terminate, holder, {"reason": ""}),
@@ -362,6 +367,15 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
         if isinstance(action, Complain):
             return not _blank(action.text)
         return True
+    if isinstance(action, SubtaskDone):
+        # 联办: each co-handling department answers its own sub-task at its desk at the county, whoever
+        # holds the errand; the lead window (a township) never answers for it.
+        return (
+            state.pending_to is None
+            and stage in (ACCEPTED, AT_DEPARTMENT)
+            and DIRECTORY.role(action.node) == COUNTY
+            and state.subtasks.get(action.department) == "pending"
+        )
     if isinstance(action, Receive):
         return state.pending_to == action.node
     if state.pending_to is not None or action.node != state.holder:
@@ -412,8 +426,6 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
         )
     if isinstance(action, Assign):
         return stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT) and not _blank(action.window) and not _blank(action.handler)
-    if isinstance(action, SubtaskDone):
-        return stage in (ACCEPTED, AT_DEPARTMENT) and state.subtasks.get(action.department) == "pending"
     if isinstance(action, Extend):
         return (
             stage in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)
@@ -528,7 +540,7 @@ def check_projection(proj: Projection, actions: list[Action]) -> None:
     assert len(proj.main) == len(parts[0]) and len(proj.notes) == len(parts[1])
     assert all(reason for reason in proj.rejected.values())
     by_id = chosen(actions)
-    assert all(isinstance(by_id[i], ANNOTATIONS) for i in proj.notes)
+    assert all(isinstance(by_id[i], (*ANNOTATIONS, SubtaskDone)) for i in proj.notes)
     assert not any(isinstance(by_id[i], ANNOTATIONS) for i in proj.main)
     state = proj.state
     if state is None:
@@ -584,10 +596,23 @@ def check_custody(proj: Projection, by_id: dict[str, Action]) -> None:
         if not isinstance(action, ANNOTATIONS):
             by_base.setdefault(action.base, []).append(action)
     state: ErrandState | None = None
+    beside: list[str] = []
+
+    def answers_beside(version: int) -> list[Action]:
+        """A department's sub-task answer written while another node holds the errand takes no version:
+        the model applies the allowed ones (smallest id first) before the holder's candidates."""
+        nonlocal state
+        group = sorted(by_base.get(version, []), key=lambda c: c.id)
+        for c in group:
+            if state is not None and isinstance(c, SubtaskDone) and c.node != state.holder and model_allows(state, c):
+                state = step(state, c)
+                beside.append(c.id)
+        return [c for c in group if not (isinstance(c, SubtaskDone) and state is not None and c.node != state.holder)]
+
     for version, action_id in enumerate(proj.main):
         action = by_id[action_id]
         assert action.base == version
-        allowed = [c for c in sorted(by_base[version], key=lambda c: c.id) if model_allows(state, c)]
+        allowed = [c for c in answers_beside(version) if model_allows(state, c)]
         assert allowed and allowed[0].id == action_id, f"v{version}: {action_id} won, the model says {allowed[:1]}"
         assert judge(state, action, DIRECTORY) is None
         if state is not None:
@@ -597,12 +622,12 @@ def check_custody(proj: Projection, by_id: dict[str, Action]) -> None:
                 assert state.pending_to is None
                 assert action.node == state.holder, f"{kind_of(action)} by {action.node}, held by {state.holder}"
         state = step(state, action)
-    stuck = [c for c in by_base.get(len(proj.main), []) if model_allows(state, c)]
+    stuck = [c for c in answers_beside(len(proj.main)) if model_allows(state, c)]
     assert not stuck, f"{stuck[0].id} is allowed at version {len(proj.main)} but did not apply"
     assert state is not None and proj.state is not None
     notes = sorted((a for a in by_id.values() if isinstance(a, ANNOTATIONS)), key=lambda n: (n.at, n.id))
     final = state
-    assert [n.id for n in notes if model_allows(final, n)] == list(proj.notes)
+    assert [*beside, *(n.id for n in notes if model_allows(final, n))] == list(proj.notes)
     for note in notes:
         if note.id in proj.notes:
             state = step(state, note)
@@ -854,7 +879,8 @@ def walk(scope: str, choose: Any, *, limit: int = 80, with_notes: bool = True) -
         proj = project(ERRAND, actions, DIRECTORY)
         assert proj.rejected == {}, f"{picked[0]} by {picked[2]} at {state.stage}: {proj.rejected}"
         assert proj.waiting == ()
-        assert action.id in (proj.notes if isinstance(action, ANNOTATIONS) else proj.main)
+        beside = isinstance(action, ANNOTATIONS) or (isinstance(action, SubtaskDone) and action.node != state.holder)
+        assert action.id in (proj.notes if beside else proj.main)
         check_projection(proj, actions)
     return actions, proj
 

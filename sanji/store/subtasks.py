@@ -1,0 +1,102 @@
+"""联办 sub-tasks waiting for a county department: its inbox, read from the projected errands.
+
+A co-handling department answers at its own desk at the county (``protocol.errand`` allows
+``subtask_done`` there only), whoever holds the errand — usually the township window that
+accepted it and leads it. So the department's inbox cannot be the custodian's worklist: it is
+every live 联办件 the county holds whose sub-task for that department is still pending.
+Read-only; the state it reads is the projection every replica computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sanji.store import schema as t
+from sanji.store.engine import Database
+
+JOINT = "联办件"
+OPEN_STAGES = ("accepted", "at_department")  # where protocol.errand lets a department answer
+
+
+class OpenSubtask(msgspec.Struct, kw_only=True):
+    """One sub-task a department still owes an answer on."""
+
+    errand: str
+    receipt: str
+    matter: str
+    applicant_name: str
+    department: str  # whose sub-task
+    lead: str  # the node leading the errand (the accepting township), whose window waits for the answer
+    lead_window: str
+    holder: str
+    stage: str
+    since: int  # hybrid-clock time of the acceptance that opened the sub-task
+    due: str  # the whole errand's deadline: the department answers within it
+
+
+async def open_subtasks(db: Database, department: str = "") -> list[OpenSubtask]:
+    """Pending sub-tasks, oldest first; only ``department``'s when it is named."""
+    query = select(
+        t.errands.c.id,
+        t.errands.c.receipt,
+        t.errands.c.matter,
+        t.errands.c.applicant_name,
+        t.errands.c.responsible,
+        t.errands.c.window,
+        t.errands.c.holder,
+        t.errands.c.stage,
+        t.errands.c.due,
+        t.errands.c.state,
+    ).where(
+        t.errands.c.errand_kind == JOINT,
+        t.errands.c.stage.in_(OPEN_STAGES),
+        t.errands.c.pending_to.is_(None),
+    )
+    async with db.reader.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        since = await _accepted_at(conn, [r.id for r in rows])
+    out: list[OpenSubtask] = []
+    for row in rows:
+        if row.state is None:
+            continue
+        subtasks: dict[str, str] = msgspec.msgpack.decode(row.state).get("subtasks", {})
+        for name, status in sorted(subtasks.items()):
+            if status != "pending" or (department and name != department):
+                continue
+            out.append(
+                OpenSubtask(
+                    errand=row.id,
+                    receipt=row.receipt,
+                    matter=row.matter,
+                    applicant_name=row.applicant_name,
+                    department=name,
+                    lead=row.responsible,
+                    lead_window=row.window,
+                    holder=row.holder,
+                    stage=row.stage,
+                    since=since.get(row.id, 0),
+                    due=row.due,
+                )
+            )
+    out.sort(key=lambda s: (s.since, s.errand, s.department))
+    return out
+
+
+async def _accepted_at(conn: AsyncConnection, errand_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(errand_ids)
+    out: dict[str, int] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = (
+            await conn.execute(
+                select(t.actions.c.errand, t.actions.c.at).where(
+                    t.actions.c.errand.in_(chunk), t.actions.c.kind == "accept", t.actions.c.status == "applied"
+                )
+            )
+        ).all()
+        out.update({errand: at for errand, at in rows})
+    return out
