@@ -169,7 +169,14 @@ def check_matter(m: Matter, *, skip: Collection[str] = ()) -> list[tuple[str, st
     for name in ("accept_levels", "handle_levels", "approve_levels"):
         if usable(name):
             out += _levels_problems(name, getattr(m, name))
-    for name in ("proxy_allowed", "in_person", "immediate", "deemed_approval", "illustrative"):
+    for name in (
+        "proxy_allowed",
+        "in_person",
+        "immediate",
+        "deemed_approval",
+        "illustrative",
+        "joint_answers_at_departments",
+    ):
         if usable(name) and not isinstance(getattr(m, name), bool):
             out.append((name, f"must be true or false, not {getattr(m, name)!r}"))
 

@@ -251,9 +251,18 @@ def _judge_subtask(state: ErrandState, action: SubtaskDone, directory: Directory
         return refuse("subtask_stage")
     if state.subtasks.get(action.department) != "pending":
         return refuse("no_open_subtask", department=action.department)
+    if not answered_by_departments(state):
+        # Bound to an entry from before departments answered (or to none): the lead window, holding the
+        # errand, ticks its sub-tasks off, as every node judged it when the errand began.
+        return refuse("not_custodian", node=action.node, holder=state.holder) if action.node != state.holder else None
     if directory.role(action.node) != COUNTY:
         return refuse("subtask_department_only", department=action.department)
     return None
+
+
+def answered_by_departments(state: ErrandState) -> bool:
+    """Whether the errand's bound catalogue entry has its 联办 departments answer at their own desks."""
+    return state.matter_entry is not None and state.matter_entry.joint_answers_at_departments
 
 
 def beside_holder(state: ErrandState | None, action: Action) -> bool:
@@ -264,7 +273,12 @@ def beside_holder(state: ErrandState | None, action: Action) -> bool:
     (a department and the lead window writing at once both stand). Written by the holder itself
     (an escalated errand at the county), it is an ordinary main-line step.
     """
-    return isinstance(action, SubtaskDone) and state is not None and action.node != state.holder
+    return (
+        isinstance(action, SubtaskDone)
+        and state is not None
+        and action.node != state.holder
+        and answered_by_departments(state)
+    )
 
 
 def _judge_annotation(state: ErrandState, action: Action) -> Refusal | None:

@@ -54,6 +54,10 @@ class Matter(msgspec.Struct, frozen=True, kw_only=True):
     department: str
     immediate: bool
     joint_departments: tuple[str, ...] = ()
+    # 联办: each co-handling department answers its sub-task at its own desk at the county (True), or,
+    # as catalogues before 0.4 said by leaving it out, the lead window ticks the sub-tasks off. An errand
+    # keeps the rule of the entry it is bound to, so errands in flight at an upgrade finish as they began.
+    joint_answers_at_departments: bool = False
     deemed_approval: bool = False
     illustrative: bool = True
     # 延期: at most this many working days of extensions in all; None means the statutory limit.

@@ -82,6 +82,7 @@ HEADING_ALIASES: dict[str, str] = {
     "审批部门": "department",
     "即办件": "immediate",
     "联办部门": "joint_departments",
+    "部门答复联办": "joint_answers_at_departments",
     "超时默许": "deemed_approval",
     "示例数据": "illustrative",
     "县": "county",

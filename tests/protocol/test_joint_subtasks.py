@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from protocol_kit import COUNTY_ID, ERRAND, OTHER_TOWN, TOWN_ID, VILLAGE_ID, make
@@ -19,6 +20,7 @@ from protocol.actions import Accept, Action, Assign, Decide, HandOff, Receive, R
 from protocol.batch import open_frame, seal
 from protocol.errand import ACCEPTED, ErrandState, judge, project
 from protocol.hlc import HybridClock
+from protocol.matter import Matter
 from protocol.menu import allowed_steps
 from protocol.refusals import english, refuse
 from protocol.topology import Directory
@@ -32,12 +34,21 @@ from sanji.workcalendar import load_calendar
 from tests.conftest import NetworkFactory
 
 CO = ("县人社局", "县卫健局")
+# The errand is bound to an entry whose departments answer at their own desks (catalogues from 0.4).
+_MZ001 = default_catalogue().get("MZ-001")
+assert _MZ001 is not None
+ENTRY = msgspec.structs.replace(_MZ001, joint_departments=CO, joint_answers_at_departments=True)
 
 
-def joint_errand() -> list[Action]:
+def joint_errand(entry: Matter | None = ENTRY) -> list[Action]:
     """A village errand, received and accepted at the township as 联办件 with two co-departments."""
+    bound = (
+        {"matter": entry.code, "matter_entry": entry, "catalogue_version": 1, "missing_confirmed": True}
+        if entry
+        else {}
+    )
     return [
-        make(Register, node=VILLAGE_ID, id="m00", base=0, materials=("身份证复印件",)),
+        make(Register, node=VILLAGE_ID, id="m00", base=0, materials=("身份证复印件",), **bound),
         make(HandOff, node=VILLAGE_ID, id="m01", base=1, to=TOWN_ID, purpose="submit"),
         make(Receive, node=TOWN_ID, id="m02", base=2),
         make(Accept, node=TOWN_ID, id="m03", base=3, errand_kind="联办件", co_departments=CO),
@@ -234,3 +245,20 @@ def test_at_the_county_the_department_approver_answers() -> None:
     assert action_refusal(APPROVER, "subtask_done", "county") == ""
     assert "department approver" in action_refusal(WINDOW_A, "subtask_done", "county")
     assert "department approver" in action_refusal(DIRECTOR, "subtask_done", "county")
+
+
+def test_an_errand_bound_before_departments_answered_keeps_the_lead_windows_rule(directory: Directory) -> None:
+    """Errands in flight at an upgrade finish as they began: bound to an entry without
+    ``joint_answers_at_departments`` (or to none), the lead window ticks the sub-tasks off and a
+    county department is refused as not holding the errand."""
+    for entry in (None, msgspec.structs.replace(ENTRY, joint_answers_at_departments=False)):
+        proj = project(ERRAND, joint_errand(entry), directory)
+        assert proj.state is not None and proj.state.stage == ACCEPTED, proj.rejected
+        assert judge(proj.state, answer(TOWN_ID, CO[0], "x"), directory) is None
+        county = judge(proj.state, answer(COUNTY_ID, CO[0], "y"), directory)
+        assert county is not None and county.code == "not_custodian"
+        closed = project(
+            ERRAND, [*joint_errand(entry), answer(TOWN_ID, CO[0], "x"), answer(TOWN_ID, CO[1], "z", base=5)], directory
+        )
+        assert closed.rejected == {} and closed.state is not None
+        assert closed.state.subtasks == {CO[0]: "agreed", CO[1]: "agreed"}
