@@ -149,7 +149,8 @@ async def test_upgrade_then_going_back_a_release(releases: dict[str, Release], t
         log = village.log.read_text(encoding="utf-8")
         assert f"this store was migrated by sanji {new.version}" in log
         assert f"this is sanji {old.version}" in log
-        assert f"Install sanji {new.version} or later" in log
+        if _numbers(old.version) >= (0, 4, 0):  # 0.3.0 lost its hint in a traceback; `serve` says it since 0.4.0
+            assert f"Install sanji {new.version} or later" in log
     finally:
         await client.close()
         await asyncio.to_thread(cluster.stop)
