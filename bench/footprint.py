@@ -13,8 +13,8 @@ requests and bytes (it shapes nothing here). Each figure has a baseline measured
    per second of wall time) of each node idling, exchanges going on at the interval. Baseline: a bare
    interpreter sleeping.
 3. idle exchange: requests and bytes each way per exchange on the village's link while nothing changes
-   (the proxy's counters ÷ the village's ``sanji_sync_sessions`` count). Baseline: one ``GET /healthz`` through
-   the same proxy — the cost of the smallest HTTP request on that link.
+   (the proxy's counters ÷ the village's ``sanji_sync_sessions`` count). Baseline: one ``GET /healthz`` to the
+   township through a proxy of its own — the cost of the smallest HTTP request on such a link.
 4. syncing: each node's peak resident memory while errands are registered and submitted at the village
    and travel up until the township holds them all. Baseline: the same node idle.
 5. store: the village's SQLite file after three years of a busy village (600 errands a year, each a whole
@@ -50,8 +50,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.corpus import build_corpus
 from bench.links import figure, load_average, machine_info, rounded, wait_for
+from devtools.faultproxy import FaultProxy
 from sanji.client import NodeClient
-from sanji.demo.cluster import Cluster, NodeProcess
+from sanji.demo.cluster import Cluster, NodeProcess, free_port
 from sanji.demo.staff import Desk, Tally, register_errands
 from sanji.layout import county_layout
 from sanji.store import Store, open_database
@@ -227,7 +228,7 @@ async def sessions(client: httpx.AsyncClient, url: str) -> float:
     return 0.0
 
 
-async def measure_idle(cluster: Cluster, idle_s: float) -> dict[str, Any]:
+async def measure_idle(cluster: Cluster, idle_s: float, seed: int) -> dict[str, Any]:
     link = cluster.link(VILLAGE)
     village_url = cluster.nodes[VILLAGE].url
     async with httpx.AsyncClient(timeout=10.0) as client:
@@ -243,11 +244,17 @@ async def measure_idle(cluster: Cluster, idle_s: float) -> dict[str, Any]:
             await asyncio.sleep(1.0)
         stats1, sessions1, wall = link.stats.snapshot(), await sessions(client, village_url), time.monotonic() - wall0
         cpu = {n: (cpu_seconds(p) - cpu0[n]) / wall for n, p in pids.items()}
-        # Baseline: the smallest request on the same link, one GET /healthz through the proxy.
-        before = link.stats.snapshot()
+        # Baseline: the smallest request on such a link, one GET /healthz to the township through a proxy of
+        # its own (the village's proxy carries its exchanges meanwhile, which would be counted in).
+        assert cluster.proxy_thread is not None
+        probe = await asyncio.to_thread(
+            cluster.proxy_thread.add,
+            FaultProxy(target_port=cluster.nodes[TOWN].port, port=free_port(), seed=seed, name="healthz-baseline"),
+        )
+        before = probe.stats.snapshot()
         async with httpx.AsyncClient(timeout=10.0) as fresh:
-            assert (await fresh.get(link.url + "/healthz")).status_code == 200
-        after = link.stats.snapshot()
+            assert (await fresh.get(probe.url + "/healthz")).status_code == 200
+        after = probe.stats.snapshot()
     exchanges = sessions1 - sessions0
     per = max(exchanges, 1.0)
     return {
@@ -385,7 +392,7 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
     try:
         startup = await asyncio.to_thread(measure_startup, cluster, plan.restarts)
         log(f"idle: {plan.idle_s:.0f} s at the demo interval ({DEMO_INTERVAL} s)")
-        idle = await measure_idle(cluster, plan.idle_s)
+        idle = await measure_idle(cluster, plan.idle_s, seed)
         log(f"syncing: {plan.sync_errands} errands registered and submitted at {VILLAGE}")
         syncing = await measure_syncing(cluster, plan.sync_errands, seed)
     finally:
