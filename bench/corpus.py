@@ -128,6 +128,22 @@ class Desk:
     service: ErrandService
 
 
+SCANS = (("身份证.jpg", "image/jpeg"), ("户口簿.jpg", "image/jpeg"), ("申请书.pdf", "application/pdf"))
+
+
+def attachment_form(actor: str, rng: random.Random, scan: int) -> ActionForm:
+    """A scan of a material as the village's desk attaches it: a photo or PDF of 80-400 KB, by hash."""
+    name, mime = SCANS[scan % len(SCANS)]
+    return ActionForm(
+        kind="attach",
+        actor=actor,
+        blob=rng.randbytes(32).hex(),
+        size=rng.randint(80_000, 400_000),
+        name=name,
+        mime=mime,
+    )
+
+
 def pick_matter(rng: random.Random) -> Matter:
     # Matters a township decides itself weigh double, so about half of all errands go up to the county.
     weights = [1 if m.department else 2 for m in MATTERS]
@@ -182,7 +198,9 @@ def next_form(desk: Desk, errand: dict[str, Any], rng: random.Random) -> ActionF
     return None
 
 
-async def _simulate(workdir: Path, layout: Layout, town: str, errands: int, seed: int) -> SubtreeResult:
+async def _simulate(
+    workdir: Path, layout: Layout, town: str, errands: int, seed: int, attachments: int = 0
+) -> SubtreeResult:
     started = time.perf_counter()
     rng = random.Random(seed)
     directory = layout.directory
@@ -231,7 +249,7 @@ async def _simulate(workdir: Path, layout: Layout, town: str, errands: int, seed
                 for _ in range(min(per_round, errands - registered)):
                     who, what = person(rng), pick_matter(rng)
                     assert valid_id_number(who.id_number)
-                    await desk.service.register(
+                    made = await desk.service.register(
                         RegisterForm(
                             matter=what.code,
                             applicant_name=who.name,
@@ -245,6 +263,9 @@ async def _simulate(workdir: Path, layout: Layout, town: str, errands: int, seed
                     registered += 1
                     moved += 1
                     by_role[VILLAGE] += 1
+                    for scan in range(attachments):  # references only: the bytes travel apart, as blobs
+                        await desk.service.act(made.errand, attachment_form(desk.actor, rng, scan))
+                        by_role[VILLAGE] += 1
                     escalated += bool(what.department)
             for desk in desks:
                 for errand in await desk.service.store.worklist():
@@ -287,20 +308,30 @@ async def _simulate(workdir: Path, layout: Layout, town: str, errands: int, seed
 
 
 def simulate_subtree(
-    workdir: str, entries: bytes, keys: dict[str, bytes], town: str, errands: int, seed: int
+    workdir: str, entries: bytes, keys: dict[str, bytes], town: str, errands: int, seed: int, attachments: int = 0
 ) -> SubtreeResult:
     """Worker entry point: rebuild the layout from plain bytes and simulate one township's subtree."""
     layout = Layout(
         entries=msgspec.msgpack.decode(entries, type=list[NodeEntry]),
         keys={node: SigningKey.from_private_bytes(raw) for node, raw in keys.items()},
     )
-    return asyncio.run(_simulate(Path(workdir), layout, town, errands, seed))
+    return asyncio.run(_simulate(Path(workdir), layout, town, errands, seed, attachments))
 
 
 async def build_corpus(
-    workdir: Path, errands: int, *, seed: int, towns: int = 2, villages_per_town: int = 3, workers: int = 2
+    workdir: Path,
+    errands: int,
+    *,
+    seed: int,
+    towns: int = 2,
+    villages_per_town: int = 3,
+    workers: int = 2,
+    attachments: int = 0,
 ) -> Corpus:
-    """Simulate ``errands`` whole errand lives across ``towns`` townships, one worker process per township."""
+    """Simulate ``errands`` whole errand lives across ``towns`` townships, one worker process per township.
+
+    ``attachments``: scans the village attaches to each errand at registration (``attach`` actions naming a
+    blob by hash and size; the blob bytes themselves are not made)."""
     started = time.perf_counter()
     layout = county_layout(towns, villages_per_town)
     county = layout.ids(COUNTY)[0]
@@ -313,7 +344,9 @@ async def build_corpus(
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         results = await asyncio.gather(
             *(
-                loop.run_in_executor(pool, simulate_subtree, str(workdir), entries, keys, town, share, seed * 100 + i)
+                loop.run_in_executor(
+                    pool, simulate_subtree, str(workdir), entries, keys, town, share, seed * 100 + i, attachments
+                )
                 for i, (town, share) in enumerate(zip(town_ids, shares, strict=True))
                 if share > 0
             )

@@ -5,4 +5,4 @@ line live here once; ``county_node``, ``town_node`` and ``village_agent`` each
 add only what their desk needs.
 """
 
-__version__ = "0.3.0"  # keep equal to pyproject.toml; sanji.version adds git describe
+__version__ = "0.4.0"  # keep equal to pyproject.toml; sanji.version adds git describe

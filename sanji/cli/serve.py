@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
+import sys
 
 import uvicorn
 
 from sanji.config import ConfigError, load_settings
 from sanji.observe.logs import use_json_logs
 from sanji.parent_watch import watch_parent
+from sanji.store.engine import open_database
+from sanji.store.revisions import DatabaseNewer, read_revisions, refuse_if_newer
+from sanji.version import release
 
 APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
 KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
@@ -39,6 +44,12 @@ def run(
     except ConfigError as exc:
         print(f"error: {exc}")
         return 2
+    try:
+        asyncio.run(refuse_a_newer_store(settings.db_url))
+    except DatabaseNewer as exc:
+        # Said before the server starts: inside its start-up the refusal drowns in a traceback, hint and all.
+        print(f"error: {exc.message}\n{exc.hint}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s {settings.node.id} %(name)s %(message)s")
     module = importlib.import_module(APPS[role])
     app = module.create_app(settings)
@@ -64,6 +75,17 @@ def run(
     watch_parent()
     server.run()
     return 0
+
+
+async def refuse_a_newer_store(url: str) -> None:
+    """Raise ``DatabaseNewer`` when a newer release migrated the store at ``url``; touch nothing either way."""
+    db = await open_database(url, migrate=False)
+    try:
+        async with db.reader.connect() as conn:
+            rev = await conn.run_sync(read_revisions)
+    finally:
+        await db.dispose()
+    refuse_if_newer(rev, release())
 
 
 def follow_level(log_level: str) -> None:

@@ -74,6 +74,9 @@ class Cluster:
     proxy_thread: ProxyThread | None = field(default=None, repr=False)
     enroll: bool = False  # every node joins by token and holds a certificate; no directory.json
     enrolled: set[str] = field(default_factory=set)
+    # node id -> import path (os.pathsep-separated) of another release's source tree to run that node from:
+    # mixed-version trees in the compatibility tests. Absent: this code, as installed.
+    trees: dict[str, str] = field(default_factory=dict)
     _issuing: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock), repr=False)
     _spawning: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _closed: bool = field(default=False, repr=False)  # a whole-cluster stop() began: spawn nothing more
@@ -289,13 +292,21 @@ class Cluster:
         cmd += ["--log-level", "warning"]
         if node.role == "county" and self.county_db:
             cmd += ["--db", self.county_db]
+        env = {**os.environ, **launcher_env()}
+        cwd: str | None = None
+        if node.id in self.trees:
+            # `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH: run from the
+            # other tree so neither this checkout nor the installed package shadows it.
+            env["PYTHONPATH"] = self.trees[node.id]
+            cwd = self.trees[node.id].split(os.pathsep)[0]
         log = os.fdopen(os.open(node.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         node.proc = subprocess.Popen(
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **launcher_env()},
+            env=env,
+            cwd=cwd,
         )
         log.close()
 
