@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 import msgspec
@@ -634,6 +634,60 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
         waiting=tuple(sorted(waiting)),
         digest=digest_of(errand_id, state, main, applied_notes, rejected),
     )
+
+
+def fold(
+    before: Projection, held: Mapping[str, int | None], actions: Sequence[Action], directory: Directory
+) -> Projection | None:
+    """``before`` continued by ``actions`` without replaying its history: equal to ``project`` over
+    everything whenever it answers, None when the order is not that simple (the caller projects it all).
+
+    ``held`` maps each action ``before`` was projected from to its base (None for a note). The simple
+    case, the common one, is a main line that nothing competes with: ``before`` has nothing waiting and
+    holds no note (a note's verdict follows the stage, and notes are folded after the main line), no
+    action it holds is based at or above its version, and ``actions`` are new main-line actions based
+    exactly on the next versions, each one allowed. Then ``project`` would replay ``before``'s versions
+    unchanged (every candidate at each of them is the same) and take each new action at its version.
+    """
+    state = before.state
+    version = len(before.main)
+    if before.waiting or before.notes or (state.version if state else 0) != version:
+        return None
+    if digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
+        return None  # not a projection of what is held (a stale or foreign row): re-project
+    if set(before.rejected) | set(before.main) != set(held):
+        return None
+    if any(base is None or base >= version for base in held.values()):
+        return None  # a note, or a competitor at the frontier
+    main = list(before.main)
+    for action in sorted(actions, key=lambda a: (a.base, a.id)):
+        if (
+            action.errand != before.errand
+            or action.id in held
+            or action.id in main[version:]  # one id twice (a restored node's rewrite): project keeps one
+            or isinstance(action, ANNOTATIONS)
+            or action.base != len(main)
+            or judge(state, action, directory) is not None
+        ):
+            return None
+        state = step(state, action)
+        main.append(action.id)
+    return Projection(
+        errand=before.errand,
+        state=state,
+        main=tuple(main),
+        notes=(),
+        rejected=dict(before.rejected),
+        waiting=(),
+        digest=digest_of(before.errand, state, main, [], before.rejected),
+    )
+
+
+def basis(directory: Directory) -> str:
+    """What ``judge`` reads of ``directory`` (each node's role and parent, not its keys), as a digest:
+    a projection kept under another tree may have judged its actions otherwise, so it is not continued."""
+    tree = sorted((n.id, n.role, n.parent or "") for n in directory.nodes())
+    return hashlib.sha256(encode(tree)).hexdigest()
 
 
 def digest_of(
