@@ -40,6 +40,7 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
+from sanji.store import projections
 from sanji.store import schema as t
 from sanji.store.engine import Database
 
@@ -600,8 +601,8 @@ class Store:
         self.clock.observe(batch.payload.created)
         for action in batch.actions:
             self.clock.observe(action.at)
-        await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope)
-        await self._recompute(conn, sorted({a.errand for a in batch.actions}))
+        fresh = await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope)
+        await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh)
         return len(batch.actions)
 
     # -- forwarding ------------------------------------------------------------------
@@ -1158,7 +1159,10 @@ class Store:
         )
         return digest
 
-    async def _insert_actions(self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str) -> None:
+    async def _insert_actions(
+        self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str
+    ) -> list[Action]:
+        """Keep what ``ledger.admit`` keeps of ``acts``; returns the actions new to the projections."""
         ids = [a.id for a in acts]
         held = {
             aid: status == FOREIGN
@@ -1167,8 +1171,11 @@ class Store:
             ).all()
         }
         rows = []
+        fresh: list[Action] = []
         for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
             a = change.action
+            if isinstance(change, ledger.Replace) or not change.foreign:
+                fresh.append(a)
             if isinstance(change, ledger.Replace):
                 await conn.execute(
                     update(t.actions)
@@ -1192,6 +1199,7 @@ class Store:
             )
         if rows:
             await conn.execute(insert(t.actions), rows)
+        return fresh
 
     async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
         rows = (
@@ -1201,21 +1209,41 @@ class Store:
         ).scalars()
         return [decode_action(b) for b in rows]
 
-    async def _recompute(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> dict[str, Projection]:
-        rows = (
-            await conn.execute(
-                select(
-                    t.actions.c.id, t.actions.c.errand, t.actions.c.body, t.actions.c.status, t.actions.c.reason
-                ).where(t.actions.c.errand.in_(list(errand_ids)))
-            )
-        ).all()
-        grouped: dict[str, list[tuple[str, Action | None, str, str]]] = defaultdict(list)
-        for aid, errand_id, body, status, reason in rows:
-            grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
+    async def _recompute(
+        self, conn: AsyncConnection, errand_ids: Sequence[str], *, fresh: Sequence[Action] = ()
+    ) -> dict[str, Projection]:
+        """Project ``errand_ids`` again and write their rows and their actions' statuses.
+
+        ``fresh`` are actions just admitted and not yet projected: an errand they only continue in order is
+        folded onto its kept row (``sanji.store.projections``); the others are projected from everything held.
+        """
+        basis = projections.basis_of(self.directory)
         out: dict[str, Projection] = {}
         changes: list[dict[str, str]] = []
         errand_rows: list[dict[str, Any]] = []
-        for errand_id in errand_ids:
+        if fresh:
+            out = await projections.fold_kept(conn, fresh, self.directory)
+            for errand_id, proj in out.items():
+                changes += [
+                    {"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in fresh if a.errand == errand_id
+                ]
+                errand_rows.append(_errand_row(errand_id, proj, scope="", basis=basis))
+        rest = [e for e in errand_ids if e not in out]
+        rows = (
+            (
+                await conn.execute(
+                    select(
+                        t.actions.c.id, t.actions.c.errand, t.actions.c.body, t.actions.c.status, t.actions.c.reason
+                    ).where(t.actions.c.errand.in_(rest))
+                )
+            ).all()
+            if rest
+            else []
+        )
+        grouped: dict[str, list[tuple[str, Action | None, str, str]]] = defaultdict(list)
+        for aid, errand_id, body, status, reason in rows:
+            grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
+        for errand_id in rest:
             entries = grouped.get(errand_id, [])
             proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory)
             out[errand_id] = proj
@@ -1232,33 +1260,8 @@ class Store:
                     new = ("rejected", proj.rejected.get(aid, "rejected"))
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
-            s = proj.state
-            values: dict[str, Any] = {
-                "id": errand_id,
-                "scope": s.scope if s else (entries[0][1].scope if entries and entries[0][1] else ""),
-                "matter": s.matter if s else "",
-                "applicant_name": s.applicant_name if s else "",
-                "stage": s.stage if s else INCOMPLETE,
-                "holder": s.holder if s else "",
-                "pending_to": s.pending_to if s else None,
-                "version": s.version if s else 0,
-                "errand_kind": s.errand_kind if s else "",
-                "department": s.department if s else "",
-                "outcome": s.outcome if s else "",
-                "registered_at": s.registered_at if s else 0,
-                "updated_at": s.updated_at if s else 0,
-                "digest": proj.digest,
-                "waiting": len(proj.waiting),
-                "receipt": s.receipt if s else "",
-                "due": s.due if s else "",
-                "stage_due": s.stage_due if s else "",
-                "responsible": s.responsible if s else "",
-                "window": s.window if s else "",
-                "handler": s.handler if s else "",
-                "paused": bool(s and s.stage == "supplement"),
-                "state": encode(s) if s else None,
-            }
-            errand_rows.append(values)
+            scope = entries[0][1].scope if entries and entries[0][1] else ""
+            errand_rows.append(_errand_row(errand_id, proj, scope=scope, basis=basis))
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:
@@ -1271,6 +1274,37 @@ class Store:
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _errand_row(errand_id: str, proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
+    """The `errands` row of ``proj``; ``scope`` is the errand's while it has no state yet (no registration)."""
+    s = proj.state
+    return {
+        "id": errand_id,
+        "scope": s.scope if s else scope,
+        "matter": s.matter if s else "",
+        "applicant_name": s.applicant_name if s else "",
+        "stage": s.stage if s else INCOMPLETE,
+        "holder": s.holder if s else "",
+        "pending_to": s.pending_to if s else None,
+        "version": s.version if s else 0,
+        "errand_kind": s.errand_kind if s else "",
+        "department": s.department if s else "",
+        "outcome": s.outcome if s else "",
+        "registered_at": s.registered_at if s else 0,
+        "updated_at": s.updated_at if s else 0,
+        "digest": proj.digest,
+        "waiting": len(proj.waiting),
+        "receipt": s.receipt if s else "",
+        "due": s.due if s else "",
+        "stage_due": s.stage_due if s else "",
+        "responsible": s.responsible if s else "",
+        "window": s.window if s else "",
+        "handler": s.handler if s else "",
+        "paused": bool(s and s.stage == "supplement"),
+        "state": encode(s) if s else None,
+        "basis": basis,
+    }
 
 
 def _plain(row: Any) -> dict[str, Any]:
