@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import date
 
 import msgspec
@@ -175,14 +175,15 @@ class Projection(msgspec.Struct, kw_only=True):
     digest: str
 
 
-def judge(state: ErrandState | None, action: Action, directory: Directory) -> Refusal | None:
+def judge(state: ErrandState | None, action: Action, directory: Directory, *, bounded: bool = False) -> Refusal | None:
     """Return why ``action`` may not follow ``state`` (a coded ``Refusal``), or None if it may.
 
     Bound errands (``state.matter_entry``) are also judged by their catalogue entry
     (``protocol.binding``); the entry travels in the errand's own actions, so every replica
-    reaches the same verdict.
+    reaches the same verdict. ``bounded``: this very action already passed the bounds here (it was
+    allowed before), so they are not walked again; every other verdict is reached anew.
     """
-    if (out_of_bounds := action_problem(action)) is not None:  # protocol.bounds: same limits on every replica
+    if not bounded and (out_of_bounds := action_problem(action)) is not None:  # same limits on every replica
         return refuse("out_of_bounds", detail=out_of_bounds)
     if isinstance(action, Register):
         if state is not None:
@@ -568,14 +569,21 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
     return new
 
 
-def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> Projection:
+def project(
+    errand_id: str, actions: Iterable[Action], directory: Directory, *, bounded: Container[str] = frozenset()
+) -> Projection:
+    """Replay ``actions`` (see the module's docstring). ``bounded``: ids of actions the caller knows passed
+    ``judge`` before (the store's applied ones, one body per id), whose bounds need no second walk."""
     unique: dict[str, Action] = {}
+    contested: set[str] = set()  # ids under two bodies: which one passed the bounds is not known
     for action in actions:
         if action.errand != errand_id:
             raise ValueError(f"action {action.id} belongs to errand {action.errand}, not {errand_id}")
         held = unique.get(action.id)
         # Two different actions under one id (a node restored from a backup): keep the one whose
         # encoding sorts first, so the choice depends on the set, never on arrival order.
+        if held is not None and held != action:
+            contested.add(action.id)
         if held is None or (held != action and encode(action) < encode(held)):
             unique[action.id] = action
     by_base: dict[int, list[Action]] = defaultdict(list)
@@ -595,7 +603,9 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
             if winner is not None:
                 rejected[candidate.id] = f"conflicts with {winner.id}, applied first at version {version}"
                 continue
-            refusal = judge(state, candidate, directory)
+            refusal = judge(
+                state, candidate, directory, bounded=candidate.id in bounded and candidate.id not in contested
+            )
             if refusal is None:
                 winner = candidate
             else:
@@ -619,7 +629,7 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
         if state is None:
             waiting.append(note.id)
             continue
-        refusal = judge(state, note, directory)
+        refusal = judge(state, note, directory, bounded=note.id in bounded and note.id not in contested)
         if refusal is None:
             applied_notes.append(note.id)
             state = step(state, note)

@@ -10,6 +10,7 @@ before migration 0017) is left to ``Store._recompute``'s full projection, which 
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
@@ -22,6 +23,7 @@ from protocol import ledger
 from protocol.actions import ANNOTATIONS, Action
 from protocol.errand import ErrandState, Projection, basis, fold, project
 from protocol.topology import Directory
+from sanji import __version__
 from sanji.store import schema as t
 
 NOTE_KINDS = frozenset(cls.__struct_config__.tag for cls in ANNOTATIONS)
@@ -30,8 +32,10 @@ _state_decoder = msgspec.msgpack.Decoder(ErrandState)
 
 @lru_cache(maxsize=4)
 def basis_of(directory: Directory) -> str:
-    """``protocol.errand.basis``, once per directory object (a store swaps its directory, never edits it)."""
-    return basis(directory)
+    """What a kept row was projected under: the directory's tree (``protocol.errand.basis``) and this
+    software's version, whose rules and bounds may differ from the last one's (an upgraded node projects
+    each errand from all its actions once). Once per directory object: a store swaps it, never edits it."""
+    return hashlib.sha256(f"{__version__}\n{basis(directory)}".encode()).hexdigest()
 
 
 async def fold_kept(conn: AsyncConnection, fresh: Sequence[Action], directory: Directory) -> dict[str, Projection]:

@@ -1243,9 +1243,25 @@ class Store:
         grouped: dict[str, list[tuple[str, Action | None, str, str]]] = defaultdict(list)
         for aid, errand_id, body, status, reason in rows:
             grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
+        # An action applied under this basis passed the bounds then: judge does not walk them again. Under
+        # another basis (other software, other tree) every action is judged in full.
+        same_basis = (
+            set(
+                (
+                    await conn.execute(
+                        select(t.errands.c.id).where(t.errands.c.id.in_(rest), t.errands.c.basis == basis)
+                    )
+                ).scalars()
+            )
+            if rest
+            else set()
+        )
         for errand_id in rest:
             entries = grouped.get(errand_id, [])
-            proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory)
+            bounded = (
+                {aid for aid, _, status, _ in entries if status == "applied"} if errand_id in same_basis else set()
+            )
+            proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory, bounded=bounded)
             out[errand_id] = proj
             applied = set(proj.main) | set(proj.notes)
             waiting = set(proj.waiting)

@@ -234,6 +234,8 @@ def test_folding_a_batch_onto_the_kept_projection_equals_projecting_everything(
         everything = project(ERRAND, held, DIRECTORY)
         if folded is not None:
             assert folded == everything
+        # The store's full projection does not walk the bounds of what it applied before again.
+        assert project(ERRAND, held, DIRECTORY, bounded={*kept.main, *kept.notes}) == everything
         kept = everything
 
 
@@ -272,3 +274,16 @@ def test_fold_declines_what_is_not_a_simple_continuation() -> None:
     forged = msgspec.structs.replace(kept, digest="0" * 64)
     assert fold(forged, held, [main[4]], DIRECTORY) is None  # a row that is not what it claims
     assert fold(kept, held, [main[4]], DIRECTORY) == project(ERRAND, main[:5], DIRECTORY)
+
+
+def test_only_the_bounds_of_actions_allowed_before_are_taken_as_read() -> None:
+    """``bounded`` skips the walk over the values, nothing else; a body other than the one allowed is walked."""
+    main = happy_path(escalate=False)
+    loud = msgspec.structs.replace(main[1], actor="李\x07代办")  # a control character: out of bounds
+    refused = project(ERRAND, [*main[:1], loud], DIRECTORY)
+    assert refused.rejected[loud.id] == "actor contains a character not allowed in a name (U+0007)"
+    assert project(ERRAND, [*main[:1], loud], DIRECTORY, bounded={loud.id}).main == (main[0].id, loud.id)
+    # Two bodies under one id: which one passed is unknown, so both are walked.
+    assert project(ERRAND, [*main[:2], loud], DIRECTORY, bounded={loud.id}) == project(
+        ERRAND, [*main[:2], loud], DIRECTORY
+    )

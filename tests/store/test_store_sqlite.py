@@ -525,3 +525,20 @@ async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
     async with town.transaction() as conn:
         await town._recompute(conn, ["E1", "E2"])
     assert await projected_rows(town) == kept
+
+
+async def test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    """Applied actions are not walked for bounds again; a refused one is, and is refused again."""
+    town = await open_store(TOWN)
+    loud = note("E1", 2, "已电话告知")
+    loud = msgspec.structs.replace(loud, actor="李\x07代办")
+    batches: list[list[Action]] = [[register("E1", 1), loud], [note("E1", 3, "材料已补齐")], [submit("E1", 4)]]
+    reason = "actor contains a character not allowed in a name (U+0007)"
+    for frame in chain(layout, batches):
+        assert statuses(await town.receive([frame], peer=VILLAGE)) == ["stored"]
+        _, acts = await projected_rows(town)
+        assert (loud.id, "rejected", reason) in acts
+    assert await town.digests() == expected_digests(layout, batches)
+    assert {status for aid, status, _ in (await projected_rows(town))[1] if aid != loud.id} == {"applied"}
