@@ -1218,54 +1218,59 @@ class Store:
         folded onto its kept row (``sanji.store.projections``); the others are projected from everything held.
         """
         basis = projections.basis_of(self.directory)
+        ids = list(errand_ids)
+        kept = {
+            row.id: row
+            for row in await conn.execute(
+                select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
+                    t.errands.c.id.in_(ids)
+                )
+            )
+        }
+        held: dict[str, list[Any]] = defaultdict(list)  # rows of `actions`: projections.Held and the body
+        for stored in await conn.execute(
+            select(
+                t.actions.c.id,
+                t.actions.c.errand,
+                t.actions.c.base,
+                t.actions.c.kind,
+                t.actions.c.status,
+                t.actions.c.reason,
+                t.actions.c.body,
+            ).where(t.actions.c.errand.in_(ids))
+        ):
+            held[stored.errand].append(stored)
+        by_errand: dict[str, list[Action]] = defaultdict(list)
+        for new_action in fresh:
+            by_errand[new_action.errand].append(new_action)
         out: dict[str, Projection] = {}
         changes: list[dict[str, str]] = []
         errand_rows: list[dict[str, Any]] = []
-        if fresh:
-            out = await projections.fold_kept(conn, fresh, self.directory)
-            for errand_id, proj in out.items():
-                changes += [
-                    {"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in fresh if a.errand == errand_id
-                ]
-                errand_rows.append(_errand_row(errand_id, proj, scope="", basis=basis))
-        rest = [e for e in errand_ids if e not in out]
-        rows = (
-            (
-                await conn.execute(
-                    select(
-                        t.actions.c.id, t.actions.c.errand, t.actions.c.body, t.actions.c.status, t.actions.c.reason
-                    ).where(t.actions.c.errand.in_(rest))
-                )
-            ).all()
-            if rest
-            else []
-        )
-        grouped: dict[str, list[tuple[str, Action | None, str, str]]] = defaultdict(list)
-        for aid, errand_id, body, status, reason in rows:
-            grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
-        # An action applied under this basis passed the bounds then: judge does not walk them again. Under
-        # another basis (other software, other tree) every action is judged in full.
-        same_basis = (
-            set(
-                (
-                    await conn.execute(
-                        select(t.errands.c.id).where(t.errands.c.id.in_(rest), t.errands.c.basis == basis)
-                    )
-                ).scalars()
+        for errand_id in ids:
+            entries = held.get(errand_id, [])
+            row = kept.get(errand_id)
+            same_basis = row is not None and row.basis == basis
+            folded = (
+                projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
+                if by_errand.get(errand_id) and (row is None or same_basis)
+                else None
             )
-            if rest
-            else set()
-        )
-        for errand_id in rest:
-            entries = grouped.get(errand_id, [])
-            bounded = (
-                {aid for aid, _, status, _ in entries if status == "applied"} if errand_id in same_basis else set()
-            )
-            proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory, bounded=bounded)
+            if folded is not None:
+                out[errand_id] = folded
+                changes += [{"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in by_errand[errand_id]]
+                errand_rows.append(_errand_row(errand_id, folded, scope="", basis=basis))
+                continue
+            decoded = [
+                (e.id, None if e.status == FOREIGN else decode_action(e.body), e.status, e.reason) for e in entries
+            ]
+            # An action applied under this basis passed the bounds then: judge does not walk them again. Under
+            # another basis (other software, other tree) every action is judged in full.
+            bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
+            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], self.directory, bounded=bounded)
             out[errand_id] = proj
             applied = set(proj.main) | set(proj.notes)
             waiting = set(proj.waiting)
-            for aid, action, status, reason in entries:
+            for aid, action, status, reason in decoded:
                 if action is None:
                     continue
                 if aid in applied:
@@ -1276,7 +1281,7 @@ class Store:
                     new = ("rejected", proj.rejected.get(aid, "rejected"))
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
-            scope = entries[0][1].scope if entries and entries[0][1] else ""
+            scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
             errand_rows.append(_errand_row(errand_id, proj, scope=scope, basis=basis))
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.

@@ -458,18 +458,24 @@ async def projected_rows(store: Store) -> tuple[list[dict[str, object]], list[tu
     return errands, acts
 
 
-def spy_on_folds(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
-    """The errands each applied batch was folded for (the real ``fold_kept`` runs; this only records)."""
-    folded: list[set[str]] = []
+def spy_on_folds(monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
+    """``folded()``: the errands folded since the last call (the real ``fold_kept`` runs; this only records)."""
+    folded: set[str] = set()
     real = projections.fold_kept
 
-    async def recording(conn, fresh, directory):  # type: ignore[no-untyped-def]
-        out = await real(conn, fresh, directory)
-        folded.append(set(out))
+    def recording(errand_id, row, held, fresh, directory):  # type: ignore[no-untyped-def]
+        out = real(errand_id, row, held, fresh, directory)
+        if out is not None:
+            folded.add(errand_id)
+        return out
+
+    def since() -> set[str]:
+        out = set(folded)
+        folded.clear()
         return out
 
     monkeypatch.setattr(projections, "fold_kept", recording)
-    return folded
+    return since
 
 
 async def test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full_projection(
@@ -485,12 +491,14 @@ async def test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full
         [note("E2", 6, "已电话告知申请人")],
     ]
     folded = spy_on_folds(monkeypatch)
+    per_batch = []
     for frame in chain(layout, batches):
         assert statuses(await town.receive([frame], peer=VILLAGE)) == ["stored"]
+        per_batch.append(folded())
     # E1's registration and submission continue it in order. A refused rival, then the submission it
     # rivalled (a held action at the frontier: fold leaves weighing rivals to project), a note, an errand
     # holding a note: all projected from everything.
-    assert folded == [{"E1"}, {"E1"}, set(), set(), set()]
+    assert per_batch == [{"E1"}, {"E1"}, set(), set(), set()]
     assert await town.digests() == expected_digests(layout, batches)
     kept = await projected_rows(town)
     assert {row["basis"] for row in kept[0]} == {projections.basis_of(layout.directory)}
@@ -507,17 +515,20 @@ async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
     f1, f2, f3, f4 = chain(layout, batches)
     folded = spy_on_folds(monkeypatch)
     await town.receive([f1], peer=VILLAGE)
+    assert folded() == {"E1"}
     async with town.transaction() as conn:  # a row from before migration 0017 (or another tree)
         await conn.execute(t.errands.update().values(basis=""))
     await town.receive([f2], peer=VILLAGE)
+    assert folded() == set()
     await town.receive([f3], peer=VILLAGE)
+    assert folded() == {"E2"}
     state = (await town.errand("E2") or {})["stage"]
     async with town.transaction() as conn:  # a row whose state is not what its actions give
         raw = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == "E2"))
         bent = encode(msgspec.structs.replace(msgspec.msgpack.decode(raw, type=ErrandState), holder=TOWN))
         await conn.execute(t.errands.update().where(t.errands.c.id == "E2").values(state=bent))
     await town.receive([f4], peer=VILLAGE)
-    assert folded == [{"E1"}, set(), {"E2"}, set()]
+    assert folded() == set()
     assert state == "registered"
     assert await town.digests() == expected_digests(layout, batches)
     kept = await projected_rows(town)
