@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import date
 
 import msgspec
@@ -191,14 +191,15 @@ def proxied(state: ErrandState, directory: Directory) -> bool:
     return service_kind(role, in_person=state.in_person, mandate=state.mandate) == PROXIED
 
 
-def judge(state: ErrandState | None, action: Action, directory: Directory) -> Refusal | None:
+def judge(state: ErrandState | None, action: Action, directory: Directory, *, bounded: bool = False) -> Refusal | None:
     """Return why ``action`` may not follow ``state`` (a coded ``Refusal``), or None if it may.
 
     Bound errands (``state.matter_entry``) are also judged by their catalogue entry
     (``protocol.binding``); the entry travels in the errand's own actions, so every replica
-    reaches the same verdict.
+    reaches the same verdict. ``bounded``: this very action already passed the bounds here (it was
+    allowed before), so they are not walked again; every other verdict is reached anew.
     """
-    if (out_of_bounds := action_problem(action)) is not None:  # protocol.bounds: same limits on every replica
+    if not bounded and (out_of_bounds := action_problem(action)) is not None:  # same limits on every replica
         return refuse("out_of_bounds", detail=out_of_bounds)
     if isinstance(action, Register):
         if state is not None:
@@ -626,14 +627,21 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
     return new
 
 
-def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> Projection:
+def project(
+    errand_id: str, actions: Iterable[Action], directory: Directory, *, bounded: Container[str] = frozenset()
+) -> Projection:
+    """Replay ``actions`` (see the module's docstring). ``bounded``: ids of actions the caller knows passed
+    ``judge`` before (the store's applied ones, one body per id), whose bounds need no second walk."""
     unique: dict[str, Action] = {}
+    contested: set[str] = set()  # ids under two bodies: which one passed the bounds is not known
     for action in actions:
         if action.errand != errand_id:
             raise ValueError(f"action {action.id} belongs to errand {action.errand}, not {errand_id}")
         held = unique.get(action.id)
         # Two different actions under one id (a node restored from a backup): keep the one whose
         # encoding sorts first, so the choice depends on the set, never on arrival order.
+        if held is not None and held != action:
+            contested.add(action.id)
         if held is None or (held != action and encode(action) < encode(held)):
             unique[action.id] = action
     by_base: dict[int, list[Action]] = defaultdict(list)
@@ -665,7 +673,9 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
             if winner is not None:
                 rejected[candidate.id] = f"conflicts with {winner.id}, applied first at version {version}"
                 continue
-            refusal = judge(state, candidate, directory)
+            refusal = judge(
+                state, candidate, directory, bounded=candidate.id in bounded and candidate.id not in contested
+            )
             if refusal is None:
                 winner = candidate
             else:
@@ -689,7 +699,7 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
         if state is None:
             waiting.append(note.id)
             continue
-        refusal = judge(state, note, directory)
+        refusal = judge(state, note, directory, bounded=note.id in bounded and note.id not in contested)
         if refusal is None:
             applied_notes.append(note.id)
             state = step(state, note)
@@ -704,6 +714,61 @@ def project(errand_id: str, actions: Iterable[Action], directory: Directory) -> 
         waiting=tuple(sorted(waiting)),
         digest=digest_of(errand_id, state, main, [*beside, *applied_notes], rejected),
     )
+
+
+def fold(
+    before: Projection, held: Mapping[str, int | None], actions: Sequence[Action], directory: Directory
+) -> Projection | None:
+    """``before`` continued by ``actions`` without replaying its history: equal to ``project`` over
+    everything whenever it answers, None when the order is not that simple (the caller projects it all).
+
+    ``held`` maps each action ``before`` was projected from to its base (None for a note). The simple
+    case, the common one, is a main line that nothing competes with: ``before`` has nothing waiting and
+    holds no note (a note's verdict follows the stage, and notes are folded after the main line), no
+    action it holds is based at or above its version, and ``actions`` are new main-line actions based
+    exactly on the next versions, each one allowed. Then ``project`` would replay ``before``'s versions
+    unchanged (every candidate at each of them is the same) and take each new action at its version.
+    """
+    state = before.state
+    version = len(before.main)
+    if before.waiting or before.notes or (state.version if state else 0) != version:
+        return None
+    if digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
+        return None  # not a projection of what is held (a stale or foreign row): re-project
+    if set(before.rejected) | set(before.main) != set(held):
+        return None
+    if any(base is None or base >= version for base in held.values()):
+        return None  # a note, or a competitor at the frontier
+    main = list(before.main)
+    for action in sorted(actions, key=lambda a: (a.base, a.id)):
+        if (
+            action.errand != before.errand
+            or action.id in held
+            or action.id in main[version:]  # one id twice (a restored node's rewrite): project keeps one
+            or isinstance(action, ANNOTATIONS)
+            or beside_holder(state, action)  # a department's answer takes no version: project orders it
+            or action.base != len(main)
+            or judge(state, action, directory) is not None
+        ):
+            return None
+        state = step(state, action)
+        main.append(action.id)
+    return Projection(
+        errand=before.errand,
+        state=state,
+        main=tuple(main),
+        notes=(),
+        rejected=dict(before.rejected),
+        waiting=(),
+        digest=digest_of(before.errand, state, main, [], before.rejected),
+    )
+
+
+def basis(directory: Directory) -> str:
+    """What ``judge`` reads of ``directory`` (each node's role and parent, not its keys), as a digest:
+    a projection kept under another tree may have judged its actions otherwise, so it is not continued."""
+    tree = sorted((n.id, n.role, n.parent or "") for n in directory.nodes())
+    return hashlib.sha256(encode(tree)).hexdigest()
 
 
 def digest_of(

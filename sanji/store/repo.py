@@ -39,6 +39,7 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
+from sanji.store import projections
 from sanji.store import schema as t
 from sanji.store.blobs import Blobs
 from sanji.store.documents import Documents
@@ -467,8 +468,8 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         self.clock.observe(batch.payload.created)
         for action in batch.actions:
             self.clock.observe(action.at)
-        await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope)
-        await self._recompute(conn, sorted({a.errand for a in batch.actions}))
+        fresh = await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope)
+        await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh)
         return len(batch.actions)
 
     # -- forwarding ------------------------------------------------------------------
@@ -648,7 +649,10 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         )
         return digest
 
-    async def _insert_actions(self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str) -> None:
+    async def _insert_actions(
+        self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str
+    ) -> list[Action]:
+        """Keep what ``ledger.admit`` keeps of ``acts``; returns the actions new to the projections."""
         ids = [a.id for a in acts]
         held = {
             aid: status == FOREIGN
@@ -657,8 +661,11 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             ).all()
         }
         rows = []
+        fresh: list[Action] = []
         for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
             a = change.action
+            if isinstance(change, ledger.Replace) or not change.foreign:
+                fresh.append(a)
             if isinstance(change, ledger.Replace):
                 await conn.execute(
                     update(t.actions)
@@ -682,6 +689,7 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             )
         if rows:
             await conn.execute(insert(t.actions), rows)
+        return fresh
 
     async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
         rows = (
@@ -691,27 +699,68 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         ).scalars()
         return [decode_action(b) for b in rows]
 
-    async def _recompute(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> dict[str, Projection]:
-        rows = (
-            await conn.execute(
-                select(
-                    t.actions.c.id, t.actions.c.errand, t.actions.c.body, t.actions.c.status, t.actions.c.reason
-                ).where(t.actions.c.errand.in_(list(errand_ids)))
+    async def _recompute(
+        self, conn: AsyncConnection, errand_ids: Sequence[str], *, fresh: Sequence[Action] = ()
+    ) -> dict[str, Projection]:
+        """Project ``errand_ids`` again and write their rows and their actions' statuses.
+
+        ``fresh`` are actions just admitted and not yet projected: an errand they only continue in order is
+        folded onto its kept row (``sanji.store.projections``); the others are projected from everything held.
+        """
+        basis = projections.basis_of(self.directory)
+        ids = list(errand_ids)
+        kept = {
+            row.id: row
+            for row in await conn.execute(
+                select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
+                    t.errands.c.id.in_(ids)
+                )
             )
-        ).all()
-        grouped: dict[str, list[tuple[str, Action | None, str, str]]] = defaultdict(list)
-        for aid, errand_id, body, status, reason in rows:
-            grouped[errand_id].append((aid, None if status == FOREIGN else decode_action(body), status, reason))
+        }
+        held: dict[str, list[Any]] = defaultdict(list)  # rows of `actions`: projections.Held and the body
+        for stored in await conn.execute(
+            select(
+                t.actions.c.id,
+                t.actions.c.errand,
+                t.actions.c.base,
+                t.actions.c.kind,
+                t.actions.c.status,
+                t.actions.c.reason,
+                t.actions.c.body,
+            ).where(t.actions.c.errand.in_(ids))
+        ):
+            held[stored.errand].append(stored)
+        by_errand: dict[str, list[Action]] = defaultdict(list)
+        for new_action in fresh:
+            by_errand[new_action.errand].append(new_action)
         out: dict[str, Projection] = {}
         changes: list[dict[str, str]] = []
         errand_rows: list[dict[str, Any]] = []
-        for errand_id in errand_ids:
-            entries = grouped.get(errand_id, [])
-            proj = project(errand_id, [a for _, a, _, _ in entries if a is not None], self.directory)
+        for errand_id in ids:
+            entries = held.get(errand_id, [])
+            row = kept.get(errand_id)
+            same_basis = row is not None and row.basis == basis
+            folded = (
+                projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
+                if by_errand.get(errand_id) and (row is None or same_basis)
+                else None
+            )
+            if folded is not None:
+                out[errand_id] = folded
+                changes += [{"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in by_errand[errand_id]]
+                errand_rows.append(_errand_row(errand_id, folded, scope="", basis=basis))
+                continue
+            decoded = [
+                (e.id, None if e.status == FOREIGN else decode_action(e.body), e.status, e.reason) for e in entries
+            ]
+            # An action applied under this basis passed the bounds then: judge does not walk them again. Under
+            # another basis (other software, other tree) every action is judged in full.
+            bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
+            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], self.directory, bounded=bounded)
             out[errand_id] = proj
             applied = set(proj.main) | set(proj.notes)
             waiting = set(proj.waiting)
-            for aid, action, status, reason in entries:
+            for aid, action, status, reason in decoded:
                 if action is None:
                     continue
                 if aid in applied:
@@ -722,33 +771,8 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
                     new = ("rejected", proj.rejected.get(aid, "rejected"))
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
-            s = proj.state
-            values: dict[str, Any] = {
-                "id": errand_id,
-                "scope": s.scope if s else (entries[0][1].scope if entries and entries[0][1] else ""),
-                "matter": s.matter if s else "",
-                "applicant_name": s.applicant_name if s else "",
-                "stage": s.stage if s else INCOMPLETE,
-                "holder": s.holder if s else "",
-                "pending_to": s.pending_to if s else None,
-                "version": s.version if s else 0,
-                "errand_kind": s.errand_kind if s else "",
-                "department": s.department if s else "",
-                "outcome": s.outcome if s else "",
-                "registered_at": s.registered_at if s else 0,
-                "updated_at": s.updated_at if s else 0,
-                "digest": proj.digest,
-                "waiting": len(proj.waiting),
-                "receipt": s.receipt if s else "",
-                "due": s.due if s else "",
-                "stage_due": s.stage_due if s else "",
-                "responsible": s.responsible if s else "",
-                "window": s.window if s else "",
-                "handler": s.handler if s else "",
-                "paused": bool(s and s.stage == "supplement"),
-                "state": encode(s) if s else None,
-            }
-            errand_rows.append(values)
+            scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
+            errand_rows.append(_errand_row(errand_id, proj, scope=scope, basis=basis))
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:
@@ -761,3 +785,34 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _errand_row(errand_id: str, proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
+    """The `errands` row of ``proj``; ``scope`` is the errand's while it has no state yet (no registration)."""
+    s = proj.state
+    return {
+        "id": errand_id,
+        "scope": s.scope if s else scope,
+        "matter": s.matter if s else "",
+        "applicant_name": s.applicant_name if s else "",
+        "stage": s.stage if s else INCOMPLETE,
+        "holder": s.holder if s else "",
+        "pending_to": s.pending_to if s else None,
+        "version": s.version if s else 0,
+        "errand_kind": s.errand_kind if s else "",
+        "department": s.department if s else "",
+        "outcome": s.outcome if s else "",
+        "registered_at": s.registered_at if s else 0,
+        "updated_at": s.updated_at if s else 0,
+        "digest": proj.digest,
+        "waiting": len(proj.waiting),
+        "receipt": s.receipt if s else "",
+        "due": s.due if s else "",
+        "stage_due": s.stage_due if s else "",
+        "responsible": s.responsible if s else "",
+        "window": s.window if s else "",
+        "handler": s.handler if s else "",
+        "paused": bool(s and s.stage == "supplement"),
+        "state": encode(s) if s else None,
+        "basis": basis,
+    }

@@ -135,6 +135,9 @@ errands = Table(
     Column("handler", String(64), nullable=False, server_default=""),
     Column("paused", Boolean, nullable=False, server_default=false()),
     Column("state", LargeBinary, nullable=True),  # the whole projected ErrandState (msgpack)
+    # protocol.errand.basis of the directory the row was projected under: a row kept under another tree
+    # (or from before 0017: "") is projected again from all its actions, never continued (sanji.store.projections).
+    Column("basis", String(64), nullable=False, server_default=""),
     Index(None, "stage"),
     Index(None, "receipt"),
     Index(None, "holder"),

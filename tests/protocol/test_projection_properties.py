@@ -25,9 +25,9 @@ from protocol_kit import (
     new_layout,
 )
 
-from protocol.actions import Action, Applicant, HandOff, Note, Register
+from protocol.actions import ANNOTATIONS, Action, Applicant, CallBack, HandOff, Note, Register
 from protocol.encoding import encode
-from protocol.errand import STAGES, Projection, project
+from protocol.errand import STAGES, Projection, fold, project
 from protocol.matter import Matter
 from sanji.catalogue import default_catalogue
 
@@ -191,3 +191,99 @@ def test_the_main_line_alone_reproduces_the_state(story: tuple[list[Action], lis
     assert clean.state is not None
     core = ("id", "scope", "stage", "holder", "pending_to", "version", "outcome", "registered_at")
     assert {f: getattr(clean.state, f) for f in core} == {f: getattr(noisy.state, f) for f in core}
+
+
+def deliveries(draw: st.DrawFn, main: list[Action], strays: list[Action]) -> list[list[Action]]:
+    """The actions cut into batches: the main line in order with noise slipped in (the common case), or
+    any order at all (out of order, repeats); each cut anywhere."""
+    if draw(st.booleans()):
+        order = list(main)
+        for stray in strays:
+            order.insert(draw(st.integers(min_value=0, max_value=len(order))), stray)
+    else:
+        order = arrivals(draw, main + strays)
+    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=len(order)), max_size=len(order))))
+    return [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
+
+
+def held_of(actions: list[Action]) -> dict[str, int | None]:
+    return {a.id: None if isinstance(a, ANNOTATIONS) else a.base for a in actions}
+
+
+@PROPERTY_SETTINGS
+@given(story=histories(), data=st.data())
+def test_folding_a_batch_onto_the_kept_projection_equals_projecting_everything(
+    story: tuple[list[Action], list[Action]], data
+) -> None:
+    """What the store does per received batch: fold it onto the projection kept from the last one, or,
+    when fold declines, project the whole history; either way the same as projecting everything."""
+    main, strays = story
+    if strays and data.draw(st.booleans()):  # a little noise, so that folding is often possible
+        strays = data.draw(st.lists(st.sampled_from(strays), max_size=2, unique_by=lambda a: id(a)))
+    # Rivals of main-line actions (same version, another id, sorting before or after it, from a node
+    # that may or may not write it): the competitors a kept projection must not overlook.
+    for i, rivalled in enumerate(data.draw(st.lists(st.sampled_from(main), max_size=3)) if main else []):
+        node = data.draw(st.sampled_from([rivalled.node, OUTSIDER]))
+        rival_id = data.draw(st.sampled_from(["a", "z"])) + f"r{i}"
+        strays = [*strays, msgspec.structs.replace(rivalled, id=rival_id, node=node)]
+    held: list[Action] = []
+    kept = project(ERRAND, [], DIRECTORY)
+    for batch in deliveries(data.draw, main, strays):
+        folded = fold(kept, held_of(held), batch, DIRECTORY)
+        held += batch
+        everything = project(ERRAND, held, DIRECTORY)
+        if folded is not None:
+            assert folded == everything
+        # The store's full projection does not walk the bounds of what it applied before again.
+        assert project(ERRAND, held, DIRECTORY, bounded={*kept.main, *kept.notes}) == everything
+        kept = everything
+
+
+@PROPERTY_SETTINGS
+@given(escalate=st.booleans(), data=st.data())
+def test_an_errand_arriving_in_order_is_folded_batch_by_batch(escalate: bool, data) -> None:
+    """The common case is really taken: a history arriving in order, in batches of any size, is folded
+    every time and never re-projected."""
+    main = happy_path(escalate=escalate)
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(main)), max_size=5)))
+    kept = project(ERRAND, [], DIRECTORY)
+    for a, b in zip([0, *cuts], [*cuts, len(main)], strict=True):
+        folded = fold(kept, held_of(main[:a]), main[a:b], DIRECTORY)
+        assert folded == project(ERRAND, main[:b], DIRECTORY)
+        kept = folded
+
+
+def test_fold_declines_what_is_not_a_simple_continuation() -> None:
+    main = happy_path(escalate=False)
+    kept = project(ERRAND, main[:4], DIRECTORY)
+    held = held_of(main[:4])
+    assert fold(kept, held, main[5:7], DIRECTORY) is None  # a gap: version 4 is missing
+    assert fold(kept, held, [main[3]], DIRECTORY) is None  # already held
+    rival = msgspec.structs.replace(main[2], id="a00")  # sorts before the winner of version 2
+    assert fold(kept, held, [rival], DIRECTORY) is None
+    remark = make(Note, node=VILLAGE_ID, id="k00", at=AT0, text="进度说明")
+    assert fold(kept, held, [remark], DIRECTORY) is None  # notes are folded after the main line
+    noted = project(ERRAND, [*main[:4], remark], DIRECTORY)
+    assert fold(noted, {**held, "k00": None}, [main[4]], DIRECTORY) is None
+    # A call-back refused as too early is allowed once the errand is delivered: held notes stop the fold.
+    early = make(CallBack, node=TOWN_ID, id="k01", at=AT0, reached=True)
+    waiting_for_delivery = project(ERRAND, [*main[:-1], early], DIRECTORY)
+    assert "k01" in waiting_for_delivery.rejected
+    assert project(ERRAND, [*main, early], DIRECTORY).notes == ("k01",)
+    assert fold(waiting_for_delivery, {**held_of(main[:-1]), "k01": None}, main[-1:], DIRECTORY) is None
+    forged = msgspec.structs.replace(kept, digest="0" * 64)
+    assert fold(forged, held, [main[4]], DIRECTORY) is None  # a row that is not what it claims
+    assert fold(kept, held, [main[4]], DIRECTORY) == project(ERRAND, main[:5], DIRECTORY)
+
+
+def test_only_the_bounds_of_actions_allowed_before_are_taken_as_read() -> None:
+    """``bounded`` skips the walk over the values, nothing else; a body other than the one allowed is walked."""
+    main = happy_path(escalate=False)
+    loud = msgspec.structs.replace(main[1], actor="李\x07代办")  # a control character: out of bounds
+    refused = project(ERRAND, [*main[:1], loud], DIRECTORY)
+    assert refused.rejected[loud.id] == "actor contains a character not allowed in a name (U+0007)"
+    assert project(ERRAND, [*main[:1], loud], DIRECTORY, bounded={loud.id}).main == (main[0].id, loud.id)
+    # Two bodies under one id: which one passed is unknown, so both are walked.
+    assert project(ERRAND, [*main[:2], loud], DIRECTORY, bounded={loud.id}) == project(
+        ERRAND, [*main[:2], loud], DIRECTORY
+    )

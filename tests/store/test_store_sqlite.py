@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -19,7 +20,8 @@ from sqlalchemy import Connection, func, select
 
 from protocol.actions import Action, Applicant, HandOff, Note, Register
 from protocol.batch import GENESIS, frame_hash, open_frame, seal
-from protocol.errand import project
+from protocol.encoding import encode
+from protocol.errand import ErrandState, project
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import pack
 from protocol.signing import SigningKey
@@ -27,7 +29,7 @@ from protocol.stream import StreamKey
 from sanji.forms import ActionForm, RegisterForm
 from sanji.layout import Layout
 from sanji.service import ErrandService
-from sanji.store import Store, open_database
+from sanji.store import Store, open_database, projections
 from sanji.store import schema as t
 from sanji.store.engine import MIGRATIONS
 from sanji.store.repo import ReceiveOutcome
@@ -343,8 +345,8 @@ async def test_apply_is_atomic(open_store: StoreOpener, layout: Layout, monkeypa
     original = Store._recompute
     calls = {"n": 0, "fail_at": 1}
 
-    async def crash_after_writing(self: Store, conn, errand_ids):  # type: ignore[no-untyped-def]
-        out = await original(self, conn, errand_ids)
+    async def crash_after_writing(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids, **kw)
         calls["n"] += 1
         # Inside the transaction the batch, cursor, actions and errands are all written by now.
         assert await conn.scalar(select(func.count()).select_from(t.actions)) > 0
@@ -438,3 +440,116 @@ async def test_streams_towards_a_child_wait_until_the_child_says_what_it_holds(
     assert await town.confirm_child(VILLAGE, {}) == {}
     assert await town.seal_outbox() == 1 and await town.outbox_size() == 0
     assert await town.seal_outbox(force=True) == 0  # nothing left; force seals regardless (hand-carried files)
+
+
+# -- kept projections (issue 15) -------------------------------------------------------------
+
+
+async def projected_rows(store: Store) -> tuple[list[dict[str, object]], list[tuple[str, str, str]]]:
+    """Every errand row and every action's (id, status, reason): what a projection writes."""
+    async with store.db.reader.connect() as conn:
+        errands = [dict(r._mapping) for r in await conn.execute(select(t.errands).order_by(t.errands.c.id))]
+        acts = [
+            (r.id, r.status, r.reason)
+            for r in await conn.execute(
+                select(t.actions.c.id, t.actions.c.status, t.actions.c.reason).order_by(t.actions.c.id)
+            )
+        ]
+    return errands, acts
+
+
+def spy_on_folds(monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
+    """``folded()``: the errands folded since the last call (the real ``fold_kept`` runs; this only records)."""
+    folded: set[str] = set()
+    real = projections.fold_kept
+
+    def recording(errand_id, row, held, fresh, directory):  # type: ignore[no-untyped-def]
+        out = real(errand_id, row, held, fresh, directory)
+        if out is not None:
+            folded.add(errand_id)
+        return out
+
+    def since() -> set[str]:
+        out = set(folded)
+        folded.clear()
+        return out
+
+    monkeypatch.setattr(projections, "fold_kept", recording)
+    return since
+
+
+async def test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full_projection(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town = await open_store(TOWN)
+    rival = msgspec.structs.replace(submit("E2", 7), id="a0000-E2", to=VILLAGE)  # sorts first, refused
+    batches: list[list[Action]] = [
+        [register("E1", 1)],
+        [submit("E1", 2)],
+        [register("E2", 3), rival],
+        [submit("E2", 4), note("E1", 5, "材料已补齐")],
+        [note("E2", 6, "已电话告知申请人")],
+    ]
+    folded = spy_on_folds(monkeypatch)
+    per_batch = []
+    for frame in chain(layout, batches):
+        assert statuses(await town.receive([frame], peer=VILLAGE)) == ["stored"]
+        per_batch.append(folded())
+    # E1's registration and submission continue it in order. A refused rival, then the submission it
+    # rivalled (a held action at the frontier: fold leaves weighing rivals to project), a note, an errand
+    # holding a note: all projected from everything.
+    assert per_batch == [{"E1"}, {"E1"}, set(), set(), set()]
+    assert await town.digests() == expected_digests(layout, batches)
+    kept = await projected_rows(town)
+    assert {row["basis"] for row in kept[0]} == {projections.basis_of(layout.directory)}
+    async with town.transaction() as conn:
+        await town._recompute(conn, ["E1", "E2"])  # every action projected again, nothing kept
+    assert await projected_rows(town) == kept
+
+
+async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town = await open_store(TOWN)
+    batches: list[list[Action]] = [[register("E1", 1)], [submit("E1", 2)], [register("E2", 3)], [submit("E2", 4)]]
+    f1, f2, f3, f4 = chain(layout, batches)
+    folded = spy_on_folds(monkeypatch)
+    await town.receive([f1], peer=VILLAGE)
+    assert folded() == {"E1"}
+    async with town.transaction() as conn:  # a row from before migration 0017 (or another tree)
+        await conn.execute(t.errands.update().values(basis=""))
+    await town.receive([f2], peer=VILLAGE)
+    assert folded() == set()
+    await town.receive([f3], peer=VILLAGE)
+    assert folded() == {"E2"}
+    state = (await town.errand("E2") or {})["stage"]
+    async with town.transaction() as conn:  # a row whose state is not what its actions give
+        raw = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == "E2"))
+        bent = encode(msgspec.structs.replace(msgspec.msgpack.decode(raw, type=ErrandState), holder=TOWN))
+        await conn.execute(t.errands.update().where(t.errands.c.id == "E2").values(state=bent))
+    await town.receive([f4], peer=VILLAGE)
+    assert folded() == set()
+    assert state == "registered"
+    assert await town.digests() == expected_digests(layout, batches)
+    kept = await projected_rows(town)
+    assert {row["basis"] for row in kept[0]} == {projections.basis_of(layout.directory)}
+    async with town.transaction() as conn:
+        await town._recompute(conn, ["E1", "E2"])
+    assert await projected_rows(town) == kept
+
+
+async def test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    """Applied actions are not walked for bounds again; a refused one is, and is refused again."""
+    town = await open_store(TOWN)
+    loud = note("E1", 2, "已电话告知")
+    loud = msgspec.structs.replace(loud, actor="李\x07代办")
+    batches: list[list[Action]] = [[register("E1", 1), loud], [note("E1", 3, "材料已补齐")], [submit("E1", 4)]]
+    reason = "actor contains a character not allowed in a name (U+0007)"
+    for frame in chain(layout, batches):
+        assert statuses(await town.receive([frame], peer=VILLAGE)) == ["stored"]
+        _, acts = await projected_rows(town)
+        assert (loud.id, "rejected", reason) in acts
+    assert await town.digests() == expected_digests(layout, batches)
+    assert {status for aid, status, _ in (await projected_rows(town))[1] if aid != loud.id} == {"applied"}
