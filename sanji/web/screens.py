@@ -243,7 +243,16 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
             (("督办", "督办 urge"), ("纠错", "纠错 correct"), ("预警", "预警 warn")),
         ),
         Field("text", "督办意见", "Text", "textarea", required=True),
+        Field(
+            "answer_days",
+            "限期答复（工作日）",
+            "Answer within (working days)",
+            "number",
+            hint="督办时填写，留空为不要求答复 for 督办; leave empty when no answer is asked",
+        ),
+        Field("answer_by", "或答复截止日期", "or answer by (date)", "date"),
     ),
+    "answer_urging": (Field("text", "督办回复", "Answer", "textarea", required=True),),
 }
 COMMON_FIELDS = (
     Field("actor", "经办人姓名", "Your name", required=True),
@@ -741,9 +750,11 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
         add("签收人", item.get("confirmed_by"))
     elif kind == "close":
         add("档案号", item.get("archive_no"))
-    elif kind in ("note", "supervise"):
+    elif kind in ("note", "supervise", "answer_urging"):
         add("类型", item.get("kind_of_supervision"))
         add("内容", item.get("text"))
+        add("限期答复 answer by", item.get("answer_by"))
+        add("督办对象 to", item.get("to"))
     elif kind == "complain":  # shown only to supervisors and inspectors (sanji.auth.guard.Caller.history)
         add("被投诉", item.get("against"))
         add("内容", item.get("text"))
@@ -899,6 +910,20 @@ def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[d
             values["days"] = int(raw_days)
         elif "days" not in errors:
             errors["days"] = "天数应为1到365的整数 Days must be a whole number from 1 to 365"
+    raw_answer_days = values.get("answer_days")
+    if isinstance(raw_answer_days, str):
+        if not raw_answer_days:
+            values["answer_days"] = 0
+        elif raw_answer_days.isdigit() and 1 <= int(raw_answer_days) <= 60:
+            values["answer_days"] = int(raw_answer_days)
+        else:
+            errors["answer_days"] = "答复期限应为1到60个工作日 Answer within 1 to 60 working days"
+    answer_by = values.get("answer_by")
+    if isinstance(answer_by, str) and answer_by:  # whether the date is allowed is protocol.urging's to say
+        try:
+            date.fromisoformat(answer_by)
+        except ValueError:
+            errors["answer_by"] = "日期格式应为 2026-12-31 Use a date like 2026-12-31"
     if "passed" in values:
         values["passed"] = values["passed"] != "0"
     promise = values.get("promise_by")
