@@ -224,6 +224,7 @@ PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain"
 PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
 ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/"): ERRANDS,
+    ("POST", "/notices/read"): ERRANDS,
     ("GET", "/api/errands"): ERRANDS,
     ("GET", "/api/worklist"): ERRANDS,
     ("GET", "/api/catalogue"): ERRANDS,

@@ -14,6 +14,7 @@ history, documents and the steps this node may take now), ``/register``
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -40,10 +41,14 @@ from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
+from sanji.notices import notices_for
 from sanji.observe.fleet import fleet_health
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.store.notice_reads import NoticeReads
+from sanji.urgings import counts as urging_counts
+from sanji.urgings import urging_rows
 from sanji.web.desk_api import Supervision, supervision_report
 from sanji.web.documents import (
     DOCUMENTS,
@@ -389,7 +394,11 @@ class ScreenController(Controller):
 
     @get("/")
     async def home(
-        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
     ) -> Template:
         status = await store.status()
         hours = request.app.state.settings.observe.missing_hours
@@ -402,6 +411,12 @@ class ScreenController(Controller):
         for view in work_views:
             if view["light"]["cls"] in lights:
                 lights[view["light"]["cls"]] += 1
+        urged = [u for u in await urging_rows(store, today, to=store.node_id) if u.status != "answered"]
+        for view in work_views:
+            view["urgings"] = [u for u in urged if u.errand == view["id"]]
+        read_upto = await NoticeReads(store.db).read_upto(_account(caller))
+        states = await store.errand_states([v["id"] for v in work_views])
+        notices = notices_for(store.node_id, work_views, states, urged, today=today, read_upto=read_upto)
         return Template(
             template_name="home.html",
             context={
@@ -411,12 +426,27 @@ class ScreenController(Controller):
                 "total": total,
                 "worklist": work_views,
                 "lights": lights,
+                "urged": urged,
+                "notices": notices[:50],
+                "unread": sum(n.unread for n in notices),
+                "newest_notice": max((n.at_ms for n in notices), default=0),
                 "reports": await store.reports(),
                 "health": health,
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
             },
         )
+
+    @post("/notices/read", status_code=303)
+    async def notices_read(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], caller: NamedDependency[Caller]
+    ) -> Redirect:
+        """已读: marks every notice shown up to now read for this account (the newest shown, or now)."""
+        form = await read_form(request)
+        shown = one(form, "upto")
+        upto = max(int(shown) if shown.isdigit() and len(shown) <= 15 else 0, int(time.time() * 1000))
+        await NoticeReads(store.db).mark_read(_account(caller), upto)
+        return Redirect(path="/#notices", status_code=303)
 
     # -- one errand ------------------------------------------------------------------------------
 
@@ -616,6 +646,7 @@ class ScreenController(Controller):
             "overdue": [_summary_view(s) for s in report.overdue],
             "warnings": [_summary_view(s) for s in report.warnings],
         }
+        urgings = await urging_rows(store, context.today())
         return Template(
             template_name="supervision.html",
             context={
@@ -623,6 +654,8 @@ class ScreenController(Controller):
                 "report": report,
                 "views": views,
                 "steps": FIVE_STEPS,
+                "urgings": urgings,
+                "urging_counts": urging_counts(urgings),
                 "sample": size,
                 "seed": seed[:32],
                 "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
@@ -640,6 +673,11 @@ class ScreenController(Controller):
                 ],
             },
         )
+
+
+def _account(caller: Caller) -> str:
+    """Whose notices: the logged-in account; the open demo desk shares one mark ('')."""
+    return caller.principal.name if caller.principal is not None else ""
 
 
 def _summary_view(summary: Any) -> dict[str, Any]:
