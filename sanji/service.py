@@ -326,7 +326,8 @@ def _supervise(svc: ErrandService, form: ActionForm, state: ErrandState, common:
 
 
 def _answer_urging(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
-    waiting = open_for(state.urgings, svc.node_id)
+    # The oldest urging addressed here; failing that any open one, so the rule says whose it is.
+    waiting = open_for(state.urgings, svc.node_id) or [u for u in state.urgings if not u.answer]
     urging = form.urging or (waiting[0].id if waiting else "")
     if not urging:
         raise ActionRefused(refuse("no_open_urging", urging=""))
