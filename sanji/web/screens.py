@@ -31,6 +31,7 @@ from protocol.binding import bind
 from protocol.catalogue import Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
+from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_steps
 from protocol.refusals import Refusal, bilingual
@@ -444,7 +445,10 @@ class ScreenController(Controller):
         """已读: marks every notice shown up to now read for this account (the newest shown, or now)."""
         form = await read_form(request)
         shown = one(form, "upto")
-        upto = max(int(shown) if shown.isdigit() and len(shown) <= 15 else 0, int(time.time() * 1000))
+        now = int(time.time() * 1000)
+        # The newest notice shown may carry a peer's clock a little ahead of ours; never further than
+        # the skew a hybrid clock accepts, so a forged "upto" cannot silence notices still to come.
+        upto = min(max(int(shown) if shown.isdigit() and len(shown) <= 15 else 0, now), now + MAX_SKEW_MS)
         await NoticeReads(store.db).mark_read(_account(caller), upto)
         return Redirect(path="/#notices", status_code=303)
 
