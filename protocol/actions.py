@@ -260,6 +260,18 @@ class Supervise(_Action, tag="supervise", frozen=True, kw_only=True):
 
     kind_of_supervision: Literal["督办", "纠错", "预警"] = "督办"
     text: str = ""
+    # 督办 with an answer due (protocol.urging): the desk addressed — the errand's handling node
+    # and window when urged — must answer (``AnswerUrging``) by ``answer_by`` (ISO date, CST).
+    answer_by: str = ""
+    to: str = ""
+    window: str = ""
+
+
+class AnswerUrging(_Action, tag="answer_urging", frozen=True, kw_only=True):
+    """Annotation: 督办回复 — the urged desk's answer to one 督办 (``urging`` is its action id)."""
+
+    urging: str
+    text: str
 
 
 class Attach(_Action, tag="attach", frozen=True, kw_only=True):
@@ -301,9 +313,10 @@ Action = (
     | CallBack
     | Supervise
     | Attach
+    | AnswerUrging
 )
 
-ANNOTATIONS = (Note, Supply, Rate, Complain, CallBack, Supervise, Attach)
+ANNOTATIONS = (Note, Supply, Rate, Complain, CallBack, Supervise, Attach, AnswerUrging)
 
 
 def kind_of(action: Action) -> str:

@@ -23,6 +23,7 @@ from protocol.actions import (
     ANNOTATIONS,
     Accept,
     Action,
+    AnswerUrging,
     Assign,
     CallBack,
     Close,
@@ -40,6 +41,7 @@ from protocol.actions import (
     ReturnErrand,
     Review,
     SubtaskDone,
+    Supervise,
     Supply,
     Terminate,
     Withdraw,
@@ -105,6 +107,7 @@ from protocol.stages import (
     SUPPLEMENT as SUPPLEMENT,
 )
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
+from protocol.urging import Urging, answer_refusal, urge_refusal
 
 OUTCOMES = {
     "approved": "准予 approved",
@@ -165,6 +168,7 @@ class ErrandState(msgspec.Struct, kw_only=True):
     in_person: bool = False
     mandate: bool = True
     deemed: bool = False  # decided by 超时默许; the responsible window answers for it
+    urgings: tuple[Urging, ...] = ()  # 督办 with an answer due, and their answers (protocol.urging)
 
 
 class Projection(msgspec.Struct, kw_only=True):
@@ -225,7 +229,7 @@ def judge(state: ErrandState | None, action: Action, directory: Directory, *, bo
     if action.node not in directory.path(state.scope):
         return refuse("off_path", node=action.node)
     if isinstance(action, ANNOTATIONS):
-        return _judge_annotation(state, action)
+        return _judge_annotation(state, action, directory)
     if isinstance(action, SubtaskDone):
         return _judge_subtask(state, action, directory)
     if isinstance(action, Receive):
@@ -282,7 +286,19 @@ def beside_holder(state: ErrandState | None, action: Action) -> bool:
     )
 
 
-def _judge_annotation(state: ErrandState, action: Action) -> Refusal | None:
+def _judge_annotation(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:
+    if isinstance(action, Supervise) and action.answer_by:
+        return urge_refusal(
+            node=action.node,
+            kind=action.kind_of_supervision,
+            to=action.to,
+            answer_by=action.answer_by,
+            at=action.at,
+            path=directory.path(state.scope),
+            directory=directory,
+        )
+    if isinstance(action, AnswerUrging):
+        return answer_refusal(state.urgings, urging=action.urging, node=action.node, text=action.text)
     if isinstance(action, Supply) and not action.items:
         return refuse("supply_items_missing")
     if isinstance(action, CallBack) and state.stage not in (DELIVERED, CLOSED):
@@ -529,6 +545,16 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
     new = msgspec.structs.replace(state, updated_at=max(state.updated_at, action.at))
     if action.acting_for and action.acting_for not in new.acted_for:
         new.acted_for = (*new.acted_for, action.acting_for)
+    if isinstance(action, Supervise) and action.answer_by:
+        urging = Urging(
+            id=action.id, by=action.node, to=action.to, window=action.window, answer_by=action.answer_by, at=action.at
+        )
+        new.urgings = (*state.urgings, urging)
+    elif isinstance(action, AnswerUrging):
+        new.urgings = tuple(
+            msgspec.structs.replace(u, answer=action.id, answered_at=action.at) if u.id == action.urging else u
+            for u in state.urgings
+        )
     if isinstance(action, ANNOTATIONS):
         return new
     if beside_holder(state, action):

@@ -3,9 +3,10 @@
 For every main-line step the menu builds a *probe* — the action the step would write, with
 every free-text field filled — and keeps the step if ``judge`` lets it follow the errand's
 state. So the menu and the rule cannot disagree: a change to ``judge`` changes the menu.
-Annotations are always allowed by ``judge`` on the errand's path; which of them a desk is
+Most annotations are always allowed by ``judge`` on the errand's path; which of them a desk is
 *offered* is the menu's own convention (the village's agent brings materials, the county
-supervises), written here once.
+supervises), written here once. The answer to an urging (督办回复) has a rule of its own, so it
+is probed like a main-line step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from protocol.refusals import Refusal
 from protocol.stages import ANSWERED, IN_TRANSIT, LIVE, REGISTERED, SUBMITTED
 from protocol.steps import STEP_KINDS, STEPS
 from protocol.topology import COUNTY, VILLAGE, Directory
+from protocol.urging import open_for
 
 _FILLED = "…"
 
@@ -76,6 +78,9 @@ def _probe(kind: str, state: ErrandState, node: str, role: str, directory: Direc
         return a.Deliver(**common, confirmed_by=_FILLED)
     if kind == "close":
         return a.Close(**common)
+    if kind == "answer_urging":
+        waiting = open_for(state.urgings, node)
+        return a.AnswerUrging(**common, urging=waiting[0].id if waiting else "", text=_FILLED)
     return None
 
 
@@ -94,6 +99,9 @@ def _offered_annotation(kind: str, state: ErrandState, node: str, level: str) ->
     return False  # complain and attach have their own doors (complaint channel, upload)
 
 
+_PROBED_ANNOTATIONS = frozenset({"answer_urging"})
+
+
 def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *, role: str = "") -> list[str]:
     """The steps ``node`` may take on the errand now, in ``STEP_KINDS`` order.
 
@@ -106,13 +114,13 @@ def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *,
     probe_role = role or next(iter(sorted(EXTENSION_GRANTORS)))
     out: list[str] = []
     for kind in STEP_KINDS:
-        if STEPS[kind].annotation:
+        if STEPS[kind].annotation and kind not in _PROBED_ANNOTATIONS:
             if _offered_annotation(kind, state, node, level):
                 out.append(kind)
             continue
         if kind == "receive" and state.pending_to != node:
             continue
-        if state.stage in IN_TRANSIT and kind != "receive":
+        if state.stage in IN_TRANSIT and kind != "receive" and kind not in _PROBED_ANNOTATIONS:
             continue
         probe = _probe(kind, state, node, probe_role, directory)
         if probe is not None and judge(state, probe, directory) is None:

@@ -35,6 +35,15 @@ RefusalCode = Literal[
     "note_text_missing",
     "rating_missing",
     "attachment_incomplete",
+    # 督办 with an answer due, and its answer (protocol.urging)
+    "urging_kind",
+    "urging_level",
+    "urging_target",
+    "urging_answer_by",
+    "no_open_urging",
+    "urging_answered",
+    "urging_not_addressed",
+    "answer_text_missing",
     # intake
     "accept_level",
     "accept_stage",
@@ -171,6 +180,26 @@ TEXTS: dict[str, tuple[str, str]] = {
     "callback_too_early": ("回访须在结果送达之后进行", "call-backs (回访) are made after the result was delivered"),
     "complaint_text_missing": ("投诉须写明内容", "a complaint needs its text"),
     "note_text_missing": ("备注不能为空", "a note needs text"),
+    "urging_kind": (
+        "只有督办可以要求限期答复（当前为{kind}）",
+        "only a 督办 urging asks for an answer by a date (this is {kind})",
+    ),
+    "urging_level": (
+        "限期答复的督办只能由县级监督岗位发出",
+        "only the county's supervision desk urges with an answer due",
+    ),
+    "urging_target": ("督办对象 {to} 不在该办件的办理路径上", "the desk urged ({to}) is not on the errand's path"),
+    "urging_answer_by": (
+        "答复期限 {answer_by} 无效：应在 {earliest} 至 {latest} 之间",
+        "the answer date {answer_by} is invalid: it must lie from {earliest} to {latest}",
+    ),
+    "no_open_urging": ("该办件没有待答复的督办", "there is no unanswered urging on this errand"),
+    "urging_answered": ("该督办已答复", "this urging has already been answered"),
+    "urging_not_addressed": (
+        "督办是发给 {to} 的，{node} 不能答复",
+        "the urging is addressed to {to}; {node} may not answer it",
+    ),
+    "answer_text_missing": ("督办回复不能为空", "an answer to an urging needs text"),
     "rating_missing": ("请选择评价等级", "choose 满意, 基本满意 or 不满意"),
     "attachment_incomplete": ("附件须有内容摘要和名称", "an attachment needs its content hash and a name"),
     "accept_level": (

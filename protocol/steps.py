@@ -35,6 +35,7 @@ StepKind = Literal[
     "complain",
     "callback",
     "supervise",
+    "answer_urging",
     "attach",
 ]
 STEP_KINDS: tuple[str, ...] = get_args(StepKind)
@@ -80,6 +81,9 @@ STEPS: dict[str, Step] = {
     "complain": Step("投诉", "Complaint", "投诉 complaint", "complain", annotation=True),
     "callback": Step("回访", "Call-back", "回访 call-back", "callback", annotation=True),
     "supervise": Step("督办", "Supervise", "督办 supervision", "supervise", annotation=True),
+    "answer_urging": Step(
+        "督办回复", "Answer the urging", "督办回复 urging answered", "answer_urging", annotation=True
+    ),
     "attach": Step("附件", "Attach a scan", "附件 attachment", "attach", annotation=True),
 }
 assert tuple(STEPS) == STEP_KINDS

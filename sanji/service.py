@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal, Protocol
 
 from protocol import actions as a
@@ -25,6 +25,7 @@ from protocol.refusals import Refusal, refuse
 from protocol.sealing import Personal, recipients_for, seal_personal
 from protocol.stages import ESCALATED, SUBMITTED, SUPPLEMENT
 from protocol.steps import STEP_KINDS
+from protocol.urging import open_for
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.logs import ERRAND
 from sanji.store import Store
@@ -305,6 +306,34 @@ def _handoff(purpose: Literal["submit", "escalate", "result"]) -> Builder:
     return build
 
 
+def _supervise(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    """督办 addressed to the errand's handling desk, with an answer due when a date or days are given."""
+    answer_by = form.answer_by
+    if form.answer_days and not answer_by:
+        today = svc._date(at).isoformat()
+        extended = svc.policy.extended_due(today, form.answer_days) if svc.policy is not None else ""
+        answer_by = extended if extended != today else (svc._date(at) + timedelta(days=form.answer_days)).isoformat()
+    if not answer_by:
+        return a.Supervise(**common, kind_of_supervision=form.supervision, text=form.text)
+    return a.Supervise(
+        **common,
+        kind_of_supervision=form.supervision,
+        text=form.text,
+        answer_by=answer_by,
+        to=state.pending_to or state.holder,
+        window=state.window,
+    )
+
+
+def _answer_urging(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+    # The oldest urging addressed here; failing that any open one, so the rule says whose it is.
+    waiting = open_for(state.urgings, svc.node_id) or [u for u in state.urgings if not u.answer]
+    urging = form.urging or (waiting[0].id if waiting else "")
+    if not urging:
+        raise ActionRefused(refuse("no_open_urging", urging=""))
+    return a.AnswerUrging(**common, urging=urging, text=form.text)
+
+
 def _simple(make: Callable[[ActionForm, dict[str, Any]], Action]) -> Builder:
     return lambda svc, form, state, common, at: make(form, common)
 
@@ -333,7 +362,8 @@ BUILDERS: dict[str, Builder] = {
     "rate": _rate,
     "complain": _simple(lambda f, c: a.Complain(**c, text=f.text, against=f.against)),
     "callback": _simple(lambda f, c: a.CallBack(**c, reached=f.reached, satisfied=f.level, note=f.text)),
-    "supervise": _simple(lambda f, c: a.Supervise(**c, kind_of_supervision=f.supervision, text=f.text)),
+    "supervise": _supervise,
+    "answer_urging": _answer_urging,
     "attach": _attach,
 }
 assert tuple(BUILDERS) == STEP_KINDS, "every step of protocol.steps has exactly one builder"

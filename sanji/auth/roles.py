@@ -123,11 +123,25 @@ WINDOW_STEPS = frozenset(
         "rate",
         "callback",
         "complain",
+        "answer_urging",
     }
 )
 STEPS: Mapping[str, frozenset[str]] = {
     VILLAGE_AGENT: frozenset(
-        {REGISTER, "submit", "receive", "withdraw", "supply", "deliver", "close", "note", "attach", "rate", "complain"}
+        {
+            REGISTER,
+            "submit",
+            "receive",
+            "withdraw",
+            "supply",
+            "deliver",
+            "close",
+            "note",
+            "attach",
+            "rate",
+            "complain",
+            "answer_urging",
+        }
     ),
     WINDOW_A: WINDOW_STEPS,
     WINDOW_B: frozenset({"receive", "note", "attach", "complain"}),  # the rest only acting for an A post
@@ -148,6 +162,7 @@ STEPS: Mapping[str, frozenset[str]] = {
             "note",
             "attach",
             "callback",
+            "answer_urging",
         }
     ),
     SUPERVISOR: frozenset({"supervise", "callback", "note"}),
@@ -213,6 +228,7 @@ PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain"
 PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
 ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/"): ERRANDS,
+    ("POST", "/notices/read"): ERRANDS,
     ("GET", "/api/errands"): ERRANDS,
     ("GET", "/api/worklist"): ERRANDS,
     ("GET", "/api/catalogue"): ERRANDS,

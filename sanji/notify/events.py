@@ -6,6 +6,8 @@
 * 电子监察 warnings, from the node holding the errand: yellow as the deadline nears, red once
   it has passed — to the handling department's leader and to the centre director
   (seeds 000 and 003), once per errand, level and deadline.
+* 督办 urgings with an answer due, from the node urged: to the urged window's duty phone when
+  ``[sms.windows]`` names one, once per urging (answered urgings are not sent).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sanji.notify.settings import SmsSection
 from sanji.notify.templates import render
 from sanji.store import Store
 from sanji.store import schema as t
+from sanji.urgings import urging_rows
 from sanji.web.views import deadline_of
 
 APPLICANT_KINDS = ("accept", "request_supplement", "extend")
@@ -158,4 +161,34 @@ async def warning_messages(store: Store, context: NodeContext, settings: SmsSect
                     text=text,
                 )
             )
+    return out
+
+
+async def urging_messages(store: Store, context: NodeContext, settings: SmsSection) -> list[Message]:
+    if not settings.windows:
+        return []
+    out: list[Message] = []
+    for urging in await urging_rows(store, context.today(), to=store.node_id):
+        phone = settings.windows.get(urging.window)
+        if urging.status == "answered" or not phone:
+            continue
+        matter = context.matter(urging.matter)
+        values = {
+            "matter": matter.name if matter else urging.matter,
+            "receipt": urging.receipt,
+            "due": urging.answer_by,
+            "reason": urging.text,
+            "department": urging.window,
+        }
+        out.append(
+            Message(
+                key=f"urging:{urging.id}:window",
+                event="urging",
+                errand=urging.errand,
+                recipient="window",
+                contact=urging.window,
+                shown_to=mask_phone(phone),
+                text=render(settings.template("urging"), values),
+            )
+        )
     return out

@@ -8,7 +8,7 @@ copy. Transient failures are retried with exponential backoff up to ``max_attemp
 or at once on a permanent refusal, the message is a dead letter an operator can see and retry.
 
 Phones are not kept at rest: the row names the recipient (the applicant of the errand, the
-leader of a department, the centre director) and a masked number for the screen; the number
+leader of a department, the centre director, a window urged) and a masked number for the screen; the number
 is opened (sealed errand) or looked up (configuration) when the message is handed over.
 """
 
@@ -106,6 +106,8 @@ class Outbox:
             return self.settings.leaders.get(row["contact"], "")
         if row["recipient"] == "director":
             return self.settings.director
+        if row["recipient"] == "window":
+            return self.settings.windows.get(row["contact"], "")
         return ""
 
     async def deliver(self, gateway: Gateway) -> dict[str, int]:

@@ -13,6 +13,9 @@
     [sms.leaders]                         # the handling department's leader (电子监察 warnings)
     "县民政局" = "13900000001"
 
+    [sms.windows]                         # a window's duty phone: 督办 urgings addressed to it
+    "社会救助窗口" = "13900000002"
+
     [sms.templates]                       # override any default (sanji.notify.templates)
     result = "【{sign}】您申请的{matter}已办结：{outcome}，请到{place}领取。"
 
@@ -42,6 +45,7 @@ class SmsSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_delay: float = 3600.0
     director: str = ""
     leaders: dict[str, str] = msgspec.field(default_factory=dict)
+    windows: dict[str, str] = msgspec.field(default_factory=dict)
     templates: dict[str, str] = msgspec.field(default_factory=dict)
 
     def template(self, event: str) -> str:

@@ -15,6 +15,7 @@ DEFAULTS: Mapping[str, str] = {
     "result": "【{sign}】您申请的{matter}(回执号{receipt})已办结：{outcome}。请到{place}领取结果。",
     "warning_yellow": "【电子监察】{department}：办件{receipt}({matter})将于{due}到期，请督促按时办结。",
     "warning_red": "【电子监察】{department}：办件{receipt}({matter})已超期{days}个工作日(期限{due})，请立即办理。",
+    "urging": "【电子监察】{department}：办件{receipt}({matter})被督办：{reason}。请于{due}前答复。",
 }
 
 

@@ -7,7 +7,7 @@ import logging
 
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
-from sanji.notify.events import applicant_messages, warning_messages
+from sanji.notify.events import applicant_messages, urging_messages, warning_messages
 from sanji.notify.gateway import Gateway, HttpGateway
 from sanji.notify.outbox import Outbox
 from sanji.store import Store
@@ -31,6 +31,7 @@ class Notifier:
             [
                 *await applicant_messages(self.store, self.context, settings),
                 *await warning_messages(self.store, self.context, settings),
+                *await urging_messages(self.store, self.context, settings),
             ]
         )
         tally = await self.outbox.deliver(self.gateway)

@@ -440,3 +440,13 @@ frozen_children = Table(
     Column("at", Float, nullable=False),
     Column("detail", Text, nullable=False),
 )
+
+# How far each staff account has read its in-app notices (sanji.notices): the notices themselves are
+# derived from what the node holds (worklist, deadline lights, urgings); only this mark is kept.
+# ``account`` is the login name ('' for the open demo desk); ``read_upto`` is wall-clock milliseconds.
+notice_reads = Table(
+    "notice_reads",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("read_upto", BigInteger, nullable=False),
+)

@@ -15,6 +15,7 @@ pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -31,6 +32,7 @@ from protocol.binding import bind
 from protocol.catalogue import Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
+from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_steps, registration_refused
 from protocol.refusals import Refusal, bilingual
@@ -41,10 +43,14 @@ from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
+from sanji.notices import notices_for
 from sanji.observe.fleet import fleet_health
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.store.notice_reads import NoticeReads
+from sanji.urgings import counts as urging_counts
+from sanji.urgings import urging_rows
 from sanji.web.desk_api import Supervision, supervision_report
 from sanji.web.documents import (
     DOCUMENTS,
@@ -244,7 +250,16 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
             (("督办", "督办 urge"), ("纠错", "纠错 correct"), ("预警", "预警 warn")),
         ),
         Field("text", "督办意见", "Text", "textarea", required=True),
+        Field(
+            "answer_days",
+            "限期答复（工作日）",
+            "Answer within (working days)",
+            "number",
+            hint="督办时填写，留空为不要求答复 for 督办; leave empty when no answer is asked",
+        ),
+        Field("answer_by", "或答复截止日期", "or answer by (date)", "date"),
     ),
+    "answer_urging": (Field("text", "督办回复", "Answer", "textarea", required=True),),
 }
 COMMON_FIELDS = (
     Field("actor", "经办人姓名", "Your name", required=True),
@@ -381,7 +396,11 @@ class ScreenController(Controller):
 
     @get("/")
     async def home(
-        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
     ) -> Template:
         status = await store.status()
         hours = request.app.state.settings.observe.missing_hours
@@ -394,6 +413,12 @@ class ScreenController(Controller):
         for view in work_views:
             if view["light"]["cls"] in lights:
                 lights[view["light"]["cls"]] += 1
+        urged = [u for u in await urging_rows(store, today, to=store.node_id) if u.status != "answered"]
+        for view in work_views:
+            view["urgings"] = [u for u in urged if u.errand == view["id"]]
+        read_upto = await NoticeReads(store.db).read_upto(_account(caller))
+        states = await store.errand_states([v["id"] for v in work_views])
+        notices = notices_for(store.node_id, work_views, states, urged, today=today, read_upto=read_upto)
         return Template(
             template_name="home.html",
             context={
@@ -403,12 +428,30 @@ class ScreenController(Controller):
                 "total": total,
                 "worklist": work_views,
                 "lights": lights,
+                "urged": urged,
+                "notices": notices[:50],
+                "unread": sum(n.unread for n in notices),
+                "newest_notice": max((n.at_ms for n in notices), default=0),
                 "reports": await store.reports(),
                 "health": health,
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
             },
         )
+
+    @post("/notices/read", status_code=303)
+    async def notices_read(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], caller: NamedDependency[Caller]
+    ) -> Redirect:
+        """已读: marks every notice shown up to now read for this account (the newest shown, or now)."""
+        form = await read_form(request)
+        shown = one(form, "upto")
+        now = int(time.time() * 1000)
+        # The newest notice shown may carry a peer's clock a little ahead of ours; never further than
+        # the skew a hybrid clock accepts, so a forged "upto" cannot silence notices still to come.
+        upto = min(max(int(shown) if shown.isdigit() and len(shown) <= 15 else 0, now), now + MAX_SKEW_MS)
+        await NoticeReads(store.db).mark_read(_account(caller), upto)
+        return Redirect(path="/#notices", status_code=303)
 
     # -- one errand ------------------------------------------------------------------------------
 
@@ -638,6 +681,7 @@ class ScreenController(Controller):
             "warnings": [_summary_view(s) for s in report.warnings],
         }
         callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
+        urgings = await urging_rows(store, context.today())
         return Template(
             template_name="supervision.html",
             context={
@@ -645,6 +689,8 @@ class ScreenController(Controller):
                 "report": report,
                 "views": views,
                 "steps": FIVE_STEPS,
+                "urgings": urgings,
+                "urging_counts": urging_counts(urgings),
                 "sample": size,
                 "seed": seed[:32],
                 "callbacks": callbacks,
@@ -689,6 +735,11 @@ async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> d
         "outcome": view["outcome_label"],
         "stage": view["stage_label"],
     }
+
+
+def _account(caller: Caller) -> str:
+    """Whose notices: the logged-in account; the open demo desk shares one mark ('')."""
+    return caller.principal.name if caller.principal is not None else ""
 
 
 def _summary_view(summary: Any) -> dict[str, Any]:
@@ -800,9 +851,11 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
         add("签收人", item.get("confirmed_by"))
     elif kind == "close":
         add("档案号", item.get("archive_no"))
-    elif kind in ("note", "supervise"):
+    elif kind in ("note", "supervise", "answer_urging"):
         add("类型", item.get("kind_of_supervision"))
         add("内容", item.get("text"))
+        add("限期答复 answer by", item.get("answer_by"))
+        add("督办对象 to", item.get("to"))
     elif kind == "complain":  # shown only to supervisors and inspectors (sanji.auth.guard.Caller.history)
         add("被投诉", item.get("against"))
         add("内容", item.get("text"))
@@ -969,6 +1022,20 @@ def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[d
             values["days"] = int(raw_days)
         elif "days" not in errors:
             errors["days"] = "天数应为1到365的整数 Days must be a whole number from 1 to 365"
+    raw_answer_days = values.get("answer_days")
+    if isinstance(raw_answer_days, str):
+        if not raw_answer_days:
+            values["answer_days"] = 0
+        elif raw_answer_days.isdigit() and 1 <= int(raw_answer_days) <= 60:
+            values["answer_days"] = int(raw_answer_days)
+        else:
+            errors["answer_days"] = "答复期限应为1到60个工作日 Answer within 1 to 60 working days"
+    answer_by = values.get("answer_by")
+    if isinstance(answer_by, str) and answer_by:  # whether the date is allowed is protocol.urging's to say
+        try:
+            date.fromisoformat(answer_by)
+        except ValueError:
+            errors["answer_by"] = "日期格式应为 2026-12-31 Use a date like 2026-12-31"
     if "passed" in values:
         values["passed"] = values["passed"] != "0"
     promise = values.get("promise_by")

@@ -15,6 +15,8 @@ import pytest
 from sms_gateway import Gateway, start_gateway
 from sqlalchemy import update
 
+from protocol.actions import Supervise
+from protocol.batch import GENESIS, seal
 from protocol.catalogue import sign_catalogue
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext
@@ -32,6 +34,7 @@ from sanji.workcalendar import load_calendar
 PHONE = "13907301234"
 LEADER = "13900000001"
 DIRECTOR = "13900000009"
+WINDOW = "13900000002"
 
 
 class Clock:
@@ -227,3 +230,54 @@ def test_bad_templates_and_gateway_settings_are_refused() -> None:
     problems = SmsSection(gateway="http", url="ftp://x", templates={"result": "{nope}", "party": "x"}).problems()
     assert len(problems) == 3
     assert any("unknown placeholder nope" in p for p in problems)
+
+
+async def test_an_urging_goes_to_the_urged_window_s_phone_once_and_not_after_the_answer(
+    township: tuple[Store, LaterContext, Layout], gateway: Gateway
+) -> None:
+    """The county's 督办 arrives as a signed batch; the township owes its window one SMS for it."""
+    store, context, layout = township
+    service = ErrandService(store, context)
+    errand = await walk_in(service, decide=False)
+    answered_errand = await walk_in(service, decide=False)
+    now = store.clock.now()
+
+    def urging(id: str, on: str) -> Supervise:
+        return Supervise(
+            id=id,
+            errand=on,
+            scope="T01",
+            node="C",
+            actor="督查员 孙丽",
+            role="监察督查",
+            at=now,
+            text="请加快办理",
+            answer_by=(context.today() + timedelta(days=5)).isoformat(),
+            to="T01",
+            window="社会救助窗口",
+        )
+
+    frame = seal(
+        key=layout.keys["C"],
+        origin="C",
+        scope="T01",
+        audience=layout.directory.audience("C", "T01"),
+        seq=1,
+        prev=GENESIS,
+        created=now,
+        actions=[urging("u1", errand), urging("u2", answered_errand)],
+    )
+    await store.receive([frame], peer="C")
+    await service.act(answered_errand, ActionForm(kind="answer_urging", actor="王芳", text="已办理"))
+    settings = settings_for(gateway, windows={"社会救助窗口": WINDOW})
+    outbox = Outbox(store, settings, clock=Clock())
+    notifier = Notifier(store, context, outbox, HttpGateway(settings), interval=60)
+    await notifier.run_once()
+    await notifier.run_once()  # nothing more: once per urging
+    urged = [r for r in await outbox.rows() if r["event"] == "urging"]
+    assert [(r["key"], r["recipient"], r["contact"], r["status"]) for r in urged] == [
+        ("urging:u1:window", "window", "社会救助窗口", SENT)
+    ]
+    (sent,) = [r for r in gateway.delivered.values() if "督办" in r["text"]]
+    assert sent["phone"] == WINDOW and "请加快办理" in sent["text"] and urging("u1", errand).answer_by in sent["text"]
+    await notifier.gateway.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import random
 import typing
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -338,6 +338,23 @@ def _blank(text: str) -> bool:
     return not text.strip()
 
 
+def _urging_allowed(state: ErrandState, action: Supervise) -> bool:
+    """督办 asking for an answer (DOMAIN.md 督查督办): a county supervisor, a desk on the errand's
+    path, an answer due from the day it is written (Beijing time) up to sixty days later."""
+    written = datetime.fromtimestamp((action.at >> 16) / 1000, timezone(timedelta(hours=8))).date()
+    try:
+        due = date.fromisoformat(action.answer_by)
+    except ValueError:
+        return False
+    return (
+        action.kind_of_supervision == "督办"
+        and DIRECTORY.role(action.node) == COUNTY
+        and action.to in DIRECTORY.path(state.scope)
+        and len(action.answer_by) == 10
+        and written <= due <= written + timedelta(days=60)
+    )
+
+
 def model_allows(state: ErrandState | None, action: Action) -> bool:
     """Whether ``action`` may follow ``state``, written from DOMAIN.md without calling ``judge``.
 
@@ -366,6 +383,8 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
             return stage in (DELIVERED, CLOSED)
         if isinstance(action, Complain):
             return not _blank(action.text)
+        if isinstance(action, Supervise) and action.answer_by:
+            return _urging_allowed(state, action)
         return True
     if isinstance(action, SubtaskDone):
         # 联办: each co-handling department answers its own sub-task at its desk at the county, whoever
@@ -474,6 +493,10 @@ def annotation_moves(state: ErrandState) -> list[Move]:
             ("supervise", Supervise, node, {"kind_of_supervision": "督办", "text": "请加快办理"}),
         ]
     moves.append(("rate", Rate, state.scope, {"level": "满意", "window": "综合窗口"}))
+    # 督办 asking an answer by a date: the county's, addressed to the township on the errand's path
+    soon = datetime.fromtimestamp((AT0 >> 16) / 1000, timezone(timedelta(hours=8))).date() + timedelta(days=5)
+    urging = {"kind_of_supervision": "督办", "text": "请限期答复", "answer_by": soon.isoformat(), "to": path[1]}
+    moves.append(("urge", Supervise, COUNTY_ID, urging))
     if state.stage in (DELIVERED, CLOSED):
         moves.append(("callback", CallBack, COUNTY_ID, {"reached": True, "satisfied": "满意"}))
     return moves

@@ -1,0 +1,99 @@
+"""In-app notices for the person at a desk, derived from what the node already holds.
+
+Three kinds: new work (an errand that came into this desk's worklist), deadline warnings (黄灯/红灯
+on an errand in its worklist) and 督办 urgings addressed to this desk and not yet answered. Each has
+a time; a notice is unread when its time is after the account's "read up to" mark
+(``sanji.store.notice_reads``), the only thing kept. A warning's time is the start of today, so a
+light still on comes back each working day after it was marked read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from typing import Any
+
+import msgspec
+
+from protocol.deadlines import CHINA_STANDARD_TIME
+from protocol.hlc import wall_ms
+from sanji.urgings import UrgingRow
+
+NEW_WORK, WARNING, URGING = "new_work", "warning", "urging"
+
+
+class Notice(msgspec.Struct, kw_only=True):
+    kind: str
+    at_ms: int
+    zh: str
+    en: str
+    url: str
+    level: str = ""  # red / yellow for warnings, overdue for an urging past its date
+    unread: bool = True
+
+
+def start_of(day: date) -> int:
+    return int(datetime.combine(day, time(0), CHINA_STANDARD_TIME).timestamp() * 1000)
+
+
+def arrived_ms(row: dict[str, Any], state: dict[str, Any], node: str) -> int:
+    """When an errand came into ``node``'s worklist: the hand-off on its way here, or the receipt here."""
+    if row.get("pending_to") == node:
+        return wall_ms(int(row.get("updated_at") or 0))
+    return wall_ms(int(state.get("stage_since") or row.get("registered_at") or 0))
+
+
+def notices_for(
+    node: str,
+    worklist: Sequence[dict[str, Any]],
+    states: dict[str, dict[str, Any]],
+    urgings: Sequence[UrgingRow],
+    *,
+    today: date,
+    read_upto: int,
+) -> list[Notice]:
+    """The desk's notices, newest first. ``worklist`` rows are the home page's views (with ``light``)."""
+    out: list[Notice] = []
+    for row in worklist:
+        name = f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
+        arriving = row.get("pending_to") == node
+        out.append(
+            Notice(
+                kind=NEW_WORK,
+                at_ms=arrived_ms(row, states.get(row["id"], {}), node),
+                zh=f"新到办件 {name}" + ("（待签收）" if arriving else ""),
+                en="New work: " + name + (" (to receive)" if arriving else ""),
+                url=row["url"],
+            )
+        )
+        light = row.get("light", {})
+        if light.get("cls") in ("red", "yellow"):
+            out.append(
+                Notice(
+                    kind=WARNING,
+                    at_ms=start_of(today),
+                    zh=f"{light['zh']} {name}",
+                    en=f"Deadline warning ({light['en']}): {name}",
+                    url=row["url"],
+                    level=light["cls"],
+                )
+            )
+    for urging in urgings:
+        if urging.status == "answered":
+            continue
+        overdue = urging.status == "overdue"
+        out.append(
+            Notice(
+                kind=URGING,
+                at_ms=urging.at_ms,
+                zh=f"督办 待答复 {urging.receipt}：{urging.text}（答复期限 {urging.answer_by}"
+                + ("，已逾期）" if overdue else "）"),
+                en=f"Urging, answer due {urging.answer_by}" + (" — overdue" if overdue else "") + f": {urging.receipt}",
+                url=urging.url,
+                level="overdue" if overdue else "",
+            )
+        )
+    for notice in out:
+        notice.unread = notice.at_ms > read_upto
+    out.sort(key=lambda n: (not n.unread, -n.at_ms, n.kind, n.url))
+    return out
