@@ -813,7 +813,7 @@ class World:
         if not self.faulty:
             return
         if self.up(node):
-            self.backups[node] = self.replicas[node].snapshot()
+            self.backups[node] = self.replicas[node].snapshot(backup=True)
             self.log(f"{node} backed up")
         self.schedule(self.config.backup_interval_ms, "backup", node)
 
@@ -822,7 +822,9 @@ class World:
             return
         lost = self.replicas[node].actions()
         elsewhere = {aid for n in self.nodes if n != node for aid in self.replicas[n].actions()}
-        backup = self.backups.get(node) or self._new_replica(node).snapshot()
+        # No backup yet: the node is installed afresh, and its operator restores it as one (it may have
+        # numbered batches that sit elsewhere, so it carries the restored mark like any backup copy).
+        backup = self.backups.get(node) or self._new_replica(node).snapshot(backup=True)
         restored = self.replica_class.restore(backup, self.keys[node], self.directory)
         kept, streams = restored.actions(), restored.streams()
         gone = sorted(aid for aid in lost if aid not in elsewhere and aid not in kept)

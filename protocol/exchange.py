@@ -132,7 +132,10 @@ class Recovered:
 
 @dataclass(frozen=True)
 class ConfirmPositions:
-    """Its own parent confirmed where this node's streams stand, in this process. Answer None."""
+    """An ancestor confirmed where this node's streams stand, in this process (``by_parent``: its own
+    parent; otherwise a fallback, which counts only as ``protocol.ledger.confirms_positions`` says). Answer None."""
+
+    by_parent: bool = True
 
 
 @dataclass(frozen=True)
@@ -218,9 +221,10 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
     if not tally.still_behind:
         # Only its own parent can vouch for where this node's streams stand: a fallback ancestor cannot know
         # what the dark parent holds (a node restored from a backup would renumber batches only the parent
-        # has). A node that has numbered nothing of its own yet has nothing to renumber: the fallback will do.
+        # has). A node that has numbered nothing of its own yet has nothing to renumber: the fallback will do,
+        # unless its disk came from a backup (``protocol.ledger.confirms_positions``).
         if peer == directory.parent(node) or not any(mine.values()):
-            yield ConfirmPositions()
+            yield ConfirmPositions(by_parent=peer == directory.parent(node))
         yield SealOutbox()
     tally.phase = "push"
     yield from _push(node, directory, parent_has, budget, tally)

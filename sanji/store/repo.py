@@ -111,6 +111,8 @@ class Store:
         # The parent confirmed this node's streams in this process (``positions_confirmed`` is kept on
         # disk, so a disk restored from a backup brings it back): streams only ancestors hold wait for it.
         self.parent_confirmed = directory.parent(node_id) is None
+        # This database is a backup copy (``ledger.RESTORED_MARK``) its parent has not confirmed since.
+        self.restored = False
 
     def use_directory(self, directory: Directory) -> None:
         """Verify with ``directory`` from now on (new certificates, rotated or revoked keys)."""
@@ -143,6 +145,7 @@ class Store:
                 # Confirmed once, kept across restarts: a restarted township cut off from the county
                 # keeps serving its villages (every node works alone).
                 self.positions_confirmed = True
+            self.restored = rows.get(ledger.RESTORED_MARK) == "1" and self.directory.parent(self.node_id) is not None
             self.instance_id = await _instance_id(conn, rows)
             last = await conn.scalar(select(func.max(t.actions.c.at)))
             self.clock = HybridClock(int(last or 0))
@@ -188,6 +191,7 @@ class Store:
             scope,
             parent_confirmed=self.parent_confirmed,
             confirmed_children=self.confirmed_children,
+            restored=self.restored,
         )
 
     async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS, *, force: bool = False) -> int:
@@ -237,11 +241,16 @@ class Store:
             self._changed()
         return made
 
-    async def confirm_positions(self) -> None:
+    async def confirm_positions(self, *, by_parent: bool = True) -> None:
+        if not ledger.confirms_positions(by_parent=by_parent, restored=self.restored):
+            return
         self.parent_confirmed = True
         if not self.positions_confirmed:
             await self.set_meta("positions_confirmed", "1")
             self.positions_confirmed = True
+        if by_parent and self.restored:
+            await self.set_meta(ledger.RESTORED_MARK, "0")
+            self.restored = False
 
     async def ancestor_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""

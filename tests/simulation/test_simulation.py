@@ -501,3 +501,58 @@ def test_a_village_goes_round_its_dark_township_and_the_township_catches_up() ->
     run_session(village, town)
     assert village.digests() == town.digests() == county.digests()
     assert not (village.quarantine or town.quarantine or county.quarantine)
+
+
+# Seeds of ``python -m devtools.simulation --seeds 300 --backups 1`` that once failed, each run as found.
+BACKUPS = replace(Config(), faults=replace(Faults(), backup_restores=1))
+
+
+@pytest.mark.parametrize("seed", [19, 102, 187, 213, 218])
+def test_seeds_that_failed_with_backups(seed: int) -> None:
+    """213, 218, 19, 102: a township restored from a backup numbered a batch towards a village that had
+    spoken, while the county held the lost batch under that number. 187: a village restored from a copy
+    that predates its first batch sealed through the county while that batch sat only at its township."""
+    result = run(seed, BACKUPS)
+    assert result.ok, result.problems
+    assert result.stat("disks_died") == 1
+
+
+def test_a_restored_township_waits_for_the_county_before_numbering_towards_a_village() -> None:
+    """Seed 213, reduced: the batches towards the village went up to the county, never down."""
+    world, county, town, village = _three()
+    backup = town.snapshot(backup=True)
+    _handle(town)
+    run_session(town, county)  # T01->T01V01 goes up; the village has not pulled it
+    assert county.streams()[StreamKey("T01", "T01V01")] >= 1
+    town = Replica.restore(backup, world.keys["T01"], world.directory)  # the disk died
+    town.act("E", _fixed(Note(id="n9", node="T01", at=9, base=2, text="重新登记", **_C)))
+    run_session(village, town)  # the county is dark; the village has spoken, the county has not
+    assert town.streams().get(StreamKey("T01", "T01V01"), 0) == 0 and town.outbox_size() == 1
+    for _ in range(3):
+        run_session(town, county)
+        run_session(village, town)
+    assert village.digests() == town.digests() == county.digests()
+    assert {"3", "6", "n9"} <= set(village.actions())
+    assert not (village.quarantine or town.quarantine or county.quarantine)
+
+
+def test_a_village_restored_from_before_its_first_batch_does_not_seal_through_the_county() -> None:
+    """Seed 187, reduced: its batch 1 sits only at the dark township; the county cannot vouch for it."""
+    world = World(1, replace(SUITE, faults=Faults.none(), duration_ms=1))
+    d, k = world.directory, world.keys
+    county, town, village = (Replica(n, k[n], d) for n in ("C", "T01", "T01V01"))
+    village.act("E", _fixed(Register(id="1", node="T01V01", at=1, matter="m", applicant=Applicant(name="n"), **_C)))
+    village.act("E", _fixed(HandOff(id="2", node="T01V01", at=2, base=1, to="T01", purpose="submit", **_C)))
+    run_session(village, town)  # batch 1 goes to the township, which goes dark before it syncs
+    fresh = Replica("T01V01", k["T01V01"], d).snapshot(backup=True)
+    village = Replica.restore(fresh, k["T01V01"], d)  # the disk died before any backup held a batch
+    reg = Register(id="r2", node="T01V01", at=20, matter="m", applicant=Applicant(name="n"), **{**_C, "errand": "F"})
+    village.act("F", _fixed(reg))
+    run_session(village, county)  # the county answers; it cannot know of batch 1
+    assert village.streams().get(StreamKey("T01V01", "T01V01"), 0) == 0 and village.outbox_size() == 1
+    for _ in range(3):
+        run_session(village, town)
+        run_session(town, county)
+    assert village.digests() == town.digests() == county.digests()
+    assert {"1", "2", "r2"} <= set(county.actions())
+    assert not (village.quarantine or town.quarantine or county.quarantine)
