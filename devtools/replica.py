@@ -386,9 +386,17 @@ class Replica:
         return which.select(self.streams())
 
     def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
-        """What this node holds of the streams a child can push up."""
+        """What this node holds of the streams a child can push up (``protocol.exchange``'s push)."""
         check_descendant(self.directory, self.node_id, child)
-        return pushable(self.directory, child).select(self.streams())
+        held = self.streams()
+        return dict(
+            sorted(
+                {
+                    **pushable(self.directory, child).select(held),
+                    **ancestor_streams(self.directory, child).select(held),
+                }.items()
+            )
+        )
 
     def held_above(self, child: str, held: Mapping[StreamKey, int]) -> dict[StreamKey, int]:
         """The child's own streams of which this node's parent held more than this node does (``above``)."""

@@ -236,6 +236,10 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
 def _push(node: str, directory: Directory, parent_has: dict[StreamKey, int], budget: int, tally: Tally) -> Steps:
     while True:
         ours = yield Cursors(pushable(directory, node))
+        # Ancestors' batches about this subtree go up too when the parent lacks them: one taken from a
+        # fallback ancestor past a dark parent would otherwise live only here, out of reach of a
+        # restored ancestor's reclaim (simulation seed 303).
+        ours = dict(sorted({**ours, **(yield Cursors(ancestor_streams(directory, node)))}.items()))
         frames, more = yield FramesAfter(wanted(ours, parent_has), budget)
         if not frames:
             return

@@ -639,9 +639,12 @@ class Store:
             return {StreamKey(o, s): q for o, s, q in (await conn.execute(query)).all()}
 
     async def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
-        """What this node holds of the streams a child can push up."""
+        """What this node holds of the streams a child can push up: its subtree's, and its ancestors'
+        about its subtree (one it took from a fallback ancestor past this node comes up too)."""
         ledger.check_descendant(self.directory, self.node_id, child)
-        return await self.cursors_in(ledger.pushable(self.directory, child))
+        written_below = await self.cursors_in(ledger.pushable(self.directory, child))
+        about_it = await self.cursors_in(ledger.ancestor_streams(self.directory, child))
+        return dict(sorted({**written_below, **about_it}.items()))
 
     async def pull_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of every stream, its own included: what it asks its parent for.

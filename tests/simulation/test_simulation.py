@@ -507,13 +507,25 @@ def test_a_village_goes_round_its_dark_township_and_the_township_catches_up() ->
 BACKUPS = replace(Config(), faults=replace(Faults(), backup_restores=1))
 
 
-@pytest.mark.parametrize("seed", [19, 102, 130, 187, 213, 218])
+# Not closed yet: a village restored from a backup whose newest batch reached only the county (on a
+# fallback link) is confirmed by its township when the township's record of the county predates that
+# batch, and numbers it anew (docs/architecture.md, "Not closed yet"). Strict: they fail today.
+OPEN = pytest.mark.xfail(strict=True, reason="a restored village's newest batch only at the county")
+
+
+@pytest.mark.parametrize(
+    "seed", [19, 102, 187, 213, 218, 303, 593, pytest.param(130, marks=OPEN), pytest.param(461, marks=OPEN)]
+)
 def test_seeds_that_failed_with_backups(seed: int) -> None:
     """213, 218, 19, 102: a township restored from a backup numbered a batch towards a village that had
     spoken, while the county held the lost batch under that number. 187: a village restored from a copy
     that predates its first batch sealed through the county while that batch sat only at its township.
-    130: the simulation let a page pushed by a dead disk land after its restored node had numbered the
-    same batch anew (a disk is now replaced slower than any message travels: ``World._in_flight_bound``)."""
+    303, 593 (also 305 and 532, whose disk no longer dies in the same trace): a county batch a village
+    took from the county past its dark township stayed only at the village, so the restored county
+    neither got it back nor saw it before numbering anew (a child now pushes its ancestors' batches up
+    too). An earlier form of 130 let a page pushed by a dead disk
+    land after its restored node had numbered the same batch anew (a disk is now replaced slower than
+    any message travels: ``World._in_flight_bound``)."""
     result = run(seed, BACKUPS)
     assert result.ok, result.problems
     assert result.stat("disks_died") == 1
@@ -557,4 +569,20 @@ def test_a_village_restored_from_before_its_first_batch_does_not_seal_through_th
         run_session(town, county)
     assert village.digests() == town.digests() == county.digests()
     assert {"1", "2", "r2"} <= set(county.actions())
+    assert not (village.quarantine or town.quarantine or county.quarantine)
+
+
+def test_a_restored_county_gets_back_what_went_round_a_township() -> None:
+    """Seed 303, reduced: the county's note reached the village on a fallback link and nowhere else."""
+    world, county, town, village = _three()
+    backup = county.snapshot(backup=True)
+    county.act("E", _fixed(Note(id="c1", node="C", at=9, base=2, text="请加快", **_C)))
+    run_session(village, county)  # the township is dark; the county seals its note and sends it down
+    assert "c1" in village.actions() and "c1" not in town.actions()
+    county = Replica.restore(backup, world.keys["C"], world.directory)  # the county's disk died
+    for _ in range(3):  # links heal; everyone syncs with their own parent only
+        run_session(village, town)
+        run_session(town, county)
+    assert "c1" in town.actions() and "c1" in county.actions()
+    assert village.digests() == town.digests() == county.digests()
     assert not (village.quarantine or town.quarantine or county.quarantine)
