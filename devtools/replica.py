@@ -67,6 +67,7 @@ from protocol.ledger import (
     ancestor_streams,
     check_descendant,
     check_local,
+    confirms_positions,
     drain,
     for_subtree,
     held_above,
@@ -148,6 +149,7 @@ class ReplicaSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     outbox: tuple[tuple[str, str], ...]  # (action id, scope), in order
     positions_confirmed: bool = False  # kept on disk, like the store's meta row
     peer_acks: tuple[tuple[str, str, str, int], ...] = ()  # (peer, origin, scope, seq): the store's peer_acks
+    restored: bool = False  # a backup copy (``protocol.ledger.RESTORED_MARK``), until the parent confirms it
 
 
 _snapshot_decoder = msgspec.msgpack.Decoder(ReplicaSnapshot)
@@ -195,6 +197,7 @@ class Replica:
         self.positions_confirmed = self.parent is None
         self.confirmed_children: set[str] = set()
         self.parent_confirmed = self.parent is None
+        self.restored = False  # on disk, like the store's RESTORED_MARK meta row
         self._streams: dict[StreamKey, tuple[int, bytes]] = {}
         self._batches: dict[StreamKey, list[tuple[bytes, bytes]]] = {}  # seq-1 -> (hash, frame)
         self._held: dict[StreamKey, dict[int, tuple[bytes, bytes]]] = {}
@@ -260,11 +263,16 @@ class Replica:
             scope,
             parent_confirmed=self.parent_confirmed,
             confirmed_children=self.confirmed_children,
+            restored=self.restored,
         )
 
-    def confirm_positions(self) -> None:
+    def confirm_positions(self, *, by_parent: bool = True) -> None:
+        if not confirms_positions(by_parent=by_parent, restored=self.restored):
+            return
         self.parent_confirmed = True
         self.positions_confirmed = True
+        if by_parent:
+            self.restored = False
 
     def ancestor_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""
@@ -378,9 +386,17 @@ class Replica:
         return which.select(self.streams())
 
     def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
-        """What this node holds of the streams a child can push up."""
+        """What this node holds of the streams a child can push up (``protocol.exchange``'s push)."""
         check_descendant(self.directory, self.node_id, child)
-        return pushable(self.directory, child).select(self.streams())
+        held = self.streams()
+        return dict(
+            sorted(
+                {
+                    **pushable(self.directory, child).select(held),
+                    **ancestor_streams(self.directory, child).select(held),
+                }.items()
+            )
+        )
 
     def held_above(self, child: str, held: Mapping[StreamKey, int]) -> dict[StreamKey, int]:
         """The child's own streams of which this node's parent held more than this node does (``above``)."""
@@ -463,8 +479,9 @@ class Replica:
 
     # -- durability --------------------------------------------------------------------
 
-    def snapshot(self) -> bytes:
-        """What survives a crash: everything committed, canonically encoded."""
+    def snapshot(self, *, backup: bool = False) -> bytes:
+        """What survives a crash: everything committed, canonically encoded; ``backup``: a backup copy,
+        which carries the restored mark (``sanji.backup`` writes ``RESTORED_MARK`` into every copy)."""
         snap = ReplicaSnapshot(
             node=self.node_id,
             streams=tuple((k.origin, k.scope, seq, h) for k, (seq, h) in sorted(self._streams.items())),
@@ -487,6 +504,7 @@ class Replica:
                 for peer in sorted(self.peer_acks)
                 for k, seq in sorted(self.peer_acks[peer].items())
             ),
+            restored=(self.restored or backup) and self.parent is not None,
         )
         return encode(snap)
 
@@ -516,6 +534,7 @@ class Replica:
         replica.quarantine = list(snap.quarantine)
         if snap.positions_confirmed:
             replica.positions_confirmed = True
+        replica.restored = snap.restored
         for peer, origin, scope, seq in snap.peer_acks:
             replica.peer_acks.setdefault(peer, {})[StreamKey(origin, scope)] = seq
         last = 0
@@ -697,7 +716,7 @@ class ChildSession:
         if isinstance(command, Recovered):
             return None  # receipt counters are the store's, not modelled here
         if isinstance(command, ConfirmPositions):
-            r.confirm_positions()
+            r.confirm_positions(by_parent=command.by_parent)
             return None
         if isinstance(command, SealOutbox):
             r.seal_outbox()

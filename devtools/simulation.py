@@ -8,7 +8,8 @@ simulated network carries the session messages of ``ChildSession``/``serve`` and
 drop a request or a response, deliver one twice, delay it past the sender's timeout
 (so it arrives out of order, after newer ones), shuffle the frames inside a page,
 cut a link for a while, and crash a node (it restarts from what it had committed,
-sometimes after applying only part of a page).
+sometimes after applying only part of a page). A dying disk takes longer to replace than any
+message stays on the wire.
 
 Then traffic stops, links heal, sessions run until nothing changes, and the checker
 asks the invariants of DESIGN.md:
@@ -92,6 +93,7 @@ from protocol.topology import COUNTY, TOWN, VILLAGE, Directory, NodeEntry
 
 EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z: the simulated wall clock starts here
 DEPARTMENTS = ("县民政局", "县人社局", "县自然资源局", "县市场监管局")
+DUPLICATE_LAG_MS = 500  # a duplicated message's copy comes up to this much after the original
 ROLE_OF = {COUNTY: "department", TOWN: "window", VILLAGE: "agent"}
 
 
@@ -335,6 +337,7 @@ class World:
         self.faulty = True
         self.backups: dict[str, bytes] = {}
         self.lost_with_disk: set[str] = set()  # action ids that existed only on a disk that died
+        self.replacing_disk_until: dict[str, int] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -440,7 +443,7 @@ class World:
         self.log("calm: traffic and faults stop")
         self.link_down_until.clear()
         for node in sorted(self.down_until):
-            if not self.up(node):
+            if not self.up(node) and self.replacing_disk_until.get(node, 0) <= self.now:
                 self.down_until[node] = self.now
                 self._on_restart(node)
 
@@ -709,7 +712,7 @@ class World:
         self.schedule(self._latency(), kind, child, server, sid, n, self._maybe_shuffle(message))
         if self.chance(self.faults.duplicate):
             self.stats[f"{kind}_duplicated"] += 1
-            delay = self._latency() + self.rng.randint(0, 500)
+            delay = self._latency() + self.rng.randint(0, DUPLICATE_LAG_MS)
             self.schedule(delay, kind, child, server, sid, n, self._maybe_shuffle(message))
 
     def _send_request(self, child: str, state: _Session, request: Request) -> None:
@@ -799,12 +802,12 @@ class World:
         if self.faulty and self.up(node):
             self._crash(node)
 
-    def _crash(self, node: str, *, snapshot: bytes | None = None) -> None:
+    def _crash(self, node: str, *, snapshot: bytes | None = None, at_least: int = 0) -> None:
         self.stats["crashes"] += 1
         self.replicas[node] = self._new_replica(node, self.replicas[node].snapshot() if snapshot is None else snapshot)
         self.sessions.pop(node, None)
         self.timer_at.pop(node, None)
-        downtime = self.rng.randint(*self.config.crash_downtime_ms) if self.faulty else 0
+        downtime = at_least + (self.rng.randint(*self.config.crash_downtime_ms) if self.faulty else 0)
         self.down_until[node] = self.now + downtime
         self.log(f"{node} crashes; back at {self.now + downtime}")
         self.schedule(downtime, "restart", node)
@@ -813,7 +816,7 @@ class World:
         if not self.faulty:
             return
         if self.up(node):
-            self.backups[node] = self.replicas[node].snapshot()
+            self.backups[node] = self.replicas[node].snapshot(backup=True)
             self.log(f"{node} backed up")
         self.schedule(self.config.backup_interval_ms, "backup", node)
 
@@ -822,7 +825,9 @@ class World:
             return
         lost = self.replicas[node].actions()
         elsewhere = {aid for n in self.nodes if n != node for aid in self.replicas[n].actions()}
-        backup = self.backups.get(node) or self._new_replica(node).snapshot()
+        # No backup yet: the node is installed afresh, and its operator restores it as one (it may have
+        # numbered batches that sit elsewhere, so it carries the restored mark like any backup copy).
+        backup = self.backups.get(node) or self._new_replica(node).snapshot(backup=True)
         restored = self.replica_class.restore(backup, self.keys[node], self.directory)
         kept, streams = restored.actions(), restored.streams()
         gone = sorted(aid for aid in lost if aid not in elsewhere and aid not in kept)
@@ -834,7 +839,18 @@ class World:
         self.lost_with_disk.update(gone)
         self.stats["disks_died"] += 1
         self.log(f"{node} disk dies; restored from its backup, {len(gone)} actions lost with the disk")
-        self._crash(node, snapshot=backup)
+        # Replacing a disk and restoring it takes far longer than any message stays on the wire: whatever
+        # the old disk had sent has landed (or is lost) before the new one starts. Without this, a page of
+        # batches pushed by the dead disk could reach an ancestor *after* the restored node, told by
+        # every peer that nothing more of its stream exists anywhere, numbered the same batch anew: no
+        # rule can see a message still in flight from a process that no longer exists (seed 130).
+        self._crash(node, snapshot=backup, at_least=self._in_flight_bound())
+        self.replacing_disk_until[node] = self.down_until[node]  # calm does not hurry a disk replacement
+
+    def _in_flight_bound(self) -> int:
+        """The longest a message can travel: the worst latency, a long delay, and a duplicate's lag."""
+        c = self.config
+        return c.latency_ms[1] + c.long_delay_ms[1] + DUPLICATE_LAG_MS + 1
 
     def _on_restart(self, node: str) -> None:
         if not self.up(node):

@@ -133,7 +133,10 @@ class Recovered:
 
 @dataclass(frozen=True)
 class ConfirmPositions:
-    """Its own parent confirmed where this node's streams stand, in this process. Answer None."""
+    """An ancestor confirmed where this node's streams stand, in this process (``by_parent``: its own
+    parent; otherwise a fallback, which counts only as ``protocol.ledger.confirms_positions`` says). Answer None."""
+
+    by_parent: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,9 +222,10 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
     if not tally.still_behind:
         # Only its own parent can vouch for where this node's streams stand: a fallback ancestor cannot know
         # what the dark parent holds (a node restored from a backup would renumber batches only the parent
-        # has). A node that has numbered nothing of its own yet has nothing to renumber: the fallback will do.
+        # has). A node that has numbered nothing of its own yet has nothing to renumber: the fallback will do,
+        # unless its disk came from a backup (``protocol.ledger.confirms_positions``).
         if peer == directory.parent(node) or not any(mine.values()):
-            yield ConfirmPositions()
+            yield ConfirmPositions(by_parent=peer == directory.parent(node))
         yield SealOutbox()
     tally.phase = "push"
     yield from _push(node, directory, parent_has, budget, tally)
@@ -238,6 +242,10 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
 def _push(node: str, directory: Directory, parent_has: dict[StreamKey, int], budget: int, tally: Tally) -> Steps:
     while True:
         ours = yield Cursors(pushable(directory, node))
+        # Ancestors' batches about this subtree go up too when the parent lacks them: one taken from a
+        # fallback ancestor past a dark parent would otherwise live only here, out of reach of a
+        # restored ancestor's reclaim (simulation seed 303).
+        ours = dict(sorted({**ours, **(yield Cursors(ancestor_streams(directory, node)))}.items()))
         frames, more = yield FramesAfter(wanted(ours, parent_has), budget)
         if not frames:
             return

@@ -292,15 +292,41 @@ def seal_stream(
 
 
 def may_seal(
-    directory: Directory, node: str, scope: str, *, parent_confirmed: bool, confirmed_children: Collection[str]
+    directory: Directory,
+    node: str,
+    scope: str,
+    *,
+    parent_confirmed: bool,
+    confirmed_children: Collection[str],
+    restored: bool = False,
 ) -> bool:
     """Whether this process may number new batches in ``node``'s stream of ``scope``: every neighbour that
     could hold more of it has spoken *in this process* (a disk restored from a backup must hear it again) —
     its own parent for its own scope (always true at the root), the next child down for the others
-    (a direct child that reported what it holds of ``node``'s streams and was not ahead of it)."""
+    (a direct child that reported what it holds of ``node``'s streams and was not ahead of it).
+
+    ``restored``: the store came from a backup (``RESTORED_MARK``) and its parent has not confirmed it
+    since. Every stream a node writes is pushed up, so the parent may hold batches of a stream towards a
+    child that the child never received (simulation seed 213): a restored node numbers nothing until
+    its parent has spoken too. A node merely restarted lost nothing, and keeps serving its villages
+    while the county is dark."""
     if scope == node:
         return parent_confirmed
-    return directory.next_hop_down(node, scope) in confirmed_children
+    if directory.next_hop_down(node, scope) not in confirmed_children:
+        return False
+    return parent_confirmed or not restored
+
+
+RESTORED_MARK = "restored_from_backup"  # the meta key every backup copy carries; cleared by the parent's word
+
+
+def confirms_positions(*, by_parent: bool, restored: bool) -> bool:
+    """Whether an ancestor's answer confirms where this node's streams stand (``ConfirmPositions``).
+
+    Its own parent always does. A fallback ancestor does only for a node that has numbered nothing and
+    was not restored from a backup: a restored disk may have numbered batches that sit only at the dark
+    parent (simulation seed 187), so nothing of its own is numbered until the parent answers."""
+    return by_parent or not restored
 
 
 # -- which streams -----------------------------------------------------------------------------------

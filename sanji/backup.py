@@ -4,7 +4,9 @@ SQLite is copied with its online backup API: the copy is one consistent snapshot
 the node keeps writing (WAL readers never block the writer). PostgreSQL is copied with
 ``pg_dump --format=custom`` (one transaction, so also consistent) and put back with
 ``pg_restore --clean``. A restored node rejoins by the sync core's restore rules: it takes back
-its own batches from its parent before numbering anything new (docs/architecture.md).
+its own batches from its parent before numbering anything new (docs/architecture.md). Every SQLite
+copy carries the restored mark (``protocol.ledger.RESTORED_MARK``), however it is put back, so the
+node it becomes waits for its parent's word before numbering a batch in any stream.
 
 Backups are named ``<node>-<UTC time>-<why>.db`` (SQLite) or ``.dump`` (PostgreSQL), so the
 newest sorts last and pruning by age needs nothing but the name and the file time.
@@ -23,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from protocol.errors import SanjiError
+from protocol.ledger import RESTORED_MARK
 
 SUFFIXES = (".db", ".dump")
 
@@ -66,6 +69,7 @@ def backup(url: str, out_dir: Path, *, node: str, why: str = "manual") -> Backup
     partial = target.with_name(target.name + ".partial")  # a crash never leaves a half copy under a real name
     if source is not None:
         _sqlite_copy(source, partial)
+        _mark_restored(partial)
     else:
         _run(["pg_dump", "--format=custom", "--no-owner", f"--file={partial}", f"--dbname={libpq_url(url)}"])
     os.replace(partial, target)
@@ -141,6 +145,23 @@ def _sqlite_copy(source: Path, target: Path) -> None:
     finally:
         dst.close()
         src.close()
+
+
+def _mark_restored(path: Path) -> None:
+    """Whoever starts a node on this copy starts one that may have lost batches it sent: say so in it.
+    The root (PostgreSQL) has no parent to ask, so its dumps need no mark."""
+    conn = sqlite3.connect(path)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            with conn:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET value = '1'",
+                    (RESTORED_MARK,),
+                )
+    except sqlite3.Error as exc:
+        raise BackupError(f"could not mark the copy {path}: {exc}") from None
+    finally:
+        conn.close()
 
 
 def _check_sqlite(path: Path) -> None:

@@ -122,6 +122,8 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         # The parent confirmed this node's streams in this process (``positions_confirmed`` is kept on
         # disk, so a disk restored from a backup brings it back): streams only ancestors hold wait for it.
         self.parent_confirmed = directory.parent(node_id) is None
+        # This database is a backup copy (``ledger.RESTORED_MARK``) its parent has not confirmed since.
+        self.restored = False
 
     def use_directory(self, directory: Directory) -> None:
         """Verify with ``directory`` from now on (new certificates, rotated or revoked keys)."""
@@ -154,6 +156,7 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
                 # Confirmed once, kept across restarts: a restarted township cut off from the county
                 # keeps serving its villages (every node works alone).
                 self.positions_confirmed = True
+            self.restored = rows.get(ledger.RESTORED_MARK) == "1" and self.directory.parent(self.node_id) is not None
             self.instance_id = await _instance_id(conn, rows)
             last = await conn.scalar(select(func.max(t.actions.c.at)))
             self.clock = HybridClock(int(last or 0))
@@ -192,6 +195,7 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             scope,
             parent_confirmed=self.parent_confirmed,
             confirmed_children=self.confirmed_children,
+            restored=self.restored,
         )
 
     async def seal_outbox(self, max_actions: int = limits.DEFAULT_BATCH_ACTIONS, *, force: bool = False) -> int:
@@ -241,11 +245,16 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             self._changed()
         return made
 
-    async def confirm_positions(self) -> None:
+    async def confirm_positions(self, *, by_parent: bool = True) -> None:
+        if not ledger.confirms_positions(by_parent=by_parent, restored=self.restored):
+            return
         self.parent_confirmed = True
         if not self.positions_confirmed:
             await self.set_meta("positions_confirmed", "1")
             self.positions_confirmed = True
+        if by_parent and self.restored:
+            await self.set_meta(ledger.RESTORED_MARK, "0")
+            self.restored = False
 
     async def ancestor_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""
@@ -498,9 +507,12 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             return {StreamKey(o, s): q for o, s, q in (await conn.execute(query)).all()}
 
     async def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
-        """What this node holds of the streams a child can push up."""
+        """What this node holds of the streams a child can push up: its subtree's, and its ancestors'
+        about its subtree (one it took from a fallback ancestor past this node comes up too)."""
         ledger.check_descendant(self.directory, self.node_id, child)
-        return await self.cursors_in(ledger.pushable(self.directory, child))
+        written_below = await self.cursors_in(ledger.pushable(self.directory, child))
+        about_it = await self.cursors_in(ledger.ancestor_streams(self.directory, child))
+        return dict(sorted({**written_below, **about_it}.items()))
 
     async def pull_cursors(self) -> dict[StreamKey, int]:
         """What this node holds of every stream, its own included: what it asks its parent for.

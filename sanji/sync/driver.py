@@ -212,7 +212,7 @@ class _Host:
             await store.note_recovery(list(command.streams))
             return None
         if isinstance(command, ConfirmPositions):
-            await store.confirm_positions()
+            await store.confirm_positions(by_parent=command.by_parent)
             return None
         await store.seal_outbox()
         return None

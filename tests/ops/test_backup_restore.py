@@ -11,7 +11,8 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import Connection, text
 
-from sanji.backup import backup, prune, restore
+from protocol.ledger import RESTORED_MARK
+from sanji.backup import backup, prune, restore, sqlite_path
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store, open_database
 from sanji.store.revisions import alembic_config, code_head
@@ -60,9 +61,55 @@ async def test_sqlite_backup_while_writing_restores_that_moment_and_rejoins(
         await restored.start()
         assert len(await restored.digests()) == registered
         assert (await restored.status())["queue_length"] >= outboxed
+        assert restored.restored  # the copy says it is one, until the parent has answered
         for _ in range(3):
             await sync_once(restored, net.signed("T01V01"))
         assert await restored.digests() == await net.stores["T01"].digests()  # what the copy lacked came back
+        assert not restored.restored
+    finally:
+        await db.dispose()
+    live = sqlite_path(url)
+    assert live is not None
+    with sqlite3.connect(live) as conn:  # the mark cleared on disk, not only in this process
+        assert conn.execute("SELECT value FROM meta WHERE key = ?", (RESTORED_MARK,)).fetchone() == ("0",)
+
+
+async def test_a_restored_township_numbers_nothing_until_the_county_answers(
+    network: NetworkFactory, tmp_path: Path
+) -> None:
+    """Simulation seed 213: the township pushed a batch towards its village up to the county and died
+    before the village pulled it; restored, it must not number that stream's next batch on the village's
+    word alone (a second batch under the same number would sit beside the county's)."""
+    net = await network(1, 1)
+    town = net.stores["T01"]
+    await _errands(net.service("T01V01"), 1, "早")
+    await net.sync_all(2)
+    url = str(town.db.url)
+    copy = await asyncio.to_thread(backup, url, tmp_path / "backups", node="T01")
+    with sqlite3.connect(copy.path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = ?", (RESTORED_MARK,)).fetchone() == ("1",)
+    await town.db.dispose()
+    restore(url, copy.path)
+    db = await open_database(url)
+    try:
+        restored = Store(db, node_id="T01", key=net.layout.keys["T01"], directory=net.directory)
+        await restored.start()
+        assert restored.restored
+        assert await restored.confirm_child("T01V01", {}) == {}  # the village has spoken: nothing ahead
+        await restored.confirm_positions(by_parent=False)  # a fallback's word is not the parent's
+        assert restored.restored and not restored.may_seal("T01V01")
+        await restored.confirm_positions(by_parent=True)
+        assert not restored.restored and restored.may_seal("T01V01")
+    finally:
+        await db.dispose()
+    # A plain restart of the live file is no restore: it keeps serving its villages at once.
+    db = await open_database(url)
+    try:
+        again = Store(db, node_id="T01", key=net.layout.keys["T01"], directory=net.directory)
+        await again.start()
+        assert not again.restored
+        assert await again.confirm_child("T01V01", {}) == {}
+        assert again.may_seal("T01V01") and not again.may_seal("T01")
     finally:
         await db.dispose()
 
