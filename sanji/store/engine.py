@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from sqlalchemy import Connection, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -105,7 +104,14 @@ def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
 
 
 def _upgrade(connection: Connection, release: str) -> None:
-    refuse_if_newer(read_revisions(connection), release)  # checked again under the write lock
+    rev = read_revisions(connection)
+    refuse_if_newer(rev, release)  # checked again under the write lock
+    if not rev.pending:  # another process migrated it meanwhile, or nothing to do: Alembic stays unloaded
+        if rev.written_by != release:
+            record_release(connection, release)
+        return
+    from alembic import command  # only to migrate (see sanji.store.revisions.alembic_config)
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
@@ -137,8 +143,9 @@ async def open_database(url: str, *, migrate: bool = True, backup_dir: Path | No
             if rev.pending and rev.current is not None and backup_dir is not None:
                 copy = await asyncio.to_thread(backup, url, backup_dir, node=node or "store", why=f"pre-{rev.head}")
                 log.warning("schema %s backed up to %s before migrating to %s", rev.current, copy.path, rev.head)
-            async with db.writer.begin() as conn:
-                await conn.run_sync(_upgrade, release())
+            if rev.pending or rev.written_by != release():
+                async with db.writer.begin() as conn:
+                    await conn.run_sync(_upgrade, release())
         except BaseException:
             await db.dispose()
             raise
