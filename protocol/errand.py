@@ -800,5 +800,27 @@ def basis(directory: Directory) -> str:
 def digest_of(
     errand_id: str, state: ErrandState | None, main: list[str], notes: list[str], rejected: dict[str, str]
 ) -> str:
-    material = encode([errand_id, state, main, notes, sorted(rejected)])
+    material = _in_order.encode([errand_id, _digested(state), main, notes, sorted(rejected)])
     return hashlib.sha256(material).hexdigest()
+
+
+# The digest is what replicas compare, across releases too (a tree runs mixed releases while it is
+# upgraded, and `sanji verify` recomputes digests stored by an earlier release). Fields added to the
+# state after 0.3.0 are left out of it while they hold their defaults, so the same errand has the same
+# digest on a node that cannot hold them; ``joint_answers_at_departments`` is an input of ``judge``
+# whose outcome the digest already covers (main line, rejections), so it is always left out.
+_in_order = msgspec.msgpack.Encoder()  # the decoded maps below keep the canonical encoding's key order
+_LATER_DEFAULTS: dict[str, object] = {"urgings": []}
+
+
+def _digested(state: ErrandState | None) -> object:
+    if state is None:
+        return None
+    plain = msgspec.msgpack.decode(encode(state))
+    for name, default in _LATER_DEFAULTS.items():
+        if plain.get(name) == default:
+            del plain[name]
+    entry = plain.get("matter_entry")
+    if isinstance(entry, dict):
+        entry.pop("joint_answers_at_departments", None)
+    return plain

@@ -55,6 +55,7 @@ from sanji.observe.logs import EXCHANGE
 from sanji.store import Store
 from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
+from sanji.sync.report_memo import memo_for
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import Transport, TransportError
 from sanji.sync.trust_step import ChildTrust
@@ -235,7 +236,7 @@ class _Host:
                 rules_version=rules_version,
                 business=await BusinessBook(store).own_latest(),
             )
-            reports = (own, *await store.reports())
+            reports = memo_for(store).news(self.transport.recipient, (own, *await store.reports()))
         request = msgspec.structs.replace(
             request,
             catalogue_version=version,
@@ -248,7 +249,9 @@ class _Host:
             request = await self.trust.extend(request, self.transport)
         self.sent = request
         try:
-            return await self.transport.cursors(request)
+            reply = await self.transport.cursors(request)
+            memo_for(store).carried(self.transport.recipient, reports)
+            return reply
         except BaseException:
             store.sealing_paused = False  # a rotation asked for and not answered: the old key signs on, retried later
             raise
