@@ -184,11 +184,11 @@ def valid_moves(state: ErrandState) -> list[Move]:
         for department, status in state.subtasks.items():
             if status == "pending":
                 for outcome in ("agreed", "objected"):
-                    moves.append(  # the department answers at its own desk at the county, not the lead window
+                    moves.append(  # at the department's desk at the county, or (older entries) the lead window
                         (
                             f"subtask:{outcome}:{department}",
                             SubtaskDone,
-                            COUNTY_ID,
+                            COUNTY_ID if departments_answer(state) else holder,
                             {"department": department, "outcome": outcome},
                         )
                     )
@@ -269,10 +269,10 @@ def tempting_moves(state: ErrandState) -> list[Move]:
         ("materials_received:partial", MaterialsReceived, holder, {"items": state.supplement_items[1:]}),
         ("materials_received:unknown", MaterialsReceived, holder, {"items": ("无关材料",)}),
         ("subtask:unknown", SubtaskDone, holder, {"department": "县公安局"}),
-        *(  # the lead window closing a co-department's sub-task itself
+        *(  # the lead window closing a co-department's sub-task itself, where departments answer
             ("subtask:by-lead", SubtaskDone, holder, {"department": d, "outcome": "agreed"})
             for d, status in state.subtasks.items()
-            if status == "pending"
+            if status == "pending" and departments_answer(state)
         ),
         ("extend:zero", Extend, holder, {"days": 0, "reason": "x", "due": "2024-05-01"}),
         ("assign:nobody", Assign, holder, {"window": "综合窗口", "handler": " "}),
@@ -387,12 +387,14 @@ def model_allows(state: ErrandState | None, action: Action) -> bool:
             return _urging_allowed(state, action)
         return True
     if isinstance(action, SubtaskDone):
-        # 联办: each co-handling department answers its own sub-task at its desk at the county, whoever
-        # holds the errand; the lead window (a township) never answers for it.
+        # 联办: where the bound entry says so, each co-handling department answers its own sub-task at its
+        # desk at the county, whoever holds the errand; otherwise (older entries, unbound errands) the lead
+        # window holding the errand ticks it off.
+        by_whom = DIRECTORY.role(action.node) == COUNTY if departments_answer(state) else action.node == state.holder
         return (
             state.pending_to is None
             and stage in (ACCEPTED, AT_DEPARTMENT)
-            and DIRECTORY.role(action.node) == COUNTY
+            and by_whom
             and state.subtasks.get(action.department) == "pending"
         )
     if isinstance(action, Receive):
@@ -514,6 +516,21 @@ def registration(scope: str, id: str = "r0000") -> Action:
 # --- random actions of any kind --------------------------------------------------------------------
 
 
+def departments_answer(state: ErrandState) -> bool:
+    """The model's reading of the bound entry: do its 联办 departments answer at their own desks?"""
+    return state.matter_entry is not None and state.matter_entry.joint_answers_at_departments
+
+
+def besides(state: ErrandState | None, action: Action) -> bool:
+    """A department's answer written while another node holds the errand (it takes no version)."""
+    return (
+        state is not None
+        and isinstance(action, SubtaskDone)
+        and action.node != state.holder
+        and departments_answer(state)
+    )
+
+
 def value_of(hint: Any) -> st.SearchStrategy[Any]:
     if typing.get_origin(hint) is typing.Literal:
         return st.sampled_from(typing.get_args(hint))
@@ -627,10 +644,11 @@ def check_custody(proj: Projection, by_id: dict[str, Action]) -> None:
         nonlocal state
         group = sorted(by_base.get(version, []), key=lambda c: c.id)
         for c in group:
-            if state is not None and isinstance(c, SubtaskDone) and c.node != state.holder and model_allows(state, c):
+            if besides(state, c) and model_allows(state, c):
+                assert state is not None
                 state = step(state, c)
                 beside.append(c.id)
-        return [c for c in group if not (isinstance(c, SubtaskDone) and state is not None and c.node != state.holder)]
+        return [c for c in group if not besides(state, c)]
 
     for version, action_id in enumerate(proj.main):
         action = by_id[action_id]
