@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from datetime import date
+from typing import Annotated
 
 import msgspec
 
@@ -43,21 +45,26 @@ COUNTS = (
 )
 
 
+Count = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+
+
 class BusinessReport(msgspec.Struct, frozen=True, kw_only=True):
     node: str
-    day: str  # the business day (ISO date, China Standard Time) counted
-    at: int  # the node's hybrid clock when it built the report
-    received: int = 0
-    accepted: int = 0
-    decided: int = 0
-    delivered: int = 0
-    on_time: int = 0
-    late: int = 0
-    extensions: int = 0
-    deemed: int = 0
-    satisfied: int = 0
-    basically_satisfied: int = 0
-    dissatisfied: int = 0
+    day: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]  # the business day (ISO, CST) counted
+    at: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # the node's hybrid clock when it built the report
+    # A signed report is still input: its values fit the columns they are kept in, so a node's own key
+    # (or a stolen one) cannot make an ancestor's exchange fail by what it counts.
+    received: Count = 0
+    accepted: Count = 0
+    decided: Count = 0
+    delivered: Count = 0
+    on_time: Count = 0
+    late: Count = 0
+    extensions: Count = 0
+    deemed: Count = 0
+    satisfied: Count = 0
+    basically_satisfied: Count = 0
+    dissatisfied: Count = 0
 
     def counts(self) -> dict[str, int]:
         return {name: int(getattr(self, name)) for name in COUNTS}
@@ -98,9 +105,11 @@ def _payload(blob: bytes) -> tuple[str, bytes, int]:
 
 def _decode(payload: bytes) -> BusinessReport:
     try:
-        return _decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+        report = _decoder.decode(payload)
+        date.fromisoformat(report.day)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise FrameError(f"business report does not decode: {exc}") from None
+    return report
 
 
 def read_business(blob: bytes) -> BusinessReport:

@@ -140,6 +140,25 @@ async def test_a_report_signed_by_another_nodes_key_is_refused(kit: Kit) -> None
     assert [r.received for r in await BusinessBook(kit.net.stores[C]).reports(day, day)] == [1]
 
 
+async def test_a_report_signed_by_its_own_node_that_does_not_fit_is_refused_not_a_failure(kit: Kit) -> None:
+    """A township's own key (or a stolen one) signing values no column holds: the exchange still answers,
+    the report is refused and logged, and the next good one is kept."""
+    key = kit.net.stores[TOWN].key
+    misfits = [
+        BusinessReport(node=TOWN, day="2026-11-02", at=2**64 - 1),
+        BusinessReport(node=TOWN, day="2026-13-45", at=1),
+        BusinessReport(node=TOWN, day="2026-11-02" * 4, at=1),
+        BusinessReport(node=TOWN, day="2026-11-02", at=1, received=-1),
+    ]
+    request = CursorsRequest(
+        sender=TOWN, reports=(NodeReport(node=TOWN, at=1, business=tuple(sign_business(r, key) for r in misfits)),)
+    )
+    reply = await kit.net.signed(TOWN).cursors(request)
+    assert reply.node == C
+    assert await BusinessBook(kit.net.stores[C]).reports("2000-01-01", "2099-12-31") == []
+    assert await refused(kit, C) == [TOWN] * len(misfits)
+
+
 class OldNodeReport(msgspec.Struct, frozen=True, kw_only=True):
     """NodeReport as a peer of the previous release defines it (no rules version, no business reports)."""
 
