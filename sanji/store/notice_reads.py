@@ -20,11 +20,12 @@ class NoticeReads:
         return int(value or 0)
 
     async def mark_read(self, account: str, upto: int) -> int:
-        """Move the mark forward to ``upto`` (never back: two tabs marking at once keep the later one)."""
-        async with self.db.writer.begin() as conn:
-            held = await conn.scalar(
-                select(t.notice_reads.c.read_upto).where(t.notice_reads.c.account == account).with_for_update()
-            )
+        """Move the mark forward to ``upto`` (never back: two tabs marking at once keep the later one).
+
+        Through the one writer door (``Database.write``): on PostgreSQL its advisory lock serialises hub
+        processes, so two first marks of a new account cannot both insert."""
+        async with self.db.write() as conn:
+            held = await conn.scalar(select(t.notice_reads.c.read_upto).where(t.notice_reads.c.account == account))
             if held is None:
                 await conn.execute(t.notice_reads.insert().values(account=account, read_upto=upto))
                 return upto

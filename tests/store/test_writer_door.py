@@ -80,3 +80,17 @@ async def bump(db: Database, i: int) -> None:
     async with db.write() as conn:
         await conn.execute(delete(t.meta).where(t.meta.c.key == "bumped"))
         await conn.execute(insert(t.meta).values(key="bumped", value=str(i)))
+
+
+def test_no_book_opens_a_write_transaction_but_through_the_door() -> None:
+    """Every write goes through ``Database.write`` (the lock, the advisory lock, the commit hooks); only the
+    engine itself (and the migration it runs) opens the writer directly."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "sanji"
+    strays = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "engine.py" and "writer.begin(" in path.read_text(encoding="utf-8")
+    ]
+    assert strays == []
