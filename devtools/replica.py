@@ -590,12 +590,18 @@ def serve(replica: Replica, request: Request) -> Response:
     if isinstance(request, CursorsRequest):
         held = replica.cursors_for_child(sender)
         reclaim = replica.confirm_child(sender, cursor_map(request.ancestor_streams))
+        down = None
+        if not reclaim:  # as SyncServer.cursors: own fresh actions sealed, then what the subtree's streams hold
+            if replica.positions_confirmed and replica.outbox_size():
+                replica.seal_outbox()
+            down = cursors_from(for_subtree(replica.directory, sender).select(replica.streams()))
         return CursorsResponse(
             node=replica.node_id,
             at=replica.clock.now(),
             cursors=cursors_from(held),
             reclaim=cursors_from(reclaim),
             above=cursors_from(replica.held_above(sender, held)),
+            down=down,
         )
     if isinstance(request, PushRequest):
         replica.clock.observe(request.at)

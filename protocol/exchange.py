@@ -228,7 +228,9 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
             yield ConfirmPositions(by_parent=peer == directory.parent(node))
         yield SealOutbox()
     tally.phase = "push"
-    yield from _push(node, directory, parent_has, budget, tally)
+    # A parent of an earlier release (no ``down``) does not report the ancestors' streams it holds: pushing
+    # them would send every such batch again on every exchange.
+    yield from _push(node, directory, parent_has, budget, tally, ancestors=reply.down is not None)
     tally.phase = "pull"
     if reply.down is not None and not tally.behind:
         held = yield Cursors(for_subtree(directory, node))
@@ -239,13 +241,16 @@ def child_session(node: str, directory: Directory, *, budget: int, tally: Tally)
     tally.phase = "done"
 
 
-def _push(node: str, directory: Directory, parent_has: dict[StreamKey, int], budget: int, tally: Tally) -> Steps:
+def _push(
+    node: str, directory: Directory, parent_has: dict[StreamKey, int], budget: int, tally: Tally, *, ancestors: bool
+) -> Steps:
     while True:
         ours = yield Cursors(pushable(directory, node))
         # Ancestors' batches about this subtree go up too when the parent lacks them: one taken from a
         # fallback ancestor past a dark parent would otherwise live only here, out of reach of a
         # restored ancestor's reclaim (simulation seed 303).
-        ours = dict(sorted({**ours, **(yield Cursors(ancestor_streams(directory, node)))}.items()))
+        if ancestors:
+            ours = dict(sorted({**ours, **(yield Cursors(ancestor_streams(directory, node)))}.items()))
         frames, more = yield FramesAfter(wanted(ours, parent_has), budget)
         if not frames:
             return

@@ -80,7 +80,7 @@ class ActionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=T
     supervision: Literal["督办", "纠错", "预警"] = "督办"
     # 督办 with an answer due: a date, or working days on the node's calendar (one of the two)
     answer_by: IsoDate = ""
-    answer_days: Annotated[int, msgspec.Meta(ge=0, le=60)] = 0
+    answer_days: Annotated[int, msgspec.Meta(ge=0, le=40)] = 0  # 40 working days stay inside the rule's 60 days
     urging: Annotated[str, msgspec.Meta(max_length=64)] = ""  # which urging an answer answers ('' = the oldest)
     deemed: bool = False
     blob: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")] = ""

@@ -2,10 +2,11 @@
 
 Every opening request used to carry the sender's own report and the latest of each node below it,
 business reports included: most of an idle exchange's bytes, and a write at the parent each time. A
-report now goes up when it says something new (anything but its time, the day's byte counter, the
-age of waiting work within the same minute and the clock offset within the same second) or, as a heartbeat, when the link last carried it
-``HEARTBEAT_S`` ago, so "last heard" at the county stays within minutes (its warnings are in hours).
-The memo lives in the process: after a restart everything is sent once more.
+report now goes up when it says something new (anything but its time, the day's byte counter, the age
+of waiting work within the same minute and the clock offset within the same second) or, as a
+heartbeat, when the link last carried it ``HEARTBEAT_S`` ago, so "last heard" at the county stays
+within minutes (its warnings are in hours). The memo lives in the process: after a restart everything
+is sent once more.
 """
 
 from __future__ import annotations

@@ -58,7 +58,9 @@ def test_seeds_keep_every_invariant(chunk: int) -> None:
     results = [run(seed, SUITE) for seed in seeds]
     assert not failures(results), failures(results)
     # The faults really happened: a run where nothing goes wrong proves little.
-    kinds = ("crashes", "request_lost", "response_lost", "pushed_held", "fallback_sessions", "stray_stored")
+    # Late pull pages are still taken (``stray_pages_taken``); since an idle child skips the pull when its
+    # parent says it holds nothing new, a late page rarely carries a frame not yet stored another way.
+    kinds = ("crashes", "request_lost", "response_lost", "pushed_held", "fallback_sessions", "stray_pages_taken")
     total = {k: sum(r.stat(k) for r in results) for k in kinds}
     assert len(results) < 30 or all(total.values()), total
     assert sum(r.stat("actions") for r in results) > 20 * len(results)

@@ -1,7 +1,7 @@
 """business reports: each node's signed day counts, its own and its subtree's (issue 14)
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 """
 
 import sqlalchemy as sa

@@ -2,7 +2,7 @@
 batches onto the kept projection instead of projecting every action again)
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0015
 """
 
 import sqlalchemy as sa
