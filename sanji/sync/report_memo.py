@@ -30,7 +30,7 @@ def fingerprint(report: NodeReport) -> bytes:
         at=0,
         bytes_sent_today=0,
         oldest_unacked_s=float(int(report.oldest_unacked_s // 60)),
-        clock_offset_ms=int(report.clock_offset_ms // 1000),  # milliseconds of jitter are not news
+        clock_offset_ms=round(report.clock_offset_ms / 1000),  # milliseconds of jitter either way are not news
     )
     return encode(quiet)
 
