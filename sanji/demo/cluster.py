@@ -326,6 +326,34 @@ class Cluster:
             time.sleep(0.1)
         raise RuntimeError(f"node {node_id} did not answer within {timeout}s; see {node.log}")
 
+    def wait_catalogue(self, node_id: str, timeout: float = 120.0) -> int:
+        """Wait until ``node_id`` holds the county's catalogue; its version.
+
+        The county publishes the catalogue when it starts and it travels down by the nodes' own
+        sync, so a township can be reachable before it may accept anything (an open-demo node:
+        ``/api/node`` must answer without a login)."""
+        node = self.nodes[node_id]
+        deadline = time.monotonic() + timeout
+        seen: object = None
+        while time.monotonic() < deadline:
+            if node.proc is not None and node.proc.poll() is not None:
+                raise RuntimeError(f"node {node_id} exited with {node.proc.returncode}; see {node.log}")
+            try:
+                response = httpx.get(node.url + "/api/node", timeout=1.0)
+                if response.status_code == 200:
+                    seen = response.json().get("catalogue_version")
+                    if isinstance(seen, int) and seen >= 1:
+                        return seen
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node {node_id} held no catalogue within {timeout}s (last seen {seen!r}); see {node.log}")
+
+    def wait_catalogues(self, timeout: float = 120.0) -> None:
+        """Wait until every node holds the county's catalogue (see ``wait_catalogue``)."""
+        for node_id in self.nodes:
+            self.wait_catalogue(node_id, timeout)
+
     def kill(self, node_id: str) -> None:
         """SIGKILL: the process gets no chance to tidy up."""
         node = self.nodes[node_id]

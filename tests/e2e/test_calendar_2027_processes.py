@@ -115,6 +115,7 @@ def start(cluster: Cluster) -> None:
     cluster.start(wait=False)
     for node in cluster.nodes:
         cluster.wait_ready(node, timeout=180.0)
+    cluster.wait_catalogues()  # the township accepts only once the county's catalogue reached it
 
 
 def prepared(tmp_path: Path) -> Cluster:

@@ -122,6 +122,7 @@ async def county(tmp_path: Path) -> AsyncIterator[County]:
     kit = County(cluster)
     try:
         await asyncio.to_thread(cluster.start)  # inside the try: a node slow to start is still stopped
+        await asyncio.to_thread(cluster.wait_catalogues)
         yield kit
     finally:
         await kit.close()

@@ -78,6 +78,7 @@ async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
     kit = Nodes(cluster)
     try:
         await asyncio.to_thread(cluster.start)
+        await asyncio.to_thread(cluster.wait_catalogues)
         yield kit
     finally:
         await kit.close()

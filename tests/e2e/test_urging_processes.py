@@ -34,6 +34,7 @@ async def county(tmp_path: Path) -> AsyncIterator[Urged]:
     kit = Urged(cluster)
     try:
         await asyncio.to_thread(cluster.start)
+        await asyncio.to_thread(cluster.wait_catalogues)
         yield kit
     finally:
         await kit.close()

@@ -43,6 +43,7 @@ def urged(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
 
     try:
         cluster.start()
+        cluster.wait_catalogues()
         yield cluster, asyncio.run(drive())
     finally:
         cluster.stop()
