@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import platform
@@ -44,6 +43,7 @@ from sqlalchemy import func, select
 
 from bench import peer as pouchdb_peer
 from bench.corpus import Corpus, build_corpus
+from bench.output import publish
 from protocol.batch import open_frame
 from protocol.encoding import encode
 from protocol.session import DEFAULT_BUDGET_BYTES
@@ -554,10 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         **body,
         "seconds": rounded(time.perf_counter() - started),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    publish(result, args.out)
     return 0
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.apply_rate import load_average, machine_info, quantity, rounded
+from bench.output import publish
 from protocol import actions as a
 from protocol import limits
 from protocol.batch import GENESIS, frame_hash, open_frame, seal
@@ -498,10 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         **body,
         "seconds": rounded(time.perf_counter() - started),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    publish(result, args.out)
     return 0
 
 

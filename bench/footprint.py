@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import random
 import shutil
@@ -50,6 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.corpus import build_corpus
 from bench.links import figure, load_average, machine_info, rounded, wait_for
+from bench.output import publish
 from devtools.faultproxy import FaultProxy
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster, NodeProcess, free_port
@@ -532,10 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         **body,
         "seconds": rounded(time.monotonic() - started),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    publish(result, args.out)
     return 0
 
 

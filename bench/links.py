@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import json
 import math
 import os
 import platform
@@ -46,6 +45,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.output import publish
 from devtools.faultproxy import FaultProxy
 from sanji.cli.serve import KEEP_ALIVE_S
 from sanji.client import NodeClient
@@ -639,10 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         **body,
         "seconds": rounded(time.monotonic() - started),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    publish(result, args.out)
     return 0
 
 

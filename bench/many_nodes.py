@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import random
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.apply_rate import free_port, load_average, percentile, rounded, stop_process, wait_ready
+from bench.output import publish
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.keys import write_directory, write_key
@@ -317,10 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         **body,
         "seconds": rounded(time.perf_counter() - started),
     }
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    publish(result, args.out)
     return 0
 
 

@@ -103,6 +103,7 @@ from protocol.stages import (
 from protocol.stages import (
     SUBMITTED as SUBMITTED,
 )
+from protocol.stages import SUBTASK_OPEN
 from protocol.stages import (
     SUPPLEMENT as SUPPLEMENT,
 )
@@ -252,7 +253,7 @@ def _judge_subtask(state: ErrandState, action: SubtaskDone, directory: Directory
     only sees the answers. Custody is not asked: the department answers beside the holder
     (``beside_holder``), so the lead window keeps working while the departments answer.
     """
-    if state.pending_to is not None or state.stage not in (ACCEPTED, AT_DEPARTMENT):
+    if state.pending_to is not None or state.stage not in SUBTASK_OPEN:
         return refuse("subtask_stage")
     if state.subtasks.get(action.department) != "pending":
         return refuse("no_open_subtask", department=action.department)

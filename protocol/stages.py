@@ -58,3 +58,4 @@ LIVE = (RECEIVED, ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)  # being handled (clock r
 IN_TRANSIT = (SUBMITTED, ESCALATED, RESULT_DOWN)  # handed off, waiting for the receiver
 FINISHED = (DECIDED, RESULT_DOWN, RESULT_READY, DELIVERED, CLOSED)  # a result exists
 ANSWERED = (DELIVERED, CLOSED)  # the applicant has the result
+SUBTASK_OPEN = (ACCEPTED, AT_DEPARTMENT)  # 联办: where a co-handling department may answer its sub-task

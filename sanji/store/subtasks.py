@@ -15,11 +15,11 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from protocol.stages import SUBTASK_OPEN
 from sanji.store import schema as t
 from sanji.store.engine import Database
 
 JOINT = "联办件"
-OPEN_STAGES = ("accepted", "at_department")  # where protocol.errand lets a department answer
 
 
 class OpenSubtask(msgspec.Struct, kw_only=True):
@@ -53,7 +53,7 @@ async def open_subtasks(db: Database, department: str = "") -> list[OpenSubtask]
         t.errands.c.state,
     ).where(
         t.errands.c.errand_kind == JOINT,
-        t.errands.c.stage.in_(OPEN_STAGES),
+        t.errands.c.stage.in_(SUBTASK_OPEN),
         t.errands.c.pending_to.is_(None),
     )
     async with db.reader.connect() as conn:

@@ -18,26 +18,21 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from sanji.cli.common import node_store
-from sanji.client import NodeApiError, NodeClient
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.workcalendar import library_data
+from tests.e2e import process_kit
+from tests.e2e.process_kit import PATH, TOWN, VILLAGE, C, ProcessKit, running, start
 
 pytestmark = pytest.mark.processes
 
-C, TOWN, VILLAGE = "C", "T01", "T01V01"
-PATH = (C, TOWN, VILLAGE)
-WAIT = 40.0
 # A made-up 2027 arrangement for the test (the real notice is the county's to copy): 元旦 bridged to
 # Monday 4 January, made up on Saturday 9 January.
 NOTICE = """
@@ -63,66 +58,27 @@ async def set_county_clock(cluster: Cluster, utc: datetime) -> int:
     return offset_ms
 
 
-class Kit:
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.clients = {n: NodeClient(p.url) for n, p in cluster.nodes.items()}
-        self.http = {n: httpx.AsyncClient(base_url=p.url, timeout=10.0) for n, p in cluster.nodes.items()}
-
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.close()
-        for http in self.http.values():
-            await http.aclose()
-
-    async def act(self, node: str, errand: str, kind: str, **fields: Any) -> dict[str, Any]:
-        return await self.clients[node].act(errand, kind=kind, actor=f"{node} 工作人员", **fields)
-
-    async def wait(self, node: str, errand: str, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + WAIT
-        seen: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            try:
-                seen = await self.clients[node].errand(errand)
-            except NodeApiError as exc:
-                if exc.status != 404:
-                    raise
-            if seen is not None and ready(seen):
-                return seen
-            await asyncio.sleep(0.2)
-        raise AssertionError(
-            f"{errand} at {node}: never {what}; last seen {seen and (seen['stage'], seen['deadline'])}"
-        )
+class Kit(ProcessKit):
+    wait_seconds = 40.0
+    poll_seconds = 0.2
 
     async def offsets(self, offset_ms: int) -> None:
         """Wait until every node dates business days on the county's clock (it learns it in an exchange)."""
-        deadline = time.monotonic() + WAIT
-        while True:
-            seen = {n: (await self.get(n, "/api/node"))["clock_offset_ms"] for n in PATH}
-            if all(abs(v - offset_ms) < 120_000 for v in seen.values()):
-                return
-            assert time.monotonic() < deadline, f"offsets never reached {offset_ms}: {seen}"
-            await asyncio.sleep(0.3)
+        seen: dict[str, int] = {}
 
-    async def get(self, node: str, path: str) -> Any:
-        reply = await self.http[node].get(path)
-        assert reply.status_code == 200, (node, path, reply.text[:300])
-        return reply.json() if "json" in reply.headers.get("content-type", "") else reply.text
+        async def learnt() -> bool:
+            seen.update({n: (await self.get(n, "/api/node"))["clock_offset_ms"] for n in PATH})
+            return all(abs(v - offset_ms) < 120_000 for v in seen.values())
 
-
-def start(cluster: Cluster) -> None:
-    """Start every node and wait generously: on a loaded machine importing the stack alone takes seconds."""
-    cluster.start(wait=False)
-    for node in cluster.nodes:
-        cluster.wait_ready(node, timeout=180.0)
-    cluster.wait_catalogues()  # the township accepts only once the county's catalogue reached it
+        try:
+            await self.until(learnt, f"offsets at {offset_ms}")
+        except AssertionError:
+            raise AssertionError(f"offsets never reached {offset_ms}: {seen}") from None
 
 
 def prepared(tmp_path: Path) -> Cluster:
     assert 2027 not in library_data().years, "the calendar library knows 2027 now: move this test to a year it does not"
-    cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
-    )
+    cluster = process_kit.prepared(tmp_path)
     for node in cluster.nodes.values():  # duties (the correction among them) every second, not every 30 s
         text = node.config.read_text(encoding="utf-8")
         node.config.write_text(text.replace("[sync]\n", "[sync]\nduties_interval = 1.0\n"), encoding="utf-8")
@@ -133,14 +89,8 @@ def prepared(tmp_path: Path) -> Cluster:
 async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
     cluster = prepared(tmp_path)
     offset = await set_county_clock(cluster, datetime(2026, 12, 21, 2, 0, tzinfo=UTC))  # Monday, 10:00 in China
-    kit = Kit(cluster)
-    try:
-        await asyncio.to_thread(start, cluster)
-        await kit.offsets(offset)
+    async with running(cluster, Kit(cluster), before=lambda kit: kit.offsets(offset)) as kit:
         yield kit
-    finally:
-        await kit.close()
-        await asyncio.to_thread(cluster.stop)
 
 
 async def test_2027_deadline_provisional_then_corrected_then_overdue_at_every_level(kit: Kit, tmp_path: Path) -> None:
@@ -215,13 +165,12 @@ async def test_2027_deadline_provisional_then_corrected_then_overdue_at_every_le
     assert len(set(digests.values())) == 1, digests
     screen = await kit.get(VILLAGE, f"/errands/{errand}")
     assert "期限核定" in screen and "2027-01-05（暂定）→ 2027-01-06" in screen
-    deadline = time.monotonic() + WAIT
-    while True:  # every node's calendar version, visible at the county
+
+    async def versions() -> dict[str, int] | None:  # every node's calendar version, visible at the county
         reports = {r["node"]: r["calendar_version"] for r in await kit.get(C, "/api/reports")}
-        if reports == {TOWN: 1, VILLAGE: 1} or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.3)
-    assert reports == {TOWN: 1, VILLAGE: 1}
+        return reports if reports == {TOWN: 1, VILLAGE: 1} else None
+
+    await kit.until(versions, "the calendar version of every node reported at the county")
     home = await kit.get(C, "/")
     assert "第1版 v1" in home
 

@@ -11,86 +11,50 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from sanji.client import NodeApiError, NodeClient
 from sanji.demo.cluster import Cluster
+from tests.e2e.process_kit import PATH, TOWN, VILLAGE, C, ProcessKit, prepared, running
 
 pytestmark = pytest.mark.processes
 
-C, TOWN, VILLAGE = "C", "T01", "T01V01"
-PATH = (C, TOWN, VILLAGE)
 STAFF = {C: "县民政局 审批员 赵敏", TOWN: "综合窗口 A岗 王芳", VILLAGE: "代办员 李建国"}
-WAIT = 30.0
 PHONE, PHONE_TAIL = "13907301234", "1234"  # the public lookup asks for the phone's last four digits
 
 
-class County:
+class County(ProcessKit):
     def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.clients = {n: NodeClient(p.url) for n, p in cluster.nodes.items()}
-        self.http = {n: httpx.AsyncClient(base_url=p.url, timeout=10.0) for n, p in cluster.nodes.items()}
-
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.close()
-        for http in self.http.values():
-            await http.aclose()
-
-    async def act(self, node: str, errand: str, kind: str, **fields: Any) -> dict[str, Any]:
-        return await self.clients[node].act(errand, kind=kind, actor=STAFF[node], **fields)
+        super().__init__(cluster, STAFF)
 
     async def refused(self, node: str, errand: str, kind: str, fragment: str, **fields: Any) -> None:
-        with pytest.raises(NodeApiError) as info:
-            await self.act(node, errand, kind, **fields)
-        assert info.value.status == 409, info.value.body
-        assert fragment in info.value.body["message"], info.value.body
-
-    async def wait(self, node: str, errand: str, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        """Poll ``node`` until its copy of the errand satisfies ``ready`` (it travels by the nodes' own sync)."""
-        deadline = time.monotonic() + WAIT
-        seen: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            try:
-                seen = await self.clients[node].errand(errand)
-            except NodeApiError as exc:
-                if exc.status != 404:
-                    raise
-            if seen is not None and ready(seen):
-                return seen
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{errand} at {node}: never {what}; last seen {seen and seen['stage']}")
-
-    async def arrives(self, node: str, errand: str) -> None:
-        """Wait until the errand is handed to ``node``, then acknowledge it."""
-        await self.wait(node, errand, lambda e: e["pending_to"] == node, f"handed to {node}")
-        await self.act(node, errand, "receive")
+        body = await self.refusal(node, errand, kind, **fields)
+        assert fragment in body["message"], body
 
     async def agree(self, errand: str, stage: str, outcome: str) -> dict[str, Any]:
         """Every node on the path converges on the same digest, stage and outcome."""
-        deadline = time.monotonic() + WAIT
         views: dict[str, dict[str, Any]] = {}
-        while time.monotonic() < deadline:
-            views = {}
+
+        async def agreed() -> dict[str, Any] | None:
+            views.clear()
             for node in PATH:
-                try:
-                    views[node] = await self.clients[node].errand(errand)
-                except NodeApiError as exc:
-                    if exc.status != 404:
-                        raise
-            done = len(views) == len(PATH) and len({v["digest"] for v in views.values()}) == 1
-            if done and all((v["stage"], v["outcome"]) == (stage, outcome) for v in views.values()):
-                return views[VILLAGE]
-            await asyncio.sleep(0.1)
-        raise AssertionError(
-            f"{errand}: no agreement on {stage}/{outcome}: "
-            + repr({n: (v["stage"], v["digest"][:8]) for n, v in views.items()})
-        )
+                if (copy := await self.copy(node, errand)) is not None:
+                    views[node] = copy
+            same = len(views) == len(PATH) and len({v["digest"] for v in views.values()}) == 1
+            return (
+                views[VILLAGE]
+                if same and all((v["stage"], v["outcome"]) == (stage, outcome) for v in views.values())
+                else None
+            )
+
+        try:
+            return await self.until(agreed, f"agreement on {stage}/{outcome}")
+        except AssertionError:
+            seen = {n: (v["stage"], v["digest"][:8]) for n, v in views.items()}
+            raise AssertionError(f"{errand}: no agreement on {stage}/{outcome}: {seen!r}") from None
 
     async def register(self, matter: str, name: str) -> tuple[str, str]:
         result = await self.clients[VILLAGE].register(
@@ -116,17 +80,9 @@ class County:
 
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[County]:
-    cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
-    )
-    kit = County(cluster)
-    try:
-        await asyncio.to_thread(cluster.start)  # inside the try: a node slow to start is still stopped
-        await asyncio.to_thread(cluster.wait_catalogues)
+    cluster = prepared(tmp_path)
+    async with running(cluster, County(cluster)) as kit:
         yield kit
-    finally:
-        await kit.close()
-        await asyncio.to_thread(cluster.stop)
 
 
 async def immediate(county: County) -> str:

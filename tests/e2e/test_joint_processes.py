@@ -10,79 +10,37 @@ on the errand page and goes on: it escalates to the approving department, which 
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from sanji.client import NodeApiError, NodeClient
+from sanji.client import NodeApiError
 from sanji.demo.cluster import Cluster
+from tests.e2e.process_kit import TOWN, VILLAGE, C, ProcessKit, prepared, running
 
 pytestmark = pytest.mark.processes
 
-C, TOWN, VILLAGE = "C", "T01", "T01V01"
 STAFF = {C: "县医保局 审批员 赵敏", TOWN: "综合窗口 A岗 王芳", VILLAGE: "代办员 李建国"}
 CO = "县医保局"
-WAIT = 30.0
 
 
-class Nodes:
+class Nodes(ProcessKit):
     def __init__(self, cluster: Cluster) -> None:
-        self.clients = {n: NodeClient(p.url) for n, p in cluster.nodes.items()}
-        self.http = {n: httpx.AsyncClient(base_url=p.url, timeout=10.0) for n, p in cluster.nodes.items()}
-
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.close()
-        for http in self.http.values():
-            await http.aclose()
-
-    async def act(self, node: str, errand: str, kind: str, **fields: Any) -> dict[str, Any]:
-        return await self.clients[node].act(errand, kind=kind, actor=STAFF[node], **fields)
-
-    async def wait(self, node: str, errand: str, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + WAIT
-        seen: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            try:
-                seen = await self.clients[node].errand(errand)
-            except NodeApiError as exc:
-                if exc.status != 404:
-                    raise
-            if seen is not None and ready(seen):
-                return seen
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{errand} at {node}: never {what}; last seen {seen and seen['stage']}")
-
-    async def arrives(self, node: str, errand: str) -> None:
-        await self.wait(node, errand, lambda e: e["pending_to"] == node, f"handed to {node}")
-        await self.act(node, errand, "receive")
+        super().__init__(cluster, STAFF)
 
     async def inbox(self, department: str) -> list[dict[str, Any]]:
-        response = await self.http[C].get("/api/subtasks", params={"department": department})
-        assert response.status_code == 200, response.text
-        body = response.json()
+        body = await self.get(C, "/api/subtasks", department=department)
         assert body["department"] == department
         return body["items"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 async def nodes(tmp_path: Path) -> AsyncIterator[Nodes]:
-    cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
-    )
-    kit = Nodes(cluster)
-    try:
-        await asyncio.to_thread(cluster.start)
-        await asyncio.to_thread(cluster.wait_catalogues)
+    cluster = prepared(tmp_path)
+    async with running(cluster, Nodes(cluster)) as kit:
         yield kit
-    finally:
-        await kit.close()
-        await asyncio.to_thread(cluster.stop)
 
 
 async def test_the_co_department_closes_its_sub_task_at_the_county(nodes: Nodes) -> None:
@@ -102,11 +60,7 @@ async def test_the_co_department_closes_its_sub_task_at_the_county(nodes: Nodes)
     await nodes.act(TOWN, errand, "accept", errand_kind="联办件", co_departments=[CO], window="民政窗口")
 
     # The accept travels up with the errand: 县医保局's inbox at the county shows the sub-task, and only there.
-    deadline = time.monotonic() + WAIT
-    items: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and not items:
-        items = await nodes.inbox(CO)
-        await asyncio.sleep(0.1)
+    items = await nodes.until(lambda: nodes.inbox(CO), f"a sub-task in {CO}'s inbox")
     assert [(i["errand"], i["department"], i["lead"], i["lead_window"]) for i in items] == [
         (errand, CO, TOWN, "民政窗口")
     ]

@@ -16,45 +16,20 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from sanji.demo.cluster import Cluster
+from tests.e2e.process_kit import TOWN, VILLAGE, C, ProcessKit, prepared, running
 
 pytestmark = pytest.mark.processes
 
-C, TOWN, VILLAGE = "C", "T01", "T01V01"
-WAIT = 60.0
 
-
-class Kit:
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.http = {n: httpx.AsyncClient(base_url=p.url, timeout=10.0) for n, p in cluster.nodes.items()}
-
-    async def close(self) -> None:
-        for http in self.http.values():
-            await http.aclose()
-
-    async def get(self, node: str, path: str, **params: str) -> Any:
-        reply = await self.http[node].get(path, params=params)
-        assert reply.status_code == 200, (node, path, reply.text[:300])
-        return reply.json() if "json" in reply.headers.get("content-type", "") else reply.text
-
-    async def until(self, probe: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + WAIT
-        seen: Any = None
-        while time.monotonic() < deadline:
-            seen = await probe()
-            if seen:
-                return seen
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"never {what}")
+class Kit(ProcessKit):
+    wait_seconds = 60.0
+    poll_seconds = 0.3
 
     async def versions(self) -> dict[str, int]:
         return {n: (await self.get(n, "/api/node"))["rules_version"] for n in (C, TOWN, VILLAGE)}
@@ -69,26 +44,11 @@ def sanji(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start(cluster: Cluster) -> None:
-    """Start every node and wait generously: on a loaded machine importing the stack alone takes seconds."""
-    cluster.start(wait=False)
-    for node in cluster.nodes:
-        cluster.wait_ready(node, timeout=180.0)
-    cluster.wait_catalogues()  # the township accepts only once the county's catalogue reached it
-
-
 @pytest.fixture
 async def kit(tmp_path: Path) -> AsyncIterator[Kit]:
-    cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True, enroll=True
-    )
-    kit = Kit(cluster)
-    try:
-        await asyncio.to_thread(start, cluster)
+    cluster = prepared(tmp_path, enroll=True)
+    async with running(cluster, Kit(cluster)) as kit:
         yield kit
-    finally:
-        await kit.close()
-        await asyncio.to_thread(cluster.stop)
 
 
 async def test_rules_travel_down_and_business_reports_travel_up(kit: Kit, tmp_path: Path) -> None:

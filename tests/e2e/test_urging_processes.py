@@ -8,7 +8,6 @@ text. Every node on the path ends with the same digest.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from collections.abc import AsyncIterator
@@ -16,9 +15,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from urging_kit import TOWN, VILLAGE, C, Urged, kinds
 
-from sanji.demo.cluster import Cluster
+from tests.e2e.process_kit import prepared, running
+from tests.e2e.urging_kit import TOWN, VILLAGE, C, Urged, kinds
 
 pytestmark = pytest.mark.processes
 
@@ -28,17 +27,9 @@ ANSWER_TEXT = "已补充入户核查，预计本周五前办结"
 
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[Urged]:
-    cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
-    )
-    kit = Urged(cluster)
-    try:
-        await asyncio.to_thread(cluster.start)
-        await asyncio.to_thread(cluster.wait_catalogues)
+    cluster = prepared(tmp_path)
+    async with running(cluster, Urged(cluster)) as kit:
         yield kit
-    finally:
-        await kit.close()
-        await asyncio.to_thread(cluster.stop)
 
 
 def urgings_row(page: str) -> str:

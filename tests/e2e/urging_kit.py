@@ -6,72 +6,23 @@ screens; the browser test opens the township's home page in Chromium.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from sanji.client import NodeApiError, NodeClient
 from sanji.demo.cluster import Cluster
+from tests.e2e.process_kit import TOWN, VILLAGE, C, ProcessKit
 
-C, TOWN, VILLAGE = "C", "T01", "T01V01"
+__all__ = ["STAFF", "TOWN", "VILLAGE", "C", "Urged", "kinds"]
+
 STAFF = {C: "监察督查 督查员 孙丽", TOWN: "综合窗口 A岗 王芳", VILLAGE: "代办员 李建国"}
-WAIT = 30.0
 
 
-class Urged:
+class Urged(ProcessKit):
     def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-        self.clients = {n: NodeClient(p.url) for n, p in cluster.nodes.items()}
-        self.http = {n: httpx.AsyncClient(base_url=p.url, timeout=10.0) for n, p in cluster.nodes.items()}
-
-    async def close(self) -> None:
-        for client in self.clients.values():
-            await client.close()
-        for http in self.http.values():
-            await http.aclose()
-
-    async def act(self, node: str, errand: str, kind: str, **fields: Any) -> dict[str, Any]:
-        return await self.clients[node].act(errand, kind=kind, actor=STAFF[node], **fields)
+        super().__init__(cluster, STAFF)
 
     async def refused(self, node: str, errand: str, kind: str, **fields: Any) -> str:
         """The step is refused (409) at ``node``; the refusal's stable code."""
-        try:
-            await self.act(node, errand, kind, **fields)
-        except NodeApiError as exc:
-            assert exc.status == 409, exc.body
-            return str(exc.body["error_code"])
-        raise AssertionError(f"{kind} at {node} was not refused")
-
-    async def wait(self, node: str, errand: str, ready: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        """Poll ``node`` until its copy of the errand satisfies ``ready`` (it travels by the nodes' own sync)."""
-        deadline = time.monotonic() + WAIT
-        seen: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            try:
-                seen = await self.clients[node].errand(errand)
-            except NodeApiError as exc:
-                if exc.status != 404:
-                    raise
-            if seen is not None and ready(seen):
-                return seen
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{errand} at {node}: never {what}; last seen {seen and seen['stage']}")
-
-    async def page(self, node: str, path: str, contains: str) -> str:
-        """Poll a screen of ``node`` until it shows ``contains``."""
-        deadline = time.monotonic() + WAIT
-        text = ""
-        while time.monotonic() < deadline:
-            response = await self.http[node].get(path)
-            assert response.status_code == 200, response.text[:400]
-            text = response.text
-            if contains in text:
-                return text
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{node}{path} never showed {contains!r}")
+        return str((await self.refusal(node, errand, kind, **fields))["error_code"])
 
     async def accepted_errand(self) -> str:
         """Registered at the village, submitted, received and accepted at the township; the county holds it."""
@@ -84,8 +35,7 @@ class Urged:
         )
         errand = str(result["errand"])
         await self.act(VILLAGE, errand, "submit")
-        await self.wait(TOWN, errand, lambda e: e["pending_to"] == TOWN, "handed to the township")
-        await self.act(TOWN, errand, "receive")
+        await self.arrives(TOWN, errand)
         await self.act(TOWN, errand, "accept", errand_kind="承诺件", window="社会救助窗口")
         await self.wait(C, errand, lambda e: e["stage"] == "accepted", "accepted (at the county)")
         return errand

@@ -18,6 +18,7 @@ from axe_kit import violations
 from test_browser import CHROMIUM_ARGS
 
 from sanji.demo.cluster import Cluster
+from tests.e2e.process_kit import prepared, start
 from tests.e2e.urging_kit import TOWN, C, Urged
 
 pytestmark = pytest.mark.processes
@@ -27,9 +28,7 @@ URGING_TEXT = "请于三个工作日内答复办理进度"
 
 @pytest.fixture
 def urged(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
-    cluster = Cluster.prepare(
-        tmp_path / "county", towns=1, villages_per_town=1, interval=0.3, max_backoff=1.0, open_demo=True
-    )
+    cluster = prepared(tmp_path)
 
     async def drive() -> str:
         kit = Urged(cluster)
@@ -42,8 +41,7 @@ def urged(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
             await kit.close()
 
     try:
-        cluster.start()
-        cluster.wait_catalogues()
+        start(cluster)
         yield cluster, asyncio.run(drive())
     finally:
         cluster.stop()
