@@ -18,6 +18,8 @@ import msgspec
 
 from protocol.matter import Matter
 
+DecisionOutcome = Literal["approved", "refused"]
+
 
 class Applicant(msgspec.Struct, frozen=True, kw_only=True):
     """Who asked. ``name`` always travels in clear (receipts, lists, the projection use it).
@@ -100,7 +102,7 @@ class Accept(_Action, tag="accept", frozen=True, kw_only=True):
 class Decide(_Action, tag="decide", frozen=True, kw_only=True):
     """The handling window or county department completes the errand (办结): approve or refuse."""
 
-    outcome: Literal["approved", "refused"]
+    outcome: DecisionOutcome
     document: str = ""
     department: str = ""
     deemed: bool = False  # 超时默许: not decided by the deadline, taken as granted (per-matter rule)

@@ -26,7 +26,9 @@ from protocol.urging import open_for
 _FILLED = "…"
 
 
-def _probe(kind: str, state: ErrandState, node: str, role: str, directory: Directory) -> a.Action | None:
+def _probe(
+    kind: str, state: ErrandState, node: str, role: str, directory: Directory, outcome: a.DecisionOutcome = "refused"
+) -> a.Action | None:
     common: dict[str, Any] = {
         "id": "probe",
         "errand": state.id,
@@ -68,8 +70,8 @@ def _probe(kind: str, state: ErrandState, node: str, role: str, directory: Direc
         return a.Extend(**common, days=1, reason=_FILLED, due=state.due or _FILLED)
     if kind == "review":
         return a.Review(**common, passed=True)
-    if kind == "decide":  # refusing is the least any deciding desk may do
-        return a.Decide(**common, outcome="refused")
+    if kind == "decide":  # refusing is the least any deciding desk may do: the menu's default probe
+        return a.Decide(**common, outcome=outcome)
     if kind == "terminate":
         return a.Terminate(**common, reason=_FILLED)
     if kind == "withdraw":
@@ -165,3 +167,20 @@ def registration_refused(
         missing_confirmed=missing_confirmed,
     )
     return judge(None, probe, directory)
+
+
+def allowed_outcomes(state: ErrandState | None, node: str, directory: Directory, *, role: str = "") -> list[str]:
+    """The outcomes ``node`` may decide the errand with now, approval first.
+
+    A township handling a matter the catalogue has approved only at the county may still refuse it
+    (不予许可 is the handling desk's), so its decision form offers the refusal alone."""
+    if state is None or node not in directory:
+        return []
+    probe_role = role or next(iter(sorted(EXTENSION_GRANTORS)))
+    out: list[str] = []
+    outcomes: tuple[a.DecisionOutcome, ...] = ("approved", "refused")
+    for outcome in outcomes:
+        probe = _probe("decide", state, node, probe_role, directory, outcome)
+        if probe is not None and judge(state, probe, directory) is None:
+            out.append(outcome)
+    return out

@@ -273,7 +273,7 @@ class Cluster:
     @staticmethod
     def _answers(node: NodeProcess) -> bool:
         try:
-            return httpx.get(node.url + "/api/node", timeout=1.0).status_code == 200
+            return httpx.get(node.url + "/api/node", timeout=1.0).status_code in (200, 401)  # 401: logins on
         except httpx.HTTPError:
             return False
 
@@ -326,12 +326,12 @@ class Cluster:
             time.sleep(0.1)
         raise RuntimeError(f"node {node_id} did not answer within {timeout}s; see {node.log}")
 
-    def wait_catalogue(self, node_id: str, timeout: float = 120.0) -> int:
+    def wait_catalogue(self, node_id: str, timeout: float = 120.0, headers: dict[str, str] | None = None) -> int:
         """Wait until ``node_id`` holds the county's catalogue; its version.
 
         The county publishes the catalogue when it starts and it travels down by the nodes' own
-        sync, so a township can be reachable before it may accept anything (an open-demo node:
-        ``/api/node`` must answer without a login)."""
+        sync, so a township can be reachable before it may accept anything. With logins on,
+        ``headers`` carry a bearer token for ``/api/node``."""
         node = self.nodes[node_id]
         deadline = time.monotonic() + timeout
         seen: object = None
@@ -339,7 +339,7 @@ class Cluster:
             if node.proc is not None and node.proc.poll() is not None:
                 raise RuntimeError(f"node {node_id} exited with {node.proc.returncode}; see {node.log}")
             try:
-                response = httpx.get(node.url + "/api/node", timeout=1.0)
+                response = httpx.get(node.url + "/api/node", timeout=1.0, headers=headers)
                 if response.status_code == 200:
                     seen = response.json().get("catalogue_version")
                     if isinstance(seen, int) and seen >= 1:

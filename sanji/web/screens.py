@@ -34,7 +34,7 @@ from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
-from protocol.menu import allowed_steps, registration_refused
+from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
@@ -334,10 +334,20 @@ def action_defaults(
     return values
 
 
-def choices_for(fld: Field, state: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def choices_for(fld: Field, state: dict[str, Any], outcomes: list[str] | None = None) -> tuple[tuple[str, str], ...]:
+    """A select's options; a decision offers only the outcomes the rule allows here (``outcomes``)."""
     if fld.name == "department" and fld.widget == "select":
         return tuple((d, d) for d, v in state.get("subtasks", {}).items() if v == "pending")
+    if fld.name == "outcome" and outcomes is not None:
+        return tuple((v, label) for v, label in fld.choices if v in outcomes) or fld.choices
     return fld.choices
+
+
+def decision_outcomes(state: dict[str, Any], node_id: str, directory: Directory, role: str = "") -> list[str]:
+    """The outcomes this node may decide the errand with now: asked of the rule (``protocol.menu``)."""
+    if not state:
+        return []
+    return allowed_outcomes(msgspec.convert(state, ErrandState), node_id, directory, role=role)
 
 
 # -- refusals in Chinese and English: one table, protocol.refusals.TEXTS --------------------------
@@ -919,11 +929,14 @@ async def _errand_page(
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here
     forms = []
+    outcomes = decision_outcomes(state, store.node_id, directory, post) if "decide" in kinds else None
     for kind in kinds:
         defaults = action_defaults(kind, row, state, matter, materials, frame["role"], person)
+        if kind == "decide" and outcomes:
+            defaults["outcome"] = outcomes[0]  # approval where this desk may approve, else the refusal
         current = values if (values is not None and kind == open_kind) else defaults
         fields = [
-            {"f": f, "value": current.get(f.name, ""), "choices": choices_for(f, state)}
+            {"f": f, "value": current.get(f.name, ""), "choices": choices_for(f, state, outcomes)}
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
         ]
         zh, en = ACTION_LABELS[kind]

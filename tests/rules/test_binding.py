@@ -7,7 +7,7 @@ from typing import Any
 from protocol.actions import Accept, Action, Decide, Extend, HandOff, Receive, Register
 from protocol.binding import SYSTEM_ACTOR
 from protocol.errand import ErrandState, judge, project
-from protocol.menu import allowed_steps
+from protocol.menu import allowed_outcomes, allowed_steps
 from protocol.refusals import Refusal
 from sanji.catalogue import default_catalogue
 from sanji.layout import county_layout
@@ -75,10 +75,12 @@ def test_a_township_cannot_approve_a_county_matter_but_the_county_can() -> None:
     assert code_of(state, make(HandOff, **up, department="县残联")) == "wrong_department"
     assert code_of(state, make(HandOff, **up, department="县民政局")) == ""
     assert "decide" in allowed_steps(state, TOWN_ID, DIRECTORY)  # refusing stays the desk's
+    assert allowed_outcomes(state, TOWN_ID, DIRECTORY) == ["refused"]  # so its decision form offers only that
     local = at_town("MZ-003")  # 临时救助: decided at the township, nothing to escalate
     escalate = make(HandOff, **{**up, "base": local.version}, department="x")
     assert code_of(local, escalate) == "not_reported_upward"
     assert "escalate" not in allowed_steps(local, TOWN_ID, DIRECTORY)
+    assert allowed_outcomes(local, TOWN_ID, DIRECTORY) == ["approved", "refused"]
 
 
 def test_a_village_accepts_where_its_level_is_listed_and_the_township_takes_it_as_accepted() -> None:
