@@ -1,17 +1,13 @@
-"""The county node's app: the shared node plumbing plus this desk's screens."""
+"""The county hub's app: the shared node plumbing plus this tier's desk (``desk.py``)."""
 
 from __future__ import annotations
 
 from litestar import Litestar
 
-from county_node import ROLE
+from county_node.desk import DESK
 from sanji.config import NodeSettings
 from sanji.web.app import build_app
 
-TITLE = "Sanji 县级政务服务中心 County hub"
-
 
 def create_app(settings: NodeSettings, *, debug: bool = False) -> Litestar:
-    if settings.node.role != ROLE:
-        raise ValueError(f"{settings.node.id} is a {settings.node.role} node; this app serves {ROLE} nodes")
-    return build_app(settings, title=TITLE, debug=debug)
+    return build_app(settings, desk=DESK, debug=debug)

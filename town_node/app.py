@@ -1,4 +1,4 @@
-"""The town node's app: the shared node plumbing plus this desk's screens."""
+"""The township centre's app: the shared node plumbing plus this tier's desk (``desk.py``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ from litestar import Litestar
 
 from sanji.config import NodeSettings
 from sanji.web.app import build_app
-from town_node import ROLE
-
-TITLE = "Sanji 乡镇便民服务中心 Township centre"
+from town_node.desk import DESK
 
 
 def create_app(settings: NodeSettings, *, debug: bool = False) -> Litestar:
-    if settings.node.role != ROLE:
-        raise ValueError(f"{settings.node.id} is a {settings.node.role} node; this app serves {ROLE} nodes")
-    return build_app(settings, title=TITLE, debug=debug)
+    return build_app(settings, desk=DESK, debug=debug)

@@ -1,4 +1,4 @@
-"""The village node's app: the shared node plumbing plus this desk's screens."""
+"""The village station's app: the shared node plumbing plus this tier's desk (``desk.py``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ from litestar import Litestar
 
 from sanji.config import NodeSettings
 from sanji.web.app import build_app
-from village_agent import ROLE
-
-TITLE = "Sanji 村代办点 Village agent"
+from village_agent.desk import DESK
 
 
 def create_app(settings: NodeSettings, *, debug: bool = False) -> Litestar:
-    if settings.node.role != ROLE:
-        raise ValueError(f"{settings.node.id} is a {settings.node.role} node; this app serves {ROLE} nodes")
-    return build_app(settings, title=TITLE, debug=debug)
+    return build_app(settings, desk=DESK, debug=debug)

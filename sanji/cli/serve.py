@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import sys
 
 import uvicorn
 
+from sanji import tiers
 from sanji.config import ConfigError, load_settings
 from sanji.observe.logs import use_json_logs
 from sanji.parent_watch import watch_parent
@@ -17,7 +17,6 @@ from sanji.store.engine import open_database
 from sanji.store.revisions import DatabaseNewer, read_revisions, refuse_if_newer
 from sanji.version import release
 
-APPS = {"county": "county_node.app", "town": "town_node.app", "village": "village_agent.app"}
 KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
 
 
@@ -51,8 +50,7 @@ def run(
         print(f"error: {exc.message}\n{exc.hint}", file=sys.stderr)
         return 2
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s {settings.node.id} %(name)s %(message)s")
-    module = importlib.import_module(APPS[role])
-    app = module.create_app(settings)
+    app = tiers.create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

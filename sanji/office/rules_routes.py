@@ -1,8 +1,10 @@
 """The county's assessment rules (考核细则) as held at this node: a read-only page and its API.
 
 Every township and village holds the county-signed rules that travel down with the exchange
-(``NodeContext.offer_rules``), so staff read what they are scored by where they work. Only the
-county publishes a new version (``POST /api/office/rules`` or ``sanji rules publish``); the next
+(``NodeContext.offer_rules``); the township and county desks mount these read-only routes, so staff
+read what they are scored by where they work. Only the county publishes a new version: its desk
+mounts the publishing routes (``county_node/rules_publishing.py``: ``POST /api/office/rules``,
+``POST /office/rules/publish``), and ``sanji rules publish`` calls ``publish_rules`` here; the next
 exchanges carry it down.
 """
 
@@ -13,21 +15,21 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from protocol.assessment import AssessmentRules, sign_rules
-from protocol.errors import SanjiError
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store import Store
-from sanji.web.screens import _frame, one, read_form
+from sanji.web.desk import serves
+from sanji.web.screens import _frame
 
 TARGET_NAMES = {"staff": "工作人员", "centre": "便民服务中心"}
-MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
+PUBLISH_PATH = "/office/rules/publish"
 
 
 async def rules_held(context: NodeContext) -> AssessmentRules:
@@ -41,7 +43,11 @@ async def rules_held(context: NodeContext) -> AssessmentRules:
 
 
 async def publish_rules(context: NodeContext, rules: AssessmentRules) -> AssessmentRules:
-    """County only: sign and hold a newer version, which the next exchanges carry down."""
+    """County only: sign and hold a newer version, which the next exchanges carry down.
+
+    The routes that call this are mounted by the county's desk alone; the command line
+    (``sanji rules publish``) reaches it at any node's store, so the role is checked here too.
+    """
     if context.store.directory.role(context.store.node_id) != COUNTY:
         raise OfficeRefused("only the county hub publishes assessment rules", hint="Publish them at the county hub.")
     await context.refresh_rules()
@@ -62,15 +68,6 @@ class RulesApiController(Controller):
     async def held(self, context: NamedDependency[NodeContext]) -> AssessmentRules:
         return await rules_held(context)
 
-    @post("/", summary="County only: publish a newer version of the assessment rules; it travels down", status_code=201)
-    async def publish(self, context: NamedDependency[NodeContext], data: JSONBody[AssessmentRules]) -> AssessmentRules:
-        try:
-            return await publish_rules(context, data)
-        except OfficeRefused:
-            raise
-        except SanjiError as exc:  # rules that do not check (RulesError): the sender's to correct
-            raise OfficeRefused(exc.message, hint=exc.hint) from None
-
 
 class RulesScreenController(Controller):
     path = "/office/rules"
@@ -79,6 +76,7 @@ class RulesScreenController(Controller):
     @get("/")
     async def screen(
         self,
+        request: Request[Any, Any, Any],
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         done: Annotated[str, QueryParameter(max_length=16)] = "",
@@ -86,7 +84,7 @@ class RulesScreenController(Controller):
     ) -> Template:
         await context.refresh_rules()
         rules = context.rules
-        county = store.directory.role(store.node_id) == COUNTY
+        county = serves(request.app, PUBLISH_PATH, "POST")  # the county's desk publishes
         draft = ""
         if county and rules is not None:  # the held version with the next number: edit and publish
             nxt = msgspec.structs.replace(rules, version=rules.version + 1)
@@ -108,22 +106,7 @@ class RulesScreenController(Controller):
             },
         )
 
-    @post("/publish", status_code=303)
-    async def publish(self, context: NamedDependency[NodeContext], request: Request[Any, Any, Any]) -> Redirect:
-        """County: publish the edited rules (JSON, as ``sanji rules show --json`` prints them)."""
-        text = one(await read_form(request), "rules")
-        try:
-            if len(text) > MAX_FORM_CHARS:
-                raise OfficeRefused(f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}")
-            rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
-            await publish_rules(context, rules)
-        except msgspec.DecodeError as exc:
-            return _back(problem=f"规则格式有误 the rules do not read: {exc}")
-        except SanjiError as exc:
-            return _back(problem=exc.message)
-        return _back(done="published")
 
-
-def _back(*, done: str = "", problem: str = "") -> Redirect:
+def back(*, done: str = "", problem: str = "") -> Redirect:
     query = {"done": done} if done else {"problem": problem[:300]}
     return Redirect(f"/office/rules/?{urlencode(query)}", status_code=303)

@@ -1,4 +1,9 @@
-"""The app factory every node uses: ``build_app(settings, ...)``. No work happens at import time."""
+"""The app factory every node uses: ``build_app(settings, desk=...)``. No work happens at import time.
+
+``SHARED_HANDLERS`` is the node plumbing every tier serves (errand API, sync, login, public pages,
+observe, documents, its own ledgers and SMS outbox, enrollment); the tier's ``Desk``
+(``sanji.web.desk``, declared in its package) adds its own routes and start-up duties.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,6 @@ from litestar.template import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from protocol.errors import SanjiError
-from protocol.topology import COUNTY
 from sanji import __version__
 from sanji.auth.book import AuditedStore, AuthBook
 from sanji.auth.first_run import ensure_first_admin
@@ -25,17 +29,17 @@ from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, aut
 from sanji.auth.routes import LoginController, forbidden_handler, not_logged_in_handler
 from sanji.auth.service import AuthService
 from sanji.backup_duty import BackupSchedule
-from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.duties import Duties, FileSmsSender
 from sanji.keys import read_key, sealing_key_path
 from sanji.node_directory import directory_entries, node_directory
+from sanji.notify.routes import SmsApiController, SmsScreenController
 from sanji.notify.worker import Notifier, start_notifier
 from sanji.observe.fleet import FleetWarnings
 from sanji.observe.metrics import NodeMetrics
 from sanji.observe.routes import ObserveController
-from sanji.office.routes import OFFICE_HANDLERS
+from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
 from sanji.private_files import tighten
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
@@ -47,6 +51,7 @@ from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
 from sanji.web import timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
+from sanji.web.desk import Desk
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
 from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
@@ -55,7 +60,6 @@ from sanji.web.public import PublicController
 from sanji.web.request_gate import request_gate
 from sanji.web.reveal import RevealController
 from sanji.web.screens import ScreenController
-from sanji.web.subtask_routes import SubtaskController
 from sanji.web.sync_routes import SyncController
 from sanji.web.trust_screens import EnrollController
 from sanji.workcalendar import load_calendar
@@ -67,8 +71,9 @@ log = logging.getLogger("sanji.web")
 class NodeRuntime:
     """What a running node holds: its store, services and (for a child) its sync driver."""
 
-    def __init__(self, settings: NodeSettings) -> None:
+    def __init__(self, settings: NodeSettings, desk: Desk) -> None:
         self.settings = settings
+        self.desk = desk
         self.store: Store | None = None
         self.context: NodeContext | None = None
         self.driver: SyncDriver | None = None
@@ -112,9 +117,8 @@ class NodeRuntime:
             )
         context.daily_blob_budget = s.sync.daily_attachment_bytes
         await context.load()
-        if entry.role == COUNTY:
-            source = s.path(s.node.catalogue) if s.node.catalogue else default_catalogue_path()
-            await context.publish(load_catalogue(source))
+        for duty in self.desk.on_start:  # the county publishes its catalogue
+            await duty(s, context)
         self.context = context
         gateway_on = s.sms.gateway == "http"
         self.duties = Duties(
@@ -196,31 +200,39 @@ class NodeRuntime:
         return self.trust
 
 
+SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
+    ErrandController,
+    NodeController,
+    DeskController,
+    AttachmentController,
+    DocumentController,
+    SyncController,
+    ScreenController,
+    EnrollController,
+    LoginController,
+    OfficeApiController,  # every desk keeps its own 台账
+    OfficeScreenController,
+    SmsApiController,  # every node may send the applicants' SMS
+    SmsScreenController,
+    PublicController,
+    RevealController,
+    ObserveController,
+)
+
+
 def build_app(
     settings: NodeSettings,
     *,
-    title: str,
+    desk: Desk,
+    title: str = "",
     extra_handlers: Sequence[ControllerRouterHandler] = (),
     debug: bool = False,
 ) -> Litestar:
-    runtime = NodeRuntime(settings)
-    handlers: list[ControllerRouterHandler] = [
-        ErrandController,
-        NodeController,
-        DeskController,
-        AttachmentController,
-        DocumentController,
-        SyncController,
-        ScreenController,
-        SubtaskController,
-        EnrollController,
-        LoginController,
-        *OFFICE_HANDLERS,
-        PublicController,
-        RevealController,
-        ObserveController,
-        *extra_handlers,
-    ]
+    """The node's app: the shared plumbing and ``desk``'s routes (``title`` defaults to the desk's)."""
+    if settings.node.role != desk.role:
+        raise ValueError(f"{settings.node.id} is a {settings.node.role} node; this desk serves {desk.role} nodes")
+    runtime = NodeRuntime(settings, desk)
+    handlers: list[ControllerRouterHandler] = [*SHARED_HANDLERS, *desk.handlers, *extra_handlers]
     exception_handlers: Any = {
         NotLoggedIn: not_logged_in_handler,
         Forbidden: forbidden_handler,
@@ -240,11 +252,12 @@ def build_app(
             "auth": Provide(runtime.get_auth, sync_to_thread=False),
             "trust": Provide(runtime.get_trust, sync_to_thread=False),
             "caller": Provide(runtime.get_caller, sync_to_thread=False),
+            "desk": Provide(lambda: desk, sync_to_thread=False),
         },
         before_request=request_gate,  # honest OPTIONS; media type, size and nesting of JSON bodies before decoding
         guards=[auth_guard],  # sanji.auth: who may call what; CSRF on every form posted with a session
         exception_handlers=exception_handlers,
-        openapi_config=OpenAPIConfig(title=title, version=__version__, render_plugins=[SchemaPlugin()]),
+        openapi_config=OpenAPIConfig(title=title or desk.title, version=__version__, render_plugins=[SchemaPlugin()]),
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=timefmt.register
         ),
@@ -252,4 +265,5 @@ def build_app(
     )
     app.state.runtime = runtime
     app.state.settings = settings
+    app.state.desk = desk
     return app

@@ -26,7 +26,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from protocol.bounds import LINE_CLASS, MAX_NAME, TEXT_CLASS, TEXT_FIELDS
 from protocol.limits import MAX_TEXT
 from sanji.forms import ActionForm, RegisterForm
-from sanji.office.assessment_routes import AppealForm, DecisionForm, EntryForm
+from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.sync.requests_auth import HEADER_KEY, HEADER_NODE, HEADER_SIGNATURE
 from sanji.web.desk_api import PrecheckForm
 

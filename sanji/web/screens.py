@@ -8,8 +8,9 @@ in Chinese and English and with everything the person typed still in place.
 Routes: ``/`` (home: worklist with deadline lights), ``/errands/{id}`` (detail,
 history, documents and the steps this node may take now), ``/register``
 (代办登记 with the catalogue's materials checklist and the pre-check; a review page — 核对登记信息 —
-before 确认登记 signs) and ``/supervision`` (电子监察 tables, the call-back sample). The public
-pages (``/lookup``, ``/public``, ``/complain``) are in ``sanji.web.public``.
+before 确认登记 signs; ``RegisterController``, mounted by the desks that register) and ``/supervision``
+(电子监察 tables, the call-back sample). The public pages (``/lookup``, ``/public``, ``/complain``) are in
+``sanji.web.public``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
-from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
+from protocol.topology import Directory
 from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
@@ -51,6 +52,7 @@ from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
 from sanji.urgings import counts as urging_counts
 from sanji.urgings import urging_rows
+from sanji.web.desk import desk_of
 from sanji.web.desk_api import Supervision, supervision_report
 from sanji.web.documents import (
     DOCUMENTS,
@@ -69,7 +71,7 @@ ROLE_LABELS = {
     "town": "乡镇便民服务中心 Township centre",
     "village": "村代办点 Village station",
 }
-DEFAULT_ROLE = {VILLAGE: "代办员", TOWN: "窗口工作人员", COUNTY: "部门审批人员"}
+ANY_POST = "工作人员"  # the post a form starts with when neither the person nor the desk says one
 LIVE = ("received", "accepted", "at_department", "supplement")
 
 # -- deadline lights -------------------------------------------------------------------------------
@@ -105,13 +107,16 @@ DESK_COOKIE = "sanji_desk"
 
 
 def desk_person(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """Who acts at this browser: the logged-in account, else who last acted here (remembered, not a login)."""
+    """Who acts at this browser: the logged-in account, else who last acted here (remembered, not a login).
+
+    Nobody has said their post yet: the desk's own (a village's 代办员, a township's window).
+    """
     principal = principal_of(request)
     if principal is not None:
         return {"actor": principal.name, "role": principal.label}
     raw = request.cookies.get(DESK_COOKIE, "")
     actor, _, role = raw.partition("~")
-    return {"actor": unquote(actor)[:64], "role": unquote(role)[:64]}
+    return {"actor": unquote(actor)[:64], "role": unquote(role)[:64] or desk_of(request).post}
 
 
 def remembered(redirect: Redirect, actor: str, role: str) -> Redirect:
@@ -285,7 +290,6 @@ def action_defaults(
     state: dict[str, Any],
     matter: Matter | None,
     materials: list[str],
-    role: str,
     person: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """What each form starts with: the catalogue's window, the materials the register did not list ..."""
@@ -293,7 +297,7 @@ def action_defaults(
     person = person or {}
     values: dict[str, Any] = {
         "actor": person.get("actor", ""),
-        "role": person.get("role") or DEFAULT_ROLE.get(role, "工作人员"),
+        "role": person.get("role") or ANY_POST,
     }
     if matter is not None:
         missing_all = [m.name for m in matter.materials if normalise_material(m.name) not in have]
@@ -544,7 +548,99 @@ class ScreenController(Controller):
         done = Redirect(path=errand_url(errand_id) + "?" + urlencode({"done": kind}), status_code=303)
         return remembered(done, data.actor, data.role)
 
-    # -- registration ------------------------------------------------------------------------------
+    # -- supervision -------------------------------------------------------------------------------
+
+    @get("/supervision")
+    async def supervision(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
+        sample: FromQuery[str] = "5",
+        seed: FromQuery[str] = "",
+    ) -> Template:
+        size = int(sample) if sample.isdigit() and int(sample) <= 50 else 5
+        report: Supervision = await supervision_report(store, context, sample=size, seed=seed[:32])
+        complaints = present(caller.visible_complaints(report.complaints), store.sealing_key)
+        await caller.read_complaints(len(complaints), "/supervision")
+        views = {
+            "overdue": [_summary_view(s) for s in report.overdue],
+            "warnings": [_summary_view(s) for s in report.warnings],
+        }
+        callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
+        urgings = await urging_rows(store, context.today())
+        return Template(
+            template_name="supervision.html",
+            context={
+                **_frame(store, context, "supervision"),
+                "report": report,
+                "views": views,
+                "steps": FIVE_STEPS,
+                "urgings": urgings,
+                "urging_counts": urging_counts(urgings),
+                "sample": size,
+                "seed": seed[:32],
+                "callbacks": callbacks,
+                "may_reveal": may_reveal(caller),
+                "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
+                "complaint_rows": [
+                    {
+                        "at": at_text(int(c.get("at", 0))),
+                        "errand": c.get("errand", ""),
+                        "url": errand_url(str(c.get("errand", ""))),
+                        "node": c.get("node", ""),
+                        "against": c.get("against", ""),
+                        "text": c.get("text", ""),
+                        "complainant": c["complainant"],
+                    }
+                    for c in complaints
+                ],
+            },
+        )
+
+
+async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> dict[str, Any] | None:
+    """One errand of the call-back sample as the caller needs it: whom to ring, about what, how it ended.
+
+    The phone is masked as on the errand page (sanji.privacy); the full number is the errand
+    page's audited 查看完整号码, never this list's.
+    """
+    row = await store.errand(errand_id)
+    if row is None:
+        return None
+    register = next((h for h in applied(row["history"]) if h["kind"] == "register"), {})
+    applicant = mask_applicant(register.get("applicant") or {})
+    view = summarise(row, context)
+    return {
+        "id": errand_id,
+        "url": errand_url(errand_id),
+        "reveal_url": errand_url(errand_id) + "/reveal",
+        "receipt": row.get("receipt") or errand_id,
+        "name": applicant.get("name", ""),
+        "phone": applicant.get("phone", ""),
+        "matter": view["matter_name"],
+        "outcome": view["outcome_label"],
+        "stage": view["stage_label"],
+    }
+
+
+def _account(caller: Caller) -> str:
+    """Whose notices: the logged-in account; the open demo desk shares one mark ('')."""
+    return caller.principal.name if caller.principal is not None else ""
+
+
+def _summary_view(summary: Any) -> dict[str, Any]:
+    view: dict[str, Any] = msgspec.to_builtins(summary)
+    view["light"] = light(summary.deadline)
+    view["url"] = errand_url(summary.id)
+    return view
+
+
+class RegisterController(Controller):
+    """代办登记: mounted by the desks that register errands (village stations, township windows)."""
+
+    path = "/"
+    include_in_schema = False
 
     @get("/register")
     async def register_form(
@@ -567,8 +663,6 @@ class ScreenController(Controller):
         context: NamedDependency[NodeContext],
         service: NamedDependency[ErrandService],
     ) -> Template | Redirect:
-        if store.directory.role(store.node_id) == COUNTY:
-            return _register_page(store, context, {}, fresh=True)
         form = await read_form(request)
         values: dict[str, Any] = {
             "matter": one(form, "matter"),
@@ -671,93 +765,6 @@ class ScreenController(Controller):
         receipt = Redirect(path=document_url(projection.errand, "receipt"), status_code=303)
         return remembered(receipt, data.actor, data.role)
 
-    # -- supervision -------------------------------------------------------------------------------
-
-    @get("/supervision")
-    async def supervision(
-        self,
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        caller: NamedDependency[Caller],
-        sample: FromQuery[str] = "5",
-        seed: FromQuery[str] = "",
-    ) -> Template:
-        size = int(sample) if sample.isdigit() and int(sample) <= 50 else 5
-        report: Supervision = await supervision_report(store, context, sample=size, seed=seed[:32])
-        complaints = present(caller.visible_complaints(report.complaints), store.sealing_key)
-        await caller.read_complaints(len(complaints), "/supervision")
-        views = {
-            "overdue": [_summary_view(s) for s in report.overdue],
-            "warnings": [_summary_view(s) for s in report.warnings],
-        }
-        callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
-        urgings = await urging_rows(store, context.today())
-        return Template(
-            template_name="supervision.html",
-            context={
-                **_frame(store, context, "supervision"),
-                "report": report,
-                "views": views,
-                "steps": FIVE_STEPS,
-                "urgings": urgings,
-                "urging_counts": urging_counts(urgings),
-                "sample": size,
-                "seed": seed[:32],
-                "callbacks": callbacks,
-                "may_reveal": may_reveal(caller),
-                "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
-                "complaint_rows": [
-                    {
-                        "at": at_text(int(c.get("at", 0))),
-                        "errand": c.get("errand", ""),
-                        "url": errand_url(str(c.get("errand", ""))),
-                        "node": c.get("node", ""),
-                        "against": c.get("against", ""),
-                        "text": c.get("text", ""),
-                        "complainant": c["complainant"],
-                    }
-                    for c in complaints
-                ],
-            },
-        )
-
-
-async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> dict[str, Any] | None:
-    """One errand of the call-back sample as the caller needs it: whom to ring, about what, how it ended.
-
-    The phone is masked as on the errand page (sanji.privacy); the full number is the errand
-    page's audited 查看完整号码, never this list's.
-    """
-    row = await store.errand(errand_id)
-    if row is None:
-        return None
-    register = next((h for h in applied(row["history"]) if h["kind"] == "register"), {})
-    applicant = mask_applicant(register.get("applicant") or {})
-    view = summarise(row, context)
-    return {
-        "id": errand_id,
-        "url": errand_url(errand_id),
-        "reveal_url": errand_url(errand_id) + "/reveal",
-        "receipt": row.get("receipt") or errand_id,
-        "name": applicant.get("name", ""),
-        "phone": applicant.get("phone", ""),
-        "matter": view["matter_name"],
-        "outcome": view["outcome_label"],
-        "stage": view["stage_label"],
-    }
-
-
-def _account(caller: Caller) -> str:
-    """Whose notices: the logged-in account; the open demo desk shares one mark ('')."""
-    return caller.principal.name if caller.principal is not None else ""
-
-
-def _summary_view(summary: Any) -> dict[str, Any]:
-    view: dict[str, Any] = msgspec.to_builtins(summary)
-    view["light"] = light(summary.deadline)
-    view["url"] = errand_url(summary.id)
-    return view
-
 
 def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
     entry = store.directory.get(store.node_id)
@@ -771,7 +778,6 @@ def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
         "calendar_version": context.calendar_version,
         "rules_version": context.rules_version,
         "provisional_years": sorted(context.bound.provisional_years) if context.bound else [],
-        "can_register": entry.role in (VILLAGE, TOWN),
     }
 
 
@@ -931,7 +937,7 @@ async def _errand_page(
     forms = []
     outcomes = decision_outcomes(state, store.node_id, directory, post) if "decide" in kinds else None
     for kind in kinds:
-        defaults = action_defaults(kind, row, state, matter, materials, frame["role"], person)
+        defaults = action_defaults(kind, row, state, matter, materials, person)
         if kind == "decide" and outcomes:
             defaults["outcome"] = outcomes[0]  # approval where this desk may approve, else the refusal
         current = values if (values is not None and kind == open_kind) else defaults
@@ -1145,12 +1151,13 @@ def _register_page(
     check: Any = None,
     status: int = 200,
     refusal: str = "",
+    refused: bool = False,
 ) -> Template:
+    """The register form; ``refused``: the page of a desk that does not register (403, no form)."""
     frame = _frame(store, context, "register")
     catalogue = context.catalogue
     code = str(values.get("matter", ""))
     matter = context.matter(code) if code else None
-    role = frame["role"]
     if fresh:
         values = {
             "matter": code,
@@ -1158,7 +1165,7 @@ def _register_page(
             "mandate": False,
             "in_person": False,
             "materials": [],
-            "role": DEFAULT_ROLE.get(role, "工作人员"),
+            "role": ANY_POST,
             **values,
         }
     errors = dict(errors or {})
@@ -1179,7 +1186,6 @@ def _register_page(
     other = [m for m in values.get("materials", []) if normalise_material(m) not in listed]
     if other and not values.get("materials_other"):
         values["materials_other"] = "\n".join(other)
-    refused = frame["role"] == COUNTY
     return Template(
         template_name="register.html",
         status_code=403 if refused else status,

@@ -24,7 +24,7 @@ from sanji.cli import accounts_cmd
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.store import open_database
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 from tests.screens.screens_kit import _seed_catalogue as seed_catalogue
 
 PASSWORD = "correct horse 9"
@@ -48,7 +48,7 @@ def prepare(tmp_path: Path, node: str, *, required: bool = False) -> Path:
 
 
 def app(config: Path) -> Litestar:
-    return build_app(load_settings(config), title="Sanji auth test")
+    return create_app(load_settings(config))
 
 
 def add(config: Path, name: str, role: str, password: str = PASSWORD) -> None:

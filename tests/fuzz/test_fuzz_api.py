@@ -39,8 +39,8 @@ pytestmark = pytest.mark.processes
 
 
 def operations() -> list[tuple[str, str]]:
-    """(METHOD, path) of every operation, from the app's own schema (collected without a server)."""
-    paths: dict[str, dict[str, Any]] = built_schema()["paths"]  # type: ignore[assignment]
+    """(METHOD, path) of every operation, from the village's own schema (collected without a server)."""
+    paths: dict[str, dict[str, Any]] = built_schema("village")["paths"]  # type: ignore[assignment]
     return sorted((method.upper(), path) for path, item in paths.items() for method in item)
 
 

@@ -17,7 +17,7 @@ from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
 from sanji.office.book import OfficeBook
 from sanji.store import Store, open_database
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 Q = {"quarter": "2026Q4"}
 
@@ -30,7 +30,7 @@ def staff_of(body: dict[str, object], name: str) -> dict[str, object]:
 
 def test_scores_entries_and_appeals_over_http_and_screen(county_node: tuple[Cluster, NodeSettings]) -> None:  # noqa: F811
     cluster, settings = county_node
-    with TestClient(build_app(settings, title="test")) as client:
+    with TestClient(create_app(settings)) as client:
         body = client.get("/api/office/assessment", params=Q).json()
         assert body["rules"]["version"] == 1
         wang = staff_of(body, "王芳")

@@ -18,7 +18,7 @@ from test_business_http import reporting_county  # noqa: F401  (fixture)
 
 from sanji.config import NodeSettings
 from sanji.demo.cluster import free_port
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 pytestmark = pytest.mark.processes
 CHROMIUM = "/usr/bin/chromium"
@@ -32,7 +32,7 @@ def live_county(reporting_county: NodeSettings) -> Iterator[str]:  # noqa: F811
             pytest.fail(f"SANJI_REQUIRE_BROWSER=1 but no Chromium at {CHROMIUM}")
         pytest.skip(f"no Chromium at {CHROMIUM}: the business browser test did NOT run (apt-get install -y chromium)")
     port = free_port()
-    app = build_app(reporting_county, title="test")
+    app = create_app(reporting_county)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="county-uvicorn", daemon=True)
     thread.start()

@@ -28,7 +28,7 @@ from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
 from sanji.store import Store, open_database
 from sanji.store.business import BusinessBook
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 PERIOD = {"from": "2026-11-02", "to": "2026-11-13"}
 
@@ -63,7 +63,7 @@ def reporting_county(tmp_path: Path) -> NodeSettings:
 
 @pytest.fixture
 def client(reporting_county: NodeSettings) -> Iterator[TestClient[Litestar]]:
-    with TestClient(build_app(reporting_county, title="test")) as c:
+    with TestClient(create_app(reporting_county)) as c:
         yield c
 
 

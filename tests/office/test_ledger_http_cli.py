@@ -20,7 +20,7 @@ from sanji.config import NodeSettings, load_settings
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
 from sanji.store import Store, open_database
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 NOVEMBER = {"from": "2026-11-01", "to": "2026-11-30"}
 
@@ -46,7 +46,7 @@ def county_node(tmp_path: Path) -> tuple[Cluster, NodeSettings]:
 
 @pytest.fixture
 def client(county_node: tuple[Cluster, NodeSettings]) -> Iterator[TestClient[Litestar]]:
-    with TestClient(build_app(county_node[1], title="test")) as c:
+    with TestClient(create_app(county_node[1])) as c:
         yield c
 
 

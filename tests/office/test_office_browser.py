@@ -18,7 +18,7 @@ from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
 
 from sanji.config import NodeSettings
 from sanji.demo.cluster import Cluster, free_port
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 pytestmark = pytest.mark.processes
 CHROMIUM = "/usr/bin/chromium"
@@ -32,7 +32,7 @@ def live_county(county_node: tuple[Cluster, NodeSettings]) -> Iterator[str]:  # 
             pytest.fail(f"SANJI_REQUIRE_BROWSER=1 but no Chromium at {CHROMIUM}")
         pytest.skip(f"no Chromium at {CHROMIUM}: the office browser test did NOT run (apt-get install -y chromium)")
     port = free_port()
-    app = build_app(county_node[1], title="test")
+    app = create_app(county_node[1])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="county-uvicorn", daemon=True)
     thread.start()

@@ -18,7 +18,7 @@ from sanji.catalogue import load_catalogue
 from sanji.config import NodeSettings
 from sanji.demo.cluster import Cluster
 from sanji.office.platform import derived_status
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 CODES = {
     "MZ-003": {
@@ -139,7 +139,7 @@ def test_a_month_round_trips_through_the_national_tables(
     bad = cli("platform", "export", "--config", config, "--since", "last week", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "--since" in bad.stderr
 
-    with TestClient(build_app(settings, title="test")) as client:
+    with TestClient(create_app(settings)) as client:
         pulled = client.get("/api/office/platform/export", params={"since": "2026-12-01"}).json()
         assert pulled["counts"]["accept"] == 1 and pulled["tables"]["accept"][0]["project_no"] == "E5"
         assert client.get("/api/office/platform/export", params={"since": "soon"}).status_code == 400

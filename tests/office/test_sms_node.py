@@ -21,7 +21,7 @@ from sanji.context import NodeContext
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
 from sanji.store import Store, open_database
-from sanji.web.app import build_app
+from sanji.tiers import create_app
 
 
 async def _seed(settings: NodeSettings, cluster: Cluster) -> None:
@@ -49,7 +49,7 @@ def node(tmp_path: Path) -> Iterator[tuple[TestClient[Litestar], Gateway]]:
     settings = load_settings(config)
     asyncio.run(_seed(settings, cluster))
     try:
-        with TestClient(build_app(settings, title="test")) as client:
+        with TestClient(create_app(settings)) as client:
             yield client, gateway
     finally:
         server.shutdown()

@@ -20,16 +20,12 @@ from sanji.context import NodeContext
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
 from sanji.store import Store, open_database
-from sanji.web.app import build_app
-from sanji.web.documents import DocumentController
+from sanji.tiers import create_app
 
 
 def make_app(settings: NodeSettings) -> Litestar:
-    """The node's app with the print routes, whether or not ``build_app`` registers them yet."""
-    app = build_app(settings, title="Sanji test")
-    if any(route.path.startswith("/print/") for route in app.routes):
-        return app
-    return build_app(settings, title="Sanji test", extra_handlers=[DocumentController])
+    """The node's app, as its tier package builds it (the print routes are shared plumbing)."""
+    return create_app(settings)
 
 
 async def _seed_catalogue(settings: NodeSettings, county_key: SigningKey) -> None:

@@ -1,4 +1,4 @@
-"""季度考核 over HTTP: scores with sources, the office's entries, appeals and their decisions.
+"""季度考核 over HTTP, the county's desk: scores with sources, the office's entries, appeals and their decisions.
 
 The JSON API and the screen call the same functions (``sanji.office.assess``,
 ``sanji.office.book``); whoever is logged in is recorded as the author, else the name typed
@@ -7,7 +7,7 @@ in the form (open demo mode only).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
@@ -22,41 +22,13 @@ from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
 from sanji.office.assess import as_json, run_assessment
 from sanji.office.book import OfficeBook, OfficeRefused
+from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
 from sanji.web.screens import _frame, one, read_form
 
 Quarter = Annotated[
     str, QueryParameter(max_length=6, pattern=r"^(20\d{2}Q[1-4])?$", description="e.g. 2026Q4 (default: this quarter)")
 ]
-Short = Annotated[str, msgspec.Meta(max_length=96)]
-Long = Annotated[str, msgspec.Meta(max_length=1000)]
-
-
-class EntryForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    quarter: Annotated[str, msgspec.Meta(pattern=r"^20\d{2}Q[1-4]$")]
-    target: Literal["staff", "centre"]
-    subject: Short
-    item: Annotated[str, msgspec.Meta(max_length=64)]
-    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
-    note: Long = ""
-    errand: Short = ""
-    by: Short = ""
-
-
-class AppealForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    quarter: Annotated[str, msgspec.Meta(pattern=r"^20\d{2}Q[1-4]$")]
-    target: Literal["staff", "centre"]
-    subject: Short
-    reason: Long
-    by: Short = ""
-
-
-class DecisionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    upheld: bool
-    points: Annotated[float, msgspec.Meta(ge=-100, le=100)] = 0
-    part: Annotated[str, msgspec.Meta(max_length=32)] = ""
-    reason: Long
-    by: Short = ""
 
 
 def this_quarter(context: NodeContext) -> str:

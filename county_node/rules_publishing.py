@@ -1,0 +1,54 @@
+"""The county publishes the assessment rules (考核细则): the read-only routes plus publishing.
+
+Mounted by the county's desk alone, in place of the read-only controllers the township mounts
+(``sanji.office.rules_routes``); elsewhere ``POST /api/office/rules`` is not routed (405 beside the
+read-only ``GET``) and ``/office/rules/publish`` does not exist (404). The next exchanges carry a
+published version down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.response import Redirect
+
+from protocol.assessment import AssessmentRules
+from protocol.errors import SanjiError
+from sanji.context import NodeContext
+from sanji.office.book import OfficeRefused
+from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules
+from sanji.web.screens import one, read_form
+
+MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
+
+
+class RulesPublishingApiController(RulesApiController):
+    @post("/", summary="County only: publish a newer version of the assessment rules; it travels down", status_code=201)
+    async def publish(self, context: NamedDependency[NodeContext], data: JSONBody[AssessmentRules]) -> AssessmentRules:
+        try:
+            return await publish_rules(context, data)
+        except OfficeRefused:
+            raise
+        except SanjiError as exc:  # rules that do not check (RulesError): the sender's to correct
+            raise OfficeRefused(exc.message, hint=exc.hint) from None
+
+
+class RulesPublishingScreenController(RulesScreenController):
+    @post("/publish", status_code=303)
+    async def publish(self, context: NamedDependency[NodeContext], request: Request[Any, Any, Any]) -> Redirect:
+        """Publish the edited rules (JSON, as ``sanji rules show --json`` prints them)."""
+        text = one(await read_form(request), "rules")
+        try:
+            if len(text) > MAX_FORM_CHARS:
+                raise OfficeRefused(f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}")
+            rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
+            await publish_rules(context, rules)
+        except msgspec.DecodeError as exc:
+            return back(problem=f"规则格式有误 the rules do not read: {exc}")
+        except SanjiError as exc:
+            return back(problem=exc.message)
+        return back(done="published")
