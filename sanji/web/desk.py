@@ -63,6 +63,10 @@ class Desk:
     on_start: tuple[Startup, ...] = ()
     operator_open: bool = False  # the home page's operator panel starts open (the county watches the tree)
 
+    def links(self, page: str) -> bool:
+        """Whether the menu links the screen ``page`` (a page links another only where it is served)."""
+        return any(link.page == page for link in self.menu)
+
 
 def desk_of(request: Request[Any, Any, Any]) -> Desk:
     """The desk of the app serving ``request``."""

@@ -127,3 +127,20 @@ def test_a_desk_serves_only_its_own_role(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="this desk serves"):
             build_app(village, desk=other)
     assert build_app(village, desk=VILLAGE_DESK).state.desk is VILLAGE_DESK
+
+
+def test_no_page_links_a_route_its_node_does_not_serve(nodes: dict[str, Client]) -> None:
+    """The rules travel down to the village, but its home page names their version without linking a page it lacks."""
+    nodes[C].get("/office/rules/")  # the county holds the seed rules from its first start
+    blob = nodes[C].blocking_portal.call(nodes[C].app.state.runtime.get_context().rules_blob)
+    assert blob is not None
+    for below in (T, V):  # as the exchanges would carry them down
+        nodes[below].blocking_portal.call(nodes[below].app.state.runtime.get_context().offer_rules, blob)
+    for node, client in nodes.items():
+        home = client.get("/").text
+        held = home.split("考核细则 Assessment rules: ")[1][:80]
+        assert "尚未收到" not in held, node
+        for href in sorted(set(re.findall(r'<a href="(/[^"?#]*)', home))):
+            assert not absent(client.get(href)), f"{node}'s home page links {href}, which it does not serve"
+    assert 'href="/office/rules"' not in nodes[V].get("/").text
+    assert 'href="/office/rules"' in nodes[T].get("/").text
