@@ -39,7 +39,7 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
-from sanji.store import projections
+from sanji.store import projections, report_inputs
 from sanji.store import schema as t
 from sanji.store.blobs import Blobs
 from sanji.store.documents import Documents
@@ -583,6 +583,13 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             return
         async with self._write() as conn:
             if exact:
+                held = await conn.execute(
+                    select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer == peer, t.peer_acks.c.origin.in_(sorted(self._subtree))
+                    )
+                )
+                if {StreamKey(o, s): q for o, s, q in held.all()} == cursors:
+                    return  # as recorded: no write (an idle exchange changes nothing a report reads)
                 await conn.execute(
                     delete(t.peer_acks).where(
                         t.peer_acks.c.peer == peer, t.peer_acks.c.origin.in_(sorted(self._subtree))
@@ -625,6 +632,8 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
                 "bytes_sent": (row["bytes_sent"] if row else 0) + sent,
                 "bytes_received": (row["bytes_received"] if row else 0) + received,
             }
+            if row is None or row["last_error"] != values["last_error"]:
+                report_inputs.touch(self.db)  # the node report says the parent's last error
             if row is None:
                 await conn.execute(insert(t.exchanges).values(**values))
             else:
