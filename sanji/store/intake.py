@@ -30,6 +30,12 @@ from sanji.store import schema as t
 from sanji.store.rows import upsert_many
 
 _MISSING = object()
+# Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
+CHUNK = 4000
+
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
 
 
 class ActionRow:
@@ -148,13 +154,13 @@ class Intake:
     async def ensure(self, conn: AsyncConnection, errand_ids: Iterable[str], action_ids: Iterable[str]) -> None:
         """Read the errands and action ids not read yet (what a call's frames add is kept here already)."""
         errands = sorted({e for e in errand_ids if e not in self.kept})
-        if errands:
-            for e in errands:
-                self.kept[e] = None
-                self.actions[e] = []
+        for e in errands:
+            self.kept[e] = None
+            self.actions[e] = []
+        for part in _chunks(errands):
             for row in await conn.execute(
                 select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
-                    t.errands.c.id.in_(errands)
+                    t.errands.c.id.in_(part)
                 )
             ):
                 self.kept[row.id] = KeptRow(row.id, row.state, row.digest, row.basis)
@@ -167,14 +173,14 @@ class Intake:
                     t.actions.c.status,
                     t.actions.c.reason,
                     t.actions.c.body,
-                ).where(t.actions.c.errand.in_(errands))
+                ).where(t.actions.c.errand.in_(part))
             ):
                 self._remember(ActionRow(r.id, r.errand, r.base, r.kind, r.status, r.reason, r.body))
         ids = sorted({i for i in action_ids if i not in self._known})
-        if ids:
-            self._known.update(ids)
+        self._known.update(ids)
+        for part in _chunks(ids):
             for aid, status in await conn.execute(
-                select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(ids))
+                select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(part))
             ):
                 self.status_of.setdefault(aid, status)
 

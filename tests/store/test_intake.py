@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, select
 
 from sanji.layout import Layout
-from sanji.store import Store
+from sanji.store import Store, intake
 from sanji.store import schema as t
 from tests.conftest import StoreOpener
 from tests.store.test_store_sqlite import (
@@ -116,3 +116,15 @@ async def test_a_push_reads_its_rows_once(open_store: StoreOpener, layout: Layou
     assert reads <= 5, sent  # cursors, held streams, errands, actions by errand, actions by id
     # Per frame: its savepoint and release, its batch and its actions; then cursors, statuses, errands once.
     assert len(sent) <= 1 + reads + 4 * len(frames) + 3, sent
+
+
+async def test_long_lists_are_asked_in_parts(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A carried file's frames all come in one call: the ids are bound in parts, not in one IN list."""
+    monkeypatch.setattr(intake, "CHUNK", 2)
+    batches = more_batches()
+    town = await open_store(TOWN)
+    outcome = await town.receive(chain(layout, batches), peer=VILLAGE)
+    assert statuses(outcome) == ["stored"] * len(batches)
+    assert await town.digests() == expected_digests(layout, batches)
