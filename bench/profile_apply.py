@@ -5,9 +5,10 @@ Run: ``python -m bench.profile_apply [--errands 300] [--corpus /tmp/corpus.msgpa
 The corpus is built once by ``bench/corpus.py`` (as ``bench.apply_rate`` builds it) and saved to
 ``--corpus`` (the layout's entries, the county's keys and every recorded push); a later run with the same
 ``--corpus`` reuses it, so the old and the new code can be profiled on the very same frames. Then a
-fresh county store on a new SQLite file receives every push under ``cProfile`` (``--no-profile``: just
-timed) and the top functions by cumulative and by own time are printed to stderr. One JSON line with the
-wall time and the rate goes to stdout.
+fresh county store on a new SQLite file (``--db URL``: an empty PostgreSQL database) receives every
+push under ``cProfile`` (``--no-profile``: just timed) and the top functions by cumulative and by own
+time are printed to stderr. One JSON line with the wall time, the rate and the statements sent to the
+database (per applied frame: round trips, which other load does not change) goes to stdout.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
+from sqlalchemy import event
 
 from bench.corpus import Push, build_corpus
 from protocol.topology import COUNTY, Directory, NodeEntry
@@ -59,16 +62,25 @@ async def build(errands: int, seed: int) -> Saved:
     return saved
 
 
-async def apply(saved: Saved, db_path: Path, profiler: cProfile.Profile | None) -> dict[str, float]:
+async def apply(
+    saved: Saved, db_path: Path, profiler: cProfile.Profile | None, url: str | None = None
+) -> dict[str, float]:
     directory = Directory(saved.entries)
     assert directory.role(saved.county) == COUNTY
-    db = await open_database(f"sqlite:///{db_path}")
+    db = await open_database(url or f"sqlite:///{db_path}")
+    statements = {"n": 0}
+
+    def count(*_: Any) -> None:
+        statements["n"] += 1  # every statement sent to the database: round trips, whatever the load
+
+    event.listen(db.writer.sync_engine, "before_cursor_execute", count)
     try:
         store = Store(db, node_id=saved.county, key=NodeKey.from_raw(saved.signing, saved.sealing), directory=directory)
         await store.start()
         pushes = [Push(round=0, town=town, frames=tuple(frames)) for town, frames in saved.pushes]
         actions = frames = 0
         started, cpu_started = time.perf_counter(), time.process_time()
+        statements["n"] = 0
         if profiler:
             profiler.enable()
         for push in pushes:
@@ -79,6 +91,7 @@ async def apply(saved: Saved, db_path: Path, profiler: cProfile.Profile | None) 
             profiler.disable()
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
+        sent = statements["n"]
         digests = await store.digests()
     finally:
         await db.dispose()
@@ -89,6 +102,9 @@ async def apply(saved: Saved, db_path: Path, profiler: cProfile.Profile | None) 
         "frames": frames,
         "actions": actions,
         "actions_per_s": round(actions / seconds, 1),
+        "statements": sent,  # including BEGIN/SAVEPOINT/RELEASE (COMMIT is not a statement here)
+        "statements_per_frame": round(sent / max(1, frames), 2),
+        "database": "sqlite" if url is None else "postgresql",
         "errands": len(digests),
         "digests_sha256": hashlib.sha256(digest_of_all).hexdigest()[:16],  # compare across code versions
     }
@@ -102,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the raw cProfile stats here")
     parser.add_argument("--no-profile", action="store_true", help="only time the apply")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--db", default=None, help="apply into this database (an empty PostgreSQL one) instead")
     args = parser.parse_args(argv)
     if args.corpus is not None and args.corpus.exists():
         saved = msgspec.msgpack.decode(args.corpus.read_bytes(), type=Saved)
@@ -114,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     profiler = None if args.no_profile else cProfile.Profile()
     tmp = Path(tempfile.mkdtemp(prefix="sanji-profile-apply-"))
     try:
-        result = asyncio.run(apply(saved, tmp / "county.db", profiler))
+        result = asyncio.run(apply(saved, tmp / "county.db", profiler, args.db))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if profiler is not None:

@@ -39,13 +39,14 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
-from sanji.store import projections
+from sanji.store import projections, report_inputs
 from sanji.store import schema as t
 from sanji.store.blobs import Blobs
 from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database
 from sanji.store.eventlog import EventLog
+from sanji.store.intake import Intake
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
@@ -341,18 +342,27 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         refusals: list[str] = []
         applied_batches = applied_actions = 0
         failure: Exception | None = None
+        # Every frame is verified first (pure; an error is kept and met at the frame's turn), so the rows
+        # all of them touch are read once (``sanji.store.intake``) and written once at the end.
+        opened = [self._open_addressed(frame) for frame in frames]
+        intake = Intake()
         async with self._write() as conn:
-            for frame in frames:
+            await intake.preload(conn, [b for b in opened if isinstance(b, Batch)])
+            for frame, batch in zip(frames, opened, strict=True):
+                intake.begin_frame()
                 try:
                     async with conn.begin_nested():
-                        receipt = await self._take(conn, frame, peer, refusals)
+                        receipt = await self._take(conn, frame, peer, refusals, batch, intake)
                 except Exception as exc:  # the frames before this one stand: commit them, then raise
+                    intake.end_frame(ok=False)
                     failure = exc
                     break
+                intake.end_frame(ok=True)
                 applied = receipt.applied
                 applied_batches += len(applied)
                 applied_actions += sum(len(b.actions) for b in applied)
                 results.append(receipt.result)
+            await intake.flush(conn)
         if failure is not None:
             if applied_batches:
                 self._changed()
@@ -370,10 +380,27 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
     def _open(self, frame: bytes) -> Batch:
         return open_frame(frame, self.directory)
 
-    async def _take(self, conn: AsyncConnection, frame: bytes, peer: str, refusals: list[str]) -> ledger.Receipt:
-        """Verify one frame and persist what the ledger decides, in the caller's transaction."""
+    def _open_addressed(self, frame: bytes) -> Batch | Exception:
         try:
-            batch = ledger.open_addressed(frame, self.node_id, self._open)
+            return ledger.open_addressed(frame, self.node_id, self._open)
+        except Exception as exc:
+            return exc
+
+    async def _take(
+        self,
+        conn: AsyncConnection,
+        frame: bytes,
+        peer: str,
+        refusals: list[str],
+        opened: Batch | Exception | None = None,
+        intake: Intake | None = None,
+    ) -> ledger.Receipt:
+        """Verify one frame (``opened``: as ``_open_addressed`` verified it) and persist what the ledger
+        decides, in the caller's transaction."""
+        try:
+            if isinstance(opened, Exception):
+                raise opened
+            batch = opened if opened is not None else ledger.open_addressed(frame, self.node_id, self._open)
         except SanjiError as exc:
             receipt = ledger.refuse(frame, exc, peer)
             effects = receipt.effects
@@ -383,13 +410,15 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
                     effects = ()
                 refusals.append(exc.code)
             if effects:
-                await self._persist(conn, effects)
+                await self._persist(conn, effects, intake)
             return receipt
-        return await self._receive_one(conn, batch, peer)
+        return await self._receive_one(conn, batch, peer, intake)
 
-    async def _receive_one(self, conn: AsyncConnection, batch: Batch, peer: str) -> ledger.Receipt:
+    async def _receive_one(
+        self, conn: AsyncConnection, batch: Batch, peer: str, intake: Intake | None = None
+    ) -> ledger.Receipt:
         key = StreamKey(batch.origin, batch.scope)
-        cursor, last_hash = await self._cursor(conn, key)
+        cursor, last_hash = await (intake.cursor(conn, key) if intake else self._cursor(conn, key))
         held_hash = None
         if batch.seq <= cursor:
             held_hash = await conn.scalar(
@@ -399,22 +428,30 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             )
         receipt = ledger.judge_batch(batch, cursor=cursor, last_hash=last_hash, held_hash=held_hash, peer=peer)
         if receipt is None:
-            rows = await conn.execute(
-                select(t.held.c.seq, t.held.c.frame).where(
-                    t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq > batch.seq
+            if intake is not None:
+                successors = await intake.held_after(conn, key, batch.seq)
+            else:
+                rows = await conn.execute(
+                    select(t.held.c.seq, t.held.c.frame).where(
+                        t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq > batch.seq
+                    )
                 )
-            )
-            receipt = ledger.drain(batch, {int(seq): bytes(frame) for seq, frame in rows.all()}, self._open, peer)
-        await self._persist(conn, receipt.effects)
+                successors = {int(seq): bytes(frame) for seq, frame in rows.all()}
+            receipt = ledger.drain(batch, successors, self._open, peer)
+        await self._persist(conn, receipt.effects, intake)
         return receipt
 
-    async def _persist(self, conn: AsyncConnection, effects: Iterable[ledger.Effect]) -> None:
-        """Write what the ledger decided, in the caller's transaction."""
+    async def _persist(
+        self, conn: AsyncConnection, effects: Iterable[ledger.Effect], intake: Intake | None = None
+    ) -> None:
+        """Write what the ledger decided, in the caller's transaction (``intake``: see ``receive``)."""
         for effect in effects:
             if isinstance(effect, ledger.Apply):
-                await self._apply(conn, effect.batch)
+                await self._apply(conn, effect.batch, intake)
             elif isinstance(effect, ledger.Hold):
                 key = effect.key
+                if intake is not None:
+                    intake.holding(key)
                 exists = await conn.scalar(
                     select(func.count())
                     .select_from(t.held)
@@ -471,14 +508,20 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         if q.event:
             await self._log_event(q.event, q.peer, dict(q.detail), conn=conn)
 
-    async def _apply(self, conn: AsyncConnection, batch: Batch) -> int:
+    async def _apply(self, conn: AsyncConnection, batch: Batch, intake: Intake | None = None) -> int:
         await self._store_batch(conn, batch.origin, batch.scope, batch.seq, batch.frame, batch.hash)
-        await self._set_cursor(conn, StreamKey(batch.origin, batch.scope), batch.seq, batch.hash)
+        if intake is not None:
+            intake.set_cursor(StreamKey(batch.origin, batch.scope), batch.seq, batch.hash)
+        else:
+            await self._set_cursor(conn, StreamKey(batch.origin, batch.scope), batch.seq, batch.hash)
         self.clock.observe(batch.payload.created)
         for action in batch.actions:
             self.clock.observe(action.at)
-        fresh = await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope)
-        await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh)
+        fresh = await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope, intake=intake)
+        if intake is not None:
+            await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh, intake=intake)
+        else:
+            await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh)
         return len(batch.actions)
 
     # -- forwarding ------------------------------------------------------------------
@@ -583,6 +626,13 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             return
         async with self._write() as conn:
             if exact:
+                held = await conn.execute(
+                    select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer == peer, t.peer_acks.c.origin.in_(sorted(self._subtree))
+                    )
+                )
+                if {StreamKey(o, s): q for o, s, q in held.all()} == cursors:
+                    return  # as recorded: no write (an idle exchange changes nothing a report reads)
                 await conn.execute(
                     delete(t.peer_acks).where(
                         t.peer_acks.c.peer == peer, t.peer_acks.c.origin.in_(sorted(self._subtree))
@@ -625,6 +675,8 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
                 "bytes_sent": (row["bytes_sent"] if row else 0) + sent,
                 "bytes_received": (row["bytes_received"] if row else 0) + received,
             }
+            if row is None or row["last_error"] != values["last_error"]:
+                report_inputs.touch(self.db)  # the node report says the parent's last error
             if row is None:
                 await conn.execute(insert(t.exchanges).values(**values))
             else:
@@ -662,16 +714,20 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         return digest
 
     async def _insert_actions(
-        self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str
+        self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str, intake: Intake | None = None
     ) -> list[Action]:
         """Keep what ``ledger.admit`` keeps of ``acts``; returns the actions new to the projections."""
         ids = [a.id for a in acts]
-        held = {
-            aid: status == FOREIGN
-            for aid, status in (
-                await conn.execute(select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(ids)))
-            ).all()
-        }
+        if intake is not None:
+            await intake.ensure(conn, {a.errand for a in acts}, ids)
+            held = intake.held(ids)
+        else:
+            held = {
+                aid: status == FOREIGN
+                for aid, status in (
+                    await conn.execute(select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(ids)))
+                ).all()
+            }
         rows = []
         fresh: list[Action] = []
         for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
@@ -679,11 +735,14 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             if isinstance(change, ledger.Replace) or not change.foreign:
                 fresh.append(a)
             if isinstance(change, ledger.Replace):
+                body = encode(a)
                 await conn.execute(
                     update(t.actions)
                     .where(t.actions.c.id == a.id)
-                    .values(body=encode(a), status="new", reason="", node=a.node, scope=a.scope)
+                    .values(body=body, status="new", reason="", node=a.node, scope=a.scope)
                 )
+                if intake is not None:
+                    intake.replaced(a.id, body)
                 continue
             rows.append(
                 {
@@ -701,6 +760,8 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
             )
         if rows:
             await conn.execute(insert(t.actions), rows)
+            if intake is not None:
+                intake.inserted(rows)
         return fresh
 
     async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
@@ -712,36 +773,49 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
         return [decode_action(b) for b in rows]
 
     async def _recompute(
-        self, conn: AsyncConnection, errand_ids: Sequence[str], *, fresh: Sequence[Action] = ()
+        self,
+        conn: AsyncConnection,
+        errand_ids: Sequence[str],
+        *,
+        fresh: Sequence[Action] = (),
+        intake: Intake | None = None,
     ) -> dict[str, Projection]:
         """Project ``errand_ids`` again and write their rows and their actions' statuses.
 
         ``fresh`` are actions just admitted and not yet projected: an errand they only continue in order is
         folded onto its kept row (``sanji.store.projections``); the others are projected from everything held.
+        With ``intake`` (a receive call's) the rows are read from and written to it (it writes them at the end).
         """
         basis = projections.basis_of(self.directory)
         ids = list(errand_ids)
-        kept = {
-            row.id: row
-            for row in await conn.execute(
-                select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
-                    t.errands.c.id.in_(ids)
-                )
-            )
-        }
+        kept: dict[str, Any]
         held: dict[str, list[Any]] = defaultdict(list)  # rows of `actions`: projections.Held and the body
-        for stored in await conn.execute(
-            select(
-                t.actions.c.id,
-                t.actions.c.errand,
-                t.actions.c.base,
-                t.actions.c.kind,
-                t.actions.c.status,
-                t.actions.c.reason,
-                t.actions.c.body,
-            ).where(t.actions.c.errand.in_(ids))
-        ):
-            held[stored.errand].append(stored)
+        if intake is not None:
+            await intake.ensure(conn, ids, ())
+            kept = {e: row for e in ids if (row := intake.kept.get(e)) is not None}
+            for e in ids:
+                held[e] = list(intake.actions.get(e, ()))
+        else:
+            kept = {
+                row.id: row
+                for row in await conn.execute(
+                    select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
+                        t.errands.c.id.in_(ids)
+                    )
+                )
+            }
+            for stored in await conn.execute(
+                select(
+                    t.actions.c.id,
+                    t.actions.c.errand,
+                    t.actions.c.base,
+                    t.actions.c.kind,
+                    t.actions.c.status,
+                    t.actions.c.reason,
+                    t.actions.c.body,
+                ).where(t.actions.c.errand.in_(ids))
+            ):
+                held[stored.errand].append(stored)
         by_errand: dict[str, list[Action]] = defaultdict(list)
         for new_action in fresh:
             by_errand[new_action.errand].append(new_action)
@@ -785,6 +859,12 @@ class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
             scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
             errand_rows.append(_errand_row(errand_id, proj, scope=scope, basis=basis))
+        if intake is not None:
+            for change in changes:
+                intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
+            for values in errand_rows:
+                intake.set_errand(values)
+            return out
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:

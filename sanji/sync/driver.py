@@ -52,7 +52,7 @@ from protocol.session import (
 )
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
-from sanji.store import Store
+from sanji.store import Store, report_inputs
 from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
 from sanji.sync.report_memo import memo_for
@@ -221,22 +221,34 @@ class _Host:
     async def _cursors(self, request: CursorsRequest) -> CursorsResponse:
         """The opening request, with what travels beside the cursors: reports, catalogue and calendar
         versions, trust."""
-        store, context = self.store, self.context
+        store, context, memo, recipient = self.store, self.context, memo_for(self.store), self.transport.recipient
         reports: tuple[NodeReport, ...] = ()
+        built: tuple[NodeReport, ...] = ()
+        inputs: tuple[int, ...] = ()
         version = calendar_version = rules_version = 0
         if context is not None:
             version, calendar_version = context.catalogue_version, context.calendar_version
             rules_version = context.rules_version
-            own = await store.own_report(
-                catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=self.day
+            # Asked first, from what is known without reading: an idle exchange builds no report at all.
+            inputs = (
+                report_inputs.epoch(store.db),
+                version,
+                calendar_version,
+                rules_version,
+                round(context.clock_offset_ms / 1000),
             )
-            own = msgspec.structs.replace(
-                own,
-                calendar_version=calendar_version,
-                rules_version=rules_version,
-                business=await BusinessBook(store).own_latest(),
-            )
-            reports = memo_for(store).news(self.transport.recipient, (own, *await store.reports()))
+            if memo.due(recipient, inputs):
+                own = await store.own_report(
+                    catalogue_version=version, clock_offset_ms=context.clock_offset_ms, day=self.day
+                )
+                own = msgspec.structs.replace(
+                    own,
+                    calendar_version=calendar_version,
+                    rules_version=rules_version,
+                    business=await BusinessBook(store).own_latest(),
+                )
+                built = (own, *await store.reports())
+                reports = memo.news(recipient, built)
         request = msgspec.structs.replace(
             request,
             catalogue_version=version,
@@ -250,7 +262,7 @@ class _Host:
         self.sent = request
         try:
             reply = await self.transport.cursors(request)
-            memo_for(store).carried(self.transport.recipient, reports)
+            memo.carried(recipient, reports, inputs=inputs, built=built)
             return reply
         except BaseException:
             store.sealing_paused = False  # a rotation asked for and not answered: the old key signs on, retried later

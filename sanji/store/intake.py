@@ -1,0 +1,272 @@
+"""One ``Store.receive`` call's view of the rows its frames touch: read once, written once (issue 15).
+
+Applying a frame used to ask the database, each time, for its stream's cursor, the held successors
+of its stream, which of its action ids are held, the touched errands' kept rows and their actions,
+and then to write the cursor, the actions' statuses and the errand rows: about twelve statements a
+frame. Inside one receive call (one write transaction, nothing else writes meanwhile) those answers
+only change by what the call itself writes, so ``Intake`` reads them once for all the call's frames
+(``preload``: one statement each for the cursors, the held streams, the actions by errand or id and
+the errands' rows; whatever a drained successor adds is read when first needed), keeps them up to
+date as frames apply, and writes the cursors, statuses and errand rows at the end in one statement
+each (``flush``), before the transaction commits.
+
+A frame still applies in its own savepoint, and its batch and action rows are inserted there: a frame
+that fails rolls its rows back, and ``end_frame(ok=False)`` undoes what it changed here, so the end
+writes exactly what the frames before it left, as when every frame wrote its own rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol import ledger
+from protocol.batch import GENESIS, Batch
+from protocol.stream import StreamKey
+from sanji.store import schema as t
+from sanji.store.rows import upsert_many
+
+_MISSING = object()
+# Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
+CHUNK = 4000
+
+
+def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
+    return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+class ActionRow:
+    """The columns of one stored action ``Store._recompute`` reads (``projections.Held`` and the body)."""
+
+    __slots__ = ("base", "body", "errand", "id", "kind", "reason", "status")
+
+    def __init__(self, id: str, errand: str, base: int, kind: str, status: str, reason: str, body: bytes) -> None:
+        self.id, self.errand, self.base, self.kind = id, errand, base, kind
+        self.status, self.reason, self.body = status, reason, body
+
+
+class KeptRow:
+    """The columns of an ``errands`` row ``Store._recompute`` reads."""
+
+    __slots__ = ("basis", "digest", "id", "state")
+
+    def __init__(self, id: str, state: bytes | None, digest: str, basis: str) -> None:
+        self.id, self.state, self.digest, self.basis = id, state, digest, basis
+
+
+class Intake:
+    def __init__(self) -> None:
+        self.cursors: dict[StreamKey, tuple[int, bytes]] = {}
+        self.held_streams: set[StreamKey] = set()  # streams with held successors (may be stale: then asked)
+        self._streams_read: set[StreamKey] = set()  # streams whose held successors were asked about
+        self.kept: dict[str, KeptRow | None] = {}  # errands read (None: no row yet)
+        self.actions: dict[str, list[ActionRow]] = {}  # every action row of each errand read
+        self._rows: dict[str, ActionRow] = {}  # the rows above by id
+        self.status_of: dict[str, str] = {}  # every action id known to be held, with its status
+        self._known: set[str] = set()  # action ids asked about (held or not)
+        self._dirty_cursors: dict[StreamKey, tuple[int, bytes]] = {}
+        self._dirty_status: dict[str, tuple[str, str]] = {}
+        self._dirty_errands: dict[str, dict[str, Any]] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    # -- frames -------------------------------------------------------------------------
+
+    def begin_frame(self) -> None:
+        self._undo.clear()
+
+    def end_frame(self, *, ok: bool) -> None:
+        """The frame's savepoint was released (``ok``) or rolled back: keep or undo what it changed."""
+        if not ok:
+            for undo in reversed(self._undo):
+                undo()
+        self._undo.clear()
+
+    def _put(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
+        old = mapping.get(key, _MISSING)
+        mapping[key] = value
+
+        def undo() -> None:
+            if old is _MISSING:
+                mapping.pop(key, None)
+            else:
+                mapping[key] = old
+
+        self._undo.append(undo)
+
+    # -- reading once -------------------------------------------------------------------------
+
+    async def preload(self, conn: AsyncConnection, batches: Sequence[Batch]) -> None:
+        """Read what the frames of one call will ask: their streams' cursors and held successors, and the
+        errands (rows and actions) and action ids of the batches not held already."""
+        wanted = {StreamKey(b.origin, b.scope) for b in batches}
+        if not wanted:
+            return
+        origins = sorted({k.origin for k in wanted})
+        for origin, scope, seq, last_hash in await conn.execute(
+            select(t.streams.c.origin, t.streams.c.scope, t.streams.c.seq, t.streams.c.last_hash).where(
+                t.streams.c.origin.in_(origins)
+            )
+        ):
+            key = StreamKey(origin, scope)
+            if key in wanted:
+                self.cursors[key] = (int(seq), bytes(last_hash))
+        for key in wanted:
+            self.cursors.setdefault(key, (0, GENESIS))
+        for origin, scope in await conn.execute(
+            select(t.held.c.origin, t.held.c.scope).where(t.held.c.origin.in_(origins)).distinct()
+        ):
+            self.held_streams.add(StreamKey(origin, scope))
+        self._streams_read |= wanted
+        new = [a for b in batches if b.seq > self.cursors[StreamKey(b.origin, b.scope)][0] for a in b.actions]
+        await self.ensure(conn, {a.errand for a in new}, [a.id for a in new])
+
+    async def held_after(self, conn: AsyncConnection, key: StreamKey, seq: int) -> dict[int, bytes]:
+        """The held successors of ``key`` after ``seq`` (none asked for when the stream holds none)."""
+        if key in self._streams_read and key not in self.held_streams:
+            return {}
+        rows = await conn.execute(
+            select(t.held.c.seq, t.held.c.frame).where(
+                t.held.c.origin == key.origin, t.held.c.scope == key.scope, t.held.c.seq > seq
+            )
+        )
+        return {int(s): bytes(frame) for s, frame in rows.all()}
+
+    def holding(self, key: StreamKey) -> None:
+        """A frame of ``key`` was held (kept even if its savepoint rolls back: it only means asking)."""
+        self.held_streams.add(key)
+
+    async def cursor(self, conn: AsyncConnection, key: StreamKey) -> tuple[int, bytes]:
+        held = self.cursors.get(key)
+        if held is None:
+            row = (
+                await conn.execute(
+                    select(t.streams.c.seq, t.streams.c.last_hash).where(
+                        t.streams.c.origin == key.origin, t.streams.c.scope == key.scope
+                    )
+                )
+            ).first()
+            held = self.cursors[key] = (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
+        return held
+
+    async def ensure(self, conn: AsyncConnection, errand_ids: Iterable[str], action_ids: Iterable[str]) -> None:
+        """Read the errands and action ids not read yet (what a call's frames add is kept here already)."""
+        errands = sorted({e for e in errand_ids if e not in self.kept})
+        for e in errands:
+            self.kept[e] = None
+            self.actions[e] = []
+        for part in _chunks(errands):
+            for row in await conn.execute(
+                select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
+                    t.errands.c.id.in_(part)
+                )
+            ):
+                self.kept[row.id] = KeptRow(row.id, row.state, row.digest, row.basis)
+            for r in await conn.execute(
+                select(
+                    t.actions.c.id,
+                    t.actions.c.errand,
+                    t.actions.c.base,
+                    t.actions.c.kind,
+                    t.actions.c.status,
+                    t.actions.c.reason,
+                    t.actions.c.body,
+                ).where(t.actions.c.errand.in_(part))
+            ):
+                self._remember(ActionRow(r.id, r.errand, r.base, r.kind, r.status, r.reason, r.body))
+        ids = sorted({i for i in action_ids if i not in self._known})
+        self._known.update(ids)
+        for part in _chunks(ids):
+            for aid, status in await conn.execute(
+                select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(part))
+            ):
+                self.status_of.setdefault(aid, status)
+
+    def _remember(self, row: ActionRow) -> None:
+        self.actions[row.errand].append(row)
+        self._rows[row.id] = row
+        self.status_of[row.id] = row.status
+        self._known.add(row.id)
+
+    # -- what a frame changes -------------------------------------------------------------
+
+    def held(self, ids: Iterable[str]) -> dict[str, bool]:
+        """``ledger.admit``'s ``held``: which of ``ids`` are held, and whether as a foreign copy."""
+        return {i: self.status_of[i] == ledger.FOREIGN for i in ids if i in self.status_of}
+
+    def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
+        self._put(self.cursors, key, (seq, last_hash))
+        self._put(self._dirty_cursors, key, (seq, last_hash))
+
+    def inserted(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Action rows the frame inserted (the database has them; its savepoint may yet roll back)."""
+        for r in rows:
+            row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"])
+            listed = row.errand in self.actions
+            if listed:
+                self.actions[row.errand].append(row)
+                self._put(self._rows, row.id, row)
+            self._put(self.status_of, row.id, row.status)
+            self._known.add(row.id)
+
+            def undo(row: ActionRow = row, listed: bool = listed) -> None:
+                if listed:
+                    self.actions[row.errand].remove(row)
+
+            self._undo.append(undo)
+
+    def replaced(self, aid: str, body: bytes) -> None:
+        """A foreign copy replaced by its author's (status ``new``), written by the frame."""
+        self._put(self.status_of, aid, "new")
+        row = self._rows.get(aid)
+        if row is not None:
+            old = (row.body, row.status, row.reason)
+            row.body, row.status, row.reason = body, "new", ""
+
+            def undo() -> None:
+                row.body, row.status, row.reason = old
+
+            self._undo.append(undo)
+
+    def set_status(self, aid: str, status: str, reason: str) -> None:
+        self._put(self.status_of, aid, status)
+        self._put(self._dirty_status, aid, (status, reason))
+        row = self._rows.get(aid)
+        if row is not None:
+            old = (row.status, row.reason)
+            row.status, row.reason = status, reason
+
+            def undo() -> None:
+                row.status, row.reason = old
+
+            self._undo.append(undo)
+
+    def set_errand(self, values: dict[str, Any]) -> None:
+        errand_id = values["id"]
+        self._put(self.kept, errand_id, KeptRow(errand_id, values["state"], values["digest"], values["basis"]))
+        self._put(self._dirty_errands, errand_id, values)
+
+    # -- writing once -------------------------------------------------------------------------
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Write the cursors, statuses and errand rows the applied frames left, one statement each."""
+        if self._dirty_cursors:
+            rows = [
+                {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
+                for k, (seq, h) in sorted(self._dirty_cursors.items())
+            ]
+            await upsert_many(conn, t.streams, rows, keys=("origin", "scope"))
+        if self._dirty_status:
+            await conn.execute(
+                update(t.actions)
+                .where(t.actions.c.id == bindparam("b_id"))
+                .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
+                [{"b_id": aid, "b_status": s, "b_reason": r} for aid, (s, r) in sorted(self._dirty_status.items())],
+            )
+        if self._dirty_errands:
+            await upsert_many(conn, t.errands, [v for _, v in sorted(self._dirty_errands.items())], keys=("id",))
+        self._dirty_cursors.clear()
+        self._dirty_status.clear()
+        self._dirty_errands.clear()

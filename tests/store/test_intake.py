@@ -1,0 +1,130 @@
+"""One receive call reads the rows its frames touch once and writes them once (sanji.store.intake):
+the same rows as frame by frame, and a frame that fails still loses nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from sanji.layout import Layout
+from sanji.store import Store, intake
+from sanji.store import schema as t
+from tests.conftest import StoreOpener
+from tests.store.test_store_sqlite import (
+    TOWN,
+    VILLAGE,
+    chain,
+    expected_digests,
+    note,
+    register,
+    standard_batches,
+    statuses,
+    submit,
+)
+
+
+async def rows(store: Store) -> tuple[list[Any], list[Any], list[Any]]:
+    """What a receive writes: errand rows, action statuses, stream cursors."""
+    async with store.db.reader.connect() as conn:
+        errands = (await conn.execute(select(t.errands).order_by(t.errands.c.id))).all()
+        actions = (
+            await conn.execute(select(t.actions.c.id, t.actions.c.status, t.actions.c.reason).order_by(t.actions.c.id))
+        ).all()
+        streams = (await conn.execute(select(t.streams).order_by(t.streams.c.origin))).all()
+    return [tuple(r) for r in errands], [tuple(r) for r in actions], [tuple(r) for r in streams]
+
+
+def more_batches() -> list[list[Any]]:
+    return [
+        *standard_batches(),
+        [register("E3", 6), note("E2", 7, "电话已回访")],
+        [submit("E3", 8), note("E3", 9, "材料齐")],
+    ]
+
+
+@pytest.mark.parametrize("order", ["one_call", "reversed_in_one_call", "pairs"])
+async def test_one_call_writes_what_frame_by_frame_writes(open_store: StoreOpener, layout: Layout, order: str) -> None:
+    batches = more_batches()
+    frames = chain(layout, batches)
+    one = await open_store(TOWN, url=None)
+    for frame in frames:
+        await one.receive([frame], peer=VILLAGE)
+    expected = await rows(one)
+    assert await one.digests() == expected_digests(layout, batches)
+
+    other = await open_store(TOWN, url=f"sqlite:///{one.db.url.split(':///')[1]}-{order}")
+    if order == "one_call":
+        outcome = await other.receive(frames, peer=VILLAGE)
+        assert statuses(outcome) == ["stored"] * len(frames)
+    elif order == "reversed_in_one_call":  # every frame held, then drained by the first
+        outcome = await other.receive(list(reversed(frames)), peer=VILLAGE)
+        assert outcome.applied_batches == len(frames)
+    else:
+        for i in range(0, len(frames), 2):
+            await other.receive(frames[i : i + 2], peer=VILLAGE)
+    got = await rows(other)
+    assert got[0] == expected[0] and got[1] == expected[1]
+    assert [r[:3] for r in got[2]] == [r[:3] for r in expected[2]]
+
+
+async def test_a_failing_frame_in_a_push_loses_nothing_else(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = more_batches()
+    frames = chain(layout, batches)
+    town = await open_store(TOWN)
+    original = Store._recompute
+    calls = {"n": 0}
+
+    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids, **kw)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("power cut in the middle of the third frame")
+        return out
+
+    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive(frames, peer=VILLAGE)
+    monkeypatch.undo()
+    # The two frames before it stand, with their errand rows and statuses; nothing of the third.
+    assert list((await town.cursors_where()).values()) == [2]
+    assert await town.digests() == expected_digests(layout, batches[:2])
+    alone = await open_store(TOWN, url=f"sqlite:///{town.db.url.split(':///')[1]}-alone")
+    await alone.receive(frames[:2], peer=VILLAGE)
+    assert await rows(town) == await rows(alone)
+
+    retry = await town.receive(frames[2:], peer=VILLAGE)
+    assert statuses(retry) == ["stored"] * 3
+    assert await town.digests() == expected_digests(layout, batches)
+
+
+async def test_a_push_reads_its_rows_once(open_store: StoreOpener, layout: Layout) -> None:
+    """Statements per applied frame: the reads are per call, not per frame (issue 15)."""
+    frames = chain(layout, more_batches())
+    town = await open_store(TOWN)
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        sent.append(sql.lstrip().split()[0].upper())
+
+    event.listen(town.db.writer.sync_engine, "before_cursor_execute", seen)
+    await town.receive(frames, peer=VILLAGE)
+    reads = sent.count("SELECT")
+    assert reads <= 5, sent  # cursors, held streams, errands, actions by errand, actions by id
+    # Per frame: its savepoint and release, its batch and its actions; then cursors, statuses, errands once.
+    assert len(sent) <= 1 + reads + 4 * len(frames) + 3, sent
+
+
+async def test_long_lists_are_asked_in_parts(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A carried file's frames all come in one call: the ids are bound in parts, not in one IN list."""
+    monkeypatch.setattr(intake, "CHUNK", 2)
+    batches = more_batches()
+    town = await open_store(TOWN)
+    outcome = await town.receive(chain(layout, batches), peer=VILLAGE)
+    assert statuses(outcome) == ["stored"] * len(batches)
+    assert await town.digests() == expected_digests(layout, batches)
