@@ -45,7 +45,7 @@ from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
-from sanji.web import timefmt
+from sanji.web import language, timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
@@ -196,6 +196,11 @@ class NodeRuntime:
         return self.trust
 
 
+def _template_globals(engine: Any) -> None:
+    timefmt.register(engine)
+    language.register(engine)  # bi(), html_lang(), the English switch
+
+
 def build_app(
     settings: NodeSettings,
     *,
@@ -219,6 +224,7 @@ def build_app(
         PublicController,
         RevealController,
         ObserveController,
+        language.LanguageController,
         *extra_handlers,
     ]
     exception_handlers: Any = {
@@ -246,7 +252,7 @@ def build_app(
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title, version=__version__, render_plugins=[SchemaPlugin()]),
         template_config=TemplateConfig(
-            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=timefmt.register
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_template_globals
         ),
         debug=debug,
     )
