@@ -102,6 +102,18 @@ def bi_filter(ctx: Context, text: Any, small: bool = False) -> Markup:
 
 
 @pass_context
+def bi_text(ctx: Context, zh: str, en: str) -> str:
+    """Plain text in the reader's order, for an attribute (``data-label``, ``aria-label``) or an option."""
+    return f"{en} {zh}" if _context_lang(ctx) == EN else f"{zh} {en}"
+
+
+@pass_context
+def bi_labels(ctx: Context, pairs: Any) -> list[str]:
+    """``bi_text`` of each ``(zh, en)`` pair: a table's column names for its cells' ``data-label``."""
+    return [bi_text(ctx, zh, en) for zh, en in pairs]
+
+
+@pass_context
 def html_lang(ctx: Context) -> str:
     return HTML_LANG[_context_lang(ctx)]
 
@@ -115,8 +127,9 @@ def page_lang(ctx: Context) -> str:
 def here(request: Request[Any, Any, Any]) -> str:
     """The page to come back to: this page, or for a re-shown form (a POST) the page the form was on."""
     if request.method in ("GET", "HEAD"):
+        raw = request.scope.get("raw_path") or request.url.path.encode()  # as asked: "/office/sms/" keeps its slash
         query = request.scope.get("query_string", b"").decode("latin-1")
-        return local_path(request.url.path + ("?" + query if query else ""))
+        return local_path(raw.decode("latin-1") + ("?" + query if query else ""))
     referer = urlsplit(request.headers.get("referer", ""))
     if referer.netloc and referer.netloc != request.headers.get("host", ""):
         return "/"
@@ -164,7 +177,9 @@ class LanguageController(Controller):
 
 
 def register(engine: Any) -> None:
-    """Litestar's ``engine_callback``: ``bi``, ``html_lang``, ``page_lang``, ``switch_url`` for every template."""
+    """Litestar's ``engine_callback``: the language globals and the ``bi`` filter for every template."""
     env = engine.engine
-    env.globals.update(bi=bi, html_lang=html_lang, page_lang=page_lang, switch_url=switch_url)
+    env.globals.update(
+        bi=bi, bi_text=bi_text, bi_labels=bi_labels, html_lang=html_lang, page_lang=page_lang, switch_url=switch_url
+    )
     env.filters["bi"] = bi_filter
