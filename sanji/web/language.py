@@ -127,7 +127,8 @@ def page_lang(ctx: Context) -> str:
 def here(request: Request[Any, Any, Any]) -> str:
     """The page to come back to: this page, or for a re-shown form (a POST) the page the form was on."""
     if request.method in ("GET", "HEAD"):
-        raw = request.scope.get("raw_path") or request.url.path.encode()  # as asked: "/office/sms/" keeps its slash
+        # as asked ("/office/sms/" keeps its slash); some servers leave the query on raw_path
+        raw = (request.scope.get("raw_path") or request.url.path.encode()).split(b"?", 1)[0]
         query = request.scope.get("query_string", b"").decode("latin-1")
         return local_path(raw.decode("latin-1") + ("?" + query if query else ""))
     referer = urlsplit(request.headers.get("referer", ""))

@@ -108,3 +108,13 @@ def test_the_badge_counts_unread_notices_on_every_staff_page_and_drops_when_read
     assert r.status_code == 303
     assert _badge(village.get("/office/sms/").text) == "0"
     assert _badge(village.get("/").text) == "0"
+
+
+def test_an_errand_page_in_english_puts_the_steps_english_first(village: TestClient[Litestar]) -> None:
+    errand = register(village)
+    village.get("/lang", params={"to": "en", "next": "/"})
+    page = village.get(f"/errands/{errand}").text
+    assert 'Submit to the township <span lang="zh-CN">报送乡镇</span>' in page
+    assert 'History <span lang="zh-CN" class="alt">办理记录</span>' in page
+    home = village.get("/").text
+    assert 'Receipt <span lang="zh-CN">回执号</span>' in home and 'data-label="Receipt 回执号"' in home
