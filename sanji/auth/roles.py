@@ -224,7 +224,7 @@ def complaint_visible(role: str | None, name: str, complaint: Mapping[str, objec
 
 # -- routes ------------------------------------------------------------------------------------
 
-PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain", "/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain", "/lang", "/healthz", "/readyz"})
 PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
 ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/"): ERRANDS,

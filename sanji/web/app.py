@@ -49,7 +49,7 @@ from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
-from sanji.web import timefmt
+from sanji.web import language, timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.desk import Desk
 from sanji.web.desk_api import DeskController
@@ -217,7 +217,13 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     PublicController,
     RevealController,
     ObserveController,
+    language.LanguageController,  # the English / 中文 switch, on every page
 )
+
+
+def _template_globals(engine: Any) -> None:
+    timefmt.register(engine)
+    language.register(engine)  # bi(), html_lang(), the English switch
 
 
 def build_app(
@@ -259,7 +265,7 @@ def build_app(
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title or desk.title, version=__version__, render_plugins=[SchemaPlugin()]),
         template_config=TemplateConfig(
-            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=timefmt.register
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_template_globals
         ),
         debug=debug,
     )

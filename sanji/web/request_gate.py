@@ -1,4 +1,4 @@
-"""What every request passes before its handler: an honest ``OPTIONS``, then the JSON gate.
+"""What every request passes before its handler: an honest ``OPTIONS``, the JSON gate, the notice badge.
 
 Litestar answers ``OPTIONS`` from one route object, so a path whose GET and POST live in
 different handlers listed only some of its methods in ``Allow``; the answer here lists every
@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.routes import HTTPRoute
 
+from sanji.web.badge import count_unread
 from sanji.web.json_gate import json_gate
 
 
@@ -29,4 +30,5 @@ async def request_gate(request: Request[Any, Any, Any]) -> Response[None] | None
         allow = ", ".join(sorted(allowed_methods(request) | {"OPTIONS"}))
         return Response(None, status_code=204, headers={"Allow": allow})
     await json_gate(request)
+    await count_unread(request)  # the header's notice badge on a staff page
     return None

@@ -44,7 +44,6 @@ from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
-from sanji.notices import notices_for
 from sanji.observe.fleet import fleet_health
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
@@ -52,6 +51,7 @@ from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
 from sanji.urgings import counts as urging_counts
 from sanji.urgings import urging_rows
+from sanji.web.badge import desk_notices
 from sanji.web.desk import desk_of
 from sanji.web.desk_api import Supervision, supervision_report
 from sanji.web.documents import (
@@ -64,7 +64,6 @@ from sanji.web.documents import (
     node_name,
 )
 from sanji.web.views import Deadline, summarise
-from sanji.worklist import prioritised
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -420,19 +419,12 @@ class ScreenController(Controller):
         hours = request.app.state.settings.observe.missing_hours
         health = {h.node: h for h in await fleet_health(store, missing_hours=hours)}
         rows, total = await store.errands(limit=200)
-        work = prioritised(await store.worklist())
         today = context.today()
-        work_views = [row_view(r, context, today) for r in work]
+        work_views, urged, notices = await desk_notices(store, context, _account(caller), today)
         lights = {"red": 0, "yellow": 0}
         for view in work_views:
             if view["light"]["cls"] in lights:
                 lights[view["light"]["cls"]] += 1
-        urged = [u for u in await urging_rows(store, today, to=store.node_id) if u.status != "answered"]
-        for view in work_views:
-            view["urgings"] = [u for u in urged if u.errand == view["id"]]
-        read_upto = await NoticeReads(store.db).read_upto(_account(caller))
-        states = await store.errand_states([v["id"] for v in work_views])
-        notices = notices_for(store.node_id, work_views, states, urged, today=today, read_upto=read_upto)
         return Template(
             template_name="home.html",
             context={

@@ -324,7 +324,7 @@ def test_supervision_screen_renders_the_api_data(town: Client) -> None:
     api = town.get("/api/supervision").json()
     r = town.get("/supervision")
     assert r.status_code == 200
-    match = re.search(r"在办件 <span class=\"en\">Open errands</span></th><td>(\d+)</td>", r.text)
+    match = re.search(r"在办件 <span lang=\"en\" class=\"alt\">Open errands</span></th><td>(\d+)</td>", r.text)
     assert match and int(match.group(1)) == api["open_errands"] == 2
     for heading in ("超期办件", "临期预警", "环节缺失", "投诉", "回访抽样"):
         assert heading in r.text

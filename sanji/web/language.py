@@ -1,0 +1,186 @@
+"""The English switch: a page speaks Chinese first (the default) or English first, by one cookie.
+
+Every bilingual pair on a screen goes through one door, ``bi``: a Jinja global
+(``{{ bi("受理", "Accept") }}``, ``{{ bi(pair) }}`` for a ``(zh, en)`` tuple built in Python) and a
+filter for the "中文 English" strings labels already carry (``{{ role_label | bi }}``). The language
+chosen comes first, the other follows in a ``<span lang>`` so a screen reader pronounces each in
+its own voice, and ``<html lang>`` follows the choice (``html_lang()``).
+
+``GET /lang?to=en&next=/path`` sets ``lang=en`` (or ``zh``) and sends the browser back to ``next``
+— a local path only, never another site. It needs no login: the public pages switch too.
+
+Printed documents (``sanji.web.documents``: receipts, notices) are legal papers and stay Chinese
+whatever the cookie says; they do not use this module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlsplit
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from litestar import Controller, Request, get
+from litestar.datastructures import Cookie
+from litestar.params import FromQuery
+from litestar.response import Redirect
+from markupsafe import Markup, escape
+
+LANG_COOKIE = "lang"
+ZH, EN = "zh", "en"
+HTML_LANG = {ZH: "zh-CN", EN: "en"}
+ONE_YEAR = 365 * 24 * 3600
+
+
+class Pair(NamedTuple):
+    """A label built in Python: Chinese and English, shown in the order the reader chose."""
+
+    zh: str
+    en: str
+
+
+def lang_of(request: Request[Any, Any, Any] | None) -> str:
+    """The reader's choice: ``en`` when the cookie says so, Chinese otherwise."""
+    if request is None:
+        return ZH
+    return EN if request.cookies.get(LANG_COOKIE, "") == EN else ZH
+
+
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_SPLIT = re.compile(r"\s+(?=[A-Za-z])")
+
+
+def split_pair(text: str) -> Pair | None:
+    """``"县级政务服务中心 County hub"`` → ``Pair("县级政务服务中心", "County hub")``; None when not such a pair.
+
+    The English part is what follows the last space before a Latin letter such that nothing after
+    it is Chinese; the Chinese part must hold Chinese.
+    """
+    for match in _SPLIT.finditer(text):
+        zh, en = text[: match.start()], text[match.end() :]
+        if _CJK.search(zh) and not _CJK.search(en):
+            return Pair(zh.strip(), en.strip())
+    return None
+
+
+def pair_html(zh: str, en: str, lang: str, *, small: bool = False) -> Markup:
+    """The chosen language first, the other in a ``<span lang>`` (class ``alt`` when ``small``)."""
+    first, second, second_lang = (en, zh, HTML_LANG[ZH]) if lang == EN else (zh, en, HTML_LANG[EN])
+    if not second:
+        return Markup(escape(first))
+    if not first:
+        return Markup('<span lang="{}">{}</span>').format(second_lang, second)
+    cls = ' class="alt"' if small else ""
+    return Markup('{} <span lang="{}"{}>{}</span>').format(first, second_lang, Markup(cls), second)
+
+
+def _context_lang(ctx: Context) -> str:
+    request = ctx.get("request")
+    return lang_of(request if isinstance(request, Request) else None)
+
+
+@pass_context
+def bi(ctx: Context, zh: Any, en: Any = None, small: bool = False) -> Markup:
+    """``bi("受理", "Accept")``, ``bi(("受理", "Accept"))`` or ``bi("受理 Accept")``, in the reader's order."""
+    if en is None:
+        if isinstance(zh, tuple) and len(zh) == 2:
+            zh, en = zh
+        else:
+            found = split_pair(str(zh))
+            if found is None:
+                return Markup(escape(zh))
+            zh, en = found
+    return pair_html(str(zh), str(en), _context_lang(ctx), small=small)
+
+
+@pass_context
+def bi_filter(ctx: Context, text: Any, small: bool = False) -> Markup:
+    """``{{ label | bi }}``: a "中文 English" string in the reader's order; any other string as it is."""
+    result: Markup = bi(ctx, text, None, small)
+    return result
+
+
+@pass_context
+def bi_text(ctx: Context, zh: str, en: str) -> str:
+    """Plain text in the reader's order, for an attribute (``data-label``, ``aria-label``) or an option."""
+    return f"{en} {zh}" if _context_lang(ctx) == EN else f"{zh} {en}"
+
+
+@pass_context
+def bi_labels(ctx: Context, pairs: Any) -> list[str]:
+    """``bi_text`` of each ``(zh, en)`` pair: a table's column names for its cells' ``data-label``."""
+    return [bi_text(ctx, zh, en) for zh, en in pairs]
+
+
+@pass_context
+def html_lang(ctx: Context) -> str:
+    return HTML_LANG[_context_lang(ctx)]
+
+
+@pass_context
+def page_lang(ctx: Context) -> str:
+    """``zh`` or ``en``, for a template that words a sentence differently."""
+    return _context_lang(ctx)
+
+
+def here(request: Request[Any, Any, Any]) -> str:
+    """The page to come back to: this page, or for a re-shown form (a POST) the page the form was on."""
+    if request.method in ("GET", "HEAD"):
+        # as asked ("/office/sms/" keeps its slash); some servers leave the query on raw_path
+        raw = (request.scope.get("raw_path") or request.url.path.encode()).split(b"?", 1)[0]
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        return local_path(raw.decode("latin-1") + ("?" + query if query else ""))
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc != request.headers.get("host", ""):
+        return "/"
+    return local_path(referer.path + ("?" + referer.query if referer.query else ""))
+
+
+@pass_context
+def switch_url(ctx: Context) -> str:
+    """Where the header's English / 中文 link goes: ``/lang?to=…&next=<this page>``."""
+    request = ctx.get("request")
+    to = ZH if _context_lang(ctx) == EN else EN
+    back = here(request) if isinstance(request, Request) else "/"
+    return f"/lang?to={to}&next=" + quote(back, safe="/")
+
+
+def local_path(raw: str) -> str:
+    """``raw`` when it is a path on this node (``/…``), otherwise ``/``: never a way to another site."""
+    if (
+        not raw.startswith("/")
+        or raw.startswith("//")
+        or "\\" in raw
+        or any(ord(c) < 0x21 or c == "\x7f" for c in raw)
+        or len(raw) > 2000
+    ):
+        return "/"
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc or parts.path.startswith("/lang"):
+        return "/"
+    return raw
+
+
+class LanguageController(Controller):
+    path = "/lang"
+    include_in_schema = False
+
+    @get("/", status_code=303)
+    async def switch(self, to: FromQuery[str] = ZH, next: FromQuery[str] = "/") -> Redirect:
+        """Remember the reader's language for a year and go back to the page the switch was on."""
+        chosen = EN if to == EN else ZH
+        redirect = Redirect(path=local_path(next), status_code=303)
+        redirect.cookies.append(
+            Cookie(key=LANG_COOKIE, value=chosen, path="/", max_age=ONE_YEAR, httponly=True, samesite="lax")
+        )
+        return redirect
+
+
+def register(engine: Any) -> None:
+    """Litestar's ``engine_callback``: the language globals and the ``bi`` filter for every template."""
+    env = engine.engine
+    env.globals.update(
+        bi=bi, bi_text=bi_text, bi_labels=bi_labels, html_lang=html_lang, page_lang=page_lang, switch_url=switch_url
+    )
+    env.filters["bi"] = bi_filter

@@ -1,0 +1,147 @@
+"""The county office's pages and the SMS outbox in a real Chromium, in Chinese and in English.
+
+At a phone's width (390 px), a desk's (1366×768) and 200% zoom (683 CSS px) no office page scrolls
+sideways: the ledger, statistics, assessment, business-report, rules and outbox tables turn into
+one card per row, each cell led by its column's name, as the village tables do. axe-core's WCAG
+A/AA rules pass in both languages; the header's English switch comes back to the page it was on
+with ``<html lang="en">``. (The switch and the notice badge at a village desk:
+``tests/screens/test_language_browser.py``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
+
+from sanji.config import NodeSettings
+from sanji.demo.cluster import Cluster, free_port
+from sanji.keys import read_directory, read_key
+from sanji.notify.outbox import DEAD, SENT, Message, Outbox
+from sanji.store import Store, open_database
+from sanji.web.app import build_app
+from tests.screens.axe_kit import violations
+
+pytestmark = pytest.mark.processes
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+PAGES = (
+    "/office/ledger?from=2026-11-01&to=2026-11-30",
+    "/office/assessment/?quarter=2026Q4",
+    "/office/business/?from=2026-11-01&to=2026-11-30",
+    "/office/rules/",
+    "/office/sms/",
+)
+WIDTH = "[document.scrollingElement.scrollWidth, window.innerWidth]"
+
+
+async def _seed_outbox(settings: NodeSettings) -> None:
+    """Three messages at the county: one waiting, one sent, one dead letter with a long error."""
+    db = await open_database(settings.db_url)
+    try:
+        directory = read_directory(settings.path(settings.node.directory))
+        store = Store(db, node_id="C", key=read_key(settings.path(settings.node.key_file)), directory=directory)
+        outbox = Outbox(store, settings.sms)
+        text = "【示例县政务服务】您申请的临时救助已受理，回执号T01V01-20261102-0001-7，请留意后续通知。"
+        await outbox.enqueue(
+            [
+                Message(
+                    key=f"k{i}",
+                    event="accepted",
+                    errand="E1",
+                    recipient="applicant",
+                    contact="",
+                    shown_to="138****5678",
+                    text=text,
+                )
+                for i in range(3)
+            ]
+        )
+        ids = sorted(r["id"] for r in await outbox.rows())
+        await outbox._update(ids[1], status=SENT, sent_at=time.time(), attempts=1)
+        await outbox._update(
+            ids[2], status=DEAD, attempts=5, last_error="gateway refused: 40001 invalid-signature " * 3
+        )
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def live_office(county_node: tuple[Cluster, NodeSettings]) -> Iterator[str]:  # noqa: F811
+    if not os.access(CHROMIUM, os.X_OK):
+        if os.environ.get("SANJI_REQUIRE_BROWSER", "") == "1":
+            pytest.fail(f"SANJI_REQUIRE_BROWSER=1 but no Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM}: the office phone test did NOT run (apt-get install -y chromium)")
+    asyncio.run(_seed_outbox(county_node[1]))
+    port = free_port()
+    app = build_app(county_node[1], title="test")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="office-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the county node did not start within 15 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _switch(page: Any, to: str) -> None:
+    """Follow the header's English / 中文 link; it must come back to the same page."""
+    before = page.url
+    page.locator("#lang-switch").click()
+    page.wait_for_load_state()
+    assert page.url == before, (before, page.url)
+    assert page.evaluate("document.documentElement.lang") == ("en" if to == "en" else "zh-CN")
+
+
+def test_office_pages_fit_a_phone_a_desk_and_a_zoomed_screen_in_both_languages(
+    live_office: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            for width, height, scale in ((390, 844, 3), (1366, 768, 1), (683, 384, 2)):
+                context = browser.new_context(
+                    viewport={"width": width, "height": height}, device_scale_factor=scale, locale="zh-CN"
+                )
+                page = context.new_page()
+                page.set_default_timeout(10_000)
+                for lang in ("zh", "en"):
+                    page.goto(live_office + PAGES[0])
+                    if lang == "en":
+                        _switch(page, "en")
+                    misfits, problems = [], []
+                    for path in PAGES:
+                        response = page.goto(live_office + path)
+                        assert response is not None and response.status == 200, path
+                        assert page.evaluate("document.documentElement.lang") == ("en" if lang == "en" else "zh-CN")
+                        scroll, inner = page.evaluate(WIDTH)
+                        if scroll > inner:
+                            misfits.append(f"{path}: {scroll} px in a {inner} px window")
+                        if width != 683:
+                            problems += [f"{path}: {v}" for v in violations(page)]
+                    assert not misfits, f"sideways scrolling at {width}x{height} ({lang}): {misfits}"
+                    assert not problems, (width, lang, problems)
+                    if width == 390:
+                        page.goto(live_office + "/office/sms/")
+                        page.screenshot(path=str(tmp_path / f"sms-390-{lang}.png"), full_page=True)
+                    if lang == "en":
+                        _switch(page, "zh")
+                context.close()
+        finally:
+            browser.close()
