@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import platform
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from bench.output import publish
 from protocol.encoding import encode
 from protocol.errand import ErrandState, digest_of
 from protocol.urging import Urging
@@ -113,10 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "new_us_per_digest": round(min(new), 3),
         "speedup": round(min(old) / min(new), 2),
     }
-    text = json.dumps(result, ensure_ascii=False)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    publish(result, args.out)
     print(f"digest: old {result['old_us_per_digest']} us, new {result['new_us_per_digest']} us", file=sys.stderr)
     return result
 
