@@ -802,7 +802,7 @@ def basis(directory: Directory) -> str:
 def digest_of(
     errand_id: str, state: ErrandState | None, main: list[str], notes: list[str], rejected: dict[str, str]
 ) -> str:
-    material = _in_order.encode([errand_id, _digested(state), main, notes, sorted(rejected)])
+    material = encode([errand_id, _digested(state), main, notes, sorted(rejected)])
     return hashlib.sha256(material).hexdigest()
 
 
@@ -820,7 +820,6 @@ def digest_of(
 # (tests/protocol/test_digest_encoding.py checks it against decode-and-re-encode).
 LATER_DEFAULTS: tuple[str, ...] = ("urgings",)
 NEVER_DIGESTED: tuple[str, ...] = ("joint_answers_at_departments",)
-_in_order = msgspec.msgpack.Encoder(order="deterministic")
 
 
 def _mirror(
