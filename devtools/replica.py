@@ -19,8 +19,9 @@ a dark township to the county).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -33,13 +34,20 @@ from protocol.errors import SanjiError
 from protocol.exchange import (
     Absorb,
     Command,
+    ConfirmChild,
     ConfirmPositions,
     Cursors,
     FramesAfter,
+    FramesForChild,
+    HeldAbove,
+    HeldForChild,
     Now,
+    OutboxSize,
+    ParentCommand,
     PeerAcked,
     PeerHolds,
     PeerRecord,
+    PositionsConfirmed,
     Recovered,
     Request,
     Response,
@@ -50,6 +58,8 @@ from protocol.exchange import (
     Tally,
     child_session,
     expected,
+    parent_cursors,
+    parent_pull,
 )
 from protocol.hlc import HybridClock
 from protocol.ledger import (
@@ -90,14 +100,10 @@ from protocol.session import (
     PullResponse,
     PushRequest,
     PushResponse,
-    cursor_map,
-    cursors_from,
 )
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
-
-MAX_PULL_BYTES = 4 * 1024 * 1024  # as sanji.sync.server.MAX_PULL_BYTES
 
 FrameOpener = Callable[[bytes], Batch]
 
@@ -588,31 +594,57 @@ def serve(replica: Replica, request: Request) -> Response:
     sender = request.sender
     check_descendant(replica.directory, replica.node_id, sender)
     if isinstance(request, CursorsRequest):
-        held = replica.cursors_for_child(sender)
-        reclaim = replica.confirm_child(sender, cursor_map(request.ancestor_streams))
-        down = None
-        if not reclaim:  # as SyncServer.cursors: own fresh actions sealed, then what the subtree's streams hold
-            if replica.positions_confirmed and replica.outbox_size():
-                replica.seal_outbox()
-            down = cursors_from(for_subtree(replica.directory, sender).select(replica.streams()))
+        answer = _answer_child(replica, parent_cursors(replica.directory, request))
         return CursorsResponse(
             node=replica.node_id,
             at=replica.clock.now(),
-            cursors=cursors_from(held),
-            reclaim=cursors_from(reclaim),
-            above=cursors_from(replica.held_above(sender, held)),
-            down=down,
+            cursors=answer.cursors,
+            reclaim=answer.reclaim,
+            above=answer.above,
+            down=answer.down,
         )
     if isinstance(request, PushRequest):
         replica.clock.observe(request.at)
         results = replica.receive(request.frames, peer=sender)
         return PushResponse(node=replica.node_id, at=replica.clock.now(), results=tuple(results))
     replica.clock.observe(request.at)
-    budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
-    if replica.positions_confirmed and replica.outbox_size():
-        replica.seal_outbox()  # our own fresh actions go down in this very pull
-    frames, more = replica.frames_for_child(sender, cursor_map(request.cursors), budget)
+    frames, more = _answer_child(replica, parent_pull(request))
     return PullResponse(node=replica.node_id, at=replica.clock.now(), frames=tuple(frames), more=more)
+
+
+R = TypeVar("R")
+
+
+def _answer_child(replica: Replica, steps: Generator[ParentCommand | FramesForChild, Any, R]) -> R:
+    """Answer the parent's steps (``protocol.exchange.parent_cursors``/``parent_pull``) with the replica,
+    as ``SyncServer`` answers them with the store."""
+    answer: Any = None
+    while True:
+        try:
+            command = steps.send(answer)
+        except StopIteration as done:
+            result: R = done.value
+            return result
+        answer = _perform_parent(replica, command)
+
+
+def _perform_parent(r: Replica, command: ParentCommand | FramesForChild) -> Any:
+    if isinstance(command, HeldForChild):
+        return r.cursors_for_child(command.child)
+    if isinstance(command, ConfirmChild):
+        return r.confirm_child(command.child, dict(command.reported))
+    if isinstance(command, PositionsConfirmed):
+        return r.positions_confirmed
+    if isinstance(command, OutboxSize):
+        return r.outbox_size()
+    if isinstance(command, SealOutbox):
+        r.seal_outbox()
+        return None
+    if isinstance(command, Cursors):
+        return command.which.select(r.streams())
+    if isinstance(command, HeldAbove):
+        return r.held_above(command.child, dict(command.held))
+    return r.frames_for_child(command.child, dict(command.after), command.budget)
 
 
 # -- the child's side of a session ----------------------------------------------------------

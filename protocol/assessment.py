@@ -25,7 +25,6 @@ can be traced back.
 
 from __future__ import annotations
 
-import struct
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
@@ -33,9 +32,10 @@ from typing import Literal
 
 import msgspec
 
+from protocol import envelope
 from protocol.deadlines import CalendarUnknown, WorkCalendar
 from protocol.encoding import encode
-from protocol.errors import FrameError, SanjiError, SignatureError, UnsupportedFormat
+from protocol.errors import FrameError, SanjiError, SignatureError
 from protocol.signing import KeyRecord, SigningKey, verify
 
 RULES = "assessment_rules"  # the document kind nodes store the signed rules under
@@ -218,37 +218,26 @@ def sign_rules(rules: AssessmentRules, key: SigningKey) -> bytes:
     if problems:
         raise RulesError("assessment rules cannot be signed: " + "; ".join(problems))
     payload = encode(rules)
-    key_id = key.key_id.encode("ascii")
-    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
-    signature = key.sign(signed)
-    return signed + struct.pack(">H", len(signature)) + signature
+    return envelope.seal(MAGIC, payload, key, version=FORMAT_VERSION)
 
 
 def open_rules(blob: bytes, keys: Mapping[str, KeyRecord]) -> AssessmentRules:
     """Check the signature (a key of the county's), then decode and check the rules."""
-    if len(blob) > MAX_RULES_BYTES:
-        raise FrameError(f"signed assessment rules are {len(blob)} bytes; the limit is {MAX_RULES_BYTES}")
-    if len(blob) < 5 or blob[:3] != MAGIC:
-        raise FrameError("not signed assessment rules (bad magic bytes)")
-    if blob[3] != FORMAT_VERSION:
-        raise UnsupportedFormat(f"assessment rules format {blob[3]} is not supported")
-    pos = 5 + blob[4]
-    if len(blob) < pos + 4:
-        raise FrameError("signed assessment rules are truncated")
-    key_id = blob[5:pos].decode("ascii", "replace")
-    (size,) = struct.unpack(">I", blob[pos : pos + 4])
-    end = pos + 4 + size
-    if len(blob) < end + 2:
-        raise FrameError("signed assessment rules are truncated")
-    (sig_len,) = struct.unpack(">H", blob[end : end + 2])
-    if len(blob) != end + 2 + sig_len:
-        raise FrameError("signed assessment rules do not match their length")
+    # An oversized document has always been a plain FrameError here (its code is what a client sees).
+    key_id, signed, signature, payload = envelope.open_envelope(
+        blob,
+        magic=MAGIC,
+        version=FORMAT_VERSION,
+        max_bytes=MAX_RULES_BYTES,
+        what="signed assessment rules document",
+        too_large=FrameError,
+    )
     record = keys.get(key_id)
     if record is None or record.revoked:
         raise SignatureError(f"assessment rules are signed by key {key_id}, not one the county publishes with")
-    verify(record, blob[:end], blob[end + 2 :])
+    verify(record, signed, signature)
     try:
-        rules = _rules_decoder.decode(blob[pos + 4 : end])
+        rules = _rules_decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise FrameError(f"assessment rules do not decode: {exc}") from None
     problems = check_rules(rules)

@@ -5,7 +5,7 @@ A stream is everything one *origin* node writes about the errands of one
 stream carries the hash of batch ``n-1``, so a relay can neither drop, reorder,
 nor alter a batch without the receiver noticing.
 
-Frame layout (all integers big-endian)::
+Frame layout: the signed envelope (``protocol.envelope``) under the magic ``SJB``::
 
     b"SJB" | version:u8 | key_id_len:u8 | key_id | payload_len:u32 | payload | sig_len:u16 | sig
 
@@ -17,13 +17,12 @@ finds the key, verifies the signature and only then decodes ``payload``
 from __future__ import annotations
 
 import hashlib
-import struct
 import zlib
 from collections.abc import Sequence
 
 import msgspec
 
-from protocol import limits
+from protocol import envelope, limits
 from protocol.actions import Action
 from protocol.encoding import decode_actions, encode
 from protocol.errors import FrameError, FrameTooLarge, RevokedKey, RouteError, SignatureError, UnsupportedFormat
@@ -126,10 +125,7 @@ def seal(
             body=body,
         )
     )
-    key_id = key.key_id.encode()
-    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
-    signature = key.sign(signed)
-    frame = signed + struct.pack(">H", len(signature)) + signature
+    frame = envelope.seal(MAGIC, payload, key, version=FORMAT_VERSION)
     if len(frame) > limits.MAX_FRAME_BYTES:
         raise ValueError(f"batch of {len(actions)} actions is {len(frame)} bytes; use fewer actions per batch")
     return frame
@@ -137,40 +133,23 @@ def seal(
 
 def split_frame(frame: bytes) -> tuple[str, bytes, bytes]:
     """Return (key_id, signed part, signature) without trusting anything yet."""
-    if len(frame) > limits.MAX_FRAME_BYTES:
-        raise FrameTooLarge(f"batch is {len(frame)} bytes; the limit is {limits.MAX_FRAME_BYTES}")
-    if len(frame) < 5 or frame[:3] != MAGIC:
-        raise FrameError("not a Sanji batch (bad magic bytes)")
-    if frame[3] != FORMAT_VERSION:
-        raise UnsupportedFormat(f"batch format {frame[3]} is not supported (this node reads {FORMAT_VERSION})")
-    kid_len = frame[4]
-    pos = 5 + kid_len
-    if len(frame) < pos + 4:
-        raise FrameError("batch is truncated inside its header")
-    try:
-        key_id = frame[5:pos].decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("batch key id is not ASCII") from None
-    (payload_len,) = struct.unpack(">I", frame[pos : pos + 4])
-    end = pos + 4 + payload_len
-    if len(frame) < end + 2:
-        raise FrameError("batch is truncated inside its payload")
-    (sig_len,) = struct.unpack(">H", frame[end : end + 2])
-    if len(frame) != end + 2 + sig_len:
-        raise FrameError(f"batch length {len(frame)} does not match its header ({end + 2 + sig_len})")
-    return key_id, frame[:end], frame[end + 2 :]
+    opened = envelope.open_envelope(
+        frame, magic=MAGIC, version=FORMAT_VERSION, max_bytes=limits.MAX_FRAME_BYTES, what="batch"
+    )
+    return opened.key_id, opened.signed, opened.signature
 
 
 def open_frame(frame: bytes, directory: Directory) -> Batch:
     """Verify a frame's signature, then decode it. Raises a SanjiError subclass on any fault."""
-    key_id, signed, signature = split_frame(frame)
+    key_id, signed, signature, body = envelope.open_envelope(
+        frame, magic=MAGIC, version=FORMAT_VERSION, max_bytes=limits.MAX_FRAME_BYTES, what="batch"
+    )
     record = directory.key(key_id)
     if record is None:
         raise SignatureError(f"batch is signed by unknown key {key_id}")
     verify(record, signed, signature)
-    payload_start = 5 + len(key_id) + 4
     try:
-        payload = _payload_decoder.decode(signed[payload_start:])
+        payload = _payload_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:  # nested past the recursion limit: still just bad bytes
         raise FrameError(f"signed batch payload does not decode: {exc}") from None
     if payload.format != FORMAT_VERSION:

@@ -15,15 +15,15 @@ other signed document passes for a business report)::
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 
 import msgspec
 
+from protocol import envelope
 from protocol.encoding import encode
-from protocol.errors import FrameError, SignatureError, UnsupportedFormat
+from protocol.errors import FrameError, SignatureError
 from protocol.signing import KeyRecord, SigningKey, verify
 
 MAGIC = b"SJR"
@@ -75,32 +75,19 @@ _decoder = msgspec.msgpack.Decoder(BusinessReport)
 
 def sign_business(report: BusinessReport, key: SigningKey) -> bytes:
     payload = encode(report)
-    key_id = key.key_id.encode("ascii")
-    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
-    signature = key.sign(signed)
-    return signed + struct.pack(">H", len(signature)) + signature
+    return envelope.seal(MAGIC, payload, key, version=FORMAT_VERSION)
 
 
-def _payload(blob: bytes) -> tuple[str, bytes, int]:
-    """The key id, the payload and where the signed part ends; framing faults raise FrameError."""
-    if len(blob) > MAX_BUSINESS_BYTES:
-        raise FrameError(f"a business report of {len(blob)} bytes exceeds {MAX_BUSINESS_BYTES}")
-    if len(blob) < 5 or blob[:3] != MAGIC:
-        raise FrameError("not a signed business report (bad magic bytes)")
-    if blob[3] != FORMAT_VERSION:
-        raise UnsupportedFormat(f"business report format {blob[3]} is not supported")
-    pos = 5 + blob[4]
-    if len(blob) < pos + 4:
-        raise FrameError("signed business report is truncated")
-    key_id = blob[5:pos].decode("ascii", "replace")
-    (size,) = struct.unpack(">I", blob[pos : pos + 4])
-    end = pos + 4 + size
-    if len(blob) < end + 2:
-        raise FrameError("signed business report is truncated")
-    (sig_len,) = struct.unpack(">H", blob[end : end + 2])
-    if len(blob) != end + 2 + sig_len:
-        raise FrameError("signed business report does not match its length")
-    return key_id, blob[pos + 4 : end], end
+def _opened(blob: bytes) -> envelope.Opened:
+    """The envelope's parts; framing faults raise FrameError (an oversized report too: its code never changed)."""
+    return envelope.open_envelope(
+        blob,
+        magic=MAGIC,
+        version=FORMAT_VERSION,
+        max_bytes=MAX_BUSINESS_BYTES,
+        what="signed business report",
+        too_large=FrameError,
+    )
 
 
 def _decode(payload: bytes) -> BusinessReport:
@@ -114,7 +101,7 @@ def _decode(payload: bytes) -> BusinessReport:
 
 def read_business(blob: bytes) -> BusinessReport:
     """The report inside a blob verified when it was kept (its key may have been rotated since)."""
-    return _decode(_payload(blob)[1])
+    return _decode(_opened(blob).payload)
 
 
 def open_business(blob: bytes, key: Callable[[str], KeyRecord | None]) -> BusinessReport:
@@ -122,11 +109,11 @@ def open_business(blob: bytes, key: Callable[[str], KeyRecord | None]) -> Busine
 
     ``key``: key id -> its record (``Directory.key``). A report signed by any key but its own node's is refused.
     """
-    key_id, payload, end = _payload(blob)
+    key_id, signed, signature, payload = _opened(blob)
     report = _decode(payload)
     # Decoded before the check only to learn whose keys to check with; nothing is used unless it holds.
     record = key(key_id)
     if record is None or record.revoked or record.node != report.node:
         raise SignatureError(f"business report of {report.node} is signed by key {key_id}, not one of that node's")
-    verify(record, blob[:end], blob[end + 2 :])
+    verify(record, signed, signature)
     return report

@@ -24,15 +24,15 @@ be passed off as the other)::
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Mapping
 from datetime import date
 
 import msgspec
 
+from protocol import envelope
 from protocol.deadlines import CalendarData, CalendarInvalid, WorkCalendar
 from protocol.encoding import encode
-from protocol.errors import FrameError, FrameTooLarge, SignatureError, UnsupportedFormat
+from protocol.errors import FrameError, SignatureError
 from protocol.signing import KeyRecord, SigningKey, verify
 
 __all__ = [
@@ -211,40 +211,10 @@ def sign_calendar(doc: OfficialCalendar, key: SigningKey) -> bytes:
         ),
     )
     payload = encode(doc)
-    key_id = key.key_id.encode("ascii")
-    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
-    signature = key.sign(signed)
-    blob = signed + struct.pack(">H", len(signature)) + signature
+    blob = envelope.seal(MAGIC, payload, key, version=FORMAT_VERSION)
     if len(blob) > MAX_CALENDAR_BYTES:
         raise CalendarInvalid(f"signed calendar is {len(blob)} bytes; the limit is {MAX_CALENDAR_BYTES}")
     return blob
-
-
-def _split(blob: bytes) -> tuple[str, bytes, bytes, int]:
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise FrameError(f"a signed calendar is bytes, not {type(blob).__name__}")
-    blob = bytes(blob)
-    if len(blob) > MAX_CALENDAR_BYTES:
-        raise FrameTooLarge(f"signed calendar is {len(blob)} bytes; the limit is {MAX_CALENDAR_BYTES}")
-    if len(blob) < 5 or blob[:3] != MAGIC:
-        raise FrameError(f"not a Sanji working-day calendar (a signed calendar starts with {MAGIC!r})")
-    if blob[3] != FORMAT_VERSION:
-        raise UnsupportedFormat(f"calendar format {blob[3]} is not supported (this node reads {FORMAT_VERSION})")
-    pos = 5 + blob[4]
-    if len(blob) < pos + 4:
-        raise FrameError("signed calendar is truncated inside its header")
-    try:
-        key_id = blob[5:pos].decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("signed calendar key id is not ASCII") from None
-    (payload_len,) = struct.unpack(">I", blob[pos : pos + 4])
-    end = pos + 4 + payload_len
-    if len(blob) < end + 2:
-        raise FrameError("signed calendar is truncated inside its payload")
-    (sig_len,) = struct.unpack(">H", blob[end : end + 2])
-    if len(blob) != end + 2 + sig_len:
-        raise FrameError(f"signed calendar length {len(blob)} does not match its header ({end + 2 + sig_len})")
-    return key_id, blob[:end], blob[end + 2 :], pos + 4
 
 
 def open_calendar(blob: bytes, keys: Mapping[str, KeyRecord]) -> OfficialCalendar:
@@ -253,7 +223,9 @@ def open_calendar(blob: bytes, keys: Mapping[str, KeyRecord]) -> OfficialCalenda
     ``keys``: the records trusted to publish county documents (``protocol.catalogue.publisher_keys``).
     Raises FrameError (and subclasses), SignatureError or CalendarInvalid.
     """
-    key_id, signed, signature, payload_at = _split(blob)
+    key_id, signed, signature, payload = envelope.open_envelope(
+        blob, magic=MAGIC, version=FORMAT_VERSION, max_bytes=MAX_CALENDAR_BYTES, what="signed calendar"
+    )
     record = keys.get(key_id)
     if record is None:
         raise SignatureError(f"calendar is signed by key {key_id}, which this node does not trust to publish one")
@@ -261,7 +233,7 @@ def open_calendar(blob: bytes, keys: Mapping[str, KeyRecord]) -> OfficialCalenda
         raise SignatureError(f"calendar is signed by key {key_id} of {record.node}, which is not usable")
     verify(record, signed, signature)
     try:
-        doc = _decoder.decode(signed[payload_at:])
+        doc = _decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise FrameError(f"signed calendar payload does not decode: {exc}") from None
     problems = check_calendar(doc)

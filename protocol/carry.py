@@ -1,6 +1,6 @@
 """Hand-carried files (sneakernet): batches on a USB stick between nodes with no link.
 
-Layout::
+Layout (the head, magic and format, is ``protocol.envelope.check_head``'s; what follows is this file's own)::
 
     b"SJX" | version:u8 | header_len:u32 | header (msgpack CarryHeader)
           | for each frame: frame_len:u32 | frame
@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from protocol.errors import FrameError, FrameTooLarge, UnsupportedFormat
+from protocol.envelope import check_head
+from protocol.errors import FrameError, FrameTooLarge
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.wire import decode
 
@@ -113,14 +114,13 @@ class CarryScanner:
                 start = self._take(4)
                 if start is None:
                     return out
-                if start[:3] != MAGIC:
-                    raise FrameError(
-                        "not a Sanji transfer file (bad magic bytes)", hint="Check that the right file was chosen."
-                    )
-                if start[3] != FORMAT_VERSION:
-                    raise UnsupportedFormat(
-                        f"transfer file format {start[3]} is not supported (this node reads {FORMAT_VERSION})"
-                    )
+                check_head(
+                    start,
+                    magic=MAGIC,
+                    version=FORMAT_VERSION,
+                    what="transfer file",
+                    hint="Check that the right file was chosen.",
+                )
             if self.header is None:
                 if self._need_head < 0:
                     raw = self._take(4)

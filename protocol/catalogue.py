@@ -10,7 +10,7 @@ The county publishes the catalogue and every node must hold the same version
   001_74fbf89f6caad6fd.txt);
 * the signature is checked before a byte of the payload is decoded.
 
-Envelope layout (all integers big-endian; the batch frame's layout under its own magic,
+Envelope layout (``protocol.envelope``: the batch frame's layout under its own magic,
 so neither can be passed off as the other)::
 
     b"SJC" | version:u8 | key_id_len:u8 | key_id | payload_len:u32 | payload | sig_len:u16 | sig
@@ -22,16 +22,15 @@ field name, like the actions); the signature covers every byte before ``sig_len`
 from __future__ import annotations
 
 import hashlib
-import struct
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date
 
 import msgspec
 
-from protocol import limits
+from protocol import envelope, limits
 from protocol.encoding import encode
-from protocol.errors import FrameError, FrameTooLarge, SanjiError, SignatureError, UnsupportedFormat
+from protocol.errors import FrameError, SanjiError, SignatureError
 from protocol.matter import CATEGORIES as CATEGORIES  # re-exported: the entry lives in protocol.matter
 from protocol.matter import LEVELS as LEVELS
 from protocol.matter import LIMIT_UNITS as LIMIT_UNITS
@@ -386,43 +385,10 @@ def sign_catalogue(catalogue: Catalogue, key: SigningKey) -> bytes:
     if problems:
         raise CatalogueError(f"catalogue of {catalogue.county} v{catalogue.version} cannot be signed", problems)
     payload = encode(catalogue)
-    key_id = key.key_id.encode("ascii")
-    signed = MAGIC + bytes([FORMAT_VERSION, len(key_id)]) + key_id + struct.pack(">I", len(payload)) + payload
-    signature = key.sign(signed)
-    blob = signed + struct.pack(">H", len(signature)) + signature
+    blob = envelope.seal(MAGIC, payload, key, version=FORMAT_VERSION)
     if len(blob) > MAX_CATALOGUE_BYTES:
         raise ValueError(f"signed catalogue is {len(blob)} bytes; the limit is {MAX_CATALOGUE_BYTES}")
     return blob
-
-
-def _split(blob: bytes) -> tuple[str, bytes, bytes, int]:
-    """Return (key id, signed part, signature, payload offset) without trusting anything yet."""
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise FrameError(f"a signed catalogue is bytes, not {type(blob).__name__}")
-    blob = bytes(blob)
-    if len(blob) > MAX_CATALOGUE_BYTES:
-        raise FrameTooLarge(f"signed catalogue is {len(blob)} bytes; the limit is {MAX_CATALOGUE_BYTES}")
-    if len(blob) < 5 or blob[:3] != MAGIC:
-        what = "a batch frame" if blob[:3] == b"SJB" else "not a Sanji catalogue"
-        raise FrameError(f"{what} (bad magic bytes; a signed catalogue starts with {MAGIC!r})")
-    if blob[3] != FORMAT_VERSION:
-        raise UnsupportedFormat(f"catalogue format {blob[3]} is not supported (this node reads {FORMAT_VERSION})")
-    kid_len = blob[4]
-    pos = 5 + kid_len
-    if len(blob) < pos + 4:
-        raise FrameError("signed catalogue is truncated inside its header")
-    try:
-        key_id = blob[5:pos].decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("signed catalogue key id is not ASCII") from None
-    (payload_len,) = struct.unpack(">I", blob[pos : pos + 4])
-    end = pos + 4 + payload_len
-    if len(blob) < end + 2:
-        raise FrameError("signed catalogue is truncated inside its payload")
-    (sig_len,) = struct.unpack(">H", blob[end : end + 2])
-    if len(blob) != end + 2 + sig_len:
-        raise FrameError(f"signed catalogue length {len(blob)} does not match its header ({end + 2 + sig_len})")
-    return key_id, blob[:end], blob[end + 2 :], pos + 4
 
 
 def open_catalogue(blob: bytes, keys: Mapping[str, KeyRecord], *, publisher: str | None = None) -> Catalogue:
@@ -432,7 +398,9 @@ def open_catalogue(blob: bytes, keys: Mapping[str, KeyRecord], *, publisher: str
     (see ``publisher_keys``); ``publisher``, if given, is the node that must have
     signed. Raises FrameError (and subclasses), SignatureError or CatalogueError.
     """
-    key_id, signed, signature, payload_at = _split(blob)
+    key_id, signed, signature, payload = envelope.open_envelope(
+        blob, magic=MAGIC, version=FORMAT_VERSION, max_bytes=MAX_CATALOGUE_BYTES, what="signed catalogue"
+    )
     record = keys.get(key_id)
     if record is None:
         raise SignatureError(f"catalogue is signed by key {key_id}, which this node does not trust to publish one")
@@ -444,7 +412,7 @@ def open_catalogue(blob: bytes, keys: Mapping[str, KeyRecord], *, publisher: str
         raise SignatureError(f"catalogue is signed by {record.node}, not by the publisher {publisher}")
     verify(record, signed, signature)
     try:
-        catalogue = _catalogue_decoder.decode(signed[payload_at:])
+        catalogue = _catalogue_decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise FrameError(f"signed catalogue payload does not decode: {exc}") from None
     problems = validate_catalogue(catalogue)

@@ -13,8 +13,9 @@ next holder, and nothing but that node's ``receive`` may follow it.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections import defaultdict
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import date
 
 import msgspec
@@ -801,27 +802,57 @@ def basis(directory: Directory) -> str:
 def digest_of(
     errand_id: str, state: ErrandState | None, main: list[str], notes: list[str], rejected: dict[str, str]
 ) -> str:
-    material = _in_order.encode([errand_id, _digested(state), main, notes, sorted(rejected)])
+    material = encode([errand_id, _digested(state), main, notes, sorted(rejected)])
     return hashlib.sha256(material).hexdigest()
 
 
 # The digest is what replicas compare, across releases too (a tree runs mixed releases while it is
 # upgraded, and `sanji verify` recomputes digests stored by an earlier release). Fields added to the
-# state after 0.3.0 are left out of it while they hold their defaults, so the same errand has the same
-# digest on a node that cannot hold them; ``joint_answers_at_departments`` is an input of ``judge``
-# whose outcome the digest already covers (main line, rejections), so it is always left out.
-_in_order = msgspec.msgpack.Encoder()  # the decoded maps below keep the canonical encoding's key order
-_LATER_DEFAULTS: dict[str, object] = {"urgings": []}
+# state after 0.3.0 are left out of it while they hold their defaults (``LATER_DEFAULTS``), so the same
+# errand has the same digest on a node that cannot hold them; ``joint_answers_at_departments`` is an
+# input of ``judge`` whose outcome the digest already covers (main line, rejections), so it is always
+# left out (``NEVER_DIGESTED``).
+#
+# The state is encoded once, through mirror structs of the same fields in the same order: in
+# ``_DigestState`` only the later fields have a default and ``omit_defaults`` leaves them out while
+# they hold it; ``_DigestMatter`` lacks the fields never digested. The bytes are those of the
+# canonical encoding (``protocol.encoding``) with those fields dropped, with no decode on the way
+# (tests/protocol/test_digest_encoding.py checks it against decode-and-re-encode).
+LATER_DEFAULTS: tuple[str, ...] = ("urgings",)
+NEVER_DIGESTED: tuple[str, ...] = ("joint_answers_at_departments",)
+
+
+def _mirror(
+    name: str, source: type[msgspec.Struct], *, drop: tuple[str, ...], later: tuple[str, ...]
+) -> tuple[type[msgspec.Struct], Callable[[tuple[object, ...]], tuple[object, ...]]]:
+    """A struct of ``source``'s fields in order but ``drop``; only ``later`` ones default (and are omitted
+    at it). Built positionally from ``source``'s values, kept by the picker returned beside it."""
+    every = msgspec.structs.fields(source)
+    names = [f.name for f in every]
+    if tuple(names[len(names) - len(later) :]) != later:
+        raise TypeError(f"{name}: {later} must be the last fields of {source.__name__} (VERSIONING.md rule 1)")
+    fields: list[tuple[str, type] | tuple[str, type, object]] = []
+    for f in every:
+        if f.name in later:
+            fields.append((f.name, object, f.default if f.default is not msgspec.NODEFAULT else f.default_factory()))
+        elif f.name not in drop:
+            fields.append((f.name, object))
+    kept = [i for i, f in enumerate(every) if f.name not in drop]
+    pick = operator.itemgetter(*kept)
+    return msgspec.defstruct(name, fields, omit_defaults=True), pick
+
+
+_DigestMatter, _matter_values = _mirror("_DigestMatter", Matter, drop=NEVER_DIGESTED, later=())
+_DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=(), later=LATER_DEFAULTS)
+_MATTER_AT = ErrandState.__struct_fields__.index("matter_entry")
 
 
 def _digested(state: ErrandState | None) -> object:
     if state is None:
         return None
-    plain = msgspec.msgpack.decode(encode(state))
-    for name, default in _LATER_DEFAULTS.items():
-        if plain.get(name) == default:
-            del plain[name]
-    entry = plain.get("matter_entry")
-    if isinstance(entry, dict):
-        entry.pop("joint_answers_at_departments", None)
-    return plain
+    values = _state_values(msgspec.structs.astuple(state))
+    entry = state.matter_entry
+    if entry is not None:
+        matter = _DigestMatter(*_matter_values(msgspec.structs.astuple(entry)))
+        values = (*values[:_MATTER_AT], matter, *values[_MATTER_AT + 1 :])
+    return _DigestState(*values)

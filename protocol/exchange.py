@@ -38,6 +38,7 @@ from protocol.ledger import (
     wanted,
 )
 from protocol.session import (
+    Cursor,
     CursorsRequest,
     CursorsResponse,
     FrameResult,
@@ -310,3 +311,104 @@ def _pull(node: str, budget: int, tally: Tally) -> Steps:
                 return  # the page moved nothing forward (a fork, a gap): asking again would spin
         if not reply.more:
             return
+
+
+# -- the parent's side: its answers to a child's cursors and pull requests ------------------------
+#
+# ``parent_cursors`` and ``parent_pull`` are generators too, sent the host's answers like
+# ``child_session``, and they *return* the answer's core. ``sanji.sync.server.SyncServer`` answers
+# with the store (and adds what travels beside: trust, catalogue, reports), the simulation's replica
+# (``devtools.replica.serve``) with dicts, so the simulation runs the parent's rule the nodes run.
+
+MAX_PULL_BYTES = 4 * 1024 * 1024  # the most a parent sends in one pull answer, whatever the child asks
+
+
+@dataclass(frozen=True)
+class HeldForChild:
+    """Answer with this node's cursors of the streams ``child`` may push up (its subtree's, and its
+    ancestors' about its subtree)."""
+
+    child: str
+
+
+@dataclass(frozen=True)
+class ConfirmChild:
+    """``child`` reported holding ``reported`` of its ancestors' streams: record it. Answer with the
+    streams of this node's own that the child holds more of (this node lost them: ``reclaim``)."""
+
+    child: str
+    reported: Mapping[StreamKey, int]
+
+
+@dataclass(frozen=True)
+class PositionsConfirmed:
+    """Answer whether this node's own streams' positions were confirmed in this process
+    (``protocol.ledger.confirms_positions``)."""
+
+
+@dataclass(frozen=True)
+class OutboxSize:
+    """Answer with how many of this node's own actions wait to be sealed."""
+
+
+@dataclass(frozen=True)
+class HeldAbove:
+    """Answer with ``child``'s own streams of which this node's parent held more than ``held``."""
+
+    child: str
+    held: Mapping[StreamKey, int]
+
+
+@dataclass(frozen=True)
+class FramesForChild:
+    """Answer with (frames, more): the batches for ``child``'s subtree after each cursor of ``after``,
+    within ``budget`` bytes."""
+
+    child: str
+    after: Mapping[StreamKey, int]
+    budget: int
+
+
+ParentCommand = HeldForChild | ConfirmChild | PositionsConfirmed | OutboxSize | SealOutbox | Cursors | HeldAbove
+
+
+@dataclass(frozen=True)
+class CursorsAnswer:
+    """The core of a parent's ``CursorsResponse``: what it holds of the child's streams, what it takes
+    back, what its own parent held more of, and (unless it takes something back) what it holds of the
+    child's subtree now, so an idle child that holds all of it needs no pull request."""
+
+    cursors: tuple[Cursor, ...]
+    reclaim: tuple[Cursor, ...]
+    above: tuple[Cursor, ...]
+    down: tuple[Cursor, ...] | None
+
+
+def _seal_fresh() -> Generator[ParentCommand, Any, None]:
+    """This node's own fresh actions are sealed first, so they go down in this very answer — once its
+    positions are confirmed (a parent that lost batches of its own waits for them instead)."""
+    if (yield PositionsConfirmed()) and (yield OutboxSize()):
+        yield SealOutbox()
+
+
+def parent_cursors(directory: Directory, request: CursorsRequest) -> Generator[ParentCommand, Any, CursorsAnswer]:
+    """The parent's answer to a child's opening cursors request (the caller checked the sender)."""
+    child = request.sender
+    held: Mapping[StreamKey, int] = yield HeldForChild(child)
+    reclaim: Mapping[StreamKey, int] = yield ConfirmChild(child, cursor_map(request.ancestor_streams))
+    down = None
+    if not reclaim:
+        yield from _seal_fresh()
+        down = cursors_from((yield Cursors(for_subtree(directory, child))))
+    above: Mapping[StreamKey, int] = yield HeldAbove(child, held)
+    return CursorsAnswer(
+        cursors=cursors_from(held), reclaim=cursors_from(reclaim), above=cursors_from(above), down=down
+    )
+
+
+def parent_pull(request: PullRequest) -> Generator[ParentCommand | FramesForChild, Any, tuple[list[bytes], bool]]:
+    """The parent's answer to a pull: its own fresh actions sealed, then a page within the budget."""
+    yield from _seal_fresh()
+    budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
+    page: tuple[list[bytes], bool] = yield FramesForChild(request.sender, cursor_map(request.cursors), budget)
+    return page

@@ -9,7 +9,7 @@ ciphertext. The applicant's **name stays in clear**: it is printed on receipts, 
 and is the only applicant field the projection (``protocol.errand``) uses, so digests stay
 deterministic and every replica computes them without any private key.
 
-Blob layout::
+Blob layout (the head, magic and format, is ``protocol.envelope.check_head``'s)::
 
     b"SJS" | version:u8 | envelope (msgpack array, canonical)
 
@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from protocol.actions import Register
+from protocol.envelope import check_head
 from protocol.errors import SanjiError
 from protocol.signing import X25519, KeyRecord, key_id_for
 from protocol.topology import Directory
@@ -244,13 +245,16 @@ def seal_personal(personal: Personal, recipients: Sequence[KeyRecord], *, errand
 def _envelope(sealed: bytes) -> _Envelope:
     if len(sealed) > MAX_SEALED_BYTES:
         raise SealError(f"sealed details of {len(sealed)} bytes exceed {MAX_SEALED_BYTES}")
-    if len(sealed) < 5 or sealed[:3] != MAGIC:
-        raise SealError("not sealed Sanji details (bad magic bytes)")
-    if sealed[3] != FORMAT_VERSION:
-        raise SealError(
-            f"sealed details format {sealed[3]} is not supported (this node reads {FORMAT_VERSION})",
-            hint="Upgrade this node: the registering node seals with a newer format.",
-        )
+    check_head(
+        sealed,
+        magic=MAGIC,
+        version=FORMAT_VERSION,
+        what="sealed-details blob",
+        error=SealError,
+        unsupported=SealError,
+        upgrade_hint="Upgrade this node: the registering node seals with a newer format.",
+        at_least=5,
+    )
     body = sealed[4:]
     try:
         envelope = _envelope_decoder.decode(body)

@@ -49,6 +49,7 @@ from typing import Literal
 
 import msgspec
 
+from protocol.envelope import check_head
 from protocol.errors import SanjiError
 from protocol.signing import ED25519, X25519, KeyRecord, SigningKey, verify
 from protocol.topology import COUNTY, ROLES, Directory, NodeEntry
@@ -182,10 +183,9 @@ def parse_document(raw: bytes) -> Document:
     """Decode a trust document (no signature is checked here: ``TrustState`` knows the keys)."""
     if len(raw) > MAX_DOC_BYTES:
         raise TrustError(f"trust document of {len(raw)} bytes exceeds {MAX_DOC_BYTES}")
-    if raw[:3] != MAGIC:
-        raise TrustError("not a Sanji trust document (bad magic)")
-    if len(raw) < 4 or raw[3] != FORMAT_VERSION:
-        raise TrustError(f"trust document format {raw[3] if len(raw) > 3 else '?'} is not {FORMAT_VERSION}")
+    check_head(
+        raw, magic=MAGIC, version=FORMAT_VERSION, what="trust document", error=TrustError, unsupported=TrustError
+    )
     try:
         env = _envelope_decoder.decode(raw[4:])
         body_type = _BODY_TYPES.get(env.kind)

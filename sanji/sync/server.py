@@ -7,13 +7,30 @@ this node, signed by the current key of a node below it, with a counter never us
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
+from collections.abc import Generator
+from typing import Any, TypeVar
 
 import msgspec
 
 from protocol.enrollment import EnrollRequest, EnrollResponse
 from protocol.errors import RouteError
-from protocol.ledger import check_descendant, for_subtree
+from protocol.exchange import (
+    MAX_PULL_BYTES as MAX_PULL_BYTES,  # re-exported: the pull rule lives in protocol.exchange
+)
+from protocol.exchange import (
+    ConfirmChild,
+    Cursors,
+    FramesForChild,
+    HeldAbove,
+    HeldForChild,
+    OutboxSize,
+    ParentCommand,
+    PositionsConfirmed,
+    SealOutbox,
+    parent_cursors,
+    parent_pull,
+)
+from protocol.ledger import check_descendant
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
     ALARM_PREFIX,
@@ -30,8 +47,6 @@ from protocol.session import (
     PullResponse,
     PushRequest,
     PushResponse,
-    cursor_map,
-    cursors_from,
 )
 from protocol.trust import TrustError
 from protocol.wire import decode
@@ -44,8 +59,8 @@ from sanji.sync.freshness import RequestCounters
 from sanji.sync.requests_auth import SignedRequest, Unauthenticated, check_signed
 
 T = TypeVar("T", bound=msgspec.Struct)
+R = TypeVar("R")
 
-MAX_PULL_BYTES = 4 * 1024 * 1024
 log = logging.getLogger("sanji.sync")
 _alarms_logged: dict[str, int] = {}  # node -> the report time of the alarm last logged here
 
@@ -118,15 +133,7 @@ class SyncServer:
             trust_docs, trust_cursor, trust_epoch = await self.trust.for_child(
                 request.sender, request.trust_cursor, request.trust_epoch
             )
-        held = await self.store.cursors_for_child(request.sender)
-        reclaim = await self.store.confirm_child(request.sender, cursor_map(request.ancestor_streams))
-        down = None
-        if not reclaim:
-            # As the pull would: our own fresh actions are sealed first, so an idle child that holds all of
-            # this needs no pull request at all (a parent that lost batches of its own waits for them instead).
-            if self.store.positions_confirmed and await self.store.outbox_size():
-                await self.store.seal_outbox()
-            down = cursors_from(await self.store.cursors_in(for_subtree(self.store.directory, request.sender)))
+        answer = await self._run(parent_cursors(self.store.directory, request))
         await self.store.record_reports(request.reports, via=request.sender)
         await BusinessBook(self.store).receive(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
@@ -145,7 +152,7 @@ class SyncServer:
         return CursorsResponse(
             node=self.store.node_id,
             at=self.store.clock.now(),
-            cursors=cursors_from(held),
+            cursors=answer.cursors,
             catalogue=catalogue,
             calendar=calendar,
             rules=rules,
@@ -156,10 +163,10 @@ class SyncServer:
             trust_epoch=trust_epoch,
             trust_taken=taken,
             rotated=rotated,
-            reclaim=cursors_from(reclaim),
-            above=cursors_from(await self.store.held_above(request.sender, held)),
+            reclaim=answer.reclaim,
+            above=answer.above,
             addresses=self.addresses,
-            down=down,
+            down=answer.down,
         )
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:
@@ -178,11 +185,38 @@ class SyncServer:
     async def pull(self, request: PullRequest, signed: SignedRequest | None = None) -> PullResponse:
         await self._admitted(request.sender, signed)
         self.store.clock.observe(request.at)
-        budget = max(1, min(request.max_bytes, MAX_PULL_BYTES))
-        if self.store.positions_confirmed and await self.store.outbox_size():
-            await self.store.seal_outbox()  # our own fresh actions go down in this very pull
-        frames, more = await self.store.frames_for_child(request.sender, cursor_map(request.cursors), budget)
+        frames, more = await self._run(parent_pull(request))
         return PullResponse(node=self.store.node_id, at=self.store.clock.now(), frames=tuple(frames), more=more)
+
+    async def _run(self, steps: Generator[ParentCommand | FramesForChild, Any, R]) -> R:
+        """Answer the parent's steps (``protocol.exchange.parent_cursors``/``parent_pull``) with the store."""
+        answer: Any = None
+        while True:
+            try:
+                command = steps.send(answer)
+            except StopIteration as done:
+                result: R = done.value
+                return result
+            answer = await self._perform(command)
+
+    async def _perform(self, command: ParentCommand | FramesForChild) -> Any:
+        store = self.store
+        if isinstance(command, HeldForChild):
+            return await store.cursors_for_child(command.child)
+        if isinstance(command, ConfirmChild):
+            return await store.confirm_child(command.child, dict(command.reported))
+        if isinstance(command, PositionsConfirmed):
+            return store.positions_confirmed
+        if isinstance(command, OutboxSize):
+            return await store.outbox_size()
+        if isinstance(command, SealOutbox):
+            await store.seal_outbox()
+            return None
+        if isinstance(command, Cursors):
+            return await store.cursors_in(command.which)
+        if isinstance(command, HeldAbove):
+            return await store.held_above(command.child, dict(command.held))
+        return await store.frames_for_child(command.child, dict(command.after), command.budget)
 
     async def _named_for(self, sender: str, digest: str) -> None:
         named = await self.store.attachments(scopes=self.store.directory.subtree(sender))
