@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sanji.cli import (
     accounts_cmd,
+    archive_cmd,
     assess_cmd,
     backup_cmd,
     calendar_cmd,
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust_cmd.add_parsers(sub)
     demo.add_parser(sub)
     backup_cmd.add_parsers(sub)
+    archive_cmd.add_parser(sub)
     doctor_cmd.add_parser(sub)
     return parser
 
