@@ -125,7 +125,7 @@ async def _snapshot(store: Store) -> tuple[dict[str, tuple[int, int, bool, str]]
 
 async def test_only_old_closed_acknowledged_attachments_are_archived(tree: Tree) -> None:
     village = tree.stores[V]
-    stages = {label: (await village.errand(e))["stage"] for label, e in tree.errands.items()}
+    stages = {label: ((await village.errand(e)) or {}).get("stage") for label, e in tree.errands.items()}
     assert stages["closed"] in ANSWERED and stages["unacked"] in ANSWERED and stages["open"] == REGISTERED
     assert await village.blobs_to_send(T) == {tree.blobs["unacked"]: 50_000}  # its ack never came back
 
