@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -17,11 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bench.corpus import TITLES, Desk, next_form, pick_matter
 from protocol.stages import ANSWERED, REGISTERED
 from protocol.topology import COUNTY, TOWN, VILLAGE
+from sanji.archive_duty import ArchiveSchedule
 from sanji.catalogue import default_catalogue
+from sanji.cli.main import main
 from sanji.context import NodeContext
 from sanji.demo.population import person
 from sanji.evidence import verify
 from sanji.forms import ActionForm, RegisterForm
+from sanji.keys import write_directory, write_key
 from sanji.layout import county_layout
 from sanji.service import ErrandService
 from sanji.store import Database, Store, open_database
@@ -36,6 +41,7 @@ V, T, C = "T01V01", "T01", "C"
 
 @dataclass
 class Tree:
+    workdir: Path
     stores: dict[str, Store]
     desks: dict[str, Desk]
     blobs: dict[str, str]  # errand label -> attachment hash
@@ -77,6 +83,7 @@ async def tree(tmp_path: Path) -> AsyncIterator[Tree]:
     catalogue = default_catalogue()
     try:
         for node, role in ((C, COUNTY), (T, TOWN), (V, VILLAGE)):
+            write_key(tmp_path / node / "node.key", layout.keys[node])
             db = await open_database(f"sqlite:///{tmp_path / node}.db")
             dbs.append(db)
             store = Store(db, node_id=node, key=layout.keys[node], directory=layout.directory)
@@ -85,7 +92,7 @@ async def tree(tmp_path: Path) -> AsyncIterator[Tree]:
             context = NodeContext(store, None)
             context.catalogue = catalogue
             desks[node] = Desk(node, role, f"{TITLES[role]} 王芳", ErrandService(store, context))
-        built = Tree(stores, desks, {}, {})
+        built = Tree(tmp_path, stores, desks, {}, {})
         # closed: its whole life; unacked: the same, but the township's acknowledgement never came back;
         # open: registered and left there (its attachment goes up all the same).
         for label in ("closed", "unacked", "open"):
@@ -103,6 +110,7 @@ async def tree(tmp_path: Path) -> AsyncIterator[Tree]:
             await built.sync()
             if not moved:
                 break
+        write_directory(tmp_path / "directory.json", layout.entries)
         async with stores[V].db.write() as conn:
             await conn.execute(delete(t.blob_acks).where(t.blob_acks.c.hash == built.blobs["unacked"]))
         yield built
@@ -191,3 +199,30 @@ async def test_an_archive_that_breaks_off_drops_nothing(tree: Tree) -> None:
     async with village.db.write() as conn:
         await conn.execute(t.blob_acks.insert().values(peer="T02", hash=tree.blobs["closed"]))
     assert (await village.archive_blobs(after_days=0, now=later)).archived == []
+
+
+async def test_the_command_and_the_duty(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """``sanji archive --dry-run`` lists and changes nothing, ``--apply`` archives, ``sanji verify`` passes."""
+    village = tree.stores[V]
+    config = tree.workdir / V / "node.toml"
+    config.write_text(
+        f'[node]\nid = "{V}"\nrole = "village"\nkey_file = "node.key"\ndirectory = "../directory.json"\n'
+        f'db = "sqlite:///{tree.workdir / V}.db"\n\n[archive]\nafter_days = 0\n',
+        encoding="utf-8",
+    )
+    before = await _snapshot(village)
+    assert await asyncio.to_thread(main, ["archive", "--config", str(config), "--dry-run", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [a["hash"] for a in shown["attachments"]] == [tree.blobs["closed"]] and not shown["applied"]
+    assert shown["kept"] == {"errand_open": 1, "unacknowledged": 1}
+    assert await _snapshot(village) == before
+    assert await asyncio.to_thread(main, ["archive", "--config", str(config), "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert f"archived {tree.blobs['closed'][:16]}" in out and "kept 1: no ancestor has acknowledged" in out
+    assert (await village.archived_blob(tree.blobs["closed"])) is not None
+    assert await asyncio.to_thread(main, ["verify", "store", "--config", str(config)]) == 0
+    assert "1 archived" in capsys.readouterr().out
+    # The duty archives what was acknowledged since (nothing new here: the unacknowledged one stays).
+    assert await ArchiveSchedule(village, interval_hours=24, after_days=0).once() == 0
+    await tree.sync()  # the township acknowledges the one it had not
+    assert await ArchiveSchedule(village, interval_hours=24, after_days=0).once() == 1
