@@ -103,6 +103,13 @@ class BackupSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     keep_days: float = 14.0
 
 
+class ArchiveSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Dropping the bytes of old attachments an ancestor holds (``sanji archive``, ``sanji.store.archive``)."""
+
+    after_days: float = 90.0  # an errand delivered or closed this long ago gives up its attachments' bytes
+    interval_hours: float = 0.0  # run by the node itself this often; 0 = only by ``sanji archive --apply``
+
+
 class ObserveSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Logs and health (``sanji.observe``)."""
 
@@ -119,6 +126,7 @@ class NodeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     sms: SmsSection = SmsSection()
     public: PublicSection = PublicSection()
     backup: BackupSection = BackupSection()
+    archive: ArchiveSection = ArchiveSection()
     observe: ObserveSection = ObserveSection()
     base_dir: str = "."
 
@@ -160,6 +168,8 @@ def load_settings(path: str | Path, *, role: str | None = None, db: str | None =
         raise ConfigError(f"{path}: " + "; ".join(settings.sms.problems()))
     if not 1 <= settings.sync.max_attachment_bytes <= MAX_ATTACHMENT_BYTES:
         raise ConfigError(f"{path}: sync.max_attachment_bytes must be between 1 and {MAX_ATTACHMENT_BYTES}")
+    if settings.archive.after_days < 0 or settings.archive.interval_hours < 0:
+        raise ConfigError(f"{path}: archive.after_days and archive.interval_hours must not be negative")
     if role is not None and settings.node.role != role:
         raise ConfigError(f"{path}: this config is for a {settings.node.role} node, not a {role} node")
     if db:

@@ -51,6 +51,7 @@ import bisect
 import contextlib
 import functools
 import gc
+import hashlib
 import multiprocessing
 import os
 import sqlite3
@@ -96,6 +97,9 @@ KINDS = {
     "action_missing": "a signed action is missing from the store's history",
     "action_altered": "the store's copy of an action differs from the signed one",
     "status_mismatch": "an action's stored status is not the one the projection gives",
+    "attachment_altered": "an attachment's bytes do not hash to its name or are not its size",
+    "attachment_dropped": "an attachment's bytes are gone with no archive mark",
+    "archive_unbacked": "an attachment was archived without an ancestor's acknowledgement, or its mark disagrees",
 }
 
 # -- reports ------------------------------------------------------------------------------------
@@ -132,6 +136,8 @@ class EvidenceReport:
     outbox_actions: int = 0  # own actions not sealed yet: no signature exists for them
     errands: int = 0
     stored_actions: int = 0  # rows of `actions` compared with the signed copies
+    attachments: int = 0  # whole attachments held here, each hashed again
+    attachments_archived: int = 0  # ... archived here (sanji.store.archive): hash and size kept, no bytes
     workers: int = 1
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -152,6 +158,7 @@ class EvidenceReport:
             f"audit of {self.node}: {verdict} -- {self.batches} batches in {self.streams} streams "
             f"({self.batches_verified} verified), {self.actions} signed actions, {self.outbox_actions} unsealed, "
             f"{self.errands} errands, {self.stored_actions} history rows compared, "
+            f"{self.attachments} attachments hashed, {self.attachments_archived} archived, "
             f"{self.seconds:.1f} s on {self.workers} process(es)"
         )
 
@@ -842,7 +849,10 @@ async def _verify(
                 )
             try:
                 runner = _Runner(pool, directory, in_flight=workers * 2)
-                await _run(conn, runner, report, fence, chunk_bytes, errands_per_shard, check_history, started)
+                ancestors = [n for n in directory.path(store.node_id) if n != store.node_id]
+                await _run(
+                    conn, runner, report, fence, chunk_bytes, errands_per_shard, check_history, started, ancestors
+                )
             finally:
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -859,6 +869,7 @@ async def _run(
     errands_per_shard: int,
     check_history: bool,
     started: float,
+    directory_ancestors: Sequence[str],
 ) -> None:
     timings = report.timings
     total_errands = int(await conn.scalar(select(func.count()).select_from(t.errands)) or 0)
@@ -967,8 +978,64 @@ async def _run(
     timings["phase2_errands_s"] = round(time.perf_counter() - phase2, 3)
     timings["phase2_worker_cpu_s"] = round(sum(r.cpu for r in shards), 3)
     timings["shards"] = len(bounds) + 1
+    attachments = time.perf_counter()
+    await _check_attachments(conn, report, directory_ancestors)
+    timings["attachments_s"] = round(time.perf_counter() - attachments, 3)
     order = list(KINDS)
     report.problems.sort(key=lambda p: (order.index(p.kind), p.stream, p.seq or 0, p.errand, p.message))
+
+
+async def _check_attachments(conn: AsyncConnection, report: EvidenceReport, ancestors: Sequence[str]) -> None:
+    """Every whole attachment held here hashes to its name; an archived one keeps its name and size.
+
+    The bytes of an archived attachment are held by the ancestor its mark names (``sanji.store.archive``):
+    its hash and size stay here, so the attach actions naming it remain checkable, and the mark must
+    stand on an acknowledgement from an ancestor. Attachments still arriving (incomplete) are skipped.
+    """
+    a = t.blob_archive.c
+    marks = {str(h): (int(size), str(peer)) for h, size, peer in await conn.execute(select(a.hash, a.size, a.held_at))}
+    acks = {(str(p), str(h)) for p, h in await conn.execute(select(t.blob_acks.c.peer, t.blob_acks.c.hash))}
+    b = t.blobs.c
+    result = await conn.stream(select(b.hash, b.size, b.received, b.complete, b.data).order_by(b.hash))
+    async for part in result.partitions(16):
+        for digest, size, received, complete, data in part:
+            digest, size, received, content = str(digest), int(size), int(received), bytes(data)
+            mark = marks.pop(digest, None)
+            if mark is not None and not content:
+                report.attachments_archived += 1
+                if mark[0] != size:
+                    report.problems.append(
+                        Problem(
+                            "archive_unbacked", f"attachment {digest[:12]} is {size} bytes but archived as {mark[0]}"
+                        )
+                    )
+                elif mark[1] not in ancestors or (mark[1], digest) not in acks:
+                    report.problems.append(
+                        Problem(
+                            "archive_unbacked",
+                            f"attachment {digest[:12]} is marked as held at {mark[1]}, "
+                            "which is not an ancestor that acknowledged it",
+                        )
+                    )
+                continue
+            if not complete:
+                continue  # still arriving: a finished transfer is hashed by the store before it is kept
+            report.attachments += 1
+            if received != size or len(content) != size:
+                report.problems.append(
+                    Problem(
+                        "attachment_dropped" if not content else "attachment_altered",
+                        f"attachment {digest[:12]} should be {size} bytes but {len(content)} are held",
+                    )
+                )
+            elif hashlib.sha256(content).hexdigest() != digest:
+                report.problems.append(
+                    Problem("attachment_altered", f"the bytes held for attachment {digest[:12]} hash to something else")
+                )
+    for digest in sorted(marks):
+        report.problems.append(
+            Problem("archive_unbacked", f"attachment {digest[:12]} is marked archived but the store has no row for it")
+        )
 
 
 # -- evidence bundles -----------------------------------------------------------------------------

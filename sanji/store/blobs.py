@@ -123,10 +123,13 @@ class Blobs(Section):
         return {h: size for h, size in named.items() if h not in complete}
 
     async def blobs_to_send(self, peer: str) -> dict[str, int]:
-        """Whole attachments held here that ``peer`` has not acknowledged."""
+        """Whole attachments held here that ``peer`` has not acknowledged (an archived one holds no bytes to send)."""
         named = await self.attachments()
+        b = t.blobs.c
         async with self.db.reader.connect() as conn:
-            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
+            complete = set(
+                (await conn.execute(select(b.hash).where(b.complete.is_(True), b.received == b.size))).scalars()
+            )
             acked = set((await conn.execute(select(t.blob_acks.c.hash).where(t.blob_acks.c.peer == peer))).scalars())
         return {h: size for h, size in named.items() if h in complete and h not in acked}
 

@@ -41,6 +41,7 @@ from protocol.topology import Directory
 from sanji.keys import NodeKey
 from sanji.store import projections, report_inputs
 from sanji.store import schema as t
+from sanji.store.archive import Archive
 from sanji.store.blobs import Blobs
 from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
@@ -80,7 +81,7 @@ class ReceiveOutcome:
     applied_actions: int
 
 
-class Store(Views, Documents, Traffic, Blobs, EventLog, NotificationQueue):
+class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQueue):
     """Everything one node keeps, behind methods that each keep the invariants above.
 
     The ledger core is here; reading, attachments, traffic, the event log, documents and the SMS queue

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["plain", "upsert", "upsert_many"]
+
+
+def _dialect(conn: AsyncConnection) -> ModuleType:
+    """The dialect module whose ``insert`` knows ON CONFLICT: imported by the store that uses it, so a
+    village on SQLite never loads SQLAlchemy's PostgreSQL dialects (issue 16's footprint)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
 
 
 def plain(row: Any) -> dict[str, Any]:
@@ -17,7 +29,7 @@ def plain(row: Any) -> dict[str, Any]:
 
 
 async def upsert_many(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], *, keys: tuple[str, ...]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
     stmt = dialect.insert(table)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
@@ -26,12 +38,14 @@ async def upsert_many(conn: AsyncConnection, table: Any, rows: list[dict[str, An
 async def upsert(
     conn: AsyncConnection, table: Any, values: dict[str, Any], *, keys: tuple[str, ...], greatest: str | None = None
 ) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn)
     stmt = dialect.insert(table).values(**values)
     updates = {k: v for k, v in values.items() if k not in keys}
     if greatest is not None:
         col = getattr(table.c, greatest)
         updates[greatest] = (
-            func.max(col, stmt.excluded[greatest]) if dialect is sqlite else func.greatest(col, stmt.excluded[greatest])
+            func.greatest(col, stmt.excluded[greatest])
+            if conn.dialect.name == "postgresql"
+            else func.max(col, stmt.excluded[greatest])
         )
     await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates))

@@ -238,6 +238,17 @@ blob_acks = Table(
     Column("hash", String(64), primary_key=True),
 )
 
+# Attachments whose bytes this node dropped (``sanji.store.archive``): the ``blobs`` row keeps hash and
+# size with no bytes (received = 0, complete), and this row says which ancestor acknowledged holding them.
+blob_archive = Table(
+    "blob_archive",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("held_at", String(64), nullable=False),  # the ancestor whose acknowledgement allowed it
+    Column("archived_at", Float, nullable=False),  # wall-clock seconds
+)
+
 traffic = Table(
     "traffic",
     metadata,

@@ -18,6 +18,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.store.archive import AttachmentArchived
 from sanji.store.blobs import MAX_BLOB_BYTES
 from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
@@ -139,6 +140,12 @@ class AttachmentController(Controller):
     async def download(
         self, store: NamedDependency[Store], caller: NamedDependency[Caller], digest: FromPath[str]
     ) -> Response[bytes]:
+        archived = await store.archived_blob(digest)
+        if archived is not None and digest in await store.attachments():
+            raise AttachmentArchived(
+                archived.where(),
+                hint=f"Open the errand at {archived.held_at} (or a node above it), which holds the attachment.",
+            )
         state = await store.blob_state(digest)
         if state is None or not state[2] or digest not in await store.attachments():
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
@@ -176,6 +183,7 @@ class NodeController(Controller):
         status["attachments"] = {
             "wanted_here": len(await store.blobs_wanted()),
             "waiting_to_go_up": len(await store.blobs_to_send(parent)) if parent else 0,
+            "archived_here": (await store.archived_count())[0],
             "bytes_today": (await store.traffic(today)).get("blob", 0),
             "daily_budget": context.daily_blob_budget,
         }

@@ -23,6 +23,7 @@ from litestar.types import ControllerRouterHandler
 
 from protocol.errors import SanjiError
 from sanji import __version__
+from sanji.archive_duty import ArchiveSchedule
 from sanji.auth.book import AuditedStore, AuthBook
 from sanji.auth.first_run import ensure_first_admin
 from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
@@ -84,6 +85,7 @@ class NodeRuntime:
         self.metrics = NodeMetrics()
         self.fleet_warnings = FleetWarnings()
         self.backups: BackupSchedule | None = None
+        self.archiving: ArchiveSchedule | None = None
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
 
     @asynccontextmanager
@@ -135,6 +137,9 @@ class NodeRuntime:
             s.db_url, s.backup_dir, node=s.node.id, interval_hours=b.interval_hours, keep_days=b.keep_days
         )
         self.backups.start()
+        a = s.archive
+        self.archiving = ArchiveSchedule(store, interval_hours=a.interval_hours, after_days=a.after_days)
+        self.archiving.start()
         known = await addresses.learned(store)
         self.addresses = addresses.for_children(s, store, known)
         if s.parent is not None and directory.parent(s.node.id) is not None:
@@ -167,6 +172,8 @@ class NodeRuntime:
                 await self.notifier.stop()
             if self.backups is not None:
                 await self.backups.stop()
+            if self.archiving is not None:
+                await self.archiving.stop()
             await db.dispose()
 
     def get_store(self) -> Store:

@@ -18,6 +18,7 @@ from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
 from protocol.trust import TrustError
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
+from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
@@ -32,6 +33,7 @@ STATUS: dict[type[SanjiError], int] = {
     EnrollmentError: 403,
     TrustError: 403,
     ActionRefused: 409,
+    AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
     OfficeRefused: 409,
     RouteError: 403,
@@ -50,6 +52,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "body_too_large",
     415: "unsupported_media_type",
     429: "too_many_requests",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from html import escape
 
-import segno
 from markupsafe import Markup
 
 MAX_QR_TEXT = 500  # a receipt URL is ~80 characters; refuse to draw anything that is not a short reference
@@ -23,6 +22,8 @@ def qr_svg(text: str, *, scale: int = 3, border: int = 2, label: str = "") -> Ma
         raise ValueError(f"QR text is {len(text)} characters; the limit is {MAX_QR_TEXT}")
     if not 1 <= scale <= 20 or not 0 <= border <= 10:
         raise ValueError("QR scale runs from 1 to 20 and the border from 0 to 10 modules")
+    import segno  # loaded with the first receipt printed, not by every node at start (issue 16's footprint)
+
     code = segno.make(text, error="m", micro=False)
     title = label or text
     svg: str = code.svg_inline(scale=scale, border=border, title=title, svgclass="qr", lineclass=None)

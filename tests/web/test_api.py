@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,22 @@ def test_attach_and_download_a_scan(village: TestClient) -> None:  # type: ignor
     assert village.get("/api/attachments/" + "0" * 64).status_code == 404
     empty = village.post(f"/api/errands/{errand_id}/attachments", params={"name": "x", "actor": "a"}, content=b"")
     assert empty.status_code == 409
+
+
+def test_an_archived_attachment_says_where_it_is(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Archived (sanji archive: hash and size kept, bytes dropped): the download names the ancestor holding it."""
+    errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
+    scan = bytes(range(256)) * 40
+    r = village.post(
+        f"/api/errands/{errand_id}/attachments", params={"name": "户口簿.jpg", "actor": "代办员"}, content=scan
+    )
+    history = village.get(f"/api/errands/{errand_id}").json()["history"]
+    digest = next(h for h in history if h["kind"] == "attach")["blob"]
+    assert r.status_code == 201
+    with sqlite3.connect(tmp_path / "c" / "T01V01" / "node.db") as con:  # what Archive._archive_one writes
+        con.execute("INSERT INTO blob_archive VALUES (?, ?, 'T01', ?)", (digest, len(scan), time.time()))
+        con.execute("UPDATE blobs SET data = x'', received = 0 WHERE hash = ?", (digest,))
+    got = village.get(f"/api/attachments/{digest}")
+    assert got.status_code == 410 and got.json()["error"] == "attachment_archived"
+    assert "held at T01" in got.json()["message"] and "T01" in got.json()["hint"]
+    assert village.get("/api/node").json()["attachments"]["archived_here"] == 1

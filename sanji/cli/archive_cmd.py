@@ -1,0 +1,90 @@
+"""``sanji archive``: drop the bytes of old attachments an ancestor holds, to free a village laptop's disk.
+
+    sanji archive --config NODE.toml --dry-run [--after-days N] [--json]   what would go; changes nothing
+    sanji archive --config NODE.toml --apply   [--after-days N] [--json]   archive it
+
+Safe while the node runs (each attachment is one transaction through the store's writer door).
+The rule is ``sanji.store.archive``'s: every errand naming the attachment delivered or closed more
+than ``after_days`` ago (``[archive] after_days``, default 90) and an ancestor's acknowledgement that
+it holds the attachment whole. Exit 0 when it ran, 2 when it could not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from protocol.errors import SanjiError
+from sanji.cli.common import node_store
+from sanji.config import ConfigError, load_settings
+from sanji.store.archive import KEPT_REASONS, ArchivePlan
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("archive", help="drop the bytes of old attachments an ancestor holds (frees a laptop's disk)")
+    p.add_argument("--config", required=True, help="the node's TOML config")
+    p.add_argument("--db", help="database URL overriding the config")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="list what would be archived; change nothing")
+    mode.add_argument("--apply", action="store_true", help="archive it")
+    p.add_argument("--after-days", type=float, default=None, help="override [archive] after_days (default 90)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+async def _run(config: str, db: str | None, *, apply: bool, after_days: float | None) -> ArchivePlan:
+    settings = load_settings(config, db=db)
+    days = settings.archive.after_days if after_days is None else after_days
+    async with node_store(settings) as (store, _):
+        if apply:
+            return await store.archive_blobs(after_days=days)
+        return await store.archive_plan(after_days=days)
+
+
+def as_dict(plan: ArchivePlan, *, applied: bool) -> dict[str, Any]:
+    chosen = plan.archived if applied else plan.archivable
+    return {
+        "applied": applied,
+        "after_days": plan.after_days,
+        "attachments": [
+            {"hash": c.hash, "size": c.size, "held_at": c.held_at, "errands": list(c.errands)} for c in chosen
+        ],
+        "bytes": sum(c.size for c in chosen),
+        "kept": {reason: len(hashes) for reason, hashes in sorted(plan.kept.items())},
+        "archived_before": plan.already,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.after_days is not None and args.after_days < 0:
+        print("error: --after-days must not be negative", file=sys.stderr)
+        return 2
+    try:
+        plan = asyncio.run(_run(args.config, args.db, apply=args.apply, after_days=args.after_days))
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SanjiError as exc:
+        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(as_dict(plan, applied=args.apply), ensure_ascii=False, indent=2))
+        return 0
+    chosen = plan.archived if args.apply else plan.archivable
+    verb = "archived" if args.apply else "would archive"
+    for c in chosen:
+        print(f"{verb} {c.hash[:16]}  {c.size:>9} bytes  held at {c.held_at}  errands {', '.join(c.errands)}")
+    total = sum(c.size for c in chosen)
+    print(f"{verb} {len(chosen)} attachment(s), {total} bytes (errands closed over {plan.after_days:g} days ago)")
+    if args.apply and len(plan.archived) < len(plan.archivable):
+        print(f"{len(plan.archivable) - len(plan.archived)} changed while archiving and were kept; run again later")
+    for reason, hashes in sorted(plan.kept.items()):
+        print(f"kept {len(hashes)}: {KEPT_REASONS[reason]}")
+    if plan.already:
+        print(f"{plan.already} archived before")
+    if not args.apply and chosen:
+        print("nothing was changed (--dry-run); run with --apply to archive")
+    return 0

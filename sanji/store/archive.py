@@ -1,0 +1,242 @@
+"""Archiving attachments: dropping the bytes of old attachments an ancestor provably holds (issue 16).
+
+Village laptops have small disks and attachments (``sanji.store.blobs``) stayed forever. An attachment
+may be archived here when
+
+- every errand naming it (by any attach action this node holds, whatever its status) is closed —
+  in ``protocol.stages.ANSWERED`` (delivered or filed) — and has been for ``after_days`` days
+  (since the last action applied to it, ``errands.updated_at``); an attachment no attach action
+  names is never archived;
+- an ancestor of this node acknowledged holding it whole: a ``blob_acks`` row. The sync driver writes
+  that row only after the ancestor's own ``blob/put`` reply said ``complete`` — which the ancestor
+  says only once the bytes it committed hash to the attachment's name (``Blobs.blob_append``; its
+  store commits with ``synchronous=FULL`` before it replies). So the acknowledgement already exists
+  and is exact; nothing is derived from batch cursors (a batch carries the attach *action*, never the
+  bytes, so a batch acknowledgement would prove nothing about the bytes).
+
+Archiving one attachment is one transaction through the store's one writer door: the conditions are
+read again inside it, the ``blob_archive`` mark (hash, size, which ancestor holds it, when) is
+written and the bytes are dropped (the ``blobs`` row keeps hash and size, ``received = 0``,
+``complete`` stays true so the node never asks for it again). A process killed mid-run leaves each
+attachment either held or archived with its mark, never neither; a backup restored from before holds
+the bytes again (and archives them again later), one from after holds the marks.
+
+What it cannot see: an ancestor restored from a backup older than its acknowledgement. The
+attachment then survives only further up (the ancestor forwarded it before it was restored, or
+not); ``after_days`` (default 90) keeps the window far wider than the ancestors' backup interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, insert, select, update
+
+from protocol.encoding import decode_action
+from protocol.errors import SanjiError
+from protocol.hlc import wall_seconds
+from protocol.stages import ANSWERED
+from sanji.store import schema as t
+from sanji.store.section import Section
+
+DAY_S = 86_400.0
+DEFAULT_AFTER_DAYS = 90.0
+
+# Why an attachment held here is kept (``ArchivePlan.kept``), in the order they are checked.
+KEPT_REASONS = {
+    "not_named": "no attach action held here names it",
+    "errand_open": "an errand naming it is not delivered or closed",
+    "too_recent": "an errand naming it closed less than after_days ago",
+    "unacknowledged": "no ancestor has acknowledged holding it",
+}
+
+
+class AttachmentArchived(SanjiError):
+    """The attachment's bytes are no longer held here; an ancestor holds them."""
+
+    code = "attachment_archived"
+
+
+@dataclass(frozen=True)
+class Archived:
+    """An attachment archived here: its hash and size kept, held at ``held_at``."""
+
+    hash: str
+    size: int
+    held_at: str
+    archived_at: float
+
+    def where(self) -> str:
+        when = time.strftime("%Y-%m-%d", time.localtime(self.archived_at))
+        return f"attachment {self.hash[:12]} ({self.size} bytes) was archived on {when}: it is held at {self.held_at}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    hash: str
+    size: int
+    held_at: str  # the nearest ancestor that acknowledged it
+    errands: tuple[str, ...]
+    closed_at: float  # the latest close among its errands (wall-clock seconds)
+
+
+@dataclass
+class ArchivePlan:
+    """What an archive run would do (``dry_run``) or did."""
+
+    after_days: float
+    archivable: list[Candidate] = field(default_factory=list)
+    kept: dict[str, list[str]] = field(default_factory=dict)  # reason -> hashes
+    archived: list[Candidate] = field(default_factory=list)  # applied only
+    already: int = 0  # archived before this run
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(c.size for c in self.archived)
+
+    @property
+    def bytes_archivable(self) -> int:
+        return sum(c.size for c in self.archivable)
+
+
+@dataclass
+class _Facts:
+    held: dict[str, int]  # complete, bytes held: hash -> size
+    archived: set[str]
+    named: dict[str, set[str]]  # hash -> errands naming it
+    errands: dict[str, tuple[str, int]]  # errand -> (stage, updated_at hlc)
+    acks: dict[str, set[str]]  # hash -> peers
+
+
+class Archive(Section):
+    """Which attachments may be archived here, archiving them, and what an archived one says."""
+
+    def _ancestors(self) -> list[str]:
+        """Nearest first."""
+        return [n for n in reversed(self.directory.path(self.node_id)) if n != self.node_id]
+
+    async def _archive_facts(self) -> _Facts:
+        b, a, e = t.blobs.c, t.actions.c, t.errands.c
+        async with self.db.reader.connect() as conn, conn.begin():
+            held = {
+                h: int(size)
+                for h, size in await conn.execute(
+                    select(b.hash, b.size).where(b.complete.is_(True), b.received == b.size, b.size > 0)
+                )
+            }
+            archived = set((await conn.execute(select(t.blob_archive.c.hash))).scalars())
+            named: dict[str, set[str]] = {}
+            for errand, body in await conn.execute(select(a.errand, a.body).where(a.kind == "attach")):
+                digest = str(getattr(decode_action(body), "blob", ""))
+                named.setdefault(digest, set()).add(errand)
+            wanted = {x for names in named.values() for x in names}
+            errands = {
+                i: (str(stage), int(at))
+                for i, stage, at in await conn.execute(select(e.id, e.stage, e.updated_at))
+                if i in wanted
+            }
+            acks: dict[str, set[str]] = {}
+            for peer, digest in await conn.execute(select(t.blob_acks.c.peer, t.blob_acks.c.hash)):
+                acks.setdefault(digest, set()).add(peer)
+        return _Facts(held, archived, named, errands, acks)
+
+    def _judge(self, digest: str, size: int, facts: _Facts, after_days: float, now: float) -> Candidate | str:
+        """A candidate, or the reason (a key of ``KEPT_REASONS``) it is kept."""
+        errands = facts.named.get(digest)
+        if not errands:
+            return "not_named"
+        closed_at = 0.0
+        for errand in errands:
+            stage, at = facts.errands.get(errand, ("", 0))
+            if stage not in ANSWERED:
+                return "errand_open"
+            closed_at = max(closed_at, wall_seconds(at))
+        if now - closed_at < after_days * DAY_S:
+            return "too_recent"
+        peers = facts.acks.get(digest, set())
+        holder = next((n for n in self._ancestors() if n in peers), None)
+        if holder is None:
+            return "unacknowledged"
+        return Candidate(digest, size, holder, tuple(sorted(errands)), closed_at)
+
+    async def archive_plan(self, *, after_days: float = DEFAULT_AFTER_DAYS, now: float | None = None) -> ArchivePlan:
+        """What ``archive_blobs`` would archive now; changes nothing."""
+        if after_days < 0:
+            raise ValueError("after_days must not be negative")
+        now = time.time() if now is None else now
+        facts = await self._archive_facts()
+        plan = ArchivePlan(after_days=after_days, already=len(facts.archived))
+        for digest, size in sorted(facts.held.items()):
+            verdict = self._judge(digest, size, facts, after_days, now)
+            if isinstance(verdict, Candidate):
+                plan.archivable.append(verdict)
+            else:
+                plan.kept.setdefault(verdict, []).append(digest)
+        return plan
+
+    async def archive_blobs(
+        self, *, after_days: float = DEFAULT_AFTER_DAYS, now: float | None = None, limit: int | None = None
+    ) -> ArchivePlan:
+        """Archive what ``archive_plan`` allows, one attachment per transaction, each checked again inside it."""
+        now = time.time() if now is None else now
+        plan = await self.archive_plan(after_days=after_days, now=now)
+        for candidate in plan.archivable[:limit]:
+            if await self._archive_one(candidate, after_days, now):
+                plan.archived.append(candidate)
+        return plan
+
+    async def _archive_one(self, candidate: Candidate, after_days: float, now: float) -> bool:
+        b = t.blobs.c
+        async with self._write() as conn:
+            # Everything the plan read is read again under the write lock: an ack forgotten, a blob
+            # replaced or an errand reopened since the plan leaves the attachment as it is.
+            row = (
+                await conn.execute(select(b.size, b.received, b.complete, b.data).where(b.hash == candidate.hash))
+            ).first()
+            if row is None or not row[2] or int(row[1]) != int(row[0]) or int(row[0]) != candidate.size:
+                return False
+            if hashlib.sha256(bytes(row[3])).hexdigest() != candidate.hash:
+                return False  # altered bytes are evidence of something: never dropped quietly (sanji verify)
+            acked = await conn.scalar(
+                select(t.blob_acks.c.peer).where(
+                    t.blob_acks.c.hash == candidate.hash, t.blob_acks.c.peer == candidate.held_at
+                )
+            )
+            if acked is None:
+                return False
+            a, e = t.actions.c, t.errands.c
+            errands: set[str] = set()
+            for errand, body in await conn.execute(select(a.errand, a.body).where(a.kind == "attach")):
+                if str(getattr(decode_action(body), "blob", "")) == candidate.hash:
+                    errands.add(errand)
+            if not errands:
+                return False
+            for stage, at in await conn.execute(select(e.stage, e.updated_at).where(e.id.in_(sorted(errands)))):
+                if stage not in ANSWERED or now - wall_seconds(int(at)) < after_days * DAY_S:
+                    return False
+            await conn.execute(delete(t.blob_archive).where(t.blob_archive.c.hash == candidate.hash))
+            await conn.execute(
+                insert(t.blob_archive).values(
+                    hash=candidate.hash, size=candidate.size, held_at=candidate.held_at, archived_at=now
+                )
+            )
+            await conn.execute(
+                update(t.blobs).where(b.hash == candidate.hash).values(data=b"", received=0, updated_at=now)
+            )
+        return True
+
+    async def archived_blob(self, digest: str) -> Archived | None:
+        """The mark of an attachment archived here, or None."""
+        c = t.blob_archive.c
+        async with self.db.reader.connect() as conn:
+            row = (await conn.execute(select(c.hash, c.size, c.held_at, c.archived_at).where(c.hash == digest))).first()
+        return Archived(str(row[0]), int(row[1]), str(row[2]), float(row[3])) if row else None
+
+    async def archived_count(self) -> tuple[int, int]:
+        """(attachments archived here, their bytes)."""
+        c = t.blob_archive.c
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(select(c.size))).scalars().all()
+        return len(rows), sum(int(s) for s in rows)
