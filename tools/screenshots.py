@@ -128,6 +128,12 @@ def shoot(out: Path) -> list[Path]:
                 "public-lookup": f"{c}/lookup?receipt={e['receipt']}&code={code}",
                 "public-complain": f"{c}/complain",
                 "login": f"{t}/login",
+                "county-subtasks": f"{c}/subtasks",
+                "county-ledger": f"{c}/office/ledger",
+                "county-assessment": f"{c}/office/assessment/",
+                "county-sms": f"{c}/office/sms/",
+                "town-business": f"{t}/office/business/",
+                "town-rules": f"{t}/office/rules/",
             }
             saved = []
             with sync_playwright() as pw:
@@ -154,6 +160,21 @@ def shoot(out: Path) -> list[Path]:
                     _review(phone, v)
                     phone.screenshot(path=str(out / "village-review-phone.png"), full_page=True)
                     saved.append(out / "village-review-phone.png")
+                    # the English switch (the lang cookie): a county supervisor's pages and an agent's phone
+                    english = {
+                        "county-home": (1366, 768),
+                        "county-supervision": (1366, 768),
+                        "village-home": (390, 844),
+                    }
+                    for name, (width, height) in english.items():
+                        context = browser.new_context(locale="en-GB", viewport={"width": width, "height": height})
+                        context.add_cookies([{"name": "lang", "value": "en", "url": pages[name]}])
+                        shot = context.new_page()
+                        shot.goto(pages[name])
+                        path = out / f"{name}{'-phone' if width < 500 else ''}-en.png"
+                        shot.screenshot(path=str(path), full_page=True)
+                        saved.append(path)
+                        context.close()
                 finally:
                     browser.close()
             return saved
