@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 
@@ -168,8 +169,9 @@ def load_settings(path: str | Path, *, role: str | None = None, db: str | None =
         raise ConfigError(f"{path}: " + "; ".join(settings.sms.problems()))
     if not 1 <= settings.sync.max_attachment_bytes <= MAX_ATTACHMENT_BYTES:
         raise ConfigError(f"{path}: sync.max_attachment_bytes must be between 1 and {MAX_ATTACHMENT_BYTES}")
-    if settings.archive.after_days < 0 or settings.archive.interval_hours < 0:
-        raise ConfigError(f"{path}: archive.after_days and archive.interval_hours must not be negative")
+    archive_numbers = (settings.archive.after_days, settings.archive.interval_hours)
+    if not all(math.isfinite(x) and x >= 0 for x in archive_numbers):
+        raise ConfigError(f"{path}: archive.after_days and archive.interval_hours must be finite and not negative")
     if role is not None and settings.node.role != role:
         raise ConfigError(f"{path}: this config is for a {settings.node.role} node, not a {role} node")
     if db:

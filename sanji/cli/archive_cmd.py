@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from typing import Any
 
@@ -59,8 +60,8 @@ def as_dict(plan: ArchivePlan, *, applied: bool) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.after_days is not None and args.after_days < 0:
-        print("error: --after-days must not be negative", file=sys.stderr)
+    if args.after_days is not None and not (math.isfinite(args.after_days) and args.after_days >= 0):
+        print("error: --after-days must be a finite number of days, not negative", file=sys.stderr)
         return 2
     try:
         plan = asyncio.run(_run(args.config, args.db, apply=args.apply, after_days=args.after_days))

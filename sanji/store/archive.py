@@ -32,25 +32,17 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
+from protocol.archive import KEPT_REASONS, Archivable, archive_verdict, check_after_days
 from protocol.encoding import decode_action
 from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
-from protocol.stages import ANSWERED
 from sanji.store import schema as t
 from sanji.store.section import Section
 
-DAY_S = 86_400.0
 DEFAULT_AFTER_DAYS = 90.0
-
-# Why an attachment held here is kept (``ArchivePlan.kept``), in the order they are checked.
-KEPT_REASONS = {
-    "not_named": "no attach action held here names it",
-    "errand_open": "an errand naming it is not delivered or closed",
-    "too_recent": "an errand naming it closed less than after_days ago",
-    "unacknowledged": "no ancestor has acknowledged holding it",
-}
+__all__ = ["KEPT_REASONS", "Archive", "ArchivePlan", "Archived", "AttachmentArchived", "Candidate"]
 
 
 class AttachmentArchived(SanjiError):
@@ -80,6 +72,7 @@ class Candidate:
     held_at: str  # the nearest ancestor that acknowledged it
     errands: tuple[str, ...]
     closed_at: float  # the latest close among its errands (wall-clock seconds)
+    attaches: int  # attach actions held when it was planned
 
 
 @dataclass
@@ -108,6 +101,7 @@ class _Facts:
     named: dict[str, set[str]]  # hash -> errands naming it
     errands: dict[str, tuple[str, int]]  # errand -> (stage, updated_at hlc)
     acks: dict[str, set[str]]  # hash -> peers
+    attaches: int  # attach actions held: more at archive time means the plan may be stale
 
 
 class Archive(Section):
@@ -128,9 +122,11 @@ class Archive(Section):
             }
             archived = set((await conn.execute(select(t.blob_archive.c.hash))).scalars())
             named: dict[str, set[str]] = {}
+            attaches = 0
             for errand, body in await conn.execute(select(a.errand, a.body).where(a.kind == "attach")):
                 digest = str(getattr(decode_action(body), "blob", ""))
                 named.setdefault(digest, set()).add(errand)
+                attaches += 1
             wanted = {x for names in named.values() for x in names}
             errands = {
                 i: (str(stage), int(at))
@@ -140,31 +136,27 @@ class Archive(Section):
             acks: dict[str, set[str]] = {}
             for peer, digest in await conn.execute(select(t.blob_acks.c.peer, t.blob_acks.c.hash)):
                 acks.setdefault(digest, set()).add(peer)
-        return _Facts(held, archived, named, errands, acks)
+        return _Facts(held, archived, named, errands, acks, attaches)
 
     def _judge(self, digest: str, size: int, facts: _Facts, after_days: float, now: float) -> Candidate | str:
-        """A candidate, or the reason (a key of ``KEPT_REASONS``) it is kept."""
-        errands = facts.named.get(digest)
-        if not errands:
-            return "not_named"
-        closed_at = 0.0
-        for errand in errands:
-            stage, at = facts.errands.get(errand, ("", 0))
-            if stage not in ANSWERED:
-                return "errand_open"
-            closed_at = max(closed_at, wall_seconds(at))
-        if now - closed_at < after_days * DAY_S:
-            return "too_recent"
-        peers = facts.acks.get(digest, set())
-        holder = next((n for n in self._ancestors() if n in peers), None)
-        if holder is None:
-            return "unacknowledged"
-        return Candidate(digest, size, holder, tuple(sorted(errands)), closed_at)
+        """A candidate, or the reason (a key of ``KEPT_REASONS``) it is kept: ``protocol.archive`` decides."""
+        errands = facts.named.get(digest, set())
+        verdict = archive_verdict(
+            has_children=bool(self.directory.children(self.node_id)),
+            errands=errands,
+            closed={i: (stage, wall_seconds(at)) for i, (stage, at) in facts.errands.items() if i in errands},
+            acknowledged_by=facts.acks.get(digest, set()),
+            ancestors=self._ancestors(),
+            after_days=after_days,
+            now=now,
+        )
+        if isinstance(verdict, Archivable):
+            return Candidate(digest, size, verdict.held_at, tuple(sorted(errands)), verdict.closed_at, facts.attaches)
+        return verdict
 
     async def archive_plan(self, *, after_days: float = DEFAULT_AFTER_DAYS, now: float | None = None) -> ArchivePlan:
         """What ``archive_blobs`` would archive now; changes nothing."""
-        if after_days < 0:
-            raise ValueError("after_days must not be negative")
+        check_after_days(after_days)
         now = time.time() if now is None else now
         facts = await self._archive_facts()
         plan = ArchivePlan(after_days=after_days, already=len(facts.archived))
@@ -207,15 +199,23 @@ class Archive(Section):
             if acked is None:
                 return False
             a, e = t.actions.c, t.errands.c
-            errands: set[str] = set()
-            for errand, body in await conn.execute(select(a.errand, a.body).where(a.kind == "attach")):
-                if str(getattr(decode_action(body), "blob", "")) == candidate.hash:
-                    errands.add(errand)
-            if not errands:
+            # No attach action arrived since the plan (else the plan may not know every errand naming
+            # it: the next run decides), and the rule still says so for the errands it named.
+            attaches = await conn.scalar(select(func.count()).select_from(t.actions).where(a.kind == "attach"))
+            if int(attaches or 0) != candidate.attaches:
                 return False
-            for stage, at in await conn.execute(select(e.stage, e.updated_at).where(e.id.in_(sorted(errands)))):
-                if stage not in ANSWERED or now - wall_seconds(int(at)) < after_days * DAY_S:
-                    return False
+            rows = await conn.execute(select(e.id, e.stage, e.updated_at).where(e.id.in_(candidate.errands)))
+            verdict = archive_verdict(
+                has_children=bool(self.directory.children(self.node_id)),
+                errands=candidate.errands,
+                closed={str(i): (str(stage), wall_seconds(int(at))) for i, stage, at in rows},
+                acknowledged_by={candidate.held_at},
+                ancestors=self._ancestors(),
+                after_days=after_days,
+                now=now,
+            )
+            if not isinstance(verdict, Archivable) or verdict.held_at != candidate.held_at:
+                return False
             await conn.execute(delete(t.blob_archive).where(t.blob_archive.c.hash == candidate.hash))
             await conn.execute(
                 insert(t.blob_archive).values(

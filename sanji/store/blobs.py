@@ -10,7 +10,8 @@ import hashlib
 import time
 from collections.abc import Iterable
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.encoding import decode_action
@@ -29,8 +30,11 @@ class Blobs(Section):
         """Keep a whole attachment made here; returns its SHA-256 (hex)."""
         digest = hashlib.sha256(data).hexdigest()
         async with self._write() as conn:
-            row = (await conn.execute(select(t.blobs.c.complete).where(t.blobs.c.hash == digest))).first()
-            if row is None or not row[0]:
+            row = (
+                await conn.execute(select(t.blobs.c.complete, t.blobs.c.received).where(t.blobs.c.hash == digest))
+            ).first()
+            if row is None or not row[0] or int(row[1]) != len(data):  # missing, partial or archived here
+                await _unarchive(conn, digest)
                 values = {
                     "hash": digest,
                     "size": len(data),
@@ -71,6 +75,10 @@ class Blobs(Section):
             held, complete, content = (int(row[1]), bool(row[2]), bytes(row[3])) if row else (0, False, b"")
             if row is not None and int(row[0]) != size:
                 raise FrameError(f"attachment {digest[:12]} is {row[0]} bytes here, not {size}")
+            if complete and held != size:
+                # Archived here (hash and size kept, bytes dropped): "complete" would be a lie a child
+                # acknowledges; take the bytes again from the start instead.
+                held, complete, content = 0, False, b""
             if complete or offset != held or not data:
                 return held, complete
             content += data[: size - held]
@@ -78,6 +86,8 @@ class Blobs(Section):
             complete = held == size
             if complete and hashlib.sha256(content).hexdigest() != digest:
                 content, held, complete = b"", 0, False  # corrupted on the way: start again
+            if complete:
+                await _unarchive(conn, digest)
             values = {
                 "hash": digest,
                 "size": size,
@@ -142,3 +152,8 @@ class Blobs(Section):
             )
             if not exists:
                 await conn.execute(insert(t.blob_acks).values(peer=peer, hash=digest))
+
+
+async def _unarchive(conn: AsyncConnection, digest: str) -> None:
+    """The bytes are held again: an archive mark would make the node answer 410 for a file it holds."""
+    await conn.execute(delete(t.blob_archive).where(t.blob_archive.c.hash == digest))

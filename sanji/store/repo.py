@@ -345,9 +345,12 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         failure: Exception | None = None
         # Every frame is verified first (pure; an error is kept and met at the frame's turn), so the rows
         # all of them touch are read once (``sanji.store.intake``) and written once at the end.
+        directory = self.directory
         opened = [self._open_addressed(frame) for frame in frames]
         intake = Intake()
         async with self._write() as conn:
+            if self.directory is not directory:  # the keys changed (a revocation) while this push waited
+                opened = [self._open_addressed(frame) for frame in frames]
             await intake.preload(conn, [b for b in opened if isinstance(b, Batch)])
             for frame, batch in zip(frames, opened, strict=True):
                 intake.begin_frame()

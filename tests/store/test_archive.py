@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench.corpus import TITLES, Desk, next_form, pick_matter
+from protocol.archive import DAY_S
 from protocol.stages import ANSWERED, REGISTERED
 from protocol.topology import COUNTY, TOWN, VILLAGE
 from sanji.archive_duty import ArchiveSchedule
@@ -31,7 +32,6 @@ from sanji.layout import county_layout
 from sanji.service import ErrandService
 from sanji.store import Database, Store, open_database
 from sanji.store import schema as t
-from sanji.store.archive import DAY_S
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
@@ -175,6 +175,28 @@ async def test_only_old_closed_acknowledged_attachments_are_archived(tree: Tree)
         await conn.execute(update(t.blobs).where(t.blobs.c.hash == tree.blobs["open"]).values(data=b"x" * 50_000))
     kinds = [p.kind for p in (await verify(village, workers=1)).problems]
     assert kinds == ["attachment_altered"]
+
+
+async def test_parents_keep_bytes_children_fetch_and_a_file_held_again_is_no_longer_archived(tree: Tree) -> None:
+    later = time.time() + 91 * DAY_S
+    # The township holds the same old closed attachments, acknowledged by the county, but villages fetch
+    # from it (a replaced laptop re-syncs from its parent): only a node with no children archives.
+    town = await tree.stores[T].archive_plan(after_days=90, now=later)
+    assert town.archivable == [] and tree.blobs["closed"] in town.kept["has_children"]
+    assert (await tree.stores[T].archive_blobs(after_days=90, now=later)).archived == []
+    with pytest.raises(ValueError, match="finite"):
+        await tree.stores[V].archive_plan(after_days=float("nan"), now=later)  # nan would let everything go
+
+    village, closed = tree.stores[V], tree.blobs["closed"]
+    assert [c.hash for c in (await village.archive_blobs(after_days=90, now=later)).archived] == [closed]
+    # A peer offering the bytes again hears "not held" and may send them; whole again, the mark goes.
+    assert await village.blob_append(closed, 50_000, 0, b"") == (0, False)
+    # The same scan attached again to a new errand: held again, no longer answered as archived.
+    scan = (await tree.stores[T].blob_read(closed, 0, 1 << 20))[2]
+    assert await village.put_blob(scan) == closed
+    assert await village.archived_blob(closed) is None
+    size, held, data = await village.blob_read(closed, 0, 1 << 20)
+    assert (size, held) == (50_000, 50_000) and data == scan
 
 
 async def test_an_archive_that_breaks_off_drops_nothing(tree: Tree) -> None:
