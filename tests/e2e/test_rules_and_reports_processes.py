@@ -83,7 +83,7 @@ async def test_rules_travel_down_and_business_reports_travel_up(kit: Kit, tmp_pa
     row = page[page.index('id="rule-overdue_day"') :]
     assert "扣 -4" in row[: row.index("</tr>")]
     home = await kit.get(C, "/")
-    assert "考核细则 Rules" in home and "版本不一致" not in home
+    assert "考核细则" in home and "Rules" in home and "版本不一致" not in home  # the column beside each node
 
     async def week_reported() -> list[dict[str, Any]] | None:
         lines = (await kit.get(C, "/api/office/business"))["lines"]
