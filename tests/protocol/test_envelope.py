@@ -46,5 +46,6 @@ def test_each_fault_is_named(blob: bytes, error: type[Exception], message: str) 
 
 
 def test_a_head_raises_the_callers_error() -> None:
+    # a batch head handed to the sealed-details reader: the wrong magic, refused with the caller's own error
     with pytest.raises(sealing.SealError, match="bad magic bytes"):
-        check_head(b"XXX\x01", magic=b"SJS", version=1, what="sealed-details blob", error=sealing.SealError)
+        check_head(b"SJB\x01", magic=b"SJS", version=1, what="sealed-details blob", error=sealing.SealError)
