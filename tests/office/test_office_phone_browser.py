@@ -27,6 +27,7 @@ from sanji.demo.cluster import Cluster, free_port
 from sanji.keys import read_directory, read_key
 from sanji.notify.outbox import DEAD, SENT, Message, Outbox
 from sanji.store import Store, open_database
+from sanji.tiers import desk as tier_desk
 from sanji.web.app import build_app
 from tests.screens.axe_kit import violations
 
@@ -82,7 +83,7 @@ def live_office(county_node: tuple[Cluster, NodeSettings]) -> Iterator[str]:  # 
         pytest.skip(f"no Chromium at {CHROMIUM}: the office phone test did NOT run (apt-get install -y chromium)")
     asyncio.run(_seed_outbox(county_node[1]))
     port = free_port()
-    app = build_app(county_node[1], title="test")
+    app = build_app(county_node[1], desk=tier_desk("county"), title="test")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="office-uvicorn", daemon=True)
     thread.start()
