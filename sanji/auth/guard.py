@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -120,8 +121,11 @@ async def _check_csrf(
     if not sent and isinstance(connection, Request):
         content_type, _ = connection.content_type
         if content_type in (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART):
-            value = (await connection.form()).get(CSRF_FIELD, "")
+            form = await connection.form()
+            value = form.get(CSRF_FIELD, "")
             sent = value if isinstance(value, str) else ""
+            if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+                await close_uploads(form)  # refused before any handler: nobody else will close the files
     if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
         reason = "the form's CSRF token is missing or wrong: reload the page and send it again"
         where = f"{connection.scope.get('method', '')} {connection.scope['path']}"
@@ -265,3 +269,10 @@ class GuardedService(ErrandService):
         form = await self.caller.authorise(form.kind, form, errand=errand_id)
         with self.caller.auditing():
             return await super().act(errand_id, form)
+
+
+async def close_uploads(form: Any) -> None:
+    """Close every uploaded file of a multipart form (each is a temporary file until closed)."""
+    for _, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            await value.close()

@@ -242,6 +242,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/register"): ACT,
     ("POST", "/api/errands/{errand_id:str}/actions"): ACT,
     ("POST", "/errands/{errand_id:str}/act"): ACT,
+    ("POST", "/errands/{errand_id:str}/attach"): ACT,  # a scan or photo from the errand page
     ("POST", "/api/errands/{errand_id:str}/attachments"): ACT,
     ("POST", "/errands/{errand_id:str}/reveal"): REVEAL,
     ("GET", "/api/node"): STATUS,

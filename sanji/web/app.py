@@ -60,6 +60,7 @@ from sanji.web.openapi_truth import SchemaPlugin
 from sanji.web.public import PublicController
 from sanji.web.request_gate import request_gate
 from sanji.web.reveal import RevealController
+from sanji.web.scan_upload import ScanController
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
 from sanji.web.trust_screens import EnrollController
@@ -215,6 +216,7 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     DocumentController,
     SyncController,
     ScreenController,
+    ScanController,  # scans and photos from the errand page
     EnrollController,
     LoginController,
     OfficeApiController,  # every desk keeps its own 台账

@@ -991,6 +991,16 @@ async def _errand_page(
             "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
             "subtasks": subtasks,
             "documents": document_links(errand_id, history),
+            "attachments": [
+                {
+                    "name": h.get("name") or h["blob"][:12],
+                    "url": "/api/attachments/" + h["blob"],
+                    "size": h.get("size", 0),
+                }
+                for h in applied(history)
+                if h["kind"] == "attach" and h.get("blob")
+            ],
+            "attach_url": errand_url(errand_id) + "/attach",
             "forms": forms,
             "timeline": timeline,
             "done": done_label,
