@@ -254,6 +254,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/subtasks"): ERRANDS,
     ("GET", "/supervision"): SUPERVISION,
     ("GET", "/api/supervision"): SUPERVISION,
+    ("GET", "/api/urgings"): ERRANDS,  # 督办 and their answers: the urged desk's and the supervisor's list
     ("GET", "/enroll"): ENROLL,
     ("POST", "/enroll"): ENROLL,
     # ledgers (sanji/office): every desk keeps its own 台账 (names and stages, no ID numbers)

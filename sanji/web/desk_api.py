@@ -20,7 +20,17 @@ from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import BoundedForm
 from sanji.store import Store
+from sanji.urgings import UrgingRow, urging_rows
+from sanji.urgings import counts as urging_counts
 from sanji.web.views import ErrandSummary, summarise
+
+URGINGS_LIMIT = 500  # the newest urgings read (as the supervision screen does)
+
+
+class UrgingList(msgspec.Struct, kw_only=True):
+    items: list[UrgingRow]
+    counts: dict[str, Any]  # open / answered / overdue among all read
+    total: int  # how many match the filters (items holds at most ``limit``)
 
 
 class CatalogueView(msgspec.Struct, kw_only=True):
@@ -84,6 +94,22 @@ class DeskController(Controller):
     @get("/reports", summary="Latest health report of every node below this one")
     async def reports(self, store: NamedDependency[Store]) -> list[NodeReport]:
         return await store.reports()
+
+    @get(
+        "/urgings",
+        summary="督办: urgings on errands held here, newest first, with their answer date, status and answer",
+    )
+    async def urgings(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        to: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+        status: Annotated[str | None, QueryParameter(pattern=r"^(open|answered|overdue)$")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=URGINGS_LIMIT)] = 100,
+    ) -> UrgingList:
+        rows = await urging_rows(store, context.today(), to=to, limit=URGINGS_LIMIT)
+        kept = [r for r in rows if status is None or r.status == status]
+        return UrgingList(items=kept[:limit], counts=urging_counts(rows), total=len(kept))
 
     @get("/supervision", summary="电子监察: deadlines, overdue, skipped steps, ratings, complaints, call-back sample")
     async def supervision(

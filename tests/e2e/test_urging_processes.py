@@ -57,6 +57,12 @@ async def test_county_urges_the_township_answers_and_the_county_sees_it(county: 
     assert urging["answer_by"] in home and 'data-kind="urging"' in home and URGING_TEXT in home
     assert "督办 待答复" not in (await county.http[C].get("/")).text  # only the desk urged is told
     assert urgings_row(await county.page(C, "/supervision", URGING_TEXT)).startswith("open ")
+    listed = await county.get(TOWN, "/api/urgings", to=TOWN, status="open")
+    assert [(u["id"], u["errand"], u["text"], u["answer_by"]) for u in listed["items"]] == [
+        (urging["id"], errand, URGING_TEXT, urging["answer_by"])
+    ]
+    assert listed["counts"] == {"open": 1, "answered": 0, "overdue": 0}
+    assert (await county.get(TOWN, "/api/urgings", status="answered"))["items"] == []
 
     # the village holds the errand but was not urged
     await county.wait(VILLAGE, errand, lambda e: "supervise" in kinds(e), "urged (at the village)")
@@ -72,6 +78,10 @@ async def test_county_urges_the_township_answers_and_the_county_sees_it(county: 
     await county.wait(C, errand, lambda e: "answer_urging" in kinds(e), "answered (at the county)")
     row = urgings_row(await county.page(C, "/supervision", ANSWER_TEXT))
     assert row.startswith("answered ") and "已答复" in row and ANSWER_TEXT in row
+    answered = (await county.get(C, "/api/urgings", status="answered"))["items"]
+    assert [(u["id"], u["answer"], u["to"]) for u in answered] == [(urging["id"], ANSWER_TEXT, TOWN)]
+    bad = await county.http[C].get("/api/urgings", params={"status": "lost", "limit": "0"})
+    assert bad.status_code == 400
 
     digests = [(await county.clients[n].errand(errand))["digest"] for n in (C, TOWN)]
     await county.wait(VILLAGE, errand, lambda e: e["digest"] == digests[0], "the same digest")
