@@ -108,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         cmd.add_argument("--config", required=True, help="the node's TOML config")
         return cmd
 
-    ls = command("list", "the errands this node holds (masked), newest first")
+    ls = command("list", "the errands this node holds (masked), in order of registration")
     ls.add_argument("--stage", help="only errands at this stage (e.g. submitted, accepted)")
     ls.add_argument("--limit", type=int, default=100, help=f"at most this many (1-{MAX_LIST})")
     ls.add_argument("--json", action="store_true", help="one JSON object, as GET /api/errands")
