@@ -55,9 +55,10 @@ from protocol.errors import ActionRefused, SanjiError
 from protocol.menu import allowed_steps
 from protocol.refusals import bilingual
 from protocol.steps import STEP_KINDS
+from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import AuditedStore, AuthBook, Who
-from sanji.auth.guard import Caller, GuardedService
+from sanji.auth.guard import Caller, Forbidden, GuardedService
 from sanji.auth.service import AuthService, Principal
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, NodeSettings, load_settings
@@ -186,6 +187,14 @@ class _CliCaller(Caller):
             return Who(account=f"{CHANNEL}:{_os_user()}"[:64], via=CHANNEL)
         return Who(account=self.principal.name, via=CHANNEL)
 
+    async def require(self, capability: str, what: str) -> None:
+        """Refuse (audited, as the API's route check does) an account whose role lacks ``capability``."""
+        p = self.principal
+        if p is not None and not roles.may(p.role, capability):
+            reason = f"a {p.label_en} may not {what}"
+            await self.auth.record(ev.AccessDenied(**self._base(), what=f"{CHANNEL} {what}", reason=reason))
+            raise Forbidden(reason)
+
 
 class _CliService(GuardedService):
     """The API's guarded service; it also keeps the id of the step it built (what ``act`` prints)."""
@@ -296,6 +305,7 @@ def run_show(
 ) -> int:
     async def work(desk: _Desk) -> int:
         store, caller = desk.store, desk.caller
+        await caller.require(roles.PERSONAL, "see an errand's detail")
         errand_id = await _errand_id(store, errand)
         row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
