@@ -27,7 +27,7 @@ prints ``denied: <reason>``; anything else ``error: <message>``.
 - ``show``: ``GET /api/errands/{id}``'s object plus ``"post"`` and ``"steps"`` (the steps allowed now);
 - ``register`` prints ``ERRAND<TAB>RECEIPT<TAB>ACTION``, ``act`` the new action's id; with ``--json``
   (``register``: ``--json-out``, as its ``--json`` names the body) both print
-  ``{"action", "errand", "receipt", "stage", "holder", "version", "digest"}``;
+  the API's ``{"errand", "stage", "holder", "version", "digest"}`` with ``"action"`` and ``"receipt"``;
 - on stderr, a refusal is the API's error body (``{"error": "action_refused", "error_code", "params",
   "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message"}``;
   bad arguments ``{"error": "bad_request", "message", "hint"}``.
@@ -66,6 +66,7 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history
 from sanji.store import Store
+from sanji.web.api import ActionResult, action_result
 from sanji.web.views import ErrandSummary, summarise
 
 CHANNEL = "cli"
@@ -88,16 +89,11 @@ class ErrandOut(ErrandSummary, kw_only=True):
     steps: list[str]
 
 
-class Taken(msgspec.Struct, kw_only=True):
-    """``register`` / ``act`` ``--json``: the new action and the errand after it."""
+class Taken(ActionResult, kw_only=True):
+    """``register`` / ``act`` ``--json``: the API's answer, with the new action and the receipt."""
 
     action: str
-    errand: str
     receipt: str
-    stage: str
-    holder: str
-    version: int
-    digest: str
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -256,17 +252,8 @@ async def _errand_id(store: Store, ref: str) -> str:
 
 
 def _taken(action: str, projection: Projection) -> Taken:
-    state = projection.state
-    assert state is not None  # a recorded action has a state to show
-    return Taken(
-        action=action,
-        errand=projection.errand,
-        receipt=state.receipt,
-        stage=state.stage,
-        holder=state.holder,
-        version=state.version,
-        digest=projection.digest,
-    )
+    receipt = projection.state.receipt if projection.state is not None else ""
+    return Taken(**msgspec.structs.asdict(action_result(projection)), action=action, receipt=receipt)
 
 
 def _print_taken(taken: Taken, as_json: bool) -> None:
