@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from tests.cli.errand_kit import add_accounts, sanji
 from tests.screens.screens_kit import MZ003_ALL, prepared_node
 
 TOWN = "T01"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -162,3 +165,14 @@ def test_bad_arguments_exit_2_with_a_clear_message(town: str, tmp_path: Path) ->
     # A note with text is a step like any other: exit 0, the new action's id.
     code, out, err = sanji(*base, "--field", "text=已电话告知申请人")
     assert code == 0 and len(out.strip()) == 32, err
+
+
+def test_the_installed_command_exits_2_with_the_refusal(town: str, tmp_path: Path) -> None:
+    """The same through a fresh ``sanji`` process: what a cron job sees (exit status, stderr)."""
+    errand = _register(town, tmp_path)
+    argv = [sys.executable, "-m", "sanji.cli.main", "errand", "act", "--config", town, "--account", "王芳", errand]
+    done = subprocess.run([*argv, "decide"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines()[0].startswith("refused: ")
+    done = subprocess.run([*argv, "accept"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0 and len(done.stdout.strip()) == 32, done.stderr
