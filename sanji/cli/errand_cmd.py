@@ -54,6 +54,7 @@ from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused, SanjiError
 from protocol.menu import allowed_steps
 from protocol.refusals import bilingual
+from protocol.stages import STAGES
 from protocol.steps import STEP_KINDS
 from sanji.auth import events as ev
 from sanji.auth import roles
@@ -106,7 +107,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         return cmd
 
     ls = command("list", "the errands this node holds (masked), in order of registration")
-    ls.add_argument("--stage", help="only errands at this stage (e.g. submitted, accepted)")
+    ls.add_argument("--stage", choices=STAGES, metavar="STAGE", help="only errands at this stage: " + ", ".join(STAGES))
     ls.add_argument("--limit", type=int, default=100, help=f"at most this many (1-{MAX_LIST})")
     ls.add_argument("--json", action="store_true", help="one JSON object, as GET /api/errands")
     ls.set_defaults(func=lambda a: run_list(a.config, stage=a.stage, limit=a.limit, as_json=a.json))

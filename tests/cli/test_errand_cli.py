@@ -151,6 +151,7 @@ def test_bad_arguments_exit_2_with_a_clear_message(town: str, tmp_path: Path) ->
         code, _, err = sanji(*base, *extra)
         assert code == 2 and err.startswith("error: ") and said in err, (extra, err)
     assert sanji("errand", "act", "--config", town, "--account", "王芳", errand, "fly")[0] == 2  # argparse
+    assert sanji("errand", "list", "--config", town, "--stage", "done")[0] == 2  # argparse names the stages
     code, _, err = sanji("errand", "list", "--config", town, "--limit", "0")
     assert code == 2 and "--limit" in err
     code, _, err = sanji("errand", "show", "--config", town, "T01-0000000000000000")
