@@ -91,14 +91,14 @@ class ErrandController(Controller):
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(self, service: NamedDependency[ErrandService], data: JSONBody[RegisterForm]) -> ActionResult:
         projection = await service.register(data)
-        return _result(projection)
+        return action_result(projection)
 
     @post("/{errand_id:str}/actions", summary="Take the next step on an errand held here")
     async def act(
         self, service: NamedDependency[ErrandService], errand_id: FromPath[str], data: JSONBody[ActionForm]
     ) -> ActionResult:
         projection = await service.act(errand_id, data)
-        return _result(projection)
+        return action_result(projection)
 
 
 class AttachmentController(Controller):
@@ -130,7 +130,7 @@ class AttachmentController(Controller):
         mime = request.headers.get("content-type", "application/octet-stream")[:100]
         digest = await service.store.put_blob(data)
         form = ActionForm(kind="attach", actor=actor, blob=digest, size=len(data), name=name, mime=mime)
-        return _result(await service.act(errand_id, form))
+        return action_result(await service.act(errand_id, form))
 
     @get(
         "/attachments/{digest:str}",
@@ -154,7 +154,8 @@ class AttachmentController(Controller):
         return Response(data, media_type="application/octet-stream")
 
 
-def _result(projection: Any) -> ActionResult:
+def action_result(projection: Any) -> ActionResult:
+    """What the API answers for a registration or a step (and ``sanji errand`` prints with the action id)."""
     state = projection.state
     return ActionResult(
         errand=projection.errand,
