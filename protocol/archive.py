@@ -11,10 +11,14 @@ An attachment may be archived at a node when
 
 Pure: the store gathers the facts and asks here both when it plans a run and again, under the write
 lock, before it drops anything.
+
+An archived attachment is fetched back from an ancestor when someone opens it (``fetched_back``):
+the answer is kept only if it is exactly the recorded size and hashes to the attachment's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,3 +82,16 @@ def archive_verdict(
     if holder is None:
         return "unacknowledged"
     return Archivable(holder, closed_at)
+
+
+def fetched_back(digest: str, size: int, data: bytes) -> str | None:
+    """Why bytes an ancestor answered for an archived attachment are refused, or None when they are it.
+
+    ``digest`` and ``size``: what the archive mark recorded (the attach action's own). Nothing short,
+    long or altered is ever kept in its place.
+    """
+    if len(data) != size:
+        return f"the answer is {len(data)} bytes; attachment {digest[:12]} is {size}"
+    if hashlib.sha256(data).hexdigest() != digest:
+        return f"the answer does not hash to attachment {digest[:12]}: altered on the way or at the sender"
+    return None

@@ -98,12 +98,7 @@ async def sync_once(
     """One full exchange with the parent (or the ancestor ``transport`` reaches). Raises SanjiError on failure."""
     if store.directory.parent(store.node_id) is None:
         return SessionReport()
-    if getattr(transport, "signer", None) is None:
-        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
-    ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
-    transport.ancestors = frozenset(ancestors)
-    if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
-        transport.recipient = store.directory.parent(store.node_id) or ""
+    ready(store, transport)
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
     day = _today(context)
@@ -118,6 +113,16 @@ async def sync_once(
     report.bytes_sent = transport.bytes_sent - sent0
     report.bytes_received = transport.bytes_received - recv0
     return report
+
+
+def ready(store: Store, transport: Transport) -> None:
+    """Make ``transport`` a link of this node: every request signed, addressed to the parent first."""
+    if getattr(transport, "signer", None) is None:
+        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
+    ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
+    transport.ancestors = frozenset(ancestors)
+    if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
+        transport.recipient = store.directory.parent(store.node_id) or ""
 
 
 def _today(context: NodeContext | None) -> str:
