@@ -35,9 +35,11 @@ from sanji.sync.transport import HttpTransport, Transport
 from sanji.web.errors import http_error_handler, sanji_error_handler
 from sanji.web.sync_routes import SyncController
 from tests.network.test_link_failures import Parent
-from tests.store.test_archive import T, V, Tree, _snapshot, tree  # noqa: F401  (the fixture)
+from tests.store import test_archive as archive_kit
+from tests.store.test_archive import T, Tree, V, _snapshot
 
 LATER = time.time() + 91 * DAY_S
+tree = archive_kit.tree  # the archive tests' fixture: C, T01 and T01V01, three errands, their scans
 
 
 @asynccontextmanager
@@ -55,7 +57,9 @@ async def serving_sync(store: Store) -> AsyncIterator[str]:
     http = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
     task = asyncio.create_task(http.serve(sockets=[sock]))
     try:
-        while not http.started:
+        for _ in range(1500):  # uvicorn says it started by a flag, not an event
+            if http.started:
+                break
             await asyncio.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
