@@ -9,7 +9,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import Template
 
 from protocol.bounds import LINE_CLASS
 from protocol.errors import ActionRefused
@@ -147,7 +146,7 @@ class AttachmentController(Controller):
         caller: NamedDependency[Caller],
         fetch_back: NamedDependency[FetchBack],
         digest: FromPath[str],
-    ) -> Response[bytes] | Template:
+    ) -> Response[bytes]:  # a Template too (a browser told the file is archived away), itself a Response
         if digest not in await store.attachments():
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
         try:
