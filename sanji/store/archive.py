@@ -103,6 +103,7 @@ class ArchivePlan:
 @dataclass
 class _Facts:
     held: dict[str, int]  # complete, bytes held: hash -> size
+    held_since: dict[str, float]  # hash -> when its bytes were last written (wall-clock seconds)
     archived: set[str]
     named: dict[str, set[str]]  # hash -> errands naming it
     errands: dict[str, tuple[str, int]]  # errand -> (stage, updated_at hlc)
@@ -120,12 +121,13 @@ class Archive(Section):
     async def _archive_facts(self) -> _Facts:
         b, a, e = t.blobs.c, t.actions.c, t.errands.c
         async with self.db.reader.connect() as conn, conn.begin():
-            held = {
-                h: int(size)
-                for h, size in await conn.execute(
-                    select(b.hash, b.size).where(b.complete.is_(True), b.received == b.size, b.size > 0)
-                )
-            }
+            rows = await conn.execute(
+                select(b.hash, b.size, b.updated_at).where(b.complete.is_(True), b.received == b.size, b.size > 0)
+            )
+            held: dict[str, int] = {}
+            held_since: dict[str, float] = {}
+            for h, size, at in rows:
+                held[h], held_since[h] = int(size), float(at)
             archived = set((await conn.execute(select(t.blob_archive.c.hash))).scalars())
             named: dict[str, set[str]] = {}
             attaches = 0
@@ -142,7 +144,7 @@ class Archive(Section):
             acks: dict[str, set[str]] = {}
             for peer, digest in await conn.execute(select(t.blob_acks.c.peer, t.blob_acks.c.hash)):
                 acks.setdefault(digest, set()).add(peer)
-        return _Facts(held, archived, named, errands, acks, attaches)
+        return _Facts(held, held_since, archived, named, errands, acks, attaches)
 
     def _judge(self, digest: str, size: int, facts: _Facts, after_days: float, now: float) -> Candidate | str:
         """A candidate, or the reason (a key of ``KEPT_REASONS``) it is kept: ``protocol.archive`` decides."""
@@ -155,6 +157,7 @@ class Archive(Section):
             ancestors=self._ancestors(),
             after_days=after_days,
             now=now,
+            held_since=facts.held_since.get(digest, 0.0),
         )
         if isinstance(verdict, Archivable):
             return Candidate(digest, size, verdict.held_at, tuple(sorted(errands)), verdict.closed_at, facts.attaches)
@@ -191,7 +194,9 @@ class Archive(Section):
             # Everything the plan read is read again under the write lock: an ack forgotten, a blob
             # replaced or an errand reopened since the plan leaves the attachment as it is.
             row = (
-                await conn.execute(select(b.size, b.received, b.complete, b.data).where(b.hash == candidate.hash))
+                await conn.execute(
+                    select(b.size, b.received, b.complete, b.data, b.updated_at).where(b.hash == candidate.hash)
+                )
             ).first()
             if row is None or not row[2] or int(row[1]) != int(row[0]) or int(row[0]) != candidate.size:
                 return False
@@ -219,6 +224,7 @@ class Archive(Section):
                 ancestors=self._ancestors(),
                 after_days=after_days,
                 now=now,
+                held_since=float(row[4]),
             )
             if not isinstance(verdict, Archivable) or verdict.held_at != candidate.held_at:
                 return False

@@ -21,7 +21,7 @@ import uvicorn
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from protocol.archive import DAY_S
 from protocol.errors import SanjiError
@@ -106,7 +106,13 @@ async def test_opening_an_archived_attachment_fetches_it_back_whole(tree: Tree) 
         assert await village.archived_blob(closed) is None  # held again: the mark is gone
         assert await village.blob_read(closed, 0, 1 << 20) == (50_000, 50_000, original)
         assert await fetch.open(closed) is None and len(asked) == 1  # not archived any more: nothing to fetch
-        # Held again, it may be archived again later (the township's acknowledgement still stands).
+        # Held again, it stays after_days from when it came back (as if it came back on day 90: kept on day 91)...
+        async with village.db.write() as conn:
+            await conn.execute(update(t.blobs).where(t.blobs.c.hash == closed).values(updated_at=LATER - DAY_S))
+        assert (await village.archive_plan(after_days=90, now=LATER)).kept["held_recently"] == [closed]
+        async with village.db.write() as conn:
+            await conn.execute(update(t.blobs).where(t.blobs.c.hash == closed).values(updated_at=time.time()))
+        # ... and may then be archived again (the township's acknowledgement still stands).
         assert [c.hash for c in (await village.archive_blobs(after_days=90, now=LATER)).archived] == [closed]
         # A dark township: the village goes round it to the next ancestor it knows, as its sync does.
         make, _ = links(dead_url(), township)
