@@ -10,6 +10,16 @@ from __future__ import annotations
 import asyncio
 
 
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Stop a node's background task and wait until it has stopped (its cancellation is the expected end)."""
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
 class PeriodicDuty:
     """Subclasses give ``tick`` (one run) and ``failed`` (what a failed run leaves behind)."""
 
@@ -23,13 +33,8 @@ class PeriodicDuty:
             self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def tick(self) -> None:
         raise NotImplementedError

@@ -72,18 +72,22 @@ async def _restore(config: str, db: str | None, *, errand: str | None) -> list[t
     return out
 
 
+def _could_not_run(exc: Exception) -> int:
+    if isinstance(exc, SanjiError):
+        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
 def restore(args: argparse.Namespace) -> int:
     if not args.all and not args.errand:
         print("error: --restore needs --errand ID or --all", file=sys.stderr)
         return 2
     try:
         results = asyncio.run(_restore(args.config, args.db, errand=None if args.all else args.errand))
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SanjiError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
-        return 2
+    except (ConfigError, ValueError, OSError, SanjiError) as exc:
+        return _could_not_run(exc)
     back = [m for m, why in results if not why]
     left = [(m, why) for m, why in results if why]
     if args.json:
@@ -127,12 +131,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         plan = asyncio.run(_run(args.config, args.db, apply=args.apply, after_days=args.after_days))
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SanjiError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
-        return 2
+    except (ConfigError, ValueError, OSError, SanjiError) as exc:
+        return _could_not_run(exc)
     if args.json:
         print(json.dumps(as_dict(plan, applied=args.apply), ensure_ascii=False, indent=2))
         return 0

@@ -52,6 +52,7 @@ from protocol.session import (
 )
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
+from sanji.periodic import cancel
 from sanji.store import Store, report_inputs
 from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
@@ -410,13 +411,8 @@ class SyncDriver:
             self._task = asyncio.create_task(self._run(), name=f"sync-{self.store.node_id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.transport.close()
         for fallback in self.fallbacks:
             await fallback.close()
