@@ -10,9 +10,10 @@ ancestors the parent told of (``sanji.sync.addresses``), nearest first.
 Nothing is kept until the whole answer is the recorded size and hashes to the attachment's name
 (``protocol.archive.fetched_back``); a short, long or altered answer is refused, logged, and the
 next ancestor asked. Bounded: one fetch per attachment at a time (opens meanwhile wait for the same
-one), ``timeout`` seconds for all of it, and nothing larger than the node's attachment limit. When no
-ancestor answers, ``ArchivedElsewhere`` says so (a 503 with Retry-After; the page says it in Chinese
-and English), and the attachment stays archived, its mark intact.
+one), ``MAX_FETCHES`` attachments at once, ``timeout`` seconds for all of one, and nothing larger
+than the node's attachment limit. When no ancestor answers, ``ArchivedElsewhere`` says so (a 503
+with Retry-After; the page says it in Chinese and English), and the attachment stays archived, its
+mark intact.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sanji.sync.transport import HttpTransport, Transport
 log = logging.getLogger("sanji.archive")
 FETCH_TIMEOUT_S = 60.0  # a page's wait for a whole attachment: 4 MiB at 64 kbit/s is about 9 minutes, see --restore
 RESTORE_TIMEOUT_S = 1800.0  # ``sanji archive --restore``: someone is waiting at a desk for the laptop
+MAX_FETCHES = 2  # attachments fetched back at once (each up to the size limit, held in memory until checked)
 RETRY_AFTER_S = 300  # when no ancestor answers: links come back in minutes, not seconds
 Links = Callable[[], Awaitable[Sequence[Transport]]]
 
@@ -81,6 +83,7 @@ class FetchBack:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._inflight: dict[str, asyncio.Task[bytes | None]] = {}
+        self._slots = asyncio.Semaphore(MAX_FETCHES)  # different attachments: a few at a time, each in memory
 
     async def open(self, digest: str) -> bytes | None:
         """The bytes of ``digest``, fetched back and held here again; None when it is not archived here.
@@ -88,7 +91,9 @@ class FetchBack:
         Raises ``ArchivedElsewhere`` when no ancestor gave it back whole in time, ``AttachmentArchived``
         when it is larger than this node takes.
         """
-        task = self._inflight.get(digest)
+        if digest not in self._inflight and await self.store.archived_blob(digest) is None:
+            return None  # held here (the usual case): no task, no link
+        task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
         if task is None:
             task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")
             self._inflight[digest] = task
@@ -112,12 +117,13 @@ class FetchBack:
                 hint=f"Open the errand at {mark.held_at}, which holds the attachment.",
             )
         tried: list[str] = []
-        links = await self.links()
-        try:
-            data = await self._ask_each(links, mark, tried)
-        finally:
-            for link in links:
-                await link.close()
+        async with self._slots:
+            links = await self.links()
+            try:
+                data = await self._ask_each(links, mark, tried)
+            finally:
+                for link in links:
+                    await link.close()
         if data is None:
             said = "; ".join(tried) or "this node has no parent to ask"
             raise ArchivedElsewhere(f"{mark.where()}, and could not be fetched back now ({said})"[:1000])
