@@ -18,8 +18,9 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
-from sanji.store.archive import AttachmentArchived
 from sanji.store.blobs import MAX_BLOB_BYTES
+from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
+from sanji.web.archived_page import archived_away_page, wants_html
 from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
 from sanji.worklist import prioritised
@@ -134,22 +135,31 @@ class AttachmentController(Controller):
 
     @get(
         "/attachments/{digest:str}",
-        summary="The bytes of an attachment held here",
+        summary="The bytes of an attachment held here (an archived one is fetched back from an ancestor first)",
         media_type="application/octet-stream",
     )
     async def download(
-        self, store: NamedDependency[Store], caller: NamedDependency[Caller], digest: FromPath[str]
-    ) -> Response[bytes]:
-        archived = await store.archived_blob(digest)
-        if archived is not None and digest in await store.attachments():
-            raise AttachmentArchived(
-                archived.where(),
-                hint=f"Open the errand at {archived.held_at} (or a node above it), which holds the attachment.",
-            )
-        state = await store.blob_state(digest)
-        if state is None or not state[2] or digest not in await store.attachments():
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
+        fetch_back: NamedDependency[FetchBack],
+        digest: FromPath[str],
+    ) -> Response[bytes]:  # a Template too (a browser told the file is archived away), itself a Response
+        if digest not in await store.attachments():
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
-        _, _, data = await store.blob_read(digest, 0, state[0])
+        try:
+            data = await fetch_back.open(digest)  # None: not archived here
+        except ArchivedElsewhere as away:
+            if wants_html(request):  # the errand page's link, opened in a browser
+                return archived_away_page(store, context, away)
+            raise
+        if data is None:
+            state = await store.blob_state(digest)
+            if state is None or not state[2] or state[1] != state[0]:
+                raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
+            _, _, data = await store.blob_read(digest, 0, state[0])
         await caller.read("attachment", detail=digest)
         return Response(data, media_type="application/octet-stream")
 
