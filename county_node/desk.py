@@ -3,7 +3,7 @@
 - 联办 sub-tasks: each department's inbox (``subtasks.py``);
 - 季度考核: the assessment office (``assessment_routes.py``), the rules it publishes
   (``rules_publishing.py``) and the business reports it audits (``sanji.office.business_routes``);
-- the provincial platform's pull of the national tables (``platform_routes.py``);
+- the provincial platform's pull of the national tables, and the office's export screen (``platform_routes.py``);
 - the register page says the county does not register (``screens.py``, 403);
 - at start, the county publishes its catalogue (``duties.py``).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from county_node import ROLE
 from county_node.assessment_routes import AssessmentApiController, AssessmentScreenController
 from county_node.duties import publish_catalogue
-from county_node.platform_routes import PlatformController
+from county_node.platform_routes import PlatformController, PlatformScreenController
 from county_node.rules_publishing import RulesPublishingApiController, RulesPublishingScreenController
 from county_node.screens import NoRegistrationController
 from county_node.subtasks import SubtaskController
@@ -33,6 +33,7 @@ DESK = desk.Desk(
         BusinessApiController,
         BusinessScreenController,
         PlatformController,
+        PlatformScreenController,
     ),
     menu=(
         desk.HOME,
@@ -44,6 +45,7 @@ DESK = desk.Desk(
         desk.REPORTS,
         desk.RULES,
         desk.SMS,
+        desk.PLATFORM,
         desk.ENROLL,
     ),
     post="部门审批人员",

@@ -1,20 +1,27 @@
-"""The provincial collector's pull: the national tables of errands changed since a moment."""
+"""Exchange with the provincial platform: the collector's pull and the office's export screen.
+
+Both hand over the national tables of errands changed since a moment (``sanji.office.platform``):
+the collector pulls JSON from ``/api/office/platform/export``; the office downloads the same files
+the command ``sanji platform export`` writes, as one ZIP, from ``/office/platform/``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
+from litestar.response import Redirect, Response, Template
 
 from protocol.deadlines import CHINA_STANDARD_TIME
-from sanji.cli.platform_cmd import parse_since
 from sanji.context import NodeContext
-from sanji.office.platform import export_tables
+from sanji.office.platform import LAST_EXPORT, TABLES, export_files, export_tables, parse_since, zipped
 from sanji.store import Store
+from sanji.web.screens import _frame, one, read_form
 
 
 class PlatformBatch(msgspec.Struct, kw_only=True):
@@ -34,10 +41,10 @@ class PlatformController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        since: Annotated[str, QueryParameter(max_length=40, description="2026-11-01 or an ISO time")],
+        since: Annotated[str, QueryParameter(max_length=40, description="2026-11-01, an ISO time, or last")],
         source: Annotated[str, QueryParameter(max_length=3, pattern=r"^\d{3}$")] = "001",
     ) -> PlatformBatch:
-        moment = parse_since(since)
+        moment = parse_since(since, await store.meta_value(LAST_EXPORT))
         batch = datetime.now(CHINA_STANDARD_TIME).strftime("%Y%m%d%H%M%S")
         tables = await export_tables(store, context.catalogue, since=moment, batch_no=batch, data_source=source)
         return PlatformBatch(
@@ -46,4 +53,56 @@ class PlatformController(Controller):
             data_source=source,
             counts={name: len(rows) for name, rows in tables.items()},
             tables=tables,
+        )
+
+
+def _back(problem: str) -> Redirect:
+    return Redirect(f"/office/platform/?{urlencode({'problem': problem[:300]})}", status_code=303)
+
+
+class PlatformScreenController(Controller):
+    """省平台交换: the office runs an export and downloads it (what the collector would pull)."""
+
+    path = "/office/platform"
+    include_in_schema = False
+
+    @get("/")
+    async def screen(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        problem: Annotated[str, QueryParameter(max_length=300)] = "",
+    ) -> Template:
+        last = await store.meta_value(LAST_EXPORT)
+        default = last[:10] if last else context.today().replace(day=1).isoformat()
+        return Template(
+            template_name="office_platform.html",
+            context={
+                **_frame(store, context, "platform"),
+                "last": last.replace("T", " ")[:16] if last else "",
+                "since": default,
+                "tables": TABLES,
+                "problem": problem,
+            },
+        )
+
+    @post("/export", status_code=200)
+    async def export(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+    ) -> Response[bytes] | Redirect:
+        form = await read_form(request)
+        since, source = one(form, "since")[:40], one(form, "source")[:3] or "001"
+        try:
+            moment = parse_since(since or "last", await store.meta_value(LAST_EXPORT))
+            files = await export_files(store, context.catalogue, since=moment, data_source=source)
+        except ValueError as exc:
+            return _back(f"无法导出 cannot export: {exc}")
+        batch = msgspec.json.decode(files["manifest.json"])["batch_no"]
+        return Response(
+            zipped(files),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="platform-{store.node_id}-{batch}.zip"'},
         )

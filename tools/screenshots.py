@@ -132,6 +132,7 @@ def shoot(out: Path) -> list[Path]:
                 "county-ledger": f"{c}/office/ledger",
                 "county-assessment": f"{c}/office/assessment/",
                 "county-sms": f"{c}/office/sms/",
+                "county-platform": f"{c}/office/platform/",
                 "town-business": f"{t}/office/business/",
                 "town-rules": f"{t}/office/rules/",
             }

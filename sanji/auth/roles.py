@@ -292,7 +292,9 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/office/sms/{row_id:int}/retry"): SUPERVISION,
     ("GET", "/api/office/sms"): SUPERVISION,
     ("POST", "/api/office/sms/{row_id:int}/retry"): SUPERVISION,
-    ("GET", "/api/office/platform/export"): SUPERVISION,  # the provincial collector's account
+    ("GET", "/api/office/platform/export"): SUPERVISION,
+    ("GET", "/office/platform"): SUPERVISION,  # 省平台交换: the office exports and downloads the national tables
+    ("POST", "/office/platform/export"): SUPERVISION,  # the provincial collector's account
 }
 
 

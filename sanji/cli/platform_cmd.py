@@ -5,7 +5,8 @@
 
 ``export`` writes one JSON file per table (accept, process, result, special, material, rating) and a
 ``manifest.json`` (batch, since, counts), each written whole then renamed, for errands changed since
-the date (00:00 China Standard Time) or a full ISO time. ``import-catalogue`` turns the national
+the date (00:00 China Standard Time), a full ISO time, or ``last``: when the previous export
+(from this command or the county's 省平台交换 screen) began. ``import-catalogue`` turns the national
 implementation list into a Sanji catalogue file (check and sign it with ``sanji catalogue``) and the
 map of national codes the export uses (``--codes`` of export).
 """
@@ -17,17 +18,23 @@ import asyncio
 import json
 import os
 import sys
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.errors import SanjiError
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
-from sanji.office.platform import TABLES, ImportProblem, NationalCodes, export_tables, import_implementation_list
+from sanji.office.platform import (
+    LAST_EXPORT,
+    ImportProblem,
+    NationalCodes,
+    export_files,
+    import_implementation_list,
+    parse_since,
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,7 +42,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     inner = p.add_subparsers(dest="platform_command", required=True, metavar="PLATFORM_COMMAND")
     exp = inner.add_parser("export", help="write the errands changed since a date as national-table files")
     exp.add_argument("--config", required=True)
-    exp.add_argument("--since", required=True, help="a date (00:00 CST) or an ISO time with offset")
+    exp.add_argument(
+        "--since",
+        required=True,
+        help="a date (00:00 CST), an ISO time with offset, or last (when the last export began)",
+    )
     exp.add_argument("--out", required=True, help="directory to write")
     exp.add_argument("--batch", default="", help="batch number (default: a timestamp)")
     exp.add_argument("--source", default="001", help="3-digit data source code")
@@ -51,19 +62,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     imp.set_defaults(func=run_import)
 
 
-def parse_since(text: str) -> datetime:
-    try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time.min, tzinfo=CHINA_STANDARD_TIME)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--since must be a date like 2026-11-01 or an ISO time, not {text[:40]!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_STANDARD_TIME)
-
-
 def _write(path: Path, value: Any) -> None:
+    _write_bytes(path, json.dumps(value, ensure_ascii=False, indent=1).encode())
+
+
+def _write_bytes(path: Path, content: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.write_bytes(content)
     os.replace(tmp, path)
 
 
@@ -74,37 +79,31 @@ def load_codes(path: str) -> dict[str, NationalCodes]:
 
 
 async def _export(
-    config: str, since: datetime, batch: str, source: str, codes: dict[str, NationalCodes]
-) -> dict[str, list[dict[str, Any]]]:
+    config: str, since: str, batch: str, source: str, codes: dict[str, NationalCodes]
+) -> dict[str, bytes]:
     async with node_store(load_settings(config)) as (store, context):
-        return await export_tables(
-            store, context.catalogue, since=since, batch_no=batch, data_source=source, codes=codes
+        moment = parse_since(since, await store.meta_value(LAST_EXPORT))
+        return await export_files(
+            store, context.catalogue, since=moment, data_source=source, batch_no=batch, codes=codes
         )
 
 
 def run_export(args: argparse.Namespace) -> int:
     try:
-        since = parse_since(args.since)
-        if not (len(args.source) == 3 and args.source.isdigit()):
-            raise ValueError("--source is a 3-digit code")
-        batch = args.batch or datetime.now(CHINA_STANDARD_TIME).strftime("%Y%m%d%H%M%S")
-        tables = asyncio.run(_export(args.config, since, batch, args.source, load_codes(args.codes)))
+        files = asyncio.run(_export(args.config, args.since, args.batch, args.source, load_codes(args.codes)))
     except SanjiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except (ConfigError, ValueError, OSError, msgspec.DecodeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: --since/--source: {exc}" if isinstance(exc, ValueError) else f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in TABLES:
-        _write(out / f"{name}.json", tables[name])
-    counts = {name: len(tables[name]) for name in TABLES}
-    _write(
-        out / "manifest.json",
-        {"batch_no": batch, "since": since.isoformat(), "data_source": args.source, "counts": counts},
-    )
-    print(f"batch {batch}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {out}")
+    for name, content in files.items():
+        _write_bytes(out / name, content)
+    manifest = json.loads(files["manifest.json"])
+    counts = manifest["counts"]
+    print(f"batch {manifest['batch_no']}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {out}")
     return 0
 
 

@@ -29,9 +29,12 @@ an entry is sent under its own code in both fields.
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import msgspec
@@ -63,6 +66,7 @@ from sanji.store import Store
 from sanji.store import schema as t
 
 TABLES = ("accept", "process", "result", "special", "material", "rating")
+LAST_EXPORT = "platform_last_export"  # meta key: when the last export began (ISO), for ``since=last``
 RESULT_TYPES = {
     "approved": "0",
     "refused": "1",
@@ -445,3 +449,59 @@ def import_implementation_list(
     if problems:
         raise ImportProblem("; ".join(problems))
     return Catalogue(county=county, version=version, published_at=published_at, matters=tuple(matters)), codes
+
+
+def parse_since(text: str, last: str | None = None) -> datetime:
+    """``2026-11-01`` (00:00 China Standard Time), an ISO time, or ``last``: when the last export began."""
+    if text == "last":
+        if not last:
+            raise ValueError("no export has run yet: give the first one a date, e.g. 2026-11-01")
+        text = last
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time.min, tzinfo=CHINA_STANDARD_TIME)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"since must be a date like 2026-11-01, an ISO time or 'last', not {text[:40]!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_STANDARD_TIME)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=1).encode()
+
+
+async def export_files(
+    store: Store,
+    catalogue: Catalogue | None,
+    *,
+    since: datetime,
+    data_source: str,
+    batch_no: str = "",
+    codes: Mapping[str, NationalCodes] | None = None,
+) -> dict[str, bytes]:
+    """One export as files: a JSON file per table and ``manifest.json`` (batch, since, counts).
+
+    The command writes them into a directory, the county's screen hands them over as one ZIP. The
+    moment the export began is kept, so the next one can ask for ``since=last`` and miss nothing
+    (an errand changed while this one ran is in both, as an update the collector merges).
+    """
+    if not (len(data_source) == 3 and data_source.isdigit()):
+        raise ValueError("the data source is a 3-digit code")
+    began = datetime.now(CHINA_STANDARD_TIME)
+    batch = batch_no or began.strftime("%Y%m%d%H%M%S")
+    tables = await export_tables(store, catalogue, since=since, batch_no=batch, data_source=data_source, codes=codes)
+    counts = {name: len(tables[name]) for name in TABLES}
+    files = {f"{name}.json": _json(tables[name]) for name in TABLES}
+    files["manifest.json"] = _json(
+        {"batch_no": batch, "since": since.isoformat(), "data_source": data_source, "counts": counts}
+    )
+    await store.set_meta(LAST_EXPORT, began.isoformat(timespec="seconds"))
+    return files
+
+
+def zipped(files: Mapping[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return out.getvalue()

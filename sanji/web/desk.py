@@ -48,6 +48,7 @@ ASSESSMENT = MenuLink("assessment", "/office/assessment/", "季度考核 Assessm
 REPORTS = MenuLink("business", "/office/business/", "业务报表 Reports")
 RULES = MenuLink("rules", "/office/rules/", "考核细则 Rules")
 SMS = MenuLink("sms", "/office/sms/", "短信 SMS")
+PLATFORM = MenuLink("platform", "/office/platform/", "省平台交换 Platform")
 ENROLL = MenuLink("enroll", "/enroll", "节点接入 Enrollment")
 
 

@@ -1,13 +1,15 @@
 """A real headless Chromium (JavaScript off) at a county node served over loopback: the office opens a
 ledger for a period, narrows it, downloads it as XLSX, records an assessment entry, files an appeal
-and decides it — plain HTML forms end to end."""
+and decides it, and runs the provincial platform's export — plain HTML forms end to end."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,6 +101,21 @@ def test_ledger_and_assessment_in_a_browser(live_county: str, tmp_path: Path) ->
             expect(page.locator("table#appeals")).to_contain_text("申诉成立")
             expect(page.locator("#staff-王芳")).to_contain_text("95")
             page.screenshot(path=str(tmp_path / "assessment.png"), full_page=True)
+
+            # 省平台交换: the office runs an export for the provincial collector and downloads it
+            page.get_by_role("link", name=re.compile("省平台交换")).click()
+            expect(page.locator("#last-export")).to_contain_text("尚未导出过")
+            page.fill("#since", "2026-11-01")
+            with page.expect_download() as info:
+                page.get_by_role("button", name=re.compile("导出并下载")).click()
+            exported = tmp_path / "platform.zip"
+            info.value.save_as(exported)
+            with zipfile.ZipFile(exported) as archive:
+                manifest = json.loads(archive.read("manifest.json"))
+                accepted = {r["project_no"] for r in json.loads(archive.read("accept.json"))}
+            assert manifest["counts"]["accept"] == len(accepted) and accepted >= {"E1", "E2"}
+            page.reload()
+            expect(page.locator("#last-export")).to_contain_text("上次导出开始于")
         finally:
             browser.close()
     assert (tmp_path / "assessment.png").stat().st_size > 5_000

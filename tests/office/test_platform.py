@@ -4,9 +4,11 @@ implementation list in as a catalogue that passes the county's own checks."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import zipfile
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
 from sanji.catalogue import load_catalogue
 from sanji.config import NodeSettings
 from sanji.demo.cluster import Cluster
-from sanji.office.platform import derived_status
+from sanji.office.platform import TABLES, derived_status
 from sanji.tiers import create_app
 
 CODES = {
@@ -138,12 +140,31 @@ def test_a_month_round_trips_through_the_national_tables(
     assert ops == {("E2", "accept"): "U", ("E5", "accept"): "I", ("E2", "result"): "I"}
     bad = cli("platform", "export", "--config", config, "--since", "last week", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "--since" in bad.stderr
+    # since the last run: nothing has changed since the export above began
+    again = tmp_path / "again"
+    assert cli("platform", "export", "--config", config, "--since", "last", "--out", str(again)).returncode == 0
+    assert read_tables(again)["accept"] == [] and json.loads((again / "manifest.json").read_text())["since"] > "2026-12"
 
     with TestClient(create_app(settings)) as client:
         pulled = client.get("/api/office/platform/export", params={"since": "2026-12-01"}).json()
         assert pulled["counts"]["accept"] == 1 and pulled["tables"]["accept"][0]["project_no"] == "E5"
         assert client.get("/api/office/platform/export", params={"since": "soon"}).status_code == 400
         assert client.get("/api/office/platform/export").status_code == 400
+
+        # the office's screen: the same files as one ZIP, and the last run remembered
+        screen = client.get("/office/platform/")
+        assert screen.status_code == 200 and "上次导出开始于" in screen.text
+        got = client.post("/office/platform/export", data={"since": "2026-12-01", "source": "001"})
+        assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+        assert 'filename="platform-C-' in got.headers["content-disposition"]
+        with zipfile.ZipFile(io.BytesIO(got.content)) as archive:
+            assert sorted(archive.namelist()) == sorted([*(f"{n}.json" for n in TABLES), "manifest.json"])
+            accept = json.loads(archive.read("accept.json"))
+            manifest = json.loads(archive.read("manifest.json"))
+        assert [r["project_no"] for r in accept] == ["E5"] and manifest["counts"]["accept"] == 1
+        refused = client.post("/office/platform/export", data={"since": "someday"}, follow_redirects=False)
+        assert refused.status_code == 303 and "problem=" in refused.headers["location"]
+        assert "cannot export" in client.get(refused.headers["location"]).text
 
 
 NATIONAL_LIST = {
