@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 import msgspec
@@ -15,6 +16,8 @@ from litestar.params import JSONBody, QueryParameter
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.session import NodeReport
+from protocol.stages import ANSWERED
+from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.complaints import present
 from sanji.context import NodeContext
@@ -69,6 +72,27 @@ class Supervision(msgspec.Struct, kw_only=True):
     complaints: list[dict[str, Any]]
     callback_sample: list[str]
     deemed: list[DeemedApproval] = msgspec.field(default_factory=list)
+    # errands not yet answered (not delivered or closed), counted by stage: per township (the errand's
+    # township, or this node itself above them) and per county department it was escalated to
+    by_township: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    by_department: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+
+
+def township_of(directory: Directory, scope: str) -> str:
+    """The township an errand of ``scope`` belongs to; the root itself for one registered above them."""
+    try:
+        path = directory.path(scope)
+    except (KeyError, ValueError):
+        return scope
+    return next((node for node in path if directory.role(node) == "town"), path[0])
+
+
+def stage_counts(rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, dict[str, int]]:
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        if row["stage"] not in ANSWERED and (name := key(row)):
+            table[name][row["stage"]] += 1
+    return {name: dict(table[name]) for name in sorted(table)}
 
 
 class DeskController(Controller):
@@ -170,6 +194,8 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         complaints=await store.annotations("complain"),
         callback_sample=rng.sample(closed, min(sample, len(closed))),
         deemed=[d for d in deemed if d is not None],
+        by_township=stage_counts(rows, lambda r: township_of(store.directory, r["scope"])),
+        by_department=stage_counts(rows, lambda r: str(r.get("department") or "")),
     )
 
 

@@ -37,7 +37,7 @@ from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
 from protocol.refusals import Refusal, bilingual
-from protocol.stages import STAGE_LABELS
+from protocol.stages import STAGE_LABELS, STAGES
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
 from sanji.auth.guard import Caller, principal_of
@@ -561,11 +561,16 @@ class ScreenController(Controller):
         }
         callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
         urgings = await urging_rows(store, context.today())
+        tables = (report.by_township, report.by_department)
+        counted = {stage for table in tables for row in table.values() for stage in row}
         return Template(
             template_name="supervision.html",
             context={
                 **_frame(store, context, "supervision"),
                 "report": report,
+                "deemed_at": {d.errand: at_text(d.decided_at) for d in report.deemed},
+                "stage_columns": [(stage, STAGE_LABELS[stage]) for stage in STAGES if stage in counted],
+                "node_names": {n: store.directory.get(n).name or n for n in report.by_township if n in store.directory},
                 "views": views,
                 "steps": FIVE_STEPS,
                 "urgings": urgings,

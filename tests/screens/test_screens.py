@@ -66,6 +66,23 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     assert "红灯 overdue" in town.get("/supervision").text
 
 
+def test_supervision_counts_errands_by_township_and_stage(frozen_town: tuple[Client, list[date]]) -> None:
+    town, _ = frozen_town
+    accepted = register(town, in_person=True)
+    act(town, accepted, "accept")
+    register(town, in_person=True)
+    page = town.get("/supervision").text
+    row = re.search(r'<tr data-row="T01">(.*?)</tr>', page, re.S)
+    assert row, page
+    cells = dict(re.findall(r'data-stage="(\w+)">(?:<strong>)?(\d+|—)', row.group(1)))
+    assert cells["accepted"] == "1" and cells["total"] == "2", cells
+    assert sum(int(v) for k, v in cells.items() if k != "total" and v != "—") == 2
+    assert 'id="by-department"' in page and 'id="deemed-approvals"' in page
+    report = town.get("/api/supervision").json()
+    assert sum(report["by_township"]["T01"].values()) == 2 and report["by_township"]["T01"]["accepted"] == 1
+    assert report["by_department"] == {} and report["deemed"] == []
+
+
 # -- the errand page ----------------------------------------------------------------------------
 
 
