@@ -53,7 +53,7 @@ from sanji.urgings import counts as urging_counts
 from sanji.urgings import urging_rows
 from sanji.web.badge import desk_notices
 from sanji.web.desk import desk_of
-from sanji.web.desk_api import Supervision, supervision_report
+from sanji.web.desk_api import Supervision, supervision_report, township_of
 from sanji.web.documents import (
     DOCUMENTS,
     applied,
@@ -63,7 +63,7 @@ from sanji.web.documents import (
     guide_url,
     node_name,
 )
-from sanji.web.views import Deadline, summarise
+from sanji.web.views import Deadline, ErrandSummary, summarise
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -550,14 +550,28 @@ class ScreenController(Controller):
         caller: NamedDependency[Caller],
         sample: FromQuery[str] = "5",
         seed: FromQuery[str] = "",
+        township: FromQuery[str] = "",
+        window: FromQuery[str] = "",
+        department: FromQuery[str] = "",
     ) -> Template:
         size = int(sample) if sample.isdigit() and int(sample) <= 50 else 5
         report: Supervision = await supervision_report(store, context, sample=size, seed=seed[:32])
         complaints = present(caller.visible_complaints(report.complaints), store.sealing_key)
         await caller.read_complaints(len(complaints), "/supervision")
+        asked = (("township", township), ("window", window), ("department", department))
+        wanted = {name: value.strip()[:64] for name, value in asked}
+
+        def shown(summary: ErrandSummary) -> bool:
+            """The overdue and warning lists narrowed to one township, window or department, as asked."""
+            return (
+                (not wanted["township"] or township_of(store.directory, summary.scope) == wanted["township"])
+                and (not wanted["window"] or summary.window == wanted["window"])
+                and (not wanted["department"] or summary.department == wanted["department"])
+            )
+
         views = {
-            "overdue": [_summary_view(s) for s in report.overdue],
-            "warnings": [_summary_view(s) for s in report.warnings],
+            "overdue": [_summary_view(s) for s in report.overdue if shown(s)],
+            "warnings": [_summary_view(s) for s in report.warnings if shown(s)],
         }
         callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
         urgings = await urging_rows(store, context.today())
@@ -568,6 +582,8 @@ class ScreenController(Controller):
             context={
                 **_frame(store, context, "supervision"),
                 "report": report,
+                "wanted": wanted,
+                "windows": sorted({s.window for s in (*report.overdue, *report.warnings) if s.window}),
                 "deemed_at": {d.errand: at_text(d.decided_at) for d in report.deemed},
                 "stage_columns": [(stage, STAGE_LABELS[stage]) for stage in STAGES if stage in counted],
                 "node_names": {n: store.directory.get(n).name or n for n in report.by_township if n in store.directory},

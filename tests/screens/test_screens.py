@@ -64,6 +64,10 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     detail = town.get(f"/errands/{errand_id}").text
     assert re.search(r"红灯 超期\d+个工作日", detail)
     assert "红灯 overdue" in town.get("/supervision").text
+    board = town.get("/supervision", params={"township": "T01"}).text
+    assert f'href="/errands/{errand_id}"' in board and 'option value="T01" selected' in board
+    assert f'href="/errands/{errand_id}"' not in town.get("/supervision", params={"window": "无此窗口"}).text
+    assert town.get("/supervision", params={"department": "x" * 5000}).status_code == 200
 
 
 def test_supervision_counts_errands_by_township_and_stage(frozen_town: tuple[Client, list[date]]) -> None:
