@@ -4,7 +4,8 @@
 
 Starts a county of one township and one village on loopback in the open demo mode (so the
 banner shows: these are the demo's pages), walks errands through the JSON API — one escalated
-to the county, one at the township's intake, one just registered at the village — and saves a
+to the county, one at the township's intake, one 联办件 with a sub-task for 县医保局, one just
+registered at the village — and saves a
 1366×768 full-page PNG of each screen. Nothing is loaded from the internet: the pages ship
 their own styles, and the Chinese renders with the CJK font ``make browser`` installs.
 """
@@ -64,17 +65,21 @@ def _errands(cluster: Cluster) -> dict[str, str]:
     up = register("张秀英", "13812345678", "MZ-001")  # 低保: decided by the county's civil affairs bureau
     intake = register("赵桂兰", "13907301234")
     here = register("王德明", "13500002222")
-    for errand in (up, intake):
+    joint = register("周桂英", "13711112222", "MZ-007")  # 联办: 县医保局 answers its sub-task at the county
+    for errand in (up, intake, joint):
         _post(village, f"/api/errands/{errand}/actions", {"kind": "submit", **AGENT})
-    for errand in (up, intake):
+    for errand in (up, intake, joint):
         _wait_for(town, errand, lambda e: e["pending_to"] == "T01")
         _post(town, f"/api/errands/{errand}/actions", {"kind": "receive", **WINDOW})
+    accept_joint = {"kind": "accept", "errand_kind": "联办件", "co_departments": ["县医保局"], "window": "民政窗口"}
+    _post(town, f"/api/errands/{joint}/actions", accept_joint | WINDOW)
     dept = matters.get("MZ-001", {}).get("department") or "县民政局"
     _post(town, f"/api/errands/{up}/actions", {"kind": "accept", "errand_kind": "上报件", **WINDOW})
     _post(town, f"/api/errands/{up}/actions", {"kind": "escalate", "department": dept, **WINDOW})
     _wait_for(county, up, lambda e: e["pending_to"] == "C")
     _post(county, f"/api/errands/{up}/actions", {"kind": "receive", "actor": "刘芳", "role": "部门审批"})
     _wait_for(village, up, lambda e: e["stage"] == "at_department")
+    _wait_for(county, joint, lambda e: e["stage"] == "accepted")
     receipt = _wait_for(village, here, lambda e: True)["receipt"]
     # one errand the township registered, decided and delivered itself: the call-back sample's material
     body = {"matter": "MZ-003", "applicant_name": "刘翠花", "applicant_phone": "13912345678", "in_person": True}
@@ -128,7 +133,7 @@ def shoot(out: Path) -> list[Path]:
                 "public-lookup": f"{c}/lookup?receipt={e['receipt']}&code={code}",
                 "public-complain": f"{c}/complain",
                 "login": f"{t}/login",
-                "county-subtasks": f"{c}/subtasks",
+                "county-subtasks": f"{c}/subtasks?department=县医保局",
                 "county-ledger": f"{c}/office/ledger",
                 "county-assessment": f"{c}/office/assessment/",
                 "county-sms": f"{c}/office/sms/",
