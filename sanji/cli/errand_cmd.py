@@ -9,8 +9,14 @@ Invariant: the command line decides nothing. A registration or a step goes throu
 the JSON API uses (``GuardedService``): the account's post is checked by ``sanji.auth.roles`` exactly as
 the API's role check does, the step by ``protocol.errand.judge``; the action is written through the
 store's one writer door (``BEGIN IMMEDIATE``, so a running node and this command take turns) with its
-``ActionTaken`` audit event — the account, channel ``cli`` — in the same transaction. Acting needs an
-existing, active staff account of this node that works at its level (``--account``).
+``ActionTaken`` audit event — the account, channel ``cli`` and the OS user who ran the command
+(``os_user``) — in the same transaction. Acting needs an existing, active staff account of this node
+that works at its level (``--account``); any other name is refused, audited as a ``denied`` event.
+
+This is the node operator's door, as ``sanji accounts`` is: no password is asked, so whoever can read
+the node's config and key files can act as any active account; the audit log names the OS user.
+The steps ``show`` offers are the errand page's (``sanji.web.screens.offered_steps``); ``attach``
+carries a file and is not offered here (the errand's page or ``POST /api/errands/{id}/attachments``).
 
 ``ERRAND`` is an errand id or a receipt number. ``--field`` values are typed as the API's body
 (``days=3``, ``passed=false``); a list field (``items``, ``provisional``, ``co_departments``) takes
