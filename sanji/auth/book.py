@@ -328,6 +328,7 @@ class Who:
     account: str = ""
     via: str = "system"  # session, token, open, cli, system
     ip: str = ""
+    os_user: str = ""  # via cli: the operating-system user who ran the command
 
 
 SYSTEM = Who()
@@ -382,6 +383,7 @@ class AuditedStore(Store):
                     account=who.account,
                     via=who.via,
                     ip=who.ip,
+                    os_user=who.os_user,
                     errand=errand_id,
                     kind=kind_of(action) if action else "",
                     reason=exc.message[:500],
@@ -410,6 +412,7 @@ class AuditedStore(Store):
             account=who.account,
             via=who.via,
             ip=who.ip,
+            os_user=who.os_user,
             errand=action.errand,
             action_id=action.id,
             kind=kind_of(action),

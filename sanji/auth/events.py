@@ -13,7 +13,10 @@ Common fields:
   logged in: then ``actor`` is only what the desk typed);
 - ``via``: how the caller was identified: session, token, open (no credentials), cli,
   system (the node's own duties);
-- ``node``, ``at`` (Unix seconds), ``ip``.
+- ``node``, ``at`` (Unix seconds), ``ip``;
+- ``os_user``: for ``via`` cli, the operating-system user who ran the command (``getpass.getuser()``).
+  A command acting as a named account (``sanji errand --account``) needs no password, so this is what
+  tells whose hands were on the keyboard. It lives only in the event's JSON body (no column, no migration).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class AuditEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
     via: str = ""
     ip: str = ""
     errand: str = ""
+    os_user: str = ""  # via cli: the operating-system user who ran the command (added without a migration)
 
 
 class ActionTaken(AuditEvent, frozen=True, kw_only=True, tag="action"):

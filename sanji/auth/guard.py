@@ -200,6 +200,7 @@ class Caller:
             "account": who.account,
             "via": who.via,
             "ip": who.ip,
+            "os_user": who.os_user,
         }
 
     async def read(self, what: str, *, errand: str = "", detail: str = "") -> None:
@@ -211,11 +212,6 @@ class Caller:
             await self.auth.record(ev.ComplaintsRead(**self._base(), errand=errand, count=count, where=where))
 
     # -- steps -----------------------------------------------------------------------------------
-
-    def offers(self, kind: str) -> bool:
-        """Whether the screens should offer this step to the caller (a B post is offered A's steps)."""
-        p = self.principal
-        return p is None or roles.offered(p.role, kind, self.node_role)
 
     async def authorise(self, kind: str, form: F, *, errand: str = "") -> F:
         """The form as it will be recorded: a logged-in caller acts under their own name and role label.

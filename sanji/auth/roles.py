@@ -217,7 +217,8 @@ def action_refusal(role: str, kind: str, node_role: str, *, acting_for: str = ""
 
 def offered(role: str, kind: str, node_role: str) -> bool:
     """Whether a desk offers step ``kind`` to an account of ``role`` here (a B post is offered A's steps,
-    which it takes acting for an A post); the screens' step forms and ``sanji errand show`` ask this."""
+    which it takes acting for an A post); ``sanji.web.screens.offered_steps`` asks this for the errand page
+    and ``sanji errand show``."""
     if role == WINDOW_B and kind in STEPS[WINDOW_A]:
         return action_refusal(role, kind, node_role, acting_for="A", acting_for_role=WINDOW_A) == ""
     return action_refusal(role, kind, node_role) == ""

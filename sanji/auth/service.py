@@ -76,6 +76,7 @@ class _Base(TypedDict):
     account: str
     via: str
     ip: str
+    os_user: str
 
 
 def digest(secret: str) -> str:
@@ -103,7 +104,14 @@ class AuthService:
         )
 
     def _event_base(self, who: Who) -> _Base:
-        return {"at": self.clock(), "node": self.node_id, "account": who.account, "via": who.via, "ip": who.ip}
+        return {
+            "at": self.clock(),
+            "node": self.node_id,
+            "account": who.account,
+            "via": who.via,
+            "ip": who.ip,
+            "os_user": who.os_user,
+        }
 
     async def record(self, event: ev.Event) -> None:
         await self.book.record(event)

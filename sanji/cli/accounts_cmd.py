@@ -29,8 +29,9 @@ from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.errors import SanjiError
 from sanji.auth import events as ev
 from sanji.auth import roles
-from sanji.auth.book import AuthBook, Who
+from sanji.auth.book import AuthBook
 from sanji.auth.service import AuthService
+from sanji.cli.common import cli_who
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.store import open_database
 
@@ -86,14 +87,6 @@ def read_password(from_stdin: bool) -> str:
     return first
 
 
-def _by() -> Who:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Who(account=f"cli:{user}"[:64], via="cli")
-
-
 @asynccontextmanager
 async def _service(settings: NodeSettings) -> AsyncIterator[AuthService]:
     db = await open_database(settings.db_url)
@@ -127,7 +120,7 @@ def run_add(config: str, name: str, role: str, password: str) -> int:
         return 2
 
     async def work(service: AuthService) -> int:
-        account = await service.add_account(name, role, password, by=_by())
+        account = await service.add_account(name, role, password, by=cli_who())
         print(f"account {account.name} ({roles.label(account.role)} {account.role}) added at {service.node_id}")
         return 0
 
@@ -140,7 +133,7 @@ def run_passwd(config: str, name: str, password: str) -> int:
         return 2
 
     async def work(service: AuthService) -> int:
-        await service.set_password(name, password, by=_by())
+        await service.set_password(name, password, by=cli_who())
         print(f"password of {name} changed; its sessions are ended")
         return 0
 
@@ -149,7 +142,7 @@ def run_passwd(config: str, name: str, password: str) -> int:
 
 def run_active(config: str, name: str, active: bool) -> int:
     async def work(service: AuthService) -> int:
-        await service.set_active(name, active, by=_by())
+        await service.set_active(name, active, by=cli_who())
         print(f"{name} {'enabled' if active else 'disabled'}")
         return 0
 
@@ -158,7 +151,7 @@ def run_active(config: str, name: str, active: bool) -> int:
 
 def run_unlock(config: str, name: str) -> int:
     async def work(service: AuthService) -> int:
-        await service.unlock(name, by=_by())
+        await service.unlock(name, by=cli_who())
         print(f"{name} unlocked")
         return 0
 
@@ -167,7 +160,7 @@ def run_unlock(config: str, name: str) -> int:
 
 def run_token(config: str, name: str, label: str = "") -> int:
     async def work(service: AuthService) -> int:
-        token_id, token = await service.issue_token(name, label, by=_by())
+        token_id, token = await service.issue_token(name, label, by=cli_who())
         print(f"token {token_id} for {name}; it is shown only now:\n{token}")
         return 0
 
@@ -176,7 +169,7 @@ def run_token(config: str, name: str, label: str = "") -> int:
 
 def run_revoke(config: str, token_id: int) -> int:
     async def work(service: AuthService) -> int:
-        if not await service.revoke_token(token_id, by=_by()):
+        if not await service.revoke_token(token_id, by=cli_who()):
             print(f"error: no live token {token_id}")
             return 2
         print(f"token {token_id} revoked")
@@ -213,7 +206,7 @@ def run_list(config: str) -> int:
 
 
 def _describe(event: ev.Event) -> str:
-    skip = {"at", "node", "actor", "role", "acting_for", "account", "via", "ip", "errand"}
+    skip = {"at", "node", "actor", "role", "acting_for", "account", "via", "ip", "errand", "os_user"}
     fields = {f: getattr(event, f) for f in event.__struct_fields__ if f not in skip}
     return " ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", None))
 
@@ -223,7 +216,8 @@ def run_log(config: str, *, errand: str | None = None, limit: int = 50) -> int:
         events = await service.book.events(errand=errand, limit=100_000)
         for event in events[-limit:]:
             acting = f" (代 {event.acting_for})" if event.acting_for else ""
-            account = f" [{event.account} via {event.via}]" if event.account or event.via else ""
+            os_user = f", OS user {event.os_user}" if event.os_user else ""
+            account = f" [{event.account} via {event.via}{os_user}]" if event.account or event.via else ""
             print(
                 f"{_when(event.at)}\t{event.node}\t{ev.tag_of(event)}\t{event.actor}\t{event.role}{acting}"
                 f"{account}\t{event.errand}\t{_describe(event)}"

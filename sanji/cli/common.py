@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sanji.auth.book import Who
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.keys import read_key
@@ -12,6 +14,26 @@ from sanji.node_directory import directory_entries, node_directory
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
 from sanji.workcalendar import load_calendar
+
+CLI = "cli"
+
+
+def os_user() -> str:
+    """The operating-system user running this command (``unknown`` when the system cannot name it)."""
+    try:
+        return getpass.getuser()[:64]
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def cli_who(account: str = "") -> Who:
+    """The caller of a command, for the audit log: channel ``cli`` and always the OS user who ran it.
+
+    ``account`` is the staff account the command acts as (``sanji errand --account``); a command that
+    acts as no account (``sanji accounts``, ``sanji errand show`` without ``--account``) is ``cli:<OS user>``.
+    """
+    user = os_user()
+    return Who(account=(account or f"{CLI}:{user}")[:64], via=CLI, os_user=user)
 
 
 @asynccontextmanager

@@ -9,8 +9,14 @@ Invariant: the command line decides nothing. A registration or a step goes throu
 the JSON API uses (``GuardedService``): the account's post is checked by ``sanji.auth.roles`` exactly as
 the API's role check does, the step by ``protocol.errand.judge``; the action is written through the
 store's one writer door (``BEGIN IMMEDIATE``, so a running node and this command take turns) with its
-``ActionTaken`` audit event — the account, channel ``cli`` — in the same transaction. Acting needs an
-existing, active staff account of this node that works at its level (``--account``).
+``ActionTaken`` audit event — the account, channel ``cli`` and the OS user who ran the command
+(``os_user``) — in the same transaction. Acting needs an existing, active staff account of this node
+that works at its level (``--account``); any other name is refused, audited as a ``denied`` event.
+
+This is the node operator's door, as ``sanji accounts`` is: no password is asked, so whoever can read
+the node's config and key files can act as any active account; the audit log names the OS user.
+The steps ``show`` offers are the errand page's (``sanji.web.screens.offered_steps``); ``attach``
+carries a file and is not offered here (the errand's page or ``POST /api/errands/{id}/attachments``).
 
 ``ERRAND`` is an errand id or a receipt number. ``--field`` values are typed as the API's body
 (``days=3``, ``passed=false``); a list field (``items``, ``provisional``, ``co_departments``) takes
@@ -37,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -52,7 +57,6 @@ from litestar.exceptions import PermissionDeniedException
 from protocol.actions import Action
 from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused, SanjiError
-from protocol.menu import allowed_steps
 from protocol.refusals import bilingual
 from protocol.stages import STAGES
 from protocol.steps import STEP_KINDS
@@ -61,20 +65,24 @@ from sanji.auth import roles
 from sanji.auth.book import AuditedStore, AuthBook, Who
 from sanji.auth.guard import Caller, Forbidden, GuardedService
 from sanji.auth.service import AuthService, Principal
-from sanji.cli.common import node_store
+from sanji.cli.common import CLI, cli_who, node_store
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history
 from sanji.store import Store
 from sanji.web.api import ActionResult, action_result
+from sanji.web.screens import offered_steps
 from sanji.web.views import ErrandSummary, summarise
 
-CHANNEL = "cli"
+CHANNEL = CLI
 MAX_LIST = 1000  # as GET /api/errands
 MAX_BODY = 1024 * 1024  # a registration's JSON body: far more than any form holds
 # The fields a step's --field may set: the API's body less what the command line fills itself.
 FILLED = frozenset({"kind", "actor", "role", "deemed", "blob", "size", "name", "mime"})
+# Steps that carry a file: the command line uploads nothing, so it does not offer them.
+UPLOADS = frozenset({"attach"})
+ACT_STEPS = tuple(k for k in STEP_KINDS if k not in UPLOADS)
 LIST_FIELDS = frozenset(f.name for f in msgspec.structs.fields(ActionForm) if f.default_factory is list)
 
 
@@ -125,12 +133,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     act = command("act", "take one step on an errand, as POST /api/errands/{id}/actions")
     act.add_argument("--account", required=True, help="the staff account acting (its post decides)")
     act.add_argument("errand", help="the errand's id or its receipt number")
-    act.add_argument("step", choices=STEP_KINDS, metavar="STEP", help="the step: " + ", ".join(STEP_KINDS))
+    act.add_argument("step", type=_act_step, metavar="STEP", help="the step: " + ", ".join(ACT_STEPS))
     act.add_argument(
         "--field", action="append", default=[], metavar="KEY=VALUE", help="a field of the step's body (repeatable)"
     )
     act.add_argument("--json", action="store_true", help="print the result as JSON")
     act.set_defaults(func=lambda a: run_act(a.config, a.account, a.errand, a.step, a.field, as_json=a.json))
+
+
+def _upload_refused(step: str) -> str:
+    return (
+        f"{step} carries a file, which the command line does not upload: use the errand's page (附件 Attach) "
+        "or POST /api/errands/{id}/attachments"
+    )
+
+
+def _act_step(step: str) -> str:
+    """argparse's check of ``act``'s STEP: a step the command line can take (not one that uploads a file)."""
+    if step in UPLOADS:
+        raise argparse.ArgumentTypeError(_upload_refused(step))
+    if step not in ACT_STEPS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {step!r} (choose from {', '.join(ACT_STEPS)})")
+    return step
 
 
 # -- running one command: every failure is exit 2 with a stable first word ---------------------------
@@ -168,21 +192,18 @@ def _failed(exc: Exception, *, as_json: bool) -> int:
     return 2
 
 
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 class _CliCaller(Caller):
-    """The caller of one command: the named account through channel ``cli``, else ``cli:<OS user>``."""
+    """The caller of one command: the named account through channel ``cli``, else ``cli:<OS user>``;
+    every event it writes also names the OS user who ran the command (``os_user``)."""
 
     @property
     def who(self) -> Who:
-        if self.principal is None:
-            return Who(account=f"{CHANNEL}:{_os_user()}"[:64], via=CHANNEL)
-        return Who(account=self.principal.name, via=CHANNEL)
+        return cli_who(self.principal.name if self.principal is not None else "")
+
+    async def refuse_account(self, name: str, role: str, what: str, reason: str) -> None:
+        """Audit a command refused because ``--account`` names no active staff account of this level."""
+        base = {**self._base(), "actor": name[:64], "role": roles.label(role) if role else ""}
+        await self.auth.record(ev.AccessDenied(**base, what=f"{CHANNEL} {what}"[:200], reason=reason))
 
     async def require(self, capability: str, what: str) -> None:
         """Refuse (audited, as the API's route check does) an account whose role lacks ``capability``."""
@@ -215,28 +236,40 @@ class _Desk:
         return _CliService(self.store, self.context, self.caller)
 
 
-async def _principal(auth: AuthService, name: str) -> Principal:
-    """The account as a logged-in caller: it exists, is active and works at this node's level."""
+async def _principal(auth: AuthService, name: str, what: str) -> Principal:
+    """The account as a logged-in caller: it exists, is active and works at this node's level.
+
+    A refusal is audited (``denied``, by ``cli:<OS user>``, the name given as the actor): the command
+    asks for no password, so an attempt at an account that is not there is worth a line in the log."""
     account = await auth.book.account(name=name)
-    if account is None or not account.active or not roles.works_at(account.role, auth.node_role):
-        raise BadArguments(
-            f"{name!r} is not an active staff account at {auth.node_id}",
-            hint="sanji accounts list shows the node's accounts; sanji accounts add creates one",
-        )
-    return Principal(account_id=account.id, name=account.name, role=account.role, via=CHANNEL)
+    if account is None:
+        reason = "no such account"
+    elif not account.active:
+        reason = "the account is disabled"
+    elif not roles.works_at(account.role, auth.node_role):
+        reason = f"a {roles.ROLE_LABELS_EN.get(account.role, account.role)} does not work at a {auth.node_role} node"
+    else:
+        return Principal(account_id=account.id, name=account.name, role=account.role, via=CHANNEL)
+    await _CliCaller(None, auth).refuse_account(name, account.role if account else "", what, reason)
+    raise BadArguments(
+        f"{name!r} is not an active staff account at {auth.node_id}",
+        hint="sanji accounts list shows the node's accounts; sanji accounts add creates one",
+    )
 
 
 @asynccontextmanager
-async def _desk(settings: NodeSettings, account: str | None) -> AsyncIterator[_Desk]:
+async def _desk(settings: NodeSettings, account: str | None, what: str) -> AsyncIterator[_Desk]:
     async with node_store(settings, store_type=AuditedStore) as (store, context):
         auth = AuthService(AuthBook(store.db), settings.auth, node_id=settings.node.id, node_role=settings.node.role)
-        principal = await _principal(auth, account) if account is not None else None
+        principal = await _principal(auth, account, what) if account is not None else None
         yield _Desk(store, context, _CliCaller(principal, auth))
 
 
-def _with_desk(config: str, account: str | None, work: Callable[[_Desk], Awaitable[int]]) -> Coroutine[Any, Any, int]:
+def _with_desk(
+    config: str, account: str | None, what: str, work: Callable[[_Desk], Awaitable[int]]
+) -> Coroutine[Any, Any, int]:
     async def main() -> int:
-        async with _desk(load_settings(config), account) as desk:
+        async with _desk(load_settings(config), account, what) as desk:
             return await work(desk)
 
     return main()
@@ -285,7 +318,7 @@ def run_list(config: str, *, stage: str | None = None, limit: int = 100, as_json
         print(f"{len(items)} of {total} errands at {desk.store.node_id}", file=sys.stderr)
         return 0
 
-    return _run(_with_desk(config, None, work), as_json=as_json)
+    return _run(_with_desk(config, None, "list", work), as_json=as_json)
 
 
 def run_show(
@@ -303,15 +336,7 @@ def run_show(
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), CHANNEL, errand=errand_id)
         as_post = post or (caller.principal.role if caller.principal else "")
         state = (await store.errand_states([errand_id])).get(errand_id)
-        projected = msgspec.convert(state, ErrandState) if state else None
-        node_role = caller.node_role
-        steps = [
-            k
-            for k in allowed_steps(
-                projected, store.node_id, store.directory, role=roles.label(as_post) if as_post else ""
-            )
-            if not as_post or roles.offered(as_post, k, node_role)
-        ]
+        steps = offered_steps(state, store.node_id, store.directory, post=as_post, node_role=caller.node_role)
         out = msgspec.convert({**summarise(row, desk.context), "post": as_post, "steps": steps}, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())
@@ -328,7 +353,7 @@ def run_show(
         print(f"steps now{' for ' + as_post if as_post else ''}: {', '.join(steps) or '—'}")
         return 0
 
-    return _run(_with_desk(config, account, work), as_json=as_json)
+    return _run(_with_desk(config, account, f"show {errand}", work), as_json=as_json)
 
 
 def _read_body(source: str) -> bytes:
@@ -353,11 +378,13 @@ def run_register(config: str, account: str, body: str, *, as_json: bool = False)
             print(f"{taken.errand}\t{taken.receipt}\t{taken.action}")
         return 0
 
-    return _run(_with_desk(config, account, work), as_json=as_json)
+    return _run(_with_desk(config, account, "register", work), as_json=as_json)
 
 
 def step_form(step: str, account: str, fields: list[str]) -> ActionForm:
     """The body of ``POST /api/errands/{id}/actions`` from ``key=value`` pairs (typed as the API's)."""
+    if step in UPLOADS:
+        raise BadArguments(_upload_refused(step))
     body: dict[str, Any] = {"kind": step, "actor": account}
     for item in fields:
         key, sep, value = item.partition("=")
@@ -382,4 +409,4 @@ def run_act(config: str, account: str, errand: str, step: str, fields: list[str]
         _print_taken(_taken(service.taken, projection), as_json)
         return 0
 
-    return _run(_with_desk(config, account, work), as_json=as_json)
+    return _run(_with_desk(config, account, f"act {errand} {step}", work), as_json=as_json)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -40,6 +41,7 @@ from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS, STAGES
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
+from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
@@ -273,14 +275,25 @@ COMMON_FIELDS = (
 FIELD_LABELS = {f.name: f"{f.zh} {f.en}" for fields in (*KIND_FIELDS.values(), COMMON_FIELDS) for f in fields}
 
 
-def available_actions(
-    row: dict[str, Any], state: dict[str, Any], node_id: str, directory: Directory, role: str = ""
+def offered_steps(
+    state: Mapping[str, Any] | None, node_id: str, directory: Directory, *, post: str = "", node_role: str = ""
 ) -> list[str]:
-    """The steps this node may take on the errand now: asked of the rule (``protocol.menu``)."""
+    """The steps a desk offers on the errand now, to a post (``roles.STAFF_ROLES``; '' = any post here).
+
+    Asked of the rule (``protocol.menu.allowed_steps``, with the post's label: who may grant an
+    extension), less the steps with no desk form (``KIND_FIELDS``: a complaint, an upload), less the
+    steps the post is not offered (``roles.offered``: a B post is offered A's steps). The errand page
+    and ``sanji errand show`` both ask this, so they cannot disagree.
+    """
     if not state:
         return []
     projected = msgspec.convert(state, ErrandState)
-    return [k for k in allowed_steps(projected, node_id, directory, role=role) if k in KIND_FIELDS]
+    label = roles.label(post) if post else ""
+    return [
+        k
+        for k in allowed_steps(projected, node_id, directory, role=label)
+        if k in KIND_FIELDS and (not post or roles.offered(post, k, node_role))
+    ]
 
 
 def action_defaults(
@@ -941,9 +954,9 @@ async def _errand_page(
     # A logged-in post is asked about by its label (who may grant an extension); otherwise the
     # menu shows what any post of this desk may do, and the rule answers the one who posts.
     post = caller.principal.label if caller is not None and caller.principal is not None else ""
-    kinds = available_actions(row, state, store.node_id, directory, post)
-    if caller is not None:
-        kinds = [k for k in kinds if caller.offers(k)]  # steps the logged-in post may take
+    as_post = caller.principal.role if caller is not None and caller.principal is not None else ""
+    node_role = caller.node_role if caller is not None else ""
+    kinds = offered_steps(state, store.node_id, directory, post=as_post, node_role=node_role)
     offered = set(kinds)
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
 from protocol.refusals import Refusal, bilingual
 from sanji.auth import events as ev
 from sanji.auth.book import AuthBook
+from sanji.auth.passwords import hash_password
+from sanji.cli.common import os_user
 from sanji.config import load_settings
 from sanji.store import open_database
-from tests.cli.errand_kit import add_accounts, sanji
-from tests.screens.screens_kit import MZ003_ALL, prepared_node
+from tests.auth.auth_kit import login
+from tests.cli.errand_kit import PASSWORD, add_accounts, sanji
+from tests.screens.screens_kit import MZ003_ALL, make_app, prepared_node
 
 TOWN = "T01"
 REPO = Path(__file__).resolve().parents[2]
@@ -24,15 +29,39 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def town(tmp_path: Path) -> str:
-    """A township with the catalogue; a window A post, a B post, an inspector, an admin, a disabled account."""
+    """A township with the catalogue; a window A post, a B post, an inspector, an admin, a disabled account,
+    and a county approver (who does not work at a township)."""
     cluster, _ = prepared_node(tmp_path, TOWN)
     config = cluster.nodes[TOWN].config
     add_accounts(
         config,
-        [("王芳", "window_a"), ("赵敏", "window_b"), ("孙纪", "inspector"), ("离职", "window_a"), ("管理员", "admin")],
+        [
+            ("王芳", "window_a"),
+            ("赵敏", "window_b"),
+            ("孙纪", "inspector"),
+            ("离职", "window_a"),
+            ("管理员", "admin"),
+        ],
     )
     assert sanji("accounts", "disable", "--config", str(config), "--name", "离职")[0] == 0
+    _add_out_of_level(str(config), "钱审", "approver")
     return str(config)
+
+
+def _add_out_of_level(config: str, name: str, role: str) -> None:
+    """An account whose post does not work at this node's level (``sanji accounts add`` refuses one;
+    a database carried over from a county node may still hold it): written straight into the book."""
+    settings = load_settings(config)
+
+    async def add() -> None:
+        db = await open_database(settings.db_url, migrate=False)
+        try:
+            event = ev.AccountChanged(at=0.0, node=settings.node.id, name=name, change="added", staff_role=role)
+            await AuthBook(db).add_account(name, role, hash_password(PASSWORD), now=0.0, event=event)
+        finally:
+            await db.dispose()
+
+    asyncio.run(add())
 
 
 def _register(config: str, tmp: Path, **body: object) -> str:
@@ -98,6 +127,11 @@ def test_accept_through_the_cli_lists_shows_and_audits(town: str, tmp_path: Path
     assert taken_events[1].action_id == taken["action"]
     reads = [e for e in _events(town) if isinstance(e, ev.PersonalDataRead) and e.errand == errand]
     assert reads and {e.via for e in reads} == {"cli"} and "王芳" in {e.account for e in reads}
+    # No password is asked: every event of the command line names the OS user who ran it.
+    cli_events = [e for e in _events(town) if e.via == "cli"]
+    assert cli_events and {e.os_user for e in cli_events} == {os_user()}
+    code, out, _ = sanji("accounts", "log", "--config", town, "--errand", errand)
+    assert code == 0 and f"[王芳 via cli, OS user {os_user()}]" in out
 
 
 def test_a_refused_step_exits_2_with_the_code_in_both_languages(town: str, tmp_path: Path) -> None:
@@ -120,9 +154,21 @@ def test_a_refused_step_exits_2_with_the_code_in_both_languages(town: str, tmp_p
 
 def test_only_an_active_account_with_the_post_acts(town: str, tmp_path: Path) -> None:
     errand = _register(town, tmp_path)
-    for name in ("无此人", "离职"):
+    for name in ("无此人", "离职", "钱审"):
         code, out, err = sanji("errand", "act", "--config", town, "--account", name, errand, "accept")
         assert (code, out) == (2, "") and err.startswith("error: ") and "not an active staff account" in err
+    # Each refused --account is a denied event: the name tried, by whom at the keyboard, and why.
+    tried = [e for e in _events(town) if isinstance(e, ev.AccessDenied) and e.what == f"cli act {errand} accept"]
+    assert [(e.actor, e.account, e.via, e.os_user) for e in tried] == [
+        (name, f"cli:{os_user()}", "cli", os_user()) for name in ("无此人", "离职", "钱审")
+    ]
+    assert [e.reason for e in tried] == [
+        "no such account",
+        "the account is disabled",
+        "a department approver does not work at a town node",
+    ]
+    code, _, _ = sanji("errand", "show", "--config", town, errand, "--account", "无此人")
+    assert code == 2 and any(isinstance(e, ev.AccessDenied) and e.what == f"cli show {errand}" for e in _events(town))
     code, _, err = sanji("errand", "act", "--config", town, "--account", "孙纪", errand, "accept")
     assert code == 2 and err.startswith("denied: ") and "may not take the step 'accept'" in err
     # A B post acts only for an A post of this node, as at the API.
@@ -151,6 +197,10 @@ def test_bad_arguments_exit_2_with_a_clear_message(town: str, tmp_path: Path) ->
         code, _, err = sanji(*base, *extra)
         assert code == 2 and err.startswith("error: ") and said in err, (extra, err)
     assert sanji("errand", "act", "--config", town, "--account", "王芳", errand, "fly")[0] == 2  # argparse
+    # A step that carries a file is not the command line's: it says where to upload instead.
+    code, out, err = sanji("errand", "act", "--config", town, "--account", "王芳", errand, "attach")
+    assert (code, out) == (2, "") and "does not upload" in err and "/api/errands/{id}/attachments" in err
+    assert "attach" not in sanji("errand", "act", "--help")[1].split("the step:")[1]
     assert sanji("errand", "list", "--config", town, "--stage", "done")[0] == 2  # argparse names the stages
     code, _, err = sanji("errand", "list", "--config", town, "--limit", "0")
     assert code == 2 and "--limit" in err
@@ -177,3 +227,24 @@ def test_the_installed_command_exits_2_with_the_refusal(town: str, tmp_path: Pat
     assert done.stderr.splitlines()[0].startswith("refused: ")
     done = subprocess.run([*argv, "accept"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0 and len(done.stdout.strip()) == 32, done.stderr
+
+
+def test_show_offers_the_steps_the_errand_page_offers(town: str, tmp_path: Path) -> None:
+    """``sanji errand show`` and the errand page ask one function: the same steps for the same post."""
+    errand = _register(town, tmp_path)
+    offered: dict[str, list[str]] = {}
+    with TestClient(app=make_app(load_settings(town))) as client:
+        for name, post in (("王芳", "window_a"), ("赵敏", "window_b"), ("孙纪", "inspector")):
+            login(client, name, PASSWORD)
+            page = client.get(f"/errands/{errand}")
+            assert page.status_code == 200, page.text
+            on_page = re.findall(r'<input type="hidden" name="kind" value="([a-z_]+)">', page.text)
+            code, out, err = sanji("errand", "show", "--config", town, errand, "--account", name, "--json")
+            assert code == 0, err
+            shown = json.loads(out)
+            assert shown["post"] == post and shown["steps"] == on_page, (name, on_page)
+            offered[post] = on_page
+            client.cookies.clear()
+    assert {"accept", "not_accept"} <= set(offered["window_a"]) and "attach" not in offered["window_a"]
+    assert offered["window_b"] == offered["window_a"]  # a B post is offered A's steps, taken acting for A
+    assert offered["inspector"] == ["note"]
