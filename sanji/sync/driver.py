@@ -95,11 +95,12 @@ async def sync_once(
     budget: int = DEFAULT_BUDGET_BYTES,
     context: NodeContext | None = None,
     trust: ChildTrust | None = None,
+    signer: RequestSigner | None = None,
 ) -> SessionReport:
     """One full exchange with the parent (or the ancestor ``transport`` reaches). Raises SanjiError on failure."""
     if store.directory.parent(store.node_id) is None:
         return SessionReport()
-    ready(store, transport)
+    ready(store, transport, signer)
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
     day = _today(context)
@@ -116,10 +117,13 @@ async def sync_once(
     return report
 
 
-def ready(store: Store, transport: Transport) -> None:
-    """Make ``transport`` a link of this node: every request signed, addressed to the parent first."""
+def ready(store: Store, transport: Transport, signer: RequestSigner | None = None) -> None:
+    """Make ``transport`` a link of this node: every request signed, addressed to the parent first.
+
+    ``signer``: the node's one signer, whose turn every link takes (``RequestSigner.turn``); a link of
+    its own otherwise (a test's single link)."""
     if getattr(transport, "signer", None) is None:
-        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
+        transport.signer = signer or RequestSigner(store.node_id, store)  # every request carries the signature
     ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
     transport.ancestors = frozenset(ancestors)
     if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
@@ -372,9 +376,12 @@ class SyncDriver:
         trust: ChildTrust | None = None,
         link_for: Callable[[str], Transport] | None = None,
         skip_urls: Sequence[str] = (),
+        signer: RequestSigner | None = None,
     ) -> None:
         self.store = store
         self.trust = trust
+        # One signer for every link, taking turns with whatever else signs for this node (a fetch back).
+        self.signer = signer or RequestSigner(store.node_id, store)
         self.transport = transport
         self.fallbacks = list(fallbacks)
         self._fixed = list(fallbacks)  # configured by hand: always tried first
@@ -450,7 +457,12 @@ class SyncDriver:
         EXCHANGE.set(uuid.uuid4().hex[:12])  # names this session in every log line written during it
         try:
             return await sync_once(
-                self.store, self.transport, budget=self.budget, context=self.context, trust=self.trust
+                self.store,
+                self.transport,
+                budget=self.budget,
+                context=self.context,
+                trust=self.trust,
+                signer=self.signer,
             )
         except TransportError as down:
             if not self.fallbacks or self.failures < 1:
@@ -460,7 +472,12 @@ class SyncDriver:
             for fallback in self.fallbacks:
                 try:
                     report = await sync_once(
-                        self.store, fallback, budget=self.budget, context=self.context, trust=self.trust
+                        self.store,
+                        fallback,
+                        budget=self.budget,
+                        context=self.context,
+                        trust=self.trust,
+                        signer=self.signer,
                     )
                 except TransportError:
                     continue

@@ -26,10 +26,12 @@ from protocol.archive import fetched_back
 from protocol.errors import SanjiError
 from protocol.session import BlobGet
 from sanji.config import NodeSettings
+from sanji.periodic import cancel
 from sanji.store import Store
 from sanji.store.archive import Archived, AttachmentArchived
 from sanji.sync import addresses
 from sanji.sync.driver import ready
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import HttpTransport, Transport
 
 log = logging.getLogger("sanji.archive")
@@ -77,13 +79,31 @@ def links_for(settings: NodeSettings, store: Store, *, timeout: float = 10.0) ->
 class FetchBack:
     """Fetches archived attachments back: one fetch per attachment at a time, within ``timeout``."""
 
-    def __init__(self, store: Store, links: Links, *, max_bytes: int, timeout: float = FETCH_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        links: Links,
+        *,
+        max_bytes: int,
+        timeout: float = FETCH_TIMEOUT_S,
+        signer: RequestSigner | None = None,
+    ) -> None:
         self.store = store
         self.links = links
         self.max_bytes = max_bytes
         self.timeout = timeout
+        # The node's one signer (``RequestSigner.turn``): its requests take turns with the sync driver's.
+        self.signer = signer or RequestSigner(store.node_id, store)
         self._inflight: dict[str, asyncio.Task[bytes | None]] = {}
         self._slots = asyncio.Semaphore(MAX_FETCHES)  # different attachments: a few at a time, each in memory
+        self._closed = False
+
+    async def close(self) -> None:
+        """Stop every fetch in flight and wait until each has stopped (the node is shutting down: before
+        its database closes). Nothing half-fetched is kept; the marks stay."""
+        self._closed = True
+        for task in list(self._inflight.values()):
+            await cancel(task)
 
     async def open(self, digest: str) -> bytes | None:
         """The bytes of ``digest``, fetched back and held here again; None when it is not archived here.
@@ -95,6 +115,8 @@ class FetchBack:
             return None  # held here (the usual case): no task, no link
         task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
         if task is None:
+            if self._closed:
+                raise ArchivedElsewhere("this node is shutting down; the attachment is fetched back once it is up")
             task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")
             self._inflight[digest] = task
             task.add_done_callback(lambda done: self._done(digest, done))
@@ -116,14 +138,20 @@ class FetchBack:
                 f"{mark.where()}; it is larger than this node takes ({self.max_bytes} bytes)",
                 hint=f"Open the errand at {mark.held_at}, which holds the attachment.",
             )
-        tried: list[str] = []
-        async with self._slots:
-            links = await self.links()
-            try:
-                data = await self._ask_each(links, mark, tried)
-            finally:
-                for link in links:
-                    await link.close()
+        tried: list[str] = []  # the nodes asked (their errors are logged, not shown: they name hosts)
+        links: Sequence[Transport] = ()
+        data: bytes | None = None
+        try:
+            # All of it within the timeout: the wait for a slot, the links, every ancestor asked.
+            async with asyncio.timeout(self.timeout):
+                async with self._slots:
+                    links = await self.links()
+                    data = await self._ask_each(links, mark, tried)
+        except TimeoutError:
+            tried.append(f"no whole answer within {self.timeout:g} s")
+        finally:
+            for link in links:
+                await link.close()
         if data is None:
             said = "; ".join(tried) or "this node has no parent to ask"
             raise ArchivedElsewhere(f"{mark.where()}, and could not be fetched back now ({said})"[:1000])
@@ -132,21 +160,19 @@ class FetchBack:
         return data
 
     async def _ask_each(self, links: Sequence[Transport], mark: Archived, tried: list[str]) -> bytes | None:
-        try:
-            async with asyncio.timeout(self.timeout):
-                for link in links:
-                    ready(self.store, link)
-                    try:
-                        return await self._ask(link, mark)
-                    except Refused as exc:
-                        tried.append(f"{link.recipient}: {exc.message}")
-                        await self.store.log_event(
-                            "attachment_refused", link.recipient, {"hash": mark.hash, "message": exc.message}
-                        )
-                    except SanjiError as exc:  # down, refused, or it does not hold the bytes
-                        tried.append(f"{link.recipient}: {exc.message}")
-        except TimeoutError:
-            tried.append(f"no whole answer within {self.timeout:g} s")
+        for link in links:
+            ready(self.store, link, self.signer)
+            try:
+                return await self._ask(link, mark)
+            except Refused as exc:
+                tried.append(f"{link.recipient}: refused its answer")
+                log.warning("attachment %s from %s refused: %s", mark.hash[:12], link.recipient, exc.message)
+                await self.store.log_event(
+                    "attachment_refused", link.recipient, {"hash": mark.hash, "message": exc.message}
+                )
+            except SanjiError as exc:  # down, refused, or it does not hold the bytes
+                tried.append(f"{link.recipient}: no answer")
+                log.info("attachment %s not fetched back from %s: %s", mark.hash[:12], link.recipient, exc.message)
         return None
 
     async def _ask(self, link: Transport, mark: Archived) -> bytes:
