@@ -31,7 +31,7 @@ from sanji.cli.main import main
 from sanji.store import Store
 from sanji.store import schema as t
 from sanji.sync.driver import sync_once
-from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack, Links
+from sanji.sync.fetch_back import MAX_FETCHES, ArchivedElsewhere, FetchBack, Links
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport, Transport
@@ -327,3 +327,43 @@ async def test_a_fetch_back_during_a_sync_session_takes_turns_and_nothing_is_ref
         ).scalar_one()
         kinds = (await conn.execute(select(t.events.c.kind))).scalars().all()
     assert refused == 0 and "stale_request" not in kinds  # every request taken at its first sending
+
+
+async def test_closing_stops_a_fetch_in_flight_and_keeps_nothing(tree: Tree) -> None:
+    """At shutdown the node closes its fetch back before its database: a fetch waiting on a hanging
+    parent stops then, nothing of it is written, and no new one starts."""
+    village, closed = tree.stores[V], await archived(tree)
+    before = await _snapshot(village)
+    hanging = await Parent(lambda _c, _r: "hang").start()
+    try:
+        make, _ = links(hanging.url, timeout=30.0)
+        fetch = FetchBack(village, make, max_bytes=1 << 20, timeout=120.0)
+        page = asyncio.create_task(fetch.open(closed))
+        for _ in range(500):
+            if hanging.requests:
+                break
+            await asyncio.sleep(0.01)
+        assert hanging.requests == 1  # asked, and waiting for an answer that never comes
+        started = time.monotonic()
+        await fetch.close()
+        assert time.monotonic() - started < 5
+        with pytest.raises(asyncio.CancelledError):
+            await page
+        with pytest.raises(ArchivedElsewhere, match="shutting down"):
+            await fetch.open(closed)
+    finally:
+        await hanging.stop()
+    assert await _snapshot(village) == before
+
+
+async def test_the_timeout_covers_the_wait_for_a_slot(tree: Tree) -> None:
+    """Every slot busy (other attachments fetched on a slow link): a page still hears within the timeout."""
+    village, closed = tree.stores[V], await archived(tree)
+    make, asked = links(dead_url())
+    fetch = FetchBack(village, make, max_bytes=1 << 20, timeout=1.0)
+    for _ in range(MAX_FETCHES):
+        await fetch._slots.acquire()  # as MAX_FETCHES fetches of other attachments hold them
+    started = time.monotonic()
+    with pytest.raises(ArchivedElsewhere, match="within 1 s"):
+        await fetch.open(closed)
+    assert time.monotonic() - started < 5 and asked == []  # never got as far as a link
