@@ -10,10 +10,15 @@ ancestors the parent told of (``sanji.sync.addresses``), nearest first.
 Nothing is kept until the whole answer is the recorded size and hashes to the attachment's name
 (``protocol.archive.fetched_back``); a short, long or altered answer is refused, logged, and the
 next ancestor asked. Bounded: one fetch per attachment at a time (opens meanwhile wait for the same
-one), ``MAX_FETCHES`` attachments at once, ``timeout`` seconds for all of one, and nothing larger
-than the node's attachment limit. When no ancestor answers, ``ArchivedElsewhere`` says so (a 503
-with Retry-After; the page says it in Chinese and English), and the attachment stays archived, its
-mark intact.
+one), ``MAX_FETCHES`` attachments at once, ``timeout`` seconds for all of one (the wait for a slot
+included), and nothing larger than the node's attachment limit. When no ancestor answers,
+``ArchivedElsewhere`` says so (a 503 with Retry-After; the page says it in Chinese and English; the
+nodes asked are named, their addresses and errors only logged), and the attachment stays archived,
+its mark intact.
+
+Requests are signed with the node's one ``RequestSigner``, the sync driver's: each holds its turn from
+signing until the answer, so the parent sees this node's counters in order. ``close`` stops the
+fetches in flight when the node shuts down.
 """
 
 from __future__ import annotations
