@@ -67,17 +67,27 @@ async def _restore(settings: NodeSettings, *, errand: str | None) -> list[tuple[
 
     Raises ``BadArguments`` when ``errand`` (an id or a receipt number) is not an errand held here."""
     out: list[tuple[Archived, str]] = []
-    async with node_store(settings) as (store, _):
+    async with node_store(settings) as (store, context):
         if errand is not None:
             errand = await errand_by_ref(store, errand)
+        context.daily_blob_budget = settings.sync.daily_attachment_bytes  # shared with the node's sync
         links = links_for(settings, store)
-        fetch = FetchBack(store, links, max_bytes=settings.sync.max_attachment_bytes, timeout=RESTORE_TIMEOUT_S)
-        for mark in await store.archived_blobs(errand=errand):
-            try:
-                await fetch.open(mark.hash)
-                out.append((mark, ""))
-            except SanjiError as exc:
-                out.append((mark, exc.message))
+        fetch = FetchBack(
+            store,
+            links,
+            max_bytes=settings.sync.max_attachment_bytes,
+            timeout=RESTORE_TIMEOUT_S,
+            context=context,
+        )
+        try:
+            for mark in await store.archived_blobs(errand=errand):
+                try:
+                    await fetch.open(mark.hash)
+                    out.append((mark, ""))
+                except SanjiError as exc:
+                    out.append((mark, exc.message))
+        finally:
+            await fetch.close()  # nothing goes on after the store closes
     return out
 
 

@@ -310,6 +310,27 @@ class _Host:
             log.warning("parent %s lost its own batches %s; giving them back", reply.node, lost)
 
 
+class BlobBudget:
+    """The node's attachment bytes for today over its links (``[sync] daily_attachment_bytes``, 0: no
+    limit), counted as ``blob`` traffic: what the sync session and fetching back move share it."""
+
+    def __init__(self, store: Store, context: NodeContext | None) -> None:
+        self.store = store
+        self.limit = context.daily_blob_budget if context is not None else 0
+        self.day = _today(context)
+        self.spent = 0
+
+    async def load(self) -> BlobBudget:
+        self.spent = (await self.store.traffic(self.day)).get("blob", 0)
+        return self
+
+    def allowed(self) -> bool:
+        return self.limit <= 0 or self.spent < self.limit
+
+    async def spend(self, count: int) -> None:
+        self.spent = await self.store.add_traffic("blob", count, day=self.day)
+
+
 async def _attachments(
     store: Store, transport: Transport, parent: str, report: SessionReport, context: NodeContext | None
 ) -> None:
@@ -318,12 +339,8 @@ async def _attachments(
     Stops for the day when the node's daily byte budget for attachments is spent; what is
     left waits (and is shown as deferred) until tomorrow or a better link.
     """
-    limit = context.daily_blob_budget if context is not None else 0
-    day = _today(context)
-    spent = (await store.traffic(day)).get("blob", 0)
-
-    def allowed() -> bool:
-        return limit <= 0 or spent < limit
+    budget = await BlobBudget(store, context).load()
+    allowed = budget.allowed
 
     for digest, size in sorted((await store.blobs_to_send(parent)).items()):
         reply = await transport.blob_put(BlobPut(sender=store.node_id, hash=digest, size=size, offset=0))
@@ -339,7 +356,7 @@ async def _attachments(
                 BlobPut(sender=store.node_id, hash=digest, size=size, offset=reply.received, data=chunk)
             )
             report.requests += 1
-            spent = await store.add_traffic("blob", len(chunk), day=day)
+            await budget.spend(len(chunk))
         if reply.complete:
             await store.ack_blob(parent, digest)
             report.blobs_sent += 1
@@ -355,7 +372,7 @@ async def _attachments(
             if not got.data:
                 break  # the parent does not have it (yet)
             offset, complete = await store.blob_append(digest, got.size, offset, got.data)
-            spent = await store.add_traffic("blob", len(got.data), day=day)
+            await budget.spend(len(got.data))
             if complete:
                 report.blobs_received += 1
 

@@ -147,7 +147,9 @@ class NodeRuntime:
         # One signer for every signed request this node sends: the sync driver's and the fetch back's take
         # turns (``RequestSigner.turn``), so the parent sees the counters in the order they were signed.
         signer = RequestSigner(s.node.id, store)
-        self.fetch_back = FetchBack(store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes, signer=signer)
+        self.fetch_back = FetchBack(
+            store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes, signer=signer, context=context
+        )
         known = await addresses.learned(store)
         self.addresses = addresses.for_children(s, store, known)
         if s.parent is not None and directory.parent(s.node.id) is not None:

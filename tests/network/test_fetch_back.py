@@ -28,10 +28,11 @@ from protocol.archive import DAY_S
 from protocol.errors import SanjiError
 from protocol.session import BlobGet, BlobGetReply
 from sanji.cli.main import main
+from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store import schema as t
 from sanji.sync.driver import sync_once
-from sanji.sync.fetch_back import MAX_FETCHES, ArchivedElsewhere, FetchBack, Links
+from sanji.sync.fetch_back import MAX_FETCHES, STILL_FETCHING_S, ArchivedElsewhere, FetchBack, Links
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport, Transport
@@ -140,8 +141,8 @@ async def test_a_dark_parent_leaves_it_archived_and_says_so(tree: Tree) -> None:
         make, _ = links(hanging.url, timeout=30.0)
         started = time.monotonic()
         with pytest.raises(ArchivedElsewhere, match="within 1 s"):
-            await FetchBack(village, make, max_bytes=1 << 20, timeout=1.0).open(closed)
-        assert time.monotonic() - started < 5
+            await FetchBack(village, make, max_bytes=1 << 20, timeout=5.0, limit=1.0).open(closed)
+        assert time.monotonic() - started < 4
     finally:
         await hanging.stop()
     assert await _snapshot(village) == before
@@ -256,12 +257,13 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
 
 class SlowPush:
     """A loopback link to ``upstream`` on which a push crawls (``delay`` s before its bytes go on): a big
-    push on a slow line. ``pushing`` is set once a push is on its way."""
+    push on a slow line. ``pushing`` is set once a push is on its way. ``slow``: which requests crawl."""
 
-    def __init__(self, upstream: str, delay: float) -> None:
+    def __init__(self, upstream: str, delay: float, slow: bytes = b"POST /sync/v1/push") -> None:
         host, port = upstream.removeprefix("http://").split(":")
         self.upstream = (host, int(port))
         self.delay = delay
+        self.slow = slow
         self.pushing = asyncio.Event()
         self._listener: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -281,7 +283,7 @@ class SlowPush:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool) -> None:
         try:
             while chunk := await reader.read(1 << 16):
-                if up and chunk.startswith(b"POST /sync/v1/push"):
+                if up and chunk.startswith(self.slow):
                     self.pushing.set()
                     await asyncio.sleep(self.delay)
                 writer.write(chunk)
@@ -364,6 +366,48 @@ async def test_the_timeout_covers_the_wait_for_a_slot(tree: Tree) -> None:
     for _ in range(MAX_FETCHES):
         await fetch._slots.acquire()  # as MAX_FETCHES fetches of other attachments hold them
     started = time.monotonic()
-    with pytest.raises(ArchivedElsewhere, match="within 1 s"):
+    with pytest.raises(ArchivedElsewhere, match="within 1 s") as away:
         await fetch.open(closed)
     assert time.monotonic() - started < 5 and asked == []  # never got as far as a link
+    assert away.value.retry_after == STILL_FETCHING_S  # it waits on for a slot: try again shortly
+    await fetch.close()
+    assert await village.archived_blob(closed) is not None
+
+
+async def test_a_fetch_goes_on_after_the_page_stops_waiting(tree: Tree) -> None:
+    """A slow link: the page hears 503 (try again shortly) while the fetch goes on; the next open waits
+    for the same fetch, which keeps the attachment whole."""
+    village, closed = tree.stores[V], await archived(tree)
+    async with serving_sync(tree.stores[T]) as direct:
+        slow = SlowPush(direct, delay=0.6, slow=b"POST /sync/v1/blob/get")  # 50 KB: two chunks, 1.2 s
+        make, asked = links(await slow.start())
+        fetch = FetchBack(village, make, max_bytes=1 << 20, timeout=0.3)
+        try:
+            with pytest.raises(ArchivedElsewhere, match="being fetched back") as away:
+                await fetch.open(closed)
+            assert away.value.retry_after == STILL_FETCHING_S
+            assert await village.archived_blob(closed) is not None  # not yet: nothing half-kept
+            fetch.timeout = 10.0
+            got = await fetch.open(closed)  # the same fetch, not a new one
+            assert got is not None and hashlib.sha256(got).hexdigest() == closed and len(asked) == 1
+        finally:
+            await fetch.close()
+            await slow.stop()
+    assert await village.archived_blob(closed) is None
+
+
+async def test_fetching_back_counts_against_the_daily_attachment_budget(tree: Tree) -> None:
+    village, closed = tree.stores[V], await archived(tree)
+    context = NodeContext(village, None)
+    day = context.today().isoformat()
+    spent = await village.add_traffic("blob", 10_000, day=day)  # with the sync sessions' attachments
+    context.daily_blob_budget = spent  # today's attachment bytes are spent
+    before = await _snapshot(village)
+    async with serving_sync(tree.stores[T]) as township:
+        make, _ = links(township)
+        with pytest.raises(ArchivedElsewhere, match="budget"):
+            await FetchBack(village, make, max_bytes=1 << 20, context=context).open(closed)
+        assert await _snapshot(village) == before and (await village.traffic(day))["blob"] == spent
+        context.daily_blob_budget = 0  # no limit: it comes back, and what it took is counted
+        got = await FetchBack(village, make, max_bytes=1 << 20, context=context).open(closed)
+    assert got is not None and (await village.traffic(day))["blob"] == spent + 50_000
