@@ -10,8 +10,11 @@ ancestors the parent told of (``sanji.sync.addresses``), nearest first.
 Nothing is kept until the whole answer is the recorded size and hashes to the attachment's name
 (``protocol.archive.fetched_back``); a short, long or altered answer is refused, logged, and the
 next ancestor asked. Bounded: one fetch per attachment at a time (opens meanwhile wait for the same
-one), ``MAX_FETCHES`` attachments at once, ``timeout`` seconds for all of one (the wait for a slot
-included), and nothing larger than the node's attachment limit. When no ancestor answers,
+one), ``MAX_FETCHES`` attachments at once, nothing larger than the node's attachment limit, and
+its chunks counted against the day's attachment budget (``driver.BlobBudget``, with the sync
+session's). An open waits ``timeout`` seconds (the wait for a slot included); the fetch goes on up to
+``limit`` (a large file on a slow link), the open answering ``ArchivedElsewhere`` with a short
+Retry-After meanwhile, and the next open waits for the same fetch. When no ancestor answers,
 ``ArchivedElsewhere`` says so (a 503 with Retry-After; the page says it in Chinese and English; the
 nodes asked are named, their addresses and errors only logged), and the attachment stays archived,
 its mark intact.
