@@ -8,16 +8,22 @@ and tried again at the next interval; a failure never stops the loop, and so nev
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
-async def cancel(task: asyncio.Task[None] | None) -> None:
-    """Stop a node's background task and wait until it has stopped (its cancellation is the expected end)."""
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Stop a node's background task and wait until it has stopped (its cancellation is the expected end).
+
+    The caller's own cancellation (a shutdown cancelling the code that stops the task) is not swallowed.
+    """
     if task is not None:
         task.cancel()
         try:
             await task
         except asyncio.CancelledError:
-            pass
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
 
 
 class PeriodicDuty:

@@ -6,7 +6,11 @@
                                         fetch archived attachments back from an ancestor (before a
                                         laptop goes offline for weeks)
 
-Safe while the node runs (each attachment is one transaction through the store's writer door).
+``--dry-run`` and ``--apply`` are safe while the node runs (each attachment is one transaction through
+the store's writer door). ``--restore`` refuses while the node answers on its port: the node's own
+signed requests and the command's would race to the parent, which refuses one signed earlier that
+arrives later; with the node running, opening an attachment on the errand page fetches it back.
+``--errand`` takes an errand id or a receipt number, and an errand not held here is an error (exit 2).
 The rule is ``sanji.store.archive``'s: every errand naming the attachment delivered or closed more
 than ``after_days`` ago (``[archive] after_days``, default 90) and an ancestor's acknowledgement that
 it holds the attachment whole. ``--restore`` fetches back as opening one does (``sanji.sync.fetch_back``:
@@ -25,8 +29,10 @@ import sys
 from typing import Any
 
 from protocol.errors import SanjiError
+from sanji.cli.backup_cmd import node_answers
 from sanji.cli.common import node_store
-from sanji.config import ConfigError, load_settings
+from sanji.cli.errand_cmd import errand_by_ref
+from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.store.archive import KEPT_REASONS, Archived, ArchivePlan
 from sanji.sync.fetch_back import RESTORE_TIMEOUT_S, FetchBack, links_for
 
@@ -56,19 +62,32 @@ async def _run(config: str, db: str | None, *, apply: bool, after_days: float | 
         return await store.archive_plan(after_days=days)
 
 
-async def _restore(config: str, db: str | None, *, errand: str | None) -> list[tuple[Archived, str]]:
-    """Every archived attachment asked for, and why it did not come back ("" when it did)."""
-    settings = load_settings(config, db=db)
+async def _restore(settings: NodeSettings, *, errand: str | None) -> list[tuple[Archived, str]]:
+    """Every archived attachment asked for, and why it did not come back ("" when it did).
+
+    Raises ``BadArguments`` when ``errand`` (an id or a receipt number) is not an errand held here."""
     out: list[tuple[Archived, str]] = []
-    async with node_store(settings) as (store, _):
+    async with node_store(settings) as (store, context):
+        if errand is not None:
+            errand = await errand_by_ref(store, errand)
+        context.daily_blob_budget = settings.sync.daily_attachment_bytes  # shared with the node's sync
         links = links_for(settings, store)
-        fetch = FetchBack(store, links, max_bytes=settings.sync.max_attachment_bytes, timeout=RESTORE_TIMEOUT_S)
-        for mark in await store.archived_blobs(errand=errand):
-            try:
-                await fetch.open(mark.hash)
-                out.append((mark, ""))
-            except SanjiError as exc:
-                out.append((mark, exc.message))
+        fetch = FetchBack(
+            store,
+            links,
+            max_bytes=settings.sync.max_attachment_bytes,
+            timeout=RESTORE_TIMEOUT_S,
+            context=context,
+        )
+        try:
+            for mark in await store.archived_blobs(errand=errand):
+                try:
+                    await fetch.open(mark.hash)
+                    out.append((mark, ""))
+                except SanjiError as exc:
+                    out.append((mark, exc.message))
+        finally:
+            await fetch.close()  # nothing goes on after the store closes
     return out
 
 
@@ -85,7 +104,17 @@ def restore(args: argparse.Namespace) -> int:
         print("error: --restore needs --errand ID or --all", file=sys.stderr)
         return 2
     try:
-        results = asyncio.run(_restore(args.config, args.db, errand=None if args.all else args.errand))
+        settings = load_settings(args.config, db=args.db)
+        if node_answers(settings):
+            # Its requests and this command's would be signed apart and could reach the parent out of order
+            # (a request signed earlier but arriving later is refused as stale): one signer at a time.
+            print(
+                f"error: node {settings.node.id} is running on port {settings.node.port}; opening an attachment "
+                "on its errand page fetches it back, or stop the node and run --restore again",
+                file=sys.stderr,
+            )
+            return 2
+        results = asyncio.run(_restore(settings, errand=None if args.all else args.errand))
     except (ConfigError, ValueError, OSError, SanjiError) as exc:
         return _could_not_run(exc)
     back = [m for m, why in results if not why]

@@ -275,7 +275,7 @@ def _with_desk(
     return main()
 
 
-async def _errand_id(store: Store, ref: str) -> str:
+async def errand_by_ref(store: Store, ref: str) -> str:
     """An errand id, or the id of the errand with that receipt number."""
     if await store.errand(ref) is not None:
         return ref
@@ -327,7 +327,7 @@ def run_show(
     async def work(desk: _Desk) -> int:
         store, caller = desk.store, desk.caller
         await caller.require(roles.PERSONAL, "see an errand's detail")
-        errand_id = await _errand_id(store, errand)
+        errand_id = await errand_by_ref(store, errand)
         row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
             raise BadArguments(f"no errand {errand!r} is held at {store.node_id}")
@@ -405,7 +405,7 @@ def run_act(config: str, account: str, errand: str, step: str, fields: list[str]
     async def work(desk: _Desk) -> int:
         form = step_form(step, account, fields)
         service = desk.service
-        projection = await service.act(await _errand_id(desk.store, errand), form)
+        projection = await service.act(await errand_by_ref(desk.store, errand), form)
         _print_taken(_taken(service.taken, projection), as_json)
         return 0
 

@@ -256,15 +256,17 @@ class Archive(Section):
     async def archived_blobs(self, *, errand: str | None = None) -> list[Archived]:
         """Attachments archived here (those an attach action of ``errand`` names), by hash."""
         c = t.blob_archive.c
+        query = select(c.hash, c.size, c.held_at, c.archived_at).order_by(c.hash)
         async with self.db.reader.connect() as conn:
-            rows = await conn.execute(select(c.hash, c.size, c.held_at, c.archived_at).order_by(c.hash))
-            marks = [Archived(str(h), int(s), str(w), float(at)) for h, s, w, at in rows]
-            if errand is None:
-                return marks
-            a = t.actions.c
-            bodies = (await conn.execute(select(a.body).where(a.kind == "attach", a.errand == errand))).scalars()
-            named = {str(getattr(decode_action(body), "blob", "")) for body in bodies}
-        return [m for m in marks if m.hash in named]
+            if errand is not None:  # only the marks of the errand's own attachments are read
+                a = t.actions.c
+                bodies = (await conn.execute(select(a.body).where(a.kind == "attach", a.errand == errand))).scalars()
+                named = sorted({str(getattr(decode_action(body), "blob", "")) for body in bodies} - {""})
+                if not named:
+                    return []
+                query = query.where(c.hash.in_(named))
+            rows = await conn.execute(query)
+            return [Archived(str(h), int(s), str(w), float(at)) for h, s, w, at in rows]
 
     async def restore_archived(self, digest: str, data: bytes) -> bool:
         """Hold an archived attachment's bytes again, if they are exactly it; False if it was not archived.

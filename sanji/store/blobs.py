@@ -160,5 +160,5 @@ async def hold_whole(conn: AsyncConnection, digest: str, data: bytes) -> None:
 
 
 async def unarchive(conn: AsyncConnection, digest: str) -> None:
-    """The bytes are held again: an archive mark would make the node answer 410 for a file it holds."""
+    """The bytes are held again: a stale archive mark would have the node fetch back a file it holds."""
     await conn.execute(delete(t.blob_archive).where(t.blob_archive.c.hash == digest))

@@ -95,11 +95,12 @@ async def sync_once(
     budget: int = DEFAULT_BUDGET_BYTES,
     context: NodeContext | None = None,
     trust: ChildTrust | None = None,
+    signer: RequestSigner | None = None,
 ) -> SessionReport:
     """One full exchange with the parent (or the ancestor ``transport`` reaches). Raises SanjiError on failure."""
     if store.directory.parent(store.node_id) is None:
         return SessionReport()
-    ready(store, transport)
+    ready(store, transport, signer)
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
     day = _today(context)
@@ -116,10 +117,13 @@ async def sync_once(
     return report
 
 
-def ready(store: Store, transport: Transport) -> None:
-    """Make ``transport`` a link of this node: every request signed, addressed to the parent first."""
+def ready(store: Store, transport: Transport, signer: RequestSigner | None = None) -> None:
+    """Make ``transport`` a link of this node: every request signed, addressed to the parent first.
+
+    ``signer``: the node's one signer, whose turn every link takes (``RequestSigner.turn``); a link of
+    its own otherwise (a test's single link)."""
     if getattr(transport, "signer", None) is None:
-        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
+        transport.signer = signer or RequestSigner(store.node_id, store)  # every request carries the signature
     ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
     transport.ancestors = frozenset(ancestors)
     if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
@@ -306,6 +310,27 @@ class _Host:
             log.warning("parent %s lost its own batches %s; giving them back", reply.node, lost)
 
 
+class BlobBudget:
+    """The node's attachment bytes for today over its links (``[sync] daily_attachment_bytes``, 0: no
+    limit), counted as ``blob`` traffic: what the sync session and fetching back move share it."""
+
+    def __init__(self, store: Store, context: NodeContext | None) -> None:
+        self.store = store
+        self.limit = context.daily_blob_budget if context is not None else 0
+        self.day = _today(context)
+        self.spent = 0
+
+    async def load(self) -> BlobBudget:
+        self.spent = (await self.store.traffic(self.day)).get("blob", 0)
+        return self
+
+    def allowed(self) -> bool:
+        return self.limit <= 0 or self.spent < self.limit
+
+    async def spend(self, count: int) -> None:
+        self.spent = await self.store.add_traffic("blob", count, day=self.day)
+
+
 async def _attachments(
     store: Store, transport: Transport, parent: str, report: SessionReport, context: NodeContext | None
 ) -> None:
@@ -314,12 +339,8 @@ async def _attachments(
     Stops for the day when the node's daily byte budget for attachments is spent; what is
     left waits (and is shown as deferred) until tomorrow or a better link.
     """
-    limit = context.daily_blob_budget if context is not None else 0
-    day = _today(context)
-    spent = (await store.traffic(day)).get("blob", 0)
-
-    def allowed() -> bool:
-        return limit <= 0 or spent < limit
+    budget = await BlobBudget(store, context).load()
+    allowed = budget.allowed
 
     for digest, size in sorted((await store.blobs_to_send(parent)).items()):
         reply = await transport.blob_put(BlobPut(sender=store.node_id, hash=digest, size=size, offset=0))
@@ -335,7 +356,7 @@ async def _attachments(
                 BlobPut(sender=store.node_id, hash=digest, size=size, offset=reply.received, data=chunk)
             )
             report.requests += 1
-            spent = await store.add_traffic("blob", len(chunk), day=day)
+            await budget.spend(len(chunk))
         if reply.complete:
             await store.ack_blob(parent, digest)
             report.blobs_sent += 1
@@ -351,7 +372,7 @@ async def _attachments(
             if not got.data:
                 break  # the parent does not have it (yet)
             offset, complete = await store.blob_append(digest, got.size, offset, got.data)
-            spent = await store.add_traffic("blob", len(got.data), day=day)
+            await budget.spend(len(got.data))
             if complete:
                 report.blobs_received += 1
 
@@ -372,9 +393,12 @@ class SyncDriver:
         trust: ChildTrust | None = None,
         link_for: Callable[[str], Transport] | None = None,
         skip_urls: Sequence[str] = (),
+        signer: RequestSigner | None = None,
     ) -> None:
         self.store = store
         self.trust = trust
+        # One signer for every link, taking turns with whatever else signs for this node (a fetch back).
+        self.signer = signer or RequestSigner(store.node_id, store)
         self.transport = transport
         self.fallbacks = list(fallbacks)
         self._fixed = list(fallbacks)  # configured by hand: always tried first
@@ -450,7 +474,12 @@ class SyncDriver:
         EXCHANGE.set(uuid.uuid4().hex[:12])  # names this session in every log line written during it
         try:
             return await sync_once(
-                self.store, self.transport, budget=self.budget, context=self.context, trust=self.trust
+                self.store,
+                self.transport,
+                budget=self.budget,
+                context=self.context,
+                trust=self.trust,
+                signer=self.signer,
             )
         except TransportError as down:
             if not self.fallbacks or self.failures < 1:
@@ -460,7 +489,12 @@ class SyncDriver:
             for fallback in self.fallbacks:
                 try:
                     report = await sync_once(
-                        self.store, fallback, budget=self.budget, context=self.context, trust=self.trust
+                        self.store,
+                        fallback,
+                        budget=self.budget,
+                        context=self.context,
+                        trust=self.trust,
+                        signer=self.signer,
                     )
                 except TransportError:
                     continue

@@ -10,10 +10,18 @@ ancestors the parent told of (``sanji.sync.addresses``), nearest first.
 Nothing is kept until the whole answer is the recorded size and hashes to the attachment's name
 (``protocol.archive.fetched_back``); a short, long or altered answer is refused, logged, and the
 next ancestor asked. Bounded: one fetch per attachment at a time (opens meanwhile wait for the same
-one), ``MAX_FETCHES`` attachments at once, ``timeout`` seconds for all of one, and nothing larger
-than the node's attachment limit. When no ancestor answers, ``ArchivedElsewhere`` says so (a 503
-with Retry-After; the page says it in Chinese and English), and the attachment stays archived, its
-mark intact.
+one), ``MAX_FETCHES`` attachments at once, nothing larger than the node's attachment limit, and
+its chunks counted against the day's attachment budget (``driver.BlobBudget``, with the sync
+session's). An open waits ``timeout`` seconds (the wait for a slot included); the fetch goes on up to
+``limit`` (a large file on a slow link), the open answering ``ArchivedElsewhere`` with a short
+Retry-After meanwhile, and the next open waits for the same fetch. When no ancestor answers,
+``ArchivedElsewhere`` says so (a 503 with Retry-After; the page says it in Chinese and English; the
+nodes asked are named, their addresses and errors only logged), and the attachment stays archived,
+its mark intact.
+
+Requests are signed with the node's one ``RequestSigner``, the sync driver's: each holds its turn from
+signing until the answer, so the parent sees this node's counters in order. ``close`` stops the
+fetches in flight when the node shuts down.
 """
 
 from __future__ import annotations
@@ -26,15 +34,20 @@ from protocol.archive import fetched_back
 from protocol.errors import SanjiError
 from protocol.session import BlobGet
 from sanji.config import NodeSettings
+from sanji.context import NodeContext
+from sanji.periodic import cancel
 from sanji.store import Store
 from sanji.store.archive import Archived, AttachmentArchived
 from sanji.sync import addresses
-from sanji.sync.driver import ready
+from sanji.sync.driver import BlobBudget, ready
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import HttpTransport, Transport
 
 log = logging.getLogger("sanji.archive")
-FETCH_TIMEOUT_S = 60.0  # a page's wait for a whole attachment: 4 MiB at 64 kbit/s is about 9 minutes, see --restore
+FETCH_TIMEOUT_S = 60.0  # a page's wait for a whole attachment; the fetch goes on after it (FETCH_LIMIT_S)
+FETCH_LIMIT_S = 1800.0  # one fetch, all of it: 4 MiB at 64 kbit/s is about 9 minutes
 RESTORE_TIMEOUT_S = 1800.0  # ``sanji archive --restore``: someone is waiting at a desk for the laptop
+STILL_FETCHING_S = 30  # Retry-After while a fetch goes on after the page stopped waiting
 MAX_FETCHES = 2  # attachments fetched back at once (each up to the size limit, held in memory until checked)
 RETRY_AFTER_S = 300  # when no ancestor answers: links come back in minutes, not seconds
 Links = Callable[[], Awaitable[Sequence[Transport]]]
@@ -47,6 +60,12 @@ class ArchivedElsewhere(SanjiError):
     retryable = True
     default_hint = "It is fetched back when the link to the township or county is back; try again later."
     retry_after = RETRY_AFTER_S
+
+
+class OverBudget(SanjiError):
+    """Today's attachment bytes (``[sync] daily_attachment_bytes``) are spent: no ancestor is asked."""
+
+    code = "attachment_budget_spent"
 
 
 class Refused(SanjiError):
@@ -77,13 +96,35 @@ def links_for(settings: NodeSettings, store: Store, *, timeout: float = 10.0) ->
 class FetchBack:
     """Fetches archived attachments back: one fetch per attachment at a time, within ``timeout``."""
 
-    def __init__(self, store: Store, links: Links, *, max_bytes: int, timeout: float = FETCH_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        store: Store,
+        links: Links,
+        *,
+        max_bytes: int,
+        timeout: float = FETCH_TIMEOUT_S,
+        limit: float | None = None,
+        signer: RequestSigner | None = None,
+        context: NodeContext | None = None,
+    ) -> None:
         self.store = store
         self.links = links
         self.max_bytes = max_bytes
-        self.timeout = timeout
+        self.timeout = timeout  # how long one open waits for the fetch
+        self.limit = max(timeout, FETCH_LIMIT_S) if limit is None else limit  # how long the fetch goes on
+        self.context = context  # today's attachment budget, shared with the sync session (BlobBudget)
+        # The node's one signer (``RequestSigner.turn``): its requests take turns with the sync driver's.
+        self.signer = signer or RequestSigner(store.node_id, store)
         self._inflight: dict[str, asyncio.Task[bytes | None]] = {}
         self._slots = asyncio.Semaphore(MAX_FETCHES)  # different attachments: a few at a time, each in memory
+        self._closed = False
+
+    async def close(self) -> None:
+        """Stop every fetch in flight and wait until each has stopped (the node is shutting down: before
+        its database closes). Nothing half-fetched is kept; the marks stay."""
+        self._closed = True
+        for task in list(self._inflight.values()):
+            await cancel(task)
 
     async def open(self, digest: str) -> bytes | None:
         """The bytes of ``digest``, fetched back and held here again; None when it is not archived here.
@@ -95,11 +136,25 @@ class FetchBack:
             return None  # held here (the usual case): no task, no link
         task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
         if task is None:
+            if self._closed:
+                raise ArchivedElsewhere("this node is shutting down; the attachment is fetched back once it is up")
             task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")
             self._inflight[digest] = task
             task.add_done_callback(lambda done: self._done(digest, done))
-        # A caller that gives up (a closed page) does not cancel the fetch the others wait for.
-        return await asyncio.shield(task)
+        # A caller that gives up (a closed page, the timeout) does not cancel the fetch: it goes on, and the
+        # next open waits for the same one (or finds the attachment held again).
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            if task.done():
+                raise
+            away = ArchivedElsewhere(
+                f"attachment {digest[:12]} is being fetched back from an ancestor and was not whole within "
+                f"{self.timeout:g} s; it goes on, try again shortly"
+            )
+            away.retry_after = STILL_FETCHING_S
+            raise away from None
 
     def _done(self, digest: str, task: asyncio.Task[bytes | None]) -> None:
         if self._inflight.get(digest) is task:
@@ -116,14 +171,23 @@ class FetchBack:
                 f"{mark.where()}; it is larger than this node takes ({self.max_bytes} bytes)",
                 hint=f"Open the errand at {mark.held_at}, which holds the attachment.",
             )
-        tried: list[str] = []
-        async with self._slots:
-            links = await self.links()
-            try:
-                data = await self._ask_each(links, mark, tried)
-            finally:
-                for link in links:
-                    await link.close()
+        tried: list[str] = []  # the nodes asked (their errors are logged, not shown: they name hosts)
+        links: Sequence[Transport] = ()
+        data: bytes | None = None
+        try:
+            # All of it within the limit: the wait for a slot, the links, every ancestor asked.
+            async with asyncio.timeout(self.limit):
+                async with self._slots:
+                    budget = await BlobBudget(self.store, self.context).load()
+                    links = await self.links()
+                    data = await self._ask_each(links, mark, tried, budget)
+        except TimeoutError:
+            tried.append(f"no whole answer within {self.limit:g} s")
+        except OverBudget:
+            tried.append("today's attachment budget ([sync] daily_attachment_bytes) is spent")
+        finally:
+            for link in links:
+                await link.close()
         if data is None:
             said = "; ".join(tried) or "this node has no parent to ask"
             raise ArchivedElsewhere(f"{mark.where()}, and could not be fetched back now ({said})"[:1000])
@@ -131,29 +195,34 @@ class FetchBack:
         log.info("attachment %s (%d bytes) fetched back from an ancestor", digest[:12], len(data))
         return data
 
-    async def _ask_each(self, links: Sequence[Transport], mark: Archived, tried: list[str]) -> bytes | None:
-        try:
-            async with asyncio.timeout(self.timeout):
-                for link in links:
-                    ready(self.store, link)
-                    try:
-                        return await self._ask(link, mark)
-                    except Refused as exc:
-                        tried.append(f"{link.recipient}: {exc.message}")
-                        await self.store.log_event(
-                            "attachment_refused", link.recipient, {"hash": mark.hash, "message": exc.message}
-                        )
-                    except SanjiError as exc:  # down, refused, or it does not hold the bytes
-                        tried.append(f"{link.recipient}: {exc.message}")
-        except TimeoutError:
-            tried.append(f"no whole answer within {self.timeout:g} s")
+    async def _ask_each(
+        self, links: Sequence[Transport], mark: Archived, tried: list[str], budget: BlobBudget
+    ) -> bytes | None:
+        for link in links:
+            ready(self.store, link, self.signer)
+            try:
+                return await self._ask(link, mark, budget)
+            except OverBudget:
+                raise  # no other link is asked either
+            except Refused as exc:
+                tried.append(f"{link.recipient}: refused its answer")
+                log.warning("attachment %s from %s refused: %s", mark.hash[:12], link.recipient, exc.message)
+                await self.store.log_event(
+                    "attachment_refused", link.recipient, {"hash": mark.hash, "message": exc.message}
+                )
+            except SanjiError as exc:  # down, refused, or it does not hold the bytes
+                tried.append(f"{link.recipient}: no answer")
+                log.info("attachment %s not fetched back from %s: %s", mark.hash[:12], link.recipient, exc.message)
         return None
 
-    async def _ask(self, link: Transport, mark: Archived) -> bytes:
+    async def _ask(self, link: Transport, mark: Archived, budget: BlobBudget) -> bytes:
         parts: list[bytes] = []
         offset = 0
         while offset < mark.size:
+            if not budget.allowed():
+                raise OverBudget(f"today's {budget.limit} bytes of attachments are spent")
             got = await link.blob_get(BlobGet(sender=self.store.node_id, hash=mark.hash, offset=offset))
+            await budget.spend(len(got.data))  # as the sync session counts what it fetches
             if got.size == 0 and not got.data:
                 raise SanjiError(f"does not hold attachment {mark.hash[:12]}")
             if got.size != mark.size or got.offset != offset or len(got.data) > mark.size - offset:

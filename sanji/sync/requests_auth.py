@@ -16,6 +16,7 @@ clock (or restored database) is behind is told the last counter accepted and sig
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import Mapping
@@ -136,11 +137,19 @@ class HoldsKey(Protocol):
 
 
 class RequestSigner:
-    """Signs a node's requests with whatever key its store holds now (a rotation switches it at once)."""
+    """Signs a node's requests with whatever key its store holds now (a rotation switches it at once).
+
+    ``turn``: every link signing with this signer holds it from signing a request until its answer. The
+    parent takes a counter only above the last it accepted, checked once the body has arrived: two
+    requests in flight at once (a sync session's large push and a fetch back's small ``blob/get``)
+    could land in the other order and the first signed be refused as stale. A running node has one
+    signer (``sanji.web.app.NodeRuntime``) shared by its sync driver and its fetch back.
+    """
 
     def __init__(self, node: str, key_source: HoldsKey) -> None:
         self.node = node
         self._source = key_source
+        self.turn = asyncio.Lock()
 
     @property
     def key(self) -> SigningKey:

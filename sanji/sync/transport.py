@@ -183,7 +183,11 @@ class HttpTransport:
 
     async def _send(self, path: str, body: bytes, wait: httpx.Timeout) -> httpx.Response:
         try:
-            response = await self._post(path, body, wait)
+            if self.signer is None:
+                response = await self._post(path, body, wait)
+            else:
+                async with self.signer.turn:  # signed and answered before this node signs another
+                    response = await self._post(path, body, wait)
         except httpx.HTTPError as exc:
             timed_out = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
             raise TransportError(f"{path}: {type(exc).__name__}: {exc}", timed_out=timed_out) from None
@@ -248,13 +252,17 @@ class LocalTransport:
         body = msgspec.msgpack.encode(request)
         self.bytes_sent += len(body)
         decoded = msgspec.msgpack.decode(body, type=type(request))
-        try:
-            signed = self.signer.sign(path, body, recipient=self.recipient) if self.signer is not None else None
-            reply = await handler(decoded, signed)  # type: ignore[operator]
-        except StaleRequest as stale:  # as HttpTransport: sign above the parent's last counter, once
-            COUNTER.bump(stale.last)
-            signed = self.signer.sign(path, body, recipient=self.recipient) if self.signer is not None else None
-            reply = await handler(decoded, signed)  # type: ignore[operator]
+        if self.signer is None:
+            reply = await handler(decoded, None)  # type: ignore[operator]
+        else:
+            async with self.signer.turn:  # as HttpTransport: signed and answered before the next is signed
+                try:
+                    signed = self.signer.sign(path, body, recipient=self.recipient)
+                    reply = await handler(decoded, signed)  # type: ignore[operator]
+                except StaleRequest as stale:  # as HttpTransport: sign above the parent's last counter, once
+                    COUNTER.bump(stale.last)
+                    signed = self.signer.sign(path, body, recipient=self.recipient)
+                    reply = await handler(decoded, signed)  # type: ignore[operator]
         out = msgspec.msgpack.encode(reply)
         self.bytes_received += len(out)
         return msgspec.msgpack.decode(out, type=kind)

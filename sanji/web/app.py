@@ -48,6 +48,7 @@ from sanji.store.trustbook import TrustBook
 from sanji.sync import addresses
 from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.fetch_back import FetchBack, links_for
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
@@ -143,7 +144,12 @@ class NodeRuntime:
         a = s.archive
         self.archiving = ArchiveSchedule(store, interval_hours=a.interval_hours, after_days=a.after_days)
         self.archiving.start()
-        self.fetch_back = FetchBack(store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes)
+        # One signer for every signed request this node sends: the sync driver's and the fetch back's take
+        # turns (``RequestSigner.turn``), so the parent sees the counters in the order they were signed.
+        signer = RequestSigner(s.node.id, store)
+        self.fetch_back = FetchBack(
+            store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes, signer=signer, context=context
+        )
         known = await addresses.learned(store)
         self.addresses = addresses.for_children(s, store, known)
         if s.parent is not None and directory.parent(s.node.id) is not None:
@@ -159,6 +165,7 @@ class NodeRuntime:
                 trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
                 link_for=HttpTransport,
                 skip_urls=[s.parent.url, *s.parent.fallback_urls],
+                signer=signer,
             )
             await self.driver.adopt(known)
             self.driver.observers.append(self._pass_addresses_on)
@@ -178,6 +185,8 @@ class NodeRuntime:
                 await self.backups.stop()
             if self.archiving is not None:
                 await self.archiving.stop()
+            if self.fetch_back is not None:
+                await self.fetch_back.close()  # no fetch writes after the database closes
             await db.dispose()
 
     def get_store(self) -> Store:

@@ -43,3 +43,41 @@ async def test_an_interval_of_zero_never_runs() -> None:
     await asyncio.sleep(0.02)
     await duty.stop()
     assert duty.runs == 0
+
+
+class Stubborn(PeriodicDuty):
+    """A run that takes a while to stop: it finishes its write even when cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__(name="stubborn", interval_hours=0.001 / 3600)
+        self.started = asyncio.Event()
+
+    async def tick(self) -> None:
+        self.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.sleep(0.2))
+            raise
+
+    def failed(self) -> None:
+        pass
+
+
+async def test_stopping_does_not_swallow_the_callers_own_cancellation() -> None:
+    duty = Stubborn()
+    duty.start()
+    await asyncio.wait_for(duty.started.wait(), 5)
+    stopper = asyncio.create_task(duty.stop())
+    await asyncio.sleep(0.05)  # the stop waits for the run to finish its write
+    stopper.cancel()  # and is itself cancelled meanwhile (a shutdown cancelling the code that stops it)
+    try:
+        await stopper
+    except asyncio.CancelledError:
+        pass
+    assert stopper.cancelled()  # the caller's cancellation went on up, not swallowed
+    # A stop that nobody cancels ends quietly.
+    other = Stubborn()
+    other.start()
+    await asyncio.wait_for(other.started.wait(), 5)
+    await other.stop()

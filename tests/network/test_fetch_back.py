@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import socket
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -27,9 +28,12 @@ from protocol.archive import DAY_S
 from protocol.errors import SanjiError
 from protocol.session import BlobGet, BlobGetReply
 from sanji.cli.main import main
+from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store import schema as t
-from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack, Links
+from sanji.sync.driver import sync_once
+from sanji.sync.fetch_back import MAX_FETCHES, STILL_FETCHING_S, ArchivedElsewhere, FetchBack, Links
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport, Transport
 from sanji.web.errors import http_error_handler, sanji_error_handler
@@ -137,8 +141,8 @@ async def test_a_dark_parent_leaves_it_archived_and_says_so(tree: Tree) -> None:
         make, _ = links(hanging.url, timeout=30.0)
         started = time.monotonic()
         with pytest.raises(ArchivedElsewhere, match="within 1 s"):
-            await FetchBack(village, make, max_bytes=1 << 20, timeout=1.0).open(closed)
-        assert time.monotonic() - started < 5
+            await FetchBack(village, make, max_bytes=1 << 20, timeout=5.0, limit=1.0).open(closed)
+        assert time.monotonic() - started < 4
     finally:
         await hanging.stop()
     assert await _snapshot(village) == before
@@ -181,11 +185,14 @@ async def test_wrong_bytes_from_a_parent_are_refused_and_nothing_is_kept(tree: T
     finally:
         await liar.stop()
     assert await _snapshot(village) == before
+    # Logged, as any altered input is; what is shown names the node asked, never its address.
+    assert f"{T}: refused its answer" in away.value.message and "127.0.0.1" not in away.value.message
+    async with village.db.reader.connect() as conn:
+        rows = (await conn.execute(select(t.events.c.kind, t.events.c.detail))).all()
+    said = [str(detail) for kind, detail in rows if kind == "attachment_refused"]
+    assert len(said) == 1 and closed in said[0]
     if how == "flip":
-        assert "does not hash" in away.value.message
-        async with village.db.reader.connect() as conn:
-            kinds = (await conn.execute(select(t.events.c.kind))).scalars().all()
-        assert "attachment_refused" in kinds  # logged, as any altered input is
+        assert "does not hash" in said[0]
     # The store checks again under its write lock: bytes that are not the attachment never land.
     with pytest.raises(SanjiError):
         await village.restore_archived(closed, original[:-1] + b"x")
@@ -202,10 +209,13 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
     assert gone == sorted([tree.blobs["closed"], tree.blobs["unacked"]])
     config = tree.workdir / V / "node.toml"
 
-    def write_config(parent: str) -> None:
+    def write_config(parent: str, *, port: int | None = None) -> None:
+        # The village's own port: nobody answers there (the node is not running) unless the test says.
+        port = port or int(dead_url().rsplit(":", 1)[1])
         config.write_text(
             f'[node]\nid = "{V}"\nrole = "village"\nkey_file = "node.key"\ndirectory = "../directory.json"\n'
-            f'db = "sqlite:///{tree.workdir / V}.db"\n\n[parent]\nurl = "{parent}"\n',
+            f'db = "sqlite:///{tree.workdir / V}.db"\nhost = "127.0.0.1"\nport = {port}\n\n'
+            f'[parent]\nurl = "{parent}"\n',
             encoding="utf-8",
         )
 
@@ -217,9 +227,21 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
     assert "restored 0 attachment(s), 0 bytes; 2 still archived" in capsys.readouterr().out
     assert await asyncio.to_thread(restore) == 2  # which ones: --errand ID or --all
     capsys.readouterr()
+    # An errand not held here is an error, not "restored 0".
+    assert await asyncio.to_thread(restore, "--errand", "E-nosuch") == 2
+    out, err = capsys.readouterr()
+    assert "no errand 'E-nosuch' is held at T01V01" in err and "restored" not in out
     async with serving_sync(tree.stores[T]) as township:
+        # The node itself answers on its port: its signed requests and the command's would race; refused.
+        write_config(township, port=int(township.rsplit(":", 1)[1]))
+        assert await asyncio.to_thread(restore, "--all") == 2
+        out, err = capsys.readouterr()
+        assert f"node {V} is running" in err and "restored" not in out
+        assert await village.archived_blob(tree.blobs["closed"]) is not None
         write_config(township)
-        assert await asyncio.to_thread(restore, "--errand", tree.errands["closed"], "--json") == 0
+        # By receipt number, as `sanji errand` takes it.
+        receipt = str(((await village.errand(tree.errands["closed"])) or {})["receipt"])
+        assert await asyncio.to_thread(restore, "--errand", receipt, "--json") == 0
         shown = json.loads(capsys.readouterr().out)
         assert [r["hash"] for r in shown["restored"]] == [tree.blobs["closed"]] and shown["not_restored"] == []
         assert await asyncio.to_thread(restore, "--all") == 0
@@ -231,3 +253,161 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
         assert (size, held) == (50_000, 50_000) and hashlib.sha256(data).hexdigest() == digest
     assert await asyncio.to_thread(restore, "--all") == 0  # nothing archived: nothing to do
     assert "restored 0 attachment(s)" in capsys.readouterr().out
+
+
+class SlowPush:
+    """A loopback link to ``upstream`` on which a push crawls (``delay`` s before its bytes go on): a big
+    push on a slow line. ``pushing`` is set once a push is on its way. ``slow``: which requests crawl."""
+
+    def __init__(self, upstream: str, delay: float, slow: bytes = b"POST /sync/v1/push") -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.delay = delay
+        self.slow = slow
+        self.pushing = asyncio.Event()
+        self._listener: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._listener = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._listener.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        assert self._listener is not None
+        self._listener.close()
+        for task in list(self._pipes):
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        await self._listener.wait_closed()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool) -> None:
+        try:
+            while chunk := await reader.read(1 << 16):
+                if up and chunk.startswith(self.slow):
+                    self.pushing.set()
+                    await asyncio.sleep(self.delay)
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        pipes = [
+            asyncio.create_task(self._pipe(reader, up_writer, up=True)),
+            asyncio.create_task(self._pipe(up_reader, writer, up=False)),
+        ]
+        self._pipes.update(pipes)
+        await asyncio.gather(*pipes, return_exceptions=True)
+        self._pipes.difference_update(pipes)
+
+
+async def test_a_fetch_back_during_a_sync_session_takes_turns_and_nothing_is_refused(tree: Tree) -> None:
+    """The parent takes a node's counter only above the last it accepted, once the body has come: a
+    blob/get signed while a slow push is still crossing must wait for the push's answer, or it lands
+    first and the push is refused as stale."""
+    village, township, closed = tree.stores[V], tree.stores[T], await archived(tree)
+    await archive_kit._register(tree.desks[V], random.Random(7), b"new scan" * 100)  # something to push
+    signer = RequestSigner(V, village)  # the node's one signer, as NodeRuntime makes it
+    async with serving_sync(township) as direct:
+        slow = SlowPush(direct, delay=1.0)
+        link = HttpTransport(await slow.start(), timeout=10.0)
+        try:
+            session = asyncio.create_task(sync_once(village, link, signer=signer))
+            await asyncio.wait_for(slow.pushing.wait(), 10)  # the push is signed and on its way
+            make, _ = links(direct)
+            fetch = FetchBack(village, make, max_bytes=1 << 20, signer=signer)
+            got, report = await asyncio.gather(fetch.open(closed), session)
+        finally:
+            await link.close()
+            await slow.stop()
+    assert got is not None and hashlib.sha256(got).hexdigest() == closed
+    assert report.pushed >= 1 and link.retries == 0
+    async with township.db.reader.connect() as conn:
+        refused = (
+            await conn.execute(select(t.sync_counters.c.refused).where(t.sync_counters.c.child == V))
+        ).scalar_one()
+        kinds = (await conn.execute(select(t.events.c.kind))).scalars().all()
+    assert refused == 0 and "stale_request" not in kinds  # every request taken at its first sending
+
+
+async def test_closing_stops_a_fetch_in_flight_and_keeps_nothing(tree: Tree) -> None:
+    """At shutdown the node closes its fetch back before its database: a fetch waiting on a hanging
+    parent stops then, nothing of it is written, and no new one starts."""
+    village, closed = tree.stores[V], await archived(tree)
+    before = await _snapshot(village)
+    hanging = await Parent(lambda _c, _r: "hang").start()
+    try:
+        make, _ = links(hanging.url, timeout=30.0)
+        fetch = FetchBack(village, make, max_bytes=1 << 20, timeout=120.0)
+        page = asyncio.create_task(fetch.open(closed))
+        for _ in range(500):
+            if hanging.requests:
+                break
+            await asyncio.sleep(0.01)
+        assert hanging.requests == 1  # asked, and waiting for an answer that never comes
+        started = time.monotonic()
+        await fetch.close()
+        assert time.monotonic() - started < 5
+        with pytest.raises(asyncio.CancelledError):
+            await page
+        with pytest.raises(ArchivedElsewhere, match="shutting down"):
+            await fetch.open(closed)
+    finally:
+        await hanging.stop()
+    assert await _snapshot(village) == before
+
+
+async def test_the_timeout_covers_the_wait_for_a_slot(tree: Tree) -> None:
+    """Every slot busy (other attachments fetched on a slow link): a page still hears within the timeout."""
+    village, closed = tree.stores[V], await archived(tree)
+    make, asked = links(dead_url())
+    fetch = FetchBack(village, make, max_bytes=1 << 20, timeout=1.0)
+    for _ in range(MAX_FETCHES):
+        await fetch._slots.acquire()  # as MAX_FETCHES fetches of other attachments hold them
+    started = time.monotonic()
+    with pytest.raises(ArchivedElsewhere, match="within 1 s") as away:
+        await fetch.open(closed)
+    assert time.monotonic() - started < 5 and asked == []  # never got as far as a link
+    assert away.value.retry_after == STILL_FETCHING_S  # it waits on for a slot: try again shortly
+    await fetch.close()
+    assert await village.archived_blob(closed) is not None
+
+
+async def test_a_fetch_goes_on_after_the_page_stops_waiting(tree: Tree) -> None:
+    """A slow link: the page hears 503 (try again shortly) while the fetch goes on; the next open waits
+    for the same fetch, which keeps the attachment whole."""
+    village, closed = tree.stores[V], await archived(tree)
+    async with serving_sync(tree.stores[T]) as direct:
+        slow = SlowPush(direct, delay=0.6, slow=b"POST /sync/v1/blob/get")  # 50 KB: two chunks, 1.2 s
+        make, asked = links(await slow.start())
+        fetch = FetchBack(village, make, max_bytes=1 << 20, timeout=0.3)
+        try:
+            with pytest.raises(ArchivedElsewhere, match="being fetched back") as away:
+                await fetch.open(closed)
+            assert away.value.retry_after == STILL_FETCHING_S
+            assert await village.archived_blob(closed) is not None  # not yet: nothing half-kept
+            fetch.timeout = 10.0
+            got = await fetch.open(closed)  # the same fetch, not a new one
+            assert got is not None and hashlib.sha256(got).hexdigest() == closed and len(asked) == 1
+        finally:
+            await fetch.close()
+            await slow.stop()
+    assert await village.archived_blob(closed) is None
+
+
+async def test_fetching_back_counts_against_the_daily_attachment_budget(tree: Tree) -> None:
+    village, closed = tree.stores[V], await archived(tree)
+    context = NodeContext(village, None)
+    day = context.today().isoformat()
+    spent = await village.add_traffic("blob", 10_000, day=day)  # with the sync sessions' attachments
+    context.daily_blob_budget = spent  # today's attachment bytes are spent
+    before = await _snapshot(village)
+    async with serving_sync(tree.stores[T]) as township:
+        make, _ = links(township)
+        with pytest.raises(ArchivedElsewhere, match="budget"):
+            await FetchBack(village, make, max_bytes=1 << 20, context=context).open(closed)
+        assert await _snapshot(village) == before and (await village.traffic(day))["blob"] == spent
+        context.daily_blob_budget = 0  # no limit: it comes back, and what it took is counted
+        got = await FetchBack(village, make, max_bytes=1 << 20, context=context).open(closed)
+    assert got is not None and (await village.traffic(day))["blob"] == spent + 50_000
