@@ -40,6 +40,7 @@ from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
+from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
 from sanji.complaints import present
 from sanji.context import NodeContext
@@ -442,6 +443,7 @@ class ScreenController(Controller):
                 "health": health,
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
+                "carry_panel": caller.may(roles.CARRY),  # the operator panel links the sync panel (/carry)
             },
         )
 
