@@ -12,7 +12,7 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``approver`` | 部门审批 | county | the county department's steps; decides at the county; answers 联办 sub-tasks |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
-| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入), hand-carried files; no errand, no personal data |
+| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入), carried files; no errand, no personal data |
 
 The posts that keep a node in step (the village agent, window staff, the director, the administrator)
 hold ``CARRY``: the sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); approvers, supervisors and

@@ -33,7 +33,7 @@ class EventLog(Section):
             await own.execute(insert(t.events).values(**values))
 
     async def recent_events(self, kinds: tuple[str, ...], limit: int = 10) -> list[dict[str, Any]]:
-        """The newest ``limit`` entries of the given kinds, newest first: ``at`` (epoch seconds), ``kind``, ``peer``, ``detail``."""
+        """The newest ``limit`` entries of ``kinds``, newest first (``at`` in epoch seconds, ``detail`` decoded)."""
         query = select(t.events).where(t.events.c.kind.in_(kinds)).order_by(t.events.c.id.desc()).limit(limit)
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()

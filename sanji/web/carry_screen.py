@@ -17,7 +17,7 @@ are the nodes' signed endpoints.
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
@@ -131,12 +131,12 @@ def _size(fh: BinaryIO) -> int:
     return size
 
 
-def _file_problem(exc: SanjiError, head: bytes, limit: int) -> tuple[int, tuple[str, str]]:
+def _file_problem(exc: SanjiError, head: bytes) -> tuple[int, tuple[str, str]]:
     """A refused file's status and wording: not a transfer file, too large, not for this node, or damaged."""
     if isinstance(exc, NotForThisNode):
         return 422, (
-            "此文件不是带给本节点的，未导入任何内容",
-            f"This file is not for this node; nothing was imported. {exc}",
+            f"此文件是 {exc.exporter} 带给 {exc.recipient} 的，不是给本节点 {exc.here} 的，未导入任何内容",
+            f"This file was written by {exc.exporter} for {exc.recipient}, not for {exc.here}; nothing was imported.",
         )
     if not head.startswith(MAGIC):
         return 422, (
@@ -145,8 +145,8 @@ def _file_problem(exc: SanjiError, head: bytes, limit: int) -> tuple[int, tuple[
         )
     if isinstance(exc, FrameTooLarge):
         return 413, (
-            f"文件超过 {limit} 字节，未导入",
-            f"The file is larger than the limit; nothing was imported. {exc}",
+            "文件超过带送文件格式的上限，未导入任何内容；请分几次导出",
+            f"The file is larger than a transfer file may be; nothing was imported. Export in several files. ({exc})",
         )
     return 422, (
         "文件已损坏或被改动（校验不符），未导入任何内容；请从导出节点重新拷贝或重新导出",
@@ -156,19 +156,19 @@ def _file_problem(exc: SanjiError, head: bytes, limit: int) -> tuple[int, tuple[
 
 async def _import(request: Request[Any, Any, Any], store: Store, context: NodeContext, upload: UploadFile) -> Template:
     limit = min(request.app.state.settings.sync.max_carry_bytes, MAX_CARRY_BYTES)
-    fh: BinaryIO = upload.file
+    fh = cast(BinaryIO, upload.file)  # a SpooledTemporaryFile: binary, seekable
     size = _size(fh)
     if size > limit:
         problem = (
-            f"文件有 {size} 字节，超过本节点上限 {limit} 字节，未导入",
-            f"The file is {size} bytes; this node takes at most {limit}.",
+            f"文件有 {size} 字节，超过本节点的上限 {limit} 字节，未导入任何内容",
+            f"The file is {size} bytes; this node takes at most {limit}. Nothing was imported.",
         )
         return await _panel(store, context, problem=problem, status=413)
     head = fh.read(len(MAGIC))
     try:
         summary = await import_carried(store, fh, size)
     except SanjiError as exc:  # the file as a whole: nothing was applied
-        status, problem = _file_problem(exc, head, limit)
+        status, problem = _file_problem(exc, head)
         return await _panel(store, context, problem=problem, status=status)
     return await _panel(store, context, imported=summary, status=422 if summary.refused else 200)
 
