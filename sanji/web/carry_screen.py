@@ -25,7 +25,7 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 
 from protocol.carry import MAGIC, MAX_CARRY_BYTES
-from protocol.errors import FrameTooLarge, SanjiError
+from protocol.errors import FrameTooLarge, SanjiError, UnsupportedFormat
 from sanji.auth.guard import close_uploads
 from sanji.carry import EXPORTED, IMPORTED, CarryExport, ImportSummary, NotForThisNode, export_for, import_carried
 from sanji.context import NodeContext
@@ -142,6 +142,11 @@ def _file_problem(exc: SanjiError, head: bytes) -> tuple[int, tuple[str, str]]:
         return 422, (
             "这不是三级联办的带送文件（.sjx），未导入任何内容",
             "This is not a Sanji transfer file (.sjx); nothing was imported.",
+        )
+    if isinstance(exc, UnsupportedFormat):
+        return 422, (
+            "文件由较新版本的系统导出，请先升级本节点再导入；未导入任何内容",
+            f"The file was written by a newer release: upgrade this node, then import it. ({exc})",
         )
     if isinstance(exc, FrameTooLarge):
         return 413, (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import _seed_catalogue, make_app, register
+from screens_kit import _seed_catalogue, act, make_app, register
 
 from protocol import envelope
 from protocol.batch import FORMAT_VERSION, MAGIC
@@ -99,6 +99,15 @@ def test_a_village_exports_on_its_screen_and_the_township_imports_on_its_screen(
     history = town.get("/carry").text
     assert history.count("来自 T01V01") == 2
 
+    # The township carries back what it owes the village (a progress note here) the same way.
+    act(town, ids[0], "note", text="材料已收到，下周一送县里")
+    back = town.post("/carry/export/file", data={"recipient": "T01V01"})
+    assert back.status_code == 200 and back.headers["x-sanji-batches"] == "1"
+    assert re.search(r'filename="T01-to-T01V01-\d{8}\.sjx"', back.headers["content-disposition"])
+    home = upload(village, back.content, name="T01-to-T01V01.sjx")
+    assert home.status_code == 200 and "新收到并办理：1" in home.text, home.text
+    assert village.get("/api/digests").json()[ids[0]] == town.get("/api/digests").json()[ids[0]]
+
 
 def test_bad_files_are_clear_4xx_and_change_nothing(
     nodes: dict[str, TestClient[Litestar]],
@@ -118,6 +127,9 @@ def test_bad_files_are_clear_4xx_and_change_nothing(
 
     r = upload(other, data)  # written for T01
     assert r.status_code == 422 and "此文件是 T01V01 带给 T01 的，不是给本节点 T02 的" in r.text
+
+    r = upload(town, b"SJX\x09" + data[4:])  # a format this release does not read
+    assert r.status_code == 422 and "请先升级本节点" in r.text
 
     r = upload(town, os.urandom(4096), name="photo.jpg")
     assert r.status_code == 422 and "这不是三级联办的带送文件" in r.text
