@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 
 from protocol.bounds import MAX_ATTACHMENT_BYTES
+from protocol.carry import MAX_CARRY_BYTES
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import ROLES
 from sanji.notify.settings import SmsSection
@@ -43,6 +44,9 @@ class ParentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     fallback_urls: list[str] = msgspec.field(default_factory=list)
 
 
+DEFAULT_CARRY_UPLOAD_BYTES = 256 * 1024 * 1024  # batches only (attachments travel apart): months of a township
+
+
 class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     interval: float = 5.0
     max_backoff: float = 60.0
@@ -52,6 +56,9 @@ class SyncSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Largest scan or photo a desk may attach here (at most protocol.bounds.MAX_ATTACHMENT_BYTES, which every
     # node holds an attach action to, so a received attachment is judged alike everywhere).
     max_attachment_bytes: int = MAX_ATTACHMENT_BYTES
+    # Largest hand-carried file the sync panel (/carry) takes as an upload (at most protocol.carry.MAX_CARRY_BYTES,
+    # which `sanji import` reads from a path).
+    max_carry_bytes: int = DEFAULT_CARRY_UPLOAD_BYTES
 
 
 class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -169,6 +176,8 @@ def load_settings(path: str | Path, *, role: str | None = None, db: str | None =
         raise ConfigError(f"{path}: " + "; ".join(settings.sms.problems()))
     if not 1 <= settings.sync.max_attachment_bytes <= MAX_ATTACHMENT_BYTES:
         raise ConfigError(f"{path}: sync.max_attachment_bytes must be between 1 and {MAX_ATTACHMENT_BYTES}")
+    if not 1 <= settings.sync.max_carry_bytes <= MAX_CARRY_BYTES:
+        raise ConfigError(f"{path}: sync.max_carry_bytes must be between 1 and {MAX_CARRY_BYTES}")
     archive_numbers = (settings.archive.after_days, settings.archive.interval_hours)
     if not all(math.isfinite(x) and x >= 0 for x in archive_numbers):
         raise ConfigError(f"{path}: archive.after_days and archive.interval_hours must be finite and not negative")

@@ -166,6 +166,12 @@ class Caller:
     def node_role(self) -> str:
         return self.auth.node_role
 
+    def may(self, capability: str) -> bool:
+        """Whether a screen should show what needs ``capability`` (anonymous: only in open demo mode)."""
+        if self.principal is None:
+            return not self.auth.settings.required
+        return roles.may(self.principal.role, capability)
+
     # -- complaints (投诉) ------------------------------------------------------------------------
 
     @property

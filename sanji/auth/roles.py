@@ -12,7 +12,11 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``approver`` | 部门审批 | county | the county department's steps; decides at the county; answers 联办 sub-tasks |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
-| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
+| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入), carried files; no errand, no personal data |
+
+The posts that keep a node in step (the village agent, window staff, the director, the administrator)
+hold ``CARRY``: the sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); approvers, supervisors and
+inspectors do not.
 
 ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
 to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
@@ -81,18 +85,21 @@ SUPERVISION = "supervision"  # 电子监察 tables
 COMPLAINTS = "complaints"  # 投诉
 ACCOUNTS = "accounts"
 ENROLL = "enroll"  # 节点接入: issue enrollment tokens for nodes below, see the certificates held
+# The sync panel (/carry): export and import hand-carried files (带送文件) when the link is down. Not under
+# /sync/: those are the nodes' signed endpoints, which never use accounts.
+CARRY = "carry"
 
 # The chain that handles an errand, and the supervisors (DOMAIN.md "Privacy"), may ask to see full numbers.
 _DESK = frozenset({ERRANDS, PERSONAL, REVEAL, ACT, STATUS})
 CAPABILITIES: Mapping[str, frozenset[str]] = {
-    VILLAGE_AGENT: _DESK,
-    WINDOW_A: _DESK,
-    WINDOW_B: _DESK,
-    DIRECTOR: _DESK | {SUPERVISION, ENROLL},
+    VILLAGE_AGENT: _DESK | {CARRY},  # the agent carries the village's file to the township
+    WINDOW_A: _DESK | {CARRY},
+    WINDOW_B: _DESK | {CARRY},
+    DIRECTOR: _DESK | {SUPERVISION, ENROLL, CARRY},
     APPROVER: _DESK | {SUPERVISION},
     SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
     INSPECTOR: (_DESK - {REVEAL}) | {SUPERVISION, COMPLAINTS},  # numbers stay masked for discipline checks
-    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL}),
+    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL, CARRY}),
 }
 
 # -- steps on errands --------------------------------------------------------------------------
@@ -264,6 +271,10 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/supervision"): SUPERVISION,
     ("GET", "/api/supervision"): SUPERVISION,
     ("GET", "/api/urgings"): ERRANDS,  # 督办 and their answers: the urged desk's and the supervisor's list
+    ("GET", "/carry"): CARRY,  # the sync panel: last exchange, what waits, hand-carried files
+    ("POST", "/carry/export"): CARRY,
+    ("POST", "/carry/export/file"): CARRY,
+    ("POST", "/carry/import"): CARRY,
     ("GET", "/enroll"): ENROLL,
     ("POST", "/enroll"): ENROLL,
     # ledgers (sanji/office): every desk keeps its own 台账 (names and stages, no ID numbers)

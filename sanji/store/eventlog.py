@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sanji.store import schema as t
@@ -31,3 +31,10 @@ class EventLog(Section):
             return
         async with self._write() as own:
             await own.execute(insert(t.events).values(**values))
+
+    async def recent_events(self, kinds: tuple[str, ...], limit: int = 10) -> list[dict[str, Any]]:
+        """The newest ``limit`` entries of ``kinds``, newest first (``at`` in epoch seconds, ``detail`` decoded)."""
+        query = select(t.events).where(t.events.c.kind.in_(kinds)).order_by(t.events.c.id.desc()).limit(limit)
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [{"at": r["at"], "kind": r["kind"], "peer": r["peer"], "detail": json.loads(r["detail"])} for r in rows]

@@ -54,6 +54,7 @@ from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
 from sanji.web import language, timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
+from sanji.web.carry_screen import CarryController
 from sanji.web.desk import Desk
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
@@ -233,6 +234,7 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     SyncController,
     ScreenController,
     ScanController,  # scans and photos from the errand page
+    CarryController,  # the sync panel: hand-carried files when the link is down
     EnrollController,
     LoginController,
     OfficeApiController,  # every desk keeps its own 台账

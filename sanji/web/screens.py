@@ -455,6 +455,7 @@ class ScreenController(Controller):
                 "health": health,
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
+                "carry_panel": caller.may(roles.CARRY),  # the operator panel links the sync panel (/carry)
             },
         )
 

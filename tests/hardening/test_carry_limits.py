@@ -65,7 +65,7 @@ def test_junk_frames_of_plausible_size_write_a_bounded_summary(county: Cluster, 
     before = asyncio.run(counts(town(county)))
     assert carry_cmd.run_import(town(county), path) == 1
     after = asyncio.run(counts(town(county)))
-    assert after["events"] - before["events"] <= 4  # three examples and one count of the rest
+    assert after["events"] - before["events"] <= 5  # three examples, one count of the rest, the import itself
     assert {k: v for k, v in after.items() if k != "events"} == {k: v for k, v in before.items() if k != "events"}
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+import uvicorn
 from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -17,7 +21,7 @@ from protocol.signing import SigningKey
 from sanji.catalogue import default_catalogue
 from sanji.config import NodeSettings, load_settings
 from sanji.context import NodeContext
-from sanji.demo.cluster import Cluster
+from sanji.demo.cluster import Cluster, free_port
 from sanji.keys import read_directory, read_key
 from sanji.store import Store, open_database
 from sanji.tiers import create_app
@@ -26,6 +30,26 @@ from sanji.tiers import create_app
 def make_app(settings: NodeSettings) -> Litestar:
     """The node's app, as its tier package builds it (the print routes are shared plumbing)."""
     return create_app(settings)
+
+
+@contextmanager
+def served(settings: NodeSettings) -> Iterator[str]:
+    """The node's app served by uvicorn on a free loopback port, in a background thread: its base URL."""
+    port = free_port()
+    config = uvicorn.Config(make_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"{settings.node.id}-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"node {settings.node.id} did not start within 15 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 async def _seed_catalogue(settings: NodeSettings, county_key: SigningKey) -> None:

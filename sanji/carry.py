@@ -1,0 +1,142 @@
+"""Hand-carried files, as ``sanji export`` / ``sanji import`` and the sync panel (``/carry``) both run them.
+
+One export and one import, whatever asks: the command line opens a path, the screen an uploaded
+file, and both call ``export_for`` and ``import_carried`` with the node's store. An import checks
+the whole file first (structure, limits, checksum: ``protocol.carry.CarryScanner``), refuses a
+file written for another node, then reads it again and applies its batches a group at a time;
+each batch is still verified like any received batch, so the file adds no trust of its own, and
+importing the same file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+from protocol.batch import open_frame
+from protocol.carry import CarryHeader, CarryScanner, write_carry
+from protocol.deadlines import CHINA_STANDARD_TIME
+from protocol.errors import RouteError, SanjiError
+from protocol.hlc import wall_seconds
+from protocol.session import FrameResult
+from sanji.store import Store
+
+READ_CHUNK = 1024 * 1024
+APPLY_GROUP = 200  # batches received per call: one request's worth, memory bounded by the frame limit
+SHOWN_RESULTS = 100  # refused batches kept to show or print; the counts cover every batch
+EXPORTED, IMPORTED = "carry_export", "carry_import"  # the node's event log: each file written or read
+
+
+class NotForThisNode(RouteError):
+    """The file names another node as its recipient."""
+
+    code = "carry_not_for_this_node"
+    default_hint = "Import the file at the node it was exported for, or export a new one for this node."
+
+    def __init__(self, header: CarryHeader, here: str) -> None:
+        super().__init__(f"the file was exported by {header.exporter} for {header.recipient}, not for {here}")
+        self.exporter, self.recipient, self.here = header.exporter, header.recipient, here
+
+
+@dataclass(frozen=True)
+class CarryExport:
+    """A transfer file written for ``header.recipient``: its bytes and what it holds."""
+
+    header: CarryHeader
+    data: bytes
+    errands: int  # distinct errands the batches touch
+
+    @property
+    def batches(self) -> int:
+        return self.header.count
+
+    @property
+    def file_name(self) -> str:
+        """``T01V01-to-T01-20261205.sjx``: from whom, for whom, the day written (Beijing time)."""
+        day = datetime.fromtimestamp(wall_seconds(self.header.created), CHINA_STANDARD_TIME).strftime("%Y%m%d")
+        return f"{self.header.exporter}-to-{self.header.recipient}-{day}.sjx"
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, batch by batch (``errors`` and ``refusals``: the first ``SHOWN_RESULTS`` refused)."""
+
+    exporter: str
+    batches: int
+    stored: int
+    duplicate: int
+    held: int
+    refused: int
+    errors: list[str]
+    refusals: list[FrameResult] = field(default_factory=list)
+
+
+async def export_for(store: Store, recipient: str) -> CarryExport:
+    """Seal what is waiting and write every batch ``recipient`` is owed (``RouteError`` for a node not in the tree)."""
+    await store.seal_outbox(force=True)  # no link to ask anyone: the operator carries what is written now
+    frames = await store.frames_for_node(recipient)
+    header = CarryHeader(exporter=store.node_id, recipient=recipient, created=store.clock.now(), count=len(frames))
+    written = CarryExport(header=header, data=write_carry(header, frames), errands=_errands_in(frames, store))
+    detail = {"batches": written.batches, "errands": written.errands, "bytes": len(written.data)}
+    await store.log_event(EXPORTED, recipient, detail)
+    return written
+
+
+def _errands_in(frames: list[bytes], store: Store) -> int:
+    """How many errands the batches touch (a batch whose key was revoked since it was taken is not counted)."""
+    errands: set[str] = set()
+    for frame in frames:
+        try:
+            errands.update(a.errand for a in open_frame(frame, store.directory).actions)
+        except SanjiError:
+            continue
+    return len(errands)
+
+
+def check_carried(fh: BinaryIO, size: int) -> CarryHeader:
+    """Check a whole file (structure, limits, checksum) from its start, reading it once in chunks; nothing is kept.
+
+    ``size`` is the file's length, known before a byte is read: a file over the format's limit or too
+    short is refused at once. Raises ``FrameError`` (a ``SanjiError``) for anything wrong.
+    """
+    scanner = CarryScanner(size, keep=False)
+    fh.seek(0)
+    while chunk := fh.read(READ_CHUNK):
+        scanner.feed(chunk)
+    return scanner.finish()
+
+
+async def import_carried(store: Store, fh: BinaryIO, size: int) -> ImportSummary:
+    """Verify the whole file first, then apply its batches a group at a time (reading it again from the start)."""
+    header = await asyncio.to_thread(check_carried, fh, size)
+    if header.recipient != store.node_id:
+        raise NotForThisNode(header, store.node_id)
+    peer = f"file:{header.exporter}"
+    results: list[FrameResult] = []
+    scanner = CarryScanner(size, keep=True)
+    group: list[bytes] = []
+    fh.seek(0)
+    while chunk := await asyncio.to_thread(fh.read, READ_CHUNK):
+        group.extend(scanner.feed(chunk))
+        if len(group) >= APPLY_GROUP:
+            results.extend((await store.receive(group, peer=peer)).results)
+            group = []
+    if group:
+        results.extend((await store.receive(group, peer=peer)).results)
+    scanner.finish()
+    refused = [r for r in results if r.status == "refused"]
+    summary = ImportSummary(
+        exporter=header.exporter,
+        batches=len(results),
+        stored=sum(r.status == "stored" for r in results),
+        duplicate=sum(r.status == "duplicate" for r in results),
+        held=sum(r.status == "held" for r in results),
+        refused=len(refused),
+        errors=[f"{r.error}: {r.message}" for r in refused][:SHOWN_RESULTS],
+        refusals=refused[:SHOWN_RESULTS],
+    )
+    counts = ("batches", "stored", "duplicate", "held", "refused")
+    await store.log_event(IMPORTED, header.exporter, {name: getattr(summary, name) for name in counts})
+    return summary
