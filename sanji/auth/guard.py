@@ -99,19 +99,18 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
         ScopeState.from_scope(scope).csrf_token = csrf
     method = str(scope.get("method", "GET"))
     template = str(scope.get("path_template", path))
-    if principal is not None and principal.via == "session" and method not in SAFE_METHODS and template != "/login":
-        await _check_csrf(connection, csrf, principal, auth)
     need = roles.route_requirement(method, template)
-    if need == roles.PUBLIC:
-        return
-    if principal is None:
-        if auth.settings.required:
-            raise NotLoggedIn("log in first: a session (/login) or Authorization: Bearer <token>")
-        return  # open demo mode
-    if not roles.may(principal.role, need):
+    # the post is checked before the CSRF token: a refused post's body (an upload, say) is never read
+    if principal is not None and need != roles.PUBLIC and not roles.may(principal.role, need):
         reason = f"a {principal.label_en} may not use {method} {path}"
         await auth.record(_denied(auth, principal, client_ip(connection), f"{method} {template}", reason))
         raise Forbidden(reason)
+    if principal is not None and principal.via == "session" and method not in SAFE_METHODS and template != "/login":
+        await _check_csrf(connection, csrf, principal, auth)
+    if need == roles.PUBLIC:
+        return
+    if principal is None and auth.settings.required:
+        raise NotLoggedIn("log in first: a session (/login) or Authorization: Bearer <token>")
 
 
 async def _check_csrf(

@@ -12,11 +12,11 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``approver`` | 部门审批 | county | the county department's steps; decides at the county; answers 联办 sub-tasks |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
-| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入), carried files; no errand, no personal data |
+| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
 
-The posts that keep a node in step (the village agent, window staff, the director, the administrator)
-hold ``CARRY``: the sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); approvers, supervisors and
-inspectors do not.
+The posts that keep a node in step (the village agent, window staff, the director) hold ``CARRY``: the
+sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); approvers, supervisors, inspectors and
+the administrator do not (a carried file holds applicants' names, matters and decisions in plain text).
 
 ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
 to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
@@ -99,7 +99,7 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
     APPROVER: _DESK | {SUPERVISION},
     SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
     INSPECTOR: (_DESK - {REVEAL}) | {SUPERVISION, COMPLAINTS},  # numbers stay masked for discipline checks
-    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL, CARRY}),
+    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL}),
 }
 
 # -- steps on errands --------------------------------------------------------------------------
@@ -304,9 +304,9 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/office/sms/{row_id:int}/retry"): SUPERVISION,
     ("GET", "/api/office/sms"): SUPERVISION,
     ("POST", "/api/office/sms/{row_id:int}/retry"): SUPERVISION,
-    ("GET", "/api/office/platform/export"): SUPERVISION,
+    ("GET", "/api/office/platform/export"): SUPERVISION,  # the provincial collector's account
     ("GET", "/office/platform"): SUPERVISION,  # 省平台交换: the office exports and downloads the national tables
-    ("POST", "/office/platform/export"): SUPERVISION,  # the provincial collector's account
+    ("POST", "/office/platform/export"): SUPERVISION,  # audited as a read: applicants' names leave in the ZIP
 }
 
 

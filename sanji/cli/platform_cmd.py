@@ -28,12 +28,12 @@ from protocol.errors import SanjiError
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.office.platform import (
-    LAST_EXPORT,
     ImportProblem,
     NationalCodes,
     export_files,
     import_implementation_list,
-    parse_since,
+    remember_export,
+    since_of,
 )
 
 
@@ -66,6 +66,12 @@ def _write(path: Path, value: Any) -> None:
     _write_bytes(path, json.dumps(value, ensure_ascii=False, indent=1).encode())
 
 
+def _write_all(out: Path, files: dict[str, bytes]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        _write_bytes(out / name, content)
+
+
 def _write_bytes(path: Path, content: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(content)
@@ -79,28 +85,34 @@ def load_codes(path: str) -> dict[str, NationalCodes]:
 
 
 async def _export(
-    config: str, since: str, batch: str, source: str, codes: dict[str, NationalCodes]
+    config: str, since: str, batch: str, source: str, codes: dict[str, NationalCodes], out: Path
 ) -> dict[str, bytes]:
     async with node_store(load_settings(config)) as (store, context):
-        moment = parse_since(since, await store.meta_value(LAST_EXPORT))
-        return await export_files(
-            store, context.catalogue, since=moment, data_source=source, batch_no=batch, codes=codes
+        moment, arrived = await since_of(store, since)
+        files = await export_files(
+            store,
+            context.catalogue,
+            since=moment,
+            data_source=source,
+            batch_no=batch,
+            codes=codes,
+            arrived_since=arrived,
         )
+        await asyncio.to_thread(_write_all, out, files)
+        await remember_export(store, files)  # only once every file is written
+        return files
 
 
 def run_export(args: argparse.Namespace) -> int:
     try:
-        files = asyncio.run(_export(args.config, args.since, args.batch, args.source, load_codes(args.codes)))
+        out = Path(args.out)
+        files = asyncio.run(_export(args.config, args.since, args.batch, args.source, load_codes(args.codes), out))
     except SanjiError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except (ConfigError, ValueError, OSError, msgspec.DecodeError) as exc:
         print(f"error: --since/--source: {exc}" if isinstance(exc, ValueError) else f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        _write_bytes(out / name, content)
     manifest = json.loads(files["manifest.json"])
     counts = manifest["counts"]
     print(f"batch {manifest['batch_no']}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {out}")

@@ -30,6 +30,7 @@ an entry is sent under its own code in both fields.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import zipfile
 from collections import defaultdict
@@ -56,10 +57,12 @@ from protocol.actions import (
     Terminate,
     Withdraw,
 )
+from protocol.batch import open_frame
 from protocol.catalogue import CATEGORIES, Catalogue, Material, Matter
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState
+from protocol.errors import SanjiError
 from protocol.hlc import pack, wall_seconds
 from protocol.topology import Directory
 from sanji.store import Store
@@ -277,8 +280,14 @@ async def export_tables(
     batch_no: str,
     data_source: str = "001",
     codes: Mapping[str, NationalCodes] | None = None,
+    arrived_since: float | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every errand updated at or after ``since``, as national-table rows (incremental)."""
+    """Every errand with an action dated at or after ``since``, as national-table rows (incremental).
+
+    With ``arrived_since`` (seconds; ``since=last``), also every errand with an action that arrived at
+    this node since then: a batch received late, or carried by hand, holds actions dated before the
+    last export, which would otherwise never be sent.
+    """
     since_hlc = hlc_of(since)
     meta = {
         "sync_time": datetime.now(CHINA_STANDARD_TIME).strftime("%Y-%m-%d %H:%M:%S"),
@@ -291,7 +300,18 @@ async def export_tables(
         .order_by(t.errands.c.updated_at, t.errands.c.id)
     )
     async with store.db.reader.connect() as conn:
-        found = (await conn.execute(query)).all()
+        found = list((await conn.execute(query)).all())
+        late = set()
+        if arrived_since is not None:
+            late = await _arrived_since(conn, store.directory, arrived_since) - {errand_id for errand_id, _ in found}
+        for start in range(0, len(late_ids := sorted(late)), 500):
+            found += (
+                await conn.execute(
+                    select(t.errands.c.id, t.errands.c.state).where(
+                        t.errands.c.state.is_not(None), t.errands.c.id.in_(late_ids[start : start + 500])
+                    )
+                )
+            ).all()
         acts: dict[str, list[Action]] = defaultdict(list)
         ids = [errand_id for errand_id, _ in found]
         for start in range(0, len(ids), 500):
@@ -451,6 +471,32 @@ def import_implementation_list(
     return Catalogue(county=county, version=version, published_at=published_at, matters=tuple(matters)), codes
 
 
+async def _arrived_since(conn: Any, directory: Directory, since: float) -> set[str]:
+    """The errands of every batch this node received at or after ``since`` (seconds)."""
+    query = (
+        select(t.batches.c.frame)
+        .where(t.batches.c.received_at >= since)
+        .order_by(t.batches.c.received_at, t.batches.c.origin, t.batches.c.scope, t.batches.c.seq)
+    )
+    errands: set[str] = set()
+    for offset in itertools.count(0, 200):
+        frames = (await conn.execute(query.limit(200).offset(offset))).scalars().all()
+        for frame in frames:
+            try:
+                errands.update(action.errand for action in open_frame(frame, directory).actions)
+            except SanjiError:  # a key since revoked: what it carried was judged when it arrived
+                continue
+        if len(frames) < 200:
+            return errands
+    return errands
+
+
+async def since_of(store: Store, text: str) -> tuple[datetime, float | None]:
+    """``since`` as asked (a date, an ISO time or ``last``) and, for ``last``, the arrivals to add."""
+    moment = parse_since(text, await store.meta_value(LAST_EXPORT))
+    return moment, (moment.timestamp() if text == "last" else None)
+
+
 def parse_since(text: str, last: str | None = None) -> datetime:
     """``2026-11-01`` (00:00 China Standard Time), an ISO time, or ``last``: when the last export began."""
     if text == "last":
@@ -459,10 +505,13 @@ def parse_since(text: str, last: str | None = None) -> datetime:
         text = last
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time.min, tzinfo=CHINA_STANDARD_TIME)
-        moment = datetime.fromisoformat(text)
+            moment = datetime.combine(date.fromisoformat(text), time.min, tzinfo=CHINA_STANDARD_TIME)
+        else:
+            moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"since must be a date like 2026-11-01, an ISO time or 'last', not {text[:40]!r}") from None
+    if not 2000 <= moment.year <= 2100:
+        raise ValueError(f"since must fall between the years 2000 and 2100, not {text[:40]!r}")
     return moment if moment.tzinfo else moment.replace(tzinfo=CHINA_STANDARD_TIME)
 
 
@@ -478,25 +527,33 @@ async def export_files(
     data_source: str,
     batch_no: str = "",
     codes: Mapping[str, NationalCodes] | None = None,
+    arrived_since: float | None = None,
 ) -> dict[str, bytes]:
     """One export as files: a JSON file per table and ``manifest.json`` (batch, since, counts).
 
-    The command writes them into a directory, the county's screen hands them over as one ZIP. The
-    moment the export began is kept, so the next one can ask for ``since=last`` and miss nothing
-    (an errand changed while this one ran is in both, as an update the collector merges).
+    The command writes them into a directory, the county's screen hands them over as one ZIP; then
+    ``remember_export`` keeps the moment it began, so the next one can ask for ``since=last`` and miss
+    nothing (an errand changed while this one ran is in both, as an update the collector merges).
     """
     if not (len(data_source) == 3 and data_source.isdigit()):
         raise ValueError("the data source is a 3-digit code")
     began = datetime.now(CHINA_STANDARD_TIME)
     batch = batch_no or began.strftime("%Y%m%d%H%M%S")
-    tables = await export_tables(store, catalogue, since=since, batch_no=batch, data_source=data_source, codes=codes)
+    tables = await export_tables(
+        store, catalogue, since=since, batch_no=batch, data_source=data_source, codes=codes, arrived_since=arrived_since
+    )
     counts = {name: len(tables[name]) for name in TABLES}
     files = {f"{name}.json": _json(tables[name]) for name in TABLES}
-    files["manifest.json"] = _json(
-        {"batch_no": batch, "since": since.isoformat(), "data_source": data_source, "counts": counts}
-    )
-    await store.set_meta(LAST_EXPORT, began.isoformat(timespec="seconds"))
+    began_text = began.isoformat(timespec="seconds")
+    manifest = {"batch_no": batch, "since": since.isoformat(), "began": began_text, "data_source": data_source}
+    files["manifest.json"] = _json(manifest | {"counts": counts})
     return files
+
+
+async def remember_export(store: Store, files: Mapping[str, bytes]) -> None:
+    """Once an export's files are written (or handed over), the next ``since=last`` starts where it began."""
+    began = json.loads(files["manifest.json"])["began"]
+    await store.set_meta(LAST_EXPORT, str(began))
 
 
 def zipped(files: Mapping[str, bytes]) -> bytes:

@@ -26,7 +26,7 @@ from litestar.response import Template
 
 from protocol.carry import MAGIC, MAX_CARRY_BYTES
 from protocol.errors import FrameTooLarge, SanjiError, UnsupportedFormat
-from sanji.auth.guard import close_uploads
+from sanji.auth.guard import Caller, close_uploads
 from sanji.carry import EXPORTED, IMPORTED, CarryExport, ImportSummary, NotForThisNode, export_for, import_carried
 from sanji.context import NodeContext
 from sanji.store import Store
@@ -55,7 +55,6 @@ class CarryController(Controller):
 
     path = "/carry"
     include_in_schema = False  # screens; `sanji export` / `sanji import` are the scriptable way
-    request_max_body_size = MAX_CARRY_BYTES + 64 * 1024  # the format's own ceiling; the node's limit is checked below
 
     @get("/")
     async def panel(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
@@ -63,21 +62,32 @@ class CarryController(Controller):
 
     @post("/export", status_code=200)
     async def prepare(
-        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
     ) -> Template:
         recipient = await _recipient(request, store)
         if recipient is None:
             return await _panel(store, context, problem=_NO_RECIPIENT, status=400)
-        return await _panel(store, context, exported=await export_for(store, recipient))
+        written = await export_for(store, recipient)
+        await caller.read("carry_export", detail=_what(recipient, written))
+        return await _panel(store, context, exported=written)
 
     @post("/export/file", status_code=200)
     async def download(
-        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
     ) -> Response[bytes] | Template:
         recipient = await _recipient(request, store)
         if recipient is None:
             return await _panel(store, context, problem=_NO_RECIPIENT, status=400)
         written = await export_for(store, recipient)
+        await caller.read("carry_file", detail=_what(recipient, written))
         return Response(
             written.data,
             media_type=SJX,
@@ -89,7 +99,8 @@ class CarryController(Controller):
             },
         )
 
-    @post("/import", status_code=200)
+    # the format's own ceiling, on this handler alone; the node's limit is checked below
+    @post("/import", status_code=200, request_max_body_size=MAX_CARRY_BYTES + 64 * 1024)
     async def take(
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
@@ -102,6 +113,11 @@ class CarryController(Controller):
             return await _import(request, store, context, upload)
         finally:
             await close_uploads(form)
+
+
+def _what(recipient: str, written: CarryExport) -> str:
+    """A carried file in the audit log: names, matters and decisions leave the node in it."""
+    return f"for {recipient}: {written.batches} batches, {written.errands} errands"
 
 
 _NO_RECIPIENT = ("请选择文件带给哪个节点（上级或下级）", "Choose the node the file is for (the parent or a node below)")
