@@ -8,20 +8,18 @@ public). axe-core passes on both pages in Chinese and in English.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-import uvicorn
-from axe_kit import violations
+from axe_kit import phone_problems
 from screens_kit import make_app, prepared_node
 
 from sanji.config import AuthSection
 from sanji.demo.cluster import free_port
 from tests.auth.auth_kit import PASSWORD, add
+from tests.enroll_kit import serving
 
 pytestmark = pytest.mark.processes
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -29,25 +27,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture
 def live_village(tmp_path: Path) -> Iterator[str]:
+    """A village with logins on, served on a free loopback port, holding the county's catalogue."""
     cluster, settings = prepared_node(tmp_path, "T01V01")
     config = cluster.nodes["T01V01"].config
     config.write_text(config.read_text(encoding="utf-8").replace("required = false", "required = true"), "utf-8")
-    settings = msgspec.structs.replace(settings, auth=AuthSection(required=True))
     add(config, "李建国", "village_agent")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(make_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="search-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the node did not start within 30 s")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    app = make_app(msgspec.structs.replace(settings, auth=AuthSection(required=True)))
+    with serving(app, free_port(), name="T01V01") as url:
+        yield url
 
 
 def test_an_agent_types_initials_and_the_matter_list_follows(chromium: str, live_village: str, tmp_path: Path) -> None:
@@ -63,10 +50,7 @@ def test_an_agent_types_initials_and_the_matter_list_follows(chromium: str, live
             page.set_default_timeout(15_000)
 
             def check(name: str) -> None:
-                problems[name] = violations(page)
-                wide = page.evaluate("() => document.documentElement.scrollWidth")
-                if wide > 390:
-                    problems[name].append(f"scrolls sideways at 390 px: {wide} px wide")
+                problems[name] = phone_problems(page)
 
             page.goto(url + "/login?next_url=/register")
             page.fill("#name", "李建国")
