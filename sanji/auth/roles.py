@@ -240,7 +240,19 @@ def complaint_visible(role: str | None, name: str, complaint: Mapping[str, objec
 
 # -- routes ------------------------------------------------------------------------------------
 
-PUBLIC_PATHS = frozenset({"/lookup", "/login", "/logout", "/public", "/complain", "/lang", "/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/lookup",
+        "/login",
+        "/logout",
+        "/public",
+        "/complain",
+        "/lang",
+        "/healthz",
+        "/readyz",
+        "/api/catalogue/search",  # the published catalogue, searched (issue 13)
+    }
+)
 PUBLIC_PREFIXES = ("/api/lookup/", "/print/guide/", "/schema", "/sync/")
 ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/"): ERRANDS,

@@ -55,6 +55,7 @@ from sanji.sync.trust_step import ChildTrust
 from sanji.web import language, timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
 from sanji.web.carry_screen import CarryController
+from sanji.web.catalogue_search import CatalogueSearchController
 from sanji.web.desk import Desk
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
@@ -242,6 +243,7 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     SmsApiController,  # every node may send the applicants' SMS
     SmsScreenController,
     PublicController,
+    CatalogueSearchController,  # matters by name, pinyin or initials (public, like the guide)
     RevealController,
     ObserveController,
     language.LanguageController,  # the English / 中文 switch, on every page

@@ -37,10 +37,12 @@ from protocol.lookup import normalise_factor, second_factor_matches
 from protocol.receipts import is_valid, normalise
 from protocol.topology import COUNTY, TOWN
 from sanji.auth.guard import client_ip
+from sanji.catalogue.search import MAX_QUERY
 from sanji.complaints import ComplaintForm, file_public_complaint
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.catalogue_search import found
 from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
 from sanji.web.screens import _frame, light
 from sanji.web.throttle import Throttle
@@ -284,17 +286,23 @@ class PublicController(Controller):
     ) -> Template:
         settings: NodeSettings = request.app.state.settings
         role = store.directory.role(store.node_id)
-        query = q.strip()[:40]
+        query = q.strip()[:MAX_QUERY]
         catalogue = context.catalogue
         matters = list(catalogue.matters) if catalogue else []
         here = _levels_of(role)
         if levels != "all":
             matters = [m for m in matters if set(m.accept_levels) & set(here)]
-        if query:
-            matters = [m for m in matters if query in m.name or query.lower() in m.name_en.lower() or query in m.code]
+        # The search (sanji.catalogue.search) orders the matches first, best first, and hides the rest, which
+        # stay on the page for the filter as one types.
+        codes = found(catalogue, query)
+        rank = {c: i for i, c in enumerate(codes or ())}
+        if codes is not None:
+            matters.sort(key=lambda m: rank.get(m.code, len(rank)))
         groups: dict[str, list[dict[str, Any]]] = {}
         for m in matters:
-            groups.setdefault(m.category, []).append(_matter_row(m))
+            row = {**_matter_row(m), "hidden": codes is not None and m.code not in rank}
+            groups.setdefault(m.category, []).append(row)
+        shown = sum(1 for m in matters if codes is None or m.code in rank)
         below = [
             {"id": child, "name": node_name(store.directory, child)}
             for child in store.directory.children(store.node_id)
@@ -306,7 +314,8 @@ class PublicController(Controller):
                 "centre": node_name(store.directory, store.node_id),
                 "info": settings.public,
                 "groups": groups,
-                "count": len(matters),
+                "count": shown,
+                "total": len(matters),
                 "q": query,
                 "levels": "all" if levels == "all" else "",
                 "catalogue": catalogue,

@@ -43,6 +43,7 @@ from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
 from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
+from sanji.catalogue.search import MAX_QUERY
 from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
@@ -54,6 +55,7 @@ from sanji.store.notice_reads import NoticeReads
 from sanji.urgings import counts as urging_counts
 from sanji.urgings import urging_rows
 from sanji.web.badge import desk_notices
+from sanji.web.catalogue_search import found
 from sanji.web.desk import desk_of
 from sanji.web.desk_api import Supervision, supervision_report, township_of
 from sanji.web.documents import (
@@ -676,11 +678,13 @@ class RegisterController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         matter: FromQuery[str] = "",
+        q: FromQuery[str] = "",
+        find: FromQuery[str] = "",
     ) -> Template:
         values = {k: v for k, v in desk_person(request).items() if v}
-        if matter:
+        if matter and not find:  # 查找 searches again, whatever is chosen in the list
             values["matter"] = matter.strip()
-        return _register_page(store, context, values, fresh=True)
+        return _register_page(store, context, values, fresh=True, q=q)
 
     @post("/register", status_code=303)
     async def register(
@@ -1191,8 +1195,13 @@ def _register_page(
     status: int = 200,
     refusal: str = "",
     refused: bool = False,
+    q: str = "",
 ) -> Template:
-    """The register form; ``refused``: the page of a desk that does not register (403, no form)."""
+    """The register form; ``refused``: the page of a desk that does not register (403, no form).
+
+    ``q`` filters the matter list of the first step (``sanji.catalogue.search``): the matches first, best first,
+    the best one chosen; the others stay in the list hidden and disabled, for the filter as one types.
+    """
     frame = _frame(store, context, "register")
     catalogue = context.catalogue
     code = str(values.get("matter", ""))
@@ -1225,6 +1234,10 @@ def _register_page(
     other = [m for m in values.get("materials", []) if normalise_material(m) not in listed]
     if other and not values.get("materials_other"):
         values["materials_other"] = "\n".join(other)
+    matters = list(catalogue.matters) if catalogue else []
+    codes = found(catalogue, q) if not matter else None
+    options = _matter_options(matters, codes)
+    chosen = code or (codes[0] if codes else "")
     return Template(
         template_name="register.html",
         status_code=403 if refused else status,
@@ -1232,7 +1245,11 @@ def _register_page(
             **frame,
             "refused": refused,
             "catalogue": catalogue,
-            "matters": list(catalogue.matters) if catalogue else [],
+            "matters": matters,
+            "options": options,
+            "q": q.strip()[:MAX_QUERY] if codes is not None else "",
+            "shown": len(codes) if codes is not None else len(matters),
+            "chosen": chosen,
             "matter": matter,
             "guide_url": guide_url(matter.code) if matter else "",
             "values": values,
@@ -1243,6 +1260,23 @@ def _register_page(
             "refusal": refusal,
         },
     )
+
+
+def _matter_options(matters: list[Matter], codes: list[str] | None) -> list[dict[str, Any]]:
+    """The first step's list: what ``codes`` found in their order, then the rest hidden (all, without a query)."""
+    rank = {c: i for i, c in enumerate(codes or ())}
+    order = sorted(range(len(matters)), key=lambda i: rank.get(matters[i].code, len(rank) + i))
+    return [
+        {
+            "code": matters[i].code,
+            "name": matters[i].name,
+            "in_person": matters[i].in_person,
+            "proxy_allowed": matters[i].proxy_allowed,
+            "i": i,
+            "hidden": codes is not None and matters[i].code not in rank,
+        }
+        for i in order
+    ]
 
 
 def _review_page(

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_TOOLING = ("hypothesis", "pytest", "_pytest", "schemathesis", "devtools", "tests", "faker", "polyfactory")
 # Loaded when used, not at start: the demo launcher and evidence checker (other commands), httpx's own CLI
 # (rich, pygments), QR codes (a printed receipt), migrations (a store behind the code), spreadsheets (an
-# export), the PostgreSQL dialects (a hub on PostgreSQL).
+# export), the PostgreSQL dialects (a hub on PostgreSQL), pinyin (the first matter search, issue 13).
 LAZY = (
     "rich",
     "pygments",
@@ -36,6 +36,7 @@ LAZY = (
     "matplotlib",
     "PIL",
     "qrcode",
+    "pypinyin",
 )
 
 PROBE = """

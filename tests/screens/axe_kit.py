@@ -2,6 +2,7 @@
 
 ``violations(page)`` injects axe and runs its WCAG 2.x A/AA rules on the page as it stands; each
 violation comes back as "rule-id (impact): help — first offending selectors", ready for an assert.
+``phone_problems(page)`` adds a page wider than a 390 px phone.
 """
 
 from __future__ import annotations
@@ -24,3 +25,12 @@ def violations(page: Any) -> list[str]:
         targets = ", ".join(str(n["target"]) for n in v["nodes"][:3])
         out.append(f"{v['id']} ({v['impact']}): {v['help']} — {targets}")
     return out
+
+
+def phone_problems(page: Any, width: int = 390) -> list[str]:
+    """``violations`` and, on a phone's ``width``, a page wider than the screen (one scrolls sideways)."""
+    found = violations(page)
+    wide = page.evaluate("() => document.documentElement.scrollWidth")
+    if wide > width:
+        found.append(f"scrolls sideways at {width} px: {wide} px wide")
+    return found
