@@ -19,11 +19,13 @@ from county_node.screens import NoRegistrationController
 from county_node.subtasks import SubtaskController
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.web import desk
+from sanji.web.admin_screens import AccountsScreenController
 
 DESK = desk.Desk(
     role=ROLE,
     title="Sanji 县级政务服务中心 County hub",
     handlers=(
+        AccountsScreenController,
         NoRegistrationController,
         SubtaskController,
         AssessmentApiController,
@@ -45,6 +47,7 @@ DESK = desk.Desk(
         desk.RULES,
         desk.SMS,
         desk.ENROLL,
+        *desk.ADMIN_MENU,
     ),
     post="部门审批人员",
     on_start=(publish_catalogue,),

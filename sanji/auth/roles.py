@@ -12,7 +12,7 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``approver`` | 部门审批 | county | the county department's steps; decides at the county; answers 联办 sub-tasks |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
-| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
+| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入), catalogue, calendar; no personal data |
 
 ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
 to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
@@ -81,6 +81,7 @@ SUPERVISION = "supervision"  # 电子监察 tables
 COMPLAINTS = "complaints"  # 投诉
 ACCOUNTS = "accounts"
 ENROLL = "enroll"  # 节点接入: issue enrollment tokens for nodes below, see the certificates held
+CONFIGURE = "configure"  # the administrator's catalogue and calendar pages; the county publishes both there
 
 # The chain that handles an errand, and the supervisors (DOMAIN.md "Privacy"), may ask to see full numbers.
 _DESK = frozenset({ERRANDS, PERSONAL, REVEAL, ACT, STATUS})
@@ -92,7 +93,7 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
     APPROVER: _DESK | {SUPERVISION},
     SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
     INSPECTOR: (_DESK - {REVEAL}) | {SUPERVISION, COMPLAINTS},  # numbers stay masked for discipline checks
-    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL}),
+    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL, CONFIGURE}),
 }
 
 # -- steps on errands --------------------------------------------------------------------------
@@ -183,6 +184,11 @@ def label(role: str) -> str:
 
 def works_at(role: str, node_role: str) -> bool:
     return node_role in WORKS_AT.get(role, frozenset())
+
+
+def posts_at(node_role: str) -> tuple[str, ...]:
+    """The posts (roles) an account of a node of ``node_role`` may hold, in the table's order."""
+    return tuple(r for r in STAFF_ROLES if works_at(r, node_role))
 
 
 def may(role: str, capability: str) -> bool:
@@ -285,6 +291,19 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/office/sms"): SUPERVISION,
     ("POST", "/api/office/sms/{row_id:int}/retry"): SUPERVISION,
     ("GET", "/api/office/platform/export"): SUPERVISION,  # the provincial collector's account
+    # the administrator's desk (sanji/web/admin_screens.py; the county's publishing in county_node/admin_publishing.py)
+    ("GET", "/admin/accounts"): ACCOUNTS,
+    ("POST", "/admin/accounts"): ACCOUNTS,
+    ("POST", "/admin/accounts/{name}/active"): ACCOUNTS,
+    ("POST", "/admin/accounts/{name}/password"): ACCOUNTS,
+    ("POST", "/admin/accounts/tokens/{token_id}/revoke"): ACCOUNTS,
+    ("GET", "/admin/catalogue"): CONFIGURE,
+    ("GET", "/admin/catalogue/{code}"): CONFIGURE,
+    ("POST", "/admin/catalogue/check"): CONFIGURE,
+    ("POST", "/admin/catalogue/publish"): CONFIGURE,
+    ("GET", "/admin/calendar"): CONFIGURE,
+    ("POST", "/admin/calendar/check"): CONFIGURE,
+    ("POST", "/admin/calendar/publish"): CONFIGURE,
 }
 
 

@@ -1,0 +1,187 @@
+"""The administrator's desk (管理员): the node's accounts and posts, on every tier.
+
+Each handler calls the same ``AuthService`` functions ``sanji accounts`` calls (``roster``,
+``add_with_one_time_password``, ``set_active``, ``reset_password``, ``revoke_token``), so every
+change is written to the node's audit log with the acting account, and the service's rules hold here
+as at the command line: nobody disables their own account, the last active administrator stays.
+
+Only an account holding the admin post gets here: the guard asks ``roles.ACCOUNTS`` of a logged-in
+caller, and these pages refuse an anonymous one even in open demo mode (nobody anonymous makes
+accounts). A generated password is shown once, in the answer to the form that made it, and never
+stored in clear or put in a URL.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect, Template
+
+from sanji.auth import roles
+from sanji.auth.book import AccountError, AccountExists, Who
+from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
+from sanji.auth.service import AuthService, Principal
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.web.screens import _frame
+
+NAME_LIMIT = 64
+DONE = {
+    "revoked": ("令牌已撤销", "Token revoked"),
+    "enabled": ("账号已启用", "Account enabled"),
+    "disabled": ("账号已停用，其登录已结束", "Account disabled; its sessions are ended"),
+}
+
+
+def admin_of(request: Request[Any, Any, Any], capability: str) -> Principal:
+    """The logged-in account holding ``capability`` (the guard checked a logged-in one); 403 for anyone else."""
+    principal = principal_of(request)
+    if principal is None or not roles.may(principal.role, capability):
+        raise Forbidden("log in with an administrator's account (管理员) to use this page")
+    return principal
+
+
+def _who(request: Request[Any, Any, Any], principal: Principal) -> Who:
+    return Who(account=principal.name, via=principal.via, ip=client_ip(request))
+
+
+def _field(form: Any, name: str, limit: int) -> str:
+    value = form.get(name, "")
+    return value[: limit + 1] if isinstance(value, str) else ""
+
+
+async def accounts_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    auth: AuthService,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    shown: dict[str, str] | None = None,
+    row_error: tuple[str, str] = ("", ""),
+    done: str = "",
+) -> Template:
+    """The accounts page; ``shown`` carries a one-time password (name, password, why) for this answer only."""
+    posts = auth.posts_here()
+    return Template(
+        template_name="admin_accounts.html",
+        status_code=status,
+        context={
+            **_frame(store, context, "accounts"),
+            "roster": await auth.roster(),
+            "posts": [(p, roles.ROLE_LABELS[p], roles.ROLE_LABELS_EN[p]) for p in posts],
+            "labels": roles.ROLE_LABELS,
+            "labels_en": roles.ROLE_LABELS_EN,
+            "self_name": (principal_of(request) or Principal(account_id=0, name="", role="", via="")).name,
+            "now": auth.clock(),
+            "errors": errors or {},
+            "values": values or {"name": "", "role": posts[0] if posts else ""},
+            "shown": shown,
+            "row_error": row_error,
+            "done": DONE.get(done),
+        },
+    )
+
+
+class AccountsScreenController(Controller):
+    """``/admin/accounts``: list, create, disable / enable, reset a password, revoke a token."""
+
+    path = "/admin/accounts"
+    include_in_schema = False
+
+    @get("/")
+    async def screen(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        done: Annotated[str, QueryParameter(max_length=16)] = "",
+    ) -> Template:
+        admin_of(request, roles.ACCOUNTS)
+        return await accounts_page(request, store, context, auth_of(request), done=done)
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
+        principal = admin_of(request, roles.ACCOUNTS)
+        auth = auth_of(request)
+        form = await request.form()
+        name, role = _field(form, "name", NAME_LIMIT), _field(form, "role", 32)
+        values = {"name": name, "role": role}
+        errors: dict[str, str] = {}
+        if role not in auth.posts_here():
+            errors["role"] = "请选择本节点的岗位 Choose one of this node's posts"
+        if not name.strip():
+            errors["name"] = "请填写登录名 Give the login name"
+        elif name != name.strip() or len(name) > NAME_LIMIT:
+            errors["name"] = (
+                f"登录名 1 至 {NAME_LIMIT} 个字符，首尾无空格 1 to {NAME_LIMIT} characters, no spaces at either end"
+            )
+        if not errors:
+            try:
+                account, password = await auth.add_with_one_time_password(name, role, by=_who(request, principal))
+            except AccountExists:
+                errors["name"] = f"已有名为 {name} 的账号 An account named {name} exists already"
+            except AccountError as exc:
+                errors["name"] = exc.message
+            else:
+                shown = {"name": account.name, "password": password, "why": "created"}
+                return await accounts_page(request, store, context, auth, status=201, shown=shown)
+        return await accounts_page(request, store, context, auth, status=400, errors=errors, values=values)
+
+    @post("/{name:str}/active", status_code=303)
+    async def active(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        name: FromPath[str],
+    ) -> Template | Redirect:
+        principal = admin_of(request, roles.ACCOUNTS)
+        auth = auth_of(request)
+        form = await request.form()
+        active = _field(form, "active", 1) == "1"
+        try:
+            await auth.set_active(name, active, by=_who(request, principal))
+        except AccountError as exc:
+            why = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            return await accounts_page(request, store, context, auth, status=409, row_error=(name, why))
+        return Redirect(f"/admin/accounts/?done={'enabled' if active else 'disabled'}", status_code=303)
+
+    @post("/{name:str}/password", status_code=200)
+    async def password(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        name: FromPath[str],
+    ) -> Template:
+        principal = admin_of(request, roles.ACCOUNTS)
+        auth = auth_of(request)
+        try:
+            password = await auth.reset_password(name, by=_who(request, principal))
+        except AccountError as exc:
+            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
+        shown = {"name": name, "password": password, "why": "reset"}
+        return await accounts_page(request, store, context, auth, shown=shown)
+
+    @post("/tokens/{token_id:int}/revoke", status_code=303)
+    async def revoke(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        token_id: FromPath[int],
+    ) -> Template | Redirect:
+        principal = admin_of(request, roles.ACCOUNTS)
+        auth = auth_of(request)
+        if not await auth.revoke_token(token_id, by=_who(request, principal)):
+            why = f"没有有效的令牌 {token_id} No live token {token_id}"
+            return await accounts_page(request, store, context, auth, status=404, row_error=("", why))
+        return Redirect("/admin/accounts/?done=revoked", status_code=303)
