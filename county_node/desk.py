@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from county_node import ROLE
+from county_node.admin_publishing import CataloguePublishingController
 from county_node.assessment_routes import AssessmentApiController, AssessmentScreenController
 from county_node.duties import publish_catalogue
 from county_node.platform_routes import PlatformController
@@ -19,13 +20,15 @@ from county_node.screens import NoRegistrationController
 from county_node.subtasks import SubtaskController
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.web import desk
-from sanji.web.admin_screens import AccountsScreenController
+from sanji.web.admin_screens import AccountsScreenController, CatalogueScreenController
 
 DESK = desk.Desk(
     role=ROLE,
     title="Sanji 县级政务服务中心 County hub",
     handlers=(
         AccountsScreenController,
+        CatalogueScreenController,
+        CataloguePublishingController,
         NoRegistrationController,
         SubtaskController,
         AssessmentApiController,

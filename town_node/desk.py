@@ -8,7 +8,7 @@ from __future__ import annotations
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.office.rules_routes import RulesApiController, RulesScreenController
 from sanji.web import desk
-from sanji.web.admin_screens import AccountsScreenController
+from sanji.web.admin_screens import AccountsScreenController, CatalogueScreenController
 from sanji.web.screens import RegisterController
 from town_node import ROLE
 
@@ -17,6 +17,7 @@ DESK = desk.Desk(
     title="Sanji 乡镇便民服务中心 Township centre",
     handlers=(
         AccountsScreenController,
+        CatalogueScreenController,
         RegisterController,
         RulesApiController,
         RulesScreenController,

@@ -111,6 +111,8 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
     if not roles.may(principal.role, need):
         reason = f"a {principal.label_en} may not use {method} {path}"
         await auth.record(_denied(auth, principal, client_ip(connection), f"{method} {template}", reason))
+        if isinstance(connection, Request) and connection.content_type[0] == RequestEncodingType.MULTI_PART:
+            await close_uploads(await connection.form())  # refused before any handler, as for a CSRF refusal
         raise Forbidden(reason)
 
 

@@ -15,20 +15,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
+from protocol import envelope
+from protocol.catalogue import MAGIC as CATALOGUE_MAGIC
+from protocol.catalogue import catalogue_digest, publisher_keys
 from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
 from sanji.auth.service import AuthService, Principal
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.desk import serves
 from sanji.web.screens import _frame
 
 NAME_LIMIT = 64
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a county's catalogue file or calendar file; a spreadsheet of 2,000 matters fits
 DONE = {
     "revoked": ("令牌已撤销", "Token revoked"),
     "enabled": ("账号已启用", "Account enabled"),
@@ -185,3 +191,97 @@ class AccountsScreenController(Controller):
             why = f"没有有效的令牌 {token_id} No live token {token_id}"
             return await accounts_page(request, store, context, auth, status=404, row_error=("", why))
         return Redirect("/admin/accounts/?done=revoked", status_code=303)
+
+
+# -- the catalogue ---------------------------------------------------------------------------------
+
+CATALOGUE_CHECK = "/admin/catalogue/check"  # mounted by the county's desk alone (county_node/admin_publishing.py)
+LEVEL_NAMES = {"village": "村", "town": "乡镇", "county": "县"}
+UNIT_NAMES = {"working": ("工作日", "working days"), "calendar": ("自然日", "calendar days")}
+
+
+class SignedBy(msgspec.Struct, frozen=True, kw_only=True):
+    """Who signed a held document: the key and the node it belongs to, and the blob's digest."""
+
+    key_id: str
+    node: str
+    digest: str
+
+
+def signed_by(store: Store, blob: bytes | None, magic: bytes) -> SignedBy | None:
+    """The signer of a signed document (catalogue, calendar) as the node's directory knows the key."""
+    if blob is None:
+        return None
+    opened = envelope.open_envelope(blob, magic=magic, max_bytes=len(blob), what="signed document")
+    record = publisher_keys(store.directory).get(opened.key_id)
+    return SignedBy(key_id=opened.key_id, node=record.node if record else "?", digest=catalogue_digest(blob)[:16])
+
+
+def catalogue_frame(store: Store, context: NodeContext) -> dict[str, Any]:
+    return {**_frame(store, context, "catalogue"), "levels": LEVEL_NAMES, "units": UNIT_NAMES}
+
+
+async def catalogue_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    *,
+    status: int = 200,
+    problems: list[str] | None = None,
+    problem: str = "",
+    review: dict[str, Any] | None = None,
+    done: str = "",
+) -> Template:
+    """The catalogue held; at the county the upload form, an upload's problems, or its review before signing."""
+    held = await context.catalogue_blob()
+    if held is not None and context.catalogue is None:
+        await context.load()
+    return Template(
+        template_name="admin_catalogue.html",
+        status_code=status,
+        context={
+            **catalogue_frame(store, context),
+            "catalogue": context.catalogue,
+            "signer": signed_by(store, held, CATALOGUE_MAGIC),
+            "county": serves(request.app, CATALOGUE_CHECK, "POST"),
+            "max_bytes": MAX_UPLOAD_BYTES,
+            "problems": problems or [],
+            "problem": problem,
+            "review": review,
+            "done": done,
+        },
+    )
+
+
+class CatalogueScreenController(Controller):
+    """``/admin/catalogue``: the catalogue this node holds, and one matter's detail."""
+
+    path = "/admin/catalogue"
+    include_in_schema = False
+
+    @get("/")
+    async def screen(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        done: Annotated[str, QueryParameter(max_length=16)] = "",
+    ) -> Template:
+        admin_of(request, roles.CONFIGURE)
+        return await catalogue_page(request, store, context, done=done)
+
+    @get("/{code:str}")
+    async def matter(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        code: FromPath[str],
+    ) -> Template:
+        admin_of(request, roles.CONFIGURE)
+        matter = context.matter(code[:64])
+        return Template(
+            template_name="admin_matter.html",
+            status_code=200 if matter is not None else 404,
+            context={**catalogue_frame(store, context), "matter": matter, "code": code[:64]},
+        )
