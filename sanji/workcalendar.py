@@ -34,7 +34,7 @@ from typing import Any
 import chinese_calendar
 
 from protocol.calendar_doc import BoundCalendar, CalendarYear, OfficialCalendar, check_calendar, official_data
-from protocol.deadlines import CalendarData, CalendarInvalid, CalendarUnknown, WorkCalendar
+from protocol.deadlines import CalendarData, CalendarError, CalendarInvalid, WorkCalendar
 from sanji.statutory import FIRST_YEAR, LAST_YEAR, provisional_data, statutory_holidays
 
 __all__ = [
@@ -262,12 +262,12 @@ def library_name(d: date) -> str:
 
 
 def year_view(bound: BoundCalendar, doc: OfficialCalendar | None, year: int) -> YearView:
-    """A year's days off and weekend days worked on ``bound``; CalendarUnknown if nothing covers it."""
+    """A year's days off and weekend days worked on ``bound``; CalendarError if nothing covers it."""
     if not FIRST_YEAR <= year <= LAST_YEAR:
-        raise CalendarUnknown(f"the calendar covers {FIRST_YEAR}-{LAST_YEAR}, not {year}")
+        raise CalendarError(f"the calendar covers {FIRST_YEAR}-{LAST_YEAR}, not {year}")
     calendar = bound.effective
     if not calendar.knows(date(year, 1, 1)):
-        raise CalendarUnknown(f"no official data for {year} and it is before the built-in notices; nothing is guessed")
+        raise CalendarError(f"no official data for {year} and it is before the built-in notices; nothing is guessed")
     days = [date.fromordinal(o) for o in range(date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal() + 1)]
     off_days = [d for d in days if d in calendar.holidays]
     worked = sorted(d for d in calendar.workdays if d.year == year)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.calendar_doc import BoundCalendar, OfficialCalendar
-from protocol.deadlines import CalendarError, CalendarUnknown, business_today
+from protocol.deadlines import CalendarError, business_today
 from protocol.errors import SanjiError
 from protocol.topology import COUNTY
 from sanji.cli.common import node_store
@@ -128,7 +128,7 @@ async def run_show(year: int, config: str) -> int:
     bound = await _bound(config, max(_today().year, year))
     try:
         view = year_view(bound, doc, year)
-    except CalendarUnknown as exc:
+    except CalendarError as exc:
         print(f"error: {exc.message}")
         return 2
     print(f"{year}: {view.source}" if view.provisional else f"{year}: official ({view.source})")
