@@ -28,14 +28,17 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
+from protocol.calendar_doc import OfficialCalendar
 from protocol.catalogue import Catalogue, CatalogueError
+from protocol.deadlines import CalendarError, CalendarInvalid
 from protocol.errors import SanjiError
 from sanji.auth import roles
 from sanji.auth.guard import close_uploads
 from sanji.catalogue import load_catalogue
 from sanji.context import NodeContext
 from sanji.store import Store
-from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, catalogue_page
+from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
+from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal, summary
 
 CATALOGUE_SUFFIXES = (".toml", ".json", ".xlsx")
 FILE_FIELD = "file"
@@ -163,3 +166,84 @@ class CataloguePublishingController(Controller):
             problems = exc.problems if isinstance(exc, CatalogueError) else []
             return await catalogue_page(request, store, context, status=400, problem=exc.message, problems=problems)
         return Redirect("/admin/catalogue/?done=published", status_code=303)
+
+
+def check_uploaded_calendar(upload: Upload) -> OfficialCalendar:
+    """The checks ``sanji calendar check`` runs (``checked_calendar``), on the uploaded bytes."""
+    with tempfile.TemporaryDirectory(prefix="sanji-calendar-") as folder:
+        path = Path(folder) / "upload.toml"
+        path.write_bytes(upload.data)
+        try:
+            return checked_calendar(path)
+        except CalendarProblems as exc:
+            raise CalendarProblems(exc.message.replace(str(path), upload.name), exc.problems) from None
+        except CalendarError as exc:
+            raise CalendarInvalid(exc.message.replace(str(path), upload.name), hint=exc.hint) from None
+
+
+class CalendarPublishingController(Controller):
+    """County only: check an uploaded calendar file, review it, then sign and publish it."""
+
+    path = "/admin/calendar"
+    include_in_schema = False
+    request_max_body_size = 2 * MAX_UPLOAD_BYTES + 64 * 1024
+
+    @post("/check", status_code=200)
+    async def check(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
+        admin_of(request, roles.CONFIGURE)
+        year = context.today().year
+        form = await request.form()
+        try:
+            upload = await read_upload(form, (".toml",))
+        finally:
+            await close_uploads(form)
+        if upload.refusal[0]:
+            problem = " ".join(upload.refusal)
+            return await calendar_page(request, store, context, year, status=upload.status, problem=problem)
+        try:
+            doc = check_uploaded_calendar(upload)
+        except CalendarProblems as exc:
+            return await calendar_page(
+                request, store, context, year, status=400, problem=exc.message, problems=exc.problems
+            )
+        except CalendarError as exc:
+            problem = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            return await calendar_page(request, store, context, year, status=400, problem=problem)
+        refusal = publish_refusal(context.calendar_doc, doc)
+        if refusal:
+            return await calendar_page(request, store, context, year, status=409, problem=refusal)
+        review = {"file": upload.name, "summary": summary(doc), "json": msgspec.json.encode(doc).decode()}
+        return await calendar_page(request, store, context, year, review=review)
+
+    @post("/publish", status_code=303)
+    async def publish(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template | Redirect:
+        admin_of(request, roles.CONFIGURE)
+        year = context.today().year
+        form = await request.form()
+        raw = form.get("calendar", "")
+        try:
+            doc = msgspec.json.decode(raw if isinstance(raw, str) else "", type=OfficialCalendar)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            problem = "请先上传并检查日历文件 Upload and check a calendar file first"
+            return await calendar_page(request, store, context, year, status=400, problem=problem)
+        problems = calendar_problems(doc)
+        if problems:
+            return await calendar_page(
+                request,
+                store,
+                context,
+                year,
+                status=400,
+                problem="日历有误 The calendar has problems",
+                problems=problems,
+            )
+        await context.refresh_calendar()
+        refusal = publish_refusal(context.calendar_doc, doc)
+        if refusal:
+            return await calendar_page(request, store, context, year, status=409, problem=refusal)
+        await context.publish_calendar(doc)
+        return Redirect("/admin/calendar/?done=published", status_code=303)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from county_node import ROLE
-from county_node.admin_publishing import CataloguePublishingController
+from county_node.admin_publishing import CalendarPublishingController, CataloguePublishingController
 from county_node.assessment_routes import AssessmentApiController, AssessmentScreenController
 from county_node.duties import publish_catalogue
 from county_node.platform_routes import PlatformController
@@ -20,7 +20,7 @@ from county_node.screens import NoRegistrationController
 from county_node.subtasks import SubtaskController
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.web import desk
-from sanji.web.admin_screens import AccountsScreenController, CatalogueScreenController
+from sanji.web.admin_screens import AccountsScreenController, CalendarScreenController, CatalogueScreenController
 
 DESK = desk.Desk(
     role=ROLE,
@@ -28,7 +28,9 @@ DESK = desk.Desk(
     handlers=(
         AccountsScreenController,
         CatalogueScreenController,
+        CalendarScreenController,
         CataloguePublishingController,
+        CalendarPublishingController,
         NoRegistrationController,
         SubtaskController,
         AssessmentApiController,

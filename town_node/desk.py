@@ -8,7 +8,7 @@ from __future__ import annotations
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.office.rules_routes import RulesApiController, RulesScreenController
 from sanji.web import desk
-from sanji.web.admin_screens import AccountsScreenController, CatalogueScreenController
+from sanji.web.admin_screens import AccountsScreenController, CalendarScreenController, CatalogueScreenController
 from sanji.web.screens import RegisterController
 from town_node import ROLE
 
@@ -18,6 +18,7 @@ DESK = desk.Desk(
     handlers=(
         AccountsScreenController,
         CatalogueScreenController,
+        CalendarScreenController,
         RegisterController,
         RulesApiController,
         RulesScreenController,

@@ -5,7 +5,7 @@ the township and the county keep the reports and the assessment."""
 from __future__ import annotations
 
 from sanji.web import desk
-from sanji.web.admin_screens import AccountsScreenController, CatalogueScreenController
+from sanji.web.admin_screens import AccountsScreenController, CalendarScreenController, CatalogueScreenController
 from sanji.web.screens import RegisterController
 from village_agent import ROLE
 
@@ -15,6 +15,7 @@ DESK = desk.Desk(
     handlers=(
         AccountsScreenController,
         CatalogueScreenController,
+        CalendarScreenController,
         RegisterController,
     ),
     menu=(desk.HOME, desk.REGISTER, desk.LOOKUP, desk.SUPERVISION, desk.LEDGERS, desk.SMS, *desk.ADMIN_MENU),

@@ -1,6 +1,6 @@
-"""The administrator's desk (管理员): the node's accounts and posts, on every tier.
+"""The administrator's desk (管理员) on every tier: accounts and posts, the catalogue, the calendar.
 
-Each handler calls the same ``AuthService`` functions ``sanji accounts`` calls (``roster``,
+Accounts: each handler calls the same ``AuthService`` functions ``sanji accounts`` calls (``roster``,
 ``add_with_one_time_password``, ``set_active``, ``reset_password``, ``revoke_token``), so every
 change is written to the node's audit log with the acting account, and the service's rules hold here
 as at the command line: nobody disables their own account, the last active administrator stays.
@@ -9,6 +9,11 @@ Only an account holding the admin post gets here: the guard asks ``roles.ACCOUNT
 caller, and these pages refuse an anonymous one even in open demo mode (nobody anonymous makes
 accounts). A generated password is shown once, in the answer to the form that made it, and never
 stored in clear or put in a URL.
+
+The catalogue (``/admin/catalogue``) and the calendar (``/admin/calendar?year=``) pages show what the
+node holds: the version, who signed it, every matter; a year's days off, official or 暂定, through
+``year_view`` as ``sanji calendar show`` prints it. Their upload and publish forms appear where the
+node serves the publishing routes, the county (``county_node/admin_publishing.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from protocol import envelope
+from protocol.calendar_doc import MAGIC as CALENDAR_MAGIC
 from protocol.catalogue import MAGIC as CATALOGUE_MAGIC
 from protocol.catalogue import catalogue_digest, publisher_keys
+from protocol.deadlines import CalendarError
 from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
@@ -32,6 +39,7 @@ from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.desk import serves
 from sanji.web.screens import _frame
+from sanji.workcalendar import YearView, year_view
 
 NAME_LIMIT = 64
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a county's catalogue file or calendar file; a spreadsheet of 2,000 matters fits
@@ -285,3 +293,73 @@ class CatalogueScreenController(Controller):
             status_code=200 if matter is not None else 404,
             context={**catalogue_frame(store, context), "matter": matter, "code": code[:64]},
         )
+
+
+# -- the calendar ----------------------------------------------------------------------------------
+
+CALENDAR_CHECK = "/admin/calendar/check"  # mounted by the county's desk alone (county_node/admin_publishing.py)
+WEEKDAYS = "一二三四五六日"
+
+
+async def calendar_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    year: int,
+    *,
+    status: int = 200,
+    problems: list[str] | None = None,
+    problem: str = "",
+    review: dict[str, Any] | None = None,
+    done: str = "",
+) -> Template:
+    """A year's days off and weekend days worked (``year_view``, as ``sanji calendar show``), the version held."""
+    await context.refresh_calendar()
+    bound = context.bound
+    view: YearView | None = None
+    unknown = ""
+    if bound is None:
+        unknown = "本节点没有工作日历 This node keeps no working-day calendar"
+    else:
+        try:
+            view = year_view(bound, context.calendar_doc, year)
+        except CalendarError as exc:
+            unknown = exc.message
+    return Template(
+        template_name="admin_calendar.html",
+        status_code=status if view is not None or status != 200 else 404,
+        context={
+            **_frame(store, context, "calendar"),
+            "year": year,
+            "view": view,
+            "unknown": unknown,
+            "weekdays": WEEKDAYS,
+            "doc": context.calendar_doc,
+            "signer": signed_by(store, await context.calendar_blob(), CALENDAR_MAGIC),
+            "county": serves(request.app, CALENDAR_CHECK, "POST"),
+            "max_bytes": MAX_UPLOAD_BYTES,
+            "problems": problems or [],
+            "problem": problem,
+            "review": review,
+            "done": done,
+        },
+    )
+
+
+class CalendarScreenController(Controller):
+    """``/admin/calendar?year=``: a year's days off and worked weekend days, official or 暂定."""
+
+    path = "/admin/calendar"
+    include_in_schema = False
+
+    @get("/")
+    async def screen(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        year: Annotated[int | None, QueryParameter(ge=1900, le=2200)] = None,
+        done: Annotated[str, QueryParameter(max_length=16)] = "",
+    ) -> Template:
+        admin_of(request, roles.CONFIGURE)
+        return await calendar_page(request, store, context, year or context.today().year, done=done)

@@ -65,7 +65,7 @@ ENROLL = MenuLink("enroll", "/enroll", "节点接入 Enrollment")
 ACCOUNTS = MenuLink("accounts", "/admin/accounts", "账号岗位 Accounts", needs="accounts")
 CATALOGUE = MenuLink("catalogue", "/admin/catalogue", "事项目录 Catalogue", needs="configure")
 CALENDAR = MenuLink("calendar", "/admin/calendar", "工作日历 Calendar", needs="configure")
-ADMIN_MENU = (ACCOUNTS, CATALOGUE)
+ADMIN_MENU = (ACCOUNTS, CATALOGUE, CALENDAR)
 
 
 @dataclass(frozen=True)
