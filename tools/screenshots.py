@@ -98,6 +98,37 @@ def _review(page: Any, village: str) -> None:
     page.wait_for_selector("#review")
 
 
+ADMIN_NAME, ADMIN_PASSWORD = "县管理员", "screens admin 9"
+ADMIN_PAGES = {  # the administrator's desk, seen logged in as the admin post (the menu links it only for that post)
+    "county-admin-accounts": "/admin/accounts",
+    "county-admin-catalogue": "/admin/catalogue",
+    "county-admin-calendar": "/admin/calendar?year=2026",
+}
+
+
+def admin_shots(browser: Any, base: str, config: Path, out: Path) -> list[Path]:
+    """The county's administrator pages at a desk and on a phone, after adding and logging in an admin."""
+    from sanji.cli import accounts_cmd
+
+    accounts_cmd.run_add(str(config), ADMIN_NAME, "admin", ADMIN_PASSWORD)
+    saved = []
+    for suffix, viewport in (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844})):
+        context = browser.new_context(locale="zh-CN", viewport=viewport)
+        page = context.new_page()
+        page.goto(f"{base}/login")
+        page.fill("#name", ADMIN_NAME)
+        page.fill("#password", ADMIN_PASSWORD)
+        page.get_by_role("button", name="登录 Log in").click()
+        page.wait_for_url(f"{base}/")
+        for name, path in ADMIN_PAGES.items():
+            page.goto(base + path)
+            shot = out / f"{name}{suffix}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            saved.append(shot)
+        context.close()
+    return saved
+
+
 def shoot(out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -175,6 +206,7 @@ def shoot(out: Path) -> list[Path]:
                         shot.screenshot(path=str(path), full_page=True)
                         saved.append(path)
                         context.close()
+                    saved += admin_shots(browser, c, cluster.nodes["C"].config, out)
                 finally:
                     browser.close()
             return saved
