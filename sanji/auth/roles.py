@@ -21,6 +21,7 @@ inspectors, and never one made against the person looking (``complaint_visible``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from protocol.topology import COUNTY, TOWN, VILLAGE
@@ -294,11 +295,11 @@ ROUTES: Mapping[tuple[str, str], str] = {
     # the administrator's desk (sanji/web/admin_screens.py; the county's publishing in county_node/admin_publishing.py)
     ("GET", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts"): ACCOUNTS,
-    ("POST", "/admin/accounts/{name}/active"): ACCOUNTS,
-    ("POST", "/admin/accounts/{name}/password"): ACCOUNTS,
-    ("POST", "/admin/accounts/tokens/{token_id}/revoke"): ACCOUNTS,
+    ("POST", "/admin/accounts/{name:str}/active"): ACCOUNTS,
+    ("POST", "/admin/accounts/{name:str}/password"): ACCOUNTS,
+    ("POST", "/admin/accounts/tokens/{token_id:int}/revoke"): ACCOUNTS,
     ("GET", "/admin/catalogue"): CONFIGURE,
-    ("GET", "/admin/catalogue/{code}"): CONFIGURE,
+    ("GET", "/admin/catalogue/{code:str}"): CONFIGURE,
     ("POST", "/admin/catalogue/check"): CONFIGURE,
     ("POST", "/admin/catalogue/publish"): CONFIGURE,
     ("GET", "/admin/calendar"): CONFIGURE,
@@ -307,10 +308,24 @@ ROUTES: Mapping[tuple[str, str], str] = {
 }
 
 
+_PARAM_TYPE = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def _untyped(path_template: str) -> str:
+    """``/errands/{errand_id:str}/act`` as Litestar's path format has it: ``/errands/{errand_id}/act``.
+
+    The guard sees the request's path format (no parameter types); routes and this table write the types.
+    """
+    return _PARAM_TYPE.sub(r"{\1}", path_template)
+
+
+_ROUTES_UNTYPED: Mapping[tuple[str, str], str] = {(m, _untyped(p)): need for (m, p), need in ROUTES.items()}
+
+
 def route_requirement(method: str, path_template: str) -> str:
     """The capability a route needs. A route not listed here needs a login and ``ERRANDS``."""
     if method == "OPTIONS" or path_template in PUBLIC_PATHS or path_template.startswith(PUBLIC_PREFIXES):
         return PUBLIC
     if method == "HEAD":
         method = "GET"
-    return ROUTES.get((method, path_template.rstrip("/") or "/"), ERRANDS)
+    return _ROUTES_UNTYPED.get((method, _untyped(path_template).rstrip("/") or "/"), ERRANDS)
