@@ -18,7 +18,7 @@ node serves the publishing routes, the county (``county_node/admin_publishing.py
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict, Unpack
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -225,20 +225,35 @@ def signed_by(store: Store, blob: bytes | None, magic: bytes) -> SignedBy | None
     return SignedBy(key_id=opened.key_id, node=record.node if record else "?", digest=catalogue_digest(blob)[:16])
 
 
+class Publishing(TypedDict, total=False):
+    """What a catalogue or calendar page shows of the county's upload: the answer's status, a refusal
+    (``problem``) with every problem found, the checked document to review, or ``done``."""
+
+    status: int
+    problem: str
+    problems: list[str]
+    review: dict[str, Any] | None
+    done: str
+
+
+def publishing_fields(request: Request[Any, Any, Any], check_path: str, shown: Publishing) -> dict[str, Any]:
+    """The upload form's part of a page: offered where the node serves ``check_path`` (the county)."""
+    return {
+        "county": serves(request.app, check_path, "POST"),
+        "max_bytes": MAX_UPLOAD_BYTES,
+        "problems": shown.get("problems") or [],
+        "problem": shown.get("problem", ""),
+        "review": shown.get("review"),
+        "done": shown.get("done", ""),
+    }
+
+
 def catalogue_frame(store: Store, context: NodeContext) -> dict[str, Any]:
     return {**_frame(store, context, "catalogue"), "levels": LEVEL_NAMES, "units": UNIT_NAMES}
 
 
 async def catalogue_page(
-    request: Request[Any, Any, Any],
-    store: Store,
-    context: NodeContext,
-    *,
-    status: int = 200,
-    problems: list[str] | None = None,
-    problem: str = "",
-    review: dict[str, Any] | None = None,
-    done: str = "",
+    request: Request[Any, Any, Any], store: Store, context: NodeContext, **shown: Unpack[Publishing]
 ) -> Template:
     """The catalogue held; at the county the upload form, an upload's problems, or its review before signing."""
     held = await context.catalogue_blob()
@@ -246,17 +261,12 @@ async def catalogue_page(
         await context.load()
     return Template(
         template_name="admin_catalogue.html",
-        status_code=status,
+        status_code=shown.get("status", 200),
         context={
             **catalogue_frame(store, context),
             "catalogue": context.catalogue,
             "signer": signed_by(store, held, CATALOGUE_MAGIC),
-            "county": serves(request.app, CATALOGUE_CHECK, "POST"),
-            "max_bytes": MAX_UPLOAD_BYTES,
-            "problems": problems or [],
-            "problem": problem,
-            "review": review,
-            "done": done,
+            **publishing_fields(request, CATALOGUE_CHECK, shown),
         },
     )
 
@@ -302,16 +312,7 @@ WEEKDAYS = "一二三四五六日"
 
 
 async def calendar_page(
-    request: Request[Any, Any, Any],
-    store: Store,
-    context: NodeContext,
-    year: int,
-    *,
-    status: int = 200,
-    problems: list[str] | None = None,
-    problem: str = "",
-    review: dict[str, Any] | None = None,
-    done: str = "",
+    request: Request[Any, Any, Any], store: Store, context: NodeContext, year: int, **shown: Unpack[Publishing]
 ) -> Template:
     """A year's days off and weekend days worked (``year_view``, as ``sanji calendar show``), the version held."""
     await context.refresh_calendar()
@@ -325,9 +326,10 @@ async def calendar_page(
             view = year_view(bound, context.calendar_doc, year)
         except CalendarError as exc:
             unknown = exc.message
+    status = shown.get("status", 200)
     return Template(
         template_name="admin_calendar.html",
-        status_code=status if view is not None or status != 200 else 404,
+        status_code=404 if view is None and status == 200 else status,
         context={
             **_frame(store, context, "calendar"),
             "year": year,
@@ -336,12 +338,7 @@ async def calendar_page(
             "weekdays": WEEKDAYS,
             "doc": context.calendar_doc,
             "signer": signed_by(store, await context.calendar_blob(), CALENDAR_MAGIC),
-            "county": serves(request.app, CALENDAR_CHECK, "POST"),
-            "max_bytes": MAX_UPLOAD_BYTES,
-            "problems": problems or [],
-            "problem": problem,
-            "review": review,
-            "done": done,
+            **publishing_fields(request, CALENDAR_CHECK, shown),
         },
     )
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -17,10 +20,31 @@ from protocol.signing import SigningKey
 from sanji.catalogue import default_catalogue
 from sanji.config import NodeSettings, load_settings
 from sanji.context import NodeContext
-from sanji.demo.cluster import Cluster
+from sanji.demo.cluster import Cluster, free_port
 from sanji.keys import read_directory, read_key
 from sanji.store import Store, open_database
 from sanji.tiers import create_app
+
+
+@contextmanager
+def served(app: Litestar, *, name: str = "node", start_within: float = 30.0) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a background thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"{name}-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_within
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the {name} node did not start within {start_within:.0f} s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def make_app(settings: NodeSettings) -> Litestar:

@@ -7,20 +7,16 @@ tables become cards), and the menu links the three pages for the admin.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from axe_kit import violations
-from screens_kit import make_app, prepared_node
+from screens_kit import make_app, prepared_node, served
 from test_browser import CHROMIUM_ARGS, WIDTH
 
 from sanji.cli import accounts_cmd
-from sanji.demo.cluster import free_port
 
 pytestmark = pytest.mark.processes
 
@@ -32,21 +28,8 @@ PAGES = ("/admin/accounts", "/admin/catalogue", "/admin/calendar?year=2026", "/a
 def live_county(tmp_path: Path) -> Iterator[str]:
     cluster, settings = prepared_node(tmp_path, "C")
     assert accounts_cmd.run_add(str(cluster.nodes["C"].config), ADMIN, "admin", PASSWORD) == 0
-    port = free_port()
-    config = uvicorn.Config(make_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="county-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the county node did not start within 30 s")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(make_app(settings), name="county") as base:
+        yield base
 
 
 def _log_in(page: Any, base: str) -> None:

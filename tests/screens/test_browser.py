@@ -8,18 +8,13 @@ errand and submit it to the township, and screenshot the result.
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from axe_kit import AXE, violations
-from screens_kit import make_app, prepared_node
-
-from sanji.demo.cluster import free_port
+from screens_kit import make_app, prepared_node, served
 
 pytestmark = pytest.mark.processes
 
@@ -37,21 +32,8 @@ CHROMIUM_ARGS = [
 def live_village(tmp_path: Path) -> Iterator[str]:
     """A village node served by uvicorn on a free loopback port, in a background thread."""
     _, settings = prepared_node(tmp_path, "T01V01")
-    port = free_port()
-    config = uvicorn.Config(make_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="village-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the village node did not start within 15 s")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(make_app(settings), name="village", start_within=15) as base:
+        yield base
 
 
 def _fill_registration(page: Any, base: str) -> None:
