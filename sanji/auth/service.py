@@ -78,6 +78,14 @@ class LoginResult:
     expires_at: float
 
 
+class DisablingSelf(AccountError):
+    code = "disabling_self"
+
+
+class LastAdministrator(AccountError):
+    code = "last_administrator"
+
+
 @dataclass(frozen=True)
 class AccountLine:
     """One account as the roster lists it: ``state`` is active or disabled; ``locked_until`` 0 unless locked now."""
@@ -188,13 +196,13 @@ class AuthService:
         administrator stays: a node without one could no longer manage its accounts on its desk."""
         account = await self._existing(name)
         if not active and by.account == name:
-            raise AccountError("you cannot disable your own account", hint="Ask another administrator.")
+            raise DisablingSelf("you cannot disable your own account", hint="Ask another administrator.")
         if not active and account.active and account.role == roles.ADMIN:
             others = [
                 a for a in await self.book.accounts() if a.active and a.role == roles.ADMIN and a.id != account.id
             ]
             if not others:
-                raise AccountError(
+                raise LastAdministrator(
                     f"{name} is the last active administrator of this node",
                     hint="Create or enable another administrator first.",
                 )

@@ -34,7 +34,7 @@ from protocol.deadlines import CalendarError
 from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
-from sanji.auth.service import AuthService, Principal
+from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.desk import serves
@@ -163,9 +163,19 @@ class AccountsScreenController(Controller):
         active = _field(form, "active", 1) == "1"
         try:
             await auth.set_active(name, active, by=_who(request, principal))
-        except AccountError as exc:
-            why = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        except DisablingSelf:
+            why = (
+                "不能停用自己的账号，请另一位管理员操作 You cannot disable your own account; ask another administrator"
+            )
             return await accounts_page(request, store, context, auth, status=409, row_error=(name, why))
+        except LastAdministrator:
+            why = (
+                "这是本节点最后一个启用的管理员账号，请先新建或启用另一位管理员 "
+                "The last active administrator of this node; create or enable another one first"
+            )
+            return await accounts_page(request, store, context, auth, status=409, row_error=(name, why))
+        except AccountError as exc:
+            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
         return Redirect(f"/admin/accounts/?done={'enabled' if active else 'disabled'}", status_code=303)
 
     @post("/{name:str}/password", status_code=200)

@@ -113,7 +113,7 @@ def test_reset_password_and_revoke_token(town: Path, admin: tuple[Client, str]) 
 def test_an_admin_cannot_disable_themself_or_the_last_admin(town: Path, admin: tuple[Client, str]) -> None:
     client, csrf = admin
     r = client.post(f"/admin/accounts/{quote('李管理')}/active", data={"active": "0", "_csrf_token": csrf})
-    assert r.status_code == 409 and "your own account" in r.text
+    assert r.status_code == 409 and "不能停用自己的账号" in r.text and "your own account" in r.text
     add(town, "张副管", "admin")
     r = client.post(f"/admin/accounts/{quote('张副管')}/active", data={"active": "0", "_csrf_token": csrf})
     assert r.status_code == 200  # two admins: one may disable the other
