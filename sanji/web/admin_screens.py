@@ -39,7 +39,7 @@ from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.desk import serves
 from sanji.web.screens import _frame
-from sanji.workcalendar import YearView, year_view
+from sanji.workcalendar import YearView, bound_calendar, library_data, year_view
 
 NAME_LIMIT = 64
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a county's catalogue file or calendar file; a spreadsheet of 2,000 matters fits
@@ -326,16 +326,14 @@ async def calendar_page(
 ) -> Template:
     """A year's days off and weekend days worked (``year_view``, as ``sanji calendar show``), the version held."""
     await context.refresh_calendar()
-    bound = context.bound
+    # as ``sanji calendar show`` binds it: provisional years reach as far as the year asked about
+    bound = bound_calendar(library_data(), context.calendar_doc, this_year=max(context.today().year, year))
     view: YearView | None = None
     unknown = ""
-    if bound is None:
-        unknown = "本节点没有工作日历 This node keeps no working-day calendar"
-    else:
-        try:
-            view = year_view(bound, context.calendar_doc, year)
-        except CalendarError as exc:
-            unknown = exc.message
+    try:
+        view = year_view(bound, context.calendar_doc, year)
+    except CalendarError as exc:
+        unknown = exc.message
     status = shown.get("status", 200)
     return Template(
         template_name="admin_calendar.html",

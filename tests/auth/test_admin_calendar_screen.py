@@ -44,6 +44,7 @@ def test_official_and_provisional_years_are_marked(county: tuple[Client, str]) -
     later = client.get("/admin/calendar?year=2028")
     assert later.status_code == 200 and 'data-status="provisional"' in later.text and "暂定" in later.text
     assert client.get("/admin/calendar?year=1990").status_code == 404
+    assert 'data-status="provisional"' in client.get("/admin/calendar?year=2040").text
     assert client.get("/admin/calendar?year=abc").status_code == 400
 
 
