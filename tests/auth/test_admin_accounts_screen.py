@@ -149,3 +149,11 @@ def test_other_posts_get_403_and_forms_need_csrf(town: Path, admin: tuple[Client
     assert "孙八" not in client.get("/admin/accounts").text
     with TestClient(app(town)) as anonymous:
         assert anonymous.get("/admin/accounts", follow_redirects=False).status_code in (302, 303, 401)
+
+
+def test_the_page_speaks_english_when_asked(admin: tuple[Client, str]) -> None:
+    client, _ = admin
+    client.cookies.set("lang", "en")
+    page = client.get("/admin/accounts").text
+    assert '<html lang="en"' in page and "Accounts and posts" in page
+    assert page.index("Create an account") < page.index("新建账号")  # English first, Chinese beside it
