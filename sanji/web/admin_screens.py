@@ -85,6 +85,7 @@ async def accounts_page(
     return Template(
         template_name="admin_accounts.html",
         status_code=status,
+        headers={"Cache-Control": "no-store"},  # a one-time password is never kept by a cache or the history
         context={
             **_frame(store, context, "accounts"),
             "roster": await auth.roster(),

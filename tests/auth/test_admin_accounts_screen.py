@@ -53,6 +53,7 @@ def test_create_then_log_in_with_the_one_time_password(town: Path, admin: tuple[
     assert "approver" not in page.text  # a township has no department approver post
     r = client.post("/admin/accounts", data={"name": "赵六", "role": "window_b", "_csrf_token": csrf})
     assert r.status_code == 201, r.text
+    assert r.headers["cache-control"] == "no-store"
     password = one_time(r.text)
     assert "赵六" in client.get("/admin/accounts").text
     assert password not in client.get("/admin/accounts").text  # shown once only
