@@ -91,6 +91,7 @@ def test_other_posts_and_the_township(county_config: Path, tmp_path: Path) -> No
     with TestClient(app(county_config)) as same:
         approver_csrf = login(same, "审批员")
         assert same.get("/admin/catalogue").status_code == 403
+        assert same.get("/admin/calendar").status_code == 403
         assert 'href="/admin/catalogue"' not in same.get("/lookup").text
         r = same.post("/admin/catalogue/check", data={"_csrf_token": approver_csrf}, files={"file": ("a.toml", b"x")})
         assert r.status_code == 403
