@@ -119,7 +119,7 @@ def admin_shots(browser: Any, base: str, config: Path, out: Path) -> list[Path]:
         page.fill("#name", ADMIN_NAME)
         page.fill("#password", ADMIN_PASSWORD)
         page.get_by_role("button", name="登录 Log in").click()
-        page.wait_for_url(f"{base}/")
+        page.wait_for_url(f"{base}/admin/accounts/")  # where an administrator lands
         for name, path in ADMIN_PAGES.items():
             page.goto(base + path)
             shot = out / f"{name}{suffix}.png"

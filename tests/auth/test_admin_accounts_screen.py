@@ -158,3 +158,11 @@ def test_the_page_speaks_english_when_asked(admin: tuple[Client, str]) -> None:
     page = client.get("/admin/accounts").text
     assert '<html lang="en"' in page and "Accounts and posts" in page
     assert page.index("Create an account") < page.index("新建账号")  # English first, Chinese beside it
+
+
+def test_an_administrator_lands_on_the_accounts_page(town: Path) -> None:
+    with TestClient(app(town)) as client:
+        page = client.get("/login")
+        form = {"name": "李管理", "password": PASSWORD, "next": "/", "_csrf_token": csrf_of(page.text)}
+        r = client.post("/login", data=form, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/admin/accounts/"

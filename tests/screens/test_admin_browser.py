@@ -37,7 +37,7 @@ def _log_in(page: Any, base: str) -> None:
     page.fill("#name", ADMIN)
     page.fill("#password", PASSWORD)
     page.get_by_role("button", name="登录 Log in").click()
-    page.wait_for_url(base + "/")
+    page.wait_for_url(base + "/admin/accounts/")  # an administrator lands on the accounts page
 
 
 def test_the_admin_pages_pass_axe_and_fit_a_phone(chromium: str, live_county: str, tmp_path: Path) -> None:
