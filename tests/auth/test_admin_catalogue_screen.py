@@ -8,15 +8,17 @@ the county holds its version. A township shows what it holds and offers no uploa
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from auth_kit import add, app, login, prepare
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from sanji.catalogue import default_catalogue_path
+from sanji.catalogue import default_catalogue, default_catalogue_path
 
 Client = TestClient[Litestar]
 TEXT = default_catalogue_path().read_text(encoding="utf-8")
@@ -101,3 +103,13 @@ def test_other_posts_and_the_township(county_config: Path, tmp_path: Path) -> No
         login(t, "乡管理员")
         page = t.get("/admin/catalogue")
         assert page.status_code == 200 and 'id="upload"' not in page.text and 'id="version">v' in page.text
+
+
+def test_a_json_catalogue_is_checked_the_same_way(county: tuple[Client, str]) -> None:
+    client, csrf = county
+    body = msgspec.to_builtins(default_catalogue()) | {"version": 3}
+    r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
+    assert r.status_code == 200 and 'id="review"' in r.text and "v3" in r.text  # type: ignore[attr-defined]
+    body["matters"][0]["committed_limit"] = "thirty"
+    r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
+    assert r.status_code == 400 and "committed_limit" in r.text  # type: ignore[attr-defined]
