@@ -7,14 +7,20 @@ An attachment may be archived at a node when
 - every errand naming it (any attach action held, whatever its status) is delivered or filed
   (``ANSWERED``) and has been for ``after_days`` days; an errand named but not held counts as open;
 - an ancestor on the node's own path acknowledged holding the bytes whole; an acknowledgement from
-  any other node counts for nothing.
+  any other node counts for nothing;
+- the bytes have been held here for ``after_days`` too: one fetched back (someone opened it, or
+  ``sanji archive --restore`` before a laptop goes offline) stays that long again.
 
 Pure: the store gathers the facts and asks here both when it plans a run and again, under the write
 lock, before it drops anything.
+
+An archived attachment is fetched back from an ancestor when someone opens it (``fetched_back``):
+the answer is kept only if it is exactly the recorded size and hashes to the attachment's name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ KEPT_REASONS = {
     "errand_open": "an errand naming it is not delivered or closed",
     "too_recent": "an errand naming it closed less than after_days ago",
     "unacknowledged": "no ancestor has acknowledged holding it",
+    "held_recently": "its bytes came (back) here less than after_days ago",
 }
 
 
@@ -55,11 +62,12 @@ def archive_verdict(
     ancestors: Sequence[str],
     after_days: float,
     now: float,
+    held_since: float = 0.0,
 ) -> Archivable | str:
     """May the attachment go? ``Archivable``, or the reason it is kept (a key of ``KEPT_REASONS``).
 
     ``errands``: those naming it; ``closed``: errand -> (stage, wall-clock seconds of its last action);
-    ``ancestors``: nearest first.
+    ``ancestors``: nearest first; ``held_since``: wall-clock seconds the bytes were last written here.
     """
     check_after_days(after_days)
     if has_children:
@@ -77,4 +85,19 @@ def archive_verdict(
     holder = next((n for n in ancestors if n in acknowledged_by), None)
     if holder is None:
         return "unacknowledged"
+    if now - held_since < after_days * DAY_S:
+        return "held_recently"
     return Archivable(holder, closed_at)
+
+
+def fetched_back(digest: str, size: int, data: bytes) -> str | None:
+    """Why bytes an ancestor answered for an archived attachment are refused, or None when they are it.
+
+    ``digest`` and ``size``: what the archive mark recorded (the attach action's own). Nothing short,
+    long or altered is ever kept in its place.
+    """
+    if len(data) != size:
+        return f"the answer is {len(data)} bytes; attachment {digest[:12]} is {size}"
+    if hashlib.sha256(data).hexdigest() != digest:
+        return f"the answer does not hash to attachment {digest[:12]}: altered on the way or at the sender"
+    return None

@@ -11,33 +11,20 @@ import logging
 from pathlib import Path
 
 from sanji.backup import BackupFile, backup, prune
+from sanji.periodic import PeriodicDuty
 
 log = logging.getLogger("sanji.backup")
 
 
-class BackupSchedule:
+class BackupSchedule(PeriodicDuty):
     def __init__(self, url: str, out_dir: Path, *, node: str, interval_hours: float, keep_days: float) -> None:
+        super().__init__(name=f"backup-{node}", interval_hours=interval_hours)
         self.url = url
         self.out_dir = out_dir
         self.node = node
-        self.interval_s = interval_hours * 3600
         self.keep_days = keep_days
         self.last: BackupFile | None = None
         self.failures = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"backup-{self.node}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def once(self) -> BackupFile:
         made = await asyncio.to_thread(backup, self.url, self.out_dir, node=self.node, why="scheduled")
@@ -46,12 +33,10 @@ class BackupSchedule:
         log.info("backup %s (%d bytes); %d older copies removed", made.path.name, made.size, len(gone))
         return made
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.once()
-                self.failures = 0
-            except Exception:
-                self.failures += 1
-                log.exception("scheduled backup of %s failed (%d in a row)", self.node, self.failures)
+    async def tick(self) -> None:
+        await self.once()
+        self.failures = 0
+
+    def failed(self) -> None:
+        self.failures += 1
+        log.exception("scheduled backup of %s failed (%d in a row)", self.node, self.failures)

@@ -33,6 +33,7 @@ from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.office.business import build_own_reports
+from sanji.periodic import cancel
 from sanji.service import ErrandService
 from sanji.store import Store
 
@@ -234,12 +235,7 @@ class Duties:
         self._task = asyncio.create_task(self._run(), name=f"duties-{self.store.node_id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
 
     async def run_once(self) -> None:
         if not self._masked_old:  # rows sent before phones were masked at rest: once per start

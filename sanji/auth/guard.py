@@ -217,13 +217,7 @@ class Caller:
     def offers(self, kind: str) -> bool:
         """Whether the screens should offer this step to the caller (a B post is offered A's steps)."""
         p = self.principal
-        if p is None:
-            return True
-        if p.role == roles.WINDOW_B and kind in roles.STEPS[roles.WINDOW_A]:
-            return (
-                roles.action_refusal(p.role, kind, self.node_role, acting_for="A", acting_for_role=roles.WINDOW_A) == ""
-            )
-        return roles.action_refusal(p.role, kind, self.node_role) == ""
+        return p is None or roles.offered(p.role, kind, self.node_role)
 
     async def authorise(self, kind: str, form: F, *, errand: str = "") -> F:
         """The form as it will be recorded: a logged-in caller acts under their own name and role label.

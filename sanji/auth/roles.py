@@ -222,6 +222,14 @@ def action_refusal(role: str, kind: str, node_role: str, *, acting_for: str = ""
     return ""
 
 
+def offered(role: str, kind: str, node_role: str) -> bool:
+    """Whether a desk offers step ``kind`` to an account of ``role`` here (a B post is offered A's steps,
+    which it takes acting for an A post); the screens' step forms and ``sanji errand show`` ask this."""
+    if role == WINDOW_B and kind in STEPS[WINDOW_A]:
+        return action_refusal(role, kind, node_role, acting_for="A", acting_for_role=WINDOW_A) == ""
+    return action_refusal(role, kind, node_role) == ""
+
+
 def complaint_visible(role: str | None, name: str, complaint: Mapping[str, object]) -> bool:
     """A supervisor or inspector sees a complaint, unless it is made against them."""
     if role is None or not may(role, COMPLAINTS):

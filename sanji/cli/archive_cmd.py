@@ -2,11 +2,17 @@
 
     sanji archive --config NODE.toml --dry-run [--after-days N] [--json]   what would go; changes nothing
     sanji archive --config NODE.toml --apply   [--after-days N] [--json]   archive it
+    sanji archive --config NODE.toml --restore (--errand ID | --all) [--json]
+                                        fetch archived attachments back from an ancestor (before a
+                                        laptop goes offline for weeks)
 
 Safe while the node runs (each attachment is one transaction through the store's writer door).
 The rule is ``sanji.store.archive``'s: every errand naming the attachment delivered or closed more
 than ``after_days`` ago (``[archive] after_days``, default 90) and an ancestor's acknowledgement that
-it holds the attachment whole. Exit 0 when it ran, 2 when it could not.
+it holds the attachment whole. ``--restore`` fetches back as opening one does (``sanji.sync.fetch_back``:
+the parent, or an ancestor round it; kept only if whole and exactly the attachment) and reports what
+came back. Exit 0 when it ran (and, restoring, everything came back), 1 when some attachment could not
+be fetched back, 2 when it could not run.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 from protocol.errors import SanjiError
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
-from sanji.store.archive import KEPT_REASONS, ArchivePlan
+from sanji.store.archive import KEPT_REASONS, Archived, ArchivePlan
+from sanji.sync.fetch_back import RESTORE_TIMEOUT_S, FetchBack, links_for
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true", help="list what would be archived; change nothing")
     mode.add_argument("--apply", action="store_true", help="archive it")
+    mode.add_argument("--restore", action="store_true", help="fetch archived attachments back from an ancestor")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--errand", help="with --restore: the attachments of this errand")
+    which.add_argument("--all", action="store_true", help="with --restore: every archived attachment")
     p.add_argument("--after-days", type=float, default=None, help="override [archive] after_days (default 90)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -43,6 +54,56 @@ async def _run(config: str, db: str | None, *, apply: bool, after_days: float | 
         if apply:
             return await store.archive_blobs(after_days=days)
         return await store.archive_plan(after_days=days)
+
+
+async def _restore(config: str, db: str | None, *, errand: str | None) -> list[tuple[Archived, str]]:
+    """Every archived attachment asked for, and why it did not come back ("" when it did)."""
+    settings = load_settings(config, db=db)
+    out: list[tuple[Archived, str]] = []
+    async with node_store(settings) as (store, _):
+        links = links_for(settings, store)
+        fetch = FetchBack(store, links, max_bytes=settings.sync.max_attachment_bytes, timeout=RESTORE_TIMEOUT_S)
+        for mark in await store.archived_blobs(errand=errand):
+            try:
+                await fetch.open(mark.hash)
+                out.append((mark, ""))
+            except SanjiError as exc:
+                out.append((mark, exc.message))
+    return out
+
+
+def _could_not_run(exc: Exception) -> int:
+    if isinstance(exc, SanjiError):
+        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+def restore(args: argparse.Namespace) -> int:
+    if not args.all and not args.errand:
+        print("error: --restore needs --errand ID or --all", file=sys.stderr)
+        return 2
+    try:
+        results = asyncio.run(_restore(args.config, args.db, errand=None if args.all else args.errand))
+    except (ConfigError, ValueError, OSError, SanjiError) as exc:
+        return _could_not_run(exc)
+    back = [m for m, why in results if not why]
+    left = [(m, why) for m, why in results if why]
+    if args.json:
+        shown = {
+            "restored": [{"hash": m.hash, "size": m.size, "from_held_at": m.held_at} for m in back],
+            "bytes": sum(m.size for m in back),
+            "not_restored": [{"hash": m.hash, "size": m.size, "held_at": m.held_at, "why": w} for m, w in left],
+        }
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+    else:
+        for m in back:
+            print(f"restored {m.hash[:16]}  {m.size:>9} bytes  (was held at {m.held_at})")
+        for m, why in left:
+            print(f"not restored {m.hash[:16]}  {m.size:>9} bytes: {why}")
+        print(f"restored {len(back)} attachment(s), {sum(m.size for m in back)} bytes; {len(left)} still archived")
+    return 1 if left else 0
 
 
 def as_dict(plan: ArchivePlan, *, applied: bool) -> dict[str, Any]:
@@ -60,17 +121,18 @@ def as_dict(plan: ArchivePlan, *, applied: bool) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.restore:
+        return restore(args)
+    if args.errand or args.all:
+        print("error: --errand and --all go with --restore", file=sys.stderr)
+        return 2
     if args.after_days is not None and not (math.isfinite(args.after_days) and args.after_days >= 0):
         print("error: --after-days must be a finite number of days, not negative", file=sys.stderr)
         return 2
     try:
         plan = asyncio.run(_run(args.config, args.db, apply=args.apply, after_days=args.after_days))
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SanjiError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
-        return 2
+    except (ConfigError, ValueError, OSError, SanjiError) as exc:
+        return _could_not_run(exc)
     if args.json:
         print(json.dumps(as_dict(plan, applied=args.apply), ensure_ascii=False, indent=2))
         return 0

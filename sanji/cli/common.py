@@ -15,11 +15,16 @@ from sanji.workcalendar import load_calendar
 
 
 @asynccontextmanager
-async def node_store(settings: NodeSettings) -> AsyncIterator[tuple[Store, NodeContext]]:
+async def node_store(
+    settings: NodeSettings, *, store_type: type[Store] = Store
+) -> AsyncIterator[tuple[Store, NodeContext]]:
+    """The node's store and context, opened beside a node that may be running: every write goes through
+    the database's one writer door (``BEGIN IMMEDIATE``), so the running node and this command take turns.
+    ``store_type=AuditedStore`` writes each local action's audit event in the action's own transaction."""
     key = read_key(settings.path(settings.node.key_file), passphrase_env=settings.node.key_passphrase_env)
     db = await open_database(settings.db_url, backup_dir=settings.backup_dir, node=settings.node.id)
     try:
-        store = Store(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
+        store = store_type(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
         await store.start()
         await TrustBook(store, base=directory_entries(settings), required=settings.trust.required).load()
         context = NodeContext(store, load_calendar())

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("calendar_cmd", "add_parser", ("calendar",)),
     ("carry_cmd", "add_parsers", ("export", "import")),
     ("accounts_cmd", "add_parser", ("accounts",)),
+    ("errand_cmd", "add_parser", ("errand",)),
     ("verify_cmd", "add_parser", ("verify", "audit")),
     ("ledger_cmd", "add_parser", ("ledger",)),
     ("assess_cmd", "add_parser", ("assess",)),

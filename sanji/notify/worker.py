@@ -10,6 +10,7 @@ from sanji.context import NodeContext
 from sanji.notify.events import applicant_messages, urging_messages, warning_messages
 from sanji.notify.gateway import Gateway, HttpGateway
 from sanji.notify.outbox import Outbox
+from sanji.periodic import cancel
 from sanji.store import Store
 
 log = logging.getLogger("sanji.notify")
@@ -41,12 +42,7 @@ class Notifier:
         self._task = asyncio.create_task(self._run(), name=f"notify-{self.store.node_id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self._task)
         await self.gateway.close()
 
     async def _run(self) -> None:

@@ -21,6 +21,11 @@ written and the bytes are dropped (the ``blobs`` row keeps hash and size, ``rece
 attachment either held or archived with its mark, never neither; a backup restored from before holds
 the bytes again (and archives them again later), one from after holds the marks.
 
+Fetching back (``restore_archived``): bytes an ancestor answered are kept only if
+``protocol.archive.fetched_back`` finds them whole and exactly the attachment; then, in one
+transaction, the bytes are held again and the mark goes (as ``put_blob`` and ``blob_append`` do when
+the same file arrives again). Refused bytes leave the row and its mark as they were.
+
 What it cannot see: an ancestor restored from a backup older than its acknowledgement. The
 attachment then survives only further up (the ancestor forwarded it before it was restored, or
 not); ``after_days`` (default 90) keeps the window far wider than the ancestors' backup interval.
@@ -34,11 +39,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, insert, select, update
 
-from protocol.archive import KEPT_REASONS, Archivable, archive_verdict, check_after_days
+from protocol.archive import KEPT_REASONS, Archivable, archive_verdict, check_after_days, fetched_back
 from protocol.encoding import decode_action
-from protocol.errors import SanjiError
+from protocol.errors import FrameError, SanjiError
 from protocol.hlc import wall_seconds
 from sanji.store import schema as t
+from sanji.store.blobs import hold_whole
 from sanji.store.section import Section
 
 DEFAULT_AFTER_DAYS = 90.0
@@ -97,6 +103,7 @@ class ArchivePlan:
 @dataclass
 class _Facts:
     held: dict[str, int]  # complete, bytes held: hash -> size
+    held_since: dict[str, float]  # hash -> when its bytes were last written (wall-clock seconds)
     archived: set[str]
     named: dict[str, set[str]]  # hash -> errands naming it
     errands: dict[str, tuple[str, int]]  # errand -> (stage, updated_at hlc)
@@ -114,12 +121,13 @@ class Archive(Section):
     async def _archive_facts(self) -> _Facts:
         b, a, e = t.blobs.c, t.actions.c, t.errands.c
         async with self.db.reader.connect() as conn, conn.begin():
-            held = {
-                h: int(size)
-                for h, size in await conn.execute(
-                    select(b.hash, b.size).where(b.complete.is_(True), b.received == b.size, b.size > 0)
-                )
-            }
+            rows = await conn.execute(
+                select(b.hash, b.size, b.updated_at).where(b.complete.is_(True), b.received == b.size, b.size > 0)
+            )
+            held: dict[str, int] = {}
+            held_since: dict[str, float] = {}
+            for h, size, at in rows:
+                held[h], held_since[h] = int(size), float(at)
             archived = set((await conn.execute(select(t.blob_archive.c.hash))).scalars())
             named: dict[str, set[str]] = {}
             attaches = 0
@@ -136,7 +144,7 @@ class Archive(Section):
             acks: dict[str, set[str]] = {}
             for peer, digest in await conn.execute(select(t.blob_acks.c.peer, t.blob_acks.c.hash)):
                 acks.setdefault(digest, set()).add(peer)
-        return _Facts(held, archived, named, errands, acks, attaches)
+        return _Facts(held, held_since, archived, named, errands, acks, attaches)
 
     def _judge(self, digest: str, size: int, facts: _Facts, after_days: float, now: float) -> Candidate | str:
         """A candidate, or the reason (a key of ``KEPT_REASONS``) it is kept: ``protocol.archive`` decides."""
@@ -149,6 +157,7 @@ class Archive(Section):
             ancestors=self._ancestors(),
             after_days=after_days,
             now=now,
+            held_since=facts.held_since.get(digest, 0.0),
         )
         if isinstance(verdict, Archivable):
             return Candidate(digest, size, verdict.held_at, tuple(sorted(errands)), verdict.closed_at, facts.attaches)
@@ -185,7 +194,9 @@ class Archive(Section):
             # Everything the plan read is read again under the write lock: an ack forgotten, a blob
             # replaced or an errand reopened since the plan leaves the attachment as it is.
             row = (
-                await conn.execute(select(b.size, b.received, b.complete, b.data).where(b.hash == candidate.hash))
+                await conn.execute(
+                    select(b.size, b.received, b.complete, b.data, b.updated_at).where(b.hash == candidate.hash)
+                )
             ).first()
             if row is None or not row[2] or int(row[1]) != int(row[0]) or int(row[0]) != candidate.size:
                 return False
@@ -213,6 +224,7 @@ class Archive(Section):
                 ancestors=self._ancestors(),
                 after_days=after_days,
                 now=now,
+                held_since=float(row[4]),
             )
             if not isinstance(verdict, Archivable) or verdict.held_at != candidate.held_at:
                 return False
@@ -240,3 +252,32 @@ class Archive(Section):
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(select(c.size))).scalars().all()
         return len(rows), sum(int(s) for s in rows)
+
+    async def archived_blobs(self, *, errand: str | None = None) -> list[Archived]:
+        """Attachments archived here (those an attach action of ``errand`` names), by hash."""
+        c = t.blob_archive.c
+        async with self.db.reader.connect() as conn:
+            rows = await conn.execute(select(c.hash, c.size, c.held_at, c.archived_at).order_by(c.hash))
+            marks = [Archived(str(h), int(s), str(w), float(at)) for h, s, w, at in rows]
+            if errand is None:
+                return marks
+            a = t.actions.c
+            bodies = (await conn.execute(select(a.body).where(a.kind == "attach", a.errand == errand))).scalars()
+            named = {str(getattr(decode_action(body), "blob", "")) for body in bodies}
+        return [m for m in marks if m.hash in named]
+
+    async def restore_archived(self, digest: str, data: bytes) -> bool:
+        """Hold an archived attachment's bytes again, if they are exactly it; False if it was not archived.
+
+        Raises ``FrameError`` (and keeps nothing) when ``protocol.archive.fetched_back`` refuses them.
+        """
+        c = t.blob_archive.c
+        async with self._write() as conn:
+            size = await conn.scalar(select(c.size).where(c.hash == digest))
+            if size is None:
+                return False  # held again already (another open, or the same scan attached again)
+            refused = fetched_back(digest, int(size), data)
+            if refused is not None:
+                raise FrameError(refused)
+            await hold_whole(conn, digest, data)
+        return True

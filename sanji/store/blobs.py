@@ -34,16 +34,7 @@ class Blobs(Section):
                 await conn.execute(select(t.blobs.c.complete, t.blobs.c.received).where(t.blobs.c.hash == digest))
             ).first()
             if row is None or not row[0] or int(row[1]) != len(data):  # missing, partial or archived here
-                await _unarchive(conn, digest)
-                values = {
-                    "hash": digest,
-                    "size": len(data),
-                    "received": len(data),
-                    "data": data,
-                    "complete": True,
-                    "updated_at": time.time(),
-                }
-                await _upsert(conn, t.blobs, values, keys=("hash",))
+                await hold_whole(conn, digest, data)
         return digest
 
     async def blob_state(self, digest: str) -> tuple[int, int, bool] | None:
@@ -87,7 +78,7 @@ class Blobs(Section):
             if complete and hashlib.sha256(content).hexdigest() != digest:
                 content, held, complete = b"", 0, False  # corrupted on the way: start again
             if complete:
-                await _unarchive(conn, digest)
+                await unarchive(conn, digest)
             values = {
                 "hash": digest,
                 "size": size,
@@ -154,6 +145,20 @@ class Blobs(Section):
                 await conn.execute(insert(t.blob_acks).values(peer=peer, hash=digest))
 
 
-async def _unarchive(conn: AsyncConnection, digest: str) -> None:
+async def hold_whole(conn: AsyncConnection, digest: str, data: bytes) -> None:
+    """Hold ``data`` (already known to hash to ``digest``) whole; no longer archived here."""
+    await unarchive(conn, digest)
+    values = {
+        "hash": digest,
+        "size": len(data),
+        "received": len(data),
+        "data": data,
+        "complete": True,
+        "updated_at": time.time(),
+    }
+    await _upsert(conn, t.blobs, values, keys=("hash",))
+
+
+async def unarchive(conn: AsyncConnection, digest: str) -> None:
     """The bytes are held again: an archive mark would make the node answer 410 for a file it holds."""
     await conn.execute(delete(t.blob_archive).where(t.blob_archive.c.hash == digest))

@@ -794,32 +794,11 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         ids = list(errand_ids)
         kept: dict[str, Any]
         held: dict[str, list[Any]] = defaultdict(list)  # rows of `actions`: projections.Held and the body
-        if intake is not None:
-            await intake.ensure(conn, ids, ())
-            kept = {e: row for e in ids if (row := intake.kept.get(e)) is not None}
-            for e in ids:
-                held[e] = list(intake.actions.get(e, ()))
-        else:
-            kept = {
-                row.id: row
-                for row in await conn.execute(
-                    select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
-                        t.errands.c.id.in_(ids)
-                    )
-                )
-            }
-            for stored in await conn.execute(
-                select(
-                    t.actions.c.id,
-                    t.actions.c.errand,
-                    t.actions.c.base,
-                    t.actions.c.kind,
-                    t.actions.c.status,
-                    t.actions.c.reason,
-                    t.actions.c.body,
-                ).where(t.actions.c.errand.in_(ids))
-            ):
-                held[stored.errand].append(stored)
+        reader = intake if intake is not None else Intake()  # one way of reading the rows, a call's or its own
+        await reader.ensure(conn, ids, ())
+        kept = {e: row for e in ids if (row := reader.kept.get(e)) is not None}
+        for e in ids:
+            held[e] = list(reader.actions.get(e, ()))
         by_errand: dict[str, list[Action]] = defaultdict(list)
         for new_action in fresh:
             by_errand[new_action.errand].append(new_action)

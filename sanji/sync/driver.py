@@ -52,6 +52,7 @@ from protocol.session import (
 )
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
+from sanji.periodic import cancel
 from sanji.store import Store, report_inputs
 from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
@@ -98,12 +99,7 @@ async def sync_once(
     """One full exchange with the parent (or the ancestor ``transport`` reaches). Raises SanjiError on failure."""
     if store.directory.parent(store.node_id) is None:
         return SessionReport()
-    if getattr(transport, "signer", None) is None:
-        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
-    ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
-    transport.ancestors = frozenset(ancestors)
-    if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
-        transport.recipient = store.directory.parent(store.node_id) or ""
+    ready(store, transport)
     report = SessionReport()
     sent0, recv0 = transport.bytes_sent, transport.bytes_received
     day = _today(context)
@@ -118,6 +114,16 @@ async def sync_once(
     report.bytes_sent = transport.bytes_sent - sent0
     report.bytes_received = transport.bytes_received - recv0
     return report
+
+
+def ready(store: Store, transport: Transport) -> None:
+    """Make ``transport`` a link of this node: every request signed, addressed to the parent first."""
+    if getattr(transport, "signer", None) is None:
+        transport.signer = RequestSigner(store.node_id, store)  # every request carries this node's signature
+    ancestors = [n for n in store.directory.path(store.node_id) if n != store.node_id]
+    transport.ancestors = frozenset(ancestors)
+    if not transport.recipient:  # addressed to the parent; a fallback link says which ancestor it is
+        transport.recipient = store.directory.parent(store.node_id) or ""
 
 
 def _today(context: NodeContext | None) -> str:
@@ -405,13 +411,8 @@ class SyncDriver:
             self._task = asyncio.create_task(self._run(), name=f"sync-{self.store.node_id}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.transport.close()
         for fallback in self.fallbacks:
             await fallback.close()

@@ -18,8 +18,9 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
-from sanji.store.archive import AttachmentArchived
 from sanji.store.blobs import MAX_BLOB_BYTES
+from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
+from sanji.web.archived_page import archived_away_page, wants_html
 from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
 from sanji.worklist import prioritised
@@ -91,14 +92,14 @@ class ErrandController(Controller):
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(self, service: NamedDependency[ErrandService], data: JSONBody[RegisterForm]) -> ActionResult:
         projection = await service.register(data)
-        return _result(projection)
+        return action_result(projection)
 
     @post("/{errand_id:str}/actions", summary="Take the next step on an errand held here")
     async def act(
         self, service: NamedDependency[ErrandService], errand_id: FromPath[str], data: JSONBody[ActionForm]
     ) -> ActionResult:
         projection = await service.act(errand_id, data)
-        return _result(projection)
+        return action_result(projection)
 
 
 class AttachmentController(Controller):
@@ -130,31 +131,41 @@ class AttachmentController(Controller):
         mime = request.headers.get("content-type", "application/octet-stream")[:100]
         digest = await service.store.put_blob(data)
         form = ActionForm(kind="attach", actor=actor, blob=digest, size=len(data), name=name, mime=mime)
-        return _result(await service.act(errand_id, form))
+        return action_result(await service.act(errand_id, form))
 
     @get(
         "/attachments/{digest:str}",
-        summary="The bytes of an attachment held here",
+        summary="The bytes of an attachment held here (an archived one is fetched back from an ancestor first)",
         media_type="application/octet-stream",
     )
     async def download(
-        self, store: NamedDependency[Store], caller: NamedDependency[Caller], digest: FromPath[str]
-    ) -> Response[bytes]:
-        archived = await store.archived_blob(digest)
-        if archived is not None and digest in await store.attachments():
-            raise AttachmentArchived(
-                archived.where(),
-                hint=f"Open the errand at {archived.held_at} (or a node above it), which holds the attachment.",
-            )
-        state = await store.blob_state(digest)
-        if state is None or not state[2] or digest not in await store.attachments():
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        caller: NamedDependency[Caller],
+        fetch_back: NamedDependency[FetchBack],
+        digest: FromPath[str],
+    ) -> Response[bytes]:  # a Template too (a browser told the file is archived away), itself a Response
+        if digest not in await store.attachments():
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
-        _, _, data = await store.blob_read(digest, 0, state[0])
+        try:
+            data = await fetch_back.open(digest)  # None: not archived here
+        except ArchivedElsewhere as away:
+            if wants_html(request):  # the errand page's link, opened in a browser
+                return archived_away_page(store, context, away)
+            raise
+        if data is None:
+            state = await store.blob_state(digest)
+            if state is None or not state[2] or state[1] != state[0]:
+                raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
+            _, _, data = await store.blob_read(digest, 0, state[0])
         await caller.read("attachment", detail=digest)
         return Response(data, media_type="application/octet-stream")
 
 
-def _result(projection: Any) -> ActionResult:
+def action_result(projection: Any) -> ActionResult:
+    """What the API answers for a registration or a step (and ``sanji errand`` prints with the action id)."""
     state = projection.state
     return ActionResult(
         errand=projection.errand,

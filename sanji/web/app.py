@@ -47,6 +47,7 @@ from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
 from sanji.sync import addresses
 from sanji.sync.driver import SessionReport, SyncDriver
+from sanji.sync.fetch_back import FetchBack, links_for
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
@@ -87,6 +88,7 @@ class NodeRuntime:
         self.fleet_warnings = FleetWarnings()
         self.backups: BackupSchedule | None = None
         self.archiving: ArchiveSchedule | None = None
+        self.fetch_back: FetchBack | None = None  # archived attachments, fetched back when opened
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
 
     @asynccontextmanager
@@ -141,6 +143,7 @@ class NodeRuntime:
         a = s.archive
         self.archiving = ArchiveSchedule(store, interval_hours=a.interval_hours, after_days=a.after_days)
         self.archiving.start()
+        self.fetch_back = FetchBack(store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes)
         known = await addresses.learned(store)
         self.addresses = addresses.for_children(s, store, known)
         if s.parent is not None and directory.parent(s.node.id) is not None:
@@ -202,6 +205,10 @@ class NodeRuntime:
         """What the parent said about its ancestors goes on down to this node's children."""
         if report is not None and report.addresses and self.store is not None:
             self.addresses = addresses.for_children(self.settings, self.store, report.addresses)
+
+    def get_fetch_back(self) -> FetchBack:
+        assert self.fetch_back is not None, "fetching back opens in the app's lifespan"
+        return self.fetch_back
 
     def get_trust(self) -> TrustBook:
         assert self.trust is not None, "trust opens in the app's lifespan"
@@ -266,6 +273,7 @@ def build_app(
             "context": Provide(runtime.get_context, sync_to_thread=False),
             "auth": Provide(runtime.get_auth, sync_to_thread=False),
             "trust": Provide(runtime.get_trust, sync_to_thread=False),
+            "fetch_back": Provide(runtime.get_fetch_back, sync_to_thread=False),
             "caller": Provide(runtime.get_caller, sync_to_thread=False),
             "desk": Provide(lambda: desk, sync_to_thread=False),
         },

@@ -8,6 +8,7 @@ text that is not text) is the caller's fault: a 400, logged in one line, never a
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import msgspec
@@ -76,7 +77,9 @@ def status_for(exc: SanjiError) -> int:
 
 
 def sanji_error_handler(_: Request[Any, Any, Any], exc: SanjiError) -> Response[dict[str, object]]:
-    return Response(exc.as_dict(), status_code=status_for(exc))
+    wait = getattr(exc, "retry_after", 0)  # e.g. an archived attachment no ancestor can give back now
+    headers = {"Retry-After": str(math.ceil(wait))} if wait else None
+    return Response(exc.as_dict(), status_code=status_for(exc), headers=headers)
 
 
 def value_error_handler(_: Request[Any, Any, Any], exc: ValueError) -> Response[dict[str, object]]:

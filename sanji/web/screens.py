@@ -974,6 +974,7 @@ async def _errand_page(
     applicant = register.get("applicant", {}) if register else {}
     if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
         applicant = mask_applicant(applicant)
+    archived = {m.hash for m in await store.archived_blobs(errand=errand_id)}
     return Template(
         template_name="errand.html",
         status_code=status,
@@ -996,6 +997,7 @@ async def _errand_page(
                     "name": h.get("name") or h["blob"][:12],
                     "url": "/api/attachments/" + h["blob"],
                     "size": h.get("size", 0),
+                    "archived": h["blob"] in archived,  # fetched back from an ancestor when opened
                 }
                 for h in applied(history)
                 if h["kind"] == "attach" and h.get("blob")

@@ -17,7 +17,7 @@ from sanji.keys import read_directory, read_key
 
 def test_help_lists_every_command() -> None:
     out = subprocess.run([sys.executable, "-m", "sanji.cli.main", "--help"], capture_output=True, text=True, check=True)
-    for command in ("county", "town", "village", "keys", "directory", "catalogue", "demo"):
+    for command in ("county", "town", "village", "keys", "directory", "catalogue", "demo", "errand"):
         assert command in out.stdout
 
 

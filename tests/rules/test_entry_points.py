@@ -1,15 +1,18 @@
 """Every entry point refuses the same registration with the same code: one rule, one place.
 
 Requests are generated from the catalogue's own fields (each matter's materials, its proxy and
-in-person flags, codes it does not hold). Each goes to the JSON API and to the HTML form of one
-village node holding the county's catalogue; then the same registrations, bound to the same
+in-person flags, codes it does not hold). Each goes to the JSON API, to the HTML form and to the
+command line (``sanji errand register``, in-process through ``main()``, beside the running node) of
+one village node holding the county's catalogue; then the same registrations, bound to the same
 catalogue entries, arrive at the township as a batch signed by that village. The API's
-``error_code``, the form's ``data-refusal`` and the township's verdict must agree.
+``error_code``, the form's ``data-refusal``, the command line's ``error_code`` (exit 2) and the
+township's verdict must agree.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from sanji.catalogue import default_catalogue
 from sanji.demo.cluster import Cluster
 from sanji.store import Store, open_database
 from sanji.store import schema as t
+from tests.cli.errand_kit import add_accounts, sanji
 from tests.screens.screens_kit import make_app, prepared_node
 
 CATALOGUE = default_catalogue()
@@ -74,8 +78,8 @@ def expected(request: Request) -> Refusal | None:
     )
 
 
-def through_api(client: TestClient, request: Request) -> tuple[str, dict[str, str]]:  # type: ignore[type-arg]
-    body = {
+def body_of(request: Request) -> dict[str, Any]:
+    return {
         "matter": request.matter,
         "applicant_name": "王桂兰",
         "materials": list(request.materials),
@@ -84,7 +88,10 @@ def through_api(client: TestClient, request: Request) -> tuple[str, dict[str, st
         "confirm_missing": request.confirm,
         "actor": "李建国",
     }
-    r = client.post("/api/errands", json=body)
+
+
+def through_api(client: TestClient, request: Request) -> tuple[str, dict[str, str]]:  # type: ignore[type-arg]
+    r = client.post("/api/errands", json=body_of(request))
     if r.status_code == 201:
         return "", {}
     assert r.status_code == 409, r.text
@@ -110,6 +117,21 @@ def through_form(client: TestClient, request: Request) -> str:  # type: ignore[t
     found = re.search(r'data-refusal="([a-z_]+)"', r.text)
     assert found, f"a refused registration names its code on screen: {r.text[:400]}"
     return found.group(1)
+
+
+def through_cli(config: Path, request: Request) -> tuple[str, dict[str, str]]:
+    """``sanji errand register`` as the village agent's account, with the API's body; the refusal on stderr."""
+    body = config.parent / "register.json"
+    body.write_text(json.dumps(body_of(request), ensure_ascii=False), encoding="utf-8")
+    argv = ("errand", "register", "--config", str(config), "--account", "李建国", "--json", str(body), "--json-out")
+    code, out, err = sanji(*argv)
+    if code == 0:
+        assert json.loads(out)["stage"] == "registered", out
+        return "", {}
+    assert code == 2, err
+    refused = json.loads(err)
+    assert refused["error"] == "action_refused", err
+    return refused["error_code"], refused["params"]
 
 
 async def through_batch(cluster: Cluster, tmp: Path, seen: list[tuple[Request, str, dict[str, str]]]) -> None:
@@ -173,8 +195,10 @@ async def through_batch(cluster: Cluster, tmp: Path, seen: list[tuple[Request, s
         await db.dispose()
 
 
-def test_api_form_and_received_batch_refuse_alike(tmp_path: Path) -> None:
+def test_api_form_cli_and_received_batch_refuse_alike(tmp_path: Path) -> None:
     cluster, node_settings = prepared_node(tmp_path, VILLAGE)
+    config = cluster.nodes[VILLAGE].config
+    add_accounts(config, [("李建国", "village_agent")])  # the command line acts only as a staff account
     # No parent link: a sync driver retrying in the background would draw from ``random`` while
     # Hypothesis generates, which Hypothesis rightly refuses. The rule under test is local.
     node_settings = msgspec.structs.replace(node_settings, parent=None)
@@ -186,8 +210,10 @@ def test_api_form_and_received_batch_refuse_alike(tmp_path: Path) -> None:
         def same_code(request: Request) -> None:
             api_code, params = through_api(client, request)
             form_code = through_form(client, request)
+            cli_code, cli_params = through_cli(config, request)
             want = expected(request)
-            assert api_code == form_code == (want.code if want else ""), request
+            assert api_code == form_code == cli_code == (want.code if want else ""), request
+            assert cli_params == params, request
             seen.append((request, api_code, params))
 
         same_code()

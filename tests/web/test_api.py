@@ -153,8 +153,9 @@ def test_attach_and_download_a_scan(village: TestClient) -> None:  # type: ignor
     assert empty.status_code == 409
 
 
-def test_an_archived_attachment_says_where_it_is(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
-    """Archived (sanji archive: hash and size kept, bytes dropped): the download names the ancestor holding it."""
+def test_an_archived_attachment_no_ancestor_can_give_back_says_so(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Archived (sanji archive: hash and size kept, bytes dropped) and the township dark: a 503 naming the
+    ancestor holding it, with Retry-After; a browser gets the same in Chinese and English."""
     errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
     scan = bytes(range(256)) * 40
     r = village.post(
@@ -166,7 +167,13 @@ def test_an_archived_attachment_says_where_it_is(village: TestClient, tmp_path: 
     with sqlite3.connect(tmp_path / "c" / "T01V01" / "node.db") as con:  # what Archive._archive_one writes
         con.execute("INSERT INTO blob_archive VALUES (?, ?, 'T01', ?)", (digest, len(scan), time.time()))
         con.execute("UPDATE blobs SET data = x'', received = 0 WHERE hash = ?", (digest,))
+    # Its township is not running: no ancestor gives it back now, and the caller is told to come back.
     got = village.get(f"/api/attachments/{digest}")
-    assert got.status_code == 410 and got.json()["error"] == "attachment_archived"
-    assert "held at T01" in got.json()["message"] and "T01" in got.json()["hint"]
+    assert got.status_code == 503 and got.json()["error"] == "attachment_archived_unreachable"
+    assert "held at T01" in got.json()["message"] and got.json()["retryable"] is True
+    assert int(got.headers["retry-after"]) > 0
+    page = village.get(f"/api/attachments/{digest}", headers={"accept": "text/html"})
+    assert page.status_code == 503 and int(page.headers["retry-after"]) > 0
+    assert "已归档在乡镇/县级" in page.text and "archived at the township/county" in page.text
+    assert 'class="archived"' in village.get(f"/errands/{errand_id}").text  # the attachment list marks it
     assert village.get("/api/node").json()["attachments"]["archived_here"] == 1

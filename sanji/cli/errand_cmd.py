@@ -1,0 +1,385 @@
+"""``sanji errand``: a desk on the command line, for scripts and cron — the fourth door to the one rule.
+
+    sanji errand list     --config NODE.toml [--stage S] [--limit N] [--json]
+    sanji errand show     --config NODE.toml ERRAND [--post ROLE] [--account NAME] [--json]
+    sanji errand register --config NODE.toml --account NAME --json FILE|-     (POST /api/errands's body)
+    sanji errand act      --config NODE.toml --account NAME ERRAND STEP [--field key=value ...] [--json]
+
+Invariant: the command line decides nothing. A registration or a step goes through the errand service
+the JSON API uses (``GuardedService``): the account's post is checked by ``sanji.auth.roles`` exactly as
+the API's role check does, the step by ``protocol.errand.judge``; the action is written through the
+store's one writer door (``BEGIN IMMEDIATE``, so a running node and this command take turns) with its
+``ActionTaken`` audit event — the account, channel ``cli`` — in the same transaction. Acting needs an
+existing, active staff account of this node that works at its level (``--account``).
+
+``ERRAND`` is an errand id or a receipt number. ``--field`` values are typed as the API's body
+(``days=3``, ``passed=false``); a list field (``items``, ``provisional``, ``co_departments``) takes
+one ``--field`` per entry. Personal data leaves masked, as the API lists it; ``show`` is audited as a
+read of personal data (by the account given, else ``cli:<OS user>``).
+
+Exit codes: 0 done; 2 refused or bad arguments. A refusal prints on stderr ``refused: <code>`` and
+the refusal's Chinese and English wording (``protocol.refusals``); a post that may not take the step
+prints ``denied: <reason>``; anything else ``error: <message>``.
+
+``--json`` output (stable; fields are only ever added):
+
+- ``list``: ``{"total": N, "items": [ErrandSummary, ...]}`` as ``GET /api/errands``;
+- ``show``: ``GET /api/errands/{id}``'s object plus ``"post"`` and ``"steps"`` (the steps allowed now);
+- ``register`` prints ``ERRAND<TAB>RECEIPT<TAB>ACTION``, ``act`` the new action's id; with ``--json``
+  (``register``: ``--json-out``, as its ``--json`` names the body) both print
+  the API's ``{"errand", "stage", "holder", "version", "digest"}`` with ``"action"`` and ``"receipt"``;
+- on stderr, a refusal is the API's error body (``{"error": "action_refused", "error_code", "params",
+  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message"}``;
+  bad arguments ``{"error": "bad_request", "message", "hint"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar.exceptions import PermissionDeniedException
+
+from protocol.actions import Action
+from protocol.errand import ErrandState, Projection
+from protocol.errors import ActionRefused, SanjiError
+from protocol.menu import allowed_steps
+from protocol.refusals import bilingual
+from protocol.stages import STAGES
+from protocol.steps import STEP_KINDS
+from sanji.auth import events as ev
+from sanji.auth import roles
+from sanji.auth.book import AuditedStore, AuthBook, Who
+from sanji.auth.guard import Caller, Forbidden, GuardedService
+from sanji.auth.service import AuthService, Principal
+from sanji.cli.common import node_store
+from sanji.config import ConfigError, NodeSettings, load_settings
+from sanji.context import NodeContext
+from sanji.forms import ActionForm, RegisterForm
+from sanji.privacy import mask_history
+from sanji.store import Store
+from sanji.web.api import ActionResult, action_result
+from sanji.web.views import ErrandSummary, summarise
+
+CHANNEL = "cli"
+MAX_LIST = 1000  # as GET /api/errands
+MAX_BODY = 1024 * 1024  # a registration's JSON body: far more than any form holds
+# The fields a step's --field may set: the API's body less what the command line fills itself.
+FILLED = frozenset({"kind", "actor", "role", "deemed", "blob", "size", "name", "mime"})
+LIST_FIELDS = frozenset(f.name for f in msgspec.structs.fields(ActionForm) if f.default_factory is list)
+
+
+class BadArguments(SanjiError):
+    code = "bad_request"
+
+
+class ErrandOut(ErrandSummary, kw_only=True):
+    """``show --json``: the API's errand detail, plus the steps allowed now for ``post``."""
+
+    history: list[dict[str, Any]]
+    post: str
+    steps: list[str]
+
+
+class Taken(ActionResult, kw_only=True):
+    """``register`` / ``act`` ``--json``: the API's answer, with the new action and the receipt."""
+
+    action: str
+    receipt: str
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("errand", help="errands at a node's desk: list, show, register, act (scripts, cron)")
+    inner = p.add_subparsers(dest="errand_command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd: argparse.ArgumentParser = inner.add_parser(name, help=help_text)
+        cmd.add_argument("--config", required=True, help="the node's TOML config")
+        return cmd
+
+    ls = command("list", "the errands this node holds (masked), in order of registration")
+    ls.add_argument("--stage", choices=STAGES, metavar="STAGE", help="only errands at this stage: " + ", ".join(STAGES))
+    ls.add_argument("--limit", type=int, default=100, help=f"at most this many (1-{MAX_LIST})")
+    ls.add_argument("--json", action="store_true", help="one JSON object, as GET /api/errands")
+    ls.set_defaults(func=lambda a: run_list(a.config, stage=a.stage, limit=a.limit, as_json=a.json))
+    show = command("show", "one errand: its history and the steps allowed now")
+    show.add_argument("errand", help="the errand's id or its receipt number")
+    show.add_argument("--post", choices=roles.STAFF_ROLES, help="the steps this post may take (default: the account's)")
+    show.add_argument("--account", help="read as this staff account (audited; else as cli:<OS user>)")
+    show.add_argument("--json", action="store_true", help="one JSON object, as GET /api/errands/{id} plus steps")
+    show.set_defaults(func=lambda a: run_show(a.config, a.errand, post=a.post, account=a.account, as_json=a.json))
+    reg = command("register", "register an errand (代办登记) from POST /api/errands's JSON body")
+    reg.add_argument("--account", required=True, help="the staff account registering (its post decides)")
+    reg.add_argument("--json", dest="body", required=True, metavar="FILE", help="the JSON body; - reads stdin")
+    reg.add_argument("--json-out", action="store_true", help="print the result as JSON")
+    reg.set_defaults(func=lambda a: run_register(a.config, a.account, a.body, as_json=a.json_out))
+    act = command("act", "take one step on an errand, as POST /api/errands/{id}/actions")
+    act.add_argument("--account", required=True, help="the staff account acting (its post decides)")
+    act.add_argument("errand", help="the errand's id or its receipt number")
+    act.add_argument("step", choices=STEP_KINDS, metavar="STEP", help="the step: " + ", ".join(STEP_KINDS))
+    act.add_argument(
+        "--field", action="append", default=[], metavar="KEY=VALUE", help="a field of the step's body (repeatable)"
+    )
+    act.add_argument("--json", action="store_true", help="print the result as JSON")
+    act.set_defaults(func=lambda a: run_act(a.config, a.account, a.errand, a.step, a.field, as_json=a.json))
+
+
+# -- running one command: every failure is exit 2 with a stable first word ---------------------------
+
+
+def _emit_error(as_json: bool, body: Mapping[str, object], lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(body, ensure_ascii=False), file=sys.stderr)
+    else:
+        print("\n".join(lines), file=sys.stderr)
+
+
+def _run(work: Coroutine[Any, Any, int], *, as_json: bool) -> int:
+    try:
+        return asyncio.run(work)
+    except Exception as exc:
+        work.close()
+        return _failed(exc, as_json=as_json)
+
+
+def _failed(exc: Exception, *, as_json: bool) -> int:
+    """Report a failure on stderr (exit 2), or raise it again when it is not one this command expects."""
+    if isinstance(exc, ActionRefused):
+        zh, en = bilingual(exc.refusal)
+        _emit_error(as_json, exc.as_dict(), [f"refused: {exc.refusal.code}", zh, en])
+    elif isinstance(exc, PermissionDeniedException):
+        _emit_error(as_json, {"error": "forbidden", "message": exc.detail}, [f"denied: {exc.detail}"])
+    elif isinstance(exc, ConfigError | SanjiError | OSError | msgspec.MsgspecError):
+        message = exc.message if isinstance(exc, SanjiError) else str(exc)
+        hint = exc.hint if isinstance(exc, SanjiError) else ""
+        body = {"error": "bad_request", "message": message, "hint": hint}
+        _emit_error(as_json, body, [f"error: {message}"] + ([f"hint: {hint}"] if hint else []))
+    else:
+        raise exc
+    return 2
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class _CliCaller(Caller):
+    """The caller of one command: the named account through channel ``cli``, else ``cli:<OS user>``."""
+
+    @property
+    def who(self) -> Who:
+        if self.principal is None:
+            return Who(account=f"{CHANNEL}:{_os_user()}"[:64], via=CHANNEL)
+        return Who(account=self.principal.name, via=CHANNEL)
+
+    async def require(self, capability: str, what: str) -> None:
+        """Refuse (audited, as the API's route check does) an account whose role lacks ``capability``."""
+        p = self.principal
+        if p is not None and not roles.may(p.role, capability):
+            reason = f"a {p.label_en} may not {what}"
+            await self.auth.record(ev.AccessDenied(**self._base(), what=f"{CHANNEL} {what}", reason=reason))
+            raise Forbidden(reason)
+
+
+class _CliService(GuardedService):
+    """The API's guarded service; it also keeps the id of the step it built (what ``act`` prints)."""
+
+    taken = ""
+
+    def _build(self, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+        action = super()._build(form, state, common, at)
+        self.taken = action.id
+        return action
+
+
+@dataclass
+class _Desk:
+    store: Store
+    context: NodeContext
+    caller: _CliCaller
+
+    @property
+    def service(self) -> _CliService:
+        return _CliService(self.store, self.context, self.caller)
+
+
+async def _principal(auth: AuthService, name: str) -> Principal:
+    """The account as a logged-in caller: it exists, is active and works at this node's level."""
+    account = await auth.book.account(name=name)
+    if account is None or not account.active or not roles.works_at(account.role, auth.node_role):
+        raise BadArguments(
+            f"{name!r} is not an active staff account at {auth.node_id}",
+            hint="sanji accounts list shows the node's accounts; sanji accounts add creates one",
+        )
+    return Principal(account_id=account.id, name=account.name, role=account.role, via=CHANNEL)
+
+
+@asynccontextmanager
+async def _desk(settings: NodeSettings, account: str | None) -> AsyncIterator[_Desk]:
+    async with node_store(settings, store_type=AuditedStore) as (store, context):
+        auth = AuthService(AuthBook(store.db), settings.auth, node_id=settings.node.id, node_role=settings.node.role)
+        principal = await _principal(auth, account) if account is not None else None
+        yield _Desk(store, context, _CliCaller(principal, auth))
+
+
+def _with_desk(config: str, account: str | None, work: Callable[[_Desk], Awaitable[int]]) -> Coroutine[Any, Any, int]:
+    async def main() -> int:
+        async with _desk(load_settings(config), account) as desk:
+            return await work(desk)
+
+    return main()
+
+
+async def _errand_id(store: Store, ref: str) -> str:
+    """An errand id, or the id of the errand with that receipt number."""
+    if await store.errand(ref) is not None:
+        return ref
+    rows, _ = await store.errands(receipt=ref, limit=1)
+    if not rows:
+        raise BadArguments(f"no errand {ref!r} is held at {store.node_id}", hint="sanji errand list shows them")
+    return str(rows[0]["id"])
+
+
+def _taken(action: str, projection: Projection) -> Taken:
+    receipt = projection.state.receipt if projection.state is not None else ""
+    return Taken(**msgspec.structs.asdict(action_result(projection)), action=action, receipt=receipt)
+
+
+def _print_taken(taken: Taken, as_json: bool) -> None:
+    if as_json:
+        print(msgspec.json.encode(taken).decode())
+    else:
+        print(taken.action)
+
+
+# -- the commands -----------------------------------------------------------------------------------
+
+
+def run_list(config: str, *, stage: str | None = None, limit: int = 100, as_json: bool = False) -> int:
+    if not 1 <= limit <= MAX_LIST:
+        return _failed(BadArguments(f"--limit is 1 to {MAX_LIST}, not {limit}"), as_json=as_json)
+
+    async def work(desk: _Desk) -> int:
+        rows, total = await desk.store.errands(stage=stage, limit=limit)
+        today = desk.context.today()
+        items = [msgspec.convert(summarise(r, desk.context, today), ErrandSummary) for r in rows]
+        if as_json:
+            print(msgspec.json.encode({"total": total, "items": items}).decode())
+            return 0
+        for e in items:
+            light = e.deadline.level if e.deadline else "—"
+            due = e.deadline.due if e.deadline else "—"
+            print(f"{e.id}\t{e.receipt}\t{e.matter}\t{e.stage}\t{due}\t{light}")
+        print(f"{len(items)} of {total} errands at {desk.store.node_id}", file=sys.stderr)
+        return 0
+
+    return _run(_with_desk(config, None, work), as_json=as_json)
+
+
+def run_show(
+    config: str, errand: str, *, post: str | None = None, account: str | None = None, as_json: bool = False
+) -> int:
+    async def work(desk: _Desk) -> int:
+        store, caller = desk.store, desk.caller
+        await caller.require(roles.PERSONAL, "see an errand's detail")
+        errand_id = await _errand_id(store, errand)
+        row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
+        if row is None or row["stage"] == "incomplete":
+            raise BadArguments(f"no errand {errand!r} is held at {store.node_id}")
+        row["history"] = mask_history(caller.history(row["history"]))
+        await caller.read("errand", errand=errand_id, detail=CHANNEL)
+        await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), CHANNEL, errand=errand_id)
+        as_post = post or (caller.principal.role if caller.principal else "")
+        state = (await store.errand_states([errand_id])).get(errand_id)
+        projected = msgspec.convert(state, ErrandState) if state else None
+        node_role = caller.node_role
+        steps = [
+            k
+            for k in allowed_steps(
+                projected, store.node_id, store.directory, role=roles.label(as_post) if as_post else ""
+            )
+            if not as_post or roles.offered(as_post, k, node_role)
+        ]
+        out = msgspec.convert({**summarise(row, desk.context), "post": as_post, "steps": steps}, ErrandOut)
+        if as_json:
+            print(msgspec.json.encode(out).decode())
+            return 0
+        light = f" {out.deadline.level}" if out.deadline else ""
+        print(f"{out.id}  {out.receipt}  {out.matter} {out.matter_name}  {out.applicant_name}")
+        print(f"stage {out.stage} ({out.stage_label})  holder {out.holder}  version {out.version}")
+        if out.deadline:
+            print(f"due {out.deadline.due}{light}")
+        for h in out.history:
+            acting = f" (代 {h['acting_for']})" if h.get("acting_for") else ""
+            status = h.get("status", "applied")
+            print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
+        print(f"steps now{' for ' + as_post if as_post else ''}: {', '.join(steps) or '—'}")
+        return 0
+
+    return _run(_with_desk(config, account, work), as_json=as_json)
+
+
+def _read_body(source: str) -> bytes:
+    if source == "-":
+        data = sys.stdin.buffer.read(MAX_BODY + 1)
+    else:
+        with Path(source).open("rb") as f:
+            data = f.read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise BadArguments(f"the registration's body is over {MAX_BODY} bytes")
+    return data
+
+
+def run_register(config: str, account: str, body: str, *, as_json: bool = False) -> int:
+    async def work(desk: _Desk) -> int:
+        form = msgspec.json.decode(_read_body(body), type=RegisterForm)
+        projection = await desk.service.register(form)
+        taken = _taken(projection.main[0] if projection.main else "", projection)
+        if as_json:
+            print(msgspec.json.encode(taken).decode())
+        else:
+            print(f"{taken.errand}\t{taken.receipt}\t{taken.action}")
+        return 0
+
+    return _run(_with_desk(config, account, work), as_json=as_json)
+
+
+def step_form(step: str, account: str, fields: list[str]) -> ActionForm:
+    """The body of ``POST /api/errands/{id}/actions`` from ``key=value`` pairs (typed as the API's)."""
+    body: dict[str, Any] = {"kind": step, "actor": account}
+    for item in fields:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadArguments(f"--field {item!r} is not key=value")
+        if key in FILLED:
+            raise BadArguments(f"--field {key} is not yours to set: the command line fills it")
+        if key in LIST_FIELDS:
+            body.setdefault(key, []).append(value)
+        elif key in body:
+            raise BadArguments(f"--field {key} is given twice")
+        else:
+            body[key] = value
+    return msgspec.convert(body, ActionForm, strict=False)
+
+
+def run_act(config: str, account: str, errand: str, step: str, fields: list[str], *, as_json: bool = False) -> int:
+    async def work(desk: _Desk) -> int:
+        form = step_form(step, account, fields)
+        service = desk.service
+        projection = await service.act(await _errand_id(desk.store, errand), form)
+        _print_taken(_taken(service.taken, projection), as_json)
+        return 0
+
+    return _run(_with_desk(config, account, work), as_json=as_json)

@@ -1,0 +1,51 @@
+"""One loop for the duties a node runs on a schedule (backups, archiving): start, stop, every interval.
+
+The first run is one interval after ``start`` (an interval of 0 or less: never; the command line does
+it by hand). A run that fails is told to ``failed`` (inside the ``except``: it may log the traceback)
+and tried again at the next interval; a failure never stops the loop, and so never the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Stop a node's background task and wait until it has stopped (its cancellation is the expected end)."""
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+class PeriodicDuty:
+    """Subclasses give ``tick`` (one run) and ``failed`` (what a failed run leaves behind)."""
+
+    def __init__(self, *, name: str, interval_hours: float) -> None:
+        self.name = name  # the task's name, as in a stack dump
+        self.interval_s = interval_hours * 3600
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.interval_s > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+
+    async def tick(self) -> None:
+        raise NotImplementedError
+
+    def failed(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.tick()
+            except Exception:
+                self.failed()

@@ -1,0 +1,169 @@
+"""Archived attachments fetched back from an ancestor when someone opens them (issue 16).
+
+A village archives an attachment's bytes once an ancestor acknowledged holding them
+(``sanji.store.archive``). Opening it (the errand page's link, ``GET /api/attachments/{hash}``,
+``sanji archive --restore``) asks the parent for it over the node's own signed sync requests
+(``/sync/v1/blob/get``, chunk by chunk), or, while the parent is dark, the ancestors the node goes
+round it with, in the sync driver's order: the parent, ``[parent] fallback_urls``, then the
+ancestors the parent told of (``sanji.sync.addresses``), nearest first.
+
+Nothing is kept until the whole answer is the recorded size and hashes to the attachment's name
+(``protocol.archive.fetched_back``); a short, long or altered answer is refused, logged, and the
+next ancestor asked. Bounded: one fetch per attachment at a time (opens meanwhile wait for the same
+one), ``MAX_FETCHES`` attachments at once, ``timeout`` seconds for all of one, and nothing larger
+than the node's attachment limit. When no ancestor answers, ``ArchivedElsewhere`` says so (a 503
+with Retry-After; the page says it in Chinese and English), and the attachment stays archived, its
+mark intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from protocol.archive import fetched_back
+from protocol.errors import SanjiError
+from protocol.session import BlobGet
+from sanji.config import NodeSettings
+from sanji.store import Store
+from sanji.store.archive import Archived, AttachmentArchived
+from sanji.sync import addresses
+from sanji.sync.driver import ready
+from sanji.sync.transport import HttpTransport, Transport
+
+log = logging.getLogger("sanji.archive")
+FETCH_TIMEOUT_S = 60.0  # a page's wait for a whole attachment: 4 MiB at 64 kbit/s is about 9 minutes, see --restore
+RESTORE_TIMEOUT_S = 1800.0  # ``sanji archive --restore``: someone is waiting at a desk for the laptop
+MAX_FETCHES = 2  # attachments fetched back at once (each up to the size limit, held in memory until checked)
+RETRY_AFTER_S = 300  # when no ancestor answers: links come back in minutes, not seconds
+Links = Callable[[], Awaitable[Sequence[Transport]]]
+
+
+class ArchivedElsewhere(SanjiError):
+    """The attachment was archived here and no ancestor could give it back just now."""
+
+    code = "attachment_archived_unreachable"
+    retryable = True
+    default_hint = "It is fetched back when the link to the township or county is back; try again later."
+    retry_after = RETRY_AFTER_S
+
+
+class Refused(SanjiError):
+    """An ancestor's answer was not the attachment (short, long, altered): nothing of it is kept."""
+
+    code = "attachment_refused"
+
+
+def links_for(settings: NodeSettings, store: Store, *, timeout: float = 10.0) -> Links:
+    """The links a fetch tries, in the sync driver's order, opened afresh for each fetch."""
+
+    async def links() -> Sequence[Transport]:
+        if settings.parent is None or store.directory.parent(store.node_id) is None:
+            return []
+        urls: list[str] = []
+        for url in (
+            settings.parent.url,
+            *settings.parent.fallback_urls,
+            *(u for _, u in await addresses.learned(store)),
+        ):
+            if url.rstrip("/") not in urls:
+                urls.append(url.rstrip("/"))
+        return [HttpTransport(url, timeout=timeout) for url in urls]
+
+    return links
+
+
+class FetchBack:
+    """Fetches archived attachments back: one fetch per attachment at a time, within ``timeout``."""
+
+    def __init__(self, store: Store, links: Links, *, max_bytes: int, timeout: float = FETCH_TIMEOUT_S) -> None:
+        self.store = store
+        self.links = links
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self._inflight: dict[str, asyncio.Task[bytes | None]] = {}
+        self._slots = asyncio.Semaphore(MAX_FETCHES)  # different attachments: a few at a time, each in memory
+
+    async def open(self, digest: str) -> bytes | None:
+        """The bytes of ``digest``, fetched back and held here again; None when it is not archived here.
+
+        Raises ``ArchivedElsewhere`` when no ancestor gave it back whole in time, ``AttachmentArchived``
+        when it is larger than this node takes.
+        """
+        if digest not in self._inflight and await self.store.archived_blob(digest) is None:
+            return None  # held here (the usual case): no task, no link
+        task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
+        if task is None:
+            task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")
+            self._inflight[digest] = task
+            task.add_done_callback(lambda done: self._done(digest, done))
+        # A caller that gives up (a closed page) does not cancel the fetch the others wait for.
+        return await asyncio.shield(task)
+
+    def _done(self, digest: str, task: asyncio.Task[bytes | None]) -> None:
+        if self._inflight.get(digest) is task:
+            del self._inflight[digest]
+        if not task.cancelled():
+            task.exception()  # every waiter may have gone: the outcome is still taken
+
+    async def _fetch(self, digest: str) -> bytes | None:
+        mark = await self.store.archived_blob(digest)
+        if mark is None:
+            return None
+        if mark.size > self.max_bytes:
+            raise AttachmentArchived(
+                f"{mark.where()}; it is larger than this node takes ({self.max_bytes} bytes)",
+                hint=f"Open the errand at {mark.held_at}, which holds the attachment.",
+            )
+        tried: list[str] = []
+        async with self._slots:
+            links = await self.links()
+            try:
+                data = await self._ask_each(links, mark, tried)
+            finally:
+                for link in links:
+                    await link.close()
+        if data is None:
+            said = "; ".join(tried) or "this node has no parent to ask"
+            raise ArchivedElsewhere(f"{mark.where()}, and could not be fetched back now ({said})"[:1000])
+        await self.store.restore_archived(digest, data)  # checked again there, under the write lock
+        log.info("attachment %s (%d bytes) fetched back from an ancestor", digest[:12], len(data))
+        return data
+
+    async def _ask_each(self, links: Sequence[Transport], mark: Archived, tried: list[str]) -> bytes | None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                for link in links:
+                    ready(self.store, link)
+                    try:
+                        return await self._ask(link, mark)
+                    except Refused as exc:
+                        tried.append(f"{link.recipient}: {exc.message}")
+                        await self.store.log_event(
+                            "attachment_refused", link.recipient, {"hash": mark.hash, "message": exc.message}
+                        )
+                    except SanjiError as exc:  # down, refused, or it does not hold the bytes
+                        tried.append(f"{link.recipient}: {exc.message}")
+        except TimeoutError:
+            tried.append(f"no whole answer within {self.timeout:g} s")
+        return None
+
+    async def _ask(self, link: Transport, mark: Archived) -> bytes:
+        parts: list[bytes] = []
+        offset = 0
+        while offset < mark.size:
+            got = await link.blob_get(BlobGet(sender=self.store.node_id, hash=mark.hash, offset=offset))
+            if got.size == 0 and not got.data:
+                raise SanjiError(f"does not hold attachment {mark.hash[:12]}")
+            if got.size != mark.size or got.offset != offset or len(got.data) > mark.size - offset:
+                raise Refused(f"answered {len(got.data)} bytes at {got.offset} of {got.size}; wanted {mark.size}")
+            if not got.data:
+                raise SanjiError(f"holds only {got.available} bytes of attachment {mark.hash[:12]}")
+            parts.append(got.data)
+            offset += len(got.data)
+        data = b"".join(parts)
+        refused = fetched_back(mark.hash, mark.size, data)
+        if refused is not None:
+            raise Refused(refused)
+        return data

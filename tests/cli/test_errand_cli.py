@@ -1,0 +1,179 @@
+"""``sanji errand`` at a township: the desk's steps from the command line, under the API's rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protocol.refusals import Refusal, bilingual
+from sanji.auth import events as ev
+from sanji.auth.book import AuthBook
+from sanji.config import load_settings
+from sanji.store import open_database
+from tests.cli.errand_kit import add_accounts, sanji
+from tests.screens.screens_kit import MZ003_ALL, prepared_node
+
+TOWN = "T01"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> str:
+    """A township with the catalogue; a window A post, a B post, an inspector, an admin, a disabled account."""
+    cluster, _ = prepared_node(tmp_path, TOWN)
+    config = cluster.nodes[TOWN].config
+    add_accounts(
+        config,
+        [("王芳", "window_a"), ("赵敏", "window_b"), ("孙纪", "inspector"), ("离职", "window_a"), ("管理员", "admin")],
+    )
+    assert sanji("accounts", "disable", "--config", str(config), "--name", "离职")[0] == 0
+    return str(config)
+
+
+def _register(config: str, tmp: Path, **body: object) -> str:
+    path = tmp / "body.json"
+    form = {"matter": "MZ-003", "applicant_name": "张秀英", "applicant_phone": "13812345678"}
+    form |= {"materials": list(MZ003_ALL), "in_person": True, "actor": "王芳", **body}
+    path.write_text(json.dumps(form, ensure_ascii=False), encoding="utf-8")
+    code, out, err = sanji("errand", "register", "--config", config, "--account", "王芳", "--json", str(path))
+    assert code == 0, err
+    errand, receipt, action = out.strip().split("\t")
+    assert errand.startswith(f"{TOWN}-") and receipt and len(action) == 32
+    return errand
+
+
+def _events(config: str) -> list[ev.Event]:
+    db_url = load_settings(config).db_url
+
+    async def read() -> list[ev.Event]:
+        db = await open_database(db_url, migrate=False)
+        try:
+            return await AuthBook(db).events(limit=1000)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
+def test_accept_through_the_cli_lists_shows_and_audits(town: str, tmp_path: Path) -> None:
+    errand = _register(town, tmp_path)
+    code, out, _ = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["id"] == errand and shown["stage"] == "registered" and shown["post"] == "window_a"
+    assert {"accept", "not_accept", "withdraw", "note"} <= set(shown["steps"])
+    register = shown["history"][0]
+    assert register["applicant"]["phone"] == "138****5678" and register["applicant"]["masked"]
+    assert "13812345678" not in out  # masked as the API shows it
+    # An inspector's post is offered no intake step; the screens ask the same role table.
+    _, out, _ = sanji("errand", "show", "--config", town, errand, "--post", "inspector", "--json")
+    assert json.loads(out)["steps"] == ["note"]  # supervision is offered at the county
+
+    code, out, err = sanji("errand", "act", "--config", town, "--account", "王芳", errand, "accept", "--json")
+    assert code == 0, err
+    taken = json.loads(out)
+    assert taken["errand"] == errand and taken["stage"] == "accepted" and taken["version"] == 2
+    assert set(taken) == {"action", "errand", "receipt", "stage", "holder", "version", "digest"}
+
+    code, out, _ = sanji("errand", "list", "--config", town, "--stage", "accepted", "--json")
+    page = json.loads(out)
+    assert code == 0 and page["total"] == 1 and page["items"][0]["id"] == errand
+    assert page["items"][0]["deadline"]["level"] in ("normal", "yellow", "red")
+    code, out, _ = sanji("errand", "list", "--config", town)
+    assert code == 0 and out.startswith(f"{errand}\t{taken['receipt']}\tMZ-003\taccepted\t")
+    # The text show finds the errand by its receipt number too, and lists the steps now.
+    code, out, _ = sanji("errand", "show", "--config", town, taken["receipt"], "--post", "window_a")
+    assert code == 0 and errand in out and "steps now for window_a:" in out and "accept\t王芳 窗口A岗" in out
+
+    taken_events = [e for e in _events(town) if isinstance(e, ev.ActionTaken) and e.errand == errand]
+    assert [(e.kind, e.account, e.via, e.actor) for e in taken_events] == [
+        ("register", "王芳", "cli", "王芳"),
+        ("accept", "王芳", "cli", "王芳"),
+    ]
+    assert taken_events[1].action_id == taken["action"]
+    reads = [e for e in _events(town) if isinstance(e, ev.PersonalDataRead) and e.errand == errand]
+    assert reads and {e.via for e in reads} == {"cli"} and "王芳" in {e.account for e in reads}
+
+
+def test_a_refused_step_exits_2_with_the_code_in_both_languages(town: str, tmp_path: Path) -> None:
+    errand = _register(town, tmp_path)
+    assert sanji("errand", "act", "--config", town, "--account", "王芳", errand, "accept")[0] == 0
+    code, out, err = sanji("errand", "act", "--config", town, "--account", "王芳", errand, "accept")
+    assert code == 2 and out == ""
+    first, zh, en = err.strip().split("\n")
+    assert first.startswith("refused: ")
+    refusal = Refusal(code=first.removeprefix("refused: "), params={})  # type: ignore[arg-type]
+    assert zh and en and refusal.code == "accept_stage"
+    code, _, err = sanji("errand", "act", "--config", town, "--account", "王芳", errand, "accept", "--json")
+    body = json.loads(err)
+    assert code == 2 and body["error"] == "action_refused" and body["error_code"] == "accept_stage"
+    assert (body["message_zh"], body["message"]) == bilingual(Refusal(code="accept_stage", params=body["params"]))
+    assert (zh, en) == (body["message_zh"], body["message"])
+    refused = [e for e in _events(town) if isinstance(e, ev.ActionRefused) and e.errand == errand]
+    assert refused and refused[-1].via == "cli" and refused[-1].account == "王芳"
+
+
+def test_only_an_active_account_with_the_post_acts(town: str, tmp_path: Path) -> None:
+    errand = _register(town, tmp_path)
+    for name in ("无此人", "离职"):
+        code, out, err = sanji("errand", "act", "--config", town, "--account", name, errand, "accept")
+        assert (code, out) == (2, "") and err.startswith("error: ") and "not an active staff account" in err
+    code, _, err = sanji("errand", "act", "--config", town, "--account", "孙纪", errand, "accept")
+    assert code == 2 and err.startswith("denied: ") and "may not take the step 'accept'" in err
+    # A B post acts only for an A post of this node, as at the API.
+    code, _, err = sanji("errand", "act", "--config", town, "--account", "赵敏", errand, "accept")
+    assert code == 2 and err.startswith("denied: ") and "acting for" in err
+    args = ("errand", "act", "--config", town, "--account", "赵敏", errand, "accept", "--field", "acting_for=王芳")
+    code, out, err = sanji(*args)
+    assert code == 0 and len(out.strip()) == 32, err
+    denied = [e for e in _events(town) if isinstance(e, ev.AccessDenied) and e.errand == errand]
+    assert [(e.account, e.via, e.what) for e in denied] == [("孙纪", "cli", "accept"), ("赵敏", "cli", "accept")]
+    # Reading an errand's detail needs the post the API's route needs: an administrator has none.
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "管理员")
+    assert (code, out) == (2, "") and err.startswith("denied: ") and "administrator" in err
+
+
+def test_bad_arguments_exit_2_with_a_clear_message(town: str, tmp_path: Path) -> None:
+    errand = _register(town, tmp_path)
+    base = ("errand", "act", "--config", town, "--account", "王芳", errand, "note")
+    cases = {
+        ("--field", "text"): "is not key=value",
+        ("--field", "actor=别人"): "the command line fills it",
+        ("--field", "days=many"): "days",
+        ("--field", "colour=red"): "colour",
+    }
+    for extra, said in cases.items():
+        code, _, err = sanji(*base, *extra)
+        assert code == 2 and err.startswith("error: ") and said in err, (extra, err)
+    assert sanji("errand", "act", "--config", town, "--account", "王芳", errand, "fly")[0] == 2  # argparse
+    assert sanji("errand", "list", "--config", town, "--stage", "done")[0] == 2  # argparse names the stages
+    code, _, err = sanji("errand", "list", "--config", town, "--limit", "0")
+    assert code == 2 and "--limit" in err
+    code, _, err = sanji("errand", "show", "--config", town, "T01-0000000000000000")
+    assert code == 2 and "no errand" in err
+    code, _, err = sanji("errand", "list", "--config", str(tmp_path / "none.toml"))
+    assert code == 2 and err.startswith("error: ")
+    (tmp_path / "bad.json").write_text('{"matter": "MZ-003"}', encoding="utf-8")
+    code, _, err = sanji(
+        "errand", "register", "--config", town, "--account", "王芳", "--json", str(tmp_path / "bad.json")
+    )
+    assert code == 2 and "applicant_name" in err
+    # A note with text is a step like any other: exit 0, the new action's id.
+    code, out, err = sanji(*base, "--field", "text=已电话告知申请人")
+    assert code == 0 and len(out.strip()) == 32, err
+
+
+def test_the_installed_command_exits_2_with_the_refusal(town: str, tmp_path: Path) -> None:
+    """The same through a fresh ``sanji`` process: what a cron job sees (exit status, stderr)."""
+    errand = _register(town, tmp_path)
+    argv = [sys.executable, "-m", "sanji.cli.main", "errand", "act", "--config", town, "--account", "王芳", errand]
+    done = subprocess.run([*argv, "decide"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines()[0].startswith("refused: ")
+    done = subprocess.run([*argv, "accept"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0 and len(done.stdout.strip()) == 32, done.stderr

@@ -1,0 +1,90 @@
+"""Opening an archived attachment through the village's own API and page (issue 16): fetched back and served.
+
+The village runs as deployed (its app, its config, its SQLite file); its parent is a small real HTTP server
+on loopback that answers ``/sync/v1/blob/get`` with the scan, chunk by chunk, and records what it was asked
+(the fetch itself is tested against a real township in ``tests/network/test_fetch_back.py``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import msgspec
+import pytest
+from litestar.testing import TestClient
+
+from protocol.session import BlobGet, BlobGetReply
+from sanji.config import ParentSection, load_settings
+from sanji.demo.cluster import Cluster
+from village_agent.app import create_app
+
+SCAN = bytes(range(256)) * 400  # 100 KiB: three chunks
+FORM = {"matter": "MZ-001", "applicant_name": "张秀英", "materials": ["身份证复印件"], "actor": "代办员 李建国"}
+
+
+class Township(BaseHTTPRequestHandler):
+    asked: list[tuple[str, int, str]] = []  # (path, offset, signed by)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if self.path != "/sync/v1/blob/get":
+            self.send_response(404)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        asked = msgspec.msgpack.decode(body, type=BlobGet)
+        Township.asked.append((self.path, asked.offset, self.headers.get("x-sanji-node", "")))
+        data = SCAN[asked.offset : asked.offset + asked.max_bytes]
+        out = msgspec.msgpack.encode(BlobGetReply(size=len(SCAN), offset=asked.offset, data=data, available=len(SCAN)))
+        self.send_response(200)
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *_: object) -> None:
+        return None
+
+
+@pytest.fixture
+def township() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Township)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Township.asked = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_archived_attachment_opened_from_the_errand_page_comes_back(tmp_path: Path, township: str) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
+    settings = load_settings(cluster.nodes["T01V01"].config)
+    settings = msgspec.structs.replace(settings, parent=ParentSection(url=township))
+    with TestClient(create_app(settings)) as village:
+        errand_id = village.post("/api/errands", json=FORM).json()["errand"]
+        r = village.post(
+            f"/api/errands/{errand_id}/attachments", params={"name": "户口簿.jpg", "actor": "李"}, content=SCAN
+        )
+        assert r.status_code == 201, r.text
+        digest = next(h for h in village.get(f"/api/errands/{errand_id}").json()["history"] if h["kind"] == "attach")
+        digest = digest["blob"]
+        with sqlite3.connect(tmp_path / "c" / "T01V01" / "node.db") as con:  # what Archive._archive_one writes
+            con.execute("INSERT INTO blob_archive VALUES (?, ?, 'T01', ?)", (digest, len(SCAN), time.time()))
+            con.execute("UPDATE blobs SET data = x'', received = 0 WHERE hash = ?", (digest,))
+        page = village.get(f"/errands/{errand_id}").text
+        assert 'class="archived"' in page and f"/api/attachments/{digest}" in page
+        got = village.get(f"/api/attachments/{digest}", headers={"accept": "text/html"})
+        assert got.status_code == 200 and got.content == SCAN
+        assert [offset for _, offset, _ in Township.asked] == [0, 49152, 98304]  # chunk by chunk, once
+        assert {node for *_, node in Township.asked} == {"T01V01"}  # the village's signed requests
+        assert village.get("/api/node").json()["attachments"]["archived_here"] == 0
+        assert 'class="archived"' not in village.get(f"/errands/{errand_id}").text
+        again = village.get(f"/api/attachments/{digest}")  # held here again: served without asking
+        assert again.status_code == 200 and again.content == SCAN and len(Township.asked) == 3
