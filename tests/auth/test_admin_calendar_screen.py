@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from auth_kit import add, app, login, prepare
+from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -28,7 +29,7 @@ def county(tmp_path: Path) -> Iterator[tuple[Client, str]]:
         yield client, login(client, "县管理员")
 
 
-def upload(client: Client, csrf: str, name: str, text: str) -> object:
+def upload(client: Client, csrf: str, name: str, text: str) -> Response:
     return client.post("/admin/calendar/check", data={"_csrf_token": csrf}, files={"file": (name, text.encode())})
 
 
@@ -51,20 +52,20 @@ def test_official_and_provisional_years_are_marked(county: tuple[Client, str]) -
 def test_a_bad_file_is_refused_with_its_problems(county: tuple[Client, str]) -> None:
     client, csrf = county
     r = upload(client, csrf, "bad.toml", EXAMPLE.replace("2026-10-01, ", "", 1))
-    assert r.status_code == 400 and "2026-10-01" in r.text and 'id="problems"' in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 400 and "2026-10-01" in r.text and 'id="problems"' in r.text
     r = upload(client, csrf, "broken.toml", "county = \n")
-    assert r.status_code == 400  # type: ignore[attr-defined]
+    assert r.status_code == 400
     r = upload(client, csrf, "calendar.xlsx", EXAMPLE)
-    assert r.status_code == 400  # type: ignore[attr-defined]
+    assert r.status_code == 400
     assert held(client) == 0
 
 
 def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> None:
     client, csrf = county
     r = upload(client, csrf, "2026.toml", EXAMPLE)
-    assert r.status_code == 200 and 'id="review"' in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 200 and 'id="review"' in r.text
     assert held(client) == 0
-    field = html.unescape(r.text.split('name="calendar" value="', 1)[1].split('">', 1)[0])  # type: ignore[attr-defined]
+    field = html.unescape(r.text.split('name="calendar" value="', 1)[1].split('">', 1)[0])
     r = client.post("/admin/calendar/publish", data={"_csrf_token": csrf, "calendar": field})
     assert r.status_code == 200 and 'id="published"' in r.text and 'id="version">v1' in r.text
     assert held(client) == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from auth_kit import add, app, login, prepare
+from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -38,7 +39,7 @@ def county(county_config: Path) -> Iterator[tuple[Client, str]]:
         yield client, login(client, "县管理员")
 
 
-def upload(client: Client, csrf: str, name: str, text: str | bytes) -> object:
+def upload(client: Client, csrf: str, name: str, text: str | bytes) -> Response:
     data = text.encode() if isinstance(text, str) else text
     return client.post("/admin/catalogue/check", data={"_csrf_token": csrf}, files={"file": (name, data)})
 
@@ -63,15 +64,15 @@ def test_a_bad_file_lists_its_problems_and_publishes_nothing(county: tuple[Clien
     bad = TEXT.replace("version = 1", "version = 2").replace("committed_limit = 5", "committed_limit = -5", 1)
     bad = bad.replace('name = "', 'name = "', 1).replace("accept_levels = [", 'accept_levels = ["moon", ', 1)
     r = upload(client, csrf, "bad.toml", bad)
-    assert r.status_code == 400, r.text  # type: ignore[attr-defined]
-    assert 'id="problems"' in r.text and "accept_levels" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 400, r.text
+    assert 'id="problems"' in r.text and "accept_levels" in r.text
     assert held(client) == 1
     r = upload(client, csrf, "catalogue.csv", "code,name\n")
-    assert r.status_code == 400 and ".toml" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 400 and ".toml" in r.text
     r = upload(client, csrf, "big.json", b"{" + b" " * (2 * 1024 * 1024 + 10) + b"}")
-    assert r.status_code == 413  # type: ignore[attr-defined]
+    assert r.status_code == 413
     r = upload(client, csrf, "same.toml", TEXT)  # version 1 is held already
-    assert r.status_code == 409  # type: ignore[attr-defined]
+    assert r.status_code == 409
     r = client.post("/admin/catalogue/publish", data={"_csrf_token": csrf, "catalogue": '{"county": "x"}'})
     assert r.status_code == 400 and held(client) == 1
 
@@ -79,9 +80,9 @@ def test_a_bad_file_lists_its_problems_and_publishes_nothing(county: tuple[Clien
 def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> None:
     client, csrf = county
     r = upload(client, csrf, "v2.toml", TEXT.replace("version = 1", "version = 2"))
-    assert r.status_code == 200 and 'id="review"' in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 200 and 'id="review"' in r.text
     assert held(client) == 1  # reviewed, not yet signed
-    json_field = r.text.split('name="catalogue" value="', 1)[1].split('">', 1)[0]  # type: ignore[attr-defined]
+    json_field = r.text.split('name="catalogue" value="', 1)[1].split('">', 1)[0]
     r = client.post("/admin/catalogue/publish", data={"_csrf_token": csrf, "catalogue": html.unescape(json_field)})
     assert r.status_code == 200 and 'id="published"' in r.text and 'id="version">v2' in r.text
     assert held(client) == 2
@@ -109,7 +110,7 @@ def test_a_json_catalogue_is_checked_the_same_way(county: tuple[Client, str]) ->
     client, csrf = county
     body = msgspec.to_builtins(default_catalogue()) | {"version": 3}
     r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
-    assert r.status_code == 200 and 'id="review"' in r.text and "v3" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 200 and 'id="review"' in r.text and "v3" in r.text
     body["matters"][0]["committed_limit"] = "thirty"
     r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
-    assert r.status_code == 400 and "committed_limit" in r.text  # type: ignore[attr-defined]
+    assert r.status_code == 400 and "committed_limit" in r.text
