@@ -303,8 +303,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     # the administrator's desk (sanji/web/admin_screens.py; the county's publishing in county_node/admin_publishing.py)
     ("GET", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts"): ACCOUNTS,
-    ("POST", "/admin/accounts/{name:str}/active"): ACCOUNTS,
-    ("POST", "/admin/accounts/{name:str}/password"): ACCOUNTS,
+    ("POST", "/admin/accounts/active"): ACCOUNTS,
+    ("POST", "/admin/accounts/password"): ACCOUNTS,
     ("POST", "/admin/accounts/tokens/{token_id:int}/revoke"): ACCOUNTS,
     ("GET", "/admin/catalogue"): CONFIGURE,
     ("GET", "/admin/catalogue/{code:str}"): CONFIGURE,

@@ -150,17 +150,14 @@ class AccountsScreenController(Controller):
                 return await accounts_page(request, store, context, auth, status=201, shown=shown)
         return await accounts_page(request, store, context, auth, status=400, errors=errors, values=values)
 
-    @post("/{name:str}/active", status_code=303)
+    @post("/active", status_code=303)
     async def active(
-        self,
-        request: Request[Any, Any, Any],
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        name: FromPath[str],
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template | Redirect:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
         form = await request.form()
+        name = _field(form, "name", NAME_LIMIT)
         active = _field(form, "active", 1) == "1"
         try:
             await auth.set_active(name, active, by=_who(request, principal))
@@ -179,16 +176,13 @@ class AccountsScreenController(Controller):
             return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
         return Redirect(f"/admin/accounts/?done={'enabled' if active else 'disabled'}", status_code=303)
 
-    @post("/{name:str}/password", status_code=200)
+    @post("/password", status_code=200)
     async def password(
-        self,
-        request: Request[Any, Any, Any],
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        name: FromPath[str],
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
+        name = _field(await request.form(), "name", NAME_LIMIT)
         try:
             password = await auth.reset_password(name, by=_who(request, principal))
         except AccountError as exc:

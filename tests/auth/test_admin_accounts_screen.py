@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from auth_kit import PASSWORD, add, app, csrf_of, events, login, prepare, token, with_service
@@ -76,7 +75,7 @@ def test_bad_create_keeps_what_was_typed_and_says_where(admin: tuple[Client, str
 
 def test_disable_refuses_login_and_enable_restores_it(town: Path, admin: tuple[Client, str]) -> None:
     client, csrf = admin
-    r = client.post(f"/admin/accounts/{quote('王芳')}/active", data={"active": "0", "_csrf_token": csrf})
+    r = client.post("/admin/accounts/active", data={"name": "王芳", "active": "0", "_csrf_token": csrf})
     assert r.status_code == 200 and "王芳" in r.text, r.text  # followed the 303 back to the list
     with TestClient(app(town)) as fresh:
         page = fresh.get("/login")
@@ -86,7 +85,7 @@ def test_disable_refuses_login_and_enable_restores_it(town: Path, admin: tuple[C
             follow_redirects=False,
         )
         assert r.status_code != 303
-    client.post(f"/admin/accounts/{quote('王芳')}/active", data={"active": "1", "_csrf_token": csrf})
+    client.post("/admin/accounts/active", data={"name": "王芳", "active": "1", "_csrf_token": csrf})
     with TestClient(app(town)) as fresh:
         login(fresh, "王芳")
     changes = [e.change for e in events(town, event="account") if isinstance(e, ev.AccountChanged)]
@@ -102,7 +101,7 @@ def test_reset_password_and_revoke_token(town: Path, admin: tuple[Client, str]) 
     r = client.post(f"/admin/accounts/tokens/{token_id}/revoke", data={"_csrf_token": csrf})
     assert r.status_code == 200 and "Token revoked" in r.text
     assert client.get("/api/errands", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
-    r = client.post(f"/admin/accounts/{quote('王芳')}/password", data={"_csrf_token": csrf})
+    r = client.post("/admin/accounts/password", data={"name": "王芳", "_csrf_token": csrf})
     assert r.status_code == 200
     password = one_time(r.text)
     with TestClient(app(town)) as fresh:
@@ -113,10 +112,10 @@ def test_reset_password_and_revoke_token(town: Path, admin: tuple[Client, str]) 
 
 def test_an_admin_cannot_disable_themself_or_the_last_admin(town: Path, admin: tuple[Client, str]) -> None:
     client, csrf = admin
-    r = client.post(f"/admin/accounts/{quote('李管理')}/active", data={"active": "0", "_csrf_token": csrf})
+    r = client.post("/admin/accounts/active", data={"name": "李管理", "active": "0", "_csrf_token": csrf})
     assert r.status_code == 409 and "不能停用自己的账号" in r.text and "your own account" in r.text
     add(town, "张副管", "admin")
-    r = client.post(f"/admin/accounts/{quote('张副管')}/active", data={"active": "0", "_csrf_token": csrf})
+    r = client.post("/admin/accounts/active", data={"name": "张副管", "active": "0", "_csrf_token": csrf})
     assert r.status_code == 200  # two admins: one may disable the other
 
     async def disable_last(service: AuthService) -> str:
@@ -140,8 +139,9 @@ def test_other_posts_get_403_and_forms_need_csrf(town: Path, admin: tuple[Client
         assert window.get("/admin/accounts").status_code == 403
         r = window.post("/admin/accounts", data={"name": "x1", "role": "admin", "_csrf_token": window_csrf})
         assert r.status_code == 403
-        for path in (f"/admin/accounts/{quote('李管理')}/active", f"/admin/accounts/{quote('李管理')}/password"):
-            assert window.post(path, data={"active": "0", "_csrf_token": window_csrf}).status_code == 403
+        for path in ("/admin/accounts/active", "/admin/accounts/password"):
+            form = {"name": "李管理", "active": "0", "_csrf_token": window_csrf}
+            assert window.post(path, data=form).status_code == 403
         assert window.post("/admin/accounts/tokens/1/revoke", data={"_csrf_token": window_csrf}).status_code == 403
     r = client.post("/admin/accounts", data={"name": "孙八", "role": "window_a"})
     assert r.status_code == 403
@@ -166,3 +166,14 @@ def test_an_administrator_lands_on_the_accounts_page(town: Path) -> None:
         form = {"name": "李管理", "password": PASSWORD, "next": "/", "_csrf_token": csrf_of(page.text)}
         r = client.post("/login", data=form, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/admin/accounts/"
+
+
+def test_a_name_with_a_slash_is_managed_like_any_other(town: Path, admin: tuple[Client, str]) -> None:
+    client, csrf = admin
+    add(town, "王芳/二窗", "window_a")
+    r = client.post("/admin/accounts/active", data={"name": "王芳/二窗", "active": "0", "_csrf_token": csrf})
+    assert r.status_code == 200 and "Account disabled" in r.text
+    r = client.post("/admin/accounts/password", data={"name": "王芳/二窗", "_csrf_token": csrf})
+    assert r.status_code == 200 and one_time(r.text)
+    r = client.post("/admin/accounts/password", data={"name": "nobody", "_csrf_token": csrf})
+    assert r.status_code == 404
