@@ -79,8 +79,13 @@ def load_uploaded_catalogue(upload: Upload) -> Catalogue:
         try:
             return load_catalogue(path)
         except CatalogueError as exc:
-            message = exc.message.splitlines()[0].replace(str(path), upload.name)
+            message = headline(exc).replace(str(path), upload.name)
             raise CatalogueError(message, [p.replace(str(path), upload.name) for p in exc.problems]) from None
+
+
+def headline(exc: SanjiError) -> str:
+    """An error's first line: a CatalogueError's message repeats its problems, which the page lists below."""
+    return exc.message.splitlines()[0].rstrip(":") if exc.message else exc.code
 
 
 def changes(held: Catalogue | None, new: Catalogue) -> dict[str, list[str]]:
@@ -127,7 +132,7 @@ class CataloguePublishingController(Controller):
             catalogue = load_uploaded_catalogue(upload)
         except CatalogueError as exc:
             return await catalogue_page(
-                request, store, context, status=400, problem=exc.message, problems=exc.problems or [exc.message]
+                request, store, context, status=400, problem=headline(exc), problems=exc.problems
             )
         refusal = version_refusal(context, catalogue)
         if refusal:
@@ -164,7 +169,7 @@ class CataloguePublishingController(Controller):
             await context.publish(catalogue)  # signs only a catalogue that checks clean
         except SanjiError as exc:
             problems = exc.problems if isinstance(exc, CatalogueError) else []
-            return await catalogue_page(request, store, context, status=400, problem=exc.message, problems=problems)
+            return await catalogue_page(request, store, context, status=400, problem=headline(exc), problems=problems)
         return Redirect("/admin/catalogue/?done=published", status_code=303)
 
 
