@@ -106,11 +106,16 @@ ADMIN_PAGES = {  # the administrator's desk, seen logged in as the admin post (t
 }
 
 
-def admin_shots(browser: Any, base: str, config: Path, out: Path) -> list[Path]:
-    """The county's administrator pages at a desk and on a phone, after adding and logging in an admin."""
+def add_admin(config: Path) -> None:
+    """The county's administrator account (before Playwright starts: the command runs its own event loop)."""
     from sanji.cli import accounts_cmd
 
-    accounts_cmd.run_add(str(config), ADMIN_NAME, "admin", ADMIN_PASSWORD)
+    if accounts_cmd.run_add(str(config), ADMIN_NAME, "admin", ADMIN_PASSWORD) != 0:
+        raise RuntimeError(f"could not add the administrator {ADMIN_NAME} to {config}")
+
+
+def admin_shots(browser: Any, base: str, out: Path) -> list[Path]:
+    """The county's administrator pages at a desk and on a phone, logged in as the account ``add_admin`` made."""
     saved = []
     for suffix, viewport in (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844})):
         context = browser.new_context(locale="zh-CN", viewport=viewport)
@@ -166,6 +171,7 @@ def shoot(out: Path) -> list[Path]:
                 "town-business": f"{t}/office/business/",
                 "town-rules": f"{t}/office/rules/",
             }
+            add_admin(cluster.nodes["C"].config)
             saved = []
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -206,7 +212,7 @@ def shoot(out: Path) -> list[Path]:
                         shot.screenshot(path=str(path), full_page=True)
                         saved.append(path)
                         context.close()
-                    saved += admin_shots(browser, c, cluster.nodes["C"].config, out)
+                    saved += admin_shots(browser, c, out)
                 finally:
                     browser.close()
             return saved
