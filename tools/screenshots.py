@@ -127,6 +127,11 @@ def admin_shots(browser: Any, base: str, out: Path) -> list[Path]:
         page.wait_for_url(f"{base}/admin/accounts/")  # where an administrator lands
         for name, path in ADMIN_PAGES.items():
             page.goto(base + path)
+            if path == "/admin/accounts" and not suffix:  # a new account: its one-time password, shown once
+                page.fill("#name", WINDOW["actor"])
+                page.select_option("#role", "window_a")
+                page.get_by_role("button", name="创建账号 Create account").click()
+                page.wait_for_selector("#one-time")
             shot = out / f"{name}{suffix}.png"
             page.screenshot(path=str(shot), full_page=True)
             saved.append(shot)
