@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from county_node import ROLE
+from county_node.admin_publishing import CalendarPublishingController, CataloguePublishingController
 from county_node.assessment_routes import AssessmentApiController, AssessmentScreenController
 from county_node.duties import publish_catalogue
 from county_node.platform_routes import PlatformController, PlatformScreenController
@@ -19,11 +20,17 @@ from county_node.screens import NoRegistrationController
 from county_node.subtasks import SubtaskController
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.web import desk
+from sanji.web.admin_screens import AccountsScreenController, CalendarScreenController, CatalogueScreenController
 
 DESK = desk.Desk(
     role=ROLE,
     title="Sanji 县级政务服务中心 County hub",
     handlers=(
+        AccountsScreenController,
+        CatalogueScreenController,
+        CalendarScreenController,
+        CataloguePublishingController,
+        CalendarPublishingController,
         NoRegistrationController,
         SubtaskController,
         AssessmentApiController,
@@ -47,6 +54,7 @@ DESK = desk.Desk(
         desk.SMS,
         desk.PLATFORM,
         desk.ENROLL,
+        *desk.ADMIN_MENU,
     ),
     post="部门审批人员",
     on_start=(publish_catalogue,),

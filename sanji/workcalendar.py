@@ -25,6 +25,7 @@ The county's calendar file (TOML, see ``deploy/calendar.example.toml``)::
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -33,16 +34,22 @@ from typing import Any
 import chinese_calendar
 
 from protocol.calendar_doc import BoundCalendar, CalendarYear, OfficialCalendar, check_calendar, official_data
-from protocol.deadlines import CalendarData, CalendarInvalid, WorkCalendar
+from protocol.deadlines import CalendarData, CalendarError, CalendarInvalid, WorkCalendar
 from sanji.statutory import FIRST_YEAR, LAST_YEAR, provisional_data, statutory_holidays
 
 __all__ = [
     "PROVISIONAL_AHEAD",
+    "CalendarProblems",
+    "YearView",
     "bound_calendar",
     "calendar_problems",
+    "checked_calendar",
     "library_data",
     "load_calendar",
+    "publish_refusal",
     "read_calendar_file",
+    "summary",
+    "year_view",
 ]
 
 STATUTE_SINCE = 2025  # 《全国年节及纪念日放假办法》 as amended by State Council decree 795, in force 2025-01-01
@@ -182,3 +189,109 @@ def calendar_problems(doc: OfficialCalendar) -> list[str]:
             if line not in problems:
                 problems.append(line)
     return problems
+
+
+class CalendarProblems(CalendarInvalid):
+    """A calendar file that parses but does not check clean: ``problems`` lists every fault."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(
+            message,
+            hint="Correct every listed problem; the notice (国务院办公厅关于某年部分节假日安排的通知) lists them all.",
+        )
+        self.problems = problems
+
+
+def checked_calendar(path: Path) -> OfficialCalendar:
+    """A calendar file read and checked (``sanji calendar check``, the county's calendar page).
+
+    Raises CalendarInvalid for a file that does not parse, CalendarProblems listing every fault otherwise.
+    """
+    doc = read_calendar_file(path)
+    problems = calendar_problems(doc)
+    if problems:
+        raise CalendarProblems(f"{path}: {len(problems)} problem(s)", problems)
+    return doc
+
+
+def publish_refusal(held: OfficialCalendar | None, doc: OfficialCalendar) -> str:
+    """Why ``doc`` may not replace the calendar held ('' if it may): it must be newer and keep every year."""
+    if held is not None and doc.version <= held.version:
+        return f"this hub already holds calendar v{held.version}; give the new publication a higher version"
+    dropped = sorted({e.year for e in held.years} - {e.year for e in doc.years}) if held else []
+    if dropped:
+        missing = ", ".join(map(str, dropped))
+        return (
+            f"v{doc.version} leaves out {missing}, which the held version published; "
+            "a new version replaces the old one whole, so list every year again"
+        )
+    return ""
+
+
+def summary(doc: OfficialCalendar) -> str:
+    years = ", ".join(
+        f"{e.year} ({len(e.holidays)} days off, {len(e.workdays)} weekend days worked)" for e in doc.years
+    )
+    return f"{doc.county} working-day calendar v{doc.version} of {doc.published_at}: {years}"
+
+
+@dataclass(frozen=True)
+class YearView:
+    """One year as ``sanji calendar show`` and the calendar page tell it.
+
+    ``provisional``: no notice published the year (暂定, the statutory holidays alone); ``source``: the
+    county calendar's version and notice, or the built-in notices; ``off``: days off with their names;
+    ``worked``: weekend days worked (调休上班); ``working``: how many working days the year has.
+    """
+
+    year: int
+    provisional: bool
+    source: str
+    off: list[tuple[date, str]]
+    worked: list[date]
+    working: int
+
+
+def library_name(d: date) -> str:
+    """The festival the library names for a day off ('' if none)."""
+    try:
+        _, name = chinese_calendar.get_holiday_detail(d)
+    except NotImplementedError:
+        return ""
+    return str(name or "")
+
+
+def year_view(bound: BoundCalendar, doc: OfficialCalendar | None, year: int) -> YearView:
+    """A year's days off and weekend days worked on ``bound``; CalendarError if nothing covers it."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise CalendarError(f"the calendar covers {FIRST_YEAR}-{LAST_YEAR}, not {year}")
+    calendar = bound.effective
+    if not calendar.knows(date(year, 1, 1)):
+        raise CalendarError(f"no official data for {year} and it is before the built-in notices; nothing is guessed")
+    days = [date.fromordinal(o) for o in range(date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal() + 1)]
+    off_days = [d for d in days if d in calendar.holidays]
+    worked = sorted(d for d in calendar.workdays if d.year == year)
+    provisional = bound.is_provisional(date(year, 1, 1))
+    entry = doc.year(year) if doc is not None else None
+    if provisional:
+        names = statutory_holidays(year)
+        source = (
+            f"暂定 PROVISIONAL — the county has not published {year}; statutory holidays of "
+            "《全国年节及纪念日放假办法》 (made-up days 补假 on the next working day), weekends off, "
+            "no adjusted working days (调休上班) guessed"
+        )
+    elif entry is not None:
+        names = {}
+        source = f"county calendar v{bound.version}" + (f", {entry.source}" if entry.source else "")
+    else:
+        names = {d: library_name(d) for d in off_days}
+        source = "built-in notices, chinesecalendar"
+    working = sum(1 for d in days if calendar.is_working_day(d))
+    return YearView(
+        year=year,
+        provisional=provisional,
+        source=source,
+        off=[(d, names.get(d, "")) for d in off_days],
+        worked=worked,
+        working=working,
+    )

@@ -103,6 +103,47 @@ def _review(page: Any, village: str) -> None:
     page.wait_for_selector("#review")
 
 
+ADMIN_NAME, ADMIN_PASSWORD = "县管理员", "screens admin 9"
+ADMIN_PAGES = {  # the administrator's desk, seen logged in as the admin post (the menu links it only for that post)
+    "county-admin-accounts": "/admin/accounts",
+    "county-admin-catalogue": "/admin/catalogue",
+    "county-admin-calendar": "/admin/calendar?year=2026",
+}
+
+
+def add_admin(config: Path) -> None:
+    """The county's administrator account (before Playwright starts: the command runs its own event loop)."""
+    from sanji.cli import accounts_cmd
+
+    if accounts_cmd.run_add(str(config), ADMIN_NAME, "admin", ADMIN_PASSWORD) != 0:
+        raise RuntimeError(f"could not add the administrator {ADMIN_NAME} to {config}")
+
+
+def admin_shots(browser: Any, base: str, out: Path) -> list[Path]:
+    """The county's administrator pages at a desk and on a phone, logged in as the account ``add_admin`` made."""
+    saved = []
+    for suffix, viewport in (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844})):
+        context = browser.new_context(locale="zh-CN", viewport=viewport)
+        page = context.new_page()
+        page.goto(f"{base}/login")
+        page.fill("#name", ADMIN_NAME)
+        page.fill("#password", ADMIN_PASSWORD)
+        page.get_by_role("button", name="登录 Log in").click()
+        page.wait_for_url(f"{base}/admin/accounts/")  # where an administrator lands
+        for name, path in ADMIN_PAGES.items():
+            page.goto(base + path)
+            if path == "/admin/accounts" and not suffix:  # a new account: its one-time password, shown once
+                page.fill("#name", WINDOW["actor"])
+                page.select_option("#role", "window_a")
+                page.get_by_role("button", name="创建账号 Create account").click()
+                page.wait_for_selector("#one-time")
+            shot = out / f"{name}{suffix}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            saved.append(shot)
+        context.close()
+    return saved
+
+
 def shoot(out: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -141,6 +182,7 @@ def shoot(out: Path) -> list[Path]:
                 "town-business": f"{t}/office/business/",
                 "town-rules": f"{t}/office/rules/",
             }
+            add_admin(cluster.nodes["C"].config)
             saved = []
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -181,6 +223,7 @@ def shoot(out: Path) -> list[Path]:
                         shot.screenshot(path=str(path), full_page=True)
                         saved.append(path)
                         context.close()
+                    saved += admin_shots(browser, c, out)
                 finally:
                     browser.close()
             return saved

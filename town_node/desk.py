@@ -8,6 +8,7 @@ from __future__ import annotations
 from sanji.office.business_routes import BusinessApiController, BusinessScreenController
 from sanji.office.rules_routes import RulesApiController, RulesScreenController
 from sanji.web import desk
+from sanji.web.admin_screens import AccountsScreenController, CalendarScreenController, CatalogueScreenController
 from sanji.web.screens import RegisterController
 from town_node import ROLE
 
@@ -15,6 +16,9 @@ DESK = desk.Desk(
     role=ROLE,
     title="Sanji 乡镇便民服务中心 Township centre",
     handlers=(
+        AccountsScreenController,
+        CatalogueScreenController,
+        CalendarScreenController,
         RegisterController,
         RulesApiController,
         RulesScreenController,
@@ -31,6 +35,7 @@ DESK = desk.Desk(
         desk.RULES,
         desk.SMS,
         desk.ENROLL,
+        *desk.ADMIN_MENU,
     ),
     post="窗口工作人员",
 )

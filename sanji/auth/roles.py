@@ -12,7 +12,7 @@ and ``may``; the errand service asks ``action_refusal``. The seeds' posts:
 | ``approver`` | 部门审批 | county | the county department's steps; decides at the county; answers 联办 sub-tasks |
 | ``supervisor`` | 监察/督查 | any | supervision (督办/纠错), call-backs, notes; complaints |
 | ``inspector`` | 纪检 | any | supervision remarks and notes; complaints; numbers stay masked |
-| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入); no errand, no personal data |
+| ``admin`` | 管理员 | any | accounts, node health, enrollment (节点接入), catalogue, calendar; no personal data |
 
 The posts that keep a node in step (the village agent, window staff, the director) hold ``CARRY``: the
 sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); approvers, supervisors, inspectors and
@@ -25,6 +25,7 @@ inspectors, and never one made against the person looking (``complaint_visible``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from protocol.topology import COUNTY, TOWN, VILLAGE
@@ -88,6 +89,7 @@ ENROLL = "enroll"  # 节点接入: issue enrollment tokens for nodes below, see 
 # The sync panel (/carry): export and import hand-carried files (带送文件) when the link is down. Not under
 # /sync/: those are the nodes' signed endpoints, which never use accounts.
 CARRY = "carry"
+CONFIGURE = "configure"  # the administrator's catalogue and calendar pages; the county publishes both there
 
 # The chain that handles an errand, and the supervisors (DOMAIN.md "Privacy"), may ask to see full numbers.
 _DESK = frozenset({ERRANDS, PERSONAL, REVEAL, ACT, STATUS})
@@ -99,7 +101,7 @@ CAPABILITIES: Mapping[str, frozenset[str]] = {
     APPROVER: _DESK | {SUPERVISION},
     SUPERVISOR: _DESK | {SUPERVISION, COMPLAINTS},
     INSPECTOR: (_DESK - {REVEAL}) | {SUPERVISION, COMPLAINTS},  # numbers stay masked for discipline checks
-    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL}),
+    ADMIN: frozenset({STATUS, ACCOUNTS, ENROLL, CONFIGURE}),
 }
 
 # -- steps on errands --------------------------------------------------------------------------
@@ -190,6 +192,11 @@ def label(role: str) -> str:
 
 def works_at(role: str, node_role: str) -> bool:
     return node_role in WORKS_AT.get(role, frozenset())
+
+
+def posts_at(node_role: str) -> tuple[str, ...]:
+    """The posts (roles) an account of a node of ``node_role`` may hold, in the table's order."""
+    return tuple(r for r in STAFF_ROLES if works_at(r, node_role))
 
 
 def may(role: str, capability: str) -> bool:
@@ -319,7 +326,34 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/office/platform/export"): SUPERVISION,  # the provincial collector's account
     ("GET", "/office/platform"): SUPERVISION,  # 省平台交换: the office exports and downloads the national tables
     ("POST", "/office/platform/export"): SUPERVISION,  # audited as a read: applicants' names leave in the ZIP
+    # the administrator's desk (sanji/web/admin_screens.py; the county's publishing in county_node/admin_publishing.py)
+    ("GET", "/admin/accounts"): ACCOUNTS,
+    ("POST", "/admin/accounts"): ACCOUNTS,
+    ("POST", "/admin/accounts/active"): ACCOUNTS,
+    ("POST", "/admin/accounts/password"): ACCOUNTS,
+    ("POST", "/admin/accounts/tokens/{token_id:int}/revoke"): ACCOUNTS,
+    ("GET", "/admin/catalogue"): CONFIGURE,
+    ("GET", "/admin/catalogue/{code:str}"): CONFIGURE,
+    ("POST", "/admin/catalogue/check"): CONFIGURE,
+    ("POST", "/admin/catalogue/publish"): CONFIGURE,
+    ("GET", "/admin/calendar"): CONFIGURE,
+    ("POST", "/admin/calendar/check"): CONFIGURE,
+    ("POST", "/admin/calendar/publish"): CONFIGURE,
 }
+
+
+_PARAM_TYPE = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def _untyped(path_template: str) -> str:
+    """``/errands/{errand_id:str}/act`` as Litestar's path format has it: ``/errands/{errand_id}/act``.
+
+    The guard sees the request's path format (no parameter types); routes and this table write the types.
+    """
+    return _PARAM_TYPE.sub(r"{\1}", path_template)
+
+
+_ROUTES_UNTYPED: Mapping[tuple[str, str], str] = {(m, _untyped(p)): need for (m, p), need in ROUTES.items()}
 
 
 def route_requirement(method: str, path_template: str) -> str:
@@ -328,4 +362,4 @@ def route_requirement(method: str, path_template: str) -> str:
         return PUBLIC
     if method == "HEAD":
         method = "GET"
-    return ROUTES.get((method, path_template.rstrip("/") or "/"), ERRANDS)
+    return _ROUTES_UNTYPED.get((method, _untyped(path_template).rstrip("/") or "/"), ERRANDS)

@@ -26,7 +26,10 @@ from sanji.auth.guard import SESSION_COOKIE, Forbidden, NotLoggedIn, client_ip, 
 from sanji.auth.service import AuthService, LoginRefused, digest
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.desk import serves
 from sanji.web.screens import _frame
+
+ADMIN_HOME = "/admin/accounts/"  # where an administrator lands after logging in (sanji/web/admin_screens.py)
 
 LOGIN_CSRF_COOKIE = "sanji_login_csrf"
 
@@ -150,6 +153,8 @@ class LoginController(Controller):
         if previous:
             await auth.book.close_session(digest(previous))  # one browser, one session: no fixation
         settings = auth.settings
+        if next_url == "/" and not roles.may(result.principal.role, roles.ERRANDS) and serves(request.app, ADMIN_HOME):
+            next_url = ADMIN_HOME  # the administrator's desk: the home page lists errands, which it does not see
         redirect = Redirect(path=next_url, status_code=303)
         redirect.cookies.append(
             Cookie(

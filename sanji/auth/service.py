@@ -26,11 +26,19 @@ import msgspec
 from protocol.errors import SanjiError
 from sanji.auth import events as ev
 from sanji.auth import passwords, roles
-from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, Who
+from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, TokenRow, Who
 from sanji.auth.throttle import LoginThrottle
 from sanji.config import AuthSection
 
-__all__ = ["AccountError", "AuthService", "LoginRefused", "LoginResult", "Principal"]
+__all__ = [
+    "AccountError",
+    "AccountLine",
+    "AuthService",
+    "LoginRefused",
+    "LoginResult",
+    "Principal",
+    "one_time_password",
+]
 
 TOKEN_PREFIX = "sanji_"
 TOUCH_EVERY = 60.0  # seconds: how stale a session's or token's last-use time may get before it is written
@@ -68,6 +76,37 @@ class LoginResult:
     csrf: str
     principal: Principal
     expires_at: float
+
+
+class DisablingSelf(AccountError):
+    code = "disabling_self"
+
+
+class LastAdministrator(AccountError):
+    code = "last_administrator"
+
+
+@dataclass(frozen=True)
+class AccountLine:
+    """One account as the roster lists it: ``state`` is active or disabled; ``locked_until`` 0 unless locked now."""
+
+    account: Account
+    state: str
+    locked_until: float
+    tokens: list[TokenRow]
+
+    @property
+    def live_tokens(self) -> list[TokenRow]:
+        return [tok for tok in self.tokens if tok.revoked_at is None]
+
+
+ONE_TIME_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud or copied by hand
+
+
+def one_time_password() -> str:
+    """A generated password of 12 letters and digits in three groups (about 59 bits), e.g. ``k7qm-x2rt-9awe``."""
+    raw = "".join(secrets.choice(ONE_TIME_ALPHABET) for _ in range(12))
+    return "-".join(raw[i : i + 4] for i in range(0, 12, 4))
 
 
 class _Base(TypedDict):
@@ -161,12 +200,54 @@ class AuthService:
         await self.book.close_sessions_of(account.id)
 
     async def set_active(self, name: str, active: bool, *, by: Who) -> None:
+        """Enable or disable an account. Nobody disables their own account, and the last active
+        administrator stays: a node without one could no longer manage its accounts on its desk."""
         account = await self._existing(name)
+        if not active and by.account == name:
+            raise DisablingSelf("you cannot disable your own account", hint="Ask another administrator.")
+        if not active and account.active and account.role == roles.ADMIN:
+            others = [
+                a for a in await self.book.accounts() if a.active and a.role == roles.ADMIN and a.id != account.id
+            ]
+            if not others:
+                raise LastAdministrator(
+                    f"{name} is the last active administrator of this node",
+                    hint="Create or enable another administrator first.",
+                )
         change = "enabled" if active else "disabled"
         event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change=change)
         await self.book.update_account(account.id, {"active": active}, event=event)
         if not active:
             await self.book.close_sessions_of(account.id)
+
+    async def add_with_one_time_password(self, name: str, role: str, *, by: Who) -> tuple[Account, str]:
+        """A new account with a generated password, returned once to be handed to its holder."""
+        password = one_time_password()
+        return await self.add_account(name, role, password, by=by), password
+
+    async def reset_password(self, name: str, *, by: Who) -> str:
+        """A new generated password (returned once); the account's sessions end."""
+        password = one_time_password()
+        await self.set_password(name, password, by=by)
+        return password
+
+    def posts_here(self) -> tuple[str, ...]:
+        """The posts (roles) an account of this node may hold."""
+        return roles.posts_at(self.node_role)
+
+    async def roster(self) -> list[AccountLine]:
+        """Every account of this node with its state and its API tokens (``sanji accounts list``, the desk)."""
+        now = self.clock()
+        tokens = await self.book.tokens()
+        return [
+            AccountLine(
+                account=account,
+                state="active" if account.active else "disabled",
+                locked_until=account.locked_until if account.locked_until > now else 0.0,
+                tokens=[tok for tok in tokens if tok.account_id == account.id],
+            )
+            for account in await self.book.accounts()
+        ]
 
     async def unlock(self, name: str, *, by: Who) -> None:
         account = await self._existing(name)

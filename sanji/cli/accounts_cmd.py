@@ -186,20 +186,16 @@ def _when(seconds: float | None) -> str:
 
 def run_list(config: str) -> int:
     async def work(service: AuthService) -> int:
-        now = service.clock()
-        tokens = await service.book.tokens()
-        for account in await service.book.accounts():
-            state = "active" if account.active else "disabled"
-            if account.locked_until > now:
-                state = f"locked until {_when(account.locked_until)}"
+        for line in await service.roster():
+            account = line.account
+            state = f"locked until {_when(line.locked_until)}" if line.locked_until else line.state
             print(
                 f"{account.name}\t{account.role}\t{roles.label(account.role)}\t{state}\t"
                 f"last login {_when(account.last_login_at)}"
             )
-            for tok in tokens:
-                if tok.account_id == account.id:
-                    status = f"revoked {_when(tok.revoked_at)}" if tok.revoked_at else "live"
-                    print(f"  token {tok.id}\t{tok.label or '-'}\t{status}\tlast used {_when(tok.last_used_at)}")
+            for tok in line.tokens:
+                status = f"revoked {_when(tok.revoked_at)}" if tok.revoked_at else "live"
+                print(f"  token {tok.id}\t{tok.label or '-'}\t{status}\tlast used {_when(tok.last_used_at)}")
         return 0
 
     return _run(config, work)

@@ -17,16 +17,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import chinese_calendar
-
 from protocol.calendar_doc import BoundCalendar, OfficialCalendar
 from protocol.deadlines import CalendarError, business_today
 from protocol.errors import SanjiError
 from protocol.topology import COUNTY
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
-from sanji.statutory import FIRST_YEAR, LAST_YEAR, statutory_holidays
-from sanji.workcalendar import bound_calendar, calendar_problems, library_data, read_calendar_file
+from sanji.statutory import FIRST_YEAR, LAST_YEAR
+from sanji.workcalendar import (
+    CalendarProblems,
+    bound_calendar,
+    checked_calendar,
+    library_data,
+    publish_refusal,
+    summary,
+    year_view,
+)
 
 MAX_WORKING_DAYS = 1000  # a deadline is at most a few hundred working days away; more is a typing error
 
@@ -65,36 +71,25 @@ def _run(coro: Any) -> int:
 
 def _read(path: Path) -> OfficialCalendar | None:
     try:
-        doc = read_calendar_file(path)
+        return checked_calendar(path)
+    except CalendarProblems as exc:
+        print(f"error: {exc.message}")
+        for problem in exc.problems:
+            print(f"  {problem}")
+        print(f"hint: {exc.hint}")
+        return None
     except CalendarError as exc:
         print(f"error: {exc.message}")
         if exc.hint:
             print(f"hint: {exc.hint}")
         return None
-    problems = calendar_problems(doc)
-    if problems:
-        print(f"error: {path}: {len(problems)} problem(s)")
-        for problem in problems:
-            print(f"  {problem}")
-        print(
-            "hint: correct every listed problem; the notice (国务院办公厅关于某年部分节假日安排的通知) lists them all"
-        )
-        return None
-    return doc
-
-
-def _summary(doc: OfficialCalendar) -> str:
-    years = ", ".join(
-        f"{e.year} ({len(e.holidays)} days off, {len(e.workdays)} weekend days worked)" for e in doc.years
-    )
-    return f"{doc.county} working-day calendar v{doc.version} of {doc.published_at}: {years}"
 
 
 def run_check(path: Path) -> int:
     doc = _read(path)
     if doc is None:
         return 2
-    print(f"{path}: {_summary(doc)}: no problems")
+    print(f"{path}: {summary(doc)}: no problems")
     return 0
 
 
@@ -107,20 +102,12 @@ async def run_publish(config: str, path: Path) -> int:
     if doc is None:
         return 2
     async with node_store(settings) as (_, context):
-        held = context.calendar_doc
-        if held is not None and doc.version <= held.version:
-            print(f"error: this hub already holds calendar v{held.version}; give the new publication a higher version")
-            return 2
-        dropped = sorted({e.year for e in held.years} - {e.year for e in doc.years}) if held else []
-        if dropped:
-            missing = ", ".join(map(str, dropped))
-            print(
-                f"error: v{doc.version} leaves out {missing}, which the held version published; "
-                "a new version replaces the old one whole, so list every year again"
-            )
+        refusal = publish_refusal(context.calendar_doc, doc)
+        if refusal:
+            print(f"error: {refusal}")
             return 2
         await context.publish_calendar(doc)
-    print(f"published {_summary(doc)}")
+    print(f"published {summary(doc)}")
     print("every node takes it with its next exchange; provisional (暂定) deadlines are corrected by their custodians")
     return 0
 
@@ -136,45 +123,21 @@ def _today() -> date:
     return business_today(datetime.now(UTC))
 
 
-def _source(bound: BoundCalendar, year: int) -> str:
-    if bound.is_provisional(year_start := date(year, 1, 1)) or not bound.official.knows(year_start):
-        return "provisional"
-    return "official"
-
-
 async def run_show(year: int, config: str) -> int:
-    if not FIRST_YEAR <= year <= LAST_YEAR:
-        print(f"error: the calendar covers {FIRST_YEAR}-{LAST_YEAR}, not {year}")
-        return 2
+    doc = await _held_doc(config) if config else None
     bound = await _bound(config, max(_today().year, year))
-    if not bound.effective.knows(date(year, 1, 1)):
-        print(f"error: no official data for {year} and it is before the built-in notices; nothing is guessed")
+    try:
+        view = year_view(bound, doc, year)
+    except CalendarError as exc:
+        print(f"error: {exc.message}")
         return 2
-    calendar = bound.effective
-    days = [date.fromordinal(o) for o in range(date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal() + 1)]
-    off = [d for d in days if d in calendar.holidays]
-    worked = sorted(d for d in calendar.workdays if d.year == year)
-    if bound.is_provisional(date(year, 1, 1)):
-        names = statutory_holidays(year)
-        print(
-            f"{year}: 暂定 PROVISIONAL — the county has not published {year}; statutory holidays of "
-            "《全国年节及纪念日放假办法》 (made-up days 补假 on the next working day), weekends off, "
-            "no adjusted working days (调休上班) guessed"
-        )
-    else:
-        names = {}
-        doc_years = {e.year: e for e in (await _held_doc(config)).years} if config else {}
-        entry = doc_years.get(year)
-        where = f"county calendar v{bound.version}" + (f", {entry.source}" if entry and entry.source else "")
-        print(f"{year}: official ({where if entry else 'built-in notices, chinesecalendar'})")
-        if entry is None:
-            names = {d: _library_name(d) for d in off}
-    for d in off:
-        print(f"  {d.isoformat()} {'一二三四五六日'[d.weekday()]} 休 {names.get(d, '')}".rstrip())
-    for d in worked:
+    print(f"{year}: {view.source}" if view.provisional else f"{year}: official ({view.source})")
+    for d, name in view.off:
+        print(f"  {d.isoformat()} {'一二三四五六日'[d.weekday()]} 休 {name}".rstrip())
+    for d in view.worked:
         print(f"  {d.isoformat()} {'一二三四五六日'[d.weekday()]} 班 调休上班")
-    working = sum(1 for d in days if calendar.is_working_day(d))
-    print(f"{len(off)} statutory or announced days off, {len(worked)} weekend days worked, {working} working days")
+    counts = f"{len(view.off)} statutory or announced days off, {len(view.worked)} weekend days worked"
+    print(f"{counts}, {view.working} working days")
     return 0
 
 
@@ -183,14 +146,6 @@ async def _held_doc(config: str) -> OfficialCalendar:
         if context.calendar_doc is None:
             return OfficialCalendar(county="", version=0, published_at="", years=())
         return context.calendar_doc
-
-
-def _library_name(d: date) -> str:
-    try:
-        _, name = chinese_calendar.get_holiday_detail(d)
-    except NotImplementedError:
-        return ""
-    return str(name or "")
 
 
 async def run_due(start_text: str, days: int, config: str, *, as_json: bool) -> int:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar, Request
 from litestar.types import ControllerRouterHandler
 
+from sanji.auth import roles
+
 if TYPE_CHECKING:
     from sanji.config import NodeSettings
     from sanji.context import NodeContext
@@ -31,11 +33,22 @@ Startup = Callable[["NodeSettings", "NodeContext"], Awaitable[None]]
 
 @dataclass(frozen=True)
 class MenuLink:
-    """One link of the main menu: the ``page`` name a screen's frame marks as current, where, and its label."""
+    """One link of the main menu: the ``page`` name a screen's frame marks as current, where, and its label.
+
+    ``needs``: the capability (``sanji.auth.roles``) the logged-in account must hold to see the link
+    ('' for every staff member); the administrator's pages are linked only for the admin post.
+    """
 
     page: str
     href: str
     label: str
+    needs: str = ""
+
+    def shown_to(self, principal: Any) -> bool:
+        """Whether the menu shows this link to ``principal`` (the request's account, or None)."""
+        if not self.needs:
+            return True
+        return principal is not None and roles.may(str(getattr(principal, "role", "")), self.needs)
 
 
 HOME = MenuLink("home", "/", "首页 Home")
@@ -50,6 +63,10 @@ RULES = MenuLink("rules", "/office/rules/", "考核细则 Rules")
 SMS = MenuLink("sms", "/office/sms/", "短信 SMS")
 PLATFORM = MenuLink("platform", "/office/platform/", "省平台交换 Platform")
 ENROLL = MenuLink("enroll", "/enroll", "节点接入 Enrollment")
+ACCOUNTS = MenuLink("accounts", "/admin/accounts", "账号岗位 Accounts", needs="accounts")
+CATALOGUE = MenuLink("catalogue", "/admin/catalogue", "事项目录 Catalogue", needs="configure")
+CALENDAR = MenuLink("calendar", "/admin/calendar", "工作日历 Calendar", needs="configure")
+ADMIN_MENU = (ACCOUNTS, CATALOGUE, CALENDAR)
 
 
 @dataclass(frozen=True)

@@ -242,3 +242,12 @@ def test_refused_actions_are_audited_and_the_chain_shows_tampering(town: Town) -
 
     intact, broken = with_service(town.config, check)
     assert intact == [] and broken == [2]
+
+
+def test_a_route_with_parameters_is_classified_as_the_guard_sees_it() -> None:
+    """The guard looks routes up by Litestar's path format, without parameter types; the table writes them."""
+    assert roles.route_requirement("POST", "/errands/{errand_id}/reveal") == roles.REVEAL
+    assert roles.route_requirement("POST", "/errands/{errand_id:str}/reveal") == roles.REVEAL
+    assert roles.route_requirement("GET", "/api/errands/{errand_id}") == roles.PERSONAL
+    assert roles.route_requirement("POST", "/office/sms/{row_id}/retry") == roles.SUPERVISION
+    assert roles.route_requirement("POST", "/admin/accounts/tokens/{token_id}/revoke") == roles.ACCOUNTS

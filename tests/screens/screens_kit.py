@@ -27,29 +27,28 @@ from sanji.store import Store, open_database
 from sanji.tiers import create_app
 
 
-def make_app(settings: NodeSettings) -> Litestar:
-    """The node's app, as its tier package builds it (the print routes are shared plumbing)."""
-    return create_app(settings)
-
-
 @contextmanager
-def served(settings: NodeSettings) -> Iterator[str]:
-    """The node's app served by uvicorn on a free loopback port, in a background thread: its base URL."""
+def served(app: Litestar, *, name: str = "node", start_within: float = 30.0) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a background thread; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(make_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"{settings.node.id}-uvicorn", daemon=True)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"{name}-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + start_within
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"node {settings.node.id} did not start within 15 s")
+            raise RuntimeError(f"the {name} node did not start within {start_within:.0f} s")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def make_app(settings: NodeSettings) -> Litestar:
+    """The node's app, as its tier package builds it (the print routes are shared plumbing)."""
+    return create_app(settings)
 
 
 async def _seed_catalogue(settings: NodeSettings, county_key: SigningKey) -> None:

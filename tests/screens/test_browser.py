@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from axe_kit import AXE, violations
-from screens_kit import prepared_node, served
+from screens_kit import make_app, prepared_node, served
 
 pytestmark = pytest.mark.processes
 
@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 def live_village(tmp_path: Path) -> Iterator[str]:
     """A village node served by uvicorn on a free loopback port, in a background thread."""
     _, settings = prepared_node(tmp_path, "T01V01")
-    with served(settings) as base:
+    with served(make_app(settings), name="village", start_within=15) as base:
         yield base
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from axe_kit import violations
-from screens_kit import _seed_catalogue, register, served
+from screens_kit import _seed_catalogue, make_app, register, served
 from test_browser import CHROMIUM_ARGS
 
 from sanji.config import load_settings
@@ -32,7 +32,10 @@ def test_a_village_agent_carries_a_file_to_the_township(chromium: str, tmp_path:
     village_settings = load_settings(cluster.nodes["T01V01"].config)
     asyncio.run(_seed_catalogue(village_settings, cluster.layout.keys["C"]))
     town_settings = load_settings(cluster.nodes["T01"].config)
-    with served(village_settings) as village, served(town_settings) as town:
+    with (
+        served(make_app(village_settings), name="village") as village,
+        served(make_app(town_settings), name="town") as town,
+    ):
         with httpx.Client(base_url=village) as client:
             errands = [register(client, name=n) for n in ("张秀英", "李桂兰")]  # type: ignore[arg-type]
         with sync_playwright() as pw:

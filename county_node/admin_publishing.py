@@ -1,0 +1,254 @@
+"""The county administrator publishes the catalogue and the working-day calendar from the desk.
+
+Two steps each, check then publish, so nothing is signed before a person has looked at it:
+
+- ``POST /admin/catalogue/check``: an uploaded catalogue file (.toml, .json, .xlsx, at most
+  ``MAX_UPLOAD_BYTES``) goes through ``load_catalogue``, the checker ``sanji catalogue check`` runs;
+  every row and field problem is listed (400) and nothing is kept. A clean one is shown for review,
+  with what changes against the version held; ``POST /admin/catalogue/publish`` then signs and holds
+  it through ``NodeContext.publish``, as the county's start-up duty does (``duties.py``), and the next
+  exchanges carry it down.
+- ``POST /admin/calendar/check`` and ``/admin/calendar/publish``: a calendar file through
+  ``checked_calendar`` and ``publish_checked_calendar`` (``sanji.workcalendar``), the functions
+  ``sanji calendar check`` and ``sanji calendar publish`` call.
+
+Only the county's desk mounts these routes; the pages themselves (``sanji/web/admin_screens.py``)
+are on every tier and offer the forms where these routes are served.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.response import Redirect, Template
+
+from protocol.calendar_doc import OfficialCalendar
+from protocol.catalogue import Catalogue, CatalogueError
+from protocol.deadlines import CalendarError, CalendarInvalid
+from protocol.errors import SanjiError
+from sanji.auth import roles
+from sanji.auth.guard import close_uploads
+from sanji.catalogue import load_catalogue
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
+from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal, summary
+
+CATALOGUE_SUFFIXES = (".toml", ".json", ".xlsx")
+FILE_FIELD = "file"
+
+
+class Upload(msgspec.Struct, frozen=True):
+    """An uploaded file's name and bytes, or why there is none (zh, en)."""
+
+    name: str = ""
+    data: bytes = b""
+    refusal: tuple[str, str] = ("", "")
+    status: int = 400
+
+
+async def read_upload(form: Any, suffixes: tuple[str, ...]) -> Upload:
+    """The form's file, bounded: at most ``MAX_UPLOAD_BYTES``, a name ending in one of ``suffixes``."""
+    upload = form.get(FILE_FIELD)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return Upload(refusal=("请选择文件", "Choose a file"))
+    name = Path(upload.filename).name[:200]
+    if Path(name).suffix.lower() not in suffixes:
+        kinds = ", ".join(suffixes)
+        return Upload(refusal=(f"只接受 {kinds} 文件", f"Only {kinds} files, not {name}"))
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if not data:
+        return Upload(refusal=("所选文件是空的", "The chosen file is empty"))
+    if len(data) > MAX_UPLOAD_BYTES:
+        too_big = (f"文件超过 {MAX_UPLOAD_BYTES} 字节", f"The file is larger than {MAX_UPLOAD_BYTES} bytes")
+        return Upload(refusal=too_big, status=413)
+    return Upload(name=name, data=data)
+
+
+def load_uploaded_catalogue(upload: Upload) -> Catalogue:
+    """The checker ``sanji catalogue check`` runs (``load_catalogue``), on the uploaded bytes."""
+    with tempfile.TemporaryDirectory(prefix="sanji-catalogue-") as folder:
+        path = Path(folder) / ("upload" + Path(upload.name).suffix.lower())
+        path.write_bytes(upload.data)
+        try:
+            return load_catalogue(path)
+        except CatalogueError as exc:
+            message = headline(exc).replace(str(path), upload.name)
+            raise CatalogueError(message, [p.replace(str(path), upload.name) for p in exc.problems]) from None
+
+
+def headline(exc: SanjiError) -> str:
+    """An error's first line: a CatalogueError's message repeats its problems, which the page lists below."""
+    return exc.message.splitlines()[0].rstrip(":") if exc.message else exc.code
+
+
+def changes(held: Catalogue | None, new: Catalogue) -> dict[str, list[str]]:
+    """Which matters the new catalogue adds, drops and changes against the one held."""
+    before = {m.code: m for m in held.matters} if held else {}
+    after = {m.code: m for m in new.matters}
+    return {
+        "added": sorted(after.keys() - before.keys()),
+        "dropped": sorted(before.keys() - after.keys()),
+        "changed": sorted(c for c in after.keys() & before.keys() if after[c] != before[c]),
+    }
+
+
+def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
+    if catalogue.version <= context.catalogue_version:
+        return (
+            f"版本 {catalogue.version} 不高于本中心所持的版本 {context.catalogue_version}，请提高版本号 "
+            f"Version {catalogue.version} is not newer than the version held ({context.catalogue_version}); "
+            "raise the version number"
+        )
+    return ""
+
+
+class CataloguePublishingController(Controller):
+    """County only: check an uploaded catalogue file, review it, then sign and publish it."""
+
+    path = "/admin/catalogue"
+    include_in_schema = False
+    request_max_body_size = 2 * MAX_UPLOAD_BYTES + 64 * 1024  # the upload, or the reviewed catalogue as JSON
+
+    @post("/check", status_code=200)
+    async def check(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
+        admin_of(request, roles.CONFIGURE)
+        form = await request.form()
+        try:
+            upload = await read_upload(form, CATALOGUE_SUFFIXES)
+        finally:
+            await close_uploads(form)
+        if upload.refusal[0]:
+            return await catalogue_page(request, store, context, status=upload.status, problem=" ".join(upload.refusal))
+        try:
+            catalogue = load_uploaded_catalogue(upload)
+        except CatalogueError as exc:
+            return await catalogue_page(
+                request, store, context, status=400, problem=headline(exc), problems=exc.problems
+            )
+        refusal = version_refusal(context, catalogue)
+        if refusal:
+            return await catalogue_page(request, store, context, status=409, problem=refusal)
+        review = {
+            "file": upload.name,
+            "catalogue": catalogue,
+            "changes": changes(context.catalogue, catalogue),
+            "json": msgspec.json.encode(catalogue).decode(),
+        }
+        return await catalogue_page(request, store, context, review=review)
+
+    @post("/publish", status_code=303)
+    async def publish(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template | Redirect:
+        admin_of(request, roles.CONFIGURE)
+        form = await request.form()
+        raw = form.get("catalogue", "")
+        try:
+            catalogue = msgspec.json.decode(raw if isinstance(raw, str) else "", type=Catalogue)
+        except msgspec.ValidationError as exc:
+            return await catalogue_page(
+                request, store, context, status=400, problem=f"目录内容无效 Not a catalogue: {exc}"
+            )
+        except msgspec.DecodeError:
+            return await catalogue_page(
+                request, store, context, status=400, problem="请先上传并检查目录文件 Upload and check a file first"
+            )
+        refusal = version_refusal(context, catalogue)
+        if refusal:
+            return await catalogue_page(request, store, context, status=409, problem=refusal)
+        try:
+            await context.publish(catalogue)  # signs only a catalogue that checks clean
+        except SanjiError as exc:
+            problems = exc.problems if isinstance(exc, CatalogueError) else []
+            return await catalogue_page(request, store, context, status=400, problem=headline(exc), problems=problems)
+        return Redirect("/admin/catalogue/?done=published", status_code=303)
+
+
+def check_uploaded_calendar(upload: Upload) -> OfficialCalendar:
+    """The checks ``sanji calendar check`` runs (``checked_calendar``), on the uploaded bytes."""
+    with tempfile.TemporaryDirectory(prefix="sanji-calendar-") as folder:
+        path = Path(folder) / "upload.toml"
+        path.write_bytes(upload.data)
+        try:
+            return checked_calendar(path)
+        except CalendarProblems as exc:
+            raise CalendarProblems(exc.message.replace(str(path), upload.name), exc.problems) from None
+        except CalendarError as exc:
+            raise CalendarInvalid(exc.message.replace(str(path), upload.name), hint=exc.hint) from None
+
+
+class CalendarPublishingController(Controller):
+    """County only: check an uploaded calendar file, review it, then sign and publish it."""
+
+    path = "/admin/calendar"
+    include_in_schema = False
+    request_max_body_size = 2 * MAX_UPLOAD_BYTES + 64 * 1024
+
+    @post("/check", status_code=200)
+    async def check(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
+        admin_of(request, roles.CONFIGURE)
+        year = context.today().year
+        form = await request.form()
+        try:
+            upload = await read_upload(form, (".toml",))
+        finally:
+            await close_uploads(form)
+        if upload.refusal[0]:
+            problem = " ".join(upload.refusal)
+            return await calendar_page(request, store, context, year, status=upload.status, problem=problem)
+        try:
+            doc = check_uploaded_calendar(upload)
+        except CalendarProblems as exc:
+            return await calendar_page(
+                request, store, context, year, status=400, problem=exc.message, problems=exc.problems
+            )
+        except CalendarError as exc:
+            problem = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            return await calendar_page(request, store, context, year, status=400, problem=problem)
+        refusal = publish_refusal(context.calendar_doc, doc)
+        if refusal:
+            return await calendar_page(request, store, context, year, status=409, problem=refusal)
+        review = {"file": upload.name, "summary": summary(doc), "json": msgspec.json.encode(doc).decode()}
+        return await calendar_page(request, store, context, year, review=review)
+
+    @post("/publish", status_code=303)
+    async def publish(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template | Redirect:
+        admin_of(request, roles.CONFIGURE)
+        year = context.today().year
+        form = await request.form()
+        raw = form.get("calendar", "")
+        try:
+            doc = msgspec.json.decode(raw if isinstance(raw, str) else "", type=OfficialCalendar)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            problem = "请先上传并检查日历文件 Upload and check a calendar file first"
+            return await calendar_page(request, store, context, year, status=400, problem=problem)
+        problems = calendar_problems(doc)
+        if problems:
+            return await calendar_page(
+                request,
+                store,
+                context,
+                year,
+                status=400,
+                problem="日历有误 The calendar has problems",
+                problems=problems,
+            )
+        await context.refresh_calendar()
+        refusal = publish_refusal(context.calendar_doc, doc)
+        if refusal:
+            return await calendar_page(request, store, context, year, status=409, problem=refusal)
+        await context.publish_calendar(doc)
+        return Redirect("/admin/calendar/?done=published", status_code=303)

@@ -1,0 +1,74 @@
+"""The administrator's calendar page over HTTP, on a real county with logins required.
+
+A year's days off and worked weekend days, official or 暂定 marked as such; at the county an uploaded
+calendar file is checked as ``sanji calendar check`` checks it (problems listed, 4xx, nothing
+published), reviewed, then published as ``sanji calendar publish`` publishes it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from auth_kit import add, app, login, prepare
+from httpx import Response
+from litestar import Litestar
+from litestar.testing import TestClient
+
+Client = TestClient[Litestar]
+EXAMPLE = (Path(__file__).resolve().parents[2] / "deploy" / "calendar.example.toml").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def county(tmp_path: Path) -> Iterator[tuple[Client, str]]:
+    config = prepare(tmp_path, "C", required=True)
+    add(config, "县管理员", "admin")
+    with TestClient(app(config)) as client:
+        yield client, login(client, "县管理员")
+
+
+def upload(client: Client, csrf: str, name: str, text: str) -> Response:
+    return client.post("/admin/calendar/check", data={"_csrf_token": csrf}, files={"file": (name, text.encode())})
+
+
+def held(client: Client) -> int:
+    return int(client.app.state.runtime.get_context().calendar_version)
+
+
+def test_official_and_provisional_years_are_marked(county: tuple[Client, str]) -> None:
+    client, _ = county
+    page = client.get("/admin/calendar?year=2025")
+    assert page.status_code == 200 and 'data-status="official"' in page.text
+    assert "2025-10-01" in page.text and 'id="version">v0' in page.text
+    later = client.get("/admin/calendar?year=2028")
+    assert later.status_code == 200 and 'data-status="provisional"' in later.text and "暂定" in later.text
+    assert client.get("/admin/calendar?year=1990").status_code == 404
+    assert 'data-status="provisional"' in client.get("/admin/calendar?year=2040").text
+    assert client.get("/admin/calendar?year=abc").status_code == 400
+
+
+def test_a_bad_file_is_refused_with_its_problems(county: tuple[Client, str]) -> None:
+    client, csrf = county
+    r = upload(client, csrf, "bad.toml", EXAMPLE.replace("2026-10-01, ", "", 1))
+    assert r.status_code == 400 and "2026-10-01" in r.text and 'id="problems"' in r.text
+    r = upload(client, csrf, "broken.toml", "county = \n")
+    assert r.status_code == 400
+    r = upload(client, csrf, "calendar.xlsx", EXAMPLE)
+    assert r.status_code == 400
+    assert held(client) == 0
+
+
+def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> None:
+    client, csrf = county
+    r = upload(client, csrf, "2026.toml", EXAMPLE)
+    assert r.status_code == 200 and 'id="review"' in r.text
+    assert held(client) == 0
+    field = html.unescape(r.text.split('name="calendar" value="', 1)[1].split('">', 1)[0])
+    r = client.post("/admin/calendar/publish", data={"_csrf_token": csrf, "calendar": field})
+    assert r.status_code == 200 and 'id="published"' in r.text and 'id="version">v1' in r.text
+    assert held(client) == 1
+    assert "county calendar v1" in client.get("/admin/calendar?year=2026").text
+    r = client.post("/admin/calendar/publish", data={"_csrf_token": csrf, "calendar": field})
+    assert r.status_code == 409 and held(client) == 1  # the same version again is refused

@@ -1,0 +1,116 @@
+"""The administrator's catalogue page over HTTP, on a real county and township with logins required.
+
+The county's admin uploads a catalogue file; the checker ``sanji catalogue check`` runs lists
+every problem (4xx, nothing published); a clean one is reviewed, then signed and published, and
+the county holds its version. A township shows what it holds and offers no upload.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from auth_kit import add, app, login, prepare
+from httpx import Response
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from sanji.catalogue import default_catalogue, default_catalogue_path
+
+Client = TestClient[Litestar]
+TEXT = default_catalogue_path().read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def county_config(tmp_path: Path) -> Path:
+    config = prepare(tmp_path, "C", required=True)
+    add(config, "县管理员", "admin")
+    add(config, "审批员", "approver")
+    return config
+
+
+@pytest.fixture
+def county(county_config: Path) -> Iterator[tuple[Client, str]]:
+    with TestClient(app(county_config)) as client:
+        yield client, login(client, "县管理员")
+
+
+def upload(client: Client, csrf: str, name: str, text: str | bytes) -> Response:
+    data = text.encode() if isinstance(text, str) else text
+    return client.post("/admin/catalogue/check", data={"_csrf_token": csrf}, files={"file": (name, data)})
+
+
+def held(client: Client) -> int:
+    return int(client.app.state.runtime.get_context().catalogue_version)
+
+
+def test_the_page_shows_the_catalogue_held_and_a_matter(county: tuple[Client, str]) -> None:
+    client, _ = county
+    page = client.get("/admin/catalogue")
+    assert page.status_code == 200 and 'id="version">v1' in page.text and "示例县" in page.text
+    assert 'id="upload"' in page.text  # the county offers the upload
+    code = client.app.state.runtime.get_context().catalogue.matters[0].code
+    detail = client.get(f"/admin/catalogue/{code}")
+    assert detail.status_code == 200 and 'id="materials"' in detail.text
+    assert client.get("/admin/catalogue/NO-SUCH").status_code == 404
+
+
+def test_a_bad_file_lists_its_problems_and_publishes_nothing(county: tuple[Client, str]) -> None:
+    client, csrf = county
+    bad = TEXT.replace("version = 1", "version = 2").replace("committed_limit = 5", "committed_limit = -5", 1)
+    bad = bad.replace('name = "', 'name = "', 1).replace("accept_levels = [", 'accept_levels = ["moon", ', 1)
+    r = upload(client, csrf, "bad.toml", bad)
+    assert r.status_code == 400, r.text
+    assert 'id="problems"' in r.text and "accept_levels" in r.text
+    assert held(client) == 1
+    r = upload(client, csrf, "catalogue.csv", "code,name\n")
+    assert r.status_code == 400 and ".toml" in r.text
+    r = upload(client, csrf, "big.json", b"{" + b" " * (2 * 1024 * 1024 + 10) + b"}")
+    assert r.status_code == 413
+    r = upload(client, csrf, "same.toml", TEXT)  # version 1 is held already
+    assert r.status_code == 409
+    r = client.post("/admin/catalogue/publish", data={"_csrf_token": csrf, "catalogue": '{"county": "x"}'})
+    assert r.status_code == 400 and held(client) == 1
+
+
+def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> None:
+    client, csrf = county
+    r = upload(client, csrf, "v2.toml", TEXT.replace("version = 1", "version = 2"))
+    assert r.status_code == 200 and 'id="review"' in r.text
+    assert held(client) == 1  # reviewed, not yet signed
+    json_field = r.text.split('name="catalogue" value="', 1)[1].split('">', 1)[0]
+    r = client.post("/admin/catalogue/publish", data={"_csrf_token": csrf, "catalogue": html.unescape(json_field)})
+    assert r.status_code == 200 and 'id="published"' in r.text and 'id="version">v2' in r.text
+    assert held(client) == 2
+    r = client.post("/admin/catalogue/publish", data={"catalogue": html.unescape(json_field)})
+    assert r.status_code == 403  # no CSRF token
+
+
+def test_other_posts_and_the_township(county_config: Path, tmp_path: Path) -> None:
+    with TestClient(app(county_config)) as same:
+        approver_csrf = login(same, "审批员")
+        assert same.get("/admin/catalogue").status_code == 403
+        assert same.get("/admin/calendar").status_code == 403
+        assert 'href="/admin/catalogue"' not in same.get("/lookup").text
+        r = same.post("/admin/catalogue/check", data={"_csrf_token": approver_csrf}, files={"file": ("a.toml", b"x")})
+        assert r.status_code == 403
+    town = prepare(tmp_path / "t", "T01", required=True)
+    add(town, "乡管理员", "admin")
+    with TestClient(app(town)) as t:
+        login(t, "乡管理员")
+        page = t.get("/admin/catalogue")
+        assert page.status_code == 200 and 'id="upload"' not in page.text and 'id="version">v' in page.text
+
+
+def test_a_json_catalogue_is_checked_the_same_way(county: tuple[Client, str]) -> None:
+    client, csrf = county
+    body = msgspec.to_builtins(default_catalogue()) | {"version": 3}
+    r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
+    assert r.status_code == 200 and 'id="review"' in r.text and "v3" in r.text
+    body["matters"][0]["committed_limit"] = "thirty"
+    r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
+    assert r.status_code == 400 and "committed_limit" in r.text
