@@ -107,8 +107,10 @@ class PlatformScreenController(Controller):
     ) -> Response[bytes] | Redirect:
         form = await read_form(request)
         since, source = one(form, "since")[:40], one(form, "source")[:3] or "001"
+        if one(form, "mode") == "last" or not since:
+            since = "last"
         try:
-            moment, arrived = await since_of(store, since or "last")
+            moment, arrived = await since_of(store, since)
             files = await export_files(
                 store, context.catalogue, since=moment, data_source=source, arrived_since=arrived
             )

@@ -187,6 +187,10 @@ def test_a_month_round_trips_through_the_national_tables(
             accept = json.loads(archive.read("accept.json"))
             manifest = json.loads(archive.read("manifest.json"))
         assert [r["project_no"] for r in accept] == ["E5"] and manifest["counts"]["accept"] == 1
+        assert 'id="mode-last"' in client.get("/office/platform/").text  # an export has run: "since the last" offered
+        again = client.post("/office/platform/export", data={"mode": "last", "since": "2026-11-01"})
+        with zipfile.ZipFile(io.BytesIO(again.content)) as archive:
+            assert json.loads(archive.read("accept.json")) == []  # nothing changed or arrived since
         refused = client.post("/office/platform/export", data={"since": "someday"}, follow_redirects=False)
         assert refused.status_code == 303 and "problem=" in refused.headers["location"]
         assert "cannot export" in client.get(refused.headers["location"]).text
