@@ -49,7 +49,7 @@ def frozen_town(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
 def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[Client, list[date]]) -> None:
     town, today = frozen_town
     errand_id = register(town, in_person=True)
-    act(town, errand_id, "accept")
+    act(town, errand_id, "accept", window="民政窗口")
     due = date.fromisoformat(town.get(f"/api/errands/{errand_id}").json()["deadline"]["due"])
     assert due > date(2026, 3, 2)
     page = town.get("/").text
@@ -63,7 +63,10 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     assert re.search(r"红灯 超期\d+个工作日", page) and "件超期 overdue" in page
     detail = town.get(f"/errands/{errand_id}").text
     assert re.search(r"红灯 超期\d+个工作日", detail)
-    assert "红灯 overdue" in town.get("/supervision").text
+    board = town.get("/supervision").text
+    assert "红灯 overdue" in board
+    overdue = board[board.index("超期办件") : board.index("临期预警")]
+    assert f'href="/errands/{errand_id}"' in overdue and "民政窗口" in overdue  # the window that answers for it
     board = town.get("/supervision", params={"township": "T01"}).text
     assert f'href="/errands/{errand_id}"' in board and 'option value="T01" selected' in board
     assert f'href="/errands/{errand_id}"' not in town.get("/supervision", params={"window": "无此窗口"}).text
