@@ -81,15 +81,20 @@ def previous(workdir: Path) -> Release:
     return Release(version=version, import_path=os.pathsep.join([str(meta), str(tree)]), tree=tree)
 
 
-def _locked(text: str) -> list[object]:
-    return [p for p in tomllib.loads(text).get("package", []) if p.get("name") != "sanji"]
+def _locked(text: str) -> dict[str, object]:
+    packages = tomllib.loads(text).get("package", [])
+    return {str(p.get("name")): p.get("version") for p in packages if p.get("name") != "sanji"}
 
 
 def _warn_if_locks_differ(commit: str) -> None:
-    """Both releases run on this checkout's virtualenv: say so when the old one was locked to other versions."""
+    """Both releases run on this checkout's virtualenv: say so when the old one was locked to other versions.
+
+    A package the old release never used (one this release added) changes nothing it runs on.
+    """
     then = _git("show", f"{commit}:uv.lock")
-    now = (CHECKOUT / "uv.lock").read_text(encoding="utf-8")
-    if then.returncode == 0 and _locked(then.stdout.decode()) != _locked(now):
+    now = _locked((CHECKOUT / "uv.lock").read_text(encoding="utf-8"))
+    before = _locked(then.stdout.decode()) if then.returncode == 0 else {}
+    if any(now.get(name) != version for name, version in before.items()):
         warnings.warn(
             f"uv.lock changed since {commit[:10]}: the previous release runs on this release's dependencies",
             stacklevel=2,
