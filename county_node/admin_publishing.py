@@ -3,7 +3,9 @@
 Two steps each, check then publish, so nothing is signed before a person has looked at it:
 
 - ``POST /admin/catalogue/check``: an uploaded catalogue file (.toml, .json, .xlsx, at most
-  ``MAX_UPLOAD_BYTES``) goes through ``load_catalogue``, the checker ``sanji catalogue check`` runs;
+  ``MAX_UPLOAD_BYTES``) goes through ``load_catalogue``, the checker ``sanji catalogue check`` runs,
+  in a worker thread so the event loop keeps serving (a spreadsheet's archive and rows are bounded
+  before and while it is read: ``check_xlsx_archive``, ``MAX_SHEET_ROWS``);
   every row and field problem is listed (400) and nothing is kept. A clean one is shown for review,
   with what changes against the version held; ``POST /admin/catalogue/publish`` then signs and holds
   it through ``NodeContext.publish``, as the county's start-up duty does (``duties.py``), and the next
@@ -22,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
@@ -129,7 +132,9 @@ class CataloguePublishingController(Controller):
         if upload.refusal[0]:
             return await catalogue_page(request, store, context, status=upload.status, problem=" ".join(upload.refusal))
         try:
-            catalogue = load_uploaded_catalogue(upload)
+            # In a worker thread: a large spreadsheet takes a while to read, and the hub's event
+            # loop keeps serving everyone else meanwhile (the loader bounds the work itself).
+            catalogue = await anyio.to_thread.run_sync(load_uploaded_catalogue, upload)
         except CatalogueError as exc:
             return await catalogue_page(
                 request, store, context, status=400, problem=headline(exc), problems=exc.problems
@@ -208,7 +213,7 @@ class CalendarPublishingController(Controller):
             problem = " ".join(upload.refusal)
             return await calendar_page(request, store, context, year, status=upload.status, problem=problem)
         try:
-            doc = check_uploaded_calendar(upload)
+            doc = await anyio.to_thread.run_sync(check_uploaded_calendar, upload)
         except CalendarProblems as exc:
             return await calendar_page(
                 request, store, context, year, status=400, problem=exc.message, problems=exc.problems

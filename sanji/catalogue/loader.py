@@ -26,7 +26,8 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,7 @@ from protocol.catalogue import (
     CATEGORIES,
     LEVELS,
     LIMIT_UNITS,
+    MAX_MATTERS,
     Catalogue,
     CatalogueError,
     Matter,
@@ -92,6 +94,15 @@ HEADING_ALIASES: dict[str, str] = {
 }
 _LEVEL_ALIASES = {"村": "village", "社区": "village", "乡": "town", "镇": "town", "乡镇": "town", "县": "county"}
 _UNIT_ALIASES = {"工作日": "working", "自然日": "calendar", "日历日": "calendar"}
+# A spreadsheet is a zip of XML: bound what openpyxl is given before it opens it (a 1 KB file
+# can declare a million rows, or hold a member that inflates to gigabytes), and read at most
+# this many rows and columns of any sheet, however large its <dimension> claims to be.
+MAX_XLSX_UNCOMPRESSED = 20 * 1024 * 1024  # all members together, as inflated
+MAX_XLSX_MEMBERS = 200
+MAX_XLSX_RATIO = 200  # inflated / compressed, for any member over 1 MB inflated
+MAX_SHEET_ROWS = MAX_MATTERS + 50  # the heading row, every matter, and some blank rows
+MAX_SHEET_COLUMNS = len(MATTER_FIELDS) + 10
+
 _TRUE = {"true", "yes", "y", "1", "是", "√", "✓"}
 _FALSE = {"false", "no", "n", "0", "否", "×", "✗"}
 _SEPARATORS = re.compile(r"[;；\n]+")
@@ -186,6 +197,7 @@ def load_xlsx(path: str | Path, **overrides: Any) -> Catalogue:
     from openpyxl.utils import get_column_letter
 
     path = Path(path)
+    check_xlsx_archive(path)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
@@ -197,7 +209,7 @@ def load_xlsx(path: str | Path, **overrides: Any) -> Catalogue:
         problems: list[str] = []
         header: dict[str, Any] = {}
         if meta_sheet is not None:
-            for r, row in enumerate(book[meta_sheet].iter_rows(values_only=True), start=1):
+            for r, row in enumerate(_bounded_rows(book[meta_sheet], path, meta_sheet), start=1):
                 if not row or row[0] is None or str(row[0]).strip() == "":
                     continue
                 key = HEADING_ALIASES.get(str(row[0]).strip(), str(row[0]).strip())
@@ -218,7 +230,7 @@ def load_xlsx(path: str | Path, **overrides: Any) -> Catalogue:
         header.update(overrides)
 
         rows: list[_Row] = []
-        sheet_rows = book[matter_sheet].iter_rows(values_only=True)
+        sheet_rows = _bounded_rows(book[matter_sheet], path, matter_sheet)
         headings = next(sheet_rows, None)
         if headings is None:
             raise CatalogueError(f"{path}: sheet {matter_sheet} is empty", [f"sheet {matter_sheet}: no heading row"])
@@ -255,6 +267,56 @@ def load_xlsx(path: str | Path, **overrides: Any) -> Catalogue:
     finally:
         book.close()
     return _build(str(path), header, rows, problems)
+
+
+def check_xlsx_archive(path: Path) -> None:
+    """Refuse a spreadsheet whose zip would inflate past the bounds, before openpyxl reads any of it.
+
+    The sizes checked are the ones the archive declares; Python's zipfile never inflates a
+    member past its declared size (it stops there and reports a bad CRC), so they bound the work.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CatalogueError(f"{path} is not a readable XLSX workbook", [f"{type(exc).__name__}: {exc}"]) from None
+    problems: list[str] = []
+    if len(members) > MAX_XLSX_MEMBERS:
+        problems.append(f"the archive holds {len(members)} parts; a workbook has at most {MAX_XLSX_MEMBERS}")
+    total = sum(m.file_size for m in members)
+    if total > MAX_XLSX_UNCOMPRESSED:
+        problems.append(
+            f"the archive inflates to {total} bytes; a catalogue workbook inflates to at most {MAX_XLSX_UNCOMPRESSED}"
+        )
+    for m in members:
+        if m.file_size > 1024 * 1024 and m.file_size > MAX_XLSX_RATIO * max(m.compress_size, 1):
+            problems.append(
+                f"part {m.filename[:100]} inflates {m.file_size // max(m.compress_size, 1)} times "
+                f"(at most {MAX_XLSX_RATIO}): not a spreadsheet a person saved"
+            )
+            break
+    if problems:
+        raise CatalogueError(f"{path} is refused before it is read: it is not a plain catalogue workbook", problems)
+
+
+def _bounded_rows(sheet: Any, path: Path, name: str) -> Iterator[tuple[Any, ...]]:
+    """A sheet's rows, at most ``MAX_SHEET_ROWS`` of ``MAX_SHEET_COLUMNS`` cells whatever its dimension says.
+
+    A sheet that reaches past ``MAX_SHEET_ROWS`` (a row there, even an empty one) is refused
+    rather than cut short, so no matter below the limit is silently dropped.
+    """
+    count = 0
+    for row in sheet.iter_rows(max_row=MAX_SHEET_ROWS + 1, max_col=MAX_SHEET_COLUMNS, values_only=True):
+        count += 1
+        if count > MAX_SHEET_ROWS:
+            raise CatalogueError(
+                f"{path}: too many rows in sheet {name}",
+                [
+                    f"sheet {name}: the sheet reaches past row {MAX_SHEET_ROWS}; a catalogue holds at most "
+                    f"{MAX_MATTERS} matters: delete the rows below the last one (even empty, formatted ones)"
+                ],
+            )
+        yield row
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -20,6 +20,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from sanji.catalogue import default_catalogue, default_catalogue_path
+from tests.catalogue import hostile_xlsx
 
 Client = TestClient[Litestar]
 TEXT = default_catalogue_path().read_text(encoding="utf-8")
@@ -114,3 +115,24 @@ def test_a_json_catalogue_is_checked_the_same_way(county: tuple[Client, str]) ->
     body["matters"][0]["committed_limit"] = "thirty"
     r = upload(client, csrf, "v3.json", json.dumps(body, ensure_ascii=False))
     assert r.status_code == 400 and "committed_limit" in r.text
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (hostile_xlsx.dimension_trick, "too many rows"),
+        (hostile_xlsx.zip_bomb, "refused before it is read"),
+        (hostile_xlsx.too_many_rows, "too many rows"),
+    ],
+)
+def test_a_hostile_spreadsheet_is_refused_and_the_hub_keeps_serving(
+    county: tuple[Client, str], make: Callable[[], bytes], says: str
+) -> None:
+    """A tiny file asking for unbounded work gets a clear 400, nothing is published, the hub still answers."""
+    client, csrf = county
+    r = upload(client, csrf, "hostile.xlsx", make())
+    assert r.status_code == 400, r.text
+    assert 'id="problems"' in r.text and says in html.unescape(r.text)
+    assert held(client) == 1
+    assert client.get("/admin/catalogue").status_code == 200

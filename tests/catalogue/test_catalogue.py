@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sanji.catalogue import default_catalogue, default_catalogue_path, load_cata
 from sanji.cli import catalogue_cmd
 from sanji.demo.population import MATTERS as CORPUS_MATTERS
 from sanji.keys import write_key
+from tests.catalogue import hostile_xlsx
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -604,3 +606,24 @@ def test_cli_check_and_sign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     opened = open_catalogue(signed.read_bytes(), _keys(COUNTY_KEY))
     assert opened.version == 2 and opened.codes() == ("T-001",)
     assert catalogue_cmd.run_check(default_catalogue_path()) == 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (hostile_xlsx.dimension_trick, "too many rows"),
+        (hostile_xlsx.zip_bomb, "refused before it is read"),
+        (hostile_xlsx.too_many_rows, "too many rows"),
+    ],
+)
+def test_cli_check_refuses_a_hostile_spreadsheet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Callable[[], bytes], says: str
+) -> None:
+    """A tiny file that asks for unbounded work is refused with a clear error (and the check finishes)."""
+    path = tmp_path / "hostile.xlsx"
+    path.write_bytes(make())
+    assert path.stat().st_size < 2 * 1024 * 1024
+    assert catalogue_cmd.run_check(path) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("error: ") and says in out
