@@ -7,6 +7,8 @@ Invariants this module keeps:
   × a reading's length (no reading combinations are enumerated: a memoised table walk decides a match);
 * a heteronym (多音字: 长 chang/zhang, 调 tiao/diao, 重 zhong/chong) matches by any of its readings;
 * the index of a catalogue is built once per catalogue (county, version) and kept (``_INDEX``, a few entries);
+* the ranked result of a (catalogue version, normalised query) is kept in a small LRU (``_RESULTS``,
+  ``MAX_CACHED`` entries), so a query asked again (each pause while typing, a script's loop) ranks nothing;
 * pypinyin is imported when the first index is built, not at start, and without its phrase dictionary
   (``PYPINYIN_NO_PHRASES``: 12 MB instead of 56 MB; every reading of every character is matched anyway).
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Final
@@ -35,6 +38,7 @@ from protocol.catalogue import Catalogue, Matter
 MAX_QUERY: Final = 40  # characters of a query looked at; the rest is ignored
 MAX_READINGS: Final = 4  # readings of one character matched (pypinyin lists the common ones first)
 MAX_INDEXED: Final = 4  # catalogue versions whose index is kept
+MAX_CACHED: Final = 64  # (catalogue version, query) results kept; each at most MAX_MATTERS hits
 RANKS: Final = (
     "code",
     "name",
@@ -77,6 +81,7 @@ class _Index(msgspec.Struct, frozen=True):
 
 
 _INDEX: dict[tuple[str, int], _Index] = {}
+_RESULTS: OrderedDict[tuple[str, int, str], tuple[_Index, tuple[Hit, ...]]] = OrderedDict()
 
 
 def normalise(text: str) -> str:
@@ -91,22 +96,42 @@ def _fold(text: str) -> str:
 
 
 def search(catalogue: Catalogue | None, query: str, *, limit: int | None = None) -> list[Hit]:
-    """The matters ``query`` finds, best first; an empty query finds nothing (callers show the whole list)."""
+    """The matters ``query`` finds, best first; an empty query finds nothing (callers show the whole list).
+
+    A (catalogue, normalised query) asked within the last ``MAX_CACHED`` distinct ones is answered from
+    ``_RESULTS`` without ranking any matter.
+    """
     q = normalise(query)
     if catalogue is None or not q:
         return []
+    held = index(catalogue)
+    key = (catalogue.county, catalogue.version, q)
+    cached = _RESULTS.get(key)
+    if cached is not None and cached[0] is held:
+        _RESULTS.move_to_end(key)
+        hits = cached[1]
+    else:
+        hits = _ranked(held, q)
+        _RESULTS[key] = (held, hits)
+        _RESULTS.move_to_end(key)
+        while len(_RESULTS) > MAX_CACHED:
+            _RESULTS.popitem(last=False)
+    return list(hits) if limit is None else list(hits[: max(limit, 0)])
+
+
+def _ranked(held: _Index, q: str) -> tuple[Hit, ...]:
+    """Rank every matter of the index against ``q`` (normalised): one ``_rank`` per matter."""
     compact = "".join(q.split())
     letters = "".join(ch for ch in compact if ch not in "'-_") if compact.isascii() else ""
     alnum = "".join(ch for ch in compact if ch.isalnum())
     found: list[tuple[int, int, int, Hit]] = []
-    for order, entry in enumerate(index(catalogue).entries):
+    for order, entry in enumerate(held.entries):
         ranked = _rank(entry, q, compact, letters, alnum)
         if ranked is not None:
             rank, at = ranked
             found.append((rank, at, order, Hit(matter=entry.matter, match=RANKS[rank], at=at)))
     found.sort(key=lambda item: item[:3])
-    hits = [item[3] for item in found]
-    return hits if limit is None else hits[: max(limit, 0)]
+    return tuple(item[3] for item in found)
 
 
 def index(catalogue: Catalogue) -> _Index:

@@ -2,26 +2,46 @@
 
 The catalogue is public (政务公开, the ``/public`` guide lists it), so the search is open without a login, like
 the guide; the work per request is bounded by ``sanji.catalogue.search`` (the query cut to ``MAX_QUERY``
-characters, ``limit`` at most ``MAX_LIMIT``). Any query answers 200, with matches or none; no catalogue held
-yet answers 200 with none and ``catalogue_version`` 0. The register page and the guide filter their lists with
-``found`` on the server (so they work without JavaScript) and with this route as the agent types.
+characters, ``limit`` at most ``MAX_LIMIT``, a (catalogue version, query) asked again answered from a small
+LRU in ``sanji.catalogue.search``) and the calls per client address are throttled (``SEARCH_LIMIT`` per
+``SEARCH_WINDOW_S``, ``sanji.web.throttle``, as ``/lookup`` is): beyond that, 429 with ``Retry-After``, before
+any matter is looked at. Any other query answers 200, with matches or none; no catalogue held yet answers 200
+with none and ``catalogue_version`` 0. The register page and the guide filter their lists with ``found`` on
+the server (so they work without JavaScript) and with this route as the agent types, asking for the codes
+alone (``codes=true``: ``codes`` holds every match's code, ``items`` is empty).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Litestar, Request, get
 from litestar.di import NamedDependency
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import QueryParameter
 
 from protocol.catalogue import LEVELS, MAX_MATTERS, Catalogue, Matter
+from sanji.auth.guard import client_ip
 from sanji.catalogue.search import MAX_QUERY, normalise, search
 from sanji.context import NodeContext
 from sanji.web.documents import limit_text
+from sanji.web.throttle import Throttle
 
 MAX_LIMIT = MAX_MATTERS  # the filter as one types asks for every match
+# A person typing asks once per pause (150 ms in the page's script): two a second at most, for a while.
+SEARCH_LIMIT = 120
+SEARCH_WINDOW_S = 60.0
+
+
+def search_throttle(app: Litestar) -> Throttle:
+    """The app's per-address throttle of searches (per process, bounded memory)."""
+    throttle = getattr(app.state, "search_throttle", None)
+    if not isinstance(throttle, Throttle):
+        throttle = Throttle(SEARCH_LIMIT, SEARCH_WINDOW_S)
+        app.state.search_throttle = throttle
+    return throttle
 
 
 class MatterHit(msgspec.Struct, kw_only=True):
@@ -41,7 +61,8 @@ class MatterSearch(msgspec.Struct, kw_only=True):
     q: str  # the query as matched: NFKC, lower case, at most 40 characters
     catalogue_version: int
     total: int  # matches before ``limit``
-    items: list[MatterHit]
+    items: list[MatterHit]  # empty when ``codes=true`` was asked
+    codes: list[str] = []  # with ``codes=true``: the matches' codes alone, best first, at most ``limit``
 
 
 def found(catalogue: Catalogue | None, q: str) -> list[str] | None:
@@ -63,18 +84,41 @@ class CatalogueSearchController(Controller):
         "/search",
         summary="Matters by code, name, pinyin or pinyin initials (dbs finds 低保), best first",
         description=(
-            f"Open without a login, like the public guide. `q` is cut to {MAX_QUERY} characters; any text "
-            "answers 200, with matches or none (none too while no catalogue has reached this node: "
-            "`catalogue_version` 0)."
+            f"Open without a login, like the public guide, and throttled per client address ({SEARCH_LIMIT} "
+            f"per {SEARCH_WINDOW_S:.0f} s; beyond that 429 with Retry-After). `q` is cut to {MAX_QUERY} "
+            "characters; any text answers 200, with matches or none (none too while no catalogue has reached "
+            "this node: `catalogue_version` 0). `codes=true` answers the matches' codes alone."
         ),
     )
     async def catalogue_search(
         self,
+        request: Request[Any, Any, Any],
         context: NamedDependency[NodeContext],
         q: Annotated[str, QueryParameter(description="code, name, short name, pinyin or initials")] = "",
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 20,
+        codes: Annotated[bool, QueryParameter(description="answer the matches' codes alone")] = False,
     ) -> MatterSearch:
+        throttle = search_throttle(request.app)
+        ip = client_ip(request)
+        wait = throttle.retry_after(ip)
+        if wait:
+            seconds = math.ceil(wait)
+            raise TooManyRequestsException(
+                detail=(
+                    f"查找过于频繁，请{seconds}秒后再试 · Too many searches from this address: try again in {seconds} s"
+                ),
+                headers={"Retry-After": str(seconds)},
+            )
+        throttle.hit(ip)
         hits = search(context.catalogue, q)
+        if codes:
+            return MatterSearch(
+                q=normalise(q),
+                catalogue_version=context.catalogue_version,
+                total=len(hits),
+                items=[],
+                codes=[h.matter.code for h in hits[:limit]],
+            )
         return MatterSearch(
             q=normalise(q),
             catalogue_version=context.catalogue_version,

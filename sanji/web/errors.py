@@ -94,7 +94,7 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
         "error": HTTP_CODES.get(exc.status_code, "bad_request") if exc.status_code < 500 else "server_error",
         "message": exc.detail,
         "hint": "",
-        "retryable": exc.status_code >= 500,
+        "retryable": exc.status_code >= 500 or exc.status_code == 429,
     }
     extra = getattr(exc, "extra", None)
     if extra:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, overload
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -9,7 +12,8 @@ from hypothesis import strategies as st
 
 from protocol.catalogue import Catalogue
 from sanji.catalogue import default_catalogue
-from sanji.catalogue.search import MAX_INDEXED, MAX_QUERY, index, normalise, search
+from sanji.catalogue import search as search_module
+from sanji.catalogue.search import MAX_INDEXED, MAX_QUERY, MAX_READINGS, index, normalise, search
 
 CATALOGUE = default_catalogue()
 
@@ -115,3 +119,66 @@ def test_the_index_is_built_once_per_catalogue_version() -> None:
     for v in range(MAX_INDEXED + 2):
         index(_renamed("残疾人证", version=1000 + v))
     assert index(CATALOGUE).catalogue == CATALOGUE
+
+
+class _Counted(Sequence[tuple[str, ...]]):
+    """A name's readings that count each look (one per step of the pinyin walk that is not memoised)."""
+
+    def __init__(self, readings: Sequence[tuple[str, ...]], steps: list[int]) -> None:
+        self.readings = readings
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return len(self.readings)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, ...]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[tuple[str, ...]]: ...
+    def __getitem__(self, i: int | slice) -> Any:
+        self.steps[0] += 1
+        return self.readings[i]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("query", ["a" * 200, "zhong" * 8, "zhongchangtiaoxingdiaozhangchongtiaohangz", "zcztxh" * 7])
+def test_an_adversarial_query_against_2000_matters_does_bounded_work(
+    query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,000 generated names of heteronyms (重长调行 and 啊): one rank per matter, a pinyin walk of at most
+    (characters + 1) x (letters + 1) steps per name variant, and nothing ranked when the query is asked again."""
+    base = CATALOGUE.matters[0]
+    chars = "重长调行啊阿"
+    matters = tuple(
+        msgspec.structs.replace(
+            base, code=f"Q-{i:04d}", name="".join(chars[(i + k * k) % len(chars)] for k in range(30)) + f"({i})"
+        )
+        for i in range(2000)
+    )
+    catalogue = msgspec.structs.replace(CATALOGUE, version=7000 + len(query), matters=matters)
+    index(catalogue)  # built once per version, as a node does at its first search
+
+    ranks: list[int] = [0]
+    walks: list[tuple[int, int, int]] = []  # (characters, letters, steps) of each pinyin walk
+    real_rank, real_walk = search_module._rank, search_module._pinyin_at
+
+    def rank(*args: Any) -> Any:
+        ranks[0] += 1
+        return real_rank(*args)
+
+    def walk(readings: Sequence[tuple[str, ...]], letters: str) -> int | None:
+        steps = [0]
+        found = real_walk(_Counted(readings, steps), letters)
+        walks.append((len(readings), len(letters), steps[0]))
+        return found
+
+    monkeypatch.setattr(search_module, "_rank", rank)
+    monkeypatch.setattr(search_module, "_pinyin_at", walk)
+    search(catalogue, query)
+    assert ranks[0] == 2000  # each matter ranked once
+    assert walks and all(steps <= (n + 1) * (m + 1) for n, m, steps in walks), max(walks, key=lambda w: w[2])
+    assert all(m <= MAX_QUERY for _, m, _ in walks) and MAX_READINGS <= 4
+    assert len(walks) <= 2000 * 4  # at most a walk per name variant (the name, and bracket forms)
+    ranks[0], walks[:] = 0, []
+    search(catalogue, query.upper())  # the same normalised query: from the cache
+    assert ranks[0] == 0 and walks == []

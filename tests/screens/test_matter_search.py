@@ -11,6 +11,9 @@ from litestar.testing import TestClient
 from screens_kit import make_app, prepared_node
 
 from sanji.auth.roles import route_requirement
+from sanji.catalogue import search as search_module
+from sanji.web.catalogue_search import SEARCH_LIMIT, search_throttle
+from sanji.web.throttle import Throttle
 
 Client = TestClient[Litestar]
 ODD = ["\x00", "%ff", "<script>alert(1)</script>", "a" * 5000, "低" * 300, "'; --", "\u202e", "🙂", "  "]
@@ -120,9 +123,49 @@ def test_the_api_without_a_catalogue_finds_nothing(tmp_path: Path) -> None:
     _, settings = prepared_node(tmp_path, "T01V01", catalogue=False)
     with TestClient(make_app(settings)) as client:
         r = client.get("/api/catalogue/search", params={"q": "db"})
-        assert r.status_code == 200 and r.json() == {"q": "db", "catalogue_version": 0, "total": 0, "items": []}
+        assert r.status_code == 200 and r.json() == {
+            "q": "db",
+            "catalogue_version": 0,
+            "total": 0,
+            "items": [],
+            "codes": [],
+        }
 
 
 def test_the_search_is_public_like_the_guide_and_the_register_page_is_not() -> None:
     assert route_requirement("GET", "/api/catalogue/search") == "public"
     assert route_requirement("GET", "/register") != "public"
+
+
+def test_the_script_asks_for_codes_alone(village: Client) -> None:
+    full = village.get("/api/catalogue/search", params={"q": "s", "limit": 2000}).json()
+    r = village.get("/api/catalogue/search", params={"q": "s", "limit": 2000, "codes": "true"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["items"] == [] and body["codes"] == [hit["code"] for hit in full["items"]]
+    assert body["total"] == full["total"] and len(r.content) < len(village.get("/register").content)
+    page = village.get("/register").text
+    assert "/api/catalogue/search?codes=true&" in page and "body.codes" in page
+
+
+def test_searches_are_throttled_per_address_before_any_matter_is_ranked(
+    village: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    throttle = search_throttle(village.app)
+    assert throttle.limit == SEARCH_LIMIT
+    village.app.state.search_throttle = Throttle(3, 60.0, clock=lambda: now[0])
+    ranked: list[str] = []
+    real_rank = search_module._rank
+    monkeypatch.setattr(search_module, "_rank", lambda entry, *a: ranked.append(entry.code) or real_rank(entry, *a))
+    for i in range(3):
+        assert village.get("/api/catalogue/search", params={"q": f"zz{i}"}).status_code == 200
+    assert ranked  # the three were ranked
+    ranked.clear()
+    r = village.get("/api/catalogue/search", params={"q": "zz-new"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    assert r.json()["error"] == "too_many_requests" and r.json()["retryable"] is True
+    assert "Too many searches" in r.json()["message"]
+    assert ranked == []  # refused before any matter was looked at
+    now[0] += 61
+    assert village.get("/api/catalogue/search", params={"q": "zz-new"}).status_code == 200
