@@ -14,6 +14,10 @@ Two steps each, check then publish, so nothing is signed before a person has loo
   ``checked_calendar`` and ``publish_checked_calendar`` (``sanji.workcalendar``), the functions
   ``sanji calendar check`` and ``sanji calendar publish`` call.
 
+Each publication writes a ``published`` audit event (``sanji.auth.events.DocumentPublished``: the
+administrator, the document, its version and the signed envelope's digest) in the transaction that
+keeps the signed document.
+
 Only the county's desk mounts these routes; the pages themselves (``sanji/web/admin_screens.py``)
 are on every tier and offer the forms where these routes are served.
 """
@@ -21,6 +25,7 @@ are on every tier and offer the forms where these routes are served.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +35,19 @@ from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.calendar_doc import OfficialCalendar
 from protocol.catalogue import Catalogue, CatalogueError
 from protocol.deadlines import CalendarError, CalendarInvalid
 from protocol.errors import SanjiError
+from sanji.auth import events as ev
 from sanji.auth import roles
-from sanji.auth.guard import close_uploads
+from sanji.auth.book import insert_event
+from sanji.auth.guard import client_ip, close_uploads
+from sanji.auth.service import Principal
 from sanji.catalogue import load_catalogue
-from sanji.context import NodeContext
+from sanji.context import NodeContext, Record
 from sanji.store import Store
 from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
 from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal, summary
@@ -112,6 +121,35 @@ def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
     return ""
 
 
+def published_record(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    context: NodeContext,
+    document: str,
+    version: int,
+    county: str,
+) -> Record:
+    """The audit event of who published which document, version and digest, for the transaction that keeps it."""
+
+    async def record(conn: AsyncConnection, digest: str) -> None:
+        event = ev.DocumentPublished(
+            at=time.time(),
+            node=context.store.node_id,
+            actor=principal.name,
+            role=principal.role,
+            account=principal.name,
+            via=principal.via,
+            ip=client_ip(request),
+            document=document,
+            version=version,
+            digest=digest,
+            county=county,
+        )
+        await insert_event(conn, event)
+
+    return record
+
+
 class CataloguePublishingController(Controller):
     """County only: check an uploaded catalogue file, review it, then sign and publish it."""
 
@@ -154,7 +192,7 @@ class CataloguePublishingController(Controller):
     async def publish(
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template | Redirect:
-        admin_of(request, roles.CONFIGURE)
+        principal = admin_of(request, roles.CONFIGURE)
         form = await request.form()
         raw = form.get("catalogue", "")
         try:
@@ -171,7 +209,8 @@ class CataloguePublishingController(Controller):
         if refusal:
             return await catalogue_page(request, store, context, status=409, problem=refusal)
         try:
-            await context.publish(catalogue)  # signs only a catalogue that checks clean
+            record = published_record(request, principal, context, "catalogue", catalogue.version, catalogue.county)
+            await context.publish(catalogue, record=record)  # signs only a catalogue that checks clean
         except SanjiError as exc:
             problems = exc.problems if isinstance(exc, CatalogueError) else []
             return await catalogue_page(request, store, context, status=400, problem=headline(exc), problems=problems)
@@ -231,7 +270,7 @@ class CalendarPublishingController(Controller):
     async def publish(
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template | Redirect:
-        admin_of(request, roles.CONFIGURE)
+        principal = admin_of(request, roles.CONFIGURE)
         year = context.today().year
         form = await request.form()
         raw = form.get("calendar", "")
@@ -255,5 +294,7 @@ class CalendarPublishingController(Controller):
         refusal = publish_refusal(context.calendar_doc, doc)
         if refusal:
             return await calendar_page(request, store, context, year, status=409, problem=refusal)
-        await context.publish_calendar(doc)
+        await context.publish_calendar(
+            doc, record=published_record(request, principal, context, "calendar", doc.version, doc.county)
+        )
         return Redirect("/admin/calendar/?done=published", status_code=303)

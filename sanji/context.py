@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
 from protocol.calendar_doc import (
@@ -40,6 +43,18 @@ from sanji.workcalendar import bound_calendar
 log = logging.getLogger("sanji.context")
 CATALOGUE = "catalogue"
 SKEW_FLAG_MS = 5 * 60 * 1000
+# What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
+Record = Callable[[AsyncConnection, str], Awaitable[None]]
+
+
+def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awaitable[None]] | None:
+    if record is None:
+        return None
+
+    async def then(conn: AsyncConnection) -> None:
+        await record(conn, digest)
+
+    return then
 
 
 class NodeContext:
@@ -96,16 +111,20 @@ class NodeContext:
         log.info("working-day calendar version %s of %s now held", self.calendar_doc.version, self.calendar_doc.county)
         return True
 
-    async def publish_calendar(self, doc: OfficialCalendar) -> bool:
-        """County only: sign and hold the calendar so it travels down with the next exchanges."""
+    async def publish_calendar(self, doc: OfficialCalendar, *, record: Record | None = None) -> bool:
+        """County only: sign and hold the calendar so it travels down with the next exchanges.
+
+        ``record(conn, digest)`` runs in the transaction that keeps it (the publisher's audit event).
+        """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the working-day calendar")
-        return await self.offer_calendar(sign_calendar(doc, self.store.key))
+        return await self.offer_calendar(sign_calendar(doc, self.store.key), record=record)
 
-    async def offer_calendar(self, blob: bytes) -> bool:
+    async def offer_calendar(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify a signed calendar and keep it if it is newer than the one held."""
         doc = open_calendar(blob, publisher_keys(self.store.directory))
-        kept = await self.store.put_document(CALENDAR, doc.version, blob, calendar_digest(blob))
+        digest = calendar_digest(blob)
+        kept = await self.store.put_document(CALENDAR, doc.version, blob, digest, then=_then(record, digest))
         if kept or doc.version > self.calendar_version:
             self.calendar_doc = doc
             log.info("working-day calendar version %s of %s now held", doc.version, doc.county)
@@ -154,16 +173,20 @@ class NodeContext:
     def catalogue_version(self) -> int:
         return self.catalogue.version if self.catalogue else 0
 
-    async def publish(self, catalogue: Catalogue) -> bool:
-        """County only: sign and hold a catalogue so it travels down with the next exchanges."""
+    async def publish(self, catalogue: Catalogue, *, record: Record | None = None) -> bool:
+        """County only: sign and hold a catalogue so it travels down with the next exchanges.
+
+        ``record(conn, digest)`` runs in the transaction that keeps it (the publisher's audit event).
+        """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the catalogue")
-        return await self.offer(sign_catalogue(catalogue, self.store.key))
+        return await self.offer(sign_catalogue(catalogue, self.store.key), record=record)
 
-    async def offer(self, blob: bytes) -> bool:
+    async def offer(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify a signed catalogue and keep it if it is newer than the one held."""
         catalogue = open_catalogue(blob, publisher_keys(self.store.directory))
-        kept = await self.store.put_document(CATALOGUE, catalogue.version, blob, catalogue_digest(blob))
+        digest = catalogue_digest(blob)
+        kept = await self.store.put_document(CATALOGUE, catalogue.version, blob, digest, then=_then(record, digest))
         if kept:
             self.catalogue = catalogue
             log.info("catalogue version %s of %s now held", catalogue.version, catalogue.county)

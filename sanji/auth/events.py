@@ -105,6 +105,20 @@ class TokenRevoked(AuditEvent, frozen=True, kw_only=True, tag="token_revoked"):
     token_id: int
 
 
+class DocumentPublished(AuditEvent, frozen=True, kw_only=True, tag="published"):
+    """The county's administrator signed and published a document from the desk (catalogue or calendar).
+
+    Written in the transaction that keeps the signed document. A new tag: a 0.3.0 node cannot decode it,
+    but 0.3.0 never reads this log, since it refuses to open a store 0.4.0 has migrated (schema 0018)
+    and going back means restoring the backup taken before the upgrade.
+    """
+
+    document: str  # catalogue or calendar
+    version: int
+    digest: str  # sha256 of the signed envelope, as `sanji catalogue sign` prints it
+    county: str = ""
+
+
 Event = (
     ActionTaken
     | ActionRefused
@@ -118,6 +132,7 @@ Event = (
     | AccountChanged
     | TokenIssued
     | TokenRevoked
+    | DocumentPublished
 )
 
 

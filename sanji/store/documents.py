@@ -4,10 +4,11 @@ the reports of the nodes below."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.session import NodeReport
 from sanji.store import schema as t
@@ -25,14 +26,28 @@ class Documents(Section):
             ).first()
         return (int(row[0]), bytes(row[1])) if row else None
 
-    async def put_document(self, kind: str, version: int, blob: bytes, digest: str) -> bool:
-        """Keep ``blob`` if it is newer than what is held; True if it was kept."""
+    async def put_document(
+        self,
+        kind: str,
+        version: int,
+        blob: bytes,
+        digest: str,
+        *,
+        then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Keep ``blob`` if it is newer than what is held; True if it was kept.
+
+        ``then`` runs in the same transaction when it is kept (the publisher's audit event), so the
+        document and its record are written together or not at all.
+        """
         async with self._write() as conn:
             held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
             if held is not None and held >= version:
                 return False
             values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
             await _upsert(conn, t.documents, values, keys=("kind",))
+            if then is not None:
+                await then(conn)
         return True
 
     async def meta_value(self, key: str) -> str | None:

@@ -7,25 +7,33 @@ published), reviewed, then published as ``sanji calendar publish`` publishes it.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auth_kit import add, app, login, prepare
+from auth_kit import add, app, events, login, prepare
 from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
+
+from sanji.auth import events as ev
 
 Client = TestClient[Litestar]
 EXAMPLE = (Path(__file__).resolve().parents[2] / "deploy" / "calendar.example.toml").read_text(encoding="utf-8")
 
 
 @pytest.fixture
-def county(tmp_path: Path) -> Iterator[tuple[Client, str]]:
+def county_config(tmp_path: Path) -> Path:
     config = prepare(tmp_path, "C", required=True)
     add(config, "县管理员", "admin")
-    with TestClient(app(config)) as client:
+    return config
+
+
+@pytest.fixture
+def county(county_config: Path) -> Iterator[tuple[Client, str]]:
+    with TestClient(app(county_config)) as client:
         yield client, login(client, "县管理员")
 
 
@@ -60,7 +68,7 @@ def test_a_bad_file_is_refused_with_its_problems(county: tuple[Client, str]) -> 
     assert held(client) == 0
 
 
-def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> None:
+def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str], county_config: Path) -> None:
     client, csrf = county
     r = upload(client, csrf, "2026.toml", EXAMPLE)
     assert r.status_code == 200 and 'id="review"' in r.text
@@ -72,3 +80,14 @@ def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> N
     assert "county calendar v1" in client.get("/admin/calendar?year=2026").text
     r = client.post("/admin/calendar/publish", data={"_csrf_token": csrf, "calendar": field})
     assert r.status_code == 409 and held(client) == 1  # the same version again is refused
+    (published,) = events(county_config, event="published")  # who published what, once
+    assert isinstance(published, ev.DocumentPublished)
+    assert (published.document, published.version, published.actor, published.account) == (
+        "calendar",
+        1,
+        "县管理员",
+        "县管理员",
+    )
+    assert published.role == "admin" and published.via == "session" and published.node == "C"
+    blob = client.blocking_portal.call(client.app.state.runtime.get_context().calendar_blob)
+    assert blob is not None and published.digest == hashlib.sha256(blob).hexdigest()

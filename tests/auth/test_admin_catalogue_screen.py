@@ -14,11 +14,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from auth_kit import add, app, login, prepare
+from auth_kit import add, app, events, login, prepare
 from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from protocol.catalogue import catalogue_digest
+from sanji.auth import events as ev
 from sanji.catalogue import default_catalogue, default_catalogue_path
 from tests.catalogue import hostile_xlsx
 
@@ -78,7 +80,7 @@ def test_a_bad_file_lists_its_problems_and_publishes_nothing(county: tuple[Clien
     assert r.status_code == 400 and held(client) == 1
 
 
-def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> None:
+def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str], county_config: Path) -> None:
     client, csrf = county
     r = upload(client, csrf, "v2.toml", TEXT.replace("version = 1", "version = 2"))
     assert r.status_code == 200 and 'id="review"' in r.text
@@ -89,6 +91,17 @@ def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str]) -> N
     assert held(client) == 2
     r = client.post("/admin/catalogue/publish", data={"catalogue": html.unescape(json_field)})
     assert r.status_code == 403  # no CSRF token
+    (published,) = events(county_config, event="published")  # who published which version and digest
+    assert isinstance(published, ev.DocumentPublished)
+    assert (published.document, published.version, published.county) == ("catalogue", 2, "示例县")
+    assert (published.actor, published.account, published.role, published.via) == (
+        "县管理员",
+        "县管理员",
+        "admin",
+        "session",
+    )
+    blob = client.blocking_portal.call(client.app.state.runtime.get_context().catalogue_blob)
+    assert blob is not None and published.digest == catalogue_digest(blob)
 
 
 def test_other_posts_and_the_township(county_config: Path, tmp_path: Path) -> None:
@@ -136,3 +149,20 @@ def test_a_hostile_spreadsheet_is_refused_and_the_hub_keeps_serving(
     assert 'id="problems"' in r.text and says in html.unescape(r.text)
     assert held(client) == 1
     assert client.get("/admin/catalogue").status_code == 200
+
+
+def test_the_audit_record_and_the_publication_are_one_transaction(county: tuple[Client, str]) -> None:
+    """A record that fails leaves no catalogue kept: both are written, or neither."""
+    client, _ = county
+    context = client.app.state.runtime.get_context()
+
+    async def failing(conn: object, digest: str) -> None:
+        raise RuntimeError("the audit log is full")
+
+    async def publish() -> None:
+        await context.publish(msgspec.structs.replace(default_catalogue(), version=5), record=failing)
+
+    with pytest.raises(RuntimeError):
+        client.blocking_portal.call(publish)
+    assert held(client) == 1
+    assert client.blocking_portal.call(context.store.document, "catalogue")[0] == 1
