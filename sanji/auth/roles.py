@@ -21,6 +21,11 @@ the administrator do not (a carried file holds applicants' names, matters and de
 ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
 to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
 inspectors, and never one made against the person looking (``complaint_visible``).
+
+Every logged-in account may change its own password (``OWN_ACCOUNT``, ``/account/password``). A password
+the administrator's desk generates (a new account, a reset) must be changed at the holder's first login
+(``sanji.auth.guard``), so "no personal data" holds: the admin post never keeps a working password of
+another post.
 """
 
 from __future__ import annotations
