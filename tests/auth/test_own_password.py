@@ -81,6 +81,8 @@ def test_created_on_the_desk_must_change_then_works_and_the_admins_copy_does_not
     r = desk.post("/admin/accounts", data={"name": "赵六", "role": "supervisor", "_csrf_token": csrf})
     assert r.status_code == 201, r.text
     given = ONE_TIME.findall(r.text)[0]
+    assert "must set a password of their own" in r.text
+    assert re.search(r'data-name="赵六".*?must change password', desk.get("/admin/accounts").text, re.S)
     with TestClient(app(town)) as holder:
         page = holder.get("/login")
         r = holder.post(
@@ -93,6 +95,9 @@ def test_created_on_the_desk_must_change_then_works_and_the_admins_copy_does_not
         assert change(holder, given, OWN) == 200
         assert holder.get("/supervision").status_code == 200  # a normal session now, the same one
         assert holder.get("/api/errands").status_code == 200
+    roster = desk.get("/admin/accounts").text
+    row = roster[roster.index('data-name="赵六"') :]
+    assert "must change password" not in row[: row.index("</tr>")]
     with TestClient(app(town)) as the_admin_as_someone_else:
         assert log_in(the_admin_as_someone_else, "赵六", given) == 401  # what the admin saw no longer works
     with TestClient(app(town)) as holder:
