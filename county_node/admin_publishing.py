@@ -11,8 +11,8 @@ Two steps each, check then publish, so nothing is signed before a person has loo
   it through ``NodeContext.publish``, as the county's start-up duty does (``duties.py``), and the next
   exchanges carry it down.
 - ``POST /admin/calendar/check`` and ``/admin/calendar/publish``: a calendar file through
-  ``checked_calendar`` and ``publish_checked_calendar`` (``sanji.workcalendar``), the functions
-  ``sanji calendar check`` and ``sanji calendar publish`` call.
+  ``checked_calendar`` and ``publish_refusal`` (``sanji.workcalendar``), the checks ``sanji calendar
+  check`` and ``sanji calendar publish`` run, then ``NodeContext.publish_calendar``.
 
 Each publication writes a ``published`` audit event (``sanji.auth.events.DocumentPublished``: the
 administrator, the document, its version and the signed envelope's digest) in the transaction that

@@ -68,7 +68,8 @@ class AuthSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     otherwise, so every screen and /api route except the public ones (/lookup, /api/lookup/*,
     /public*, /complain, /print/guide/*, /schema*, /login) needs a session or a bearer token;
     a node starting with no account creates its first administrator and prints a one-time
-    password (``sanji.auth.first_run``). ``required = false`` is the OPEN DEMO MODE that only
+    password (``sanji.auth.first_run``), which must be changed at the first login.
+    ``required = false`` is the OPEN DEMO MODE that only
     ``sanji demo`` writes (and tests that ask for it by name): nobody has to log in, and every
     page carries a banner saying so. The /sync/v1/* endpoints never use accounts: each request
     is signed by the sending node (sync/requests_auth).

@@ -43,6 +43,7 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     locked_until: float
     created_at: float
     last_login_at: float | None = None
+    must_change_password: bool = False  # a generated password: its holder changes it at the first login
 
 
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,7 +145,9 @@ class AuthBook:
 
     # -- accounts -------------------------------------------------------------------------------
 
-    async def add_account(self, name: str, role: str, password_hash: str, *, now: float, event: ev.Event) -> Account:
+    async def add_account(
+        self, name: str, role: str, password_hash: str, *, now: float, event: ev.Event, must_change: bool = False
+    ) -> Account:
         async with self.db.write() as conn:
             if await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name)) is not None:
                 raise AccountExists(f"an account named {name} exists at this node", hint="Choose another name.")
@@ -157,6 +160,7 @@ class AuthBook:
                     failed_logins=0,
                     locked_until=0.0,
                     created_at=now,
+                    must_change_password=must_change,
                 )
             )
             await insert_event(conn, event)
@@ -183,6 +187,30 @@ class AuthBook:
             await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(**values))
             if event is not None:
                 await insert_event(conn, event)
+
+    async def disable_unless_last_admin(self, account_id: int, admin_role: str, *, event: ev.Event) -> bool:
+        """Disable an account unless it is the last active ``admin_role`` one, checked in the same write
+        transaction as the update (two administrators disabling each other at once cannot both succeed).
+        False, and nothing written, when it would leave no active administrator."""
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(select(t.accounts.c.role, t.accounts.c.active).where(t.accounts.c.id == account_id))
+            ).first()
+            if row is not None and row[0] == admin_role and row[1]:
+                others = await conn.scalar(
+                    select(t.accounts.c.id)
+                    .where(
+                        t.accounts.c.role == admin_role,
+                        t.accounts.c.active.is_(True),
+                        t.accounts.c.id != account_id,
+                    )
+                    .limit(1)
+                )
+                if others is None:
+                    return False
+            await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(active=False))
+            await insert_event(conn, event)
+        return True
 
     async def note_failure(
         self,
@@ -255,9 +283,13 @@ class AuthBook:
             if event is not None:
                 await insert_event(conn, event)
 
-    async def close_sessions_of(self, account_id: int) -> None:
+    async def close_sessions_of(self, account_id: int, *, keep: str = "") -> None:
+        """End the account's sessions, all but the one whose id hash is ``keep`` (if given)."""
         async with self.db.write() as conn:
-            await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.account_id == account_id))
+            query = delete(t.auth_sessions).where(t.auth_sessions.c.account_id == account_id)
+            if keep:
+                query = query.where(t.auth_sessions.c.id_hash != keep)
+            await conn.execute(query)
 
     async def drop_expired_sessions(self, now: float) -> None:
         async with self.db.write() as conn:

@@ -5,8 +5,9 @@ installer tempted to turn logins off to get in would leave personal data open. S
 start with ``[auth] required = true`` and an empty account table creates ``admin`` (role
 管理员: accounts, node health, enrollment; no errand, no personal data) with a random
 password, prints it once on standard output (the service's journal) and writes nothing of it
-to disk but its Argon2id hash. The administrator logs in with it, creates the staff's accounts
-(``sanji accounts create``), and sets a password of their own with ``sanji accounts passwd``.
+to disk but its Argon2id hash. The password is marked must-change: the administrator logs in with
+it, is sent to ``/account/password`` to set one of their own (nothing else is reachable until then),
+then creates the staff's accounts (the desk, or ``sanji accounts create``).
 An operator who prefers never to see a printed password runs ``sanji accounts create --role
 admin`` before the first start: then there is an account and nothing is made or printed.
 """
@@ -38,16 +39,17 @@ async def ensure_first_admin(auth: AuthService) -> str | None:
         return None
     password = one_time_password()
     try:
-        await auth.add_account(FIRST_ADMIN, roles.ADMIN, password, by=Who(account="first-run", via="cli"))
+        await auth.add_account(
+            FIRST_ADMIN, roles.ADMIN, password, by=Who(account="first-run", via="cli"), must_change=True
+        )
     except AccountExists:  # another hub process sharing the database made it first
         return None
     banner = (
         f"\n== {auth.node_id}: 首次启动 first start — administrator account created ==\n"
         f"   用户名 name:     {FIRST_ADMIN}\n"
         f"   一次性密码 one-time password: {password}\n"
-        "   Log in at /login, create the staff accounts (sanji accounts create), then set your own\n"
-        f"   password: sanji accounts passwd --config <node.toml> --name {FIRST_ADMIN}\n"
-        "   This password is shown only now; only its hash is kept.\n"
+        "   Log in at /login: you are asked to set a password of your own first (/account/password);\n"
+        "   this one then stops working. It is shown only now; only its hash is kept.\n"
     )
     print(banner, file=sys.stdout, flush=True)
     log.warning("node %s: first administrator %r created; its one-time password was printed", auth.node_id, FIRST_ADMIN)

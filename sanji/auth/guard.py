@@ -5,12 +5,17 @@
 ``scope["user"]`` (None if anonymous) and the session's CSRF token where templates find
 it (``csrf_input``), then:
 
+- sends a session whose password the system generated (must-change: the desk's create or
+  reset, the first start's ``admin``) to ``/account/password``: any route but that page,
+  ``/logout`` and the public ones is refused (a redirect for screens, 403 JSON for /api);
+  bearer tokens are issued, not passwords, and are never must-change;
+- refuses a logged-in caller whose role lacks the route's capability (403, audited) — the
+  post is checked BEFORE the CSRF token, so a refused post's body (an upload) is never read;
 - refuses a request with a session cookie that changes something (POST ...) unless it
   carries the session's CSRF token (form field ``_csrf_token`` or header ``X-CSRFToken``);
 - lets public routes through (``roles.route_requirement``);
 - with ``[auth] required = true``, refuses an anonymous request (401: JSON for /api, a
-  redirect to /login for screens);
-- refuses a logged-in caller whose role lacks the route's capability (403, audited).
+  redirect to /login for screens).
 
 Handlers then get a ``Caller`` (dependency ``caller``) to audit reads and filter complaints,
 and a ``GuardedService`` (dependency ``service``) that checks each step against the role,
@@ -60,6 +65,14 @@ class Forbidden(PermissionDeniedException):
     """403: logged in, but the role does not allow it, or the form's CSRF token is missing or wrong."""
 
 
+class MustChangePassword(Forbidden):
+    """403 (a redirect to ``/account/password`` for screens): the session's password was generated."""
+
+
+PASSWORD_PAGE = "/account/password"
+MUST_CHANGE_REACHES = frozenset({PASSWORD_PAGE, "/logout"})
+
+
 def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.client.host if connection.client else ""
 
@@ -100,6 +113,11 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
     method = str(scope.get("method", "GET"))
     template = str(scope.get("path_template", path))
     need = roles.route_requirement(method, template)
+    if principal is not None and principal.must_change and need != roles.PUBLIC and template not in MUST_CHANGE_REACHES:
+        raise MustChangePassword(
+            "this account's password was given to it (a new account or a reset): "
+            f"set your own at {PASSWORD_PAGE} before anything else"
+        )
     # the post is checked before the CSRF token: a refused post's body (an upload, say) is never read
     if principal is not None and need != roles.PUBLIC and not roles.may(principal.role, need):
         reason = f"a {principal.label_en} may not use {method} {path}"

@@ -21,6 +21,11 @@ the administrator do not (a carried file holds applicants' names, matters and de
 ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
 to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
 inspectors, and never one made against the person looking (``complaint_visible``).
+
+Every logged-in account may change its own password (``OWN_ACCOUNT``, ``/account/password``). A password
+the administrator's desk generates (a new account, a reset) must be changed at the holder's first login
+(``sanji.auth.guard``), so "no personal data" holds: the admin post never keeps a working password of
+another post.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ WORKS_AT: Mapping[str, frozenset[str]] = {
 # -- capabilities (what a route needs) ---------------------------------------------------------
 
 PUBLIC = "public"  # anyone, logged in or not
+OWN_ACCOUNT = "own_account"  # any logged-in account: change one's own password (/account/password)
 ERRANDS = "errands"  # lists, worklist, catalogue, pre-check (names and stages)
 PERSONAL = "personal"  # one errand's detail, printed documents, attachments (ID numbers, phones masked)
 REVEAL = "reveal"  # 查看完整号码: the full ID number and phone, on an explicit, audited show (sanji.privacy)
@@ -200,7 +206,9 @@ def posts_at(node_role: str) -> tuple[str, ...]:
 
 
 def may(role: str, capability: str) -> bool:
-    return capability == PUBLIC or capability in CAPABILITIES.get(role, frozenset())
+    if capability in (PUBLIC, OWN_ACCOUNT):
+        return True
+    return capability in CAPABILITIES.get(role, frozenset())
 
 
 def action_refusal(role: str, kind: str, node_role: str, *, acting_for: str = "", acting_for_role: str = "") -> str:
@@ -327,6 +335,9 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/office/platform"): SUPERVISION,  # 省平台交换: the office exports and downloads the national tables
     ("POST", "/office/platform/export"): SUPERVISION,  # audited as a read: applicants' names leave in the ZIP
     # the administrator's desk (sanji/web/admin_screens.py; the county's publishing in county_node/admin_publishing.py)
+    # every account changes its own password; the only page a must-change session reaches (sanji.auth.guard)
+    ("GET", "/account/password"): OWN_ACCOUNT,
+    ("POST", "/account/password"): OWN_ACCOUNT,
     ("GET", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts/active"): ACCOUNTS,

@@ -5,6 +5,10 @@
 A good login sets ``sanji_session`` (HttpOnly, SameSite=Lax; Secure when the node is reached
 over TLS or ``[auth] secure_cookies``) and goes back to where the person was going. ``/logout`` is a POST
 carrying the session's CSRF token (checked by the guard).
+
+``/account/password`` lets every logged-in account change its own password (the current one, the new
+one twice, the node's rules, the session's CSRF token). A login with a password the system generated
+(must-change) lands there, and the guard keeps the session there until the password is changed.
 """
 
 from __future__ import annotations
@@ -22,8 +26,17 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from sanji.auth import roles
-from sanji.auth.guard import SESSION_COOKIE, Forbidden, NotLoggedIn, client_ip, principal_of
-from sanji.auth.service import AuthService, LoginRefused, digest
+from sanji.auth.guard import (
+    PASSWORD_PAGE,
+    SESSION_COOKIE,
+    Forbidden,
+    MustChangePassword,
+    NotLoggedIn,
+    client_ip,
+    principal_of,
+)
+from sanji.auth.passwords import MIN_LENGTH
+from sanji.auth.service import AuthService, LoginRefused, PasswordChangeRefused, digest
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.desk import serves
@@ -153,7 +166,11 @@ class LoginController(Controller):
         if previous:
             await auth.book.close_session(digest(previous))  # one browser, one session: no fixation
         settings = auth.settings
-        if next_url == "/" and not roles.may(result.principal.role, roles.ERRANDS) and serves(request.app, ADMIN_HOME):
+        if result.principal.must_change:
+            next_url = PASSWORD_PAGE  # a generated password: the holder sets their own before anything else
+        elif (
+            next_url == "/" and not roles.may(result.principal.role, roles.ERRANDS) and serves(request.app, ADMIN_HOME)
+        ):
             next_url = ADMIN_HOME  # the administrator's desk: the home page lists errands, which it does not see
         redirect = Redirect(path=next_url, status_code=303)
         redirect.cookies.append(
@@ -182,6 +199,79 @@ class LoginController(Controller):
         return redirect
 
 
+def _password_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    *,
+    error: str = "",
+    done: bool = False,
+    status: int = 200,
+) -> Template:
+    principal = principal_of(request)
+    home = "/" if principal is None or roles.may(principal.role, roles.ERRANDS) else ADMIN_HOME
+    return Template(
+        template_name="account_password.html",
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+        context={
+            **_frame(store, context, "password"),
+            "error": error,
+            "done": done,
+            "must_change": principal is not None and principal.must_change,
+            "min_length": MIN_LENGTH,
+            "home": home,
+        },
+    )
+
+
+class AccountPasswordController(Controller):
+    """``/account/password``: a logged-in account changes its own password (the only page of a must-change session)."""
+
+    path = PASSWORD_PAGE
+    include_in_schema = False
+
+    @get("/")
+    async def form(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template:
+        if principal_of(request) is None:
+            raise NotLoggedIn("log in to change your password")
+        return _password_page(request, store, context)
+
+    @post("/", status_code=200)
+    async def change(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        auth: NamedDependency[AuthService],
+    ) -> Template:
+        principal = principal_of(request)
+        if principal is None:
+            raise NotLoggedIn("log in to change your password")
+        if principal.via != "session":
+            raise Forbidden("a password is changed from a logged-in session, not with a bearer token")
+        form = await request.form()
+
+        def field(name: str) -> str:
+            value = form.get(name, "")
+            return value[:256] if isinstance(value, str) else ""
+
+        try:
+            changed = await auth.change_own_password(
+                request.cookies.get(SESSION_COOKIE, ""),
+                field("current"),
+                field("new"),
+                field("again"),
+                ip=client_ip(request),
+            )
+        except PasswordChangeRefused as exc:
+            return _password_page(request, store, context, error=exc.message, status=400)
+        request.scope["user"] = changed  # the page's header: a normal session from now on
+        return _password_page(request, store, context, done=True)
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 
@@ -203,6 +293,10 @@ def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> 
 
 
 def forbidden_handler(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
+    if isinstance(exc, MustChangePassword):
+        if not _wants_page(request):
+            return _json(403, "must_change_password", str(exc.detail), f"Change the password at {PASSWORD_PAGE}.")
+        return Redirect(path=PASSWORD_PAGE, status_code=303)
     if not _wants_page(request):
         return _json(403, "forbidden", str(exc.detail), "Ask an administrator for an account with the right role.")
     runtime = request.app.state.runtime

@@ -7,6 +7,10 @@
   the same time (an unknown name is checked against a throw-away hash).
 - A session ends ``session_hours`` after login or ``idle_minutes`` after its last use,
   at logout, or when its account is disabled or its password is changed.
+- A password the system generates (the administrator's desk: a new account, a reset; the first
+  start's ``admin``) is marked must-change: its session reaches only ``/account/password`` and
+  ``/logout`` until the holder sets their own, so whoever saw it (the admin post) never keeps a
+  working password of another post. A password an operator types at the command line is not.
 - The clock is injected (``clock``) so the rules can be tested without waiting.
 """
 
@@ -17,6 +21,7 @@ import hashlib
 import math
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
@@ -51,6 +56,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     role: str
     via: str  # session or token
+    must_change: bool = False  # a session whose password the system generated: only /account/password
 
     @property
     def label(self) -> str:
@@ -86,6 +92,10 @@ class LastAdministrator(AccountError):
     code = "last_administrator"
 
 
+class PasswordChangeRefused(AccountError):
+    code = "password_change_refused"
+
+
 @dataclass(frozen=True)
 class AccountLine:
     """One account as the roster lists it: ``state`` is active or disabled; ``locked_until`` 0 unless locked now."""
@@ -116,6 +126,9 @@ class _Base(TypedDict):
     via: str
     ip: str
     os_user: str
+
+
+INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})  # control, format (zero-width, bidi), line and paragraph separators
 
 
 def digest(secret: str) -> str:
@@ -160,6 +173,10 @@ class AuthService:
     def _check_new(self, name: str, role: str) -> None:
         if not name.strip() or name != name.strip() or len(name) > 64:
             raise AccountError("an account name has 1 to 64 characters and no spaces at either end")
+        if any(unicodedata.category(c) in INVISIBLE for c in name):
+            raise AccountError(
+                "an account name has no control or invisible characters (a line break, a zero-width space)"
+            )
         if role not in roles.STAFF_ROLES:
             raise AccountError(f"unknown role {role!r}", hint="One of: " + ", ".join(roles.STAFF_ROLES))
         if not roles.works_at(role, self.node_role):
@@ -168,7 +185,8 @@ class AuthService:
                 f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})"
             )
 
-    async def add_account(self, name: str, role: str, password: str, *, by: Who) -> Account:
+    async def add_account(self, name: str, role: str, password: str, *, by: Who, must_change: bool = False) -> Account:
+        """A new account. ``must_change``: the password was generated, its holder sets their own at first login."""
         self._check_new(name, role)
         try:
             hashed = passwords.hash_password(password)
@@ -181,7 +199,7 @@ class AuthService:
             change="added",
             staff_role=role,
         )
-        return await self.book.add_account(name, role, hashed, now=self.clock(), event=event)
+        return await self.book.add_account(name, role, hashed, now=self.clock(), event=event, must_change=must_change)
 
     async def _existing(self, name: str) -> Account:
         account = await self.book.account(name=name)
@@ -189,15 +207,52 @@ class AuthService:
             raise AccountError(f"no account named {name} at this node")
         return account
 
-    async def set_password(self, name: str, password: str, *, by: Who) -> None:
+    async def set_password(self, name: str, password: str, *, by: Who, must_change: bool = False) -> None:
+        """A new password for ``name`` (ends its sessions). ``must_change``: a generated one, changed at first login;
+        a password an operator chose and typed (``sanji accounts passwd``) is not."""
         account = await self._existing(name)
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
             raise AccountError(str(exc)) from None
         event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change="password")
-        await self.book.update_account(account.id, {"password_hash": hashed}, event=event)
+        values = {"password_hash": hashed, "must_change_password": must_change}
+        await self.book.update_account(account.id, values, event=event)
         await self.book.close_sessions_of(account.id)
+
+    async def change_own_password(
+        self, session_id: str, current: str, new: str, again: str, *, ip: str = ""
+    ) -> Principal:
+        """The logged-in holder sets their own password (``/account/password``): the current one, the new one
+        twice, the node's rules; it must differ from the current one. Clears must-change; every other session of
+        the account ends (one someone else opened with the old password too), this one goes on."""
+        found = await self.resolve_session(session_id)
+        if found is None:
+            raise PasswordChangeRefused("log in first")
+        principal, _ = found
+        account = await self._existing(principal.name)
+        wait = self.throttle.wait(principal.name, ip)
+        if wait > 0:
+            raise PasswordChangeRefused(f"too many wrong passwords; try again in {math.ceil(wait)} s")
+        if not await asyncio.to_thread(passwords.verify, account.password_hash, current):
+            self.throttle.failed(principal.name, ip)
+            raise PasswordChangeRefused("the current password is wrong")
+        if new != again:
+            raise PasswordChangeRefused("the two new passwords differ")
+        if new == current:
+            raise PasswordChangeRefused("the new password must differ from the current one")
+        try:
+            hashed = await asyncio.to_thread(passwords.hash_password, new)
+        except passwords.WeakPassword as exc:
+            raise PasswordChangeRefused(str(exc)) from None
+        self.throttle.succeeded(principal.name)
+        who = Who(account=principal.name, via="session", ip=ip)
+        event = ev.AccountChanged(**self._event_base(who), actor=principal.name, name=principal.name, change="password")
+        await self.book.update_account(
+            account.id, {"password_hash": hashed, "must_change_password": False}, event=event
+        )
+        await self.book.close_sessions_of(account.id, keep=digest(session_id))
+        return msgspec.structs.replace(principal, must_change=False)
 
     async def set_active(self, name: str, active: bool, *, by: Who) -> None:
         """Enable or disable an account. Nobody disables their own account, and the last active
@@ -205,30 +260,30 @@ class AuthService:
         account = await self._existing(name)
         if not active and by.account == name:
             raise DisablingSelf("you cannot disable your own account", hint="Ask another administrator.")
-        if not active and account.active and account.role == roles.ADMIN:
-            others = [
-                a for a in await self.book.accounts() if a.active and a.role == roles.ADMIN and a.id != account.id
-            ]
-            if not others:
-                raise LastAdministrator(
-                    f"{name} is the last active administrator of this node",
-                    hint="Create or enable another administrator first.",
-                )
         change = "enabled" if active else "disabled"
         event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change=change)
-        await self.book.update_account(account.id, {"active": active}, event=event)
-        if not active:
-            await self.book.close_sessions_of(account.id)
+        if active:
+            await self.book.update_account(account.id, {"active": True}, event=event)
+            return
+        # checked inside the write transaction of the update: two admins disabling each other at once
+        # cannot both succeed
+        if not await self.book.disable_unless_last_admin(account.id, roles.ADMIN, event=event):
+            raise LastAdministrator(
+                f"{name} is the last active administrator of this node",
+                hint="Create or enable another administrator first.",
+            )
+        await self.book.close_sessions_of(account.id)
 
     async def add_with_one_time_password(self, name: str, role: str, *, by: Who) -> tuple[Account, str]:
-        """A new account with a generated password, returned once to be handed to its holder."""
+        """A new account with a generated password, returned once to be handed to its holder, who must change it
+        at the first login."""
         password = one_time_password()
-        return await self.add_account(name, role, password, by=by), password
+        return await self.add_account(name, role, password, by=by, must_change=True), password
 
     async def reset_password(self, name: str, *, by: Who) -> str:
-        """A new generated password (returned once); the account's sessions end."""
+        """A new generated password (returned once, to be changed at the next login); the account's sessions end."""
         password = one_time_password()
-        await self.set_password(name, password, by=by)
+        await self.set_password(name, password, by=by, must_change=True)
         return password
 
     def posts_here(self) -> tuple[str, ...]:
@@ -317,7 +372,13 @@ class AuthService:
         values: dict[str, object] = {"failed_logins": 0, "locked_until": 0.0, "last_login_at": now}
         if passwords.needs_rehash(account.password_hash):
             values["password_hash"] = await asyncio.to_thread(passwords.hash_password, password)
-        principal = Principal(account_id=account.id, name=account.name, role=account.role, via="session")
+        principal = Principal(
+            account_id=account.id,
+            name=account.name,
+            role=account.role,
+            via="session",
+            must_change=account.must_change_password,
+        )
         session = SessionRow(
             id_hash=digest(session_id),
             account_id=account.id,
@@ -370,7 +431,13 @@ class AuthService:
             return None
         if now - session.seen_at >= TOUCH_EVERY:
             await self.book.touch_session(key, now)
-        principal = Principal(account_id=account.id, name=account.name, role=account.role, via="session")
+        principal = Principal(
+            account_id=account.id,
+            name=account.name,
+            role=account.role,
+            via="session",
+            must_change=account.must_change_password,
+        )
         return principal, session.csrf
 
     # -- API tokens -----------------------------------------------------------------------------
@@ -393,6 +460,8 @@ class AuthService:
         return token_id, token
 
     async def revoke_token(self, token_id: int, *, by: Who) -> bool:
+        if not 0 < token_id < 2**63:  # no such token: the database's integers stop at 2**63 - 1
+            return False
         event = ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
         return await self.book.revoke_token(token_id, now=self.clock(), event=event)
 

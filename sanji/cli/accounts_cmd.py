@@ -10,6 +10,8 @@
 
 Works on the node's database directly (the node may be running: writes take the same
 single-writer path). Every change is written to the audit log as done by ``cli:<OS user>``.
+A password typed here (``add``/``create``/``passwd``) is the operator's own choice for the holder and is
+not must-change; the passwords the system generates (the administrator's desk, the first start) are.
 Roles: village_agent (代办员), window_a (窗口A岗), window_b (窗口B岗), director (中心主任),
 approver (部门审批), supervisor (监察督查), inspector (纪检), admin (管理员).
 """

@@ -273,6 +273,8 @@ accounts = Table(
     Column("locked_until", Float, nullable=False, server_default="0"),
     Column("created_at", Float, nullable=False),
     Column("last_login_at", Float, nullable=True),
+    # a password the system generated (the desk's create / reset, the first start): changed at the first login
+    Column("must_change_password", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("name"),
 )
 

@@ -4,6 +4,9 @@ Accounts: each handler calls the same ``AuthService`` functions ``sanji accounts
 ``add_with_one_time_password``, ``set_active``, ``reset_password``, ``revoke_token``), so every
 change is written to the node's audit log with the acting account, and the service's rules hold here
 as at the command line: nobody disables their own account, the last active administrator stays.
+A password made here (a new account, a reset) is must-change: its holder sets their own at the first
+login (``/account/password``), so the administrator who saw it never keeps a working password of
+another post.
 
 Only an account holding the admin post gets here: the guard asks ``roles.ACCOUNTS`` of a logged-in
 caller, and these pages refuse an anonymous one even in open demo mode (nobody anonymous makes
@@ -200,7 +203,8 @@ class AccountsScreenController(Controller):
     ) -> Template | Redirect:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        if not await auth.revoke_token(token_id, by=_who(request, principal)):
+        # no such token outside the database's integers (PostgreSQL refuses a larger one with an error, not a miss)
+        if not 0 < token_id < 2**63 or not await auth.revoke_token(token_id, by=_who(request, principal)):
             why = f"没有有效的令牌 {token_id} No live token {token_id}"
             return await accounts_page(request, store, context, auth, status=404, row_error=("", why))
         return Redirect("/admin/accounts/?done=revoked", status_code=303)

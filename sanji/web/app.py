@@ -27,7 +27,7 @@ from sanji.archive_duty import ArchiveSchedule
 from sanji.auth.book import AuditedStore, AuthBook
 from sanji.auth.first_run import ensure_first_admin
 from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
-from sanji.auth.routes import LoginController, forbidden_handler, not_logged_in_handler
+from sanji.auth.routes import AccountPasswordController, LoginController, forbidden_handler, not_logged_in_handler
 from sanji.auth.service import AuthService
 from sanji.backup_duty import BackupSchedule
 from sanji.config import NodeSettings
@@ -238,6 +238,7 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     CarryController,  # the sync panel: hand-carried files when the link is down
     EnrollController,
     LoginController,
+    AccountPasswordController,  # every account changes its own password; a must-change session only this
     OfficeApiController,  # every desk keeps its own 台账
     OfficeScreenController,
     SmsApiController,  # every node may send the applicants' SMS

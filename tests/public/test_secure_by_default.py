@@ -96,7 +96,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.processes
-def test_the_first_start_prints_a_one_time_admin_password_that_logs_in(
+def test_the_first_start_prints_a_one_time_admin_password_that_logs_in_and_must_be_changed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1)
@@ -123,6 +123,17 @@ def test_the_first_start_prints_a_one_time_admin_password_that_logs_in(
                 "/login", data={"name": "admin", "password": password, "_csrf_token": csrf[1], "next": "/api/node"}
             )
             assert r.status_code == 303 and "sanji_session" in r.headers.get("set-cookie", "")
+            assert r.headers["location"] == "/account/password"  # a printed password: changed before anything else
+            refused = browser.get("/api/node")
+            assert refused.status_code == 403 and refused.json()["error"] == "must_change_password"
+            page = browser.get("/account/password")
+            csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+            assert csrf
+            own = "the administrator's own 1"
+            changed = browser.post(
+                "/account/password", data={"current": password, "new": own, "again": own, "_csrf_token": csrf[1]}
+            )
+            assert changed.status_code == 200, changed.text
             assert browser.get("/api/node").status_code == 200  # node health: what an administrator may see
             assert browser.get("/api/errands").status_code == 403  # personal data: not an administrator's
     finally:

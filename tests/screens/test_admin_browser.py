@@ -21,7 +21,13 @@ from sanji.cli import accounts_cmd
 pytestmark = pytest.mark.processes
 
 ADMIN, PASSWORD = "县管理员", "admin pass 9"
-PAGES = ("/admin/accounts", "/admin/catalogue", "/admin/calendar?year=2026", "/admin/calendar?year=2028")
+PAGES = (
+    "/admin/accounts",
+    "/admin/catalogue",
+    "/admin/calendar?year=2026",
+    "/admin/calendar?year=2028",
+    "/account/password",  # every account's own password page
+)
 
 
 @pytest.fixture
