@@ -53,6 +53,9 @@ RETRY_AFTER_S = 300  # when no ancestor answers: links come back in minutes, not
 Links = Callable[[], Awaitable[Sequence[Transport]]]
 
 
+SHUTTING_DOWN = "this node is shutting down; the attachment is fetched back once it is up"
+
+
 class ArchivedElsewhere(SanjiError):
     """The attachment was archived here and no ancestor could give it back just now."""
 
@@ -137,7 +140,7 @@ class FetchBack:
         task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
         if task is None:
             if self._closed:
-                raise ArchivedElsewhere("this node is shutting down; the attachment is fetched back once it is up")
+                raise ArchivedElsewhere(SHUTTING_DOWN)
             task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")
             self._inflight[digest] = task
             task.add_done_callback(lambda done: self._done(digest, done))
@@ -146,9 +149,17 @@ class FetchBack:
         try:
             async with asyncio.timeout(self.timeout):
                 return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled() or _cancelling():
+                raise  # this caller itself was cancelled: let it go
+            raise ArchivedElsewhere(SHUTTING_DOWN) from None
         except TimeoutError:
-            if task.done():
-                raise
+            if task.done() and not task.cancelled() and task.exception() is None:
+                return task.result()  # finished as the time ran out
+            if task.done():  # the fetch itself timed out (a link's own limit): as any failed fetch
+                raise ArchivedElsewhere(
+                    f"attachment {digest[:12]} could not be fetched back from an ancestor in time; try again shortly"
+                ) from None
             away = ArchivedElsewhere(
                 f"attachment {digest[:12]} is being fetched back from an ancestor and was not whole within "
                 f"{self.timeout:g} s; it goes on, try again shortly"
@@ -236,3 +247,9 @@ class FetchBack:
         if refused is not None:
             raise Refused(refused)
         return data
+
+
+def _cancelling() -> bool:
+    """Whether the running task has been asked to stop (not merely woken by a task it waited on)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0

@@ -177,19 +177,22 @@ class NodeRuntime:
         try:
             yield
         finally:
-            if self.driver is not None:
-                await self.driver.stop()
-            if self.duties is not None:
-                await self.duties.stop()
-            if self.notifier is not None:
-                await self.notifier.stop()
-            if self.backups is not None:
-                await self.backups.stop()
-            if self.archiving is not None:
-                await self.archiving.stop()
+            # every part is stopped and the database closed even when one stop fails or the shutdown
+            # itself is cancelled; the first such error is raised once all are done
+            stops = [
+                part.stop for part in (self.driver, self.duties, self.notifier, self.backups, self.archiving) if part
+            ]
             if self.fetch_back is not None:
-                await self.fetch_back.close()  # no fetch writes after the database closes
-            await db.dispose()
+                stops.append(self.fetch_back.close)  # no fetch writes after the database closes
+            stops.append(db.dispose)
+            first: BaseException | None = None
+            for stop in stops:
+                try:
+                    await stop()
+                except BaseException as exc:  # kept, and raised once the rest have stopped
+                    first = first or exc
+            if first is not None:
+                raise first
 
     def get_store(self) -> Store:
         assert self.store is not None, "the store opens in the app's lifespan"
