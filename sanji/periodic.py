@@ -8,6 +8,7 @@ and tried again at the next interval; a failure never stops the loop, and so nev
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Any
 
 
@@ -26,7 +27,7 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
                 raise
 
 
-class PeriodicDuty:
+class PeriodicDuty(ABC):
     """Subclasses give ``tick`` (one run) and ``failed`` (what a failed run leaves behind)."""
 
     def __init__(self, *, name: str, interval_hours: float) -> None:
@@ -42,11 +43,13 @@ class PeriodicDuty:
         await cancel(self._task)
         self._task = None
 
+    @abstractmethod
     async def tick(self) -> None:
-        raise NotImplementedError
+        """One run of the duty."""
 
+    @abstractmethod
     def failed(self) -> None:
-        raise NotImplementedError
+        """Called inside the ``except`` of a failed run (it may log the traceback)."""
 
     async def _run(self) -> None:
         while True:

@@ -256,7 +256,7 @@ def library_name(d: date) -> str:
     """The festival the library names for a day off ('' if none)."""
     try:
         _, name = chinese_calendar.get_holiday_detail(d)
-    except NotImplementedError:
+    except NotImplementedError:  # the library's answer for a year its notices do not cover
         return ""
     return str(name or "")
 
