@@ -544,7 +544,7 @@ async def export_files(
     )
     counts = {name: len(tables[name]) for name in TABLES}
     files = {f"{name}.json": _json(tables[name]) for name in TABLES}
-    began_text = began.isoformat(timespec="seconds")
+    began_text = began.isoformat()  # to the microsecond: a batch that arrived just before is not sent again
     manifest = {"batch_no": batch, "since": since.isoformat(), "began": began_text, "data_source": data_source}
     files["manifest.json"] = _json(manifest | {"counts": counts})
     return files
