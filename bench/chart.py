@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 PANEL_INCHES = (3.2, 2.9)
-HEADER_INCHES = 0.9  # the title's two lines above the panels
+TITLE_LINE_INCHES = 0.22
 DPI = 100
 MAX_COLUMNS = 4
 
@@ -37,6 +37,7 @@ MISSED = "#d55e00"
 NO_TARGET = "#0072b2"
 BASELINE = "#999999"
 TARGET = "#222222"
+NOTE = "#666666"
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,6 @@ def grid(count: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def size_inches(count: int) -> tuple[float, float]:
-    rows, columns = grid(count)
-    return columns * PANEL_INCHES[0], rows * PANEL_INCHES[1] + HEADER_INCHES
-
-
 def _shown(x: float) -> str:
     if x == 0:
         return "0"
@@ -122,7 +118,7 @@ def _wrapped(name: str, width: int = 28) -> str:
     return "\n".join(lines)
 
 
-def _title(result: Mapping[str, Any], out: Path, drawn: list[Panel]) -> str:
+def _title_lines(result: Mapping[str, Any], out: Path, drawn: list[Panel], width_inches: float) -> list[str]:
     name = result.get("benchmark") or result.get("bench") or out.stem
     machine = result.get("machine")
     if not isinstance(machine, Mapping):
@@ -136,17 +132,41 @@ def _title(result: Mapping[str, Any], out: Path, drawn: list[Panel]) -> str:
         load_text = f"load average {shown[0]} → {shown[1]}"
     else:
         load_text = "load average unknown"
-    first = f"{name}   commit {commit}   {load_text}"
-    if result.get("at"):
-        first += f"   {result['at']}"
     with_target = [p for p in drawn if p.target is not None]
     met = sum(1 for p in with_target if p.passed)
     unfinished = sum(1 for p in drawn if p.value is None)
-    second = f"{len(drawn)} figures against a baseline from the same run; "
-    second += f"{met} of {len(with_target)} targets met" if with_target else "no targets"
+    segments = [str(name), f"commit {commit}", load_text]
+    if result.get("at"):
+        segments.append(str(result["at"]))
+    summary = [
+        f"{len(drawn)} {'figure' if len(drawn) == 1 else 'figures'} against a baseline from the same run",
+        f"{met} of {len(with_target)} targets met" if with_target else "no targets",
+    ]
     if unfinished:
-        second += f"; {unfinished} not finished"
-    return f"{first}\n{second}"
+        summary.append(f"{unfinished} not finished")
+    # One chart may be a single panel wide: wrap at the figure's width (≈ 6 pt a character at 10 pt).
+    chars = max(20, int(width_inches * 72 / 6.2))
+    lines: list[str] = []
+    for parts, sep in ((segments, "   "), (summary, "; ")):
+        lines.append(parts[0])
+        for part in parts[1:]:
+            if len(lines[-1]) + len(sep) + len(part) > chars:
+                lines.append(part)
+            else:
+                lines[-1] += sep + part
+    return [piece for line in lines for piece in textwrap.wrap(line, chars)]
+
+
+def _layout(result: Mapping[str, Any], out: Path, drawn: list[Panel]) -> tuple[list[str], tuple[float, float]]:
+    rows, columns = grid(len(drawn))
+    width = columns * PANEL_INCHES[0]
+    lines = _title_lines(result, out, drawn, width)
+    return lines, (width, rows * PANEL_INCHES[1] + TITLE_LINE_INCHES * (len(lines) + 1))
+
+
+def size_inches(result: Mapping[str, Any], out: Path) -> tuple[float, float]:
+    """The chart's width and height: the panels' grid and as many title lines as its width needs."""
+    return _layout(result, out, panels(result))[1]
 
 
 def _draw(ax: Axes, panel: Panel) -> None:
@@ -166,17 +186,20 @@ def _draw(ax: Axes, panel: Panel) -> None:
     top, bottom = max([0.0, *known]), min([0.0, *known])
     if top == bottom:
         top = 1.0  # every number is zero: an axis from 0 to 1 still shows the zero bars and target
-    ax.set_ylim(bottom * 1.25, top * 1.25)
+    # Headroom above the tallest bar for its number and, above that, the target's legend.
+    ax.set_ylim(bottom * 1.4, top * 1.4)
     for bar, height in zip(bars, heights, strict=True):
         x = bar.get_x() + bar.get_width() / 2
-        if height is None:
-            missing = "not finished" if bar is bars[0] else "no baseline"
-            ax.text(x, top * 0.5, missing, ha="center", va="center", fontsize=8, color=MISSED, rotation=90)
-        else:
+        if height is not None:
             ax.text(x, height, _shown(height), ha="center", va="bottom", fontsize=8)
+        elif bar is bars[0]:
+            ax.text(x, top * 0.5, "not finished", ha="center", va="center", fontsize=8, color=MISSED, rotation=90)
+        else:
+            ax.text(x, top * 0.5, "no baseline", ha="center", va="center", fontsize=8, color=NOTE, rotation=90)
     if panel.target is not None:
-        ax.axhline(panel.target, color=TARGET, linestyle="--", linewidth=1)
-        ax.text(1.45, panel.target, f"target {_shown(panel.target)}", ha="right", va="bottom", fontsize=7)
+        # A legend, not a label on the line: a label there would sit on a bar's number when they are close.
+        ax.axhline(panel.target, color=TARGET, linestyle="--", linewidth=1, label=f"target {_shown(panel.target)}")
+        ax.legend(loc="upper right", fontsize=7, frameon=False, handlelength=2.5)
     ax.set_xlim(-0.55, 1.55)
     ax.spines[["top", "right"]].set_visible(False)
 
@@ -196,9 +219,10 @@ def chart(result: Mapping[str, Any], out: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     rows, columns = grid(len(drawn))
-    figure = Figure(figsize=size_inches(len(drawn)), dpi=DPI, layout="constrained")
+    lines, size = _layout(result, out, drawn)
+    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
-    figure.suptitle(_title(result, out, drawn), fontsize=10)
+    figure.suptitle("\n".join(lines), fontsize=10)
     axes = figure.subplots(rows, columns, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < len(drawn):
@@ -209,3 +233,23 @@ def chart(result: Mapping[str, Any], out: Path) -> Path | None:
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=DPI)
     return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.chart RESULT.json ...``: draw results kept from earlier runs again."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chart", description="Draw kept benchmark results again, each as a PNG beside its JSON."
+    )
+    parser.add_argument("results", type=Path, nargs="+", help="JSON results written by a benchmark")
+    args = parser.parse_args(argv)
+    for path in args.results:
+        png = chart(json.loads(path.read_text(encoding="utf-8")), path)
+        print(f"{path}: {png or 'nothing with a baseline or a target to draw'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from bench.chart import DPI, MISSED, grid, panels, size_inches
+from bench.chart import DPI, MISSED, grid, main, panels, size_inches
 from bench.output import publish
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def test_figures_get_a_png_beside_the_unchanged_json(tmp_path: Path, capsys: pyt
     assert json.loads(capsys.readouterr().out) == FIGURES  # stdout is still the one JSON object
     rows, columns = grid(5)
     assert (rows, columns) == (2, 4)
-    width, height = size_inches(5)
+    width, height = size_inches(FIGURES, out)
     assert image.shape[:2] == (round(height * DPI), round(width * DPI))
     assert image.shape[2] in (3, 4)
 
@@ -95,9 +95,9 @@ def test_measurements_are_found_by_path_and_drawn(tmp_path: Path) -> None:
     out = tmp_path / "audit_verify.json"
     image = published(MEASUREMENTS, out)
     assert json.loads(out.read_text(encoding="utf-8")) == MEASUREMENTS
-    width, height = size_inches(2)
+    width, height = size_inches(MEASUREMENTS, out)
     assert image.shape[:2] == (round(height * DPI), round(width * DPI))
-    assert height < size_inches(5)[1]  # fewer panels, one row
+    assert height < size_inches(FIGURES, out)[1]  # one row of panels, not two
 
 
 def test_a_result_with_nothing_to_compare_gets_no_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,6 +106,14 @@ def test_a_result_with_nothing_to_compare_gets_no_chart(tmp_path: Path, capsys: 
     assert out.exists()
     assert not out.with_suffix(".png").exists()
     assert "no chart" in capsys.readouterr().err
+
+
+def test_a_kept_result_is_drawn_again_from_its_json(tmp_path: Path) -> None:
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps(MEASUREMENTS), encoding="utf-8")
+    assert main([str(kept)]) == 0
+    width, height = size_inches(MEASUREMENTS, kept)
+    assert imread(tmp_path / "kept.png").shape[:2] == (round(height * DPI), round(width * DPI))
 
 
 def test_without_matplotlib_the_json_is_still_written(tmp_path: Path) -> None:
