@@ -34,10 +34,12 @@ from typing import Any
 
 import httpx
 
-from bench.apply_rate import free_port, load_average, percentile, rounded, stop_process, wait_ready
+from bench.apply_rate import load_average, percentile, rounded, stop_process, wait_ready
+from bench.links import figure, machine_info
 from bench.output import publish
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
+from sanji.demo.cluster import free_port
 from sanji.keys import write_directory, write_key
 from sanji.layout import Layout, county_layout
 from sanji.store import Store, open_database
@@ -265,6 +267,47 @@ async def run(
     finally:
         await stop_process(proc)
     base = summary(alone)
+    targets = {"idle_p99_ms": 200, "hub_cpu_share_of_machine": 0.5, "idle_requests": 1, "idle_bytes_each_way": 600}
+    figures = [
+        {
+            "figure": "idle_p99_ms",
+            **figure(
+                idle["latency_ms"]["p99"], "ms", target=targets["idle_p99_ms"], baseline=base["latency_ms"]["p99"]
+            ),
+        },
+        {
+            "figure": "hub_cpu_share_of_machine",
+            # No baseline: the hub's CPU is read over the idle rounds only, not while one child runs alone.
+            **figure(
+                idle["hub_cpu_share_of_machine"],
+                "of the machine",
+                target=targets["hub_cpu_share_of_machine"],
+                baseline=None,
+            ),
+        },
+        {
+            "figure": "idle_requests_per_exchange",
+            **figure(
+                idle["requests_per_exchange"],
+                "requests",
+                target=targets["idle_requests"],
+                baseline=base["requests_per_exchange"],
+            ),
+        },
+        *(
+            {
+                "figure": f"idle_{way}_bytes_per_exchange",
+                **figure(
+                    idle[f"{way}_body_bytes_per_exchange"],
+                    "bytes",
+                    target=targets["idle_bytes_each_way"],
+                    baseline=base[f"{way}_body_bytes_per_exchange"],
+                ),
+            }
+            for way in ("request", "response")
+        ),
+        {"figure": "burst_errors", **figure(first["error_count"], "errors", target=0, baseline=None)},
+    ]
     return {
         "children": n,
         "hub_store": "postgresql" if db_url else "sqlite",
@@ -279,12 +322,8 @@ async def run(
             },
         },
         "baseline_one_child": base,
-        "targets": {
-            "idle_p99_ms": 200,
-            "hub_cpu_share_of_machine": 0.5,
-            "idle_requests": 1,
-            "idle_bytes_each_way": 600,
-        },
+        "targets": targets,
+        "figures": figures,
     }
 
 
@@ -313,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "many_nodes",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu_count": os.cpu_count(), "load_average_1m": {"before": load_before, "after": load_average()}},
+        "machine": {**machine_info(), "load_average_1m": {"before": load_before, "after": load_average()}},
         **body,
         "seconds": rounded(time.perf_counter() - started),
     }
