@@ -169,3 +169,29 @@ def test_searches_are_throttled_per_address_before_any_matter_is_ranked(
     assert ranked == []  # refused before any matter was looked at
     now[0] += 61
     assert village.get("/api/catalogue/search", params={"q": "zz-new"}).status_code == 200
+
+
+def test_the_guides_search_draws_on_the_same_allowance_and_refuses_with_a_bilingual_page(
+    town: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    town.app.state.search_throttle = Throttle(3, 60.0, clock=lambda: now[0])
+    ranked: list[str] = []
+    real_rank = search_module._rank
+    monkeypatch.setattr(search_module, "_rank", lambda entry, *a: ranked.append(entry.code) or real_rank(entry, *a))
+    assert town.get("/public", params={"q": "hukou", "levels": "all"}).status_code == 200
+    assert town.get("/api/catalogue/search", params={"q": "dbs"}).status_code == 200
+    assert town.get("/public", params={"q": "ylbx"}).status_code == 200
+    for _ in range(3):  # the guide itself, without a search, is not a search
+        assert town.get("/public", params={"levels": "all"}).status_code == 200
+    ranked.clear()
+
+    r = town.get("/public", params={"q": "dibao", "levels": "all"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    assert "查找过于频繁，请60秒后再试" in r.text and "Too many searches from this address: try again in 60 s" in r.text
+    assert ranked == []  # refused before any matter was looked at
+    assert len(re.findall(r'<tr data-matter="[^"]+">', r.text)) == 42  # the whole guide still shows, unfiltered
+    assert town.get("/api/catalogue/search", params={"q": "dibao"}).status_code == 429
+    now[0] += 61
+    found = town.get("/public", params={"q": "dibao", "levels": "all"})
+    assert found.status_code == 200 and "查找过于频繁" not in found.text
