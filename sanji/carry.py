@@ -6,14 +6,28 @@ the whole file first (structure, limits, checksum: ``protocol.carry.CarryScanner
 file written for another node, then reads it again and applies its batches a group at a time;
 each batch is still verified like any received batch, so the file adds no trust of its own, and
 importing the same file twice changes nothing.
+
+The screen prepares a file once and serves exactly those bytes (``PreparedFiles``): 准备文件 writes it under
+the node's data directory with an unguessable name bound to the account that prepared it, the page shows
+what that file holds, and 下载文件 sends that file, never a new export, so the count read on the screen is the
+count carried. A prepared file is kept ``PREPARED_TTL_S`` and replaced by the same account's next one for the
+same node; expired ones are removed whenever the panel prepares or serves one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
+
+import msgspec
 
 from protocol.batch import open_frame
 from protocol.carry import CarryHeader, CarryScanner, write_carry
@@ -27,6 +41,10 @@ READ_CHUNK = 1024 * 1024
 APPLY_GROUP = 200  # batches received per call: one request's worth, memory bounded by the frame limit
 SHOWN_RESULTS = 100  # refused batches kept to show or print; the counts cover every batch
 EXPORTED, IMPORTED = "carry_export", "carry_import"  # the node's event log: each file written or read
+PREPARED_DIR = "carry"  # under the node's data directory: files the sync panel prepared, waiting to be downloaded
+# Long enough to plug in a USB stick and press 下载; short enough that personal data does not linger in a second copy.
+PREPARED_TTL_S = 3600.0
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 class NotForThisNode(RouteError):
@@ -140,3 +158,100 @@ async def import_carried(store: Store, fh: BinaryIO, size: int) -> ImportSummary
     counts = ("batches", "stored", "duplicate", "held", "refused")
     await store.log_event(IMPORTED, header.exporter, {name: getattr(summary, name) for name in counts})
     return summary
+
+
+class Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    """A file the sync panel prepared: who prepared it, for whom, what it holds, until when it is kept."""
+
+    token: str
+    account: str  # the account that prepared it ("" in open demo mode): only it downloads the file
+    recipient: str
+    file_name: str
+    batches: int
+    errands: int
+    size: int
+    expires: float  # wall-clock seconds
+
+
+class PreparedFiles:
+    """Prepared transfer files under ``root``: ``<token>.sjx`` and ``<token>.json`` (its ``Prepared``).
+
+    Each is written whole and renamed into place, the description before the bytes; a file left without its
+    description, or a part left by a crash, is swept once it is older than the time a file is kept.
+    """
+
+    def __init__(self, root: Path, *, ttl_s: float = PREPARED_TTL_S, clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.ttl_s = ttl_s
+        self.clock = clock
+
+    async def keep(self, written: CarryExport, account: str) -> Prepared:
+        """Keep ``written`` for ``account``, replacing what it prepared before for the same node."""
+        return await asyncio.to_thread(self._keep, written, account)
+
+    async def find(self, token: str, account: str) -> tuple[Prepared, bytes] | None:
+        """The file ``token`` names if ``account`` prepared it and it has not expired; ``None`` otherwise."""
+        return await asyncio.to_thread(self._find, token, account)
+
+    def _keep(self, written: CarryExport, account: str) -> Prepared:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._sweep(replacing=(account, written.header.recipient))
+        token = secrets.token_urlsafe(24)  # 32 characters of [A-Za-z0-9_-]
+        prepared = Prepared(
+            token=token,
+            account=account,
+            recipient=written.header.recipient,
+            file_name=written.file_name,
+            batches=written.batches,
+            errands=written.errands,
+            size=len(written.data),
+            expires=self.clock() + self.ttl_s,
+        )
+        # The description first, then the bytes by a rename: a sweep never meets a whole file with no description.
+        partial = _write(self.root / f"{token}.sjx.part", written.data)
+        os.replace(_write(self.root / f"{token}.json.part", msgspec.json.encode(prepared)), self.root / f"{token}.json")
+        os.replace(partial, self.root / f"{token}.sjx")
+        return prepared
+
+    def _find(self, token: str, account: str) -> tuple[Prepared, bytes] | None:
+        if not _TOKEN.fullmatch(token) or not self.root.is_dir():
+            return None
+        self._sweep()
+        prepared = self._read(self.root / f"{token}.json")
+        if prepared is None or prepared.account != account:
+            return None
+        try:  # read whole now: a sweep may remove the file once it expires, even while it is being sent
+            data = (self.root / f"{token}.sjx").read_bytes()
+        except FileNotFoundError:
+            return None
+        return prepared, data
+
+    def _read(self, path: Path) -> Prepared | None:
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=Prepared)
+        except (OSError, msgspec.DecodeError):
+            return None
+
+    def _sweep(self, replacing: tuple[str, str] | None = None) -> None:
+        """Remove expired files, leftovers, and ``replacing``'s (account, recipient) earlier file."""
+        now = self.clock()
+        for path in self.root.iterdir():
+            if path.suffix == ".json":
+                prepared = self._read(path)
+                if prepared is None or prepared.expires <= now or (prepared.account, prepared.recipient) == replacing:
+                    path.unlink(missing_ok=True)  # the description first: the bytes are then never served
+                    path.with_suffix(".sjx").unlink(missing_ok=True)
+            elif not path.with_name(path.name.split(".")[0] + ".json").exists():
+                try:
+                    if path.stat().st_mtime <= now - self.ttl_s:
+                        path.unlink(missing_ok=True)
+                except FileNotFoundError:
+                    continue
+
+
+def _write(path: Path, data: bytes) -> Path:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path

@@ -95,7 +95,8 @@ ENROLL = "enroll"  # 节点接入: issue enrollment tokens for nodes below, see 
 # The sync panel (/carry): export and import hand-carried files (带送文件) when the link is down. Not under
 # /sync/: those are the nodes' signed endpoints, which never use accounts.
 CARRY = "carry"
-CONFIGURE = "configure"  # the administrator's catalogue and calendar pages; the county publishes both there
+# The administrator's catalogue and calendar pages (the county publishes both there); restoring archived attachments.
+CONFIGURE = "configure"
 
 # The chain that handles an errand, and the supervisors (DOMAIN.md "Privacy"), may ask to see full numbers.
 _DESK = frozenset({ERRANDS, PERSONAL, REVEAL, ACT, STATUS})
@@ -343,6 +344,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/admin/accounts/active"): ACCOUNTS,
     ("POST", "/admin/accounts/password"): ACCOUNTS,
     ("POST", "/admin/accounts/tokens/{token_id:int}/revoke"): ACCOUNTS,
+    ("POST", "/api/archive/restore"): CONFIGURE,  # a running node fetches archived attachments back
     ("GET", "/admin/catalogue"): CONFIGURE,
     ("GET", "/admin/catalogue/{code:str}"): CONFIGURE,
     ("POST", "/admin/catalogue/check"): CONFIGURE,

@@ -191,6 +191,8 @@ def run_list(config: str) -> int:
         for line in await service.roster():
             account = line.account
             state = f"locked until {_when(line.locked_until)}" if line.locked_until else line.state
+            if account.must_change_password:  # a generated password not yet replaced: someone else may know it
+                state += " · 待本人改密 must change password"
             print(
                 f"{account.name}\t{account.role}\t{roles.label(account.role)}\t{state}\t"
                 f"last login {_when(account.last_login_at)}"

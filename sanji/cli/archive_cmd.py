@@ -9,7 +9,9 @@
 ``--dry-run`` and ``--apply`` are safe while the node runs (each attachment is one transaction through
 the store's writer door). ``--restore`` refuses while the node answers on its port: the node's own
 signed requests and the command's would race to the parent, which refuses one signed earlier that
-arrives later; with the node running, opening an attachment on the errand page fetches it back.
+arrives later; it prints how to ask the running node to restore them itself instead (an administrator's
+``POST /api/archive/restore``, ``sanji.web.archive_restore``), and opening an attachment on the errand
+page fetches that one back.
 ``--errand`` takes an errand id or a receipt number, and an errand not held here is an error (exit 2).
 The rule is ``sanji.store.archive``'s: every errand naming the attachment delivered or closed more
 than ``after_days`` ago (``[archive] after_days``, default 90) and an ancestor's acknowledgement that
@@ -108,11 +110,7 @@ def restore(args: argparse.Namespace) -> int:
         if node_answers(settings):
             # Its requests and this command's would be signed apart and could reach the parent out of order
             # (a request signed earlier but arriving later is refused as stale): one signer at a time.
-            print(
-                f"error: node {settings.node.id} is running on port {settings.node.port}; opening an attachment "
-                "on its errand page fetches it back, or stop the node and run --restore again",
-                file=sys.stderr,
-            )
+            print(_ask_the_node(settings, args.config, errand=None if args.all else args.errand), file=sys.stderr)
             return 2
         results = asyncio.run(_restore(settings, errand=None if args.all else args.errand))
     except (ConfigError, ValueError, OSError, SanjiError) as exc:
@@ -133,6 +131,22 @@ def restore(args: argparse.Namespace) -> int:
             print(f"not restored {m.hash[:16]}  {m.size:>9} bytes: {why}")
         print(f"restored {len(back)} attachment(s), {sum(m.size for m in back)} bytes; {len(left)} still archived")
     return 1 if left else 0
+
+
+def _ask_the_node(settings: NodeSettings, config: str, *, errand: str | None) -> str:
+    """How to have the running node restore them itself, with its own signer."""
+    host = "127.0.0.1" if settings.node.host in ("0.0.0.0", "::") else settings.node.host
+    body = json.dumps({"errand": errand} if errand else {}, ensure_ascii=False)  # {}: every archived attachment
+    url = f"http://{host}:{settings.node.port}/api/archive/restore"
+    return (
+        f"error: node {settings.node.id} is running on port {settings.node.port}, and this command cannot sign "
+        "beside it. Ask the node to fetch them back itself, as an administrator with a token "
+        f"(sanji accounts token --config {config} --name ADMIN):\n"
+        f"  curl -X POST -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
+        f"-d '{body}' {url}\n"
+        "It answers at once and fetches them back in the background (/api/node shows attachments.archived_here "
+        "falling). Or stop the node and run --restore again."
+    )
 
 
 def as_dict(plan: ArchivePlan, *, applied: bool) -> dict[str, Any]:

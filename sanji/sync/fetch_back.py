@@ -19,9 +19,14 @@ Retry-After meanwhile, and the next open waits for the same fetch. When no ances
 nodes asked are named, their addresses and errors only logged), and the attachment stays archived,
 its mark intact.
 
+A running node restores on request too (``queue``: ``POST /api/archive/restore``, what ``sanji archive
+--restore`` points to while the node runs, since the command cannot sign beside it): the attachments asked
+for are fetched back one after another in the background, by the same fetches, so a page opening one meanwhile
+waits for that fetch and the other slot stays free for pages.
+
 Requests are signed with the node's one ``RequestSigner``, the sync driver's: each holds its turn from
 signing until the answer, so the parent sees this node's counters in order. ``close`` stops the
-fetches in flight when the node shuts down.
+fetches in flight, and the queue, when the node shuts down.
 """
 
 from __future__ import annotations
@@ -120,21 +125,54 @@ class FetchBack:
         self.signer = signer or RequestSigner(store.node_id, store)
         self._inflight: dict[str, asyncio.Task[bytes | None]] = {}
         self._slots = asyncio.Semaphore(MAX_FETCHES)  # different attachments: a few at a time, each in memory
+        self._queued: dict[str, None] = {}  # restores asked for, in order (a dict: each attachment once)
+        self._worker: asyncio.Task[None] | None = None
         self._closed = False
 
     async def close(self) -> None:
         """Stop every fetch in flight and wait until each has stopped (the node is shutting down: before
-        its database closes). Nothing half-fetched is kept; the marks stay."""
+        its database closes). Nothing half-fetched is kept; the marks stay, also of restores still queued."""
         self._closed = True
+        if self._worker is not None:
+            await cancel(self._worker)
+        self._queued.clear()
         for task in list(self._inflight.values()):
             await cancel(task)
 
-    async def open(self, digest: str) -> bytes | None:
-        """The bytes of ``digest``, fetched back and held here again; None when it is not archived here.
+    def queue(self, digests: Sequence[str]) -> int:
+        """Fetch ``digests`` back in the background, one after another; how many restores wait now (these too).
 
-        Raises ``ArchivedElsewhere`` when no ancestor gave it back whole in time, ``AttachmentArchived``
-        when it is larger than this node takes.
-        """
+        One at a time, so a page's open still finds a slot; an attachment already waiting is not queued twice.
+        Raises ``ArchivedElsewhere`` while the node shuts down."""
+        if self._closed:
+            raise ArchivedElsewhere(SHUTTING_DOWN)
+        for digest in digests:
+            self._queued.setdefault(digest)
+        if self._queued and (self._worker is None or self._worker.done()):
+            self._worker = asyncio.create_task(self._restore_queued(), name="fetch-back-restore")
+        return len(self._queued)
+
+    @property
+    def waiting(self) -> int:
+        """Restores asked for and not yet done (the one being fetched included)."""
+        return len(self._queued)
+
+    async def _restore_queued(self) -> None:
+        while self._queued:
+            digest = next(iter(self._queued))
+            try:
+                task = await self._task(digest)
+                if task is not None:  # None: held here already (opened meanwhile, or never archived)
+                    await task
+            except SanjiError as exc:  # the mark stays; asking again queues it again
+                log.warning("attachment %s not restored: %s", digest[:12], exc.message)
+            except Exception:  # one attachment's fault must not leave the rest waiting for a restart
+                log.exception("attachment %s not restored", digest[:12])
+            finally:
+                self._queued.pop(digest, None)
+
+    async def _task(self, digest: str) -> asyncio.Task[bytes | None] | None:
+        """The fetch of ``digest``, started or joined; None when it is not archived here."""
         if digest not in self._inflight and await self.store.archived_blob(digest) is None:
             return None  # held here (the usual case): no task, no link
         task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
@@ -144,6 +182,17 @@ class FetchBack:
             task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")
             self._inflight[digest] = task
             task.add_done_callback(lambda done: self._done(digest, done))
+        return task
+
+    async def open(self, digest: str) -> bytes | None:
+        """The bytes of ``digest``, fetched back and held here again; None when it is not archived here.
+
+        Raises ``ArchivedElsewhere`` when no ancestor gave it back whole in time, ``AttachmentArchived``
+        when it is larger than this node takes.
+        """
+        task = await self._task(digest)
+        if task is None:
+            return None
         # A caller that gives up (a closed page, the timeout) does not cancel the fetch: it goes on, and the
         # next open waits for the same one (or finds the attachment held again).
         try:

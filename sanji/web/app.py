@@ -54,6 +54,7 @@ from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
 from sanji.web import language, timefmt
 from sanji.web.api import AttachmentController, ErrandController, NodeController
+from sanji.web.archive_restore import ArchiveRestoreController
 from sanji.web.carry_screen import CarryController
 from sanji.web.catalogue_search import CatalogueSearchController
 from sanji.web.desk import Desk
@@ -234,6 +235,7 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     NodeController,
     DeskController,
     AttachmentController,
+    ArchiveRestoreController,  # a running node fetches its archived attachments back (administrator)
     DocumentController,
     SyncController,
     ScreenController,

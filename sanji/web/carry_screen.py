@@ -3,8 +3,10 @@
 A village agent whose link is down for days carries a file on a USB stick to the township. The
 panel does what ``sanji export`` / ``sanji import`` do, with the same functions (``sanji.carry``):
 
-* 导出带送文件: choose the node the file is for (the parent, or a child) → the panel says what the
-  file holds and offers it to download (the bytes ``sanji export`` writes, named by both nodes and the day);
+* 导出带送文件: choose the node the file is for (the parent, or a child) → 准备文件 exports once (the bytes
+  ``sanji export`` writes, named by both nodes and the day) and keeps the file for the account that asked
+  (``sanji.carry.PreparedFiles``); the panel says what that file holds, and 下载文件 serves that very file, so
+  what the screen counted is what is carried;
 * 导入带来的文件: a ``multipart/form-data`` upload (at most ``[sync] max_carry_bytes``), verified whole and
   applied; the page shows what was applied, what was already held and what was refused, and why.
 
@@ -27,7 +29,19 @@ from litestar.response import Template
 from protocol.carry import MAGIC, MAX_CARRY_BYTES
 from protocol.errors import FrameTooLarge, SanjiError, UnsupportedFormat
 from sanji.auth.guard import Caller, close_uploads
-from sanji.carry import EXPORTED, IMPORTED, CarryExport, ImportSummary, NotForThisNode, export_for, import_carried
+from sanji.carry import (
+    EXPORTED,
+    IMPORTED,
+    PREPARED_DIR,
+    PREPARED_TTL_S,
+    ImportSummary,
+    NotForThisNode,
+    Prepared,
+    PreparedFiles,
+    export_for,
+    import_carried,
+)
+from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.screens import _frame, read_form
@@ -72,8 +86,9 @@ class CarryController(Controller):
         if recipient is None:
             return await _panel(store, context, problem=_NO_RECIPIENT, status=400)
         written = await export_for(store, recipient)
-        await caller.read("carry_export", detail=_what(recipient, written))
-        return await _panel(store, context, exported=written)
+        await caller.read("carry_export", detail=_what(recipient, written.batches, written.errands))
+        prepared = await prepared_files(request).keep(written, caller.who.account)
+        return await _panel(store, context, prepared=prepared)
 
     @post("/export/file", status_code=200)
     async def download(
@@ -83,19 +98,20 @@ class CarryController(Controller):
         context: NamedDependency[NodeContext],
         caller: NamedDependency[Caller],
     ) -> Response[bytes] | Template:
-        recipient = await _recipient(request, store)
-        if recipient is None:
-            return await _panel(store, context, problem=_NO_RECIPIENT, status=400)
-        written = await export_for(store, recipient)
-        await caller.read("carry_file", detail=_what(recipient, written))
+        token = (await read_form(request)).get("file", [""])[0]
+        found = await prepared_files(request).find(token, caller.who.account)
+        if found is None:
+            return await _panel(store, context, problem=_GONE, status=410)
+        prepared, data = found
+        await caller.read("carry_file", detail=_what(prepared.recipient, prepared.batches, prepared.errands))
         return Response(
-            written.data,
+            data,
             media_type=SJX,
             headers={
-                "Content-Disposition": f'attachment; filename="{written.file_name}"',
+                "Content-Disposition": f'attachment; filename="{prepared.file_name}"',
                 "Cache-Control": "no-store",
-                "X-Sanji-Batches": str(written.batches),
-                "X-Sanji-Errands": str(written.errands),
+                "X-Sanji-Batches": str(prepared.batches),
+                "X-Sanji-Errands": str(prepared.errands),
             },
         )
 
@@ -115,12 +131,22 @@ class CarryController(Controller):
             await close_uploads(form)
 
 
-def _what(recipient: str, written: CarryExport) -> str:
+def _what(recipient: str, batches: int, errands: int) -> str:
     """A carried file in the audit log: names, matters and decisions leave the node in it."""
-    return f"for {recipient}: {written.batches} batches, {written.errands} errands"
+    return f"for {recipient}: {batches} batches, {errands} errands"
+
+
+def prepared_files(request: Request[Any, Any, Any]) -> PreparedFiles:
+    settings: NodeSettings = request.app.state.settings
+    return PreparedFiles(settings.path(settings.node.data_dir) / PREPARED_DIR)
 
 
 _NO_RECIPIENT = ("请选择文件带给哪个节点（上级或下级）", "Choose the node the file is for (the parent or a node below)")
+_GONE = (
+    "准备好的文件已不在：超过保留时间、已被您新准备的文件取代，或不是您准备的。请重新准备文件再下载。",
+    "The prepared file is no longer kept: it expired, a newer one replaced it, or another account prepared it. "
+    "Prepare the file again, then download it.",
+)
 
 
 def recipients(store: Store) -> list[tuple[str, str]]:
@@ -207,7 +233,7 @@ async def _panel(
     store: Store,
     context: NodeContext,
     *,
-    exported: CarryExport | None = None,
+    prepared: Prepared | None = None,
     imported: ImportSummary | None = None,
     problem: tuple[str, str] | None = None,
     status: int = 200,
@@ -224,7 +250,8 @@ async def _panel(
             "exchanges": exchanges,
             "recipients": recipients(store),
             "history": await store.recent_events((EXPORTED, IMPORTED), limit=10),
-            "exported": exported,
+            "prepared": prepared,
+            "keep_minutes": round(PREPARED_TTL_S / 60),
             "imported": _imported_view(imported) if imported is not None else None,
             "problem": problem,
             "file_field": FILE_FIELD,

@@ -5,10 +5,12 @@ the guide; the work per request is bounded by ``sanji.catalogue.search`` (the qu
 characters, ``limit`` at most ``MAX_LIMIT``, a (catalogue version, query) asked again answered from a small
 LRU in ``sanji.catalogue.search``) and the calls per client address are throttled (``SEARCH_LIMIT`` per
 ``SEARCH_WINDOW_S``, ``sanji.web.throttle``, as ``/lookup`` is): beyond that, 429 with ``Retry-After``, before
-any matter is looked at. Any other query answers 200, with matches or none; no catalogue held yet answers 200
-with none and ``catalogue_version`` 0. The register page and the guide filter their lists with ``found`` on
-the server (so they work without JavaScript) and with this route as the agent types, asking for the codes
-alone (``codes=true``: ``codes`` holds every match's code, ``items`` is empty).
+any matter is looked at. The guide's ``/public?q=`` draws on the same allowance (``search_refused``): a search
+is a search whichever door asks, and a refused one there is a bilingual 429 page. Any other query answers 200,
+with matches or none; no catalogue held yet answers 200 with none and ``catalogue_version`` 0. The register
+page and the guide filter their lists with ``found`` on the server (so they work without JavaScript) and with
+this route as the agent types, asking for the codes alone (``codes=true``: ``codes`` holds every match's code,
+``items`` is empty).
 """
 
 from __future__ import annotations
@@ -42,6 +44,17 @@ def search_throttle(app: Litestar) -> Throttle:
         throttle = Throttle(SEARCH_LIMIT, SEARCH_WINDOW_S)
         app.state.search_throttle = throttle
     return throttle
+
+
+def search_refused(request: Request[Any, Any, Any]) -> int:
+    """Seconds the caller's address must wait before searching again (0: go on; the search is counted)."""
+    throttle = search_throttle(request.app)
+    ip = client_ip(request)
+    wait = throttle.retry_after(ip)
+    if wait:
+        return math.ceil(wait)
+    throttle.hit(ip)
+    return 0
 
 
 class MatterHit(msgspec.Struct, kw_only=True):
@@ -98,18 +111,14 @@ class CatalogueSearchController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 20,
         codes: Annotated[bool, QueryParameter(description="answer the matches' codes alone")] = False,
     ) -> MatterSearch:
-        throttle = search_throttle(request.app)
-        ip = client_ip(request)
-        wait = throttle.retry_after(ip)
-        if wait:
-            seconds = math.ceil(wait)
+        seconds = search_refused(request)
+        if seconds:
             raise TooManyRequestsException(
                 detail=(
                     f"查找过于频繁，请{seconds}秒后再试 · Too many searches from this address: try again in {seconds} s"
                 ),
                 headers={"Retry-After": str(seconds)},
             )
-        throttle.hit(ip)
         hits = search(context.catalogue, q)
         if codes:
             return MatterSearch(

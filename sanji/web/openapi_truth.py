@@ -28,6 +28,7 @@ from protocol.limits import MAX_TEXT
 from sanji.forms import ActionForm, RegisterForm
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.sync.requests_auth import HEADER_KEY, HEADER_NODE, HEADER_SIGNATURE
+from sanji.web.archive_restore import RestoreRequest
 from sanji.web.desk_api import PrecheckForm
 
 ERROR = "#/components/schemas/ErrorBody"
@@ -64,6 +65,7 @@ FORMS = {
     "EntryForm": EntryForm,
     "AppealForm": AppealForm,
     "DecisionForm": DecisionForm,
+    "RestoreRequest": RestoreRequest,
 }
 MSGPACK = "application/msgpack"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -38,11 +38,12 @@ from protocol.receipts import is_valid, normalise
 from protocol.topology import COUNTY, TOWN
 from sanji.auth.guard import client_ip
 from sanji.catalogue.search import MAX_QUERY
+from sanji.catalogue.search import normalise as normalise_query
 from sanji.complaints import ComplaintForm, file_public_complaint
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
-from sanji.web.catalogue_search import found
+from sanji.web.catalogue_search import found, search_refused
 from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
 from sanji.web.screens import _frame, light
 from sanji.web.throttle import Throttle
@@ -287,6 +288,9 @@ class PublicController(Controller):
         settings: NodeSettings = request.app.state.settings
         role = store.directory.role(store.node_id)
         query = q.strip()[:MAX_QUERY]
+        wait = search_refused(request) if normalise_query(query) else 0
+        if wait:  # refused before any matter is ranked, like /api/catalogue/search; the whole list still shows
+            query = ""
         catalogue = context.catalogue
         matters = list(catalogue.matters) if catalogue else []
         here = _levels_of(role)
@@ -307,8 +311,9 @@ class PublicController(Controller):
             {"id": child, "name": node_name(store.directory, child)}
             for child in store.directory.children(store.node_id)
         ]
-        return Template(
+        page = Template(
             template_name="public.html",
+            status_code=429 if wait else 200,
             context={
                 **_frame(store, context, "public"),
                 "centre": node_name(store.directory, store.node_id),
@@ -320,8 +325,12 @@ class PublicController(Controller):
                 "levels": "all" if levels == "all" else "",
                 "catalogue": catalogue,
                 "below": below if role == COUNTY else [],
+                "too_many": wait,
             },
         )
+        if wait:
+            page.headers["Retry-After"] = str(wait)
+        return page
 
     # -- complaints and suggestions --------------------------------------------------------------
 

@@ -684,6 +684,7 @@ class RegisterController(Controller):
         values = {k: v for k, v in desk_person(request).items() if v}
         if matter and not find:  # 查找 searches again, whatever is chosen in the list
             values["matter"] = matter.strip()
+            q = ""  # chosen: the form opens with its 换事项 list whole
         return _register_page(store, context, values, fresh=True, q=q)
 
     @post("/register", status_code=303)
@@ -712,13 +713,19 @@ class RegisterController(Controller):
         }
         # Only "confirm" (确认登记, sent from the review page) signs; the form's own button and any
         # older client's "save" lead to the review, so nothing is registered unseen.
-        step = one(form, "step")
-        step = step if step in ("choose", "check", "edit", "confirm") else "review"
+        step, q = one(form, "step"), one(form, "q")
+        if step == "enter":  # Enter in any field sends the form's first, unseen button: after a query typed since
+            step = "find" if q != one(form, "q_shown") else "check"  # the page was drawn, the agent meant 查找
+        if form.get("find"):  # 查找 beside 换事项
+            step = "find"
+        step = step if step in ("choose", "check", "edit", "confirm", "find") else "review"
         materials = [*values["materials"], *[m for m in lines(form, "materials_other") if m not in values["materials"]]]
         matter = context.matter(values["matter"])
         check = precheck(matter, materials, by_proxy=not values["in_person"]) if matter else None
         if step == "edit":  # 返回修改: the form again, as it was typed, nothing complained about
             return _register_page(store, context, values, check=check)
+        if step == "find":  # the 换事项 list filtered, the best match offered; nothing else changes
+            return _register_page(store, context, values, check=check, q=q)
         errors = _check_register(values)
         bound = bind(context.catalogue, values["matter"]) if values["matter"] else None
         refusal = ""
@@ -1199,8 +1206,9 @@ def _register_page(
 ) -> Template:
     """The register form; ``refused``: the page of a desk that does not register (403, no form).
 
-    ``q`` filters the matter list of the first step (``sanji.catalogue.search``): the matches first, best first,
-    the best one chosen; the others stay in the list hidden and disabled, for the filter as one types.
+    ``q`` filters the matter list (``sanji.catalogue.search``): the matches first, best first, the best one
+    chosen; the others stay in the list hidden and disabled, for the filter as one types. In the 换事项 list of
+    the form the matter the form holds stays shown, and chosen when nothing matches.
     """
     frame = _frame(store, context, "register")
     catalogue = context.catalogue
@@ -1235,9 +1243,12 @@ def _register_page(
     if other and not values.get("materials_other"):
         values["materials_other"] = "\n".join(other)
     matters = list(catalogue.matters) if catalogue else []
-    codes = found(catalogue, q) if not matter else None
-    options = _matter_options(matters, codes)
-    chosen = code or (codes[0] if codes else "")
+    codes = found(catalogue, q)
+    options = _matter_options(matters, codes, keep=code if matter else "")
+    if matter:
+        chosen = codes[0] if codes else code
+    else:
+        chosen = code or (codes[0] if codes else "")
     return Template(
         template_name="register.html",
         status_code=403 if refused else status,
@@ -1262,8 +1273,8 @@ def _register_page(
     )
 
 
-def _matter_options(matters: list[Matter], codes: list[str] | None) -> list[dict[str, Any]]:
-    """The first step's list: what ``codes`` found in their order, then the rest hidden (all, without a query)."""
+def _matter_options(matters: list[Matter], codes: list[str] | None, *, keep: str = "") -> list[dict[str, Any]]:
+    """The matter list: what ``codes`` found in their order, then the rest hidden but ``keep`` (all, no query)."""
     rank = {c: i for i, c in enumerate(codes or ())}
     order = sorted(range(len(matters)), key=lambda i: rank.get(matters[i].code, len(rank) + i))
     return [
@@ -1273,7 +1284,7 @@ def _matter_options(matters: list[Matter], codes: list[str] | None) -> list[dict
             "in_person": matters[i].in_person,
             "proxy_allowed": matters[i].proxy_allowed,
             "i": i,
-            "hidden": codes is not None and matters[i].code not in rank,
+            "hidden": codes is not None and matters[i].code not in rank and matters[i].code != keep,
         }
         for i in order
     ]

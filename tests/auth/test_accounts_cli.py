@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from auth_kit import PASSWORD, prepare, with_service
 
+from sanji.auth.book import Who
 from sanji.auth.service import AuthService, LoginRefused
 from sanji.cli import accounts_cmd
 
@@ -89,3 +90,26 @@ def test_tokens_list_disable_and_the_audit_log(town: Path, capsys: pytest.Captur
     for tag in ("account", "token_issued", "token_revoked", "login_failed", "login"):
         assert f"\t{tag}\t" in log, tag
     assert "audit chain intact" in log
+
+
+def test_list_says_which_accounts_must_change_their_password(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD) == 0
+    who = Who(account="admin", via="cli")
+
+    async def hand_out(service: AuthService) -> str:
+        return (await service.add_with_one_time_password("李建国", "window_b", by=who))[1]
+
+    given = with_service(town, hand_out)
+    capsys.readouterr()
+    assert accounts_cmd.run_list(str(town)) == 0
+    listing = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
+    assert listing["李建国"].split("\t")[2] == "active · 待本人改密 must change password"
+    assert listing["王芳"].split("\t")[2] == "active"  # a password its holder chose
+
+    async def change(service: AuthService) -> None:
+        session = (await service.login("李建国", given)).session_id
+        await service.change_own_password(session, given, PASSWORD + "-own", PASSWORD + "-own")
+
+    with_service(town, change)
+    assert accounts_cmd.run_list(str(town)) == 0
+    assert "待本人改密" not in capsys.readouterr().out

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from protocol.carry import MIN_FRAME_BYTES, CarryHeader, read_carry, write_carry
 from protocol.errors import FrameError
+from sanji.carry import PreparedFiles, export_for
 from sanji.cli import carry_cmd
 from sanji.cli.common import node_store
 from sanji.config import load_settings
@@ -135,3 +137,25 @@ def test_township_catches_up_from_the_county_after_a_village_carried_past_it(cou
     asyncio.run(township_syncs())
     assert sorted(asyncio.run(digests(county, "T01"))) == sorted(ids)
     assert asyncio.run(digests(county, "T01")) == asyncio.run(digests(county, "C"))
+
+
+def test_a_prepared_file_is_kept_for_its_account_until_it_expires(county: Cluster, tmp_path: Path) -> None:
+    asyncio.run(register(county, 2))
+    late = [0.0]
+    kept = PreparedFiles(tmp_path / "prepared", ttl_s=600.0, clock=lambda: time.time() + late[0])
+
+    async def scenario() -> None:
+        async with node_store(load_settings(config(county, "T01V01"))) as (store, _):
+            written = await export_for(store, "T01")
+        prepared = await kept.keep(written, "李建国")
+        assert (prepared.batches, prepared.errands, prepared.size) == (written.batches, 2, len(written.data))
+        assert await kept.find(prepared.token, "王代办") is None  # bound to the account that prepared it
+        found = await kept.find(prepared.token, "李建国")
+        assert found is not None and found == (prepared, written.data)
+        late[0] = 599.0
+        assert await kept.find(prepared.token, "李建国") is not None
+        late[0] = 600.0
+        assert await kept.find(prepared.token, "李建国") is None
+        assert sorted((tmp_path / "prepared").iterdir()) == []  # an expired file is removed, not only refused
+
+    asyncio.run(scenario())

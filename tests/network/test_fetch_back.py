@@ -237,6 +237,7 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
         assert await asyncio.to_thread(restore, "--all") == 2
         out, err = capsys.readouterr()
         assert f"node {V} is running" in err and "restored" not in out
+        assert "/api/archive/restore" in err and "-d '{}'" in err  # how to ask the node itself
         assert await village.archived_blob(tree.blobs["closed"]) is not None
         write_config(township)
         # By receipt number, as `sanji errand` takes it.

@@ -47,10 +47,29 @@ def nodes(county: Cluster) -> Iterator[dict[str, TestClient[Litestar]]]:
             client.__exit__(None, None, None)
 
 
+def prepare_file(client: TestClient[Litestar], recipient: str = "T01", **extra: str) -> tuple[str, str]:
+    """准备文件: the page, and the name of the prepared file its 下载文件 form sends."""
+    r = client.post("/carry/export", data={"recipient": recipient, **extra})
+    assert r.status_code == 200, r.text
+    token = re.search(r'name="file" value="([^"]+)"', r.text)
+    assert token is not None, r.text
+    return r.text, token.group(1)
+
+
+def download(client: TestClient[Litestar], token: str, **extra: str):  # type: ignore[no-untyped-def]
+    return client.post("/carry/export/file", data={"file": token, **extra})
+
+
 def carried(village: TestClient[Litestar], recipient: str = "T01") -> bytes:
-    r = village.post("/carry/export/file", data={"recipient": recipient})
+    r = download(village, prepare_file(village, recipient)[1])
     assert r.status_code == 200, r.text
     return r.content
+
+
+def exports_logged(client: TestClient[Litestar]) -> int:
+    """How many exports the panel's history lists (the node's event log)."""
+    history = client.get("/carry").text.split('id="carry-history"')
+    return history[1].count(">导出 <span") if len(history) > 1 else 0
 
 
 def upload(client: TestClient[Litestar], data: bytes, name: str = "T01V01-to-T01.sjx"):  # type: ignore[no-untyped-def]
@@ -69,20 +88,21 @@ def test_a_village_exports_on_its_screen_and_the_township_imports_on_its_screen(
     assert panel.status_code == 200
     assert 'option value="T01"' in panel.text and "导出带送文件" in panel.text and "导入带来的文件" in panel.text
 
-    prepared = village.post("/carry/export", data={"recipient": "T01"})
-    assert prepared.status_code == 200, prepared.text
-    count = re.search(r'id="exported-count">(\d+) 个批次，涉及 (\d+) 件办件', prepared.text)
-    assert count is not None, prepared.text
+    prepared, token = prepare_file(village)
+    count = re.search(r'id="exported-count">(\d+) 个批次，涉及 (\d+) 件办件', prepared)
+    assert count is not None, prepared
     assert int(count.group(1)) >= 1 and int(count.group(2)) == len(ids)
-    assert "可以放心带送" in prepared.text and "改动任何一个字节" in prepared.text
+    assert "可以放心带送" in prepared and "改动任何一个字节" in prepared
 
-    r = village.post("/carry/export/file", data={"recipient": "T01"})
+    r = download(village, token)
     assert r.status_code == 200
     disposition = r.headers["content-disposition"]
     assert re.fullmatch(r'attachment; filename="T01V01-to-T01-\d{8}\.sjx"', disposition), disposition
+    assert disposition.split('"')[1] in prepared  # the name the page showed
     file = read_carry(r.content)  # the format `sanji export` writes
     assert (file.header.exporter, file.header.recipient) == ("T01V01", "T01")
-    assert int(r.headers["x-sanji-errands"]) == len(ids)
+    assert len(file.frames) == int(count.group(1)) and int(r.headers["x-sanji-errands"]) == len(ids)
+    assert exports_logged(village) == 1  # prepared once, downloaded: one export
 
     done = upload(town, r.content)
     assert done.status_code == 200, done.text
@@ -101,12 +121,41 @@ def test_a_village_exports_on_its_screen_and_the_township_imports_on_its_screen(
 
     # The township carries back what it owes the village (a progress note here) the same way.
     act(town, ids[0], "note", text="材料已收到，下周一送县里")
-    back = town.post("/carry/export/file", data={"recipient": "T01V01"})
+    back = download(town, prepare_file(town, "T01V01")[1])
     assert back.status_code == 200 and back.headers["x-sanji-batches"] == "1"
     assert re.search(r'filename="T01-to-T01V01-\d{8}\.sjx"', back.headers["content-disposition"])
     home = upload(village, back.content, name="T01-to-T01V01.sjx")
     assert home.status_code == 200 and "新收到并办理：1" in home.text, home.text
     assert village.get("/api/digests").json()[ids[0]] == town.get("/api/digests").json()[ids[0]]
+
+
+def test_the_download_is_the_prepared_file_whatever_was_registered_since(
+    nodes: dict[str, TestClient[Litestar]],
+) -> None:
+    village = nodes["T01V01"]
+    first = register(village, name="张秀英")
+    page, token = prepare_file(village)
+    shown = re.search(r'id="exported-count">(\d+) 个批次，涉及 (\d+) 件办件', page)
+    assert shown is not None and int(shown.group(2)) == 1, page
+    later = register(village, name="李桂兰")  # owed to T01 too, but not in the prepared file
+
+    r = download(village, token)
+    assert r.status_code == 200 and int(r.headers["x-sanji-batches"]) == int(shown.group(1))
+    frames = read_carry(r.content).frames
+    assert len(frames) == int(shown.group(1)) and r.headers["x-sanji-errands"] == "1"
+    again = download(village, token)  # a failed download can be tried again: the same bytes
+    assert again.status_code == 200 and again.content == r.content
+    assert exports_logged(village) == 1
+
+    page, newer = prepare_file(village)  # preparing again writes what is owed now and replaces the earlier file
+    assert "涉及 2 件办件" in page and exports_logged(village) == 2
+    gone = download(village, token)
+    assert gone.status_code == 410 and "准备好的文件已不在" in gone.text and "Prepare the file again" in gone.text
+    assert download(village, newer).headers["x-sanji-errands"] == "2"
+    for bad in ("", "../../node.db", "x" * 32):
+        r = download(village, bad)
+        assert r.status_code == 410 and "请重新准备文件" in r.text, bad
+    assert {first, later} <= set(village.get("/api/digests").json())
 
 
 def test_bad_files_are_clear_4xx_and_change_nothing(
@@ -179,10 +228,16 @@ def test_with_logins_only_posts_that_keep_the_node_in_step_use_it_and_forms_need
     with TestClient(app(config)) as client:
         login(client, "李建国")
         page = client.get("/carry").text
-        refused = client.post("/carry/export/file", data={"recipient": "T01"})
-        assert refused.status_code == 403
+        assert client.post("/carry/export", data={"recipient": "T01"}).status_code == 403
         refused = client.post("/carry/import", files={"carry": ("x.sjx", b"SJX\x01" + b"\x00" * 64, "x/y")})
         assert refused.status_code == 403
-        token = csrf_of(page)
-        r = client.post("/carry/export/file", data={"recipient": "T01", "_csrf_token": token})
+        csrf = csrf_of(page)
+        _, file = prepare_file(client, _csrf_token=csrf)
+        assert download(client, file).status_code == 403  # the form's token is still needed
+        r = download(client, file, _csrf_token=csrf)
         assert r.status_code == 200 and r.content.startswith(b"SJX")
+    add(config, "王代办", "village_agent")
+    with TestClient(app(config)) as client:  # another agent of the same station
+        login(client, "王代办")
+        r = download(client, file, _csrf_token=csrf_of(client.get("/carry").text))
+        assert r.status_code == 410 and "不是您准备的" in r.text  # a prepared file is its preparer's alone

@@ -169,3 +169,73 @@ def test_searches_are_throttled_per_address_before_any_matter_is_ranked(
     assert ranked == []  # refused before any matter was looked at
     now[0] += 61
     assert village.get("/api/catalogue/search", params={"q": "zz-new"}).status_code == 200
+
+
+def test_the_guides_search_draws_on_the_same_allowance_and_refuses_with_a_bilingual_page(
+    town: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    town.app.state.search_throttle = Throttle(3, 60.0, clock=lambda: now[0])
+    ranked: list[str] = []
+    real_rank = search_module._rank
+    monkeypatch.setattr(search_module, "_rank", lambda entry, *a: ranked.append(entry.code) or real_rank(entry, *a))
+    assert town.get("/public", params={"q": "hukou", "levels": "all"}).status_code == 200
+    assert town.get("/api/catalogue/search", params={"q": "dbs"}).status_code == 200
+    assert town.get("/public", params={"q": "ylbx"}).status_code == 200
+    for _ in range(3):  # the guide itself, without a search, is not a search
+        assert town.get("/public", params={"levels": "all"}).status_code == 200
+    ranked.clear()
+
+    r = town.get("/public", params={"q": "dibao", "levels": "all"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "60"
+    assert "查找过于频繁，请60秒后再试" in r.text and "Too many searches from this address: try again in 60 s" in r.text
+    assert ranked == []  # refused before any matter was looked at
+    assert len(re.findall(r'<tr data-matter="[^"]+">', r.text)) == 42  # the whole guide still shows, unfiltered
+    assert town.get("/api/catalogue/search", params={"q": "dibao"}).status_code == 429
+    now[0] += 61
+    found = town.get("/public", params={"q": "dibao", "levels": "all"})
+    assert found.status_code == 200 and "查找过于频繁" not in found.text
+
+
+def _post_form(page: str) -> str:
+    form = re.search(r'<form method="post" action="/register".*?</form>', page, re.S)
+    assert form, page
+    return form.group(0)
+
+
+def test_the_change_matter_list_has_the_same_search_without_javascript(village: Client) -> None:
+    chosen = village.get("/register", params={"matter": "GA-001"})
+    form = _post_form(chosen.text)
+    assert 'id="q"' in form and 'name="find"' in form and "共 42 项" in _count(form)
+    assert all(shown for _, shown, _ in _options(form)) and [c for c, _, sel in _options(form) if sel] == ["GA-001"]
+
+    typed = {"matter": "GA-001", "applicant_name": "张秀英", "applicant_phone": "13800000000", "mandate": "1"}
+    found = village.post("/register", data={**typed, "q": "dbs", "find": "1"})
+    assert found.status_code == 200
+    form = _post_form(found.text)
+    options = _options(form)
+    assert [code for code, shown, _ in options if shown] == ["MZ-001", "GA-001"]  # the match, then the one held
+    assert [code for code, _, sel in options if sel] == ["MZ-001"] and len(options) == 42
+    assert "找到 1 项" in _count(form) and 'value="dbs"' in form
+    assert 'value="张秀英"' in form and 'value="13800000000"' in form  # nothing typed is lost
+    assert 'href="/print/guide/GA-001"' in form and 'id="errors"' not in form  # still 户口迁移's form until 换事项
+
+    changed = village.post(
+        "/register", data={**typed, "matter": "MZ-001", "q": "dbs", "q_shown": "dbs", "step": "choose"}
+    )
+    assert changed.status_code == 200 and 'href="/print/guide/MZ-001"' in changed.text
+    assert 'value="张秀英"' in changed.text and "共 42 项" in _count(changed.text)  # the list whole again
+    assert [c for c, _, sel in _options(_post_form(changed.text)) if sel] == ["MZ-001"]
+
+    # Enter in the box sends the form's unseen first button: a new query searches, an unchanged one pre-checks.
+    entered = village.post("/register", data={**typed, "q": "hukou", "q_shown": "", "step": "enter"})
+    assert [c for c, shown, _ in _options(_post_form(entered.text)) if shown] == ["GA-001"]
+    assert "找到 1 项" in _count(entered.text)
+    checked = village.post("/register", data={**typed, "q": "", "q_shown": "", "step": "enter"})
+    assert checked.status_code == 200 and "共 42 项" in _count(checked.text)
+    assert checked.text == village.post("/register", data={**typed, "step": "check"}).text  # 预审, as clicked
+
+    nothing = village.post("/register", data={**typed, "q": "zzzzqqq", "find": "1"})
+    options = _options(_post_form(nothing.text))
+    assert [(c, sel) for c, shown, sel in options if shown] == [("GA-001", True)]  # the held matter stays chosen
+    assert "没有找到" in _count(nothing.text)

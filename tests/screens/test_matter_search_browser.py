@@ -2,8 +2,8 @@
 
 The village runs as deployed (``[auth] required = true``) on loopback; the agent logs in through the form, on a
 phone's width (390 px). Typing ``dbs`` (keyboard only) leaves 最低生活保障(低保)申请 in the list, chosen, and the
-count says so; 选择 opens the form for it. The public guide filters as a stranger types (the search route is
-public). axe-core passes on both pages in Chinese and in English.
+count says so; 选择 opens the form for it, whose 换事项 list has the same search. The public guide filters as
+a stranger types (the search route is public). axe-core passes on both pages in Chinese and in English.
 """
 
 from __future__ import annotations
@@ -85,6 +85,12 @@ def test_an_agent_types_initials_and_the_matter_list_follows(chromium: str, live
             page.keyboard.press("Tab")
             page.keyboard.press("Enter")
             expect(page.locator("form[method=post] #matter")).to_have_value("GA-001")
+            page.locator("#q").fill("dbs")  # 换事项 has the same search: the list follows, 户口迁移 stays in it
+            expect(page.locator("#matter")).to_have_value("MZ-001")
+            expect(visible).to_have_count(2)
+            expect(page.locator("#q-count")).to_contain_text("找到 1 项")
+            page.get_by_role("button", name="换事项").click()
+            expect(page.locator('a[href="/print/guide/MZ-001"]')).to_be_visible()
 
             context.add_cookies([{"name": "lang", "value": "en", "url": url}])
             page.goto(url + "/register?q=dbs&find=1")
