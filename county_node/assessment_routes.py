@@ -17,6 +17,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from protocol.assessment import Appeal, Entry, quarter_span
+from protocol.bounds import whole
 from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
@@ -27,7 +28,10 @@ from sanji.store import Store
 from sanji.web.screens import _frame, one, read_form
 
 Quarter = Annotated[
-    str, QueryParameter(max_length=6, pattern=r"^(20\d{2}Q[1-4])?$", description="e.g. 2026Q4 (default: this quarter)")
+    str,
+    QueryParameter(
+        max_length=6, pattern=whole("(20[0-9]{2}Q[1-4])?"), description="e.g. 2026Q4 (default: this quarter)"
+    ),
 ]
 
 

@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Response, Template
 
+from protocol.bounds import whole
 from protocol.deadlines import CHINA_STANDARD_TIME
 from sanji.auth.guard import Caller
 from sanji.context import NodeContext
@@ -51,7 +52,7 @@ class PlatformController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         since: Annotated[str, QueryParameter(max_length=40, description="2026-11-01, an ISO time, or last")],
-        source: Annotated[str, QueryParameter(max_length=3, pattern=r"^\d{3}$")] = "001",
+        source: Annotated[str, QueryParameter(max_length=3, pattern=whole("[0-9]{3}"))] = "001",
     ) -> PlatformBatch:
         moment, arrived = await since_of(store, since)
         batch = datetime.now(CHINA_STANDARD_TIME).strftime("%Y%m%d%H%M%S")

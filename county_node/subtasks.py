@@ -15,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
-from protocol.bounds import LINE_CLASS
+from protocol.bounds import LINE_CLASS, whole
 from protocol.hlc import wall_seconds
 from sanji.context import NodeContext
 from sanji.store import Store
@@ -23,7 +23,7 @@ from sanji.store.subtasks import OpenSubtask, open_subtasks
 from sanji.web.documents import at_text, node_name
 from sanji.web.screens import _frame, errand_url
 
-Department = Annotated[str, QueryParameter(max_length=64, pattern=f"^[^{LINE_CLASS}]{{0,64}}$")]
+Department = Annotated[str, QueryParameter(max_length=64, pattern=whole(f"[^{LINE_CLASS}]{{0,64}}"))]
 
 
 class SubtaskInbox(msgspec.Struct, kw_only=True):

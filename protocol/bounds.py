@@ -71,6 +71,17 @@ TEXT_CLASS = _class(tuple(r for r in _REFUSED if r != _SURROGATES))
 LINE_CLASS = _class(tuple(r for r in _REFUSED + _LINE_BREAKS if r != _SURROGATES))
 
 
+def whole(body: str) -> str:
+    """A pattern for the whole string ``body`` describes, read alike by Python's ``re`` and by ECMA-262.
+
+    msgspec and Litestar check patterns with Python's ``re``, where ``$`` also matches before a final line
+    feed ("2026Q4\\n" would pass ``^20[0-9]{2}Q[1-4]$``); the published schema is read with ECMA-262
+    rules, where it does not. The lookahead refuses that line feed in both, so the schema and the server
+    agree on every string. (Write digits as ``[0-9]``: Python's ``\\d`` also takes other scripts' digits.)
+    """
+    return f"^(?:{body})$(?!\\n)"
+
+
 def _describe(char: str) -> str:
     return f"U+{ord(char):04X}"
 

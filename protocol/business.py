@@ -22,6 +22,7 @@ from typing import Annotated
 import msgspec
 
 from protocol import envelope
+from protocol.bounds import whole
 from protocol.encoding import encode
 from protocol.errors import FrameError, SignatureError
 from protocol.signing import KeyRecord, SigningKey, verify
@@ -50,7 +51,9 @@ Count = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 
 class BusinessReport(msgspec.Struct, frozen=True, kw_only=True):
     node: str
-    day: Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]  # the business day (ISO, CST) counted
+    day: Annotated[
+        str, msgspec.Meta(pattern=whole("[0-9]{4}-[0-9]{2}-[0-9]{2}"))
+    ]  # the business day (ISO, CST) counted
     at: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]  # the node's hybrid clock when it built the report
     # A signed report is still input: its values fit the columns they are kept in, so a node's own key
     # (or a stolen one) cannot make an ancestor's exchange fail by what it counts.

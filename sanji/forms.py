@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.bounds import MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem
+from protocol.bounds import MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem, whole
 from protocol.steps import STEP_KINDS, StepKind
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -14,7 +14,7 @@ Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Item = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Items = Annotated[list[Item], msgspec.Meta(max_length=100)]
-IsoDate = Annotated[str, msgspec.Meta(pattern=r"^(\d{4}-\d{2}-\d{2})?$")]
+IsoDate = Annotated[str, msgspec.Meta(pattern=whole("([0-9]{4}-[0-9]{2}-[0-9]{2})?"))]
 
 # The one list of steps lives in protocol.steps; the form only names it.
 ActionKind = StepKind
@@ -34,8 +34,8 @@ class RegisterForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields
 
     matter: Short
     applicant_name: Name
-    applicant_id_number: Annotated[str, msgspec.Meta(max_length=18, pattern=r"^(\d{17}[\dX])?$")] = ""
-    applicant_phone: Annotated[str, msgspec.Meta(max_length=20, pattern=r"^[\d+\- ]*$")] = ""
+    applicant_id_number: Annotated[str, msgspec.Meta(max_length=18, pattern=whole("([0-9]{17}[0-9X])?"))] = ""
+    applicant_phone: Annotated[str, msgspec.Meta(max_length=20, pattern=whole("[0-9+\\- ]*"))] = ""
     mandate: bool = True
     in_person: bool = False
     materials: Items = []
@@ -83,7 +83,7 @@ class ActionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=T
     answer_days: Annotated[int, msgspec.Meta(ge=0, le=40)] = 0  # 40 working days stay inside the rule's 60 days
     urging: Annotated[str, msgspec.Meta(max_length=64)] = ""  # which urging an answer answers ('' = the oldest)
     deemed: bool = False
-    blob: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
+    blob: Annotated[str, msgspec.Meta(pattern=whole("([0-9a-f]{64})?"))] = ""
     size: Annotated[int, msgspec.Meta(ge=0, le=MAX_ATTACHMENT_BYTES)] = 0
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
     mime: Annotated[str, msgspec.Meta(max_length=100)] = ""

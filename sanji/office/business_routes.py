@@ -15,12 +15,13 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
+from protocol.bounds import whole
 from sanji.context import NodeContext
 from sanji.office.business import COUNT_LABELS, BusinessLine, business_table
 from sanji.store import Store
 from sanji.web.screens import _frame
 
-DAY = r"^(\d{4}-\d{2}-\d{2})?$"
+DAY = whole("([0-9]{4}-[0-9]{2}-[0-9]{2})?")
 From = Annotated[str, QueryParameter(name="from", max_length=10, pattern=DAY, description="first day (ISO)")]
 To = Annotated[str, QueryParameter(max_length=10, pattern=DAY, description="last day (default: yesterday)")]
 

@@ -10,12 +10,15 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from protocol.bounds import whole
+from sanji.forms import BoundedForm
+
 Short = Annotated[str, msgspec.Meta(max_length=96)]
 Long = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
-class EntryForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    quarter: Annotated[str, msgspec.Meta(pattern=r"^20\d{2}Q[1-4]$")]
+class EntryForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    quarter: Annotated[str, msgspec.Meta(pattern=whole("20[0-9]{2}Q[1-4]"))]
     target: Literal["staff", "centre"]
     subject: Short
     item: Annotated[str, msgspec.Meta(max_length=64)]
@@ -25,15 +28,15 @@ class EntryForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     by: Short = ""
 
 
-class AppealForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    quarter: Annotated[str, msgspec.Meta(pattern=r"^20\d{2}Q[1-4]$")]
+class AppealForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    quarter: Annotated[str, msgspec.Meta(pattern=whole("20[0-9]{2}Q[1-4]"))]
     target: Literal["staff", "centre"]
     subject: Short
     reason: Long
     by: Short = ""
 
 
-class DecisionForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class DecisionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):
     upheld: bool
     points: Annotated[float, msgspec.Meta(ge=-100, le=100)] = 0
     part: Annotated[str, msgspec.Meta(max_length=32)] = ""

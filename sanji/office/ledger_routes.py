@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
 
-from protocol.bounds import LINE_CLASS
+from protocol.bounds import LINE_CLASS, whole
 from protocol.errand import STAGE_LABELS
 from sanji.context import NodeContext
 from sanji.office.chart import svg_chart
@@ -29,7 +29,7 @@ from sanji.store import Store
 from sanji.web.screens import _frame
 
 # One line of text: the character class protocol.bounds holds every name to, said in the schema too.
-Text = Annotated[str, QueryParameter(max_length=96, pattern=f"^[^{LINE_CLASS}]{{0,96}}$")]
+Text = Annotated[str, QueryParameter(max_length=96, pattern=whole(f"[^{LINE_CLASS}]{{0,96}}"))]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DEFAULT_GROUPS = ("township", "matter", "month")
 

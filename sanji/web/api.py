@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from protocol.bounds import LINE_CLASS
+from protocol.bounds import LINE_CLASS, whole
 from protocol.errors import ActionRefused
 from sanji.auth.guard import Caller, Forbidden
 from sanji.context import NodeContext
@@ -116,8 +116,8 @@ class AttachmentController(Controller):
         request: Request[Any, Any, Any],
         service: NamedDependency[ErrandService],
         errand_id: FromPath[str],
-        name: Annotated[str, QueryParameter(min_length=1, max_length=200, pattern=f"^[^{LINE_CLASS}]*$")],
-        actor: Annotated[str, QueryParameter(min_length=1, max_length=64, pattern=f"^[^{LINE_CLASS}]*$")],
+        name: Annotated[str, QueryParameter(min_length=1, max_length=200, pattern=whole(f"[^{LINE_CLASS}]*"))],
+        actor: Annotated[str, QueryParameter(min_length=1, max_length=64, pattern=whole(f"[^{LINE_CLASS}]*"))],
     ) -> ActionResult:
         limit = request.app.state.settings.sync.max_attachment_bytes
         declared = request.headers.get("content-length", "")

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
+from protocol.bounds import whole
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.session import NodeReport
@@ -127,8 +128,8 @@ class DeskController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        to: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")] = None,
-        status: Annotated[str | None, QueryParameter(pattern=r"^(open|answered|overdue)$")] = None,
+        to: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=whole("[A-Za-z0-9_-]+"))] = None,
+        status: Annotated[str | None, QueryParameter(pattern=whole("open|answered|overdue"))] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=URGINGS_LIMIT)] = 100,
     ) -> UrgingList:
         rows = await urging_rows(store, context.today(), to=to, limit=URGINGS_LIMIT)

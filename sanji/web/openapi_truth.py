@@ -23,7 +23,7 @@ import msgspec
 from litestar import Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from protocol.bounds import LINE_CLASS, MAX_NAME, TEXT_CLASS, TEXT_FIELDS
+from protocol.bounds import LINE_CLASS, MAX_NAME, TEXT_CLASS, TEXT_FIELDS, whole
 from protocol.limits import MAX_TEXT
 from sanji.forms import ActionForm, RegisterForm
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
@@ -86,7 +86,7 @@ def _with_character_class(name: str, prop: dict[str, Any]) -> None:
     text = name in TEXT_FIELDS
     low = int(prop.get("minLength", 0))
     high = int(prop.get("maxLength", MAX_TEXT if text else MAX_NAME))
-    prop["pattern"] = f"^[^{TEXT_CLASS if text else LINE_CLASS}]{{{low},{high}}}$"
+    prop["pattern"] = whole(f"[^{TEXT_CLASS if text else LINE_CLASS}]{{{low},{high}}}")
 
 
 def form_schemas() -> dict[str, dict[str, Any]]:
