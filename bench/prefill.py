@@ -90,6 +90,13 @@ def read_reference(db_path: Path, directory: Directory) -> Reference:
             rows[table] = [tuple(r) for r in cur.fetchall()]
     finally:
         con.close()
+    return reference_from(columns, rows, directory)
+
+
+def reference_from(
+    columns: dict[str, list[str]], rows: dict[str, list[tuple[Any, ...]]], directory: Directory
+) -> Reference:
+    """The reference of these rows (any database's), with each errand's shape checked against its digest."""
     ref = Reference(columns, rows)
     a = _index(ref, "actions")
     by_errand: dict[str, list[Any]] = {}

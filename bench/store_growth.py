@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import shutil
 import sys
 import tempfile
@@ -29,10 +30,11 @@ from typing import Any
 
 import msgspec
 
-from bench import prefill
+from bench import prefill, prefill_pg
 from bench.apply_rate import load_average, percentile, rounded
 from bench.links import figure, machine_info
 from bench.output import publish
+from bench.prefill import Reference
 from bench.profile_apply import Saved, build
 from protocol.batch import open_frame
 from protocol.topology import Directory
@@ -114,18 +116,18 @@ def county_key(saved: Saved) -> NodeKey:
     return NodeKey.from_raw(saved.signing, saved.sealing)
 
 
-async def fresh_store(db_path: Path, saved: Saved, directory: Directory) -> None:
-    """A county store on a new file: the schema from the real migrations, the meta rows from ``start``."""
-    db = await open_database(f"sqlite:///{db_path}")
+async def fresh_store(url: str, saved: Saved, directory: Directory) -> None:
+    """A county store in a new database: the schema from the real migrations, the meta rows from ``start``."""
+    db = await open_database(url)
     try:
         await Store(db, node_id=saved.county, key=county_key(saved), directory=directory).start()
     finally:
         await db.dispose()
 
 
-async def opened_counts(db_path: Path, saved: Saved, directory: Directory) -> int:
+async def opened_counts(url: str, saved: Saved, directory: Directory) -> int:
     """Open the prefilled store as a node does (migration check, ``start``); the errands its status counts."""
-    db = await open_database(f"sqlite:///{db_path}")
+    db = await open_database(url)
     try:
         store = Store(db, node_id=saved.county, key=county_key(saved), directory=directory)
         await store.start()
@@ -135,9 +137,9 @@ async def opened_counts(db_path: Path, saved: Saved, directory: Directory) -> in
     return sum(status["errands_by_stage"].values())
 
 
-async def ingest(db_path: Path, saved: Saved, directory: Directory, pushes: Pushes) -> dict[str, Any]:
-    """Every push, one ``Store.receive`` each, in order, into the store at ``db_path``; each one timed."""
-    db = await open_database(f"sqlite:///{db_path}")
+async def ingest(url: str, saved: Saved, directory: Directory, pushes: Pushes) -> dict[str, Any]:
+    """Every push, one ``Store.receive`` each, in order, into the store at ``url``; each one timed."""
+    db = await open_database(url)
     try:
         store = Store(db, node_id=saved.county, key=county_key(saved), directory=directory)
         await store.start()
@@ -184,29 +186,114 @@ def spread(ms: list[float]) -> dict[str, float]:
     return {f"p{p}": rounded(percentile(ms, p)) for p in (50, 95, 99)} | {"max": rounded(max(ms))}
 
 
-def remove_db(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
+class Sqlite:
+    """The stores as SQLite files in ``workdir`` (``bench.prefill``)."""
+
+    name = "sqlite"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def path(self, name: str) -> Path:
+        return self.workdir / f"{name}.db"
+
+    def url(self, name: str) -> str:
+        return f"sqlite:///{self.path(name)}"
+
+    async def create(self, name: str) -> None:
+        pass  # open_database makes the file
+
+    async def clone(self, source: str, name: str) -> None:
+        shutil.copyfile(self.path(source), self.path(name))  # checkpointed and closed: the file is the store
+
+    async def remove(self, name: str) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            self.path(name).with_name(self.path(name).name + suffix).unlink(missing_ok=True)
+
+    async def prefill(self, name: str, ref: Reference, copies: int) -> dict[str, Any]:
+        return prefill.prefill(self.path(name), ref, copies)
+
+    async def counts(self, name: str) -> dict[str, int]:
+        return prefill.counts(self.path(name))
+
+    async def check_projections(self, name: str, errand_ids: list[str], directory: Directory) -> int:
+        return prefill.check_projections(self.path(name), errand_ids, directory)
+
+    async def read_reference(self, name: str, directory: Directory) -> Reference:
+        return prefill.read_reference(self.path(name), directory)
+
+    async def bulk_insert_limit(self, name: str, ref: Reference) -> dict[str, Any]:
+        return prefill.bulk_insert_limit(self.path(name), ref)
+
+    async def size_bytes(self, name: str) -> int:
+        return self.path(name).stat().st_size
 
 
-def measure_size(
-    size: int, saved: Saved, directory: Directory, pushes200: Pushes, workdir: Path, ref: prefill.Reference | None
-) -> tuple[dict[str, Any], prefill.Reference]:
+class Postgres:
+    """The stores as throwaway databases on the server ``bench.apply_rate`` uses (``bench.prefill_pg``)."""
+
+    name = "postgresql"
+
+    def __init__(self) -> None:
+        self.prefix = f"sanji_growth_{secrets.token_hex(4)}"
+
+    def db(self, name: str) -> str:
+        return f"{self.prefix}_{name.replace('-', '_')}"
+
+    def url(self, name: str) -> str:
+        return prefill_pg.url_of(self.db(name))
+
+    async def create(self, name: str) -> None:
+        await prefill_pg.create(self.db(name))
+
+    async def clone(self, source: str, name: str) -> None:
+        await prefill_pg.create(self.db(name), template=self.db(source))
+
+    async def remove(self, name: str) -> None:
+        await prefill_pg.drop(self.db(name))
+
+    async def prefill(self, name: str, ref: Reference, copies: int) -> dict[str, Any]:
+        return await prefill_pg.prefill_copies(self.db(name), ref, copies)
+
+    async def counts(self, name: str) -> dict[str, int]:
+        return await prefill_pg.counts(self.db(name))
+
+    async def check_projections(self, name: str, errand_ids: list[str], directory: Directory) -> int:
+        return await prefill_pg.check_projections(self.db(name), errand_ids, directory)
+
+    async def read_reference(self, name: str, directory: Directory) -> Reference:
+        return await prefill_pg.read_reference(self.db(name), directory)
+
+    async def bulk_insert_limit(self, name: str, ref: Reference) -> dict[str, Any]:
+        return await prefill_pg.bulk_insert_limit(self.db(name), ref)
+
+    async def size_bytes(self, name: str) -> int:
+        return await prefill_pg.size_bytes(self.db(name))
+
+
+Backend = Sqlite | Postgres
+
+
+async def measure_size(
+    size: int, saved: Saved, directory: Directory, pushes200: Pushes, backend: Backend, ref: Reference | None
+) -> tuple[dict[str, Any], Reference]:
     """Prefill a store with ``size`` errands, check it, and measure the three figures on it."""
-    db_path, db200 = workdir / f"county-{size}.db", workdir / f"county-{size}-p200.db"
+    name, name200 = f"county-{size}", f"county-{size}-p200"
     recorded: Pushes = [(town, frames) for town, frames in saved.pushes]
-    asyncio.run(fresh_store(db_path, saved, directory))
     out: dict[str, Any] = {"errands_requested": size}
     try:
+        await backend.create(name)
+        await fresh_store(backend.url(name), saved, directory)
         if size:
             assert ref is not None, "size 0 is measured first: its ingest is the reference"
             copies = prefill.copies_for(size, ref)
             log(f"{size}: prefilling {copies} copies of the reference ({copies * ref.errands} errands)")
-            out["prefill"] = prefill.prefill(db_path, ref, copies)
+            out["prefill"] = await backend.prefill(name, ref, copies)
             mark = time.perf_counter()
-            got, want = prefill.counts(db_path), prefill.expected_counts(ref, copies)
-            opened = asyncio.run(opened_counts(db_path, saved, directory))
-            checked = prefill.check_projections(db_path, list(prefill.sample_errands(ref, copies)), directory)
+            got, want = await backend.counts(name), prefill.expected_counts(ref, copies)
+            opened = await opened_counts(backend.url(name), saved, directory)
+            sample = list(prefill.sample_errands(ref, copies))
+            checked = await backend.check_projections(name, sample, directory)
             if got != want or opened != want["errands"]:
                 raise AssertionError(f"prefilled store: counts {got}, Store.status {opened} errands, expected {want}")
             out["check"] = {
@@ -215,22 +302,21 @@ def measure_size(
                 "errands_projected_to_their_digest": checked,
                 "seconds": rounded(time.perf_counter() - mark),
             }
-        out["errands_held"] = prefill.counts(db_path)["errands"]
-        shutil.copyfile(db_path, db200)  # checkpointed and closed: the file is the whole store
+        out["errands_held"] = (await backend.counts(name))["errands"]
+        await backend.clone(name, name200)
         log(f"{size}: ingesting the recorded pushes")
-        out["ingest"] = asyncio.run(ingest(db_path, saved, directory, recorded))
+        out["ingest"] = await ingest(backend.url(name), saved, directory, recorded)
         if ref is None:
-            ref = prefill.read_reference(db_path, directory)
+            ref = await backend.read_reference(name, directory)
         log(f"{size}: the bulk-insert limit")
-        limit = prefill.bulk_insert_limit(db_path, ref)
-        out["bulk_insert_limit"] = {**limit, "seconds": rounded(limit["seconds"])}
-        out["bulk_insert_limit"]["actions_per_s"] = rounded(limit["actions_per_s"])
+        limit = await backend.bulk_insert_limit(name, ref)
+        out["bulk_insert_limit"] = limit | {k: rounded(limit[k]) for k in ("seconds", "actions_per_s")}
         log(f"{size}: ingesting the same frames in pushes of about {PUSH_ACTIONS} actions")
-        out["push_200"] = asyncio.run(ingest(db200, saved, directory, pushes200))
-        out["database_bytes_after"] = db_path.stat().st_size
+        out["push_200"] = await ingest(backend.url(name200), saved, directory, pushes200)
+        out["database_bytes_after"] = await backend.size_bytes(name)
     finally:
-        remove_db(db_path)
-        remove_db(db200)
+        await backend.remove(name)
+        await backend.remove(name200)
     return out, ref
 
 
@@ -266,16 +352,16 @@ def figures(sizes: dict[int, dict[str, Any]], frame_limit: dict[str, Any]) -> li
     return out
 
 
-def run(saved: Saved, sizes: list[int], workdir: Path) -> dict[str, Any]:
+async def run(saved: Saved, sizes: list[int], backend: Backend) -> dict[str, Any]:
     directory = Directory(saved.entries)
     log("the open_frame limit")
     frame_limit = open_frame_limit(saved, directory)
     pushes200 = rechunk(saved, directory)
     results: dict[int, dict[str, Any]] = {}
-    ref: prefill.Reference | None = None
+    ref: Reference | None = None
     for size in sizes:
         started = time.perf_counter()
-        results[size], ref = measure_size(size, saved, directory, pushes200, workdir, ref)
+        results[size], ref = await measure_size(size, saved, directory, pushes200, backend, ref)
         results[size]["load_average_1m_after"] = load_average()
         results[size]["seconds"] = rounded(time.perf_counter() - started)
         ing = results[size]["ingest"]
@@ -295,6 +381,7 @@ def run(saved: Saved, sizes: list[int], workdir: Path) -> dict[str, Any]:
             "open_frame_share": rounded(rate / frame_limit["actions_per_s"]),
         }
     return {
+        "database": backend.name,
         "corpus": {
             "pushes": len(saved.pushes),
             "frames": len(frames),
@@ -328,14 +415,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--errands", type=int, default=1000, help="errands in a corpus built now (default 1000)")
     parser.add_argument("--seed", type=int, default=2024, help="seed of a corpus built now (default 2024)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON result")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the databases go (default: a temp dir)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where SQLite files go (default: a temp dir)")
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the county's database: SQLite files, or throwaway databases on the SANJI_PG_* server",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     load_before = load_average()
     saved = load_corpus(args.corpus, args.errands, args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="sanji-growth-", dir=args.workdir))
     try:
-        body = run(saved, args.sizes, workdir)
+        backend: Backend = Postgres() if args.db == "postgresql" else Sqlite(workdir)
+        body = asyncio.run(run(saved, args.sizes, backend))
+        pg_version = asyncio.run(prefill_pg.version()) if args.db == "postgresql" else None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {
@@ -344,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             **machine_info(),
             "tmpdir": str(workdir.parent),
+            "postgres": pg_version,
             # Other work on the machine skews every number: a load well above zero marks a noisy run.
             "load_average_1m": {"before": load_before, "after": load_average()},
         },

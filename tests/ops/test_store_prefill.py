@@ -37,25 +37,25 @@ async def test_a_prefilled_store_holds_its_copies_and_takes_the_pushes_as_an_emp
 ) -> None:
     directory = Directory(corpus.entries)
     empty = tmp_path / "empty.db"
-    await fresh_store(empty, corpus, directory)
-    await ingest(empty, corpus, directory, [(town, frames) for town, frames in corpus.pushes])
+    await fresh_store(f"sqlite:///{empty}", corpus, directory)
+    await ingest(f"sqlite:///{empty}", corpus, directory, [(town, frames) for town, frames in corpus.pushes])
     ref = prefill.read_reference(empty, directory)
     assert ref.errands == 8 and ref.actions == sum(
         len(open_frame(f, directory).actions) for _, fs in corpus.pushes for f in fs
     )
 
     full = tmp_path / "full.db"
-    await fresh_store(full, corpus, directory)
+    await fresh_store(f"sqlite:///{full}", corpus, directory)
     made = prefill.prefill(full, ref, copies=3)
     assert made["errands"] == 24
     assert prefill.counts(full) == prefill.expected_counts(ref, 3)
-    assert await opened_counts(full, corpus, directory) == 24
+    assert await opened_counts(f"sqlite:///{full}", corpus, directory) == 24
     every = [prefill.errand_id(old, f"{prefill.HELD_SUFFIX}{i}") for i in range(3) for old in ref.shapes]
     assert len(set(every)) == 24
     assert prefill.check_projections(full, every, directory) == 24
 
     # The measured pushes collide with nothing copied, and their errands end exactly as in the empty store.
-    await ingest(full, corpus, directory, [(town, frames) for town, frames in corpus.pushes])
+    await ingest(f"sqlite:///{full}", corpus, directory, [(town, frames) for town, frames in corpus.pushes])
     before, after = await digests(empty, corpus, directory), await digests(full, corpus, directory)
     assert {k: after[k] for k in before} == before
     assert len(after) == 24 + 8
