@@ -149,6 +149,7 @@ async def ingest(url: str, saved: Saved, directory: Directory, pushes: Pushes) -
         stored = frames = actions = 0
         started = time.perf_counter()
         cpu_started = time.process_time()
+        written = storage_writes()
         for town, push in pushes:
             t0, c0 = time.perf_counter(), time.process_time()
             outcome = await store.receive(push, peer=town)
@@ -160,6 +161,7 @@ async def ingest(url: str, saved: Saved, directory: Directory, pushes: Pushes) -
             frames += len(push)
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        written = storage_writes() - written
     finally:
         await db.dispose()
     if stored != frames:
@@ -171,6 +173,8 @@ async def ingest(url: str, saved: Saved, directory: Directory, pushes: Pushes) -
         "seconds": rounded(seconds),
         "cpu_seconds": rounded(cpu),  # this process, all threads: less hit by other load than wall time
         "actions_per_s": rounded(actions / seconds),
+        # Bytes this process sent to storage (SQLite's WAL and file; a PostgreSQL server writes its own).
+        "storage_write_bytes": written,
         "push_latency_ms": spread(latencies),
         "push_cpu_ms": spread(cpu_ms),
         "actions_per_push": {
@@ -179,6 +183,17 @@ async def ingest(url: str, saved: Saved, directory: Directory, pushes: Pushes) -
             "max": max(per_push),
         },
     }
+
+
+def storage_writes() -> int:
+    """``write_bytes`` of /proc/self/io: what this process caused to be written to storage (0 off Linux)."""
+    try:
+        for line in Path("/proc/self/io").read_text(encoding="ascii").splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def spread(ms: list[float]) -> dict[str, float]:
