@@ -1,15 +1,15 @@
 """Cost as work grows: a county's ingest rate when its store already holds 10 thousand to a million errands.
 
-Run: ``python -m bench.store_growth [--sizes 0,10000,100000] [--corpus /tmp/corpus.msgpack] [--errands 1000]``
+Run: ``python -m bench.store_growth [--sizes 0,10000,100000] [--corpus FILE] [--errands 1000] [--db postgresql]``
 
 0. corpus: built by ``bench/corpus.py`` (``bench.profile_apply``'s saved form), or loaded from
    ``--corpus`` when that file exists (a ``profile_apply --corpus`` file), else saved there.
-1. for each size N, ascending, 0 (the baseline) first: a fresh county store on SQLite (real migrations,
-   ``Store.start()``), prefilled with N errands by ``bench/prefill.py`` (copies of the rows the size-0
-   ingest wrote, ids remapped) and checked sane; then
+1. for each size N, ascending, 0 (the baseline) first: a fresh county store on SQLite or PostgreSQL
+   (real migrations, ``Store.start()``), prefilled with N errands by ``bench/prefill.py`` (copies of the
+   rows the size-0 ingest wrote, ids remapped; ``bench/prefill_pg.py`` on PostgreSQL) and checked; then
    - the recorded pushes, one ``Store.receive`` each, timed: actions/s, push latency p50/p99;
-   - the bulk-insert limit: the same rows (fresh ids) by ``sqlite3.executemany`` in one transaction;
-   - on a copy of the prefilled file, the same frames re-cut into pushes of about 200 actions: p99.
+   - the bulk-insert limit: the same rows (fresh ids) by the driver's executemany in one transaction;
+   - on a copy of the prefilled store, the same frames re-cut into pushes of about 200 actions: p99.
 2. the open_frame limit (Ed25519, zlib, msgpack: ``protocol.batch.open_frame`` alone), once.
 
 One JSON object goes to stdout and to ``--out``; progress goes to stderr. See bench/README.md.
