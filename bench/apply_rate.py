@@ -42,6 +42,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench import peer as pouchdb_peer
+from bench import prefill
 from bench.corpus import Corpus, build_corpus
 from bench.output import publish
 from protocol.batch import open_frame
@@ -205,6 +206,20 @@ async def postgres_apply(corpus: Corpus, baseline: dict[str, Any]) -> tuple[dict
         finally:
             await admin.close()
     return result, version
+
+
+def sqlite_limits(corpus: Corpus, db_path: Path, result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """How close the SQLite apply rate is to the limits of its bottlenecks: ``open_frame`` alone (the
+    baseline above) and the database's own bulk insert of the rows the apply wrote (``bench.prefill``:
+    the same rows, fresh ids, ``sqlite3.executemany`` in one transaction into the same store)."""
+    rate = result["apply_rate"]["value"]
+    limit = prefill.bulk_insert_limit(db_path, prefill.read_reference(db_path, corpus.directory))
+    return {
+        "open_frame": quantity(baseline["actions_per_s"]["value"], "actions/s"),
+        "open_frame_share": rounded(rate / baseline["actions_per_s"]["value"]),
+        "bulk_insert": quantity(limit["actions_per_s"], "actions/s", what=limit["what"]),
+        "bulk_insert_share": rounded(rate / limit["actions_per_s"]),
+    }
 
 
 # -- 2. bytes on the wire ---------------------------------------------------------------------------
@@ -452,6 +467,7 @@ async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: b
     phase("open_frame_baseline")
     log("applying every push to a fresh county on SQLite")
     sqlite_result = await apply_to_fresh_county(corpus, f"sqlite:///{workdir / 'fresh-county.db'}", baseline)
+    sqlite_result["limits"] = sqlite_limits(corpus, workdir / "fresh-county.db", sqlite_result, baseline)
     phase("apply_sqlite")
     pg_version = ""
     if postgres:

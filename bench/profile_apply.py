@@ -44,10 +44,12 @@ class Saved(msgspec.Struct):
     pushes: list[tuple[str, list[bytes]]]  # (town, frames) in the order the county receives them
 
 
-async def build(errands: int, seed: int) -> Saved:
+async def build(errands: int, seed: int, *, towns: int = 2, villages_per_town: int = 3) -> Saved:
     workdir = Path(tempfile.mkdtemp(prefix="sanji-profile-"))
     try:
-        corpus = await build_corpus(workdir / "corpus", errands, seed=seed, towns=2, villages_per_town=3, workers=2)
+        corpus = await build_corpus(
+            workdir / "corpus", errands, seed=seed, towns=towns, villages_per_town=villages_per_town, workers=2
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     key = corpus.layout.keys[corpus.county]
@@ -64,7 +66,7 @@ async def build(errands: int, seed: int) -> Saved:
 
 async def apply(
     saved: Saved, db_path: Path, profiler: cProfile.Profile | None, url: str | None = None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     directory = Directory(saved.entries)
     assert directory.role(saved.county) == COUNTY
     db = await open_database(url or f"sqlite:///{db_path}")

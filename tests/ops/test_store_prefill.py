@@ -1,0 +1,70 @@
+"""bench.prefill makes a county store that already holds errands: a store a node opens, whose counts and
+digests are what was copied, and into which the benchmark's recorded pushes go exactly as into an empty one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bench import prefill
+from bench.profile_apply import Saved, build
+from bench.store_growth import fresh_store, ingest, opened_counts, rechunk
+from protocol.batch import open_frame
+from protocol.topology import Directory
+from sanji.keys import NodeKey
+from sanji.store import Store, open_database
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Saved:
+    return asyncio.run(build(8, seed=7, villages_per_town=1))  # two townships: pushes that take turns
+
+
+async def digests(db_path: Path, saved: Saved, directory: Directory) -> dict[str, str]:
+    db = await open_database(f"sqlite:///{db_path}")
+    try:
+        store = Store(db, node_id=saved.county, key=NodeKey.from_raw(saved.signing, saved.sealing), directory=directory)
+        await store.start()
+        return await store.digests()
+    finally:
+        await db.dispose()
+
+
+async def test_a_prefilled_store_holds_its_copies_and_takes_the_pushes_as_an_empty_one(
+    corpus: Saved, tmp_path: Path
+) -> None:
+    directory = Directory(corpus.entries)
+    empty = tmp_path / "empty.db"
+    await fresh_store(f"sqlite:///{empty}", corpus, directory)
+    await ingest(f"sqlite:///{empty}", corpus, directory, [(town, frames) for town, frames in corpus.pushes])
+    ref = prefill.read_reference(empty, directory)
+    assert ref.errands == 8 and ref.actions == sum(
+        len(open_frame(f, directory).actions) for _, fs in corpus.pushes for f in fs
+    )
+
+    full = tmp_path / "full.db"
+    await fresh_store(f"sqlite:///{full}", corpus, directory)
+    made = prefill.prefill(full, ref, copies=3)
+    assert made["errands"] == 24
+    assert prefill.counts(full) == prefill.expected_counts(ref, 3)
+    assert await opened_counts(f"sqlite:///{full}", corpus, directory) == 24
+    every = [prefill.errand_id(old, f"{prefill.HELD_SUFFIX}{i}") for i in range(3) for old in ref.shapes]
+    assert len(set(every)) == 24
+    assert prefill.check_projections(full, every, directory) == 24
+
+    # The measured pushes collide with nothing copied, and their errands end exactly as in the empty store.
+    await ingest(f"sqlite:///{full}", corpus, directory, [(town, frames) for town, frames in corpus.pushes])
+    before, after = await digests(empty, corpus, directory), await digests(full, corpus, directory)
+    assert {k: after[k] for k in before} == before
+    assert len(after) == 24 + 8
+
+
+def test_pushes_of_about_200_actions_keep_every_frame_in_each_townships_order(corpus: Saved) -> None:
+    directory = Directory(corpus.entries)
+    cut = rechunk(corpus, directory, target=5)
+    for town in {t for t, _ in corpus.pushes}:
+        recorded = [f for t, fs in corpus.pushes if t == town for f in fs]
+        assert [f for t, fs in cut if t == town for f in fs] == recorded
+    assert all(fs for _, fs in cut)
