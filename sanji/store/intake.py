@@ -10,14 +10,14 @@ the errands' rows; whatever a drained successor adds is read when first needed),
 date as frames apply, and writes the cursors, statuses and errand rows at the end in one statement
 each (``flush``), before the transaction commits.
 
-A frame still applies in its own savepoint, and its batch and action rows are inserted there: a frame
-that fails rolls its rows back, and ``end_frame(ok=False)`` undoes what it changed here, so the end
-writes exactly what the frames before it left, as when every frame wrote its own rows.
+Nothing here is undone: a frame that fails rolls back the whole call's savepoint, and the frames before
+it are taken again with a new ``Intake`` (``Store._take_all``), so the end writes exactly what the
+frames before it left, as when every frame wrote its own rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -29,7 +29,6 @@ from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.rows import upsert_many
 
-_MISSING = object()
 # Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
 CHUNK = 4000
 
@@ -70,31 +69,6 @@ class Intake:
         self._dirty_cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self._dirty_status: dict[str, tuple[str, str]] = {}
         self._dirty_errands: dict[str, dict[str, Any]] = {}
-        self._undo: list[Callable[[], None]] = []
-
-    # -- frames -------------------------------------------------------------------------
-
-    def begin_frame(self) -> None:
-        self._undo.clear()
-
-    def end_frame(self, *, ok: bool) -> None:
-        """The frame's savepoint was released (``ok``) or rolled back: keep or undo what it changed."""
-        if not ok:
-            for undo in reversed(self._undo):
-                undo()
-        self._undo.clear()
-
-    def _put(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
-        old = mapping.get(key, _MISSING)
-        mapping[key] = value
-
-        def undo() -> None:
-            if old is _MISSING:
-                mapping.pop(key, None)
-            else:
-                mapping[key] = old
-
-        self._undo.append(undo)
 
     # -- reading once -------------------------------------------------------------------------
 
@@ -135,7 +109,7 @@ class Intake:
         return {int(s): bytes(frame) for s, frame in rows.all()}
 
     def holding(self, key: StreamKey) -> None:
-        """A frame of ``key`` was held (kept even if its savepoint rolls back: it only means asking)."""
+        """A frame of ``key`` was held."""
         self.held_streams.add(key)
 
     async def cursor(self, conn: AsyncConnection, key: StreamKey) -> tuple[int, bytes]:
@@ -197,56 +171,36 @@ class Intake:
         return {i: self.status_of[i] == ledger.FOREIGN for i in ids if i in self.status_of}
 
     def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
-        self._put(self.cursors, key, (seq, last_hash))
-        self._put(self._dirty_cursors, key, (seq, last_hash))
+        self.cursors[key] = self._dirty_cursors[key] = (seq, last_hash)
 
     def inserted(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Action rows the frame inserted (the database has them; its savepoint may yet roll back)."""
+        """Action rows the frame inserted."""
         for r in rows:
             row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"])
-            listed = row.errand in self.actions
-            if listed:
+            if row.errand in self.actions:
                 self.actions[row.errand].append(row)
-                self._put(self._rows, row.id, row)
-            self._put(self.status_of, row.id, row.status)
+                self._rows[row.id] = row
+            self.status_of[row.id] = row.status
             self._known.add(row.id)
-
-            def undo(row: ActionRow = row, listed: bool = listed) -> None:
-                if listed:
-                    self.actions[row.errand].remove(row)
-
-            self._undo.append(undo)
 
     def replaced(self, aid: str, body: bytes) -> None:
         """A foreign copy replaced by its author's (status ``new``), written by the frame."""
-        self._put(self.status_of, aid, "new")
+        self.status_of[aid] = "new"
         row = self._rows.get(aid)
         if row is not None:
-            old = (row.body, row.status, row.reason)
             row.body, row.status, row.reason = body, "new", ""
 
-            def undo() -> None:
-                row.body, row.status, row.reason = old
-
-            self._undo.append(undo)
-
     def set_status(self, aid: str, status: str, reason: str) -> None:
-        self._put(self.status_of, aid, status)
-        self._put(self._dirty_status, aid, (status, reason))
+        self.status_of[aid] = status
+        self._dirty_status[aid] = (status, reason)
         row = self._rows.get(aid)
         if row is not None:
-            old = (row.status, row.reason)
             row.status, row.reason = status, reason
-
-            def undo() -> None:
-                row.status, row.reason = old
-
-            self._undo.append(undo)
 
     def set_errand(self, values: dict[str, Any]) -> None:
         errand_id = values["id"]
-        self._put(self.kept, errand_id, KeptRow(errand_id, values["state"], values["digest"], values["basis"]))
-        self._put(self._dirty_errands, errand_id, values)
+        self.kept[errand_id] = KeptRow(errand_id, values["state"], values["digest"], values["basis"])
+        self._dirty_errands[errand_id] = values
 
     # -- writing once -------------------------------------------------------------------------
 

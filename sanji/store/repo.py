@@ -81,6 +81,30 @@ class ReceiveOutcome:
     applied_actions: int
 
 
+class _FrameFailed(Exception):
+    """Frame ``index`` of a receive call raised ``error`` (``Store._take_all``)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+class _Taken:
+    """What one attempt at a receive call's frames answered and applied."""
+
+    def __init__(self, failure: Exception | None) -> None:
+        self.failure = failure  # the error of the frame after the last one taken, raised by the caller
+        self.results: list[FrameResult] = []
+        self.refusals: list[str] = []  # refused frames' codes, the first few logged one by one
+        self.applied_batches = self.applied_actions = 0
+
+    def add(self, receipt: ledger.Receipt) -> None:
+        applied = receipt.applied
+        self.applied_batches += len(applied)
+        self.applied_actions += sum(len(b.actions) for b in applied)
+        self.results.append(receipt.result)
+
+
 class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQueue):
     """Everything one node keeps, behind methods that each keep the invariants above.
 
@@ -335,51 +359,65 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         """Verify and take each frame (``protocol.ledger``); one result per frame, in order.
 
         The frames of one call share one write transaction (one commit, one sync to disk, instead of one
-        per frame), each frame in its own savepoint: a frame that fails rolls back to its savepoint, so it
-        leaves nothing behind, the frames before it are committed and the error is raised, exactly as when
-        every frame had its own transaction.
+        per frame): a frame that fails leaves nothing behind, the frames before it are committed and the
+        error is raised, exactly as when every frame had its own transaction (``_take_all``).
         """
-        results: list[FrameResult] = []
-        refusals: list[str] = []
-        applied_batches = applied_actions = 0
-        failure: Exception | None = None
         # Every frame is verified first (pure; an error is kept and met at the frame's turn), so the rows
         # all of them touch are read once (``sanji.store.intake``) and written once at the end.
         directory = self.directory
         opened = [self._open_addressed(frame) for frame in frames]
-        intake = Intake()
         async with self._write() as conn:
             if self.directory is not directory:  # the keys changed (a revocation) while this push waited
                 opened = [self._open_addressed(frame) for frame in frames]
-            await intake.preload(conn, [b for b in opened if isinstance(b, Batch)])
-            for frame, batch in zip(frames, opened, strict=True):
-                intake.begin_frame()
-                try:
-                    async with conn.begin_nested():
-                        receipt = await self._take(conn, frame, peer, refusals, batch, intake)
-                except Exception as exc:  # the frames before this one stand: commit them, then raise
-                    intake.end_frame(ok=False)
-                    failure = exc
-                    break
-                intake.end_frame(ok=True)
-                applied = receipt.applied
-                applied_batches += len(applied)
-                applied_actions += sum(len(b.actions) for b in applied)
-                results.append(receipt.result)
-            await intake.flush(conn)
-        if failure is not None:
-            if applied_batches:
+            taken = await self._take_all(conn, frames, opened, peer)
+        if taken.failure is not None:
+            if taken.applied_batches:
                 self._changed()
-            raise failure
+            raise taken.failure
+        refusals = taken.refusals
         if len(refusals) > LOGGED_REFUSALS:
             await self._log_event(
                 "refused_more",
                 peer,
                 {"count": len(refusals) - LOGGED_REFUSALS, "errors": dict(Counter(refusals[LOGGED_REFUSALS:]))},
             )
-        if applied_batches:
+        if taken.applied_batches:
             self._changed()
-        return ReceiveOutcome(results, applied_batches, applied_actions)
+        return ReceiveOutcome(taken.results, taken.applied_batches, taken.applied_actions)
+
+    async def _take_all(
+        self, conn: AsyncConnection, frames: Sequence[bytes], opened: Sequence[Batch | Exception], peer: str
+    ) -> _Taken:
+        """Take ``frames`` in the caller's transaction: every one, or those before the first that fails.
+
+        A frame fails only on an error the ledger does not answer (a database error, a bug), which is rare,
+        so the frames are taken under one savepoint for the whole call rather than one each (two statements
+        a frame, and undoing a frame's changes to the intake): when frame ``k`` fails the savepoint is
+        rolled back, the frames before ``k`` are taken again from scratch, and ``k``'s error is kept for the
+        caller to raise. What is left is what one savepoint per frame left: ``k`` and the frames after it
+        change nothing, its error is the one raised.
+        """
+        count = len(frames)
+        failure: Exception | None = None
+        while True:
+            taken = _Taken(failure)
+            if count == 0:
+                return taken
+            intake = Intake()
+            try:
+                async with conn.begin_nested():
+                    await intake.preload(conn, [b for b in opened[:count] if isinstance(b, Batch)])
+                    for index in range(count):
+                        try:
+                            receipt = await self._take(conn, frames[index], peer, taken.refusals, opened[index], intake)
+                        except Exception as exc:
+                            raise _FrameFailed(index, exc) from exc
+                        taken.add(receipt)
+                    await intake.flush(conn)
+            except _FrameFailed as failed:
+                count, failure = failed.index, failed.error
+                continue
+            return taken
 
     def _open(self, frame: bytes) -> Batch:
         return open_frame(frame, self.directory)
