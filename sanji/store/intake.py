@@ -24,9 +24,13 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger
+from protocol.actions import Action
 from protocol.batch import GENESIS, Batch
+from protocol.encoding import decode_action
+from protocol.errand import Projection
 from protocol.stream import StreamKey
 from sanji.store import schema as t
+from sanji.store.projections import errand_row
 from sanji.store.rows import upsert_many
 
 # Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
@@ -40,11 +44,27 @@ def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
 class ActionRow:
     """The columns of one stored action ``Store._recompute`` reads (``projections.Held`` and the body)."""
 
-    __slots__ = ("base", "body", "errand", "id", "kind", "reason", "status")
+    __slots__ = ("action", "base", "body", "errand", "id", "kind", "reason", "status")
 
-    def __init__(self, id: str, errand: str, base: int, kind: str, status: str, reason: str, body: bytes) -> None:
+    def __init__(
+        self,
+        id: str,
+        errand: str,
+        base: int,
+        kind: str,
+        status: str,
+        reason: str,
+        body: bytes,
+        action: Action | None = None,
+    ) -> None:
         self.id, self.errand, self.base, self.kind = id, errand, base, kind
         self.status, self.reason, self.body = status, reason, body
+        self.action = action  # the body decoded, once (an action this call received comes decoded)
+
+    def decoded(self) -> Action:
+        if self.action is None:
+            self.action = decode_action(self.body)
+        return self.action
 
 
 class KeptRow:
@@ -62,13 +82,15 @@ class Intake:
         self.held_streams: set[StreamKey] = set()  # streams with held successors (may be stale: then asked)
         self._streams_read: set[StreamKey] = set()  # streams whose held successors were asked about
         self.kept: dict[str, KeptRow | None] = {}  # errands read (None: no row yet)
+        # The projections this call made (with the errand's scope and their basis): their rows are written
+        # once, at the end, and a later batch of the call continues from them (``Store._recompute``).
+        self.projected: dict[str, tuple[Projection, str, str]] = {}
         self.actions: dict[str, list[ActionRow]] = {}  # every action row of each errand read
         self._rows: dict[str, ActionRow] = {}  # the rows above by id
         self.status_of: dict[str, str] = {}  # every action id known to be held, with its status
         self._known: set[str] = set()  # action ids asked about (held or not)
         self._dirty_cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self._dirty_status: dict[str, tuple[str, str]] = {}
-        self._dirty_errands: dict[str, dict[str, Any]] = {}
 
     # -- reading once -------------------------------------------------------------------------
 
@@ -132,12 +154,14 @@ class Intake:
             self.kept[e] = None
             self.actions[e] = []
         for part in _chunks(errands):
-            for row in await conn.execute(
+            # Rows unpacked as tuples: a named attribute of a result row costs several times more, and a
+            # push reads every action of the errands it touches.
+            for eid, state, digest, basis in await conn.execute(
                 select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
                     t.errands.c.id.in_(part)
                 )
             ):
-                self.kept[row.id] = KeptRow(row.id, row.state, row.digest, row.basis)
+                self.kept[eid] = KeptRow(eid, state, digest, basis)
             for r in await conn.execute(
                 select(
                     t.actions.c.id,
@@ -149,7 +173,7 @@ class Intake:
                     t.actions.c.body,
                 ).where(t.actions.c.errand.in_(part))
             ):
-                self._remember(ActionRow(r.id, r.errand, r.base, r.kind, r.status, r.reason, r.body))
+                self._remember(ActionRow(*r))
         ids = sorted({i for i in action_ids if i not in self._known})
         self._known.update(ids)
         for part in _chunks(ids):
@@ -173,22 +197,22 @@ class Intake:
     def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
         self.cursors[key] = self._dirty_cursors[key] = (seq, last_hash)
 
-    def inserted(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Action rows the frame inserted."""
-        for r in rows:
-            row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"])
+    def inserted(self, rows: Sequence[dict[str, Any]], actions: Sequence[Action]) -> None:
+        """Action rows the frame inserted, and the actions they hold."""
+        for r, action in zip(rows, actions, strict=True):
+            row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"], action)
             if row.errand in self.actions:
                 self.actions[row.errand].append(row)
                 self._rows[row.id] = row
             self.status_of[row.id] = row.status
             self._known.add(row.id)
 
-    def replaced(self, aid: str, body: bytes) -> None:
+    def replaced(self, action: Action, body: bytes) -> None:
         """A foreign copy replaced by its author's (status ``new``), written by the frame."""
-        self.status_of[aid] = "new"
-        row = self._rows.get(aid)
+        self.status_of[action.id] = "new"
+        row = self._rows.get(action.id)
         if row is not None:
-            row.body, row.status, row.reason = body, "new", ""
+            row.body, row.status, row.reason, row.action = body, "new", "", action
 
     def set_status(self, aid: str, status: str, reason: str) -> None:
         self.status_of[aid] = status
@@ -197,10 +221,8 @@ class Intake:
         if row is not None:
             row.status, row.reason = status, reason
 
-    def set_errand(self, values: dict[str, Any]) -> None:
-        errand_id = values["id"]
-        self.kept[errand_id] = KeptRow(errand_id, values["state"], values["digest"], values["basis"])
-        self._dirty_errands[errand_id] = values
+    def set_projection(self, proj: Projection, scope: str, basis: str) -> None:
+        self.projected[proj.errand] = (proj, scope, basis)
 
     # -- writing once -------------------------------------------------------------------------
 
@@ -219,8 +241,11 @@ class Intake:
                 .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
                 [{"b_id": aid, "b_status": s, "b_reason": r} for aid, (s, r) in sorted(self._dirty_status.items())],
             )
-        if self._dirty_errands:
-            await upsert_many(conn, t.errands, [v for _, v in sorted(self._dirty_errands.items())], keys=("id",))
+        if self.projected:
+            rows = [
+                errand_row(proj, scope=scope, basis=basis) for _, (proj, scope, basis) in sorted(self.projected.items())
+            ]
+            await upsert_many(conn, t.errands, rows, keys=("id",))
         self._dirty_cursors.clear()
         self._dirty_status.clear()
-        self._dirty_errands.clear()
+        self.projected.clear()

@@ -51,7 +51,6 @@ from sanji.store.intake import Intake
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
-from sanji.store.section import INCOMPLETE
 from sanji.store.traffic import Traffic
 from sanji.store.views import Views
 
@@ -771,6 +770,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 ).all()
             }
         rows = []
+        inserted: list[Action] = []
         fresh: list[Action] = []
         for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
             a = change.action
@@ -784,7 +784,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     .values(body=body, status="new", reason="", node=a.node, scope=a.scope)
                 )
                 if intake is not None:
-                    intake.replaced(a.id, body)
+                    intake.replaced(a, body)
                 continue
             rows.append(
                 {
@@ -800,10 +800,11 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     "reason": change.foreign,
                 }
             )
+            inserted.append(a)
         if rows:
             await conn.execute(insert(t.actions), rows)
             if intake is not None:
-                intake.inserted(rows)
+                intake.inserted(rows, inserted)
         return fresh
 
     async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
@@ -842,24 +843,28 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             by_errand[new_action.errand].append(new_action)
         out: dict[str, Projection] = {}
         changes: list[dict[str, str]] = []
-        errand_rows: list[dict[str, Any]] = []
+        made: dict[str, tuple[Projection, str]] = {}  # projections of this call, with the errand's scope
         for errand_id in ids:
             entries = held.get(errand_id, [])
+            # An errand this call projected already is continued from that projection, not its kept row (the
+            # row is written once, at the end of the call): the same projection, without decoding it back.
+            earlier = intake.projected.get(errand_id) if intake is not None else None
+            if earlier is not None and earlier[2] != basis:
+                earlier = None  # made before the directory was swapped: the kept row's rule applies
             row = kept.get(errand_id)
-            same_basis = row is not None and row.basis == basis
-            folded = (
-                projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
-                if by_errand.get(errand_id) and (row is None or same_basis)
-                else None
-            )
+            same_basis = earlier is not None or (row is not None and row.basis == basis)
+            folded = None
+            if by_errand.get(errand_id):
+                if earlier is not None:
+                    folded = projections.fold_projected(earlier[0], entries, by_errand[errand_id], self.directory)
+                elif row is None or same_basis:
+                    folded = projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
             if folded is not None:
                 out[errand_id] = folded
                 changes += [{"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in by_errand[errand_id]]
-                errand_rows.append(_errand_row(errand_id, folded, scope="", basis=basis))
+                made[errand_id] = (folded, "")
                 continue
-            decoded = [
-                (e.id, None if e.status == FOREIGN else decode_action(e.body), e.status, e.reason) for e in entries
-            ]
+            decoded = [(e.id, None if e.status == FOREIGN else e.decoded(), e.status, e.reason) for e in entries]
             # An action applied under this basis passed the bounds then: judge does not walk them again. Under
             # another basis (other software, other tree) every action is judged in full.
             bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
@@ -879,13 +884,14 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
             scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
-            errand_rows.append(_errand_row(errand_id, proj, scope=scope, basis=basis))
+            made[errand_id] = (proj, scope)
         if intake is not None:
             for change in changes:
                 intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
-            for values in errand_rows:
-                intake.set_errand(values)
+            for proj, scope in made.values():
+                intake.set_projection(proj, scope, basis)
             return out
+        errand_rows = [projections.errand_row(p, scope=sc, basis=basis) for p, sc in made.values()]
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:
@@ -898,34 +904,3 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
-
-
-def _errand_row(errand_id: str, proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
-    """The `errands` row of ``proj``; ``scope`` is the errand's while it has no state yet (no registration)."""
-    s = proj.state
-    return {
-        "id": errand_id,
-        "scope": s.scope if s else scope,
-        "matter": s.matter if s else "",
-        "applicant_name": s.applicant_name if s else "",
-        "stage": s.stage if s else INCOMPLETE,
-        "holder": s.holder if s else "",
-        "pending_to": s.pending_to if s else None,
-        "version": s.version if s else 0,
-        "errand_kind": s.errand_kind if s else "",
-        "department": s.department if s else "",
-        "outcome": s.outcome if s else "",
-        "registered_at": s.registered_at if s else 0,
-        "updated_at": s.updated_at if s else 0,
-        "digest": proj.digest,
-        "waiting": len(proj.waiting),
-        "receipt": s.receipt if s else "",
-        "due": s.due if s else "",
-        "stage_due": s.stage_due if s else "",
-        "responsible": s.responsible if s else "",
-        "window": s.window if s else "",
-        "handler": s.handler if s else "",
-        "paused": bool(s and s.stage == "supplement"),
-        "state": encode(s) if s else None,
-        "basis": basis,
-    }
