@@ -10,6 +10,12 @@ the errands' rows; whatever a drained successor adds is read when first needed),
 date as frames apply, and writes the cursors, statuses and errand rows at the end in one statement
 each (``flush``), before the transaction commits.
 
+With ``defer`` the frames' batch and action rows are kept here too and inserted at the end, one
+statement each for the whole call (an action's row goes in with its final status, so only rows stored by
+earlier calls get a status update); what a frame asks of them meanwhile (a batch already taken, a
+foreign copy to replace) is answered from here. Without it (``Store._take_all`` falls back to that when
+the end's writes fail, to find the frame they fail on) each frame inserts its own rows as it applies.
+
 Nothing here is undone: a frame that fails rolls back the whole call's savepoint, and the frames before
 it are taken again with a new ``Intake`` (``Store._take_all``), so the end writes exactly what the
 frames before it left, as when every frame wrote its own rows.
@@ -20,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger
@@ -77,7 +83,10 @@ class KeptRow:
 
 
 class Intake:
-    def __init__(self) -> None:
+    def __init__(self, *, defer: bool = False) -> None:
+        self.defer = defer
+        self._batch_rows: dict[tuple[StreamKey, int], dict[str, Any]] = {}  # deferred: in the order taken
+        self._action_rows: dict[str, dict[str, Any]] = {}  # deferred, by id, in the order inserted
         self.cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self.held_streams: set[StreamKey] = set()  # streams with held successors (may be stale: then asked)
         self._streams_read: set[StreamKey] = set()  # streams whose held successors were asked about
@@ -194,12 +203,38 @@ class Intake:
         """``ledger.admit``'s ``held``: which of ``ids`` are held, and whether as a foreign copy."""
         return {i: self.status_of[i] == ledger.FOREIGN for i in ids if i in self.status_of}
 
+    def add_batch(self, key: StreamKey, row: dict[str, Any]) -> None:
+        """A batch row to insert at the end (``defer``)."""
+        self._batch_rows[key, row["seq"]] = row
+
+    async def batch_hash(self, conn: AsyncConnection, key: StreamKey, seq: int) -> bytes | None:
+        """The hash of batch ``seq`` of ``key`` held here or in the database (None: not held)."""
+        row = self._batch_rows.get((key, seq))
+        if row is not None:
+            return bytes(row["hash"])
+        held: bytes | None = await conn.scalar(
+            select(t.batches.c.hash).where(
+                t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == seq
+            )
+        )
+        return held
+
+    def replace_deferred(self, action: Action, body: bytes) -> bool:
+        """Replace a foreign copy an earlier frame of this call left to insert; False: it is not one."""
+        row = self._action_rows.get(action.id)
+        if row is None:
+            return False
+        row.update(body=body, status="new", reason="", node=action.node, scope=action.scope)
+        return True
+
     def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
         self.cursors[key] = self._dirty_cursors[key] = (seq, last_hash)
 
     def inserted(self, rows: Sequence[dict[str, Any]], actions: Sequence[Action]) -> None:
-        """Action rows the frame inserted, and the actions they hold."""
+        """Action rows the frame inserted (``defer``: to insert at the end), and the actions they hold."""
         for r, action in zip(rows, actions, strict=True):
+            if self.defer:
+                self._action_rows[r["id"]] = r
             row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"], action)
             if row.errand in self.actions:
                 self.actions[row.errand].append(row)
@@ -227,7 +262,16 @@ class Intake:
     # -- writing once -------------------------------------------------------------------------
 
     async def flush(self, conn: AsyncConnection) -> None:
-        """Write the cursors, statuses and errand rows the applied frames left, one statement each."""
+        """Write the batches, actions, cursors, statuses and errand rows the applied frames left, one
+        statement each."""
+        if self._batch_rows:
+            await conn.execute(insert(t.batches), list(self._batch_rows.values()))
+        if self._action_rows:
+            for aid, row in self._action_rows.items():
+                final = self._dirty_status.pop(aid, None)
+                if final is not None:
+                    row["status"], row["reason"] = final
+            await conn.execute(insert(t.actions), list(self._action_rows.values()))
         if self._dirty_cursors:
             rows = [
                 {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
@@ -246,6 +290,8 @@ class Intake:
                 errand_row(proj, scope=scope, basis=basis) for _, (proj, scope, basis) in sorted(self.projected.items())
             ]
             await upsert_many(conn, t.errands, rows, keys=("id",))
+        self._batch_rows.clear()
+        self._action_rows.clear()
         self._dirty_cursors.clear()
         self._dirty_status.clear()
         self.projected.clear()

@@ -88,6 +88,10 @@ class _FrameFailed(Exception):
         self.index, self.error = index, error
 
 
+class _DeferredWritesFailed(Exception):
+    """The rows a receive call kept to write at its end could not be written (``Store._take_all``)."""
+
+
 class _Taken:
     """What one attempt at a receive call's frames answered and applied."""
 
@@ -395,14 +399,19 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         rolled back, the frames before ``k`` are taken again from scratch, and ``k``'s error is kept for the
         caller to raise. What is left is what one savepoint per frame left: ``k`` and the frames after it
         change nothing, its error is the one raised.
+
+        The frames' batch and action rows are inserted at the end too, with the rest (``Intake(defer=True)``).
+        Should those writes fail, the frame whose rows fail is not known: the call is taken again with each
+        frame inserting its own rows, so that frame fails in its turn as above.
         """
         count = len(frames)
         failure: Exception | None = None
+        defer = True
         while True:
             taken = _Taken(failure)
             if count == 0:
                 return taken
-            intake = Intake()
+            intake = Intake(defer=defer)
             try:
                 async with conn.begin_nested():
                     await intake.preload(conn, [b for b in opened[:count] if isinstance(b, Batch)])
@@ -412,9 +421,17 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                         except Exception as exc:
                             raise _FrameFailed(index, exc) from exc
                         taken.add(receipt)
-                    await intake.flush(conn)
+                    try:
+                        await intake.flush(conn)
+                    except Exception as exc:
+                        if not defer:
+                            raise
+                        raise _DeferredWritesFailed from exc
             except _FrameFailed as failed:
                 count, failure = failed.index, failed.error
+                continue
+            except _DeferredWritesFailed:
+                defer = False
                 continue
             return taken
 
@@ -461,7 +478,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         key = StreamKey(batch.origin, batch.scope)
         cursor, last_hash = await (intake.cursor(conn, key) if intake else self._cursor(conn, key))
         held_hash = None
-        if batch.seq <= cursor:
+        if batch.seq <= cursor and intake is not None:
+            held_hash = await intake.batch_hash(conn, key, batch.seq)
+        elif batch.seq <= cursor:
             held_hash = await conn.scalar(
                 select(t.batches.c.hash).where(
                     t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == batch.seq
@@ -550,7 +569,10 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             await self._log_event(q.event, q.peer, dict(q.detail), conn=conn)
 
     async def _apply(self, conn: AsyncConnection, batch: Batch, intake: Intake | None = None) -> int:
-        await self._store_batch(conn, batch.origin, batch.scope, batch.seq, batch.frame, batch.hash)
+        if intake is not None and intake.defer:
+            intake.add_batch(StreamKey(batch.origin, batch.scope), _batch_row(batch))
+        else:
+            await conn.execute(insert(t.batches).values(_batch_row(batch)))
         if intake is not None:
             intake.set_cursor(StreamKey(batch.origin, batch.scope), batch.seq, batch.hash)
         else:
@@ -778,13 +800,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 fresh.append(a)
             if isinstance(change, ledger.Replace):
                 body = encode(a)
+                if intake is not None:
+                    intake.replaced(a, body)
+                    if intake.replace_deferred(a, body):
+                        continue
                 await conn.execute(
                     update(t.actions)
                     .where(t.actions.c.id == a.id)
                     .values(body=body, status="new", reason="", node=a.node, scope=a.scope)
                 )
-                if intake is not None:
-                    intake.replaced(a, body)
                 continue
             rows.append(
                 {
@@ -802,7 +826,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             )
             inserted.append(a)
         if rows:
-            await conn.execute(insert(t.actions), rows)
+            if intake is None or not intake.defer:
+                await conn.execute(insert(t.actions), rows)
             if intake is not None:
                 intake.inserted(rows, inserted)
         return fresh
@@ -904,3 +929,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _batch_row(batch: Batch) -> dict[str, Any]:
+    return {
+        "origin": batch.origin,
+        "scope": batch.scope,
+        "seq": batch.seq,
+        "hash": batch.hash,
+        "frame": batch.frame,
+        "size": len(batch.frame),
+        "received_at": time.time(),
+    }
