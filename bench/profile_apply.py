@@ -102,6 +102,7 @@ async def apply(
         "frames": frames,
         "actions": actions,
         "actions_per_s": round(actions / seconds, 1),
+        "actions_per_cpu_s": round(actions / cpu_seconds, 1),  # the figure other load moves least
         "statements": sent,  # including BEGIN/SAVEPOINT/RELEASE (COMMIT is not a statement here)
         "statements_per_frame": round(sent / max(1, frames), 2),
         "database": "sqlite" if url is None else "postgresql",
