@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger
@@ -35,9 +35,9 @@ from protocol.batch import GENESIS, Batch
 from protocol.encoding import decode_action
 from protocol.errand import Projection
 from protocol.stream import StreamKey
+from sanji.store import bulk
 from sanji.store import schema as t
 from sanji.store.projections import errand_row
-from sanji.store.rows import upsert_many
 
 # Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
 CHUNK = 4000
@@ -264,32 +264,22 @@ class Intake:
     async def flush(self, conn: AsyncConnection) -> None:
         """Write the batches, actions, cursors, statuses and errand rows the applied frames left, one
         statement each."""
-        if self._batch_rows:
-            await conn.execute(insert(t.batches), list(self._batch_rows.values()))
+        await bulk.insert_many(conn, t.batches, list(self._batch_rows.values()))
         if self._action_rows:
             for aid, row in self._action_rows.items():
                 final = self._dirty_status.pop(aid, None)
                 if final is not None:
                     row["status"], row["reason"] = final
-            await conn.execute(insert(t.actions), list(self._action_rows.values()))
-        if self._dirty_cursors:
-            rows = [
-                {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
-                for k, (seq, h) in sorted(self._dirty_cursors.items())
-            ]
-            await upsert_many(conn, t.streams, rows, keys=("origin", "scope"))
-        if self._dirty_status:
-            await conn.execute(
-                update(t.actions)
-                .where(t.actions.c.id == bindparam("b_id"))
-                .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
-                [{"b_id": aid, "b_status": s, "b_reason": r} for aid, (s, r) in sorted(self._dirty_status.items())],
-            )
-        if self.projected:
-            rows = [
-                errand_row(proj, scope=scope, basis=basis) for _, (proj, scope, basis) in sorted(self.projected.items())
-            ]
-            await upsert_many(conn, t.errands, rows, keys=("id",))
+            await bulk.insert_many(conn, t.actions, list(self._action_rows.values()))
+        cursors = [
+            {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
+            for k, (seq, h) in sorted(self._dirty_cursors.items())
+        ]
+        await bulk.upsert_many(conn, t.streams, cursors, keys=("origin", "scope"))
+        statuses = [{"status": s, "reason": r, "k_id": aid} for aid, (s, r) in sorted(self._dirty_status.items())]
+        await bulk.update_many(conn, t.actions, statuses, keys=("id",))
+        errands = [errand_row(p, scope=scope, basis=basis) for _, (p, scope, basis) in sorted(self.projected.items())]
+        await bulk.upsert_many(conn, t.errands, errands, keys=("id",))
         self._batch_rows.clear()
         self._action_rows.clear()
         self._dirty_cursors.clear()
