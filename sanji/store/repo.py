@@ -874,15 +874,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             # An errand this call projected already is continued from that projection, not its kept row (the
             # row is written once, at the end of the call): the same projection, without decoding it back.
             earlier = intake.projected.get(errand_id) if intake is not None else None
-            if earlier is not None and earlier[2] != basis:
-                earlier = None  # made before the directory was swapped: the kept row's rule applies
             row = kept.get(errand_id)
-            same_basis = earlier is not None or (row is not None and row.basis == basis)
             folded = None
-            if by_errand.get(errand_id):
-                if earlier is not None:
+            if earlier is not None:
+                same_basis = earlier[2] == basis  # else made before the directory was swapped: project it all
+                if by_errand.get(errand_id) and same_basis:
                     folded = projections.fold_projected(earlier[0], entries, by_errand[errand_id], self.directory)
-                elif row is None or same_basis:
+            else:
+                same_basis = row is not None and row.basis == basis
+                if by_errand.get(errand_id) and (row is None or same_basis):
                     folded = projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
             if folded is not None:
                 out[errand_id] = folded
