@@ -7,8 +7,9 @@ The corpus is built once by ``bench/corpus.py`` (as ``bench.apply_rate`` builds 
 ``--corpus`` reuses it, so the old and the new code can be profiled on the very same frames. Then a
 fresh county store on a new SQLite file (``--db URL``: an empty PostgreSQL database) receives every
 push under ``cProfile`` (``--no-profile``: just timed) and the top functions by cumulative and by own
-time are printed to stderr. One JSON line with the wall time, the rate and the statements sent to the
-database (per applied frame: round trips, which other load does not change) goes to stdout.
+time are printed to stderr. One JSON line with the wall time, the process CPU
+seconds, the rates, each push's wall time (p50, p99, max) and the statements sent to the database (per
+applied frame: round trips, which other load does not change) goes to stdout.
 """
 
 from __future__ import annotations
@@ -85,8 +86,11 @@ async def apply(
         statements["n"] = 0
         if profiler:
             profiler.enable()
+        latencies: list[float] = []
         for push in pushes:
+            pushed = time.perf_counter()
             outcome = await store.receive(push.frames, peer=push.town)
+            latencies.append(time.perf_counter() - pushed)
             actions += outcome.applied_actions
             frames += outcome.applied_batches
         if profiler:
@@ -104,12 +108,24 @@ async def apply(
         "frames": frames,
         "actions": actions,
         "actions_per_s": round(actions / seconds, 1),
+        "actions_per_cpu_s": round(actions / cpu_seconds, 1),  # the figure other load moves least
+        "push_ms": _quantiles(latencies),  # wall: one receive (commit included), moved by other load
+        "actions_per_push": round(actions / max(1, len(latencies)), 1),
         "statements": sent,  # including BEGIN/SAVEPOINT/RELEASE (COMMIT is not a statement here)
         "statements_per_frame": round(sent / max(1, frames), 2),
         "database": "sqlite" if url is None else "postgresql",
         "errands": len(digests),
         "digests_sha256": hashlib.sha256(digest_of_all).hexdigest()[:16],  # compare across code versions
     }
+
+
+def _quantiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+
+    def at(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(1000 * ordered[-1], 1)} if ordered else {}
 
 
 def main(argv: list[str] | None = None) -> int:

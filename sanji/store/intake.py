@@ -10,26 +10,35 @@ the errands' rows; whatever a drained successor adds is read when first needed),
 date as frames apply, and writes the cursors, statuses and errand rows at the end in one statement
 each (``flush``), before the transaction commits.
 
-A frame still applies in its own savepoint, and its batch and action rows are inserted there: a frame
-that fails rolls its rows back, and ``end_frame(ok=False)`` undoes what it changed here, so the end
-writes exactly what the frames before it left, as when every frame wrote its own rows.
+With ``defer`` the frames' batch and action rows are kept here too and inserted at the end, one
+statement each for the whole call (an action's row goes in with its final status, so only rows stored by
+earlier calls get a status update); what a frame asks of them meanwhile (a batch already taken, a
+foreign copy to replace) is answered from here. Without it (``Store._take_all`` falls back to that when
+the end's writes fail, to find the frame they fail on) each frame inserts its own rows as it applies.
+
+Nothing here is undone: a frame that fails rolls back the whole call's savepoint, and the frames before
+it are taken again with a new ``Intake`` (``Store._take_all``), so the end writes exactly what the
+frames before it left, as when every frame wrote its own rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger
+from protocol.actions import Action
 from protocol.batch import GENESIS, Batch
+from protocol.encoding import decode_action
+from protocol.errand import Projection
 from protocol.stream import StreamKey
+from sanji.store import bulk
 from sanji.store import schema as t
-from sanji.store.rows import upsert_many
+from sanji.store.projections import errand_row
 
-_MISSING = object()
 # Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
 CHUNK = 4000
 
@@ -41,11 +50,27 @@ def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
 class ActionRow:
     """The columns of one stored action ``Store._recompute`` reads (``projections.Held`` and the body)."""
 
-    __slots__ = ("base", "body", "errand", "id", "kind", "reason", "status")
+    __slots__ = ("action", "base", "body", "errand", "id", "kind", "reason", "status")
 
-    def __init__(self, id: str, errand: str, base: int, kind: str, status: str, reason: str, body: bytes) -> None:
+    def __init__(
+        self,
+        id: str,
+        errand: str,
+        base: int,
+        kind: str,
+        status: str,
+        reason: str,
+        body: bytes,
+        action: Action | None = None,
+    ) -> None:
         self.id, self.errand, self.base, self.kind = id, errand, base, kind
         self.status, self.reason, self.body = status, reason, body
+        self.action = action  # the body decoded, once (an action this call received comes decoded)
+
+    def decoded(self) -> Action:
+        if self.action is None:
+            self.action = decode_action(self.body)
+        return self.action
 
 
 class KeptRow:
@@ -58,43 +83,23 @@ class KeptRow:
 
 
 class Intake:
-    def __init__(self) -> None:
+    def __init__(self, *, defer: bool = False) -> None:
+        self.defer = defer
+        self._batch_rows: dict[tuple[StreamKey, int], dict[str, Any]] = {}  # deferred: in the order taken
+        self._action_rows: dict[str, dict[str, Any]] = {}  # deferred, by id, in the order inserted
         self.cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self.held_streams: set[StreamKey] = set()  # streams with held successors (may be stale: then asked)
         self._streams_read: set[StreamKey] = set()  # streams whose held successors were asked about
         self.kept: dict[str, KeptRow | None] = {}  # errands read (None: no row yet)
+        # The projections this call made (with the errand's scope and their basis): their rows are written
+        # once, at the end, and a later batch of the call continues from them (``Store._recompute``).
+        self.projected: dict[str, tuple[Projection, str, str]] = {}
         self.actions: dict[str, list[ActionRow]] = {}  # every action row of each errand read
         self._rows: dict[str, ActionRow] = {}  # the rows above by id
         self.status_of: dict[str, str] = {}  # every action id known to be held, with its status
         self._known: set[str] = set()  # action ids asked about (held or not)
         self._dirty_cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self._dirty_status: dict[str, tuple[str, str]] = {}
-        self._dirty_errands: dict[str, dict[str, Any]] = {}
-        self._undo: list[Callable[[], None]] = []
-
-    # -- frames -------------------------------------------------------------------------
-
-    def begin_frame(self) -> None:
-        self._undo.clear()
-
-    def end_frame(self, *, ok: bool) -> None:
-        """The frame's savepoint was released (``ok``) or rolled back: keep or undo what it changed."""
-        if not ok:
-            for undo in reversed(self._undo):
-                undo()
-        self._undo.clear()
-
-    def _put(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
-        old = mapping.get(key, _MISSING)
-        mapping[key] = value
-
-        def undo() -> None:
-            if old is _MISSING:
-                mapping.pop(key, None)
-            else:
-                mapping[key] = old
-
-        self._undo.append(undo)
 
     # -- reading once -------------------------------------------------------------------------
 
@@ -135,7 +140,7 @@ class Intake:
         return {int(s): bytes(frame) for s, frame in rows.all()}
 
     def holding(self, key: StreamKey) -> None:
-        """A frame of ``key`` was held (kept even if its savepoint rolls back: it only means asking)."""
+        """A frame of ``key`` was held."""
         self.held_streams.add(key)
 
     async def cursor(self, conn: AsyncConnection, key: StreamKey) -> tuple[int, bytes]:
@@ -158,12 +163,14 @@ class Intake:
             self.kept[e] = None
             self.actions[e] = []
         for part in _chunks(errands):
-            for row in await conn.execute(
+            # Rows unpacked as tuples: a named attribute of a result row costs several times more, and a
+            # push reads every action of the errands it touches.
+            for eid, state, digest, basis in await conn.execute(
                 select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
                     t.errands.c.id.in_(part)
                 )
             ):
-                self.kept[row.id] = KeptRow(row.id, row.state, row.digest, row.basis)
+                self.kept[eid] = KeptRow(eid, state, digest, basis)
             for r in await conn.execute(
                 select(
                     t.actions.c.id,
@@ -175,7 +182,7 @@ class Intake:
                     t.actions.c.body,
                 ).where(t.actions.c.errand.in_(part))
             ):
-                self._remember(ActionRow(r.id, r.errand, r.base, r.kind, r.status, r.reason, r.body))
+                self._remember(ActionRow(*r))
         ids = sorted({i for i in action_ids if i not in self._known})
         self._known.update(ids)
         for part in _chunks(ids):
@@ -196,77 +203,85 @@ class Intake:
         """``ledger.admit``'s ``held``: which of ``ids`` are held, and whether as a foreign copy."""
         return {i: self.status_of[i] == ledger.FOREIGN for i in ids if i in self.status_of}
 
-    def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
-        self._put(self.cursors, key, (seq, last_hash))
-        self._put(self._dirty_cursors, key, (seq, last_hash))
+    def add_batch(self, key: StreamKey, row: dict[str, Any]) -> None:
+        """A batch row to insert at the end (``defer``)."""
+        self._batch_rows[key, row["seq"]] = row
 
-    def inserted(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Action rows the frame inserted (the database has them; its savepoint may yet roll back)."""
-        for r in rows:
-            row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"])
-            listed = row.errand in self.actions
-            if listed:
+    async def batch_hash(self, conn: AsyncConnection, key: StreamKey, seq: int) -> bytes | None:
+        """The hash of batch ``seq`` of ``key`` held here or in the database (None: not held)."""
+        row = self._batch_rows.get((key, seq))
+        if row is not None:
+            return bytes(row["hash"])
+        held: bytes | None = await conn.scalar(
+            select(t.batches.c.hash).where(
+                t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == seq
+            )
+        )
+        return held
+
+    def replace_deferred(self, action: Action, body: bytes) -> bool:
+        """Replace a foreign copy an earlier frame of this call left to insert; False: it is not one."""
+        row = self._action_rows.get(action.id)
+        if row is None:
+            return False
+        row.update(body=body, status="new", reason="", node=action.node, scope=action.scope)
+        return True
+
+    def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
+        self.cursors[key] = self._dirty_cursors[key] = (seq, last_hash)
+
+    def inserted(self, rows: Sequence[dict[str, Any]], actions: Sequence[Action]) -> None:
+        """Action rows the frame inserted (``defer``: to insert at the end), and the actions they hold."""
+        for r, action in zip(rows, actions, strict=True):
+            if self.defer:
+                self._action_rows[r["id"]] = r
+            row = ActionRow(r["id"], r["errand"], r["base"], r["kind"], r["status"], r["reason"], r["body"], action)
+            if row.errand in self.actions:
                 self.actions[row.errand].append(row)
-                self._put(self._rows, row.id, row)
-            self._put(self.status_of, row.id, row.status)
+                self._rows[row.id] = row
+            self.status_of[row.id] = row.status
             self._known.add(row.id)
 
-            def undo(row: ActionRow = row, listed: bool = listed) -> None:
-                if listed:
-                    self.actions[row.errand].remove(row)
-
-            self._undo.append(undo)
-
-    def replaced(self, aid: str, body: bytes) -> None:
+    def replaced(self, action: Action, body: bytes) -> None:
         """A foreign copy replaced by its author's (status ``new``), written by the frame."""
-        self._put(self.status_of, aid, "new")
-        row = self._rows.get(aid)
+        self.status_of[action.id] = "new"
+        row = self._rows.get(action.id)
         if row is not None:
-            old = (row.body, row.status, row.reason)
-            row.body, row.status, row.reason = body, "new", ""
-
-            def undo() -> None:
-                row.body, row.status, row.reason = old
-
-            self._undo.append(undo)
+            row.body, row.status, row.reason, row.action = body, "new", "", action
 
     def set_status(self, aid: str, status: str, reason: str) -> None:
-        self._put(self.status_of, aid, status)
-        self._put(self._dirty_status, aid, (status, reason))
+        self.status_of[aid] = status
+        self._dirty_status[aid] = (status, reason)
         row = self._rows.get(aid)
         if row is not None:
-            old = (row.status, row.reason)
             row.status, row.reason = status, reason
 
-            def undo() -> None:
-                row.status, row.reason = old
-
-            self._undo.append(undo)
-
-    def set_errand(self, values: dict[str, Any]) -> None:
-        errand_id = values["id"]
-        self._put(self.kept, errand_id, KeptRow(errand_id, values["state"], values["digest"], values["basis"]))
-        self._put(self._dirty_errands, errand_id, values)
+    def set_projection(self, proj: Projection, scope: str, basis: str) -> None:
+        self.projected[proj.errand] = (proj, scope, basis)
 
     # -- writing once -------------------------------------------------------------------------
 
     async def flush(self, conn: AsyncConnection) -> None:
-        """Write the cursors, statuses and errand rows the applied frames left, one statement each."""
-        if self._dirty_cursors:
-            rows = [
-                {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
-                for k, (seq, h) in sorted(self._dirty_cursors.items())
-            ]
-            await upsert_many(conn, t.streams, rows, keys=("origin", "scope"))
-        if self._dirty_status:
-            await conn.execute(
-                update(t.actions)
-                .where(t.actions.c.id == bindparam("b_id"))
-                .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
-                [{"b_id": aid, "b_status": s, "b_reason": r} for aid, (s, r) in sorted(self._dirty_status.items())],
-            )
-        if self._dirty_errands:
-            await upsert_many(conn, t.errands, [v for _, v in sorted(self._dirty_errands.items())], keys=("id",))
+        """Write the batches, actions, cursors, statuses and errand rows the applied frames left, one
+        statement each."""
+        await bulk.insert_many(conn, t.batches, list(self._batch_rows.values()))
+        if self._action_rows:
+            for aid, row in self._action_rows.items():
+                final = self._dirty_status.pop(aid, None)
+                if final is not None:
+                    row["status"], row["reason"] = final
+            await bulk.insert_many(conn, t.actions, list(self._action_rows.values()))
+        cursors = [
+            {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
+            for k, (seq, h) in sorted(self._dirty_cursors.items())
+        ]
+        await bulk.upsert_many(conn, t.streams, cursors, keys=("origin", "scope"))
+        statuses = [{"status": s, "reason": r, "k_id": aid} for aid, (s, r) in sorted(self._dirty_status.items())]
+        await bulk.update_many(conn, t.actions, statuses, keys=("id",))
+        errands = [errand_row(p, scope=scope, basis=basis) for _, (p, scope, basis) in sorted(self.projected.items())]
+        await bulk.upsert_many(conn, t.errands, errands, keys=("id",))
+        self._batch_rows.clear()
+        self._action_rows.clear()
         self._dirty_cursors.clear()
         self._dirty_status.clear()
-        self._dirty_errands.clear()
+        self.projected.clear()

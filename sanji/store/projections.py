@@ -19,9 +19,11 @@ import msgspec
 
 from protocol import ledger
 from protocol.actions import ANNOTATIONS, Action
+from protocol.encoding import encode
 from protocol.errand import ErrandState, Projection, basis, fold, project
 from protocol.topology import Directory
 from sanji import __version__
+from sanji.store.section import INCOMPLETE
 
 NOTE_KINDS = frozenset(cls.__struct_config__.tag for cls in ANNOTATIONS)
 _state_decoder = msgspec.msgpack.Decoder(ErrandState)
@@ -50,8 +52,7 @@ def fold_kept(
 ) -> Projection | None:
     """``errand_id``'s projection with ``fresh`` (actions just admitted, not projected yet) folded onto its
     kept ``row`` (None: no row yet), or None when ``fold`` declines. The caller checks the row's basis."""
-    fresh_ids = {a.id for a in fresh}
-    others = [h for h in held if h.id not in fresh_ids and h.status != ledger.FOREIGN]
+    others = _others(held, fresh)
     if row is None:
         before = project(errand_id, [], directory)  # nothing projected yet: fold from the empty projection
     else:
@@ -59,8 +60,26 @@ def fold_kept(
         if kept is None:
             return None
         before = kept
-    bases = {h.id: None if h.kind in NOTE_KINDS else h.base for h in others}
-    return fold(before, bases, fresh, directory)
+    return fold(before, _bases(others), fresh, directory)
+
+
+def fold_projected(
+    before: Projection, held: Sequence[Held], fresh: Sequence[Action], directory: Directory
+) -> Projection | None:
+    """``before``, a projection this store made of ``held`` (their statuses written from it) under the
+    current basis, continued by ``fresh``; None when ``fold`` declines. ``fold`` checks ``before``'s
+    digest and that it covers exactly what is held, as for a kept row."""
+    return fold(before, _bases(_others(held, fresh)), fresh, directory)
+
+
+def _others(held: Sequence[Held], fresh: Sequence[Action]) -> list[Held]:
+    """The held actions a projection before ``fresh`` was made of (foreign copies are never projected)."""
+    fresh_ids = {a.id for a in fresh}
+    return [h for h in held if h.id not in fresh_ids and h.status != ledger.FOREIGN]
+
+
+def _bases(others: Sequence[Held]) -> dict[str, int | None]:
+    return {h.id: None if h.kind in NOTE_KINDS else h.base for h in others}
 
 
 def _kept(errand_id: str, state: bytes | None, digest: str, held: Sequence[Held]) -> Projection | None:
@@ -94,3 +113,34 @@ def _kept(errand_id: str, state: bytes | None, digest: str, held: Sequence[Held]
         waiting=tuple(waiting),
         digest=digest,
     )
+
+
+def errand_row(proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
+    """The `errands` row of ``proj``; ``scope`` is the errand's while it has no state yet (no registration)."""
+    s = proj.state
+    return {
+        "id": proj.errand,
+        "scope": s.scope if s else scope,
+        "matter": s.matter if s else "",
+        "applicant_name": s.applicant_name if s else "",
+        "stage": s.stage if s else INCOMPLETE,
+        "holder": s.holder if s else "",
+        "pending_to": s.pending_to if s else None,
+        "version": s.version if s else 0,
+        "errand_kind": s.errand_kind if s else "",
+        "department": s.department if s else "",
+        "outcome": s.outcome if s else "",
+        "registered_at": s.registered_at if s else 0,
+        "updated_at": s.updated_at if s else 0,
+        "digest": proj.digest,
+        "waiting": len(proj.waiting),
+        "receipt": s.receipt if s else "",
+        "due": s.due if s else "",
+        "stage_due": s.stage_due if s else "",
+        "responsible": s.responsible if s else "",
+        "window": s.window if s else "",
+        "handler": s.handler if s else "",
+        "paused": bool(s and s.stage == "supplement"),
+        "state": encode(s) if s else None,
+        "basis": basis,
+    }

@@ -51,7 +51,6 @@ from sanji.store.intake import Intake
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
-from sanji.store.section import INCOMPLETE
 from sanji.store.traffic import Traffic
 from sanji.store.views import Views
 
@@ -79,6 +78,34 @@ class ReceiveOutcome:
     results: list[FrameResult]
     applied_batches: int
     applied_actions: int
+
+
+class _FrameFailed(Exception):
+    """Frame ``index`` of a receive call raised ``error`` (``Store._take_all``)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+class _DeferredWritesFailed(Exception):
+    """The rows a receive call kept to write at its end could not be written (``Store._take_all``)."""
+
+
+class _Taken:
+    """What one attempt at a receive call's frames answered and applied."""
+
+    def __init__(self, failure: Exception | None) -> None:
+        self.failure = failure  # the error of the frame after the last one taken, raised by the caller
+        self.results: list[FrameResult] = []
+        self.refusals: list[str] = []  # refused frames' codes, the first few logged one by one
+        self.applied_batches = self.applied_actions = 0
+
+    def add(self, receipt: ledger.Receipt) -> None:
+        applied = receipt.applied
+        self.applied_batches += len(applied)
+        self.applied_actions += sum(len(b.actions) for b in applied)
+        self.results.append(receipt.result)
 
 
 class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQueue):
@@ -335,51 +362,78 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         """Verify and take each frame (``protocol.ledger``); one result per frame, in order.
 
         The frames of one call share one write transaction (one commit, one sync to disk, instead of one
-        per frame), each frame in its own savepoint: a frame that fails rolls back to its savepoint, so it
-        leaves nothing behind, the frames before it are committed and the error is raised, exactly as when
-        every frame had its own transaction.
+        per frame): a frame that fails leaves nothing behind, the frames before it are committed and the
+        error is raised, exactly as when every frame had its own transaction (``_take_all``).
         """
-        results: list[FrameResult] = []
-        refusals: list[str] = []
-        applied_batches = applied_actions = 0
-        failure: Exception | None = None
         # Every frame is verified first (pure; an error is kept and met at the frame's turn), so the rows
         # all of them touch are read once (``sanji.store.intake``) and written once at the end.
         directory = self.directory
         opened = [self._open_addressed(frame) for frame in frames]
-        intake = Intake()
         async with self._write() as conn:
             if self.directory is not directory:  # the keys changed (a revocation) while this push waited
                 opened = [self._open_addressed(frame) for frame in frames]
-            await intake.preload(conn, [b for b in opened if isinstance(b, Batch)])
-            for frame, batch in zip(frames, opened, strict=True):
-                intake.begin_frame()
-                try:
-                    async with conn.begin_nested():
-                        receipt = await self._take(conn, frame, peer, refusals, batch, intake)
-                except Exception as exc:  # the frames before this one stand: commit them, then raise
-                    intake.end_frame(ok=False)
-                    failure = exc
-                    break
-                intake.end_frame(ok=True)
-                applied = receipt.applied
-                applied_batches += len(applied)
-                applied_actions += sum(len(b.actions) for b in applied)
-                results.append(receipt.result)
-            await intake.flush(conn)
-        if failure is not None:
-            if applied_batches:
+            taken = await self._take_all(conn, frames, opened, peer)
+        if taken.failure is not None:
+            if taken.applied_batches:
                 self._changed()
-            raise failure
+            raise taken.failure
+        refusals = taken.refusals
         if len(refusals) > LOGGED_REFUSALS:
             await self._log_event(
                 "refused_more",
                 peer,
                 {"count": len(refusals) - LOGGED_REFUSALS, "errors": dict(Counter(refusals[LOGGED_REFUSALS:]))},
             )
-        if applied_batches:
+        if taken.applied_batches:
             self._changed()
-        return ReceiveOutcome(results, applied_batches, applied_actions)
+        return ReceiveOutcome(taken.results, taken.applied_batches, taken.applied_actions)
+
+    async def _take_all(
+        self, conn: AsyncConnection, frames: Sequence[bytes], opened: Sequence[Batch | Exception], peer: str
+    ) -> _Taken:
+        """Take ``frames`` in the caller's transaction: every one, or those before the first that fails.
+
+        A frame fails only on an error the ledger does not answer (a database error, a bug), which is rare,
+        so the frames are taken under one savepoint for the whole call rather than one each (two statements
+        a frame, and undoing a frame's changes to the intake): when frame ``k`` fails the savepoint is
+        rolled back, the frames before ``k`` are taken again from scratch, and ``k``'s error is kept for the
+        caller to raise. What is left is what one savepoint per frame left: ``k`` and the frames after it
+        change nothing, its error is the one raised.
+
+        The frames' batch and action rows are inserted at the end too, with the rest (``Intake(defer=True)``).
+        Should those writes fail, the frame whose rows fail is not known: the call is taken again with each
+        frame inserting its own rows, so that frame fails in its turn as above.
+        """
+        count = len(frames)
+        failure: Exception | None = None
+        defer = True
+        while True:
+            taken = _Taken(failure)
+            if count == 0:
+                return taken
+            intake = Intake(defer=defer)
+            try:
+                async with conn.begin_nested():
+                    await intake.preload(conn, [b for b in opened[:count] if isinstance(b, Batch)])
+                    for index in range(count):
+                        try:
+                            receipt = await self._take(conn, frames[index], peer, taken.refusals, opened[index], intake)
+                        except Exception as exc:
+                            raise _FrameFailed(index, exc) from exc
+                        taken.add(receipt)
+                    try:
+                        await intake.flush(conn)
+                    except Exception as exc:
+                        if not defer:
+                            raise
+                        raise _DeferredWritesFailed from exc
+            except _FrameFailed as failed:
+                count, failure = failed.index, failed.error
+                continue
+            except _DeferredWritesFailed:
+                defer = False
+                continue
+            return taken
 
     def _open(self, frame: bytes) -> Batch:
         return open_frame(frame, self.directory)
@@ -424,7 +478,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         key = StreamKey(batch.origin, batch.scope)
         cursor, last_hash = await (intake.cursor(conn, key) if intake else self._cursor(conn, key))
         held_hash = None
-        if batch.seq <= cursor:
+        if batch.seq <= cursor and intake is not None:
+            held_hash = await intake.batch_hash(conn, key, batch.seq)
+        elif batch.seq <= cursor:
             held_hash = await conn.scalar(
                 select(t.batches.c.hash).where(
                     t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq == batch.seq
@@ -513,7 +569,10 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             await self._log_event(q.event, q.peer, dict(q.detail), conn=conn)
 
     async def _apply(self, conn: AsyncConnection, batch: Batch, intake: Intake | None = None) -> int:
-        await self._store_batch(conn, batch.origin, batch.scope, batch.seq, batch.frame, batch.hash)
+        if intake is not None and intake.defer:
+            intake.add_batch(StreamKey(batch.origin, batch.scope), _batch_row(batch))
+        else:
+            await conn.execute(insert(t.batches).values(_batch_row(batch)))
         if intake is not None:
             intake.set_cursor(StreamKey(batch.origin, batch.scope), batch.seq, batch.hash)
         else:
@@ -733,6 +792,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 ).all()
             }
         rows = []
+        inserted: list[Action] = []
         fresh: list[Action] = []
         for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
             a = change.action
@@ -740,13 +800,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 fresh.append(a)
             if isinstance(change, ledger.Replace):
                 body = encode(a)
+                if intake is not None:
+                    intake.replaced(a, body)
+                    if intake.replace_deferred(a, body):
+                        continue
                 await conn.execute(
                     update(t.actions)
                     .where(t.actions.c.id == a.id)
                     .values(body=body, status="new", reason="", node=a.node, scope=a.scope)
                 )
-                if intake is not None:
-                    intake.replaced(a.id, body)
                 continue
             rows.append(
                 {
@@ -762,10 +824,12 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     "reason": change.foreign,
                 }
             )
+            inserted.append(a)
         if rows:
-            await conn.execute(insert(t.actions), rows)
+            if intake is None or not intake.defer:
+                await conn.execute(insert(t.actions), rows)
             if intake is not None:
-                intake.inserted(rows)
+                intake.inserted(rows, inserted)
         return fresh
 
     async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
@@ -804,24 +868,28 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             by_errand[new_action.errand].append(new_action)
         out: dict[str, Projection] = {}
         changes: list[dict[str, str]] = []
-        errand_rows: list[dict[str, Any]] = []
+        made: dict[str, tuple[Projection, str]] = {}  # projections of this call, with the errand's scope
         for errand_id in ids:
             entries = held.get(errand_id, [])
+            # An errand this call projected already is continued from that projection, not its kept row (the
+            # row is written once, at the end of the call): the same projection, without decoding it back.
+            earlier = intake.projected.get(errand_id) if intake is not None else None
             row = kept.get(errand_id)
-            same_basis = row is not None and row.basis == basis
-            folded = (
-                projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
-                if by_errand.get(errand_id) and (row is None or same_basis)
-                else None
-            )
+            folded = None
+            if earlier is not None:
+                same_basis = earlier[2] == basis  # else made before the directory was swapped: project it all
+                if by_errand.get(errand_id) and same_basis:
+                    folded = projections.fold_projected(earlier[0], entries, by_errand[errand_id], self.directory)
+            else:
+                same_basis = row is not None and row.basis == basis
+                if by_errand.get(errand_id) and (row is None or same_basis):
+                    folded = projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
             if folded is not None:
                 out[errand_id] = folded
                 changes += [{"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in by_errand[errand_id]]
-                errand_rows.append(_errand_row(errand_id, folded, scope="", basis=basis))
+                made[errand_id] = (folded, "")
                 continue
-            decoded = [
-                (e.id, None if e.status == FOREIGN else decode_action(e.body), e.status, e.reason) for e in entries
-            ]
+            decoded = [(e.id, None if e.status == FOREIGN else e.decoded(), e.status, e.reason) for e in entries]
             # An action applied under this basis passed the bounds then: judge does not walk them again. Under
             # another basis (other software, other tree) every action is judged in full.
             bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
@@ -841,13 +909,14 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
             scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
-            errand_rows.append(_errand_row(errand_id, proj, scope=scope, basis=basis))
+            made[errand_id] = (proj, scope)
         if intake is not None:
             for change in changes:
                 intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
-            for values in errand_rows:
-                intake.set_errand(values)
+            for proj, scope in made.values():
+                intake.set_projection(proj, scope, basis)
             return out
+        errand_rows = [projections.errand_row(p, scope=sc, basis=basis) for p, sc in made.values()]
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:
@@ -862,32 +931,13 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         return out
 
 
-def _errand_row(errand_id: str, proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
-    """The `errands` row of ``proj``; ``scope`` is the errand's while it has no state yet (no registration)."""
-    s = proj.state
+def _batch_row(batch: Batch) -> dict[str, Any]:
     return {
-        "id": errand_id,
-        "scope": s.scope if s else scope,
-        "matter": s.matter if s else "",
-        "applicant_name": s.applicant_name if s else "",
-        "stage": s.stage if s else INCOMPLETE,
-        "holder": s.holder if s else "",
-        "pending_to": s.pending_to if s else None,
-        "version": s.version if s else 0,
-        "errand_kind": s.errand_kind if s else "",
-        "department": s.department if s else "",
-        "outcome": s.outcome if s else "",
-        "registered_at": s.registered_at if s else 0,
-        "updated_at": s.updated_at if s else 0,
-        "digest": proj.digest,
-        "waiting": len(proj.waiting),
-        "receipt": s.receipt if s else "",
-        "due": s.due if s else "",
-        "stage_due": s.stage_due if s else "",
-        "responsible": s.responsible if s else "",
-        "window": s.window if s else "",
-        "handler": s.handler if s else "",
-        "paused": bool(s and s.stage == "supplement"),
-        "state": encode(s) if s else None,
-        "basis": basis,
+        "origin": batch.origin,
+        "scope": batch.scope,
+        "seq": batch.seq,
+        "hash": batch.hash,
+        "frame": batch.frame,
+        "size": len(batch.frame),
+        "received_at": time.time(),
     }

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["plain", "upsert", "upsert_many"]
+__all__ = ["dialect_module", "plain", "upsert", "upsert_many"]
 
 
-def _dialect(conn: AsyncConnection) -> ModuleType:
+def dialect_module(conn: AsyncConnection) -> ModuleType:
     """The dialect module whose ``insert`` knows ON CONFLICT: imported by the store that uses it, so a
     village on SQLite never loads SQLAlchemy's PostgreSQL dialects (issue 16's footprint)."""
     if conn.dialect.name == "postgresql":
@@ -29,7 +29,7 @@ def plain(row: Any) -> dict[str, Any]:
 
 
 async def upsert_many(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]], *, keys: tuple[str, ...]) -> None:
-    dialect = _dialect(conn)
+    dialect = dialect_module(conn)
     stmt = dialect.insert(table)
     updates = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
     await conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), rows)
@@ -38,7 +38,7 @@ async def upsert_many(conn: AsyncConnection, table: Any, rows: list[dict[str, An
 async def upsert(
     conn: AsyncConnection, table: Any, values: dict[str, Any], *, keys: tuple[str, ...], greatest: str | None = None
 ) -> None:
-    dialect = _dialect(conn)
+    dialect = dialect_module(conn)
     stmt = dialect.insert(table).values(**values)
     updates = {k: v for k, v in values.items() if k not in keys}
     if greatest is not None:

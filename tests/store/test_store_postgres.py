@@ -22,6 +22,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     standard_batches,
     statuses,
     submit,
+    test_a_crash_after_a_push_is_written_leaves_nothing,
     test_a_kept_row_that_cannot_be_trusted_is_projected_again,
     test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again,
     test_apply_is_atomic,

@@ -17,6 +17,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action, Applicant, HandOff, Note, Register
 from protocol.batch import GENESIS, frame_hash, open_frame, seal
@@ -32,6 +33,7 @@ from sanji.service import ErrandService
 from sanji.store import Store, open_database, projections
 from sanji.store import schema as t
 from sanji.store.engine import MIGRATIONS
+from sanji.store.intake import Intake
 from sanji.store.repo import ReceiveOutcome
 
 StoreOpener = Callable[..., Awaitable[Store]]
@@ -345,17 +347,14 @@ async def test_apply_is_atomic(open_store: StoreOpener, layout: Layout, monkeypa
     original = Store._recompute
     calls = {"n": 0, "fail_at": 1}
 
-    async def crash_after_writing(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+    async def crash_in_projection(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
         out = await original(self, conn, errand_ids, **kw)
         calls["n"] += 1
-        # Inside the transaction the batch, cursor, actions and errands are all written by now.
-        assert await conn.scalar(select(func.count()).select_from(t.actions)) > 0
-        assert await conn.scalar(select(func.count()).select_from(t.batches)) > 0
         if calls["n"] == calls["fail_at"]:
             raise RuntimeError("power cut in the middle of applying a batch")
         return out
 
-    monkeypatch.setattr(Store, "_recompute", crash_after_writing)
+    monkeypatch.setattr(Store, "_recompute", crash_in_projection)
     with pytest.raises(RuntimeError, match="power cut"):
         await town.receive([f1], peer=VILLAGE)
     assert await counts(town) == empty
@@ -376,6 +375,36 @@ async def test_apply_is_atomic(open_store: StoreOpener, layout: Layout, monkeypa
     assert retry.applied_batches == 3
     assert await town.digests() == expected_digests(layout, batches)
     assert (await counts(town))["held_batches"] == 0
+
+
+async def test_a_crash_after_a_push_is_written_leaves_nothing(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push's batch, action, cursor and errand rows are written together at its end
+    (``sanji.store.intake``): a crash after they are written, before the commit, keeps none of them."""
+    town = await open_store(TOWN)
+    batches = standard_batches()
+    frames = chain(layout, batches)
+    empty = await counts(town)
+    original = Intake.flush
+
+    async def crash_after_writing(self: Intake, conn: AsyncConnection) -> None:
+        await original(self, conn)
+        # Inside the transaction the batches, actions, cursors and errands are all written by now.
+        for table in (t.batches, t.actions, t.streams, t.errands):
+            assert await conn.scalar(select(func.count()).select_from(table)) > 0
+        raise RuntimeError("power cut after writing a push")
+
+    monkeypatch.setattr(Intake, "flush", crash_after_writing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive(frames, peer=VILLAGE)
+    assert await counts(town) == empty
+    assert await town.cursors_where() == {}
+
+    monkeypatch.undo()
+    retry = await town.receive(frames, peer=VILLAGE)
+    assert statuses(retry) == ["stored"] * len(frames)
+    assert await town.digests() == expected_digests(layout, batches)
 
 
 async def test_local_action_refused_by_rules_writes_nothing(open_store: StoreOpener) -> None:
