@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -28,14 +29,16 @@ def lean_package(package: str, exports: Mapping[str, Sequence[str]]) -> ModuleTy
         raise ImportError(f"{package} is not an installed package")
     module = importlib.util.module_from_spec(spec)
     loader = spec.loader
+    completing = threading.Lock()  # a name asked for from two threads at once runs __init__ once
 
     def complete(name: str) -> Any:
         # A submodule (``from . import exc`` inside one) is imported as usual. Any other name: run the
         # package's own __init__ once, then answer as the whole package would.
         if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
             return importlib.import_module(f"{package}.{name}")
-        del module.__dict__["__getattr__"]
-        loader.exec_module(module)
+        with completing:
+            if module.__dict__.pop("__getattr__", None) is not None:
+                loader.exec_module(module)
         return getattr(module, name)
 
     module.__dict__["__getattr__"] = complete
