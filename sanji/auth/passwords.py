@@ -7,14 +7,27 @@ the password against a throw-away hash), so a login cannot be used to find out n
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256
 
-_hasher = PasswordHasher()
+
+_hasher: PasswordHasher | None = None  # made at the first password hashed or checked (tests set a fast one)
+
+
+def hasher() -> PasswordHasher:
+    # argon2-cffi is loaded then: a node nobody logs into meanwhile (a village between visits, every
+    # open demo node) never holds it (issue 16's footprint).
+    global _hasher
+    if _hasher is None:
+        from argon2 import PasswordHasher
+
+        _hasher = PasswordHasher()
+    return _hasher
 
 
 class WeakPassword(ValueError):
@@ -32,29 +45,33 @@ def check_strength(password: str) -> None:
 
 def hash_password(password: str) -> str:
     check_strength(password)
-    return _hasher.hash(password)
+    return hasher().hash(password)
 
 
 def verify(stored_hash: str, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return _hasher.verify(stored_hash, password)
+        return hasher().verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(stored_hash: str) -> bool:
     """True when the hash was made with weaker parameters than today's: rehash at the next login."""
+    from argon2.exceptions import InvalidHashError
+
     try:
-        return _hasher.check_needs_rehash(stored_hash)
+        return hasher().check_needs_rehash(stored_hash)
     except InvalidHashError:
         return True
 
 
 @functools.cache
 def _absent_hash() -> str:
-    return _hasher.hash("no account has this password")
+    return hasher().hash("no account has this password")
 
 
 def verify_absent(password: str) -> bool:

@@ -7,9 +7,8 @@ import asyncio
 import logging
 import sys
 
-import uvicorn
-
-from sanji import tiers
+from sanji import memory, tiers
+from sanji.cli.lean_uvicorn import Config, Server
 from sanji.config import ConfigError, load_settings
 from sanji.observe.logs import use_json_logs
 from sanji.parent_watch import watch_parent
@@ -43,6 +42,7 @@ def run(
     except ConfigError as exc:
         print(f"error: {exc}")
         return 2
+    memory.limit_arenas()  # before the first thread (sanji.memory says why)
     try:
         asyncio.run(refuse_a_newer_store(settings.db_url))
     except DatabaseNewer as exc:
@@ -51,8 +51,8 @@ def run(
         return 2
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s {settings.node.id} %(name)s %(message)s")
     app = tiers.create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
+    server = Server(
+        Config(
             app,
             host=settings.node.host,
             port=settings.node.port,

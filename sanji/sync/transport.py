@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -53,6 +55,25 @@ def _refusal(response: httpx.Response) -> tuple[str, str, bool]:
         )
     except (ValueError, AttributeError):
         return response.text[:200], "", False
+
+
+@cache
+def _verifying() -> ssl.SSLContext:
+    # One for every https link of the process: each context loads the whole CA store (≈ 1 MB resident
+    # apiece, issue 16's footprint). httpx's own default, so SSL_CERT_FILE / SSL_CERT_DIR still choose it.
+    return httpx.create_ssl_context()
+
+
+@cache
+def _trusting_nobody() -> ssl.SSLContext:
+    # A plain-http link never opens TLS (requests go to its own base URL; redirects are not followed),
+    # so it needs no CA store; should it ever meet TLS, nothing verifies and the connection fails.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def tls_for(url: str) -> ssl.SSLContext:
+    """The TLS context a link to ``url`` verifies its peer with."""
+    return _verifying() if url.lower().startswith("https://") else _trusting_nobody()
 
 
 class TransportError(SanjiError):
@@ -102,6 +123,7 @@ class HttpTransport:
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self._base_url,
+            verify=tls_for(self._base_url),
             timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=POOL_KEEPALIVE_S),
         )

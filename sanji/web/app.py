@@ -17,12 +17,11 @@ from litestar import Litestar, Request
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from protocol.errors import SanjiError
-from sanji import __version__
+from sanji import __version__, memory
 from sanji.archive_duty import ArchiveSchedule
 from sanji.auth.book import AuditedStore, AuthBook
 from sanji.auth.first_run import ensure_first_admin
@@ -68,6 +67,7 @@ from sanji.web.reveal import RevealController
 from sanji.web.scan_upload import ScanController
 from sanji.web.screens import ScreenController
 from sanji.web.sync_routes import SyncController
+from sanji.web.templating import LazyJinja, setting_up
 from sanji.web.trust_screens import EnrollController
 from sanji.workcalendar import load_calendar
 
@@ -173,7 +173,9 @@ class NodeRuntime:
             await self.driver.adopt(known)
             self.driver.observers.append(self._pass_addresses_on)
             self.driver.observers.append(self.metrics.observe_session)
+            self.driver.observers.append(_trim_after_work)
             self.driver.start()
+        memory.trim()  # what opening, migrating and loading the store freed (sanji.memory)
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
         try:
             yield
@@ -230,6 +232,13 @@ class NodeRuntime:
         return self.trust
 
 
+def _trim_after_work(report: SessionReport | None, _: BaseException | None) -> None:
+    """After an exchange that moved batches or attachments, hand the memory it freed back (sanji.memory);
+    an idle exchange moves nothing and frees little, so it is not worth the heap walk every interval."""
+    if report is not None and (report.pushed or report.pulled or report.blobs_sent or report.blobs_received):
+        memory.trim()
+
+
 SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     ErrandController,
     NodeController,
@@ -254,11 +263,6 @@ SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     ObserveController,
     language.LanguageController,  # the English / 中文 switch, on every page
 )
-
-
-def _template_globals(engine: Any) -> None:
-    timefmt.register(engine)
-    language.register(engine)  # bi(), html_lang(), the English switch
 
 
 def build_app(
@@ -301,7 +305,9 @@ def build_app(
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title=title or desk.title, version=__version__, render_plugins=[SchemaPlugin()]),
         template_config=TemplateConfig(
-            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_template_globals
+            directory=TEMPLATES,
+            engine=LazyJinja,  # Jinja is loaded when the first page is rendered (sanji.web.templating)
+            engine_callback=setting_up(timefmt.register, language.register),  # filters; bi(), the English switch
         ),
         debug=debug,
     )

@@ -16,16 +16,17 @@ whatever the cookie says; they do not use this module.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
-from jinja2 import pass_context
-from jinja2.runtime import Context
 from litestar import Controller, Request, get
 from litestar.datastructures import Cookie
 from litestar.params import FromQuery
 from litestar.response import Redirect
 from markupsafe import Markup, escape
+
+if TYPE_CHECKING:
+    from jinja2.runtime import Context
 
 LANG_COOKIE = "lang"
 ZH, EN = "zh", "en"
@@ -80,7 +81,6 @@ def _context_lang(ctx: Context) -> str:
     return lang_of(request if isinstance(request, Request) else None)
 
 
-@pass_context
 def bi(ctx: Context, zh: Any, en: Any = None, small: bool = False) -> Markup:
     """``bi("受理", "Accept")``, ``bi(("受理", "Accept"))`` or ``bi("受理 Accept")``, in the reader's order."""
     if en is None:
@@ -94,31 +94,26 @@ def bi(ctx: Context, zh: Any, en: Any = None, small: bool = False) -> Markup:
     return pair_html(str(zh), str(en), _context_lang(ctx), small=small)
 
 
-@pass_context
 def bi_filter(ctx: Context, text: Any, small: bool = False) -> Markup:
     """``{{ label | bi }}``: a "中文 English" string in the reader's order; any other string as it is."""
     result: Markup = bi(ctx, text, None, small)
     return result
 
 
-@pass_context
 def bi_text(ctx: Context, zh: str, en: str) -> str:
     """Plain text in the reader's order, for an attribute (``data-label``, ``aria-label``) or an option."""
     return f"{en} {zh}" if _context_lang(ctx) == EN else f"{zh} {en}"
 
 
-@pass_context
 def bi_labels(ctx: Context, pairs: Any) -> list[str]:
     """``bi_text`` of each ``(zh, en)`` pair: a table's column names for its cells' ``data-label``."""
     return [bi_text(ctx, zh, en) for zh, en in pairs]
 
 
-@pass_context
 def html_lang(ctx: Context) -> str:
     return HTML_LANG[_context_lang(ctx)]
 
 
-@pass_context
 def page_lang(ctx: Context) -> str:
     """``zh`` or ``en``, for a template that words a sentence differently."""
     return _context_lang(ctx)
@@ -137,7 +132,6 @@ def here(request: Request[Any, Any, Any]) -> str:
     return local_path(referer.path + ("?" + referer.query if referer.query else ""))
 
 
-@pass_context
 def switch_url(ctx: Context) -> str:
     """Where the header's English / 中文 link goes: ``/lang?to=…&next=<this page>``."""
     request = ctx.get("request")
@@ -178,9 +172,25 @@ class LanguageController(Controller):
 
 
 def register(engine: Any) -> None:
-    """Litestar's ``engine_callback``: the language globals and the ``bi`` filter for every template."""
+    """Set up the Jinja engine once made (``sanji.web.templating``): the language globals and the ``bi`` filter.
+
+    Each takes the template's context first (``pass_context``, applied here so that this module does not
+    load Jinja before a page is rendered).
+    """
+    from jinja2 import pass_context
+
     env = engine.engine
     env.globals.update(
-        bi=bi, bi_text=bi_text, bi_labels=bi_labels, html_lang=html_lang, page_lang=page_lang, switch_url=switch_url
+        {
+            name: pass_context(function)
+            for name, function in (
+                ("bi", bi),
+                ("bi_text", bi_text),
+                ("bi_labels", bi_labels),
+                ("html_lang", html_lang),
+                ("page_lang", page_lang),
+                ("switch_url", switch_url),
+            )
+        }
     )
-    env.filters["bi"] = bi_filter
+    env.filters["bi"] = pass_context(bi_filter)

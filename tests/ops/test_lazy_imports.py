@@ -21,7 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_TOOLING = ("hypothesis", "pytest", "_pytest", "schemathesis", "devtools", "tests", "faker", "polyfactory")
 # Loaded when used, not at start: the demo launcher and evidence checker (other commands), httpx's own CLI
 # (rich, pygments), QR codes (a printed receipt), migrations (a store behind the code), spreadsheets (an
-# export), the PostgreSQL dialects (a hub on PostgreSQL), pinyin (the first matter search, issue 13).
+# export), the PostgreSQL dialects (a hub on PostgreSQL), pinyin (the first matter search, issue 13), Jinja
+# (the first page rendered, sanji.web.templating), SQLAlchemy's ORM (no node uses it, sanji.store.lean_asyncio),
+# uvicorn's command line and reloader (sanji.cli.lean_uvicorn).
 LAZY = (
     "rich",
     "pygments",
@@ -37,6 +39,13 @@ LAZY = (
     "PIL",
     "qrcode",
     "pypinyin",
+    "jinja2",
+    "litestar.plugins.jinja",
+    "sqlalchemy.orm",
+    "click",
+    "uvicorn.main",
+    "uvicorn.supervisors",
+    "multiprocessing",
 )
 
 PROBE = """
@@ -76,3 +85,26 @@ def test_httpx_still_works_without_its_command_line_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["/x", "False", "True"]
+
+
+def test_the_orm_session_still_loads_when_asked_for() -> None:
+    code = (
+        "import sys, sanji.store\n"
+        "from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine\n"
+        "before = 'sqlalchemy.orm' in sys.modules\n"
+        "from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker\n"
+        "import sqlalchemy.ext.asyncio as package\n"
+        "print(before, 'sqlalchemy.orm' in sys.modules, AsyncSession.__name__, 'async_scoped_session' in dir(package))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "AsyncSession", "True"]
+
+
+def test_uvicorn_still_has_everything_when_asked_for() -> None:
+    code = (
+        "import sys, sanji.cli.serve, uvicorn\n"
+        "before = 'click' in sys.modules\n"
+        "print(before, uvicorn.Config is sanji.cli.serve.Config, callable(uvicorn.run), 'click' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "True", "True"]
