@@ -28,6 +28,7 @@ from protocol.session import (
     PushResponse,
 )
 from protocol.wire import decode
+from sanji import __version__
 from sanji.sync.requests_auth import COUNTER, RequestSigner, StaleRequest
 from sanji.sync.server import SyncServer
 
@@ -121,12 +122,19 @@ class HttpTransport:
         self.ancestors: frozenset[str] = frozenset()
 
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             base_url=self._base_url,
             verify=tls_for(self._base_url),
             timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=POOL_KEEPALIVE_S),
         )
+        # Every header crosses a village's link on every idle exchange (issue 16: at most 600 bytes). A parent
+        # reads none of httpx's Accept and Accept-Encoding (its answers are msgpack, never HTTP-compressed);
+        # the User-Agent names the release instead, which a parent's access log can show in a mixed tree.
+        del client.headers["accept"]
+        del client.headers["accept-encoding"]
+        client.headers["user-agent"] = f"sanji/{__version__}"
+        return client
 
     async def _post(self, path: str, body: bytes, wait: httpx.Timeout) -> httpx.Response:
         """POST; once more at once on a fresh connection if it timed out or a reused connection broke.
