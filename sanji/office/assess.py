@@ -38,7 +38,7 @@ LOOKBACK_DAYS = 366  # errands registered this long before the quarter may still
 async def held_rules(store: Store) -> AssessmentRules:
     held = await store.document(RULES)
     if held is not None:
-        return open_rules(held[1], publisher_keys(store.directory))
+        return open_rules(held[1], publisher_keys(store.directory, store.node_id))
     if store.directory.role(store.node_id) != COUNTY:
         raise OfficeRecordUnknown(
             "this node holds no assessment rules", hint="The county publishes them; assess at the county hub."
