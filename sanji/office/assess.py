@@ -99,7 +99,10 @@ async def run_assessment(
         await book.appeals(quarter),
         calendar=calendar,
         as_of=min(today, end),
-        centres=[e.id for e in store.directory.nodes() if e.role == TOWN],
+        # This county's townships only: below a city the directory also names the other counties' nodes.
+        centres=[
+            e.id for e in store.directory.nodes() if e.role == TOWN and store.directory.is_within(e.id, store.node_id)
+        ],
     )
     return rules, result
 

@@ -12,13 +12,17 @@ from typing import Any
 
 import pytest
 
-from protocol.errors import ActionRefused
+from protocol.errors import ActionRefused, SanjiError, SignatureError
 from protocol.session import PushRequest
 from protocol.signing import SigningKey
 from protocol.topology import CITY, COUNTY
+from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.layout import city_layout
+from sanji.office.assess import run_assessment
 from sanji.sync.requests_auth import Unauthenticated
+from sanji.workcalendar import load_calendar
+from tests.conftest import CATALOGUE
 from tests.network.test_inprocess_sync import act, register, stage_on
 
 Net = Any  # tests/conftest.py Network
@@ -152,3 +156,27 @@ def _resigned(frame: bytes, key: SigningKey) -> bytes:
     signature_length = 64
     body = frame[:-signature_length]
     return body + key.sign(body)
+
+
+async def test_each_county_below_the_city_publishes_and_assesses_for_its_own_subtree(network: NetworkFactory) -> None:
+    net = await city_net(network)
+    await register(net, "C1T01V01", 1)
+    await register(net, "C2T01V01", 1)
+    await net.sync_all()
+    contexts = {n: NodeContext(s, load_calendar()) for n, s in net.stores.items()}
+    for context in contexts.values():
+        await context.load()
+    await contexts["C1"].publish(CATALOGUE)  # county C1's catalogue, checked against C1's keys only
+    assert contexts["C1"].catalogue is not None
+    blob = await contexts["C1"].catalogue_blob()
+    assert blob is not None
+    assert await contexts["C1T01"].offer(blob)  # its own township takes it
+    with pytest.raises(SignatureError):
+        await contexts["C2T01"].offer(blob)  # the other county's township does not
+    with pytest.raises(SignatureError):
+        await contexts[CITY_ID].offer(blob)  # nor does the city, which publishes nothing
+    with pytest.raises(SanjiError):
+        await contexts[CITY_ID].publish(CATALOGUE)
+
+    _rules, result = await run_assessment(net.stores["C1"], contexts["C1"], "2026Q4")
+    assert [c.centre for c in result.centres] == ["C1T01"]  # its own township, not the other county's
