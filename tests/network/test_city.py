@@ -21,6 +21,7 @@ from sanji.forms import ActionForm
 from sanji.layout import city_layout
 from sanji.office.assess import run_assessment
 from sanji.sync.requests_auth import Unauthenticated
+from sanji.web.screens import offered_steps
 from sanji.workcalendar import load_calendar
 from tests.conftest import CATALOGUE
 from tests.network.test_inprocess_sync import act, register, stage_on
@@ -112,6 +113,10 @@ async def test_the_city_reads_and_acts_on_nothing(network: NetworkFactory) -> No
         assert refused.value.refusal is not None and refused.value.refusal.code == "regional_reads_only"
     assert await net.digests(CITY_ID) == before
     assert (await net.stores[CITY_ID].status())["queue_length"] == 0
+    # The menu asks the same rule: the city's errand page offers nothing, the county's still a note.
+    state = (await net.stores[CITY_ID].errand_states([errand]))[errand]
+    assert offered_steps(state, CITY_ID, net.directory) == []
+    assert "note" in offered_steps(state, "C1", net.directory)
 
 
 async def test_a_tampered_or_foreign_batch_is_refused_as_before(network: NetworkFactory) -> None:
