@@ -20,6 +20,9 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.layout import city_layout
 from sanji.office.assess import run_assessment
+from sanji.office.ledger import LedgerFilter
+from sanji.office.source import ledger
+from sanji.office.stats import group
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.screens import offered_steps
 from sanji.workcalendar import load_calendar
@@ -96,6 +99,14 @@ async def test_both_counties_errands_climb_to_the_city_and_stay_out_of_each_othe
         for node in (other, *COUNTIES[other]):
             for errand in mine[county]:
                 assert await net.stores[node].errand(errand) is None
+
+    # The city's office reads ledgers and statistics over both counties; node= narrows to one county.
+    context = NodeContext(net.stores[CITY_ID], load_calendar())
+    rows = await ledger(net.stores[CITY_ID], context, LedgerFilter())
+    assert {r.errand for r in rows} == set(city)
+    assert {line.key: line.volume for line in group(rows, "township")} == {"C1T01": 2, "C2T01": 2}
+    narrowed = await ledger(net.stores[CITY_ID], context, LedgerFilter(node="C2"))
+    assert {r.errand for r in narrowed} == set(mine["C2"])
 
 
 async def test_the_city_reads_and_acts_on_nothing(network: NetworkFactory) -> None:
