@@ -36,8 +36,8 @@ CITY_ID = "S"
 COUNTIES = {"C1": ("C1T01", "C1T01V01"), "C2": ("C2T01", "C2T01V01")}
 
 
-async def city_net(network: NetworkFactory) -> Net:
-    net = await network(layout=city_layout(2, 1, 1))
+async def city_net(network: NetworkFactory, *, city_url: str | None = None) -> Net:
+    net = await network(layout=city_layout(2, 1, 1), county_url=city_url)  # county_url: the hub at the top
     assert net.directory.role(CITY_ID) == CITY and net.directory.parent(CITY_ID) is None
     assert {c: net.directory.parent(c) for c in COUNTIES} == {"C1": CITY_ID, "C2": CITY_ID}
     assert all(net.directory.role(c) == COUNTY for c in COUNTIES)
@@ -107,6 +107,19 @@ async def test_both_counties_errands_climb_to_the_city_and_stay_out_of_each_othe
     assert {line.key: line.volume for line in group(rows, "township")} == {"C1T01": 2, "C2T01": 2}
     narrowed = await ledger(net.stores[CITY_ID], context, LedgerFilter(node="C2"))
     assert {r.errand for r in narrowed} == set(mine["C2"])
+
+
+@pytest.mark.postgres
+async def test_a_city_hub_on_postgres_holds_both_counties(network: NetworkFactory, pg_url: str) -> None:
+    net = await city_net(network, city_url=pg_url)
+    assert not net.stores[CITY_ID].db.is_sqlite and net.stores["C1"].db.is_sqlite
+    mine = {county: await register(net, village, 1) for county, (_, village) in COUNTIES.items()}
+    await net.sync_all()
+    for county, (errand,) in mine.items():
+        await escalated_to_county(net, county, errand)
+    await net.sync_all(2)
+    assert await net.divergence() == []
+    assert set(await net.digests(CITY_ID)) == {e for errands in mine.values() for e in errands}
 
 
 async def test_the_city_reads_and_acts_on_nothing(network: NetworkFactory) -> None:
