@@ -5,8 +5,8 @@ path, like batches — each verifies on its own, so a relay or a hand-carried fi
 one):
 
 * ``Root`` — the root of trust of the tree's top node (the county hub, or the city or province
-  hub above the counties; ``Root.county`` names it, whatever its level), modelled on The Update Framework's root role: a
-  version number, a set of root keys (three by default, each held by a different official)
+  hub above the counties; ``Root.county`` names it, whatever its level), modelled on The Update
+  Framework's root role: a version number, a set of root keys (three by default, each held by a different official)
   and a threshold (two). Version 1 is signed by a threshold of its own keys; version N+1 must
   be signed by a threshold of version N's keys *and* of its own, and must be exactly N+1, so
   no single stolen root key can replace the root and an old root cannot be replayed.

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from protocol.topology import REGIONAL
+
 if TYPE_CHECKING:
     from litestar import Litestar
 
@@ -22,12 +24,11 @@ PACKAGES = {"county": "county_node", "town": "town_node", "village": "village_ag
 # Every level above the county serves one read-only desk (``sanji.regional``). Kept apart from
 # ``PACKAGES`` (``desks()``, the OpenAPI union): it mounts no route the three tiers do not.
 REGIONAL_PACKAGE = "sanji.regional"
-REGIONAL_ROLES = ("city", "province")
 
 
 def desk(role: str) -> Desk:
     """The desk the tier package of ``role`` declares (``<package>/desk.py: DESK``, or ``DESKS[role]``)."""
-    if role in REGIONAL_ROLES:
+    if role in REGIONAL:
         regional: Desk = importlib.import_module(f"{REGIONAL_PACKAGE}.desk").DESKS[role]
         return regional
     found: Desk = importlib.import_module(f"{PACKAGES[role]}.desk").DESK
@@ -41,6 +42,6 @@ def desks() -> tuple[Desk, ...]:
 def create_app(settings: NodeSettings, *, debug: bool = False) -> Litestar:
     """The app of the node ``settings`` describe, from its tier package's ``create_app``."""
     role = settings.node.role
-    package = REGIONAL_PACKAGE if role in REGIONAL_ROLES else PACKAGES[role]
+    package = REGIONAL_PACKAGE if role in REGIONAL else PACKAGES[role]
     app: Litestar = importlib.import_module(f"{package}.app").create_app(settings, debug=debug)
     return app
