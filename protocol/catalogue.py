@@ -428,12 +428,17 @@ def catalogue_digest(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def publisher_keys(directory: Directory) -> dict[str, KeyRecord]:
-    """The keys trusted to publish a catalogue: those of the county node(s) at the root of the tree."""
-    return {
-        record.key_id: record
-        for entry in directory.nodes()
-        if entry.role == COUNTY and entry.parent is None
-        for record in entry.keys
-        if not record.revoked
-    }
+def publisher_keys(directory: Directory, node: str | None = None) -> dict[str, KeyRecord]:
+    """The keys trusted to publish a catalogue (calendar, assessment rules) to ``node``: its county's.
+
+    Each county publishes for its own subtree, at the root or below a city, so a township checks its
+    own county's signature and never takes a neighbouring county's documents. A node above the
+    counties (a city) trusts none: it publishes nothing and is sent nothing down. Without ``node``:
+    the county (or counties) at the root of the tree, as before cities existed.
+    """
+    if node is not None and node in directory:
+        county = directory.county_of(node)
+        entries = [directory.get(county)] if county is not None else []
+    else:
+        entries = [e for e in directory.nodes() if e.role == COUNTY and e.parent is None]
+    return {record.key_id: record for entry in entries for record in entry.keys if not record.revoked}

@@ -108,7 +108,7 @@ from protocol.stages import SUBTASK_OPEN
 from protocol.stages import (
     SUPPLEMENT as SUPPLEMENT,
 )
-from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
+from protocol.topology import COUNTY, TOWN, VILLAGE, Directory, regional
 from protocol.urging import Urging, answer_refusal, urge_refusal
 
 OUTCOMES = {
@@ -230,6 +230,9 @@ def judge(state: ErrandState | None, action: Action, directory: Directory, *, bo
         return refuse("scope_mismatch", scope=action.scope, errand_scope=state.scope)
     if action.node not in directory.path(state.scope):
         return refuse("off_path", node=action.node)
+    if regional(directory.role(action.node)):
+        # A city (or province) holds its counties' errands to supervise them; the counties answer for them.
+        return refuse("regional_reads_only", node=action.node)
     if isinstance(action, ANNOTATIONS):
         return _judge_annotation(state, action, directory)
     if isinstance(action, SubtaskDone):

@@ -80,6 +80,8 @@ def _probe(
         return a.Deliver(**common, confirmed_by=_FILLED)
     if kind == "close":
         return a.Close(**common)
+    if kind == "note":  # the least a desk on the path writes: probed before any annotation is offered
+        return a.Note(**common, text=_FILLED)
     if kind == "answer_urging":
         waiting = open_for(state.urgings, node)
         return a.AnswerUrging(**common, urging=waiting[0].id if waiting else "", text=_FILLED)
@@ -114,10 +116,14 @@ def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *,
         return []
     level = directory.role(node)
     probe_role = role or next(iter(sorted(EXTENSION_GRANTORS)))
+    # The annotations offered by convention below are offered only where the rule lets this node write at
+    # all: a note is the least it could write (a city above the counties writes nothing).
+    note = _probe("note", state, node, probe_role, directory)
+    writes = note is not None and judge(state, note, directory) is None
     out: list[str] = []
     for kind in STEP_KINDS:
         if STEPS[kind].annotation and kind not in _PROBED_ANNOTATIONS:
-            if _offered_annotation(kind, state, node, level):
+            if writes and _offered_annotation(kind, state, node, level):
                 out.append(kind)
             continue
         if kind == "receive" and state.pending_to != node:

@@ -22,6 +22,7 @@ RefusalCode = Literal[
     "not_registered",
     "scope_mismatch",
     "off_path",
+    "regional_reads_only",
     "nothing_handed",
     "in_transit",
     "not_custodian",
@@ -161,6 +162,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "action names scope {scope} but the errand belongs to {errand_scope}",
     ),
     "off_path": ("本节点不在该办件的办理路径上", "node {node} is not on the path of this errand"),
+    "regional_reads_only": (
+        "县级以上中心只查看和监督，不办理办件",
+        "node {node} is above the counties: it reads and supervises errands, it does not act on them",
+    ),
     "nothing_handed": ("没有向本节点移交的办件", "nothing is being handed to {node}{pending_note}"),
     "in_transit": (
         "办件正在移交途中，只能由接收方签收",

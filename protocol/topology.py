@@ -1,9 +1,14 @@
 """The tree of nodes, and who may see what.
 
-Tiers form a tree rooted at the county (nothing here stops a city or province
-above it). An errand belongs to a *scope*: the node where it was registered. Its
-*path* is the scope and all of its ancestors; only nodes on the path hold the
-errand, and every action on it goes to the whole path and nowhere else.
+Tiers form a tree. Its levels are ordered top down (``ROLES``): a province, cities, counties,
+townships, villages. Every tree so far is rooted at a county; a city (or a province over cities) is
+one more entry above the counties, with the same protocol, so a deeper tree is configuration. The
+levels above the county (``REGIONAL``) supervise and read: they register, handle and annotate
+nothing (``protocol.errand.judge``), so one rule covers a city and a province alike.
+
+An errand belongs to a *scope*: the node where it was registered. Its *path* is the scope and all
+of its ancestors; only nodes on the path hold the errand, and every action on it goes to the whole
+path and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,10 +20,26 @@ import msgspec
 from protocol.errors import RouteError
 from protocol.signing import X25519, KeyRecord
 
+PROVINCE = "province"
+CITY = "city"
 COUNTY = "county"
 TOWN = "town"
 VILLAGE = "village"
-ROLES = (COUNTY, TOWN, VILLAGE)
+# Top down: a node's children are of the next level (enrollment issues tokens by it).
+ROLES = (PROVINCE, CITY, COUNTY, TOWN, VILLAGE)
+# Above the county: supervision and reading only. One set, so a province needs no code of its own.
+REGIONAL = frozenset({PROVINCE, CITY})
+
+
+def regional(role: str) -> bool:
+    """Whether ``role`` is a level above the county (reads its subtree, writes nothing on errands)."""
+    return role in REGIONAL
+
+
+def level_below(role: str) -> str | None:
+    """The role a node of ``role`` has as children (None for a village)."""
+    index = ROLES.index(role) + 1
+    return ROLES[index] if index < len(ROLES) else None
 
 
 class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +153,14 @@ class Directory:
         if origin not in path:
             raise RouteError(f"node {origin} is not on the path of {scope} and may not write about its errands")
         return tuple(n for n in path if n != origin)
+
+    def county_of(self, node_id: str) -> str | None:
+        """The county on ``node_id``'s path (itself, or its nearest county ancestor); None above the counties.
+
+        The county publishes what its subtree works by (catalogue, calendar, assessment rules), whether
+        it is the root or sits below a city, so its documents are checked against this county's keys.
+        """
+        return next((n for n in reversed(self.path(node_id)) if self.role(n) == COUNTY), None)
 
     def is_within(self, node_id: str, ancestor: str) -> bool:
         """True if ``node_id`` is ``ancestor`` or below it."""

@@ -1,19 +1,21 @@
-"""Who a node is: certificates chained to the county's root of trust.
+"""Who a node is: certificates chained to the root of trust at the top of the tree.
 
 Three kinds of signed trust document travel between nodes (up and down the tree, by any
 path, like batches — each verifies on its own, so a relay or a hand-carried file cannot alter
 one):
 
-* ``Root`` — the county's root of trust, modelled on The Update Framework's root role: a
-  version number, a set of root keys (three by default, each held by a different official)
+* ``Root`` — the root of trust of the tree's top node (the county hub, or the city or province
+  hub above the counties; ``Root.county`` names it, whatever its level), modelled on The Update
+  Framework's root role: a version number, a set of root keys (three by default, each held by a different official)
   and a threshold (two). Version 1 is signed by a threshold of its own keys; version N+1 must
   be signed by a threshold of version N's keys *and* of its own, and must be exactly N+1, so
   no single stolen root key can replace the root and an old root cannot be replayed.
 * ``Certificate`` — a node's id, place in the tree (role, parent), display name, public keys
   (signing and sealing), validity period and the database instance it was enrolled with. The
-  root certifies the county hub (a threshold of root signatures); every other node is
-  certified by an ancestor's signing key — normally its parent (a township certifies its
-  villages), or the county when a township has lost its key.
+  root certifies the top hub (a threshold of root signatures); every other node is
+  certified by an ancestor's signing key — normally its parent (a city certifies its counties,
+  a township its villages), or the county when a township has lost its key — and sits at a level
+  below its parent's (``protocol.topology.ROLES``).
 * ``Revocation`` — an ancestor (or the root, for the hub) withdraws one of a node's keys.
 
 A key is never just "revoked": it is *retired after a point*. A ``Retirement`` names, for
@@ -52,7 +54,7 @@ import msgspec
 from protocol.envelope import check_head
 from protocol.errors import SanjiError
 from protocol.signing import ED25519, X25519, KeyRecord, SigningKey, verify
-from protocol.topology import COUNTY, ROLES, Directory, NodeEntry
+from protocol.topology import ROLES, Directory, NodeEntry
 
 MAGIC = b"SJT"
 FORMAT_VERSION = 1
@@ -94,7 +96,7 @@ class Retirement(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 class Root(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     version: int
-    county: str  # the hub node this root certifies
+    county: str  # the hub this root certifies: the top of the tree (a county, or a city above counties)
     keys: tuple[KeyRecord, ...]
     threshold: int = 2
     issued_at: int = 0  # ms; informative
@@ -444,11 +446,11 @@ class TrustState:
         if isinstance(value, Certificate):
             if value.role not in ROLES:
                 raise TrustError(f"certificate for {value.node} names unknown role {value.role!r}")
-            if (value.role == COUNTY) != (value.issuer == ROOT_ISSUER):
-                raise TrustError("only the root certifies the county hub, and the root certifies nothing else")
-            if value.role == COUNTY and (value.node != self.county or value.parent is not None):
-                raise TrustError(f"the root certifies hub {self.county}, not {value.node}")
-            if value.role != COUNTY and not value.parent:
+            # The root certifies the node at the top of the tree (a county, or the city or province above
+            # the counties) and nothing else; every node with a parent is certified by an ancestor.
+            if value.issuer == ROOT_ISSUER and (value.node != self.county or value.parent is not None):
+                raise TrustError(f"the root certifies hub {self.county} at the top of the tree, not {value.node}")
+            if value.issuer != ROOT_ISSUER and not value.parent:
                 raise TrustError(f"certificate for {value.node} ({value.role}) names no parent")
             if any(k.node != value.node for k in value.keys):
                 raise TrustError(f"certificate for {value.node} lists a key of another node")
@@ -539,6 +541,9 @@ class TrustState:
             return self._root_signed(doc)
         if not _is_ancestor(cert.issuer, cert.parent, valid):
             return False
+        parent = _latest(valid, cert.parent) if cert.parent else None
+        if parent is None or ROLES.index(cert.role) <= ROLES.index(parent.role):
+            return False  # a node sits below its parent's level: no township can certify a "county" under it
         issuer_keys = [k for c in valid.values() if c.node == cert.issuer for k in c.keys]
         key_id = self._signed_by(doc, issuer_keys)
         if key_id is None:

@@ -73,7 +73,7 @@ class NodeContext:
     async def load(self) -> None:
         held = await self.store.document(CATALOGUE)
         if held is not None:
-            self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory))
+            self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory, self.store.node_id))
         await self.refresh_calendar()
         await self.refresh_rules()
         self.clock_offset_ms = int(await self.store.meta_value("clock_offset_ms") or 0)
@@ -107,7 +107,7 @@ class NodeContext:
         held = await self.store.document(CALENDAR)
         if held is None or held[0] <= self.calendar_version:
             return False
-        self.calendar_doc = open_calendar(held[1], publisher_keys(self.store.directory))
+        self.calendar_doc = open_calendar(held[1], publisher_keys(self.store.directory, self.store.node_id))
         log.info("working-day calendar version %s of %s now held", self.calendar_doc.version, self.calendar_doc.county)
         return True
 
@@ -122,7 +122,7 @@ class NodeContext:
 
     async def offer_calendar(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify a signed calendar and keep it if it is newer than the one held."""
-        doc = open_calendar(blob, publisher_keys(self.store.directory))
+        doc = open_calendar(blob, publisher_keys(self.store.directory, self.store.node_id))
         digest = calendar_digest(blob)
         kept = await self.store.put_document(CALENDAR, doc.version, blob, digest, then=_then(record, digest))
         if kept or doc.version > self.calendar_version:
@@ -153,12 +153,12 @@ class NodeContext:
             held = await self.store.document(RULES)
         if held is None or held[0] <= self.rules_version:
             return False
-        self.rules = open_rules(held[1], publisher_keys(self.store.directory))
+        self.rules = open_rules(held[1], publisher_keys(self.store.directory, self.store.node_id))
         return True
 
     async def offer_rules(self, blob: bytes) -> bool:
         """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
-        rules = open_rules(blob, publisher_keys(self.store.directory))
+        rules = open_rules(blob, publisher_keys(self.store.directory, self.store.node_id))
         kept = await self.store.put_document(RULES, rules.version, blob, catalogue_digest(blob))
         if kept or rules.version > self.rules_version:
             self.rules = rules
@@ -184,7 +184,7 @@ class NodeContext:
 
     async def offer(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify a signed catalogue and keep it if it is newer than the one held."""
-        catalogue = open_catalogue(blob, publisher_keys(self.store.directory))
+        catalogue = open_catalogue(blob, publisher_keys(self.store.directory, self.store.node_id))
         digest = catalogue_digest(blob)
         kept = await self.store.put_document(CATALOGUE, catalogue.version, blob, digest, then=_then(record, digest))
         if kept:

@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import text
 
 from protocol.errors import SanjiError
+from protocol.topology import TOWN, VILLAGE, regional
 from protocol.trust import TrustState
 from sanji.backup import listing, sqlite_path
 from sanji.catalogue import default_catalogue_path, load_catalogue
@@ -105,7 +106,7 @@ class Doctor:
             return False
         s = self.settings
         self.add("config", OK, f"{self.config}: {s.node.role} node {s.node.id} on {s.node.host}:{s.node.port}")
-        if s.node.role != "county" and s.parent is None:
+        if s.node.role in (TOWN, VILLAGE) and s.parent is None:  # a county or a city may be the top of the tree
             self.add("config", FAIL, f"a {s.node.role} node needs a [parent] url", 'add [parent] url = "https://..."')
         if not s.auth.required:
             self.add("config", WARN, "[auth] required = false: open demo mode, no login", "set [auth] required = true")
@@ -323,6 +324,9 @@ class Doctor:
                 self.add("catalogue", FAIL, f"{source}: {exc.message}", "`sanji catalogue check` lists every problem")
                 return
             self.add("catalogue", OK, f"{source.name}: version {catalogue.version}, {len(catalogue.matters)} matters")
+            return
+        if regional(s.node.role):
+            self.add("catalogue", OK, "above the counties: each county publishes its own, none is held here")
             return
         held = await self._scalar("SELECT version FROM documents WHERE kind = 'catalogue'")
         if held is None:

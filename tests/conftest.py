@@ -4,8 +4,9 @@
              Skips loudly when no server answers on 127.0.0.1:5432, unless
              ``SANJI_REQUIRE_POSTGRES=1``, which turns the skip into a failure (CI).
 ``network``  an async factory building a county of real stores (SQLite files in
-             ``tmp_path``; optionally the county on PostgreSQL) wired child->parent
-             with ``LocalTransport``s; every engine is disposed at teardown.
+             ``tmp_path``; optionally the root on PostgreSQL) wired child->parent
+             with ``LocalTransport``s, or any other tree given as ``layout=`` (a city
+             over counties: ``sanji.layout.city_layout``); every engine is disposed at teardown.
 """
 
 from __future__ import annotations
@@ -234,14 +235,19 @@ NetworkFactory = Callable[..., Awaitable[Network]]
 
 @pytest.fixture
 async def network(tmp_path: Path) -> AsyncIterator[NetworkFactory]:
-    """``await network(towns, villages, county_url=None, budget=...)`` -> a started ``Network``."""
+    """``await network(towns, villages, county_url=None, budget=..., layout=None)`` -> a started ``Network``."""
     built: list[Network] = []
     dbs: list[Database] = []
 
     async def build(
-        towns: int = 1, villages: int = 1, *, county_url: str | None = None, budget: int = DEFAULT_BUDGET_BYTES
+        towns: int = 1,
+        villages: int = 1,
+        *,
+        county_url: str | None = None,
+        budget: int = DEFAULT_BUDGET_BYTES,
+        layout: Layout | None = None,
     ) -> Network:
-        layout = county_layout(towns, villages)
+        layout = layout or county_layout(towns, villages)
         directory = layout.directory
         stores: dict[str, Store] = {}
         base = tmp_path / f"net{len(built)}"

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from protocol.topology import COUNTY, TOWN, VILLAGE
+from protocol.topology import CITY, COUNTY, PROVINCE, REGIONAL, TOWN, VILLAGE
 
 VILLAGE_AGENT = "village_agent"
 WINDOW_A = "window_a"
@@ -65,14 +65,22 @@ ROLE_LABELS_EN: Mapping[str, str] = {
     INSPECTOR: "discipline inspector",
     ADMIN: "administrator",
 }
-NODE_LABELS = {VILLAGE: "村代办点 village station", TOWN: "乡镇中心 township centre", COUNTY: "县级中心 county hub"}
+NODE_LABELS = {
+    VILLAGE: "村代办点 village station",
+    TOWN: "乡镇中心 township centre",
+    COUNTY: "县级中心 county hub",
+    CITY: "市级中心 city hub",
+    PROVINCE: "省级中心 province hub",
+}
 
-ANY_LEVEL = frozenset({VILLAGE, TOWN, COUNTY})
+# Above the counties (REGIONAL) a centre supervises and reads: its director enrolls the counties, its
+# supervisors and inspectors read; no window or approver works there (``judge`` refuses them anyway).
+ANY_LEVEL = frozenset({VILLAGE, TOWN, COUNTY}) | REGIONAL
 WORKS_AT: Mapping[str, frozenset[str]] = {
     VILLAGE_AGENT: frozenset({VILLAGE}),
     WINDOW_A: frozenset({TOWN, COUNTY}),
     WINDOW_B: frozenset({TOWN, COUNTY}),
-    DIRECTOR: frozenset({TOWN, COUNTY}),
+    DIRECTOR: frozenset({TOWN, COUNTY}) | REGIONAL,
     APPROVER: frozenset({COUNTY}),
     SUPERVISOR: ANY_LEVEL,
     INSPECTOR: ANY_LEVEL,

@@ -1,5 +1,8 @@
 """``sanji demo``: a whole county on loopback — one hub, townships, villages — each a real process.
 
+``--city``: a city hub above two (``--counties``) such counties; errands climb to the city, which
+holds both counties' and acts on none.
+
 Errands are registered at the villages and travel up and down by signed batches
 while a script plays the staff at every desk. The run ends when every errand has
 been delivered and every node on an errand's path holds the same digest for it.
@@ -42,7 +45,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--workdir", default="var/demo", help="where node keys, configs, databases and logs go")
     p.add_argument("--interval", type=float, default=0.5, help="sync interval of each node in seconds")
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--county-db", help="PostgreSQL URL for the county hub instead of SQLite")
+    p.add_argument(
+        "--county-db", help="PostgreSQL URL for the hub at the top (the county, or the city) instead of SQLite"
+    )
+    p.add_argument(
+        "--city",
+        action="store_true",
+        help="a city hub above --counties counties (each with --towns and --villages), the same protocol a level up",
+    )
+    p.add_argument("--counties", type=int, default=2, help="counties under the city with --city (default 2)")
     p.add_argument("--serve", action="store_true", help="keep the nodes running afterwards (Ctrl-C stops)")
     p.add_argument(
         "--directory",
@@ -101,6 +112,7 @@ async def _run_cluster(args: argparse.Namespace) -> int:
         county_db=args.county_db,
         enroll=not args.directory,
         open_demo=True,
+        counties=args.counties if args.city else 0,
     )
     if not args.json:
         how = "each joining with a one-time token" if cluster.enroll else "from a shared directory.json"

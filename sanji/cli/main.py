@@ -15,7 +15,7 @@ from sanji.version import describe
 # (it then defines a stub ``httpx.main``), keeping ≈ 4 MB out of every node (issue 16's footprint).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-SERVE_ROLES = ("county", "town", "village")
+SERVE_ROLES = ("county", "town", "village", "city", "province")
 # Each subcommand's module, the function that adds its parser and the commands it adds, in the order
 # ``sanji --help`` lists them. A command line names one command and only its module is imported: a
 # node's ``serve`` never loads the demo launcher, the evidence checker or the platform export.

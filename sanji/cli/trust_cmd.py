@@ -26,7 +26,7 @@ from protocol.enrollment import EnrollResponse, decode_token, encode_token, make
 from protocol.errors import SanjiError
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.signing import SigningKey
-from protocol.topology import COUNTY, ROLES
+from protocol.topology import ROLES
 from protocol.trust import (
     ROOT_ISSUER,
     TrustState,
@@ -84,7 +84,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     issue = einner.add_parser("issue", help="issue a one-time enrollment token for a child of this node")
     issue.add_argument("--config", required=True, help="the parent's TOML config")
     issue.add_argument("--node", required=True, help="the new node's id, e.g. T01V03")
-    issue.add_argument("--role", required=True, choices=[r for r in ROLES if r != COUNTY])
+    issue.add_argument("--role", required=True, choices=[r for r in ROLES if r != ROLES[0]])
     issue.add_argument("--name", default="", help="display name, e.g. 东岭村")
     issue.add_argument("--days", type=float, default=7.0, help="days the token stays valid")
     issue.add_argument("--qr", default="", help="also write the QR code to this file (.png or .svg)")
@@ -159,7 +159,8 @@ async def _store_under(settings: NodeSettings, state: TrustState, key: NodeKey) 
 
 
 async def certify_hub(config: str, root_path: Path, root_keys: list[Path]) -> int:
-    settings = load_settings(config, role=COUNTY)
+    # The hub at the top of the tree: a county, or the city (province) hub above the counties.
+    settings = load_settings(config)
     root_doc = await asyncio.to_thread(root_path.read_bytes)
     state = TrustState(root_doc)
     if state.county != settings.node.id:
@@ -182,7 +183,7 @@ async def certify_hub(config: str, root_path: Path, root_keys: list[Path]) -> in
         await db.dispose()
     cert = make_certificate(
         node=settings.node.id,
-        role=COUNTY,
+        role=settings.node.role,
         parent=None,
         keys=key.records(settings.node.id),
         issuer=ROOT_ISSUER,
@@ -202,8 +203,12 @@ async def certify_hub(config: str, root_path: Path, root_keys: list[Path]) -> in
 
 
 async def rotate_root(config: str, old_keys: list[Path], out: Path) -> int:
-    settings = load_settings(config, role=COUNTY)
+    settings = load_settings(config)
     async with node_trust(settings) as book:
+        if book.state is not None and book.state.county != settings.node.id:
+            raise SanjiError(
+                f"the root is rotated at the top of the tree, by {book.state.county}; this is {settings.node.id}"
+            )
         if book.state is None:
             raise SanjiError("this hub holds no root yet; run `sanji trust init-root` and `certify-hub` first")
         current = book.state.root

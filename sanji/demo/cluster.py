@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from sanji.keys import write_directory, write_key
-from sanji.layout import Layout, county_layout
+from sanji.layout import Layout, city_layout, county_layout
 from sanji.parent_watch import launcher_env
 
 
@@ -96,6 +96,7 @@ class Cluster:
         proxy_seed: int = 0,
         enroll: bool = False,
         open_demo: bool = False,
+        counties: int = 0,
     ) -> Cluster:
         """Write every node's keys (signing and sealing) and config. ``proxies``: each child's ``[parent] url``
         goes through a ``FaultProxy`` (seeded ``proxy_seed`` + the child's position) instead of straight to the
@@ -103,11 +104,17 @@ class Cluster:
         joins with a one-time token from its parent as it is first started (``sanji enroll``), exactly as an
         operator would; children then make their own keys. ``open_demo``: write ``[auth] required = false`` (the
         open demo mode, no logins, a banner on every page); otherwise the nodes require logins like any
-        deployed node. Every node's ``public_url`` is the county hub's address, where villagers look up."""
+        deployed node. Every node's ``public_url`` is its county hub's address, where villagers look up.
+        ``counties``: 0 lays out one county at the root, as before; N > 0 a city hub above N counties, each
+        laid out as one county is (``sanji.layout.city_layout``); the city is then the root of trust and the
+        hub ``county_db`` names."""
         if workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True)
-        layout = county_layout(towns, villages_per_town)
+        layout = (
+            city_layout(counties, towns, villages_per_town) if counties else county_layout(towns, villages_per_town)
+        )
+        directory = layout.directory
         if not enroll:
             write_directory(workdir / "directory.json", layout.entries)
         cluster = cls(workdir=workdir, layout=layout, county_db=county_db, enroll=enroll)
@@ -147,7 +154,7 @@ class Cluster:
                 "" if enroll else 'directory = "../directory.json"',
                 'data_dir = "."',
                 f'db = "{county_db}"' if county_db and entry.parent is None else "",
-                f'public_url = "http://127.0.0.1:{ports[layout.entries[0].id]}"',
+                f'public_url = "http://127.0.0.1:{ports[directory.county_of(entry.id) or layout.entries[0].id]}"',
             ]
             lines = [line for line in lines if line]
             if entry.parent:
@@ -290,7 +297,7 @@ class Cluster:
             return
         cmd = [sys.executable, "-m", "sanji.cli.main", node.role, "serve", "--config", str(node.config)]
         cmd += ["--log-level", "warning"]
-        if node.role == "county" and self.county_db:
+        if self.county_db and self.layout.directory.parent(node.id) is None:  # the hub at the top
             cmd += ["--db", self.county_db]
         env = {**os.environ, **launcher_env()}
         cwd: str | None = None

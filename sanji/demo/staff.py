@@ -41,7 +41,9 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random, memory: se
 
     ``memory`` is what this desk remembers having done (a review, a rating) that the summary does not show.
     """
-    actor = STAFF[desk.role]
+    actor = STAFF.get(desk.role)
+    if actor is None:  # a city (province) desk reads and supervises; the rule lets it move nothing
+        return None
     stage = errand["stage"]
     if errand.get("pending_to") == desk.node_id:
         return {"kind": "receive", "actor": actor}

@@ -38,7 +38,7 @@ LOOKBACK_DAYS = 366  # errands registered this long before the quarter may still
 async def held_rules(store: Store) -> AssessmentRules:
     held = await store.document(RULES)
     if held is not None:
-        return open_rules(held[1], publisher_keys(store.directory))
+        return open_rules(held[1], publisher_keys(store.directory, store.node_id))
     if store.directory.role(store.node_id) != COUNTY:
         raise OfficeRecordUnknown(
             "this node holds no assessment rules", hint="The county publishes them; assess at the county hub."
@@ -99,7 +99,10 @@ async def run_assessment(
         await book.appeals(quarter),
         calendar=calendar,
         as_of=min(today, end),
-        centres=[e.id for e in store.directory.nodes() if e.role == TOWN],
+        # This county's townships only: below a city the directory also names the other counties' nodes.
+        centres=[
+            e.id for e in store.directory.nodes() if e.role == TOWN and store.directory.is_within(e.id, store.node_id)
+        ],
     )
     return rules, result
 

@@ -34,7 +34,7 @@ from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import RotateKeys
 from protocol.signing import ED25519, verify
-from protocol.topology import COUNTY, ROLES, Directory, NodeEntry
+from protocol.topology import Directory, NodeEntry, level_below
 from protocol.trust import (
     AddResult,
     Certificate,
@@ -432,11 +432,11 @@ class TrustBook:
         if self.state is None:
             raise TrustError("this node holds no root of trust, so it cannot enroll others")
         mine = self.store.directory.role(self.store.node_id)
-        below = ROLES[ROLES.index(mine) + 1] if ROLES.index(mine) + 1 < len(ROLES) else None
+        below = level_below(mine)
         if role != below:
             raise EnrollmentError(
                 f"a {mine} node enrolls {below or 'no'} nodes, not a {role}",
-                hint="A township is enrolled by the county, a village by its township.",
+                hint="A county is enrolled by its city, a township by the county, a village by its township.",
             )
         held = self.state.current(node)
         if held is not None and held.parent != self.store.node_id:
@@ -570,7 +570,8 @@ class TrustBook:
             role=current.role,
             parent=current.parent,
             keys=request.keys,
-            issuer=self.store.node_id if current.role != COUNTY else current.issuer,
+            # The top hub's certificate is the root's to issue; every other node's, its certifier's.
+            issuer=self.store.node_id if current.parent is not None else current.issuer,
             now_ms=max(self._now(), current.issued_at + 1),
             name=current.name,
             instance=current.instance,

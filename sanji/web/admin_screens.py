@@ -230,7 +230,7 @@ def signed_by(store: Store, blob: bytes | None, magic: bytes) -> SignedBy | None
     if blob is None:
         return None
     opened = envelope.open_envelope(blob, magic=magic, max_bytes=len(blob), what="signed document")
-    record = publisher_keys(store.directory).get(opened.key_id)
+    record = publisher_keys(store.directory, store.node_id).get(opened.key_id)
     return SignedBy(key_id=opened.key_id, node=record.node if record else "?", digest=catalogue_digest(blob)[:16])
 
 

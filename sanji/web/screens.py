@@ -73,6 +73,8 @@ ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
     "town": "乡镇便民服务中心 Township centre",
     "village": "村代办点 Village station",
+    "city": "市级政务服务中心 City centre",
+    "province": "省级政务服务中心 Province centre",
 }
 ANY_POST = "工作人员"  # the post a form starts with when neither the person nor the desk says one
 LIVE = ("received", "accepted", "at_department", "supplement")

@@ -27,7 +27,7 @@ from litestar.response import Template
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.enrollment import TOKEN_VALID_DAYS, encode_token
 from protocol.errors import SanjiError
-from protocol.topology import COUNTY, TOWN, VILLAGE
+from protocol.topology import CITY, COUNTY, PROVINCE, ROLES, TOWN, VILLAGE, level_below
 from protocol.trust import root_fingerprint
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
@@ -37,8 +37,15 @@ from sanji.web.qr import qr_svg
 from sanji.web.screens import _frame, one, read_form
 
 NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CHILD_ROLE = {COUNTY: TOWN, TOWN: VILLAGE}  # the role a node of each role enrolls (villages enroll nobody)
-ROLE_NAMES = {COUNTY: "县级中心 county hub", TOWN: "乡镇中心 township", VILLAGE: "村代办点 village"}
+# The role a node of each role enrolls (villages enroll nobody): the next level down.
+CHILD_ROLE = {role: below for role in ROLES if (below := level_below(role)) is not None}
+ROLE_NAMES = {
+    PROVINCE: "省级中心 province hub",
+    CITY: "市级中心 city hub",
+    COUNTY: "县级中心 county hub",
+    TOWN: "乡镇中心 township",
+    VILLAGE: "村代办点 village",
+}
 MAX_NAME = 64
 MAX_DAYS = 30
 GROUPS_PER_LINE = 6

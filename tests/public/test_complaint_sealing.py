@@ -10,7 +10,7 @@ import pytest
 from protocol.sealing import SealError, open_for, sealed_to
 from sanji.complaints import ComplaintForm, complainant_of, file_public_complaint, present, seal_complainant
 from sanji.forms import RegisterForm
-from sanji.layout import county_layout
+from sanji.layout import city_layout, county_layout
 from sanji.store import Store
 
 ERRAND = "T01V01-00112233aabbccdd"
@@ -64,3 +64,14 @@ async def test_a_public_complaint_travels_up_and_only_the_county_hub_reads_who_m
     town_copy = [c for c in await net.stores["T01"].annotations("complain") if c["errand"] == errand]
     assert present(town_copy, net.stores["T01"].sealing_key)[0]["complainant"] == {"status": "sealed"}
     assert present(complaints, village.sealing_key)[0]["complainant"] == {"status": "sealed"}
+
+
+def test_below_a_city_the_complainant_is_sealed_to_the_errands_own_county() -> None:
+    layout = city_layout(2, 1, 1)
+    errand = "C2T01V01-00112233aabbccdd"
+    sealed = seal_complainant(layout.directory, errand, "C2T01V01", "王五", "13900001111")
+    assert [node for node, _ in sealed_to(sealed)] == ["C2"]  # the county answers complaints, not the city
+    item = {"kind": "complain", "errand": errand, "scope": "C2T01V01", "complainant": msgspec.to_builtins(sealed)}
+    county, city = (layout.keys[n].sealing for n in ("C2", "S"))  # type: ignore[attr-defined]
+    assert complainant_of(item, county)["status"] == "open"
+    assert complainant_of(item, city) == {"status": "sealed"}

@@ -1,4 +1,4 @@
-"""A county in one process whose every node joined by enrollment token and holds a real certificate.
+"""A county (or a city over counties) in one process whose every node joined by token and holds a real certificate.
 
 Nothing is hand-configured below the root: the hub is certified by two of three root keys,
 each township redeems a token the county issued, each village one its township issued, all
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from protocol.enrollment import make_request
 from protocol.signing import SigningKey
-from protocol.topology import COUNTY, TOWN, VILLAGE
+from protocol.topology import CITY, COUNTY, TOWN, VILLAGE
 from protocol.trust import ROOT_ISSUER, TrustState, make_certificate, make_root, parse_document, sign_document
 from sanji.keys import NodeKey, write_key
 from sanji.service import ErrandService
@@ -61,7 +61,7 @@ class TrustNet:
         self.servers[node] = SyncServer(store, trust=book)
         return store
 
-    async def start_hub(self, node: str = "C") -> None:
+    async def start_hub(self, node: str = "C", *, role: str = COUNTY) -> None:
         key = NodeKey.generate_pair()
         write_key(self.key_path(node), key)
         db = await open_database(f"sqlite:///{self.base / node}.db")
@@ -69,7 +69,7 @@ class TrustNet:
         await db.dispose()
         cert = make_certificate(
             node=node,
-            role=COUNTY,
+            role=role,
             parent=None,
             keys=key.records(node),
             issuer=ROOT_ISSUER,
@@ -132,6 +132,20 @@ async def certified_net(base: Path, towns: int = 1, villages: int = 2) -> TrustN
         await net.enroll(town, TOWN, "C")
         for v in range(1, villages + 1):
             await net.enroll(f"{town}V{v:02d}", VILLAGE, town)
+    return net
+
+
+async def certified_city(base: Path, counties: int = 2) -> TrustNet:
+    """A city hub ``S`` at the root of trust; it enrolls counties ``C1``…, each a county as ``certified_net`` builds."""
+    root_keys = [SigningKey.generate() for _ in range(3)]
+    root_doc = sign_document(make_root(root_keys, county="S", now_ms=now_ms()), root_keys)
+    net = TrustNet(base=base, root_keys=root_keys, root_doc=root_doc)
+    await net.start_hub("S", role=CITY)
+    for c in range(1, counties + 1):
+        county = f"C{c}"
+        await net.enroll(county, COUNTY, "S")
+        await net.enroll(f"{county}T01", TOWN, county)
+        await net.enroll(f"{county}T01V01", VILLAGE, f"{county}T01")
     return net
 
 

@@ -1,0 +1,100 @@
+"""The city's desk: the shared plumbing to read and supervise, nothing to register, publish or answer.
+
+Real apps from the configs ``sanji demo --city`` prepares: the city hub above two counties, and a
+county that now has a parent serving its own desk as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from sanji.config import load_settings
+from sanji.context import NodeContext
+from sanji.demo.cluster import Cluster
+from sanji.forms import ActionForm, RegisterForm
+from sanji.regional.desk import DESKS
+from sanji.service import ErrandService
+from sanji.store import Store, open_database
+from sanji.sync.driver import sync_once
+from sanji.sync.server import SyncServer
+from sanji.sync.transport import LocalTransport
+from sanji.tiers import create_app, desk
+from tests.conftest import CATALOGUE
+
+Client = TestClient[Litestar]
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Client]]:
+    cluster = Cluster.prepare(
+        tmp_path_factory.mktemp("city") / "c", counties=2, towns=1, villages_per_town=1, open_demo=True
+    )
+    clients = {n: TestClient(create_app(load_settings(cluster.nodes[n].config))) for n in ("S", "C1")}
+    for client in clients.values():
+        client.__enter__()
+    try:
+        yield clients
+    finally:
+        for client in clients.values():
+            client.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("path", ["/", "/lookup", "/supervision", "/office/ledger", "/api/office/ledger", "/enroll"])
+def test_the_city_reads_its_counties(nodes: dict[str, Client], path: str) -> None:
+    response = nodes["S"].get(path)
+    assert response.status_code == 200, response.text[:500]
+
+
+@pytest.mark.parametrize("path", ["/register", "/subtasks", "/office/assessment/", "/office/rules/"])
+def test_the_city_serves_no_desk_that_writes_or_publishes(nodes: dict[str, Client], path: str) -> None:
+    assert nodes["S"].get(path, follow_redirects=False).status_code == 404
+
+
+def test_a_county_below_the_city_keeps_its_desk(nodes: dict[str, Client]) -> None:
+    assert nodes["C1"].get("/").status_code == 200
+    assert nodes["C1"].get("/subtasks").status_code == 200
+    assert nodes["S"].get("/api/node").json()["role"] == "city"
+
+
+def test_one_desk_serves_every_level_above_the_county() -> None:
+    assert desk("city") is DESKS["city"] and desk("province") is DESKS["province"]
+    assert DESKS["city"].handlers == DESKS["province"].handlers
+
+
+async def test_the_citys_errand_page_shows_a_countys_errand_and_offers_no_step(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    path = ("S", "C1", "C1T01", "C1T01V01")
+    settings = {n: load_settings(cluster.nodes[n].config) for n in path}
+    dbs = [await open_database(settings[n].db_url) for n in path]
+    try:
+        stores = {}
+        for node, db in zip(path, dbs, strict=True):
+            stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
+            await stores[node].start()
+        context = NodeContext(stores["C1T01V01"], None)
+        context.catalogue = CATALOGUE
+        service = ErrandService(stores["C1T01V01"], context)
+        errand = (await service.register(RegisterForm(matter="MZ-001", applicant_name="村民", actor="李代办"))).errand
+        await service.act(errand, ActionForm(kind="submit", actor="李代办"))
+        for child in ("C1T01V01", "C1T01", "C1"):  # the same driver a township uses, one level up at the end
+            parent = cluster.layout.directory.parent(child)
+            assert parent is not None
+            await sync_once(stores[child], LocalTransport(SyncServer(stores[parent])))
+        assert await stores["S"].errand(errand) is not None
+    finally:
+        for db in dbs:
+            await db.dispose()
+    with TestClient(create_app(settings["S"])) as city:
+        page = city.get(f"/errands/{errand}")
+        assert page.status_code == 200 and "村民" in page.text
+        forms = re.findall(r'<form[^>]*action="([^"]*)"', page.text)
+        assert all(action.endswith("/reveal") for action in forms), forms  # no step: only 查看完整号码
+        assert city.post(
+            f"/api/errands/{errand}/actions", json={"kind": "note", "actor": "市督查", "text": "x"}
+        ).status_code in (403, 409)
