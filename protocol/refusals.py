@@ -193,7 +193,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "限期答复的督办只能由县级监督岗位发出",
         "only the county's supervision desk urges with an answer due",
     ),
-    "urging_target": ("督办对象 {to} 不在该办件的办理路径上", "the desk urged ({to}) is not on the errand's path"),
+    "urging_target": (
+        "督办对象 {to} 不在该办件的办理路径上，或不办理办件",
+        "the desk urged ({to}) is not on the errand's path, or handles no errands",
+    ),
     "urging_answer_by": (
         "答复期限 {answer_by} 无效：应在 {earliest} 至 {latest} 之间",
         "the answer date {answer_by} is invalid: it must lie from {earliest} to {latest}",

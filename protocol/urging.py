@@ -18,7 +18,7 @@ import msgspec
 
 from protocol.binding import business_date
 from protocol.refusals import Refusal, refuse
-from protocol.topology import COUNTY, Directory
+from protocol.topology import COUNTY, Directory, regional
 
 MAX_URGING_DAYS = 60  # an answer due further out than this is not urging
 OPEN, ANSWERED, OVERDUE = "open", "answered", "overdue"
@@ -59,7 +59,9 @@ def urge_refusal(
         return refuse("urging_kind", kind=kind)
     if directory.role(node) != COUNTY:
         return refuse("urging_level", node=node)
-    if to not in path:
+    if to not in path or regional(directory.role(to)):
+        # A city or province above the county reads only: it could never answer, so the urging would stay
+        # open and overdue for ever.
         return refuse("urging_target", to=to)
     due = _day(answer_by)
     today = business_date(at)

@@ -21,8 +21,8 @@ from protocol.binding import business_date
 from protocol.errand import project
 from protocol.menu import allowed_steps
 from protocol.refusals import english, refuse
-from protocol.topology import Directory
-from protocol.urging import ANSWERED, MAX_URGING_DAYS, OPEN, OVERDUE, status
+from protocol.topology import Directory, NodeEntry
+from protocol.urging import ANSWERED, MAX_URGING_DAYS, OPEN, OVERDUE, status, urge_refusal
 from sanji.layout import Layout
 from sanji.store import Store, open_database
 from sanji.store import schema as t
@@ -216,3 +216,24 @@ async def test_a_received_batch_is_judged_by_the_same_rule(tmp_path: Path, layou
         assert [u["id"] for u in state["urgings"]] == ["u1"] and state["urgings"][0]["answer"] == ""
     finally:
         await db.dispose()
+
+
+
+def test_a_county_may_not_urge_the_city_above_it() -> None:
+    """A city reads only: an urging addressed to it could never be answered and would stay overdue."""
+    tree = Directory(
+        [
+            NodeEntry(id="S", role="city"),
+            NodeEntry(id="C1", role="county", parent="S"),
+            NodeEntry(id="C1T01", role="town", parent="C1"),
+            NodeEntry(id="C1T01V01", role="village", parent="C1T01"),
+        ]
+    )
+    path = tree.path("C1T01V01")
+
+    def urging_to(to: str) -> object:
+        day = TODAY.isoformat()
+        return urge_refusal(node="C1", kind="督办", to=to, answer_by=day, at=AT0, path=path, directory=tree)
+
+    assert urging_to("S") == refuse("urging_target", to="S")
+    assert urging_to("C1T01") is None
