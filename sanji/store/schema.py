@@ -218,7 +218,7 @@ notifications = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("errand", String(MAX_NAME), nullable=False),
     Column("event", String(32), nullable=False),
-    Column("phone", String(32), nullable=False),
+    Column("phone", Text, nullable=False),  # masked, as long as the number: a sealed phone has no bound but the frame
     Column("text", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("sent_at", Float, nullable=True),
@@ -415,7 +415,7 @@ sms_outbox = Table(
     Column("errand", String(MAX_NAME), nullable=False, server_default=""),
     Column("recipient", String(16), nullable=False),  # applicant / leader / director
     Column("contact", String(MAX_NAME), nullable=False, server_default=""),  # the department, for a leader
-    Column("shown_to", String(32), nullable=False, server_default=""),  # masked phone, for the screen
+    Column("shown_to", Text, nullable=False, server_default=""),  # masked phone (as long as the number), for the screen
     Column("text", Text, nullable=False),
     Column("status", String(8), nullable=False),  # pending / sent / dead
     Column("attempts", Integer, nullable=False, server_default="0"),

@@ -32,9 +32,13 @@ WIDENED: tuple[tuple[str, str, sa.types.TypeEngine[str], sa.types.TypeEngine[str
     ("errands", "window", sa.String(64), sa.String(NAME)),
     ("errands", "handler", sa.String(64), sa.String(NAME)),
     ("notifications", "errand", sa.String(96), sa.String(NAME)),
+    # A masked phone is as long as the number: a phone in clear is a line (MAX_NAME), a sealed one is bounded
+    # only by its frame, and a township queues SMS for the errands it holds, registered by its villages.
+    ("notifications", "phone", sa.String(32), sa.Text()),
     ("sms_outbox", "key", sa.String(160), sa.Text()),  # "warning_red:<errand>:<due>:leader"
     ("sms_outbox", "errand", sa.String(96), sa.String(NAME)),
     ("sms_outbox", "contact", sa.String(96), sa.String(NAME)),
+    ("sms_outbox", "shown_to", sa.String(32), sa.Text()),
     # Clipped to the old widths when written (sanji.auth.book): a longer errand id's events went unfound.
     ("audit_events", "actor", sa.String(64), sa.String(NAME)),
     ("audit_events", "role", sa.String(64), sa.String(NAME)),
