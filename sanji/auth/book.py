@@ -23,6 +23,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action, kind_of
+from protocol.bounds import MAX_NAME
 from protocol.errand import Projection
 from protocol.errors import SanjiError
 from sanji.auth import events as ev
@@ -91,11 +92,11 @@ async def insert_event(conn: AsyncConnection, event: ev.Event) -> None:
             at=event.at,
             node=_clip(event.node, 64),
             event=ev.tag_of(event),
-            actor=_clip(event.actor, 64),
-            role=_clip(event.role, 64),
-            acting_for=_clip(event.acting_for, 64),
+            actor=_clip(event.actor, MAX_NAME),  # an action's actor, role, acting_for and errand: their bound
+            role=_clip(event.role, MAX_NAME),
+            acting_for=_clip(event.acting_for, MAX_NAME),
             account=_clip(event.account, 64),
-            errand=_clip(event.errand, 96),
+            errand=_clip(event.errand, MAX_NAME),
             body=body,
             hash=digest,
         )

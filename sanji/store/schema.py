@@ -1,5 +1,9 @@
 """The storage schema. Received batches are kept verbatim; everything else is derived.
 
+Columns filled from an action's fields are at least as wide as ``protocol.bounds`` lets the field be
+(``MAX_NAME``; free text is ``Text``): SQLite ignores a varchar's length but PostgreSQL enforces it, and
+every node must store whatever ``judge`` accepts (migration 0020).
+
 Invariant: ``batches`` of a stream hold exactly seq 1..streams.seq with no gaps,
 each chained to its predecessor; ``actions`` and ``errands`` are a projection of
 the batches (plus this node's own not-yet-sealed actions in ``outbox``).
@@ -23,6 +27,8 @@ from sqlalchemy import (
     false,
     true,
 )
+
+from protocol.bounds import MAX_NAME
 
 metadata = MetaData(
     naming_convention={
@@ -88,8 +94,8 @@ quarantine = Table(
 actions = Table(
     "actions",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("errand", String(96), nullable=False),
+    Column("id", String(MAX_NAME), primary_key=True),
+    Column("errand", String(MAX_NAME), nullable=False),
     Column("scope", String(64), nullable=False),
     Column("node", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
@@ -105,34 +111,34 @@ outbox = Table(
     "outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("action_id", String(64), nullable=False),
+    Column("action_id", String(MAX_NAME), nullable=False),
     Column("scope", String(64), nullable=False),
 )
 
 errands = Table(
     "errands",
     metadata,
-    Column("id", String(96), primary_key=True),
+    Column("id", String(MAX_NAME), primary_key=True),
     Column("scope", String(64), nullable=False),
-    Column("matter", String(64), nullable=False),
-    Column("applicant_name", String(128), nullable=False),
+    Column("matter", String(MAX_NAME), nullable=False),
+    Column("applicant_name", String(MAX_NAME), nullable=False),
     Column("stage", String(32), nullable=False),
     Column("holder", String(64), nullable=False),
     Column("pending_to", String(64), nullable=True),
     Column("version", Integer, nullable=False),
     Column("errand_kind", String(16), nullable=False),
-    Column("department", String(64), nullable=False),
+    Column("department", String(MAX_NAME), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("registered_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("digest", String(64), nullable=False),
     Column("waiting", Integer, nullable=False),
-    Column("receipt", String(48), nullable=False, server_default=""),
-    Column("due", String(10), nullable=False, server_default=""),
-    Column("stage_due", String(10), nullable=False, server_default=""),
+    Column("receipt", String(MAX_NAME), nullable=False, server_default=""),
+    Column("due", String(MAX_NAME), nullable=False, server_default=""),
+    Column("stage_due", String(MAX_NAME), nullable=False, server_default=""),
     Column("responsible", String(64), nullable=False, server_default=""),
-    Column("window", String(64), nullable=False, server_default=""),
-    Column("handler", String(64), nullable=False, server_default=""),
+    Column("window", String(MAX_NAME), nullable=False, server_default=""),
+    Column("handler", String(MAX_NAME), nullable=False, server_default=""),
     Column("paused", Boolean, nullable=False, server_default=false()),
     Column("state", LargeBinary, nullable=True),  # the whole projected ErrandState (msgpack)
     # protocol.errand.basis of the directory the row was projected under: a row kept under another tree
@@ -210,9 +216,9 @@ notifications = Table(
     "notifications",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("errand", String(96), nullable=False),
+    Column("errand", String(MAX_NAME), nullable=False),
     Column("event", String(32), nullable=False),
-    Column("phone", String(32), nullable=False),
+    Column("phone", Text, nullable=False),  # masked, as long as the number: a sealed phone has no bound but the frame
     Column("text", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("sent_at", Float, nullable=True),
@@ -312,11 +318,11 @@ audit_events = Table(
     Column("at", Float, nullable=False),
     Column("node", String(64), nullable=False),
     Column("event", String(32), nullable=False),
-    Column("actor", String(64), nullable=False, server_default=""),
-    Column("role", String(64), nullable=False, server_default=""),
-    Column("acting_for", String(64), nullable=False, server_default=""),
+    Column("actor", String(MAX_NAME), nullable=False, server_default=""),
+    Column("role", String(MAX_NAME), nullable=False, server_default=""),
+    Column("acting_for", String(MAX_NAME), nullable=False, server_default=""),
     Column("account", String(64), nullable=False, server_default=""),
-    Column("errand", String(96), nullable=False, server_default=""),
+    Column("errand", String(MAX_NAME), nullable=False, server_default=""),
     Column("body", Text, nullable=False),  # the typed event (sanji.auth.events) as JSON
     Column("hash", String(64), nullable=False),  # sha256(previous row's hash + body)
     Index(None, "errand"),
@@ -403,12 +409,13 @@ sms_outbox = Table(
     "sms_outbox",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(160), nullable=False, unique=True),  # idempotency key, also sent to the gateway
+    # idempotency key, also sent to the gateway: made of action and errand ids and a deadline (MAX_NAME each)
+    Column("key", Text, nullable=False, unique=True),
     Column("event", String(32), nullable=False),
-    Column("errand", String(96), nullable=False, server_default=""),
+    Column("errand", String(MAX_NAME), nullable=False, server_default=""),
     Column("recipient", String(16), nullable=False),  # applicant / leader / director
-    Column("contact", String(96), nullable=False, server_default=""),  # the department, for a leader
-    Column("shown_to", String(32), nullable=False, server_default=""),  # masked phone, for the screen
+    Column("contact", String(MAX_NAME), nullable=False, server_default=""),  # the department, for a leader
+    Column("shown_to", Text, nullable=False, server_default=""),  # masked phone (as long as the number), for the screen
     Column("text", Text, nullable=False),
     Column("status", String(8), nullable=False),  # pending / sent / dead
     Column("attempts", Integer, nullable=False, server_default="0"),
