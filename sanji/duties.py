@@ -127,7 +127,12 @@ async def follow_promises(store: Store, context: NodeContext, *, today: date | N
         owed, promised = list(state.get("provisional") or ()), str(state.get("promise_by") or "")
         if not owed or not promised:
             continue
-        by = date.fromisoformat(promised)
+        try:
+            by = date.fromisoformat(promised)
+        except ValueError:
+            # The rule bounds a received promise date's length only; one bad date must not stop the round.
+            log.warning("errand %s: promised date %r is not a date; not followed up", row["id"], promised[:40])
+            continue
         if today == by:
             phone = await store.applicant_phone(row["id"])
             text = (
