@@ -15,6 +15,7 @@ Invariants kept here:
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -54,6 +55,7 @@ from sanji.store.rows import upsert_many as _upsert_many
 from sanji.store.traffic import Traffic
 from sanji.store.views import Views
 
+log = logging.getLogger("sanji.store")
 FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
 LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
@@ -90,6 +92,10 @@ class _FrameFailed(Exception):
 
 class _DeferredWritesFailed(Exception):
     """The rows a receive call kept to write at its end could not be written (``Store._take_all``)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _Taken:
@@ -426,11 +432,19 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     except Exception as exc:
                         if not defer:
                             raise
-                        raise _DeferredWritesFailed from exc
+                        raise _DeferredWritesFailed(exc) from exc
             except _FrameFailed as failed:
                 count, failure = failed.index, failed.error
                 continue
-            except _DeferredWritesFailed:
+            except _DeferredWritesFailed as failed:
+                # Taken again frame by frame, the call may well succeed: say why the end's writes failed.
+                log.warning(
+                    "the end-of-push writes of %d frame(s) from %s failed (%s: %s); taking them again frame by frame",
+                    count,
+                    peer,
+                    type(failed.error).__name__,
+                    failed.error,
+                )
                 defer = False
                 continue
             return taken

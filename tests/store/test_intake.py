@@ -19,6 +19,7 @@ from tests.store.test_store_sqlite import (
     VILLAGE,
     chain,
     expected_digests,
+    failing_once,
     note,
     register,
     standard_batches,
@@ -160,3 +161,19 @@ async def test_what_a_push_asks_of_its_own_rows_before_they_are_written(
     async with other.db.reader.connect() as conn:
         bodies = dict((await conn.execute(select(t.actions.c.id, t.actions.c.body))).all())
     assert decode_action(bodies["a0006-E1"]) == by_county
+
+
+async def test_end_of_push_writes_that_fail_are_logged_before_the_frames_are_taken_again(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Taken again frame by frame the push succeeds; why its end's writes failed is not lost."""
+    batches = more_batches()
+    town = await open_store(TOWN)
+    monkeypatch.setattr(intake.Intake, "flush", failing_once(intake.Intake.flush))
+    with caplog.at_level("WARNING", logger="sanji.store"):
+        outcome = await town.receive(chain(layout, batches), peer=VILLAGE)
+    assert statuses(outcome) == ["stored"] * len(batches)
+    assert await town.digests() == expected_digests(layout, batches)
+    [record] = [r for r in caplog.records if r.name == "sanji.store"]
+    assert record.levelname == "WARNING"
+    assert "RuntimeError: the end-of-push writes failed" in record.getMessage()

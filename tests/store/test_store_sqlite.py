@@ -605,7 +605,7 @@ async def test_the_authors_copy_replaces_a_forged_foreign_copy_whole(
     later = chain(layout, [[submit("E2", 30)]], start=4, prev=frame_hash(village[-1]))
     town = await open_store(TOWN)
     if pushes == "frame_by_frame":  # the end-of-push writes failed: every frame writes its own rows
-        monkeypatch.setattr(Intake, "flush", _failing_once(Intake.flush))
+        monkeypatch.setattr(Intake, "flush", failing_once(Intake.flush))
     if pushes == "author_later":  # the forged copy is stored by an earlier push
         assert statuses(await town.receive(village, peer=VILLAGE)) == ["stored"] * 3
         assert statuses(await town.receive(county, peer=VILLAGE)) == ["stored"]
@@ -632,7 +632,7 @@ async def test_the_authors_copy_replaces_a_forged_foreign_copy_whole(
     assert by_county.id not in {aid for aid, _ in shown["E2"]}
 
 
-def _failing_once(flush: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+def failing_once(flush: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
     failed: list[bool] = []
 
     async def flush_or_fail(self: Intake, conn: AsyncConnection) -> None:
