@@ -3,15 +3,17 @@ the same rows as frame by frame, and a frame that fails still loses nothing else
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import msgspec
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.encoding import decode_action
 from sanji.layout import Layout
-from sanji.store import Store, intake
+from sanji.store import Store, bulk, intake
 from sanji.store import schema as t
 from tests.conftest import StoreOpener
 from tests.store.test_store_sqlite import (
@@ -177,3 +179,23 @@ async def test_end_of_push_writes_that_fail_are_logged_before_the_frames_are_tak
     [record] = [r for r in caplog.records if r.name == "sanji.store"]
     assert record.levelname == "WARNING"
     assert "RuntimeError: the end-of-push writes failed" in record.getMessage()
+
+
+def test_bulk_statements_are_compiled_per_dialect_driver_and_paramstyle() -> None:
+    """The compiled SQL is written in the driver's paramstyle: one dialect name, two drivers or paramstyles,
+    two statements."""
+    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    def conn(dialect: Any) -> AsyncConnection:
+        return cast(AsyncConnection, SimpleNamespace(dialect=dialect))
+
+    columns = ("origin", "scope", "seq", "last_hash")
+    qmark, _ = bulk._prepared(conn(SQLiteDialect_pysqlite()), t.streams, "insert", columns, ())
+    numeric, _ = bulk._prepared(conn(SQLiteDialect_pysqlite(paramstyle="numeric")), t.streams, "insert", columns, ())
+    other_driver, _ = bulk._prepared(
+        conn(SQLiteDialect_aiosqlite(paramstyle="numeric")), t.streams, "insert", columns, ()
+    )
+    assert "?" in qmark and ":1" in numeric and ":1" in other_driver
+    keys = [k for k in bulk._compiled if k[0] == "sqlite" and k[3] == "insert:streams" and k[4] == columns]
+    assert {k[1:3] for k in keys} >= {("pysqlite", "qmark"), ("pysqlite", "numeric"), ("aiosqlite", "numeric")}
