@@ -226,9 +226,9 @@ class Replica:
         before = project(errand_id, self._judged_actions(errand_id), self.directory)
         action = build(before, self.clock.now())
         check_local(self.node_id, errand_id, before.state, action, self.directory)
-        self._insert_actions([action], origin=action.node, scope=action.scope)
+        moved = self._insert_actions([action], origin=action.node, scope=action.scope)
         self._outbox.append((action.id, action.scope))
-        return self._recompute([errand_id])[errand_id]
+        return self._recompute([errand_id, *sorted(moved)])[errand_id]
 
     def seal_outbox(self, max_actions: int | None = None) -> int:
         """Turn unsent local actions into signed batches, one stream per scope. Returns batches made."""
@@ -373,8 +373,8 @@ class Replica:
         self.clock.observe(batch.payload.created)
         for action in batch.actions:
             self.clock.observe(action.at)
-        self._insert_actions(batch.actions, origin=batch.origin, scope=batch.scope)
-        self._recompute(sorted({a.errand for a in batch.actions}))
+        moved = self._insert_actions(batch.actions, origin=batch.origin, scope=batch.scope)
+        self._recompute(sorted({a.errand for a in batch.actions} | moved))
 
     # -- forwarding --------------------------------------------------------------------
 
@@ -562,16 +562,25 @@ class Replica:
             raise AssertionError(f"batch {seq} of {key} stored out of order (holding {len(chain)})")
         chain.append((digest, frame))
 
-    def _insert_actions(self, acts: Sequence[Action], *, origin: str, scope: str) -> None:
+    def _insert_actions(self, acts: Sequence[Action], *, origin: str, scope: str) -> set[str]:
+        """Keep what ``admit`` keeps; returns the errands other than their own that a replaced foreign copy
+        was filed under (``Store._insert_actions``)."""
         held = {a.id: bool(self._actions[a.id].foreign) for a in acts if a.id in self._actions}
+        moved: set[str] = set()
         for change in admit(acts, origin=origin, scope=scope, held=held):
             a = change.action
             if isinstance(change, Insert):
                 self._actions[a.id] = _Stored(a, change.foreign)
                 self._by_errand.setdefault(a.errand, []).append(a.id)
                 self.inserted.append(a.id)
-            else:  # the author's own copy replaces a relay's foreign copy
+            else:  # the author's own copy replaces a relay's foreign copy whole, filed under its own errand
+                was = self._actions[a.id].action.errand
                 self._actions[a.id] = _Stored(a, "")
+                if was != a.errand:
+                    self._by_errand[was].remove(a.id)
+                    self._by_errand.setdefault(a.errand, []).append(a.id)
+                    moved.add(was)
+        return moved
 
     def _judged_actions(self, errand_id: str) -> list[Action]:
         stored = (self._actions[aid] for aid in self._by_errand.get(errand_id, ()))

@@ -1,11 +1,12 @@
-"""Many rows through one statement, compiled once per dialect and handed to the driver as tuples (issue 15).
+"""Many rows through one statement, compiled once per dialect and driver and handed to the driver as tuples
+(issue 15).
 
 ``conn.execute(stmt, rows)`` has SQLAlchemy build every row's parameters in Python (defaults, type
 processors, one dict per row), which cost a county more than the projections for a push's thousands of
 action, status and errand rows. The columns written here need no conversion by either driver (text,
-integers, floats, bytes, booleans), so the statement is compiled once per (dialect, statement) and every
-row goes to the driver's ``executemany`` as a tuple in the compiled order (``exec_driver_sql``): the same
-SQL, the same values, the same rows stored.
+integers, floats, bytes, booleans), so the statement is compiled once per (dialect, driver, paramstyle,
+statement) and every row goes to the driver's ``executemany`` as a tuple in the compiled order
+(``exec_driver_sql``): the same SQL, the same values, the same rows stored.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from sanji.store.rows import dialect_module
 
 Row = dict[str, Any]
 Prepared = tuple[str, Callable[[Row], tuple[Any, ...]]]  # the SQL, and how a row becomes its parameters
-_compiled: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Prepared] = {}
+# By the dialect, its driver and the driver's paramstyle (the compiled SQL is written in it: qmark for
+# sqlite3, numeric_dollar for asyncpg), the statement, its columns and its keys.
+_compiled: dict[tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]], Prepared] = {}
 
 
 def _prepared(
     conn: AsyncConnection, table: Table, kind: str, columns: tuple[str, ...], keys: tuple[str, ...]
 ) -> Prepared:
-    cache_key = (conn.dialect.name, f"{kind}:{table.name}", columns, keys)
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, f"{kind}:{table.name}", columns, keys)
     found = _compiled.get(cache_key)
     if found is not None:
         return found

@@ -12,8 +12,9 @@ each (``flush``), before the transaction commits.
 
 With ``defer`` the frames' batch and action rows are kept here too and inserted at the end, one
 statement each for the whole call (an action's row goes in with its final status, so only rows stored by
-earlier calls get a status update); what a frame asks of them meanwhile (a batch already taken, a
-foreign copy to replace) is answered from here. Without it (``Store._take_all`` falls back to that when
+earlier calls get a status update, and a foreign copy stored by an earlier call that its author's copy
+replaces is rewritten whole in one statement too); what a frame asks of them meanwhile (a batch already
+taken, a foreign copy to replace) is answered from here. Without it (``Store._take_all`` falls back to that when
 the end's writes fail, to find the frame they fail on) each frame inserts its own rows as it applies.
 
 Nothing here is undone: a frame that fails rolls back the whole call's savepoint, and the frames before
@@ -45,6 +46,11 @@ CHUNK = 4000
 
 def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
     return [values[i : i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+def keyed(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` of `actions` as ``bulk.update_many`` takes it: every other column set where ``id`` matches."""
+    return {**{c: v for c, v in row.items() if c != "id"}, "k_id": row["id"]}
 
 
 class ActionRow:
@@ -87,6 +93,7 @@ class Intake:
         self.defer = defer
         self._batch_rows: dict[tuple[StreamKey, int], dict[str, Any]] = {}  # deferred: in the order taken
         self._action_rows: dict[str, dict[str, Any]] = {}  # deferred, by id, in the order inserted
+        self._replaced: dict[str, dict[str, Any]] = {}  # deferred: rows of earlier calls rewritten whole, by id
         self.cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self.held_streams: set[StreamKey] = set()  # streams with held successors (may be stale: then asked)
         self._streams_read: set[StreamKey] = set()  # streams whose held successors were asked about
@@ -219,13 +226,46 @@ class Intake:
         )
         return held
 
-    def replace_deferred(self, action: Action, body: bytes) -> bool:
-        """Replace a foreign copy an earlier frame of this call left to insert; False: it is not one."""
-        row = self._action_rows.get(action.id)
-        if row is None:
-            return False
-        row.update(body=body, status="new", reason="", node=action.node, scope=action.scope)
-        return True
+    async def replace(self, conn: AsyncConnection, action: Action, row: dict[str, Any]) -> str | None:
+        """The author's ``action`` (its full ``row`` of `actions`, status ``new``) takes the place of the
+        foreign copy held under its id, every column of it: a relay may have relabelled the copy (another
+        errand, kind, base or time), and the author's copy wins whole. Returns the errand the foreign copy
+        was filed under (None: not found), for the caller to project again when it is not ``action``'s.
+
+        A copy an earlier frame of this call left to insert is replaced in place; one stored by an earlier
+        call is updated at the end with the rest (``defer``), or now."""
+        aid = action.id
+        kept = self._rows.get(aid)
+        pending = self._action_rows.get(aid)
+        if kept is None and pending is None:  # filed under an errand this call has not read: read it
+            errand = await conn.scalar(select(t.actions.c.errand).where(t.actions.c.id == aid))
+            if errand is not None:
+                await self.ensure(conn, [errand], ())
+                kept = self._rows.get(aid)
+        was: str | None = kept.errand if kept is not None else pending["errand"] if pending is not None else None
+        if pending is not None:
+            pending.update(row)
+        elif self.defer:
+            self._replaced[aid] = dict(row)
+        else:
+            await bulk.update_many(conn, t.actions, [keyed(row)], keys=("id",))
+        self.status_of[aid] = row["status"]
+        self._known.add(aid)
+        if kept is not None:
+            if kept.errand != action.errand:  # the row moves to the author's errand's list
+                self.actions[kept.errand].remove(kept)
+                if action.errand in self.actions:
+                    self.actions[action.errand].append(kept)
+                else:
+                    del self._rows[aid]
+            kept.errand, kept.base, kept.kind = action.errand, row["base"], row["kind"]
+            kept.status, kept.reason, kept.body, kept.action = row["status"], row["reason"], row["body"], action
+        elif action.errand in self.actions:
+            added = ActionRow(aid, action.errand, row["base"], row["kind"], row["status"], row["reason"], row["body"])
+            added.action = action
+            self.actions[action.errand].append(added)
+            self._rows[aid] = added
+        return was
 
     def set_cursor(self, key: StreamKey, seq: int, last_hash: bytes) -> None:
         self.cursors[key] = self._dirty_cursors[key] = (seq, last_hash)
@@ -241,13 +281,6 @@ class Intake:
                 self._rows[row.id] = row
             self.status_of[row.id] = row.status
             self._known.add(row.id)
-
-    def replaced(self, action: Action, body: bytes) -> None:
-        """A foreign copy replaced by its author's (status ``new``), written by the frame."""
-        self.status_of[action.id] = "new"
-        row = self._rows.get(action.id)
-        if row is not None:
-            row.body, row.status, row.reason, row.action = body, "new", "", action
 
     def set_status(self, aid: str, status: str, reason: str) -> None:
         self.status_of[aid] = status
@@ -271,6 +304,12 @@ class Intake:
                 if final is not None:
                     row["status"], row["reason"] = final
             await bulk.insert_many(conn, t.actions, list(self._action_rows.values()))
+        if self._replaced:
+            for aid, row in self._replaced.items():
+                final = self._dirty_status.pop(aid, None)
+                if final is not None:
+                    row["status"], row["reason"] = final
+            await bulk.update_many(conn, t.actions, [keyed(r) for _, r in sorted(self._replaced.items())], keys=("id",))
         cursors = [
             {"origin": k.origin, "scope": k.scope, "seq": seq, "last_hash": h}
             for k, (seq, h) in sorted(self._dirty_cursors.items())
@@ -282,6 +321,7 @@ class Intake:
         await bulk.upsert_many(conn, t.errands, errands, keys=("id",))
         self._batch_rows.clear()
         self._action_rows.clear()
+        self._replaced.clear()
         self._dirty_cursors.clear()
         self._dirty_status.clear()
         self.projected.clear()

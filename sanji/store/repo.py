@@ -15,6 +15,7 @@ Invariants kept here:
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -39,7 +40,7 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
-from sanji.store import projections, report_inputs
+from sanji.store import bulk, projections, report_inputs
 from sanji.store import schema as t
 from sanji.store.archive import Archive
 from sanji.store.blobs import Blobs
@@ -47,13 +48,14 @@ from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database
 from sanji.store.eventlog import EventLog
-from sanji.store.intake import Intake
+from sanji.store.intake import Intake, keyed
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
 from sanji.store.traffic import Traffic
 from sanji.store.views import Views
 
+log = logging.getLogger("sanji.store")
 FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
 LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
 
@@ -90,6 +92,10 @@ class _FrameFailed(Exception):
 
 class _DeferredWritesFailed(Exception):
     """The rows a receive call kept to write at its end could not be written (``Store._take_all``)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class _Taken:
@@ -210,9 +216,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             before = project(errand_id, await self._load_actions(conn, [errand_id]), self.directory)
             action = build(before, self.clock.now())
             ledger.check_local(self.node_id, errand_id, before.state, action, self.directory)
-            await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
+            _, moved = await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
             await conn.execute(insert(t.outbox).values(action_id=action.id, scope=action.scope))
-            projections = await self._recompute(conn, [errand_id])
+            projections = await self._recompute(conn, [errand_id, *sorted(moved)])
         self._changed()
         return projections[errand_id]
 
@@ -426,11 +432,19 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     except Exception as exc:
                         if not defer:
                             raise
-                        raise _DeferredWritesFailed from exc
+                        raise _DeferredWritesFailed(exc) from exc
             except _FrameFailed as failed:
                 count, failure = failed.index, failed.error
                 continue
-            except _DeferredWritesFailed:
+            except _DeferredWritesFailed as failed:
+                # Taken again frame by frame, the call may well succeed: say why the end's writes failed.
+                log.warning(
+                    "the end-of-push writes of %d frame(s) from %s failed (%s: %s); taking them again frame by frame",
+                    count,
+                    peer,
+                    type(failed.error).__name__,
+                    failed.error,
+                )
                 defer = False
                 continue
             return taken
@@ -580,11 +594,14 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         self.clock.observe(batch.payload.created)
         for action in batch.actions:
             self.clock.observe(action.at)
-        fresh = await self._insert_actions(conn, batch.actions, origin=batch.origin, scope=batch.scope, intake=intake)
+        fresh, moved = await self._insert_actions(
+            conn, batch.actions, origin=batch.origin, scope=batch.scope, intake=intake
+        )
+        errands = sorted({a.errand for a in batch.actions} | moved)
         if intake is not None:
-            await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh, intake=intake)
+            await self._recompute(conn, errands, fresh=fresh, intake=intake)
         else:
-            await self._recompute(conn, sorted({a.errand for a in batch.actions}), fresh=fresh)
+            await self._recompute(conn, errands, fresh=fresh)
         return len(batch.actions)
 
     # -- forwarding ------------------------------------------------------------------
@@ -778,8 +795,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
 
     async def _insert_actions(
         self, conn: AsyncConnection, acts: Sequence[Action], *, origin: str, scope: str, intake: Intake | None = None
-    ) -> list[Action]:
-        """Keep what ``ledger.admit`` keeps of ``acts``; returns the actions new to the projections."""
+    ) -> tuple[list[Action], set[str]]:
+        """Keep what ``ledger.admit`` keeps of ``acts``; returns the actions new to the projections, and the
+        errands other than their own that a replaced foreign copy was filed under (to project again)."""
         ids = [a.id for a in acts]
         if intake is not None:
             await intake.ensure(conn, {a.errand for a in acts}, ids)
@@ -794,43 +812,32 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         rows = []
         inserted: list[Action] = []
         fresh: list[Action] = []
+        moved: set[str] = set()
         for change in ledger.admit(acts, origin=origin, scope=scope, held=held):
             a = change.action
             if isinstance(change, ledger.Replace) or not change.foreign:
                 fresh.append(a)
             if isinstance(change, ledger.Replace):
-                body = encode(a)
+                # The author's copy wins whole: every column is the author's, not only the body. A relay's
+                # copy may name another errand, kind, base or time (a forgery: the relaying node signed its
+                # frame, kept verbatim in `batches` as the evidence, as for a copy whose body differs).
+                row = _action_row(a, status="new", reason="")
                 if intake is not None:
-                    intake.replaced(a, body)
-                    if intake.replace_deferred(a, body):
-                        continue
-                await conn.execute(
-                    update(t.actions)
-                    .where(t.actions.c.id == a.id)
-                    .values(body=body, status="new", reason="", node=a.node, scope=a.scope)
-                )
+                    was = await intake.replace(conn, a, row)
+                else:
+                    was = await conn.scalar(select(t.actions.c.errand).where(t.actions.c.id == a.id))
+                    await bulk.update_many(conn, t.actions, [keyed(row)], keys=("id",))
+                if was is not None and was != a.errand:
+                    moved.add(was)
                 continue
-            rows.append(
-                {
-                    "id": a.id,
-                    "errand": a.errand,
-                    "scope": a.scope,
-                    "node": a.node,
-                    "kind": type(a).__struct_config__.tag,
-                    "base": a.base,
-                    "at": a.at,
-                    "body": encode(a),
-                    "status": FOREIGN if change.foreign else "new",
-                    "reason": change.foreign,
-                }
-            )
+            rows.append(_action_row(a, status=FOREIGN if change.foreign else "new", reason=change.foreign))
             inserted.append(a)
         if rows:
             if intake is None or not intake.defer:
                 await conn.execute(insert(t.actions), rows)
             if intake is not None:
                 intake.inserted(rows, inserted)
-        return fresh
+        return fresh, moved
 
     async def _load_actions(self, conn: AsyncConnection, errand_ids: Sequence[str]) -> list[Action]:
         rows = (
@@ -929,6 +936,22 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _action_row(a: Action, *, status: str, reason: str) -> dict[str, Any]:
+    """The row of `actions` holding ``a``: every column but the status is derived from the action."""
+    return {
+        "id": a.id,
+        "errand": a.errand,
+        "scope": a.scope,
+        "node": a.node,
+        "kind": type(a).__struct_config__.tag,
+        "base": a.base,
+        "at": a.at,
+        "body": encode(a),
+        "status": status,
+        "reason": reason,
+    }
 
 
 def _batch_row(batch: Batch) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from devtools.replica import ChildSession, Replica, Request, run_session, serve
@@ -227,10 +228,12 @@ def test_the_checker_reports_a_leak_and_a_quarantine() -> None:
 
 
 def _relayed_then_authored(world: World) -> list[bytes]:
-    """A note by the county carried first in T01's stream (a foreign copy), then in the county's own."""
+    """A note by the county carried first in T01's stream (a foreign copy, relabelled on the way: another
+    errand, another time), then in the county's own, which replaces it whole on the store and the replica."""
     note = Note(id="relayed", errand="T01V01-E1", scope="T01V01", node="C", actor="x", role="x", at=2, text="转交")
+    forged = msgspec.structs.replace(note, errand="T01V01-E2", at=1)
     frames = []
-    for origin in ("T01", "C"):
+    for origin, carried in (("T01", forged), ("C", note)):
         seq, last = world.replicas[origin].cursor(StreamKey(origin, "T01V01"))
         frames.append(
             seal(
@@ -241,7 +244,7 @@ def _relayed_then_authored(world: World) -> list[bytes]:
                 seq=seq + 1,
                 prev=last,
                 created=3,
-                actions=[note],
+                actions=[carried],
             )
         )
     return frames
@@ -327,6 +330,8 @@ async def test_replica_and_store_take_the_same_frames_the_same_way(tmp_path: Pat
         history = await store.errand("T01V01-E1")
         assert history is not None
         assert [h["status"] for h in history["history"] if h["id"] == "relayed"] not in ([], ["foreign"])
+        named = await store.errand("T01V01-E2")  # the errand the relabelled copy named keeps nothing of it
+        assert named is None or "relayed" not in [h["id"] for h in named["history"]]
         assert [q for q in replica.quarantine if q.origin == "T01V01" and "retired" in q.reason]
         status = await store.status()
         assert status["held_batches"] == replica.held_count()

@@ -3,15 +3,17 @@ the same rows as frame by frame, and a frame that fails still loses nothing else
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import msgspec
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.encoding import decode_action
 from sanji.layout import Layout
-from sanji.store import Store, intake
+from sanji.store import Store, bulk, intake
 from sanji.store import schema as t
 from tests.conftest import StoreOpener
 from tests.store.test_store_sqlite import (
@@ -19,6 +21,7 @@ from tests.store.test_store_sqlite import (
     VILLAGE,
     chain,
     expected_digests,
+    failing_once,
     note,
     register,
     standard_batches,
@@ -160,3 +163,39 @@ async def test_what_a_push_asks_of_its_own_rows_before_they_are_written(
     async with other.db.reader.connect() as conn:
         bodies = dict((await conn.execute(select(t.actions.c.id, t.actions.c.body))).all())
     assert decode_action(bodies["a0006-E1"]) == by_county
+
+
+async def test_end_of_push_writes_that_fail_are_logged_before_the_frames_are_taken_again(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Taken again frame by frame the push succeeds; why its end's writes failed is not lost."""
+    batches = more_batches()
+    town = await open_store(TOWN)
+    monkeypatch.setattr(intake.Intake, "flush", failing_once(intake.Intake.flush))
+    with caplog.at_level("WARNING", logger="sanji.store"):
+        outcome = await town.receive(chain(layout, batches), peer=VILLAGE)
+    assert statuses(outcome) == ["stored"] * len(batches)
+    assert await town.digests() == expected_digests(layout, batches)
+    [record] = [r for r in caplog.records if r.name == "sanji.store"]
+    assert record.levelname == "WARNING"
+    assert "RuntimeError: the end-of-push writes failed" in record.getMessage()
+
+
+def test_bulk_statements_are_compiled_per_dialect_driver_and_paramstyle() -> None:
+    """The compiled SQL is written in the driver's paramstyle: one dialect name, two drivers or paramstyles,
+    two statements."""
+    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    def conn(dialect: Any) -> AsyncConnection:
+        return cast(AsyncConnection, SimpleNamespace(dialect=dialect))
+
+    columns = ("origin", "scope", "seq", "last_hash")
+    qmark, _ = bulk._prepared(conn(SQLiteDialect_pysqlite()), t.streams, "insert", columns, ())
+    numeric, _ = bulk._prepared(conn(SQLiteDialect_pysqlite(paramstyle="numeric")), t.streams, "insert", columns, ())
+    other_driver, _ = bulk._prepared(
+        conn(SQLiteDialect_aiosqlite(paramstyle="numeric")), t.streams, "insert", columns, ()
+    )
+    assert "?" in qmark and ":1" in numeric and ":1" in other_driver
+    keys = [k for k in bulk._compiled if k[0] == "sqlite" and k[3] == "insert:streams" and k[4] == columns]
+    assert {k[1:3] for k in keys} >= {("pysqlite", "qmark"), ("pysqlite", "numeric"), ("aiosqlite", "numeric")}

@@ -35,6 +35,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     test_out_of_order_batches_are_held_then_applied,
     test_receive_is_idempotent,
     test_tampered_frame_is_refused_and_only_logged,
+    test_the_authors_copy_replaces_a_forged_foreign_copy_whole,
 )
 
 from protocol.actions import Action

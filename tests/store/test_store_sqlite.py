@@ -582,3 +582,63 @@ async def test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projecte
         assert (loud.id, "rejected", reason) in acts
     assert await town.digests() == expected_digests(layout, batches)
     assert {status for aid, status, _ in (await projected_rows(town))[1] if aid != loud.id} == {"applied"}
+
+
+# -- a relay's forged copy of another node's action ------------------------------------------------
+
+
+@pytest.mark.parametrize("forgery", ["errand", "kind"])
+@pytest.mark.parametrize("pushes", ["author_later", "one_push", "frame_by_frame"])
+async def test_the_authors_copy_replaces_a_forged_foreign_copy_whole(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch, pushes: str, forgery: str
+) -> None:
+    """A village relays the county's note relabelled (another errand, another time; or as a hand-off with a
+    base): once the county's own copy arrives the note is where its author put it, the errand the forgery
+    named is as if it never came, and the village's later frames about that errand apply."""
+    by_county = msgspec.structs.replace(note("E1", 20, "县里的意见", node="C"), scope=VILLAGE)
+    forged: Action = msgspec.structs.replace(by_county, errand="E2", at=at(21))
+    if forgery == "kind":
+        forged = msgspec.structs.replace(submit("E2", 21, node="C"), id=by_county.id, scope=VILLAGE)
+    mine = [[register("E1", 1), submit("E1", 2)], [register("E2", 3)]]
+    village = chain(layout, [*mine, [forged]])
+    county = chain(layout, [[by_county]], origin="C", scope=VILLAGE)
+    later = chain(layout, [[submit("E2", 30)]], start=4, prev=frame_hash(village[-1]))
+    town = await open_store(TOWN)
+    if pushes == "frame_by_frame":  # the end-of-push writes failed: every frame writes its own rows
+        monkeypatch.setattr(Intake, "flush", failing_once(Intake.flush))
+    if pushes == "author_later":  # the forged copy is stored by an earlier push
+        assert statuses(await town.receive(village, peer=VILLAGE)) == ["stored"] * 3
+        assert statuses(await town.receive(county, peer=VILLAGE)) == ["stored"]
+    else:
+        assert statuses(await town.receive([*village, *county], peer=VILLAGE)) == ["stored"] * 4
+    assert statuses(await town.receive(later, peer=VILLAGE)) == ["stored"]
+
+    # What a node that never saw the forgery holds.
+    never = [*mine, [by_county], [submit("E2", 30)]]
+    assert await town.digests() == expected_digests(layout, never)
+    columns = (t.actions.c.errand, t.actions.c.scope, t.actions.c.node, t.actions.c.kind, t.actions.c.base)
+    async with town.db.reader.connect() as conn:
+        row = (
+            await conn.execute(
+                select(*columns, t.actions.c.at, t.actions.c.status, t.actions.c.body).where(
+                    t.actions.c.id == by_county.id
+                )
+            )
+        ).one()
+    assert tuple(row[:5]) == ("E1", VILLAGE, "C", "note", 0)
+    assert (row.at, row.status, bytes(row.body)) == (by_county.at, "applied", encode(by_county))
+    shown = {e: [(h["id"], h["status"]) for h in (await town.errand(e) or {}).get("history", [])] for e in ("E1", "E2")}
+    assert (by_county.id, "applied") in shown["E1"]
+    assert by_county.id not in {aid for aid, _ in shown["E2"]}
+
+
+def failing_once(flush: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    failed: list[bool] = []
+
+    async def flush_or_fail(self: Intake, conn: AsyncConnection) -> None:
+        if self.defer and not failed:
+            failed.append(True)
+            raise RuntimeError("the end-of-push writes failed")
+        await flush(self, conn)
+
+    return flush_or_fail
