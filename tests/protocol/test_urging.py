@@ -218,7 +218,6 @@ async def test_a_received_batch_is_judged_by_the_same_rule(tmp_path: Path, layou
         await db.dispose()
 
 
-
 def test_a_county_may_not_urge_the_city_above_it() -> None:
     """A city reads only: an urging addressed to it could never be answered and would stay overdue."""
     tree = Directory(
