@@ -748,7 +748,12 @@ def project(
 
 
 def fold(
-    before: Projection, held: Mapping[str, int | None], actions: Sequence[Action], directory: Directory
+    before: Projection,
+    held: Mapping[str, int | None],
+    actions: Sequence[Action],
+    directory: Directory,
+    *,
+    made_here: bool = False,
 ) -> Projection | None:
     """``before`` continued by ``actions`` without replaying its history: equal to ``project`` over
     everything whenever it answers, None when the order is not that simple (the caller projects it all).
@@ -759,12 +764,15 @@ def fold(
     action it holds is based at or above its version, and ``actions`` are new main-line actions based
     exactly on the next versions, each one allowed. Then ``project`` would replay ``before``'s versions
     unchanged (every candidate at each of them is the same) and take each new action at its version.
+
+    ``made_here``: ``before`` is what ``project`` or ``fold`` returned in this process (not read back from
+    a store), so its digest is its own and is not computed again to check it.
     """
     state = before.state
     version = len(before.main)
     if before.waiting or before.notes or (state.version if state else 0) != version:
         return None
-    if digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
+    if not made_here and digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
         return None  # not a projection of what is held (a stale or foreign row): re-project
     if set(before.rejected) | set(before.main) != set(held):
         return None

@@ -87,8 +87,11 @@ class Directory:
         for node in self._nodes.values():
             if node.parent is not None:
                 self._children[node.parent].append(node.id)
+        # Every node's path, computed once (rejecting cycles at load time): ``judge`` asks for paths many
+        # times per action, and a directory is never edited (a store swaps it for a new one).
+        self._paths: dict[str, tuple[str, ...]] = {}
         for node_id in self._nodes:
-            self.path(node_id)  # rejects cycles at load time
+            self._paths[node_id] = self._walk_up(node_id)
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self._nodes
@@ -138,6 +141,12 @@ class Directory:
 
     def path(self, scope: str) -> tuple[str, ...]:
         """Root first, ending with ``scope`` itself."""
+        try:
+            return self._paths[scope]
+        except KeyError:
+            raise RouteError(f"node {scope!r} is not in this node's directory") from None
+
+    def _walk_up(self, scope: str) -> tuple[str, ...]:
         chain: list[str] = []
         current: str | None = scope
         while current is not None:

@@ -67,9 +67,9 @@ def fold_projected(
     before: Projection, held: Sequence[Held], fresh: Sequence[Action], directory: Directory
 ) -> Projection | None:
     """``before``, a projection this store made of ``held`` (their statuses written from it) under the
-    current basis, continued by ``fresh``; None when ``fold`` declines. ``fold`` checks ``before``'s
-    digest and that it covers exactly what is held, as for a kept row."""
-    return fold(before, _bases(_others(held, fresh)), fresh, directory)
+    current basis, continued by ``fresh``; None when ``fold`` declines. ``fold`` checks that it covers
+    exactly what is held, as for a kept row; its digest is its own (``made_here``)."""
+    return fold(before, _bases(_others(held, fresh)), fresh, directory, made_here=True)
 
 
 def _others(held: Sequence[Held], fresh: Sequence[Action]) -> list[Held]:
