@@ -199,3 +199,61 @@ def test_bulk_statements_are_compiled_per_dialect_driver_and_paramstyle() -> Non
     assert "?" in qmark and ":1" in numeric and ":1" in other_driver
     keys = [k for k in bulk._compiled if k[0] == "sqlite" and k[3] == "insert:streams" and k[4] == columns]
     assert {k[1:3] for k in keys} >= {("pysqlite", "qmark"), ("pysqlite", "numeric"), ("aiosqlite", "numeric")}
+
+
+_REFUSE_THIRD_SQLITE = """
+CREATE TRIGGER refuse_third BEFORE INSERT ON actions WHEN NEW.id = 'a0004-E2'
+BEGIN SELECT RAISE(ABORT, 'the disk refused this row'); END
+"""
+_REFUSE_THIRD_PG = [
+    """CREATE FUNCTION refuse_third() RETURNS trigger AS $$
+    BEGIN
+        IF NEW.id = 'a0004-E2' THEN RAISE EXCEPTION 'the disk refused this row'; END IF;
+        RETURN NEW;
+    END $$ LANGUAGE plpgsql""",
+    "CREATE TRIGGER refuse_third BEFORE INSERT ON actions FOR EACH ROW EXECUTE FUNCTION refuse_third()",
+]
+
+
+async def test_a_row_sqlite_refuses_at_the_end_of_a_push_loses_nothing_else(
+    open_store: StoreOpener, layout: Layout, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _a_refused_row_loses_nothing_else(open_store, layout, caplog, "sqlite", None)
+
+
+async def test_a_row_postgresql_refuses_at_the_end_of_a_push_loses_nothing_else(
+    open_store: StoreOpener, layout: Layout, caplog: pytest.LogCaptureFixture, pg_url: str
+) -> None:
+    await _a_refused_row_loses_nothing_else(open_store, layout, caplog, "postgresql", pg_url)
+
+
+async def _a_refused_row_loses_nothing_else(
+    open_store: StoreOpener, layout: Layout, caplog: pytest.LogCaptureFixture, database: str, url: str | None
+) -> None:
+    """The database itself refuses one frame's action row (a trigger: as a full disk or a constraint would).
+    The end-of-push insert of every frame's rows fails; the push is taken again frame by frame, so the
+    frames before the refused one are kept whole, the refused frame and those after it leave nothing, and
+    the refused frame's error is what the caller sees. Once the database takes the row, they all apply."""
+    batches = more_batches()
+    frames = chain(layout, batches)
+    town = await open_store(TOWN, url=url)
+    async with town.db.writer.begin() as conn:
+        for sql in _REFUSE_THIRD_PG if database == "postgresql" else [_REFUSE_THIRD_SQLITE]:
+            await conn.exec_driver_sql(sql)
+    with caplog.at_level("WARNING", logger="sanji.store"), pytest.raises(Exception, match="the disk refused"):
+        await town.receive(frames, peer=VILLAGE)
+    [record] = [r for r in caplog.records if r.name == "sanji.store"]
+    assert "end-of-push writes of 5 frame(s)" in record.getMessage()
+    assert list((await town.cursors_where()).values()) == [2]
+    assert await town.digests() == expected_digests(layout, batches[:2])
+    async with town.db.reader.connect() as conn:
+        held = set((await conn.execute(select(t.actions.c.id))).scalars())
+        batch_rows = (await conn.execute(select(t.batches.c.seq).order_by(t.batches.c.seq))).scalars().all()
+    assert held == {a.id for acts in batches[:2] for a in acts}
+    assert batch_rows == [1, 2]
+
+    async with town.db.writer.begin() as conn:
+        await conn.exec_driver_sql("DROP TRIGGER refuse_third" + (" ON actions" if database == "postgresql" else ""))
+    retry = await town.receive(frames, peer=VILLAGE)
+    assert statuses(retry) == ["duplicate", "duplicate", "stored", "stored", "stored"]
+    assert await town.digests() == expected_digests(layout, batches)
