@@ -28,6 +28,12 @@ usage() { echo "usage: $0 province|city|county|town|village NODE_ID [--parent-ur
 [ $# -ge 2 ] || usage
 TIER=$1; ID=$2; shift 2
 case "$TIER" in province|city|county|town|village) ;; *) usage ;; esac
+# The bound of protocol/bounds.py (node_id_problem): 1-64 letters, digits, _ or -.
+case "$ID" in ""|*[!A-Za-z0-9_-]*) BAD_ID=1 ;; *) BAD_ID=0 ;; esac
+if [ "$BAD_ID" = 1 ] || [ ${#ID} -gt 64 ]; then
+  echo "node id '$ID': 节点编号只能包含字母、数字、_ 和 -，最多64个字符 a node id has 1-64 letters, digits, _ or - (e.g. T01V03)" >&2
+  exit 2
+fi
 PARENT_URL=""; TOKEN=""; NAME=""; PORT=8100; DB=""; ROOT=""; START=1
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIST="$HERE/../dist"

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
-from protocol.bounds import whole
+from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.session import NodeReport
@@ -137,7 +137,7 @@ class DeskController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        to: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=whole("[A-Za-z0-9_-]+"))] = None,
+        to: Annotated[str | None, QueryParameter(min_length=1, max_length=MAX_NODE_ID, pattern=NODE_ID_PATTERN)] = None,
         status: Annotated[str | None, QueryParameter(pattern=whole("open|answered|overdue"))] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=URGINGS_LIMIT)] = 100,
     ) -> UrgingList:

@@ -80,6 +80,9 @@ def test_install_writes_a_config_that_loads_and_the_hardened_unit(
         ["county", "C1", "--token", "SJE1-XXXX"],  # a token is redeemed at a parent: which one?
         ["city", "S", "--token", "SJE1-XXXX"],
         ["district", "D1"],  # no such level
+        ["county", "C" * 65],  # node ids: protocol.bounds.node_id_problem's bound
+        ["county", "C 1"],
+        ["county", "县1"],
     ],
 )
 def test_a_child_without_a_parent_url_is_refused(tmp_path: Path, args: list[str]) -> None:
@@ -91,7 +94,7 @@ def test_a_child_without_a_parent_url_is_refused(tmp_path: Path, args: list[str]
         check=False,
     )
     assert done.returncode == 2, done.stderr
-    assert ("--parent-url" in done.stderr) or ("usage" in done.stderr)
+    assert ("--parent-url" in done.stderr) or ("usage" in done.stderr) or ("1-64 letters" in done.stderr)
     assert not (tmp_path / "etc" / "sanji").exists()  # refused before writing anything
 
 
