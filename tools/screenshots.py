@@ -109,39 +109,49 @@ def _review(page: Any, village: str) -> None:
 
 ADMIN_NAME, ADMIN_PASSWORD = "县管理员", "screens admin 9"
 ADMIN_PAGES = {  # the administrator's desk, seen logged in as the admin post (the menu links it only for that post)
-    "county-admin-accounts": "/admin/accounts",
-    "county-admin-catalogue": "/admin/catalogue",
-    "county-admin-calendar": "/admin/calendar?year=2026",
+    "admin-accounts": "/admin/accounts",
+    "admin-catalogue": "/admin/catalogue",
+    "admin-calendar": "/admin/calendar?year=2026",
 }
 
 
-def add_admin(config: Path) -> None:
-    """The county's administrator account (before Playwright starts: the command runs its own event loop)."""
+def add_admin(config: Path, name: str = ADMIN_NAME) -> None:
+    """The hub's administrator account (before Playwright starts: the command runs its own event loop)."""
     from sanji.cli import accounts_cmd
 
-    if accounts_cmd.run_add(str(config), ADMIN_NAME, "admin", ADMIN_PASSWORD) != 0:
+    if accounts_cmd.run_add(str(config), name, "admin", ADMIN_PASSWORD) != 0:
         raise RuntimeError(f"could not add the administrator {ADMIN_NAME} to {config}")
 
 
-def admin_shots(browser: Any, base: str, out: Path) -> list[Path]:
-    """The county's administrator pages at a desk and on a phone, logged in as the account ``add_admin`` made."""
+def admin_shots(
+    browser: Any,
+    base: str,
+    out: Path,
+    *,
+    prefix: str = "county",
+    name: str = ADMIN_NAME,
+    phone: bool = True,
+    staff: tuple[str, str] = (WINDOW["actor"], "window_a"),
+) -> list[Path]:
+    """A hub's administrator pages at a desk (and on a phone), logged in as the account ``add_admin`` made."""
     saved = []
-    for suffix, viewport in (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844})):
+    viewports = (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844}))
+    for suffix, viewport in viewports if phone else viewports[:1]:
         context = browser.new_context(locale="zh-CN", viewport=viewport)
         page = context.new_page()
         page.goto(f"{base}/login")
-        page.fill("#name", ADMIN_NAME)
+        page.fill("#name", name)
         page.fill("#password", ADMIN_PASSWORD)
         page.get_by_role("button", name="登录 Log in").click()
         page.wait_for_url(f"{base}/admin/accounts/")  # where an administrator lands
-        for name, path in ADMIN_PAGES.items():
+        for page_name, path in ADMIN_PAGES.items():
             page.goto(base + path)
             if path == "/admin/accounts" and not suffix:  # a new account: its one-time password, shown once
-                page.fill("#name", WINDOW["actor"])
-                page.select_option("#role", "window_a")
+                page.fill("#name", staff[0])
+                page.select_option("#role", staff[1])
                 page.get_by_role("button", name="创建账号 Create account").click()
                 page.wait_for_selector("#one-time")
-            shot = out / f"{name}{suffix}.png"
+            shot = out / f"{prefix}-{page_name}{suffix}.png"
             page.screenshot(path=str(shot), full_page=True)
             saved.append(shot)
         context.close()
@@ -315,6 +325,7 @@ def shoot_city(out: Path) -> list[Path]:
                 "city-public": f"{s}/public",
                 "city-complain": f"{s}/complain",
             }
+            add_admin(cluster.nodes["S"].config, "市管理员")
             saved = []
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -331,6 +342,8 @@ def shoot_city(out: Path) -> list[Path]:
                     english.goto(f"{s}/")
                     english.screenshot(path=str(out / "city-home-en.png"), full_page=True)
                     saved.append(out / "city-home-en.png")
+                    staff = ("陈监察", "supervisor")
+                    saved += admin_shots(browser, s, out, prefix="city", name="市管理员", phone=False, staff=staff)
                 finally:
                     browser.close()
             return saved

@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from protocol.lookup import lookup_code
+from sanji.cli import accounts_cmd
 from sanji.config import load_settings
 from sanji.context import NodeContext
 from sanji.demo.cluster import Cluster
@@ -27,6 +28,7 @@ from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
 from sanji.tiers import create_app, desk
 from sanji.web.desk_api import department_of
+from tests.auth.auth_kit import PASSWORD, login
 from tests.conftest import CATALOGUE
 
 Client = TestClient[Litestar]
@@ -69,12 +71,25 @@ def test_the_citys_home_says_it_reads_and_holds_no_catalogue(nodes: dict[str, Cl
     assert 'id="no-catalogue-here"' in public and "本站尚未收到县级事项目录" not in public
     ledger = nodes["S"].get("/office/ledger").text
     assert 'id="above-counties"' in ledger
+
     county = nodes["C1"].get("/").text  # a county keeps its own words and its 待办
     assert (
         'id="reads-only"' not in county
         and "Work waiting here" in county
         and 'id="above-counties"' not in (nodes["C1"].get("/office/ledger").text)
     )
+
+
+def test_the_citys_administrator_is_told_it_holds_no_catalogue_or_calendar(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    assert accounts_cmd.run_add(str(cluster.nodes["S"].config), "市管理员", "admin", PASSWORD) == 0
+    with TestClient(create_app(load_settings(cluster.nodes["S"].config))) as city:
+        login(city, "市管理员")
+        catalogue = city.get("/admin/catalogue")
+        assert catalogue.status_code == 200 and "不持有事项目录" in catalogue.text
+        assert 'action="/admin/catalogue' not in catalogue.text  # nothing to upload or publish here
+        calendar = city.get("/admin/calendar?year=2026")
+        assert 'id="above-counties"' in calendar.text and 'action="/admin/calendar/' not in calendar.text
 
 
 def test_a_county_below_the_city_keeps_its_desk(nodes: dict[str, Client]) -> None:
