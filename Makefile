@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install browser lock upgrade axe screenshots dist
+.PHONY: demo test lint typecheck bench clean install browser lock upgrade axe screenshots screenshots-city dist
 
 # Every version comes from uv.lock (exact, with hashes). pip fetches only uv itself, pinned with
 # hashes in requirements-uv.txt (derived from the same lock); uv installs the rest, exactly.
@@ -37,6 +37,9 @@ axe:
 # docs/screens/*.png: every desk page and the public pages, in Chinese, from a real node in Chromium.
 screenshots: $(STAMP) browser
 	$(BIN)/python -m tools.screenshots docs/screens
+
+screenshots-city: $(STAMP) browser
+	$(BIN)/python -m tools.screenshots --city docs/screens
 
 test: $(STAMP) browser
 	$(BIN)/ruff check protocol sanji county_node town_node village_agent devtools tests bench tools

@@ -32,6 +32,7 @@ MAX_INT = 2**63 - 1  # what every store can hold
 MAX_DAYS = 3650  # an extension or a time limit in days
 MAX_JSON_BYTES = 1024 * 1024  # one JSON request body (the largest form is well under half of this)
 MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the API's forms need 2
+MAX_NODE_ID = 64  # a node's id: the store's node, scope and peer columns are this wide
 
 # Fields that hold free text (several lines allowed); every other string is a one-line name or id.
 TEXT_FIELDS = frozenset({"summary", "note", "reasons", "reason", "text", "document", "signature", "comment"})
@@ -81,6 +82,22 @@ def whole(body: str) -> str:
     agree on every string. (Write digits as ``[0-9]``: Python's ``\\d`` also takes other scripts' digits.)
     """
     return f"^(?:{body})$(?!\\n)"
+
+
+# A node id: letters, digits, _ and - (ASCII: it names files, URLs, receipt numbers and streams), 1-64 of them.
+# Every id the layouts and the demo make fits (C, T01, T01V01, S, C1, C1T01V01).
+NODE_ID_PATTERN = whole(f"[A-Za-z0-9_-]{{1,{MAX_NODE_ID}}}")
+_NODE_ID = re.compile(NODE_ID_PATTERN)
+NODE_ID_RULE_ZH = f"节点编号只能包含字母、数字、_ 和 -，最多{MAX_NODE_ID}个字符（如 T01V03）"
+NODE_ID_RULE_EN = f"a node id has 1-{MAX_NODE_ID} letters, digits, _ or - (e.g. T01V03)"
+
+
+def node_id_problem(value: str, *, field: str = "node id") -> str | None:
+    """Why ``value`` is not an acceptable node id, as a sentence (Chinese, then English), or None."""
+    if _NODE_ID.match(value):
+        return None
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return f"{field} {shown!r}: {NODE_ID_RULE_ZH} {NODE_ID_RULE_EN}"
 
 
 def _describe(char: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from protocol.bounds import MAX_ATTACHMENT_BYTES
+from protocol.bounds import MAX_ATTACHMENT_BYTES, node_id_problem
 from protocol.carry import MAX_CARRY_BYTES
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import ROLES
@@ -173,6 +173,8 @@ def load_settings(path: str | Path, *, role: str | None = None, db: str | None =
         raise ConfigError(f"{path}: {exc}") from None
     if settings.node.role not in ROLES:
         raise ConfigError(f"{path}: node.role must be one of {', '.join(ROLES)}")
+    if problem := node_id_problem(settings.node.id, field="node.id"):
+        raise ConfigError(f"{path}: {problem}")
     if settings.sms.problems():
         raise ConfigError(f"{path}: " + "; ".join(settings.sms.problems()))
     if not 1 <= settings.sync.max_attachment_bytes <= MAX_ATTACHMENT_BYTES:

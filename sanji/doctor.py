@@ -238,7 +238,7 @@ class Doctor:
         offset = await self._meta("clock_offset_ms")
         if offset is None:
             if self._s().parent is None:
-                self.add("clock", OK, "this is the county: its clock is the reference")
+                self.add("clock", OK, f"this is the top hub ({self._s().node.role}): its clock is the reference")
             else:
                 self.add("clock", WARN, "no offset to the county measured yet", "it is measured at the first exchange")
             return
@@ -300,6 +300,8 @@ class Doctor:
             return
         held = await self._scalar("SELECT version FROM documents WHERE kind = 'calendar'")
         version = f"; holds the county's calendar version {held}" if held else "; holds no county calendar yet"
+        if regional(self._s().node.role):  # above the counties: each county publishes its own, none comes here
+            version = "; above the counties: each county publishes its own calendar, none is held here"
         year = date.fromtimestamp(self.now).year
         known = list(calendar.known_years)
         if year + 1 in known:

@@ -9,15 +9,24 @@ two arenas are enough for a node whose Python code runs on one thread at a time 
 
 Elsewhere (musl, macOS, Windows) these calls do nothing: those allocators have neither knob, and a
 node there only costs the memory it would have cost anyway.
+
+A running node trims off its event loop (``BackgroundTrim``): ``malloc_trim`` walks the whole heap, and on
+the loop it would hold every request and the sync driver for as long as that takes. In a worker thread the
+loop keeps running (ctypes lets the GIL go for the call); glibc still locks each arena while it trims that
+arena, so a large allocation on the loop's thread can wait for the main arena's walk, never for the whole.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import logging
 import os
 import sys
+from collections.abc import Callable
 from functools import cache
 
+log = logging.getLogger("sanji.memory")
 M_ARENA_MAX = -8  # <malloc.h>
 ARENAS = 2
 
@@ -65,3 +74,51 @@ def trim() -> bool:
     """Give every whole free page of the heap back to the system. True when glibc released some."""
     libc = _glibc()
     return libc is not None and bool(libc.malloc_trim(0) == 1)
+
+
+class BackgroundTrim:
+    """``trim`` in the loop's default executor, never on the event loop itself; asked for by ``request``.
+
+    Requests while a trim runs are folded into one more trim after it (the work that asked may have freed
+    memory the running walk had already passed), so a burst of exchanges costs at most two walks. ``close``
+    waits for the one running: a thread in ``malloc_trim`` cannot be cancelled, and the node's shutdown should
+    not leave it behind. ``trims`` counts the trims done, for tests and the curious.
+    """
+
+    def __init__(self, run: Callable[[], bool] = trim) -> None:
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self.trims = 0
+
+    def request(self) -> None:
+        """Ask for a trim soon, off the loop. Called on the loop; without a running loop it trims at once."""
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to hold (a command, a test): nothing to move the walk off
+            self._run()
+            self.trims += 1
+            return
+        self._task = loop.create_task(self._trim_off_loop(), name="sanji.memory.trim")
+
+    async def _trim_off_loop(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._run)
+            except Exception:  # giving memory back is a courtesy: never a reason to fail anything else
+                log.exception("malloc_trim failed")
+            self.trims += 1
+            if not self._again:
+                return
+
+    async def wait(self) -> None:
+        """Until no trim is running or asked for."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        await self.wait()

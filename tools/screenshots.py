@@ -1,6 +1,7 @@
 """Screenshots of every desk page and the public pages, in Chinese, from real nodes in Debian's Chromium.
 
     python -m tools.screenshots docs/screens        (or: make screenshots)
+    python -m tools.screenshots --city docs/screens (or: make screenshots-city)
 
 Starts a county of one township and one village on loopback in the open demo mode (so the
 banner shows: these are the demo's pages), walks errands through the JSON API — one escalated
@@ -8,6 +9,9 @@ to the county, one at the township's intake, one 联办件 with a sub-task for �
 registered at the village — and saves a
 1366×768 full-page PNG of each screen. Nothing is loaded from the internet: the pages ship
 their own styles, and the Chinese renders with the CJK font ``make browser`` installs.
+
+``--city``: a city hub above two counties of one township and one village each (``sanji demo --city``),
+errands of both counties walked up as above, and every page of the city's desk saved as ``city-*.png``.
 """
 
 from __future__ import annotations
@@ -105,39 +109,49 @@ def _review(page: Any, village: str) -> None:
 
 ADMIN_NAME, ADMIN_PASSWORD = "县管理员", "screens admin 9"
 ADMIN_PAGES = {  # the administrator's desk, seen logged in as the admin post (the menu links it only for that post)
-    "county-admin-accounts": "/admin/accounts",
-    "county-admin-catalogue": "/admin/catalogue",
-    "county-admin-calendar": "/admin/calendar?year=2026",
+    "admin-accounts": "/admin/accounts",
+    "admin-catalogue": "/admin/catalogue",
+    "admin-calendar": "/admin/calendar?year=2026",
 }
 
 
-def add_admin(config: Path) -> None:
-    """The county's administrator account (before Playwright starts: the command runs its own event loop)."""
+def add_admin(config: Path, name: str = ADMIN_NAME) -> None:
+    """The hub's administrator account (before Playwright starts: the command runs its own event loop)."""
     from sanji.cli import accounts_cmd
 
-    if accounts_cmd.run_add(str(config), ADMIN_NAME, "admin", ADMIN_PASSWORD) != 0:
+    if accounts_cmd.run_add(str(config), name, "admin", ADMIN_PASSWORD) != 0:
         raise RuntimeError(f"could not add the administrator {ADMIN_NAME} to {config}")
 
 
-def admin_shots(browser: Any, base: str, out: Path) -> list[Path]:
-    """The county's administrator pages at a desk and on a phone, logged in as the account ``add_admin`` made."""
+def admin_shots(
+    browser: Any,
+    base: str,
+    out: Path,
+    *,
+    prefix: str = "county",
+    name: str = ADMIN_NAME,
+    phone: bool = True,
+    staff: tuple[str, str] = (WINDOW["actor"], "window_a"),
+) -> list[Path]:
+    """A hub's administrator pages at a desk (and on a phone), logged in as the account ``add_admin`` made."""
     saved = []
-    for suffix, viewport in (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844})):
+    viewports = (("", {"width": 1366, "height": 768}), ("-phone", {"width": 390, "height": 844}))
+    for suffix, viewport in viewports if phone else viewports[:1]:
         context = browser.new_context(locale="zh-CN", viewport=viewport)
         page = context.new_page()
         page.goto(f"{base}/login")
-        page.fill("#name", ADMIN_NAME)
+        page.fill("#name", name)
         page.fill("#password", ADMIN_PASSWORD)
         page.get_by_role("button", name="登录 Log in").click()
         page.wait_for_url(f"{base}/admin/accounts/")  # where an administrator lands
-        for name, path in ADMIN_PAGES.items():
+        for page_name, path in ADMIN_PAGES.items():
             page.goto(base + path)
             if path == "/admin/accounts" and not suffix:  # a new account: its one-time password, shown once
-                page.fill("#name", WINDOW["actor"])
-                page.select_option("#role", "window_a")
+                page.fill("#name", staff[0])
+                page.select_option("#role", staff[1])
                 page.get_by_role("button", name="创建账号 Create account").click()
                 page.wait_for_selector("#one-time")
-            shot = out / f"{name}{suffix}.png"
+            shot = out / f"{prefix}-{page_name}{suffix}.png"
             page.screenshot(path=str(shot), full_page=True)
             saved.append(shot)
         context.close()
@@ -231,9 +245,116 @@ def shoot(out: Path) -> list[Path]:
             cluster.stop()
 
 
+def _city_errands(cluster: Cluster) -> dict[str, str]:
+    """Errands of both counties at different stages, each waited for until the city holds it."""
+    city = httpx.Client(base_url=cluster.nodes["S"].url, timeout=30)
+    out: dict[str, str] = {}
+    for county in ("C1", "C2"):
+        village = httpx.Client(base_url=cluster.nodes[f"{county}T01V01"].url, timeout=30)
+        town = httpx.Client(base_url=cluster.nodes[f"{county}T01"].url, timeout=30)
+        hub = httpx.Client(base_url=cluster.nodes[county].url, timeout=30)
+        _wait_catalogue(village)
+        matters = {m["code"]: m for m in hub.get("/api/catalogue").json()["matters"]}
+
+        def register(name: str, phone: str, matter: str, village: Any = village, matters: Any = matters) -> str:
+            body = {"matter": matter, "applicant_name": name, "applicant_id_number": "430621195007307797"}
+            materials = [m["name"] for m in matters[matter]["materials"]]
+            body |= {"applicant_phone": phone, "materials": materials, "mandate": True, **AGENT}
+            return str(_post(village, "/api/errands", body)["errand"])
+
+        up = register("张秀英" if county == "C1" else "陈春花", "13812345678", "MZ-001")
+        intake = register("赵桂兰" if county == "C1" else "李玉梅", "13907301234", "MZ-003")
+        for errand in (up, intake):
+            _post(village, f"/api/errands/{errand}/actions", {"kind": "submit", **AGENT})
+        for errand in (up, intake):
+            _wait_for(town, errand, lambda e, c=county: e["pending_to"] == f"{c}T01")
+            _post(town, f"/api/errands/{errand}/actions", {"kind": "receive", **WINDOW})
+        dept = matters["MZ-001"].get("department") or "县民政局"
+        _post(town, f"/api/errands/{up}/actions", {"kind": "accept", "errand_kind": "上报件", **WINDOW})
+        _post(town, f"/api/errands/{up}/actions", {"kind": "escalate", "department": dept, **WINDOW})
+        _wait_for(hub, up, lambda e, c=county: e["pending_to"] == c)
+        _post(hub, f"/api/errands/{up}/actions", {"kind": "receive", "actor": "刘芳", "role": "部门审批"})
+        if county == "C1":  # one township errand decided and delivered, for the ledgers' 办结
+            _post(town, f"/api/errands/{intake}/actions", {"kind": "accept", "errand_kind": "承诺件", **WINDOW})
+            _post(town, f"/api/errands/{intake}/actions", {"kind": "decide", "outcome": "approved", **WINDOW})
+            _post(town, f"/api/errands/{intake}/actions", {"kind": "send_result", **WINDOW})
+            _wait_for(village, intake, lambda e, c=county: e["pending_to"] == f"{c}T01V01")  # delivered where asked
+            _post(village, f"/api/errands/{intake}/actions", {"kind": "receive", **AGENT})
+            _post(village, f"/api/errands/{intake}/actions", {"kind": "deliver", "confirmed_by": "赵桂兰", **AGENT})
+        out[f"{county}-up"], out[f"{county}-intake"] = up, intake
+    for errand in out.values():
+        _wait_for(city, errand, lambda e: True, timeout=180)
+    _wait_for(city, out["C1-intake"], lambda e: e["stage"] == "delivered", timeout=180)
+    _wait_for(city, out["C2-up"], lambda e: e["stage"] == "at_department", timeout=180)
+    return out
+
+
+def _wait_catalogue(client: httpx.Client, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/api/catalogue").status_code == 200:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("no catalogue arrived")
+
+
+def shoot_city(out: Path) -> list[Path]:
+    """Every page of the city's desk, in Chinese, and its home page after the English switch."""
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        cluster = Cluster.prepare(Path(work) / "city", counties=2, towns=1, villages_per_town=1, open_demo=True)
+        try:
+            cluster.start(wait=False)
+            for node_id in cluster.nodes:
+                cluster.wait_ready(node_id, timeout=300)
+            e = _city_errands(cluster)
+            s = cluster.nodes["S"].url
+            receipt = httpx.get(f"{s}/api/errands/{e['C2-up']}", timeout=30).json()["receipt"]
+            pages = {
+                "city-home": f"{s}/",
+                "city-errand": f"{s}/errands/{e['C1-up']}",
+                "city-errand-delivered": f"{s}/errands/{e['C1-intake']}",
+                "city-supervision": f"{s}/supervision",
+                "city-ledger": f"{s}/office/ledger",
+                "city-lookup": f"{s}/lookup?receipt={receipt}&code={lookup_code(e['C2-up'])}",
+                "city-enroll": f"{s}/enroll",
+                "city-carry": f"{s}/carry",
+                "city-sms": f"{s}/office/sms",
+                "city-public": f"{s}/public",
+                "city-complain": f"{s}/complain",
+            }
+            add_admin(cluster.nodes["S"].config, "市管理员")
+            saved = []
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                try:
+                    page = browser.new_context(locale="zh-CN", viewport={"width": 1366, "height": 768}).new_page()
+                    for name, url in pages.items():
+                        page.goto(url)
+                        path = out / f"{name}.png"
+                        page.screenshot(path=str(path), full_page=True)
+                        saved.append(path)
+                    context = browser.new_context(locale="en-GB", viewport={"width": 1366, "height": 768})
+                    context.add_cookies([{"name": "lang", "value": "en", "url": s}])
+                    english = context.new_page()
+                    english.goto(f"{s}/")
+                    english.screenshot(path=str(out / "city-home-en.png"), full_page=True)
+                    saved.append(out / "city-home-en.png")
+                    staff = ("陈监察", "supervisor")
+                    saved += admin_shots(browser, s, out, prefix="city", name="市管理员", phone=False, staff=staff)
+                finally:
+                    browser.close()
+            return saved
+        finally:
+            cluster.stop()
+
+
 def main(argv: list[str]) -> int:
-    out = Path(argv[1] if len(argv) > 1 else "docs/screens")
-    for path in shoot(out):
+    args = [a for a in argv[1:] if a != "--city"]
+    out = Path(args[0] if args else "docs/screens")
+    for path in shoot_city(out) if "--city" in argv else shoot(out):
         print(path)
     return 0
 

@@ -19,6 +19,7 @@ from typing import BinaryIO
 from protocol.carry import CarryScanner
 from protocol.errors import SanjiError
 from sanji.carry import CarryExport, ImportSummary, export_for, import_carried
+from sanji.cli.args import node_id_arg
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 
@@ -26,7 +27,7 @@ from sanji.config import ConfigError, load_settings
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     exp = sub.add_parser("export", help="write the batches another node is owed to a file (for hand carrying)")
     exp.add_argument("--config", required=True, help="this node's TOML config")
-    exp.add_argument("--for", dest="recipient", required=True, help="the node that will import the file")
+    exp.add_argument("--for", dest="recipient", required=True, type=node_id_arg, help="the node to import it")
     exp.add_argument("--out", required=True, help="file to write, e.g. /media/usb/T01V01-to-T01.sjx")
     exp.set_defaults(func=lambda a: run_export(a.config, a.recipient, Path(a.out)))
     imp = sub.add_parser("import", help="verify and apply a file written by `sanji export`")

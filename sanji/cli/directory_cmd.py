@@ -13,6 +13,7 @@ import msgspec
 
 from protocol.signing import KeyRecord
 from protocol.topology import ROLES, Directory, NodeEntry
+from sanji.cli.args import node_id_arg
 from sanji.keys import read_directory, write_directory
 
 
@@ -21,9 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     inner = p.add_subparsers(dest="action", required=True)
     add = inner.add_parser("add", help="add a node (or replace its entry) in the directory file")
     add.add_argument("--directory", required=True, help="path of directory.json (created if missing)")
-    add.add_argument("--node", required=True)
+    add.add_argument("--node", required=True, type=node_id_arg)
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--parent", help="parent node id (none for the county hub)")
+    add.add_argument("--parent", type=node_id_arg, help="parent node id (none for the county hub)")
     add.add_argument("--name", default="", help="display name, e.g. 城关镇便民服务中心")
     add.add_argument("--key-record", required=True, help="the JSON line printed by `sanji keys init`")
     add.set_defaults(func=lambda a: run_add(Path(a.directory), a.node, a.role, a.parent, a.name, a.key_record))

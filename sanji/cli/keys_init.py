@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from protocol.signing import SigningKey
+from sanji.cli.args import node_id_arg
 from sanji.keys import (
     KIND_SEALING,
     KIND_SIGNING,
@@ -34,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     keys = sub.add_parser("keys", help="manage node keys")
     inner = keys.add_subparsers(dest="action", required=True)
     init = inner.add_parser("init", help="create a node's Ed25519 signing key")
-    init.add_argument("--node", required=True, help="node id, e.g. T01V02")
+    init.add_argument("--node", required=True, type=node_id_arg, help="node id, e.g. T01V02")
     init.add_argument("--out", required=True, help="where to write the private key (mode 600)")
     init.add_argument("--force", action="store_true", help="overwrite an existing key")
     init.add_argument(

@@ -37,6 +37,7 @@ from protocol.trust import (
     sign_document,
 )
 from protocol.wire import decode
+from sanji.cli.args import node_id_arg
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.keys import NodeKey, read_key, write_key
 from sanji.node_directory import directory_entries, node_directory
@@ -50,7 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     inner = trust.add_subparsers(dest="action", required=True)
 
     init = inner.add_parser("init-root", help="make the root keys and root version 1 (county, once)")
-    init.add_argument("--county", required=True, help="the hub's node id, e.g. C")
+    init.add_argument("--county", required=True, type=node_id_arg, help="the top hub's node id, e.g. C (or S)")
     init.add_argument("--out", required=True, help="directory for root-1.key, root-2.key, root-3.key and root.sjt")
     init.add_argument("--keys", type=int, default=3)
     init.add_argument("--threshold", type=int, default=2)
@@ -74,7 +75,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
     revoke = inner.add_parser("revoke", help="revoke a key of a node below this one (travels with the next sync)")
     revoke.add_argument("--config", required=True)
-    revoke.add_argument("--node", required=True)
+    revoke.add_argument("--node", required=True, type=node_id_arg)
     revoke.add_argument("--key", default="", help="one key id (default: every signing key of the node)")
     revoke.add_argument("--reason", required=True)
     revoke.set_defaults(func=lambda a: _run(revoke_key(a.config, a.node, a.key, a.reason)))
@@ -83,7 +84,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     einner = enroll.add_subparsers(dest="action", required=True)
     issue = einner.add_parser("issue", help="issue a one-time enrollment token for a child of this node")
     issue.add_argument("--config", required=True, help="the parent's TOML config")
-    issue.add_argument("--node", required=True, help="the new node's id, e.g. T01V03")
+    issue.add_argument(
+        "--node",
+        required=True,
+        type=node_id_arg,
+        help="the new node's id, e.g. T01V03 (1-64 of A-Z a-z 0-9 _ -)",
+    )
     issue.add_argument("--role", required=True, choices=[r for r in ROLES if r != ROLES[0]])
     issue.add_argument("--name", default="", help="display name, e.g. 东岭村")
     issue.add_argument("--days", type=float, default=7.0, help="days the token stays valid")

@@ -124,7 +124,9 @@ def ledger_row(
     answer = next((a for a in acts if isinstance(a, ANSWERS)), None)
     delivered = next((a for a in acts if isinstance(a, Deliver)), None)
     ratings = [a for a in acts if isinstance(a, Rate)]
-    matter = catalogue.get(state.matter) if catalogue else None
+    # The catalogue held here, else the entry the errand was registered under (it travels with the errand):
+    # a city holds no catalogue, yet names every matter.
+    matter = (catalogue.get(state.matter) if catalogue else None) or state.matter_entry
     accepted_on = day_of(accepted.at) if accepted else None
     answered_on = day_of(answer.at) if answer else None
     on_time: bool | None = None

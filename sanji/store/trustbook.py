@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
 
+from protocol.bounds import node_id_problem
 from protocol.enrollment import (
     TOKEN_VALID_DAYS,
     EnrollmentError,
@@ -429,6 +430,8 @@ class TrustBook:
         self, *, node: str, role: str, name: str = "", issued_by: str = "", days: float = TOKEN_VALID_DAYS
     ) -> IssuedToken:
         """A one-time enrollment token for ``node``, a child of this node."""
+        if problem := node_id_problem(node):  # every way in (the screen, `sanji enroll issue`) asks the same bound
+            raise EnrollmentError(problem, hint="Choose an id such as C1T01V03: it must be unique in the whole tree.")
         if self.state is None:
             raise TrustError("this node holds no root of trust, so it cannot enroll others")
         mine = self.store.directory.role(self.store.node_id)

@@ -94,6 +94,7 @@ class NodeRuntime:
         self.archiving: ArchiveSchedule | None = None
         self.fetch_back: FetchBack | None = None  # archived attachments, fetched back when opened
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
+        self.trimmer = memory.BackgroundTrim()  # malloc_trim in a worker thread, never on the loop
 
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
@@ -173,9 +174,10 @@ class NodeRuntime:
             await self.driver.adopt(known)
             self.driver.observers.append(self._pass_addresses_on)
             self.driver.observers.append(self.metrics.observe_session)
-            self.driver.observers.append(_trim_after_work)
+            self.driver.observers.append(self._trim_after_work)
             self.driver.start()
-        memory.trim()  # what opening, migrating and loading the store freed (sanji.memory)
+        # what opening, migrating and loading the store freed (sanji.memory), off the loop: the driver already runs
+        self.trimmer.request()
         log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
         try:
             yield
@@ -185,6 +187,7 @@ class NodeRuntime:
             stops = [
                 part.stop for part in (self.driver, self.duties, self.notifier, self.backups, self.archiving) if part
             ]
+            stops.append(self.trimmer.close)  # a trim in its thread is waited for, not left behind
             if self.fetch_back is not None:
                 stops.append(self.fetch_back.close)  # no fetch writes after the database closes
             stops.append(db.dispose)
@@ -196,6 +199,11 @@ class NodeRuntime:
                     first = first or exc
             if first is not None:
                 raise first
+
+    def _trim_after_work(self, report: SessionReport | None, _: BaseException | None) -> None:
+        """After an exchange that moved work, hand the memory it freed back (sanji.memory), off the loop."""
+        if moved_work(report):
+            self.trimmer.request()
 
     def get_store(self) -> Store:
         assert self.store is not None, "the store opens in the app's lifespan"
@@ -232,11 +240,9 @@ class NodeRuntime:
         return self.trust
 
 
-def _trim_after_work(report: SessionReport | None, _: BaseException | None) -> None:
-    """After an exchange that moved batches or attachments, hand the memory it freed back (sanji.memory);
-    an idle exchange moves nothing and frees little, so it is not worth the heap walk every interval."""
-    if report is not None and (report.pushed or report.pulled or report.blobs_sent or report.blobs_received):
-        memory.trim()
+def moved_work(report: SessionReport | None) -> bool:
+    """Whether an exchange moved batches or attachments (an idle one frees little: not worth a heap walk)."""
+    return report is not None and bool(report.pushed or report.pulled or report.blobs_sent or report.blobs_received)
 
 
 SHARED_HANDLERS: tuple[ControllerRouterHandler, ...] = (

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Litestar, Request
 from litestar.types import ControllerRouterHandler
 
+from protocol.topology import regional
 from sanji.auth import roles
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ class Desk:
     post: str  # the post (岗位) a desk form starts with when nobody has said theirs
     on_start: tuple[Startup, ...] = ()
     operator_open: bool = False  # the home page's operator panel starts open (the county watches the tree)
+
+    @property
+    def reads_only(self) -> bool:
+        """A desk above the counties (``protocol.topology.regional``): it reads and supervises, holds no catalogue."""
+        return regional(self.role)
 
     def links(self, page: str) -> bool:
         """Whether the menu links the screen ``page`` (a page links another only where it is served)."""

@@ -13,12 +13,12 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
-from protocol.bounds import whole
+from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.session import NodeReport
 from protocol.stages import ANSWERED
-from protocol.topology import Directory
+from protocol.topology import Directory, regional
 from sanji.auth.guard import Caller
 from sanji.complaints import present
 from sanji.context import NodeContext
@@ -79,6 +79,15 @@ class Supervision(msgspec.Struct, kw_only=True):
     by_department: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
 
+def department_of(directory: Directory, node: str, scope: str, department: str) -> str:
+    """The row 电子监察 counts an escalated errand under: its county department; above the counties the county
+    is named first (``C1 县民政局``), since every county has its own bureau of the same name."""
+    if not department or not regional(directory.role(node) if node in directory else ""):
+        return department
+    county = directory.county_of(scope) if scope in directory else None
+    return f"{county} {department}" if county else department
+
+
 def township_of(directory: Directory, scope: str) -> str:
     """The township an errand of ``scope`` belongs to; the root itself for one registered above them."""
     try:
@@ -128,7 +137,7 @@ class DeskController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        to: Annotated[str | None, QueryParameter(min_length=1, max_length=64, pattern=whole("[A-Za-z0-9_-]+"))] = None,
+        to: Annotated[str | None, QueryParameter(min_length=1, max_length=MAX_NODE_ID, pattern=NODE_ID_PATTERN)] = None,
         status: Annotated[str | None, QueryParameter(pattern=whole("open|answered|overdue"))] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=URGINGS_LIMIT)] = 100,
     ) -> UrgingList:
@@ -196,7 +205,9 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         callback_sample=rng.sample(closed, min(sample, len(closed))),
         deemed=[d for d in deemed if d is not None],
         by_township=stage_counts(rows, lambda r: township_of(store.directory, r["scope"])),
-        by_department=stage_counts(rows, lambda r: str(r.get("department") or "")),
+        by_department=stage_counts(
+            rows, lambda r: department_of(store.directory, store.node_id, r["scope"], str(r.get("department") or ""))
+        ),
     )
 
 

@@ -155,12 +155,12 @@ async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str,
 
 
 def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
-    matter = context.matter(row["matter"])
     view = summarise(row, context)
+    matter = view["bound_matter"]
     return {
         "receipt": row["receipt"],
         "matter": matter.name if matter else row["matter"],
-        "matter_url": guide_url(row["matter"]) if matter else "",
+        "matter_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # a guide only where held
         "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
         "outcome": OUTCOMES.get(row["outcome"], ""),
         "due": cn_iso(row["due"]) if row["due"] else "",
@@ -354,6 +354,8 @@ class PublicController(Controller):
             k: str(raw.get(k, "")).strip() for k in ("receipt", "code", "kind", "against", "text", "name", "phone")
         }
         values["kind"] = values["kind"] if values["kind"] in ("投诉", "建议") else "投诉"
+        if request.app.state.desk.reads_only:  # a centre above the counties writes nothing on an errand
+            return _complain_page(store, context, values, {"_": f"{ABOVE_COUNTIES[0]} {ABOVE_COUNTIES[1]}"}, status=409)
         # Its own double-submit token: a logged-in person's form also carries the session's (checked by the guard).
         sent = str(raw.get("_public_token", ""))
         expected = request.cookies.get(PUBLIC_CSRF_COOKIE, "")
@@ -395,6 +397,13 @@ class PublicController(Controller):
         )
 
 
+ABOVE_COUNTIES = (
+    "本中心在各县之上，不受理投诉建议：请到办件所在县的政务服务中心投诉（回执二维码所指的网址），或拨打该县的监督电话。",
+    "This centre sits above the counties and takes no complaints: complain at the county centre that handles the "
+    "errand (the address the receipt's QR code opens), or call that county's supervision phone.",
+)
+
+
 def _check_complaint(values: dict[str, str]) -> dict[str, str]:
     errors: dict[str, str] = {}
     if not values["text"]:
@@ -421,6 +430,12 @@ def _complain_page(
     page = Template(
         template_name="complain.html",
         status_code=status,
-        context={**_frame(store, context, "complain"), "values": values, "errors": errors, "public_csrf": token},
+        context={
+            **_frame(store, context, "complain"),
+            "values": values,
+            "errors": errors,
+            "public_csrf": token,
+            "above_counties": ABOVE_COUNTIES,
+        },
     )
     return _public_csrf(page, token)

@@ -57,7 +57,7 @@ from sanji.urgings import urging_rows
 from sanji.web.badge import desk_notices
 from sanji.web.catalogue_search import found
 from sanji.web.desk import desk_of
-from sanji.web.desk_api import Supervision, supervision_report, township_of
+from sanji.web.desk_api import Supervision, department_of, supervision_report, township_of
 from sanji.web.documents import (
     DOCUMENTS,
     applied,
@@ -584,7 +584,11 @@ class ScreenController(Controller):
             return (
                 (not wanted["township"] or township_of(store.directory, summary.scope) == wanted["township"])
                 and (not wanted["window"] or summary.window == wanted["window"])
-                and (not wanted["department"] or summary.department == wanted["department"])
+                and (
+                    not wanted["department"]
+                    or department_of(store.directory, store.node_id, summary.scope, summary.department)
+                    == wanted["department"]
+                )
             )
 
         views = {
@@ -962,9 +966,9 @@ async def _errand_page(
         await caller.read_complaints(sum(h["kind"] == "complain" for h in history), "/errands", errand=errand_id)
     register = next((h for h in applied(history) if h["kind"] == "register"), {})
     materials: list[str] = list(register.get("materials", []))
-    matter = context.matter(row["matter"])
     today = context.today()
     view = row_view(row, context, today)
+    matter = context.matter(row["matter"]) or view.get("bound_matter")
     # A logged-in post is asked about by its label (who may grant an extension); otherwise the
     # menu shows what any post of this desk may do, and the rule answers the one who posts.
     post = caller.principal.label if caller is not None and caller.principal is not None else ""
@@ -1031,7 +1035,7 @@ async def _errand_page(
             "e": view,
             "state": state,
             "matter": matter,
-            "guide_url": guide_url(row["matter"]) if matter else "",
+            "guide_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # only where held
             "applicant": applicant,
             "materials": materials,
             "holder": node_name(directory, row["holder"]),

@@ -15,7 +15,6 @@ and English (400; 409 when this node holds no root of trust).
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime
 from typing import Any
@@ -24,6 +23,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.response import Template
 
+from protocol.bounds import NODE_ID_RULE_EN, NODE_ID_RULE_ZH, node_id_problem
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.enrollment import TOKEN_VALID_DAYS, encode_token
 from protocol.errors import SanjiError
@@ -36,7 +36,6 @@ from sanji.store.trustbook import TrustBook
 from sanji.web.qr import qr_svg
 from sanji.web.screens import _frame, one, read_form
 
-NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The role a node of each role enrolls (villages enroll nobody): the next level down.
 CHILD_ROLE = {role: below for role in ROLES if (below := level_below(role)) is not None}
 ROLE_NAMES = {
@@ -90,10 +89,8 @@ def check_form(values: dict[str, str], child_role: str | None) -> dict[str, str]
     node = values["node"]
     if not node:
         errors["node"] = "请填写新节点编号 The new node's id is required (e.g. T01V03)"
-    elif not NODE_ID.fullmatch(node):
-        errors["node"] = (
-            "节点编号只能包含字母、数字、_ 和 -，最多64个字符 A node id has 1-64 letters, digits, _ or - (e.g. T01V03)"
-        )
+    elif node_id_problem(node):
+        errors["node"] = f"{NODE_ID_RULE_ZH} {NODE_ID_RULE_EN[0].upper()}{NODE_ID_RULE_EN[1:]}"
     if len(values["name"]) > MAX_NAME:
         errors["name"] = f"名称不超过{MAX_NAME}字 At most {MAX_NAME} characters"
     days = values["days"]
@@ -284,7 +281,7 @@ async def _revoke(
 ) -> Template:
     """吊销 Revoke every signing key of a node below this one, effective at once here (the running node's
     own book) and travelling up and down with the next exchanges."""
-    if trust.state is None or not NODE_ID.fullmatch(node) or not _below(store, node):
+    if trust.state is None or node_id_problem(node) or not _below(store, node):
         return await _enroll_page(
             request,
             store,

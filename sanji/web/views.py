@@ -9,6 +9,7 @@ import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
 from protocol.errand import OUTCOMES, STAGE_LABELS, service_kind
+from protocol.matter import Matter
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 
@@ -58,6 +59,7 @@ class _Facts(msgspec.Struct, kw_only=True):
     subtasks: dict[str, str] = msgspec.field(default_factory=dict)
     in_person: bool = False
     mandate: bool = True
+    matter_entry: Matter | None = None  # the catalogue entry the errand was registered under (protocol.binding)
 
 
 _facts = msgspec.msgpack.Decoder(_Facts)
@@ -94,11 +96,11 @@ def deadline_of(
 
 def summarise(row: dict[str, Any], context: NodeContext, today: date | None = None) -> dict[str, Any]:
     today = today or context.today()
-    matter = context.matter(row["matter"])
     marks = marks_of(row.get("state"))
     paused = bool(row.get("paused"))
     blob = row.get("state")
     facts = _facts.decode(blob) if blob else None
+    matter = context.matter(row["matter"]) or (facts.matter_entry if facts else None)
     directory = context.store.directory
     scope_role = directory.role(row["scope"]) if row["scope"] in directory else ""
     return {
@@ -106,6 +108,7 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "subtasks": facts.subtasks if facts else {},
         "service_kind": service_kind(scope_role, in_person=facts.in_person, mandate=facts.mandate) if facts else "",
         "matter_name": matter.name if matter else row["matter"],
+        "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
         "stage_label": STAGE_LABELS.get(row["stage"], row["stage"]),
         "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
         "deadline": deadline_of(

@@ -104,3 +104,16 @@ def test_a_broken_config_is_one_line_and_status_2(tmp_path: Path, capsys: pytest
     assert main(["doctor", "--config", str(config)]) == 2
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].startswith("FAIL config") and "fix:" in lines[-1]
+
+
+def test_a_city_install_is_checked_as_the_top_hub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What `deploy/install.sh city` ends with: the city is the reference clock and holds no county's documents."""
+    cluster = Cluster.prepare(tmp_path / "c", counties=1, towns=1, villages_per_town=1)
+    config = cluster.nodes["S"].config
+    asyncio.run(_open_and_close(f"sqlite:///{config.parent / 'node.db'}"))
+    status = main(["doctor", "--config", str(config), "--json"])
+    found = _lines(capsys)
+    assert found["clock"][0]["status"] == "ok" and "top hub (city)" in found["clock"][0]["message"]
+    assert "none is held here" in found["calendar"][0]["message"]
+    assert found["catalogue"][0]["status"] == "ok" and "parent" not in found
+    assert status == 1  # warnings only (placed by the demo's directory file, no backup yet)

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
 from sanji import memory
-from sanji.sync.transport import HttpTransport, tls_for
+from sanji.config import load_settings
+from sanji.context import NodeContext
+from sanji.demo.cluster import Cluster
+from sanji.forms import ActionForm, RegisterForm
+from sanji.service import ErrandService
+from sanji.store import Store, open_database
+from sanji.sync.driver import sync_once
+from sanji.sync.server import SyncServer
+from sanji.sync.transport import HttpTransport, LocalTransport, tls_for
+from sanji.tiers import desk
+from sanji.web.app import NodeRuntime
+from tests.conftest import CATALOGUE
 
 GLIBC = sys.platform.startswith("linux") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
 
@@ -65,3 +80,76 @@ async def test_https_links_share_one_ca_store_and_plain_links_load_none() -> Non
     links = [HttpTransport("https://county.example:8443"), HttpTransport("http://127.0.0.1:8100")]
     for link in links:
         await link.close()
+
+
+class _SlowHeap:
+    """The real ``memory.trim``, after a pause standing in for a long walk of a large heap; notes its thread."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause = pause
+        self.threads: list[int] = []
+        self.finished: list[float] = []
+
+    def __call__(self) -> bool:
+        self.threads.append(threading.get_ident())
+        time.sleep(self.pause)  # blocking, as malloc_trim is
+        done = memory.trim()
+        self.finished.append(time.monotonic())
+        return done
+
+
+async def test_a_trim_runs_in_a_worker_thread_and_the_event_loop_keeps_running() -> None:
+    heap = _SlowHeap(pause=1.0)
+    trimmer = memory.BackgroundTrim(heap)
+    trimmer.request()  # returns at once: the walk is the executor's
+    for _ in range(5):  # the loop keeps ticking meanwhile (on the loop the first tick would wait a second)
+        await asyncio.sleep(0.01)
+    ticked = time.monotonic()
+    assert trimmer.trims == 0
+    await trimmer.wait()
+    assert trimmer.trims == 1 and heap.finished[0] > ticked
+    assert heap.threads and heap.threads[0] != threading.get_ident()
+
+
+async def test_requests_during_a_trim_fold_into_one_more() -> None:
+    heap = _SlowHeap(pause=0.3)
+    trimmer = memory.BackgroundTrim(heap)
+    for _ in range(4):  # a burst of exchanges
+        trimmer.request()
+        await asyncio.sleep(0)
+    await trimmer.close()
+    assert trimmer.trims == 2 and len(heap.threads) == 2
+
+
+async def test_a_node_trims_off_the_loop_after_an_exchange_that_moved_work_only(tmp_path: Path) -> None:
+    """Real stores and a real exchange: the village's report goes to its runtime's observer, as the driver's does."""
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    settings = {n: load_settings(cluster.nodes[n].config) for n in ("T01", "T01V01")}
+    dbs = {n: await open_database(s.db_url) for n, s in settings.items()}
+    try:
+        stores = {}
+        for node, db in dbs.items():
+            stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
+            await stores[node].start()
+        context = NodeContext(stores["T01V01"], None)
+        context.catalogue = CATALOGUE
+        service = ErrandService(stores["T01V01"], context)
+        errand = (await service.register(RegisterForm(matter="MZ-001", applicant_name="村民", actor="李代办"))).errand
+        await service.act(errand, ActionForm(kind="submit", actor="李代办"))
+        runtime = NodeRuntime(settings["T01V01"], desk("village"))
+        link = LocalTransport(SyncServer(stores["T01"]))
+        moved = await sync_once(stores["T01V01"], link)
+        assert moved.pushed
+        runtime._trim_after_work(moved, None)
+        await runtime.trimmer.wait()
+        assert runtime.trimmer.trims == 1
+        idle = await sync_once(stores["T01V01"], link)
+        while idle.pushed or idle.pulled:  # the township's answers, then nothing more to move
+            idle = await sync_once(stores["T01V01"], link)
+        runtime._trim_after_work(idle, None)
+        runtime._trim_after_work(None, RuntimeError("the link is down"))
+        await runtime.trimmer.close()
+        assert runtime.trimmer.trims == 1  # an idle or failed exchange does not walk the heap
+    finally:
+        for db in dbs.values():
+            await db.dispose()

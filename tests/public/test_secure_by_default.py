@@ -28,7 +28,7 @@ BANNER = "演示模式：未要求登录"
 def test_logins_are_required_unless_a_config_says_otherwise() -> None:
     assert AuthSection().required is True
     assert NodeSettings(node=NodeSection(id="X", role="town", key_file="k")).auth.required is True
-    for tier in ("county", "town", "village"):
+    for tier in ("city", "county", "town", "village"):
         settings = load_settings(REPO / "deploy" / f"{tier}.toml")
         assert settings.auth.required is True, tier
         assert settings.node.public_url.startswith("https://"), tier  # receipts' QR codes: the public site

@@ -76,6 +76,15 @@ async def test_a_county_enrolls_townships_only_and_the_city_counties_only(net: T
     assert issued.token
 
 
+async def test_a_token_is_issued_only_for_a_node_id_within_the_bound(net: TrustNet) -> None:
+    """The screen and `sanji enroll issue` both end here: an id the store could not hold is refused first."""
+    with pytest.raises(EnrollmentError, match="1-64 letters"):
+        await net.books["S"].issue_token(node="C" * 65, role=COUNTY)
+    with pytest.raises(EnrollmentError, match="1-64 letters"):
+        await net.books["S"].issue_token(node="C 4", role=COUNTY)
+    assert (await net.books["S"].issue_token(node="C" * 64, role=COUNTY)).token
+
+
 async def test_no_node_is_certified_at_or_above_its_parents_level(net: TrustNet) -> None:
     state = net.books["S"].state
     assert state is not None

@@ -14,6 +14,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from protocol.lookup import lookup_code
+from sanji.cli import accounts_cmd
 from sanji.config import load_settings
 from sanji.context import NodeContext
 from sanji.demo.cluster import Cluster
@@ -25,6 +27,8 @@ from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
 from sanji.tiers import create_app, desk
+from sanji.web.desk_api import department_of
+from tests.auth.auth_kit import PASSWORD, login
 from tests.conftest import CATALOGUE
 
 Client = TestClient[Litestar]
@@ -54,6 +58,38 @@ def test_the_city_reads_its_counties(nodes: dict[str, Client], path: str) -> Non
 @pytest.mark.parametrize("path", ["/register", "/subtasks", "/office/assessment/", "/office/rules/"])
 def test_the_city_serves_no_desk_that_writes_or_publishes(nodes: dict[str, Client], path: str) -> None:
     assert nodes["S"].get(path, follow_redirects=False).status_code == 404
+
+
+def test_the_citys_home_says_it_reads_and_holds_no_catalogue(nodes: dict[str, Client]) -> None:
+    """Read as a city supervisor would: no county's missing-catalogue warning, no empty 待办 of a desk that
+    never acts, and the counties' versions not marked as differing from a catalogue the city never holds."""
+    home = nodes["S"].get("/").text
+    assert 'id="reads-only"' in home and "各县发布" in home
+    assert "尚未收到县级事项目录" not in home and "Work waiting here" not in home
+    assert "版本不一致" not in home and "尚未收到 not received yet" not in home
+    public = nodes["S"].get("/public").text
+    assert 'id="no-catalogue-here"' in public and "本站尚未收到县级事项目录" not in public
+    ledger = nodes["S"].get("/office/ledger").text
+    assert 'id="above-counties"' in ledger
+
+    county = nodes["C1"].get("/").text  # a county keeps its own words and its 待办
+    assert (
+        'id="reads-only"' not in county
+        and "Work waiting here" in county
+        and 'id="above-counties"' not in (nodes["C1"].get("/office/ledger").text)
+    )
+
+
+def test_the_citys_administrator_is_told_it_holds_no_catalogue_or_calendar(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    assert accounts_cmd.run_add(str(cluster.nodes["S"].config), "市管理员", "admin", PASSWORD) == 0
+    with TestClient(create_app(load_settings(cluster.nodes["S"].config))) as city:
+        login(city, "市管理员")
+        catalogue = city.get("/admin/catalogue")
+        assert catalogue.status_code == 200 and "不持有事项目录" in catalogue.text
+        assert 'action="/admin/catalogue' not in catalogue.text  # nothing to upload or publish here
+        calendar = city.get("/admin/calendar?year=2026")
+        assert 'id="above-counties"' in calendar.text and 'action="/admin/calendar/' not in calendar.text
 
 
 def test_a_county_below_the_city_keeps_its_desk(nodes: dict[str, Client]) -> None:
@@ -93,7 +129,26 @@ async def test_the_citys_errand_page_shows_a_countys_errand_and_offers_no_step(t
     with TestClient(create_app(settings["S"])) as city:
         page = city.get(f"/errands/{errand}")
         assert page.status_code == 200 and "村民" in page.text
+        # Named by the entry it was registered under (the city holds no catalogue), with no guide link that would 404.
+        name = CATALOGUE.get("MZ-001")
+        assert name is not None and name.name in page.text and "/print/guide/" not in page.text
+        assert all(row["matter_name"] == name.name for row in city.get("/api/office/ledger").json()["items"])
         forms = re.findall(r'<form[^>]*action="([^"]*)"', page.text)
         assert all(action.endswith("/reveal") for action in forms), forms  # no step: only 查看完整号码
+        # A complaint at the city could never be filed (it writes nothing): the page says where to complain,
+        # and a posted form is refused with that message, not a server error; no link leads there.
+        form = city.get("/complain")
+        assert 'id="above-counties"' in form.text and 'action="/complain"' not in form.text
+        receipt = city.get(f"/api/errands/{errand}").json()["receipt"]
+        body = {"receipt": receipt, "code": lookup_code(errand), "text": "窗口态度差", "kind": "投诉"}
+        sent = city.post("/complain", data=body)
+        assert sent.status_code == 409 and "不受理投诉建议" in sent.text, sent.text[:300]
+        assert not [h for h in city.get(f"/api/errands/{errand}").json()["history"] if h["kind"] == "complain"]
+        assert 'href="/complain' not in city.get(f"/lookup?receipt={receipt}&code={lookup_code(errand)}").text
         refused = city.post(f"/api/errands/{errand}/actions", json={"kind": "note", "actor": "市督查", "text": "x"})
         assert refused.status_code == 409 and refused.json()["error_code"] == "regional_reads_only", refused.text
+    # 电子监察 keeps each county's 县民政局 apart: the city names the county first, a county does not.
+    tree = cluster.layout.directory
+    assert department_of(tree, "S", "C2T01V01", "县民政局") == "C2 县民政局"
+    assert department_of(tree, "C2", "C2T01V01", "县民政局") == "县民政局"
+    assert department_of(tree, "S", "C2T01V01", "") == ""
