@@ -206,6 +206,7 @@ async def _simulate(
     seed: int,
     attachments: int = 0,
     village_errands: dict[str, int] | None = None,
+    pace: int = 1,
 ) -> SubtreeResult:
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -244,8 +245,9 @@ async def _simulate(
         ]
         village_desks = [d for d in desks if d.role == VILLAGE]
         per_round = max(1, math.ceil(errands / (len(villages) * REGISTRATION_ROUNDS)))
-        # ``village_errands``: how many each village registers (spread over the registration rounds too);
-        # otherwise every village registers ``per_round`` a round until ``errands`` are registered.
+        # ``village_errands``: how many each village registers, ``pace`` a round each, so a village's batches
+        # are cut alike whatever its total (one with fewer is done sooner); otherwise every village registers
+        # ``per_round`` a round until ``errands`` are registered.
         quota = dict(village_errands or {})
         if village_errands is not None and sum(quota.get(v, 0) for v in villages) != errands:
             raise ValueError(f"{town}: village_errands must add up to {errands}")
@@ -261,7 +263,7 @@ async def _simulate(
                     this_round = min(per_round, errands - registered)
                 else:
                     own = quota.get(desk.node_id, 0)
-                    this_round = min(max(1, math.ceil(own / REGISTRATION_ROUNDS)), own)
+                    this_round = min(max(1, pace), own)
                     quota[desk.node_id] = own - this_round
                 for _ in range(this_round):
                     who, what = person(rng), pick_matter(rng)
@@ -335,13 +337,14 @@ def simulate_subtree(
     seed: int,
     attachments: int = 0,
     village_errands: dict[str, int] | None = None,
+    pace: int = 1,
 ) -> SubtreeResult:
     """Worker entry point: rebuild the layout from plain bytes and simulate one township's subtree."""
     layout = Layout(
         entries=msgspec.msgpack.decode(entries, type=list[NodeEntry]),
         keys={node: SigningKey.from_private_bytes(raw) for node, raw in keys.items()},
     )
-    return asyncio.run(_simulate(Path(workdir), layout, town, errands, seed, attachments, village_errands))
+    return asyncio.run(_simulate(Path(workdir), layout, town, errands, seed, attachments, village_errands, pace))
 
 
 async def build_corpus(
@@ -360,7 +363,9 @@ async def build_corpus(
     ``attachments``: scans the village attaches to each errand at registration (``attach`` actions naming a
     blob by hash and size; the blob bytes themselves are not made). ``village_errands``: how many errands
     each village registers (they must add up to ``errands``; a village not named registers none); by
-    default the errands are shared evenly between the townships and between each township's villages."""
+    default the errands are shared evenly between the townships and between each township's villages. With
+    it every village registers at one pace, the busiest village's total over the registration rounds, so a
+    village's batches are cut alike whatever its total."""
     started = time.perf_counter()
     layout = county_layout(towns, villages_per_town)
     county = layout.ids(COUNTY)[0]
@@ -370,6 +375,7 @@ async def build_corpus(
         if sum(village_errands.values()) != errands:
             raise ValueError(f"village_errands add up to {sum(village_errands.values())}, not {errands}")
         shares = [sum(village_errands.get(v, 0) for v in layout.directory.children(town)) for town in town_ids]
+    pace = math.ceil(max(village_errands.values(), default=0) / REGISTRATION_ROUNDS) if village_errands else 1
     entries = msgspec.msgpack.encode(layout.entries)
     keys = {node: key.private_bytes() for node, key in layout.keys.items()}
     loop = asyncio.get_running_loop()
@@ -390,6 +396,7 @@ async def build_corpus(
                     None
                     if village_errands is None
                     else {v: village_errands.get(v, 0) for v in layout.directory.children(town)},
+                    pace,
                 )
                 for i, (town, share) in enumerate(zip(town_ids, shares, strict=True))
                 if share > 0
