@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -49,10 +50,13 @@ from bench.apply_rate import load_average, rounded, stop_process, tail, wait_rea
 from bench.corpus import Corpus, build_corpus
 from bench.links import figure, machine_info
 from bench.output import publish
+from protocol.session import DEFAULT_BUDGET_BYTES
+from protocol.stream import StreamKey
 from protocol.topology import TOWN
 from sanji.context import NodeContext
 from sanji.demo.cluster import free_port
 from sanji.keys import write_directory, write_key
+from sanji.layout import county_layout
 from sanji.store import Store, open_database
 from sanji.sync.driver import sync_once
 from sanji.sync.transport import HttpTransport
@@ -62,6 +66,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "first_download.json"
 MAX_EXCHANGES = 50
 OTHER_VILLAGES = 2  # villages of T01 holding the others' errands; T02 has as many villages as T01
 LINEAR_TOLERANCE = 0.25  # the largest size's marginal cost per errand may exceed the smallest's by this much
+PAGING_TOLERANCE = 2.0  # a page of a 16× longer stream may cost twice as much (quadratic: 16×)
 OTHERS_TOLERANCE = 0.10  # T01's village (many others) may cost this much more than T02's (few others)
 
 
@@ -70,10 +75,12 @@ class Plan:
     sizes: tuple[int, ...]  # errands of the measured villages of T01 (ascending)
     others: int  # errands of T01's other villages (besides the measured ones)
     others_few: int  # errands of T02's other villages (besides its one measured village): far fewer than T01's
+    long_streams: tuple[int, ...] = ()  # batches of the one long stream paged out at the parent (``paging``)
 
 
-FULL = Plan(sizes=(50, 200, 800), others=300, others_few=30)
-QUICK = Plan(sizes=(10, 40, 160), others=60, others_few=10)
+FULL = Plan(sizes=(50, 200, 800), others=300, others_few=30, long_streams=(1000, 4000, 16000))
+QUICK = Plan(sizes=(10, 40, 160), others=60, others_few=10, long_streams=(1000, 4000))
+SMALL_BATCH = 500  # bytes: a batch of an action or two, as a village syncing after every change seals them
 
 
 def log(message: str) -> None:
@@ -312,6 +319,40 @@ async def measure_town(
     return out, time.perf_counter() - began
 
 
+async def paging(batches: int, workdir: Path) -> dict[str, Any]:
+    """A township's cost of paging out one long stream of small batches (a village that synced after every
+    change for years), page after page as a new laptop's pulls ask: CPU seconds of ``Store.frames_after``.
+
+    The rows are written straight into a migrated store (``frames_after`` reads frames and sizes, never opens
+    them); the corpus above cuts far fewer, larger batches, so its streams are too short to show this."""
+    layout = county_layout(1, 1)
+    path = workdir / f"paging-{batches}.db"
+    db = await open_database(f"sqlite:///{path}")
+    try:
+        store = Store(db, node_id="T01", key=layout.keys["T01"], directory=layout.directory)
+        await store.start()
+        with sqlite3.connect(path) as conn:
+            conn.executemany(
+                "INSERT INTO batches (origin, scope, seq, hash, frame, size, received_at) VALUES (?, ?, ?, ?, ?, ?, 0)",
+                [("T01V01", "T01V01", i, bytes(32), bytes(SMALL_BATCH), SMALL_BATCH) for i in range(1, batches + 1)],
+            )
+        key = StreamKey("T01V01", "T01V01")
+        cursor = pages = 0
+        cpu = 0.0
+        while True:
+            began = time.process_time()
+            frames, more = await store.frames_after({key: cursor}, DEFAULT_BUDGET_BYTES)
+            cpu += time.process_time() - began
+            cursor, pages = cursor + len(frames), pages + 1
+            if not more:
+                break
+        if cursor != batches:
+            raise RuntimeError(f"paged out {cursor} of {batches} batches")
+    finally:
+        await db.dispose()
+    return {"batches": batches, "pages": pages, "cpu_s": rounded(cpu), "cpu_ms_per_page": rounded(cpu * 1000 / pages)}
+
+
 async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
     plan_by_town = villages_of(plan)
     every = {v: n for town in plan_by_town.values() for v, n in town.items()}
@@ -348,6 +389,9 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
     other = {"village": "T02V02", "errands": plan.sizes[len(plan.sizes) // 2], **few["T02V02"]}
     other.update({k: rounded(v) for k, v in per_errand(few["T02V02"], few["T02V01"]).items()})
 
+    pages = [await paging(n, workdir) for n in plan.long_streams]
+    if pages:
+        log("parent paging: " + ", ".join(f"{p['batches']} batches {p['cpu_ms_per_page']} CPU-ms/page" for p in pages))
     first, last = sizes[0], sizes[-1]
     marginal_growth = last["marginal_bytes_down_per_errand"] / first["marginal_bytes_down_per_errand"]
     cpu_growth = last["marginal_cpu_s_per_errand"] / max(first["marginal_cpu_s_per_errand"], 1e-9)
@@ -365,7 +409,8 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
         "cpu_linear": cpu_growth <= 1 + LINEAR_TOLERANCE,
         "others_bytes_ratio": rounded(others_ratio),
         "others_do_not_count": abs(others_ratio - 1) <= OTHERS_TOLERANCE,
-        "tolerances": {"linear": LINEAR_TOLERANCE, "others": OTHERS_TOLERANCE},
+        "parent_paging_growth": rounded(pages[-1]["cpu_ms_per_page"] / pages[0]["cpu_ms_per_page"]) if pages else None,
+        "tolerances": {"linear": LINEAR_TOLERANCE, "others": OTHERS_TOLERANCE, "paging": PAGING_TOLERANCE},
     }
     fits = {
         "bytes_down": linear_fit([(0, empty["bytes_down"])] + [(s["errands_held"], s["bytes_down"]) for s in sizes]),
@@ -417,6 +462,18 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
                 baseline=other["bytes_down_over_frame_bytes"],
             ),
         },
+        *(
+            {
+                "figure": f"parent_cpu_ms_per_page_{p['batches']}_batches",
+                **figure(
+                    p["cpu_ms_per_page"],
+                    "CPU-ms/page",
+                    target=rounded(pages[0]["cpu_ms_per_page"] * PAGING_TOLERANCE),
+                    baseline=pages[0]["cpu_ms_per_page"],
+                ),
+            }
+            for p in pages
+        ),
         {
             "figure": "other_villages_errands_held",
             **figure(
@@ -428,7 +485,12 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
         },
     ]
     return {
-        "plan": {"sizes": list(plan.sizes), "others": plan.others, "others_few": plan.others_few},
+        "plan": {
+            "sizes": list(plan.sizes),
+            "others": plan.others,
+            "others_few": plan.others_few,
+            "long_streams": list(plan.long_streams),
+        },
         "villages": plan_by_town,
         "corpus": {
             "errands": corpus.errands,
@@ -440,6 +502,7 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
         "sizes": sizes,
         "fewer_others": other,
         "linear_fit": fits,
+        "parent_paging": pages,
         "verdict": verdict,
         "figures": figures,
         "phase_seconds": {"build": rounded(corpus.seconds), "T01": rounded(t01_s), "T02": rounded(t02_s)},
@@ -458,13 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.sizes:
-        plan = Plan(tuple(sorted(int(s) for s in args.sizes.split(","))), plan.others, plan.others_few)
-    if args.others >= 0 or args.others_few >= 0:
-        plan = Plan(
-            plan.sizes,
-            args.others if args.others >= 0 else plan.others,
-            args.others_few if args.others_few >= 0 else plan.others_few,
-        )
+        plan = dataclasses.replace(plan, sizes=tuple(sorted(int(s) for s in args.sizes.split(","))))
+    if args.others >= 0:
+        plan = dataclasses.replace(plan, others=args.others)
+    if args.others_few >= 0:
+        plan = dataclasses.replace(plan, others_few=args.others_few)
     if len(plan.sizes) < 2 or min(plan.sizes) < 1:
         parser.error("--sizes needs at least two sizes of at least 1 errand")
     load_before = load_average()

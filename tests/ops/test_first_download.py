@@ -20,12 +20,12 @@ def test_the_plan_puts_each_size_in_a_village_of_its_own() -> None:
 
 
 async def test_a_new_laptop_downloads_its_village_and_nothing_else(tmp_path: Path) -> None:
-    result = await run(Plan(sizes=(2, 6), others=8, others_few=2), seed=3, workdir=tmp_path)
+    result = await run(Plan(sizes=(1, 4), others=4, others_few=1, long_streams=(300,)), seed=3, workdir=tmp_path)
     verdict = result["verdict"]
     assert verdict["every_laptop_holds_exactly_its_village"]
     assert verdict["no_other_village_errand_downloaded"]
     small, large = result["sizes"]
-    for sample, n in ((small, 2), (large, 6), (result["fewer_others"], 6)):
+    for sample, n in ((small, 1), (large, 4), (result["fewer_others"], 4)):
         assert sample["errands_held"] == sample["errands_expected"] == n
         assert sample["digests_differ"] == 0 and sample["other_scopes_actions_held"] == 0
         assert sample["actions_held"] == sample["township"]["actions"]
@@ -33,11 +33,12 @@ async def test_a_new_laptop_downloads_its_village_and_nothing_else(tmp_path: Pat
         frames = sample["township"]["frame_bytes"]
         assert frames <= sample["bytes_down"] <= 1.2 * frames + 2_000
     for sample in (small, large):  # while its township holds far more
-        assert sample["township"]["township_frame_bytes"] > 2 * sample["township"]["frame_bytes"]
+        assert sample["township"]["township_frame_bytes"] > 1.5 * sample["township"]["frame_bytes"]
     assert large["bytes_down"] > 2 * small["bytes_down"]
     # The same size beside many others' errands (T01) and few (T02) costs the same per byte of its own batches.
     assert large["township"]["township_errands"] > 1.5 * result["fewer_others"]["township"]["township_errands"]
     assert verdict["others_do_not_count"], verdict["others_bytes_ratio"]
     empty = result["empty_village"]["T01"]
     assert empty["errands_held"] == 0 and empty["holds_exactly_its_errands"]
-    assert {f["figure"] for f in result["figures"]} >= {"bytes_down_per_errand_6", "other_villages_errands_held"}
+    assert {f["figure"] for f in result["figures"]} >= {"bytes_down_per_errand_4", "other_villages_errands_held"}
+    assert result["parent_paging"] == [{**result["parent_paging"][0], "batches": 300, "pages": 3}]
