@@ -199,7 +199,14 @@ def next_form(desk: Desk, errand: dict[str, Any], rng: random.Random) -> ActionF
 
 
 async def _simulate(
-    workdir: Path, layout: Layout, town: str, errands: int, seed: int, attachments: int = 0
+    workdir: Path,
+    layout: Layout,
+    town: str,
+    errands: int,
+    seed: int,
+    attachments: int = 0,
+    village_errands: dict[str, int] | None = None,
+    pace: int = 1,
 ) -> SubtreeResult:
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -238,6 +245,12 @@ async def _simulate(
         ]
         village_desks = [d for d in desks if d.role == VILLAGE]
         per_round = max(1, math.ceil(errands / (len(villages) * REGISTRATION_ROUNDS)))
+        # ``village_errands``: how many each village registers, ``pace`` a round each, so a village's batches
+        # are cut alike whatever its total (one with fewer is done sooner); otherwise every village registers
+        # ``per_round`` a round until ``errands`` are registered.
+        quota = dict(village_errands or {})
+        if village_errands is not None and sum(quota.get(v, 0) for v in villages) != errands:
+            raise ValueError(f"{town}: village_errands must add up to {errands}")
         registered = idle = rounds = 0
         while idle < 2:
             rounds += 1
@@ -246,7 +259,13 @@ async def _simulate(
                 raise RuntimeError(f"{town}: the corpus did not drain in {MAX_ROUNDS} rounds")
             moved = 0
             for desk in village_desks:
-                for _ in range(min(per_round, errands - registered)):
+                if village_errands is None:
+                    this_round = min(per_round, errands - registered)
+                else:
+                    own = quota.get(desk.node_id, 0)
+                    this_round = min(max(1, pace), own)
+                    quota[desk.node_id] = own - this_round
+                for _ in range(this_round):
                     who, what = person(rng), pick_matter(rng)
                     assert valid_id_number(who.id_number)
                     made = await desk.service.register(
@@ -286,6 +305,8 @@ async def _simulate(
             idle = idle + 1 if moved == 0 and registered == errands else 0
         for node in nodes:
             stages = (await stores[node].status())["errands_by_stage"]
+            if not stages and village_errands is not None and node in villages and not village_errands.get(node):
+                continue  # a village that was given no errand holds none
             if set(stages) != {"delivered"} or (node in (county, town) and sum(stages.values()) != errands):
                 raise RuntimeError(f"{node}: not every errand was delivered: {stages}")
         everything, more = await stores[town].frames_for_parent({}, 1 << 40)
@@ -308,14 +329,22 @@ async def _simulate(
 
 
 def simulate_subtree(
-    workdir: str, entries: bytes, keys: dict[str, bytes], town: str, errands: int, seed: int, attachments: int = 0
+    workdir: str,
+    entries: bytes,
+    keys: dict[str, bytes],
+    town: str,
+    errands: int,
+    seed: int,
+    attachments: int = 0,
+    village_errands: dict[str, int] | None = None,
+    pace: int = 1,
 ) -> SubtreeResult:
     """Worker entry point: rebuild the layout from plain bytes and simulate one township's subtree."""
     layout = Layout(
         entries=msgspec.msgpack.decode(entries, type=list[NodeEntry]),
         keys={node: SigningKey.from_private_bytes(raw) for node, raw in keys.items()},
     )
-    return asyncio.run(_simulate(Path(workdir), layout, town, errands, seed, attachments))
+    return asyncio.run(_simulate(Path(workdir), layout, town, errands, seed, attachments, village_errands, pace))
 
 
 async def build_corpus(
@@ -327,16 +356,26 @@ async def build_corpus(
     villages_per_town: int = 3,
     workers: int = 2,
     attachments: int = 0,
+    village_errands: dict[str, int] | None = None,
 ) -> Corpus:
     """Simulate ``errands`` whole errand lives across ``towns`` townships, one worker process per township.
 
     ``attachments``: scans the village attaches to each errand at registration (``attach`` actions naming a
-    blob by hash and size; the blob bytes themselves are not made)."""
+    blob by hash and size; the blob bytes themselves are not made). ``village_errands``: how many errands
+    each village registers (they must add up to ``errands``; a village not named registers none); by
+    default the errands are shared evenly between the townships and between each township's villages. With
+    it every village registers at one pace, the busiest village's total over the registration rounds, so a
+    village's batches are cut alike whatever its total."""
     started = time.perf_counter()
     layout = county_layout(towns, villages_per_town)
     county = layout.ids(COUNTY)[0]
     town_ids = layout.ids(TOWN)
     shares = [errands // len(town_ids) + (1 if i < errands % len(town_ids) else 0) for i in range(len(town_ids))]
+    if village_errands is not None:
+        if sum(village_errands.values()) != errands:
+            raise ValueError(f"village_errands add up to {sum(village_errands.values())}, not {errands}")
+        shares = [sum(village_errands.get(v, 0) for v in layout.directory.children(town)) for town in town_ids]
+    pace = math.ceil(max(village_errands.values(), default=0) / REGISTRATION_ROUNDS) if village_errands else 1
     entries = msgspec.msgpack.encode(layout.entries)
     keys = {node: key.private_bytes() for node, key in layout.keys.items()}
     loop = asyncio.get_running_loop()
@@ -345,7 +384,19 @@ async def build_corpus(
         results = await asyncio.gather(
             *(
                 loop.run_in_executor(
-                    pool, simulate_subtree, str(workdir), entries, keys, town, share, seed * 100 + i, attachments
+                    pool,
+                    simulate_subtree,
+                    str(workdir),
+                    entries,
+                    keys,
+                    town,
+                    share,
+                    seed * 100 + i,
+                    attachments,
+                    None
+                    if village_errands is None
+                    else {v: village_errands.get(v, 0) for v in layout.directory.children(town)},
+                    pace,
                 )
                 for i, (town, share) in enumerate(zip(town_ids, shares, strict=True))
                 if share > 0

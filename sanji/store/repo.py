@@ -59,6 +59,9 @@ from sanji.store.views import Views
 log = logging.getLogger("sanji.store")
 FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
 LOGGED_REFUSALS = 3  # refused frames of one request or file written as their own event rows; the rest summed
+# Batches read per statement while filling a page: a page takes what it needs of a long stream, never the
+# whole rest of it (a new laptop's first download would otherwise read its history again for every page).
+PAGE_ROWS = 256
 
 
 async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
@@ -664,22 +667,32 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         return await self._frames_after(after, max_bytes)
 
     async def _frames_after(self, wanted: dict[StreamKey, int], max_bytes: int) -> tuple[list[bytes], bool]:
+        """Each stream is read ``PAGE_ROWS`` batches at a time until the page is full: what a page costs
+        depends on the page, not on how much of the stream is left after it."""
         page = ledger.PageBudget(max_bytes)
         frames: list[bytes] = []
         async with self.db.reader.connect() as conn:
             for key in sorted(wanted):
-                query = (
-                    select(t.batches.c.frame, t.batches.c.size)
-                    .where(
-                        t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq > wanted[key]
+                after = wanted[key]
+                while True:
+                    query = (
+                        select(t.batches.c.seq, t.batches.c.frame, t.batches.c.size)
+                        .where(
+                            t.batches.c.origin == key.origin, t.batches.c.scope == key.scope, t.batches.c.seq > after
+                        )
+                        .order_by(t.batches.c.seq)
+                        .limit(PAGE_ROWS)
                     )
-                    .order_by(t.batches.c.seq)
-                )
-                rows = (await conn.execute(query)).all()
-                fit = page.take([r.size for r in rows])
-                frames.extend(r.frame for r in rows[:fit])
-                if page.full:
-                    return frames, True
+                    rows = (await conn.execute(query)).all()
+                    if not rows and after != wanted[key]:
+                        break  # the stream ended right at the last read's end: that is not a full page
+                    fit = page.take([r.size for r in rows])
+                    frames.extend(r.frame for r in rows[:fit])
+                    if page.full:
+                        return frames, True
+                    if len(rows) < PAGE_ROWS:
+                        break
+                    after = rows[-1].seq
         return frames, False
 
     async def frames_for_node(self, node: str, *, known: dict[StreamKey, int] | None = None) -> list[bytes]:
