@@ -37,7 +37,7 @@ from bench.output import publish
 from bench.prefill import Reference
 from bench.profile_apply import Saved, build
 from protocol.batch import open_frame
-from protocol.topology import Directory
+from protocol.topology import COUNTY, Directory
 from sanji.keys import NodeKey
 from sanji.store import Store, open_database
 
@@ -118,7 +118,7 @@ def county_key(saved: Saved) -> NodeKey:
 
 async def fresh_store(url: str, saved: Saved, directory: Directory) -> None:
     """A county store in a new database: the schema from the real migrations, the meta rows from ``start``."""
-    db = await open_database(url)
+    db = await open_database(url, role=COUNTY)  # the county's page memory (sanji.store.engine)
     try:
         await Store(db, node_id=saved.county, key=county_key(saved), directory=directory).start()
     finally:
@@ -127,7 +127,7 @@ async def fresh_store(url: str, saved: Saved, directory: Directory) -> None:
 
 async def opened_counts(url: str, saved: Saved, directory: Directory) -> int:
     """Open the prefilled store as a node does (migration check, ``start``); the errands its status counts."""
-    db = await open_database(url)
+    db = await open_database(url, role=COUNTY)  # the county's page memory (sanji.store.engine)
     try:
         store = Store(db, node_id=saved.county, key=county_key(saved), directory=directory)
         await store.start()
@@ -139,7 +139,7 @@ async def opened_counts(url: str, saved: Saved, directory: Directory) -> int:
 
 async def ingest(url: str, saved: Saved, directory: Directory, pushes: Pushes) -> dict[str, Any]:
     """Every push, one ``Store.receive`` each, in order, into the store at ``url``; each one timed."""
-    db = await open_database(url)
+    db = await open_database(url, role=COUNTY)  # the county's page memory (sanji.store.engine)
     try:
         store = Store(db, node_id=saved.county, key=county_key(saved), directory=directory)
         await store.start()
