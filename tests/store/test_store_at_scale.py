@@ -1,4 +1,5 @@
-"""The SQLite page memory each tier's connections open with (``sanji.store.engine.sqlite_pages``, issue 15).
+"""What keeps a store's cost from growing with what it holds (issue 15): the SQLite page memory each tier's
+connections open with (``sanji.store.engine.sqlite_pages``), and the worklist read by index.
 
 A county or township hub's one writer keeps a larger page cache and every connection maps the file; a
 village keeps SQLite's defaults (its laptop idles under 80 MB, issue 16), as does a store opened with no
@@ -14,6 +15,7 @@ from sqlalchemy import text
 
 from sanji.store import open_database
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
+from sanji.store.views import worklist_query
 
 MAX_MMAP = 0x7FFF0000  # SQLITE_MAX_MMAP_SIZE of common builds: a larger mmap_size is clamped to it
 
@@ -89,3 +91,32 @@ async def test_postgresql_takes_the_role_and_sets_nothing_of_its_own(pg_url: str
         finally:
             await db.dispose()
     assert shown["county"] == shown[""]
+
+
+@pytest.mark.postgres
+async def test_the_worklist_is_found_by_index_not_by_reading_every_errand(tmp_path: Path, pg_url: str) -> None:
+    """``Store.worklist`` (read by the duties after every push) searches the ``holder`` index and the partial
+    ``pending_to`` index (migration 0021) on SQLite, and PostgreSQL holds the same partial index."""
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.reader.connect() as conn:
+            compiled = worklist_query("C").compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            plan = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")).all()]
+            other = "SELECT id FROM errands WHERE errand_kind = 'joint' AND stage IN ('a', 'b') AND pending_to IS NULL"
+            nulls = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {other}")).all()]
+    finally:
+        await db.dispose()
+    assert "SEARCH errands USING INDEX ix_errands_holder (holder=?)" in plan, plan
+    assert "SEARCH errands USING INDEX ix_errands_pending_to (pending_to=?)" in plan, plan
+    assert not any(step.startswith("SCAN errands") for step in plan), plan
+    assert not any("ix_errands_pending_to" in step for step in nulls), nulls  # IS NULL: not the partial index
+
+    pg = await open_database(pg_url)
+    try:
+        async with pg.reader.connect() as conn:
+            definition = (
+                await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_errands_pending_to'"))
+            ).scalar_one()
+    finally:
+        await pg.dispose()
+    assert definition.endswith("(pending_to) WHERE (pending_to IS NOT NULL)"), definition
