@@ -97,9 +97,11 @@ class SqlitePages:
     cache. ``mmap_bytes`` maps that much of the file into every connection (``PRAGMA mmap_size``), so a
     page not in the cache is read from the operating system's page cache without a ``pread`` copy (the
     mapping is the system's file cache, shared, not memory of the node's own). The ingest writes into
-    indexes on random ids (``actions.id``, ``actions.errand``, ``errands.id``): a county holding a
-    million errands has ≈ 800 MB of them, and with SQLite's default 2 MB cache nearly every insert misses
-    on its way down the tree and a push's dirty pages spill to the WAL before it commits.
+    indexes on random ids (``actions.id``, ``actions.errand``, ``errands.id``; ≈ 750 MB at a million
+    errands): with SQLite's default 2 MB cache nearly every lookup misses on its way down the trees.
+    Measured on a million-errand store (bench/README.md, "Page memory by tier"): 2-6 % less ingest CPU,
+    within the noise, and the same bytes written; what grows with the store is the writing of those
+    random leaves, which no cache saves. Kept for the hubs: they have the memory, and a village pays nothing.
     """
 
     writer_cache_kib: int
