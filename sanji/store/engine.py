@@ -102,21 +102,28 @@ class SqlitePages:
     Measured on a million-errand store (bench/README.md, "Page memory by tier"): 2-6 % less ingest CPU,
     within the noise, and the same bytes written; what grows with the store is the writing of those
     random leaves, which no cache saves. Kept for the hubs: they have the memory, and a village pays nothing.
+
+    ``wal_autocheckpoint`` is how many pages the WAL may hold before a commit copies them into the file
+    (``PRAGMA wal_autocheckpoint``; SQLite's default 1,000, 4 MB). A page changed by several pushes between
+    two checkpoints is copied once: on the million-errand store, 4,000 pages (16 MB) wrote 19 % fewer bytes
+    and took 9 % less CPU per ingest, the push p99 no worse (16,000 saved more but the push that pays the
+    bigger checkpoint got slower). Durability is the same: every commit is in the WAL, synced.
     """
 
     writer_cache_kib: int
     mmap_bytes: int
+    wal_autocheckpoint: int = 1000
 
 
-SQLITE_DEFAULT_PAGES = SqlitePages(writer_cache_kib=2000, mmap_bytes=0)  # SQLite's own defaults
+SQLITE_DEFAULT_PAGES = SqlitePages(writer_cache_kib=2000, mmap_bytes=0, wal_autocheckpoint=1000)  # SQLite's own
 # By the node's role (``protocol.topology.ROLES``). A village keeps SQLite's defaults: its laptop idles
 # under 80 MB (issue 16, ``bench.footprint``), and its store stays small. The hubs take more.
 SQLITE_PAGES: dict[str, SqlitePages] = {
     "village": SQLITE_DEFAULT_PAGES,
     "town": SqlitePages(writer_cache_kib=64 * 1024, mmap_bytes=256 * 1024 * 1024),
-    "county": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024),
-    "city": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024),
-    "province": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024),
+    "county": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024, wal_autocheckpoint=4000),
+    "city": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024, wal_autocheckpoint=4000),
+    "province": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024, wal_autocheckpoint=4000),
 }
 
 
@@ -125,7 +132,9 @@ def sqlite_pages(role: str) -> SqlitePages:
     return SQLITE_PAGES.get(role, SQLITE_DEFAULT_PAGES)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, cache_kib: int = 2000, mmap_bytes: int = 0) -> None:
+def _sqlite_pragmas(
+    dbapi_connection: Any, _record: Any, *, cache_kib: int = 2000, mmap_bytes: int = 0, wal_autocheckpoint: int = 1000
+) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -136,6 +145,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, cache_kib: int = 200
         cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")  # negative: KiB, not pages
     if mmap_bytes:
         cursor.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
+    if wal_autocheckpoint != SQLITE_DEFAULT_PAGES.wal_autocheckpoint:
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
     cursor.close()
 
 
@@ -145,7 +156,9 @@ def _sqlite_engine(url: str, *, immediate: bool, pages: SqlitePages = SQLITE_DEF
     else:
         engine = create_async_engine(url, pool_size=4, max_overflow=4)
     cache_kib = pages.writer_cache_kib if immediate else SQLITE_DEFAULT_PAGES.writer_cache_kib
-    pragmas = partial(_sqlite_pragmas, cache_kib=cache_kib, mmap_bytes=pages.mmap_bytes)
+    pragmas = partial(
+        _sqlite_pragmas, cache_kib=cache_kib, mmap_bytes=pages.mmap_bytes, wal_autocheckpoint=pages.wal_autocheckpoint
+    )
     event.listen(engine.sync_engine, "connect", pragmas)
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 

@@ -26,6 +26,7 @@ async def pragmas(url: str, role: str) -> dict[str, int]:
         async with db.write() as conn:
             writer_cache = int((await conn.execute(text("PRAGMA cache_size"))).scalar_one())
             writer_mmap = int((await conn.execute(text("PRAGMA mmap_size"))).scalar_one())
+            checkpoint = int((await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one())
         async with db.reader.connect() as conn:
             reader_cache = int((await conn.execute(text("PRAGMA cache_size"))).scalar_one())
             reader_mmap = int((await conn.execute(text("PRAGMA mmap_size"))).scalar_one())
@@ -38,6 +39,7 @@ async def pragmas(url: str, role: str) -> dict[str, int]:
         "reader_cache": reader_cache,
         "reader_mmap": reader_mmap,
         "synchronous": synchronous,
+        "wal_autocheckpoint": checkpoint,
     }
 
 
@@ -53,6 +55,7 @@ async def test_a_hub_writer_keeps_a_larger_cache_and_maps_the_file(tmp_path: Pat
         "reader_cache": -SQLITE_DEFAULT_PAGES.writer_cache_kib,  # readers keep the default cache ...
         "reader_mmap": mapped,  # ... and share the mapping (the system's file cache)
         "synchronous": 2,  # FULL, whatever the tier
+        "wal_autocheckpoint": pages.wal_autocheckpoint,
     }
 
 
@@ -65,6 +68,7 @@ async def test_a_village_and_a_store_opened_without_a_role_keep_sqlite_defaults(
         "reader_cache": -2000,
         "reader_mmap": 0,
         "synchronous": 2,
+        "wal_autocheckpoint": 1000,
     }
 
 
@@ -74,6 +78,7 @@ def test_every_role_is_listed_and_a_village_is_not_raised() -> None:
     assert set(SQLITE_PAGES) == set(ROLES)
     assert SQLITE_PAGES["village"] == SQLITE_DEFAULT_PAGES
     assert SQLITE_PAGES["county"].writer_cache_kib >= SQLITE_PAGES["town"].writer_cache_kib
+    assert SQLITE_PAGES["county"].wal_autocheckpoint == 4000  # measured on a million errands (bench/README.md)
 
 
 @pytest.mark.postgres
