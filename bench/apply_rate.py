@@ -121,7 +121,7 @@ def open_frame_baseline(corpus: Corpus, repeats: int = 3) -> dict[str, Any]:
 
 async def apply_to_fresh_county(corpus: Corpus, url: str, baseline: dict[str, Any]) -> dict[str, Any]:
     """Replay every recorded push into a brand-new county store, timing each ``Store.receive``."""
-    db = await open_database(url)
+    db = await open_database(url, role=COUNTY)
     try:
         store = Store(db, node_id=corpus.county, key=corpus.layout.keys[corpus.county], directory=corpus.directory)
         await store.start()

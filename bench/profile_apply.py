@@ -70,7 +70,7 @@ async def apply(
 ) -> dict[str, Any]:
     directory = Directory(saved.entries)
     assert directory.role(saved.county) == COUNTY
-    db = await open_database(url or f"sqlite:///{db_path}")
+    db = await open_database(url or f"sqlite:///{db_path}", role=COUNTY)
     statements = {"n": 0}
 
     def count(*_: Any) -> None:

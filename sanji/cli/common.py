@@ -44,7 +44,9 @@ async def node_store(
     the database's one writer door (``BEGIN IMMEDIATE``), so the running node and this command take turns.
     ``store_type=AuditedStore`` writes each local action's audit event in the action's own transaction."""
     key = read_key(settings.path(settings.node.key_file), passphrase_env=settings.node.key_passphrase_env)
-    db = await open_database(settings.db_url, backup_dir=settings.backup_dir, node=settings.node.id)
+    db = await open_database(
+        settings.db_url, backup_dir=settings.backup_dir, node=settings.node.id, role=settings.node.role
+    )
     try:
         store = store_type(db, node_id=settings.node.id, key=key, directory=await node_directory(settings, db))
         await store.start()

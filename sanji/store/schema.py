@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 
@@ -148,6 +149,12 @@ errands = Table(
     Index(None, "receipt"),
     Index(None, "holder"),
     Index(None, "scope"),
+    # The errands on their way to a node (``Store.worklist``, read by the duties after every push; 0021).
+    # Partial: the few rows in flight, and a query asking ``pending_to IS NULL`` (nearly every row) never
+    # takes it instead of a better index (SQLite keeps no statistics to tell them apart). Migration 0021
+    # makes it partial on PostgreSQL too; ``postgresql_where`` is not written here because naming it loads
+    # the PostgreSQL dialect at import, on every node (tests/ops/test_lazy_imports.py).
+    Index(None, "pending_to", sqlite_where=text("pending_to IS NOT NULL")),
 )
 
 peer_acks = Table(

@@ -28,6 +28,14 @@ from sanji.store.section import INCOMPLETE
 from sanji.store.traffic import Traffic
 
 
+def worklist_query(node_id: str) -> Select[Any]:
+    """``Views.worklist``'s query: both halves of its ``OR`` are index searches (``holder``, and the partial
+    ``pending_to`` index of migration 0021), so it reads the errands in the node's hands, not the store."""
+    mine = (t.errands.c.holder == node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
+    query = select(t.errands).where(mine | (t.errands.c.pending_to == node_id))
+    return query.order_by(t.errands.c.registered_at, t.errands.c.id)
+
+
 class Views(Documents, Traffic):
     """What screens, the API, duties and reports read; nothing here writes."""
 
@@ -163,10 +171,8 @@ class Views(Documents, Traffic):
 
     async def worklist(self) -> list[dict[str, Any]]:
         """Errands on their way here, or held here and not yet closed."""
-        mine = (t.errands.c.holder == self.node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
-        query = select(t.errands).where(mine | (t.errands.c.pending_to == self.node_id))
         async with self.db.reader.connect() as conn:
-            rows = (await conn.execute(query.order_by(t.errands.c.registered_at, t.errands.c.id))).mappings().all()
+            rows = (await conn.execute(worklist_query(self.node_id))).mappings().all()
         return [_plain(r) for r in rows]
 
     async def digests(self) -> dict[str, str]:

@@ -102,7 +102,7 @@ class NodeRuntime:
         key_file = s.path(s.node.key_file)
         tighten(s.path(s.node.data_dir), key_file, sealing_key_path(key_file))  # sanji.private_files
         key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
-        db = await open_database(s.db_url, backup_dir=s.backup_dir, node=s.node.id)
+        db = await open_database(s.db_url, backup_dir=s.backup_dir, node=s.node.id, role=s.node.role)
         directory = await node_directory(s, db)
         entry = directory.get(s.node.id)
         if entry.role != s.node.role:

@@ -1,0 +1,127 @@
+"""What keeps a store's cost from growing with what it holds (issue 15): the SQLite page memory each tier's
+connections open with (``sanji.store.engine.sqlite_pages``), and the worklist read by index.
+
+A county or township hub's one writer keeps a larger page cache and every connection maps the file; a
+village keeps SQLite's defaults (its laptop idles under 80 MB, issue 16), as does a store opened with no
+role (the short CLI commands, the doctor). Checked on real files, on the connections the node uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from sanji.store import open_database
+from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
+from sanji.store.views import worklist_query
+
+MAX_MMAP = 0x7FFF0000  # SQLITE_MAX_MMAP_SIZE of common builds: a larger mmap_size is clamped to it
+
+
+async def pragmas(url: str, role: str) -> dict[str, int]:
+    db = await open_database(url, role=role)
+    try:
+        async with db.write() as conn:
+            writer_cache = int((await conn.execute(text("PRAGMA cache_size"))).scalar_one())
+            writer_mmap = int((await conn.execute(text("PRAGMA mmap_size"))).scalar_one())
+            checkpoint = int((await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one())
+        async with db.reader.connect() as conn:
+            reader_cache = int((await conn.execute(text("PRAGMA cache_size"))).scalar_one())
+            reader_mmap = int((await conn.execute(text("PRAGMA mmap_size"))).scalar_one())
+            synchronous = int((await conn.execute(text("PRAGMA synchronous"))).scalar_one())
+    finally:
+        await db.dispose()
+    return {
+        "writer_cache": writer_cache,
+        "writer_mmap": writer_mmap,
+        "reader_cache": reader_cache,
+        "reader_mmap": reader_mmap,
+        "synchronous": synchronous,
+        "wal_autocheckpoint": checkpoint,
+    }
+
+
+@pytest.mark.parametrize("role", ["county", "town"])
+async def test_a_hub_writer_keeps_a_larger_cache_and_maps_the_file(tmp_path: Path, role: str) -> None:
+    pages = sqlite_pages(role)
+    assert pages.writer_cache_kib > SQLITE_DEFAULT_PAGES.writer_cache_kib and pages.mmap_bytes > 0
+    got = await pragmas(f"sqlite:///{tmp_path / 'node.db'}", role)
+    mapped = min(pages.mmap_bytes, MAX_MMAP)
+    assert got == {
+        "writer_cache": -pages.writer_cache_kib,  # negative: KiB
+        "writer_mmap": mapped,
+        "reader_cache": -SQLITE_DEFAULT_PAGES.writer_cache_kib,  # readers keep the default cache ...
+        "reader_mmap": mapped,  # ... and share the mapping (the system's file cache)
+        "synchronous": 2,  # FULL, whatever the tier
+        "wal_autocheckpoint": pages.wal_autocheckpoint,
+    }
+
+
+@pytest.mark.parametrize("role", ["village", ""])
+async def test_a_village_and_a_store_opened_without_a_role_keep_sqlite_defaults(tmp_path: Path, role: str) -> None:
+    got = await pragmas(f"sqlite:///{tmp_path / 'node.db'}", role)
+    assert got == {
+        "writer_cache": -2000,
+        "writer_mmap": 0,
+        "reader_cache": -2000,
+        "reader_mmap": 0,
+        "synchronous": 2,
+        "wal_autocheckpoint": 1000,
+    }
+
+
+def test_every_role_is_listed_and_a_village_is_not_raised() -> None:
+    from protocol.topology import ROLES
+
+    assert set(SQLITE_PAGES) == set(ROLES)
+    assert SQLITE_PAGES["village"] == SQLITE_DEFAULT_PAGES
+    assert SQLITE_PAGES["county"].writer_cache_kib >= SQLITE_PAGES["town"].writer_cache_kib
+    assert SQLITE_PAGES["county"].wal_autocheckpoint == 4000  # measured on a million errands (bench/README.md)
+
+
+@pytest.mark.postgres
+async def test_postgresql_takes_the_role_and_sets_nothing_of_its_own(pg_url: str) -> None:
+    """On PostgreSQL the server's own settings hold (deploy/README.md): the role changes no session setting."""
+    shown: dict[str, list[str]] = {}
+    for role in ("county", ""):
+        db = await open_database(pg_url, role=role)
+        try:
+            async with db.write() as conn:
+                shown[role] = [
+                    str((await conn.execute(text(f"SHOW {name}"))).scalar_one())
+                    for name in ("work_mem", "synchronous_commit", "temp_buffers")
+                ]
+        finally:
+            await db.dispose()
+    assert shown["county"] == shown[""]
+
+
+@pytest.mark.postgres
+async def test_the_worklist_is_found_by_index_not_by_reading_every_errand(tmp_path: Path, pg_url: str) -> None:
+    """``Store.worklist`` (read by the duties after every push) searches the ``holder`` index and the partial
+    ``pending_to`` index (migration 0021) on SQLite, and PostgreSQL holds the same partial index."""
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.reader.connect() as conn:
+            compiled = worklist_query("C").compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            plan = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")).all()]
+            other = "SELECT id FROM errands WHERE errand_kind = 'joint' AND stage IN ('a', 'b') AND pending_to IS NULL"
+            nulls = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {other}")).all()]
+    finally:
+        await db.dispose()
+    assert "SEARCH errands USING INDEX ix_errands_holder (holder=?)" in plan, plan
+    assert "SEARCH errands USING INDEX ix_errands_pending_to (pending_to=?)" in plan, plan
+    assert not any(step.startswith("SCAN errands") for step in plan), plan
+    assert not any("ix_errands_pending_to" in step for step in nulls), nulls  # IS NULL: not the partial index
+
+    pg = await open_database(pg_url)
+    try:
+        async with pg.reader.connect() as conn:
+            definition = (
+                await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_errands_pending_to'"))
+            ).scalar_one()
+    finally:
+        await pg.dispose()
+    assert definition.endswith("(pending_to) WHERE (pending_to IS NOT NULL)"), definition
