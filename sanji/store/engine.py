@@ -94,14 +94,14 @@ class SqlitePages:
 
     ``writer_cache_kib`` is the page cache of the one writer connection (``PRAGMA cache_size``; it grows
     to that as pages are touched, and is kept across its transactions); readers keep SQLite's default
-    cache. ``mmap_bytes`` maps that much of the file into every connection (``PRAGMA mmap_size``), so a
-    page not in the cache is read from the operating system's page cache without a ``pread`` copy (the
-    mapping is the system's file cache, shared, not memory of the node's own). The ingest writes into
-    indexes on random ids (``actions.id``, ``actions.errand``, ``errands.id``; ≈ 750 MB at a million
-    errands): with SQLite's default 2 MB cache nearly every lookup misses on its way down the trees.
-    Measured on a million-errand store (bench/README.md, "Page memory by tier"): 2-6 % less ingest CPU,
-    within the noise, and the same bytes written; what grows with the store is the writing of those
-    random leaves, which no cache saves. Kept for the hubs: they have the memory, and a village pays nothing.
+    cache. The ingest writes into indexes on random ids (``actions.id``, ``actions.errand``, ``errands.id``;
+    ≈ 750 MB at a million errands): with SQLite's default 2 MB cache nearly every lookup misses on its way
+    down the trees. Measured on a million-errand store (bench/README.md, "Page memory by tier"): 2-6 % less
+    ingest CPU with the file also memory-mapped, within the noise, and the same bytes written; what grows
+    with the store is the writing of those random leaves, which no cache saves. The cache is kept for the
+    hubs (they have the memory, and a village pays nothing); the mapping is not: it measured nothing, and
+    through a mapping a read error of the disk kills the process (SIGBUS) where ``pread`` returns an error
+    the node reports.
 
     ``wal_autocheckpoint`` is how many pages the WAL may hold before a commit copies them into the file
     (``PRAGMA wal_autocheckpoint``; SQLite's default 1,000, 4 MB). A page changed by several pushes between
@@ -111,19 +111,18 @@ class SqlitePages:
     """
 
     writer_cache_kib: int
-    mmap_bytes: int
     wal_autocheckpoint: int = 1000
 
 
-SQLITE_DEFAULT_PAGES = SqlitePages(writer_cache_kib=2000, mmap_bytes=0, wal_autocheckpoint=1000)  # SQLite's own
+SQLITE_DEFAULT_PAGES = SqlitePages(writer_cache_kib=2000, wal_autocheckpoint=1000)  # SQLite's own
 # By the node's role (``protocol.topology.ROLES``). A village keeps SQLite's defaults: its laptop idles
 # under 80 MB (issue 16, ``bench.footprint``), and its store stays small. The hubs take more.
 SQLITE_PAGES: dict[str, SqlitePages] = {
     "village": SQLITE_DEFAULT_PAGES,
-    "town": SqlitePages(writer_cache_kib=64 * 1024, mmap_bytes=256 * 1024 * 1024),
-    "county": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024, wal_autocheckpoint=4000),
-    "city": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024, wal_autocheckpoint=4000),
-    "province": SqlitePages(writer_cache_kib=256 * 1024, mmap_bytes=2 * 1024 * 1024 * 1024, wal_autocheckpoint=4000),
+    "town": SqlitePages(writer_cache_kib=64 * 1024),
+    "county": SqlitePages(writer_cache_kib=256 * 1024, wal_autocheckpoint=4000),
+    "city": SqlitePages(writer_cache_kib=256 * 1024, wal_autocheckpoint=4000),
+    "province": SqlitePages(writer_cache_kib=256 * 1024, wal_autocheckpoint=4000),
 }
 
 
@@ -133,7 +132,7 @@ def sqlite_pages(role: str) -> SqlitePages:
 
 
 def _sqlite_pragmas(
-    dbapi_connection: Any, _record: Any, *, cache_kib: int = 2000, mmap_bytes: int = 0, wal_autocheckpoint: int = 1000
+    dbapi_connection: Any, _record: Any, *, cache_kib: int = 2000, wal_autocheckpoint: int = 1000
 ) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
@@ -143,8 +142,6 @@ def _sqlite_pragmas(
     cursor.execute("PRAGMA foreign_keys=ON")
     if cache_kib != SQLITE_DEFAULT_PAGES.writer_cache_kib:
         cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")  # negative: KiB, not pages
-    if mmap_bytes:
-        cursor.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
     if wal_autocheckpoint != SQLITE_DEFAULT_PAGES.wal_autocheckpoint:
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
     cursor.close()
@@ -156,9 +153,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pages: SqlitePages = SQLITE_DEF
     else:
         engine = create_async_engine(url, pool_size=4, max_overflow=4)
     cache_kib = pages.writer_cache_kib if immediate else SQLITE_DEFAULT_PAGES.writer_cache_kib
-    pragmas = partial(
-        _sqlite_pragmas, cache_kib=cache_kib, mmap_bytes=pages.mmap_bytes, wal_autocheckpoint=pages.wal_autocheckpoint
-    )
+    pragmas = partial(_sqlite_pragmas, cache_kib=cache_kib, wal_autocheckpoint=pages.wal_autocheckpoint)
     event.listen(engine.sync_engine, "connect", pragmas)
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
