@@ -217,7 +217,11 @@ class Children:
         finally:
             self.open_now -= 1
         if transport.opening is not None and transport.reply is not None:
-            self.openings[child] = Opening(transport.opening, transport.reply.down)
+            # Without the reports: this store is opened afresh for every exchange, so its report memo
+            # (sanji.sync.report_memo, one per Store object) is new each time and sends them all again. A
+            # running node's memo, having carried them, sends none until news or the 5-minute heartbeat.
+            opening = msgspec.structs.replace(transport.opening, reports=())
+            self.openings[child] = Opening(opening, transport.reply.down)
         return {
             "seconds": seconds,
             "requests": transport.requests,
