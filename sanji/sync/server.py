@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -80,7 +79,7 @@ def _log_alarms(here: str, reports: tuple[NodeReport, ...]) -> None:
 # behind every other request's, the single writer's transactions stretch over as many turns of the loop,
 # and each request takes as long as all of them together, past the child's idle limit for the opening
 # request (``sanji.sync.transport.OPENING_IDLE_S``). A few at a time, each is answered in its own time.
-SERVING_AT_ONCE = int(os.environ.get("SANJI_SERVING_AT_ONCE", "16"))
+SERVING_AT_ONCE = 16
 
 
 class SyncServer:
