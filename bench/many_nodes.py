@@ -69,7 +69,7 @@ HTTP_TIMEOUT_S = 60.0
 # holds ≈ 6 descriptors (SQLite file, WAL and shm for the writer and a reader or two, and the socket) and an
 # aiosqlite thread per connection; unbounded, a simulator that falls behind its schedule opens thousands at
 # once and SQLite answers "unable to open database file" at the descriptor limit.
-MAX_OPEN = 64
+MAX_OPEN = 64  # the default of --max-open
 SETTLE_IN_FLIGHT = 32  # per worker: the settle exchanges are not timed against a target, only checked
 
 
@@ -321,7 +321,11 @@ class Worker:
             out = await self.alone(int(command["times"]), str(command["mode"]))
         elif what == "idle":
             out = await self.idle(
-                float(command["interval"]), int(command["rounds"]), int(command["seed"]), str(command["mode"])
+                float(command["interval"]),
+                int(command["rounds"]),
+                int(command["seed"]),
+                str(command["mode"]),
+                int(command.get("max_open", MAX_OPEN)),
             )
         else:
             raise ValueError(f"unknown command {what!r}")
@@ -351,12 +355,12 @@ class Worker:
         do = self.children.lean_exchange if mode == "lean" else self.children.exchange
         return {"samples": [await do(child) for _ in range(times)], "errors": []}
 
-    async def idle(self, interval: float, rounds: int, seed: int, mode: str) -> dict[str, Any]:
+    async def idle(self, interval: float, rounds: int, seed: int, mode: str, max_open: int) -> dict[str, Any]:
         rng = random.Random(seed * 1009 + self.index)
         samples: list[dict[str, Any]] = []
         errors: list[str] = []
         late: list[float] = []  # how long after its moment an exchange began: the simulator falling behind
-        gate = asyncio.Semaphore(MAX_OPEN)  # only a full child opens a store; a lean one holds a socket
+        gate = asyncio.Semaphore(max_open)  # only a full child opens a store; a lean one holds a socket
         loop = asyncio.get_running_loop()
 
         async def one(child: str, at: float) -> None:
@@ -532,11 +536,19 @@ async def burst(sim: Simulator, width: int, hub_pid: int, children: int, what: s
 
 
 async def idle_rounds(
-    sim: Simulator, hub_url: str, interval: float, rounds: int, hub_pid: int, seed: int, mode: str, children: int
+    sim: Simulator,
+    hub_url: str,
+    interval: float,
+    rounds: int,
+    hub_pid: int,
+    seed: int,
+    mode: str,
+    children: int,
+    max_open: int = MAX_OPEN,
 ) -> dict[str, Any]:
     buckets0 = await served_buckets(hub_url)
     log(f"idle rounds: {children} exchanges spread over {interval:g} s, {rounds} time(s), {mode} children")
-    command = {"do": "idle", "interval": interval, "rounds": rounds, "seed": seed, "mode": mode}
+    command = {"do": "idle", "interval": interval, "rounds": rounds, "seed": seed, "mode": mode, "max_open": max_open}
     phase = await sim.phase([command] * len(sim.workers), hub_pid)
     buckets1 = await served_buckets(hub_url)
     p99 = served_percentile(buckets0, buckets1, 99)
@@ -592,6 +604,7 @@ async def run(
     *,
     workers: int = 0,
     mode: str = "lean",
+    max_open: int = MAX_OPEN,
 ) -> dict[str, Any]:
     workers = min(n, workers or default_workers())
     log(f"making {n} children's keys and the hub")
@@ -613,7 +626,7 @@ async def run(
         alone = alone_full
         if mode != "full":
             alone = (await alone_phase(sim, {"do": "alone", "times": 20, "mode": mode}, hub_pid))["samples"]
-        idle = await idle_rounds(sim, url, interval, rounds, hub_pid, seed, mode, n)
+        idle = await idle_rounds(sim, url, interval, rounds, hub_pid, seed, mode, n, max_open)
     finally:
         if sim is not None:
             await sim.stop()
@@ -663,7 +676,12 @@ async def run(
     return {
         "children": n,
         "hub_store": "postgresql" if db_url else "sqlite",
-        "simulator": {"workers": workers, "idle_children": mode, "http_timeout_s": HTTP_TIMEOUT_S},
+        "simulator": {
+            "workers": workers,
+            "idle_children": mode,
+            "max_open_stores_per_worker": max_open,
+            "http_timeout_s": HTTP_TIMEOUT_S,
+        },
         "burst": first,
         "settle": settle,
         "idle": {
@@ -712,6 +730,12 @@ def main(argv: list[str] | None = None) -> int:
         default="lean",
         help="idle rounds: lean (each child's own opening request, signed afresh; default) or full (sync_once)",
     )
+    parser.add_argument(
+        "--max-open",
+        type=int,
+        default=MAX_OPEN,
+        help=f"full idle children's stores open at once per worker ({MAX_OPEN})",
+    )
     parser.add_argument("--quick", action="store_true", help="50 children, 10 s interval, 1 round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # a simulator worker: its spec file
@@ -721,8 +745,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(worker_main(args.worker, args.worker_index, args.workers))
     if args.quick:
         args.children, args.interval, args.rounds, args.burst = 50, 10.0, 1, 50
-    if args.children < 1 or args.rounds < 1 or args.interval <= 0 or args.burst < 1 or args.workers < 0:
-        parser.error("--children, --rounds and --burst must be at least 1, --interval above 0, --workers not negative")
+    if args.children < 1 or args.rounds < 1 or args.interval <= 0 or args.burst < 1 or args.max_open < 1:
+        parser.error("--children, --rounds, --burst and --max-open must be at least 1, --interval above 0")
+    if args.workers < 0:
+        parser.error("--workers must not be negative (0: one per core)")
     load_before = load_average()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="sanji-many-"))
@@ -738,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.seed,
                 workers=args.workers,
                 mode=args.idle_children,
+                max_open=args.max_open,
             )
         )
     finally:
