@@ -216,19 +216,32 @@ class Children:
                 await db.dispose()
         finally:
             self.open_now -= 1
-        if transport.opening is not None and transport.reply is not None:
+        reply = transport.reply
+        if transport.opening is not None and reply is not None:
             # Without the reports: this store is opened afresh for every exchange, so its report memo
             # (sanji.sync.report_memo, one per Store object) is new each time and sends them all again. A
             # running node's memo, having carried them, sends none until news or the 5-minute heartbeat.
             opening = msgspec.structs.replace(transport.opening, reports=())
-            self.openings[child] = Opening(opening, transport.reply.down)
+            self.openings[child] = Opening(opening, reply.down)
         return {
             "seconds": seconds,
             "requests": transport.requests,
             "sent": report.bytes_sent,
             "received": report.bytes_received,
             "moved": report.pushed + report.pulled,
+            # The parent sent what the child lacked (its catalogue, calendar or rules): not idle yet.
+            "caught_up": int(reply is not None and bool(reply.catalogue or reply.calendar or reply.rules)),
         }
+
+    async def settled_exchange(self, child: str) -> dict[str, Any]:
+        """Exchanges until one is idle (at most 3): a child whose burst exchange failed catches up first,
+        so the opening request kept is one sent with nothing to catch up on. The last one is returned."""
+        sample = await self.exchange(child)
+        for _ in range(2):
+            if not (sample["moved"] or sample["caught_up"]):
+                break
+            sample = {**await self.exchange(child), "catch_up": 1}
+        return sample
 
     async def lean_exchange(self, child: str) -> dict[str, Any]:
         """The child's idle exchange as the hub sees it: its last opening request, signed afresh.
@@ -298,6 +311,7 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "request_body_bytes_per_exchange": rounded(sum(s["sent"] for s in samples) / len(samples)),
         "response_body_bytes_per_exchange": rounded(sum(s["received"] for s in samples) / len(samples)),
         "exchanges_that_moved_batches": sum(1 for s in samples if s["moved"]),
+        "children_that_caught_up_first": sum(1 for s in samples if s.get("catch_up")),
     }
 
 
@@ -316,7 +330,7 @@ class Worker:
         peak0, self.children.open_peak = self.children.open_peak, self.children.open_now
         what = command["do"]
         if what in ("burst", "settle"):
-            out = await self.all_at_once(int(command["in_flight"]))
+            out = await self.all_at_once(int(command["in_flight"]), settle=what == "settle")
         elif what == "alone":
             out = await self.alone(int(command["times"]), str(command["mode"]))
         elif what == "idle":
@@ -335,7 +349,7 @@ class Worker:
         self.children.open_peak = max(peak0, self.children.open_peak)
         return out
 
-    async def all_at_once(self, in_flight: int) -> dict[str, Any]:
+    async def all_at_once(self, in_flight: int, *, settle: bool = False) -> dict[str, Any]:
         gate = asyncio.Semaphore(in_flight)
         samples: list[dict[str, Any]] = []
         errors: list[str] = []
@@ -343,7 +357,8 @@ class Worker:
         async def one(child: str) -> None:
             async with gate:
                 try:
-                    samples.append(await self.children.exchange(child))
+                    do = self.children.settled_exchange if settle else self.children.exchange
+                    samples.append(await do(child))
                 except Exception as exc:
                     errors.append(f"{child}: {type(exc).__name__}: {exc}")
 
