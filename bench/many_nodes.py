@@ -250,7 +250,9 @@ class Children:
         and stop (one request); its own bookkeeping (traffic counted, clock observed) stays in its store
         and never reaches the hub. ``moved`` counts a reply after which the real child would have pulled.
         """
-        opening = self.openings[child]
+        opening = self.openings.get(child)
+        if opening is None:
+            raise RuntimeError("no idle opening request to send: the child's settle exchanges failed")
         transport = HttpTransport(self.hub_url, timeout=HTTP_TIMEOUT_S)
         transport.signer = RequestSigner(child, KeyHolder(self.keys[child]))
         transport.recipient = self.directory.parent(child) or ""
