@@ -1,53 +1,76 @@
 """Many children against one hub: a recovery burst, then idle exchanges every interval (issue 15).
 
-A real county process (`sanji county serve`, SQLite or PostgreSQL) serves N simulated townships. Each
-child is a real `Store` on its own SQLite file (copied from one migrated template, so setting up
-thousands costs seconds) running the real `sync_once` over `HttpTransport` with signed requests:
+A real county process (`sanji county serve`, SQLite or PostgreSQL) serves N simulated townships. The children
+are played by ``--workers`` processes (default: one per core), each owning a slice of them and answering the
+parent's commands as JSON lines, so the simulator is not one Python process at 100 % of a core queueing
+the exchanges it is meant to time. Each worker's own CPU is measured and reported beside the hub's.
 
-1. **Burst**: every child makes its first exchange at once (at most `--burst` in flight), as after a
-   county-wide outage. Every one must complete without an error.
-2. **Idle rounds**: each child exchanges once per `--interval` at a random moment within it, with nothing
-   to send or receive. Latency of each exchange (client side, p50/p95/p99), requests and body bytes per
-   exchange each way, and the hub process's CPU (utime + stime from /proc) over the rounds.
+1. **Burst**: every child makes its first exchange at once (at most `--burst` in flight over all workers),
+   as after a county-wide outage: a real `Store` on its own SQLite file (copied from one migrated template)
+   running the real `sync_once` over `HttpTransport`, signed requests and all. Every one must complete
+   without an error.
+2. **Settle**: every child's second exchange, the same way: it must be idle (one request), and its opening
+   request is what the child sends on every idle exchange after it.
+3. **Idle rounds**: each child exchanges once per `--interval` at a random moment within it. By default
+   (`--idle-children lean`) a child sends its own opening request from the settle exchange again, signed
+   afresh with its key (a new counter), carrying the lease of the last reply, and checks the reply holds
+   nothing it lacks — to the hub exactly what the real child's idle exchange is, without the ≈ 40 ms of
+   CPU the real child spends in its own SQLite store (which would need more cores than the machine has at
+   issue 15's scale). `--idle-children full` runs the real `sync_once` instead. Latency of each exchange
+   (client side, p50/p95/p99), requests and body bytes per exchange each way, the hub process's CPU and
+   the simulator's (utime + stime) over the rounds.
 
-The baseline, in the same run, is the same idle exchange by one child alone (no other load). The children
-run in this process, so their CPU competes with the hub's on a small machine: the hub's share is reported
-separately. `python -m bench.many_nodes --children 5000 --interval 60` is issue 15's scale (targets: p99 ≤
-200 ms at ≤ 50 % of two cores; the burst from 500 nodes completes without an error); `--quick` is small.
+The baseline, in the same run, is the same idle exchange by one child alone (no other load).
+`python -m bench.many_nodes --children 5000 --interval 60` is issue 15's scale (targets: p99 ≤ 200 ms at
+≤ 50 % of two cores; the burst from 500 nodes completes without an error); `--quick` is small.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import random
 import re
+import resource
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from bench.apply_rate import load_average, percentile, rounded, stop_process, wait_ready
 from bench.links import figure, machine_info
 from bench.output import publish
-from protocol.topology import COUNTY
+from protocol.session import CursorsRequest, CursorsResponse
+from protocol.signing import SigningKey
+from protocol.topology import COUNTY, Directory
 from sanji.context import NodeContext
 from sanji.demo.cluster import free_port
-from sanji.keys import write_directory, write_key
+from sanji.keys import read_directory, write_directory, write_key
 from sanji.layout import Layout, county_layout
 from sanji.store import Store, open_database
 from sanji.sync.driver import sync_once
+from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import HttpTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "many_nodes.json"
+HTTP_TIMEOUT_S = 60.0
+# Children whose store is open at once in one worker during `--idle-children full` rounds. Each open child
+# holds ≈ 6 descriptors (SQLite file, WAL and shm for the writer and a reader or two, and the socket) and an
+# aiosqlite thread per connection; unbounded, a simulator that falls behind its schedule opens thousands at
+# once and SQLite answers "unable to open database file" at the descriptor limit.
+MAX_OPEN = 64  # the default of --max-open
+SETTLE_IN_FLIGHT = 32  # per worker: the settle exchanges are not timed against a target, only checked
 
 
 def log(message: str) -> None:
@@ -58,6 +81,33 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU, every thread (aiosqlite runs each connection on its own)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat: what every process used, ours or not."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def listen_drops() -> dict[str, int]:
+    """The kernel's count of connections dropped because a listen queue was full (every socket on the machine)."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()]
+    except OSError:
+        return {}
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names and names[0] == "TcpExt:":
+            row = dict(zip(names[1:], values[1:], strict=False))
+            return {k: int(row[k]) for k in ("ListenOverflows", "ListenDrops") if k in row}
+    return {}
 
 
 async def start_hub(layout: Layout, workdir: Path, db_url: str | None) -> tuple[asyncio.subprocess.Process, str]:
@@ -106,44 +156,124 @@ async def start_hub(layout: Layout, workdir: Path, db_url: str | None) -> tuple[
     return proc, url
 
 
-class Children:
-    """N townships, each a Store on its own SQLite file, opened only for the length of one exchange."""
+@dataclass
+class KeyHolder:
+    """What ``RequestSigner`` signs with: a lean child has a key and no store."""
 
-    def __init__(self, layout: Layout, workdir: Path, hub_url: str) -> None:
-        self.layout = layout
-        self.directory = layout.directory
+    key: SigningKey
+
+
+@dataclass
+class Opening:
+    """A child's opening request as its real ``sync_once`` sent it, and what the parent then held for it."""
+
+    request: CursorsRequest
+    down: tuple[Any, ...] | None
+
+
+class RecordingTransport(HttpTransport):
+    """``HttpTransport`` keeping the last opening request it carried and the reply to it."""
+
+    opening: CursorsRequest | None = None
+    reply: CursorsResponse | None = None
+
+    async def cursors(self, request: CursorsRequest) -> CursorsResponse:
+        reply = await super().cursors(request)
+        self.opening, self.reply = request, reply
+        return reply
+
+
+class Children:
+    """A slice of the townships, each a Store on its own SQLite file, opened only for the length of one exchange."""
+
+    def __init__(self, directory: Directory, keys: dict[str, SigningKey], workdir: Path, hub_url: str) -> None:
+        self.directory = directory
+        self.keys = keys
         self.workdir = workdir
         self.hub_url = hub_url
-        self.ids = layout.ids("town")
-
-    async def prepare(self) -> None:
-        template = self.workdir / "template.db"
-        db = await open_database(f"sqlite:///{template}")
-        await db.dispose()
-        for child in self.ids:
-            shutil.copyfile(template, self.workdir / f"{child}.db")
+        self.ids = sorted(keys)
+        self.openings: dict[str, Opening] = {}
+        self.open_now = 0
+        self.open_peak = 0  # children whose store was open at once: what the descriptors are spent on
 
     async def exchange(self, child: str) -> dict[str, Any]:
-        db = await open_database(f"sqlite:///{self.workdir / f'{child}.db'}", migrate=False)
-        transport = HttpTransport(self.hub_url, timeout=60.0)
+        """The real thing: open the child's store, run ``sync_once``, keep its opening request."""
+        self.open_now += 1
+        self.open_peak = max(self.open_peak, self.open_now)
         try:
-            store = Store(db, node_id=child, key=self.layout.keys[child], directory=self.directory)
-            await store.start()
-            context = NodeContext(store, None)  # as a node's driver does: what it holds is not asked for again
-            await context.load()
+            db = await open_database(f"sqlite:///{self.workdir / f'{child}.db'}", migrate=False)
+            transport = RecordingTransport(self.hub_url, timeout=HTTP_TIMEOUT_S)
+            try:
+                store = Store(db, node_id=child, key=self.keys[child], directory=self.directory)
+                await store.start()
+                context = NodeContext(store, None)  # as a node's driver does: what it holds is not asked for again
+                await context.load()
+                started = time.perf_counter()
+                report = await sync_once(store, transport, context=context)
+                seconds = time.perf_counter() - started
+            finally:
+                await transport.close()
+                await db.dispose()
+        finally:
+            self.open_now -= 1
+        reply = transport.reply
+        if transport.opening is not None and reply is not None:
+            # Without the reports: this store is opened afresh for every exchange, so its report memo
+            # (sanji.sync.report_memo, one per Store object) is new each time and sends them all again. A
+            # running node's memo, having carried them, sends none until news or the 5-minute heartbeat.
+            opening = msgspec.structs.replace(transport.opening, reports=())
+            self.openings[child] = Opening(opening, reply.down)
+        return {
+            "seconds": seconds,
+            "requests": transport.requests,
+            "sent": report.bytes_sent,
+            "received": report.bytes_received,
+            "moved": report.pushed + report.pulled,
+            # The parent sent what the child lacked (its catalogue, calendar or rules): not idle yet.
+            "caught_up": int(reply is not None and bool(reply.catalogue or reply.calendar or reply.rules)),
+        }
+
+    async def settled_exchange(self, child: str) -> dict[str, Any]:
+        """Exchanges until one is idle (at most 3): a child whose burst exchange failed catches up first,
+        so the opening request kept is one sent with nothing to catch up on. The last one is returned."""
+        sample = await self.exchange(child)
+        for _ in range(2):
+            if not (sample["moved"] or sample["caught_up"]):
+                break
+            sample = {**await self.exchange(child), "catch_up": 1}
+        return sample
+
+    async def lean_exchange(self, child: str) -> dict[str, Any]:
+        """The child's idle exchange as the hub sees it: its last opening request, signed afresh.
+
+        The real child would read its cursors, send this request, find the parent holds nothing it lacks
+        and stop (one request); its own bookkeeping (traffic counted, clock observed) stays in its store
+        and never reaches the hub. ``moved`` counts a reply after which the real child would have pulled.
+        """
+        opening = self.openings.get(child)
+        if opening is None:
+            raise RuntimeError("no idle opening request to send: the child's settle exchanges failed")
+        transport = HttpTransport(self.hub_url, timeout=HTTP_TIMEOUT_S)
+        transport.signer = RequestSigner(child, KeyHolder(self.keys[child]))
+        transport.recipient = self.directory.parent(child) or ""
+        transport.ancestors = frozenset(n for n in self.directory.path(child) if n != child)
+        try:
             started = time.perf_counter()
-            report = await sync_once(store, transport, context=context)
+            reply = await transport.cursors(opening.request)
             seconds = time.perf_counter() - started
-            return {
-                "seconds": seconds,
-                "requests": transport.requests,
-                "sent": report.bytes_sent,
-                "received": report.bytes_received,
-                "moved": report.pushed + report.pulled,
-            }
         finally:
             await transport.close()
-            await db.dispose()
+        # As the child's trust step keeps it: the next request presents the lease this reply handed out.
+        if reply.lease:
+            self.openings[child] = Opening(msgspec.structs.replace(opening.request, lease=reply.lease), opening.down)
+        behind = reply.down != opening.down or bool(reply.catalogue or reply.calendar or reply.rules or reply.reclaim)
+        return {
+            "seconds": seconds,
+            "requests": transport.requests,
+            "sent": transport.bytes_sent,
+            "received": transport.bytes_received,
+            "moved": int(behind),
+        }
 
 
 async def served_buckets(hub_url: str) -> dict[float, float]:
@@ -183,88 +313,340 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "request_body_bytes_per_exchange": rounded(sum(s["sent"] for s in samples) / len(samples)),
         "response_body_bytes_per_exchange": rounded(sum(s["received"] for s in samples) / len(samples)),
         "exchanges_that_moved_batches": sum(1 for s in samples if s["moved"]),
+        "children_that_caught_up_first": sum(1 for s in samples if s.get("catch_up")),
     }
 
 
-async def burst(children: Children, width: int) -> dict[str, Any]:
-    gate = asyncio.Semaphore(width)
-    errors: list[str] = []
-    samples: list[dict[str, Any]] = []
+# -- a worker: one process playing a slice of the children -----------------------------------------------
 
-    async def one(child: str) -> None:
-        async with gate:
+
+class Worker:
+    """Answers the parent's commands for its slice of the children; every answer says what it cost here."""
+
+    def __init__(self, children: Children, index: int) -> None:
+        self.children = children
+        self.index = index
+
+    async def run(self, command: dict[str, Any]) -> dict[str, Any]:
+        cpu0, wall0 = own_cpu_seconds(), time.perf_counter()
+        peak0, self.children.open_peak = self.children.open_peak, self.children.open_now
+        what = command["do"]
+        if what in ("burst", "settle"):
+            out = await self.all_at_once(int(command["in_flight"]), settle=what == "settle")
+        elif what == "alone":
+            out = await self.alone(int(command["times"]), str(command["mode"]))
+        elif what == "idle":
+            out = await self.idle(
+                float(command["interval"]),
+                int(command["rounds"]),
+                int(command["seed"]),
+                str(command["mode"]),
+                int(command.get("max_open", MAX_OPEN)),
+            )
+        else:
+            raise ValueError(f"unknown command {what!r}")
+        out["cpu_s"] = own_cpu_seconds() - cpu0
+        out["wall_s"] = time.perf_counter() - wall0
+        out["open_stores_peak"] = self.children.open_peak
+        self.children.open_peak = max(peak0, self.children.open_peak)
+        return out
+
+    async def all_at_once(self, in_flight: int, *, settle: bool = False) -> dict[str, Any]:
+        gate = asyncio.Semaphore(in_flight)
+        samples: list[dict[str, Any]] = []
+        errors: list[str] = []
+
+        async def one(child: str) -> None:
+            async with gate:
+                try:
+                    do = self.children.settled_exchange if settle else self.children.exchange
+                    samples.append(await do(child))
+                except Exception as exc:
+                    errors.append(f"{child}: {type(exc).__name__}: {exc}")
+
+        await asyncio.gather(*(one(c) for c in self.children.ids))
+        return {"samples": samples, "errors": errors}
+
+    async def alone(self, times: int, mode: str) -> dict[str, Any]:
+        child = self.children.ids[0]
+        do = self.children.lean_exchange if mode == "lean" else self.children.exchange
+        return {"samples": [await do(child) for _ in range(times)], "errors": []}
+
+    async def idle(self, interval: float, rounds: int, seed: int, mode: str, max_open: int) -> dict[str, Any]:
+        rng = random.Random(seed * 1009 + self.index)
+        samples: list[dict[str, Any]] = []
+        errors: list[str] = []
+        late: list[float] = []  # how long after its moment an exchange began: the simulator falling behind
+        gate = asyncio.Semaphore(max_open)  # only a full child opens a store; a lean one holds a socket
+        loop = asyncio.get_running_loop()
+
+        async def one(child: str, at: float) -> None:
+            await asyncio.sleep(max(0.0, at - loop.time()))
             try:
-                samples.append(await children.exchange(child))
+                if mode == "lean":
+                    late.append(loop.time() - at)
+                    samples.append(await self.children.lean_exchange(child))
+                    return
+                async with gate:
+                    late.append(loop.time() - at)
+                    samples.append(await self.children.exchange(child))
             except Exception as exc:
                 errors.append(f"{child}: {type(exc).__name__}: {exc}")
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one(c) for c in children.ids))
-    seconds = time.perf_counter() - started
-    out = summary(samples) if samples else {}
+        for _ in range(rounds):
+            began = loop.time()
+            await asyncio.gather(*(one(c, began + rng.uniform(0, interval)) for c in self.children.ids))
+        return {"samples": samples, "errors": errors, "late_s": late}
+
+
+def read_spec(path: Path, index: int, count: int) -> Children:
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    ids = sorted(spec["keys"])[index::count]
+    keys = {child: SigningKey.from_private_bytes(bytes.fromhex(spec["keys"][child])) for child in ids}
+    return Children(read_directory(Path(spec["directory"])), keys, Path(spec["children_dir"]), spec["hub_url"])
+
+
+async def worker_main(spec: Path, index: int, count: int) -> int:
+    """A worker's life: say ready, then answer one JSON command per line on stdin until "exit" or EOF."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # a full child holds several descriptors while its store is open
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    worker = Worker(read_spec(spec, index, count), index)
+    print(json.dumps({"ready": len(worker.children.ids)}), flush=True)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or json.loads(line)["do"] == "exit":
+            return 0
+        print(json.dumps(await worker.run(json.loads(line))), flush=True)
+
+
+class WorkerProcess:
+    """The parent's handle on one worker process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, spec: Path, index: int, count: int) -> WorkerProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.many_nodes",
+            "--worker",
+            str(spec),
+            "--worker-index",
+            str(index),
+            "--workers",
+            str(count),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=str(ROOT),
+            limit=1 << 28,  # one answer line holds every sample of the worker's slice
+        )
+        worker = cls(proc)
+        await worker.answer()  # {"ready": n}
+        return worker
+
+    async def send(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        await self.proc.stdin.drain()
+
+    async def answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a simulator worker exited ({await self.proc.wait()}); its stderr is above")
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                await self.send({"do": "exit"})
+                await asyncio.wait_for(self.proc.wait(), timeout=10)
+            except (TimeoutError, ConnectionError):
+                self.proc.kill()
+                await self.proc.wait()
+
+
+class Simulator:
+    """Every worker, and the parent's view of what they cost: each command goes to all at once."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        self.workers = workers
+
+    async def ask_all(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for worker, command in zip(self.workers, commands, strict=True):
+            await worker.send(command)
+        return list(await asyncio.gather(*(w.answer() for w in self.workers)))
+
+    async def phase(self, commands: list[dict[str, Any]], hub_pid: int) -> dict[str, Any]:
+        """Run one command on every worker; merge their answers, with the hub's, the simulator's and the
+        machine's CPU over the phase (cores: 1.0 is one core busy the whole time)."""
+        cores = os.cpu_count() or 1
+        hub0, wall0, (busy0, total0) = cpu_seconds(hub_pid), time.perf_counter(), machine_busy()
+        answers = await self.ask_all(commands)
+        hub, wall = cpu_seconds(hub_pid) - hub0, time.perf_counter() - wall0
+        busy1, total1 = machine_busy()
+        sim = sum(a["cpu_s"] for a in answers)
+        late = [x for a in answers for x in a.get("late_s", [])]
+        return {
+            "samples": [s for a in answers for s in a["samples"]],
+            "errors": [e for a in answers for e in a["errors"]],
+            "seconds": wall,
+            "cpu": {
+                "hub_cpu_share_of_machine": rounded(hub / wall / cores),
+                "hub_cpu_cores": rounded(hub / wall),
+                "simulator_cpu_share_of_machine": rounded(sim / wall / cores),
+                "simulator_cpu_cores": rounded(sim / wall),
+                "simulator_cpu_cores_per_worker": [rounded(a["cpu_s"] / wall) for a in answers],
+                # Every process on the machine, the hub's and the simulator's included: what is left is
+                # other work (the machine is shared), which competes for the same cores.
+                "machine_busy_share": rounded((busy1 - busy0) / max(total1 - total0, 1.0)),
+            },
+            "simulator": {
+                "workers": len(answers),
+                "open_stores_peak_per_worker": [a["open_stores_peak"] for a in answers],
+                **(
+                    {
+                        "start_late_ms": {
+                            "p50": rounded(percentile(late, 50) * 1000),
+                            "p99": rounded(percentile(late, 99) * 1000),
+                            "max": rounded(max(late) * 1000),
+                        }
+                    }
+                    if late
+                    else {}
+                ),
+            },
+        }
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers))
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` as evenly as whole numbers go, each at least 1."""
+    return [max(1, total // parts + (1 if i < total % parts else 0)) for i in range(parts)]
+
+
+async def burst(sim: Simulator, width: int, hub_pid: int, children: int, what: str = "burst") -> dict[str, Any]:
+    drops0 = listen_drops()
+    phase = await sim.phase([{"do": what, "in_flight": n} for n in shares(width, len(sim.workers))], hub_pid)
+    drops1 = listen_drops()
+    samples, errors = phase["samples"], phase["errors"]
     return {
-        **out,
-        "children": len(children.ids),
+        **(summary(samples) if samples else {}),
+        "children": children,
         "in_flight": width,
-        "seconds": rounded(seconds),
+        "seconds": rounded(phase["seconds"]),
         "errors": errors[:20],
         "error_count": len(errors),
+        **phase["cpu"],
+        "simulator": phase["simulator"],
+        # Connections the kernel dropped because a listen queue was full (the hub's is uvicorn's backlog,
+        # 2048, capped by net.core.somaxconn), machine-wide: 0 rules out the hub's accept queue.
+        "listen_queue_drops": {k: drops1[k] - drops0.get(k, 0) for k in drops1},
     }
 
 
 async def idle_rounds(
-    children: Children, interval: float, rounds: int, hub_pid: int, rng: random.Random
+    sim: Simulator,
+    hub_url: str,
+    interval: float,
+    rounds: int,
+    hub_pid: int,
+    seed: int,
+    mode: str,
+    children: int,
+    max_open: int = MAX_OPEN,
 ) -> dict[str, Any]:
-    samples: list[dict[str, Any]] = []
-    errors: list[str] = []
-
-    async def one(child: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        try:
-            samples.append(await children.exchange(child))
-        except Exception as exc:
-            errors.append(f"{child}: {type(exc).__name__}: {exc}")
-
-    buckets0 = await served_buckets(children.hub_url)
-    cpu0, wall0 = cpu_seconds(hub_pid), time.perf_counter()
-    for round_no in range(rounds):
-        log(f"idle round {round_no + 1}/{rounds}: {len(children.ids)} exchanges spread over {interval:g} s")
-        await asyncio.gather(*(one(c, rng.uniform(0, interval)) for c in children.ids))
-    cpu, wall = cpu_seconds(hub_pid) - cpu0, time.perf_counter() - wall0
-    buckets1 = await served_buckets(children.hub_url)
+    buckets0 = await served_buckets(hub_url)
+    log(f"idle rounds: {children} exchanges spread over {interval:g} s, {rounds} time(s), {mode} children")
+    command = {"do": "idle", "interval": interval, "rounds": rounds, "seed": seed, "mode": mode, "max_open": max_open}
+    phase = await sim.phase([command] * len(sim.workers), hub_pid)
+    buckets1 = await served_buckets(hub_url)
     p99 = served_percentile(buckets0, buckets1, 99)
-    cores = os.cpu_count() or 1
+    errors = phase["errors"]
     return {
-        **summary(samples),
+        **summary(phase["samples"]),
         "rounds": rounds,
         "interval_s": interval,
-        "hub_cpu_share_of_machine": rounded(cpu / wall / cores),
-        "hub_cpu_cores": rounded(cpu / wall),
+        "children_kind": mode,
+        **phase["cpu"],
         # The hub's own time per idle exchange, free of the simulated children's share of the CPU: the upper
         # bound of the /metrics histogram bucket that holds the 99th percentile.
         "hub_served_p99_ms_at_most": None if p99 is None else (rounded(p99 * 1000) if p99 != math.inf else "over 10 s"),
+        "simulator": phase["simulator"],
         "errors": errors[:20],
         "error_count": len(errors),
     }
 
 
+async def prepare_children(layout: Layout, workdir: Path, hub_url: str) -> Path:
+    """Every child's store (copies of one migrated template) and the spec the workers read; returns the spec."""
+    children_dir = workdir / "children"
+    children_dir.mkdir()
+    template = children_dir / "template.db"
+    db = await open_database(f"sqlite:///{template}")
+    await db.dispose()
+    ids = layout.ids("town")
+    for child in ids:
+        shutil.copyfile(template, children_dir / f"{child}.db")
+    spec = workdir / "simulator.json"  # the children's private keys: in the run's own 0700 temp dir
+    spec.write_text(
+        json.dumps(
+            {
+                "hub_url": hub_url,
+                "directory": str(workdir / "directory.json"),
+                "children_dir": str(children_dir),
+                "keys": {child: layout.keys[child].private_bytes().hex() for child in ids},
+            }
+        ),
+        encoding="utf-8",
+    )
+    return spec
+
+
 async def run(
-    n: int, interval: float, rounds: int, width: int, workdir: Path, db_url: str | None, seed: int
+    n: int,
+    interval: float,
+    rounds: int,
+    width: int,
+    workdir: Path,
+    db_url: str | None,
+    seed: int,
+    *,
+    workers: int = 0,
+    mode: str = "lean",
+    max_open: int = MAX_OPEN,
 ) -> dict[str, Any]:
-    rng = random.Random(seed)
+    workers = min(n, workers or default_workers())
     log(f"making {n} children's keys and the hub")
     layout = county_layout(towns=n, villages_per_town=0, sealing=False)
     proc, url = await start_hub(layout, workdir, db_url)
+    hub_pid = proc.pid or 0
+    sim: Simulator | None = None
     try:
-        children = Children(layout, workdir / "children", url)
-        children.workdir.mkdir()
-        await children.prepare()
+        spec = await prepare_children(layout, workdir, url)
+        log(f"starting {workers} simulator worker(s)")
+        sim = Simulator(list(await asyncio.gather(*(WorkerProcess.start(spec, i, workers) for i in range(workers)))))
         log(f"burst: {n} first exchanges, {width} in flight")
-        first = await burst(children, width)
+        first = await burst(sim, width, hub_pid, n)
+        log(f"settle: {n} second exchanges (each child's idle opening request)")
+        settle = await burst(sim, min(width, SETTLE_IN_FLIGHT * workers), hub_pid, n, what="settle")
         log("baseline: one child's idle exchange alone, 20 times")
-        alone = [await children.exchange(children.ids[0]) for _ in range(20)]
-        idle = await idle_rounds(children, interval, rounds, proc.pid or 0, rng)
+        # The real exchange alone too, whichever kind the idle rounds use: what a child costs end to end.
+        alone_full = (await alone_phase(sim, {"do": "alone", "times": 20, "mode": "full"}, hub_pid))["samples"]
+        alone = alone_full
+        if mode != "full":
+            alone = (await alone_phase(sim, {"do": "alone", "times": 20, "mode": mode}, hub_pid))["samples"]
+        idle = await idle_rounds(sim, url, interval, rounds, hub_pid, seed, mode, n, max_open)
     finally:
+        if sim is not None:
+            await sim.stop()
         await stop_process(proc)
     base = summary(alone)
     targets = {"idle_p99_ms": 200, "hub_cpu_share_of_machine": 0.5, "idle_requests": 1, "idle_bytes_each_way": 600}
@@ -311,7 +693,14 @@ async def run(
     return {
         "children": n,
         "hub_store": "postgresql" if db_url else "sqlite",
+        "simulator": {
+            "workers": workers,
+            "idle_children": mode,
+            "max_open_stores_per_worker": max_open,
+            "http_timeout_s": HTTP_TIMEOUT_S,
+        },
         "burst": first,
+        "settle": settle,
         "idle": {
             **idle,
             "p99_latency": {
@@ -322,9 +711,20 @@ async def run(
             },
         },
         "baseline_one_child": base,
+        "baseline_one_child_full": summary(alone_full),
         "targets": targets,
         "figures": figures,
     }
+
+
+async def alone_phase(sim: Simulator, command: dict[str, Any], hub_pid: int) -> dict[str, Any]:
+    """``command`` on the first worker only: one child, nothing else running."""
+    return await Simulator(sim.workers[:1]).phase([command], hub_pid)
+
+
+def default_workers() -> int:
+    """One per core: a worker's children are CPU-bound in the burst; a lean idle round needs far less."""
+    return max(1, os.cpu_count() or 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,18 +735,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=500, help="first exchanges in flight at once (default 500)")
     parser.add_argument("--db", default=None, help="the hub's database URL (default: SQLite in the temp dir)")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="simulator processes, each a slice of the children (default: one per core)",
+    )
+    parser.add_argument(
+        "--idle-children",
+        choices=("lean", "full"),
+        default="lean",
+        help="idle rounds: lean (each child's own opening request, signed afresh; default) or full (sync_once)",
+    )
+    parser.add_argument(
+        "--max-open",
+        type=int,
+        default=MAX_OPEN,
+        help=f"full idle children's stores open at once per worker ({MAX_OPEN})",
+    )
     parser.add_argument("--quick", action="store_true", help="50 children, 10 s interval, 1 round")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # a simulator worker: its spec file
+    parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker is not None:
+        return asyncio.run(worker_main(args.worker, args.worker_index, args.workers))
     if args.quick:
         args.children, args.interval, args.rounds, args.burst = 50, 10.0, 1, 50
-    if args.children < 1 or args.rounds < 1 or args.interval <= 0 or args.burst < 1:
-        parser.error("--children, --rounds and --burst must be at least 1, --interval above 0")
+    if args.children < 1 or args.rounds < 1 or args.interval <= 0 or args.burst < 1 or args.max_open < 1:
+        parser.error("--children, --rounds, --burst and --max-open must be at least 1, --interval above 0")
+    if args.workers < 0:
+        parser.error("--workers must not be negative (0: one per core)")
     load_before = load_average()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="sanji-many-"))
     try:
-        body = asyncio.run(run(args.children, args.interval, args.rounds, args.burst, workdir, args.db, args.seed))
+        body = asyncio.run(
+            run(
+                args.children,
+                args.interval,
+                args.rounds,
+                args.burst,
+                workdir,
+                args.db,
+                args.seed,
+                workers=args.workers,
+                mode=args.idle_children,
+                max_open=args.max_open,
+            )
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {

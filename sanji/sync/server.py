@@ -6,6 +6,7 @@ this node, signed by the current key of a node below it, with a counter never us
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Generator
 from typing import Any, TypeVar
@@ -73,6 +74,14 @@ def _log_alarms(here: str, reports: tuple[NodeReport, ...]) -> None:
             log.warning("%s: alarm about %s: %s", here, report.node, report.last_error.removeprefix(ALARM_PREFIX))
 
 
+# Sync requests a parent serves at once; the rest wait their turn, first come first served. Served all at
+# once, hundreds of children back from an outage share the event loop: every database round trip waits
+# behind every other request's, the single writer's transactions stretch over as many turns of the loop,
+# and each request takes as long as all of them together, past the child's idle limit for the opening
+# request (``sanji.sync.transport.OPENING_IDLE_S``). A few at a time, each is answered in its own time.
+SERVING_AT_ONCE = 16
+
+
 class SyncServer:
     """Every method takes the request's signature (``SignedRequest``) and refuses unsigned or foreign ones."""
 
@@ -88,6 +97,7 @@ class SyncServer:
         self.context = context
         self.trust = trust
         self.addresses = addresses  # this node's ancestors and where it reaches them (sanji.sync.addresses)
+        self.turns = asyncio.Semaphore(SERVING_AT_ONCE)  # see SERVING_AT_ONCE; asyncio's waiters are FIFO
 
     def _known_child(self, sender: str) -> None:
         directory = self.store.directory

@@ -7,6 +7,7 @@ msgspec unauthenticated, and none produces a server error.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -32,24 +33,34 @@ class SyncController(Controller):
         started = time.perf_counter()
         body = await request.body()
         signed = _signed(request, body)
-        await sync.admit(signed)
-        return _served(request, "cursors", started, await sync.cursors(decode_request(body, CursorsRequest), signed))
+        async with sync.turns:
+            if await _gone(request, started):
+                return _nobody_reads()
+            await sync.admit(signed)
+            reply = await sync.cursors(decode_request(body, CursorsRequest), signed)
+            return _served(request, "cursors", started, reply)
 
     @post("/push", summary="Signed batches from a child, applied or held in order", status_code=200)
     async def push(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         started = time.perf_counter()
         body = await request.body()
         signed = _signed(request, body)
-        await sync.admit(signed)
-        return _served(request, "push", started, await sync.push(decode_request(body, PushRequest), signed))
+        async with sync.turns:
+            if await _gone(request, started):
+                return _nobody_reads()
+            await sync.admit(signed)
+            return _served(request, "push", started, await sync.push(decode_request(body, PushRequest), signed))
 
     @post("/pull", summary="Batches for the child's subtree after the child's cursors", status_code=200)
     async def pull(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         started = time.perf_counter()
         body = await request.body()
         signed = _signed(request, body)
-        await sync.admit(signed)
-        return _served(request, "pull", started, await sync.pull(decode_request(body, PullRequest), signed))
+        async with sync.turns:
+            if await _gone(request, started):
+                return _nobody_reads()
+            await sync.admit(signed)
+            return _served(request, "pull", started, await sync.pull(decode_request(body, PullRequest), signed))
 
     @post("/enroll", summary="Redeem a one-time enrollment token for a certificate", status_code=200)
     async def enroll(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
@@ -61,16 +72,48 @@ class SyncController(Controller):
         started = time.perf_counter()
         body = await request.body()
         signed = _signed(request, body)
-        await sync.admit(signed)
-        return _served(request, "blob_put", started, await sync.blob_put(decode_request(body, BlobPut), signed))
+        async with sync.turns:
+            if await _gone(request, started):
+                return _nobody_reads()
+            await sync.admit(signed)
+            return _served(request, "blob_put", started, await sync.blob_put(decode_request(body, BlobPut), signed))
 
     @post("/blob/get", summary="A chunk of an attachment for a child", status_code=200)
     async def blob_get(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
         started = time.perf_counter()
         body = await request.body()
         signed = _signed(request, body)
-        await sync.admit(signed)
-        return _served(request, "blob_get", started, await sync.blob_get(decode_request(body, BlobGet), signed))
+        async with sync.turns:
+            if await _gone(request, started):
+                return _nobody_reads()
+            await sync.admit(signed)
+            return _served(request, "blob_get", started, await sync.blob_get(decode_request(body, BlobGet), signed))
+
+
+# A request that waited its turn (``SyncServer.turns``) this long is asked whether its child is still there.
+GONE_AFTER_S = 1.0
+
+
+async def _gone(request: Request[Any, Any, Any], started: float) -> bool:
+    """True if the child hung up while its request waited for a turn: its idle limit ran out in the queue.
+
+    Serving it anyway would spend a turn on an answer nobody reads while the child's new attempt waits
+    behind it — after an outage, a queue of abandoned requests that doubles the hub's work. The body has
+    been read, so the next ASGI message can only be the disconnect; a child still there sends nothing and
+    the wait for it is cut short at once.
+    """
+    if time.perf_counter() - started < GONE_AFTER_S:
+        return False
+    try:
+        message = await asyncio.wait_for(request.receive(), timeout=0.001)
+    except TimeoutError:
+        return False
+    return bool(message["type"] == "http.disconnect")
+
+
+def _nobody_reads() -> Response[bytes]:
+    """The answer to a request whose child hung up: 499, nginx's "client closed request", for the log."""
+    return Response(b"", status_code=499)
 
 
 def _signed(request: Request[Any, Any, Any], body: bytes) -> SignedRequest | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from protocol.session import CursorsRequest, PullRequest
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import schema as t
+from sanji.sync.freshness import RequestCounters
 from sanji.sync.requests_auth import COUNTER, RequestSigner, SignedRequest, StaleRequest, WrongRecipient
 from tests.trust.trust_net import TrustNet, certified_net
 
@@ -122,3 +124,43 @@ async def test_an_altered_counter_or_recipient_breaks_the_signature(net: TrustNe
     readdressed.recipient = "C"
     with pytest.raises(Exception, match="signature does not match"):
         await net.servers["C"].pull(request, readdressed)
+
+
+async def counters_of(net: TrustNet, node: str) -> dict[str, int]:
+    async with net.stores[node].db.reader.connect() as conn:
+        rows = (await conn.execute(select(t.sync_counters.c.child, t.sync_counters.c.counter))).all()
+    return {str(child): int(counter) for child, counter in rows}
+
+
+async def test_requests_arriving_together_are_admitted_in_one_write(net: TrustNet) -> None:
+    county = net.stores["C"]
+    writes: list[int] = []
+
+    async def count(_conn: object) -> None:
+        writes.append(1)
+
+    county.db.add_commit_hook(count)
+    counters = RequestCounters(county)
+    children = [f"X{i:02d}" for i in range(40)]
+    await asyncio.gather(*(counters.admit(c, 100 + i, path="/sync/v1/cursors") for i, c in enumerate(children)))
+    # The first request's write starts at once; the 39 arriving meanwhile share the next one.
+    assert len(writes) <= 2
+    held = await counters_of(net, "C")
+    assert {c: held[c] for c in children} == {c: 100 + i for i, c in enumerate(children)}
+
+
+async def test_requests_written_together_are_judged_in_the_order_they_came(net: TrustNet) -> None:
+    county = net.stores["C"]
+    counters = RequestCounters(county)
+    await counters.admit("X01", 10, path="/sync/v1/cursors")
+    outcomes = await asyncio.gather(
+        *(counters.admit("X01", n, path="/sync/v1/cursors") for n in (50, 30, 70, 70)), return_exceptions=True
+    )
+    # As if one by one: 50 taken, 30 is below it, 70 taken, the second 70 is a replay of it.
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], StaleRequest) and outcomes[1].last == 50
+    assert isinstance(outcomes[3], StaleRequest) and outcomes[3].last == 70
+    assert (await counters_of(net, "C"))["X01"] == 70
+    assert (await kinds(net, "C")).count("stale_request") == 1  # logged once a minute per child, with the count
+    with pytest.raises(StaleRequest, match="not above 70"):
+        await counters.admit("X01", 70, path="/sync/v1/pull")
