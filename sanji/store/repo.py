@@ -48,7 +48,6 @@ from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database
 from sanji.store.eventlog import EventLog
-from sanji.store.gc_pause import collections_paused
 from sanji.store.intake import Intake, keyed
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
@@ -382,8 +381,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         async with self._write() as conn:
             if self.directory is not directory:  # the keys changed (a revocation) while this push waited
                 opened = [self._open_addressed(frame) for frame in frames]
-            with collections_paused():
-                taken = await self._take_all(conn, frames, opened, peer)
+            taken = await self._take_all(conn, frames, opened, peer)
         if taken.failure is not None:
             if taken.applied_batches:
                 self._changed()
