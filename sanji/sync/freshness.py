@@ -60,7 +60,25 @@ class _Counters:
     writing: asyncio.Task[None] | None = None
 
 
-_batches: WeakKeyDictionary[Store, _Counters] = WeakKeyDictionary()
+# One queue per store and event loop: requests on two loops (a test's portal and its own loop) never share a
+# writer, whose futures belong to the loop that made them.
+_batches: WeakKeyDictionary[Store, WeakKeyDictionary[asyncio.AbstractEventLoop, _Counters]] = WeakKeyDictionary()
+
+
+def _counters(store: Store, loop: asyncio.AbstractEventLoop) -> _Counters:
+    per_loop = _batches.get(store)
+    if per_loop is None:
+        per_loop = _batches[store] = WeakKeyDictionary()
+    batch = per_loop.get(loop)
+    if batch is None:
+        batch = per_loop[loop] = _Counters()
+    return batch
+
+
+def _read_outcome(answer: asyncio.Future[None]) -> None:
+    """A request given up while it waited leaves its answer unread: read it, so asyncio does not log it."""
+    if not answer.cancelled():
+        answer.exception()
 
 
 class RequestCounters:
@@ -71,14 +89,12 @@ class RequestCounters:
         """Take ``counter`` as ``child``'s newest request, or raise ``StaleRequest`` (counted, logged capped).
 
         Returns once the counter is committed, in the same write as every request waiting meanwhile."""
-        batch = _batches.get(self.store)
-        if batch is None:
-            batch = _batches[self.store] = _Counters()
         loop = asyncio.get_running_loop()
+        batch = _counters(self.store, loop)
         answer: asyncio.Future[None] = loop.create_future()
+        answer.add_done_callback(_read_outcome)
         batch.waiting.append(_Asking(child, counter, path, answer))
-        if batch.writing is None or batch.writing.done() or batch.writing.get_loop() is not loop:
-            batch.waiting = [a for a in batch.waiting if a.answer.get_loop() is loop]  # a closed loop's are gone
+        if batch.writing is None or batch.writing.done():
             batch.writing = loop.create_task(self._write_all(batch))
         # Shielded: a request given up meanwhile leaves its counter to be written with the others.
         await asyncio.shield(answer)
@@ -89,6 +105,8 @@ class RequestCounters:
             try:
                 refused = await self._write(asking)
             except BaseException as exc:
+                if not isinstance(exc, Exception):  # the writer itself is stopped: none still waiting is written
+                    asking, batch.waiting = asking + batch.waiting, []
                 for one in asking:
                     if not one.answer.done():
                         one.answer.set_exception(exc)
