@@ -316,6 +316,9 @@ def build_app(
             engine_callback=setting_up(timefmt.register, language.register),  # filters; bi(), the English switch
         ),
         debug=debug,
+        # Litestar's default logging config starts a queue-listener thread per app that nothing stops; the
+        # node logs through the standard `logging` tree (`sanji serve` configures it), which needs no thread.
+        logging_config=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
