@@ -61,6 +61,7 @@ LOGGED_REFUSALS = 3  # refused frames of one request or file written as their ow
 # Batches read per statement while filling a page: a page takes what it needs of a long stream, never the
 # whole rest of it (a new laptop's first download would otherwise read its history again for every page).
 PAGE_ROWS = 256
+CLOCK_MARK = "clock_mark"  # meta key: the greatest time this store's clock has issued or followed
 
 
 async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
@@ -196,8 +197,23 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 self.positions_confirmed = True
             self.restored = rows.get(ledger.RESTORED_MARK) == "1" and self.directory.parent(self.node_id) is not None
             self.instance_id = await _instance_id(conn, rows)
-            last = await conn.scalar(select(func.max(t.actions.c.at)))
-            self.clock = HybridClock(int(last or 0))
+            mark = rows.get(CLOCK_MARK)
+            if mark is None:  # a store from before the mark was kept: read every action's time, once
+                mark = str(await conn.scalar(select(func.max(t.actions.c.at))) or 0)
+            self.clock = HybridClock(int(mark))
+            await self._keep_clock(conn)
+
+    async def _keep_clock(self, conn: AsyncConnection) -> None:
+        """Write the clock's high-water mark, so a restart never issues a time before one already used.
+
+        Kept with every write that stores actions, instead of reading the greatest time of every action at
+        start (seconds at a county's million errands, at every start and every command that opens the store).
+        Several hub processes on one database each keep the greatest of theirs (zero-padded: text compares
+        as the number).
+        """
+        await _upsert(
+            conn, t.meta, {"key": CLOCK_MARK, "value": f"{self.clock.last:020d}"}, keys=("key",), greatest="value"
+        )
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every commit that adds something to send or show."""
@@ -220,6 +236,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             action = build(before, self.clock.now())
             ledger.check_local(self.node_id, errand_id, before.state, action, self.directory)
             _, moved = await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
+            await self._keep_clock(conn)
             await conn.execute(insert(t.outbox).values(action_id=action.id, scope=action.scope))
             projections = await self._recompute(conn, [errand_id, *sorted(moved)])
         self._changed()
@@ -382,6 +399,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             if self.directory is not directory:  # the keys changed (a revocation) while this push waited
                 opened = [self._open_addressed(frame) for frame in frames]
             taken = await self._take_all(conn, frames, opened, peer)
+            if taken.applied_batches:
+                await self._keep_clock(conn)
         if taken.failure is not None:
             if taken.applied_batches:
                 self._changed()

@@ -24,6 +24,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     submit,
     test_a_crash_after_a_push_is_written_leaves_nothing,
     test_a_kept_row_that_cannot_be_trusted_is_projected_again,
+    test_a_restarted_store_never_issues_a_time_before_one_it_used,
     test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again,
     test_apply_is_atomic,
     test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full_projection,

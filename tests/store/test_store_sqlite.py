@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action, Applicant, HandOff, Note, Register
@@ -24,7 +24,7 @@ from protocol.batch import GENESIS, frame_hash, open_frame, seal
 from protocol.encoding import encode
 from protocol.errand import ErrandState, project
 from protocol.errors import ActionRefused, SanjiError
-from protocol.hlc import pack
+from protocol.hlc import pack, wall_ms
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from sanji.forms import ActionForm, RegisterForm
@@ -642,3 +642,48 @@ def failing_once(flush: Callable[..., Awaitable[None]]) -> Callable[..., Awaitab
         await flush(self, conn)
 
     return flush_or_fail
+
+
+async def test_a_restarted_store_never_issues_a_time_before_one_it_used(
+    open_store: StoreOpener, layout: Layout, db_url: str
+) -> None:
+    """The clock's high-water mark is kept with the writes, so a start reads no action to find it."""
+    ahead = pack(int(time.time() * 1000) + 60_000, 0)  # a peer a minute fast: followed, within the skew
+    fast = register("E1", 1)
+    fast = msgspec.structs.replace(fast, at=ahead)
+    town = await open_store(TOWN)
+    assert (await town.receive(chain(layout, [[fast]]), peer=VILLAGE)).applied_actions == 1
+    assert town.clock.last >= ahead
+
+    statements: list[str] = []
+    again = await open_store(TOWN)  # a new Database object: nothing shared with the first but the file
+
+    def seen(conn: Connection, cursor: object, sql: str, *args: object) -> None:
+        statements.append(sql)
+
+    restarted = await open_store(TOWN)
+    assert restarted.clock.now() > ahead
+    assert again.clock.now() > ahead
+    event.listen(restarted.db.writer.sync_engine, "before_cursor_execute", seen)
+    try:
+        await restarted.start()
+    finally:
+        event.remove(restarted.db.writer.sync_engine, "before_cursor_execute", seen)
+    assert statements and not [s for s in statements if "actions" in s], statements
+
+    # A local action moves the mark too: a clock ahead of the wall clock, then one registration.
+    further = pack(int(time.time() * 1000) + 120_000, 0)
+    restarted.clock.observe(further)
+    made = await ErrandService(restarted).register(RegisterForm(matter="低保", applicant_name="张三", actor="窗口"))
+    assert made.state is not None
+    reopened = await open_store(TOWN)
+    assert reopened.clock.now() > further
+
+    # A store from before the mark was kept finds it the old way, by reading every action's time, once.
+    async with town.db.write() as conn:
+        await conn.execute(delete(t.meta).where(t.meta.c.key == "clock_mark"))
+    old = await open_store(TOWN)
+    assert old.clock.now() > further and wall_ms(old.clock.last) >= wall_ms(further)
+    async with old.db.reader.connect() as conn:
+        kept = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "clock_mark"))
+    assert kept is not None and int(kept) >= further
