@@ -106,6 +106,7 @@ actions = Table(
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=False, default=""),
     Index(None, "errand"),
+    Index(None, "kind", "at"),  # annotations of one kind, newest first (0022)
 )
 
 outbox = Table(

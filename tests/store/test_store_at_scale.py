@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from sanji.store import open_database
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
-from sanji.store.views import worklist_query
+from sanji.store.views import annotations_query, worklist_query
 
 
 async def pragmas(url: str, role: str) -> dict[str, int]:
@@ -123,3 +123,31 @@ async def test_the_worklist_is_found_by_index_not_by_reading_every_errand(tmp_pa
     finally:
         await pg.dispose()
     assert definition.endswith("(pending_to) WHERE (pending_to IS NOT NULL)"), definition
+
+
+@pytest.mark.postgres
+async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_action(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """``Store.annotations`` (urgings, complaints, extensions the duties read on every run) searches the
+    ``(kind, at)`` index of migration 0022 newest first, with no sort, on SQLite; PostgreSQL holds it too."""
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.reader.connect() as conn:
+            compiled = annotations_query("extend", 500).compile(
+                dialect=conn.dialect, compile_kwargs={"literal_binds": True}
+            )
+            plan = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")).all()]
+    finally:
+        await db.dispose()
+    assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at (kind=?)"], plan
+
+    pg = await open_database(pg_url)
+    try:
+        async with pg.reader.connect() as conn:
+            definition = (
+                await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_actions_kind_at'"))
+            ).scalar_one()
+    finally:
+        await pg.dispose()
+    assert definition.endswith("(kind, at)"), definition
