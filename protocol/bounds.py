@@ -18,8 +18,7 @@ versions must still agree. Refused everywhere:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from typing import cast
+from collections.abc import Iterable
 
 import msgspec
 
@@ -161,42 +160,7 @@ def fields_problem(obj: msgspec.Struct, *, prefix: str = "", skip: Iterable[str]
 
 def action_problem(action: msgspec.Struct) -> str | None:
     """Why a (local or received) action is out of bounds, or None. Part of ``judge``: every replica agrees."""
-    if _plainly_within(action, nested=False):
-        return None
     return fields_problem(action)
-
-
-# The walk above, without building a field's name or a sentence: every received action goes through it
-# once, and almost all are within bounds. It answers True only where ``fields_problem`` answers None (a
-# nested struct's fields are named "outer.name", which is neither a text field nor "size" or "days");
-# anything else, an unexpected type included, is left to ``fields_problem``, which decides and says why.
-_INT_TOP = {"size": MAX_ATTACHMENT_BYTES, "days": MAX_DAYS, "limit_days": MAX_DAYS}
-
-
-def _plainly_within(obj: msgspec.Struct, *, nested: bool) -> bool:
-    return all(
-        _plainly_value(name, value, nested)
-        for name, value in zip(obj.__struct_fields__, msgspec.structs.astuple(obj), strict=True)
-    )
-
-
-def _plainly_value(name: str, value: object, nested: bool) -> bool:
-    kind = type(value)
-    if kind is str:
-        text = cast(str, value)
-        if not nested and name in TEXT_FIELDS:
-            return len(text) <= MAX_TEXT and _BAD_TEXT.search(text) is None
-        return len(text) <= MAX_NAME and _BAD_LINE.search(text) is None
-    if kind is int:
-        return 0 <= cast(int, value) <= (MAX_INT if nested else _INT_TOP.get(name, MAX_INT))
-    if value is None or kind is bool or kind is bytes:
-        return True
-    if kind is tuple or kind is list:
-        items = cast("Sequence[object]", value)
-        return len(items) <= MAX_ITEMS and all(_plainly_value(name, item, nested) for item in items)
-    if isinstance(value, msgspec.Struct):
-        return _plainly_within(value, nested=True)
-    return False
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
