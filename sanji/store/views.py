@@ -81,10 +81,18 @@ class Views(Documents, Traffic):
         matter: str | None = None,
         scope: str | None = None,
         receipt: str | None = None,
+        stages_in: Sequence[str] | None = None,
+        stages_not_in: Sequence[str] | None = None,
+        newest_first: bool = False,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
+        """Errands in registration order (oldest first unless ``newest_first``), a page of them and how many match."""
         query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
+        if stages_in is not None:
+            query = query.where(t.errands.c.stage.in_(stages_in))
+        if stages_not_in is not None:
+            query = query.where(t.errands.c.stage.not_in(stages_not_in))
         if receipt:
             query = query.where(t.errands.c.receipt == receipt)
         if stage:
@@ -95,17 +103,11 @@ class Views(Documents, Traffic):
             query = query.where(t.errands.c.matter == matter)
         if scope:
             query = query.where(t.errands.c.scope == scope)
+        columns = (t.errands.c.registered_at, t.errands.c.id)
+        order = [c.desc() for c in columns] if newest_first else list(columns)
         async with self.db.reader.connect() as conn:
             total = await conn.scalar(select(func.count()).select_from(query.subquery()))
-            rows = (
-                (
-                    await conn.execute(
-                        query.order_by(t.errands.c.registered_at, t.errands.c.id).limit(limit).offset(offset)
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = (await conn.execute(query.order_by(*order).limit(limit).offset(offset))).mappings().all()
         return [_plain(r) for r in rows], int(total or 0)
 
     async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -29,6 +29,10 @@ from sanji.urgings import counts as urging_counts
 from sanji.web.views import ErrandSummary, summarise
 
 URGINGS_LIMIT = 500  # the newest urgings read (as the supervision screen does)
+# Errands read for one 电子监察 report, of each kind: every errand not yet answered (a county has thousands in
+# hand, never this many), and the newest answered ones (a county passes this in a year or two; the oldest
+# would otherwise crowd out the newest).
+SUPERVISED_AT_MOST = 100_000
 
 
 class UrgingList(msgspec.Struct, kw_only=True):
@@ -77,6 +81,10 @@ class Supervision(msgspec.Struct, kw_only=True):
     # township, or this node itself above them) and per county department it was escalated to
     by_township: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     by_department: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    # The answered errands (delivered or closed) the figures about finished work cover: the newest
+    # ``answered_counted`` of ``answered_total`` (all of them until a store holds more than SUPERVISED_AT_MOST).
+    answered_counted: int = 0
+    answered_total: int = 0
 
 
 def department_of(directory: Directory, node: str, scope: str, department: str) -> str:
@@ -163,9 +171,11 @@ class DeskController(Controller):
 
 async def supervision_report(store: Store, context: NodeContext, *, sample: int = 5, seed: str = "") -> Supervision:
     """电子监察 over the errands this node holds: the same figures for the API and the screen."""
-    rows, _ = await store.errands(limit=100_000)
+    unanswered, _ = await store.errands(stages_not_in=ANSWERED, limit=SUPERVISED_AT_MOST)
+    answered, answered_total = await store.errands(stages_in=ANSWERED, newest_first=True, limit=SUPERVISED_AT_MOST)
+    rows = unanswered + answered
     today = context.today()
-    views = [summarise(r, context, today) for r in rows]
+    views = [summarise(r, context, today) for r in unanswered]
     by_level: Counter[str] = Counter()
     overdue, warnings = [], []
     for view in views:
@@ -208,6 +218,8 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         by_department=stage_counts(
             rows, lambda r: department_of(store.directory, store.node_id, r["scope"], str(r.get("department") or ""))
         ),
+        answered_counted=len(answered),
+        answered_total=answered_total,
     )
 
 

@@ -10,10 +10,9 @@ import msgspec
 from protocol.deadlines import CalendarUnknown, deadline_status
 from protocol.errand import OUTCOMES, STAGE_LABELS, service_kind
 from protocol.matter import Matter
+from protocol.stages import FINISHED
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
-
-FINISHED = ("decided", "result_down", "result_ready", "delivered", "closed")
 
 
 class Deadline(msgspec.Struct, kw_only=True):

@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 
+import sanji.web.desk_api
 from protocol.receipts import make_receipt
 from sanji.context import NodeContext
 from sanji.web.screens import light
@@ -424,6 +425,22 @@ def test_register_errors_link_to_their_fields_and_the_first_takes_the_focus(vill
     assert r.status_code == 400 and 'data-refusal="mandate_missing"' in r.text
     focused = re.findall(r"<input[^>]*\bautofocus\b[^>]*>", r.text)
     assert len(focused) == 1 and 'id="mandate"' in focused[0] and 'aria-describedby="err-mandate"' in focused[0]
+
+
+def test_supervision_says_when_it_reads_only_the_newest_answered_errands(
+    town: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("刘翠花", "陈永福"):
+        errand = register(town, name=name, in_person=True)
+        act(town, errand, "accept", errand_kind="承诺件")
+        act(town, errand, "decide", outcome="approved", document="临时救助审批决定书")
+        act(town, errand, "deliver", confirmed_by=name, signature=name)
+    assert 'id="answered-window"' not in town.get("/supervision").text  # all of them read: nothing to say
+    monkeypatch.setattr(sanji.web.desk_api, "SUPERVISED_AT_MOST", 1)
+    page = town.get("/supervision").text
+    note = page.split('id="answered-window"')[1].split("</p>")[0]
+    assert "只统计最近 1 件（共 2 件）" in note and "cover the newest 1" in note
+    assert town.get("/api/supervision").json()["answered_total"] == 2
 
 
 def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None:
