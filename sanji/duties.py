@@ -160,9 +160,11 @@ async def follow_promises(store: Store, context: NodeContext, *, today: date | N
 async def queue_result_messages(store: Store, context: NodeContext) -> int:
     """Queue one SMS per errand whose result has reached the node where the applicant asked."""
     queued = 0
-    rows, _ = await store.errands(scope=store.node_id, holder=store.node_id, limit=100_000)
+    rows, _ = await store.errands(
+        scope=store.node_id, holder=store.node_id, stages_in=(DECIDED, RESULT_READY), limit=100_000
+    )
     for row in rows:
-        if row["stage"] not in (DECIDED, RESULT_READY) or row["pending_to"]:
+        if row["pending_to"]:
             continue
         phone = await store.applicant_phone(row["id"])
         if not phone:
