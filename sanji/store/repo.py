@@ -208,9 +208,10 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             self.instance_id = await _instance_id(conn, rows)
             mark = rows.get(CLOCK_MARK)
             if mark is None:  # a store from before the mark was kept: read every action's time, once
-                mark = str(await conn.scalar(select(func.max(t.actions.c.at))) or 0)
-            self.clock = HybridClock(int(mark))
-            await self._keep_clock(conn)
+                self.clock = HybridClock(int(await conn.scalar(select(func.max(t.actions.c.at))) or 0))
+                await self._keep_clock(conn)
+            else:  # nothing written: a process on a read-only replica starts too (docs/scaling.md, 2.)
+                self.clock = HybridClock(int(mark))
 
     async def _keep_clock(self, conn: AsyncConnection) -> None:
         """Write the clock's high-water mark, so a restart never issues a time before one already used.
