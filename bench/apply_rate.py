@@ -23,7 +23,6 @@ import asyncio
 import math
 import os
 import platform
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -37,7 +36,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import func, select
 
@@ -45,6 +43,7 @@ from bench import peer as pouchdb_peer
 from bench import prefill
 from bench.corpus import Corpus, build_corpus
 from bench.output import publish
+from devtools.throwaway_pg import PG_HOST, PG_PORT, PostgresUnavailable, server_version, throwaway_database
 from protocol.batch import open_frame
 from protocol.encoding import encode
 from protocol.session import DEFAULT_BUDGET_BYTES
@@ -61,9 +60,6 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "apply_rate.json"
 TOWNS = 2
 VILLAGES_PER_TOWN = 3
 TINY_BUDGET = 2 * 1024
-PG_HOST = os.environ.get("SANJI_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SANJI_PG_PORT", "5432"))
-PG_USER = os.environ.get("SANJI_PG_USER", "postgres")
 PLAIN_BASELINE = "bytes/action, each action msgpack-encoded alone (no batch, no compression, no signature)"
 
 
@@ -182,30 +178,11 @@ async def apply_to_fresh_county(corpus: Corpus, url: str, baseline: dict[str, An
 async def postgres_apply(corpus: Corpus, baseline: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The same replay on a throwaway PostgreSQL database; ``{"skipped": ...}`` if no server answers."""
     try:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return {"skipped": f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}"}, ""
-    name = f"sanji_bench_{secrets.token_hex(6)}"
-    try:
-        version = str(await admin.fetchval("SHOW server_version"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.PostgresError as exc:
-        return {"skipped": f"could not create a database on {PG_HOST}:{PG_PORT}: {exc}"}, ""
-    finally:
-        await admin.close()
-    try:
-        result = await apply_to_fresh_county(corpus, f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", baseline)
-    finally:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        finally:
-            await admin.close()
-    return result, version
+        async with throwaway_database("sanji_bench") as url:
+            version = await server_version()
+            return await apply_to_fresh_county(corpus, url, baseline), version
+    except PostgresUnavailable as exc:  # raised before the replay began: the rest of the run goes on without it
+        return {"skipped": str(exc)}, ""
 
 
 def sqlite_limits(corpus: Corpus, db_path: Path, result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:

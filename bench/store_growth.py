@@ -37,6 +37,7 @@ from bench.links import figure, machine_info
 from bench.output import publish
 from bench.prefill import Reference
 from bench.profile_apply import Saved, build
+from devtools import throwaway_pg
 from protocol.batch import open_frame
 from protocol.topology import COUNTY, Directory
 from sanji.keys import NodeKey
@@ -280,7 +281,7 @@ class Sqlite:
 
 
 class Postgres:
-    """The stores as throwaway databases on the server ``bench.apply_rate`` uses (``bench.prefill_pg``)."""
+    """The stores as throwaway databases (``devtools.throwaway_pg``), filled by ``bench.prefill_pg``."""
 
     name = "postgresql"
 
@@ -291,16 +292,16 @@ class Postgres:
         return f"{self.prefix}_{name.replace('-', '_')}"
 
     def url(self, name: str) -> str:
-        return prefill_pg.url_of(self.db(name))
+        return throwaway_pg.url_of(self.db(name))
 
     async def create(self, name: str) -> None:
-        await prefill_pg.create(self.db(name))
+        await throwaway_pg.create_database(self.db(name))
 
     async def clone(self, source: str, name: str) -> None:
-        await prefill_pg.create(self.db(name), template=self.db(source))
+        await throwaway_pg.create_database(self.db(name), template=self.db(source))
 
     async def remove(self, name: str) -> None:
-        await prefill_pg.drop(self.db(name))
+        await throwaway_pg.drop_database(self.db(name))
 
     async def prefill(self, name: str, ref: Reference, copies: int) -> dict[str, Any]:
         return await prefill_pg.prefill_copies(self.db(name), ref, copies)
@@ -494,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus_key = hashlib.sha256(msgspec.msgpack.encode(saved)).hexdigest()[:12]
         backend: Backend = Postgres() if args.db == "postgresql" else Sqlite(workdir, args.prefill_cache, corpus_key)
         body = asyncio.run(run(saved, args.sizes, backend))
-        pg_version = asyncio.run(prefill_pg.version()) if args.db == "postgresql" else None
+        pg_version = asyncio.run(throwaway_pg.server_version()) if args.db == "postgresql" else None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {
