@@ -266,13 +266,11 @@ async def http_sync(corpus: Corpus, url: str, budget: int, actions: int) -> dict
 
 async def http_measurements(corpus: Corpus, workdir: Path, actions: int) -> dict[str, dict[str, Any]]:
     runs = {"default": DEFAULT_BUDGET_BYTES, "tiny": TINY_BUDGET}
-    county, key = corpus.county, corpus.layout.keys[corpus.county]
+    county = nodes.Node(corpus.county, COUNTY, corpus.layout.keys[corpus.county], corpus.layout.entries, "county")
     procs: dict[str, nodes.Served] = {}
     try:
         for name in runs:  # both started before either is waited for: their start-ups overlap
-            procs[name] = await nodes.spawn(
-                workdir / f"http-{name}", county, COUNTY, key, corpus.layout.entries, name="county"
-            )
+            procs[name] = await nodes.spawn(workdir / f"http-{name}", county)
         for served in procs.values():
             await nodes.wait_ready(served)
         return {name: await http_sync(corpus, procs[name].url, budget, actions) for name, budget in runs.items()}

@@ -127,9 +127,8 @@ async def township_digests(corpus: Corpus, town: str) -> dict[str, str]:
 async def start_township(corpus: Corpus, town: str, workdir: Path) -> nodes.Served:
     """``sanji town serve`` on the township's store as the build left it (its own config, key, directory)."""
     key, entries = corpus.layout.keys[town], corpus.layout.entries
-    return await nodes.serve(
-        workdir, town, TOWN, key, entries, name=f"serve-{town}", db_url=corpus.db_url(town), logins=False
-    )
+    node = nodes.Node(town, TOWN, key, entries, folder=f"serve-{town}", db_url=corpus.db_url(town), logins=False)
+    return await nodes.serve(workdir, node)
 
 
 async def first_download(

@@ -102,9 +102,8 @@ def listen_drops() -> dict[str, int]:
 async def start_hub(layout: Layout, workdir: Path, db_url: str | None) -> nodes.Served:
     """``sanji county serve`` (its store on ``db_url``, else SQLite in its folder), logins off: the bench reads
     the hub's /metrics without an account."""
-    return await nodes.serve(
-        workdir, "C", COUNTY, layout.keys["C"], layout.entries, name="county", db_url=db_url, logins=False
-    )
+    node = nodes.Node("C", COUNTY, layout.keys["C"], layout.entries, folder="county", db_url=db_url, logins=False)
+    return await nodes.serve(workdir, node)
 
 
 @dataclass

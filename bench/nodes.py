@@ -26,6 +26,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
+class Node:
+    """What a served node is: its id and role, its signing key, the directory every node reads, the folder
+    of its own (config, key, log; its SQLite file unless ``db_url``), and whether staff must log in."""
+
+    id: str
+    role: str
+    key: SigningKey
+    entries: list[NodeEntry]
+    folder: str
+    db_url: str | None = None
+    logins: bool = True
+
+
+@dataclass(frozen=True)
 class Served:
     """A node process and where it listens; its log holds what it printed (read it when it fails)."""
 
@@ -39,37 +53,26 @@ class Served:
         return self.proc.pid or 0
 
 
-def write_config(
-    workdir: Path,
-    node: str,
-    role: str,
-    key: SigningKey,
-    entries: list[NodeEntry],
-    *,
-    name: str,
-    port: int,
-    db_url: str | None = None,
-    logins: bool = True,
-) -> Path:
-    """``workdir/<name>/node.toml`` with the node's key beside it and the directory file one level up (shared by
-    the nodes of one ``workdir``). Without ``db_url`` the node keeps its SQLite file in its own folder."""
-    node_dir = workdir / name
+def write_config(workdir: Path, node: Node, port: int) -> Path:
+    """``workdir/<folder>/node.toml`` with the node's key beside it and the directory file one level up
+    (shared by the nodes of one ``workdir``)."""
+    node_dir = workdir / node.folder
     node_dir.mkdir(parents=True)
-    write_directory(workdir / "directory.json", entries)
-    write_key(node_dir / "node.key", key)
+    write_directory(workdir / "directory.json", node.entries)
+    write_key(node_dir / "node.key", node.key)
     lines = [
         "[node]",
-        f'id = "{node}"',
-        f'role = "{role}"',
+        f'id = "{node.id}"',
+        f'role = "{node.role}"',
         'host = "127.0.0.1"',
         f"port = {port}",
         'key_file = "node.key"',
         'directory = "../directory.json"',
         'data_dir = "."',
-        *([f'db = "{db_url}"'] if db_url else []),
+        *([f'db = "{node.db_url}"'] if node.db_url else []),
         "",
     ]
-    if not logins:
+    if not node.logins:
         # Staff logins are beside the point (sync requests are signed by their node either way); open, a
         # benchmark can read the node's /metrics without an account.
         lines += ["[auth]", "required = false", ""]
@@ -78,28 +81,18 @@ def write_config(
     return config
 
 
-async def spawn(
-    workdir: Path,
-    node: str,
-    role: str,
-    key: SigningKey,
-    entries: list[NodeEntry],
-    *,
-    name: str,
-    db_url: str | None = None,
-    logins: bool = True,
-) -> Served:
+async def spawn(workdir: Path, node: Node) -> Served:
     """Start ``sanji <role> serve`` for ``node`` on a free port, not waiting for it (see ``wait_ready``): a
     benchmark that needs several starts them all and lets their start-ups overlap."""
     port = free_port()
-    config = write_config(workdir, node, role, key, entries, name=name, port=port, db_url=db_url, logins=logins)
+    config = write_config(workdir, node, port)
     log_path = config.parent / "node.log"
     with log_path.open("ab") as log_file:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "sanji.cli.main",
-            role,
+            node.role,
             "serve",
             "--config",
             str(config),
@@ -111,23 +104,12 @@ async def spawn(
             # Its own session: a Ctrl-C at the terminal stops the benchmark, whose clean-up then stops the node.
             start_new_session=True,
         )
-    return Served(node, proc, f"http://127.0.0.1:{port}", log_path)
+    return Served(node.id, proc, f"http://127.0.0.1:{port}", log_path)
 
 
-async def serve(
-    workdir: Path,
-    node: str,
-    role: str,
-    key: SigningKey,
-    entries: list[NodeEntry],
-    *,
-    name: str,
-    db_url: str | None = None,
-    logins: bool = True,
-    within: float = 120.0,
-) -> Served:
+async def serve(workdir: Path, node: Node, within: float = 120.0) -> Served:
     """``spawn`` and ``wait_ready``: the node answers when this returns."""
-    served = await spawn(workdir, node, role, key, entries, name=name, db_url=db_url, logins=logins)
+    served = await spawn(workdir, node)
     await wait_ready(served, within=within)
     return served
 
