@@ -18,79 +18,39 @@ One JSON object goes to stdout and to ``--out``; progress goes to stderr. See be
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import math
 import os
-import platform
-import secrets
-import shutil
-import signal
-import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
 from sqlalchemy import func, select
 
+from bench import harness, nodes, prefill
 from bench import peer as pouchdb_peer
-from bench import prefill
 from bench.corpus import Corpus, build_corpus
-from bench.output import publish
+from bench.figures import percentile, quantity, rounded
+from bench.machine import STORE_PACKAGES
+from devtools.throwaway_pg import PG_HOST, PG_PORT, PostgresUnavailable, server_version, throwaway_database
 from protocol.batch import open_frame
 from protocol.encoding import encode
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import COUNTY
-from sanji.demo.cluster import free_port
-from sanji.keys import write_directory, write_key
 from sanji.store import Store, open_database
 from sanji.store import schema as t
 from sanji.sync.driver import SessionReport, sync_once
 from sanji.sync.transport import HttpTransport
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "apply_rate.json"
 TOWNS = 2
 VILLAGES_PER_TOWN = 3
 TINY_BUDGET = 2 * 1024
-PG_HOST = os.environ.get("SANJI_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SANJI_PG_PORT", "5432"))
-PG_USER = os.environ.get("SANJI_PG_USER", "postgres")
 PLAIN_BASELINE = "bytes/action, each action msgpack-encoded alone (no batch, no compression, no signature)"
 
 
 def log(message: str) -> None:
     print(f"[bench.apply_rate] {message}", file=sys.stderr, flush=True)
-
-
-def rounded(value: float) -> float:
-    """Four significant digits: enough to compare runs, short enough to read."""
-    return float(f"{value:.4g}")
-
-
-def quantity(
-    value: float, unit: str, baseline: float | None = None, baseline_unit: str = "", **extra: Any
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"value": rounded(value), "unit": unit}
-    if baseline is not None:
-        out["baseline"] = rounded(baseline)
-        out["baseline_unit"] = baseline_unit or unit
-    out.update(extra)
-    return out
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
 
 
 def count_actions(corpus: Corpus) -> int:
@@ -182,30 +142,11 @@ async def apply_to_fresh_county(corpus: Corpus, url: str, baseline: dict[str, An
 async def postgres_apply(corpus: Corpus, baseline: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The same replay on a throwaway PostgreSQL database; ``{"skipped": ...}`` if no server answers."""
     try:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        return {"skipped": f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT} as {PG_USER}: {exc}"}, ""
-    name = f"sanji_bench_{secrets.token_hex(6)}"
-    try:
-        version = str(await admin.fetchval("SHOW server_version"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.PostgresError as exc:
-        return {"skipped": f"could not create a database on {PG_HOST}:{PG_PORT}: {exc}"}, ""
-    finally:
-        await admin.close()
-    try:
-        result = await apply_to_fresh_county(corpus, f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", baseline)
-    finally:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        finally:
-            await admin.close()
-    return result, version
+        async with throwaway_database("sanji_bench") as url:
+            version = await server_version()
+            return await apply_to_fresh_county(corpus, url, baseline), version
+    except PostgresUnavailable as exc:  # raised before the replay began: the rest of the run goes on without it
+        return {"skipped": str(exc)}, ""
 
 
 def sqlite_limits(corpus: Corpus, db_path: Path, result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -286,76 +227,6 @@ def peer_measurements(
 # -- 3. a real county process over HTTP -------------------------------------------------------------
 
 
-async def start_county_process(corpus: Corpus, workdir: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
-    """Write a county's config, key and directory file and start ``sanji county serve`` on a free port."""
-    node_dir = workdir / "county"
-    node_dir.mkdir(parents=True)
-    write_directory(workdir / "directory.json", corpus.layout.entries)
-    write_key(node_dir / "node.key", corpus.layout.keys[corpus.county])
-    port = free_port()
-    config = node_dir / "node.toml"
-    lines = [
-        "[node]",
-        f'id = "{corpus.county}"',
-        f'role = "{COUNTY}"',
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        'key_file = "node.key"',
-        'directory = "../directory.json"',
-        'data_dir = "."',
-        "",
-    ]
-    config.write_text("\n".join(lines), encoding="utf-8")
-    log_path = node_dir / "node.log"
-    with log_path.open("ab") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sanji.cli.main",
-            COUNTY,
-            "serve",
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=str(ROOT),
-            start_new_session=True,
-        )
-    return proc, f"http://127.0.0.1:{port}", log_path
-
-
-def tail(path: Path, size: int = 3000) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")[-size:]
-
-
-async def wait_ready(proc: asyncio.subprocess.Process, url: str, log_path: Path, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if proc.returncode is not None:
-                raise RuntimeError(f"the county process exited with {proc.returncode}; its log:\n{tail(log_path)}")
-            try:
-                # 401: logins are on (a first start creates the administrator), as sanji.demo.cluster accepts.
-                if (await client.get(url + "/api/node")).status_code in (200, 401):
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"the county process did not answer within {within}s; its log:\n{tail(log_path)}")
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-
-
 async def http_sync(corpus: Corpus, url: str, budget: int, actions: int) -> dict[str, Any]:
     """Every township runs one ``sync_once`` against a fresh county process; count requests and bytes."""
     reports: list[SessionReport] = []
@@ -395,52 +266,20 @@ async def http_sync(corpus: Corpus, url: str, budget: int, actions: int) -> dict
 
 async def http_measurements(corpus: Corpus, workdir: Path, actions: int) -> dict[str, dict[str, Any]]:
     runs = {"default": DEFAULT_BUDGET_BYTES, "tiny": TINY_BUDGET}
-    procs: dict[str, tuple[asyncio.subprocess.Process, str, Path]] = {}
+    county = nodes.Node(corpus.county, COUNTY, corpus.layout.keys[corpus.county], corpus.layout.entries, "county")
+    procs: dict[str, nodes.Served] = {}
     try:
-        for name in runs:
-            procs[name] = await start_county_process(corpus, workdir / f"http-{name}")
-        for proc, url, log_path in procs.values():
-            await wait_ready(proc, url, log_path)
-        return {name: await http_sync(corpus, procs[name][1], budget, actions) for name, budget in runs.items()}
+        for name in runs:  # both started before either is waited for: their start-ups overlap
+            procs[name] = await nodes.spawn(workdir / f"http-{name}", county)
+        for served in procs.values():
+            await nodes.wait_ready(served)
+        return {name: await http_sync(corpus, procs[name].url, budget, actions) for name, budget in runs.items()}
     finally:
-        for proc, _, _ in procs.values():
-            await stop_process(proc)
+        for served in procs.values():
+            await nodes.stop(served)
 
 
 # -- the whole run ----------------------------------------------------------------------------------
-
-
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def machine_info(workdir: Path) -> dict[str, Any]:
-    def version(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return ""
-
-    try:
-        git = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=5
-        )
-        commit = git.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "sqlite": sqlite3.sqlite_version,
-        "packages": {p: version(p) for p in ("msgspec", "sqlalchemy", "aiosqlite", "asyncpg", "litestar", "uvicorn")},
-        "git_commit": commit,
-        "tmpdir": str(workdir.parent),  # where the SQLite files lived
-    }
 
 
 async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: bool = True) -> dict[str, Any]:
@@ -536,42 +375,27 @@ async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.apply_rate", description=(__doc__ or "").split("\n")[0])
+    parser = harness.arguments(
+        "apply_rate", __doc__, seed=2024, seed_help="seed of the synthetic corpus (default 2024)"
+    )
     parser.add_argument("--errands", type=int, default=1000, help="errands in the corpus (default 1000)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON result")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL measurement")
-    parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic corpus (default 2024)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, node logs)")
     parser.add_argument("--no-peer", action="store_true", help="skip the PouchDB peer (bench/peer)")
     args = parser.parse_args(argv)
     if args.errands < 1:
         parser.error("--errands must be at least 1")
-    started = time.perf_counter()
-    load_before = load_average()
-    workdir = Path(tempfile.mkdtemp(prefix="sanji-bench-"))
-    try:
+    this_run = harness.Run("apply_rate")
+    with this_run.scratch("sanji-bench-", keep=args.keep) as workdir:
         body = asyncio.run(
             run(args.errands, postgres=not args.no_postgres, seed=args.seed, workdir=workdir, peer=not args.no_peer)
         )
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "apply_rate",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(workdir),
-            "postgres": body.pop("postgres_version") or None,
-            # Other work on the machine skews every number: a load well above zero marks a noisy run.
-            "load_average_1m": {"before": load_before, "after": load_average()},
-        },
-        **body,
-        "seconds": rounded(time.perf_counter() - started),
-    }
-    publish(result, args.out)
-    return 0
+    return this_run.publish(
+        body,
+        args.out,
+        packages=STORE_PACKAGES,
+        tmpdir=str(workdir.parent),  # where the SQLite files lived
+        postgres=body.pop("postgres_version") or None,
+    )
 
 
 if __name__ == "__main__":

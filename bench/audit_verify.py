@@ -37,8 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.apply_rate import load_average, machine_info, quantity, rounded
-from bench.output import publish
+from bench import harness
+from bench.figures import quantity, rounded
+from bench.machine import ROOT, STORE_PACKAGES
 from protocol import actions as a
 from protocol import limits
 from protocol.batch import GENESIS, frame_hash, open_frame, seal
@@ -52,8 +53,6 @@ from sanji.keys import read_directory, write_directory, write_key
 from sanji.layout import Layout, county_layout
 from sanji.store import Store, open_database
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "audit_verify.json"
 TARGET_ACTIONS = 1_000_000
 TARGET_SECONDS = 30.0
 START_MS = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
@@ -456,14 +455,17 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.audit_verify", description=(__doc__ or "").split("\n")[0])
+    parser = harness.arguments(
+        "audit_verify",
+        __doc__,
+        seed=2024,
+        seed_help="seed of the synthetic corpus (default 2024)",
+        keep="keep the temporary directory (the county database)",
+    )
     parser.add_argument("--actions", type=int, default=TARGET_ACTIONS, help="signed actions in the store (1,000,000)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON result")
     parser.add_argument("--workers", type=int, default=2, help="processes for the measured run (default 2)")
     parser.add_argument("--towns", type=int, default=4, help="townships in the county (default 4)")
     parser.add_argument("--villages", type=int, default=8, help="villages per township (default 8)")
-    parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic corpus (default 2024)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (the county database)")
     parser.add_argument("--repeats", type=int, default=1, help="measure each way N times; the median counts")
     parser.add_argument("--reuse", type=Path, help="measure again on a directory kept by an earlier --keep run")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: verify one node, print JSON
@@ -473,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.actions < 1 or args.workers < 1 or args.repeats < 1:
         parser.error("--actions, --workers and --repeats must be at least 1")
-    started = time.perf_counter()
-    load_before = load_average()
+    this_run = harness.Run("audit_verify")
     workdir = args.reuse or Path(tempfile.mkdtemp(prefix="sanji-bench-audit-"))
     try:
         body = run(
@@ -492,15 +493,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {workdir} (sanji verify store --config {workdir / 'node.toml'})")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "audit_verify",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {**machine_info(workdir), "load_average_1m": {"before": load_before, "after": load_average()}},
-        **body,
-        "seconds": rounded(time.perf_counter() - started),
-    }
-    publish(result, args.out)
-    return 0
+    return this_run.publish(body, args.out, packages=STORE_PACKAGES, tmpdir=str(workdir.parent))
 
 
 if __name__ == "__main__":

@@ -31,38 +31,28 @@ the same size (many others) does.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
-import os
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.apply_rate import load_average, rounded, stop_process, tail, wait_ready
+from bench import harness, nodes
 from bench.corpus import Corpus, build_corpus
-from bench.links import figure, machine_info
-from bench.output import publish
+from bench.figures import figure, rounded
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.stream import StreamKey
 from protocol.topology import TOWN
 from sanji.context import NodeContext
-from sanji.demo.cluster import free_port
-from sanji.keys import write_directory, write_key
 from sanji.layout import county_layout
 from sanji.store import Store, open_database
 from sanji.sync.driver import sync_once
 from sanji.sync.transport import HttpTransport
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "first_download.json"
 MAX_EXCHANGES = 50
 OTHER_VILLAGES = 2  # villages of T01 holding the others' errands; T02 has as many villages as T01
 LINEAR_TOLERANCE = 0.25  # the largest size's marginal cost per errand may exceed the smallest's by this much
@@ -85,15 +75,6 @@ SMALL_BATCH = 500  # bytes: a batch of an action or two, as a village syncing af
 
 def log(message: str) -> None:
     print(f"[bench.first_download] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux); 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def villages_of(plan: Plan) -> dict[str, dict[str, int]]:
@@ -143,50 +124,11 @@ async def township_digests(corpus: Corpus, town: str) -> dict[str, str]:
         await db.dispose()
 
 
-async def start_township(corpus: Corpus, town: str, workdir: Path) -> tuple[asyncio.subprocess.Process, str, Path]:
+async def start_township(corpus: Corpus, town: str, workdir: Path) -> nodes.Served:
     """``sanji town serve`` on the township's store as the build left it (its own config, key, directory)."""
-    node_dir = workdir / f"serve-{town}"
-    node_dir.mkdir(parents=True)
-    write_directory(workdir / "directory.json", corpus.layout.entries)
-    write_key(node_dir / "node.key", corpus.layout.keys[town])
-    port = free_port()
-    lines = [
-        "[node]",
-        f'id = "{town}"',
-        f'role = "{TOWN}"',
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        'key_file = "node.key"',
-        'directory = "../directory.json"',
-        'data_dir = "."',
-        f'db = "{corpus.db_url(town)}"',
-        "",
-        # Staff logins are beside the point (sync requests are signed by their node either way).
-        "[auth]",
-        "required = false",
-        "",
-    ]
-    (node_dir / "node.toml").write_text("\n".join(lines), encoding="utf-8")
-    log_path = node_dir / "node.log"
-    with log_path.open("ab") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sanji.cli.main",
-            TOWN,
-            "serve",
-            "--config",
-            str(node_dir / "node.toml"),
-            "--log-level",
-            "warning",
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=str(ROOT),
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    await wait_ready(proc, url, log_path, within=120.0)
-    return proc, url, log_path
+    key, entries = corpus.layout.keys[town], corpus.layout.entries
+    node = nodes.Node(town, TOWN, key, entries, folder=f"serve-{town}", db_url=corpus.db_url(town), logins=False)
+    return await nodes.serve(workdir, node)
 
 
 async def first_download(
@@ -202,7 +144,7 @@ async def first_download(
         await store.start()
         context = NodeContext(store, None)  # as a node's driver does (the catalogue etc. come down in the reply)
         await context.load()
-        town_cpu0 = cpu_seconds(town_pid)
+        town_cpu0 = nodes.cpu_seconds(town_pid)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         for _ in range(MAX_EXCHANGES):
             began = time.perf_counter()
@@ -223,7 +165,7 @@ async def first_download(
         else:
             raise RuntimeError(f"{village}: still moving batches after {MAX_EXCHANGES} exchanges")
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        town_cpu = cpu_seconds(town_pid) - town_cpu0
+        town_cpu = nodes.cpu_seconds(town_pid) - town_cpu0
         held = await store.digests()
     finally:
         await transport.close()
@@ -289,6 +231,13 @@ def linear_fit(points: list[tuple[float, float]]) -> dict[str, float]:
     return {"intercept": rounded(a), "slope_per_errand": rounded(b), "max_relative_residual": rounded(worst)}
 
 
+def against(name: str, value: float, baseline: float, unit: str, allowed: float | None) -> dict[str, Any]:
+    """A figure measured against its baseline from the same run (the smallest size, the fewer others, the
+    shortest stream): met while within ``allowed`` times it; no target where ``allowed`` is None."""
+    target = None if allowed is None else rounded(baseline * allowed)
+    return {"figure": name, **figure(value, unit, target=target, baseline=baseline)}
+
+
 async def measure_town(
     corpus: Corpus, town: str, villages: list[str], workdir: Path
 ) -> tuple[dict[str, dict[str, Any]], float]:
@@ -296,7 +245,8 @@ async def measure_town(
     digests = await township_digests(corpus, town)
     db = corpus.workdir / f"{town}.db"
     holdings = {v: village_holdings(db, v) for v in villages}
-    proc, url, log_path = await start_township(corpus, town, workdir)
+    township = await start_township(corpus, town, workdir)
+    url = township.url
     out: dict[str, dict[str, Any]] = {}
     began = time.perf_counter()
     try:
@@ -304,9 +254,9 @@ async def measure_town(
             expected = {e: d for e, d in digests.items() if e.startswith(f"{village}-")}
             log(f"{village}: a new laptop's first download ({len(expected)} errands) from {town} at {url}")
             try:
-                sample = await first_download(corpus, village, url, proc.pid or 0, expected, workdir)
+                sample = await first_download(corpus, village, url, township.pid, expected, workdir)
             except Exception:
-                log(f"{town}'s log:\n{tail(log_path)}")
+                log(f"{town}'s log:\n{nodes.tail(township.log_path)}")
                 raise
             out[village] = {**sample, "township": holdings[village]}
             log(
@@ -315,7 +265,7 @@ async def measure_town(
                 f"exact: {sample['holds_exactly_its_errands']}"
             )
     finally:
-        await stop_process(proc)
+        await nodes.stop(township)
     return out, time.perf_counter() - began
 
 
@@ -424,54 +374,44 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
     for s in sizes:
         n = s["errands"]
         figures += [
-            {
-                "figure": f"bytes_down_per_errand_{n}",
-                **figure(
-                    s["marginal_bytes_down_per_errand"],
-                    "bytes/errand",
-                    target=rounded(first["marginal_bytes_down_per_errand"] * (1 + LINEAR_TOLERANCE)),
-                    baseline=first["marginal_bytes_down_per_errand"],
-                ),
-            },
-            {
-                "figure": f"cpu_ms_per_errand_{n}",
-                **figure(
-                    s["marginal_cpu_s_per_errand"] * 1000,
-                    "CPU-ms/errand",
-                    target=rounded(first["marginal_cpu_s_per_errand"] * 1000 * (1 + LINEAR_TOLERANCE)),
-                    baseline=first["marginal_cpu_s_per_errand"] * 1000,
-                ),
-            },
-            {
-                "figure": f"wall_ms_per_errand_{n}",
-                **figure(
-                    s["marginal_wall_s_per_errand"] * 1000,
-                    "ms/errand",
-                    target=None,
-                    baseline=first["marginal_wall_s_per_errand"] * 1000,
-                ),
-            },
+            against(
+                f"bytes_down_per_errand_{n}",
+                s["marginal_bytes_down_per_errand"],
+                first["marginal_bytes_down_per_errand"],
+                "bytes/errand",
+                1 + LINEAR_TOLERANCE,
+            ),
+            against(
+                f"cpu_ms_per_errand_{n}",
+                s["marginal_cpu_s_per_errand"] * 1000,
+                first["marginal_cpu_s_per_errand"] * 1000,
+                "CPU-ms/errand",
+                1 + LINEAR_TOLERANCE,
+            ),
+            against(
+                f"wall_ms_per_errand_{n}",
+                s["marginal_wall_s_per_errand"] * 1000,
+                first["marginal_wall_s_per_errand"] * 1000,
+                "ms/errand",
+                None,
+            ),
         ]
     figures += [
-        {
-            "figure": f"bytes_down_over_own_batches_{mid['errands']}_many_others",
-            **figure(
-                mid["bytes_down_over_frame_bytes"],
-                "bytes down ÷ its batches' bytes",
-                target=rounded(other["bytes_down_over_frame_bytes"] * (1 + OTHERS_TOLERANCE)),
-                baseline=other["bytes_down_over_frame_bytes"],
-            ),
-        },
+        against(
+            f"bytes_down_over_own_batches_{mid['errands']}_many_others",
+            mid["bytes_down_over_frame_bytes"],
+            other["bytes_down_over_frame_bytes"],
+            "bytes down ÷ its batches' bytes",
+            1 + OTHERS_TOLERANCE,
+        ),
         *(
-            {
-                "figure": f"parent_cpu_ms_per_page_{p['batches']}_batches",
-                **figure(
-                    p["cpu_ms_per_page"],
-                    "CPU-ms/page",
-                    target=rounded(pages[0]["cpu_ms_per_page"] * PAGING_TOLERANCE),
-                    baseline=pages[0]["cpu_ms_per_page"],
-                ),
-            }
+            against(
+                f"parent_cpu_ms_per_page_{p['batches']}_batches",
+                p["cpu_ms_per_page"],
+                pages[0]["cpu_ms_per_page"],
+                "CPU-ms/page",
+                PAGING_TOLERANCE,
+            )
             for p in pages
         ),
         {
@@ -510,14 +450,12 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.first_download", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK.sizes}, fewer others: a few minutes")
+    parser = harness.arguments(
+        "first_download", __doc__, quick=f"sizes {QUICK.sizes}, fewer others: a few minutes", seed=1
+    )
     parser.add_argument("--sizes", default="", help="comma-separated errands of the measured villages")
     parser.add_argument("--others", type=int, default=-1, help="errands of T01's other villages")
     parser.add_argument("--others-few", type=int, default=-1, help="errands of T02's other villages")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (stores, node logs)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.sizes:
@@ -528,27 +466,10 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, others_few=args.others_few)
     if len(plan.sizes) < 2 or min(plan.sizes) < 1:
         parser.error("--sizes needs at least two sizes of at least 1 errand")
-    load_before = load_average()
-    started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="sanji-first-"))
-    try:
+    this_run = harness.Run("first_download")
+    with this_run.scratch("sanji-first-", keep=args.keep) as workdir:
         body = asyncio.run(run(plan, args.seed, workdir))
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "first_download",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "seed": args.seed,
-        "machine": {**machine_info(), "load_average_1m": {"before": load_before, "after": load_average()}},
-        **body,
-        "seconds": rounded(time.perf_counter() - started),
-    }
-    publish(result, args.out)
-    return 0
+    return this_run.publish(body, args.out, head={"quick": args.quick, "seed": args.seed})
 
 
 if __name__ == "__main__":

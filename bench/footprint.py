@@ -27,29 +27,26 @@ One JSON object goes to stdout and to ``--out``; progress goes to stderr. See be
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import os
 import random
-import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import harness
 from bench.corpus import build_corpus
-from bench.links import figure, load_average, machine_info, rounded, wait_for
-from bench.output import publish
+from bench.figures import figure, rounded
+from bench.links import wait_for
 from devtools.faultproxy import FaultProxy
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster, NodeProcess, free_port
@@ -57,8 +54,6 @@ from sanji.demo.staff import Desk, Tally, register_errands
 from sanji.layout import county_layout
 from sanji.store import Store, open_database
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "footprint.json"
 DEMO_INTERVAL = 0.5  # `sanji demo --interval` default: the interval the idle figures are taken at
 MAX_BACKOFF = 3.0
 ERRANDS_PER_YEAR = 600
@@ -500,11 +495,13 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="shorter idle window, fewer errands: a few minutes")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON result")
-    parser.add_argument("--seed", type=int, default=1, help="seed for applicants and matters")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, node logs)")
+    parser = harness.arguments(
+        "footprint",
+        __doc__,
+        quick="shorter idle window, fewer errands: a few minutes",
+        seed=1,
+        seed_help="seed for applicants and matters",
+    )
     parser.add_argument(
         "--store-errands", type=int, default=0, help="errands built for the store figure (scaled to three years)"
     )
@@ -512,28 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.store_errands > 0:
         plan = dataclasses.replace(plan, store_errands=args.store_errands)
-    started = time.monotonic()
-    load_before = load_average()
-    workdir = Path(tempfile.mkdtemp(prefix="sanji-footprint-"))
-    try:
+    this_run = harness.Run("footprint")
+    with this_run.scratch("sanji-footprint-", keep=args.keep) as workdir:
         body = asyncio.run(run(plan, args.seed, workdir))
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "footprint",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "seed": args.seed,
-        "settings": {"plan": plan.__dict__, "demo_interval_s": DEMO_INTERVAL, "targets": TARGETS},
-        "machine": {**machine_info(), "load_average_1m": {"before": load_before, "after": load_average()}},
-        **body,
-        "seconds": rounded(time.monotonic() - started),
-    }
-    publish(result, args.out)
-    return 0
+    settings = {"plan": plan.__dict__, "demo_interval_s": DEMO_INTERVAL, "targets": TARGETS}
+    return this_run.publish(body, args.out, head={"quick": args.quick, "seed": args.seed, "settings": settings})
 
 
 if __name__ == "__main__":

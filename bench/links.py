@@ -25,27 +25,19 @@ One JSON object goes to stdout and to ``--out``; progress goes to stderr. See be
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import inspect
-import math
-import os
-import platform
 import random
-import shutil
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.output import publish
+from bench import harness
+from bench.figures import figure, percentile, rounded
 from devtools.faultproxy import FaultProxy
 from sanji.cli.serve import KEEP_ALIVE_S
 from sanji.client import NodeClient
@@ -53,8 +45,6 @@ from sanji.demo.cluster import Cluster
 from sanji.demo.staff import Desk, Tally, register_errands
 from sanji.sync.transport import POOL_KEEPALIVE_S, HttpTransport
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "links.json"
 INTERVAL = 2.0
 MAX_BACKOFF = 5.0
 TOWN_BUDGET = 524_288
@@ -87,28 +77,6 @@ TARGETS = {"reconnect_p95": 10.0, "backlog_slow": 120.0, "backlog_drops": 600.0,
 
 def log(message: str) -> None:
     print(f"[bench.links] {message}", file=sys.stderr, flush=True)
-
-
-def rounded(value: float) -> float:
-    return float(f"{value:.4g}")
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
-
-
-def figure(
-    value: float | None, unit: str, *, target: float | None, baseline: float | None, lower_is_better: bool = True
-) -> dict[str, Any]:
-    """One measured figure: value (None: did not finish), unit, target, pass, baseline (same unit)."""
-    out: dict[str, Any] = {"value": None if value is None else rounded(value), "unit": unit}
-    if target is not None:
-        out["target"] = target
-        out["pass"] = value is not None and (value <= target if lower_is_better else value >= target)
-    out["baseline"] = None if baseline is None else rounded(baseline)
-    return out
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], within: float, every: float = 0.25) -> float | None:
@@ -507,47 +475,6 @@ async def measure_download(county: County, plan: Plan, seed: int) -> dict[str, A
 # -- the whole run ------------------------------------------------------------------------------------
 
 
-def load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    def version(package: str) -> str:
-        try:
-            return metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return ""
-
-    try:
-        git = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=5
-        )
-        commit = git.stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=5,
-        )
-        dirty = bool(status.stdout.strip())  # the code measured is not exactly the commit named
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", False
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "sqlite": sqlite3.sqlite_version,
-        "packages": {p: version(p) for p in ("httpx", "uvicorn", "litestar", "sqlalchemy", "aiosqlite")},
-        "git_commit": commit,
-        "git_tracked_files_modified": dirty,
-    }
-
-
 async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
     phases: dict[str, float] = {}
     mark = time.monotonic()
@@ -601,46 +528,31 @@ async def run(plan: Plan, seed: int, workdir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.links", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer trials and errands: under 3 minutes")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON result")
-    parser.add_argument("--seed", type=int, default=1, help="seed for registrations, outages and link faults")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, node logs)")
+    parser = harness.arguments(
+        "links",
+        __doc__,
+        quick="fewer trials and errands: under 3 minutes",
+        seed=1,
+        seed_help="seed for registrations, outages and link faults",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
-    started = time.monotonic()
-    load_before = load_average()
-    workdir = Path(tempfile.mkdtemp(prefix="sanji-links-"))
-    try:
+    this_run = harness.Run("links")
+    with this_run.scratch("sanji-links-", keep=args.keep) as workdir:
         body = asyncio.run(run(plan, args.seed, workdir))
-    finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "links",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "seed": args.seed,
-        "settings": {
-            "sync": {
-                "interval_s": INTERVAL,
-                "max_backoff_s": MAX_BACKOFF,
-                "budget_bytes": {"village": VILLAGE_BUDGET, "town": TOWN_BUDGET},
-                "http_timeout_s": HTTP_TIMEOUT,
-                "client_pool_keepalive_s": POOL_KEEPALIVE_S,
-                "server_keep_alive_s": KEEP_ALIVE_S,
-            },
-            "slow_link": {"bytes_per_s_each_way": KBIT_64, "one_way_latency_ms": SLOW["latency_ms"]},
-            "plan": plan.__dict__,
+    settings = {
+        "sync": {
+            "interval_s": INTERVAL,
+            "max_backoff_s": MAX_BACKOFF,
+            "budget_bytes": {"village": VILLAGE_BUDGET, "town": TOWN_BUDGET},
+            "http_timeout_s": HTTP_TIMEOUT,
+            "client_pool_keepalive_s": POOL_KEEPALIVE_S,
+            "server_keep_alive_s": KEEP_ALIVE_S,
         },
-        "machine": {**machine_info(), "load_average_1m": {"before": load_before, "after": load_average()}},
-        **body,
-        "seconds": rounded(time.monotonic() - started),
+        "slow_link": {"bytes_per_s_each_way": KBIT_64, "one_way_latency_ms": SLOW["latency_ms"]},
+        "plan": plan.__dict__,
     }
-    publish(result, args.out)
-    return 0
+    return this_run.publish(body, args.out, head={"quick": args.quick, "seed": args.seed, "settings": settings})
 
 
 if __name__ == "__main__":

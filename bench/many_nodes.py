@@ -37,25 +37,21 @@ import re
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 
-from bench.apply_rate import load_average, percentile, rounded, stop_process, wait_ready
-from bench.links import figure, machine_info
-from bench.output import publish
+from bench import harness, nodes
+from bench.figures import figure, percentile, rounded
 from protocol.session import CursorsRequest, CursorsResponse
 from protocol.signing import SigningKey
 from protocol.topology import COUNTY, Directory
 from sanji.context import NodeContext
-from sanji.demo.cluster import free_port
-from sanji.keys import read_directory, write_directory, write_key
+from sanji.keys import read_directory
 from sanji.layout import Layout, county_layout
 from sanji.store import Store, open_database
 from sanji.sync.driver import sync_once
@@ -63,7 +59,6 @@ from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.transport import HttpTransport
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "many_nodes.json"
 HTTP_TIMEOUT_S = 60.0
 # Children whose store is open at once in one worker during `--idle-children full` rounds. Each open child
 # holds ≈ 6 descriptors (SQLite file, WAL and shm for the writer and a reader or two, and the socket) and an
@@ -75,12 +70,6 @@ SETTLE_IN_FLIGHT = 32  # per worker: the settle exchanges are not timed against 
 
 def log(message: str) -> None:
     print(f"[bench.many_nodes] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:
@@ -110,50 +99,11 @@ def listen_drops() -> dict[str, int]:
     return {}
 
 
-async def start_hub(layout: Layout, workdir: Path, db_url: str | None) -> tuple[asyncio.subprocess.Process, str]:
-    node_dir = workdir / "county"
-    node_dir.mkdir(parents=True)
-    write_directory(workdir / "directory.json", layout.entries)
-    write_key(node_dir / "node.key", layout.keys["C"])
-    port = free_port()
-    lines = [
-        "[node]",
-        'id = "C"',
-        f'role = "{COUNTY}"',
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        'key_file = "node.key"',
-        'directory = "../directory.json"',
-        'data_dir = "."',
-        f'db = "{db_url}"' if db_url else "",
-        "",
-        # Staff logins are beside the point here (sync requests are signed by their node either way); open,
-        # the bench can read the hub's /metrics without an account.
-        "[auth]",
-        "required = false",
-        "",
-    ]
-    (node_dir / "node.toml").write_text("\n".join(line for line in lines if line is not None) + "\n", encoding="utf-8")
-    log_path = node_dir / "node.log"
-    with log_path.open("ab") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sanji.cli.main",
-            COUNTY,
-            "serve",
-            "--config",
-            str(node_dir / "node.toml"),
-            "--log-level",
-            "warning",
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=str(ROOT),
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    await wait_ready(proc, url, log_path, within=120.0)
-    return proc, url
+async def start_hub(layout: Layout, workdir: Path, db_url: str | None) -> nodes.Served:
+    """``sanji county serve`` (its store on ``db_url``, else SQLite in its folder), logins off: the bench reads
+    the hub's /metrics without an account."""
+    node = nodes.Node("C", COUNTY, layout.keys["C"], layout.entries, folder="county", db_url=db_url, logins=False)
+    return await nodes.serve(workdir, node)
 
 
 @dataclass
@@ -486,9 +436,9 @@ class Simulator:
         """Run one command on every worker; merge their answers, with the hub's, the simulator's and the
         machine's CPU over the phase (cores: 1.0 is one core busy the whole time)."""
         cores = os.cpu_count() or 1
-        hub0, wall0, (busy0, total0) = cpu_seconds(hub_pid), time.perf_counter(), machine_busy()
+        hub0, wall0, (busy0, total0) = nodes.cpu_seconds(hub_pid), time.perf_counter(), machine_busy()
         answers = await self.ask_all(commands)
-        hub, wall = cpu_seconds(hub_pid) - hub0, time.perf_counter() - wall0
+        hub, wall = nodes.cpu_seconds(hub_pid) - hub0, time.perf_counter() - wall0
         busy1, total1 = machine_busy()
         sim = sum(a["cpu_s"] for a in answers)
         late = [x for a in answers for x in a.get("late_s", [])]
@@ -626,8 +576,8 @@ async def run(
     workers = min(n, workers or default_workers())
     log(f"making {n} children's keys and the hub")
     layout = county_layout(towns=n, villages_per_town=0, sealing=False)
-    proc, url = await start_hub(layout, workdir, db_url)
-    hub_pid = proc.pid or 0
+    hub = await start_hub(layout, workdir, db_url)
+    url, hub_pid = hub.url, hub.pid
     sim: Simulator | None = None
     try:
         spec = await prepare_children(layout, workdir, url)
@@ -647,7 +597,7 @@ async def run(
     finally:
         if sim is not None:
             await sim.stop()
-        await stop_process(proc)
+        await nodes.stop(hub)
     base = summary(alone)
     targets = {"idle_p99_ms": 200, "hub_cpu_share_of_machine": 0.5, "idle_requests": 1, "idle_bytes_each_way": 600}
     figures = [
@@ -728,13 +678,12 @@ def default_workers() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.many_nodes", description=(__doc__ or "").split("\n")[0])
+    parser = harness.arguments("many_nodes", __doc__, quick="50 children, 10 s interval, 1 round", seed=2024)
     parser.add_argument("--children", type=int, default=500, help="simulated townships (default 500; issue 15: 5000)")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between a child's exchanges (default 60)")
     parser.add_argument("--rounds", type=int, default=2, help="idle rounds (default 2)")
     parser.add_argument("--burst", type=int, default=500, help="first exchanges in flight at once (default 500)")
     parser.add_argument("--db", default=None, help="the hub's database URL (default: SQLite in the temp dir)")
-    parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument(
         "--workers",
         type=int,
@@ -753,8 +702,6 @@ def main(argv: list[str] | None = None) -> int:
         default=MAX_OPEN,
         help=f"full idle children's stores open at once per worker ({MAX_OPEN})",
     )
-    parser.add_argument("--quick", action="store_true", help="50 children, 10 s interval, 1 round")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)  # a simulator worker: its spec file
     parser.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -766,10 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--children, --rounds, --burst and --max-open must be at least 1, --interval above 0")
     if args.workers < 0:
         parser.error("--workers must not be negative (0: one per core)")
-    load_before = load_average()
-    started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="sanji-many-"))
-    try:
+    this_run = harness.Run("many_nodes")
+    with this_run.scratch("sanji-many-", keep=args.keep) as workdir:
         body = asyncio.run(
             run(
                 args.children,
@@ -784,17 +729,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_open=args.max_open,
             )
         )
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "many_nodes",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {**machine_info(), "load_average_1m": {"before": load_before, "after": load_average()}},
-        **body,
-        "seconds": rounded(time.perf_counter() - started),
-    }
-    publish(result, args.out)
-    return 0
+    return this_run.publish(body, args.out)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,11 @@ def prefill(db_path: Path, ref: Reference, copies: int) -> dict[str, Any]:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         con.close()
-    seconds = time.perf_counter() - started
+    return filled(ref, copies, time.perf_counter() - started, build_s, db_path.stat().st_size)
+
+
+def filled(ref: Reference, copies: int, seconds: float, remap_seconds: float, database_bytes: int) -> dict[str, Any]:
+    """What a prefill reports, on either database: the rows it holds now, and what filling them took."""
     return {
         "copies": copies,
         "errands": copies * ref.errands,
@@ -255,8 +259,8 @@ def prefill(db_path: Path, ref: Reference, copies: int) -> dict[str, Any]:
         "batches": copies * ref.count("batches"),
         "streams": ref.count("streams") if copies else 0,
         "seconds": round(seconds, 2),
-        "remap_seconds": round(build_s, 2),
-        "database_bytes": db_path.stat().st_size,
+        "remap_seconds": round(remap_seconds, 2),
+        "database_bytes": database_bytes,
     }
 
 
@@ -277,10 +281,15 @@ def bulk_insert_limit(db_path: Path, ref: Reference) -> dict[str, Any]:
         seconds = time.perf_counter() - started
     finally:
         con.close()
+    return limit("executemany", ref, len(streams), seconds)
+
+
+def limit(how: str, ref: Reference, streams: int, seconds: float) -> dict[str, Any]:
+    """What a bulk-insert limit reports, on either database: one copy's rows written ``how``, in ``seconds``."""
     return {
-        "what": "the rows one ingest writes (batches, actions, errands, streams; fresh ids), executemany",
+        "what": f"the rows one ingest writes (batches, actions, errands, streams; fresh ids), {how}",
         "actions": ref.actions,
-        "rows": ref.count("batches") + ref.actions + ref.errands + len(streams),
+        "rows": ref.count("batches") + ref.actions + ref.errands + streams,
         "seconds": seconds,
         "actions_per_s": ref.actions / seconds,
     }

@@ -4,7 +4,7 @@ The copies go in with ``COPY`` (``copy_records_to_table``), a commit every ``pre
 copies with ``synchronous_commit`` off (setup, not measurement), then ``ANALYZE`` so the planner knows
 the tables' sizes, as autovacuum would tell it on a county that grew to them. The bulk-insert limit is
 ``executemany`` of the same ``INSERT`` in one transaction, committed durably as the store commits.
-Throwaway databases are made and dropped on the server ``bench.apply_rate`` uses (``SANJI_PG_*``).
+Its throwaway databases are made and dropped by ``devtools.throwaway_pg`` (the ``SANJI_PG_*`` server).
 """
 
 from __future__ import annotations
@@ -15,47 +15,14 @@ from typing import Any
 import asyncpg
 
 from bench import prefill
-from bench.apply_rate import PG_HOST, PG_PORT, PG_USER
+from devtools import throwaway_pg
 from protocol.encoding import decode_action
 from protocol.errand import project
 from protocol.topology import Directory
 
 
-def url_of(name: str) -> str:
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-
-
-async def connect(name: str = "postgres") -> asyncpg.Connection:
-    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=name, timeout=10)
-
-
-async def create(name: str, *, template: str | None = None) -> None:
-    """A new database (a copy of ``template``, which must have no connections, when given)."""
-    conn = await connect()
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    finally:
-        await conn.close()
-
-
-async def drop(name: str) -> None:
-    conn = await connect()
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await conn.close()
-
-
-async def version() -> str:
-    conn = await connect()
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
+async def connect(name: str) -> asyncpg.Connection:
+    return await throwaway_pg.connect(name, wait_s=10)
 
 
 async def read_reference(name: str, directory: Directory) -> prefill.Reference:
@@ -103,16 +70,7 @@ async def prefill_copies(name: str, ref: prefill.Reference, copies: int) -> dict
         size = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
     finally:
         await conn.close()
-    return {
-        "copies": copies,
-        "errands": copies * ref.errands,
-        "actions": copies * ref.actions,
-        "batches": copies * ref.count("batches"),
-        "streams": ref.count("streams") if copies else 0,
-        "seconds": round(time.perf_counter() - started, 2),
-        "remap_seconds": round(build_s, 2),
-        "database_bytes": size,
-    }
+    return prefill.filled(ref, copies, time.perf_counter() - started, build_s, size)
 
 
 async def bulk_insert_limit(name: str, ref: prefill.Reference) -> dict[str, Any]:
@@ -130,13 +88,7 @@ async def bulk_insert_limit(name: str, ref: prefill.Reference) -> dict[str, Any]
         seconds = time.perf_counter() - started
     finally:
         await conn.close()
-    return {
-        "what": "the rows one ingest writes (batches, actions, errands, streams; fresh ids), asyncpg executemany",
-        "actions": ref.actions,
-        "rows": ref.count("batches") + ref.actions + ref.errands + len(streams),
-        "seconds": seconds,
-        "actions_per_s": ref.actions / seconds,
-    }
+    return prefill.limit("asyncpg executemany", ref, len(streams), seconds)
 
 
 async def counts(name: str) -> dict[str, int]:

@@ -23,28 +23,24 @@ import hashlib
 import secrets
 import shutil
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from bench import prefill, prefill_pg
-from bench.apply_rate import load_average, percentile, rounded
-from bench.links import figure, machine_info
-from bench.output import publish
+from bench import harness, prefill, prefill_pg
+from bench.figures import figure, percentile, rounded
+from bench.machine import load_average
 from bench.prefill import Reference
 from bench.profile_apply import Saved, build
+from devtools import throwaway_pg
 from protocol.batch import open_frame
 from protocol.topology import COUNTY, Directory
 from sanji.keys import NodeKey
 from sanji.store import Store, open_database
 from sanji.store.revisions import carried
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "bench" / "results" / "store_growth.json"
 DEFAULT_SIZES = (0, 10_000, 100_000)
 PUSH_ACTIONS = 200  # issue 15: "p99 apply of one 200-action push <= 50 ms"
 TARGET_P99_MS = 50.0
@@ -280,7 +276,7 @@ class Sqlite:
 
 
 class Postgres:
-    """The stores as throwaway databases on the server ``bench.apply_rate`` uses (``bench.prefill_pg``)."""
+    """The stores as throwaway databases (``devtools.throwaway_pg``), filled by ``bench.prefill_pg``."""
 
     name = "postgresql"
 
@@ -291,16 +287,16 @@ class Postgres:
         return f"{self.prefix}_{name.replace('-', '_')}"
 
     def url(self, name: str) -> str:
-        return prefill_pg.url_of(self.db(name))
+        return throwaway_pg.url_of(self.db(name))
 
     async def create(self, name: str) -> None:
-        await prefill_pg.create(self.db(name))
+        await throwaway_pg.create_database(self.db(name))
 
     async def clone(self, source: str, name: str) -> None:
-        await prefill_pg.create(self.db(name), template=self.db(source))
+        await throwaway_pg.create_database(self.db(name), template=self.db(source))
 
     async def remove(self, name: str) -> None:
-        await prefill_pg.drop(self.db(name))
+        await throwaway_pg.drop_database(self.db(name))
 
     async def prefill(self, name: str, ref: Reference, copies: int) -> dict[str, Any]:
         return await prefill_pg.prefill_copies(self.db(name), ref, copies)
@@ -454,7 +450,9 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.store_growth", description=(__doc__ or "").split("\n")[0])
+    parser = harness.arguments(
+        "store_growth", __doc__, seed=2024, seed_help="seed of a corpus built now (default 2024)", keep=None
+    )
     parser.add_argument(
         "--sizes",
         type=parse_sizes,
@@ -463,8 +461,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--corpus", type=Path, default=None, help="reuse this saved corpus, or save it here")
     parser.add_argument("--errands", type=int, default=1000, help="errands in a corpus built now (default 1000)")
-    parser.add_argument("--seed", type=int, default=2024, help="seed of a corpus built now (default 2024)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON result")
     parser.add_argument("--workdir", type=Path, default=None, help="where SQLite files go (default: a temp dir)")
     parser.add_argument(
         "--pages",
@@ -486,34 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     PAGES_OF[0] = args.pages
-    started = time.perf_counter()
-    load_before = load_average()
+    this_run = harness.Run("store_growth")
     saved = load_corpus(args.corpus, args.errands, args.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="sanji-growth-", dir=args.workdir))
-    try:
+    with this_run.scratch("sanji-growth-", parent=args.workdir) as workdir:
         corpus_key = hashlib.sha256(msgspec.msgpack.encode(saved)).hexdigest()[:12]
         backend: Backend = Postgres() if args.db == "postgresql" else Sqlite(workdir, args.prefill_cache, corpus_key)
         body = asyncio.run(run(saved, args.sizes, backend))
-        pg_version = asyncio.run(prefill_pg.version()) if args.db == "postgresql" else None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    result = {
-        "benchmark": "store_growth",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            **machine_info(),
-            "tmpdir": str(workdir.parent),
-            "postgres": pg_version,
-            # Other work on the machine skews every number: a load well above zero marks a noisy run.
-            "load_average_1m": {"before": load_before, "after": load_average()},
-        },
-        "sizes_requested": args.sizes,
-        "sqlite_pages_of": args.pages if args.db == "sqlite" else None,
-        **body,
-        "seconds": rounded(time.perf_counter() - started),
-    }
-    publish(result, args.out)
-    return 0
+        pg_version = asyncio.run(throwaway_pg.server_version()) if args.db == "postgresql" else None
+    body = {"sizes_requested": args.sizes, "sqlite_pages_of": args.pages if args.db == "sqlite" else None, **body}
+    return this_run.publish(body, args.out, tmpdir=str(workdir.parent), postgres=pg_version)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,15 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select
 
+from devtools.throwaway_pg import PostgresUnreachable, throwaway_database
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import Directory
 from sanji.catalogue import default_catalogue
@@ -35,10 +34,6 @@ from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport, TransportError
 
-PG_HOST = os.environ.get("SANJI_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SANJI_PG_PORT", "5432"))
-PG_USER = os.environ.get("SANJI_PG_USER", "postgres")
-PG_UNREACHABLE = "PostgreSQL not reachable at"
 _pg_skips: list[str] = []
 
 
@@ -46,45 +41,21 @@ def _require_postgres() -> bool:
     return os.environ.get("SANJI_REQUIRE_POSTGRES", "") == "1"
 
 
-async def _admin() -> asyncpg.Connection:
-    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
-
-
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A brand-new PostgreSQL database (``sanji_test_<random>``); dropped with its connections afterwards."""
-    admin: asyncpg.Connection | None = None
-    problem = ""
     try:
-        admin = await _admin()
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        problem = f"{PG_UNREACHABLE} {PG_HOST}:{PG_PORT} as {PG_USER} ({type(exc).__name__}: {exc})"
-    if admin is None:
+        async with throwaway_database("sanji_test") as url:
+            yield url
+    except PostgresUnreachable as exc:
         if _require_postgres():
-            pytest.fail(f"SANJI_REQUIRE_POSTGRES=1 but {problem}", pytrace=False)
+            pytest.fail(f"SANJI_REQUIRE_POSTGRES=1 but {exc}", pytrace=False)
         reason = (
-            f"{problem} -- the PostgreSQL tests did NOT run. Start a server with trust auth, "
+            f"{exc} -- the PostgreSQL tests did NOT run. Start a server with trust auth, "
             "or set SANJI_REQUIRE_POSTGRES=1 to make this a failure."
         )
         _pg_skips.append(reason)
         pytest.skip(reason)
-    name = f"sanji_test_{secrets.token_hex(6)}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        admin = await _admin()
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        finally:
-            await admin.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from devtools.throwaway_pg import PG_HOST, PG_PORT, PG_USER, connect, drop_database
 from sanji.cli.main import SERVE_ROLES
 from sanji.config import load_settings
 from sanji.tiers import desk
-from tests.conftest import PG_HOST, PG_PORT, PG_USER
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -130,9 +130,9 @@ async def test_postgres_setup_script_is_idempotent() -> None:
         finally:
             await conn.close()
     finally:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=5)
+        await drop_database(db)  # before its owner: a role that owns a database cannot be dropped
+        admin = await connect()
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db}"')
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await admin.close()
