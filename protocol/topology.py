@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from protocol.bounds import node_id_problem
 from protocol.errors import RouteError
 from protocol.signing import X25519, KeyRecord
 
@@ -71,6 +72,8 @@ class Directory:
         self._revoked_after = {k: dict(v) for k, v in (revoked_after or {}).items()}
         self._nodes: dict[str, NodeEntry] = {}
         for node in nodes:
+            if problem := node_id_problem(node.id):  # the one bound, asked of every directory however it was made
+                raise ValueError(f"node {node.id[:80]!r} is not a node id: {problem}")
             if node.role not in ROLES:
                 raise ValueError(f"node {node.id}: unknown role {node.role!r}")
             self._nodes[node.id] = node

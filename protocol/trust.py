@@ -51,6 +51,7 @@ from typing import Literal
 
 import msgspec
 
+from protocol.bounds import node_id_problem
 from protocol.envelope import check_head
 from protocol.errors import SanjiError
 from protocol.signing import ED25519, X25519, KeyRecord, SigningKey, verify
@@ -228,6 +229,8 @@ def count_valid_signatures(doc: Document, keys: Iterable[KeyRecord]) -> int:
 
 
 def _check_root_shape(root: Root) -> None:
+    if problem := node_id_problem(root.county, field="root hub"):
+        raise TrustError(f"root version {root.version} names a hub that is not a node id: {problem}")
     if root.version < 1:
         raise TrustError(f"root version {root.version} is not positive")
     ids = [k.key_id for k in root.keys]
@@ -443,6 +446,8 @@ class TrustState:
     def _precheck(self, doc: Document, *, now_ms: int) -> None:
         """What can be checked without the issuer's key: shape and validity period."""
         value = doc.value
+        if isinstance(value, (Certificate, Revocation)) and (problem := _node_ids_problem(value)):
+            raise TrustError(f"{doc.kind} {value.serial}: {problem}")
         if isinstance(value, Certificate):
             if value.role not in ROLES:
                 raise TrustError(f"certificate for {value.node} names unknown role {value.role!r}")
@@ -650,6 +655,22 @@ class TrustState:
         """The database instance ``node``'s newest certificate binds it to ("" when unbound)."""
         cert = self.current(node)
         return cert.instance if cert else ""
+
+
+def _node_ids_problem(value: Certificate | Revocation) -> str | None:
+    """The first node id a certificate or revocation names that is out of bounds (``protocol.bounds``), or None.
+
+    The same bound as enrollment's: a hand-made certificate for an id no store could hold is refused here,
+    on every node, before anything is kept.
+    """
+    named: list[tuple[str, str | None]] = [("node", value.node), ("issuer", value.issuer)]
+    if isinstance(value, Certificate):
+        named.append(("parent", value.parent))
+        named.extend(("key node", k.node) for k in value.keys)
+    for field_name, node in named:
+        if node is not None and (problem := node_id_problem(node, field=field_name)):
+            return problem
+    return None
 
 
 def _merge_signatures(held: Document, other: Document) -> Document:

@@ -359,7 +359,16 @@ class TrustBook:
                     allowed.append(raw)
                     taken.append(doc.id)
                     progress = True
-        await self.add(allowed, peer=child)
+        try:
+            results = await self.add(allowed, peer=child)
+        except TrustError as exc:  # one document, refused: the child must not resend it, and the refusal is logged
+            results = [AddResult(id="", status="pending", kind="?", message=exc.message)]
+        for result in results:
+            if result.status == "pending" and not (result.id and self.state.has(result.id)):
+                # Never kept (out of bounds, badly signed, expired): logged under the child that sent it, since the
+                # document's own node id may be one no column can hold.
+                log.warning("%s: refused a trust document from %s: %s", self.store.node_id, child, result.message)
+                await self.store.log_event("trust_refused", child, {"message": result.message[:500]})
         return tuple(taken)
 
     async def peer_position(self, peer: str) -> tuple[str, int, str]:
