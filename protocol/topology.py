@@ -43,6 +43,16 @@ def level_below(role: str) -> str | None:
     return ROLES[index] if index < len(ROLES) else None
 
 
+def enrolls(role: str) -> bool:
+    """Whether a node of ``role`` enrolls children (every level but the village).
+
+    Such a node must know every id already used in the tree, not only on its path and below it: node ids are
+    unique across the whole tree (``protocol.trust.TrustState.id_in_use``), so its parent sends it every
+    certificate it holds (``sanji.store.trustbook.TrustBook.for_child``).
+    """
+    return level_below(role) is not None
+
+
 class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
     """A node's place in the tree and its public keys.
 

@@ -55,7 +55,7 @@ from protocol.bounds import node_id_problem
 from protocol.envelope import check_head
 from protocol.errors import SanjiError
 from protocol.signing import ED25519, X25519, KeyRecord, SigningKey, verify
-from protocol.topology import ROLES, Directory, NodeEntry
+from protocol.topology import COUNTY, ROLES, Directory, NodeEntry
 
 MAGIC = b"SJT"
 FORMAT_VERSION = 1
@@ -649,6 +649,23 @@ class TrustState:
         return (
             f"{cert.node} is certified under {held.parent}; {cert.issuer} may not place it under {cert.parent} "
             "(only an ancestor of both places, such as the county, moves a node)"
+        )
+
+    def id_in_use(self, node: str, parent: str) -> str:
+        """Why ``parent`` may not enroll a node called ``node`` ("" if it may): the id is already certified
+        elsewhere in the tree. Node ids are unique across the whole tree, not within a county: every stream,
+        receipt and certificate is named by them, and the top hub keeps only the first placement of an id
+        (``place_conflict``). A node that enrolls others holds every certificate its parent holds, so this
+        answers for every id that has reached the top of the tree by the last exchange."""
+        held = self.current(node)
+        if held is None or held.parent == parent:
+            return ""
+        valid = {c.serial: c for c in self.certificates()}
+        county = next((n for n in _ancestors(held.parent, valid) if (c := _latest(valid, n)) and c.role == COUNTY), "")
+        where = f"{held.parent} ({county})" if county and county != held.parent else str(held.parent)
+        return (
+            f"节点编号 {node} 已在 {where} 下使用，全树内编号不得重复。"
+            f"Node id {node} is already certified under {where}; ids are unique across the whole tree."
         )
 
     def instance_of(self, node: str) -> str:

@@ -35,7 +35,7 @@ from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import RotateKeys
 from protocol.signing import ED25519, verify
-from protocol.topology import Directory, NodeEntry, level_below
+from protocol.topology import Directory, NodeEntry, enrolls, level_below
 from protocol.trust import (
     AddResult,
     Certificate,
@@ -255,7 +255,15 @@ class TrustBook:
             why = self.state.place_conflict(value) if isinstance(value, Certificate) else ""
             if why and isinstance(value, Certificate):
                 log.warning("%s: refused a certificate from %s: %s", self.store.node_id, peer or "here", why)
-                await self.store.log_event("place_conflict", value.node, {"issuer": value.issuer, "message": why})
+                held = self.state.current(value.node)
+                detail = {
+                    "issuer": value.issuer,
+                    "parent": value.parent,
+                    "held_parent": held.parent if held else None,
+                    "from": peer,
+                    "message": why,
+                }
+                await self.store.log_event("place_conflict", value.node, detail)
                 continue
             kept.append(raw)
         return kept
@@ -281,6 +289,8 @@ class TrustBook:
             cursor = 0  # another database (or a restored one) counts differently: start over
         directory = self.store.directory
         wanted = set(directory.path(child)) | directory.subtree(child) if child in directory else {child}
+        # A child that enrolls others gets every certificate held here: ids are unique across the whole tree.
+        everything = child in directory and enrolls(directory.role(child))
         valid = set(self._valid_ids())
         async with self.store.db.reader.connect() as conn:
             top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)
@@ -302,7 +312,7 @@ class TrustBook:
         out = [
             bytes(raw)
             for _, doc_id, kind, subject, raw in rows
-            if kind == "root" or (doc_id in valid and subject in wanted)
+            if kind == "root" or (doc_id in valid and (everything or subject in wanted))
         ]
         return tuple(out), top, mine
 
@@ -450,11 +460,11 @@ class TrustBook:
                 f"a {mine} node enrolls {below or 'no'} nodes, not a {role}",
                 hint="A county is enrolled by its city, a township by the county, a village by its township.",
             )
-        held = self.state.current(node)
-        if held is not None and held.parent != self.store.node_id:
+        if in_use := self.state.id_in_use(node, self.store.node_id):
             raise EnrollmentError(
-                f"{node} is already certified under {held.parent}; {self.store.node_id} cannot enroll it",
-                hint="Check the node id. Only the county moves a node to another parent.",
+                in_use,
+                hint="Choose another id, e.g. one that starts with this county's (C1T05). "
+                "Only the county moves a node to another parent.",
             )
         token = new_token(
             parent=self.store.node_id, node=node, role=role, root=root_fingerprint(self.state.root_documents()[0])

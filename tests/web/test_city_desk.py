@@ -152,3 +152,31 @@ async def test_the_citys_errand_page_shows_a_countys_errand_and_offers_no_step(t
     assert department_of(tree, "S", "C2T01V01", "县民政局") == "C2 县民政局"
     assert department_of(tree, "C2", "C2T01V01", "县民政局") == "县民政局"
     assert department_of(tree, "S", "C2T01V01", "") == ""
+
+
+async def test_a_node_id_used_twice_is_said_at_the_top_of_the_city_and_county_desks(tmp_path: Path) -> None:
+    """``tests/trust/test_tree_ids.py`` makes the conflict with real certificates; here the desks show it."""
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    settings = {n: load_settings(cluster.nodes[n].config) for n in ("S", "C2")}
+    # What TrustBook logs when it refuses a certificate placing an id it holds elsewhere.
+    conflicts = {
+        "S": {"issuer": "C2", "parent": "C2", "held_parent": "C1", "from": "C2"},
+        "C2": {"issuer": "C1", "parent": "C1", "held_parent": "C2", "from": "S"},
+    }
+    for node, detail in conflicts.items():
+        db = await open_database(settings[node].db_url)
+        try:
+            store = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
+            await store.start()
+            await store.log_event("place_conflict", "C1T01", {**detail, "message": "..."})
+        finally:
+            await db.dispose()
+    with TestClient(create_app(settings["S"])) as city:
+        page = city.get("/").text
+        warning = page[page.index('id="id-conflicts"') :][:2000]
+        assert warning.index("节点编号冲突") < warning.index("Node id used twice")  # Chinese first
+        assert "C2 所在的县为它另起编号" in warning and "should give it a new id" in warning
+    with TestClient(create_app(settings["C2"])) as county:
+        page = county.get("/").text
+        warning = page[page.index('id="id-conflicts"') :][:2000]
+        assert "本辖区这个 C1T01 的办件不会上报" in warning and "will not reach it" in warning
