@@ -37,7 +37,7 @@ async def test_a_county_refuses_an_id_another_county_already_uses(net: TrustNet)
     await net.enroll("T05", TOWN, "C1")
     await net.sync_all(2)  # C1's T05 reaches the city, and every certificate the city holds comes down to C2
     assert net.stores["C2"].directory.parent("T05") == "C1"
-    with pytest.raises(EnrollmentError, match="T05 .*C1") as refused:
+    with pytest.raises(EnrollmentError, match=r"T05 .*C1") as refused:
         await net.books["C2"].issue_token(node="T05", role=TOWN)
     assert (
         "节点编号 T05 已在 C1 下使用" in refused.value.message
