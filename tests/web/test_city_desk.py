@@ -180,3 +180,51 @@ async def test_a_node_id_used_twice_is_said_at_the_top_of_the_city_and_county_de
         page = county.get("/").text
         warning = page[page.index('id="id-conflicts"') :][:2000]
         assert "本辖区这个 C1T01 的办件不会上报" in warning and "will not reach it" in warning
+
+
+async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    tree = cluster.layout.directory
+    nodes = ("S", "C1", "C1T01", "C1T01V01", "C2", "C2T01", "C2T01V01")
+    settings = {n: load_settings(cluster.nodes[n].config) for n in nodes}
+    dbs = [await open_database(settings[n].db_url) for n in nodes]
+    try:
+        stores = {}
+        for node, db in zip(nodes, dbs, strict=True):
+            stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=tree)
+            await stores[node].start()
+        for village, count in (("C1T01V01", 2), ("C2T01V01", 1)):
+            context = NodeContext(stores[village], None)
+            context.catalogue = CATALOGUE
+            service = ErrandService(stores[village], context)
+            for _ in range(count):
+                form = RegisterForm(matter="MZ-001", applicant_name="村民", actor="李代办")
+                errand = (await service.register(form)).errand
+                await service.act(errand, ActionForm(kind="submit", actor="李代办"))
+            town = tree.parent(village)
+            assert town is not None
+            for child in (village, town, tree.parent(town)):
+                assert child is not None
+                parent = tree.parent(child)
+                assert parent is not None
+                await sync_once(stores[child], LocalTransport(SyncServer(stores[parent])))
+    finally:
+        for db in dbs:
+            await db.dispose()
+    with TestClient(create_app(settings["S"])) as city:
+        page = city.get("/office/ledger")
+        assert page.status_code == 200, page.text[:300]
+        assert re.search(r'<option value="county" selected>县 County</option>', page.text)  # Chinese, then English
+        stats = page.text[page.text.index('id="stats"') : page.text.index('id="ledger"')]
+        volumes = dict(re.findall(r'<tr><td data-label="[^"]*">(C\d)</td><td data-label="[^"]*">(\d+)</td>', stats))
+        assert volumes == {"C1": "2", "C2": "1"}
+        assert "C1T01" not in stats
+        by_township = city.get("/office/ledger", params={"by": "township"}).text  # still there when asked
+        assert re.search(r'<option value="township" selected>', by_township) and "C2T01" in by_township
+        lines = city.get("/api/office/stats", params={"by": "county"}).json()["lines"]
+        assert [(ln["key"], ln["volume"]) for ln in lines] == [("C1", 2), ("C2", 1)]
+        stats_csv = city.get("/api/office/ledger/export", params={"format": "csv", "what": "stats"}).text
+        assert stats_csv.index("按县统计") < stats_csv.index("按乡镇统计")
+    with TestClient(create_app(settings["C1"])) as county:  # a county's own desk still starts by township
+        page = county.get("/office/ledger").text
+        assert re.search(r'<option value="township" selected>', page) and '<option value="county"' in page
