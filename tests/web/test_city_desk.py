@@ -225,6 +225,14 @@ async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_pat
         assert [(ln["key"], ln["volume"]) for ln in lines] == [("C1", 2), ("C2", 1)]
         stats_csv = city.get("/api/office/ledger/export", params={"format": "csv", "what": "stats"}).text
         assert stats_csv.index("按县统计") < stats_csv.index("按乡镇统计")
+        # 电子监察 counts the errands not yet answered per county first, then per township.
+        report = city.get("/api/supervision").json()
+        assert {c: sum(stages.values()) for c, stages in report["by_county"].items()} == {"C1": 2, "C2": 1}
+        supervision = city.get("/supervision").text
+        assert supervision.index('id="by-county"') < supervision.index('id="by-township"')
+        assert supervision.index("在办分布（县）") < supervision.index("by county and stage")
     with TestClient(create_app(settings["C1"])) as county:  # a county's own desk still starts by township
         page = county.get("/office/ledger").text
         assert re.search(r'<option value="township" selected>', page) and '<option value="county"' in page
+        assert 'id="by-county"' not in county.get("/supervision").text  # one county: by township, as before
+        assert county.get("/api/supervision").json()["by_county"] == {}
