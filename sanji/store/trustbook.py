@@ -88,6 +88,9 @@ def _subject(value: Root | Certificate | Revocation) -> str:
     return "" if isinstance(value, Root) else value.node
 
 
+WHOLE_TREE = "+tree"  # marks a trust cursor that counted every certificate (``TrustBook.for_child``)
+
+
 class TrustBook:
     def __init__(self, store: Store, *, base: Sequence[NodeEntry] = (), required: bool = False) -> None:
         self.store = store
@@ -284,13 +287,15 @@ class TrustBook:
         below it) that arrived here after ``cursor``. Returns (documents, new cursor, epoch)."""
         if self.state is None:
             return (), 0, ""
-        mine = self.store.instance_id
-        if epoch != mine:
-            cursor = 0  # another database (or a restored one) counts differently: start over
         directory = self.store.directory
         wanted = set(directory.path(child)) | directory.subtree(child) if child in directory else {child}
         # A child that enrolls others gets every certificate held here: ids are unique across the whole tree.
         everything = child in directory and enrolls(directory.role(child))
+        # The epoch says what the cursor counted: a child whose cursor counted only its own path and subtree
+        # (before ids were unique across the tree) starts over once, and so takes the ids used elsewhere.
+        mine = self.store.instance_id + (WHOLE_TREE if everything else "")
+        if epoch != mine:
+            cursor = 0  # another database (or a restored one) counts differently: start over
         valid = set(self._valid_ids())
         async with self.store.db.reader.connect() as conn:
             top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)

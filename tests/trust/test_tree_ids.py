@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from protocol.enrollment import EnrollmentError
 from protocol.topology import TOWN
 from sanji.observe.id_conflicts import id_conflicts
+from sanji.store import schema as t
 from tests.trust.trust_net import TrustNet, certified_city
 
 
@@ -70,3 +72,17 @@ async def test_the_same_id_enrolled_by_two_counties_out_of_touch_is_said_at_both
     await net.enroll("C2T05", TOWN, "C2")
     await net.sync_all(2)
     assert city.directory.parent("C2T05") == "C2"
+
+
+async def test_a_county_whose_cursor_counted_only_its_own_subtree_takes_the_whole_tree_once(net: TrustNet) -> None:
+    """Before the upgrade a county's trust cursor at the city counted past other counties' certificates without
+    taking them; the epoch tells the two countings apart, so the county starts over once and learns every id."""
+    await net.enroll("T05", TOWN, "C1")
+    await net.sync("C1")  # C1's T05 reaches the city
+    city, county = net.stores["S"], net.books["C2"]
+    async with city.db.reader.connect() as conn:
+        top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)
+    await county.set_peer_position("S", epoch=city.instance_id, cursor=top, lease=(await county.peer_position("S"))[2])
+    await net.sync("C2")
+    assert net.stores["C2"].directory.parent("T05") == "C1"
+    assert (await county.peer_position("S"))[0] == city.instance_id + "+tree"
