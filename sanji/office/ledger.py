@@ -215,6 +215,7 @@ class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     kind: str = ""
     stage: str = ""
     node: str = ""
+    county: str = ""  # 所属县 (``LedgerRow.county``): at a city, one county's errands
     township: str = ""
     window: str = ""
     handler: str = ""
@@ -232,6 +233,7 @@ class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
             (self.matter, row.matter),
             (self.kind, kind),
             (self.stage, row.stage),
+            (self.county, row.county),
             (self.township, row.township),
             (self.window, row.window),
             (self.handler, row.handler),

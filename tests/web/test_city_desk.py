@@ -223,6 +223,10 @@ async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_pat
         assert re.search(r'<option value="township" selected>', by_township) and "C2T01" in by_township
         lines = city.get("/api/office/stats", params={"by": "county"}).json()["lines"]
         assert [(ln["key"], ln["volume"]) for ln in lines] == [("C1", 2), ("C2", 1)]
+        one = city.get("/api/office/stats", params={"by": "county", "county": "C2"}).json()["lines"]
+        assert [(ln["key"], ln["volume"]) for ln in one] == [("C2", 1)]  # one county: by its id
+        assert city.get("/api/office/ledger", params={"county": "C1"}).json()["total"] == 2
+        assert 'id="county" name="county" value="C2"' in city.get("/office/ledger", params={"county": "C2"}).text
         stats_csv = city.get("/api/office/ledger/export", params={"format": "csv", "what": "stats"}).text
         assert stats_csv.index("按县统计") < stats_csv.index("按乡镇统计")
         # 电子监察 counts the errands not yet answered per county first, then per township.
@@ -236,3 +240,4 @@ async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_pat
         assert re.search(r'<option value="township" selected>', page) and '<option value="county"' in page
         assert 'id="by-county"' not in county.get("/supervision").text  # one county: by township, as before
         assert county.get("/api/supervision").json()["by_county"] == {}
+        assert 'id="county"' not in page  # a county's own ledger has no county to choose
