@@ -24,6 +24,7 @@ import msgspec
 
 from protocol import envelope, limits
 from protocol.actions import Action
+from protocol.bounds import node_fields_problem, node_id_problem
 from protocol.encoding import decode_actions, encode
 from protocol.errors import FrameError, FrameTooLarge, RevokedKey, RouteError, SignatureError, UnsupportedFormat
 from protocol.signing import SigningKey, verify
@@ -160,6 +161,8 @@ def open_frame(frame: bytes, directory: Directory) -> Batch:
         raise SignatureError(f"batch claims origin {payload.origin} but is signed by {record.node}'s key")
     if record.revoked:
         raise SignatureError(f"key {key_id} of {record.node} is revoked")
+    if problem := node_id_problem(payload.scope, field="batch scope"):  # before anything quarantines it by stream
+        raise RouteError(f"batch stream of {payload.origin}: {problem}")
     limit = directory.retired_after(key_id, payload.origin, payload.scope)
     if limit is not None and payload.seq > limit:
         raise RevokedKey(
@@ -180,6 +183,9 @@ def open_frame(frame: bytes, directory: Directory) -> Batch:
             f"batch audience {list(payload.audience)} differs from the path of {payload.scope} {list(expected)}"
         )
     actions = _decode_body(payload)
+    for action in actions:  # every action is stored by the nodes it names, even one kept only as foreign
+        if problem := node_fields_problem(action):
+            raise FrameError(f"batch {payload.seq} of stream {payload.origin}->{payload.scope}: {problem}")
     return Batch(frame=frame, hash=frame_hash(frame), payload=payload, actions=tuple(actions))
 
 

@@ -99,6 +99,22 @@ def node_id_problem(value: str, *, field: str = "node id") -> str | None:
     return f"{field} {shown!r}: {NODE_ID_RULE_ZH} {NODE_ID_RULE_EN}"
 
 
+# Fields of an action that name a node: where it was registered, who wrote it, whom it is handed or urged to.
+NODE_FIELDS = ("scope", "node", "to")
+
+
+def node_fields_problem(obj: msgspec.Struct) -> str | None:
+    """The first field of ``obj`` (an action) naming a node that is not an acceptable node id, or None.
+
+    ``to`` may be empty (an urging addressed to nobody in particular); a hand-off to "" is refused by the rule.
+    """
+    for name in NODE_FIELDS:
+        value = getattr(obj, name, None)
+        if isinstance(value, str) and (value or name != "to") and (problem := node_id_problem(value, field=name)):
+            return problem
+    return None
+
+
 def _describe(char: str) -> str:
     return f"U+{ord(char):04X}"
 
@@ -159,7 +175,12 @@ def fields_problem(obj: msgspec.Struct, *, prefix: str = "", skip: Iterable[str]
 
 
 def action_problem(action: msgspec.Struct) -> str | None:
-    """Why a (local or received) action is out of bounds, or None. Part of ``judge``: every replica agrees."""
+    """Why a (local or received) action is out of bounds, or None. Part of ``judge``: every replica agrees.
+
+    The fields naming a node are node ids (``node_id_problem``): no action names a node the store could not hold.
+    """
+    if (problem := node_fields_problem(action)) is not None:
+        return problem
     return fields_problem(action)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from protocol.bounds import node_id_problem
 from protocol.errors import RouteError
 from protocol.signing import X25519, KeyRecord
 
@@ -40,6 +41,16 @@ def level_below(role: str) -> str | None:
     """The role a node of ``role`` has as children (None for a village)."""
     index = ROLES.index(role) + 1
     return ROLES[index] if index < len(ROLES) else None
+
+
+def enrolls(role: str) -> bool:
+    """Whether a node of ``role`` enrolls children (every level but the village).
+
+    Such a node must know every id already used in the tree, not only on its path and below it: node ids are
+    unique across the whole tree (``protocol.trust.TrustState.id_in_use``), so its parent sends it every
+    certificate it holds (``sanji.store.trustbook.TrustBook.for_child``).
+    """
+    return level_below(role) is not None
 
 
 class NodeEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +82,8 @@ class Directory:
         self._revoked_after = {k: dict(v) for k, v in (revoked_after or {}).items()}
         self._nodes: dict[str, NodeEntry] = {}
         for node in nodes:
+            if problem := node_id_problem(node.id):  # the one bound, asked of every directory however it was made
+                raise ValueError(f"node {node.id[:80]!r} is not a node id: {problem}")
             if node.role not in ROLES:
                 raise ValueError(f"node {node.id}: unknown role {node.role!r}")
             self._nodes[node.id] = node

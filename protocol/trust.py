@@ -51,10 +51,11 @@ from typing import Literal
 
 import msgspec
 
+from protocol.bounds import node_id_problem
 from protocol.envelope import check_head
 from protocol.errors import SanjiError
 from protocol.signing import ED25519, X25519, KeyRecord, SigningKey, verify
-from protocol.topology import ROLES, Directory, NodeEntry
+from protocol.topology import COUNTY, ROLES, Directory, NodeEntry
 
 MAGIC = b"SJT"
 FORMAT_VERSION = 1
@@ -228,6 +229,8 @@ def count_valid_signatures(doc: Document, keys: Iterable[KeyRecord]) -> int:
 
 
 def _check_root_shape(root: Root) -> None:
+    if problem := node_id_problem(root.county, field="root hub"):
+        raise TrustError(f"root version {root.version} names a hub that is not a node id: {problem}")
     if root.version < 1:
         raise TrustError(f"root version {root.version} is not positive")
     ids = [k.key_id for k in root.keys]
@@ -293,9 +296,32 @@ class AddResult:
     message: str = ""
 
 
+class _Valid(dict[str, Certificate]):
+    """Valid certificates by serial, also indexed by node: checking a chain asks for a node's newest certificate
+    and its keys for every certificate checked, and a tree of thousands of nodes (a city's, held by every county
+    and township since ids are unique across the tree) must not scan them all each time. Only ever added to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_node: dict[str, list[Certificate]] = {}
+
+    def __setitem__(self, serial: str, cert: Certificate) -> None:
+        if serial in self:
+            self.by_node[self[serial].node].remove(self[serial])
+        super().__setitem__(serial, cert)
+        self.by_node.setdefault(cert.node, []).append(cert)
+
+
+def _valid_of(certs: Iterable[Certificate]) -> _Valid:
+    out = _Valid()
+    for cert in certs:
+        out[cert.serial] = cert
+    return out
+
+
 @dataclass
 class _Computed:
-    certs: dict[str, Certificate] = field(default_factory=dict)  # serial -> valid certificate
+    certs: dict[str, Certificate] = field(default_factory=_Valid)  # serial -> valid certificate
     revocations: list[Revocation] = field(default_factory=list)
     retired: dict[str, list[Retirement]] = field(default_factory=dict)  # key_id -> retirements
 
@@ -310,6 +336,7 @@ class TrustState:
         self._docs: dict[str, Document] = {}  # certificates and revocations, valid or not yet
         self._computed = _Computed()
         self._rejected: dict[str, str] = {}
+        self._verified: dict[tuple[str, bytes, bytes], bool] = {}  # (document, public key, signature) -> good
 
     # -- what it holds ---------------------------------------------------------------
 
@@ -338,7 +365,10 @@ class TrustState:
         return doc_id in self._docs or any(d.id == doc_id for d in self._root_docs)
 
     def certificates(self, node: str | None = None) -> list[Certificate]:
-        certs = sorted(self._computed.certs.values(), key=lambda c: (c.issued_at, c.serial))
+        held = self._computed.certs
+        if node is not None and isinstance(held, _Valid):
+            return sorted(held.by_node.get(node, ()), key=lambda c: (c.issued_at, c.serial))
+        certs = sorted(held.values(), key=lambda c: (c.issued_at, c.serial))
         return [c for c in certs if node is None or c.node == node]
 
     def current(self, node: str) -> Certificate | None:
@@ -443,6 +473,8 @@ class TrustState:
     def _precheck(self, doc: Document, *, now_ms: int) -> None:
         """What can be checked without the issuer's key: shape and validity period."""
         value = doc.value
+        if isinstance(value, (Certificate, Revocation)) and (problem := _node_ids_problem(value)):
+            raise TrustError(f"{doc.kind} {value.serial}: {problem}")
         if isinstance(value, Certificate):
             if value.role not in ROLES:
                 raise TrustError(f"certificate for {value.node} names unknown role {value.role!r}")
@@ -483,11 +515,18 @@ class TrustState:
             record = by_id.get(key_id)
             if record is None:
                 continue
-            try:
-                verify(record, message, signature)
-            except SanjiError:
-                continue
-            return key_id
+            # Every recomputation checks every chain again; a signature checked once by a key stays checked.
+            seen = (doc.id, record.public_key, signature)
+            good = self._verified.get(seen)
+            if good is None:
+                try:
+                    verify(record, message, signature)
+                    good = True
+                except SanjiError:
+                    good = False
+                self._verified[seen] = good
+            if good:
+                return key_id
         return None
 
     def _chain(self, retired: dict[str, list[Retirement]] | None) -> dict[str, Certificate]:
@@ -518,7 +557,7 @@ class TrustState:
             ),
             key=lambda p: (p[1].issued_at, p[1].serial),
         )
-        valid: dict[str, Certificate] = {}
+        valid = _Valid()
         progress = True
         while progress:
             progress = False
@@ -544,7 +583,8 @@ class TrustState:
         parent = _latest(valid, cert.parent) if cert.parent else None
         if parent is None or ROLES.index(cert.role) <= ROLES.index(parent.role):
             return False  # a node sits below its parent's level: no township can certify a "county" under it
-        issuer_keys = [k for c in valid.values() if c.node == cert.issuer for k in c.keys]
+        issuer_certs = valid.by_node.get(cert.issuer, ()) if isinstance(valid, _Valid) else valid.values()
+        issuer_keys = [k for c in issuer_certs if c.node == cert.issuer for k in c.keys]
         key_id = self._signed_by(doc, issuer_keys)
         if key_id is None:
             return False
@@ -638,7 +678,7 @@ class TrustState:
             return ""
         if cert.issuer == ROOT_ISSUER:
             return ""
-        valid = {c.serial: c for c in self.certificates()}
+        valid = _valid_of(self.certificates())
         if cert.issuer in _ancestors(held.parent, valid) and cert.issuer in _ancestors(cert.parent, valid):
             return ""
         return (
@@ -646,10 +686,43 @@ class TrustState:
             "(only an ancestor of both places, such as the county, moves a node)"
         )
 
+    def id_in_use(self, node: str, parent: str) -> str:
+        """Why ``parent`` may not enroll a node called ``node`` ("" if it may): the id is already certified
+        elsewhere in the tree. Node ids are unique across the whole tree, not within a county: every stream,
+        receipt and certificate is named by them, and the top hub keeps only the first placement of an id
+        (``place_conflict``). A node that enrolls others holds every certificate its parent holds, so this
+        answers for every id that has reached the top of the tree by the last exchange."""
+        held = self.current(node)
+        if held is None or held.parent == parent:
+            return ""
+        valid = _valid_of(self.certificates())
+        county = next((n for n in _ancestors(held.parent, valid) if (c := _latest(valid, n)) and c.role == COUNTY), "")
+        where = f"{held.parent} ({county})" if county and county != held.parent else str(held.parent)
+        return (
+            f"节点编号 {node} 已在 {where} 下使用，全树内编号不得重复。"
+            f"Node id {node} is already certified under {where}; ids are unique across the whole tree."
+        )
+
     def instance_of(self, node: str) -> str:
         """The database instance ``node``'s newest certificate binds it to ("" when unbound)."""
         cert = self.current(node)
         return cert.instance if cert else ""
+
+
+def _node_ids_problem(value: Certificate | Revocation) -> str | None:
+    """The first node id a certificate or revocation names that is out of bounds (``protocol.bounds``), or None.
+
+    The same bound as enrollment's: a hand-made certificate for an id no store could hold is refused here,
+    on every node, before anything is kept.
+    """
+    named: list[tuple[str, str | None]] = [("node", value.node), ("issuer", value.issuer)]
+    if isinstance(value, Certificate):
+        named.append(("parent", value.parent))
+        named.extend(("key node", k.node) for k in value.keys)
+    for field_name, node in named:
+        if node is not None and (problem := node_id_problem(node, field=field_name)):
+            return problem
+    return None
 
 
 def _merge_signatures(held: Document, other: Document) -> Document:
@@ -676,6 +749,9 @@ def _issuer(doc: Document) -> str:
 
 
 def _latest(valid: dict[str, Certificate], node: str) -> Certificate | None:
+    if isinstance(valid, _Valid):
+        held = valid.by_node.get(node)
+        return max(held, key=lambda c: (c.issued_at, c.serial)) if held else None
     certs = sorted((c for c in valid.values() if c.node == node), key=lambda c: (c.issued_at, c.serial))
     return certs[-1] if certs else None
 

@@ -351,5 +351,16 @@ def write_directory(path: Path, entries: list[NodeEntry]) -> None:
     path.write_bytes(msgspec.json.format(msgspec.json.encode(entries), indent=2))
 
 
+class DirectoryFileError(SanjiError, ValueError):
+    """A directory file that does not describe a tree: bad JSON, an id out of bounds, a missing parent, a cycle."""
+
+    code = "directory_file"
+    default_hint = "Correct the file (`sanji directory add` writes it), or enroll the nodes with tokens instead."
+
+
 def read_directory(path: Path) -> Directory:
-    return Directory(msgspec.json.decode(path.read_bytes(), type=list[NodeEntry]))
+    """The tree ``path`` describes; every node id in it is within ``protocol.bounds`` (``Directory`` asks)."""
+    try:
+        return Directory(msgspec.json.decode(path.read_bytes(), type=list[NodeEntry]))
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise DirectoryFileError(f"{path}: {exc}") from None

@@ -3,8 +3,8 @@
     sanji ledger export --config NODE.toml --from 2026-10-01 --to 2026-12-31 --format xlsx --out L.xlsx
 
 Filters as on the screen (``--township``, ``--matter``, ``--kind`` …). XLSX holds the ledger,
-statistics by township, matter and month, and the definitions; CSV holds the ledger (``--stats``:
-the statistics instead). Exit 0 on success, 2 when the request or the node cannot be used.
+statistics by township, matter and month (at a city: by county first), and the definitions; CSV holds
+the ledger (``--stats``: the statistics instead). Exit 0 on success, 2 when the request or the node cannot be used.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import sys
 from pathlib import Path
 
 from protocol.errors import SanjiError
+from protocol.topology import regional
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LedgerFilter
 from sanji.office.query import FILTER_FIELDS, build_filter, parse_day
 from sanji.office.source import ledger
-from sanji.office.stats import group, total
-
-GROUPS = ("township", "matter", "month")
+from sanji.office.stats import group, natural_groups, total
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,7 +45,8 @@ async def _rows(config: str, flt: LedgerFilter, fmt: str, stats_only: bool) -> t
     settings = load_settings(config)
     async with node_store(settings) as (store, context):
         rows = await ledger(store, context, flt)
-    groups = {by: [*group(rows, by), total(rows)] for by in GROUPS}
+        above = store.node_id in store.directory and regional(store.directory.role(store.node_id))
+    groups = {by: [*group(rows, by), total(rows)] for by in natural_groups(above)}
     if fmt == "xlsx":
         return workbook_bytes(rows, groups), len(rows)
     return (stats_csv(groups) if stats_only else ledger_csv(rows)), len(rows)

@@ -80,6 +80,7 @@ class LedgerRow(msgspec.Struct, kw_only=True):
     callbacks_dissatisfied: int = 0  # 回访 that found the applicant dissatisfied
     skipped_steps: tuple[str, ...] = ()  # of the five supervision steps, for an approved and delivered errand
     service_kind: str = ""  # 代办件 when a village agent carried it on the villager's mandate (protocol.errand)
+    county: str = ""  # 所属县: the county on the scope's path (``Directory.county_of``); a city's ledger groups by it
 
     @property
     def stage_label(self) -> str:
@@ -193,6 +194,7 @@ def ledger_row(
         complaints=sum(1 for a in acts if isinstance(a, Complain)),
         callbacks_dissatisfied=sum(1 for a in acts if isinstance(a, CallBack) and a.satisfied == "不满意"),
         skipped_steps=skipped,
+        county=(directory.county_of(state.scope) or "") if state.scope in directory else "",
         service_kind=service_kind(
             directory.role(state.scope) if state.scope in directory else "",
             in_person=state.in_person,
@@ -213,6 +215,7 @@ class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     kind: str = ""
     stage: str = ""
     node: str = ""
+    county: str = ""  # 所属县 (``LedgerRow.county``): at a city, one county's errands
     township: str = ""
     window: str = ""
     handler: str = ""
@@ -230,6 +233,7 @@ class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
             (self.matter, row.matter),
             (self.kind, kind),
             (self.stage, row.stage),
+            (self.county, row.county),
             (self.township, row.township),
             (self.window, row.window),
             (self.handler, row.handler),

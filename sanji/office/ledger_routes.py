@@ -18,20 +18,35 @@ from litestar.response import Template
 
 from protocol.bounds import LINE_CLASS, whole
 from protocol.errand import STAGE_LABELS
+from protocol.topology import regional
 from sanji.context import NodeContext
 from sanji.office.chart import svg_chart
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LEVEL_LABELS, LedgerFilter, LedgerRow
 from sanji.office.query import build_filter, quarter_start
 from sanji.office.source import ledger
-from sanji.office.stats import DIMENSION_LABELS, DIMENSIONS, Dimension, StatLine, group, series, total
+from sanji.office.stats import (
+    DIMENSION_LABELS,
+    DIMENSIONS,
+    Dimension,
+    StatLine,
+    group,
+    natural_groups,
+    series,
+    total,
+)
 from sanji.store import Store
 from sanji.web.screens import _frame
 
 # One line of text: the character class protocol.bounds holds every name to, said in the schema too.
 Text = Annotated[str, QueryParameter(max_length=96, pattern=whole(f"[^{LINE_CLASS}]{{0,96}}"))]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-DEFAULT_GROUPS = ("township", "matter", "month")
+
+
+def _above_counties(store: Store) -> bool:
+    """A city's (or province's) ledger spans several counties: it groups by county first."""
+    me = store.node_id
+    return me in store.directory and regional(store.directory.role(me))
 
 
 class LedgerPage(msgspec.Struct, kw_only=True):
@@ -91,6 +106,7 @@ class OfficeApiController(Controller):
         kind: Text = "",
         stage: Text = "",
         node: Text = "",
+        county: Text = "",
         township: Text = "",
         window: Text = "",
         handler: Text = "",
@@ -106,6 +122,7 @@ class OfficeApiController(Controller):
             kind=kind,
             stage=stage,
             node=node,
+            county=county,
             township=township,
             window=window,
             handler=handler,
@@ -118,7 +135,7 @@ class OfficeApiController(Controller):
 
     @get(
         "/stats",
-        summary="Statistics grouped by matter, kind, level, township, node, department, window, handler or period",
+        summary="Statistics by matter, kind, level, county, township, node, department, window, handler or period",
     )
     async def stats_json(
         self,
@@ -131,6 +148,7 @@ class OfficeApiController(Controller):
         kind: Text = "",
         stage: Text = "",
         node: Text = "",
+        county: Text = "",
         township: Text = "",
         window: Text = "",
         handler: Text = "",
@@ -145,6 +163,7 @@ class OfficeApiController(Controller):
             kind=kind,
             stage=stage,
             node=node,
+            county=county,
             township=township,
             window=window,
             handler=handler,
@@ -168,6 +187,7 @@ class OfficeApiController(Controller):
         kind: Text = "",
         stage: Text = "",
         node: Text = "",
+        county: Text = "",
         township: Text = "",
         window: Text = "",
         handler: Text = "",
@@ -183,6 +203,7 @@ class OfficeApiController(Controller):
             kind=kind,
             stage=stage,
             node=node,
+            county=county,
             township=township,
             window=window,
             handler=handler,
@@ -191,7 +212,7 @@ class OfficeApiController(Controller):
         )
         flt = q.filter(context)
         rows = await ledger(store, context, flt)
-        groups = {by: [*group(rows, by), total(rows)] for by in DEFAULT_GROUPS}
+        groups = {by: [*group(rows, by), total(rows)] for by in natural_groups(_above_counties(store))}
         if format_ == "xlsx":
             data = workbook_bytes(rows if what == "ledger" else None, groups)
             return _download(data, _filename(flt, "xlsx"), XLSX)
@@ -208,7 +229,7 @@ class OfficeScreenController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        by: Annotated[str, QueryParameter(max_length=16)] = "township",
+        by: Annotated[str, QueryParameter(max_length=16)] = "",  # "": by county at a city, by township below
         period: Annotated[str, QueryParameter(max_length=16)] = "month",
         from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
         to: Annotated[str, QueryParameter(max_length=10)] = "",
@@ -216,6 +237,7 @@ class OfficeScreenController(Controller):
         kind: Text = "",
         stage: Text = "",
         node: Text = "",
+        county: Text = "",
         township: Text = "",
         window: Text = "",
         handler: Text = "",
@@ -229,6 +251,7 @@ class OfficeScreenController(Controller):
             kind=kind,
             stage=stage,
             node=node,
+            county=county,
             township=township,
             window=window,
             handler=handler,
@@ -236,15 +259,17 @@ class OfficeScreenController(Controller):
             level=level,
         )
         problem = ""
+        above = _above_counties(store)
+        natural = natural_groups(above)[0]
         try:
             flt = q.filter(context)
-            dimension = _by(by)
+            dimension = _by(by or natural)
             chart_period = period if period in ("week", "month", "quarter") else "month"
         except ValueError as exc:
             problem = str(exc)
             today = context.today()
             flt = LedgerFilter(date_from=quarter_start(today).isoformat(), date_to=today.isoformat())
-            dimension, chart_period = "township", "month"
+            dimension, chart_period = natural, "month"
         rows = await ledger(store, context, flt)
         params = {k: v for k, v in msgspec.to_builtins(flt).items() if v}
         params["from"] = params.pop("date_from", "")
@@ -262,13 +287,14 @@ class OfficeScreenController(Controller):
                 "dimensions": [(d, DIMENSION_LABELS[d]) for d in DIMENSIONS],
                 "lines": group(rows, dimension),
                 "total": total(rows),
-                "chart": svg_chart(series(rows, chart_period)),
+                "chart": svg_chart(series(rows, chart_period, by="county" if above else "township")),
                 "rows": rows[:500],
                 "row_count": len(rows),
                 "stage_labels": STAGE_LABELS,
                 "level_labels": LEVEL_LABELS,
                 "kinds": ("即办件", "承诺件", "上报件", "联办件", "特办件", "代办件"),
                 "townships": sorted({r.township for r in rows if r.township}),
+                "above_counties": above,
                 "download": {
                     "xlsx": "/api/office/ledger/export?" + urlencode({**params, "format": "xlsx"}),
                     "csv": "/api/office/ledger/export?" + urlencode({**params, "format": "csv"}),

@@ -13,7 +13,18 @@ from sanji.office.ledger import LedgerFilter
 
 MAX_FIELD = 96
 MAX_SPAN_DAYS = 3 * 366 + 1
-FILTER_FIELDS = ("matter", "kind", "stage", "node", "township", "window", "handler", "department", "level")
+FILTER_FIELDS = (
+    "matter",
+    "kind",
+    "stage",
+    "node",
+    "county",
+    "township",
+    "window",
+    "handler",
+    "department",
+    "level",
+)
 
 
 def parse_day(value: str, name: str) -> date:

@@ -23,13 +23,25 @@ import msgspec
 from sanji.office.ledger import LEVEL_LABELS, LedgerRow
 
 Dimension = Literal[
-    "matter", "kind", "level", "township", "node", "department", "window", "handler", "month", "quarter", "week"
+    "matter",
+    "kind",
+    "level",
+    "county",
+    "township",
+    "node",
+    "department",
+    "window",
+    "handler",
+    "month",
+    "quarter",
+    "week",
 ]
 DIMENSIONS: tuple[str, ...] = get_args(Dimension)
 DIMENSION_LABELS = {
     "matter": "事项 Matter",
     "kind": "办件类型 Kind",
     "level": "层级 Level",
+    "county": "县 County",
     "township": "乡镇 Township",
     "node": "登记节点 Node",
     "department": "部门 Department",
@@ -81,6 +93,8 @@ def key_function(by: str) -> Callable[[LedgerRow], str]:
         return lambda r: week_of(r.registered_on)
     if by == "node":
         return lambda r: r.scope
+    if by == "county":
+        return lambda r: r.county or r.scope  # the city's own errands, if ever: under its own id
     attr = by
     return lambda r: str(getattr(r, attr))
 
@@ -119,6 +133,12 @@ def line(key: str, label: str, rows: Sequence[LedgerRow]) -> StatLine:
     return out
 
 
+def natural_groups(regional: bool) -> tuple[str, ...]:
+    """The groupings a desk shows and exports first: by county above the counties (a city's ledger spans
+    several), by township at a county and below."""
+    return ("county", "township", "matter", "month") if regional else ("township", "matter", "month")
+
+
 def group(rows: Sequence[LedgerRow], by: str) -> list[StatLine]:
     """One line per value of ``by``, sorted by key; periods in time order."""
     keyf = key_function(by)
@@ -133,7 +153,7 @@ def total(rows: Sequence[LedgerRow]) -> StatLine:
 
 
 class Series(msgspec.Struct, kw_only=True):
-    """Per township, per period: what the chart draws."""
+    """Per township (or per county, at a city), per period: what the chart draws."""
 
     periods: list[str]
     townships: list[str]
@@ -141,13 +161,16 @@ class Series(msgspec.Struct, kw_only=True):
     on_time_rate: dict[str, list[float | None]]
 
 
-def series(rows: Sequence[LedgerRow], period: str = "month") -> Series:
+def series(rows: Sequence[LedgerRow], period: str = "month", *, by: str = "township") -> Series:
+    """``by``: "township" (a county's chart) or "county" (a city's): one line per value, an errand registered
+    outside any (at the county itself, or above the counties) under its own node id."""
     keyf = key_function(period)
+    linef = key_function(by) if by == "county" else (lambda r: r.township or r.scope)
     periods = sorted({keyf(r) for r in rows})
-    townships = sorted({r.township or r.scope for r in rows})
+    townships = sorted({linef(r) for r in rows})
     cells: dict[tuple[str, str], list[LedgerRow]] = defaultdict(list)
     for r in rows:
-        cells[(r.township or r.scope, keyf(r))].append(r)
+        cells[(linef(r), keyf(r))].append(r)
     volume: dict[str, list[int]] = {}
     rate: dict[str, list[float | None]] = {}
     for t in townships:

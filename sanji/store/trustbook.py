@@ -35,7 +35,7 @@ from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import RotateKeys
 from protocol.signing import ED25519, verify
-from protocol.topology import Directory, NodeEntry, level_below
+from protocol.topology import Directory, NodeEntry, enrolls, level_below
 from protocol.trust import (
     AddResult,
     Certificate,
@@ -86,6 +86,9 @@ async def read_trust_state(db: Database, *, now_ms: int) -> TrustState | None:
 
 def _subject(value: Root | Certificate | Revocation) -> str:
     return "" if isinstance(value, Root) else value.node
+
+
+WHOLE_TREE = "+tree"  # marks a trust cursor that counted every certificate (``TrustBook.for_child``)
 
 
 class TrustBook:
@@ -255,7 +258,15 @@ class TrustBook:
             why = self.state.place_conflict(value) if isinstance(value, Certificate) else ""
             if why and isinstance(value, Certificate):
                 log.warning("%s: refused a certificate from %s: %s", self.store.node_id, peer or "here", why)
-                await self.store.log_event("place_conflict", value.node, {"issuer": value.issuer, "message": why})
+                held = self.state.current(value.node)
+                detail = {
+                    "issuer": value.issuer,
+                    "parent": value.parent,
+                    "held_parent": held.parent if held else None,
+                    "from": peer,
+                    "message": why,
+                }
+                await self.store.log_event("place_conflict", value.node, detail)
                 continue
             kept.append(raw)
         return kept
@@ -276,11 +287,15 @@ class TrustBook:
         below it) that arrived here after ``cursor``. Returns (documents, new cursor, epoch)."""
         if self.state is None:
             return (), 0, ""
-        mine = self.store.instance_id
-        if epoch != mine:
-            cursor = 0  # another database (or a restored one) counts differently: start over
         directory = self.store.directory
         wanted = set(directory.path(child)) | directory.subtree(child) if child in directory else {child}
+        # A child that enrolls others gets every certificate held here: ids are unique across the whole tree.
+        everything = child in directory and enrolls(directory.role(child))
+        # The epoch says what the cursor counted: a child whose cursor counted only its own path and subtree
+        # (before ids were unique across the tree) starts over once, and so takes the ids used elsewhere.
+        mine = self.store.instance_id + (WHOLE_TREE if everything else "")
+        if epoch != mine:
+            cursor = 0  # another database (or a restored one) counts differently: start over
         valid = set(self._valid_ids())
         async with self.store.db.reader.connect() as conn:
             top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)
@@ -302,7 +317,7 @@ class TrustBook:
         out = [
             bytes(raw)
             for _, doc_id, kind, subject, raw in rows
-            if kind == "root" or (doc_id in valid and subject in wanted)
+            if kind == "root" or (doc_id in valid and (everything or subject in wanted))
         ]
         return tuple(out), top, mine
 
@@ -359,7 +374,16 @@ class TrustBook:
                     allowed.append(raw)
                     taken.append(doc.id)
                     progress = True
-        await self.add(allowed, peer=child)
+        try:
+            results = await self.add(allowed, peer=child)
+        except TrustError as exc:  # one document, refused: the child must not resend it, and the refusal is logged
+            results = [AddResult(id="", status="pending", kind="?", message=exc.message)]
+        for result in results:
+            if result.status == "pending" and not (result.id and self.state.has(result.id)):
+                # Never kept (out of bounds, badly signed, expired): logged under the child that sent it, since the
+                # document's own node id may be one no column can hold.
+                log.warning("%s: refused a trust document from %s: %s", self.store.node_id, child, result.message)
+                await self.store.log_event("trust_refused", child, {"message": result.message[:500]})
         return tuple(taken)
 
     async def peer_position(self, peer: str) -> tuple[str, int, str]:
@@ -441,11 +465,11 @@ class TrustBook:
                 f"a {mine} node enrolls {below or 'no'} nodes, not a {role}",
                 hint="A county is enrolled by its city, a township by the county, a village by its township.",
             )
-        held = self.state.current(node)
-        if held is not None and held.parent != self.store.node_id:
+        if in_use := self.state.id_in_use(node, self.store.node_id):
             raise EnrollmentError(
-                f"{node} is already certified under {held.parent}; {self.store.node_id} cannot enroll it",
-                hint="Check the node id. Only the county moves a node to another parent.",
+                in_use,
+                hint="Choose another id, e.g. one that starts with this county's (C1T05). "
+                "Only the county moves a node to another parent.",
             )
         token = new_token(
             parent=self.store.node_id, node=node, role=role, root=root_fingerprint(self.state.root_documents()[0])

@@ -80,6 +80,8 @@ class Supervision(msgspec.Struct, kw_only=True):
     # errands not yet answered (not delivered or closed), counted by stage: per township (the errand's
     # township, or this node itself above them) and per county department it was escalated to
     by_township: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    # above the counties (a city, a province): the same per county first, the county on the errand's path
+    by_county: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     by_department: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     # The answered errands (delivered or closed) the figures about finished work cover: the newest
     # ``answered_counted`` of ``answered_total`` (all of them until a store holds more than SUPERVISED_AT_MOST).
@@ -103,6 +105,13 @@ def township_of(directory: Directory, scope: str) -> str:
     except (KeyError, ValueError):
         return scope
     return next((node for node in path if directory.role(node) == "town"), path[0])
+
+
+def county_of(directory: Directory, scope: str) -> str:
+    """The county an errand of ``scope`` belongs to; the scope itself for one registered above the counties."""
+    if scope not in directory:
+        return scope
+    return directory.county_of(scope) or scope
 
 
 def stage_counts(rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict[str, dict[str, int]]:
@@ -203,6 +212,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         ratings[level] += count
     closed = sorted(r["id"] for r in rows if r["stage"] in ("delivered", "closed"))
     rng = random.Random(seed or today.isoformat())
+    above = store.node_id in store.directory and regional(store.directory.role(store.node_id))
     return Supervision(
         open_errands=sum(1 for r in rows if r["stage"] not in ("decided", "delivered", "closed")),
         by_level=dict(by_level),
@@ -215,6 +225,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         callback_sample=rng.sample(closed, min(sample, len(closed))),
         deemed=[d for d in deemed if d is not None],
         by_township=stage_counts(rows, lambda r: township_of(store.directory, r["scope"])),
+        by_county=stage_counts(rows, lambda r: county_of(store.directory, r["scope"])) if above else {},
         by_department=stage_counts(
             rows, lambda r: department_of(store.directory, store.node_id, r["scope"], str(r.get("department") or ""))
         ),

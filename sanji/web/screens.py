@@ -48,6 +48,7 @@ from sanji.complaints import present
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.fleet import fleet_health
+from sanji.observe.id_conflicts import id_conflicts
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
@@ -457,6 +458,7 @@ class ScreenController(Controller):
                 "newest_notice": max((n.at_ms for n in notices), default=0),
                 "reports": await store.reports(),
                 "health": health,
+                "id_conflicts": await id_conflicts(store),
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
                 "carry_panel": caller.may(roles.CARRY),  # the operator panel links the sync panel (/carry)

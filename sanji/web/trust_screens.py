@@ -120,6 +120,9 @@ async def _enroll_page(
     root: dict[str, Any] | None = None
     certificates: list[dict[str, Any]] = []
     revocations: list[dict[str, Any]] = []
+    me, directory = store.node_id, store.directory
+    # Held for the ids' sake only (unique across the tree): another county's nodes are not listed here.
+    shown = set(directory.path(me)) | directory.subtree(me) if me in directory else {me}
     if state is not None:
         current = state.root
         root = {
@@ -144,6 +147,7 @@ async def _enroll_page(
                 and any(not store.directory.is_retired(k.key_id) for k in c.keys if k.algorithm == "ed25519"),
             }
             for c in state.certificates()
+            if c.node in shown
         ]
         revocations = [
             {
@@ -193,6 +197,8 @@ async def _enroll_page(
             "tokens": tokens,
             "max_days": MAX_DAYS,
             "issuer_name": person.name if person else "",
+            "parent": directory.parent(me) if me in directory else None,
+            "ids_as_of": (await store.status())["last_exchange_ok_at"],
         },
     )
 

@@ -251,3 +251,19 @@ def test_a_node_without_a_root_of_trust_says_so(town: Client) -> None:
     r = town.post("/enroll", data={"node": "T01V09", "role": VILLAGE, "days": "7"})
     assert r.status_code == 409
     assert "cannot enroll other nodes" in r.text and 'id="token"' not in r.text
+
+
+def test_the_page_says_how_fresh_the_ids_it_checks_are_and_refuses_one_in_use(county: Path) -> None:
+    """Ids are unique across the tree; a node knows those used elsewhere as of its last exchange with the parent."""
+    with TestClient(make_app(load_settings(config_of(county, "T01")))) as client:
+        page = client.get("/enroll").text
+        hint = page[page.index('id="ids-as-of"') :][:800]
+        assert hint.index("编号在全树内不得重复") < hint.index("unique in the whole tree")
+        assert "本节点已知上次与上级同步（" in hint or "尚未与上级同步" in hint  # as of when, or that it cannot know
+        r = client.post(
+            "/enroll", data={"node": "T01", "role": VILLAGE, "name": "", "days": "7"}
+        )  # the township's own id
+        assert r.status_code == 409 and "节点编号 T01 已在" in r.text and "unique across the whole tree" in r.text
+    with TestClient(make_app(load_settings(config_of(county, "C")))) as client:
+        page = client.get("/enroll").text  # the top of the tree: it knows every id there is
+        assert 'id="ids-as-of"' in page and "与上级同步" not in page

@@ -42,6 +42,10 @@ class TrustNet:
     transports: dict[str, LocalTransport] = field(default_factory=dict)
     child_trust: dict[str, ChildTrust] = field(default_factory=dict)
     dbs: list[Database] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)  # a node's database other than its SQLite file (PostgreSQL)
+
+    def url(self, node: str, machine: str = "") -> str:
+        return self.urls.get(node + machine) or f"sqlite:///{self.base / node}{machine}.db"
 
     def key_path(self, node: str) -> Path:
         return self.base / f"{node}.key"
@@ -50,7 +54,7 @@ class TrustNet:
         return ErrandService(self.stores[node])
 
     async def _open(self, node: str, key: NodeKey, state: TrustState, *, machine: str = "") -> Store:
-        db = await open_database(f"sqlite:///{self.base / node}{machine}.db")
+        db = await open_database(self.url(node, machine))
         self.dbs.append(db)
         store = Store(db, node_id=node, key=key, directory=state.directory())
         await store.start()
@@ -64,7 +68,7 @@ class TrustNet:
     async def start_hub(self, node: str = "C", *, role: str = COUNTY) -> None:
         key = NodeKey.generate_pair()
         write_key(self.key_path(node), key)
-        db = await open_database(f"sqlite:///{self.base / node}.db")
+        db = await open_database(self.url(node))
         instance = await database_instance(db)
         await db.dispose()
         cert = make_certificate(
@@ -86,7 +90,7 @@ class TrustNet:
         issued = await self.books[parent].issue_token(node=node, role=role, name=name)
         key = NodeKey.generate_pair()
         write_key(self.key_path(node), key)
-        db = await open_database(f"sqlite:///{self.base / node}{machine}.db")
+        db = await open_database(self.url(node, machine))
         instance = await database_instance(db)
         await db.dispose()
         request = make_request(issued.token, key=key, keys=key.records(node), instance=instance, name=name)
@@ -135,11 +139,13 @@ async def certified_net(base: Path, towns: int = 1, villages: int = 2) -> TrustN
     return net
 
 
-async def certified_city(base: Path, counties: int = 2) -> TrustNet:
-    """A city hub ``S`` at the root of trust; it enrolls counties ``C1``…, each a county as ``certified_net`` builds."""
+async def certified_city(base: Path, counties: int = 2, *, urls: dict[str, str] | None = None) -> TrustNet:
+    """A city hub ``S`` at the root of trust; it enrolls counties ``C1``…, each a county as ``certified_net`` builds.
+
+    ``urls``: databases for some nodes other than SQLite files (``{"S": pg_url}``: the city on PostgreSQL)."""
     root_keys = [SigningKey.generate() for _ in range(3)]
     root_doc = sign_document(make_root(root_keys, county="S", now_ms=now_ms()), root_keys)
-    net = TrustNet(base=base, root_keys=root_keys, root_doc=root_doc)
+    net = TrustNet(base=base, root_keys=root_keys, root_doc=root_doc, urls=dict(urls or {}))
     await net.start_hub("S", role=CITY)
     for c in range(1, counties + 1):
         county = f"C{c}"

@@ -152,3 +152,92 @@ async def test_the_citys_errand_page_shows_a_countys_errand_and_offers_no_step(t
     assert department_of(tree, "S", "C2T01V01", "县民政局") == "C2 县民政局"
     assert department_of(tree, "C2", "C2T01V01", "县民政局") == "县民政局"
     assert department_of(tree, "S", "C2T01V01", "") == ""
+
+
+async def test_a_node_id_used_twice_is_said_at_the_top_of_the_city_and_county_desks(tmp_path: Path) -> None:
+    """``tests/trust/test_tree_ids.py`` makes the conflict with real certificates; here the desks show it."""
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    settings = {n: load_settings(cluster.nodes[n].config) for n in ("S", "C2")}
+    # What TrustBook logs when it refuses a certificate placing an id it holds elsewhere.
+    conflicts = {
+        "S": {"issuer": "C2", "parent": "C2", "held_parent": "C1", "from": "C2"},
+        "C2": {"issuer": "C1", "parent": "C1", "held_parent": "C2", "from": "S"},
+    }
+    for node, detail in conflicts.items():
+        db = await open_database(settings[node].db_url)
+        try:
+            store = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
+            await store.start()
+            await store.log_event("place_conflict", "C1T01", {**detail, "message": "..."})
+        finally:
+            await db.dispose()
+    with TestClient(create_app(settings["S"])) as city:
+        page = city.get("/").text
+        warning = page[page.index('id="id-conflicts"') :][:2000]
+        assert warning.index("节点编号冲突") < warning.index("Node id used twice")  # Chinese first
+        assert "C2 所在的县为它另起编号" in warning and "should give it a new id" in warning
+    with TestClient(create_app(settings["C2"])) as county:
+        page = county.get("/").text
+        warning = page[page.index('id="id-conflicts"') :][:2000]
+        assert "本辖区这个 C1T01 的办件不会上报" in warning and "will not reach it" in warning
+
+
+async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", counties=2, towns=1, villages_per_town=1, open_demo=True)
+    tree = cluster.layout.directory
+    nodes = ("S", "C1", "C1T01", "C1T01V01", "C2", "C2T01", "C2T01V01")
+    settings = {n: load_settings(cluster.nodes[n].config) for n in nodes}
+    dbs = [await open_database(settings[n].db_url) for n in nodes]
+    try:
+        stores = {}
+        for node, db in zip(nodes, dbs, strict=True):
+            stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=tree)
+            await stores[node].start()
+        for village, count in (("C1T01V01", 2), ("C2T01V01", 1)):
+            context = NodeContext(stores[village], None)
+            context.catalogue = CATALOGUE
+            service = ErrandService(stores[village], context)
+            for _ in range(count):
+                form = RegisterForm(matter="MZ-001", applicant_name="村民", actor="李代办")
+                errand = (await service.register(form)).errand
+                await service.act(errand, ActionForm(kind="submit", actor="李代办"))
+            town = tree.parent(village)
+            assert town is not None
+            for child in (village, town, tree.parent(town)):
+                assert child is not None
+                parent = tree.parent(child)
+                assert parent is not None
+                await sync_once(stores[child], LocalTransport(SyncServer(stores[parent])))
+    finally:
+        for db in dbs:
+            await db.dispose()
+    with TestClient(create_app(settings["S"])) as city:
+        page = city.get("/office/ledger")
+        assert page.status_code == 200, page.text[:300]
+        assert re.search(r'<option value="county" selected>县 County</option>', page.text)  # Chinese, then English
+        stats = page.text[page.text.index('id="stats"') : page.text.index('id="ledger"')]
+        volumes = dict(re.findall(r'<tr><td data-label="[^"]*">(C\d)</td><td data-label="[^"]*">(\d+)</td>', stats))
+        assert volumes == {"C1": "2", "C2": "1"}
+        assert "C1T01" not in stats
+        by_township = city.get("/office/ledger", params={"by": "township"}).text  # still there when asked
+        assert re.search(r'<option value="township" selected>', by_township) and "C2T01" in by_township
+        lines = city.get("/api/office/stats", params={"by": "county"}).json()["lines"]
+        assert [(ln["key"], ln["volume"]) for ln in lines] == [("C1", 2), ("C2", 1)]
+        one = city.get("/api/office/stats", params={"by": "county", "county": "C2"}).json()["lines"]
+        assert [(ln["key"], ln["volume"]) for ln in one] == [("C2", 1)]  # one county: by its id
+        assert city.get("/api/office/ledger", params={"county": "C1"}).json()["total"] == 2
+        assert 'id="county" name="county" value="C2"' in city.get("/office/ledger", params={"county": "C2"}).text
+        stats_csv = city.get("/api/office/ledger/export", params={"format": "csv", "what": "stats"}).text
+        assert stats_csv.index("按县统计") < stats_csv.index("按乡镇统计")
+        # 电子监察 counts the errands not yet answered per county first, then per township.
+        report = city.get("/api/supervision").json()
+        assert {c: sum(stages.values()) for c, stages in report["by_county"].items()} == {"C1": 2, "C2": 1}
+        supervision = city.get("/supervision").text
+        assert supervision.index('id="by-county"') < supervision.index('id="by-township"')
+        assert supervision.index("在办分布（县）") < supervision.index("by county and stage")
+    with TestClient(create_app(settings["C1"])) as county:  # a county's own desk still starts by township
+        page = county.get("/office/ledger").text
+        assert re.search(r'<option value="township" selected>', page) and '<option value="county"' in page
+        assert 'id="by-county"' not in county.get("/supervision").text  # one county: by township, as before
+        assert county.get("/api/supervision").json()["by_county"] == {}
+        assert 'id="county"' not in page  # a county's own ledger has no county to choose

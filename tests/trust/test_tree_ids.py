@@ -1,0 +1,88 @@
+"""Node ids are unique across the whole tree (issue 15), not only within a county.
+
+A node that enrolls others holds every certificate its parent holds, so a county refuses a token for an id
+another county already uses once that id has reached the city. Two counties that enroll the same id while out
+of touch cannot know: the city keeps the first placement and refuses the other, the losing county refuses the
+winner's certificate when it comes down, and both desks say so (``sanji.observe.id_conflicts``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from protocol.enrollment import EnrollmentError
+from protocol.topology import TOWN
+from sanji.observe.id_conflicts import id_conflicts
+from sanji.store import schema as t
+from tests.trust.trust_net import TrustNet, certified_city
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+async def net(tmp_path: Path) -> AsyncIterator[TrustNet]:
+    built = await certified_city(tmp_path)
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
+async def test_a_county_refuses_an_id_another_county_already_uses(net: TrustNet) -> None:
+    await net.enroll("T05", TOWN, "C1")
+    await net.sync_all(2)  # C1's T05 reaches the city, and every certificate the city holds comes down to C2
+    assert net.stores["C2"].directory.parent("T05") == "C1"
+    with pytest.raises(EnrollmentError, match=r"T05 .*C1") as refused:
+        await net.books["C2"].issue_token(node="T05", role=TOWN)
+    assert (
+        "节点编号 T05 已在 C1 下使用" in refused.value.message
+        and "unique across the whole tree" in refused.value.message
+    )
+    assert (await net.books["C2"].issue_token(node="C2T05", role=TOWN)).token  # the id the hint suggests
+    # Villages learn nothing of other subtrees: they enroll no one.
+    assert "T05" not in net.stores["C2T01V01"].directory and "C1T01" not in net.stores["C2T01V01"].directory
+    assert await id_conflicts(net.stores["S"]) == [] and await id_conflicts(net.stores["C2"]) == []
+
+
+async def test_the_same_id_enrolled_by_two_counties_out_of_touch_is_said_at_both_desks(net: TrustNet) -> None:
+    await net.enroll("T05", TOWN, "C1")
+    await net.enroll("T05", TOWN, "C2", machine="-c2")  # C2 has not heard from the city since
+    await net.sync_all(2)
+    city = net.stores["S"]
+    assert city.directory.parent("T05") == "C1"  # C1 synced first: the first placement holds at the city
+    assert net.stores["C2"].directory.parent("T05") == "C2"  # C2 keeps its own, and refused the city's copy
+
+    (at_city,) = await id_conflicts(city)
+    assert (at_city.node, at_city.kept_under, at_city.refused_under, at_city.ours_lost) == ("T05", "C1", "C2", False)
+    assert "C2 所在的县为它另起编号" in at_city.zh and "new id" in at_city.en
+
+    (at_county,) = await id_conflicts(net.stores["C2"])
+    assert (at_county.kept_under, at_county.refused_under, at_county.ours_lost) == ("C2", "C1", True)
+    assert "不会上报" in at_county.zh and "will not reach it" in at_county.en
+    assert await id_conflicts(net.stores["C1"]) == []  # the county whose id holds has nothing to do
+
+    # The remedy the warning names: a new id under C2, enrolled with a new token, reaches the city.
+    await net.enroll("C2T05", TOWN, "C2")
+    await net.sync_all(2)
+    assert city.directory.parent("C2T05") == "C2"
+
+
+async def test_a_county_whose_cursor_counted_only_its_own_subtree_takes_the_whole_tree_once(net: TrustNet) -> None:
+    """Before the upgrade a county's trust cursor at the city counted past other counties' certificates without
+    taking them; the epoch tells the two countings apart, so the county starts over once and learns every id."""
+    await net.enroll("T05", TOWN, "C1")
+    await net.sync("C1")  # C1's T05 reaches the city
+    city, county = net.stores["S"], net.books["C2"]
+    async with city.db.reader.connect() as conn:
+        top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)
+    await county.set_peer_position("S", epoch=city.instance_id, cursor=top, lease=(await county.peer_position("S"))[2])
+    await net.sync("C2")
+    assert net.stores["C2"].directory.parent("T05") == "C1"
+    assert (await county.peer_position("S"))[0] == city.instance_id + "+tree"
