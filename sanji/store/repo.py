@@ -318,7 +318,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         parent = self.directory.parent(self.node_id)
         if parent is None:
             return {}
-        async with self.db.reader.connect() as conn:
+        async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
@@ -629,7 +629,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             query = query.where(t.streams.c.origin.not_in(sorted(which.origin_not_in)))
         if which.scope_in is not None:
             query = query.where(t.streams.c.scope.in_(sorted(which.scope_in)))
-        async with self.db.reader.connect() as conn:
+        async with self.db.read() as conn:
             return {StreamKey(o, s): q for o, s, q in (await conn.execute(query)).all()}
 
     async def cursors_for_child(self, child: str) -> dict[StreamKey, int]:

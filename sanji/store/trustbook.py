@@ -102,13 +102,16 @@ class TrustBook:
             rows, top = (await conn.execute(select(func.count(), func.max(t.trust_docs.c.seq)))).one()
         return int(rows or 0), int(top or 0)
 
-    async def refresh(self) -> bool:
+    async def refresh(self, mark: tuple[int, int] | None = None) -> bool:
         """Re-read the trust state if another process changed the documents (``sanji trust revoke`` on the
         database of this running node, a screen of another hub process): one cheap query per call, so
         every sync request and session asks. Every write adds or moves a row, so (rows, highest seq)
-        changes with it. True if the directory was rebuilt."""
+        changes with it. ``mark``: (rows, highest seq) as the caller read them just now (a sync request
+        reads it with the rest of what it asks first, ``sanji.sync.glance``). True if the directory was
+        rebuilt."""
         async with self._lock:
-            mark = await self._read_mark()
+            if mark is None:
+                mark = await self._read_mark()
             if mark == self._mark:
                 return False
             state = await read_trust_state(self.store.db, now_ms=self._now())
@@ -180,6 +183,7 @@ class TrustBook:
                 )
             )
         self.state = TrustState(raw)
+        self._mark = (-1, -1)  # read again by the next ``refresh`` or ``for_child``
         if self.store.node_id in self.state.directory(self.base):
             self._install()
 
@@ -282,10 +286,17 @@ class TrustBook:
         directory = self.store.directory
         wanted = set(directory.path(child)) | directory.subtree(child) if child in directory else {child}
         valid = set(self._valid_ids())
-        async with self.store.db.reader.connect() as conn:
-            top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)
-            if cursor > top:
-                cursor = 0
+        # The highest seq as this process last read or wrote the documents: the request's ``refresh`` has
+        # just read it, and a document this process adds moves it (``add``). One written by another process
+        # since then goes down with the child's next exchange.
+        if self._mark[0] < 0:  # never read in this process
+            self._mark = await self._read_mark()
+        top = self._mark[1]
+        if cursor > top:
+            cursor = 0
+        if cursor == top:
+            return (), top, mine  # the child holds everything up to here: nothing to read
+        async with self.store.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(
@@ -295,7 +306,7 @@ class TrustBook:
                         t.trust_docs.c.subject,
                         t.trust_docs.c.raw,
                     )
-                    .where(t.trust_docs.c.seq > cursor)
+                    .where(t.trust_docs.c.seq > cursor, t.trust_docs.c.seq <= top)
                     .order_by(t.trust_docs.c.seq)
                 )
             ).all()

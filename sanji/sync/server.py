@@ -54,9 +54,10 @@ from protocol.wire import decode
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store.business import BusinessBook
-from sanji.store.clones import check_frozen
+from sanji.store.clones import CloneFrozen
 from sanji.store.trustbook import TrustBook
 from sanji.sync.freshness import RequestCounters
+from sanji.sync.glance import Glance, glance
 from sanji.sync.requests_auth import SignedRequest, Unauthenticated, check_signed
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -112,12 +113,16 @@ class SyncServer:
             raise Unauthenticated(f"the request names sender {sender!r} but is signed as {signed.node!r}")
         if signed.admitted:
             return
+        seen = await glance(self.store, signed.node)  # what follows asks the database, in one statement
         if self.trust is not None:
-            await self.trust.refresh()  # a revocation written by another process counts from this request on
+            # A revocation written by another process counts from this request on.
+            await self.trust.refresh(seen.trust_mark)
         self._known_child(signed.node)
         check_signed(self.store.directory, signed, signed.node, recipient=self.store.node_id)
         await RequestCounters(self.store).admit(signed.node, signed.counter, path=signed.path)
-        await check_frozen(self.store, signed.node)  # a node seen running twice: neither copy is heard
+        if seen.frozen:  # a node seen running twice: neither copy is heard (``sanji.store.clones``)
+            raise CloneFrozen(f"{signed.node} is frozen here: two running copies of it were seen")
+        signed.seen = seen
         signed.admitted = True
 
     async def _admitted(self, sender: str, signed: SignedRequest | None) -> None:
@@ -143,7 +148,8 @@ class SyncServer:
             trust_docs, trust_cursor, trust_epoch = await self.trust.for_child(
                 request.sender, request.trust_cursor, request.trust_epoch
             )
-        answer = await self._run(parent_cursors(self.store.directory, request))
+        async with self.store.db.reading():  # its reads on one connection (``Database.reading``)
+            answer = await self._run(parent_cursors(self.store.directory, request))
         await self.store.record_reports(request.reports, via=request.sender)
         await BusinessBook(self.store).receive(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
@@ -151,12 +157,19 @@ class SyncServer:
         offset = 0
         if self.context is not None:
             offset = self.context.clock_offset_ms
+            # Published meanwhile by another process (`sanji calendar publish`, `sanji rules publish`, a hub
+            # sibling): the versions held were read as the request was admitted, a document only if newer.
+            seen = signed.seen if signed is not None and isinstance(signed.seen, Glance) else None
+            if seen is not None:
+                await self.context.refresh_documents(seen.versions)
+            else:
+                await self.context.refresh_catalogue()
+                await self.context.refresh_calendar()
+                await self.context.refresh_rules()
             if request.catalogue_version < self.context.catalogue_version:
                 catalogue = await self.context.catalogue_blob() or b""
-            await self.context.refresh_calendar()  # published by `sanji calendar publish` meanwhile
             if request.calendar_version < self.context.calendar_version:
                 calendar = await self.context.calendar_blob() or b""
-            await self.context.refresh_rules()  # published by `sanji rules publish` meanwhile
             if request.rules_version < self.context.rules_version:
                 rules = await self.context.rules_blob() or b""
         return CursorsResponse(
