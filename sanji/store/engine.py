@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -70,6 +71,10 @@ class Database:
     is_sqlite: bool
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_hooks: list[CommitHook] = field(default_factory=list)
+    # Writes waiting to go in one transaction, per event loop (``sanji.store.together``).
+    queues: WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = field(
+        default_factory=WeakKeyDictionary, repr=False, compare=False
+    )
     # The connection ``reading`` lends to ``read`` in its block, and the task it belongs to (one per database).
     _lent: ContextVar[tuple[AsyncConnection, asyncio.Task[Any] | None] | None] = field(
         default_factory=lambda: ContextVar("sanji_reading", default=None)

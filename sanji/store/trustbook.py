@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.bounds import node_id_problem
 from protocol.enrollment import (
@@ -54,6 +55,7 @@ from sanji.store import clones
 from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.repo import Store
+from sanji.store.together import together
 
 log = logging.getLogger("sanji.trust")
 
@@ -401,8 +403,10 @@ class TrustBook:
                 f"{child} answered from database {instance or '(none)'}, but was enrolled with database {bound}"
             )
         fresh = secrets.token_hex(8)
-        cloned = False
-        async with self.store.transaction() as conn:
+
+        async def write(conn: AsyncConnection) -> bool:
+            """The lease handed out, or the child frozen; True if frozen. Written with the other requests'."""
+            cloned = False
             row = (await conn.execute(select(t.child_leases).where(t.child_leases.c.child == child))).mappings().first()
             if row is None:
                 await conn.execute(
@@ -427,6 +431,9 @@ class TrustBook:
                         .values(lease=fresh, instance=instance, at=time.time())
                     )
                     await clones.record_lease(conn, child, fresh, lineage)
+            return cloned
+
+        cloned = await together(self.store.db, write)
         if cloned:
             await clones.report_alarm(self.store, child)
             raise clones.CloneFrozen(f"two running copies of {child} present leases here; {child} is frozen")
