@@ -30,8 +30,8 @@ from tests.trust.trust_net import TrustNet, certified_net
 # (``sanji.sync.glance``: trust mark, frozen, documents' versions); the request counter's write (BEGIN,
 # read, update); the lease handed out (BEGIN, 6 statements: ``TrustBook.check_child``; 7 once a child had 64
 # leases, before the old ones are pruned in one statement); the cursors the answer carries on one connection
-# (``Database.reading``: 4 reads of streams, the outbox's size).
-IDLE_STATEMENTS = 16
+# (``Database.reading``): the streams from or about the child's subtree in one read, the outbox's size.
+IDLE_STATEMENTS = 13
 
 
 @pytest.fixture
