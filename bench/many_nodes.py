@@ -249,6 +249,13 @@ def served_percentile(before: dict[float, float], after: dict[float, float], pct
     return None
 
 
+def served_ms(seconds: float | None) -> float | str | None:
+    """A bucket bound of ``served_percentile`` as the result says it: milliseconds, or past the last bound."""
+    if seconds is None:
+        return None
+    return rounded(seconds * 1000) if seconds != math.inf else "over 10 s"
+
+
 def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
     ms = [s["seconds"] * 1000 for s in samples]
     return {
@@ -270,6 +277,22 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 # -- a worker: one process playing a slice of the children -----------------------------------------------
 
 
+LAG_PROBE_S = 0.1
+
+
+async def loop_lag(lags: list[float]) -> None:
+    """How late the worker's event loop wakes a task that sleeps ``LAG_PROBE_S``, every time, into ``lags``.
+
+    A worker with hundreds of exchanges in flight, each tens of milliseconds of CPU, can fall seconds
+    behind: a reply sitting in its socket is then read only after the child's own idle limit ran out, and
+    the exchange fails with a ``ReadTimeout`` the hub had no part in. This says whether it did."""
+    loop = asyncio.get_running_loop()
+    while True:
+        began = loop.time()
+        await asyncio.sleep(LAG_PROBE_S)
+        lags.append(loop.time() - began - LAG_PROBE_S)
+
+
 class Worker:
     """Answers the parent's commands for its slice of the children; every answer says what it cost here."""
 
@@ -280,6 +303,20 @@ class Worker:
     async def run(self, command: dict[str, Any]) -> dict[str, Any]:
         cpu0, wall0 = own_cpu_seconds(), time.perf_counter()
         peak0, self.children.open_peak = self.children.open_peak, self.children.open_now
+        lags: list[float] = []
+        probe = asyncio.create_task(loop_lag(lags))
+        try:
+            out = await self._run(command)
+        finally:
+            probe.cancel()
+        out["loop_lag_s"] = lags
+        out["cpu_s"] = own_cpu_seconds() - cpu0
+        out["wall_s"] = time.perf_counter() - wall0
+        out["open_stores_peak"] = self.children.open_peak
+        self.children.open_peak = max(peak0, self.children.open_peak)
+        return out
+
+    async def _run(self, command: dict[str, Any]) -> dict[str, Any]:
         what = command["do"]
         if what in ("burst", "settle"):
             out = await self.all_at_once(int(command["in_flight"]), settle=what == "settle")
@@ -295,10 +332,6 @@ class Worker:
             )
         else:
             raise ValueError(f"unknown command {what!r}")
-        out["cpu_s"] = own_cpu_seconds() - cpu0
-        out["wall_s"] = time.perf_counter() - wall0
-        out["open_stores_peak"] = self.children.open_peak
-        self.children.open_peak = max(peak0, self.children.open_peak)
         return out
 
     async def all_at_once(self, in_flight: int, *, settle: bool = False) -> dict[str, Any]:
@@ -442,6 +475,7 @@ class Simulator:
         busy1, total1 = machine_busy()
         sim = sum(a["cpu_s"] for a in answers)
         late = [x for a in answers for x in a.get("late_s", [])]
+        lags = [x for a in answers for x in a.get("loop_lag_s", [])]
         return {
             "samples": [s for a in answers for s in a["samples"]],
             "errors": [e for a in answers for e in a["errors"]],
@@ -459,6 +493,19 @@ class Simulator:
             "simulator": {
                 "workers": len(answers),
                 "open_stores_peak_per_worker": [a["open_stores_peak"] for a in answers],
+                # How late the workers' event loops ran (``loop_lag``): seconds here mean the simulator, not
+                # the hub, kept replies waiting.
+                **(
+                    {
+                        "loop_lag_ms": {
+                            "p50": rounded(percentile(lags, 50) * 1000),
+                            "p99": rounded(percentile(lags, 99) * 1000),
+                            "max": rounded(max(lags) * 1000),
+                        }
+                    }
+                    if lags
+                    else {}
+                ),
                 **(
                     {
                         "start_late_ms": {
@@ -482,10 +529,15 @@ def shares(total: int, parts: int) -> list[int]:
     return [max(1, total // parts + (1 if i < total % parts else 0)) for i in range(parts)]
 
 
-async def burst(sim: Simulator, width: int, hub_pid: int, children: int, what: str = "burst") -> dict[str, Any]:
+async def burst(
+    sim: Simulator, width: int, hub_pid: int, children: int, what: str = "burst", hub_url: str = ""
+) -> dict[str, Any]:
     drops0 = listen_drops()
+    buckets0 = await served_buckets(hub_url) if hub_url else {}
     phase = await sim.phase([{"do": what, "in_flight": n} for n in shares(width, len(sim.workers))], hub_pid)
     drops1 = listen_drops()
+    buckets1 = await served_buckets(hub_url) if hub_url else {}
+    served = {pct: served_percentile(buckets0, buckets1, pct) for pct in (50, 99)}
     samples, errors = phase["samples"], phase["errors"]
     return {
         **(summary(samples) if samples else {}),
@@ -499,6 +551,8 @@ async def burst(sim: Simulator, width: int, hub_pid: int, children: int, what: s
         # Connections the kernel dropped because a listen queue was full (the hub's is uvicorn's backlog,
         # 2048, capped by net.core.somaxconn), machine-wide: 0 rules out the hub's accept queue.
         "listen_queue_drops": {k: drops1[k] - drops0.get(k, 0) for k in drops1},
+        # The hub's own time per opening request (its turn's wait included), from its /metrics histogram.
+        **{f"hub_served_p{pct}_ms_at_most": served_ms(v) for pct, v in served.items()},
     }
 
 
@@ -528,7 +582,7 @@ async def idle_rounds(
         **phase["cpu"],
         # The hub's own time per idle exchange, free of the simulated children's share of the CPU: the upper
         # bound of the /metrics histogram bucket that holds the 99th percentile.
-        "hub_served_p99_ms_at_most": None if p99 is None else (rounded(p99 * 1000) if p99 != math.inf else "over 10 s"),
+        "hub_served_p99_ms_at_most": served_ms(p99),
         "simulator": phase["simulator"],
         "errors": errors[:20],
         "error_count": len(errors),
@@ -584,9 +638,9 @@ async def run(
         log(f"starting {workers} simulator worker(s)")
         sim = Simulator(list(await asyncio.gather(*(WorkerProcess.start(spec, i, workers) for i in range(workers)))))
         log(f"burst: {n} first exchanges, {width} in flight")
-        first = await burst(sim, width, hub_pid, n)
+        first = await burst(sim, width, hub_pid, n, hub_url=url)
         log(f"settle: {n} second exchanges (each child's idle opening request)")
-        settle = await burst(sim, min(width, SETTLE_IN_FLIGHT * workers), hub_pid, n, what="settle")
+        settle = await burst(sim, min(width, SETTLE_IN_FLIGHT * workers), hub_pid, n, what="settle", hub_url=url)
         log("baseline: one child's idle exchange alone, 20 times")
         # The real exchange alone too, whichever kind the idle rounds use: what a child costs end to end.
         alone_full = (await alone_phase(sim, {"do": "alone", "times": 20, "mode": "full"}, hub_pid))["samples"]

@@ -69,9 +69,28 @@ class NodeContext:
         self.clock_flagged = False
         self._bound: tuple[int, int, BoundCalendar] | None = None  # (version, year it was built in, calendar)
         self.daily_blob_budget = 0  # bytes of attachments a day over the parent link; 0: no limit
+        # The signed blob of each document held, by kind: (version, blob). A hub sends them to every child
+        # that lacks them; a version names one blob in a database (``put_document`` keeps only newer ones),
+        # so the one kept here is read again only when the version held changes.
+        self._blobs: dict[str, tuple[int, bytes]] = {}
+
+    async def _held(self, kind: str) -> tuple[int, bytes] | None:
+        """The document ``kind`` as the database holds it now, kept as the blob of its version."""
+        held = await self.store.document(kind)
+        if held is not None:
+            self._blobs[kind] = held
+        return held
+
+    async def _blob(self, kind: str, version: int) -> bytes | None:
+        """The blob of ``kind`` at ``version`` (the one this process holds), read once per version."""
+        kept = self._blobs.get(kind)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        held = await self._held(kind)
+        return held[1] if held else None
 
     async def load(self) -> None:
-        held = await self.store.document(CATALOGUE)
+        held = await self._held(CATALOGUE)
         if held is not None:
             self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory, self.store.node_id))
         await self.refresh_calendar()
@@ -102,9 +121,29 @@ class NodeContext:
         bound = self.bound
         return bound.official if bound else None
 
+    async def refresh_documents(self, versions: dict[str, int | None]) -> None:
+        """Take up what another process stored, given the versions the database holds now
+        (``sanji.sync.glance``): only a document whose version is newer than the one held here is read."""
+        if (versions.get(CATALOGUE) or 0) > self.catalogue_version:
+            await self.refresh_catalogue()
+        if (versions.get(CALENDAR) or 0) > self.calendar_version:
+            await self.refresh_calendar()
+        rules = versions.get(RULES)
+        if rules is None or rules > self.rules_version:
+            await self.refresh_rules()  # none held: the county signs the seed defaults
+
+    async def refresh_catalogue(self) -> bool:
+        """Take up a catalogue another process (a hub sibling's screen) stored; True if newer."""
+        held = await self._held(CATALOGUE)
+        if held is None or held[0] <= self.catalogue_version:
+            return False
+        self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory, self.store.node_id))
+        log.info("catalogue version %s of %s now held", self.catalogue.version, self.catalogue.county)
+        return True
+
     async def refresh_calendar(self) -> bool:
         """Take up a calendar another process (``sanji calendar publish``, a hub sibling) stored; True if newer."""
-        held = await self.store.document(CALENDAR)
+        held = await self._held(CALENDAR)
         if held is None or held[0] <= self.calendar_version:
             return False
         self.calendar_doc = open_calendar(held[1], publisher_keys(self.store.directory, self.store.node_id))
@@ -125,14 +164,16 @@ class NodeContext:
         doc = open_calendar(blob, publisher_keys(self.store.directory, self.store.node_id))
         digest = calendar_digest(blob)
         kept = await self.store.put_document(CALENDAR, doc.version, blob, digest, then=_then(record, digest))
+        if kept:
+            self._blobs[CALENDAR] = (doc.version, blob)
         if kept or doc.version > self.calendar_version:
             self.calendar_doc = doc
             log.info("working-day calendar version %s of %s now held", doc.version, doc.county)
         return kept
 
     async def calendar_blob(self) -> bytes | None:
-        held = await self.store.document(CALENDAR)
-        return held[1] if held else None
+        """The signed calendar of the version held here (``calendar_version``)."""
+        return await self._blob(CALENDAR, self.calendar_version)
 
     # -- the assessment rules ------------------------------------------------------
 
@@ -147,10 +188,10 @@ class NodeContext:
         The county signs the seed defaults the first time, as ``sanji.office.assess.held_rules``
         does, so a county that never assessed still sends its townships what they are scored by.
         """
-        held = await self.store.document(RULES)
+        held = await self._held(RULES)
         if held is None and self.store.directory.role(self.store.node_id) == COUNTY:
             await self.offer_rules(sign_rules(default_rules(self.store.node_id), self.store.key))
-            held = await self.store.document(RULES)
+            held = await self._held(RULES)
         if held is None or held[0] <= self.rules_version:
             return False
         self.rules = open_rules(held[1], publisher_keys(self.store.directory, self.store.node_id))
@@ -160,14 +201,16 @@ class NodeContext:
         """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
         rules = open_rules(blob, publisher_keys(self.store.directory, self.store.node_id))
         kept = await self.store.put_document(RULES, rules.version, blob, catalogue_digest(blob))
+        if kept:
+            self._blobs[RULES] = (rules.version, blob)
         if kept or rules.version > self.rules_version:
             self.rules = rules
             log.info("assessment rules version %s of %s now held", rules.version, rules.county)
         return kept
 
     async def rules_blob(self) -> bytes | None:
-        held = await self.store.document(RULES)
-        return held[1] if held else None
+        """The signed rules of the version held here (``rules_version``)."""
+        return await self._blob(RULES, self.rules_version)
 
     @property
     def catalogue_version(self) -> int:
@@ -188,13 +231,14 @@ class NodeContext:
         digest = catalogue_digest(blob)
         kept = await self.store.put_document(CATALOGUE, catalogue.version, blob, digest, then=_then(record, digest))
         if kept:
+            self._blobs[CATALOGUE] = (catalogue.version, blob)
             self.catalogue = catalogue
             log.info("catalogue version %s of %s now held", catalogue.version, catalogue.county)
         return kept
 
     async def catalogue_blob(self) -> bytes | None:
-        held = await self.store.document(CATALOGUE)
-        return held[1] if held else None
+        """The signed catalogue of the version held here (``catalogue_version``)."""
+        return await self._blob(CATALOGUE, self.catalogue_version)
 
     async def observe_offset(self, offset_ms: int) -> None:
         """Record this node's clock offset to the county; flag it beyond five minutes."""

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.errors import SanjiError
@@ -85,18 +85,16 @@ async def lineage_of(conn: AsyncConnection, child: str, presented: str, expected
 
 async def record_lease(conn: AsyncConnection, child: str, lease: str, lineage: int) -> None:
     await conn.execute(insert(t.child_lineages).values(lease=lease, child=child, lineage=lineage, at=time.time()))
-    count = int(
-        await conn.scalar(select(func.count()).select_from(t.child_lineages).where(t.child_lineages.c.child == child))
-        or 0
+    # The newest KEEP_LEASES kept, the rest forgotten: one statement, whatever the count (an idle exchange's).
+    kept = (
+        select(t.child_lineages.c.lease)
+        .where(t.child_lineages.c.child == child)
+        .order_by(t.child_lineages.c.at.desc(), t.child_lineages.c.lease.desc())
+        .limit(KEEP_LEASES)
     )
-    if count > KEEP_LEASES:
-        old = (
-            select(t.child_lineages.c.lease)
-            .where(t.child_lineages.c.child == child)
-            .order_by(t.child_lineages.c.at)
-            .limit(count - KEEP_LEASES)
-        )
-        await conn.execute(delete(t.child_lineages).where(t.child_lineages.c.lease.in_(old)))
+    await conn.execute(
+        delete(t.child_lineages).where(t.child_lineages.c.child == child, t.child_lineages.c.lease.not_in(kept))
+    )
 
 
 async def freeze(store: Store, conn: AsyncConnection, child: str, detail: dict[str, object]) -> None:
@@ -114,13 +112,6 @@ async def report_alarm(store: Store, child: str) -> None:
     """An alarm report for ``child`` written here, newer than anything it sent: goes up with every exchange."""
     message = f"{ALARM_PREFIX}clone_detected: two running copies of {child}; frozen at {store.node_id}"
     await store.record_reports([NodeReport(node=child, at=store.clock.now(), last_error=message)], via=store.node_id)
-
-
-async def check_frozen(store: Store, child: str) -> None:
-    async with store.db.reader.connect() as conn:
-        frozen = await conn.scalar(select(t.frozen_children.c.at).where(t.frozen_children.c.child == child))
-    if frozen is not None:
-        raise CloneFrozen(f"{child} is frozen here: two running copies of it were seen")
 
 
 async def thaw(store: Store, child: str) -> None:

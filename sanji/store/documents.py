@@ -14,6 +14,7 @@ from protocol.session import NodeReport
 from sanji.store import schema as t
 from sanji.store.rows import upsert as _upsert
 from sanji.store.section import Section
+from sanji.store.together import together
 
 
 class Documents(Section):
@@ -72,7 +73,8 @@ class Documents(Section):
         wanted = [r for r in reports if r.node in self._subtree and r.node != self.node_id]
         if not wanted:
             return
-        async with self._write() as conn:
+
+        async def write(conn: AsyncConnection) -> None:
             held = dict(
                 (
                     await conn.execute(
@@ -92,6 +94,9 @@ class Documents(Section):
                     {"node": report.node, "at": report.at, "via": via, "body": body},
                     keys=("node",),
                 )
+
+        # With the reports of every other request arriving meanwhile: one commit for all (issue 15's burst).
+        await together(self.db, write)
 
     async def reports(self) -> list[NodeReport]:
         async with self.db.reader.connect() as conn:

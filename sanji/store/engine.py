@@ -16,10 +16,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -41,6 +43,14 @@ __all__ = [
 ]
 
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+# Connections one process keeps open to its database for reading (SQLite's reader pool, PostgreSQL's one pool
+# beside the writer's). A hub serves ``sanji.sync.server.SERVING_AT_ONCE`` (16) sync requests at a time, each
+# holding one connection while its reads run (``Database.read``), beside the screens and the single writer:
+# a pool smaller than that makes the 17th request wait for a connection, and on PostgreSQL, where the writer
+# takes its connection from the same pool, readers holding every connection while they wait for the writer
+# would leave it none. Connections are opened only when asked for, so a village that never serves many opens
+# a few.
+POOL_CONNECTIONS = 24
 CommitHook = Callable[[AsyncConnection], Awaitable[None]]
 
 
@@ -61,6 +71,48 @@ class Database:
     is_sqlite: bool
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_hooks: list[CommitHook] = field(default_factory=list)
+    # Writes waiting to go in one transaction, per event loop (``sanji.store.together``).
+    queues: WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = field(
+        default_factory=WeakKeyDictionary, repr=False, compare=False
+    )
+    # The connection ``reading`` lends to ``read`` in its block, and the task it belongs to (one per database).
+    _lent: ContextVar[tuple[AsyncConnection, asyncio.Task[Any] | None] | None] = field(
+        default_factory=lambda: ContextVar("sanji_reading", default=None)
+    )
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection to read on: the one ``reading`` lends in its block (same task), else one of the pool's."""
+        lent = self._lent.get()
+        if lent is not None and lent[1] is asyncio.current_task():
+            yield lent[0]
+            return
+        async with self.reader.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        """Every ``read`` of this task in the block on one connection, each statement on its own.
+
+        A sync request reads a handful of rows in several steps (issue 15): each on a connection of its own
+        was a pool checkout, a ``BEGIN`` and a ``ROLLBACK`` around one ``SELECT`` (on PostgreSQL each a
+        round trip to the server). Here the statements run in autocommit, each seeing what is committed when
+        it runs, as if each had its own connection: a write made meanwhile (this request's own, through
+        ``write``) is seen by the reads after it. Tasks started in the block read on their own connections.
+        """
+        if self._lent.get() is not None:
+            yield
+            return
+        async with self.reader.connect() as conn:
+            if self.is_sqlite:
+                await conn.execution_options(sanji_autocommit=True)  # no BEGIN (``_sqlite_engine``)
+            else:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            token = self._lent.set((conn, asyncio.current_task()))
+            try:
+                yield
+            finally:
+                self._lent.reset(token)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -151,13 +203,15 @@ def _sqlite_engine(url: str, *, immediate: bool, pages: SqlitePages = SQLITE_DEF
     if immediate:
         engine = create_async_engine(url, pool_size=1, max_overflow=0)
     else:
-        engine = create_async_engine(url, pool_size=4, max_overflow=4)
+        engine = create_async_engine(url, pool_size=POOL_CONNECTIONS, max_overflow=4)
     cache_kib = pages.writer_cache_kib if immediate else SQLITE_DEFAULT_PAGES.writer_cache_kib
     pragmas = partial(_sqlite_pragmas, cache_kib=cache_kib, wal_autocheckpoint=pages.wal_autocheckpoint)
     event.listen(engine.sync_engine, "connect", pragmas)
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     def _begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("sanji_autocommit"):
+            return  # ``Database.reading``: each statement its own transaction (the connection's own mode)
         conn.exec_driver_sql(begin)
 
     event.listen(engine.sync_engine, "begin", _begin)
@@ -198,7 +252,12 @@ async def open_database(
         reader = _sqlite_engine(url, immediate=False, pages=pages)
         db = Database(url=url, writer=writer, reader=reader, is_sqlite=True)
     else:
-        engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        # No ``pool_pre_ping``: on asyncpg it is three round trips (BEGIN, a ping, ROLLBACK) before every use
+        # of a pooled connection, as many again as the reads it precedes, which under load is most of what a
+        # hub serving a thousand children waits for (bench.many_nodes, session 10). A connection the server
+        # dropped (PostgreSQL restarted) fails the statement that meets it; SQLAlchemy then discards every
+        # pooled connection, so one request fails and the next runs on a fresh connection.
+        engine = create_async_engine(url, pool_size=POOL_CONNECTIONS, max_overflow=8)
         db = Database(url=url, writer=engine, reader=engine, is_sqlite=False)
     if migrate:
         try:

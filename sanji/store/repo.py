@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, text, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger, limits
@@ -324,12 +324,20 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         """What this node holds of streams its ancestors wrote about its subtree (``ancestor_streams``)."""
         return await self.cursors_in(ledger.ancestor_streams(self.directory, self.node_id))
 
-    async def confirm_child(self, child: str, reported: dict[StreamKey, int]) -> dict[StreamKey, int]:
+    def mine_below(self, child: str) -> ledger.StreamFilter:
+        """This node's own streams about ``child``'s subtree: what ``confirm_child`` compares."""
+        below = self.directory.subtree(child) if child in self.directory else []
+        return ledger.streams(origin_in=[self.node_id], scope_in=below)
+
+    async def confirm_child(
+        self, child: str, reported: dict[StreamKey, int], *, held: dict[StreamKey, int] | None = None
+    ) -> dict[StreamKey, int]:
         """Take a direct child's report of this node's streams. Returns those the child holds more of, with
         this node's cursors ("give me mine after these": this node was restored from a backup), or confirms
-        the child when there are none (``protocol.ledger.ahead_of_parent``)."""
-        below = self.directory.subtree(child) if child in self.directory else []
-        mine = await self.cursors_where(origin_in=[self.node_id], scope_in=below)
+        the child when there are none (``protocol.ledger.ahead_of_parent``). ``held``: this node's cursors
+        of at least ``mine_below(child)``, read by the caller just now (else read here)."""
+        which = self.mine_below(child)
+        mine = which.select(held) if held is not None else await self.cursors_in(which)
         ahead = ledger.ahead_of_parent(self.directory, self.node_id, child, reported, mine)
         if ahead is None:
             return {}
@@ -344,7 +352,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         parent = self.directory.parent(self.node_id)
         if parent is None:
             return {}
-        async with self.db.reader.connect() as conn:
+        async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(t.peer_acks.c.origin, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
@@ -648,16 +656,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             ledger.streams(origin_in=origin_in, scope_in=scope_in, origin_not_in=origin_not_in or ())
         )
 
-    async def cursors_in(self, which: ledger.StreamFilter) -> dict[StreamKey, int]:
-        """This node's cursors of the streams ``which`` names."""
+    async def cursors_in(self, which: ledger.StreamFilter, *more: ledger.StreamFilter) -> dict[StreamKey, int]:
+        """This node's cursors of the streams ``which`` names (or any of ``more`` names), in one statement."""
         query = select(t.streams.c.origin, t.streams.c.scope, t.streams.c.seq)
-        if which.origin_in is not None:
-            query = query.where(t.streams.c.origin.in_(sorted(which.origin_in)))
-        if which.origin_not_in:
-            query = query.where(t.streams.c.origin.not_in(sorted(which.origin_not_in)))
-        if which.scope_in is not None:
-            query = query.where(t.streams.c.scope.in_(sorted(which.scope_in)))
-        async with self.db.reader.connect() as conn:
+        clauses = [_stream_clause(w) for w in (which, *more)]
+        if len(clauses) == 1:
+            query = query.where(*clauses[0])
+        else:
+            query = query.where(or_(*(and_(true(), *c) for c in clauses)))
+        async with self.db.read() as conn:
             return {StreamKey(o, s): q for o, s, q in (await conn.execute(query)).all()}
 
     async def cursors_for_child(self, child: str) -> dict[StreamKey, int]:
@@ -977,6 +984,18 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _stream_clause(which: ledger.StreamFilter) -> list[ColumnElement[bool]]:
+    """The conditions on ``streams`` rows that ``which`` names (none: every stream)."""
+    clause: list[ColumnElement[bool]] = []
+    if which.origin_in is not None:
+        clause.append(t.streams.c.origin.in_(sorted(which.origin_in)))
+    if which.origin_not_in:
+        clause.append(t.streams.c.origin.not_in(sorted(which.origin_not_in)))
+    if which.scope_in is not None:
+        clause.append(t.streams.c.scope.in_(sorted(which.scope_in)))
+    return clause
 
 
 def _action_row(a: Action, *, status: str, reason: str) -> dict[str, Any]:

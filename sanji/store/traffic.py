@@ -28,5 +28,5 @@ class Traffic(Section):
         return {str(k): int(v) for k, v in rows}
 
     async def outbox_size(self) -> int:
-        async with self.db.reader.connect() as conn:
+        async with self.db.read() as conn:
             return int(await conn.scalar(select(func.count()).select_from(t.outbox)) or 0)

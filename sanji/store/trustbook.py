@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.bounds import node_id_problem
 from protocol.enrollment import (
@@ -54,6 +55,7 @@ from sanji.store import clones
 from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.repo import Store
+from sanji.store.together import together
 
 log = logging.getLogger("sanji.trust")
 
@@ -105,13 +107,16 @@ class TrustBook:
             rows, top = (await conn.execute(select(func.count(), func.max(t.trust_docs.c.seq)))).one()
         return int(rows or 0), int(top or 0)
 
-    async def refresh(self) -> bool:
+    async def refresh(self, mark: tuple[int, int] | None = None) -> bool:
         """Re-read the trust state if another process changed the documents (``sanji trust revoke`` on the
         database of this running node, a screen of another hub process): one cheap query per call, so
         every sync request and session asks. Every write adds or moves a row, so (rows, highest seq)
-        changes with it. True if the directory was rebuilt."""
+        changes with it. ``mark``: (rows, highest seq) as the caller read them just now (a sync request
+        reads it with the rest of what it asks first, ``sanji.sync.glance``). True if the directory was
+        rebuilt."""
         async with self._lock:
-            mark = await self._read_mark()
+            if mark is None:
+                mark = await self._read_mark()
             if mark == self._mark:
                 return False
             state = await read_trust_state(self.store.db, now_ms=self._now())
@@ -183,6 +188,7 @@ class TrustBook:
                 )
             )
         self.state = TrustState(raw)
+        self._mark = (-1, -1)  # read again by the next ``refresh`` or ``for_child``
         if self.store.node_id in self.state.directory(self.base):
             self._install()
 
@@ -297,10 +303,17 @@ class TrustBook:
         if epoch != mine:
             cursor = 0  # another database (or a restored one) counts differently: start over
         valid = set(self._valid_ids())
-        async with self.store.db.reader.connect() as conn:
-            top = int(await conn.scalar(select(func.max(t.trust_docs.c.seq))) or 0)
-            if cursor > top:
-                cursor = 0
+        # The highest seq as this process last read or wrote the documents: the request's ``refresh`` has
+        # just read it, and a document this process adds moves it (``add``). One written by another process
+        # since then goes down with the child's next exchange.
+        if self._mark[0] < 0:  # never read in this process
+            self._mark = await self._read_mark()
+        top = self._mark[1]
+        if cursor > top:
+            cursor = 0
+        if cursor == top:
+            return (), top, mine  # the child holds everything up to here: nothing to read
+        async with self.store.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(
@@ -310,7 +323,7 @@ class TrustBook:
                         t.trust_docs.c.subject,
                         t.trust_docs.c.raw,
                     )
-                    .where(t.trust_docs.c.seq > cursor)
+                    .where(t.trust_docs.c.seq > cursor, t.trust_docs.c.seq <= top)
                     .order_by(t.trust_docs.c.seq)
                 )
             ).all()
@@ -414,8 +427,10 @@ class TrustBook:
                 f"{child} answered from database {instance or '(none)'}, but was enrolled with database {bound}"
             )
         fresh = secrets.token_hex(8)
-        cloned = False
-        async with self.store.transaction() as conn:
+
+        async def write(conn: AsyncConnection) -> bool:
+            """The lease handed out, or the child frozen; True if frozen. Written with the other requests'."""
+            cloned = False
             row = (await conn.execute(select(t.child_leases).where(t.child_leases.c.child == child))).mappings().first()
             if row is None:
                 await conn.execute(
@@ -440,6 +455,9 @@ class TrustBook:
                         .values(lease=fresh, instance=instance, at=time.time())
                     )
                     await clones.record_lease(conn, child, fresh, lineage)
+            return cloned
+
+        cloned = await together(self.store.db, write)
         if cloned:
             await clones.report_alarm(self.store, child)
             raise clones.CloneFrozen(f"two running copies of {child} present leases here; {child} is frozen")

@@ -104,6 +104,8 @@ class SignedRequest:
     recipient: str = ""
     counter: int = 0
     admitted: bool = field(default=False, compare=False)  # verified and fresh: set once, by the parent
+    # What the parent read about the sender as it admitted the request (``sanji.sync.glance.Glance``).
+    seen: object = field(default=None, compare=False)
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], path: str, body: bytes) -> SignedRequest | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -31,7 +32,7 @@ from protocol.exchange import (
     parent_cursors,
     parent_pull,
 )
-from protocol.ledger import check_descendant
+from protocol.ledger import ancestor_streams, check_descendant, for_subtree, pushable
 from protocol.limits import MAX_REQUEST_BYTES
 from protocol.session import (
     ALARM_PREFIX,
@@ -49,14 +50,16 @@ from protocol.session import (
     PushRequest,
     PushResponse,
 )
+from protocol.stream import StreamKey
 from protocol.trust import TrustError
 from protocol.wire import decode
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store.business import BusinessBook
-from sanji.store.clones import check_frozen
+from sanji.store.clones import CloneFrozen
 from sanji.store.trustbook import TrustBook
 from sanji.sync.freshness import RequestCounters
+from sanji.sync.glance import Glance, glance
 from sanji.sync.requests_auth import SignedRequest, Unauthenticated, check_signed
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -112,12 +115,16 @@ class SyncServer:
             raise Unauthenticated(f"the request names sender {sender!r} but is signed as {signed.node!r}")
         if signed.admitted:
             return
+        seen = await glance(self.store, signed.node)  # what follows asks the database, in one statement
         if self.trust is not None:
-            await self.trust.refresh()  # a revocation written by another process counts from this request on
+            # A revocation written by another process counts from this request on.
+            await self.trust.refresh(seen.trust_mark)
         self._known_child(signed.node)
         check_signed(self.store.directory, signed, signed.node, recipient=self.store.node_id)
         await RequestCounters(self.store).admit(signed.node, signed.counter, path=signed.path)
-        await check_frozen(self.store, signed.node)  # a node seen running twice: neither copy is heard
+        if seen.frozen:  # a node seen running twice: neither copy is heard (``sanji.store.clones``)
+            raise CloneFrozen(f"{signed.node} is frozen here: two running copies of it were seen")
+        signed.seen = seen
         signed.admitted = True
 
     async def _admitted(self, sender: str, signed: SignedRequest | None) -> None:
@@ -143,7 +150,8 @@ class SyncServer:
             trust_docs, trust_cursor, trust_epoch = await self.trust.for_child(
                 request.sender, request.trust_cursor, request.trust_epoch
             )
-        answer = await self._run(parent_cursors(self.store.directory, request))
+        async with self.store.db.reading():  # its reads on one connection (``Database.reading``)
+            answer = await self._run(parent_cursors(self.store.directory, request), _ChildStreams(request.sender))
         await self.store.record_reports(request.reports, via=request.sender)
         await BusinessBook(self.store).receive(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)
@@ -151,12 +159,19 @@ class SyncServer:
         offset = 0
         if self.context is not None:
             offset = self.context.clock_offset_ms
+            # Published meanwhile by another process (`sanji calendar publish`, `sanji rules publish`, a hub
+            # sibling): the versions held were read as the request was admitted, a document only if newer.
+            seen = signed.seen if signed is not None and isinstance(signed.seen, Glance) else None
+            if seen is not None:
+                await self.context.refresh_documents(seen.versions)
+            else:
+                await self.context.refresh_catalogue()
+                await self.context.refresh_calendar()
+                await self.context.refresh_rules()
             if request.catalogue_version < self.context.catalogue_version:
                 catalogue = await self.context.catalogue_blob() or b""
-            await self.context.refresh_calendar()  # published by `sanji calendar publish` meanwhile
             if request.calendar_version < self.context.calendar_version:
                 calendar = await self.context.calendar_blob() or b""
-            await self.context.refresh_rules()  # published by `sanji rules publish` meanwhile
             if request.rules_version < self.context.rules_version:
                 rules = await self.context.rules_blob() or b""
         return CursorsResponse(
@@ -198,7 +213,9 @@ class SyncServer:
         frames, more = await self._run(parent_pull(request))
         return PullResponse(node=self.store.node_id, at=self.store.clock.now(), frames=tuple(frames), more=more)
 
-    async def _run(self, steps: Generator[ParentCommand | FramesForChild, Any, R]) -> R:
+    async def _run(
+        self, steps: Generator[ParentCommand | FramesForChild, Any, R], streams: _ChildStreams | None = None
+    ) -> R:
         """Answer the parent's steps (``protocol.exchange.parent_cursors``/``parent_pull``) with the store."""
         answer: Any = None
         while True:
@@ -207,22 +224,35 @@ class SyncServer:
             except StopIteration as done:
                 result: R = done.value
                 return result
-            answer = await self._perform(command)
+            answer = await self._perform(command, streams)
 
-    async def _perform(self, command: ParentCommand | FramesForChild) -> Any:
+    async def _perform(self, command: ParentCommand | FramesForChild, streams: _ChildStreams | None = None) -> Any:
         store = self.store
+        if isinstance(command, HeldForChild) and streams is not None and command.child == streams.child:
+            check_descendant(store.directory, store.node_id, command.child)
+            every = await streams.read(store)
+            directory = store.directory
+            below, about = pushable(directory, command.child), ancestor_streams(directory, command.child)
+            return dict(sorted({**below.select(every), **about.select(every)}.items()))
         if isinstance(command, HeldForChild):
             return await store.cursors_for_child(command.child)
         if isinstance(command, ConfirmChild):
-            return await store.confirm_child(command.child, dict(command.reported))
+            held: dict[StreamKey, int] | None = None
+            if streams is not None and command.child == streams.child:
+                held = await streams.read(store)
+            return await store.confirm_child(command.child, dict(command.reported), held=held)
         if isinstance(command, PositionsConfirmed):
             return store.positions_confirmed
         if isinstance(command, OutboxSize):
             return await store.outbox_size()
         if isinstance(command, SealOutbox):
             await store.seal_outbox()
+            if streams is not None:
+                streams.held = None  # new batches of this node's own: read again
             return None
         if isinstance(command, Cursors):
+            if streams is not None and command.which == for_subtree(store.directory, streams.child):
+                return command.which.select(await streams.read(store))
             return await store.cursors_in(command.which)
         if isinstance(command, HeldAbove):
             return await store.held_above(command.child, dict(command.held))
@@ -249,6 +279,26 @@ class SyncServer:
             request.hash, request.offset, min(request.max_bytes, BLOB_CHUNK_BYTES)
         )
         return BlobGetReply(size=size, offset=request.offset, data=data, available=held)
+
+
+@dataclass
+class _ChildStreams:
+    """What a parent holds of the streams one child's opening request asks about, read once for the request.
+
+    The answer's steps ask three times (``protocol.exchange.parent_cursors``): what the child may push up
+    (its subtree's streams and its ancestors' about it), this node's own streams about it (``confirm_child``)
+    and every stream about its subtree (``down``). Every one of them is written by the child's subtree or is
+    about it: one statement reads them all, each step takes its part. Sealing this node's outbox meanwhile
+    makes it read again."""
+
+    child: str
+    held: dict[StreamKey, int] | None = None
+
+    async def read(self, store: Store) -> dict[StreamKey, int]:
+        if self.held is None:
+            directory = store.directory
+            self.held = await store.cursors_in(pushable(directory, self.child), for_subtree(directory, self.child))
+        return self.held
 
 
 def decode_request(data: bytes, kind: type[T]) -> T:
