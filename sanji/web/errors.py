@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from sqlalchemy.exc import DBAPIError
 
 from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
@@ -116,6 +117,18 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
                 "retryable": False,
             },
             status_code=400,
+        )
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # PostgreSQL restarted (or dropped this connection): the pool is replaced, the next request works.
+        log.warning("database connection lost on %s %s: %.200s", request.method, request.url.path, exc)
+        return Response(
+            {
+                "error": "database_unavailable",
+                "message": "the connection to the database was lost; nothing was changed",
+                "hint": "Retry the request: it will use a new connection.",
+                "retryable": True,
+            },
+            status_code=503,
         )
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
