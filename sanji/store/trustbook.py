@@ -91,6 +91,10 @@ def _subject(value: Root | Certificate | Revocation) -> str:
 
 
 WHOLE_TREE = "+tree"  # marks a trust cursor that counted every certificate (``TrustBook.for_child``)
+# One reply's trust documents (``for_child``): well under what a child reads of a reply (16 MiB), whatever
+# the tree's size; the rest goes with the next exchanges.
+TRUST_REPLY_BYTES = 2 * 1024 * 1024
+TRUST_ROWS_PER_REPLY = 4000
 
 
 class TrustBook:
@@ -201,7 +205,10 @@ class TrustBook:
         await self.refresh()  # documents another process wrote first: judge against everything held
         async with self._lock:
             results = await self._add(docs, peer=peer)
-            self._mark = await self._read_mark()
+            # Not the mark read after the commit: another process may have written in between, and a mark
+            # counting its document would keep this process from ever reading it (a revocation missed).
+            self._mark = (-1, -1)
+        await self.refresh()
         return results
 
     async def _add(self, docs: Sequence[bytes], *, peer: str) -> list[AddResult]:
@@ -302,7 +309,6 @@ class TrustBook:
         mine = self.store.instance_id + (WHOLE_TREE if everything else "")
         if epoch != mine:
             cursor = 0  # another database (or a restored one) counts differently: start over
-        valid = set(self._valid_ids())
         # The highest seq as this process last read or wrote the documents: the request's ``refresh`` has
         # just read it, and a document this process adds moves it (``add``). One written by another process
         # since then goes down with the child's next exchange.
@@ -313,6 +319,7 @@ class TrustBook:
             cursor = 0
         if cursor == top:
             return (), top, mine  # the child holds everything up to here: nothing to read
+        valid = set(self._valid_ids())
         async with self.store.db.read() as conn:
             rows = (
                 await conn.execute(
@@ -325,14 +332,24 @@ class TrustBook:
                     )
                     .where(t.trust_docs.c.seq > cursor, t.trust_docs.c.seq <= top)
                     .order_by(t.trust_docs.c.seq)
+                    .limit(TRUST_ROWS_PER_REPLY)
                 )
             ).all()
-        out = [
-            bytes(raw)
-            for _, doc_id, kind, subject, raw in rows
-            if kind == "root" or (doc_id in valid and (everything or subject in wanted))
-        ]
-        return tuple(out), top, mine
+        # A page at a time: a county joining a large tree, or one catching up after the upgrade, takes the
+        # whole tree's documents over several exchanges, never one reply past what a child reads.
+        out: list[bytes] = []
+        sent, reached, full = 0, cursor, False
+        for seq, doc_id, kind, subject, raw in rows:
+            if kind == "root" or (doc_id in valid and (everything or subject in wanted)):
+                if out and sent + len(raw) > TRUST_REPLY_BYTES:
+                    full = True
+                    break
+                out.append(bytes(raw))
+                sent += len(raw)
+            reached = int(seq)
+        if not full and len(rows) < TRUST_ROWS_PER_REPLY:
+            reached = top
+        return tuple(out), reached, mine
 
     async def for_parent(self, parent: str) -> tuple[tuple[str, bytes], ...]:
         """Valid certificates and revocations about this node's subtree the parent has not taken yet."""

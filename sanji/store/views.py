@@ -20,6 +20,7 @@ from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
+from protocol.stages import ANSWERED
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -265,7 +266,7 @@ class Views(Documents, Traffic):
         status = await self.status()
         parent = status["parent"]
         exchange = status["exchanges"].get(parent, {}) if parent else {}
-        open_errands = sum(v for k, v in status["errands_by_stage"].items() if k not in ("delivered", "closed"))
+        open_errands = sum(v for k, v in status["errands_by_stage"].items() if k not in ANSWERED)
         return NodeReport(
             node=self.node_id,
             at=self.clock.now(),

@@ -87,6 +87,8 @@ class Supervision(msgspec.Struct, kw_only=True):
     # ``answered_counted`` of ``answered_total`` (all of them until a store holds more than SUPERVISED_AT_MOST).
     answered_counted: int = 0
     answered_total: int = 0
+    # The errands not yet answered read (oldest first) of ``open_errands``: all of them below SUPERVISED_AT_MOST.
+    unanswered_counted: int = 0
 
 
 def department_of(directory: Directory, node: str, scope: str, department: str) -> str:
@@ -180,7 +182,7 @@ class DeskController(Controller):
 
 async def supervision_report(store: Store, context: NodeContext, *, sample: int = 5, seed: str = "") -> Supervision:
     """电子监察 over the errands this node holds: the same figures for the API and the screen."""
-    unanswered, _ = await store.errands(stages_not_in=ANSWERED, limit=SUPERVISED_AT_MOST)
+    unanswered, unanswered_total = await store.errands(stages_not_in=ANSWERED, limit=SUPERVISED_AT_MOST)
     answered, answered_total = await store.errands(stages_in=ANSWERED, newest_first=True, limit=SUPERVISED_AT_MOST)
     rows = unanswered + answered
     today = context.today()
@@ -203,18 +205,18 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
     for errand_id, state in details.items():
         if state.get("acted_for"):
             acted_for += 1
-        if state["stage"] in ("delivered", "closed") and state.get("outcome") == "approved":
+        if state["stage"] in ANSWERED and state.get("outcome") == "approved":
             gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
             if gaps:
                 missing[errand_id] = gaps
     deemed = [await _deemed(store, errand_id) for errand_id, state in sorted(details.items()) if state.get("deemed")]
     for level, count in (await store.annotation_counts("rate", "level")).items():
         ratings[level] += count
-    closed = sorted(r["id"] for r in rows if r["stage"] in ("delivered", "closed"))
+    closed = sorted(r["id"] for r in answered)
     rng = random.Random(seed or today.isoformat())
     above = store.node_id in store.directory and regional(store.directory.role(store.node_id))
     return Supervision(
-        open_errands=sum(1 for r in rows if r["stage"] not in ("decided", "delivered", "closed")),
+        open_errands=unanswered_total,  # not yet answered, as every node's own report counts them
         by_level=dict(by_level),
         overdue=overdue,
         warnings=warnings,
@@ -229,6 +231,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         by_department=stage_counts(
             rows, lambda r: department_of(store.directory, store.node_id, r["scope"], str(r.get("department") or ""))
         ),
+        unanswered_counted=len(unanswered),
         answered_counted=len(answered),
         answered_total=answered_total,
     )

@@ -15,6 +15,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 
 from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
@@ -118,18 +119,8 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
             },
             status_code=400,
         )
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        # PostgreSQL restarted (or dropped this connection): the pool is replaced, the next request works.
-        log.warning("database connection lost on %s %s: %.200s", request.method, request.url.path, exc)
-        return Response(
-            {
-                "error": "database_unavailable",
-                "message": "the connection to the database was lost; nothing was changed",
-                "hint": "Retry the request: it will use a new connection.",
-                "retryable": True,
-            },
-            status_code=503,
-        )
+    if _database_unreachable(exc):
+        return _database_unavailable(request, exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
         {
@@ -140,3 +131,41 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         },
         status_code=500,
     )
+
+
+# Reading, or a sync request (signed afresh, counted, its batches taken once), may simply be sent again; a
+# desk's change may have committed before the connection broke, so it is looked at before it is sent again.
+_SAFE_AGAIN = ("GET", "HEAD", "OPTIONS")
+_SYNC_PREFIX = "/sync/"
+# asyncpg's, by name: a village never imports the PostgreSQL driver to tell them apart.
+_DRIVER_UNREACHABLE = frozenset({"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"})
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    """The database was not there (restarted, refusing connections, pool exhausted): not a bug, not the input."""
+    if isinstance(exc, SqlTimeout):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        return exc.connection_invalidated or isinstance(orig, OSError) or type(orig).__name__ in _DRIVER_UNREACHABLE
+    return isinstance(exc, ConnectionError)
+
+
+def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+    log.warning("database unavailable on %s %s: %s: %.200s", request.method, request.url.path, type(exc).__name__, exc)
+    again = request.method in _SAFE_AGAIN or request.url.path.startswith(_SYNC_PREFIX)
+    body: dict[str, object] = {
+        "error": "database_unavailable",
+        "message": (
+            "the database could not be reached; nothing was changed"
+            if again
+            else "the database could not be reached; the change may or may not have been made"
+        ),
+        "hint": (
+            "Retry the request: it will use a new connection."
+            if again
+            else "Look at the errand (or list) before doing it again, so it is not done twice."
+        ),
+        "retryable": again,
+    }
+    return Response(body, status_code=503, headers={"Retry-After": "5"})

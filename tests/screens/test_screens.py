@@ -435,12 +435,18 @@ def test_supervision_says_when_it_reads_only_the_newest_answered_errands(
         act(town, errand, "accept", errand_kind="承诺件")
         act(town, errand, "decide", outcome="approved", document="临时救助审批决定书")
         act(town, errand, "deliver", confirmed_by=name, signature=name)
-    assert 'id="answered-window"' not in town.get("/supervision").text  # all of them read: nothing to say
+    register(town, name="王桂兰", in_person=True)
+    register(town, name="赵德明", in_person=True)
+    page = town.get("/supervision").text
+    assert 'id="answered-window"' not in page and 'id="unanswered-window"' not in page  # all read: nothing to say
     monkeypatch.setattr(sanji.web.desk_api, "SUPERVISED_AT_MOST", 1)
     page = town.get("/supervision").text
     note = page.split('id="answered-window"')[1].split("</p>")[0]
     assert "只统计最近 1 件（共 2 件）" in note and "cover the newest 1" in note
-    assert town.get("/api/supervision").json()["answered_total"] == 2
+    note = page.split('id="unanswered-window"')[1].split("</p>")[0]
+    assert "未办结的 2 件中只列出最早登记的 1 件" in note and "the oldest 1 are listed" in note
+    report = town.get("/api/supervision").json()
+    assert (report["answered_total"], report["open_errands"], report["unanswered_counted"]) == (2, 2, 1)
 
 
 def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None:

@@ -19,6 +19,7 @@ from protocol.enrollment import EnrollmentError
 from protocol.topology import TOWN
 from sanji.observe.id_conflicts import id_conflicts
 from sanji.store import schema as t
+from sanji.store import trustbook
 from tests.trust.trust_net import TrustNet, certified_city
 
 
@@ -86,3 +87,21 @@ async def test_a_county_whose_cursor_counted_only_its_own_subtree_takes_the_whol
     await net.sync("C2")
     assert net.stores["C2"].directory.parent("T05") == "C1"
     assert (await county.peer_position("S"))[0] == city.instance_id + "+tree"
+
+
+async def test_the_whole_tree_goes_down_a_page_at_a_time(net: TrustNet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However large the tree, one reply holds at most a page of documents; following its cursor gives the
+    child exactly what one unbounded reply would have, in the same order."""
+    city = net.books["S"]
+    whole, top, epoch = await city.for_child("C2", 0, "")
+    assert len(whole) > 3
+    monkeypatch.setattr(trustbook, "TRUST_REPLY_BYTES", 1)  # a page holds one document
+    pages: list[tuple[bytes, ...]] = []
+    cursor = 0
+    while cursor != top:
+        page, reached, _ = await city.for_child("C2", cursor, epoch)
+        assert reached > cursor and len(page) <= 1
+        pages.append(page)
+        cursor = reached
+    assert [doc for page in pages for doc in page] == list(whole)
+    assert await city.for_child("C2", top, epoch) == ((), top, epoch)
