@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from protocol.actions import (
@@ -40,7 +42,9 @@ from protocol.signing import SigningKey
 from protocol.topology import Directory
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext
-from sanji.store import Store
+from sanji.layout import Layout
+from sanji.store import Store, open_database
+from sanji.workcalendar import load_calendar
 
 _ids = itertools.count(1)
 
@@ -143,3 +147,20 @@ async def seed_store(store: Store, stories: Sequence[Story], keys: dict[str, Sig
     refused = [r for r in outcome.results if r.status not in ("stored", "duplicate")]
     assert not refused, refused
     await NodeContext(store, None).offer(sign_catalogue(default_catalogue(), keys["C"]))
+
+
+@asynccontextmanager
+async def seeded_county(
+    path: Path, stories: Sequence[Story], layout: Layout
+) -> AsyncIterator[tuple[Store, NodeContext]]:
+    """County ``C`` of ``layout`` on an SQLite file at ``path``, holding ``stories`` and its catalogue and calendar."""
+    db = await open_database(f"sqlite+aiosqlite:///{path}")
+    try:
+        store = Store(db, node_id="C", key=layout.keys["C"], directory=layout.directory)
+        await store.start()
+        await seed_store(store, stories, layout.keys)
+        context = NodeContext(store, load_calendar())
+        await context.load()
+        yield store, context
+    finally:
+        await db.dispose()

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from office_kit import Story, seed_store
+from office_kit import Story, seeded_county
 from openpyxl import load_workbook
 
 from protocol.actions import HandOff, Receive, Register
@@ -32,8 +32,7 @@ from sanji.office.ledger import LedgerFilter, LedgerRow
 from sanji.office.query import build_filter
 from sanji.office.source import ledger
 from sanji.office.stats import group, series, total
-from sanji.store import Store, open_database
-from sanji.workcalendar import load_calendar
+from sanji.store import Store
 
 AS_OF = date(2026, 12, 8)
 
@@ -59,16 +58,8 @@ def stories() -> list[Story]:
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[tuple[Store, NodeContext, Layout]]:
     layout = county_layout(2, 1)
-    db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'county.db'}")
-    try:
-        store = Store(db, node_id="C", key=layout.keys["C"], directory=layout.directory)
-        await store.start()
-        await seed_store(store, stories(), layout.keys)
-        context = NodeContext(store, load_calendar())
-        await context.load()
+    async with seeded_county(tmp_path / "county.db", stories(), layout) as (store, context):
         yield store, context, layout
-    finally:
-        await db.dispose()
 
 
 def by_id(rows: list[LedgerRow]) -> dict[str, LedgerRow]:

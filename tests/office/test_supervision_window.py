@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from office_kit import Story, seed_store
+from office_kit import Story, seeded_county
 
 import sanji.web.desk_api
 from sanji.context import NodeContext
 from sanji.layout import Layout, county_layout
-from sanji.store import Store, open_database
+from sanji.store import Store
 from sanji.web.desk_api import supervision_report
-from sanji.workcalendar import load_calendar
 
 ANSWERED = [f"D{i}" for i in range(1, 6)]  # registered on five days in a row, each delivered without review
 
@@ -38,16 +37,8 @@ def stories() -> list[Story]:
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[tuple[Store, NodeContext, Layout]]:
     layout = county_layout(1, 1)
-    db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'county.db'}")
-    try:
-        store = Store(db, node_id="C", key=layout.keys["C"], directory=layout.directory)
-        await store.start()
-        await seed_store(store, stories(), layout.keys)
-        context = NodeContext(store, load_calendar())
-        await context.load()
+    async with seeded_county(tmp_path / "county.db", stories(), layout) as (store, context):
         yield store, context, layout
-    finally:
-        await db.dispose()
 
 
 async def test_every_open_errand_and_the_newest_answered_ones_are_supervised(

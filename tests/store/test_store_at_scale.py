@@ -125,12 +125,9 @@ async def test_the_worklist_is_found_by_index_not_by_reading_every_errand(tmp_pa
     assert definition.endswith("(pending_to) WHERE (pending_to IS NOT NULL)"), definition
 
 
-@pytest.mark.postgres
-async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_action(
-    tmp_path: Path, pg_url: str
-) -> None:
+async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_action(tmp_path: Path) -> None:
     """``Store.annotations`` (urgings, complaints, extensions the duties read on every run) searches the
-    ``(kind, at)`` index of migration 0022 newest first, with no sort, on SQLite; PostgreSQL holds it too."""
+    ``(kind, at)`` index of migration 0022 newest first, with no sort."""
     db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
     try:
         async with db.reader.connect() as conn:
@@ -142,6 +139,9 @@ async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_act
         await db.dispose()
     assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at (kind=?)"], plan
 
+
+@pytest.mark.postgres
+async def test_postgresql_holds_the_annotations_index(pg_url: str) -> None:
     pg = await open_database(pg_url)
     try:
         async with pg.reader.connect() as conn:

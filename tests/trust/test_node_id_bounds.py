@@ -6,8 +6,6 @@ the batch decoder, so nothing names a node a store could not hold — on Postgre
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,24 +30,11 @@ from sanji.keys import DirectoryFileError, NodeKey, read_directory
 from sanji.store import schema as t
 from tests.protocol.protocol_kit import VILLAGE_ID, make, new_layout
 from tests.protocol.test_bounds import registered
-from tests.trust.trust_net import TrustNet, certified_city
+from tests.trust.trust_net import TrustNet, certified_city, now_ms
 
 TOO_LONG = "C1T01V" + "9" * (MAX_NODE_ID - 5)
 LONGEST = TOO_LONG[:-1]
 ODD = ["C1T01 V09", "C1T01\n", "东岭村", ""]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@pytest.fixture
-async def net(tmp_path: Path) -> AsyncIterator[TrustNet]:
-    built = await certified_city(tmp_path)
-    try:
-        yield built
-    finally:
-        await built.close()
 
 
 def _village_cert(net: TrustNet, *, node: str = "C1T01V09", parent: str = "C1T01", issuer: str = "C1T01") -> bytes:

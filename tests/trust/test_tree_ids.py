@@ -8,10 +8,6 @@ winner's certificate when it comes down, and both desks say so (``sanji.observe.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
@@ -20,20 +16,7 @@ from protocol.topology import TOWN
 from sanji.observe.id_conflicts import id_conflicts
 from sanji.store import schema as t
 from sanji.store import trustbook
-from tests.trust.trust_net import TrustNet, certified_city
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@pytest.fixture
-async def net(tmp_path: Path) -> AsyncIterator[TrustNet]:
-    built = await certified_city(tmp_path)
-    try:
-        yield built
-    finally:
-        await built.close()
+from tests.trust.trust_net import TrustNet
 
 
 async def test_a_county_refuses_an_id_another_county_already_uses(net: TrustNet) -> None:

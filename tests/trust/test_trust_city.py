@@ -7,10 +7,6 @@ its parent's level, so no township can certify a "county" of its own.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -21,22 +17,9 @@ from protocol.trust import ROOT_ISSUER, TrustError, TrustState, make_certificate
 from sanji.forms import ActionForm, RegisterForm
 from sanji.keys import NodeKey
 from sanji.store import schema as t
-from tests.trust.trust_net import TrustNet, certified_city
+from tests.trust.trust_net import TrustNet, now_ms
 
 ID_NUMBER = "110101199003070011"
-
-
-@pytest.fixture
-async def net(tmp_path: Path) -> AsyncIterator[TrustNet]:
-    built = await certified_city(tmp_path)
-    try:
-        yield built
-    finally:
-        await built.close()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 async def register(net: TrustNet, village: str) -> str:
