@@ -686,6 +686,18 @@ class TrustState:
             "(only an ancestor of both places, such as the county, moves a node)"
         )
 
+    def signed_by_its_issuer(self, doc: Document) -> bool:
+        """Whether ``doc``, a certificate, carries a good signature by a key its issuer holds here (the root's,
+        for one the root issues). A place conflict is only worth telling a desk about for such a certificate:
+        one anybody could have made up says nothing about the ids in use."""
+        cert = doc.value
+        if not isinstance(cert, Certificate):
+            return False
+        if cert.issuer == ROOT_ISSUER:
+            return self._root_signed(doc)
+        keys = [k for c in self.certificates(cert.issuer) for k in c.keys]
+        return self._signed_by(doc, keys) is not None
+
     def id_in_use(self, node: str, parent: str) -> str:
         """Why ``parent`` may not enroll a node called ``node`` ("" if it may): the id is already certified
         elsewhere in the tree. Node ids are unique across the whole tree, not within a county: every stream,

@@ -40,6 +40,7 @@ from protocol.topology import Directory, NodeEntry, enrolls, level_below
 from protocol.trust import (
     AddResult,
     Certificate,
+    Document,
     Retirement,
     Revocation,
     Root,
@@ -90,6 +91,7 @@ def _subject(value: Root | Certificate | Revocation) -> str:
     return "" if isinstance(value, Root) else value.node
 
 
+_Conflict = tuple[Document, Certificate, str]  # a certificate refused for its placement, and why
 WHOLE_TREE = "+tree"  # marks a trust cursor that counted every certificate (``TrustBook.for_child``)
 # One reply's trust documents (``for_child``): well under what a child reads of a reply (16 MiB), whatever
 # the tree's size; the rest goes with the next exchanges.
@@ -213,7 +215,15 @@ class TrustBook:
 
     async def _add(self, docs: Sequence[bytes], *, peer: str) -> list[AddResult]:
         assert self.state is not None
-        docs = await self._one_place_only(docs, peer=peer)
+        docs, conflicts = self._one_place_only(docs)
+        try:
+            return await self._add_placed(docs, peer=peer)
+        finally:
+            # Judged once the rest of the documents are in: the issuer's own certificate may come with them.
+            await self._say_conflicts(conflicts, peer=peer)
+
+    async def _add_placed(self, docs: Sequence[bytes], *, peer: str) -> list[AddResult]:
+        assert self.state is not None
         if not docs:
             return []
         before = set(self._valid_ids())
@@ -258,31 +268,44 @@ class TrustBook:
             self._install()
         return results
 
-    async def _one_place_only(self, docs: Sequence[bytes], *, peer: str) -> list[bytes]:
-        """``docs`` without certificates that would place an already certified node under another parent."""
+    def _one_place_only(self, docs: Sequence[bytes]) -> tuple[list[bytes], list[_Conflict]]:
+        """``docs`` without certificates that would place an already certified node under another parent,
+        and those certificates with why (never kept)."""
         assert self.state is not None
         kept: list[bytes] = []
+        conflicts: list[_Conflict] = []
         for raw in docs:
             try:
-                value = parse_document(raw).value
+                doc = parse_document(raw)
             except TrustError:
                 kept.append(raw)  # TrustState reports it
                 continue
+            value = doc.value
             why = self.state.place_conflict(value) if isinstance(value, Certificate) else ""
             if why and isinstance(value, Certificate):
-                log.warning("%s: refused a certificate from %s: %s", self.store.node_id, peer or "here", why)
-                held = self.state.current(value.node)
-                detail = {
-                    "issuer": value.issuer,
-                    "parent": value.parent,
-                    "held_parent": held.parent if held else None,
-                    "from": peer,
-                    "message": why,
-                }
-                await self.store.log_event("place_conflict", value.node, detail)
+                conflicts.append((doc, value, why))
                 continue
             kept.append(raw)
-        return kept
+        return kept, conflicts
+
+    async def _say_conflicts(self, conflicts: Sequence[_Conflict], *, peer: str) -> None:
+        """Log each refused placement signed by its issuer (what the desks show as 节点编号冲突); drop the rest
+        quietly: a certificate its issuer never signed could have been made up by anyone who sends bytes."""
+        assert self.state is not None
+        for doc, value, why in conflicts:
+            if not self.state.signed_by_its_issuer(doc):
+                log.info("%s: dropped a certificate from %s its issuer did not sign: %s", self.store.node_id, peer, why)
+                continue
+            log.warning("%s: refused a certificate from %s: %s", self.store.node_id, peer or "here", why)
+            held = self.state.current(value.node)
+            detail = {
+                "issuer": value.issuer,
+                "parent": value.parent,
+                "held_parent": held.parent if held else None,
+                "from": peer,
+                "message": why,
+            }
+            await self.store.log_event("place_conflict", value.node, detail)
 
     def _valid_ids(self) -> set[str]:
         assert self.state is not None

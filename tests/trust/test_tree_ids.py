@@ -13,10 +13,12 @@ from sqlalchemy import func, select
 
 from protocol.enrollment import EnrollmentError
 from protocol.topology import TOWN
+from protocol.trust import make_certificate, sign_document
+from sanji.keys import NodeKey
 from sanji.observe.id_conflicts import id_conflicts
 from sanji.store import schema as t
 from sanji.store import trustbook
-from tests.trust.trust_net import TrustNet
+from tests.trust.trust_net import TrustNet, now_ms
 
 
 async def test_a_county_refuses_an_id_another_county_already_uses(net: TrustNet) -> None:
@@ -88,3 +90,18 @@ async def test_the_whole_tree_goes_down_a_page_at_a_time(net: TrustNet, monkeypa
         cursor = reached
     assert [doc for page in pages for doc in page] == list(whole)
     assert await city.for_child("C2", top, epoch) == ((), top, epoch)
+
+
+async def test_a_made_up_certificate_raises_no_conflict_at_any_desk(net: TrustNet) -> None:
+    """A child may send any bytes: a certificate its named issuer never signed places nothing and warns no one."""
+    await net.enroll("T05", TOWN, "C1")
+    await net.sync_all(2)
+    city = net.books["S"]
+    stranger = NodeKey.generate_pair()
+    made_up = make_certificate(
+        node="T05", role=TOWN, parent="C2", keys=stranger.records("T05"), issuer="C2", now_ms=now_ms()
+    )
+    assert city.state is not None and city.state.place_conflict(made_up)  # it would move T05 if it were taken
+    await city.add([sign_document(made_up, [stranger])], peer="C2")
+    assert await id_conflicts(net.stores["S"]) == []
+    assert net.stores["S"].directory.parent("T05") == "C1"
