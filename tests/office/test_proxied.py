@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from office_kit import Story, seed_store
+from office_kit import Story, seeded_county
 
 from protocol.actions import Applicant, HandOff, Receive, Register
 from protocol.errand import PROXIED
@@ -27,8 +27,7 @@ from sanji.office.ledger import LedgerFilter
 from sanji.office.query import build_filter
 from sanji.office.source import ledger
 from sanji.office.stats import group, total
-from sanji.store import Store, open_database
-from sanji.workcalendar import load_calendar
+from sanji.store import Store
 
 AS_OF = date(2026, 12, 8)
 
@@ -44,19 +43,10 @@ def village_story(errand: str, *, in_person: bool) -> Story:
 
 @pytest.fixture
 async def county(tmp_path: Path) -> AsyncIterator[tuple[Store, NodeContext]]:
-    layout = county_layout(1, 1)
-    db = await open_database(f"sqlite+aiosqlite:///{tmp_path / 'county.db'}")
-    try:
-        store = Store(db, node_id="C", key=layout.keys["C"], directory=layout.directory)
-        await store.start()
-        walk_in = Story("P3", "T01", "T01").registered("2026-11-04").accepted("2026-11-04", "2026-11-11")
-        stories = [village_story("P1", in_person=False), village_story("P2", in_person=True), walk_in]
-        await seed_store(store, stories, layout.keys)
-        context = NodeContext(store, load_calendar())
-        await context.load()
-        yield store, context
-    finally:
-        await db.dispose()
+    walk_in = Story("P3", "T01", "T01").registered("2026-11-04").accepted("2026-11-04", "2026-11-11")
+    stories = [village_story("P1", in_person=False), village_story("P2", in_person=True), walk_in]
+    async with seeded_county(tmp_path / "county.db", stories, county_layout(1, 1)) as held:
+        yield held
 
 
 async def test_the_ledger_knows_a_proxied_errand_beside_its_handling_kind(county: tuple[Store, NodeContext]) -> None:
