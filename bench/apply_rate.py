@@ -38,6 +38,7 @@ from protocol.batch import open_frame
 from protocol.encoding import encode
 from protocol.session import DEFAULT_BUDGET_BYTES
 from protocol.topology import COUNTY
+from sanji import memory
 from sanji.store import Store, open_database
 from sanji.store import schema as t
 from sanji.sync.driver import SessionReport, sync_once
@@ -88,6 +89,7 @@ async def apply_to_fresh_county(corpus: Corpus, url: str, baseline: dict[str, An
         latencies: list[float] = []
         applied_actions = applied_batches = 0
         statuses: Counter[str] = Counter()
+        memory.settle_heap()  # as `sanji county serve` does once started (sanji/cli/serve.py)
         started = time.perf_counter()
         for push in corpus.pushes:
             t0 = time.perf_counter()

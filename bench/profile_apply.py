@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import hashlib
 import io
 import json
@@ -33,6 +34,7 @@ from sqlalchemy import event
 
 from bench.corpus import Push, build_corpus
 from protocol.topology import COUNTY, Directory, NodeEntry
+from sanji import memory
 from sanji.keys import NodeKey
 from sanji.store import Store, open_database
 
@@ -66,7 +68,7 @@ async def build(errands: int, seed: int, *, towns: int = 2, villages_per_town: i
 
 
 async def apply(
-    saved: Saved, db_path: Path, profiler: cProfile.Profile | None, url: str | None = None
+    saved: Saved, db_path: Path, profiler: cProfile.Profile | None, url: str | None = None, *, settle: bool = True
 ) -> dict[str, Any]:
     directory = Directory(saved.entries)
     assert directory.role(saved.county) == COUNTY
@@ -87,12 +89,17 @@ async def apply(
         if profiler:
             profiler.enable()
         latencies: list[float] = []
+        if settle:
+            memory.settle_heap()  # as `sanji county serve` does once started (sanji/cli/serve.py)
+        collected = _GcTimer()
+        gc.callbacks.append(collected)
         for push in pushes:
             pushed = time.perf_counter()
             outcome = await store.receive(push.frames, peer=push.town)
             latencies.append(time.perf_counter() - pushed)
             actions += outcome.applied_actions
             frames += outcome.applied_batches
+        gc.callbacks.remove(collected)
         if profiler:
             profiler.disable()
         seconds = time.perf_counter() - started
@@ -111,12 +118,37 @@ async def apply(
         "actions_per_cpu_s": round(actions / cpu_seconds, 1),  # the figure other load moves least
         "push_ms": _quantiles(latencies),  # wall: one receive (commit included), moved by other load
         "actions_per_push": round(actions / max(1, len(latencies)), 1),
+        "gc": collected.summary(),  # the cyclic collector's pauses during the apply, by generation
         "statements": sent,  # including BEGIN/SAVEPOINT/RELEASE (COMMIT is not a statement here)
         "statements_per_frame": round(sent / max(1, frames), 2),
         "database": "sqlite" if url is None else "postgresql",
         "errands": len(digests),
         "digests_sha256": hashlib.sha256(digest_of_all).hexdigest()[:16],  # compare across code versions
     }
+
+
+class _GcTimer:
+    """A ``gc.callbacks`` entry timing each collection: how much of an apply the cyclic collector takes."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        self.seconds[info["generation"]] += time.perf_counter() - self.started
+        self.count[info["generation"]] += 1
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "seconds": round(sum(self.seconds), 3),
+            "by_generation": [
+                {"collections": n, "seconds": round(s, 3)} for n, s in zip(self.count, self.seconds, strict=True)
+            ],
+        }
 
 
 def _quantiles(seconds: list[float]) -> dict[str, float]:
@@ -136,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the raw cProfile stats here")
     parser.add_argument("--no-profile", action="store_true", help="only time the apply")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--no-settle", action="store_true", help="leave start-up's objects to the collector (no gc.freeze)"
+    )
     parser.add_argument("--db", default=None, help="apply into this database (an empty PostgreSQL one) instead")
     args = parser.parse_args(argv)
     if args.corpus is not None and args.corpus.exists():
@@ -149,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     profiler = None if args.no_profile else cProfile.Profile()
     tmp = Path(tempfile.mkdtemp(prefix="sanji-profile-apply-"))
     try:
-        result = asyncio.run(apply(saved, tmp / "county.db", profiler, args.db))
+        result = asyncio.run(apply(saved, tmp / "county.db", profiler, args.db, settle=not args.no_settle))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if profiler is not None:

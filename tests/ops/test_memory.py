@@ -55,6 +55,35 @@ def test_trim_hands_scattered_free_pages_back_on_glibc() -> None:
     assert int(released_kb) > 40_000  # most of the ≈ 79 MB freed between the kept blocks
 
 
+# Run in a fresh interpreter: what it freezes would otherwise outlive this test in the test process.
+SETTLED = """
+import gc, weakref
+from sanji import memory
+
+class Node:
+    pass
+
+garbage = Node()
+garbage.me = garbage  # a cycle only the collector frees
+dead = weakref.ref(garbage)
+del garbage
+kept = [[] for _ in range(10_000)]
+frozen = memory.settle_heap()
+later = []
+walked = {id(o) for o in gc.get_objects()}
+print(dead() is None, frozen >= len(kept), id(kept[0]) in walked, id(later) in walked)
+"""
+
+
+def test_settling_the_heap_frees_cycles_first_then_leaves_start_up_out_of_every_collection() -> None:
+    out = subprocess.run([sys.executable, "-c", SETTLED], capture_output=True, text=True, check=True, timeout=60)
+    freed_first, counted, start_up_walked, later_walked = out.stdout.split()
+    assert freed_first == "True"  # start-up's garbage was collected, not frozen
+    assert counted == "True"
+    assert start_up_walked == "False"  # a full collection no longer walks what start-up left alive
+    assert later_walked == "True"  # what the node makes afterwards is collected as before
+
+
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_arenas_are_limited_on_glibc_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
