@@ -84,7 +84,7 @@ async def apply(
         await store.start()
         pushes = [Push(round=0, town=town, frames=tuple(frames)) for town, frames in saved.pushes]
         actions = frames = 0
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started, loop_started = time.perf_counter(), time.process_time(), time.thread_time()
         statements["n"] = 0
         if profiler:
             profiler.enable()
@@ -104,6 +104,8 @@ async def apply(
             profiler.disable()
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
+        loop_seconds = time.thread_time() - loop_started
+        warm = store._warm
         sent = statements["n"]
         digests = await store.digests()
     finally:
@@ -112,6 +114,8 @@ async def apply(
     return {
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu_seconds, 3),  # this process, all threads: less hit by other load than wall time
+        "loop_cpu_seconds": round(loop_seconds, 3),  # the event loop's thread alone (not the SQLite worker's)
+        "warm_errands": {"taken": warm.taken, "read": warm.missed},  # continued from memory / read back
         "frames": frames,
         "actions": actions,
         "actions_per_s": round(actions / seconds, 1),

@@ -658,35 +658,21 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
     return new
 
 
-def project(
-    errand_id: str, actions: Iterable[Action], directory: Directory, *, bounded: Container[str] = frozenset()
-) -> Projection:
-    """Replay ``actions`` (see the module's docstring). ``bounded``: ids of actions the caller knows passed
-    ``judge`` before (the store's applied ones, one body per id), whose bounds need no second walk."""
-    unique: dict[str, Action] = {}
-    contested: set[str] = set()  # ids under two bodies: which one passed the bounds is not known
-    for action in actions:
-        if action.errand != errand_id:
-            raise ValueError(f"action {action.id} belongs to errand {action.errand}, not {errand_id}")
-        held = unique.get(action.id)
-        # Two different actions under one id (a node restored from a backup): keep the one whose
-        # encoding sorts first, so the choice depends on the set, never on arrival order.
-        if held is not None and held != action:
-            contested.add(action.id)
-        if held is None or (held != action and encode(action) < encode(held)):
-            unique[action.id] = action
-    by_base: dict[int, list[Action]] = defaultdict(list)
-    notes: list[Action] = []
-    for action in unique.values():
-        if isinstance(action, ANNOTATIONS):
-            notes.append(action)
-        else:
-            by_base[action.base].append(action)
-    state: ErrandState | None = None
-    main: list[str] = []
-    rejected: dict[str, str] = {}
-    version = 0
-    beside: list[str] = []
+def _advance(
+    state: ErrandState | None,
+    version: int,
+    by_base: Mapping[int, list[Action]],
+    directory: Directory,
+    *,
+    main: list[str],
+    rejected: dict[str, str],
+    beside: list[str],
+    bounded: Container[str],
+    contested: Container[str],
+) -> tuple[ErrandState | None, int]:
+    """The main line from ``version`` on (``state`` at it): at each version the departments' answers beside
+    the holder, then the first candidate by id that is allowed; the others at it are rejected. Stops at the
+    first version nothing is allowed at. Appends to ``main``, ``rejected`` and ``beside``."""
     while by_base.get(version):
         winner: Action | None = None
         group = sorted(by_base[version], key=lambda a: a.id)
@@ -716,6 +702,14 @@ def project(
         state = step(state, winner)
         main.append(winner.id)
         version += 1
+    return state, version
+
+
+def _unplaced(
+    by_base: Mapping[int, list[Action]], version: int, *, main: list[str], rejected: dict[str, str], beside: list[str]
+) -> list[str]:
+    """What ``_advance`` left of ``by_base``: waiting when based past the line's end, else rejected (its version
+    was taken). Returns the waiting ids; adds the rejected to ``rejected``."""
     waiting: list[str] = []
     for base, group in by_base.items():
         for action in group:
@@ -725,6 +719,40 @@ def project(
                 waiting.append(action.id)
             else:
                 rejected[action.id] = f"based on version {base}, but version {base} was already taken"
+    return waiting
+
+
+def project(
+    errand_id: str, actions: Iterable[Action], directory: Directory, *, bounded: Container[str] = frozenset()
+) -> Projection:
+    """Replay ``actions`` (see the module's docstring). ``bounded``: ids of actions the caller knows passed
+    ``judge`` before (the store's applied ones, one body per id), whose bounds need no second walk."""
+    unique: dict[str, Action] = {}
+    contested: set[str] = set()  # ids under two bodies: which one passed the bounds is not known
+    for action in actions:
+        if action.errand != errand_id:
+            raise ValueError(f"action {action.id} belongs to errand {action.errand}, not {errand_id}")
+        held = unique.get(action.id)
+        # Two different actions under one id (a node restored from a backup): keep the one whose
+        # encoding sorts first, so the choice depends on the set, never on arrival order.
+        if held is not None and held != action:
+            contested.add(action.id)
+        if held is None or (held != action and encode(action) < encode(held)):
+            unique[action.id] = action
+    by_base: dict[int, list[Action]] = defaultdict(list)
+    notes: list[Action] = []
+    for action in unique.values():
+        if isinstance(action, ANNOTATIONS):
+            notes.append(action)
+        else:
+            by_base[action.base].append(action)
+    main: list[str] = []
+    rejected: dict[str, str] = {}
+    beside: list[str] = []
+    state, version = _advance(
+        None, 0, by_base, directory, main=main, rejected=rejected, beside=beside, bounded=bounded, contested=contested
+    )
+    waiting = _unplaced(by_base, version, main=main, rejected=rejected, beside=beside)
     applied_notes: list[str] = []
     for note in sorted(notes, key=lambda n: (n.at, n.id)):
         if state is None:
@@ -754,52 +782,72 @@ def fold(
     directory: Directory,
     *,
     made_here: bool = False,
+    waiting: Sequence[Action] = (),
 ) -> Projection | None:
     """``before`` continued by ``actions`` without replaying its history: equal to ``project`` over
     everything whenever it answers, None when the order is not that simple (the caller projects it all).
 
-    ``held`` maps each action ``before`` was projected from to its base (None for a note). The simple
-    case, the common one, is a main line that nothing competes with: ``before`` has nothing waiting and
-    holds no note (a note's verdict follows the stage, and notes are folded after the main line), no
-    action it holds is based at or above its version, and ``actions`` are new main-line actions based
-    exactly on the next versions, each one allowed. Then ``project`` would replay ``before``'s versions
-    unchanged (every candidate at each of them is the same) and take each new action at its version.
+    ``held`` maps each action ``before`` was projected from to its base (None for a note); ``waiting`` are
+    the bodies of ``before.waiting``. The case taken, the common one, is a main line with no note held
+    (a note's verdict follows the stage, and notes are taken after the main line) whose every held action
+    below its version is decided, and ``actions`` are new main-line actions based at or past that version.
+    Then ``project`` would replay ``before``'s versions unchanged (every candidate at each of them is the
+    same), and from there on its candidates are exactly the waiting ones and ``actions``: the same steps
+    (``_advance``) are taken from ``before``'s state instead of from the start.
 
     ``made_here``: ``before`` is what ``project`` or ``fold`` returned in this process (not read back from
     a store), so its digest is its own and is not computed again to check it.
     """
     state = before.state
     version = len(before.main)
-    if before.waiting or before.notes or (state.version if state else 0) != version:
+    if before.notes or (state.version if state else 0) != version:
         return None
+    waits = set(before.waiting)
+    if len(waiting) != len(waits) or {a.id for a in waiting} != waits:
+        return None  # the bodies of what waits are needed to take it up
     if not made_here and digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
         return None  # not a projection of what is held (a stale or foreign row): re-project
-    if set(before.rejected) | set(before.main) != set(held):
+    if set(before.rejected) | set(before.main) | waits != set(held):
         return None
-    if any(base is None or base >= version for base in held.values()):
+    if any(base is None or (base >= version and aid not in waits) for aid, base in held.items()):
         return None  # a note, or a competitor at the frontier
-    main = list(before.main)
-    for action in sorted(actions, key=lambda a: (a.base, a.id)):
+    fresh: set[str] = set()
+    for action in actions:
         if (
             action.errand != before.errand
             or action.id in held
-            or action.id in main[version:]  # one id twice (a restored node's rewrite): project keeps one
+            or action.id in fresh  # one id twice (a restored node's rewrite): project keeps one
             or isinstance(action, ANNOTATIONS)
-            or beside_holder(state, action)  # a department's answer takes no version: project orders it
-            or action.base != len(main)
-            or judge(state, action, directory) is not None
+            or action.base < version  # a rival of a version taken: project decides among them
         ):
             return None
-        state = step(state, action)
-        main.append(action.id)
+        fresh.add(action.id)
+    by_base: dict[int, list[Action]] = defaultdict(list)
+    for action in (*waiting, *actions):
+        by_base[action.base].append(action)
+    main = list(before.main)
+    rejected = dict(before.rejected)
+    beside: list[str] = []
+    state, version = _advance(
+        state,
+        version,
+        by_base,
+        directory,
+        main=main,
+        rejected=rejected,
+        beside=beside,
+        bounded=frozenset(),  # none of them was allowed before: every one is walked
+        contested=frozenset(),
+    )
+    still = _unplaced(by_base, version, main=main, rejected=rejected, beside=beside)
     return Projection(
         errand=before.errand,
         state=state,
         main=tuple(main),
-        notes=(),
-        rejected=dict(before.rejected),
-        waiting=(),
-        digest=digest_of(before.errand, state, main, [], before.rejected),
+        notes=tuple(beside),
+        rejected=rejected,
+        waiting=tuple(sorted(still)),
+        digest=digest_of(before.errand, state, main, beside, rejected),
     )
 
 

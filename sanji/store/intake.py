@@ -39,6 +39,7 @@ from protocol.stream import StreamKey
 from sanji.store import bulk
 from sanji.store import schema as t
 from sanji.store.projections import errand_row
+from sanji.store.warm import WarmErrands
 
 # Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
 CHUNK = 4000
@@ -78,19 +79,27 @@ class ActionRow:
             self.action = decode_action(self.body)
         return self.action
 
+    def copy(self) -> ActionRow:
+        return ActionRow(self.id, self.errand, self.base, self.kind, self.status, self.reason, self.body, self.action)
+
 
 class KeptRow:
     """The columns of an ``errands`` row ``Store._recompute`` reads."""
 
-    __slots__ = ("basis", "digest", "id", "state")
+    __slots__ = ("basis", "digest", "id", "state", "waiting")
 
-    def __init__(self, id: str, state: bytes | None, digest: str, basis: str) -> None:
-        self.id, self.state, self.digest, self.basis = id, state, digest, basis
+    def __init__(self, id: str, state: bytes | None, digest: str, basis: str, waiting: int = 0) -> None:
+        self.id, self.state, self.digest, self.basis, self.waiting = id, state, digest, basis, waiting
 
 
 class Intake:
-    def __init__(self, *, defer: bool = False) -> None:
+    def __init__(self, *, defer: bool = False, warm: WarmErrands | None = None) -> None:
         self.defer = defer
+        self.warm = warm  # what this process left of errands it projected lately (``sanji.store.warm``)
+        # Projections of errands taken warm: made by this process and stored as they are, so a fold
+        # continues them without decoding the kept state or checking its digest (``Store._recompute``).
+        self.warm_projections: dict[str, Projection] = {}
+        self.written: dict[str, tuple[Projection, str]] = {}  # what ``flush`` wrote: (projection, basis)
         self._batch_rows: dict[tuple[StreamKey, int], dict[str, Any]] = {}  # deferred: in the order taken
         self._action_rows: dict[str, dict[str, Any]] = {}  # deferred, by id, in the order inserted
         self._replaced: dict[str, dict[str, Any]] = {}  # deferred: rows of earlier calls rewritten whole, by id
@@ -172,12 +181,15 @@ class Intake:
         for part in _chunks(errands):
             # Rows unpacked as tuples: a named attribute of a result row costs several times more, and a
             # push reads every action of the errands it touches.
-            for eid, state, digest, basis in await conn.execute(
-                select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
-                    t.errands.c.id.in_(part)
-                )
+            for eid, state, digest, basis, waiting in await conn.execute(
+                select(
+                    t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis, t.errands.c.waiting
+                ).where(t.errands.c.id.in_(part))
             ):
-                self.kept[eid] = KeptRow(eid, state, digest, basis)
+                self.kept[eid] = KeptRow(eid, state, digest, basis, waiting)
+            cold = self._take_warm(part)
+            if not cold:
+                continue
             for r in await conn.execute(
                 select(
                     t.actions.c.id,
@@ -187,7 +199,7 @@ class Intake:
                     t.actions.c.status,
                     t.actions.c.reason,
                     t.actions.c.body,
-                ).where(t.actions.c.errand.in_(part))
+                ).where(t.actions.c.errand.in_(cold))
             ):
                 self._remember(ActionRow(*r))
         ids = sorted({i for i in action_ids if i not in self._known})
@@ -197,6 +209,23 @@ class Intake:
                 select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(part))
             ):
                 self.status_of.setdefault(aid, status)
+
+    def _take_warm(self, errands: Sequence[str]) -> list[str]:
+        """Take the rows of ``errands`` this process left warm and still stored as it wrote them; returns
+        the others, to read."""
+        if self.warm is None:
+            return list(errands)
+        cold = []
+        for eid in errands:
+            row = self.kept[eid]
+            warm = None if row is None else self.warm.take(eid, (row.digest, row.waiting, row.basis))
+            if warm is None:
+                cold.append(eid)
+                continue
+            for action_row in warm.rows:
+                self._remember(action_row)
+            self.warm_projections[eid] = warm.projection
+        return cold
 
     def _remember(self, row: ActionRow) -> None:
         self.actions[row.errand].append(row)
@@ -319,6 +348,7 @@ class Intake:
         await bulk.update_many(conn, t.actions, statuses, keys=("id",))
         errands = [errand_row(p, scope=scope, basis=basis) for _, (p, scope, basis) in sorted(self.projected.items())]
         await bulk.upsert_many(conn, t.errands, errands, keys=("id",))
+        self.written.update((e, (p, basis)) for e, (p, _, basis) in self.projected.items())
         self._batch_rows.clear()
         self._action_rows.clear()
         self._replaced.clear()

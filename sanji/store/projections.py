@@ -38,6 +38,8 @@ class Held(Protocol):
     status: str
     reason: str
 
+    def decoded(self) -> Action: ...
+
 
 @lru_cache(maxsize=4)
 def basis_of(directory: Directory) -> str:
@@ -60,7 +62,7 @@ def fold_kept(
         if kept is None:
             return None
         before = kept
-    return fold(before, _bases(others), fresh, directory)
+    return fold(before, _bases(others), fresh, directory, waiting=_waiting(before, others))
 
 
 def fold_projected(
@@ -69,13 +71,22 @@ def fold_projected(
     """``before``, a projection this store made of ``held`` (their statuses written from it) under the
     current basis, continued by ``fresh``; None when ``fold`` declines. ``fold`` checks that it covers
     exactly what is held, as for a kept row; its digest is its own (``made_here``)."""
-    return fold(before, _bases(_others(held, fresh)), fresh, directory, made_here=True)
+    others = _others(held, fresh)
+    return fold(before, _bases(others), fresh, directory, made_here=True, waiting=_waiting(before, others))
 
 
 def _others(held: Sequence[Held], fresh: Sequence[Action]) -> list[Held]:
     """The held actions a projection before ``fresh`` was made of (foreign copies are never projected)."""
     fresh_ids = {a.id for a in fresh}
     return [h for h in held if h.id not in fresh_ids and h.status != ledger.FOREIGN]
+
+
+def _waiting(before: Projection, others: Sequence[Held]) -> list[Action]:
+    """The bodies of what waits in ``before`` (decoded only when something waits)."""
+    if not before.waiting:
+        return []
+    waits = set(before.waiting)
+    return [h.decoded() for h in others if h.id in waits]
 
 
 def _bases(others: Sequence[Held]) -> dict[str, int | None]:

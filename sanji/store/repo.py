@@ -54,6 +54,7 @@ from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
 from sanji.store.traffic import Traffic
 from sanji.store.views import Views
+from sanji.store.warm import WarmErrands
 
 log = logging.getLogger("sanji.store")
 FOREIGN = ledger.FOREIGN  # carried in a stream that may not carry it: kept for audit, never judged
@@ -119,6 +120,7 @@ class _Taken:
         self.results: list[FrameResult] = []
         self.refusals: list[str] = []  # refused frames' codes, the first few logged one by one
         self.applied_batches = self.applied_actions = 0
+        self.intake: Intake | None = None  # the attempt's: what it wrote is left warm once committed
 
     def add(self, receipt: ledger.Receipt) -> None:
         applied = receipt.applied
@@ -172,6 +174,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         self.parent_confirmed = directory.parent(node_id) is None
         # This database is a backup copy (``ledger.RESTORED_MARK``) its parent has not confirmed since.
         self.restored = False
+        # errands received lately, continued without reading them back
+        self._warm = WarmErrands.for_role(directory.role(node_id))
 
     def use_directory(self, directory: Directory) -> None:
         """Verify with ``directory`` from now on (new certificates, rotated or revoked keys)."""
@@ -418,6 +422,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             taken = await self._take_all(conn, frames, opened, peer)
             if taken.applied_batches:
                 await self._keep_clock(conn)
+        if taken.intake is not None:  # committed: the next push continues these errands from memory
+            self._warm.keep(taken.intake.written, taken.intake.actions)
         if taken.failure is not None:
             if taken.applied_batches:
                 self._changed()
@@ -456,7 +462,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             taken = _Taken(failure)
             if count == 0:
                 return taken
-            intake = Intake(defer=defer)
+            intake = taken.intake = Intake(defer=defer, warm=self._warm)
             try:
                 async with conn.begin_nested():
                     await intake.preload(conn, [b for b in opened[:count] if isinstance(b, Batch)])
@@ -937,11 +943,21 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     folded = projections.fold_projected(earlier[0], entries, by_errand[errand_id], self.directory)
             else:
                 same_basis = row is not None and row.basis == basis
-                if by_errand.get(errand_id) and (row is None or same_basis):
+                warm = intake.warm_projections.get(errand_id) if intake is not None else None
+                if by_errand.get(errand_id) and warm is not None and same_basis:
+                    folded = projections.fold_projected(warm, entries, by_errand[errand_id], self.directory)
+                elif by_errand.get(errand_id) and (row is None or same_basis):
                     folded = projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
             if folded is not None:
                 out[errand_id] = folded
-                changes += [{"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in by_errand[errand_id]]
+                # A fold decides the fresh actions and may take up what waited; nothing else changes.
+                fresh_ids = {a.id for a in by_errand[errand_id]}
+                verdict = _Verdicts(folded)
+                for e in entries:
+                    if e.id in fresh_ids or e.status == "waiting":
+                        new = verdict(e.id)
+                        if e.id in fresh_ids or (e.status, e.reason) != new:
+                            changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
                 made[errand_id] = (folded, "")
                 continue
             decoded = [(e.id, None if e.status == FOREIGN else e.decoded(), e.status, e.reason) for e in entries]
@@ -950,17 +966,11 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
             proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], self.directory, bounded=bounded)
             out[errand_id] = proj
-            applied = set(proj.main) | set(proj.notes)
-            waiting = set(proj.waiting)
+            verdict = _Verdicts(proj)
             for aid, action, status, reason in decoded:
                 if action is None:
                     continue
-                if aid in applied:
-                    new = ("applied", "")
-                elif aid in waiting:
-                    new = ("waiting", "")
-                else:
-                    new = ("rejected", proj.rejected.get(aid, "rejected"))
+                new = verdict(aid)
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
             scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
@@ -984,6 +994,22 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+class _Verdicts:
+    """The status and reason a projection gives each action it was projected from."""
+
+    def __init__(self, proj: Projection) -> None:
+        self.applied = {*proj.main, *proj.notes}
+        self.waiting = set(proj.waiting)
+        self.rejected = proj.rejected
+
+    def __call__(self, aid: str) -> tuple[str, str]:
+        if aid in self.applied:
+            return ("applied", "")
+        if aid in self.waiting:
+            return ("waiting", "")
+        return ("rejected", self.rejected.get(aid, "rejected"))
 
 
 def _stream_clause(which: ledger.StreamFilter) -> list[ColumnElement[bool]]:

@@ -488,14 +488,21 @@ async def projected_rows(store: Store) -> tuple[list[dict[str, object]], list[tu
 
 
 def spy_on_folds(monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
-    """``folded()``: the errands folded since the last call (the real ``fold_kept`` runs; this only records)."""
+    """``folded()``: the errands folded since the last call, onto their kept rows or onto what this process
+    projected before (the real ``fold_kept`` / ``fold_projected`` run; this only records)."""
     folded: set[str] = set()
-    real = projections.fold_kept
+    kept, projected = projections.fold_kept, projections.fold_projected
 
-    def recording(errand_id, row, held, fresh, directory):  # type: ignore[no-untyped-def]
-        out = real(errand_id, row, held, fresh, directory)
+    def from_row(errand_id, row, held, fresh, directory):  # type: ignore[no-untyped-def]
+        out = kept(errand_id, row, held, fresh, directory)
         if out is not None:
             folded.add(errand_id)
+        return out
+
+    def from_memory(before, held, fresh, directory):  # type: ignore[no-untyped-def]
+        out = projected(before, held, fresh, directory)
+        if out is not None:
+            folded.add(before.errand)
         return out
 
     def since() -> set[str]:
@@ -503,7 +510,8 @@ def spy_on_folds(monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
         folded.clear()
         return out
 
-    monkeypatch.setattr(projections, "fold_kept", recording)
+    monkeypatch.setattr(projections, "fold_kept", from_row)
+    monkeypatch.setattr(projections, "fold_projected", from_memory)
     return since
 
 
@@ -524,10 +532,10 @@ async def test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full
     for frame in chain(layout, batches):
         assert statuses(await town.receive([frame], peer=VILLAGE)) == ["stored"]
         per_batch.append(folded())
-    # E1's registration and submission continue it in order. A refused rival, then the submission it
-    # rivalled (a held action at the frontier: fold leaves weighing rivals to project), a note, an errand
-    # holding a note: all projected from everything.
-    assert per_batch == [{"E1"}, {"E1"}, set(), set(), set()]
+    # E1's registration and submission continue it in order; so does E2's registration with a rival
+    # refused beside it. Then the submission the rival competed with (a held action at the frontier: fold
+    # leaves weighing rivals to project), a note, an errand holding a note: all projected from everything.
+    assert per_batch == [{"E1"}, {"E1"}, {"E2"}, set(), set()]
     assert await town.digests() == expected_digests(layout, batches)
     kept = await projected_rows(town)
     assert {row["basis"] for row in kept[0]} == {projections.basis_of(layout.directory)}
@@ -547,7 +555,7 @@ async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
     assert folded() == {"E1"}
     async with town.transaction() as conn:  # a row from before migration 0017 (or another tree)
         await conn.execute(t.errands.update().values(basis=""))
-    await town.receive([f2], peer=VILLAGE)
+    await town.receive([f2], peer=VILLAGE)  # not what this process wrote either: read back, not continued
     assert folded() == set()
     await town.receive([f3], peer=VILLAGE)
     assert folded() == {"E2"}
@@ -556,6 +564,7 @@ async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
         raw = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == "E2"))
         bent = encode(msgspec.structs.replace(msgspec.msgpack.decode(raw, type=ErrandState), holder=TOWN))
         await conn.execute(t.errands.update().where(t.errands.c.id == "E2").values(state=bent))
+    town = await open_store(TOWN)  # a process that did not write the row (one that did continues its own)
     await town.receive([f4], peer=VILLAGE)
     assert folded() == set()
     assert state == "registered"
@@ -565,6 +574,53 @@ async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
     async with town.transaction() as conn:
         await town._recompute(conn, ["E1", "E2"])
     assert await projected_rows(town) == kept
+
+
+def reads_of_actions_by_errand(store: Store) -> list[str]:
+    """Every statement ``store`` sends that reads the actions of errands (the rows ``Intake`` reads back)."""
+    seen: list[str] = []
+
+    def record(_c, _cur, statement: str, *_: object) -> None:  # type: ignore[no-untyped-def]
+        if "FROM actions" in statement and "actions.errand IN" in statement:
+            seen.append(statement)
+
+    event.listen(store.db.writer.sync_engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_a_push_continues_what_this_process_wrote_without_reading_it_back(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    town = await open_store(TOWN)
+    batches: list[list[Action]] = [[register("E1", 1), register("E2", 2)], [submit("E1", 3)], [submit("E2", 4)]]
+    f1, f2, f3 = chain(layout, batches)
+    await town.receive([f1], peer=VILLAGE)
+    reads = reads_of_actions_by_errand(town)
+    await town.receive([f2], peer=VILLAGE)
+    await town.receive([f3], peer=VILLAGE)
+    assert reads == []  # both errands were continued from what this process wrote
+    assert await town.digests() == expected_digests(layout, batches)
+    kept = await projected_rows(town)
+    async with town.transaction() as conn:
+        await town._recompute(conn, ["E1", "E2"])
+    assert await projected_rows(town) == kept
+
+
+async def test_an_errand_another_process_wrote_since_is_read_back_not_continued(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    """Two processes on one database (hub workers): what one remembers of an errand the other has written
+    since is stale; the row's digest and waiting count say so, and the errand is read back."""
+    first, second = await open_store(TOWN), await open_store(TOWN)
+    batches: list[list[Action]] = [[register("E1", 1)], [submit("E1", 2)], [note("E1", 3, "材料已补齐")]]
+    f1, f2, f3 = chain(layout, batches)
+    await first.receive([f1], peer=VILLAGE)  # `first` remembers E1 registered
+    await second.receive([f2], peer=VILLAGE)  # `second` submits it
+    reads = reads_of_actions_by_errand(first)
+    await first.receive([f3], peer=VILLAGE)
+    assert len(reads) == 1  # E1 read back: the submission `first` never saw is in the projection
+    assert await first.digests() == expected_digests(layout, batches)
+    assert (await first.errand("E1") or {})["stage"] == "submitted"
 
 
 async def test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again(

@@ -1,0 +1,100 @@
+"""The errands this process projected lately, kept between receive calls so the next push need not read
+their actions back (issue 15).
+
+A push touches a few hundred errands and most of them again a little later: the township's next push
+carries the next step of the same errands. ``Intake`` read every action of each touched errand and
+decoded the kept state each time, though this process had written both a moment before. Now a call that
+commits leaves here, for each errand it projected, the action rows as it wrote them and its projection;
+the next call takes them instead of reading, if the errand's stored row still says what this process
+wrote (``Warm.token``: its digest, how many actions wait, and the basis it was projected under).
+
+Why that check is enough: every write of an errand's actions, on any process, projects the errand and
+writes its row in the same transaction. A new action that is not a foreign copy is applied (the main line
+or the notes change, so the digest does), rejected (the rejected ids are digested) or left waiting (the
+count changes); a foreign copy is never projected, so missing it changes nothing a projection reads. A
+row written by another process or an older release, or a call that rolled back, leaves a token this
+process did not write, and the errand is read as before.
+
+Bounded by the action rows held (``MAX_ROWS``, by tier: about 1.1 KB a row with its body decoded, so
+≈ 22 MB at a county, 1 MB on a village laptop), the errands taken longest ago dropped first; a node
+restarted starts cold. What is handed out is a copy: a call changes the statuses of the rows it holds, and a call that
+rolls back must not leave its changes here.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from protocol.errand import Projection
+from protocol.topology import COUNTY, TOWN, VILLAGE
+
+if TYPE_CHECKING:
+    from sanji.store.intake import ActionRow
+
+# About 2,000 errands of a county's (≈ 9 actions each); a village receives only its own errands' results.
+MAX_ROWS = {COUNTY: 20_000, TOWN: 8_000, VILLAGE: 1_000}
+DEFAULT_ROWS = 20_000  # a city or a province hub
+
+Token = tuple[str, int, str]  # the errand row's digest, its count of waiting actions, its basis
+
+
+class Warm:
+    __slots__ = ("basis", "projection", "rows")
+
+    def __init__(self, projection: Projection, basis: str, rows: Sequence[ActionRow]) -> None:
+        self.projection, self.basis, self.rows = projection, basis, tuple(rows)
+
+    @property
+    def token(self) -> Token:
+        return (self.projection.digest, len(self.projection.waiting), self.basis)
+
+
+class WarmErrands:
+    def __init__(self, max_rows: int = DEFAULT_ROWS) -> None:
+        self.max_rows = max_rows
+        self._kept: OrderedDict[str, Warm] = OrderedDict()
+        self._rows = 0
+        self.taken = self.missed = 0  # for the benchmarks and the curious
+
+    @classmethod
+    def for_role(cls, role: str) -> WarmErrands:
+        return cls(MAX_ROWS.get(role, DEFAULT_ROWS))
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def take(self, errand: str, token: Token) -> Warm | None:
+        """What this process left of ``errand``, if its stored row (``token``) is still the one it wrote;
+        the rows are copies the caller may change."""
+        warm = self._kept.get(errand)
+        if warm is None or warm.token != token:
+            self.missed += 1
+            return None
+        self.taken += 1
+        self._kept.move_to_end(errand)
+        return Warm(warm.projection, warm.basis, [r.copy() for r in warm.rows])
+
+    def keep(self, written: Mapping[str, tuple[Projection, str]], rows: Mapping[str, Iterable[ActionRow]]) -> None:
+        """After a commit: ``written`` maps each errand projected to its projection and basis, ``rows`` the
+        errand's action rows as written."""
+        for errand, (projection, basis) in written.items():
+            self.forget(errand)
+            warm = Warm(projection, basis, list(rows.get(errand, ())))
+            if len(warm.rows) > self.max_rows:
+                continue
+            self._kept[errand] = warm
+            self._rows += len(warm.rows)
+        while self._rows > self.max_rows:
+            _, oldest = self._kept.popitem(last=False)
+            self._rows -= len(oldest.rows)
+
+    def forget(self, errand: str) -> None:
+        gone = self._kept.pop(errand, None)
+        if gone is not None:
+            self._rows -= len(gone.rows)
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._rows = 0
