@@ -25,6 +25,7 @@ import hashlib
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date
+from functools import lru_cache
 
 import msgspec
 
@@ -350,6 +351,7 @@ class Precheck(msgspec.Struct, frozen=True, kw_only=True):
     provisional: bool = False
 
 
+@lru_cache(maxsize=4096)  # the catalogue's few hundred names, asked for by every registration judged
 def normalise_material(name: str) -> str:
     """Compare material names ignoring width (NFKC) and whitespace: "户口簿（原件）" == "户口簿 (原件)"."""
     return "".join(unicodedata.normalize("NFKC", name).split())

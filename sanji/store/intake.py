@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger
@@ -43,6 +43,24 @@ from sanji.store.warm import WarmErrands
 
 # Values bound in one IN list: a carried file's frames all come in one call, far more than a push's.
 CHUNK = 4000
+
+
+# Built once: an IN list built from a push's thousands of ids cost more than running it (each value
+# coerced into the expression); an expanding parameter takes the list as it is.
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_KEPT_ROWS = select(
+    t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis, t.errands.c.waiting
+).where(t.errands.c.id.in_(_IDS))
+_ACTION_ROWS = select(
+    t.actions.c.id,
+    t.actions.c.errand,
+    t.actions.c.base,
+    t.actions.c.kind,
+    t.actions.c.status,
+    t.actions.c.reason,
+    t.actions.c.body,
+).where(t.actions.c.errand.in_(_IDS))
+_STATUSES = select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(_IDS))
 
 
 def _chunks(values: Sequence[str]) -> list[Sequence[str]]:
@@ -181,33 +199,17 @@ class Intake:
         for part in _chunks(errands):
             # Rows unpacked as tuples: a named attribute of a result row costs several times more, and a
             # push reads every action of the errands it touches.
-            for eid, state, digest, basis, waiting in await conn.execute(
-                select(
-                    t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis, t.errands.c.waiting
-                ).where(t.errands.c.id.in_(part))
-            ):
+            for eid, state, digest, basis, waiting in await conn.execute(_KEPT_ROWS, {"ids": part}):
                 self.kept[eid] = KeptRow(eid, state, digest, basis, waiting)
             cold = self._take_warm(part)
             if not cold:
                 continue
-            for r in await conn.execute(
-                select(
-                    t.actions.c.id,
-                    t.actions.c.errand,
-                    t.actions.c.base,
-                    t.actions.c.kind,
-                    t.actions.c.status,
-                    t.actions.c.reason,
-                    t.actions.c.body,
-                ).where(t.actions.c.errand.in_(cold))
-            ):
+            for r in await conn.execute(_ACTION_ROWS, {"ids": cold}):
                 self._remember(ActionRow(*r))
         ids = sorted({i for i in action_ids if i not in self._known})
         self._known.update(ids)
         for part in _chunks(ids):
-            for aid, status in await conn.execute(
-                select(t.actions.c.id, t.actions.c.status).where(t.actions.c.id.in_(part))
-            ):
+            for aid, status in await conn.execute(_STATUSES, {"ids": part}):
                 self.status_of.setdefault(aid, status)
 
     def _take_warm(self, errands: Sequence[str]) -> list[str]:

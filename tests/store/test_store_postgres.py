@@ -26,6 +26,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     test_a_kept_row_that_cannot_be_trusted_is_projected_again,
     test_a_push_continues_what_this_process_wrote_without_reading_it_back,
     test_a_restarted_store_never_issues_a_time_before_one_it_used,
+    test_actions_in_any_order_and_any_batches_leave_what_projecting_everything_leaves,
     test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again,
     test_an_errand_another_process_wrote_since_is_read_back_not_continued,
     test_apply_is_atomic,

@@ -7,6 +7,7 @@ The tests open stores through ``open_store`` (tests/conftest.py), which puts the
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -621,6 +622,40 @@ async def test_an_errand_another_process_wrote_since_is_read_back_not_continued(
     assert len(reads) == 1  # E1 read back: the submission `first` never saw is in the projection
     assert await first.digests() == expected_digests(layout, batches)
     assert (await first.errand("E1") or {})["stage"] == "submitted"
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_actions_in_any_order_and_any_batches_leave_what_projecting_everything_leaves(
+    open_store: StoreOpener, layout: Layout, seed: int
+) -> None:
+    """Whatever the order the actions come in (past gaps that wait, rivals, notes, repeats across batches)
+    and however they are cut into batches and pushes, the rows the store keeps — folded, continued from
+    memory or projected in full — are those a full projection of everything writes."""
+    rng = random.Random(seed)
+    actions: list[Action] = []
+    for n in range(4):
+        e = f"E{n}"
+        story: list[Action] = [register(e, 10 * n + 1), submit(e, 10 * n + 2)]
+        if rng.random() < 0.5:
+            story.append(msgspec.structs.replace(submit(e, 10 * n + 3), id=f"a00{n}-rival", to=VILLAGE))
+        if rng.random() < 0.5:
+            story.append(note(e, 10 * n + 4, "进度说明"))
+        if rng.random() < 0.3:  # a later step that waits until its version is taken
+            story.append(msgspec.structs.replace(submit(e, 10 * n + 5), base=2))
+        actions += story
+    rng.shuffle(actions)
+    cuts = sorted(rng.sample(range(1, len(actions)), k=min(len(actions) - 1, rng.randint(1, 6))))
+    batches = [actions[a:b] for a, b in zip([0, *cuts], [*cuts, len(actions)], strict=True)]
+    frames = chain(layout, batches)
+    town = await open_store(TOWN)
+    pushes = sorted(rng.sample(range(1, len(frames)), k=rng.randint(0, len(frames) - 1))) if len(frames) > 1 else []
+    for a, b in zip([0, *pushes], [*pushes, len(frames)], strict=True):
+        assert set(statuses(await town.receive(frames[a:b], peer=VILLAGE))) == {"stored"}
+    assert await town.digests() == expected_digests(layout, batches)
+    kept = await projected_rows(town)
+    async with town.transaction() as conn:
+        await town._recompute(conn, sorted({a.errand for a in actions}))  # every action projected again
+    assert await projected_rows(town) == kept
 
 
 async def test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projected_again(
