@@ -82,10 +82,10 @@ class ActionRow:
 class KeptRow:
     """The columns of an ``errands`` row ``Store._recompute`` reads."""
 
-    __slots__ = ("basis", "digest", "id", "state")
+    __slots__ = ("basis", "digest", "id", "scope", "state")
 
-    def __init__(self, id: str, state: bytes | None, digest: str, basis: str) -> None:
-        self.id, self.state, self.digest, self.basis = id, state, digest, basis
+    def __init__(self, id: str, state: bytes | None, digest: str, basis: str, scope: str) -> None:
+        self.id, self.state, self.digest, self.basis, self.scope = id, state, digest, basis, scope
 
 
 class Intake:
@@ -172,12 +172,12 @@ class Intake:
         for part in _chunks(errands):
             # Rows unpacked as tuples: a named attribute of a result row costs several times more, and a
             # push reads every action of the errands it touches.
-            for eid, state, digest, basis in await conn.execute(
-                select(t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis).where(
-                    t.errands.c.id.in_(part)
-                )
+            for eid, state, digest, basis, scope in await conn.execute(
+                select(
+                    t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis, t.errands.c.scope
+                ).where(t.errands.c.id.in_(part))
             ):
-                self.kept[eid] = KeptRow(eid, state, digest, basis)
+                self.kept[eid] = KeptRow(eid, state, digest, basis, scope)
             for r in await conn.execute(
                 select(
                     t.actions.c.id,

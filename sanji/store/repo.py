@@ -909,7 +909,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         folded onto its kept row (``sanji.store.projections``); the others are projected from everything held.
         With ``intake`` (a receive call's) the rows are read from and written to it (it writes them at the end).
         """
-        basis = projections.basis_of(self.directory)
+        directory = self.directory
         ids = list(errand_ids)
         kept: dict[str, Any]
         held: dict[str, list[Any]] = defaultdict(list)  # rows of `actions`: projections.Held and the body
@@ -931,14 +931,20 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             earlier = intake.projected.get(errand_id) if intake is not None else None
             row = kept.get(errand_id)
             folded = None
+            # A projection is continued only under the basis it was made under (``protocol.errand.basis_scope``:
+            # its path, or the whole tree when something was refused or waits), else projected all again.
+            fresh_here = by_errand.get(errand_id, [])
             if earlier is not None:
-                same_basis = earlier[2] == basis  # else made before the directory was swapped: project it all
-                if by_errand.get(errand_id) and same_basis:
-                    folded = projections.fold_projected(earlier[0], entries, by_errand[errand_id], self.directory)
+                # Made in this call: another basis only if the directory was swapped meanwhile.
+                same_basis = earlier[2] == projections.basis_of_projection(earlier[0], directory)
+                if fresh_here and same_basis:
+                    folded = projections.fold_projected(earlier[0], entries, fresh_here, directory)
             else:
-                same_basis = row is not None and row.basis == basis
-                if by_errand.get(errand_id) and (row is None or same_basis):
-                    folded = projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
+                same_basis = row is not None and row.basis == projections.kept_basis(
+                    row, entries, fresh_here, directory
+                )
+                if fresh_here and (row is None or same_basis):
+                    folded = projections.fold_kept(errand_id, row, entries, fresh_here, directory)
             if folded is not None:
                 out[errand_id] = folded
                 changes += [{"b_id": a.id, "b_status": "applied", "b_reason": ""} for a in by_errand[errand_id]]
@@ -948,7 +954,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             # An action applied under this basis passed the bounds then: judge does not walk them again. Under
             # another basis (other software, other tree) every action is judged in full.
             bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
-            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], self.directory, bounded=bounded)
+            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], directory, bounded=bounded)
             out[errand_id] = proj
             applied = set(proj.main) | set(proj.notes)
             waiting = set(proj.waiting)
@@ -969,9 +975,12 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             for change in changes:
                 intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
             for proj, scope in made.values():
-                intake.set_projection(proj, scope, basis)
+                intake.set_projection(proj, scope, projections.basis_of_projection(proj, directory))
             return out
-        errand_rows = [projections.errand_row(p, scope=sc, basis=basis) for p, sc in made.values()]
+        errand_rows = [
+            projections.errand_row(p, scope=sc, basis=projections.basis_of_projection(p, directory))
+            for p, sc in made.values()
+        ]
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:
