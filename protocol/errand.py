@@ -851,11 +851,43 @@ def fold(
     )
 
 
-def basis(directory: Directory) -> str:
-    """What ``judge`` reads of ``directory`` (each node's role and parent, not its keys), as a digest:
-    a projection kept under another tree may have judged its actions otherwise, so it is not continued."""
-    tree = sorted((n.id, n.role, n.parent or "") for n in directory.nodes())
-    return hashlib.sha256(encode(tree)).hexdigest()
+def basis_scope(projection: Projection) -> str | None:
+    """The scope whose path is all ``judge`` read of the directory in making ``projection``, or None when it
+    may have read more (then its basis is the whole tree, ``basis(directory)``).
+
+    When the projection is registered and every action it holds was allowed (nothing refused, nothing
+    waiting), ``judge`` asked the directory only about the errand's path: whether the registering node is
+    in it and its role (a registration names its own node as its scope), whether each later writer is on
+    the path, its role, its parent and the next hop down towards the scope, and whether an urging's
+    target is on the path and its role. A node added to the tree changes none of those answers (it is on
+    no existing node's path); a node removed from the path, or a role or parent changed on it, changes
+    the path's basis. A refused action may have been refused for naming a node the directory did not
+    hold (a rival registration from a node not enrolled yet: once enrolled it may win version 0), so a
+    projection holding one is kept under the whole tree, as is one not registered. One holding a waiting
+    action is too: the store projects it in full at its next batch anyway.
+    """
+    state = projection.state
+    if state is None or projection.rejected or projection.waiting:
+        return None
+    return state.scope
+
+
+def basis(directory: Directory, scope: str | None = None) -> str:
+    """What ``judge`` read of ``directory`` for a projection (``basis_scope``), as a digest: a projection
+    kept under another basis may have judged its actions otherwise, so it is not continued.
+
+    ``scope`` None: the whole tree (each node's id, role and parent, not its keys), the formula of
+    earlier releases. Otherwise the id, role and parent of each node on ``scope``'s path, root first, or
+    that ``scope`` is not in the tree: what a projection that ``basis_scope`` names ``scope`` for read.
+    """
+    if scope is None:
+        tree = sorted((n.id, n.role, n.parent or "") for n in directory.nodes())
+        return hashlib.sha256(encode(tree)).hexdigest()
+    path = None
+    if scope in directory:
+        path = [(n, directory.role(n), directory.parent(n) or "") for n in directory.path(scope)]
+    # A 3-item array led by a string: never the encoding of a tree (an array of 3-item arrays).
+    return hashlib.sha256(encode(["path", scope, path])).hexdigest()
 
 
 def digest_of(

@@ -49,7 +49,7 @@ CHUNK = 4000
 # coerced into the expression); an expanding parameter takes the list as it is.
 _IDS: BindParameter[str] = bindparam("ids", expanding=True)
 _KEPT_ROWS = select(
-    t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis, t.errands.c.waiting
+    t.errands.c.id, t.errands.c.state, t.errands.c.digest, t.errands.c.basis, t.errands.c.scope, t.errands.c.waiting
 ).where(t.errands.c.id.in_(_IDS))
 _ACTION_ROWS = select(
     t.actions.c.id,
@@ -104,10 +104,11 @@ class ActionRow:
 class KeptRow:
     """The columns of an ``errands`` row ``Store._recompute`` reads."""
 
-    __slots__ = ("basis", "digest", "id", "state", "waiting")
+    __slots__ = ("basis", "digest", "id", "scope", "state", "waiting")
 
-    def __init__(self, id: str, state: bytes | None, digest: str, basis: str, waiting: int = 0) -> None:
-        self.id, self.state, self.digest, self.basis, self.waiting = id, state, digest, basis, waiting
+    def __init__(self, id: str, state: bytes | None, digest: str, basis: str, scope: str, waiting: int = 0) -> None:
+        self.id, self.state, self.digest, self.basis, self.scope = id, state, digest, basis, scope
+        self.waiting = waiting
 
 
 class Intake:
@@ -199,8 +200,8 @@ class Intake:
         for part in _chunks(errands):
             # Rows unpacked as tuples: a named attribute of a result row costs several times more, and a
             # push reads every action of the errands it touches.
-            for eid, state, digest, basis, waiting in await conn.execute(_KEPT_ROWS, {"ids": part}):
-                self.kept[eid] = KeptRow(eid, state, digest, basis, waiting)
+            for eid, state, digest, basis, scope, waiting in await conn.execute(_KEPT_ROWS, {"ids": part}):
+                self.kept[eid] = KeptRow(eid, state, digest, basis, scope, waiting)
             cold = self._take_warm(part)
             if not cold:
                 continue

@@ -4,7 +4,7 @@ Re-projecting an errand decodes and judges every action it holds; a batch that o
 main line need not. Whether it does, and what the continued projection is, is
 ``protocol.errand.fold``; this module only reads what the row and the actions' columns say (no action
 body is decoded). Everything else (something waiting, a note, a rival at the frontier, an action out
-of order or refused, a row from another directory tree or release, or from before migration 0017) is
+of order or refused, a row made under another basis or release, or from before migration 0017) is
 left to ``Store._recompute``'s full projection, which writes the same rows.
 """
 
@@ -20,7 +20,7 @@ import msgspec
 from protocol import ledger
 from protocol.actions import ANNOTATIONS, Action
 from protocol.encoding import encode
-from protocol.errand import ErrandState, Projection, basis, fold, project
+from protocol.errand import ErrandState, Projection, basis, basis_scope, fold, project
 from protocol.topology import Directory
 from sanji import __version__
 from sanji.store.section import INCOMPLETE
@@ -42,11 +42,35 @@ class Held(Protocol):
 
 
 @lru_cache(maxsize=4)
-def basis_of(directory: Directory) -> str:
-    """What a kept row was projected under: the directory's tree (``protocol.errand.basis``) and this
-    software's version, whose rules and bounds may differ from the last one's (an upgraded node projects
-    each errand from all its actions once). Once per directory object: a store swaps it, never edits it."""
-    return hashlib.sha256(f"{__version__}\n{basis(directory)}".encode()).hexdigest()
+def _computed(directory: Directory) -> dict[str | None, str]:
+    """The bases computed under ``directory``, by scope (None: the whole tree). Once per directory object:
+    a store swaps it, never edits it."""
+    return {}
+
+
+def basis_of(directory: Directory, scope: str | None = None) -> str:
+    """What a kept row was projected under: what ``judge`` read of the directory (``protocol.errand.basis``
+    of ``scope``, see ``basis_scope``) and this software's version, whose rules and bounds may differ from
+    the last one's (an upgraded node projects each errand from all its actions once)."""
+    known = _computed(directory)
+    out = known.get(scope)
+    if out is None:
+        out = known[scope] = hashlib.sha256(f"{__version__}\n{basis(directory, scope)}".encode()).hexdigest()
+    return out
+
+
+def basis_of_projection(proj: Projection, directory: Directory) -> str:
+    """The basis ``proj``, made under ``directory``, is kept under."""
+    return basis_of(directory, basis_scope(proj))
+
+
+def kept_basis(row: Any, held: Sequence[Held], fresh: Sequence[Action], directory: Directory) -> str:
+    """The basis a kept ``row`` must hold to be continued under ``directory``: ``basis_scope`` of the
+    projection it stands for, read from its columns (registered: a state; nothing refused or waiting: every
+    action it was made of applied)."""
+    others = _others(held, fresh)
+    settled = row.state is not None and all(h.status == "applied" for h in others)
+    return basis_of(directory, row.scope if settled else None)
 
 
 def fold_kept(

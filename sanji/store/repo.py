@@ -915,7 +915,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         folded onto its kept row (``sanji.store.projections``); the others are projected from everything held.
         With ``intake`` (a receive call's) the rows are read from and written to it (it writes them at the end).
         """
-        basis = projections.basis_of(self.directory)
+        directory = self.directory
         ids = list(errand_ids)
         kept: dict[str, Any]
         held: dict[str, list[Any]] = defaultdict(list)  # rows of `actions`: projections.Held and the body
@@ -937,17 +937,26 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             earlier = intake.projected.get(errand_id) if intake is not None else None
             row = kept.get(errand_id)
             folded = None
+            # A projection is continued only under the basis it was made under (``protocol.errand.basis_scope``:
+            # its path, or the whole tree when something was refused or waits), else projected all again.
+            fresh_here = by_errand.get(errand_id, [])
             if earlier is not None:
-                same_basis = earlier[2] == basis  # else made before the directory was swapped: project it all
-                if by_errand.get(errand_id) and same_basis:
-                    folded = projections.fold_projected(earlier[0], entries, by_errand[errand_id], self.directory)
+                # Made in this call: another basis only if the directory was swapped meanwhile.
+                same_basis = earlier[2] == projections.basis_of_projection(earlier[0], directory)
+                if fresh_here and same_basis:
+                    folded = projections.fold_projected(earlier[0], entries, fresh_here, directory)
             else:
-                same_basis = row is not None and row.basis == basis
                 warm = intake.warm_projections.get(errand_id) if intake is not None else None
-                if by_errand.get(errand_id) and warm is not None and same_basis:
-                    folded = projections.fold_projected(warm, entries, by_errand[errand_id], self.directory)
-                elif by_errand.get(errand_id) and (row is None or same_basis):
-                    folded = projections.fold_kept(errand_id, row, entries, by_errand[errand_id], self.directory)
+                if warm is not None:  # what this process wrote: the basis of the projection it holds
+                    same_basis = row is not None and row.basis == projections.basis_of_projection(warm, directory)
+                else:
+                    same_basis = row is not None and row.basis == projections.kept_basis(
+                        row, entries, fresh_here, directory
+                    )
+                if fresh_here and warm is not None and same_basis:
+                    folded = projections.fold_projected(warm, entries, fresh_here, directory)
+                elif fresh_here and warm is None and (row is None or same_basis):
+                    folded = projections.fold_kept(errand_id, row, entries, fresh_here, directory)
             if folded is not None:
                 out[errand_id] = folded
                 # A fold decides the fresh actions and may take up what waited; nothing else changes.
@@ -964,7 +973,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             # An action applied under this basis passed the bounds then: judge does not walk them again. Under
             # another basis (other software, other tree) every action is judged in full.
             bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
-            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], self.directory, bounded=bounded)
+            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], directory, bounded=bounded)
             out[errand_id] = proj
             verdict = _Verdicts(proj)
             for aid, action, status, reason in decoded:
@@ -979,9 +988,12 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             for change in changes:
                 intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
             for proj, scope in made.values():
-                intake.set_projection(proj, scope, basis)
+                intake.set_projection(proj, scope, projections.basis_of_projection(proj, directory))
             return out
-        errand_rows = [projections.errand_row(p, scope=sc, basis=basis) for p, sc in made.values()]
+        errand_rows = [
+            projections.errand_row(p, scope=sc, basis=projections.basis_of_projection(p, directory))
+            for p, sc in made.values()
+        ]
         # One statement per kind of change, executed for many rows: a batch of 200 actions costs
         # two round trips to the database instead of 400.
         if changes:

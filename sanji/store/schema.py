@@ -143,8 +143,9 @@ errands = Table(
     Column("handler", String(MAX_NAME), nullable=False, server_default=""),
     Column("paused", Boolean, nullable=False, server_default=false()),
     Column("state", LargeBinary, nullable=True),  # the whole projected ErrandState (msgpack)
-    # protocol.errand.basis of the directory the row was projected under: a row kept under another tree
-    # (or from before 0017: "") is projected again from all its actions, never continued (sanji.store.projections).
+    # What judge read of the directory the row was projected under (protocol.errand.basis of its path, or of
+    # the whole tree: basis_scope) with the release: a row kept under another basis (or from before 0017: "")
+    # is projected again from all its actions, never continued (sanji.store.projections).
     Column("basis", String(64), nullable=False, server_default=""),
     Index(None, "stage"),
     Index(None, "receipt"),

@@ -27,8 +27,9 @@ from protocol_kit import (
 
 from protocol.actions import ANNOTATIONS, Action, Applicant, CallBack, HandOff, Note, Register
 from protocol.encoding import encode
-from protocol.errand import STAGES, Projection, fold, project
+from protocol.errand import STAGES, Projection, basis, basis_scope, fold, project
 from protocol.matter import Matter
+from protocol.topology import COUNTY, ROLES, TOWN, VILLAGE, Directory, NodeEntry
 from sanji.catalogue import default_catalogue
 
 DIRECTORY = new_layout().directory
@@ -302,3 +303,106 @@ def test_only_the_bounds_of_actions_allowed_before_are_taken_as_read() -> None:
     assert project(ERRAND, [*main[:2], loud], DIRECTORY, bounded={loud.id}) == project(
         ERRAND, [*main[:2], loud], DIRECTORY
     )
+
+
+# -- the basis a kept projection is continued under (protocol.errand.basis) ------------------------------
+
+NEW_NODES = [OUTSIDER, "T03", "T01V03"]
+
+
+@st.composite
+def edited_directories(draw: st.DrawFn) -> tuple[Directory, bool]:
+    """``DIRECTORY`` with one to three edits: a node added (under any node, any role; ``OUTSIDER``, whom the
+    strays name, among them), a leaf removed, a role changed, a node moved under another. And whether every
+    edit was an addition."""
+    entries = {n.id: n for n in DIRECTORY.nodes()}
+    only_added = True
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        edit = draw(st.sampled_from(["add", "add", "remove", "role", "parent"]))
+        ids = sorted(entries)
+        if edit == "add" and (new := [n for n in NEW_NODES if n not in entries]):
+            node = draw(st.sampled_from([new[0], *new]))  # OUTSIDER most often
+            role = draw(st.sampled_from([VILLAGE, TOWN, COUNTY]))
+            entries[node] = NodeEntry(id=node, role=role, parent=draw(st.sampled_from(ids)))
+            continue
+        only_added = False
+        if edit == "remove":
+            leaves = [n for n in ids if not any(e.parent == n for e in entries.values())]
+            del entries[draw(st.sampled_from(leaves))]
+        elif edit == "role":
+            node = draw(st.sampled_from(ids))
+            entries[node] = msgspec.structs.replace(entries[node], role=draw(st.sampled_from(ROLES)))
+        else:
+            node = draw(st.sampled_from(ids))
+            below = Directory(entries.values()).subtree(node)
+            parent = draw(st.sampled_from([None, *(n for n in ids if n not in below)]))
+            entries[node] = msgspec.structs.replace(entries[node], parent=parent)
+    return Directory(entries.values()), only_added
+
+
+@PROPERTY_SETTINGS
+@given(story=histories(), edited=edited_directories(), data=st.data())
+def test_a_projection_whose_basis_holds_is_what_projecting_again_gives(
+    story: tuple[list[Action], list[Action]], edited: tuple[Directory, bool], data
+) -> None:
+    """The store continues a kept projection under another directory only when the basis it was made under
+    is the same there: then projecting everything there gives the very same projection, and folding a batch
+    onto it gives what projecting everything there gives. Adding nodes never changes the basis of a
+    projection that holds nothing refused or waiting."""
+    main, strays = story
+    # Rival registrations from a node the directory may not hold yet: enrolled, one may win version 0.
+    rivals = []
+    for i in range(data.draw(st.integers(min_value=0, max_value=2)) if main else 0):
+        node = data.draw(st.sampled_from([OUTSIDER, OUTSIDER, "T01V03", SISTER_VILLAGE]))
+        rival_id = data.draw(st.sampled_from(["a", "z"])) + f"g{i}"
+        rivals.append(msgspec.structs.replace(main[0], id=rival_id, node=node, scope=node))
+    actions = [*rivals, *main, *strays]  # the rivals first: most often among what a kept projection holds
+    after, only_added = edited
+    cut = data.draw(st.integers(min_value=0, max_value=len(actions)))
+    held, batch = actions[:cut], actions[cut:]
+    kept = project(ERRAND, held, DIRECTORY)
+    scope = basis_scope(kept)
+    if only_added and scope is not None:
+        assert basis(after, scope) == basis(DIRECTORY, scope)
+    if scope is None and only_added:
+        assert basis(after) != basis(DIRECTORY)  # an enrollment changes the tree
+    if basis(after, scope) != basis(DIRECTORY, scope):
+        return  # the store projects everything again
+    assert project(ERRAND, held, after) == kept
+    folded = fold(kept, held_of(held), batch, after)
+    if folded is not None:
+        assert folded == project(ERRAND, actions, after)
+
+
+def test_a_registration_refused_for_a_node_not_enrolled_yet_keeps_its_projection_under_the_whole_tree() -> None:
+    """The case the tree basis is kept for: enrolled, the node's earlier registration wins version 0."""
+    main = happy_path(escalate=False)[:3]
+    early = msgspec.structs.replace(main[0], id="a00", node=OUTSIDER, scope=OUTSIDER)
+    before = project(ERRAND, [*main, early], DIRECTORY)
+    assert before.main == tuple(a.id for a in main) and "a00" in before.rejected
+    assert basis_scope(before) is None
+    entries = [*DIRECTORY.nodes(), NodeEntry(id=OUTSIDER, role=VILLAGE, parent=TOWN_ID)]
+    enrolled = Directory(entries)
+    assert basis(enrolled) != basis(DIRECTORY)
+    assert project(ERRAND, [*main, early], enrolled).main == ("a00",)
+
+
+def test_the_path_basis_follows_the_path_only() -> None:
+    settled = project(ERRAND, happy_path(escalate=False)[:3], DIRECTORY)
+    assert basis_scope(settled) == VILLAGE_ID
+    entries = {n.id: n for n in DIRECTORY.nodes()}
+
+    def edited(**changes: NodeEntry | None) -> Directory:
+        out = {**entries, **changes}
+        return Directory(e for e in out.values() if e is not None)
+
+    same = basis(DIRECTORY, VILLAGE_ID)
+    assert basis(edited(T01V03=NodeEntry(id="T01V03", role=VILLAGE, parent=TOWN_ID)), VILLAGE_ID) == same
+    assert basis(edited(T02V02=None), VILLAGE_ID) == same  # off the path
+    assert basis(edited(T01V02=msgspec.structs.replace(entries[SISTER_VILLAGE], role=TOWN)), VILLAGE_ID) == same
+    village = entries[VILLAGE_ID]
+    assert basis(edited(T01V01=None), VILLAGE_ID) != same
+    assert basis(edited(T01V01=msgspec.structs.replace(village, role=TOWN)), VILLAGE_ID) != same
+    assert basis(edited(T01V01=msgspec.structs.replace(village, parent=OTHER_TOWN)), VILLAGE_ID) != same
+    assert basis(edited(T01=msgspec.structs.replace(entries[TOWN_ID], role=COUNTY)), VILLAGE_ID) != same
+    assert basis(DIRECTORY, VILLAGE_ID) != basis(DIRECTORY)

@@ -20,15 +20,17 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol.actions import Action, Applicant, HandOff, Note, Register
+from protocol.actions import Action, Applicant, HandOff, Note, Receive, Register
 from protocol.batch import GENESIS, frame_hash, open_frame, seal
 from protocol.encoding import encode
-from protocol.errand import ErrandState, project
+from protocol.errand import ErrandState, Projection, project
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import pack, wall_ms
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
+from protocol.topology import Directory, NodeEntry
 from sanji.forms import ActionForm, RegisterForm
+from sanji.keys import NodeKey
 from sanji.layout import Layout
 from sanji.service import ErrandService
 from sanji.store import Store, open_database, projections
@@ -121,12 +123,24 @@ def standard_batches() -> list[list[Action]]:
     ]
 
 
-def expected_digests(layout: Layout, batches: Sequence[Sequence[Action]]) -> dict[str, str]:
+def expected_projections(batches: Sequence[Sequence[Action]], directory: Directory) -> dict[str, Projection]:
     by_errand: dict[str, list[Action]] = {}
     for acts in batches:
         for a in acts:
             by_errand.setdefault(a.errand, []).append(a)
-    return {e: project(e, acts, layout.directory).digest for e, acts in by_errand.items()}
+    return {e: project(e, acts, directory) for e, acts in by_errand.items()}
+
+
+def expected_digests(layout: Layout, batches: Sequence[Sequence[Action]]) -> dict[str, str]:
+    return {e: p.digest for e, p in expected_projections(batches, layout.directory).items()}
+
+
+def expected_bases(layout: Layout, batches: Sequence[Sequence[Action]]) -> dict[str, str]:
+    """Each errand's basis, as a full projection under ``layout``'s directory gives it."""
+    directory = layout.directory
+    return {
+        e: projections.basis_of_projection(p, directory) for e, p in expected_projections(batches, directory).items()
+    }
 
 
 async def counts(store: Store) -> dict[str, int]:
@@ -539,7 +553,7 @@ async def test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full
     assert per_batch == [{"E1"}, {"E1"}, {"E2"}, set(), set()]
     assert await town.digests() == expected_digests(layout, batches)
     kept = await projected_rows(town)
-    assert {row["basis"] for row in kept[0]} == {projections.basis_of(layout.directory)}
+    assert {row["id"]: row["basis"] for row in kept[0]} == expected_bases(layout, batches)
     async with town.transaction() as conn:
         await town._recompute(conn, ["E1", "E2"])  # every action projected again, nothing kept
     assert await projected_rows(town) == kept
@@ -571,7 +585,7 @@ async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
     assert state == "registered"
     assert await town.digests() == expected_digests(layout, batches)
     kept = await projected_rows(town)
-    assert {row["basis"] for row in kept[0]} == {projections.basis_of(layout.directory)}
+    assert {row["id"]: row["basis"] for row in kept[0]} == expected_bases(layout, batches)
     async with town.transaction() as conn:
         await town._recompute(conn, ["E1", "E2"])
     assert await projected_rows(town) == kept
@@ -673,6 +687,124 @@ async def test_an_action_out_of_bounds_stays_refused_when_its_errand_is_projecte
         assert (loud.id, "rejected", reason) in acts
     assert await town.digests() == expected_digests(layout, batches)
     assert {status for aid, status, _ in (await projected_rows(town))[1] if aid != loud.id} == {"applied"}
+
+
+# -- the basis a kept row is continued under: an enrollment is not a reason to project again ------------
+
+SISTER = "T01V02"  # a village of T01 that the fixture's layout lacks: enrolled by the tests below
+
+
+def enrolled(layout: Layout, node: str = SISTER, parent: str = TOWN) -> Layout:
+    """``layout`` with one more village, ``node`` under ``parent``, with keys of its own."""
+    key = NodeKey.generate_pair()
+    entry = NodeEntry(id=node, role="village", parent=parent, name="新村代办点", keys=key.records(node))
+    return Layout(entries=[*layout.entries, entry], keys={**layout.keys, node: key})
+
+
+def received(errand: str, i: int, base: int, node: str = TOWN, scope: str = VILLAGE) -> Receive:
+    return Receive(
+        id=f"a{i:04d}-{errand}", errand=errand, scope=scope, node=node, actor="王", role="受理员", at=at(i), base=base
+    )
+
+
+async def check_rows_are_a_full_projection(store: Store, actions: Sequence[Action]) -> None:
+    """Every errand row, its actions' statuses and its basis are what projecting everything held under the
+    store's current directory gives."""
+    directory = store.directory
+    want = expected_projections([actions], directory)
+    errands, acts = await projected_rows(store)
+    assert {r["id"]: r["digest"] for r in errands} == {e: p.digest for e, p in want.items()}
+    assert {r["id"]: r["basis"] for r in errands} == {
+        e: projections.basis_of_projection(p, directory) for e, p in want.items()
+    }
+    status = {}
+    for p in want.values():
+        status |= {aid: ("applied", "") for aid in (*p.main, *p.notes)}
+        status |= {aid: ("waiting", "") for aid in p.waiting}
+        status |= {aid: ("rejected", reason) for aid, reason in p.rejected.items()}
+    assert {aid: (st, reason) for aid, st, reason in acts} == status
+
+
+async def test_an_enrollment_leaves_kept_rows_to_be_continued(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A village enrolled anywhere changes nothing any errand's actions were judged by: the next batch of an
+    errand whose every action was allowed is folded onto its kept row, whose basis stays as it was."""
+    county = await open_store("C")
+    mine = [[register("E1", 1), submit("E1", 2)], [register("E2", 3)]]
+    await county.receive(chain(layout, mine), peer=TOWN)
+    before = {r["id"]: r["basis"] for r in (await projected_rows(county))[0]}
+    folded = spy_on_folds(monkeypatch)
+    county.use_directory(enrolled(layout).directory)
+    county.use_directory(enrolled(enrolled(layout), "T02V02", "T02").directory)  # and one under the other town
+    town = [[received("E1", 4, base=2)]]
+    assert statuses(await county.receive(chain(layout, town, origin=TOWN), peer=TOWN)) == ["stored"]
+    assert folded() == {"E1"}
+    assert {r["id"]: r["basis"] for r in (await projected_rows(county))[0]} == before
+    await check_rows_are_a_full_projection(county, [*mine[0], *mine[1], *town[0]])
+    assert (await county.errand("E1") or {})["stage"] == "received"
+
+
+async def test_a_registration_refused_for_a_node_not_enrolled_is_judged_again_once_it_is(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two registrations of one errand id: the village not in the directory (dropped from it, say, and
+    enrolled again later) loses version 0 to the other. Once it is enrolled its registration is allowed and
+    wins (its id sorts first), so the kept row, which holds a refusal, is projected from everything, not
+    continued: every action ends as projecting everything under the new directory gives."""
+    bigger = enrolled(layout)
+    county = await open_store("C")
+    county.use_directory(bigger.directory)
+    first = register("E9", 0, node=SISTER)  # sorts before ``theirs``
+    theirs = [[register("E9", 1)], [submit("E9", 2)]]
+    await county.receive(chain(bigger, [[first]], origin=SISTER, scope=SISTER), peer=TOWN)
+    village = chain(layout, theirs)
+    await county.receive(village[:1], peer=TOWN)
+    county.use_directory(layout.directory)  # the sister village is gone from the directory
+    folded = spy_on_folds(monkeypatch)
+    await county.receive(village[1:], peer=TOWN)
+    assert folded() == set()  # another tree: projected in full, the sister's registration refused
+    held = [first, *theirs[0], *theirs[1]]
+    await check_rows_are_a_full_projection(county, held)
+    _, acts = await projected_rows(county)
+    assert (first.id, "rejected", f"node {SISTER} is not in the directory") in acts
+    assert (await county.errand("E9") or {})["scope"] == VILLAGE
+
+    county.use_directory(bigger.directory)  # enrolled again
+    town = [[received("E9", 3, base=2)]]
+    assert statuses(await county.receive(chain(layout, town, origin=TOWN), peer=TOWN)) == ["stored"]
+    assert folded() == set()
+    await check_rows_are_a_full_projection(county, [*held, *town[0]])
+    row = await county.errand("E9") or {}
+    assert (row["scope"], row["stage"]) == (SISTER, "registered")
+
+
+@pytest.mark.parametrize("change", ["role", "parent"])
+async def test_a_node_on_the_path_changed_makes_its_errands_be_projected_again(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """The village's role or parent changed: its submission, allowed before, is refused now (a village alone
+    submits, to its parent), so the township's receipt that would continue the kept row is refused too."""
+    bigger = enrolled(layout)
+    county = await open_store("C")
+    county.use_directory(bigger.directory)
+    mine = [[register("E1", 1)], [submit("E1", 2)]]
+    await county.receive(chain(layout, mine), peer=TOWN)
+    entries = {e.id: e for e in bigger.entries}
+    moved = (
+        msgspec.structs.replace(entries[VILLAGE], role="town")
+        if change == "role"
+        else msgspec.structs.replace(entries[VILLAGE], parent=SISTER)  # the path is C, T01, T01V02, T01V01
+    )
+    changed = Layout(entries=[*(e for e in bigger.entries if e.id != VILLAGE), moved], keys=bigger.keys)
+    county.use_directory(changed.directory)
+    folded = spy_on_folds(monkeypatch)
+    town = [[received("E1", 3, base=2)]]
+    assert statuses(await county.receive(chain(changed, town, origin=TOWN), peer=TOWN)) == ["stored"]
+    assert folded() == set()
+    await check_rows_are_a_full_projection(county, [*mine[0], *mine[1], *town[0]])
+    row = await county.errand("E1") or {}
+    assert (row["stage"], row["holder"], row["pending_to"]) == ("registered", VILLAGE, None)
 
 
 # -- a relay's forged copy of another node's action ------------------------------------------------
