@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +37,7 @@ from protocol.catalogue import (
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, compute_due
 from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
+from protocol.signing import KeyRecord
 from protocol.topology import COUNTY
 from sanji.store import Store
 from sanji.workcalendar import bound_calendar
@@ -45,6 +47,7 @@ CATALOGUE = "catalogue"
 SKEW_FLAG_MS = 5 * 60 * 1000
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
+_Doc = TypeVar("_Doc", Catalogue, OfficialCalendar)  # the county documents a node takes up alike
 
 
 def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awaitable[None]] | None:
@@ -134,21 +137,30 @@ class NodeContext:
 
     async def refresh_catalogue(self) -> bool:
         """Take up a catalogue another process (a hub sibling's screen) stored; True if newer."""
-        held = await self._held(CATALOGUE)
-        if held is None or held[0] <= self.catalogue_version:
+        taken = await self._take_up(CATALOGUE, self.catalogue_version, open_catalogue, "catalogue")
+        if taken is None:
             return False
-        self.catalogue = open_catalogue(held[1], publisher_keys(self.store.directory, self.store.node_id))
-        log.info("catalogue version %s of %s now held", self.catalogue.version, self.catalogue.county)
+        self.catalogue = taken
         return True
 
     async def refresh_calendar(self) -> bool:
         """Take up a calendar another process (``sanji calendar publish``, a hub sibling) stored; True if newer."""
-        held = await self._held(CALENDAR)
-        if held is None or held[0] <= self.calendar_version:
+        taken = await self._take_up(CALENDAR, self.calendar_version, open_calendar, "working-day calendar")
+        if taken is None:
             return False
-        self.calendar_doc = open_calendar(held[1], publisher_keys(self.store.directory, self.store.node_id))
-        log.info("working-day calendar version %s of %s now held", self.calendar_doc.version, self.calendar_doc.county)
+        self.calendar_doc = taken
         return True
+
+    async def _take_up(
+        self, kind: str, version: int, open_doc: Callable[[bytes, Mapping[str, KeyRecord]], _Doc], name: str
+    ) -> _Doc | None:
+        """The county's document ``kind`` the database holds, verified and logged, if newer than ``version``."""
+        held = await self._held(kind)
+        if held is None or held[0] <= version:
+            return None
+        doc = open_doc(held[1], publisher_keys(self.store.directory, self.store.node_id))
+        log.info("%s version %s of %s now held", name, doc.version, doc.county)
+        return doc
 
     async def publish_calendar(self, doc: OfficialCalendar, *, record: Record | None = None) -> bool:
         """County only: sign and hold the calendar so it travels down with the next exchanges.

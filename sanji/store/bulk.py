@@ -5,57 +5,40 @@
 processors, one dict per row), which cost a county more than the projections for a push's thousands of
 action, status and errand rows. The columns written here need no conversion by either driver (text,
 integers, floats, bytes, booleans), so the statement is compiled once per (dialect, driver, paramstyle,
-statement) and every row goes to the driver's ``executemany`` as a tuple in the compiled order
-(``exec_driver_sql``): the same SQL, the same values, the same rows stored.
+statement) (``sanji.store.rows.compiled_once``, which the one-row ``upsert`` uses too) and every row goes to
+the driver's ``executemany`` as a tuple in the compiled order (``exec_driver_sql``): the same SQL, the same
+values, the same rows stored.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sanji.store.rows import dialect_module
-
-Row = dict[str, Any]
-Prepared = tuple[str, Callable[[Row], tuple[Any, ...]]]  # the SQL, and how a row becomes its parameters
-# By the dialect, its driver and the driver's paramstyle (the compiled SQL is written in it: qmark for
-# sqlite3, numeric_dollar for asyncpg), the statement, its columns and its keys.
-_compiled: dict[tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]], Prepared] = {}
+from sanji.store.rows import Prepared, Row, compiled_once, prepared_upsert
 
 
 def _prepared(
     conn: AsyncConnection, table: Table, kind: str, columns: tuple[str, ...], keys: tuple[str, ...]
 ) -> Prepared:
-    dialect = conn.dialect
-    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, f"{kind}:{table.name}", columns, keys)
-    found = _compiled.get(cache_key)
-    if found is not None:
-        return found
-    stmt: Any
+    if kind == "upsert":
+        return prepared_upsert(conn, table, columns, keys)
+
+    return compiled_once(conn, (kind, table.name, columns, keys), _statement, table, kind, columns, keys)
+
+
+def _statement(table: Table, kind: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> Any:
     if kind == "insert":
-        stmt = insert(table).values({c: bindparam(c) for c in columns})
-    elif kind == "upsert":
-        dml = dialect_module(conn).insert(table).values({c: bindparam(c) for c in columns})
-        updates = {c: dml.excluded[c] for c in columns if c not in keys}
-        stmt = dml.on_conflict_do_update(index_elements=list(keys), set_=updates)
-    else:  # "update": set ``columns`` where ``keys`` equal, bound as ``k_<name>``
-        stmt = (
-            update(table)
-            .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
-            .values({c: bindparam(c) for c in columns})
-        )
-    compiled = stmt.compile(dialect=conn.dialect)
-    order = compiled.positiontup
-    if not order:  # every dialect the store runs on binds positionally (qmark, numeric_dollar)
-        raise TypeError(f"{conn.dialect.name} does not bind positionally")
-    pick = operator.itemgetter(*order)
-    as_tuple: Callable[[Row], tuple[Any, ...]] = pick if len(order) > 1 else (lambda row: (pick(row),))
-    found = _compiled[cache_key] = (compiled.string, as_tuple)
-    return found
+        return insert(table).values({c: bindparam(c) for c in columns})
+    # "update": set ``columns`` where ``keys`` equal, bound as ``k_<name>``
+    return (
+        update(table)
+        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
+        .values({c: bindparam(c) for c in columns})
+    )
 
 
 async def insert_many(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> None:

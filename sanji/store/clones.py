@@ -97,14 +97,24 @@ async def record_lease(conn: AsyncConnection, child: str, lease: str, lineage: i
     )
 
 
-async def freeze(store: Store, conn: AsyncConnection, child: str, detail: dict[str, object]) -> None:
-    """Freeze ``child`` (in ``conn``'s transaction): log, event, and an alarm report for the county."""
+async def freeze(store: Store, conn: AsyncConnection, child: str, detail: dict[str, object]) -> bool:
+    """Freeze ``child`` in ``conn``'s transaction (the mark and its event); True if this write froze it.
+
+    Nothing here reaches outside ``conn``: the group commit (``sanji/store/together.py``) may run this
+    write twice, so the caller announces a freeze it returned True for once the write has committed.
+    """
     held = await conn.scalar(select(t.frozen_children.c.child).where(t.frozen_children.c.child == child))
     if held is not None:
-        return
+        return False
     body = json.dumps(detail, ensure_ascii=False)
     await conn.execute(insert(t.frozen_children).values(child=child, at=time.time(), detail=body))
     await store.log_event("clone_detected", child, detail, conn=conn)
+    return True
+
+
+def announce_freeze(child: str, detail: dict[str, object]) -> None:
+    """The operator's log line for a freeze ``freeze`` wrote, once it has committed."""
+    body = json.dumps(detail, ensure_ascii=False)
     log.warning("two running copies of %s (%s): every request of it is refused until it is re-enrolled", child, body)
 
 

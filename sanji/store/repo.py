@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, text, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger, limits
@@ -63,15 +63,6 @@ LOGGED_REFUSALS = 3  # refused frames of one request or file written as their ow
 # whole rest of it (a new laptop's first download would otherwise read its history again for every page).
 PAGE_ROWS = 256
 CLOCK_MARK = "clock_mark"  # meta key: the greatest time this store's clock has issued or followed
-# Written once per push: one text statement per dialect, not a statement built each time (the upsert
-# helper's construction cost more than the write).
-_CLOCK_MARK_SQL = {
-    postgres: text(
-        f"INSERT INTO {t.meta.name} (key, value) VALUES (:key, :value) ON CONFLICT (key) DO UPDATE"
-        f" SET value = {'GREATEST' if postgres else 'max'}({t.meta.name}.value, excluded.value)"
-    )
-    for postgres in (False, True)
-}
 
 
 async def _instance_id(conn: AsyncConnection, meta: dict[str, str]) -> str:
@@ -225,8 +216,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         Several hub processes on one database each keep the greatest of theirs (zero-padded: text compares
         as the number).
         """
-        statement = _CLOCK_MARK_SQL[conn.dialect.name == "postgresql"]
-        await conn.execute(statement, {"key": CLOCK_MARK, "value": f"{self.clock.last:020d}"})
+        mark = {"key": CLOCK_MARK, "value": f"{self.clock.last:020d}"}
+        await _upsert(conn, t.meta, mark, keys=("key",), greatest="value")
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after every commit that adds something to send or show."""

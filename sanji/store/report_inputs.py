@@ -80,3 +80,10 @@ def touch(db: Database) -> None:
     count = _counts.get(db.writer.sync_engine)
     if count is not None:
         count.value += 1
+
+
+def wrote(engine: Engine, table: str) -> None:
+    """A write to ``table`` the listener cannot tell apart: SQL handed to the driver as it is
+    (``sanji.store.rows.upsert``) has no compiled statement to name its table."""
+    if table in WATCHED and (count := _counts.get(engine)) is not None:
+        count.value += 1

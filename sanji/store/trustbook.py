@@ -468,36 +468,40 @@ class TrustBook:
             )
         fresh = secrets.token_hex(8)
 
-        async def write(conn: AsyncConnection) -> bool:
-            """The lease handed out, or the child frozen; True if frozen. Written with the other requests'."""
-            cloned = False
+        async def write(conn: AsyncConnection) -> tuple[bool, dict[str, object] | None]:
+            """The lease handed out, or the child frozen: (frozen, what to announce if this write froze it).
+
+            Written with the other requests', so it may run twice (``together``): it announces nothing itself.
+            """
             row = (await conn.execute(select(t.child_leases).where(t.child_leases.c.child == child))).mappings().first()
             if row is None:
                 await conn.execute(
                     insert(t.child_leases).values(child=child, lease=fresh, instance=instance, at=time.time())
                 )
                 await clones.record_lease(conn, child, fresh, 0)
-            else:
-                lineage, cloned = await clones.lineage_of(conn, child, lease, str(row["lease"]))
-                if lease != row["lease"]:
-                    await self.store.log_event(
-                        "stale_lease",
-                        child,
-                        {"presented": lease, "expected": row["lease"], "instance": instance, "lineage": lineage},
-                        conn=conn,
-                    )
-                if cloned:
-                    await clones.freeze(self.store, conn, child, {"instance": instance, "lineage": lineage})
-                else:
-                    await conn.execute(
-                        update(t.child_leases)
-                        .where(t.child_leases.c.child == child)
-                        .values(lease=fresh, instance=instance, at=time.time())
-                    )
-                    await clones.record_lease(conn, child, fresh, lineage)
-            return cloned
+                return False, None
+            lineage, cloned = await clones.lineage_of(conn, child, lease, str(row["lease"]))
+            if lease != row["lease"]:
+                await self.store.log_event(
+                    "stale_lease",
+                    child,
+                    {"presented": lease, "expected": row["lease"], "instance": instance, "lineage": lineage},
+                    conn=conn,
+                )
+            if cloned:
+                detail: dict[str, object] = {"instance": instance, "lineage": lineage}
+                return True, (detail if await clones.freeze(self.store, conn, child, detail) else None)
+            await conn.execute(
+                update(t.child_leases)
+                .where(t.child_leases.c.child == child)
+                .values(lease=fresh, instance=instance, at=time.time())
+            )
+            await clones.record_lease(conn, child, fresh, lineage)
+            return False, None
 
-        cloned = await together(self.store.db, write)
+        cloned, froze = await together(self.store.db, write)
+        if froze is not None:
+            clones.announce_freeze(child, froze)
         if cloned:
             await clones.report_alarm(self.store, child)
             raise clones.CloneFrozen(f"two running copies of {child} present leases here; {child} is frozen")

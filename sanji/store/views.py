@@ -130,11 +130,14 @@ class Views(Documents, Traffic):
             bodies = (await conn.execute(annotations_query(kind, limit))).scalars()
             return [msgspec.to_builtins(decode_action(b)) for b in bodies]
 
-    async def annotation_counts(self, kind: str, field: str) -> dict[str, int]:
+    async def annotation_counts(self, kind: str, field: str, *, limit: int) -> tuple[dict[str, int], bool]:
+        """How many of the newest ``limit`` annotations of ``kind`` hold each value of ``field``, and whether
+        older ones were left out (one more is read to know: counting them all would read every one)."""
+        items = await self.annotations(kind, limit=limit + 1)
         counts: dict[str, int] = defaultdict(int)
-        for item in await self.annotations(kind, limit=100_000):
+        for item in items[:limit]:
             counts[str(item.get(field, ""))] += 1
-        return dict(counts)
+        return dict(counts), len(items) > limit
 
     def _applicant_view(self, register: Register) -> ApplicantView:
         return applicant_view(register, self.sealing_key)

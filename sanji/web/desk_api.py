@@ -33,6 +33,8 @@ URGINGS_LIMIT = 500  # the newest urgings read (as the supervision screen does)
 # hand, never this many), and the newest answered ones (a county passes this in a year or two; the oldest
 # would otherwise crowd out the newest).
 SUPERVISED_AT_MOST = 100_000
+# Ratings (Rate actions) counted for one report: the newest this many; the screen says so when there are more.
+RATED_AT_MOST = 100_000
 
 
 class UrgingList(msgspec.Struct, kw_only=True):
@@ -89,6 +91,9 @@ class Supervision(msgspec.Struct, kw_only=True):
     answered_total: int = 0
     # The errands not yet answered read (oldest first) of ``open_errands``: all of them below SUPERVISED_AT_MOST.
     unanswered_counted: int = 0
+    # ``ratings`` counts the newest ``ratings_counted`` ratings; ``ratings_cut``: older ones were left out.
+    ratings_counted: int = 0
+    ratings_cut: bool = False
 
 
 def department_of(directory: Directory, node: str, scope: str, department: str) -> str:
@@ -201,7 +206,6 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
     details = await store.errand_states([r["id"] for r in rows])
     missing: dict[str, list[str]] = {}
     acted_for = 0
-    ratings: Counter[str] = Counter()
     for errand_id, state in details.items():
         if state.get("acted_for"):
             acted_for += 1
@@ -210,8 +214,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
             if gaps:
                 missing[errand_id] = gaps
     deemed = [await _deemed(store, errand_id) for errand_id, state in sorted(details.items()) if state.get("deemed")]
-    for level, count in (await store.annotation_counts("rate", "level")).items():
-        ratings[level] += count
+    ratings, ratings_cut = await store.annotation_counts("rate", "level", limit=RATED_AT_MOST)
     closed = sorted(r["id"] for r in answered)
     rng = random.Random(seed or today.isoformat())
     above = store.node_id in store.directory and regional(store.directory.role(store.node_id))
@@ -222,7 +225,9 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         warnings=warnings,
         missing_steps=missing,
         acted_for_absent=acted_for,
-        ratings=dict(ratings),
+        ratings=ratings,
+        ratings_counted=sum(ratings.values()),
+        ratings_cut=ratings_cut,
         complaints=await store.annotations("complain"),
         callback_sample=rng.sample(closed, min(sample, len(closed))),
         deemed=[d for d in deemed if d is not None],

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.topology import VILLAGE
 from sanji.context import NodeContext
@@ -15,6 +19,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store, open_database
 from sanji.store import schema as t
 from sanji.store.clones import CloneFrozen
+from sanji.store.together import together
 from sanji.store.trustbook import TrustBook
 from sanji.sync.driver import sync_once
 from sanji.sync.transport import LocalTransport
@@ -95,6 +100,32 @@ async def test_two_running_copies_are_frozen_and_the_county_is_told(net: TrustNe
     with pytest.raises(CloneFrozen):
         await net.sync("T01V01")
     assert len(await town.digests()) == frozen_at
+
+
+async def test_a_freeze_written_twice_by_the_group_commit_is_announced_once(
+    net: TrustNet, caplog: pytest.LogCaptureFixture
+) -> None:
+    await net.sync_all()
+    town, book, village = net.stores["T01"], net.books["T01"], net.stores["T01V01"]
+    instance = village.instance_id
+    async with town.db.reader.connect() as conn:
+        handed = str(await conn.scalar(select(t.child_leases.c.lease).where(t.child_leases.c.child == "T01V01")))
+    second = await book.check_child("T01V01", instance=instance, lease=handed)
+    await book.check_child("T01V01", instance=instance, lease=handed)  # one copy asks again with the first lease
+    # ... and the other presents the second, handed out before a newer one it never saw: two copies.
+
+    async def failing(conn: AsyncConnection) -> None:
+        """Another request's write in the same transaction, refused by the database after the freeze was written."""
+        await conn.execute(insert(t.child_leases).values(child="T01V01", lease="x", instance="", at=0.0))
+
+    caplog.set_level(logging.WARNING, logger="sanji.sync")
+    frozen, refused = await asyncio.gather(
+        book.check_child("T01V01", instance=instance, lease=second), together(town.db, failing), return_exceptions=True
+    )
+    assert isinstance(frozen, CloneFrozen) and isinstance(refused, IntegrityError)
+    # The batch was rolled back and the freeze written again alone: one freeze, one event, one log line.
+    assert (await kinds(town)).count("clone_detected") == 1
+    assert sum("two running copies of T01V01" in r.getMessage() for r in caplog.records) == 1
 
 
 async def test_a_restored_backup_and_lost_replies_are_not_a_clone(net: TrustNet) -> None:

@@ -10,6 +10,7 @@ action, and every replica shows the corrected date with the provisional one kept
 
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 from typing import Any
 
@@ -166,3 +167,36 @@ async def test_official_calendar_reaches_every_node_and_corrects_the_provisional
     assert accept["due"] == provisional_due.isoformat() and accept["due_provisional"]
     assert corrected["previous_due"] == provisional_due.isoformat() and corrected["due"] == expected.isoformat()
     assert corrected["calendar_version"] == 1 and corrected["node"] == TOWN and corrected["status"] == "applied"
+
+
+async def test_a_sibling_hub_process_takes_up_a_newer_catalogue_and_calendar_once(
+    network: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = await network(1, 1)
+    this_year = date.today().year
+    hub, sibling = (NodeContext(net.stores[C], builtin_until(this_year)) for _ in range(2))  # one database
+    await hub.load()
+    await sibling.load()
+    catalogue = default_catalogue()
+    assert await hub.publish(msgspec.structs.replace(catalogue, version=catalogue.version + 1))
+    notice = OfficialCalendar(
+        county="示范县",
+        version=1,
+        published_at=f"{this_year}-11-20",
+        years=(
+            CalendarYear(
+                year=this_year + 1, holidays=tuple(statutory_holidays(this_year + 1)), source="测试用虚构安排"
+            ),
+        ),
+    )
+    assert await hub.publish_calendar(notice)
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="sanji.context")
+    assert await sibling.refresh_catalogue() and not await sibling.refresh_catalogue()
+    assert await sibling.refresh_calendar() and not await sibling.refresh_calendar()
+    assert (sibling.catalogue_version, sibling.calendar_version) == (catalogue.version + 1, 1)
+    assert sibling.bound is not None and not sibling.bound.is_provisional(date(this_year + 1, 1, 1))
+    assert [r.getMessage() for r in caplog.records if r.name == "sanji.context"] == [
+        f"catalogue version {catalogue.version + 1} of {catalogue.county} now held",
+        "working-day calendar version 1 of 示范县 now held",
+    ]

@@ -449,6 +449,29 @@ def test_supervision_says_when_it_reads_only_the_newest_answered_errands(
     assert (report["answered_total"], report["open_errands"], report["unanswered_counted"]) == (2, 2, 1)
 
 
+def test_supervision_says_when_it_counts_only_the_newest_ratings(town: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, level in (("刘翠花", "满意"), ("陈永福", "不满意")):
+        errand = register(town, name=name, in_person=True)
+        act(town, errand, "accept", errand_kind="承诺件")
+        act(town, errand, "decide", outcome="approved", document="临时救助审批决定书")
+        act(town, errand, "deliver", confirmed_by=name, signature=name)
+        act(town, errand, "rate", level=level)
+    for at_most in (100_000, 2):  # as many ratings as the window holds, or more room
+        monkeypatch.setattr(sanji.web.desk_api, "RATED_AT_MOST", at_most)
+        assert 'id="ratings-window"' not in town.get("/supervision").text  # every rating counted: nothing to say
+        report = town.get("/api/supervision").json()
+        assert (report["ratings"], report["ratings_counted"], report["ratings_cut"]) == (
+            {"满意": 1, "不满意": 1},
+            2,
+            False,
+        )
+    monkeypatch.setattr(sanji.web.desk_api, "RATED_AT_MOST", 1)  # fewer than the store holds: the window cuts
+    note = town.get("/supervision").text.split('id="ratings-window"')[1].split("</p>")[0]
+    assert "只统计最近的 1 条评价" in note and "count the newest 1 ratings only" in note
+    report = town.get("/api/supervision").json()
+    assert (report["ratings"], report["ratings_counted"], report["ratings_cut"]) == ({"不满意": 1}, 1, True)
+
+
 def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None:
     closed = register(town, name="刘翠花", in_person=True, applicant_phone="13912345678")
     open_one = register(town, name="陈永福", in_person=True, applicant_phone="13700001111")

@@ -15,6 +15,7 @@ from protocol.encoding import decode_action
 from sanji.layout import Layout
 from sanji.store import Store, bulk, intake
 from sanji.store import schema as t
+from sanji.store.rows import _compiled as compiled_statements
 from tests.conftest import StoreOpener
 from tests.store.test_store_sqlite import (
     TOWN,
@@ -197,7 +198,7 @@ def test_bulk_statements_are_compiled_per_dialect_driver_and_paramstyle() -> Non
         conn(SQLiteDialect_aiosqlite(paramstyle="numeric")), t.streams, "insert", columns, ()
     )
     assert "?" in qmark and ":1" in numeric and ":1" in other_driver
-    keys = [k for k in bulk._compiled if k[0] == "sqlite" and k[3] == "insert:streams" and k[4] == columns]
+    keys = [k for k in compiled_statements if k[0] == "sqlite" and k[3:6] == ("insert", "streams", columns)]
     assert {k[1:3] for k in keys} >= {("pysqlite", "qmark"), ("pysqlite", "numeric"), ("aiosqlite", "numeric")}
 
 

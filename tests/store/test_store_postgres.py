@@ -43,6 +43,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     test_receive_is_idempotent,
     test_tampered_frame_is_refused_and_only_logged,
     test_the_authors_copy_replaces_a_forged_foreign_copy_whole,
+    test_the_clock_mark_keeps_the_greatest_of_every_process_on_one_database,
 )
 
 from protocol.actions import Action

@@ -26,6 +26,7 @@ from protocol.encoding import encode
 from protocol.errand import ErrandState, Projection, project
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import pack, wall_ms
+from protocol.session import NodeReport
 from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory, NodeEntry
@@ -33,7 +34,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.keys import NodeKey
 from sanji.layout import Layout
 from sanji.service import ErrandService
-from sanji.store import Store, open_database, projections
+from sanji.store import Store, open_database, projections, report_inputs
 from sanji.store import schema as t
 from sanji.store.engine import MIGRATIONS
 from sanji.store.intake import Intake
@@ -910,3 +911,30 @@ async def test_a_restarted_store_never_issues_a_time_before_one_it_used(
     async with old.db.reader.connect() as conn:
         kept = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "clock_mark"))
     assert kept is not None and int(kept) >= further
+
+
+async def test_an_upsert_to_a_table_a_report_reads_is_counted_for_the_report_memo(open_store: StoreOpener) -> None:
+    """The report memo builds the reports again only after a write to a table they read; an upsert hands its
+    SQL to the driver, which the write listener cannot name, so it must count itself (the day's traffic: no)."""
+    town = await open_store(TOWN)
+    before = report_inputs.epoch(town.db)
+    await town.add_traffic("sent", 100, day="2026-12-01")
+    assert report_inputs.epoch(town.db) == before
+    await town.record_reports([NodeReport(node=VILLAGE, at=1, catalogue_version=3)], via=VILLAGE)
+    assert report_inputs.epoch(town.db) > before
+
+
+async def test_the_clock_mark_keeps_the_greatest_of_every_process_on_one_database(open_store: StoreOpener) -> None:
+    """Hub processes sharing a database each keep the mark with their writes: one whose clock is behind never
+    moves it back, or the one ahead could issue, after a restart, a time it already used."""
+    ahead, behind = await open_store(TOWN), await open_store(TOWN)
+    ahead.clock.observe(pack(int(time.time() * 1000) + 600_000, 0))  # followed a peer ten minutes fast
+
+    async def mark() -> int:
+        async with ahead.db.reader.connect() as conn:
+            return int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "clock_mark")) or 0)
+
+    await ErrandService(ahead).register(RegisterForm(matter="低保", applicant_name="张三", actor="窗口"))
+    assert await mark() == ahead.clock.last
+    await ErrandService(behind).register(RegisterForm(matter="低保", applicant_name="李四", actor="窗口"))
+    assert behind.clock.last < ahead.clock.last and await mark() == ahead.clock.last
