@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sanji.store import report_inputs
 from sanji.store.rows import Prepared, Row, compiled_once, prepared_upsert
 
 
@@ -70,3 +71,4 @@ async def _run(
 ) -> None:
     sql, as_tuple = _prepared(conn, table, kind, columns, keys)
     await conn.exec_driver_sql(sql, [as_tuple(r) for r in rows])
+    report_inputs.wrote(conn.sync_engine, table.name)  # SQL handed to the driver: the listener cannot name it

@@ -924,6 +924,16 @@ async def test_an_upsert_to_a_table_a_report_reads_is_counted_for_the_report_mem
     assert report_inputs.epoch(town.db) > before
 
 
+async def test_a_received_push_is_counted_for_the_report_memo(open_store: StoreOpener, layout: Layout) -> None:
+    """A push's rows are written at its end in bulk (SQL handed to the driver): they count as a write to the
+    tables a report reads, or the node's report would say nothing of them until its next heartbeat."""
+    town = await open_store(TOWN)
+    before = report_inputs.epoch(town.db)
+    (frame,) = chain(layout, [[register("E1", 1)]])
+    await town.receive([frame], peer=VILLAGE)
+    assert report_inputs.epoch(town.db) > before
+
+
 async def test_the_clock_mark_keeps_the_greatest_of_every_process_on_one_database(open_store: StoreOpener) -> None:
     """Hub processes sharing a database each keep the mark with their writes: one whose clock is behind never
     moves it back, or the one ahead could issue, after a restart, a time it already used."""
