@@ -805,6 +805,8 @@ def fold(
     waits = set(before.waiting)
     if len(waiting) != len(waits) or {a.id for a in waiting} != waits:
         return None  # the bodies of what waits are needed to take it up
+    if any(a.base <= version for a in waiting):
+        return None  # not what project leaves waiting (a row whose statuses were changed by hand): replay it all
     if not made_here and digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
         return None  # not a projection of what is held (a stale or foreign row): re-project
     if set(before.rejected) | set(before.main) | waits != set(held):

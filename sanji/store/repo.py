@@ -958,7 +958,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                         new = verdict(e.id)
                         if e.id in fresh_ids or (e.status, e.reason) != new:
                             changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
-                made[errand_id] = (folded, "")
+                made[errand_id] = (folded, "" if folded.state else _unregistered_scope(entries))
                 continue
             decoded = [(e.id, None if e.status == FOREIGN else e.decoded(), e.status, e.reason) for e in entries]
             # An action applied under this basis passed the bounds then: judge does not walk them again. Under
@@ -973,7 +973,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 new = verdict(aid)
                 if (status, reason) != new:
                     changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
-            scope = decoded[0][1].scope if decoded and decoded[0][1] else ""
+            scope = "" if proj.state else _unregistered_scope(entries)
             made[errand_id] = (proj, scope)
         if intake is not None:
             for change in changes:
@@ -997,6 +997,13 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _unregistered_scope(entries: Sequence[Any]) -> str:
+    """Where an errand with no registration yet is filed: the scope of its first action by id (not a foreign
+    copy), the same whichever way its rows were read or in whatever order they came."""
+    own = [e for e in entries if e.status != FOREIGN]
+    return str(min(own, key=lambda e: e.id).decoded().scope) if own else ""
 
 
 class _Verdicts:

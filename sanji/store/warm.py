@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from protocol.errand import Projection
+from protocol.ledger import FOREIGN
 from protocol.topology import COUNTY, TOWN, VILLAGE
 
 if TYPE_CHECKING:
@@ -81,7 +82,9 @@ class WarmErrands:
         errand's action rows as written."""
         for errand, (projection, basis) in written.items():
             self.forget(errand)
-            warm = Warm(projection, basis, list(rows.get(errand, ())))
+            # Foreign copies are never projected, and another process may move one to its author's errand
+            # without changing this one's row: they are read from the database when asked for.
+            warm = Warm(projection, basis, [r for r in rows.get(errand, ()) if r.status != FOREIGN])
             if len(warm.rows) > self.max_rows:
                 continue
             self._kept[errand] = warm

@@ -26,6 +26,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     test_a_kept_row_that_cannot_be_trusted_is_projected_again,
     test_a_node_on_the_path_changed_makes_its_errands_be_projected_again,
     test_a_push_continues_what_this_process_wrote_without_reading_it_back,
+    test_a_push_that_fails_part_way_leaves_memory_as_what_was_committed,
     test_a_registration_refused_for_a_node_not_enrolled_is_judged_again_once_it_is,
     test_a_restarted_store_never_issues_a_time_before_one_it_used,
     test_actions_in_any_order_and_any_batches_leave_what_projecting_everything_leaves,
