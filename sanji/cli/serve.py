@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from sanji import memory, tiers
 from sanji.cli.lean_uvicorn import Config, Server
@@ -15,6 +16,11 @@ from sanji.parent_watch import watch_parent
 from sanji.store.engine import open_database
 from sanji.store.revisions import DatabaseNewer, read_revisions, refuse_if_newer
 from sanji.version import release
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from sanji.config import NodeSettings
 
 KEEP_ALIVE_S = 75  # seconds an idle client connection is kept open
 
@@ -50,8 +56,7 @@ def run(
         print(f"error: {exc.message}\n{exc.hint}", file=sys.stderr)
         return 2
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s {settings.node.id} %(name)s %(message)s")
-    app = tiers.create_app(settings)
-    app.on_startup.append(_settle)  # after the node's lifespan has opened everything
+    app = served_app(settings)
     server = Server(
         Config(
             app,
@@ -74,6 +79,14 @@ def run(
     watch_parent()
     server.run()
     return 0
+
+
+def served_app(settings: NodeSettings) -> Litestar:
+    """The node's app as ``serve`` runs it: once its lifespan has opened everything, start-up's objects are
+    left out of garbage collection (``sanji.memory.settle_heap``)."""
+    app = tiers.create_app(settings)
+    app.on_startup.append(_settle)
+    return app
 
 
 def _settle() -> None:

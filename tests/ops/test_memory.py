@@ -182,3 +182,29 @@ async def test_a_node_trims_off_the_loop_after_an_exchange_that_moved_work_only(
     finally:
         for db in dbs.values():
             await db.dispose()
+
+
+# The app as `sanji county serve` builds it, started in a fresh interpreter (its freeze stays there).
+SERVED = """
+import gc, sys
+from litestar.testing import TestClient
+from sanji.cli.serve import served_app
+from sanji.config import load_settings
+
+before = gc.get_freeze_count()
+with TestClient(served_app(load_settings(sys.argv[1]))) as client:
+    started = gc.get_freeze_count()
+    healthy = client.get("/healthz").status_code
+print("settled:", before, started > 10_000, healthy)
+"""
+
+
+def test_a_served_node_leaves_start_up_out_of_garbage_collection_once_started(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1)
+    config = str(cluster.nodes["C"].config)
+    out = subprocess.run(
+        [sys.executable, "-c", SERVED, config], capture_output=True, text=True, check=True, timeout=120
+    )
+    said = [line for line in out.stdout.splitlines() if line.startswith("settled:")]  # the node prints more
+    _, before, settled, healthy = said[-1].split()
+    assert (before, settled, healthy) == ("0", "True", "200")
