@@ -24,9 +24,11 @@ frames before it left, as when every frame wrote its own rows.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import msgspec
 from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -72,25 +74,20 @@ def keyed(row: dict[str, Any]) -> dict[str, Any]:
     return {**{c: v for c, v in row.items() if c != "id"}, "k_id": row["id"]}
 
 
-class ActionRow:
-    """The columns of one stored action ``Store._recompute`` reads (``projections.Held`` and the body)."""
+class ActionRow(msgspec.Struct, gc=False):
+    """The columns of one stored action ``Store._recompute`` reads (``projections.Held`` and the body).
 
-    __slots__ = ("action", "base", "body", "errand", "id", "kind", "reason", "status")
+    A struct built in C and left out of the cyclic collector (it holds strings, bytes and an immutable
+    decoded action, never itself): a push makes one per action of every errand it touches."""
 
-    def __init__(
-        self,
-        id: str,
-        errand: str,
-        base: int,
-        kind: str,
-        status: str,
-        reason: str,
-        body: bytes,
-        action: Action | None = None,
-    ) -> None:
-        self.id, self.errand, self.base, self.kind = id, errand, base, kind
-        self.status, self.reason, self.body = status, reason, body
-        self.action = action  # the body decoded, once (an action this call received comes decoded)
+    id: str
+    errand: str
+    base: int
+    kind: str
+    status: str
+    reason: str
+    body: bytes
+    action: Action | None = None  # the body decoded, once (an action this call received comes decoded)
 
     def decoded(self) -> Action:
         if self.action is None:
@@ -98,7 +95,7 @@ class ActionRow:
         return self.action
 
     def copy(self) -> ActionRow:
-        return ActionRow(self.id, self.errand, self.base, self.kind, self.status, self.reason, self.body, self.action)
+        return copy.copy(self)
 
 
 class KeptRow:
