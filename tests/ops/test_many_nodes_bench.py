@@ -43,11 +43,15 @@ def test_lean_idle_children_send_what_a_running_child_sends(tmp_path: Path) -> N
     assert result["simulator"]["workers"] == 2 and idle["children_kind"] == "lean"
     assert (burst["exchanges"], burst["error_count"], burst["in_flight"]) == (6, 0, 4)
     assert (settle["exchanges"], settle["error_count"], settle["requests_per_exchange"]) == (6, 0, 1)
-    assert (idle["exchanges"], idle["error_count"], idle["requests_per_exchange"]) == (6, 0, 1)
+    beats = idle["heartbeats"]
+    assert (idle["exchanges"] + beats["exchanges"], idle["error_count"], idle["requests_per_exchange"]) == (6, 0, 1)
     assert idle["exchanges_that_moved_batches"] == 0  # the hub held nothing the children lacked
     # The settle request carries the child's report again (its store, and report memo, were opened afresh);
-    # a running child's memo has carried it, and neither does the lean child.
+    # a running child's memo has carried it, and sends it again only at its heartbeat: at this interval the
+    # first child of each worker's slice is due in the first round.
     assert idle["request_body_bytes_per_exchange"] < settle["request_body_bytes_per_exchange"]
+    assert beats["exchanges"] == 2 and beats["requests_per_exchange"] == 1
+    assert beats["request_body_bytes_per_exchange"] > idle["request_body_bytes_per_exchange"]
     for phase in (burst, settle, idle):
         assert phase["hub_cpu_cores"] > 0 and phase["simulator_cpu_cores"] > 0
         assert len(phase["simulator_cpu_cores_per_worker"]) == 2
