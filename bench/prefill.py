@@ -14,7 +14,9 @@ push), each copy with its ids remapped so no two copies, and no copy and the mea
   id ``<scope>-`` + 8 hex digits of its first action's second so moved + 8 hex digits of
   ``blake2b(tag:errand)``: the lengths of real ids, and their order, so the indexes grow at the edges
   they grow at in a county (random ids, as ``sanji.service`` minted before 0.4.0, put every insert on a
-  random leaf);
+  random leaf). The ``actions.at`` column moves by as much (the ``(kind, at)`` index would otherwise take
+  each measured action among a thousand copies of its own time); the bodies keep the reference's times,
+  so the rule's time checks (deemed approvals, urgings' answer dates) judge every copy as the reference;
 - an action's ``body`` and an errand's ``state`` are the stored msgpack with the old id strings
   replaced by the new ones of the same length (still valid canonical msgpack), and the errand's
   ``digest`` is recomputed (``protocol.errand.digest_of``: it covers the errand's and its actions' ids);
@@ -44,7 +46,7 @@ import msgspec
 
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState, digest_of, project
-from protocol.hlc import wall_ms
+from protocol.hlc import COUNTER_BITS, wall_ms
 from protocol.topology import Directory
 
 TABLES = ("batches", "streams", "actions", "errands")
@@ -189,6 +191,7 @@ def copy_rows(ref: Reference, index: int, suffix: str, place: int) -> Copy:
         ids_new[old_id] = new_id
         r = list(row)
         r[a["id"]], r[a["errand"]] = new_id, new_errand
+        r[a["at"]] = row[a["at"]] + (shift << COUNTER_BITS)
         body: bytes = row[a["body"]]
         r[a["body"]] = body.replace(old_errand.encode(), new_errand.encode()).replace(old_id.encode(), new_id.encode())
         actions.append(tuple(r))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,10 @@ async def test_a_prefilled_store_holds_its_copies_and_takes_the_pushes_as_an_emp
     assert max(id_time(new) for new in every) < min(id_time(old) for old in measured)
     for copy in copies:
         assert [id_time(copy[old]) for old in measured] == sorted(id_time(copy[old]) for old in measured)
+    # The indexed times precede the measured ones too, and so do the action ids, copy after copy.
+    held = sqlite3.connect(full).execute("SELECT id, at FROM actions ORDER BY rowid").fetchall()
+    first = sqlite3.connect(empty).execute("SELECT min(at), min(id) FROM actions").fetchone()
+    assert max(at for _, at in held) < first[0] and max(i for i, _ in held) < first[1]
     assert prefill.check_projections(full, every, directory) == 24
 
     # The measured pushes collide with nothing copied, and their errands end exactly as in the empty store.
