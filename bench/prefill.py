@@ -7,16 +7,18 @@ ingest of the corpus wrote (``Reference``: every row of the four tables ``Store.
 push), each copy with its ids remapped so no two copies, and no copy and the measured pushes, collide:
 
 - ids are made as ``sanji.service`` mints them, time first, with the copy's times *before* the
-  reference's: copy ``i`` of ``n`` sits ``n - i`` spans (the reference's time span, rounded up to whole
-  seconds, plus two) earlier, so the copies follow each other in the order they are inserted and all
-  precede the measured pushes, as a store that has run for a while holds older ids. An action id is 12
-  hex digits of its ``at``'s milliseconds so moved, then 20 hex digits of ``blake2b(tag:id)``; an errand
-  id ``<scope>-`` + 8 hex digits of its first action's second so moved + 8 hex digits of
-  ``blake2b(tag:errand)``: the lengths of real ids, and their order, so the indexes grow at the edges
-  they grow at in a county (random ids, as ``sanji.service`` minted before 0.4.0, put every insert on a
-  random leaf). The ``actions.at`` column moves by as much (the ``(kind, at)`` index would otherwise take
-  each measured action among a thousand copies of its own time); the bodies keep the reference's times,
-  so the rule's time checks (deemed approvals, urgings' answer dates) judge every copy as the reference;
+  reference's: copy ``i`` of ``n`` sits ``n - i`` spans earlier (the reference's time span rounded up
+  to whole days, plus one: about a county's day of registrations a copy, so a million errands go back
+  years), so the copies follow each other in the order they are inserted and all precede the measured
+  pushes, as a store that has run for a while holds older ids. An action id is 12 hex digits of its
+  ``at``'s milliseconds so moved, then 20 hex digits of ``blake2b(tag:id)``; an errand id ``<scope>-``
+  + 8 hex digits of its first action's second so moved + 8 hex digits of ``blake2b(tag:errand)``: the
+  lengths of real ids, and their order, so the indexes grow at the edges they grow at in a county
+  (random ids, as ``sanji.service`` minted before 0.4.0, put every insert on a random leaf). The
+  ``actions.at`` column moves by as much (the ``(kind, at)`` index would otherwise take each measured
+  action among a thousand copies of its own time), and so does the day in the ``errands.receipt``
+  column (``moved_receipt``); the bodies and states keep the reference's times and receipts, so the
+  rule's time checks (deemed approvals, urgings' answer dates) judge every copy as the reference;
 - an action's ``body`` and an errand's ``state`` are the stored msgpack with the old id strings
   replaced by the new ones of the same length (still valid canonical msgpack), and the errand's
   ``digest`` is recomputed (``protocol.errand.digest_of``: it covers the errand's and its actions' ids);
@@ -35,10 +37,12 @@ last copy projects (``project`` over its decoded bodies) to the digest its row h
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +51,19 @@ import msgspec
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState, digest_of, project
 from protocol.hlc import COUNTER_BITS, wall_ms
+from protocol.receipts import check_char
 from protocol.topology import Directory
 
 TABLES = ("batches", "streams", "actions", "errands")
 HELD_SUFFIX = "~held"  # the streams prefilled copies live in
 LIMIT_SUFFIX = "~limit"  # the streams of the rows the bulk-insert limit writes
+DAY_MS = 24 * 3600 * 1000
 IDS = "timed"  # how copies' ids are made (in a kept store's name: one with random ids, before 0.4.0, is not reused)
 COMMIT_EVERY = 50  # copies per transaction while prefilling: bounds the WAL of a million-errand fill
 FOREIGN = "foreign"
 
 _state_decoder = msgspec.msgpack.Decoder(ErrandState)
+_RECEIPT = re.compile(r"(?P<node>[A-Z0-9]{1,24})-(?P<day>[0-9]{6})-(?P<seq>[0-9]{4,6})[0-9A-Z]")
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ class Reference:
     shapes: dict[str, Shape] = field(default_factory=dict)
     action_ms: dict[str, int] = field(default_factory=dict)  # each action's ``at``, wall milliseconds
     errand_ms: dict[str, int] = field(default_factory=dict)  # each errand's earliest action's
-    span_ms: int = 3000  # a copy's place in time: the reference's span in whole seconds, plus two (clear of it)
+    span_ms: int = 24 * 3600 * 1000  # a copy's place in time: the reference's span in whole days, plus one
 
     def count(self, table: str) -> int:
         return len(self.rows[table])
@@ -121,7 +128,7 @@ def reference_from(
         ref.action_ms[row[a["id"]]] = ms
         ref.errand_ms[row[a["errand"]]] = min(ms, ref.errand_ms.get(row[a["errand"]], ms))
     if ref.action_ms:
-        ref.span_ms = ((max(ref.action_ms.values()) - min(ref.action_ms.values())) // 1000 + 3) * 1000
+        ref.span_ms = ((max(ref.action_ms.values()) - min(ref.action_ms.values())) // DAY_MS + 1) * DAY_MS
     e = _index(ref, "errands")
     for row in ref.rows["errands"]:
         errand = row[e["id"]]
@@ -202,6 +209,7 @@ def copy_rows(ref: Reference, index: int, suffix: str, place: int) -> Copy:
         shape = ref.shapes[old]
         r = list(row)
         r[e["id"]] = new
+        r[e["receipt"]] = moved_receipt(row[e["receipt"]], shift)
         state: bytes | None = row[e["state"]]
         decoded = None
         if state is not None:
@@ -217,6 +225,20 @@ def copy_rows(ref: Reference, index: int, suffix: str, place: int) -> Copy:
         )
         errands.append(tuple(r))
     return Copy(batches, actions, errands)
+
+
+def moved_receipt(receipt: str, shift_ms: int) -> str:
+    """The receipt number the copy's errand would have had (``protocol.receipts``: node, day, sequence, check
+    character), its day moved by ``shift_ms`` (whole days): the ``receipt`` index then holds the copies'
+    numbers before the measured ones, day after day, as a county's; the same numbers for every copy put each
+    measured errand's among a thousand equal ones, a different leaf each (what a 100,000-errand ingest wrote
+    most of: issue 15, session 11)."""
+    match = _RECEIPT.match(receipt)
+    if match is None:
+        return receipt
+    day = datetime.strptime(match["day"], "%y%m%d").date() + timedelta(milliseconds=shift_ms)
+    body = f"{match['node']}-{day:%y%m%d}-{match['seq']}"
+    return body + check_char(body)
 
 
 def stream_lengths(ref: Reference) -> dict[tuple[str, str], int]:

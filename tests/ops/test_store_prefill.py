@@ -13,6 +13,7 @@ import pytest
 from bench import prefill
 from bench.profile_apply import Saved, build
 from bench.store_growth import fresh_store, ingest, opened_counts, rechunk
+from protocol import receipts
 from protocol.batch import open_frame
 from protocol.topology import Directory
 from sanji.keys import NodeKey
@@ -71,6 +72,11 @@ async def test_a_prefilled_store_holds_its_copies_and_takes_the_pushes_as_an_emp
     held = sqlite3.connect(full).execute("SELECT id, at FROM actions ORDER BY rowid").fetchall()
     first = sqlite3.connect(empty).execute("SELECT min(at), min(id) FROM actions").fetchone()
     assert max(at for _, at in held) < first[0] and max(i for i, _ in held) < first[1]
+    # Receipt numbers as a county's would be: valid, each copy's on its own earlier day, before the measured.
+    copied = [r for (r,) in sqlite3.connect(full).execute("SELECT receipt FROM errands")]
+    measured_receipts = [r for (r,) in sqlite3.connect(empty).execute("SELECT receipt FROM errands")]
+    assert all(receipts.is_valid(r) for r in copied) and len({r.split("-")[1] for r in copied}) == 3
+    assert max(r.split("-")[1] for r in copied) < min(r.split("-")[1] for r in measured_receipts)
     assert prefill.check_projections(full, every, directory) == 24
 
     # The measured pushes collide with nothing copied, and their errands end exactly as in the empty store.
