@@ -6,9 +6,19 @@ ingest of the corpus wrote (``Reference``: every row of the four tables ``Store.
 ``batches``, ``streams``, ``actions``, ``errands`` — read from a fresh county that took every recorded
 push), each copy with its ids remapped so no two copies, and no copy and the measured pushes, collide:
 
-- an action id becomes ``blake2b(tag:id)`` as 32 hex digits and an errand id ``<scope>-`` + 16 hex
-  digits of ``blake2b(tag:errand)``: the lengths and the random spread of real ids (``uuid4().hex``,
-  ``new_errand_id``), so the indexes grow as they would;
+- ids are made as ``sanji.service`` mints them, time first, with the copy's times *before* the
+  reference's: copy ``i`` of ``n`` sits ``n - i`` spans earlier (the reference's time span rounded up
+  to whole days, plus one: about a county's day of registrations a copy, so a million errands go back
+  years), so the copies follow each other in the order they are inserted and all precede the measured
+  pushes, as a store that has run for a while holds older ids. An action id is 12 hex digits of its
+  ``at``'s milliseconds so moved, then 20 hex digits of ``blake2b(tag:id)``; an errand id ``<scope>-``
+  + 8 hex digits of its first action's second so moved + 8 hex digits of ``blake2b(tag:errand)``: the
+  lengths of real ids, and their order, so the indexes grow at the edges they grow at in a county
+  (random ids, as ``sanji.service`` minted before 0.4.0, put every insert on a random leaf). The
+  ``actions.at`` column moves by as much (the ``(kind, at)`` index would otherwise take each measured
+  action among a thousand copies of its own time), and so does the day in the ``errands.receipt``
+  column (``moved_receipt``); the bodies and states keep the reference's times and receipts, so the
+  rule's time checks (deemed approvals, urgings' answer dates) judge every copy as the reference;
 - an action's ``body`` and an errand's ``state`` are the stored msgpack with the old id strings
   replaced by the new ones of the same length (still valid canonical msgpack), and the errand's
   ``digest`` is recomputed (``protocol.errand.digest_of``: it covers the errand's and its actions' ids);
@@ -27,10 +37,12 @@ last copy projects (``project`` over its decoded bodies) to the digest its row h
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +50,20 @@ import msgspec
 
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState, digest_of, project
+from protocol.hlc import COUNTER_BITS, wall_ms
+from protocol.receipts import check_char
 from protocol.topology import Directory
 
 TABLES = ("batches", "streams", "actions", "errands")
 HELD_SUFFIX = "~held"  # the streams prefilled copies live in
 LIMIT_SUFFIX = "~limit"  # the streams of the rows the bulk-insert limit writes
+DAY_MS = 24 * 3600 * 1000
+IDS = "timed"  # how copies' ids are made (in a kept store's name: one with random ids, before 0.4.0, is not reused)
 COMMIT_EVERY = 50  # copies per transaction while prefilling: bounds the WAL of a million-errand fill
 FOREIGN = "foreign"
 
 _state_decoder = msgspec.msgpack.Decoder(ErrandState)
+_RECEIPT = re.compile(r"(?P<node>[A-Z0-9]{1,24})-(?P<day>[0-9]{6})-(?P<seq>[0-9]{4,6})[0-9A-Z]")
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,9 @@ class Reference:
     columns: dict[str, list[str]]
     rows: dict[str, list[tuple[Any, ...]]]
     shapes: dict[str, Shape] = field(default_factory=dict)
+    action_ms: dict[str, int] = field(default_factory=dict)  # each action's ``at``, wall milliseconds
+    errand_ms: dict[str, int] = field(default_factory=dict)  # each errand's earliest action's
+    span_ms: int = 24 * 3600 * 1000  # a copy's place in time: the reference's span in whole days, plus one
 
     def count(self, table: str) -> int:
         return len(self.rows[table])
@@ -103,6 +123,12 @@ def reference_from(
     for row in ref.rows["actions"]:
         if row[a["status"]] != FOREIGN:  # as Store._load_actions: a foreign copy is not projected
             by_errand.setdefault(row[a["errand"]], []).append(decode_action(row[a["body"]]))
+    for row in ref.rows["actions"]:
+        ms = wall_ms(row[a["at"]])
+        ref.action_ms[row[a["id"]]] = ms
+        ref.errand_ms[row[a["errand"]]] = min(ms, ref.errand_ms.get(row[a["errand"]], ms))
+    if ref.action_ms:
+        ref.span_ms = ((max(ref.action_ms.values()) - min(ref.action_ms.values())) // DAY_MS + 1) * DAY_MS
     e = _index(ref, "errands")
     for row in ref.rows["errands"]:
         errand = row[e["id"]]
@@ -124,13 +150,21 @@ def _index(ref: Reference, table: str) -> dict[str, int]:
     return {name: i for i, name in enumerate(ref.columns[table])}
 
 
-def action_id(old: str, tag: str) -> str:
-    return hashlib.blake2b(f"{tag}:{old}".encode(), digest_size=16).hexdigest()
+def action_id(old: str, tag: str, ms: int) -> str:
+    """``new_action_id``'s shape: 12 hex digits of milliseconds, 20 of a hash that keeps copies apart."""
+    return f"{ms:012x}{hashlib.blake2b(f'{tag}:{old}'.encode(), digest_size=10).hexdigest()}"
 
 
-def errand_id(old: str, tag: str) -> str:
+def errand_id(old: str, tag: str, seconds: int) -> str:
+    """``new_errand_id``'s shape: ``<scope>-``, 8 hex digits of seconds, 8 of a hash that keeps copies apart."""
     scope, _, _ = old.rpartition("-")
-    return f"{scope}-{hashlib.blake2b(f'{tag}:{old}'.encode(), digest_size=8).hexdigest()}"
+    return f"{scope}-{seconds:08x}{hashlib.blake2b(f'{tag}:{old}'.encode(), digest_size=4).hexdigest()}"
+
+
+def errand_ids(ref: Reference, index: int, suffix: str, place: int) -> dict[str, str]:
+    """The new id of each reference errand in copy ``index``, ``place`` spans from the reference in time."""
+    tag, shift = f"{suffix}{index}", place * ref.span_ms
+    return {old: errand_id(old, tag, (ref.errand_ms[old] + shift) // 1000) for old in ref.shapes}
 
 
 @dataclass
@@ -142,9 +176,10 @@ class Copy:
     errands: list[tuple[Any, ...]]
 
 
-def copy_rows(ref: Reference, index: int, suffix: str) -> Copy:
-    """Copy ``index`` of the reference, ids remapped with the tag ``suffix + index``."""
-    tag = f"{suffix}{index}"
+def copy_rows(ref: Reference, index: int, suffix: str, place: int) -> Copy:
+    """Copy ``index`` of the reference, ids remapped with the tag ``suffix + index`` and their times moved
+    by ``place`` spans (negative: before the reference; the held copy ``i`` of ``n`` is at ``i - n``)."""
+    tag, shift = f"{suffix}{index}", place * ref.span_ms
     b, a, e = _index(ref, "batches"), _index(ref, "actions"), _index(ref, "errands")
     lengths = stream_lengths(ref)
     batches = []
@@ -154,15 +189,16 @@ def copy_rows(ref: Reference, index: int, suffix: str) -> Copy:
         r[b["scope"]] = row[b["scope"]] + suffix
         r[b["seq"]] = row[b["seq"]] + index * lengths[key]
         batches.append(tuple(r))
-    errands_new = {old: errand_id(old, tag) for old in ref.shapes}
+    errands_new = errand_ids(ref, index, suffix, place)
     ids_new: dict[str, str] = {}
     actions = []
     for row in ref.rows["actions"]:
         old_id, old_errand = row[a["id"]], row[a["errand"]]
-        new_id, new_errand = action_id(old_id, tag), errands_new[old_errand]
+        new_id, new_errand = action_id(old_id, tag, ref.action_ms[old_id] + shift), errands_new[old_errand]
         ids_new[old_id] = new_id
         r = list(row)
         r[a["id"]], r[a["errand"]] = new_id, new_errand
+        r[a["at"]] = row[a["at"]] + (shift << COUNTER_BITS)
         body: bytes = row[a["body"]]
         r[a["body"]] = body.replace(old_errand.encode(), new_errand.encode()).replace(old_id.encode(), new_id.encode())
         actions.append(tuple(r))
@@ -173,6 +209,7 @@ def copy_rows(ref: Reference, index: int, suffix: str) -> Copy:
         shape = ref.shapes[old]
         r = list(row)
         r[e["id"]] = new
+        r[e["receipt"]] = moved_receipt(row[e["receipt"]], shift)
         state: bytes | None = row[e["state"]]
         decoded = None
         if state is not None:
@@ -188,6 +225,20 @@ def copy_rows(ref: Reference, index: int, suffix: str) -> Copy:
         )
         errands.append(tuple(r))
     return Copy(batches, actions, errands)
+
+
+def moved_receipt(receipt: str, shift_ms: int) -> str:
+    """The receipt number the copy's errand would have had (``protocol.receipts``: node, day, sequence, check
+    character), its day moved by ``shift_ms`` (whole days): the ``receipt`` index then holds the copies'
+    numbers before the measured ones, day after day, as a county's; the same numbers for every copy put each
+    measured errand's among a thousand equal ones, a different leaf each (what a 100,000-errand ingest wrote
+    most of: issue 15, session 11)."""
+    match = _RECEIPT.match(receipt)
+    if match is None:
+        return receipt
+    day = datetime.strptime(match["day"], "%y%m%d").date() + timedelta(milliseconds=shift_ms)
+    body = f"{match['node']}-{day:%y%m%d}-{match['seq']}"
+    return body + check_char(body)
 
 
 def stream_lengths(ref: Reference) -> dict[tuple[str, str], int]:
@@ -238,7 +289,7 @@ def prefill(db_path: Path, ref: Reference, copies: int) -> dict[str, Any]:
             with con:
                 for index in range(first, min(copies, first + COMMIT_EVERY)):
                     mark = time.perf_counter()
-                    rows = copy_rows(ref, index, HELD_SUFFIX)
+                    rows = copy_rows(ref, index, HELD_SUFFIX, index - copies)
                     build_s += time.perf_counter() - mark
                     insert_copy(con, ref, rows)
         if copies:
@@ -267,8 +318,9 @@ def filled(ref: Reference, copies: int, seconds: float, remap_seconds: float, da
 def bulk_insert_limit(db_path: Path, ref: Reference) -> dict[str, Any]:
     """The database's own floor for what one ingest writes: the same rows (one more copy, fresh ids),
     inserted with ``sqlite3.executemany`` in one transaction and committed as durably as the store
-    commits (WAL, ``synchronous=FULL``: ``sanji.store.engine``), timed without building the rows."""
-    rows = copy_rows(ref, 0, LIMIT_SUFFIX)
+    commits (WAL, ``synchronous=FULL``: ``sanji.store.engine``), timed without building the rows. Its ids
+    are a span after the reference's: the newest in the store, as what a county takes in next would be."""
+    rows = copy_rows(ref, 0, LIMIT_SUFFIX, 1)
     streams = stream_rows(ref, 1, LIMIT_SUFFIX)
     con = sqlite3.connect(db_path, isolation_level=None)
     try:
@@ -315,9 +367,7 @@ def counts(db_path: Path) -> dict[str, int]:
 def sample_errands(ref: Reference, copies: int) -> Iterator[str]:
     """Every errand of the first and of the last copy."""
     for index in sorted({0, copies - 1}) if copies else ():
-        tag = f"{HELD_SUFFIX}{index}"
-        for old in ref.shapes:
-            yield errand_id(old, tag)
+        yield from errand_ids(ref, index, HELD_SUFFIX, index - copies).values()
 
 
 def check_projections(db_path: Path, errand_ids: list[str], directory: Directory) -> int:

@@ -55,7 +55,7 @@ async def prefill_copies(name: str, ref: prefill.Reference, copies: int) -> dict
             async with conn.transaction():
                 for index in range(first, min(copies, first + prefill.COMMIT_EVERY)):
                     mark = time.perf_counter()
-                    rows = prefill.copy_rows(ref, index, prefill.HELD_SUFFIX)
+                    rows = prefill.copy_rows(ref, index, prefill.HELD_SUFFIX, index - copies)
                     build_s += time.perf_counter() - mark
                     for table, records in (
                         ("batches", rows.batches),
@@ -75,7 +75,7 @@ async def prefill_copies(name: str, ref: prefill.Reference, copies: int) -> dict
 
 async def bulk_insert_limit(name: str, ref: prefill.Reference) -> dict[str, Any]:
     """``prefill.bulk_insert_limit`` on PostgreSQL: asyncpg ``executemany``, one transaction."""
-    rows = prefill.copy_rows(ref, 0, prefill.LIMIT_SUFFIX)
+    rows = prefill.copy_rows(ref, 0, prefill.LIMIT_SUFFIX, 1)
     streams = prefill.stream_rows(ref, 1, prefill.LIMIT_SUFFIX)
     conn = await connect(name)
     try:

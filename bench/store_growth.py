@@ -219,7 +219,7 @@ class Sqlite:
         if self.cache is None:
             return None
         schema = hashlib.sha256(repr(sorted(carried().items())).encode()).hexdigest()[:12]
-        return self.cache / f"county-{copies}copies-{self.corpus_key}-{schema}.db"
+        return self.cache / f"county-{copies}copies-{prefill.IDS}-{self.corpus_key}-{schema}.db"
 
     def path(self, name: str) -> Path:
         return self.workdir / f"{name}.db"

@@ -6,6 +6,13 @@ other candidate is rejected with a reason and kept for audit. Notes commute. The
 result depends only on the *set* of actions, never on arrival order, so every
 replica that holds the same actions computes the same state and digest.
 
+Which rival wins follows from how ids are made. Ids minted since 0.4.0 begin with
+the time they were minted (``sanji.service.new_action_id``), so of two rivals
+minted in different milliseconds the earlier one wins; older releases minted
+random ids, where the winner was as good as a coin toss. Either way the order is
+the ids' and the same on every replica; nothing here depends on ids being
+time-ordered, and a set mixing both kinds projects alike everywhere.
+
 Custody: one node (the holder) may advance the main line. A hand-off names the
 next holder, and nothing but that node's ``receive`` may follow it.
 """

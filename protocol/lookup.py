@@ -4,7 +4,9 @@ Receipt numbers are readable on purpose (node, date, daily sequence, a check cha
 they can be guessed. A lookup therefore also asks for one of:
 
 - the **query code** (查询码) printed on the receipt: eight characters derived from the errand
-  id, which holds 64 random bits and never appears on public pages. Every replica holding the
+  id, which never appears on public pages and holds 32 random bits after the second it was
+  registered in (64 random bits in ids older releases minted): ≈ 48 bits unknown to someone
+  who knows the receipt's node and day, more than the code's 39. Every replica holding the
   errand derives the same code, so the county answers for a receipt printed at a village
   without anything travelling; or
 - the **last four digits of the applicant's phone**, for a villager who lost the paper.

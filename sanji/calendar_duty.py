@@ -121,7 +121,7 @@ async def _correct_one(store: Store, context: NodeContext, bound: BoundCalendar,
             notes.append(f"环节期限 {state.stage_due} → {stage_due}")
         still = "，仍含未公布年份（暂定）" if due_marked or stage_marked else ""
         return CorrectDeadline(
-            id=new_action_id(),
+            id=new_action_id(at),
             errand=state.id,
             scope=state.scope,
             node=store.node_id,

@@ -80,7 +80,7 @@ async def file_public_complaint(store: Store, errand_id: str, form: ComplaintFor
             raise ActionRefused(f"errand {errand_id} is not known at {store.node_id}")
         if not sealed:
             sealed.append(seal_complainant(store.directory, errand_id, state.scope, form.name, form.phone))
-        ids.append(new_action_id())
+        ids.append(new_action_id(at))
         return a.Complain(
             id=ids[-1],
             errand=errand_id,

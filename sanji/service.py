@@ -8,7 +8,7 @@ every replica shows the same deadline whatever catalogue version or clock it has
 from __future__ import annotations
 
 import secrets
-import uuid
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, Literal, Protocol
@@ -18,7 +18,7 @@ from protocol.actions import Action
 from protocol.binding import SYSTEM_ACTOR, bind
 from protocol.errand import ErrandState, Projection, judge
 from protocol.errors import ActionRefused
-from protocol.hlc import wall_seconds
+from protocol.hlc import wall_ms, wall_seconds
 from protocol.matter import Matter
 from protocol.receipts import make_receipt
 from protocol.refusals import Refusal, refuse
@@ -47,13 +47,47 @@ class DeadlinePolicy(Protocol):
     def date_of(self, hlc: int) -> date: ...
 
 
-def new_action_id() -> str:
-    return uuid.uuid4().hex
+ACTION_ID_TIME_DIGITS = 12  # hex digits of milliseconds since the epoch: 48 bits, enough until the year 10889
+ERRAND_ID_TIME_DIGITS = 8  # hex digits of seconds since the epoch: 32 bits, enough until 2106
 
 
-def new_errand_id(node_id: str) -> str:
-    # Unique without any network: the registering node's id plus 64 random bits.
-    return f"{node_id}-{secrets.token_hex(8)}"
+def new_action_id(at: int | None = None) -> str:
+    """A new action id: 12 hex digits of the milliseconds it was minted at, then 80 random bits (20 hex digits).
+
+    32 lowercase hex digits, the shape ``uuid4().hex`` had, so every bound and column that took those takes
+    these. ``at`` is the action's hybrid-clock timestamp (``protocol.hlc``), whose wall part is used, so the id
+    sorts with the action's own time; without it, this machine's clock. Time-ordered rather than random
+    because a store's ``actions`` key and its indexes then grow at one edge: a random key dirties a different
+    leaf page per insert, and on a county holding a million errands those pages are neither cached nor few
+    (issue 15, bench/README.md "Session 11"). Unique as before: two ids minted in one millisecond differ in
+    80 random bits.
+
+    What the order changes: ``protocol.errand.project`` lets the first valid candidate *by id* win a version.
+    With random ids that was a coin toss; with these, among rivals minted in different milliseconds the one
+    minted *earlier* (by its node's clock) wins, so a node whose clock runs behind wins its rivalries more
+    often. Every replica still computes the same winner from the same set. Ids minted by older releases are
+    random hex of the same shape and keep working: nothing relies on the order for correctness, only the
+    indexes' locality does (a new id, starting with "0" until the year 2527, sorts before most old ones).
+    """
+    ms = wall_ms(at) if at is not None else time.time_ns() // 1_000_000
+    return f"{max(ms, 0) & 0xFFFF_FFFF_FFFF:012x}{secrets.token_hex(10)}"
+
+
+def new_errand_id(node_id: str, seconds: float | None = None) -> str:
+    """A new errand id: the registering node's id, ``-``, 8 hex digits of the second it was minted at
+    (``seconds`` since the epoch, by default this machine's clock), then 32 random bits (8 hex digits).
+
+    The same length as the ``<node>-<64 random bits>`` ids before, and still unique without any network: the
+    node's id separates nodes, and one node would need tens of thousands of registrations in a single second
+    before two drew the same 32 bits with any likelihood. Time-ordered for the same reason as
+    ``new_action_id``: the ``errands`` key, and the ``actions.errand`` index, then grow at one edge per node.
+
+    The id stays off public pages, and the receipt's query code (``protocol.lookup``) is a hash of it: to
+    someone who knows the receipt (node and day) it still holds ≈ 48 unknown bits (32 random, ≈ 16 of the
+    second within the day), more than the code's 39, so guessing the code is not made easier.
+    """
+    now = time.time() if seconds is None else seconds
+    return f"{node_id}-{max(int(now), 0) & 0xFFFF_FFFF:08x}{secrets.token_hex(4)}"
 
 
 def _date_of(hlc: int, policy: DeadlinePolicy | None) -> date:
@@ -72,7 +106,8 @@ class ErrandService:
         return self.store.node_id
 
     async def register(self, form: RegisterForm, *, receipt: str = "") -> Projection:
-        errand_id = new_errand_id(self.node_id)
+        # The store's hybrid clock, not the wall clock: it never runs backwards, so neither do the ids.
+        errand_id = new_errand_id(self.node_id, wall_seconds(self.store.clock.now()))
         ERRAND.set(errand_id)
         if not receipt:
             day = self.policy.today() if self.policy is not None else date.today()
@@ -88,7 +123,7 @@ class ErrandService:
 
         def build(_: Projection, at: int) -> Action:
             return a.Register(
-                id=new_action_id(),
+                id=new_action_id(at),
                 errand=errand_id,
                 scope=self.node_id,
                 node=self.node_id,
@@ -148,7 +183,7 @@ class ErrandService:
                     hint="Reload the errand and try again.",
                 )
             common: dict[str, Any] = {
-                "id": new_action_id(),
+                "id": new_action_id(at),
                 "errand": errand_id,
                 "scope": state.scope,
                 "node": self.node_id,
