@@ -96,7 +96,11 @@ def prepared_upsert(
 async def upsert(
     conn: AsyncConnection, table: Table, values: Row, *, keys: tuple[str, ...], greatest: str | None = None
 ) -> None:
-    """One row of ``prepared_upsert``."""
+    """One row of ``prepared_upsert``.
+
+    The values go to the driver as they are, past SQLAlchemy's type processing: every table written here
+    holds text, integers, floats, bytes or booleans, which both drivers take unchanged. A column whose type
+    converts its value (JSON, a date, an enum) must be written with ``conn.execute`` instead."""
     sql, as_tuple = prepared_upsert(conn, table, tuple(values), keys, greatest)
     await conn.exec_driver_sql(sql, as_tuple(values))
     report_inputs.wrote(conn.sync_engine, table.name)  # a node report may say something else now
