@@ -4,19 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean install browser lock upgrade axe screenshots screenshots-city dist
+.PHONY: bytecode demo test lint typecheck bench clean install browser lock upgrade axe screenshots screenshots-city dist
 
 # Every version comes from uv.lock (exact, with hashes). pip fetches only uv itself, pinned with
 # hashes in requirements-uv.txt (derived from the same lock); uv installs the rest, exactly.
 $(STAMP): uv.lock requirements-uv.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-uv.txt
-	$(BIN)/uv sync --quiet --locked --extra dev --python $(BIN)/python
+	$(BIN)/uv sync --quiet --locked --extra dev --python $(BIN)/python --compile-bytecode
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# Bytecode for our own packages, compiled ahead (only what changed since the last run). Where the environment
+# sets PYTHONDONTWRITEBYTECODE (this project's CI machines do) Python never writes it, and every process a test
+# or the demo starts compiled every module again: 3 s to import a serving node instead of under 1 s.
+# (The installed packages get theirs from `uv sync --compile-bytecode` above.)
+OWN_PACKAGES := protocol sanji county_node town_node village_agent devtools bench tools tests
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 $(OWN_PACKAGES) >/dev/null
+
+demo: $(STAMP) bytecode
 	$(BIN)/sanji demo --errands 40
 
 # The screen tests drive Debian's Chromium; install it when missing (root, as on CI and dev machines), with a
@@ -41,7 +49,7 @@ screenshots: $(STAMP) browser
 screenshots-city: $(STAMP) browser
 	$(BIN)/python -m tools.screenshots --city docs/screens
 
-test: $(STAMP) browser
+test: $(STAMP) browser bytecode
 	$(BIN)/ruff check protocol sanji county_node town_node village_agent devtools tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -179,9 +179,57 @@ def action_problem(action: msgspec.Struct) -> str | None:
 
     The fields naming a node are node ids (``node_id_problem``): no action names a node the store could not hold.
     """
+    if _plainly_within(action):
+        return None
     if (problem := node_fields_problem(action)) is not None:
         return problem
     return fields_problem(action)
+
+
+# The largest int a top-level field may hold, by name (``int_problem``; a nested field's name has a prefix).
+_INT_TOP = {"size": MAX_ATTACHMENT_BYTES, "days": MAX_DAYS, "limit_days": MAX_DAYS}
+
+
+def _plainly_within(action: msgspec.Struct) -> bool:
+    """True only if ``action_problem``'s walk would find nothing; False may be wrong (the walk then says why).
+
+    Every ingested action is judged, and the walk — a call and a regex search per string — was a seventh
+    of a county's ingest. This walks the same values with the same limits but collects the strings, then
+    searches all names at once and all free text at once: a character class matches one character, so
+    joining with a space (allowed in both) can neither hide a refused character nor make one.
+    """
+    lines: list[str] = []
+    texts: list[str] = []
+    for name in NODE_FIELDS:
+        value = getattr(action, name, None)
+        if isinstance(value, str) and (value or name != "to") and _NODE_ID.match(value) is None:
+            return False
+    for name in action.__struct_fields__:
+        if not _gather(name, getattr(action, name), lines, texts):
+            return False
+    return _BAD_LINE.search(" ".join(lines)) is None and _BAD_TEXT.search(" ".join(texts)) is None
+
+
+def _gather(field: str, value: object, lines: list[str], texts: list[str]) -> bool:
+    """``_value_problem``'s checks for one value, its strings added to ``lines`` or ``texts`` to search later.
+
+    ``field`` is a top-level field's name, or "" inside a struct (whose prefixed names are never text or
+    a bounded int's)."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        if field in TEXT_FIELDS:
+            texts.append(value)
+            return len(value) <= MAX_TEXT
+        lines.append(value)
+        return len(value) <= MAX_NAME
+    if isinstance(value, int):
+        return 0 <= value <= _INT_TOP.get(field, MAX_INT)
+    if isinstance(value, (tuple, list)):
+        return len(value) <= MAX_ITEMS and all(_gather(field, item, lines, texts) for item in value)
+    if isinstance(value, msgspec.Struct):
+        return all(_gather("", getattr(value, name), lines, texts) for name in value.__struct_fields__)
+    return True
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.actions import Applicant, Attach, Note, Register
+from protocol.actions import Action, Applicant, Attach, HandOff, Note, Register, Supply
 from protocol.bounds import (
     MAX_ATTACHMENT_BYTES,
     MAX_JSON_DEPTH,
     action_problem,
+    fields_problem,
     json_problem,
     line_problem,
+    node_fields_problem,
     text_problem,
 )
 from protocol.errand import judge, project
@@ -101,3 +104,69 @@ def test_json_depth_agrees_with_a_decoder(value: object) -> None:
 
     found = json_problem(json.dumps(value).encode(), max_depth=3)
     assert (found is None) == (depth(value) <= 3)
+
+
+# Characters on both sides of every refused range's edge, and ordinary ones.
+_EDGES = "\x00\x08\t\n\x0b\x0c\r\x0e\x1f \x7f\x9f\xa0\ud7ff\ud800\udfff\ue000\uf8ff\uf900"
+_EDGES += "\ufdcf\ufdd0\ufdef\ufdf0\ufffd\ufffe\uffff"
+_EDGES += "\U0001fffd\U0001fffe\U000effff\U000f0000\U0010ffff\u2029\u202a\u202e\u202f\u2065\u2066\u2069\u206a"
+_CHARS = st.sampled_from(list(_EDGES + "张秀英aZ9_-."))
+
+
+def _strings(limit: int) -> st.SearchStrategy[str]:
+    mostly_clean = st.text(st.sampled_from(list("张秀英aZ9_- ")), max_size=8)
+    near_limit = st.integers(limit - 1, limit + 1).map(lambda n: "长" * n)
+    return st.one_of(mostly_clean, st.text(_CHARS, max_size=6), near_limit)
+
+
+_ints = st.one_of(st.integers(0, 10**6), st.sampled_from([-1, 0, 3650, 3651, 2**25, 2**25 + 1, 2**63 - 1, 2**63]))
+_node = st.one_of(
+    st.sampled_from([VILLAGE_ID, "T01", "", "T 01", "x" * 64, "x" * 65, "T01\n"]), st.text(_CHARS, max_size=3)
+)
+
+
+@st.composite
+def _actions(draw: st.DrawFn) -> Action:
+    common: dict[str, Any] = {
+        "node": draw(_node),
+        "scope": draw(_node),
+        "id": draw(_strings(200)),
+        "at": draw(_ints),
+        "actor": draw(_strings(200)),
+    }
+    choice = draw(st.sampled_from(["register", "handoff", "supply", "note", "attach"]))
+    if choice == "register":
+        return Register(
+            errand="E1",
+            role="agent",
+            **common,
+            matter=draw(_strings(200)),
+            applicant=Applicant(name=draw(_strings(200)), phone=draw(_strings(200))),
+            materials=tuple(draw(st.lists(_strings(200), max_size=3)))
+            + ("m",) * draw(st.sampled_from([0, 98, 99, 100])),
+            summary=draw(_strings(4000)),
+        )
+    if choice == "handoff":
+        return HandOff(
+            errand="E1", role="agent", **common, to=draw(_node), purpose="submit", department=draw(_strings(200))
+        )
+    if choice == "supply":
+        return Supply(
+            errand="E1",
+            role="agent",
+            **common,
+            items=tuple(draw(st.lists(_strings(200), max_size=3))),
+            note=draw(_strings(4000)),
+        )
+    if choice == "attach":
+        return Attach(
+            errand="E1", role="agent", **common, blob=draw(_strings(200)), size=draw(_ints), name=draw(_strings(200))
+        )
+    return Note(errand="E1", role="agent", **common, text=draw(_strings(4000)))
+
+
+@settings(max_examples=600)
+@given(_actions())
+def test_the_quick_bounds_check_agrees_with_the_walk(action: Action) -> None:
+    walked = node_fields_problem(action) or fields_problem(action)
+    assert action_problem(action) == walked
