@@ -63,9 +63,28 @@ def _class(ranges: tuple[tuple[int, int], ...]) -> str:
     return "".join(_escape(lo) if lo == hi else f"{_escape(lo)}-{_escape(hi)}" for lo, hi in ranges)
 
 
+def _allowed(refused: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """Every code point not in ``refused``, as ranges: printable ASCII first, then the one holding the CJK
+    ideographs. ``re`` tries a class's ranges in order until one holds, so the usual character is placed by
+    the first or second comparison instead of failing all thirty of ``refused``."""
+    ranges: list[tuple[int, int]] = []
+    point = 0
+    for lo, hi in sorted(refused):
+        if lo > point:
+            ranges.append((point, lo - 1))
+        point = max(point, hi + 1)
+    if point <= 0x10FFFF:
+        ranges.append((point, 0x10FFFF))
+    return tuple(sorted(ranges, key=lambda r: (not r[0] <= ord("A") <= r[1], not r[0] <= ord("中") <= r[1], r)))
+
+
 _SURROGATES = (0xD800, 0xDFFF)
 _BAD_TEXT = re.compile(f"[{_class(_REFUSED)}]")
 _BAD_LINE = re.compile(f"[{_class(_REFUSED + _LINE_BREAKS)}]")
+# The same two classes turned round (every character allowed), for ``_plainly_within``: many times faster on
+# the strings actions carry, and a string holds none of the refused exactly when it is all of the allowed.
+_ALL_TEXT = re.compile(f"[{_class(_allowed(_REFUSED))}]*")
+_ALL_LINE = re.compile(f"[{_class(_allowed(_REFUSED + _LINE_BREAKS))}]*")
 # As published in /schema: without the surrogates, which no JSON Schema regex engine accepts in a class (and
 # which a UTF-8 body cannot carry unescaped anyway); everything else alike.
 TEXT_CLASS = _class(tuple(r for r in _REFUSED if r != _SURROGATES))
@@ -204,32 +223,52 @@ def _plainly_within(action: msgspec.Struct) -> bool:
         value = getattr(action, name, None)
         if isinstance(value, str) and (value or name != "to") and _NODE_ID.match(value) is None:
             return False
-    for name in action.__struct_fields__:
-        if not _gather(name, getattr(action, name), lines, texts):
+    return (
+        _gather(action, lines, texts, top=True)
+        and _ALL_LINE.fullmatch(" ".join(lines)) is not None
+        and _ALL_TEXT.fullmatch(" ".join(texts)) is not None
+    )
+
+
+def _gather(obj: msgspec.Struct, lines: list[str], texts: list[str], *, top: bool) -> bool:
+    """``_value_problem``'s checks for each field of ``obj``, its strings added to ``lines`` or ``texts`` to
+    search later. Inside a struct (``top`` False) the walk's prefixed names are never text or a bounded
+    int's. Strings and ints, nearly every value, are checked here without a call."""
+    for name in obj.__struct_fields__:
+        value = getattr(obj, name)
+        field = name if top else ""
+        kind = type(value)
+        if kind is str:
+            if field in TEXT_FIELDS:
+                texts.append(value)
+                if len(value) > MAX_TEXT:
+                    return False
+            else:
+                lines.append(value)
+                if len(value) > MAX_NAME:
+                    return False
+        elif kind is int:
+            if not 0 <= value <= _INT_TOP.get(field, MAX_INT):
+                return False
+        elif not _gather_value(field, value, lines, texts):
             return False
-    return _BAD_LINE.search(" ".join(lines)) is None and _BAD_TEXT.search(" ".join(texts)) is None
+    return True
 
 
-def _gather(field: str, value: object, lines: list[str], texts: list[str]) -> bool:
-    """``_value_problem``'s checks for one value, its strings added to ``lines`` or ``texts`` to search later.
-
-    ``field`` is a top-level field's name, or "" inside a struct (whose prefixed names are never text or
-    a bounded int's)."""
+def _gather_value(field: str, value: object, lines: list[str], texts: list[str]) -> bool:
+    """The checks of ``_gather`` for any other value (booleans, lists, structs, subclasses of str and int)."""
     if isinstance(value, bool):
         return True
     if isinstance(value, str):
-        if field in TEXT_FIELDS:
-            texts.append(value)
-            return len(value) <= MAX_TEXT
-        lines.append(value)
-        return len(value) <= MAX_NAME
+        (texts if field in TEXT_FIELDS else lines).append(value)
+        return len(value) <= (MAX_TEXT if field in TEXT_FIELDS else MAX_NAME)
     if isinstance(value, int):
         return 0 <= value <= _INT_TOP.get(field, MAX_INT)
     if isinstance(value, (tuple, list)):
-        return len(value) <= MAX_ITEMS and all(_gather(field, item, lines, texts) for item in value)
+        return len(value) <= MAX_ITEMS and all(_gather_value(field, item, lines, texts) for item in value)
     if isinstance(value, msgspec.Struct):
-        return all(_gather("", getattr(value, name), lines, texts) for name in value.__struct_fields__)
-    return True
+        return _gather(value, lines, texts, top=False)
+    return True  # None, and bytes (sealed details: bounded by the frame that carries them)
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
