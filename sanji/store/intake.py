@@ -78,7 +78,11 @@ class ActionRow(msgspec.Struct, gc=False):
     """The columns of one stored action ``Store._recompute`` reads (``projections.Held`` and the body).
 
     A struct built in C and left out of the cyclic collector (it holds strings, bytes and an immutable
-    decoded action, never itself): a push makes one per action of every errand it touches."""
+    decoded action, never itself): a push makes one per action of every errand it touches.
+
+    A row kept warm (``sanji.store.warm``) is ``shared``: the calls that take it hold that very row, and
+    one that changes it changes a copy of its own (``Intake._own``), so a call that rolls back leaves the
+    warm rows as committed without copying the many it only reads."""
 
     id: str
     errand: str
@@ -88,14 +92,18 @@ class ActionRow(msgspec.Struct, gc=False):
     reason: str
     body: bytes
     action: Action | None = None  # the body decoded, once (an action this call received comes decoded)
+    shared: bool = False  # kept warm: never changed again, only copied
 
     def decoded(self) -> Action:
+        # Caching the decoded body changes nothing a shared row stands for: the same body, decoded.
         if self.action is None:
             self.action = decode_action(self.body)
         return self.action
 
     def copy(self) -> ActionRow:
-        return copy.copy(self)
+        mine = copy.copy(self)
+        mine.shared = False
+        return mine
 
 
 class KeptRow:
@@ -204,7 +212,9 @@ class Intake:
                 continue
             for r in await conn.execute(_ACTION_ROWS, {"ids": cold}):
                 self._remember(ActionRow(*r))
-        ids = sorted({i for i in action_ids if i not in self._known})
+        # An id held in a row read is known too (``status_of``): rows are not added to ``_known`` one by one.
+        status_of, known = self.status_of, self._known
+        ids = sorted({i for i in action_ids if i not in status_of and i not in known})
         self._known.update(ids)
         for part in _chunks(ids):
             for aid, status in await conn.execute(_STATUSES, {"ids": part}):
@@ -222,8 +232,11 @@ class Intake:
             if warm is None:
                 cold.append(eid)
                 continue
-            for action_row in warm.rows:
-                self._remember(action_row)
+            # The rows themselves, shared (``ActionRow.shared``): copied only when this call changes one.
+            rows = warm.rows
+            self.actions[eid].extend(rows)
+            self._rows.update({r.id: r for r in rows})
+            self.status_of.update({r.id: r.status for r in rows})
             self.warm_projections[eid] = warm.projection
         return cold
 
@@ -231,7 +244,18 @@ class Intake:
         self.actions[row.errand].append(row)
         self._rows[row.id] = row
         self.status_of[row.id] = row.status
-        self._known.add(row.id)
+
+    def _own(self, row: ActionRow) -> ActionRow:
+        """``row`` as this call may change it: a shared row is replaced by a copy, here and in its errand's list."""
+        if not row.shared:
+            return row
+        mine = self._rows[row.id] = row.copy()
+        listed = self.actions[row.errand]
+        for i, r in enumerate(listed):
+            if r is row:
+                listed[i] = mine
+                break
+        return mine
 
     # -- what a frame changes -------------------------------------------------------------
 
@@ -265,12 +289,16 @@ class Intake:
         call is updated at the end with the rest (``defer``), or now."""
         aid = action.id
         kept = self._rows.get(aid)
+        if kept is not None:
+            kept = self._own(kept)
         pending = self._action_rows.get(aid)
         if kept is None and pending is None:  # filed under an errand this call has not read: read it
             errand = await conn.scalar(select(t.actions.c.errand).where(t.actions.c.id == aid))
             if errand is not None:
                 await self.ensure(conn, [errand], ())
                 kept = self._rows.get(aid)
+                if kept is not None:
+                    kept = self._own(kept)
         was: str | None = kept.errand if kept is not None else pending["errand"] if pending is not None else None
         if pending is not None:
             pending.update(row)
@@ -316,6 +344,7 @@ class Intake:
         self._dirty_status[aid] = (status, reason)
         row = self._rows.get(aid)
         if row is not None:
+            row = self._own(row)
             row.status, row.reason = status, reason
 
     def set_projection(self, proj: Projection, scope: str, basis: str) -> None:

@@ -1,9 +1,16 @@
-"""sanji.store.warm: what a process keeps of the errands it projected, bounded, handed out as copies."""
+"""sanji.store.warm: what a process keeps of the errands it projected, bounded, handed out shared and changed
+only as copies (``ActionRow.shared``)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from protocol.actions import Action
 from protocol.errand import Projection
-from sanji.store.intake import ActionRow
+from sanji.store.intake import ActionRow, Intake, KeptRow
 from sanji.store.warm import WarmErrands
 
 
@@ -26,14 +33,49 @@ def test_only_the_row_this_process_wrote_is_taken() -> None:
     assert (warm.taken, warm.missed) == (1, 3)
 
 
-def test_what_is_handed_out_is_a_copy_a_rolled_back_call_cannot_change() -> None:
+def taken(warm: WarmErrands, errand: str, token: tuple[str, int, str]) -> Intake:
+    """An intake that took ``errand`` warm, as ``Intake.ensure`` does once it has read the errand's row."""
+    intake = Intake(defer=True, warm=warm)  # defer: a replaced row is written at the end, not now
+    intake.kept[errand] = KeptRow(errand, None, token[0], token[2], "", token[1])
+    intake.actions[errand] = []
+    assert intake._take_warm([errand]) == []
+    return intake
+
+
+def test_a_call_changes_copies_a_rolled_back_call_leaves_the_warm_rows_as_committed() -> None:
     warm = WarmErrands(100)
-    warm.keep({"E1": (projection("E1", "d1"), "b")}, {"E1": rows("E1", 2)})
-    first = warm.take("E1", ("d1", 0, "b"))
-    assert first is not None
-    first.rows[0].status = "rejected"  # what a call does to the rows it holds, then rolls back
+    warm.keep(
+        {"E1": (projection("E1", "d1"), "b"), "E2": (projection("E2", "d2"), "b")},
+        {"E1": rows("E1", 2), "E2": rows("E2", 1)},
+    )
+    first = taken(warm, "E1", ("d1", 0, "b"))
+    shared = first.actions["E1"][1]
+    first.set_status("E1-0", "rejected", "why")  # what a call does to the rows it holds, then rolls back
+    moved = ActionRow("E1-1", "E2", 0, "note", "new", "", b"")
+    first.actions["E2"] = []
+    assert (
+        asyncio.run(
+            first.replace(
+                cast(AsyncConnection, None),
+                cast(Action, moved),
+                {"id": "E1-1", "errand": "E2", "base": 0, "kind": "note", "status": "new", "reason": "", "body": b"x"},
+            )
+        )
+        == "E1"
+    )
+    # The call sees its changes: the rows it changed are its own copies, in its lists and by id.
+    assert [(r.id, r.status) for r in first.actions["E1"]] == [("E1-0", "rejected")]
+    assert first.actions["E2"] == [first._rows["E1-1"]] and first._rows["E1-1"] is not shared
+    assert not any(r.shared for r in (*first.actions["E1"], *first.actions["E2"]))
     again = warm.take("E1", ("d1", 0, "b"))
-    assert again is not None and again.rows[0].status == "applied"
+    assert again is not None
+    assert [(r.id, r.errand, r.status, r.body) for r in again.rows] == [
+        ("E1-0", "E1", "applied", b""),
+        ("E1-1", "E1", "applied", b""),
+    ]
+    assert all(r.shared for r in again.rows)
+    # A row it only read is the warm row itself, not a copy.
+    assert taken(warm, "E1", ("d1", 0, "b")).actions["E1"][1] is again.rows[1]
 
 
 def test_the_errands_taken_longest_ago_go_first_past_the_bound() -> None:
