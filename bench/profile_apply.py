@@ -36,7 +36,7 @@ from bench.corpus import Push, build_corpus
 from protocol.topology import COUNTY, Directory, NodeEntry
 from sanji import memory
 from sanji.keys import NodeKey
-from sanji.store import Store, open_database
+from sanji.store import Store, intake, open_database
 
 
 class Saved(msgspec.Struct):
@@ -86,6 +86,7 @@ async def apply(
         actions = frames = 0
         started, cpu_started, loop_started = time.perf_counter(), time.process_time(), time.thread_time()
         statements["n"] = 0
+        driver_reads = intake.driver_reads(db.writer.sync_engine).total()
         if profiler:
             profiler.enable()
         latencies: list[float] = []
@@ -106,7 +107,7 @@ async def apply(
         cpu_seconds = time.process_time() - cpu_started
         loop_seconds = time.thread_time() - loop_started
         warm = store._warm
-        sent = statements["n"]
+        sent = statements["n"] + intake.driver_reads(db.writer.sync_engine).total() - driver_reads  # and past it
         digests = await store.digests()
     finally:
         await db.dispose()

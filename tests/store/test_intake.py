@@ -3,6 +3,7 @@ the same rows as frame by frame, and a frame that fails still loses nothing else
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -117,12 +118,16 @@ async def test_a_push_reads_its_rows_once(open_store: StoreOpener, layout: Layou
         sent.append(sql.lstrip().split()[0].upper())
 
     event.listen(town.db.writer.sync_engine, "before_cursor_execute", seen)
+    driver_reads = intake.driver_reads(town.db.writer.sync_engine)
+    before = driver_reads.total()
     await town.receive(frames, peer=VILLAGE)
-    reads = sent.count("SELECT")
+    past_sqlalchemy = driver_reads.total() - before  # sent to the driver directly (``Intake._read``)
+    assert past_sqlalchemy >= 3  # cursors, held streams, errands at least: in the transaction, so sent so
+    reads = sent.count("SELECT") + past_sqlalchemy
     assert reads <= 5, sent  # cursors, held streams, errands, actions by errand, actions by id
     # Per call, however many frames: BEGIN, one savepoint and its release, the reads, and one write each
     # for batches, actions, cursors, statuses and errands.
-    assert len(sent) <= 1 + 2 + reads + 5, sent
+    assert len(sent) + past_sqlalchemy <= 1 + 2 + reads + 5, sent
 
 
 async def test_long_lists_are_asked_in_parts(
@@ -258,3 +263,45 @@ async def _a_refused_row_loses_nothing_else(
     retry = await town.receive(frames, peer=VILLAGE)
     assert statuses(retry) == ["duplicate", "duplicate", "stored", "stored", "stored"]
     assert await town.digests() == expected_digests(layout, batches)
+
+
+async def test_reads_sent_to_the_driver_sqlite_are_sqlalchemy_s(open_store: StoreOpener, layout: Layout) -> None:
+    await _reads_sent_to_the_driver_are_sqlalchemy_s(open_store, layout, None)
+
+
+async def test_reads_sent_to_the_driver_postgresql_are_sqlalchemy_s(
+    open_store: StoreOpener, layout: Layout, pg_url: str
+) -> None:
+    await _reads_sent_to_the_driver_are_sqlalchemy_s(open_store, layout, pg_url)
+
+
+async def _reads_sent_to_the_driver_are_sqlalchemy_s(open_store: StoreOpener, layout: Layout, url: str | None) -> None:
+    """``Intake._read`` sends its reads past SQLAlchemy only inside the transaction: the same rows, of the
+    same types, as through SQLAlchemy, and through SQLAlchemy while the driver has not begun one."""
+    batches = more_batches()
+    town = await open_store(TOWN, url=url)
+    frames = chain(layout, batches)
+    await town.receive([*frames[:-2], frames[-1]], peer=VILLAGE)  # the last held, waiting for the one before
+    errands = sorted({a.errand for acts in batches for a in acts})
+    action_ids = [*sorted({a.id for acts in batches for a in acts}), "not-held"]
+    values = {
+        "streams": [VILLAGE, "nobody"],
+        "held": [VILLAGE],
+        "kept": [*errands, "E-none"],
+        "actions": errands,
+        "statuses": action_ids,
+    }
+    async with town.db.writer.begin() as conn:
+        reader = intake.Intake()
+        driver_reads = intake.driver_reads(town.db.writer.sync_engine)
+        sent = Counter(driver_reads)
+        if url is not None:  # asyncpg begins when SQLAlchemy first sends something: until then, not past it
+            assert await reader._read(conn, "kept", errands)
+            assert driver_reads == sent
+            await conn.exec_driver_sql("SELECT 1")
+        for name, listed in values.items():
+            through = sorted(tuple(r) for r in (await conn.execute(intake._EXPANDING[name], {"ids": listed})))
+            past = sorted(tuple(r) for r in await reader._read(conn, name, listed))
+            assert past == through and past, name
+            assert [[type(v) for v in r] for r in past] == [[type(v) for v in r] for r in through], name
+        assert driver_reads - sent == Counter(dict.fromkeys(values, 1))
