@@ -179,8 +179,13 @@ class Intake:
         # once, at the end, and a later batch of the call continues from them (``Store._recompute``).
         self.projected: dict[str, tuple[Projection, str, str]] = {}
         self.actions: dict[str, list[ActionRow]] = {}  # every action row of each errand read
-        self._rows: dict[str, ActionRow] = {}  # the rows above by id
-        self.status_of: dict[str, str] = {}  # every action id known to be held, with its status
+        self._rows: dict[str, ActionRow] = {}  # the rows above by id (``_row``: with those taken warm)
+        # Rows taken warm, added to ``_rows`` only once one is asked for by id (``_row``), which a push
+        # seldom does: it asks for its own new rows and the few it changes.
+        self._warm_rows: list[Sequence[ActionRow]] = []
+        # Every action id known to be held, with its status; not those of rows taken warm: an id a push
+        # asks about is asked of the database (``ensure``), which says what the warm row does.
+        self.status_of: dict[str, str] = {}
         self._known: set[str] = set()  # action ids asked about (held or not)
         self._dirty_cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self._dirty_status: dict[str, tuple[str, str]] = {}
@@ -298,10 +303,8 @@ class Intake:
                 cold.append(eid)
                 continue
             # The rows themselves, shared (``ActionRow.shared``): copied only when this call changes one.
-            rows = warm.rows
-            self.actions[eid].extend(rows)
-            self._rows.update({r.id: r for r in rows})
-            self.status_of.update({r.id: r.status for r in rows})
+            self.actions[eid].extend(warm.rows)
+            self._warm_rows.append(warm.rows)
             self.warm_projections[eid] = warm.projection
         return cold
 
@@ -309,6 +312,18 @@ class Intake:
         self.actions[row.errand].append(row)
         self._rows[row.id] = row
         self.status_of[row.id] = row.status
+
+    def _row(self, aid: str) -> ActionRow | None:
+        """The row of ``aid`` among those read or taken warm (None: not among them)."""
+        row = self._rows.get(aid)
+        if row is None and self._warm_rows:
+            # Once one is asked for, all: the rows written here since, if any, are the newer ones.
+            by_id = {r.id: r for rows in self._warm_rows for r in rows}
+            by_id.update(self._rows)
+            self._rows = by_id
+            self._warm_rows.clear()
+            row = self._rows.get(aid)
+        return row
 
     def _own(self, row: ActionRow) -> ActionRow:
         """``row`` as this call may change it: a shared row is replaced by a copy, here and in its errand's list."""
@@ -353,7 +368,7 @@ class Intake:
         A copy an earlier frame of this call left to insert is replaced in place; one stored by an earlier
         call is updated at the end with the rest (``defer``), or now."""
         aid = action.id
-        kept = self._rows.get(aid)
+        kept = self._row(aid)
         if kept is not None:
             kept = self._own(kept)
         pending = self._action_rows.get(aid)
@@ -361,7 +376,7 @@ class Intake:
             errand = await conn.scalar(select(t.actions.c.errand).where(t.actions.c.id == aid))
             if errand is not None:
                 await self.ensure(conn, [errand], ())
-                kept = self._rows.get(aid)
+                kept = self._row(aid)
                 if kept is not None:
                     kept = self._own(kept)
         was: str | None = kept.errand if kept is not None else pending["errand"] if pending is not None else None
@@ -407,7 +422,7 @@ class Intake:
     def set_status(self, aid: str, status: str, reason: str) -> None:
         self.status_of[aid] = status
         self._dirty_status[aid] = (status, reason)
-        row = self._rows.get(aid)
+        row = self._row(aid)
         if row is not None:
             row = self._own(row)
             row.status, row.reason = status, reason
