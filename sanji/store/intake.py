@@ -277,16 +277,23 @@ class Intake:
             self._driver = (conn, (await conn.get_raw_connection()).driver_connection)
         driver = self._driver[1]
         dialect = conn.dialect.name
-        if dialect == "sqlite" and driver.in_transaction:
-            sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
-            driver_reads(conn.sync_engine)[name] += 1
-            rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, (json.dumps(list(values)),))
-            return rows
-        if dialect == "postgresql" and driver.is_in_transaction():
-            sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
-            driver_reads(conn.sync_engine)[name] += 1
-            rows = await driver.fetch(sql, list(values))
-            return rows
+        rows: Sequence[Sequence[Any]]
+        try:
+            if dialect == "sqlite" and driver.in_transaction:
+                sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
+                driver_reads(conn.sync_engine)[name] += 1
+                rows = await driver.execute_fetchall(sql, (json.dumps(list(values)),))
+                return rows
+            if dialect == "postgresql" and driver.is_in_transaction():
+                sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
+                driver_reads(conn.sync_engine)[name] += 1
+                rows = await driver.fetch(sql, list(values))
+                return rows
+        except Exception:
+            # Asked again through SQLAlchemy, which raises what the driver raised as it always does (a
+            # DBAPIError, the connection invalidated if it was lost: what the callers and the error pages
+            # tell apart), or answers if the driver's failure was its own; this error stays as its context.
+            pass
         rows = (await conn.execute(_EXPANDING[name], {"ids": list(values)})).all()
         return rows
 

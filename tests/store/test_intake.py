@@ -10,6 +10,7 @@ from typing import Any, cast
 import msgspec
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import ResourceClosedError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.encoding import decode_action
@@ -305,3 +306,27 @@ async def _reads_sent_to_the_driver_are_sqlalchemy_s(open_store: StoreOpener, la
             assert past == through and past, name
             assert [[type(v) for v in r] for r in past] == [[type(v) for v in r] for r in through], name
         assert driver_reads - sent == Counter(dict.fromkeys(values, 1))
+
+
+async def test_a_read_the_driver_fails_is_asked_through_sqlalchemy(open_store: StoreOpener, layout: Layout) -> None:
+    """What the driver raises on a read sent past SQLAlchemy is not what callers tell apart (a DBAPIError,
+    a lost connection invalidated): the read is asked again through SQLAlchemy, which answers or raises so."""
+    batches = more_batches()
+    town = await open_store(TOWN)
+    await town.receive(chain(layout, batches), peer=VILLAGE)
+    errands = sorted({a.errand for acts in batches for a in acts})
+
+    class Failing:
+        in_transaction = True
+
+        async def execute_fetchall(self, *_: Any) -> list[Any]:
+            raise ConnectionResetError("the driver's own error")
+
+    async with town.db.writer.begin() as conn:
+        expected = [tuple(r) for r in await intake.Intake()._read(conn, "kept", errands)]
+        reader = intake.Intake()
+        reader._driver = (conn, Failing())
+        assert [tuple(r) for r in await reader._read(conn, "kept", errands)] == expected
+        await conn.close()  # now SQLAlchemy fails too, and says so its own way
+        with pytest.raises(ResourceClosedError):
+            await reader._read(conn, "kept", errands)
