@@ -947,12 +947,31 @@ _DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=(), late
 _MATTER_AT = ErrandState.__struct_fields__.index("matter_entry")
 
 
+# The digested bytes of each catalogue entry lately digested, by identity: every state stepped from one
+# registration shares its entry object (``step`` copies the reference), and the entry is about half of
+# what a digest encodes. A ``Matter`` is frozen and the cache holds the entry itself, so an id found here
+# is that very entry, unchanged; ``msgspec.Raw`` splices the bytes in as they are, so the digest's input
+# is byte for byte what encoding the entry in place gives.
+_MATTER_BYTES: dict[int, tuple[Matter, msgspec.Raw]] = {}
+_MATTER_BYTES_MAX = 4096
+
+
+def _digested_matter(entry: Matter) -> msgspec.Raw:
+    hit = _MATTER_BYTES.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    raw = msgspec.Raw(encode(_DigestMatter(*_matter_values(msgspec.structs.astuple(entry)))))
+    if len(_MATTER_BYTES) >= _MATTER_BYTES_MAX:
+        del _MATTER_BYTES[next(iter(_MATTER_BYTES))]  # the oldest in: errands come back in turn
+    _MATTER_BYTES[id(entry)] = (entry, raw)
+    return raw
+
+
 def _digested(state: ErrandState | None) -> object:
     if state is None:
         return None
     values = _state_values(msgspec.structs.astuple(state))
     entry = state.matter_entry
     if entry is not None:
-        matter = _DigestMatter(*_matter_values(msgspec.structs.astuple(entry)))
-        values = (*values[:_MATTER_AT], matter, *values[_MATTER_AT + 1 :])
+        values = (*values[:_MATTER_AT], _digested_matter(entry), *values[_MATTER_AT + 1 :])
     return _DigestState(*values)
