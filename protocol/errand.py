@@ -28,7 +28,6 @@ from datetime import date
 import msgspec
 
 from protocol.actions import (
-    ANNOTATIONS,
     Accept,
     Action,
     AnswerUrging,
@@ -53,6 +52,7 @@ from protocol.actions import (
     Supply,
     Terminate,
     Withdraw,
+    is_annotation,
     kind_of,
 )
 from protocol.binding import (
@@ -240,7 +240,7 @@ def judge(state: ErrandState | None, action: Action, directory: Directory, *, bo
     if regional(directory.role(action.node)):
         # A city (or province) holds its counties' errands to supervise them; the counties answer for them.
         return refuse("regional_reads_only", node=action.node)
-    if isinstance(action, ANNOTATIONS):
+    if is_annotation(action):
         return _judge_annotation(state, action, directory)
     if isinstance(action, SubtaskDone):
         return _judge_subtask(state, action, directory)
@@ -567,7 +567,7 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
             msgspec.structs.replace(u, answer=action.id, answered_at=action.at) if u.id == action.urging else u
             for u in state.urgings
         )
-    if isinstance(action, ANNOTATIONS):
+    if is_annotation(action):
         return new
     if beside_holder(state, action):
         assert isinstance(action, SubtaskDone)
@@ -754,7 +754,7 @@ def project(
     by_base: dict[int, list[Action]] = defaultdict(list)
     notes: list[Action] = []
     for action in unique.values():
-        if isinstance(action, ANNOTATIONS):
+        if is_annotation(action):
             notes.append(action)
         else:
             by_base[action.base].append(action)
@@ -837,7 +837,7 @@ def fold(
             action.errand != before.errand
             or action.id in held
             or action.id in fresh  # one id twice (a restored node's rewrite): project keeps one
-            or isinstance(action, ANNOTATIONS)
+            or is_annotation(action)
             or action.base < version  # a rival of a version taken: project decides among them
         ):
             return None
