@@ -24,6 +24,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import date
+from typing import Any
 
 import msgspec
 
@@ -955,7 +956,6 @@ def _mirror(
 
 _DigestMatter, _matter_values = _mirror("_DigestMatter", Matter, drop=NEVER_DIGESTED, later=())
 _DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=(), later=LATER_DEFAULTS)
-_MATTER_AT = ErrandState.__struct_fields__.index("matter_entry")
 
 
 # The digested bytes of each catalogue entry lately digested, by identity: every state stepped from one
@@ -981,8 +981,8 @@ def _digested_matter(entry: Matter) -> msgspec.Raw:
 def _digested(state: ErrandState | None) -> object:
     if state is None:
         return None
-    values = _state_values(msgspec.structs.astuple(state))
+    digested: Any = _DigestState(*_state_values(msgspec.structs.astuple(state)))  # a made struct: no attributes typed
     entry = state.matter_entry
     if entry is not None:
-        values = (*values[:_MATTER_AT], _digested_matter(entry), *values[_MATTER_AT + 1 :])
-    return _DigestState(*values)
+        digested.matter_entry = _digested_matter(entry)  # not spliced into the values: one tuple fewer
+    return digested
