@@ -558,17 +558,22 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
     new = msgspec.structs.replace(state, updated_at=max(state.updated_at, action.at))
     if action.acting_for and action.acting_for not in new.acted_for:
         new.acted_for = (*new.acted_for, action.acting_for)
-    if isinstance(action, Supervise) and action.answer_by:
-        urging = Urging(
-            id=action.id, by=action.node, to=action.to, window=action.window, answer_by=action.answer_by, at=action.at
-        )
-        new.urgings = (*state.urgings, urging)
-    elif isinstance(action, AnswerUrging):
-        new.urgings = tuple(
-            msgspec.structs.replace(u, answer=action.id, answered_at=action.at) if u.id == action.urging else u
-            for u in state.urgings
-        )
-    if is_annotation(action):
+    if is_annotation(action):  # urgings are annotations: a main-line step asks neither kind
+        if isinstance(action, Supervise) and action.answer_by:
+            urging = Urging(
+                id=action.id,
+                by=action.node,
+                to=action.to,
+                window=action.window,
+                answer_by=action.answer_by,
+                at=action.at,
+            )
+            new.urgings = (*state.urgings, urging)
+        elif isinstance(action, AnswerUrging):
+            new.urgings = tuple(
+                msgspec.structs.replace(u, answer=action.id, answered_at=action.at) if u.id == action.urging else u
+                for u in state.urgings
+            )
         return new
     if beside_holder(state, action):
         assert isinstance(action, SubtaskDone)
