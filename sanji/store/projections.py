@@ -86,7 +86,8 @@ def fold_kept(
         if kept is None:
             return None
         before = kept
-    return fold(before, _bases(others), fresh, directory, waiting=_waiting(before, others))
+    # The empty projection was made just now: its digest is its own, not checked again (``made_here``).
+    return fold(before, _bases(others), fresh, directory, made_here=row is None, waiting=_waiting(before, others))
 
 
 def fold_projected(

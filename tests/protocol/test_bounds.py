@@ -21,6 +21,7 @@ from protocol.bounds import (
     text_problem,
 )
 from protocol.errand import judge, project
+from sanji.catalogue import default_catalogue
 from tests.protocol.protocol_kit import VILLAGE_ID, applicant, make, new_layout
 
 
@@ -159,3 +160,50 @@ def _actions(draw: st.DrawFn) -> Action:
 def test_the_quick_bounds_check_agrees_with_the_walk(action: Action) -> None:
     walked = node_fields_problem(action) or fields_problem(action)
     assert action_problem(action) == walked
+
+
+_ENTRIES = default_catalogue().matters[:4]
+
+
+@st.composite
+def _bound_registrations(draw: st.DrawFn) -> Register:
+    """A registration carrying a catalogue entry with one of its fields, or of one of its materials', at or past
+    a bound (or left as it is): the walk of an entry met before is answered from its bytes (``_matter_within``)."""
+    entry = draw(st.sampled_from(_ENTRIES))
+    target: msgspec.Struct = entry
+    at_material = bool(entry.materials) and draw(st.booleans())
+    if at_material:
+        index = draw(st.integers(0, len(entry.materials) - 1))
+        target = entry.materials[index]
+    field = draw(st.sampled_from(target.__struct_fields__))
+    value = getattr(target, field)
+    if not isinstance(value, bool) and isinstance(value, (str, int, tuple)) and draw(st.booleans()):
+        if isinstance(value, str):
+            probe: object = draw(_probe_strings)
+        elif isinstance(value, int):
+            probe = draw(_probe_ints)
+        else:
+            probe = draw(_probe_lists) if not value or isinstance(value[0], str) else value * draw(st.integers(0, 40))
+        target = msgspec.structs.replace(target, **{field: probe})
+        if at_material:
+            materials = list(entry.materials)
+            materials[index] = target
+            entry = msgspec.structs.replace(entry, materials=tuple(materials))
+        else:
+            entry = target
+    return msgspec.structs.replace(registered(), matter_entry=entry)
+
+
+@settings(max_examples=1000)
+@given(_bound_registrations(), st.booleans())
+def test_the_bounds_of_a_catalogue_entry_met_before_are_those_of_its_walk(action: Register, loose_first: bool) -> None:
+    """Also with the entry's materials as dicts, of the same bytes, which the walk does not enter: met first
+    or after, one answers for the other only where that is the walk's answer too."""
+    assert action.matter_entry is not None
+    materials = tuple(msgspec.to_builtins(m) for m in action.matter_entry.materials)
+    loose = msgspec.structs.replace(
+        action, matter_entry=msgspec.structs.replace(action.matter_entry, materials=materials)
+    )
+    both = [loose, action] if loose_first else [action, loose]
+    for each in [*both, *both]:  # each again: its entry's answer remembered
+        assert action_problem(each) == (node_fields_problem(each) or fields_problem(each))

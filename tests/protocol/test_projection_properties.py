@@ -289,6 +289,10 @@ def test_fold_declines_what_is_not_a_simple_continuation() -> None:
     assert fold(waiting_for_delivery, {**held_of(main[:-1]), "k01": None}, main[-1:], DIRECTORY) is None
     forged = msgspec.structs.replace(kept, digest="0" * 64)
     assert fold(forged, held, [main[4]], DIRECTORY) is None  # a row that is not what it claims
+    # What is held must be exactly what the projection decided: an action held but not in it (one it was not
+    # made of), or one it decided that is not held, stops the fold.
+    assert fold(kept, {**held, "a01": 1}, [main[4]], DIRECTORY) is None
+    assert fold(kept, {aid: base for aid, base in held.items() if aid != main[1].id}, [main[4]], DIRECTORY) is None
     assert fold(kept, held, [main[4]], DIRECTORY) == project(ERRAND, main[:5], DIRECTORY)
 
 
