@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from sanji.store import open_database
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
+from sanji.store.schema import ANNOTATION_KINDS
 from sanji.store.views import annotations_query, worklist_query
 
 
@@ -143,13 +144,22 @@ async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_act
 
 
 @pytest.mark.postgres
-async def test_postgresql_holds_the_annotations_index(pg_url: str) -> None:
+async def test_postgresql_holds_the_annotations_index_and_the_query_takes_it(pg_url: str) -> None:
+    """Partial (migration 0023): the annotation kinds only; the query, its kind bound, proves it may take it."""
     pg = await open_database(pg_url)
     try:
         async with pg.reader.connect() as conn:
             definition = (
                 await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_actions_kind_at'"))
             ).scalar_one()
+            await conn.execute(text("SET enable_seqscan = off"))  # an empty table: a scan would cost nothing
+            await conn.execute(text("SET plan_cache_mode = force_generic_plan"))  # the kind bound, not known
+            query = annotations_query("extend", 500).compile(dialect=conn.dialect)
+            params = tuple(query.params[name] for name in query.positiontup or ())
+            plan = [str(r[0]) for r in await conn.exec_driver_sql(f"EXPLAIN {query.string}", params)]
     finally:
         await pg.dispose()
-    assert definition.endswith("(kind, at)"), definition
+    assert "(kind, at) WHERE" in definition, definition
+    assert all(f"'{kind}'" in definition for kind in ANNOTATION_KINDS), definition
+    assert "'register'" not in definition, definition
+    assert any("Index Scan Backward using ix_actions_kind_at" in step for step in plan), plan
