@@ -94,11 +94,15 @@ quarantine = Table(
     Column("at", Float, nullable=False),
 )
 
-# The kinds ``Store.annotations`` reads (urgings and their answers, complaints, extensions, ratings): the
-# only ones in the ``(kind, at)`` index. A kind added here needs a migration that makes the index again.
-AnnotationKind = Literal["supervise", "answer_urging", "complain", "extend", "rate"]
+# The kinds ``Store.annotations`` reads (urgings and their answers, complaints, extensions, ratings) and the
+# attachments the archive counts (``sanji.store.archive``): the only ones in the ``(kind, at)`` index. A kind
+# added here needs a migration that makes the index again.
+AnnotationKind = Literal["supervise", "answer_urging", "complain", "extend", "rate", "attach"]
 ANNOTATION_KINDS: tuple[AnnotationKind, ...] = get_args(AnnotationKind)
 ANNOTATED = "kind IN ({})".format(", ".join(f"'{k}'" for k in ANNOTATION_KINDS))
+# A query takes the index only by stating its condition as it is written there (SQLite proves nothing from
+# ``kind = 'extend'``, nor from bound values): ``WHERE kind = ? AND <IN_KIND_INDEX>``, on `actions` alone.
+IN_KIND_INDEX = text(ANNOTATED)
 
 actions = Table(
     "actions",

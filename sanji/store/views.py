@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, func, select, text
+from sqlalchemy import Select, func, select
 
 from protocol.actions import Register
 from protocol.encoding import decode_action
@@ -38,16 +38,13 @@ def worklist_query(node_id: str) -> Select[Any]:
     return query.order_by(t.errands.c.registered_at, t.errands.c.id)
 
 
-# The partial index's own condition, as SQL text: SQLite takes a partial index only for a query that states
-# its condition (bound values would not do), and ``kind = ?`` alone does not.
-_ANNOTATED = text(t.ANNOTATED)
-
-
 def annotations_query(kind: AnnotationKind, limit: int) -> Select[Any]:
     """``Views.annotations``' query: the partial ``(kind, at)`` index (migrations 0022, 0023) gives the newest of
     one kind first, so it reads what it returns, not every action."""
     a = t.actions.c
-    return select(a.body).where(a.kind == kind, _ANNOTATED, a.status == "applied").order_by(a.at.desc()).limit(limit)
+    return (
+        select(a.body).where(a.kind == kind, t.IN_KIND_INDEX, a.status == "applied").order_by(a.at.desc()).limit(limit)
+    )
 
 
 class Views(Documents, Traffic):

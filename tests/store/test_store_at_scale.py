@@ -9,13 +9,16 @@ on the connections the node uses.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from sanji.store import open_database
+from sanji.store import schema as t
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
+from sanji.store.revisions import MIGRATIONS
 from sanji.store.schema import ANNOTATION_KINDS
 from sanji.store.views import annotations_query, worklist_query
 
@@ -141,6 +144,45 @@ async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_act
     finally:
         await db.dispose()
     assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at (kind=?)"], plan
+
+
+async def test_the_kind_index_serves_its_kinds_and_leaves_an_errand_s_actions_to_the_errand_index(
+    tmp_path: Path,
+) -> None:
+    """The partial ``(kind, at)`` index (migration 0023) serves the archive's attachments as the annotations; an
+    errand's registration or accepts are found by the errand index, not by walking every action of the kind."""
+    a = t.actions.c
+    served = {
+        "attaches": select(a.errand, a.body).where(a.kind == "attach", t.IN_KIND_INDEX),
+        "counted": select(func.count()).select_from(t.actions).where(a.kind == "attach", t.IN_KIND_INDEX),
+    }
+    by_errand = {
+        "registration": select(a.body).where(a.errand == "E1", a.kind == "register", a.status == "applied"),
+        "accepts": select(a.errand, a.at).where(a.errand.in_(["E1", "E2"]), a.kind == "accept"),
+    }
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.reader.connect() as conn:
+            plans = {}
+            for name, query in {**served, **by_errand}.items():
+                compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+                plans[name] = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))]
+    finally:
+        await db.dispose()
+    for name in served:
+        assert any("INDEX ix_actions_kind_at (kind=?)" in step for step in plans[name]), plans
+    for name in by_errand:
+        assert plans[name] == ["SEARCH actions USING INDEX ix_actions_errand (errand=?)"], plans
+
+
+def test_the_migration_makes_the_index_the_schema_describes() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "m0023", MIGRATIONS / "versions" / "0023_annotations_index_partial.py"
+    )
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.ANNOTATED == t.ANNOTATED
 
 
 @pytest.mark.postgres
