@@ -99,7 +99,9 @@ quarantine = Table(
 # added here needs a migration that makes the index again.
 AnnotationKind = Literal["supervise", "answer_urging", "complain", "extend", "rate", "attach"]
 ANNOTATION_KINDS: tuple[AnnotationKind, ...] = get_args(AnnotationKind)
-ANNOTATED = "kind IN ({})".format(", ".join(f"'{k}'" for k in ANNOTATION_KINDS))
+# Comparisons, not ``kind IN (...)``: SQLite builds an IN list's lookup table again for every row inserted,
+# which cost more than the index spared (8,693 inserts: 94 ms with IN, 66 with ORs, 73 with no condition).
+ANNOTATED = "({})".format(" OR ".join(f"kind = '{k}'" for k in ANNOTATION_KINDS))
 # A query takes the index only by stating its condition as it is written there (SQLite proves nothing from
 # ``kind = 'extend'``, nor from bound values): ``WHERE kind = ? AND <IN_KIND_INDEX>``, on `actions` alone.
 IN_KIND_INDEX = text(ANNOTATED)
@@ -120,7 +122,7 @@ actions = Table(
     Index(None, "errand"),
     # Annotations of one kind, newest first (0022; ``sanji.store.views.annotations_query``). Partial (0023): a
     # push's actions are nearly all of other kinds, and each of them spared an insertion into it. A query
-    # takes it only by naming the same ``kind IN (...)`` (SQLite does not prove ``kind = 'extend'`` implies
+    # takes it only by naming the same condition (SQLite does not prove ``kind = 'extend'`` implies
     # it); ``postgresql_where`` is written in the migration only (see ``errands``' ``pending_to`` index).
     Index(None, "kind", "at", sqlite_where=text(ANNOTATED)),
 )

@@ -4,12 +4,14 @@ of a push)
 Migration 0022's index held every action, so every action a push inserts added an entry to it, though the
 duties, the screens and the archive only ask it for urgings and their answers, complaints, extensions,
 ratings and attachments: a few actions among a push's handoffs, receipts, registrations and decisions.
-Over the 1,000-errand corpus (8,693 actions, none of those kinds), replayed on SQLite, the action inserts
-took 64 -> 55 ms and the commits 231 -> 194 ms, 8 % fewer bytes written to the WAL. A query names the same
-``kind IN (...)`` to take it (``sanji.store.schema.IN_KIND_INDEX``: SQLite proves nothing from
-``kind = 'extend'``). Queries for an errand's actions of another kind (its registration, its accepts) no
-longer walk every action of that kind in this index, which SQLite, without statistics, preferred to
-``ix_actions_errand``. An index only: no row changes, no digest changes.
+Over the 1,000-errand corpus (8,693 actions, none of those kinds) on SQLite: the ingest writes 555 fewer
+pages to the WAL (8,660 -> 8,105, 6 %), and the action inserts take 66 CPU-ms instead of 73 (61 with no
+such index at all; a ``kind IN (...)`` condition took 94: SQLite builds the list's lookup table for every
+row, so the condition is written as comparisons). A query names the same condition to take it
+(``sanji.store.schema.IN_KIND_INDEX``: SQLite proves nothing from ``kind = 'extend'``). Queries for an
+errand's actions of another kind (its registration, its accepts) no longer walk every action of that kind in
+this index, which SQLite, without statistics, preferred to ``ix_actions_errand``.
+An index only: no row changes, no digest changes.
 
 Revision ID: 0023
 Revises: 0022
@@ -25,7 +27,10 @@ depends_on = None
 
 # As ``sanji.store.schema.ANNOTATED`` says it today; written out, so that this migration makes the same index
 # whatever the schema says later.
-ANNOTATED = "kind IN ('supervise', 'answer_urging', 'complain', 'extend', 'rate', 'attach')"
+ANNOTATED = (
+    "(kind = 'supervise' OR kind = 'answer_urging' OR kind = 'complain' OR kind = 'extend' OR kind = 'rate'"
+    " OR kind = 'attach')"
+)
 
 
 def upgrade() -> None:
