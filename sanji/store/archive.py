@@ -131,7 +131,7 @@ class Archive(Section):
             archived = set((await conn.execute(select(t.blob_archive.c.hash))).scalars())
             named: dict[str, set[str]] = {}
             attaches = 0
-            for errand, body in await conn.execute(select(a.errand, a.body).where(a.kind == "attach")):
+            for errand, body in await conn.execute(select(a.errand, a.body).where(a.kind == "attach", t.IN_KIND_INDEX)):
                 digest = str(getattr(decode_action(body), "blob", ""))
                 named.setdefault(digest, set()).add(errand)
                 attaches += 1
@@ -212,7 +212,9 @@ class Archive(Section):
             a, e = t.actions.c, t.errands.c
             # No attach action arrived since the plan (else the plan may not know every errand naming
             # it: the next run decides), and the rule still says so for the errands it named.
-            attaches = await conn.scalar(select(func.count()).select_from(t.actions).where(a.kind == "attach"))
+            attaches = await conn.scalar(
+                select(func.count()).select_from(t.actions).where(a.kind == "attach", t.IN_KIND_INDEX)
+            )
             if int(attaches or 0) != candidate.attaches:
                 return False
             rows = await conn.execute(select(e.id, e.stage, e.updated_at).where(e.id.in_(candidate.errands)))

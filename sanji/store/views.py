@@ -25,6 +25,7 @@ from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
 from sanji.store.rows import plain as _plain
+from sanji.store.schema import AnnotationKind
 from sanji.store.section import INCOMPLETE
 from sanji.store.traffic import Traffic
 
@@ -37,11 +38,13 @@ def worklist_query(node_id: str) -> Select[Any]:
     return query.order_by(t.errands.c.registered_at, t.errands.c.id)
 
 
-def annotations_query(kind: str, limit: int) -> Select[Any]:
-    """``Views.annotations``' query: the ``(kind, at)`` index of migration 0022 gives the newest of one kind
-    first, so it reads what it returns, not every action."""
+def annotations_query(kind: AnnotationKind, limit: int) -> Select[Any]:
+    """``Views.annotations``' query: the partial ``(kind, at)`` index (migrations 0022, 0023) gives the newest of
+    one kind first, so it reads what it returns, not every action."""
     a = t.actions.c
-    return select(a.body).where(a.kind == kind, a.status == "applied").order_by(a.at.desc()).limit(limit)
+    return (
+        select(a.body).where(a.kind == kind, t.IN_KIND_INDEX, a.status == "applied").order_by(a.at.desc()).limit(limit)
+    )
 
 
 class Views(Documents, Traffic):
@@ -125,12 +128,12 @@ class Views(Documents, Traffic):
                         out[errand_id] = msgspec.msgpack.decode(state)
         return out
 
-    async def annotations(self, kind: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    async def annotations(self, kind: AnnotationKind, *, limit: int = 500) -> list[dict[str, Any]]:
         async with self.db.reader.connect() as conn:
             bodies = (await conn.execute(annotations_query(kind, limit))).scalars()
             return [msgspec.to_builtins(decode_action(b)) for b in bodies]
 
-    async def annotation_counts(self, kind: str, field: str, *, limit: int) -> tuple[dict[str, int], bool]:
+    async def annotation_counts(self, kind: AnnotationKind, field: str, *, limit: int) -> tuple[dict[str, int], bool]:
         """How many of the newest ``limit`` annotations of ``kind`` hold each value of ``field``, and whether
         older ones were left out (one more is read to know: counting them all would read every one)."""
         items = await self.annotations(kind, limit=limit + 1)

@@ -9,13 +9,17 @@ on the connections the node uses.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from sanji.store import open_database
+from sanji.store import schema as t
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
+from sanji.store.revisions import MIGRATIONS
+from sanji.store.schema import ANNOTATION_KINDS
 from sanji.store.views import annotations_query, worklist_query
 
 
@@ -142,14 +146,62 @@ async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_act
     assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at (kind=?)"], plan
 
 
+async def test_the_kind_index_serves_its_kinds_and_leaves_an_errand_s_actions_to_the_errand_index(
+    tmp_path: Path,
+) -> None:
+    """The partial ``(kind, at)`` index (migration 0023) serves the archive's attachments as the annotations; an
+    errand's registration or accepts are found by the errand index, not by walking every action of the kind."""
+    a = t.actions.c
+    served = {
+        "attaches": select(a.errand, a.body).where(a.kind == "attach", t.IN_KIND_INDEX),
+        "counted": select(func.count()).select_from(t.actions).where(a.kind == "attach", t.IN_KIND_INDEX),
+    }
+    by_errand = {
+        "registration": select(a.body).where(a.errand == "E1", a.kind == "register", a.status == "applied"),
+        "accepts": select(a.errand, a.at).where(a.errand.in_(["E1", "E2"]), a.kind == "accept"),
+    }
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.reader.connect() as conn:
+            plans = {}
+            for name, query in {**served, **by_errand}.items():
+                compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+                plans[name] = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))]
+    finally:
+        await db.dispose()
+    for name in served:
+        assert any("INDEX ix_actions_kind_at (kind=?)" in step for step in plans[name]), plans
+    for name in by_errand:
+        assert plans[name] == ["SEARCH actions USING INDEX ix_actions_errand (errand=?)"], plans
+
+
+def test_the_migration_makes_the_index_the_schema_describes() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "m0023", MIGRATIONS / "versions" / "0023_annotations_index_partial.py"
+    )
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.ANNOTATED == t.ANNOTATED
+
+
 @pytest.mark.postgres
-async def test_postgresql_holds_the_annotations_index(pg_url: str) -> None:
+async def test_postgresql_holds_the_annotations_index_and_the_query_takes_it(pg_url: str) -> None:
+    """Partial (migration 0023): the annotation kinds only; the query, its kind bound, proves it may take it."""
     pg = await open_database(pg_url)
     try:
         async with pg.reader.connect() as conn:
             definition = (
                 await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_actions_kind_at'"))
             ).scalar_one()
+            await conn.execute(text("SET enable_seqscan = off"))  # an empty table: a scan would cost nothing
+            await conn.execute(text("SET plan_cache_mode = force_generic_plan"))  # the kind bound, not known
+            query = annotations_query("extend", 500).compile(dialect=conn.dialect)
+            params = tuple(query.params[name] for name in query.positiontup or ())
+            plan = [str(r[0]) for r in await conn.exec_driver_sql(f"EXPLAIN {query.string}", params)]
     finally:
         await pg.dispose()
-    assert definition.endswith("(kind, at)"), definition
+    assert "(kind, at) WHERE" in definition, definition
+    assert all(f"'{kind}'" in definition for kind in ANNOTATION_KINDS), definition
+    assert "'register'" not in definition, definition
+    assert any("Index Scan Backward using ix_actions_kind_at" in step for step in plan), plan
