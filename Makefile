@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # Every version comes from uv.lock (exact, with hashes). pip fetches only uv itself, pinned with
 # hashes in requirements-uv.txt (derived from the same lock); uv installs the rest, exactly.
-$(STAMP): uv.lock requirements-uv.txt pyproject.toml
+$(STAMP): uv.lock requirements-uv.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-uv.txt
 	$(BIN)/uv sync --quiet --locked --extra dev --python $(BIN)/python --compile-bytecode
@@ -22,7 +22,7 @@ install: $(STAMP)
 # (The installed packages get theirs from `uv sync --compile-bytecode` above.)
 OWN_PACKAGES := protocol sanji county_node town_node village_agent devtools bench tools tests
 bytecode: $(STAMP)
-	@$(BIN)/python -m compileall -q -j 0 $(OWN_PACKAGES) >/dev/null
+	@$(BIN)/python -m compileall -q -j 0 $(OWN_PACKAGES)
 
 demo: $(STAMP) bytecode
 	$(BIN)/sanji demo --errands 40

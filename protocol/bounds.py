@@ -283,6 +283,8 @@ def _gather_value(field: str, value: object, lines: list[str], texts: list[str])
 # answer only sends ``action_problem`` to its full walk, as any False of ``_plainly_within`` does.
 _MATTERS_WITHIN: dict[bytes, bool] = {}
 _MATTERS_WITHIN_MAX = 1024
+# A catalogue entry is a few KB; one a hostile peer inflates (up to a frame's size) is walked, never kept.
+_MATTER_CACHED_BYTES = 64 * 1024
 _matter_encoder = msgspec.msgpack.Encoder()
 _matter_decoder = msgspec.msgpack.Decoder(Matter)
 
@@ -295,6 +297,10 @@ def _matter_within(entry: Matter, lines: list[str], texts: list[str]) -> bool:
         known = _MATTERS_WITHIN.get(key)
         if known is None:
             typed = _matter_decoder.decode(key)
+            # Only an entry its bytes hold whole: the typed decoder drops fields it does not know (a struct
+            # built in process from a subclass), which the walk would check. And none too large to keep.
+            if len(key) > _MATTER_CACHED_BYTES or _matter_encoder.encode(typed) != key:
+                return _gather(entry, lines, texts, top=False)
     except (TypeError, ValueError, OverflowError, msgspec.MsgspecError):  # what no decoded entry holds: walk it
         return _gather(entry, lines, texts, top=False)
     if known is None:

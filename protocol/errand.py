@@ -970,6 +970,7 @@ _DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=(), late
 # is byte for byte what encoding the entry in place gives.
 _MATTER_BYTES: dict[int, tuple[Matter, msgspec.Raw]] = {}
 _MATTER_BYTES_MAX = 4096
+_MATTER_BYTES_KEPT = 64 * 1024
 
 
 def _digested_matter(entry: Matter) -> msgspec.Raw:
@@ -977,6 +978,8 @@ def _digested_matter(entry: Matter) -> msgspec.Raw:
     if hit is not None and hit[0] is entry:
         return hit[1]
     raw = msgspec.Raw(encode(_DigestMatter(*_matter_values(msgspec.structs.astuple(entry)))))
+    if len(raw) > _MATTER_BYTES_KEPT:
+        return raw  # an entry inflated far past a real one's few KB: encoded each time, never held
     if len(_MATTER_BYTES) >= _MATTER_BYTES_MAX:
         del _MATTER_BYTES[next(iter(_MATTER_BYTES))]  # the oldest in: errands come back in turn
     _MATTER_BYTES[id(entry)] = (entry, raw)

@@ -278,23 +278,33 @@ class Intake:
         driver = self._driver[1]
         dialect = conn.dialect.name
         rows: Sequence[Sequence[Any]]
+        failed: Exception | None = None
         try:
             if dialect == "sqlite" and driver.in_transaction:
+                listed = json.dumps(list(values))
+                # json_each gives U+0000 back as another string than the one stored: an id holding it (taken
+                # before judge refuses it) would be missed, and the push would insert it twice.
+                if "\\u0000" not in listed:
+                    sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
+                    rows = await driver.execute_fetchall(sql, (listed,))
+                    driver_reads(conn.sync_engine)[name] += 1
+                    return rows
+            elif dialect == "postgresql" and driver.is_in_transaction():
                 sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
-                driver_reads(conn.sync_engine)[name] += 1
-                rows = await driver.execute_fetchall(sql, (json.dumps(list(values)),))
-                return rows
-            if dialect == "postgresql" and driver.is_in_transaction():
-                sql, _ = compiled_once(conn, ("intake", name), _driver_read, name, dialect)
-                driver_reads(conn.sync_engine)[name] += 1
                 rows = await driver.fetch(sql, list(values))
+                driver_reads(conn.sync_engine)[name] += 1
                 return rows
-        except Exception:
+        except Exception as exc:
             # Asked again through SQLAlchemy, which raises what the driver raised as it always does (a
             # DBAPIError, the connection invalidated if it was lost: what the callers and the error pages
-            # tell apart), or answers if the driver's failure was its own; this error stays as its context.
-            pass
-        rows = (await conn.execute(_EXPANDING[name], {"ids": list(values)})).all()
+            # tell apart), or answers if the driver's failure was its own.
+            failed = exc
+        try:
+            rows = (await conn.execute(_EXPANDING[name], {"ids": list(values)})).all()
+        except Exception as exc:
+            if failed is not None:  # on PostgreSQL the first error aborted the transaction: say what it was
+                exc.add_note(f"the same read sent to the driver failed first: {type(failed).__name__}: {failed}")
+            raise
         return rows
 
     def _take_warm(self, errands: Sequence[str]) -> list[str]:

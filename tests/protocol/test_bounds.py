@@ -21,6 +21,7 @@ from protocol.bounds import (
     text_problem,
 )
 from protocol.errand import judge, project
+from protocol.matter import Material
 from sanji.catalogue import default_catalogue
 from tests.protocol.protocol_kit import VILLAGE_ID, applicant, make, new_layout
 
@@ -207,3 +208,21 @@ def test_the_bounds_of_a_catalogue_entry_met_before_are_those_of_its_walk(action
     both = [loose, action] if loose_first else [action, loose]
     for each in [*both, *both]:  # each again: its entry's answer remembered
         assert action_problem(each) == (node_fields_problem(each) or fields_problem(each))
+
+
+class _MaterialWithMore(Material, frozen=True, kw_only=True):
+    """A material built in process with a field no catalogue entry has (its bytes carry it; a typed decode
+    of them drops it): the entry's answer is not taken from what those bytes decode to."""
+
+    extra: str = ""
+
+
+@pytest.mark.parametrize("extra", ["\u202e伪造", "ok"])
+def test_an_entry_carrying_a_field_the_catalogue_lacks_is_walked(extra: str) -> None:
+    entry = _ENTRIES[0]
+    material = _MaterialWithMore(**msgspec.structs.asdict(entry.materials[0]), extra=extra)
+    action = msgspec.structs.replace(
+        registered(), matter_entry=msgspec.structs.replace(entry, materials=(material, *entry.materials[1:]))
+    )
+    for _ in range(2):  # the second time from the cache, if the answer was kept
+        assert action_problem(action) == (node_fields_problem(action) or fields_problem(action))

@@ -330,3 +330,37 @@ async def test_a_read_the_driver_fails_is_asked_through_sqlalchemy(open_store: S
         await conn.close()  # now SQLAlchemy fails too, and says so its own way
         with pytest.raises(ResourceClosedError):
             await reader._read(conn, "kept", errands)
+
+
+_ODD_IDS = ["n\x00z", "中文😀", 'q"\\u0000', "plain"]
+
+
+async def test_ids_with_odd_characters_are_found_by_every_read(open_store: StoreOpener) -> None:
+    """Ids arrive from frames before judge refuses any: one holding U+0000 (which JSON writes as ``\\u0000``
+    and SQLite's ``json_each`` gives back as another string), or outside ASCII, is found as stored."""
+    store = await open_store(TOWN)
+    common = {"scope": TOWN, "node": TOWN, "kind": "note", "base": 0, "at": 1, "body": b"", "reason": ""}
+    async with store.db.write() as conn:
+        for i in _ODD_IDS:
+            await conn.execute(t.actions.insert().values(id=i, errand=i, status="foreign", **common))
+            await conn.execute(t.held.insert().values(origin=i, scope=i, seq=1, hash=b"", frame=b"", received_at=0.0))
+    async with store.db.write() as conn:
+        reader = intake.Intake()
+        for name, column in (("statuses", 0), ("actions", 1), ("held", 0)):
+            for odd in _ODD_IDS:
+                found = {r[column] for r in await reader._read(conn, name, [odd, "other"])}
+                assert found == {odd}, (name, odd)
+
+
+async def test_an_action_whose_id_holds_nul_sent_twice_is_a_duplicate(open_store: StoreOpener, layout: Layout) -> None:
+    """An action refused by the bounds is still kept (with its verdict); sent again in the next batch it is
+    found held, not inserted twice, and the stream goes on."""
+    town = await open_store(TOWN)
+    odd = msgspec.structs.replace(note("E1", 2, "x"), id="n\x00z")
+    frames = chain(layout, [[register("E1", 1), odd], [odd], [note("E1", 3, "y")]])
+    await town.receive(frames[:1], peer=VILLAGE)
+    await town.receive(frames[1:], peer=VILLAGE)
+    assert list((await town.cursors_where()).values()) == [3]
+    async with town.db.reader.connect() as conn:
+        held = dict((await conn.execute(select(t.actions.c.id, t.actions.c.status))).all())
+    assert held["n\x00z"] == "rejected"
