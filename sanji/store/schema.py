@@ -102,8 +102,9 @@ ANNOTATION_KINDS: tuple[AnnotationKind, ...] = get_args(AnnotationKind)
 # Comparisons, not ``kind IN (...)``: SQLite builds an IN list's lookup table again for every row inserted,
 # which cost more than the index spared (8,693 inserts: 94 ms with IN, 66 with ORs, 73 with no condition).
 ANNOTATED = "({})".format(" OR ".join(f"kind = '{k}'" for k in ANNOTATION_KINDS))
-# A query takes the index only by stating its condition as it is written there (SQLite proves nothing from
-# ``kind = 'extend'``, nor from bound values): ``WHERE kind = ? AND <IN_KIND_INDEX>``, on `actions` alone.
+# A query states the index's condition as it is written there, so the index is taken whatever SQLite can
+# prove from a literal or a bound kind (that differs with the statement's shape and the SQLite release):
+# ``WHERE kind = ? AND <IN_KIND_INDEX>``, on `actions` alone.
 IN_KIND_INDEX = text(ANNOTATED)
 
 actions = Table(
