@@ -950,16 +950,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     folded = projections.fold_kept(errand_id, row, entries, fresh_here, directory)
             if folded is not None:
                 out[errand_id] = folded
-                # A fold decides the fresh actions and may take up what waited; nothing else changes. Those are
-                # a few of the errand's actions: each is looked up in the projection (``_verdict``) rather
-                # than sets built of all it holds.
+                # A fold decides the fresh actions and may take up what waited; nothing else changes.
                 fresh_ids = {a.id for a in fresh_here}
+                verdict = _Verdicts(folded)
                 for e in entries:
                     if e.id in fresh_ids:
-                        new = _verdict(folded, e.id)
+                        new = verdict(e.id)
                         changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
                     elif e.status == "waiting":
-                        new = _verdict(folded, e.id)
+                        new = verdict(e.id)
                         if (e.status, e.reason) != new:
                             changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
                 made[errand_id] = (folded, "" if folded.state else _unregistered_scope(entries))
@@ -1008,15 +1007,6 @@ def _unregistered_scope(entries: Sequence[Any]) -> str:
     copy), the same whichever way its rows were read or in whatever order they came."""
     own = [e for e in entries if e.status != FOREIGN]
     return str(min(own, key=lambda e: e.id).decoded().scope) if own else ""
-
-
-def _verdict(proj: Projection, aid: str) -> tuple[str, str]:
-    """``_Verdicts(proj)(aid)`` for one id, without its sets."""
-    if aid in proj.main or aid in proj.notes:
-        return ("applied", "")
-    if aid in proj.waiting:
-        return ("waiting", "")
-    return ("rejected", proj.rejected.get(aid, "rejected"))
 
 
 class _Verdicts:
