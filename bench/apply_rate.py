@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench import harness, nodes, prefill
+from bench import harness, nodes, prefill, write_floor
 from bench import peer as pouchdb_peer
 from bench.corpus import Corpus, build_corpus
 from bench.figures import percentile, quantity, rounded
@@ -41,6 +41,7 @@ from protocol.topology import COUNTY
 from sanji import memory
 from sanji.store import Store, open_database
 from sanji.store import schema as t
+from sanji.store.engine import Database, sqlite_pages
 from sanji.sync.driver import SessionReport, sync_once
 from sanji.sync.transport import HttpTransport
 
@@ -80,18 +81,35 @@ def open_frame_baseline(corpus: Corpus, repeats: int = 3) -> dict[str, Any]:
     }
 
 
-async def apply_to_fresh_county(corpus: Corpus, url: str, baseline: dict[str, Any]) -> dict[str, Any]:
-    """Replay every recorded push into a brand-new county store, timing each ``Store.receive``."""
+async def fresh_county(corpus: Corpus, url: str) -> tuple[Database, Store]:
+    """A county store at ``url``, migrated and started, holding nothing yet."""
     db = await open_database(url, role=COUNTY)
+    store = Store(db, node_id=corpus.county, key=corpus.layout.keys[corpus.county], directory=corpus.directory)
     try:
-        store = Store(db, node_id=corpus.county, key=corpus.layout.keys[corpus.county], directory=corpus.directory)
         await store.start()
+    except BaseException:
+        await db.dispose()
+        raise
+    return db, store
+
+
+async def apply_to_fresh_county(
+    corpus: Corpus, url: str, baseline: dict[str, Any], writes: write_floor.WriteLog | None = None
+) -> dict[str, Any]:
+    """Replay every recorded push into a brand-new county store, timing each ``Store.receive``;
+    ``writes``: record the write statements of each push there (``bench.write_floor``)."""
+    db, store = await fresh_county(corpus, url)
+    try:
+        if writes is not None:
+            writes.attach(db.writer.sync_engine)
         latencies: list[float] = []
         applied_actions = applied_batches = 0
         statuses: Counter[str] = Counter()
         memory.settle_heap()  # as `sanji county serve` does once started (sanji/cli/serve.py)
         started = time.perf_counter()
         for push in corpus.pushes:
+            if writes is not None:
+                writes.next_push()
             t0 = time.perf_counter()
             outcome = await store.receive(push.frames, peer=push.town)
             latencies.append(time.perf_counter() - t0)
@@ -99,6 +117,8 @@ async def apply_to_fresh_county(corpus: Corpus, url: str, baseline: dict[str, An
             applied_batches += outcome.applied_batches
             statuses.update(r.status for r in outcome.results)
         seconds = time.perf_counter() - started
+        if writes is not None:
+            writes.detach(db.writer.sync_engine)
         status = await store.status()
         async with db.reader.connect() as conn:
             by_status = (
@@ -151,17 +171,38 @@ async def postgres_apply(corpus: Corpus, baseline: dict[str, Any]) -> tuple[dict
         return {"skipped": str(exc)}, ""
 
 
-def sqlite_limits(corpus: Corpus, db_path: Path, result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+async def sqlite_limits(
+    corpus: Corpus,
+    db_path: Path,
+    result: dict[str, Any],
+    baseline: dict[str, Any],
+    writes: write_floor.WriteLog,
+    floor_path: Path,
+) -> dict[str, Any]:
     """How close the SQLite apply rate is to the limits of its bottlenecks: ``open_frame`` alone (the
-    baseline above) and the database's own bulk insert of the rows the apply wrote (``bench.prefill``:
-    the same rows, fresh ids, ``sqlite3.executemany`` in one transaction into the same store)."""
+    baseline above), the database's own bulk insert of the rows the apply wrote (``bench.prefill``: the
+    same rows, fresh ids, ``sqlite3.executemany`` in one transaction into the same store), and the very
+    writes of the apply replayed push by push, one durable commit each (``bench.write_floor``)."""
     rate = result["apply_rate"]["value"]
     limit = prefill.bulk_insert_limit(db_path, prefill.read_reference(db_path, corpus.directory))
+    db, _ = await fresh_county(corpus, f"sqlite:///{floor_path}")  # the schema and start the apply met
+    await db.dispose()
+    replayed = write_floor.replay(floor_path, writes, sqlite_pages(COUNTY))
+    floor_rate = result["actions_received"] / replayed
     return {
         "open_frame": quantity(baseline["actions_per_s"]["value"], "actions/s"),
         "open_frame_share": rounded(rate / baseline["actions_per_s"]["value"]),
         "bulk_insert": quantity(limit["actions_per_s"], "actions/s", what=limit["what"]),
         "bulk_insert_share": rounded(rate / limit["actions_per_s"]),
+        "push_writes": quantity(
+            floor_rate,
+            "actions/s",
+            what="the apply's own write statements replayed through sqlite3, one durable commit per push",
+            statements=writes.statements,
+            pushes=len(writes.pushes),
+            seconds=rounded(replayed),
+        ),
+        "push_writes_share": rounded(rate / floor_rate),
     }
 
 
@@ -307,8 +348,11 @@ async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: b
     wire = frame_bytes(corpus)
     phase("open_frame_baseline")
     log("applying every push to a fresh county on SQLite")
-    sqlite_result = await apply_to_fresh_county(corpus, f"sqlite:///{workdir / 'fresh-county.db'}", baseline)
-    sqlite_result["limits"] = sqlite_limits(corpus, workdir / "fresh-county.db", sqlite_result, baseline)
+    writes = write_floor.WriteLog()
+    sqlite_result = await apply_to_fresh_county(corpus, f"sqlite:///{workdir / 'fresh-county.db'}", baseline, writes)
+    sqlite_result["limits"] = await sqlite_limits(
+        corpus, workdir / "fresh-county.db", sqlite_result, baseline, writes, workdir / "write-floor.db"
+    )
     phase("apply_sqlite")
     pg_version = ""
     if postgres:
