@@ -95,7 +95,7 @@ quarantine = Table(
 )
 
 # The kinds ``Store.annotations`` reads (urgings and their answers, complaints, extensions, ratings) and the
-# attachments the archive counts (``sanji.store.archive``): the only ones in the ``(kind, at)`` index. A kind
+# attachments the archive counts (``sanji.store.archive``): the only ones in the ``(kind, at, id)`` index. A kind
 # added here needs a migration that makes the index again.
 AnnotationKind = Literal["supervise", "answer_urging", "complain", "extend", "rate", "attach"]
 ANNOTATION_KINDS: tuple[AnnotationKind, ...] = get_args(AnnotationKind)
@@ -121,11 +121,12 @@ actions = Table(
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=False, default=""),
     Index(None, "errand"),
-    # Annotations of one kind, newest first (0022; ``sanji.store.views.annotations_query``). Partial (0023): a
-    # push's actions are nearly all of other kinds, and each of them spared an insertion into it. A query
-    # takes it only by naming the same condition (SQLite does not prove ``kind = 'extend'`` implies
-    # it); ``postgresql_where`` is written in the migration only (see ``errands``' ``pending_to`` index).
-    Index(None, "kind", "at", sqlite_where=text(ANNOTATED)),
+    # Annotations of one kind, newest first (0022; ``sanji.store.views.annotations_query``), ties by id (0024:
+    # a window's edge falls the same way every time). Partial (0023): a push's actions are nearly all of
+    # other kinds, and each of them spared an insertion into it. A query takes it only by naming the same
+    # condition (SQLite does not prove ``kind = 'extend'`` implies it); ``postgresql_where`` is written in
+    # the migration only (see ``errands``' ``pending_to`` index).
+    Index(None, "kind", "at", "id", sqlite_where=text(ANNOTATED)),
 )
 
 outbox = Table(

@@ -39,11 +39,15 @@ def worklist_query(node_id: str) -> Select[Any]:
 
 
 def annotations_query(kind: AnnotationKind, limit: int) -> Select[Any]:
-    """``Views.annotations``' query: the partial ``(kind, at)`` index (migrations 0022, 0023) gives the newest of
-    one kind first, so it reads what it returns, not every action."""
+    """``Views.annotations``' query: the partial ``(kind, at, id)`` index (migrations 0022-0024) gives the newest
+    of one kind first, so it reads what it returns, not every action; of two at the same time, the greater id
+    first, so a window of the newest ends at the same one every time."""
     a = t.actions.c
     return (
-        select(a.body).where(a.kind == kind, t.IN_KIND_INDEX, a.status == "applied").order_by(a.at.desc()).limit(limit)
+        select(a.body)
+        .where(a.kind == kind, t.IN_KIND_INDEX, a.status == "applied")
+        .order_by(a.at.desc(), a.id.desc())
+        .limit(limit)
     )
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from protocol.actions import Rate
+from protocol.encoding import decode_action, encode
 from sanji.store import open_database
 from sanji.store import schema as t
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
@@ -133,7 +135,7 @@ async def test_postgresql_holds_the_worklist_partial_index(pg_url: str) -> None:
 
 async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_action(tmp_path: Path) -> None:
     """``Store.annotations`` (urgings, complaints, extensions the duties read on every run) searches the
-    ``(kind, at)`` index of migration 0022 newest first, with no sort."""
+    ``(kind, at, id)`` index (migrations 0022, 0024) newest first, ties by id, with no sort."""
     db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
     try:
         async with db.reader.connect() as conn:
@@ -143,14 +145,54 @@ async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_act
             plan = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")).all()]
     finally:
         await db.dispose()
-    assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at (kind=?)"], plan
+    assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at_id (kind=?)"], plan
+
+
+@pytest.mark.parametrize("inserted", [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]])
+async def test_ratings_at_the_same_time_fall_at_a_window_s_edge_the_same_way_whatever_their_order(
+    tmp_path: Path, inserted: list[int]
+) -> None:
+    """A window of the newest ratings (电子监察) ends at the same rating however the rows were stored: of two
+    at the same time, the greater id is the newer."""
+    ids = [f"R-{n}" for n in range(5)]
+    ats = [100, 200, 200, 200, 300]  # three at the same time: a window of 2 or 3 cuts among them
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.write() as conn:
+            for n in inserted:
+                rate = Rate(
+                    id=ids[n], errand="E1", scope="T01V01", node="T01", actor="王", role="窗口", at=ats[n], level="满意"
+                )
+                await conn.execute(
+                    t.actions.insert().values(
+                        id=rate.id,
+                        errand="E1",
+                        scope="T01V01",
+                        node="T01",
+                        kind="rate",
+                        base=0,
+                        at=rate.at,
+                        body=encode(rate),
+                        status="applied",
+                        reason="",
+                    )
+                )
+        async with db.reader.connect() as conn:
+            windows = {
+                k: [decode_action(b).id for b in (await conn.execute(annotations_query("rate", k))).scalars()]
+                for k in (2, 3, 5)
+            }
+    finally:
+        await db.dispose()
+    assert windows == {2: ["R-4", "R-3"], 3: ["R-4", "R-3", "R-2"], 5: ["R-4", "R-3", "R-2", "R-1", "R-0"]}
 
 
 async def test_the_kind_index_serves_its_kinds_and_leaves_an_errand_s_actions_to_the_errand_index(
     tmp_path: Path,
 ) -> None:
-    """The partial ``(kind, at)`` index (migration 0023) serves the archive's attachments as the annotations; an
-    errand's registration or accepts are found by the errand index, not by walking every action of the kind."""
+    """The partial ``(kind, at, id)`` index (migrations 0023, 0024) serves the archive's attachments as the
+    annotations; an errand's registration or accepts are found by the errand index, not by walking every action
+    of the kind."""
     a = t.actions.c
     served = {
         "attaches": select(a.errand, a.body).where(a.kind == "attach", t.IN_KIND_INDEX),
@@ -170,14 +212,14 @@ async def test_the_kind_index_serves_its_kinds_and_leaves_an_errand_s_actions_to
     finally:
         await db.dispose()
     for name in served:
-        assert any("INDEX ix_actions_kind_at (kind=?)" in step for step in plans[name]), plans
+        assert any("INDEX ix_actions_kind_at_id (kind=?)" in step for step in plans[name]), plans
     for name in by_errand:
         assert plans[name] == ["SEARCH actions USING INDEX ix_actions_errand (errand=?)"], plans
 
 
 def test_the_migration_makes_the_index_the_schema_describes() -> None:
     spec = importlib.util.spec_from_file_location(
-        "m0023", MIGRATIONS / "versions" / "0023_annotations_index_partial.py"
+        "m0024", MIGRATIONS / "versions" / "0024_annotations_newest_by_time_then_id.py"
     )
     assert spec is not None and spec.loader is not None
     migration = importlib.util.module_from_spec(spec)
@@ -192,7 +234,7 @@ async def test_postgresql_holds_the_annotations_index_and_the_query_takes_it(pg_
     try:
         async with pg.reader.connect() as conn:
             definition = (
-                await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_actions_kind_at'"))
+                await conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_actions_kind_at_id'"))
             ).scalar_one()
             await conn.execute(text("SET enable_seqscan = off"))  # an empty table: a scan would cost nothing
             await conn.execute(text("SET plan_cache_mode = force_generic_plan"))  # the kind bound, not known
@@ -201,7 +243,7 @@ async def test_postgresql_holds_the_annotations_index_and_the_query_takes_it(pg_
             plan = [str(r[0]) for r in await conn.exec_driver_sql(f"EXPLAIN {query.string}", params)]
     finally:
         await pg.dispose()
-    assert "(kind, at) WHERE" in definition, definition
+    assert "(kind, at, id) WHERE" in definition, definition
     assert all(f"'{kind}'" in definition for kind in ANNOTATION_KINDS), definition
     assert "'register'" not in definition, definition
-    assert any("Index Scan Backward using ix_actions_kind_at" in step for step in plan), plan
+    assert any("Index Scan Backward using ix_actions_kind_at_id" in step for step in plan), plan
