@@ -18,6 +18,7 @@ from sanji.layout import Layout
 from sanji.store import Store, bulk, intake
 from sanji.store import schema as t
 from sanji.store.rows import _compiled as compiled_statements
+from sanji.store.rows import compiled_once
 from tests.conftest import StoreOpener
 from tests.store.test_store_sqlite import (
     TOWN,
@@ -306,6 +307,28 @@ async def _reads_sent_to_the_driver_are_sqlalchemy_s(open_store: StoreOpener, la
             assert past == through and past, name
             assert [[type(v) for v in r] for r in past] == [[type(v) for v in r] for r in through], name
         assert driver_reads - sent == Counter(dict.fromkeys(values, 1))
+
+
+async def test_a_read_run_again_and_again_is_planned_for_its_values_postgresql(
+    open_store: StoreOpener, layout: Layout, pg_url: str
+) -> None:
+    """Every push sends the same reads of ``col = ANY($1)``: PostgreSQL must not settle on a generic plan for
+    them (one made while a table is small scans all of it for each id, ever slower as the table grows)."""
+    batches = more_batches()
+    town = await open_store(TOWN, url=pg_url)
+    await town.receive(chain(layout, batches), peer=VILLAGE)
+    ids = [*sorted({a.id for acts in batches for a in acts}), *(f"not-held-{n}" for n in range(20))]
+    async with town.db.writer.begin() as conn:
+        await conn.exec_driver_sql("SELECT 1")  # begun: the reads go to the driver, prepared and kept
+        for _ in range(12):
+            assert await intake.Intake()._read(conn, "statuses", ids)
+        read, _ = compiled_once(conn, ("intake", "statuses"), intake._driver_read, "statuses", "postgresql")
+        plans = (
+            await conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", (read,)
+            )
+        ).all()
+    assert len(plans) == 1 and plans[0][0] == 0 and plans[0][1] >= 12, plans  # the push before ran it too
 
 
 async def test_a_read_the_driver_fails_is_asked_through_sqlalchemy(open_store: StoreOpener, layout: Layout) -> None:
