@@ -110,6 +110,46 @@ async def test_a_failing_frame_in_a_push_loses_nothing_else(
     assert await town.digests() == expected_digests(layout, batches)
 
 
+async def test_a_failing_frame_in_a_push_loses_nothing_else_postgresql(
+    open_store: StoreOpener, layout: Layout, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a push is first taken without a savepoint: one that fails part way is rolled back whole
+    and taken again under savepoints, the frames before the failing one stored and its error still raised,
+    even though the frame would not fail again."""
+    batches = more_batches()
+    frames = chain(layout, batches)
+    town = await open_store(TOWN, url=pg_url)
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        sent.append(sql.lstrip().split()[0].upper())
+
+    event.listen(town.db.writer.sync_engine, "before_cursor_execute", seen)
+    original = Store._recompute
+    calls = {"n": 0}
+
+    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids, **kw)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("power cut in the middle of the third frame")
+        return out
+
+    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive(frames, peer=VILLAGE)
+    monkeypatch.undo()
+    assert sent.count("SAVEPOINT") == 1, sent  # the retake's, not the first try's
+    assert list((await town.cursors_where()).values()) == [2]
+    assert await town.digests() == expected_digests(layout, batches[:2])
+
+    sent.clear()
+    retry = await town.receive(frames[2:], peer=VILLAGE)
+    assert statuses(retry) == ["stored"] * 3
+    assert "SAVEPOINT" not in sent and "RELEASE" not in sent, sent
+    assert await town.digests() == expected_digests(layout, batches)
+
+
 async def test_a_push_reads_its_rows_once(open_store: StoreOpener, layout: Layout) -> None:
     """Statements per push: the reads and the writes are per call, not per frame (issue 15)."""
     frames = chain(layout, more_batches())
