@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,15 @@ class _DeferredWritesFailed(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(error)
         self.error = error
+
+
+class _Retake(Exception):
+    """A receive call's first try on PostgreSQL, without a savepoint, failed: its transaction is rolled back
+    and the call taken again under savepoints from where that try stopped (``Store._take_all``)."""
+
+    def __init__(self, count: int, failure: Exception | None, defer: bool) -> None:
+        super().__init__(count, failure, defer)
+        self.count, self.failure, self.defer = count, failure, defer
 
 
 class _Taken:
@@ -407,12 +416,20 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         # all of them touch are read once (``sanji.store.intake``) and written once at the end.
         directory = self.directory
         opened = [self._open_addressed(frame) for frame in frames]
-        async with self._write() as conn:
-            if self.directory is not directory:  # the keys changed (a revocation) while this push waited
-                opened = [self._open_addressed(frame) for frame in frames]
-            taken = await self._take_all(conn, frames, opened, peer)
-            if taken.applied_batches:
-                await self._keep_clock(conn)
+        retake: _Retake | None = None
+        while True:
+            try:
+                async with self._write() as conn:
+                    if self.directory is not directory:  # the keys changed (a revocation) while this push waited
+                        directory = self.directory
+                        opened = [self._open_addressed(frame) for frame in frames]
+                    taken = await self._take_all(conn, frames, opened, peer, retake)
+                    if taken.applied_batches:
+                        await self._keep_clock(conn)
+            except _Retake as again:
+                retake = again
+                continue
+            break
         if taken.intake is not None:  # committed: the next push continues these errands from memory
             self._warm.keep(taken.intake.written, taken.intake.actions)
         if taken.failure is not None:
@@ -431,7 +448,12 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         return ReceiveOutcome(taken.results, taken.applied_batches, taken.applied_actions)
 
     async def _take_all(
-        self, conn: AsyncConnection, frames: Sequence[bytes], opened: Sequence[Batch | Exception], peer: str
+        self,
+        conn: AsyncConnection,
+        frames: Sequence[bytes],
+        opened: Sequence[Batch | Exception],
+        peer: str,
+        retake: _Retake | None = None,
     ) -> _Taken:
         """Take ``frames`` in the caller's transaction: every one, or those before the first that fails.
 
@@ -445,17 +467,26 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         The frames' batch and action rows are inserted at the end too, with the rest (``Intake(defer=True)``).
         Should those writes fail, the frame whose rows fail is not known: the call is taken again with each
         frame inserting its own rows, so that frame fails in its turn as above.
+
+        On PostgreSQL the first try takes no savepoint: the ``SAVEPOINT`` and its ``RELEASE`` were two of the
+        fifteen or so round trips of a push (BEGIN and COMMIT included), for a failure that seldom comes.
+        Should that try fail, ``_Retake`` rolls back the caller's whole transaction (nothing in it comes
+        before this call's frames but the writer's lock), and the caller begins another where the call goes
+        on under savepoints from where the first try stopped (``retake``): the frames before the failing one
+        are taken again and its error raised, as above. SQLite, where a statement costs no round trip,
+        always takes the savepoint.
         """
-        count = len(frames)
-        failure: Exception | None = None
-        defer = True
+        count, failure, defer = len(frames), None, True
+        if retake is not None:
+            count, failure, defer = retake.count, retake.failure, retake.defer
+        guarded = retake is not None or self.db.is_sqlite
         while True:
             taken = _Taken(failure)
             if count == 0:
                 return taken
             intake = taken.intake = Intake(defer=defer, warm=self._warm)
             try:
-                async with conn.begin_nested():
+                async with conn.begin_nested() if guarded else nullcontext():
                     await intake.preload(conn, [b for b in opened[:count] if isinstance(b, Batch)])
                     for index in range(count):
                         try:
@@ -471,7 +502,6 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                         raise _DeferredWritesFailed(exc) from exc
             except _FrameFailed as failed:
                 count, failure = failed.index, failed.error
-                continue
             except _DeferredWritesFailed as failed:
                 # Taken again frame by frame, the call may well succeed: say why the end's writes failed.
                 log.warning(
@@ -482,8 +512,10 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     failed.error,
                 )
                 defer = False
-                continue
-            return taken
+            else:
+                return taken
+            if not guarded:
+                raise _Retake(count, failure, defer)
 
     def _open(self, frame: bytes) -> Batch:
         return open_frame(frame, self.directory)

@@ -3,14 +3,20 @@ arrays, a column each, and a value too wide for its column is refused there as a
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sanji.layout import Layout
 from sanji.store import bulk, open_database
 from sanji.store import schema as t
+from tests.conftest import StoreOpener
+from tests.store.test_store_sqlite import TOWN, VILLAGE, chain, expected_digests, standard_batches, statuses
 
 
 def _stream(origin: str, seq: int) -> dict[str, Any]:
@@ -48,3 +54,42 @@ async def test_postgresql_refuses_a_value_too_wide_among_many(pg_url: str) -> No
                 await bulk.insert_many(conn, t.streams, [_stream("A", 1), _stream("B" * 65, 2)])
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgresql_takes_a_push_after_another_process_added_a_column(
+    open_store: StoreOpener, layout: Layout, pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Whole rows go as the table's row type, whose layout asyncpg learns once per connection: a column added
+    meanwhile by another process (a newer release migrating) makes the server refuse that layout, and the
+    push is taken again with the rows as arrays of columns, the same rows stored."""
+    monkeypatch.setattr(bulk, "_row_types_changed", False)
+    batches = standard_batches()
+    frames = chain(layout, batches)
+    town = await open_store(TOWN, url=pg_url)
+    await town.receive(frames[:2], peer=VILLAGE)  # several actions and errands: their row types learnt
+    assert not bulk._row_types_changed
+    other = await open_database(pg_url, migrate=False)
+    try:
+        async with other.write() as conn:
+            for table in ("actions", "errands"):
+                await conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN added_later integer NOT NULL DEFAULT 7")
+    finally:
+        await other.dispose()
+    outcome = await town.receive(frames[2:], peer=VILLAGE)
+    assert statuses(outcome) == ["stored"]
+    assert bulk._row_types_changed
+    assert "taking them again frame by frame" in caplog.text
+    assert await town.digests() == expected_digests(layout, batches)
+    async with town.db.reader.connect() as conn:
+        assert set((await conn.exec_driver_sql("SELECT added_later FROM errands")).scalars()) == {7}
+
+
+def test_only_rows_giving_every_column_go_as_the_table_s_row_type() -> None:
+    """A field a row leaves out would be sent as NULL, not the column's default: such rows go as arrays."""
+    conn = cast(AsyncConnection, SimpleNamespace(dialect=asyncpg.dialect()))
+    every = tuple(reversed(t.errands.c.keys()))  # in any order: the fields are matched by name
+    sql = bulk._over_rows_sql(conn, t.errands, "upsert", every, ("id",))
+    assert sql is not None and "FROM unnest($1::errands[]) AS v ON CONFLICT (id)" in sql
+    assert bulk._over_rows_sql(conn, t.errands, "upsert", every[1:], ("id",)) is None
+    assert bulk._over_rows_sql(conn, t.actions, "update", ("status", "reason"), ("id",)) is None

@@ -18,6 +18,7 @@ from sanji.layout import Layout
 from sanji.store import Store, bulk, intake
 from sanji.store import schema as t
 from sanji.store.rows import _compiled as compiled_statements
+from sanji.store.rows import compiled_once
 from tests.conftest import StoreOpener
 from tests.store.test_store_sqlite import (
     TOWN,
@@ -106,6 +107,46 @@ async def test_a_failing_frame_in_a_push_loses_nothing_else(
 
     retry = await town.receive(frames[2:], peer=VILLAGE)
     assert statuses(retry) == ["stored"] * 3
+    assert await town.digests() == expected_digests(layout, batches)
+
+
+async def test_a_failing_frame_in_a_push_loses_nothing_else_postgresql(
+    open_store: StoreOpener, layout: Layout, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a push is first taken without a savepoint: one that fails part way is rolled back whole
+    and taken again under savepoints, the frames before the failing one stored and its error still raised,
+    even though the frame would not fail again."""
+    batches = more_batches()
+    frames = chain(layout, batches)
+    town = await open_store(TOWN, url=pg_url)
+    sent: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        sent.append(sql.lstrip().split()[0].upper())
+
+    event.listen(town.db.writer.sync_engine, "before_cursor_execute", seen)
+    original = Store._recompute
+    calls = {"n": 0}
+
+    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids, **kw)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("power cut in the middle of the third frame")
+        return out
+
+    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive(frames, peer=VILLAGE)
+    monkeypatch.undo()
+    assert sent.count("SAVEPOINT") == 1, sent  # the retake's, not the first try's
+    assert list((await town.cursors_where()).values()) == [2]
+    assert await town.digests() == expected_digests(layout, batches[:2])
+
+    sent.clear()
+    retry = await town.receive(frames[2:], peer=VILLAGE)
+    assert statuses(retry) == ["stored"] * 3
+    assert "SAVEPOINT" not in sent and "RELEASE" not in sent, sent
     assert await town.digests() == expected_digests(layout, batches)
 
 
@@ -306,6 +347,28 @@ async def _reads_sent_to_the_driver_are_sqlalchemy_s(open_store: StoreOpener, la
             assert past == through and past, name
             assert [[type(v) for v in r] for r in past] == [[type(v) for v in r] for r in through], name
         assert driver_reads - sent == Counter(dict.fromkeys(values, 1))
+
+
+async def test_a_read_run_again_and_again_is_planned_for_its_values_postgresql(
+    open_store: StoreOpener, layout: Layout, pg_url: str
+) -> None:
+    """Every push sends the same reads of ``col = ANY($1)``: PostgreSQL must not settle on a generic plan for
+    them (one made while a table is small scans all of it for each id, ever slower as the table grows)."""
+    batches = more_batches()
+    town = await open_store(TOWN, url=pg_url)
+    await town.receive(chain(layout, batches), peer=VILLAGE)
+    ids = [*sorted({a.id for acts in batches for a in acts}), *(f"not-held-{n}" for n in range(20))]
+    async with town.db.writer.begin() as conn:
+        await conn.exec_driver_sql("SELECT 1")  # begun: the reads go to the driver, prepared and kept
+        for _ in range(12):
+            assert await intake.Intake()._read(conn, "statuses", ids)
+        read, _ = compiled_once(conn, ("intake", "statuses"), intake._driver_read, "statuses", "postgresql")
+        plans = (
+            await conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", (read,)
+            )
+        ).all()
+    assert len(plans) == 1 and plans[0][0] == 0 and plans[0][1] >= 12, plans  # the push before ran it too
 
 
 async def test_a_read_the_driver_fails_is_asked_through_sqlalchemy(open_store: StoreOpener, layout: Layout) -> None:
