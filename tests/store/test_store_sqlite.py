@@ -614,6 +614,31 @@ async def test_an_errand_holding_notes_is_folded_push_by_push_and_its_notes_judg
     assert await projected_rows(county) == kept
 
 
+async def test_a_kept_row_read_back_is_folded_past_refused_notes_not_past_applied_ones(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that did not write the row has no main line's state of its own to judge the notes from
+    (``protocol.errand.Replayed``): it folds onto the row while no note was applied (refused ones are judged
+    again from the row's state, which is then the main line's), and projects everything once one was."""
+    early = _step(CallBack, "E1", 3, VILLAGE, 0, reached=True)  # refused: nothing delivered yet
+    batches: list[list[Action]] = [
+        [register("E1", 1), early],
+        [msgspec.structs.replace(submit("E1", 2), base=1)],
+        [note("E1", 4, "材料已补齐")],
+        [msgspec.structs.replace(note("E1", 5, "已电话告知"), acting_for="A岗")],
+    ]
+    frames = chain(layout, batches)
+    folded = spy_on_folds(monkeypatch)
+    held: list[Action] = []
+    expected = [{"E1"}, {"E1"}, {"E1"}, set()]
+    for frame, batch, want in zip(frames, batches, expected, strict=True):
+        county = await open_store("C")  # a process that did not write the row: it is read back
+        assert statuses(await county.receive([frame], peer=TOWN)) == ["stored"]
+        held += batch
+        assert folded() == want
+        await check_rows_are_a_full_projection(county, held)
+
+
 async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(
     open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
