@@ -921,7 +921,8 @@ def fold_with_line(
             return None
     if held_notes and len({note.id for note in notes}) != held_notes:
         return None  # one note twice, another missing
-    beside = [aid for aid in before.notes if held[aid] is not None]  # the departments' answers: main-line steps
+    # The departments' answers are main-line steps; every other note applied is judged again below.
+    beside = [aid for aid in before.notes if held[aid] is not None] if before.notes else []
     if len(beside) != len(before.notes):  # a note was applied: the state past the notes is not the main line's
         if line is None or line.version != version:
             return None
@@ -959,11 +960,13 @@ def fold_with_line(
         contested=frozenset(),
     )
     still = _unplaced(by_base, version, main=main, rejected=rejected, beside=beside)
-    # A note applied by ``before`` passed the bounds as it is; one refused or waiting may not have.
-    allowed = {aid for aid in before.notes if held[aid] is None} if made_here else frozenset()
-    state, applied_notes = _take_notes(
-        line, (*notes, *fresh_notes), directory, waiting=still, rejected=rejected, bounded=allowed, contested=()
-    )
+    state, applied_notes = line, []
+    if notes or fresh_notes:  # most errands hold none: no call
+        # A note applied by ``before`` passed the bounds as it is; one refused or waiting may not have.
+        allowed = {aid for aid in before.notes if held[aid] is None} if made_here else frozenset()
+        state, applied_notes = _take_notes(
+            line, (*notes, *fresh_notes), directory, waiting=still, rejected=rejected, bounded=allowed, contested=()
+        )
     projection = Projection(
         errand=before.errand,
         state=state,
