@@ -960,7 +960,8 @@ def fold_with_line(
         contested=frozenset(),
     )
     still = _unplaced(by_base, version, main=main, rejected=rejected, beside=beside)
-    state, applied_notes = line, []
+    state = line
+    applied_notes: list[str] = []
     if notes or fresh_notes:  # most errands hold none: no call
         # A note applied by ``before`` passed the bounds as it is; one refused or waiting may not have.
         allowed = {aid for aid in before.notes if held[aid] is None} if made_here else frozenset()
