@@ -24,7 +24,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -740,11 +740,33 @@ def _unplaced(
     return waiting
 
 
+class Replayed(NamedTuple):
+    """A projection and the state its main line reached before the notes were applied to it.
+
+    ``fold`` judges every note again over a main line it lengthens (a note's verdict follows the stage, and
+    the notes are taken after the main line, in (at, id) order), so it starts from the main line's own state;
+    the notes a projection applied changed its state (the time of the last change, the urgings, who acted
+    for whom), which cannot be taken back out of it. Held in memory beside a projection made in this process,
+    never stored nor digested: a projection read back from a store has no ``line`` and is not folded past an
+    applied note.
+    """
+
+    projection: Projection
+    line: ErrandState | None
+
+
 def project(
     errand_id: str, actions: Iterable[Action], directory: Directory, *, bounded: Container[str] = frozenset()
 ) -> Projection:
     """Replay ``actions`` (see the module's docstring). ``bounded``: ids of actions the caller knows passed
     ``judge`` before (the store's applied ones, one body per id), whose bounds need no second walk."""
+    return project_with_line(errand_id, actions, directory, bounded=bounded).projection
+
+
+def project_with_line(
+    errand_id: str, actions: Iterable[Action], directory: Directory, *, bounded: Container[str] = frozenset()
+) -> Replayed:
+    """``project``, with the state its main line reached before the notes (``Replayed``)."""
     unique: dict[str, Action] = {}
     contested: set[str] = set()  # ids under two bodies: which one passed the bounds is not known
     for action in actions:
@@ -767,22 +789,14 @@ def project(
     main: list[str] = []
     rejected: dict[str, str] = {}
     beside: list[str] = []
-    state, version = _advance(
+    line, version = _advance(
         None, 0, by_base, directory, main=main, rejected=rejected, beside=beside, bounded=bounded, contested=contested
     )
     waiting = _unplaced(by_base, version, main=main, rejected=rejected, beside=beside)
-    applied_notes: list[str] = []
-    for note in sorted(notes, key=lambda n: (n.at, n.id)):
-        if state is None:
-            waiting.append(note.id)
-            continue
-        refusal = judge(state, note, directory, bounded=note.id in bounded and note.id not in contested)
-        if refusal is None:
-            applied_notes.append(note.id)
-            state = step(state, note)
-        else:
-            rejected[note.id] = str(refusal)
-    return Projection(
+    state, applied_notes = _take_notes(
+        line, notes, directory, waiting=waiting, rejected=rejected, bounded=bounded, contested=contested
+    )
+    projection = Projection(
         errand=errand_id,
         state=state,
         main=tuple(main),
@@ -791,6 +805,37 @@ def project(
         waiting=tuple(sorted(waiting)),
         digest=digest_of(errand_id, state, main, [*beside, *applied_notes], rejected),
     )
+    return Replayed(projection, line)
+
+
+_at_then_id = operator.attrgetter("at", "id")
+
+
+def _take_notes(
+    state: ErrandState | None,
+    notes: Iterable[Action],
+    directory: Directory,
+    *,
+    waiting: list[str],
+    rejected: dict[str, str],
+    bounded: Container[str],
+    contested: Container[str],
+) -> tuple[ErrandState | None, list[str]]:
+    """The notes judged in (at, id) order over ``state``, the main line's end, each over what the ones before
+    it left: the state they leave and the ids applied. Adds the refused to ``rejected``; before a registration
+    every note waits (added to ``waiting``)."""
+    applied: list[str] = []
+    for note in sorted(notes, key=_at_then_id):
+        if state is None:
+            waiting.append(note.id)
+            continue
+        refusal = judge(state, note, directory, bounded=note.id in bounded and note.id not in contested)
+        if refusal is None:
+            applied.append(note.id)
+            state = step(state, note)
+        else:
+            rejected[note.id] = str(refusal)
+    return state, applied
 
 
 def fold(
@@ -801,61 +846,110 @@ def fold(
     *,
     made_here: bool = False,
     waiting: Sequence[Action] = (),
+    notes: Sequence[Action] = (),
+    line: ErrandState | None = None,
 ) -> Projection | None:
-    """``before`` continued by ``actions`` without replaying its history: equal to ``project`` over
+    """``fold_with_line``'s projection (None when it declines)."""
+    continued = fold_with_line(
+        before, held, actions, directory, made_here=made_here, waiting=waiting, notes=notes, line=line
+    )
+    return None if continued is None else continued.projection
+
+
+def fold_with_line(
+    before: Projection,
+    held: Mapping[str, int | None],
+    actions: Sequence[Action],
+    directory: Directory,
+    *,
+    made_here: bool = False,
+    waiting: Sequence[Action] = (),
+    notes: Sequence[Action] = (),
+    line: ErrandState | None = None,
+) -> Replayed | None:
+    """``before`` continued by ``actions`` without replaying its main line: equal to ``project`` over
     everything whenever it answers, None when the order is not that simple (the caller projects it all).
 
     ``held`` maps each action ``before`` was projected from to its base (None for a note); ``waiting`` are
-    the bodies of ``before.waiting``. The case taken, the common one, is a main line with no note held
-    (a note's verdict follows the stage, and notes are taken after the main line) whose every held action
-    below its version is decided, and ``actions`` are new main-line actions based at or past that version.
-    Then ``project`` would replay ``before``'s versions unchanged (every candidate at each of them is the
-    same), and from there on its candidates are exactly the waiting ones and ``actions``: the same steps
-    (``_advance``) are taken from ``before``'s state instead of from the start.
+    the bodies of ``before.waiting``, ``notes`` those of every note held (applied, refused or waiting), and
+    ``line`` the state ``before``'s main line reached (``Replayed.line``), needed when ``before`` applied a
+    note. The case taken, the common one, is a main line whose every held action below its version is
+    decided, and ``actions`` are new main-line actions based at or past that version, and notes. Then
+    ``project`` would replay ``before``'s versions unchanged (every candidate at each of them is the same,
+    and notes take no part in the main line), and from there on its candidates are exactly the waiting ones
+    and ``actions``: the same steps (``_advance``) are taken from ``line`` instead of from the start. The
+    notes, held and new, are then all judged again in order over the new main line's end, as ``project``
+    judges them: a note refused before may be allowed now (a call-back once the errand is delivered).
 
     ``made_here``: ``before`` is what ``project`` or ``fold`` returned in this process (not read back from
-    a store), so its digest is its own and is not computed again to check it.
+    a store), so its digest is its own and is not computed again to check it, and the notes it applied
+    passed the bounds as they are (``judge``'s ``bounded``).
     """
     state = before.state
     version = len(before.main)
-    if before.notes or (state.version if state else 0) != version:
+    if (state.version if state else 0) != version:
         return None
     waits = set(before.waiting)
     if len(waiting) != len(waits) or (waits and {a.id for a in waiting} != waits):
         return None  # the bodies of what waits are needed to take it up
     for a in waiting:
-        if a.base <= version:
+        if is_annotation(a):
+            if state is not None or held.get(a.id, version) is not None:
+                return None  # project leaves a note waiting only before a registration: replay it all
+        elif a.base <= version or held.get(a.id) is None:
             return None  # not what project leaves waiting (a row whose statuses were changed by hand): replay it all
-    if not made_here and digest_of(before.errand, state, list(before.main), [], before.rejected) != before.digest:
+    if not made_here and digest_of(before.errand, state, list(before.main), list(before.notes), before.rejected) != (
+        before.digest
+    ):
         return None  # not a projection of what is held (a stale or foreign row): re-project
     # One set of what ``before`` decided, compared with ``held``'s keys as a set (no copy of them): called
     # once per errand a batch continues, so the sets built here were a tenth of the fold.
     covered = set(before.main)
-    covered.update(before.rejected, waits)
+    covered.update(before.notes, before.rejected, waits)
     if held.keys() != covered:
         return None
+    held_notes = 0
     for aid, base in held.items():
-        if base is None or (base >= version and aid not in waits):
-            return None  # a note, or a competitor at the frontier
-    fresh: set[str] = set()
-    for action in actions:
-        if (
-            action.errand != before.errand
-            or action.id in held
-            or action.id in fresh  # one id twice (a restored node's rewrite): project keeps one
-            or is_annotation(action)
-            or action.base < version  # a rival of a version taken: project decides among them
-        ):
+        if base is None:
+            held_notes += 1
+        elif base >= version and aid not in waits:
+            return None  # a competitor at the frontier
+    if len(notes) != held_notes:
+        return None  # every held note is judged again: its body is needed
+    for note in notes:
+        if held.get(note.id, version) is not None or not is_annotation(note) or note.errand != before.errand:
             return None
-        fresh.add(action.id)
+    if held_notes and len({note.id for note in notes}) != held_notes:
+        return None  # one note twice, another missing
+    # The departments' answers are main-line steps; every other note applied is judged again below.
+    beside = [aid for aid in before.notes if held[aid] is not None] if before.notes else []
+    if len(beside) != len(before.notes):  # a note was applied: the state past the notes is not the main line's
+        if line is None or line.version != version:
+            return None
+    else:
+        line = state
+    fresh: set[str] = set()
+    fresh_notes: list[Action] = []
     by_base: dict[int, list[Action]] = defaultdict(list)
-    for action in (*waiting, *actions):
-        by_base[action.base].append(action)
+    for action in waiting:
+        if not is_annotation(action):
+            by_base[action.base].append(action)
+    for action in actions:
+        if action.errand != before.errand or action.id in held or action.id in fresh:
+            return None  # held already, or one id twice (a restored node's rewrite): project keeps one
+        fresh.add(action.id)
+        if is_annotation(action):
+            fresh_notes.append(action)
+        elif action.base < version:
+            return None  # a rival of a version taken: project decides among them
+        else:
+            by_base[action.base].append(action)
     main = list(before.main)
     rejected = dict(before.rejected)
-    beside: list[str] = []
-    state, version = _advance(
-        state,
+    for note in notes:
+        rejected.pop(note.id, None)  # judged again below
+    line, version = _advance(
+        line,
         version,
         by_base,
         directory,
@@ -866,15 +960,24 @@ def fold(
         contested=frozenset(),
     )
     still = _unplaced(by_base, version, main=main, rejected=rejected, beside=beside)
-    return Projection(
+    state = line
+    applied_notes: list[str] = []
+    if notes or fresh_notes:  # most errands hold none: no call
+        # A note applied by ``before`` passed the bounds as it is; one refused or waiting may not have.
+        allowed = {aid for aid in before.notes if held[aid] is None} if made_here else frozenset()
+        state, applied_notes = _take_notes(
+            line, (*notes, *fresh_notes), directory, waiting=still, rejected=rejected, bounded=allowed, contested=()
+        )
+    projection = Projection(
         errand=before.errand,
         state=state,
         main=tuple(main),
-        notes=tuple(beside),
+        notes=(*beside, *applied_notes),
         rejected=rejected,
         waiting=tuple(sorted(still)),
-        digest=digest_of(before.errand, state, main, beside, rejected),
+        digest=digest_of(before.errand, state, main, [*beside, *applied_notes], rejected),
     )
+    return Replayed(projection, line)
 
 
 def basis_scope(projection: Projection) -> str | None:

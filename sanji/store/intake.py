@@ -40,7 +40,7 @@ from protocol import ledger
 from protocol.actions import Action
 from protocol.batch import GENESIS, Batch
 from protocol.encoding import decode_action
-from protocol.errand import Projection
+from protocol.errand import ErrandState, Projection
 from protocol.stream import StreamKey
 from sanji.store import bulk
 from sanji.store import schema as t
@@ -167,6 +167,9 @@ class Intake:
         # Projections of errands taken warm: made by this process and stored as they are, so a fold
         # continues them without decoding the kept state or checking its digest (``Store._recompute``).
         self.warm_projections: dict[str, Projection] = {}
+        # The state the main line of each projection taken warm or made by this call reached before its notes
+        # (``protocol.errand.Replayed``), beside that very projection: memory only (``line_of``).
+        self.lines: dict[str, tuple[Projection, ErrandState | None]] = {}
         self.written: dict[str, tuple[Projection, str]] = {}  # what ``flush`` wrote: (projection, basis)
         self._batch_rows: dict[tuple[StreamKey, int], dict[str, Any]] = {}  # deferred: in the order taken
         self._action_rows: dict[str, dict[str, Any]] = {}  # deferred, by id, in the order inserted
@@ -323,6 +326,7 @@ class Intake:
             self.actions[eid].extend(warm.rows)
             self._warm_rows.append(warm.rows)
             self.warm_projections[eid] = warm.projection
+            self.lines[eid] = (warm.projection, warm.line)
         return cold
 
     def _remember(self, row: ActionRow) -> None:
@@ -444,8 +448,14 @@ class Intake:
             row = self._own(row)
             row.status, row.reason = status, reason
 
-    def set_projection(self, proj: Projection, scope: str, basis: str) -> None:
+    def set_projection(self, proj: Projection, scope: str, basis: str, *, line: ErrandState | None = None) -> None:
         self.projected[proj.errand] = (proj, scope, basis)
+        self.lines[proj.errand] = (proj, line)
+
+    def line_of(self, proj: Projection) -> ErrandState | None:
+        """The main line's state kept beside ``proj`` (None: not known, as for a row read back)."""
+        known = self.lines.get(proj.errand)
+        return known[1] if known is not None and known[0] is proj else None
 
     # -- writing once -------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
 """Kept errand projections: a received batch is folded onto what the `errands` row holds (issue 15).
 
 Re-projecting an errand decodes and judges every action it holds; a batch that only continues the
-main line need not. Whether it does, and what the continued projection is, is
-``protocol.errand.fold``; this module only reads what the row and the actions' columns say (no action
-body is decoded). Everything else (something waiting, a note, a rival at the frontier, an action out
-of order or refused, a row made under another basis or release, or from before migration 0017) is
+main line (and adds notes) need not. Whether it does, and what the continued projection is, is
+``protocol.errand.fold_with_line``; this module only reads what the row and the actions' columns say,
+and decodes only the bodies of what waits and of the notes (each judged again). Everything else (a rival
+at the frontier, an action out of order, a row made under another basis or release, or from before
+migration 0017, a row read back whose notes were applied: the main line's own state is not stored) is
 left to ``Store._recompute``'s full projection, which writes the same rows.
 """
 
@@ -20,7 +21,7 @@ import msgspec
 from protocol import ledger
 from protocol.actions import ANNOTATIONS, Action
 from protocol.encoding import encode
-from protocol.errand import ErrandState, Projection, basis, basis_scope, fold, project
+from protocol.errand import ErrandState, Projection, Replayed, basis, basis_scope, fold_with_line, project
 from protocol.topology import Directory
 from sanji import __version__
 from sanji.store.section import INCOMPLETE
@@ -75,7 +76,7 @@ def kept_basis(row: Any, held: Sequence[Held], fresh: Sequence[Action], director
 
 def fold_kept(
     errand_id: str, row: Any, held: Sequence[Held], fresh: Sequence[Action], directory: Directory
-) -> Projection | None:
+) -> Replayed | None:
     """``errand_id``'s projection with ``fresh`` (actions just admitted, not projected yet) folded onto its
     kept ``row`` (None: no row yet), or None when ``fold`` declines. The caller checks the row's basis."""
     others = _others(held, fresh)
@@ -86,18 +87,42 @@ def fold_kept(
         if kept is None:
             return None
         before = kept
-    # The empty projection was made just now: its digest is its own, not checked again (``made_here``).
-    return fold(before, _bases(others), fresh, directory, made_here=row is None, waiting=_waiting(before, others))
+    # The empty projection was made just now: its digest is its own, not checked again (``made_here``). A row
+    # read back has no main-line state of its own (``Replayed.line``): fold declines it if it applied a note.
+    return fold_with_line(
+        before,
+        _bases(others),
+        fresh,
+        directory,
+        made_here=row is None,
+        waiting=_waiting(before, others),
+        notes=_notes(others),
+    )
 
 
 def fold_projected(
-    before: Projection, held: Sequence[Held], fresh: Sequence[Action], directory: Directory
-) -> Projection | None:
+    before: Projection,
+    held: Sequence[Held],
+    fresh: Sequence[Action],
+    directory: Directory,
+    *,
+    line: ErrandState | None,
+) -> Replayed | None:
     """``before``, a projection this store made of ``held`` (their statuses written from it) under the
     current basis, continued by ``fresh``; None when ``fold`` declines. ``fold`` checks that it covers
-    exactly what is held, as for a kept row; its digest is its own (``made_here``)."""
+    exactly what is held, as for a kept row; its digest is its own (``made_here``). ``line``: the state its
+    main line reached, kept beside it (``Replayed.line``; None when not known)."""
     others = _others(held, fresh)
-    return fold(before, _bases(others), fresh, directory, made_here=True, waiting=_waiting(before, others))
+    return fold_with_line(
+        before,
+        _bases(others),
+        fresh,
+        directory,
+        made_here=True,
+        waiting=_waiting(before, others),
+        notes=_notes(others),
+        line=line,
+    )
 
 
 def _others(held: Sequence[Held], fresh: Sequence[Action]) -> list[Held]:
@@ -112,6 +137,11 @@ def _waiting(before: Projection, others: Sequence[Held]) -> list[Action]:
         return []
     waits = set(before.waiting)
     return [h.decoded() for h in others if h.id in waits]
+
+
+def _notes(others: Sequence[Held]) -> list[Action]:
+    """The bodies of the notes held, applied, refused or waiting: fold judges each of them again."""
+    return [h.decoded() for h in others if h.kind in NOTE_KINDS]
 
 
 def _bases(others: Sequence[Held]) -> dict[str, int | None]:

@@ -31,7 +31,7 @@ from protocol import ledger, limits
 from protocol.actions import Action
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame
 from protocol.encoding import decode_action, encode
-from protocol.errand import Projection, project
+from protocol.errand import ErrandState, Projection, Replayed, project, project_with_line
 from protocol.errors import RevokedKey, RouteError, SanjiError
 from protocol.hlc import HybridClock
 from protocol.sealing import SealingKey
@@ -431,7 +431,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 continue
             break
         if taken.intake is not None:  # committed: the next push continues these errands from memory
-            self._warm.keep(taken.intake.written, taken.intake.actions)
+            self._warm.keep(taken.intake.written, taken.intake.actions, taken.intake.lines)
         if taken.failure is not None:
             if taken.applied_batches:
                 self._changed()
@@ -953,21 +953,24 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         out: dict[str, Projection] = {}
         changes: list[dict[str, str]] = []
         made: dict[str, tuple[Projection, str]] = {}  # projections of this call, with the errand's scope
+        lines: dict[str, ErrandState | None] = {}  # their main lines' states before the notes (``Replayed``)
         for errand_id in ids:
             entries = held.get(errand_id, [])
             # An errand this call projected already is continued from that projection, not its kept row (the
             # row is written once, at the end of the call): the same projection, without decoding it back.
             earlier = intake.projected.get(errand_id) if intake is not None else None
             row = kept.get(errand_id)
-            folded = None
+            continued: Replayed | None = None
             # A projection is continued only under the basis it was made under (``protocol.errand.basis_scope``:
             # its path, or the whole tree when something was refused or waits), else projected all again.
             fresh_here = by_errand.get(errand_id, [])
             if earlier is not None:
+                assert intake is not None
                 # Made in this call: another basis only if the directory was swapped meanwhile.
                 same_basis = earlier[2] == projections.basis_of_projection(earlier[0], directory)
                 if fresh_here and same_basis:
-                    folded = projections.fold_projected(earlier[0], entries, fresh_here, directory)
+                    line = intake.line_of(earlier[0])
+                    continued = projections.fold_projected(earlier[0], entries, fresh_here, directory, line=line)
             else:
                 warm = intake.warm_projections.get(errand_id) if intake is not None else None
                 if warm is not None:  # what this process wrote: the basis of the projection it holds
@@ -977,30 +980,39 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                         row, entries, fresh_here, directory
                     )
                 if fresh_here and warm is not None and same_basis:
-                    folded = projections.fold_projected(warm, entries, fresh_here, directory)
+                    assert intake is not None
+                    line = intake.line_of(warm)
+                    continued = projections.fold_projected(warm, entries, fresh_here, directory, line=line)
                 elif fresh_here and warm is None and (row is None or same_basis):
-                    folded = projections.fold_kept(errand_id, row, entries, fresh_here, directory)
-            if folded is not None:
+                    continued = projections.fold_kept(errand_id, row, entries, fresh_here, directory)
+            if continued is not None:
+                folded = continued.projection
                 out[errand_id] = folded
-                # A fold decides the fresh actions and may take up what waited; nothing else changes.
+                # A fold decides the fresh actions, may take up what waited, and judges every note again (one
+                # refused may be allowed past a new step); what the main line held before stays as it was.
                 fresh_ids = {a.id for a in fresh_here}
                 verdict = _Verdicts(folded)
                 for e in entries:
                     if e.id in fresh_ids:
                         new = verdict(e.id)
                         changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
-                    elif e.status == "waiting":
+                    elif e.status == "waiting" or (e.kind in projections.NOTE_KINDS and e.status != FOREIGN):
                         new = verdict(e.id)
                         if (e.status, e.reason) != new:
                             changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
                 made[errand_id] = (folded, "" if folded.state else _unregistered_scope(entries))
+                lines[errand_id] = continued.line
                 continue
             decoded = [(e.id, None if e.status == FOREIGN else e.decoded(), e.status, e.reason) for e in entries]
             # An action applied under this basis passed the bounds then: judge does not walk them again. Under
             # another basis (other software, other tree) every action is judged in full.
             bounded = {e.id for e in entries if e.status == "applied"} if same_basis else set()
-            proj = project(errand_id, [a for _, a, _, _ in decoded if a is not None], directory, bounded=bounded)
+            replayed = project_with_line(
+                errand_id, [a for _, a, _, _ in decoded if a is not None], directory, bounded=bounded
+            )
+            proj = replayed.projection
             out[errand_id] = proj
+            lines[errand_id] = replayed.line
             verdict = _Verdicts(proj)
             for aid, action, status, reason in decoded:
                 if action is None:
@@ -1013,8 +1025,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         if intake is not None:
             for change in changes:
                 intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
-            for proj, scope in made.values():
-                intake.set_projection(proj, scope, projections.basis_of_projection(proj, directory))
+            for errand_id, (proj, scope) in made.items():
+                basis = projections.basis_of_projection(proj, directory)
+                intake.set_projection(proj, scope, basis, line=lines[errand_id])
             return out
         errand_rows = [
             projections.errand_row(p, scope=sc, basis=projections.basis_of_projection(p, directory))

@@ -15,6 +15,10 @@ count changes); a foreign copy is never projected, so missing it changes nothing
 row written by another process or an older release, or a call that rolled back, leaves a token this
 process did not write, and the errand is read as before.
 
+Beside each projection, the state its main line reached before its notes were applied (``line``,
+``protocol.errand.Replayed``): what folding onto a projection that applied notes starts from. Never stored:
+the row says nothing of it, and a cold errand holding applied notes is projected in full.
+
 Bounded by the action rows held (``MAX_ROWS``, by tier: about 1.1 KB a row with its body decoded, so
 ≈ 22 MB at a county, 1 MB on a village laptop), the errands taken longest ago dropped first; a node
 restarted starts cold. What is handed out is the rows themselves, marked ``shared``: a call changes the
@@ -29,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from protocol.errand import Projection
+from protocol.errand import ErrandState, Projection
 from protocol.ledger import FOREIGN
 from protocol.topology import COUNTY, TOWN, VILLAGE
 
@@ -44,10 +48,13 @@ Token = tuple[str, int, str]  # the errand row's digest, its count of waiting ac
 
 
 class Warm:
-    __slots__ = ("basis", "projection", "rows")
+    __slots__ = ("basis", "line", "projection", "rows")
 
-    def __init__(self, projection: Projection, basis: str, rows: Sequence[ActionRow]) -> None:
+    def __init__(
+        self, projection: Projection, basis: str, rows: Sequence[ActionRow], line: ErrandState | None = None
+    ) -> None:
         self.projection, self.basis, self.rows = projection, basis, tuple(rows)
+        self.line = line
 
     @property
     def token(self) -> Token:
@@ -79,14 +86,23 @@ class WarmErrands:
         self._kept.move_to_end(errand)
         return warm
 
-    def keep(self, written: Mapping[str, tuple[Projection, str]], rows: Mapping[str, Iterable[ActionRow]]) -> None:
+    def keep(
+        self,
+        written: Mapping[str, tuple[Projection, str]],
+        rows: Mapping[str, Iterable[ActionRow]],
+        lines: Mapping[str, tuple[Projection, ErrandState | None]] | None = None,
+    ) -> None:
         """After a commit: ``written`` maps each errand projected to its projection and basis, ``rows`` the
-        errand's action rows as written."""
+        errand's action rows as written, ``lines`` the main line's state of a projection (``Warm.line``),
+        taken only beside that very projection."""
         for errand, (projection, basis) in written.items():
             self.forget(errand)
+            line = None
+            if lines is not None and (known := lines.get(errand)) is not None and known[0] is projection:
+                line = known[1]
             # Foreign copies are never projected, and another process may move one to its author's errand
             # without changing this one's row: they are read from the database when asked for.
-            warm = Warm(projection, basis, [r for r in rows.get(errand, ()) if r.status != FOREIGN])
+            warm = Warm(projection, basis, [r for r in rows.get(errand, ()) if r.status != FOREIGN], line)
             for r in warm.rows:
                 r.shared = True
             if len(warm.rows) > self.max_rows:

@@ -27,7 +27,7 @@ from protocol_kit import (
 
 from protocol.actions import ANNOTATIONS, Action, Applicant, CallBack, HandOff, Note, Register
 from protocol.encoding import encode
-from protocol.errand import STAGES, Projection, basis, basis_scope, fold, project
+from protocol.errand import STAGES, Projection, basis, basis_scope, fold, project, project_with_line
 from protocol.matter import Matter
 from protocol.topology import COUNTY, ROLES, TOWN, VILLAGE, Directory, NodeEntry
 from sanji.catalogue import default_catalogue
@@ -278,15 +278,26 @@ def test_fold_declines_what_is_not_a_simple_continuation() -> None:
     rival = msgspec.structs.replace(main[2], id="a00")  # sorts before the winner of version 2
     assert fold(kept, held, [rival], DIRECTORY) is None
     remark = make(Note, node=VILLAGE_ID, id="k00", at=AT0, text="进度说明")
-    assert fold(kept, held, [remark], DIRECTORY) is None  # notes are folded after the main line
-    noted = project(ERRAND, [*main[:4], remark], DIRECTORY)
-    assert fold(noted, {**held, "k00": None}, [main[4]], DIRECTORY) is None
-    # A call-back refused as too early is allowed once the errand is delivered: held notes stop the fold.
+    assert fold(kept, held, [remark], DIRECTORY) == project(ERRAND, [*main[:4], remark], DIRECTORY)
+    noted, line = project_with_line(ERRAND, [*main[:4], remark], DIRECTORY)
+    noted_held = {**held, "k00": None}
+    # Every held note is judged again over the longer main line: without its body, nothing is folded; an
+    # applied note changed the state, so without the main line's own state (``line``) neither.
+    assert fold(noted, noted_held, [main[4]], DIRECTORY) is None
+    assert fold(noted, noted_held, [main[4]], DIRECTORY, notes=[remark]) is None
+    assert fold(noted, noted_held, [main[4]], DIRECTORY, notes=[remark, remark]) is None
+    everything = project(ERRAND, [*main[:5], remark], DIRECTORY)
+    assert fold(noted, noted_held, [main[4]], DIRECTORY, notes=[remark], line=line) == everything
+    # A call-back refused as too early is allowed once the errand is delivered: judged again, it is applied.
     early = make(CallBack, node=TOWN_ID, id="k01", at=AT0, reached=True)
     waiting_for_delivery = project(ERRAND, [*main[:-1], early], DIRECTORY)
     assert "k01" in waiting_for_delivery.rejected
     assert project(ERRAND, [*main, early], DIRECTORY).notes == ("k01",)
-    assert fold(waiting_for_delivery, {**held_of(main[:-1]), "k01": None}, main[-1:], DIRECTORY) is None
+    early_held = {**held_of(main[:-1]), "k01": None}
+    assert fold(waiting_for_delivery, early_held, main[-1:], DIRECTORY) is None
+    assert fold(waiting_for_delivery, early_held, main[-1:], DIRECTORY, notes=[early]) == project(
+        ERRAND, [*main, early], DIRECTORY
+    )
     forged = msgspec.structs.replace(kept, digest="0" * 64)
     assert fold(forged, held, [main[4]], DIRECTORY) is None  # a row that is not what it claims
     # What is held must be exactly what the projection decided: an action held but not in it (one it was not

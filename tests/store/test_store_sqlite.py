@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol.actions import Action, Applicant, HandOff, Note, Receive, Register
+from protocol.actions import Accept, Action, Applicant, CallBack, Decide, Deliver, HandOff, Note, Receive, Register
 from protocol.batch import GENESIS, frame_hash, open_frame, seal
 from protocol.encoding import encode
 from protocol.errand import ErrandState, Projection, project
@@ -515,8 +515,8 @@ def spy_on_folds(monkeypatch: pytest.MonkeyPatch) -> Callable[[], set[str]]:
             folded.add(errand_id)
         return out
 
-    def from_memory(before, held, fresh, directory):  # type: ignore[no-untyped-def]
-        out = projected(before, held, fresh, directory)
+    def from_memory(before, held, fresh, directory, *, line):  # type: ignore[no-untyped-def]
+        out = projected(before, held, fresh, directory, line=line)
         if out is not None:
             folded.add(before.errand)
         return out
@@ -550,14 +550,93 @@ async def test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full
         per_batch.append(folded())
     # E1's registration and submission continue it in order; so does E2's registration with a rival
     # refused beside it. Then the submission the rival competed with (a held action at the frontier: fold
-    # leaves weighing rivals to project), a note, an errand holding a note: all projected from everything.
-    assert per_batch == [{"E1"}, {"E1"}, {"E2"}, set(), set()]
+    # leaves weighing rivals to project) is projected from everything; a note is folded on, the notes held
+    # judged again over the main line's own state kept beside the projection.
+    assert per_batch == [{"E1"}, {"E1"}, {"E2"}, {"E1"}, {"E2"}]
     assert await town.digests() == expected_digests(layout, batches)
     kept = await projected_rows(town)
     assert {row["id"]: row["basis"] for row in kept[0]} == expected_bases(layout, batches)
     async with town.transaction() as conn:
         await town._recompute(conn, ["E1", "E2"])  # every action projected again, nothing kept
     assert await projected_rows(town) == kept
+
+
+def _step(cls: type[Action], errand: str, i: int, node: str, base: int, **fields: object) -> Action:
+    return cls(
+        id=f"a{i:04d}-{errand}", errand=errand, scope=VILLAGE, node=node, actor="王", role="受理员", at=at(i),
+        base=base, **fields,
+    )  # fmt: skip
+
+
+async def test_an_errand_holding_notes_is_folded_push_by_push_and_its_notes_judged_again(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The county continues an errand holding notes from memory at every push: a note that changed the state
+    (acting for an A post), a call-back refused as too early and allowed once the errand is delivered (its
+    stored status changes though no new action names it). Every row is what projecting everything gives."""
+    county = await open_store("C")
+    remark = msgspec.structs.replace(note("E1", 2, "材料已补齐"), acting_for="A岗")
+    early = _step(CallBack, "E1", 5, TOWN, 0, reached=True, satisfied="满意")
+    village_batches: list[list[Action]] = [
+        [register("E1", 1), remark],
+        [msgspec.structs.replace(submit("E1", 3), base=1)],
+        [_step(Receive, "E1", 9, VILLAGE, 6), _step(Deliver, "E1", 10, VILLAGE, 7, confirmed_by="张三1")],
+    ]
+    town_batches: list[list[Action]] = [
+        [received("E1", 4, base=2), early],
+        [
+            _step(Accept, "E1", 6, TOWN, 3),
+            _step(Decide, "E1", 7, TOWN, 4, outcome="refused", document="不符合条件告知书"),
+            _step(HandOff, "E1", 8, TOWN, 5, to=VILLAGE, purpose="result"),
+        ],
+        [msgspec.structs.replace(note("E1", 11, "已回访", node=TOWN), scope=VILLAGE)],
+    ]
+    village, town = chain(layout, village_batches), chain(layout, town_batches, origin=TOWN)
+    folded = spy_on_folds(monkeypatch)
+    held: list[Action] = []
+    for frame, batch in [
+        (village[0], village_batches[0]),
+        (village[1], village_batches[1]),
+        (town[0], town_batches[0]),
+        (town[1], town_batches[1]),
+        (village[2], village_batches[2]),
+        (town[2], town_batches[2]),
+    ]:
+        assert statuses(await county.receive([frame], peer=TOWN)) == ["stored"]
+        held += batch
+        assert folded() == {"E1"}
+        await check_rows_are_a_full_projection(county, held)
+    assert (await county.errand("E1") or {})["stage"] == "delivered"
+    kept = await projected_rows(county)
+    assert (early.id, "applied", "") in kept[1]
+    async with county.transaction() as conn:
+        await county._recompute(conn, ["E1"])  # every action projected again, nothing kept
+    assert await projected_rows(county) == kept
+
+
+async def test_a_kept_row_read_back_is_folded_past_refused_notes_not_past_applied_ones(
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that did not write the row has no main line's state of its own to judge the notes from
+    (``protocol.errand.Replayed``): it folds onto the row while no note was applied (refused ones are judged
+    again from the row's state, which is then the main line's), and projects everything once one was."""
+    early = _step(CallBack, "E1", 3, VILLAGE, 0, reached=True)  # refused: nothing delivered yet
+    batches: list[list[Action]] = [
+        [register("E1", 1), early],
+        [msgspec.structs.replace(submit("E1", 2), base=1)],
+        [note("E1", 4, "材料已补齐")],
+        [msgspec.structs.replace(note("E1", 5, "已电话告知"), acting_for="A岗")],
+    ]
+    frames = chain(layout, batches)
+    folded = spy_on_folds(monkeypatch)
+    held: list[Action] = []
+    expected = [{"E1"}, {"E1"}, {"E1"}, set()]
+    for frame, batch, want in zip(frames, batches, expected, strict=True):
+        county = await open_store("C")  # a process that did not write the row: it is read back
+        assert statuses(await county.receive([frame], peer=TOWN)) == ["stored"]
+        held += batch
+        assert folded() == want
+        await check_rows_are_a_full_projection(county, held)
 
 
 async def test_a_kept_row_that_cannot_be_trusted_is_projected_again(

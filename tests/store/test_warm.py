@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action
-from protocol.errand import Projection
+from protocol.errand import ErrandState, Projection
 from sanji.store.intake import ActionRow, Intake, KeptRow
 from sanji.store.warm import WarmErrands
 
@@ -90,3 +90,24 @@ def test_the_errands_taken_longest_ago_go_first_past_the_bound() -> None:
     assert warm.take("E2", ("E2", 0, "b")) is not None
     warm.keep({"E5": (projection("E5", "E5"), "b")}, {"E5": rows("E5", 11)})  # alone past the bound
     assert warm.take("E5", ("E5", 0, "b")) is None and len(warm) == 2
+
+
+def test_the_main_lines_state_is_kept_only_beside_the_projection_it_belongs_to() -> None:
+    """``Warm.line`` (``protocol.errand.Replayed``) is taken from ``lines`` only when it was kept beside the
+    very projection written: a line of an earlier projection of the errand would continue the wrong one."""
+    warm = WarmErrands(100)
+    written, stale = projection("E1", "d1"), projection("E1", "d0")
+    line = ErrandState(
+        id="E1", scope="T01V01", matter="低保", applicant_name="张三", stage="registered", holder="T01V01"
+    )
+    warm.keep(
+        {"E1": (written, "b"), "E2": (projection("E2", "d2"), "b")},
+        {"E1": rows("E1", 1), "E2": rows("E2", 1)},
+        {"E1": (written, line), "E2": (stale, line)},
+    )
+    one, two = warm.take("E1", ("d1", 0, "b")), warm.take("E2", ("d2", 0, "b"))
+    assert one is not None and one.line is line
+    assert two is not None and two.line is None
+    intake = taken(warm, "E1", ("d1", 0, "b"))
+    assert intake.line_of(intake.warm_projections["E1"]) is line
+    assert intake.line_of(stale) is None
