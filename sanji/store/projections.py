@@ -207,10 +207,19 @@ def _stored_matter(entry: Matter) -> msgspec.Raw:
     return raw
 
 
+# By the state's type: whether ``replace`` makes a copy without running code of the type's own
+# (``__post_init__``, which would see the entry's bytes in place of the entry).
+_REPLACEABLE: dict[type, bool] = {}
+
+
 def stored_state(state: ErrandState) -> bytes:
     """The `errands.state` column of ``state``: ``encode(state)``, its catalogue entry's bytes kept."""
     entry = state.matter_entry
-    if not isinstance(entry, Matter):  # none, or not what the field says: encoded as it is
+    cls = type(state)
+    replaceable = _REPLACEABLE.get(cls)
+    if replaceable is None:
+        replaceable = _REPLACEABLE[cls] = not hasattr(cls, "__post_init__")
+    if not replaceable or not isinstance(entry, Matter):  # none, or not what the field says: as it is
         return encode(state)
     # ``replace`` keeps the state's own type (a subclass's fields too) and checks no field's type.
     return encode(msgspec.structs.replace(state, matter_entry=_stored_matter(entry)))

@@ -29,6 +29,14 @@ class _LaterState(ErrandState, kw_only=True):
     later: str = "later"
 
 
+class _CheckedState(ErrandState, kw_only=True):
+    """A subclass checking its fields as it is made: never made with the entry's bytes in its place."""
+
+    def __post_init__(self) -> None:
+        if self.matter_entry is not None and not isinstance(self.matter_entry, Matter):
+            raise TypeError("matter_entry is not a Matter")
+
+
 class _LaterMatter(Matter, frozen=True, kw_only=True):
     later: tuple[str, ...] = ("x",)
 
@@ -86,6 +94,7 @@ def test_odd_states_and_entries_are_stored_as_encoded() -> None:
     huge = msgspec.structs.replace(MATTERS[0], legal_basis="法" * 40_000)  # past what is kept
     odd: list[ErrandState] = [
         _LaterState(**base),
+        _CheckedState(**{**base, "matter_entry": MATTERS[4]}),
         _LaterState(**{**base, "later": "其他", "matter_entry": _LaterMatter(**msgspec.structs.asdict(MATTERS[1]))}),
         msgspec.structs.replace(proj.state, matter_entry=_LaterMatter(**msgspec.structs.asdict(MATTERS[1]))),
         msgspec.structs.replace(proj.state, matter_entry=None),
