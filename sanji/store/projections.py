@@ -22,6 +22,7 @@ from protocol import ledger
 from protocol.actions import ANNOTATIONS, Action
 from protocol.encoding import encode
 from protocol.errand import ErrandState, Projection, Replayed, basis, basis_scope, fold_with_line, project
+from protocol.matter import Matter
 from protocol.topology import Directory
 from sanji import __version__
 from sanji.store.section import INCOMPLETE
@@ -207,6 +208,48 @@ def errand_row(proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
         "window": s.window if s else "",
         "handler": s.handler if s else "",
         "paused": bool(s and s.stage == "supplement"),
-        "state": encode(s) if s else None,
+        "state": stored_state(s) if s else None,
         "basis": basis,
     }
+
+
+# The stored encoding of each catalogue entry lately stored, by identity, as ``protocol.errand`` keeps the
+# digested one (``_digested_matter``): every state stepped from one registration shares its entry object,
+# about half of the state's bytes, and encoding it walked its materials each time a row was written. A
+# ``Matter`` is frozen and the cache holds the entry itself, so an id found here is that very entry; the
+# encoding is context-free (``msgspec.Raw`` spliced in place of the entry gives the bytes encoding it there
+# gives), so the column holds byte for byte ``encode(state)``.
+_MATTER_BYTES: dict[int, tuple[Matter, msgspec.Raw]] = {}
+_MATTER_BYTES_MAX = 4096
+_MATTER_BYTES_KEPT = 64 * 1024
+
+
+def _stored_matter(entry: Matter) -> msgspec.Raw:
+    hit = _MATTER_BYTES.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    raw = msgspec.Raw(encode(entry))
+    if len(raw) > _MATTER_BYTES_KEPT:
+        return raw  # an entry inflated far past a real one's few KB: encoded each time, never held
+    if len(_MATTER_BYTES) >= _MATTER_BYTES_MAX:
+        del _MATTER_BYTES[next(iter(_MATTER_BYTES))]  # the oldest in: errands come back in turn
+    _MATTER_BYTES[id(entry)] = (entry, raw)
+    return raw
+
+
+# By the state's type: whether ``replace`` makes a copy without running code of the type's own
+# (``__post_init__``, which would see the entry's bytes in place of the entry).
+_REPLACEABLE: dict[type, bool] = {}
+
+
+def stored_state(state: ErrandState) -> bytes:
+    """The `errands.state` column of ``state``: ``encode(state)``, its catalogue entry's bytes kept."""
+    entry = state.matter_entry
+    cls = type(state)
+    replaceable = _REPLACEABLE.get(cls)
+    if replaceable is None:
+        replaceable = _REPLACEABLE[cls] = not hasattr(cls, "__post_init__")
+    if not replaceable or not isinstance(entry, Matter):  # none, or not what the field says: as it is
+        return encode(state)
+    # ``replace`` keeps the state's own type (a subclass's fields too) and checks no field's type.
+    return encode(msgspec.structs.replace(state, matter_entry=_stored_matter(entry)))
