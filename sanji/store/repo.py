@@ -965,11 +965,10 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             # its path, or the whole tree when something was refused or waits), else projected all again.
             fresh_here = by_errand.get(errand_id, [])
             if earlier is not None:
-                assert intake is not None
                 # Made in this call: another basis only if the directory was swapped meanwhile.
                 same_basis = earlier[2] == projections.basis_of_projection(earlier[0], directory)
                 if fresh_here and same_basis:
-                    line = intake.line_of(earlier[0])
+                    line = reader.line_of(earlier[0])
                     continued = projections.fold_projected(earlier[0], entries, fresh_here, directory, line=line)
             else:
                 warm = intake.warm_projections.get(errand_id) if intake is not None else None
@@ -980,8 +979,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                         row, entries, fresh_here, directory
                     )
                 if fresh_here and warm is not None and same_basis:
-                    assert intake is not None
-                    line = intake.line_of(warm)
+                    line = reader.line_of(warm)
                     continued = projections.fold_projected(warm, entries, fresh_here, directory, line=line)
                 elif fresh_here and warm is None and (row is None or same_basis):
                     continued = projections.fold_kept(errand_id, row, entries, fresh_here, directory)
