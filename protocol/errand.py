@@ -65,6 +65,7 @@ from protocol.binding import (
 )
 from protocol.bounds import action_problem
 from protocol.encoding import encode
+from protocol.kept_bytes import KeptBytes
 from protocol.matter import Matter
 from protocol.refusals import Refusal, refuse
 from protocol.stages import (  # the one list of stages; re-exported for older imports
@@ -1066,27 +1067,11 @@ _DigestMatter, _matter_values = _mirror("_DigestMatter", Matter, drop=NEVER_DIGE
 _DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=(), later=LATER_DEFAULTS)
 
 
-# The digested bytes of each catalogue entry lately digested, by identity: every state stepped from one
-# registration shares its entry object (``step`` copies the reference), and the entry is about half of
-# what a digest encodes. A ``Matter`` is frozen and the cache holds the entry itself, so an id found here
-# is that very entry, unchanged; ``msgspec.Raw`` splices the bytes in as they are, so the digest's input
-# is byte for byte what encoding the entry in place gives.
-_MATTER_BYTES: dict[int, tuple[Matter, msgspec.Raw]] = {}
-_MATTER_BYTES_MAX = 4096
-_MATTER_BYTES_KEPT = 64 * 1024
-
-
-def _digested_matter(entry: Matter) -> msgspec.Raw:
-    hit = _MATTER_BYTES.get(id(entry))
-    if hit is not None and hit[0] is entry:
-        return hit[1]
-    raw = msgspec.Raw(encode(_DigestMatter(*_matter_values(msgspec.structs.astuple(entry)))))
-    if len(raw) > _MATTER_BYTES_KEPT:
-        return raw  # an entry inflated far past a real one's few KB: encoded each time, never held
-    if len(_MATTER_BYTES) >= _MATTER_BYTES_MAX:
-        del _MATTER_BYTES[next(iter(_MATTER_BYTES))]  # the oldest in: errands come back in turn
-    _MATTER_BYTES[id(entry)] = (entry, raw)
-    return raw
+# The digested bytes of each catalogue entry lately digested, by identity (``protocol.kept_bytes``): the entry
+# is about half of what a digest encodes, and every state stepped from one registration shares it.
+_digested_matter: KeptBytes[Matter] = KeptBytes(
+    lambda entry: encode(_DigestMatter(*_matter_values(msgspec.structs.astuple(entry))))
+)
 
 
 def _digested(state: ErrandState | None) -> object:

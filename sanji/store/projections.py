@@ -22,6 +22,7 @@ from protocol import ledger
 from protocol.actions import ANNOTATIONS, Action
 from protocol.encoding import encode
 from protocol.errand import ErrandState, Projection, Replayed, basis, basis_scope, fold_with_line, project
+from protocol.kept_bytes import KeptBytes
 from protocol.matter import Matter
 from protocol.topology import Directory
 from sanji import __version__
@@ -213,28 +214,10 @@ def errand_row(proj: Projection, *, scope: str, basis: str) -> dict[str, Any]:
     }
 
 
-# The stored encoding of each catalogue entry lately stored, by identity, as ``protocol.errand`` keeps the
-# digested one (``_digested_matter``): every state stepped from one registration shares its entry object,
-# about half of the state's bytes, and encoding it walked its materials each time a row was written. A
-# ``Matter`` is frozen and the cache holds the entry itself, so an id found here is that very entry; the
-# encoding is context-free (``msgspec.Raw`` spliced in place of the entry gives the bytes encoding it there
-# gives), so the column holds byte for byte ``encode(state)``.
-_MATTER_BYTES: dict[int, tuple[Matter, msgspec.Raw]] = {}
-_MATTER_BYTES_MAX = 4096
-_MATTER_BYTES_KEPT = 64 * 1024
-
-
-def _stored_matter(entry: Matter) -> msgspec.Raw:
-    hit = _MATTER_BYTES.get(id(entry))
-    if hit is not None and hit[0] is entry:
-        return hit[1]
-    raw = msgspec.Raw(encode(entry))
-    if len(raw) > _MATTER_BYTES_KEPT:
-        return raw  # an entry inflated far past a real one's few KB: encoded each time, never held
-    if len(_MATTER_BYTES) >= _MATTER_BYTES_MAX:
-        del _MATTER_BYTES[next(iter(_MATTER_BYTES))]  # the oldest in: errands come back in turn
-    _MATTER_BYTES[id(entry)] = (entry, raw)
-    return raw
+# The stored encoding of each catalogue entry lately stored, by identity (``protocol.kept_bytes``), as the
+# digest keeps its own: encoding the entry walked its materials each time a row was written. Spliced in place
+# of the entry, the column holds byte for byte ``encode(state)``.
+_stored_matter: KeptBytes[Matter] = KeptBytes(encode)
 
 
 # By the state's type: whether ``replace`` makes a copy without running code of the type's own

@@ -34,7 +34,7 @@ def test_the_digest_of_a_remembered_entry_is_the_digest_encoded_in_full() -> Non
     directory = new_layout().directory
     main = happy_path(escalate=True)
     entry = default_catalogue().matters[2]
-    errand._MATTER_BYTES.clear()
+    errand._digested_matter.clear()
     for n in range(1, len(main) + 1):
         proj = project(ERRAND, main[:n], directory)
         assert proj.state is not None
@@ -42,11 +42,11 @@ def test_the_digest_of_a_remembered_entry_is_the_digest_encoded_in_full() -> Non
         args = (ERRAND, state, list(proj.main), list(proj.notes), proj.rejected)
         assert digest_of(*args) == old_digest(*args)
         assert digest_of(*args) == old_digest(*args)  # the second time from the kept bytes
-    assert set(errand._MATTER_BYTES) == {id(entry)}
+    assert len(errand._digested_matter) == 1 and errand._digested_matter.holds(entry)
     # Pushed out by other entries and encoded again: the same digest.
-    for i in range(errand._MATTER_BYTES_MAX):
+    for i in range(errand._digested_matter.entries):
         errand._digested_matter(msgspec.structs.replace(entry, code=f"{entry.code}-{i}"))
-    assert id(entry) not in errand._MATTER_BYTES
+    assert not errand._digested_matter.holds(entry)
     assert digest_of(*args) == old_digest(*args)
     # An entry equal in value but another object is encoded on its own, to the same bytes.
     copy = msgspec.structs.replace(entry)

@@ -50,7 +50,7 @@ def test_any_state_is_stored_as_encoded(state: ErrandState) -> None:
 
 def test_every_state_of_an_errands_life_is_stored_as_encoded() -> None:
     directory = new_layout().directory
-    projections._MATTER_BYTES.clear()
+    projections._stored_matter.clear()
     for escalate, entry in ((False, MATTERS[2]), (True, MATTERS[5])):
         actions = happy_path(escalate=escalate)
         for end in range(1, len(actions) + 1):
@@ -60,7 +60,8 @@ def test_every_state_of_an_errands_life_is_stored_as_encoded() -> None:
                 state = msgspec.structs.replace(proj.state, matter_entry=entry)
                 shared = msgspec.structs.replace(proj, state=state)
                 assert errand_row(shared, scope="s", basis="b")["state"] == encode(state)
-    assert set(projections._MATTER_BYTES) == {id(MATTERS[2]), id(MATTERS[5])}
+    assert len(projections._stored_matter) == 2
+    assert projections._stored_matter.holds(MATTERS[2]) and projections._stored_matter.holds(MATTERS[5])
 
 
 def test_a_kept_entry_is_only_ever_that_very_entry() -> None:
@@ -68,18 +69,18 @@ def test_a_kept_entry_is_only_ever_that_very_entry() -> None:
     assert proj.state is not None
     entry = MATTERS[2]
     state = msgspec.structs.replace(proj.state, matter_entry=entry)
-    projections._MATTER_BYTES.clear()
+    projections._stored_matter.clear()
     assert stored_state(state) == encode(state)
-    assert set(projections._MATTER_BYTES) == {id(entry)}
+    assert len(projections._stored_matter) == 1 and projections._stored_matter.holds(entry)
     # Another entry's bytes filed under this one's id (its id reused after it was freed): not taken.
-    projections._MATTER_BYTES[id(entry)] = (MATTERS[3], msgspec.Raw(encode(MATTERS[3])))
+    projections._stored_matter._kept[id(entry)] = (MATTERS[3], msgspec.Raw(encode(MATTERS[3])))
     assert stored_state(state) == encode(state)
     # Pushed out by other entries and encoded again: the same bytes.
-    projections._MATTER_BYTES.clear()
+    projections._stored_matter.clear()
     stored_state(state)
-    for i in range(projections._MATTER_BYTES_MAX):
+    for i in range(projections._stored_matter.entries):
         stored_state(msgspec.structs.replace(state, matter_entry=msgspec.structs.replace(entry, code=f"c{i}")))
-    assert id(entry) not in projections._MATTER_BYTES
+    assert not projections._stored_matter.holds(entry)
     assert stored_state(state) == encode(state)
     # An entry equal in value but another object: the same bytes.
     copy = msgspec.structs.replace(entry)
@@ -90,7 +91,7 @@ def test_odd_states_and_entries_are_stored_as_encoded() -> None:
     proj = project(ERRAND, happy_path(escalate=False), new_layout().directory)
     assert proj.state is not None
     base = msgspec.structs.asdict(proj.state)
-    projections._MATTER_BYTES.clear()
+    projections._stored_matter.clear()
     huge = msgspec.structs.replace(MATTERS[0], legal_basis="法" * 40_000)  # past what is kept
     odd: list[ErrandState] = [
         _LaterState(**base),
@@ -104,7 +105,7 @@ def test_odd_states_and_entries_are_stored_as_encoded() -> None:
     ]
     for state in odd * 2:  # twice: the second time from whatever was kept
         assert stored_state(state) == encode(state)
-    assert id(huge) not in projections._MATTER_BYTES
+    assert not projections._stored_matter.holds(huge)
     # A mutable stand-in for an entry is never remembered: changed, it is stored as it is now.
     entry: dict[str, str] = {"code": "x"}
     state = msgspec.structs.replace(proj.state, matter_entry=entry)  # type: ignore[arg-type]
