@@ -58,7 +58,7 @@ CommitHook = Callable[[AsyncConnection], Awaitable[None]]
 # looks no dearer than the custom ones. For ``col = ANY($1)`` it prices the array at 10 values, so with a
 # push's hundreds of ids it always does, and a generic plan made while a table was small scans all of it,
 # comparing each row with each id, until the table is next analysed: on the 1,000-errand corpus the read of
-# a push's action ids grew from 0.3 ms to 40 ms within 20 pushes (620 of 1,700 ms). Planned each time
+# a push's action ids grew from 0.3 ms to 40 ms within 20 pushes (617 of 1,700 ms). Planned each time
 # with the values known it stays an index lookup, for about 0.1 ms of the server's planning a statement
 # (EXPLAIN ANALYZE of a push's errand upsert and reads). Needs PostgreSQL 12 or later.
 PG_SERVER_SETTINGS: dict[str, str] = {"plan_cache_mode": "force_custom_plan"}

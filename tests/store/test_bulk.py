@@ -93,3 +93,24 @@ def test_only_rows_giving_every_column_go_as_the_table_s_row_type() -> None:
     assert sql is not None and "FROM unnest($1::errands[]) AS v ON CONFLICT (id)" in sql
     assert bulk._over_rows_sql(conn, t.errands, "upsert", every[1:], ("id",)) is None
     assert bulk._over_rows_sql(conn, t.actions, "update", ("status", "reason"), ("id",)) is None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_row_missing_a_column_among_many_is_refused_not_stored_empty(
+    tmp_path: Any, pg_url: str, database: str
+) -> None:
+    """Rows naming other columns than the first (a caller's bug) fail as they did over arrays: never a NULL
+    stored in the column a row left out, on either database."""
+    url = pg_url if database == "postgresql" else f"sqlite:///{tmp_path / 'node.db'}"
+    db = await open_database(url)
+    try:
+        short = _stream("B", 2)
+        del short["last_hash"]
+        with pytest.raises(KeyError):
+            async with db.write() as conn:
+                await bulk.insert_many(conn, t.streams, [_stream("A", 1), short])
+        async with db.reader.connect() as conn:
+            assert (await conn.execute(select(t.streams))).all() == []
+    finally:
+        await db.dispose()
