@@ -26,8 +26,11 @@ from sqlalchemy.engine import Engine
 
 from sanji.store.engine import SqlitePages
 
-# What is not a write, or is the transaction around it (the replay makes its own, one per push).
-_SKIPPED = ("SELECT", "BEGIN", "PRAGMA", "COMMIT", "ROLLBACK")
+# What is not a write, or is the transaction around it (the replay makes its own, one per push). A
+# ``ROLLBACK TO`` a savepoint is kept: what it undoes was recorded and is undone again in the replay.
+_SKIPPED = ("SELECT", "BEGIN", "PRAGMA", "COMMIT")
+_ROLLBACK = "ROLLBACK"
+_TO_SAVEPOINT = ("ROLLBACK TO", "ROLLBACK TRANSACTION TO")
 
 
 @dataclass
@@ -40,8 +43,19 @@ class WriteLog:
         self.pushes.append([])
 
     def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool) -> None:
-        if self.pushes and not statement.lstrip().upper().startswith(_SKIPPED):
+        if not self.pushes:
+            return
+        said = statement.lstrip().upper()
+        if said.startswith(_ROLLBACK) and not said.startswith(_TO_SAVEPOINT):
+            self._rolled_back(_conn)
+        elif not said.startswith(_SKIPPED):
             self.pushes[-1].append((statement, parameters, many))
+
+    def _rolled_back(self, _conn: Any) -> None:
+        """The push's transaction was rolled back: nothing of it was written (a push taken again after it
+        records its writes anew)."""
+        if self.pushes:
+            self.pushes[-1].clear()
 
     @property
     def statements(self) -> int:
@@ -50,9 +64,11 @@ class WriteLog:
     def attach(self, engine: Engine) -> None:
         """Record what ``engine`` (a sync engine: ``AsyncEngine.sync_engine``) writes, from the next push."""
         event.listen(engine, "before_cursor_execute", self._seen)
+        event.listen(engine, "rollback", self._rolled_back)  # the driver's own rollback: no statement seen
 
     def detach(self, engine: Engine) -> None:
         event.remove(engine, "before_cursor_execute", self._seen)
+        event.remove(engine, "rollback", self._rolled_back)
 
 
 def replay(db_path: Path, log: WriteLog, pages: SqlitePages) -> float:

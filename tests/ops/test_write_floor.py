@@ -14,6 +14,7 @@ from bench.profile_apply import Saved, build
 from protocol.topology import COUNTY, Directory
 from sanji.keys import NodeKey
 from sanji.store import Store, open_database
+from sanji.store import schema as t
 from sanji.store.engine import Database, sqlite_pages
 
 TABLES = ("batches", "actions", "errands", "streams", "meta")
@@ -66,3 +67,38 @@ async def test_the_replayed_writes_leave_what_the_apply_left(corpus: Saved, tmp_
     assert not any(s.lstrip().upper().startswith("SELECT") for push in log.pushes for s, _, _ in push)
     after, expected = rows(replayed), rows(applied)
     assert after["errands"] and after == expected
+
+
+async def test_what_a_push_undid_is_undone_in_the_replay(tmp_path: Path) -> None:
+    """A savepoint rolled back (a frame that failed, taken again) is rolled back in the replay too, and a push
+    whose whole transaction rolled back replays nothing."""
+    recorded, replayed = tmp_path / "recorded.db", tmp_path / "replayed.db"
+    for path in (recorded, replayed):
+        db = await open_database(f"sqlite:///{path}", role=COUNTY)
+        await db.dispose()
+    log = write_floor.WriteLog()
+    db = await open_database(f"sqlite:///{recorded}", role=COUNTY)
+    row = {"origin": "A", "scope": "S", "seq": 1, "last_hash": b"h"}
+    try:
+        log.attach(db.writer.sync_engine)
+        log.next_push()
+        async with db.write() as conn:
+            await conn.execute(t.streams.insert().values(row))
+            with pytest.raises(RuntimeError):
+                async with conn.begin_nested():
+                    await conn.execute(t.streams.insert().values({**row, "origin": "B"}))
+                    raise RuntimeError("a frame failed")
+            await conn.execute(t.streams.insert().values({**row, "origin": "C"}))
+        log.next_push()
+        with pytest.raises(RuntimeError):
+            async with db.write() as conn:
+                await conn.execute(t.streams.insert().values({**row, "origin": "D"}))
+                raise RuntimeError("the push failed")
+        log.detach(db.writer.sync_engine)
+    finally:
+        await db.dispose()
+    assert log.pushes[1] == []
+
+    write_floor.replay(replayed, log, sqlite_pages(COUNTY))
+
+    assert rows(replayed)["streams"] == rows(recorded)["streams"] == [("A", "S", 1, b"h"), ("C", "S", 1, b"h")]
