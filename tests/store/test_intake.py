@@ -4,12 +4,14 @@ the same rows as frame by frame, and a frame that fails still loses nothing else
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any, cast
 
 import msgspec
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import ResourceClosedError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -147,6 +149,55 @@ async def test_a_failing_frame_in_a_push_loses_nothing_else_postgresql(
     retry = await town.receive(frames[2:], peer=VILLAGE)
     assert statuses(retry) == ["stored"] * 3
     assert "SAVEPOINT" not in sent and "RELEASE" not in sent, sent
+    assert await town.digests() == expected_digests(layout, batches)
+
+
+async def test_another_hub_process_taking_the_frames_between_the_tries_doubles_nothing(
+    open_store: StoreOpener, layout: Layout, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try on PostgreSQL rolled back, another hub process takes the same frames before the retake
+    begins: the retake finds them held, the failing frame's error is still raised, and every batch, action
+    and errand is there once."""
+    batches = more_batches()
+    frames = chain(layout, batches)
+    town = await open_store(TOWN, url=pg_url)
+    other = await open_store(TOWN, url=pg_url)  # another process's Store: its own memory, the same database
+    original = Store._recompute
+    calls = {"n": 0}
+
+    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids, **kw)
+        if self is town:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("power cut in the middle of the third frame")
+        return out
+
+    real_write = town._write
+    tries = {"n": 0}
+    taken_meanwhile: list[str] = []
+
+    @asynccontextmanager
+    async def write() -> AsyncIterator[AsyncConnection]:
+        tries["n"] += 1
+        if tries["n"] == 2:  # between the rolled-back first try and the retake
+            taken_meanwhile.extend(statuses(await other.receive(frames, peer=VILLAGE)))
+        async with real_write() as conn:
+            yield conn
+
+    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    monkeypatch.setattr(town, "_write", write)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await town.receive(frames, peer=VILLAGE)
+    monkeypatch.undo()
+    assert taken_meanwhile == ["stored"] * len(frames)
+    assert await town.digests() == expected_digests(layout, batches)
+    async with town.db.reader.connect() as conn:
+        held = (await conn.execute(select(func.count()).select_from(t.batches))).scalar_one()
+        ids = (await conn.execute(select(t.actions.c.id))).scalars().all()
+    assert held == len(frames) and len(ids) == len(set(ids)) == sum(len(b) for b in batches)
+    again = await town.receive(frames, peer=VILLAGE)
+    assert "stored" not in statuses(again)  # all held already: nothing applied twice
     assert await town.digests() == expected_digests(layout, batches)
 
 
