@@ -20,7 +20,9 @@ Beside each projection, the state its main line reached before its notes were ap
 the row says nothing of it, and a cold errand holding applied notes is projected in full.
 
 Bounded by the action rows held (``MAX_ROWS``, by tier: about 1.1 KB a row with its body decoded, so
-≈ 22 MB at a county, 1 MB on a village laptop), the errands taken longest ago dropped first; a node
+≈ 22 MB at a county, 1 MB on a village laptop; an errand that applied notes holds one more state, its
+``line``, most of whose parts it shares with the projection's, not counted), the errands taken longest ago
+dropped first; a node
 restarted starts cold. What is handed out is the rows themselves, marked ``shared``: a call changes the
 statuses of the rows it holds, and one that rolls back must not leave its changes here, so ``Intake``
 changes a copy of a shared row: a push changes few of the rows it takes, if any (over the benchmark
