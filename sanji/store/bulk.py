@@ -151,8 +151,7 @@ def _over_arrays_sql(
     else:
         sql = f"INSERT INTO {quote(table.name)} ({into}) SELECT * FROM unnest({arrays})"
         if kind == "upsert":
-            sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in keys)
-            sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {sets}"
+            sql += _on_conflict_update(conn, columns, keys)
     _over_arrays[cache_key] = sql
     return sql
 
@@ -177,7 +176,13 @@ def _over_rows_sql(
         fields = ", ".join(f"v.{quote(c)}" for c in columns)
         sql = f"INSERT INTO {name} ({into}) SELECT {fields} FROM unnest($1::{name}[]) AS v"
         if kind == "upsert":
-            sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in keys)
-            sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {sets}"
+            sql += _on_conflict_update(conn, columns, keys)
     _over_rows[cache_key] = sql
     return sql
+
+
+def _on_conflict_update(conn: AsyncConnection, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    """An upsert's tail on PostgreSQL: a row whose ``keys`` are held takes every other of ``columns``."""
+    quote = conn.dialect.identifier_preparer.quote
+    sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in keys)
+    return f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {sets}"

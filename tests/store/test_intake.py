@@ -55,6 +55,23 @@ def more_batches() -> list[list[Any]]:
     ]
 
 
+def crash_in_third_frame(only: Store | None = None) -> Any:
+    """A ``Store._recompute`` (of ``only``, or of any store) that fails after its third call: a power cut in
+    the middle of a push's third frame."""
+    original = Store._recompute
+    calls = {"n": 0}
+
+    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
+        out = await original(self, conn, errand_ids, **kw)
+        if only is None or self is only:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("power cut in the middle of the third frame")
+        return out
+
+    return crash_on_third
+
+
 @pytest.mark.parametrize("order", ["one_call", "reversed_in_one_call", "pairs"])
 async def test_one_call_writes_what_frame_by_frame_writes(open_store: StoreOpener, layout: Layout, order: str) -> None:
     batches = more_batches()
@@ -86,17 +103,7 @@ async def test_a_failing_frame_in_a_push_loses_nothing_else(
     batches = more_batches()
     frames = chain(layout, batches)
     town = await open_store(TOWN)
-    original = Store._recompute
-    calls = {"n": 0}
-
-    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
-        out = await original(self, conn, errand_ids, **kw)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("power cut in the middle of the third frame")
-        return out
-
-    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    monkeypatch.setattr(Store, "_recompute", crash_in_third_frame(only=town))
     with pytest.raises(RuntimeError, match="power cut"):
         await town.receive(frames, peer=VILLAGE)
     monkeypatch.undo()
@@ -127,17 +134,7 @@ async def test_a_failing_frame_in_a_push_loses_nothing_else_postgresql(
         sent.append(sql.lstrip().split()[0].upper())
 
     event.listen(town.db.writer.sync_engine, "before_cursor_execute", seen)
-    original = Store._recompute
-    calls = {"n": 0}
-
-    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
-        out = await original(self, conn, errand_ids, **kw)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("power cut in the middle of the third frame")
-        return out
-
-    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    monkeypatch.setattr(Store, "_recompute", crash_in_third_frame(only=town))
     with pytest.raises(RuntimeError, match="power cut"):
         await town.receive(frames, peer=VILLAGE)
     monkeypatch.undo()
@@ -162,17 +159,6 @@ async def test_another_hub_process_taking_the_frames_between_the_tries_doubles_n
     frames = chain(layout, batches)
     town = await open_store(TOWN, url=pg_url)
     other = await open_store(TOWN, url=pg_url)  # another process's Store: its own memory, the same database
-    original = Store._recompute
-    calls = {"n": 0}
-
-    async def crash_on_third(self: Store, conn, errand_ids, **kw):  # type: ignore[no-untyped-def]
-        out = await original(self, conn, errand_ids, **kw)
-        if self is town:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                raise RuntimeError("power cut in the middle of the third frame")
-        return out
-
     real_write = town._write
     tries = {"n": 0}
     taken_meanwhile: list[str] = []
@@ -185,7 +171,7 @@ async def test_another_hub_process_taking_the_frames_between_the_tries_doubles_n
         async with real_write() as conn:
             yield conn
 
-    monkeypatch.setattr(Store, "_recompute", crash_on_third)
+    monkeypatch.setattr(Store, "_recompute", crash_in_third_frame(only=town))
     monkeypatch.setattr(town, "_write", write)
     with pytest.raises(RuntimeError, match="power cut"):
         await town.receive(frames, peer=VILLAGE)
