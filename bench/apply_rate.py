@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from bench import harness, nodes, prefill, write_floor
 from bench import peer as pouchdb_peer
-from bench.corpus import Corpus, build_corpus
+from bench.corpus import Corpus, Push, build_corpus
 from bench.figures import percentile, quantity, rounded
 from bench.machine import STORE_PACKAGES
 from devtools.throwaway_pg import PG_HOST, PG_PORT, PostgresUnavailable, server_version, throwaway_database
@@ -94,10 +94,16 @@ async def fresh_county(corpus: Corpus, url: str) -> tuple[Database, Store]:
 
 
 async def apply_to_fresh_county(
-    corpus: Corpus, url: str, baseline: dict[str, Any], writes: write_floor.WriteLog | None = None
+    corpus: Corpus,
+    url: str,
+    baseline: dict[str, Any],
+    writes: write_floor.WriteLog | None = None,
+    *,
+    towns_at_once: bool = False,
 ) -> dict[str, Any]:
     """Replay every recorded push into a brand-new county store, timing each ``Store.receive``;
-    ``writes``: record the write statements of each push there (``bench.write_floor``)."""
+    ``writes``: record the write statements of each push there (``bench.write_floor``); ``towns_at_once``:
+    each township sends its own pushes in order, all townships at the same time (as they do over HTTP)."""
     db, store = await fresh_county(corpus, url)
     try:
         if writes is not None:
@@ -107,15 +113,26 @@ async def apply_to_fresh_county(
         statuses: Counter[str] = Counter()
         memory.settle_heap()  # as `sanji county serve` does once started (sanji/cli/serve.py)
         started = time.perf_counter()
-        for push in corpus.pushes:
-            if writes is not None:
-                writes.next_push()
-            t0 = time.perf_counter()
-            outcome = await store.receive(push.frames, peer=push.town)
-            latencies.append(time.perf_counter() - t0)
-            applied_actions += outcome.applied_actions
-            applied_batches += outcome.applied_batches
-            statuses.update(r.status for r in outcome.results)
+
+        async def push_in_turn(pushes: list[Push]) -> None:
+            nonlocal applied_actions, applied_batches
+            for push in pushes:
+                if writes is not None:
+                    writes.next_push()
+                t0 = time.perf_counter()
+                outcome = await store.receive(push.frames, peer=push.town)
+                latencies.append(time.perf_counter() - t0)
+                applied_actions += outcome.applied_actions
+                applied_batches += outcome.applied_batches
+                statuses.update(r.status for r in outcome.results)
+
+        if towns_at_once:
+            by_town: dict[str, list[Push]] = {}
+            for push in corpus.pushes:
+                by_town.setdefault(push.town, []).append(push)
+            await asyncio.gather(*(push_in_turn(pushes) for pushes in by_town.values()))
+        else:
+            await push_in_turn(list(corpus.pushes))
         seconds = time.perf_counter() - started
         if writes is not None:
             writes.detach(db.writer.sync_engine)
@@ -353,6 +370,16 @@ async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: b
     sqlite_result["limits"] = await sqlite_limits(
         corpus, workdir / "fresh-county.db", sqlite_result, baseline, writes, workdir / "write-floor.db"
     )
+    log("the same pushes, the townships pushing at the same time")
+    at_once = await apply_to_fresh_county(
+        corpus, f"sqlite:///{workdir / 'at-once-county.db'}", baseline, towns_at_once=True
+    )
+    sqlite_result["towns_at_once"] = {
+        "what": "each township's pushes in order, every township at the same time (one writer takes them in turn)",
+        "apply_rate": at_once["apply_rate"],
+        "push_latency": at_once["push_latency"],
+        "errands_identical_to_live_county": at_once["errands_identical_to_live_county"],
+    }
     phase("apply_sqlite")
     pg_version = ""
     if postgres:

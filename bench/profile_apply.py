@@ -68,7 +68,13 @@ async def build(errands: int, seed: int, *, towns: int = 2, villages_per_town: i
 
 
 async def apply(
-    saved: Saved, db_path: Path, profiler: cProfile.Profile | None, url: str | None = None, *, settle: bool = True
+    saved: Saved,
+    db_path: Path,
+    profiler: cProfile.Profile | None,
+    url: str | None = None,
+    *,
+    settle: bool = True,
+    at_once: bool = False,
 ) -> dict[str, Any]:
     directory = Directory(saved.entries)
     assert directory.role(saved.county) == COUNTY
@@ -84,22 +90,33 @@ async def apply(
         await store.start()
         pushes = [Push(round=0, town=town, frames=tuple(frames)) for town, frames in saved.pushes]
         actions = frames = 0
+        if settle:  # before the clocks start, as bench.apply_rate does
+            memory.settle_heap()  # as `sanji county serve` does once started (sanji/cli/serve.py)
         started, cpu_started, loop_started = time.perf_counter(), time.process_time(), time.thread_time()
         statements["n"] = 0
         driver_reads = intake.driver_reads(db.writer.sync_engine).total()
         if profiler:
             profiler.enable()
         latencies: list[float] = []
-        if settle:
-            memory.settle_heap()  # as `sanji county serve` does once started (sanji/cli/serve.py)
         collected = _GcTimer()
         gc.callbacks.append(collected)
-        for push in pushes:
-            pushed = time.perf_counter()
-            outcome = await store.receive(push.frames, peer=push.town)
-            latencies.append(time.perf_counter() - pushed)
-            actions += outcome.applied_actions
-            frames += outcome.applied_batches
+
+        async def push_all(pushes: list[Push]) -> None:
+            nonlocal actions, frames
+            for push in pushes:
+                pushed = time.perf_counter()
+                outcome = await store.receive(push.frames, peer=push.town)
+                latencies.append(time.perf_counter() - pushed)
+                actions += outcome.applied_actions
+                frames += outcome.applied_batches
+
+        if at_once:  # each township its own pushes in order, the townships at the same time
+            by_town: dict[str, list[Push]] = {}
+            for push in pushes:
+                by_town.setdefault(push.town, []).append(push)
+            await asyncio.gather(*(push_all(mine) for mine in by_town.values()))
+        else:
+            await push_all(pushes)
         gc.callbacks.remove(collected)
         if profiler:
             profiler.disable()
@@ -117,6 +134,7 @@ async def apply(
         "cpu_seconds": round(cpu_seconds, 3),  # this process, all threads: less hit by other load than wall time
         "loop_cpu_seconds": round(loop_seconds, 3),  # the event loop's thread alone (not the SQLite worker's)
         "warm_errands": {"taken": warm.taken, "read": warm.missed},  # continued from memory / read back
+        "towns_at_once": at_once,
         "frames": frames,
         "actions": actions,
         "actions_per_s": round(actions / seconds, 1),
@@ -176,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-settle", action="store_true", help="leave start-up's objects to the collector (no gc.freeze)"
     )
+    parser.add_argument("--at-once", action="store_true", help="the townships push at the same time")
     parser.add_argument("--db", default=None, help="apply into this database (an empty PostgreSQL one) instead")
     args = parser.parse_args(argv)
     if args.corpus is not None and args.corpus.exists():
@@ -189,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     profiler = None if args.no_profile else cProfile.Profile()
     tmp = Path(tempfile.mkdtemp(prefix="sanji-profile-apply-"))
     try:
-        result = asyncio.run(apply(saved, tmp / "county.db", profiler, args.db, settle=not args.no_settle))
+        result = asyncio.run(
+            apply(saved, tmp / "county.db", profiler, args.db, settle=not args.no_settle, at_once=args.at_once)
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if profiler is not None:
