@@ -28,11 +28,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench import harness, nodes, prefill, write_floor
+from bench import harness, hub_processes, nodes, prefill, write_floor
 from bench import peer as pouchdb_peer
 from bench.corpus import Corpus, Push, build_corpus
 from bench.figures import percentile, quantity, rounded
 from bench.machine import STORE_PACKAGES
+from bench.profile_apply import saved_of
 from devtools.throwaway_pg import PG_HOST, PG_PORT, PostgresUnavailable, server_version, throwaway_database
 from protocol.batch import open_frame
 from protocol.encoding import encode
@@ -178,14 +179,27 @@ async def apply_to_fresh_county(
     }
 
 
-async def postgres_apply(corpus: Corpus, baseline: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The same replay on a throwaway PostgreSQL database; ``{"skipped": ...}`` if no server answers."""
+async def postgres_apply(corpus: Corpus, baseline: dict[str, Any], workdir: Path) -> tuple[dict[str, Any], str]:
+    """The same replay on a throwaway PostgreSQL database, then each township's pushes taken by a hub
+    process of its own on another (``bench.hub_processes``); ``{"skipped": ...}`` if no server answers."""
     try:
         async with throwaway_database("sanji_bench") as url:
             version = await server_version()
-            return await apply_to_fresh_county(corpus, url, baseline), version
+            result = await apply_to_fresh_county(corpus, url, baseline), version
     except PostgresUnavailable as exc:  # raised before the replay began: the rest of the run goes on without it
         return {"skipped": str(exc)}, ""
+    log("the same pushes, each township's taken by a hub process of its own on one PostgreSQL database")
+    async with throwaway_database("sanji_bench") as url:
+        processes = await hub_processes.measure(saved_of(corpus), url, workdir)
+    digests = processes.pop("digests")
+    processes["errands_identical_to_live_county"] = sum(
+        1 for k, v in digests.items() if corpus.county_digests.get(k) == v
+    )
+    processes["actions_per_s"] = quantity(
+        processes["actions_per_s"], "actions/s", result[0]["apply_rate"]["value"], "actions/s, one process"
+    )
+    result[0]["hub_processes"] = processes
+    return result
 
 
 async def sqlite_limits(
@@ -384,7 +398,7 @@ async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: b
     pg_version = ""
     if postgres:
         log(f"applying every push to a fresh county on PostgreSQL at {PG_HOST}:{PG_PORT}")
-        pg_result, pg_version = await postgres_apply(corpus, baseline)
+        pg_result, pg_version = await postgres_apply(corpus, baseline, workdir)
         phase("apply_postgresql")
     else:
         pg_result = {"skipped": "--no-postgres was given"}

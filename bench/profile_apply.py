@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import event
 
-from bench.corpus import Push, build_corpus
+from bench.corpus import Corpus, Push, build_corpus
 from protocol.topology import COUNTY, Directory, NodeEntry
 from sanji import memory
 from sanji.keys import NodeKey
@@ -55,16 +55,20 @@ async def build(errands: int, seed: int, *, towns: int = 2, villages_per_town: i
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return saved_of(corpus)
+
+
+def saved_of(corpus: Corpus) -> Saved:
+    """What a county needs of ``corpus`` to receive its pushes again, elsewhere (another process, a file)."""
     key = corpus.layout.keys[corpus.county]
     assert isinstance(key, NodeKey)
-    saved = Saved(
+    return Saved(
         entries=corpus.layout.entries,
         county=corpus.county,
         signing=key.private_bytes(),
         sealing=key.sealing.private_bytes() if key.sealing else None,
         pushes=[(p.town, list(p.frames)) for p in corpus.pushes],
     )
-    return saved
 
 
 async def apply(

@@ -13,8 +13,9 @@ and one order of commits; the audit log joins a transaction through ``add_commit
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, event, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from sanji.backup import backup
@@ -34,9 +36,11 @@ log = logging.getLogger("sanji.store")
 __all__ = [
     "MIGRATIONS",
     "PG_SERVER_SETTINGS",
+    "PG_TOUCHED_LOCKS",
     "PG_WRITER_LOCK",
     "CommitHook",
     "Database",
+    "NotLocked",
     "SqlitePages",
     "normalise_url",
     "open_database",
@@ -44,6 +48,9 @@ __all__ = [
 ]
 
 PG_WRITER_LOCK = 0x53414E4A49  # "SANJI": one writer at a time across hub processes
+# The class of the locks a push takes on PostgreSQL, one for each stream and each errand it touches
+# (``Database.write_touching``), in the two-key form: its key space never meets ``PG_WRITER_LOCK``'s.
+PG_TOUCHED_LOCKS = 0x534A  # "SJ"
 # Connections one process keeps open to its database for reading (SQLite's reader pool, PostgreSQL's one pool
 # beside the writer's). A hub serves ``sanji.sync.server.SERVING_AT_ONCE`` (16) sync requests at a time, each
 # holding one connection while its reads run (``Database.read``), beside the screens and the single writer:
@@ -62,6 +69,24 @@ CommitHook = Callable[[AsyncConnection], Awaitable[None]]
 # with the values known it stays an index lookup, for about 0.1 ms of the server's planning a statement
 # (EXPLAIN ANALYZE of a push's errand upsert and reads). Needs PostgreSQL 12 or later.
 PG_SERVER_SETTINGS: dict[str, str] = {"plan_cache_mode": "force_custom_plan"}
+
+
+class NotLocked(Exception):
+    """A push taken under the locks of what it touches (``Database.write_touching``) needs an errand or a
+    stream it did not lock (a held successor drained, a foreign copy filed elsewhere), or PostgreSQL had no
+    room left for its locks: it is rolled back and taken again under the writer lock (``Store.receive``)."""
+
+
+# PostgreSQL's out_of_memory (its shared lock table full: "out of shared memory").
+_LOCK_TABLE_FULL = "53200"
+# Each key's lock in the order given (``unnest`` keeps the array's), in one round trip.
+_LOCK_EACH = "SELECT count(pg_advisory_xact_lock($1::int4, k)) FROM unnest($2::int4[]) AS k"
+
+
+def _lock_key(name: str) -> int:
+    """The advisory lock key of ``name``: 32 bits of its SHA-256, as PostgreSQL's signed int4."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    return key - (1 << 32) if key >= 1 << 31 else key
 
 
 def normalise_url(url: str) -> str:
@@ -131,6 +156,36 @@ class Database:
         async with self.write_lock, self.writer.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
+            yield conn
+            for hook in self.commit_hooks:
+                await hook(conn)
+
+    @asynccontextmanager
+    async def write_touching(self, names: Collection[str]) -> AsyncIterator[AsyncConnection]:
+        """A transaction that writes only rows of ``names`` (a push's streams and errands: ``Store.receive``).
+
+        On SQLite, ``write``. On PostgreSQL the writer lock shared, and an advisory lock of its own for each
+        name exclusively: pushes that touch no stream and no errand in common, taken by different hub
+        processes, are applied at the same time, while every other write (``write``: the writer lock
+        exclusively) still waits for them all and they for it. The names' locks are taken in one statement,
+        in the order of their keys, so two pushes never hold each other's; two names whose keys coincide only
+        wait for each other. What such a transaction finds it needs beyond ``names`` it does not read: it
+        raises, rolls back, and is taken again through ``write`` (``NotLocked``); so does a push for which
+        PostgreSQL's shared lock table has no room.
+        """
+        if self.is_sqlite:
+            async with self.write() as conn:
+                yield conn
+            return
+        keys = sorted({_lock_key(name) for name in names})
+        async with self.write_lock, self.writer.begin() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock_shared(PG_WRITER_LOCK)))
+            try:
+                await conn.exec_driver_sql(_LOCK_EACH, (PG_TOUCHED_LOCKS, keys))
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) == _LOCK_TABLE_FULL:
+                    raise NotLocked(f"no room in PostgreSQL's lock table for {len(keys)} locks") from exc
+                raise
             yield conn
             for hook in self.commit_hooks:
                 await hook(conn)

@@ -44,6 +44,7 @@ from protocol.errand import ErrandState, Projection
 from protocol.stream import StreamKey
 from sanji.store import bulk
 from sanji.store import schema as t
+from sanji.store.engine import NotLocked
 from sanji.store.projections import errand_row
 from sanji.store.rows import compiled_once
 from sanji.store.warm import WarmErrands
@@ -161,8 +162,16 @@ class KeptRow:
 
 
 class Intake:
-    def __init__(self, *, defer: bool = False, warm: WarmErrands | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        defer: bool = False,
+        warm: WarmErrands | None = None,
+        locked: tuple[frozenset[StreamKey], frozenset[str]] | None = None,
+    ) -> None:
         self.defer = defer
+        # The streams and errands the call's transaction locked, when it locked only those (``NotLocked``).
+        self.locked = locked
         self.warm = warm  # what this process left of errands it projected lately (``sanji.store.warm``)
         # Projections of errands taken warm: made by this process and stored as they are, so a fold
         # continues them without decoding the kept state or checking its digest (``Store._recompute``).
@@ -233,6 +242,8 @@ class Intake:
     async def cursor(self, conn: AsyncConnection, key: StreamKey) -> tuple[int, bytes]:
         held = self.cursors.get(key)
         if held is None:
+            if self.locked is not None and key not in self.locked[0]:
+                raise NotLocked(f"stream {key} is not locked")
             row = (
                 await conn.execute(
                     select(t.streams.c.seq, t.streams.c.last_hash).where(
@@ -246,6 +257,8 @@ class Intake:
     async def ensure(self, conn: AsyncConnection, errand_ids: Iterable[str], action_ids: Iterable[str]) -> None:
         """Read the errands and action ids not read yet (what a call's frames add is kept here already)."""
         errands = sorted({e for e in errand_ids if e not in self.kept})
+        if self.locked is not None and not self.locked[1].issuperset(errands):
+            raise NotLocked(f"errands {sorted(set(errands) - self.locked[1])[:3]} are not locked")
         for e in errands:
             self.kept[e] = None
             self.actions[e] = []

@@ -46,7 +46,7 @@ from sanji.store.archive import Archive
 from sanji.store.blobs import Blobs
 from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
-from sanji.store.engine import Database
+from sanji.store.engine import Database, NotLocked
 from sanji.store.eventlog import EventLog
 from sanji.store.intake import Intake, keyed
 from sanji.store.notifications import NotificationQueue
@@ -101,6 +101,43 @@ class _DeferredWritesFailed(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(error)
         self.error = error
+
+
+@dataclass(frozen=True)
+class _Touched:
+    """The streams and errands a push's frames name, and the names of their locks (``write_touching``)."""
+
+    streams: frozenset[StreamKey]
+    errands: frozenset[str]
+
+    @property
+    def names(self) -> list[str]:
+        return [f"stream {k.origin} {k.scope}" for k in self.streams] + [f"errand {e}" for e in self.errands]
+
+
+# The most locks one push takes of its own (``write_touching``); one naming more takes the writer lock. Each
+# is an entry of PostgreSQL's shared lock table, about 6,400 by default (``max_locks_per_transaction`` 64
+# × ``max_connections`` 100) for every session together: a push names at most about as many errands as it
+# carries actions (≈ 600 in a default 64 KB request; 311 in the benchmark's largest), a hand-carried file
+# thousands. Eight hub processes at the cap hold about 5,100 (more: raise ``max_locks_per_transaction``,
+# deploy/README.md); should the table still be full, the push falls back to the writer lock (``NotLocked``).
+# At 256, a fifth of the benchmark's pushes took the writer lock and two processes gained 1.3× instead of 1.5–1.8×.
+MAX_TOUCHED_LOCKS = 640
+
+
+def _touched(opened: Sequence[Batch | Exception]) -> _Touched | None:
+    """What the frames touch, if every one opened and they name few enough (None: the writer lock; a
+    refused frame is quarantined under it, its stream not known)."""
+    streams: set[StreamKey] = set()
+    errands: set[str] = set()
+    for batch in opened:
+        if not isinstance(batch, Batch):
+            return None
+        streams.add(StreamKey(batch.origin, batch.scope))
+        errands.update(a.errand for a in batch.actions)
+    if len(streams) + len(errands) > MAX_TOUCHED_LOCKS:
+        return None
+    return _Touched(frozenset(streams), frozenset(errands))
 
 
 class _Retake(Exception):
@@ -176,6 +213,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         self.restored = False
         # errands received lately, continued without reading them back
         self._warm = WarmErrands.for_role(directory.role(node_id))
+        # PostgreSQL: pushes taken under the locks of what they touch or under the writer lock, and how many
+        # of the latter fell back to it (``receive``).
+        self.push_locks = Counter[str]()
 
     def use_directory(self, directory: Directory) -> None:
         """Verify with ``directory`` from now on (new certificates, rotated or revoked keys)."""
@@ -416,20 +456,31 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         # all of them touch are read once (``sanji.store.intake``) and written once at the end.
         directory = self.directory
         opened = [self._open_addressed(frame) for frame in frames]
+        # Locked by what it touches where it can be (``Database.write_touching``), else by the writer lock.
+        locked = None if self.db.is_sqlite else _touched(opened)
         retake: _Retake | None = None
         while True:
             try:
-                async with self._write() as conn:
+                async with self._write() if locked is None else self.db.write_touching(locked.names) as conn:
                     if self.directory is not directory:  # the keys changed (a revocation) while this push waited
                         directory = self.directory
                         opened = [self._open_addressed(frame) for frame in frames]
-                    taken = await self._take_all(conn, frames, opened, peer, retake)
+                        if locked is not None and _touched(opened) != locked:
+                            raise NotLocked("the frames opened otherwise under the new keys")
+                    scope = None if locked is None else (locked.streams, locked.errands)
+                    taken = await self._take_all(conn, frames, opened, peer, retake, scope)
                     if taken.applied_batches:
                         await self._keep_clock(conn)
-            except _Retake as again:
-                retake = again
+            except _Retake as again:  # taken again under the writer lock, whatever failed
+                retake, locked = again, None
+                continue
+            except NotLocked:
+                self.push_locks["fell_back"] += 1
+                retake, locked = None, None
                 continue
             break
+        if not self.db.is_sqlite:
+            self.push_locks["touched" if locked is not None else "writer"] += 1
         if taken.intake is not None:  # committed: the next push continues these errands from memory
             self._warm.keep(taken.intake.written, taken.intake.actions, taken.intake.lines)
         if taken.failure is not None:
@@ -454,6 +505,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         opened: Sequence[Batch | Exception],
         peer: str,
         retake: _Retake | None = None,
+        locked: tuple[frozenset[StreamKey], frozenset[str]] | None = None,
     ) -> _Taken:
         """Take ``frames`` in the caller's transaction: every one, or those before the first that fails.
 
@@ -484,13 +536,15 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             taken = _Taken(failure)
             if count == 0:
                 return taken
-            intake = taken.intake = Intake(defer=defer, warm=self._warm)
+            intake = taken.intake = Intake(defer=defer, warm=self._warm, locked=locked)
             try:
                 async with conn.begin_nested() if guarded else nullcontext():
                     await intake.preload(conn, [b for b in opened[:count] if isinstance(b, Batch)])
                     for index in range(count):
                         try:
                             receipt = await self._take(conn, frames[index], peer, taken.refusals, opened[index], intake)
+                        except NotLocked:
+                            raise
                         except Exception as exc:
                             raise _FrameFailed(index, exc) from exc
                         taken.add(receipt)

@@ -166,7 +166,9 @@ async def test_another_hub_process_taking_the_frames_between_the_tries_doubles_n
     @asynccontextmanager
     async def write() -> AsyncIterator[AsyncConnection]:
         tries["n"] += 1
-        if tries["n"] == 2:  # between the rolled-back first try and the retake
+        # The first try took the locks of what it touches (``Database.write_touching``); the retake, under
+        # the writer lock, is the first to come here: between the rolled-back first try and the retake.
+        if tries["n"] == 1:
             taken_meanwhile.extend(statuses(await other.receive(frames, peer=VILLAGE)))
         async with real_write() as conn:
             yield conn
