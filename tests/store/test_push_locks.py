@@ -23,7 +23,18 @@ from sanji.store import Store, open_database, repo
 from sanji.store import schema as t
 from tests.conftest import StoreOpener
 from tests.store.test_intake import more_batches
-from tests.store.test_store_sqlite import TOWN, VILLAGE, chain, expected_digests, note, register, statuses, submit
+from tests.store.test_store_sqlite import (
+    SISTER,
+    TOWN,
+    VILLAGE,
+    chain,
+    enrolled,
+    expected_digests,
+    note,
+    register,
+    statuses,
+    submit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +234,24 @@ async def test_a_push_naming_more_than_its_share_of_locks_takes_the_writer_lock(
     rest = await town.receive(chain(layout, batches)[2:], peer=VILLAGE)  # E1, E2, E3 and the stream: four
     assert statuses(rest) == ["stored"] * 3 and town.push_locks == {"touched": 1, "writer": 1}
     assert await town.digests() == expected_digests(layout, batches)
+
+
+async def test_a_push_whose_frames_open_otherwise_by_its_turn_takes_the_writer_lock(
+    open_store: StoreOpener, layout: Layout, pg_url: str
+) -> None:
+    """The directory changes while a push waits for its turn (the village that wrote it dropped): its frames,
+    opened again, no longer name what it locked, so it is taken under the writer lock, and refused there as
+    any frame of a node not in the directory is."""
+    bigger = enrolled(layout)
+    county = await open_store("C", url=pg_url)
+    county.use_directory(bigger.directory)
+    frames = chain(bigger, [[register("E9", 0, node=SISTER)]], origin=SISTER, scope=SISTER)
+    async with county.transaction():  # this process's writer held: the push waits for its turn
+        pushing = asyncio.create_task(county.receive(frames, peer=TOWN))
+        done, _ = await asyncio.wait({pushing}, timeout=0.5)
+        assert not done
+        county.use_directory(layout.directory)
+    outcome = await asyncio.wait_for(pushing, timeout=30)
+    assert statuses(outcome) == ["refused"]
+    assert county.push_locks == {"writer": 1, "fell_back": 1}
+    assert await county.digests() == {}
