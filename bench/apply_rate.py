@@ -33,7 +33,7 @@ from bench import peer as pouchdb_peer
 from bench.corpus import Corpus, Push, build_corpus
 from bench.figures import percentile, quantity, rounded
 from bench.machine import STORE_PACKAGES
-from bench.profile_apply import saved_of
+from bench.profile_apply import by_town, saved_of
 from devtools.throwaway_pg import PG_HOST, PG_PORT, PostgresUnavailable, server_version, throwaway_database
 from protocol.batch import open_frame
 from protocol.encoding import encode
@@ -128,10 +128,7 @@ async def apply_to_fresh_county(
                 statuses.update(r.status for r in outcome.results)
 
         if towns_at_once:
-            by_town: dict[str, list[Push]] = {}
-            for push in corpus.pushes:
-                by_town.setdefault(push.town, []).append(push)
-            await asyncio.gather(*(push_in_turn(pushes) for pushes in by_town.values()))
+            await asyncio.gather(*(push_in_turn(pushes) for pushes in by_town(corpus.pushes)))
         else:
             await push_in_turn(list(corpus.pushes))
         seconds = time.perf_counter() - started

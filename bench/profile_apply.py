@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,14 @@ async def build(errands: int, seed: int, *, towns: int = 2, villages_per_town: i
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return saved_of(corpus)
+
+
+def by_town(pushes: Iterable[Push]) -> list[list[Push]]:
+    """Each township's pushes, in the order received: what it sends one after the other."""
+    mine: dict[str, list[Push]] = {}
+    for push in pushes:
+        mine.setdefault(push.town, []).append(push)
+    return list(mine.values())
 
 
 def saved_of(corpus: Corpus) -> Saved:
@@ -115,10 +124,7 @@ async def apply(
                 frames += outcome.applied_batches
 
         if at_once:  # each township its own pushes in order, the townships at the same time
-            by_town: dict[str, list[Push]] = {}
-            for push in pushes:
-                by_town.setdefault(push.town, []).append(push)
-            await asyncio.gather(*(push_all(mine) for mine in by_town.values()))
+            await asyncio.gather(*(push_all(mine) for mine in by_town(pushes)))
         else:
             await push_all(pushes)
         gc.callbacks.remove(collected)

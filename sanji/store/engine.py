@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
@@ -89,6 +89,20 @@ def _lock_key(name: str) -> int:
     return key - (1 << 32) if key >= 1 << 31 else key
 
 
+async def _advisory_locks(conn: AsyncConnection, keys: list[int] | None) -> None:
+    """The writer lock exclusively (``keys`` None), or shared and each of ``keys``' lock exclusively."""
+    if keys is None:
+        await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
+        return
+    await conn.execute(select(func.pg_advisory_xact_lock_shared(PG_WRITER_LOCK)))
+    try:
+        await conn.exec_driver_sql(_LOCK_EACH, (PG_TOUCHED_LOCKS, keys))
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_TABLE_FULL:
+            raise NotLocked(f"no room in PostgreSQL's lock table for {len(keys)} locks") from exc
+        raise
+
+
 def normalise_url(url: str) -> str:
     """Accept plain ``postgresql://`` / ``sqlite:///`` URLs and pick the async drivers."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -149,19 +163,12 @@ class Database:
             finally:
                 self._lent.reset(token)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The single writer's transaction: this process's lock, ``BEGIN IMMEDIATE`` on SQLite, and on
         PostgreSQL an advisory lock shared by every hub process. Commits when the block ends normally."""
-        async with self.write_lock, self.writer.begin() as conn:
-            if not self.is_sqlite:
-                await conn.execute(select(func.pg_advisory_xact_lock(PG_WRITER_LOCK)))
-            yield conn
-            for hook in self.commit_hooks:
-                await hook(conn)
+        return self._transaction(None)
 
-    @asynccontextmanager
-    async def write_touching(self, names: Collection[str]) -> AsyncIterator[AsyncConnection]:
+    def write_touching(self, names: Collection[str]) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction that writes only rows of ``names`` (a push's streams and errands: ``Store.receive``).
 
         On SQLite, ``write``. On PostgreSQL the writer lock shared, and an advisory lock of its own for each
@@ -173,19 +180,14 @@ class Database:
         raises, rolls back, and is taken again through ``write`` (``NotLocked``); so does a push for which
         PostgreSQL's shared lock table has no room.
         """
-        if self.is_sqlite:
-            async with self.write() as conn:
-                yield conn
-            return
-        keys = sorted({_lock_key(name) for name in names})
+        return self._transaction(None if self.is_sqlite else sorted({_lock_key(name) for name in names}))
+
+    @asynccontextmanager
+    async def _transaction(self, keys: list[int] | None) -> AsyncIterator[AsyncConnection]:
+        """``write`` (``keys`` None) or ``write_touching`` (the names' lock keys); the commit hooks run last."""
         async with self.write_lock, self.writer.begin() as conn:
-            await conn.execute(select(func.pg_advisory_xact_lock_shared(PG_WRITER_LOCK)))
-            try:
-                await conn.exec_driver_sql(_LOCK_EACH, (PG_TOUCHED_LOCKS, keys))
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) == _LOCK_TABLE_FULL:
-                    raise NotLocked(f"no room in PostgreSQL's lock table for {len(keys)} locks") from exc
-                raise
+            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE is its writer lock
+                await _advisory_locks(conn, keys)
             yield conn
             for hook in self.commit_hooks:
                 await hook(conn)
