@@ -57,7 +57,7 @@ def write_config(workdir: Path, node: Node, port: int) -> Path:
     """``workdir/<folder>/node.toml`` with the node's key beside it and the directory file one level up
     (shared by the nodes of one ``workdir``)."""
     node_dir = workdir / node.folder
-    node_dir.mkdir(parents=True)
+    node_dir.mkdir(parents=True, exist_ok=True)  # a test may write it first (to add an account before the start)
     write_directory(workdir / "directory.json", node.entries)
     write_key(node_dir / "node.key", node.key)
     lines = [

@@ -427,9 +427,11 @@ class AuthService:
             or not account.active
             or not roles.works_at(account.role, self.node_role)
         ):
-            await self.book.close_session(key)
+            if not self.book.db.read_only:  # a replica reads the primary's sessions; the primary ends them
+                await self.book.close_session(key)
             return None
-        if now - session.seen_at >= TOUCH_EVERY:
+        # On a replica the session is not touched: its idle time runs from its last use at the primary.
+        if now - session.seen_at >= TOUCH_EVERY and not self.book.db.read_only:
             await self.book.touch_session(key, now)
         principal = Principal(
             account_id=account.id,

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, event, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from protocol.errors import SanjiError
 from sanji.backup import backup
 from sanji.store.revisions import MIGRATIONS, alembic_config, read_revisions, record_release, refuse_if_newer
 from sanji.version import release
@@ -41,6 +42,7 @@ __all__ = [
     "CommitHook",
     "Database",
     "NotLocked",
+    "ReadOnlyReplica",
     "SqlitePages",
     "normalise_url",
     "open_database",
@@ -69,6 +71,17 @@ CommitHook = Callable[[AsyncConnection], Awaitable[None]]
 # with the values known it stays an index lookup, for about 0.1 ms of the server's planning a statement
 # (EXPLAIN ANALYZE of a push's errand upsert and reads). Needs PostgreSQL 12 or later.
 PG_SERVER_SETTINGS: dict[str, str] = {"plan_cache_mode": "force_custom_plan"}
+
+
+class ReadOnlyReplica(SanjiError):
+    """A write asked of a process whose database is a PostgreSQL standby (docs/scaling.md, 2.): refused before
+    anything is sent, the same whatever the write. Retrying here cannot help; the primary's hub takes it."""
+
+    code = "read_replica"
+    default_hint = (
+        "这里是只读副本，只能查看和导出；办理、登录和推送请到主节点（the county's primary hub）。"
+        " This process reads a replica: views and exports only; desk actions, logins and pushes go to the primary."
+    )
 
 
 class NotLocked(Exception):
@@ -118,6 +131,8 @@ class Database:
     writer: AsyncEngine
     reader: AsyncEngine
     is_sqlite: bool
+    # A PostgreSQL standby (``pg_is_in_recovery()`` when opened): every write is refused (``ReadOnlyReplica``).
+    read_only: bool = False
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     commit_hooks: list[CommitHook] = field(default_factory=list)
     # Writes waiting to go in one transaction, per event loop (``sanji.store.together``).
@@ -185,6 +200,11 @@ class Database:
     @asynccontextmanager
     async def _transaction(self, keys: list[int] | None) -> AsyncIterator[AsyncConnection]:
         """``write`` (``keys`` None) or ``write_touching`` (the names' lock keys); the commit hooks run last."""
+        if self.read_only:
+            raise ReadOnlyReplica(
+                f"数据库只读副本不能写入（登录、办理、推送、查看个人信息的审计记录）: {self.url.split('@')[-1]} is a "
+                "read-only replica; nothing can be written to it, the audit record of a read of personal data included"
+            )
         async with self.write_lock, self.writer.begin() as conn:
             if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE is its writer lock
                 await _advisory_locks(conn, keys)
@@ -331,11 +351,25 @@ async def open_database(
             connect_args={"server_settings": dict(PG_SERVER_SETTINGS)},
         )
         db = Database(url=url, writer=engine, reader=engine, is_sqlite=False)
+        try:
+            async with db.reader.connect() as conn:
+                db.read_only = bool(await conn.scalar(select(func.pg_is_in_recovery())))
+        except BaseException:
+            await db.dispose()
+            raise
     if migrate:
         try:
             async with db.reader.connect() as conn:
                 rev = await conn.run_sync(read_revisions)
             refuse_if_newer(rev, release())
+            if db.read_only:  # a standby is migrated by its primary; it is only read here
+                if rev.pending:
+                    raise SanjiError(
+                        f"the replica at {url.split('@')[-1]} holds schema {rev.current}, this release needs "
+                        f"{rev.head}",
+                        hint="Upgrade the primary's hub first (it migrates the database), then start this process.",
+                    )
+                return db
             if rev.pending and rev.current is not None and backup_dir is not None:
                 copy = await asyncio.to_thread(backup, url, backup_dir, node=node or "store", why=f"pre-{rev.head}")
                 log.warning("schema %s backed up to %s before migrating to %s", rev.current, copy.path, rev.head)

@@ -235,6 +235,9 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.db.read_only:
+            await self._start_on_replica()
+            return
         async with self._write() as conn:
             rows = dict((await conn.execute(select(t.meta.c.key, t.meta.c.value))).all())
             if rows.get("node_id") not in (None, self.node_id):
@@ -256,6 +259,21 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 await self._keep_clock(conn)
             else:  # nothing written: a process on a read-only replica starts too (docs/scaling.md, 2.)
                 self.clock = HybridClock(int(mark))
+
+    async def _start_on_replica(self) -> None:
+        """``start`` on a read-only replica (docs/scaling.md, 2.): what the primary's hub wrote, read, nothing
+        written. A replica of another node's store, or of one never started, is refused."""
+        async with self.db.read() as conn:
+            rows = dict((await conn.execute(select(t.meta.c.key, t.meta.c.value))).all())
+        if rows.get("node_id") != self.node_id or "instance_id" not in rows or CLOCK_MARK not in rows:
+            raise SanjiError(
+                f"this replica holds no started store of node {self.node_id} (it holds {rows.get('node_id')!r})",
+                hint="Start the node's hub on the primary first; the replica follows it.",
+            )
+        self.positions_confirmed = rows.get("positions_confirmed") == "1"
+        self.restored = rows.get(ledger.RESTORED_MARK) == "1" and self.directory.parent(self.node_id) is not None
+        self.instance_id = rows["instance_id"]
+        self.clock = HybridClock(int(rows[CLOCK_MARK]))
 
     async def _keep_clock(self, conn: AsyncConnection) -> None:
         """Write the clock's high-water mark, so a restart never issues a time before one already used.

@@ -96,6 +96,28 @@ class NodeRuntime:
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
         self.trimmer = memory.BackgroundTrim()  # malloc_trim in a worker thread, never on the loop
 
+    async def _start_writers(self, store: AuditedStore, context: NodeContext) -> None:
+        """The parts that write on their own (duties, the SMS outbox, backups, archiving): not on a replica."""
+        s = self.settings
+        gateway_on = s.sms.gateway == "http"
+        self.duties = Duties(
+            store,
+            context,
+            FileSmsSender(s.path(s.node.data_dir) / "sms.log"),
+            interval=s.sync.duties_interval,
+            sms=not gateway_on,
+        )
+        self.duties.start()
+        self.notifier = start_notifier(s, store, context) if gateway_on else None
+        b = s.backup
+        self.backups = BackupSchedule(
+            s.db_url, s.backup_dir, node=s.node.id, interval_hours=b.interval_hours, keep_days=b.keep_days
+        )
+        self.backups.start()
+        a = s.archive
+        self.archiving = ArchiveSchedule(store, interval_hours=a.interval_hours, after_days=a.after_days)
+        self.archiving.start()
+
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         s = self.settings
@@ -117,7 +139,16 @@ class NodeRuntime:
         self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
         if not s.auth.required:
             log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
-        await ensure_first_admin(self.auth)
+        replica = db.read_only
+        if replica:
+            log.warning(
+                "node %s: %s is a read-only replica -- views and exports only; no duties, backups, archiving or "
+                "sync run here, and accounts, logins and desk actions stay with the primary's hub",
+                s.node.id,
+                s.db_url.split("@")[-1],
+            )
+        else:
+            await ensure_first_admin(self.auth)
         context = NodeContext(store, load_calendar())
         if s.node.calendar_overrides:
             log.warning(
@@ -127,27 +158,11 @@ class NodeRuntime:
             )
         context.daily_blob_budget = s.sync.daily_attachment_bytes
         await context.load()
-        for duty in self.desk.on_start:  # the county publishes its catalogue
+        for duty in () if replica else self.desk.on_start:  # the county publishes its catalogue
             await duty(s, context)
         self.context = context
-        gateway_on = s.sms.gateway == "http"
-        self.duties = Duties(
-            store,
-            context,
-            FileSmsSender(s.path(s.node.data_dir) / "sms.log"),
-            interval=s.sync.duties_interval,
-            sms=not gateway_on,
-        )
-        self.duties.start()
-        self.notifier = start_notifier(s, store, context) if gateway_on else None
-        b = s.backup
-        self.backups = BackupSchedule(
-            s.db_url, s.backup_dir, node=s.node.id, interval_hours=b.interval_hours, keep_days=b.keep_days
-        )
-        self.backups.start()
-        a = s.archive
-        self.archiving = ArchiveSchedule(store, interval_hours=a.interval_hours, after_days=a.after_days)
-        self.archiving.start()
+        if not replica:
+            await self._start_writers(store, context)
         # One signer for every signed request this node sends: the sync driver's and the fetch back's take
         # turns (``RequestSigner.turn``), so the parent sees the counters in the order they were signed.
         signer = RequestSigner(s.node.id, store)
@@ -156,7 +171,7 @@ class NodeRuntime:
         )
         known = await addresses.learned(store)
         self.addresses = addresses.for_children(s, store, known)
-        if s.parent is not None and directory.parent(s.node.id) is not None:
+        if not replica and s.parent is not None and directory.parent(s.node.id) is not None:
             transport = HttpTransport(s.parent.url)
             self.driver = SyncDriver(
                 store,
@@ -204,6 +219,11 @@ class NodeRuntime:
         """After an exchange that moved work, hand the memory it freed back (sanji.memory), off the loop."""
         if moved_work(report):
             self.trimmer.request()
+
+    @property
+    def read_only(self) -> bool:
+        """Serving a read-only replica of the database (every page says so)."""
+        return self.store is not None and self.store.db.read_only
 
     def get_store(self) -> Store:
         assert self.store is not None, "the store opens in the app's lifespan"

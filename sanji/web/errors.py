@@ -23,6 +23,7 @@ from protocol.trust import TrustError
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
+from sanji.store.engine import ReadOnlyReplica
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
@@ -45,6 +46,7 @@ STATUS: dict[type[SanjiError], int] = {
     UnsupportedMediaType: 415,
     BodyTooLarge: 413,
     BadInput: 400,
+    ReadOnlyReplica: 503,  # this process cannot write; the primary's hub can (no Retry-After: not here)
 }
 
 # What an HTTP status means to a caller, as the error code of its body.
@@ -119,8 +121,8 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
             },
             status_code=400,
         )
-    if _database_unreachable(exc):
-        return _database_unavailable(request, exc)
+    if database_unavailable(exc):
+        return _unavailable_response(request, exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
         {
@@ -139,19 +141,26 @@ _SAFE_AGAIN = ("GET", "HEAD", "OPTIONS")
 _SYNC_PREFIX = "/sync/"
 # asyncpg's, by name: a village never imports the PostgreSQL driver to tell them apart.
 _DRIVER_UNREACHABLE = frozenset({"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"})
+_INSUFFICIENT_RESOURCES = "53"  # PostgreSQL's class: disk full, out of memory (its lock table), too many connections
 
 
-def _database_unreachable(exc: Exception) -> bool:
-    """The database was not there (restarted, refusing connections, pool exhausted): not a bug, not the input."""
+def database_unavailable(exc: BaseException) -> bool:
+    """The database was not there (restarted, refusing connections, pool exhausted) or out of a resource (its
+    lock table, memory or disk full: SQLSTATE class 53): not a bug, not the input; later it may work."""
     if isinstance(exc, SqlTimeout):  # no pooled connection came free in time
         return True
     if isinstance(exc, DBAPIError):
         orig = exc.orig
-        return exc.connection_invalidated or isinstance(orig, OSError) or type(orig).__name__ in _DRIVER_UNREACHABLE
+        return (
+            exc.connection_invalidated
+            or isinstance(orig, OSError)
+            or type(orig).__name__ in _DRIVER_UNREACHABLE
+            or str(getattr(orig, "sqlstate", "") or "").startswith(_INSUFFICIENT_RESOURCES)
+        )
     return isinstance(exc, ConnectionError)
 
 
-def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+def _unavailable_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     log.warning("database unavailable on %s %s: %s: %.200s", request.method, request.url.path, type(exc).__name__, exc)
     again = request.method in _SAFE_AGAIN or request.url.path.startswith(_SYNC_PREFIX)
     body: dict[str, object] = {
