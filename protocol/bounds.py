@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 
 import msgspec
 
@@ -103,6 +104,28 @@ def whole(body: str) -> str:
     return f"^(?:{body})$(?!\\n)"
 
 
+# Fields holding a calendar day or nothing: the deadlines and promised dates actions carry. ISO 8601's extended
+# form only (``date.fromisoformat`` also reads 20261231 and 2026-W53-1, which no desk writes). A "day" that is
+# none would stop whatever counts days from it (lists, warnings, 超时默许 in ``judge`` itself) on every replica.
+DAY_FIELDS = frozenset({"due", "stage_due", "promise_by", "answer_by", "previous_due", "previous_stage_due"})
+DAY_PATTERN = whole("([0-9]{4}-[0-9]{2}-[0-9]{2})?")  # a form's: the shape, the calendar checked on building
+_DAY = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def day_problem(field: str, value: str) -> str | None:
+    """Why ``value`` is neither empty nor a day of the calendar written YYYY-MM-DD, or None."""
+    if not value:
+        return None
+    if _DAY.fullmatch(value) is not None:
+        try:
+            date.fromisoformat(value)
+            return None
+        except ValueError:
+            pass
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    return f"{field} {shown!r} is not a day of the calendar (YYYY-MM-DD)"
+
+
 # A node id: letters, digits, _ and - (ASCII: it names files, URLs, receipt numbers and streams), 1-64 of them.
 # Every id the layouts and the demo make fits (C, T01, T01V01, S, C1, C1T01V01).
 NODE_ID_PATTERN = whole(f"[A-Za-z0-9_-]{{1,{MAX_NODE_ID}}}")
@@ -168,6 +191,8 @@ def _value_problem(field: str, value: object) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
+        if field in DAY_FIELDS and (problem := day_problem(field, value)) is not None:
+            return problem
         return text_problem(field, value) if field in TEXT_FIELDS else line_problem(field, value)
     if isinstance(value, int):
         return int_problem(field, value)
@@ -246,7 +271,7 @@ def _gather(obj: msgspec.Struct, lines: list[str], texts: list[str], *, top: boo
                     return False
             else:
                 lines.append(value)
-                if len(value) > MAX_NAME:
+                if len(value) > MAX_NAME or (value and field in DAY_FIELDS and day_problem(field, value) is not None):
                     return False
         elif kind is int:
             if not 0 <= value <= _INT_TOP.get(field, MAX_INT):
@@ -262,6 +287,8 @@ def _gather_value(field: str, value: object, lines: list[str], texts: list[str])
         return True
     if isinstance(value, str):
         (texts if field in TEXT_FIELDS else lines).append(value)
+        if field in DAY_FIELDS and day_problem(field, value) is not None:
+            return False
         return len(value) <= (MAX_TEXT if field in TEXT_FIELDS else MAX_NAME)
     if isinstance(value, int):
         return 0 <= value <= _INT_TOP.get(field, MAX_INT)

@@ -285,7 +285,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "confirmation_missing": ("送达须申请人签收确认", "delivery needs the applicant's confirmation"),
     "close_stage": ("只有已送达的办件才能归档", "only a delivered errand is closed and filed (stage is {stage})"),
     "unknown_action": ("未知的操作", "unknown action {kind}"),
-    "out_of_bounds": ("内容不符合长度、数量或字符的限制：{detail}", "{detail}"),
+    "out_of_bounds": ("内容不符合长度、数量、字符或日期格式的限制：{detail}", "{detail}"),
     "correction_stage": (
         "只有办理中的办件才能核定期限",
         "only the deadlines of an errand being handled are corrected (stage is {stage})",

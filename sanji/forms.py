@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from protocol.bounds import MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem, whole
+from protocol.bounds import DAY_PATTERN, MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem, whole
 from protocol.steps import STEP_KINDS, StepKind
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -14,7 +14,7 @@ Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Item = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Items = Annotated[list[Item], msgspec.Meta(max_length=100)]
-IsoDate = Annotated[str, msgspec.Meta(pattern=whole("([0-9]{4}-[0-9]{2}-[0-9]{2})?"))]
+IsoDate = Annotated[str, msgspec.Meta(pattern=DAY_PATTERN)]
 
 # The one list of steps lives in protocol.steps; the form only names it.
 ActionKind = StepKind

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.actions import Action, Applicant, Attach, HandOff, Note, Register, Supply
+from protocol.actions import Accept, Action, Applicant, Attach, HandOff, Note, Receive, Register, Supervise, Supply
 from protocol.bounds import (
+    DAY_FIELDS,
     MAX_ATTACHMENT_BYTES,
     MAX_JSON_DEPTH,
     action_problem,
@@ -23,7 +24,7 @@ from protocol.bounds import (
 from protocol.errand import judge, project
 from protocol.matter import Material
 from sanji.catalogue import default_catalogue
-from tests.protocol.protocol_kit import VILLAGE_ID, applicant, make, new_layout
+from tests.protocol.protocol_kit import COUNTY_ID, TOWN_ID, VILLAGE_ID, applicant, happy_path, make, new_layout
 
 
 def registered() -> Register:
@@ -68,6 +69,45 @@ def test_free_text_keeps_lines_and_refuses_controls() -> None:
     assert line_problem("actor", "代办员 李建国") is None
     assert line_problem("actor", "a\tb") is not None
     assert line_problem("actor", "x" * 201) is not None
+
+
+NOT_DAYS = [
+    "X99",
+    "2026-02-30",
+    "20261231",
+    "2026-W53-1",
+    "2026-12-31 ",
+    "２０２６-12-31",
+    "2026-12-31T00:00",
+    "0000-01-01",
+]
+
+
+@pytest.mark.parametrize("due", NOT_DAYS)
+def test_a_deadline_that_is_not_a_day_is_refused_by_every_replica(due: str) -> None:
+    """A deadline is counted from on every screen, in every warning and in 超时默许 (``judge`` itself): an
+    acceptance whose ``due`` is not a day would have stopped them all wherever it was applied. (Found by
+    TestErrandMachine: its model could not count a day past "X99", which the rules had let through.)"""
+    directory = new_layout().directory
+    *before, accept = happy_path(escalate=False)[:4]
+    assert isinstance(accept, Accept)
+    bad = msgspec.structs.replace(accept, due=due)
+    projection = project("E1", [*before, bad], directory)
+    assert bad.id in projection.rejected and "due" in projection.rejected[bad.id]
+    assert projection.state is not None and projection.state.stage == "received"
+    good = project("E1", [*before, msgspec.structs.replace(accept, due="2026-12-31")], directory)
+    assert accept.id in good.main and good.state is not None and good.state.due == "2026-12-31"
+
+
+def test_every_field_holding_a_day_is_bounded() -> None:
+    for action, field in [
+        (make(Receive, node=TOWN_ID, id="r1", base=2), "stage_due"),
+        (make(Accept, node=TOWN_ID, id="a1", base=3), "promise_by"),
+        (make(Supervise, node=COUNTY_ID, id="s1", to=TOWN_ID), "answer_by"),
+    ]:
+        assert field in DAY_FIELDS and action_problem(action) is None
+        assert action_problem(msgspec.structs.replace(action, **{field: "2027-01-04"})) is None
+        assert field in (action_problem(msgspec.structs.replace(action, **{field: "2027-13-01"})) or "")
 
 
 def test_lists_are_counted() -> None:
@@ -132,6 +172,8 @@ def _clean() -> list[Action]:
         make(Supply, node=VILLAGE_ID, id="a3", items=("身份证",), note="补交"),
         make(Attach, node=VILLAGE_ID, id="a4", blob="0" * 64, size=1024, name="户口簿.jpg"),
         make(Note, node=VILLAGE_ID, id="a5", text="电话已联系"),
+        make(Accept, node=TOWN_ID, id="a6", base=3, due="2026-12-31", promise_by="2026-12-20", provisional=("证明",)),
+        make(Receive, node=TOWN_ID, id="a7", base=2, stage_due="2026-12-10"),
     ]
 
 
@@ -147,8 +189,10 @@ def _actions(draw: st.DrawFn) -> Action:
     value = getattr(action, field)
     if isinstance(value, bool) or not isinstance(value, (str, int, tuple)):
         return action
-    if field in ("node", "scope", "to"):
-        probe: object = draw(st.one_of(_probe_strings, st.sampled_from(["T01", "", "T 01", "x" * 64, "x" * 65])))
+    if field in DAY_FIELDS:
+        probe: object = draw(st.one_of(_probe_strings, st.sampled_from(["", "2027-01-04", *NOT_DAYS])))
+    elif field in ("node", "scope", "to"):
+        probe = draw(st.one_of(_probe_strings, st.sampled_from(["T01", "", "T 01", "x" * 64, "x" * 65])))
     else:
         probe = draw(
             _probe_strings if isinstance(value, str) else _probe_ints if isinstance(value, int) else _probe_lists

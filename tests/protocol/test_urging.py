@@ -105,14 +105,9 @@ def test_a_county_urging_is_kept_open_until_the_urged_desk_answers(directory: Di
                 latest=(TODAY + timedelta(days=MAX_URGING_DAYS)).isoformat(),
             ),
         ),
-        (
+        (  # protocol.bounds refuses it first, as any day field that is not a day
             urge(answer_by="2024-02-30"),
-            refuse(
-                "urging_answer_by",
-                answer_by="2024-02-30",
-                earliest=TODAY.isoformat(),
-                latest=(TODAY + timedelta(days=MAX_URGING_DAYS)).isoformat(),
-            ),
+            refuse("out_of_bounds", detail="answer_by '2024-02-30' is not a day of the calendar (YYYY-MM-DD)"),
         ),
     ],
     ids=["township", "village", "not-督办", "off-path", "past", "too-far", "no-such-day"],
