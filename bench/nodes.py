@@ -37,6 +37,7 @@ class Node:
     folder: str
     db_url: str | None = None
     logins: bool = True
+    extra_toml: str = ""  # more sections of its config, as written
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def write_config(workdir: Path, node: Node, port: int) -> Path:
         # benchmark can read the node's /metrics without an account.
         lines += ["[auth]", "required = false", ""]
     config = node_dir / "node.toml"
-    config.write_text("\n".join(lines), encoding="utf-8")
+    config.write_text("\n".join(lines) + node.extra_toml, encoding="utf-8")
     return config
 
 

@@ -46,7 +46,10 @@ def bindir() -> Path:
         out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
         if out and (Path(out) / "initdb").exists():
             return Path(out)
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: [int(part) for part in p.parent.parent.name.split(".") if part.isdigit()],
+    )
     if versions:
         return versions[-1].parent
     initdb = shutil.which("initdb")
@@ -73,11 +76,13 @@ def _options(port: int, sockets: Path, settings: Mapping[str, str]) -> str:
     return " ".join([f"-p {port}", f"-k {sockets}", *(f"-c {k}={v}" for k, v in every.items())])
 
 
-def _start(bin_: Path, data: Path, port: int, sockets: Path, settings: Mapping[str, str]) -> Server:
-    log = data.parent / f"{data.name}.log"
-    _run([str(bin_ / "pg_ctl"), "-D", str(data), "-o", _options(port, sockets, settings), "-l", str(log), "-w",
-          "-t", "60", "start"])  # fmt: skip
-    return Server(port=port, data=data, log=log)
+def _start(stack: ExitStack, bin_: Path, data: Path, sockets: Path, settings: Mapping[str, str]) -> Server:
+    """Start a server on ``data``; its stop is registered first, so one that outlives a failed start stops too."""
+    server = Server(port=free_port(), data=data, log=data.parent / f"{data.name}.log")
+    stack.callback(_stop, bin_, server)
+    options = _options(server.port, sockets, settings)
+    _run([str(bin_ / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(server.log), "-w", "-t", "60", "start"])
+    return server
 
 
 def _stop(bin_: Path, server: Server) -> None:
@@ -99,17 +104,17 @@ def private_cluster(settings: Mapping[str, str] | None = None, *, standby: bool 
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, root, True)
         if os.geteuid() == 0:
-            owner = pwd.getpwnam("postgres")
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise PrivateClusterUnavailable("running as root, with no postgres user to run a server as") from None
             os.chown(root, owner.pw_uid, owner.pw_gid)
         _run([str(bin_ / "initdb"), "-D", str(root / "primary"), "-A", "trust", "-U", "postgres", "--no-sync",
               "-E", "UTF8", "--locale=C"])  # fmt: skip
-        primary = _start(bin_, root / "primary", free_port(), root, dict(settings or {}))
-        stack.callback(_stop, bin_, primary)
+        primary = _start(stack, bin_, root / "primary", root, dict(settings or {}))
         servers = [primary]
         if standby:
             _run([str(bin_ / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
                   "-D", str(root / "standby"), "-R", "-X", "stream"])  # fmt: skip
-            replica = _start(bin_, root / "standby", free_port(), root, dict(settings or {}))
-            stack.callback(_stop, bin_, replica)
-            servers.append(replica)
+            servers.append(_start(stack, bin_, root / "standby", root, dict(settings or {})))
         yield servers

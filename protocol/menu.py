@@ -67,7 +67,7 @@ def _probe(
         pending = [d for d, status in state.subtasks.items() if status == "pending"]
         return a.SubtaskDone(**common, department=pending[0] if pending else "")
     if kind == "extend":
-        return a.Extend(**common, days=1, reason=_FILLED, due=state.due or _FILLED)
+        return a.Extend(**common, days=1, reason=_FILLED, due=state.due)  # a day, or none where none is held
     if kind == "review":
         return a.Review(**common, passed=True)
     if kind == "decide":  # refusing is the least any deciding desk may do: the menu's default probe

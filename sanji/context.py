@@ -201,7 +201,7 @@ class NodeContext:
         does, so a county that never assessed still sends its townships what they are scored by.
         """
         held = await self._held(RULES)
-        if held is None and self.store.directory.role(self.store.node_id) == COUNTY:
+        if held is None and self.store.directory.role(self.store.node_id) == COUNTY and not self.store.db.read_only:
             await self.offer_rules(sign_rules(default_rules(self.store.node_id), self.store.key))
             held = await self._held(RULES)
         if held is None or held[0] <= self.rules_version:

@@ -192,11 +192,19 @@ class Caller:
     # -- complaints (投诉) ------------------------------------------------------------------------
 
     @property
+    def on_replica(self) -> bool:
+        """This process reads a replica (docs/scaling.md, 2.): it writes no audit row, so it shows no complaint."""
+        return self.auth.book.db.read_only
+
+    @property
     def sees_complaints(self) -> bool:
-        return self.principal is not None and roles.may(self.principal.role, roles.COMPLAINTS)
+        return self.principal is not None and roles.may(self.principal.role, roles.COMPLAINTS) and not self.on_replica
 
     def visible_complaints(self, complaints: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Complaints this caller may see. Open demo mode without a login shows them as it always did."""
+        """Complaints this caller may see. Open demo mode without a login shows them as it always did; a replica
+        none (each read of one is audited as it is read: at the primary)."""
+        if self.on_replica:
+            return []
         if self.principal is None:
             return list(complaints) if not self.auth.settings.required else []
         p = self.principal

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import secrets
 import time
@@ -47,6 +48,8 @@ __all__ = [
 
 TOKEN_PREFIX = "sanji_"
 TOUCH_EVERY = 60.0  # seconds: how stale a session's or token's last-use time may get before it is written
+
+log = logging.getLogger("sanji.auth")
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -166,6 +169,10 @@ class AuthService:
         }
 
     async def record(self, event: ev.Event) -> None:
+        if self.book.db.read_only and isinstance(event, ev.AccessDenied):
+            # A replica writes no audit row; the refusal stands (a 403, not the write's 503), and is logged.
+            log.warning("access denied on a read replica (not audited here): %s", msgspec.json.encode(event).decode())
+            return
         await self.book.record(event)
 
     # -- accounts -------------------------------------------------------------------------------
@@ -477,6 +484,7 @@ class AuthService:
         if row.revoked_at is not None or not account.active or not roles.works_at(account.role, self.node_role):
             return None
         now = self.clock()
-        if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+        stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
+        if stale and not self.book.db.read_only:  # a replica notes no use: the primary does
             await self.book.touch_token(row.id, now)
         return Principal(account_id=account.id, name=account.name, role=account.role, via="token")

@@ -43,6 +43,7 @@ from sanji.context import NodeContext
 from sanji.periodic import cancel
 from sanji.store import Store
 from sanji.store.archive import Archived, AttachmentArchived
+from sanji.store.engine import ReadOnlyReplica
 from sanji.sync import addresses
 from sanji.sync.driver import BlobBudget, ready
 from sanji.sync.requests_auth import RequestSigner
@@ -177,6 +178,8 @@ class FetchBack:
             return None  # held here (the usual case): no task, no link
         task = self._inflight.get(digest)  # read after the await: another open may have started it meanwhile
         if task is None:
+            if self.store.db.read_only:  # it would be fetched whole and then not stored: ask the primary
+                raise ReadOnlyReplica(f"attachment {digest[:12]} is archived; a read replica cannot take it back")
             if self._closed:
                 raise ArchivedElsewhere(SHUTTING_DOWN)
             task = asyncio.create_task(self._fetch(digest), name=f"fetch-back-{digest[:12]}")

@@ -41,6 +41,7 @@ from sanji.observe.metrics import NodeMetrics
 from sanji.observe.routes import ObserveController
 from sanji.office.ledger_routes import OfficeApiController, OfficeScreenController
 from sanji.private_files import tighten
+from sanji.replica_follow import ReplicaFollower
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
@@ -92,6 +93,7 @@ class NodeRuntime:
         self.fleet_warnings = FleetWarnings()
         self.backups: BackupSchedule | None = None
         self.archiving: ArchiveSchedule | None = None
+        self.follower: ReplicaFollower | None = None  # on a read replica: documents published at the primary
         self.fetch_back: FetchBack | None = None  # archived attachments, fetched back when opened
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
         self.trimmer = memory.BackgroundTrim()  # malloc_trim in a worker thread, never on the loop
@@ -161,7 +163,10 @@ class NodeRuntime:
         for duty in () if replica else self.desk.on_start:  # the county publishes its catalogue
             await duty(s, context)
         self.context = context
-        if not replica:
+        if replica:
+            self.follower = ReplicaFollower(context, self.trust, interval_s=s.sync.duties_interval)
+            self.follower.start()
+        else:
             await self._start_writers(store, context)
         # One signer for every signed request this node sends: the sync driver's and the fetch back's take
         # turns (``RequestSigner.turn``), so the parent sees the counters in the order they were signed.
@@ -200,7 +205,9 @@ class NodeRuntime:
             # every part is stopped and the database closed even when one stop fails or the shutdown
             # itself is cancelled; the first such error is raised once all are done
             stops = [
-                part.stop for part in (self.driver, self.duties, self.notifier, self.backups, self.archiving) if part
+                part.stop
+                for part in (self.driver, self.duties, self.notifier, self.backups, self.archiving, self.follower)
+                if part
             ]
             stops.append(self.trimmer.close)  # a trim in its thread is waited for, not left behind
             if self.fetch_back is not None:

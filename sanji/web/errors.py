@@ -121,6 +121,10 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
             },
             status_code=400,
         )
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == _READ_ONLY_TRANSACTION:
+        # The server became a standby under a running process (or a pooler points at one): as a replica's write.
+        log.warning("write refused by a read-only database on %s %s", request.method, request.url.path)
+        return sanji_error_handler(request, ReadOnlyReplica("the database now refuses writes (a standby)"))
     if database_unavailable(exc):
         return _unavailable_response(request, exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -141,6 +145,7 @@ _SAFE_AGAIN = ("GET", "HEAD", "OPTIONS")
 _SYNC_PREFIX = "/sync/"
 # asyncpg's, by name: a village never imports the PostgreSQL driver to tell them apart.
 _DRIVER_UNREACHABLE = frozenset({"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"})
+_READ_ONLY_TRANSACTION = "25006"  # PostgreSQL's read_only_sql_transaction
 _INSUFFICIENT_RESOURCES = "53"  # PostgreSQL's class: disk full, out of memory (its lock table), too many connections
 
 

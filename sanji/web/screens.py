@@ -620,6 +620,7 @@ class ScreenController(Controller):
                 "callbacks": callbacks,
                 "may_reveal": may_reveal(caller),
                 "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
+                "complaints_at_primary": caller.on_replica,
                 "complaint_rows": [
                     {
                         "at": at_text(int(c.get("at", 0))),

@@ -6,6 +6,7 @@ clear 503 (``read_replica``) instead of failing. Real servers: a private primary
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -23,6 +24,7 @@ from bench.hub_processes import county
 from bench.nodes import Node, serve, stop, write_config
 from bench.profile_apply import build
 from devtools.private_pg import PrivateClusterUnavailable, Server, private_cluster
+from protocol.lookup import lookup_code
 from sanji.demo.cluster import free_port
 from sanji.keys import NodeKey
 from sanji.store import ReadOnlyReplica, open_database
@@ -86,7 +88,15 @@ async def test_a_hub_on_a_standby_serves_the_primarys_views_and_refuses_writes(
 
     key = NodeKey.from_raw(saved.signing, saved.sealing)
     on_primary = Node(id=saved.county, role="county", key=key, entries=saved.entries, folder="p", db_url=primary_url)
-    on_standby = Node(id=saved.county, role="county", key=key, entries=saved.entries, folder="s", db_url=standby_url)
+    on_standby = Node(
+        id=saved.county,
+        role="county",
+        key=key,
+        entries=saved.entries,
+        folder="s",
+        db_url=standby_url,
+        extra_toml="[sync]\nduties_interval = 0.5\n",  # how often it takes up documents published at the primary
+    )
     config = write_config(tmp_path, on_primary, free_port())
     argv = ["accounts", "add", "--config", str(config), "--name", "监察员", "--role", "supervisor", "--password-stdin"]
     adding = await asyncio.create_subprocess_exec(
@@ -94,6 +104,13 @@ async def test_a_hub_on_a_standby_serves_the_primarys_views_and_refuses_writes(
     )
     out, err = await asyncio.wait_for(adding.communicate((PASSWORD + "\n").encode()), timeout=120)
     assert adding.returncode == 0, (out, err.decode())
+    issuing = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sanji.cli.main", "accounts", "token", "--config", str(config), "--name", "监察员",
+        stdout=PIPE, stderr=PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(issuing.communicate(), timeout=120)
+    assert issuing.returncode == 0, err.decode()
+    token = re.findall(r"sanji_\S+", out.decode())[-1]
     hub = await serve(tmp_path, on_primary)
     reader = None
     try:
@@ -113,7 +130,39 @@ async def test_a_hub_on_a_standby_serves_the_primarys_views_and_refuses_writes(
                 page = await replica.get(path)
                 assert page.status_code == 200, (path, page.text[:500])
                 assert 'id="replica-banner"' in page.text  # every page says where it is
-                assert 'id="replica-banner"' not in (await primary.get(path)).text
+                assert 'action="/logout"' not in page.text  # a replica ends no session: the primary does
+                at_primary = (await primary.get(path)).text
+                assert 'id="replica-banner"' not in at_primary and 'action="/logout"' in at_primary
+            # A script with a token reads there too (its use is noted at the primary, not here).
+            async with httpx.AsyncClient(base_url=reader.url, timeout=30) as script:
+                scripted = await script.get("/api/errands", headers={"Authorization": f"Bearer {token}"})
+            assert scripted.status_code == 200 and scripted.json()["total"] == listed["total"], scripted.text
+
+            # A complaint is read at the primary, where each read is audited; the replica shows none, and says so.
+            errand_row = listed["items"][0]
+            async with httpx.AsyncClient(base_url=hub.url, timeout=30) as villager:
+                form = await villager.get("/complain")
+                complained = await villager.post(
+                    "/complain",
+                    data={
+                        "_public_token": re.findall(r'name="_public_token" value="([^"]+)"', form.text)[-1],
+                        "receipt": errand_row["receipt"],
+                        "code": lookup_code(errand_row["id"]),
+                        "kind": "投诉",
+                        "text": "窗口推诿",
+                    },
+                )
+            assert complained.status_code == 200, complained.text[:500]
+            assert len((await primary.get("/api/supervision")).json()["complaints"]) == 1
+            await caught_up(primary, replica)
+            page = await replica.get("/supervision")
+            assert page.status_code == 200 and 'id="complaints-at-primary"' in page.text, page.text[-800:]
+            report = await replica.get("/api/supervision")
+            assert report.status_code == 200 and report.json()["complaints"] == [], report.text[:300]
+
+            # A page this role may not open is refused as anywhere (403), though the replica cannot audit it.
+            assert (await replica.get("/admin/accounts")).status_code == 403
+
             # One errand's detail is a read of personal data, audited as it is read: at the primary.
             errand = listed["items"][0]["id"]
             assert (await primary.get(f"/api/errands/{errand}")).status_code == 200
@@ -149,6 +198,27 @@ async def test_a_hub_on_a_standby_serves_the_primarys_views_and_refuses_writes(
                 await store.db.dispose()
             after = await caught_up(primary, replica)
             assert after != listed
+
+            # Rules published at the primary are taken up by the replica, which serves no sync request to learn it.
+            shown = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "sanji.cli.main", "rules", "show", "--config", str(config), "--json",
+                stdout=PIPE, stderr=PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(shown.communicate(), timeout=120)
+            assert shown.returncode == 0, err.decode()
+            rules = json.loads(out)
+            rules["version"] += 1
+            (tmp_path / "rules.json").write_text(json.dumps(rules, ensure_ascii=False), encoding="utf-8")
+            published = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "sanji.cli.main", "rules", "publish", "--config", str(config),
+                str(tmp_path / "rules.json"), stdout=PIPE, stderr=PIPE,
+            )  # fmt: skip
+            _, err = await asyncio.wait_for(published.communicate(), timeout=120)
+            assert published.returncode == 0, err.decode()
+            deadline = time.monotonic() + 30
+            while (await replica.get("/api/node")).json()["rules_version"] != rules["version"]:
+                assert time.monotonic() < deadline, "the replica did not take up the rules published at the primary"
+                await asyncio.sleep(0.2)
 
         opened = await open_database(standby_url)
         assert opened.read_only

@@ -23,6 +23,7 @@ from protocol.bounds import (
 )
 from protocol.errand import judge, project
 from protocol.matter import Material
+from protocol.menu import allowed_steps
 from sanji.catalogue import default_catalogue
 from tests.protocol.protocol_kit import COUNTY_ID, TOWN_ID, VILLAGE_ID, applicant, happy_path, make, new_layout
 
@@ -108,6 +109,17 @@ def test_every_field_holding_a_day_is_bounded() -> None:
         assert field in DAY_FIELDS and action_problem(action) is None
         assert action_problem(msgspec.structs.replace(action, **{field: "2027-01-04"})) is None
         assert field in (action_problem(msgspec.structs.replace(action, **{field: "2027-13-01"})) or "")
+
+
+@pytest.mark.parametrize("due", ["", "2026-12-31"])
+def test_the_menu_still_offers_an_extension_whatever_deadline_is_held(due: str) -> None:
+    """The menu asks the rule with a probe of each step: the extension's carries the deadline held (none where
+    none is: no calendar, no time limit), never a placeholder that is not a day."""
+    directory = new_layout().directory
+    *before, accept = happy_path(escalate=False)[:4]
+    state = project("E1", [*before, msgspec.structs.replace(accept, due=due)], directory).state
+    assert state is not None and state.due == due
+    assert "extend" in allowed_steps(state, TOWN_ID, directory)
 
 
 def test_lists_are_counted() -> None:
