@@ -7,6 +7,7 @@ text that is not text) is the caller's fault: a 400, logged in one line, never a
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from typing import Any
@@ -125,6 +126,8 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
         # The server became a standby under a running process (or a pooler points at one): as a replica's write.
         log.warning("write refused by a read-only database on %s %s", request.method, request.url.path)
         return sanji_error_handler(request, ReadOnlyReplica("the database now refuses writes (a standby)"))
+    if disk_full(exc):
+        return _disk_full_response(request, exc)
     if database_unavailable(exc):
         return _unavailable_response(request, exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -146,6 +149,8 @@ _SYNC_PREFIX = "/sync/"
 # asyncpg's, by name: a village never imports the PostgreSQL driver to tell them apart.
 _DRIVER_UNREACHABLE = frozenset({"CannotConnectNowError", "ConnectionDoesNotExistError", "TooManyConnectionsError"})
 _READ_ONLY_TRANSACTION = "25006"  # PostgreSQL's read_only_sql_transaction
+_DISK_FULL = "53100"  # PostgreSQL's disk_full
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _INSUFFICIENT_RESOURCES = "53"  # PostgreSQL's class: disk full, out of memory (its lock table), too many connections
 
 
@@ -163,6 +168,31 @@ def database_unavailable(exc: BaseException) -> bool:
             or str(getattr(orig, "sqlstate", "") or "").startswith(_INSUFFICIENT_RESOURCES)
         )
     return isinstance(exc, ConnectionError)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """The node's disk, or its database server's, is full: SQLite's SQLITE_FULL, PostgreSQL's disk_full
+    (53100), or a file's ENOSPC / EDQUOT. The transaction that met it rolled back."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        if getattr(orig, "sqlite_errorname", "") == "SQLITE_FULL" or getattr(orig, "sqlstate", "") == _DISK_FULL:
+            return True
+        return isinstance(orig, OSError) and orig.errno in _NO_SPACE
+    return isinstance(exc, OSError) and exc.errno in _NO_SPACE
+
+
+def _disk_full_response(request: Request[Any, Any, Any], exc: BaseException) -> Response[dict[str, object]]:
+    log.error("disk full on %s %s: %s: %.200s", request.method, request.url.path, type(exc).__name__, exc)
+    body: dict[str, object] = {
+        "error": "disk_full",
+        "message": "磁盘已满，这次没有保存任何内容 — the node's disk is full; nothing was saved",
+        "hint": (
+            "请管理员清理这台电脑的磁盘（旧备份、导出文件）后再试。 Free disk space on the node (old backups, "
+            "exports; `sanji doctor` shows where), then send it again."
+        ),
+        "retryable": True,
+    }
+    return Response(body, status_code=503, headers={"Retry-After": "60"})
 
 
 def _unavailable_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
