@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from test_store_sqlite import VILLAGE, _schema_diffs, at, chain, counts, expected_digests, statuses
 
 from protocol.actions import Accept, Action, Applicant, Assign, HandOff, Note, Receive, Register
-from protocol.bounds import MAX_NAME, action_problem
+from protocol.bounds import MAX_NAME, action_problem, day_problem
 from protocol.errand import judge, project
 from protocol.limits import MAX_TEXT
 from sanji.auth import events as ev
@@ -35,8 +35,8 @@ RECEIPT = ("R" + "7" * MAX_NAME)[:MAX_NAME]
 DEPARTMENT = ("县民政局" + "社会救助股" * 40)[:MAX_NAME]
 WINDOW = ("窗口" + "W" * MAX_NAME)[:MAX_NAME]
 HANDLER = ("王" + "H" * MAX_NAME)[:MAX_NAME]
-DUE = ("2027-01-15" + " 暂定" * MAX_NAME)[:MAX_NAME]  # a line field: the rule bounds its length, not its form
-STAGE_DUE = ("2027-01-05" + " 本级" * MAX_NAME)[:MAX_NAME]
+DUE = "2027-01-15"  # a day: the rule bounds its form (protocol.bounds.DAY_FIELDS), so its width with it
+STAGE_DUE = "2027-01-05"
 TEXT = ("情况说明：" + "申请人家庭收入低于当地最低生活保障标准。\n" * 200)[:MAX_TEXT]
 ACTOR = ("李" + "代办" * MAX_NAME)[:MAX_NAME]
 ROLE = ("代办员" + "R" * MAX_NAME)[:MAX_NAME]
@@ -88,8 +88,9 @@ def town_batches() -> list[list[Action]]:
 
 def test_the_values_are_at_their_bounds_and_the_rule_accepts_every_action(layout: Layout) -> None:
     actions = [a for batch in village_batches() + town_batches() for a in batch]
-    for value in (ERRAND, MATTER, APPLICANT, RECEIPT, DEPARTMENT, WINDOW, HANDLER, DUE, STAGE_DUE, ACTOR, ROLE):
+    for value in (ERRAND, MATTER, APPLICANT, RECEIPT, DEPARTMENT, WINDOW, HANDLER, ACTOR, ROLE):
         assert len(value) == MAX_NAME
+    assert day_problem("due", DUE) is None and day_problem("stage_due", STAGE_DUE) is None  # days are all 10 long
     assert len(TEXT) == MAX_TEXT
     assert all(len(a.id) == MAX_NAME for a in actions)
     state = None
