@@ -187,11 +187,11 @@ def int_problem(field: str, value: int) -> str | None:
     return None
 
 
-def _value_problem(field: str, value: object) -> str | None:
+def _value_problem(field: str, value: object, days: bool = True) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        if field in DAY_FIELDS and (problem := day_problem(field, value)) is not None:
+        if days and field in DAY_FIELDS and (problem := day_problem(field, value)) is not None:
             return problem
         return text_problem(field, value) if field in TEXT_FIELDS else line_problem(field, value)
     if isinstance(value, int):
@@ -200,21 +200,26 @@ def _value_problem(field: str, value: object) -> str | None:
         if len(value) > MAX_ITEMS:
             return f"{field} has {len(value)} entries; the limit is {MAX_ITEMS}"
         for item in value:
-            if problem := _value_problem(field, item):
+            if problem := _value_problem(field, item, days):
                 return problem
         return None
     if isinstance(value, msgspec.Struct):
-        return fields_problem(value, prefix=f"{field}.")
+        return fields_problem(value, prefix=f"{field}.", days=days)
     return None  # bytes (sealed details) are bounded by the frame that carries them
 
 
-def fields_problem(obj: msgspec.Struct, *, prefix: str = "", skip: Iterable[str] = ()) -> str | None:
-    """The first field of ``obj`` (an action or a form) outside its bounds, as a sentence, or None."""
+def fields_problem(obj: msgspec.Struct, *, prefix: str = "", skip: Iterable[str] = (), days: bool = True) -> str | None:
+    """The first field of ``obj`` (an action or a form) outside its bounds, as a sentence, or None.
+
+    ``days`` False (a form): a day field is held to the other bounds only. The form's schema gives a day's
+    shape (``DAY_PATTERN``), which a request that matches it has; whether it is a day of the calendar is the
+    rule's to say, as of the action built from it (a 409, not a 400 saying the body does not match the schema).
+    """
     skipped = frozenset(skip)
     for name in obj.__struct_fields__:
         if name in skipped:
             continue
-        if problem := _value_problem(prefix + name, getattr(obj, name)):
+        if problem := _value_problem(prefix + name, getattr(obj, name), days):
             return problem
     return None
 

@@ -25,7 +25,7 @@ class BoundedForm(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """A form whose every text field is held to ``protocol.bounds`` as it is decoded (a 400, not a 409)."""
 
     def __post_init__(self) -> None:
-        if (problem := fields_problem(self)) is not None:
+        if (problem := fields_problem(self, days=False)) is not None:
             raise ValueError(problem)
 
 

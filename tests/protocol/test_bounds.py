@@ -25,6 +25,7 @@ from protocol.errand import judge, project
 from protocol.matter import Material
 from protocol.menu import allowed_steps
 from sanji.catalogue import default_catalogue
+from sanji.forms import ActionForm
 from tests.protocol.protocol_kit import COUNTY_ID, TOWN_ID, VILLAGE_ID, applicant, happy_path, make, new_layout
 
 
@@ -120,6 +121,17 @@ def test_the_menu_still_offers_an_extension_whatever_deadline_is_held(due: str) 
     state = project("E1", [*before, msgspec.structs.replace(accept, due=due)], directory).state
     assert state is not None and state.due == due
     assert "extend" in allowed_steps(state, TOWN_ID, directory)
+
+
+def test_a_form_holds_a_day_to_its_shape_and_leaves_the_calendar_to_the_rule() -> None:
+    """The form's schema says a day's shape, so a request of that shape is schema-valid: it is decoded (no
+    400 claiming it does not match), and the action built from it is refused by the rule (a 409)."""
+    shaped = msgspec.convert({"kind": "accept", "actor": "王芳", "promise_by": "2024-02-30"}, ActionForm)
+    assert shaped.promise_by == "2024-02-30"
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"kind": "accept", "actor": "王芳", "promise_by": "2024-2-3"}, ActionForm)
+    accept = make(Accept, node=TOWN_ID, id="a1", base=3, promise_by=shaped.promise_by)
+    assert "promise_by" in (action_problem(accept) or "")
 
 
 def test_lists_are_counted() -> None:
