@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sanji.store import report_inputs
+from sanji.store.engine import sqlstate
 from sanji.store.rows import Prepared, Row, compiled_once, prepared_upsert
 
 # By (driver, kind, table, columns, keys): the SQL of one statement over arrays (PostgreSQL).
@@ -110,7 +111,7 @@ async def _run(
             try:
                 await conn.exec_driver_sql(over_rows, (rows,))
             except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) == _ROW_TYPE_CHANGED:
+                if sqlstate(exc) == _ROW_TYPE_CHANGED:
                     global _row_types_changed
                     _row_types_changed = True  # raised still: the transaction is aborted, the caller retakes
                 raise

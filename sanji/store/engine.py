@@ -96,6 +96,12 @@ _LOCK_TABLE_FULL = "53200"
 _LOCK_EACH = "SELECT count(pg_advisory_xact_lock($1::int4, k)) FROM unnest($2::int4[]) AS k"
 
 
+def sqlstate(exc: BaseException) -> str:
+    """PostgreSQL's SQLSTATE of a driver error SQLAlchemy wrapped ("" for anything else, SQLite's included)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return str(getattr(orig, "sqlstate", "") or "")
+
+
 def _lock_key(name: str) -> int:
     """The advisory lock key of ``name``: 32 bits of its SHA-256, as PostgreSQL's signed int4."""
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
@@ -111,7 +117,7 @@ async def _advisory_locks(conn: AsyncConnection, keys: list[int] | None) -> None
     try:
         await conn.exec_driver_sql(_LOCK_EACH, (PG_TOUCHED_LOCKS, keys))
     except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == _LOCK_TABLE_FULL:
+        if sqlstate(exc) == _LOCK_TABLE_FULL:
             raise NotLocked(f"no room in PostgreSQL's lock table for {len(keys)} locks") from exc
         raise
 

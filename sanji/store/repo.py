@@ -257,7 +257,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             if mark is None:  # a store from before the mark was kept: read every action's time, once
                 self.clock = HybridClock(int(await conn.scalar(select(func.max(t.actions.c.at))) or 0))
                 await self._keep_clock(conn)
-            else:  # nothing written: a process on a read-only replica starts too (docs/scaling.md, 2.)
+            else:  # the mark kept with every write: no scan of the actions at start
                 self.clock = HybridClock(int(mark))
 
     async def _start_on_replica(self) -> None:

@@ -24,7 +24,7 @@ from protocol.trust import TrustError
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
-from sanji.store.engine import ReadOnlyReplica
+from sanji.store.engine import ReadOnlyReplica, sqlstate
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
@@ -122,7 +122,7 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
             },
             status_code=400,
         )
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == _READ_ONLY_TRANSACTION:
+    if sqlstate(exc) == _READ_ONLY_TRANSACTION:
         # The server became a standby under a running process (or a pooler points at one): as a replica's write.
         log.warning("write refused by a read-only database on %s %s", request.method, request.url.path)
         return sanji_error_handler(request, ReadOnlyReplica("the database now refuses writes (a standby)"))
@@ -165,7 +165,7 @@ def database_unavailable(exc: BaseException) -> bool:
             exc.connection_invalidated
             or isinstance(orig, OSError)
             or type(orig).__name__ in _DRIVER_UNREACHABLE
-            or str(getattr(orig, "sqlstate", "") or "").startswith(_INSUFFICIENT_RESOURCES)
+            or sqlstate(exc).startswith(_INSUFFICIENT_RESOURCES)
         )
     return isinstance(exc, ConnectionError)
 
@@ -175,7 +175,7 @@ def disk_full(exc: BaseException) -> bool:
     (53100), or a file's ENOSPC / EDQUOT. The transaction that met it rolled back."""
     if isinstance(exc, DBAPIError):
         orig = exc.orig
-        if getattr(orig, "sqlite_errorname", "") == "SQLITE_FULL" or getattr(orig, "sqlstate", "") == _DISK_FULL:
+        if getattr(orig, "sqlite_errorname", "") == "SQLITE_FULL" or sqlstate(exc) == _DISK_FULL:
             return True
         return isinstance(orig, OSError) and orig.errno in _NO_SPACE
     return isinstance(exc, OSError) and exc.errno in _NO_SPACE
