@@ -51,6 +51,7 @@ from protocol.errors import SanjiError
 
 __all__ = [
     "CHINA_STANDARD_TIME",
+    "UNIT_NAMES",
     "CalendarData",
     "CalendarError",
     "CalendarInvalid",
@@ -63,6 +64,7 @@ __all__ = [
     "compute_due",
     "deadline_status",
     "paused_days",
+    "push_due",
     "stage_due",
 ]
 
@@ -70,6 +72,11 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 """UTC+8. China has kept no daylight saving time since 1991, so a fixed offset is exact."""
 
 Unit = Literal["working", "calendar"]
+UNIT_NAMES: dict[str, tuple[str, str]] = {
+    "working": ("个工作日", "working days"),
+    "calendar": ("个自然日", "calendar days"),
+}
+"""How a count of days in each unit is said (Chinese, English): notices, SMS and the provincial export alike."""
 Level = Literal["normal", "yellow", "red"]
 
 _ONE_DAY = timedelta(days=1)
@@ -353,6 +360,19 @@ def compute_due(
     if unit == "working":
         return calendar.add_working_days(accepted_on, total)
     return calendar.add_calendar_days(accepted_on, total)
+
+
+def push_due(due: date, days: int, unit: Unit, *, calendar: WorkCalendar) -> date:
+    """``due`` moved later by ``days`` in ``unit``, the errand's limit's own: a closed pause's days
+    (:func:`paused_days` in the same unit) or an extension's. A desk moves a deadline it already holds this
+    way; :func:`compute_due` from the acceptance is exact where a calendar-day deadline was rolled past a day
+    off before it was moved (the 暂定 correction recomputes so)."""
+    _check_count("days", days)
+    if unit == "working":
+        return calendar.add_working_days(due, days)
+    if unit == "calendar":
+        return calendar.add_calendar_days(due, days)
+    raise ValueError(f"unit must be 'working' or 'calendar', not {unit!r}")
 
 
 def stage_due(

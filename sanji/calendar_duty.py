@@ -13,6 +13,7 @@ other dates than the errand has, or one that changes nothing, so the duty cannot
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 
 import msgspec
@@ -23,8 +24,8 @@ from protocol.deadlines import CalendarUnknown, compute_due
 from protocol.errand import LIVE, ErrandState, Projection
 from protocol.errors import SanjiError
 from protocol.topology import COUNTY
-from sanji.context import NodeContext
-from sanji.service import new_action_id
+from sanji.context import NodeContext, due_from_acceptance, pauses_since
+from sanji.service import accept_of, new_action_id
 from sanji.store import Store
 
 log = logging.getLogger("sanji.calendar_duty")
@@ -58,20 +59,17 @@ def corrected(
     due, stage_due = state.due, state.stage_due
     due_marked, stage_marked = state.due_provisional, state.stage_due_provisional
     if state.due and accept is not None:
+        # As the desk's own steps counted it (``due_from_acceptance``), now on the published year.
         accepted_on = context.date_of(accept.at)
-        base = compute_due(accepted_on, accept.limit_days, accept.limit_unit, calendar=calendar)
-        # Pauses and extensions push the date by working days, as the desk's own steps did.
-        paused = sum(
-            calendar.working_days_between(context.date_of(s), context.date_of(r)) for s, r in state.pauses if r >= s
-        )
-        new = calendar.add_working_days(base, max(0, paused) + state.extended_days)
-        due, due_marked = new.isoformat(), bound.span_provisional(accepted_on, new)
+        due = due_from_acceptance(accept, state.pauses, state.extended_days, calendar=calendar, date_of=context.date_of)
+        due_marked = bound.span_provisional(accepted_on, date.fromisoformat(due))
     matter = context.matter(state.matter)
     if state.stage_due and matter is not None:
         start = context.date_of(state.stage_since)
         limit = matter.county_limit if context.store.directory.role(state.holder) == COUNTY else matter.township_limit
         if limit > 0:
-            new = compute_due(start, limit, matter.limit_unit, calendar=calendar)
+            pauses = pauses_since(state.pauses, state.stage_since, context.date_of)
+            new = compute_due(start, limit, matter.limit_unit, pauses, calendar=calendar)
             stage_due, stage_marked = new.isoformat(), bound.span_provisional(start, new)
     return due, stage_due, due_marked, stage_marked
 
@@ -97,7 +95,7 @@ async def correct_provisional_deadlines(store: Store, context: NodeContext) -> l
 
 
 async def _correct_one(store: Store, context: NodeContext, bound: BoundCalendar, row: dict[str, Any]) -> bool:
-    accept = await _accept_of(store, row["id"])
+    accept = await accept_of(store, row["id"])
     wrote = False
 
     def build(before: Projection, at: int) -> CorrectDeadline:
@@ -148,13 +146,3 @@ async def _correct_one(store: Store, context: NodeContext, bound: BoundCalendar,
 
 class _Nothing(Exception):
     """The recomputed deadlines equal the held ones: no action."""
-
-
-async def _accept_of(store: Store, errand_id: str) -> Accept | None:
-    detail = await store.errand(errand_id)
-    if detail is None:
-        return None
-    for item in detail["history"]:
-        if item["kind"] == "accept" and item["status"] == "applied":
-            return msgspec.convert({k: v for k, v in item.items() if k not in ("status", "reason")}, Accept)
-    return None

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from protocol.actions import Accept
 from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
 from protocol.calendar_doc import (
     CALENDAR,
@@ -34,7 +35,7 @@ from protocol.catalogue import (
     publisher_keys,
     sign_catalogue,
 )
-from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, compute_due
+from protocol.deadlines import CalendarUnknown, Unit, WorkCalendar, business_today, compute_due, paused_days, push_due
 from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
 from protocol.signing import KeyRecord
@@ -307,7 +308,8 @@ class NodeContext:
             return "", limit, found.limit_unit
         return due.isoformat(), limit, found.limit_unit
 
-    def stage_due(self, matter: str, role: str, start: date) -> str:
+    def stage_due(self, matter: str, role: str, start: date, pauses: Sequence[tuple[date, date]] = ()) -> str:
+        """The stage's deadline from its ``start``: the matter's limit at ``role`` and the stage's closed pauses."""
         found = self.matter(matter)
         if found is None or self.calendar is None:
             return ""
@@ -316,28 +318,76 @@ class NodeContext:
         if limit <= 0 or calendar is None:
             return ""
         try:
-            return compute_due(start, limit, found.limit_unit, calendar=calendar).isoformat()
+            return compute_due(start, limit, found.limit_unit, pauses, calendar=calendar).isoformat()
         except CalendarUnknown:
             return ""
 
-    def pushed_due(self, due: str, paused_from: date, paused_to: date) -> str:
+    def due_from(self, accept: Accept, pauses: Sequence[tuple[int, int]], extended_days: int, fallback: str) -> str:
+        """The whole deadline counted again from the acceptance (``due_from_acceptance``) on this node's
+        calendar; ``fallback`` where the calendar cannot answer."""
         calendar = self.provisional_calendar
-        if not due or calendar is None:
+        if calendar is None:
+            return fallback
+        try:
+            return due_from_acceptance(accept, pauses, extended_days, calendar=calendar, date_of=self.date_of)
+        except CalendarUnknown:
+            return fallback
+
+    def pauses_since(self, pauses: Sequence[tuple[int, int]], since: int) -> list[tuple[date, date]]:
+        """``pauses_since`` in business days on this node's clock."""
+        return pauses_since(pauses, since, self.date_of)
+
+    def pushed_due(self, due: str, paused_from: date, paused_to: date, unit: Unit = "working") -> str:
+        """``due`` moved by the pause from ``paused_from`` to ``paused_to``, counted in the limit's ``unit``."""
+        calendar = self.provisional_calendar
+        if not due or calendar is None or paused_to < paused_from:
             return due
         try:
-            paused = calendar.working_days_between(paused_from, paused_to)
-            return calendar.add_working_days(date.fromisoformat(due), max(0, paused)).isoformat()
+            paused = paused_days([(paused_from, paused_to)], unit, calendar=calendar)
+            return push_due(date.fromisoformat(due), paused, unit, calendar=calendar).isoformat()
         except CalendarUnknown:
             return due
 
-    def extended_due(self, due: str, days: int) -> str:
+    def extended_due(self, due: str, days: int, unit: Unit = "working") -> str:
+        """``due`` moved by an extension of ``days`` in the limit's ``unit`` (延期: 行政许可法 第四十二条)."""
         calendar = self.provisional_calendar
         if not due or calendar is None:
             return due
         try:
-            return calendar.add_working_days(date.fromisoformat(due), days).isoformat()
+            return push_due(date.fromisoformat(due), days, unit, calendar=calendar).isoformat()
         except CalendarUnknown:
             return due
+
+    def limit_unit(self, entry: Matter | None, matter: str) -> Unit:
+        """The unit an errand's limit is counted in: its bound catalogue entry's, else the catalogue's now."""
+        found = entry if entry is not None else self.matter(matter)
+        return found.limit_unit if found is not None else "working"
+
+
+def pauses_since(
+    pauses: Sequence[tuple[int, int]], since: int, date_of: Callable[[int], date]
+) -> list[tuple[date, date]]:
+    """The closed pauses (clock times) that began once a clock started at ``since``: the ones that stopped it
+    (a 补正 before the acceptance stopped no whole-errand clock), as business days."""
+    return [(date_of(s), date_of(r)) for s, r in pauses if s >= since and r >= s]
+
+
+def due_from_acceptance(
+    accept: Accept,
+    pauses: Sequence[tuple[int, int]],
+    extended_days: int,
+    *,
+    calendar: WorkCalendar,
+    date_of: Callable[[int], date],
+) -> str:
+    """限时办结: the whole deadline from what the errand recorded — the acceptance day and limit, the closed
+    pauses since, the extensions — all in the limit's own unit (``protocol.deadlines.compute_due``). The one
+    count the desk (a pause closed, an extension) and the 暂定 correction both make, so a calendar-day limit
+    rolled past a holiday is not moved from the rolled day."""
+    counted = pauses_since(pauses, accept.at, date_of)
+    accepted_on = date_of(accept.at)
+    due = compute_due(accepted_on, accept.limit_days, accept.limit_unit, counted, extended_days, calendar=calendar)
+    return due.isoformat()
 
 
 def now_ms() -> int:

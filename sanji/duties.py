@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from protocol.binding import DEEMED_ROLE, SYSTEM_ACTOR
+from protocol.deadlines import UNIT_NAMES
 from protocol.errand import OUTCOMES
 from protocol.errors import SanjiError
 from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
@@ -195,8 +196,9 @@ async def queue_extension_messages(store: Store, context: NodeContext) -> int:
         matter = context.matter(row["matter"])
         name = matter.name if matter else row["matter"]
         due = extension.get("due") or "—"
+        unit_zh = UNIT_NAMES.get(matter.limit_unit if matter else "working", UNIT_NAMES["working"])[0]
         text = (
-            f"【三级联办】您申请的{name}(回执号{row['receipt']})办理期限延长{extension['days']}个工作日,"
+            f"【三级联办】您申请的{name}(回执号{row['receipt']})办理期限延长{extension['days']}{unit_zh},"
             f"新的办结期限为{due},理由:{extension.get('reason', '')}。延期告知书可到窗口领取。"
         )
         if await store.queue_notification(errand, f"ext:{str(extension['id'])[:28]}", mask_phone(phone), text):

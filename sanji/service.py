@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any, Literal, Protocol
+
+import msgspec
 
 from protocol import actions as a
 from protocol.actions import Action
 from protocol.binding import SYSTEM_ACTOR, bind
+from protocol.deadlines import Unit
 from protocol.errand import ErrandState, Projection, judge
 from protocol.errors import ActionRefused
 from protocol.hlc import wall_ms, wall_seconds
@@ -36,9 +39,14 @@ class DeadlinePolicy(Protocol):
 
     def today(self) -> date: ...
     def whole_due(self, matter: str, accepted_on: date, errand_kind: str) -> tuple[str, int, str]: ...
-    def stage_due(self, matter: str, role: str, start: date) -> str: ...
-    def pushed_due(self, due: str, paused_from: date, paused_to: date) -> str: ...
-    def extended_due(self, due: str, days: int) -> str: ...
+    def stage_due(self, matter: str, role: str, start: date, pauses: Sequence[tuple[date, date]] = ()) -> str: ...
+    def due_from(
+        self, accept: a.Accept, pauses: Sequence[tuple[int, int]], extended_days: int, fallback: str
+    ) -> str: ...
+    def pauses_since(self, pauses: Sequence[tuple[int, int]], since: int) -> list[tuple[date, date]]: ...
+    def pushed_due(self, due: str, paused_from: date, paused_to: date, unit: Unit = "working") -> str: ...
+    def extended_due(self, due: str, days: int, unit: Unit = "working") -> str: ...
+    def limit_unit(self, entry: Matter | None, matter: str) -> Unit: ...
     @property
     def catalogue_version(self) -> int: ...
     @property
@@ -173,6 +181,10 @@ class ErrandService:
     async def _act(self, errand_id: str, form: ActionForm) -> Projection:
         ERRAND.set(errand_id)  # every log line written for this request names the errand (sanji.observe.logs)
 
+        # A deadline moved by a closed pause or an extension is counted again from the acceptance (its day, limit
+        # and unit): read before the write, as it never changes once applied.
+        accept = await accept_of(self.store, errand_id) if form.kind in _COUNTED_FROM_ACCEPTANCE else None
+
         def build(before: Projection, at: int) -> Action:
             state = before.state
             if state is None:
@@ -193,6 +205,8 @@ class ErrandService:
                 "at": at,
                 "base": state.version,
             }
+            if accept is not None:
+                return _COUNTED_FROM_ACCEPTANCE[form.kind](self, form, state, common, at, accept)
             return self._build(form, state, common, at)
 
         return await self.store.act(errand_id, build)
@@ -277,18 +291,33 @@ def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: di
 
 
 def _materials_received(
-    svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int
+    svc: ErrandService,
+    form: ActionForm,
+    state: ErrandState,
+    common: dict[str, Any],
+    at: int,
+    accept: a.Accept | None = None,
 ) -> Action:
     due, stage_due = state.due, ""
     marked, stage_marked = state.due_provisional, False
-    if svc.policy is not None and state.stage == SUPPLEMENT:
+    policy = svc.policy
+    if policy is not None and state.stage == SUPPLEMENT:
         paused_from, paused_to = svc._date(state.paused_since), svc._date(at)
+        pauses = (*state.pauses, (state.paused_since, at))  # this one closes now
         if state.due:
-            due = svc.policy.pushed_due(state.due, paused_from, paused_to)
-            marked = marked or svc.policy.span_provisional(paused_to, due)
+            if accept is not None:
+                due = policy.due_from(accept, pauses, state.extended_days, fallback=state.due)
+            else:  # read before the acceptance was (a race): moved from the deadline held, in the limit's unit
+                unit = policy.limit_unit(state.matter_entry, state.matter)
+                due = policy.pushed_due(state.due, paused_from, paused_to, unit)
+            marked = marked or policy.span_provisional(paused_to, due)
         if state.stage_due:
-            stage_due = svc.policy.pushed_due(state.stage_due, paused_from, paused_to)
-            stage_marked = state.stage_due_provisional or svc.policy.span_provisional(paused_to, stage_due)
+            role = svc.store.directory.role(svc.node_id)
+            stage_pauses = policy.pauses_since(pauses, state.stage_since)
+            stage_due = (
+                policy.stage_due(state.matter, role, svc._date(state.stage_since), stage_pauses) or state.stage_due
+            )
+            stage_marked = state.stage_due_provisional or policy.span_provisional(paused_to, stage_due)
     return a.MaterialsReceived(
         **common,
         items=tuple(form.items),
@@ -304,11 +333,23 @@ def _subtask_done(svc: ErrandService, form: ActionForm, state: ErrandState, comm
     return a.SubtaskDone(**common, department=form.department, outcome=outcome, note=form.text)
 
 
-def _extend(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
+def _extend(
+    svc: ErrandService,
+    form: ActionForm,
+    state: ErrandState,
+    common: dict[str, Any],
+    at: int,
+    accept: a.Accept | None = None,
+) -> Action:
     new_due, marked = state.due, state.due_provisional
-    if svc.policy is not None and state.due:
-        new_due = svc.policy.extended_due(state.due, form.days)
-        marked = marked or svc.policy.span_provisional(svc._date(at), new_due)
+    policy = svc.policy
+    if policy is not None and state.due:
+        if accept is not None:
+            new_due = policy.due_from(accept, state.pauses, state.extended_days + form.days, fallback=state.due)
+        else:
+            unit = policy.limit_unit(state.matter_entry, state.matter)
+            new_due = policy.extended_due(state.due, form.days, unit)
+        marked = marked or policy.span_provisional(svc._date(at), new_due)
     reason = form.reasons or form.text
     return a.Extend(
         **common,
@@ -371,6 +412,23 @@ def _answer_urging(svc: ErrandService, form: ActionForm, state: ErrandState, com
 
 def _simple(make: Callable[[ActionForm, dict[str, Any]], Action]) -> Builder:
     return lambda svc, form, state, common, at: make(form, common)
+
+
+_COUNTED_FROM_ACCEPTANCE: dict[str, Callable[..., Action]] = {
+    "materials_received": _materials_received,
+    "extend": _extend,
+}
+
+
+async def accept_of(store: Store, errand_id: str) -> a.Accept | None:
+    """The errand's applied acceptance as held here (None before it, or unknown here)."""
+    detail = await store.errand(errand_id)
+    if detail is None:
+        return None
+    for item in detail["history"]:
+        if item["kind"] == "accept" and item["status"] == "applied":
+            return msgspec.convert({k: v for k, v in item.items() if k not in ("status", "reason")}, a.Accept)
+    return None
 
 
 BUILDERS: dict[str, Builder] = {

@@ -59,7 +59,7 @@ from protocol.actions import (
 )
 from protocol.batch import open_frame
 from protocol.catalogue import CATEGORIES, Catalogue, Material, Matter
-from protocol.deadlines import CHINA_STANDARD_TIME
+from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState
 from protocol.errors import SanjiError
@@ -152,6 +152,7 @@ def errand_rows(
             promise_date=accept.due,
         )
     previous = accept.at if accept else (register.at if register else state.registered_at)
+    unit_zh = UNIT_NAMES.get(accept.limit_unit if accept else "working", UNIT_NAMES["working"])[0]
     open_supplement: RequestSupplement | None = None
     for action in acts:
         stage = ""
@@ -197,7 +198,7 @@ def errand_rows(
                 "special",
                 action,
                 special_type="延长",
-                special_name=f"延长{action.days}个工作日",
+                special_name=f"延长{action.days}{unit_zh}",
                 start_time=cst(action.at),
                 reason=action.reason,
                 end_time=cst(action.at),

@@ -22,7 +22,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from protocol.catalogue import Matter
-from protocol.deadlines import CHINA_STANDARD_TIME
+from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
 from protocol.errand import OUTCOMES, STAGE_LABELS
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
@@ -36,8 +36,8 @@ from sanji.web.qr import qr_svg
 
 FREE_OF_CHARGE = "代办服务免费"
 LEVEL_LABELS = {"village": "村(社区)", "town": "乡镇(街道)", "county": "县级部门"}
-UNIT_LABELS = {"working": "个工作日", "calendar": "个自然日"}
-UNIT_LABELS_EN = {"working": "working days", "calendar": "calendar days"}
+UNIT_LABELS = {unit: zh for unit, (zh, _) in UNIT_NAMES.items()}
+UNIT_LABELS_EN = {unit: en for unit, (_, en) in UNIT_NAMES.items()}
 
 
 # -- shared formatting (the desk screens use these too) ----------------------------------------
@@ -335,6 +335,10 @@ class DocumentController(Controller):
             facts["promise_by"] = cn_iso(source.get("promise_by", ""))
             facts["limit"] = limit_text(int(source.get("limit_days", 0)), str(source.get("limit_unit", "working")))
             facts["deemed"] = bool(matter and matter.deemed_approval)
+        elif spec.slug == "extension":
+            # In the errand's own unit: a limit of calendar days is extended by calendar days.
+            unit = str((last_of(history, "accept") or {}).get("limit_unit") or (matter.limit_unit if matter else ""))
+            facts["unit_zh"], facts["unit_en"] = UNIT_NAMES.get(unit, UNIT_NAMES["working"])
         elif spec.slug == "delivery":
             decide = last_of(history, "decide")
             facts["decide"] = decide
