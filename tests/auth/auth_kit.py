@@ -32,7 +32,7 @@ CSRF = re.compile(r'name="_csrf_token" value="([^"]*)"')
 GOOD = {
     "matter": "MZ-001",
     "applicant_name": "张秀英",
-    "applicant_id_number": "430621195007307797",
+    "applicant_id_number": "430621195007307791",
     "applicant_phone": "13812345678",
     "materials": ["身份证复印件"],
     "actor": "typed by the desk",

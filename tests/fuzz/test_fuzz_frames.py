@@ -64,7 +64,7 @@ def actions(n: int, *, text: str = "进度说明") -> list[Any]:
         role="代办员",
         at=AT,
         matter="MZ-001",
-        applicant=Applicant(name="张三", id_number="430621195007307797", phone="13812345678"),
+        applicant=Applicant(name="张三", id_number="430621195007307791", phone="13812345678"),
         receipt="T01V01-20240301-001",
     )
     out: list[Any] = [register]

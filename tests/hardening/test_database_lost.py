@@ -19,7 +19,7 @@ from town_node.app import create_app
 WALK_IN = {
     "matter": "MZ-001",
     "applicant_name": "张秀英",
-    "applicant_id_number": "430621195007307797",
+    "applicant_id_number": "430621195007307791",
     "materials": ["身份证复印件"],
     "actor": "窗口 王芳",
 }

@@ -19,7 +19,7 @@ from sanji.auth import events as ev
 from tests.auth.auth_kit import GOOD, add, app, bearer, csrf_of, events, login, prepare, token
 
 Client = TestClient[Litestar]
-FULL_ID, MASKED_ID = "430621195007307797", "430621********7797"
+FULL_ID, MASKED_ID = "430621195007307791", "430621********7791"
 FULL_PHONE, MASKED_PHONE = "13812345678", "138****5678"
 
 

@@ -23,7 +23,7 @@ from tests.screens.screens_kit import make_app, prepared_node
 APPLICANT = {
     "matter": "MZ-001",
     "applicant_name": "张秀英",
-    "applicant_id_number": "430621195007307797",
+    "applicant_id_number": "430621195007307791",
     "applicant_phone": "13812345678",
     "materials": ["身份证复印件"],
     "actor": "李建国",

@@ -22,7 +22,7 @@ def _register(base: str) -> None:
     body = {
         "matter": "MZ-003",
         "applicant_name": "张秀英",
-        "applicant_id_number": "430621195007307797",
+        "applicant_id_number": "430621195007307791",
         "applicant_phone": "13812345678",
         "materials": ["申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"],
         "mandate": True,

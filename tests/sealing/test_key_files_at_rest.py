@@ -49,7 +49,7 @@ from village_agent.app import create_app
 PASSPHRASE = "河口乡 laptop passphrase 7"
 ENV = "SANJI_TEST_KEY_PASSPHRASE"
 REAL_LOG2N = keys.SCRYPT_LOG2N
-ID_NUMBER, PHONE = "430621195007307797", "13812345678"
+ID_NUMBER, PHONE = "430621195007307791", "13812345678"
 APPLICANT = {
     "matter": "MZ-001",
     "applicant_name": "张秀英",

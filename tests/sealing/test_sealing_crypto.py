@@ -43,7 +43,7 @@ C, T01, VILLAGE, SISTER, T02, FAR = "C", "T01", "T01V01", "T01V02", "T02", "T02V
 PATH = (C, T01, VILLAGE)
 OFF_PATH = (SISTER, T02, FAR, "T02V02")
 ERRAND = "T01V01-0011223344556677"
-DETAILS = Personal(id_number="430621195203154427", phone="13907301234", income="月收入800元", health="高血压")
+DETAILS = Personal(id_number="43062119520315442X", phone="13907301234", income="月收入800元", health="高血压")
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ Net = Any  # tests/conftest.py Network
 NetworkFactory = Callable[..., Awaitable[Net]]
 
 C, TOWN, VILLAGE, OTHER_TOWN, FAR_VILLAGE = "C", "T01", "T01V01", "T02", "T02V01"
-ID_NUMBER = "430621195203154427"
+ID_NUMBER = "43062119520315442X"
 PHONE = "13907301234"
 SECRETS = (ID_NUMBER.encode(), PHONE.encode())
 

@@ -21,7 +21,7 @@ from village_agent.app import create_app
 GOOD = {
     "matter": "MZ-001",
     "applicant_name": "张秀英",
-    "applicant_id_number": "430621195007307797",
+    "applicant_id_number": "430621195007307791",
     "applicant_phone": "13812345678",
     "materials": ["身份证复印件"],
     "actor": "代办员 李建国",
@@ -45,7 +45,7 @@ def test_register_then_read_back(village: TestClient) -> None:  # type: ignore[t
     assert r.status_code == 201, r.text
     errand = village.get(f"/api/errands/{r.json()['errand']}").json()
     assert errand["stage"] == "registered" and errand["holder"] == "T01V01"
-    assert errand["history"][0]["applicant"]["id_number"] == "430621********7797"  # masked unless asked
+    assert errand["history"][0]["applicant"]["id_number"] == "430621********7791"  # masked unless asked
     shown = village.get(f"/api/errands/{r.json()['errand']}?reveal=true").json()
     assert shown["history"][0]["applicant"]["id_number"] == GOOD["applicant_id_number"]
     assert len(errand["digest"]) == 64
@@ -55,6 +55,7 @@ def test_register_then_read_back(village: TestClient) -> None:  # type: ignore[t
     "body",
     [
         {**GOOD, "applicant_id_number": "12345"},
+        {**GOOD, "applicant_id_number": "430621195007307797"},  # a wrong check character, as the screen says
         {**GOOD, "applicant_name": ""},
         {**GOOD, "unexpected": 1},
         {k: v for k, v in GOOD.items() if k != "matter"},
