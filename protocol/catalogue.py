@@ -310,6 +310,7 @@ def check_catalogue(cat: Catalogue, *, skip: Mapping[int, Collection[str]] | Non
         top("matters", "the catalogue lists no matters")
     if len(cat.matters) > MAX_MATTERS:
         top("matters", f"lists {len(cat.matters)} matters; the limit is {MAX_MATTERS}")
+        return out  # each matter's checks would be unbounded work on a catalogue refused anyway
 
     first_at: dict[str, int] = {}
     for i, m in enumerate(cat.matters):

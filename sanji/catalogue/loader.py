@@ -182,6 +182,13 @@ def catalogue_from_mapping(
     rows: list[_Row] = []
     if not isinstance(raw_matters, list):
         problems.append("catalogue, field matters: missing, or not a list of tables")
+    elif len(raw_matters) > MAX_MATTERS:
+        # Refused before any matter is looked at: checking each would be work without bound (and a page of
+        # millions of problems), for a catalogue that cannot be published anyway.
+        raise CatalogueError(
+            f"{source}: lists {len(raw_matters)} matters; the limit is {MAX_MATTERS}",
+            [f"catalogue, field matters: lists {len(raw_matters)} matters; the limit is {MAX_MATTERS}"],
+        )
     else:
         for i, item in enumerate(raw_matters):
             if isinstance(item, Mapping):

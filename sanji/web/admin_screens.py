@@ -250,11 +250,21 @@ def publishing_fields(request: Request[Any, Any, Any], check_path: str, shown: P
     return {
         "county": serves(request.app, check_path, "POST"),
         "max_bytes": MAX_UPLOAD_BYTES,
-        "problems": shown.get("problems") or [],
+        "problems": _listed(shown.get("problems") or []),
         "problem": shown.get("problem", ""),
         "review": shown.get("review"),
         "done": shown.get("done", ""),
     }
+
+
+PROBLEMS_LISTED = 200  # a page lists this many of an upload's problems, then says how many more there are
+
+
+def _listed(problems: list[str]) -> list[str]:
+    if len(problems) <= PROBLEMS_LISTED:
+        return problems
+    more = len(problems) - PROBLEMS_LISTED
+    return [*problems[:PROBLEMS_LISTED], f"……另有 {more} 个问题未列出，请先改正以上问题 ({more} more not listed)"]
 
 
 def catalogue_frame(store: Store, context: NodeContext) -> dict[str, Any]:
