@@ -36,6 +36,7 @@ RefusalCode = Literal[
     "note_text_missing",
     "rating_missing",
     "attachment_incomplete",
+    "attachment_not_held",
     # 督办 with an answer due, and its answer (protocol.urging)
     "urging_kind",
     "urging_level",
@@ -210,6 +211,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "answer_text_missing": ("督办回复不能为空", "an answer to an urging needs text"),
     "rating_missing": ("请选择评价等级", "choose 满意, 基本满意 or 不满意"),
     "attachment_incomplete": ("附件须有内容摘要和名称", "an attachment needs its content hash and a name"),
+    "attachment_not_held": (
+        "本节点没有该附件的完整文件（{blob}…），请直接上传文件",
+        "this node holds no whole file {blob}…: send the bytes with the attachment (POST …/attachments)",
+    ),
     "accept_level": (
         "受理或不予受理只能由{where_zh}作出",
         "errands are accepted or not accepted (受理/不予受理) at the {where}",

@@ -7,6 +7,7 @@ every replica shows the same deadline whatever catalogue version or clock it has
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -172,13 +173,27 @@ class ErrandService:
         """Take one step at a desk. Nobody at a desk writes as the system (超时默许 is the duties' alone)."""
         if form.actor == SYSTEM_ACTOR or form.deemed:
             raise ActionRefused(refuse("system_only"))
+        if form.kind == "attach" and form.blob:
+            # An attachment named by its hash alone: the bytes must be here already (sent with ``attach``, or
+            # received whole), or the step would point every replica at bytes nobody holds.
+            held = await self.store.blob_state(form.blob)
+            if held is None or not held[2] or held[0] != form.size:
+                raise ActionRefused(refuse("attachment_not_held", blob=form.blob[:12]))
         return await self._act(errand_id, form)
+
+    async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
+        """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all."""
+        if form.actor == SYSTEM_ACTOR or form.deemed:
+            raise ActionRefused(refuse("system_only"))
+        digest = hashlib.sha256(data).hexdigest()
+        step = msgspec.structs.replace(form, kind="attach", blob=digest, size=len(data))
+        return await self._act(errand_id, step, attachment=data)
 
     async def act_as_system(self, errand_id: str, form: ActionForm) -> Projection:
         """A step the node takes by itself (``sanji.duties``); ``judge`` still checks every fact of it."""
         return await self._act(errand_id, form)
 
-    async def _act(self, errand_id: str, form: ActionForm) -> Projection:
+    async def _act(self, errand_id: str, form: ActionForm, *, attachment: bytes | None = None) -> Projection:
         ERRAND.set(errand_id)  # every log line written for this request names the errand (sanji.observe.logs)
 
         # A deadline moved by a closed pause or an extension is counted again from the acceptance (its day, limit
@@ -209,7 +224,7 @@ class ErrandService:
                 return _COUNTED_FROM_ACCEPTANCE[form.kind](self, form, state, common, at, accept)
             return self._build(form, state, common, at)
 
-        return await self.store.act(errand_id, build)
+        return await self.store.act(errand_id, build, attachment=attachment)
 
     def _build(self, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
         return BUILDERS[form.kind](self, form, state, common, at)

@@ -391,7 +391,9 @@ class AuditedStore(Store):
         self.audit_clock = clock
         self.db.add_commit_hook(self._record_taken)
 
-    async def act(self, errand_id: str, build: Callable[[Projection, int], Action]) -> Projection:
+    async def act(
+        self, errand_id: str, build: Callable[[Projection, int], Action], *, attachment: bytes | None = None
+    ) -> Projection:
         pending = _Pending(CALLER.get() or SYSTEM)
 
         def capture(before: Projection, at: int) -> Action:
@@ -401,7 +403,7 @@ class AuditedStore(Store):
 
         token = _PENDING.set(pending)
         try:
-            return await super().act(errand_id, capture)
+            return await super().act(errand_id, capture, attachment=attachment)
         except SanjiError as exc:
             pending.done = True
             action = pending.actions[-1] if pending.actions else None

@@ -291,6 +291,11 @@ class GuardedService(ErrandService):
         with self.caller.auditing():
             return await super().act(errand_id, form)
 
+    async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
+        form = await self.caller.authorise("attach", form, errand=errand_id)
+        with self.caller.auditing():
+            return await super().attach(errand_id, form, data)
+
 
 async def close_uploads(form: Any) -> None:
     """Close every uploaded file of a multipart form (each is a temporary file until closed)."""

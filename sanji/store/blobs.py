@@ -27,14 +27,11 @@ class Blobs(Section):
     """Attachments held here, by SHA-256, and which peer acknowledged which."""
 
     async def put_blob(self, data: bytes) -> str:
-        """Keep a whole attachment made here; returns its SHA-256 (hex)."""
+        """Keep a whole attachment made here; returns its SHA-256 (hex). A desk attaching a file keeps it with
+        its ``attach`` step instead (``keep_blob`` in ``Store.act``): a refused step keeps no bytes."""
         digest = hashlib.sha256(data).hexdigest()
         async with self._write() as conn:
-            row = (
-                await conn.execute(select(t.blobs.c.complete, t.blobs.c.received).where(t.blobs.c.hash == digest))
-            ).first()
-            if row is None or not row[0] or int(row[1]) != len(data):  # missing, partial or archived here
-                await hold_whole(conn, digest, data)
+            await keep_blob(conn, digest, data)
         return digest
 
     async def blob_state(self, digest: str) -> tuple[int, int, bool] | None:
@@ -143,6 +140,13 @@ class Blobs(Section):
             )
             if not exists:
                 await conn.execute(insert(t.blob_acks).values(peer=peer, hash=digest))
+
+
+async def keep_blob(conn: AsyncConnection, digest: str, data: bytes) -> None:
+    """Hold ``data`` (hashing to ``digest``) whole unless it is held whole already."""
+    row = (await conn.execute(select(t.blobs.c.complete, t.blobs.c.received).where(t.blobs.c.hash == digest))).first()
+    if row is None or not row[0] or int(row[1]) != len(data):  # missing, partial or archived here
+        await hold_whole(conn, digest, data)
 
 
 async def hold_whole(conn: AsyncConnection, digest: str, data: bytes) -> None:

@@ -14,6 +14,7 @@ Invariants kept here:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -28,7 +29,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import ledger, limits
-from protocol.actions import Action
+from protocol.actions import Action, Attach
 from protocol.batch import GENESIS, Batch, frame_hash, open_frame
 from protocol.encoding import decode_action, encode
 from protocol.errand import ErrandState, Projection, Replayed, project, project_with_line
@@ -43,7 +44,7 @@ from sanji.keys import NodeKey
 from sanji.store import bulk, projections, report_inputs
 from sanji.store import schema as t
 from sanji.store.archive import Archive
-from sanji.store.blobs import Blobs
+from sanji.store.blobs import Blobs, keep_blob
 from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database, NotLocked
@@ -300,12 +301,19 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
 
     # -- local actions ---------------------------------------------------------------
 
-    async def act(self, errand_id: str, build: Callable[[Projection, int], Action]) -> Projection:
-        """Record one local action, judged by the same rule every replica uses."""
+    async def act(
+        self, errand_id: str, build: Callable[[Projection, int], Action], *, attachment: bytes | None = None
+    ) -> Projection:
+        """Record one local action, judged by the same rule every replica uses. ``attachment``: the bytes an
+        ``attach`` step names, kept in the same transaction, so a refused step keeps none of them."""
         async with self._write() as conn:
             before = project(errand_id, await self._load_actions(conn, [errand_id]), self.directory)
             action = build(before, self.clock.now())
             ledger.check_local(self.node_id, errand_id, before.state, action, self.directory)
+            if attachment is not None:
+                if not isinstance(action, Attach) or action.blob != hashlib.sha256(attachment).hexdigest():
+                    raise ValueError("attachment bytes go with the attach step that names their hash")
+                await keep_blob(conn, action.blob, attachment)
             _, moved = await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
             await self._keep_clock(conn)
             await conn.execute(insert(t.outbox).values(action_id=action.id, scope=action.scope))

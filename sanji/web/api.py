@@ -129,9 +129,8 @@ class AttachmentController(Controller):
         if len(data) > limit:
             raise BodyTooLarge(f"the attachment is {len(data)} bytes; this node takes at most {limit}")
         mime = request.headers.get("content-type", "application/octet-stream")[:100]
-        digest = await service.store.put_blob(data)
-        form = ActionForm(kind="attach", actor=actor, blob=digest, size=len(data), name=name, mime=mime)
-        return action_result(await service.act(errand_id, form))
+        form = ActionForm(kind="attach", actor=actor, name=name, mime=mime)
+        return action_result(await service.attach(errand_id, form, data))
 
     @get(
         "/attachments/{digest:str}",

@@ -112,10 +112,9 @@ class ScanController(Controller):
             missing = ("附件名称", "a name for the file") if not name else ("经办人姓名", "your name")
             return await again(f"请填写{missing[0]}", f"Give {missing[1]}", 400)
         role = person.get("role", "")
-        digest = await store.put_blob(data)
-        step = ActionForm(kind="attach", actor=actor, role=role, blob=digest, size=len(data), name=name, mime=mime)
+        step = ActionForm(kind="attach", actor=actor, role=role, name=name, mime=mime)
         try:
-            await service.act(errand_id, step)
+            await service.attach(errand_id, step, data)
         except SanjiError as exc:
             zh, en, code = refusal_text(exc)
             return await again(zh, en, 409 if exc.code == "action_refused" else 400, code, exc.hint)

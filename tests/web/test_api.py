@@ -154,6 +154,41 @@ def test_attach_and_download_a_scan(village: TestClient) -> None:  # type: ignor
     assert empty.status_code == 409
 
 
+def blobs_held(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "c" / "T01V01" / "node.db") as con:
+        return int(con.execute("SELECT count(*) FROM blobs").fetchone()[0])
+
+
+def test_a_refused_attachment_keeps_no_bytes(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Before: the bytes were kept first and the step judged after, so every refused upload stayed on disk."""
+    scan = bytes(range(256)) * 4000
+    for _ in range(3):
+        r = village.post("/api/errands/NOPE-0/attachments", params={"name": "a.jpg", "actor": "代办员"}, content=scan)
+        assert r.status_code in (404, 409), r.text
+    assert blobs_held(tmp_path) == 0
+
+
+def test_an_attachment_names_bytes_held_here(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """An ``attach`` step by hash alone must name a file this node holds whole, or every replica would wait
+    for bytes nobody has."""
+    errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
+    ghost = {"kind": "attach", "actor": "代办员", "blob": "ab" * 32, "size": 12345, "name": "ghost.jpg"}
+    r = village.post(f"/api/errands/{errand_id}/actions", json=ghost)
+    assert r.status_code == 409 and r.json()["error_code"] == "attachment_not_held", r.text
+    scan = bytes(range(256)) * 40
+    sent = village.post(
+        f"/api/errands/{errand_id}/attachments", params={"name": "a.jpg", "actor": "代办员"}, content=scan
+    )
+    assert sent.status_code == 201
+    digest = next(h for h in village.get(f"/api/errands/{errand_id}").json()["history"] if h["kind"] == "attach")[
+        "blob"
+    ]
+    again = {**ghost, "blob": digest, "size": len(scan), "name": "又一份.jpg"}  # the same bytes, held: fine
+    assert village.post(f"/api/errands/{errand_id}/actions", json=again).status_code == 201
+    assert village.post(f"/api/errands/{errand_id}/actions", json={**again, "size": 1}).status_code == 409
+    assert blobs_held(tmp_path) == 1
+
+
 def test_an_archived_attachment_no_ancestor_can_give_back_says_so(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
     """Archived (sanji archive: hash and size kept, bytes dropped) and the township dark: a 503 naming the
     ancestor holding it, with Retry-After; a browser gets the same in Chinese and English."""
