@@ -48,6 +48,7 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
 
 SESSION_COOKIE = "sanji_session"
 CSRF_FIELD = "_csrf_token"  # the name Litestar's own ``csrf_input`` uses
@@ -138,7 +139,7 @@ async def _check_csrf(
     if not sent and isinstance(connection, Request):
         content_type, _ = connection.content_type
         if content_type in (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART):
-            form = await connection.form()
+            form = await bounded_form(connection)  # a multipart body bounded part by part as it streams in
             value = form.get(CSRF_FIELD, "")
             sent = value if isinstance(value, str) else ""
             if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):

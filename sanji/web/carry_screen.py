@@ -44,6 +44,8 @@ from sanji.carry import (
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
+from sanji.web.json_gate import BadInput, BodyTooLarge
 from sanji.web.screens import _frame, read_form
 
 FILE_FIELD = "carry"
@@ -120,7 +122,21 @@ class CarryController(Controller):
     async def take(
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
-        form = await request.form()
+        limit = min(request.app.state.settings.sync.max_carry_bytes, MAX_CARRY_BYTES)
+        try:  # each part bounded as it streams in (the CSRF check read it so already, when it was sent as a field)
+            form = await bounded_form(request)
+        except BodyTooLarge:
+            problem = (
+                f"上传的内容超过本节点的上限（文件至多 {limit} 字节），未导入任何内容",
+                f"The upload is larger than this node takes (a file of at most {limit} bytes). Nothing was imported.",
+            )
+            return await _panel(store, context, problem=problem, status=413)
+        except BadInput:
+            problem = (
+                "上传的内容不完整或无法读取，未导入任何内容",
+                "The upload could not be read. Nothing was imported.",
+            )
+            return await _panel(store, context, problem=problem, status=400)
         try:
             upload = form.get(FILE_FIELD)
             if not isinstance(upload, UploadFile) or not upload.filename:

@@ -208,6 +208,29 @@ def test_a_file_over_the_nodes_limit_is_refused(county: Cluster) -> None:
         assert r.status_code == 413 and "超过本节点的上限 100 字节" in r.text
 
 
+def test_a_form_field_is_bounded_as_it_streams_in(county: Cluster, tmp_path: Path) -> None:
+    """A text field (no filename) of 1 MiB beside the file: refused as soon as it passes 64 KiB. Before, the
+    whole field was held in memory (600 MiB in the adversarial run) before anything looked at it."""
+    from tests.auth.auth_kit import add, app, csrf_of, login, prepare
+
+    big = {"x": "0" * (1024 * 1024)}
+    with TestClient(make_app(load_settings(county.nodes["T01"].config))) as town:  # the open demo: the handler
+        files = {"carry": ("a.sjx", b"SJX\x01" + b"\x00" * 64, "application/octet-stream")}
+        r = town.post("/carry/import", data=big, files=files)
+        assert r.status_code == 413 and "未导入任何内容" in r.text
+        r = town.post("/carry/import", data={"x": "短"}, files=files)
+        assert r.status_code in (400, 422) and "未导入任何内容" in r.text  # small fields: read, the file judged
+    config = prepare(tmp_path / "logins", "T01V01", required=True)
+    add(config, "李建国", "village_agent")
+    with TestClient(app(config)) as client:  # with logins the CSRF check reads the form first: bounded too
+        login(client, "李建国")
+        csrf = csrf_of(client.get("/carry").text)
+        r = client.post("/carry/import", data={"_csrf_token": csrf, **big}, files=files)
+        assert r.status_code == 413, r.text
+        r = client.post("/carry/import", data={"_csrf_token": csrf}, files=files)
+        assert r.status_code in (400, 422) and "未导入任何内容" in r.text
+
+
 def _resign(frame: bytes) -> bytes:
     """The frame's payload signed again by a key no node of the county holds (an unknown signer)."""
     opened = envelope.open_envelope(frame, magic=MAGIC, version=FORMAT_VERSION, max_bytes=len(frame), what="batch")
