@@ -30,7 +30,7 @@ from sanji.web.screens import _frame, one, read_form
 Quarter = Annotated[
     str,
     QueryParameter(
-        max_length=6, pattern=whole("(20[0-9]{2}Q[1-4])?"), description="e.g. 2026Q4 (default: this quarter)"
+        max_length=6, pattern=whole("(20[0-9]{2}[Qq][1-4])?"), description="e.g. 2026Q4 (default: this quarter)"
     ),
 ]
 
@@ -91,7 +91,7 @@ class AssessmentApiController(Controller):
     async def scores(
         self, store: NamedDependency[Store], context: NamedDependency[NodeContext], quarter: Quarter = ""
     ) -> dict[str, object]:
-        rules, result = await run_assessment(store, context, quarter or this_quarter(context))
+        rules, result = await run_assessment(store, context, quarter.upper() or this_quarter(context))
         return as_json(rules, result)
 
     @post("/entries", summary="Record an office entry (attendance, inspection, praise …) for staff or a centre")
@@ -119,8 +119,8 @@ class AssessmentApiController(Controller):
     @get("/appeals", summary="Appeals of a quarter and their decisions")
     async def appeals(self, store: NamedDependency[Store], quarter: Quarter = "") -> list[Appeal]:
         if quarter:
-            quarter_span(quarter)
-        return await OfficeBook(store).appeals(quarter or None)
+            quarter_span(quarter.upper())
+        return await OfficeBook(store).appeals(quarter.upper() or None)
 
 
 def _redirect(quarter: str, *, done: str = "", problem: str = "") -> Redirect:

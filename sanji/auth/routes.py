@@ -40,6 +40,7 @@ from sanji.auth.service import AuthService, LoginRefused, PasswordChangeRefused,
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.desk import serves
+from sanji.web.error_pages import wants_page
 from sanji.web.screens import _frame
 
 ADMIN_HOME = "/admin/accounts/"  # where an administrator lands after logging in (sanji/web/admin_screens.py)
@@ -57,11 +58,6 @@ def safe_next(target: str) -> str:
 def secure_cookies(request: Request[Any, Any, Any]) -> bool:
     """``Secure`` whenever the node is reached over TLS (its own, or a proxy's that says so), or configured so."""
     return bool(request.app.state.settings.auth.secure_cookies) or request.url.scheme == "https"
-
-
-def _wants_page(request: Request[Any, Any, Any]) -> bool:
-    path = request.url.path
-    return not path.startswith(("/api/", "/sync/", "/schema"))
 
 
 def _login_page(
@@ -284,7 +280,7 @@ def _json(status: int, error: str, message: str, hint: str) -> Response[dict[str
 
 
 def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> Response[Any]:
-    if _wants_page(request):
+    if wants_page(request):
         target = "/"  # after a refused POST the form is gone anyway: start from home
         if request.method == "GET":
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -294,10 +290,10 @@ def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> 
 
 def forbidden_handler(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
     if isinstance(exc, MustChangePassword):
-        if not _wants_page(request):
+        if not wants_page(request):
             return _json(403, "must_change_password", str(exc.detail), f"Change the password at {PASSWORD_PAGE}.")
         return Redirect(path=PASSWORD_PAGE, status_code=303)
-    if not _wants_page(request):
+    if not wants_page(request):
         return _json(403, "forbidden", str(exc.detail), "Ask an administrator for an account with the right role.")
     runtime = request.app.state.runtime
     principal = principal_of(request)

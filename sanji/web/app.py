@@ -60,7 +60,8 @@ from sanji.web.catalogue_search import CatalogueSearchController
 from sanji.web.desk import Desk
 from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
-from sanji.web.errors import http_error_handler, internal_error_handler, sanji_error_handler, value_error_handler
+from sanji.web.error_pages import http_page_handler, sanji_page_handler, value_page_handler
+from sanji.web.errors import internal_error_handler
 from sanji.web.openapi_truth import SchemaPlugin
 from sanji.web.public import PublicController
 from sanji.web.request_gate import request_gate
@@ -314,9 +315,9 @@ def build_app(
     exception_handlers: Any = {
         NotLoggedIn: not_logged_in_handler,
         Forbidden: forbidden_handler,
-        SanjiError: sanji_error_handler,
-        ValueError: value_error_handler,
-        HTTPException: http_error_handler,
+        SanjiError: sanji_page_handler,
+        ValueError: value_page_handler,
+        HTTPException: http_page_handler,
         Exception: internal_error_handler,
     }
     app = Litestar(

@@ -263,7 +263,7 @@ def test_in_person_matter_cannot_be_proxied(village: Client) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("applicant_id_number", "430621195007307791", "校验位不符"),
+        ("applicant_id_number", "430621195007307797", "校验位不符"),
         ("applicant_id_number", "12345", "应为18位"),
         ("applicant_phone", "138-abc", "电话只能包含"),
         ("applicant_name", "", "请填写申请人姓名"),

@@ -42,10 +42,13 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Client
 
 
 def absent(response: object) -> bool:
-    """Routing's own 404: the JSON error body, not a page or a record that is missing."""
-    assert hasattr(response, "status_code") and hasattr(response, "json")
-    if response.status_code != 404 or not response.headers.get("content-type", "").startswith("application/json"):
+    """Routing's own 404 (its detail "Not Found"), not a record that is missing: the JSON error body under
+    /api/, the error page (sanji.web.error_pages) elsewhere."""
+    assert hasattr(response, "status_code") and hasattr(response, "json") and hasattr(response, "text")
+    if response.status_code != 404:
         return False
+    if response.headers.get("content-type", "").startswith("text/html"):
+        return 'id="problem"' in response.text and "Not found: Not Found</span>" in response.text
     return bool(response.json()["error"] == "not_found" and response.json()["message"] == "Not Found")
 
 

@@ -1,0 +1,86 @@
+"""A request from a screen that the node cannot take gets a page, not the API's JSON.
+
+A screen's query (a quarter typed as ``2026q4``, a month 13 in a date box), an upload over its limit, or a
+form the node cannot read was answered with the JSON body an API client reads; a clerk saw
+``{"error":"bad_request", … matching regex …}``. Paths under ``/api/``, ``/sync/`` and ``/schema`` keep the
+JSON (``sanji.web.errors``); every other path gets this page with the same status, in Chinese and English,
+naming the field and saying what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.response import Template
+
+from protocol.errors import SanjiError
+from sanji.web.errors import http_error_handler, sanji_error_handler, status_for, value_error_handler
+
+_API_PATHS = ("/api/", "/sync/", "/schema")
+_TITLES = {
+    400: ("填写的内容有误", "The request could not be taken as it is"),
+    404: ("找不到该页面或办件", "Not found"),
+    405: ("不能这样提交", "Not allowed this way"),
+    413: ("上传的内容太大", "The upload is too large"),
+    415: ("不支持这种内容", "Unsupported content"),
+}
+_HINT = (
+    "请返回上一页，按提示改正后再试；问题依旧请告诉管理员。",
+    "Go back, correct what is named and send it again; if it persists, tell the administrator.",
+)
+# Statuses with pages of their own (a login, a refusal of the post) or none a clerk could act on.
+_OWN_PAGES = frozenset({401, 403})
+
+
+def wants_page(request: Request[Any, Any, Any]) -> bool:
+    """Whether ``request`` came from a screen (a page answers it), not from a program (JSON answers it)."""
+    return not request.url.path.startswith(_API_PATHS)
+
+
+def http_page_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if not _as_page(request, exc.status_code):
+        return http_error_handler(request, exc)
+    extra = getattr(exc, "extra", None)
+    fields = [str(e.get("key", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
+    said = [str(e.get("message", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
+    message = "; ".join(m for m in said if m) or str(exc.detail)
+    return _page(request, exc.status_code, message, "、".join(f for f in fields if f))
+
+
+def sanji_page_handler(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:
+    status = status_for(exc)
+    if not _as_page(request, status) or exc.code == "action_refused":  # the desks show refusals in their forms
+        return sanji_error_handler(request, exc)
+    return _page(request, status, exc.message, "")
+
+
+def value_page_handler(request: Request[Any, Any, Any], exc: ValueError) -> Response[Any]:
+    if not _as_page(request, 400):
+        return value_error_handler(request, exc)
+    return _page(request, 400, str(exc), "")
+
+
+def _as_page(request: Request[Any, Any, Any], status: int) -> bool:
+    return wants_page(request) and 400 <= status < 500 and status not in _OWN_PAGES
+
+
+def _page(request: Request[Any, Any, Any], status: int, message: str, field: str) -> Response[Any]:
+    from sanji.web.screens import _frame  # the page frame; imported here, as screens import the error handlers
+
+    runtime = request.app.state.runtime
+    title_zh, title_en = _TITLES.get(status, _TITLES[400])
+    return Template(
+        template_name="bad_request.html",
+        status_code=status,
+        context={
+            **_frame(runtime.get_store(), runtime.get_context(), "error"),
+            "title_zh": title_zh,
+            "title_en": title_en,
+            "message": message[:500],
+            "field": field[:200],
+            "hint_zh": _HINT[0],
+            "hint_en": _HINT[1],
+        },
+    )
