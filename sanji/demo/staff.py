@@ -135,7 +135,7 @@ async def work_desk(desk: Desk, rng: random.Random, tally: Tally) -> int:
             done += 1
             tally.actions += 1
         except NodeApiError as exc:
-            if exc.status == 409:  # the errand moved meanwhile; the next pass sees it fresh
+            if exc.status in (404, 409):  # the errand moved meanwhile; the next pass sees it fresh
                 tally.refused += 1
                 continue
             raise

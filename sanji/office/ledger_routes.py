@@ -217,7 +217,8 @@ class OfficeApiController(Controller):
             data = workbook_bytes(rows if what == "ledger" else None, groups)
             return _download(data, _filename(flt, "xlsx"), XLSX)
         data = ledger_csv(rows) if what == "ledger" else stats_csv(groups)
-        return _download(data, _filename(flt, "csv" if what == "ledger" else "stats.csv"), "text/csv; charset=utf-8")
+        # "text/csv" alone: Litestar adds "; charset=utf-8" to a text/* type itself (it was there twice).
+        return _download(data, _filename(flt, "csv" if what == "ledger" else "stats.csv"), "text/csv")
 
 
 class OfficeScreenController(Controller):

@@ -75,6 +75,8 @@ INPUT_FAULTS: tuple[type[BaseException], ...] = (
 
 
 def status_for(exc: SanjiError) -> int:
+    if isinstance(exc, ActionRefused) and exc.refusal.code == "errand_unknown":
+        return 404  # not held here: what GET of the same errand answers, not a refusal by the rules
     for kind, status in STATUS.items():
         if isinstance(exc, kind):
             return status

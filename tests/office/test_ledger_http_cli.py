@@ -89,6 +89,7 @@ def test_download_xlsx_and_csv(client: TestClient[Litestar]) -> None:
     book = load_workbook(io.BytesIO(r.content))
     assert book["台账"].max_row == 5 and book["台账"]["A1"].value == "办件编号"
     r = client.get("/api/office/ledger/export", params={**NOVEMBER, "format": "csv", "what": "stats"})
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"  # once (it was said twice)
     text = r.content.decode("utf-8-sig")
     assert text.startswith("按乡镇统计") and "按事项统计" in text and "按月份统计" in text
 
