@@ -31,6 +31,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
+from protocol.bounds import line_problem, text_problem
 from protocol.catalogue import Matter
 from protocol.errand import OUTCOMES, STAGE_LABELS
 from protocol.lookup import normalise_factor, second_factor_matches
@@ -410,10 +411,16 @@ def _check_complaint(values: dict[str, str]) -> dict[str, str]:
         errors["text"] = "请写明投诉或建议的内容 Please write what happened or what you suggest"
     elif len(values["text"]) > 2000:
         errors["text"] = "内容不超过2000字 At most 2000 characters"
+    elif text_problem("text", values["text"]):  # the rule's own character check (protocol.bounds), said here
+        errors["text"] = "内容含有无法保存的字符，请删去后再提交 The text holds a character that cannot be kept"
     if len(values["against"]) > 64:
         errors["against"] = "不超过64字 At most 64 characters"
+    elif line_problem("against", values["against"]):
+        errors["against"] = "含有无法保存的字符 A character that cannot be kept"
     if len(values["name"]) > 64:
         errors["name"] = "姓名不超过64字 At most 64 characters"
+    elif line_problem("name", values["name"]):
+        errors["name"] = "姓名含有无法保存的字符 A character that cannot be kept"
     if values["phone"] and not re.fullmatch(r"[\d+\- ]{5,20}", values["phone"]):
         errors["phone"] = "电话只能包含数字、+、- 和空格 Digits, +, - and spaces only"
     if not values["receipt"]:

@@ -140,6 +140,12 @@ def test_a_public_complaint_is_filed_and_keeps_what_was_typed_when_refused(
     )
     assert bad.status_code == 400 and 'aria-describedby="code-error"' in bad.text
     assert "窗口推诿" in bad.text and 'value="王五"' in bad.text
+    nul = client.post(  # a character no store keeps: said beside the field, not the rule's JSON refusal
+        "/complain",
+        data={"_public_token": _csrf(bad.text), "receipt": receipt, "code": "5678", "text": "bad\x00text"},
+    )
+    assert nul.status_code == 400 and nul.headers["content-type"].startswith("text/html")
+    assert "无法保存的字符" in nul.text and 'aria-describedby="text-error"' in nul.text
     no_token = client.post("/complain", data={"receipt": receipt, "code": "5678", "text": "x"})
     assert no_token.status_code == 403
     good = client.post(
