@@ -25,6 +25,7 @@ can be traced back.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
@@ -182,6 +183,9 @@ def default_rules(county: str = "C", *, version: int = 1, published_at: str = "2
     )
 
 
+MAX_POINTS = 1000
+
+
 def check_rules(rules: AssessmentRules) -> list[str]:
     problems: list[str] = []
     parts = {p.code for p in rules.parts}
@@ -208,13 +212,41 @@ def check_rules(rules: AssessmentRules) -> list[str]:
     return problems
 
 
+def publish_problems(rules: AssessmentRules) -> list[str]:
+    """``check_rules``, and what a county signs from this release on: a real publication day and points a person
+    can read. Received rules are held to ``check_rules`` alone, so a document an earlier release signed is still
+    taken up."""
+    problems = check_rules(rules)
+    try:
+        published = date.fromisoformat(rules.published_at)
+    except ValueError:
+        published = None
+    if published is None or len(rules.published_at) != 10 or not 2000 <= published.year <= 2100:
+        problems.append(f"published_at must be a day like 2026-10-01, not {rules.published_at!r}")
+    # Scores are points a person can read: finite, within a thousand either way (a part's points not negative).
+    numbers = [
+        *(("part " + p.code, p.points) for p in rules.parts),
+        *(("item " + i.code, i.points) for i in rules.items),
+        *(("grade " + g.code, g.min_score) for g in rules.grades),
+        ("centre_base", rules.centre_base),
+        ("centre_bonus_cap", rules.centre_bonus_cap),
+        ("staff_bonus_cap", rules.staff_bonus_cap),
+    ]
+    for name, value in numbers:
+        if not math.isfinite(value) or abs(value) > MAX_POINTS:
+            problems.append(f"{name}: {value!r} is not a number of points within ±{MAX_POINTS}")
+    if any(p.points < 0 for p in rules.parts):
+        problems.append("a part's full points are not negative")
+    return problems
+
+
 # -- the signed document -----------------------------------------------------------------------
 
 _rules_decoder = msgspec.msgpack.Decoder(AssessmentRules)
 
 
 def sign_rules(rules: AssessmentRules, key: SigningKey) -> bytes:
-    problems = check_rules(rules)
+    problems = publish_problems(rules)
     if problems:
         raise RulesError("assessment rules cannot be signed: " + "; ".join(problems))
     payload = encode(rules)

@@ -50,6 +50,11 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
     """
     if context.store.directory.role(context.store.node_id) != COUNTY:
         raise OfficeRefused("only the county hub publishes assessment rules", hint="Publish them at the county hub.")
+    if rules.county != context.store.node_id:  # they travel down the tree under this hub's name
+        raise OfficeRefused(
+            f"the rules name county {rules.county!r}; this hub is {context.store.node_id!r}",
+            hint="Keep the county field as the rules held show it.",
+        )
     await context.refresh_rules()
     if rules.version <= context.rules_version:
         raise OfficeRefused(

@@ -81,6 +81,27 @@ def test_signed_rules_open_only_with_the_county_key_and_unchanged() -> None:
         sign_rules(broken, layout.keys["C"])
 
 
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"published_at": "0000-00-00"}, "published_at"),
+        ({"published_at": "9999-12-31"}, "published_at"),
+        ({"centre_base": float("inf")}, "centre_base"),
+    ],
+)
+def test_a_county_signs_only_real_days_and_readable_points(change: dict[str, object], says: str) -> None:
+    """What an adversarial run published (and every township took up): a day 0000-00-00, a part of -1e300
+    points. Signing refuses them now; received rules keep the old check, so earlier documents still open."""
+    layout = county_layout(1, 1)
+    rules = msgspec.structs.replace(default_rules(), version=3, **change)
+    with pytest.raises(RulesError, match=says):
+        sign_rules(rules, layout.keys["C"])
+    part = rules.parts[0]
+    huge = msgspec.structs.replace(default_rules(), version=3, parts=(msgspec.structs.replace(part, points=-1e300),))
+    with pytest.raises(RulesError, match="points"):
+        sign_rules(huge, layout.keys["C"])
+
+
 def test_overdue_days_are_counted_inside_the_quarter_only() -> None:
     start, end = quarter_span(Q4)
     # due on Tuesday 2026-09-29, answered Friday 2026-10-09: the National Day holidays (10-01..10-08)

@@ -117,6 +117,10 @@ def test_the_county_publishes_a_newer_version_over_the_api(client: TestClient[Li
     broken = {**rules, "version": 3, "grades": []}  # rules that do not check are never signed
     assert client.post("/api/office/rules", json=broken).status_code == 409
     assert client.post("/api/office/rules", json={"version": "three"}).status_code == 400
+    elsewhere = client.post("/api/office/rules", json={**rules, "version": 3, "county": "X"})  # named for another hub
+    assert elsewhere.status_code == 409 and "this hub is 'C'" in elsewhere.json()["message"]
+    no_day = client.post("/api/office/rules", json={**rules, "version": 3, "published_at": "0000-00-00"})
+    assert no_day.status_code == 409 and "published_at" in no_day.json()["message"]
     assert client.get("/api/office/rules").json()["version"] == 2
 
 
