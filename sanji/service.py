@@ -118,16 +118,15 @@ class ErrandService:
         # The store's hybrid clock, not the wall clock: it never runs backwards, so neither do the ids.
         errand_id = new_errand_id(self.node_id, wall_seconds(self.store.clock.now()))
         ERRAND.set(errand_id)
-        if not receipt:
-            day = self.policy.today() if self.policy is not None else date.today()
-            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
-
         catalogue = getattr(self.policy, "catalogue", None)
         entry = bind(catalogue, form.matter)
         if isinstance(entry, Refusal):
             raise ActionRefused(entry)
         if entry is None and not form.in_person and not form.mandate:  # bound ones: judge checks it
             raise ActionRefused(refuse("mandate_missing"))
+        if not receipt:  # numbered once the registration is known to be taken: a refusal uses up no number
+            day = self.policy.today() if self.policy is not None else date.today()
+            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
         applicant, sealed = self._applicant(form, errand_id)
 
         def build(_: Projection, at: int) -> Action:

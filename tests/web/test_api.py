@@ -70,6 +70,19 @@ def test_bad_forms_get_a_clear_400_and_write_nothing(village: TestClient, body: 
     assert count(village) == 0
 
 
+def test_a_refused_registration_uses_up_no_receipt_number(village: TestClient) -> None:  # type: ignore[type-arg]
+    def receipt() -> str:
+        errand = village.post("/api/errands", json=GOOD).json()["errand"]
+        return str(village.get(f"/api/errands/{errand}").json()["receipt"])
+
+    first = receipt()
+    for _ in range(3):
+        assert village.post("/api/errands", json={**GOOD, "mandate": False}).status_code == 409  # no mandate
+    second = receipt()
+    # T01V01-yymmdd-NNNNC: the day's sequence, then a check character
+    assert int(second.split("-")[-1][:-1]) == int(first.split("-")[-1][:-1]) + 1, (first, second)
+
+
 def test_malformed_json_is_a_400(village: TestClient) -> None:  # type: ignore[type-arg]
     r = village.post("/api/errands", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400
