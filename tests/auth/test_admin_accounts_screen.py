@@ -135,7 +135,9 @@ def test_other_posts_get_403_and_forms_need_csrf(town: Path, admin: tuple[Client
     client, _ = admin
     with TestClient(app(town)) as window:
         window_csrf = login(window, "王芳")
-        assert 'href="/admin/accounts"' not in window.get("/lookup").text  # not in a window's menu
+        menu = window.get("/lookup").text
+        assert 'href="/admin/accounts"' not in menu  # not in a window's menu
+        assert 'href="/enroll"' not in menu and window.get("/enroll").status_code == 403  # nor a page it cannot open
         assert window.get("/admin/accounts").status_code == 403
         r = window.post("/admin/accounts", data={"name": "x1", "role": "admin", "_csrf_token": window_csrf})
         assert r.status_code == 403
