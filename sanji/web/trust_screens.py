@@ -277,6 +277,7 @@ class EnrollController(Controller):
             "name": values["name"],
             "parent": store.node_id,
             "expires": _when(issued.expires_at),
+            "replaces": values["node"] in store.directory,  # a child already enrolled: a replacement computer
         }
         fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
         return await _enroll_page(request, store, context, trust, values=fresh, issued=shown)

@@ -196,7 +196,10 @@ def test_only_a_director_or_an_administrator_may_enroll(county: Path) -> None:
             assert r.status_code == 200, r.text
             assert r.headers["cache-control"] == "no-store"
             assert decode_token(token_on(r.text)).node == node
+            assert 'id="replaces"' not in r.text  # a new id: nothing to replace
             assert who in client.get("/enroll").text  # the tokens table names who issued it
+            again = client.post("/enroll", data={"node": "T01V01", "role": VILLAGE, "days": "7", "_csrf_token": csrf})
+            assert again.status_code == 200 and 'id="replaces"' in again.text  # enrolled already: a replacement
         assert "<svg" in r.text
 
 
