@@ -252,13 +252,27 @@ class YearView:
     working: int
 
 
+# The library names its festivals in English; a clerk reads the notice's own names first.
+FESTIVALS_ZH = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
+    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
+}
+
+
 def library_name(d: date) -> str:
-    """The festival the library names for a day off ('' if none)."""
+    """The festival the library names for a day off, Chinese first ('' if none)."""
     try:
         _, name = chinese_calendar.get_holiday_detail(d)
     except NotImplementedError:  # the library's answer for a year its notices do not cover
         return ""
-    return str(name or "")
+    english = str(name or "")
+    return f"{FESTIVALS_ZH[english]} {english}" if english in FESTIVALS_ZH else english
 
 
 def year_view(bound: BoundCalendar, doc: OfficialCalendar | None, year: int) -> YearView:

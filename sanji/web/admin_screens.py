@@ -327,7 +327,7 @@ class CatalogueScreenController(Controller):
 # -- the calendar ----------------------------------------------------------------------------------
 
 CALENDAR_CHECK = "/admin/calendar/check"  # mounted by the county's desk alone (county_node/admin_publishing.py)
-WEEKDAYS = "一二三四五六日"
+WEEKDAYS = ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日")
 
 
 async def calendar_page(

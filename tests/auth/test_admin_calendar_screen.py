@@ -50,6 +50,7 @@ def test_official_and_provisional_years_are_marked(county: tuple[Client, str]) -
     page = client.get("/admin/calendar?year=2025")
     assert page.status_code == 200 and 'data-status="official"' in page.text
     assert "2025-10-01" in page.text and 'id="version">v0' in page.text
+    assert "国庆节 National Day" in page.text and "星期三" in page.text  # 2025-10-01: the notice's name, Chinese first
     later = client.get("/admin/calendar?year=2028")
     assert later.status_code == 200 and 'data-status="provisional"' in later.text and "暂定" in later.text
     assert client.get("/admin/calendar?year=1990").status_code == 404
