@@ -52,6 +52,22 @@ STAGE_LABELS = {
     CLOSED: "已归档 closed",
 }
 assert set(STAGE_LABELS) == set(STAGES)
+# An errand ended without a decision on what was asked (not accepted, returned, terminated, withdrawn) is
+# said as what happened to it: 已办结 would tell a villager the matter was decided.
+ENDED_LABELS = {
+    "not_accepted": "不予受理 not accepted",
+    "returned": "已退回 returned",
+    "terminated": "已终止 terminated",
+    "withdrawn": "已撤回 withdrawn",
+}
+
+
+def stage_label(stage: str, outcome: str = "") -> str:
+    """The words a screen shows for an errand at ``stage`` with ``outcome``."""
+    if stage == DECIDED and outcome in ENDED_LABELS:
+        return ENDED_LABELS[outcome]
+    return STAGE_LABELS.get(stage, stage)
+
 
 HANDLING = (RECEIVED, ACCEPTED, AT_DEPARTMENT)  # stages at a desk that can still decide
 LIVE = (RECEIVED, ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)  # being handled (clock running or stopped)

@@ -37,8 +37,9 @@ from protocol.actions import (
 )
 from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
-from protocol.errand import FIVE_STEPS, OUTCOMES, PROXIED, STAGE_LABELS, ErrandState, service_kind
+from protocol.errand import FIVE_STEPS, OUTCOMES, PROXIED, ErrandState, service_kind
 from protocol.hlc import wall_seconds
+from protocol.stages import stage_label
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 
 LEVEL_LABELS = {VILLAGE: "村级", TOWN: "乡镇级", COUNTY: "县级"}
@@ -84,7 +85,7 @@ class LedgerRow(msgspec.Struct, kw_only=True):
 
     @property
     def stage_label(self) -> str:
-        return STAGE_LABELS.get(self.stage, self.stage)
+        return stage_label(self.stage, self.outcome)
 
     @property
     def outcome_label(self) -> str:

@@ -23,10 +23,11 @@ from litestar.response import Template
 
 from protocol.catalogue import Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
-from protocol.errand import OUTCOMES, STAGE_LABELS
+from protocol.errand import OUTCOMES
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.lookup import lookup_code
+from protocol.stages import stage_label
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.calendar_duty import marks_of
@@ -285,7 +286,7 @@ class DocumentController(Controller):
             )
         history: list[dict[str, Any]] = row["history"]
         if not spec.applies(history):
-            stage = STAGE_LABELS.get(row["stage"], row["stage"])
+            stage = stage_label(row["stage"], row["outcome"])
             message = (
                 f"{spec.why_not}（当前状态 current stage: {stage}）。本文书不适用于该办件 This document does not apply"
             )

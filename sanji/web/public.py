@@ -33,9 +33,10 @@ from litestar.response import Template
 
 from protocol.bounds import line_problem, text_problem
 from protocol.catalogue import Matter
-from protocol.errand import OUTCOMES, STAGE_LABELS
+from protocol.errand import OUTCOMES
 from protocol.lookup import normalise_factor, second_factor_matches
 from protocol.receipts import is_valid, normalise
+from protocol.stages import stage_label
 from protocol.topology import COUNTY, TOWN
 from sanji.auth.guard import client_ip
 from sanji.catalogue.search import MAX_QUERY
@@ -162,7 +163,7 @@ def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
         "receipt": row["receipt"],
         "matter": matter.name if matter else row["matter"],
         "matter_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # a guide only where held
-        "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
+        "stage": stage_label(row["stage"], row["outcome"]),
         "outcome": OUTCOMES.get(row["outcome"], ""),
         "due": cn_iso(row["due"]) if row["due"] else "",
         "light": light(view["deadline"])["zh"] if view["deadline"] else "",
@@ -268,7 +269,7 @@ class PublicController(Controller):
         status = PublicStatus(
             receipt=row["receipt"],
             matter=matter.name if matter else row["matter"],
-            stage=STAGE_LABELS.get(row["stage"], row["stage"]),
+            stage=stage_label(row["stage"], row["outcome"]),
             outcome=OUTCOMES.get(row["outcome"], ""),
             due=row["due"],
             updated_at=row["updated_at"],

@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
-from protocol.errand import OUTCOMES, STAGE_LABELS, service_kind
+from protocol.errand import OUTCOMES, service_kind
 from protocol.matter import Matter
-from protocol.stages import FINISHED
+from protocol.stages import FINISHED, stage_label
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 
@@ -108,7 +108,7 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "service_kind": service_kind(scope_role, in_person=facts.in_person, mandate=facts.mandate) if facts else "",
         "matter_name": matter.name if matter else row["matter"],
         "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
-        "stage_label": STAGE_LABELS.get(row["stage"], row["stage"]),
+        "stage_label": stage_label(row["stage"], row["outcome"]),
         "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
         "deadline": deadline_of(
             row.get("due", ""), row["stage"], paused, context, today, provisional=marks.due_provisional
