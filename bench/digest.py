@@ -41,9 +41,11 @@ def old_digest(
         plain = msgspec.msgpack.decode(encode(state))
         if plain.get("urgings") == []:
             del plain["urgings"]
+        plain.pop("rated", None)  # derived from the notes and the entry: never digested (0.4.0)
         entry = plain.get("matter_entry")
         if isinstance(entry, dict):
             entry.pop("joint_answers_at_departments", None)
+            entry.pop("rules", None)
     return hashlib.sha256(_plain.encode([errand_id, plain, main, notes, sorted(rejected)])).hexdigest()
 
 

@@ -49,6 +49,7 @@ MAX_CATALOGUE_BYTES = 1 * 1024 * 1024
 MAX_MATTERS = 2000
 MAX_MATERIALS = 100
 MAX_CODE = 32
+MAX_RULES = 1  # the latest generation of errand rules (``Matter.rules``) this release judges by
 
 
 class CatalogueError(SanjiError):
@@ -281,6 +282,16 @@ def check_matter(m: Matter, *, skip: Collection[str] = ()) -> list[tuple[str, st
             out += _int_problems(name, value)
     if fields_ok("deemed_approval", "immediate") and m.deemed_approval and m.immediate:
         out.append(("deemed_approval", "an immediate matter (即办件) has no deadline to time out"))
+    if usable("rules"):
+        if isinstance(m.rules, bool) or not isinstance(m.rules, int) or not 0 <= m.rules <= MAX_RULES:
+            out.append(
+                (
+                    "rules",
+                    f"must be a generation of errand rules from 0 to {MAX_RULES}, not {m.rules!r}: 0 judges its "
+                    "errands as 0.3.0 did, 1 by the rules of 0.4.0 (one rating, by the applicant at the "
+                    "registering desk, after delivery); sign 1 only once every node runs 0.4.0",
+                )
+            )
     return out
 
 

@@ -43,6 +43,7 @@ from protocol.actions import (
     HandOff,
     MaterialsReceived,
     NotAccept,
+    Rate,
     Receive,
     Register,
     RequestSupplement,
@@ -71,6 +72,7 @@ from protocol.refusals import Refusal, refuse
 from protocol.stages import (  # the one list of stages; re-exported for older imports
     ACCEPTED as ACCEPTED,
 )
+from protocol.stages import ANSWERED, SUBTASK_OPEN
 from protocol.stages import (
     AT_DEPARTMENT as AT_DEPARTMENT,
 )
@@ -113,7 +115,6 @@ from protocol.stages import (
 from protocol.stages import (
     SUBMITTED as SUBMITTED,
 )
-from protocol.stages import SUBTASK_OPEN
 from protocol.stages import (
     SUPPLEMENT as SUPPLEMENT,
 )
@@ -180,6 +181,7 @@ class ErrandState(msgspec.Struct, kw_only=True):
     mandate: bool = True
     deemed: bool = False  # decided by 超时默许; the responsible window answers for it
     urgings: tuple[Urging, ...] = ()  # 督办 with an answer due, and their answers (protocol.urging)
+    rated: bool = False  # the applicant rated the errand (rules 1 and later: once; ``rating_rules``); not digested
 
 
 class Projection(msgspec.Struct, kw_only=True):
@@ -319,7 +321,22 @@ def _judge_annotation(state: ErrandState, action: Action, directory: Directory) 
         return refuse("callback_too_early")
     if isinstance(action, Complain) and not action.text.strip():
         return refuse("complaint_text_missing")
+    if isinstance(action, Rate) and rating_rules(state):
+        # The applicant rates once, at the desk that delivers the result (the registering node), after
+        # delivery. Notes are judged over the main line's end, so a rating written early is applied once
+        # the errand is delivered. Errands bound to an older entry (or to none) keep the old verdicts.
+        if action.node != state.scope:
+            return refuse("rate_elsewhere", scope=state.scope)
+        if state.stage not in ANSWERED:
+            return refuse("rate_too_early")
+        if state.rated:
+            return refuse("rate_once")
     return None
+
+
+def rating_rules(state: ErrandState) -> bool:
+    """Whether the errand's bound catalogue entry has it judged by the rating rules of 0.4.0 (``Matter.rules``)."""
+    return state.matter_entry is not None and state.matter_entry.rules >= 1
 
 
 def _desk(state: ErrandState, role: str) -> bool:
@@ -575,6 +592,8 @@ def step(state: ErrandState | None, action: Action) -> ErrandState:
                 msgspec.structs.replace(u, answer=action.id, answered_at=action.at) if u.id == action.urging else u
                 for u in state.urgings
             )
+        elif isinstance(action, Rate) and rating_rules(state):
+            new.rated = True  # only under the new rules: an older errand's state (and digest) stays as 0.3.0's
         return new
     if beside_holder(state, action):
         assert isinstance(action, SubtaskDone)
@@ -1030,9 +1049,12 @@ def digest_of(
 # The digest is what replicas compare, across releases too (a tree runs mixed releases while it is
 # upgraded, and `sanji verify` recomputes digests stored by an earlier release). Fields added to the
 # state after 0.3.0 are left out of it while they hold their defaults (``LATER_DEFAULTS``), so the same
-# errand has the same digest on a node that cannot hold them; ``joint_answers_at_departments`` is an
-# input of ``judge`` whose outcome the digest already covers (main line, rejections), so it is always
-# left out (``NEVER_DIGESTED``).
+# errand has the same digest on a node that cannot hold them; ``joint_answers_at_departments`` and
+# ``rules`` are inputs of ``judge`` whose outcome the digest already covers (main line, notes,
+# rejections), so they are always left out (``NEVER_DIGESTED``). ``rated`` is derived from what the digest
+# covers (the entry's ``rules`` and the notes applied), so it is left out too (``DERIVED``): a 0.3.0 replica,
+# which cannot hold it, digests an errand rated once at its registering desk as a 0.4.0 one does, and the
+# two disagree only where their verdicts do (a rating 0.4.0 refuses is in the other's notes).
 #
 # The state is encoded once, through mirror structs of the same fields in the same order: in
 # ``_DigestState`` only the later fields have a default and ``omit_defaults`` leaves them out while
@@ -1040,7 +1062,8 @@ def digest_of(
 # canonical encoding (``protocol.encoding``) with those fields dropped, with no decode on the way
 # (tests/protocol/test_digest_encoding.py checks it against decode-and-re-encode).
 LATER_DEFAULTS: tuple[str, ...] = ("urgings",)
-NEVER_DIGESTED: tuple[str, ...] = ("joint_answers_at_departments",)
+NEVER_DIGESTED: tuple[str, ...] = ("joint_answers_at_departments", "rules")
+DERIVED: tuple[str, ...] = ("rated",)  # state fields derived from what is digested: never digested themselves
 
 
 def _mirror(
@@ -1049,7 +1072,7 @@ def _mirror(
     """A struct of ``source``'s fields in order but ``drop``; only ``later`` ones default (and are omitted
     at it). Built positionally from ``source``'s values, kept by the picker returned beside it."""
     every = msgspec.structs.fields(source)
-    names = [f.name for f in every]
+    names = [f.name for f in every if f.name not in drop]
     if tuple(names[len(names) - len(later) :]) != later:
         raise TypeError(f"{name}: {later} must be the last fields of {source.__name__} (VERSIONING.md rule 1)")
     fields: list[tuple[str, type] | tuple[str, type, object]] = []
@@ -1064,7 +1087,7 @@ def _mirror(
 
 
 _DigestMatter, _matter_values = _mirror("_DigestMatter", Matter, drop=NEVER_DIGESTED, later=())
-_DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=(), later=LATER_DEFAULTS)
+_DigestState, _state_values = _mirror("_DigestState", ErrandState, drop=DERIVED, later=LATER_DEFAULTS)
 
 
 # The digested bytes of each catalogue entry lately digested, by identity (``protocol.kept_bytes``): the entry

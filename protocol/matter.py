@@ -63,6 +63,11 @@ class Matter(msgspec.Struct, frozen=True, kw_only=True):
     # 延期: at most this many working days of extensions in all; None means the statutory limit.
     extension_limit: int | None = None
     special_limit: int | None = None  # 特办件: its own (shorter) limit; None means the committed limit
+    # The generation of errand rules an errand bound to this entry is judged by: 0 those of 0.3.0 (as
+    # catalogues before 0.4 said by leaving it out), 1 those added in 0.4.0 (one rating, by the applicant
+    # at the registering desk, after delivery). A 0.3.0 node does not read it and judges by the old rules,
+    # so a county signs a catalogue carrying 1 only once every node runs 0.4.0 (protocol/VERSIONING.md).
+    rules: int = 0
 
     @property
     def extension_cap(self) -> int:

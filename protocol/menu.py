@@ -95,7 +95,7 @@ def _offered_annotation(kind: str, state: ErrandState, node: str, level: str) ->
     if kind == "supply":
         return node == state.scope and level == VILLAGE and stage in (REGISTERED, SUBMITTED, *LIVE)
     if kind == "rate":
-        return node == state.scope and stage in ANSWERED
+        return node == state.scope and stage in ANSWERED and not state.rated  # rated once (``judge`` holds it)
     if kind == "callback":
         return level != VILLAGE and stage in ANSWERED
     if kind == "supervise":

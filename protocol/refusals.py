@@ -35,6 +35,9 @@ RefusalCode = Literal[
     "complaint_text_missing",
     "note_text_missing",
     "rating_missing",
+    "rate_elsewhere",
+    "rate_too_early",
+    "rate_once",
     "attachment_incomplete",
     "attachment_not_held",
     # 督办 with an answer due, and its answer (protocol.urging)
@@ -210,6 +213,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "answer_text_missing": ("督办回复不能为空", "an answer to an urging needs text"),
     "rating_missing": ("请选择评价等级", "choose 满意, 基本满意 or 不满意"),
+    "rate_elsewhere": (
+        "满意度评价由申请人在受理登记的窗口 {scope} 作出",
+        "the applicant rates the errand at {scope}, the desk where it was registered and the result is delivered",
+    ),
+    "rate_too_early": ("满意度评价须在结果送达之后作出", "an errand is rated after its result was delivered"),
+    "rate_once": ("该办件已评价，每件只评价一次", "this errand was already rated; each errand is rated once"),
     "attachment_incomplete": ("附件须有内容摘要和名称", "an attachment needs its content hash and a name"),
     "attachment_not_held": (
         "本节点没有该附件的完整文件（{blob}…），请直接上传文件",

@@ -85,6 +85,8 @@ HEADING_ALIASES: dict[str, str] = {
     "即办件": "immediate",
     "联办部门": "joint_departments",
     "部门答复联办": "joint_answers_at_departments",
+    "办件规则": "rules",
+    "规则版本": "rules",
     "超时默许": "deemed_approval",
     "示例数据": "illustrative",
     "县": "county",

@@ -302,6 +302,37 @@ def test_joint_and_deemed_approval_rules() -> None:
     assert any(p.startswith("matter 2 (J-2), field deemed_approval") for p in problems)
 
 
+def test_rules_is_a_known_generation_of_errand_rules(tmp_path: Path) -> None:
+    """``Matter.rules``: 0 (left out) judges the errands as 0.3.0 did, 1 by the rules of 0.4.0; nothing else."""
+    assert _matter().rules == 0
+    assert validate_catalogue(_catalogue(_matter(rules=0), _matter(code="T-002", rules=1))) == []
+    for bad in (2, -1, True):
+        problems = validate_catalogue(_catalogue(_matter(rules=bad)))
+        assert len(problems) == 1 and problems[0].startswith("matter 1 (T-001), field rules"), problems
+        assert "0 to 1" in problems[0] and "every node runs 0.4.0" in problems[0]
+    path = _write_toml(tmp_path / "rules.toml", HEADER, [_good_row("T-001", rules=1), _good_row("T-002")])
+    assert [m.rules for m in load_catalogue(path).matters] == [1, 0]
+    path = _write_toml(tmp_path / "bad.toml", HEADER, [_good_row("T-001", rules=2), _good_row("T-002", rules="新")])
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(path)
+    problems = caught.value.problems
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("[[matters]] #1 (T-001), field rules") and "0 to 1" in problems[0]
+    assert problems[1].startswith("[[matters]] #2 (T-002), field rules") and "not a whole number" in problems[1]
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    row = _good_row("X-001")
+    sheet.append([*(k for k in row if k != "materials"), "申报材料", "办件规则"])
+    sheet.append([*(";".join(v) if isinstance(v, list) else v for k, v in row.items() if k != "materials"),
+                  "申请书(主);照片(副)", "1"])  # fmt: skip
+    meta = book.create_sheet("catalogue")
+    for key, value in HEADER.items():
+        meta.append([key, value])
+    book.save(tmp_path / "rules.xlsx")
+    assert [m.rules for m in load_xlsx(tmp_path / "rules.xlsx").matters] == [1]
+
+
 # ------------------------------------------------------------------------------------------ the shipped file
 
 

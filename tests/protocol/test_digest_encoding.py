@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from protocol_kit import happy_path, new_layout
 
 from bench.digest import old_digest
-from protocol.errand import LATER_DEFAULTS, NEVER_DIGESTED, ErrandState, digest_of, project
+from protocol.errand import DERIVED, LATER_DEFAULTS, NEVER_DIGESTED, ErrandState, digest_of, project
 from protocol.matter import Matter
 from protocol.urging import Urging
 from sanji.catalogue import default_catalogue
@@ -45,6 +45,7 @@ def strategy_for(hint: Any) -> st.SearchStrategy[Any]:
             msgspec.structs.replace,
             st.sampled_from(MATTERS),
             joint_answers_at_departments=st.booleans(),
+            rules=st.integers(0, 1),
             joint_departments=st.lists(TEXT, max_size=3).map(tuple),
         )
     if hint is Urging:
@@ -113,4 +114,15 @@ def test_a_later_field_counts_once_it_leaves_its_default() -> None:
     assert state is not None and not state.urgings
     urged = msgspec.structs.replace(state, urgings=(Urging(id="u", by="C", to="T01", answer_by="2026-10-09", at=1),))
     assert digest_of("e", state, [], [], {}) != digest_of("e", urged, [], [], {})
-    assert LATER_DEFAULTS == ("urgings",) and NEVER_DIGESTED == ("joint_answers_at_departments",)
+    assert LATER_DEFAULTS == ("urgings",) and NEVER_DIGESTED == ("joint_answers_at_departments", "rules")
+
+
+def test_whether_an_errand_was_rated_is_not_digested() -> None:
+    """``rated`` follows from the entry's ``rules`` and the notes applied, which the digest covers: left out, a
+    0.3.0 replica (which cannot hold it) digests an errand rated once at its desk as 0.4.0 does."""
+    actions = happy_path(escalate=False)
+    state = project(actions[0].errand, actions, new_layout().directory).state
+    assert state is not None and not state.rated
+    rated = msgspec.structs.replace(state, rated=True)
+    assert digest_of("e", state, [], ["r1"], {}) == digest_of("e", rated, [], ["r1"], {})
+    assert DERIVED == ("rated",)
