@@ -23,6 +23,7 @@ import msgspec
 from protocol.actions import (
     Accept,
     Action,
+    Assign,
     CallBack,
     Complain,
     Decide,
@@ -178,7 +179,7 @@ def ledger_row(
         outcome=state.outcome,
         department=state.department,
         window=state.window,
-        handler=state.handler or (answer.actor if answer else ""),
+        handler=_answers_for(state, accepted, answer, acts),
         registered_on=registered_on.isoformat(),
         accepted_on=accepted_on.isoformat() if accepted_on else "",
         answered_on=answered_on.isoformat() if answered_on else "",
@@ -191,7 +192,7 @@ def ledger_row(
         extensions=sum(1 for a in acts if isinstance(a, Extend)),
         extended_days=state.extended_days,
         deemed=any(isinstance(a, Decide) and a.deemed for a in acts),
-        rating=ratings[-1].level if ratings else "",
+        rating=ratings[0].level if ratings else "",  # the applicant's first: a later one never replaces it
         complaints=sum(1 for a in acts if isinstance(a, Complain)),
         callbacks_dissatisfied=sum(1 for a in acts if isinstance(a, CallBack) and a.satisfied == "不满意"),
         skipped_steps=skipped,
@@ -202,6 +203,17 @@ def ledger_row(
             mandate=state.mandate,
         ),
     )
+
+
+def _answers_for(state: ErrandState, accepted: Accept | None, answer: Action | None, acts: list[Action]) -> str:
+    """Who the errand is counted against: its handler, else who answered it. A deemed approval (超时默许) was
+    written by the system, but the accepting window answers for its consequences (seeds 000 and 003): the
+    handler last assigned there, else the one who accepted it (an errand escalated and deemed approved at
+    the county has no handler left at the county)."""
+    if accepted is not None and any(isinstance(a, Decide) and a.deemed for a in acts):
+        at_window = [a.handler for a in acts if isinstance(a, Assign) and a.node == accepted.node and a.handler]
+        return at_window[-1] if at_window else accepted.actor
+    return state.handler or (answer.actor if answer else "")
 
 
 # -- filters -------------------------------------------------------------------------------------

@@ -216,7 +216,7 @@ def errand_rows(
             result="",
         )
     answer = next((a for a in acts if isinstance(a, (Decide, NotAccept, ReturnErrand, Terminate, Withdraw))), None)
-    rating = next((a for a in reversed(acts) if isinstance(a, Rate)), None)
+    rating = next((a for a in acts if isinstance(a, Rate)), None)  # the applicant's first (the rule: once)
     if answer is not None and state.outcome:
         explain = {
             Decide: lambda a: a.document,

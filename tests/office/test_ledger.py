@@ -152,3 +152,31 @@ def test_bad_periods_are_refused_with_a_reason() -> None:
         build_filter({"from": "2000-01-01"}, default_from=today, default_to=today)
     with pytest.raises(ValueError, match="longer than"):
         build_filter({"handler": "x" * 200}, default_from=today, default_to=today)
+
+
+def test_a_deemed_approval_is_counted_against_the_window_that_accepted_it() -> None:
+    """超时默许: the system writes the approval, the accepting window answers for it (seeds 000, 003). Before,
+    the ledger's handler (and so the quarterly score) was 系统(电子监察), which could even rank among the best."""
+    from functools import reduce
+
+    from protocol.binding import SYSTEM_ACTOR
+    from protocol.errand import step
+    from sanji.layout import county_layout
+    from sanji.office.ledger import ledger_row
+    from tests.office.office_kit import Story
+
+    story = Story("E1", "T01V01", "T01").registered("2026-10-08").accepted("2026-10-09", "2026-10-16")
+    story.decided("2026-10-20", deemed=True, actor=SYSTEM_ACTOR)
+    story.rated("2026-10-21", "不满意").rated("2026-10-22", "满意")
+    state = reduce(step, story.actions, None)  # type: ignore[arg-type]
+    assert state is not None
+    row = ledger_row(
+        state,
+        story.actions,
+        directory=county_layout(1, 1).directory,
+        catalogue=None,
+        calendar=None,
+        as_of=date(2026, 11, 1),
+    )
+    assert row.deemed and row.handler == "T01-staff"  # the one who accepted it, not the system
+    assert row.rating == "不满意"  # the applicant's first rating: a later one never replaces it
