@@ -25,10 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
+
 from protocol.binding import DEEMED_ROLE, SYSTEM_ACTOR
 from protocol.deadlines import UNIT_NAMES
 from protocol.errand import OUTCOMES
 from protocol.errors import SanjiError
+from protocol.matter import Matter
 from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
 from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext
@@ -79,6 +82,19 @@ class FileSmsSender:
             fh.write(line)
 
 
+class _Bound(msgspec.Struct, kw_only=True):
+    """The part of a stored errand state naming its bound catalogue entry (the rest is skipped undecoded)."""
+
+    matter_entry: Matter | None = None
+
+
+_bound = msgspec.msgpack.Decoder(_Bound)
+
+
+def bound_entry(state_blob: bytes | None) -> Matter | None:
+    return _bound.decode(state_blob).matter_entry if state_blob else None
+
+
 async def deemed_approvals(store: Store, context: NodeContext, *, today: date | None = None) -> list[str]:
     """Decide, as approved, every overdue errand held here whose matter has 超时默许."""
     today = today or context.today()
@@ -87,7 +103,8 @@ async def deemed_approvals(store: Store, context: NodeContext, *, today: date | 
     for row in await store.worklist():
         if row["pending_to"] or row["stage"] not in (ACCEPTED, AT_DEPARTMENT) or not row["due"]:
             continue
-        matter = context.matter(row["matter"])
+        # The entry the errand is bound to, as judge asks it: a newer catalogue does not change its promise.
+        matter = bound_entry(row.get("state")) or context.matter(row["matter"])
         if matter is None or not matter.deemed_approval or date.fromisoformat(row["due"]) >= today:
             continue
         form = ActionForm(

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 
 from protocol.hlc import HybridClock
@@ -70,6 +71,14 @@ async def test_overdue_matter_with_deemed_approval_is_approved_by_the_system(net
     due = date.fromisoformat(row["due"])
     assert await deemed_approvals(net.stores["C"], ctx["C"], today=due) == []  # not late yet
     assert await deemed_approvals(net.stores["T01"], ctx["T01"], today=due + timedelta(days=9)) == []  # not held
+    # A newer catalogue without 超时默许 for the matter does not take back what the errand's own entry promised
+    # (judge asks the bound entry; so does the duty).
+    newer = default_catalogue()
+    changed = tuple(
+        msgspec.structs.replace(m, deemed_approval=False) if m.code == matter.code else m for m in newer.matters
+    )
+    assert await ctx["C"].publish(msgspec.structs.replace(newer, version=newer.version + 1, matters=changed))
+    assert ctx["C"].matter(matter.code) is not None and not ctx["C"].matter(matter.code).deemed_approval  # type: ignore[union-attr]
     # The deemed decision carries its own signed time, and judge checks that the deadline had passed
     # by then: the county's clock is set to the day after the deadline, as it would read then.
     net.stores["C"].clock = clock_on(due + timedelta(days=1))
