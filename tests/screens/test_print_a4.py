@@ -1,0 +1,100 @@
+"""A printed document is one A4 sheet, its signatures on it: a village agent prints a receipt for every errand,
+and a second sheet (the notes and both signature lines on it) is paper the villager loses. Printed by the real
+browser (Chromium's own PDF of the page, with the page's ``@page`` size and margins)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from screens_kit import MZ003_ALL, make_app, prepared_node, served
+
+pytestmark = pytest.mark.processes
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+
+@pytest.fixture
+def live_village(tmp_path: Path) -> Iterator[str]:
+    _, settings = prepared_node(tmp_path, "T01V01")
+    with served(make_app(settings), name="village", start_within=15) as base:
+        yield base
+
+
+def pages_of(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?!s)", pdf))
+
+
+def test_the_receipt_and_the_guide_print_on_one_a4_sheet(chromium: str, live_village: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    form = {
+        "matter": "MZ-003",
+        "applicant_name": "张秀英",
+        "applicant_phone": "13812345678",
+        "materials": list(MZ003_ALL),
+        "summary": "家中老人患病，申请临时救助",
+        "actor": "李建国",
+    }
+    registered = httpx.post(live_village + "/api/errands", json=form, timeout=10)
+    assert registered.status_code == 201, registered.text
+    errand = registered.json()["errand"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            for path in (f"/print/{errand}/receipt", "/print/guide/MZ-003"):
+                page.goto(live_village + path)
+                page.emulate_media(media="print")
+                pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+                assert pages_of(pdf) == 1, f"{path} prints on {pages_of(pdf)} A4 sheets"
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def live_town(tmp_path: Path) -> Iterator[str]:
+    _, settings = prepared_node(tmp_path, "T01")
+    with served(make_app(settings), name="town", start_within=15) as base:
+        yield base
+
+
+def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    def walk_in(*steps: dict[str, object]) -> str:
+        form = {"matter": "MZ-003", "applicant_name": "张秀英", "in_person": True, "actor": "王晓红"}
+        form["materials"] = ["申请书", "身份证复印件", "户口簿复印件"]
+        errand = httpx.post(live_town + "/api/errands", json=form, timeout=10).json()["errand"]
+        for step in steps:
+            r = httpx.post(f"{live_town}/api/errands/{errand}/actions", json={"actor": "王晓红", **step}, timeout=10)
+            assert r.status_code == 201, r.text
+        return str(errand)
+
+    provisional = walk_in(
+        {"kind": "accept", "errand_kind": "承诺件", "provisional": ["困难情况证明材料"], "promise_by": "2099-01-31"},
+        {"kind": "request_supplement", "items": ["村委会证明", "医疗费票据", "银行流水"], "text": "原件核对"},
+    )
+    returned = walk_in({"kind": "accept"}, {"kind": "return", "reasons": "申请书未签名，请签名后重新申请"})
+    refused = walk_in({"kind": "not_accept", "reasons": "申请人户籍不在本镇，请到户籍所在地申请"})
+    documents = [
+        (provisional, "acceptance"),
+        (provisional, "commitment"),
+        (provisional, "supplement"),
+        (returned, "return"),
+        (refused, "non-acceptance"),
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            for errand, slug in documents:
+                page.goto(f"{live_town}/print/{errand}/{slug}")
+                page.emulate_media(media="print")
+                pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+                assert pages_of(pdf) == 1, f"{slug} prints on {pages_of(pdf)} A4 sheets"
+        finally:
+            browser.close()
