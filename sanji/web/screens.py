@@ -41,6 +41,9 @@ from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS, STAGES
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
+from protocol.urging import STATUS_LABELS as URGING_STATUS_LABELS
+from protocol.urging import Urging
+from protocol.urging import status as urging_status
 from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
 from sanji.catalogue.search import MAX_QUERY
@@ -813,6 +816,31 @@ class RegisterController(Controller):
         return remembered(receipt, data.actor, data.role)
 
 
+def _urgings_of(
+    state: dict[str, Any], history: list[dict[str, Any]], today: date, directory: Directory
+) -> list[dict[str, str]]:
+    """The errand's 督办 with an answer due, unanswered first: what the urged desk must see before anything."""
+    texts = {h["id"]: h.get("text", "") for h in applied(history) if h["kind"] == "supervise"}
+    out = []
+    for held in state.get("urgings", ()):
+        urging = msgspec.convert(held, Urging)
+        shown = urging_status(urging, today)
+        zh, en = URGING_STATUS_LABELS[shown]
+        out.append(
+            {
+                "text": texts.get(urging.id, ""),
+                "by": node_name(directory, urging.by),
+                "to": node_name(directory, urging.to),
+                "answer_by": urging.answer_by,
+                "status": shown,
+                "status_zh": zh,
+                "status_en": en,
+            }
+        )
+    out.sort(key=lambda u: (u["status"] == "answered", u["answer_by"]))
+    return out
+
+
 def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
     entry = store.directory.get(store.node_id)
     return {
@@ -1026,6 +1054,7 @@ async def _errand_page(
         }
         for d, status in state.get("subtasks", {}).items()
     ]
+    urged = _urgings_of(state, history, context.today(), directory)
     applicant = register.get("applicant", {}) if register else {}
     if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
         applicant = mask_applicant(applicant)
@@ -1046,6 +1075,7 @@ async def _errand_page(
             "responsible": node_name(directory, row["responsible"]) if row["responsible"] else "",
             "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
             "subtasks": subtasks,
+            "urgings": urged,
             "documents": document_links(errand_id, history),
             "attachments": [
                 {

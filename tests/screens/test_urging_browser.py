@@ -121,7 +121,15 @@ def test_the_window_sees_its_notices_and_the_urging_and_marks_them_read(
             office.goto(county + "/supervision")
             expect(office.locator("#urgings")).to_contain_text("1 待答复 open")
 
+            page.goto(f"{town}/errands/{errand}")  # the errand's own page says it first, with its date
+            banner = page.locator("#urged")
+            expect(banner).to_contain_text(URGING_TEXT)
+            expect(banner).to_contain_text("前答复")
+            audit.goto(f"{town}/errands/{errand}")
+            assert violations(audit) == []
+
             take(page, town, errand, "answer_urging", actor=STAFF[TOWN], role="A岗", text=ANSWER_TEXT)
+            expect(page.locator("#urged")).to_have_count(0)  # answered: no longer urged
             reload_until(office, county + "/supervision", "1 已答复 answered")
             answered = office.locator("tr[data-urging][data-status=answered]")
             expect(answered).to_contain_text(URGING_TEXT)
