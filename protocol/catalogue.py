@@ -372,7 +372,9 @@ def normalise_material(name: str) -> str:
 def precheck(matter: Matter, provided: Collection[str], *, by_proxy: bool) -> Precheck:
     have = {normalise_material(p) for p in provided}
     missing_main = tuple(m.name for m in matter.materials if m.main and normalise_material(m.name) not in have)
-    missing_secondary = tuple(m.name for m in matter.materials if not m.main and normalise_material(m.name) not in have)
+    missing_secondary = tuple(
+        m.name for m in matter.materials if not m.main and not m.optional and normalise_material(m.name) not in have
+    )
     reason = ""
     if by_proxy and matter.in_person:
         reason = f"{matter.name} must be handled by the applicant in person (本人亲自办理); it cannot be proxied"

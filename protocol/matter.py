@@ -28,6 +28,11 @@ class Material(msgspec.Struct, frozen=True, kw_only=True):
     main: bool
     note: str = ""
 
+    @property
+    def optional(self) -> bool:
+        """Brought only where it applies (the catalogue's note 如有, "if any"): never owed nor asked for."""
+        return self.note.strip().startswith("如有")
+
 
 class Matter(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of the catalogue. Day counts are per ``limit_unit``; 0 on an immediate matter means same day."""

@@ -320,8 +320,10 @@ def action_defaults(
         "role": person.get("role") or ANY_POST,
     }
     if matter is not None:
-        missing_all = [m.name for m in matter.materials if normalise_material(m.name) not in have]
-        missing_secondary = [n for n in matter.secondary_materials if normalise_material(n) not in have]
+        # An optional material (如有, "if any") is neither owed under 容缺 nor asked for in a one-time notice.
+        needed = [m for m in matter.materials if not m.optional and normalise_material(m.name) not in have]
+        missing_all = [m.name for m in needed]
+        missing_secondary = [m.name for m in needed if not m.main]
     else:
         missing_all = missing_secondary = []
     if kind == "accept" and matter is not None:
@@ -1156,7 +1158,10 @@ def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[d
             if promised < today:
                 errors["promise_by"] = "承诺日期不能早于今天 The promised date cannot be in the past"
     if kind == "accept" and values.get("provisional") and not promise:
-        errors["promise_by"] = "容缺受理须填写承诺补齐日期 Provisional acceptance needs the promised date"
+        errors["promise_by"] = (
+            "容缺受理须填写承诺补齐日期；材料已齐或不容缺时，请清空“容缺材料”即为正常受理 "
+            "Provisional acceptance needs the promised date; clear the owed materials for a full acceptance"
+        )
     if kind == "accept" and values.get("errand_kind") == "联办件" and not values.get("co_departments"):
         errors["co_departments"] = "联办件须列明联办部门 A joint errand names its co-handling departments"
     version = one(form, "expected_version")

@@ -658,3 +658,18 @@ def test_cli_check_refuses_a_hostile_spreadsheet(
     assert catalogue_cmd.run_check(path) == 2
     out = capsys.readouterr().out
     assert out.startswith("error: ") and says in out
+
+
+def test_an_optional_material_is_never_owed() -> None:
+    """患病或残疾证明 is marked 如有 ("if any"): the pre-check does not list it as missing, so neither 容缺 nor a
+    one-time notice asks for it (before, the accept form offered it as owed and failed as it stood)."""
+    from protocol.catalogue import precheck
+
+    matter = default_catalogue().get("MZ-001")
+    assert matter is not None
+    optional = [m.name for m in matter.materials if m.optional]
+    assert optional == ["患病或残疾证明"]
+    mains = [m.name for m in matter.materials if m.main]
+    check = precheck(matter, [*mains, "家庭收入及财产状况声明"], by_proxy=True)
+    assert check.ok and check.missing_secondary == () and not check.provisional
+    assert precheck(matter, mains, by_proxy=True).missing_secondary == ("家庭收入及财产状况声明",)
