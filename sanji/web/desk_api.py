@@ -196,7 +196,8 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
     overdue, warnings = [], []
     for view in views:
         deadline = view["deadline"]
-        if deadline is None:
+        if deadline is None:  # not accepted yet (no clock runs), or a matter with no limit: counted, so they add up
+            by_level["none"] += 1
             continue
         by_level[deadline.level] += 1
         if deadline.level == "red":

@@ -31,6 +31,7 @@ def stories() -> list[Story]:
         out.append(story.decided(f"2026-11-{day + 1:02d}").delivered_here(f"2026-11-{day + 1:02d}"))
     for errand in ("O1", "O2"):  # registered first, still open, due long ago
         out.append(Story(errand, "T01", "T01").registered("2026-10-12").accepted("2026-10-12", "2026-10-16"))
+    out.append(Story("N1", "T01", "T01").registered("2026-11-25"))  # registered, not accepted: no clock yet
     return out
 
 
@@ -51,9 +52,10 @@ async def test_every_open_errand_and_the_newest_answered_ones_are_supervised(
 
     monkeypatch.setattr(sanji.web.desk_api, "SUPERVISED_AT_MOST", 3)  # fewer than the store holds of either kind
     report = await supervision_report(store, context, sample=5)
-    assert report.open_errands == 2
-    assert sorted(e.id for e in report.overdue) == ["O1", "O2"] and report.by_level == {"red": 2}
-    assert report.by_township == {"T01": {"accepted": 2}}
+    assert report.open_errands == 3
+    assert sorted(e.id for e in report.overdue) == ["O1", "O2"] and report.by_level == {"red": 2, "none": 1}
+    assert whole.by_level == {"red": 2, "none": 1} and whole.open_errands == 3  # every open errand counted once
+    assert report.by_township == {"T01": {"accepted": 2, "registered": 1}}
     assert (report.answered_counted, report.answered_total) == (3, 5)
     assert set(report.missing_steps) == {"D3", "D4", "D5"}  # the newest three, not the oldest
     assert sorted(report.callback_sample) == ["D3", "D4", "D5"]
