@@ -50,6 +50,7 @@ from sanji.catalogue import load_catalogue
 from sanji.context import NodeContext, Record
 from sanji.store import Store
 from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
+from sanji.web.bounded_form import bounded_form
 from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal, summary
 
 CATALOGUE_SUFFIXES = (".toml", ".json", ".xlsx")
@@ -162,7 +163,7 @@ class CataloguePublishingController(Controller):
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
         admin_of(request, roles.CONFIGURE)
-        form = await request.form()
+        form = await bounded_form(request)  # each part bounded as it streams in
         try:
             upload = await read_upload(form, CATALOGUE_SUFFIXES)
         finally:
@@ -193,7 +194,7 @@ class CataloguePublishingController(Controller):
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template | Redirect:
         principal = admin_of(request, roles.CONFIGURE)
-        form = await request.form()
+        form = await bounded_form(request)  # each part bounded as it streams in
         raw = form.get("catalogue", "")
         try:
             catalogue = msgspec.json.decode(raw if isinstance(raw, str) else "", type=Catalogue)
@@ -243,7 +244,7 @@ class CalendarPublishingController(Controller):
     ) -> Template:
         admin_of(request, roles.CONFIGURE)
         year = context.today().year
-        form = await request.form()
+        form = await bounded_form(request)  # each part bounded as it streams in
         try:
             upload = await read_upload(form, (".toml",))
         finally:
@@ -272,7 +273,7 @@ class CalendarPublishingController(Controller):
     ) -> Template | Redirect:
         principal = admin_of(request, roles.CONFIGURE)
         year = context.today().year
-        form = await request.form()
+        form = await bounded_form(request)  # each part bounded as it streams in
         raw = form.get("calendar", "")
         try:
             doc = msgspec.json.decode(raw if isinstance(raw, str) else "", type=OfficialCalendar)

@@ -221,7 +221,7 @@ def publish_problems(rules: AssessmentRules) -> list[str]:
         published = date.fromisoformat(rules.published_at)
     except ValueError:
         published = None
-    if published is None or len(rules.published_at) != 10 or not 2000 <= published.year <= 2100:
+    if published is None or published.isoformat() != rules.published_at or not 2000 <= published.year <= 2100:
         problems.append(f"published_at must be a day like 2026-10-01, not {rules.published_at!r}")
     # Scores are points a person can read: finite, within a thousand either way (a part's points not negative).
     numbers = [

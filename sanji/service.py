@@ -124,12 +124,9 @@ class ErrandService:
             raise ActionRefused(entry)
         if entry is None and not form.in_person and not form.mandate:  # bound ones: judge checks it
             raise ActionRefused(refuse("mandate_missing"))
-        if not receipt:  # numbered once the registration is known to be taken: a refusal uses up no number
-            day = self.policy.today() if self.policy is not None else date.today()
-            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
         applicant, sealed = self._applicant(form, errand_id)
 
-        def build(_: Projection, at: int) -> Action:
+        def register(receipt: str, at: int) -> a.Register:
             return a.Register(
                 id=new_action_id(at),
                 errand=errand_id,
@@ -152,6 +149,18 @@ class ErrandService:
                 matter_entry=entry,
                 missing_confirmed=form.confirm_missing,
             )
+
+        if not receipt:
+            # Numbered once the rule has taken the registration (the same judge the store asks again): a refused
+            # one (its mandate, presence, materials, level) uses up no number of the day.
+            if judge(None, register("", self.store.clock.now()), self.store.directory) is not None:
+                # Refused again by the store's own check, which records the refusal (the audit) as for any step.
+                return await self.store.act(errand_id, lambda _, at: register("", at))
+            day = self.policy.today() if self.policy is not None else date.today()
+            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
+
+        def build(_: Projection, at: int) -> Action:
+            return register(receipt, at)
 
         return await self.store.act(errand_id, build)
 
@@ -328,9 +337,11 @@ def _materials_received(
         if state.stage_due:
             role = svc.store.directory.role(svc.node_id)
             stage_pauses = policy.pauses_since(pauses, state.stage_since)
-            stage_due = (
-                policy.stage_due(state.matter, role, svc._date(state.stage_since), stage_pauses) or state.stage_due
-            )
+            started = svc._date(state.stage_since)
+            stage_due = policy.stage_due(state.matter, role, started, stage_pauses)
+            if not stage_due:  # the matter not in the catalogue held, or no calendar for it: moved from the date held
+                unit = policy.limit_unit(state.matter_entry, state.matter)
+                stage_due = policy.pushed_due(state.stage_due, paused_from, paused_to, unit)
             stage_marked = state.stage_due_provisional or policy.span_provisional(paused_to, stage_due)
     return a.MaterialsReceived(
         **common,

@@ -84,27 +84,42 @@ async def _take(
     data: UploadFile | bytearray,
     field_limit: int,
 ) -> tuple[MultipartSegment | None, UploadFile | bytearray]:
-    for part in parts:
-        if isinstance(part, MultipartSegment):
-            segment = part
-            if part.filename:
-                data = UploadFile(content_type=part.content_type or "application/octet-stream", filename=part.filename)
-        elif part:
-            if isinstance(data, UploadFile):
-                await data.write(part)
-            elif len(data) + len(part) > field_limit:
-                raise BodyTooLarge(f"a form field is over {field_limit} bytes")
-            else:
-                data.extend(part)
-        else:  # the end of a part
-            if segment is None:
-                raise BadInput("a part of the upload ended before its headers")
-            if isinstance(data, UploadFile):
-                await data.seek(0)
-                fields[segment.name].append(data)
-            else:
-                fields[segment.name].append(data.decode(segment.charset or "utf-8", errors="replace"))
-            segment, data = None, bytearray()
+    opened: list[UploadFile] = []  # file parts opened in this chunk and not yet in ``fields``: closed on a refusal
+    try:
+        for part in parts:
+            if isinstance(part, MultipartSegment):
+                segment = part
+                if part.filename:
+                    data = UploadFile(
+                        content_type=part.content_type or "application/octet-stream", filename=part.filename
+                    )
+                    opened.append(data)
+            elif part:
+                if isinstance(data, UploadFile):
+                    await data.write(part)
+                elif len(data) + len(part) > field_limit:
+                    raise BodyTooLarge(f"a form field is over {field_limit} bytes")
+                else:
+                    data.extend(part)
+            else:  # the end of a part
+                if segment is None:
+                    raise BadInput("a part of the upload ended before its headers")
+                if isinstance(data, UploadFile):
+                    await data.seek(0)
+                    fields[segment.name].append(data)
+                    if data in opened:
+                        opened.remove(data)
+                else:
+                    # UTF-8, as browsers send a form: a charset the part names is not trusted to pick a codec.
+                    try:
+                        fields[segment.name].append(data.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        raise BadInput(f"form field {segment.name[:64]!r} is not UTF-8 text") from None
+                segment, data = None, bytearray()
+    except BaseException:
+        for upload in opened:
+            await upload.close()
+        raise
     return segment, data
 
 

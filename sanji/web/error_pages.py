@@ -24,7 +24,10 @@ _TITLES = {
     404: ("找不到该页面或办件", "Not found"),
     405: ("不能这样提交", "Not allowed this way"),
     413: ("上传的内容太大", "The upload is too large"),
+    409: ("不能这样办理", "Not possible as it stands"),
+    410: ("已不在此处", "No longer here"),
     415: ("不支持这种内容", "Unsupported content"),
+    429: ("操作太频繁，请稍后再试", "Too many requests; try again shortly"),
 }
 _HINT = (
     "请返回上一页，按提示改正后再试；问题依旧请告诉管理员。",

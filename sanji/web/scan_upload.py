@@ -25,6 +25,7 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
 from sanji.web.screens import _errand_page, desk_person, errand_url, refusal_text, remembered
 
 SCAN_FIELD = "scan"
@@ -70,7 +71,7 @@ class ScanController(Controller):
                 caller=caller,
             )
 
-        form = await request.form()
+        form = await bounded_form(request)  # each part bounded as it streams in
         try:
             return await self._take(request, store, service, form, errand_id, person, again)
         finally:

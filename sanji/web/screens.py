@@ -212,7 +212,13 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         Field("text", "部门意见", "The department's opinion", "textarea"),
     ),
     "extend": (
-        Field("days", "延长工作日数", "Working days", "number", required=True),
+        Field(
+            "days",
+            "延长天数（与办理时限同单位：工作日或自然日）",
+            "Days (in the limit's own unit: working or calendar days)",
+            "number",
+            required=True,
+        ),
         Field("reasons", "延期理由", "Reason", "textarea", required=True),
         Field("applicant_informed", "已告知申请人", "Applicant informed", "checkbox"),
     ),
@@ -833,6 +839,7 @@ def _urgings_of(
                 "text": texts.get(urging.id, ""),
                 "by": node_name(directory, urging.by),
                 "to": node_name(directory, urging.to),
+                "to_id": urging.to,
                 "answer_by": urging.answer_by,
                 "status": shown,
                 "status_zh": zh,

@@ -86,6 +86,7 @@ def test_signed_rules_open_only_with_the_county_key_and_unchanged() -> None:
     [
         ({"published_at": "0000-00-00"}, "published_at"),
         ({"published_at": "9999-12-31"}, "published_at"),
+        ({"published_at": "2026-W40-1"}, "published_at"),  # an ISO week date Python reads: not the day written
         ({"centre_base": float("inf")}, "centre_base"),
     ],
 )

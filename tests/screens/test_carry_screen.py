@@ -231,6 +231,18 @@ def test_a_form_field_is_bounded_as_it_streams_in(county: Cluster, tmp_path: Pat
         assert r.status_code in (400, 422) and "未导入任何内容" in r.text
 
 
+def test_a_part_naming_a_charset_that_is_no_text_codec_is_a_400(county: Cluster) -> None:
+    """A field's own ``charset=`` (``nonesuch``, ``rot13``) picked the codec, and an unknown one was a 500."""
+    with TestClient(make_app(load_settings(county.nodes["T01"].config))) as town:
+        for charset in ("nonesuch", "rot13", "utf-16"):
+            body = (
+                b'--XyZ\r\nContent-Disposition: form-data; name="x"\r\n'
+                b"Content-Type: text/plain; charset=" + charset.encode() + b"\r\n\r\n\xff\xfe\r\n--XyZ--\r\n"
+            )
+            r = town.post("/carry/import", content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+            assert r.status_code == 400 and "未导入任何内容" in r.text, (charset, r.status_code)
+
+
 def _resign(frame: bytes) -> bytes:
     """The frame's payload signed again by a key no node of the county holds (an unknown signer)."""
     opened = envelope.open_envelope(frame, magic=MAGIC, version=FORMAT_VERSION, max_bytes=len(frame), what="batch")

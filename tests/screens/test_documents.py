@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import act, register
+from screens_kit import MZ003_ALL, act, register
 
 from protocol.lookup import lookup_code
 from sanji.web.documents import DOCUMENTS, cn_iso
@@ -156,3 +157,25 @@ def test_documents_escape_what_people_typed(town: Client) -> None:
         html = doc(town, errand_id, slug)[1]
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;" in html
+
+
+def test_a_registration_the_rule_refuses_uses_up_no_receipt_number(village: Client) -> None:
+    """At a village holding the catalogue, a registration is bound to its entry and judged by it; one refused
+    there (no mandate, a matter not open to proxy) took a number of the day before it was refused."""
+
+    def receipt(**fields: object) -> Response:
+        body = {"matter": "MZ-003", "applicant_name": "张秀英", "materials": list(MZ003_ALL), "actor": "李建国"}
+        return village.post("/api/errands", json={**body, **fields})
+
+    first = receipt()
+    assert first.status_code == 201
+    for _ in range(3):
+        refused = receipt(mandate=False)
+        assert refused.status_code == 409 and refused.json()["error_code"] == "mandate_missing", refused.text
+    second = receipt()
+
+    def seq(r: Response) -> int:
+        number = village.get(f"/api/errands/{r.json()['errand']}").json()["receipt"]
+        return int(number.split("-")[-1][:-1])
+
+    assert seq(second) == seq(first) + 1
