@@ -2,6 +2,8 @@
 
 ``village`` / ``town``  litestar TestClients of one node each (SQLite in ``tmp_path``), holding the
                         county's signed catalogue as if it had arrived with the first exchange.
+``live_village`` / ``live_town``  the same nodes served by uvicorn on a free loopback port (a background
+                        thread), for the real browser; the base URL.
 ``chromium``            the path of the Debian ``chromium`` binary. Skips LOUDLY when it is missing,
                         unless ``SANJI_REQUIRE_BROWSER=1``, which turns the skip into a failure (CI).
                         Install it with ``apt-get install -y chromium``; never ``playwright install``.
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import make_app, prepared_node
+from screens_kit import make_app, prepared_node, served
 
 CHROMIUM = "/usr/bin/chromium"
 _browser_skips: list[str] = []
@@ -44,6 +46,20 @@ def bare_village(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
     _, settings = prepared_node(tmp_path, "T01V01", catalogue=False)
     with TestClient(make_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def live_village(tmp_path: Path) -> Iterator[str]:
+    _, settings = prepared_node(tmp_path, "T01V01")
+    with served(make_app(settings), name="village", start_within=15) as base:
+        yield base
+
+
+@pytest.fixture
+def live_town(tmp_path: Path) -> Iterator[str]:
+    _, settings = prepared_node(tmp_path, "T01")
+    with served(make_app(settings), name="town", start_within=15) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

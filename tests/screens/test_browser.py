@@ -8,13 +8,11 @@ errand and submit it to the township, and screenshot the result.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from axe_kit import AXE, violations
-from screens_kit import make_app, prepared_node, served
 
 pytestmark = pytest.mark.processes
 
@@ -26,14 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-
-
-@pytest.fixture
-def live_village(tmp_path: Path) -> Iterator[str]:
-    """A village node served by uvicorn on a free loopback port, in a background thread."""
-    _, settings = prepared_node(tmp_path, "T01V01")
-    with served(make_app(settings), name="village", start_within=15) as base:
-        yield base
 
 
 def _fill_registration(page: Any, base: str) -> None:

@@ -5,23 +5,14 @@ browser (Chromium's own PDF of the page, with the page's ``@page`` size and marg
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from screens_kit import MZ003_ALL, make_app, prepared_node, served
+from screens_kit import MZ003_ALL
 
 pytestmark = pytest.mark.processes
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-
-
-@pytest.fixture
-def live_village(tmp_path: Path) -> Iterator[str]:
-    _, settings = prepared_node(tmp_path, "T01V01")
-    with served(make_app(settings), name="village", start_within=15) as base:
-        yield base
 
 
 def pages_of(pdf: bytes) -> int:
@@ -53,13 +44,6 @@ def test_the_receipt_and_the_guide_print_on_one_a4_sheet(chromium: str, live_vil
                 assert pages_of(pdf) == 1, f"{path} prints on {pages_of(pdf)} A4 sheets"
         finally:
             browser.close()
-
-
-@pytest.fixture
-def live_town(tmp_path: Path) -> Iterator[str]:
-    _, settings = prepared_node(tmp_path, "T01")
-    with served(make_app(settings), name="town", start_within=15) as base:
-        yield base
 
 
 def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: str) -> None:
