@@ -40,6 +40,7 @@ RefusalCode = Literal[
     "rate_once",
     "attachment_incomplete",
     "attachment_not_held",
+    "id_number_check",
     # 督办 with an answer due, and its answer (protocol.urging)
     "urging_kind",
     "urging_level",
@@ -220,6 +221,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "rate_too_early": ("满意度评价须在结果送达之后作出", "an errand is rated after its result was delivered"),
     "rate_once": ("该办件已评价，每件只评价一次", "this errand was already rated; each errand is rated once"),
     "attachment_incomplete": ("附件须有内容摘要和名称", "an attachment needs its content hash and a name"),
+    "id_number_check": (
+        "身份证号码校验位不符，请核对后重新填写",
+        "the ID number's check character does not match (GB 11643): check the number",
+    ),
     "attachment_not_held": (
         "本节点没有该附件的完整文件（{blob}…），请直接上传文件",
         "this node holds no whole file {blob}…: send the bytes with the attachment (POST …/attachments)",

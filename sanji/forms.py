@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 import msgspec
 
 from protocol.bounds import DAY_PATTERN, MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem, whole
-from protocol.idnumber import valid_id_number
 from protocol.steps import STEP_KINDS, StepKind
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
@@ -47,12 +46,6 @@ class RegisterForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields
     # The pre-check found main materials missing and the agent registers anyway (the form's
     # "仍然登记" box). A program that wants the pre-check's refusal sends false.
     confirm_missing: bool = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        # The screen says so beside the field; a program sending the form gets the same 400 (GB 11643).
-        if self.applicant_id_number and not valid_id_number(self.applicant_id_number):
-            raise ValueError("applicant_id_number: the check character does not match (身份证号码校验位不符)")
 
 
 class ActionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):

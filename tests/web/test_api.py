@@ -55,7 +55,6 @@ def test_register_then_read_back(village: TestClient) -> None:  # type: ignore[t
     "body",
     [
         {**GOOD, "applicant_id_number": "12345"},
-        {**GOOD, "applicant_id_number": "430621195007307797"},  # a wrong check character, as the screen says
         {**GOOD, "applicant_name": ""},
         {**GOOD, "unexpected": 1},
         {k: v for k, v in GOOD.items() if k != "matter"},
@@ -81,6 +80,13 @@ def test_a_refused_registration_uses_up_no_receipt_number(village: TestClient) -
     second = receipt()
     # T01V01-yymmdd-NNNNC: the day's sequence, then a check character
     assert int(second.split("-")[-1][:-1]) == int(first.split("-")[-1][:-1]) + 1, (first, second)
+
+
+def test_an_id_number_with_a_wrong_check_character_is_refused(village: TestClient) -> None:  # type: ignore[type-arg]
+    """The schema holds the number to its shape; the check character is the rule's, as the screen says (409)."""
+    r = village.post("/api/errands", json={**GOOD, "applicant_id_number": "430621195007307797"})
+    assert r.status_code == 409 and r.json()["error_code"] == "id_number_check", r.text
+    assert count(village) == 0
 
 
 def test_malformed_json_is_a_400(village: TestClient) -> None:  # type: ignore[type-arg]
