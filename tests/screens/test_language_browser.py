@@ -12,7 +12,7 @@ import re
 import httpx
 import pytest
 from axe_kit import violations
-from test_browser import CHROMIUM_ARGS, live_village  # noqa: F401  (fixture)
+from test_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.processes
 
@@ -33,7 +33,7 @@ def _register(base: str) -> None:
     assert r.status_code == 201, r.text
 
 
-def test_the_switch_and_the_notice_badge(chromium: str, live_village: str) -> None:  # noqa: F811
+def test_the_switch_and_the_notice_badge(chromium: str, live_village: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     _register(live_village)
