@@ -33,6 +33,21 @@ _HINT = (
     "请返回上一页，按提示改正后再试；问题依旧请告诉管理员。",
     "Go back, correct what is named and send it again; if it persists, tell the administrator.",
 )
+# The query and form fields screens send, named as their labels say them (the key beside, for the record).
+FIELD_LABELS = {
+    "quarter": "季度",
+    "year": "年份",
+    "from": "起始日期",
+    "to": "截止日期",
+    "date_from": "起始日期",
+    "date_to": "截止日期",
+    "limit": "条数",
+    "offset": "起始位置",
+    "matter": "事项",
+    "node": "节点",
+    "format": "格式",
+    "q": "搜索内容",
+}
 # Statuses with pages of their own (a login, a refusal of the post) or none a clerk could act on.
 _OWN_PAGES = frozenset({401, 403})
 
@@ -49,7 +64,8 @@ def http_page_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     fields = [str(e.get("key", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
     said = [str(e.get("message", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
     message = "; ".join(m for m in said if m) or str(exc.detail)
-    return _page(request, exc.status_code, message, "、".join(f for f in fields if f))
+    named = "、".join(f"{FIELD_LABELS[f]} {f}" if f in FIELD_LABELS else f for f in fields if f)
+    return _page(request, exc.status_code, message, named)
 
 
 def sanji_page_handler(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:

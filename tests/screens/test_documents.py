@@ -102,10 +102,14 @@ def test_non_acceptance_notice_gives_the_reasons(town: Client) -> None:
     status, html = doc(town, errand_id, "non-acceptance")
     assert status == 200
     assert "不予受理通知书" in html and "申请人户籍不在本镇，请到户籍所在地申请" in html
-    assert "行政复议" in html
+    assert "行政复议" in html and "申请材料随本通知书退还" in html  # materials were received: they go back
     status, html = doc(town, errand_id, "acceptance")
     assert status == 404 and "该办件尚未受理" in html and "not been accepted" in html
     assert available(town, errand_id) == {"receipt", "non-acceptance"}
+    nothing = register(town, materials=(), in_person=True)  # nothing was received: nothing goes back
+    act(town, nothing, "not_accept", reasons="不属于本中心受理范围")
+    status, html = doc(town, nothing, "non-acceptance")
+    assert status == 200 and "不属于本中心受理范围" in html and "随本通知书退还" not in html
 
 
 def test_return_notice_gives_the_reasons_and_the_materials(town: Client) -> None:

@@ -27,9 +27,9 @@ def county(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
 @pytest.mark.parametrize(
     ("path", "field"),
     [
-        ("/office/assessment/?quarter=2026Q9", "quarter"),
+        ("/office/assessment/?quarter=2026Q9", "季度 quarter"),
         ("/office/business/?from=2026-13-01", ""),
-        ("/admin/calendar?year=abc", "year"),
+        ("/admin/calendar?year=abc", "年份 year"),
     ],
 )
 def test_a_screen_gets_a_page_naming_what_to_correct(county: TestClient[Litestar], path: str, field: str) -> None:
