@@ -452,13 +452,8 @@ _COUNTED_FROM_ACCEPTANCE: dict[str, Callable[..., Action]] = {
 
 async def accept_of(store: Store, errand_id: str) -> a.Accept | None:
     """The errand's applied acceptance as held here (None before it, or unknown here)."""
-    detail = await store.errand(errand_id)
-    if detail is None:
-        return None
-    for item in detail["history"]:
-        if item["kind"] == "accept" and item["status"] == "applied":
-            return msgspec.convert({k: v for k, v in item.items() if k not in ("status", "reason")}, a.Accept)
-    return None
+    action = await store.applied_of(errand_id, "accept")
+    return action if isinstance(action, a.Accept) else None
 
 
 BUILDERS: dict[str, Builder] = {

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Select, func, select
 
-from protocol.actions import Register
+from protocol.actions import Action, Register
 from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
@@ -163,17 +163,19 @@ class Views(Documents, Traffic):
             out["readable"] = view.readable
         return out
 
-    async def applicant(self, errand_id: str) -> ApplicantView | None:
-        """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
+    async def applied_of(self, errand_id: str, kind: str) -> Action | None:
+        """The errand's applied action of ``kind`` (one that happens once: its registration, its acceptance)."""
         async with self.db.reader.connect() as conn:
             body = await conn.scalar(
-                select(t.actions.c.body).where(
-                    t.actions.c.errand == errand_id, t.actions.c.kind == "register", t.actions.c.status == "applied"
-                )
+                select(t.actions.c.body)
+                .where(t.actions.c.errand == errand_id, t.actions.c.kind == kind, t.actions.c.status == "applied")
+                .limit(1)
             )
-        if body is None:
-            return None
-        action = decode_action(body)
+        return None if body is None else decode_action(body)
+
+    async def applicant(self, errand_id: str) -> ApplicantView | None:
+        """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
+        action = await self.applied_of(errand_id, "register")
         if not isinstance(action, Register):
             return None
         return self._applicant_view(action)
