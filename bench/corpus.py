@@ -144,6 +144,9 @@ def attachment_form(actor: str, rng: random.Random, scan: int) -> ActionForm:
     )
 
 
+REASONS = "经核查不符合申请条件"  # a refusal states its reasons (rules 2)
+
+
 def pick_matter(rng: random.Random) -> Matter:
     # Matters a township decides itself weigh double, so about half of all errands go up to the county.
     weights = [1 if m.department else 2 for m in MATTERS]
@@ -169,17 +172,25 @@ def next_form(desk: Desk, errand: dict[str, Any], rng: random.Random) -> ActionF
         if department:
             return ActionForm(kind="escalate", actor=actor, department=department, expected_version=version)
         outcome: Outcome = "refused" if rng.random() < 0.1 else "approved"
-        document = "准予办理通知书" if outcome == "approved" else "不予办理告知书(附理由)"
-        return ActionForm(kind="decide", actor=actor, outcome=outcome, document=document, expected_version=version)
+        document = "准予办理通知书" if outcome == "approved" else "不予许可决定书"
+        return ActionForm(
+            kind="decide",
+            actor=actor,
+            outcome=outcome,
+            document=document,
+            reasons=REASONS if outcome == "refused" else "",
+            expected_version=version,
+        )
     if desk.role == COUNTY and stage == "at_department":
         verdict: Outcome = "refused" if rng.random() < 0.15 else "approved"
-        document = "审批决定书" if verdict == "approved" else "不予许可决定书(附理由)"
+        document = "审批决定书" if verdict == "approved" else "不予许可决定书"
         return ActionForm(
             kind="decide",
             actor=actor,
             role="审批员",
             outcome=verdict,
             document=document,
+            reasons=REASONS if verdict == "refused" else "",
             department=errand["department"],
             expected_version=version,
         )

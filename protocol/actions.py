@@ -106,6 +106,7 @@ class Decide(_Action, tag="decide", frozen=True, kw_only=True):
     document: str = ""
     department: str = ""
     deemed: bool = False  # 超时默许: not decided by the deadline, taken as granted (per-matter rule)
+    reasons: str = ""  # 不予许可: why, as the decision document states them (required from rules 2)
 
 
 class Deliver(_Action, tag="deliver", frozen=True, kw_only=True):

@@ -49,7 +49,7 @@ MAX_CATALOGUE_BYTES = 1 * 1024 * 1024
 MAX_MATTERS = 2000
 MAX_MATERIALS = 100
 MAX_CODE = 32
-MAX_RULES = 1  # the latest generation of errand rules (``Matter.rules``) this release judges by
+MAX_RULES = 2  # the latest generation of errand rules (``Matter.rules``) this release judges by
 
 
 class CatalogueError(SanjiError):
@@ -289,7 +289,23 @@ def check_matter(m: Matter, *, skip: Collection[str] = ()) -> list[tuple[str, st
                     "rules",
                     f"must be a generation of errand rules from 0 to {MAX_RULES}, not {m.rules!r}: 0 judges its "
                     "errands as 0.3.0 did, 1 by the rules of 0.4.0 (one rating, by the applicant at the "
-                    "registering desk, after delivery); sign 1 only once every node runs 0.4.0",
+                    "registering desk, after delivery), 2 by those added later in 0.4.0 (each step carries what its "
+                    "document states: deadline, reasons, signature); sign a generation only once every node "
+                    "runs the release that brought it",
+                )
+            )
+        elif (
+            m.rules >= 2
+            and fields_ok("extension_limit", "statutory_limit")
+            and m.extension_limit is not None
+            and m.extension_limit > m.statutory_limit
+        ):
+            # Checked from rules 2 only: a catalogue older nodes signed (and hold) stays readable as it was.
+            out.append(
+                (
+                    "extension_limit",
+                    f"{m.extension_limit} days of extension exceed the statutory limit of {m.statutory_limit}: "
+                    "an extension never grants more than the law's own time limit",
                 )
             )
     return out

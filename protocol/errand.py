@@ -58,6 +58,7 @@ from protocol.actions import (
     kind_of,
 )
 from protocol.binding import (
+    business_date,
     deemed_refusal,
     escalation_refusal,
     extension_refusal,
@@ -65,6 +66,7 @@ from protocol.binding import (
     registration_refusal,
 )
 from protocol.bounds import action_problem
+from protocol.catalogue import normalise_material
 from protocol.encoding import encode
 from protocol.kept_bytes import KeptBytes
 from protocol.matter import Matter
@@ -303,6 +305,10 @@ def beside_holder(state: ErrandState | None, action: Action) -> bool:
 
 
 def _judge_annotation(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:
+    if isinstance(action, Supervise) and action.kind_of_supervision == "督办" and rules_of(state) >= 2:
+        # DOMAIN.md: urging (督办) comes from the county, and an urging names when its answer is due.
+        if not action.answer_by:
+            return refuse("urging_answer_missing")
     if isinstance(action, Supervise) and action.answer_by:
         return urge_refusal(
             node=action.node,
@@ -336,7 +342,51 @@ def _judge_annotation(state: ErrandState, action: Action, directory: Directory) 
 
 def rating_rules(state: ErrandState) -> bool:
     """Whether the errand's bound catalogue entry has it judged by the rating rules of 0.4.0 (``Matter.rules``)."""
-    return state.matter_entry is not None and state.matter_entry.rules >= 1
+    return rules_of(state) >= 1
+
+
+def rules_of(state: ErrandState) -> int:
+    """The generation of errand rules the errand is judged by: its bound entry's ``Matter.rules`` (0 unbound).
+
+    1 (0.4.0): one rating, by the applicant at the registering desk, after delivery.
+    2 (later 0.4.0 builds): each step carries what its document states (``_judge_documents``), and the catalogue binds
+    the refusal (不予许可) to the approving level, 容缺 to secondary materials, 联办 to every co-department.
+    """
+    return state.matter_entry.rules if state.matter_entry is not None else 0
+
+
+def _judge_documents(state: ErrandState, action: Action, entry: Matter) -> Refusal | None:
+    """Rules 2: what a step's document states must be in the step (DOMAIN.md, "The life of an errand").
+
+    The acceptance notice names the deadline (never before the day of acceptance), an extension moves it
+    later, a refusal states its reasons, a delivery carries the applicant's signature (签名核对), 容缺 leaves
+    only secondary materials owed (主件 must be complete, seed 001), and a 联办件 goes to every co-department
+    the catalogue names.
+    """
+    if isinstance(action, Accept):
+        accepted = business_date(action.at).isoformat()
+        if action.errand_kind != "即办件" and not action.due:
+            return refuse("due_missing", kind=action.errand_kind)
+        if action.due and action.due < accepted:
+            return refuse("due_before_acceptance", due=action.due, accepted=accepted)
+        mains = {normalise_material(m) for m in entry.main_materials}
+        owed_mains = [m for m in action.provisional if normalise_material(m) in mains]
+        if owed_mains:
+            return refuse("provisional_main", items="、".join(owed_mains))
+        if action.errand_kind == "联办件":
+            missing = [d for d in entry.joint_departments if d not in action.co_departments]
+            if missing:
+                return refuse("co_departments_incomplete", missing="、".join(missing))
+    elif isinstance(action, Extend):
+        if state.due and action.due and action.due < state.due:
+            return refuse("extend_backwards", due=action.due, was=state.due)
+    elif isinstance(action, Decide):
+        if action.outcome == "refused" and not action.reasons.strip():
+            return refuse("decision_reasons_missing")
+    elif isinstance(action, Deliver):
+        if not action.signature.strip():
+            return refuse("signature_missing")
+    return None
 
 
 def _desk(state: ErrandState, role: str) -> bool:
@@ -368,6 +418,8 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
                 return problem
         if entry is not None:
             problem = level_refusal(entry, "accept", role)
+            if problem is None and isinstance(action, Accept) and entry.rules >= 2:
+                problem = _judge_documents(state, action, entry)
             if problem is not None:
                 return problem
         elif role != TOWN:
@@ -428,7 +480,10 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
         if action.days <= 0 or not action.reason.strip() or (state.due and not action.due):
             return refuse("extension_incomplete")
         if entry is not None:
-            return extension_refusal(entry, role=action.role, used=state.extended_days, days=action.days)
+            problem = extension_refusal(entry, role=action.role, used=state.extended_days, days=action.days)
+            if problem is None and entry.rules >= 2:
+                problem = _judge_documents(state, action, entry)
+            return problem
         return None
     if isinstance(action, Review):
         if stage not in (ACCEPTED, AT_DEPARTMENT):
@@ -454,8 +509,14 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             if any(status == "objected" for status in state.subtasks.values()):
                 return refuse("subtask_objected")
         if entry is not None:
-            # Who approves is the catalogue's approve_levels; a refusal (不予许可) is the handling desk's.
-            return level_refusal(entry, "decide" if action.outcome == "approved" else "handle", role)
+            # Who approves is the catalogue's approve_levels. Before rules 2 a refusal (不予许可) was the
+            # handling desk's; from rules 2 only the level that may grant may refuse (a township that may not
+            # approve hands the errand up, or does not accept it).
+            deciding = action.outcome == "approved" or entry.rules >= 2
+            problem = level_refusal(entry, "decide" if deciding else "handle", role)
+            if problem is None and entry.rules >= 2:
+                problem = _judge_documents(state, action, entry)
+            return problem
         return None
     if isinstance(action, Terminate):
         if stage not in LIVE:
@@ -472,7 +533,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             return refuse("deliver_elsewhere", scope=state.scope)
         if not action.confirmed_by.strip():
             return refuse("confirmation_missing")
-        return None
+        return _judge_documents(state, action, entry) if entry is not None and entry.rules >= 2 else None
     if isinstance(action, Close):
         return None if stage == DELIVERED else refuse("close_stage", stage=stage)
     if isinstance(action, CorrectDeadline):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocol import actions as a
-from protocol.binding import EXTENSION_GRANTORS
+from protocol.binding import EXTENSION_GRANTORS, business_date
 from protocol.catalogue import Matter
 from protocol.errand import ErrandState, judge
 from protocol.refusals import Refusal
@@ -52,7 +52,8 @@ def _probe(
     if kind == "receive":
         return a.Receive(**common)
     if kind == "accept":
-        return a.Accept(**common, matter_entry=None)
+        # the deadline the desk would count (rules 2 ask one, never before the day of acceptance)
+        return a.Accept(**common, matter_entry=None, due=business_date(state.updated_at).isoformat())
     if kind == "not_accept":
         return a.NotAccept(**common, reasons=_FILLED)
     if kind == "return":
@@ -71,13 +72,13 @@ def _probe(
     if kind == "review":
         return a.Review(**common, passed=True)
     if kind == "decide":  # refusing is the least any deciding desk may do: the menu's default probe
-        return a.Decide(**common, outcome=outcome)
+        return a.Decide(**common, outcome=outcome, reasons=_FILLED)
     if kind == "terminate":
         return a.Terminate(**common, reason=_FILLED)
     if kind == "withdraw":
         return a.Withdraw(**common)
     if kind == "deliver":
-        return a.Deliver(**common, confirmed_by=_FILLED)
+        return a.Deliver(**common, confirmed_by=_FILLED, signature=_FILLED)
     if kind == "close":
         return a.Close(**common)
     if kind == "note":  # the least a desk on the path writes: probed before any annotation is offered

@@ -122,6 +122,15 @@ RefusalCode = Literal[
     "deemed_not_allowed",
     "deemed_too_early",
     "deemed_refusal",
+    # rules 2 (later 0.4.0 builds): each step carries what its document states (protocol.errand, ``rules_of``)
+    "due_missing",
+    "due_before_acceptance",
+    "extend_backwards",
+    "provisional_main",
+    "co_departments_incomplete",
+    "decision_reasons_missing",
+    "signature_missing",
+    "urging_answer_missing",
     # anything without a code of its own (old messages, other layers)
     "other",
 ]
@@ -302,6 +311,38 @@ TEXTS: dict[str, tuple[str, str]] = {
     "deliver_stage": ("尚无结果可送达", "there is no result to deliver (stage is {stage})"),
     "deliver_elsewhere": ("结果应由申请地的代办点送达", "results are delivered by {scope}, where the applicant asked"),
     "confirmation_missing": ("送达须申请人签收确认", "delivery needs the applicant's confirmation"),
+    "due_missing": (
+        "{kind}须在受理时写明办结期限",
+        "accepting a {kind} must state its deadline (the acceptance notice names it)",
+    ),
+    "due_before_acceptance": (
+        "办结期限 {due} 早于受理日 {accepted}",
+        "the deadline {due} falls before the day of acceptance {accepted}",
+    ),
+    "extend_backwards": (
+        "延期后的期限 {due} 早于原期限 {was}，延期只能延后",
+        "an extension moves the deadline later: {due} is before the deadline held, {was}",
+    ),
+    "provisional_main": (
+        "主件不适用容缺受理：{items}须齐全才能受理",
+        "容缺 applies to secondary materials only: the main ones ({items}) must be there to accept",
+    ),
+    "co_departments_incomplete": (
+        "联办件须由事项目录所列全部联办部门办理，缺少：{missing}",
+        "a 联办件 is handled by every co-department the catalogue names; missing: {missing}",
+    ),
+    "decision_reasons_missing": (
+        "不予许可须写明理由",
+        "a refusal (不予许可) must state its reasons in the decision",
+    ),
+    "signature_missing": (
+        "送达须有申请人签名（签名板签名或纸质送达回证）",
+        "delivery needs the applicant's signature (on the pad, or on the paper delivery receipt)",
+    ),
+    "urging_answer_missing": (
+        "督办须写明答复期限",
+        "a 督办 urging must name the date its answer is due",
+    ),
     "close_stage": ("只有已送达的办件才能归档", "only a delivered errand is closed and filed (stage is {stage})"),
     "unknown_action": ("未知的操作", "unknown action {kind}"),
     "out_of_bounds": ("内容不符合长度、数量、字符或日期格式的限制：{detail}", "{detail}"),

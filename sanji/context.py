@@ -293,8 +293,12 @@ class NodeContext:
         bound = self.bound
         return bool(due) and bound is not None and bound.span_provisional(start, date.fromisoformat(due))
 
-    def whole_due(self, matter: str, accepted_on: date, errand_kind: str) -> tuple[str, int, str]:
-        found = self.matter(matter)
+    def whole_due(
+        self, matter: str, accepted_on: date, errand_kind: str, entry: Matter | None = None
+    ) -> tuple[str, int, str]:
+        """The whole deadline counted from the acceptance, by the errand's bound ``entry`` where it has one (a
+        matter the catalogue has since dropped or changed keeps the limit it was registered under)."""
+        found = entry or self.matter(matter)
         calendar = self.provisional_calendar
         if found is None or calendar is None:
             return "", 0, "working"

@@ -40,7 +40,9 @@ class DeadlinePolicy(Protocol):
     """Deadlines for this node: the catalogue's limits on the official working-day calendar."""
 
     def today(self) -> date: ...
-    def whole_due(self, matter: str, accepted_on: date, errand_kind: str) -> tuple[str, int, str]: ...
+    def whole_due(
+        self, matter: str, accepted_on: date, errand_kind: str, entry: Matter | None = None
+    ) -> tuple[str, int, str]: ...
     def stage_due(self, matter: str, role: str, start: date, pauses: Sequence[tuple[date, date]] = ()) -> str: ...
     def due_from(
         self, accept: a.Accept, pauses: Sequence[tuple[int, int]], extended_days: int, fallback: str
@@ -283,12 +285,6 @@ def _receive(svc: ErrandService, form: ActionForm, state: ErrandState, common: d
 def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
     errand_kind = form.errand_kind or "承诺件"
     policy = svc.policy
-    due, limit, unit = ("", 0, "working")
-    marked, calendar_version = False, 0
-    if policy is not None:
-        accepted_on = svc._date(at)
-        due, limit, unit = policy.whole_due(state.matter, accepted_on, errand_kind)
-        marked, calendar_version = policy.span_provisional(accepted_on, due), policy.calendar_version
     catalogue = getattr(policy, "catalogue", None)
     entry = None
     if state.matter_entry is None:
@@ -300,6 +296,12 @@ def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: di
             first = judge(state, unbound, svc.store.directory)
             raise ActionRefused(first or found or refuse("no_catalogue"))
         entry = found
+    due, limit, unit = ("", 0, "working")
+    marked, calendar_version = False, 0
+    if policy is not None:
+        accepted_on = svc._date(at)
+        due, limit, unit = policy.whole_due(state.matter, accepted_on, errand_kind, entry or state.matter_entry)
+        marked, calendar_version = policy.span_provisional(accepted_on, due), policy.calendar_version
     return a.Accept(
         **common,
         errand_kind=errand_kind,
@@ -395,7 +397,12 @@ def _decide(svc: ErrandService, form: ActionForm, state: ErrandState, common: di
     if form.outcome not in ("approved", "refused"):
         raise ActionRefused(refuse("outcome_invalid"))
     return a.Decide(
-        **common, outcome=form.outcome, document=form.document, department=form.department, deemed=form.deemed
+        **common,
+        outcome=form.outcome,
+        document=form.document,
+        department=form.department,
+        deemed=form.deemed,
+        reasons=form.reasons if form.outcome == "refused" else "",
     )
 
 

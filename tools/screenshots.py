@@ -90,7 +90,11 @@ def _errands(cluster: Cluster) -> dict[str, str]:
     done = str(_post(town, "/api/errands", body | {"materials": MATERIALS, **WINDOW})["errand"])
     _post(town, f"/api/errands/{done}/actions", {"kind": "accept", "errand_kind": "承诺件", **WINDOW})
     _post(town, f"/api/errands/{done}/actions", {"kind": "decide", "outcome": "approved", **WINDOW})
-    _post(town, f"/api/errands/{done}/actions", {"kind": "deliver", "confirmed_by": "刘翠花", **WINDOW})
+    _post(
+        town,
+        f"/api/errands/{done}/actions",
+        {"kind": "deliver", "confirmed_by": "刘翠花", "signature": "纸质送达回证已签字", **WINDOW},
+    )
     return {"up": up, "intake": intake, "here": here, "receipt": receipt, "done": done}
 
 
@@ -280,7 +284,11 @@ def _city_errands(cluster: Cluster) -> dict[str, str]:
             _post(town, f"/api/errands/{intake}/actions", {"kind": "send_result", **WINDOW})
             _wait_for(village, intake, lambda e, c=county: e["pending_to"] == f"{c}T01V01")  # delivered where asked
             _post(village, f"/api/errands/{intake}/actions", {"kind": "receive", **AGENT})
-            _post(village, f"/api/errands/{intake}/actions", {"kind": "deliver", "confirmed_by": "赵桂兰", **AGENT})
+            _post(
+                village,
+                f"/api/errands/{intake}/actions",
+                {"kind": "deliver", "confirmed_by": "赵桂兰", "signature": "纸质送达回证已签字", **AGENT},
+            )
         out[f"{county}-up"], out[f"{county}-intake"] = up, intake
     for errand in out.values():
         _wait_for(city, errand, lambda e: True, timeout=180)

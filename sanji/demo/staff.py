@@ -67,14 +67,17 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random, memory: se
             memory.add(f"reviewed:{key}")
             return {"kind": "review", "actor": actor, "passed": True, "text": "材料齐全,符合条件"}
         outcome = "refused" if desk.role == "county" and rng.random() < 0.15 else "approved"
-        document = "准予办理决定书" if outcome == "approved" else "不予许可决定书(附理由)"
-        return {
+        document = "准予办理决定书" if outcome == "approved" else "不予许可决定书"
+        step = {
             "kind": "decide",
             "actor": actor,
             "outcome": outcome,
             "document": document,
             "department": errand.get("department", ""),
         }
+        if outcome == "refused":  # a refusal states its reasons (rules 2)
+            step["reasons"] = "经入户调查核实，家庭人均收入高于当地标准，不符合申请条件"
+        return step
     if stage in ("decided", "result_ready"):
         if errand["scope"] == desk.node_id:
             return {

@@ -275,7 +275,7 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
             "限期答复（工作日）",
             "Answer within (working days)",
             "number",
-            hint="督办时填写，留空为不要求答复 for 督办; leave empty when no answer is asked",
+            hint="督办须限期答复（纠错、预警不需要） a 督办 asks for an answer by a date (not 纠错 or 预警)",
         ),
         Field("answer_by", "或答复截止日期", "or answer by (date)", "date"),
     ),

@@ -68,7 +68,7 @@ def make(
         scope=scope,
         node=node,
         actor=f"{node}-staff",
-        role=ROLE_NAMES.get(node, "staff"),
+        role=fields.pop("role", ROLE_NAMES.get(node, "staff")),
         at=AT0 + base * 1000 if at is None else at,
         base=base,
         **fields,

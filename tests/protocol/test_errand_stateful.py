@@ -138,13 +138,18 @@ def _intake(node: str) -> list[Move]:
             node,
             {"errand_kind": "承诺件", "due": "2027-01-05", "limit_days": 10, "due_provisional": True},
         ),
-        ("accept:上报件", Accept, node, {"errand_kind": "上报件"}),
-        ("accept:联办件", Accept, node, {"errand_kind": "联办件", "co_departments": CO_DEPARTMENTS}),
+        ("accept:上报件", Accept, node, {"errand_kind": "上报件", "due": "2024-05-10"}),
+        (
+            "accept:联办件",
+            Accept,
+            node,
+            {"errand_kind": "联办件", "co_departments": CO_DEPARTMENTS, "due": "2024-05-10"},
+        ),
         (
             "accept:容缺",
             Accept,
             node,
-            {"errand_kind": "承诺件", "provisional": SECONDARY, "promise_by": "2024-04-20"},
+            {"errand_kind": "承诺件", "provisional": SECONDARY, "promise_by": "2024-04-20", "due": "2024-05-10"},
         ),
         ("not_accept", NotAccept, node, {"reasons": "不属于本级受理范围"}),
     ]
@@ -179,8 +184,13 @@ def valid_moves(state: ErrandState) -> list[Move]:
         moves += [
             ("review:passed", Review, holder, {"passed": True, "note": "材料齐全"}),
             ("review:failed", Review, holder, {"passed": False, "note": "需复核"}),
-            ("extend", Extend, holder, {"days": 5, "reason": "需实地核查", "due": "2024-05-17"}),
-            ("decide:refused", Decide, holder, {"outcome": "refused", "document": "不予许可决定书"}),
+            ("extend", Extend, holder, {"days": 5, "reason": "需实地核查", "due": later_than(state.due, 5)}),
+            (
+                "decide:refused",
+                Decide,
+                holder,
+                {"outcome": "refused", "document": "不予许可决定书", "reasons": "不符合条件"},
+            ),
         ]
         for department, status in state.subtasks.items():
             if status == "pending":
@@ -207,7 +217,7 @@ def valid_moves(state: ErrandState) -> list[Move]:
         moves += [
             ("materials_received:all", MaterialsReceived, holder, {"items": state.supplement_items}),
             ("materials_received:more", MaterialsReceived, holder, {"items": (*state.supplement_items, "其他")}),
-            ("extend", Extend, holder, {"days": 3, "reason": "等待补正", "due": "2024-05-20"}),
+            ("extend", Extend, holder, {"days": 3, "reason": "等待补正", "due": later_than(state.due, 3)}),
             ("terminate", Terminate, holder, {"reason": "逾期未补正"}),
             ("withdraw", Withdraw, holder, {"reason": "申请人撤回"}),
         ]
@@ -224,6 +234,11 @@ def valid_moves(state: ErrandState) -> list[Move]:
     elif stage == DELIVERED:
         moves.append(("close", Close, holder, {"archive_no": "DA-2024-001"}))
     return moves
+
+
+def later_than(due: str, days: int) -> str:
+    """An extension's new deadline: ``days`` after the one held (a fixed day while none is held)."""
+    return (date.fromisoformat(due) + timedelta(days=days)).isoformat() if due else "2024-05-17"
 
 
 def _correction(state: ErrandState, **changes: Any) -> dict[str, Any]:
@@ -357,6 +372,14 @@ def _urging_allowed(state: ErrandState, action: Supervise) -> bool:
 
 
 def model_allows(state: ErrandState | None, action: Action) -> bool:
+    """Whether ``action`` may follow ``state``: the rules of every generation, then those of rules 2."""
+    allowed = _model_allows(state, action)
+    if allowed and state is not None and documented(state) and type(action) in MODELLED:
+        return documented_allows(state, action)
+    return allowed
+
+
+def _model_allows(state: ErrandState | None, action: Action) -> bool:
     """Whether ``action`` may follow ``state``, written from DOMAIN.md without calling ``judge``.
 
     Kinds added to the protocol after this model was written are left to ``judge`` itself; the
@@ -497,7 +520,13 @@ def annotation_moves(state: ErrandState) -> list[Move]:
             ("note", Note, node, {"text": "已电话告知申请人"}),
             ("supply", Supply, node, {"items": ("户口簿复印件",)}),
             ("complain", Complain, node, {"text": "窗口态度不好", "against": "王芳"}),
-            ("supervise", Supervise, node, {"kind_of_supervision": "督办", "text": "请加快办理"}),
+            # rules 2: a 督办 names when its answer is due; a 纠错 (correction) needs no answer date
+            (
+                "supervise",
+                Supervise,
+                node,
+                {"kind_of_supervision": "纠错" if documented(state) else "督办", "text": "请加快办理"},
+            ),
         ]
     if not rated_once(state) or (state.stage in (DELIVERED, CLOSED) and not state.rated):
         moves.append(("rate", Rate, state.scope, {"level": "满意", "window": "综合窗口"}))
@@ -530,6 +559,39 @@ def registration(scope: str, id: str = "r0000", entry: Matter | None = None) -> 
 def departments_answer(state: ErrandState) -> bool:
     """The model's reading of the bound entry: do its 联办 departments answer at their own desks?"""
     return state.matter_entry is not None and state.matter_entry.joint_answers_at_departments
+
+
+def documented(state: ErrandState) -> bool:
+    """The model's reading of the bound entry: must each step carry what its document states (rules 2)?"""
+    return state.matter_entry is not None and state.matter_entry.rules >= 2
+
+
+def documented_allows(state: ErrandState, action: Action) -> bool:
+    """Rules 2, from DOMAIN.md and seed 001, without calling ``judge``: the acceptance notice names a deadline no
+    earlier than the day of acceptance (即办件 are done on the spot); 容缺 owes secondary materials only; a 联办件
+    goes to every co-department the catalogue names; an extension moves the deadline later; only the approving
+    level refuses, and says why; a delivery is signed; a 督办 names when its answer is due."""
+    entry = state.matter_entry
+    assert entry is not None
+    role = DIRECTORY.role(action.node)
+    if isinstance(action, Accept):
+        accepted = datetime.fromtimestamp((action.at >> 16) / 1000, timezone(timedelta(hours=8))).date()
+        if not action.due:
+            return action.errand_kind == "即办件"
+        if date.fromisoformat(action.due) < accepted:
+            return False
+        if set(action.provisional) & set(entry.main_materials):
+            return False
+        return action.errand_kind != "联办件" or set(entry.joint_departments) <= set(action.co_departments)
+    if isinstance(action, Extend):
+        return not (state.due and action.due and action.due < state.due)
+    if isinstance(action, Decide) and action.outcome == "refused":
+        return role in entry.approve_levels and not _blank(action.reasons)
+    if isinstance(action, Deliver):
+        return not _blank(action.signature)
+    if isinstance(action, Supervise) and action.kind_of_supervision == "督办":
+        return bool(action.answer_by)
+    return True
 
 
 def rated_once(state: ErrandState) -> bool:
@@ -1025,6 +1087,131 @@ def test_a_scripted_path_under_the_rating_rule_rates_once(scope: str) -> None:
     assert len(actions) == len(labels) + 1, "the script stopped early"
     assert proj.state is not None and proj.state.stage == CLOSED and proj.state.rated
     assert "rate" not in {m[0] for m in annotation_moves(proj.state)}
+
+
+# An errand bound to an entry of rules 2 (later 0.4.0 builds): each step carries what its document states.
+DOCUMENTED = msgspec.structs.replace(RATED_ONCE, rules=2)
+
+
+def documented_temptations(state: ErrandState) -> list[Move]:
+    """Steps that the rules of rules 2 refuse and the older rules allow, where they could be taken now."""
+    holder = state.holder
+    accepted = datetime.fromtimestamp((AT0 >> 16) / 1000, timezone(timedelta(hours=8))).date()
+    moves: list[Move] = [
+        ("accept:承诺件-no-due", Accept, holder, {"errand_kind": "承诺件"}),
+        ("accept:上报件-no-due", Accept, holder, {"errand_kind": "上报件"}),
+        (
+            "accept:due-before",
+            Accept,
+            holder,
+            {"errand_kind": "承诺件", "due": (accepted - timedelta(days=1)).isoformat()},
+        ),
+        (
+            "accept:容缺-main",
+            Accept,
+            holder,
+            {
+                "errand_kind": "承诺件",
+                "due": "2024-05-10",
+                "provisional": (MAIN_MATERIALS[0],),
+                "promise_by": "2024-04-20",
+            },
+        ),
+        (
+            "accept:联办件-one",
+            Accept,
+            holder,
+            {"errand_kind": "联办件", "due": "2024-05-10", "co_departments": CO_DEPARTMENTS[:1]},
+        ),
+        ("extend:back", Extend, holder, {"days": 2, "reason": "需实地核查", "due": "2023-12-01", "role": "分管领导"}),
+        ("decide:refused-silent", Decide, holder, {"outcome": "refused", "document": "不予许可决定书", "reasons": " "}),
+        ("deliver:unsigned", Deliver, holder, {"confirmed_by": applicant().name}),
+        *(
+            ("supervise:督办-open", Supervise, node, {"kind_of_supervision": "督办", "text": "请加快"})
+            for node in (COUNTY_ID, holder)
+        ),
+    ]
+    return moves
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scope=st.sampled_from([VILLAGE_ID, VILLAGE_ID, TOWN_ID]), data=st.data())
+def test_walks_under_rules_2_are_never_rejected_and_the_model_judges_their_temptations(
+    scope: str, data: st.DataObject
+) -> None:
+    """The model and ``judge`` agree on every step rules 2 refuses, at every point of a walk that follows them."""
+    seen: set[tuple[str, bool]] = set()
+
+    def choose(moves: list[Move], notes: list[Move], state: ErrandState, i: int) -> Move | None:
+        for n, move in enumerate(documented_temptations(state)):
+            action = build(move, id=f"t{i:03d}{n}", base=state.version, scope=scope, at=AT0 + i * 1000)
+            allowed = judge(state, action, DIRECTORY) is None
+            assert allowed == model_allows(state, action), f"{move[0]} at {state.stage}: judge says {allowed}"
+            seen.add((move[0], allowed))
+        moves = [m for m in moves if m[0] != "extend"]  # granted by a post above the window (see RATED_ONCE)
+        if notes and data.draw(st.integers(min_value=0, max_value=3)) == 0:
+            return data.draw(st.sampled_from(notes))
+        return data.draw(st.sampled_from(moves)) if moves else None
+
+    actions, proj = walk(scope, choose, entry=DOCUMENTED)
+    assert proj.state is not None
+    assert ("deliver:unsigned", True) not in seen and ("supervise:督办-open", True) not in seen
+    rng = random.Random(len(actions))
+    assert project(ERRAND, rng.sample(actions, k=len(actions)), DIRECTORY) == proj
+
+
+@pytest.mark.parametrize(
+    ("label", "code"),
+    [
+        ("accept:承诺件-no-due", "due_missing"),
+        ("accept:上报件-no-due", "due_missing"),
+        ("accept:due-before", "due_before_acceptance"),
+        ("accept:容缺-main", "provisional_main"),
+        ("accept:联办件-one", "co_departments_incomplete"),
+    ],
+)
+def test_rules_2_refuse_an_acceptance_that_its_notice_could_not_state(label: str, code: str) -> None:
+    """Each refused under rules 2 with its own code, and allowed to the same errand bound to rules 1."""
+    for entry, refused in ((DOCUMENTED, True), (RATED_ONCE, False)):
+        _actions, proj = walk(TOWN_ID, scripted([]), entry=entry)
+        assert proj.state is not None
+        move = next(m for m in documented_temptations(proj.state) if m[0] == label)
+        action = build(move, id="t1", base=proj.state.version, scope=TOWN_ID, at=AT0 + 1000)
+        refusal = judge(proj.state, action, DIRECTORY)
+        assert (refusal.code if refusal else None) == (code if refused else None)
+
+
+@pytest.mark.parametrize(
+    ("labels", "label", "code"),
+    [
+        (["accept:承诺件"], "extend:back", "extend_backwards"),
+        (["accept:承诺件"], "decide:refused-silent", "decision_reasons_missing"),
+        (["accept:即办件", "decide:approved"], "deliver:unsigned", "signature_missing"),
+        ([], "supervise:督办-open", "urging_answer_missing"),
+    ],
+)
+def test_rules_2_refuse_a_step_without_what_its_document_states(labels: list[str], label: str, code: str) -> None:
+    for entry, refused in ((DOCUMENTED, True), (RATED_ONCE, False)):
+        actions, proj = walk(TOWN_ID, scripted(labels), entry=entry, with_notes=False)
+        assert proj.state is not None and len(actions) == len(labels) + 1
+        move = next(m for m in documented_temptations(proj.state) if m[0] == label)
+        action = build(move, id="t1", base=proj.state.version, scope=TOWN_ID, at=AT0 + 90_000)
+        refusal = judge(proj.state, action, DIRECTORY)
+        assert (refusal.code if refusal else None) == (code if refused else None), refusal
+
+
+def test_rules_2_leave_a_refusal_to_the_level_that_may_grant() -> None:
+    """A township that may handle but not approve (the catalogue's approve_levels) may no longer refuse."""
+    county_only = msgspec.structs.replace(DOCUMENTED, approve_levels=("county",))
+    for entry, code in ((county_only, "level_not_allowed"), (msgspec.structs.replace(county_only, rules=1), None)):
+        _actions, proj = walk(TOWN_ID, scripted(["accept:承诺件"]), entry=entry, with_notes=False)
+        assert proj.state is not None
+        refuse_it = make(
+            Decide, node=TOWN_ID, id="t1", base=proj.state.version, scope=TOWN_ID, at=AT0 + 9000,
+            outcome="refused", reasons="不符合条件",
+        )  # fmt: skip
+        refusal = judge(proj.state, refuse_it, DIRECTORY)
+        assert (refusal.code if refusal else None) == code
 
 
 def scripted(labels: list[str]) -> Any:

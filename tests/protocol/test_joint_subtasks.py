@@ -37,7 +37,10 @@ CO = ("县人社局", "县卫健局")
 # The errand is bound to an entry whose departments answer at their own desks (catalogues from 0.4).
 _MZ001 = default_catalogue().get("MZ-001")
 assert _MZ001 is not None
-ENTRY = msgspec.structs.replace(_MZ001, joint_departments=CO, joint_answers_at_departments=True)
+# The lead window may decide it (rules 2 leave a refusal, as an approval, to the levels that may approve).
+ENTRY = msgspec.structs.replace(
+    _MZ001, joint_departments=CO, joint_answers_at_departments=True, approve_levels=("town", "county")
+)
 
 
 def joint_errand(entry: Matter | None = ENTRY) -> list[Action]:
@@ -51,7 +54,7 @@ def joint_errand(entry: Matter | None = ENTRY) -> list[Action]:
         make(Register, node=VILLAGE_ID, id="m00", base=0, materials=("身份证复印件",), **bound),
         make(HandOff, node=VILLAGE_ID, id="m01", base=1, to=TOWN_ID, purpose="submit"),
         make(Receive, node=TOWN_ID, id="m02", base=2),
-        make(Accept, node=TOWN_ID, id="m03", base=3, errand_kind="联办件", co_departments=CO),
+        make(Accept, node=TOWN_ID, id="m03", base=3, errand_kind="联办件", co_departments=CO, due="2024-05-10"),
     ]
 
 
@@ -109,7 +112,7 @@ def test_the_township_and_the_departments_writing_at_once_all_stand(directory: D
     # The objection binds the lead window: no approval, a refusal is still its to give.
     approve = make(Decide, node=TOWN_ID, id="m05", base=5, outcome="approved")
     assert judge(proj.state, approve, directory) == refuse("subtask_objected")
-    refuse_it = make(Decide, node=TOWN_ID, id="m05", base=5, outcome="refused")
+    refuse_it = make(Decide, node=TOWN_ID, id="m05", base=5, outcome="refused", reasons="联办部门不同意")
     assert judge(proj.state, refuse_it, directory) is None
 
 

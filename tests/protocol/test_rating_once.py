@@ -52,7 +52,7 @@ def final_state(actions: list[Action], directory: Directory) -> ErrandState:
 
 
 def test_the_shipped_catalogue_runs_the_new_rules() -> None:
-    assert {m.rules for m in default_catalogue().matters} == {1}
+    assert {m.rules for m in default_catalogue().matters} == {2}
 
 
 def test_only_the_registering_desk_rates(directory: Directory) -> None:
