@@ -1,5 +1,6 @@
 """The county hub's desk: what it serves beyond the shared node plumbing, its menu and its start-up duty.
 
+- 部门收件箱: the 上报件 escalated to each county department (``inbox.py``);
 - 联办 sub-tasks: each department's inbox (``subtasks.py``);
 - 季度考核: the assessment office (``assessment_routes.py``), the rules it publishes
   (``rules_publishing.py``) and the business reports it audits (``sanji.office.business_routes``);
@@ -14,6 +15,7 @@ from county_node import ROLE
 from county_node.admin_publishing import CalendarPublishingController, CataloguePublishingController
 from county_node.assessment_routes import AssessmentApiController, AssessmentScreenController
 from county_node.duties import publish_catalogue
+from county_node.inbox import InboxController
 from county_node.platform_routes import PlatformController, PlatformScreenController
 from county_node.rules_publishing import RulesPublishingApiController, RulesPublishingScreenController
 from county_node.screens import NoRegistrationController
@@ -32,6 +34,7 @@ DESK = desk.Desk(
         CataloguePublishingController,
         CalendarPublishingController,
         NoRegistrationController,
+        InboxController,
         SubtaskController,
         AssessmentApiController,
         AssessmentScreenController,
@@ -45,6 +48,7 @@ DESK = desk.Desk(
     menu=(
         desk.HOME,
         desk.LOOKUP,
+        desk.INBOX,
         desk.SUBTASKS,
         desk.SUPERVISION,
         desk.LEDGERS,

@@ -302,6 +302,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/reports"): STATUS,
     ("GET", "/api/nodes/health"): STATUS,
     ("GET", "/metrics"): STATUS,
+    ("GET", "/inbox"): ERRANDS,  # a county department's 部门收件箱: the 上报件 escalated to it (names and stages)
+    ("GET", "/api/inbox"): ERRANDS,
     ("GET", "/subtasks"): ERRANDS,  # a county department's 联办 inbox (names and stages)
     ("GET", "/api/subtasks"): ERRANDS,
     ("GET", "/supervision"): SUPERVISION,

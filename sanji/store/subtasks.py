@@ -86,6 +86,37 @@ async def open_subtasks(db: Database, department: str = "") -> list[OpenSubtask]
     return out
 
 
+async def open_subtask_count(db: Database, department: str, *, read_at_most: int = 2000) -> tuple[int, bool]:
+    """How many sub-tasks ``department`` (every department, if '') still owes, reading at most
+    ``read_at_most`` live 联办件 (the state of each is read to know); and whether more were left unread,
+    so the count is a lower bound."""
+    query = (
+        select(t.errands.c.state)
+        .where(
+            t.errands.c.errand_kind == JOINT,
+            t.errands.c.stage.in_(SUBTASK_OPEN),
+            t.errands.c.pending_to.is_(None),
+        )
+        .order_by(t.errands.c.registered_at, t.errands.c.id)
+        .limit(read_at_most + 1)
+    )
+    async with db.reader.connect() as conn:
+        states = (await conn.execute(query)).scalars().all()
+    count = 0
+    for state in states[:read_at_most]:
+        if state:
+            owed = _subtasks.decode(state).subtasks.items()
+            count += sum(status == "pending" and (not department or name == department) for name, status in owed)
+    return count, len(states) > read_at_most
+
+
+class _Subtasks(msgspec.Struct):
+    subtasks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+_subtasks = msgspec.msgpack.Decoder(_Subtasks)
+
+
 async def _accepted_at(conn: AsyncConnection, errand_ids: Iterable[str]) -> dict[str, int]:
     ids = list(errand_ids)
     out: dict[str, int] = {}

@@ -55,6 +55,7 @@ class MenuLink:
 HOME = MenuLink("home", "/", "首页 Home")
 REGISTER = MenuLink("register", "/register", "代办登记 Register")
 LOOKUP = MenuLink("lookup", "/lookup", "进度查询 Look up")
+INBOX = MenuLink("inbox", "/inbox", "部门收件箱 Department inbox")
 SUBTASKS = MenuLink("subtasks", "/subtasks", "联办子任务 Sub-tasks")
 SUPERVISION = MenuLink("supervision", "/supervision", "电子监察 Supervision")
 LEDGERS = MenuLink("office", "/office/ledger", "台账统计 Ledgers")

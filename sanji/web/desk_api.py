@@ -16,6 +16,7 @@ from litestar.params import JSONBody, QueryParameter
 from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
+from protocol.errors import RouteError
 from protocol.session import NodeReport
 from protocol.stages import ANSWERED
 from protocol.topology import Directory, regional
@@ -106,10 +107,11 @@ def department_of(directory: Directory, node: str, scope: str, department: str) 
 
 
 def township_of(directory: Directory, scope: str) -> str:
-    """The township an errand of ``scope`` belongs to; the root itself for one registered above them."""
+    """The township an errand of ``scope`` belongs to; the root itself for one registered above them; the scope
+    itself for a node the directory no longer lists (its errands stay held)."""
     try:
         path = directory.path(scope)
-    except (KeyError, ValueError):
+    except (RouteError, KeyError, ValueError):
         return scope
     return next((node for node in path if directory.role(node) == "town"), path[0])
 

@@ -4,7 +4,8 @@ A screen's query (a quarter typed as ``2026q4``, a month 13 in a date box), an u
 form the node cannot read was answered with the JSON body an API client reads; a clerk saw
 ``{"error":"bad_request", … matching regex …}``. Paths under ``/api/``, ``/sync/`` and ``/schema`` keep the
 JSON (``sanji.web.errors``); every other path gets this page with the same status, in Chinese and English,
-naming the field and saying what to do.
+naming the field and saying what to do. A ``SanjiError`` of status 403 on a screen (the node refuses: an
+errand of a node its directory no longer lists, a trust or clone refusal) gets the forbidden page.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ FIELD_LABELS = {
     "format": "格式",
     "q": "搜索内容",
 }
-# Statuses with pages of their own (a login, a refusal of the post) or none a clerk could act on.
+# Statuses with pages of their own: a login; a refusal, the post's (``sanji.auth.routes.forbidden_handler``) or
+# the node's (``_refused_here``: both the forbidden page).
 _OWN_PAGES = frozenset({401, 403})
 
 
@@ -70,9 +72,29 @@ def http_page_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Re
 
 def sanji_page_handler(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:
     status = status_for(exc)
+    if status == 403 and wants_page(request):
+        return _refused_here(request, exc)
     if not _as_page(request, status) or exc.code == "action_refused":  # the desks show refusals in their forms
         return sanji_error_handler(request, exc)
     return _page(request, status, exc.message, "")
+
+
+def _refused_here(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:
+    """A 403 the node itself gives (a node not in its directory, a trust or clone refusal), not the post's:
+    the forbidden page, saying it is not the post's rights and what to do, with the error's code for the
+    administrator."""
+    from sanji.web.screens import _frame
+
+    runtime = request.app.state.runtime
+    return Template(
+        template_name="forbidden.html",
+        status_code=403,
+        context={
+            **_frame(runtime.get_store(), runtime.get_context(), "forbidden"),
+            "message": exc.message[:500],
+            "node_refused": exc.code,
+        },
+    )
 
 
 def value_page_handler(request: Request[Any, Any, Any], exc: ValueError) -> Response[Any]:

@@ -8,7 +8,8 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,13 @@ async def _register(desk: Desk, rng: random.Random, scan: bytes) -> tuple[str, s
 
 @pytest.fixture
 async def tree(tmp_path: Path) -> AsyncIterator[Tree]:
+    async with grown(tmp_path) as built:
+        yield built
+
+
+@asynccontextmanager
+async def grown(tmp_path: Path, urls: Mapping[str, str] | None = None) -> AsyncIterator[Tree]:
+    """The tree, each node's database at ``urls[node]`` (a SQLite file in ``tmp_path`` for any not named)."""
     layout = county_layout(1, 1)
     rng = random.Random(16)
     dbs: list[Database] = []
@@ -84,7 +92,7 @@ async def tree(tmp_path: Path) -> AsyncIterator[Tree]:
     try:
         for node, role in ((C, COUNTY), (T, TOWN), (V, VILLAGE)):
             write_key(tmp_path / node / "node.key", layout.keys[node])
-            db = await open_database(f"sqlite:///{tmp_path / node}.db")
+            db = await open_database((urls or {}).get(node) or f"sqlite:///{tmp_path / node}.db")
             dbs.append(db)
             store = Store(db, node_id=node, key=layout.keys[node], directory=layout.directory)
             await store.start()

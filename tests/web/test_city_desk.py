@@ -55,7 +55,7 @@ def test_the_city_reads_its_counties(nodes: dict[str, Client], path: str) -> Non
     assert response.status_code == 200, response.text[:500]
 
 
-@pytest.mark.parametrize("path", ["/register", "/subtasks", "/office/assessment/", "/office/rules/"])
+@pytest.mark.parametrize("path", ["/register", "/subtasks", "/inbox", "/office/assessment/", "/office/rules/"])
 def test_the_city_serves_no_desk_that_writes_or_publishes(nodes: dict[str, Client], path: str) -> None:
     assert nodes["S"].get(path, follow_redirects=False).status_code == 404
 

@@ -54,6 +54,8 @@ def absent(response: object) -> bool:
 
 # (method, path, body): which tiers serve it; a tier not named answers 404 from routing.
 DESK_ROUTES = [
+    ("GET", "/inbox", (C,)),
+    ("GET", "/api/inbox", (C,)),
     ("GET", "/subtasks", (C,)),
     ("GET", "/api/subtasks", (C,)),
     ("GET", "/office/assessment/", (C,)),
@@ -121,6 +123,7 @@ def test_the_menu_links_what_the_desk_serves(nodes: dict[str, Client]) -> None:
     assert "/office/rules/" not in menu(nodes[V].get("/").text)
     assert "/register" not in menu(nodes[C].get("/").text)
     assert "/subtasks" in menu(nodes[C].get("/").text) and "/subtasks" not in menu(nodes[T].get("/").text)
+    assert "/inbox" in menu(nodes[C].get("/").text) and "/inbox" not in menu(nodes[T].get("/").text)
 
 
 def test_a_desk_serves_only_its_own_role(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ API's JSON (``{"error":"bad_request", … matching regex …}``) (sanji/web/erro
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +15,11 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from county_node.app import create_app
-from sanji.config import load_settings
+from protocol.encoding import encode
+from protocol.enrollment import EnrollRequest
+from sanji.config import NodeSettings, load_settings
 from sanji.demo.cluster import Cluster
+from tests.web.test_department_inbox import T02, C, open_county
 
 
 @pytest.fixture
@@ -53,3 +58,34 @@ def test_the_api_keeps_its_json(county: TestClient[Litestar]) -> None:
     missing = county.get("/no/such/page")
     assert missing.status_code == 404 and "找不到该页面或办件" in missing.text
     assert county.get("/api/no/such").json()["error"] == "not_found"
+
+
+def test_a_node_refusing_on_a_screen_shows_the_forbidden_page_and_the_api_keeps_its_json(tmp_path: Path) -> None:
+    """A ``SanjiError`` of status 403 on a screen: here ``RouteError`` (``wrong_route``), for an errand of a
+    township the county's directory no longer lists. It was answered with the API's JSON."""
+
+    async def escalated() -> tuple[Path, str, object]:
+        county = await open_county(tmp_path)
+        try:
+            return tmp_path, await county.escalate(T02, "RS-002", "县人社局", "李桂兰"), county.settings[C]
+        finally:
+            await county.close()
+
+    _, errand, settings = asyncio.run(escalated())
+    assert isinstance(settings, NodeSettings)
+    listed = settings.path(settings.node.directory)
+    nodes = json.loads(listed.read_text(encoding="utf-8"))
+    listed.write_text(json.dumps([n for n in nodes if n["id"] not in (T02, "T02V01")]), encoding="utf-8")
+    with TestClient(create_app(settings)) as county:
+        page = county.get(f"/errands/{errand}")
+        assert page.status_code == 403 and page.headers["content-type"].startswith("text/html"), page.text[:300]
+        assert page.text.index("本节点不能办理这项请求") < page.text.index("This node refuses the request")
+        assert 'data-error="wrong_route"' in page.text and "告诉管理员" in page.text
+        assert "您的岗位无权" not in page.text  # not the post's rights: nothing to ask a colleague for
+        for path in ("/inbox", "/supervision"):  # the lists name the unlisted node, as they can
+            assert county.get(path).status_code == 200, path
+        # Programs keep the JSON: the same kind of refusal (TrustError, 403) on a sync path, from a county
+        # on directory.json that enrolls nobody.
+        request = EnrollRequest(token_hash="0" * 64, node="T03", role="town", keys=(), instance="x")
+        sync = county.post("/sync/v1/enroll", content=encode(request), headers={"content-type": "application/msgpack"})
+        assert sync.status_code == 403 and sync.json()["error"] == "untrusted", sync.text

@@ -1,0 +1,176 @@
+"""部门收件箱 at the county: the 上报件 escalated to each county department, as JSON and as a screen.
+
+Thin: the page of errands and the counts come from ``sanji.store.inbox`` (bounded: a page and the counts of
+the rest), the deadline lights from ``sanji.web.views`` as on every worklist, the open 联办 sub-tasks'
+count from ``sanji.store.subtasks``. The department signs for an errand, decides it and sends the result
+down on the errand's own page, where ``judge`` decides as for every step. Names only, as every list: ID
+numbers and phones are on the errand's page, masked.
+
+Accounts carry no department yet, so the department is chosen (``?department=``) among those with an
+errand here and those the catalogue names as approving; none chosen shows every department's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Template
+
+from protocol.bounds import LINE_CLASS, whole
+from protocol.hlc import wall_seconds
+from protocol.stages import stage_label
+from sanji.context import NodeContext
+from sanji.store import Store
+from sanji.store.inbox import MAX_PAGE, InboxCounts, department_inbox, inbox_departments
+from sanji.store.subtasks import open_subtask_count
+from sanji.web.desk_api import township_of
+from sanji.web.documents import at_text, node_name
+from sanji.web.screens import _frame, errand_url, light
+from sanji.web.views import Deadline, summarise
+
+Department = Annotated[str, QueryParameter(max_length=64, pattern=whole(f"[^{LINE_CLASS}]{{0,64}}"))]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000_000)]
+
+
+class InboxItem(msgspec.Struct, kw_only=True):
+    errand: str
+    receipt: str
+    matter: str
+    matter_name: str
+    applicant_name: str  # the name only: ID numbers and phones stay on the errand's page, masked
+    department: str
+    township: str  # the township that escalated it
+    stage: str
+    stage_label: str
+    to_receive: bool  # escalated here, not yet signed for by the department
+    received_at: int  # hybrid-clock time the department signed for it; 0 while on its way
+    deadline: Deadline | None  # the whole errand's (办结期限): never reset
+    stage_deadline: Deadline | None  # the department's own stage (本环节)
+
+
+class DepartmentInbox(msgspec.Struct, kw_only=True):
+    department: str  # "": every department's
+    departments: list[str]  # those with an errand here, and those the catalogue names as approving
+    counts: InboxCounts  # of the whole inbox, not only this page
+    offset: int
+    limit: int
+    items: list[InboxItem]
+    open_subtasks: int  # 联办 sub-tasks the department still owes (/subtasks); every department's if none named
+    open_subtasks_more: bool  # more 联办件 than were read: the count is at least this
+
+
+def _approving(context: NodeContext) -> set[str]:
+    if context.catalogue is None:
+        return set()
+    return {m.department for m in context.catalogue.matters if m.department and "county" in m.approve_levels}
+
+
+async def _inbox(store: Store, context: NodeContext, department: str, limit: int, offset: int) -> DepartmentInbox:
+    today = context.today()
+    rows, counts = await department_inbox(
+        store.db, store.node_id, today=today, department=department, limit=limit, offset=offset
+    )
+    directory = store.directory
+    items = []
+    for row in rows:
+        view = summarise(row, context, today)
+        items.append(
+            InboxItem(
+                errand=row["id"],
+                receipt=row["receipt"] or row["id"],
+                matter=row["matter"],
+                matter_name=view["matter_name"],
+                applicant_name=row["applicant_name"],
+                department=row["department"],
+                township=township_of(directory, row["scope"]),
+                stage=row["stage"],
+                stage_label=stage_label(row["stage"], row["outcome"]),
+                to_receive=row["pending_to"] is not None,
+                received_at=row["received_at"],
+                deadline=view["deadline"],
+                stage_deadline=view["stage_deadline"],
+            )
+        )
+    here = await inbox_departments(store.db, store.node_id)
+    subtasks, more = await open_subtask_count(store.db, department)
+    return DepartmentInbox(
+        department=department,
+        departments=sorted(_approving(context) | set(here)),
+        counts=counts,
+        offset=offset,
+        limit=limit,
+        items=items,
+        open_subtasks=subtasks,
+        open_subtasks_more=more,
+    )
+
+
+class InboxController(Controller):
+    path = "/"
+    tags = ["inbox"]
+
+    @get(
+        "/api/inbox",
+        summary="上报件 escalated to the county's departments (one department's, if named): a page and the counts",
+    )
+    async def api(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        department: Department = "",
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> DepartmentInbox:
+        return await _inbox(store, context, department.strip(), limit, offset)
+
+    @get("/inbox", include_in_schema=False)
+    async def screen(
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        department: Department = "",
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> Template:
+        chosen = department.strip()
+        inbox = await _inbox(store, context, chosen, limit, offset)
+        directory = store.directory
+        rows: list[dict[str, Any]] = []
+        for item in inbox.items:
+            deadline, stage = light(item.deadline), light(item.stage_deadline)
+            rows.append(
+                {
+                    "url": errand_url(item.errand),
+                    "item": item,
+                    "township": node_name(directory, item.township),
+                    "received": at_text(item.received_at) if item.received_at else "",
+                    "received_s": wall_seconds(item.received_at) if item.received_at else 0,
+                    "light": deadline,
+                    "stage_light": stage,
+                }
+            )
+        shown_to = offset + len(inbox.items)
+
+        def page_url(start: int) -> str:
+            query = {"department": chosen, "offset": str(start), "limit": str(limit)}
+            return "/inbox?" + urlencode({k: v for k, v in query.items() if v})
+
+        return Template(
+            template_name="inbox.html",
+            context={
+                **_frame(store, context, "inbox"),
+                "inbox": inbox,
+                "rows": rows,
+                "shown_from": offset + 1 if inbox.items else 0,
+                "shown_to": shown_to,
+                "next_url": page_url(shown_to) if shown_to < inbox.counts.total else "",
+                "previous_url": page_url(max(0, offset - limit)) if offset > 0 else "",
+                "subtasks_url": "/subtasks?" + urlencode({"department": chosen}) if chosen else "/subtasks",
+            },
+        )
