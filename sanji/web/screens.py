@@ -234,8 +234,11 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         Field(
             "outcome", "办理结果", "Outcome", "select", (("approved", "准予 approve"), ("refused", "不予许可 refuse"))
         ),
-        Field("document", "结果文书", "Result document"),
+        Field(
+            "document", "结果文书", "Result document", hint="文号或文书名称 a document number or the document's name"
+        ),
         Field("department", "决定部门", "Deciding department"),
+        Field("reasons", "不予许可理由（不予许可时必填）", "Reasons (required to refuse)", "textarea"),
     ),
     "terminate": (Field("reasons", "终止理由", "Reason", "textarea", required=True),),
     "withdraw": (Field("reasons", "撤回原因", "Reason", "textarea"),),
@@ -873,6 +876,7 @@ DONE_DOCS = {
     "return": "return",
     "request_supplement": "supplement",
     "extend": "extension",
+    "decide": "decision",
     "deliver": "delivery",
 }
 HISTORY_LABELS = ACTION_DONE
@@ -945,6 +949,7 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
         add("结果", OUTCOMES.get(item.get("outcome", ""), ""))
         add("文书", item.get("document"))
         add("部门", item.get("department"))
+        add("理由", item.get("reasons"))
     elif kind in ("terminate", "withdraw"):
         add("理由", item.get("reason"))
     elif kind == "deliver":
@@ -1102,8 +1107,8 @@ async def _errand_page(
             "done": done_label,
             "done_doc": {
                 "url": document_url(errand_id, done_doc),
-                "zh": DOCUMENTS[done_doc].zh,
-                "en": DOCUMENTS[done_doc].en,
+                "zh": DOCUMENTS[done_doc].title(history)[0],
+                "en": DOCUMENTS[done_doc].title(history)[1],
             }
             if done_doc and DOCUMENTS[done_doc].applies(history)
             else None,
