@@ -475,6 +475,11 @@ def signature_path(signature: str) -> str:
     return path if len(path) <= 4000 and _SIGNATURE_PATH.fullmatch(path) else ""
 
 
+def paper_signature(signer: str) -> str:
+    """The signature record when the applicant signed the paper 送达回证 (no pointer device to sign on)."""
+    return f"纸质送达回证已签字（签收人：{signer}）" if signer else "纸质送达回证已签字"
+
+
 def _notice_for(outcome: str) -> str:
     return {
         "not_accepted": "不予受理通知书 Non-acceptance notice",

@@ -289,3 +289,22 @@ def test_a_signature_is_drawn_only_when_it_is_a_path_of_moves_and_lines() -> Non
         SIGNATURE_PREFIX + "M1 2" * 1001,
     ):
         assert signature_path(text) == "", text
+
+
+def test_the_deliver_form_wants_a_signature_drawn_or_on_paper(town: Client) -> None:
+    errand_id = register(town, in_person=True)
+    act(town, errand_id, "accept")
+    act(town, errand_id, "decide", outcome="approved", document="城民救〔2026〕12号")
+    url = f"/errands/{errand_id}/act"
+    step = {"kind": "deliver", "actor": "王晓红", "role": "窗口工作人员", "confirmed_by": "张秀英"}
+    for signature, error in (("", "请申请人在签名框内签名"), (SIGNATURE_PREFIX + "M1 2c3 4", "签名记录无法识别")):
+        r = town.post(url, data={**step, "signature": signature}, follow_redirects=False)
+        assert r.status_code == 400 and error in r.text, signature
+    r = town.post(url, data={**step, "signature_paper": "1"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    status, html = doc(town, errand_id, "delivery")
+    assert (
+        status == 200
+        and '<td id="signature" style="word-break: break-all">纸质送达回证已签字（签收人：张秀英）</td>' in html
+    )
+    assert "签名：纸质送达回证已签字（签收人：张秀英）" in town.get(f"/errands/{errand_id}").text
