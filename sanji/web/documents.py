@@ -10,6 +10,7 @@ page that says so in Chinese and English, never an empty form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -32,6 +33,7 @@ from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
+from sanji.privacy import mask_id_number
 from sanji.store import Store
 from sanji.web.qr import qr_svg
 
@@ -95,6 +97,12 @@ class DocSpec:
     source: str  # the action kind the document is made from
     why_not: str  # when it does not apply, in Chinese and English
     applies: Callable[[list[dict[str, Any]]], bool]
+    # The title when it depends on the source action (a decision grants or refuses); None: zh, en.
+    titled: Callable[[dict[str, Any]], tuple[str, str]] | None = None
+
+    def title(self, history: list[dict[str, Any]]) -> tuple[str, str]:
+        source = last_of(history, self.source)
+        return self.titled(source) if self.titled is not None and source is not None else (self.zh, self.en)
 
 
 def _has(kind: str) -> Callable[[list[dict[str, Any]]], bool]:
@@ -105,6 +113,11 @@ def _provisional(history: list[dict[str, Any]]) -> bool:
     accept = last_of(history, "accept")
     return accept is not None and bool(accept.get("provisional"))
 
+
+DECISION_TITLES: dict[str, tuple[str, str]] = {
+    "approved": ("准予许可决定书", "Decision to grant"),
+    "refused": ("不予许可决定书", "Decision to refuse"),
+}
 
 DOCUMENTS: dict[str, DocSpec] = {
     spec.slug: spec
@@ -173,6 +186,16 @@ DOCUMENTS: dict[str, DocSpec] = {
             _has("extend"),
         ),
         DocSpec(
+            "decision",
+            "许可决定书",
+            "Decision",
+            "print_decision.html",
+            "decide",
+            "该办件尚未作出办理决定 The errand has not been decided",
+            _has("decide"),
+            lambda decide: DECISION_TITLES["refused" if decide.get("outcome") == "refused" else "approved"],
+        ),
+        DocSpec(
             "delivery",
             "送达回证",
             "Delivery confirmation",
@@ -196,9 +219,10 @@ def guide_url(matter_code: str) -> str:
 def document_links(errand_id: str, history: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The printable documents that apply to this errand now, in the order they arise."""
     return [
-        {"slug": s.slug, "zh": s.zh, "en": s.en, "url": document_url(errand_id, s.slug)}
+        {"slug": s.slug, "zh": zh, "en": en, "url": document_url(errand_id, s.slug)}
         for s in DOCUMENTS.values()
         if s.applies(history)
+        for zh, en in (s.title(history),)
     ]
 
 
@@ -340,12 +364,120 @@ class DocumentController(Controller):
             # In the errand's own unit: a limit of calendar days is extended by calendar days.
             unit = str((last_of(history, "accept") or {}).get("limit_unit") or (matter.limit_unit if matter else ""))
             facts["unit_zh"], facts["unit_en"] = UNIT_NAMES.get(unit, UNIT_NAMES["working"])
+        elif spec.slug == "decision":
+            facts.update(
+                decision_facts(
+                    source, directory, matter, receipt=row["receipt"], due=row["due"] or "", register=register
+                )
+            )
         elif spec.slug == "delivery":
             decide = last_of(history, "decide")
             facts["decide"] = decide
             facts["decided_by"] = node_name(directory, decide["node"]) if decide else ""
             facts["result_document"] = (decide or {}).get("document") or _notice_for(row["outcome"])
+            facts["signature_path"] = signature_path(str(source.get("signature") or ""))
         return Template(template_name=spec.template, context=facts)
+
+
+# -- the decision (准予许可决定书 / 不予许可决定书) ------------------------------------------------------
+
+# A result document's field holds either a document number (文号: 示民低〔2026〕1号, 2026-0012) or a
+# description (临时救助审批决定书); only a number heads the decision as its 文号.
+_DOCUMENT_NUMBER = re.compile(
+    r"[^\s〔〕\[\]]{0,24}[〔\[（(]\d{4}[〕\]）)]第?\d{1,8}号|第?[A-Za-z0-9][A-Za-z0-9\-/]{0,38}号?"
+)
+_CENTRE_SUFFIXES = ("政务服务中心", "行政服务中心", "政务服务管理办公室", "便民服务中心")
+
+
+def document_number(text: str) -> str:
+    """``text`` when it reads as a document number (文号) with a digit in it, else ''."""
+    text = text.strip()
+    ok = len(text) <= 40 and any(c.isdigit() for c in text) and _DOCUMENT_NUMBER.fullmatch(text)
+    return text if ok else ""
+
+
+def review_government(directory: Directory, node_id: str) -> str:
+    """The people's government that hears an administrative review of a decision made at ``node_id``.
+
+    A township's decision goes to the county people's government, and so (since the 2023 行政复议法) does a
+    county department's: "示范县人民政府" when the county's centre is named so, '' when the directory
+    cannot tell (the document then says "依法申请行政复议" without naming anyone).
+    """
+    try:
+        county = directory.county_of(node_id)
+    except RouteError:
+        return ""
+    name = node_name(directory, county or "")
+    for suffix in _CENTRE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return f"{name}人民政府" if name and name[-1] in "县区市旗" else ""
+
+
+def decision_facts(
+    decide: dict[str, Any],
+    directory: Directory,
+    matter: Matter | None,
+    *,
+    receipt: str,
+    due: str = "",
+    register: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a decision document says beyond the common facts, from the ``decide`` action as stored (a dict).
+
+    Read defensively: ``reasons`` (不予许可理由) is a field of newer decisions only; an older refusal's
+    reasons are its ``document`` text.
+    """
+    refused = decide.get("outcome") == "refused"
+    document = str(decide.get("document") or "")
+    number = document_number(document)
+    deemed = bool(decide.get("deemed"))
+    reasons = str(decide.get("reasons") or "") if refused else ""
+    if refused and not reasons and not number:
+        reasons = document
+    applicant = (register or {}).get("applicant") or {}
+    id_number = str(applicant.get("id_number") or "") if isinstance(applicant, dict) else ""
+    title_zh, title_en = DECISION_TITLES["refused" if refused else "approved"]
+    return {
+        "title_zh": title_zh,
+        "title_en": title_en,
+        "refused": refused,
+        "deemed": deemed,
+        "due_text": cn_iso(due) if due else "",
+        "authority": str(decide.get("department") or "") or node_name(directory, str(decide.get("node", ""))),
+        "document_number": number,
+        # the result document named in words (not a number, not the system's own note of a deemed approval)
+        "result_document": "" if number or deemed or document == reasons else document,
+        "reasons": reasons,
+        "legal_basis": matter.legal_basis if matter else "",
+        "review_government": review_government(directory, str(decide.get("node", ""))),
+        "applicant_id": mask_id_number(id_number) if id_number else "",
+    }
+
+
+# -- the delivery's signature --------------------------------------------------------------------------
+
+# The signature pad's record (errand.html): "svg:400x150:" and the strokes as an SVG path of absolute
+# moves and relative lines with integer coordinates, e.g. "svg:400x150:M12 80l3 -2 4 -1M200 90l1 1".
+SIGNATURE_PREFIX = "svg:400x150:"
+SIGNATURE_BOX = (400, 150)
+_SIGNATURE_PATH = re.compile(r"(?:M\d{1,3} \d{1,3}(?:l-?\d{1,3} -?\d{1,3}(?: -?\d{1,3} -?\d{1,3})*)?)+")
+
+
+def signature_path(signature: str) -> str:
+    """The SVG path of a signature drawn on the pad, or '' when ``signature`` is text (a paper record).
+
+    Only moves and lines with numbers pass, so nothing but a path ever reaches the page (where it is still
+    escaped as any attribute is).
+    """
+    if not signature.startswith(SIGNATURE_PREFIX):
+        return ""
+    path = signature.removeprefix(SIGNATURE_PREFIX)
+    return path if len(path) <= 4000 and _SIGNATURE_PATH.fullmatch(path) else ""
+
+
+def paper_signature(signer: str) -> str:
+    """The signature record when the applicant signed the paper 送达回证 (no pointer device to sign on)."""
+    return f"纸质送达回证已签字（签收人：{signer}）" if signer else "纸质送达回证已签字"
 
 
 def _notice_for(outcome: str) -> str:

@@ -64,12 +64,15 @@ from sanji.web.desk import desk_of
 from sanji.web.desk_api import Supervision, department_of, supervision_report, township_of
 from sanji.web.documents import (
     DOCUMENTS,
+    SIGNATURE_PREFIX,
     applied,
     at_text,
     document_links,
     document_url,
     guide_url,
     node_name,
+    paper_signature,
+    signature_path,
 )
 from sanji.web.views import Deadline, ErrandSummary, summarise
 
@@ -234,15 +237,19 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
         Field(
             "outcome", "办理结果", "Outcome", "select", (("approved", "准予 approve"), ("refused", "不予许可 refuse"))
         ),
-        Field("document", "结果文书", "Result document"),
+        Field(
+            "document", "结果文书", "Result document", hint="文号或文书名称 a document number or the document's name"
+        ),
         Field("department", "决定部门", "Deciding department"),
+        Field("reasons", "不予许可理由（不予许可时必填）", "Reasons (required to refuse)", "textarea"),
     ),
     "terminate": (Field("reasons", "终止理由", "Reason", "textarea", required=True),),
     "withdraw": (Field("reasons", "撤回原因", "Reason", "textarea"),),
     "send_result": (Field("text", "下送说明", "Note", "textarea"),),
     "deliver": (
         Field("confirmed_by", "签收人", "Signed for by", required=True),
-        Field("signature", "签名记录", "Signature record", "textarea"),
+        # 签名核对: drawn on the pad (errand.html) or, with no pointer, the paper 送达回证 signed (paper_signature)
+        Field("signature", "申请人签名", "Applicant's signature", "signature", required=True),
     ),
     "close": (Field("archive_no", "档案号", "Archive number"),),
     "note": (Field("text", "备注内容", "Text", "textarea", required=True),),
@@ -873,6 +880,7 @@ DONE_DOCS = {
     "return": "return",
     "request_supplement": "supplement",
     "extend": "extension",
+    "decide": "decision",
     "deliver": "delivery",
 }
 HISTORY_LABELS = ACTION_DONE
@@ -945,10 +953,13 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
         add("结果", OUTCOMES.get(item.get("outcome", ""), ""))
         add("文书", item.get("document"))
         add("部门", item.get("department"))
+        add("理由", item.get("reasons"))
     elif kind in ("terminate", "withdraw"):
         add("理由", item.get("reason"))
     elif kind == "deliver":
         add("签收人", item.get("confirmed_by"))
+        signature = str(item.get("signature") or "")
+        add("签名", "已在签名框手写签名 signed on screen" if signature_path(signature) else signature)
     elif kind == "close":
         add("档案号", item.get("archive_no"))
     elif kind in ("note", "supervise", "answer_urging"):
@@ -1026,7 +1037,12 @@ async def _errand_page(
             defaults["outcome"] = outcomes[0]  # approval where this desk may approve, else the refusal
         current = values if (values is not None and kind == open_kind) else defaults
         fields = [
-            {"f": f, "value": current.get(f.name, ""), "choices": choices_for(f, state, outcomes)}
+            {
+                "f": f,
+                "value": current.get(f.name, ""),
+                "choices": choices_for(f, state, outcomes),
+                "paper": bool(current.get(f.name + "_paper")),  # a signature: the paper 送达回证 was signed
+            }
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
         ]
         zh, en = ACTION_LABELS[kind]
@@ -1102,8 +1118,8 @@ async def _errand_page(
             "done": done_label,
             "done_doc": {
                 "url": document_url(errand_id, done_doc),
-                "zh": DOCUMENTS[done_doc].zh,
-                "en": DOCUMENTS[done_doc].en,
+                "zh": DOCUMENTS[done_doc].title(history)[0],
+                "en": DOCUMENTS[done_doc].title(history)[1],
             }
             if done_doc and DOCUMENTS[done_doc].applies(history)
             else None,
@@ -1129,6 +1145,21 @@ def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[d
             values[fld.name] = lines(form, fld.name)
         elif fld.widget == "checkbox":
             values[fld.name] = bool(form.get(fld.name))
+        elif fld.widget == "signature":
+            values["signature_paper"] = bool(form.get("signature_paper"))
+            drawn = one(form, fld.name)
+            signer = str(values.get("confirmed_by") or "")
+            values[fld.name] = paper_signature(signer) if values["signature_paper"] else drawn
+            if drawn.startswith(SIGNATURE_PREFIX) and not values["signature_paper"] and not signature_path(drawn):
+                errors[fld.name] = (
+                    "签名记录无法识别，请清除后重签 The signature could not be read; clear it and sign again"
+                )
+            elif not values[fld.name]:
+                errors[fld.name] = (
+                    "请申请人在签名框内签名，或勾选“已在纸质送达回证上签字” "
+                    "The applicant signs in the box, or tick the paper delivery confirmation"
+                )
+            continue
         else:
             values[fld.name] = one(form, fld.name)
         if fld.required and not values[fld.name]:

@@ -111,6 +111,8 @@ class Desk:
             control = step.locator(f"[name={name}]")
             if control.evaluate("e => e.tagName") == "SELECT":
                 control.select_option(value)
+            elif control.get_attribute("type") == "checkbox":
+                control.set_checked(value == "1")
             else:
                 control.fill(value)
         step.locator("button[type=submit]").click()
@@ -175,7 +177,7 @@ def test_an_errand_through_every_desk_with_logins_on(chromium: str, county: Clus
 
             agent.wait_for_step(errand, "receive")
             agent.take(errand, "receive")
-            agent.take(errand, "deliver", confirmed_by="张秀英", signature="张秀英")
+            agent.take(errand, "deliver", confirmed_by="张秀英", signature_paper="1")
             agent.take(errand, "close", archive_no="DA-2026-0001")
             expect(agent.page.locator("table.kv")).to_contain_text("已归档")
             agent.page.screenshot(path=str(tmp_path / "closed.png"), full_page=True)

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from httpx import Response
+from jinja2 import Environment, FileSystemLoader
 from litestar import Litestar
 from litestar.testing import TestClient
 from screens_kit import MZ003_ALL, act, register
 
 from protocol.lookup import lookup_code
-from sanji.web.documents import DOCUMENTS, cn_iso
+from protocol.topology import Directory, NodeEntry
+from sanji.web.documents import (
+    DOCUMENTS,
+    SIGNATURE_PREFIX,
+    cn_iso,
+    decision_facts,
+    document_number,
+    review_government,
+    signature_path,
+)
 from sanji.web.qr import qr_svg
 
 ALL = tuple(DOCUMENTS)
+TEMPLATES = Path(__file__).parents[2] / "sanji" / "web" / "templates"
 Client = TestClient[Litestar]
 
 
@@ -93,7 +106,7 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
     assert status == 200
     assert "送达回证" in html and "准予 approved" in html and "临时救助审批决定书" in html
     assert "签收人" in html and "张秀英 手写签名" in html and "受送达人（签名）" in html
-    assert available(town, errand_id) == {"receipt", "acceptance", "commitment", "supplement", "delivery"}
+    assert available(town, errand_id) == {"receipt", "acceptance", "commitment", "supplement", "decision", "delivery"}
 
 
 def test_non_acceptance_notice_gives_the_reasons(town: Client) -> None:
@@ -120,6 +133,86 @@ def test_return_notice_gives_the_reasons_and_the_materials(town: Client) -> None
     assert status == 200
     assert "退回通知书" in html and "申请书未签名" in html and "<li>户口簿复印件</li>" in html
     assert doc(town, errand_id, "commitment")[0] == 404  # accepted in full, not provisionally
+
+
+def test_decision_to_grant_heads_with_its_number_and_names_the_law(town: Client) -> None:
+    errand_id = register(town, in_person=True)
+    act(town, errand_id, "accept")
+    assert doc(town, errand_id, "decision")[0] == 404
+    r = act(town, errand_id, "decide", outcome="approved", document="城民救〔2026〕12号")
+    page = town.get(r.headers["location"]).text
+    assert "打印准予许可决定书" in page  # the flash after deciding offers the paper
+    status, html = doc(town, errand_id, "decision")
+    assert status == 200
+    assert_print_page(html)
+    assert "<h1>准予许可决定书" in html and '<b id="docno">城民救〔2026〕12号</b>' in html
+    assert "提出的<b>临时救助申请</b>，经审查" in html and "决定<b>准予许可</b>" in html
+    assert "《社会救助暂行办法》" in html  # the catalogue entry's legal basis
+    assert "城关镇便民服务中心（盖章）" in html and "承办人（签名）" in html and "申请人签收" in html
+    assert "行政复议" not in html and "超时默许" not in html
+    errand_page = town.get(f"/errands/{errand_id}").text
+    assert f'<a href="/print/{errand_id}/decision">准予许可决定书' in errand_page
+
+
+def test_decision_to_refuse_gives_reasons_and_the_way_to_appeal(town: Client) -> None:
+    errand_id = register(town, in_person=True, applicant_id_number="430621195007307791")
+    act(town, errand_id, "accept")
+    # on main a refusal's reasons are its document text (Decide.reasons is coming in the protocol)
+    act(town, errand_id, "decide", outcome="refused", document="家庭人均收入高于当地临时救助标准")
+    status, html = doc(town, errand_id, "decision")
+    assert status == 200
+    assert "<h1>不予许可决定书" in html and "决定<b>不予许可</b>" in html
+    assert '<div class="box" id="reasons" style="white-space: pre-wrap">家庭人均收入高于当地临时救助标准</div>' in html
+    assert "六十日内" in html and "《中华人民共和国行政复议法》向县人民政府申请行政复议" in html
+    assert "六个月内" in html and "《中华人民共和国行政诉讼法》" in html
+    assert "430621********7791" in html and "430621195007307791" not in html  # the ID number masked
+    assert 'id="docno"' not in html  # the document text is no number: the receipt number heads it
+    errand_page = town.get(f"/errands/{errand_id}").text
+    assert "不予许可决定书" in errand_page and f"/print/{errand_id}/decision" in errand_page
+
+
+def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
+    """What a decision says, from the action as stored: ``reasons`` when a newer decision carries it, a deemed
+    approval said as one (the system writes it at the county, so it is rendered here from its facts)."""
+    book = Directory(
+        [
+            NodeEntry(id="C", role="county", parent=None, name="示范县政务服务中心", keys=()),
+            NodeEntry(id="T01", role="town", parent="C", name="城关镇便民服务中心", keys=()),
+        ]
+    )
+    assert review_government(book, "T01") == "示范县人民政府" == review_government(book, "C")
+    assert review_government(book, "nowhere") == ""
+    for number in ("城民救〔2026〕12号", "示民低[2026]1号", "2026-0012", "第12号"):
+        assert document_number(number) == number, number
+    for words in ("临时救助审批决定书", "", "家庭收入超标", "<b>1号</b>"):
+        assert document_number(words) == "", words
+    base = {"kind": "decide", "node": "T01", "actor": "王晓红", "role": "窗口", "at": 0, "department": ""}
+    refused = decision_facts(
+        {**base, "outcome": "refused", "document": "城民救〔2026〕3号", "reasons": "户籍不在本镇"},
+        book,
+        None,
+        receipt="R",
+    )
+    assert refused["reasons"] == "户籍不在本镇" and refused["document_number"] == "城民救〔2026〕3号"
+    assert refused["title_zh"] == "不予许可决定书" and refused["authority"] == "城关镇便民服务中心"
+    county = decision_facts(
+        {**base, "node": "C", "department": "县民政局", "outcome": "approved"}, book, None, receipt="R"
+    )
+    assert county["authority"] == "县民政局" and county["reasons"] == ""
+    deemed = decision_facts(
+        {**base, "outcome": "approved", "deemed": True, "document": "超时默许:2026-05-06 前未作决定"},
+        book,
+        None,
+        receipt="R",
+        due="2026-05-06",
+    )
+    assert deemed["deemed"] and deemed["due_text"] == "2026年5月6日" and deemed["result_document"] == ""
+    templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+    common = {"receipt": "R", "applicant": "张秀英", "matter_name": "个体工商户变更登记", "action": base}
+    html = templates.get_template("print_decision.html").render(**common, **deemed, registered_on="2026年4月1日")
+    assert "超时默许" in html and "视为<b>准予许可</b>" in html and "（2026年5月6日）" in html
+    html = templates.get_template("print_decision.html").render(**common, **refused, registered_on="2026年4月1日")
+    assert "户籍不在本镇" in html and "城民救〔2026〕3号" in html
 
 
 def test_service_guide_comes_from_the_catalogue(village: Client) -> None:
@@ -183,3 +276,35 @@ def test_a_registration_the_rule_refuses_uses_up_no_receipt_number(village: Clie
         return int(number.split("-")[-1][:-1])
 
     assert seq(second) == seq(first) + 1
+
+
+def test_a_signature_is_drawn_only_when_it_is_a_path_of_moves_and_lines() -> None:
+    assert signature_path(SIGNATURE_PREFIX + "M12 80l3 -2 4 -1M200 90l1 1") == "M12 80l3 -2 4 -1M200 90l1 1"
+    for text in (
+        "纸质送达回证已签字（签收人：张秀英）",
+        "M12 80l3 -2",  # a path without the pad's prefix is text someone typed
+        SIGNATURE_PREFIX + 'M1 2"/><script>alert(1)</script>',
+        SIGNATURE_PREFIX + "M1 2c3 4 5 6 7 8",  # curves, arcs and anything else: not ours
+        SIGNATURE_PREFIX,
+        SIGNATURE_PREFIX + "M1 2" * 1001,
+    ):
+        assert signature_path(text) == "", text
+
+
+def test_the_deliver_form_wants_a_signature_drawn_or_on_paper(town: Client) -> None:
+    errand_id = register(town, in_person=True)
+    act(town, errand_id, "accept")
+    act(town, errand_id, "decide", outcome="approved", document="城民救〔2026〕12号")
+    url = f"/errands/{errand_id}/act"
+    step = {"kind": "deliver", "actor": "王晓红", "role": "窗口工作人员", "confirmed_by": "张秀英"}
+    for signature, error in (("", "请申请人在签名框内签名"), (SIGNATURE_PREFIX + "M1 2c3 4", "签名记录无法识别")):
+        r = town.post(url, data={**step, "signature": signature}, follow_redirects=False)
+        assert r.status_code == 400 and error in r.text, signature
+    r = town.post(url, data={**step, "signature_paper": "1"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    status, html = doc(town, errand_id, "delivery")
+    assert (
+        status == 200
+        and '<td id="signature" style="word-break: break-all">纸质送达回证已签字（签收人：张秀英）</td>' in html
+    )
+    assert "签名：纸质送达回证已签字（签收人：张秀英）" in town.get(f"/errands/{errand_id}").text

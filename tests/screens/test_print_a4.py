@@ -64,12 +64,23 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
     )
     returned = walk_in({"kind": "accept"}, {"kind": "return", "reasons": "申请书未签名，请签名后重新申请"})
     refused = walk_in({"kind": "not_accept", "reasons": "申请人户籍不在本镇，请到户籍所在地申请"})
+    strokes = "".join(f"M{20 + 7 * i} 80l5 -30 5 60 5 -30" for i in range(50))  # a long signature from the pad
+    granted = walk_in(
+        {"kind": "accept"},
+        {"kind": "decide", "outcome": "approved", "document": "城民救〔2026〕12号"},
+        {"kind": "deliver", "confirmed_by": "张秀英", "signature": "svg:400x150:" + strokes},
+    )
+    reasons = "经入户调查，申请人家庭上月人均收入高于本县临时救助标准，且无突发性、紧迫性困难情形。" * 4
+    not_granted = walk_in({"kind": "accept"}, {"kind": "decide", "outcome": "refused", "document": reasons})
     documents = [
         (provisional, "acceptance"),
         (provisional, "commitment"),
         (provisional, "supplement"),
         (returned, "return"),
         (refused, "non-acceptance"),
+        (granted, "decision"),
+        (granted, "delivery"),
+        (not_granted, "decision"),
     ]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
