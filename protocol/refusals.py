@@ -332,7 +332,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "a 联办件 is handled by every co-department the catalogue names; missing: {missing}",
     ),
     "decision_reasons_missing": (
-        "不予许可须写明理由",
+        "不予许可（不予办理）决定须写明理由",
         "a refusal (不予许可) must state its reasons in the decision",
     ),
     "signature_missing": (

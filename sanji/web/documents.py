@@ -98,11 +98,11 @@ class DocSpec:
     why_not: str  # when it does not apply, in Chinese and English
     applies: Callable[[list[dict[str, Any]]], bool]
     # The title when it depends on the source action (a decision grants or refuses); None: zh, en.
-    titled: Callable[[dict[str, Any]], tuple[str, str]] | None = None
+    titled: Callable[[dict[str, Any], list[dict[str, Any]]], tuple[str, str]] | None = None
 
     def title(self, history: list[dict[str, Any]]) -> tuple[str, str]:
         source = last_of(history, self.source)
-        return self.titled(source) if self.titled is not None and source is not None else (self.zh, self.en)
+        return self.titled(source, history) if self.titled is not None and source is not None else (self.zh, self.en)
 
 
 def _has(kind: str) -> Callable[[list[dict[str, Any]]], bool]:
@@ -118,6 +118,36 @@ DECISION_TITLES: dict[str, tuple[str, str]] = {
     "approved": ("准予许可决定书", "Decision to grant"),
     "refused": ("不予许可决定书", "Decision to refuse"),
 }
+# A matter that is not a licence (给付 benefits, 确认 confirmations, 公共服务 …) is granted or refused, not
+# licensed: "准予办理", never "准予许可" for a 低保 or 临时救助.
+SERVICE_DECISION_TITLES: dict[str, tuple[str, str]] = {
+    "approved": ("准予办理决定书", "Decision to grant"),
+    "refused": ("不予办理决定书", "Decision to refuse"),
+}
+
+
+def licensed(category: str) -> bool:
+    """Whether the matter's decision is a licence's (行政许可): '' (unknown) reads as one, as before."""
+    return category in ("许可", "")
+
+
+def decision_title(decide: dict[str, Any], history: list[dict[str, Any]]) -> tuple[str, str]:
+    """The decision document's title, by outcome and by the category of the entry the errand is bound to."""
+    return titles_for(bound_category(history), refused=decide.get("outcome") == "refused")
+
+
+def titles_for(category: str, *, refused: bool) -> tuple[str, str]:
+    titles = DECISION_TITLES if licensed(category) else SERVICE_DECISION_TITLES
+    return titles["refused" if refused else "approved"]
+
+
+def bound_category(history: list[dict[str, Any]]) -> str:
+    """The category of the catalogue entry the errand's registration or acceptance bound it to ('' unbound)."""
+    for action in history:
+        entry = action.get("matter_entry")
+        if isinstance(entry, dict) and entry.get("category"):
+            return str(entry["category"])
+    return ""
 
 DOCUMENTS: dict[str, DocSpec] = {
     spec.slug: spec
@@ -193,7 +223,7 @@ DOCUMENTS: dict[str, DocSpec] = {
             "decide",
             "该办件尚未作出办理决定 The errand has not been decided",
             _has("decide"),
-            lambda decide: DECISION_TITLES["refused" if decide.get("outcome") == "refused" else "approved"],
+            decision_title,
         ),
         DocSpec(
             "delivery",
@@ -367,9 +397,16 @@ class DocumentController(Controller):
         elif spec.slug == "decision":
             facts.update(
                 decision_facts(
-                    source, directory, matter, receipt=row["receipt"], due=row["due"] or "", register=register
+                    source,
+                    directory,
+                    matter,
+                    receipt=row["receipt"],
+                    due=row["due"] or "",
+                    register=register,
+                    category=bound_category(history) or (matter.category if matter else ""),
                 )
             )
+
         elif spec.slug == "delivery":
             decide = last_of(history, "decide")
             facts["decide"] = decide
@@ -421,6 +458,7 @@ def decision_facts(
     receipt: str,
     due: str = "",
     register: dict[str, Any] | None = None,
+    category: str = "",
 ) -> dict[str, Any]:
     """What a decision document says beyond the common facts, from the ``decide`` action as stored (a dict).
 
@@ -436,8 +474,9 @@ def decision_facts(
         reasons = document
     applicant = (register or {}).get("applicant") or {}
     id_number = str(applicant.get("id_number") or "") if isinstance(applicant, dict) else ""
-    title_zh, title_en = DECISION_TITLES["refused" if refused else "approved"]
+    title_zh, title_en = titles_for(category, refused=refused)
     return {
+        "licence": licensed(category),
         "title_zh": title_zh,
         "title_en": title_en,
         "refused": refused,

@@ -136,39 +136,43 @@ def test_return_notice_gives_the_reasons_and_the_materials(town: Client) -> None
 
 
 def test_decision_to_grant_heads_with_its_number_and_names_the_law(town: Client) -> None:
+    """临时救助 is a benefit (给付), not a licence: granted "准予办理", never "准予许可"."""
     errand_id = register(town, in_person=True)
     act(town, errand_id, "accept")
     assert doc(town, errand_id, "decision")[0] == 404
     r = act(town, errand_id, "decide", outcome="approved", document="城民救〔2026〕12号")
     page = town.get(r.headers["location"]).text
-    assert "打印准予许可决定书" in page  # the flash after deciding offers the paper
+    assert "打印准予办理决定书" in page  # the flash after deciding offers the paper
     status, html = doc(town, errand_id, "decision")
     assert status == 200
     assert_print_page(html)
-    assert "<h1>准予许可决定书" in html and '<b id="docno">城民救〔2026〕12号</b>' in html
-    assert "提出的<b>临时救助申请</b>，经审查" in html and "决定<b>准予许可</b>" in html
+    assert "<h1>准予办理决定书" in html and '<b id="docno">城民救〔2026〕12号</b>' in html
+    assert "提出的<b>临时救助申请</b>，经审查" in html and "决定<b>准予办理</b>" in html and "许可" not in html
     assert "《社会救助暂行办法》" in html  # the catalogue entry's legal basis
     assert "城关镇便民服务中心（盖章）" in html and "承办人（签名）" in html and "申请人签收" in html
     assert "行政复议" not in html and "超时默许" not in html
     errand_page = town.get(f"/errands/{errand_id}").text
-    assert f'<a href="/print/{errand_id}/decision">准予许可决定书' in errand_page
+    assert f'<a href="/print/{errand_id}/decision">准予办理决定书' in errand_page
 
 
 def test_decision_to_refuse_gives_reasons_and_the_way_to_appeal(town: Client) -> None:
     errand_id = register(town, in_person=True, applicant_id_number="430621195007307791")
     act(town, errand_id, "accept")
-    # on main a refusal's reasons are its document text (Decide.reasons is coming in the protocol)
-    act(town, errand_id, "decide", outcome="refused", document="家庭人均收入高于当地临时救助标准")
+    # a refusal states its reasons (rules 2): without them it is refused, with them the document gives them
+    data = {"kind": "decide", "actor": "王晓红", "role": "窗口工作人员", "outcome": "refused", "document": "13号"}
+    silent = town.post(f"/errands/{errand_id}/act", data=data, follow_redirects=False)
+    assert silent.status_code == 409 and "不予许可（不予办理）决定须写明理由" in silent.text
+    act(town, errand_id, "decide", outcome="refused", document="不予办理", reasons="家庭人均收入高于当地临时救助标准")
     status, html = doc(town, errand_id, "decision")
     assert status == 200
-    assert "<h1>不予许可决定书" in html and "决定<b>不予许可</b>" in html
+    assert "<h1>不予办理决定书" in html and "决定<b>不予办理</b>" in html
     assert '<div class="box" id="reasons" style="white-space: pre-wrap">家庭人均收入高于当地临时救助标准</div>' in html
     assert "六十日内" in html and "《中华人民共和国行政复议法》向县人民政府申请行政复议" in html
     assert "六个月内" in html and "《中华人民共和国行政诉讼法》" in html
     assert "430621********7791" in html and "430621195007307791" not in html  # the ID number masked
     assert 'id="docno"' not in html  # the document text is no number: the receipt number heads it
     errand_page = town.get(f"/errands/{errand_id}").text
-    assert "不予许可决定书" in errand_page and f"/print/{errand_id}/decision" in errand_page
+    assert "不予办理决定书" in errand_page and f"/print/{errand_id}/decision" in errand_page
 
 
 def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
@@ -192,9 +196,12 @@ def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
         book,
         None,
         receipt="R",
+        category="许可",
     )
     assert refused["reasons"] == "户籍不在本镇" and refused["document_number"] == "城民救〔2026〕3号"
     assert refused["title_zh"] == "不予许可决定书" and refused["authority"] == "城关镇便民服务中心"
+    benefit = decision_facts({**base, "outcome": "refused", "reasons": "x"}, book, None, receipt="R", category="给付")
+    assert benefit["title_zh"] == "不予办理决定书" and not benefit["licence"]
     county = decision_facts(
         {**base, "node": "C", "department": "县民政局", "outcome": "approved"}, book, None, receipt="R"
     )
@@ -205,6 +212,7 @@ def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
         None,
         receipt="R",
         due="2026-05-06",
+        category="许可",
     )
     assert deemed["deemed"] and deemed["due_text"] == "2026年5月6日" and deemed["result_document"] == ""
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
