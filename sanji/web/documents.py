@@ -149,6 +149,7 @@ def bound_category(history: list[dict[str, Any]]) -> str:
             return str(entry["category"])
     return ""
 
+
 DOCUMENTS: dict[str, DocSpec] = {
     spec.slug: spec
     for spec in (

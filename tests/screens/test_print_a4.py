@@ -71,7 +71,9 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
         {"kind": "deliver", "confirmed_by": "张秀英", "signature": "svg:400x150:" + strokes},
     )
     reasons = "经入户调查，申请人家庭上月人均收入高于本县临时救助标准，且无突发性、紧迫性困难情形。" * 4
-    not_granted = walk_in({"kind": "accept"}, {"kind": "decide", "outcome": "refused", "document": "不予办理", "reasons": reasons})
+    not_granted = walk_in(
+        {"kind": "accept"}, {"kind": "decide", "outcome": "refused", "document": "不予办理", "reasons": reasons}
+    )
     documents = [
         (provisional, "acceptance"),
         (provisional, "commitment"),
