@@ -38,6 +38,7 @@ from sanji.store import Database, Store, open_database
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
+from sanji.workcalendar import load_calendar
 
 REGISTRATION_ROUNDS = 15  # errands are registered over this many sync rounds, then drained
 MAX_ROUNDS = 200
@@ -172,7 +173,7 @@ def next_form(desk: Desk, errand: dict[str, Any], rng: random.Random) -> ActionF
         if department:
             return ActionForm(kind="escalate", actor=actor, department=department, expected_version=version)
         outcome: Outcome = "refused" if rng.random() < 0.1 else "approved"
-        document = "准予办理通知书" if outcome == "approved" else "不予许可决定书"
+        document = "准予办理通知书" if outcome == "approved" else "不予办理决定书"
         return ActionForm(
             kind="decide",
             actor=actor,
@@ -183,7 +184,7 @@ def next_form(desk: Desk, errand: dict[str, Any], rng: random.Random) -> ActionF
         )
     if desk.role == COUNTY and stage == "at_department":
         verdict: Outcome = "refused" if rng.random() < 0.15 else "approved"
-        document = "审批决定书" if verdict == "approved" else "不予许可决定书"
+        document = "审批决定书" if verdict == "approved" else "不予办理决定书"
         return ActionForm(
             kind="decide",
             actor=actor,
@@ -243,10 +244,12 @@ async def _simulate(
         links: dict[str, LocalTransport] = {town: up}
         links.update({v: LocalTransport(SyncServer(stores[town])) for v in villages})
         catalogue = default_catalogue()
+        calendar = load_calendar()
 
         def desk_service(store: Store) -> ErrandService:
-            # Nothing is accepted without the county's catalogue: every desk holds it (as tests' Network.service).
-            context = NodeContext(store, None)
+            # Nothing is accepted without the county's catalogue and a deadline counted on the working calendar:
+            # every desk holds both (as tests' Network.service).
+            context = NodeContext(store, calendar)
             context.catalogue = catalogue
             return ErrandService(store, context)
 

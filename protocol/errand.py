@@ -23,7 +23,7 @@ import hashlib
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
@@ -345,6 +345,9 @@ def rating_rules(state: ErrandState) -> bool:
     return rules_of(state) >= 1
 
 
+ACCEPTANCE_DAY_TOLERANCE = 7  # days a desk's clock may run ahead of the day it counts a deadline from
+
+
 def rules_of(state: ErrandState) -> int:
     """The generation of errand rules the errand is judged by: its bound entry's ``Matter.rules`` (0 unbound).
 
@@ -364,11 +367,14 @@ def _judge_documents(state: ErrandState, action: Action, entry: Matter) -> Refus
     the catalogue names.
     """
     if isinstance(action, Accept):
-        accepted = business_date(action.at).isoformat()
         if action.errand_kind != "即办件" and not action.due:
             return refuse("due_missing", kind=action.errand_kind)
-        if action.due and action.due < accepted:
-            return refuse("due_before_acceptance", due=action.due, accepted=accepted)
+        # The desk counts from its own day, corrected for its clock's measured offset; the rule knows only the
+        # signed time. A clock that runs days off is tolerated, a deadline set before the acceptance is not.
+        accepted = business_date(action.at)
+        earliest = (accepted - timedelta(days=ACCEPTANCE_DAY_TOLERANCE)).isoformat()
+        if action.due and action.due < earliest:
+            return refuse("due_before_acceptance", due=action.due, accepted=accepted.isoformat())
         mains = {normalise_material(m) for m in entry.main_materials}
         owed_mains = [m for m in action.provisional if normalise_material(m) in mains]
         if owed_mains:
@@ -418,8 +424,6 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
                 return problem
         if entry is not None:
             problem = level_refusal(entry, "accept", role)
-            if problem is None and isinstance(action, Accept) and entry.rules >= 2:
-                problem = _judge_documents(state, action, entry)
             if problem is not None:
                 return problem
         elif role != TOWN:
@@ -443,7 +447,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
                     department="、".join(strangers),
                     expected="、".join(entry.joint_departments) or "—",
                 )
-        return None
+        return _judge_documents(state, action, entry) if entry is not None and entry.rules >= 2 else None
     if isinstance(action, ReturnErrand):
         if not town_or_county_desk:
             return refuse("handling_desk_only", step="return an errand", step_zh="退回", stage=stage)

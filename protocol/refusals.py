@@ -125,6 +125,7 @@ RefusalCode = Literal[
     # rules 2 (later 0.4.0 builds): each step carries what its document states (protocol.errand, ``rules_of``)
     "due_missing",
     "due_before_acceptance",
+    "deadline_uncounted",
     "extend_backwards",
     "provisional_main",
     "co_departments_incomplete",
@@ -314,6 +315,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "due_missing": (
         "{kind}须在受理时写明办结期限",
         "accepting a {kind} must state its deadline (the acceptance notice names it)",
+    ),
+    "deadline_uncounted": (
+        "本节点无法计算该{kind}的办结期限（未持有工作日历），暂不能受理，请联系县级管理员",
+        "this desk cannot count the {kind}'s deadline (it holds no working calendar), so it cannot accept it yet: "
+        "ask the county's administrator",
     ),
     "due_before_acceptance": (
         "办结期限 {due} 早于受理日 {accepted}",

@@ -302,7 +302,7 @@ def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: di
         accepted_on = svc._date(at)
         due, limit, unit = policy.whole_due(state.matter, accepted_on, errand_kind, entry or state.matter_entry)
         marked, calendar_version = policy.span_provisional(accepted_on, due), policy.calendar_version
-    return a.Accept(
+    accept = a.Accept(
         **common,
         errand_kind=errand_kind,
         note=form.text,
@@ -318,6 +318,13 @@ def _accept(svc: ErrandService, form: ActionForm, state: ErrandState, common: di
         calendar_version=calendar_version,
         due_provisional=marked,
     )
+    if not due:
+        # The rule asks the acceptance to name its deadline (rules 2); the clerk cannot type one, so say why
+        # this desk could not count it rather than that the notice lacks it.
+        problem = judge(state, accept, svc.store.directory)
+        if problem is not None and problem.code == "due_missing":
+            raise ActionRefused(refuse("deadline_uncounted", kind=errand_kind))
+    return accept
 
 
 def _materials_received(

@@ -33,6 +33,7 @@ from sanji.sync.driver import SessionReport, sync_once
 from sanji.sync.requests_auth import RequestSigner
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport, TransportError
+from sanji.workcalendar import load_calendar
 
 _pg_skips: list[str] = []
 
@@ -112,6 +113,7 @@ async def row_counts(store: Store) -> dict[str, int]:
 
 
 CATALOGUE = default_catalogue()
+CALENDAR = load_calendar()
 
 
 @dataclass
@@ -127,8 +129,9 @@ class Network:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def service(self, node: str) -> ErrandService:
-        """A desk on ``node`` that holds the county's catalogue (nothing is accepted without one); no deadlines."""
-        context = NodeContext(self.stores[node], None)
+        """A desk on ``node`` that holds the county's catalogue (nothing is accepted without one) and the built-in
+        working calendar (an acceptance names its deadline)."""
+        context = NodeContext(self.stores[node], CALENDAR)
         context.catalogue = CATALOGUE
         return ErrandService(self.stores[node], context)
 

@@ -67,7 +67,7 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random, memory: se
             memory.add(f"reviewed:{key}")
             return {"kind": "review", "actor": actor, "passed": True, "text": "材料齐全,符合条件"}
         outcome = "refused" if desk.role == "county" and rng.random() < 0.15 else "approved"
-        document = "准予办理决定书" if outcome == "approved" else "不予许可决定书"
+        document = f"{desk.node_id}-{errand['receipt']}号"  # the decision's number (文号); its title comes by category
         step = {
             "kind": "decide",
             "actor": actor,

@@ -218,7 +218,7 @@ DOCUMENTS: dict[str, DocSpec] = {
         ),
         DocSpec(
             "decision",
-            "许可决定书",
+            "决定书",
             "Decision",
             "print_decision.html",
             "decide",
@@ -451,6 +451,23 @@ def review_government(directory: Directory, node_id: str) -> str:
     return f"{name}人民政府" if name and name[-1] in "县区市旗" else ""
 
 
+def issuing_body(directory: Directory, node_id: str, department: str = "") -> str:
+    """Who decides in law: the county department named, or the people's government of the township (乡镇人民政府)
+    or county whose centre wrote the decision — a service centre (便民服务中心) is no administrative body and
+    cannot be appealed against. The centre's own name when it does not say which township or county it is."""
+    if department.strip():
+        return department.strip()
+    name = node_name(directory, node_id)
+    place = name
+    for suffix in _CENTRE_SUFFIXES:
+        place = place.removesuffix(suffix)
+    if place.endswith("街道"):
+        return f"{place}办事处"
+    if place and place != name and place[-1] in "乡镇县区市旗":
+        return f"{place}人民政府"
+    return name
+
+
 def decision_facts(
     decide: dict[str, Any],
     directory: Directory,
@@ -483,7 +500,7 @@ def decision_facts(
         "refused": refused,
         "deemed": deemed,
         "due_text": cn_iso(due) if due else "",
-        "authority": str(decide.get("department") or "") or node_name(directory, str(decide.get("node", ""))),
+        "authority": issuing_body(directory, str(decide.get("node", "")), str(decide.get("department") or "")),
         "document_number": number,
         # the result document named in words (not a number, not the system's own note of a deemed approval)
         "result_document": "" if number or deemed or document == reasons else document,

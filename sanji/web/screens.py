@@ -235,13 +235,17 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "decide": (
         Field(
-            "outcome", "办理结果", "Outcome", "select", (("approved", "准予 approve"), ("refused", "不予许可 refuse"))
+            "outcome",
+            "办理结果",
+            "Outcome",
+            "select",
+            (("approved", "准予 approve"), ("refused", "不予（许可或办理） refuse")),
         ),
         Field(
             "document", "结果文书", "Result document", hint="文号或文书名称 a document number or the document's name"
         ),
         Field("department", "决定部门", "Deciding department"),
-        Field("reasons", "不予许可理由（不予许可时必填）", "Reasons (required to refuse)", "textarea"),
+        Field("reasons", "不予许可（不予办理）的理由（不予时必填）", "Reasons (required to refuse)", "textarea"),
     ),
     "terminate": (Field("reasons", "终止理由", "Reason", "textarea", required=True),),
     "withdraw": (Field("reasons", "撤回原因", "Reason", "textarea"),),

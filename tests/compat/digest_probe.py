@@ -28,7 +28,7 @@ def main() -> None:
         ),
         HandOff(id="a1", base=1, node="T01V01", role="village_agent", to="T01", purpose="submit", **common),  # type: ignore[arg-type]
         Receive(id="a2", base=2, node="T01", role="window_a", **common),  # type: ignore[arg-type]
-        Accept(id="a3", base=3, node="T01", role="window_a", errand_kind="承诺件", **common),  # type: ignore[arg-type]
+        Accept(id="a3", base=3, node="T01", role="window_a", errand_kind="承诺件", due="1970-01-20", **common),  # type: ignore[arg-type]
     ]
     projection = project("T01V01-1", actions, directory)
     assert not projection.rejected, projection.rejected

@@ -31,6 +31,7 @@ from sanji.store import schema as t
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
+from tests.conftest import CALENDAR
 
 Net = Any  # tests/conftest.py Network, or a County below
 
@@ -126,8 +127,8 @@ async def open_county(layout: Layout, base: Path) -> County:
         store = Store(db, node_id=entry.id, key=layout.keys[entry.id], directory=layout.directory)
         await store.start()
         county.stores[entry.id] = store
-        # The catalogue binds (nothing is accepted without one); no calendar: no deadlines here.
-        county.contexts[entry.id] = context = NodeContext(store, None)
+        # The catalogue binds (nothing is accepted without one); the built-in calendar counts the deadlines.
+        county.contexts[entry.id] = context = NodeContext(store, CALENDAR)
         await context.load()
     return county
 

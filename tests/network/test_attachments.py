@@ -9,7 +9,7 @@ from protocol.session import BLOB_CHUNK_BYTES, BlobPut
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.sync.driver import sync_once
-from tests.conftest import NetworkFactory
+from tests.conftest import CALENDAR, NetworkFactory
 
 
 async def attach(net: object, node: str, errand: str, data: bytes) -> str:
@@ -87,7 +87,7 @@ async def test_daily_budget_defers_attachments_but_never_batches(network: Networ
     errand = (await village.register(RegisterForm(matter="MZ-001", applicant_name="王芳", actor="代办"))).errand
     scan = os.urandom(3 * BLOB_CHUNK_BYTES)
     digest = await attach(net, "T01V01", errand, scan)
-    ctx = NodeContext(net.stores["T01V01"], None)
+    ctx = NodeContext(net.stores["T01V01"], CALENDAR)
     ctx.daily_blob_budget = BLOB_CHUNK_BYTES  # one chunk a day
     report = await sync_once(net.stores["T01V01"], net.transports["T01V01"], context=ctx)
     assert report.deferred_blobs == 1

@@ -31,6 +31,7 @@ from sanji.store.business import BusinessBook
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
+from tests.conftest import CALENDAR
 
 C, TOWN, VILLAGE, SISTER = "C", "T01", "T01V01", "T01V02"
 CATALOGUE = default_catalogue()
@@ -67,7 +68,7 @@ class Kit:
 @pytest.fixture
 async def kit(network: Any) -> Kit:
     net = await network(1, 2)
-    contexts = {n: NodeContext(s, None) for n, s in net.stores.items()}
+    contexts = {n: NodeContext(s, CALENDAR) for n, s in net.stores.items()}
     for ctx in contexts.values():
         await ctx.load()
         ctx.catalogue = CATALOGUE

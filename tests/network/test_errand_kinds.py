@@ -236,12 +236,18 @@ async def test_extension_moves_the_due_date(county: County) -> None:
     assert (await county.state(errand))["extended_days"] == 5
 
 
-async def test_an_errand_without_a_due_date_can_still_be_extended(county: County) -> None:
-    plain = ErrandService(county.net.stores[TOWN])  # no deadline policy: every due date stays empty
+async def test_a_desk_without_a_calendar_cannot_accept_a_committed_errand(county: County) -> None:
+    """The acceptance notice names the deadline (rules 2): a desk that cannot count one does not accept, and the
+    errand stays as it was; a 即办件, done the same day, is accepted there."""
+    plain = ErrandService(county.net.stores[TOWN])  # no deadline policy: no due date can be counted
     errand = await county.submitted_and_received("MZ-003")
-    await plain.act(errand, ActionForm(kind="accept", actor="T01-staff"))
+    before = await county.state(errand, TOWN)
+    with pytest.raises(ActionRefused) as caught:
+        await plain.act(errand, ActionForm(kind="accept", actor="T01-staff", errand_kind="承诺件"))
+    assert caught.value.refusal is not None and caught.value.refusal.code == "deadline_uncounted"
+    assert await county.state(errand, TOWN) == before
+    await plain.act(errand, ActionForm(kind="accept", actor="T01-staff", errand_kind="即办件"))
     assert (await county.rows(errand, [TOWN]))[TOWN]["due"] == ""
-    await plain.act(errand, ActionForm(kind="extend", actor="T01-staff", role="中心主任", days=5, reasons="需入户核查"))
 
 
 # -- 上报件 ------------------------------------------------------------------------------------
@@ -299,6 +305,10 @@ async def test_county_asks_for_more_materials_after_escalation(county: County) -
 async def test_joint_errand_waits_for_every_sub_task(county: County) -> None:
     errand = await county.submitted_and_received("ZR-001")  # 农村村民建房审批: 县农业农村局, 县住建局 join
     await county.refused(TOWN, errand, "accept", "co-handling departments", errand_kind="联办件")
+    # every co-department the catalogue names joins (rules 2): one of the two is not enough
+    await county.refused(
+        TOWN, errand, "accept", "missing: 县住建局", errand_kind="联办件", co_departments=["县农业农村局"]
+    )
     await county.act(TOWN, errand, "accept", errand_kind="联办件", co_departments=["县农业农村局", "县住建局"])
     await county.act(TOWN, errand, "escalate", department="县自然资源局")
     await county.sync()
@@ -326,7 +336,15 @@ async def test_joint_errand_cannot_be_approved_after_an_objection(county: County
     await county.act(C, errand, "subtask_done", department="县医保局", outcome="objected", text="已享受医保报销")
     await county.sync()
     await county.refused(TOWN, errand, "decide", "objected", outcome="approved")
-    await county.act(TOWN, errand, "decide", outcome="refused", document="不予救助告知书")
+    # Only the level that may grant refuses (rules 2): the township reports it up, the county department refuses.
+    await county.refused(TOWN, errand, "decide", "done at county", outcome="refused", reasons="已享受医保报销")
+    await county.act(TOWN, errand, "escalate", department="县民政局")
+    await county.sync()
+    await county.act(C, errand, "receive")
+    await county.refused(C, errand, "decide", "must state its reasons", outcome="refused", department="县民政局")
+    await county.act(
+        C, errand, "decide", outcome="refused", department="县民政局", reasons="已享受医保报销，不重复救助"
+    )
     await county.sync()
     await county.converged(errand, "decided", "refused")
     assert (await county.state(errand, C))["subtasks"] == {"县医保局": "objected"}
@@ -455,7 +473,9 @@ async def test_return_notice_from_the_county_travels_two_hops_down(county: Count
 async def test_withdrawn_before_submission_and_while_handled(county: County) -> None:
     early, _ = await county.register(VILLAGE, "MZ-003")
     await county.act(VILLAGE, early, "withdraw", reasons="申请人不再申请")
-    await county.act(VILLAGE, early, "deliver", confirmed_by="张三")  # the materials are handed back
+    await county.act(
+        VILLAGE, early, "deliver", confirmed_by="张三", signature="签名:张三"
+    )  # the materials are handed back
     await county.act(VILLAGE, early, "close")
     await county.sync()
     await county.converged(early, "closed", "withdrawn")

@@ -38,6 +38,7 @@ from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport, Transport
 from sanji.web.errors import http_error_handler, sanji_error_handler
 from sanji.web.sync_routes import SyncController
+from tests.conftest import CALENDAR
 from tests.network.test_link_failures import Parent
 from tests.store import test_archive as archive_kit
 from tests.store.test_archive import T, Tree, V, _snapshot
@@ -399,7 +400,7 @@ async def test_a_fetch_goes_on_after_the_page_stops_waiting(tree: Tree) -> None:
 
 async def test_fetching_back_counts_against_the_daily_attachment_budget(tree: Tree) -> None:
     village, closed = tree.stores[V], await archived(tree)
-    context = NodeContext(village, None)
+    context = NodeContext(village, CALENDAR)
     day = context.today().isoformat()
     spent = await village.add_traffic("blob", 10_000, day=day)  # with the sync sessions' attachments
     context.daily_blob_budget = spent  # today's attachment bytes are spent

@@ -152,7 +152,7 @@ async def test_township_link_down_nothing_lost_then_converges(network: NetworkFa
     # The escalated errands now finish at the county and come all the way back.
     for e in early[:3]:
         await act(net, "C", e, "receive")
-        await act(net, "C", e, "decide", outcome="refused", department="县民政局")
+        await act(net, "C", e, "decide", outcome="refused", department="县民政局", reasons="不符合条件")
         await act(net, "C", e, "send_result")
     await net.sync_all()
     for e in early[:3]:
@@ -162,7 +162,7 @@ async def test_township_link_down_nothing_lost_then_converges(network: NetworkFa
     for e in early[:3]:
         village = e.rsplit("-", 1)[0]
         await act(net, village, e, "receive")
-        await act(net, village, e, "deliver", confirmed_by="村民")
+        await act(net, village, e, "deliver", confirmed_by="村民", signature="纸质送达回证已签字")
     await net.sync_all()
     assert await net.divergence() == []
     for e in early + late + other:
@@ -276,7 +276,7 @@ async def test_tiny_budget_many_rounds_still_converge(network: NetworkFactory) -
     for e in errands:
         village = e.rsplit("-", 1)[0]
         await step(village, e, "receive")
-        await step(village, e, "deliver", confirmed_by="村民")
+        await step(village, e, "deliver", confirmed_by="村民", signature="纸质送达回证已签字")
     await net.sync_all()
 
     assert await net.divergence() == []

@@ -24,7 +24,7 @@ from sanji.sync.server import SyncServer
 from sanji.sync.transport import HttpTransport, LocalTransport, tls_for
 from sanji.tiers import desk
 from sanji.web.app import NodeRuntime
-from tests.conftest import CATALOGUE
+from tests.conftest import CALENDAR, CATALOGUE
 
 GLIBC = sys.platform.startswith("linux") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
 
@@ -160,7 +160,7 @@ async def test_a_node_trims_off_the_loop_after_an_exchange_that_moved_work_only(
         for node, db in dbs.items():
             stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
             await stores[node].start()
-        context = NodeContext(stores["T01V01"], None)
+        context = NodeContext(stores["T01V01"], CALENDAR)
         context.catalogue = CATALOGUE
         service = ErrandService(stores["T01V01"], context)
         errand = (await service.register(RegisterForm(matter="MZ-001", applicant_name="村民", actor="李代办"))).errand

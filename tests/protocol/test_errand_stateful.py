@@ -578,7 +578,7 @@ def documented_allows(state: ErrandState, action: Action) -> bool:
         accepted = datetime.fromtimestamp((action.at >> 16) / 1000, timezone(timedelta(hours=8))).date()
         if not action.due:
             return action.errand_kind == "即办件"
-        if date.fromisoformat(action.due) < accepted:
+        if date.fromisoformat(action.due) < accepted - timedelta(days=7):  # a desk's clock may run a week ahead
             return False
         if set(action.provisional) & set(entry.main_materials):
             return False
@@ -1104,7 +1104,7 @@ def documented_temptations(state: ErrandState) -> list[Move]:
             "accept:due-before",
             Accept,
             holder,
-            {"errand_kind": "承诺件", "due": (accepted - timedelta(days=1)).isoformat()},
+            {"errand_kind": "承诺件", "due": (accepted - timedelta(days=8)).isoformat()},
         ),
         (
             "accept:容缺-main",
@@ -1198,6 +1198,19 @@ def test_rules_2_refuse_a_step_without_what_its_document_states(labels: list[str
         action = build(move, id="t1", base=proj.state.version, scope=TOWN_ID, at=AT0 + 90_000)
         refusal = judge(proj.state, action, DIRECTORY)
         assert (refusal.code if refusal else None) == (code if refused else None), refusal
+
+
+def test_rules_2_tolerate_a_desk_whose_clock_runs_ahead_of_the_day_it_counts_from() -> None:
+    """The desk counts the deadline from its own day, corrected for its clock; the signed time may be days ahead.
+    A same-day deadline up to a week before the signed day is the desk's clock, not a backdated deadline."""
+    _, proj = walk(TOWN_ID, scripted([]), entry=DOCUMENTED)
+    assert proj.state is not None
+    signed = AT0 + 1000
+    day = datetime.fromtimestamp((signed >> 16) / 1000, timezone(timedelta(hours=8))).date()
+    for back, allowed in ((0, True), (1, True), (7, True), (8, False)):
+        fields = {"errand_kind": "即办件", "due": (day - timedelta(days=back)).isoformat()}
+        action = make(Accept, node=TOWN_ID, id="t1", base=proj.state.version, scope=TOWN_ID, at=signed, **fields)
+        assert (judge(proj.state, action, DIRECTORY) is None) == allowed == model_allows(proj.state, action), back
 
 
 def test_rules_2_leave_a_refusal_to_the_level_that_may_grant() -> None:

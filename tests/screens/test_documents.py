@@ -19,6 +19,7 @@ from sanji.web.documents import (
     cn_iso,
     decision_facts,
     document_number,
+    issuing_body,
     review_government,
     signature_path,
 )
@@ -149,7 +150,7 @@ def test_decision_to_grant_heads_with_its_number_and_names_the_law(town: Client)
     assert "<h1>准予办理决定书" in html and '<b id="docno">城民救〔2026〕12号</b>' in html
     assert "提出的<b>临时救助申请</b>，经审查" in html and "决定<b>准予办理</b>" in html and "许可" not in html
     assert "《社会救助暂行办法》" in html  # the catalogue entry's legal basis
-    assert "城关镇便民服务中心（盖章）" in html and "承办人（签名）" in html and "申请人签收" in html
+    assert "城关镇人民政府（盖章）" in html and "承办人（签名）" in html and "申请人签收" in html
     assert "行政复议" not in html and "超时默许" not in html
     errand_page = town.get(f"/errands/{errand_id}").text
     assert f'<a href="/print/{errand_id}/decision">准予办理决定书' in errand_page
@@ -199,13 +200,16 @@ def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
         category="许可",
     )
     assert refused["reasons"] == "户籍不在本镇" and refused["document_number"] == "城民救〔2026〕3号"
-    assert refused["title_zh"] == "不予许可决定书" and refused["authority"] == "城关镇便民服务中心"
+    assert refused["title_zh"] == "不予许可决定书" and refused["authority"] == "城关镇人民政府"
     benefit = decision_facts({**base, "outcome": "refused", "reasons": "x"}, book, None, receipt="R", category="给付")
     assert benefit["title_zh"] == "不予办理决定书" and not benefit["licence"]
     county = decision_facts(
         {**base, "node": "C", "department": "县民政局", "outcome": "approved"}, book, None, receipt="R"
     )
     assert county["authority"] == "县民政局" and county["reasons"] == ""
+    # a service centre is no administrative body: the people's government of its township or county decides
+    assert issuing_body(book, "T01") == "城关镇人民政府" and issuing_body(book, "C") == "示范县人民政府"
+    assert issuing_body(book, "T01", "县民政局") == "县民政局" and issuing_body(book, "nowhere") == "nowhere"
     deemed = decision_facts(
         {**base, "outcome": "approved", "deemed": True, "document": "超时默许:2026-05-06 前未作决定"},
         book,

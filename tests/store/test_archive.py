@@ -36,6 +36,7 @@ from sanji.store import schema as t
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
+from tests.conftest import CALENDAR
 
 V, T, C = "T01V01", "T01", "C"
 
@@ -97,7 +98,7 @@ async def grown(tmp_path: Path, urls: Mapping[str, str] | None = None) -> AsyncI
             store = Store(db, node_id=node, key=layout.keys[node], directory=layout.directory)
             await store.start()
             stores[node] = store
-            context = NodeContext(store, None)
+            context = NodeContext(store, CALENDAR)
             context.catalogue = catalogue
             desks[node] = Desk(node, role, f"{TITLES[role]} 王芳", ErrandService(store, context))
         built = Tree(tmp_path, stores, desks, {}, {})

@@ -19,6 +19,7 @@ from sanji.context import NodeContext
 from sanji.forms import RegisterForm
 from sanji.layout import Layout
 from sanji.service import ErrandService, new_action_id, new_errand_id
+from tests.conftest import CALENDAR
 
 MS = 1_765_000_000_000  # 2025-12-06, in milliseconds since the epoch
 ACTION_ID = re.compile(r"[0-9a-f]{32}")
@@ -95,7 +96,7 @@ async def test_a_desk_mints_time_ordered_ids_from_its_stores_clock(open_store: S
     store = await open_store(VILLAGE)
     now = [MS]
     store.clock = HybridClock(store.clock.last, now_ms=lambda: now[0])
-    context = NodeContext(store, None)
+    context = NodeContext(store, CALENDAR)
     context.catalogue = default_catalogue()
     desk = ErrandService(store, context)
     made = []

@@ -29,7 +29,7 @@ from sanji.sync.transport import LocalTransport
 from sanji.tiers import create_app, desk
 from sanji.web.desk_api import department_of
 from tests.auth.auth_kit import PASSWORD, login
-from tests.conftest import CATALOGUE
+from tests.conftest import CALENDAR, CATALOGUE
 
 Client = TestClient[Litestar]
 
@@ -113,7 +113,7 @@ async def test_the_citys_errand_page_shows_a_countys_errand_and_offers_no_step(t
         for node, db in zip(path, dbs, strict=True):
             stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
             await stores[node].start()
-        context = NodeContext(stores["C1T01V01"], None)
+        context = NodeContext(stores["C1T01V01"], CALENDAR)
         context.catalogue = CATALOGUE
         service = ErrandService(stores["C1T01V01"], context)
         errand = (await service.register(RegisterForm(matter="MZ-001", applicant_name="村民", actor="李代办"))).errand
@@ -194,7 +194,7 @@ async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_pat
             stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=tree)
             await stores[node].start()
         for village, count in (("C1T01V01", 2), ("C2T01V01", 1)):
-            context = NodeContext(stores[village], None)
+            context = NodeContext(stores[village], CALENDAR)
             context.catalogue = CATALOGUE
             service = ErrandService(stores[village], context)
             for _ in range(count):
