@@ -48,7 +48,10 @@ CO = ("县人社局", "县卫健局")
 _MZ001 = default_catalogue().get("MZ-001")
 assert _MZ001 is not None
 # Departments answering at their own desks: their answers are taken beside the holder (``beside_holder``).
-JOINT_ENTRY = msgspec.structs.replace(_MZ001, joint_departments=CO, joint_answers_at_departments=True)
+# The township may decide it (rules 2 leave a refusal, as an approval, to the levels in approve_levels).
+JOINT_ENTRY = msgspec.structs.replace(
+    _MZ001, joint_departments=CO, joint_answers_at_departments=True, approve_levels=("town", "county")
+)
 ANSWER_BY = (business_date(AT0) + timedelta(days=7)).isoformat()
 
 
@@ -59,9 +62,11 @@ def joint_path() -> list[Action]:
         make(Register, node=VILLAGE_ID, id="m00", base=0, materials=("身份证复印件",), **bound),
         make(HandOff, node=VILLAGE_ID, id="m01", base=1, to=TOWN_ID, purpose="submit"),
         make(Receive, node=TOWN_ID, id="m02", base=2),
-        make(Accept, node=TOWN_ID, id="m03", base=3, errand_kind="联办件", co_departments=CO),
+        make(Accept, node=TOWN_ID, id="m03", base=3, errand_kind="联办件", co_departments=CO, due="2024-05-10"),
         make(Assign, node=TOWN_ID, id="m04", base=4, window="民政窗口", handler="王芳"),
-        make(Decide, node=TOWN_ID, id="m05", base=5, outcome="refused", document="不符合条件告知书"),
+        make(
+            Decide, node=TOWN_ID, id="m05", base=5, outcome="refused", document="不符合条件告知书", reasons="收入超标"
+        ),
         make(HandOff, node=TOWN_ID, id="m06", base=6, to=VILLAGE_ID, purpose="result"),
         make(Receive, node=VILLAGE_ID, id="m07", base=7),
         make(Deliver, node=VILLAGE_ID, id="m08", base=8, confirmed_by="杜凤", signature="签名图像#1"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec.structs import replace
+
 from protocol.actions import Accept, Action, Decide, Extend, HandOff, Receive, Register
 from protocol.binding import SYSTEM_ACTOR
 from protocol.errand import ErrandState, judge, project
@@ -25,10 +27,8 @@ def entry(code: str) -> Any:
 
 def bound(code: str, **fields: Any) -> Register:
     matter = entry(code)
-    fields = {"matter": code, "materials": matter.main_materials, **fields}
-    action = make(
-        Register, node=VILLAGE_ID, id="r0", catalogue_version=CATALOGUE.version, matter_entry=matter, **fields
-    )
+    fields = {"matter": code, "materials": matter.main_materials, "matter_entry": matter, **fields}
+    action = make(Register, node=VILLAGE_ID, id="r0", catalogue_version=CATALOGUE.version, **fields)
     assert isinstance(action, Register)
     return action
 
@@ -46,14 +46,16 @@ def code_of(state: ErrandState | None, action: Action) -> str:
 
 
 def at_town(code: str) -> ErrandState:
-    return run(
-        [
-            bound(code),
-            make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit"),
-            make(Receive, node=TOWN_ID, id="h2", base=2),
-            make(Accept, node=TOWN_ID, id="h3", base=3, window="综合窗口"),
-        ]
-    )
+    return run([bound(code), *at_town_steps()])
+
+
+def at_town_steps() -> list[Action]:
+    """Submitted, received and accepted (承诺件, its deadline named) at the township."""
+    return [
+        make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit"),
+        make(Receive, node=TOWN_ID, id="h2", base=2),
+        make(Accept, node=TOWN_ID, id="h3", base=3, window="综合窗口", due="2024-05-10"),
+    ]
 
 
 def test_registration_rules_come_from_the_entry() -> None:
@@ -70,12 +72,19 @@ def test_a_township_cannot_approve_a_county_matter_but_the_county_can() -> None:
     state = at_town("MZ-001")  # 低保: approve_levels = county
     approve = make(Decide, node=TOWN_ID, id="d", base=state.version, outcome="approved")
     assert code_of(state, approve) == "level_not_allowed"
-    assert code_of(state, make(Decide, node=TOWN_ID, id="d", base=state.version, outcome="refused")) == ""
+    # Rules 2: a refusal is the approving level's too (a township reports the errand up, or returns it) ...
+    refusal = make(Decide, node=TOWN_ID, id="d", base=state.version, outcome="refused", reasons="收入超标")
+    assert code_of(state, refusal) == "level_not_allowed"
     up: dict[str, Any] = {"node": TOWN_ID, "id": "e", "base": state.version, "to": COUNTY_ID, "purpose": "escalate"}
     assert code_of(state, make(HandOff, **up, department="县残联")) == "wrong_department"
     assert code_of(state, make(HandOff, **up, department="县民政局")) == ""
-    assert "decide" in allowed_steps(state, TOWN_ID, DIRECTORY)  # refusing stays the desk's
-    assert allowed_outcomes(state, TOWN_ID, DIRECTORY) == ["refused"]  # so its decision form offers only that
+    assert "decide" not in allowed_steps(state, TOWN_ID, DIRECTORY)  # so its desk offers no decision at all
+    assert allowed_outcomes(state, TOWN_ID, DIRECTORY) == []
+    # ... while an errand bound to an entry of rules 1 keeps the old rule: refusing stays the handling desk's.
+    older = run([bound("MZ-001", matter_entry=replace(entry("MZ-001"), rules=1)), *at_town_steps()])
+    refusal = make(Decide, node=TOWN_ID, id="d", base=older.version, outcome="refused")
+    assert code_of(older, refusal) == ""
+    assert allowed_outcomes(older, TOWN_ID, DIRECTORY) == ["refused"]
     local = at_town("MZ-003")  # 临时救助: decided at the township, nothing to escalate
     escalate = make(HandOff, **{**up, "base": local.version}, department="x")
     assert code_of(local, escalate) == "not_reported_upward"
@@ -85,7 +94,7 @@ def test_a_township_cannot_approve_a_county_matter_but_the_county_can() -> None:
 
 def test_a_village_accepts_where_its_level_is_listed_and_the_township_takes_it_as_accepted() -> None:
     state = run([bound("MZ-003")])
-    accept = make(Accept, node=VILLAGE_ID, id="a", base=1)
+    accept = make(Accept, node=VILLAGE_ID, id="a", base=1, due="2024-05-10")
     assert code_of(state, accept) == "" and "accept" in allowed_steps(state, VILLAGE_ID, DIRECTORY)
     assert code_of(run([bound("MZ-001")]), accept) == "accept_level"
     state = run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 
 import sanji.web.desk_api
+from protocol.deadlines import business_today
 from protocol.receipts import make_receipt
 from sanji.context import NodeContext
 from sanji.web.screens import light
@@ -38,10 +39,10 @@ def test_lights_are_yellow_then_red_with_days_over() -> None:
 
 @pytest.fixture
 def frozen_town(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Client, list[date]]]:
-    """A town whose clock reads ``today[0]``; every action is dated 2026-03-02 (a Monday)."""
-    today = [date(2026, 3, 2)]
+    """A town whose calendar day reads ``today[0]`` (from the real day on); its actions are dated as signed, since the
+    rule checks an acceptance's deadline against the day of its signed time."""
+    today = [business_today(datetime.now(UTC))]
     monkeypatch.setattr(NodeContext, "today", lambda self: today[0])
-    monkeypatch.setattr(NodeContext, "date_of", lambda self, hlc: date(2026, 3, 2))
     _, settings = prepared_node(tmp_path, "T01")
     with TestClient(make_app(settings)) as client:
         yield client, today
@@ -52,13 +53,13 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     errand_id = register(town, in_person=True)
     act(town, errand_id, "accept", window="民政窗口")
     due = date.fromisoformat(town.get(f"/api/errands/{errand_id}").json()["deadline"]["due"])
-    assert due > date(2026, 3, 2)
+    assert due > today[0]
     page = town.get("/").text
     assert f'href="/errands/{errand_id}"' in page and "正常 剩" in page
     today[0] = due
     page = town.get("/").text
     assert 'class="light yellow"' in page and "黄灯 剩" in page
-    today[0] = date(2026, 3, 31)
+    today[0] = due + timedelta(days=20)
     page = town.get("/").text
     assert 'class="light red"' in page
     assert re.search(r"红灯 超期\d+个工作日", page) and "件超期 overdue" in page
@@ -508,7 +509,7 @@ def test_call_back_sample_offers_the_show_only_to_roles_that_may(tmp_path: Path)
         errand = r.json()["errand"]
         for step in ({"kind": "accept", "errand_kind": "承诺件"}, {"kind": "decide", "outcome": "approved"}):
             assert town.post(f"/api/errands/{errand}/actions", json=step | {"actor": "x"}, headers=desk).is_success
-        step = {"kind": "deliver", "confirmed_by": "刘翠花", "actor": "x"}
+        step = {"kind": "deliver", "confirmed_by": "刘翠花", "signature": "纸质送达回证已签字", "actor": "x"}
         assert town.post(f"/api/errands/{errand}/actions", json=step, headers=desk).is_success
         login(town, "周明")
         table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
