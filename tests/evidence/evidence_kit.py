@@ -81,7 +81,15 @@ async def county_story(net: Net) -> dict[str, list[str]]:
     await net.sync_all()
     for village, ids in errands.items():
         await act(net, COUNTY, ids[0], "receive")
-        await act(net, COUNTY, ids[0], "decide", outcome="refused", document="民政〔2024〕3号", reasons="家庭人均收入高于当地低保标准")
+        await act(
+            net,
+            COUNTY,
+            ids[0],
+            "decide",
+            outcome="refused",
+            document="民政〔2024〕3号",
+            reasons="家庭人均收入高于当地低保标准",
+        )
         await act(net, village, ids[1], "receive")
         await act(net, village, ids[1], "deliver", confirmed_by="申请人", signature="签名")
         await act(net, village, ids[2], "note", text="第三次来电")
