@@ -179,8 +179,9 @@ def registration_refused(
 def allowed_outcomes(state: ErrandState | None, node: str, directory: Directory, *, role: str = "") -> list[str]:
     """The outcomes ``node`` may decide the errand with now, approval first.
 
-    A township handling a matter the catalogue has approved only at the county may still refuse it
-    (不予许可 is the handling desk's), so its decision form offers the refusal alone."""
+    Under rules 0 and 1 a township handling a matter the catalogue approves only at the county may still
+    refuse it (不予许可 was the handling desk's), so its decision form offers the refusal alone; from rules 2
+    only the approving level refuses, so that township is offered no decision at all."""
     if state is None or node not in directory:
         return []
     probe_role = role or next(iter(sorted(EXTENSION_GRANTORS)))

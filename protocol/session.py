@@ -48,6 +48,10 @@ class NodeReport(msgspec.Struct, frozen=True, kw_only=True):
     # The node's signed business reports of its last complete business days (protocol.business); an
     # ancestor forwards them with the report, so the county gets every node's.
     business: tuple[bytes, ...] = ()
+    # The latest generation of errand rules (``Matter.rules``) the node judges by; 0 from a build before this
+    # field, which knows at most generation 1. The county signs a catalogue of a later generation only when
+    # no node reports less (``sanji.context.rules_refusal``).
+    errand_rules: int = 0
 
 
 class RotateKeys(msgspec.Struct, frozen=True, kw_only=True):

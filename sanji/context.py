@@ -38,6 +38,7 @@ from protocol.catalogue import (
 from protocol.deadlines import CalendarUnknown, Unit, WorkCalendar, business_today, compute_due, paused_days, push_due
 from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
+from protocol.session import NodeReport
 from protocol.signing import KeyRecord
 from protocol.topology import COUNTY
 from sanji.store import Store
@@ -59,6 +60,32 @@ def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awa
         await record(conn, digest)
 
     return then
+
+
+class RulesAhead(SanjiError):
+    """A catalogue asks for a generation of errand rules some node does not judge by yet."""
+
+    code = "rules_ahead"
+    default_hint = "Upgrade those nodes and let each exchange once, or publish the matters at the generation they know."
+
+
+def rules_refusal(catalogue: Catalogue, reports: Sequence[NodeReport]) -> str:
+    """Why the county may not sign ``catalogue`` yet ('' if it may): a node whose last report says it judges by
+    an older generation of errand rules than a matter asks for would judge those errands by the old rules, and
+    its replicas would disagree with everyone else's. Generations 0 and 1 predate the report's field, so only
+    a later one is checked; a node that never reported is not known to run an older build."""
+    needed = max((m.rules for m in catalogue.matters), default=0)
+    if needed < 2:
+        return ""
+    behind = sorted(r.node for r in reports if r.errand_rules < needed)
+    if not behind:
+        return ""
+    shown = "、".join(behind[:10]) + (f" 等{len(behind)}个节点" if len(behind) > 10 else "")
+    return (
+        f"目录要求第{needed}代办件规则，以下节点尚未升级：{shown}。请先升级这些节点并各同步一次。"
+        f" The catalogue asks for errand rules generation {needed}; these nodes last reported an older build: "
+        f"{', '.join(behind[:10])}{' …' if len(behind) > 10 else ''}."
+    )
 
 
 class NodeContext:
@@ -236,6 +263,9 @@ class NodeContext:
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the catalogue")
+        behind = rules_refusal(catalogue, await self.store.reports())
+        if behind:
+            raise RulesAhead(behind)
         return await self.offer(sign_catalogue(catalogue, self.store.key), record=record)
 
     async def offer(self, blob: bytes, *, record: Record | None = None) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Select, func, select
 
+from protocol.catalogue import MAX_RULES
 from protocol.actions import Action, Register
 from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
@@ -290,4 +291,5 @@ class Views(Documents, Traffic):
             clock_offset_ms=clock_offset_ms,
             open_errands=open_errands,
             quarantined=status["quarantined_batches"],
+            errand_rules=MAX_RULES,
         )

@@ -1,0 +1,47 @@
+"""A county signs a catalogue of a new generation of errand rules only once no node reports an older build.
+
+A node of a build that judges by an older generation would judge those errands by the old rules and its replicas
+would disagree with everyone else's; each node reports the generation it judges by (``NodeReport.errand_rules``).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from protocol.catalogue import MAX_RULES
+from protocol.session import NodeReport
+from sanji.catalogue import default_catalogue
+from sanji.context import NodeContext, RulesAhead, rules_refusal
+from sanji.sync.driver import sync_once
+from tests.conftest import CALENDAR, NetworkFactory
+
+
+def test_only_a_later_generation_than_the_report_field_is_checked() -> None:
+    catalogue = default_catalogue()
+    assert {m.rules for m in catalogue.matters} == {2} == {MAX_RULES}
+    old = NodeReport(node="T01V01", at=1)  # a build before the field: it reports 0
+    assert "T01V01" in rules_refusal(catalogue, [old]) and "第2代办件规则" in rules_refusal(catalogue, [old])
+    assert rules_refusal(catalogue, [msgspec.structs.replace(old, errand_rules=2)]) == ""
+    assert rules_refusal(catalogue, []) == ""  # no node known to run an older build
+    earlier = msgspec.structs.replace(
+        catalogue, matters=tuple(msgspec.structs.replace(m, rules=1) for m in catalogue.matters)
+    )
+    assert rules_refusal(earlier, [old]) == ""  # generation 1 came before the field: every 0.4.0 build knows it
+
+
+async def test_the_county_waits_for_the_fleet_before_signing_rules_it_does_not_know(network: NetworkFactory) -> None:
+    net = await network(1, 1)
+    county = NodeContext(net.stores["C"], CALENDAR)
+    # The village last reported from an older build (no errand_rules in its report).
+    await net.stores["C"].record_reports([NodeReport(node="T01V01", at=net.stores["C"].clock.now())], via="T01")
+    with pytest.raises(RulesAhead) as caught:
+        await county.publish(default_catalogue())
+    assert "T01V01" in caught.value.message and county.catalogue is None
+    # Upgraded, the village exchanges once (its report climbs with the township's next exchange): now it may.
+    for node in ("T01V01", "T01"):  # a node's driver passes its context: its report goes with the exchange
+        await sync_once(net.stores[node], net.transports[node], context=NodeContext(net.stores[node], CALENDAR))
+    reports = {r.node: r.errand_rules for r in await net.stores["C"].reports()}
+    assert reports["T01V01"] == MAX_RULES
+    assert await county.publish(default_catalogue())
+    assert county.catalogue is not None and county.catalogue.version == default_catalogue().version
