@@ -155,3 +155,22 @@ def test_deemed_approval_is_the_systems_only_where_allowed_and_only_after_the_de
     later = AT0 + ((10 * 86400 * 1000) << 16)
     assert code_of(state, deemed(state, at=later)) == ""
     assert code_of(state, deemed(state, actor="窗口 王芳", at=later)) == "deemed_not_system"
+
+
+def test_an_errand_bound_at_its_acceptance_is_judged_by_the_entry_it_binds_to() -> None:
+    """Registered before its node held a catalogue, the errand is bound by the acceptance itself: the acceptance
+    is judged by the rules of the entry it carries (rules 2: its deadline named)."""
+    unbound = make(Register, node=VILLAGE_ID, id="r0", matter="MZ-003", materials=entry("MZ-003").main_materials)
+    state = run(
+        [
+            unbound,
+            make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit"),
+            make(Receive, node=TOWN_ID, id="h2", base=2),
+        ]
+    )
+    assert state.matter_entry is None and entry("MZ-003").rules == 2
+    binding = {"node": TOWN_ID, "id": "a", "base": state.version, "matter_entry": entry("MZ-003")}
+    assert code_of(state, make(Accept, **binding)) == "due_missing"
+    assert code_of(state, make(Accept, **binding, due="2024-05-10")) == ""
+    owed_main = make(Accept, **binding, due="2024-05-10", provisional=("申请书",), promise_by="2024-04-20")
+    assert code_of(state, owed_main) == "provisional_main"
