@@ -31,7 +31,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from protocol.binding import bind
-from protocol.catalogue import Matter, normalise_material, precheck
+from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
@@ -479,6 +479,7 @@ class ScreenController(Controller):
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
                 "reports": await store.reports(),
+                "errand_rules": MAX_RULES,  # the generation of errand rules this build judges by
                 "health": health,
                 "id_conflicts": await id_conflicts(store),
                 "labels": STAGE_LABELS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +16,10 @@ from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 import sanji.web.desk_api
 from protocol.deadlines import business_today
 from protocol.receipts import make_receipt
+from protocol.session import NodeReport
 from sanji.context import NodeContext
+from sanji.keys import read_directory, read_key
+from sanji.store import Store, open_database
 from sanji.web.screens import light
 from sanji.web.views import Deadline
 
@@ -540,3 +544,26 @@ def test_review_and_confirm_carry_the_session_csrf_token(tmp_path: Path) -> None
         r = village.post("/register", data={**form, "step": "confirm", "_csrf_token": carried}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].endswith("/receipt")
         assert count(village) == 1
+
+
+def test_the_nodes_table_shows_which_nodes_judge_by_older_errand_rules(tmp_path: Path) -> None:
+    """The county's supervisor sees, before publishing a catalogue of a new rules generation, who must upgrade."""
+    _, settings = prepared_node(tmp_path, "T01")
+
+    async def reports() -> None:
+        directory = read_directory(settings.path(settings.node.directory))
+        db = await open_database(settings.db_url)
+        try:
+            store = Store(db, node_id="T01", key=read_key(settings.path(settings.node.key_file)), directory=directory)
+            await store.start()
+            now = store.clock.now()
+            old = NodeReport(node="T01V01", at=now)  # a build before the field: it reports no generation
+            await store.record_reports([old], via="T01V01")
+        finally:
+            await db.dispose()
+
+    asyncio.run(reports())
+    with TestClient(make_app(settings)) as town:
+        page = town.get("/").text
+    row = page[page.index("<td>T01V01</td>") :].split("</tr>")[0]
+    assert "办件规则" in page and "旧版本 需升级 upgrade" in row
