@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import Select, func, select
 
-from protocol.catalogue import MAX_RULES
 from protocol.actions import Action, Register
+from protocol.catalogue import MAX_RULES
 from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
