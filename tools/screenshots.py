@@ -62,7 +62,7 @@ def _errands(cluster: Cluster) -> dict[str, str]:
 
     def register(name: str, phone: str, matter: str = "MZ-003") -> str:
         materials = [m["name"] for m in matters[matter]["materials"]] if matter in matters else MATERIALS
-        body = {"matter": matter, "applicant_name": name, "applicant_id_number": "430621195007307797"}
+        body = {"matter": matter, "applicant_name": name, "applicant_id_number": "430621195007307791"}
         body |= {"applicant_phone": phone, "materials": materials, "mandate": True, **AGENT}
         return str(_post(village, "/api/errands", body)["errand"])
 
@@ -193,6 +193,9 @@ def shoot(out: Path) -> list[Path]:
                 "public-complain": f"{c}/complain",
                 "login": f"{t}/login",
                 "county-subtasks": f"{c}/subtasks?department=县医保局",
+                "county-inbox": f"{c}/inbox",
+                "town-decision": f"{t}/print/{e['done']}/decision",
+                "town-delivery": f"{t}/print/{e['done']}/delivery",
                 "county-ledger": f"{c}/office/ledger",
                 "county-assessment": f"{c}/office/assessment/",
                 "county-sms": f"{c}/office/sms/",
@@ -261,7 +264,7 @@ def _city_errands(cluster: Cluster) -> dict[str, str]:
         matters = {m["code"]: m for m in hub.get("/api/catalogue").json()["matters"]}
 
         def register(name: str, phone: str, matter: str, village: Any = village, matters: Any = matters) -> str:
-            body = {"matter": matter, "applicant_name": name, "applicant_id_number": "430621195007307797"}
+            body = {"matter": matter, "applicant_name": name, "applicant_id_number": "430621195007307791"}
             materials = [m["name"] for m in matters[matter]["materials"]]
             body |= {"applicant_phone": phone, "materials": materials, "mandate": True, **AGENT}
             return str(_post(village, "/api/errands", body)["errand"])

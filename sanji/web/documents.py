@@ -411,8 +411,15 @@ class DocumentController(Controller):
         elif spec.slug == "delivery":
             decide = last_of(history, "decide")
             facts["decide"] = decide
-            facts["decided_by"] = node_name(directory, decide["node"]) if decide else ""
-            facts["result_document"] = (decide or {}).get("document") or _notice_for(row["outcome"])
+            facts["decided_by"] = (
+                issuing_body(directory, str(decide["node"]), str(decide.get("department") or "")) if decide else ""
+            )
+            # what was handed over: the decision's own document (its number or name), else the decision document
+            # this desk prints (准予/不予…决定书), else the notice an errand that was not decided ends with
+            named = (decide or {}).get("document") or ""
+            facts["result_document"] = (
+                named or (decision_title(decide, history)[0] if decide else "") or _notice_for(row["outcome"])
+            )
             facts["signature_path"] = signature_path(str(source.get("signature") or ""))
         return Template(template_name=spec.template, context=facts)
 

@@ -108,6 +108,13 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
     assert "送达回证" in html and "准予 approved" in html and "临时救助审批决定书" in html
     assert "签收人" in html and "张秀英 手写签名" in html and "受送达人（签名）" in html
     assert available(town, errand_id) == {"receipt", "acceptance", "commitment", "supplement", "decision", "delivery"}
+    assert "城关镇人民政府" in html  # who decided: the township's government, not its service centre
+    # A decision that named no document hands over the decision document this desk prints.
+    unnamed = register(town, in_person=True)
+    act(town, unnamed, "accept")
+    act(town, unnamed, "decide", outcome="approved")
+    act(town, unnamed, "deliver", confirmed_by="张秀英", signature="纸质送达回证已签字")
+    assert "准予办理决定书" in doc(town, unnamed, "delivery")[1]
 
 
 def test_non_acceptance_notice_gives_the_reasons(town: Client) -> None:
