@@ -30,6 +30,7 @@ class SubtaskInbox(msgspec.Struct, kw_only=True):
     department: str  # "" : every department's
     departments: list[str]  # co-handling departments the catalogue names, and any with a pending sub-task
     items: list[OpenSubtask]
+    more: bool = False  # more live 联办件 than one look reads (``READ_AT_MOST``): the oldest are listed
 
 
 def _departments(context: NodeContext, items: list[OpenSubtask]) -> list[str]:
@@ -38,9 +39,9 @@ def _departments(context: NodeContext, items: list[OpenSubtask]) -> list[str]:
 
 
 async def _inbox(store: Store, context: NodeContext, department: str) -> SubtaskInbox:
-    everyone = await open_subtasks(store.db)
+    everyone, more = await open_subtasks(store.db)
     mine = [s for s in everyone if not department or s.department == department]
-    return SubtaskInbox(department=department, departments=_departments(context, everyone), items=mine)
+    return SubtaskInbox(department=department, departments=_departments(context, everyone), items=mine, more=more)
 
 
 class SubtaskController(Controller):

@@ -38,8 +38,14 @@ class OpenSubtask(msgspec.Struct, kw_only=True):
     due: str  # the whole errand's deadline: the department answers within it
 
 
-async def open_subtasks(db: Database, department: str = "") -> list[OpenSubtask]:
-    """Pending sub-tasks, oldest first; only ``department``'s when it is named."""
+READ_AT_MOST = 2000  # live 联办件 read for one look at the sub-tasks; the page says when more were left unread
+
+
+async def open_subtasks(
+    db: Database, department: str = "", *, read_at_most: int = READ_AT_MOST
+) -> tuple[list[OpenSubtask], bool]:
+    """Pending sub-tasks of the ``read_at_most`` oldest live 联办件, oldest first; only ``department``'s when it is
+    named; and whether more 联办件 were left unread."""
     query = select(
         t.errands.c.id,
         t.errands.c.receipt,
@@ -56,8 +62,10 @@ async def open_subtasks(db: Database, department: str = "") -> list[OpenSubtask]
         t.errands.c.stage.in_(SUBTASK_OPEN),
         t.errands.c.pending_to.is_(None),
     )
+    query = query.order_by(t.errands.c.registered_at, t.errands.c.id).limit(read_at_most + 1)
     async with db.reader.connect() as conn:
-        rows = (await conn.execute(query)).all()
+        found = (await conn.execute(query)).all()
+        rows, more = found[:read_at_most], len(found) > read_at_most
         since = await _accepted_at(conn, [r.id for r in rows])
     out: list[OpenSubtask] = []
     for row in rows:
@@ -83,10 +91,10 @@ async def open_subtasks(db: Database, department: str = "") -> list[OpenSubtask]
                 )
             )
     out.sort(key=lambda s: (s.since, s.errand, s.department))
-    return out
+    return out, more
 
 
-async def open_subtask_count(db: Database, department: str, *, read_at_most: int = 2000) -> tuple[int, bool]:
+async def open_subtask_count(db: Database, department: str, *, read_at_most: int = READ_AT_MOST) -> tuple[int, bool]:
     """How many sub-tasks ``department`` (every department, if '') still owes, reading at most
     ``read_at_most`` live 联办件 (the state of each is read to know); and whether more were left unread,
     so the count is a lower bound."""

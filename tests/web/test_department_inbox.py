@@ -29,6 +29,7 @@ from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store.engine import Database
 from sanji.store.inbox import department_inbox, inbox_departments
+from sanji.store.subtasks import open_subtasks
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
@@ -222,3 +223,23 @@ def test_with_logins_only_posts_that_see_errands_open_the_inbox(tmp_path: Path) 
             client.cookies.clear()
             login(client, name)
             assert dibao in client.get("/inbox").text
+
+
+async def test_the_subtasks_list_reads_a_bounded_number_of_joint_errands(county: County) -> None:
+    """/subtasks reads at most ``READ_AT_MOST`` live 联办件, the oldest first, and says when more were left."""
+    window = county.service(T01)
+    entry = default_catalogue().get("MZ-007")  # 医疗救助: 县医保局 joins
+    assert entry is not None and entry.joint_departments == ("县医保局",)
+    materials = [m.name for m in entry.materials if not m.optional]
+    errands = []
+    for name in ("甲", "乙"):
+        form = RegisterForm(matter="MZ-007", applicant_name=f"村民{name}", materials=materials, actor="窗口 王芳")
+        errand = (await window.register(form)).errand
+        accept = ActionForm(kind="accept", actor="窗口 王芳", errand_kind="联办件", co_departments=["县医保局"])
+        await window.act(errand, accept)
+        errands.append(errand)
+    await sync_once(county.stores[T01], LocalTransport(SyncServer(county.stores[C])))
+    first, more = await open_subtasks(county.stores[C].db, read_at_most=1)
+    assert [s.errand for s in first] == errands[:1] and more
+    both, more = await open_subtasks(county.stores[C].db, read_at_most=2)
+    assert [s.errand for s in both] == errands and not more
