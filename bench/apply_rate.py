@@ -298,21 +298,31 @@ def peer_measurements(
 # -- 3. a real county process over HTTP -------------------------------------------------------------
 
 
-async def http_sync(corpus: Corpus, url: str, budget: int, actions: int) -> dict[str, Any]:
-    """Every township runs one ``sync_once`` against a fresh county process; count requests and bytes."""
-    reports: list[SessionReport] = []
-    requests = 0
+async def http_sync(corpus: Corpus, url: str, budget: int, actions: int, *, at_once: bool = False) -> dict[str, Any]:
+    """Every township runs one ``sync_once`` against a fresh county process; count requests and bytes.
+
+    In turn (one township's session after the other's), or ``at_once``: every township's session at the same
+    time, as a county's townships exchange with it, so a township reads and sends while the county applies
+    another's push. The townships' stores are opened before the clock starts: opening one is not a sync.
+    """
+    opened = [await corpus.open_store(town) for town in corpus.towns]
+    transports = [HttpTransport(url, timeout=300.0) for _ in opened]
     started = time.perf_counter()
-    for town in corpus.towns:
-        store, db = await corpus.open_store(town)
-        transport = HttpTransport(url, timeout=300.0)
-        try:
-            reports.append(await sync_once(store, transport, budget=budget))
-            requests += transport.requests
-        finally:
+    try:
+        pairs = [(store, transport) for (store, _), transport in zip(opened, transports, strict=True)]
+        if at_once:
+            reports: list[SessionReport] = list(
+                await asyncio.gather(*(sync_once(store, transport, budget=budget) for store, transport in pairs))
+            )
+        else:
+            reports = [await sync_once(store, transport, budget=budget) for store, transport in pairs]
+        seconds = time.perf_counter() - started
+    finally:
+        for transport in transports:
             await transport.close()
+        for _, db in opened:
             await db.dispose()
-    seconds = time.perf_counter() - started
+    requests = sum(transport.requests for transport in transports)
     pushed = sum(r.pushed for r in reports)
     refused = sum(r.refused for r in reports)
     # A fresh county lost its own batches: each township gives them back in its push (``frames_given_back``),
@@ -330,21 +340,31 @@ async def http_sync(corpus: Corpus, url: str, budget: int, actions: int) -> dict
         "request_body_bytes": sent,
         "response_body_bytes": sum(r.bytes_received for r in reports),
         "request_body_bytes_per_action": rounded(sent / actions),
+        "towns_at_once": at_once,
         "seconds": rounded(seconds),
         "actions_per_s": rounded(actions / seconds),
     }
 
 
 async def http_measurements(corpus: Corpus, workdir: Path, actions: int) -> dict[str, dict[str, Any]]:
-    runs = {"default": DEFAULT_BUDGET_BYTES, "tiny": TINY_BUDGET}
+    """The default budget and the tiny one, townships in turn; the default budget again, townships at once.
+    A fresh county process each."""
+    runs: dict[str, tuple[int, bool]] = {
+        "default": (DEFAULT_BUDGET_BYTES, False),
+        "tiny": (TINY_BUDGET, False),
+        "default_at_once": (DEFAULT_BUDGET_BYTES, True),
+    }
     county = nodes.Node(corpus.county, COUNTY, corpus.layout.keys[corpus.county], corpus.layout.entries, "county")
     procs: dict[str, nodes.Served] = {}
     try:
-        for name in runs:  # both started before either is waited for: their start-ups overlap
+        for name in runs:  # all started before any is waited for: their start-ups overlap
             procs[name] = await nodes.spawn(workdir / f"http-{name}", county)
         for served in procs.values():
             await nodes.wait_ready(served)
-        return {name: await http_sync(corpus, procs[name].url, budget, actions) for name, budget in runs.items()}
+        return {
+            name: await http_sync(corpus, procs[name].url, budget, actions, at_once=at_once)
+            for name, (budget, at_once) in runs.items()
+        }
     finally:
         for served in procs.values():
             await nodes.stop(served)
@@ -451,6 +471,7 @@ async def run(errands: int, *, postgres: bool, seed: int, workdir: Path, peer: b
                 f"requests/batch with budget_bytes={TINY_BUDGET}",
                 default_budget=default,
                 tiny_budget=tiny,
+                default_budget_towns_at_once=http["default_at_once"],
             ),
             "peer": peer_result,
         },
