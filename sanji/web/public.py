@@ -146,13 +146,16 @@ async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str,
     wait = limits.receipt_failures.retry_after(number)
     if wait:
         raise _too_many(wait)
+    # Counted as a miss while it is checked, before the store is read: lookups sent all at once see each
+    # other's and cannot outrun the limits. A match takes its counts back.
+    ip_miss, receipt_miss = limits.failures.hit(ip), limits.receipt_failures.hit(number)
     rows, _ = await store.errands(receipt=number, limit=1)
     row = rows[0] if rows else None
     phone = await store.applicant_phone(row["id"]) if row is not None else ""
     if row is None or not second_factor_matches(factor, errand_id=row["id"], phone=phone):
-        limits.failures.hit(ip)
-        limits.receipt_failures.hit(number)
         raise LookupRefused(404, "no_match", *NO_MATCH, field="code")
+    limits.failures.forgive(ip, ip_miss)
+    limits.receipt_failures.forgive(number, receipt_miss)
     return row
 
 
