@@ -376,11 +376,12 @@ class PublicController(Controller):
         if wait:
             errors = {"_": f"{_too_many(wait).zh} {_too_many(wait).en}"}
             return _complain_page(store, context, values, errors, status=429)
+        filing = limits.complaints.hit(ip)  # before the store is read: complaints sent at once see each other
         try:
             row = await find_errand(store, limits, ip, values["receipt"], values["code"])
         except LookupRefused as exc:
+            limits.complaints.forgive(ip, filing)
             return _complain_page(store, context, values, {exc.field or "_": f"{exc.zh} {exc.en}"}, status=exc.status)
-        limits.complaints.hit(ip)
         form = ComplaintForm(
             kind=values["kind"],
             text=values["text"],

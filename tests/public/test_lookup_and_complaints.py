@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -236,3 +237,29 @@ def test_the_public_guide_lists_this_centres_matters_with_limits_and_fees(
     assert everything.text.count("/print/guide/") >= page.text.count("/print/guide/")
     found = client.get("/public", params={"q": "低保", "levels": "all"})
     assert "低保" in found.text
+
+
+def test_complaints_sent_all_at_once_are_limited_as_if_sent_one_by_one(tmp_path: Path) -> None:
+    """Five complaints an hour from one address, however they are sent: 20 posted together over real HTTP file
+    at most five annotations on the errand (each one travels up to the county), the rest 429."""
+    _, settings = prepared_node(tmp_path, "T01V01")
+    with served(make_app(settings), name="village") as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            made = client.post("/api/errands", json=APPLICANT)
+            assert made.status_code == 201, made.text
+            errand = made.json()["errand"]
+            receipt = client.get(f"/api/errands/{errand}").json()["receipt"]
+            form = client.get("/complain")
+            token, cookies = _csrf(form.text), dict(form.cookies)
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=url, timeout=60, cookies=cookies) as villager:
+                data = {"_public_token": token, "receipt": receipt, "code": "5678", "text": "窗口推诿"}
+                answers = await asyncio.gather(*(villager.post("/complain", data=data) for _ in range(20)))
+            return [a.status_code for a in answers]
+
+        statuses = asyncio.run(burst())
+    with sqlite3.connect(settings.path(settings.node.data_dir) / "node.db") as db:
+        query = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'complain'"
+        (filed,) = db.execute(query, (errand,)).fetchone()
+    assert statuses.count(200) == filed <= 5 and statuses.count(429) == 20 - filed, statuses
