@@ -45,6 +45,7 @@ from sanji.complaints import ComplaintForm, file_public_complaint
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found, search_refused
 from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
 from sanji.web.screens import _frame, light
@@ -354,7 +355,7 @@ class PublicController(Controller):
     async def complain(
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
-        raw = await request.form()
+        raw = await bounded_form(request)
         values = {
             k: str(raw.get(k, "")).strip() for k in ("receipt", "code", "kind", "against", "text", "name", "phone")
         }
