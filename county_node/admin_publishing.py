@@ -37,6 +37,7 @@ from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from protocol.bounds import version_step_problem
 from protocol.calendar_doc import OfficialCalendar
 from protocol.catalogue import Catalogue, CatalogueError
 from protocol.deadlines import CalendarError, CalendarInvalid
@@ -119,7 +120,7 @@ def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
             f"Version {catalogue.version} is not newer than the version held ({context.catalogue_version}); "
             "raise the version number"
         )
-    return ""
+    return version_step_problem(context.catalogue_version, catalogue.version) or ""
 
 
 def published_record(

@@ -34,6 +34,9 @@ MAX_DAYS = 3650  # an extension or a time limit in days
 MAX_JSON_BYTES = 1024 * 1024  # one JSON request body (the largest form is well under half of this)
 MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the API's forms need 2
 MAX_NODE_ID = 64  # a node's id: the store's node, scope and peer columns are this wide
+# How far one publication may raise the version of a document the county signs (catalogue, calendar, rules):
+# each must be newer than the last, so a version near MAX_INT would be the last one ever published.
+MAX_VERSION_STEP = 1_000_000
 
 # Fields that hold free text (several lines allowed); every other string is a one-line name or id.
 TEXT_FIELDS = frozenset({"summary", "note", "reasons", "reason", "text", "document", "signature", "comment"})
@@ -178,6 +181,19 @@ def line_problem(field: str, value: str, *, limit: int = MAX_NAME) -> str | None
     if found := _BAD_LINE.search(value):
         return f"{field} contains a character not allowed in a name ({_describe(found.group())})"
     return None
+
+
+def version_step_problem(held: int, version: int) -> str | None:
+    """Why a county may not publish ``version`` of a document it holds at ``held`` (0: none yet) for being too far
+    above it (None if it may): the step is bounded so that a typed version always leaves room for the next."""
+    if version - held <= MAX_VERSION_STEP:
+        return None
+    return (
+        f"版本 {version} 比所持版本 {held} 高出 {MAX_VERSION_STEP:,} 以上，"
+        f"之后将无法再发布更高的版本，请使用 {held + 1} "
+        f"Version {version} is more than {MAX_VERSION_STEP:,} above the version held ({held}): "
+        f"it would leave no room for later versions; use {held + 1}"
+    )
 
 
 def int_problem(field: str, value: int) -> str | None:

@@ -39,6 +39,7 @@ from sanji.auth.passwords import MIN_LENGTH
 from sanji.auth.service import AuthService, LoginRefused, PasswordChangeRefused, digest
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
 from sanji.web.error_pages import wants_page
 from sanji.web.screens import _frame
@@ -122,7 +123,7 @@ class LoginController(Controller):
         context: NamedDependency[NodeContext],
         auth: NamedDependency[AuthService],
     ) -> Template | Redirect:
-        form = await request.form()
+        form = await bounded_form(request)
         name = str(form.get("name", "")).strip()
         password = str(form.get("password", ""))
         next_url = safe_next(str(form.get("next", "/")))
@@ -248,7 +249,7 @@ class AccountPasswordController(Controller):
             raise NotLoggedIn("log in to change your password")
         if principal.via != "session":
             raise Forbidden("a password is changed from a logged-in session, not with a bearer token")
-        form = await request.form()
+        form = await bounded_form(request)
 
         def field(name: str) -> str:
             value = form.get(name, "")

@@ -238,10 +238,14 @@ class AuthService:
             raise PasswordChangeRefused("log in first")
         principal, _ = found
         account = await self._existing(principal.name)
-        wait = self.throttle.wait(principal.name, ip)
+        wait = self.throttle.begin(principal.name, ip)
         if wait > 0:
             raise PasswordChangeRefused(f"too many wrong passwords; try again in {math.ceil(wait)} s")
-        if not await asyncio.to_thread(passwords.verify, account.password_hash, current):
+        try:
+            right = await asyncio.to_thread(passwords.verify, account.password_hash, current)
+        finally:
+            self.throttle.end(principal.name, ip)
+        if not right:
             self.throttle.failed(principal.name, ip)
             raise PasswordChangeRefused("the current password is wrong")
         if new != again:
@@ -326,17 +330,23 @@ class AuthService:
     async def login(self, name: str, password: str, *, ip: str = "") -> LoginResult:
         now = self.clock()
         who = Who(account="", via="login", ip=ip)
-        wait = self.throttle.wait(name, ip)
+        wait = self.throttle.begin(name, ip)
         if wait > 0:
             # Before any lookup, alike for every name: a throttled answer tells nothing about accounts. Not
             # written to the audit log one row each (that would be unbounded work for a flood): the failures
-            # that led here were.
+            # that led here were. Also when too many checks from this address or for this name are in flight.
             raise LoginRefused(
                 f"too many failed logins; try again in {math.ceil(wait)} s",
                 reason="throttled",
                 until=now + wait,
                 hint="Failed logins slow down further attempts for a while; nothing is locked.",
             )
+        try:
+            return await self._login_in_turn(name, password, ip=ip, now=now, who=who)
+        finally:
+            self.throttle.end(name, ip)
+
+    async def _login_in_turn(self, name: str, password: str, *, ip: str, now: float, who: Who) -> LoginResult:
         account = await self.book.account(name=name) if 0 < len(name) <= 64 else None
         bad = LoginRefused("wrong name or password", reason="bad_credentials")
 

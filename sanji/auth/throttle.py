@@ -12,7 +12,13 @@ unknown name answers exactly like a throttled real one):
   real holder of an account out: the most she ever waits is ``name_cap``.
 
 A success clears the name's counter (not the address's). A counter left alone for ``forget``
-seconds starts afresh. The counters live in the process (a hub running several processes
+seconds starts afresh.
+
+Attempts sent all at once cannot outrun the counters: a password check takes a turn (``begin``) before
+anything is looked up and gives it back when decided (``end``); at most ``address_turns`` checks from one
+address and ``name_turns`` for one name are in flight at a time, and any more are answered at once as
+throttled (a wait of ``base``), with no Argon2id check. So a burst of guesses costs what the same guesses
+one by one would, not one hash each. The counters live in the process (a hub running several processes
 throttles in each); at most ``max_keys`` of each are kept, the longest-quiet forgotten first.
 """
 
@@ -68,9 +74,16 @@ class LoginThrottle:
         address_cap: float = 15 * 60.0,
         forget: float = 3600.0,
         max_keys: int = 10_000,
+        address_turns: int = 4,
+        name_turns: int = 2,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.clock = clock
+        self.base = base
+        self.address_turns, self.name_turns = address_turns, name_turns
+        # checks in flight, per key; a key leaves when its last check ends (at most one per request in flight)
+        self._busy_names: dict[str, int] = {}
+        self._busy_addresses: dict[str, int] = {}
         self.names = _Table(free=name_free, base=base, cap=name_cap, forget=forget, max_keys=max_keys)
         self.addresses = _Table(free=address_free, base=base, cap=address_cap, forget=forget, max_keys=max_keys)
 
@@ -78,6 +91,31 @@ class LoginThrottle:
         """Seconds before a login for ``name`` from ``address`` may be tried (0: now)."""
         now = self.clock()
         return max(self.names.wait(name[:64], now), self.addresses.wait(address[:64], now))
+
+    def begin(self, name: str, address: str) -> float:
+        """Take a turn to check a password for ``name`` from ``address``: 0 and the turn is taken (give it back
+        with ``end``, whatever happens), or the seconds to wait and nothing is taken."""
+        wait = self.wait(name, address)
+        if wait > 0:
+            return wait
+        name, address = name[:64], address[:64]
+        if (
+            self._busy_names.get(name, 0) >= self.name_turns
+            or self._busy_addresses.get(address, 0) >= self.address_turns
+        ):
+            return self.base
+        self._busy_names[name] = self._busy_names.get(name, 0) + 1
+        self._busy_addresses[address] = self._busy_addresses.get(address, 0) + 1
+        return 0.0
+
+    def end(self, name: str, address: str) -> None:
+        """Give back the turn ``begin`` took."""
+        for busy, key in ((self._busy_names, name[:64]), (self._busy_addresses, address[:64])):
+            left = busy.get(key, 0) - 1
+            if left > 0:
+                busy[key] = left
+            else:
+                busy.pop(key, None)
 
     def failed(self, name: str, address: str) -> None:
         now = self.clock()

@@ -21,6 +21,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from protocol.assessment import AssessmentRules, sign_rules
+from protocol.bounds import version_step_problem
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
@@ -61,6 +62,9 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
             f"assessment rules version {rules.version} is not newer than the version held ({context.rules_version})",
             hint="Raise the version number and publish again.",
         )
+    too_far = version_step_problem(context.rules_version, rules.version)
+    if too_far:
+        raise OfficeRefused(too_far, hint=f"Publish version {context.rules_version + 1}.")
     await context.offer_rules(sign_rules(rules, context.store.key))
     return rules
 

@@ -40,6 +40,7 @@ from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
 from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
 from sanji.web.screens import _frame
 from sanji.workcalendar import YearView, bound_calendar, library_data, year_view
@@ -129,7 +130,7 @@ class AccountsScreenController(Controller):
     ) -> Template:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        form = await request.form()
+        form = await bounded_form(request)
         name, role = _field(form, "name", NAME_LIMIT), _field(form, "role", 32)
         values = {"name": name, "role": role}
         errors: dict[str, str] = {}
@@ -159,7 +160,7 @@ class AccountsScreenController(Controller):
     ) -> Template | Redirect:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        form = await request.form()
+        form = await bounded_form(request)
         name = _field(form, "name", NAME_LIMIT)
         active = _field(form, "active", 1) == "1"
         try:
@@ -185,7 +186,7 @@ class AccountsScreenController(Controller):
     ) -> Template:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        name = _field(await request.form(), "name", NAME_LIMIT)
+        name = _field(await bounded_form(request), "name", NAME_LIMIT)
         try:
             password = await auth.reset_password(name, by=_who(request, principal))
         except AccountError as exc:

@@ -45,6 +45,7 @@ from sanji.complaints import ComplaintForm, file_public_complaint
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found, search_refused
 from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
 from sanji.web.screens import _frame, light
@@ -146,13 +147,16 @@ async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str,
     wait = limits.receipt_failures.retry_after(number)
     if wait:
         raise _too_many(wait)
+    # Counted as a miss while it is checked, before the store is read: lookups sent all at once see each
+    # other's and cannot outrun the limits. A match takes its counts back.
+    ip_miss, receipt_miss = limits.failures.hit(ip), limits.receipt_failures.hit(number)
     rows, _ = await store.errands(receipt=number, limit=1)
     row = rows[0] if rows else None
     phone = await store.applicant_phone(row["id"]) if row is not None else ""
     if row is None or not second_factor_matches(factor, errand_id=row["id"], phone=phone):
-        limits.failures.hit(ip)
-        limits.receipt_failures.hit(number)
         raise LookupRefused(404, "no_match", *NO_MATCH, field="code")
+    limits.failures.forgive(ip, ip_miss)
+    limits.receipt_failures.forgive(number, receipt_miss)
     return row
 
 
@@ -351,7 +355,7 @@ class PublicController(Controller):
     async def complain(
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
-        raw = await request.form()
+        raw = await bounded_form(request)
         values = {
             k: str(raw.get(k, "")).strip() for k in ("receipt", "code", "kind", "against", "text", "name", "phone")
         }
@@ -373,11 +377,12 @@ class PublicController(Controller):
         if wait:
             errors = {"_": f"{_too_many(wait).zh} {_too_many(wait).en}"}
             return _complain_page(store, context, values, errors, status=429)
+        filing = limits.complaints.hit(ip)  # before the store is read: complaints sent at once see each other
         try:
             row = await find_errand(store, limits, ip, values["receipt"], values["code"])
         except LookupRefused as exc:
+            limits.complaints.forgive(ip, filing)
             return _complain_page(store, context, values, {exc.field or "_": f"{exc.zh} {exc.en}"}, status=exc.status)
-        limits.complaints.hit(ip)
         form = ComplaintForm(
             kind=values["kind"],
             text=values["text"],

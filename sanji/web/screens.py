@@ -59,6 +59,7 @@ from sanji.store.notice_reads import NoticeReads
 from sanji.urgings import counts as urging_counts
 from sanji.urgings import urging_rows
 from sanji.web.badge import desk_notices
+from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found
 from sanji.web.desk import desk_of
 from sanji.web.desk_api import Supervision, department_of, supervision_report, township_of
@@ -408,7 +409,7 @@ def refusal_text(exc: SanjiError) -> tuple[str, str, str]:
 
 
 async def read_form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
-    form = await request.form()
+    form = await bounded_form(request)
     out: dict[str, list[str]] = {}
     for key, value in form.multi_items():
         if isinstance(value, str):

@@ -46,6 +46,14 @@ class Throttle:
             return 0.0
         return max(0.0, hits[0] + self.window_s - now)
 
-    def hit(self, key: str) -> None:
+    def hit(self, key: str) -> float:
+        """Count one event for ``key`` now; returns its time, for ``forgive``."""
         now = self.clock()
         self._live(key, now).append(now)
+        return now
+
+    def forgive(self, key: str, at: float) -> None:
+        """Take back the event ``hit`` counted at ``at`` (a miss counted while in doubt that turned out not one)."""
+        hits = self._hits.get(key)
+        if hits is not None and at in hits:
+            hits.remove(at)

@@ -92,3 +92,18 @@ def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str], coun
     assert published.role == "admin" and published.via == "session" and published.node == "C"
     blob = client.blocking_portal.call(client.app.state.runtime.get_context().calendar_blob)
     assert blob is not None and published.digest == hashlib.sha256(blob).hexdigest()
+
+
+def test_a_version_that_leaves_no_room_for_the_next_is_refused(county: tuple[Client, str]) -> None:
+    """Published, 2^63 - 1 would be the last calendar this county could ever publish."""
+    client, csrf = county
+    for version in (2**63 - 1, 1_000_001):
+        r = upload(client, csrf, "2026.toml", EXAMPLE.replace("version = 1", f"version = {version}"))
+        assert r.status_code == 409 and "1,000,000" in html.unescape(r.text), r.text[-2000:]
+        r = upload(client, csrf, "2026.toml", EXAMPLE)  # the reviewed form, its version changed by hand
+        field = html.unescape(r.text.split('name="calendar" value="', 1)[1].split('">', 1)[0])
+        field = field.replace('"version":1,', f'"version":{version},')
+        r = client.post("/admin/calendar/publish", data={"_csrf_token": csrf, "calendar": field})
+        assert r.status_code == 409 and held(client) == 0, r.text[-2000:]
+    r = upload(client, csrf, "2026.toml", EXAMPLE.replace("version = 1", "version = 1000000"))
+    assert r.status_code == 200 and 'id="review"' in r.text

@@ -105,6 +105,20 @@ def test_a_good_file_is_reviewed_then_published(county: tuple[Client, str], coun
     assert blob is not None and published.digest == catalogue_digest(blob)
 
 
+def test_a_version_that_leaves_no_room_for_the_next_is_refused(county: tuple[Client, str]) -> None:
+    """Published, 2^63 - 1 would be the last catalogue this county could ever publish."""
+    client, csrf = county
+    for version in (2**63 - 1, 1_000_002):
+        r = upload(client, csrf, "v.toml", TEXT.replace("version = 1", f"version = {version}"))
+        assert r.status_code == 409 and "1,000,000" in html.unescape(r.text), r.text[-2000:]
+        good = upload(client, csrf, "v2.toml", TEXT.replace("version = 1", "version = 2"))
+        field = html.unescape(good.text.split('name="catalogue" value="', 1)[1].split('">', 1)[0])
+        assert '"version":2,' in field
+        field = field.replace('"version":2,', f'"version":{version},')
+        r = client.post("/admin/catalogue/publish", data={"_csrf_token": csrf, "catalogue": field})
+        assert r.status_code == 409 and held(client) == 1, r.text[-2000:]
+
+
 def test_other_posts_and_the_township(county_config: Path, tmp_path: Path) -> None:
     with TestClient(app(county_config)) as same:
         approver_csrf = login(same, "审批员")

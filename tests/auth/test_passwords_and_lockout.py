@@ -238,3 +238,37 @@ async def test_tokens_are_stored_hashed_and_can_be_revoked(service: AuthService)
     assert await service.revoke_token(token_id, by=CLI)
     assert await service.resolve_token(secret) is None
     assert not await service.revoke_token(token_id, by=CLI)
+
+
+async def test_guesses_sent_all_at_once_are_throttled_as_if_sent_one_by_one(
+    service: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent attempts cannot outrun the throttle: each one in flight holds a turn, so a burst of guesses
+    from one address (or at one name) pays for a few password checks, not one Argon2id check each."""
+    import asyncio
+
+    checks = 0
+    real_verify = passwords.verify
+
+    def counted(stored: str, password: str) -> bool:
+        nonlocal checks
+        checks += 1
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(passwords, "verify", counted)
+    await service.add_account("王芳", "window_a", PASSWORD, by=CLI)
+
+    async def attempt(name: str, ip: str) -> str:
+        try:
+            await service.login(name, "a wrong guess", ip=ip)
+        except LoginRefused as refused:
+            return refused.reason
+        return "in"
+
+    burst = await asyncio.gather(*(attempt(f"name{i}", "10.7.0.1") for i in range(200)))
+    assert burst.count("bad_credentials") <= 4 and burst.count("throttled") >= 196
+    assert checks == burst.count("bad_credentials")
+    checks = 0
+    at_one_name = await asyncio.gather(*(attempt("王芳", f"10.8.0.{i}") for i in range(100)))
+    assert checks == at_one_name.count("bad_credentials") <= 2
+    assert (await service.login("王芳", PASSWORD, ip="10.9.0.1")).principal.name == "王芳"  # turns are given back

@@ -124,6 +124,16 @@ def test_the_county_publishes_a_newer_version_over_the_api(client: TestClient[Li
     assert client.get("/api/office/rules").json()["version"] == 2
 
 
+def test_a_version_that_leaves_no_room_for_the_next_is_refused(client: TestClient[Litestar]) -> None:
+    """2^63 - 1 is a number the store holds, yet published it would be the last: nothing newer could follow."""
+    rules = client.get("/api/office/rules").json()
+    for version in (2**63 - 1, 1 + 1_000_001):
+        r = client.post("/api/office/rules", json={**rules, "version": version})
+        assert r.status_code == 409 and "version" in r.json()["message"], r.text
+    assert client.get("/api/office/rules").json()["version"] == 1
+    assert client.post("/api/office/rules", json={**rules, "version": 1 + 1_000_000}).status_code == 201
+
+
 def test_the_county_publishes_from_the_rules_screen(client: TestClient[Litestar]) -> None:
     page = client.get("/office/rules/").text
     assert 'id="publish-rules"' in page

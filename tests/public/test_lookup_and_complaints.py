@@ -6,19 +6,23 @@ catalogue; every lookup and complaint goes through HTTP routes a villager's phon
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from protocol.lookup import lookup_code, second_factor_matches
 from protocol.receipts import make_receipt
+from sanji.web.public import LookupRefused, PublicLimits, find_errand
 from sanji.web.throttle import Throttle
-from tests.screens.screens_kit import make_app, prepared_node
+from tests.screens.screens_kit import make_app, prepared_node, served
 
 APPLICANT = {
     "matter": "MZ-001",
@@ -87,6 +91,57 @@ def test_lookups_from_one_address_are_rate_limited(village: tuple[TestClient[Lit
     assert refused.json()["retryable"] is True
     page = client.get("/lookup", params={"receipt": receipt, "code": lookup_code(errand)})
     assert page.status_code == 429 and "查询过于频繁" in page.text
+
+
+def test_wrong_factors_sent_all_at_once_are_limited_as_if_sent_one_by_one(tmp_path: Path) -> None:
+    """A lookup is counted as a miss while it is checked: 25 guesses at a receipt's four digits sent together
+    over real HTTP get five answers (as five in a row would), the rest 429 before the store is read."""
+    _, settings = prepared_node(tmp_path, "T01V01")
+    with served(make_app(settings), name="village") as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            made = client.post("/api/errands", json=APPLICANT)
+            assert made.status_code == 201, made.text
+            errand = made.json()["errand"]
+            receipt = client.get(f"/api/errands/{errand}").json()["receipt"]
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as guesser:
+                answers = await asyncio.gather(
+                    *(guesser.get(f"/api/lookup/{receipt}", params={"code": f"{n:04d}"}) for n in range(25))
+                )
+            return [a.status_code for a in answers]
+
+        statuses = asyncio.run(burst())
+    assert statuses.count(404) <= 5 and statuses.count(429) == 25 - statuses.count(404), statuses
+
+
+def test_misses_at_one_receipt_from_many_addresses_at_once_are_limited_per_receipt() -> None:
+    class SlowStore:
+        """Answers as a store does, a turn of the event loop later (where the guesses overlapped)."""
+
+        async def errands(self, **_: object) -> tuple[list[dict[str, object]], int]:
+            await asyncio.sleep(0.01)
+            return [{"id": "T01V01-0123456789abcdef"}], 1
+
+        async def applicant_phone(self, _: str) -> str:
+            await asyncio.sleep(0.01)
+            return "13812345678"
+
+    receipt = make_receipt("T01V01", __import__("datetime").date(2026, 1, 5), 7)
+    limits = PublicLimits.default()
+
+    async def guess(n: int) -> str:
+        try:
+            await find_errand(SlowStore(), limits, f"10.0.{n // 250}.{n % 250}", receipt, f"{n:04d}")  # type: ignore[arg-type]
+        except LookupRefused as refused:
+            return refused.code
+        return "found"
+
+    async def burst() -> list[str]:
+        return await asyncio.gather(*(guess(n) for n in range(1000)))
+
+    codes = asyncio.run(burst())
+    assert codes.count("no_match") <= 10 and codes.count("too_many_lookups") >= 990, codes.count("no_match")
 
 
 def test_the_throttle_forgets_after_its_window_and_bounds_its_memory() -> None:
@@ -182,3 +237,29 @@ def test_the_public_guide_lists_this_centres_matters_with_limits_and_fees(
     assert everything.text.count("/print/guide/") >= page.text.count("/print/guide/")
     found = client.get("/public", params={"q": "低保", "levels": "all"})
     assert "低保" in found.text
+
+
+def test_complaints_sent_all_at_once_are_limited_as_if_sent_one_by_one(tmp_path: Path) -> None:
+    """Five complaints an hour from one address, however they are sent: 20 posted together over real HTTP file
+    at most five annotations on the errand (each one travels up to the county), the rest 429."""
+    _, settings = prepared_node(tmp_path, "T01V01")
+    with served(make_app(settings), name="village") as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            made = client.post("/api/errands", json=APPLICANT)
+            assert made.status_code == 201, made.text
+            errand = made.json()["errand"]
+            receipt = client.get(f"/api/errands/{errand}").json()["receipt"]
+            form = client.get("/complain")
+            token, cookies = _csrf(form.text), dict(form.cookies)
+
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=url, timeout=60, cookies=cookies) as villager:
+                data = {"_public_token": token, "receipt": receipt, "code": "5678", "text": "窗口推诿"}
+                answers = await asyncio.gather(*(villager.post("/complain", data=data) for _ in range(20)))
+            return [a.status_code for a in answers]
+
+        statuses = asyncio.run(burst())
+    with sqlite3.connect(settings.path(settings.node.data_dir) / "node.db") as db:
+        query = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'complain'"
+        (filed,) = db.execute(query, (errand,)).fetchone()
+    assert statuses.count(200) == filed <= 5 and statuses.count(429) == 20 - filed, statuses
