@@ -13,6 +13,7 @@ the clerk's own department.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +26,7 @@ from litestar.testing import TestClient
 
 from sanji.auth import events as ev
 from sanji.catalogue import default_catalogue
-from sanji.cli import accounts_cmd
+from sanji.cli import accounts_cmd, errand_cmd
 from sanji.forms import ActionForm, RegisterForm
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
@@ -290,3 +291,22 @@ def test_an_urging_naming_no_window_is_the_whole_centres(setup: Setup, town_desk
 def test_a_centre_account_without_a_window_answers_any_urging(setup: Setup, town_desk: Desk) -> None:
     r = town_desk.act("陈主任", setup.urged, kind="answer_urging", text="已督促社会救助窗口")
     assert r.status_code == 201, r.text
+
+
+# -- the command line: the same rule through ``sanji errand --account`` -----------------------------------
+
+
+def test_the_command_line_desk_answers_as_the_api(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(setup.county.cluster.nodes[C].config)
+    for name, (role, department, window) in COUNTY_STAFF.items():
+        assert accounts_cmd.run_add(config, name, role, PASSWORD, department=department, window=window) == 0
+    errand = setup.escalated
+    capsys.readouterr()
+    assert errand_cmd.run_show(config, errand, account="钱人", as_json=True) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == []  # another department's errand: nothing offered
+    assert errand_cmd.run_act(config, "钱人", errand, "receive", []) == 2
+    err = capsys.readouterr().err
+    assert "denied: other_department_errand" in err and "不能办理" in err and RENSHE in err
+    assert errand_cmd.run_show(config, errand, account="赵敏", as_json=True) == 0
+    assert "receive" in json.loads(capsys.readouterr().out)["steps"]
+    assert errand_cmd.run_act(config, "赵敏", errand, "receive", []) == 0
