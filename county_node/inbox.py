@@ -6,8 +6,10 @@ count from ``sanji.store.subtasks``. The department signs for an errand, decides
 down on the errand's own page, where ``judge`` decides as for every step. Names only, as every list: ID
 numbers and phones are on the errand's page, masked.
 
-Accounts carry no department yet, so the department is chosen (``?department=``) among those with an
-errand here and those the catalogue names as approving; none chosen shows every department's.
+An account that carries a department (``sanji accounts add --department``) opens on its own department's
+inbox; ``?department=`` chooses another, among those with an errand here and those the catalogue names as
+approving, and ``?department=`` left empty shows every department's — what an account without a department
+sees by default.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
@@ -24,6 +26,7 @@ from litestar.response import Template
 from protocol.bounds import LINE_CLASS, whole
 from protocol.hlc import wall_seconds
 from protocol.stages import stage_label
+from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store.inbox import MAX_PAGE, InboxCounts, department_inbox, inbox_departments
@@ -36,6 +39,14 @@ from sanji.web.views import Deadline, summarise
 Department = Annotated[str, QueryParameter(max_length=64, pattern=whole(f"[^{LINE_CLASS}]{{0,64}}"))]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
 Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000_000)]
+
+
+def own_department(request: Request[Any, Any, Any], caller: Caller, department: str) -> str:
+    """The department a county list shows: the one asked for (``?department=``, empty for every one), else (the
+    parameter left out) the department the caller's account answers for ('' without one, or no login)."""
+    if "department" in request.query_params:
+        return department.strip()
+    return caller.principal.department if caller.principal is not None else ""
 
 
 class InboxItem(msgspec.Struct, kw_only=True):
@@ -123,22 +134,28 @@ class InboxController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
         department: Department = "",
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> DepartmentInbox:
-        return await _inbox(store, context, department.strip(), limit, offset)
+        return await _inbox(store, context, own_department(request, caller, department), limit, offset)
 
     @get("/inbox", include_in_schema=False)
     async def screen(
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
         department: Department = "",
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Template:
-        chosen = department.strip()
+        chosen = own_department(request, caller, department)
+        # an account with a department that chose every department's keeps that choice from page to page
+        keep_empty = caller.principal is not None and bool(caller.principal.department)
         inbox = await _inbox(store, context, chosen, limit, offset)
         directory = store.directory
         rows: list[dict[str, Any]] = []
@@ -159,7 +176,7 @@ class InboxController(Controller):
 
         def page_url(start: int) -> str:
             query = {"department": chosen, "offset": str(start), "limit": str(limit)}
-            return "/inbox?" + urlencode({k: v for k, v in query.items() if v})
+            return "/inbox?" + urlencode({k: v for k, v in query.items() if v or (k == "department" and keep_empty)})
 
         return Template(
             template_name="inbox.html",
@@ -171,6 +188,8 @@ class InboxController(Controller):
                 "shown_to": shown_to,
                 "next_url": page_url(shown_to) if shown_to < inbox.counts.total else "",
                 "previous_url": page_url(max(0, offset - limit)) if offset > 0 else "",
-                "subtasks_url": "/subtasks?" + urlencode({"department": chosen}) if chosen else "/subtasks",
+                "subtasks_url": (
+                    "/subtasks?" + urlencode({"department": chosen}) if chosen or keep_empty else "/subtasks"
+                ),
             },
         )

@@ -2,28 +2,27 @@
 
 Thin: the pending sub-tasks come from ``sanji.store.subtasks``; a department answers on the
 errand's own page (or ``POST /api/errands/{id}/actions`` with ``subtask_done``), where
-``judge`` decides as for every step.
+``judge`` decides as for every step. An account that carries a department opens on its own department's
+sub-tasks (``?department=`` chooses another; empty, every department's), as the 部门收件箱 does.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
 from litestar.response import Template
 
-from protocol.bounds import LINE_CLASS, whole
+from county_node.inbox import Department, own_department
 from protocol.hlc import wall_seconds
+from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store.subtasks import OpenSubtask, open_subtasks
 from sanji.web.documents import at_text, node_name
 from sanji.web.screens import _frame, errand_url
-
-Department = Annotated[str, QueryParameter(max_length=64, pattern=whole(f"[^{LINE_CLASS}]{{0,64}}"))]
 
 
 class SubtaskInbox(msgspec.Struct, kw_only=True):
@@ -53,15 +52,25 @@ class SubtaskController(Controller):
         summary="联办 sub-tasks still waiting for a county department's answer (one department's, if named)",
     )
     async def api(
-        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], department: Department = ""
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
+        department: Department = "",
     ) -> SubtaskInbox:
-        return await _inbox(store, context, department.strip())
+        return await _inbox(store, context, own_department(request, caller, department))
 
     @get("/subtasks", include_in_schema=False)
     async def screen(
-        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], department: Department = ""
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Caller],
+        department: Department = "",
     ) -> Template:
-        inbox = await _inbox(store, context, department.strip())
+        inbox = await _inbox(store, context, own_department(request, caller, department))
         directory = store.directory
         rows: list[dict[str, Any]] = []
         for s in inbox.items:

@@ -224,22 +224,29 @@ class ErrandService:
                     refuse("changed_meanwhile", version=state.version, seen=form.expected_version),
                     hint="Reload the errand and try again.",
                 )
+            step = self._desk_form(form, state)
             common: dict[str, Any] = {
                 "id": new_action_id(at),
                 "errand": errand_id,
                 "scope": state.scope,
                 "node": self.node_id,
-                "actor": form.actor,
-                "role": form.role,
-                "acting_for": form.acting_for,
+                "actor": step.actor,
+                "role": step.role,
+                "acting_for": step.acting_for,
                 "at": at,
                 "base": state.version,
             }
             if accept is not None:
-                return _COUNTED_FROM_ACCEPTANCE[form.kind](self, form, state, common, at, accept)
-            return self._build(form, state, common, at)
+                return _COUNTED_FROM_ACCEPTANCE[step.kind](self, step, state, common, at, accept)
+            return self._build(step, state, common, at)
 
         return await self.store.act(errand_id, build, attachment=attachment)
+
+    def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:
+        """The step as the desk's account takes it on the errand as it is now, inside the write (so what it is
+        judged by cannot change before it is written); here, as it came. ``sanji.auth.guard.GuardedService``
+        fills in and checks the account's department and window (``sanji.auth.roles.place_refusal``)."""
+        return form
 
     def _build(self, form: ActionForm, state: ErrandState, common: dict[str, Any], at: int) -> Action:
         return BUILDERS[form.kind](self, form, state, common, at)

@@ -45,6 +45,8 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     created_at: float
     last_login_at: float | None = None
     must_change_password: bool = False  # a generated password: its holder changes it at the first login
+    department: str = ""  # the county department it answers for ('' : the whole node; ``roles.place_refusal``)
+    window: str = ""  # the window whose urgings it answers ('' : the whole node)
 
 
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,7 +149,16 @@ class AuthBook:
     # -- accounts -------------------------------------------------------------------------------
 
     async def add_account(
-        self, name: str, role: str, password_hash: str, *, now: float, event: ev.Event, must_change: bool = False
+        self,
+        name: str,
+        role: str,
+        password_hash: str,
+        *,
+        now: float,
+        event: ev.Event,
+        must_change: bool = False,
+        department: str = "",
+        window: str = "",
     ) -> Account:
         async with self.db.write() as conn:
             if await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name)) is not None:
@@ -162,6 +173,8 @@ class AuthBook:
                     locked_until=0.0,
                     created_at=now,
                     must_change_password=must_change,
+                    department=department,
+                    window=window,
                 )
             )
             await insert_event(conn, event)

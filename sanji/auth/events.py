@@ -88,11 +88,16 @@ class LoggedOut(AuditEvent, frozen=True, kw_only=True, tag="logout"):
 
 
 class AccountChanged(AuditEvent, frozen=True, kw_only=True, tag="account"):
-    """An account added, its password set, disabled, enabled or unlocked (by an administrator or the CLI)."""
+    """An account added, its password set, disabled, enabled, unlocked or placed (by an administrator or the CLI).
+
+    ``department`` and ``window`` (0.4.0, with defaults: older rows decode with '') say where an added or
+    placed account sits."""
 
     name: str
-    change: str  # added, password, disabled, enabled, unlocked
+    change: str  # added, password, disabled, enabled, unlocked, placed (its department or window set)
     staff_role: str = ""
+    department: str = ""  # added or placed: the county department it answers for ('' : the whole node)
+    window: str = ""  # added or placed: the window whose urgings it answers
 
 
 class TokenIssued(AuditEvent, frozen=True, kw_only=True, tag="token_issued"):

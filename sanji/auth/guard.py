@@ -39,7 +39,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.utils.scope.state import ScopeState
 
-from protocol.errand import Projection
+from protocol.errand import ErrandState, Projection
 from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import CALLER, Who
@@ -296,6 +296,30 @@ class GuardedService(ErrandService):
         form = await self.caller.authorise("attach", form, errand=errand_id)
         with self.caller.auditing():
             return await super().attach(errand_id, form, data)
+
+    def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:
+        """Where the caller sits decides for whom it signs (``roles.place_refusal``), judged on the errand as it is
+        inside the write: a department's clerk names its own department where the form left it empty (a
+        sub-task), a window's staff answer the oldest open urging naming their window. A refusal is a 403
+        (``roles.PlaceRefused``), and nothing is written but the refusal's audit event."""
+        p = self.caller.principal
+        if p is None or not (p.department or p.window):
+            return form
+        if form.kind == "subtask_done" and p.department and not form.department:
+            form = msgspec.structs.replace(form, department=p.department)
+        if form.kind == "answer_urging" and p.window and not form.urging:
+            form = msgspec.structs.replace(form, urging=roles.urging_for(state, self.node_id, p.window))
+        refused = roles.place_refusal(
+            form.kind,
+            state,
+            department=p.department,
+            window=p.window,
+            named_department=form.department if form.kind in ("subtask_done", "decide") else "",
+            urging=form.urging,
+        )
+        if refused is not None:
+            raise refused
+        return form
 
 
 async def close_uploads(form: Any) -> None:

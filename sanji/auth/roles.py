@@ -32,8 +32,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from protocol.bounds import line_problem
+from protocol.errors import SanjiError
 from protocol.topology import CITY, COUNTY, PROVINCE, REGIONAL, TOWN, VILLAGE
+from protocol.urging import open_for
+
+if TYPE_CHECKING:
+    from protocol.errand import ErrandState
 
 VILLAGE_AGENT = "village_agent"
 WINDOW_A = "window_a"
@@ -255,6 +262,144 @@ def offered(role: str, kind: str, node_role: str) -> bool:
     return action_refusal(role, kind, node_role) == ""
 
 
+# -- where an account sits at its node: its county department, its window ------------------------
+#
+# The role says which steps a post takes; the place says for whom. An account may carry a county
+# department (as the catalogue names departments: 县民政局) and a window (as an urging names windows:
+# 综合窗口). With a department it answers a 联办 sub-task only for that department, and takes steps on an
+# errand escalated to a county department only when it is that department (its decision names no other);
+# with a window it answers an urging only when the urging names that window (an urging naming no window
+# is the whole centre's: an account without a window answers it). An account with neither acts for the
+# whole node, as every account did before 0.4.0. ``place_refusal`` is the rule; the desk's builder asks it
+# inside the write (``sanji.auth.guard.GuardedService``) and the errand page's menu asks ``place_offers``
+# (``sanji.web.screens.offered_steps``), so the API, the screens and ``sanji errand`` cannot disagree.
+# Who at a node may sign is the node's own business, not a replica rule: ``protocol`` never sees it.
+
+PLACE_LIMIT = 64  # the characters of a department or window name (the desk's form fields' bound)
+PLACED_POSTS = frozenset({WINDOW_A, WINDOW_B, DIRECTOR, APPROVER})  # posts taking a department's or window's steps
+DEPARTMENT_LEVELS = frozenset({COUNTY})  # the county departments sit at the county hub
+WINDOW_LEVELS = frozenset({TOWN, COUNTY})  # windows: a township's centre and the county's
+
+PLACE_TEXTS: Mapping[str, tuple[str, str]] = {
+    "other_department_subtask": (
+        "本账号属于{mine}，只能答复{mine}的联办子任务，不能代{theirs}答复",
+        "this account answers for {mine}: it may not answer {theirs}'s 联办 sub-task",
+    ),
+    "other_department_errand": (
+        "该办件已上报{theirs}，本账号属于{mine}，不能办理",
+        "this errand is escalated to {theirs}; an account of {mine} may not take its steps",
+    ),
+    "other_department_decision": (
+        "本账号属于{mine}，不能以{theirs}的名义作出决定",
+        "an account of {mine} may not decide in the name of {theirs}",
+    ),
+    "other_window_urging": (
+        "该督办督促的是{theirs}，本账号属于{mine}，不能答复",
+        "this urging names {theirs}; an account of the window {mine} may not answer it",
+    ),
+    "no_urging_for_window": (
+        "没有督促{mine}的待答复督办",
+        "no open urging on this errand names the window {mine}",
+    ),
+}
+
+
+class PlaceRefused(SanjiError):
+    """403: the account sits at another department or window than the step is for (``place_refusal``).
+
+    The body is the guard's 403 (``error`` = forbidden) with what an ``ActionRefused`` adds: ``error_code``
+    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``."""
+
+    code = "forbidden"
+    default_hint = "Ask an account of that department or window (or one without either: the whole node)."
+
+    def __init__(self, refusal: str, **params: str) -> None:
+        zh, en = PLACE_TEXTS[refusal]
+        super().__init__(en.format(**params))
+        self.refusal = refusal
+        self.params = dict(params)
+        self.message_zh = zh.format(**params)
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        out["error_code"] = self.refusal
+        out["params"] = dict(self.params)
+        out["message_zh"] = self.message_zh
+        return out
+
+
+def place_problem(role: str, node_role: str, department: str, window: str) -> str:
+    """Why an account of ``role`` at a node of ``node_role`` may not sit at ``department`` / ``window`` ('' if it
+    may). A department: a post taking steps at the county; a window: one at a township's or the county's centre."""
+    for what, value in (("department", department), ("window", window)):
+        if value != value.strip():
+            return f"a {what} has no spaces at either end"
+        problem = line_problem(what, value, limit=PLACE_LIMIT)
+        if problem:
+            return problem
+    who = f"not a {ROLE_LABELS_EN.get(role, role)} at a {node_role} node"
+    posts = "only a window post, director or department approver"
+    if department and (role not in PLACED_POSTS or node_role not in DEPARTMENT_LEVELS):
+        return f"{posts} at the county carries a department ({who})"
+    if window and (role not in PLACED_POSTS or node_role not in WINDOW_LEVELS):
+        return f"{posts} at a township or the county carries a window ({who})"
+    return ""
+
+
+def urging_for(state: ErrandState, node: str, window: str) -> str:
+    """The urging an account of ``window`` ('' : of the whole node) at ``node`` answers when it names none: the
+    oldest open one addressed to ``node`` that names ``window`` ('' when there is none)."""
+    waiting = open_for(state.urgings, node)
+    if window:
+        waiting = [u for u in waiting if u.window == window]
+    return waiting[0].id if waiting else ""
+
+
+def place_refusal(
+    kind: str,
+    state: ErrandState,
+    *,
+    department: str,
+    window: str,
+    named_department: str = "",
+    urging: str = "",
+) -> PlaceRefused | None:
+    """Why an account sitting at ``department`` / ``window`` may not take step ``kind`` on the errand (None if it
+    may). ``named_department``: the department the step names (a sub-task's, a decision's); ``urging``: the
+    urging an answer answers. An account with neither department nor window is never refused here."""
+    if department:
+        if kind == "subtask_done":  # the sub-task's department, whoever the errand was escalated to
+            if named_department != department:
+                return PlaceRefused("other_department_subtask", mine=department, theirs=named_department or "—")
+        elif state.department and state.department != department:
+            return PlaceRefused("other_department_errand", mine=department, theirs=state.department)
+        elif kind == "decide" and named_department and named_department != department:
+            return PlaceRefused("other_department_decision", mine=department, theirs=named_department)
+    if window and kind == "answer_urging":
+        held = next((u for u in state.urgings if u.id == urging), None)
+        if held is None:
+            return PlaceRefused("no_urging_for_window", mine=window)
+        if held.window != window:
+            return PlaceRefused("other_window_urging", mine=window, theirs=held.window or "—")
+    return None
+
+
+def place_offers(kind: str, state: ErrandState, node: str, *, department: str, window: str) -> bool:
+    """Whether a desk offers step ``kind`` to an account sitting at ``department`` / ``window``: the step it would
+    take (its own department's sub-task while it is open; the oldest open urging naming its window) is one
+    ``place_refusal`` lets it take."""
+    if not department and not window:
+        return True
+    named = ""
+    if kind == "subtask_done" and department:
+        if state.subtasks.get(department) != "pending":
+            return False
+        named = department
+    urging = urging_for(state, node, window) if kind == "answer_urging" else ""
+    refused = place_refusal(kind, state, department=department, window=window, named_department=named, urging=urging)
+    return refused is None
+
+
 def complaint_visible(role: str | None, name: str, complaint: Mapping[str, object]) -> bool:
     """A supervisor or inspector sees a complaint, unless it is made against them."""
     if role is None or not may(role, COMPLAINTS):
@@ -352,6 +497,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts/active"): ACCOUNTS,
+    ("POST", "/admin/accounts/place"): ACCOUNTS,  # an account's county department and window
     ("POST", "/admin/accounts/password"): ACCOUNTS,
     ("POST", "/admin/accounts/tokens/{token_id:int}/revoke"): ACCOUNTS,
     ("POST", "/api/archive/restore"): CONFIGURE,  # a running node fetches archived attachments back

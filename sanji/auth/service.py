@@ -60,6 +60,21 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     role: str
     via: str  # session or token
     must_change: bool = False  # a session whose password the system generated: only /account/password
+    department: str = ""  # the county department it answers for ('' : the whole node; ``roles.place_refusal``)
+    window: str = ""  # the window whose urgings it answers ('' : the whole node)
+
+    @classmethod
+    def of(cls, account: Account, via: str, *, must_change: bool = False) -> Principal:
+        """The account as a caller through ``via`` (session, token, cli)."""
+        return cls(
+            account_id=account.id,
+            name=account.name,
+            role=account.role,
+            via=via,
+            must_change=must_change,
+            department=account.department,
+            window=account.window,
+        )
 
     @property
     def label(self) -> str:
@@ -177,6 +192,11 @@ class AuthService:
 
     # -- accounts -------------------------------------------------------------------------------
 
+    def _check_place(self, role: str, department: str, window: str) -> None:
+        problem = roles.place_problem(role, self.node_role, department, window)
+        if problem:
+            raise AccountError(problem)
+
     def _check_new(self, name: str, role: str) -> None:
         if not name.strip() or name != name.strip() or len(name) > 64:
             raise AccountError("an account name has 1 to 64 characters and no spaces at either end")
@@ -192,9 +212,21 @@ class AuthService:
                 f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})"
             )
 
-    async def add_account(self, name: str, role: str, password: str, *, by: Who, must_change: bool = False) -> Account:
-        """A new account. ``must_change``: the password was generated, its holder sets their own at first login."""
+    async def add_account(
+        self,
+        name: str,
+        role: str,
+        password: str,
+        *,
+        by: Who,
+        must_change: bool = False,
+        department: str = "",
+        window: str = "",
+    ) -> Account:
+        """A new account. ``must_change``: the password was generated, its holder sets their own at first login.
+        ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node."""
         self._check_new(name, role)
+        self._check_place(role, department, window)
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
@@ -205,8 +237,38 @@ class AuthService:
             name=name,
             change="added",
             staff_role=role,
+            department=department,
+            window=window,
         )
-        return await self.book.add_account(name, role, hashed, now=self.clock(), event=event, must_change=must_change)
+        return await self.book.add_account(
+            name,
+            role,
+            hashed,
+            now=self.clock(),
+            event=event,
+            must_change=must_change,
+            department=department,
+            window=window,
+        )
+
+    async def place(self, name: str, *, by: Who, department: str | None = None, window: str | None = None) -> Account:
+        """Set (or clear, with '') where an account sits: its county department, its window; None keeps one as it is.
+        Takes effect at its next request (sessions and tokens read the account afresh)."""
+        account = await self._existing(name)
+        department = account.department if department is None else department
+        window = account.window if window is None else window
+        self._check_place(account.role, department, window)
+        event = ev.AccountChanged(
+            **self._event_base(by),
+            actor=by.account,
+            name=name,
+            change="placed",
+            staff_role=account.role,
+            department=department,
+            window=window,
+        )
+        await self.book.update_account(account.id, {"department": department, "window": window}, event=event)
+        return msgspec.structs.replace(account, department=department, window=window)
 
     async def _existing(self, name: str) -> Account:
         account = await self.book.account(name=name)
@@ -285,11 +347,16 @@ class AuthService:
             )
         await self.book.close_sessions_of(account.id)
 
-    async def add_with_one_time_password(self, name: str, role: str, *, by: Who) -> tuple[Account, str]:
+    async def add_with_one_time_password(
+        self, name: str, role: str, *, by: Who, department: str = "", window: str = ""
+    ) -> tuple[Account, str]:
         """A new account with a generated password, returned once to be handed to its holder, who must change it
         at the first login."""
         password = one_time_password()
-        return await self.add_account(name, role, password, by=by, must_change=True), password
+        account = await self.add_account(
+            name, role, password, by=by, must_change=True, department=department, window=window
+        )
+        return account, password
 
     async def reset_password(self, name: str, *, by: Who) -> str:
         """A new generated password (returned once, to be changed at the next login); the account's sessions end."""
@@ -389,13 +456,7 @@ class AuthService:
         values: dict[str, object] = {"failed_logins": 0, "locked_until": 0.0, "last_login_at": now}
         if passwords.needs_rehash(account.password_hash):
             values["password_hash"] = await asyncio.to_thread(passwords.hash_password, password)
-        principal = Principal(
-            account_id=account.id,
-            name=account.name,
-            role=account.role,
-            via="session",
-            must_change=account.must_change_password,
-        )
+        principal = Principal.of(account, "session", must_change=account.must_change_password)
         session = SessionRow(
             id_hash=digest(session_id),
             account_id=account.id,
@@ -450,13 +511,7 @@ class AuthService:
         # On a replica the session is not touched: its idle time runs from its last use at the primary.
         if now - session.seen_at >= TOUCH_EVERY and not self.book.db.read_only:
             await self.book.touch_session(key, now)
-        principal = Principal(
-            account_id=account.id,
-            name=account.name,
-            role=account.role,
-            via="session",
-            must_change=account.must_change_password,
-        )
+        principal = Principal.of(account, "session", must_change=account.must_change_password)
         return principal, session.csrf
 
     # -- API tokens -----------------------------------------------------------------------------
@@ -497,4 +552,4 @@ class AuthService:
         stale = row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY
         if stale and not self.book.db.read_only:  # a replica notes no use: the primary does
             await self.book.touch_token(row.id, now)
-        return Principal(account_id=account.id, name=account.name, role=account.role, via="token")
+        return Principal.of(account, "token")

@@ -1,6 +1,8 @@
 """``sanji accounts``: staff accounts, API tokens and the audit log of one node.
 
     sanji accounts add --config NODE.toml --name 王芳 --role window_a        (asks for the password twice)
+    sanji accounts add --config county.toml --name 赵敏 --role approver --department 县民政局
+    sanji accounts edit --config town.toml --name 王芳 --window 综合窗口      (--department/--window "": clear)
     sanji accounts create --config NODE.toml --name 李主任 --role admin       ("create" is "add" by another name)
     echo "$PW" | sanji accounts add --config NODE.toml --name 王芳 --role window_a --password-stdin
     sanji accounts list|passwd|disable|enable|unlock --config NODE.toml [--name 王芳]
@@ -14,6 +16,11 @@ A password typed here (``add``/``create``/``passwd``) is the operator's own choi
 not must-change; the passwords the system generates (the administrator's desk, the first start) are.
 Roles: village_agent (代办员), window_a (窗口A岗), window_b (窗口B岗), director (中心主任),
 approver (部门审批), supervisor (监察督查), inspector (纪检), admin (管理员).
+
+Where an account sits (``sanji.auth.roles.place_refusal``): ``--department`` names the county department
+it answers for, as the catalogue names it (县民政局: its 联办 sub-tasks, the 上报件 escalated to it; a post at
+the county), ``--window`` the window whose 督办 urgings it answers, as an urging names it (综合窗口; a post
+at a township or the county). Without either it acts for the whole node.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.store import open_database
 
 T = TypeVar("T")
+DEPARTMENT_HELP = "the county department it answers for, as the catalogue names it (a post at the county)"
+WINDOW_HELP = "the window whose 督办 urgings it answers, as an urging names it (a township's or the county's post)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -58,7 +67,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     add.add_argument("--role", required=True, choices=roles.STAFF_ROLES)
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    add.set_defaults(func=lambda a: run_add(a.config, a.name, a.role, read_password(a.password_stdin)))
+    add.add_argument("--department", default="", help=DEPARTMENT_HELP)
+    add.add_argument("--window", default="", help=WINDOW_HELP)
+    add.set_defaults(
+        func=lambda a: run_add(
+            a.config, a.name, a.role, read_password(a.password_stdin), department=a.department, window=a.window
+        )
+    )
+    edit = command("edit", "set or clear where an account sits: its county department, its window")
+    edit.add_argument("--department", help=DEPARTMENT_HELP + ' ("" clears it; left out: unchanged)')
+    edit.add_argument("--window", help=WINDOW_HELP + ' ("" clears it; left out: unchanged)')
+    edit.set_defaults(func=lambda a: run_edit(a.config, a.name, department=a.department, window=a.window))
     command("list", "list the accounts", named=False).set_defaults(func=lambda a: run_list(a.config))
     pw = command("passwd", "set a new password (ends the account's sessions)")
     pw.add_argument("--password-stdin", action="store_true")
@@ -116,14 +135,35 @@ def _run(config: str, work: Callable[[AuthService], Awaitable[int]]) -> int:
         return 2
 
 
-def run_add(config: str, name: str, role: str, password: str) -> int:
+def _place(department: str, window: str) -> str:
+    parts = [f"department {department}" if department else "", f"window {window}" if window else ""]
+    return ", ".join(p for p in parts if p) or "the whole node"
+
+
+def run_add(config: str, name: str, role: str, password: str, *, department: str = "", window: str = "") -> int:
     if password == "\0mismatch":
         print("error: the two passwords differ")
         return 2
 
     async def work(service: AuthService) -> int:
-        account = await service.add_account(name, role, password, by=cli_who())
-        print(f"account {account.name} ({roles.label(account.role)} {account.role}) added at {service.node_id}")
+        account = await service.add_account(name, role, password, by=cli_who(), department=department, window=window)
+        print(
+            f"account {account.name} ({roles.label(account.role)} {account.role}) added at {service.node_id}, "
+            f"acting for {_place(account.department, account.window)}"
+        )
+        return 0
+
+    return _run(config, work)
+
+
+def run_edit(config: str, name: str, *, department: str | None = None, window: str | None = None) -> int:
+    if department is None and window is None:
+        print("error: give --department or --window (an empty one clears it)")
+        return 2
+
+    async def work(service: AuthService) -> int:
+        account = await service.place(name, by=cli_who(), department=department, window=window)
+        print(f"{account.name} now acts for {_place(account.department, account.window)} (from its next request)")
         return 0
 
     return _run(config, work)
@@ -195,7 +235,7 @@ def run_list(config: str) -> int:
                 state += " · 待本人改密 must change password"
             print(
                 f"{account.name}\t{account.role}\t{roles.label(account.role)}\t{state}\t"
-                f"last login {_when(account.last_login_at)}"
+                f"last login {_when(account.last_login_at)}\t{_place(account.department, account.window)}"
             )
             for tok in line.tokens:
                 status = f"revoked {_when(tok.revoked_at)}" if tok.revoked_at else "live"

@@ -27,7 +27,16 @@ from rich.table import Table
 from protocol.errand import STAGE_LABELS, STAGES
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster
-from sanji.demo.staff import Desk, Tally, check_convergence, register_errands, stage_counts, work_desk
+from sanji.demo.staff import (
+    DEMO_PASSWORD,
+    Desk,
+    Tally,
+    check_convergence,
+    register_errands,
+    seed_accounts,
+    stage_counts,
+    work_desk,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -129,6 +138,11 @@ async def _run_cluster(args: argparse.Namespace) -> int:
             console.print("Nodes keep running; open these in a browser. Ctrl-C stops them.")
             for n in cluster.nodes.values():
                 console.print(f"  {n.id:8} {n.role:8} {n.url}/")
+            # Open mode needs no login; staff accounts show what a post, a department or a window may do.
+            configs = {n.id: n.config for n in cluster.nodes.values()}
+            console.print(f"Staff accounts to log in with (/login, password {DEMO_PASSWORD}), department or window:")
+            for line in await seed_accounts(configs):
+                console.print(f"  {line}")
             try:
                 await asyncio.Event().wait()  # until Ctrl-C cancels us
             except asyncio.CancelledError:

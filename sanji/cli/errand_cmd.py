@@ -25,7 +25,8 @@ read of personal data (by the account given, else ``cli:<OS user>``).
 
 Exit codes: 0 done; 2 refused or bad arguments. A refusal prints on stderr ``refused: <code>`` and
 the refusal's Chinese and English wording (``protocol.refusals``); a post that may not take the step
-prints ``denied: <reason>``; anything else ``error: <message>``.
+prints ``denied: <reason>``, an account of another department or window (``roles.place_refusal``)
+``denied: <code>`` and its Chinese and English wording; anything else ``error: <message>``.
 
 ``--json`` output (stable; fields are only ever added):
 
@@ -35,7 +36,8 @@ prints ``denied: <reason>``; anything else ``error: <message>``.
   (``register``: ``--json-out``, as its ``--json`` names the body) both print
   the API's ``{"errand", "stage", "holder", "version", "digest"}`` with ``"action"`` and ``"receipt"``;
 - on stderr, a refusal is the API's error body (``{"error": "action_refused", "error_code", "params",
-  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message"}``;
+  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message"}`` (by the account's
+  department or window, with ``error_code``, ``params`` and ``message_zh`` too);
   bad arguments ``{"error": "bad_request", "message", "hint"}``.
 """
 
@@ -180,6 +182,8 @@ def _failed(exc: Exception, *, as_json: bool) -> int:
     if isinstance(exc, ActionRefused):
         zh, en = bilingual(exc.refusal)
         _emit_error(as_json, exc.as_dict(), [f"refused: {exc.refusal.code}", zh, en])
+    elif isinstance(exc, roles.PlaceRefused):
+        _emit_error(as_json, exc.as_dict(), [f"denied: {exc.refusal}", exc.message_zh, exc.message])
     elif isinstance(exc, PermissionDeniedException):
         _emit_error(as_json, {"error": "forbidden", "message": exc.detail}, [f"denied: {exc.detail}"])
     elif isinstance(exc, ConfigError | SanjiError | OSError | msgspec.MsgspecError):
@@ -249,7 +253,7 @@ async def _principal(auth: AuthService, name: str, what: str) -> Principal:
     elif not roles.works_at(account.role, auth.node_role):
         reason = f"a {roles.ROLE_LABELS_EN.get(account.role, account.role)} does not work at a {auth.node_role} node"
     else:
-        return Principal(account_id=account.id, name=account.name, role=account.role, via=CHANNEL)
+        return Principal.of(account, CHANNEL)
     await _CliCaller(None, auth).refuse_account(name, account.role if account else "", what, reason)
     raise BadArguments(
         f"{name!r} is not an active staff account at {auth.node_id}",
@@ -336,7 +340,16 @@ def run_show(
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), CHANNEL, errand=errand_id)
         as_post = post or (caller.principal.role if caller.principal else "")
         state = (await store.errand_states([errand_id])).get(errand_id)
-        steps = offered_steps(state, store.node_id, store.directory, post=as_post, node_role=caller.node_role)
+        p = caller.principal if not post else None  # ``--post`` asks of a post, not of an account's place
+        steps = offered_steps(
+            state,
+            store.node_id,
+            store.directory,
+            post=as_post,
+            node_role=caller.node_role,
+            department=p.department if p is not None else "",
+            window=p.window if p is not None else "",
+        )
         out = msgspec.convert({**summarise(row, desk.context), "post": as_post, "steps": steps}, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())

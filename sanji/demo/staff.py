@@ -10,6 +10,7 @@ import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from protocol.topology import Directory
@@ -181,3 +182,56 @@ async def check_convergence(desks: list[Desk], directory: Directory) -> Converge
 async def stage_counts(desks: list[Desk]) -> dict[str, dict[str, int]]:
     nodes = await asyncio.gather(*(d.client.node() for d in desks))
     return {d.node_id: dict(Counter(n["errands_by_stage"])) for d, n in zip(desks, nodes, strict=True)}
+
+
+# -- the staff's accounts, for logging in to the demo's screens (``sanji demo --serve``) ---------------------
+
+DEMO_PASSWORD = "sanji-demo-1"  # the demo's alone: its nodes run open, and say so on every page
+# (name, post, county department, window) per tier: the county's department clerks each answer for their own
+# department (sanji.auth.roles.place_refusal), a township's window staff for the urgings naming their window;
+# the director, the supervisor and the approver with no department act for the whole node.
+DEMO_ACCOUNTS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "county": (
+        ("赵敏", "approver", "县民政局", ""),
+        ("钱进", "approver", "县人社局", ""),
+        ("孙立", "approver", "县医保局", ""),
+        ("吴审", "approver", "", ""),
+        ("周明", "supervisor", "", ""),
+    ),
+    "town": (
+        ("王芳", "window_a", "", "综合窗口"),
+        ("李红", "window_a", "", "社会救助窗口"),
+        ("陈主任", "director", "", ""),
+    ),
+}
+
+
+async def seed_accounts(configs: dict[str, Path]) -> list[str]:
+    """The demo's staff accounts at each county hub and township (``configs``: node id -> its config), with
+    ``DEMO_PASSWORD``; an account already there is left as it is. One line per node, to print."""
+    from sanji.auth.book import AccountExists, AuthBook, Who
+    from sanji.auth.service import AuthService
+    from sanji.config import load_settings
+    from sanji.store import open_database
+
+    lines = []
+    for node_id, config in configs.items():
+        settings = load_settings(config)
+        staff = DEMO_ACCOUNTS.get(settings.node.role, ())
+        if not staff:
+            continue
+        db = await open_database(settings.db_url)
+        try:
+            auth = AuthService(AuthBook(db), settings.auth, node_id=node_id, node_role=settings.node.role)
+            for name, role, department, window in staff:
+                try:
+                    await auth.add_account(
+                        name, role, DEMO_PASSWORD, by=Who(via="demo"), department=department, window=window
+                    )
+                except AccountExists:
+                    pass
+        finally:
+            await db.dispose()
+        placed = [f"{n}({d or w or '整个节点 whole node'})" for n, _, d, w in staff]
+        lines.append(f"{node_id}: " + ", ".join(placed))
+    return lines

@@ -310,6 +310,10 @@ accounts = Table(
     Column("last_login_at", Float, nullable=True),
     # a password the system generated (the desk's create / reset, the first start): changed at the first login
     Column("must_change_password", Boolean, nullable=False, server_default=false()),
+    # where the account sits at its node (0025): a county department it answers for (as the catalogue names
+    # it), a window it answers urgings for (as an urging names it); '' for the whole node (sanji.auth.roles)
+    Column("department", String(MAX_NAME), nullable=False, server_default=""),
+    Column("window", String(MAX_NAME), nullable=False, server_default=""),
     UniqueConstraint("name"),
 )
 

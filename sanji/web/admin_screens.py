@@ -1,7 +1,7 @@
 """The administrator's desk (管理员) on every tier: accounts and posts, the catalogue, the calendar.
 
 Accounts: each handler calls the same ``AuthService`` functions ``sanji accounts`` calls (``roster``,
-``add_with_one_time_password``, ``set_active``, ``reset_password``, ``revoke_token``), so every
+``add_with_one_time_password``, ``place``, ``set_active``, ``reset_password``, ``revoke_token``), so every
 change is written to the node's audit log with the acting account, and the service's rules hold here
 as at the command line: nobody disables their own account, the last active administrator stays.
 A password made here (a new account, a reset) is must-change: its holder sets their own at the first
@@ -51,6 +51,7 @@ DONE = {
     "revoked": ("令牌已撤销", "Token revoked"),
     "enabled": ("账号已启用", "Account enabled"),
     "disabled": ("账号已停用，其登录已结束", "Account disabled; its sessions are ended"),
+    "placed": ("账号的部门和窗口已保存", "Department and window saved"),
 }
 
 
@@ -69,6 +70,19 @@ def _who(request: Request[Any, Any, Any], principal: Principal) -> Who:
 def _field(form: Any, name: str, limit: int) -> str:
     value = form.get(name, "")
     return value[: limit + 1] if isinstance(value, str) else ""
+
+
+def _places(context: NodeContext, node_role: str) -> dict[str, Any]:
+    """What the department and window fields offer at this node (a datalist: others may be typed): the county
+    departments and the windows the catalogue held names; a field only where the tier has it."""
+    matters = context.catalogue.matters if context.catalogue is not None else ()
+    departments = {m.department for m in matters if m.department} | {d for m in matters for d in m.joint_departments}
+    return {
+        "departments": sorted(departments) if node_role in roles.DEPARTMENT_LEVELS else [],
+        "windows": sorted({m.window for m in matters if m.window}) if node_role in roles.WINDOW_LEVELS else [],
+        "department_field": node_role in roles.DEPARTMENT_LEVELS,
+        "window_field": node_role in roles.WINDOW_LEVELS,
+    }
 
 
 async def accounts_page(
@@ -99,7 +113,9 @@ async def accounts_page(
             "self_name": (principal_of(request) or Principal(account_id=0, name="", role="", via="")).name,
             "now": auth.clock(),
             "errors": errors or {},
-            "values": values or {"name": "", "role": posts[0] if posts else ""},
+            "values": values or {"name": "", "role": posts[0] if posts else "", "department": "", "window": ""},
+            "places": _places(context, auth.node_role),
+            "placed_posts": roles.PLACED_POSTS,
             "shown": shown,
             "row_error": row_error,
             "done": DONE.get(done),
@@ -132,7 +148,9 @@ class AccountsScreenController(Controller):
         auth = auth_of(request)
         form = await bounded_form(request)
         name, role = _field(form, "name", NAME_LIMIT), _field(form, "role", 32)
-        values = {"name": name, "role": role}
+        department, window = _field(form, "department", roles.PLACE_LIMIT), _field(form, "window", roles.PLACE_LIMIT)
+        department, window = department.strip(), window.strip()
+        values = {"name": name, "role": role, "department": department, "window": window}
         errors: dict[str, str] = {}
         if role not in auth.posts_here():
             errors["role"] = "请选择本节点的岗位 Choose one of this node's posts"
@@ -142,9 +160,20 @@ class AccountsScreenController(Controller):
             errors["name"] = (
                 f"登录名 1 至 {NAME_LIMIT} 个字符，首尾无空格 1 to {NAME_LIMIT} characters, no spaces at either end"
             )
+        if not errors and (problem := roles.place_problem(role, auth.node_role, department, window)):
+            # under the field that is wrong, where this tier shows it; else under the post
+            fields = _places(context, auth.node_role)
+            if department and fields["department_field"]:
+                errors["department"] = problem
+            elif window and fields["window_field"]:
+                errors["window"] = problem
+            else:
+                errors["role"] = problem
         if not errors:
             try:
-                account, password = await auth.add_with_one_time_password(name, role, by=_who(request, principal))
+                account, password = await auth.add_with_one_time_password(
+                    name, role, by=_who(request, principal), department=department, window=window
+                )
             except AccountExists:
                 errors["name"] = f"已有名为 {name} 的账号 An account named {name} exists already"
             except AccountError as exc:
@@ -153,6 +182,24 @@ class AccountsScreenController(Controller):
                 shown = {"name": account.name, "password": password, "why": "created"}
                 return await accounts_page(request, store, context, auth, status=201, shown=shown)
         return await accounts_page(request, store, context, auth, status=400, errors=errors, values=values)
+
+    @post("/place", status_code=303)
+    async def place(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template | Redirect:
+        """Set or clear where an account sits (``AuthService.place``, as ``sanji accounts edit``)."""
+        principal = admin_of(request, roles.ACCOUNTS)
+        auth = auth_of(request)
+        form = await request.form()
+        name = _field(form, "name", NAME_LIMIT)
+        department = _field(form, "department", roles.PLACE_LIMIT).strip()
+        window = _field(form, "window", roles.PLACE_LIMIT).strip()
+        try:
+            await auth.place(name, by=_who(request, principal), department=department, window=window)
+        except AccountError as exc:
+            status = 404 if exc.message.startswith("no account") else 400
+            return await accounts_page(request, store, context, auth, status=status, row_error=(name, exc.message))
+        return Redirect("/admin/accounts/?done=placed", status_code=303)
 
     @post("/active", status_code=303)
     async def active(

@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeout
 from protocol.enrollment import EnrollmentError
 from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
 from protocol.trust import TrustError
+from sanji.auth.roles import PlaceRefused
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
@@ -33,6 +34,7 @@ log = logging.getLogger("sanji.web")
 
 STATUS: dict[type[SanjiError], int] = {
     Unauthenticated: 401,
+    PlaceRefused: 403,  # the caller's department or window is not the one the step is for (sanji.auth.roles)
     CloneSuspected: 403,
     CloneFrozen: 403,
     EnrollmentError: 403,

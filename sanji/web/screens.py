@@ -302,14 +302,23 @@ FIELD_LABELS = {f.name: f"{f.zh} {f.en}" for fields in (*KIND_FIELDS.values(), C
 
 
 def offered_steps(
-    state: Mapping[str, Any] | None, node_id: str, directory: Directory, *, post: str = "", node_role: str = ""
+    state: Mapping[str, Any] | None,
+    node_id: str,
+    directory: Directory,
+    *,
+    post: str = "",
+    node_role: str = "",
+    department: str = "",
+    window: str = "",
 ) -> list[str]:
     """The steps a desk offers on the errand now, to a post (``roles.STAFF_ROLES``; '' = any post here).
 
     Asked of the rule (``protocol.menu.allowed_steps``, with the post's label: who may grant an
     extension), less the steps with no desk form (``KIND_FIELDS``: a complaint, an upload), less the
-    steps the post is not offered (``roles.offered``: a B post is offered A's steps). The errand page
-    and ``sanji errand show`` both ask this, so they cannot disagree.
+    steps the post is not offered (``roles.offered``: a B post is offered A's steps), less those the
+    account's department or window may not take (``roles.place_offers``: another department's errand or
+    sub-task, an urging naming another window). The errand page and ``sanji errand show`` both ask this,
+    so they cannot disagree; the desk's builder asks the same rule of the step it writes.
     """
     if not state:
         return []
@@ -318,7 +327,9 @@ def offered_steps(
     return [
         k
         for k in allowed_steps(projected, node_id, directory, role=label)
-        if k in KIND_FIELDS and (not post or roles.offered(post, k, node_role))
+        if k in KIND_FIELDS
+        and (not post or roles.offered(post, k, node_role))
+        and roles.place_offers(k, projected, node_id, department=department, window=window)
     ]
 
 
@@ -378,10 +389,14 @@ def action_defaults(
     return values
 
 
-def choices_for(fld: Field, state: dict[str, Any], outcomes: list[str] | None = None) -> tuple[tuple[str, str], ...]:
-    """A select's options; a decision offers only the outcomes the rule allows here (``outcomes``)."""
+def choices_for(
+    fld: Field, state: dict[str, Any], outcomes: list[str] | None = None, department: str = ""
+) -> tuple[tuple[str, str], ...]:
+    """A select's options; a decision offers only the outcomes the rule allows here (``outcomes``); a sub-task
+    only the account's own department (``department``) where it carries one."""
     if fld.name == "department" and fld.widget == "select":
-        return tuple((d, d) for d, v in state.get("subtasks", {}).items() if v == "pending")
+        pending = (d for d, v in state.get("subtasks", {}).items() if v == "pending")
+        return tuple((d, d) for d in pending if not department or d == department)
     if fld.name == "outcome" and outcomes is not None:
         return tuple((v, label) for v, label in fld.choices if v in outcomes) or fld.choices
     return fld.choices
@@ -402,6 +417,8 @@ def refusal_text(exc: SanjiError) -> tuple[str, str, str]:
     if isinstance(exc, ActionRefused):
         zh, en = bilingual(exc.refusal)
         return zh, en, exc.refusal.code
+    if isinstance(exc, roles.PlaceRefused):
+        return exc.message_zh, exc.message, exc.refusal
     return "办件规则不允许此操作", exc.message, exc.code
 
 
@@ -576,7 +593,7 @@ class ScreenController(Controller):
                 refusal=code,
                 values=values,
                 open_kind=kind,
-                status=409 if exc.code == "action_refused" else 400,
+                status=409 if exc.code == "action_refused" else 403 if isinstance(exc, roles.PlaceRefused) else 400,
                 hint=exc.hint,
                 person=desk_person(request),
                 caller=caller,
@@ -1028,10 +1045,20 @@ async def _errand_page(
     matter = context.matter(row["matter"]) or view.get("bound_matter")
     # A logged-in post is asked about by its label (who may grant an extension); otherwise the
     # menu shows what any post of this desk may do, and the rule answers the one who posts.
-    post = caller.principal.label if caller is not None and caller.principal is not None else ""
-    as_post = caller.principal.role if caller is not None and caller.principal is not None else ""
+    principal = caller.principal if caller is not None else None
+    post = principal.label if principal is not None else ""
+    as_post = principal.role if principal is not None else ""
+    department = principal.department if principal is not None else ""
     node_role = caller.node_role if caller is not None else ""
-    kinds = offered_steps(state, store.node_id, directory, post=as_post, node_role=node_role)
+    kinds = offered_steps(
+        state,
+        store.node_id,
+        directory,
+        post=as_post,
+        node_role=node_role,
+        department=department,
+        window=principal.window if principal is not None else "",
+    )
     offered = set(kinds)
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here
@@ -1046,7 +1073,7 @@ async def _errand_page(
             {
                 "f": f,
                 "value": current.get(f.name, ""),
-                "choices": choices_for(f, state, outcomes),
+                "choices": choices_for(f, state, outcomes, department),
                 "paper": bool(current.get(f.name + "_paper")),  # a signature: the paper 送达回证 was signed
             }
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)

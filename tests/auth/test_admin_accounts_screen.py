@@ -179,3 +179,46 @@ def test_a_name_with_a_slash_is_managed_like_any_other(town: Path, admin: tuple[
     assert r.status_code == 200 and one_time(r.text)
     r = client.post("/admin/accounts/password", data={"name": "nobody", "_csrf_token": csrf})
     assert r.status_code == 404
+
+
+def test_a_window_is_set_at_creation_and_changed_on_the_row(town: Path, admin: tuple[Client, str]) -> None:
+    """A township's accounts carry a window (never a department: the county departments sit at the county)."""
+    client, csrf = admin
+    page = client.get("/admin/accounts").text
+    assert 'name="window"' in page and 'name="department"' not in page and '<option value="综合窗口">' in page
+    r = client.post(
+        "/admin/accounts", data={"name": "赵六", "role": "window_a", "window": "社会救助窗口", "_csrf_token": csrf}
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/admin/accounts", data={"name": "钱七", "role": "window_a", "department": "县民政局", "_csrf_token": csrf}
+    )
+    assert r.status_code == 400 and 'id="err-role"' in r.text and "carries a department" in r.text
+    r = client.post("/admin/accounts/place", data={"name": "王芳", "window": "综合窗口", "_csrf_token": csrf})
+    assert r.status_code == 200 and "部门和窗口已保存" in r.text, r.text  # followed the 303 back to the list
+    r = client.post("/admin/accounts/place", data={"name": "无此人", "window": "x", "_csrf_token": csrf})
+    assert r.status_code == 404
+    assert client.post("/admin/accounts/place", data={"name": "王芳", "window": "x"}).status_code == 403  # no CSRF
+
+    async def places(service: AuthService) -> dict[str, tuple[str, str]]:
+        return {a.name: (a.department, a.window) for a in await service.book.accounts()}
+
+    assert with_service(town, places) == {"李管理": ("", ""), "王芳": ("", "综合窗口"), "赵六": ("", "社会救助窗口")}
+    placed = [e for e in events(town, event="account") if isinstance(e, ev.AccountChanged) and e.change == "placed"]
+    assert [(e.name, e.actor, e.window) for e in placed] == [("王芳", "李管理", "综合窗口")]
+
+
+def test_the_county_sets_a_department_clerk(tmp_path: Path) -> None:
+    config = prepare(tmp_path, "C", required=True)
+    add(config, "县管理", "admin")
+    with TestClient(app(config)) as client:
+        csrf = login(client, "县管理")
+        page = client.get("/admin/accounts").text
+        assert 'name="department"' in page and '<option value="县民政局">' in page
+        body = {"name": "赵敏", "role": "approver", "department": "县民政局", "_csrf_token": csrf}
+        r = client.post("/admin/accounts", data=body)
+        assert r.status_code == 201, r.text
+        row = client.get("/admin/accounts").text.split('data-name="赵敏"')[1].split("</tr>")[0]
+        assert 'name="department" value="县民政局"' in row
+        body = {"name": "周明", "role": "supervisor", "department": "县民政局", "_csrf_token": csrf}
+        assert client.post("/admin/accounts", data=body).status_code == 400  # a supervisor sits at no department

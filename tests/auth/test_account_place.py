@@ -1,0 +1,194 @@
+"""Where an account sits: its county department and its window — kept in the store (migration 0025), set
+and cleared by ``sanji accounts add/edit``, audited, and judged by the one rule (``roles.place_refusal``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+from alembic import command
+from auth_kit import PASSWORD, events, prepare, with_service
+from sqlalchemy import insert, text
+
+from protocol.errand import ErrandState
+from protocol.urging import Urging
+from sanji.auth import events as ev
+from sanji.auth import roles
+from sanji.auth.book import AuthBook
+from sanji.auth.service import AuthService
+from sanji.cli import accounts_cmd
+from sanji.demo.cluster import Cluster
+from sanji.demo.staff import DEMO_PASSWORD, seed_accounts
+from sanji.store import open_database
+from sanji.store import schema as t
+from sanji.store.revisions import alembic_config
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sanji")
+    sub = parser.add_subparsers(dest="command", required=True)
+    accounts_cmd.add_parser(sub)
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str]) -> int:
+    args = parse(argv)
+    result: int = args.func(args)
+    return result
+
+
+def placed(config: Path, name: str) -> tuple[str, str]:
+    async def work(service: AuthService) -> tuple[str, str]:
+        account = await service.book.account(name=name)
+        assert account is not None
+        return account.department, account.window
+
+    result: tuple[str, str] = with_service(config, work)
+    return result
+
+
+def test_the_command_line_sets_and_clears_department_and_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    county, town = prepare(tmp_path / "a", "C"), prepare(tmp_path / "b", "T01")
+    add = ["accounts", "add", "--config", str(county), "--name", "赵敏", "--role", "approver", "--password-stdin"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert run([*add, "--department", "县民政局"]) == 0
+    assert "acting for department 县民政局" in capsys.readouterr().out
+    assert placed(county, "赵敏") == ("县民政局", "")
+
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合窗口") == 0
+    assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--window", "社会救助窗口"]) == 0
+    assert placed(town, "王芳") == ("", "社会救助窗口")
+    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--department", "县人社局"]) == 0
+    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--window", "民政窗口"]) == 0
+    assert placed(county, "赵敏") == ("县人社局", "民政窗口")  # a flag left out keeps its value
+    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--department", ""]) == 0
+    assert placed(county, "赵敏") == ("", "民政窗口")
+    assert accounts_cmd.run_list(str(county)) == 0
+    assert "赵敏\tapprover\t部门审批\tactive" in capsys.readouterr().out
+
+    # What does not fit: a department below the county, a window at a village, a post that sits nowhere.
+    assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--department", "县民政局"]) == 2
+    assert accounts_cmd.run_add(str(county), "周明", "supervisor", PASSWORD, department="县民政局") == 2
+    assert accounts_cmd.run_add(str(county), "钱某", "approver", PASSWORD, department=" 县民政局") == 2
+    assert accounts_cmd.run_add(str(county), "钱某", "approver", PASSWORD, department="县民\n政局") == 2
+    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏"]) == 2
+    assert run(["accounts", "edit", "--config", str(county), "--name", "无此人", "--window", "x"]) == 2
+    out = capsys.readouterr().out
+    assert "only a window post, director or department approver at the county carries a department" in out
+    assert "no spaces at either end" in out and "give --department or --window" in out and "no account" in out
+    assert placed(town, "王芳") == ("", "社会救助窗口")
+
+    changes = [
+        (e.name, e.change, e.department, e.window)
+        for e in events(county, event="account")
+        if isinstance(e, ev.AccountChanged)
+    ]
+    assert changes == [
+        ("赵敏", "added", "县民政局", ""),
+        ("赵敏", "placed", "县人社局", ""),
+        ("赵敏", "placed", "县人社局", "民政窗口"),
+        ("赵敏", "placed", "", "民政窗口"),
+    ]
+
+
+def test_a_village_agent_carries_no_window(tmp_path: Path) -> None:
+    village = prepare(tmp_path, "T01V01")
+    assert accounts_cmd.run_add(str(village), "李建国", "village_agent", PASSWORD, window="代办窗口") == 2
+    assert accounts_cmd.run_add(str(village), "李建国", "village_agent", PASSWORD) == 0
+
+
+async def test_the_migration_keeps_every_account_acting_for_its_whole_node(db_url: str) -> None:
+    """0025 on a store at 0024 that holds an account: it keeps it, with no department and no window."""
+    db = await open_database(db_url, migrate=False)
+    try:
+        async with db.writer.begin() as conn:
+
+            def to_0024(sync: object) -> None:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = sync
+                command.upgrade(cfg, "0024")
+
+            await conn.run_sync(to_0024)
+            columns = {row[1] for row in await conn.execute(text("PRAGMA table_info(accounts)"))}
+            assert "department" not in columns and "window" not in columns
+            await conn.execute(
+                insert(t.accounts).values(
+                    name="王芳", role="window_a", password_hash="x", active=True, failed_logins=0,
+                    locked_until=0.0, created_at=1.0, must_change_password=False,
+                )
+            )  # fmt: skip
+    finally:
+        await db.dispose()
+
+    db = await open_database(db_url)  # migrates to head
+    try:
+        book = AuthBook(db)
+        account = await book.account(name="王芳")
+        assert account is not None and (account.role, account.department, account.window) == ("window_a", "", "")
+        async with db.reader.connect() as conn:
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+        assert version == "0025"
+    finally:
+        await db.dispose()
+
+
+# -- the rule ------------------------------------------------------------------------------------------
+
+
+def _state(**facts: object) -> ErrandState:
+    return ErrandState(id="E", scope="T01V01", matter="M", applicant_name="A", stage="accepted", holder="T01", **facts)  # type: ignore[arg-type]
+
+
+def test_the_place_rule() -> None:
+    joint = _state(subtasks={"县农业农村局": "pending", "县住建局": "pending"}, department="县自然资源局")
+    mine = {"department": "县农业农村局", "window": ""}
+    assert roles.place_refusal("subtask_done", joint, **mine, named_department="县农业农村局") is None
+    refused = roles.place_refusal("subtask_done", joint, **mine, named_department="县住建局")
+    assert refused is not None and refused.refusal == "other_department_subtask"
+    refused = roles.place_refusal("decide", joint, **mine)  # the errand is 县自然资源局's
+    assert refused is not None and refused.refusal == "other_department_errand"
+    assert roles.place_offers("subtask_done", joint, "C", **mine)
+    assert not roles.place_offers("subtask_done", joint, "C", department="县医保局", window="")
+    assert not roles.place_offers("note", joint, "C", **mine)
+
+    own = _state(department="县民政局")
+    assert roles.place_refusal("decide", own, department="县民政局", window="") is None
+    refused = roles.place_refusal("decide", own, department="县民政局", window="", named_department="县人社局")
+    assert refused is not None and refused.refusal == "other_department_decision"
+    assert roles.place_refusal("note", _state(), department="县民政局", window="") is None  # not escalated
+
+    urgings = (
+        Urging(id="u1", by="C", to="T01", window="综合窗口", answer_by="2026-12-01", at=1),
+        Urging(id="u2", by="C", to="T01", window="社会救助窗口", answer_by="2026-12-01", at=2),
+    )
+    urged = _state(urgings=urgings)
+    assert roles.urging_for(urged, "T01", "社会救助窗口") == "u2"
+    assert roles.urging_for(urged, "T01", "") == "u1"
+    assert roles.place_refusal("answer_urging", urged, department="", window="社会救助窗口", urging="u2") is None
+    refused = roles.place_refusal("answer_urging", urged, department="", window="社会救助窗口", urging="u1")
+    assert refused is not None and refused.refusal == "other_window_urging"
+    assert refused.as_dict()["message_zh"] == "该督办督促的是综合窗口，本账号属于社会救助窗口，不能答复"
+    assert not roles.place_offers("answer_urging", urged, "T01", department="", window="民政窗口")
+
+    for kind in ("subtask_done", "decide", "answer_urging", "receive"):  # neither: the whole node, never refused
+        assert roles.place_refusal(kind, joint, department="", window="", named_department="x", urging="u9") is None
+
+
+def test_the_demo_seeds_department_clerks_and_window_staff(tmp_path: Path) -> None:
+    cluster = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True)
+    configs = {n: cluster.nodes[n].config for n in ("C", "T01", "T01V01")}
+    lines = asyncio.run(seed_accounts(configs))
+    assert [line.split(":")[0] for line in lines] == ["C", "T01"]  # a village station has no such posts
+    asyncio.run(seed_accounts(configs))  # again: nothing doubled, nothing refused
+    assert placed(configs["C"], "赵敏") == ("县民政局", "") and placed(configs["T01"], "李红") == ("", "社会救助窗口")
+
+    async def login(service: AuthService) -> tuple[str, str]:
+        principal = (await service.login("钱进", DEMO_PASSWORD)).principal
+        return principal.role, principal.department
+
+    assert with_service(configs["C"], login) == ("approver", "县人社局")
