@@ -190,7 +190,7 @@ class AccountsScreenController(Controller):
         """Set or clear where an account sits (``AuthService.place``, as ``sanji accounts edit``)."""
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        form = await request.form()
+        form = await bounded_form(request)
         name = _field(form, "name", NAME_LIMIT)
         department = _field(form, "department", roles.PLACE_LIMIT).strip()
         window = _field(form, "window", roles.PLACE_LIMIT).strip()
