@@ -58,6 +58,19 @@ def cn_iso(text: str) -> str:
         return text
 
 
+_TRAILING_NOTE = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+
+
+def applied_for(matter_name: str) -> str:
+    """The matter said as an application in "你于…提出的<X>", never as "…申请申请".
+
+    ``临时救助申请`` and ``医疗救助申请(民政医疗救助)`` already are one (a trailing bracketed note is
+    looked past); ``户口迁移`` becomes ``户口迁移申请``.
+    """
+    name = matter_name.strip()
+    return name if _TRAILING_NOTE.sub("", name).endswith("申请") else name + "申请"
+
+
 def at_text(hlc: int) -> str:
     """An action's time in China Standard Time, to the minute."""
     if not hlc:
@@ -359,6 +372,7 @@ class DocumentController(Controller):
             "receipt": row["receipt"],
             "matter": matter,
             "matter_name": matter.name if matter else row["matter"],
+            "applied_for": applied_for(matter.name if matter else row["matter"]),
             "matter_code": row["matter"],
             "applicant": row["applicant_name"],
             "register": register,
