@@ -35,6 +35,7 @@ from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 from sanji.privacy import mask_id_number
 from sanji.store import Store
+from sanji.web.language import split_pair
 from sanji.web.qr import qr_svg
 
 FREE_OF_CHARGE = "代办服务免费"
@@ -137,6 +138,19 @@ SERVICE_DECISION_TITLES: dict[str, tuple[str, str]] = {
     "approved": ("准予办理决定书", "Decision to grant"),
     "refused": ("不予办理决定书", "Decision to refuse"),
 }
+
+
+def delivered_outcome(outcome: str, decide: dict[str, Any] | None, history: list[dict[str, Any]]) -> tuple[str, str]:
+    """The 送达回证's 办理结果 in the words of the paper handed over: 准予办理 / 不予许可 … as the decision document
+    is titled (超时默许 said), else the outcome's own Chinese (不予受理, 退回 …); English apart, never a code."""
+    if decide is not None and outcome in ("approved", "refused"):
+        zh = decision_title(decide, history)[0].removesuffix("决定书")
+        if decide.get("deemed"):
+            zh += "（超时默许）"
+        return zh, "granted" if outcome == "approved" else "refused"
+    label = OUTCOMES.get(outcome, "")
+    pair = split_pair(label)
+    return (pair.zh, pair.en) if pair else (label or "—", "")
 
 
 def licensed(category: str) -> bool:
@@ -435,6 +449,7 @@ class DocumentController(Controller):
                 named or (decision_title(decide, history)[0] if decide else "") or _notice_for(row["outcome"])
             )
             facts["signature_path"] = signature_path(str(source.get("signature") or ""))
+            facts["outcome_zh"], facts["outcome_en"] = delivered_outcome(row["outcome"], decide, history)
         return Template(template_name=spec.template, context=facts)
 
 

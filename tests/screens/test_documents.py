@@ -19,6 +19,7 @@ from sanji.web.documents import (
     applied_for,
     cn_iso,
     decision_facts,
+    delivered_outcome,
     document_number,
     issuing_body,
     review_government,
@@ -107,7 +108,10 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
     act(town, errand_id, "deliver", confirmed_by="张秀英", signature="张秀英 手写签名")
     status, html = doc(town, errand_id, "delivery")
     assert status == 200
-    assert "送达回证" in html and "准予 approved" in html and "临时救助审批决定书" in html
+    assert "送达回证" in html and "临时救助审批决定书" in html
+    # the outcome in the decision's words (临时救助 is a benefit: 准予办理), its English apart, never a code
+    assert '<td class="strong" id="outcome">准予办理 <span class="en">granted</span></td>' in html
+    assert "approved" not in html
     assert "签收人" in html and "张秀英 手写签名" in html and "受送达人（签名）" in html
     assert available(town, errand_id) == {"receipt", "acceptance", "commitment", "supplement", "decision", "delivery"}
     assert "城关镇人民政府" in html  # who decided: the township's government, not its service centre
@@ -244,6 +248,17 @@ def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
     assert "超时默许" in html and "视为<b>准予许可</b>" in html and "（2026年5月6日）" in html
     html = templates.get_template("print_decision.html").render(**common, **refused, registered_on="2026年4月1日")
     assert "户籍不在本镇" in html and "城民救〔2026〕3号" in html
+
+
+def test_a_delivery_names_the_outcome_as_the_paper_handed_over_does() -> None:
+    """送达回证's 办理结果: the decision document's words (许可 for a licence, 办理 otherwise), else the outcome's."""
+    licence = [{"kind": "register", "matter_entry": {"category": "许可"}}]
+    benefit = [{"kind": "register", "matter_entry": {"category": "给付"}}]
+    assert delivered_outcome("refused", {"outcome": "refused"}, licence) == ("不予许可", "refused")
+    assert delivered_outcome("refused", {"outcome": "refused"}, benefit) == ("不予办理", "refused")
+    deemed = {"outcome": "approved", "deemed": True}
+    assert delivered_outcome("approved", deemed, licence) == ("准予许可（超时默许）", "granted")
+    assert delivered_outcome("not_accepted", None, benefit) == ("不予受理", "not accepted")
 
 
 def test_a_matter_is_said_as_one_application_never_twice() -> None:
