@@ -64,6 +64,11 @@ class _Facts(msgspec.Struct, kw_only=True):
 _facts = msgspec.msgpack.Decoder(_Facts)
 
 
+# 黄灯: a deadline this many working days away or nearer (the due day counted) is due soon (seed 000 warns
+# "提前3天"); the supervision page's legend says the same number.
+WARN_DAYS = 3
+
+
 def deadline_of(
     due: str, stage: str, paused: bool, context: NodeContext, today: date, *, provisional: bool = False
 ) -> Deadline | None:
@@ -81,7 +86,7 @@ def deadline_of(
     if calendar is None:
         return Deadline(due=due, level="unknown", provisional=marked)
     try:
-        status = deadline_status(date.fromisoformat(due), today, calendar, warn_days=3)
+        status = deadline_status(date.fromisoformat(due), today, calendar, warn_days=WARN_DAYS)
     except CalendarUnknown:
         return Deadline(due=due, level="unknown", provisional=marked)
     return Deadline(

@@ -83,13 +83,21 @@ def test_supervision_counts_errands_by_township_and_stage(frozen_town: tuple[Cli
     town, _ = frozen_town
     accepted = register(town, in_person=True)
     act(town, accepted, "accept")
-    register(town, in_person=True)
+    waiting = register(town, in_person=True)
     page = town.get("/supervision").text
     row = re.search(r'<tr data-row="T01">(.*?)</tr>', page, re.S)
     assert row, page
-    cells = dict(re.findall(r'data-stage="(\w+)">(?:<strong>)?(\d+|—)', row.group(1)))
+    cells = dict(re.findall(r'data-stage="(\w+)">(?:<strong>|<a [^>]*>)?(\d+|—)', row.group(1)))
     assert cells["accepted"] == "1" and cells["total"] == "2", cells
     assert sum(int(v) for k, v in cells.items() if k != "total" and v != "—") == 2
+    # each count opens those errands: the ledger of the township's errands at that stage
+    link = re.search(r'data-stage="accepted"><a href="(/office/ledger\?[^"]+)"', row.group(1))
+    assert link, row.group(1)
+    ledger = town.get(link.group(1).replace("&amp;", "&")).text
+    assert accepted in ledger and f"/errands/{waiting}" not in ledger
+    # the lights are explained: what red and yellow mean, with the number of working days
+    legend = re.search(r'id="light-legend">(.*?)</p>', page, re.S)
+    assert legend and "红灯：已过办结期限" in legend.group(1) and "不足 3 个工作日" in legend.group(1)
     assert 'id="by-department"' in page and 'id="deemed-approvals"' in page
     report = town.get("/api/supervision").json()
     assert sum(report["by_township"]["T01"].values()) == 2 and report["by_township"]["T01"]["accepted"] == 1
@@ -354,11 +362,19 @@ def test_supervision_screen_renders_the_api_data(town: Client) -> None:
     api = town.get("/api/supervision").json()
     r = town.get("/supervision")
     assert r.status_code == 200
-    match = re.search(r"在办件 <span lang=\"en\" class=\"alt\">Open errands</span></th><td>(\d+)</td>", r.text)
-    assert match and int(match.group(1)) == api["open_errands"] == 2
+    match = re.search(r"在办件 <span lang=\"en\" class=\"alt\">Open errands</span></th><td>(\d+) 件", r.text)
+    assert match and int(match.group(1)) == api["open_errands"] == 2  # a count with its unit
     for heading in ("超期办件", "临期预警", "环节缺失", "投诉", "回访抽样"):
         assert heading in r.text
     assert town.get("/supervision", params={"sample": "abc", "seed": "x" * 100}).status_code == 200
+    # an approval that skipped 承办 and 审核 is named as a person names it: its receipt and its matter, not its id
+    act(town, first, "decide", outcome="approved")
+    act(town, first, "deliver", confirmed_by="张秀英", signature="纸质送达回证已签字")
+    receipt = town.get(f"/api/errands/{first}").json()["receipt"]
+    page = town.get("/supervision").text
+    row = re.search(rf'<tr data-errand="{re.escape(first)}">(.*?)</tr>', page, re.S)
+    assert row and f">{receipt}</a>" in row.group(1) and "临时救助申请" in row.group(1), page
+    assert f">{first}</a>" not in page
 
 
 def test_changing_the_matter_keeps_the_form_and_swaps_the_checklist(village: Client) -> None:
