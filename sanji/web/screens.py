@@ -466,6 +466,10 @@ class ScreenController(Controller):
         for view in work_views:
             if view["light"]["cls"] in lights:
                 lights[view["light"]["cls"]] += 1
+        reports = await store.reports()
+        held = [*rows, *work_views]
+        named = {*(r["holder"] for r in held), *(r.get("pending_to") or "" for r in held)}
+        named |= {*(r.node for r in reports), *health}
         return Template(
             template_name="home.html",
             context={
@@ -479,7 +483,8 @@ class ScreenController(Controller):
                 "notices": notices[:50],
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
-                "reports": await store.reports(),
+                "reports": reports,
+                "node_names": {n: node_name(store.directory, n) for n in named if n},  # a node as its name, not its id
                 "errand_rules": MAX_RULES,  # the generation of errand rules this build judges by
                 "health": health,
                 "id_conflicts": await id_conflicts(store),

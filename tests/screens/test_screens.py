@@ -60,6 +60,9 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     assert due > today[0]
     page = town.get("/").text
     assert f'href="/errands/{errand_id}"' in page and "正常 剩" in page
+    # where each errand is, by the centre's name (not "T01"); no internal version number to puzzle over
+    assert 'data-label="经办节点 Custodian">城关镇便民服务中心 <span class="en">T01</span></td>' in page
+    assert 'data-label="经办节点 Custodian">T01<' not in page and 'data-label="版本 Version"' not in page
     today[0] = due
     page = town.get("/").text
     assert 'class="light yellow"' in page and "黄灯 剩" in page
@@ -581,5 +584,6 @@ def test_the_nodes_table_shows_which_nodes_judge_by_older_errand_rules(tmp_path:
     asyncio.run(reports())
     with TestClient(make_app(settings)) as town:
         page = town.get("/").text
-    row = page[page.index("<td>T01V01</td>") :].split("</tr>")[0]
+    row = page[page.index('<tr data-node="T01V01">') :].split("</tr>")[0]
     assert "办件规则" in page and "旧版本 需升级 upgrade" in row
+    assert "东村代办点" in row and 'data-label="节点 Node"' in row  # named, and a card on a phone
