@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
-from protocol.errand import OUTCOMES, service_kind
+from protocol.errand import outcome_label, service_kind
 from protocol.matter import Matter
 from protocol.stages import FINISHED, stage_label
 from sanji.calendar_duty import marks_of
@@ -114,7 +114,7 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "matter_name": matter.name if matter else row["matter"],
         "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
         "stage_label": stage_label(row["stage"], row["outcome"]),
-        "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
+        "outcome_label": outcome_label(row["outcome"], matter.category if matter else ""),
         "deadline": deadline_of(
             row.get("due", ""), row["stage"], paused, context, today, provisional=marks.due_provisional
         ),

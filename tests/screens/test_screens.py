@@ -15,6 +15,7 @@ from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 
 import sanji.web.desk_api
 from protocol.deadlines import business_today
+from protocol.errand import outcome_label
 from protocol.receipts import make_receipt
 from protocol.session import NodeReport
 from sanji.context import NodeContext
@@ -339,6 +340,22 @@ def test_the_county_does_not_register(tmp_path: Path) -> None:
 
 
 # -- lookup and supervision ---------------------------------------------------------------------
+
+
+def test_a_refused_benefit_is_said_as_not_granted_never_as_not_licensed(town: Client) -> None:
+    """临时救助 is a benefit (给付), not a licence: its refusal reads 不予办理 wherever it is shown, as its decision
+    document is titled, on the desk, the ledger and the villager's lookup; a licence's stays 不予许可."""
+    errand_id = register(town, in_person=True, applicant_phone="13812345678")
+    act(town, errand_id, "accept")
+    act(town, errand_id, "decide", outcome="refused", reasons="家庭收入超过本县临时救助标准")
+    receipt = town.get(f"/api/errands/{errand_id}").json()["receipt"]
+    looked_up = town.get("/lookup", params={"receipt": receipt, "code": "5678"}).text
+    assert "不予办理 refused" in looked_up and "不予许可" not in looked_up
+    assert town.get(f"/api/lookup/{receipt}", params={"code": "5678"}).json()["outcome"] == "不予办理 refused"
+    assert "不予办理" in town.get(f"/errands/{errand_id}").text.split("办理记录")[0]
+    ledger = town.get("/office/ledger").text
+    assert "不予办理" in ledger and "不予许可" not in ledger
+    assert outcome_label("refused", "许可") == "不予许可 refused" == outcome_label("refused")  # a licence, or unknown
 
 
 def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> None:
