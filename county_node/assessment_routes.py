@@ -25,6 +25,7 @@ from sanji.office.assess import as_json, run_assessment
 from sanji.office.book import OfficeBook, OfficeRefused
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
+from sanji.web.documents import node_name
 from sanji.web.screens import _frame, one, read_form
 
 Quarter = Annotated[
@@ -132,6 +133,10 @@ def _redirect(quarter: str, *, done: str = "", problem: str = "") -> Redirect:
     return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
 
 
+def _centres(result: Any) -> set[str]:
+    return {*(s.centre for s in result.staff), *(c.centre for c in result.centres)}
+
+
 class AssessmentScreenController(Controller):
     path = "/office/assessment"
     include_in_schema = False
@@ -166,6 +171,8 @@ class AssessmentScreenController(Controller):
                 "staff_items": [i for i in rules.items if i.target == "staff"],
                 "centre_items": [i for i in rules.items if i.target == "centre"],
                 "part_names": {p.code: p.name for p in rules.parts},
+                # a centre by its name (城关镇便民服务中心), not its id
+                "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
                 "done": done,
                 "problem": problem,
             },

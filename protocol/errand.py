@@ -131,6 +131,16 @@ OUTCOMES = {
     "terminated": "终止办理 terminated",
     "withdrawn": "申请人撤回 withdrawn",
 }
+
+
+def outcome_label(outcome: str, category: str = "") -> str:
+    """The words for an outcome: a refusal is 不予许可 for a licence (行政许可, or a category not known) and
+    不予办理 for any other matter (给付, 确认, 公共服务 …): a 临时救助 is refused, never "not licensed"."""
+    if outcome == "refused" and category not in ("许可", ""):
+        return "不予办理 refused"
+    return OUTCOMES.get(outcome, outcome)
+
+
 # 七件管理's 代办件: an errand the village agent carries for the villager. Not a handling kind
 # (``Accept.errand_kind`` says how the errand is handled: 即办 承诺 上报 联办 特办) but how it came in,
 # so an errand is both, e.g. a 代办 承诺件. Derived from the registration, never written by anyone.

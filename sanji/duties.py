@@ -29,7 +29,7 @@ import msgspec
 
 from protocol.binding import DEEMED_ROLE, SYSTEM_ACTOR
 from protocol.deadlines import UNIT_NAMES
-from protocol.errand import OUTCOMES
+from protocol.errand import outcome_label
 from protocol.errors import SanjiError
 from protocol.matter import Matter
 from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
@@ -189,7 +189,7 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
             continue
         matter = context.matter(row["matter"])
         name = matter.name if matter else row["matter"]
-        outcome = OUTCOMES.get(row["outcome"], row["outcome"]).split()[0]
+        outcome = outcome_label(row["outcome"], matter.category if matter else "").split()[0]
         text = f"【三级联办】您申请的{name}(回执号{row['receipt']})已办结:{outcome}。请到村便民服务站领取结果。"
         # Only the masked number is queued: the real one is opened from the errand when it is sent.
         if await store.queue_notification(row["id"], "result", mask_phone(phone), text):

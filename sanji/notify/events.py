@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from protocol.actions import Accept, Extend, RequestSupplement
 from protocol.encoding import decode_action
-from protocol.errand import OUTCOMES
+from protocol.errand import outcome_label
 from protocol.topology import VILLAGE
 from sanji.context import NodeContext
 from sanji.duties import mask_phone
@@ -106,7 +106,7 @@ async def applicant_messages(store: Store, context: NodeContext, settings: SmsSe
             "sign": settings.sign,
             "matter": matter.name if matter else row["matter"],
             "receipt": row["receipt"],
-            "outcome": OUTCOMES.get(row["outcome"], row["outcome"]).split()[0],
+            "outcome": outcome_label(row["outcome"], matter.category if matter else "").split()[0],
             "place": pickup_place(store, row["scope"]),
         }
         out.append(

@@ -14,10 +14,15 @@ from litestar.response import Redirect, Template
 
 from sanji.context import NodeContext
 from sanji.notify.outbox import DEAD, PENDING, SENT, Outbox
+from sanji.notify.templates import EVENT_LABELS, RECIPIENT_LABELS
 from sanji.store import Store
 from sanji.web.screens import _frame
 
 STATUSES = (PENDING, SENT, DEAD)
+GATEWAY_LABELS = {  # [sms] gateway, as the outbox screen says it
+    "file": ("写入文件，不真正发送（演示）", "written to a file, not sent (demo)"),
+    "http": ("短信平台", "the SMS provider"),
+}
 
 
 class OutboxRow(msgspec.Struct, kw_only=True):
@@ -100,7 +105,9 @@ class SmsScreenController(Controller):
             template_name="office_sms.html",
             context={
                 **_frame(store, context, "sms"),
-                "gateway": outbox.settings.gateway,
+                "gateway": GATEWAY_LABELS.get(outbox.settings.gateway, (outbox.settings.gateway, "")),
+                "events": EVENT_LABELS,
+                "recipients": RECIPIENT_LABELS,
                 "counts": await outbox.counts(),
                 "dead": await outbox.rows(DEAD),
                 "pending": await outbox.rows(PENDING),

@@ -19,6 +19,24 @@ DEFAULTS: Mapping[str, str] = {
 }
 
 
+# What the outbox screen calls each event and each recipient (a message stores the code; a person reads these).
+EVENT_LABELS: Mapping[str, tuple[str, str]] = {
+    "accepted": ("受理通知", "accepted"),
+    "supplement": ("补正通知", "supplement"),
+    "extended": ("延期通知", "extended"),
+    "result": ("办结通知", "result"),
+    "warning_yellow": ("黄色预警", "yellow warning"),
+    "warning_red": ("红色预警", "red warning"),
+    "urging": ("督办提醒", "urging"),
+}
+RECIPIENT_LABELS: Mapping[str, tuple[str, str]] = {
+    "applicant": ("申请人", "applicant"),
+    "leader": ("部门负责人", "department leader"),
+    "director": ("中心主任", "centre director"),
+    "window": ("窗口值班电话", "window's duty phone"),
+}
+
+
 class _Fields(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""

@@ -38,7 +38,7 @@ from protocol.actions import (
 )
 from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
-from protocol.errand import FIVE_STEPS, OUTCOMES, PROXIED, ErrandState, service_kind
+from protocol.errand import FIVE_STEPS, PROXIED, ErrandState, outcome_label, service_kind
 from protocol.hlc import wall_seconds
 from protocol.stages import stage_label
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
@@ -90,7 +90,7 @@ class LedgerRow(msgspec.Struct, kw_only=True):
 
     @property
     def outcome_label(self) -> str:
-        return OUTCOMES.get(self.outcome, self.outcome)
+        return outcome_label(self.outcome, self.category)
 
 
 def day_of(hlc: int) -> date:

@@ -36,6 +36,7 @@ from sanji.office.stats import (
     total,
 )
 from sanji.store import Store
+from sanji.web.documents import node_name
 from sanji.web.screens import _frame
 
 # One line of text: the character class protocol.bounds holds every name to, said in the schema too.
@@ -295,6 +296,13 @@ class OfficeScreenController(Controller):
                 "level_labels": LEVEL_LABELS,
                 "kinds": ("即办件", "承诺件", "上报件", "联办件", "特办件", "代办件"),
                 "townships": sorted({r.township for r in rows if r.township}),
+                # nodes by their names (城关镇便民服务中心, not T01): the ledger's 节点 and a group that is a node
+                "node_names": {
+                    n: node_name(store.directory, n)
+                    for n in {*(r.scope for r in rows), *(r.township for r in rows), *(r.county for r in rows)}
+                    if n
+                },
+                "node_groups": dimension in ("county", "township", "node"),
                 "above_counties": above,
                 "download": {
                     "xlsx": "/api/office/ledger/export?" + urlencode({**params, "format": "xlsx"}),

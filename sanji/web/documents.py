@@ -35,6 +35,7 @@ from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 from sanji.privacy import mask_id_number
 from sanji.store import Store
+from sanji.web.language import split_pair
 from sanji.web.qr import qr_svg
 
 FREE_OF_CHARGE = "代办服务免费"
@@ -56,6 +57,19 @@ def cn_iso(text: str) -> str:
         return cn_date(date.fromisoformat(text))
     except (TypeError, ValueError):
         return text
+
+
+_TRAILING_NOTE = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+
+
+def applied_for(matter_name: str) -> str:
+    """The matter said as an application in "你于…提出的<X>", never as "…申请申请".
+
+    ``临时救助申请`` and ``医疗救助申请(民政医疗救助)`` already are one (a trailing bracketed note is
+    looked past); ``户口迁移`` becomes ``户口迁移申请``.
+    """
+    name = matter_name.strip()
+    return name if _TRAILING_NOTE.sub("", name).endswith("申请") else name + "申请"
 
 
 def at_text(hlc: int) -> str:
@@ -124,6 +138,19 @@ SERVICE_DECISION_TITLES: dict[str, tuple[str, str]] = {
     "approved": ("准予办理决定书", "Decision to grant"),
     "refused": ("不予办理决定书", "Decision to refuse"),
 }
+
+
+def delivered_outcome(outcome: str, decide: dict[str, Any] | None, history: list[dict[str, Any]]) -> tuple[str, str]:
+    """The 送达回证's 办理结果 in the words of the paper handed over: 准予办理 / 不予许可 … as the decision document
+    is titled (超时默许 said), else the outcome's own Chinese (不予受理, 退回 …); English apart, never a code."""
+    if decide is not None and outcome in ("approved", "refused"):
+        zh = decision_title(decide, history)[0].removesuffix("决定书")
+        if decide.get("deemed"):
+            zh += "（超时默许）"
+        return zh, "granted" if outcome == "approved" else "refused"
+    label = OUTCOMES.get(outcome, "")
+    pair = split_pair(label)
+    return (pair.zh, pair.en) if pair else (label or "—", "")
 
 
 def licensed(category: str) -> bool:
@@ -359,6 +386,7 @@ class DocumentController(Controller):
             "receipt": row["receipt"],
             "matter": matter,
             "matter_name": matter.name if matter else row["matter"],
+            "applied_for": applied_for(matter.name if matter else row["matter"]),
             "matter_code": row["matter"],
             "applicant": row["applicant_name"],
             "register": register,
@@ -421,6 +449,7 @@ class DocumentController(Controller):
                 named or (decision_title(decide, history)[0] if decide else "") or _notice_for(row["outcome"])
             )
             facts["signature_path"] = signature_path(str(source.get("signature") or ""))
+            facts["outcome_zh"], facts["outcome_en"] = delivered_outcome(row["outcome"], decide, history)
         return Template(template_name=spec.template, context=facts)
 
 

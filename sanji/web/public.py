@@ -33,7 +33,7 @@ from litestar.response import Template
 
 from protocol.bounds import line_problem, text_problem
 from protocol.catalogue import Matter
-from protocol.errand import OUTCOMES
+from protocol.errand import outcome_label
 from protocol.lookup import normalise_factor, second_factor_matches
 from protocol.receipts import is_valid, normalise
 from protocol.stages import stage_label
@@ -168,7 +168,7 @@ def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
         "matter": matter.name if matter else row["matter"],
         "matter_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # a guide only where held
         "stage": stage_label(row["stage"], row["outcome"]),
-        "outcome": OUTCOMES.get(row["outcome"], ""),
+        "outcome": view["outcome_label"] if row["outcome"] else "",
         "due": cn_iso(row["due"]) if row["due"] else "",
         "light": light(view["deadline"])["zh"] if view["deadline"] else "",
         "updated": at_text(row["updated_at"]),
@@ -274,7 +274,7 @@ class PublicController(Controller):
             receipt=row["receipt"],
             matter=matter.name if matter else row["matter"],
             stage=stage_label(row["stage"], row["outcome"]),
-            outcome=OUTCOMES.get(row["outcome"], ""),
+            outcome=outcome_label(row["outcome"], matter.category if matter else "") if row["outcome"] else "",
             due=row["due"],
             updated_at=row["updated_at"],
         )

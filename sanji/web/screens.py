@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -52,6 +52,7 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.fleet import fleet_health
 from sanji.observe.id_conflicts import id_conflicts
+from sanji.office.query import MAX_SPAN_DAYS
 from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
@@ -75,7 +76,7 @@ from sanji.web.documents import (
     paper_signature,
     signature_path,
 )
-from sanji.web.views import Deadline, ErrandSummary, summarise
+from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, summarise
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -483,6 +484,10 @@ class ScreenController(Controller):
         for view in work_views:
             if view["light"]["cls"] in lights:
                 lights[view["light"]["cls"]] += 1
+        reports = await store.reports()
+        held = [*rows, *work_views]
+        named = {*(r["holder"] for r in held), *(r.get("pending_to") or "" for r in held)}
+        named |= {*(r.node for r in reports), *health}
         return Template(
             template_name="home.html",
             context={
@@ -496,7 +501,8 @@ class ScreenController(Controller):
                 "notices": notices[:50],
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
-                "reports": await store.reports(),
+                "reports": reports,
+                "node_names": {n: node_name(store.directory, n) for n in named if n},  # a node as its name, not its id
                 "errand_rules": MAX_RULES,  # the generation of errand rules this build judges by
                 "health": health,
                 "id_conflicts": await id_conflicts(store),
@@ -642,6 +648,12 @@ class ScreenController(Controller):
         urgings = await urging_rows(store, context.today())
         tables = (report.by_township, report.by_department)
         counted = {stage for table in tables for row in table.values() for stage in row}
+        # the errands the lists name by id, said as a person does: receipt number and matter
+        named = {*report.missing_steps, *(d.errand for d in report.deemed), *(str(c.get("errand")) for c in complaints)}
+        said = {
+            errand: {"receipt": state.get("receipt") or errand, "matter": _matter_name(context, state.get("matter"))}
+            for errand, state in (await store.errand_states(sorted(named))).items()
+        }
         return Template(
             template_name="supervision.html",
             context={
@@ -652,6 +664,15 @@ class ScreenController(Controller):
                 "deemed_at": {d.errand: at_text(d.decided_at) for d in report.deemed},
                 "stage_columns": [(stage, STAGE_LABELS[stage]) for stage in STAGES if stage in counted],
                 "node_names": {n: store.directory.get(n).name or n for n in report.by_township if n in store.directory},
+                "said": said,
+                "warn_days": WARN_DAYS,
+                # 在办分布's counts open the ledger of those errands (registered in the three years it spans)
+                "drill_from": (context.today() - timedelta(days=MAX_SPAN_DAYS)).isoformat(),
+                "drillable": {
+                    *(n for n in report.by_township if n in store.directory and store.directory.role(n) == "town"),
+                    *report.by_county,
+                    *(d for d in report.by_department if " " not in d),  # above the counties: "C1 县民政局"
+                },
                 "views": views,
                 "steps": FIVE_STEPS,
                 "urgings": urgings,
@@ -676,6 +697,11 @@ class ScreenController(Controller):
                 ],
             },
         )
+
+
+def _matter_name(context: NodeContext, code: Any) -> str:
+    matter = context.matter(str(code)) if code else None
+    return matter.name if matter else str(code or "—")
 
 
 async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> dict[str, Any] | None:

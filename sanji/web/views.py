@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
-from protocol.errand import OUTCOMES, service_kind
+from protocol.errand import outcome_label, service_kind
 from protocol.matter import Matter
 from protocol.stages import FINISHED, stage_label
 from sanji.calendar_duty import marks_of
@@ -64,6 +64,11 @@ class _Facts(msgspec.Struct, kw_only=True):
 _facts = msgspec.msgpack.Decoder(_Facts)
 
 
+# 黄灯: a deadline this many working days away or nearer (the due day counted) is due soon (seed 000 warns
+# "提前3天"); the supervision page's legend says the same number.
+WARN_DAYS = 3
+
+
 def deadline_of(
     due: str, stage: str, paused: bool, context: NodeContext, today: date, *, provisional: bool = False
 ) -> Deadline | None:
@@ -81,7 +86,7 @@ def deadline_of(
     if calendar is None:
         return Deadline(due=due, level="unknown", provisional=marked)
     try:
-        status = deadline_status(date.fromisoformat(due), today, calendar, warn_days=3)
+        status = deadline_status(date.fromisoformat(due), today, calendar, warn_days=WARN_DAYS)
     except CalendarUnknown:
         return Deadline(due=due, level="unknown", provisional=marked)
     return Deadline(
@@ -109,7 +114,7 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "matter_name": matter.name if matter else row["matter"],
         "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
         "stage_label": stage_label(row["stage"], row["outcome"]),
-        "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
+        "outcome_label": outcome_label(row["outcome"], matter.category if matter else ""),
         "deadline": deadline_of(
             row.get("due", ""), row["stage"], paused, context, today, provisional=marks.due_provisional
         ),

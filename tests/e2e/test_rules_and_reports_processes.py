@@ -81,7 +81,7 @@ async def test_rules_travel_down_and_business_reports_travel_up(kit: Kit, tmp_pa
     assert "第2版" in page and "受理办件超过承诺时限(每工作日)" in page
     assert 'id="publish-rules"' not in page  # read-only below the county
     row = page[page.index('id="rule-overdue_day"') :]
-    assert "扣 -4" in row[: row.index("</tr>")]
+    assert "扣 4 分" in row[: row.index("</tr>")]
     home = await kit.get(C, "/")
     assert "考核细则" in home and "Rules" in home and "版本不一致" not in home  # the column beside each node
 

@@ -88,6 +88,8 @@ def test_scores_entries_and_appeals_over_http_and_screen(county_node: tuple[Clus
         assert again.status_code == 409 and "already decided" in again.json()["message"]  # the office's rules
         page = client.get("/office/assessment/", params=Q).text
         assert "申诉成立" in page and "停机属实" in page and 'id="staff-王芳"' in page
+        staff_row = page[page.index('id="staff-王芳"') :].split("</tr>")[0]
+        assert 'data-label="中心 Centre">城关镇便民服务中心</td>' in staff_row  # the centre by its name, not T01
 
         # bad input: a clear 4xx, nothing recorded
         assert client.get("/api/office/assessment", params={"quarter": "2026Q9"}).status_code == 400

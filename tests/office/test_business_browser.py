@@ -70,7 +70,7 @@ def test_business_reports_and_rules_in_a_browser(live_county: str, tmp_path: Pat
             expect(page.locator("#business-T01")).to_contain_text("1 / 1")
 
             page.goto(live_county + "/office/rules/")
-            expect(page.locator("#rule-overdue_day")).to_contain_text("扣 -2")
+            expect(page.locator("#rule-overdue_day")).to_contain_text("扣 2 分")
             draft = json.loads(page.locator("#rules-text").input_value())
             for item in draft["items"]:
                 if item["code"] == "overdue_day":
@@ -78,7 +78,7 @@ def test_business_reports_and_rules_in_a_browser(live_county: str, tmp_path: Pat
             page.locator("#rules-text").fill(json.dumps(draft, ensure_ascii=False))
             page.get_by_role("button", name="签发并下发 Sign and publish").click()
             expect(page.locator(".flash")).to_contain_text("已发布")
-            expect(page.locator("#rule-overdue_day")).to_contain_text("扣 -4")
+            expect(page.locator("#rule-overdue_day")).to_contain_text("扣 4 分")
             expect(page.locator("h2").first).to_contain_text("第2版")
         finally:
             browser.close()

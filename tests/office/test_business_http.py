@@ -89,6 +89,8 @@ def test_reported_beside_computed_with_the_difference(client: TestClient[Litesta
     assert "业务报表" in html and 'id="business-T01"' in html and 'id="computed-T01"' in html
     row = html[html.index('id="business-T01"') : html.index('id="computed-T01"')]
     assert "2 / 12" in row and "(-1)" in row  # the missing days and the difference, marked
+    note = html[html.index('id="difference-note"') :].split("</p>")[0]
+    assert "尚未上报的日子记在“已报天数”中" in note  # the note says in Chinese what a (±n) means
 
 
 @pytest.mark.parametrize(

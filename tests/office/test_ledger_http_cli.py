@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -102,6 +103,13 @@ def test_screen_shows_filters_chart_table_and_download_links(client: TestClient[
     assert "MZ-003 临时救助申请" in page  # grouped by matter
     assert "E3" not in page  # township T01 only
     assert "format=xlsx" in page and "township=T01" in page
+    # nodes by name: a township's group, the ledger's 节点, the township box's list
+    page = client.get("/office/ledger", params={**NOVEMBER, "by": "township"}).text
+    stats = page[page.index('id="stats"') : page.index('id="ledger"')]
+    assert '<td data-label="分组 Group">城关镇便民服务中心 <span class="en">T01</span></td>' in stats
+    ledger = page[page.index('id="ledger"') :]
+    assert re.search(r'data-label="节点 Node">[^<]*代办点 <span class="en">T\d+V\d+</span></td>', ledger), ledger[:2000]
+    assert '<option value="T01">城关镇便民服务中心</option>' in page
     bad = client.get("/office/ledger", params={"from": "nonsense"})
     assert bad.status_code == 400 and "date like" in bad.text
 

@@ -179,6 +179,9 @@ def test_a_month_round_trips_through_the_national_tables(
         # the office's screen: the same files as one ZIP, and the last run remembered
         screen = client.get("/office/platform/")
         assert screen.status_code == 200 and "上次导出开始于" in screen.text
+        # each file of the ZIP said in Chinese, and the note on updates too (not English alone)
+        assert '<li data-table="accept"><code>accept.json</code> — 受理信息' in screen.text
+        assert "由省平台合并" in screen.text
         got = client.post("/office/platform/export", data={"since": "2026-12-01", "source": "001"})
         assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
         assert 'filename="platform-C-' in got.headers["content-disposition"]

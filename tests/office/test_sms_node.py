@@ -89,6 +89,10 @@ def test_dead_letter_seen_and_retried_from_the_screen(node: tuple[TestClient[Lit
     assert dead[0]["event"] == "accepted" and "400" in dead[0]["last_error"] and dead[0]["shown_to"] == "139****1234"
     page = client.get("/office/sms/")
     assert page.status_code == 200 and "发送失败" in page.text and f"/office/sms/{dead[0]['id']}/retry" in page.text
+    row = page.text[page.text.index(f'id="sms-{dead[0]["id"]}"') :].split("</tr>")[0]
+    assert 'data-label="事件 Event">受理通知 <span lang="en">accepted</span>' in row  # the event said in Chinese
+    assert '申请人 <span lang="en" class="alt">applicant</span>' in row and "139****1234" in row
+    assert "短信平台" in page.text.split('id="gateway"')[1].split("</h2>")[0]  # the gateway in words, not "http"
     r = client.post(f"/office/sms/{dead[0]['id']}/retry", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("done=retry")
     # the retry is picked up by the next round of the notifier (at most [sync] duties_interval away)

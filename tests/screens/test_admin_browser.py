@@ -30,6 +30,12 @@ PAGES = (
 )
 
 
+# the menu's links laid out on more than one line box (a label split between two lines)
+BROKEN_MENU_ITEMS = (
+    "() => [...document.querySelectorAll('nav a')].filter(a => a.getClientRects().length > 1).map(a => a.textContent)"
+)
+
+
 @pytest.fixture
 def live_county(tmp_path: Path) -> Iterator[str]:
     cluster, settings = prepared_node(tmp_path, "C")
@@ -59,6 +65,12 @@ def test_the_admin_pages_pass_axe_and_fit_a_phone(chromium: str, live_county: st
             nav = desk.get_by_role("navigation")
             for href in ("/admin/accounts", "/admin/catalogue", "/admin/calendar"):
                 expect(nav.locator(f'a[href="{href}"]')).to_have_count(1)
+            # the county's long menu wraps between its items, never inside one ("业务报表" / "Reports" apart)
+            for width in (1366, 1280, 1180, 1024, 900, 800):
+                desk.set_viewport_size({"width": width, "height": 768})
+                broken = desk.evaluate(BROKEN_MENU_ITEMS)
+                assert broken == [], f"menu items broken across lines at {width} px: {broken}"
+            desk.set_viewport_size({"width": 1366, "height": 768})
             desk.goto(base + "/admin/accounts")
             desk.fill("#name", "王芳")
             desk.select_option("#role", "window_a")

@@ -16,8 +16,10 @@ from protocol.topology import Directory, NodeEntry
 from sanji.web.documents import (
     DOCUMENTS,
     SIGNATURE_PREFIX,
+    applied_for,
     cn_iso,
     decision_facts,
+    delivered_outcome,
     document_number,
     issuing_body,
     review_government,
@@ -81,6 +83,7 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
     assert status == 200
     assert_print_page(html)
     assert "受理通知书" in html and "张秀英" in html and "容缺受理" in html
+    assert "提出的<b>临时救助申请</b>，" in html and "申请申请" not in html  # the matter's name is the application
     due = row["deadline"]["due"] if row["deadline"] else ""
     assert (cn_iso(due) in html) if due else ("期限待定" in html)
     assert "申请人的权利" in html and "申请人的义务" in html
@@ -105,7 +108,10 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
     act(town, errand_id, "deliver", confirmed_by="张秀英", signature="张秀英 手写签名")
     status, html = doc(town, errand_id, "delivery")
     assert status == 200
-    assert "送达回证" in html and "准予 approved" in html and "临时救助审批决定书" in html
+    assert "送达回证" in html and "临时救助审批决定书" in html
+    # the outcome in the decision's words (临时救助 is a benefit: 准予办理), its English apart, never a code
+    assert '<td class="strong" id="outcome">准予办理 <span class="en">granted</span></td>' in html
+    assert "approved" not in html
     assert "签收人" in html and "张秀英 手写签名" in html and "受送达人（签名）" in html
     assert available(town, errand_id) == {"receipt", "acceptance", "commitment", "supplement", "decision", "delivery"}
     assert "城关镇人民政府" in html  # who decided: the township's government, not its service centre
@@ -123,6 +129,7 @@ def test_non_acceptance_notice_gives_the_reasons(town: Client) -> None:
     status, html = doc(town, errand_id, "non-acceptance")
     assert status == 200
     assert "不予受理通知书" in html and "申请人户籍不在本镇，请到户籍所在地申请" in html
+    assert "提出的<b>临时救助申请</b>，" in html and "申请申请" not in html
     assert "行政复议" in html and "申请材料随本通知书退还" in html  # materials were received: they go back
     status, html = doc(town, errand_id, "acceptance")
     assert status == 404 and "该办件尚未受理" in html and "not been accepted" in html
@@ -140,6 +147,7 @@ def test_return_notice_gives_the_reasons_and_the_materials(town: Client) -> None
     status, html = doc(town, errand_id, "return")
     assert status == 200
     assert "退回通知书" in html and "申请书未签名" in html and "<li>户口簿复印件</li>" in html
+    assert "提出的<b>临时救助申请</b>，" in html and "申请申请" not in html
     assert doc(town, errand_id, "commitment")[0] == 404  # accepted in full, not provisionally
 
 
@@ -227,11 +235,39 @@ def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
     )
     assert deemed["deemed"] and deemed["due_text"] == "2026年5月6日" and deemed["result_document"] == ""
     templates = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
-    common = {"receipt": "R", "applicant": "张秀英", "matter_name": "个体工商户变更登记", "action": base}
+    name = "个体工商户变更登记"
+    common = {
+        "receipt": "R",
+        "applicant": "张秀英",
+        "matter_name": name,
+        "applied_for": applied_for(name),
+        "action": base,
+    }
     html = templates.get_template("print_decision.html").render(**common, **deemed, registered_on="2026年4月1日")
+    assert "提出的<b>个体工商户变更登记申请</b>" in html
     assert "超时默许" in html and "视为<b>准予许可</b>" in html and "（2026年5月6日）" in html
     html = templates.get_template("print_decision.html").render(**common, **refused, registered_on="2026年4月1日")
     assert "户籍不在本镇" in html and "城民救〔2026〕3号" in html
+
+
+def test_a_delivery_names_the_outcome_as_the_paper_handed_over_does() -> None:
+    """送达回证's 办理结果: the decision document's words (许可 for a licence, 办理 otherwise), else the outcome's."""
+    licence = [{"kind": "register", "matter_entry": {"category": "许可"}}]
+    benefit = [{"kind": "register", "matter_entry": {"category": "给付"}}]
+    assert delivered_outcome("refused", {"outcome": "refused"}, licence) == ("不予许可", "refused")
+    assert delivered_outcome("refused", {"outcome": "refused"}, benefit) == ("不予办理", "refused")
+    deemed = {"outcome": "approved", "deemed": True}
+    assert delivered_outcome("approved", deemed, licence) == ("准予许可（超时默许）", "granted")
+    assert delivered_outcome("not_accepted", None, benefit) == ("不予受理", "not accepted")
+
+
+def test_a_matter_is_said_as_one_application_never_twice() -> None:
+    """In "你于…提出的<X>": a name that already is an application (a bracketed note after it looked past) stays."""
+    assert applied_for("临时救助申请") == "临时救助申请"
+    assert applied_for("最低生活保障(低保)申请") == "最低生活保障(低保)申请"
+    assert applied_for("医疗救助申请(民政医疗救助)") == "医疗救助申请(民政医疗救助)"
+    assert applied_for("户籍迁移（迁出、迁入）") == "户籍迁移（迁出、迁入）申请"
+    assert applied_for("户口迁移") == "户口迁移申请"
 
 
 def test_service_guide_comes_from_the_catalogue(village: Client) -> None:

@@ -15,6 +15,7 @@ from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 
 import sanji.web.desk_api
 from protocol.deadlines import business_today
+from protocol.errand import outcome_label
 from protocol.receipts import make_receipt
 from protocol.session import NodeReport
 from sanji.context import NodeContext
@@ -60,6 +61,9 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     assert due > today[0]
     page = town.get("/").text
     assert f'href="/errands/{errand_id}"' in page and "正常 剩" in page
+    # where each errand is, by the centre's name (not "T01"); no internal version number to puzzle over
+    assert 'data-label="经办节点 Custodian">城关镇便民服务中心 <span class="en">T01</span></td>' in page
+    assert 'data-label="经办节点 Custodian">T01<' not in page and 'data-label="版本 Version"' not in page
     today[0] = due
     page = town.get("/").text
     assert 'class="light yellow"' in page and "黄灯 剩" in page
@@ -83,13 +87,21 @@ def test_supervision_counts_errands_by_township_and_stage(frozen_town: tuple[Cli
     town, _ = frozen_town
     accepted = register(town, in_person=True)
     act(town, accepted, "accept")
-    register(town, in_person=True)
+    waiting = register(town, in_person=True)
     page = town.get("/supervision").text
     row = re.search(r'<tr data-row="T01">(.*?)</tr>', page, re.S)
     assert row, page
-    cells = dict(re.findall(r'data-stage="(\w+)">(?:<strong>)?(\d+|—)', row.group(1)))
+    cells = dict(re.findall(r'data-stage="(\w+)">(?:<strong>|<a [^>]*>)?(\d+|—)', row.group(1)))
     assert cells["accepted"] == "1" and cells["total"] == "2", cells
     assert sum(int(v) for k, v in cells.items() if k != "total" and v != "—") == 2
+    # each count opens those errands: the ledger of the township's errands at that stage
+    link = re.search(r'data-stage="accepted"><a href="(/office/ledger\?[^"]+)"', row.group(1))
+    assert link, row.group(1)
+    ledger = town.get(link.group(1).replace("&amp;", "&")).text
+    assert accepted in ledger and f"/errands/{waiting}" not in ledger
+    # the lights are explained: what red and yellow mean, with the number of working days
+    legend = re.search(r'id="light-legend">(.*?)</p>', page, re.S)
+    assert legend and "红灯：已过办结期限" in legend.group(1) and "不足 3 个工作日" in legend.group(1)
     assert 'id="by-department"' in page and 'id="deemed-approvals"' in page
     report = town.get("/api/supervision").json()
     assert sum(report["by_township"]["T01"].values()) == 2 and report["by_township"]["T01"]["accepted"] == 1
@@ -330,6 +342,22 @@ def test_the_county_does_not_register(tmp_path: Path) -> None:
 # -- lookup and supervision ---------------------------------------------------------------------
 
 
+def test_a_refused_benefit_is_said_as_not_granted_never_as_not_licensed(town: Client) -> None:
+    """临时救助 is a benefit (给付), not a licence: its refusal reads 不予办理 wherever it is shown, as its decision
+    document is titled, on the desk, the ledger and the villager's lookup; a licence's stays 不予许可."""
+    errand_id = register(town, in_person=True, applicant_phone="13812345678")
+    act(town, errand_id, "accept")
+    act(town, errand_id, "decide", outcome="refused", reasons="家庭收入超过本县临时救助标准")
+    receipt = town.get(f"/api/errands/{errand_id}").json()["receipt"]
+    looked_up = town.get("/lookup", params={"receipt": receipt, "code": "5678"}).text
+    assert "不予办理 refused" in looked_up and "不予许可" not in looked_up
+    assert town.get(f"/api/lookup/{receipt}", params={"code": "5678"}).json()["outcome"] == "不予办理 refused"
+    assert "不予办理" in town.get(f"/errands/{errand_id}").text.split("办理记录")[0]
+    ledger = town.get("/office/ledger").text
+    assert "不予办理" in ledger and "不予许可" not in ledger
+    assert outcome_label("refused", "许可") == "不予许可 refused" == outcome_label("refused")  # a licence, or unknown
+
+
 def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> None:
     errand_id = register(village, applicant_id_number="11010519491231002X", applicant_phone="13812345678")
     receipt = village.get(f"/api/errands/{errand_id}").json()["receipt"]
@@ -354,11 +382,19 @@ def test_supervision_screen_renders_the_api_data(town: Client) -> None:
     api = town.get("/api/supervision").json()
     r = town.get("/supervision")
     assert r.status_code == 200
-    match = re.search(r"在办件 <span lang=\"en\" class=\"alt\">Open errands</span></th><td>(\d+)</td>", r.text)
-    assert match and int(match.group(1)) == api["open_errands"] == 2
+    match = re.search(r"在办件 <span lang=\"en\" class=\"alt\">Open errands</span></th><td>(\d+) 件", r.text)
+    assert match and int(match.group(1)) == api["open_errands"] == 2  # a count with its unit
     for heading in ("超期办件", "临期预警", "环节缺失", "投诉", "回访抽样"):
         assert heading in r.text
     assert town.get("/supervision", params={"sample": "abc", "seed": "x" * 100}).status_code == 200
+    # an approval that skipped 承办 and 审核 is named as a person names it: its receipt and its matter, not its id
+    act(town, first, "decide", outcome="approved")
+    act(town, first, "deliver", confirmed_by="张秀英", signature="纸质送达回证已签字")
+    receipt = town.get(f"/api/errands/{first}").json()["receipt"]
+    page = town.get("/supervision").text
+    row = re.search(rf'<tr data-errand="{re.escape(first)}">(.*?)</tr>', page, re.S)
+    assert row and f">{receipt}</a>" in row.group(1) and "临时救助申请" in row.group(1), page
+    assert f">{first}</a>" not in page
 
 
 def test_changing_the_matter_keeps_the_form_and_swaps_the_checklist(village: Client) -> None:
@@ -565,5 +601,6 @@ def test_the_nodes_table_shows_which_nodes_judge_by_older_errand_rules(tmp_path:
     asyncio.run(reports())
     with TestClient(make_app(settings)) as town:
         page = town.get("/").text
-    row = page[page.index("<td>T01V01</td>") :].split("</tr>")[0]
+    row = page[page.index('<tr data-node="T01V01">') :].split("</tr>")[0]
     assert "办件规则" in page and "旧版本 需升级 upgrade" in row
+    assert "东村代办点" in row and 'data-label="节点 Node"' in row  # named, and a card on a phone

@@ -216,7 +216,10 @@ async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_pat
         assert page.status_code == 200, page.text[:300]
         assert re.search(r'<option value="county" selected>县 County</option>', page.text)  # Chinese, then English
         stats = page.text[page.text.index('id="stats"') : page.text.index('id="ledger"')]
-        volumes = dict(re.findall(r'<tr><td data-label="[^"]*">(C\d)</td><td data-label="[^"]*">(\d+)</td>', stats))
+        # each county by its name, its id beside it
+        label = r'<td data-label="[^"]*">'
+        group = label + r'[^<]*县[^<]* <span class="en">(C\d)</span></td>' + label + r"(\d+)</td>"
+        volumes = dict(re.findall(group, stats))
         assert volumes == {"C1": "2", "C2": "1"}
         assert "C1T01" not in stats
         by_township = city.get("/office/ledger", params={"by": "township"}).text  # still there when asked

@@ -99,6 +99,8 @@ def test_only_the_county_publishes_rules(nodes: dict[str, Client]) -> None:
     assert absent(nodes[V].post("/api/office/rules", json={"version": "three"}))
     page = nodes[C].get("/office/rules/").text
     assert 'action="/office/rules/publish"' in page  # the county's page offers publishing
+    # each item says which way and how many points: "扣 2 分", "加 5 分", never "扣 -2"
+    assert "扣 2 分" in page and "加 5 分" in page and "扣 -" not in page and "加 +" not in page
 
 
 def test_registration_is_where_errands_come_in(nodes: dict[str, Client]) -> None:
