@@ -289,6 +289,10 @@ PLACE_TEXTS: Mapping[str, tuple[str, str]] = {
         "该办件已上报{theirs}，本账号属于{mine}，不能办理",
         "this errand is escalated to {theirs}; an account of {mine} may not take its steps",
     ),
+    "other_department_matter": (
+        "该事项由{theirs}审批，本账号属于{mine}，不能办理",
+        "this matter is {theirs}'s to approve; an account of {mine} may not take its steps",
+    ),
     "other_department_decision": (
         "本账号属于{mine}，不能以{theirs}的名义作出决定",
         "an account of {mine} may not decide in the name of {theirs}",
@@ -373,6 +377,9 @@ def place_refusal(
                 return PlaceRefused("other_department_subtask", mine=department, theirs=named_department or "—")
         elif state.department and state.department != department:
             return PlaceRefused("other_department_errand", mine=department, theirs=state.department)
+        elif not state.department and (theirs := _approving_department(state)) and theirs != department:
+            # Not escalated (yet): the matter's own department approves it, whoever holds it now.
+            return PlaceRefused("other_department_matter", mine=department, theirs=theirs)
         elif kind == "decide" and named_department and named_department != department:
             return PlaceRefused("other_department_decision", mine=department, theirs=named_department)
     if window and kind == "answer_urging":
@@ -382,6 +389,12 @@ def place_refusal(
         if held.window != window:
             return PlaceRefused("other_window_urging", mine=window, theirs=held.window or "—")
     return None
+
+
+def _approving_department(state: ErrandState) -> str:
+    """The county department the errand's bound catalogue entry names as approving it ('' for none)."""
+    entry = state.matter_entry
+    return entry.department if entry is not None else ""
 
 
 def place_offers(kind: str, state: ErrandState, node: str, *, department: str, window: str) -> bool:

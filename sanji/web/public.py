@@ -150,9 +150,14 @@ async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str,
     # Counted as a miss while it is checked, before the store is read: lookups sent all at once see each
     # other's and cannot outrun the limits. A match takes its counts back.
     ip_miss, receipt_miss = limits.failures.hit(ip), limits.receipt_failures.hit(number)
-    rows, _ = await store.errands(receipt=number, limit=1)
-    row = rows[0] if rows else None
-    phone = await store.applicant_phone(row["id"]) if row is not None else ""
+    try:
+        rows, _ = await store.errands(receipt=number, limit=1)
+        row = rows[0] if rows else None
+        phone = await store.applicant_phone(row["id"]) if row is not None else ""
+    except BaseException:  # a store that failed (busy, cancelled) is no wrong guess: nobody is charged for it
+        limits.failures.forgive(ip, ip_miss)
+        limits.receipt_failures.forgive(number, receipt_miss)
+        raise
     if row is None or not second_factor_matches(factor, errand_id=row["id"], phone=phone):
         raise LookupRefused(404, "no_match", *NO_MATCH, field="code")
     limits.failures.forgive(ip, ip_miss)
@@ -380,17 +385,20 @@ class PublicController(Controller):
         filing = limits.complaints.hit(ip)  # before the store is read: complaints sent at once see each other
         try:
             row = await find_errand(store, limits, ip, values["receipt"], values["code"])
+            form = ComplaintForm(
+                kind=values["kind"],
+                text=values["text"],
+                against=values["against"],
+                name=values["name"],
+                phone=values["phone"],
+            )
+            filed = await file_public_complaint(store, row["id"], form, ip=ip)
         except LookupRefused as exc:
             limits.complaints.forgive(ip, filing)
             return _complain_page(store, context, values, {exc.field or "_": f"{exc.zh} {exc.en}"}, status=exc.status)
-        form = ComplaintForm(
-            kind=values["kind"],
-            text=values["text"],
-            against=values["against"],
-            name=values["name"],
-            phone=values["phone"],
-        )
-        filed = await file_public_complaint(store, row["id"], form, ip=ip)
+        except BaseException:  # nothing was filed (the store failed): the complaint is not counted
+            limits.complaints.forgive(ip, filing)
+            raise
         return Template(
             template_name="complain_done.html",
             context={

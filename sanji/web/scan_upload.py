@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.errors import SanjiError
 from sanji.auth.guard import Caller, close_uploads
+from sanji.auth.roles import PlaceRefused
 from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.service import ErrandService
@@ -118,6 +119,7 @@ class ScanController(Controller):
             await service.attach(errand_id, step, data)
         except SanjiError as exc:
             zh, en, code = refusal_text(exc)
-            return await again(zh, en, 409 if exc.code == "action_refused" else 400, code, exc.hint)
+            status = 409 if exc.code == "action_refused" else 403 if isinstance(exc, PlaceRefused) else 400
+            return await again(zh, en, status, code, exc.hint)
         done = Redirect(path=errand_url(errand_id) + "?" + urlencode({"done": "attach"}), status_code=303)
         return remembered(done, actor, role)

@@ -19,12 +19,13 @@ from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import AuthBook
 from sanji.auth.service import AuthService
+from sanji.catalogue.loader import default_catalogue
 from sanji.cli import accounts_cmd
 from sanji.demo.cluster import Cluster
 from sanji.demo.staff import DEMO_PASSWORD, seed_accounts
 from sanji.store import open_database
 from sanji.store import schema as t
-from sanji.store.revisions import alembic_config
+from sanji.store.revisions import alembic_config, code_head
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -132,7 +133,7 @@ async def test_the_migration_keeps_every_account_acting_for_its_whole_node(db_ur
         assert account is not None and (account.role, account.department, account.window) == ("window_a", "", "")
         async with db.reader.connect() as conn:
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-        assert version == "0025"
+        assert version == code_head()  # every migration since 0024 ran, 0025 among them
     finally:
         await db.dispose()
 
@@ -161,6 +162,17 @@ def test_the_place_rule() -> None:
     refused = roles.place_refusal("decide", own, department="县民政局", window="", named_department="县人社局")
     assert refused is not None and refused.refusal == "other_department_decision"
     assert roles.place_refusal("note", _state(), department="县民政局", window="") is None  # not escalated
+
+    # Not escalated, but bound to a matter 县民政局 approves: another department's clerk may not decide it.
+    dibao = default_catalogue().get("MZ-001")
+    assert dibao is not None and dibao.department == "县民政局"
+    held = _state(matter_entry=dibao)
+    for kind in ("decide", "terminate", "extend", "note"):
+        refused = roles.place_refusal(kind, held, department="县人社局", window="")
+        assert refused is not None and refused.refusal == "other_department_matter", kind
+    assert refused.as_dict()["message_zh"] == "该事项由县民政局审批，本账号属于县人社局，不能办理"
+    assert roles.place_refusal("decide", held, department="县民政局", window="") is None
+    assert not roles.place_offers("decide", held, "C", department="县人社局", window="")
 
     urgings = (
         Urging(id="u1", by="C", to="T01", window="综合窗口", answer_by="2026-12-01", at=1),

@@ -10,6 +10,7 @@ import asyncio
 import re
 import sqlite3
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -70,7 +71,7 @@ def test_a_wrong_factor_and_an_unknown_receipt_get_the_same_answer(village: tupl
     client, _ = village
     errand, receipt = registered(client)
     wrong = client.get(f"/api/lookup/{receipt}", params={"code": "1234"})
-    other = make_receipt("T01V01", __import__("datetime").date(2026, 1, 5), 77)  # well-formed, never issued
+    other = make_receipt("T01V01", date(2026, 1, 5), 77)  # well-formed, never issued
     unknown = client.get(f"/api/lookup/{other}", params={"code": "5678"})
     assert wrong.status_code == unknown.status_code == 404
     assert wrong.json() == unknown.json() and NO_MATCH in wrong.json()["message"]
@@ -127,7 +128,7 @@ def test_misses_at_one_receipt_from_many_addresses_at_once_are_limited_per_recei
             await asyncio.sleep(0.01)
             return "13812345678"
 
-    receipt = make_receipt("T01V01", __import__("datetime").date(2026, 1, 5), 7)
+    receipt = make_receipt("T01V01", date(2026, 1, 5), 7)
     limits = PublicLimits.default()
 
     async def guess(n: int) -> str:
@@ -142,6 +143,23 @@ def test_misses_at_one_receipt_from_many_addresses_at_once_are_limited_per_recei
 
     codes = asyncio.run(burst())
     assert codes.count("no_match") <= 10 and codes.count("too_many_lookups") >= 990, codes.count("no_match")
+
+
+def test_a_lookup_the_store_fails_to_answer_charges_no_miss() -> None:
+    class BusyStore:
+        """A store that fails as SQLite does when another writer holds it past the busy timeout."""
+
+        async def errands(self, **_: object) -> tuple[list[dict[str, object]], int]:
+            raise sqlite3.OperationalError("database is locked")
+
+    receipt = make_receipt("T01V01", date(2026, 1, 5), 7)
+    limits = PublicLimits.default()
+    for _ in range(20):  # four times what five misses would allow
+        with pytest.raises(sqlite3.OperationalError):
+            asyncio.run(find_errand(BusyStore(), limits, "10.0.0.1", receipt, "1234"))  # type: ignore[arg-type]
+    assert limits.failures.retry_after("10.0.0.1") == 0
+    assert limits.receipt_failures.retry_after(receipt.replace("-", "")) == 0
+    assert limits.receipt_failures.retry_after(receipt) == 0
 
 
 def test_the_throttle_forgets_after_its_window_and_bounds_its_memory() -> None:
