@@ -9,7 +9,8 @@ numbers and phones are on the errand's page, masked.
 An account that carries a department (``sanji accounts add --department``) opens on its own department's
 inbox; ``?department=`` chooses another, among those with an errand here and those the catalogue names as
 approving, and ``?department=`` left empty shows every department's — what an account without a department
-sees by default.
+sees by default. The query (department, page) is declared and parsed once (``inbox_query``, the handlers'
+``asked``), for the screen and ``/api/inbox`` alike.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from litestar.response import Template
 
 from protocol.bounds import LINE_CLASS, whole
 from protocol.hlc import wall_seconds
 from protocol.stages import stage_label
+from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.store import Store
@@ -65,6 +67,30 @@ class InboxItem(msgspec.Struct, kw_only=True):
     stage_deadline: Deadline | None  # the department's own stage (本环节)
 
 
+class InboxQuery(msgspec.Struct, frozen=True, kw_only=True):
+    department: str  # the one shown ("": every department's): asked for, else the account's own
+    account_department: str  # the department the caller's account answers for ("" without one, or no login)
+    limit: int
+    offset: int
+
+
+def inbox_query(
+    request: Request[Any, Any, Any],
+    caller: NamedDependency[Caller],
+    department: Department = "",
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> InboxQuery:
+    """The inbox's query string, parsed: a dependency, so its parameters and their bounds are declared once for
+    both handlers, and Litestar still lists them in ``/api/inbox``'s schema as its query parameters."""
+    return InboxQuery(
+        department=own_department(request, caller, department),
+        account_department=caller.principal.department if caller.principal is not None else "",
+        limit=limit,
+        offset=offset,
+    )
+
+
 class DepartmentInbox(msgspec.Struct, kw_only=True):
     department: str  # "": every department's
     departments: list[str]  # those with an errand here, and those the catalogue names as approving
@@ -82,10 +108,11 @@ def _approving(context: NodeContext) -> set[str]:
     return {m.department for m in context.catalogue.matters if m.department and "county" in m.approve_levels}
 
 
-async def _inbox(store: Store, context: NodeContext, department: str, limit: int, offset: int) -> DepartmentInbox:
+async def _inbox(store: Store, context: NodeContext, query: InboxQuery) -> DepartmentInbox:
     today = context.today()
+    department = query.department
     rows, counts = await department_inbox(
-        store.db, store.node_id, today=today, department=department, limit=limit, offset=offset
+        store.db, store.node_id, today=today, department=department, limit=query.limit, offset=query.offset
     )
     directory = store.directory
     items = []
@@ -114,82 +141,68 @@ async def _inbox(store: Store, context: NodeContext, department: str, limit: int
         department=department,
         departments=sorted(_approving(context) | set(here)),
         counts=counts,
-        offset=offset,
-        limit=limit,
+        offset=query.offset,
+        limit=query.limit,
         items=items,
         open_subtasks=subtasks,
         open_subtasks_more=more,
     )
 
 
+def _screen(directory: Directory, query: InboxQuery, inbox: DepartmentInbox) -> dict[str, Any]:
+    """What ``inbox.html`` shows of ``inbox`` beyond the page frame: its rows and the links to the pages around."""
+    rows: list[dict[str, Any]] = []
+    for item in inbox.items:
+        deadline, stage = light(item.deadline), light(item.stage_deadline)
+        rows.append(
+            {
+                "url": errand_url(item.errand),
+                "item": item,
+                "township": node_name(directory, item.township),
+                "received": at_text(item.received_at) if item.received_at else "",
+                "received_s": wall_seconds(item.received_at) if item.received_at else 0,
+                "light": deadline,
+                "stage_light": stage,
+            }
+        )
+    chosen, offset, limit = query.department, query.offset, query.limit
+    # an account with a department that chose every department's keeps that choice from page to page
+    keep_empty = bool(query.account_department)
+    shown_to = offset + len(inbox.items)
+
+    def page_url(start: int) -> str:
+        page = {"department": chosen, "offset": str(start), "limit": str(limit)}
+        return "/inbox?" + urlencode({k: v for k, v in page.items() if v or (k == "department" and keep_empty)})
+
+    return {
+        "inbox": inbox,
+        "rows": rows,
+        "shown_from": offset + 1 if inbox.items else 0,
+        "shown_to": shown_to,
+        "next_url": page_url(shown_to) if shown_to < inbox.counts.total else "",
+        "previous_url": page_url(max(0, offset - limit)) if offset > 0 else "",
+        "subtasks_url": "/subtasks?" + urlencode({"department": chosen}) if chosen or keep_empty else "/subtasks",
+    }
+
+
 class InboxController(Controller):
     path = "/"
     tags = ["inbox"]
+    dependencies = {"asked": Provide(inbox_query, sync_to_thread=False)}
 
     @get(
         "/api/inbox",
         summary="上报件 escalated to the county's departments (one department's, if named): a page and the counts",
     )
     async def api(
-        self,
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
-        department: Department = "",
-        limit: Limit = 100,
-        offset: Offset = 0,
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], asked: NamedDependency[InboxQuery]
     ) -> DepartmentInbox:
-        return await _inbox(store, context, own_department(request, caller, department), limit, offset)
+        return await _inbox(store, context, asked)
 
     @get("/inbox", include_in_schema=False)
     async def screen(
-        self,
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
-        department: Department = "",
-        limit: Limit = 100,
-        offset: Offset = 0,
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], asked: NamedDependency[InboxQuery]
     ) -> Template:
-        chosen = own_department(request, caller, department)
-        # an account with a department that chose every department's keeps that choice from page to page
-        keep_empty = caller.principal is not None and bool(caller.principal.department)
-        inbox = await _inbox(store, context, chosen, limit, offset)
-        directory = store.directory
-        rows: list[dict[str, Any]] = []
-        for item in inbox.items:
-            deadline, stage = light(item.deadline), light(item.stage_deadline)
-            rows.append(
-                {
-                    "url": errand_url(item.errand),
-                    "item": item,
-                    "township": node_name(directory, item.township),
-                    "received": at_text(item.received_at) if item.received_at else "",
-                    "received_s": wall_seconds(item.received_at) if item.received_at else 0,
-                    "light": deadline,
-                    "stage_light": stage,
-                }
-            )
-        shown_to = offset + len(inbox.items)
-
-        def page_url(start: int) -> str:
-            query = {"department": chosen, "offset": str(start), "limit": str(limit)}
-            return "/inbox?" + urlencode({k: v for k, v in query.items() if v or (k == "department" and keep_empty)})
-
-        return Template(
-            template_name="inbox.html",
-            context={
-                **_frame(store, context, "inbox"),
-                "inbox": inbox,
-                "rows": rows,
-                "shown_from": offset + 1 if inbox.items else 0,
-                "shown_to": shown_to,
-                "next_url": page_url(shown_to) if shown_to < inbox.counts.total else "",
-                "previous_url": page_url(max(0, offset - limit)) if offset > 0 else "",
-                "subtasks_url": (
-                    "/subtasks?" + urlencode({"department": chosen}) if chosen or keep_empty else "/subtasks"
-                ),
-            },
-        )
+        inbox = await _inbox(store, context, asked)
+        shown = {**_frame(store, context, "inbox"), **_screen(store.directory, asked, inbox)}
+        return Template(template_name="inbox.html", context=shown)

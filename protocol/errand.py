@@ -256,6 +256,25 @@ def judge(state: ErrandState | None, action: Action, directory: Directory, *, bo
     if regional(directory.role(action.node)):
         # A city (or province) holds its counties' errands to supervise them; the counties answer for them.
         return refuse("regional_reads_only", node=action.node)
+    problem = _judge_kind(state, action, directory)
+    if problem is not None:
+        return problem
+    # Rules 2 ask only of a step its kind's own rule allows: a wrong stage or level is said first.
+    entry = _judging_entry(state, action)
+    return _judge_documents(state, action, entry) if entry is not None and entry.rules >= 2 else None
+
+
+def _judging_entry(state: ErrandState, action: Action) -> Matter | None:
+    """The catalogue entry that judges ``action``: the errand's, or the one an acceptance binds it to.
+
+    An acceptance may bind an errand registered unbound (``matter_mismatch`` refuses it for a bound one)."""
+    if state.matter_entry is None and isinstance(action, Accept):
+        return action.matter_entry
+    return state.matter_entry
+
+
+def _judge_kind(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:
+    """The verdict of ``action``'s own kind on a registered errand, on the path, before rules 2 are asked."""
     if is_annotation(action):
         return _judge_annotation(state, action, directory)
     if isinstance(action, SubtaskDone):
@@ -315,10 +334,6 @@ def beside_holder(state: ErrandState | None, action: Action) -> bool:
 
 
 def _judge_annotation(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:
-    if isinstance(action, Supervise) and action.kind_of_supervision == "督办" and rules_of(state) >= 2:
-        # DOMAIN.md: urging (督办) comes from the county, and an urging names when its answer is due.
-        if not action.answer_by:
-            return refuse("urging_answer_missing")
     if isinstance(action, Supervise) and action.answer_by:
         return urge_refusal(
             node=action.node,
@@ -373,8 +388,9 @@ def _judge_documents(state: ErrandState, action: Action, entry: Matter) -> Refus
 
     The acceptance notice names the deadline (never before the day of acceptance), an extension moves it
     later, a refusal states its reasons, a delivery carries the applicant's signature (签名核对), 容缺 leaves
-    only secondary materials owed (主件 must be complete, seed 001), and a 联办件 goes to every co-department
-    the catalogue names.
+    only secondary materials owed (主件 must be complete, seed 001), a 联办件 goes to every co-department
+    the catalogue names, and a 督办 names when its answer is due. ``judge`` asks it once, of an action its
+    kind's own rule (``_judge_kind``) has allowed.
     """
     if isinstance(action, Accept):
         if action.errand_kind != "即办件" and not action.due:
@@ -402,6 +418,10 @@ def _judge_documents(state: ErrandState, action: Action, entry: Matter) -> Refus
     elif isinstance(action, Deliver):
         if not action.signature.strip():
             return refuse("signature_missing")
+    elif isinstance(action, Supervise):
+        # DOMAIN.md: urging (督办) comes from the county, and an urging names when its answer is due.
+        if action.kind_of_supervision == "督办" and not action.answer_by:
+            return refuse("urging_answer_missing")
     return None
 
 
@@ -457,7 +477,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
                     department="、".join(strangers),
                     expected="、".join(entry.joint_departments) or "—",
                 )
-        return _judge_documents(state, action, entry) if entry is not None and entry.rules >= 2 else None
+        return None
     if isinstance(action, ReturnErrand):
         if not town_or_county_desk:
             return refuse("handling_desk_only", step="return an errand", step_zh="退回", stage=stage)
@@ -494,10 +514,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
         if action.days <= 0 or not action.reason.strip() or (state.due and not action.due):
             return refuse("extension_incomplete")
         if entry is not None:
-            problem = extension_refusal(entry, role=action.role, used=state.extended_days, days=action.days)
-            if problem is None and entry.rules >= 2:
-                problem = _judge_documents(state, action, entry)
-            return problem
+            return extension_refusal(entry, role=action.role, used=state.extended_days, days=action.days)
         return None
     if isinstance(action, Review):
         if stage not in (ACCEPTED, AT_DEPARTMENT):
@@ -527,10 +544,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             # handling desk's; from rules 2 only the level that may grant may refuse (a township that may not
             # approve hands the errand up, or does not accept it).
             deciding = action.outcome == "approved" or entry.rules >= 2
-            problem = level_refusal(entry, "decide" if deciding else "handle", role)
-            if problem is None and entry.rules >= 2:
-                problem = _judge_documents(state, action, entry)
-            return problem
+            return level_refusal(entry, "decide" if deciding else "handle", role)
         return None
     if isinstance(action, Terminate):
         if stage not in LIVE:
@@ -545,9 +559,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             return refuse("deliver_stage", stage=stage)
         if action.node != state.scope:
             return refuse("deliver_elsewhere", scope=state.scope)
-        if not action.confirmed_by.strip():
-            return refuse("confirmation_missing")
-        return _judge_documents(state, action, entry) if entry is not None and entry.rules >= 2 else None
+        return None if action.confirmed_by.strip() else refuse("confirmation_missing")
     if isinstance(action, Close):
         return None if stage == DELIVERED else refuse("close_stage", stage=stage)
     if isinstance(action, CorrectDeadline):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -363,3 +364,34 @@ def test_the_deliver_form_wants_a_signature_drawn_or_on_paper(town: Client) -> N
         and '<td id="signature" style="word-break: break-all">纸质送达回证已签字（签收人：张秀英）</td>' in html
     )
     assert "签名：纸质送达回证已签字（签收人：张秀英）" in town.get(f"/errands/{errand_id}").text
+
+
+def test_a_signature_drawn_on_the_pad_stands_in_place_of_the_blank_line_a_paper_receipt_keeps(town: Client) -> None:
+    def delivered(**signed: str) -> str:
+        errand_id = register(town, in_person=True)
+        act(town, errand_id, "accept")
+        act(town, errand_id, "decide", outcome="approved", document="城民救〔2026〕12号")
+        act(town, errand_id, "deliver", confirmed_by="张秀英", **signed)
+        status, html = doc(town, errand_id, "delivery")
+        assert status == 200
+        return html
+
+    def recipients_signature(html: str) -> tuple[str, str]:
+        found = re.search(r'<div class="sign">\s*<div id="(recipient-[a-z-]+)">(.*?)</div>', html, re.S)
+        assert found is not None, html
+        return found[1], found[2]
+
+    strokes = "M12 80l3 -2 4 -1M200 90l1 1"
+    drawn = delivered(signature=SIGNATURE_PREFIX + strokes)
+    where, block = recipients_signature(drawn)
+    delivered_on = re.search(r"送达时间 .*?<td>(\d{4}-\d\d-\d\d) \d\d:\d\d</td>", drawn)
+    assert where == "recipient-signed" and delivered_on is not None
+    assert '<svg class="signature" id="signature"' in block and f'<path d="{strokes}"' in block
+    assert "张秀英" in block and f'日期 <span class="en">Date</span>：{cn_iso(delivered_on[1])}' in block
+    assert 'class="line"' not in block  # nothing left to sign by hand
+    assert drawn.count("<svg") == 1 and "签名记录" not in drawn  # drawn once, where the recipient signs
+
+    paper = delivered(signature_paper="1")
+    where, block = recipients_signature(paper)
+    assert where == "recipient-sign-here" and block.count('<span class="line"></span>') == 2
+    assert "<svg" not in paper and "纸质送达回证已签字（签收人：张秀英）" in paper
