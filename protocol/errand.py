@@ -388,9 +388,9 @@ def _judge_documents(state: ErrandState, action: Action, entry: Matter) -> Refus
 
     The acceptance notice names the deadline (never before the day of acceptance), an extension moves it
     later, a refusal states its reasons, a delivery carries the applicant's signature (签名核对), 容缺 leaves
-    only secondary materials owed (主件 must be complete, seed 001), a 联办件 goes to every co-department
-    the catalogue names, and a 督办 names when its answer is due. ``judge`` asks it once, of an action its
-    kind's own rule (``_judge_kind``) has allowed.
+    only secondary materials owed (主件 must be complete, seed 001), promised by the deadline, a 联办件 goes
+    to every co-department the catalogue names, and a 督办 names when its answer is due. ``judge`` asks it
+    once, of an action its kind's own rule (``_judge_kind``) has allowed.
     """
     if isinstance(action, Accept):
         if action.errand_kind != "即办件" and not action.due:
@@ -405,6 +405,9 @@ def _judge_documents(state: ErrandState, action: Action, entry: Matter) -> Refus
         owed_mains = [m for m in action.provisional if normalise_material(m) in mains]
         if owed_mains:
             return refuse("provisional_main", items="、".join(owed_mains))
+        # Seed 001: the window decides once the promised materials are in, within the limit the notice states.
+        if action.provisional and action.due and action.promise_by > action.due:
+            return refuse("promise_after_due", promise_by=action.promise_by, due=action.due)
         if action.errand_kind == "联办件":
             missing = [d for d in entry.joint_departments if d not in action.co_departments]
             if missing:

@@ -128,6 +128,7 @@ RefusalCode = Literal[
     "deadline_uncounted",
     "extend_backwards",
     "provisional_main",
+    "promise_after_due",
     "co_departments_incomplete",
     "decision_reasons_missing",
     "signature_missing",
@@ -332,6 +333,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "provisional_main": (
         "主件不适用容缺受理：{items}须齐全才能受理",
         "容缺 applies to secondary materials only: the main ones ({items}) must be there to accept",
+    ),
+    "promise_after_due": (
+        "承诺补齐日期{promise_by}晚于办结期限{due}：副件须在期限内补齐",
+        "the secondary materials are promised by {promise_by}, after the deadline {due}: they must come within it",
     ),
     "co_departments_incomplete": (
         "联办件须由事项目录所列全部联办部门办理，缺少：{missing}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import pytest
 
 from sanji.demo.cluster import Cluster
 from tests.e2e.process_kit import PATH, TOWN, VILLAGE, C, ProcessKit, prepared, running
+
+# 容缺: the secondary materials are promised within the deadline the acceptance counts from today (rules 2).
+PROMISED = (date.today() + timedelta(days=2)).isoformat()
 
 pytestmark = pytest.mark.processes
 
@@ -124,7 +128,7 @@ async def provisional(county: County) -> str:
     """容缺受理: main materials complete, the secondary one promised; approval waits for it."""
     errand, receipt = await county.register("MZ-003", "陈桂兰")
     await county.act(
-        TOWN, errand, "accept", errand_kind="承诺件", provisional=["困难情况证明材料"], promise_by="2030-01-10"
+        TOWN, errand, "accept", errand_kind="承诺件", provisional=["困难情况证明材料"], promise_by=PROMISED
     )
     await county.refused(TOWN, errand, "decide", "容缺", outcome="approved")
     await county.act(VILLAGE, errand, "supply", items=["困难情况证明材料"], text="代办员已收齐")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,10 @@ from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
 from sanji.workcalendar import load_calendar
+
+# 容缺: the secondary materials are promised within the deadline the acceptance counts from today (rules 2).
+PROMISED = (date.today() + timedelta(days=2)).isoformat()
+
 
 Net = Any  # tests/conftest.py Network
 NetworkFactory = Callable[..., Awaitable[Net]]
@@ -402,13 +406,13 @@ async def test_provisional_acceptance_blocks_approval_and_escalation_until_the_p
     owed = ["家庭收入及财产状况声明", "患病或残疾证明"]
     await county.refused(TOWN, errand, "accept", "promised the missing materials by", provisional=owed)
     await county.refused(
-        TOWN, errand, "accept", "即办件除外", errand_kind="即办件", provisional=owed, promise_by="2030-01-10"
+        TOWN, errand, "accept", "即办件除外", errand_kind="即办件", provisional=owed, promise_by=PROMISED
     )
-    await county.act(TOWN, errand, "accept", errand_kind="上报件", provisional=owed, promise_by="2030-01-10")
+    await county.act(TOWN, errand, "accept", errand_kind="上报件", provisional=owed, promise_by=PROMISED)
     await county.sync()
     row = await county.converged(errand, "accepted")
     state = await county.state(errand, VILLAGE)
-    assert state["provisional"] == owed and state["promise_by"] == "2030-01-10"
+    assert state["provisional"] == owed and state["promise_by"] == PROMISED
     await county.refused(TOWN, errand, "decide", "容缺", outcome="approved")
     await county.refused(TOWN, errand, "escalate", "容缺", department="县民政局")
     await county.refused(TOWN, errand, "materials_received", "not among the promised", items=["房产证"])

@@ -568,9 +568,10 @@ def documented(state: ErrandState) -> bool:
 
 def documented_allows(state: ErrandState, action: Action) -> bool:
     """Rules 2, from DOMAIN.md and seed 001, without calling ``judge``: the acceptance notice names a deadline no
-    earlier than the day of acceptance (即办件 are done on the spot); 容缺 owes secondary materials only; a 联办件
-    goes to every co-department the catalogue names; an extension moves the deadline later; only the approving
-    level refuses, and says why; a delivery is signed; a 督办 names when its answer is due."""
+    earlier than the day of acceptance (即办件 are done on the spot); 容缺 owes secondary materials only, promised
+    by the deadline; a 联办件 goes to every co-department the catalogue names; an extension moves the deadline
+    later; only the approving level refuses, and says why; a delivery is signed; a 督办 names when its answer
+    is due."""
     entry = state.matter_entry
     assert entry is not None
     role = DIRECTORY.role(action.node)
@@ -581,6 +582,8 @@ def documented_allows(state: ErrandState, action: Action) -> bool:
         if date.fromisoformat(action.due) < accepted - timedelta(days=7):  # a desk's clock may run a week ahead
             return False
         if set(action.provisional) & set(entry.main_materials):
+            return False
+        if action.provisional and action.promise_by > action.due:  # promised after the deadline it is given
             return False
         return action.errand_kind != "联办件" or set(entry.joint_departments) <= set(action.co_departments)
     if isinstance(action, Extend):
@@ -1118,6 +1121,12 @@ def documented_temptations(state: ErrandState) -> list[Move]:
             },
         ),
         (
+            "accept:容缺-late-promise",
+            Accept,
+            holder,
+            {"errand_kind": "承诺件", "due": "2024-05-10", "provisional": SECONDARY, "promise_by": "2024-05-11"},
+        ),
+        (
             "accept:联办件-one",
             Accept,
             holder,
@@ -1167,6 +1176,7 @@ def test_walks_under_rules_2_are_never_rejected_and_the_model_judges_their_tempt
         ("accept:上报件-no-due", "due_missing"),
         ("accept:due-before", "due_before_acceptance"),
         ("accept:容缺-main", "provisional_main"),
+        ("accept:容缺-late-promise", "promise_after_due"),
         ("accept:联办件-one", "co_departments_incomplete"),
     ],
 )

@@ -174,3 +174,7 @@ def test_an_errand_bound_at_its_acceptance_is_judged_by_the_entry_it_binds_to() 
     assert code_of(state, make(Accept, **binding, due="2024-05-10")) == ""
     owed_main = make(Accept, **binding, due="2024-05-10", provisional=("申请书",), promise_by="2024-04-20")
     assert code_of(state, owed_main) == "provisional_main"
+    late = make(Accept, **binding, due="2024-05-10", provisional=("困难情况证明材料",), promise_by="2024-05-11")
+    assert code_of(state, late) == "promise_after_due"
+    on_time = make(Accept, **binding, due="2024-05-10", provisional=("困难情况证明材料",), promise_by="2024-05-10")
+    assert code_of(state, on_time) == ""

@@ -10,7 +10,7 @@ from httpx import Response
 from jinja2 import Environment, FileSystemLoader
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import MZ003_ALL, act, register
+from screens_kit import MZ003_ALL, PROMISED, act, register
 
 from protocol.lookup import lookup_code
 from protocol.topology import Directory, NodeEntry
@@ -78,7 +78,8 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
         assert status == 404, slug
         assert "无法出具此文书" in html and "does not apply" in html
 
-    act(town, errand_id, "accept", errand_kind="承诺件", provisional="困难情况证明材料", promise_by="2099-01-31")
+    promised = PROMISED.isoformat()
+    act(town, errand_id, "accept", errand_kind="承诺件", provisional="困难情况证明材料", promise_by=promised)
     row = town.get(f"/api/errands/{errand_id}").json()
     status, html = doc(town, errand_id, "acceptance")
     assert status == 200
@@ -90,7 +91,8 @@ def test_full_life_prints_acceptance_commitment_supplement_and_delivery(town: Cl
     assert "申请人的权利" in html and "申请人的义务" in html
     status, html = doc(town, errand_id, "commitment")
     assert status == 200
-    assert "容缺受理承诺书" in html and "困难情况证明材料" in html and "2099年1月31日" in html
+    assert "容缺受理承诺书" in html and "困难情况证明材料" in html
+    assert f"{PROMISED.year}年{PROMISED.month}月{PROMISED.day}日" in html
     assert "终止办理" in html
     assert doc(town, errand_id, "non-acceptance")[0] == 404
 

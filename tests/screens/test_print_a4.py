@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from screens_kit import MZ003_ALL
+from screens_kit import MZ003_ALL, PROMISED
 
 pytestmark = pytest.mark.processes
 
@@ -59,7 +59,12 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
         return str(errand)
 
     provisional = walk_in(
-        {"kind": "accept", "errand_kind": "承诺件", "provisional": ["困难情况证明材料"], "promise_by": "2099-01-31"},
+        {
+            "kind": "accept",
+            "errand_kind": "承诺件",
+            "provisional": ["困难情况证明材料"],
+            "promise_by": PROMISED.isoformat(),
+        },
         {"kind": "request_supplement", "items": ["村委会证明", "医疗费票据", "银行流水"], "text": "原件核对"},
     )
     returned = walk_in({"kind": "accept"}, {"kind": "return", "reasons": "申请书未签名，请签名后重新申请"})
