@@ -101,7 +101,7 @@ def test_supervision_counts_errands_by_township_and_stage(frozen_town: tuple[Cli
     assert accepted in ledger and f"/errands/{waiting}" not in ledger
     # the lights are explained: what red and yellow mean, with the number of working days
     legend = re.search(r'id="light-legend">(.*?)</p>', page, re.S)
-    assert legend and "红灯：已过办结期限" in legend.group(1) and "不足 3 个工作日" in legend.group(1)
+    assert legend and "红灯：已过办结期限" in legend.group(1) and "剩余不超过 3 个工作日" in legend.group(1)
     assert 'id="by-department"' in page and 'id="deemed-approvals"' in page
     report = town.get("/api/supervision").json()
     assert sum(report["by_township"]["T01"].values()) == 2 and report["by_township"]["T01"]["accepted"] == 1
