@@ -3,7 +3,8 @@
 Thin: the pending sub-tasks come from ``sanji.store.subtasks``; a department answers on the
 errand's own page (or ``POST /api/errands/{id}/actions`` with ``subtask_done``), where
 ``judge`` decides as for every step. An account that carries a department opens on its own department's
-sub-tasks (``?department=`` chooses another; empty, every department's), as the 部门收件箱 does.
+sub-tasks (``?department=`` chooses another; empty, every department's), as the 部门收件箱 does. The query is
+declared and parsed once (``subtask_query``, the handlers' ``asked``), for the screen and ``/api/subtasks`` alike.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.response import Template
 
 from county_node.inbox import Department, own_department
@@ -23,6 +24,18 @@ from sanji.store import Store
 from sanji.store.subtasks import OpenSubtask, open_subtasks
 from sanji.web.documents import at_text, node_name
 from sanji.web.screens import _frame, errand_url
+
+
+class SubtaskQuery(msgspec.Struct, frozen=True, kw_only=True):
+    department: str  # the one shown ("": every department's): asked for, else the account's own
+
+
+def subtask_query(
+    request: Request[Any, Any, Any], caller: NamedDependency[Caller], department: Department = ""
+) -> SubtaskQuery:
+    """The sub-tasks' query string, parsed: a dependency, so ``?department=`` and its bounds are declared once for
+    both handlers, and Litestar still lists it in ``/api/subtasks``'s schema as its query parameter."""
+    return SubtaskQuery(department=own_department(request, caller, department))
 
 
 class SubtaskInbox(msgspec.Struct, kw_only=True):
@@ -46,31 +59,22 @@ async def _inbox(store: Store, context: NodeContext, department: str) -> Subtask
 class SubtaskController(Controller):
     path = "/"
     tags = ["subtasks"]
+    dependencies = {"asked": Provide(subtask_query, sync_to_thread=False)}
 
     @get(
         "/api/subtasks",
         summary="联办 sub-tasks still waiting for a county department's answer (one department's, if named)",
     )
     async def api(
-        self,
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
-        department: Department = "",
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], asked: NamedDependency[SubtaskQuery]
     ) -> SubtaskInbox:
-        return await _inbox(store, context, own_department(request, caller, department))
+        return await _inbox(store, context, asked.department)
 
     @get("/subtasks", include_in_schema=False)
     async def screen(
-        self,
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        request: Request[Any, Any, Any],
-        caller: NamedDependency[Caller],
-        department: Department = "",
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], asked: NamedDependency[SubtaskQuery]
     ) -> Template:
-        inbox = await _inbox(store, context, own_department(request, caller, department))
+        inbox = await _inbox(store, context, asked.department)
         directory = store.directory
         rows: list[dict[str, Any]] = []
         for s in inbox.items:
