@@ -27,6 +27,7 @@ from protocol.bounds import MAX_NAME
 from protocol.errand import Projection
 from protocol.errors import SanjiError
 from sanji.auth import events as ev
+from sanji.auth.roles import PlaceRefused
 from sanji.store import Store
 from sanji.store import schema as t
 from sanji.store.engine import Database
@@ -367,6 +368,17 @@ class AuthBook:
 # -- the errand store, audited ------------------------------------------------------------------
 
 
+def _asked(exc: SanjiError, action: Action | None) -> tuple[str, str, str, str]:
+    """Who asked for which step (actor, role, acting_for, kind), for the audit row of a refusal: as the action
+    built says it, or, refused for the account's place before the action was built, as the refusal says it
+    (``roles.PlaceRefused``)."""
+    if isinstance(exc, PlaceRefused):
+        return exc.actor, exc.role, exc.acting_for, exc.kind
+    if action is None:
+        return "", "", "", ""
+    return action.actor, action.role, action.acting_for, kind_of(action)
+
+
 @dataclass(frozen=True)
 class Who:
     """The caller behind the actions a request takes (the rest of each event comes from the action)."""
@@ -419,21 +431,21 @@ class AuditedStore(Store):
             return await super().act(errand_id, capture, attachment=attachment)
         except SanjiError as exc:
             pending.done = True
-            action = pending.actions[-1] if pending.actions else None
+            actor, role, acting_for, kind = _asked(exc, pending.actions[-1] if pending.actions else None)
             who = pending.who
             await AuthBook(self.db).record(
                 ev.ActionRefused(
                     at=self.audit_clock(),
                     node=self.node_id,
-                    actor=action.actor if action else "",
-                    role=action.role if action else "",
-                    acting_for=action.acting_for if action else "",
+                    actor=actor,
+                    role=role,
+                    acting_for=acting_for,
                     account=who.account,
                     via=who.via,
                     ip=who.ip,
                     os_user=who.os_user,
                     errand=errand_id,
-                    kind=kind_of(action) if action else "",
+                    kind=kind,
                     reason=exc.message[:500],
                 )
             )

@@ -301,7 +301,8 @@ class GuardedService(ErrandService):
         """Where the caller sits decides for whom it signs (``roles.place_refusal``), judged on the errand as it is
         inside the write: a department's clerk names its own department where the form left it empty (a
         sub-task), a window's staff answer the oldest open urging naming their window. A refusal is a 403
-        (``roles.PlaceRefused``), and nothing is written but the refusal's audit event."""
+        (``roles.PlaceRefused``), and nothing is written but the refusal's audit event, which names the step's kind
+        and the account's name and role as the form signs them."""
         p = self.caller.principal
         if p is None or not (p.department or p.window):
             return form
@@ -318,7 +319,7 @@ class GuardedService(ErrandService):
             urging=form.urging,
         )
         if refused is not None:
-            raise refused
+            raise refused.signed_by(form.actor, form.role, form.acting_for)  # its audit row names who asked
         return form
 
 

@@ -312,17 +312,28 @@ class PlaceRefused(SanjiError):
     """403: the account sits at another department or window than the step is for (``place_refusal``).
 
     The body is the guard's 403 (``error`` = forbidden) with what an ``ActionRefused`` adds: ``error_code``
-    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``."""
+    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``. It is raised before the step's action is built, so
+    it carries what the audit row of the refusal names in its stead (``sanji.auth.book.AuditedStore``): the step
+    ``kind``, the ``errand``, and who asked (``signed_by``)."""
 
     code = "forbidden"
     default_hint = "Ask an account of that department or window (or one without either: the whole node)."
 
-    def __init__(self, refusal: str, **params: str) -> None:
+    def __init__(self, refusal: str, *, kind: str, errand: str = "", **params: str) -> None:
         zh, en = PLACE_TEXTS[refusal]
         super().__init__(en.format(**params))
         self.refusal = refusal
+        self.kind = kind
+        self.errand = errand
         self.params = dict(params)
         self.message_zh = zh.format(**params)
+        self.actor = self.role = self.acting_for = ""  # who asked: the rule does not know (``signed_by``)
+
+    def signed_by(self, actor: str, role: str, acting_for: str = "") -> PlaceRefused:
+        """This refusal, naming who asked for the step as the desk's form signs it (the account's name and role
+        label): the rule judges the place only, the caller knows the person."""
+        self.actor, self.role, self.acting_for = actor, role, acting_for
+        return self
 
     def as_dict(self) -> dict[str, object]:
         out = super().as_dict()
@@ -371,23 +382,27 @@ def place_refusal(
     """Why an account sitting at ``department`` / ``window`` may not take step ``kind`` on the errand (None if it
     may). ``named_department``: the department the step names (a sub-task's, a decision's); ``urging``: the
     urging an answer answers. An account with neither department nor window is never refused here."""
+
+    def refused(refusal: str, **params: str) -> PlaceRefused:  # naming the step: no action is built to name it
+        return PlaceRefused(refusal, kind=kind, errand=state.id, **params)
+
     if department:
         if kind == "subtask_done":  # the sub-task's department, whoever the errand was escalated to
             if named_department != department:
-                return PlaceRefused("other_department_subtask", mine=department, theirs=named_department or "—")
+                return refused("other_department_subtask", mine=department, theirs=named_department or "—")
         elif state.department and state.department != department:
-            return PlaceRefused("other_department_errand", mine=department, theirs=state.department)
+            return refused("other_department_errand", mine=department, theirs=state.department)
         elif not state.department and (theirs := _approving_department(state)) and theirs != department:
             # Not escalated (yet): the matter's own department approves it, whoever holds it now.
-            return PlaceRefused("other_department_matter", mine=department, theirs=theirs)
+            return refused("other_department_matter", mine=department, theirs=theirs)
         elif kind == "decide" and named_department and named_department != department:
-            return PlaceRefused("other_department_decision", mine=department, theirs=named_department)
+            return refused("other_department_decision", mine=department, theirs=named_department)
     if window and kind == "answer_urging":
         held = next((u for u in state.urgings if u.id == urging), None)
         if held is None:
-            return PlaceRefused("no_urging_for_window", mine=window)
+            return refused("no_urging_for_window", mine=window)
         if held.window != window:
-            return PlaceRefused("other_window_urging", mine=window, theirs=held.window or "—")
+            return refused("other_window_urging", mine=window, theirs=held.window or "—")
     return None
 
 

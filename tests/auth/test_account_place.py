@@ -151,6 +151,12 @@ def test_the_place_rule() -> None:
     assert roles.place_refusal("subtask_done", joint, **mine, named_department="县农业农村局") is None
     refused = roles.place_refusal("subtask_done", joint, **mine, named_department="县住建局")
     assert refused is not None and refused.refusal == "other_department_subtask"
+    assert (refused.kind, refused.errand) == ("subtask_done", "E")  # what its audit row names
+    assert (refused.actor, refused.role) == ("", "")  # the rule knows no person: the guard signs it
+    assert refused.signed_by("赵农", "部门审批人员") is refused and (refused.actor, refused.role) == (
+        "赵农",
+        "部门审批人员",
+    )
     refused = roles.place_refusal("decide", joint, **mine)  # the errand is 县自然资源局's
     assert refused is not None and refused.refusal == "other_department_errand"
     assert roles.place_offers("subtask_done", joint, "C", **mine)

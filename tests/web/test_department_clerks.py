@@ -25,6 +25,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from sanji.auth import events as ev
+from sanji.auth import roles
 from sanji.catalogue import default_catalogue
 from sanji.cli import accounts_cmd, errand_cmd
 from sanji.forms import ActionForm, RegisterForm
@@ -182,8 +183,11 @@ def test_a_department_answers_its_own_sub_task_and_no_other(setup: Setup, county
     assert body["params"] == {"mine": NONGYE, "theirs": ZHUJIAN} and ZHUJIAN in body["message_zh"]
     assert county_desk.state(errand)["subtasks"] == {NONGYE: "pending", ZHUJIAN: "pending"}
     assert county_desk.applied(errand) == before  # nothing written
+    # The refusal's audit row names the step and who asked, though no action was built to name them.
     refusals = [e for e in events(county_desk.config, errand=errand, event="action_refused")]
-    assert [(e.account, e.via) for e in refusals if isinstance(e, ev.ActionRefused)] == [("赵农", "token")]
+    assert [
+        (e.account, e.via, e.actor, e.role, e.kind, e.errand) for e in refusals if isinstance(e, ev.ActionRefused)
+    ] == [("赵农", "token", "赵农", roles.label("approver"), "subtask_done", errand)]
 
     # The page offers each clerk its own department's sub-task, and names no other in the form.
     page = county_desk.get("赵农", f"/errands/{errand}").text
