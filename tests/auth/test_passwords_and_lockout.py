@@ -265,10 +265,15 @@ async def test_guesses_sent_all_at_once_are_throttled_as_if_sent_one_by_one(
             return refused.reason
         return "in"
 
+    # Every attempt takes or is refused its turn before its first await, so exactly the throttle's turns are
+    # checked (``LoginThrottle.address_turns``, ``name_turns``): not fewer (a throttle refusing every one would
+    # pass an upper bound alone), not more.
+    assert (service.throttle.address_turns, service.throttle.name_turns) == (4, 2)
     burst = await asyncio.gather(*(attempt(f"name{i}", "10.7.0.1") for i in range(200)))
-    assert burst.count("bad_credentials") <= 4 and burst.count("throttled") >= 196
-    assert checks == burst.count("bad_credentials")
+    assert (burst.count("bad_credentials"), burst.count("throttled")) == (4, 196)
+    assert checks == 4
     checks = 0
     at_one_name = await asyncio.gather(*(attempt("王芳", f"10.8.0.{i}") for i in range(100)))
-    assert checks == at_one_name.count("bad_credentials") <= 2
+    assert (at_one_name.count("bad_credentials"), at_one_name.count("throttled")) == (2, 98)
+    assert checks == 2
     assert (await service.login("王芳", PASSWORD, ip="10.9.0.1")).principal.name == "王芳"  # turns are given back
