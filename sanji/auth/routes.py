@@ -36,7 +36,7 @@ from sanji.auth.guard import (
     principal_of,
 )
 from sanji.auth.passwords import MIN_LENGTH
-from sanji.auth.service import AuthService, LoginRefused, PasswordChangeRefused, digest
+from sanji.auth.service import AuthService, LoginRefused, PasswordChangeRefused, digest, throttled_texts
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.bounded_form import bounded_form
@@ -142,11 +142,9 @@ class LoginController(Controller):
         try:
             result = await auth.login(name, password, ip=client_ip(request))
         except LoginRefused as exc:
+            # The seconds left now, so the page's two texts and its Retry-After say the same wait.
             wait = max(1, math.ceil(exc.until - auth.clock())) if exc.reason == "throttled" else 0
-            zh = {
-                "throttled": f"登录失败次数过多，请{wait}秒后再试",
-                "wrong_level": "该账户不能在本节点登录",
-            }.get(exc.reason, "用户名或密码错误")
+            zh = {"wrong_level": "该账户不能在本节点登录"}.get(exc.reason, "用户名或密码错误")
             page = _login_page(
                 request,
                 store,
@@ -154,7 +152,7 @@ class LoginController(Controller):
                 next_url=next_url,
                 name=name,
                 status=429 if wait else 401,
-                error=(zh, exc.message),
+                error=throttled_texts(wait) if wait else (zh, exc.message),
             )
             if wait:
                 page.headers["Retry-After"] = str(wait)

@@ -44,6 +44,7 @@ __all__ = [
     "LoginResult",
     "Principal",
     "one_time_password",
+    "throttled_texts",
 ]
 
 TOKEN_PREFIX = "sanji_"
@@ -92,6 +93,13 @@ class LoginRefused(SanjiError):
         super().__init__(message, hint=hint)
         self.reason = reason
         self.until = until
+
+
+def throttled_texts(seconds: int) -> tuple[str, str]:
+    """What a throttled login is told, in Chinese and English: attempts came too often (failed ones, or too many
+    at once: the throttle does not say which, nor whether the name exists), and in how many seconds to retry."""
+    unit = "second" if seconds == 1 else "seconds"
+    return f"登录尝试过于频繁，请{seconds}秒后再试", f"Too many login attempts; try again in {seconds} {unit}"
 
 
 @dataclass(frozen=True)
@@ -403,7 +411,7 @@ class AuthService:
             # written to the audit log one row each (that would be unbounded work for a flood): the failures
             # that led here were. Also when too many checks from this address or for this name are in flight.
             raise LoginRefused(
-                f"too many failed logins; try again in {math.ceil(wait)} s",
+                throttled_texts(max(1, math.ceil(wait)))[1],
                 reason="throttled",
                 until=now + wait,
                 hint="Failed logins slow down further attempts for a while; nothing is locked.",

@@ -10,7 +10,7 @@ import pytest
 from sanji.auth import events as ev
 from sanji.auth import passwords
 from sanji.auth.book import AuthBook, Who
-from sanji.auth.service import AccountError, AuthService, LoginRefused
+from sanji.auth.service import AccountError, AuthService, LoginRefused, throttled_texts
 from sanji.config import AuthSection
 from sanji.store import open_database
 
@@ -115,9 +115,11 @@ async def test_failures_slow_down_further_attempts_alike_for_known_and_unknown_n
         assert {(a.reason, a.message) for a in answers} == {("bad_credentials", "wrong name or password")}
         throttled = await fail(service, name, ip=f"10.1.0.{len(name)}", password=PASSWORD)
         assert throttled.reason == "throttled" and throttled.until > clock.now
+        assert throttled.message == "Too many login attempts; try again in 1 second"  # what happened, and when
     known, unknown = await fail(service, "王芳"), await fail(service, "没有这个人")
     assert (known.reason, known.message) == (unknown.reason, unknown.message)  # nothing tells names apart
     assert "locked" not in known.message
+    assert throttled_texts(60) == ("登录尝试过于频繁，请60秒后再试", "Too many login attempts; try again in 60 seconds")
 
 
 async def test_delays_grow_but_the_holder_of_a_name_always_gets_in_within_a_minute(

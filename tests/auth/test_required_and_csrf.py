@@ -102,7 +102,11 @@ def test_wrong_passwords_slow_down_further_attempts_without_telling_names_apart(
         page = village.get("/login")
         r = village.post("/login", data={"name": name, "password": PASSWORD, "_csrf_token": csrf_of(page.text)})
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
-        assert "account is locked" not in r.text and "too many failed logins" in r.text
+        # It says what happened and when to retry, the same wait as Retry-After, in both languages.
+        wait = int(r.headers["retry-after"])
+        assert f"登录尝试过于频繁，请{wait}秒后再试" in r.text
+        assert f"Too many login attempts; try again in {wait} second" in r.text
+        assert "account is locked" not in r.text and "登录失败次数过多" not in r.text
         answers[name] = r.text.replace(name, "NAME")
     unknown = answers["没有这个人"].replace(csrf_of(answers["没有这个人"]), csrf_of(answers["李建国"]))
     assert answers["李建国"] == unknown
