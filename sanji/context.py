@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Accept
@@ -61,6 +62,21 @@ def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awa
         await record(conn, digest)
 
     return then
+
+
+class _Bound(msgspec.Struct, kw_only=True):
+    """The part of a stored errand state naming its bound catalogue entry (the rest is skipped undecoded)."""
+
+    matter_entry: Matter | None = None
+
+
+_bound = msgspec.msgpack.Decoder(_Bound)
+
+
+def bound_entry(state_blob: bytes | None) -> Matter | None:
+    """The catalogue entry an errand was registered under, from its stored state (an ``errands`` row's
+    ``state``); None for an errand bound to none or a row without its state."""
+    return _bound.decode(state_blob).matter_entry if state_blob else None
 
 
 class RulesAhead(SanjiError):
