@@ -14,6 +14,10 @@ Two steps each, check then publish, so nothing is signed before a person has loo
   ``checked_calendar`` and ``publish_refusal`` (``sanji.workcalendar``), the checks ``sanji calendar
   check`` and ``sanji calendar publish`` run, then ``NodeContext.publish_calendar``.
 
+How far above the version held a new version may be is the publisher's to refuse (``NodeContext.publish``
+and ``publish_calendar`` raise ``VersionTooFar``, answered 409 with its message); the check step asks the
+same (``step_refusal``) so a version publishing would refuse is never offered for review.
+
 Each publication writes a ``published`` audit event (``sanji.auth.events.DocumentPublished``: the
 administrator, the document, its version and the signed envelope's digest) in the transaction that
 keeps the signed document.
@@ -37,18 +41,17 @@ from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol.bounds import version_step_problem
-from protocol.calendar_doc import OfficialCalendar
+from protocol.calendar_doc import CALENDAR, OfficialCalendar
 from protocol.catalogue import Catalogue, CatalogueError
 from protocol.deadlines import CalendarError, CalendarInvalid
-from protocol.errors import SanjiError
+from protocol.errors import SanjiError, VersionTooFar
 from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import insert_event
 from sanji.auth.guard import client_ip, close_uploads
 from sanji.auth.service import Principal
 from sanji.catalogue import load_catalogue
-from sanji.context import NodeContext, Record
+from sanji.context import CATALOGUE, NodeContext, Record
 from sanji.store import Store
 from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
 from sanji.web.bounded_form import bounded_form
@@ -114,13 +117,27 @@ def changes(held: Catalogue | None, new: Catalogue) -> dict[str, list[str]]:
 
 
 def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
+    """Why the reviewed catalogue may not replace the one held ('' if it may): it must be newer.
+
+    How far newer is ``NodeContext.publish``'s to refuse (``VersionTooFar``), asked on every path.
+    """
     if catalogue.version <= context.catalogue_version:
         return (
             f"版本 {catalogue.version} 不高于本中心所持的版本 {context.catalogue_version}，请提高版本号 "
             f"Version {catalogue.version} is not newer than the version held ({context.catalogue_version}); "
             "raise the version number"
         )
-    return version_step_problem(context.catalogue_version, catalogue.version) or ""
+    return ""
+
+
+def step_refusal(context: NodeContext, kind: str, version: int) -> str:
+    """What publishing would refuse for the version's step (``NodeContext.version_step``), said at review
+    so nothing is offered for signing that publishing refuses ('' if the step is allowed)."""
+    try:
+        context.version_step(kind, version)
+    except VersionTooFar as exc:
+        return exc.message
+    return ""
 
 
 def published_record(
@@ -179,7 +196,7 @@ class CataloguePublishingController(Controller):
             return await catalogue_page(
                 request, store, context, status=400, problem=headline(exc), problems=exc.problems
             )
-        refusal = version_refusal(context, catalogue)
+        refusal = version_refusal(context, catalogue) or step_refusal(context, CATALOGUE, catalogue.version)
         if refusal:
             return await catalogue_page(request, store, context, status=409, problem=refusal)
         review = {
@@ -213,6 +230,8 @@ class CataloguePublishingController(Controller):
         try:
             record = published_record(request, principal, context, "catalogue", catalogue.version, catalogue.county)
             await context.publish(catalogue, record=record)  # signs only a catalogue that checks clean
+        except VersionTooFar as exc:
+            return await catalogue_page(request, store, context, status=409, problem=exc.message)
         except SanjiError as exc:
             problems = exc.problems if isinstance(exc, CatalogueError) else []
             return await catalogue_page(request, store, context, status=400, problem=headline(exc), problems=problems)
@@ -262,7 +281,7 @@ class CalendarPublishingController(Controller):
         except CalendarError as exc:
             problem = exc.message + (f" ({exc.hint})" if exc.hint else "")
             return await calendar_page(request, store, context, year, status=400, problem=problem)
-        refusal = publish_refusal(context.calendar_doc, doc)
+        refusal = publish_refusal(context.calendar_doc, doc) or step_refusal(context, CALENDAR, doc.version)
         if refusal:
             return await calendar_page(request, store, context, year, status=409, problem=refusal)
         review = {"file": upload.name, "summary": summary(doc), "json": msgspec.json.encode(doc).decode()}
@@ -296,7 +315,10 @@ class CalendarPublishingController(Controller):
         refusal = publish_refusal(context.calendar_doc, doc)
         if refusal:
             return await calendar_page(request, store, context, year, status=409, problem=refusal)
-        await context.publish_calendar(
-            doc, record=published_record(request, principal, context, "calendar", doc.version, doc.county)
-        )
+        try:
+            await context.publish_calendar(
+                doc, record=published_record(request, principal, context, "calendar", doc.version, doc.county)
+            )
+        except VersionTooFar as exc:
+            return await calendar_page(request, store, context, year, status=409, problem=exc.message)
         return Redirect("/admin/calendar/?done=published", status_code=303)

@@ -7,12 +7,21 @@ desk's pages (``sanji calendar publish``, ``county_node/rules_publishing.py``), 
 
 from __future__ import annotations
 
+from protocol.errors import VersionTooFar
 from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 
 
 async def publish_catalogue(settings: NodeSettings, context: NodeContext) -> None:
-    """Sign and hold the configured catalogue; it is kept if newer than the one held (``NodeContext.publish``)."""
+    """Sign and hold the configured catalogue; it is kept if newer than the one held (``NodeContext.publish``).
+
+    A file whose version is too far above the one held is refused as every publication is (``VersionTooFar``),
+    and the node does not start: the refusal names the file, which the operator corrects.
+    """
     source = settings.path(settings.node.catalogue) if settings.node.catalogue else default_catalogue_path()
-    await context.publish(load_catalogue(source))
+    try:
+        await context.publish(load_catalogue(source))
+    except VersionTooFar as exc:
+        message = f"[node] catalogue {source}: {exc.message}"
+        raise VersionTooFar(message, held=exc.held, version=exc.version) from None

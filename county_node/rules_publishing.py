@@ -17,7 +17,7 @@ from litestar.params import JSONBody
 from litestar.response import Redirect
 
 from protocol.assessment import AssessmentRules
-from protocol.errors import SanjiError
+from protocol.errors import SanjiError, VersionTooFar
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRefused
 from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules
@@ -31,7 +31,7 @@ class RulesPublishingApiController(RulesApiController):
     async def publish(self, context: NamedDependency[NodeContext], data: JSONBody[AssessmentRules]) -> AssessmentRules:
         try:
             return await publish_rules(context, data)
-        except OfficeRefused:
+        except (OfficeRefused, VersionTooFar):  # each answered 409 with its own error code
             raise
         except SanjiError as exc:  # rules that do not check (RulesError): the sender's to correct
             raise OfficeRefused(exc.message, hint=exc.hint) from None

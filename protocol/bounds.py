@@ -23,6 +23,7 @@ from datetime import date
 
 import msgspec
 
+from protocol.errors import VersionTooFar
 from protocol.limits import MAX_TEXT
 from protocol.matter import Matter
 
@@ -194,6 +195,17 @@ def version_step_problem(held: int, version: int) -> str | None:
         f"Version {version} is more than {MAX_VERSION_STEP:,} above the version held ({held}): "
         f"it would leave no room for later versions; use {held + 1}"
     )
+
+
+def check_version_step(held: int, version: int) -> None:
+    """Raise ``VersionTooFar`` when a county may not publish ``version`` of a document held at ``held``.
+
+    Asked by every publisher (``sanji.context.NodeContext.publish``, ``publish_calendar``, ``publish_rules``),
+    so the desk's pages, the command line and the catalogue the county loads at start are all held to it.
+    """
+    problem = version_step_problem(held, version)
+    if problem is not None:
+        raise VersionTooFar(problem, held=held, version=version)
 
 
 def int_problem(field: str, value: int) -> str | None:

@@ -133,12 +133,36 @@ OUTCOMES = {
 }
 
 
+def is_licence(category: str) -> bool:
+    """Whether a matter's decision is a licence's (行政许可): '' (a category not known) reads as one, as before
+    categories were told apart. Its refusal is 不予许可 and its decision document 准予/不予许可决定书."""
+    return category in ("许可", "")
+
+
 def outcome_label(outcome: str, category: str = "") -> str:
     """The words for an outcome: a refusal is 不予许可 for a licence (行政许可, or a category not known) and
     不予办理 for any other matter (给付, 确认, 公共服务 …): a 临时救助 is refused, never "not licensed"."""
-    if outcome == "refused" and category not in ("许可", ""):
+    if outcome == "refused" and not is_licence(category):
         return "不予办理 refused"
     return OUTCOMES.get(outcome, outcome)
+
+
+def errand_category(bound: Matter | None, held: Matter | None) -> str:
+    """The category an errand's outcome is said by ('' when neither entry is known).
+
+    ``bound``: the entry the errand was registered under (``ErrandState.matter_entry``, which travels with
+    it); ``held``: this node's catalogue's entry for its matter code, asked only for an errand bound to none
+    (registered before entries were bound). The bound entry comes first because the catalogue held may since
+    have dropped the matter or changed its category, and an errand is answered as the matter it was applied
+    for: the lookup, the desks, the SMS, the ledger and the printed decision then say the same words.
+    """
+    entry = bound if bound is not None else held
+    return entry.category if entry is not None else ""
+
+
+def outcome_words(outcome: str, bound: Matter | None, held: Matter | None) -> str:
+    """``outcome_label`` of the errand's category (``errand_category``): what every surface shows."""
+    return outcome_label(outcome, errand_category(bound, held))
 
 
 # 七件管理's 代办件: an errand the village agent carries for the villager. Not a handling kind

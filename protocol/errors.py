@@ -10,7 +10,8 @@
     │   ├── ChainGap           a predecessor is missing (retry after sending it)
     │   └── ChainFork          same number, different content (never retry)
     ├── RouteError             the batch is not for this node's place in the tree
-    └── ActionRefused          the errand rules forbid this action (never retry)
+    ├── ActionRefused          the errand rules forbid this action (never retry)
+    └── VersionTooFar          a county document published too far above the version held (never retry)
 
 Only errors with ``retryable=True`` are worth repeating unchanged.
 """
@@ -117,4 +118,30 @@ class ActionRefused(SanjiError):
         out["error_code"] = self.refusal.code
         out["params"] = dict(self.refusal.params)
         out["message_zh"] = zh
+        return out
+
+
+class VersionTooFar(SanjiError):
+    """A county would publish a catalogue, calendar or assessment rules more than ``MAX_VERSION_STEP`` versions
+    above the one it holds (``protocol.bounds.check_version_step``): each publication must be newer than the
+    last, so a version near the top of the range would be the last ever published.
+
+    ``as_dict`` adds ``error_code`` and ``params`` (held, version), as an ``ActionRefused`` does, so a client
+    reads the refusal without parsing the sentence.
+    """
+
+    code = "version_too_far"
+
+    def __init__(self, message: str, *, held: int, version: int) -> None:
+        super().__init__(message, hint=f"Publish version {held + 1}.")
+        self.held, self.version = held, version
+
+    @property
+    def error_code(self) -> str:
+        return self.code
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        out["error_code"] = self.error_code
+        out["params"] = {"held": self.held, "version": self.version}
         return out

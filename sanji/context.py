@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Accept
 from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
+from protocol.bounds import check_version_step
 from protocol.calendar_doc import (
     CALENDAR,
     BoundCalendar,
@@ -60,6 +62,21 @@ def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awa
         await record(conn, digest)
 
     return then
+
+
+class _Bound(msgspec.Struct, kw_only=True):
+    """The part of a stored errand state naming its bound catalogue entry (the rest is skipped undecoded)."""
+
+    matter_entry: Matter | None = None
+
+
+_bound = msgspec.msgpack.Decoder(_Bound)
+
+
+def bound_entry(state_blob: bytes | None) -> Matter | None:
+    """The catalogue entry an errand was registered under, from its stored state (an ``errands`` row's
+    ``state``); None for an errand bound to none or a row without its state."""
+    return _bound.decode(state_blob).matter_entry if state_blob else None
 
 
 class RulesAhead(SanjiError):
@@ -197,6 +214,8 @@ class NodeContext:
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the working-day calendar")
+        await self.refresh_calendar()  # the step is bounded against what the database holds now
+        self.version_step(CALENDAR, doc.version)
         return await self.offer_calendar(sign_calendar(doc, self.store.key), record=record)
 
     async def offer_calendar(self, blob: bytes, *, record: Record | None = None) -> bool:
@@ -237,6 +256,18 @@ class NodeContext:
         self.rules = open_rules(held[1], publisher_keys(self.store.directory, self.store.node_id))
         return True
 
+    async def publish_rules(self, rules: AssessmentRules) -> bool:
+        """County only: sign and hold assessment rules so they travel down with the next exchanges.
+
+        ``sanji.office.rules_routes.publish_rules`` (the desk's routes, ``sanji rules publish``) says first why
+        rules that name another county or are not newer are refused; this is where every path passes.
+        """
+        if self.store.directory.role(self.store.node_id) != COUNTY:
+            raise SanjiError("only the county hub publishes assessment rules")
+        await self.refresh_rules()  # the step is bounded against what the database holds now
+        self.version_step(RULES, rules.version)
+        return await self.offer_rules(sign_rules(rules, self.store.key))
+
     async def offer_rules(self, blob: bytes) -> bool:
         """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
         rules = open_rules(blob, publisher_keys(self.store.directory, self.store.node_id))
@@ -263,10 +294,22 @@ class NodeContext:
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the catalogue")
+        await self.refresh_catalogue()  # the step is bounded against what the database holds now
+        self.version_step(CATALOGUE, catalogue.version)
         behind = rules_refusal(catalogue, await self.store.reports())
         if behind:
             raise RulesAhead(behind)
         return await self.offer(sign_catalogue(catalogue, self.store.key), record=record)
+
+    def version_step(self, kind: str, version: int) -> None:
+        """Raise ``VersionTooFar`` when the county may not publish ``version`` of ``kind`` (catalogue, calendar,
+        rules) for being too far above the version held (``protocol.bounds.check_version_step``).
+
+        Every publisher here asks it, so the desk, the command line and the catalogue file loaded at start
+        are held to it alike; a review page asks it too, to say so before anything is shown for signing.
+        """
+        held = {CATALOGUE: self.catalogue_version, CALENDAR: self.calendar_version, RULES: self.rules_version}
+        check_version_step(held[kind], version)
 
     async def offer(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify a signed catalogue and keep it if it is newer than the one held."""

@@ -25,16 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-import msgspec
-
 from protocol.binding import DEEMED_ROLE, SYSTEM_ACTOR
 from protocol.deadlines import UNIT_NAMES
-from protocol.errand import outcome_label
+from protocol.errand import outcome_words
 from protocol.errors import SanjiError
-from protocol.matter import Matter
 from protocol.stages import ACCEPTED, AT_DEPARTMENT, DECIDED, RESULT_READY
 from sanji.calendar_duty import correct_provisional_deadlines
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_entry
 from sanji.forms import ActionForm
 from sanji.office.business import build_own_reports
 from sanji.periodic import cancel
@@ -80,19 +77,6 @@ class FileSmsSender:
     def _append(self, line: str) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line)
-
-
-class _Bound(msgspec.Struct, kw_only=True):
-    """The part of a stored errand state naming its bound catalogue entry (the rest is skipped undecoded)."""
-
-    matter_entry: Matter | None = None
-
-
-_bound = msgspec.msgpack.Decoder(_Bound)
-
-
-def bound_entry(state_blob: bytes | None) -> Matter | None:
-    return _bound.decode(state_blob).matter_entry if state_blob else None
 
 
 async def deemed_approvals(store: Store, context: NodeContext, *, today: date | None = None) -> list[str]:
@@ -189,7 +173,7 @@ async def queue_result_messages(store: Store, context: NodeContext) -> int:
             continue
         matter = context.matter(row["matter"])
         name = matter.name if matter else row["matter"]
-        outcome = outcome_label(row["outcome"], matter.category if matter else "").split()[0]
+        outcome = outcome_words(row["outcome"], bound_entry(row.get("state")), matter).split()[0]
         text = f"【三级联办】您申请的{name}(回执号{row['receipt']})已办结:{outcome}。请到村便民服务站领取结果。"
         # Only the masked number is queued: the real one is opened from the errand when it is sent.
         if await store.queue_notification(row["id"], "result", mask_phone(phone), text):

@@ -77,7 +77,16 @@ def run(
     if log_format == "json" or (log_format is None and settings.observe.json_logs):
         use_json_logs(settings.node.id)
     watch_parent()
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's exit when the app's start-up failed
+        runtime = getattr(app.state, "runtime", None)
+        refused = runtime.refused if runtime is not None else None
+        if refused is None:
+            raise
+        # The server logged the start-up's traceback; the refusal is said once more, alone, as an error.
+        print(f"error: {refused.message}" + (f"\n{refused.hint}" if refused.hint else ""), file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from protocol.actions import Accept, Extend, RequestSupplement
 from protocol.encoding import decode_action
-from protocol.errand import outcome_label
+from protocol.errand import outcome_words
 from protocol.topology import VILLAGE
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_entry
 from sanji.duties import mask_phone
 from sanji.notify.outbox import Message
 from sanji.notify.settings import SmsSection
@@ -106,7 +106,7 @@ async def applicant_messages(store: Store, context: NodeContext, settings: SmsSe
             "sign": settings.sign,
             "matter": matter.name if matter else row["matter"],
             "receipt": row["receipt"],
-            "outcome": outcome_label(row["outcome"], matter.category if matter else "").split()[0],
+            "outcome": outcome_words(row["outcome"], bound_entry(row.get("state")), matter).split()[0],
             "place": pickup_place(store, row["scope"]),
         }
         out.append(

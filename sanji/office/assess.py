@@ -23,6 +23,7 @@ from protocol.assessment import (
     quarter_span,
     sign_rules,
 )
+from protocol.bounds import check_version_step
 from protocol.catalogue import catalogue_digest, publisher_keys
 from protocol.errors import SanjiError
 from protocol.topology import COUNTY, TOWN
@@ -50,6 +51,8 @@ async def publish_rules(store: Store, rules: AssessmentRules) -> AssessmentRules
     """County only: sign and hold a new version of the rules (an older or equal version is refused)."""
     if store.directory.role(store.node_id) != COUNTY:
         raise SanjiError("only the county hub publishes assessment rules")
+    held = await store.document(RULES)
+    check_version_step(held[0] if held else 0, rules.version)  # the bound every publisher asks
     blob = sign_rules(rules, store.key)
     if not await store.put_document(RULES, rules.version, blob, catalogue_digest(blob)):  # travels down from here
         raise SanjiError(f"assessment rules version {rules.version} is not newer than the version held")

@@ -20,8 +20,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from protocol.assessment import AssessmentRules, sign_rules
-from protocol.bounds import version_step_problem
+from protocol.assessment import AssessmentRules
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
@@ -48,6 +47,7 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
 
     The routes that call this are mounted by the county's desk alone; the command line
     (``sanji rules publish``) reaches it at any node's store, so the role is checked here too.
+    ``NodeContext.publish_rules`` signs, after bounding the version's step (``VersionTooFar``, 409).
     """
     if context.store.directory.role(context.store.node_id) != COUNTY:
         raise OfficeRefused("only the county hub publishes assessment rules", hint="Publish them at the county hub.")
@@ -62,10 +62,7 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
             f"assessment rules version {rules.version} is not newer than the version held ({context.rules_version})",
             hint="Raise the version number and publish again.",
         )
-    too_far = version_step_problem(context.rules_version, rules.version)
-    if too_far:
-        raise OfficeRefused(too_far, hint=f"Publish version {context.rules_version + 1}.")
-    await context.offer_rules(sign_rules(rules, context.store.key))
+    await context.publish_rules(rules)  # VersionTooFar there: too far above the version held
     return rules
 
 

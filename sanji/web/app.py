@@ -98,6 +98,7 @@ class NodeRuntime:
         self.fetch_back: FetchBack | None = None  # archived attachments, fetched back when opened
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
         self.trimmer = memory.BackgroundTrim()  # malloc_trim in a worker thread, never on the loop
+        self.refused: SanjiError | None = None  # why start-up refused to serve (a start duty's error)
 
     async def _start_writers(self, store: AuditedStore, context: NodeContext) -> None:
         """The parts that write on their own (duties, the SMS outbox, backups, archiving): not on a replica."""
@@ -161,8 +162,15 @@ class NodeRuntime:
             )
         context.daily_blob_budget = s.sync.daily_attachment_bytes
         await context.load()
-        for duty in () if replica else self.desk.on_start:  # the county publishes its catalogue
-            await duty(s, context)
+        try:
+            for duty in () if replica else self.desk.on_start:  # the county publishes its catalogue
+                await duty(s, context)
+        except SanjiError as exc:  # e.g. a catalogue file the county may not publish (VersionTooFar)
+            # Kept for ``sanji <tier> serve`` to say alone: in the server's log it ends a traceback.
+            self.refused = exc
+            log.error("node %s refuses to start: %s", s.node.id, exc.message)
+            await db.dispose()
+            raise
         self.context = context
         if replica:
             self.follower = ReplicaFollower(context, self.trust, interval_s=s.sync.duties_interval)

@@ -24,7 +24,7 @@ from litestar.response import Template
 
 from protocol.catalogue import Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
-from protocol.errand import OUTCOMES
+from protocol.errand import errand_category, is_licence, outcome_label, outcome_words
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.lookup import lookup_code
@@ -32,7 +32,7 @@ from protocol.stages import stage_label
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.calendar_duty import marks_of
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_entry
 from sanji.privacy import mask_id_number
 from sanji.store import Store
 from sanji.web.language import split_pair
@@ -111,12 +111,13 @@ class DocSpec:
     source: str  # the action kind the document is made from
     why_not: str  # when it does not apply, in Chinese and English
     applies: Callable[[list[dict[str, Any]]], bool]
-    # The title when it depends on the source action (a decision grants or refuses); None: zh, en.
-    titled: Callable[[dict[str, Any], list[dict[str, Any]]], tuple[str, str]] | None = None
+    # The title when it depends on the source action and the errand's category (``errand_category``: a
+    # decision grants or refuses, a licence or a benefit); None: zh, en.
+    titled: Callable[[dict[str, Any], str], tuple[str, str]] | None = None
 
-    def title(self, history: list[dict[str, Any]]) -> tuple[str, str]:
+    def title(self, history: list[dict[str, Any]], category: str) -> tuple[str, str]:
         source = last_of(history, self.source)
-        return self.titled(source, history) if self.titled is not None and source is not None else (self.zh, self.en)
+        return self.titled(source, category) if self.titled is not None and source is not None else (self.zh, self.en)
 
 
 def _has(kind: str) -> Callable[[list[dict[str, Any]]], bool]:
@@ -140,41 +141,29 @@ SERVICE_DECISION_TITLES: dict[str, tuple[str, str]] = {
 }
 
 
-def delivered_outcome(outcome: str, decide: dict[str, Any] | None, history: list[dict[str, Any]]) -> tuple[str, str]:
+def delivered_outcome(outcome: str, decide: dict[str, Any] | None, category: str) -> tuple[str, str]:
     """The 送达回证's 办理结果 in the words of the paper handed over: 准予办理 / 不予许可 … as the decision document
-    is titled (超时默许 said), else the outcome's own Chinese (不予受理, 退回 …); English apart, never a code."""
+    is titled (超时默许 said), else the outcome's own Chinese (不予受理, 退回 …); English apart, never a code.
+    ``category``: the errand's (``protocol.errand.errand_category``)."""
     if decide is not None and outcome in ("approved", "refused"):
-        zh = decision_title(decide, history)[0].removesuffix("决定书")
+        zh = decision_title(decide, category)[0].removesuffix("决定书")
         if decide.get("deemed"):
             zh += "（超时默许）"
         return zh, "granted" if outcome == "approved" else "refused"
-    label = OUTCOMES.get(outcome, "")
+    label = outcome_label(outcome, category) if outcome else ""
     pair = split_pair(label)
     return (pair.zh, pair.en) if pair else (label or "—", "")
 
 
-def licensed(category: str) -> bool:
-    """Whether the matter's decision is a licence's (行政许可): '' (unknown) reads as one, as before."""
-    return category in ("许可", "")
-
-
-def decision_title(decide: dict[str, Any], history: list[dict[str, Any]]) -> tuple[str, str]:
-    """The decision document's title, by outcome and by the category of the entry the errand is bound to."""
-    return titles_for(bound_category(history), refused=decide.get("outcome") == "refused")
+def decision_title(decide: dict[str, Any], category: str) -> tuple[str, str]:
+    """The decision document's title, by outcome and by the errand's category (``errand_category``: the entry
+    it was registered under, else the one held)."""
+    return titles_for(category, refused=decide.get("outcome") == "refused")
 
 
 def titles_for(category: str, *, refused: bool) -> tuple[str, str]:
-    titles = DECISION_TITLES if licensed(category) else SERVICE_DECISION_TITLES
+    titles = DECISION_TITLES if is_licence(category) else SERVICE_DECISION_TITLES
     return titles["refused" if refused else "approved"]
-
-
-def bound_category(history: list[dict[str, Any]]) -> str:
-    """The category of the catalogue entry the errand's registration or acceptance bound it to ('' unbound)."""
-    for action in history:
-        entry = action.get("matter_entry")
-        if isinstance(entry, dict) and entry.get("category"):
-            return str(entry["category"])
-    return ""
 
 
 DOCUMENTS: dict[str, DocSpec] = {
@@ -274,13 +263,14 @@ def guide_url(matter_code: str) -> str:
     return f"/print/guide/{quote(matter_code, safe='')}"
 
 
-def document_links(errand_id: str, history: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The printable documents that apply to this errand now, in the order they arise."""
+def document_links(errand_id: str, history: list[dict[str, Any]], category: str) -> list[dict[str, str]]:
+    """The printable documents that apply to this errand now, in the order they arise; ``category``: the
+    errand's (``protocol.errand.errand_category``), which titles its decision."""
     return [
         {"slug": s.slug, "zh": zh, "en": en, "url": document_url(errand_id, s.slug)}
         for s in DOCUMENTS.values()
         if s.applies(history)
-        for zh, en in (s.title(history),)
+        for zh, en in (s.title(history, category),)
     ]
 
 
@@ -367,17 +357,19 @@ class DocumentController(Controller):
                 spec.zh, spec.en, f"本节点({store.node_id})没有办件 {errand_id} Errand {errand_id} is not held here", []
             )
         history: list[dict[str, Any]] = row["history"]
+        matter = context.matter(row["matter"])
+        bound = bound_entry(row.get("state"))  # the entry the errand was registered under
+        category = errand_category(bound, matter)  # the words of its outcome and decision, as on every surface
         if not spec.applies(history):
             stage = stage_label(row["stage"], row["outcome"])
             message = (
                 f"{spec.why_not}（当前状态 current stage: {stage}）。本文书不适用于该办件 This document does not apply"
             )
-            return _missing(spec.zh, spec.en, message, document_links(errand_id, history))
+            return _missing(spec.zh, spec.en, message, document_links(errand_id, history, category))
         source = last_of(history, spec.source)
         assert source is not None
         await caller.read(f"document:{spec.slug}", errand=errand_id)  # names, ID numbers, phones
         register = _register_of(history)
-        matter = context.matter(row["matter"])
         directory = store.directory
         facts: dict[str, Any] = {
             "title_zh": spec.zh,
@@ -399,7 +391,7 @@ class DocumentController(Controller):
             "issuer_id": source["node"],
             "free": FREE_OF_CHARGE,
             "printed": cn_date(context.today()),
-            "outcome_label": OUTCOMES.get(row["outcome"], row["outcome"]),
+            "outcome_label": outcome_words(row["outcome"], bound, matter),  # 不予办理 for a benefit, as on the desk
             "guide_url": guide_url(row["matter"]) if matter else "",
             "errand_url": "/errands/" + quote(errand_id, safe=""),
         }
@@ -432,7 +424,7 @@ class DocumentController(Controller):
                     receipt=row["receipt"],
                     due=row["due"] or "",
                     register=register,
-                    category=bound_category(history) or (matter.category if matter else ""),
+                    category=category,
                 )
             )
 
@@ -446,10 +438,10 @@ class DocumentController(Controller):
             # this desk prints (准予/不予…决定书), else the notice an errand that was not decided ends with
             named = (decide or {}).get("document") or ""
             facts["result_document"] = (
-                named or (decision_title(decide, history)[0] if decide else "") or _notice_for(row["outcome"])
+                named or (decision_title(decide, category)[0] if decide else "") or _notice_for(row["outcome"])
             )
             facts["signature_path"] = signature_path(str(source.get("signature") or ""))
-            facts["outcome_zh"], facts["outcome_en"] = delivered_outcome(row["outcome"], decide, history)
+            facts["outcome_zh"], facts["outcome_en"] = delivered_outcome(row["outcome"], decide, category)
         return Template(template_name=spec.template, context=facts)
 
 
@@ -530,7 +522,7 @@ def decision_facts(
     id_number = str(applicant.get("id_number") or "") if isinstance(applicant, dict) else ""
     title_zh, title_en = titles_for(category, refused=refused)
     return {
-        "licence": licensed(category),
+        "licence": is_licence(category),
         "title_zh": title_zh,
         "title_en": title_en,
         "refused": refused,

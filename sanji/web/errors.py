@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SqlTimeout
 
 from protocol.enrollment import EnrollmentError
-from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError
+from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError, VersionTooFar
 from protocol.trust import TrustError
 from sanji.auth.roles import PlaceRefused
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
@@ -40,6 +40,7 @@ STATUS: dict[type[SanjiError], int] = {
     EnrollmentError: 403,
     TrustError: 403,
     ActionRefused: 409,
+    VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
     OfficeRefused: 409,

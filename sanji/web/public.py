@@ -33,7 +33,7 @@ from litestar.response import Template
 
 from protocol.bounds import line_problem, text_problem
 from protocol.catalogue import Matter
-from protocol.errand import outcome_label
+from protocol.errand import outcome_words
 from protocol.lookup import normalise_factor, second_factor_matches
 from protocol.receipts import is_valid, normalise
 from protocol.stages import stage_label
@@ -43,7 +43,7 @@ from sanji.catalogue.search import MAX_QUERY
 from sanji.catalogue.search import normalise as normalise_query
 from sanji.complaints import ComplaintForm, file_public_complaint
 from sanji.config import NodeSettings
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_entry
 from sanji.store import Store
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found, search_refused
@@ -279,7 +279,8 @@ class PublicController(Controller):
             receipt=row["receipt"],
             matter=matter.name if matter else row["matter"],
             stage=stage_label(row["stage"], row["outcome"]),
-            outcome=outcome_label(row["outcome"], matter.category if matter else "") if row["outcome"] else "",
+            # the words the /lookup screen and the SMS use: the entry the errand was registered under first
+            outcome=outcome_words(row["outcome"], bound_entry(row.get("state")), matter) if row["outcome"] else "",
             due=row["due"],
             updated_at=row["updated_at"],
         )

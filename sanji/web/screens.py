@@ -32,7 +32,7 @@ from litestar.response import Redirect, Template
 
 from protocol.binding import bind
 from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
-from protocol.errand import FIVE_STEPS, OUTCOMES, ErrandState
+from protocol.errand import FIVE_STEPS, ErrandState, outcome_label
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
@@ -948,7 +948,9 @@ def _change(before: Any, after: Any, provisional: Any) -> str:
     return f"{before}（暂定）→ {now}" if before != after else f"{now}（原暂定，日期不变）"
 
 
-def history_detail(item: dict[str, Any], directory: Directory) -> str:
+def history_detail(item: dict[str, Any], directory: Directory, category: str = "") -> str:
+    """One history line's details; ``category``: the errand's (``protocol.errand.errand_category``), by which a
+    decision's 结果 is said as everywhere else (不予办理 for a benefit)."""
     kind = item["kind"]
     parts: list[str] = []
 
@@ -999,7 +1001,7 @@ def history_detail(item: dict[str, Any], directory: Directory) -> str:
         parts.append("通过" if item.get("passed") else "不通过")
         add("意见", item.get("note"))
     elif kind == "decide":
-        add("结果", OUTCOMES.get(item.get("outcome", ""), ""))
+        add("结果", outcome_label(str(item.get("outcome", "")), category) if item.get("outcome") else "")
         add("文书", item.get("document"))
         add("部门", item.get("department"))
         add("理由", item.get("reasons"))
@@ -1119,7 +1121,7 @@ async def _errand_page(
             "acting_for": h.get("acting_for", ""),
             "node": node_name(directory, h["node"]),
             "node_id": h["node"],
-            "detail": history_detail(h, directory),
+            "detail": history_detail(h, directory, view["outcome_category"]),
             "status": STATUS_LABELS.get(h.get("status", "applied"), h.get("status", "")),
         }
         for h in history
@@ -1160,7 +1162,7 @@ async def _errand_page(
             "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
             "subtasks": subtasks,
             "urgings": urged,
-            "documents": document_links(errand_id, history),
+            "documents": document_links(errand_id, history, view["outcome_category"]),
             "attachments": [
                 {
                     "name": h.get("name") or h["blob"][:12],
@@ -1177,8 +1179,8 @@ async def _errand_page(
             "done": done_label,
             "done_doc": {
                 "url": document_url(errand_id, done_doc),
-                "zh": DOCUMENTS[done_doc].title(history)[0],
-                "en": DOCUMENTS[done_doc].title(history)[1],
+                "zh": DOCUMENTS[done_doc].title(history, view["outcome_category"])[0],
+                "en": DOCUMENTS[done_doc].title(history, view["outcome_category"])[1],
             }
             if done_doc and DOCUMENTS[done_doc].applies(history)
             else None,

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from protocol.deadlines import CalendarUnknown, deadline_status
-from protocol.errand import outcome_label, service_kind
+from protocol.errand import errand_category, outcome_words, service_kind
 from protocol.matter import Matter
 from protocol.stages import FINISHED, stage_label
 from sanji.calendar_duty import marks_of
@@ -104,7 +104,9 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
     paused = bool(row.get("paused"))
     blob = row.get("state")
     facts = _facts.decode(blob) if blob else None
-    matter = context.matter(row["matter"]) or (facts.matter_entry if facts else None)
+    held = context.matter(row["matter"])
+    bound = facts.matter_entry if facts else None
+    matter = held or bound
     directory = context.store.directory
     scope_role = directory.role(row["scope"]) if row["scope"] in directory else ""
     return {
@@ -114,7 +116,9 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "matter_name": matter.name if matter else row["matter"],
         "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
         "stage_label": stage_label(row["stage"], row["outcome"]),
-        "outcome_label": outcome_label(row["outcome"], matter.category if matter else ""),
+        # said by the entry the errand was registered under first, as every surface says it (protocol.errand)
+        "outcome_label": outcome_words(row["outcome"], bound, held),
+        "outcome_category": errand_category(bound, held),  # screens only: the history's 结果 says the same
         "deadline": deadline_of(
             row.get("due", ""), row["stage"], paused, context, today, provisional=marks.due_provisional
         ),

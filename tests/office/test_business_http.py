@@ -132,6 +132,7 @@ def test_a_version_that_leaves_no_room_for_the_next_is_refused(client: TestClien
     for version in (2**63 - 1, 1 + 1_000_001):
         r = client.post("/api/office/rules", json={**rules, "version": version})
         assert r.status_code == 409 and "version" in r.json()["message"], r.text
+        assert r.json()["error_code"] == "version_too_far" and r.json()["params"]["held"] == 1  # asked by the publisher
     assert client.get("/api/office/rules").json()["version"] == 1
     assert client.post("/api/office/rules", json={**rules, "version": 1 + 1_000_000}).status_code == 201
 

@@ -255,8 +255,7 @@ def test_decision_facts_read_reasons_deemed_and_numbers() -> None:
 
 def test_a_delivery_names_the_outcome_as_the_paper_handed_over_does() -> None:
     """送达回证's 办理结果: the decision document's words (许可 for a licence, 办理 otherwise), else the outcome's."""
-    licence = [{"kind": "register", "matter_entry": {"category": "许可"}}]
-    benefit = [{"kind": "register", "matter_entry": {"category": "给付"}}]
+    licence, benefit = "许可", "给付"  # the errand's category (protocol.errand.errand_category)
     assert delivered_outcome("refused", {"outcome": "refused"}, licence) == ("不予许可", "refused")
     assert delivered_outcome("refused", {"outcome": "refused"}, benefit) == ("不予办理", "refused")
     deemed = {"outcome": "approved", "deemed": True}
