@@ -682,6 +682,7 @@ class ScreenController(Controller):
                 "steps": FIVE_STEPS,
                 "urgings": urgings,
                 "urging_window": urging_window,
+                "urged_names": {u.to: node_name(store.directory, u.to) for u in urgings},  # the urged desk by name
                 "urging_counts": urging_counts(urgings),
                 "sample": size,
                 "seed": seed[:32],

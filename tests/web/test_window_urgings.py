@@ -110,6 +110,11 @@ def test_supervision_lists_only_the_windows_urgings(made: Setup, town: Desk) -> 
     page = town.get("郑主任", "/supervision").text
     assert supervision_urgings(page) == {urged.zonghe[1], urged.whole[1]}
 
+    # the urged desk by its name, and its window or that it names none
+    rows = {u: page.split(f'<tr data-urging="{u}"')[1].split("</tr>")[0] for u in (urged.zonghe[1], urged.whole[1])}
+    assert "城关镇便民服务中心" in rows[urged.zonghe[1]] and f"· {ZONGHE}" in rows[urged.zonghe[1]]
+    assert "未指定窗口" in rows[urged.whole[1]]
+
     page = town.get("陈主任", "/supervision").text
     assert supervision_urgings(page) == {urged.jiuzhu[1], urged.zonghe[1], urged.whole[1]}
     assert 'id="urging-window"' not in page
