@@ -98,6 +98,7 @@ async def accounts_page(
     values: dict[str, str] | None = None,
     shown: dict[str, str] | None = None,
     row_error: tuple[str, str] = ("", ""),
+    row_typed: dict[str, str] | None = None,
     done: str = "",
 ) -> Template:
     """The accounts page; ``shown`` carries a one-time password (name, password, why) for this answer only."""
@@ -120,6 +121,8 @@ async def accounts_page(
             "placed_posts": roles.PLACED_POSTS,
             "shown": shown,
             "row_error": row_error,
+            # the refused row's fields keep what was typed, beside its error, so the typo is there to mend
+            "row_typed": row_typed or {},
             "done": DONE.get(done),
         },
     )
@@ -202,7 +205,10 @@ class AccountsScreenController(Controller):
             await auth.place(name, by=_who(request, principal), department=department, window=window)
         except AccountError as exc:
             status = 404 if exc.message.startswith("no account") else 400
-            return await accounts_page(request, store, context, auth, status=status, row_error=(name, exc.message))
+            typed = {"department": department, "window": window}
+            return await accounts_page(
+                request, store, context, auth, status=status, row_error=(name, exc.message), row_typed=typed
+            )
         return Redirect("/admin/accounts/?done=placed", status_code=303)
 
     @post("/active", status_code=303)

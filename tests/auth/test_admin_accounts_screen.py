@@ -252,6 +252,8 @@ def test_a_department_the_catalogue_does_not_name_is_refused(tmp_path: Path) -> 
         assert client.post("/admin/accounts", data=body).status_code == 201
         r = client.post("/admin/accounts/place", data={"name": "赵敏", "department": "住建局", "_csrf_token": csrf})
         assert r.status_code == 400 and 'id="row-error"' in r.text and "names no such department" in r.text
+        row = r.text.split('data-name="赵敏"')[1].split("</tr>")[0]
+        assert 'name="department" value="住建局"' in row  # what was typed, beside the error, to mend
         assert _seats(config)["赵敏"] == ("县住建局", "")
         r = client.post("/admin/accounts/place", data={"name": "赵敏", "department": "县民政局", "_csrf_token": csrf})
         assert r.status_code == 200 and _seats(config)["赵敏"] == ("县民政局", "")
