@@ -78,6 +78,16 @@ async def urging_rows(store: Store, today: date, *, to: str | None = None, limit
     return out
 
 
+def seen_at_window(rows: list[UrgingRow], node: str, window: str) -> list[UrgingRow]:
+    """The urgings an account sitting at ``window`` is shown ('' : every row, as the whole node's account and the
+    open demo desk see them): those addressed to ``node`` that name its window, and those naming no window (urged
+    before the errand had one). The latter stay in view although only a whole-node account may answer them
+    (``roles.place_refusal``): the window staff should still know their centre was urged about the errand."""
+    if not window:
+        return rows
+    return [r for r in rows if r.to == node and r.window in (window, "")]
+
+
 def counts(rows: list[UrgingRow]) -> dict[str, Any]:
     tally = {"open": 0, "answered": 0, "overdue": 0}
     for row in rows:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from protocol.bounds import line_problem
 from protocol.errors import SanjiError
@@ -341,6 +341,40 @@ class PlaceRefused(SanjiError):
         out["params"] = dict(self.params)
         out["message_zh"] = self.message_zh
         return out
+
+
+class KnownPlaces(NamedTuple):
+    """The departments and windows a node can name an account's place by: the held catalogue's departments (each
+    matter's approving department and its 联办 co-departments) and windows (each matter's, and those the errands
+    held here were assigned to: a township may name its windows its own way at 承办)."""
+
+    departments: frozenset[str]
+    windows: frozenset[str]
+
+
+def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tuple[str, str] | None:
+    """(field, bilingual message) when ``department`` or ``window`` is one ``known`` does not name; None if both
+    are named, empty, or ``known`` is None (the node holds no catalogue yet: a fresh township before its first
+    exchange cannot tell a typo from a real name, so it takes what the administrator typed, as before).
+
+    ``place_refusal`` compares names only, so a misspelt place binds an account to a department or window no
+    errand or urging will ever name: its holder would be offered nothing and refused everything."""
+    if known is None:
+        return None
+    if department and department not in known.departments:
+        return (
+            "department",
+            f"本节点持有的事项目录中没有“{department}”这个部门，请从列表中选择，按目录的写法填写 "
+            "The catalogue held here names no such department; choose one from the list, spelled as the catalogue "
+            "spells it",
+        )
+    if window and window not in known.windows:
+        return (
+            "window",
+            f"本节点的事项目录和办件中没有“{window}”这个窗口，请从列表中选择 "
+            "Neither the catalogue held here nor the errands it holds name such a window; choose one from the list",
+        )
+    return None
 
 
 def place_problem(role: str, node_role: str, department: str, window: str) -> str:

@@ -23,7 +23,7 @@ import math
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -170,8 +170,12 @@ class AuthService:
         node_id: str,
         node_role: str,
         clock: Callable[[], float] = time.time,
+        places: Callable[[], Awaitable[roles.KnownPlaces | None]] | None = None,
     ) -> None:
+        """``places``: the departments and windows an account may be seated at (``sanji.auth.places.known_places``,
+        read afresh at each change, as the catalogue held may have changed); None, or an answer of None: any."""
         self.book = book
+        self.places = places
         self.settings = settings
         self.node_id = node_id
         self.node_role = node_role
@@ -200,10 +204,18 @@ class AuthService:
 
     # -- accounts -------------------------------------------------------------------------------
 
-    def _check_place(self, role: str, department: str, window: str) -> None:
+    async def _check_place(self, role: str, department: str, window: str, *, kept: tuple[str, str] = ("", "")) -> None:
+        """``kept``: the department and window the account has now; a value kept as it is is not checked against
+        the catalogue again (it may predate the check, or the catalogue), so changing one never fails on the other."""
         problem = roles.place_problem(role, self.node_role, department, window)
         if problem:
             raise AccountError(problem)
+        department = "" if department == kept[0] else department
+        window = "" if window == kept[1] else window
+        if (department or window) and self.places is not None:
+            unknown = roles.unknown_place(department, window, await self.places())
+            if unknown is not None:
+                raise AccountError(unknown[1])
 
     def _check_new(self, name: str, role: str) -> None:
         if not name.strip() or name != name.strip() or len(name) > 64:
@@ -234,7 +246,7 @@ class AuthService:
         """A new account. ``must_change``: the password was generated, its holder sets their own at first login.
         ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node."""
         self._check_new(name, role)
-        self._check_place(role, department, window)
+        await self._check_place(role, department, window)
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
@@ -265,7 +277,7 @@ class AuthService:
         account = await self._existing(name)
         department = account.department if department is None else department
         window = account.window if window is None else window
-        self._check_place(account.role, department, window)
+        await self._check_place(account.role, department, window, kept=(account.department, account.window))
         event = ev.AccountChanged(
             **self._event_base(by),
             actor=by.account,

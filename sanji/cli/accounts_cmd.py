@@ -20,7 +20,9 @@ approver (部门审批), supervisor (监察督查), inspector (纪检), admin (�
 Where an account sits (``sanji.auth.roles.place_refusal``): ``--department`` names the county department
 it answers for, as the catalogue names it (县民政局: its 联办 sub-tasks, the 上报件 escalated to it; a post at
 the county), ``--window`` the window whose 督办 urgings it answers, as an urging names it (综合窗口; a post
-at a township or the county). Without either it acts for the whole node.
+at a township or the county). Without either it acts for the whole node. Where the node holds a catalogue, a
+department must be one it names and a window one it or an errand held here names (``roles.unknown_place``): a
+misspelt place would bind the account to what no errand ever names. A node with no catalogue yet takes any.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ from protocol.errors import SanjiError
 from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import AuthBook
+from sanji.auth.places import held_catalogue, known_places
 from sanji.auth.service import AuthService
 from sanji.cli.common import cli_who
 from sanji.config import ConfigError, NodeSettings, load_settings
+from sanji.node_directory import node_directory
 from sanji.store import open_database
 
 T = TypeVar("T")
@@ -112,7 +116,15 @@ def read_password(from_stdin: bool) -> str:
 async def _service(settings: NodeSettings) -> AsyncIterator[AuthService]:
     db = await open_database(settings.db_url)
     try:
-        yield AuthService(AuthBook(db), settings.auth, node_id=settings.node.id, node_role=settings.node.role)
+
+        async def places() -> roles.KnownPlaces | None:
+            # Read only when a department or window is given, as the running node's accounts page reads it.
+            catalogue = await held_catalogue(db, lambda: node_directory(settings, db), settings.node.id)
+            return await known_places(db, catalogue)
+
+        yield AuthService(
+            AuthBook(db), settings.auth, node_id=settings.node.id, node_role=settings.node.role, places=places
+        )
     finally:
         await db.dispose()
 

@@ -6,6 +6,7 @@ number drawn is also in the table under the chart, so nothing is only in the pic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 from sanji.office.stats import Series
@@ -13,14 +14,30 @@ from sanji.office.stats import Series
 PALETTE = ("#9b1c1c", "#1f5fa8", "#1a7f37", "#b35900", "#6b3fa0", "#0f7b7b", "#8a6d00", "#555555")
 WIDTH, HEIGHT = 900, 320
 LEFT, RIGHT, TOP, BOTTOM = 50, 50, 20, 70
+LEGEND_COLUMNS, LEGEND_STEP, LEGEND_LINE = 6, 140, 14  # a legend entry's slot: 14 px of swatch, 126 px of text
+LEGEND_CHARS = 10  # a longer name is cut with "…" so it stays in its slot (11 px type: ~11 CJK characters fit)
 
 
-def svg_chart(data: Series, *, title: str = "办件量与按时办结率 Volume and on-time rate") -> str:
+def _short(name: str) -> str:
+    return name if len(name) <= LEGEND_CHARS else name[: LEGEND_CHARS - 1] + "…"
+
+
+def svg_chart(
+    data: Series,
+    *,
+    title: str = "办件量与按时办结率 Volume and on-time rate",
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """``names``: each node's display name by id (``sanji.web.documents.node_name``), drawn in the legend and the
+    bars' tooltips as the table under the chart names them; an id without one is drawn as it is."""
     periods = data.periods
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
+    # Two legend lines fit the bottom margin; a county of more than 12 townships grows the picture downwards.
+    legend_lines = -(-len(data.townships) // LEGEND_COLUMNS)
+    height = HEIGHT + max(0, legend_lines - 2) * LEGEND_LINE
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
         f'role="img" aria-label="{escape(title)}" class="chart">',
         f"<title>{escape(title)}</title>",
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#ccc"/>',
@@ -48,6 +65,7 @@ def svg_chart(data: Series, *, title: str = "办件量与按时办结率 Volume 
         )
     for t_index, township in enumerate(data.townships):
         colour = PALETTE[t_index % len(PALETTE)]
+        name = (names or {}).get(township) or township
         for i, value in enumerate(data.volume[township]):
             if not value:
                 continue
@@ -55,7 +73,7 @@ def svg_chart(data: Series, *, title: str = "办件量与按时办结率 Volume 
             x = LEFT + slot * i + group_left + bar_w * t_index
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                f'fill="{colour}" fill-opacity="0.45"><title>{escape(township)} {escape(periods[i])}: '
+                f'fill="{colour}" fill-opacity="0.45"><title>{escape(name)} {escape(periods[i])}: '
                 f"{value} 件</title></rect>"
             )
         points = [
@@ -68,12 +86,17 @@ def svg_chart(data: Series, *, title: str = "办件量与按时办结率 Volume 
             parts.append(f'<polyline class="rate" points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
             for x, y in points:
                 parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>')
-        lx = LEFT + (t_index % 6) * 140
-        ly = HEIGHT - 30 + (t_index // 6) * 14
+        lx = LEFT + (t_index % LEGEND_COLUMNS) * LEGEND_STEP
+        ly = HEIGHT - 30 + (t_index // LEGEND_COLUMNS) * LEGEND_LINE
         parts.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{colour}"/>')
-        parts.append(f'<text x="{lx + 14}" y="{ly}" font-size="11">{escape(township)}</text>')
+        # the whole name and the id in the entry's tooltip; the table under the chart has both too
+        said = name if name == township else f"{name} {township}"
+        parts.append(
+            f'<text class="legend" x="{lx + 14}" y="{ly}" font-size="11" data-node="{escape(township)}">'
+            f"<title>{escape(said)}</title>{escape(_short(name))}</text>"
+        )
     parts.append(
-        f'<text x="{LEFT}" y="{HEIGHT - 4}" font-size="11" fill="#555">柱: 办件量 bars: volume · '
+        f'<text x="{LEFT}" y="{height - 4}" font-size="11" fill="#555">柱: 办件量 bars: volume · '
         "线: 按时办结率 lines: on-time rate</text>"
     )
     parts.append("</svg>")

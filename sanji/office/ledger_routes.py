@@ -277,6 +277,10 @@ class OfficeScreenController(Controller):
         params["from"] = params.pop("date_from", "")
         params["to"] = params.pop("date_to", "")
         query_string = urlencode(params)
+        # nodes by their names (城关镇便民服务中心, not T01): the ledger's 节点, a group that is a node, and the
+        # chart's legend
+        nodes = {*(r.scope for r in rows), *(r.township for r in rows), *(r.county for r in rows)}
+        names = {n: node_name(store.directory, n) for n in nodes if n}
         return Template(
             template_name="office_ledger.html",
             status_code=400 if problem else 200,
@@ -289,19 +293,14 @@ class OfficeScreenController(Controller):
                 "dimensions": [(d, DIMENSION_LABELS[d]) for d in DIMENSIONS],
                 "lines": group(rows, dimension),
                 "total": total(rows),
-                "chart": svg_chart(series(rows, chart_period, by="county" if above else "township")),
+                "chart": svg_chart(series(rows, chart_period, by="county" if above else "township"), names=names),
                 "rows": rows[:500],
                 "row_count": len(rows),
                 "stage_labels": STAGE_LABELS,
                 "level_labels": LEVEL_LABELS,
                 "kinds": ("即办件", "承诺件", "上报件", "联办件", "特办件", "代办件"),
                 "townships": sorted({r.township for r in rows if r.township}),
-                # nodes by their names (城关镇便民服务中心, not T01): the ledger's 节点 and a group that is a node
-                "node_names": {
-                    n: node_name(store.directory, n)
-                    for n in {*(r.scope for r in rows), *(r.township for r in rows), *(r.county for r in rows)}
-                    if n
-                },
+                "node_names": names,
                 "node_groups": dimension in ("county", "township", "node"),
                 "above_counties": above,
                 "download": {

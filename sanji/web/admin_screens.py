@@ -37,6 +37,7 @@ from protocol.deadlines import CalendarError
 from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
+from sanji.auth.places import known_places
 from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
 from sanji.context import NodeContext
 from sanji.store import Store
@@ -72,16 +73,17 @@ def _field(form: Any, name: str, limit: int) -> str:
     return value[: limit + 1] if isinstance(value, str) else ""
 
 
-def _places(context: NodeContext, node_role: str) -> dict[str, Any]:
-    """What the department and window fields offer at this node (a datalist: others may be typed): the county
-    departments and the windows the catalogue held names; a field only where the tier has it."""
-    matters = context.catalogue.matters if context.catalogue is not None else ()
-    departments = {m.department for m in matters if m.department} | {d for m in matters for d in m.joint_departments}
+async def _places(store: Store, context: NodeContext, node_role: str) -> dict[str, Any]:
+    """What the department and window fields offer at this node, a field only where the tier has it: the
+    departments the held catalogue names, the windows it and the errands held here name — the same lists a place
+    typed is checked against (``roles.unknown_place``; with no catalogue held, empty lists and no check)."""
+    known = await known_places(store.db, context.catalogue)
     return {
-        "departments": sorted(departments) if node_role in roles.DEPARTMENT_LEVELS else [],
-        "windows": sorted({m.window for m in matters if m.window}) if node_role in roles.WINDOW_LEVELS else [],
+        "departments": sorted(known.departments) if known and node_role in roles.DEPARTMENT_LEVELS else [],
+        "windows": sorted(known.windows) if known and node_role in roles.WINDOW_LEVELS else [],
         "department_field": node_role in roles.DEPARTMENT_LEVELS,
         "window_field": node_role in roles.WINDOW_LEVELS,
+        "known": known,
     }
 
 
@@ -96,6 +98,7 @@ async def accounts_page(
     values: dict[str, str] | None = None,
     shown: dict[str, str] | None = None,
     row_error: tuple[str, str] = ("", ""),
+    row_typed: dict[str, str] | None = None,
     done: str = "",
 ) -> Template:
     """The accounts page; ``shown`` carries a one-time password (name, password, why) for this answer only."""
@@ -114,10 +117,12 @@ async def accounts_page(
             "now": auth.clock(),
             "errors": errors or {},
             "values": values or {"name": "", "role": posts[0] if posts else "", "department": "", "window": ""},
-            "places": _places(context, auth.node_role),
+            "places": await _places(store, context, auth.node_role),
             "placed_posts": roles.PLACED_POSTS,
             "shown": shown,
             "row_error": row_error,
+            # the refused row's fields keep what was typed, beside its error, so the typo is there to mend
+            "row_typed": row_typed or {},
             "done": DONE.get(done),
         },
     )
@@ -160,15 +165,17 @@ class AccountsScreenController(Controller):
             errors["name"] = (
                 f"登录名 1 至 {NAME_LIMIT} 个字符，首尾无空格 1 to {NAME_LIMIT} characters, no spaces at either end"
             )
+        fields = await _places(store, context, auth.node_role)
         if not errors and (problem := roles.place_problem(role, auth.node_role, department, window)):
             # under the field that is wrong, where this tier shows it; else under the post
-            fields = _places(context, auth.node_role)
             if department and fields["department_field"]:
                 errors["department"] = problem
             elif window and fields["window_field"]:
                 errors["window"] = problem
             else:
                 errors["role"] = problem
+        if not errors and (unknown := roles.unknown_place(department, window, fields["known"])):
+            errors[unknown[0]] = unknown[1]  # a field this tier shows: place_problem refused the others
         if not errors:
             try:
                 account, password = await auth.add_with_one_time_password(
@@ -198,7 +205,10 @@ class AccountsScreenController(Controller):
             await auth.place(name, by=_who(request, principal), department=department, window=window)
         except AccountError as exc:
             status = 404 if exc.message.startswith("no account") else 400
-            return await accounts_page(request, store, context, auth, status=status, row_error=(name, exc.message))
+            typed = {"department": department, "window": window}
+            return await accounts_page(
+                request, store, context, auth, status=status, row_error=(name, exc.message), row_typed=typed
+            )
         return Redirect("/admin/accounts/?done=placed", status_code=303)
 
     @post("/active", status_code=303)

@@ -26,6 +26,8 @@ from sanji.archive_duty import ArchiveSchedule
 from sanji.auth.book import AuditedStore, AuthBook
 from sanji.auth.first_run import ensure_first_admin
 from sanji.auth.guard import Caller, Forbidden, GuardedService, NotLoggedIn, auth_guard, client_ip, principal_of
+from sanji.auth.places import known_places
+from sanji.auth.roles import KnownPlaces
 from sanji.auth.routes import AccountPasswordController, LoginController, forbidden_handler, not_logged_in_handler
 from sanji.auth.service import AuthService
 from sanji.backup_duty import BackupSchedule
@@ -140,7 +142,7 @@ class NodeRuntime:
         self.store = store
         self.trust = TrustBook(store, base=directory_entries(s), required=s.trust.required)
         await self.trust.load()
-        self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role)
+        self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role, places=self._places)
         if not s.auth.required:
             log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
         replica = db.read_only
@@ -240,6 +242,13 @@ class NodeRuntime:
     def read_only(self) -> bool:
         """Serving a read-only replica of the database (every page says so)."""
         return self.store is not None and self.store.db.read_only
+
+    async def _places(self) -> KnownPlaces | None:
+        """Where the accounts page may seat an account: read at each change, from the catalogue held now."""
+        store, context = self.store, self.context
+        if store is None or context is None:
+            return None  # not started: no request reaches the accounts page before ``lifespan`` sets both
+        return await known_places(store.db, context.catalogue)
 
     def get_store(self) -> Store:
         assert self.store is not None, "the store opens in the app's lifespan"

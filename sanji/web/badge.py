@@ -20,7 +20,7 @@ from sanji.context import NodeContext
 from sanji.notices import Notice, notices_for
 from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
-from sanji.urgings import UrgingRow, urging_rows
+from sanji.urgings import UrgingRow, seen_at_window, urging_rows
 from sanji.worklist import prioritised
 
 STATE_KEY = "unread_notices"
@@ -32,14 +32,22 @@ def account_of(request: Request[Any, Any, Any]) -> str:
     return principal.name if principal is not None else ""
 
 
+def window_of(request: Request[Any, Any, Any]) -> str:
+    """The window whose urgings the account is shown: its own; '' (all) for the open demo desk."""
+    principal = principal_of(request)
+    return principal.window if principal is not None else ""
+
+
 async def desk_notices(
-    store: Store, context: NodeContext, account: str, today: date
+    store: Store, context: NodeContext, account: str, today: date, *, window: str = ""
 ) -> tuple[list[dict[str, Any]], list[UrgingRow], list[Notice]]:
-    """The desk's worklist views, the urgings not yet answered, and its notices read against ``account``'s mark."""
+    """The desk's worklist views, the urgings not yet answered, and its notices read against ``account``'s mark.
+    ``window``: the account's window ('' : the whole node's), whose urgings alone it is shown (``seen_at_window``)."""
     from sanji.web.screens import row_view  # the screens import this module's callers, not the reverse
 
     work_views = [row_view(r, context, today) for r in prioritised(await store.worklist())]
     urged = [u for u in await urging_rows(store, today, to=store.node_id) if u.status != "answered"]
+    urged = seen_at_window(urged, store.node_id, window)
     for view in work_views:
         view["urgings"] = [u for u in urged if u.errand == view["id"]]
     read_upto = await NoticeReads(store.db).read_upto(account)
@@ -63,5 +71,5 @@ async def count_unread(request: Request[Any, Any, Any]) -> None:
             return
     runtime = request.app.state.runtime
     store, context = runtime.get_store(), runtime.get_context()
-    _, _, notices = await desk_notices(store, context, account_of(request), context.today())
+    _, _, notices = await desk_notices(store, context, account_of(request), context.today(), window=window_of(request))
     request.state[STATE_KEY] = sum(n.unread for n in notices)

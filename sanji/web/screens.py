@@ -58,7 +58,7 @@ from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
 from sanji.urgings import counts as urging_counts
-from sanji.urgings import urging_rows
+from sanji.urgings import seen_at_window, urging_rows
 from sanji.web.badge import desk_notices
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found
@@ -479,7 +479,8 @@ class ScreenController(Controller):
         health = {h.node: h for h in await fleet_health(store, missing_hours=hours)}
         rows, total = await store.errands(limit=200)
         today = context.today()
-        work_views, urged, notices = await desk_notices(store, context, _account(caller), today)
+        window = _window(caller)
+        work_views, urged, notices = await desk_notices(store, context, _account(caller), today, window=window)
         lights = {"red": 0, "yellow": 0}
         for view in work_views:
             if view["light"]["cls"] in lights:
@@ -498,6 +499,7 @@ class ScreenController(Controller):
                 "worklist": work_views,
                 "lights": lights,
                 "urged": urged,
+                "urging_window": window,  # the notices' urgings are this window's alone (said above the list)
                 "notices": notices[:50],
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
@@ -645,7 +647,10 @@ class ScreenController(Controller):
             "warnings": [_summary_view(s) for s in report.warnings if shown(s)],
         }
         callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
-        urgings = await urging_rows(store, context.today())
+        # An account sitting at a window sees the urgings of its own window at this node (and those naming none);
+        # the whole node's accounts, supervisors and the open demo desk see every one held.
+        urging_window = _window(caller)
+        urgings = seen_at_window(await urging_rows(store, context.today()), store.node_id, urging_window)
         tables = (report.by_township, report.by_department)
         counted = {stage for table in tables for row in table.values() for stage in row}
         # the errands the lists name by id, said as a person does: receipt number and matter
@@ -676,6 +681,8 @@ class ScreenController(Controller):
                 "views": views,
                 "steps": FIVE_STEPS,
                 "urgings": urgings,
+                "urging_window": urging_window,
+                "urged_names": {u.to: node_name(store.directory, u.to) for u in urgings},  # the urged desk by name
                 "urging_counts": urging_counts(urgings),
                 "sample": size,
                 "seed": seed[:32],
@@ -732,6 +739,11 @@ async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> d
 def _account(caller: Caller) -> str:
     """Whose notices: the logged-in account; the open demo desk shares one mark ('')."""
     return caller.principal.name if caller.principal is not None else ""
+
+
+def _window(caller: Caller) -> str:
+    """The window whose urgings the account is shown ('' : all, for a whole-node account or the open demo desk)."""
+    return caller.principal.window if caller.principal is not None else ""
 
 
 def _summary_view(summary: Any) -> dict[str, Any]:

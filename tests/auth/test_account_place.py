@@ -21,11 +21,14 @@ from sanji.auth.book import AuthBook
 from sanji.auth.service import AuthService
 from sanji.catalogue.loader import default_catalogue
 from sanji.cli import accounts_cmd
+from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.demo.staff import DEMO_PASSWORD, seed_accounts
+from sanji.forms import ActionForm, RegisterForm
 from sanji.store import open_database
 from sanji.store import schema as t
 from sanji.store.revisions import alembic_config, code_head
+from tests.web.test_department_inbox import open_county
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -65,10 +68,10 @@ def test_the_command_line_sets_and_clears_department_and_window(
     assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--window", "社会救助窗口"]) == 0
     assert placed(town, "王芳") == ("", "社会救助窗口")
     assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--department", "县人社局"]) == 0
-    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--window", "民政窗口"]) == 0
-    assert placed(county, "赵敏") == ("县人社局", "民政窗口")  # a flag left out keeps its value
+    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--window", "社会救助窗口"]) == 0
+    assert placed(county, "赵敏") == ("县人社局", "社会救助窗口")  # a flag left out keeps its value
     assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--department", ""]) == 0
-    assert placed(county, "赵敏") == ("", "民政窗口")
+    assert placed(county, "赵敏") == ("", "社会救助窗口")
     assert accounts_cmd.run_list(str(county)) == 0
     assert "赵敏\tapprover\t部门审批\tactive" in capsys.readouterr().out
 
@@ -92,9 +95,76 @@ def test_the_command_line_sets_and_clears_department_and_window(
     assert changes == [
         ("赵敏", "added", "县民政局", ""),
         ("赵敏", "placed", "县人社局", ""),
-        ("赵敏", "placed", "县人社局", "民政窗口"),
-        ("赵敏", "placed", "", "民政窗口"),
+        ("赵敏", "placed", "县人社局", "社会救助窗口"),
+        ("赵敏", "placed", "", "社会救助窗口"),
     ]
+
+
+def test_the_command_line_refuses_a_place_the_catalogue_does_not_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``prepare`` gives the node the county's catalogue: a department or window it does not name is refused with
+    exit status 2 and both languages, and nothing is written; a place kept as it is is not checked again."""
+    county, town = prepare(tmp_path / "a", "C"), prepare(tmp_path / "b", "T01")
+    assert accounts_cmd.run_add(str(county), "赵敏", "approver", PASSWORD, department="县民证局") == 2
+    out = capsys.readouterr().out
+    assert "error: " in out and "没有“县民证局”这个部门" in out and "names no such department" in out
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合") == 2
+    assert "没有“综合”这个窗口" in capsys.readouterr().out
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合窗口") == 0
+    assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--window", "九号窗口"]) == 2
+    assert placed(town, "王芳") == ("", "综合窗口")
+    assert not [e for e in events(county, event="account") if isinstance(e, ev.AccountChanged)]
+
+    # A place set before the check (or before the catalogue changed) stays, and changing the other one works.
+    assert accounts_cmd.run_add(str(county), "赵敏", "approver", PASSWORD, department="县民政局") == 0
+    asyncio.run(_seat_directly(county, "赵敏", "县老部门", ""))
+    assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--window", "综合窗口"]) == 0
+    assert placed(county, "赵敏") == ("县老部门", "综合窗口")
+
+
+async def _seat_directly(config: Path, name: str, department: str, window: str) -> None:
+    """Where an account sat before places were checked: written straight into the store."""
+    db = await open_database(load_settings(config).db_url)
+    try:
+        async with db.writer.begin() as conn:
+            values = {"department": department, "window": window}
+            await conn.execute(t.accounts.update().where(t.accounts.c.name == name).values(**values))
+    finally:
+        await db.dispose()
+
+
+def test_a_node_holding_no_catalogue_takes_any_place(tmp_path: Path) -> None:
+    """Before its first exchange a node holds no catalogue and cannot tell a typo from a real name: it takes what
+    is typed, as before (``roles.unknown_place``)."""
+    cluster = Cluster.prepare(tmp_path / "bare", towns=1, villages_per_town=1, open_demo=True)
+    county, town = cluster.nodes["C"].config, cluster.nodes["T01"].config
+    assert accounts_cmd.run_add(str(county), "赵敏", "approver", PASSWORD, department="县民证局") == 0
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="一号窗口") == 0
+    assert placed(county, "赵敏") == ("县民证局", "") and placed(town, "王芳") == ("", "一号窗口")
+
+
+def test_a_window_an_errand_was_assigned_to_is_known(tmp_path: Path) -> None:
+    """A township may name its windows its own way at 承办 (the form takes the catalogue's as a default only):
+    a window an errand held here was assigned to seats an account although the catalogue does not name it."""
+
+    async def assigned() -> Path:
+        county = await open_county(tmp_path, open_demo=False)
+        try:
+            service = county.service("T01")
+            entry = default_catalogue().get("MZ-001")
+            assert entry is not None
+            materials = [m.name for m in entry.materials if not m.optional]
+            form = RegisterForm(matter="MZ-001", applicant_name="周大娘", materials=materials, actor="窗口")
+            errand = (await service.register(form)).errand
+            await service.act(errand, ActionForm(kind="accept", actor="窗口", errand_kind="承诺件", window="三号窗口"))
+            return county.cluster.nodes["T01"].config
+        finally:
+            await county.close()
+
+    town = asyncio.run(assigned())
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="三号窗口") == 0
+    assert accounts_cmd.run_add(str(town), "李红", "window_a", PASSWORD, window="四号窗口") == 2
 
 
 def test_a_village_agent_carries_no_window(tmp_path: Path) -> None:

@@ -222,3 +222,49 @@ def test_the_county_sets_a_department_clerk(tmp_path: Path) -> None:
         assert 'name="department" value="县民政局"' in row
         body = {"name": "周明", "role": "supervisor", "department": "县民政局", "_csrf_token": csrf}
         assert client.post("/admin/accounts", data=body).status_code == 400  # a supervisor sits at no department
+
+
+def _seats(config: Path) -> dict[str, tuple[str, str]]:
+    async def work(service: AuthService) -> dict[str, tuple[str, str]]:
+        return {a.name: (a.department, a.window) for a in await service.book.accounts()}
+
+    result: dict[str, tuple[str, str]] = with_service(config, work)
+    return result
+
+
+def test_a_department_the_catalogue_does_not_name_is_refused(tmp_path: Path) -> None:
+    """The department is checked against the held catalogue's (approving and 联办): a typo would bind the clerk
+    to a department no errand names. The form comes back with what was typed, the error under the field in both
+    languages, and nothing is written; on an account's row the same, and its place stays as it was."""
+    config = prepare(tmp_path, "C", required=True)
+    add(config, "县管理", "admin")
+    with TestClient(app(config)) as client:
+        csrf = login(client, "县管理")
+        body = {"name": "赵敏", "role": "approver", "department": "县民证局", "_csrf_token": csrf}
+        r = client.post("/admin/accounts", data=body)
+        assert r.status_code == 400
+        error = r.text.split('id="err-department"')[1].split("</span></span>")[0]
+        assert "没有“县民证局”这个部门" in error and "names no such department" in error
+        assert 'id="department" name="department" value="县民证局"' in r.text  # what was typed, kept
+        assert "赵敏" not in _seats(config)
+
+        body["department"] = "县住建局"  # a 联办 co-department only (ZR-001): named by the catalogue all the same
+        assert client.post("/admin/accounts", data=body).status_code == 201
+        r = client.post("/admin/accounts/place", data={"name": "赵敏", "department": "住建局", "_csrf_token": csrf})
+        assert r.status_code == 400 and 'id="row-error"' in r.text and "names no such department" in r.text
+        row = r.text.split('data-name="赵敏"')[1].split("</tr>")[0]
+        assert 'name="department" value="住建局"' in row  # what was typed, beside the error, to mend
+        assert _seats(config)["赵敏"] == ("县住建局", "")
+        r = client.post("/admin/accounts/place", data={"name": "赵敏", "department": "县民政局", "_csrf_token": csrf})
+        assert r.status_code == 200 and _seats(config)["赵敏"] == ("县民政局", "")
+
+
+def test_a_window_neither_the_catalogue_nor_an_errand_names_is_refused(town: Path, admin: tuple[Client, str]) -> None:
+    client, csrf = admin
+    r = client.post(
+        "/admin/accounts", data={"name": "赵六", "role": "window_a", "window": "综合窗", "_csrf_token": csrf}
+    )
+    assert r.status_code == 400 and 'id="err-window"' in r.text and "没有“综合窗”这个窗口" in r.text
+    r = client.post("/admin/accounts/place", data={"name": "王芳", "window": "九号窗口", "_csrf_token": csrf})
+    assert r.status_code == 400 and "name such a window" in r.text
+    assert _seats(town) == {"李管理": ("", ""), "王芳": ("", "")}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -31,7 +32,7 @@ from sanji.office.export import LEDGER_COLUMNS, ledger_csv, stats_csv, workbook_
 from sanji.office.ledger import LedgerFilter, LedgerRow
 from sanji.office.query import build_filter
 from sanji.office.source import ledger
-from sanji.office.stats import group, series, total
+from sanji.office.stats import Series, group, series, total
 from sanji.store import Store
 
 AS_OF = date(2026, 12, 8)
@@ -118,6 +119,29 @@ async def test_statistics_by_township_and_month(county: tuple[Store, NodeContext
         and svg.count('class="bar"') == 4
         and "http://" not in svg.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
+
+
+def test_the_chart_legend_names_nodes_and_grows_for_a_large_county() -> None:
+    """Each legend entry is the node's name (cut with "…" past ten characters, whole in its tooltip with the id);
+    an id with no name is drawn as it is; past two lines of six the picture grows so no entry hides the caption."""
+    towns = [f"T{i:02d}" for i in range(1, 15)]
+    drawn = Series(
+        periods=["2026-11"], townships=towns, volume={t: [1] for t in towns}, on_time_rate={t: [1.0] for t in towns}
+    )
+    names = {"T01": "城关镇便民服务中心", "T02": "某某某某某某某某乡便民服务中心"}
+    svg = svg_chart(drawn, names=names)
+    legend = dict(re.findall(r'data-node="([^"]+)"><title>[^<]*</title>([^<]*)</text>', svg))
+    assert legend["T01"] == "城关镇便民服务中心" and legend["T02"] == "某某某某某某某某乡…" and legend["T03"] == "T03"
+    assert (
+        "<title>某某某某某某某某乡便民服务中心 T02</title>" in svg
+        and "<title>城关镇便民服务中心 2026-11: 1 件</title>" in svg
+    )
+    assert 'viewBox="0 0 900 334"' in svg  # three lines of legend: one line (14 px) more than the 320 px
+    twelve = towns[:12]
+    fits = Series(
+        periods=["2026-11"], townships=twelve, volume={t: [1] for t in twelve}, on_time_rate={t: [1.0] for t in twelve}
+    )
+    assert 'viewBox="0 0 900 320"' in svg_chart(fits)
 
 
 async def test_exports_have_chinese_headers_and_every_row(county: tuple[Store, NodeContext, Layout]) -> None:

@@ -110,6 +110,11 @@ def test_screen_shows_filters_chart_table_and_download_links(client: TestClient[
     ledger = page[page.index('id="ledger"') :]
     assert re.search(r'data-label="节点 Node">[^<]*代办点 <span class="en">T\d+V\d+</span></td>', ledger), ledger[:2000]
     assert '<option value="T01">城关镇便民服务中心</option>' in page
+    # the chart's legend names each township as the table does, its id kept in the entry's tooltip
+    chart = page[page.index('<figure id="chart"') : page.index("</figure>")]
+    legend = re.findall(r'<text class="legend"[^>]*data-node="([^"]+)"><title>([^<]*)</title>([^<]*)</text>', chart)
+    assert ("T01", "城关镇便民服务中心 T01", "城关镇便民服务中心") in legend
+    assert legend and all(shown != node for node, _, shown in legend)  # no legend entry is a bare id
     bad = client.get("/office/ledger", params={"from": "nonsense"})
     assert bad.status_code == 400 and "date like" in bad.text
 

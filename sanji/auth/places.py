@@ -1,0 +1,57 @@
+"""Which departments and windows a node can seat an account at: read for the accounts page and ``sanji accounts``.
+
+The rule is ``roles.unknown_place``; this module only gathers what it compares with, from the catalogue the node
+holds and the windows its errands were assigned to (``roles.KnownPlaces``). Without a held catalogue there is
+nothing to compare with (None), and any place passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+
+from protocol.catalogue import Catalogue, open_catalogue, publisher_keys
+from protocol.topology import Directory
+from sanji.auth.roles import KnownPlaces
+from sanji.context import CATALOGUE
+from sanji.store import Database
+from sanji.store import schema as t
+
+# The windows in use read from the errands: a centre has a handful; the bound keeps one odd store from making a
+# form's check read without end.
+MAX_WINDOWS = 500
+
+
+def catalogue_places(catalogue: Catalogue) -> tuple[frozenset[str], frozenset[str]]:
+    """The departments (approving and 联办) and the windows the catalogue names."""
+    matters = catalogue.matters
+    departments = {m.department for m in matters if m.department} | {d for m in matters for d in m.joint_departments}
+    return frozenset(departments), frozenset(m.window for m in matters if m.window)
+
+
+async def windows_in_use(db: Database) -> frozenset[str]:
+    """The windows the errands held here were assigned to (承办), typed at the desk or taken from the catalogue."""
+    query = select(t.errands.c.window).where(t.errands.c.window != "").distinct().limit(MAX_WINDOWS)
+    async with db.reader.connect() as conn:
+        return frozenset(str(row[0]) for row in await conn.execute(query))
+
+
+async def known_places(db: Database, catalogue: Catalogue | None) -> KnownPlaces | None:
+    """What ``roles.unknown_place`` checks a place against; None when the node holds no catalogue."""
+    if catalogue is None:
+        return None
+    departments, windows = catalogue_places(catalogue)
+    return KnownPlaces(departments=departments, windows=windows | await windows_in_use(db))
+
+
+async def held_catalogue(db: Database, directory: Callable[[], Awaitable[Directory]], node_id: str) -> Catalogue | None:
+    """The catalogue the node's database holds, opened as the node opens it (its county's signature checked), for a
+    command that runs beside the node without its context (``sanji accounts``). ``directory`` is asked only when a
+    catalogue is held: a node not yet enrolled has neither, and its first administrator is made before it is."""
+    query = select(t.documents.c.blob).where(t.documents.c.kind == CATALOGUE)
+    async with db.reader.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return open_catalogue(bytes(row[0]), publisher_keys(await directory(), node_id))

@@ -1,0 +1,146 @@
+"""A window's staff see the 督办 urgings of their own window: on the home page's notices and on ``/supervision``.
+
+The county urges township T01 three times: once naming 社会救助窗口, once 综合窗口, once naming no window (urged
+before the errand had one). Through T01's real app with logins on, each account asks with a bearer token: an
+account sitting at a window sees its window's urging and the one naming none, never the other window's, and the
+page says the list is filtered; an account with no window sees all three and no such line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sanji.urgings import UrgingRow, seen_at_window
+from tests.web.test_department_clerks import JIUZHU, T01, ZONGHE, Desk, _urged, desk
+from tests.web.test_department_inbox import County, open_county
+
+STAFF = {
+    "李红": ("window_a", "", JIUZHU),
+    "王芳": ("window_a", "", ZONGHE),
+    "陈主任": ("director", "", ""),  # the whole centre's
+    "吴主任": ("director", "", JIUZHU),  # a director sitting at a window: /supervision is filtered too
+    "郑主任": ("director", "", ZONGHE),
+}
+
+
+@dataclass
+class Urged:
+    jiuzhu: tuple[str, str]  # (errand, urging id)
+    zonghe: tuple[str, str]
+    whole: tuple[str, str]  # naming no window
+
+
+@dataclass
+class Setup:
+    """What ``tests.web.test_department_clerks.desk`` needs of a set-up county, and the urgings made."""
+
+    county: County
+    urged: Urged
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> Setup:
+    async def work() -> Setup:
+        county = await open_county(tmp_path, open_demo=False)
+        try:
+            urged = Urged(
+                jiuzhu=await _urged(county, JIUZHU), zonghe=await _urged(county, ZONGHE), whole=await _urged(county, "")
+            )
+            return Setup(county, urged)
+        finally:
+            await county.close()
+
+    return asyncio.run(work())
+
+
+@pytest.fixture
+def town(made: Setup) -> Iterator[Desk]:
+    yield from desk(made, T01, STAFF)  # type: ignore[arg-type]  # desk reads .county alone
+
+
+def notice_errands(page: str) -> set[str]:
+    """The errands the home page's 督办 notices link to."""
+    section = page.split('<section id="notices"')[1].split("</section>")[0]
+    items = re.findall(r'<li class="notice-item urging[^"]*" data-kind="urging">.*?href="/errands/([^"]+)"', section)
+    return set(items)
+
+
+def supervision_urgings(page: str) -> set[str]:
+    return set(re.findall(r'<tr data-urging="([^"]+)"', page))
+
+
+def test_two_windows_see_different_urgings_on_the_home_page(made: Setup, town: Desk) -> None:
+    urged = made.urged
+    jiuzhu, zonghe, whole = urged.jiuzhu[0], urged.zonghe[0], urged.whole[0]
+
+    page = town.get("李红", "/").text
+    assert notice_errands(page) == {jiuzhu, whole}
+    assert 'id="urging-window"' in page and f"本窗口（{JIUZHU}）" in page and f"for your window ({JIUZHU})" in page
+
+    page = town.get("王芳", "/").text
+    assert notice_errands(page) == {zonghe, whole}
+    assert f"本窗口（{ZONGHE}）" in page and JIUZHU not in page.split('<section id="notices"')[1].split("</section>")[0]
+
+    page = town.get("陈主任", "/").text  # no window: the whole centre's, unfiltered
+    assert notice_errands(page) == {jiuzhu, zonghe, whole}
+    assert 'id="urging-window"' not in page
+
+    # The header's badge on another page counts what the home page lists: the same worklist for both, but the
+    # window's count leaves out the other window's urging.
+    def badge(who: str) -> int:
+        found = re.search(r'id="notice-badge"[^>]*data-unread="(\d+)"', town.get(who, "/register").text)
+        assert found, who
+        return int(found.group(1))
+
+    assert badge("陈主任") - badge("李红") == 1 and badge("李红") == badge("王芳") > 0
+
+
+def test_supervision_lists_only_the_windows_urgings(made: Setup, town: Desk) -> None:
+    urged = made.urged
+    page = town.get("吴主任", "/supervision").text
+    assert supervision_urgings(page) == {urged.jiuzhu[1], urged.whole[1]}
+    assert f"仅显示本窗口（{JIUZHU}）的督办" in page and f"Showing urgings for window {JIUZHU} only" in page
+
+    page = town.get("郑主任", "/supervision").text
+    assert supervision_urgings(page) == {urged.zonghe[1], urged.whole[1]}
+
+    # the urged desk by its name, and its window or that it names none
+    rows = {u: page.split(f'<tr data-urging="{u}"')[1].split("</tr>")[0] for u in (urged.zonghe[1], urged.whole[1])}
+    assert "城关镇便民服务中心" in rows[urged.zonghe[1]] and f"· {ZONGHE}" in rows[urged.zonghe[1]]
+    assert "未指定窗口" in rows[urged.whole[1]]
+
+    page = town.get("陈主任", "/supervision").text
+    assert supervision_urgings(page) == {urged.jiuzhu[1], urged.zonghe[1], urged.whole[1]}
+    assert 'id="urging-window"' not in page
+
+
+def _row(urging: str, to: str, window: str) -> UrgingRow:
+    return UrgingRow(
+        id=urging,
+        errand="e-" + urging,
+        url="/errands/e-" + urging,
+        receipt=urging,
+        matter="MZ-001",
+        applicant_name="",
+        by="C",
+        to=to,
+        window=window,
+        text="",
+        answer_by="2026-12-01",
+        at_ms=0,
+        status="open",
+        status_zh="待答复",
+        status_en="open",
+    )
+
+
+def test_the_filter_keeps_the_windows_own_urgings_at_its_node() -> None:
+    rows = [_row("a", T01, JIUZHU), _row("b", T01, ZONGHE), _row("c", T01, ""), _row("d", "T02", JIUZHU)]
+    assert [r.id for r in seen_at_window(rows, T01, JIUZHU)] == ["a", "c"]  # not another node's, though same name
+    assert [r.id for r in seen_at_window(rows, T01, "")] == ["a", "b", "c", "d"]  # the whole node; the open demo
