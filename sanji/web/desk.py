@@ -38,32 +38,40 @@ class MenuLink:
 
     ``needs``: the capability (``sanji.auth.roles``) the logged-in account must hold to see the link
     ('' for every staff member); the administrator's pages are linked only for the admin post.
+    ``anonymous``: shown where nobody is logged in (the open demo desk, whose every page is open, and a
+    public page of a node with logins, where the link leads to the login); the admin pages are not.
+    A post is shown only the pages it may open: a window post no 电子监察, the administrator no desk pages.
     """
 
     page: str
     href: str
     label: str
     needs: str = ""
+    anonymous: bool = False
 
     def shown_to(self, principal: Any) -> bool:
         """Whether the menu shows this link to ``principal`` (the request's account, or None)."""
         if not self.needs:
             return True
-        return principal is not None and roles.may(str(getattr(principal, "role", "")), self.needs)
+        if principal is None:
+            return self.anonymous
+        return roles.may(str(getattr(principal, "role", "")), self.needs)
 
 
 HOME = MenuLink("home", "/", "首页 Home")
-REGISTER = MenuLink("register", "/register", "代办登记 Register")
+REGISTER = MenuLink("register", "/register", "代办登记 Register", needs=roles.ERRANDS, anonymous=True)
 LOOKUP = MenuLink("lookup", "/lookup", "进度查询 Look up")
-INBOX = MenuLink("inbox", "/inbox", "部门收件箱 Department inbox")
-SUBTASKS = MenuLink("subtasks", "/subtasks", "联办子任务 Sub-tasks")
-SUPERVISION = MenuLink("supervision", "/supervision", "电子监察 Supervision")
-LEDGERS = MenuLink("office", "/office/ledger", "台账统计 Ledgers")
-ASSESSMENT = MenuLink("assessment", "/office/assessment/", "季度考核 Assessment")
-REPORTS = MenuLink("business", "/office/business/", "业务报表 Reports")
-RULES = MenuLink("rules", "/office/rules/", "考核细则 Rules")
-SMS = MenuLink("sms", "/office/sms/", "短信 SMS")
-PLATFORM = MenuLink("platform", "/office/platform/", "省平台交换 Platform")
+INBOX = MenuLink("inbox", "/inbox", "部门收件箱 Department inbox", needs=roles.ERRANDS, anonymous=True)
+SUBTASKS = MenuLink("subtasks", "/subtasks", "联办子任务 Sub-tasks", needs=roles.ERRANDS, anonymous=True)
+SUPERVISION = MenuLink("supervision", "/supervision", "电子监察 Supervision", needs=roles.SUPERVISION, anonymous=True)
+LEDGERS = MenuLink("office", "/office/ledger", "台账统计 Ledgers", needs=roles.ERRANDS, anonymous=True)
+ASSESSMENT = MenuLink(
+    "assessment", "/office/assessment/", "季度考核 Assessment", needs=roles.SUPERVISION, anonymous=True
+)
+REPORTS = MenuLink("business", "/office/business/", "业务报表 Reports", needs=roles.SUPERVISION, anonymous=True)
+RULES = MenuLink("rules", "/office/rules/", "考核细则 Rules", needs=roles.ERRANDS, anonymous=True)
+SMS = MenuLink("sms", "/office/sms/", "短信 SMS", needs=roles.SUPERVISION, anonymous=True)
+PLATFORM = MenuLink("platform", "/office/platform/", "省平台交换 Platform", needs=roles.SUPERVISION, anonymous=True)
 ENROLL = MenuLink("enroll", "/enroll", "节点接入 Enrollment", needs="enroll")
 ACCOUNTS = MenuLink("accounts", "/admin/accounts", "账号岗位 Accounts", needs="accounts")
 CATALOGUE = MenuLink("catalogue", "/admin/catalogue", "事项目录 Catalogue", needs="configure")

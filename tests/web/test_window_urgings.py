@@ -19,6 +19,7 @@ import pytest
 from sanji.urgings import UrgingRow, seen_at_window
 from tests.web.test_department_clerks import JIUZHU, T01, ZONGHE, Desk, _urged, desk
 from tests.web.test_department_inbox import County, open_county
+from tests.web.test_desks import menu
 
 STAFF = {
     "李红": ("window_a", "", JIUZHU),
@@ -90,6 +91,16 @@ def test_two_windows_see_different_urgings_on_the_home_page(made: Setup, town: D
     page = town.get("陈主任", "/").text  # no window: the whole centre's, unfiltered
     assert notice_errands(page) == {jiuzhu, zonghe, whole}
     assert 'id="urging-window"' not in page
+
+
+def test_the_menu_links_only_the_pages_a_post_may_open(made: Setup, town: Desk) -> None:
+    window = menu(town.get("李红", "/").text)  # a window A post: 电子监察 and the office's pages would answer 403
+    assert "/supervision" not in window and "/office/business/" not in window
+    assert "/register" in window and "/office/ledger" in window
+    assert town.get("李红", "/supervision").status_code == 403
+    director = menu(town.get("陈主任", "/").text)
+    assert "/supervision" in director and "/office/business/" in director
+    assert town.get("陈主任", "/supervision").status_code == 200
 
     # The header's badge on another page counts what the home page lists: the same worklist for both, but the
     # window's count leaves out the other window's urging.
