@@ -44,6 +44,7 @@ __all__ = [
     "LoginResult",
     "Principal",
     "one_time_password",
+    "password_throttled_texts",
     "throttled_texts",
 ]
 
@@ -102,6 +103,16 @@ def throttled_texts(seconds: int) -> tuple[str, str]:
     return f"登录尝试过于频繁，请{seconds}秒后再试", f"Too many login attempts; try again in {seconds} {unit}"
 
 
+def password_throttled_texts(seconds: int) -> tuple[str, str]:
+    """What a throttled password change is told, in Chinese and English: the current password was typed wrong too
+    often (``/account/password``; the login throttle's counters), and in how many seconds to retry."""
+    unit = "second" if seconds == 1 else "seconds"
+    return (
+        f"当前密码输错次数过多，请{seconds}秒后再试",
+        f"Too many wrong current passwords; try again in {seconds} {unit}",
+    )
+
+
 @dataclass(frozen=True)
 class LoginResult:
     session_id: str
@@ -119,7 +130,16 @@ class LastAdministrator(AccountError):
 
 
 class PasswordChangeRefused(AccountError):
+    """Why ``/account/password`` changed nothing, in English (``message``) and Chinese (``message_zh``); a throttled
+    attempt (``reason`` throttled) names when it may try again (``until``, on the service's clock)."""
+
     code = "password_change_refused"
+
+    def __init__(self, message: str, *, zh: str, reason: str = "refused", until: float = 0.0) -> None:
+        super().__init__(message)
+        self.message_zh = zh
+        self.reason = reason
+        self.until = until
 
 
 @dataclass(frozen=True)
@@ -305,27 +325,31 @@ class AuthService:
         the account ends (one someone else opened with the old password too), this one goes on."""
         found = await self.resolve_session(session_id)
         if found is None:
-            raise PasswordChangeRefused("log in first")
+            raise PasswordChangeRefused("log in first", zh="请先登录")
         principal, _ = found
         account = await self._existing(principal.name)
+        now = self.clock()
         wait = self.throttle.begin(principal.name, ip)
-        if wait > 0:
-            raise PasswordChangeRefused(f"too many wrong passwords; try again in {math.ceil(wait)} s")
+        if wait > 0:  # the login throttle's counters: guessing here is no faster than at /login
+            zh, en = password_throttled_texts(max(1, math.ceil(wait)))
+            raise PasswordChangeRefused(en, zh=zh, reason="throttled", until=now + wait)
         try:
             right = await asyncio.to_thread(passwords.verify, account.password_hash, current)
         finally:
             self.throttle.end(principal.name, ip)
         if not right:
             self.throttle.failed(principal.name, ip)
-            raise PasswordChangeRefused("the current password is wrong")
+            raise PasswordChangeRefused("the current password is wrong", zh="当前密码不正确")
         if new != again:
-            raise PasswordChangeRefused("the two new passwords differ")
+            raise PasswordChangeRefused("the two new passwords differ", zh="两次输入的新密码不一致")
         if new == current:
-            raise PasswordChangeRefused("the new password must differ from the current one")
+            raise PasswordChangeRefused(
+                "the new password must differ from the current one", zh="新密码不能与当前密码相同"
+            )
         try:
             hashed = await asyncio.to_thread(passwords.hash_password, new)
         except passwords.WeakPassword as exc:
-            raise PasswordChangeRefused(str(exc)) from None
+            raise PasswordChangeRefused(str(exc), zh=exc.message_zh) from None
         self.throttle.succeeded(principal.name)
         who = Who(account=principal.name, via="session", ip=ip)
         event = ev.AccountChanged(**self._event_base(who), actor=principal.name, name=principal.name, change="password")
