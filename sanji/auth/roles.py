@@ -312,7 +312,8 @@ class PlaceRefused(SanjiError):
     """403: the account sits at another department or window than the step is for (``place_refusal``).
 
     The body is the guard's 403 (``error`` = forbidden) with what an ``ActionRefused`` adds: ``error_code``
-    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``. It is raised before the step's action is built, so
+    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``; and the step refused: its ``kind`` and the
+    ``errand`` (the id; '' when none is known). It is raised before the step's action is built, so
     it carries what the audit row of the refusal names in its stead (``sanji.auth.book.AuditedStore``): the step
     ``kind``, the ``errand``, and who asked (``signed_by``)."""
 
@@ -340,6 +341,8 @@ class PlaceRefused(SanjiError):
         out["error_code"] = self.refusal
         out["params"] = dict(self.params)
         out["message_zh"] = self.message_zh
+        out["kind"] = self.kind
+        out["errand"] = self.errand
         return out
 
 
