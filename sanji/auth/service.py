@@ -136,8 +136,7 @@ class PasswordChangeRefused(AccountError):
     code = "password_change_refused"
 
     def __init__(self, message: str, *, zh: str, reason: str = "refused", until: float = 0.0) -> None:
-        super().__init__(message)
-        self.message_zh = zh
+        super().__init__(message, zh=zh)
         self.reason = reason
         self.until = until
 
@@ -221,23 +220,30 @@ class AuthService:
     # -- accounts -------------------------------------------------------------------------------
 
     def _check_place(self, role: str, department: str, window: str) -> None:
-        problem = roles.place_problem(role, self.node_role, department, window)
+        zh, problem = roles.place_problem_texts(role, self.node_role, department, window)
         if problem:
-            raise AccountError(problem)
+            raise AccountError(problem, zh=zh)
 
     def _check_new(self, name: str, role: str) -> None:
         if not name.strip() or name != name.strip() or len(name) > 64:
-            raise AccountError("an account name has 1 to 64 characters and no spaces at either end")
+            raise AccountError(
+                "an account name has 1 to 64 characters and no spaces at either end",
+                zh="登录名为1至64个字符，首尾不能有空格",
+            )
         if any(unicodedata.category(c) in INVISIBLE for c in name):
             raise AccountError(
-                "an account name has no control or invisible characters (a line break, a zero-width space)"
+                "an account name has no control or invisible characters (a line break, a zero-width space)",
+                zh="登录名不能含控制字符或不可见字符（换行、零宽空格等）",
             )
         if role not in roles.STAFF_ROLES:
-            raise AccountError(f"unknown role {role!r}", hint="One of: " + ", ".join(roles.STAFF_ROLES))
+            raise AccountError(
+                f"unknown role {role!r}", zh="没有这个岗位", hint="One of: " + ", ".join(roles.STAFF_ROLES)
+            )
         if not roles.works_at(role, self.node_role):
             where = ", ".join(sorted(roles.WORKS_AT[role]))
             raise AccountError(
-                f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})"
+                f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})",
+                zh=f"{roles.label(role)}不在{roles.NODE_LABELS.get(self.node_role, self.node_role).split(' ')[0]}工作",
             )
 
     async def add_account(
@@ -258,7 +264,7 @@ class AuthService:
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
-            raise AccountError(str(exc)) from None
+            raise AccountError(str(exc), zh=exc.message_zh) from None
         event = ev.AccountChanged(
             **self._event_base(by),
             actor=by.account,
@@ -301,7 +307,7 @@ class AuthService:
     async def _existing(self, name: str) -> Account:
         account = await self.book.account(name=name)
         if account is None:
-            raise AccountError(f"no account named {name} at this node")
+            raise AccountError(f"no account named {name} at this node", zh=f"本节点没有名为 {name} 的账号")
         return account
 
     async def set_password(self, name: str, password: str, *, by: Who, must_change: bool = False) -> None:
@@ -311,7 +317,7 @@ class AuthService:
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
-            raise AccountError(str(exc)) from None
+            raise AccountError(str(exc), zh=exc.message_zh) from None
         event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change="password")
         values = {"password_hash": hashed, "must_change_password": must_change}
         await self.book.update_account(account.id, values, event=event)

@@ -92,10 +92,10 @@ async def accounts_page(
     auth: AuthService,
     *,
     status: int = 200,
-    errors: dict[str, str] | None = None,
+    errors: dict[str, str | tuple[str, str]] | None = None,
     values: dict[str, str] | None = None,
     shown: dict[str, str] | None = None,
-    row_error: tuple[str, str] = ("", ""),
+    row_error: tuple[str, str | tuple[str, str]] = ("", ""),
     done: str = "",
 ) -> Template:
     """The accounts page; ``shown`` carries a one-time password (name, password, why) for this answer only."""
@@ -151,7 +151,7 @@ class AccountsScreenController(Controller):
         department, window = _field(form, "department", roles.PLACE_LIMIT), _field(form, "window", roles.PLACE_LIMIT)
         department, window = department.strip(), window.strip()
         values = {"name": name, "role": role, "department": department, "window": window}
-        errors: dict[str, str] = {}
+        errors: dict[str, str | tuple[str, str]] = {}
         if role not in auth.posts_here():
             errors["role"] = "请选择本节点的岗位 Choose one of this node's posts"
         if not name.strip():
@@ -160,7 +160,8 @@ class AccountsScreenController(Controller):
             errors["name"] = (
                 f"登录名 1 至 {NAME_LIMIT} 个字符，首尾无空格 1 to {NAME_LIMIT} characters, no spaces at either end"
             )
-        if not errors and (problem := roles.place_problem(role, auth.node_role, department, window)):
+        problem = roles.place_problem_texts(role, auth.node_role, department, window)
+        if not errors and problem[1]:  # in Chinese and English
             # under the field that is wrong, where this tier shows it; else under the post
             fields = _places(context, auth.node_role)
             if department and fields["department_field"]:
@@ -177,7 +178,7 @@ class AccountsScreenController(Controller):
             except AccountExists:
                 errors["name"] = f"已有名为 {name} 的账号 An account named {name} exists already"
             except AccountError as exc:
-                errors["name"] = exc.message
+                errors["name"] = exc.texts
             else:
                 shown = {"name": account.name, "password": password, "why": "created"}
                 return await accounts_page(request, store, context, auth, status=201, shown=shown)
@@ -198,7 +199,7 @@ class AccountsScreenController(Controller):
             await auth.place(name, by=_who(request, principal), department=department, window=window)
         except AccountError as exc:
             status = 404 if exc.message.startswith("no account") else 400
-            return await accounts_page(request, store, context, auth, status=status, row_error=(name, exc.message))
+            return await accounts_page(request, store, context, auth, status=status, row_error=(name, exc.texts))
         return Redirect("/admin/accounts/?done=placed", status_code=303)
 
     @post("/active", status_code=303)
@@ -224,7 +225,7 @@ class AccountsScreenController(Controller):
             )
             return await accounts_page(request, store, context, auth, status=409, row_error=(name, why))
         except AccountError as exc:
-            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
+            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.texts))
         return Redirect(f"/admin/accounts/?done={'enabled' if active else 'disabled'}", status_code=303)
 
     @post("/password", status_code=200)
@@ -237,7 +238,7 @@ class AccountsScreenController(Controller):
         try:
             password = await auth.reset_password(name, by=_who(request, principal))
         except AccountError as exc:
-            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
+            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.texts))
         shown = {"name": name, "password": password, "why": "reset"}
         return await accounts_page(request, store, context, auth, shown=shown)
 
