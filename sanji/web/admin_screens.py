@@ -387,11 +387,11 @@ async def calendar_page(
     # as ``sanji calendar show`` binds it: provisional years reach as far as the year asked about
     bound = bound_calendar(library_data(), context.calendar_doc, this_year=max(context.today().year, year))
     view: YearView | None = None
-    unknown = ""
+    unknown = ("", "")
     try:
         view = year_view(bound, context.calendar_doc, year)
-    except CalendarError as exc:
-        unknown = exc.message
+    except CalendarError as exc:  # a year nothing covers: said Chinese first, nothing guessed
+        unknown = (f"没有{year}年的工作日历（官方放假安排）数据，不作推测", exc.message)
     status = shown.get("status", 200)
     return Template(
         template_name="admin_calendar.html",
