@@ -22,7 +22,7 @@ from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
 from sanji.office.assess import as_json, run_assessment
-from sanji.office.book import OfficeBook, OfficeRefused
+from sanji.office.book import OfficeBook, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
 from sanji.web.documents import node_name
@@ -46,7 +46,7 @@ def _author(request: Request[Any, Any, Any], typed: str) -> str:
     if principal is not None:
         return principal.name
     if not typed.strip():
-        raise OfficeRefused("say who records this (by)")
+        raise OfficeRefused("say who records this (by)", zh="请填写记录人")
     return typed
 
 
@@ -199,8 +199,7 @@ class AssessmentScreenController(Controller):
             )
             await _entry(store, request, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            message = exc.message if isinstance(exc, SanjiError) else str(exc)
-            return _redirect(quarter, problem=message)
+            return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="entry")
 
     @post("/appeals", status_code=303)
@@ -213,8 +212,7 @@ class AssessmentScreenController(Controller):
             )
             await _appeal(store, request, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            message = exc.message if isinstance(exc, SanjiError) else str(exc)
-            return _redirect(quarter, problem=message)
+            return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="appeal")
 
     @post("/appeals/{appeal_id:str}/decision", status_code=303)
@@ -236,6 +234,5 @@ class AssessmentScreenController(Controller):
             )
             await _decide(store, request, appeal_id, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            message = exc.message if isinstance(exc, SanjiError) else str(exc)
-            return _redirect(quarter, problem=message)
+            return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="decision")

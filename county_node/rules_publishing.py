@@ -44,11 +44,15 @@ class RulesPublishingScreenController(RulesScreenController):
         text = one(await read_form(request), "rules")
         try:
             if len(text) > MAX_FORM_CHARS:
-                raise OfficeRefused(f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}")
+                raise OfficeRefused(
+                    f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}",
+                    zh=f"细则文本最多{MAX_FORM_CHARS}个字符",
+                )
             rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
             await publish_rules(context, rules)
         except msgspec.DecodeError as exc:
             return back(problem=f"规则格式有误 the rules do not read: {exc}")
-        except SanjiError as exc:
-            return back(problem=exc.message)
+        except SanjiError as exc:  # Chinese first (a rule that does not check: under a Chinese lead)
+            zh = getattr(exc, "message_zh", "") or "细则未通过检查，未发布"
+            return back(problem=f"{zh} {exc.message}")
         return back(done="published")

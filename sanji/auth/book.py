@@ -70,7 +70,24 @@ class TokenRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AccountError(SanjiError):
+    """An account change refused, in English (``message``) and, where a desk shows it, Chinese (``message_zh``;
+    '' where only the command line says it). ``texts`` is both, Chinese first, for a screen."""
+
     code = "account_refused"
+
+    def __init__(self, message: str, *, zh: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.message_zh = zh
+
+    @property
+    def texts(self) -> tuple[str, str]:
+        return self.message_zh, self.message
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        if self.message_zh:
+            out["message_zh"] = self.message_zh
+        return out
 
 
 class AccountExists(AccountError):

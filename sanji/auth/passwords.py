@@ -31,16 +31,20 @@ def hasher() -> PasswordHasher:
 
 
 class WeakPassword(ValueError):
-    pass
+    """A password the node's rules refuse: ``str()`` in English, ``message_zh`` in Chinese."""
+
+    def __init__(self, message: str, *, zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = zh
 
 
 def check_strength(password: str) -> None:
     if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"a password has at least {MIN_LENGTH} characters")
+        raise WeakPassword(f"a password has at least {MIN_LENGTH} characters", zh=f"密码至少需要{MIN_LENGTH}个字符")
     if len(password) > MAX_LENGTH:
-        raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
+        raise WeakPassword(f"a password has at most {MAX_LENGTH} characters", zh=f"密码最多{MAX_LENGTH}个字符")
     if password.strip() != password or not password.strip():
-        raise WeakPassword("a password neither starts nor ends with a space")
+        raise WeakPassword("a password neither starts nor ends with a space", zh="密码的开头和结尾不能是空格")
 
 
 def hash_password(password: str) -> str:

@@ -312,7 +312,8 @@ class PlaceRefused(SanjiError):
     """403: the account sits at another department or window than the step is for (``place_refusal``).
 
     The body is the guard's 403 (``error`` = forbidden) with what an ``ActionRefused`` adds: ``error_code``
-    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``. It is raised before the step's action is built, so
+    (a key of ``PLACE_TEXTS``), ``params`` and ``message_zh``; and the step refused: its ``kind`` and the
+    ``errand`` (the id; '' when none is known). It is raised before the step's action is built, so
     it carries what the audit row of the refusal names in its stead (``sanji.auth.book.AuditedStore``): the step
     ``kind``, the ``errand``, and who asked (``signed_by``)."""
 
@@ -340,6 +341,8 @@ class PlaceRefused(SanjiError):
         out["error_code"] = self.refusal
         out["params"] = dict(self.params)
         out["message_zh"] = self.message_zh
+        out["kind"] = self.kind
+        out["errand"] = self.errand
         return out
 
 
@@ -379,20 +382,40 @@ def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tu
 
 def place_problem(role: str, node_role: str, department: str, window: str) -> str:
     """Why an account of ``role`` at a node of ``node_role`` may not sit at ``department`` / ``window`` ('' if it
-    may). A department: a post taking steps at the county; a window: one at a township's or the county's centre."""
+    may), in English (``place_problem_texts``: in Chinese too)."""
+    return place_problem_texts(role, node_role, department, window)[1]
+
+
+PLACE_FIELDS_ZH = {"department": "所属部门", "window": "所在窗口"}
+
+
+def place_problem_texts(role: str, node_role: str, department: str, window: str) -> tuple[str, str]:
+    """Why an account of ``role`` at a node of ``node_role`` may not sit at ``department`` / ``window``, in Chinese
+    and English (('', '') if it may). A department: a post taking steps at the county; a window: one at a
+    township's or the county's centre."""
     for what, value in (("department", department), ("window", window)):
         if value != value.strip():
-            return f"a {what} has no spaces at either end"
+            return f"{PLACE_FIELDS_ZH[what]}的首尾不能有空格", f"a {what} has no spaces at either end"
         problem = line_problem(what, value, limit=PLACE_LIMIT)
         if problem:
-            return problem
+            if len(value) > PLACE_LIMIT:
+                return f"{PLACE_FIELDS_ZH[what]}最多{PLACE_LIMIT}个字符（现有{len(value)}个）", problem
+            return f"{PLACE_FIELDS_ZH[what]}含有名称中不允许的字符", problem
     who = f"not a {ROLE_LABELS_EN.get(role, role)} at a {node_role} node"
+    who_zh = f"本账号是{NODE_LABELS.get(node_role, node_role).split(' ')[0]}的{label(role)}"
     posts = "only a window post, director or department approver"
+    posts_zh = "只有窗口人员、中心主任或部门审批人员"
     if department and (role not in PLACED_POSTS or node_role not in DEPARTMENT_LEVELS):
-        return f"{posts} at the county carries a department ({who})"
+        return (
+            f"{posts_zh}在县级才能设置所属部门（{who_zh}）",
+            f"{posts} at the county carries a department ({who})",
+        )
     if window and (role not in PLACED_POSTS or node_role not in WINDOW_LEVELS):
-        return f"{posts} at a township or the county carries a window ({who})"
-    return ""
+        return (
+            f"{posts_zh}在乡镇或县级中心才能设置所在窗口（{who_zh}）",
+            f"{posts} at a township or the county carries a window ({who})",
+        )
+    return "", ""
 
 
 def urging_for(state: ErrandState, node: str, window: str) -> str:

@@ -36,7 +36,14 @@ from sanji.auth.guard import (
     principal_of,
 )
 from sanji.auth.passwords import MIN_LENGTH
-from sanji.auth.service import AuthService, LoginRefused, PasswordChangeRefused, digest, throttled_texts
+from sanji.auth.service import (
+    AuthService,
+    LoginRefused,
+    PasswordChangeRefused,
+    digest,
+    password_throttled_texts,
+    throttled_texts,
+)
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.bounded_form import bounded_form
@@ -199,10 +206,11 @@ def _password_page(
     store: Store,
     context: NodeContext,
     *,
-    error: str = "",
+    error: tuple[str, str] | None = None,
     done: bool = False,
     status: int = 200,
 ) -> Template:
+    """The page; ``error``: why nothing changed, in Chinese and English."""
     principal = principal_of(request)
     home = "/" if principal is None or roles.may(principal.role, roles.ERRANDS) else ADMIN_HOME
     return Template(
@@ -262,7 +270,13 @@ class AccountPasswordController(Controller):
                 ip=client_ip(request),
             )
         except PasswordChangeRefused as exc:
-            return _password_page(request, store, context, error=exc.message, status=400)
+            if exc.reason != "throttled":
+                return _password_page(request, store, context, error=(exc.message_zh, exc.message), status=400)
+            # The seconds left now, so the page's two texts and its Retry-After say the same wait (as /login).
+            wait = max(1, math.ceil(exc.until - auth.clock()))
+            page = _password_page(request, store, context, error=password_throttled_texts(wait), status=429)
+            page.headers["Retry-After"] = str(wait)
+            return page
         request.scope["user"] = changed  # the page's header: a normal session from now on
         return _password_page(request, store, context, done=True)
 

@@ -44,6 +44,7 @@ __all__ = [
     "LoginResult",
     "Principal",
     "one_time_password",
+    "password_throttled_texts",
     "throttled_texts",
 ]
 
@@ -102,6 +103,16 @@ def throttled_texts(seconds: int) -> tuple[str, str]:
     return f"登录尝试过于频繁，请{seconds}秒后再试", f"Too many login attempts; try again in {seconds} {unit}"
 
 
+def password_throttled_texts(seconds: int) -> tuple[str, str]:
+    """What a throttled password change is told, in Chinese and English: the current password was typed wrong too
+    often (``/account/password``; the login throttle's counters), and in how many seconds to retry."""
+    unit = "second" if seconds == 1 else "seconds"
+    return (
+        f"当前密码输错次数过多，请{seconds}秒后再试",
+        f"Too many wrong current passwords; try again in {seconds} {unit}",
+    )
+
+
 @dataclass(frozen=True)
 class LoginResult:
     session_id: str
@@ -119,7 +130,15 @@ class LastAdministrator(AccountError):
 
 
 class PasswordChangeRefused(AccountError):
+    """Why ``/account/password`` changed nothing, in English (``message``) and Chinese (``message_zh``); a throttled
+    attempt (``reason`` throttled) names when it may try again (``until``, on the service's clock)."""
+
     code = "password_change_refused"
+
+    def __init__(self, message: str, *, zh: str, reason: str = "refused", until: float = 0.0) -> None:
+        super().__init__(message, zh=zh)
+        self.reason = reason
+        self.until = until
 
 
 @dataclass(frozen=True)
@@ -207,29 +226,36 @@ class AuthService:
     async def _check_place(self, role: str, department: str, window: str, *, kept: tuple[str, str] = ("", "")) -> None:
         """``kept``: the department and window the account has now; a value kept as it is is not checked against
         the catalogue again (it may predate the check, or the catalogue), so changing one never fails on the other."""
-        problem = roles.place_problem(role, self.node_role, department, window)
+        zh, problem = roles.place_problem_texts(role, self.node_role, department, window)
         if problem:
-            raise AccountError(problem)
+            raise AccountError(problem, zh=zh)
         department = "" if department == kept[0] else department
         window = "" if window == kept[1] else window
         if (department or window) and self.places is not None:
             unknown = roles.unknown_place(department, window, await self.places())
             if unknown is not None:
-                raise AccountError(unknown[1])
+                raise AccountError(unknown[1])  # one line, Chinese then English (the command line prints it whole)
 
     def _check_new(self, name: str, role: str) -> None:
         if not name.strip() or name != name.strip() or len(name) > 64:
-            raise AccountError("an account name has 1 to 64 characters and no spaces at either end")
+            raise AccountError(
+                "an account name has 1 to 64 characters and no spaces at either end",
+                zh="登录名为1至64个字符，首尾不能有空格",
+            )
         if any(unicodedata.category(c) in INVISIBLE for c in name):
             raise AccountError(
-                "an account name has no control or invisible characters (a line break, a zero-width space)"
+                "an account name has no control or invisible characters (a line break, a zero-width space)",
+                zh="登录名不能含控制字符或不可见字符（换行、零宽空格等）",
             )
         if role not in roles.STAFF_ROLES:
-            raise AccountError(f"unknown role {role!r}", hint="One of: " + ", ".join(roles.STAFF_ROLES))
+            raise AccountError(
+                f"unknown role {role!r}", zh="没有这个岗位", hint="One of: " + ", ".join(roles.STAFF_ROLES)
+            )
         if not roles.works_at(role, self.node_role):
             where = ", ".join(sorted(roles.WORKS_AT[role]))
             raise AccountError(
-                f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})"
+                f"a {roles.ROLE_LABELS_EN[role]} does not work at a {self.node_role} node (only at: {where})",
+                zh=f"{roles.label(role)}不在{roles.NODE_LABELS.get(self.node_role, self.node_role).split(' ')[0]}工作",
             )
 
     async def add_account(
@@ -250,7 +276,7 @@ class AuthService:
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
-            raise AccountError(str(exc)) from None
+            raise AccountError(str(exc), zh=exc.message_zh) from None
         event = ev.AccountChanged(
             **self._event_base(by),
             actor=by.account,
@@ -293,7 +319,7 @@ class AuthService:
     async def _existing(self, name: str) -> Account:
         account = await self.book.account(name=name)
         if account is None:
-            raise AccountError(f"no account named {name} at this node")
+            raise AccountError(f"no account named {name} at this node", zh=f"本节点没有名为 {name} 的账号")
         return account
 
     async def set_password(self, name: str, password: str, *, by: Who, must_change: bool = False) -> None:
@@ -303,7 +329,7 @@ class AuthService:
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
-            raise AccountError(str(exc)) from None
+            raise AccountError(str(exc), zh=exc.message_zh) from None
         event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change="password")
         values = {"password_hash": hashed, "must_change_password": must_change}
         await self.book.update_account(account.id, values, event=event)
@@ -317,27 +343,31 @@ class AuthService:
         the account ends (one someone else opened with the old password too), this one goes on."""
         found = await self.resolve_session(session_id)
         if found is None:
-            raise PasswordChangeRefused("log in first")
+            raise PasswordChangeRefused("log in first", zh="请先登录")
         principal, _ = found
         account = await self._existing(principal.name)
+        now = self.clock()
         wait = self.throttle.begin(principal.name, ip)
-        if wait > 0:
-            raise PasswordChangeRefused(f"too many wrong passwords; try again in {math.ceil(wait)} s")
+        if wait > 0:  # the login throttle's counters: guessing here is no faster than at /login
+            zh, en = password_throttled_texts(max(1, math.ceil(wait)))
+            raise PasswordChangeRefused(en, zh=zh, reason="throttled", until=now + wait)
         try:
             right = await asyncio.to_thread(passwords.verify, account.password_hash, current)
         finally:
             self.throttle.end(principal.name, ip)
         if not right:
             self.throttle.failed(principal.name, ip)
-            raise PasswordChangeRefused("the current password is wrong")
+            raise PasswordChangeRefused("the current password is wrong", zh="当前密码不正确")
         if new != again:
-            raise PasswordChangeRefused("the two new passwords differ")
+            raise PasswordChangeRefused("the two new passwords differ", zh="两次输入的新密码不一致")
         if new == current:
-            raise PasswordChangeRefused("the new password must differ from the current one")
+            raise PasswordChangeRefused(
+                "the new password must differ from the current one", zh="新密码不能与当前密码相同"
+            )
         try:
             hashed = await asyncio.to_thread(passwords.hash_password, new)
         except passwords.WeakPassword as exc:
-            raise PasswordChangeRefused(str(exc)) from None
+            raise PasswordChangeRefused(str(exc), zh=exc.message_zh) from None
         self.throttle.succeeded(principal.name)
         who = Who(account=principal.name, via="session", ip=ip)
         event = ev.AccountChanged(**self._event_base(who), actor=principal.name, name=principal.name, change="password")

@@ -29,10 +29,41 @@ MAX_TEXT = 1000
 
 
 class OfficeRefused(SanjiError):
-    """A record the office's rules refuse (answered 409, like a refused step on an errand)."""
+    """A record the office's rules refuse (answered 409, like a refused step on an errand): ``message`` in English,
+    ``message_zh`` in Chinese where a screen shows it (the JSON body carries it too, when there is one)."""
 
     code = "office_refused"
     default_hint = "Correct the record and send it again."
+
+    def __init__(self, message: str, *, zh: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.message_zh = zh
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        if self.message_zh:
+            out["message_zh"] = self.message_zh
+        return out
+
+
+# The office's form fields as the screens label them (a refusal names the field in Chinese too).
+FIELD_NAMES_ZH = {
+    "subject": "考核对象",
+    "item": "考核项目",
+    "note": "备注",
+    "errand": "办件编号",
+    "by": "记录人",
+    "reason": "理由",
+    "part": "考核部分",
+}
+
+
+def problem_text(exc: Exception) -> str:
+    """What an office screen says of a refused form: "中文 English" (the ``bi`` filter puts them in the reader's
+    order); a refusal with no Chinese of its own (a malformed field, a quarter typed wrong) under a Chinese lead."""
+    message = exc.message if isinstance(exc, SanjiError) else str(exc)
+    zh = getattr(exc, "message_zh", "") or "未保存，请检查填写的内容"
+    return f"{zh} {message}"
 
 
 class OfficeRecordUnknown(OfficeRefused):
@@ -70,10 +101,11 @@ _decoder = msgspec.msgpack.Decoder(Record)
 
 def _text(value: str, name: str, *, required: bool = True) -> str:
     value = value.strip()
+    label = FIELD_NAMES_ZH.get(name, name)
     if required and not value:
-        raise OfficeRefused(f"{name} is required")
+        raise OfficeRefused(f"{name} is required", zh=f"请填写{label}")
     if len(value) > MAX_TEXT or any(ord(c) < 32 and c not in "\n\t" for c in value):
-        raise OfficeRefused(f"{name} is too long or holds control characters")
+        raise OfficeRefused(f"{name} is too long or holds control characters", zh=f"{label}太长或含有控制字符")
     return value
 
 
@@ -115,7 +147,7 @@ class OfficeBook:
     ) -> Entry:
         quarter_span(quarter)
         if not 1 <= count <= 100:
-            raise OfficeRefused("count is 1 to 100")
+            raise OfficeRefused("count is 1 to 100", zh="次数应为1至100")
         entry = Entry(
             id="EN-" + uuid.uuid4().hex[:12],
             quarter=quarter.upper(),
@@ -163,13 +195,15 @@ class OfficeBook:
         appeals = {a.id: a for a in await self.appeals()}
         appeal = appeals.get(appeal_id)
         if appeal is None:
-            raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}")
+            raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}", zh=f"没有编号为 {appeal_id[:40]} 的申诉")
         if appeal.status != "pending":
-            raise OfficeRefused(f"appeal {appeal_id} was already decided ({appeal.status})")
+            raise OfficeRefused(
+                f"appeal {appeal_id} was already decided ({appeal.status})", zh=f"申诉 {appeal_id} 已经作出决定"
+            )
         if upheld and not points:
-            raise OfficeRefused("an upheld appeal says how many points it changes")
+            raise OfficeRefused("an upheld appeal says how many points it changes", zh="支持申诉时请填写调整的分数")
         if not -100 <= points <= 100:
-            raise OfficeRefused("an appeal changes at most 100 points")
+            raise OfficeRefused("an appeal changes at most 100 points", zh="申诉调整的分数最多100分")
         record = DecisionRecord(
             appeal=appeal_id,
             quarter=appeal.quarter,

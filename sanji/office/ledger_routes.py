@@ -260,15 +260,15 @@ class OfficeScreenController(Controller):
             department=department,
             level=level,
         )
-        problem = ""
+        problem = ("", "")
         above = _above_counties(store)
         natural = natural_groups(above)[0]
         try:
             flt = q.filter(context)
             dimension = _by(by or natural)
             chart_period = period if period in ("week", "month", "quarter") else "month"
-        except ValueError as exc:
-            problem = str(exc)
+        except ValueError as exc:  # Chinese first; the page then shows this quarter so far
+            problem = (getattr(exc, "message_zh", "") or "查询条件有误", str(exc))
             today = context.today()
             flt = LedgerFilter(date_from=quarter_start(today).isoformat(), date_to=today.isoformat())
             dimension, chart_period = natural, "month"
@@ -283,7 +283,7 @@ class OfficeScreenController(Controller):
         names = {n: node_name(store.directory, n) for n in nodes if n}
         return Template(
             template_name="office_ledger.html",
-            status_code=400 if problem else 200,
+            status_code=400 if problem[1] else 200,
             context={
                 **_frame(store, context, "office"),
                 "problem": problem,

@@ -27,11 +27,25 @@ FILTER_FIELDS = (
 )
 
 
+class QueryProblem(ValueError):
+    """A ledger query the office cannot run: ``str()`` in English, ``message_zh`` in Chinese (the screen's)."""
+
+    def __init__(self, message: str, *, zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = zh
+
+
+DAY_NAMES_ZH = {"from": "起始日期", "to": "截止日期"}
+
+
 def parse_day(value: str, name: str) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise ValueError(f"{name} must be a date like 2026-10-01, not {value[:40]!r}") from None
+        raise QueryProblem(
+            f"{name} must be a date like 2026-10-01, not {value[:40]!r}",
+            zh=f"{DAY_NAMES_ZH.get(name, name)}应写作 2026-10-01 这样的日期",
+        ) from None
 
 
 def build_filter(values: Mapping[str, str], *, default_from: date, default_to: date) -> LedgerFilter:
@@ -47,9 +61,11 @@ def build_filter(values: Mapping[str, str], *, default_from: date, default_to: d
     start = parse_day(values["from"], "from") if values.get("from") else default_from
     end = parse_day(values["to"], "to") if values.get("to") else default_to
     if end < start:
-        raise ValueError(f"the period ends ({end}) before it starts ({start})")
+        raise QueryProblem(f"the period ends ({end}) before it starts ({start})", zh="截止日期早于起始日期")
     if (end - start).days > MAX_SPAN_DAYS:
-        raise ValueError("a ledger covers at most three years; ask for a shorter period")
+        raise QueryProblem(
+            "a ledger covers at most three years; ask for a shorter period", zh="台账最多查询三年，请缩短时间段"
+        )
     return LedgerFilter(date_from=start.isoformat(), date_to=end.isoformat(), **fields)
 
 

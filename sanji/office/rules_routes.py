@@ -50,16 +50,22 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
     ``NodeContext.publish_rules`` signs, after bounding the version's step (``VersionTooFar``, 409).
     """
     if context.store.directory.role(context.store.node_id) != COUNTY:
-        raise OfficeRefused("only the county hub publishes assessment rules", hint="Publish them at the county hub.")
+        raise OfficeRefused(
+            "only the county hub publishes assessment rules",
+            zh="考核细则只能由县级中心发布",
+            hint="Publish them at the county hub.",
+        )
     if rules.county != context.store.node_id:  # they travel down the tree under this hub's name
         raise OfficeRefused(
             f"the rules name county {rules.county!r}; this hub is {context.store.node_id!r}",
+            zh=f"细则中的县（county）应为本中心（{context.store.node_id}）",
             hint="Keep the county field as the rules held show it.",
         )
     await context.refresh_rules()
     if rules.version <= context.rules_version:
         raise OfficeRefused(
             f"assessment rules version {rules.version} is not newer than the version held ({context.rules_version})",
+            zh=f"版本号须高于现行版本（现行第{context.rules_version}版）",
             hint="Raise the version number and publish again.",
         )
     await context.publish_rules(rules)  # VersionTooFar there: too far above the version held

@@ -94,10 +94,10 @@ async def accounts_page(
     auth: AuthService,
     *,
     status: int = 200,
-    errors: dict[str, str] | None = None,
+    errors: dict[str, str | tuple[str, str]] | None = None,
     values: dict[str, str] | None = None,
     shown: dict[str, str] | None = None,
-    row_error: tuple[str, str] = ("", ""),
+    row_error: tuple[str, str | tuple[str, str]] = ("", ""),
     row_typed: dict[str, str] | None = None,
     done: str = "",
 ) -> Template:
@@ -156,7 +156,7 @@ class AccountsScreenController(Controller):
         department, window = _field(form, "department", roles.PLACE_LIMIT), _field(form, "window", roles.PLACE_LIMIT)
         department, window = department.strip(), window.strip()
         values = {"name": name, "role": role, "department": department, "window": window}
-        errors: dict[str, str] = {}
+        errors: dict[str, str | tuple[str, str]] = {}
         if role not in auth.posts_here():
             errors["role"] = "请选择本节点的岗位 Choose one of this node's posts"
         if not name.strip():
@@ -166,7 +166,8 @@ class AccountsScreenController(Controller):
                 f"登录名 1 至 {NAME_LIMIT} 个字符，首尾无空格 1 to {NAME_LIMIT} characters, no spaces at either end"
             )
         fields = await _places(store, context, auth.node_role)
-        if not errors and (problem := roles.place_problem(role, auth.node_role, department, window)):
+        problem = roles.place_problem_texts(role, auth.node_role, department, window)
+        if not errors and problem[1]:  # in Chinese and English
             # under the field that is wrong, where this tier shows it; else under the post
             if department and fields["department_field"]:
                 errors["department"] = problem
@@ -184,7 +185,7 @@ class AccountsScreenController(Controller):
             except AccountExists:
                 errors["name"] = f"已有名为 {name} 的账号 An account named {name} exists already"
             except AccountError as exc:
-                errors["name"] = exc.message
+                errors["name"] = exc.texts if exc.message_zh else exc.message
             else:
                 shown = {"name": account.name, "password": password, "why": "created"}
                 return await accounts_page(request, store, context, auth, status=201, shown=shown)
@@ -206,8 +207,10 @@ class AccountsScreenController(Controller):
         except AccountError as exc:
             status = 404 if exc.message.startswith("no account") else 400
             typed = {"department": department, "window": window}
+            # a catalogue's unknown place is one line already, Chinese then English (roles.unknown_place)
+            said = exc.texts if exc.message_zh else exc.message
             return await accounts_page(
-                request, store, context, auth, status=status, row_error=(name, exc.message), row_typed=typed
+                request, store, context, auth, status=status, row_error=(name, said), row_typed=typed
             )
         return Redirect("/admin/accounts/?done=placed", status_code=303)
 
@@ -234,7 +237,7 @@ class AccountsScreenController(Controller):
             )
             return await accounts_page(request, store, context, auth, status=409, row_error=(name, why))
         except AccountError as exc:
-            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
+            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.texts))
         return Redirect(f"/admin/accounts/?done={'enabled' if active else 'disabled'}", status_code=303)
 
     @post("/password", status_code=200)
@@ -247,7 +250,7 @@ class AccountsScreenController(Controller):
         try:
             password = await auth.reset_password(name, by=_who(request, principal))
         except AccountError as exc:
-            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.message))
+            return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.texts))
         shown = {"name": name, "password": password, "why": "reset"}
         return await accounts_page(request, store, context, auth, shown=shown)
 
@@ -396,11 +399,11 @@ async def calendar_page(
     # as ``sanji calendar show`` binds it: provisional years reach as far as the year asked about
     bound = bound_calendar(library_data(), context.calendar_doc, this_year=max(context.today().year, year))
     view: YearView | None = None
-    unknown = ""
+    unknown = ("", "")
     try:
         view = year_view(bound, context.calendar_doc, year)
-    except CalendarError as exc:
-        unknown = exc.message
+    except CalendarError as exc:  # a year nothing covers: said Chinese first, nothing guessed
+        unknown = (f"没有{year}年的工作日历（官方放假安排）数据，不作推测", exc.message)
     status = shown.get("status", 200)
     return Template(
         template_name="admin_calendar.html",

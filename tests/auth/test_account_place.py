@@ -261,6 +261,14 @@ def test_the_place_rule() -> None:
     refused = roles.place_refusal("answer_urging", urged, department="", window="社会救助窗口", urging="u1")
     assert refused is not None and refused.refusal == "other_window_urging"
     assert refused.as_dict()["message_zh"] == "该督办督促的是综合窗口，本账号属于社会救助窗口，不能答复"
+    body = refused.as_dict()  # the 403's body: the guard's fields, the refusal's, and the step refused
+    assert {k: body[k] for k in ("error", "error_code", "kind", "errand")} == {
+        "error": "forbidden",
+        "error_code": "other_window_urging",
+        "kind": "answer_urging",
+        "errand": "E",
+    }
+    assert {"message", "hint", "retryable", "params"} <= body.keys()
     assert not roles.place_offers("answer_urging", urged, "T01", department="", window="民政窗口")
 
     for kind in ("subtask_done", "decide", "answer_urging", "receive"):  # neither: the whole node, never refused

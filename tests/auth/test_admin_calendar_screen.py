@@ -53,7 +53,10 @@ def test_official_and_provisional_years_are_marked(county: tuple[Client, str]) -
     assert "国庆节 National Day" in page.text and "星期三" in page.text  # 2025-10-01: the notice's name, Chinese first
     later = client.get("/admin/calendar?year=2028")
     assert later.status_code == 200 and 'data-status="provisional"' in later.text and "暂定" in later.text
-    assert client.get("/admin/calendar?year=1990").status_code == 404
+    gone = client.get("/admin/calendar?year=1990")
+    assert gone.status_code == 404
+    said = gone.text.split('id="unknown">', 1)[1].split("</p>", 1)[0]
+    assert said.startswith("没有1990年的工作日历") and '<span lang="en">no official data for 1990' in said, said
     assert 'data-status="provisional"' in client.get("/admin/calendar?year=2040").text
     assert client.get("/admin/calendar?year=abc").status_code == 400
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from auth_kit import PASSWORD, add, app, bearer, csrf_of, events, login, prepare, token, with_service
 from litestar import Litestar
@@ -21,7 +22,7 @@ from litestar.testing import TestClient
 from sanji.auth import events as ev
 from sanji.auth.book import AccountError, Who
 from sanji.auth.first_run import FIRST_ADMIN, ensure_first_admin
-from sanji.auth.service import AuthService
+from sanji.auth.service import AuthService, password_throttled_texts
 
 Client = TestClient[Litestar]
 ONE_TIME = re.compile(r'<span class="secret" id="password">([^<]+)</span>')
@@ -149,6 +150,62 @@ def test_a_normal_account_changes_its_own_password_any_time(town: Path) -> None:
     with TestClient(app(town)) as fresh:
         assert log_in(fresh, "王芳", PASSWORD) == 401
         assert log_in(fresh, "王芳", OWN) == 303
+
+
+def post_change(client: Client, current: str, new: str, again: str | None = None) -> httpx.Response:
+    page = client.get("/account/password")
+    data = {"current": current, "new": new, "again": new if again is None else again, "_csrf_token": csrf_of(page.text)}
+    return client.post("/account/password", data=data)
+
+
+def password_error(page: str) -> tuple[str, str]:
+    """The page's refusal: its Chinese line and its English line."""
+    found = re.search(r'id="password-error"><b>([^<]*)</b><br><span class="en">([^<]*)</span>', page)
+    assert found, page
+    return found.group(1), found.group(2)
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "again", "zh", "en"),
+    [
+        ("wrong current 1", OWN, None, "当前密码不正确", "the current password is wrong"),
+        (PASSWORD, OWN, "something else 1", "两次输入的新密码不一致", "the two new passwords differ"),
+        (PASSWORD, "short", None, "密码至少需要", "a password has at least"),
+        (PASSWORD, PASSWORD, None, "新密码不能与当前密码相同", "the new password must differ from the current one"),
+    ],
+)
+def test_a_refused_change_says_why_in_chinese_first_then_english(
+    town: Path, current: str, new: str, again: str | None, zh: str, en: str
+) -> None:
+    with TestClient(app(town)) as client:
+        login(client, "王芳")
+        r = post_change(client, current, new, again)
+        assert r.status_code == 400
+        said_zh, said_en = password_error(r.text)
+        assert said_zh.startswith(f"密码未修改：{zh}"), said_zh
+        assert said_en.startswith(f"Password not changed: {en}"), said_en
+
+
+def test_too_many_wrong_current_passwords_say_so_and_when_to_retry_in_both_languages(town: Path) -> None:
+    assert password_throttled_texts(1) == (
+        "当前密码输错次数过多，请1秒后再试",
+        "Too many wrong current passwords; try again in 1 second",
+    )
+    assert password_throttled_texts(60)[1] == "Too many wrong current passwords; try again in 60 seconds"
+    with TestClient(app(town)) as client:
+        login(client, "王芳")
+        statuses = []
+        for _ in range(12):
+            r = post_change(client, "wrong current 1", OWN)
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                break
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {400}, statuses
+        wait = int(r.headers["retry-after"])
+        assert wait >= 1
+        zh, en = password_throttled_texts(wait)  # the same wait as Retry-After, Chinese first
+        assert password_error(r.text) == (f"密码未修改：{zh}", f"Password not changed: {en}")
+        assert "too many wrong passwords" not in r.text and " s</span>" not in r.text  # not the old English-only text
 
 
 def test_the_password_page_needs_a_login_and_a_bearer_token_is_never_must_change(town: Path) -> None:

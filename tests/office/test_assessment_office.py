@@ -4,7 +4,9 @@ the JSON API, the screen's forms and ``sanji assess`` as a process."""
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -149,6 +151,62 @@ def test_scores_entries_and_appeals_over_http_and_screen(county_node: tuple[Clus
         timeout=120,
     )
     assert bad.returncode == 2 and "2026Q4" in bad.stderr
+
+
+def test_the_screen_says_why_a_form_was_refused_in_chinese_first(county_node: tuple[Cluster, NodeSettings]) -> None:  # noqa: F811
+    _, settings = county_node
+    with TestClient(create_app(settings)) as client:
+
+        def refused(path: str, form: dict[str, str]) -> str:
+            r = client.post(path, data={**Q, **form}, follow_redirects=False)
+            assert r.status_code == 303 and "problem=" in r.headers["location"], r.headers["location"]
+            page = client.get(r.headers["location"])
+            found = re.search(r'<p class="error" role="alert" id="problem">(.*?)</p>', page.text, re.S)
+            assert found, page.text
+            return html.unescape(found.group(1))
+
+        appeal = {"target": "staff", "subject": "王芳", "reason": "系统停机", "by": "王芳"}
+        assert (
+            client.post("/office/assessment/appeals", data={**Q, **appeal}, follow_redirects=False).status_code == 303
+        )
+        (held,) = client.get("/api/office/assessment/appeals", params=Q).json()
+        cases = [
+            (
+                f"/office/assessment/appeals/{held['id']}/decision",
+                {"upheld": "1", "points": "0", "reason": "属实", "by": "主任"},
+                "支持申诉时请填写调整的分数",
+                "an upheld appeal says how many points it changes",
+            ),
+            (
+                "/office/assessment/appeals/AP-nope/decision",
+                {"upheld": "0", "reason": "不成立", "by": "主任"},
+                "没有编号为 AP-nope 的申诉",
+                "no appeal AP-nope",
+            ),
+            (
+                "/office/assessment/entries",
+                {"target": "staff", "subject": "王芳", "item": "late", "by": " "},
+                "请填写记录人",
+                "say who records this (by)",
+            ),
+            (
+                "/office/assessment/appeals",
+                {**appeal, "reason": "   "},
+                "请填写理由",
+                "reason is required",
+            ),
+        ]
+        for path, form, zh, en in cases:
+            said = refused(path, form)
+            assert said.startswith(zh) and '<span lang="en">' + en in said, (path, said)  # Chinese first
+        # A form the schema refuses (no Chinese of its own) still leads with a Chinese line.
+        said = refused("/office/assessment/entries", {"target": "nobody", "subject": "王芳", "item": "late"})
+        assert said.startswith("未保存，请检查填写的内容") and '<span lang="en">' in said, said
+        # The JSON API's body carries the Chinese too.
+        body = client.post(
+            "/api/office/assessment/appeals/AP-nope/decision", json={"upheld": False, "reason": "x", "by": "主任"}
+        ).json()
+        assert body["message_zh"] == "没有编号为 AP-nope 的申诉" and body["message"] == "no appeal AP-nope"
 
 
 def test_office_records_are_signed_and_chained(county_node: tuple[Cluster, NodeSettings]) -> None:  # noqa: F811

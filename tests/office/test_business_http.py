@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,25 @@ def test_the_county_publishes_from_the_rules_screen(client: TestClient[Litestar]
     r = client.post("/office/rules/publish", data={"rules": json.dumps(draft)}, follow_redirects=True)
     assert r.status_code == 200 and "已发布" in r.text and "第2版" in r.text
     assert client.get("/api/office/rules").json()["version"] == 2
+
+
+def shown_problem(page: str) -> str:
+    found = re.search(r'<p class="error" role="alert" id="problem">(.*?)</p>', page, re.S)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
+def test_the_rules_screen_says_why_it_did_not_publish_in_chinese_first(client: TestClient[Litestar]) -> None:
+    rules = client.get("/api/office/rules").json()
+    cases = [
+        ({**rules, "version": 1}, "版本号须高于现行版本（现行第1版）", "assessment rules version 1 is not newer"),
+        ({**rules, "version": 2, "county": "C9"}, "细则中的县（county）应为本中心", "the rules name county 'C9'"),
+        ({**rules, "version": 2, "published_at": "0000-00-00"}, "细则未通过检查，未发布", "assessment rules"),
+    ]
+    for sent, zh, en in cases:
+        r = client.post("/office/rules/publish", data={"rules": json.dumps(sent)}, follow_redirects=True)
+        said = shown_problem(r.text)
+        assert said.startswith(zh) and '<span lang="en">' + en in said, said  # Chinese first, then English
+    body = client.post("/api/office/rules", json={**rules, "version": 1}).json()
+    assert body["message_zh"] == "版本号须高于现行版本（现行第1版）" and "not newer" in body["message"]
+    assert client.get("/api/office/rules").json()["version"] == 1

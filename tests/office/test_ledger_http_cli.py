@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import re
 import subprocess
@@ -117,6 +118,25 @@ def test_screen_shows_filters_chart_table_and_download_links(client: TestClient[
     assert legend and all(shown != node for node, _, shown in legend)  # no legend entry is a bare id
     bad = client.get("/office/ledger", params={"from": "nonsense"})
     assert bad.status_code == 400 and "date like" in bad.text
+
+
+@pytest.mark.parametrize(
+    ("params", "zh", "en"),
+    [
+        ({"from": "nonsense"}, "起始日期应写作 2026-10-01 这样的日期", "from must be a date like 2026-10-01"),
+        ({"from": "2026-12-01", "to": "2026-11-01"}, "截止日期早于起始日期", "the period ends (2026-11-01) before"),
+        ({"from": "2020-01-01", "to": "2026-11-01"}, "台账最多查询三年，请缩短时间段", "a ledger covers at most three"),
+    ],
+)
+def test_the_screen_says_what_is_wrong_with_the_query_in_chinese_first(
+    client: TestClient[Litestar], params: dict[str, str], zh: str, en: str
+) -> None:
+    r = client.get("/office/ledger", params=params)
+    assert r.status_code == 400
+    found = re.search(r'<p class="error" role="alert" id="problem">(.*?)</p>', r.text, re.S)
+    assert found, r.text
+    said = html.unescape(found.group(1))
+    assert said.startswith(zh) and '<span lang="en">' + en in said, said  # Chinese first, then English
 
 
 def test_cli_ledger_export_as_a_process(county_node: tuple[Cluster, NodeSettings], tmp_path: Path) -> None:

@@ -159,11 +159,13 @@ def town_desk(setup: Setup) -> Iterator[Desk]:
     yield from desk(setup, T01, TOWN_STAFF)
 
 
-def refused_as(r: Any, code: str) -> dict[str, Any]:
+def refused_as(r: Any, code: str, kind: str, errand: str) -> dict[str, Any]:
     assert r.status_code == 403, r.text
     body: dict[str, Any] = r.json()
     assert body["error"] == "forbidden" and body["error_code"] == code, body
     assert body["message"] and body["message_zh"] and body["message_zh"] != body["message"]
+    assert (body["kind"], body["errand"]) == (kind, errand), body  # the step refused, and on which errand
+    assert isinstance(body["hint"], str) and body["retryable"] is False  # the guard's fields are all kept
     return body
 
 
@@ -179,7 +181,7 @@ def test_a_department_answers_its_own_sub_task_and_no_other(setup: Setup, county
     before = county_desk.applied(errand)
 
     r = county_desk.act("赵农", errand, kind="subtask_done", department=ZHUJIAN)
-    body = refused_as(r, "other_department_subtask")
+    body = refused_as(r, "other_department_subtask", "subtask_done", errand)
     assert body["params"] == {"mine": NONGYE, "theirs": ZHUJIAN} and ZHUJIAN in body["message_zh"]
     assert county_desk.state(errand)["subtasks"] == {NONGYE: "pending", ZHUJIAN: "pending"}
     assert county_desk.applied(errand) == before  # nothing written
@@ -214,7 +216,7 @@ def test_a_department_answers_its_own_sub_task_and_no_other(setup: Setup, county
 def test_only_the_errands_department_takes_its_steps(setup: Setup, county_desk: Desk) -> None:
     errand = setup.escalated
     before = county_desk.applied(errand)
-    refused_as(county_desk.act("钱人", errand, kind="receive"), "other_department_errand")
+    refused_as(county_desk.act("钱人", errand, kind="receive"), "other_department_errand", "receive", errand)
     assert county_desk.applied(errand) == before and county_desk.state(errand)["stage"] == "escalated"
     assert not offered(county_desk.get("钱人", f"/errands/{errand}").text, "receive")
     assert offered(county_desk.get("赵敏", f"/errands/{errand}").text, "receive")
@@ -223,8 +225,10 @@ def test_only_the_errands_department_takes_its_steps(setup: Setup, county_desk: 
     page = county_desk.get("钱人", f"/errands/{errand}").text
     assert not any(offered(page, k) for k in ("decide", "review", "assign", "note"))
     decision = {"kind": "decide", "outcome": "approved", "document": "民〔2026〕1号"}
-    refused_as(county_desk.act("钱人", errand, **decision), "other_department_errand")
-    refused_as(county_desk.act("赵敏", errand, **decision, department=RENSHE), "other_department_decision")
+    refused_as(county_desk.act("钱人", errand, **decision), "other_department_errand", "decide", errand)
+    refused_as(
+        county_desk.act("赵敏", errand, **decision, department=RENSHE), "other_department_decision", "decide", errand
+    )
     assert county_desk.state(errand)["stage"] == "at_department"
 
     # The screen's own form answers the same 403, in both languages, with the form kept.
@@ -268,10 +272,18 @@ def test_the_inbox_opens_on_the_clerks_own_department(setup: Setup, county_desk:
 def test_a_window_answers_only_the_urgings_naming_it(setup: Setup, town_desk: Desk) -> None:
     errand, urging = setup.urged, setup.urging
     before = town_desk.applied(errand)
-    body = refused_as(town_desk.act("王芳", errand, kind="answer_urging", text="已办"), "no_urging_for_window")
+    body = refused_as(
+        town_desk.act("王芳", errand, kind="answer_urging", text="已办"),
+        "no_urging_for_window",
+        "answer_urging",
+        errand,
+    )
     assert body["params"] == {"mine": ZONGHE}
     body = refused_as(
-        town_desk.act("王芳", errand, kind="answer_urging", urging=urging, text="已办"), "other_window_urging"
+        town_desk.act("王芳", errand, kind="answer_urging", urging=urging, text="已办"),
+        "other_window_urging",
+        "answer_urging",
+        errand,
     )
     assert body["params"] == {"mine": ZONGHE, "theirs": JIUZHU} and JIUZHU in body["message_zh"]
     assert town_desk.applied(errand) == before
@@ -285,7 +297,12 @@ def test_a_window_answers_only_the_urgings_naming_it(setup: Setup, town_desk: De
 
 def test_an_urging_naming_no_window_is_the_whole_centres(setup: Setup, town_desk: Desk) -> None:
     errand = setup.urged_whole
-    refused_as(town_desk.act("李红", errand, kind="answer_urging", text="已办"), "no_urging_for_window")
+    refused_as(
+        town_desk.act("李红", errand, kind="answer_urging", text="已办"),
+        "no_urging_for_window",
+        "answer_urging",
+        errand,
+    )
     assert not offered(town_desk.get("李红", f"/errands/{errand}").text, "answer_urging")
     assert offered(town_desk.get("陈主任", f"/errands/{errand}").text, "answer_urging")
     assert town_desk.act("陈主任", errand, kind="answer_urging", text="中心已督促").status_code == 201
