@@ -36,46 +36,40 @@ Startup = Callable[["NodeSettings", "NodeContext"], Awaitable[None]]
 class MenuLink:
     """One link of the main menu: the ``page`` name a screen's frame marks as current, where, and its label.
 
-    ``needs``: the capability (``sanji.auth.roles``) the logged-in account must hold to see the link
-    ('' for every staff member); the administrator's pages are linked only for the admin post.
-    ``anonymous``: shown where nobody is logged in (the open demo desk, whose every page is open, and a
-    public page of a node with logins, where the link leads to the login); the admin pages are not.
-    A post is shown only the pages it may open: a window post no 电子监察, the administrator no desk pages.
+    A logged-in account is linked only what its post may open: the capability ``sanji.auth.roles`` asks of the
+    link's route (``route_requirement``), so the menu and the route guard cannot disagree (a window post is not
+    linked 电子监察, the administrator no desk page). ``signed_in_only``: the administrator's pages and 节点接入, not
+    linked where nobody is logged in (the open demo desk, which links every other page it serves).
     """
 
     page: str
     href: str
     label: str
-    needs: str = ""
-    anonymous: bool = False
+    signed_in_only: bool = False
 
     def shown_to(self, principal: Any) -> bool:
         """Whether the menu shows this link to ``principal`` (the request's account, or None)."""
-        if not self.needs:
-            return True
         if principal is None:
-            return self.anonymous
-        return roles.may(str(getattr(principal, "role", "")), self.needs)
+            return not self.signed_in_only
+        return roles.may(str(getattr(principal, "role", "")), roles.route_requirement("GET", self.href))
 
 
 HOME = MenuLink("home", "/", "首页 Home")
-REGISTER = MenuLink("register", "/register", "代办登记 Register", needs=roles.ERRANDS, anonymous=True)
+REGISTER = MenuLink("register", "/register", "代办登记 Register")
 LOOKUP = MenuLink("lookup", "/lookup", "进度查询 Look up")
-INBOX = MenuLink("inbox", "/inbox", "部门收件箱 Department inbox", needs=roles.ERRANDS, anonymous=True)
-SUBTASKS = MenuLink("subtasks", "/subtasks", "联办子任务 Sub-tasks", needs=roles.ERRANDS, anonymous=True)
-SUPERVISION = MenuLink("supervision", "/supervision", "电子监察 Supervision", needs=roles.SUPERVISION, anonymous=True)
-LEDGERS = MenuLink("office", "/office/ledger", "台账统计 Ledgers", needs=roles.ERRANDS, anonymous=True)
-ASSESSMENT = MenuLink(
-    "assessment", "/office/assessment/", "季度考核 Assessment", needs=roles.SUPERVISION, anonymous=True
-)
-REPORTS = MenuLink("business", "/office/business/", "业务报表 Reports", needs=roles.SUPERVISION, anonymous=True)
-RULES = MenuLink("rules", "/office/rules/", "考核细则 Rules", needs=roles.ERRANDS, anonymous=True)
-SMS = MenuLink("sms", "/office/sms/", "短信 SMS", needs=roles.SUPERVISION, anonymous=True)
-PLATFORM = MenuLink("platform", "/office/platform/", "省平台交换 Platform", needs=roles.SUPERVISION, anonymous=True)
-ENROLL = MenuLink("enroll", "/enroll", "节点接入 Enrollment", needs="enroll")
-ACCOUNTS = MenuLink("accounts", "/admin/accounts", "账号岗位 Accounts", needs="accounts")
-CATALOGUE = MenuLink("catalogue", "/admin/catalogue", "事项目录 Catalogue", needs="configure")
-CALENDAR = MenuLink("calendar", "/admin/calendar", "工作日历 Calendar", needs="configure")
+INBOX = MenuLink("inbox", "/inbox", "部门收件箱 Department inbox")
+SUBTASKS = MenuLink("subtasks", "/subtasks", "联办子任务 Sub-tasks")
+SUPERVISION = MenuLink("supervision", "/supervision", "电子监察 Supervision")
+LEDGERS = MenuLink("office", "/office/ledger", "台账统计 Ledgers")
+ASSESSMENT = MenuLink("assessment", "/office/assessment/", "季度考核 Assessment")
+REPORTS = MenuLink("business", "/office/business/", "业务报表 Reports")
+RULES = MenuLink("rules", "/office/rules/", "考核细则 Rules")
+SMS = MenuLink("sms", "/office/sms/", "短信 SMS")
+PLATFORM = MenuLink("platform", "/office/platform/", "省平台交换 Platform")
+ENROLL = MenuLink("enroll", "/enroll", "节点接入 Enrollment", signed_in_only=True)
+ACCOUNTS = MenuLink("accounts", "/admin/accounts", "账号岗位 Accounts", signed_in_only=True)
+CATALOGUE = MenuLink("catalogue", "/admin/catalogue", "事项目录 Catalogue", signed_in_only=True)
+CALENDAR = MenuLink("calendar", "/admin/calendar", "工作日历 Calendar", signed_in_only=True)
 ADMIN_MENU = (ACCOUNTS, CATALOGUE, CALENDAR)
 
 
