@@ -8,7 +8,13 @@ newer catalogue never changes an errand already running and every node reaches t
 verdict. Errands with no entry at all are from before binding: they keep the old rules.
 
 Pure functions, called by ``protocol.errand.judge`` and by ``sanji.service`` before it builds
-an action (``bind`` and ``local_refusal``: what a desk may not even ask for).
+an action (``bind``, and ``binding_refusal``: what a desk may not even ask for).
+
+``judge`` takes the bound entry as the registration carries it: it cannot compare it with the
+county's catalogue of that version, because not every replica holds that version and every
+replica must reach the same verdict. The desks compare it (``binding_refusal``), before a township
+or county signs a step judged by the entry (``BOUND_STEPS``), with the catalogue of that version
+as this node holds it: an entry the registering node invented is refused there, never written.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, date, datetime
 
+import msgspec
+
 from protocol.catalogue import Catalogue, normalise_material
 from protocol.deadlines import business_today
+from protocol.encoding import encode
 from protocol.hlc import wall_seconds
 from protocol.matter import Matter
 from protocol.refusals import LEVEL_EN, LEVEL_ZH, Refusal, refuse
@@ -30,6 +39,15 @@ EXTENSION_GRANTORS = frozenset(
     {"director", "approver", "中心主任", "分管领导", "部门负责人", "部门审批", "部门审批人员", "局长", "科长"}
 )
 STEP_ZH = {"accept": "受理", "handle": "承办", "decide": "审批决定", "escalate": "上报"}
+# The desk steps judged by the errand's bound entry (its levels, limits, extension cap, deemed approval): a desk
+# signs none of them on an errand whose entry differs from the county's catalogue (``binding_refusal``). Not
+# accepting, returning or terminating the errand stay open, so a desk can still turn such an errand away.
+BOUND_STEPS = frozenset({"accept", "assign", "review", "extend", "escalate", "decide"})
+# Entry fields a release before 0.4.0 does not know, so cannot carry: a 0.3.0 node registering under a catalogue
+# that sets them binds the errand to the entry with them at their defaults, and every replica judges it so (the
+# old rules). ``binding_refusal`` takes that form of the county's entry as the county's too: an errand so bound is
+# no more lenient than one a 0.3.0 village registers, which a mixed tree must take during an upgrade.
+UNKNOWN_BEFORE_0_4 = ("joint_answers_at_departments", "rules")
 
 
 def business_date(hlc: int) -> date:
@@ -49,6 +67,52 @@ def bind(catalogue: Catalogue | None, code: str) -> Matter | Refusal | None:
     if entry is None:
         return refuse("matter_unknown", matter=code, version=catalogue.version)
     return entry
+
+
+# Those fields' defaults: how a 0.3.0 node's entry holds them.
+_OLD_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(Matter) if f.name in UNKNOWN_BEFORE_0_4}
+
+
+def binding_refusal(entry: Matter | None, held: Catalogue | None, *, version: int) -> Refusal | None:
+    """Whether the entry an errand is bound to is the county's: the entry of its code in the signed catalogue
+    of ``version`` (the version its registration, or its acceptance, names), as this node holds it.
+
+    Compared by canonical encoding (``protocol.encoding.encode``) of both as this build decodes them, field by
+    field, never by identity. None when they are the same, when the errand is unbound (``entry`` None: it is bound
+    at acceptance from the accepting desk's own catalogue), or when it cannot be checked: ``held`` is None or of
+    another version (this node never held ``version``, or replaced it before it kept every version, migration
+    0026). A refusal (``binding_mismatch``, naming the fields that differ) when that catalogue lacks the code or
+    says otherwise: a registering node that invented a lenient entry (proxy allowed, no materials, long limits).
+    The county's entry with the fields a 0.3.0 node cannot carry at their defaults is the county's too
+    (``UNKNOWN_BEFORE_0_4``): a tree mixing releases registers such errands honestly.
+
+    A desk asks it; ``judge`` never does, since a replica that does not hold the version would reach
+    another verdict.
+    """
+    if entry is None or held is None or held.version != version:
+        return None
+    signed = held.get(entry.code)
+    if signed is None:
+        return refuse(
+            "binding_mismatch",
+            matter=entry.code,
+            version=version,
+            fields="that version has no such matter",
+            fields_zh="该版目录没有此事项",
+        )
+    if all(getattr(entry, name) == value for name, value in _OLD_DEFAULTS.items()):
+        signed = msgspec.structs.replace(signed, **_OLD_DEFAULTS)  # as a 0.3.0 node carries it
+    if encode(entry) == encode(signed):
+        return None
+    differ = [
+        name
+        for name, ours, theirs in zip(
+            entry.__struct_fields__, msgspec.structs.astuple(entry), msgspec.structs.astuple(signed), strict=True
+        )
+        if encode(ours) != encode(theirs)
+    ]
+    shown = ", ".join(differ) or "encoding"
+    return refuse("binding_mismatch", matter=entry.code, version=version, fields=shown, fields_zh="不同之处：" + shown)
 
 
 def registration_refusal(

@@ -455,6 +455,18 @@ def open_catalogue(blob: bytes, keys: Mapping[str, KeyRecord], *, publisher: str
     return catalogue
 
 
+def read_catalogue(blob: bytes) -> Catalogue:
+    """The catalogue inside a blob verified when it was kept (``open_catalogue``; its key may have been rotated
+    since): an older version a node holds, read again to compare an errand's bound entry with it."""
+    _, _, _, payload = envelope.open_envelope(
+        blob, magic=MAGIC, version=FORMAT_VERSION, max_bytes=MAX_CATALOGUE_BYTES, what="signed catalogue"
+    )
+    try:
+        return _catalogue_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"signed catalogue payload does not decode: {exc}") from None
+
+
 def catalogue_digest(blob: bytes) -> str:
     """SHA-256 of the signed bytes: two nodes hold the same catalogue iff their digests agree."""
     return hashlib.sha256(blob).hexdigest()

@@ -122,6 +122,7 @@ RefusalCode = Literal[
     "deemed_not_allowed",
     "deemed_too_early",
     "deemed_refusal",
+    "binding_mismatch",
     # rules 2 (later 0.4.0 builds): each step carries what its document states (protocol.errand, ``rules_of``)
     "due_missing",
     "due_before_acceptance",
@@ -438,6 +439,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "the deadline {due} has not passed on {day}; no deemed approval yet",
     ),
     "deemed_refusal": ("超时默许只能是准予", "a deemed decision can only be an approval"),
+    "binding_mismatch": (
+        "登记所附事项条目（{matter}）与县级目录第{version}版不一致（{fields_zh}），可能被篡改；"
+        "请核实登记节点，不得按此条目受理或办理",
+        "the entry this errand was registered under ({matter}) differs from the county's catalogue v{version} "
+        "({fields}); it may have been tampered with: check the registering node before acting on it",
+    ),
     "other": ("办件规则不允许此操作", "{message}"),
 }
 

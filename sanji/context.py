@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Accept
 from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
+from protocol.binding import binding_refusal
 from protocol.bounds import check_version_step
 from protocol.calendar_doc import (
     CALENDAR,
@@ -35,11 +36,13 @@ from protocol.catalogue import (
     catalogue_digest,
     open_catalogue,
     publisher_keys,
+    read_catalogue,
     sign_catalogue,
 )
 from protocol.deadlines import CalendarUnknown, Unit, WorkCalendar, business_today, compute_due, paused_days, push_due
 from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
+from protocol.refusals import Refusal
 from protocol.session import NodeReport
 from protocol.signing import KeyRecord
 from protocol.topology import COUNTY
@@ -49,6 +52,7 @@ from sanji.workcalendar import bound_calendar
 log = logging.getLogger("sanji.context")
 CATALOGUE = "catalogue"
 SKEW_FLAG_MS = 5 * 60 * 1000
+OLDER_CATALOGUES_KEPT = 4  # older catalogue versions kept decoded in memory (``NodeContext.held_catalogue``)
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
 _Doc = TypeVar("_Doc", Catalogue, OfficialCalendar)  # the county documents a node takes up alike
@@ -64,19 +68,25 @@ def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awa
     return then
 
 
-class _Bound(msgspec.Struct, kw_only=True):
-    """The part of a stored errand state naming its bound catalogue entry (the rest is skipped undecoded)."""
+class Bound(msgspec.Struct, kw_only=True):
+    """The part of a stored errand state naming its binding (the rest is skipped undecoded)."""
 
+    catalogue_version: int = 0
     matter_entry: Matter | None = None
 
 
-_bound = msgspec.msgpack.Decoder(_Bound)
+_bound = msgspec.msgpack.Decoder(Bound)
+
+
+def bound_of(state_blob: bytes | None) -> Bound:
+    """The catalogue version and entry a stored errand state (``errands.state``) is bound to."""
+    return _bound.decode(state_blob) if state_blob else Bound()
 
 
 def bound_entry(state_blob: bytes | None) -> Matter | None:
     """The catalogue entry an errand was registered under, from its stored state (an ``errands`` row's
     ``state``); None for an errand bound to none or a row without its state."""
-    return _bound.decode(state_blob).matter_entry if state_blob else None
+    return bound_of(state_blob).matter_entry
 
 
 class RulesAhead(SanjiError):
@@ -121,6 +131,8 @@ class NodeContext:
         # that lacks them; a version names one blob in a database (``put_document`` keeps only newer ones),
         # so the one kept here is read again only when the version held changes.
         self._blobs: dict[str, tuple[int, bytes]] = {}
+        # Older catalogue versions read again to check an errand's bound entry (``held_catalogue``), the last few.
+        self._older: dict[int, Catalogue] = {}
 
     async def _held(self, kind: str) -> tuple[int, bytes] | None:
         """The document ``kind`` as the database holds it now, kept as the blob of its version."""
@@ -321,6 +333,42 @@ class NodeContext:
             self.catalogue = catalogue
             log.info("catalogue version %s of %s now held", catalogue.version, catalogue.county)
         return kept
+
+    async def held_catalogue(self, version: int) -> Catalogue | None:
+        """The county's catalogue of ``version`` as this node holds it: the newest, or an older one kept in
+        ``document_versions`` (every version held since migration 0026). None if this node never held it, or
+        replaced it before it kept them all: then an errand bound to it cannot be checked
+        (``protocol.binding.binding_refusal``)."""
+        if version <= 0:
+            return None
+        if self.catalogue is not None and self.catalogue.version == version:
+            return self.catalogue
+        kept = self._older.get(version)
+        if kept is not None:
+            return kept
+        blob = await self.store.document_version(CATALOGUE, version)
+        if blob is None:
+            return None
+        try:
+            catalogue = read_catalogue(blob)  # verified when it was kept; its key may have been rotated since
+        except SanjiError as exc:
+            log.warning("catalogue version %s kept here does not read: %s", version, exc.message)
+            return None
+        if catalogue.version != version:
+            return None
+        if len(self._older) >= OLDER_CATALOGUES_KEPT:
+            self._older.pop(next(iter(self._older)))
+        self._older[version] = catalogue
+        return catalogue
+
+    async def binding_mismatch(self, state_blob: bytes | None) -> Refusal | None:
+        """Why a stored errand's bound entry is not the county's entry of its version, as this node holds that
+        version (``protocol.binding.binding_refusal``); None if it is, or if it cannot be checked here."""
+        bound = bound_of(state_blob)
+        if bound.matter_entry is None:
+            return None
+        held = await self.held_catalogue(bound.catalogue_version)
+        return binding_refusal(bound.matter_entry, held, version=bound.catalogue_version)
 
     async def catalogue_blob(self) -> bytes | None:
         """The signed catalogue of the version held here (``catalogue_version``)."""

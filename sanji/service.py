@@ -18,7 +18,8 @@ import msgspec
 
 from protocol import actions as a
 from protocol.actions import Action
-from protocol.binding import SYSTEM_ACTOR, bind
+from protocol.binding import BOUND_STEPS, SYSTEM_ACTOR, bind, binding_refusal
+from protocol.catalogue import Catalogue
 from protocol.deadlines import Unit
 from protocol.errand import ErrandState, Projection, judge
 from protocol.errors import ActionRefused
@@ -214,6 +215,9 @@ class ErrandService:
         # A deadline moved by a closed pause or an extension is counted again from the acceptance (its day, limit
         # and unit): read before the write, as it never changes once applied.
         accept = await accept_of(self.store, errand_id) if form.kind in _COUNTED_FROM_ACCEPTANCE else None
+        # The county's catalogue of the version the errand is bound under, to compare its bound entry with
+        # (``binding_refusal``): read before the write, as a binding never changes once made.
+        held = await self._held_catalogue(errand_id) if form.kind in BOUND_STEPS else None
 
         def build(before: Projection, at: int) -> Action:
             state = before.state
@@ -224,6 +228,11 @@ class ErrandService:
                     refuse("changed_meanwhile", version=state.version, seen=form.expected_version),
                     hint="Reload the errand and try again.",
                 )
+            if form.kind in BOUND_STEPS:
+                signed = held if held is not None else getattr(self.policy, "catalogue", None)
+                problem = binding_refusal(state.matter_entry, signed, version=state.catalogue_version)
+                if problem is not None:
+                    raise ActionRefused(problem)
             step = self._desk_form(form, state)
             common: dict[str, Any] = {
                 "id": new_action_id(at),
@@ -241,6 +250,17 @@ class ErrandService:
             return self._build(step, state, common, at)
 
         return await self.store.act(errand_id, build, attachment=attachment)
+
+    async def _held_catalogue(self, errand_id: str) -> Catalogue | None:
+        """The county's catalogue of the version ``errand_id`` is bound under, as this node holds it (None: unbound,
+        unknown here, or a version this node does not hold, which ``binding_refusal`` cannot check)."""
+        held = getattr(self.policy, "held_catalogue", None)
+        if held is None:
+            return None
+        state = (await self.store.errand_states([errand_id])).get(errand_id) or {}
+        version = int(state.get("catalogue_version") or 0)
+        found: Catalogue | None = await held(version) if version and state.get("matter_entry") else None
+        return found
 
     def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:
         """The step as the desk's account takes it on the errand as it is now, inside the write (so what it is

@@ -57,6 +57,7 @@ import msgspec
 from litestar.exceptions import PermissionDeniedException
 
 from protocol.actions import Action
+from protocol.binding import BOUND_STEPS
 from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused, SanjiError
 from protocol.refusals import bilingual
@@ -98,6 +99,9 @@ class ErrandOut(ErrandSummary, kw_only=True):
     history: list[dict[str, Any]]
     post: str
     steps: list[str]
+    # Why the errand's bound entry is not the county's of its version (``binding_mismatch``, Chinese then English):
+    # the steps judged by it are not offered (``protocol.binding.BOUND_STEPS``); "" when it is, or cannot be checked.
+    binding_mismatch: str = ""
 
 
 class Taken(ActionResult, kw_only=True):
@@ -350,7 +354,13 @@ def run_show(
             department=p.department if p is not None else "",
             window=p.window if p is not None else "",
         )
-        out = msgspec.convert({**summarise(row, desk.context), "post": as_post, "steps": steps}, ErrandOut)
+        mismatch = await desk.context.binding_mismatch(row.get("state"))
+        warning = ""
+        if mismatch is not None:
+            steps = [s for s in steps if s not in BOUND_STEPS]
+            warning = " / ".join(bilingual(mismatch))
+        view = {**summarise(row, desk.context), "post": as_post, "steps": steps, "binding_mismatch": warning}
+        out = msgspec.convert(view, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())
             return 0
@@ -363,6 +373,8 @@ def run_show(
             acting = f" (代 {h['acting_for']})" if h.get("acting_for") else ""
             status = h.get("status", "applied")
             print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
+        if out.binding_mismatch:
+            print(f"WARNING {out.binding_mismatch}")
         print(f"steps now{' for ' + as_post if as_post else ''}: {', '.join(steps) or '—'}")
         return 0
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.session import NodeReport
@@ -38,18 +38,39 @@ class Documents(Section):
     ) -> bool:
         """Keep ``blob`` if it is newer than what is held; True if it was kept.
 
+        Every version offered is kept in ``document_versions`` too, an older one as well, unless that version is
+        held there already (the first blob of a version stays): a desk compares an errand's bound catalogue entry
+        with the catalogue of the version it names (``document_version``).
+
         ``then`` runs in the same transaction when it is kept (the publisher's audit event), so the
         document and its record are written together or not at all.
         """
         async with self._write() as conn:
+            values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
+            kept_before = await conn.scalar(
+                select(t.document_versions.c.version).where(
+                    t.document_versions.c.kind == kind, t.document_versions.c.version == version
+                )
+            )
+            if kept_before is None:
+                await conn.execute(insert(t.document_versions).values(values))
             held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
             if held is not None and held >= version:
                 return False
-            values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
             await _upsert(conn, t.documents, values, keys=("kind",))
             if then is not None:
                 await then(conn)
         return True
+
+    async def document_version(self, kind: str, version: int) -> bytes | None:
+        """The blob of ``kind`` at ``version``, if this node has held that version (kept since migration 0026)."""
+        async with self.db.reader.connect() as conn:
+            blob = await conn.scalar(
+                select(t.document_versions.c.blob).where(
+                    t.document_versions.c.kind == kind, t.document_versions.c.version == version
+                )
+            )
+        return None if blob is None else bytes(blob)
 
     async def meta_value(self, key: str) -> str | None:
         async with self.db.reader.connect() as conn:

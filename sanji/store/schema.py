@@ -222,6 +222,18 @@ documents = Table(
     Column("received_at", Float, nullable=False),
 )
 
+# Every version of a document this node has held since 0026 (``documents`` holds the newest alone): the catalogue's
+# older versions are what a desk compares an errand's bound entry with (``protocol.binding.binding_refusal``).
+document_versions = Table(
+    "document_versions",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("blob", LargeBinary, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
 node_reports = Table(
     "node_reports",
     metadata,

@@ -13,16 +13,18 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
+from protocol.binding import binding_refusal
 from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
-from protocol.catalogue import Matter, Precheck, precheck
+from protocol.catalogue import Catalogue, Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.errors import RouteError
+from protocol.refusals import bilingual
 from protocol.session import NodeReport
 from protocol.stages import ANSWERED
 from protocol.topology import Directory, regional
 from sanji.auth.guard import Caller
 from sanji.complaints import present
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_of
 from sanji.forms import BoundedForm
 from sanji.store import Store
 from sanji.urgings import UrgingRow, urging_rows
@@ -69,6 +71,19 @@ class DeemedApproval(msgspec.Struct, kw_only=True):
     window: str  # the window that accepted it there
 
 
+class BindingMismatch(msgspec.Struct, kw_only=True):
+    """An errand bound to an entry that differs from the county's catalogue of its version, as this node holds it
+    (``protocol.binding.binding_refusal``): applied like any other (``judge`` cannot know), refused at the desks."""
+
+    errand: str
+    matter: str
+    scope: str  # the node that registered it
+    version: int  # the catalogue version its binding names
+    fields: str  # the fields of the entry that differ ("that version has no such matter" for an invented one)
+    zh: str
+    en: str
+
+
 class Supervision(msgspec.Struct, kw_only=True):
     open_errands: int
     by_level: dict[str, int]
@@ -95,6 +110,9 @@ class Supervision(msgspec.Struct, kw_only=True):
     # ``ratings`` counts the newest ``ratings_counted`` ratings; ``ratings_cut``: older ones were left out.
     ratings_counted: int = 0
     ratings_cut: bool = False
+    # Errands not yet answered whose bound catalogue entry differs from the county's of its version: a registering
+    # (or accepting) node's key may be compromised (``BindingMismatch``).
+    binding_mismatches: list[BindingMismatch] = msgspec.field(default_factory=list)
 
 
 def department_of(directory: Directory, node: str, scope: str, department: str) -> str:
@@ -216,6 +234,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
             gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
             if gaps:
                 missing[errand_id] = gaps
+    mismatches = await binding_mismatches(context, unanswered)
     deemed = [await _deemed(store, errand_id) for errand_id, state in sorted(details.items()) if state.get("deemed")]
     ratings, ratings_cut = await store.annotation_counts("rate", "level", limit=RATED_AT_MOST)
     closed = sorted(r["id"] for r in answered)
@@ -242,7 +261,38 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         unanswered_counted=len(unanswered),
         answered_counted=len(answered),
         answered_total=answered_total,
+        binding_mismatches=mismatches,
     )
+
+
+async def binding_mismatches(context: NodeContext, rows: Iterable[dict[str, Any]]) -> list[BindingMismatch]:
+    """The errands of ``rows`` (store rows with their ``state``) bound to an entry that differs from the county's
+    catalogue of the version they name, where this node holds that version. Each version is read once."""
+    held: dict[int, Catalogue | None] = {}
+    out = []
+    for row in rows:
+        bound = bound_of(row.get("state"))
+        if bound.matter_entry is None:
+            continue
+        version = bound.catalogue_version
+        if version not in held:
+            held[version] = await context.held_catalogue(version)
+        refused = binding_refusal(bound.matter_entry, held[version], version=version)
+        if refused is None:
+            continue
+        zh, en = bilingual(refused)
+        out.append(
+            BindingMismatch(
+                errand=row["id"],
+                matter=row["matter"],
+                scope=row["scope"],
+                version=version,
+                fields=refused.params.get("fields", ""),
+                zh=zh,
+                en=en,
+            )
+        )
+    return out
 
 
 async def _deemed(store: Store, errand_id: str) -> DeemedApproval | None:

@@ -30,7 +30,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from protocol.binding import bind
+from protocol.binding import BOUND_STEPS, bind
 from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, ErrandState, outcome_label
 from protocol.errors import ActionRefused, SanjiError
@@ -654,7 +654,12 @@ class ScreenController(Controller):
         tables = (report.by_township, report.by_department)
         counted = {stage for table in tables for row in table.values() for stage in row}
         # the errands the lists name by id, said as a person does: receipt number and matter
-        named = {*report.missing_steps, *(d.errand for d in report.deemed), *(str(c.get("errand")) for c in complaints)}
+        named = {
+            *report.missing_steps,
+            *(d.errand for d in report.deemed),
+            *(str(c.get("errand")) for c in complaints),
+            *(m.errand for m in report.binding_mismatches),
+        }
         said = {
             errand: {"receipt": state.get("receipt") or errand, "matter": _matter_name(context, state.get("matter"))}
             for errand, state in (await store.errand_states(sorted(named))).items()
@@ -1099,6 +1104,11 @@ async def _errand_page(
         department=department,
         window=principal.window if principal is not None else "",
     )
+    # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
+    # is offered (``protocol.binding.binding_refusal``; the desk refuses them too).
+    mismatch = await context.binding_mismatch(row.get("state"))
+    if mismatch is not None:
+        kinds = [k for k in kinds if k not in BOUND_STEPS]
     offered = set(kinds)
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here
@@ -1196,6 +1206,7 @@ async def _errand_page(
             }
             if done_doc and DOCUMENTS[done_doc].applies(history)
             else None,
+            "binding_warning": bilingual(mismatch) if mismatch is not None else None,
             "error": error,
             "refusal": refusal,
             "hint": hint,

@@ -248,3 +248,45 @@ def test_show_offers_the_steps_the_errand_page_offers(town: str, tmp_path: Path)
     assert {"accept", "not_accept"} <= set(offered["window_a"]) and "attach" not in offered["window_a"]
     assert offered["window_b"] == offered["window_a"]  # a B post is offered A's steps, taken acting for A
     assert offered["inspector"] == ["note"]
+
+
+def test_show_warns_of_a_binding_that_is_not_the_countys_and_offers_no_step_judged_by_it(
+    town: str, tmp_path: Path
+) -> None:
+    """The stored state's bound entry changed (as a tampered registration leaves it): ``show`` says so first."""
+    errand = _register(town, tmp_path)
+
+    async def tamper() -> None:
+        import msgspec
+        from sqlalchemy import select, update
+
+        from sanji.store import schema as t
+
+        db = await open_database(load_settings(town).db_url)
+        try:
+            async with db.writer.begin() as conn:
+                blob = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == errand))
+                state = msgspec.msgpack.decode(blob)
+                state["matter_entry"]["committed_limit"] += 30
+                state["matter_entry"]["materials"] = []
+                tampered = msgspec.msgpack.encode(state)
+                await conn.execute(update(t.errands).where(t.errands.c.id == errand).values(state=tampered))
+        finally:
+            await db.dispose()
+
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["binding_mismatch"] == "" and "accept" in shown["steps"]
+    asyncio.run(tamper())
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["binding_mismatch"].startswith("登记所附事项条目（MZ-003）与县级目录第")
+    assert "committed_limit" in shown["binding_mismatch"] and " / the entry this errand" in shown["binding_mismatch"]
+    assert "accept" not in shown["steps"] and "not_accept" in shown["steps"]
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[-2].startswith("WARNING 登记所附事项条目")
+    assert lines[-1].split(": ")[1].split(", ") == shown["steps"]

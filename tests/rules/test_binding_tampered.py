@@ -1,0 +1,341 @@
+"""An errand bound to an invented entry is refused at the desks, never by ``judge``.
+
+A compromised village signs, under its real node key, a registration bound to a lenient entry (proxy
+allowed, no materials, long limits, deemed approval) of the catalogue version it names. Every replica
+applies it (``judge`` cannot compare the entry with a catalogue not every replica holds), but the
+township that holds that version compares them (``protocol.binding.binding_refusal``): its accept is
+refused with ``binding_mismatch``, nothing is written, and the errand page says so and offers no accept.
+A genuine registration, under the newest version or an older one the township kept, is accepted as before;
+one bound to a version the township never held cannot be checked, and is accepted as before too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import func, select, text
+
+from protocol.actions import Register
+from protocol.binding import binding_refusal
+from protocol.catalogue import Catalogue, Matter
+from protocol.errors import ActionRefused
+from protocol.hlc import HybridClock
+from protocol.refusals import chinese, english
+from sanji.catalogue import default_catalogue
+from sanji.context import NodeContext
+from sanji.duties import deemed_approvals
+from sanji.forms import ActionForm, RegisterForm
+from sanji.service import ErrandService
+from sanji.store import open_database
+from sanji.store import schema as t
+from sanji.web.desk_api import supervision_report
+from sanji.web.screens import _errand_page
+from sanji.workcalendar import load_calendar
+from tests.conftest import Network, NetworkFactory
+
+VILLAGE, TOWN, COUNTY = "T01V01", "T01", "C"
+CATALOGUE = default_catalogue()
+# A matter the township accepts, that is not open to proxy service: the lenient entry opens it.
+MATTER = next(m for m in CATALOGUE.matters if "town" in m.accept_levels and not m.proxy_allowed and not m.in_person)
+
+
+def lenient(entry: Matter) -> Matter:
+    return msgspec.structs.replace(
+        entry,
+        proxy_allowed=True,
+        materials=(),
+        committed_limit=entry.statutory_limit * 3 or 60,
+        statutory_limit=entry.statutory_limit * 3 or 60,
+        deemed_approval=True,
+    )
+
+
+def with_entry(catalogue: Catalogue, code: str, change: Callable[[Matter], Matter]) -> Catalogue:
+    return msgspec.structs.replace(
+        catalogue, matters=tuple(change(m) if m.code == code else m for m in catalogue.matters)
+    )
+
+
+async def contexts(net: Network) -> dict[str, NodeContext]:
+    """Every node holds the county's signed catalogue (version ``CATALOGUE.version``), kept as it came."""
+    out = {n: NodeContext(s, load_calendar()) for n, s in net.stores.items()}
+    await out[COUNTY].publish(CATALOGUE)
+    blob = await out[COUNTY].catalogue_blob()
+    assert blob is not None
+    for node, ctx in out.items():
+        if node != COUNTY:
+            await ctx.offer(blob)
+    return out
+
+
+async def publish_newer(net: Network, ctx: dict[str, NodeContext]) -> Catalogue:
+    """The county signs the next version (the matter's English name revised) and every node takes it up."""
+    newer = with_entry(
+        msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 1),
+        MATTER.code,
+        lambda m: msgspec.structs.replace(m, name_en=m.name_en + " (revised)"),
+    )
+    await ctx[COUNTY].publish(newer)
+    blob = await ctx[COUNTY].catalogue_blob()
+    assert blob is not None
+    for node, c in ctx.items():
+        if node != COUNTY:
+            assert await c.offer(blob)
+    return newer
+
+
+async def registered_and_received(
+    net: Network, village_ctx: NodeContext, town_ctx: NodeContext, matter: Matter = MATTER, *, in_person: bool = False
+) -> str:
+    """Registered at the village (by proxy unless ``in_person``), submitted, received at the township."""
+    village = ErrandService(net.stores[VILLAGE], village_ctx)
+    form = RegisterForm(
+        matter=matter.code,
+        applicant_name="周桂英",
+        materials=list(matter.main_materials),
+        in_person=in_person,
+        actor="代办员",
+        confirm_missing=True,
+    )
+    errand = (await village.register(form)).errand
+    await village.act(errand, ActionForm(kind="submit", actor="代办员"))
+    await net.sync_all(2)
+    await ErrandService(net.stores[TOWN], town_ctx).act(errand, ActionForm(kind="receive", actor="窗口"))
+    return errand
+
+
+def compromised(ctx: NodeContext, catalogue: Catalogue, matter: Matter = MATTER) -> NodeContext:
+    """The node's software, changed: it binds to a lenient entry under the version it names."""
+    ctx.catalogue = with_entry(catalogue, matter.code, lenient)
+    return ctx
+
+
+async def accept(net: Network, ctx: NodeContext, errand: str) -> None:
+    await ErrandService(net.stores[TOWN], ctx).act(errand, ActionForm(kind="accept", actor="窗口", window="综合窗口"))
+
+
+def test_the_rule_compares_the_entry_with_the_held_version_field_by_field() -> None:
+    entry = CATALOGUE.get(MATTER.code)
+    assert entry is not None
+    copy = msgspec.msgpack.decode(msgspec.msgpack.encode(entry), type=Matter)  # equal, not the same object
+    assert copy is not entry and binding_refusal(copy, CATALOGUE, version=CATALOGUE.version) is None
+    refused = binding_refusal(lenient(entry), CATALOGUE, version=CATALOGUE.version)
+    assert refused is not None and refused.code == "binding_mismatch"
+    assert refused.params["version"] == str(CATALOGUE.version)
+    for name in ("proxy_allowed", "materials", "committed_limit", "deemed_approval"):
+        assert name in refused.params["fields"]
+    assert chinese(refused).startswith(f"登记所附事项条目（{MATTER.code}）与县级目录第{CATALOGUE.version}版不一致")
+    assert "differs from the county's catalogue v" in english(refused)
+    invented = msgspec.structs.replace(entry, code="X-999")
+    absent = binding_refusal(invented, CATALOGUE, version=CATALOGUE.version)
+    assert absent is not None and "该版目录没有此事项" in chinese(absent)
+    # A 0.3.0 node carries the county's entry without the fields it does not know (``rules``, the 联办 flag): the
+    # county's all the same, as every replica judges it by the old rules; anything else it changes is refused.
+    assert entry.rules >= 1
+    as_old = msgspec.structs.replace(entry, rules=0, joint_answers_at_departments=False)
+    assert binding_refusal(as_old, CATALOGUE, version=CATALOGUE.version) is None
+    old_lenient = binding_refusal(lenient(as_old), CATALOGUE, version=CATALOGUE.version)
+    assert old_lenient is not None and "rules" not in old_lenient.params["fields"].split(", ")
+    assert "proxy_allowed" in old_lenient.params["fields"]
+    downgraded = binding_refusal(msgspec.structs.replace(entry, rules=1), CATALOGUE, version=CATALOGUE.version)
+    assert downgraded is not None and downgraded.params["fields"] == "rules"
+    # Cannot check: unbound, no catalogue of that version held, or a held catalogue of another version.
+    assert binding_refusal(None, CATALOGUE, version=CATALOGUE.version) is None
+    assert binding_refusal(lenient(entry), None, version=CATALOGUE.version) is None
+    assert binding_refusal(lenient(entry), CATALOGUE, version=CATALOGUE.version + 1) is None
+
+
+async def test_a_tampered_entry_is_applied_everywhere_but_refused_at_the_accepting_desk(
+    network: NetworkFactory,
+) -> None:
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    register = await net.stores[TOWN].applied_of(errand, "register")
+    assert isinstance(register, Register) and register.matter_entry == lenient(MATTER)  # judge applied it
+    assert register.catalogue_version == CATALOGUE.version
+
+    before = await net.stores[TOWN].errand(errand)
+    assert before is not None and before["stage"] == "received"
+    async with net.stores[TOWN].db.reader.connect() as conn:
+        actions_before = await conn.scalar(select(func.count()).select_from(t.actions))
+    with pytest.raises(ActionRefused) as refused:
+        await accept(net, ctx[TOWN], errand)
+    assert refused.value.refusal.code == "binding_mismatch"
+    body = refused.value.as_dict()
+    assert body["error_code"] == "binding_mismatch"
+    assert str(body["message_zh"]).startswith("登记所附事项条目")
+    after = await net.stores[TOWN].errand(errand)
+    assert after is not None and (after["stage"], after["version"]) == ("received", before["version"])
+    async with net.stores[TOWN].db.reader.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(t.actions)) == actions_before  # nothing written
+
+    # The township can still turn it away.
+    town = ErrandService(net.stores[TOWN], ctx[TOWN])
+    await town.act(errand, ActionForm(kind="not_accept", actor="窗口", reasons="登记所附事项条目与县级目录不一致"))
+
+
+async def test_supervision_lists_a_received_tampered_registration_and_the_verdict_stands(
+    network: NetworkFactory,
+) -> None:
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    tampered = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    genuine = await registered_and_received(net, ctx[COUNTY], ctx[TOWN], in_person=True)
+    await net.sync_all(2)
+    for node in (TOWN, COUNTY):
+        row = await net.stores[node].errand(tampered)
+        assert row is not None and [h["status"] for h in row["history"]][:1] == ["applied"]  # judge applied it
+        report = await supervision_report(net.stores[node], ctx[node])
+        listed = report.binding_mismatches
+        assert [(m.errand, m.scope, m.version) for m in listed] == [(tampered, VILLAGE, CATALOGUE.version)], node
+        assert "proxy_allowed" in listed[0].fields and listed[0].zh.startswith("登记所附事项条目")
+        assert genuine not in [m.errand for m in listed]
+
+
+async def test_the_errand_page_warns_and_offers_no_accept(network: NetworkFactory) -> None:
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    page = await _errand_page(net.stores[TOWN], ctx[TOWN], errand)
+    context: dict[str, Any] = page.context or {}
+    warning = context["binding_warning"]
+    assert warning is not None
+    assert warning[0].startswith(f"登记所附事项条目（{MATTER.code}）与县级目录第{CATALOGUE.version}版不一致")
+    assert warning[0].endswith("不得按此条目受理或办理")
+    assert warning[1].startswith(f"the entry this errand was registered under ({MATTER.code}) differs")
+    kinds = [f["kind"] for f in context["forms"]]
+    assert "accept" not in kinds and "not_accept" in kinds
+
+    genuine = await registered_and_received(
+        net, ctx[COUNTY], ctx[TOWN], in_person=True
+    )  # a county context: the true catalogue
+    page = await _errand_page(net.stores[TOWN], ctx[TOWN], genuine)
+    context = page.context or {}
+    assert context["binding_warning"] is None and "accept" in [f["kind"] for f in context["forms"]]
+
+
+async def test_a_genuine_registration_is_accepted_under_the_newest_or_an_older_held_version(
+    network: NetworkFactory,
+) -> None:
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    # Registered (and shipped) under version 1; the county then signs version 2 before the township accepts.
+    village_v1 = NodeContext(net.stores[VILLAGE], load_calendar())
+    village_v1.catalogue = CATALOGUE
+    older = await registered_and_received(net, village_v1, ctx[TOWN], in_person=True)
+    tampered = await registered_and_received(
+        net, compromised(NodeContext(net.stores[VILLAGE], None), CATALOGUE), ctx[TOWN]
+    )
+    newer = await publish_newer(net, ctx)
+    assert ctx[TOWN].catalogue_version == newer.version
+    async with net.stores[TOWN].db.reader.connect() as conn:
+        kept = (await conn.execute(text("SELECT version FROM document_versions WHERE kind = 'catalogue'"))).scalars()
+        assert sorted(kept) == [CATALOGUE.version, newer.version]
+
+    await accept(net, ctx[TOWN], older)  # bound to version 1's entry, which the township kept: the same
+    row = await net.stores[TOWN].errand(older)
+    assert row is not None and row["stage"] == "accepted"
+    with pytest.raises(ActionRefused) as refused:  # compared with version 1, not with the newest
+        await accept(net, ctx[TOWN], tampered)
+    assert refused.value.refusal.code == "binding_mismatch"
+    assert refused.value.refusal.params["version"] == str(CATALOGUE.version)
+
+    # A fresh process reads version 1 again from the store, not from memory.
+    fresh = NodeContext(net.stores[TOWN], load_calendar())
+    await fresh.load()
+    held = await fresh.held_catalogue(CATALOGUE.version)
+    assert held is not None and held.version == CATALOGUE.version and held.get(MATTER.code) == MATTER
+
+    genuine = await registered_and_received(
+        net, ctx[VILLAGE], ctx[TOWN], in_person=True
+    )  # the village now holds version 2
+    await accept(net, ctx[TOWN], genuine)
+
+
+async def test_a_version_the_township_never_held_cannot_be_checked_and_is_accepted(
+    network: NetworkFactory,
+) -> None:
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    unseen = msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 7)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], unseen), ctx[TOWN])
+    assert await ctx[TOWN].held_catalogue(unseen.version) is None
+    await accept(net, ctx[TOWN], errand)  # nothing to compare with: judge alone, as before
+    row = await net.stores[TOWN].errand(errand)
+    assert row is not None and row["stage"] == "accepted"
+
+
+async def test_the_county_refuses_to_decide_an_errand_a_township_bound_to_an_invented_entry(
+    network: NetworkFactory,
+) -> None:
+    """Bound at acceptance (registered unbound by a village that held no catalogue) by a compromised township."""
+    escalated = next(
+        m
+        for m in CATALOGUE.matters
+        if m.department and "town" in m.accept_levels and "county" in m.approve_levels and not m.in_person
+    )
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    bare = NodeContext(net.stores[VILLAGE], load_calendar())  # no catalogue: registered unbound
+    errand = await registered_and_received(net, bare, ctx[TOWN], escalated)
+    town_ctx = compromised(NodeContext(net.stores[TOWN], load_calendar()), CATALOGUE, escalated)
+    town = ErrandService(net.stores[TOWN], town_ctx)
+    await accept(net, town_ctx, errand)  # its own (changed) catalogue binds the errand
+    await town.act(errand, ActionForm(kind="escalate", actor="窗口", department=escalated.department))
+    await net.sync_all(2)
+    county = ErrandService(net.stores[COUNTY], ctx[COUNTY])
+    await county.act(errand, ActionForm(kind="receive", actor="县局"))
+    page = await _errand_page(net.stores[COUNTY], ctx[COUNTY], errand)
+    context: dict[str, Any] = page.context or {}
+    assert context["binding_warning"] is not None and "decide" not in [f["kind"] for f in context["forms"]]
+    with pytest.raises(ActionRefused) as refused:
+        await county.act(errand, ActionForm(kind="decide", actor="县局", outcome="approved"))
+    assert refused.value.refusal.code == "binding_mismatch"
+
+    # The invented entry allows 超时默许: past the deadline the county's duty would approve it by itself; the
+    # desk's check stops that too (judge alone would allow it: the entry, as carried, says so).
+    row = await net.stores[COUNTY].errand(errand)
+    assert row is not None and row["due"]
+    after = date.fromisoformat(row["due"]) + timedelta(days=3)
+    noon = datetime(after.year, after.month, after.day, 4, tzinfo=UTC)
+    net.stores[COUNTY].clock = HybridClock(0, now_ms=lambda: int(noon.timestamp() * 1000))
+    assert await deemed_approvals(net.stores[COUNTY], ctx[COUNTY], today=after) == []
+    row = await net.stores[COUNTY].errand(errand)
+    assert row is not None and row["outcome"] == ""
+
+
+async def test_the_migration_keeps_the_documents_held(db_url: str) -> None:
+    """0026 on a store at 0025: the version of each document held is copied into ``document_versions``."""
+    from alembic import command
+
+    from sanji.store.revisions import alembic_config
+
+    db = await open_database(db_url, migrate=False)
+    try:
+        async with db.writer.begin() as conn:
+
+            def to_0025(sync: object) -> None:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = sync
+                command.upgrade(cfg, "0025")
+
+            await conn.run_sync(to_0025)
+            await conn.execute(
+                t.documents.insert().values(
+                    kind="catalogue", version=3, blob=b"SJC...", digest="d" * 64, received_at=1.0
+                )
+            )
+    finally:
+        await db.dispose()
+    db = await open_database(db_url)
+    try:
+        async with db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.document_versions.c.kind, t.document_versions.c.version))).all()
+        assert [tuple(r) for r in rows] == [("catalogue", 3)]
+    finally:
+        await db.dispose()
