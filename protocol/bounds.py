@@ -276,17 +276,65 @@ def _plainly_within(action: msgspec.Struct) -> bool:
     searches all names at once and all free text at once: a character class matches one character, so
     joining with a space (allowed in both) can neither hide a refused character nor make one.
     """
-    lines: list[str] = []
-    texts: list[str] = []
     for name in NODE_FIELDS:
         value = getattr(action, name, None)
         if isinstance(value, str) and (value or name != "to") and _NODE_ID.match(value) is None:
             return False
+    lines: list[str] = []
+    texts: list[str] = []
     return (
-        _gather(action, lines, texts, top=True)
+        _gather_top(action, lines, texts)
         and _ALL_LINE.fullmatch(" ".join(lines)) is not None
         and _ALL_TEXT.fullmatch(" ".join(texts)) is not None
     )
+
+
+# How ``_gather_top`` checks each top-level field of a struct type, in field order: (name, what, largest int).
+_LINE, _TEXT, _DAY_LINE, _NODE = 0, 1, 2, 3
+_PLANS: dict[type, tuple[tuple[str, int, int], ...]] = {}
+
+
+def _what(name: str) -> int:
+    if name in NODE_FIELDS:
+        return _NODE
+    if name in TEXT_FIELDS:
+        return _TEXT
+    return _DAY_LINE if name in DAY_FIELDS else _LINE
+
+
+def _plan(cls: type[msgspec.Struct]) -> tuple[tuple[str, int, int], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple((name, _what(name), _INT_TOP.get(name, MAX_INT)) for name in cls.__struct_fields__)
+    return plan
+
+
+def _gather_top(action: msgspec.Struct, lines: list[str], texts: list[str]) -> bool:
+    """``_gather(action, lines, texts, top=True)``, each field's checks looked up once per type, its values
+    taken in one call. A string naming a node (``NODE_FIELDS``) is left out of ``lines``: ``_plainly_within``
+    matched it against ``_NODE_ID`` already (or it is an empty ``to``), which allows fewer characters, and
+    fewer of them, than a name (ASCII letters, digits, ``_`` and ``-``; at most ``MAX_NODE_ID``)."""
+    for (field, what, top), value in zip(_plan(type(action)), msgspec.structs.astuple(action), strict=True):
+        kind = type(value)
+        if kind is str:
+            if what == _NODE:
+                continue
+            if what == _TEXT:
+                texts.append(value)
+                if len(value) > MAX_TEXT:
+                    return False
+            else:
+                lines.append(value)
+                if len(value) > MAX_NAME or (value and what == _DAY_LINE and day_problem(field, value) is not None):
+                    return False
+        elif kind is int:
+            if not 0 <= value <= top:
+                return False
+        elif kind is bool or value is None:
+            continue
+        elif not _gather_value(field, value, lines, texts):
+            return False
+    return True
 
 
 def _gather(obj: msgspec.Struct, lines: list[str], texts: list[str], *, top: bool) -> bool:

@@ -1031,7 +1031,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         for new_action in fresh:
             by_errand[new_action.errand].append(new_action)
         out: dict[str, Projection] = {}
-        changes: list[dict[str, str]] = []
+        changes: list[tuple[str, str, str]] = []  # (action id, status, reason)
         made: dict[str, tuple[Projection, str]] = {}  # projections of this call, with the errand's scope
         lines: dict[str, ErrandState | None] = {}  # their main lines' states before the notes (``Replayed``)
         for errand_id in ids:
@@ -1068,16 +1068,17 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 out[errand_id] = folded
                 # A fold decides the fresh actions, may take up what waited, and judges every note again (one
                 # refused may be allowed past a new step); what the main line held before stays as it was.
+                # Only a few ids are asked (the fresh ones, what waited, the notes): each is looked up in the
+                # projection's own tuples (``_verdict``), no sets of all it holds are built.
                 fresh_ids = {a.id for a in fresh_here}
-                verdict = _Verdicts(folded)
+                note_kinds = projections.NOTE_KINDS
                 for e in entries:
                     if e.id in fresh_ids:
-                        new = verdict(e.id)
-                        changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
-                    elif e.status == "waiting" or (e.kind in projections.NOTE_KINDS and e.status != FOREIGN):
-                        new = verdict(e.id)
+                        changes.append((e.id, *_verdict(folded, e.id)))
+                    elif e.status == "waiting" or (e.kind in note_kinds and e.status != FOREIGN):
+                        new = _verdict(folded, e.id)
                         if (e.status, e.reason) != new:
-                            changes.append({"b_id": e.id, "b_status": new[0], "b_reason": new[1]})
+                            changes.append((e.id, *new))
                 made[errand_id] = (folded, "" if folded.state else _unregistered_scope(entries))
                 lines[errand_id] = continued.line
                 continue
@@ -1097,12 +1098,12 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     continue
                 new = verdict(aid)
                 if (status, reason) != new:
-                    changes.append({"b_id": aid, "b_status": new[0], "b_reason": new[1]})
+                    changes.append((aid, *new))
             scope = "" if proj.state else _unregistered_scope(entries)
             made[errand_id] = (proj, scope)
         if intake is not None:
-            for change in changes:
-                intake.set_status(change["b_id"], change["b_status"], change["b_reason"])
+            for aid, status, reason in changes:
+                intake.set_status(aid, status, reason)
             for errand_id, (proj, scope) in made.items():
                 basis = projections.basis_of_projection(proj, directory)
                 intake.set_projection(proj, scope, basis, line=lines[errand_id])
@@ -1118,7 +1119,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 update(t.actions)
                 .where(t.actions.c.id == bindparam("b_id"))
                 .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
-                changes,
+                [{"b_id": aid, "b_status": status, "b_reason": reason} for aid, status, reason in changes],
             )
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
@@ -1130,6 +1131,15 @@ def _unregistered_scope(entries: Sequence[Any]) -> str:
     copy), the same whichever way its rows were read or in whatever order they came."""
     own = [e for e in entries if e.status != FOREIGN]
     return str(min(own, key=lambda e: e.id).decoded().scope) if own else ""
+
+
+def _verdict(proj: Projection, aid: str) -> tuple[str, str]:
+    """``_Verdicts(proj)(aid)`` for one id: the same answer, from the projection's tuples and dict."""
+    if aid in proj.main or aid in proj.notes:
+        return ("applied", "")
+    if aid in proj.waiting:
+        return ("waiting", "")
+    return ("rejected", proj.rejected.get(aid, "rejected"))
 
 
 class _Verdicts:
