@@ -1072,11 +1072,13 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 # projection's own tuples (``_verdict``), no sets of all it holds are built.
                 fresh_ids = {a.id for a in fresh_here}
                 note_kinds = projections.NOTE_KINDS
+                # a tuple search per id is quadratic in a long history (a peer may send thousands of notes): sets then
+                verdict_of = _Verdicts(folded) if len(folded.main) + len(folded.notes) > _SEARCHED else None
                 for e in entries:
                     if e.id in fresh_ids:
-                        changes.append((e.id, *_verdict(folded, e.id)))
+                        changes.append((e.id, *(verdict_of(e.id) if verdict_of else _verdict(folded, e.id))))
                     elif e.status == "waiting" or (e.kind in note_kinds and e.status != FOREIGN):
-                        new = _verdict(folded, e.id)
+                        new = verdict_of(e.id) if verdict_of else _verdict(folded, e.id)
                         if (e.status, e.reason) != new:
                             changes.append((e.id, *new))
                 made[errand_id] = (folded, "" if folded.state else _unregistered_scope(entries))
@@ -1131,6 +1133,9 @@ def _unregistered_scope(entries: Sequence[Any]) -> str:
     copy), the same whichever way its rows were read or in whatever order they came."""
     own = [e for e in entries if e.status != FOREIGN]
     return str(min(own, key=lambda e: e.id).decoded().scope) if own else ""
+
+
+_SEARCHED = 32  # ids held by a projection up to which a tuple search beats building sets (``_verdict``)
 
 
 def _verdict(proj: Projection, aid: str) -> tuple[str, str]:

@@ -35,6 +35,7 @@ from sanji.keys import NodeKey
 from sanji.layout import Layout
 from sanji.service import ErrandService
 from sanji.store import Store, intake, open_database, projections, report_inputs
+from sanji.store import repo as repo_module
 from sanji.store import schema as t
 from sanji.store.engine import MIGRATIONS
 from sanji.store.intake import Intake
@@ -568,12 +569,16 @@ def _step(cls: type[Action], errand: str, i: int, node: str, base: int, **fields
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("searched", [32, 0], ids=["ids-searched", "id-sets"])
 async def test_an_errand_holding_notes_is_folded_push_by_push_and_its_notes_judged_again(
-    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch
+    open_store: StoreOpener, layout: Layout, monkeypatch: pytest.MonkeyPatch, searched: int
 ) -> None:
     """The county continues an errand holding notes from memory at every push: a note that changed the state
     (acting for an A post), a call-back refused as too early and allowed once the errand is delivered (its
-    stored status changes though no new action names it). Every row is what projecting everything gives."""
+    stored status changes though no new action names it). Every row is what projecting everything gives,
+    whether the fold's verdicts are read by searching the projection's ids (a short history) or from sets
+    (a long one, ``repo._SEARCHED``)."""
+    monkeypatch.setattr(repo_module, "_SEARCHED", searched)
     county = await open_store("C")
     remark = msgspec.structs.replace(note("E1", 2, "材料已补齐"), acting_for="A岗")
     early = _step(CallBack, "E1", 5, TOWN, 0, reached=True, satisfied="满意")
