@@ -402,7 +402,7 @@ def place_problem_texts(role: str, node_role: str, department: str, window: str)
                 return f"{PLACE_FIELDS_ZH[what]}最多{PLACE_LIMIT}个字符（现有{len(value)}个）", problem
             return f"{PLACE_FIELDS_ZH[what]}含有名称中不允许的字符", problem
     who = f"not a {ROLE_LABELS_EN.get(role, role)} at a {node_role} node"
-    who_zh = f"本账号是{NODE_LABELS.get(node_role, node_role).split(' ')[0]}的{label(role)}"
+    who_zh = f"该账号是{NODE_LABELS.get(node_role, node_role).split(' ')[0]}的{label(role)}"
     posts = "only a window post, director or department approver"
     posts_zh = "只有窗口人员、中心主任或部门审批人员"
     if department and (role not in PLACED_POSTS or node_role not in DEPARTMENT_LEVELS):

@@ -104,12 +104,13 @@ def throttled_texts(seconds: int) -> tuple[str, str]:
 
 
 def password_throttled_texts(seconds: int) -> tuple[str, str]:
-    """What a throttled password change is told, in Chinese and English: the current password was typed wrong too
-    often (``/account/password``; the login throttle's counters), and in how many seconds to retry."""
+    """What a throttled password change is told, in Chinese and English, and in how many seconds to retry. The
+    login throttle's counters answer it, which count guesses at this name from anywhere and checks running at
+    once, so it does not say the clerk typed the current password wrong: someone else may have."""
     unit = "second" if seconds == 1 else "seconds"
     return (
-        f"当前密码输错次数过多，请{seconds}秒后再试",
-        f"Too many wrong current passwords; try again in {seconds} {unit}",
+        f"本账号的密码核对过于频繁，请{seconds}秒后再试",
+        f"Too many password checks for this account; try again in {seconds} {unit}",
     )
 
 

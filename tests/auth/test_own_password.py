@@ -188,10 +188,10 @@ def test_a_refused_change_says_why_in_chinese_first_then_english(
 
 def test_too_many_wrong_current_passwords_say_so_and_when_to_retry_in_both_languages(town: Path) -> None:
     assert password_throttled_texts(1) == (
-        "当前密码输错次数过多，请1秒后再试",
-        "Too many wrong current passwords; try again in 1 second",
+        "本账号的密码核对过于频繁，请1秒后再试",
+        "Too many password checks for this account; try again in 1 second",
     )
-    assert password_throttled_texts(60)[1] == "Too many wrong current passwords; try again in 60 seconds"
+    assert password_throttled_texts(60)[1] == "Too many password checks for this account; try again in 60 seconds"
     with TestClient(app(town)) as client:
         login(client, "王芳")
         statuses = []
