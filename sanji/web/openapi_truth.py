@@ -42,6 +42,11 @@ ERROR_BODY: dict[str, Any] = {
         "hint": {"type": "string"},
         "retryable": {"type": "boolean"},
         "detail": {"description": "per-field problems of a refused form, when there are some"},
+        "error_code": {"type": "string", "description": "the rule's own code (a refused step, a version too far …)"},
+        "params": {"type": "object", "description": "the values the message names (matter, version, department …)"},
+        "message_zh": {"type": "string", "description": "the message in Chinese, where a desk shows it"},
+        "kind": {"type": "string", "description": "a step refused for the account's place: the step's kind"},
+        "errand": {"type": "string", "description": "a step refused for the account's place: the errand's id"},
     },
 }
 STATUS_TEXT = {
