@@ -1,7 +1,9 @@
 """Which departments and windows a node can seat an account at: read for the accounts page and ``sanji accounts``.
 
 The rule is ``roles.unknown_place``; this module only gathers what it compares with, from the catalogue the node
-holds and the windows its errands were assigned to (``roles.KnownPlaces``). Without a held catalogue there is
+holds, the departments its live errands still name (escalated to one, or owing it a 联办 sub-task: an errand keeps
+the entry it was bound under, though a later catalogue renamed or dropped the department) and the windows its
+errands were assigned to (``roles.KnownPlaces``). Without a held catalogue there is
 nothing to compare with (None), and any place passes.
 """
 
@@ -17,10 +19,14 @@ from sanji.auth.roles import KnownPlaces
 from sanji.context import CATALOGUE
 from sanji.store import Database
 from sanji.store import schema as t
+from sanji.store.inbox import inbox_departments
+from sanji.store.subtasks import subtask_departments
 
 # The windows in use read from the errands: a centre has a handful; the bound keeps one odd store from making a
 # form's check read without end.
 MAX_WINDOWS = 500
+# The departments named by live errands: a county has a few dozen; the same bound for the same reason.
+MAX_DEPARTMENTS = 500
 
 
 def catalogue_places(catalogue: Catalogue) -> tuple[frozenset[str], frozenset[str]]:
@@ -37,12 +43,21 @@ async def windows_in_use(db: Database) -> frozenset[str]:
         return frozenset(str(row[0]) for row in await conn.execute(query))
 
 
-async def known_places(db: Database, catalogue: Catalogue | None) -> KnownPlaces | None:
+async def departments_in_use(db: Database, node_id: str) -> frozenset[str]:
+    """The departments the live errands held here still name, at most ``MAX_DEPARTMENTS`` by name: those in the
+    部门收件箱 (escalated here, ``errands.department``) and those owing a 联办 sub-task (the sub-tasks' keys)."""
+    named = {*await inbox_departments(db, node_id), *await subtask_departments(db, read_at_most=MAX_DEPARTMENTS)}
+    return frozenset(sorted(named)[:MAX_DEPARTMENTS])
+
+
+async def known_places(db: Database, catalogue: Catalogue | None, node_id: str) -> KnownPlaces | None:
     """What ``roles.unknown_place`` checks a place against; None when the node holds no catalogue."""
     if catalogue is None:
         return None
     departments, windows = catalogue_places(catalogue)
-    return KnownPlaces(departments=departments, windows=windows | await windows_in_use(db))
+    return KnownPlaces(
+        departments=departments | await departments_in_use(db, node_id), windows=windows | await windows_in_use(db)
+    )
 
 
 async def held_catalogue(db: Database, directory: Callable[[], Awaitable[Directory]], node_id: str) -> Catalogue | None:

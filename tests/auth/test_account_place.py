@@ -8,6 +8,7 @@ import asyncio
 import io
 from pathlib import Path
 
+import msgspec
 import pytest
 from alembic import command
 from auth_kit import PASSWORD, events, prepare, with_service
@@ -16,7 +17,7 @@ from sqlalchemy import insert, text
 from protocol.errand import ErrandState
 from protocol.urging import Urging
 from sanji.auth import events as ev
-from sanji.auth import roles
+from sanji.auth import places, roles
 from sanji.auth.book import AuthBook
 from sanji.auth.service import AuthService
 from sanji.catalogue.loader import default_catalogue
@@ -28,6 +29,9 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.store import open_database
 from sanji.store import schema as t
 from sanji.store.revisions import alembic_config, code_head
+from sanji.sync.driver import sync_once
+from sanji.sync.server import SyncServer
+from sanji.sync.transport import LocalTransport
 from tests.web.test_department_inbox import open_county
 
 
@@ -288,3 +292,46 @@ def test_the_demo_seeds_department_clerks_and_window_staff(tmp_path: Path) -> No
         return principal.role, principal.department
 
     assert with_service(configs["C"], login) == ("approver", "县人社局")
+
+
+async def test_a_department_live_errands_still_name_is_known(tmp_path: Path) -> None:
+    """An errand keeps the entry it was bound under: after a catalogue renames or drops a department, the 上报件
+    escalated to it and the 联办 sub-tasks it owes still name it, and a clerk can be seated there to work them."""
+    county = await open_county(tmp_path, open_demo=False)
+    try:
+        await county.escalate("T01", "MZ-001", "县民政局", "张秀英")
+        window = county.service("T01")
+        entry = default_catalogue().get("MZ-007")  # 医疗救助: 县医保局 joins
+        assert entry is not None
+        materials = [m.name for m in entry.materials if not m.optional]
+        form = RegisterForm(matter="MZ-007", applicant_name="村民甲", materials=materials, actor="窗口 王芳")
+        errand = (await window.register(form)).errand
+        accept = ActionForm(kind="accept", actor="窗口 王芳", errand_kind="联办件", co_departments=["县医保局"])
+        await window.act(errand, accept)
+        await sync_once(county.stores["T01"], LocalTransport(SyncServer(county.stores["C"])))
+
+        catalogue = default_catalogue()
+        gone = {"县民政局", "县医保局"}
+        renamed = msgspec.structs.replace(
+            catalogue,
+            matters=tuple(
+                msgspec.structs.replace(
+                    m,
+                    department="县民政事务局" if m.department in gone else m.department,
+                    joint_departments=tuple(d for d in m.joint_departments if d not in gone),
+                )
+                for m in catalogue.matters
+            ),
+        )
+        assert not gone & places.catalogue_places(renamed)[0]
+        store = county.stores["C"]
+        known = await places.known_places(store.db, renamed, "C")
+        assert known is not None and gone <= known.departments and "县民政事务局" in known.departments
+        assert roles.unknown_place("县民政局", "", known) is None
+        assert roles.unknown_place("县医保局", "", known) is None
+        assert roles.unknown_place("县老部门", "", known) is not None
+        assert await places.departments_in_use(store.db, "C") == gone
+        # The township leads the 联办件 but sent the 上报件 on: its inbox names no department.
+        assert await places.departments_in_use(county.stores["T01"].db, "T01") == {"县医保局"}
+    finally:
+        await county.close()
