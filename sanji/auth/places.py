@@ -2,14 +2,14 @@
 
 The rule is ``roles.unknown_place``; this module only gathers what it compares with, from the catalogue the node
 holds, the departments its live errands still name (escalated to one, or owing it a 联办 sub-task: an errand keeps
-the entry it was bound under, though a later catalogue renamed or dropped the department) and the windows its
-errands were assigned to (``roles.KnownPlaces``). Without a held catalogue there is
-nothing to compare with (None), and any place passes.
+the entry it was bound under, though a later catalogue renamed or dropped the department), the windows its
+settings give a duty phone (``[sms.windows]``) and the windows its errands were assigned to
+(``roles.KnownPlaces``). Without a held catalogue there is nothing to compare with (None), and any place passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from sqlalchemy import select
 
@@ -50,13 +50,19 @@ async def departments_in_use(db: Database, node_id: str) -> frozenset[str]:
     return frozenset(sorted(named)[:MAX_DEPARTMENTS])
 
 
-async def known_places(db: Database, catalogue: Catalogue | None, node_id: str) -> KnownPlaces | None:
-    """What ``roles.unknown_place`` checks a place against; None when the node holds no catalogue."""
+async def known_places(
+    db: Database, catalogue: Catalogue | None, node_id: str, *, configured_windows: Iterable[str] = ()
+) -> KnownPlaces | None:
+    """What ``roles.unknown_place`` checks a place against; None when the node holds no catalogue.
+
+    ``configured_windows``: the windows the node's settings give a duty phone (``[sms.windows]``), known before
+    any errand is assigned there."""
     if catalogue is None:
         return None
     departments, windows = catalogue_places(catalogue)
     return KnownPlaces(
-        departments=departments | await departments_in_use(db, node_id), windows=windows | await windows_in_use(db)
+        departments=departments | await departments_in_use(db, node_id),
+        windows=windows | frozenset(w for w in configured_windows if w) | await windows_in_use(db),
     )
 
 

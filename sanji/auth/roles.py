@@ -350,7 +350,8 @@ class KnownPlaces(NamedTuple):
     """The departments and windows a node can name an account's place by: the held catalogue's departments (each
     matter's approving department and its 联办 co-departments) and those its live errands still name (escalated
     there, or owing a 联办 sub-task: an errand keeps the entry it was bound under), and windows (each matter's,
-    and those the errands held here were assigned to: a township may name its windows its own way at 承办)."""
+    those the node's settings give a duty phone, ``[sms.windows]``, and those the errands held here were assigned
+    to: a township may name its windows its own way at 承办)."""
 
     departments: frozenset[str]
     windows: frozenset[str]

@@ -248,7 +248,9 @@ class NodeRuntime:
         store, context = self.store, self.context
         if store is None or context is None:
             return None  # not started: no request reaches the accounts page before ``lifespan`` sets both
-        return await known_places(store.db, context.catalogue, store.node_id)
+        return await known_places(
+            store.db, context.catalogue, store.node_id, configured_windows=self.settings.sms.windows
+        )
 
     def get_store(self) -> Store:
         assert self.store is not None, "the store opens in the app's lifespan"

@@ -335,3 +335,16 @@ async def test_a_department_live_errands_still_name_is_known(tmp_path: Path) -> 
         assert await places.departments_in_use(county.stores["T01"].db, "T01") == {"县医保局"}
     finally:
         await county.close()
+
+
+def test_a_window_given_a_duty_phone_is_known(tmp_path: Path) -> None:
+    """A window the settings give a duty phone (``[sms.windows]``) seats an account before any errand is
+    assigned there, at the command line as on the accounts page (both ask ``places.known_places``)."""
+    town = prepare(tmp_path, "T01")
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="七号窗口") == 2
+    with town.open("a", encoding="utf-8") as f:
+        f.write('\n[sms.windows]\n"七号窗口" = "13800000007"\n')
+    assert load_settings(town).sms.windows == {"七号窗口": "13800000007"}
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="七号窗口") == 0
+    assert accounts_cmd.run_add(str(town), "李红", "window_a", PASSWORD, window="八号窗口") == 2
+    assert placed(town, "王芳") == ("", "七号窗口")

@@ -268,3 +268,18 @@ def test_a_window_neither_the_catalogue_nor_an_errand_names_is_refused(town: Pat
     r = client.post("/admin/accounts/place", data={"name": "王芳", "window": "九号窗口", "_csrf_token": csrf})
     assert r.status_code == 400 and "name such a window" in r.text
     assert _seats(town) == {"李管理": ("", ""), "王芳": ("", "")}
+
+
+def test_the_page_offers_and_takes_a_window_given_a_duty_phone(tmp_path: Path) -> None:
+    """A window ``[sms.windows]`` gives a duty phone is offered and taken before any errand is assigned there."""
+    config = prepare(tmp_path, "T01", required=True)
+    add(config, "李管理", "admin")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[sms.windows]\n"七号窗口" = "13800000007"\n')
+    with TestClient(app(config)) as client:
+        csrf = login(client, "李管理")
+        assert '<option value="七号窗口">' in client.get("/admin/accounts").text
+        body = {"name": "赵六", "role": "window_a", "window": "七号窗口", "_csrf_token": csrf}
+        assert client.post("/admin/accounts", data=body).status_code == 201
+        body = {"name": "钱七", "role": "window_a", "window": "八号窗口", "_csrf_token": csrf}
+        assert client.post("/admin/accounts", data=body).status_code == 400
