@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from protocol.catalogue import Catalogue, open_catalogue, publisher_keys
 from protocol.topology import Directory
@@ -36,11 +36,21 @@ def catalogue_places(catalogue: Catalogue) -> tuple[frozenset[str], frozenset[st
     return frozenset(departments), frozenset(m.window for m in matters if m.window)
 
 
-async def windows_in_use(db: Database) -> frozenset[str]:
-    """The windows the errands held here were assigned to (承办), typed at the desk or taken from the catalogue."""
-    query = select(t.errands.c.window).where(t.errands.c.window != "").distinct().limit(MAX_WINDOWS)
+def windows_query(node_id: str, at_most: int = MAX_WINDOWS) -> Select[tuple[str]]:
+    """The first ``at_most`` windows by name the errands ``node_id`` holds were assigned to: the rows the
+    ``holder`` index finds, never the whole table (the county's replicas of its townships' errands, which name
+    the townships' windows, are not its staff's to sit at)."""
+    e = t.errands.c
+    return (
+        select(e.window).where(e.holder == node_id, e.window != "").distinct().order_by(e.window).limit(max(0, at_most))
+    )
+
+
+async def windows_in_use(db: Database, node_id: str, *, at_most: int = MAX_WINDOWS) -> frozenset[str]:
+    """The windows the errands held here were assigned to (承办), typed at the desk or taken from the catalogue:
+    at most ``at_most``, the first by name, so the set a place is checked against is the same on every read."""
     async with db.reader.connect() as conn:
-        return frozenset(str(row[0]) for row in await conn.execute(query))
+        return frozenset(str(w) for w in (await conn.execute(windows_query(node_id, at_most))).scalars())
 
 
 async def departments_in_use(db: Database, node_id: str) -> frozenset[str]:
@@ -62,7 +72,7 @@ async def known_places(
     departments, windows = catalogue_places(catalogue)
     return KnownPlaces(
         departments=departments | await departments_in_use(db, node_id),
-        windows=windows | frozenset(w for w in configured_windows if w) | await windows_in_use(db),
+        windows=windows | frozenset(w for w in configured_windows if w) | await windows_in_use(db, node_id),
     )
 
 

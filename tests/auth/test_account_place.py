@@ -348,3 +348,35 @@ def test_a_window_given_a_duty_phone_is_known(tmp_path: Path) -> None:
     assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="七号窗口") == 0
     assert accounts_cmd.run_add(str(town), "李红", "window_a", PASSWORD, window="八号窗口") == 2
     assert placed(town, "王芳") == ("", "七号窗口")
+
+
+async def test_the_windows_in_use_are_those_held_here_first_by_name(tmp_path: Path) -> None:
+    """``windows_in_use`` reads the errands this node holds (by the ``holder`` index, not the whole table), the
+    first ``at_most`` by name: the county's copies of a township's errands offer its staff no township window,
+    and past the bound the set is the same on every read."""
+    county = await open_county(tmp_path, open_demo=False)
+    try:
+        service = county.service("T01")
+        entry = default_catalogue().get("MZ-001")
+        assert entry is not None
+        materials = [m.name for m in entry.materials if not m.optional]
+        for applicant, window in (("甲", "五号窗口"), ("乙", "三号窗口"), ("丙", "四号窗口")):
+            form = RegisterForm(matter="MZ-001", applicant_name=applicant, materials=materials, actor="窗口")
+            errand = (await service.register(form)).errand
+            accept = ActionForm(kind="accept", actor="窗口", errand_kind="承诺件", window=window)
+            await service.act(errand, accept)
+        await sync_once(county.stores["T01"], LocalTransport(SyncServer(county.stores["C"])))
+        town, hub = county.stores["T01"].db, county.stores["C"].db
+        async with hub.reader.connect() as conn:
+            copies = await conn.execute(text("SELECT count(*) FROM errands WHERE window = '三号窗口'"))
+            assert copies.scalar() == 1  # the county holds a copy, assigned there
+        assert await places.windows_in_use(town, "T01") == {"三号窗口", "四号窗口", "五号窗口"}
+        assert await places.windows_in_use(hub, "C") == frozenset()
+        first = set(sorted(["三号窗口", "四号窗口", "五号窗口"])[:2])  # by code point: 三, 五, 四
+        assert await places.windows_in_use(town, "T01", at_most=2) == first == {"三号窗口", "五号窗口"}
+        async with town.reader.connect() as conn:
+            sql = str(places.windows_query("T01").compile(town.reader, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(row[-1]) for row in await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        assert "USING INDEX" in plan and "holder" in plan, plan
+    finally:
+        await county.close()
