@@ -112,9 +112,14 @@ def test_the_command_line_refuses_a_place_the_catalogue_does_not_name(
     county, town = prepare(tmp_path / "a", "C"), prepare(tmp_path / "b", "T01")
     assert accounts_cmd.run_add(str(county), "赵敏", "approver", PASSWORD, department="县民证局") == 2
     out = capsys.readouterr().out
-    assert "error: " in out and "没有“县民证局”这个部门" in out and "names no such department" in out
+    assert "error: " in out and "没有“县民证局”这个部门" in out and "name a department “县民证局”" in out
+    assert "请从列表中选择" not in out and "from the list" not in out  # the command line shows no list
+    assert "可选：" in out and " 等 " in out and "known: " in out and " more" in out  # ten of the catalogue's names
+    known = out.split("known: ")[1]
+    assert "县民政局" in known or "县人社局" in known
     assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合") == 2
-    assert "没有“综合”这个窗口" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "没有“综合”这个窗口" in out and "name a window “综合”" in out and "综合窗口" in out
     assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合窗口") == 0
     assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--window", "九号窗口"]) == 2
     assert placed(town, "王芳") == ("", "综合窗口")
