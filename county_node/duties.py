@@ -23,5 +23,5 @@ async def publish_catalogue(settings: NodeSettings, context: NodeContext) -> Non
     try:
         await context.publish(load_catalogue(source))
     except VersionTooFar as exc:
-        message = f"[node] catalogue {source}: {exc.message}"
-        raise VersionTooFar(message, held=exc.held, version=exc.version) from None
+        message, en = f"[node] catalogue {source}: {exc.message}", f"[node] catalogue {source}: {exc.message_en}"
+        raise VersionTooFar(message, held=exc.held, version=exc.version, zh=exc.message_zh, en=en) from None

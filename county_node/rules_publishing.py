@@ -52,6 +52,8 @@ class RulesPublishingScreenController(RulesScreenController):
             await publish_rules(context, rules)
         except msgspec.DecodeError as exc:
             return back(problem=f"规则格式有误 the rules do not read: {exc}")
+        except VersionTooFar as exc:  # the rules check; their version is too far above the one held
+            return back(problem=f"{exc.message_zh} {exc.message_en}")
         except SanjiError as exc:  # Chinese first (a rule that does not check: under a Chinese lead)
             zh = getattr(exc, "message_zh", "") or "细则未通过检查，未发布"
             return back(problem=f"{zh} {exc.message}")

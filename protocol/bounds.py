@@ -184,17 +184,24 @@ def line_problem(field: str, value: str, *, limit: int = MAX_NAME) -> str | None
     return None
 
 
-def version_step_problem(held: int, version: int) -> str | None:
+def version_step_texts(held: int, version: int) -> tuple[str, str] | None:
     """Why a county may not publish ``version`` of a document it holds at ``held`` (0: none yet) for being too far
-    above it (None if it may): the step is bounded so that a typed version always leaves room for the next."""
+    above it, (Chinese, English); None if it may: the step is bounded so that a typed version always leaves room
+    for the next."""
     if version - held <= MAX_VERSION_STEP:
         return None
     return (
-        f"版本 {version} 比所持版本 {held} 高出 {MAX_VERSION_STEP:,} 以上，"
-        f"之后将无法再发布更高的版本，请使用 {held + 1} "
+        f"版本号 {version} 比现行版本（第 {held} 版）高出过多（最多高 {MAX_VERSION_STEP:,}），"
+        f"之后将无法再发布更高的版本，请发布第 {held + 1} 版",
         f"Version {version} is more than {MAX_VERSION_STEP:,} above the version held ({held}): "
-        f"it would leave no room for later versions; use {held + 1}"
+        f"it would leave no room for later versions; use {held + 1}",
     )
+
+
+def version_step_problem(held: int, version: int) -> str | None:
+    """``version_step_texts`` in one line, Chinese first (None if the county may publish ``version``)."""
+    texts = version_step_texts(held, version)
+    return None if texts is None else " ".join(texts)
 
 
 def check_version_step(held: int, version: int) -> None:
@@ -203,9 +210,10 @@ def check_version_step(held: int, version: int) -> None:
     Asked by every publisher (``sanji.context.NodeContext.publish``, ``publish_calendar``, ``publish_rules``),
     so the desk's pages, the command line and the catalogue the county loads at start are all held to it.
     """
-    problem = version_step_problem(held, version)
-    if problem is not None:
-        raise VersionTooFar(problem, held=held, version=version)
+    texts = version_step_texts(held, version)
+    if texts is not None:
+        zh, en = texts
+        raise VersionTooFar(f"{zh} {en}", held=held, version=version, zh=zh, en=en)
 
 
 def int_problem(field: str, value: int) -> str | None:

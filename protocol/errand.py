@@ -147,16 +147,21 @@ def outcome_label(outcome: str, category: str = "") -> str:
     return OUTCOMES.get(outcome, outcome)
 
 
-def errand_category(bound: Matter | None, held: Matter | None) -> str:
-    """The category an errand's outcome is said by ('' when neither entry is known).
+def errand_entry(bound: Matter | None, held: Matter | None) -> Matter | None:
+    """The catalogue entry an errand is said by (None when neither is known).
 
     ``bound``: the entry the errand was registered under (``ErrandState.matter_entry``, which travels with
     it); ``held``: this node's catalogue's entry for its matter code, asked only for an errand bound to none
     (registered before entries were bound). The bound entry comes first because the catalogue held may since
-    have dropped the matter or changed its category, and an errand is answered as the matter it was applied
-    for: the lookup, the desks, the SMS, the ledger and the printed decision then say the same words.
+    have dropped the matter or renamed it or changed its category, and an errand is answered as the matter it
+    was applied for: the lookup, the desks, the SMS, the ledger and the printed decision then say the same words.
     """
-    entry = bound if bound is not None else held
+    return bound if bound is not None else held
+
+
+def errand_category(bound: Matter | None, held: Matter | None) -> str:
+    """The category an errand's outcome is said by ('' when neither entry is known; ``errand_entry``'s)."""
+    entry = errand_entry(bound, held)
     return entry.category if entry is not None else ""
 
 

@@ -126,15 +126,18 @@ class VersionTooFar(SanjiError):
     above the one it holds (``protocol.bounds.check_version_step``): each publication must be newer than the
     last, so a version near the top of the range would be the last ever published.
 
-    ``as_dict`` adds ``error_code`` and ``params`` (held, version), as an ``ActionRefused`` does, so a client
+    ``message`` says it in both languages, Chinese first (the command line and the log print it);
+    ``message_zh`` and ``message_en`` are its two halves, for a screen that sets them apart. ``as_dict`` adds
+    ``error_code``, ``params`` (held, version) and ``message_zh``, as an ``ActionRefused`` does, so a client
     reads the refusal without parsing the sentence.
     """
 
     code = "version_too_far"
 
-    def __init__(self, message: str, *, held: int, version: int) -> None:
+    def __init__(self, message: str, *, held: int, version: int, zh: str = "", en: str = "") -> None:
         super().__init__(message, hint=f"Publish version {held + 1}.")
         self.held, self.version = held, version
+        self.message_zh, self.message_en = zh, en or message
 
     @property
     def error_code(self) -> str:
@@ -144,4 +147,6 @@ class VersionTooFar(SanjiError):
         out = super().as_dict()
         out["error_code"] = self.error_code
         out["params"] = {"held": self.held, "version": self.version}
+        if self.message_zh:
+            out["message_zh"] = self.message_zh
         return out

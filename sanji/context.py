@@ -256,8 +256,8 @@ class NodeContext:
     async def refresh_rules(self) -> bool:
         """Take up rules another process (``sanji rules publish``, the office) stored; True if newer.
 
-        The county signs the seed defaults the first time, as ``sanji.office.assess.held_rules``
-        does, so a county that never assessed still sends its townships what they are scored by.
+        The county signs the seed defaults the first time (``sanji.office.assess.held_rules`` asks this too), so
+        a county that never assessed still sends its townships what they are scored by.
         """
         held = await self._held(RULES)
         if held is None and self.store.directory.role(self.store.node_id) == COUNTY and not self.store.db.read_only:

@@ -348,8 +348,10 @@ class PlaceRefused(SanjiError):
 
 class KnownPlaces(NamedTuple):
     """The departments and windows a node can name an account's place by: the held catalogue's departments (each
-    matter's approving department and its 联办 co-departments) and windows (each matter's, and those the errands
-    held here were assigned to: a township may name its windows its own way at 承办)."""
+    matter's approving department and its 联办 co-departments) and those its live errands still name (escalated
+    there, or owing a 联办 sub-task: an errand keeps the entry it was bound under), and windows (each matter's,
+    those the node's settings give a duty phone, ``[sms.windows]``, and those the errands held here were assigned
+    to: a township may name its windows its own way at 承办)."""
 
     departments: frozenset[str]
     windows: frozenset[str]
@@ -365,19 +367,36 @@ def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tu
     if known is None:
         return None
     if department and department not in known.departments:
+        zh, en = _some_of(known.departments)
         return (
             "department",
-            f"本节点持有的事项目录中没有“{department}”这个部门，请从列表中选择，按目录的写法填写 "
-            "The catalogue held here names no such department; choose one from the list, spelled as the catalogue "
-            "spells it",
+            f"本节点持有的事项目录和在办事项中没有“{department}”这个部门，请按事项目录的写法填写（{zh}） "
+            f"Neither the catalogue held here nor the errands held here name a department “{department}”; spell "
+            f"it as the catalogue does ({en})",
         )
     if window and window not in known.windows:
+        zh, en = _some_of(known.windows)
         return (
             "window",
-            f"本节点的事项目录和办件中没有“{window}”这个窗口，请从列表中选择 "
-            "Neither the catalogue held here nor the errands it holds name such a window; choose one from the list",
+            f"本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{window}”这个窗口（{zh}） "
+            f"Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a window "
+            f"“{window}” ({en})",
         )
     return None
+
+
+KNOWN_NAMES_SHOWN = 10  # a refusal names this many of the known places (the command line shows no list)
+
+
+def _some_of(names: frozenset[str]) -> tuple[str, str]:
+    """Up to ``KNOWN_NAMES_SHOWN`` of ``names``, by name, to say in a refusal: (Chinese, English)."""
+    if not names:
+        return "本节点尚无可选的名称", "none is known here yet"
+    shown = sorted(names)[:KNOWN_NAMES_SHOWN]
+    more = len(names) - len(shown)
+    zh = "可选：" + "、".join(shown) + (f" 等 {len(names)} 个" if more else "")
+    en = "known: " + ", ".join(shown) + (f" and {more} more" if more else "")
+    return zh, en
 
 
 def place_problem(role: str, node_role: str, department: str, window: str) -> str:

@@ -120,7 +120,7 @@ async def _service(settings: NodeSettings) -> AsyncIterator[AuthService]:
         async def places() -> roles.KnownPlaces | None:
             # Read only when a department or window is given, as the running node's accounts page reads it.
             catalogue = await held_catalogue(db, lambda: node_directory(settings, db), settings.node.id)
-            return await known_places(db, catalogue)
+            return await known_places(db, catalogue, settings.node.id, configured_windows=settings.sms.windows)
 
         yield AuthService(
             AuthBook(db), settings.auth, node_id=settings.node.id, node_role=settings.node.role, places=places

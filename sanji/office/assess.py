@@ -13,20 +13,14 @@ from datetime import date, timedelta
 import msgspec
 
 from protocol.assessment import (
-    RULES,
     Assessment,
     AssessmentRules,
     ErrandRecord,
     assess,
-    default_rules,
-    open_rules,
     quarter_span,
-    sign_rules,
 )
-from protocol.bounds import check_version_step
-from protocol.catalogue import catalogue_digest, publisher_keys
 from protocol.errors import SanjiError
-from protocol.topology import COUNTY, TOWN
+from protocol.topology import TOWN
 from sanji.context import NodeContext
 from sanji.office.book import OfficeBook, OfficeRecordUnknown
 from sanji.office.ledger import LedgerFilter, LedgerRow
@@ -36,27 +30,16 @@ from sanji.store import Store
 LOOKBACK_DAYS = 366  # errands registered this long before the quarter may still be open and late in it
 
 
-async def held_rules(store: Store) -> AssessmentRules:
-    held = await store.document(RULES)
-    if held is not None:
-        return open_rules(held[1], publisher_keys(store.directory, store.node_id))
-    if store.directory.role(store.node_id) != COUNTY:
+async def held_rules(context: NodeContext) -> AssessmentRules:
+    """The rules the node's database holds now, taken up by ``NodeContext.refresh_rules`` — which signs the
+    seed defaults at a county holding none, the one path by which rules are signed besides
+    ``NodeContext.publish_rules`` (where the version's step is bounded)."""
+    await context.refresh_rules()
+    if context.rules is None:
         raise OfficeRecordUnknown(
             "this node holds no assessment rules", hint="The county publishes them; assess at the county hub."
         )
-    return await publish_rules(store, default_rules(store.node_id))
-
-
-async def publish_rules(store: Store, rules: AssessmentRules) -> AssessmentRules:
-    """County only: sign and hold a new version of the rules (an older or equal version is refused)."""
-    if store.directory.role(store.node_id) != COUNTY:
-        raise SanjiError("only the county hub publishes assessment rules")
-    held = await store.document(RULES)
-    check_version_step(held[0] if held else 0, rules.version)  # the bound every publisher asks
-    blob = sign_rules(rules, store.key)
-    if not await store.put_document(RULES, rules.version, blob, catalogue_digest(blob)):  # travels down from here
-        raise SanjiError(f"assessment rules version {rules.version} is not newer than the version held")
-    return rules
+    return context.rules
 
 
 def record_of(row: LedgerRow) -> ErrandRecord:
@@ -90,7 +73,7 @@ async def run_assessment(
     if calendar is None:
         raise SanjiError("no working-day calendar: overdue days cannot be counted")
     today = as_of or context.today()
-    rules = await held_rules(store)
+    rules = await held_rules(context)
     flt = LedgerFilter(date_from=(start - timedelta(days=LOOKBACK_DAYS)).isoformat(), date_to=end.isoformat())
     rows = [r for r in await ledger(store, context, flt, as_of=today) if in_quarter(r, start, end)]
     book = OfficeBook(store)

@@ -38,7 +38,7 @@ from protocol.actions import (
 )
 from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
-from protocol.errand import FIVE_STEPS, PROXIED, ErrandState, errand_category, outcome_label, service_kind
+from protocol.errand import FIVE_STEPS, PROXIED, ErrandState, errand_entry, outcome_label, service_kind
 from protocol.hlc import wall_seconds
 from protocol.stages import stage_label
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
@@ -127,11 +127,11 @@ def ledger_row(
     answer = next((a for a in acts if isinstance(a, ANSWERS)), None)
     delivered = next((a for a in acts if isinstance(a, Deliver)), None)
     ratings = [a for a in acts if isinstance(a, Rate)]
-    # The catalogue held here, else the entry the errand was registered under (it travels with the errand):
-    # a city holds no catalogue, yet names every matter. The category (and so the outcome's words) is the
-    # registered entry's first, as every surface says it (``protocol.errand.errand_category``).
+    # The entry the errand was registered under (it travels with the errand: a city holds no catalogue, yet
+    # names every matter), else the catalogue held here: the name and the category (and so the outcome's
+    # words) from the same entry, as every surface says them (``protocol.errand.errand_entry``).
     held = catalogue.get(state.matter) if catalogue else None
-    matter = held or state.matter_entry
+    matter = errand_entry(state.matter_entry, held)
     accepted_on = day_of(accepted.at) if accepted else None
     answered_on = day_of(answer.at) if answer else None
     on_time: bool | None = None
@@ -174,7 +174,7 @@ def ledger_row(
         level=level,
         matter=state.matter,
         matter_name=matter.name if matter else state.matter,
-        category=errand_category(state.matter_entry, held),
+        category=matter.category if matter else "",
         kind=state.errand_kind,
         applicant_name=state.applicant_name,
         stage=state.stage,

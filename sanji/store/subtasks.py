@@ -118,6 +118,32 @@ async def open_subtask_count(db: Database, department: str, *, read_at_most: int
     return count, len(states) > read_at_most
 
 
+async def subtask_departments(db: Database, *, read_at_most: int = READ_AT_MOST) -> list[str]:
+    """The departments still owing a sub-task on the ``read_at_most`` oldest live 联办件 (those the 联办 inbox
+    lists), by name: a name kept from the entry the errand was bound under, though a later catalogue renamed or
+    dropped the department (``sanji.auth.places.known_places`` seats a clerk there to answer it)."""
+    query = (
+        select(t.errands.c.state)
+        .where(
+            t.errands.c.errand_kind == JOINT,
+            t.errands.c.stage.in_(SUBTASK_OPEN),
+            t.errands.c.pending_to.is_(None),
+        )
+        .order_by(t.errands.c.registered_at, t.errands.c.id)
+        .limit(read_at_most)
+    )
+    async with db.reader.connect() as conn:
+        states = (await conn.execute(query)).scalars().all()
+    owed = {
+        name
+        for state in states
+        if state
+        for name, status in _subtasks.decode(state).subtasks.items()
+        if status == "pending"
+    }
+    return sorted(owed)
+
+
 class _Subtasks(msgspec.Struct):
     subtasks: dict[str, str] = msgspec.field(default_factory=dict)
 

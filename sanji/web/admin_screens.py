@@ -37,7 +37,6 @@ from protocol.deadlines import CalendarError
 from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
-from sanji.auth.places import known_places
 from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
 from sanji.context import NodeContext
 from sanji.store import Store
@@ -73,11 +72,13 @@ def _field(form: Any, name: str, limit: int) -> str:
     return value[: limit + 1] if isinstance(value, str) else ""
 
 
-async def _places(store: Store, context: NodeContext, node_role: str) -> dict[str, Any]:
+async def _places(auth: AuthService) -> dict[str, Any]:
     """What the department and window fields offer at this node, a field only where the tier has it: the
-    departments the held catalogue names, the windows it and the errands held here name — the same lists a place
-    typed is checked against (``roles.unknown_place``; with no catalogue held, empty lists and no check)."""
-    known = await known_places(store.db, context.catalogue)
+    departments the held catalogue and the live errands held here name, the windows the catalogue and the errands
+    held here name — the same lists a place typed is checked against (``AuthService.places``, which
+    ``roles.unknown_place`` compares with; with no catalogue held, empty lists and no check)."""
+    known = await auth.places() if auth.places is not None else None
+    node_role = auth.node_role
     return {
         "departments": sorted(known.departments) if known and node_role in roles.DEPARTMENT_LEVELS else [],
         "windows": sorted(known.windows) if known and node_role in roles.WINDOW_LEVELS else [],
@@ -117,7 +118,7 @@ async def accounts_page(
             "now": auth.clock(),
             "errors": errors or {},
             "values": values or {"name": "", "role": posts[0] if posts else "", "department": "", "window": ""},
-            "places": await _places(store, context, auth.node_role),
+            "places": await _places(auth),
             "placed_posts": roles.PLACED_POSTS,
             "shown": shown,
             "row_error": row_error,
@@ -165,7 +166,7 @@ class AccountsScreenController(Controller):
             errors["name"] = (
                 f"登录名 1 至 {NAME_LIMIT} 个字符，首尾无空格 1 to {NAME_LIMIT} characters, no spaces at either end"
             )
-        fields = await _places(store, context, auth.node_role)
+        fields = await _places(auth)
         problem = roles.place_problem_texts(role, auth.node_role, department, window)
         if not errors and problem[1]:  # in Chinese and English
             # under the field that is wrong, where this tier shows it; else under the post

@@ -45,7 +45,7 @@ from sanji.office.ledger_routes import OfficeApiController, OfficeScreenControll
 from sanji.private_files import tighten
 from sanji.replica_follow import ReplicaFollower
 from sanji.service import ErrandService
-from sanji.store import Store, open_database
+from sanji.store import Database, Store, open_database
 from sanji.store.trustbook import TrustBook
 from sanji.sync import addresses
 from sanji.sync.driver import SessionReport, SyncDriver
@@ -127,51 +127,55 @@ class NodeRuntime:
     @asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
         s = self.settings
-        key_file = s.path(s.node.key_file)
-        tighten(s.path(s.node.data_dir), key_file, sealing_key_path(key_file))  # sanji.private_files
-        key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
-        db = await open_database(s.db_url, backup_dir=s.backup_dir, node=s.node.id, role=s.node.role)
-        directory = await node_directory(s, db)
-        entry = directory.get(s.node.id)
-        if entry.role != s.node.role:
-            raise SanjiError(f"the directory lists {s.node.id} as a {entry.role}, the config says {s.node.role}")
-        if key.key_id not in {k.key_id for k in entry.keys}:
-            raise SanjiError(f"the key in {s.node.key_file} is not one the directory lists for {s.node.id}")
-        store = AuditedStore(db, node_id=s.node.id, key=key, directory=directory)
-        await store.start()
-        self.store = store
-        self.trust = TrustBook(store, base=directory_entries(s), required=s.trust.required)
-        await self.trust.load()
-        self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role, places=self._places)
-        if not s.auth.required:
-            log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
-        replica = db.read_only
-        if replica:
-            log.warning(
-                "node %s: %s is a read-only replica -- views and exports only; no duties, backups, archiving or "
-                "sync run here, and accounts, logins and desk actions stay with the primary's hub",
-                s.node.id,
-                s.db_url.split("@")[-1],
-            )
-        else:
-            await ensure_first_admin(self.auth)
-        context = NodeContext(store, load_calendar())
-        if s.node.calendar_overrides:
-            log.warning(
-                "node %s: [node] calendar_overrides is no longer read; the county publishes the working-day "
-                "calendar with `sanji calendar publish` and it reaches every node with the exchanges",
-                s.node.id,
-            )
-        context.daily_blob_budget = s.sync.daily_attachment_bytes
-        await context.load()
+        db: Database | None = None
+        # Any refusal while starting — a key the directory does not list, a directory naming this node another
+        # tier, a catalogue file the county may not publish (VersionTooFar) — is kept for ``sanji <tier> serve``
+        # to say alone (in the server's log it ends a traceback) and the node does not serve.
         try:
+            key_file = s.path(s.node.key_file)
+            tighten(s.path(s.node.data_dir), key_file, sealing_key_path(key_file))  # sanji.private_files
+            key = read_key(s.path(s.node.key_file), passphrase_env=s.node.key_passphrase_env)
+            db = await open_database(s.db_url, backup_dir=s.backup_dir, node=s.node.id, role=s.node.role)
+            directory = await node_directory(s, db)
+            entry = directory.get(s.node.id)
+            if entry.role != s.node.role:
+                raise SanjiError(f"the directory lists {s.node.id} as a {entry.role}, the config says {s.node.role}")
+            if key.key_id not in {k.key_id for k in entry.keys}:
+                raise SanjiError(f"the key in {s.node.key_file} is not one the directory lists for {s.node.id}")
+            store = AuditedStore(db, node_id=s.node.id, key=key, directory=directory)
+            await store.start()
+            self.store = store
+            self.trust = TrustBook(store, base=directory_entries(s), required=s.trust.required)
+            await self.trust.load()
+            self.auth = AuthService(AuthBook(db), s.auth, node_id=s.node.id, node_role=entry.role, places=self._places)
+            if not s.auth.required:
+                log.warning("node %s: [auth] required = false -- OPEN DEMO MODE, no login needed", s.node.id)
+            replica = db.read_only
+            if replica:
+                log.warning(
+                    "node %s: %s is a read-only replica -- views and exports only; no duties, backups, archiving or "
+                    "sync run here, and accounts, logins and desk actions stay with the primary's hub",
+                    s.node.id,
+                    s.db_url.split("@")[-1],
+                )
+            else:
+                await ensure_first_admin(self.auth)
+            context = NodeContext(store, load_calendar())
+            if s.node.calendar_overrides:
+                log.warning(
+                    "node %s: [node] calendar_overrides is no longer read; the county publishes the working-day "
+                    "calendar with `sanji calendar publish` and it reaches every node with the exchanges",
+                    s.node.id,
+                )
+            context.daily_blob_budget = s.sync.daily_attachment_bytes
+            await context.load()
             for duty in () if replica else self.desk.on_start:  # the county publishes its catalogue
                 await duty(s, context)
-        except SanjiError as exc:  # e.g. a catalogue file the county may not publish (VersionTooFar)
-            # Kept for ``sanji <tier> serve`` to say alone: in the server's log it ends a traceback.
+        except SanjiError as exc:
             self.refused = exc
             log.error("node %s refuses to start: %s", s.node.id, exc.message)
-            await db.dispose()
+            if db is not None:
+                await db.dispose()
             raise
         self.context = context
         if replica:
@@ -248,7 +252,9 @@ class NodeRuntime:
         store, context = self.store, self.context
         if store is None or context is None:
             return None  # not started: no request reaches the accounts page before ``lifespan`` sets both
-        return await known_places(store.db, context.catalogue)
+        return await known_places(
+            store.db, context.catalogue, store.node_id, configured_windows=self.settings.sms.windows
+        )
 
     def get_store(self) -> Store:
         assert self.store is not None, "the store opens in the app's lifespan"

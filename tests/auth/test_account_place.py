@@ -8,6 +8,7 @@ import asyncio
 import io
 from pathlib import Path
 
+import msgspec
 import pytest
 from alembic import command
 from auth_kit import PASSWORD, events, prepare, with_service
@@ -16,7 +17,7 @@ from sqlalchemy import insert, text
 from protocol.errand import ErrandState
 from protocol.urging import Urging
 from sanji.auth import events as ev
-from sanji.auth import roles
+from sanji.auth import places, roles
 from sanji.auth.book import AuthBook
 from sanji.auth.service import AuthService
 from sanji.catalogue.loader import default_catalogue
@@ -28,6 +29,9 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.store import open_database
 from sanji.store import schema as t
 from sanji.store.revisions import alembic_config, code_head
+from sanji.sync.driver import sync_once
+from sanji.sync.server import SyncServer
+from sanji.sync.transport import LocalTransport
 from tests.web.test_department_inbox import open_county
 
 
@@ -108,9 +112,14 @@ def test_the_command_line_refuses_a_place_the_catalogue_does_not_name(
     county, town = prepare(tmp_path / "a", "C"), prepare(tmp_path / "b", "T01")
     assert accounts_cmd.run_add(str(county), "赵敏", "approver", PASSWORD, department="县民证局") == 2
     out = capsys.readouterr().out
-    assert "error: " in out and "没有“县民证局”这个部门" in out and "names no such department" in out
+    assert "error: " in out and "没有“县民证局”这个部门" in out and "name a department “县民证局”" in out
+    assert "请从列表中选择" not in out and "from the list" not in out  # the command line shows no list
+    assert "可选：" in out and " 等 " in out and "known: " in out and " more" in out  # ten of the catalogue's names
+    known = out.split("known: ")[1]
+    assert "县民政局" in known or "县人社局" in known
     assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合") == 2
-    assert "没有“综合”这个窗口" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "没有“综合”这个窗口" in out and "name a window “综合”" in out and "综合窗口" in out
     assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="综合窗口") == 0
     assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--window", "九号窗口"]) == 2
     assert placed(town, "王芳") == ("", "综合窗口")
@@ -288,3 +297,91 @@ def test_the_demo_seeds_department_clerks_and_window_staff(tmp_path: Path) -> No
         return principal.role, principal.department
 
     assert with_service(configs["C"], login) == ("approver", "县人社局")
+
+
+async def test_a_department_live_errands_still_name_is_known(tmp_path: Path) -> None:
+    """An errand keeps the entry it was bound under: after a catalogue renames or drops a department, the 上报件
+    escalated to it and the 联办 sub-tasks it owes still name it, and a clerk can be seated there to work them."""
+    county = await open_county(tmp_path, open_demo=False)
+    try:
+        await county.escalate("T01", "MZ-001", "县民政局", "张秀英")
+        window = county.service("T01")
+        entry = default_catalogue().get("MZ-007")  # 医疗救助: 县医保局 joins
+        assert entry is not None
+        materials = [m.name for m in entry.materials if not m.optional]
+        form = RegisterForm(matter="MZ-007", applicant_name="村民甲", materials=materials, actor="窗口 王芳")
+        errand = (await window.register(form)).errand
+        accept = ActionForm(kind="accept", actor="窗口 王芳", errand_kind="联办件", co_departments=["县医保局"])
+        await window.act(errand, accept)
+        await sync_once(county.stores["T01"], LocalTransport(SyncServer(county.stores["C"])))
+
+        catalogue = default_catalogue()
+        gone = {"县民政局", "县医保局"}
+        renamed = msgspec.structs.replace(
+            catalogue,
+            matters=tuple(
+                msgspec.structs.replace(
+                    m,
+                    department="县民政事务局" if m.department in gone else m.department,
+                    joint_departments=tuple(d for d in m.joint_departments if d not in gone),
+                )
+                for m in catalogue.matters
+            ),
+        )
+        assert not gone & places.catalogue_places(renamed)[0]
+        store = county.stores["C"]
+        known = await places.known_places(store.db, renamed, "C")
+        assert known is not None and gone <= known.departments and "县民政事务局" in known.departments
+        assert roles.unknown_place("县民政局", "", known) is None
+        assert roles.unknown_place("县医保局", "", known) is None
+        assert roles.unknown_place("县老部门", "", known) is not None
+        assert await places.departments_in_use(store.db, "C") == gone
+        # The township leads the 联办件 but sent the 上报件 on: its inbox names no department.
+        assert await places.departments_in_use(county.stores["T01"].db, "T01") == {"县医保局"}
+    finally:
+        await county.close()
+
+
+def test_a_window_given_a_duty_phone_is_known(tmp_path: Path) -> None:
+    """A window the settings give a duty phone (``[sms.windows]``) seats an account before any errand is
+    assigned there, at the command line as on the accounts page (both ask ``places.known_places``)."""
+    town = prepare(tmp_path, "T01")
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="七号窗口") == 2
+    with town.open("a", encoding="utf-8") as f:
+        f.write('\n[sms.windows]\n"七号窗口" = "13800000007"\n')
+    assert load_settings(town).sms.windows == {"七号窗口": "13800000007"}
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD, window="七号窗口") == 0
+    assert accounts_cmd.run_add(str(town), "李红", "window_a", PASSWORD, window="八号窗口") == 2
+    assert placed(town, "王芳") == ("", "七号窗口")
+
+
+async def test_the_windows_in_use_are_those_held_here_first_by_name(tmp_path: Path) -> None:
+    """``windows_in_use`` reads the errands this node holds (by the ``holder`` index, not the whole table), the
+    first ``at_most`` by name: the county's copies of a township's errands offer its staff no township window,
+    and past the bound the set is the same on every read."""
+    county = await open_county(tmp_path, open_demo=False)
+    try:
+        service = county.service("T01")
+        entry = default_catalogue().get("MZ-001")
+        assert entry is not None
+        materials = [m.name for m in entry.materials if not m.optional]
+        for applicant, window in (("甲", "五号窗口"), ("乙", "三号窗口"), ("丙", "四号窗口")):
+            form = RegisterForm(matter="MZ-001", applicant_name=applicant, materials=materials, actor="窗口")
+            errand = (await service.register(form)).errand
+            accept = ActionForm(kind="accept", actor="窗口", errand_kind="承诺件", window=window)
+            await service.act(errand, accept)
+        await sync_once(county.stores["T01"], LocalTransport(SyncServer(county.stores["C"])))
+        town, hub = county.stores["T01"].db, county.stores["C"].db
+        async with hub.reader.connect() as conn:
+            copies = await conn.execute(text("SELECT count(*) FROM errands WHERE window = '三号窗口'"))
+            assert copies.scalar() == 1  # the county holds a copy, assigned there
+        assert await places.windows_in_use(town, "T01") == {"三号窗口", "四号窗口", "五号窗口"}
+        assert await places.windows_in_use(hub, "C") == frozenset()
+        first = set(sorted(["三号窗口", "四号窗口", "五号窗口"])[:2])  # by code point: 三, 五, 四
+        assert await places.windows_in_use(town, "T01", at_most=2) == first == {"三号窗口", "五号窗口"}
+        async with town.reader.connect() as conn:
+            sql = str(places.windows_query("T01").compile(town.reader, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(row[-1]) for row in await conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        assert "USING INDEX" in plan and "holder" in plan, plan
+    finally:
+        await county.close()

@@ -244,14 +244,14 @@ def test_a_department_the_catalogue_does_not_name_is_refused(tmp_path: Path) -> 
         r = client.post("/admin/accounts", data=body)
         assert r.status_code == 400
         error = r.text.split('id="err-department"')[1].split("</span></span>")[0]
-        assert "没有“县民证局”这个部门" in error and "names no such department" in error
+        assert "没有“县民证局”这个部门" in error and "name a department “县民证局”" in error
         assert 'id="department" name="department" value="县民证局"' in r.text  # what was typed, kept
         assert "赵敏" not in _seats(config)
 
         body["department"] = "县住建局"  # a 联办 co-department only (ZR-001): named by the catalogue all the same
         assert client.post("/admin/accounts", data=body).status_code == 201
         r = client.post("/admin/accounts/place", data={"name": "赵敏", "department": "住建局", "_csrf_token": csrf})
-        assert r.status_code == 400 and 'id="row-error"' in r.text and "names no such department" in r.text
+        assert r.status_code == 400 and 'id="row-error"' in r.text and "name a department “" in r.text
         row = r.text.split('data-name="赵敏"')[1].split("</tr>")[0]
         assert 'name="department" value="住建局"' in row  # what was typed, beside the error, to mend
         assert _seats(config)["赵敏"] == ("县住建局", "")
@@ -266,5 +266,20 @@ def test_a_window_neither_the_catalogue_nor_an_errand_names_is_refused(town: Pat
     )
     assert r.status_code == 400 and 'id="err-window"' in r.text and "没有“综合窗”这个窗口" in r.text
     r = client.post("/admin/accounts/place", data={"name": "王芳", "window": "九号窗口", "_csrf_token": csrf})
-    assert r.status_code == 400 and "name such a window" in r.text
+    assert r.status_code == 400 and "name a window “九号窗口”" in r.text
     assert _seats(town) == {"李管理": ("", ""), "王芳": ("", "")}
+
+
+def test_the_page_offers_and_takes_a_window_given_a_duty_phone(tmp_path: Path) -> None:
+    """A window ``[sms.windows]`` gives a duty phone is offered and taken before any errand is assigned there."""
+    config = prepare(tmp_path, "T01", required=True)
+    add(config, "李管理", "admin")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[sms.windows]\n"七号窗口" = "13800000007"\n')
+    with TestClient(app(config)) as client:
+        csrf = login(client, "李管理")
+        assert '<option value="七号窗口">' in client.get("/admin/accounts").text
+        body = {"name": "赵六", "role": "window_a", "window": "七号窗口", "_csrf_token": csrf}
+        assert client.post("/admin/accounts", data=body).status_code == 201
+        body = {"name": "钱七", "role": "window_a", "window": "八号窗口", "_csrf_token": csrf}
+        assert client.post("/admin/accounts", data=body).status_code == 400

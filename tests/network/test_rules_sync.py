@@ -19,7 +19,8 @@ from protocol.assessment import RULES, AssessmentRules, default_rules, open_rule
 from protocol.catalogue import publisher_keys
 from protocol.session import CursorsRequest, CursorsResponse
 from sanji.context import NodeContext
-from sanji.office.book import OfficeRefused
+from sanji.office.assess import held_rules
+from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.office.rules_routes import publish_rules
 from sanji.store import schema as t
 from sanji.sync.driver import sync_once
@@ -123,3 +124,24 @@ async def test_rules_not_signed_by_the_county_are_refused(kit: Kit, forgery: str
     async with kit.net.stores[VILLAGE].db.reader.connect() as conn:
         peers = (await conn.execute(select(t.events.c.peer).where(t.events.c.kind == "rules_refused"))).scalars().all()
     assert peers == [TOWN]
+
+
+async def test_the_assessment_takes_its_rules_through_the_context(kit: Kit) -> None:
+    """``assess.held_rules`` asks ``NodeContext.refresh_rules``: rules another process published meanwhile (a
+    second context on the same database: ``sanji rules publish``) are the ones assessed by; a township holding
+    none yet is told so, and signs nothing."""
+    county = kit.contexts[C]
+    assert county.rules is not None and (await held_rules(county)).version == 1
+    other = NodeContext(kit.net.stores[C], CALENDAR)  # another process's context on the county's database
+    await other.load()
+    await publish_rules(other, revised(county.rules, 2))
+    assert county.rules_version == 1  # not yet taken up
+    rules = await held_rules(county)
+    assert rules.version == 2 and county.rules_version == 2
+    item = rules.item(rules.overdue_item)
+    assert item is not None and item.points == -4
+    with pytest.raises(OfficeRecordUnknown, match="holds no assessment rules"):
+        await held_rules(kit.contexts[TOWN])
+    assert await kit.net.stores[TOWN].document(RULES) is None
+    await kit.sync(rounds=2)
+    assert (await held_rules(kit.contexts[TOWN])).version == 2

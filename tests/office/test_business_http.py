@@ -134,6 +134,7 @@ def test_a_version_that_leaves_no_room_for_the_next_is_refused(client: TestClien
         r = client.post("/api/office/rules", json={**rules, "version": version})
         assert r.status_code == 409 and "version" in r.json()["message"], r.text
         assert r.json()["error_code"] == "version_too_far" and r.json()["params"]["held"] == 1  # asked by the publisher
+        assert r.json()["message_zh"].endswith("请发布第 2 版") and "use 2" not in r.json()["message_zh"]
     assert client.get("/api/office/rules").json()["version"] == 1
     assert client.post("/api/office/rules", json={**rules, "version": 1 + 1_000_000}).status_code == 201
 
@@ -163,11 +164,18 @@ def test_the_rules_screen_says_why_it_did_not_publish_in_chinese_first(client: T
         ({**rules, "version": 1}, "版本号须高于现行版本（现行第1版）", "assessment rules version 1 is not newer"),
         ({**rules, "version": 2, "county": "C9"}, "细则中的县（county）应为本中心", "the rules name county 'C9'"),
         ({**rules, "version": 2, "published_at": "0000-00-00"}, "细则未通过检查，未发布", "assessment rules"),
+        (  # rules that check, numbered too far above: its own Chinese, not the lead of rules that do not check
+            {**rules, "version": 2 + 1_000_000},
+            "版本号 1000002 比现行版本（第 1 版）高出过多（最多高 1,000,000），"
+            "之后将无法再发布更高的版本，请发布第 2 版",
+            "Version 1000002 is more than 1,000,000 above the version held (1)",
+        ),
     ]
     for sent, zh, en in cases:
         r = client.post("/office/rules/publish", data={"rules": json.dumps(sent)}, follow_redirects=True)
         said = shown_problem(r.text)
         assert said.startswith(zh) and '<span lang="en">' + en in said, said  # Chinese first, then English
+        assert said.count("版本号") <= 1 and (zh == "细则未通过检查，未发布") == ("未通过检查" in said), said
     body = client.post("/api/office/rules", json={**rules, "version": 1}).json()
     assert body["message_zh"] == "版本号须高于现行版本（现行第1版）" and "not newer" in body["message"]
     assert client.get("/api/office/rules").json()["version"] == 1

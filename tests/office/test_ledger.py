@@ -204,3 +204,42 @@ def test_a_deemed_approval_is_counted_against_the_window_that_accepted_it() -> N
     )
     assert row.deemed and row.handler == "T01-staff"  # the one who accepted it, not the system
     assert row.rating == "不满意"  # the applicant's first rating: a later one never replaces it
+
+
+def test_the_name_and_the_category_come_from_the_entry_the_errand_was_bound_under() -> None:
+    """An errand keeps the entry it was registered under; a catalogue held since that renamed the matter and
+    changed its category names neither in the ledger (``protocol.errand.errand_entry``)."""
+    from functools import reduce
+
+    import msgspec
+
+    from protocol.errand import ErrandState, step
+    from sanji.catalogue import default_catalogue
+    from sanji.layout import county_layout
+    from sanji.office.ledger import ledger_row
+
+    catalogue = default_catalogue()
+    bound = catalogue.get("MZ-003")
+    assert bound is not None
+    other = "许可" if bound.category != "许可" else "给付"
+    renamed = msgspec.structs.replace(bound, name="改名后的事项", category=other)
+    held = msgspec.structs.replace(
+        catalogue, matters=tuple(renamed if m.code == bound.code else m for m in catalogue.matters)
+    )
+    story = Story("E1", "T01V01", "T01").registered("2026-10-08").accepted("2026-10-09", "2026-10-16")
+    state = reduce(step, story.actions, None)  # type: ignore[arg-type]
+    assert state is not None
+
+    def row(state: ErrandState) -> tuple[str, str]:
+        made = ledger_row(
+            state,
+            story.actions,
+            directory=county_layout(1, 1).directory,
+            catalogue=held,
+            calendar=None,
+            as_of=date(2026, 11, 1),
+        )
+        return made.matter_name, made.category
+
+    assert row(msgspec.structs.replace(state, matter_entry=bound)) == (bound.name, bound.category)
+    assert row(msgspec.structs.replace(state, matter_entry=None)) == ("改名后的事项", other)  # bound to none

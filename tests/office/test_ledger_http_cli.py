@@ -107,9 +107,10 @@ def test_screen_shows_filters_chart_table_and_download_links(client: TestClient[
     # nodes by name: a township's group, the ledger's 节点, the township box's list
     page = client.get("/office/ledger", params={**NOVEMBER, "by": "township"}).text
     stats = page[page.index('id="stats"') : page.index('id="ledger"')]
-    assert '<td data-label="分组 Group">城关镇便民服务中心 <span class="en">T01</span></td>' in stats
+    assert '<td data-label="分组 Group">城关镇便民服务中心 <span class="muted">T01</span></td>' in stats
     ledger = page[page.index('id="ledger"') :]
-    assert re.search(r'data-label="节点 Node">[^<]*代办点 <span class="en">T\d+V\d+</span></td>', ledger), ledger[:2000]
+    village = r'data-label="节点 Node">[^<]*代办点 <span class="muted">T\d+V\d+</span></td>'
+    assert re.search(village, ledger), ledger[:2000]
     assert '<option value="T01">城关镇便民服务中心</option>' in page
     # the chart's legend names each township as the table does, its id kept in the entry's tooltip
     chart = page[page.index('<figure id="chart"') : page.index("</figure>")]

@@ -62,7 +62,7 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     page = town.get("/").text
     assert f'href="/errands/{errand_id}"' in page and "正常 剩" in page
     # where each errand is, by the centre's name (not "T01"); no internal version number to puzzle over
-    assert 'data-label="经办节点 Custodian">城关镇便民服务中心 <span class="en">T01</span></td>' in page
+    assert 'data-label="经办节点 Custodian">城关镇便民服务中心 <span class="muted">T01</span></td>' in page
     assert 'data-label="经办节点 Custodian">T01<' not in page and 'data-label="版本 Version"' not in page
     today[0] = due
     page = town.get("/").text

@@ -135,6 +135,9 @@ def test_supervision_lists_only_the_windows_urgings(made: Setup, town: Desk) -> 
     # the urged desk by its name, and its window or that it names none
     rows = {u: page.split(f'<tr data-urging="{u}"')[1].split("</tr>")[0] for u in (urged.zonghe[1], urged.whole[1])}
     assert "城关镇便民服务中心" in rows[urged.zonghe[1]] and f"· {ZONGHE}" in rows[urged.zonghe[1]]
+    # the desk's id beside its name is in no language: the switch's English class would style it as English
+    assert f'城关镇便民服务中心 <span class="muted">{T01}</span>' in rows[urged.zonghe[1]]
+    assert f'<span class="en">{T01}</span>' not in page
     assert "未指定窗口" in rows[urged.whole[1]]
 
     page = town.get("陈主任", "/supervision").text

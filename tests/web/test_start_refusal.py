@@ -1,0 +1,64 @@
+"""A node that may not start says why, alone, and exits 2 — whatever in the start refused it.
+
+``NodeRuntime.lifespan`` keeps any ``SanjiError`` of the start (``NodeRuntime.refused``): a key the directory
+does not list for the node, a directory naming the node another tier, a start duty's refusal
+(``tests/catalogue/test_version_step.py``). ``sanji <tier> serve`` prints it after the server's traceback as
+``error: …`` and exits 2, not with uvicorn's bare exit 3.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from protocol.errors import SanjiError
+from sanji.config import load_settings
+from sanji.demo.cluster import Cluster
+from sanji.tiers import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Cluster:
+    return Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True)
+
+
+def with_townships_key(cluster: Cluster) -> Path:
+    """The county's key file replaced by its township's: a key the directory does not list for the county."""
+    county, town = load_settings(cluster.nodes["C"].config), load_settings(cluster.nodes["T01"].config)
+    key_file = county.path(county.node.key_file)
+    shutil.copyfile(town.path(town.node.key_file), key_file)
+    return cluster.nodes["C"].config
+
+
+def test_a_wrong_key_is_kept_as_the_refusal(cluster: Cluster) -> None:
+    config = with_townships_key(cluster)
+    app = create_app(load_settings(config))
+    with pytest.raises(BaseExceptionGroup) as group, TestClient(app):  # the lifespan's error, in the test's task group
+        pass
+    assert group.value.subgroup(SanjiError) is not None
+    refused = app.state.runtime.refused
+    assert isinstance(refused, SanjiError) and "is not one the directory lists for C" in refused.message
+
+
+def test_sanji_serve_says_a_wrong_key_alone_and_exits_2(cluster: Cluster) -> None:
+    config = with_townships_key(cluster)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sanji.cli.main", "county", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()
+    assert last[-1].startswith("error: the key in ") and "is not one the directory lists for C" in last[-1], last[-5:]
