@@ -357,8 +357,8 @@ class KnownPlaces(NamedTuple):
     windows: frozenset[str]
 
 
-def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tuple[str, str] | None:
-    """(field, bilingual message) when ``department`` or ``window`` is one ``known`` does not name; None if both
+def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tuple[str, tuple[str, str]] | None:
+    """(field, (Chinese, English)) when ``department`` or ``window`` is one ``known`` does not name; None if both
     are named, empty, or ``known`` is None (the node holds no catalogue yet: a fresh township before its first
     exchange cannot tell a typo from a real name, so it takes what the administrator typed, as before).
 
@@ -370,17 +370,21 @@ def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tu
         zh, en = _some_of(known.departments)
         return (
             "department",
-            f"本节点持有的事项目录和在办事项中没有“{department}”这个部门，请按事项目录的写法填写（{zh}） "
-            f"Neither the catalogue held here nor the errands held here name a department “{department}”; spell "
-            f"it as the catalogue does ({en})",
+            (
+                f"本节点持有的事项目录和在办事项中没有“{department}”这个部门，请按事项目录的写法填写（{zh}）",
+                f"Neither the catalogue held here nor the errands held here name a department “{department}”; "
+                f"spell it as the catalogue does ({en})",
+            ),
         )
     if window and window not in known.windows:
         zh, en = _some_of(known.windows)
         return (
             "window",
-            f"本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{window}”这个窗口（{zh}） "
-            f"Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a window "
-            f"“{window}” ({en})",
+            (
+                f"本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{window}”这个窗口（{zh}）",
+                f"Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a "
+                f"window “{window}” ({en})",
+            ),
         )
     return None
 

@@ -235,7 +235,8 @@ class AuthService:
         if (department or window) and self.places is not None:
             unknown = roles.unknown_place(department, window, await self.places())
             if unknown is not None:
-                raise AccountError(unknown[1])  # one line, Chinese then English (the command line prints it whole)
+                zh, en = unknown[1]
+                raise AccountError(en, zh=zh)
 
     def _check_new(self, name: str, role: str) -> None:
         if not name.strip() or name != name.strip() or len(name) > 64:

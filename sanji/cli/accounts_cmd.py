@@ -143,7 +143,8 @@ def _run(config: str, work: Callable[[AuthService], Awaitable[int]]) -> int:
     try:
         return asyncio.run(main())
     except SanjiError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        zh = getattr(exc, "message_zh", "")  # an account refusal a desk also shows: Chinese first
+        print("error: " + (f"{zh} " if zh else "") + exc.message + (f" ({exc.hint})" if exc.hint else ""))
         return 2
 
 

@@ -208,8 +208,7 @@ class AccountsScreenController(Controller):
         except AccountError as exc:
             status = 404 if exc.message.startswith("no account") else 400
             typed = {"department": department, "window": window}
-            # a catalogue's unknown place is one line already, Chinese then English (roles.unknown_place)
-            said = exc.texts if exc.message_zh else exc.message
+            said = exc.texts if exc.message_zh else exc.message  # a refusal said in English alone
             return await accounts_page(
                 request, store, context, auth, status=status, row_error=(name, said), row_typed=typed
             )

@@ -334,7 +334,10 @@ async def test_a_department_live_errands_still_name_is_known(tmp_path: Path) -> 
         assert known is not None and gone <= known.departments and "县民政事务局" in known.departments
         assert roles.unknown_place("县民政局", "", known) is None
         assert roles.unknown_place("县医保局", "", known) is None
-        assert roles.unknown_place("县老部门", "", known) is not None
+        refused = roles.unknown_place("县老部门", "", known)
+        assert refused is not None and refused[0] == "department"
+        zh, en = refused[1]  # each language on its own, so a screen puts each in its own span
+        assert "没有“县老部门”这个部门" in zh and "“县老部门”" in en and "没有" not in en and "Neither" not in zh
         assert await places.departments_in_use(store.db, "C") == gone
         # The township leads the 联办件 but sent the 上报件 on: its inbox names no department.
         assert await places.departments_in_use(county.stores["T01"].db, "T01") == {"县医保局"}
