@@ -218,7 +218,7 @@ async def test_the_citys_statistics_are_by_county_unless_asked_otherwise(tmp_pat
         stats = page.text[page.text.index('id="stats"') : page.text.index('id="ledger"')]
         # each county by its name, its id beside it
         label = r'<td data-label="[^"]*">'
-        group = label + r'[^<]*县[^<]* <span class="en">(C\d)</span></td>' + label + r"(\d+)</td>"
+        group = label + r'[^<]*县[^<]* <span class="muted">(C\d)</span></td>' + label + r"(\d+)</td>"
         volumes = dict(re.findall(group, stats))
         assert volumes == {"C1": "2", "C2": "1"}
         assert "C1T01" not in stats
