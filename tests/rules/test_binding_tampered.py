@@ -339,3 +339,30 @@ async def test_the_migration_keeps_the_documents_held(db_url: str) -> None:
         assert [tuple(r) for r in rows] == [("catalogue", 3)]
     finally:
         await db.dispose()
+
+
+async def test_a_county_restarting_with_other_content_under_a_held_version_keeps_the_real_one(
+    network: NetworkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start-up duty signs the configured file every start: a file naming a version already held (or an older
+    one) with other content is not kept, is never recorded as that version, and honest errands stay accepted."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx)
+    store = net.stores[COUNTY]
+    for version in (CATALOGUE.version, newer.version, CATALOGUE.version - 1 if CATALOGUE.version > 1 else 0):
+        with caplog.at_level("WARNING", logger="sanji.store"):
+            kept = await store.put_document("catalogue", version, b"SJC-other-%d" % version, "e" * 64)
+        assert kept is False
+    async with store.db.reader.connect() as conn:
+        rows = dict((await conn.execute(select(t.document_versions.c.version, t.document_versions.c.digest))).all())
+    assert sorted(rows) == [CATALOGUE.version, newer.version]
+    assert "e" * 64 not in rows.values()
+    assert any("kept as held" in r.getMessage() for r in caplog.records)
+    held = await NodeContext(store, None).held_catalogue(CATALOGUE.version)
+    assert held is not None and held.get(MATTER.code) == MATTER
+    # calendars and rules are never compared: not recorded
+    assert await store.put_document("calendar", 1, b"SJK", "f" * 64)
+    async with store.db.reader.connect() as conn:
+        kinds = set((await conn.execute(select(t.document_versions.c.kind))).scalars())
+    assert kinds == {"catalogue"}
