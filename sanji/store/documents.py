@@ -45,10 +45,12 @@ class Documents(Section):
         """Keep ``blob`` if it is newer than what is held; True if it was kept.
 
         A catalogue kept is kept in ``document_versions`` too (``VERSIONED``): a desk compares an errand's bound
-        entry with the catalogue of the version it names (``document_version``). Only a version actually kept is
-        recorded there, and a version recorded is never overwritten: a county restarting with a file that names a
-        version it already held, with other content, must not make that content the county's vN (honest errands
-        bound to the real vN would be refused as tampered). A blob of a version held with other bytes is logged.
+        entry with the catalogue of the version it names (``document_version``). The first version kept there,
+        if migration 0027 recorded none, is its floor in ``meta`` (``catalogue_versions_floor``). Only a version
+        actually kept is recorded there, and a version recorded is never overwritten: a county restarting with a
+        file that names a version it already held, with other content, must not make that content the county's
+        vN (honest errands bound to the real vN would be refused as tampered). A blob of a version held with
+        other bytes is logged.
 
         ``then`` runs in the same transaction when it is kept (the publisher's audit event), so the
         document and its record are written together or not at all.
@@ -75,6 +77,10 @@ class Documents(Section):
                 return False
             if kind in VERSIONED and recorded is None:
                 await conn.execute(insert(t.document_versions).values(values))
+                floor_key = f"{kind}_versions_floor"
+                if await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == floor_key)) is None:
+                    # the first version this node keeps: every one it keeps from here up is held
+                    await _upsert(conn, t.meta, {"key": floor_key, "value": str(version)}, keys=("key",))
             await _upsert(conn, t.documents, values, keys=("kind",))
             if then is not None:
                 await then(conn)

@@ -119,6 +119,13 @@ class Views(Documents, Traffic):
             rows = (await conn.execute(query.order_by(*order).limit(limit).offset(offset))).mappings().all()
         return [_plain(r) for r in rows], int(total or 0)
 
+    async def errand_state_blob(self, errand_id: str) -> bytes | None:
+        """The stored state of one errand as kept (``errands.state``), undecoded: a caller that needs a field or two
+        decodes just those (``sanji.context.bound_of``)."""
+        async with self.db.reader.connect() as conn:
+            state = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == errand_id))
+        return None if state is None else bytes(state)
+
     async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The full projected state of each errand (steps taken, sub-tasks, pauses ...)."""
         out: dict[str, dict[str, Any]] = {}

@@ -24,9 +24,9 @@ from protocol.binding import binding_refusal
 from protocol.catalogue import Catalogue, Matter
 from protocol.errors import ActionRefused
 from protocol.hlc import HybridClock
-from protocol.refusals import chinese, english
+from protocol.refusals import Refusal, chinese, english
 from sanji.catalogue import default_catalogue
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_of
 from sanji.duties import deemed_approvals
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
@@ -257,17 +257,85 @@ async def test_a_genuine_registration_is_accepted_under_the_newest_or_an_older_h
     await accept(net, ctx[TOWN], genuine)
 
 
-async def test_a_version_the_township_never_held_cannot_be_checked_and_is_accepted(
-    network: NetworkFactory,
+@pytest.mark.parametrize("named", ["unpublished", "zero"])
+async def test_a_version_the_township_cannot_have_missed_is_refused_as_never_held(
+    network: NetworkFactory, named: str
 ) -> None:
+    """Naming catalogue v0, or a version above any the township holds, does not skip the check: a genuine errand
+    never names a version newer than its township holds (catalogues reach villages only through it)."""
     net = await network(1, 1)
     ctx = await contexts(net)
-    unseen = msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 7)
+    version = CATALOGUE.version + 7 if named == "unpublished" else 0
+    unseen = msgspec.structs.replace(CATALOGUE, version=version)
     errand = await registered_and_received(net, compromised(ctx[VILLAGE], unseen), ctx[TOWN])
-    assert await ctx[TOWN].held_catalogue(unseen.version) is None
-    await accept(net, ctx[TOWN], errand)  # nothing to compare with: judge alone, as before
+    assert await ctx[TOWN].held_catalogue(version) is None
+    with pytest.raises(ActionRefused) as refused:
+        await accept(net, ctx[TOWN], errand)
+    assert refused.value.refusal.code == "binding_mismatch"
+    assert refused.value.refusal.params["fields"] == f"this node never held catalogue v{version}"
+    assert "本节点从未收到该版目录" in chinese(refused.value.refusal)
     row = await net.stores[TOWN].errand(errand)
+    assert row is not None and row["stage"] != "accepted"
+    page = await _errand_page(net.stores[TOWN], ctx[TOWN], errand)
+    context: dict[str, Any] = page.context or {}
+    assert context["binding_warning"] is not None and "accept" not in [f["kind"] for f in context["forms"]]
+    report = await supervision_report(net.stores[TOWN], ctx[TOWN])
+    assert [(m.errand, m.checked) for m in report.binding_mismatches] == [(errand, True)]
+
+
+async def test_a_version_below_the_oldest_kept_cannot_be_checked_and_is_accepted(network: NetworkFactory) -> None:
+    """A township that first held a catalogue at v2 (enrolled, or restored, since): an errand bound to v1 cannot be
+    checked there (无法核对, said on the page and in 电子监察) and is taken; the county, which holds v1, refuses it."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    newer = await publish_newer(net, ctx)
+    store = net.stores[TOWN]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(text(f"DELETE FROM document_versions WHERE version = {CATALOGUE.version}"))
+        await conn.execute(text(f"UPDATE meta SET value = '{newer.version}' WHERE key = 'catalogue_versions_floor'"))
+    town = NodeContext(store, load_calendar())
+    await town.load()
+    assert await town.catalogue_floor() == newer.version
+    assert await town.binding_state(await store.errand_state_blob(errand)) == "unchecked"
+    page = await _errand_page(store, town, errand)
+    context: dict[str, Any] = page.context or {}
+    assert context["binding_warning"] is None
+    assert context["binding_unchecked"] is not None and "无法核对" in context["binding_unchecked"][0]
+    report = await supervision_report(store, town)
+    assert [(m.errand, m.checked) for m in report.binding_mismatches] == [(errand, False)]
+    await accept(net, town, errand)
+    row = await store.errand(errand)
     assert row is not None and row["stage"] == "accepted"
+    # the county holds v1: the same errand, compared there, is refused
+    refused = await ctx[COUNTY].binding_status(bound_of(row["state"]).matter_entry, CATALOGUE.version)
+    assert isinstance(refused, Refusal) and refused.code == "binding_mismatch"
+
+
+async def test_the_county_refuses_a_version_from_its_floor_up_that_it_lacks_a_township_cannot_check_it(
+    network: NetworkFactory,
+) -> None:
+    """The county holds every version it published since 0026: one it lacks from its floor up was never published.
+    A township may have skipped a version while out of touch: there the same gap cannot be checked."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx)
+    entry = MATTER
+    for node in (COUNTY, TOWN):
+        async with net.stores[node].db.writer.begin() as conn:
+            await conn.execute(text(f"DELETE FROM document_versions WHERE version = {CATALOGUE.version}"))
+        fresh = NodeContext(net.stores[node], load_calendar())
+        await fresh.load()
+        assert await fresh.catalogue_floor() == CATALOGUE.version
+        assert fresh.catalogue_version == newer.version
+        status = await fresh.binding_status(entry, CATALOGUE.version)
+        if node == COUNTY:
+            assert isinstance(status, Refusal)
+            assert status.params["fields"] == f"this node never held catalogue v{CATALOGUE.version}"
+        else:
+            assert status == "unchecked"
+        assert await fresh.binding_status(entry, newer.version + 1) is not None
+        assert await fresh.binding_status(None, 0) is None  # unbound: nothing to check
 
 
 async def test_the_county_refuses_to_decide_an_errand_a_township_bound_to_an_invented_entry(
@@ -310,7 +378,8 @@ async def test_the_county_refuses_to_decide_an_errand_a_township_bound_to_an_inv
 
 
 async def test_the_migration_keeps_the_documents_held(db_url: str) -> None:
-    """0026 on a store at 0025: the version of each document held is copied into ``document_versions``."""
+    """0026 and 0027 on a store at 0025: the catalogue version held is copied into ``document_versions`` (the
+    calendar's is not kept) and recorded as the floor."""
     from alembic import command
 
     from sanji.store.revisions import alembic_config
@@ -325,18 +394,22 @@ async def test_the_migration_keeps_the_documents_held(db_url: str) -> None:
                 command.upgrade(cfg, "0025")
 
             await conn.run_sync(to_0025)
-            await conn.execute(
-                t.documents.insert().values(
-                    kind="catalogue", version=3, blob=b"SJC...", digest="d" * 64, received_at=1.0
+            for kind, version in (("catalogue", 3), ("calendar", 2)):
+                await conn.execute(
+                    t.documents.insert().values(
+                        kind=kind, version=version, blob=b"SJC...", digest="d" * 64, received_at=1.0
+                    )
                 )
-            )
     finally:
         await db.dispose()
     db = await open_database(db_url)
     try:
         async with db.reader.connect() as conn:
             rows = (await conn.execute(select(t.document_versions.c.kind, t.document_versions.c.version))).all()
+            floor = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "catalogue_versions_floor"))
+        # 0027: the catalogue alone, and its lowest version recorded as the floor
         assert [tuple(r) for r in rows] == [("catalogue", 3)]
+        assert floor == "3"
     finally:
         await db.dispose()
 
@@ -359,7 +432,9 @@ async def test_a_county_restarting_with_other_content_under_a_held_version_keeps
     assert sorted(rows) == [CATALOGUE.version, newer.version]
     assert "e" * 64 not in rows.values()
     assert any("kept as held" in r.getMessage() for r in caplog.records)
-    held = await NodeContext(store, None).held_catalogue(CATALOGUE.version)
+    fresh = NodeContext(store, None)
+    await fresh.load()
+    held = await fresh.held_catalogue(CATALOGUE.version)
     assert held is not None and held.get(MATTER.code) == MATTER
     # calendars and rules are never compared: not recorded
     assert await store.put_document("calendar", 1, b"SJK", "f" * 64)
