@@ -441,3 +441,45 @@ async def test_a_county_restarting_with_other_content_under_a_held_version_keeps
     async with store.db.reader.connect() as conn:
         kinds = set((await conn.execute(select(t.document_versions.c.kind))).scalars())
     assert kinds == {"catalogue"}
+
+
+async def test_the_migrations_go_down_again(db_url: str) -> None:
+    """0027 and 0026 downgrade: the floor and then the table are gone, and upgrading again copies the catalogue."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from sanji.store.revisions import alembic_config
+
+    db = await open_database(db_url)
+    try:
+        async with db.writer.begin() as conn:
+            await conn.execute(
+                t.documents.insert().values(kind="catalogue", version=4, blob=b"SJC", digest="d" * 64, received_at=1.0)
+            )
+            await conn.execute(
+                t.document_versions.insert().values(
+                    kind="catalogue", version=4, blob=b"SJC", digest="d" * 64, received_at=1.0
+                )
+            )
+
+            def down(sync: Any, to: str) -> tuple[list[str], int]:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = sync
+                command.downgrade(cfg, to)
+                floors = sync.execute(text("SELECT COUNT(*) FROM meta WHERE key = 'catalogue_versions_floor'"))
+                return inspect(sync).get_table_names(), int(floors.scalar())
+
+            tables, floors = await conn.run_sync(down, "0026")
+            assert "document_versions" in tables and floors == 0
+            tables, _ = await conn.run_sync(down, "0025")
+            assert "document_versions" not in tables
+    finally:
+        await db.dispose()
+    db = await open_database(db_url)  # up again to the head
+    try:
+        async with db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.document_versions.c.kind, t.document_versions.c.version))).all()
+            floor = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "catalogue_versions_floor"))
+        assert [tuple(r) for r in rows] == [("catalogue", 4)] and floor == "4"
+    finally:
+        await db.dispose()
