@@ -84,6 +84,9 @@ class BindingMismatch(msgspec.Struct, kw_only=True):
     # False: a version below the oldest this node kept (replaced before migration 0026, or before this node first
     # held a catalogue): 无法核对, let through, listed so the supervisor knows it was not checked.
     checked: bool = True
+    # True: already answered or closed (a village approving its own matter decides it with no desk of a township
+    # or county asked): 已按不一致条目办结, listed so the supervisor still sees it. Only mismatches, not unchecked.
+    answered: bool = False
 
 
 class Supervision(msgspec.Struct, kw_only=True):
@@ -112,8 +115,9 @@ class Supervision(msgspec.Struct, kw_only=True):
     # ``ratings`` counts the newest ``ratings_counted`` ratings; ``ratings_cut``: older ones were left out.
     ratings_counted: int = 0
     ratings_cut: bool = False
-    # Errands not yet answered whose bound catalogue entry differs from the county's of its version: a registering
-    # (or accepting) node's key may be compromised (``BindingMismatch``).
+    # Errands whose bound catalogue entry differs from the county's of its version: a registering (or accepting)
+    # node's key may be compromised (``BindingMismatch``). Those not yet answered (checked or not), then answered ones
+    # (``answered``, among the newest answered counted, ``answered_counted``; mismatches alone).
     binding_mismatches: list[BindingMismatch] = msgspec.field(default_factory=list)
 
 
@@ -237,6 +241,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
             if gaps:
                 missing[errand_id] = gaps
     mismatches = await binding_mismatches(context, unanswered)
+    mismatches += await binding_mismatches(context, answered, answered=True)
     deemed = [await _deemed(store, errand_id) for errand_id, state in sorted(details.items()) if state.get("deemed")]
     ratings, ratings_cut = await store.annotation_counts("rate", "level", limit=RATED_AT_MOST)
     closed = sorted(r["id"] for r in answered)
@@ -276,10 +281,13 @@ def unchecked_texts(code: str, version: int) -> tuple[str, str]:
     )
 
 
-async def binding_mismatches(context: NodeContext, rows: Iterable[dict[str, Any]]) -> list[BindingMismatch]:
+async def binding_mismatches(
+    context: NodeContext, rows: Iterable[dict[str, Any]], *, answered: bool = False
+) -> list[BindingMismatch]:
     """The errands of ``rows`` (store rows with their ``state``) bound to an entry that is not the county's entry
     of the version they name, as this node can tell (``NodeContext.binding_status``: it differs, or names a version
-    this node cannot have missed), and those it cannot check (``checked`` False: a version below the oldest kept)."""
+    this node cannot have missed), and those it cannot check (``checked`` False: a version below the oldest kept).
+    ``answered``: the rows are answered or closed errands: mismatches alone, marked so (已按不一致条目办结)."""
     out = []
     for row in rows:
         bound = bound_of(row.get("state"))
@@ -287,7 +295,7 @@ async def binding_mismatches(context: NodeContext, rows: Iterable[dict[str, Any]
             continue
         version = bound.catalogue_version
         status = await context.binding_status(bound.matter_entry, version)
-        if status is None:
+        if status is None or (answered and status == "unchecked"):
             continue
         if status == "unchecked":
             zh, en = unchecked_texts(bound.matter_entry.code, version)
@@ -295,6 +303,8 @@ async def binding_mismatches(context: NodeContext, rows: Iterable[dict[str, Any]
         else:
             zh, en = bilingual(status)
             fields = status.params.get("fields", "")
+            if answered:
+                zh, en = f"已按不一致条目办结：{zh}", f"answered under the differing entry: {en}"
         out.append(
             BindingMismatch(
                 errand=row["id"],
@@ -305,6 +315,7 @@ async def binding_mismatches(context: NodeContext, rows: Iterable[dict[str, Any]
                 zh=zh,
                 en=en,
                 checked=status != "unchecked",
+                answered=answered,
             )
         )
     return out

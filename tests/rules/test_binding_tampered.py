@@ -25,6 +25,7 @@ from protocol.catalogue import Catalogue, Matter
 from protocol.errors import ActionRefused
 from protocol.hlc import HybridClock
 from protocol.refusals import Refusal, chinese, english
+from protocol.stages import ANSWERED
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext, bound_of
 from sanji.duties import deemed_approvals
@@ -483,3 +484,32 @@ async def test_the_migrations_go_down_again(db_url: str) -> None:
         assert [tuple(r) for r in rows] == [("catalogue", 4)] and floor == "4"
     finally:
         await db.dispose()
+
+
+async def test_supervision_lists_an_errand_already_answered_under_a_differing_entry(network: NetworkFactory) -> None:
+    """A node whose own desk did not check (its software changed) answered the errand itself: no honest desk was
+    asked, so 电子监察 lists it among the answered ones (已按不一致条目办结), not only the unanswered ones."""
+    decided_here = next(
+        m for m in CATALOGUE.matters if "town" in m.accept_levels and m.approve_levels == ("town",) and not m.in_person
+    )
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    village = compromised(ctx[VILLAGE], CATALOGUE, decided_here)
+    errand = await registered_and_received(net, village, ctx[TOWN], decided_here, in_person=True)
+    changed = compromised(NodeContext(net.stores[TOWN], load_calendar()), CATALOGUE, decided_here)
+    town = ErrandService(net.stores[TOWN], changed)
+    await accept(net, changed, errand)
+    await town.act(errand, ActionForm(kind="decide", actor="窗口", outcome="approved"))
+    await town.act(errand, ActionForm(kind="send_result", actor="窗口"))
+    await net.sync_all(2)
+    at_village = ErrandService(net.stores[VILLAGE], village)
+    await at_village.act(errand, ActionForm(kind="receive", actor="代办员"))
+    await at_village.act(errand, ActionForm(kind="deliver", actor="代办员", confirmed_by="周桂英", signature="周桂英"))
+    await net.sync_all(2)
+    row = await net.stores[TOWN].errand(errand)
+    assert row is not None and row["stage"] in ANSWERED
+    report = await supervision_report(net.stores[TOWN], ctx[TOWN])  # the honest process, as restarted
+    listed = [m for m in report.binding_mismatches if m.errand == errand]
+    assert len(listed) == 1 and listed[0].answered and listed[0].checked
+    assert listed[0].zh.startswith("已按不一致条目办结")
+    assert listed[0].en.startswith("answered under the differing entry")
