@@ -69,6 +69,12 @@ def bind(catalogue: Catalogue | None, code: str) -> Matter | Refusal | None:
     return entry
 
 
+# The county's entries encoded once (``binding_refusal``'s ``encoded``): (id of the catalogue, code, in the form a
+# 0.3.0 node carries) -> (that catalogue, its entry's canonical encoding). Cleared when it reaches ENCODED_KEPT.
+EncodedEntries = dict[tuple[int, str, bool], tuple[Catalogue, bytes]]
+ENCODED_KEPT = 4096
+
+
 def never_held(code: str, version: int) -> Refusal:
     """``binding_mismatch`` for an entry bound to a catalogue version this node cannot have missed and does not
     hold (``binding_refusal``): a registering node naming ``v0`` or a version never published to skip the check."""
@@ -92,6 +98,7 @@ def binding_refusal(
     version: int,
     newest: int | None = None,
     every_version_from: int | None = None,
+    encoded: EncodedEntries | None = None,
 ) -> Refusal | None:
     """Whether the entry an errand is bound to is the county's: the entry of its code in the signed catalogue
     of ``version`` (the version its registration, or its acceptance, names), as this node holds it.
@@ -111,6 +118,9 @@ def binding_refusal(
     a desk binding at acceptance binds from what it holds), or, where given, one at or above
     ``every_version_from`` that is not held (the county holds every version it published since migration 0026,
     so a version it lacks from its floor up was never published). ``newest`` None: not known (no refusal for it).
+
+    ``encoded``: the county's entries already encoded, by catalogue and code (a caller's cache, e.g.
+    ``NodeContext``'s): 电子监察 compares many errands with the same few entries and encodes each once.
 
     A desk asks it; ``judge`` never does, since a replica that does not hold the version would reach
     another verdict.
@@ -134,9 +144,20 @@ def binding_refusal(
             fields="that version has no such matter",
             fields_zh="该版目录没有此事项",
         )
-    if all(getattr(entry, name) == value for name, value in _OLD_DEFAULTS.items()):
+    old = all(getattr(entry, name) == value for name, value in _OLD_DEFAULTS.items())
+    if old:
         signed = msgspec.structs.replace(signed, **_OLD_DEFAULTS)  # as a 0.3.0 node carries it
-    if encode(entry) == encode(signed):
+    key = (id(held), entry.code, old)
+    hit = encoded.get(key) if encoded is not None else None
+    if hit is not None and hit[0] is held:
+        county_bytes = hit[1]
+    else:
+        county_bytes = encode(signed)
+        if encoded is not None:
+            if len(encoded) >= ENCODED_KEPT:
+                encoded.clear()
+            encoded[key] = (held, county_bytes)  # the catalogue kept with it: its id names no other meanwhile
+    if encode(entry) == county_bytes:
         return None
     differ = [
         name

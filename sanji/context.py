@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Literal, TypeVar
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Accept
 from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
-from protocol.binding import binding_refusal
+from protocol.binding import EncodedEntries, binding_refusal
 from protocol.bounds import check_version_step
 from protocol.calendar_doc import (
     CALENDAR,
@@ -133,8 +134,12 @@ class NodeContext:
         # that lacks them; a version names one blob in a database (``put_document`` keeps only newer ones),
         # so the one kept here is read again only when the version held changes.
         self._blobs: dict[str, tuple[int, bytes]] = {}
-        # Older catalogue versions read again to check an errand's bound entry (``held_catalogue``), the last few.
-        self._older: dict[int, Catalogue] = {}
+        # Older catalogue versions read again to check an errand's bound entry (``held_catalogue``): the last few
+        # used (least recently used dropped), and the versions below the newest this node does not hold (a version
+        # below the newest is never kept later: ``put_document`` keeps only newer ones), so neither is read twice.
+        self._older: OrderedDict[int, Catalogue] = OrderedDict()
+        self._not_held: set[int] = set()
+        self._encoded: EncodedEntries = {}  # the county's entries encoded once (``binding_refusal``)
         self._floor: int | None = None  # ``catalogue_floor``, once read
 
     async def _held(self, kind: str) -> tuple[int, bytes] | None:
@@ -348,9 +353,13 @@ class NodeContext:
             return self.catalogue
         kept = self._older.get(version)
         if kept is not None:
+            self._older.move_to_end(version)
             return kept
+        if version in self._not_held:
+            return None
         blob = await self.store.document_version(CATALOGUE, version)
         if blob is None:
+            self._not_held.add(version)
             return None
         try:
             catalogue = read_catalogue(blob)  # verified when it was kept; its key may have been rotated since
@@ -360,7 +369,7 @@ class NodeContext:
         if catalogue.version != version:
             return None
         if len(self._older) >= OLDER_CATALOGUES_KEPT:
-            self._older.pop(next(iter(self._older)))
+            self._older.popitem(last=False)
         self._older[version] = catalogue
         return catalogue
 
@@ -386,7 +395,12 @@ class NodeContext:
         if self.store.directory.role(self.store.node_id) == COUNTY:
             every_from = await self.catalogue_floor()
         refused = binding_refusal(
-            entry, held, version=version, newest=self.catalogue_version, every_version_from=every_from
+            entry,
+            held,
+            version=version,
+            newest=self.catalogue_version,
+            every_version_from=every_from,
+            encoded=self._encoded,
         )
         if refused is not None:
             return refused

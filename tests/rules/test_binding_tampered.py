@@ -513,3 +513,47 @@ async def test_supervision_lists_an_errand_already_answered_under_a_differing_en
     assert len(listed) == 1 and listed[0].answered and listed[0].checked
     assert listed[0].zh.startswith("已按不一致条目办结")
     assert listed[0].en.startswith("answered under the differing entry")
+
+
+async def test_older_versions_and_versions_not_held_are_read_once_and_entries_encoded_once(
+    network: NetworkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``held_catalogue`` reads a version, or finds it missing, once (a few kept, least recently used dropped);
+    电子监察 encodes the county's entry once per catalogue and code, not once per errand."""
+    import protocol.binding as binding
+
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx)
+    store = net.stores[TOWN]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(text(f"DELETE FROM document_versions WHERE version = {CATALOGUE.version}"))
+    town = NodeContext(store, load_calendar())
+    await town.load()
+    reads: list[int] = []
+    read = store.document_version
+
+    async def counted(kind: str, version: int) -> bytes | None:
+        reads.append(version)
+        return await read(kind, version)
+
+    monkeypatch.setattr(store, "document_version", counted)
+    for _ in range(3):
+        assert await town.held_catalogue(CATALOGUE.version) is None  # not held: asked of the store once
+        assert await town.held_catalogue(newer.version + 5) is None  # newer than held: never asked
+    assert reads == [CATALOGUE.version]
+
+    encodings: list[object] = []
+    encode = binding.encode
+
+    def counting(value: object) -> bytes:
+        encodings.append(value)
+        return encode(value)
+
+    monkeypatch.setattr(binding, "encode", counting)
+    entry = newer.get(MATTER.code)
+    assert entry is not None
+    for _ in range(5):
+        assert await town.binding_status(entry, newer.version) is None
+    # each call encodes the errand's entry; the county's entry only the first time
+    assert len(encodings) == 5 + 1
