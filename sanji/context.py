@@ -74,6 +74,7 @@ def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awa
 class Bound(msgspec.Struct, kw_only=True):
     """The part of a stored errand state naming its binding (the rest is skipped undecoded)."""
 
+    scope: str = ""
     catalogue_version: int = 0
     matter_entry: Matter | None = None
 
@@ -381,15 +382,24 @@ class NodeContext:
             self._floor = int(value) if value else None
         return self._floor
 
-    async def binding_status(self, entry: Matter | None, version: int) -> Refusal | Literal["unchecked"] | None:
+    async def binding_status(
+        self, entry: Matter | None, version: int, scope: str = ""
+    ) -> Refusal | Literal["unchecked"] | None:
         """Whether an errand bound to ``entry`` under catalogue ``version`` is bound to the county's entry, as this
         node can tell (``protocol.binding.binding_refusal``): None if it is (or the errand is unbound), a
         ``binding_mismatch`` refusal if not, or if it names a version this node cannot have missed (``<= 0``, newer
         than the newest it holds, or, at the county, one from its floor up that it lacks: never published); and
         ``"unchecked"`` for a version this node never held below what it can check (replaced before migration
-        0026, or before this node first held a catalogue: a township restored or enrolled since), let through."""
+        0026, or before this node first held a catalogue: a township restored or enrolled since), let through.
+        ``scope``: the errand's registering node; an errand of another county than this node's (a city above the
+        counties) is bound to that county's catalogue, which this node does not hold: ``"unchecked"``."""
         if entry is None:
             return None
+        directory = self.store.directory
+        if scope and scope in directory and self.store.node_id in directory:
+            ours, theirs = directory.county_of(self.store.node_id), directory.county_of(scope)
+            if theirs is not None and ours != theirs:
+                return "unchecked"  # another county's errand: bound to that county's catalogue, not the one held here
         held = await self.held_catalogue(version)
         every_from = None
         if self.store.directory.role(self.store.node_id) == COUNTY:
@@ -415,7 +425,7 @@ class NodeContext:
     async def binding_state(self, state_blob: bytes | None) -> Refusal | Literal["unchecked"] | None:
         """``binding_status`` of a stored errand state (``errands.state``)."""
         bound = bound_of(state_blob)
-        return await self.binding_status(bound.matter_entry, bound.catalogue_version)
+        return await self.binding_status(bound.matter_entry, bound.catalogue_version, bound.scope)
 
     async def catalogue_blob(self) -> bytes | None:
         """The signed catalogue of the version held here (``catalogue_version``)."""

@@ -267,7 +267,7 @@ class ErrandService:
         if status is None:
             return None
         bound = bound_of(await self.store.errand_state_blob(errand_id))
-        found = await status(bound.matter_entry, bound.catalogue_version)
+        found = await status(bound.matter_entry, bound.catalogue_version, bound.scope)
         return (bound.catalogue_version, bound.matter_entry), found if isinstance(found, Refusal) else None
 
     def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:

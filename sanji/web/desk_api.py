@@ -294,7 +294,7 @@ async def binding_mismatches(
         if bound.matter_entry is None:
             continue
         version = bound.catalogue_version
-        status = await context.binding_status(bound.matter_entry, version)
+        status = await context.binding_status(bound.matter_entry, version, bound.scope)
         if status is None or (answered and status == "unchecked"):
             continue
         if status == "unchecked":

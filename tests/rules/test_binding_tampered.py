@@ -557,3 +557,22 @@ async def test_older_versions_and_versions_not_held_are_read_once_and_entries_en
         assert await town.binding_status(entry, newer.version) is None
     # each call encodes the errand's entry; the county's entry only the first time
     assert len(encodings) == 5 + 1
+
+
+async def test_an_errand_of_another_county_is_not_compared_with_this_countys_catalogue(
+    network: NetworkFactory,
+) -> None:
+    """A catalogue is its county's: an errand registered in another county (met at a node of this one, below a
+    city) is bound to that county's catalogue, so it cannot be checked here, never refused by the wrong one."""
+    from sanji.layout import city_layout
+
+    net = await network(layout=city_layout(2, 1, 1))
+    villages = sorted(n for n in net.stores if n.endswith("V01"))
+    ours, theirs = (next(v for v in villages if v.startswith(c)) for c in ("C1", "C2"))
+    ctx = NodeContext(net.stores["C1"], load_calendar())
+    await ctx.publish(CATALOGUE)
+    forged = lenient(MATTER)
+    status = await ctx.binding_status(forged, CATALOGUE.version, ours)
+    assert isinstance(status, Refusal) and status.code == "binding_mismatch"
+    assert await ctx.binding_status(forged, CATALOGUE.version, theirs) == "unchecked"
+    assert await ctx.binding_status(forged, CATALOGUE.version + 9, theirs) == "unchecked"
