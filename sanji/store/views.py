@@ -126,6 +126,18 @@ class Views(Documents, Traffic):
             state = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == errand_id))
         return None if state is None else bytes(state)
 
+    async def errand_state_blobs(self, errand_ids: Sequence[str]) -> dict[str, bytes]:
+        """``errand_state_blob`` of many errands, in chunks; an errand without a state is left out."""
+        out: dict[str, bytes] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(errand_ids), 500):
+                chunk = list(errand_ids[start : start + 500])
+                rows = (
+                    await conn.execute(select(t.errands.c.id, t.errands.c.state).where(t.errands.c.id.in_(chunk)))
+                ).all()
+                out.update((errand_id, bytes(state)) for errand_id, state in rows if state is not None)
+        return out
+
     async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The full projected state of each errand (steps taken, sub-tasks, pauses ...)."""
         out: dict[str, dict[str, Any]] = {}

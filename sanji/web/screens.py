@@ -481,6 +481,11 @@ class ScreenController(Controller):
         today = context.today()
         window = _window(caller)
         work_views, urged, notices = await desk_notices(store, context, _account(caller), today, window=window)
+        # An errand whose bound entry is not the county's is marked, not offered as plain work waiting
+        # (``NodeContext.binding_state``; its page says why and offers none of the steps judged by it).
+        blobs = await store.errand_state_blobs([v["id"] for v in work_views])
+        for view in work_views:
+            view["binding_mismatch"] = isinstance(await context.binding_state(blobs.get(view["id"])), Refusal)
         lights = {"red": 0, "yellow": 0}
         for view in work_views:
             if view["light"]["cls"] in lights:
