@@ -5,8 +5,9 @@ allowed, no materials, long limits, deemed approval) of the catalogue version it
 applies it (``judge`` cannot compare the entry with a catalogue not every replica holds), but the
 township that holds that version compares them (``protocol.binding.binding_refusal``): its accept is
 refused with ``binding_mismatch``, nothing is written, and the errand page says so and offers no accept.
-A genuine registration, under the newest version or an older one the township kept, is accepted as before;
-one bound to a version the township never held cannot be checked, and is accepted as before too.
+A genuine registration, under the newest version or an older one the township kept, is accepted as before.
+Naming a version the township cannot have missed (v0, or one newer than any it holds) is refused as never held;
+one below the oldest version it kept cannot be checked (无法核对), is said so, and is accepted as before.
 """
 
 from __future__ import annotations
