@@ -400,6 +400,8 @@ class NodeContext:
             ours, theirs = directory.county_of(self.store.node_id), directory.county_of(scope)
             if theirs is not None and ours != theirs:
                 return "unchecked"  # another county's errand: bound to that county's catalogue, not the one held here
+        if version > self.catalogue_version:
+            await self.refresh_catalogue()  # another process (a hub sibling's screen) may have kept it meanwhile
         held = await self.held_catalogue(version)
         every_from = None
         if self.store.directory.role(self.store.node_id) == COUNTY:

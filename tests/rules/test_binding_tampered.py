@@ -577,3 +577,17 @@ async def test_an_errand_of_another_county_is_not_compared_with_this_countys_cat
     assert isinstance(status, Refusal) and status.code == "binding_mismatch"
     assert await ctx.binding_status(forged, CATALOGUE.version, theirs) == "unchecked"
     assert await ctx.binding_status(forged, CATALOGUE.version + 9, theirs) == "unchecked"
+
+
+async def test_a_version_another_process_kept_meanwhile_is_taken_up_not_refused(network: NetworkFactory) -> None:
+    """A hub sibling (another worker's 事项目录 screen) kept the newer version: this process, still holding the older
+    one, takes it up from the store before it calls an errand bound to it never held."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    stale = NodeContext(net.stores[TOWN], load_calendar())
+    await stale.load()
+    newer = await publish_newer(net, ctx)  # kept by the other context on the same store
+    assert stale.catalogue_version == CATALOGUE.version
+    entry = newer.get(MATTER.code)
+    assert await stale.binding_status(entry, newer.version) is None
+    assert stale.catalogue_version == newer.version
