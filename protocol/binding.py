@@ -69,11 +69,37 @@ def bind(catalogue: Catalogue | None, code: str) -> Matter | Refusal | None:
     return entry
 
 
+# The county's entries encoded once (``binding_refusal``'s ``encoded``): (id of the catalogue, code, in the form a
+# 0.3.0 node carries) -> (that catalogue, its entry's canonical encoding). Cleared when it reaches ENCODED_KEPT.
+EncodedEntries = dict[tuple[int, str, bool], tuple[Catalogue, bytes]]
+ENCODED_KEPT = 4096
+
+
+def never_held(code: str, version: int) -> Refusal:
+    """``binding_mismatch`` for an entry bound to a catalogue version this node cannot have missed and does not
+    hold (``binding_refusal``): a registering node naming ``v0`` or a version never published to skip the check."""
+    return refuse(
+        "binding_mismatch",
+        matter=code,
+        version=version,
+        fields=f"this node never held catalogue v{version}",
+        fields_zh="本节点从未收到该版目录",
+    )
+
+
 # Those fields' defaults: how a 0.3.0 node's entry holds them.
 _OLD_DEFAULTS = {f.name: f.default for f in msgspec.structs.fields(Matter) if f.name in UNKNOWN_BEFORE_0_4}
 
 
-def binding_refusal(entry: Matter | None, held: Catalogue | None, *, version: int) -> Refusal | None:
+def binding_refusal(
+    entry: Matter | None,
+    held: Catalogue | None,
+    *,
+    version: int,
+    newest: int | None = None,
+    every_version_from: int | None = None,
+    encoded: EncodedEntries | None = None,
+) -> Refusal | None:
     """Whether the entry an errand is bound to is the county's: the entry of its code in the signed catalogue
     of ``version`` (the version its registration, or its acceptance, names), as this node holds it.
 
@@ -86,10 +112,28 @@ def binding_refusal(entry: Matter | None, held: Catalogue | None, *, version: in
     The county's entry with the fields a 0.3.0 node cannot carry at their defaults is the county's too
     (``UNKNOWN_BEFORE_0_4``): a tree mixing releases registers such errands honestly.
 
+    A version this node cannot have missed is refused as never held (``never_held``), not let through: one
+    ``<= 0``, one above ``newest`` (the newest catalogue version this node holds: a genuine errand never names a
+    version newer than its township's or county's, as catalogues reach villages only through their township, and
+    a desk binding at acceptance binds from what it holds), or, where given, one at or above
+    ``every_version_from`` that is not held (the county holds every version it published since migration 0026,
+    so a version it lacks from its floor up was never published). ``newest`` None: not known (no refusal for it).
+
+    ``encoded``: the county's entries already encoded, by catalogue and code (a caller's cache, e.g.
+    ``NodeContext``'s): 电子监察 compares many errands with the same few entries and encodes each once.
+
     A desk asks it; ``judge`` never does, since a replica that does not hold the version would reach
     another verdict.
     """
-    if entry is None or held is None or held.version != version:
+    if entry is None:
+        return None
+    if held is None or held.version != version:
+        if (
+            version <= 0
+            or (newest is not None and version > newest)
+            or (every_version_from is not None and version >= every_version_from)
+        ):
+            return never_held(entry.code, version)
         return None
     signed = held.get(entry.code)
     if signed is None:
@@ -100,9 +144,20 @@ def binding_refusal(entry: Matter | None, held: Catalogue | None, *, version: in
             fields="that version has no such matter",
             fields_zh="该版目录没有此事项",
         )
-    if all(getattr(entry, name) == value for name, value in _OLD_DEFAULTS.items()):
+    old = all(getattr(entry, name) == value for name, value in _OLD_DEFAULTS.items())
+    if old:
         signed = msgspec.structs.replace(signed, **_OLD_DEFAULTS)  # as a 0.3.0 node carries it
-    if encode(entry) == encode(signed):
+    key = (id(held), entry.code, old)
+    hit = encoded.get(key) if encoded is not None else None
+    if hit is not None and hit[0] is held:
+        county_bytes = hit[1]
+    else:
+        county_bytes = encode(signed)
+        if encoded is not None:
+            if len(encoded) >= ENCODED_KEPT:
+                encoded.clear()
+            encoded[key] = (held, county_bytes)  # the catalogue kept with it: its id names no other meanwhile
+    if encode(entry) == county_bytes:
         return None
     differ = [
         name

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Accept
 from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
-from protocol.binding import binding_refusal
+from protocol.binding import EncodedEntries, binding_refusal
 from protocol.bounds import check_version_step
 from protocol.calendar_doc import (
     CALENDAR,
@@ -52,6 +53,8 @@ from sanji.workcalendar import bound_calendar
 log = logging.getLogger("sanji.context")
 CATALOGUE = "catalogue"
 SKEW_FLAG_MS = 5 * 60 * 1000
+# The ``meta`` key of the lowest catalogue version kept in ``document_versions`` (``NodeContext.catalogue_floor``).
+CATALOGUE_FLOOR = "catalogue_versions_floor"
 OLDER_CATALOGUES_KEPT = 4  # older catalogue versions kept decoded in memory (``NodeContext.held_catalogue``)
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
@@ -71,6 +74,7 @@ def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awa
 class Bound(msgspec.Struct, kw_only=True):
     """The part of a stored errand state naming its binding (the rest is skipped undecoded)."""
 
+    scope: str = ""
     catalogue_version: int = 0
     matter_entry: Matter | None = None
 
@@ -131,8 +135,13 @@ class NodeContext:
         # that lacks them; a version names one blob in a database (``put_document`` keeps only newer ones),
         # so the one kept here is read again only when the version held changes.
         self._blobs: dict[str, tuple[int, bytes]] = {}
-        # Older catalogue versions read again to check an errand's bound entry (``held_catalogue``), the last few.
-        self._older: dict[int, Catalogue] = {}
+        # Older catalogue versions read again to check an errand's bound entry (``held_catalogue``): the last few
+        # used (least recently used dropped), and the versions below the newest this node does not hold (a version
+        # below the newest is never kept later: ``put_document`` keeps only newer ones), so neither is read twice.
+        self._older: OrderedDict[int, Catalogue] = OrderedDict()
+        self._not_held: set[int] = set()
+        self._encoded: EncodedEntries = {}  # the county's entries encoded once (``binding_refusal``)
+        self._floor: int | None = None  # ``catalogue_floor``, once read
 
     async def _held(self, kind: str) -> tuple[int, bytes] | None:
         """The document ``kind`` as the database holds it now, kept as the blob of its version."""
@@ -339,15 +348,19 @@ class NodeContext:
         ``document_versions`` (every version held since migration 0026). None if this node never held it, or
         replaced it before it kept them all: then an errand bound to it cannot be checked
         (``protocol.binding.binding_refusal``)."""
-        if version <= 0:
-            return None
+        if version <= 0 or version > self.catalogue_version:
+            return None  # a version newer than the newest held is in no store here
         if self.catalogue is not None and self.catalogue.version == version:
             return self.catalogue
         kept = self._older.get(version)
         if kept is not None:
+            self._older.move_to_end(version)
             return kept
+        if version in self._not_held:
+            return None
         blob = await self.store.document_version(CATALOGUE, version)
         if blob is None:
+            self._not_held.add(version)
             return None
         try:
             catalogue = read_catalogue(blob)  # verified when it was kept; its key may have been rotated since
@@ -357,18 +370,64 @@ class NodeContext:
         if catalogue.version != version:
             return None
         if len(self._older) >= OLDER_CATALOGUES_KEPT:
-            self._older.pop(next(iter(self._older)))
+            self._older.popitem(last=False)
         self._older[version] = catalogue
         return catalogue
 
-    async def binding_mismatch(self, state_blob: bytes | None) -> Refusal | None:
-        """Why a stored errand's bound entry is not the county's entry of its version, as this node holds that
-        version (``protocol.binding.binding_refusal``); None if it is, or if it cannot be checked here."""
-        bound = bound_of(state_blob)
-        if bound.matter_entry is None:
+    async def catalogue_floor(self) -> int | None:
+        """The lowest catalogue version this node has kept in ``document_versions`` (the one migration 0026 copied
+        in, or the first it kept after): every version it kept from there up is held. None: none kept yet."""
+        if self._floor is None:
+            value = await self.store.meta_value(CATALOGUE_FLOOR)
+            self._floor = int(value) if value else None
+        return self._floor
+
+    async def binding_status(
+        self, entry: Matter | None, version: int, scope: str = ""
+    ) -> Refusal | Literal["unchecked"] | None:
+        """Whether an errand bound to ``entry`` under catalogue ``version`` is bound to the county's entry, as this
+        node can tell (``protocol.binding.binding_refusal``): None if it is (or the errand is unbound), a
+        ``binding_mismatch`` refusal if not, or if it names a version this node cannot have missed (``<= 0``, newer
+        than the newest it holds, or, at the county, one from its floor up that it lacks: never published); and
+        ``"unchecked"`` for a version this node never held below what it can check (replaced before migration
+        0026, or before this node first held a catalogue: a township restored or enrolled since), let through.
+        ``scope``: the errand's registering node; an errand of another county than this node's (a city above the
+        counties) is bound to that county's catalogue, which this node does not hold: ``"unchecked"``."""
+        if entry is None:
             return None
-        held = await self.held_catalogue(bound.catalogue_version)
-        return binding_refusal(bound.matter_entry, held, version=bound.catalogue_version)
+        directory = self.store.directory
+        if scope and scope in directory and self.store.node_id in directory:
+            ours, theirs = directory.county_of(self.store.node_id), directory.county_of(scope)
+            if theirs is not None and ours != theirs:
+                return "unchecked"  # another county's errand: bound to that county's catalogue, not the one held here
+        if version > self.catalogue_version:
+            await self.refresh_catalogue()  # another process (a hub sibling's screen) may have kept it meanwhile
+        held = await self.held_catalogue(version)
+        every_from = None
+        if self.store.directory.role(self.store.node_id) == COUNTY:
+            every_from = await self.catalogue_floor()
+        refused = binding_refusal(
+            entry,
+            held,
+            version=version,
+            newest=self.catalogue_version,
+            every_version_from=every_from,
+            encoded=self._encoded,
+        )
+        if refused is not None:
+            return refused
+        return "unchecked" if held is None else None
+
+    async def binding_mismatch(self, state_blob: bytes | None) -> Refusal | None:
+        """Why a stored errand's bound entry is not the county's entry of its version, as this node can tell
+        (``binding_status``); None if it is, or if it cannot be checked here."""
+        status = await self.binding_state(state_blob)
+        return None if status == "unchecked" else status
+
+    async def binding_state(self, state_blob: bytes | None) -> Refusal | Literal["unchecked"] | None:
+        """``binding_status`` of a stored errand state (``errands.state``)."""
+        bound = bound_of(state_blob)
+        return await self.binding_status(bound.matter_entry, bound.catalogue_version, bound.scope)
 
     async def catalogue_blob(self) -> bytes | None:
         """The signed catalogue of the version held here (``catalogue_version``)."""

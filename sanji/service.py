@@ -32,6 +32,7 @@ from protocol.sealing import Personal, recipients_for, seal_personal
 from protocol.stages import ESCALATED, SUBMITTED, SUPPLEMENT
 from protocol.steps import STEP_KINDS
 from protocol.urging import open_for
+from sanji.context import bound_of
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.logs import ERRAND
 from sanji.store import Store
@@ -217,7 +218,7 @@ class ErrandService:
         accept = await accept_of(self.store, errand_id) if form.kind in _COUNTED_FROM_ACCEPTANCE else None
         # The county's catalogue of the version the errand is bound under, to compare its bound entry with
         # (``binding_refusal``): read before the write, as a binding never changes once made.
-        held = await self._held_catalogue(errand_id) if form.kind in BOUND_STEPS else None
+        checked = await self._binding_checked(errand_id) if form.kind in BOUND_STEPS else None
 
         def build(before: Projection, at: int) -> Action:
             state = before.state
@@ -229,8 +230,14 @@ class ErrandService:
                     hint="Reload the errand and try again.",
                 )
             if form.kind in BOUND_STEPS:
-                signed = held if held is not None else getattr(self.policy, "catalogue", None)
-                problem = binding_refusal(state.matter_entry, signed, version=state.catalogue_version)
+                if checked is not None and checked[0] == (state.catalogue_version, state.matter_entry):
+                    problem = checked[1]
+                else:  # bound meanwhile (an acceptance): by this node's own catalogue, the one it binds from
+                    signed = getattr(self.policy, "catalogue", None)
+                    newest = signed.version if isinstance(signed, Catalogue) else None
+                    problem = binding_refusal(
+                        state.matter_entry, signed, version=state.catalogue_version, newest=newest
+                    )
                 if problem is not None:
                     raise ActionRefused(problem)
             step = self._desk_form(form, state)
@@ -251,16 +258,17 @@ class ErrandService:
 
         return await self.store.act(errand_id, build, attachment=attachment)
 
-    async def _held_catalogue(self, errand_id: str) -> Catalogue | None:
-        """The county's catalogue of the version ``errand_id`` is bound under, as this node holds it (None: unbound,
-        unknown here, or a version this node does not hold, which ``binding_refusal`` cannot check)."""
-        held = getattr(self.policy, "held_catalogue", None)
-        if held is None:
+    async def _binding_checked(self, errand_id: str) -> tuple[tuple[int, Matter | None], Refusal | None] | None:
+        """The binding ``errand_id`` holds now (version, entry) and why a desk may not act on it, as this node can
+        tell (``sanji.context.NodeContext.binding_status``: a ``binding_mismatch`` refusal, or None for one that is
+        the county's, unbound, or cannot be checked). Read from the stored state's binding alone, before the write;
+        ``build`` uses it if the binding is the same then. None: this node's policy cannot check."""
+        status = getattr(self.policy, "binding_status", None)
+        if status is None:
             return None
-        state = (await self.store.errand_states([errand_id])).get(errand_id) or {}
-        version = int(state.get("catalogue_version") or 0)
-        found: Catalogue | None = await held(version) if version and state.get("matter_entry") else None
-        return found
+        bound = bound_of(await self.store.errand_state_blob(errand_id))
+        found = await status(bound.matter_entry, bound.catalogue_version, bound.scope)
+        return (bound.catalogue_version, bound.matter_entry), found if isinstance(found, Refusal) else None
 
     def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:
         """The step as the desk's account takes it on the errand as it is now, inside the write (so what it is

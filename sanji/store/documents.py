@@ -3,6 +3,7 @@ the reports of the nodes below."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -15,6 +16,11 @@ from sanji.store import schema as t
 from sanji.store.rows import upsert as _upsert
 from sanji.store.section import Section
 from sanji.store.together import together
+
+log = logging.getLogger("sanji.store")
+# The kinds whose every version kept is recorded in ``document_versions``: only the catalogue's are ever compared
+# (an errand's bound entry, ``protocol.binding.binding_refusal``); calendars and rules are not.
+VERSIONED = frozenset({"catalogue"})
 
 
 class Documents(Section):
@@ -38,25 +44,43 @@ class Documents(Section):
     ) -> bool:
         """Keep ``blob`` if it is newer than what is held; True if it was kept.
 
-        Every version offered is kept in ``document_versions`` too, an older one as well, unless that version is
-        held there already (the first blob of a version stays): a desk compares an errand's bound catalogue entry
-        with the catalogue of the version it names (``document_version``).
+        A catalogue kept is kept in ``document_versions`` too (``VERSIONED``): a desk compares an errand's bound
+        entry with the catalogue of the version it names (``document_version``). The first version kept there,
+        if migration 0027 recorded none, is its floor in ``meta`` (``catalogue_versions_floor``). Only a version
+        actually kept is recorded there, and a version recorded is never overwritten: a county restarting with a
+        file that names a version it already held, with other content, must not make that content the county's
+        vN (honest errands bound to the real vN would be refused as tampered). A blob of a version held with
+        other bytes is logged.
 
         ``then`` runs in the same transaction when it is kept (the publisher's audit event), so the
         document and its record are written together or not at all.
         """
         async with self._write() as conn:
             values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
-            kept_before = await conn.scalar(
-                select(t.document_versions.c.version).where(
-                    t.document_versions.c.kind == kind, t.document_versions.c.version == version
+            recorded = None
+            if kind in VERSIONED:
+                recorded = await conn.scalar(
+                    select(t.document_versions.c.digest).where(
+                        t.document_versions.c.kind == kind, t.document_versions.c.version == version
+                    )
                 )
-            )
-            if kept_before is None:
-                await conn.execute(insert(t.document_versions).values(values))
+                if recorded is not None and recorded != digest:
+                    log.warning(
+                        "%s version %s offered with digest %s, but this node holds that version as %s: kept as held",
+                        kind,
+                        version,
+                        digest,
+                        recorded,
+                    )
             held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
             if held is not None and held >= version:
                 return False
+            if kind in VERSIONED and recorded is None:
+                await conn.execute(insert(t.document_versions).values(values))
+                floor_key = f"{kind}_versions_floor"
+                if await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == floor_key)) is None:
+                    # the first version this node keeps: every one it keeps from here up is held
+                    await _upsert(conn, t.meta, {"key": floor_key, "value": str(version)}, keys=("key",))
             await _upsert(conn, t.documents, values, keys=("kind",))
             if then is not None:
                 await then(conn)

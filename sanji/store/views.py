@@ -119,6 +119,25 @@ class Views(Documents, Traffic):
             rows = (await conn.execute(query.order_by(*order).limit(limit).offset(offset))).mappings().all()
         return [_plain(r) for r in rows], int(total or 0)
 
+    async def errand_state_blob(self, errand_id: str) -> bytes | None:
+        """The stored state of one errand as kept (``errands.state``), undecoded: a caller that needs a field or two
+        decodes just those (``sanji.context.bound_of``)."""
+        async with self.db.reader.connect() as conn:
+            state = await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == errand_id))
+        return None if state is None else bytes(state)
+
+    async def errand_state_blobs(self, errand_ids: Sequence[str]) -> dict[str, bytes]:
+        """``errand_state_blob`` of many errands, in chunks; an errand without a state is left out."""
+        out: dict[str, bytes] = {}
+        async with self.db.reader.connect() as conn:
+            for start in range(0, len(errand_ids), 500):
+                chunk = list(errand_ids[start : start + 500])
+                rows = (
+                    await conn.execute(select(t.errands.c.id, t.errands.c.state).where(t.errands.c.id.in_(chunk)))
+                ).all()
+                out.update((errand_id, bytes(state)) for errand_id, state in rows if state is not None)
+        return out
+
     async def errand_states(self, errand_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The full projected state of each errand (steps taken, sub-tasks, pauses ...)."""
         out: dict[str, dict[str, Any]] = {}

@@ -13,9 +13,8 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, QueryParameter
 
-from protocol.binding import binding_refusal
 from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
-from protocol.catalogue import Catalogue, Matter, Precheck, precheck
+from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.errors import RouteError
 from protocol.refusals import bilingual
@@ -82,6 +81,12 @@ class BindingMismatch(msgspec.Struct, kw_only=True):
     fields: str  # the fields of the entry that differ ("that version has no such matter" for an invented one)
     zh: str
     en: str
+    # False: a version below the oldest this node kept (replaced before migration 0026, or before this node first
+    # held a catalogue): 无法核对, let through, listed so the supervisor knows it was not checked.
+    checked: bool = True
+    # True: already answered or closed (a village approving its own matter decides it with no desk of a township
+    # or county asked): 已按不一致条目办结, listed so the supervisor still sees it. Only mismatches, not unchecked.
+    answered: bool = False
 
 
 class Supervision(msgspec.Struct, kw_only=True):
@@ -110,8 +115,9 @@ class Supervision(msgspec.Struct, kw_only=True):
     # ``ratings`` counts the newest ``ratings_counted`` ratings; ``ratings_cut``: older ones were left out.
     ratings_counted: int = 0
     ratings_cut: bool = False
-    # Errands not yet answered whose bound catalogue entry differs from the county's of its version: a registering
-    # (or accepting) node's key may be compromised (``BindingMismatch``).
+    # Errands whose bound catalogue entry differs from the county's of its version: a registering (or accepting)
+    # node's key may be compromised (``BindingMismatch``). Those not yet answered (checked or not), then answered ones
+    # (``answered``, among the newest answered counted, ``answered_counted``; mismatches alone).
     binding_mismatches: list[BindingMismatch] = msgspec.field(default_factory=list)
 
 
@@ -235,6 +241,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
             if gaps:
                 missing[errand_id] = gaps
     mismatches = await binding_mismatches(context, unanswered)
+    mismatches += await binding_mismatches(context, answered, answered=True)
     deemed = [await _deemed(store, errand_id) for errand_id, state in sorted(details.items()) if state.get("deemed")]
     ratings, ratings_cut = await store.annotation_counts("rate", "level", limit=RATED_AT_MOST)
     closed = sorted(r["id"] for r in answered)
@@ -265,31 +272,50 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
     )
 
 
-async def binding_mismatches(context: NodeContext, rows: Iterable[dict[str, Any]]) -> list[BindingMismatch]:
-    """The errands of ``rows`` (store rows with their ``state``) bound to an entry that differs from the county's
-    catalogue of the version they name, where this node holds that version. Each version is read once."""
-    held: dict[int, Catalogue | None] = {}
+def unchecked_texts(code: str, version: int) -> tuple[str, str]:
+    """What the errand page and 电子监察 say of an errand bound to a catalogue version this node cannot check."""
+    return (
+        f"登记所附事项条目（{code}）所依据的县级目录第{version}版早于本节点保存的最早版本，无法核对",
+        f"the entry this errand is bound to ({code}) cannot be checked: the county's catalogue v{version} is older "
+        "than the oldest version this node kept",
+    )
+
+
+async def binding_mismatches(
+    context: NodeContext, rows: Iterable[dict[str, Any]], *, answered: bool = False
+) -> list[BindingMismatch]:
+    """The errands of ``rows`` (store rows with their ``state``) bound to an entry that is not the county's entry
+    of the version they name, as this node can tell (``NodeContext.binding_status``: it differs, or names a version
+    this node cannot have missed), and those it cannot check (``checked`` False: a version below the oldest kept).
+    ``answered``: the rows are answered or closed errands: mismatches alone, marked so (已按不一致条目办结)."""
     out = []
     for row in rows:
         bound = bound_of(row.get("state"))
         if bound.matter_entry is None:
             continue
         version = bound.catalogue_version
-        if version not in held:
-            held[version] = await context.held_catalogue(version)
-        refused = binding_refusal(bound.matter_entry, held[version], version=version)
-        if refused is None:
+        status = await context.binding_status(bound.matter_entry, version, bound.scope)
+        if status is None or (answered and status == "unchecked"):
             continue
-        zh, en = bilingual(refused)
+        if status == "unchecked":
+            zh, en = unchecked_texts(bound.matter_entry.code, version)
+            fields = ""
+        else:
+            zh, en = bilingual(status)
+            fields = status.params.get("fields", "")
+            if answered:
+                zh, en = f"已按不一致条目办结：{zh}", f"answered under the differing entry: {en}"
         out.append(
             BindingMismatch(
                 errand=row["id"],
                 matter=row["matter"],
                 scope=row["scope"],
                 version=version,
-                fields=refused.params.get("fields", ""),
+                fields=fields,
                 zh=zh,
                 en=en,
+                checked=status != "unchecked",
+                answered=answered,
             )
         )
     return out

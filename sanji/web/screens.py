@@ -48,7 +48,7 @@ from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
 from sanji.catalogue.search import MAX_QUERY
 from sanji.complaints import present
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_of
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.fleet import fleet_health
 from sanji.observe.id_conflicts import id_conflicts
@@ -63,7 +63,7 @@ from sanji.web.badge import desk_notices
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found
 from sanji.web.desk import desk_of
-from sanji.web.desk_api import Supervision, department_of, supervision_report, township_of
+from sanji.web.desk_api import Supervision, department_of, supervision_report, township_of, unchecked_texts
 from sanji.web.documents import (
     DOCUMENTS,
     SIGNATURE_PREFIX,
@@ -481,6 +481,11 @@ class ScreenController(Controller):
         today = context.today()
         window = _window(caller)
         work_views, urged, notices = await desk_notices(store, context, _account(caller), today, window=window)
+        # An errand whose bound entry is not the county's is marked, not offered as plain work waiting
+        # (``NodeContext.binding_state``; its page says why and offers none of the steps judged by it).
+        blobs = await store.errand_state_blobs([v["id"] for v in work_views])
+        for view in work_views:
+            view["binding_mismatch"] = isinstance(await context.binding_state(blobs.get(view["id"])), Refusal)
         lights = {"red": 0, "yellow": 0}
         for view in work_views:
             if view["light"]["cls"] in lights:
@@ -1106,9 +1111,15 @@ async def _errand_page(
     )
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
     # is offered (``protocol.binding.binding_refusal``; the desk refuses them too).
-    mismatch = await context.binding_mismatch(row.get("state"))
+    # A version below the oldest this node kept cannot be checked (无法核对): said, and let through.
+    binding = await context.binding_state(row.get("state"))
+    mismatch = binding if isinstance(binding, Refusal) else None
     if mismatch is not None:
         kinds = [k for k in kinds if k not in BOUND_STEPS]
+    unchecked = None
+    if binding == "unchecked":
+        bound = bound_of(row.get("state"))
+        unchecked = unchecked_texts(bound.matter_entry.code if bound.matter_entry else "", bound.catalogue_version)
     offered = set(kinds)
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here
@@ -1207,6 +1218,7 @@ async def _errand_page(
             if done_doc and DOCUMENTS[done_doc].applies(history)
             else None,
             "binding_warning": bilingual(mismatch) if mismatch is not None else None,
+            "binding_unchecked": unchecked,
             "error": error,
             "refusal": refusal,
             "hint": hint,

@@ -5,8 +5,9 @@ allowed, no materials, long limits, deemed approval) of the catalogue version it
 applies it (``judge`` cannot compare the entry with a catalogue not every replica holds), but the
 township that holds that version compares them (``protocol.binding.binding_refusal``): its accept is
 refused with ``binding_mismatch``, nothing is written, and the errand page says so and offers no accept.
-A genuine registration, under the newest version or an older one the township kept, is accepted as before;
-one bound to a version the township never held cannot be checked, and is accepted as before too.
+A genuine registration, under the newest version or an older one the township kept, is accepted as before.
+Naming a version the township cannot have missed (v0, or one newer than any it holds) is refused as never held;
+one below the oldest version it kept cannot be checked (无法核对), is said so, and is accepted as before.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from protocol.binding import binding_refusal
 from protocol.catalogue import Catalogue, Matter
 from protocol.errors import ActionRefused
 from protocol.hlc import HybridClock
-from protocol.refusals import chinese, english
+from protocol.refusals import Refusal, chinese, english
+from protocol.stages import ANSWERED
 from sanji.catalogue import default_catalogue
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_of
 from sanji.duties import deemed_approvals
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
@@ -257,17 +259,85 @@ async def test_a_genuine_registration_is_accepted_under_the_newest_or_an_older_h
     await accept(net, ctx[TOWN], genuine)
 
 
-async def test_a_version_the_township_never_held_cannot_be_checked_and_is_accepted(
-    network: NetworkFactory,
+@pytest.mark.parametrize("named", ["unpublished", "zero"])
+async def test_a_version_the_township_cannot_have_missed_is_refused_as_never_held(
+    network: NetworkFactory, named: str
 ) -> None:
+    """Naming catalogue v0, or a version above any the township holds, does not skip the check: a genuine errand
+    never names a version newer than its township holds (catalogues reach villages only through it)."""
     net = await network(1, 1)
     ctx = await contexts(net)
-    unseen = msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 7)
+    version = CATALOGUE.version + 7 if named == "unpublished" else 0
+    unseen = msgspec.structs.replace(CATALOGUE, version=version)
     errand = await registered_and_received(net, compromised(ctx[VILLAGE], unseen), ctx[TOWN])
-    assert await ctx[TOWN].held_catalogue(unseen.version) is None
-    await accept(net, ctx[TOWN], errand)  # nothing to compare with: judge alone, as before
+    assert await ctx[TOWN].held_catalogue(version) is None
+    with pytest.raises(ActionRefused) as refused:
+        await accept(net, ctx[TOWN], errand)
+    assert refused.value.refusal.code == "binding_mismatch"
+    assert refused.value.refusal.params["fields"] == f"this node never held catalogue v{version}"
+    assert "本节点从未收到该版目录" in chinese(refused.value.refusal)
     row = await net.stores[TOWN].errand(errand)
+    assert row is not None and row["stage"] != "accepted"
+    page = await _errand_page(net.stores[TOWN], ctx[TOWN], errand)
+    context: dict[str, Any] = page.context or {}
+    assert context["binding_warning"] is not None and "accept" not in [f["kind"] for f in context["forms"]]
+    report = await supervision_report(net.stores[TOWN], ctx[TOWN])
+    assert [(m.errand, m.checked) for m in report.binding_mismatches] == [(errand, True)]
+
+
+async def test_a_version_below_the_oldest_kept_cannot_be_checked_and_is_accepted(network: NetworkFactory) -> None:
+    """A township that first held a catalogue at v2 (enrolled, or restored, since): an errand bound to v1 cannot be
+    checked there (无法核对, said on the page and in 电子监察) and is taken; the county, which holds v1, refuses it."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    newer = await publish_newer(net, ctx)
+    store = net.stores[TOWN]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(text(f"DELETE FROM document_versions WHERE version = {CATALOGUE.version}"))
+        await conn.execute(text(f"UPDATE meta SET value = '{newer.version}' WHERE key = 'catalogue_versions_floor'"))
+    town = NodeContext(store, load_calendar())
+    await town.load()
+    assert await town.catalogue_floor() == newer.version
+    assert await town.binding_state(await store.errand_state_blob(errand)) == "unchecked"
+    page = await _errand_page(store, town, errand)
+    context: dict[str, Any] = page.context or {}
+    assert context["binding_warning"] is None
+    assert context["binding_unchecked"] is not None and "无法核对" in context["binding_unchecked"][0]
+    report = await supervision_report(store, town)
+    assert [(m.errand, m.checked) for m in report.binding_mismatches] == [(errand, False)]
+    await accept(net, town, errand)
+    row = await store.errand(errand)
     assert row is not None and row["stage"] == "accepted"
+    # the county holds v1: the same errand, compared there, is refused
+    refused = await ctx[COUNTY].binding_status(bound_of(row["state"]).matter_entry, CATALOGUE.version)
+    assert isinstance(refused, Refusal) and refused.code == "binding_mismatch"
+
+
+async def test_the_county_refuses_a_version_from_its_floor_up_that_it_lacks_a_township_cannot_check_it(
+    network: NetworkFactory,
+) -> None:
+    """The county holds every version it published since 0026: one it lacks from its floor up was never published.
+    A township may have skipped a version while out of touch: there the same gap cannot be checked."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx)
+    entry = MATTER
+    for node in (COUNTY, TOWN):
+        async with net.stores[node].db.writer.begin() as conn:
+            await conn.execute(text(f"DELETE FROM document_versions WHERE version = {CATALOGUE.version}"))
+        fresh = NodeContext(net.stores[node], load_calendar())
+        await fresh.load()
+        assert await fresh.catalogue_floor() == CATALOGUE.version
+        assert fresh.catalogue_version == newer.version
+        status = await fresh.binding_status(entry, CATALOGUE.version)
+        if node == COUNTY:
+            assert isinstance(status, Refusal)
+            assert status.params["fields"] == f"this node never held catalogue v{CATALOGUE.version}"
+        else:
+            assert status == "unchecked"
+        assert await fresh.binding_status(entry, newer.version + 1) is not None
+        assert await fresh.binding_status(None, 0) is None  # unbound: nothing to check
 
 
 async def test_the_county_refuses_to_decide_an_errand_a_township_bound_to_an_invented_entry(
@@ -310,7 +380,8 @@ async def test_the_county_refuses_to_decide_an_errand_a_township_bound_to_an_inv
 
 
 async def test_the_migration_keeps_the_documents_held(db_url: str) -> None:
-    """0026 on a store at 0025: the version of each document held is copied into ``document_versions``."""
+    """0026 and 0027 on a store at 0025: the catalogue version held is copied into ``document_versions`` (the
+    calendar's is not kept) and recorded as the floor."""
     from alembic import command
 
     from sanji.store.revisions import alembic_config
@@ -325,17 +396,198 @@ async def test_the_migration_keeps_the_documents_held(db_url: str) -> None:
                 command.upgrade(cfg, "0025")
 
             await conn.run_sync(to_0025)
-            await conn.execute(
-                t.documents.insert().values(
-                    kind="catalogue", version=3, blob=b"SJC...", digest="d" * 64, received_at=1.0
+            for kind, version in (("catalogue", 3), ("calendar", 2)):
+                await conn.execute(
+                    t.documents.insert().values(
+                        kind=kind, version=version, blob=b"SJC...", digest="d" * 64, received_at=1.0
+                    )
                 )
-            )
     finally:
         await db.dispose()
     db = await open_database(db_url)
     try:
         async with db.reader.connect() as conn:
             rows = (await conn.execute(select(t.document_versions.c.kind, t.document_versions.c.version))).all()
+            floor = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "catalogue_versions_floor"))
+        # 0027: the catalogue alone, and its lowest version recorded as the floor
         assert [tuple(r) for r in rows] == [("catalogue", 3)]
+        assert floor == "3"
     finally:
         await db.dispose()
+
+
+async def test_a_county_restarting_with_other_content_under_a_held_version_keeps_the_real_one(
+    network: NetworkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start-up duty signs the configured file every start: a file naming a version already held (or an older
+    one) with other content is not kept, is never recorded as that version, and honest errands stay accepted."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx)
+    store = net.stores[COUNTY]
+    for version in (CATALOGUE.version, newer.version, CATALOGUE.version - 1 if CATALOGUE.version > 1 else 0):
+        with caplog.at_level("WARNING", logger="sanji.store"):
+            kept = await store.put_document("catalogue", version, b"SJC-other-%d" % version, "e" * 64)
+        assert kept is False
+    async with store.db.reader.connect() as conn:
+        rows = dict((await conn.execute(select(t.document_versions.c.version, t.document_versions.c.digest))).all())
+    assert sorted(rows) == [CATALOGUE.version, newer.version]
+    assert "e" * 64 not in rows.values()
+    assert any("kept as held" in r.getMessage() for r in caplog.records)
+    fresh = NodeContext(store, None)
+    await fresh.load()
+    held = await fresh.held_catalogue(CATALOGUE.version)
+    assert held is not None and held.get(MATTER.code) == MATTER
+    # calendars and rules are never compared: not recorded
+    assert await store.put_document("calendar", 1, b"SJK", "f" * 64)
+    async with store.db.reader.connect() as conn:
+        kinds = set((await conn.execute(select(t.document_versions.c.kind))).scalars())
+    assert kinds == {"catalogue"}
+
+
+async def test_the_migrations_go_down_again(db_url: str) -> None:
+    """0027 and 0026 downgrade: the floor and then the table are gone, and upgrading again copies the catalogue."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from sanji.store.revisions import alembic_config
+
+    db = await open_database(db_url)
+    try:
+        async with db.writer.begin() as conn:
+            await conn.execute(
+                t.documents.insert().values(kind="catalogue", version=4, blob=b"SJC", digest="d" * 64, received_at=1.0)
+            )
+            await conn.execute(
+                t.document_versions.insert().values(
+                    kind="catalogue", version=4, blob=b"SJC", digest="d" * 64, received_at=1.0
+                )
+            )
+
+            def down(sync: Any, to: str) -> tuple[list[str], int]:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = sync
+                command.downgrade(cfg, to)
+                floors = sync.execute(text("SELECT COUNT(*) FROM meta WHERE key = 'catalogue_versions_floor'"))
+                return inspect(sync).get_table_names(), int(floors.scalar())
+
+            tables, floors = await conn.run_sync(down, "0026")
+            assert "document_versions" in tables and floors == 0
+            tables, _ = await conn.run_sync(down, "0025")
+            assert "document_versions" not in tables
+    finally:
+        await db.dispose()
+    db = await open_database(db_url)  # up again to the head
+    try:
+        async with db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.document_versions.c.kind, t.document_versions.c.version))).all()
+            floor = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "catalogue_versions_floor"))
+        assert [tuple(r) for r in rows] == [("catalogue", 4)] and floor == "4"
+    finally:
+        await db.dispose()
+
+
+async def test_supervision_lists_an_errand_already_answered_under_a_differing_entry(network: NetworkFactory) -> None:
+    """A node whose own desk did not check (its software changed) answered the errand itself: no honest desk was
+    asked, so 电子监察 lists it among the answered ones (已按不一致条目办结), not only the unanswered ones."""
+    decided_here = next(
+        m for m in CATALOGUE.matters if "town" in m.accept_levels and m.approve_levels == ("town",) and not m.in_person
+    )
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    village = compromised(ctx[VILLAGE], CATALOGUE, decided_here)
+    errand = await registered_and_received(net, village, ctx[TOWN], decided_here, in_person=True)
+    changed = compromised(NodeContext(net.stores[TOWN], load_calendar()), CATALOGUE, decided_here)
+    town = ErrandService(net.stores[TOWN], changed)
+    await accept(net, changed, errand)
+    await town.act(errand, ActionForm(kind="decide", actor="窗口", outcome="approved"))
+    await town.act(errand, ActionForm(kind="send_result", actor="窗口"))
+    await net.sync_all(2)
+    at_village = ErrandService(net.stores[VILLAGE], village)
+    await at_village.act(errand, ActionForm(kind="receive", actor="代办员"))
+    await at_village.act(errand, ActionForm(kind="deliver", actor="代办员", confirmed_by="周桂英", signature="周桂英"))
+    await net.sync_all(2)
+    row = await net.stores[TOWN].errand(errand)
+    assert row is not None and row["stage"] in ANSWERED
+    report = await supervision_report(net.stores[TOWN], ctx[TOWN])  # the honest process, as restarted
+    listed = [m for m in report.binding_mismatches if m.errand == errand]
+    assert len(listed) == 1 and listed[0].answered and listed[0].checked
+    assert listed[0].zh.startswith("已按不一致条目办结")
+    assert listed[0].en.startswith("answered under the differing entry")
+
+
+async def test_older_versions_and_versions_not_held_are_read_once_and_entries_encoded_once(
+    network: NetworkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``held_catalogue`` reads a version, or finds it missing, once (a few kept, least recently used dropped);
+    电子监察 encodes the county's entry once per catalogue and code, not once per errand."""
+    import protocol.binding as binding
+
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx)
+    store = net.stores[TOWN]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(text(f"DELETE FROM document_versions WHERE version = {CATALOGUE.version}"))
+    town = NodeContext(store, load_calendar())
+    await town.load()
+    reads: list[int] = []
+    read = store.document_version
+
+    async def counted(kind: str, version: int) -> bytes | None:
+        reads.append(version)
+        return await read(kind, version)
+
+    monkeypatch.setattr(store, "document_version", counted)
+    for _ in range(3):
+        assert await town.held_catalogue(CATALOGUE.version) is None  # not held: asked of the store once
+        assert await town.held_catalogue(newer.version + 5) is None  # newer than held: never asked
+    assert reads == [CATALOGUE.version]
+
+    encodings: list[object] = []
+    encode = binding.encode
+
+    def counting(value: object) -> bytes:
+        encodings.append(value)
+        return encode(value)
+
+    monkeypatch.setattr(binding, "encode", counting)
+    entry = newer.get(MATTER.code)
+    assert entry is not None
+    for _ in range(5):
+        assert await town.binding_status(entry, newer.version) is None
+    # each call encodes the errand's entry; the county's entry only the first time
+    assert len(encodings) == 5 + 1
+
+
+async def test_an_errand_of_another_county_is_not_compared_with_this_countys_catalogue(
+    network: NetworkFactory,
+) -> None:
+    """A catalogue is its county's: an errand registered in another county (met at a node of this one, below a
+    city) is bound to that county's catalogue, so it cannot be checked here, never refused by the wrong one."""
+    from sanji.layout import city_layout
+
+    net = await network(layout=city_layout(2, 1, 1))
+    villages = sorted(n for n in net.stores if n.endswith("V01"))
+    ours, theirs = (next(v for v in villages if v.startswith(c)) for c in ("C1", "C2"))
+    ctx = NodeContext(net.stores["C1"], load_calendar())
+    await ctx.publish(CATALOGUE)
+    forged = lenient(MATTER)
+    status = await ctx.binding_status(forged, CATALOGUE.version, ours)
+    assert isinstance(status, Refusal) and status.code == "binding_mismatch"
+    assert await ctx.binding_status(forged, CATALOGUE.version, theirs) == "unchecked"
+    assert await ctx.binding_status(forged, CATALOGUE.version + 9, theirs) == "unchecked"
+
+
+async def test_a_version_another_process_kept_meanwhile_is_taken_up_not_refused(network: NetworkFactory) -> None:
+    """A hub sibling (another worker's 事项目录 screen) kept the newer version: this process, still holding the older
+    one, takes it up from the store before it calls an errand bound to it never held."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    stale = NodeContext(net.stores[TOWN], load_calendar())
+    await stale.load()
+    newer = await publish_newer(net, ctx)  # kept by the other context on the same store
+    assert stale.catalogue_version == CATALOGUE.version
+    entry = newer.get(MATTER.code)
+    assert await stale.binding_status(entry, newer.version) is None
+    assert stale.catalogue_version == newer.version

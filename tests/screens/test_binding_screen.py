@@ -62,3 +62,10 @@ def test_a_tampered_binding_is_said_on_the_errand_page_and_its_accept_refused(vi
     listed = re.search(r'<div class="error" role="alert" id="binding-mismatches">(.*?)</div>', supervision, re.S)
     assert listed is not None and f'data-errand="{tampered}"' in listed.group(1)
     assert f'data-errand="{genuine}"' not in listed.group(1)
+
+    # the home page's worklist marks it (and not the genuine one) rather than offering it as plain work waiting
+    home = village.get("/").text
+    worklist = home[home.index("待办") : home.index("全部办件")]
+    rows = {m.group(2): m.group(1) for m in re.finditer(r'<tr([^>]*)><td[^>]*><a href="/errands/([^"]+)"', worklist)}
+    assert 'data-refusal="binding_mismatch"' in rows[tampered] and "勿受理" in home
+    assert "binding_mismatch" not in rows[genuine]
