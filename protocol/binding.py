@@ -69,9 +69,9 @@ def bind(catalogue: Catalogue | None, code: str) -> Matter | Refusal | None:
     return entry
 
 
-# The county's entries encoded once (``binding_refusal``'s ``encoded``): (id of the catalogue, code, in the form a
-# 0.3.0 node carries) -> (that catalogue, its entry's canonical encoding). Cleared when it reaches ENCODED_KEPT.
-EncodedEntries = dict[tuple[int, str, bool], tuple[Catalogue, bytes]]
+# The county's entries encoded once (``binding_refusal``'s ``encoded``): (catalogue version, its county, code, in
+# the form a 0.3.0 node carries) -> that entry's canonical encoding. Cleared when it reaches ENCODED_KEPT.
+EncodedEntries = dict[tuple[int, str, str, bool], bytes]
 ENCODED_KEPT = 4096
 
 
@@ -147,16 +147,16 @@ def binding_refusal(
     old = all(getattr(entry, name) == value for name, value in _OLD_DEFAULTS.items())
     if old:
         signed = msgspec.structs.replace(signed, **_OLD_DEFAULTS)  # as a 0.3.0 node carries it
-    key = (id(held), entry.code, old)
-    hit = encoded.get(key) if encoded is not None else None
-    if hit is not None and hit[0] is held:
-        county_bytes = hit[1]
-    else:
+    # a version of a county's catalogue is kept once and never overwritten (``put_document``): its entries'
+    # bytes are named by version, county and code, and no catalogue is kept alive by the cache
+    key = (held.version, held.county, entry.code, old)
+    county_bytes = encoded.get(key) if encoded is not None else None
+    if county_bytes is None:
         county_bytes = encode(signed)
         if encoded is not None:
             if len(encoded) >= ENCODED_KEPT:
                 encoded.clear()
-            encoded[key] = (held, county_bytes)  # the catalogue kept with it: its id names no other meanwhile
+            encoded[key] = county_bytes
     if encode(entry) == county_bytes:
         return None
     differ = [

@@ -55,7 +55,7 @@ CATALOGUE = "catalogue"
 SKEW_FLAG_MS = 5 * 60 * 1000
 # The ``meta`` key of the lowest catalogue version kept in ``document_versions`` (``NodeContext.catalogue_floor``).
 CATALOGUE_FLOOR = "catalogue_versions_floor"
-OLDER_CATALOGUES_KEPT = 4  # older catalogue versions kept decoded in memory (``NodeContext.held_catalogue``)
+OLDER_CATALOGUES_KEPT = 16  # older catalogue versions kept decoded in memory (``NodeContext.held_catalogue``)
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
 _Doc = TypeVar("_Doc", Catalogue, OfficialCalendar)  # the county documents a node takes up alike
@@ -379,52 +379,59 @@ class NodeContext:
         in, or the first it kept after): every version it kept from there up is held. None: none kept yet."""
         if self._floor is None:
             value = await self.store.meta_value(CATALOGUE_FLOOR)
-            self._floor = int(value) if value else None
+            try:
+                self._floor = int(value) if value else None
+            except ValueError:  # typed by hand (a repair gone wrong): no floor, rather than no desk
+                log.warning("meta %s is %r, not a version: taken as unset", CATALOGUE_FLOOR, value)
+                self._floor = None
         return self._floor
 
     async def binding_status(
         self, entry: Matter | None, version: int, scope: str = ""
-    ) -> Refusal | Literal["unchecked"] | None:
+    ) -> Refusal | Literal["unchecked", "behind"] | None:
         """Whether an errand bound to ``entry`` under catalogue ``version`` is bound to the county's entry, as this
         node can tell (``protocol.binding.binding_refusal``): None if it is (or the errand is unbound), a
         ``binding_mismatch`` refusal if not, or if it names a version this node cannot have missed (``<= 0``, newer
         than the newest it holds, or, at the county, one from its floor up that it lacks: never published); and
         ``"unchecked"`` for a version this node never held below what it can check (replaced before migration
         0026, or before this node first held a catalogue: a township restored or enrolled since), let through.
+        Only the county, which publishes every version, refuses one newer than it holds: a township or village
+        restored from a backup, or behind on its exchanges, may hold less than its villages, so there such a
+        version is ``"behind"`` (said on the errand's page, let through, not listed: the county checks it).
         ``scope``: the errand's registering node; an errand of another county than this node's (a city above the
-        counties) is bound to that county's catalogue, which this node does not hold: ``"unchecked"``."""
+        counties) is bound to that county's catalogue, which that county's desks check: None here."""
         if entry is None:
             return None
         directory = self.store.directory
         if scope and scope in directory and self.store.node_id in directory:
             ours, theirs = directory.county_of(self.store.node_id), directory.county_of(scope)
             if theirs is not None and ours != theirs:
-                return "unchecked"  # another county's errand: bound to that county's catalogue, not the one held here
+                return None  # another county's errand (a city): its own county's desks check it
         if version > self.catalogue_version:
             await self.refresh_catalogue()  # another process (a hub sibling's screen) may have kept it meanwhile
         held = await self.held_catalogue(version)
-        every_from = None
-        if self.store.directory.role(self.store.node_id) == COUNTY:
-            every_from = await self.catalogue_floor()
+        county = directory.role(self.store.node_id) == COUNTY
         refused = binding_refusal(
             entry,
             held,
             version=version,
-            newest=self.catalogue_version,
-            every_version_from=every_from,
+            newest=self.catalogue_version if county else None,
+            every_version_from=await self.catalogue_floor() if county else None,
             encoded=self._encoded,
         )
         if refused is not None:
             return refused
-        return "unchecked" if held is None else None
+        if held is None:
+            return "behind" if version > self.catalogue_version else "unchecked"
+        return None
 
     async def binding_mismatch(self, state_blob: bytes | None) -> Refusal | None:
         """Why a stored errand's bound entry is not the county's entry of its version, as this node can tell
         (``binding_status``); None if it is, or if it cannot be checked here."""
         status = await self.binding_state(state_blob)
-        return None if status == "unchecked" else status
+        return status if isinstance(status, Refusal) else None
 
-    async def binding_state(self, state_blob: bytes | None) -> Refusal | Literal["unchecked"] | None:
+    async def binding_state(self, state_blob: bytes | None) -> Refusal | Literal["unchecked", "behind"] | None:
         """``binding_status`` of a stored errand state (``errands.state``)."""
         bound = bound_of(state_blob)
         return await self.binding_status(bound.matter_entry, bound.catalogue_version, bound.scope)

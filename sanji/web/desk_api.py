@@ -272,8 +272,15 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
     )
 
 
-def unchecked_texts(code: str, version: int) -> tuple[str, str]:
-    """What the errand page and 电子监察 say of an errand bound to a catalogue version this node cannot check."""
+def unchecked_texts(code: str, version: int, *, behind: bool = False) -> tuple[str, str]:
+    """What the errand page and 电子监察 say of an errand bound to a catalogue version this node cannot check:
+    one below the oldest it kept, or (``behind``) one it has not received yet."""
+    if behind:
+        return (
+            f"本节点尚未收到县级目录第{version}版，暂无法核对登记所附事项条目（{code}），请先与上级同步",
+            f"this node has not received the county's catalogue v{version} yet, so the entry this errand is bound "
+            f"to ({code}) cannot be checked here; exchange with the parent first",
+        )
     return (
         f"登记所附事项条目（{code}）所依据的县级目录第{version}版早于本节点保存的最早版本，无法核对",
         f"the entry this errand is bound to ({code}) cannot be checked: the county's catalogue v{version} is older "
@@ -295,8 +302,8 @@ async def binding_mismatches(
             continue
         version = bound.catalogue_version
         status = await context.binding_status(bound.matter_entry, version, bound.scope)
-        if status is None or (answered and status == "unchecked"):
-            continue
+        if status is None or status == "behind" or (answered and status == "unchecked"):
+            continue  # behind: this node's catalogue is, not the errand (the county lists it if it differs)
         if status == "unchecked":
             zh, en = unchecked_texts(bound.matter_entry.code, version)
             fields = ""

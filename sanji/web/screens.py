@@ -1117,9 +1117,10 @@ async def _errand_page(
     if mismatch is not None:
         kinds = [k for k in kinds if k not in BOUND_STEPS]
     unchecked = None
-    if binding == "unchecked":
+    if binding in ("unchecked", "behind"):
         bound = bound_of(row.get("state"))
-        unchecked = unchecked_texts(bound.matter_entry.code if bound.matter_entry else "", bound.catalogue_version)
+        code = bound.matter_entry.code if bound.matter_entry else ""
+        unchecked = unchecked_texts(code, bound.catalogue_version, behind=binding == "behind")
     offered = set(kinds)
     if open_kind and open_kind not in offered:
         kinds.append(open_kind)  # refused: keep what was typed on screen, even for a step not offered here

@@ -259,22 +259,17 @@ async def test_a_genuine_registration_is_accepted_under_the_newest_or_an_older_h
     await accept(net, ctx[TOWN], genuine)
 
 
-@pytest.mark.parametrize("named", ["unpublished", "zero"])
-async def test_a_version_the_township_cannot_have_missed_is_refused_as_never_held(
-    network: NetworkFactory, named: str
-) -> None:
-    """Naming catalogue v0, or a version above any the township holds, does not skip the check: a genuine errand
-    never names a version newer than its township holds (catalogues reach villages only through it)."""
+async def test_catalogue_v0_does_not_skip_the_check(network: NetworkFactory) -> None:
+    """Naming catalogue v0 does not skip the check: a bound entry always names the version it was copied from."""
     net = await network(1, 1)
     ctx = await contexts(net)
-    version = CATALOGUE.version + 7 if named == "unpublished" else 0
-    unseen = msgspec.structs.replace(CATALOGUE, version=version)
+    unseen = msgspec.structs.replace(CATALOGUE, version=0)
     errand = await registered_and_received(net, compromised(ctx[VILLAGE], unseen), ctx[TOWN])
-    assert await ctx[TOWN].held_catalogue(version) is None
+    assert await ctx[TOWN].held_catalogue(0) is None
     with pytest.raises(ActionRefused) as refused:
         await accept(net, ctx[TOWN], errand)
     assert refused.value.refusal.code == "binding_mismatch"
-    assert refused.value.refusal.params["fields"] == f"this node never held catalogue v{version}"
+    assert refused.value.refusal.params["fields"] == "this node never held catalogue v0"
     assert "本节点从未收到该版目录" in chinese(refused.value.refusal)
     row = await net.stores[TOWN].errand(errand)
     assert row is not None and row["stage"] != "accepted"
@@ -283,6 +278,31 @@ async def test_a_version_the_township_cannot_have_missed_is_refused_as_never_hel
     assert context["binding_warning"] is not None and "accept" not in [f["kind"] for f in context["forms"]]
     report = await supervision_report(net.stores[TOWN], ctx[TOWN])
     assert [(m.errand, m.checked) for m in report.binding_mismatches] == [(errand, True)]
+
+
+async def test_a_version_newer_than_the_townships_is_refused_by_the_county_alone(network: NetworkFactory) -> None:
+    """A version above any the township holds: the township may only be behind (restored from a backup, or its
+    exchange failed), so it says so and takes the errand, listing nothing in 电子监察; the county, which publishes
+    every version, refuses it as never published and lists it."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    version = CATALOGUE.version + 7
+    unseen = msgspec.structs.replace(CATALOGUE, version=version)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], unseen), ctx[TOWN])
+    assert await ctx[TOWN].binding_state(await net.stores[TOWN].errand_state_blob(errand)) == "behind"
+    page = await _errand_page(net.stores[TOWN], ctx[TOWN], errand)
+    context: dict[str, Any] = page.context or {}
+    assert context["binding_warning"] is None
+    said = context["binding_unchecked"]
+    assert said is not None and f"尚未收到县级目录第{version}版" in said[0]
+    report = await supervision_report(net.stores[TOWN], ctx[TOWN])
+    assert report.binding_mismatches == []
+    await accept(net, ctx[TOWN], errand)
+    row = await net.stores[TOWN].errand(errand)
+    assert row is not None and row["stage"] == "accepted"
+    entry = bound_of(await net.stores[TOWN].errand_state_blob(errand)).matter_entry
+    at_county = await ctx[COUNTY].binding_status(entry, version, VILLAGE)
+    assert isinstance(at_county, Refusal) and at_county.params["fields"] == f"this node never held catalogue v{version}"
 
 
 async def test_a_version_below_the_oldest_kept_cannot_be_checked_and_is_accepted(network: NetworkFactory) -> None:
@@ -564,7 +584,8 @@ async def test_an_errand_of_another_county_is_not_compared_with_this_countys_cat
     network: NetworkFactory,
 ) -> None:
     """A catalogue is its county's: an errand registered in another county (met at a node of this one, below a
-    city) is bound to that county's catalogue, so it cannot be checked here, never refused by the wrong one."""
+    city) is bound to that county's catalogue, so it is not checked here, never refused by the wrong one (nor
+    listed as unchecked: a city above the counties would list every errand)."""
     from sanji.layout import city_layout
 
     net = await network(layout=city_layout(2, 1, 1))
@@ -575,8 +596,8 @@ async def test_an_errand_of_another_county_is_not_compared_with_this_countys_cat
     forged = lenient(MATTER)
     status = await ctx.binding_status(forged, CATALOGUE.version, ours)
     assert isinstance(status, Refusal) and status.code == "binding_mismatch"
-    assert await ctx.binding_status(forged, CATALOGUE.version, theirs) == "unchecked"
-    assert await ctx.binding_status(forged, CATALOGUE.version + 9, theirs) == "unchecked"
+    assert await ctx.binding_status(forged, CATALOGUE.version, theirs) is None  # that county's desks check it
+    assert await ctx.binding_status(forged, CATALOGUE.version + 9, theirs) is None
 
 
 async def test_a_version_another_process_kept_meanwhile_is_taken_up_not_refused(network: NetworkFactory) -> None:
@@ -591,3 +612,21 @@ async def test_a_version_another_process_kept_meanwhile_is_taken_up_not_refused(
     entry = newer.get(MATTER.code)
     assert await stale.binding_status(entry, newer.version) is None
     assert stale.catalogue_version == newer.version
+
+
+async def test_a_floor_typed_wrong_by_hand_is_no_floor_not_a_broken_desk(network: NetworkFactory) -> None:
+    """deploy/README's repair edits ``catalogue_versions_floor`` by hand: a value that is not a version is taken as
+    unset (logged), and the desk still checks a tampered binding."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    store = net.stores[COUNTY]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(text("UPDATE meta SET value = 'N+1' WHERE key = 'catalogue_versions_floor'"))
+    assert await store.meta_value("catalogue_versions_floor") == "N+1"
+    county = NodeContext(store, load_calendar())
+    await county.load()
+    assert await county.catalogue_floor() is None
+    entry = bound_of(await net.stores[TOWN].errand_state_blob(errand)).matter_entry
+    status = await county.binding_status(entry, CATALOGUE.version, VILLAGE)
+    assert isinstance(status, Refusal) and status.code == "binding_mismatch"
