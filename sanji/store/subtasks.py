@@ -9,7 +9,7 @@ Read-only; the state it reads is the projection every replica computes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 from sqlalchemy import select
@@ -98,18 +98,7 @@ async def open_subtask_count(db: Database, department: str, *, read_at_most: int
     """How many sub-tasks ``department`` (every department, if '') still owes, reading at most
     ``read_at_most`` live 联办件 (the state of each is read to know); and whether more were left unread,
     so the count is a lower bound."""
-    query = (
-        select(t.errands.c.state)
-        .where(
-            t.errands.c.errand_kind == JOINT,
-            t.errands.c.stage.in_(SUBTASK_OPEN),
-            t.errands.c.pending_to.is_(None),
-        )
-        .order_by(t.errands.c.registered_at, t.errands.c.id)
-        .limit(read_at_most + 1)
-    )
-    async with db.reader.connect() as conn:
-        states = (await conn.execute(query)).scalars().all()
+    states = await _live_joint_states(db, read_at_most + 1)
     count = 0
     for state in states[:read_at_most]:
         if state:
@@ -122,18 +111,7 @@ async def subtask_departments(db: Database, *, read_at_most: int = READ_AT_MOST)
     """The departments still owing a sub-task on the ``read_at_most`` oldest live 联办件 (those the 联办 inbox
     lists), by name: a name kept from the entry the errand was bound under, though a later catalogue renamed or
     dropped the department (``sanji.auth.places.known_places`` seats a clerk there to answer it)."""
-    query = (
-        select(t.errands.c.state)
-        .where(
-            t.errands.c.errand_kind == JOINT,
-            t.errands.c.stage.in_(SUBTASK_OPEN),
-            t.errands.c.pending_to.is_(None),
-        )
-        .order_by(t.errands.c.registered_at, t.errands.c.id)
-        .limit(read_at_most)
-    )
-    async with db.reader.connect() as conn:
-        states = (await conn.execute(query)).scalars().all()
+    states = await _live_joint_states(db, read_at_most)
     owed = {
         name
         for state in states
@@ -142,6 +120,22 @@ async def subtask_departments(db: Database, *, read_at_most: int = READ_AT_MOST)
         if status == "pending"
     }
     return sorted(owed)
+
+
+async def _live_joint_states(db: Database, limit: int) -> Sequence[bytes | None]:
+    """The stored states of the ``limit`` oldest live 联办件 here (held, not on their way to another node)."""
+    query = (
+        select(t.errands.c.state)
+        .where(
+            t.errands.c.errand_kind == JOINT,
+            t.errands.c.stage.in_(SUBTASK_OPEN),
+            t.errands.c.pending_to.is_(None),
+        )
+        .order_by(t.errands.c.registered_at, t.errands.c.id)
+        .limit(limit)
+    )
+    async with db.reader.connect() as conn:
+        return (await conn.execute(query)).scalars().all()
 
 
 class _Subtasks(msgspec.Struct):
