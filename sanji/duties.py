@@ -34,7 +34,7 @@ from sanji.calendar_duty import correct_provisional_deadlines
 from sanji.context import NodeContext, bound_entry
 from sanji.forms import ActionForm
 from sanji.office.business import build_own_reports
-from sanji.periodic import cancel
+from sanji.periodic import cancel, woken_or_timed_out
 from sanji.service import ErrandService
 from sanji.store import Store
 
@@ -268,10 +268,7 @@ class Duties:
                 await self.run_once()
             except Exception:  # a duty that fails must not stop the node; it runs again next round
                 log.exception("node duties failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await woken_or_timed_out(self._wake, self.interval)
 
 
 Clock = Callable[[], float]

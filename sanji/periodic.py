@@ -11,20 +11,39 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import Any
 
+ASK_AGAIN_S = 1.0  # how long ``cancel`` waits before it asks a task to stop once more
+
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:
     """Stop a node's background task and wait until it has stopped (its cancellation is the expected end).
 
-    The caller's own cancellation (a shutdown cancelling the code that stops the task) is not swallowed.
+    The cancellation is asked for again until the task has ended: one can be lost inside the task (Python
+    3.11's ``asyncio.wait_for`` drops a cancellation that arrives as the wait it guards completes, and the
+    loop then waits its whole interval again, and again), and a shutdown must never wait forever on it.
+    An error the task ended with is raised here; the caller's own cancellation (a shutdown cancelling the
+    code that stops the task) is not swallowed.
     """
-    if task is not None:
+    if task is None:
+        return
+    while not task.done():
         task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await asyncio.wait({task}, timeout=ASK_AGAIN_S)
+    if not task.cancelled():
+        task.result()
+
+
+async def woken_or_timed_out(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` have passed; True if it was set.
+
+    ``asyncio.timeout``, not ``asyncio.wait_for``: under Python 3.11 a ``wait_for`` whose wait completes as
+    its task is cancelled returns the result and the cancellation is lost, so a node's loop never stops.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
 
 
 class PeriodicDuty(ABC):

@@ -10,7 +10,7 @@ from sanji.context import NodeContext
 from sanji.notify.events import applicant_messages, urging_messages, warning_messages
 from sanji.notify.gateway import Gateway, HttpGateway
 from sanji.notify.outbox import Outbox
-from sanji.periodic import cancel
+from sanji.periodic import cancel, woken_or_timed_out
 from sanji.store import Store
 
 log = logging.getLogger("sanji.notify")
@@ -52,10 +52,7 @@ class Notifier:
                 await self.run_once()
             except Exception:  # a failed round must not stop the node; the outbox keeps everything
                 log.exception("notifications failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
+            await woken_or_timed_out(self._wake, self.interval)
 
 
 def start_notifier(settings: NodeSettings, store: Store, context: NodeContext) -> Notifier:

@@ -52,7 +52,7 @@ from protocol.session import (
 )
 from sanji.context import NodeContext
 from sanji.observe.logs import EXCHANGE
-from sanji.periodic import cancel
+from sanji.periodic import cancel, woken_or_timed_out
 from sanji.store import Store, report_inputs
 from sanji.store.business import BusinessBook
 from sanji.sync.addresses import remember
@@ -591,10 +591,7 @@ class SyncDriver:
                 # Local changes do not cut it short: a busy desk on a dead link would otherwise never back off.
                 await asyncio.sleep(max(0.0, delay))
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await woken_or_timed_out(self._wake, delay)
 
 
 async def _quietly(coro: object) -> None:

@@ -105,7 +105,8 @@ async def _gone(request: Request[Any, Any, Any], started: float) -> bool:
     if time.perf_counter() - started < GONE_AFTER_S:
         return False
     try:
-        message = await asyncio.wait_for(request.receive(), timeout=0.001)
+        async with asyncio.timeout(0.001):  # not ``wait_for``: under 3.11 it can lose the handler's cancellation
+            message = await request.receive()
     except TimeoutError:
         return False
     return bool(message["type"] == "http.disconnect")
