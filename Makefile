@@ -52,7 +52,7 @@ screenshots-city: $(STAMP) browser
 test: $(STAMP) browser bytecode
 	$(BIN)/ruff check protocol sanji county_node town_node village_agent devtools tests bench tools
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # The one way to upgrade: move the lock to the newest versions the ranges in pyproject.toml allow,
 # re-derive uv's own pin, reinstall exactly that, and run the whole suite on it.
