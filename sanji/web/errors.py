@@ -25,7 +25,7 @@ from sanji.auth.roles import PlaceRefused
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
-from sanji.store.engine import ReadOnlyReplica, sqlstate
+from sanji.store.engine import DatabaseClosed, ReadOnlyReplica, sqlstate
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
@@ -50,6 +50,7 @@ STATUS: dict[type[SanjiError], int] = {
     UnsupportedMediaType: 415,
     BodyTooLarge: 413,
     BadInput: 400,
+    DatabaseClosed: 503,  # the node is stopping; the request is answered, nothing written
     ReadOnlyReplica: 503,  # this process cannot write; the primary's hub can (no Retry-After: not here)
 }
 

@@ -159,9 +159,13 @@ async def test_an_unknown_name_takes_as_long_as_a_wrong_password() -> None:
 
     passwords._absent_hash.cache_clear()  # made by an earlier test's fast hasher otherwise
     stored = passwords.hash_password(PASSWORD)
-    hash_alone = time.perf_counter()
-    passwords.verify(stored, "x" * 8)
-    hash_alone = time.perf_counter() - hash_alone
+
+    def one_hash() -> float:
+        started = time.perf_counter()
+        passwords.verify(stored, "x" * 8)
+        return time.perf_counter() - started
+
+    hash_alone = min(one_hash() for _ in range(3))  # the fastest of three, as the logins it is compared with
     db_dir = Path(tempfile.mkdtemp())
     db = await open_database(f"sqlite:///{db_dir / 'node.db'}")
     try:
