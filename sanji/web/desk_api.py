@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -17,7 +17,7 @@ from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.errors import RouteError
-from protocol.refusals import bilingual
+from protocol.refusals import Refusal, bilingual
 from protocol.session import NodeReport
 from protocol.stages import ANSWERED
 from protocol.topology import Directory, regional
@@ -87,6 +87,21 @@ class BindingMismatch(msgspec.Struct, kw_only=True):
     # True: already answered or closed (a village approving its own matter decides it with no desk of a township
     # or county asked): 已按不一致条目办结, listed so the supervisor still sees it. Only mismatches, not unchecked.
     answered: bool = False
+
+
+class BindingStatus(msgspec.Struct, kw_only=True):
+    """How the entry one errand is bound to stands against the county's catalogue of its version, as this node can
+    tell (``NodeContext.binding_status``): ``GET /api/errands/{id}``'s ``binding`` and ``sanji errand show``'s. An
+    errand bound to the county's entry, unbound, or of another county has none (null), so a client asks one field."""
+
+    # mismatch: refused at the desks (steps judged by the entry); unchecked: a version below the oldest kept here;
+    # behind: a version this township or village has not received yet (the county checks it). Both let through.
+    status: Literal["mismatch", "unchecked", "behind"]
+    matter: str
+    version: int  # the catalogue version its binding names
+    fields: str = ""  # mismatch: the fields that differ, or why ("that version has no such matter", never held)
+    message_zh: str
+    message: str  # the English half, as an error body's ``message`` beside its ``message_zh``
 
 
 class Supervision(msgspec.Struct, kw_only=True):
@@ -286,6 +301,27 @@ def unchecked_texts(code: str, version: int, *, behind: bool = False) -> tuple[s
         f"the entry this errand is bound to ({code}) cannot be checked: the county's catalogue v{version} is older "
         "than the oldest version this node kept",
     )
+
+
+async def errand_binding(context: NodeContext, state_blob: bytes | None) -> BindingStatus | None:
+    """``BindingStatus`` of a stored errand state (``errands.state``); None when there is nothing to say."""
+    bound = bound_of(state_blob)
+    status = await context.binding_status(bound.matter_entry, bound.catalogue_version, bound.scope)
+    if status is None or bound.matter_entry is None:
+        return None
+    code, version = bound.matter_entry.code, bound.catalogue_version
+    if isinstance(status, Refusal):
+        zh, en = bilingual(status)
+        return BindingStatus(
+            status="mismatch",
+            matter=code,
+            version=version,
+            fields=status.params.get("fields", ""),
+            message_zh=zh,
+            message=en,
+        )
+    zh, en = unchecked_texts(code, version, behind=status == "behind")
+    return BindingStatus(status=status, matter=code, version=version, message_zh=zh, message=en)
 
 
 async def binding_mismatches(

@@ -274,16 +274,32 @@ def test_show_warns_of_a_binding_that_is_not_the_countys_and_offers_no_step_judg
         finally:
             await db.dispose()
 
+    def api_binding() -> object:
+        with TestClient(app=make_app(load_settings(town))) as client:
+            login(client, "王芳", PASSWORD)
+            r = client.get(f"/api/errands/{errand}")
+            assert r.status_code == 200, r.text
+            return r.json()["binding"]
+
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
     assert code == 0, err
     shown = json.loads(out)
-    assert shown["binding_mismatch"] == "" and "accept" in shown["steps"]
+    assert shown["binding_mismatch"] == "" and shown["binding"] is None and "accept" in shown["steps"]
+    assert api_binding() is None
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳")
+    assert code == 0, err
+    assert not any(line.startswith(("WARNING", "NOTE")) for line in out.splitlines())  # bound fine: nothing said
     asyncio.run(tamper())
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
     assert code == 0, err
     shown = json.loads(out)
     assert shown["binding_mismatch"].startswith("登记所附事项条目（MZ-003）与县级目录第")
     assert "committed_limit" in shown["binding_mismatch"] and " / the entry this errand" in shown["binding_mismatch"]
+    binding = shown["binding"]
+    assert binding["status"] == "mismatch" and binding["matter"] == "MZ-003"
+    assert "committed_limit" in binding["fields"] and "materials" in binding["fields"]
+    assert binding["message_zh"].startswith("登记所附事项条目（MZ-003）") and "differs" in binding["message"]
+    assert api_binding() == binding  # the API says what the command line says
     assert "accept" not in shown["steps"] and "not_accept" in shown["steps"]
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳")
     assert code == 0, err

@@ -34,7 +34,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import open_database
 from sanji.store import schema as t
-from sanji.web.desk_api import supervision_report
+from sanji.web.desk_api import errand_binding, supervision_report
 from sanji.web.screens import _errand_page
 from sanji.workcalendar import load_calendar
 from tests.conftest import Network, NetworkFactory
@@ -221,6 +221,29 @@ async def test_the_errand_page_warns_and_offers_no_accept(network: NetworkFactor
     assert context["binding_warning"] is None and "accept" in [f["kind"] for f in context["forms"]]
 
 
+async def test_the_api_and_the_command_line_say_what_the_page_says(network: NetworkFactory) -> None:
+    """``GET /api/errands/{id}``'s ``binding`` and ``sanji errand show``'s line (``errand_binding``): a mismatch with
+    its fields, a version the township has not received yet as behind, and nothing for a genuine registration."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    store = net.stores[TOWN]
+    tampered = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    said = await errand_binding(ctx[TOWN], await store.errand_state_blob(tampered))
+    assert said is not None and (said.status, said.matter, said.version) == ("mismatch", MATTER.code, CATALOGUE.version)
+    assert "proxy_allowed" in said.fields and said.message_zh.startswith(f"登记所附事项条目（{MATTER.code}）")
+    assert said.message.startswith(f"the entry this errand was registered under ({MATTER.code}) differs")
+
+    village = NodeContext(net.stores[VILLAGE], load_calendar())
+    village.catalogue = msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 1)  # not yet at the township
+    ahead = await registered_and_received(net, village, ctx[TOWN], in_person=True)
+    said = await errand_binding(ctx[TOWN], await store.errand_state_blob(ahead))
+    assert said is not None and (said.status, said.fields) == ("behind", "")
+    assert f"尚未收到县级目录第{CATALOGUE.version + 1}版" in said.message_zh and "not received" in said.message
+
+    genuine = await registered_and_received(net, ctx[COUNTY], ctx[TOWN], in_person=True)
+    assert await errand_binding(ctx[TOWN], await store.errand_state_blob(genuine)) is None
+
+
 async def test_a_genuine_registration_is_accepted_under_the_newest_or_an_older_held_version(
     network: NetworkFactory,
 ) -> None:
@@ -320,6 +343,8 @@ async def test_a_version_below_the_oldest_kept_cannot_be_checked_and_is_accepted
     await town.load()
     assert await town.catalogue_floor() == newer.version
     assert await town.binding_state(await store.errand_state_blob(errand)) == "unchecked"
+    said = await errand_binding(town, await store.errand_state_blob(errand))  # the API's and the command line's
+    assert said is not None and said.status == "unchecked" and "无法核对" in said.message_zh
     page = await _errand_page(store, town, errand)
     context: dict[str, Any] = page.context or {}
     assert context["binding_warning"] is None
