@@ -12,13 +12,14 @@ one below the oldest version it kept cannot be checked (无法核对), is said s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from protocol.actions import Register
 from protocol.binding import binding_refusal
@@ -32,7 +33,7 @@ from sanji.context import NodeContext, bound_of
 from sanji.duties import deemed_approvals
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
-from sanji.store import open_database
+from sanji.store import Store, open_database
 from sanji.store import schema as t
 from sanji.web.desk_api import errand_binding, supervision_report
 from sanji.web.screens import _errand_page
@@ -655,3 +656,76 @@ async def test_a_floor_typed_wrong_by_hand_is_no_floor_not_a_broken_desk(network
     entry = bound_of(await net.stores[TOWN].errand_state_blob(errand)).matter_entry
     status = await county.binding_status(entry, CATALOGUE.version, VILLAGE)
     assert isinstance(status, Refusal) and status.code == "binding_mismatch"
+
+
+@contextmanager
+def reads_of(store: Store, table: str) -> Iterator[list[str]]:
+    """The statements ``store``'s database runs that read ``table`` (its reader's and writer's engines)."""
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if f"FROM {table} " in " ".join(statement.split()) + " ":
+            seen.append(statement)
+
+    engines = {id(e.sync_engine): e.sync_engine for e in (store.db.writer, store.db.reader)}
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        for engine in engines.values():
+            event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_a_kept_version_that_does_not_read_is_read_once_and_not_held(
+    network: NetworkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version whose kept bytes no longer decode is not held, as far as a desk can tell: the county refuses an
+    errand bound to it (from its floor up) every time, and reads it from the database (and logs it) once."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, ctx[VILLAGE], ctx[TOWN], in_person=True)  # bound to v1, genuine
+    await publish_newer(net, ctx)
+    store = net.stores[COUNTY]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(
+            t.document_versions.update()
+            .where(t.document_versions.c.version == CATALOGUE.version)
+            .values(blob=b"SJC-damaged")
+        )
+    county = NodeContext(store, load_calendar())
+    await county.load()
+    entry = bound_of(await net.stores[TOWN].errand_state_blob(errand)).matter_entry
+    with caplog.at_level("WARNING", logger="sanji.context"), reads_of(store, "document_versions") as reads:
+        for _ in range(20):
+            status = await county.binding_status(entry, CATALOGUE.version, VILLAGE)
+            assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    assert len(reads) == 1
+    assert sum("does not read" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_versions_above_the_newest_look_for_a_newer_catalogue_once_in_a_short_while(
+    network: NetworkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worklist of errands naming versions above the county's newest (each refused as never published) reads the
+    catalogue once, not once per errand; a sibling's publication is taken up once that short while has passed."""
+    import sanji.context
+
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    store = net.stores[COUNTY]
+    county = NodeContext(store, load_calendar())
+    await county.load()
+    with reads_of(store, "documents") as reads:
+        for n in range(100):
+            status = await county.binding_status(MATTER, CATALOGUE.version + 1 + n % 5, VILLAGE)
+            assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    assert len(reads) == 1
+
+    newer = await publish_newer(net, ctx)  # kept by another process of the county (another context, one store)
+    entry = newer.get(MATTER.code)
+    monkeypatch.setattr(sanji.context, "NEWER_CATALOGUE_LOOK_S", 0.0)  # the while has passed
+    with reads_of(store, "documents") as reads:
+        assert await county.binding_status(entry, newer.version, VILLAGE) is None
+        assert await county.binding_status(entry, newer.version, VILLAGE) is None  # held now: no look
+    assert county.catalogue_version == newer.version and len(reads) == 1
