@@ -12,9 +12,11 @@ one below the oldest version it kept cannot be checked (无法核对), is said s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -28,6 +30,7 @@ from protocol.errors import ActionRefused
 from protocol.hlc import HybridClock
 from protocol.refusals import Refusal, chinese, english
 from protocol.stages import ANSWERED
+from sanji.backup import backup, restore
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext, bound_of
 from sanji.duties import deemed_approvals
@@ -729,3 +732,54 @@ async def test_versions_above_the_newest_look_for_a_newer_catalogue_once_in_a_sh
         assert await county.binding_status(entry, newer.version, VILLAGE) is None
         assert await county.binding_status(entry, newer.version, VILLAGE) is None  # held now: no look
     assert county.catalogue_version == newer.version and len(reads) == 1
+
+
+async def test_a_county_restored_from_an_older_backup_forgets_its_floor_and_refuses_no_lost_version(
+    network: NetworkFactory, tmp_path: Path
+) -> None:
+    """The county backed up at v1 then published v2 and v3; restored from that copy, it lacks v2, which it did
+    publish (townships hold it, errands are bound to it). Its floor (v1) would call v2 never published and refuse
+    those honest errands; a restore forgets it, so v2 cannot be checked (无法核对), v3 (published again at start)
+    becomes the floor, and v1, which the copy holds, is checked as before."""
+    await restored_county_case(network, tmp_path, None)
+
+
+async def test_a_county_on_postgres_restored_from_an_older_backup_forgets_its_floor(
+    network: NetworkFactory, tmp_path: Path, pg_url: str
+) -> None:
+    await restored_county_case(network, tmp_path, pg_url)
+
+
+async def restored_county_case(network: NetworkFactory, tmp_path: Path, pg_url: str | None) -> None:
+    net = await network(1, 1, county_url=pg_url)
+    ctx = await contexts(net)
+    tampered = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    store = net.stores[COUNTY]
+    url = pg_url or str(store.db.url)
+    copy = await asyncio.to_thread(backup, url, tmp_path / "backups", node=COUNTY)
+    v2 = await publish_newer(net, ctx)
+    genuine = await registered_and_received(net, ctx[VILLAGE], ctx[TOWN], in_person=True)  # bound to v2
+    v3 = msgspec.structs.replace(v2, version=v2.version + 1)
+    await ctx[COUNTY].publish(v3)
+    entries = {e: bound_of(await net.stores[TOWN].errand_state_blob(e)).matter_entry for e in (tampered, genuine)}
+    assert await ctx[COUNTY].binding_status(entries[genuine], v2.version, VILLAGE) is None
+
+    await store.db.dispose()
+    await asyncio.to_thread(restore, url, copy.path)
+    db = await open_database(url)
+    try:
+        back = Store(db, node_id=COUNTY, key=net.layout.keys[COUNTY], directory=net.directory)
+        await back.start()
+        assert await back.meta_value("catalogue_versions_floor") == ""
+        county = NodeContext(back, load_calendar())
+        await county.load()
+        assert county.catalogue_version == CATALOGUE.version and await county.catalogue_floor() is None
+        await county.publish(v3)  # the catalogue file the county loads at start
+        assert await NodeContext(back, None).catalogue_floor() == v3.version
+        assert await county.binding_status(entries[genuine], v2.version, VILLAGE) == "unchecked"
+        status = await county.binding_status(entries[tampered], CATALOGUE.version, VILLAGE)  # the copy holds v1
+        assert isinstance(status, Refusal) and "proxy_allowed" in status.params["fields"]
+        status = await county.binding_status(entries[genuine], v3.version + 1, VILLAGE)  # above the newest
+        assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    finally:
+        await db.dispose()
