@@ -405,7 +405,8 @@ class NodeContext:
         ``binding_mismatch`` refusal if not, or if it names a version this node cannot have missed (``<= 0``, newer
         than the newest it holds, or, at the county, one from its floor up that it lacks: never published); and
         ``"unchecked"`` for a version this node never held below what it can check (replaced before migration
-        0026, or before this node first held a catalogue: a township restored or enrolled since), let through.
+        0026, or before this node first held a catalogue: a township restored or enrolled since, or a store put back
+        by ``sanji restore``, which forgets the floor), let through.
         Only the county, which publishes every version, refuses one newer than it holds: a township or village
         restored from a backup, or behind on its exchanges, may hold less than its villages, so there such a
         version is ``"behind"`` (said on the errand's page, let through, not listed: the county checks it).

@@ -81,8 +81,8 @@ class BindingMismatch(msgspec.Struct, kw_only=True):
     fields: str  # the fields of the entry that differ ("that version has no such matter" for an invented one)
     zh: str
     en: str
-    # False: a version below the oldest this node kept (replaced before migration 0026, or before this node first
-    # held a catalogue): 无法核对, let through, listed so the supervisor knows it was not checked.
+    # False: a version this node does not hold and cannot tell was never published (below the oldest it kept, or
+    # lost in a restore from a copy): 无法核对, let through, listed so the supervisor knows it was not checked.
     checked: bool = True
     # True: already answered or closed (a village approving its own matter decides it with no desk of a township
     # or county asked): 已按不一致条目办结, listed so the supervisor still sees it. Only mismatches, not unchecked.
@@ -289,7 +289,8 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
 
 def unchecked_texts(code: str, version: int, *, behind: bool = False) -> tuple[str, str]:
     """What the errand page and 电子监察 say of an errand bound to a catalogue version this node cannot check:
-    one below the oldest it kept, or (``behind``) one it has not received yet."""
+    one it does not hold below the newest (below the oldest it kept, skipped while out of touch, or lost when it was
+    restored from a copy), or (``behind``) one above the newest it has not received yet."""
     if behind:
         return (
             f"本节点尚未收到县级目录第{version}版，暂无法核对登记所附事项条目（{code}），请先与上级同步",
@@ -297,9 +298,10 @@ def unchecked_texts(code: str, version: int, *, behind: bool = False) -> tuple[s
             f"to ({code}) cannot be checked here; exchange with the parent first",
         )
     return (
-        f"登记所附事项条目（{code}）所依据的县级目录第{version}版早于本节点保存的最早版本，无法核对",
-        f"the entry this errand is bound to ({code}) cannot be checked: the county's catalogue v{version} is older "
-        "than the oldest version this node kept",
+        f"登记所附事项条目（{code}）所依据的县级目录第{version}版本节点未保存（早于所存最早版本，或漏收、恢复备份后缺失），"
+        "无法核对",
+        f"the entry this errand is bound to ({code}) cannot be checked: this node does not hold the county's catalogue "
+        f"v{version} (older than the oldest version it kept, missed, or lost in a restore from a backup)",
     )
 
 
