@@ -31,7 +31,8 @@ prints ``denied: <reason>``, an account of another department or window (``roles
 ``--json`` output (stable; fields are only ever added):
 
 - ``list``: ``{"total": N, "items": [ErrandSummary, ...]}`` as ``GET /api/errands``;
-- ``show``: ``GET /api/errands/{id}``'s object plus ``"post"`` and ``"steps"`` (the steps allowed now);
+- ``show``: ``GET /api/errands/{id}``'s object (its ``"binding"`` included) plus ``"post"`` and ``"steps"`` (the
+  steps allowed now) and ``"binding_mismatch"`` (the ``binding``'s two messages when it is a mismatch, else "");
 - ``register`` prints ``ERRAND<TAB>RECEIPT<TAB>ACTION``, ``act`` the new action's id; with ``--json``
   (``register``: ``--json-out``, as its ``--json`` names the body) both print
   the API's ``{"errand", "stage", "holder", "version", "digest"}`` with ``"action"`` and ``"receipt"``;
@@ -75,6 +76,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history
 from sanji.store import Store
 from sanji.web.api import ActionResult, action_result
+from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.screens import offered_steps
 from sanji.web.views import ErrandSummary, summarise
 
@@ -102,6 +104,8 @@ class ErrandOut(ErrandSummary, kw_only=True):
     # Why the errand's bound entry is not the county's of its version (``binding_mismatch``, Chinese then English):
     # the steps judged by it are not offered (``protocol.binding.BOUND_STEPS``); "" when it is, or cannot be checked.
     binding_mismatch: str = ""
+    # The API's ``binding`` (``GET /api/errands/{id}``): also an entry this node cannot check (unchecked, behind).
+    binding: BindingStatus | None = None
 
 
 class Taken(ActionResult, kw_only=True):
@@ -354,12 +358,13 @@ def run_show(
             department=p.department if p is not None else "",
             window=p.window if p is not None else "",
         )
-        mismatch = await desk.context.binding_mismatch(row.get("state"))
+        binding = await errand_binding(desk.context, row.get("state"))
         warning = ""
-        if mismatch is not None:
+        if binding is not None and binding.status == "mismatch":
             steps = [s for s in steps if s not in BOUND_STEPS]
-            warning = " / ".join(bilingual(mismatch))
+            warning = f"{binding.message_zh} / {binding.message}"
         view = {**summarise(row, desk.context), "post": as_post, "steps": steps, "binding_mismatch": warning}
+        view["binding"] = binding
         out = msgspec.convert(view, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())
@@ -375,6 +380,8 @@ def run_show(
             print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
         if out.binding_mismatch:
             print(f"WARNING {out.binding_mismatch}")
+        elif out.binding is not None:  # cannot be checked here: said, as the errand page says it, and let through
+            print(f"NOTE {out.binding.message_zh} / {out.binding.message}")
         print(f"steps now{' for ' + as_post if as_post else ''}: {', '.join(steps) or '—'}")
         return 0
 

@@ -1111,7 +1111,8 @@ async def _errand_page(
     )
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
     # is offered (``protocol.binding.binding_refusal``; the desk refuses them too).
-    # A version below the oldest this node kept cannot be checked (无法核对): said, and let through.
+    # A version this node lacks and cannot call never published (below the oldest kept, or lost in a restore)
+    # cannot be checked (无法核对): said, and let through.
     binding = await context.binding_state(row.get("state"))
     mismatch = binding if isinstance(binding, Refusal) else None
     if mismatch is not None:
