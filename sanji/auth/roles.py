@@ -441,6 +441,14 @@ def place_problem_texts(role: str, node_role: str, department: str, window: str)
     return "", ""
 
 
+def window_answers(window: str, urging_window: str) -> bool:
+    """Whether an account sitting at ``window`` ('' : the whole node's) answers an urging naming ``urging_window``
+    at the node it is addressed to (``protocol.urging.answer_refusal`` asks that of the node). One rule for
+    ``place_refusal`` and the screens that list urgings (``sanji.urgings.answerable``), so a desk never offers or
+    counts an answer the write would refuse: an urging naming no window is the whole centre's."""
+    return not window or urging_window == window
+
+
 def urging_for(state: ErrandState, node: str, window: str) -> str:
     """The urging an account of ``window`` ('' : of the whole node) at ``node`` answers when it names none: the
     oldest open one addressed to ``node`` that names ``window`` ('' when there is none)."""
@@ -481,7 +489,7 @@ def place_refusal(
         held = next((u for u in state.urgings if u.id == urging), None)
         if held is None:
             return refused("no_urging_for_window", mine=window)
-        if held.window != window:
+        if not window_answers(window, held.window):
             return refused("other_window_urging", mine=window, theirs=held.window or "—")
     return None
 
