@@ -366,27 +366,28 @@ def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tu
     errand or urging will ever name: its holder would be offered nothing and refused everything."""
     if known is None:
         return None
-    if department and department not in known.departments:
-        zh, en = _some_of(known.departments)
-        return (
-            "department",
-            (
-                f"本节点持有的事项目录和在办事项中没有“{department}”这个部门，请按事项目录的写法填写（{zh}）",
-                f"Neither the catalogue held here nor the errands held here name a department “{department}”; "
-                f"spell it as the catalogue does ({en})",
-            ),
-        )
-    if window and window not in known.windows:
-        zh, en = _some_of(known.windows)
-        return (
-            "window",
-            (
-                f"本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{window}”这个窗口（{zh}）",
-                f"Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a "
-                f"window “{window}” ({en})",
-            ),
-        )
+    for field, name, names in (("department", department, known.departments), ("window", window, known.windows)):
+        if name and name not in names:
+            zh, en = UNKNOWN_PLACE_TEXTS[field]
+            some_zh, some_en = _some_of(names)
+            return field, (zh.format(name=name, some=some_zh), en.format(name=name, some=some_en))
     return None
+
+
+# Each refusal says where the node looked for the place, so the administrator knows which list to mend
+# (``unknown_place``).
+UNKNOWN_PLACE_TEXTS: Mapping[str, tuple[str, str]] = {
+    "department": (
+        "本节点持有的事项目录和在办事项中没有“{name}”这个部门，请按事项目录的写法填写（{some}）",
+        "Neither the catalogue held here nor the errands held here name a department “{name}”; "
+        "spell it as the catalogue does ({some})",
+    ),
+    "window": (
+        "本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{name}”这个窗口（{some}）",
+        "Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a "
+        "window “{name}” ({some})",
+    ),
+}
 
 
 KNOWN_NAMES_SHOWN = 10  # a refusal names this many of the known places (the command line shows no list)
@@ -441,6 +442,14 @@ def place_problem_texts(role: str, node_role: str, department: str, window: str)
     return "", ""
 
 
+def window_answers(window: str, urging_window: str) -> bool:
+    """Whether an account sitting at ``window`` ('' : the whole node's) answers an urging naming ``urging_window``
+    at the node it is addressed to (``protocol.urging.answer_refusal`` asks that of the node). One rule for
+    ``place_refusal`` and the screens that list urgings (``sanji.urgings.answerable``), so a desk never offers or
+    counts an answer the write would refuse: an urging naming no window is the whole centre's."""
+    return not window or urging_window == window
+
+
 def urging_for(state: ErrandState, node: str, window: str) -> str:
     """The urging an account of ``window`` ('' : of the whole node) at ``node`` answers when it names none: the
     oldest open one addressed to ``node`` that names ``window`` ('' when there is none)."""
@@ -481,7 +490,7 @@ def place_refusal(
         held = next((u for u in state.urgings if u.id == urging), None)
         if held is None:
             return refused("no_urging_for_window", mine=window)
-        if held.window != window:
+        if not window_answers(window, held.window):
             return refused("other_window_urging", mine=window, theirs=held.window or "—")
     return None
 

@@ -57,8 +57,8 @@ from sanji.privacy import mask_applicant, may_reveal
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
+from sanji.urgings import CENTRE_ANSWERS, answerable, seen_at_window, urging_rows
 from sanji.urgings import counts as urging_counts
-from sanji.urgings import seen_at_window, urging_rows
 from sanji.web.badge import desk_notices
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found
@@ -505,6 +505,8 @@ class ScreenController(Controller):
                 "lights": lights,
                 "urged": urged,
                 "urging_window": window,  # the notices' urgings are this window's alone (said above the list)
+                "answers_here": {u.id for u in urged if answerable(u, store.node_id, window)},
+                "centre_answers": CENTRE_ANSWERS,
                 "notices": notices[:50],
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
@@ -692,6 +694,8 @@ class ScreenController(Controller):
                 "steps": FIVE_STEPS,
                 "urgings": urgings,
                 "urging_window": urging_window,
+                "answers_here": {u.id for u in urgings if answerable(u, store.node_id, urging_window)},
+                "centre_answers": CENTRE_ANSWERS,
                 "urged_names": {u.to: node_name(store.directory, u.to) for u in urgings},  # the urged desk by name
                 "urging_counts": urging_counts(urgings),
                 "sample": size,
@@ -903,9 +907,11 @@ class RegisterController(Controller):
 
 
 def _urgings_of(
-    state: dict[str, Any], history: list[dict[str, Any]], today: date, directory: Directory
-) -> list[dict[str, str]]:
-    """The errand's 督办 with an answer due, unanswered first: what the urged desk must see before anything."""
+    state: dict[str, Any], history: list[dict[str, Any]], today: date, directory: Directory, window: str = ""
+) -> list[dict[str, Any]]:
+    """The errand's 督办 with an answer due, unanswered first: what the urged desk must see before anything.
+    ``window``: the account's ('' : the whole node's); an urging it may not answer says who does instead of
+    pointing at a form the menu does not offer it (``roles.place_offers``)."""
     texts = {h["id"]: h.get("text", "") for h in applied(history) if h["kind"] == "supervise"}
     out = []
     for held in state.get("urgings", ()):
@@ -918,6 +924,8 @@ def _urgings_of(
                 "by": node_name(directory, urging.by),
                 "to": node_name(directory, urging.to),
                 "to_id": urging.to,
+                "window": urging.window,
+                "answerable": roles.window_answers(window, urging.window),
                 "answer_by": urging.answer_by,
                 "status": shown,
                 "status_zh": zh,
@@ -1175,7 +1183,7 @@ async def _errand_page(
         }
         for d, status in state.get("subtasks", {}).items()
     ]
-    urged = _urgings_of(state, history, context.today(), directory)
+    urged = _urgings_of(state, history, context.today(), directory, principal.window if principal is not None else "")
     applicant = register.get("applicant", {}) if register else {}
     if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
         applicant = mask_applicant(applicant)
@@ -1197,6 +1205,7 @@ async def _errand_page(
             "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
             "subtasks": subtasks,
             "urgings": urged,
+            "centre_answers": CENTRE_ANSWERS,
             "documents": document_links(errand_id, history, view["outcome_category"]),
             "attachments": [
                 {
