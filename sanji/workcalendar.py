@@ -126,6 +126,8 @@ def read_calendar_file(path: Path) -> OfficialCalendar:
         raise CalendarInvalid(f"calendar file {path} does not exist", hint=_FORMAT_HINT) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(path, f"not valid TOML: {exc}") from None
+    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
+        raise _fail(path, "not valid TOML: lists or tables are nested too deeply") from None
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise _fail(path, f"unexpected top-level key {unknown[0]!r}")

@@ -39,7 +39,7 @@ STATUS: dict[type[SanjiError], int] = {
     CloneFrozen: 403,
     EnrollmentError: 403,
     TrustError: 403,
-    ActionRefused: 409,
+    ActionRefused: 409,  # a type that is no scan (attachment_type): 415, below
     VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
@@ -81,6 +81,8 @@ INPUT_FAULTS: tuple[type[BaseException], ...] = (
 def status_for(exc: SanjiError) -> int:
     if isinstance(exc, ActionRefused) and exc.refusal.code == "errand_unknown":
         return 404  # not held here: what GET of the same errand answers, not a refusal by the rules
+    if isinstance(exc, ActionRefused) and exc.refusal.code == "attachment_type":
+        return 415
     for kind, status in STATUS.items():
         if isinstance(exc, kind):
             return status

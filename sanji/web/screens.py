@@ -41,8 +41,8 @@ from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS, STAGES
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
+from protocol.urging import MAX_ANSWER_WORKING_DAYS, Urging
 from protocol.urging import STATUS_LABELS as URGING_STATUS_LABELS
-from protocol.urging import Urging
 from protocol.urging import status as urging_status
 from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
@@ -1281,10 +1281,11 @@ def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[d
     if isinstance(raw_answer_days, str):
         if not raw_answer_days:
             values["answer_days"] = 0
-        elif raw_answer_days.isdigit() and 1 <= int(raw_answer_days) <= 60:
+        elif raw_answer_days.isdigit() and 1 <= int(raw_answer_days) <= MAX_ANSWER_WORKING_DAYS:
             values["answer_days"] = int(raw_answer_days)
         else:
-            errors["answer_days"] = "答复期限应为1到60个工作日 Answer within 1 to 60 working days"
+            most = MAX_ANSWER_WORKING_DAYS
+            errors["answer_days"] = f"答复期限应为1到{most}个工作日 Answer within 1 to {most} working days"
     answer_by = values.get("answer_by")
     if isinstance(answer_by, str) and answer_by:  # whether the date is allowed is protocol.urging's to say
         try:
@@ -1341,6 +1342,8 @@ REGISTER_REFUSAL_FIELDS = {
     "in_person_only": "in_person",
     "proxy_not_allowed": "in_person",
     "materials_missing": "confirm",
+    "name_blank": "applicant_name",
+    "name_invisible": "applicant_name",
 }
 
 
