@@ -59,7 +59,9 @@ def admin_of(request: Request[Any, Any, Any], capability: str) -> Principal:
     """The logged-in account holding ``capability`` (the guard checked a logged-in one); 403 for anyone else."""
     principal = principal_of(request)
     if principal is None or not roles.may(principal.role, capability):
-        raise Forbidden("log in with an administrator's account (管理员) to use this page")
+        raise Forbidden(
+            "log in with an administrator's account (管理员) to use this page", zh="请用管理员账号登录后使用此页面"
+        )
     return principal
 
 
