@@ -41,6 +41,7 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("not_json", r"not valid JSON", "不是有效的 JSON 文件"),
     ("not_xlsx", r"not a readable XLSX workbook|BadZipFile|is not a zip file", "不是可读取的 XLSX 表格"),
     ("not_utf8", r"not UTF-8 text|codec can't decode", "不是 UTF-8 编码的文本"),
+    ("nested", r"nested too deeply", "列表或表嵌套过深（目录只需两层）"),
     ("syntax", r"at line \d+, column \d+|line \d+ column \d+", "文件格式有误（语法错误，行列见英文）"),
     (
         "archive",

@@ -103,6 +103,7 @@ def test_a_calendar_not_newer_than_the_one_held_is_refused_chinese_first(county:
 def test_every_kind_has_chinese_and_an_unknown_one_still_leads_in_chinese() -> None:
     assert all(re.search(r"[\u4e00-\u9fff]", zh) for _, _, zh in KINDS)
     assert kind_of("something no checker says")[1] == OTHER_ZH
+    assert kind_of("lists or tables are nested too deeply (a catalogue needs two levels)")[0] == "nested"
     assert problem_pair("row 4 (MZ-009), field fee: something new").zh == "第4行（MZ-009）“收费标准”栏：请核对此项"
     xlsx = "sheet 事项 row 7, field 版本号: unknown field (did you mean version?)"
     assert problem_pair(xlsx).zh == "工作表“事项”第7行“版本号”栏：未知字段"
