@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from protocol.bounds import line_problem
 from protocol.errors import SanjiError
+from protocol.steps import STEPS as STEP_TABLE  # the buttons' words, as a desk shows a step
 from protocol.topology import CITY, COUNTY, PROVINCE, REGIONAL, TOWN, VILLAGE
 from protocol.urging import open_for
 
@@ -228,29 +229,76 @@ def may(role: str, capability: str) -> bool:
 
 
 def action_refusal(role: str, kind: str, node_role: str, *, acting_for: str = "", acting_for_role: str = "") -> str:
-    """Why an account of ``role`` may not take step ``kind`` at a node of ``node_role`` ('' if it may).
+    """Why an account of ``role`` may not take step ``kind`` at a node of ``node_role`` ('' if it may), in English;
+    ``action_refusal_texts`` says it in Chinese and English.
 
     ``acting_for`` names the A post a B post stands in for (A/B岗); ``acting_for_role`` is that
     account's role at this node ('' if there is no such account).
     """
+    return action_refusal_texts(role, kind, node_role, acting_for=acting_for, acting_for_role=acting_for_role)[1]
+
+
+def node_label_zh(node_role: str) -> str:
+    return NODE_LABELS.get(node_role, node_role).split(" ")[0]
+
+
+def _step_zh(kind: str) -> str:
+    return "登记" if kind == REGISTER else STEP_TABLE[kind].zh if kind in STEP_TABLE else kind
+
+
+def action_refusal_texts(
+    role: str, kind: str, node_role: str, *, acting_for: str = "", acting_for_role: str = ""
+) -> tuple[str, str]:
+    """``action_refusal`` as (Chinese, English); ('', '') if the step may be taken."""
+    step = _step_zh(kind)
     if not works_at(role, node_role):
-        return f"a {ROLE_LABELS_EN.get(role, role)} account does not work at a {node_role} node"
+        return (
+            f"{label(role)}账号不在{node_label_zh(node_role)}办理业务",
+            f"a {ROLE_LABELS_EN.get(role, role)} account does not work at a {node_role} node",
+        )
     effective = role
     if acting_for:
         if role != WINDOW_B:
-            return "only a B post (窗口B岗) acts for another post; leave 'acting for' empty"
+            return (
+                "只有窗口B岗可以代其他岗位办理，请将“代岗”留空",
+                "only a B post (窗口B岗) acts for another post; leave 'acting for' empty",
+            )
         if acting_for_role != WINDOW_A:
-            return f"{acting_for} is not an A post (窗口A岗) at this node"
+            return f"{acting_for}不是本节点的窗口A岗", f"{acting_for} is not an A post (窗口A岗) at this node"
         effective = WINDOW_A
     if kind not in STEPS.get(effective, frozenset()):
         if role == WINDOW_B and kind in STEPS[WINDOW_A]:
-            return f"a B post takes '{kind}' only acting for an A post: name the A post in 'acting for'"
-        return f"a {ROLE_LABELS_EN.get(role, role)} may not take the step '{kind}'"
+            return (
+                f"窗口B岗只有代窗口A岗时才能办理“{step}”，请在“代岗”中填写A岗姓名",
+                f"a B post takes '{kind}' only acting for an A post: name the A post in 'acting for'",
+            )
+        return f"{label(role)}无权办理“{step}”", f"a {ROLE_LABELS_EN.get(role, role)} may not take the step '{kind}'"
     only = ONLY.get((kind, node_role))
     if only is not None and effective not in only:
         who = " or ".join(ROLE_LABELS_EN[r] for r in sorted(only))
-        return f"at a {node_role} node only a {who} may take the step '{kind}'"
-    return ""
+        who_zh = "或".join(ROLE_LABELS[r] for r in sorted(only))
+        return (
+            f"{node_label_zh(node_role)}只有{who_zh}可以办理“{step}”",
+            f"at a {node_role} node only a {who} may take the step '{kind}'",
+        )
+    return "", ""
+
+
+def holders(capability: str, node_role: str) -> tuple[str, ...]:
+    """The posts of a node of ``node_role`` that hold ``capability``, in the table's order."""
+    return tuple(r for r in posts_at(node_role) if may(r, capability))
+
+
+def route_refusal_texts(role: str, method: str, path: str, capability: str, node_role: str) -> tuple[str, str]:
+    """Why an account of ``role`` may not use ``method path`` (which needs ``capability``), as (Chinese, English),
+    naming the posts of this node that may."""
+    zh = f"本岗位（{label(role)}）无权进行此操作（{method} {path}）"
+    en = f"a {ROLE_LABELS_EN.get(role, role)} may not use {method} {path}"
+    posts = holders(capability, node_role)
+    if posts:
+        zh += f"，需要{'、'.join(label(r) for r in posts)}的账号"
+        en += f"; it needs an account of the post {' or '.join(ROLE_LABELS_EN[r] for r in posts)}"
+    return zh, en
 
 
 def offered(role: str, kind: str, node_role: str) -> bool:

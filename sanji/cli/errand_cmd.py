@@ -37,8 +37,8 @@ prints ``denied: <reason>``, an account of another department or window (``roles
   (``register``: ``--json-out``, as its ``--json`` names the body) both print
   the API's ``{"errand", "stage", "holder", "version", "digest"}`` with ``"action"`` and ``"receipt"``;
 - on stderr, a refusal is the API's error body (``{"error": "action_refused", "error_code", "params",
-  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message"}`` (by the account's
-  department or window, with ``error_code``, ``params`` and ``message_zh`` too);
+  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message", "message_zh"}``
+  (by the account's department or window, with ``error_code`` and ``params`` too);
   bad arguments ``{"error": "bad_request", "message", "hint"}``.
 """
 
@@ -193,7 +193,9 @@ def _failed(exc: Exception, *, as_json: bool) -> int:
     elif isinstance(exc, roles.PlaceRefused):
         _emit_error(as_json, exc.as_dict(), [f"denied: {exc.refusal}", exc.message_zh, exc.message])
     elif isinstance(exc, PermissionDeniedException):
-        _emit_error(as_json, {"error": "forbidden", "message": exc.detail}, [f"denied: {exc.detail}"])
+        zh = str(getattr(exc, "message_zh", ""))  # the guard's refusals say themselves in Chinese too
+        body = {"error": "forbidden", "message": exc.detail, **({"message_zh": zh} if zh else {})}
+        _emit_error(as_json, body, [f"denied: {zh}", exc.detail] if zh else [f"denied: {exc.detail}"])
     elif isinstance(exc, ConfigError | SanjiError | OSError | msgspec.MsgspecError):
         message = exc.message if isinstance(exc, SanjiError) else str(exc)
         hint = exc.hint if isinstance(exc, SanjiError) else ""
@@ -223,7 +225,7 @@ class _CliCaller(Caller):
         if p is not None and not roles.may(p.role, capability):
             reason = f"a {p.label_en} may not {what}"
             await self.auth.record(ev.AccessDenied(**self._base(), what=f"{CHANNEL} {what}", reason=reason))
-            raise Forbidden(reason)
+            raise Forbidden(reason, zh=f"本岗位（{p.label}）无权进行此操作（{what}）")
 
 
 class _CliService(GuardedService):

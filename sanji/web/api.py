@@ -84,7 +84,10 @@ class ErrandController(Controller):
     ) -> ErrandDetail:
         """ID numbers and phones come masked; ``reveal=true`` shows them in full (查看完整号码, audited)."""
         if reveal and not may_reveal(caller):
-            raise Forbidden("this role may not see full ID numbers and phones (查看完整号码)")
+            raise Forbidden(
+                "this role may not see full ID numbers and phones (查看完整号码)",
+                zh="本岗位无权查看完整的身份证号和电话（查看完整号码）",
+            )
         row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
             raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")

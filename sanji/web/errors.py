@@ -109,6 +109,9 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
         "hint": "",
         "retryable": exc.status_code >= 500 or exc.status_code == 429,
     }
+    zh = getattr(exc, "message_zh", "")  # a refusal that says itself in Chinese too (a throttled search …)
+    if zh:
+        body["message_zh"] = zh
     extra = getattr(exc, "extra", None)
     if extra:
         body["detail"] = extra

@@ -36,7 +36,10 @@ class RevealController(Controller):
         errand_id: FromPath[str],
     ) -> Template:
         if not may_reveal(caller):  # the guard already refused other roles; the open mode asks nobody
-            raise Forbidden("this role may not see full ID numbers and phones (查看完整号码)")
+            raise Forbidden(
+                "this role may not see full ID numbers and phones (查看完整号码)",
+                zh="本岗位无权查看完整的身份证号和电话（查看完整号码）",
+            )
         page = await _errand_page(store, context, errand_id, person=desk_person(request), caller=caller, reveal=True)
         if page.status_code == 200:
             await caller.read("reveal", errand=errand_id, detail="screen")

@@ -76,6 +76,7 @@ from sanji.web.documents import (
     paper_signature,
     signature_path,
 )
+from sanji.web.language import split_pair
 from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, summarise
 
 ROLE_LABELS = {
@@ -421,6 +422,22 @@ def refusal_text(exc: SanjiError) -> tuple[str, str, str]:
     if isinstance(exc, roles.PlaceRefused):
         return exc.message_zh, exc.message, exc.refusal
     return "办件规则不允许此操作", exc.message, exc.code
+
+
+# The hints a desk's form shows under a refusal, in Chinese; the English is the error's own ``hint``.
+HINTS_ZH = {
+    ActionRefused.default_hint: "办件规则此时不允许在本节点进行此操作",
+    roles.PlaceRefused.default_hint: "请由该部门或窗口的账号（或不属于任何部门、窗口的账号）办理",
+}
+
+
+def hint_pair(hint: str) -> tuple[str, str]:
+    """A refusal's hint Chinese first: from ``HINTS_ZH``, or split where it is "中文 English" already; an English
+    hint no table words stays English (after the refusal's own two texts)."""
+    if hint in HINTS_ZH:
+        return HINTS_ZH[hint], hint
+    found = split_pair(hint)
+    return (found.zh, found.en) if found is not None else ("", hint)
 
 
 # -- reading HTML forms ----------------------------------------------------------------------------
@@ -1232,7 +1249,7 @@ async def _errand_page(
             "binding_unchecked": unchecked,
             "error": error,
             "refusal": refusal,
-            "hint": hint,
+            "hint": hint_pair(hint) if hint else None,
             "field_errors": field_errors or {},
             "act_url": errand_url(errand_id) + "/act",
             "promise_min": today.isoformat(),

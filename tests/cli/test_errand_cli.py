@@ -170,7 +170,7 @@ def test_only_an_active_account_with_the_post_acts(town: str, tmp_path: Path) ->
     code, _, _ = sanji("errand", "show", "--config", town, errand, "--account", "无此人")
     assert code == 2 and any(isinstance(e, ev.AccessDenied) and e.what == f"cli show {errand}" for e in _events(town))
     code, _, err = sanji("errand", "act", "--config", town, "--account", "孙纪", errand, "accept")
-    assert code == 2 and err.startswith("denied: ") and "may not take the step 'accept'" in err
+    assert code == 2 and err.startswith("denied: 纪检无权办理“受理”") and "may not take the step 'accept'" in err
     # A B post acts only for an A post of this node, as at the API.
     code, _, err = sanji("errand", "act", "--config", town, "--account", "赵敏", errand, "accept")
     assert code == 2 and err.startswith("denied: ") and "acting for" in err
@@ -181,7 +181,7 @@ def test_only_an_active_account_with_the_post_acts(town: str, tmp_path: Path) ->
     assert [(e.account, e.via, e.what) for e in denied] == [("孙纪", "cli", "accept"), ("赵敏", "cli", "accept")]
     # Reading an errand's detail needs the post the API's route needs: an administrator has none.
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "管理员")
-    assert (code, out) == (2, "") and err.startswith("denied: ") and "administrator" in err
+    assert (code, out) == (2, "") and err.startswith("denied: 本岗位（管理员）无权") and "administrator" in err
 
 
 def test_bad_arguments_exit_2_with_a_clear_message(town: str, tmp_path: Path) -> None:
