@@ -68,6 +68,41 @@ HTTP_CODES = {
     429: "too_many_requests",
 }
 
+# What a refusal says in Chinese when it has no words of its own (a body the framework refused, a path not
+# found, a method not allowed, a database out of reach): every JSON refusal carries ``message_zh`` and
+# ``error_code``, so a desk's client can show Chinese first without knowing which layer refused.
+STATUS_ZH = {
+    400: "请求无法受理：内容或格式有误，未作任何更改",
+    401: "需要登录",
+    403: "无权进行此操作",
+    404: "未找到所请求的内容",
+    405: "不支持此请求方法",
+    409: "与当前状态冲突，未作更改",
+    410: "该内容已不再提供",
+    413: "请求内容过大，未作任何更改",
+    415: "请求格式不受支持，未作任何更改",
+    429: "请求过于频繁，请稍后再试",
+    499: "请求方已断开",
+    500: "服务器内部错误，未作任何更改；请联系运维人员",
+    503: "暂时无法处理，请稍后重试",
+}
+SPECIFIC_ZH = {
+    "database_unavailable": "暂时无法连接数据库，请稍后重试",
+    "disk_full": "磁盘已满，这次没有保存任何内容",
+    "read_replica": "这里是只读副本，只能查看和导出",
+    "database_closed": "节点正在停止，请稍后重试",
+}
+
+
+def in_chinese_too(body: dict[str, object], status: int) -> dict[str, object]:
+    """``body`` with ``message_zh`` and ``error_code`` filled in where the layer that refused gave none."""
+    code = str(body.get("error", ""))
+    body.setdefault("error_code", code)
+    if not body.get("message_zh"):
+        body["message_zh"] = SPECIFIC_ZH.get(code) or STATUS_ZH.get(status) or STATUS_ZH[500 if status >= 500 else 400]
+    return body
+
+
 # Raised only when the input is malformed beyond what a decoder or the database can represent.
 INPUT_FAULTS: tuple[type[BaseException], ...] = (
     RecursionError,
@@ -92,14 +127,18 @@ def status_for(exc: SanjiError) -> int:
 def sanji_error_handler(_: Request[Any, Any, Any], exc: SanjiError) -> Response[dict[str, object]]:
     wait = getattr(exc, "retry_after", 0)  # e.g. an archived attachment no ancestor can give back now
     headers = {"Retry-After": str(math.ceil(wait))} if wait else None
-    return Response(exc.as_dict(), status_code=status_for(exc), headers=headers)
+    status = status_for(exc)
+    return Response(in_chinese_too(exc.as_dict(), status), status_code=status, headers=headers)
 
 
 def value_error_handler(_: Request[Any, Any, Any], exc: ValueError) -> Response[dict[str, object]]:
-    return Response(
-        {"error": "bad_request", "message": str(exc), "hint": "Check the request against /schema.", "retryable": False},
-        status_code=400,
-    )
+    body: dict[str, object] = {
+        "error": "bad_request",
+        "message": str(exc),
+        "hint": "Check the request against /schema.",
+        "retryable": False,
+    }
+    return Response(in_chinese_too(body, 400), status_code=400)
 
 
 def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, object]]:
@@ -118,21 +157,20 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
         said = [str(e.get("message", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
         if any(said):
             body["message"] = f"{exc.detail}: {'; '.join(m for m in said if m)}"[:1000]
-    return Response(body, status_code=exc.status_code, headers=exc.headers)  # a 405 keeps its Allow header
+    # a 405 keeps its Allow header
+    return Response(in_chinese_too(body, exc.status_code), status_code=exc.status_code, headers=exc.headers)
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, INPUT_FAULTS):
         log.warning("refused %s %s: %s: %.200s", request.method, request.url.path, type(exc).__name__, exc)
-        return Response(
-            {
-                "error": "bad_request",
-                "message": f"the request could not be read ({type(exc).__name__}); nothing was changed",
-                "hint": "Check the request against /schema: sizes, nesting, numbers and text within their bounds.",
-                "retryable": False,
-            },
-            status_code=400,
-        )
+        body: dict[str, object] = {
+            "error": "bad_request",
+            "message": f"the request could not be read ({type(exc).__name__}); nothing was changed",
+            "hint": "Check the request against /schema: sizes, nesting, numbers and text within their bounds.",
+            "retryable": False,
+        }
+        return Response(in_chinese_too(body, 400), status_code=400)
     if sqlstate(exc) == _READ_ONLY_TRANSACTION:
         # The server became a standby under a running process (or a pooler points at one): as a replica's write.
         log.warning("write refused by a read-only database on %s %s", request.method, request.url.path)
@@ -142,15 +180,13 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     if database_unavailable(exc):
         return _unavailable_response(request, exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return Response(
-        {
-            "error": "server_error",
-            "message": f"{type(exc).__name__} while handling the request; nothing was changed",
-            "hint": "This is a bug in Sanji; the node log has the details.",
-            "retryable": True,
-        },
-        status_code=500,
-    )
+    failed: dict[str, object] = {
+        "error": "server_error",
+        "message": f"{type(exc).__name__} while handling the request; nothing was changed",
+        "hint": "This is a bug in Sanji; the node log has the details.",
+        "retryable": True,
+    }
+    return Response(in_chinese_too(failed, 500), status_code=500)
 
 
 # Reading, or a sync request (signed afresh, counted, its batches taken once), may simply be sent again; a
@@ -203,7 +239,7 @@ def _disk_full_response(request: Request[Any, Any, Any], exc: BaseException) -> 
         ),
         "retryable": True,
     }
-    return Response(body, status_code=503, headers={"Retry-After": "60"})
+    return Response(in_chinese_too(body, 503), status_code=503, headers={"Retry-After": "60"})
 
 
 def _unavailable_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
@@ -223,4 +259,4 @@ def _unavailable_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         ),
         "retryable": again,
     }
-    return Response(body, status_code=503, headers={"Retry-After": "5"})
+    return Response(in_chinese_too(body, 503), status_code=503, headers={"Retry-After": "5"})

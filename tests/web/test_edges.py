@@ -147,3 +147,21 @@ def test_wrong_method_is_a_405_with_allow(village: TestClient) -> None:  # type:
 
 def test_unknown_paths_are_a_404_with_the_error_body(village: TestClient) -> None:  # type: ignore[type-arg]
     assert refused(village.get("/api/nothing-here"), 404)["error"] == "not_found"
+
+
+def test_every_json_refusal_says_itself_in_chinese_too(village: TestClient, errand: str) -> None:  # type: ignore[type-arg]
+    """Refusals of the framework's layers (a body not read, a path not found, a method not allowed) carried only
+    English; a desk's client shows ``message_zh`` first whichever layer refused."""
+    answers = [
+        village.post("/api/errands", content=b"{not json", headers=JSON),  # 400
+        village.post("/api/errands", content=b'{"matter": "' + b"x" * MAX_JSON_BYTES + b'"}', headers=JSON),  # 413
+        village.post("/api/errands", content=b"{}", headers={"content-type": "text/plain"}),  # 415
+        village.get("/api/errands/NOPE-0"),  # 404
+        village.delete(f"/api/errands/{errand}"),  # 405
+        village.get("/api/errands", params={"limit": "many"}),  # 400 from the framework's validation
+    ]
+    for r in answers:
+        assert 400 <= r.status_code < 500, r.text
+        body = r.json()
+        assert body["message_zh"] and body["error_code"], (r.status_code, body)
+        assert any("\u4e00" <= c <= "\u9fff" for c in body["message_zh"]), body
