@@ -3,7 +3,8 @@
 Real stores, real sync over the in-process transport, real apps with logins on, an account of each post with
 a bearer token and a session. T01's 综合窗口 accepts a 户口迁移 (GA-001, ID number and phone given, an ID-card
 scan attached) as 上报件 and escalates it to 县公安局; a 低保 (MZ-001) is accepted at T01 naming no window
-(its catalogue window is 社会救助窗口). An approver of 县民政局, the county's window staff bound to a window and a
+(its catalogue window is 社会救助窗口) and later assigned (承办) to 综合窗口; a 联办件 (ZR-001) owes 县住建局's
+sub-task at the county. An approver of 县民政局, the county's window staff bound to a window and a
 township clerk of another window are refused the full numbers and the scan (403, Chinese first, an
 ``AccessDenied`` audit row) and keep the masked view; the approver of 县公安局, the window that accepted it, the
 accounts bound to nothing and the supervisor see them, audited as reads; the inspector sees neither.
@@ -35,6 +36,7 @@ from tests.web.test_department_inbox import MINZHENG, County, open_county
 
 C, T01 = "C", "T01"
 GONGAN = "县公安局"
+NONGYE, ZHUJIAN, ZIRAN = "县农业农村局", "县住建局", "县自然资源局"
 ZONGHE, JIUZHU = "综合窗口", "社会救助窗口"
 FULL_ID, MASKED_ID = "430621195007307791", "430621********7791"
 FULL_PHONE, MASKED_PHONE = "13812345678", "138****5678"
@@ -45,6 +47,7 @@ COUNTY_STAFF = {
     "赵敏": ("approver", MINZHENG, ""),  # another department: refused
     "孙公": ("approver", GONGAN, ""),  # the errand's department
     "孙审": ("approver", "", ""),  # no department: the whole hub, as before
+    "钱住": ("approver", ZHUJIAN, ""),  # answers the 联办件's sub-task
     "吴窗": ("window_a", "", ZONGHE),  # the county's window staff: the department handles it here
     "郑窗": ("window_b", "", ""),  # the county's window staff bound to nothing: as before
     "周明": ("supervisor", "", ""),
@@ -77,8 +80,9 @@ async def _register(county: County, matter: str, name: str) -> str:
 class Setup:
     county: County
     moved: str  # GA-001: accepted at T01's 综合窗口, a scan attached, escalated to 县公安局
-    dibao: str  # MZ-001: accepted at T01 naming no window
+    dibao: str  # MZ-001: accepted at T01 naming no window; the county urges T01's 综合窗口 on it
     scan: str  # the scan's digest
+    joint: str  # ZR-001: a 联办件 owing 县农业农村局's and 县住建局's sub-tasks at the county
 
 
 @pytest.fixture
@@ -94,9 +98,12 @@ def setup(tmp_path: Path) -> Setup:
             await window.act(moved, ActionForm(kind="escalate", actor="窗口 王芳", department=GONGAN))
             dibao = await _register(county, "MZ-001", "周大娘")
             await window.act(dibao, ActionForm(kind="accept", actor="窗口", errand_kind="承诺件"))
+            joint = await _register(county, "ZR-001", "刘建房")
+            accept = ActionForm(kind="accept", actor="窗口", errand_kind="联办件", co_departments=[NONGYE, ZHUJIAN])
+            await window.act(joint, accept)
             for _ in range(2):
                 await sync_once(county.stores[T01], LocalTransport(SyncServer(county.stores[C])))
-            return Setup(county, moved, dibao, hashlib.sha256(SCAN).hexdigest())
+            return Setup(county, moved, dibao, hashlib.sha256(SCAN).hexdigest(), joint)
         finally:
             await county.close()
 
@@ -285,3 +292,26 @@ def test_at_the_county_the_scan_follows_the_department(setup: Setup, county_desk
         r = county_desk.get(who, url)
         assert r.status_code == 403 and SCAN not in r.content, who
     assert len(denied_rows(county_desk, "赵敏", setup.moved, "attachment")) == 1
+
+
+def test_a_joint_errands_co_department_sees_it_and_another_does_not(setup: Setup, county_desk: Desk) -> None:
+    joint = setup.joint
+    shown_in_full(county_desk.reveal("钱住", joint))  # its 联办 sub-task is on the errand
+    shown_in_full(county_desk.reveal("孙审", joint))
+    # 县民政局 is neither the approving department nor a co-department: the desk's own refusal.
+    refused_as(county_desk.reveal("赵敏", joint), "other_department_matter", joint, MINZHENG, ZIRAN)
+    masked_still(county_desk, "赵敏", joint)
+
+
+def test_assigned_to_a_window_the_errand_is_that_windows_too(setup: Setup, town_desk: Desk) -> None:
+    dibao = setup.dibao
+    refused_as(town_desk.reveal("王芳", dibao), "other_window_errand", dibao, ZONGHE, JIUZHU)
+    r = town_desk.client.post(
+        f"/api/errands/{dibao}/actions",
+        json={"actor": "typed", "kind": "assign", "window": ZONGHE, "handler": "王芳"},
+        headers=bearer(town_desk.tokens["陈主任"]),
+    )
+    assert r.status_code == 201, r.text
+    shown_in_full(town_desk.reveal("王芳", dibao))  # 承办 at 综合窗口 here
+    # Named a window here now: no longer the catalogue window's by default.
+    refused_as(town_desk.reveal("李红", dibao), "other_window_errand", dibao, JIUZHU, ZONGHE)
