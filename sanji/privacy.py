@@ -76,10 +76,7 @@ def may_reveal(caller: Caller) -> bool:
     return roles.may(caller.principal.role, roles.REVEAL)
 
 
-ROLE_REFUSAL = (
-    "本岗位不能查看完整证件号码、电话和附件（查看完整号码），打开办件仍可查看遮挡后的信息",
-    "this post may not see full ID numbers, phones or attachments (查看完整号码); the masked view stays open",
-)
+ROLE_REFUSAL = roles.NO_REVEAL_TEXTS
 
 
 def reveal_refusal(

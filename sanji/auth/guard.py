@@ -121,7 +121,14 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
         )
     # the post is checked before the CSRF token: a refused post's body (an upload, say) is never read
     if principal is not None and need != roles.PUBLIC and not roles.may(principal.role, need):
-        reason = f"a {principal.label_en} may not use {method} {path}"
+        if need == roles.REVEAL:  # 查看完整号码, an attachment's bytes: said as the handlers say it
+            zh, en = roles.NO_REVEAL_TEXTS
+        else:
+            zh, en = (
+                f"本岗位（{principal.label}）不能使用 {method} {path}",
+                f"a {principal.label_en} may not use {method} {path}",
+            )
+        reason = f"{zh} — {en}"  # Chinese first
         await auth.record(_denied(auth, principal, client_ip(connection), f"{method} {template}", reason))
         raise Forbidden(reason)
     if principal is not None and principal.via == "session" and method not in SAFE_METHODS and template != "/login":

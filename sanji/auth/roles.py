@@ -523,6 +523,10 @@ def place_offers(kind: str, state: ErrandState, node: str, *, department: str, w
 # follow the same rule (``sanji.privacy``).
 
 REVEAL_KIND = "reveal"  # the "step" a reveal refusal names: no step is taken, the audit row names this
+NO_REVEAL_TEXTS = (  # a post without ``REVEAL`` (the inspector, the administrator): the guard's and the API's
+    "本岗位不能查看完整证件号码、电话和附件（查看完整号码），打开办件仍可查看遮挡后的信息",
+    "this post may not see full ID numbers, phones or attachments (查看完整号码); the masked view stays open",
+)
 REVEAL_TEXTS: Mapping[str, tuple[str, str]] = {
     "other_department_errand": (
         "该办件已上报{theirs}，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",

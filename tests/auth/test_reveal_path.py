@@ -266,7 +266,7 @@ def test_at_the_township_a_clerk_of_another_window_sees_no_full_numbers(setup: S
 def test_an_attachments_bytes_need_the_right_and_the_path(setup: Setup, town_desk: Desk) -> None:
     moved, url = setup.moved, f"/api/attachments/{setup.scan}"
     r = town_desk.get("钱纪", url)  # the inspector: no reveal right, no scan
-    assert r.status_code == 403 and SCAN not in r.content
+    assert r.status_code == 403 and SCAN not in r.content and r.json()["message"].startswith("本岗位不能查看")
     denied = [e for e in events(town_desk.config, event="denied") if isinstance(e, ev.AccessDenied)]
     assert [e.what for e in denied if e.account == "钱纪" and "/api/attachments/" in e.what]  # the guard's row
     r = town_desk.get("李红", url)  # another window
