@@ -11,7 +11,7 @@ Two steps each, check then publish, so nothing is signed before a person has loo
   it through ``NodeContext.publish``, as the county's start-up duty does (``duties.py``), and the next
   exchanges carry it down.
 - ``POST /admin/calendar/check`` and ``/admin/calendar/publish``: a calendar file through
-  ``checked_calendar`` and ``publish_refusal`` (``sanji.workcalendar``), the checks ``sanji calendar
+  ``checked_calendar`` and ``publish_refusal_texts`` (``sanji.workcalendar``), the checks ``sanji calendar
   check`` and ``sanji calendar publish`` run, then ``NodeContext.publish_calendar``.
 
 How far above the version held a new version may be is the publisher's to refuse (``NodeContext.publish``
@@ -55,7 +55,8 @@ from sanji.context import CATALOGUE, NodeContext, Record
 from sanji.store import Store
 from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
 from sanji.web.bounded_form import bounded_form
-from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal, summary
+from sanji.web.upload_problems import headline_pair
+from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal_texts, summary
 
 CATALOGUE_SUFFIXES = (".toml", ".json", ".xlsx")
 FILE_FIELD = "file"
@@ -130,14 +131,14 @@ def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
     return ""
 
 
-def step_refusal(context: NodeContext, kind: str, version: int) -> str:
+def step_refusal(context: NodeContext, kind: str, version: int) -> tuple[str, str] | None:
     """What publishing would refuse for the version's step (``NodeContext.version_step``), said at review
-    so nothing is offered for signing that publishing refuses ('' if the step is allowed)."""
+    so nothing is offered for signing that publishing refuses, as (Chinese, English) (None if the step is allowed)."""
     try:
         context.version_step(kind, version)
     except VersionTooFar as exc:
-        return exc.message
-    return ""
+        return exc.message_zh, exc.message_en
+    return None
 
 
 def published_record(
@@ -187,15 +188,14 @@ class CataloguePublishingController(Controller):
         finally:
             await close_uploads(form)
         if upload.refusal[0]:
-            return await catalogue_page(request, store, context, status=upload.status, problem=" ".join(upload.refusal))
+            return await catalogue_page(request, store, context, status=upload.status, problem=upload.refusal)
         try:
             # In a worker thread: a large spreadsheet takes a while to read, and the hub's event
             # loop keeps serving everyone else meanwhile (the loader bounds the work itself).
             catalogue = await anyio.to_thread.run_sync(load_uploaded_catalogue, upload)
         except CatalogueError as exc:
-            return await catalogue_page(
-                request, store, context, status=400, problem=headline(exc), problems=exc.problems
-            )
+            problem = headline_pair(headline(exc), "目录", upload.name)
+            return await catalogue_page(request, store, context, status=400, problem=problem, problems=exc.problems)
         refusal = version_refusal(context, catalogue) or step_refusal(context, CATALOGUE, catalogue.version)
         if refusal:
             return await catalogue_page(request, store, context, status=409, problem=refusal)
@@ -231,10 +231,11 @@ class CataloguePublishingController(Controller):
             record = published_record(request, principal, context, "catalogue", catalogue.version, catalogue.county)
             await context.publish(catalogue, record=record)  # signs only a catalogue that checks clean
         except VersionTooFar as exc:
-            return await catalogue_page(request, store, context, status=409, problem=exc.message)
+            return await catalogue_page(request, store, context, status=409, problem=(exc.message_zh, exc.message_en))
         except SanjiError as exc:
             problems = exc.problems if isinstance(exc, CatalogueError) else []
-            return await catalogue_page(request, store, context, status=400, problem=headline(exc), problems=problems)
+            problem = headline_pair(headline(exc), "目录")
+            return await catalogue_page(request, store, context, status=400, problem=problem, problems=problems)
         return Redirect("/admin/catalogue/?done=published", status_code=303)
 
 
@@ -270,18 +271,18 @@ class CalendarPublishingController(Controller):
         finally:
             await close_uploads(form)
         if upload.refusal[0]:
-            problem = " ".join(upload.refusal)
-            return await calendar_page(request, store, context, year, status=upload.status, problem=problem)
+            return await calendar_page(request, store, context, year, status=upload.status, problem=upload.refusal)
         try:
             doc = await anyio.to_thread.run_sync(check_uploaded_calendar, upload)
         except CalendarProblems as exc:
-            return await calendar_page(
-                request, store, context, year, status=400, problem=exc.message, problems=exc.problems
-            )
+            lead = headline_pair(exc.message, "日历", upload.name)
+            return await calendar_page(request, store, context, year, status=400, problem=lead, problems=exc.problems)
         except CalendarError as exc:
-            problem = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            said = headline_pair(exc.message, "日历", upload.name)
+            problem = (said.zh, said.en + (f" ({exc.hint})" if exc.hint else ""))
             return await calendar_page(request, store, context, year, status=400, problem=problem)
-        refusal = publish_refusal(context.calendar_doc, doc) or step_refusal(context, CALENDAR, doc.version)
+        held_refusal = publish_refusal_texts(context.calendar_doc, doc)
+        refusal = held_refusal if held_refusal[0] else step_refusal(context, CALENDAR, doc.version)
         if refusal:
             return await calendar_page(request, store, context, year, status=409, problem=refusal)
         review = {"file": upload.name, "summary": summary(doc), "json": msgspec.json.encode(doc).decode()}
@@ -308,17 +309,19 @@ class CalendarPublishingController(Controller):
                 context,
                 year,
                 status=400,
-                problem="日历有误 The calendar has problems",
+                problem=("日历有误", "The calendar has problems"),
                 problems=problems,
             )
         await context.refresh_calendar()
-        refusal = publish_refusal(context.calendar_doc, doc)
-        if refusal:
+        refusal = publish_refusal_texts(context.calendar_doc, doc)
+        if refusal[0]:
             return await calendar_page(request, store, context, year, status=409, problem=refusal)
         try:
             await context.publish_calendar(
                 doc, record=published_record(request, principal, context, "calendar", doc.version, doc.county)
             )
         except VersionTooFar as exc:
-            return await calendar_page(request, store, context, year, status=409, problem=exc.message)
+            return await calendar_page(
+                request, store, context, year, status=409, problem=(exc.message_zh, exc.message_en)
+            )
         return Redirect("/admin/calendar/?done=published", status_code=303)

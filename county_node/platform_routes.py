@@ -68,8 +68,19 @@ class PlatformController(Controller):
         )
 
 
+# Why ``since`` cannot be exported from (``sanji.office.platform.parse_since``'s ValueError), in Chinese.
+SINCE_PROBLEMS_ZH = (
+    ("no export has run yet", "尚未导出过：首次导出请填写起始日期，如 2026-11-01"),
+    ("must be a date like", "起始时间应为日期（如 2026-11-01）、ISO 时间或“上次导出以来”"),
+    ("must fall between the years", "起始时间应在 2000 年至 2100 年之间"),
+)
+
+
 def _back(problem: str) -> Redirect:
-    return Redirect(f"/office/platform/?{urlencode({'problem': problem[:300]})}", status_code=303)
+    """Back to the screen saying why nothing was exported: Chinese first (``problem``), the English beside."""
+    zh = next((zh for words, zh in SINCE_PROBLEMS_ZH if words in problem), "请检查填写的起始时间")
+    query = urlencode({"problem": f"无法导出：{zh}", "problem_en": f"cannot export: {problem}"[:300]})
+    return Redirect(f"/office/platform/?{query}", status_code=303)
 
 
 class PlatformScreenController(Controller):
@@ -84,6 +95,7 @@ class PlatformScreenController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         problem: Annotated[str, QueryParameter(max_length=300)] = "",
+        problem_en: Annotated[str, QueryParameter(max_length=300)] = "",
     ) -> Template:
         last = await store.meta_value(LAST_EXPORT)
         default = last[:10] if last else context.today().replace(day=1).isoformat()
@@ -94,7 +106,7 @@ class PlatformScreenController(Controller):
                 "last": last.replace("T", " ")[:16] if last else "",
                 "since": default,
                 "tables": TABLES,
-                "problem": problem,
+                "problem": (problem, problem_en),
             },
         )
 
@@ -116,7 +128,7 @@ class PlatformScreenController(Controller):
                 store, context.catalogue, since=moment, data_source=source, arrived_since=arrived
             )
         except ValueError as exc:
-            return _back(f"无法导出 cannot export: {exc}")
+            return _back(str(exc))
         manifest = msgspec.json.decode(files["manifest.json"])
         batch = manifest["batch_no"]
         # every changed errand's applicant name leaves in the ZIP: audited as a read of personal data

@@ -40,7 +40,10 @@ RefusalCode = Literal[
     "rate_once",
     "attachment_incomplete",
     "attachment_not_held",
+    "attachment_type",
     "id_number_check",
+    "name_blank",
+    "name_invisible",
     # 督办 with an answer due, and its answer (protocol.urging)
     "urging_kind",
     "urging_level",
@@ -236,6 +239,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "id_number_check": (
         "身份证号码校验位不符，请核对后重新填写",
         "the ID number's check character does not match (GB 11643): check the number",
+    ),
+    "attachment_type": (
+        "只能附照片（JPEG、PNG、WebP、HEIC、TIFF）或 PDF 扫描件，不能附 {mime}",
+        "only photos (JPEG, PNG, WebP, HEIC, TIFF) or PDF scans are attached, not {mime}",
+    ),
+    "name_blank": ("请填写申请人姓名", "the applicant's name is blank"),
+    "name_invisible": (
+        "申请人姓名含不可见字符（零宽空格、方向标记等），请重新输入",
+        "the applicant's name holds a character that shows as nothing (a zero-width space, a direction mark): "
+        "type it again",
     ),
     "attachment_not_held": (
         "本节点没有该附件的完整文件（{blob}…），请直接上传文件",

@@ -707,6 +707,11 @@ class TrustState:
         held = self.current(node)
         if held is None or held.parent == parent:
             return ""
+        if not held.parent:  # the hub at the top of the tree (certified by the root): no parent to name
+            return (
+                f"节点编号 {node} 已是本树顶层中心的编号，全树内编号不得重复。"
+                f"Node id {node} is the hub at the top of the tree; ids are unique across the whole tree."
+            )
         valid = _valid_of(self.certificates())
         county = next((n for n in _ancestors(held.parent, valid) if (c := _latest(valid, n)) and c.role == COUNTY), "")
         where = f"{held.parent} ({county})" if county and county != held.parent else str(held.parent)

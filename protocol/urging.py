@@ -21,6 +21,9 @@ from protocol.refusals import Refusal, refuse
 from protocol.topology import COUNTY, Directory, regional
 
 MAX_URGING_DAYS = 60  # an answer due further out than this is not urging
+# Working days a desk may give for the answer (the API's form and the screens): 40 stay inside the 60 days
+# but for the longest holidays, where the answer date is refused as too far out, naming it.
+MAX_ANSWER_WORKING_DAYS = 40
 OPEN, ANSWERED, OVERDUE = "open", "answered", "overdue"
 STATUS_LABELS = {
     OPEN: ("待答复", "open"),

@@ -8,6 +8,12 @@ its own batches from its parent before numbering anything new (docs/architecture
 copy carries the restored mark (``protocol.ledger.RESTORED_MARK``), however it is put back, so the
 node it becomes waits for its parent's word before numbering a batch in any stream.
 
+A restored store forgets its catalogue floor (``meta`` ``catalogue_versions_floor``, set to ""): the copy lacks
+any catalogue the county published after it was taken, so "every version from the floor up is held" no longer
+holds, and a county would refuse errands honestly bound to a lost version as bound to one never published. The
+next version the node keeps becomes its floor (``Documents.put_document``); those below it that it lacks cannot be
+checked (无法核对), and the versions the copy holds are checked as before.
+
 Backups are named ``<node>-<UTC time>-<why>.db`` (SQLite) or ``.dump`` (PostgreSQL), so the
 newest sorts last and pruning by age needs nothing but the name and the file time.
 """
@@ -28,6 +34,10 @@ from protocol.errors import SanjiError
 from protocol.ledger import RESTORED_MARK
 
 SUFFIXES = (".db", ".dump")
+# ``sanji.context.CATALOGUE_FLOOR``, written here without importing the node's runtime; "" is no floor.
+FORGET_FLOOR = (
+    "INSERT INTO meta (key, value) VALUES ('catalogue_versions_floor', '') ON CONFLICT (key) DO UPDATE SET value = ''"
+)
 
 
 class BackupError(SanjiError):
@@ -91,6 +101,14 @@ def restore(url: str, source: Path) -> Path | None:
             raise BackupError(f"{source} is not a PostgreSQL dump (.dump); this node's store is PostgreSQL")
         _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
               f"--dbname={libpq_url(url)}", str(source)])  # fmt: skip
+        try:
+            _run(["psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={libpq_url(url)}",
+                  "--command", FORGET_FLOOR])  # fmt: skip
+        except BackupError as exc:
+            raise BackupError(
+                f"restored {source}, but could not forget its catalogue floor: {exc.message}",
+                hint="run this in psql before starting the node: " + FORGET_FLOOR,
+            ) from None
         return None
     if source.suffix != ".db":
         raise BackupError(f"{source} is not a SQLite backup (.db); this node's store is SQLite")
@@ -101,6 +119,7 @@ def restore(url: str, source: Path) -> Path | None:
         _sqlite_copy(target, kept)
     staged = target.with_name(target.name + ".restoring")
     shutil.copyfile(source, staged)
+    _forget_floor(staged)
     for side in ("-wal", "-shm"):  # the old log must not be replayed over the restored file
         Path(str(target) + side).unlink(missing_ok=True)
     os.replace(staged, target)
@@ -160,6 +179,19 @@ def _mark_restored(path: Path) -> None:
                 )
     except sqlite3.Error as exc:
         raise BackupError(f"could not mark the copy {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _forget_floor(path: Path) -> None:
+    """The copy about to be put back forgets its catalogue floor (``FORGET_FLOOR``), before it is in place."""
+    conn = sqlite3.connect(path)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            with conn:
+                conn.execute(FORGET_FLOOR)
+    except sqlite3.Error as exc:
+        raise BackupError(f"could not forget the catalogue floor of {path}: {exc}") from None
     finally:
         conn.close()
 

@@ -56,6 +56,10 @@ SKEW_FLAG_MS = 5 * 60 * 1000
 # The ``meta`` key of the lowest catalogue version kept in ``document_versions`` (``NodeContext.catalogue_floor``).
 CATALOGUE_FLOOR = "catalogue_versions_floor"
 OLDER_CATALOGUES_KEPT = 16  # older catalogue versions kept decoded in memory (``NodeContext.held_catalogue``)
+# How long a look for a catalogue newer than the one held stands (``NodeContext.binding_status``): a worklist of
+# errands naming a version above the newest looks once, not once per errand, and a sibling's publication is seen
+# within this many seconds.
+NEWER_CATALOGUE_LOOK_S = 2.0
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
 _Doc = TypeVar("_Doc", Catalogue, OfficialCalendar)  # the county documents a node takes up alike
@@ -142,6 +146,7 @@ class NodeContext:
         self._not_held: set[int] = set()
         self._encoded: EncodedEntries = {}  # the county's entries encoded once (``binding_refusal``)
         self._floor: int | None = None  # ``catalogue_floor``, once read
+        self._looked_for_newer = -NEWER_CATALOGUE_LOOK_S  # ``time.monotonic()`` of the last ``refresh_catalogue``
 
     async def _held(self, kind: str) -> tuple[int, bytes] | None:
         """The document ``kind`` as the database holds it now, kept as the blob of its version."""
@@ -203,6 +208,7 @@ class NodeContext:
 
     async def refresh_catalogue(self) -> bool:
         """Take up a catalogue another process (a hub sibling's screen) stored; True if newer."""
+        self._looked_for_newer = time.monotonic()
         taken = await self._take_up(CATALOGUE, self.catalogue_version, open_catalogue, "catalogue")
         if taken is None:
             return False
@@ -365,9 +371,14 @@ class NodeContext:
         try:
             catalogue = read_catalogue(blob)  # verified when it was kept; its key may have been rotated since
         except SanjiError as exc:
+            # not held, as far as a desk can tell; remembered so, since a recorded version is never rewritten while
+            # the node runs (the repair in deploy/README.md is made with it stopped)
             log.warning("catalogue version %s kept here does not read: %s", version, exc.message)
+            self._not_held.add(version)
             return None
         if catalogue.version != version:
+            log.warning("catalogue version %s kept here holds version %s", version, catalogue.version)
+            self._not_held.add(version)
             return None
         if len(self._older) >= OLDER_CATALOGUES_KEPT:
             self._older.popitem(last=False)
@@ -394,7 +405,8 @@ class NodeContext:
         ``binding_mismatch`` refusal if not, or if it names a version this node cannot have missed (``<= 0``, newer
         than the newest it holds, or, at the county, one from its floor up that it lacks: never published); and
         ``"unchecked"`` for a version this node never held below what it can check (replaced before migration
-        0026, or before this node first held a catalogue: a township restored or enrolled since), let through.
+        0026, or before this node first held a catalogue: a township restored or enrolled since, or a store put back
+        by ``sanji restore``, which forgets the floor), let through.
         Only the county, which publishes every version, refuses one newer than it holds: a township or village
         restored from a backup, or behind on its exchanges, may hold less than its villages, so there such a
         version is ``"behind"`` (said on the errand's page, let through, not listed: the county checks it).
@@ -407,8 +419,10 @@ class NodeContext:
             ours, theirs = directory.county_of(self.store.node_id), directory.county_of(scope)
             if theirs is not None and ours != theirs:
                 return None  # another county's errand (a city): its own county's desks check it
-        if version > self.catalogue_version:
-            await self.refresh_catalogue()  # another process (a hub sibling's screen) may have kept it meanwhile
+        if version > self.catalogue_version and time.monotonic() - self._looked_for_newer >= NEWER_CATALOGUE_LOOK_S:
+            # another process (a hub sibling's screen) may have kept it meanwhile; looked for once in a short while,
+            # so a worklist of errands naming versions above the newest does not read the catalogue once per row
+            await self.refresh_catalogue()
         held = await self.held_catalogue(version)
         county = directory.role(self.store.node_id) == COUNTY
         refused = binding_refusal(

@@ -8,6 +8,7 @@ import msgspec
 
 from protocol.bounds import DAY_PATTERN, MAX_ATTACHMENT_BYTES, MAX_INT, fields_problem, whole
 from protocol.steps import STEP_KINDS, StepKind
+from protocol.urging import MAX_ANSWER_WORKING_DAYS
 
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -80,7 +81,7 @@ class ActionForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=T
     supervision: Literal["督办", "纠错", "预警"] = "督办"
     # 督办 with an answer due: a date, or working days on the node's calendar (one of the two)
     answer_by: IsoDate = ""
-    answer_days: Annotated[int, msgspec.Meta(ge=0, le=40)] = 0  # 40 working days stay inside the rule's 60 days
+    answer_days: Annotated[int, msgspec.Meta(ge=0, le=MAX_ANSWER_WORKING_DAYS)] = 0
     urging: Annotated[str, msgspec.Meta(max_length=64)] = ""  # which urging an answer answers ('' = the oldest)
     deemed: bool = False
     blob: Annotated[str, msgspec.Meta(pattern=whole("([0-9a-f]{64})?"))] = ""

@@ -17,7 +17,7 @@ import msgspec
 
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.hlc import wall_ms
-from sanji.urgings import UrgingRow
+from sanji.urgings import UrgingRow, answerable
 
 NEW_WORK, WARNING, URGING = "new_work", "warning", "urging"
 
@@ -30,6 +30,8 @@ class Notice(msgspec.Struct, kw_only=True):
     url: str
     level: str = ""  # red / yellow for warnings, overdue for an urging past its date
     unread: bool = True
+    # False: an urging the account may not answer (one naming no window, shown at a window): said, never counted
+    answerable: bool = True
 
 
 def start_of(day: date) -> int:
@@ -51,8 +53,13 @@ def notices_for(
     *,
     today: date,
     read_upto: int,
+    window: str = "",
 ) -> list[Notice]:
-    """The desk's notices, newest first. ``worklist`` rows are the home page's views (with ``light``)."""
+    """The desk's notices, newest first. ``worklist`` rows are the home page's views (with ``light``).
+
+    ``window``: the account's ('' : the whole node's). An urging it may not answer (``sanji.urgings.answerable``)
+    is listed, saying the centre's head answers it, and is never unread: the badge counts only what the account
+    can act on, and 全部标为已读 could not clear what it never may answer."""
     out: list[Notice] = []
     for row in worklist:
         name = f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
@@ -82,18 +89,24 @@ def notices_for(
         if urging.status == "answered":
             continue
         overdue = urging.status == "overdue"
+        ours = answerable(urging, node, window)
         out.append(
             Notice(
                 kind=URGING,
                 at_ms=urging.at_ms,
-                zh=f"督办 待答复 {urging.receipt}：{urging.text}（答复期限 {urging.answer_by}"
+                zh=("督办 待答复" if ours else "督办本中心")
+                + f" {urging.receipt}：{urging.text}（答复期限 {urging.answer_by}"
                 + ("，已逾期）" if overdue else "）"),
-                en=f"Urging, answer due {urging.answer_by}" + (" — overdue" if overdue else "") + f": {urging.receipt}",
+                en=("Urging" if ours else "Urging to the centre")
+                + f", answer due {urging.answer_by}"
+                + (" — overdue" if overdue else "")
+                + f": {urging.receipt}",
                 url=urging.url,
                 level="overdue" if overdue else "",
+                answerable=ours,
             )
         )
     for notice in out:
-        notice.unread = notice.at_ms > read_upto
+        notice.unread = notice.answerable and notice.at_ms > read_upto
     out.sort(key=lambda n: (not n.unread, -n.at_ms, n.kind, n.url))
     return out

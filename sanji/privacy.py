@@ -9,7 +9,7 @@ details if it did), and each show writes a ``PersonalDataRead`` event with what=
 An account bound to a county department or a window sees them only on an errand its place is on
 the path of (``roles.reveal_refusal``, the rule the desk's steps follow); an attachment's bytes
 (``GET /api/attachments/{digest}``: ID-card scans) need the same right and path on an errand that
-attaches them. A refusal is a 403, Chinese first, audited as an ``AccessDenied`` row
+attaches them. A refusal is a 403 (``message_zh`` and ``message``), audited as an ``AccessDenied`` row
 (``reveal_check``); the masked view stays open.
 A complaint's sealed complainant never leaves the store as ciphertext.
 """
@@ -117,7 +117,7 @@ async def reveal_check(
     if not may_reveal(caller):
         errand = errands[0][0] if errands else ""
         await caller.denied(what, ROLE_REFUSAL[1], errand=errand)
-        raise Forbidden(f"{ROLE_REFUSAL[0]} — {ROLE_REFUSAL[1]}")
+        raise Forbidden(ROLE_REFUSAL[1], zh=ROLE_REFUSAL[0])
     first: roles.RevealRefused | None = None
     for _, state, history in errands:
         refused = reveal_refusal(caller, state, history)

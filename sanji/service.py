@@ -26,8 +26,10 @@ from protocol.errors import ActionRefused
 from protocol.hlc import wall_ms, wall_seconds
 from protocol.idnumber import valid_id_number
 from protocol.matter import Matter
+from protocol.names import person_name_refusal
 from protocol.receipts import make_receipt
 from protocol.refusals import Refusal, refuse
+from protocol.scans import scan_type, scan_type_refusal
 from protocol.sealing import Personal, recipients_for, seal_personal
 from protocol.stages import ESCALATED, SUBMITTED, SUPPLEMENT
 from protocol.steps import STEP_KINDS
@@ -133,6 +135,8 @@ class ErrandService:
         # (GB 11643) is asked here, as the register screen asks it: a 409 naming the field, nothing numbered.
         if form.applicant_id_number and not valid_id_number(form.applicant_id_number):
             raise ActionRefused(refuse("id_number_check"))
+        if (blank := person_name_refusal(form.applicant_name)) is not None:
+            raise ActionRefused(blank)
         applicant, sealed = self._applicant(form, errand_id)
 
         def register(receipt: str, at: int) -> a.Register:
@@ -196,14 +200,18 @@ class ErrandService:
             held = await self.store.blob_state(form.blob)
             if held is None or not held[2] or held[0] != form.size:
                 raise ActionRefused(refuse("attachment_not_held", blob=form.blob[:12]))
+            if (wrong := scan_type_refusal(form.mime)) is not None:
+                raise ActionRefused(wrong)
         return await self._act(errand_id, form)
 
     async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
         """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all."""
         if form.actor == SYSTEM_ACTOR or form.deemed:
             raise ActionRefused(refuse("system_only"))
+        if (wrong := scan_type_refusal(form.mime)) is not None:
+            raise ActionRefused(wrong)
         digest = hashlib.sha256(data).hexdigest()
-        step = msgspec.structs.replace(form, kind="attach", blob=digest, size=len(data))
+        step = msgspec.structs.replace(form, kind="attach", blob=digest, size=len(data), mime=scan_type(form.mime))
         return await self._act(errand_id, step, attachment=data)
 
     async def act_as_system(self, errand_id: str, form: ActionForm) -> Projection:

@@ -14,6 +14,7 @@ import msgspec
 
 from protocol.hlc import wall_ms
 from protocol.urging import STATUS_LABELS, Urging, status
+from sanji.auth import roles
 from sanji.store import Store
 
 
@@ -78,14 +79,27 @@ async def urging_rows(store: Store, today: date, *, to: str | None = None, limit
     return out
 
 
+# How a desk says who answers an urging it lists but may not answer: one naming no window, shown to an account
+# sitting at a window. The centre's head is how a window clerk names the account with no window that answers it.
+CENTRE_ANSWERS = ("由中心负责人答复", "answered by the centre's head")
+
+
 def seen_at_window(rows: list[UrgingRow], node: str, window: str) -> list[UrgingRow]:
     """The urgings an account sitting at ``window`` is shown ('' : every row, as the whole node's account and the
     open demo desk see them): those addressed to ``node`` that name its window, and those naming no window (urged
     before the errand had one). The latter stay in view although only a whole-node account may answer them
-    (``roles.place_refusal``): the window staff should still know their centre was urged about the errand."""
+    (``answerable``): the window staff should still know their centre was urged about the errand, and each screen
+    says the centre's head answers it (``CENTRE_ANSWERS``) instead of offering them an answer."""
     if not window:
         return rows
     return [r for r in rows if r.to == node and r.window in (window, "")]
+
+
+def answerable(row: UrgingRow, node: str, window: str) -> bool:
+    """Whether an account sitting at ``window`` ('' : the whole node's) at ``node`` may answer ``row``: the rule the
+    write asks (``roles.window_answers``, after ``protocol.urging``'s: only the desk urged), so the home page, the
+    badge and /supervision count and offer only what the answer would not be refused."""
+    return row.to == node and roles.window_answers(window, row.window)
 
 
 def counts(rows: list[UrgingRow]) -> dict[str, Any]:

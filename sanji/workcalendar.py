@@ -47,6 +47,7 @@ __all__ = [
     "library_data",
     "load_calendar",
     "publish_refusal",
+    "publish_refusal_texts",
     "read_calendar_file",
     "summary",
     "year_view",
@@ -126,6 +127,8 @@ def read_calendar_file(path: Path) -> OfficialCalendar:
         raise CalendarInvalid(f"calendar file {path} does not exist", hint=_FORMAT_HINT) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(path, f"not valid TOML: {exc}") from None
+    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
+        raise _fail(path, "not valid TOML: lists or tables are nested too deeply") from None
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise _fail(path, f"unexpected top-level key {unknown[0]!r}")
@@ -218,17 +221,28 @@ def publish_refusal(held: OfficialCalendar | None, doc: OfficialCalendar) -> str
     """Why ``doc`` may not replace the calendar held ('' if it may): it must be newer and keep every year.
 
     How far newer is ``NodeContext.publish_calendar``'s to refuse (``VersionTooFar``), asked on every path.
+    ``publish_refusal_texts`` says it in Chinese and English (the county's calendar page).
     """
+    return publish_refusal_texts(held, doc)[1]
+
+
+def publish_refusal_texts(held: OfficialCalendar | None, doc: OfficialCalendar) -> tuple[str, str]:
+    """``publish_refusal`` as (Chinese, English); ('', '') if ``doc`` may replace the calendar held."""
     if held is not None and doc.version <= held.version:
-        return f"this hub already holds calendar v{held.version}; give the new publication a higher version"
+        return (
+            f"本中心已持有第{held.version}版日历，新发布的版本号须更高",
+            f"this hub already holds calendar v{held.version}; give the new publication a higher version",
+        )
     dropped = sorted({e.year for e in held.years} - {e.year for e in doc.years}) if held else []
     if dropped:
         missing = ", ".join(map(str, dropped))
         return (
+            f"第{doc.version}版漏掉了已持有版本发布过的 {'、'.join(map(str, dropped))} 年；"
+            "新版本整体替换旧版本，请重新列出每一年",
             f"v{doc.version} leaves out {missing}, which the held version published; "
-            "a new version replaces the old one whole, so list every year again"
+            "a new version replaces the old one whole, so list every year again",
         )
-    return ""
+    return "", ""
 
 
 def summary(doc: OfficialCalendar) -> str:

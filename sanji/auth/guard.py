@@ -59,11 +59,21 @@ F = TypeVar("F", ActionForm, RegisterForm)
 
 
 class NotLoggedIn(NotAuthorizedException):
-    """401: no (valid) credentials where a login is needed."""
+    """401: no (valid) credentials where a login is needed. ``detail`` in English, ``message_zh`` in Chinese (the
+    JSON body carries both, Chinese first on a screen)."""
+
+    def __init__(self, detail: str, *, zh: str = "需要登录") -> None:
+        super().__init__(detail=detail)
+        self.message_zh = zh
 
 
 class Forbidden(PermissionDeniedException):
-    """403: logged in, but the role does not allow it, or the form's CSRF token is missing or wrong."""
+    """403: logged in, but the role does not allow it, or the form's CSRF token is missing or wrong. ``detail`` in
+    English, ``message_zh`` in Chinese."""
+
+    def __init__(self, detail: str, *, zh: str = "本岗位无权进行此操作") -> None:
+        super().__init__(detail=detail)
+        self.message_zh = zh
 
 
 class MustChangePassword(Forbidden):
@@ -100,7 +110,10 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
     if scheme.lower() == "bearer":
         principal = await auth.resolve_token(token.strip())
         if principal is None:
-            raise NotLoggedIn("the bearer token is not valid: unknown, revoked, or its account is disabled")
+            raise NotLoggedIn(
+                "the bearer token is not valid: unknown, revoked, or its account is disabled",
+                zh="令牌无效：未知、已撤销，或其账号已停用",
+            )
     else:
         session_id = connection.cookies.get(SESSION_COOKIE, "")
         if session_id:
@@ -117,26 +130,23 @@ async def auth_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
     if principal is not None and principal.must_change and need != roles.PUBLIC and template not in MUST_CHANGE_REACHES:
         raise MustChangePassword(
             "this account's password was given to it (a new account or a reset): "
-            f"set your own at {PASSWORD_PAGE} before anything else"
+            f"set your own at {PASSWORD_PAGE} before anything else",
+            zh=f"本账号的密码是系统给的（新账号或重置），请先到 {PASSWORD_PAGE} 设置自己的密码",
         )
     # the post is checked before the CSRF token: a refused post's body (an upload, say) is never read
     if principal is not None and need != roles.PUBLIC and not roles.may(principal.role, need):
-        if need == roles.REVEAL:  # 查看完整号码, an attachment's bytes: said as the handlers say it
-            zh, en = roles.NO_REVEAL_TEXTS
-        else:
-            zh, en = (
-                f"本岗位（{principal.label}）不能使用 {method} {path}",
-                f"a {principal.label_en} may not use {method} {path}",
-            )
-        reason = f"{zh} — {en}"  # Chinese first
+        zh, reason = roles.route_refusal_texts(principal.role, method, path, need, auth.node_role)
         await auth.record(_denied(auth, principal, client_ip(connection), f"{method} {template}", reason))
-        raise Forbidden(reason)
+        raise Forbidden(reason, zh=zh)
     if principal is not None and principal.via == "session" and method not in SAFE_METHODS and template != "/login":
         await _check_csrf(connection, csrf, principal, auth)
     if need == roles.PUBLIC:
         return
     if principal is None and auth.settings.required:
-        raise NotLoggedIn("log in first: a session (/login) or Authorization: Bearer <token>")
+        raise NotLoggedIn(
+            "log in first: a session (/login) or Authorization: Bearer <token>",
+            zh="需要登录：请先登录（/login），或附上令牌 Authorization: Bearer <token>",
+        )
 
 
 async def _check_csrf(
@@ -155,7 +165,7 @@ async def _check_csrf(
         reason = "the form's CSRF token is missing or wrong: reload the page and send it again"
         where = f"{connection.scope.get('method', '')} {connection.scope['path']}"
         await auth.record(_denied(auth, principal, client_ip(connection), where, "csrf"))
-        raise Forbidden(reason)
+        raise Forbidden(reason, zh="表单校验码缺失或不符（页面可能已过期），请刷新页面后重新提交")
 
 
 def _denied(auth: AuthService, principal: Principal, ip: str, what: str, reason: str, errand: str = "") -> ev.Event:
@@ -266,15 +276,15 @@ class Caller:
         p = self.principal
         if p is None:
             if self.auth.settings.required:
-                raise NotLoggedIn("log in first")
+                raise NotLoggedIn("log in first", zh="需要登录：请先登录")
             return form
         holder_role = await self.auth.post_holder(form.acting_for) if form.acting_for else ""
-        reason = roles.action_refusal(
+        zh, reason = roles.action_refusal_texts(
             p.role, kind, self.node_role, acting_for=form.acting_for, acting_for_role=holder_role
         )
         if reason:
             await self.auth.record(_denied(self.auth, p, self.ip, kind, reason, errand))
-            raise Forbidden(reason)
+            raise Forbidden(reason, zh=zh)
         return msgspec.structs.replace(form, actor=p.name, role=p.label)
 
     @contextmanager

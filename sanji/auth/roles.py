@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from protocol.bounds import line_problem
 from protocol.errors import SanjiError
+from protocol.steps import STEPS as STEP_TABLE  # the buttons' words, as a desk shows a step
 from protocol.topology import CITY, COUNTY, PROVINCE, REGIONAL, TOWN, VILLAGE
 from protocol.urging import open_for
 
@@ -230,29 +231,76 @@ def may(role: str, capability: str) -> bool:
 
 
 def action_refusal(role: str, kind: str, node_role: str, *, acting_for: str = "", acting_for_role: str = "") -> str:
-    """Why an account of ``role`` may not take step ``kind`` at a node of ``node_role`` ('' if it may).
+    """Why an account of ``role`` may not take step ``kind`` at a node of ``node_role`` ('' if it may), in English;
+    ``action_refusal_texts`` says it in Chinese and English.
 
     ``acting_for`` names the A post a B post stands in for (A/B岗); ``acting_for_role`` is that
     account's role at this node ('' if there is no such account).
     """
+    return action_refusal_texts(role, kind, node_role, acting_for=acting_for, acting_for_role=acting_for_role)[1]
+
+
+def node_label_zh(node_role: str) -> str:
+    return NODE_LABELS.get(node_role, node_role).split(" ")[0]
+
+
+def _step_zh(kind: str) -> str:
+    return "登记" if kind == REGISTER else STEP_TABLE[kind].zh if kind in STEP_TABLE else kind
+
+
+def action_refusal_texts(
+    role: str, kind: str, node_role: str, *, acting_for: str = "", acting_for_role: str = ""
+) -> tuple[str, str]:
+    """``action_refusal`` as (Chinese, English); ('', '') if the step may be taken."""
+    step = _step_zh(kind)
     if not works_at(role, node_role):
-        return f"a {ROLE_LABELS_EN.get(role, role)} account does not work at a {node_role} node"
+        return (
+            f"{label(role)}账号不在{node_label_zh(node_role)}办理业务",
+            f"a {ROLE_LABELS_EN.get(role, role)} account does not work at a {node_role} node",
+        )
     effective = role
     if acting_for:
         if role != WINDOW_B:
-            return "only a B post (窗口B岗) acts for another post; leave 'acting for' empty"
+            return (
+                "只有窗口B岗可以代其他岗位办理，请将“代岗”留空",
+                "only a B post (窗口B岗) acts for another post; leave 'acting for' empty",
+            )
         if acting_for_role != WINDOW_A:
-            return f"{acting_for} is not an A post (窗口A岗) at this node"
+            return f"{acting_for}不是本节点的窗口A岗", f"{acting_for} is not an A post (窗口A岗) at this node"
         effective = WINDOW_A
     if kind not in STEPS.get(effective, frozenset()):
         if role == WINDOW_B and kind in STEPS[WINDOW_A]:
-            return f"a B post takes '{kind}' only acting for an A post: name the A post in 'acting for'"
-        return f"a {ROLE_LABELS_EN.get(role, role)} may not take the step '{kind}'"
+            return (
+                f"窗口B岗只有代窗口A岗时才能办理“{step}”，请在“代岗”中填写A岗姓名",
+                f"a B post takes '{kind}' only acting for an A post: name the A post in 'acting for'",
+            )
+        return f"{label(role)}无权办理“{step}”", f"a {ROLE_LABELS_EN.get(role, role)} may not take the step '{kind}'"
     only = ONLY.get((kind, node_role))
     if only is not None and effective not in only:
         who = " or ".join(ROLE_LABELS_EN[r] for r in sorted(only))
-        return f"at a {node_role} node only a {who} may take the step '{kind}'"
-    return ""
+        who_zh = "或".join(ROLE_LABELS[r] for r in sorted(only))
+        return (
+            f"{node_label_zh(node_role)}只有{who_zh}可以办理“{step}”",
+            f"at a {node_role} node only a {who} may take the step '{kind}'",
+        )
+    return "", ""
+
+
+def holders(capability: str, node_role: str) -> tuple[str, ...]:
+    """The posts of a node of ``node_role`` that hold ``capability``, in the table's order."""
+    return tuple(r for r in posts_at(node_role) if may(r, capability))
+
+
+def route_refusal_texts(role: str, method: str, path: str, capability: str, node_role: str) -> tuple[str, str]:
+    """Why an account of ``role`` may not use ``method path`` (which needs ``capability``), as (Chinese, English),
+    naming the posts of this node that may."""
+    zh = f"本岗位（{label(role)}）无权进行此操作（{method} {path}）"
+    en = f"a {ROLE_LABELS_EN.get(role, role)} may not use {method} {path}"
+    posts = holders(capability, node_role)
+    if posts:
+        zh += f"，需要{'、'.join(label(r) for r in posts)}的账号"
+        en += f"; it needs an account of the post {' or '.join(ROLE_LABELS_EN[r] for r in posts)}"
+    return zh, en
 
 
 def offered(role: str, kind: str, node_role: str) -> bool:
@@ -368,27 +416,28 @@ def unknown_place(department: str, window: str, known: KnownPlaces | None) -> tu
     errand or urging will ever name: its holder would be offered nothing and refused everything."""
     if known is None:
         return None
-    if department and department not in known.departments:
-        zh, en = _some_of(known.departments)
-        return (
-            "department",
-            (
-                f"本节点持有的事项目录和在办事项中没有“{department}”这个部门，请按事项目录的写法填写（{zh}）",
-                f"Neither the catalogue held here nor the errands held here name a department “{department}”; "
-                f"spell it as the catalogue does ({en})",
-            ),
-        )
-    if window and window not in known.windows:
-        zh, en = _some_of(known.windows)
-        return (
-            "window",
-            (
-                f"本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{window}”这个窗口（{zh}）",
-                f"Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a "
-                f"window “{window}” ({en})",
-            ),
-        )
+    for field, name, names in (("department", department, known.departments), ("window", window, known.windows)):
+        if name and name not in names:
+            zh, en = UNKNOWN_PLACE_TEXTS[field]
+            some_zh, some_en = _some_of(names)
+            return field, (zh.format(name=name, some=some_zh), en.format(name=name, some=some_en))
     return None
+
+
+# Each refusal says where the node looked for the place, so the administrator knows which list to mend
+# (``unknown_place``).
+UNKNOWN_PLACE_TEXTS: Mapping[str, tuple[str, str]] = {
+    "department": (
+        "本节点持有的事项目录和在办事项中没有“{name}”这个部门，请按事项目录的写法填写（{some}）",
+        "Neither the catalogue held here nor the errands held here name a department “{name}”; "
+        "spell it as the catalogue does ({some})",
+    ),
+    "window": (
+        "本节点的事项目录、短信设置 [sms.windows] 和办件中没有“{name}”这个窗口（{some}）",
+        "Neither the catalogue held here, the node's [sms.windows] nor the errands held here name a "
+        "window “{name}” ({some})",
+    ),
+}
 
 
 KNOWN_NAMES_SHOWN = 10  # a refusal names this many of the known places (the command line shows no list)
@@ -443,6 +492,14 @@ def place_problem_texts(role: str, node_role: str, department: str, window: str)
     return "", ""
 
 
+def window_answers(window: str, urging_window: str) -> bool:
+    """Whether an account sitting at ``window`` ('' : the whole node's) answers an urging naming ``urging_window``
+    at the node it is addressed to (``protocol.urging.answer_refusal`` asks that of the node). One rule for
+    ``place_refusal`` and the screens that list urgings (``sanji.urgings.answerable``), so a desk never offers or
+    counts an answer the write would refuse: an urging naming no window is the whole centre's."""
+    return not window or urging_window == window
+
+
 def urging_for(state: ErrandState, node: str, window: str) -> str:
     """The urging an account of ``window`` ('' : of the whole node) at ``node`` answers when it names none: the
     oldest open one addressed to ``node`` that names ``window`` ('' when there is none)."""
@@ -483,7 +540,7 @@ def place_refusal(
         held = next((u for u in state.urgings if u.id == urging), None)
         if held is None:
             return refused("no_urging_for_window", mine=window)
-        if held.window != window:
+        if not window_answers(window, held.window):
             return refused("other_window_urging", mine=window, theirs=held.window or "—")
     return None
 
@@ -523,7 +580,7 @@ def place_offers(kind: str, state: ErrandState, node: str, *, department: str, w
 # follow the same rule (``sanji.privacy``).
 
 REVEAL_KIND = "reveal"  # the "step" a reveal refusal names: no step is taken, the audit row names this
-NO_REVEAL_TEXTS = (  # a post without ``REVEAL`` (the inspector, the administrator): the guard's and the API's
+NO_REVEAL_TEXTS = (  # a post without ``REVEAL`` (the inspector): ``GET /api/errands/{id}?reveal=true``
     "本岗位不能查看完整证件号码、电话和附件（查看完整号码），打开办件仍可查看遮挡后的信息",
     "this post may not see full ID numbers, phones or attachments (查看完整号码); the masked view stays open",
 )
@@ -548,8 +605,8 @@ REVEAL_TEXTS: Mapping[str, tuple[str, str]] = {
 
 class RevealRefused(PlaceRefused):
     """403: the account's department or window is not on the errand's path here (``reveal_refusal``). As a
-    ``PlaceRefused`` (``error_code``, ``params``, ``message_zh``, ``kind`` = reveal, ``errand``), its ``message``
-    Chinese first, then English."""
+    ``PlaceRefused``: ``error_code``, ``params``, ``message_zh`` (Chinese), ``message`` (English), ``kind`` =
+    reveal and the ``errand``."""
 
     default_hint = (
         "打开办件仍可查看遮挡后的信息；请由该办件所在部门或窗口（或不限部门、窗口）的账号查看。 The masked view "
@@ -558,13 +615,12 @@ class RevealRefused(PlaceRefused):
 
     def __init__(self, refusal: str, *, errand: str, **params: str) -> None:
         zh, en = REVEAL_TEXTS[refusal]
-        SanjiError.__init__(self, f"{zh.format(**params)} — {en.format(**params)}")
+        SanjiError.__init__(self, en.format(**params))
         self.refusal = refusal
         self.kind = REVEAL_KIND
         self.errand = errand
         self.params = dict(params)
         self.message_zh = zh.format(**params)
-        self.message_en = en.format(**params)
         self.actor = self.role = self.acting_for = ""
 
 

@@ -239,7 +239,7 @@ class AccountPasswordController(Controller):
         self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
     ) -> Template:
         if principal_of(request) is None:
-            raise NotLoggedIn("log in to change your password")
+            raise NotLoggedIn("log in to change your password", zh="请先登录，再修改密码")
         return _password_page(request, store, context)
 
     @post("/", status_code=200)
@@ -252,9 +252,12 @@ class AccountPasswordController(Controller):
     ) -> Template:
         principal = principal_of(request)
         if principal is None:
-            raise NotLoggedIn("log in to change your password")
+            raise NotLoggedIn("log in to change your password", zh="请先登录，再修改密码")
         if principal.via != "session":
-            raise Forbidden("a password is changed from a logged-in session, not with a bearer token")
+            raise Forbidden(
+                "a password is changed from a logged-in session, not with a bearer token",
+                zh="密码须在登录后的页面上修改，不能用令牌修改",
+            )
         form = await bounded_form(request)
 
         def field(name: str) -> str:
@@ -284,9 +287,9 @@ class AccountPasswordController(Controller):
 # -- refusals ----------------------------------------------------------------------------------
 
 
-def _json(status: int, error: str, message: str, hint: str) -> Response[dict[str, object]]:
+def _json(status: int, error: str, message: str, hint: str, zh: str) -> Response[dict[str, object]]:
     return Response(
-        {"error": error, "message": message, "hint": hint, "retryable": False},
+        {"error": error, "message": message, "hint": hint, "retryable": False, "message_zh": zh},
         status_code=status,
         headers={"WWW-Authenticate": 'Bearer realm="sanji"'} if status == 401 else None,
     )
@@ -298,16 +301,30 @@ def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> 
         if request.method == "GET":
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(path="/login?" + urlencode({"next_url": safe_next(target)}), status_code=303)
-    return _json(401, "not_logged_in", str(exc.detail), "Log in at /login, or send Authorization: Bearer <token>.")
+    return _json(
+        401,
+        "not_logged_in",
+        str(exc.detail),
+        "Log in at /login, or send Authorization: Bearer <token>.",
+        exc.message_zh,
+    )
 
 
 def forbidden_handler(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
     if isinstance(exc, MustChangePassword):
         if not wants_page(request):
-            return _json(403, "must_change_password", str(exc.detail), f"Change the password at {PASSWORD_PAGE}.")
+            return _json(
+                403, "must_change_password", str(exc.detail), f"Change the password at {PASSWORD_PAGE}.", exc.message_zh
+            )
         return Redirect(path=PASSWORD_PAGE, status_code=303)
     if not wants_page(request):
-        return _json(403, "forbidden", str(exc.detail), "Ask an administrator for an account with the right role.")
+        return _json(
+            403,
+            "forbidden",
+            str(exc.detail),
+            "Ask an administrator for an account with the right role.",
+            exc.message_zh,
+        )
     runtime = request.app.state.runtime
     principal = principal_of(request)
     return Template(
@@ -316,6 +333,7 @@ def forbidden_handler(request: Request[Any, Any, Any], exc: Forbidden) -> Respon
         context={
             **_frame(runtime.get_store(), runtime.get_context(), "forbidden"),
             "message": str(exc.detail),
+            "message_zh": exc.message_zh,
             "who": principal,
         },
     )

@@ -30,6 +30,7 @@ from typing import TypedDict
 import msgspec
 
 from protocol.errors import SanjiError
+from protocol.names import invisible
 from sanji.auth import events as ev
 from sanji.auth import passwords, roles
 from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, TokenRow, Who
@@ -174,7 +175,9 @@ class _Base(TypedDict):
     os_user: str
 
 
-INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})  # control, format (zero-width, bidi), line and paragraph separators
+def look_alike(name: str) -> str:
+    """What two login names that read the same have in common: full-width and half-width letters, and case, alike."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def digest(secret: str) -> str:
@@ -244,7 +247,7 @@ class AuthService:
                 "an account name has 1 to 64 characters and no spaces at either end",
                 zh="登录名为1至64个字符，首尾不能有空格",
             )
-        if any(unicodedata.category(c) in INVISIBLE for c in name):
+        if any(invisible(c) for c in name):
             raise AccountError(
                 "an account name has no control or invisible characters (a line break, a zero-width space)",
                 zh="登录名不能含控制字符或不可见字符（换行、零宽空格等）",
@@ -274,6 +277,13 @@ class AuthService:
         """A new account. ``must_change``: the password was generated, its holder sets their own at first login.
         ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node."""
         self._check_new(name, role)
+        # ｗａ１ or WA1 beside wa1 would pass as wa1 on every screen and in the audit log
+        twin = next((a.name for a in await self.book.accounts() if look_alike(a.name) == look_alike(name)), None)
+        if twin is not None and twin != name:
+            raise AccountError(
+                f"an account named {twin!r} exists; a name that differs from it only in width or case is refused",
+                zh=f"已有账号「{twin}」，与之仅全角半角或大小写不同的登录名不能使用",
+            )
         await self._check_place(role, department, window)
         try:
             hashed = passwords.hash_password(password)

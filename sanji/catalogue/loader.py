@@ -149,12 +149,17 @@ def load_catalogue(
     raise CatalogueError(f"{path}: unknown catalogue format {suffix or '(no suffix)'}; use .toml, .json or .xlsx")
 
 
+NESTED_TOO_DEEPLY = "lists or tables are nested too deeply (a catalogue needs two levels)"
+
+
 def load_toml(path: str | Path, **overrides: Any) -> Catalogue:
     path = Path(path)
     try:
         data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{path} is not valid TOML", [str(exc)]) from None
+    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
+        raise CatalogueError(f"{path} is not valid TOML", [NESTED_TOO_DEEPLY]) from None
     return catalogue_from_mapping(data, source=str(path), label=lambda i: f"[[matters]] #{i + 1}", **overrides)
 
 
@@ -164,6 +169,8 @@ def load_json(path: str | Path, **overrides: Any) -> Catalogue:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise CatalogueError(f"{path} is not valid JSON", [str(exc)]) from None
+    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
+        raise CatalogueError(f"{path} is not valid JSON", [NESTED_TOO_DEEPLY]) from None
     return catalogue_from_mapping(data, source=str(path), label=lambda i: f"matters[{i}]", **overrides)
 
 

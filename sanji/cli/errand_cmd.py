@@ -31,13 +31,14 @@ prints ``denied: <reason>``, an account of another department or window (``roles
 ``--json`` output (stable; fields are only ever added):
 
 - ``list``: ``{"total": N, "items": [ErrandSummary, ...]}`` as ``GET /api/errands``;
-- ``show``: ``GET /api/errands/{id}``'s object plus ``"post"`` and ``"steps"`` (the steps allowed now);
+- ``show``: ``GET /api/errands/{id}``'s object (its ``"binding"`` included) plus ``"post"`` and ``"steps"`` (the
+  steps allowed now) and ``"binding_mismatch"`` (the ``binding``'s two messages when it is a mismatch, else "");
 - ``register`` prints ``ERRAND<TAB>RECEIPT<TAB>ACTION``, ``act`` the new action's id; with ``--json``
   (``register``: ``--json-out``, as its ``--json`` names the body) both print
   the API's ``{"errand", "stage", "holder", "version", "digest"}`` with ``"action"`` and ``"receipt"``;
 - on stderr, a refusal is the API's error body (``{"error": "action_refused", "error_code", "params",
-  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message"}`` (by the account's
-  department or window, with ``error_code``, ``params`` and ``message_zh`` too);
+  "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message", "message_zh"}``
+  (by the account's department or window, with ``error_code`` and ``params`` too);
   bad arguments ``{"error": "bad_request", "message", "hint"}``.
 """
 
@@ -75,6 +76,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history
 from sanji.store import Store
 from sanji.web.api import ActionResult, action_result
+from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.screens import offered_steps
 from sanji.web.views import ErrandSummary, summarise
 
@@ -102,6 +104,8 @@ class ErrandOut(ErrandSummary, kw_only=True):
     # Why the errand's bound entry is not the county's of its version (``binding_mismatch``, Chinese then English):
     # the steps judged by it are not offered (``protocol.binding.BOUND_STEPS``); "" when it is, or cannot be checked.
     binding_mismatch: str = ""
+    # The API's ``binding`` (``GET /api/errands/{id}``): also an entry this node cannot check (unchecked, behind).
+    binding: BindingStatus | None = None
 
 
 class Taken(ActionResult, kw_only=True):
@@ -189,7 +193,9 @@ def _failed(exc: Exception, *, as_json: bool) -> int:
     elif isinstance(exc, roles.PlaceRefused):
         _emit_error(as_json, exc.as_dict(), [f"denied: {exc.refusal}", exc.message_zh, exc.message])
     elif isinstance(exc, PermissionDeniedException):
-        _emit_error(as_json, {"error": "forbidden", "message": exc.detail}, [f"denied: {exc.detail}"])
+        zh = str(getattr(exc, "message_zh", ""))  # the guard's refusals say themselves in Chinese too
+        body = {"error": "forbidden", "message": exc.detail, **({"message_zh": zh} if zh else {})}
+        _emit_error(as_json, body, [f"denied: {zh}", exc.detail] if zh else [f"denied: {exc.detail}"])
     elif isinstance(exc, ConfigError | SanjiError | OSError | msgspec.MsgspecError):
         message = exc.message if isinstance(exc, SanjiError) else str(exc)
         hint = exc.hint if isinstance(exc, SanjiError) else ""
@@ -219,7 +225,7 @@ class _CliCaller(Caller):
         if p is not None and not roles.may(p.role, capability):
             reason = f"a {p.label_en} may not {what}"
             await self.auth.record(ev.AccessDenied(**self._base(), what=f"{CHANNEL} {what}", reason=reason))
-            raise Forbidden(reason)
+            raise Forbidden(reason, zh=f"本岗位（{p.label}）无权进行此操作（{what}）")
 
 
 class _CliService(GuardedService):
@@ -354,12 +360,13 @@ def run_show(
             department=p.department if p is not None else "",
             window=p.window if p is not None else "",
         )
-        mismatch = await desk.context.binding_mismatch(row.get("state"))
+        binding = await errand_binding(desk.context, row.get("state"))
         warning = ""
-        if mismatch is not None:
+        if binding is not None and binding.status == "mismatch":
             steps = [s for s in steps if s not in BOUND_STEPS]
-            warning = " / ".join(bilingual(mismatch))
+            warning = f"{binding.message_zh} / {binding.message}"
         view = {**summarise(row, desk.context), "post": as_post, "steps": steps, "binding_mismatch": warning}
+        view["binding"] = binding
         out = msgspec.convert(view, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())
@@ -375,6 +382,8 @@ def run_show(
             print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
         if out.binding_mismatch:
             print(f"WARNING {out.binding_mismatch}")
+        elif out.binding is not None:  # cannot be checked here: said, as the errand page says it, and let through
+            print(f"NOTE {out.binding.message_zh} / {out.binding.message}")
         print(f"steps now{' for ' + as_post if as_post else ''}: {', '.join(steps) or '—'}")
         return 0
 

@@ -78,8 +78,9 @@ class Documents(Section):
             if kind in VERSIONED and recorded is None:
                 await conn.execute(insert(t.document_versions).values(values))
                 floor_key = f"{kind}_versions_floor"
-                if await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == floor_key)) is None:
-                    # the first version this node keeps: every one it keeps from here up is held
+                if not await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == floor_key)):
+                    # the first version this node keeps (or the first since a restore forgot the floor, ""):
+                    # every one it keeps from here up is held
                     await _upsert(conn, t.meta, {"key": floor_key, "value": str(version)}, keys=("key",))
             await _upsert(conn, t.documents, values, keys=("kind",))
             if then is not None:

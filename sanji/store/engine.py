@@ -73,6 +73,15 @@ CommitHook = Callable[[AsyncConnection], Awaitable[None]]
 PG_SERVER_SETTINGS: dict[str, str] = {"plan_cache_mode": "force_custom_plan"}
 
 
+class DatabaseClosed(SanjiError):
+    """A write asked for after the node began to stop (``Database.dispose``): refused, nothing written. A retry
+    reaches the node once it runs again."""
+
+    code = "database_closed"
+    retryable = True
+    default_hint = "节点正在停止，请稍后重试。 The node is stopping; try again once it is running."
+
+
 class ReadOnlyReplica(SanjiError):
     """A write asked of a process whose database is a PostgreSQL standby (docs/scaling.md, 2.): refused before
     anything is sent, the same whatever the write. Retrying here cannot help; the primary's hub takes it."""
@@ -140,6 +149,7 @@ class Database:
     # A PostgreSQL standby (``pg_is_in_recovery()`` when opened): every write is refused (``ReadOnlyReplica``).
     read_only: bool = False
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False  # ``dispose`` began: every later write is refused (``DatabaseClosed``)
     commit_hooks: list[CommitHook] = field(default_factory=list)
     # Writes waiting to go in one transaction, per event loop (``sanji.store.together``).
     queues: WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = field(
@@ -211,12 +221,15 @@ class Database:
                 f"数据库只读副本不能写入（登录、办理、推送、查看个人信息的审计记录）: {self.url.split('@')[-1]} is a "
                 "read-only replica; nothing can be written to it, the audit record of a read of personal data included"
             )
-        async with self.write_lock, self.writer.begin() as conn:
-            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE is its writer lock
-                await _advisory_locks(conn, keys)
-            yield conn
-            for hook in self.commit_hooks:
-                await hook(conn)
+        async with self.write_lock:
+            if self.closed:
+                raise DatabaseClosed(f"{self.url.split('@')[-1]} is closed: the node is stopping; nothing was written")
+            async with self.writer.begin() as conn:
+                if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE is its writer lock
+                    await _advisory_locks(conn, keys)
+                yield conn
+                for hook in self.commit_hooks:
+                    await hook(conn)
 
     def add_commit_hook(self, hook: CommitHook) -> None:
         """Run ``hook`` at the end of every write transaction, before it commits and on its connection.
@@ -228,9 +241,16 @@ class Database:
             self.commit_hooks.append(hook)
 
     async def dispose(self) -> None:
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
+        """Close every connection, once the write in flight (if any) has committed or rolled back.
+
+        A writer that outlives the task that asked for it (``sanji.store.together`` and the request counters
+        carry a write on when its caller is cancelled) would otherwise hand its connection back to a pool
+        already emptied, and nothing would ever close it. Writes asked for from here on are refused."""
+        self.closed = True
+        async with self.write_lock:
+            await self.writer.dispose()
+            if self.reader is not self.writer:
+                await self.reader.dispose()
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,9 @@ errands = Table(
     Index(None, "stage"),
     Index(None, "receipt"),
     Index(None, "holder"),
+    # The windows a node's errands were assigned to (``sanji.auth.places.windows_in_use``; 0028): found and
+    # ordered by the index alone, no row read.
+    Index(None, "holder", "window"),
     Index(None, "scope"),
     # The errands on their way to a node (``Store.worklist``, read by the duties after every push; 0021).
     # Partial: the few rows in flight, and a query asking ``pending_to IS NULL`` (nearly every row) never

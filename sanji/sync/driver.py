@@ -435,11 +435,13 @@ class SyncDriver:
             self._task = asyncio.create_task(self._run(), name=f"sync-{self.store.node_id}")
 
     async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-        await self.transport.close()
-        for fallback in self.fallbacks:
-            await fallback.close()
+        try:
+            await cancel(self._task)
+        finally:  # the links are closed even when the loop had ended on an error ``cancel`` raises
+            self._task = None
+            await self.transport.close()
+            for fallback in self.fallbacks:
+                await fallback.close()
 
     async def adopt(self, addresses: Sequence[tuple[str, str]]) -> None:
         """Sync with these ancestors (nearest first) while the parent is dark, after the configured fallbacks."""
@@ -574,12 +576,15 @@ class SyncDriver:
                 self.backoff_steps = 0
                 self.last_error = ""
                 self.sessions += 1
-                await self.store.record_exchange(
-                    report.peer or parent,
-                    ok=True,
-                    sent=report.bytes_sent,
-                    received=report.bytes_received,
-                    skew_ms=report.skew_ms,
+                # quietly, as after a failure: a record the database refuses (busy, restarting) must not end the loop
+                await _quietly(
+                    self.store.record_exchange(
+                        report.peer or parent,
+                        ok=True,
+                        sent=report.bytes_sent,
+                        received=report.bytes_received,
+                        skew_ms=report.skew_ms,
+                    )
                 )
                 await _quietly(self._learn(report))
                 if report.pulled or report.pushed:

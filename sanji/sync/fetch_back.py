@@ -134,11 +134,14 @@ class FetchBack:
         """Stop every fetch in flight and wait until each has stopped (the node is shutting down: before
         its database closes). Nothing half-fetched is kept; the marks stay, also of restores still queued."""
         self._closed = True
-        if self._worker is not None:
-            await cancel(self._worker)
         self._queued.clear()
-        for task in list(self._inflight.values()):
-            await cancel(task)
+        # Every one is stopped even when one ended on an error (a fetch refused or out of time as it was
+        # stopped): a fetch's outcome belongs to the pages waiting on it, not to the shutdown.
+        for task in [self._worker, *self._inflight.values()]:
+            try:
+                await cancel(task)
+            except Exception:
+                log.debug("a fetch back ended on an error as the node stopped", exc_info=True)
 
     def queue(self, digests: Sequence[str]) -> int:
         """Fetch ``digests`` back in the background, one after another; how many restores wait now (these too).

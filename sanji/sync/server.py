@@ -95,12 +95,15 @@ class SyncServer:
         trust: TrustBook | None = None,
         *,
         addresses: tuple[tuple[str, str], ...] = (),
+        turns: asyncio.Semaphore | None = None,
     ) -> None:
         self.store = store
         self.context = context
         self.trust = trust
         self.addresses = addresses  # this node's ancestors and where it reaches them (sanji.sync.addresses)
-        self.turns = asyncio.Semaphore(SERVING_AT_ONCE)  # see SERVING_AT_ONCE; asyncio's waiters are FIFO
+        # See SERVING_AT_ONCE; asyncio's waiters are FIFO. A running node passes its one semaphore: a server is
+        # made for each request, and turns of its own would limit nothing.
+        self.turns = turns if turns is not None else asyncio.Semaphore(SERVING_AT_ONCE)
 
     def _known_child(self, sender: str) -> None:
         directory = self.store.directory

@@ -42,7 +42,9 @@ from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
+from sanji.web.language import Pair
 from sanji.web.screens import _frame
+from sanji.web.upload_problems import problem_pairs
 from sanji.workcalendar import YearView, bound_calendar, library_data, year_view
 
 NAME_LIMIT = 64
@@ -59,7 +61,9 @@ def admin_of(request: Request[Any, Any, Any], capability: str) -> Principal:
     """The logged-in account holding ``capability`` (the guard checked a logged-in one); 403 for anyone else."""
     principal = principal_of(request)
     if principal is None or not roles.may(principal.role, capability):
-        raise Forbidden("log in with an administrator's account (管理员) to use this page")
+        raise Forbidden(
+            "log in with an administrator's account (管理员) to use this page", zh="请用管理员账号登录后使用此页面"
+        )
     return principal
 
 
@@ -300,8 +304,8 @@ class Publishing(TypedDict, total=False):
     (``problem``) with every problem found, the checked document to review, or ``done``."""
 
     status: int
-    problem: str
-    problems: list[str]
+    problem: str | tuple[str, str]  # a "中文 English" line, or the pair (headline_pair)
+    problems: list[str]  # the checkers' English lines, shown Chinese first (upload_problems.problem_pair)
     review: dict[str, Any] | None
     done: str
 
@@ -311,7 +315,7 @@ def publishing_fields(request: Request[Any, Any, Any], check_path: str, shown: P
     return {
         "county": serves(request.app, check_path, "POST"),
         "max_bytes": MAX_UPLOAD_BYTES,
-        "problems": _listed(shown.get("problems") or []),
+        "problems": _listed(problem_pairs(shown.get("problems") or [])),
         "problem": shown.get("problem", ""),
         "review": shown.get("review"),
         "done": shown.get("done", ""),
@@ -321,11 +325,14 @@ def publishing_fields(request: Request[Any, Any, Any], check_path: str, shown: P
 PROBLEMS_LISTED = 200  # a page lists this many of an upload's problems, then says how many more there are
 
 
-def _listed(problems: list[str]) -> list[str]:
+def _listed(problems: list[Pair]) -> list[Pair]:
     if len(problems) <= PROBLEMS_LISTED:
         return problems
     more = len(problems) - PROBLEMS_LISTED
-    return [*problems[:PROBLEMS_LISTED], f"……另有 {more} 个问题未列出，请先改正以上问题 ({more} more not listed)"]
+    return [
+        *problems[:PROBLEMS_LISTED],
+        Pair(f"……另有 {more} 个问题未列出，请先改正以上问题", f"{more} more not listed"),
+    ]
 
 
 def catalogue_frame(store: Store, context: NodeContext) -> dict[str, Any]:

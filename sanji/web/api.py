@@ -21,6 +21,7 @@ from sanji.store import Store
 from sanji.store.blobs import MAX_BLOB_BYTES
 from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
 from sanji.web.archived_page import archived_away_page, wants_html
+from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, summarise
 from sanji.worklist import prioritised
@@ -33,6 +34,9 @@ class ErrandPage(msgspec.Struct, kw_only=True):
 
 class ErrandDetail(ErrandSummary, kw_only=True):
     history: list[dict[str, Any]]
+    # null when the errand is bound to the county's entry of its version (or unbound); else what the errand page
+    # says at its top, so a client of the API is not the one desk left unwarned of a tampered registration
+    binding: BindingStatus | None = None
 
 
 class ActionResult(msgspec.Struct, kw_only=True):
@@ -92,7 +96,8 @@ class ErrandController(Controller):
         row["history"] = mask_history(caller.history(row["history"]), reveal=reveal)
         await caller.read("reveal" if reveal else "errand", errand=errand_id, detail="api")
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), "/api", errand=errand_id)
-        return msgspec.convert(summarise(row, context), ErrandDetail)
+        binding = await errand_binding(context, row.get("state"))
+        return msgspec.convert({**summarise(row, context), "binding": binding}, ErrandDetail)
 
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(self, service: NamedDependency[ErrandService], data: JSONBody[RegisterForm]) -> ActionResult:

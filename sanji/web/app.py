@@ -7,6 +7,7 @@ observe, documents, its own ledgers and SMS outbox, enrollment); the tier's ``De
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -51,7 +52,7 @@ from sanji.sync import addresses
 from sanji.sync.driver import SessionReport, SyncDriver
 from sanji.sync.fetch_back import FetchBack, links_for
 from sanji.sync.requests_auth import RequestSigner
-from sanji.sync.server import SyncServer
+from sanji.sync.server import SERVING_AT_ONCE, SyncServer
 from sanji.sync.transport import HttpTransport
 from sanji.sync.trust_step import ChildTrust
 from sanji.web import language, timefmt
@@ -99,6 +100,7 @@ class NodeRuntime:
         self.follower: ReplicaFollower | None = None  # on a read replica: documents published at the primary
         self.fetch_back: FetchBack | None = None  # archived attachments, fetched back when opened
         self.addresses: tuple[tuple[str, str], ...] = ()  # told to children in every cursors reply
+        self.sync_turns = asyncio.Semaphore(SERVING_AT_ONCE)  # the sync requests served at once, by every request
         self.trimmer = memory.BackgroundTrim()  # malloc_trim in a worker thread, never on the loop
         self.refused: SanjiError | None = None  # why start-up refused to serve (a start duty's error)
 
@@ -130,7 +132,8 @@ class NodeRuntime:
         db: Database | None = None
         # Any refusal while starting — a key the directory does not list, a directory naming this node another
         # tier, a catalogue file the county may not publish (VersionTooFar) — is kept for ``sanji <tier> serve``
-        # to say alone (in the server's log it ends a traceback) and the node does not serve.
+        # to say alone (in the server's log it ends a traceback) and the node does not serve. Whatever fails
+        # while starting, the parts already running are stopped and the database closed before it is raised.
         try:
             key_file = s.path(s.node.key_file)
             tighten(s.path(s.node.data_dir), key_file, sealing_key_path(key_file))  # sanji.private_files
@@ -171,71 +174,80 @@ class NodeRuntime:
             await context.load()
             for duty in () if replica else self.desk.on_start:  # the county publishes its catalogue
                 await duty(s, context)
-        except SanjiError as exc:
-            self.refused = exc
-            log.error("node %s refuses to start: %s", s.node.id, exc.message)
-            if db is not None:
-                await db.dispose()
-            raise
-        self.context = context
-        if replica:
-            self.follower = ReplicaFollower(context, self.trust, interval_s=s.sync.duties_interval)
-            self.follower.start()
-        else:
-            await self._start_writers(store, context)
-        # One signer for every signed request this node sends: the sync driver's and the fetch back's take
-        # turns (``RequestSigner.turn``), so the parent sees the counters in the order they were signed.
-        signer = RequestSigner(s.node.id, store)
-        self.fetch_back = FetchBack(
-            store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes, signer=signer, context=context
-        )
-        known = await addresses.learned(store)
-        self.addresses = addresses.for_children(s, store, known)
-        if not replica and s.parent is not None and directory.parent(s.node.id) is not None:
-            transport = HttpTransport(s.parent.url)
-            self.driver = SyncDriver(
-                store,
-                transport,
-                interval=s.sync.interval,
-                max_backoff=s.sync.max_backoff,
-                budget=s.sync.budget_bytes,
-                context=context,
-                fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
-                trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
-                link_for=HttpTransport,
-                skip_urls=[s.parent.url, *s.parent.fallback_urls],
-                signer=signer,
+            self.context = context
+            if replica:
+                self.follower = ReplicaFollower(context, self.trust, interval_s=s.sync.duties_interval)
+                self.follower.start()
+            else:
+                await self._start_writers(store, context)
+            # One signer for every signed request this node sends: the sync driver's and the fetch back's take
+            # turns (``RequestSigner.turn``), so the parent sees the counters in the order they were signed.
+            signer = RequestSigner(s.node.id, store)
+            self.fetch_back = FetchBack(
+                store, links_for(s, store), max_bytes=s.sync.max_attachment_bytes, signer=signer, context=context
             )
-            await self.driver.adopt(known)
-            self.driver.observers.append(self._pass_addresses_on)
-            self.driver.observers.append(self.metrics.observe_session)
-            self.driver.observers.append(self._trim_after_work)
-            self.driver.start()
-        # what opening, migrating and loading the store freed (sanji.memory), off the loop: the driver already runs
-        self.trimmer.request()
-        log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
+            known = await addresses.learned(store)
+            self.addresses = addresses.for_children(s, store, known)
+            if not replica and s.parent is not None and directory.parent(s.node.id) is not None:
+                transport = HttpTransport(s.parent.url)
+                self.driver = SyncDriver(
+                    store,
+                    transport,
+                    interval=s.sync.interval,
+                    max_backoff=s.sync.max_backoff,
+                    budget=s.sync.budget_bytes,
+                    context=context,
+                    fallbacks=[HttpTransport(url) for url in s.parent.fallback_urls],
+                    trust=ChildTrust(self.trust, key_path=s.path(s.node.key_file)),
+                    link_for=HttpTransport,
+                    skip_urls=[s.parent.url, *s.parent.fallback_urls],
+                    signer=signer,
+                )
+                await self.driver.adopt(known)
+                self.driver.observers.append(self._pass_addresses_on)
+                self.driver.observers.append(self.metrics.observe_session)
+                self.driver.observers.append(self._trim_after_work)
+                self.driver.start()
+            # what opening, migrating and loading the store freed (sanji.memory), off the loop: the driver already runs
+            self.trimmer.request()
+            log.info("node %s (%s) ready on %s", s.node.id, s.node.role, s.db_url.split("@")[-1])
+        except BaseException as exc:
+            if isinstance(exc, SanjiError):
+                self.refused = exc
+                log.error("node %s refuses to start: %s", s.node.id, exc.message)
+            try:
+                await self._stop(db)
+            except Exception:  # the start's own error is the one to raise
+                log.exception("node %s: stopping what had started failed", s.node.id)
+            raise
         try:
             yield
         finally:
-            # every part is stopped and the database closed even when one stop fails or the shutdown
-            # itself is cancelled; the first such error is raised once all are done
-            stops = [
-                part.stop
-                for part in (self.driver, self.duties, self.notifier, self.backups, self.archiving, self.follower)
-                if part
-            ]
-            stops.append(self.trimmer.close)  # a trim in its thread is waited for, not left behind
-            if self.fetch_back is not None:
-                stops.append(self.fetch_back.close)  # no fetch writes after the database closes
+            await self._stop(db)
+
+    async def _stop(self, db: Database | None) -> None:
+        """Stop every part started, then close the database (``db``: None if it never opened).
+
+        Every part is stopped and the database closed even when one stop fails or the shutdown itself is
+        cancelled; the first such error is raised once all are done."""
+        stops = [
+            part.stop
+            for part in (self.driver, self.duties, self.notifier, self.backups, self.archiving, self.follower)
+            if part
+        ]
+        stops.append(self.trimmer.close)  # a trim in its thread is waited for, not left behind
+        if self.fetch_back is not None:
+            stops.append(self.fetch_back.close)  # no fetch writes after the database closes
+        if db is not None:
             stops.append(db.dispose)
-            first: BaseException | None = None
-            for stop in stops:
-                try:
-                    await stop()
-                except BaseException as exc:  # kept, and raised once the rest have stopped
-                    first = first or exc
-            if first is not None:
-                raise first
+        first: BaseException | None = None
+        for stop in stops:
+            try:
+                await stop()
+            except BaseException as exc:  # kept, and raised once the rest have stopped
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _trim_after_work(self, report: SessionReport | None, _: BaseException | None) -> None:
         """After an exchange that moved work, hand the memory it freed back (sanji.memory), off the loop."""
@@ -275,7 +287,9 @@ class NodeRuntime:
         return GuardedService(self.get_store(), self.get_context(), caller)
 
     def get_sync(self) -> SyncServer:
-        return SyncServer(self.get_store(), self.get_context(), self.trust, addresses=self.addresses)
+        return SyncServer(
+            self.get_store(), self.get_context(), self.trust, addresses=self.addresses, turns=self.sync_turns
+        )
 
     def _pass_addresses_on(self, report: SessionReport | None, _: BaseException | None) -> None:
         """What the parent said about its ancestors goes on down to this node's children."""

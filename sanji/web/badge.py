@@ -42,7 +42,8 @@ async def desk_notices(
     store: Store, context: NodeContext, account: str, today: date, *, window: str = ""
 ) -> tuple[list[dict[str, Any]], list[UrgingRow], list[Notice]]:
     """The desk's worklist views, the urgings not yet answered, and its notices read against ``account``'s mark.
-    ``window``: the account's window ('' : the whole node's), whose urgings alone it is shown (``seen_at_window``)."""
+    ``window``: the account's window ('' : the whole node's), whose urgings alone it is shown (``seen_at_window``);
+    those naming no window are shown to it too, never unread (``notices_for``): the centre's head answers them."""
     from sanji.web.screens import row_view  # the screens import this module's callers, not the reverse
 
     work_views = [row_view(r, context, today) for r in prioritised(await store.worklist())]
@@ -52,7 +53,11 @@ async def desk_notices(
         view["urgings"] = [u for u in urged if u.errand == view["id"]]
     read_upto = await NoticeReads(store.db).read_upto(account)
     states = await store.errand_states([v["id"] for v in work_views])
-    return work_views, urged, notices_for(store.node_id, work_views, states, urged, today=today, read_upto=read_upto)
+    return (
+        work_views,
+        urged,
+        notices_for(store.node_id, work_views, states, urged, today=today, read_upto=read_upto, window=window),
+    )
 
 
 def _renders_page(request: Request[Any, Any, Any]) -> bool:

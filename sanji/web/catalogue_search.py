@@ -21,7 +21,6 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Litestar, Request, get
 from litestar.di import NamedDependency
-from litestar.exceptions import TooManyRequestsException
 from litestar.params import QueryParameter
 
 from protocol.catalogue import LEVELS, MAX_MATTERS, Catalogue, Matter
@@ -29,7 +28,7 @@ from sanji.auth.guard import client_ip
 from sanji.catalogue.search import MAX_QUERY, normalise, search
 from sanji.context import NodeContext
 from sanji.web.documents import limit_text
-from sanji.web.throttle import Throttle
+from sanji.web.throttle import Throttle, Throttled
 
 MAX_LIMIT = MAX_MATTERS  # the filter as one types asks for every match
 # A person typing asks once per pause (150 ms in the page's script): two a second at most, for a while.
@@ -113,11 +112,10 @@ class CatalogueSearchController(Controller):
     ) -> MatterSearch:
         seconds = search_refused(request)
         if seconds:
-            raise TooManyRequestsException(
-                detail=(
-                    f"查找过于频繁，请{seconds}秒后再试 · Too many searches from this address: try again in {seconds} s"
-                ),
-                headers={"Retry-After": str(seconds)},
+            raise Throttled(
+                f"查找过于频繁，请{seconds}秒后再试",
+                f"Too many searches from this address: try again in {seconds} s",
+                seconds,
             )
         hits = search(context.catalogue, q)
         if codes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -17,7 +17,7 @@ from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
 from protocol.catalogue import Matter, Precheck, precheck
 from protocol.errand import FIVE_STEPS
 from protocol.errors import RouteError
-from protocol.refusals import bilingual
+from protocol.refusals import Refusal, bilingual
 from protocol.session import NodeReport
 from protocol.stages import ANSWERED
 from protocol.topology import Directory, regional
@@ -81,12 +81,27 @@ class BindingMismatch(msgspec.Struct, kw_only=True):
     fields: str  # the fields of the entry that differ ("that version has no such matter" for an invented one)
     zh: str
     en: str
-    # False: a version below the oldest this node kept (replaced before migration 0026, or before this node first
-    # held a catalogue): 无法核对, let through, listed so the supervisor knows it was not checked.
+    # False: a version this node does not hold and cannot tell was never published (below the oldest it kept, or
+    # lost in a restore from a copy): 无法核对, let through, listed so the supervisor knows it was not checked.
     checked: bool = True
     # True: already answered or closed (a village approving its own matter decides it with no desk of a township
     # or county asked): 已按不一致条目办结, listed so the supervisor still sees it. Only mismatches, not unchecked.
     answered: bool = False
+
+
+class BindingStatus(msgspec.Struct, kw_only=True):
+    """How the entry one errand is bound to stands against the county's catalogue of its version, as this node can
+    tell (``NodeContext.binding_status``): ``GET /api/errands/{id}``'s ``binding`` and ``sanji errand show``'s. An
+    errand bound to the county's entry, unbound, or of another county has none (null), so a client asks one field."""
+
+    # mismatch: refused at the desks (steps judged by the entry); unchecked: a version below the oldest kept here;
+    # behind: a version this township or village has not received yet (the county checks it). Both let through.
+    status: Literal["mismatch", "unchecked", "behind"]
+    matter: str
+    version: int  # the catalogue version its binding names
+    fields: str = ""  # mismatch: the fields that differ, or why ("that version has no such matter", never held)
+    message_zh: str
+    message: str  # the English half, as an error body's ``message`` beside its ``message_zh``
 
 
 class Supervision(msgspec.Struct, kw_only=True):
@@ -274,7 +289,8 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
 
 def unchecked_texts(code: str, version: int, *, behind: bool = False) -> tuple[str, str]:
     """What the errand page and 电子监察 say of an errand bound to a catalogue version this node cannot check:
-    one below the oldest it kept, or (``behind``) one it has not received yet."""
+    one it does not hold below the newest (below the oldest it kept, skipped while out of touch, or lost when it was
+    restored from a copy), or (``behind``) one above the newest it has not received yet."""
     if behind:
         return (
             f"本节点尚未收到县级目录第{version}版，暂无法核对登记所附事项条目（{code}），请先与上级同步",
@@ -282,10 +298,32 @@ def unchecked_texts(code: str, version: int, *, behind: bool = False) -> tuple[s
             f"to ({code}) cannot be checked here; exchange with the parent first",
         )
     return (
-        f"登记所附事项条目（{code}）所依据的县级目录第{version}版早于本节点保存的最早版本，无法核对",
-        f"the entry this errand is bound to ({code}) cannot be checked: the county's catalogue v{version} is older "
-        "than the oldest version this node kept",
+        f"登记所附事项条目（{code}）所依据的县级目录第{version}版本节点未保存（早于所存最早版本，或漏收、恢复备份后缺失），"
+        "无法核对",
+        f"the entry this errand is bound to ({code}) cannot be checked: this node does not hold the county's catalogue "
+        f"v{version} (older than the oldest version it kept, missed, or lost in a restore from a backup)",
     )
+
+
+async def errand_binding(context: NodeContext, state_blob: bytes | None) -> BindingStatus | None:
+    """``BindingStatus`` of a stored errand state (``errands.state``); None when there is nothing to say."""
+    bound = bound_of(state_blob)
+    status = await context.binding_status(bound.matter_entry, bound.catalogue_version, bound.scope)
+    if status is None or bound.matter_entry is None:
+        return None
+    code, version = bound.matter_entry.code, bound.catalogue_version
+    if isinstance(status, Refusal):
+        zh, en = bilingual(status)
+        return BindingStatus(
+            status="mismatch",
+            matter=code,
+            version=version,
+            fields=status.params.get("fields", ""),
+            message_zh=zh,
+            message=en,
+        )
+    zh, en = unchecked_texts(code, version, behind=status == "behind")
+    return BindingStatus(status=status, matter=code, version=version, message_zh=zh, message=en)
 
 
 async def binding_mismatches(

@@ -67,7 +67,8 @@ def http_page_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     said = [str(e.get("message", "")) for e in extra if isinstance(e, dict)] if isinstance(extra, list) else []
     message = "; ".join(m for m in said if m) or str(exc.detail)
     named = "、".join(f"{FIELD_LABELS[f]} {f}" if f in FIELD_LABELS else f for f in fields if f)
-    return _page(request, exc.status_code, message, named)
+    zh = str(getattr(exc, "message_zh", ""))
+    return _page(request, exc.status_code, message, named, zh=zh, headers=exc.headers)  # a 429 keeps Retry-After
 
 
 def sanji_page_handler(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:
@@ -76,7 +77,7 @@ def sanji_page_handler(request: Request[Any, Any, Any], exc: SanjiError) -> Resp
         return _refused_here(request, exc)
     if not _as_page(request, status) or exc.code == "action_refused":  # the desks show refusals in their forms
         return sanji_error_handler(request, exc)
-    return _page(request, status, exc.message, "")
+    return _page(request, status, exc.message, "", zh=str(getattr(exc, "message_zh", "")))
 
 
 def _refused_here(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:
@@ -107,19 +108,33 @@ def _as_page(request: Request[Any, Any, Any], status: int) -> bool:
     return wants_page(request) and 400 <= status < 500 and status not in _OWN_PAGES
 
 
-def _page(request: Request[Any, Any, Any], status: int, message: str, field: str) -> Response[Any]:
+def _page(
+    request: Request[Any, Any, Any],
+    status: int,
+    message: str,
+    field: str,
+    *,
+    zh: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    """The page: the status's title in Chinese (and the field named), the refusal's own Chinese where it has one
+    (``message_zh``: a 429's wait, an office's or account's refusal), then the English title and message."""
     from sanji.web.screens import _frame  # the page frame; imported here, as screens import the error handlers
 
     runtime = request.app.state.runtime
     title_zh, title_en = _TITLES.get(status, _TITLES[400])
+    if zh and message.startswith(zh):  # "中文 · English" (a throttled search): each half in its place
+        message = message[len(zh) :].lstrip(" ·")
     return Template(
         template_name="bad_request.html",
         status_code=status,
+        headers=headers or None,
         context={
             **_frame(runtime.get_store(), runtime.get_context(), "error"),
             "title_zh": title_zh,
             "title_en": title_en,
             "message": message[:500],
+            "message_zh": zh[:500],
             "field": field[:200],
             "hint_zh": _HINT[0],
             "hint_en": _HINT[1],

@@ -25,7 +25,7 @@ from sanji.auth.roles import PlaceRefused
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
-from sanji.store.engine import ReadOnlyReplica, sqlstate
+from sanji.store.engine import DatabaseClosed, ReadOnlyReplica, sqlstate
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
@@ -39,7 +39,7 @@ STATUS: dict[type[SanjiError], int] = {
     CloneFrozen: 403,
     EnrollmentError: 403,
     TrustError: 403,
-    ActionRefused: 409,
+    ActionRefused: 409,  # a type that is no scan (attachment_type): 415, below
     VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
@@ -50,6 +50,7 @@ STATUS: dict[type[SanjiError], int] = {
     UnsupportedMediaType: 415,
     BodyTooLarge: 413,
     BadInput: 400,
+    DatabaseClosed: 503,  # the node is stopping; the request is answered, nothing written
     ReadOnlyReplica: 503,  # this process cannot write; the primary's hub can (no Retry-After: not here)
 }
 
@@ -80,6 +81,8 @@ INPUT_FAULTS: tuple[type[BaseException], ...] = (
 def status_for(exc: SanjiError) -> int:
     if isinstance(exc, ActionRefused) and exc.refusal.code == "errand_unknown":
         return 404  # not held here: what GET of the same errand answers, not a refusal by the rules
+    if isinstance(exc, ActionRefused) and exc.refusal.code == "attachment_type":
+        return 415
     for kind, status in STATUS.items():
         if isinstance(exc, kind):
             return status
@@ -106,6 +109,9 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
         "hint": "",
         "retryable": exc.status_code >= 500 or exc.status_code == 429,
     }
+    zh = getattr(exc, "message_zh", "")  # a refusal that says itself in Chinese too (a throttled search …)
+    if zh:
+        body["message_zh"] = zh
     extra = getattr(exc, "extra", None)
     if extra:
         body["detail"] = extra

@@ -186,6 +186,7 @@ def _refusal_json(exc: LookupRefused) -> Response[dict[str, Any]]:
         {
             "error": exc.code,
             "message": f"{exc.zh} · {exc.en}",
+            "message_zh": exc.zh,
             "hint": "Wait before trying again." if exc.status == 429 else "Check the receipt and the query code.",
             "retryable": exc.status == 429,
         },

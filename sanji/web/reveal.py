@@ -39,7 +39,10 @@ class RevealController(Controller):
         errand_id: FromPath[str],
     ) -> Template:
         if not may_reveal(caller):  # the guard already refused other roles; the open mode asks nobody
-            raise Forbidden("this role may not see full ID numbers and phones (查看完整号码)")
+            raise Forbidden(
+                "this role may not see full ID numbers and phones (查看完整号码)",
+                zh="本岗位无权查看完整的身份证号和电话（查看完整号码）",
+            )
         row = await store.errand(errand_id)
         if row is not None and row["stage"] != "incomplete":
             state = (await store.errand_states([errand_id])).get(errand_id, {})
@@ -50,7 +53,7 @@ class RevealController(Controller):
                     store,
                     context,
                     errand_id,
-                    error=(refused.message_zh, refused.message_en),
+                    error=(refused.message_zh, refused.message),
                     refusal=refused.refusal,
                     hint=refused.hint,
                     status=403,

@@ -20,6 +20,7 @@ from litestar.response import Redirect, Template
 
 from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.errors import SanjiError
+from protocol.scans import SCAN_TYPES
 from sanji.auth.guard import Caller, close_uploads
 from sanji.auth.roles import PlaceRefused
 from sanji.context import NodeContext
@@ -30,8 +31,6 @@ from sanji.web.bounded_form import bounded_form
 from sanji.web.screens import _errand_page, desk_person, errand_url, refusal_text, remembered
 
 SCAN_FIELD = "scan"
-# What a phone's camera or a scanner produces; anything else is refused before it is kept.
-SCAN_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/tiff", "application/pdf")
 NAME_LIMIT = 200
 
 

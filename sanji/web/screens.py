@@ -41,8 +41,8 @@ from protocol.refusals import Refusal, bilingual
 from protocol.stages import STAGE_LABELS, STAGES
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
+from protocol.urging import MAX_ANSWER_WORKING_DAYS, Urging
 from protocol.urging import STATUS_LABELS as URGING_STATUS_LABELS
-from protocol.urging import Urging
 from protocol.urging import status as urging_status
 from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
@@ -57,8 +57,8 @@ from sanji.privacy import mask_applicant, may_reveal_here
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
+from sanji.urgings import CENTRE_ANSWERS, answerable, seen_at_window, urging_rows
 from sanji.urgings import counts as urging_counts
-from sanji.urgings import seen_at_window, urging_rows
 from sanji.web.badge import desk_notices
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found
@@ -76,6 +76,7 @@ from sanji.web.documents import (
     paper_signature,
     signature_path,
 )
+from sanji.web.language import split_pair
 from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, summarise
 
 ROLE_LABELS = {
@@ -423,6 +424,22 @@ def refusal_text(exc: SanjiError) -> tuple[str, str, str]:
     return "办件规则不允许此操作", exc.message, exc.code
 
 
+# The hints a desk's form shows under a refusal, in Chinese; the English is the error's own ``hint``.
+HINTS_ZH = {
+    ActionRefused.default_hint: "办件规则此时不允许在本节点进行此操作",
+    roles.PlaceRefused.default_hint: "请由该部门或窗口的账号（或不属于任何部门、窗口的账号）办理",
+}
+
+
+def hint_pair(hint: str) -> tuple[str, str]:
+    """A refusal's hint Chinese first: from ``HINTS_ZH``, or split where it is "中文 English" already; an English
+    hint no table words stays English (after the refusal's own two texts)."""
+    if hint in HINTS_ZH:
+        return HINTS_ZH[hint], hint
+    found = split_pair(hint)
+    return (found.zh, found.en) if found is not None else ("", hint)
+
+
 # -- reading HTML forms ----------------------------------------------------------------------------
 
 
@@ -505,6 +522,8 @@ class ScreenController(Controller):
                 "lights": lights,
                 "urged": urged,
                 "urging_window": window,  # the notices' urgings are this window's alone (said above the list)
+                "answers_here": {u.id for u in urged if answerable(u, store.node_id, window)},
+                "centre_answers": CENTRE_ANSWERS,
                 "notices": notices[:50],
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
@@ -692,6 +711,8 @@ class ScreenController(Controller):
                 "steps": FIVE_STEPS,
                 "urgings": urgings,
                 "urging_window": urging_window,
+                "answers_here": {u.id for u in urgings if answerable(u, store.node_id, urging_window)},
+                "centre_answers": CENTRE_ANSWERS,
                 "urged_names": {u.to: node_name(store.directory, u.to) for u in urgings},  # the urged desk by name
                 "urging_counts": urging_counts(urgings),
                 "sample": size,
@@ -905,9 +926,11 @@ class RegisterController(Controller):
 
 
 def _urgings_of(
-    state: dict[str, Any], history: list[dict[str, Any]], today: date, directory: Directory
-) -> list[dict[str, str]]:
-    """The errand's 督办 with an answer due, unanswered first: what the urged desk must see before anything."""
+    state: dict[str, Any], history: list[dict[str, Any]], today: date, directory: Directory, window: str = ""
+) -> list[dict[str, Any]]:
+    """The errand's 督办 with an answer due, unanswered first: what the urged desk must see before anything.
+    ``window``: the account's ('' : the whole node's); an urging it may not answer says who does instead of
+    pointing at a form the menu does not offer it (``roles.place_offers``)."""
     texts = {h["id"]: h.get("text", "") for h in applied(history) if h["kind"] == "supervise"}
     out = []
     for held in state.get("urgings", ()):
@@ -920,6 +943,8 @@ def _urgings_of(
                 "by": node_name(directory, urging.by),
                 "to": node_name(directory, urging.to),
                 "to_id": urging.to,
+                "window": urging.window,
+                "answerable": roles.window_answers(window, urging.window),
                 "answer_by": urging.answer_by,
                 "status": shown,
                 "status_zh": zh,
@@ -1113,7 +1138,8 @@ async def _errand_page(
     )
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
     # is offered (``protocol.binding.binding_refusal``; the desk refuses them too).
-    # A version below the oldest this node kept cannot be checked (无法核对): said, and let through.
+    # A version this node lacks and cannot call never published (below the oldest kept, or lost in a restore)
+    # cannot be checked (无法核对): said, and let through.
     binding = await context.binding_state(row.get("state"))
     mismatch = binding if isinstance(binding, Refusal) else None
     if mismatch is not None:
@@ -1176,7 +1202,7 @@ async def _errand_page(
         }
         for d, status in state.get("subtasks", {}).items()
     ]
-    urged = _urgings_of(state, history, context.today(), directory)
+    urged = _urgings_of(state, history, context.today(), directory, principal.window if principal is not None else "")
     applicant = register.get("applicant", {}) if register else {}
     if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
         applicant = mask_applicant(applicant)
@@ -1200,6 +1226,7 @@ async def _errand_page(
             "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
             "subtasks": subtasks,
             "urgings": urged,
+            "centre_answers": CENTRE_ANSWERS,
             "documents": document_links(errand_id, history, view["outcome_category"]),
             "attachments": [
                 {
@@ -1226,7 +1253,7 @@ async def _errand_page(
             "binding_unchecked": unchecked,
             "error": error,
             "refusal": refusal,
-            "hint": hint,
+            "hint": hint_pair(hint) if hint else None,
             "field_errors": field_errors or {},
             "act_url": errand_url(errand_id) + "/act",
             "promise_min": today.isoformat(),
@@ -1275,10 +1302,11 @@ def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[d
     if isinstance(raw_answer_days, str):
         if not raw_answer_days:
             values["answer_days"] = 0
-        elif raw_answer_days.isdigit() and 1 <= int(raw_answer_days) <= 60:
+        elif raw_answer_days.isdigit() and 1 <= int(raw_answer_days) <= MAX_ANSWER_WORKING_DAYS:
             values["answer_days"] = int(raw_answer_days)
         else:
-            errors["answer_days"] = "答复期限应为1到60个工作日 Answer within 1 to 60 working days"
+            most = MAX_ANSWER_WORKING_DAYS
+            errors["answer_days"] = f"答复期限应为1到{most}个工作日 Answer within 1 to {most} working days"
     answer_by = values.get("answer_by")
     if isinstance(answer_by, str) and answer_by:  # whether the date is allowed is protocol.urging's to say
         try:
@@ -1335,6 +1363,8 @@ REGISTER_REFUSAL_FIELDS = {
     "in_person_only": "in_person",
     "proxy_not_allowed": "in_person",
     "materials_missing": "confirm",
+    "name_blank": "applicant_name",
+    "name_invisible": "applicant_name",
 }
 
 

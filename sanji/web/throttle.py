@@ -14,6 +14,17 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from litestar.exceptions import TooManyRequestsException
+
+
+class Throttled(TooManyRequestsException):
+    """429 with ``Retry-After``: ``message`` both languages, Chinese first, and ``message_zh`` the Chinese alone
+    (``sanji.web.errors.http_error_handler`` puts it in the JSON body)."""
+
+    def __init__(self, zh: str, en: str, seconds: int) -> None:
+        super().__init__(detail=f"{zh} · {en}", headers={"Retry-After": str(seconds)})
+        self.message_zh = zh
+
 
 class Throttle:
     def __init__(

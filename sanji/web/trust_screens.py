@@ -15,6 +15,7 @@ and English (400; 409 when this node holds no root of trust).
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -76,6 +77,18 @@ def token_lines(text: str) -> list[str]:
     return ["-".join(groups[i : i + GROUPS_PER_LINE]) for i in range(0, len(groups), GROUPS_PER_LINE)]
 
 
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def _refused(lead: str, message: str) -> tuple[str, str]:
+    """A refusal of the trust book Chinese first: ``lead``, and the reason's Chinese where the message has it (an id
+    in use: "节点编号 … 已在 … 下使用。Node id … is already certified …"); the English after."""
+    zh, stop, en = message.rpartition("。")
+    if stop and _HAN.search(zh) and not _HAN.search(en):
+        return f"{lead}：{zh}。", en.strip()
+    return lead, message
+
+
 def check_form(values: dict[str, str], child_role: str | None) -> dict[str, str]:
     """A Chinese+English message for each field of the token form that is wrong."""
     errors: dict[str, str] = {}
@@ -83,7 +96,7 @@ def check_form(values: dict[str, str], child_role: str | None) -> dict[str, str]
         errors["role"] = "村代办点没有下级节点，不能签发入网令牌 A village station has no nodes below it to enroll"
     elif values["role"] != child_role:
         errors["role"] = (
-            f"本节点只能为{ROLE_NAMES[child_role]}签发令牌 This node enrolls only a {child_role}, "
+            f"本节点只能为{ROLE_NAMES[child_role].split(' ')[0]}签发令牌 This node enrolls only a {child_role}, "
             f"not {values['role'] or '(none)'}"
         )
     node = values["node"]
@@ -262,7 +275,7 @@ class EnrollController(Controller):
                 context,
                 trust,
                 values=values,
-                problem=("未能签发入网令牌", exc.message),
+                problem=_refused("未能签发入网令牌", exc.message),
                 status=409,
             )
         text = encode_token(issued.token)
@@ -301,7 +314,7 @@ async def _revoke(
     try:
         await trust.revoke(node, reason=reason[:200], issued_by=person.name if person else "")
     except SanjiError as exc:
-        return await _enroll_page(request, store, context, trust, problem=("未能吊销", exc.message), status=409)
+        return await _enroll_page(request, store, context, trust, problem=_refused("未能吊销", exc.message), status=409)
     return await _enroll_page(
         request,
         store,

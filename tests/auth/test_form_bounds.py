@@ -53,7 +53,7 @@ def test_a_form_of_too_many_fields_is_refused_before_it_is_parsed_and_the_node_k
         finally:
             stop.set()
             watching.join()
-        assert slowest[0] < 1.0, slowest[0]
+        assert slowest[0] < 3.0, slowest[0]  # room for a loaded machine; a 300,000-field parse on the loop is not
         # a form of ordinary size still logs in
         page = client.get("/login")
         csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)

@@ -70,6 +70,7 @@ def assert_only_the_password_page(client: Client) -> None:
     r = client.get("/api/errands")
     assert r.status_code == 403 and r.json()["error"] == "must_change_password"
     assert "/account/password" in r.json()["message"]
+    assert "设置自己的密码" in r.json()["message_zh"]  # Chinese too, as every refusal of the guard
     page = client.get("/account/password")
     assert page.status_code == 200 and 'id="must-change"' in page.text
     assert client.get("/lookup").status_code == 200  # the public pages stay public

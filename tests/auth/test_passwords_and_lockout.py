@@ -159,9 +159,13 @@ async def test_an_unknown_name_takes_as_long_as_a_wrong_password() -> None:
 
     passwords._absent_hash.cache_clear()  # made by an earlier test's fast hasher otherwise
     stored = passwords.hash_password(PASSWORD)
-    hash_alone = time.perf_counter()
-    passwords.verify(stored, "x" * 8)
-    hash_alone = time.perf_counter() - hash_alone
+
+    def one_hash() -> float:
+        started = time.perf_counter()
+        passwords.verify(stored, "x" * 8)
+        return time.perf_counter() - started
+
+    hash_alone = min(one_hash() for _ in range(3))  # the fastest of three, as the logins it is compared with
     db_dir = Path(tempfile.mkdtemp())
     db = await open_database(f"sqlite:///{db_dir / 'node.db'}")
     try:
@@ -279,3 +283,17 @@ async def test_guesses_sent_all_at_once_are_throttled_as_if_sent_one_by_one(
     assert (at_one_name.count("bad_credentials"), at_one_name.count("throttled")) == (2, 98)
     assert checks == 2
     assert (await service.login("王芳", PASSWORD, ip="10.9.0.1")).principal.name == "王芳"  # turns are given back
+
+
+async def test_a_name_that_reads_as_another_accounts_is_refused(service: AuthService) -> None:
+    """ｗａ１ (full width) or WA1 beside wa1 would pass as wa1 on every screen and in the audit log."""
+    await service.add_account("wa1", "window_a", PASSWORD, by=CLI)
+    for twin in ("ｗａ１", "WA1", "Wa1"):
+        with pytest.raises(AccountError, match="differs from it only in width or case") as refused:
+            await service.add_account(twin, "window_a", PASSWORD, by=CLI)
+        assert refused.value.message_zh.startswith("已有账号「wa1」")
+    for hidden in ("wa\u200b1", "\u115fwa1"):
+        with pytest.raises(AccountError, match="invisible"):
+            await service.add_account(hidden, "window_a", PASSWORD, by=CLI)
+    await service.add_account("wa2", "window_a", PASSWORD, by=CLI)  # a different name is fine
+    assert sorted(a.name for a in await service.book.accounts()) == ["wa1", "wa2"]

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -28,8 +25,8 @@ from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.tiers import create_app
 from tests.cli.test_calendar_cli import NOTICE_2027
+from tests.serve_kit import serve_refused
 
-ROOT = Path(__file__).resolve().parents[2]
 TEXT = default_catalogue_path().read_text(encoding="utf-8")
 assert "version = 1\n" in TEXT
 
@@ -96,17 +93,7 @@ def test_the_start_up_catalogue_file_far_above_the_one_held_is_refused(cluster: 
 def test_sanji_serve_says_the_refusal_and_exits_non_zero(cluster: Cluster) -> None:
     config = cluster.nodes["C"].config
     path = with_catalogue(config, 1 + MAX_VERSION_STEP + 5)  # above nothing held (0) by more than the step
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "sanji.cli.main", "county", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr[-3000:]
-    last = done.stderr.strip().splitlines()
+    last = serve_refused(config)
     assert last[-2].startswith(f"error: [node] catalogue {path}: ") and "1,000,000" in last[-2], last[-5:]
     assert last[-1] == "Publish version 1."
     assert held_versions(config)[0] == 0

@@ -170,7 +170,7 @@ def test_only_an_active_account_with_the_post_acts(town: str, tmp_path: Path) ->
     code, _, _ = sanji("errand", "show", "--config", town, errand, "--account", "无此人")
     assert code == 2 and any(isinstance(e, ev.AccessDenied) and e.what == f"cli show {errand}" for e in _events(town))
     code, _, err = sanji("errand", "act", "--config", town, "--account", "孙纪", errand, "accept")
-    assert code == 2 and err.startswith("denied: ") and "may not take the step 'accept'" in err
+    assert code == 2 and err.startswith("denied: 纪检无权办理“受理”") and "may not take the step 'accept'" in err
     # A B post acts only for an A post of this node, as at the API.
     code, _, err = sanji("errand", "act", "--config", town, "--account", "赵敏", errand, "accept")
     assert code == 2 and err.startswith("denied: ") and "acting for" in err
@@ -181,7 +181,7 @@ def test_only_an_active_account_with_the_post_acts(town: str, tmp_path: Path) ->
     assert [(e.account, e.via, e.what) for e in denied] == [("孙纪", "cli", "accept"), ("赵敏", "cli", "accept")]
     # Reading an errand's detail needs the post the API's route needs: an administrator has none.
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "管理员")
-    assert (code, out) == (2, "") and err.startswith("denied: ") and "administrator" in err
+    assert (code, out) == (2, "") and err.startswith("denied: 本岗位（管理员）无权") and "administrator" in err
 
 
 def test_bad_arguments_exit_2_with_a_clear_message(town: str, tmp_path: Path) -> None:
@@ -274,19 +274,77 @@ def test_show_warns_of_a_binding_that_is_not_the_countys_and_offers_no_step_judg
         finally:
             await db.dispose()
 
+    def api_binding() -> object:
+        with TestClient(app=make_app(load_settings(town))) as client:
+            login(client, "王芳", PASSWORD)
+            r = client.get(f"/api/errands/{errand}")
+            assert r.status_code == 200, r.text
+            return r.json()["binding"]
+
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
     assert code == 0, err
     shown = json.loads(out)
-    assert shown["binding_mismatch"] == "" and "accept" in shown["steps"]
+    assert shown["binding_mismatch"] == "" and shown["binding"] is None and "accept" in shown["steps"]
+    assert api_binding() is None
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳")
+    assert code == 0, err
+    assert not any(line.startswith(("WARNING", "NOTE")) for line in out.splitlines())  # bound fine: nothing said
     asyncio.run(tamper())
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
     assert code == 0, err
     shown = json.loads(out)
     assert shown["binding_mismatch"].startswith("登记所附事项条目（MZ-003）与县级目录第")
     assert "committed_limit" in shown["binding_mismatch"] and " / the entry this errand" in shown["binding_mismatch"]
+    binding = shown["binding"]
+    assert binding["status"] == "mismatch" and binding["matter"] == "MZ-003"
+    assert "committed_limit" in binding["fields"] and "materials" in binding["fields"]
+    assert binding["message_zh"].startswith("登记所附事项条目（MZ-003）") and "differs" in binding["message"]
+    assert api_binding() == binding  # the API says what the command line says
     assert "accept" not in shown["steps"] and "not_accept" in shown["steps"]
     code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[-2].startswith("WARNING 登记所附事项条目")
     assert lines[-1].split(": ")[1].split(", ") == shown["steps"]
+
+
+def test_show_says_an_entry_it_cannot_check_yet_and_offers_its_steps(town: str, tmp_path: Path) -> None:
+    """Bound to a version this township has not received (its villages may be ahead of it): ``show`` and the API
+    say so (behind), Chinese first, and the steps stay offered: the county checks it."""
+    errand = _register(town, tmp_path)
+
+    async def ahead() -> None:
+        import msgspec
+        from sqlalchemy import select, update
+
+        from sanji.store import schema as t
+
+        db = await open_database(load_settings(town).db_url)
+        try:
+            async with db.writer.begin() as conn:
+                state = msgspec.msgpack.decode(
+                    await conn.scalar(select(t.errands.c.state).where(t.errands.c.id == errand))
+                )
+                state["catalogue_version"] += 5
+                ahead = msgspec.msgpack.encode(state)
+                await conn.execute(update(t.errands).where(t.errands.c.id == errand).values(state=ahead))
+        finally:
+            await db.dispose()
+
+    asyncio.run(ahead())
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    binding = shown["binding"]
+    assert shown["binding_mismatch"] == "" and binding["status"] == "behind" and binding["fields"] == ""
+    assert "尚未收到县级目录第" in binding["message_zh"] and "not received" in binding["message"]
+    assert "accept" in shown["steps"]
+    code, out, err = sanji("errand", "show", "--config", town, errand, "--account", "王芳")
+    assert code == 0, err
+    (note,) = [line for line in out.splitlines() if line.startswith("NOTE ")]
+    assert note == f"NOTE {binding['message_zh']} / {binding['message']}"
+    with TestClient(app=make_app(load_settings(town))) as client:
+        login(client, "王芳", PASSWORD)
+        r = client.get(f"/api/errands/{errand}")
+        assert r.status_code == 200, r.text
+        assert r.json()["binding"] == binding

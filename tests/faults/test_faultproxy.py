@@ -73,10 +73,11 @@ async def test_latency_is_added_each_way(echo_port: int) -> None:
         writer.close()
         # The first exchange also pays the handshake round trip; every one pays 150 ms each way.
         assert times[0] >= 0.55
-        assert all(0.29 <= t < 0.9 for t in times[1:]), times
+        # the lower bounds are the check; the upper ones leave room for a loaded machine's scheduler
+        assert all(0.29 <= t < 1.5 for t in times[1:]), times
         proxy.set(latency_ms=0)
         _, fast = await roundtrip(proxy.port, b"ping")
-        assert fast < 0.1
+        assert fast < 0.29  # below one delayed leg: the latency is gone
 
 
 async def test_bandwidth_limit_is_observed_roughly(echo_port: int) -> None:
@@ -85,7 +86,7 @@ async def test_bandwidth_limit_is_observed_roughly(echo_port: int) -> None:
         proxy.set(bandwidth_bps=20_000)  # bytes/s, each direction
         got, limited = await roundtrip(proxy.port, b"y" * 20_000)
     assert got == b"y" * 20_000
-    assert free < 0.5
+    assert free < 0.8 <= limited  # unlimited, well under what the limit costs
     assert 0.8 <= limited <= 2.5, limited  # 20 kB at 20 kB/s, both directions pipelined
 
 

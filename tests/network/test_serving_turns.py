@@ -11,15 +11,19 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import uvicorn
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
+from litestar.testing import TestClient
 from sqlalchemy import select
 
 from protocol.errors import SanjiError
+from sanji.config import load_settings
+from sanji.demo.cluster import Cluster
 from sanji.store import schema as t
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SERVING_AT_ONCE, SyncServer
@@ -28,6 +32,7 @@ from sanji.web.errors import http_error_handler, sanji_error_handler
 from sanji.web.sync_routes import GONE_AFTER_S, SyncController
 from tests.store import test_archive as archive_kit
 from tests.store.test_archive import T, Tree, V
+from town_node.app import create_app as create_town_app
 
 tree = archive_kit.tree  # the archive tests' fixture: C, T01 and T01V01
 
@@ -117,3 +122,14 @@ async def test_a_request_whose_child_hung_up_while_it_waited_is_not_served(tree:
     assert report.peer == T
     after = await counter_at_parent(tree)
     assert after is not None and after != before
+
+
+def test_a_running_node_serves_every_sync_request_from_its_one_set_of_turns(tmp_path: Path) -> None:
+    """The node makes a ``SyncServer`` for each request; the turns are the node's, or they would limit nothing."""
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
+    app = create_town_app(load_settings(cluster.nodes["T01"].config))
+    with TestClient(app):
+        runtime = app.state.runtime
+        first, second = runtime.get_sync(), runtime.get_sync()
+        assert first is not second and first.turns is second.turns is runtime.sync_turns
+        assert runtime.sync_turns._value == SERVING_AT_ONCE

@@ -12,13 +12,16 @@ one below the oldest version it kept cannot be checked (无法核对), is said s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from protocol.actions import Register
 from protocol.binding import binding_refusal
@@ -27,14 +30,15 @@ from protocol.errors import ActionRefused
 from protocol.hlc import HybridClock
 from protocol.refusals import Refusal, chinese, english
 from protocol.stages import ANSWERED
+from sanji.backup import backup, restore
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext, bound_of
 from sanji.duties import deemed_approvals
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
-from sanji.store import open_database
+from sanji.store import Store, open_database
 from sanji.store import schema as t
-from sanji.web.desk_api import supervision_report
+from sanji.web.desk_api import errand_binding, supervision_report
 from sanji.web.screens import _errand_page
 from sanji.workcalendar import load_calendar
 from tests.conftest import Network, NetworkFactory
@@ -221,6 +225,29 @@ async def test_the_errand_page_warns_and_offers_no_accept(network: NetworkFactor
     assert context["binding_warning"] is None and "accept" in [f["kind"] for f in context["forms"]]
 
 
+async def test_the_api_and_the_command_line_say_what_the_page_says(network: NetworkFactory) -> None:
+    """``GET /api/errands/{id}``'s ``binding`` and ``sanji errand show``'s line (``errand_binding``): a mismatch with
+    its fields, a version the township has not received yet as behind, and nothing for a genuine registration."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    store = net.stores[TOWN]
+    tampered = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    said = await errand_binding(ctx[TOWN], await store.errand_state_blob(tampered))
+    assert said is not None and (said.status, said.matter, said.version) == ("mismatch", MATTER.code, CATALOGUE.version)
+    assert "proxy_allowed" in said.fields and said.message_zh.startswith(f"登记所附事项条目（{MATTER.code}）")
+    assert said.message.startswith(f"the entry this errand was registered under ({MATTER.code}) differs")
+
+    village = NodeContext(net.stores[VILLAGE], load_calendar())
+    village.catalogue = msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 1)  # not yet at the township
+    ahead = await registered_and_received(net, village, ctx[TOWN], in_person=True)
+    said = await errand_binding(ctx[TOWN], await store.errand_state_blob(ahead))
+    assert said is not None and (said.status, said.fields) == ("behind", "")
+    assert f"尚未收到县级目录第{CATALOGUE.version + 1}版" in said.message_zh and "not received" in said.message
+
+    genuine = await registered_and_received(net, ctx[COUNTY], ctx[TOWN], in_person=True)
+    assert await errand_binding(ctx[TOWN], await store.errand_state_blob(genuine)) is None
+
+
 async def test_a_genuine_registration_is_accepted_under_the_newest_or_an_older_held_version(
     network: NetworkFactory,
 ) -> None:
@@ -320,6 +347,8 @@ async def test_a_version_below_the_oldest_kept_cannot_be_checked_and_is_accepted
     await town.load()
     assert await town.catalogue_floor() == newer.version
     assert await town.binding_state(await store.errand_state_blob(errand)) == "unchecked"
+    said = await errand_binding(town, await store.errand_state_blob(errand))  # the API's and the command line's
+    assert said is not None and said.status == "unchecked" and "无法核对" in said.message_zh
     page = await _errand_page(store, town, errand)
     context: dict[str, Any] = page.context or {}
     assert context["binding_warning"] is None
@@ -630,3 +659,127 @@ async def test_a_floor_typed_wrong_by_hand_is_no_floor_not_a_broken_desk(network
     entry = bound_of(await net.stores[TOWN].errand_state_blob(errand)).matter_entry
     status = await county.binding_status(entry, CATALOGUE.version, VILLAGE)
     assert isinstance(status, Refusal) and status.code == "binding_mismatch"
+
+
+@contextmanager
+def reads_of(store: Store, table: str) -> Iterator[list[str]]:
+    """The statements ``store``'s database runs that read ``table`` (its reader's and writer's engines)."""
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if f"FROM {table} " in " ".join(statement.split()) + " ":
+            seen.append(statement)
+
+    engines = {id(e.sync_engine): e.sync_engine for e in (store.db.writer, store.db.reader)}
+    for engine in engines.values():
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        for engine in engines.values():
+            event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_a_kept_version_that_does_not_read_is_read_once_and_not_held(
+    network: NetworkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version whose kept bytes no longer decode is not held, as far as a desk can tell: the county refuses an
+    errand bound to it (from its floor up) every time, and reads it from the database (and logs it) once."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    errand = await registered_and_received(net, ctx[VILLAGE], ctx[TOWN], in_person=True)  # bound to v1, genuine
+    await publish_newer(net, ctx)
+    store = net.stores[COUNTY]
+    async with store.db.writer.begin() as conn:
+        await conn.execute(
+            t.document_versions.update()
+            .where(t.document_versions.c.version == CATALOGUE.version)
+            .values(blob=b"SJC-damaged")
+        )
+    county = NodeContext(store, load_calendar())
+    await county.load()
+    entry = bound_of(await net.stores[TOWN].errand_state_blob(errand)).matter_entry
+    with caplog.at_level("WARNING", logger="sanji.context"), reads_of(store, "document_versions") as reads:
+        for _ in range(20):
+            status = await county.binding_status(entry, CATALOGUE.version, VILLAGE)
+            assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    assert len(reads) == 1
+    assert sum("does not read" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_versions_above_the_newest_look_for_a_newer_catalogue_once_in_a_short_while(
+    network: NetworkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worklist of errands naming versions above the county's newest (each refused as never published) reads the
+    catalogue once, not once per errand; a sibling's publication is taken up once that short while has passed."""
+    import sanji.context
+
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    store = net.stores[COUNTY]
+    county = NodeContext(store, load_calendar())
+    await county.load()
+    with reads_of(store, "documents") as reads:
+        for n in range(100):
+            status = await county.binding_status(MATTER, CATALOGUE.version + 1 + n % 5, VILLAGE)
+            assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    assert len(reads) == 1
+
+    newer = await publish_newer(net, ctx)  # kept by another process of the county (another context, one store)
+    entry = newer.get(MATTER.code)
+    monkeypatch.setattr(sanji.context, "NEWER_CATALOGUE_LOOK_S", 0.0)  # the while has passed
+    with reads_of(store, "documents") as reads:
+        assert await county.binding_status(entry, newer.version, VILLAGE) is None
+        assert await county.binding_status(entry, newer.version, VILLAGE) is None  # held now: no look
+    assert county.catalogue_version == newer.version and len(reads) == 1
+
+
+async def test_a_county_restored_from_an_older_backup_forgets_its_floor_and_refuses_no_lost_version(
+    network: NetworkFactory, tmp_path: Path
+) -> None:
+    """The county backed up at v1 then published v2 and v3; restored from that copy, it lacks v2, which it did
+    publish (townships hold it, errands are bound to it). Its floor (v1) would call v2 never published and refuse
+    those honest errands; a restore forgets it, so v2 cannot be checked (无法核对), v3 (published again at start)
+    becomes the floor, and v1, which the copy holds, is checked as before."""
+    await restored_county_case(network, tmp_path, None)
+
+
+async def test_a_county_on_postgres_restored_from_an_older_backup_forgets_its_floor(
+    network: NetworkFactory, tmp_path: Path, pg_url: str
+) -> None:
+    await restored_county_case(network, tmp_path, pg_url)
+
+
+async def restored_county_case(network: NetworkFactory, tmp_path: Path, pg_url: str | None) -> None:
+    net = await network(1, 1, county_url=pg_url)
+    ctx = await contexts(net)
+    tampered = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    store = net.stores[COUNTY]
+    url = pg_url or str(store.db.url)
+    copy = await asyncio.to_thread(backup, url, tmp_path / "backups", node=COUNTY)
+    v2 = await publish_newer(net, ctx)
+    genuine = await registered_and_received(net, ctx[VILLAGE], ctx[TOWN], in_person=True)  # bound to v2
+    v3 = msgspec.structs.replace(v2, version=v2.version + 1)
+    await ctx[COUNTY].publish(v3)
+    entries = {e: bound_of(await net.stores[TOWN].errand_state_blob(e)).matter_entry for e in (tampered, genuine)}
+    assert await ctx[COUNTY].binding_status(entries[genuine], v2.version, VILLAGE) is None
+
+    await store.db.dispose()
+    await asyncio.to_thread(restore, url, copy.path)
+    db = await open_database(url)
+    try:
+        back = Store(db, node_id=COUNTY, key=net.layout.keys[COUNTY], directory=net.directory)
+        await back.start()
+        assert await back.meta_value("catalogue_versions_floor") == ""
+        county = NodeContext(back, load_calendar())
+        await county.load()
+        assert county.catalogue_version == CATALOGUE.version and await county.catalogue_floor() is None
+        await county.publish(v3)  # the catalogue file the county loads at start
+        assert await NodeContext(back, None).catalogue_floor() == v3.version
+        assert await county.binding_status(entries[genuine], v2.version, VILLAGE) == "unchecked"
+        status = await county.binding_status(entries[tampered], CATALOGUE.version, VILLAGE)  # the copy holds v1
+        assert isinstance(status, Refusal) and "proxy_allowed" in status.params["fields"]
+        status = await county.binding_status(entries[genuine], v3.version + 1, VILLAGE)  # above the newest
+        assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    finally:
+        await db.dispose()

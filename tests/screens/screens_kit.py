@@ -44,7 +44,9 @@ def served(app: Litestar, *, name: str = "node", start_within: float = 30.0) -> 
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+        # a node still running would serve (and warn) during later tests, which would take the blame
+        assert not thread.is_alive(), f"the {name} node did not stop within 30 s"
 
 
 def make_app(settings: NodeSettings) -> Litestar:

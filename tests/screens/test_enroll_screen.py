@@ -270,3 +270,20 @@ def test_the_page_says_how_fresh_the_ids_it_checks_are_and_refuses_one_in_use(co
     with TestClient(make_app(load_settings(config_of(county, "C")))) as client:
         page = client.get("/enroll").text  # the top of the tree: it knows every id there is
         assert 'id="ids-as-of"' in page and "与上级同步" not in page
+
+
+def test_the_forms_problems_and_refusals_are_chinese_first(county: Path) -> None:
+    """Each field's problem and the page's refusal: the Chinese, then the English in ``<span lang="en">``."""
+    with TestClient(make_app(load_settings(config_of(county, "C")))) as client:
+        r = client.post("/enroll", data={"node": "T01V09", "role": VILLAGE, "days": "0"})
+        assert r.status_code == 400
+        said = r.text.split('id="err-role">', 1)[1].split("</span></span>", 1)[0]
+        assert said.startswith('本节点只能为乡镇中心签发令牌 <span lang="en">') and "enrolls only a town" in said, said
+        days = r.text.split('id="err-days">', 1)[1]
+        assert days.startswith('有效天数应为1到30的整数 <span lang="en">') and days.index("Valid days") < 200
+    with TestClient(make_app(load_settings(config_of(county, "T01")))) as client:
+        r = client.post("/enroll", data={"node": "T01", "role": VILLAGE, "name": "", "days": "7"})
+        assert r.status_code == 409
+        box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
+        assert box.startswith("未能签发入网令牌：节点编号 T01 已在"), box
+        assert box.index('<span lang="en">Node id T01 is already certified') > box.index("全树内编号不得重复。")

@@ -157,6 +157,9 @@ def test_refusal_is_shown_in_chinese_and_english_and_keeps_the_input(village: Cl
     )
     assert r.status_code == 409
     assert "受理或不予受理只能由乡镇便民服务中心作出" in r.text and "at the township" in r.text
+    # the hint under it Chinese first too, not an English line alone
+    hint = r.text.split("<span data-hint>", 1)[1].split("</span></span>", 1)[0]
+    assert hint.startswith('办件规则此时不允许在本节点进行此操作 <span lang="en">The errand'), hint
     assert "村里写的备注" in r.text and 'value="李建国"' in r.text
     assert village.get(f"/api/errands/{errand_id}").json()["version"] == 1
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sanji.store import Database, open_database
 from sanji.store import schema as t
+from sanji.store.engine import DatabaseClosed
 from sanji.store.together import together
 
 
@@ -65,3 +66,27 @@ async def test_a_failing_write_takes_nobody_else_down(db: Database) -> None:
     assert isinstance(outcomes[2], ValueError)
     held = await keys(db)
     assert {"first", "a", "c"} <= held and "b" not in held
+
+
+async def test_closing_waits_for_a_write_its_caller_gave_up_and_refuses_later_ones(tmp_path: Path) -> None:
+    """A shielded write carries on after its caller is cancelled (a stopping sync driver); closing the database
+    meanwhile waits for it, so its connection is closed with the rest, never left to the garbage collector."""
+    db = await open_database(f"sqlite:///{tmp_path / 'one.db'}")
+    inside = asyncio.Event()
+
+    async def slow(conn: AsyncConnection) -> str:
+        inside.set()
+        await asyncio.sleep(0.2)
+        await conn.execute(insert(t.meta).values(key="slow", value="1"))
+        return "slow"
+
+    caller = asyncio.create_task(together(db, slow))
+    await inside.wait()
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    await db.dispose()  # the write is still in its transaction here
+    assert "slow" in await keys(db)  # committed before the connections were closed
+    with pytest.raises(DatabaseClosed):
+        await together(db, meta_write("late"))
+    assert "late" not in await keys(db)
+    await db.dispose()

@@ -32,6 +32,9 @@ async def test_a_county_refuses_an_id_another_county_already_uses(net: TrustNet)
         and "unique across the whole tree" in refused.value.message
     )
     assert (await net.books["C2"].issue_token(node="C2T05", role=TOWN)).token  # the id the hint suggests
+    with pytest.raises(EnrollmentError) as top:  # the id of the hub at the top: no parent to name
+        await net.books["C2"].issue_token(node="S", role=TOWN)
+    assert "节点编号 S 已是本树顶层中心的编号" in top.value.message and "None" not in top.value.message
     # Villages learn nothing of other subtrees: they enroll no one.
     assert "T05" not in net.stores["C2T01V01"].directory and "C1T01" not in net.stores["C2T01V01"].directory
     assert await id_conflicts(net.stores["S"]) == [] and await id_conflicts(net.stores["C2"]) == []

@@ -27,6 +27,8 @@ GOOD = {
     "actor": "代办员 李建国",
 }
 
+JPEG = {"content-type": "image/jpeg"}  # an attachment is a photo or a scan (protocol.scans)
+
 
 @pytest.fixture
 def village(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
@@ -182,7 +184,9 @@ def test_a_refused_attachment_keeps_no_bytes(village: TestClient, tmp_path: Path
     """Before: the bytes were kept first and the step judged after, so every refused upload stayed on disk."""
     scan = bytes(range(256)) * 4000
     for _ in range(3):
-        r = village.post("/api/errands/NOPE-0/attachments", params={"name": "a.jpg", "actor": "代办员"}, content=scan)
+        r = village.post(
+            "/api/errands/NOPE-0/attachments", params={"name": "a.jpg", "actor": "代办员"}, content=scan, headers=JPEG
+        )
         assert r.status_code == 404 and r.json()["error_code"] == "errand_unknown", r.text  # as GET answers
     assert blobs_held(tmp_path) == 0
     step = village.post("/api/errands/NOPE-0/actions", json={"kind": "note", "actor": "代办员", "text": "x"})
@@ -193,12 +197,19 @@ def test_an_attachment_names_bytes_held_here(village: TestClient, tmp_path: Path
     """An ``attach`` step by hash alone must name a file this node holds whole, or every replica would wait
     for bytes nobody has."""
     errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
-    ghost = {"kind": "attach", "actor": "代办员", "blob": "ab" * 32, "size": 12345, "name": "ghost.jpg"}
+    ghost = {
+        "kind": "attach",
+        "actor": "代办员",
+        "blob": "ab" * 32,
+        "size": 12345,
+        "name": "ghost.jpg",
+        "mime": "image/jpeg",
+    }
     r = village.post(f"/api/errands/{errand_id}/actions", json=ghost)
     assert r.status_code == 409 and r.json()["error_code"] == "attachment_not_held", r.text
     scan = bytes(range(256)) * 40
     sent = village.post(
-        f"/api/errands/{errand_id}/attachments", params={"name": "a.jpg", "actor": "代办员"}, content=scan
+        f"/api/errands/{errand_id}/attachments", params={"name": "a.jpg", "actor": "代办员"}, content=scan, headers=JPEG
     )
     assert sent.status_code == 201
     digest = next(h for h in village.get(f"/api/errands/{errand_id}").json()["history"] if h["kind"] == "attach")[
@@ -216,7 +227,10 @@ def test_an_archived_attachment_no_ancestor_can_give_back_says_so(village: TestC
     errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
     scan = bytes(range(256)) * 40
     r = village.post(
-        f"/api/errands/{errand_id}/attachments", params={"name": "户口簿.jpg", "actor": "代办员"}, content=scan
+        f"/api/errands/{errand_id}/attachments",
+        params={"name": "户口簿.jpg", "actor": "代办员"},
+        content=scan,
+        headers=JPEG,
     )
     history = village.get(f"/api/errands/{errand_id}").json()["history"]
     digest = next(h for h in history if h["kind"] == "attach")["blob"]
@@ -234,3 +248,41 @@ def test_an_archived_attachment_no_ancestor_can_give_back_says_so(village: TestC
     assert "已归档在乡镇/县级" in page.text and "archived at the township/county" in page.text
     assert 'class="archived"' in village.get(f"/errands/{errand_id}").text  # the attachment list marks it
     assert village.get("/api/node").json()["attachments"]["archived_here"] == 1
+
+
+def test_only_a_photo_or_a_scan_is_attached_by_every_surface(village: TestClient, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """The API took a web page or a program the errand page's 附件 form refuses (adversarial run, session 20)."""
+    errand_id = village.post("/api/errands", json=GOOD).json()["errand"]
+    params = {"name": "x.html", "actor": "代办员"}
+    for declared in ("text/html", "application/x-msdownload", "application/octet-stream", None):
+        headers = {"content-type": declared} if declared else {}
+        r = village.post(f"/api/errands/{errand_id}/attachments", params=params, content=b"<p>x</p>", headers=headers)
+        assert r.status_code == 415 and r.json()["error_code"] == "attachment_type", r.text
+        assert r.json()["message_zh"].startswith("只能附照片"), r.text
+    assert blobs_held(tmp_path) == 0
+    scan = bytes(range(256)) * 40
+    sent = village.post(
+        f"/api/errands/{errand_id}/attachments",
+        params={**params, "name": "a.pdf"},
+        content=scan,
+        headers={"content-type": "Application/PDF; name=a.pdf"},
+    )
+    assert sent.status_code == 201, sent.text
+    history = village.get(f"/api/errands/{errand_id}").json()["history"]
+    held = next(h for h in history if h["kind"] == "attach")
+    assert held["mime"] == "application/pdf"  # kept without its parameters
+    # naming bytes held here by their hash: the same rule
+    by_hash = {"kind": "attach", "actor": "代办员", "blob": held["blob"], "size": len(scan), "name": "y.html"}
+    for mime in ("text/html", ""):
+        r = village.post(f"/api/errands/{errand_id}/actions", json={**by_hash, "mime": mime})
+        assert r.status_code == 415 and r.json()["error_code"] == "attachment_type", r.text
+    assert len([h for h in village.get(f"/api/errands/{errand_id}").json()["history"] if h["kind"] == "attach"]) == 1
+
+
+def test_a_blank_or_invisible_applicant_name_is_refused_by_the_api_as_by_the_screen(village: TestClient) -> None:  # type: ignore[type-arg]
+    for name in (" ", "\u3000", "\u200b", "张\u200b秀英", "\u115f", "李\u00ad明", "\u034f"):
+        r = village.post("/api/errands", json={**GOOD, "applicant_name": name})
+        assert r.status_code == 409 and r.json()["error_code"] in ("name_blank", "name_invisible"), (name, r.text)
+        assert r.json()["message_zh"], r.text
+    assert count(village) == 0
+    assert village.post("/api/errands", json={**GOOD, "applicant_name": "欧阳 秀英"}).status_code == 201

@@ -27,6 +27,8 @@ from village_agent.app import create_app
 SCAN = bytes(range(256)) * 400  # 100 KiB: three chunks
 FORM = {"matter": "MZ-001", "applicant_name": "张秀英", "materials": ["身份证复印件"], "actor": "代办员 李建国"}
 
+JPEG = {"content-type": "image/jpeg"}  # an attachment is a photo or a scan (protocol.scans)
+
 
 class Township(BaseHTTPRequestHandler):
     asked: list[tuple[str, int, str]] = []  # (path, offset, signed by)
@@ -74,7 +76,10 @@ def test_an_archived_attachment_opened_from_the_errand_page_comes_back(tmp_path:
     with TestClient(create_app(settings)) as village:
         errand_id = village.post("/api/errands", json=FORM).json()["errand"]
         r = village.post(
-            f"/api/errands/{errand_id}/attachments", params={"name": "户口簿.jpg", "actor": "李"}, content=SCAN
+            f"/api/errands/{errand_id}/attachments",
+            params={"name": "户口簿.jpg", "actor": "李"},
+            content=SCAN,
+            headers=JPEG,
         )
         assert r.status_code == 201, r.text
         digest = next(h for h in village.get(f"/api/errands/{errand_id}").json()["history"] if h["kind"] == "attach")
@@ -108,7 +113,7 @@ def test_a_running_village_restores_on_an_administrators_request(tmp_path: Path,
             f"/api/errands/{errand_id}/attachments",
             params={"name": "户口簿.jpg", "actor": "李建国"},
             content=SCAN,
-            headers=agent,
+            headers={**agent, **JPEG},
         )
         assert r.status_code == 201, r.text
         history = village.get(f"/api/errands/{errand_id}", headers=agent).json()["history"]

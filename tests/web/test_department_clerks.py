@@ -239,6 +239,8 @@ def test_only_the_errands_department_takes_its_steps(setup: Setup, county_desk: 
     )
     assert r.status_code == 403 and "不能办理" in r.text and "may not take its steps" in r.text
     assert 'data-refusal="other_department_errand"' in r.text
+    hint = r.text.split("<span data-hint>", 1)[1]
+    assert hint.startswith("请由该部门或窗口的账号") and hint.index('<span lang="en">Ask an account of that') < 80
 
     assert county_desk.act("赵敏", errand, **decision).status_code == 201
     assert county_desk.state(errand)["stage"] == "decided"

@@ -89,3 +89,34 @@ def test_a_node_refusing_on_a_screen_shows_the_forbidden_page_and_the_api_keeps_
         request = EnrollRequest(token_hash="0" * 64, node="T03", role="town", keys=(), instance="x")
         sync = county.post("/sync/v1/enroll", content=encode(request), headers={"content-type": "application/msgpack"})
         assert sync.status_code == 403 and sync.json()["error"] == "untrusted", sync.text
+
+
+def test_a_refusal_with_its_own_chinese_shows_it_on_the_page_before_the_english(tmp_path: Path) -> None:
+    """A screen's refusal that carries ``message_zh`` (an office's, a throttled search's) shows that Chinese under the
+    page's title, before the English title and message (``<span lang="en">``)."""
+    from litestar import get
+
+    from county_node.desk import DESK
+    from sanji.office.book import OfficeRefused
+    from sanji.web.app import build_app
+    from sanji.web.throttle import Throttled
+
+    @get("/test/office-refused", include_in_schema=False)
+    async def office_refused() -> None:
+        raise OfficeRefused("the appeal was decided already", zh="该申诉已复核，不能再次复核")
+
+    @get("/test/throttled", include_in_schema=False)
+    async def throttled() -> None:
+        raise Throttled("查找过于频繁，请5秒后再试", "Too many searches from this address: try again in 5 s", 5)
+
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
+    settings = load_settings(cluster.nodes["C"].config)
+    with TestClient(build_app(settings, desk=DESK, extra_handlers=[office_refused, throttled])) as client:
+        r = client.get("/test/office-refused")
+        assert r.status_code == 409 and r.headers["content-type"].startswith("text/html")
+        box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
+        assert box.index("该申诉已复核，不能再次复核") < box.index("the appeal was decided already")
+        r = client.get("/test/throttled")
+        assert r.status_code == 429 and r.headers["retry-after"] == "5"
+        box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
+        assert box.count("查找过于频繁") == 1 and box.index("查找过于频繁") < box.index("Too many searches")

@@ -8,10 +8,7 @@ does not list for the node, a directory naming the node another tier, a start du
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +18,7 @@ from protocol.errors import SanjiError
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.tiers import create_app
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.serve_kit import serve_refused
 
 
 @pytest.fixture
@@ -50,15 +46,5 @@ def test_a_wrong_key_is_kept_as_the_refusal(cluster: Cluster) -> None:
 
 def test_sanji_serve_says_a_wrong_key_alone_and_exits_2(cluster: Cluster) -> None:
     config = with_townships_key(cluster)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "sanji.cli.main", "county", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr[-3000:]
-    last = done.stderr.strip().splitlines()
+    last = serve_refused(config)
     assert last[-1].startswith("error: the key in ") and "is not one the directory lists for C" in last[-1], last[-5:]

@@ -96,14 +96,73 @@ def test_two_windows_see_different_urgings_on_the_home_page(made: Setup, town: D
     assert notice_errands(page) == {jiuzhu, zonghe, whole}
     assert 'id="urging-window"' not in page
 
-    # The header's badge on another page counts what the home page lists: the same worklist for both, but the
-    # window's count leaves out the other window's urging.
-    def badge(who: str) -> int:
-        found = re.search(r'id="notice-badge"[^>]*data-unread="(\d+)"', town.get(who, "/register").text)
-        assert found, who
-        return int(found.group(1))
+    # The header's badge on another page counts what the home page counts unread: the same worklist for both, but
+    # the window's count leaves out the other window's urging and the centre's, which it may not answer.
+    assert badge(town, "陈主任") - badge(town, "李红") == 2 and badge(town, "李红") == badge(town, "王芳") > 0
 
-    assert badge("陈主任") - badge("李红") == 1 and badge("李红") == badge("王芳") > 0
+
+def badge(town: Desk, who: str) -> int:
+    found = re.search(r'id="notice-badge"[^>]*data-unread="(\d+)"', town.get(who, "/register").text)
+    assert found, who
+    return int(found.group(1))
+
+
+def home_unread(page: str) -> int:
+    found = re.search(r"Notices \((\d+) 未读 unread\)", page)
+    assert found
+    return int(found.group(1))
+
+
+def urging_notice(page: str, errand: str) -> str:
+    section = page.split('<section id="notices"')[1].split("</section>")[0]
+    found = re.search(
+        r'<li class="notice-item urging[^"]*" data-kind="urging">[^\n]*?href="/errands/' + errand + r'"[^\n]*', section
+    )
+    assert found, errand
+    return found.group(0)
+
+
+def test_a_window_clerk_sees_the_centres_urging_marked_and_answers_only_its_own(made: Setup, town: Desk) -> None:
+    """An urging naming no window concerns the clerk's centre, so it is listed, but only an account with no window
+    may answer it (``roles.place_refusal``): every screen says the centre's head answers it, offers the clerk no
+    answer, and the badge counts only the clerk's own window's urging."""
+    own, whole = made.urged.jiuzhu[0], made.urged.whole[0]
+    page = town.get("李红", "/").text
+    mine, centre = urging_notice(page, own), urging_notice(page, whole)
+    assert 'data-answered-by="centre"' in centre and "由中心负责人答复" in centre and "未读" not in centre
+    assert "unread" not in centre.split(">")[0]  # its class: never counted, whatever the read mark
+    assert 'data-answered-by="centre"' not in mine and "督办 待答复" in mine and "unread" in mine.split(">")[0]
+    # in the work waiting here, the errand's line says the same
+    assert re.search(f'data-urging="{made.urged.whole[1]}" data-answered-by="centre">督办 由中心负责人答复', page)
+    assert re.search(f'data-urging="{made.urged.jiuzhu[1]}">督办 待答复', page)
+    # the home page's count, the notices marked unread and the header's badge agree: the clerk's own urging counts
+    assert home_unread(page) == len(re.findall(r'class="notice-item [^"]*unread"', page)) == badge(town, "李红") > 0
+
+    # The errand page: the urging is shown, saying who answers it, and no answer form; the own one keeps its form.
+    errand_page = town.get("李红", f"/errands/{whole}").text
+    assert "由中心负责人答复" in errand_page and 'data-answered-by="centre"' in errand_page
+    assert 'name="kind" value="answer_urging"' not in errand_page and "use “督办回复" not in errand_page
+    errand_page = town.get("李红", f"/errands/{own}").text
+    assert 'name="kind" value="answer_urging"' in errand_page and "data-answered-by" not in errand_page
+    # another window's clerk is told whose it is, not pointed at a form it is not offered
+    errand_page = town.get("王芳", f"/errands/{own}").text
+    assert 'data-answered-by="window"' in errand_page and f"督办{JIUZHU}，由该窗口答复" in errand_page
+    assert 'name="kind" value="answer_urging"' not in errand_page
+    # the centre's head is offered the answer to the urging naming no window, and told nothing of who else answers
+    errand_page = town.get("陈主任", f"/errands/{whole}").text
+    assert 'name="kind" value="answer_urging"' in errand_page and "data-answered-by" not in errand_page
+    home = town.get("陈主任", "/").text
+    assert 'data-answered-by="centre"' not in home and home_unread(home) == badge(town, "陈主任")
+
+    # /supervision (a director sitting at the window: a window A post may not open it) marks the same row alike
+    page = town.get("吴主任", "/supervision").text
+    rows = {
+        u: page.split(f'<tr data-urging="{u}"')[1].split("</tr>")[0]
+        for u in (made.urged.jiuzhu[1], made.urged.whole[1])
+    }
+    assert 'data-answered-by="centre"' in rows[made.urged.whole[1]] and "由中心负责人答复" in rows[made.urged.whole[1]]
+    assert "data-answered-by" not in rows[made.urged.jiuzhu[1]]
+    assert "data-answered-by" not in town.get("陈主任", "/supervision").text
 
 
 def test_the_menu_links_only_the_pages_a_post_may_open(made: Setup, town: Desk) -> None:

@@ -1,0 +1,33 @@
+"""Whether a name a desk types names anyone: a visible character at least, and none that shows as nothing.
+
+A name of spaces (an ideographic space U+3000 included), or one holding a zero-width space, a bidi mark, a soft
+hyphen or a Hangul filler, reads on a receipt, a notice or the audit log as blank or as someone else's name.
+The desks ask this before they sign (``ErrandService.register``: the API, the CLI and the register screen all go
+through it; the accounts desk for a login name), never ``judge``: the verdict of a replica must not depend on the
+Unicode tables of the Python it runs, and an action signed before this rule must stay valid everywhere.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from protocol.refusals import Refusal, refuse
+
+# control, format (zero-width, bidi marks, soft hyphen), line and paragraph separators
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# letters and marks that render as nothing: the Hangul fillers, the combining grapheme joiner, the braille blank
+FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u034f\u2800")
+
+
+def invisible(char: str) -> bool:
+    """``char`` shows as nothing (a space does show: as a gap)."""
+    return unicodedata.category(char) in INVISIBLE_CATEGORIES or char in FILLERS
+
+
+def person_name_refusal(name: str) -> Refusal | None:
+    """Why ``name`` (an applicant's) names nobody, or None: blank, or holding a character that shows as nothing."""
+    if any(invisible(c) for c in name):
+        return refuse("name_invisible")
+    if not name or name.isspace():
+        return refuse("name_blank")
+    return None
