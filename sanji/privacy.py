@@ -95,7 +95,7 @@ def reveal_refusal(
         caller.node_role,
         department=p.department,
         window=p.window,
-        windows_here=roles.windows_named_here(history, node),
+        history=history,
     )
 
 

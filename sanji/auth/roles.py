@@ -595,6 +595,11 @@ REVEAL_TEXTS: Mapping[str, tuple[str, str]] = {
         "this matter is {theirs}'s to approve; an account of {mine} may not see the applicant's full ID number, "
         "phone or attachments",
     ),
+    "errand_elsewhere": (
+        "该办件由{theirs}办理，未到过本中心，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",
+        "this errand is handled at {theirs} and never came to this centre; an account of the window {mine} may not "
+        "see the applicant's full ID number, phone or attachments",
+    ),
     "other_window_errand": (
         "该办件在本中心由{theirs}经办，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",
         "this errand is handled here at {theirs}; an account of the window {mine} may not see the applicant's "
@@ -624,6 +629,11 @@ class RevealRefused(PlaceRefused):
         self.actor = self.role = self.acting_for = ""
 
 
+# Written about an errand by a node it need not have come to: supervision's urgings and call-backs, notes,
+# complaints and ratings taken at a public desk. The county's 督办 does not bring a township's errand to its windows.
+_FROM_AFAR = frozenset({"supervise", "callback", "note", "complain", "rate"})
+
+
 def windows_named_here(history: Iterable[Mapping[str, object]], node: str) -> frozenset[str]:
     """The windows ``node`` named for the errand: its applied 受理 (accept) and 承办 (assign) that name one."""
     return frozenset(
@@ -643,11 +653,14 @@ def reveal_refusal(
     *,
     department: str,
     window: str,
-    windows_here: frozenset[str] = frozenset(),
+    history: Iterable[Mapping[str, object]] = (),
 ) -> RevealRefused | None:
     """Why an account sitting at ``department`` / ``window`` at ``node`` (of ``node_role``) may not see the
-    errand's applicant in full or its attachments (None if it may); ``windows_here``: ``windows_named_here``.
+    errand's applicant in full or its attachments (None if it may); ``history``: the errand's actions as the
+    node holds them (``windows_named_here``; and whether the errand ever came to this node's desk).
     The role's right (``REVEAL``) is asked apart; an account with neither place is never refused here."""
+    history = list(history)
+    windows_here = windows_named_here(history, node)
     if department:
         held = place_refusal(REVEAL_KIND, state, department=department, window="")
         if held is not None and department in state.subtasks:  # its 联办 sub-task on the errand
@@ -668,6 +681,11 @@ def reveal_refusal(
             )
         if state.department and node_role in DEPARTMENT_LEVELS:
             return RevealRefused("other_department_errand", errand=state.id, mine=window, theirs=state.department)
+        came_here = node in (state.holder, state.pending_to) or any(
+            h.get("node") == node and h.get("kind") not in _FROM_AFAR for h in history
+        )
+        if not came_here:  # a replica of another centre's errand (the county holds its townships')
+            return RevealRefused("errand_elsewhere", errand=state.id, mine=window, theirs=state.holder)
         catalogued = state.matter_entry.window if state.matter_entry is not None else ""
         if catalogued and catalogued != window:
             return RevealRefused("other_window_errand", errand=state.id, mine=window, theirs=catalogued)

@@ -4,9 +4,10 @@ Real stores, real sync over the in-process transport, real apps with logins on, 
 a bearer token and a session. T01's 综合窗口 accepts a 户口迁移 (GA-001, ID number and phone given, an ID-card
 scan attached) as 上报件 and escalates it to 县公安局; a 低保 (MZ-001) is accepted at T01 naming no window
 (its catalogue window is 社会救助窗口) and later assigned (承办) to 综合窗口; a 联办件 (ZR-001) owes 县住建局's
-sub-task at the county. An approver of 县民政局, the county's window staff bound to a window and a
-township clerk of another window are refused the full numbers and the scan (403, Chinese first, an
-``AccessDenied`` audit row) and keep the masked view; the approver of 县公安局, the window that accepted it, the
+sub-task at the county. An approver of 县民政局, the county's window staff bound to a window (on an escalated
+errand, or a township's that never came to the county) and a township clerk of another window are refused
+the full numbers and the scan (403, ``message_zh`` and ``message``, an ``AccessDenied`` audit row) and keep
+the masked view; the approver of 县公安局, the window that accepted it, the
 accounts bound to nothing and the supervisor see them, audited as reads; the inspector sees neither.
 """
 
@@ -49,6 +50,7 @@ COUNTY_STAFF = {
     "孙审": ("approver", "", ""),  # no department: the whole hub, as before
     "钱住": ("approver", ZHUJIAN, ""),  # answers the 联办件's sub-task
     "吴窗": ("window_a", "", ZONGHE),  # the county's window staff: the department handles it here
+    "冯窗": ("window_a", "", JIUZHU),  # the county's window of the 低保's catalogue window: T01 handles it
     "郑窗": ("window_b", "", ""),  # the county's window staff bound to nothing: as before
     "周明": ("supervisor", "", ""),
     "钱纪": ("inspector", "", ""),
@@ -315,3 +317,10 @@ def test_assigned_to_a_window_the_errand_is_that_windows_too(setup: Setup, town_
     shown_in_full(town_desk.reveal("王芳", dibao))  # 承办 at 综合窗口 here
     # Named a window here now: no longer the catalogue window's by default.
     refused_as(town_desk.reveal("李红", dibao), "other_window_errand", dibao, JIUZHU, ZONGHE)
+
+
+def test_the_countys_window_sees_no_township_errand_that_never_came_to_it(setup: Setup, county_desk: Desk) -> None:
+    dibao = setup.dibao  # held at T01, never escalated: the county holds a copy
+    refused_as(county_desk.reveal("冯窗", dibao), "errand_elsewhere", dibao, JIUZHU, T01)
+    masked_still(county_desk, "冯窗", dibao)
+    shown_in_full(county_desk.reveal("郑窗", dibao))  # the county's staff bound to nothing, as before
