@@ -6,18 +6,35 @@ on every page and in every API answer. The full numbers appear only on an explic
 account whose role may see them (``sanji.auth.roles.may(role, REVEAL)``) at a node on the
 errand's path (a node off the path never holds the errand, and could not open its sealed
 details if it did), and each show writes a ``PersonalDataRead`` event with what="reveal".
+An account bound to a county department or a window sees them only on an errand its place is on
+the path of (``roles.reveal_refusal``, the rule the desk's steps follow); an attachment's bytes
+(``GET /api/attachments/{digest}``: ID-card scans) need the same right and path on an errand that
+attaches them. A refusal is a 403 (``message_zh`` and ``message``), audited as an ``AccessDenied`` row
+(``reveal_check``); the masked view stays open.
 A complaint's sealed complainant never leaves the store as ciphertext.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
+from protocol.errand import ErrandState
 from sanji.auth import roles
-from sanji.auth.guard import Caller
+from sanji.auth.guard import Caller, Forbidden
 from sanji.duties import mask_phone
 
-__all__ = ["mask_applicant", "mask_history", "mask_id_number", "mask_phone", "may_reveal"]
+__all__ = [
+    "mask_applicant",
+    "mask_history",
+    "mask_id_number",
+    "mask_phone",
+    "may_reveal",
+    "reveal_check",
+    "reveal_refusal",
+]
 
 
 def mask_id_number(id_number: str) -> str:
@@ -57,3 +74,56 @@ def may_reveal(caller: Caller) -> bool:
     if caller.principal is None:
         return not caller.auth.settings.required
     return roles.may(caller.principal.role, roles.REVEAL)
+
+
+ROLE_REFUSAL = roles.NO_REVEAL_TEXTS
+
+
+def reveal_refusal(
+    caller: Caller, state: Mapping[str, Any] | ErrandState, history: Sequence[Mapping[str, Any]]
+) -> roles.RevealRefused | None:
+    """Why this caller's department or window may not see this errand's applicant in full or its attachments
+    (None if it may, or it sits at neither): ``roles.reveal_refusal`` on the errand as this node holds it."""
+    p = caller.principal
+    if p is None or not (p.department or p.window) or not state:  # no state: no errand to show (a 404)
+        return None
+    node = caller.auth.node_id
+    projected = state if isinstance(state, ErrandState) else msgspec.convert(state, ErrandState)
+    return roles.reveal_refusal(
+        projected,
+        node,
+        caller.node_role,
+        department=p.department,
+        window=p.window,
+        history=history,
+    )
+
+
+def may_reveal_here(
+    caller: Caller, state: Mapping[str, Any] | ErrandState, history: Sequence[Mapping[str, Any]]
+) -> bool:
+    """Whether a page offers 查看完整号码 and links the attachments: the role and the place."""
+    return may_reveal(caller) and reveal_refusal(caller, state, history) is None
+
+
+async def reveal_check(
+    caller: Caller,
+    errands: Sequence[tuple[str, Mapping[str, Any] | ErrandState, Sequence[Mapping[str, Any]]]],
+    *,
+    what: str,
+) -> None:
+    """Refuse (403, audited as ``AccessDenied`` naming ``what`` and the errand) unless the caller may see in full
+    on one of ``errands`` (id, state, history): an attachment may be attached to more than one."""
+    if not may_reveal(caller):
+        errand = errands[0][0] if errands else ""
+        await caller.denied(what, ROLE_REFUSAL[1], errand=errand)
+        raise Forbidden(ROLE_REFUSAL[1], zh=ROLE_REFUSAL[0])
+    first: roles.RevealRefused | None = None
+    for _, state, history in errands:
+        refused = reveal_refusal(caller, state, history)
+        if refused is None:
+            return
+        first = first or refused
+    if first is not None:
+        await caller.denied(what, first.message, errand=first.errand)
+        raise first

@@ -256,6 +256,11 @@ class Caller:
         """Audit one read of personal data (an errand's detail, a document, an attachment)."""
         await self.auth.record(ev.PersonalDataRead(**self._base(), errand=errand, what=what, detail=detail[:200]))
 
+    async def denied(self, what: str, reason: str, *, errand: str = "") -> None:
+        """Audit a refusal a handler decides (an ``AccessDenied`` row, as the guard's): a reveal off the path."""
+        if self.principal is not None:
+            await self.auth.record(_denied(self.auth, self.principal, self.ip, what, reason, errand))
+
     async def read_complaints(self, count: int, where: str, *, errand: str = "") -> None:
         if count:
             await self.auth.record(ev.ComplaintsRead(**self._base(), errand=errand, count=count, where=where))

@@ -18,9 +18,11 @@ The posts that keep a node in step (the village agent, window staff, the directo
 sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); approvers, supervisors, inspectors and
 the administrator do not (a carried file holds applicants' names, matters and decisions in plain text).
 
-ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full
-to the handling chain and supervisors. Complaints (投诉) are seen only by supervisors and
-inspectors, and never one made against the person looking (``complaint_visible``).
+ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full,
+and an attachment's bytes (ID-card scans), to the handling chain and supervisors: an account bound to a
+department or window only on an errand its place is on the path of (``reveal_refusal``). Complaints
+(投诉) are seen only by supervisors and inspectors, and never one made against the person looking
+(``complaint_visible``).
 
 Every logged-in account may change its own password (``OWN_ACCOUNT``, ``/account/password``). A password
 the administrator's desk generates (a new account, a reset) must be changed at the holder's first login
@@ -31,7 +33,7 @@ another post.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from protocol.bounds import line_problem
@@ -100,8 +102,8 @@ WORKS_AT: Mapping[str, frozenset[str]] = {
 PUBLIC = "public"  # anyone, logged in or not
 OWN_ACCOUNT = "own_account"  # any logged-in account: change one's own password (/account/password)
 ERRANDS = "errands"  # lists, worklist, catalogue, pre-check (names and stages)
-PERSONAL = "personal"  # one errand's detail, printed documents, attachments (ID numbers, phones masked)
-REVEAL = "reveal"  # 查看完整号码: the full ID number and phone, on an explicit, audited show (sanji.privacy)
+PERSONAL = "personal"  # one errand's detail, printed documents (ID numbers, phones masked)
+REVEAL = "reveal"  # 查看完整号码 and attachments' bytes: audited, on the place's path too (sanji.privacy)
 ACT = "act"  # register and take steps (which steps: ``action_refusal``)
 STATUS = "status"  # node health, digests, reports below
 SUPERVISION = "supervision"  # 电子监察 tables
@@ -565,6 +567,131 @@ def place_offers(kind: str, state: ErrandState, node: str, *, department: str, w
     return refused is None
 
 
+# -- who sees an applicant in full (查看完整号码) and an attachment's bytes: the role, then the place ------------
+#
+# ``REVEAL`` is the role's right; an account bound to a department or window reveals only an errand its place is
+# on the path of, judged as the desk judges its steps. A department: ``place_refusal`` lets it take a step on
+# the errand (escalated to it, or, not escalated, of a matter it approves) or answer the errand's 联办 sub-task
+# for it. A window: this node named the window for the errand (its 受理 or 承办, the history's applied accept and
+# assign, kept after the errand moved on: the township's window delivers the result and answers for it), or an
+# urging to this node names the window (``place_refusal`` lets it answer); an errand this node named no window
+# for is its matter's catalogue window's, and at the county, once escalated, its department's. An account with
+# neither, and the posts no place binds (supervisors), reveal as the role allows. Attachments (ID-card scans)
+# follow the same rule (``sanji.privacy``).
+
+REVEAL_KIND = "reveal"  # the "step" a reveal refusal names: no step is taken, the audit row names this
+NO_REVEAL_TEXTS = (  # a post without ``REVEAL`` (the inspector): ``GET /api/errands/{id}?reveal=true``
+    "本岗位不能查看完整证件号码、电话和附件（查看完整号码），打开办件仍可查看遮挡后的信息",
+    "this post may not see full ID numbers, phones or attachments (查看完整号码); the masked view stays open",
+)
+REVEAL_TEXTS: Mapping[str, tuple[str, str]] = {
+    "other_department_errand": (
+        "该办件已上报{theirs}，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",
+        "this errand is escalated to {theirs}; an account of {mine} may not see the applicant's full ID number, "
+        "phone or attachments",
+    ),
+    "other_department_matter": (
+        "该事项由{theirs}审批，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",
+        "this matter is {theirs}'s to approve; an account of {mine} may not see the applicant's full ID number, "
+        "phone or attachments",
+    ),
+    "errand_elsewhere": (
+        "该办件由{theirs}办理，未到过本中心，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",
+        "this errand is handled at {theirs} and never came to this centre; an account of the window {mine} may not "
+        "see the applicant's full ID number, phone or attachments",
+    ),
+    "other_window_errand": (
+        "该办件在本中心由{theirs}经办，本账号属于{mine}，不能查看申请人的完整证件号码、电话和附件",
+        "this errand is handled here at {theirs}; an account of the window {mine} may not see the applicant's "
+        "full ID number, phone or attachments",
+    ),
+}
+
+
+class RevealRefused(PlaceRefused):
+    """403: the account's department or window is not on the errand's path here (``reveal_refusal``). As a
+    ``PlaceRefused``: ``error_code``, ``params``, ``message_zh`` (Chinese), ``message`` (English), ``kind`` =
+    reveal and the ``errand``."""
+
+    default_hint = (
+        "打开办件仍可查看遮挡后的信息；请由该办件所在部门或窗口（或不限部门、窗口）的账号查看。 The masked view "
+        "stays open; ask an account of the errand's department or window (or one without either)."
+    )
+
+    def __init__(self, refusal: str, *, errand: str, **params: str) -> None:
+        zh, en = REVEAL_TEXTS[refusal]
+        SanjiError.__init__(self, en.format(**params))
+        self.refusal = refusal
+        self.kind = REVEAL_KIND
+        self.errand = errand
+        self.params = dict(params)
+        self.message_zh = zh.format(**params)
+        self.actor = self.role = self.acting_for = ""
+
+
+# Written about an errand by a node it need not have come to: supervision's urgings and call-backs, notes,
+# complaints and ratings taken at a public desk. The county's 督办 does not bring a township's errand to its windows.
+_FROM_AFAR = frozenset({"supervise", "callback", "note", "complain", "rate"})
+
+
+def windows_named_here(history: Iterable[Mapping[str, object]], node: str) -> frozenset[str]:
+    """The windows ``node`` named for the errand: its applied 受理 (accept) and 承办 (assign) that name one."""
+    return frozenset(
+        str(h.get("window"))
+        for h in history
+        if h.get("kind") in ("accept", "assign")
+        and h.get("node") == node
+        and h.get("status", "applied") == "applied"
+        and h.get("window")
+    )
+
+
+def reveal_refusal(
+    state: ErrandState,
+    node: str,
+    node_role: str,
+    *,
+    department: str,
+    window: str,
+    history: Iterable[Mapping[str, object]] = (),
+) -> RevealRefused | None:
+    """Why an account sitting at ``department`` / ``window`` at ``node`` (of ``node_role``) may not see the
+    errand's applicant in full or its attachments (None if it may); ``history``: the errand's actions as the
+    node holds them (``windows_named_here``; and whether the errand ever came to this node's desk).
+    The role's right (``REVEAL``) is asked apart; an account with neither place is never refused here."""
+    history = list(history)
+    windows_here = windows_named_here(history, node)
+    if department:
+        held = place_refusal(REVEAL_KIND, state, department=department, window="")
+        if held is not None and department in state.subtasks:  # its 联办 sub-task on the errand
+            held = place_refusal("subtask_done", state, department=department, window="", named_department=department)
+        if held is not None:
+            return RevealRefused(held.refusal, errand=state.id, **held.params)
+    if window:
+        urged = any(
+            place_refusal("answer_urging", state, department="", window=window, urging=u.id) is None
+            for u in state.urgings
+            if u.to == node
+        )
+        if urged or window in windows_here:
+            return None
+        if windows_here:
+            return RevealRefused(
+                "other_window_errand", errand=state.id, mine=window, theirs="、".join(sorted(windows_here))
+            )
+        if state.department and node_role in DEPARTMENT_LEVELS:
+            return RevealRefused("other_department_errand", errand=state.id, mine=window, theirs=state.department)
+        came_here = node in (state.holder, state.pending_to) or any(
+            h.get("node") == node and h.get("kind") not in _FROM_AFAR for h in history
+        )
+        if not came_here:  # a replica of another centre's errand (the county holds its townships')
+            return RevealRefused("errand_elsewhere", errand=state.id, mine=window, theirs=state.holder)
+        catalogued = state.matter_entry.window if state.matter_entry is not None else ""
+        if catalogued and catalogued != window:
+            return RevealRefused("other_window_errand", errand=state.id, mine=window, theirs=catalogued)
+    return None
+
+
 def complaint_visible(role: str | None, name: str, complaint: Mapping[str, object]) -> bool:
     """A supervisor or inspector sees a complaint, unless it is made against them."""
     if role is None or not may(role, COMPLAINTS):
@@ -599,7 +726,8 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("GET", "/api/errands/{errand_id:str}"): PERSONAL,
     ("GET", "/errands/{errand_id:str}"): PERSONAL,
     ("GET", "/print/{errand_id:str}/{doc:str}"): PERSONAL,
-    ("GET", "/api/attachments/{digest:str}"): PERSONAL,
+    # the bytes of a scan (ID cards): as 查看完整号码, the role, then the place (sanji.privacy.reveal_check)
+    ("GET", "/api/attachments/{digest:str}"): REVEAL,
     ("POST", "/api/errands"): ACT,
     ("POST", "/register"): ACT,
     ("POST", "/api/errands/{errand_id:str}/actions"): ACT,

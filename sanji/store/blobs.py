@@ -113,6 +113,14 @@ class Blobs(Section):
             out[getattr(action, "blob", "")] = int(getattr(action, "size", 0))
         return out
 
+    async def attachment_errands(self, digest: str) -> list[str]:
+        """The errands whose applied attach actions name the attachment ``digest``, by id."""
+        a = t.actions.c
+        query = select(a.errand, a.body).where(a.kind == "attach", a.status == "applied")
+        async with self.db.reader.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return sorted({str(errand) for errand, body in rows if getattr(decode_action(body), "blob", "") == digest})
+
     async def blobs_wanted(self) -> dict[str, int]:
         """Attachments this node should hold but does not have whole yet."""
         named = await self.attachments()

@@ -12,10 +12,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from protocol.bounds import LINE_CLASS, whole
 from protocol.errors import ActionRefused
-from sanji.auth.guard import Caller, Forbidden
+from sanji.auth.guard import Caller
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
-from sanji.privacy import mask_history, may_reveal
+from sanji.privacy import mask_history, may_reveal, reveal_check
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.blobs import MAX_BLOB_BYTES
@@ -82,15 +82,17 @@ class ErrandController(Controller):
         errand_id: FromPath[str],
         reveal: FromQuery[bool] = False,
     ) -> ErrandDetail:
-        """ID numbers and phones come masked; ``reveal=true`` shows them in full (查看完整号码, audited)."""
+        """ID numbers and phones come masked; ``reveal=true`` shows them in full (查看完整号码, audited) to a post
+        that may, bound to a department or window only on an errand its place is on the path of (403 otherwise,
+        audited; the masked view stays open)."""
         if reveal and not may_reveal(caller):
-            raise Forbidden(
-                "this role may not see full ID numbers and phones (查看完整号码)",
-                zh="本岗位无权查看完整的身份证号和电话（查看完整号码）",
-            )
+            await reveal_check(caller, [(errand_id, {}, [])], what="reveal")  # the role: refused and audited
         row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
             raise NotFoundException(f"errand {errand_id} is not held at {store.node_id}")
+        if reveal:
+            state = (await store.errand_states([errand_id])).get(errand_id, {})
+            await reveal_check(caller, [(errand_id, state, row["history"])], what="reveal")
         row["history"] = mask_history(caller.history(row["history"]), reveal=reveal)
         await caller.read("reveal" if reveal else "errand", errand=errand_id, detail="api")
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), "/api", errand=errand_id)
@@ -156,6 +158,11 @@ class AttachmentController(Controller):
     ) -> Response[bytes]:  # a Template too (a browser told the file is archived away), itself a Response
         if digest not in await store.attachments():
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
+        # An ID-card scan is the applicant in full: the right and the path of 查看完整号码 (sanji.privacy).
+        errands = await store.attachment_errands(digest)
+        states = await store.errand_states(errands)
+        held = [(e, states.get(e, {}), (await store.errand(e) or {}).get("history", [])) for e in errands]
+        await reveal_check(caller, held, what="attachment")
         try:
             data = await fetch_back.open(digest)  # None: not archived here
         except ArchivedElsewhere as away:

@@ -53,7 +53,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.fleet import fleet_health
 from sanji.observe.id_conflicts import id_conflicts
 from sanji.office.query import MAX_SPAN_DAYS
-from sanji.privacy import mask_applicant, may_reveal
+from sanji.privacy import mask_applicant, may_reveal_here
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
@@ -670,7 +670,7 @@ class ScreenController(Controller):
             "overdue": [_summary_view(s) for s in report.overdue if shown(s)],
             "warnings": [_summary_view(s) for s in report.warnings if shown(s)],
         }
-        callbacks = [c for c in [await _callback_row(store, context, e) for e in report.callback_sample] if c]
+        callbacks = [c for c in [await _callback_row(store, context, e, caller) for e in report.callback_sample] if c]
         # An account sitting at a window sees the urgings of its own window at this node (and those naming none);
         # the whole node's accounts, supervisors and the open demo desk see every one held.
         urging_window = _window(caller)
@@ -718,7 +718,6 @@ class ScreenController(Controller):
                 "sample": size,
                 "seed": seed[:32],
                 "callbacks": callbacks,
-                "may_reveal": may_reveal(caller),
                 "complaints_hidden": caller.principal is not None and not caller.sees_complaints,
                 "complaints_at_primary": caller.on_replica,
                 "complaint_rows": [
@@ -742,15 +741,17 @@ def _matter_name(context: NodeContext, code: Any) -> str:
     return matter.name if matter else str(code or "—")
 
 
-async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> dict[str, Any] | None:
+async def _callback_row(store: Store, context: NodeContext, errand_id: str, caller: Caller) -> dict[str, Any] | None:
     """One errand of the call-back sample as the caller needs it: whom to ring, about what, how it ended.
 
     The phone is masked as on the errand page (sanji.privacy); the full number is the errand
-    page's audited 查看完整号码, never this list's.
+    page's audited 查看完整号码, never this list's, offered where the errand page would show it
+    (``may_reveal``: the role, and an account's department or window on the errand's path).
     """
     row = await store.errand(errand_id)
     if row is None:
         return None
+    state = (await store.errand_states([errand_id])).get(errand_id, {})
     register = next((h for h in applied(row["history"]) if h["kind"] == "register"), {})
     applicant = mask_applicant(register.get("applicant") or {})
     view = summarise(row, context)
@@ -764,6 +765,7 @@ async def _callback_row(store: Store, context: NodeContext, errand_id: str) -> d
         "matter": view["matter_name"],
         "outcome": view["outcome_label"],
         "stage": view["stage_label"],
+        "may_reveal": may_reveal_here(caller, state, row["history"]),
     }
 
 
@@ -1205,6 +1207,8 @@ async def _errand_page(
     if applicant and not reveal:  # sanji.privacy: full numbers only on an explicit, audited show
         applicant = mask_applicant(applicant)
     archived = {m.hash for m in await store.archived_blobs(errand=errand_id)}
+    # 查看完整号码 and the attachments' bytes: the role, and a department's or window's place on the path
+    shows_full = caller is not None and may_reveal_here(caller, state, history)
     return Template(
         template_name="errand.html",
         status_code=status,
@@ -1227,7 +1231,7 @@ async def _errand_page(
             "attachments": [
                 {
                     "name": h.get("name") or h["blob"][:12],
-                    "url": "/api/attachments/" + h["blob"],
+                    "url": "/api/attachments/" + h["blob"] if shows_full or caller is None else "",
                     "size": h.get("size", 0),
                     "archived": h["blob"] in archived,  # fetched back from an ancestor when opened
                 }
@@ -1254,7 +1258,7 @@ async def _errand_page(
             "act_url": errand_url(errand_id) + "/act",
             "promise_min": today.isoformat(),
             "revealed": reveal,
-            "may_reveal": caller is not None and may_reveal(caller),
+            "may_reveal": shows_full,
             "reveal_url": errand_url(errand_id) + "/reveal",
         },
     )

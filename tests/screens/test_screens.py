@@ -537,13 +537,15 @@ def test_call_back_sample_says_whom_to_call_and_about_what(town: Client) -> None
 
 
 def test_call_back_sample_offers_the_show_only_to_roles_that_may(tmp_path: Path) -> None:
+    from sanji.cli import accounts_cmd
+    from tests.auth.auth_kit import PASSWORD, app, bearer, login, prepare, token
     from tests.auth.auth_kit import add as add_account
-    from tests.auth.auth_kit import app, bearer, login, prepare, token
 
     config = prepare(tmp_path, "T01", required=True)
     add_account(config, "王晓红", "director")
     add_account(config, "周明", "supervisor")
     add_account(config, "钱纪", "inspector")
+    assert accounts_cmd.run_add(str(config), "陈建", "director", PASSWORD, window="乡村建设窗口") == 0
     with TestClient(app(config)) as town:
         desk = bearer(token(config, "王晓红"))
         body = {"matter": "MZ-003", "applicant_name": "刘翠花", "applicant_phone": "13912345678", "in_person": True}
@@ -562,6 +564,11 @@ def test_call_back_sample_offers_the_show_only_to_roles_that_may(tmp_path: Path)
         table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
         assert "刘翠花" in table and "139****5678" in table and "/reveal" not in table  # masked, no show
         assert "13912345678" not in table
+        # A director bound to another window than the errand's (MZ-003: 社会救助窗口) is offered no show either.
+        town.cookies.clear()
+        login(town, "陈建")
+        table = town.get("/supervision").text.split('id="callbacks"')[1].split("</table>")[0]
+        assert "刘翠花" in table and "139****5678" in table and "/reveal" not in table
 
 
 def test_review_and_confirm_carry_the_session_csrf_token(tmp_path: Path) -> None:
