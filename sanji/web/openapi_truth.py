@@ -25,6 +25,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from protocol.bounds import LINE_CLASS, MAX_NAME, TEXT_CLASS, TEXT_FIELDS, whole
 from protocol.limits import MAX_TEXT
+from protocol.scans import SCAN_TYPES
 from sanji.forms import ActionForm, RegisterForm
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.sync.requests_auth import HEADER_KEY, HEADER_NODE, HEADER_SIGNATURE
@@ -147,8 +148,9 @@ def truthful(raw: dict[str, Any]) -> dict[str, Any]:
             elif path.endswith("/attachments") and method == "post":
                 op["requestBody"] = {
                     "required": True,
-                    "description": "The raw bytes of the scan or photo; Content-Type is kept as its media type.",
-                    "content": {"application/octet-stream": {"schema": BINARY}},
+                    "description": "The raw bytes of the scan or photo; Content-Type (a photo's or a PDF's, "
+                    "protocol.scans) is kept as its media type, any other is refused (415 attachment_type).",
+                    "content": {kind: {"schema": BINARY} for kind in SCAN_TYPES},
                 }
             elif path.endswith("/ledger/export") and method == "get":
                 op["responses"]["200"] = {
