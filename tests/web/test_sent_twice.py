@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -68,7 +68,7 @@ def count(db: Path, sql: str, *args: str) -> int:
 
 
 def at_once(
-    url: str, cookies: httpx.Cookies, path: str, data: dict[str, object], times: int = 2
+    url: str, cookies: httpx.Cookies, path: str, data: Mapping[str, object], times: int = 2
 ) -> list[httpx.Response]:
     """``times`` posts of the same form sent together over real HTTP, as a double click sends them."""
 
