@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any, Literal, Protocol
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import actions as a
 from protocol.actions import Action
@@ -38,7 +39,8 @@ from sanji.context import bound_of
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.logs import ERRAND
 from sanji.store import Store
-from sanji.store.submissions import Once, used
+from sanji.store.documents import bump_counter
+from sanji.store.submissions import Once
 
 
 class DeadlinePolicy(Protocol):
@@ -125,8 +127,6 @@ class ErrandService:
     async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
         """Register an errand. ``once``: the sending form's one-time key (``sanji.store.submissions``); a key
         already used raises ``AlreadySent`` naming the errand it registered, and takes no receipt number."""
-        if once is not None and (sent := await used(self.store.db, once)) is not None:
-            raise sent
         # The store's hybrid clock, not the wall clock: it never runs backwards, so neither do the ids.
         errand_id = new_errand_id(self.node_id, wall_seconds(self.store.clock.now()))
         ERRAND.set(errand_id)
@@ -168,19 +168,22 @@ class ErrandService:
                 missing_confirmed=form.confirm_missing,
             )
 
-        if not receipt:
-            # Numbered once the rule has taken the registration (the same judge the store asks again): a refused
-            # one (its mandate, presence, materials, level) uses up no number of the day.
-            if judge(None, register("", self.store.clock.now()), self.store.directory) is not None:
-                # Refused again by the store's own check, which records the refusal (the audit) as for any step.
-                return await self.store.act(errand_id, lambda _, at: register("", at))
-            day = self.policy.today() if self.policy is not None else date.today()
-            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
+        if receipt:
+            return await self.store.act(errand_id, lambda _, at: register(receipt, at), once=once)
+        # Numbered once the rule has taken the registration (the same judge the store asks again): a refused
+        # one (its mandate, presence, materials, level) uses up no number of the day.
+        if judge(None, register("", self.store.clock.now()), self.store.directory) is not None:
+            # Refused again by the store's own check, which records the refusal (the audit) as for any step.
+            return await self.store.act(errand_id, lambda _, at: register("", at))
+        day = self.policy.today() if self.policy is not None else date.today()
+        numbered: list[str] = []
 
-        def build(_: Projection, at: int) -> Action:
-            return register(receipt, at)
+        async def number(conn: AsyncConnection) -> None:
+            # In the registration's own transaction, after its form's key is checked: a registration sent twice,
+            # or refused by the store after all, takes no number, and the day's numbers have no gap.
+            numbered.append(make_receipt(self.node_id, day, await bump_counter(conn, f"receipt:{day:%y%m%d}")))
 
-        return await self.store.act(errand_id, build, once=once)
+        return await self.store.act(errand_id, lambda _, at: register(numbered[-1], at), once=once, first=number)
 
     def _applicant(self, form: RegisterForm, errand_id: str) -> tuple[a.Applicant, bytes]:
         """The applicant as the Register carries them: the name in clear, the rest sealed to the path.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -441,6 +441,7 @@ class AuditedStore(Store):
         *,
         attachment: bytes | None = None,
         once: Once | None = None,
+        first: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Projection:
         pending = _Pending(CALLER.get() or SYSTEM)
 
@@ -451,7 +452,7 @@ class AuditedStore(Store):
 
         token = _PENDING.set(pending)
         try:
-            return await super().act(errand_id, capture, attachment=attachment, once=once)
+            return await super().act(errand_id, capture, attachment=attachment, once=once, first=first)
         except SanjiError as exc:
             pending.done = True
             actor, role, acting_for, kind = _asked(exc, pending.actions[-1] if pending.actions else None)

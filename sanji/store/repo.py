@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -309,14 +309,19 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         *,
         attachment: bytes | None = None,
         once: Once | None = None,
+        first: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Projection:
         """Record one local action, judged by the same rule every replica uses. ``attachment``: the bytes an
         ``attach`` step names, kept in the same transaction, so a refused step keeps none of them. ``once``: the
         sending form's one-time key, read and written in the same transaction (``sanji.store.submissions``): a
-        key already used raises ``AlreadySent`` before anything is built, and nothing is written."""
+        key already used raises ``AlreadySent`` before anything is built, and nothing is written. ``first``:
+        what the step needs written with it before it is built (a registration's receipt number), rolled back
+        with it if it is refused."""
         async with self._write() as conn:
             if once is not None:
                 await submissions.refuse_if_used(conn, once)
+            if first is not None:
+                await first(conn)
             before = project(errand_id, await self._load_actions(conn, [errand_id]), self.directory)
             action = build(before, self.clock.now())
             ledger.check_local(self.node_id, errand_id, before.state, action, self.directory)

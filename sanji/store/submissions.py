@@ -27,7 +27,6 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sanji.store import schema as t
-from sanji.store.engine import Database
 
 KEEP_MS = 7 * 24 * 3600 * 1000
 FIELD = "_once"  # the hidden field a form carries its key in
@@ -95,13 +94,3 @@ async def keep(conn: AsyncConnection, key: Once, errand: str, action: str, *, no
     now = int(time.time() * 1000) if now_ms is None else now_ms
     await conn.execute(delete(t.submissions).where(t.submissions.c.at < now - KEEP_MS))
     await conn.execute(insert(t.submissions).values(key=key.stored, errand=errand, action=action, at=now))
-
-
-async def used(db: Database, key: Once) -> AlreadySent | None:
-    """Whether ``key`` was used, read outside any write (a cheap look before a receipt number is taken)."""
-    async with db.reader.connect() as conn:
-        try:
-            await refuse_if_used(conn, key)
-        except AlreadySent as sent:
-            return sent
-    return None

@@ -66,13 +66,15 @@ async def test_a_registration_sent_at_once_through_two_processes_is_one_errand(o
     sendings = [ErrandService(store).register(FORM, once=key) for store in (first, second) * 2]
     assert await outcomes(sendings) == (1, 3)
     assert await kinds(first, "register") == 1
-    # Sent again later: refused before a receipt number is taken, naming the errand registered.
+    numbers = select(t.meta.c.value).where(t.meta.c.key.like("counter:receipt:%"))
     async with first.db.reader.connect() as conn:
-        numbers = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key.like("counter:receipt:%")))
-    with pytest.raises(AlreadySent):
+        assert (await conn.execute(numbers)).scalars().all() == ["1"]  # one number taken: no gap in the day's
+    with pytest.raises(AlreadySent):  # sent again later, naming the errand registered
         await ErrandService(second).register(FORM, once=key)
+    another = await ErrandService(second).register(FORM, once=Once("register", new_key()))
     async with first.db.reader.connect() as conn:
-        assert await conn.scalar(select(t.meta.c.value).where(t.meta.c.key.like("counter:receipt:%"))) == numbers
+        assert (await conn.execute(numbers)).scalars().all() == ["2"]
+    assert another.state is not None and "-0002" in another.state.receipt  # the next number, its check letter after
 
 
 def test_a_key_of_another_shape_protects_nothing_and_keys_of_other_purposes_never_meet() -> None:

@@ -106,6 +106,8 @@ def test_confirm_register_sent_twice_at_once_registers_one_errand(node: Node) ->
     assert receipt.startswith("/print/") and receipt.endswith("/receipt"), places
     assert places[1:] == [receipt + "?again=1"] * 2  # the same errand's receipt, twice said sent already
     assert count(node.db, registered) == before + 1
+    # One receipt number taken (the API's registration took the day's first): no gap in the day's numbers.
+    assert count(node.db, "SELECT max(CAST(value AS INTEGER)) FROM meta WHERE key LIKE 'counter:receipt:%'") == 2
     assert count(node.db, "SELECT count(*) FROM submissions WHERE key LIKE 'register:%'") == 1
 
     # Later: the browser's back to the review page and 确认登记 again. No second errand, no receipt number used.
