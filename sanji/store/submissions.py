@@ -10,7 +10,8 @@ is the table's primary key besides, so of two sendings at once exactly one write
 
 Keys are kept ``KEEP_MS`` (a week: long enough for the browser's back and resubmit) and trimmed by the writes
 that add one. A key the form does not carry, or of another shape (an older page, a script), protects nothing
-and is ignored: the step is taken as before.
+and is ignored: the step is taken as before. A JSON client's ``Idempotency-Key`` header (``HEADER``) is kept the
+same way, by its digest (``sanji.web.api``).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ class Node:
     db: Path
     errand: str  # one errand registered there through the API
     receipt: str
+    config: Path
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
             assert r.status_code == 201, r.text
             errand = r.json()["errand"]
             receipt = client.get(f"/api/errands/{errand}", headers=agent).json()["receipt"]
-        yield Node(url, settings.path(settings.node.data_dir) / "node.db", errand, receipt)
+        yield Node(url, settings.path(settings.node.data_dir) / "node.db", errand, receipt, config)
 
 
 def logged_in(url: str, name: str) -> tuple[httpx.Cookies, str]:
@@ -226,3 +227,32 @@ def test_old_keys_are_trimmed_by_the_writes_that_add_one(node: Node) -> None:
         assert second.status_code in (200, 303)
     assert count(node.db, "SELECT count(*) FROM submissions") == 1
     assert count(node.db, "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'", node.errand) == 2
+
+
+def test_the_api_takes_a_request_sent_again_under_its_idempotency_key_once(node: Node) -> None:
+    """A script's retry (the answer lost to a timeout) sends the same request with the same key: one errand."""
+    agent = {**bearer(token(node.config, "李建国")), "Idempotency-Key": "retry-0123456789abcdef"}
+    form = {**GOOD, "applicant_name": "赵四"}
+    registered = "SELECT count(*) FROM actions WHERE kind = 'register'"
+    before = count(node.db, registered)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=node.url, timeout=60) as client:
+            return list(
+                await asyncio.gather(*(client.post("/api/errands", json=form, headers=agent) for _ in range(3)))
+            )
+
+    answers = asyncio.run(burst())
+    assert [a.status_code for a in answers] == [201, 201, 201], [a.text for a in answers]
+    assert len({a.json()["errand"] for a in answers}) == 1
+    assert count(node.db, registered) == before + 1
+    with httpx.Client(base_url=node.url, timeout=30) as client:
+        errand = answers[0].json()["errand"]
+        note = {"kind": "note", "actor": "李建国", "text": "已电话告知"}
+        path = f"/api/errands/{quote(errand, safe='')}/actions"
+        steps = [client.post(path, json=note, headers=agent) for _ in range(2)]  # the key may name a step as well
+        assert [s.status_code for s in steps] == [201, 201] and steps[0].json() == steps[1].json()
+        assert count(node.db, "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'", errand) == 1
+        other = client.post("/api/errands", json=form, headers={**agent, "Idempotency-Key": "another key"})
+        assert other.status_code == 201 and other.json()["errand"] != errand  # another key: another request
+    assert count(node.db, registered) == before + 2
