@@ -33,6 +33,7 @@ from protocol.topology import Directory
 from sanji.auth.book import CALLER, Who
 from sanji.service import new_action_id
 from sanji.store import Store
+from sanji.store.submissions import Once
 
 PUBLIC_ACTOR = "公众"
 PUBLIC_ROLE = "公众投诉 public"
@@ -70,7 +71,11 @@ def seal_complainant(directory: Directory, errand: str, scope: str, name: str, p
     return seal_personal(personal, recipients, errand=complaint_binding(errand), scope=scope)
 
 
-async def file_public_complaint(store: Store, errand_id: str, form: ComplaintForm, *, ip: str = "") -> Filed:
+async def file_public_complaint(
+    store: Store, errand_id: str, form: ComplaintForm, *, ip: str = "", once: Once | None = None
+) -> Filed:
+    """File a complaint sent through the public form. ``once``: the form's one-time key; sent again, nothing is
+    filed and ``AlreadySent`` names the first complaint's action (its reference: ``reference_of``)."""
     sealed: list[bytes] = []
     ids: list[str] = []
 
@@ -98,10 +103,15 @@ async def file_public_complaint(store: Store, errand_id: str, form: ComplaintFor
 
     token = CALLER.set(Who(account="", via="public", ip=ip))
     try:
-        projection = await store.act(errand_id, build)
+        projection = await store.act(errand_id, build, once=once)
     finally:
         CALLER.reset(token)
-    return Filed(reference=ids[-1][:8].upper(), identity_sealed=bool(sealed and sealed[0]), projection=projection)
+    return Filed(reference=reference_of(ids[-1]), identity_sealed=bool(sealed and sealed[0]), projection=projection)
+
+
+def reference_of(action_id: str) -> str:
+    """A complaint's 受理编号 as the complainant is told it: its action id's first eight digits."""
+    return action_id[:8].upper()
 
 
 def complainant_of(item: dict[str, Any], key: SealingKey | None) -> dict[str, str]:

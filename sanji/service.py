@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any, Literal, Protocol
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import actions as a
 from protocol.actions import Action
@@ -38,6 +39,8 @@ from sanji.context import bound_of
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.logs import ERRAND
 from sanji.store import Store
+from sanji.store.documents import bump_counter
+from sanji.store.submissions import Once
 
 
 class DeadlinePolicy(Protocol):
@@ -121,7 +124,9 @@ class ErrandService:
     def node_id(self) -> str:
         return self.store.node_id
 
-    async def register(self, form: RegisterForm, *, receipt: str = "") -> Projection:
+    async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
+        """Register an errand. ``once``: the sending form's one-time key (``sanji.store.submissions``); a key
+        already used raises ``AlreadySent`` naming the errand it registered, and takes no receipt number."""
         # The store's hybrid clock, not the wall clock: it never runs backwards, so neither do the ids.
         errand_id = new_errand_id(self.node_id, wall_seconds(self.store.clock.now()))
         ERRAND.set(errand_id)
@@ -163,19 +168,22 @@ class ErrandService:
                 missing_confirmed=form.confirm_missing,
             )
 
-        if not receipt:
-            # Numbered once the rule has taken the registration (the same judge the store asks again): a refused
-            # one (its mandate, presence, materials, level) uses up no number of the day.
-            if judge(None, register("", self.store.clock.now()), self.store.directory) is not None:
-                # Refused again by the store's own check, which records the refusal (the audit) as for any step.
-                return await self.store.act(errand_id, lambda _, at: register("", at))
-            day = self.policy.today() if self.policy is not None else date.today()
-            receipt = make_receipt(self.node_id, day, await self.store.next_counter(f"receipt:{day:%y%m%d}"))
+        if receipt:
+            return await self.store.act(errand_id, lambda _, at: register(receipt, at), once=once)
+        # Numbered once the rule has taken the registration (the same judge the store asks again): a refused
+        # one (its mandate, presence, materials, level) uses up no number of the day.
+        if judge(None, register("", self.store.clock.now()), self.store.directory) is not None:
+            # Refused again by the store's own check, which records the refusal (the audit) as for any step.
+            return await self.store.act(errand_id, lambda _, at: register("", at))
+        day = self.policy.today() if self.policy is not None else date.today()
+        numbered: list[str] = []
 
-        def build(_: Projection, at: int) -> Action:
-            return register(receipt, at)
+        async def number(conn: AsyncConnection) -> None:
+            # In the registration's own transaction, after its form's key is checked: a registration sent twice,
+            # or refused by the store after all, takes no number, and the day's numbers have no gap.
+            numbered.append(make_receipt(self.node_id, day, await bump_counter(conn, f"receipt:{day:%y%m%d}")))
 
-        return await self.store.act(errand_id, build)
+        return await self.store.act(errand_id, lambda _, at: register(numbered[-1], at), once=once, first=number)
 
     def _applicant(self, form: RegisterForm, errand_id: str) -> tuple[a.Applicant, bytes]:
         """The applicant as the Register carries them: the name in clear, the rest sealed to the path.
@@ -190,8 +198,9 @@ class ErrandService:
         sealed = seal_personal(personal, recipients, errand=errand_id, scope=self.node_id)
         return a.Applicant(name=form.applicant_name), sealed
 
-    async def act(self, errand_id: str, form: ActionForm) -> Projection:
-        """Take one step at a desk. Nobody at a desk writes as the system (超时默许 is the duties' alone)."""
+    async def act(self, errand_id: str, form: ActionForm, *, once: Once | None = None) -> Projection:
+        """Take one step at a desk. Nobody at a desk writes as the system (超时默许 is the duties' alone).
+        ``once``: the sending form's one-time key; a key already used raises ``AlreadySent``, writing nothing."""
         if form.actor == SYSTEM_ACTOR or form.deemed:
             raise ActionRefused(refuse("system_only"))
         if form.kind == "attach" and form.blob:
@@ -202,7 +211,7 @@ class ErrandService:
                 raise ActionRefused(refuse("attachment_not_held", blob=form.blob[:12]))
             if (wrong := scan_type_refusal(form.mime)) is not None:
                 raise ActionRefused(wrong)
-        return await self._act(errand_id, form)
+        return await self._act(errand_id, form, once=once)
 
     async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
         """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all."""
@@ -218,7 +227,9 @@ class ErrandService:
         """A step the node takes by itself (``sanji.duties``); ``judge`` still checks every fact of it."""
         return await self._act(errand_id, form)
 
-    async def _act(self, errand_id: str, form: ActionForm, *, attachment: bytes | None = None) -> Projection:
+    async def _act(
+        self, errand_id: str, form: ActionForm, *, attachment: bytes | None = None, once: Once | None = None
+    ) -> Projection:
         ERRAND.set(errand_id)  # every log line written for this request names the errand (sanji.observe.logs)
 
         # A deadline moved by a closed pause or an extension is counted again from the acceptance (its day, limit
@@ -264,7 +275,7 @@ class ErrandService:
                 return _COUNTED_FROM_ACCEPTANCE[step.kind](self, step, state, common, at, accept)
             return self._build(step, state, common, at)
 
-        return await self.store.act(errand_id, build, attachment=attachment)
+        return await self.store.act(errand_id, build, attachment=attachment, once=once)
 
     async def _binding_checked(self, errand_id: str) -> tuple[tuple[int, Matter | None], Refusal | None] | None:
         """The binding ``errand_id`` holds now (version, entry) and why a desk may not act on it, as this node can

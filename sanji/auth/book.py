@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from sanji.auth.roles import PlaceRefused
 from sanji.store import Store
 from sanji.store import schema as t
 from sanji.store.engine import Database
+from sanji.store.submissions import Once
 
 CHAIN_START = "0" * 64
 
@@ -434,7 +435,13 @@ class AuditedStore(Store):
         self.db.add_commit_hook(self._record_taken)
 
     async def act(
-        self, errand_id: str, build: Callable[[Projection, int], Action], *, attachment: bytes | None = None
+        self,
+        errand_id: str,
+        build: Callable[[Projection, int], Action],
+        *,
+        attachment: bytes | None = None,
+        once: Once | None = None,
+        first: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Projection:
         pending = _Pending(CALLER.get() or SYSTEM)
 
@@ -445,7 +452,7 @@ class AuditedStore(Store):
 
         token = _PENDING.set(pending)
         try:
-            return await super().act(errand_id, capture, attachment=attachment)
+            return await super().act(errand_id, capture, attachment=attachment, once=once, first=first)
         except SanjiError as exc:
             pending.done = True
             actor, role, acting_for, kind = _asked(exc, pending.actions[-1] if pending.actions else None)

@@ -48,6 +48,7 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.store.submissions import Once
 from sanji.web.bounded_form import bounded_form
 
 SESSION_COOKIE = "sanji_session"
@@ -304,15 +305,15 @@ class GuardedService(ErrandService):
         super().__init__(store, policy)
         self.caller = caller
 
-    async def register(self, form: RegisterForm, *, receipt: str = "") -> Projection:
+    async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
         form = await self.caller.authorise(roles.REGISTER, form)
         with self.caller.auditing():
-            return await super().register(form, receipt=receipt)
+            return await super().register(form, receipt=receipt, once=once)
 
-    async def act(self, errand_id: str, form: ActionForm) -> Projection:
+    async def act(self, errand_id: str, form: ActionForm, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise(form.kind, form, errand=errand_id)
         with self.caller.auditing():
-            return await super().act(errand_id, form)
+            return await super().act(errand_id, form, once=once)
 
     async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
         form = await self.caller.authorise("attach", form, errand=errand_id)

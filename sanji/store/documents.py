@@ -109,10 +109,7 @@ class Documents(Section):
     async def next_counter(self, name: str) -> int:
         """A durable counter: a number handed out once is never handed out again by this store."""
         async with self._write() as conn:
-            key = f"counter:{name}"
-            value = int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)) or 0) + 1
-            await _upsert(conn, t.meta, {"key": key, "value": str(value)}, keys=("key",))
-        return value
+            return await bump_counter(conn, name)
 
     async def record_reports(self, reports: Iterable[NodeReport], *, via: str) -> None:
         """Keep the newest report of each node below this one."""
@@ -148,3 +145,12 @@ class Documents(Section):
         async with self.db.reader.connect() as conn:
             bodies = (await conn.execute(select(t.node_reports.c.body).order_by(t.node_reports.c.node))).scalars()
             return [msgspec.json.decode(b, type=NodeReport) for b in bodies]
+
+
+async def bump_counter(conn: AsyncConnection, name: str) -> int:
+    """The counter ``name``'s next number, taken in the caller's write transaction (``Documents.next_counter``;
+    a registration's receipt number, taken with the registration: ``ErrandService.register``)."""
+    key = f"counter:{name}"
+    value = int(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)) or 0) + 1
+    await _upsert(conn, t.meta, {"key": key, "value": str(value)}, keys=("key",))
+    return value

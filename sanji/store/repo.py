@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +41,7 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
-from sanji.store import bulk, projections, report_inputs
+from sanji.store import bulk, projections, report_inputs, submissions
 from sanji.store import schema as t
 from sanji.store.archive import Archive
 from sanji.store.blobs import Blobs, keep_blob
@@ -53,6 +53,7 @@ from sanji.store.intake import Intake, keyed
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
+from sanji.store.submissions import Once
 from sanji.store.traffic import Traffic
 from sanji.store.views import Views
 from sanji.store.warm import WarmErrands
@@ -302,11 +303,25 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
     # -- local actions ---------------------------------------------------------------
 
     async def act(
-        self, errand_id: str, build: Callable[[Projection, int], Action], *, attachment: bytes | None = None
+        self,
+        errand_id: str,
+        build: Callable[[Projection, int], Action],
+        *,
+        attachment: bytes | None = None,
+        once: Once | None = None,
+        first: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Projection:
         """Record one local action, judged by the same rule every replica uses. ``attachment``: the bytes an
-        ``attach`` step names, kept in the same transaction, so a refused step keeps none of them."""
+        ``attach`` step names, kept in the same transaction, so a refused step keeps none of them. ``once``: the
+        sending form's one-time key, read and written in the same transaction (``sanji.store.submissions``): a
+        key already used raises ``AlreadySent`` before anything is built, and nothing is written. ``first``:
+        what the step needs written with it before it is built (a registration's receipt number), rolled back
+        with it if it is refused."""
         async with self._write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
+            if first is not None:
+                await first(conn)
             before = project(errand_id, await self._load_actions(conn, [errand_id]), self.directory)
             action = build(before, self.clock.now())
             ledger.check_local(self.node_id, errand_id, before.state, action, self.directory)
@@ -317,6 +332,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
             _, moved = await self._insert_actions(conn, [action], origin=action.node, scope=action.scope)
             await self._keep_clock(conn)
             await conn.execute(insert(t.outbox).values(action_id=action.id, scope=action.scope))
+            if once is not None:
+                await submissions.keep(conn, once, errand_id, action.id)
             projections = await self._recompute(conn, [errand_id, *sorted(moved)])
         self._changed()
         return projections[errand_id]

@@ -518,3 +518,17 @@ notice_reads = Table(
     Column("account", String(64), primary_key=True),
     Column("read_upto", BigInteger, nullable=False),
 )
+
+# The one-time keys of forms already sent (sanji.store.submissions): a desk's or the public's form carries a
+# random key, and the step it took is written in the same transaction as its key, so the same form sent twice
+# (a double click, the browser's back and resubmit) takes its step once. ``key`` is the form's purpose and its
+# key ("register:…"); ``errand`` and ``action`` what the first sending wrote; ``at`` wall-clock milliseconds,
+# by which keys older than ``submissions.KEEP_MS`` are trimmed.
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("key", String(96), primary_key=True),
+    Column("errand", String(MAX_NAME), nullable=False),  # a peer's errand id, bounded by the rule alone
+    Column("action", String(MAX_NAME), nullable=False),
+    Column("at", BigInteger, nullable=False, index=True),
+)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from protocol.bounds import LINE_CLASS, whole
+from protocol.bounds import LINE_CLASS, MAX_NAME, whole
 from protocol.errors import ActionRefused
 from sanji.auth.guard import Caller
 from sanji.context import NodeContext
@@ -19,6 +20,8 @@ from sanji.privacy import mask_history, may_reveal, reveal_check
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.blobs import MAX_BLOB_BYTES
+from sanji.store.submissions import HEADER as ONCE_HEADER
+from sanji.store.submissions import AlreadySent, Once, Purpose, once
 from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
 from sanji.web.archived_page import archived_away_page, wants_html
 from sanji.web.desk_api import BindingStatus, errand_binding
@@ -45,6 +48,28 @@ class ActionResult(msgspec.Struct, kw_only=True):
     holder: str
     version: int
     digest: str
+
+
+# A client's key for one request (sanji.store.submissions): the same request sent again with it (a retry after a
+# timeout) takes its step once, and is answered with the errand as it is now. A request saying something else
+# under the same key is another step.
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=ONCE_HEADER,
+        required=False,
+        max_length=MAX_NAME,
+        description="a key new for each step (a UUID will do): the same request sent again with it (a retry) is "
+        "taken once and answered with the errand as it is now",
+    ),
+]
+
+
+def _client_once(purpose: Purpose, sent: str | None, data: object) -> Once | None:
+    """The client's key as the store keeps one (any text the header carries, by its digest), with the body."""
+    if not sent or not sent.strip():
+        return None
+    return once(purpose, hashlib.sha256(sent.encode()).hexdigest()[:32], msgspec.json.encode(data).decode())
 
 
 class ErrandController(Controller):
@@ -100,16 +125,45 @@ class ErrandController(Controller):
         return msgspec.convert({**summarise(row, context), "binding": binding}, ErrandDetail)
 
     @post("/", summary="Register an errand (代办登记) at this node")
-    async def register(self, service: NamedDependency[ErrandService], data: JSONBody[RegisterForm]) -> ActionResult:
-        projection = await service.register(data)
+    async def register(
+        self,
+        store: NamedDependency[Store],
+        service: NamedDependency[ErrandService],
+        data: JSONBody[RegisterForm],
+        idempotency_key: IdempotencyKey = None,
+    ) -> ActionResult:
+        key = _client_once("register", idempotency_key, data)
+        try:
+            projection = await service.register(data, once=key)
+        except AlreadySent as sent:
+            return await _as_now(store, sent.errand)
         return action_result(projection)
 
     @post("/{errand_id:str}/actions", summary="Take the next step on an errand held here")
     async def act(
-        self, service: NamedDependency[ErrandService], errand_id: FromPath[str], data: JSONBody[ActionForm]
+        self,
+        store: NamedDependency[Store],
+        service: NamedDependency[ErrandService],
+        errand_id: FromPath[str],
+        data: JSONBody[ActionForm],
+        idempotency_key: IdempotencyKey = None,
     ) -> ActionResult:
-        projection = await service.act(errand_id, data)
+        key = _client_once("act", idempotency_key, data)
+        try:
+            projection = await service.act(errand_id, data, once=key)
+        except AlreadySent as sent:
+            return await _as_now(store, sent.errand)
         return action_result(projection)
+
+
+async def _as_now(store: Store, errand_id: str) -> ActionResult:
+    """The answer to a request sent again under its key: the errand its first sending wrote, as it is now."""
+    row = await store.errand(errand_id)
+    if row is None:  # pragma: no cover - a key is written with its step, in one transaction
+        raise NotFoundException(f"errand {errand_id} is not held here")
+    return ActionResult(
+        errand=errand_id, stage=row["stage"], holder=row["holder"], version=row["version"], digest=row["digest"]
+    )
 
 
 class AttachmentController(Controller):

@@ -402,6 +402,8 @@ class DocumentController(Controller):
             facts["lookup_url"] = url
             facts["qr"] = qr_svg(url, scale=3, label=f"回执号 Receipt {row['receipt']}") if url else ""
             facts["committed"] = limit_text(matter.committed_limit, matter.limit_unit) if matter else ""
+            # 确认登记 sent twice lands here (sanji.store.submissions): said above the sheet, never printed
+            facts["sent_again"] = request.query_params.get("again") == "1"
         elif spec.slug in ("acceptance", "commitment"):
             facts["due"] = cn_iso(row["due"]) if row["due"] else ""
             # 暂定: counted over a year whose official arrangement the county has not published yet.

@@ -41,10 +41,12 @@ from protocol.topology import COUNTY, TOWN
 from sanji.auth.guard import client_ip
 from sanji.catalogue.search import MAX_QUERY
 from sanji.catalogue.search import normalise as normalise_query
-from sanji.complaints import ComplaintForm, file_public_complaint
+from sanji.complaints import ComplaintForm, file_public_complaint, reference_of
 from sanji.config import NodeSettings
 from sanji.context import NodeContext, bound_entry
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once, said
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found, search_refused
 from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
@@ -394,7 +396,23 @@ class PublicController(Controller):
                 name=values["name"],
                 phone=values["phone"],
             )
-            filed = await file_public_complaint(store, row["id"], form, ip=ip)
+            # The form's one-time key, with what it says: sent twice, one complaint; back, changed and sent, a new one
+            key = once("complain", str(raw.get(ONCE_FIELD, "")), said({k: [v] for k, v in values.items()}))
+            filed = await file_public_complaint(store, row["id"], form, ip=ip, once=key)
+        except AlreadySent as first:  # the first sending filed it: the same reference, not a second complaint
+            limits.complaints.forgive(ip, filing)
+            return Template(
+                template_name="complain_done.html",
+                context={
+                    **_frame(store, context, "complain"),
+                    "kind": values["kind"],
+                    "reference": reference_of(first.action),
+                    "again": True,
+                    "sealed": False,  # what became of a name and phone was said the first time
+                    "had_identity": False,
+                    "supervision_phone": request.app.state.settings.public.supervision_phone,
+                },
+            )
         except LookupRefused as exc:
             limits.complaints.forgive(ip, filing)
             return _complain_page(store, context, values, {exc.field or "_": f"{exc.zh} {exc.en}"}, status=exc.status)
@@ -458,6 +476,7 @@ def _complain_page(
             "values": values,
             "errors": errors,
             "public_csrf": token,
+            "once": new_key(),  # the form's one-time key: sent twice, filed once (sanji.store.submissions)
             "above_counties": ABOVE_COUNTIES,
         },
     )

@@ -57,6 +57,8 @@ from sanji.privacy import mask_applicant, may_reveal_here
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.notice_reads import NoticeReads
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once, said
 from sanji.urgings import CENTRE_ANSWERS, answerable, seen_at_window, urging_rows
 from sanji.urgings import counts as urging_counts
 from sanji.web.badge import desk_notices
@@ -563,8 +565,11 @@ class ScreenController(Controller):
         caller: NamedDependency[Caller],
         errand_id: FromPath[str],
         done: FromQuery[str] = "",
+        again: FromQuery[str] = "",
     ) -> Template:
-        page = await _errand_page(store, context, errand_id, done=done, person=desk_person(request), caller=caller)
+        page = await _errand_page(
+            store, context, errand_id, done=done, again=again == "1", person=desk_person(request), caller=caller
+        )
         if page.status_code == 200:
             await caller.read("errand", errand=errand_id, detail="screen")
         return page
@@ -614,7 +619,12 @@ class ScreenController(Controller):
                 caller=caller,
             )
         try:
-            await service.act(errand_id, data)
+            await service.act(errand_id, data, once=once("act", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent as sent:  # the same form sent twice (a double click, back and resubmit): taken once
+            again = {"done": kind, "again": "1"}
+            return remembered(
+                Redirect(path=errand_url(sent.errand) + "?" + urlencode(again), status_code=303), data.actor, data.role
+            )
         except SanjiError as exc:
             zh, en, code = refusal_text(exc)
             return await _errand_page(
@@ -914,7 +924,10 @@ class RegisterController(Controller):
                 )
             return _review_page(store, context, values, data, matter, check)
         try:
-            projection = await service.register(data)
+            projection = await service.register(data, once=once("register", one(form, ONCE_FIELD)))
+        except AlreadySent as sent:  # 确认登记 sent twice: the first registered it; its receipt, not a second errand
+            receipt = Redirect(path=document_url(sent.errand, "receipt") + "?again=1", status_code=303)
+            return remembered(receipt, data.actor, data.role)
         except SanjiError as exc:
             zh, en, code = refusal_text(exc)
             field = REGISTER_REFUSAL_FIELDS.get(code, "_")
@@ -1087,6 +1100,7 @@ async def _errand_page(
     errand_id: str,
     *,
     done: str = "",
+    again: bool = False,
     error: tuple[str, str] | None = None,
     hint: str = "",
     values: dict[str, Any] | None = None,
@@ -1242,6 +1256,8 @@ async def _errand_page(
             "forms": forms,
             "timeline": timeline,
             "done": done_label,
+            "again": again and done_label is not None,  # the form was sent twice: said beside what was done
+            "once": new_key(),  # the act form's one-time key (sanji.store.submissions)
             "done_doc": {
                 "url": document_url(errand_id, done_doc),
                 "zh": DOCUMENTS[done_doc].title(history, view["outcome_category"])[0],
@@ -1520,6 +1536,7 @@ def _review_page(
             "matter": matter,
             "check": check,
             "ticked": [m for m in values["materials"] if normalise_material(m) in listed],
+            "once": new_key(),  # 确认登记's one-time key: sent twice, it registers once (sanji.store.submissions)
             "other": [m for m in data.materials if normalise_material(m) not in listed],
         },
     )

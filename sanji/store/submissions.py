@@ -1,0 +1,97 @@
+"""One-time form keys: the same form sent twice takes its step once.
+
+Every form that takes a step (代办登记's 确认登记, the errand page's steps, the public complaint) carries a
+random key minted when the page was drawn (``new_key``). ``Store.act`` given the key (``Once``) reads it
+inside its write transaction before the step is built, and writes it, with the errand and the action the step
+wrote, in that same transaction: the writer's transaction is one at a time (``Database.write``: a process
+lock, ``BEGIN IMMEDIATE`` on SQLite, an advisory lock shared by every hub process on PostgreSQL), and the key
+is the table's primary key besides, so of two sendings at once exactly one writes and the other finds the key
+(``AlreadySent``), whichever process took it. A refused step writes no key: the form may be sent again.
+
+Keys are kept ``KEEP_MS`` (a week: long enough for the browser's back and resubmit) and trimmed by the writes
+that add one. A key the form does not carry, or of another shape (an older page, a script), protects nothing
+and is ignored: the step is taken as before. A JSON client's ``Idempotency-Key`` header (``HEADER``) is kept the
+same way, by its digest (``sanji.web.api``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sanji.store import schema as t
+
+KEEP_MS = 7 * 24 * 3600 * 1000
+FIELD = "_once"  # the hidden field a form carries its key in
+HEADER = "Idempotency-Key"
+_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+Purpose = Literal["register", "act", "complain"]
+
+
+def new_key() -> str:
+    """A fresh key for one drawn form: 128 random bits."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class Once:
+    """A form's key for one purpose; keys of different purposes never meet.
+
+    ``content``: what the form said, where the same drawn form can be sent again saying something else (the
+    browser's back to the errand page, another step or another note typed in it): that is a new step, taken,
+    while the same form saying the same thing is the same sending. Kept as a digest in the stored key."""
+
+    purpose: Purpose
+    key: str
+    content: str = ""
+
+    @property
+    def stored(self) -> str:
+        said = ":" + hashlib.sha256(self.content.encode()).hexdigest()[:16] if self.content else ""
+        return f"{self.purpose}:{self.key}{said}"
+
+
+def once(purpose: Purpose, sent: str, content: str = "") -> Once | None:
+    """The key a form sent, or None when it sent none of the right shape."""
+    return Once(purpose, sent, content) if _SHAPE.fullmatch(sent) else None
+
+
+def said(form: Mapping[str, Sequence[str]]) -> str:
+    """A form's fields as one text (``Once.content``), less its tokens (``_once``, ``_csrf_token``,
+    ``_public_token``: fields named with a leading ``_``), which say nothing of the step."""
+    return "\n".join(f"{name}={value}" for name in sorted(form) if not name.startswith("_") for value in form[name])
+
+
+class AlreadySent(Exception):
+    """The form's key was used: its step was written by the first sending (``errand``, ``action``)."""
+
+    def __init__(self, errand: str, action: str) -> None:
+        super().__init__(f"already sent: errand {errand}, action {action}")
+        self.errand = errand
+        self.action = action
+
+
+async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
+    row = (
+        await conn.execute(
+            select(t.submissions.c.errand, t.submissions.c.action).where(t.submissions.c.key == key.stored)
+        )
+    ).first()
+    if row is not None:
+        raise AlreadySent(row[0], row[1])
+
+
+async def keep(conn: AsyncConnection, key: Once, errand: str, action: str, *, now_ms: int | None = None) -> None:
+    """Write ``key`` as used by ``action`` on ``errand``, in the step's own transaction; trim old keys."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    await conn.execute(delete(t.submissions).where(t.submissions.c.at < now - KEEP_MS))
+    await conn.execute(insert(t.submissions).values(key=key.stored, errand=errand, action=action, at=now))
