@@ -78,7 +78,7 @@ def test_a_step_the_post_may_not_take_is_refused_in_chinese_too(village: Client,
     assert r.json()["message"] == "a village agent may not take the step 'supervise'"
     inspector = bearer(token(village_config, "王纪检"))
     r = village.get(f"/api/errands/{errand}", params={"reveal": "true"}, headers=inspector)
-    assert r.status_code == 403 and "无权查看完整" in chinese(r.json())
+    assert r.status_code == 403 and "本岗位不能查看完整" in chinese(r.json())
 
 
 def test_a_form_without_its_csrf_token_is_refused_in_chinese_too(village: Client) -> None:
