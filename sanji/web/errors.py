@@ -30,7 +30,7 @@ from protocol.errors import (
 )
 from protocol.trust import TrustError
 from sanji.auth.roles import PlaceRefused
-from sanji.office.book import OfficeRecordUnknown, OfficeRefused
+from sanji.office.book import OfficeInvalid, OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
 from sanji.store.engine import DatabaseClosed, ReadOnlyReplica, sqlstate
@@ -52,6 +52,7 @@ STATUS: dict[type[SanjiError], int] = {
     VersionNotNewer: 409,  # a county document published at a version the database already holds (sanji.context)
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
+    OfficeInvalid: 400,  # an unknown item or centre, an invisible subject: the sender's to correct
     OfficeRefused: 409,
     RouteError: 403,
     SignatureError: 403,
