@@ -10,10 +10,13 @@ database; the outcome is exact either way: one published, one refused, one versi
 from __future__ import annotations
 
 import html
+import json
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from auth_kit import add, app, bearer, events, login, prepare, token
@@ -165,3 +168,29 @@ def test_two_rules_publications_at_once_keep_one_and_refuse_the_other(county_con
             assert held["version"] == 2 and held["centre_bonus_cap"] == won["centre_bonus_cap"]
         later = other.post("/api/office/rules", json=theirs, headers=auth)  # the same, sent afterwards
         assert later.status_code == 409 and later.json()["message_zh"] == lost["message_zh"]
+
+
+@pytest.mark.timeout(120)
+def test_two_rules_forms_at_once_publish_one_and_say_why_the_other_was_not(county_config: Path) -> None:
+    """The county's ``/office/rules`` form: the one not kept is sent back with the refusal, Chinese first."""
+    with TestClient(app(county_config)) as client:
+        csrf = login(client, "监察员")
+        rules = client.get("/api/office/rules").json()
+        texts = [json.dumps({**rules, "version": 2, "centre_bonus_cap": cap}, ensure_ascii=False) for cap in (15, 16)]
+        answers = at_once(
+            *(
+                partial(
+                    client.post,
+                    "/office/rules/publish",
+                    data={"_csrf_token": csrf, "rules": text},
+                    follow_redirects=False,
+                )
+                for text in texts
+            )
+        )
+        assert [a.status_code for a in answers] == [303, 303]
+        said = [parse_qs(urlparse(a.headers["location"]).query) for a in answers]
+        assert {"done": ["published"]} in said, said
+        (problem,) = [q["problem"][0] for q in said if "problem" in q]
+        assert problem.startswith("版本号须高于现行版本（现行第2版） assessment rules version 2 is not newer"), problem
+        assert client.get("/api/office/rules").json()["version"] == 2
