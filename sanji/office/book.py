@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol.assessment import Appeal, AssessmentRules, Entry, quarter_span
 from protocol.encoding import encode
 from protocol.errors import SanjiError
+from protocol.names import invisible
 from protocol.signing import verify
 from protocol.topology import TOWN
 from sanji.store import Store
@@ -108,28 +108,18 @@ _decoder = msgspec.msgpack.Decoder(Record)
 
 class OfficeInvalid(OfficeRefused):
     """A field naming what the office does not know: an item the rules held do not have, a centre that is not a
-    township of this county, a subject of invisible characters only (answered 400: the sender's to correct)."""
+    township of this county, a subject holding an invisible character (answered 400: the sender's to correct)."""
 
     code = "office_invalid"
 
 
-# Characters that show nothing on their own: a subject of these only names nobody a reader can see.
-_INVISIBLE_CATEGORIES = ("Z", "C", "Mn", "Me")
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, the blank Braille pattern
-
-
-def _visible(value: str) -> bool:
-    """Whether ``value`` holds a character a reader can see (not only spaces, zero-width or format characters)."""
-    return any(not unicodedata.category(c).startswith(_INVISIBLE_CATEGORIES) and c not in _BLANK_LETTERS for c in value)
-
-
 def _subject(value: str) -> str:
-    """The subject as kept (clipped to its column), refused when it is empty or shows nothing."""
+    """The subject as kept (clipped to its column), refused when empty or holding a character that shows nothing."""
     value = _text(value, "subject")
-    if not _visible(value):
+    if any(invisible(c) for c in value):  # as a person's name on a desk (protocol/names.py): 王\u200b芳 is not 王芳
         raise OfficeInvalid(
-            "subject shows no visible character (only spaces, zero-width or format characters)",
-            zh="考核对象不能只含空白或不可见字符",
+            "subject holds a character that shows as nothing (zero-width, format or filler)",
+            zh="考核对象不能含有不可见字符",
         )
     return value[:96]
 
