@@ -16,7 +16,10 @@ Two steps each, check then publish, so nothing is signed before a person has loo
 
 How far above the version held a new version may be is the publisher's to refuse (``NodeContext.publish``
 and ``publish_calendar`` raise ``VersionTooFar``, answered 409 with its message); the check step asks the
-same (``step_refusal``) so a version publishing would refuse is never offered for review.
+same (``step_refusal``) so a version publishing would refuse is never offered for review. Whether the version
+is newer is decided by the write transaction that keeps it (``VersionNotNewer`` when the database already holds
+it): of two administrators publishing the same next version at once, on one hub process or on two sharing
+its PostgreSQL database, one is published and the other answered 409 with the refusal a later publication gets.
 
 Each publication writes a ``published`` audit event (``sanji.auth.events.DocumentPublished``: the
 administrator, the document, its version and the signed envelope's digest) in the transaction that
@@ -44,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from protocol.calendar_doc import CALENDAR, OfficialCalendar
 from protocol.catalogue import Catalogue, CatalogueError
 from protocol.deadlines import CalendarError, CalendarInvalid
-from protocol.errors import SanjiError, VersionTooFar
+from protocol.errors import SanjiError, VersionNotNewer, VersionTooFar
 from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import insert_event
@@ -230,6 +233,9 @@ class CataloguePublishingController(Controller):
         try:
             record = published_record(request, principal, context, "catalogue", catalogue.version, catalogue.county)
             await context.publish(catalogue, record=record)  # signs only a catalogue that checks clean
+        except VersionNotNewer as exc:  # another publication was kept first: refused as if this one came after it
+            not_newer = version_refusal(context, catalogue) or exc.message
+            return await catalogue_page(request, store, context, status=409, problem=not_newer)
         except VersionTooFar as exc:
             return await catalogue_page(request, store, context, status=409, problem=(exc.message_zh, exc.message_en))
         except SanjiError as exc:
@@ -320,6 +326,10 @@ class CalendarPublishingController(Controller):
             await context.publish_calendar(
                 doc, record=published_record(request, principal, context, "calendar", doc.version, doc.county)
             )
+        except VersionNotNewer as exc:  # another publication was kept first: refused as if this one came after it
+            texts = publish_refusal_texts(context.calendar_doc, doc)
+            not_newer = texts if texts[0] else (exc.message_zh, exc.message_en)
+            return await calendar_page(request, store, context, year, status=409, problem=not_newer)
         except VersionTooFar as exc:
             return await calendar_page(
                 request, store, context, year, status=409, problem=(exc.message_zh, exc.message_en)

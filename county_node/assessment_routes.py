@@ -21,7 +21,7 @@ from protocol.bounds import whole
 from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
-from sanji.office.assess import as_json, run_assessment
+from sanji.office.assess import as_json, held_rules, run_assessment
 from sanji.office.book import OfficeBook, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
@@ -50,7 +50,7 @@ def _author(request: Request[Any, Any, Any], typed: str) -> str:
     return typed
 
 
-async def _entry(store: Store, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
+async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
     return await OfficeBook(store).add_entry(
         quarter=form.quarter,
         target=form.target,
@@ -60,6 +60,7 @@ async def _entry(store: Store, request: Request[Any, Any, Any], form: EntryForm)
         note=form.note,
         errand=form.errand,
         by=_author(request, form.by),
+        rules=await held_rules(context),  # an item they do not have is refused, not kept scoring nothing
     )
 
 
@@ -97,9 +98,13 @@ class AssessmentApiController(Controller):
 
     @post("/entries", summary="Record an office entry (attendance, inspection, praise …) for staff or a centre")
     async def add_entry(
-        self, store: NamedDependency[Store], request: Request[Any, Any, Any], data: JSONBody[EntryForm]
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        data: JSONBody[EntryForm],
     ) -> Entry:
-        return await _entry(store, request, data)
+        return await _entry(store, context, request, data)
 
     @post("/appeals", summary="File an appeal (申诉) against a quarter's score")
     async def add_appeal(
@@ -187,7 +192,9 @@ class AssessmentScreenController(Controller):
         return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
 
     @post("/entries", status_code=303)
-    async def post_entry(self, store: NamedDependency[Store], request: Request[Any, Any, Any]) -> Redirect:
+    async def post_entry(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
+    ) -> Redirect:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
@@ -197,7 +204,7 @@ class AssessmentScreenController(Controller):
                 | {"count": count},
                 EntryForm,
             )
-            await _entry(store, request, data)
+            await _entry(store, context, request, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="entry")

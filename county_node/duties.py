@@ -7,7 +7,7 @@ desk's pages (``sanji calendar publish``, ``county_node/rules_publishing.py``), 
 
 from __future__ import annotations
 
-from protocol.errors import VersionTooFar
+from protocol.errors import VersionNotNewer, VersionTooFar
 from sanji.catalogue import default_catalogue_path, load_catalogue
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
@@ -17,11 +17,14 @@ async def publish_catalogue(settings: NodeSettings, context: NodeContext) -> Non
     """Sign and hold the configured catalogue; it is kept if newer than the one held (``NodeContext.publish``).
 
     A file whose version is too far above the one held is refused as every publication is (``VersionTooFar``),
-    and the node does not start: the refusal names the file, which the operator corrects.
+    and the node does not start: the refusal names the file, which the operator corrects. A file whose version is
+    already held (every restart, or one the desk has published past) is simply not kept (``VersionNotNewer``).
     """
     source = settings.path(settings.node.catalogue) if settings.node.catalogue else default_catalogue_path()
     try:
         await context.publish(load_catalogue(source))
+    except VersionNotNewer:
+        pass  # the database holds this version or a newer one
     except VersionTooFar as exc:
         message, en = f"[node] catalogue {source}: {exc.message}", f"[node] catalogue {source}: {exc.message_en}"
         raise VersionTooFar(message, held=exc.held, version=exc.version, zh=exc.message_zh, en=en) from None

@@ -11,7 +11,8 @@
     │   └── ChainFork          same number, different content (never retry)
     ├── RouteError             the batch is not for this node's place in the tree
     ├── ActionRefused          the errand rules forbid this action (never retry)
-    └── VersionTooFar          a county document published too far above the version held (never retry)
+    ├── VersionTooFar          a county document published too far above the version held (never retry)
+    └── VersionNotNewer        a county document published at a version not above the one held (never retry)
 
 Only errors with ``retryable=True`` are worth repeating unchanged.
 """
@@ -149,4 +150,36 @@ class VersionTooFar(SanjiError):
         out["params"] = {"held": self.held, "version": self.version}
         if self.message_zh:
             out["message_zh"] = self.message_zh
+        return out
+
+
+class VersionNotNewer(SanjiError):
+    """A county would publish a catalogue, calendar or assessment rules at a version not above the one the
+    database holds: refused, nothing signed is kept.
+
+    ``NodeContext.publish``, ``publish_calendar`` and ``publish_rules`` raise it when the write transaction that
+    would keep the document finds the version already held (``Store.put_document`` returned False): two
+    administrators publishing the same next version at once — on one process or on several sharing a
+    PostgreSQL database — have one kept and the other told so, as if he had published after. ``held`` is the
+    version the database holds; ``document`` is ``catalogue``, ``calendar`` or ``assessment_rules``.
+    """
+
+    code = "version_not_newer"
+
+    def __init__(self, document: str, *, held: int, version: int) -> None:
+        zh = f"版本 {version} 不高于本中心所持的版本 {held}，未发布，请提高版本号"
+        en = f"{document} version {version} is not newer than the version held ({held}); nothing was published"
+        super().__init__(f"{zh} {en}", hint=f"Publish version {held + 1} or higher.")
+        self.document, self.held, self.version = document, held, version
+        self.message_zh, self.message_en = zh, en
+
+    @property
+    def error_code(self) -> str:
+        return self.code
+
+    def as_dict(self) -> dict[str, object]:
+        out = super().as_dict()
+        out["error_code"] = self.error_code
+        out["params"] = {"document": self.document, "held": self.held, "version": self.version}
+        out["message_zh"] = self.message_zh
         return out

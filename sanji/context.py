@@ -41,7 +41,7 @@ from protocol.catalogue import (
     sign_catalogue,
 )
 from protocol.deadlines import CalendarUnknown, Unit, WorkCalendar, business_today, compute_due, paused_days, push_due
-from protocol.errors import SanjiError
+from protocol.errors import SanjiError, VersionNotNewer
 from protocol.hlc import wall_seconds
 from protocol.refusals import Refusal
 from protocol.session import NodeReport
@@ -237,13 +237,18 @@ class NodeContext:
     async def publish_calendar(self, doc: OfficialCalendar, *, record: Record | None = None) -> bool:
         """County only: sign and hold the calendar so it travels down with the next exchanges.
 
-        ``record(conn, digest)`` runs in the transaction that keeps it (the publisher's audit event).
+        ``record(conn, digest)`` runs in the transaction that keeps it (the publisher's audit event). A version the
+        database already holds when that transaction runs is refused (``VersionNotNewer``): two publications sent
+        at once, by this process or a sibling on the same database, keep one and refuse the other.
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the working-day calendar")
         await self.refresh_calendar()  # the step is bounded against what the database holds now
         self.version_step(CALENDAR, doc.version)
-        return await self.offer_calendar(sign_calendar(doc, self.store.key), record=record)
+        if not await self.offer_calendar(sign_calendar(doc, self.store.key), record=record):
+            await self.refresh_calendar()  # what the database kept instead (a sibling process's publication)
+            raise VersionNotNewer(CALENDAR, held=self.calendar_version, version=doc.version)
+        return True
 
     async def offer_calendar(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify a signed calendar and keep it if it is newer than the one held."""
@@ -252,9 +257,12 @@ class NodeContext:
         kept = await self.store.put_document(CALENDAR, doc.version, blob, digest, then=_then(record, digest))
         if kept:
             self._blobs[CALENDAR] = (doc.version, blob)
-        if kept or doc.version > self.calendar_version:
             self.calendar_doc = doc
             log.info("working-day calendar version %s of %s now held", doc.version, doc.county)
+        elif doc.version > self.calendar_version:
+            # the database holds this version or a newer one, kept by another process: take up what it holds,
+            # never the offered copy (a sibling's publication of the same version may differ from it)
+            await self.refresh_calendar()
         return kept
 
     async def calendar_blob(self) -> bytes | None:
@@ -287,13 +295,18 @@ class NodeContext:
         """County only: sign and hold assessment rules so they travel down with the next exchanges.
 
         ``sanji.office.rules_routes.publish_rules`` (the desk's routes, ``sanji rules publish``) says first why
-        rules that name another county or are not newer are refused; this is where every path passes.
+        rules that name another county or are not newer are refused; this is where every path passes. A version
+        the database already holds when the keeping transaction runs is refused (``VersionNotNewer``), so of two
+        publications at once one is kept and the other refused.
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes assessment rules")
         await self.refresh_rules()  # the step is bounded against what the database holds now
         self.version_step(RULES, rules.version)
-        return await self.offer_rules(sign_rules(rules, self.store.key))
+        if not await self.offer_rules(sign_rules(rules, self.store.key)):
+            await self.refresh_rules()  # what the database kept instead (a sibling process's publication)
+            raise VersionNotNewer(RULES, held=self.rules_version, version=rules.version)
+        return True
 
     async def offer_rules(self, blob: bytes) -> bool:
         """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
@@ -301,9 +314,12 @@ class NodeContext:
         kept = await self.store.put_document(RULES, rules.version, blob, catalogue_digest(blob))
         if kept:
             self._blobs[RULES] = (rules.version, blob)
-        if kept or rules.version > self.rules_version:
             self.rules = rules
             log.info("assessment rules version %s of %s now held", rules.version, rules.county)
+        elif rules.version > self.rules_version:
+            # the database holds this version or a newer one, kept by another process: take up what it holds,
+            # never the offered copy (a sibling's publication of the same version may differ from it)
+            await self.refresh_rules()
         return kept
 
     async def rules_blob(self) -> bytes | None:
@@ -317,7 +333,9 @@ class NodeContext:
     async def publish(self, catalogue: Catalogue, *, record: Record | None = None) -> bool:
         """County only: sign and hold a catalogue so it travels down with the next exchanges.
 
-        ``record(conn, digest)`` runs in the transaction that keeps it (the publisher's audit event).
+        ``record(conn, digest)`` runs in the transaction that keeps it (the publisher's audit event). A version the
+        database already holds when that transaction runs is refused (``VersionNotNewer``; the start-up duty lets
+        its file's version be one held): of two publications at once, one is kept and the other refused.
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes the catalogue")
@@ -326,7 +344,10 @@ class NodeContext:
         behind = rules_refusal(catalogue, await self.store.reports())
         if behind:
             raise RulesAhead(behind)
-        return await self.offer(sign_catalogue(catalogue, self.store.key), record=record)
+        if not await self.offer(sign_catalogue(catalogue, self.store.key), record=record):
+            await self.refresh_catalogue()  # what the database kept instead (a sibling process's publication)
+            raise VersionNotNewer(CATALOGUE, held=self.catalogue_version, version=catalogue.version)
+        return True
 
     def version_step(self, kind: str, version: int) -> None:
         """Raise ``VersionTooFar`` when the county may not publish ``version`` of ``kind`` (catalogue, calendar,

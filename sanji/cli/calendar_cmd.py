@@ -19,7 +19,7 @@ from typing import Any
 
 from protocol.calendar_doc import BoundCalendar, OfficialCalendar
 from protocol.deadlines import CalendarError, business_today
-from protocol.errors import SanjiError
+from protocol.errors import SanjiError, VersionNotNewer
 from protocol.topology import COUNTY
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
@@ -106,7 +106,11 @@ async def run_publish(config: str, path: Path) -> int:
         if refusal:
             print(f"error: {refusal}")
             return 2
-        await context.publish_calendar(doc)
+        try:
+            await context.publish_calendar(doc)
+        except VersionNotNewer as exc:  # published meanwhile (the desk, another command): as if checked after it
+            print(f"error: {publish_refusal(context.calendar_doc, doc) or exc.message}")
+            return 2
     print(f"published {summary(doc)}")
     print("every node takes it with its next exchange; provisional (暂定) deadlines are corrected by their custodians")
     return 0

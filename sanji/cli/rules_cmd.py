@@ -42,7 +42,8 @@ def _run(coro: Any) -> int:
     try:
         return int(asyncio.run(coro))
     except (ConfigError, SanjiError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        zh = getattr(exc, "message_zh", "")  # an office refusal says it in Chinese too: first, as the desk does
+        print(f"error: {zh} {exc}" if zh and zh not in str(exc) else f"error: {exc}", file=sys.stderr)
         if isinstance(exc, SanjiError) and exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 2

@@ -12,19 +12,25 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import msgspec
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol.assessment import Appeal, Entry, quarter_span
+from protocol.assessment import Appeal, AssessmentRules, Entry, quarter_span
 from protocol.encoding import encode
 from protocol.errors import SanjiError
+from protocol.names import invisible
 from protocol.signing import verify
+from protocol.topology import TOWN
 from sanji.store import Store
 from sanji.store import schema as t
 
 CHAIN_START = "0" * 64
+DECISION_PREFIX = "DE-"  # a decision's record id: this and its appeal's id (one decision per appeal)
 MAX_TEXT = 1000
 
 
@@ -56,6 +62,7 @@ FIELD_NAMES_ZH = {
     "reason": "理由",
     "part": "考核部分",
 }
+TARGET_ZH = {"staff": "工作人员", "centre": "便民服务中心"}
 
 
 def problem_text(exc: Exception) -> str:
@@ -99,6 +106,24 @@ Record = EntryRecord | AppealRecord | DecisionRecord
 _decoder = msgspec.msgpack.Decoder(Record)
 
 
+class OfficeInvalid(OfficeRefused):
+    """A field naming what the office does not know: an item the rules held do not have, a centre that is not a
+    township of this county, a subject holding an invisible character (answered 400: the sender's to correct)."""
+
+    code = "office_invalid"
+
+
+def _subject(value: str) -> str:
+    """The subject as kept (clipped to its column), refused when empty or holding a character that shows nothing."""
+    value = _text(value, "subject")
+    if any(invisible(c) for c in value):  # as a person's name on a desk (protocol/names.py): 王\u200b芳 is not 王芳
+        raise OfficeInvalid(
+            "subject holds a character that shows as nothing (zero-width, format or filler)",
+            zh="考核对象不能含有不可见字符",
+        )
+    return value[:96]
+
+
 def _text(value: str, name: str, *, required: bool = True) -> str:
     value = value.strip()
     label = FIELD_NAMES_ZH.get(name, name)
@@ -109,13 +134,31 @@ def _text(value: str, name: str, *, required: bool = True) -> str:
     return value
 
 
+def already_decided(appeal_id: str, status: str) -> OfficeRefused:
+    return OfficeRefused(f"appeal {appeal_id} was already decided ({status})", zh=f"申诉 {appeal_id} 已经作出决定")
+
+
 class OfficeBook:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def _append(self, record: Record, *, id: str, kind: str, quarter: str, subject: str) -> None:
+    async def _append(
+        self,
+        record: Record,
+        *,
+        id: str,
+        kind: str,
+        quarter: str,
+        subject: str,
+        check: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Sign, chain and insert ``record`` in one write transaction; ``check`` runs in it first and may refuse
+        (raise), so what it reads cannot change before the record is written: the writer lock (the advisory
+        lock on PostgreSQL) keeps every other writer, of this process or another, out until the commit."""
         body = encode(record)
         async with self.store.db.write() as conn:
+            if check is not None:
+                await check(conn)
             prev = await conn.scalar(select(t.office_records.c.hash).order_by(t.office_records.c.seq.desc()).limit(1))
             prev = prev or CHAIN_START
             key = self.store.key
@@ -144,16 +187,31 @@ class OfficeBook:
         note: str = "",
         errand: str = "",
         by: str,
+        rules: AssessmentRules,
     ) -> Entry:
+        """Record an entry under an item of ``rules`` (the rules held, ``sanji.office.assess.held_rules``) for
+        its target: an item they do not have would be kept and score nothing, so it is refused (400). A staff
+        member is named as the errands name the handler (free text: the county holds no township's accounts,
+        and staff without errands are assessed too), a centre by its township's node id."""
         quarter_span(quarter)
         if not 1 <= count <= 100:
             raise OfficeRefused("count is 1 to 100", zh="次数应为1至100")
+        code = _text(item, "item")
+        known = rules.item(code)
+        if known is None or known.target != target:
+            raise OfficeInvalid(
+                f"the assessment rules (version {rules.version}) have no {target} item {code[:64]!r}",
+                zh=f"考核细则（第{rules.version}版）中没有{TARGET_ZH[target]}考核项目“{code[:64]}”",
+            )
+        subject = _subject(subject)
+        if target == "centre":
+            self._centre(subject)
         entry = Entry(
             id="EN-" + uuid.uuid4().hex[:12],
             quarter=quarter.upper(),
             target=target,
-            subject=_text(subject, "subject")[:96],
-            item=_text(item, "item")[:64],
+            subject=subject,
+            item=code[:64],
             count=count,
             note=_text(note, "note", required=False),
             errand=_text(errand, "errand", required=False)[:96],
@@ -168,15 +226,28 @@ class OfficeBook:
         )
         return entry
 
+    def _centre(self, subject: str) -> None:
+        """Refuse a centre that is not a township (便民服务中心) of this node's county, as the ledger names them."""
+        directory = self.store.directory
+        ours = directory.county_of(self.store.node_id)
+        if subject not in directory or directory.role(subject) != TOWN or directory.county_of(subject) != ours:
+            raise OfficeInvalid(
+                f"no township centre {subject!r} in this county (name a centre by its node id, e.g. T01)",
+                zh=f"本县没有编号为“{subject}”的乡镇便民服务中心（请填写中心编号，如 T01）",
+            )
+
     async def file_appeal(
         self, *, quarter: str, target: Literal["staff", "centre"], subject: str, reason: str, by: str
     ) -> Appeal:
         quarter_span(quarter)
+        subject = _subject(subject)
+        if target == "centre":
+            self._centre(subject)
         appeal = Appeal(
             id="AP-" + uuid.uuid4().hex[:12],
             quarter=quarter.upper(),
             target=target,
-            subject=_text(subject, "subject")[:96],
+            subject=subject,
             reason=_text(reason, "reason"),
             by=_text(by, "by"),
         )
@@ -197,9 +268,7 @@ class OfficeBook:
         if appeal is None:
             raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}", zh=f"没有编号为 {appeal_id[:40]} 的申诉")
         if appeal.status != "pending":
-            raise OfficeRefused(
-                f"appeal {appeal_id} was already decided ({appeal.status})", zh=f"申诉 {appeal_id} 已经作出决定"
-            )
+            raise already_decided(appeal_id, appeal.status)
         if upheld and not points:
             raise OfficeRefused("an upheld appeal says how many points it changes", zh="支持申诉时请填写调整的分数")
         if not -100 <= points <= 100:
@@ -215,9 +284,34 @@ class OfficeBook:
             by=_text(by, "by"),
             at=time.time(),
         )
-        await self._append(
-            record, id="DE-" + uuid.uuid4().hex[:12], kind="decision", quarter=appeal.quarter, subject=appeal.subject
-        )
+
+        async def still_pending(conn: AsyncConnection) -> None:
+            """Refuse a second decision, read inside the write transaction: of two sent at once, the second to
+            get the writer lock finds the first's record and is refused as it would be if sent afterwards."""
+            bodies = await conn.scalars(
+                select(t.office_records.c.body).where(
+                    t.office_records.c.kind == "decision",
+                    t.office_records.c.quarter == appeal.quarter,
+                    t.office_records.c.subject == appeal.subject,
+                )
+            )
+            for body in bodies:
+                earlier = _decoder.decode(body)
+                if isinstance(earlier, DecisionRecord) and earlier.appeal == appeal_id:
+                    raise already_decided(appeal_id, "upheld" if earlier.upheld else "rejected")
+
+        try:
+            # the decision's id is the appeal's: the table's unique id is a second guard the database enforces
+            await self._append(
+                record,
+                id=DECISION_PREFIX + appeal_id,
+                kind="decision",
+                quarter=appeal.quarter,
+                subject=appeal.subject,
+                check=still_pending,
+            )
+        except IntegrityError:
+            raise already_decided(appeal_id, "decided") from None
         return (await self._appeal_map())[appeal_id]
 
     async def records(self, quarter: str | None = None) -> list[Record]:

@@ -21,6 +21,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from protocol.assessment import AssessmentRules
+from protocol.errors import VersionNotNewer
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
@@ -63,13 +64,22 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
         )
     await context.refresh_rules()
     if rules.version <= context.rules_version:
-        raise OfficeRefused(
-            f"assessment rules version {rules.version} is not newer than the version held ({context.rules_version})",
-            zh=f"版本号须高于现行版本（现行第{context.rules_version}版）",
-            hint="Raise the version number and publish again.",
-        )
-    await context.publish_rules(rules)  # VersionTooFar there: too far above the version held
+        raise not_newer(context.rules_version, rules.version)
+    try:
+        await context.publish_rules(rules)  # VersionTooFar there: too far above the version held
+    except VersionNotNewer as exc:  # another publication was kept first: refused as if this one came after it
+        raise not_newer(exc.held, rules.version) from None
     return rules
+
+
+def not_newer(held: int, version: int) -> OfficeRefused:
+    """The refusal of rules whose version is not above the one held, whether the check before signing finds it or
+    the transaction that would keep them (another publication kept first, ``VersionNotNewer``)."""
+    return OfficeRefused(
+        f"assessment rules version {version} is not newer than the version held ({held})",
+        zh=f"版本号须高于现行版本（现行第{held}版）",
+        hint="Raise the version number and publish again.",
+    )
 
 
 class RulesApiController(Controller):

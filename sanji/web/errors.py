@@ -19,10 +19,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SqlTimeout
 
 from protocol.enrollment import EnrollmentError
-from protocol.errors import ActionRefused, FrameError, RouteError, SanjiError, SignatureError, VersionTooFar
+from protocol.errors import (
+    ActionRefused,
+    FrameError,
+    RouteError,
+    SanjiError,
+    SignatureError,
+    VersionNotNewer,
+    VersionTooFar,
+)
 from protocol.trust import TrustError
 from sanji.auth.roles import PlaceRefused
-from sanji.office.book import OfficeRecordUnknown, OfficeRefused
+from sanji.office.book import OfficeInvalid, OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
 from sanji.store.engine import DatabaseClosed, ReadOnlyReplica, sqlstate
@@ -41,8 +49,10 @@ STATUS: dict[type[SanjiError], int] = {
     TrustError: 403,
     ActionRefused: 409,  # a type that is no scan (attachment_type): 415, below
     VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
+    VersionNotNewer: 409,  # a county document published at a version the database already holds (sanji.context)
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
+    OfficeInvalid: 400,  # an unknown item or centre, an invisible subject: the sender's to correct
     OfficeRefused: 409,
     RouteError: 403,
     SignatureError: 403,

@@ -14,6 +14,7 @@ import sys
 from litestar.testing import TestClient
 from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
 
+from protocol.assessment import default_rules
 from sanji.config import NodeSettings
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
@@ -225,7 +226,14 @@ def test_office_records_are_signed_and_chained(county_node: tuple[Cluster, NodeS
             book = OfficeBook(store)
             if not record:
                 return await book.verify()
-            await book.add_entry(quarter="2026Q4", target="centre", subject="T01", item="banner_centre", by="主任")
+            await book.add_entry(
+                quarter="2026Q4",
+                target="centre",
+                subject="T01",
+                item="banner_centre",
+                by="主任",
+                rules=default_rules("C"),
+            )
             appeal = await book.file_appeal(quarter="2026Q4", target="centre", subject="T01", reason="复核", by="T01")
             await book.decide_appeal(appeal.id, upheld=False, reason="维持", by="主任")
             assert [a.status for a in await book.appeals("2026Q4")] == ["rejected"]
