@@ -686,8 +686,14 @@ def reveal_refusal(
         )
         if not came_here:  # a replica of another centre's errand (the county holds its townships')
             return RevealRefused("errand_elsewhere", errand=state.id, mine=window, theirs=state.holder)
+        # Until this centre accepts it, any of its windows may take the errand (the steps allow it), and so
+        # check its scans and numbers first; accepted naming no window, it is the catalogue's window's.
+        accepted_here = any(
+            h.get("kind") == "accept" and h.get("node") == node and h.get("status", "applied") == "applied"
+            for h in history
+        )
         catalogued = state.matter_entry.window if state.matter_entry is not None else ""
-        if catalogued and catalogued != window:
+        if accepted_here and catalogued and catalogued != window:
             return RevealRefused("other_window_errand", errand=state.id, mine=window, theirs=catalogued)
     return None
 

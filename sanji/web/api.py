@@ -148,7 +148,7 @@ class ErrandController(Controller):
         data: JSONBody[ActionForm],
         idempotency_key: IdempotencyKey = None,
     ) -> ActionResult:
-        key = _client_once("act", idempotency_key, data)
+        key = _client_once("act", idempotency_key, [errand_id, data])  # the same key on another errand: a new step
         try:
             projection = await service.act(errand_id, data, once=key)
         except AlreadySent as sent:

@@ -1170,6 +1170,9 @@ async def _errand_page(
     outcomes = decision_outcomes(state, store.node_id, directory, post) if "decide" in kinds else None
     for kind in kinds:
         defaults = action_defaults(kind, row, state, matter, materials, person)
+        seat = caller.principal.window if caller is not None and caller.principal is not None else ""
+        if seat and kind in ("accept", "assign"):
+            defaults["window"] = seat  # a clerk at a window takes it at her own, not the catalogue's
         if kind == "decide" and outcomes:
             defaults["outcome"] = outcomes[0]  # approval where this desk may approve, else the refusal
         current = values if (values is not None and kind == open_kind) else defaults

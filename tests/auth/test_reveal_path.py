@@ -85,6 +85,7 @@ class Setup:
     dibao: str  # MZ-001: accepted at T01 naming no window; the county urges T01's 综合窗口 on it
     scan: str  # the scan's digest
     joint: str  # ZR-001: a 联办件 owing 县农业农村局's and 县住建局's sub-tasks at the county
+    fresh: str  # MZ-001: registered at T01, not accepted yet
 
 
 @pytest.fixture
@@ -100,12 +101,13 @@ def setup(tmp_path: Path) -> Setup:
             await window.act(moved, ActionForm(kind="escalate", actor="窗口 王芳", department=GONGAN))
             dibao = await _register(county, "MZ-001", "周大娘")
             await window.act(dibao, ActionForm(kind="accept", actor="窗口", errand_kind="承诺件"))
+            fresh = await _register(county, "MZ-001", "孙二")
             joint = await _register(county, "ZR-001", "刘建房")
             accept = ActionForm(kind="accept", actor="窗口", errand_kind="联办件", co_departments=[NONGYE, ZHUJIAN])
             await window.act(joint, accept)
             for _ in range(2):
                 await sync_once(county.stores[T01], LocalTransport(SyncServer(county.stores[C])))
-            return Setup(county, moved, dibao, hashlib.sha256(SCAN).hexdigest(), joint)
+            return Setup(county, moved, dibao, hashlib.sha256(SCAN).hexdigest(), joint, fresh)
         finally:
             await county.close()
 
@@ -324,3 +326,18 @@ def test_the_countys_window_sees_no_township_errand_that_never_came_to_it(setup:
     refused_as(county_desk.reveal("冯窗", dibao), "errand_elsewhere", dibao, JIUZHU, T01)
     masked_still(county_desk, "冯窗", dibao)
     shown_in_full(county_desk.reveal("郑窗", dibao))  # the county's staff bound to nothing, as before
+
+
+def test_before_acceptance_any_window_of_the_centre_checks_the_errand_and_takes_it_at_her_own(
+    setup: Setup, town_desk: Desk
+) -> None:
+    """Any window may accept an errand not yet accepted (one window taking every matter is usual), so she must
+    see its scans and numbers first; the accept form names her window, so afterwards it stays hers (review)."""
+    fresh = setup.fresh
+    shown_in_full(town_desk.reveal("王芳", fresh))  # 综合窗口, though MZ-001's catalogue window is 社会救助窗口
+    shown_in_full(town_desk.reveal("李红", fresh))
+    login(town_desk.client, "王芳")
+    page = town_desk.client.get(f"/errands/{fresh}")
+    assert page.status_code == 200
+    form = page.text[page.text.index('value="accept"') :]
+    assert f'name="window" value="{ZONGHE}"' in form[: form.index("</form>")], "the accept form names her window"

@@ -255,4 +255,12 @@ def test_the_api_takes_a_request_sent_again_under_its_idempotency_key_once(node:
         assert count(node.db, "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'", errand) == 1
         other = client.post("/api/errands", json=form, headers={**agent, "Idempotency-Key": "another key"})
         assert other.status_code == 201 and other.json()["errand"] != errand  # another key: another request
+        # the same key and body on another errand is that errand's step, not a copy of the first one's
+        elsewhere = f"/api/errands/{quote(other.json()['errand'], safe='')}/actions"
+        noted = client.post(elsewhere, json=note, headers=agent)
+        assert noted.status_code == 201 and noted.json()["errand"] == other.json()["errand"], noted.text
+        assert (
+            count(node.db, "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'", other.json()["errand"])
+            == 1
+        )
     assert count(node.db, registered) == before + 2
