@@ -209,6 +209,10 @@ class ErrandService:
             held = await self.store.blob_state(form.blob)
             if held is None or not held[2] or held[0] != form.size:
                 raise ActionRefused(refuse("attachment_not_held", blob=form.blob[:12]))
+            # Only bytes already this errand's: naming another errand's scan by its hash would carry it (an ID
+            # card, a villager's papers) to this errand's path without anyone having had it in hand.
+            if errand_id not in await self.store.attachment_errands(form.blob):
+                raise ActionRefused(refuse("attachment_not_held", blob=form.blob[:12]))
             if (wrong := scan_type_refusal(form.mime)) is not None:
                 raise ActionRefused(wrong)
         return await self._act(errand_id, form, once=once)

@@ -218,6 +218,11 @@ def test_an_attachment_names_bytes_held_here(village: TestClient, tmp_path: Path
     again = {**ghost, "blob": digest, "size": len(scan), "name": "又一份.jpg"}  # the same bytes, held: fine
     assert village.post(f"/api/errands/{errand_id}/actions", json=again).status_code == 201
     assert village.post(f"/api/errands/{errand_id}/actions", json={**again, "size": 1}).status_code == 409
+    # another errand's scan is not linked by its hash: its bytes are sent with it, by one who has them
+    other = village.post("/api/errands", json={**GOOD, "applicant_name": "王德明"}).json()["errand"]
+    linked = village.post(f"/api/errands/{other}/actions", json=again)
+    assert linked.status_code == 409 and linked.json()["error_code"] == "attachment_not_held", linked.text
+    assert not [h for h in village.get(f"/api/errands/{other}").json()["history"] if h["kind"] == "attach"]
     assert blobs_held(tmp_path) == 1
 
 
