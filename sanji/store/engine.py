@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -301,9 +302,20 @@ def _sqlite_pragmas(
 ) -> None:
     dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")  # townships lose power; a commit must survive it
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Opening the WAL can find another process recovering or switching it (two commands started together, a
+    # command beside a node starting): SQLite answers "database is locked" at once there, past busy_timeout.
+    # Asked again for as long as busy_timeout would have waited.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except Exception as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    cursor.execute("PRAGMA synchronous=FULL")  # townships lose power; a commit must survive it
     cursor.execute("PRAGMA foreign_keys=ON")
     if cache_kib != SQLITE_DEFAULT_PAGES.writer_cache_kib:
         cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")  # negative: KiB, not pages
