@@ -210,10 +210,11 @@ class AttachmentController(Controller):
         fetch_back: NamedDependency[FetchBack],
         digest: FromPath[str],
     ) -> Response[bytes]:  # a Template too (a browser told the file is archived away), itself a Response
-        if digest not in await store.attachments():
+        # One read of the attach actions: whether any names it, and which errands (for the path check below).
+        errands = await store.attachment_errands(digest)
+        if not errands:
             raise NotFoundException(f"attachment {digest[:12]} is not held here (yet)")
         # An ID-card scan is the applicant in full: the right and the path of 查看完整号码 (sanji.privacy).
-        errands = await store.attachment_errands(digest)
         states = await store.errand_states(errands)
         held = [(e, states.get(e, {}), (await store.errand(e) or {}).get("history", [])) for e in errands]
         await reveal_check(caller, held, what="attachment")

@@ -11,8 +11,6 @@ character (王芳 with a zero-width space inside is not 王芳): 400, Chinese fi
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from tests.auth.test_publish_races import at_once  # threads released by one barrier
+
 Client = TestClient[Litestar]
 Q = "2026Q4"
 API = "/api/office/assessment"
@@ -34,28 +34,6 @@ def county_config(tmp_path: Path) -> Path:
     config = prepare(tmp_path, "C", required=True)
     add(config, "监察员", "supervisor")
     return config
-
-
-def at_once(*sends: Callable[[], Response]) -> list[Response]:
-    """Send each from its own thread, all released by one barrier; their answers in the order given."""
-    barrier = threading.Barrier(len(sends))
-    answers: list[Response | None] = [None] * len(sends)
-    failures: list[BaseException] = []
-
-    def run(i: int, send: Callable[[], Response]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            answers[i] = send()
-        except BaseException as exc:  # reported below, in the test's thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(sends)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not failures, failures
-    return [a for a in answers if a is not None]
 
 
 def appeal_lines(client: Client, auth: dict[str, str], subject: str) -> list[dict[str, Any]]:
