@@ -2,17 +2,21 @@
 
 SQLite is copied with its online backup API: the copy is one consistent snapshot even while
 the node keeps writing (WAL readers never block the writer). PostgreSQL is copied with
-``pg_dump --format=custom`` (one transaction, so also consistent) and put back with
-``pg_restore --clean``. A restored node rejoins by the sync core's restore rules: it takes back
-its own batches from its parent before numbering anything new (docs/architecture.md). Every SQLite
-copy carries the restored mark (``protocol.ledger.RESTORED_MARK``), however it is put back, so the
-node it becomes waits for its parent's word before numbering a batch in any stream.
+``pg_dump --format=custom`` (one transaction, so also consistent) and put back in one transaction that first
+drops every table, view, sequence, type and function of the store's schema (``alembic_version`` too, but not
+what an extension owns) and then runs what ``pg_restore`` makes of the dump: the database is then exactly the
+dump's, even when a later migration added tables the dump lacks (the node migrates it again at start), and a
+restore that fails anywhere leaves the database as it was. A restored node rejoins by the sync core's restore
+rules: it takes back its own batches from its parent before numbering anything new (docs/architecture.md). Every
+SQLite copy carries the restored mark (``protocol.ledger.RESTORED_MARK``), however it is put back, so the node it
+becomes waits for its parent's word before numbering a batch in any stream.
 
-A restored store forgets its catalogue floor (``meta`` ``catalogue_versions_floor``, set to ""): the copy lacks
-any catalogue the county published after it was taken, so "every version from the floor up is held" no longer
-holds, and a county would refuse errands honestly bound to a lost version as bound to one never published. The
-next version the node keeps becomes its floor (``Documents.put_document``); those below it that it lacks cannot be
-checked (无法核对), and the versions the copy holds are checked as before.
+A restored store keeps its catalogue floor (``meta`` ``catalogue_versions_floor``) and records what it may have
+lost (``catalogue_versions_lost``, ``RECORD_LOST``): the copy holds every version it kept from its floor up to its
+newest, so one it lacks there was never published and is still refused; the county may have published versions
+after the copy was taken, which the copy cannot know, so the versions from its newest + 1 up to the next one it
+keeps cannot be checked (无法核对, ``Documents.put_document`` closes the range). A copy taken without a floor keeps
+none (the next version kept becomes it).
 
 Backups are named ``<node>-<UTC time>-<why>.db`` (SQLite) or ``.dump`` (PostgreSQL), so the
 newest sorts last and pruning by age needs nothing but the name and the file time.
@@ -20,24 +24,91 @@ newest sorts last and pruning by age needs nothing but the name and the file tim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from protocol.errors import SanjiError
 from protocol.ledger import RESTORED_MARK
 
 SUFFIXES = (".db", ".dump")
-# ``sanji.context.CATALOGUE_FLOOR``, written here without importing the node's runtime; "" is no floor.
-FORGET_FLOOR = (
-    "INSERT INTO meta (key, value) VALUES ('catalogue_versions_floor', '') ON CONFLICT (key) DO UPDATE SET value = ''"
+# The catalogue versions a restored copy may have lost: from its newest + 1 up, an open range appended to
+# ``meta`` ``catalogue_versions_lost`` (``sanji.store.documents.LOST``, whose form this writes: "a-b,c-"), unless the
+# copy keeps no floor (nothing above it is refused, so nothing need be excused) or already ends with an open range
+# (it kept no version since it was last restored). SQL both SQLite and PostgreSQL run, without the node's runtime.
+RECORD_LOST = (
+    "INSERT INTO meta (key, value) "
+    "SELECT 'catalogue_versions_lost', "
+    "COALESCE(NULLIF((SELECT value FROM meta WHERE key = 'catalogue_versions_lost'), '') || ',', '') "
+    "|| CAST(MAX(version) + 1 AS VARCHAR(32)) || '-' "
+    "FROM document_versions WHERE kind = 'catalogue' "
+    "HAVING MAX(version) IS NOT NULL "
+    "AND COALESCE((SELECT value FROM meta WHERE key = 'catalogue_versions_floor'), '') <> '' "
+    "AND COALESCE((SELECT value FROM meta WHERE key = 'catalogue_versions_lost'), '') NOT LIKE '%-' "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
+# Run first in the restore's transaction: the store's schema emptied, so the dump's tables alone are there after
+# (``pg_restore --clean`` drops only the dump's own objects, and a table a later migration added stayed behind to
+# fail that migration at the next start). What an extension owns is left to it; CASCADE takes indexes, foreign keys,
+# owned sequences and row types with their table, and IF EXISTS what an earlier CASCADE took.
+PG_EMPTY_SCHEMA = r"""
+SET client_min_messages = warning;
+DO $sanji$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                              WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END AS what, c.relname AS name
+        FROM pg_class c
+        WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP %s IF EXISTS %I.%I CASCADE', r.what, current_schema(), r.name);
+    END LOOP;
+    FOR r IN
+        SELECT t.typname AS name FROM pg_type t
+        WHERE t.typnamespace = current_schema()::regnamespace
+          AND (t.typtype IN ('e', 'd', 'r')
+               OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE format('DROP TYPE IF EXISTS %I.%I CASCADE', current_schema(), r.name);
+    END LOOP;
+    FOR r IN
+        SELECT p.oid::regprocedure::text AS name FROM pg_proc p
+        WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind IN ('f', 'p')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    LOOP
+        EXECUTE 'DROP ROUTINE IF EXISTS ' || r.name || ' CASCADE';
+    END LOOP;
+END
+$sanji$;
+"""
+# Run last, in the same transaction: the dump's script set an empty search_path, so the store's is put back first;
+# a dump from before migration 0026/0027 has no catalogue versions to record.
+PG_RECORD_LOST = f"""
+RESET search_path;
+DO $sanji$
+BEGIN
+    IF to_regclass('meta') IS NOT NULL AND to_regclass('document_versions') IS NOT NULL THEN
+        EXECUTE $q${RECORD_LOST}$q$;
+    END IF;
+END
+$sanji$;
+"""
 
 
 class BackupError(SanjiError):
@@ -99,16 +170,7 @@ def restore(url: str, source: Path) -> Path | None:
             raise BackupError("an in-memory store cannot be restored")
         if source.suffix != ".dump":
             raise BackupError(f"{source} is not a PostgreSQL dump (.dump); this node's store is PostgreSQL")
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-              f"--dbname={libpq_url(url)}", str(source)])  # fmt: skip
-        try:
-            _run(["psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={libpq_url(url)}",
-                  "--command", FORGET_FLOOR])  # fmt: skip
-        except BackupError as exc:
-            raise BackupError(
-                f"restored {source}, but could not forget its catalogue floor: {exc.message}",
-                hint="run this in psql before starting the node: " + FORGET_FLOOR,
-            ) from None
+        _pg_restore(libpq_url(url), source)
         return None
     if source.suffix != ".db":
         raise BackupError(f"{source} is not a SQLite backup (.db); this node's store is SQLite")
@@ -119,7 +181,7 @@ def restore(url: str, source: Path) -> Path | None:
         _sqlite_copy(target, kept)
     staged = target.with_name(target.name + ".restoring")
     shutil.copyfile(source, staged)
-    _forget_floor(staged)
+    _record_lost(staged)
     for side in ("-wal", "-shm"):  # the old log must not be replayed over the restored file
         Path(str(target) + side).unlink(missing_ok=True)
     os.replace(staged, target)
@@ -183,17 +245,75 @@ def _mark_restored(path: Path) -> None:
         conn.close()
 
 
-def _forget_floor(path: Path) -> None:
-    """The copy about to be put back forgets its catalogue floor (``FORGET_FLOOR``), before it is in place."""
+def _record_lost(path: Path) -> None:
+    """The copy about to be put back records the catalogue versions it may have lost (``RECORD_LOST``), before it
+    is in place."""
     conn = sqlite3.connect(path)
     try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if {"meta", "document_versions"} <= tables:  # a copy from before migration 0026 has none to record
             with conn:
-                conn.execute(FORGET_FLOOR)
+                conn.execute(RECORD_LOST)
     except sqlite3.Error as exc:
-        raise BackupError(f"could not forget the catalogue floor of {path}: {exc}") from None
+        raise BackupError(f"could not record the catalogue versions {path} may lack: {exc}") from None
     finally:
         conn.close()
+
+
+def _pg_restore(dbname: str, source: Path) -> None:
+    """Put the dump ``source`` in place of the database ``dbname`` in one transaction (``PG_EMPTY_SCHEMA``, the
+    dump, ``PG_RECORD_LOST``). psql is sent COMMIT only once pg_restore has written the whole dump: if either
+    fails, psql ends with the transaction open and the server rolls it back."""
+    for tool in ("pg_restore", "psql"):
+        if shutil.which(tool) is None:
+            raise BackupError(
+                f"{tool} is not installed", hint="Install the PostgreSQL client tools (postgresql-client)"
+            )
+    toc = subprocess.run(
+        ["pg_restore", "--list", str(source)], capture_output=True, text=True, timeout=600, check=False
+    )
+    if toc.returncode != 0:  # not a dump, or a damaged one: refused before anything is dropped
+        raise BackupError(f"{source} is not a readable PostgreSQL dump: {toc.stderr.strip()[-500:]}")
+    if any(" BLOB" in line for line in toc.stdout.splitlines() if not line.startswith(";")):
+        # pg_restore writes large objects in transactions of their own, which would commit the restore half done;
+        # a Sanji store has none
+        raise BackupError(f"{source} holds large objects, which no Sanji store has: not restored")
+    with tempfile.TemporaryFile() as psql_err, tempfile.TemporaryFile() as dump_err:
+        psql = subprocess.Popen(
+            ["psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={dbname}"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err,
+        )  # fmt: skip
+        dump = subprocess.Popen(
+            ["pg_restore", "--clean", "--if-exists", "--no-owner", "--file=-", str(source)],
+            stdout=subprocess.PIPE, stderr=dump_err,
+        )  # fmt: skip
+        assert psql.stdin is not None and dump.stdout is not None
+        dumped = False
+        try:
+            psql.stdin.write(b"BEGIN;\n" + PG_EMPTY_SCHEMA.encode())
+            shutil.copyfileobj(dump.stdout, psql.stdin, 1 << 20)
+            dumped = dump.wait(timeout=3600) == 0
+            if dumped:
+                psql.stdin.write(PG_RECORD_LOST.encode() + b"COMMIT;\n")
+            psql.stdin.close()
+        except BrokenPipeError:  # psql stopped at an error (ON_ERROR_STOP) before COMMIT: nothing was committed
+            dumped = False
+        finally:
+            dump.stdout.close()  # pg_restore, if psql stopped reading, stops writing
+            dump.wait(timeout=3600)
+            with contextlib.suppress(BrokenPipeError):
+                psql.stdin.close()
+            restored = psql.wait(timeout=3600) == 0
+        if not (dumped and restored):
+            said = [_tail(f) for f in (psql_err, dump_err)]
+            raise BackupError(
+                f"could not restore {source}; the database is as it was: " + " / ".join(s for s in said if s)
+            )
+
+
+def _tail(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace").strip()[-500:]
 
 
 def _check_sqlite(path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from alembic import command
 from sqlalchemy import Connection, text
 
 from protocol.ledger import RESTORED_MARK
-from sanji.backup import backup, prune, restore, sqlite_path
+from sanji.backup import BackupError, backup, libpq_url, prune, restore, sqlite_path
 from sanji.forms import ActionForm, RegisterForm
 from sanji.store import Store, open_database
 from sanji.store.revisions import alembic_config, code_head
@@ -214,3 +215,126 @@ def test_prune_keeps_recent_copies_and_always_the_newest(tmp_path: Path) -> None
     gone = prune(tmp_path, node="T01", keep_days=14, now=now)
     assert [p.name for p in gone] == names[:2]  # the newest (19 days) stays: never prune the last copy
     assert sorted(p.name for p in tmp_path.iterdir()) == [names[2], names[3]]
+
+
+async def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """What ``sql`` reads from the store at ``url`` as it is, not migrated (``open_database(migrate=False)``)."""
+    db = await open_database(url, migrate=False)
+    try:
+        async with db.reader.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+    finally:
+        await db.dispose()
+
+
+async def _execute(url: str, *sql: str) -> None:
+    db = await open_database(url, migrate=False)
+    try:
+        async with db.writer.begin() as conn:
+            for statement in sql:
+                await conn.execute(text(statement))
+    finally:
+        await db.dispose()
+
+
+async def _rolled_back_copy(url: str, out: Path) -> Path:
+    """A store migrated to head, taken back to 0025 (before ``document_versions``) with a catalogue v1 and a mark
+    in it, copied; then migrated to head again and given what the copy lacks (a v2, another mark)."""
+    db = await open_database(url)
+    async with db.writer.begin() as conn:
+        await conn.run_sync(_downgrade_to("0025"))
+        await conn.execute(text("INSERT INTO meta (key, value) VALUES ('probe', 'in the copy')"))
+        await conn.execute(
+            text(
+                "INSERT INTO documents (kind, version, blob, digest, received_at) VALUES ('catalogue', 1, :b, 'd1', 0)"
+            ),
+            {"b": os.urandom(600_000)},  # bytes no compression shrinks: most of the copy, so one can damage them
+        )
+    await db.dispose()
+    copy = await asyncio.to_thread(backup, url, out, node="C")
+    db = await open_database(url)  # head again: 0026 and later tables made, v1 copied into document_versions
+    async with db.writer.begin() as conn:
+        await conn.execute(text("UPDATE meta SET value = 'after the copy' WHERE key = 'probe'"))
+        await conn.execute(text("INSERT INTO meta (key, value) VALUES ('later', 'x')"))
+        await conn.execute(
+            text(
+                "INSERT INTO document_versions (kind, version, blob, digest, received_at) "
+                "VALUES ('catalogue', 2, :b, 'd2', 0)"
+            ),
+            {"b": b"v2"},
+        )
+    await db.dispose()
+    return copy.path
+
+
+async def _is_the_copy_migrated(url: str) -> None:
+    db = await open_database(url)  # migrates the restored copy from 0025 to head (DuplicateTableError before)
+    await db.dispose()
+    assert await _rows(url, "SELECT version_num FROM alembic_version") == [(code_head(),)]
+    assert await _rows(url, "SELECT key, value FROM meta WHERE key IN ('probe', 'later')") == [("probe", "in the copy")]
+    # 0026 copied the copy's v1 in again; v2, kept after the copy, is gone with its table
+    assert await _rows(url, "SELECT version FROM document_versions") == [(1,)]
+    assert await _rows(url, "SELECT value FROM meta WHERE key = 'catalogue_versions_floor'") == [("1",)]
+
+
+async def test_postgres_restore_of_a_dump_from_before_a_migration_is_that_dump_and_migrates(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A dump taken at 0025 restored into the database migrated past it: the tables the later migrations added go
+    too (``pg_restore --clean`` dropped only the dump's own, and the next start failed with DuplicateTableError),
+    so the database is the dump's, at 0025, and the node's start migrates it to head."""
+    dump = await _rolled_back_copy(pg_url, tmp_path / "b")
+    await asyncio.to_thread(restore, pg_url, dump)
+    assert await _rows(pg_url, "SELECT version_num FROM alembic_version") == [("0025",)]
+    assert await _rows(pg_url, "SELECT to_regclass('document_versions') IS NULL") == [(True,)]
+    await _is_the_copy_migrated(pg_url)
+
+
+async def test_sqlite_restore_of_a_copy_from_before_a_migration_migrates(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'node.db'}"
+    copy = await _rolled_back_copy(url, tmp_path / "b")
+    await asyncio.to_thread(restore, url, copy)
+    assert await _rows(url, "SELECT version_num FROM alembic_version") == [("0025",)]
+    await _is_the_copy_migrated(url)
+
+
+async def test_a_postgres_restore_that_fails_leaves_the_database_as_it_was(pg_url: str, tmp_path: Path) -> None:
+    """A damaged dump (pg_restore fails after the old tables were dropped) and one psql cannot run to the end (a
+    schema it drops holds a table it lacks) are both rolled back: the database is still the one restored over."""
+    dump = await _rolled_back_copy(pg_url, tmp_path / "b")
+    whole = dump.read_bytes()
+    cut = tmp_path / "damaged.dump"  # its list of contents reads; its data does not, once the old tables are gone
+    cut.write_bytes(whole[: len(whole) * 2 // 3] + bytes(200) + whole[len(whole) * 2 // 3 + 200 :])
+
+    async def as_it_was() -> None:
+        assert await _rows(pg_url, "SELECT version_num FROM alembic_version") == [(code_head(),)]
+        assert await _rows(pg_url, "SELECT value FROM meta WHERE key = 'probe'") == [("after the copy",)]
+        assert await _rows(pg_url, "SELECT version FROM document_versions ORDER BY version") == [(1,), (2,)]
+
+    try:
+        await asyncio.to_thread(restore, pg_url, cut)
+    except BackupError as exc:
+        assert "as it was" in exc.message
+    else:
+        raise AssertionError("a damaged dump was restored")
+    await as_it_was()
+
+    # a dump of this database with a schema "other" and a mark of its own, restored once "other" holds a table the
+    # dump lacks: the dump's DROP SCHEMA other fails, after the public tables were dropped and restored
+    withschema = tmp_path / "withschema.dump"
+    await _execute(pg_url, "CREATE SCHEMA other", "CREATE TABLE other.dumped (n integer)",
+                   "UPDATE meta SET value = 'in the other dump' WHERE key = 'probe'")  # fmt: skip
+    await asyncio.to_thread(
+        subprocess.run,
+        ["pg_dump", "--format=custom", "--no-owner", f"--file={withschema}", f"--dbname={libpq_url(pg_url)}"],
+        check=True,
+    )
+    await _execute(pg_url, "CREATE TABLE other.kept (n integer)",
+                   "UPDATE meta SET value = 'after the copy' WHERE key = 'probe'")  # fmt: skip
+    try:
+        await asyncio.to_thread(restore, pg_url, withschema)
+    except BackupError as exc:
+        assert "as it was" in exc.message
+    else:
+        raise AssertionError("a restore psql could not run was committed")
+    await as_it_was()
