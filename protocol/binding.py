@@ -98,6 +98,7 @@ def binding_refusal(
     version: int,
     newest: int | None = None,
     every_version_from: int | None = None,
+    lost: Collection[tuple[int, int | None]] = (),
     encoded: EncodedEntries | None = None,
 ) -> Refusal | None:
     """Whether the entry an errand is bound to is the county's: the entry of its code in the signed catalogue
@@ -117,7 +118,9 @@ def binding_refusal(
     version newer than its township's or county's, as catalogues reach villages only through their township, and
     a desk binding at acceptance binds from what it holds), or, where given, one at or above
     ``every_version_from`` that is not held (the county holds every version it published since migration 0026,
-    so a version it lacks from its floor up was never published). ``newest`` None: not known (no refusal for it).
+    so a version it lacks from its floor up was never published), except within ``lost``: ranges (low, high; high
+    None: no end yet) of versions it may have published and lost, as a restore from an older copy loses those
+    published after the copy was taken, which cannot be checked. ``newest`` None: not known (no refusal for it).
 
     ``encoded``: the county's entries already encoded, by catalogue and code (a caller's cache, e.g.
     ``NodeContext``'s): 电子监察 compares many errands with the same few entries and encodes each once.
@@ -131,7 +134,11 @@ def binding_refusal(
         if (
             version <= 0
             or (newest is not None and version > newest)
-            or (every_version_from is not None and version >= every_version_from)
+            or (
+                every_version_from is not None
+                and version >= every_version_from
+                and not any(low <= version and (high is None or version <= high) for low, high in lost)
+            )
         ):
             return never_held(entry.code, version)
         return None

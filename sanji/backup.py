@@ -15,8 +15,8 @@ A restored store keeps its catalogue floor (``meta`` ``catalogue_versions_floor`
 lost (``catalogue_versions_lost``, ``RECORD_LOST``): the copy holds every version it kept from its floor up to its
 newest, so one it lacks there was never published and is still refused; the county may have published versions
 after the copy was taken, which the copy cannot know, so the versions from its newest + 1 up to the next one it
-keeps cannot be checked (无法核对, ``Documents.put_document`` closes the range). A copy taken without a floor keeps
-none (the next version kept becomes it).
+keeps cannot be checked (无法核对, ``Documents.put_document`` closes the range). A copy from before migrations
+0026/0027 records the range too, from its ``documents`` row, and gets its floor when it is migrated.
 
 Backups are named ``<node>-<UTC time>-<why>.db`` (SQLite) or ``.dump`` (PostgreSQL), so the
 newest sorts last and pruning by age needs nothing but the name and the file time.
@@ -43,16 +43,16 @@ from protocol.ledger import RESTORED_MARK
 SUFFIXES = (".db", ".dump")
 # The catalogue versions a restored copy may have lost: from its newest + 1 up, an open range appended to
 # ``meta`` ``catalogue_versions_lost`` (``sanji.store.documents.LOST``, whose form this writes: "a-b,c-"), unless the
-# copy keeps no floor (nothing above it is refused, so nothing need be excused) or already ends with an open range
-# (it kept no version since it was last restored). SQL both SQLite and PostgreSQL run, without the node's runtime.
+# copy holds no catalogue or already ends with an open range (it kept no version since it was last restored). The
+# newest is read from ``documents`` (kept with ``document_versions``), which a copy from before migration 0026 has
+# too. SQL both SQLite and PostgreSQL run, without the node's runtime.
 RECORD_LOST = (
     "INSERT INTO meta (key, value) "
     "SELECT 'catalogue_versions_lost', "
     "COALESCE(NULLIF((SELECT value FROM meta WHERE key = 'catalogue_versions_lost'), '') || ',', '') "
     "|| CAST(MAX(version) + 1 AS VARCHAR(32)) || '-' "
-    "FROM document_versions WHERE kind = 'catalogue' "
+    "FROM documents WHERE kind = 'catalogue' "
     "HAVING MAX(version) IS NOT NULL "
-    "AND COALESCE((SELECT value FROM meta WHERE key = 'catalogue_versions_floor'), '') <> '' "
     "AND COALESCE((SELECT value FROM meta WHERE key = 'catalogue_versions_lost'), '') NOT LIKE '%-' "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
@@ -97,13 +97,12 @@ BEGIN
 END
 $sanji$;
 """
-# Run last, in the same transaction: the dump's script set an empty search_path, so the store's is put back first;
-# a dump from before migration 0026/0027 has no catalogue versions to record.
+# Run last, in the same transaction: the dump's script set an empty search_path, so the store's is put back first.
 PG_RECORD_LOST = f"""
 RESET search_path;
 DO $sanji$
 BEGIN
-    IF to_regclass('meta') IS NOT NULL AND to_regclass('document_versions') IS NOT NULL THEN
+    IF to_regclass('meta') IS NOT NULL AND to_regclass('documents') IS NOT NULL THEN
         EXECUTE $q${RECORD_LOST}$q$;
     END IF;
 END
@@ -251,7 +250,7 @@ def _record_lost(path: Path) -> None:
     conn = sqlite3.connect(path)
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if {"meta", "document_versions"} <= tables:  # a copy from before migration 0026 has none to record
+        if {"meta", "documents"} <= tables:
             with conn:
                 conn.execute(RECORD_LOST)
     except sqlite3.Error as exc:

@@ -48,6 +48,7 @@ from protocol.session import NodeReport
 from protocol.signing import KeyRecord
 from protocol.topology import COUNTY
 from sanji.store import Store
+from sanji.store.documents import LOST, Lost, parse_lost
 from sanji.workcalendar import bound_calendar
 
 log = logging.getLogger("sanji.context")
@@ -55,6 +56,8 @@ CATALOGUE = "catalogue"
 SKEW_FLAG_MS = 5 * 60 * 1000
 # The ``meta`` key of the lowest catalogue version kept in ``document_versions`` (``NodeContext.catalogue_floor``).
 CATALOGUE_FLOOR = "catalogue_versions_floor"
+# The ``meta`` key of the catalogue versions lost in restores from older copies (``NodeContext.catalogue_lost``).
+CATALOGUE_LOST = CATALOGUE + LOST
 OLDER_CATALOGUES_KEPT = 16  # older catalogue versions kept decoded in memory (``NodeContext.held_catalogue``)
 # How long a look for a catalogue newer than the one held stands (``NodeContext.binding_status``): a worklist of
 # errands naming a version above the newest looks once, not once per errand, and a sibling's publication is seen
@@ -146,6 +149,7 @@ class NodeContext:
         self._not_held: set[int] = set()
         self._encoded: EncodedEntries = {}  # the county's entries encoded once (``binding_refusal``)
         self._floor: int | None = None  # ``catalogue_floor``, once read
+        self._lost: tuple[int, Lost | None] | None = None  # ``catalogue_lost``, read at that newest version held
         self._looked_for_newer = -NEWER_CATALOGUE_LOOK_S  # ``time.monotonic()`` of the last ``refresh_catalogue``
 
     async def _held(self, kind: str) -> tuple[int, bytes] | None:
@@ -418,6 +422,21 @@ class NodeContext:
                 self._floor = None
         return self._floor
 
+    async def catalogue_lost(self) -> Lost | None:
+        """The ranges of catalogue versions this node may have held and lost in restores from older copies
+        (``sanji.backup.RECORD_LOST``): from a copy's newest + 1 up to below the next version it kept, unknown
+        (no end) until it keeps one. None: the value does not read (typed by hand), so no version is known never
+        published. A range ends only when a version is kept, so it is read again once the newest held changes."""
+        if self._lost is None or self._lost[0] != self.catalogue_version:
+            value = await self.store.meta_value(CATALOGUE_LOST)
+            ranges = parse_lost(value)
+            if ranges is None:
+                log.warning(
+                    "meta %s is %r, not ranges of versions: no version refused as never held", CATALOGUE_LOST, value
+                )
+            self._lost = (self.catalogue_version, ranges)
+        return self._lost[1]
+
     async def binding_status(
         self, entry: Matter | None, version: int, scope: str = ""
     ) -> Refusal | Literal["unchecked", "behind"] | None:
@@ -426,8 +445,9 @@ class NodeContext:
         ``binding_mismatch`` refusal if not, or if it names a version this node cannot have missed (``<= 0``, newer
         than the newest it holds, or, at the county, one from its floor up that it lacks: never published); and
         ``"unchecked"`` for a version this node never held below what it can check (replaced before migration
-        0026, or before this node first held a catalogue: a township restored or enrolled since, or a store put back
-        by ``sanji restore``, which forgets the floor), let through.
+        0026, or before this node first held a catalogue: a township restored or enrolled since) or that it may
+        have held and lost (``catalogue_lost``: published after the copy ``sanji restore`` put back was taken),
+        let through.
         Only the county, which publishes every version, refuses one newer than it holds: a township or village
         restored from a backup, or behind on its exchanges, may hold less than its villages, so there such a
         version is ``"behind"`` (said on the errand's page, let through, not listed: the county checks it).
@@ -446,12 +466,15 @@ class NodeContext:
             await self.refresh_catalogue()
         held = await self.held_catalogue(version)
         county = directory.role(self.store.node_id) == COUNTY
+        floor = await self.catalogue_floor() if county else None
+        lost = await self.catalogue_lost() if floor is not None else []
         refused = binding_refusal(
             entry,
             held,
             version=version,
             newest=self.catalogue_version if county else None,
-            every_version_from=await self.catalogue_floor() if county else None,
+            every_version_from=floor if lost is not None else None,
+            lost=lost or (),
             encoded=self._encoded,
         )
         if refused is not None:

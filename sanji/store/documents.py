@@ -21,6 +21,28 @@ log = logging.getLogger("sanji.store")
 # The kinds whose every version kept is recorded in ``document_versions``: only the catalogue's are ever compared
 # (an errand's bound entry, ``protocol.binding.binding_refusal``); calendars and rules are not.
 VERSIONED = frozenset({"catalogue"})
+# The ``meta`` key (after the kind) of the versions a restored copy may have lost: ranges "a-b" (both held out),
+# the last open ("a-") until a version is kept. ``sanji.backup.RECORD_LOST`` writes them, ``put_document`` closes
+# them, ``NodeContext.catalogue_lost`` reads them.
+LOST = "_versions_lost"
+Lost = list[tuple[int, int | None]]
+
+
+def parse_lost(value: str | None) -> Lost | None:
+    """The ranges of a ``LOST`` value ("" or None: none); None if it does not read (typed by hand)."""
+    ranges: Lost = []
+    for part in (value or "").split(","):
+        if not part.strip():
+            continue
+        low, dash, high = part.strip().partition("-")
+        if not dash or not low.isdigit() or (high and not high.isdigit()):
+            return None
+        ranges.append((int(low), int(high) if high else None))
+    return ranges
+
+
+def format_lost(ranges: Lost) -> str:
+    return ",".join(f"{low}-{'' if high is None else high}" for low, high in ranges)
 
 
 class Documents(Section):
@@ -50,7 +72,8 @@ class Documents(Section):
         actually kept is recorded there, and a version recorded is never overwritten: a county restarting with a
         file that names a version it already held, with other content, must not make that content the county's
         vN (honest errands bound to the real vN would be refused as tampered). A blob of a version held with
-        other bytes is logged.
+        other bytes is logged. The first version kept after a restore closes the range of versions the copy may
+        have lost (``LOST``, opened by ``sanji.backup.RECORD_LOST``): those between the copy's newest and it.
 
         ``then`` runs in the same transaction when it is kept (the publisher's audit event), so the
         document and its record are written together or not at all.
@@ -79,9 +102,10 @@ class Documents(Section):
                 await conn.execute(insert(t.document_versions).values(values))
                 floor_key = f"{kind}_versions_floor"
                 if not await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == floor_key)):
-                    # the first version this node keeps (or the first since a restore forgot the floor, ""):
-                    # every one it keeps from here up is held
+                    # the first version this node keeps (or the first since a restore by an earlier build forgot
+                    # the floor, ""): every one it keeps from here up is held
                     await _upsert(conn, t.meta, {"key": floor_key, "value": str(version)}, keys=("key",))
+                await _close_lost(conn, kind, version)
             await _upsert(conn, t.documents, values, keys=("kind",))
             if then is not None:
                 await then(conn)
@@ -145,6 +169,23 @@ class Documents(Section):
         async with self.db.reader.connect() as conn:
             bodies = (await conn.execute(select(t.node_reports.c.body).order_by(t.node_reports.c.node))).scalars()
             return [msgspec.json.decode(b, type=NodeReport) for b in bodies]
+
+
+async def _close_lost(conn: AsyncConnection, kind: str, version: int) -> None:
+    """``version`` kept: an open range of versions lost in a restore ends below it (or is dropped, if it is the
+    range's first: nothing was lost). Every version kept from here up is held again."""
+    key = kind + LOST
+    value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key))
+    ranges = parse_lost(value)
+    if ranges is None:
+        log.warning("meta %s is %r, not ranges of versions: left as it is", key, value)
+        return
+    if not ranges or ranges[-1][1] is not None:
+        return
+    low = ranges.pop()[0]
+    if version > low:
+        ranges.append((low, version - 1))
+    await _upsert(conn, t.meta, {"key": key, "value": format_lost(ranges)}, keys=("key",))
 
 
 async def bump_counter(conn: AsyncConnection, name: str) -> int:

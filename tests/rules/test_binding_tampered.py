@@ -38,6 +38,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store, open_database
 from sanji.store import schema as t
+from sanji.store.documents import format_lost, parse_lost
 from sanji.web.desk_api import errand_binding, supervision_report
 from sanji.web.screens import _errand_page
 from sanji.workcalendar import load_calendar
@@ -78,10 +79,11 @@ async def contexts(net: Network) -> dict[str, NodeContext]:
     return out
 
 
-async def publish_newer(net: Network, ctx: dict[str, NodeContext]) -> Catalogue:
-    """The county signs the next version (the matter's English name revised) and every node takes it up."""
+async def publish_newer(net: Network, ctx: dict[str, NodeContext], version: int | None = None) -> Catalogue:
+    """The county signs the next version, or ``version`` (the matter's English name revised), and every node takes
+    it up."""
     newer = with_entry(
-        msgspec.structs.replace(CATALOGUE, version=CATALOGUE.version + 1),
+        msgspec.structs.replace(CATALOGUE, version=version or CATALOGUE.version + 1),
         MATTER.code,
         lambda m: msgspec.structs.replace(m, name_en=m.name_en + " (revised)"),
     )
@@ -734,17 +736,60 @@ async def test_versions_above_the_newest_look_for_a_newer_catalogue_once_in_a_sh
     assert county.catalogue_version == newer.version and len(reads) == 1
 
 
-async def test_a_county_restored_from_an_older_backup_forgets_its_floor_and_refuses_no_lost_version(
+def test_a_version_a_restore_may_have_lost_is_unchecked_and_one_never_published_refused() -> None:
+    """From the floor up, a version not held is refused as never published, except in a range lost in a restore
+    (``lost``: the versions published after the copy was taken, up to the next one kept; open until then)."""
+    entry = CATALOGUE.get(MATTER.code)
+    v = CATALOGUE.version
+    ranges = [(v + 2, v + 4), (v + 6, None)]
+    for version, refused in ((v + 1, True), (v + 2, False), (v + 4, False), (v + 5, True), (v + 8, False)):
+        status = binding_refusal(entry, None, version=version, newest=v + 10, every_version_from=v, lost=ranges)
+        assert (status is not None and status.code == "binding_mismatch") is refused, version
+    status = binding_refusal(entry, None, version=v + 11, newest=v + 10, every_version_from=v, lost=ranges)
+    assert status is not None  # above the newest: refused, lost or not
+
+
+def test_the_lost_ranges_read_and_write_back_alike() -> None:
+    assert parse_lost(None) == parse_lost("") == []
+    assert parse_lost("4-4,6-") == [(4, 4), (6, None)]
+    assert format_lost([(4, 4), (6, None)]) == "4-4,6-"
+    assert parse_lost("4") is None and parse_lost("x-") is None and parse_lost("4-y") is None
+
+
+async def test_lost_ranges_typed_wrong_by_hand_refuse_no_version_as_never_published(
+    network: NetworkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value of ``catalogue_versions_lost`` that does not read says nothing of what was published: below the
+    newest, no version not held is refused as never published (logged), rather than honest errands refused."""
+    net = await network(1, 1)
+    ctx = await contexts(net)
+    newer = await publish_newer(net, ctx, CATALOGUE.version + 2)
+    county = NodeContext(net.stores[COUNTY], load_calendar())
+    await county.load()
+    entry = newer.get(MATTER.code)
+    status = await county.binding_status(entry, CATALOGUE.version + 1, VILLAGE)
+    assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+    await net.stores[COUNTY].set_meta("catalogue_versions_lost", "from 4 on")
+    county = NodeContext(net.stores[COUNTY], load_calendar())
+    await county.load()
+    with caplog.at_level("WARNING", logger="sanji.context"):
+        assert await county.binding_status(entry, CATALOGUE.version + 1, VILLAGE) == "unchecked"
+    assert any("not ranges of versions" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_county_restored_from_an_older_backup_refuses_no_lost_version_and_still_never_published_ones(
     network: NetworkFactory, tmp_path: Path
 ) -> None:
-    """The county backed up at v1 then published v2 and v3; restored from that copy, it lacks v2, which it did
-    publish (townships hold it, errands are bound to it). Its floor (v1) would call v2 never published and refuse
-    those honest errands; a restore forgets it, so v2 cannot be checked (无法核对), v3 (published again at start)
-    becomes the floor, and v1, which the copy holds, is checked as before."""
+    """The county published v1 and v3 (never v2), backed up, then published v4 and v5; restored from that copy, it
+    lacks v4, which it did publish (townships hold it, errands are bound to it). Its floor (v1) alone would call v4
+    never published and refuse those honest errands; the restore records v4 up as maybe lost, v5 (published again
+    at start) ends that range, so v4 cannot be checked (无法核对), while v2, which the copy knows was never
+    published, is still refused, and v1, which the copy holds, is checked as before. Restored again from a later
+    copy, it adds the next range and keeps the first."""
     await restored_county_case(network, tmp_path, None)
 
 
-async def test_a_county_on_postgres_restored_from_an_older_backup_forgets_its_floor(
+async def test_a_county_on_postgres_restored_from_an_older_backup_records_what_it_may_have_lost(
     network: NetworkFactory, tmp_path: Path, pg_url: str
 ) -> None:
     await restored_county_case(network, tmp_path, pg_url)
@@ -753,33 +798,64 @@ async def test_a_county_on_postgres_restored_from_an_older_backup_forgets_its_fl
 async def restored_county_case(network: NetworkFactory, tmp_path: Path, pg_url: str | None) -> None:
     net = await network(1, 1, county_url=pg_url)
     ctx = await contexts(net)
+    v1 = CATALOGUE.version
     tampered = await registered_and_received(net, compromised(ctx[VILLAGE], CATALOGUE), ctx[TOWN])
+    v3 = await publish_newer(net, ctx, v1 + 2)  # v2 never published
     store = net.stores[COUNTY]
     url = pg_url or str(store.db.url)
     copy = await asyncio.to_thread(backup, url, tmp_path / "backups", node=COUNTY)
-    v2 = await publish_newer(net, ctx)
-    genuine = await registered_and_received(net, ctx[VILLAGE], ctx[TOWN], in_person=True)  # bound to v2
-    v3 = msgspec.structs.replace(v2, version=v2.version + 1)
-    await ctx[COUNTY].publish(v3)
+    v4 = await publish_newer(net, ctx, v1 + 3)
+    genuine = await registered_and_received(net, ctx[VILLAGE], ctx[TOWN], in_person=True)  # bound to v4
+    v5 = msgspec.structs.replace(v4, version=v4.version + 1)
+    await ctx[COUNTY].publish(v5)
     entries = {e: bound_of(await net.stores[TOWN].errand_state_blob(e)).matter_entry for e in (tampered, genuine)}
-    assert await ctx[COUNTY].binding_status(entries[genuine], v2.version, VILLAGE) is None
+    assert await ctx[COUNTY].binding_status(entries[genuine], v4.version, VILLAGE) is None
 
+    async def never_held(county: NodeContext, version: int) -> None:
+        status = await county.binding_status(entries[genuine], version, VILLAGE)
+        assert isinstance(status, Refusal) and "never held" in status.params["fields"], (version, status)
+
+    await never_held(ctx[COUNTY], v1 + 1)
     await store.db.dispose()
     await asyncio.to_thread(restore, url, copy.path)
     db = await open_database(url)
     try:
         back = Store(db, node_id=COUNTY, key=net.layout.keys[COUNTY], directory=net.directory)
         await back.start()
-        assert await back.meta_value("catalogue_versions_floor") == ""
+        assert await back.meta_value("catalogue_versions_floor") == str(v1)  # kept, not forgotten
+        assert await back.meta_value("catalogue_versions_lost") == f"{v4.version}-"
         county = NodeContext(back, load_calendar())
         await county.load()
-        assert county.catalogue_version == CATALOGUE.version and await county.catalogue_floor() is None
-        await county.publish(v3)  # the catalogue file the county loads at start
-        assert await NodeContext(back, None).catalogue_floor() == v3.version
-        assert await county.binding_status(entries[genuine], v2.version, VILLAGE) == "unchecked"
-        status = await county.binding_status(entries[tampered], CATALOGUE.version, VILLAGE)  # the copy holds v1
+        assert county.catalogue_version == v3.version and await county.catalogue_floor() == v1
+        await never_held(county, v4.version)  # above the newest held, until the county publishes again
+        await county.publish(v5)  # the catalogue file the county loads at start
+        assert await back.meta_value("catalogue_versions_lost") == f"{v4.version}-{v4.version}"
+        assert await county.binding_status(entries[genuine], v4.version, VILLAGE) == "unchecked"
+        await never_held(county, v1 + 1)  # the copy held v1 and v3 and not v2: never published
+        status = await county.binding_status(entries[tampered], v1, VILLAGE)  # the copy holds v1
         assert isinstance(status, Refusal) and "proxy_allowed" in status.params["fields"]
-        status = await county.binding_status(entries[genuine], v3.version + 1, VILLAGE)  # above the newest
-        assert isinstance(status, Refusal) and "never held" in status.params["fields"]
+        await never_held(county, v5.version + 1)  # above the newest
+
+        # a later copy (v5 newest, v4 lost) restored after v6 and v7 were published: v6 lost too, v4 still
+        again = await asyncio.to_thread(backup, url, tmp_path / "backups", node=COUNTY)
+        v7 = msgspec.structs.replace(v4, version=v5.version + 2)
+        await county.publish(msgspec.structs.replace(v4, version=v5.version + 1))
+        await county.publish(v7)
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(restore, url, again.path)
+    db = await open_database(url)
+    try:
+        back = Store(db, node_id=COUNTY, key=net.layout.keys[COUNTY], directory=net.directory)
+        await back.start()
+        county = NodeContext(back, load_calendar())
+        await county.load()
+        await county.publish(v7)
+        lost = f"{v4.version}-{v4.version},{v5.version + 1}-{v5.version + 1}"
+        assert await back.meta_value("catalogue_versions_lost") == lost
+        for version in (v4.version, v5.version + 1):
+            assert await county.binding_status(entries[genuine], version, VILLAGE) == "unchecked"
+        await never_held(county, v1 + 1)
+        assert await county.binding_status(entries[genuine], v7.version, VILLAGE) is None
     finally:
         await db.dispose()
