@@ -56,12 +56,16 @@ RECORD_LOST = (
     "AND COALESCE((SELECT value FROM meta WHERE key = 'catalogue_versions_lost'), '') NOT LIKE '%-' "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
+# How long the restore waits for a table another process still uses (a second hub process left running, a psql
+# session): it then fails, as it was, rather than wait for ever.
+PG_LOCK_TIMEOUT_S = 60
 # Run first in the restore's transaction: the store's schema emptied, so the dump's tables alone are there after
 # (``pg_restore --clean`` drops only the dump's own objects, and a table a later migration added stayed behind to
 # fail that migration at the next start). What an extension owns is left to it; CASCADE takes indexes, foreign keys,
 # owned sequences and row types with their table, and IF EXISTS what an earlier CASCADE took.
 PG_EMPTY_SCHEMA = r"""
 SET client_min_messages = warning;
+SET lock_timeout = '{lock_timeout_s}s';
 DO $sanji$
 DECLARE
     r record;
@@ -159,7 +163,8 @@ def backup(url: str, out_dir: Path, *, node: str, why: str = "manual") -> Backup
 def restore(url: str, source: Path) -> Path | None:
     """Put the backup ``source`` in place of the store at ``url``. The node must be stopped.
 
-    SQLite: the current file is kept beside it as ``<name>.before-restore-<time>`` and returned.
+    SQLite: the current file is kept beside it as ``<name>.before-restore-<time>`` and returned. PostgreSQL: the
+    database becomes the dump's in one transaction (``_pg_restore``), or stays as it was.
     """
     if not source.is_file():
         raise BackupError(f"backup {source} does not exist")
@@ -289,7 +294,8 @@ def _pg_restore(dbname: str, source: Path) -> None:
         assert psql.stdin is not None and dump.stdout is not None
         dumped = False
         try:
-            psql.stdin.write(b"BEGIN;\n" + PG_EMPTY_SCHEMA.encode())
+            empty = PG_EMPTY_SCHEMA.replace("{lock_timeout_s}", str(PG_LOCK_TIMEOUT_S))
+            psql.stdin.write(b"BEGIN;\n" + empty.encode())
             shutil.copyfileobj(dump.stdout, psql.stdin, 1 << 20)
             dumped = dump.wait(timeout=3600) == 0
             if dumped:
@@ -304,9 +310,15 @@ def _pg_restore(dbname: str, source: Path) -> None:
                 psql.stdin.close()
             restored = psql.wait(timeout=3600) == 0
         if not (dumped and restored):
-            said = [_tail(f) for f in (psql_err, dump_err)]
+            said = " / ".join(s for s in (_tail(f) for f in (psql_err, dump_err)) if s)
             raise BackupError(
-                f"could not restore {source}; the database is as it was: " + " / ".join(s for s in said if s)
+                f"could not restore {source}; the database is as it was: {said}",
+                hint=(
+                    "another process still uses this database (a hub process of this node, a psql session): "
+                    "stop it, then restore again"
+                    if "lock timeout" in said
+                    else ""
+                ),
             )
 
 

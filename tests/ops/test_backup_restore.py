@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy import Connection, text
 
@@ -340,3 +341,28 @@ async def test_a_postgres_restore_that_fails_leaves_the_database_as_it_was(pg_ur
     else:
         raise AssertionError("a restore psql could not run was committed")
     await as_it_was()
+
+
+async def test_a_postgres_restore_does_not_wait_for_ever_on_a_process_still_using_the_database(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process in a transaction on the store's tables (a second hub process left running): the restore
+    gives up after ``PG_LOCK_TIMEOUT_S``, says why, and the database is as it was."""
+    import sanji.backup
+
+    dump = await _rolled_back_copy(pg_url, tmp_path / "b")
+    monkeypatch.setattr(sanji.backup, "PG_LOCK_TIMEOUT_S", 1)
+    db = await open_database(pg_url, migrate=False)
+    try:
+        async with db.reader.connect() as conn, conn.begin():
+            await conn.execute(text("SELECT count(*) FROM meta"))  # holds its lock until the transaction ends
+            try:
+                await asyncio.to_thread(restore, pg_url, dump)
+            except BackupError as exc:
+                assert "lock timeout" in exc.message and "another process" in exc.hint
+            else:
+                raise AssertionError("restored while another process used the database")
+    finally:
+        await db.dispose()
+    assert await _rows(pg_url, "SELECT value FROM meta WHERE key = 'probe'") == [("after the copy",)]
+    assert await _rows(pg_url, "SELECT version_num FROM alembic_version") == [(code_head(),)]
