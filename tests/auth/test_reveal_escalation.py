@@ -193,7 +193,8 @@ def test_a_department_sees_a_township_errand_in_full_only_once_escalated_to_it(w
 
         # Masked everywhere the department looks: the errand page (no show offered, the scan not linked), the
         # inbox and the lists.
-        for path in (f"/errands/{dibao}", "/inbox", "/api/inbox", "/api/errands", "/api/worklist", "/"):
+        lists = ("/inbox", "/api/inbox", "/subtasks", "/api/errands", "/api/worklist", "/", "/supervision")
+        for path in (f"/errands/{dibao}", f"/print/{dibao}/receipt", *lists):
             r = desk.get("赵敏", path)
             assert r.status_code == 200, (path, r.text)
             assert FULL_ID not in r.text and FULL_PHONE not in r.text, path
