@@ -520,18 +520,22 @@ class Intake:
         """The rows of ``attachments`` of the attach actions whose status turned ``applied`` or from it."""
         applied: list[Action] = []
         unapplied: list[str] = []
+        unread = set(self._unread_status)
         for aid, was in self._attaches.items():
             now = self.status_of.get(aid) == "applied"
-            row = self._row(aid) if now and not was else None
-            if row is not None:
-                applied.append(row.decoded())
+            if now and not was:
+                row = self._row(aid)
+                if row is None:
+                    unread.add(aid)
+                else:
+                    applied.append(row.decoded())
             elif was and not now:
                 unapplied.append(aid)
-        if self._unread_status:
+        if unread:
             # Not met so far (a status is set only on a row read): asked of the rows just written, whatever
             # they were before.
             a = t.actions.c
-            for part in _chunks(sorted(self._unread_status)):
+            for part in _chunks(sorted(unread)):
                 query = select(a.id, a.status, a.body).where(a.id.in_(part), a.kind == attached.KIND)
                 for aid, status, body in await conn.execute(query):
                     if status == "applied":
