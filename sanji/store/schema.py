@@ -288,6 +288,22 @@ blob_acks = Table(
     Column("hash", String(64), primary_key=True),
 )
 
+# The attachments applied attach actions name, one row an action (``sanji.store.attached``, migration 0030):
+# written in the transaction that makes an attach action's status ``applied`` and deleted in the one that
+# takes it back, so the sync and the downloads read them here instead of decoding every attach action held.
+# One row an action, not one a (blob, errand): one errand may attach the same file twice, and one of the two
+# refused must leave the other's row.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("action", String(MAX_NAME), primary_key=True),
+    Column("blob", String(MAX_NAME), nullable=False),  # the attach action's hash: a line, as wide as MAX_NAME
+    Column("size", BigInteger, nullable=False),
+    Column("errand", String(MAX_NAME), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Index(None, "blob"),
+)
+
 # Attachments whose bytes this node dropped (``sanji.store.archive``): the ``blobs`` row keeps hash and
 # size with no bytes (received = 0, complete), and this row says which ancestor acknowledged holding them.
 blob_archive = Table(
