@@ -1,17 +1,25 @@
 """One-time form keys: the same form sent twice takes its step once.
 
-Every form that takes a step (代办登记's 确认登记, the errand page's steps, the public complaint) carries a
-random key minted when the page was drawn (``new_key``). ``Store.act`` given the key (``Once``) reads it
-inside its write transaction before the step is built, and writes it, with the errand and the action the step
-wrote, in that same transaction: the writer's transaction is one at a time (``Database.write``: a process
-lock, ``BEGIN IMMEDIATE`` on SQLite, an advisory lock shared by every hub process on PostgreSQL), and the key
-is the table's primary key besides, so of two sendings at once exactly one writes and the other finds the key
-(``AlreadySent``), whichever process took it. A refused step writes no key: the form may be sent again.
+Every form that takes a step (代办登记's 确认登记, the errand page's steps and its 上传 of a scan, the
+public complaint) carries a random key minted when the page was drawn (``new_key``). ``Store.act`` given the
+key (``Once``) reads it inside its write transaction before the step is built, and writes it, with the errand
+and the action the step wrote, in that same transaction: the writer's transaction is one at a time
+(``Database.write``: a process lock, ``BEGIN IMMEDIATE`` on SQLite, an advisory lock shared by every hub
+process on PostgreSQL), and the key is the table's primary key besides, so of two sendings at once exactly one
+writes and the other finds the key (``AlreadySent``), whichever process took it. A refused step writes no key:
+the form may be sent again.
 
 Keys are kept ``KEEP_MS`` (a week: long enough for the browser's back and resubmit) and trimmed by the writes
 that add one. A key the form does not carry, or of another shape (an older page, a script), protects nothing
 and is ignored: the step is taken as before. A JSON client's ``Idempotency-Key`` header (``HEADER``) is kept the
 same way, by its digest (``sanji.web.api``).
+
+Forms that write something other than an errand's step keep their key the same way, in the transaction of
+their own write, with ``errand`` left empty and ``action`` naming what the first sending wrote: the county's
+考核 entry, appeal and decision (``sanji.office.book``: the record's id), a new account (``sanji.auth.book``:
+its name), a changed own password, an enrollment token (``sanji.store.trustbook``: the node it was issued for).
+A form whose second sending is harmless as it is (a reset password, where the page shown last holds the
+password that stands; enabling, seating, marking notices read; a read) carries none.
 """
 
 from __future__ import annotations
@@ -34,7 +42,9 @@ FIELD = "_once"  # the hidden field a form carries its key in
 HEADER = "Idempotency-Key"
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
-Purpose = Literal["register", "act", "complain"]
+Purpose = Literal[
+    "register", "act", "attach", "complain", "entry", "appeal", "decision", "account", "password", "enroll"
+]
 
 
 def new_key() -> str:

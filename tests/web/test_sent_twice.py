@@ -11,6 +11,7 @@ import asyncio
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -264,3 +265,36 @@ def test_the_api_takes_a_request_sent_again_under_its_idempotency_key_once(node:
             == 1
         )
     assert count(node.db, registered) == before + 2
+
+
+def test_a_scan_sent_twice_at_once_is_attached_once(node: Node) -> None:
+    """The errand page's 上传 form: the same file sent twice is one attach step, on the same page."""
+    cookies, csrf = logged_in(node.url, "李建国")
+    key = errand_form(node.url, cookies, node.errand)
+    path = f"/errands/{quote(node.errand, safe='')}/attach"
+    data = {"_csrf_token": csrf, "_once": key, "name": "身份证正面"}
+    scan = b"%PDF-1.4\n" + b"0" * 2000
+    attached = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'attach'"
+
+    def send(client: httpx.Client | httpx.AsyncClient, body: bytes) -> Any:
+        return client.post(path, data=data, files={"scan": ("id.pdf", body, "application/pdf")})
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=node.url, timeout=60, cookies=cookies) as client:
+            return list(await asyncio.gather(*(send(client, scan) for _ in range(3))))
+
+    answers = asyncio.run(burst())
+    assert [a.status_code for a in answers] == [303, 303, 303], [a.text for a in answers]
+    done = f"/errands/{quote(node.errand, safe='')}?done=attach"
+    assert sorted(a.headers["location"] for a in answers) == [done, done + "&again=1", done + "&again=1"]
+    assert count(node.db, attached, node.errand) == 1
+    with httpx.Client(base_url=node.url, timeout=30, cookies=cookies) as client:
+        page = client.get(done + "&again=1")
+        assert 'id="sent-again"' in page.text and page.text.count("身份证正面") == 1
+        # Later, the browser's back and the same file again: still one. Another file on that page: a new step.
+        again = send(client, scan)
+        assert (again.status_code, again.headers["location"]) == (303, done + "&again=1")
+        assert count(node.db, attached, node.errand) == 1
+        other = send(client, b"%PDF-1.4\n" + b"1" * 2000)
+        assert (other.status_code, other.headers["location"]) == (303, done)
+    assert count(node.db, attached, node.errand) == 2
