@@ -36,6 +36,7 @@ from sanji.auth import passwords, roles
 from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, TokenRow, Who
 from sanji.auth.throttle import LoginThrottle
 from sanji.config import AuthSection
+from sanji.store.submissions import Once
 
 __all__ = [
     "AccountError",
@@ -273,9 +274,11 @@ class AuthService:
         must_change: bool = False,
         department: str = "",
         window: str = "",
+        once: Once | None = None,
     ) -> Account:
         """A new account. ``must_change``: the password was generated, its holder sets their own at first login.
-        ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node."""
+        ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node.
+        ``once``: the sending form's one-time key (``AlreadySent``: that form created the account already)."""
         self._check_new(name, role)
         # ｗａ１ or WA1 beside wa1 would pass as wa1 on every screen and in the audit log
         twin = next((a.name for a in await self.book.accounts() if look_alike(a.name) == look_alike(name)), None)
@@ -307,6 +310,7 @@ class AuthService:
             must_change=must_change,
             department=department,
             window=window,
+            once=once,
         )
 
     async def place(self, name: str, *, by: Who, department: str | None = None, window: str | None = None) -> Account:
@@ -348,15 +352,19 @@ class AuthService:
         await self.book.close_sessions_of(account.id)
 
     async def change_own_password(
-        self, session_id: str, current: str, new: str, again: str, *, ip: str = ""
+        self, session_id: str, current: str, new: str, again: str, *, ip: str = "", once: Once | None = None
     ) -> Principal:
         """The logged-in holder sets their own password (``/account/password``): the current one, the new one
         twice, the node's rules; it must differ from the current one. Clears must-change; every other session of
-        the account ends (one someone else opened with the old password too), this one goes on."""
+        the account ends (one someone else opened with the old password too), this one goes on. ``once``: the
+        form's one-time key: sent again, the form finds it (``AlreadySent``) before the current password, which
+        it changed, is checked and counted a failure."""
         found = await self.resolve_session(session_id)
         if found is None:
             raise PasswordChangeRefused("log in first", zh="请先登录")
         principal, _ = found
+        if once is not None:
+            await self.book.sent_before(once)
         account = await self._existing(principal.name)
         now = self.clock()
         wait = self.throttle.begin(principal.name, ip)
@@ -384,7 +392,7 @@ class AuthService:
         who = Who(account=principal.name, via="session", ip=ip)
         event = ev.AccountChanged(**self._event_base(who), actor=principal.name, name=principal.name, change="password")
         await self.book.update_account(
-            account.id, {"password_hash": hashed, "must_change_password": False}, event=event
+            account.id, {"password_hash": hashed, "must_change_password": False}, event=event, once=once
         )
         await self.book.close_sessions_of(account.id, keep=digest(session_id))
         return msgspec.structs.replace(principal, must_change=False)
@@ -410,13 +418,13 @@ class AuthService:
         await self.book.close_sessions_of(account.id)
 
     async def add_with_one_time_password(
-        self, name: str, role: str, *, by: Who, department: str = "", window: str = ""
+        self, name: str, role: str, *, by: Who, department: str = "", window: str = "", once: Once | None = None
     ) -> tuple[Account, str]:
         """A new account with a generated password, returned once to be handed to its holder, who must change it
         at the first login."""
         password = one_time_password()
         account = await self.add_account(
-            name, role, password, by=by, must_change=True, department=department, window=window
+            name, role, password, by=by, must_change=True, department=department, window=window, once=once
         )
         return account, password
 

@@ -40,6 +40,8 @@ from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
 from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once
 from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
 from sanji.web.language import Pair
@@ -55,6 +57,13 @@ DONE = {
     "disabled": ("账号已停用，其登录已结束", "Account disabled; its sessions are ended"),
     "placed": ("账号的部门和窗口已保存", "Department and window saved"),
 }
+# The create form sent twice: the account stands, its one-time password was on the first answer alone.
+CREATED_AGAIN = (
+    "已提交，未重复创建：账号 {name} 已由第一次提交创建。一次性密码只显示在那一次的页面上，本系统不保存明文；"
+    "如未看到，请点该账号的“重置密码”。",
+    "Sent already, not created twice: account {name} was created by the first sending. Its one-time password was "
+    "shown on that answer only and is not kept in clear; if it was not seen, reset the account's password.",
+)
 
 
 def admin_of(request: Request[Any, Any, Any], capability: str) -> Principal:
@@ -105,6 +114,7 @@ async def accounts_page(
     row_error: tuple[str, str | tuple[str, str]] = ("", ""),
     row_typed: dict[str, str] | None = None,
     done: str = "",
+    notice: tuple[str, str] | None = None,
 ) -> Template:
     """The accounts page; ``shown`` carries a one-time password (name, password, why) for this answer only."""
     posts = auth.posts_here()
@@ -128,7 +138,8 @@ async def accounts_page(
             "row_error": row_error,
             # the refused row's fields keep what was typed, beside its error, so the typo is there to mend
             "row_typed": row_typed or {},
-            "done": DONE.get(done),
+            "done": notice or DONE.get(done),
+            "once": new_key(),  # the create form's one-time key: sent twice, one account (sanji.store.submissions)
         },
     )
 
@@ -158,6 +169,7 @@ class AccountsScreenController(Controller):
         auth = auth_of(request)
         form = await bounded_form(request)
         name, role = _field(form, "name", NAME_LIMIT), _field(form, "role", 32)
+        sent = once("account", _field(form, ONCE_FIELD, 64), _field(form, "name", NAME_LIMIT))
         department, window = _field(form, "department", roles.PLACE_LIMIT), _field(form, "window", roles.PLACE_LIMIT)
         department, window = department.strip(), window.strip()
         values = {"name": name, "role": role, "department": department, "window": window}
@@ -185,8 +197,11 @@ class AccountsScreenController(Controller):
         if not errors:
             try:
                 account, password = await auth.add_with_one_time_password(
-                    name, role, by=_who(request, principal), department=department, window=window
+                    name, role, by=_who(request, principal), department=department, window=window, once=sent
                 )
+            except AlreadySent as first:
+                said_again = (CREATED_AGAIN[0].format(name=first.action), CREATED_AGAIN[1].format(name=first.action))
+                return await accounts_page(request, store, context, auth, notice=said_again)
             except AccountExists:
                 errors["name"] = f"已有名为 {name} 的账号 An account named {name} exists already"
             except AccountError as exc:
