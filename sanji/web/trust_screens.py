@@ -33,7 +33,9 @@ from protocol.trust import root_fingerprint
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
 from sanji.store import Store
-from sanji.store.trustbook import TrustBook
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once, said
+from sanji.store.trustbook import IssuedToken, TrustBook
 from sanji.web.qr import qr_svg
 from sanji.web.screens import _frame, one, read_form
 
@@ -50,6 +52,16 @@ MAX_NAME = 64
 MAX_DAYS = 30
 GROUPS_PER_LINE = 6
 NO_STORE = {"Cache-Control": "no-store"}
+# The issue form sent twice (a double click, the browser's back and resubmit): one token, the first's.
+SENT_AGAIN = (
+    "已提交，未重复签发：同一表单发送了两次，只签发了一个令牌，即下面这个。",
+    "Sent already, not issued twice: the same form was sent twice and one token issued, the one below.",
+)
+SENT_AGAIN_GONE = (
+    "已提交，未重复签发：同一表单发送了两次，只签发了一个令牌；它已被使用或已过期，不再显示，需要时请重新签发。",
+    "Sent already, not issued twice: the same form was sent twice and one token issued; it is used or expired "
+    "now and no longer shown. Issue a new one if it is needed.",
+)
 
 
 def _seconds(value: object) -> float:
@@ -204,6 +216,7 @@ async def _enroll_page(
             "problem": problem,
             "notice": notice,
             "issued": issued,
+            "once": new_key(),  # the issue form's one-time key: sent twice, one token (sanji.store.submissions)
             "root": root,
             "certificates": certificates,
             "revocations": revocations,
@@ -260,14 +273,19 @@ class EnrollController(Controller):
         if errors:
             return await _enroll_page(request, store, context, trust, values=values, errors=errors, status=400)
         person = principal_of(request)
+        notice: tuple[str, str] | None = None
         try:
-            issued = await trust.issue_token(
+            issued: IssuedToken | None = await trust.issue_token(
                 node=values["node"],
                 role=values["role"],
                 name=values["name"],
                 issued_by=person.name if person else "",
                 days=int(values["days"]),
+                once=once("enroll", one(form, ONCE_FIELD), said(form)),
             )
+        except AlreadySent as first:  # the same form sent twice: one token, shown again while it may be used
+            issued = await trust.issued(first.action)
+            notice = SENT_AGAIN if issued is not None else SENT_AGAIN_GONE
         except SanjiError as exc:
             return await _enroll_page(
                 request,
@@ -278,6 +296,9 @@ class EnrollController(Controller):
                 problem=_refused("未能签发入网令牌", exc.message),
                 status=409,
             )
+        fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
+        if issued is None:
+            return await _enroll_page(request, store, context, trust, values=fresh, notice=notice)
         text = encode_token(issued.token)
         label = f"入网令牌 Enrollment token for {values['node']}"
         shown = {
@@ -292,8 +313,7 @@ class EnrollController(Controller):
             "expires": _when(issued.expires_at),
             "replaces": values["node"] in store.directory,  # a child already enrolled: a replacement computer
         }
-        fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
-        return await _enroll_page(request, store, context, trust, values=fresh, issued=shown)
+        return await _enroll_page(request, store, context, trust, values=fresh, issued=shown, notice=notice)
 
 
 async def _revoke(
