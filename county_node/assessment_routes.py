@@ -69,9 +69,7 @@ async def _entry(
     )
 
 
-async def _appeal(
-    store: Store, request: Request[Any, Any, Any], form: AppealForm, once: Once | None = None
-) -> Appeal:
+async def _appeal(store: Store, request: Request[Any, Any, Any], form: AppealForm, once: Once | None = None) -> Appeal:
     return await OfficeBook(store).file_appeal(
         quarter=form.quarter,
         target=form.target,

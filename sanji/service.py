@@ -217,9 +217,7 @@ class ErrandService:
                 raise ActionRefused(wrong)
         return await self._act(errand_id, form, once=once)
 
-    async def attach(
-        self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None
-    ) -> Projection:
+    async def attach(self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None) -> Projection:
         """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all.
         ``once``: the sending form's one-time key, as ``act``'s."""
         if form.actor == SYSTEM_ACTOR or form.deemed:

@@ -233,11 +233,6 @@ class AuthBook:
             if once is not None:
                 await submissions.keep(conn, once, "", str(account_id))
 
-    async def sent_before(self, once: Once) -> None:
-        """``AlreadySent`` if the form's key was used: read before what a second sending would be refused by."""
-        async with self.db.reader.connect() as conn:
-            await submissions.refuse_if_used(conn, once)
-
     async def disable_unless_last_admin(self, account_id: int, admin_role: str, *, event: ev.Event) -> bool:
         """Disable an account unless it is the last active ``admin_role`` one, checked in the same write
         transaction as the update (two administrators disabling each other at once cannot both succeed).

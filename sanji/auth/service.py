@@ -36,6 +36,7 @@ from sanji.auth import passwords, roles
 from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, TokenRow, Who
 from sanji.auth.throttle import LoginThrottle
 from sanji.config import AuthSection
+from sanji.store import submissions
 from sanji.store.submissions import Once
 
 __all__ = [
@@ -183,6 +184,9 @@ def look_alike(name: str) -> str:
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+FIRST_SENDING_WAIT = 10.0  # seconds: a password's check and the new one's hash, at production's cost
 
 
 class AuthService:
@@ -363,11 +367,14 @@ class AuthService:
         if found is None:
             raise PasswordChangeRefused("log in first", zh="请先登录")
         principal, _ = found
-        if once is not None:
-            await self.book.sent_before(once)
+        await submissions.sent_before(self.book.db, once)
         account = await self._existing(principal.name)
         now = self.clock()
         wait = self.throttle.begin(principal.name, ip)
+        if wait > 0 and once is not None and not self.throttle.wait(principal.name, ip):
+            # Not locked out, but a check of this account's password is under way: the same form's first
+            # sending (a double click) is, whose key this one finds once written, or waits its turn behind.
+            wait = await self._turn_or_first_sending(principal.name, ip, once)
         if wait > 0:  # the login throttle's counters: guessing here is no faster than at /login
             zh, en = password_throttled_texts(max(1, math.ceil(wait)))
             raise PasswordChangeRefused(en, zh=zh, reason="throttled", until=now + wait)
@@ -376,6 +383,7 @@ class AuthService:
         finally:
             self.throttle.end(principal.name, ip)
         if not right:
+            await submissions.sent_before(self.book.db, once)  # changed by the first sending: not a failure
             self.throttle.failed(principal.name, ip)
             raise PasswordChangeRefused("the current password is wrong", zh="当前密码不正确")
         if new != again:
@@ -396,6 +404,18 @@ class AuthService:
         )
         await self.book.close_sessions_of(account.id, keep=digest(session_id))
         return msgspec.structs.replace(principal, must_change=False)
+
+    async def _turn_or_first_sending(self, name: str, ip: str, once: Once) -> float:
+        """The throttle's turn to check ``name``'s password (0.0, taken), watched for ``FIRST_SENDING_WAIT``
+        seconds; ``AlreadySent`` as soon as the form's first sending writes its key; else the wait ``begin``
+        answers last (a lockout, or a turn still held)."""
+        deadline = time.monotonic() + FIRST_SENDING_WAIT
+        while True:
+            await submissions.sent_before(self.book.db, once)
+            wait = self.throttle.begin(name, ip)
+            if not wait or self.throttle.wait(name, ip) or time.monotonic() >= deadline:
+                return wait
+            await asyncio.sleep(0.1)
 
     async def set_active(self, name: str, active: bool, *, by: Who) -> None:
         """Enable or disable an account. Nobody disables their own account, and the last active

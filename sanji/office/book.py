@@ -289,9 +289,7 @@ class OfficeBook:
         by: str,
         once: Once | None = None,
     ) -> Appeal:
-        if once is not None:  # the same form sent again lands where the first did, not on 已决定
-            async with self.store.db.reader.connect() as conn:
-                await submissions.refuse_if_used(conn, once)
+        await submissions.sent_before(self.store.db, once)  # sent again: where the first landed, not 已经作出决定
         appeals = {a.id: a for a in await self.appeals()}
         appeal = appeals.get(appeal_id)
         if appeal is None:

@@ -30,12 +30,15 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sanji.store import schema as t
+
+if TYPE_CHECKING:
+    from sanji.store.engine import Database
 
 KEEP_MS = 7 * 24 * 3600 * 1000
 FIELD = "_once"  # the hidden field a form carries its key in
@@ -43,7 +46,17 @@ HEADER = "Idempotency-Key"
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 Purpose = Literal[
-    "register", "act", "attach", "complain", "entry", "appeal", "decision", "account", "password", "enroll"
+    "register",
+    "act",
+    "attach",
+    "complain",
+    "entry",
+    "appeal",
+    "decision",
+    "account",
+    "password",
+    "enroll",
+    "publish",
 ]
 
 
@@ -98,6 +111,26 @@ async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
     ).first()
     if row is not None:
         raise AlreadySent(row[0], row[1])
+
+
+async def sent_before(db: Database, key: Once | None) -> None:
+    """``AlreadySent`` if ``key`` was used, read before the write: where a rule would refuse the second sending
+    before its write transaction reads the key (an appeal decided, a password changed, a version held), the
+    form asks this first, so the same form sent again lands where the first did instead of being refused."""
+    if key is None:
+        return
+    async with db.reader.connect() as conn:
+        await refuse_if_used(conn, key)
+
+
+async def was_sent(db: Database, key: Once | None) -> bool:
+    """Whether ``key`` was used: asked after a refusal (a version another sending kept first), to land the
+    same form sent twice at once where the first did."""
+    try:
+        await sent_before(db, key)
+    except AlreadySent:
+        return True
+    return False
 
 
 async def keep(conn: AsyncConnection, key: Once, errand: str, action: str, *, now_ms: int | None = None) -> None:

@@ -526,9 +526,7 @@ class TrustBook:
         """A one-time enrollment token for ``node``, a child of this node. ``once``: the sending form's one-time
         key; the same form sent again issues no second token (``AlreadySent``, ``action`` the first's hash),
         before any check that the first token's issue would now change."""
-        if once is not None:
-            async with self.store.db.reader.connect() as conn:
-                await submissions.refuse_if_used(conn, once)
+        await submissions.sent_before(self.store.db, once)
         if problem := node_id_problem(node):  # every way in (the screen, `sanji enroll issue`) asks the same bound
             raise EnrollmentError(problem, hint="Choose an id such as C1T01V03: it must be unique in the whole tree.")
         if self.state is None:

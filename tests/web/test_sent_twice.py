@@ -11,9 +11,9 @@ import asyncio
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
-from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
