@@ -334,6 +334,7 @@ def publishing_fields(request: Request[Any, Any, Any], check_path: str, shown: P
         "problem": shown.get("problem", ""),
         "review": shown.get("review"),
         "done": shown.get("done", ""),
+        "once": new_key(),  # the publish form's one-time key: sent twice, published once (sanji.store.submissions)
     }
 
 

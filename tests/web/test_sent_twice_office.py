@@ -10,6 +10,8 @@ lands where the first did, saying so.
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -21,6 +23,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from sanji.auth import passwords
+from sanji.catalogue import default_catalogue_path
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from tests.auth.auth_kit import PASSWORD, add, app, csrf_of
@@ -189,3 +192,44 @@ def test_an_enrollment_token_sent_twice_is_issued_once_and_shown_again(county: C
         later = client.post("/enroll", data=form)
         assert later.status_code == 200 and "已提交，未重复签发" in later.text
     assert count(county.db, issued) == 1
+
+
+def test_publishing_sent_twice_publishes_once_and_says_so_not_not_newer(county: County) -> None:
+    """目录 and 考核细则: the second sending of the same publish form lands on 已发布, not on 版本须高于."""
+    published = "SELECT count(*) FROM audit_events WHERE event = 'published'"
+    version = "SELECT version FROM documents WHERE kind = ?"
+
+    cookies, csrf = logged_in(county.url, "管理员")
+    text = default_catalogue_path().read_text(encoding="utf-8").replace("version = 1", "version = 2")
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        review = client.post(
+            "/admin/catalogue/check", data={"_csrf_token": csrf}, files={"file": ("v2.toml", text.encode())}
+        )
+    assert review.status_code == 200 and 'id="review"' in review.text, review.text
+    catalogue = html.unescape(review.text.split('name="catalogue" value="', 1)[1].split('">', 1)[0])
+    form = {"_csrf_token": csrf, "_once": ONCE.findall(review.text)[-1], "catalogue": catalogue}
+    answers = at_once(county.url, cookies, "/admin/catalogue/publish", form)
+    assert [a.status_code for a in answers] == [303] * 3, [a.text for a in answers]
+    places = sorted(a.headers["location"] for a in answers)
+    assert places == ["/admin/catalogue/?done=again"] * 2 + ["/admin/catalogue/?done=published"]
+    assert count(county.db, version, "catalogue") == 2 and count(county.db, published) == 1
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        later = client.post(
+            "/admin/catalogue/publish", data=form, follow_redirects=True
+        )  # the browser's resubmit, later
+        assert later.status_code == 200 and 'id="sent-again"' in later.text and "未重复发布" in later.text
+        assert "未发布" not in later.text
+    assert count(county.db, published) == 1
+
+    cookies, csrf = logged_in(county.url, "监察员")
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        page = client.get("/office/rules/")
+    draft = html.unescape(re.findall(r'<textarea id="rules-text"[^>]*>(.*?)</textarea>', page.text, re.S)[0])
+    form = {"_csrf_token": csrf, "_once": ONCE.findall(page.text)[-1], "rules": draft}
+    answers = at_once(county.url, cookies, "/office/rules/publish", form)
+    places = sorted(a.headers["location"] for a in answers)
+    assert places == ["/office/rules/?done=again"] * 2 + ["/office/rules/?done=published"], places
+    assert count(county.db, version, "assessment_rules") == json.loads(draft)["version"]
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        later = client.post("/office/rules/publish", data=form, follow_redirects=True)
+        assert later.status_code == 200 and 'id="sent-again"' in later.text and 'id="problem"' not in later.text
