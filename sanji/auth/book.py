@@ -382,8 +382,11 @@ class AuthBook:
         async with self.db.write() as conn:
             await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=now))
 
-    async def revoke_token(self, token_id: int, *, now: float, event: ev.Event) -> bool:
+    async def revoke_token(self, token_id: int, *, now: float, event: ev.Event, once: Once | None = None) -> bool:
+        """``once``: the revoking form's one-time key, kept with the revocation (``AlreadySent`` if it was)."""
         async with self.db.write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
             result = await conn.execute(
                 update(t.api_tokens)
                 .where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))
@@ -392,6 +395,8 @@ class AuthBook:
             if not result.rowcount:
                 return False
             await insert_event(conn, event)
+            if once is not None:
+                await submissions.keep(conn, once, "", str(token_id))
         return True
 
 

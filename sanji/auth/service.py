@@ -623,11 +623,13 @@ class AuthService:
         token_id = await self.book.add_token(account.id, label[:64], digest(token), now=self.clock(), event=event)
         return token_id, token
 
-    async def revoke_token(self, token_id: int, *, by: Who) -> bool:
+    async def revoke_token(self, token_id: int, *, by: Who, once: Once | None = None) -> bool:
+        """``once``: the revoking form's key: sent again, ``AlreadySent``, not False (no live token)."""
         if not 0 < token_id < 2**63:  # no such token: the database's integers stop at 2**63 - 1
             return False
+        await submissions.sent_before(self.book.db, once)
         event = ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
-        return await self.book.revoke_token(token_id, now=self.clock(), event=event)
+        return await self.book.revoke_token(token_id, now=self.clock(), event=event, once=once)
 
     async def resolve_token(self, token: str) -> Principal | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:

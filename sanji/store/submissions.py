@@ -57,6 +57,7 @@ Purpose = Literal[
     "password",
     "enroll",
     "publish",
+    "revoke",
 ]
 
 
@@ -131,6 +132,12 @@ async def was_sent(db: Database, key: Once | None) -> bool:
     except AlreadySent:
         return True
     return False
+
+
+async def forget(conn: AsyncConnection, key: Once) -> None:
+    """Take back a key kept before its write (``TrustBook.revoke``: trust documents are judged in memory before
+    their transaction, so the key is kept first) when that write failed: the form may be sent again."""
+    await conn.execute(delete(t.submissions).where(t.submissions.c.key == key.stored))
 
 
 async def keep(conn: AsyncConnection, key: Once, errand: str, action: str, *, now_ms: int | None = None) -> None:

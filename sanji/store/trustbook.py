@@ -711,8 +711,13 @@ class TrustBook:
         await self.store.log_event("rotated", child, {"serial": cert.serial, "retired": [k.key_id for k in old]})
         return raw
 
-    async def revoke(self, node: str, *, key_id: str = "", reason: str = "", issued_by: str = "") -> bytes:
-        """Revoke ``node``'s signing key(s) as of what this node holds of its streams now."""
+    async def revoke(
+        self, node: str, *, key_id: str = "", reason: str = "", issued_by: str = "", once: Once | None = None
+    ) -> bytes:
+        """Revoke ``node``'s signing key(s) as of what this node holds of its streams now. ``once``: the revoking
+        form's one-time key: sent again, ``AlreadySent`` and no second revocation. The documents are judged in
+        memory before their own transaction (``add``), so the key is kept first, in a transaction of its own
+        (of two sendings at once one keeps it), and taken back if the revocation is not written."""
         if self.state is None:
             raise TrustError("this node holds no root of trust")
         if (
@@ -726,6 +731,20 @@ class TrustBook:
             if key_id not in keys:
                 raise TrustError(f"{node} holds no key {key_id}")
             keys = [key_id]
+        if once is not None:
+            async with self.store.transaction() as conn:
+                await submissions.refuse_if_used(conn, once)
+                await submissions.keep(conn, once, "", node)
+        try:
+            return await self._revoke(node, keys, reason=reason, issued_by=issued_by)
+        except Exception:
+            if once is not None:
+                async with self.store.transaction() as conn:
+                    await submissions.forget(conn, once)
+            raise
+
+    async def _revoke(self, node: str, keys: list[str], *, reason: str, issued_by: str) -> bytes:
+        assert self.state is not None
         held = await self.store.cursors_where(origin_in=[node])
         points = tuple(sorted((k.origin, k.scope, seq) for k, seq in held.items()))
         docs: list[bytes] = []

@@ -53,6 +53,10 @@ NAME_LIMIT = 64
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a county's catalogue file or calendar file; a spreadsheet of 2,000 matters fits
 DONE = {
     "revoked": ("令牌已撤销", "Token revoked"),
+    "revoked_again": (
+        "令牌已撤销。已提交，未重复撤销：同一表单发送了两次，只撤销了一次。",
+        "Token revoked. Sent already, not revoked twice: the same form was sent twice and taken once.",
+    ),
     "enabled": ("账号已启用", "Account enabled"),
     "disabled": ("账号已停用，其登录已结束", "Account disabled; its sessions are ended"),
     "placed": ("账号的部门和窗口已保存", "Department and window saved"),
@@ -283,8 +287,13 @@ class AccountsScreenController(Controller):
     ) -> Template | Redirect:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        # no such token outside the database's integers (PostgreSQL refuses a larger one with an error, not a miss)
-        if not 0 < token_id < 2**63 or not await auth.revoke_token(token_id, by=_who(request, principal)):
+        key = once("revoke", _field(await bounded_form(request), ONCE_FIELD, 64), f"token\n{token_id}")
+        try:
+            # no such token outside the database's integers (PostgreSQL refuses a larger one with an error)
+            revoked = 0 < token_id < 2**63 and await auth.revoke_token(token_id, by=_who(request, principal), once=key)
+        except AlreadySent:  # the same form sent twice (a double click, back and resubmit): revoked once
+            return Redirect("/admin/accounts/?done=revoked_again", status_code=303)
+        if not revoked:
             why = f"没有有效的令牌 {token_id} No live token {token_id}"
             return await accounts_page(request, store, context, auth, status=404, row_error=("", why))
         return Redirect("/admin/accounts/?done=revoked", status_code=303)

@@ -34,7 +34,7 @@ from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.store.submissions import FIELD as ONCE_FIELD
-from sanji.store.submissions import AlreadySent, new_key, once, said
+from sanji.store.submissions import AlreadySent, Once, new_key, once, said
 from sanji.store.trustbook import IssuedToken, TrustBook
 from sanji.web.qr import qr_svg
 from sanji.web.screens import _frame, one, read_form
@@ -56,6 +56,10 @@ NO_STORE = {"Cache-Control": "no-store"}
 SENT_AGAIN = (
     "已提交，未重复签发：同一表单发送了两次，只签发了一个令牌，即下面这个。",
     "Sent already, not issued twice: the same form was sent twice and one token issued, the one below.",
+)
+REVOKED_AGAIN = (
+    "已提交，未重复吊销：同一表单发送了两次，只吊销了一次。",
+    "Sent already, not revoked twice: the same form was sent twice and one revocation written.",
 )
 SENT_AGAIN_GONE = (
     "已提交，未重复签发：同一表单发送了两次，只签发了一个令牌；它已被使用或已过期，不再显示，需要时请重新签发。",
@@ -253,7 +257,8 @@ class EnrollController(Controller):
     ) -> Template:
         form = await read_form(request)
         if one(form, "action") == "revoke":
-            return await _revoke(request, store, context, trust, one(form, "node"), one(form, "reason"))
+            key = once("revoke", one(form, ONCE_FIELD), said(form))
+            return await _revoke(request, store, context, trust, one(form, "node"), one(form, "reason"), key)
         values = {name: one(form, name) for name in ("node", "role", "name", "days")}
         if trust.state is None:
             return await _enroll_page(
@@ -317,7 +322,13 @@ class EnrollController(Controller):
 
 
 async def _revoke(
-    request: Request[Any, Any, Any], store: Store, context: NodeContext, trust: TrustBook, node: str, reason: str
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    trust: TrustBook,
+    node: str,
+    reason: str,
+    key: Once | None = None,
 ) -> Template:
     """吊销 Revoke every signing key of a node below this one, effective at once here (the running node's
     own book) and travelling up and down with the next exchanges."""
@@ -331,18 +342,15 @@ async def _revoke(
             status=400,
         )
     person = principal_of(request)
+    notice = (
+        f"已吊销 {node} 的签名密钥，本节点立即拒绝其请求",
+        f"The signing keys of {node} are revoked; this node refuses them from now on, and the revocation "
+        "reaches the county with the next exchange.",
+    )
     try:
-        await trust.revoke(node, reason=reason[:200], issued_by=person.name if person else "")
+        await trust.revoke(node, reason=reason[:200], issued_by=person.name if person else "", once=key)
+    except AlreadySent:  # the same form sent twice (a double click, back and resubmit): one revocation
+        notice = (notice[0] + "。" + REVOKED_AGAIN[0], notice[1] + " " + REVOKED_AGAIN[1])
     except SanjiError as exc:
         return await _enroll_page(request, store, context, trust, problem=_refused("未能吊销", exc.message), status=409)
-    return await _enroll_page(
-        request,
-        store,
-        context,
-        trust,
-        notice=(
-            f"已吊销 {node} 的签名密钥，本节点立即拒绝其请求",
-            f"The signing keys of {node} are revoked; this node refuses them from now on, and the revocation "
-            "reaches the county with the next exchange.",
-        ),
-    )
+    return await _enroll_page(request, store, context, trust, notice=notice)

@@ -22,14 +22,14 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from protocol.topology import TOWN
 from sanji.auth import passwords
 from sanji.catalogue import default_catalogue_path
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
-from tests.auth.auth_kit import PASSWORD, add, app, csrf_of
-from tests.enroll_kit import certify_county
+from tests.auth.auth_kit import PASSWORD, add, app, csrf_of, token
+from tests.enroll_kit import certify_county, issue, join, serving
 from tests.screens.screens_kit import _seed_catalogue as seed_catalogue
-from tests.screens.screens_kit import served
 
 ONCE = re.compile(r'name="_once" value="([^"]+)"')
 Q = "2026Q4"
@@ -45,6 +45,8 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 class County:
     url: str
     db: Path
+    config: Path
+    cluster: Cluster
 
 
 @pytest.fixture
@@ -56,8 +58,9 @@ def county(tmp_path: Path) -> Iterator[County]:
     add(config, "监察员", "supervisor")
     add(config, "管理员", "admin")
     settings = load_settings(config)
-    with served(app(config), name="county") as url:
-        yield County(url, settings.path(settings.node.data_dir) / "node.db")
+    # on the cluster's port: the township's configuration names it as its parent (the revocation test enrolls it)
+    with serving(app(config), cluster.nodes["C"].port, name="county") as url:
+        yield County(url, settings.path(settings.node.data_dir) / "node.db", config, cluster)
 
 
 def logged_in(url: str, name: str) -> tuple[httpx.Cookies, str]:
@@ -233,3 +236,38 @@ def test_publishing_sent_twice_publishes_once_and_says_so_not_not_newer(county: 
     with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
         later = client.post("/office/rules/publish", data=form, follow_redirects=True)
         assert later.status_code == 200 and 'id="sent-again"' in later.text and 'id="problem"' not in later.text
+
+
+def test_revoking_sent_twice_revokes_once(county: County) -> None:
+    """撤销 an API token and 吊销 a township's keys: the second sending of the same form lands where the first did,
+    not on 没有有效的令牌, and writes no second revocation."""
+    token(county.config, "监察员")
+    cookies, csrf = logged_in(county.url, "管理员")
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        page = client.get("/admin/accounts/")
+    (path,) = re.findall(r'action="(/admin/accounts/tokens/[0-9]+/revoke)"', page.text)
+    form = {"_csrf_token": csrf, "_once": ONCE.findall(page.text)[-1]}
+    answers = at_once(county.url, cookies, path, form)
+    places = sorted(a.headers.get("location", str(a.status_code)) for a in answers)
+    assert places == ["/admin/accounts/?done=revoked"] + ["/admin/accounts/?done=revoked_again"] * 2, places
+    assert count(county.db, "SELECT count(*) FROM audit_events WHERE event = 'token_revoked'") == 1
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        later = client.post(path, data=form, follow_redirects=True)  # the browser's resubmit, later
+        assert later.status_code == 200 and "未重复撤销" in later.text and 'id="row-error"' not in later.text
+
+    join(county.cluster.nodes["T01"].config, issue(county.config, "T01", TOWN))
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        page = client.get("/enroll")
+    assert 'name="revoke" value="T01"' in page.text, page.text
+    form = {"_csrf_token": csrf, "_once": ONCE.findall(page.text)[-1], "action": "revoke", "node": "T01"}
+    form |= {"reason": "电脑丢失", "revoke": "T01"}
+    revocations = "SELECT count(*) FROM trust_docs WHERE kind = 'revocation'"
+    answers = at_once(county.url, cookies, "/enroll", form)
+    assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+    assert all("已吊销 T01 的签名密钥" in a.text for a in answers)
+    assert count(county.db, revocations) == 1
+    assert sum("已提交，未重复吊销" in a.text for a in answers) == 2
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        later = client.post("/enroll", data=form)
+        assert later.status_code == 200 and "已提交，未重复吊销" in later.text
+    assert count(county.db, revocations) == 1
