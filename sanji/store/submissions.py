@@ -17,9 +17,12 @@ same way, by its digest (``sanji.web.api``).
 Forms that write something other than an errand's step keep their key the same way, in the transaction of
 their own write, with ``errand`` left empty and ``action`` naming what the first sending wrote: the county's
 考核 entry, appeal and decision (``sanji.office.book``: the record's id), a new account (``sanji.auth.book``:
-its name), a changed own password, an enrollment token (``sanji.store.trustbook``: the node it was issued for).
-A form whose second sending is harmless as it is (a reset password, where the page shown last holds the
-password that stands; enabling, seating, marking notices read; a read) carries none.
+its name), a changed own password and a revoked API token, an enrollment token and a revocation
+(``sanji.store.trustbook``), a published catalogue, calendar or assessment rules (``sanji.context.with_once``).
+Where a rule would refuse the second sending before that transaction reads the key, the form asks
+``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (a reset password, where
+the page shown last holds the password that stands; enabling, seating, marking notices read; a read) carries
+none.
 """
 
 from __future__ import annotations
