@@ -224,6 +224,19 @@ def test_publishing_sent_twice_publishes_once_and_says_so_not_not_newer(county: 
         assert "未发布" not in later.text
     assert count(county.db, published) == 1
 
+    calendar = (Path(__file__).resolve().parents[2] / "deploy" / "calendar.example.toml").read_bytes()
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        review = client.post(
+            "/admin/calendar/check", data={"_csrf_token": csrf}, files={"file": ("2026.toml", calendar)}
+        )
+    assert review.status_code == 200 and 'id="review"' in review.text, review.text
+    field = html.unescape(review.text.split('name="calendar" value="', 1)[1].split('">', 1)[0])
+    form = {"_csrf_token": csrf, "_once": ONCE.findall(review.text)[-1], "calendar": field}
+    answers = at_once(county.url, cookies, "/admin/calendar/publish", form)
+    places = sorted(a.headers.get("location", str(a.status_code)) for a in answers)
+    assert places == ["/admin/calendar/?done=again"] * 2 + ["/admin/calendar/?done=published"], places
+    assert count(county.db, version, "calendar") == 1 and count(county.db, published) == 2
+
     cookies, csrf = logged_in(county.url, "监察员")
     with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
         page = client.get("/office/rules/")
