@@ -298,3 +298,26 @@ def test_a_scan_sent_twice_at_once_is_attached_once(node: Node) -> None:
         other = send(client, b"%PDF-1.4\n" + b"1" * 2000)
         assert (other.status_code, other.headers["location"]) == (303, done)
     assert count(node.db, attached, node.errand) == 2
+
+
+def test_a_desk_step_sent_twice_lands_on_the_page_not_on_a_refusal(node: Node) -> None:
+    """A step that moves the errand on (上报 here; 受理, 办结 … alike, one handler): without the key the second
+    sending found the errand moved and the clerk read a refusal; with it, the errand page, said sent once."""
+    cookies, csrf = logged_in(node.url, "李建国")
+    with httpx.Client(base_url=node.url, timeout=30, cookies=cookies) as client:
+        page = client.get(f"/errands/{quote(node.errand, safe='')}")
+    version = re.findall(r'name="expected_version" value="([0-9]+)"', page.text)[0]
+    path = f"/errands/{quote(node.errand, safe='')}/act"
+    data = {"_csrf_token": csrf, "_once": ONCE.findall(page.text)[-1], "kind": "submit"}
+    data |= {"expected_version": version, "actor": "李建国", "role": "代办员", "text": "材料齐全，上报"}
+    taken = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'handoff'"  # 上报 is a handoff
+
+    answers = at_once(node.url, cookies, path, data, times=3)
+    assert [a.status_code for a in answers] == [303, 303, 303], [a.text for a in answers]
+    done = f"/errands/{quote(node.errand, safe='')}?done=submit"
+    assert sorted(a.headers["location"] for a in answers) == [done, done + "&again=1", done + "&again=1"]
+    assert count(node.db, taken, node.errand) == 1
+    with httpx.Client(base_url=node.url, timeout=30, cookies=cookies) as client:
+        later = client.post(path, data=data, follow_redirects=False)  # back and resubmit, the errand moved on
+        assert (later.status_code, later.headers["location"]) == (303, done + "&again=1")
+    assert count(node.db, taken, node.errand) == 1
