@@ -25,6 +25,8 @@ from sanji.office.assess import as_json, held_rules, run_assessment
 from sanji.office.book import OfficeBook, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, Once, new_key, once, said
 from sanji.web.documents import node_name
 from sanji.web.screens import _frame, one, read_form
 
@@ -50,7 +52,9 @@ def _author(request: Request[Any, Any, Any], typed: str) -> str:
     return typed
 
 
-async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
+async def _entry(
+    store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm, once: Once | None = None
+) -> Entry:
     return await OfficeBook(store).add_entry(
         quarter=form.quarter,
         target=form.target,
@@ -61,20 +65,24 @@ async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, 
         errand=form.errand,
         by=_author(request, form.by),
         rules=await held_rules(context),  # an item they do not have is refused, not kept scoring nothing
+        once=once,
     )
 
 
-async def _appeal(store: Store, request: Request[Any, Any, Any], form: AppealForm) -> Appeal:
+async def _appeal(store: Store, request: Request[Any, Any, Any], form: AppealForm, once: Once | None = None) -> Appeal:
     return await OfficeBook(store).file_appeal(
         quarter=form.quarter,
         target=form.target,
         subject=form.subject,
         reason=form.reason,
         by=_author(request, form.by),
+        once=once,
     )
 
 
-async def _decide(store: Store, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm) -> Appeal:
+async def _decide(
+    store: Store, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm, once: Once | None = None
+) -> Appeal:
     return await OfficeBook(store).decide_appeal(
         appeal_id,
         upheld=form.upheld,
@@ -82,6 +90,7 @@ async def _decide(store: Store, request: Request[Any, Any, Any], appeal_id: str,
         part=form.part,
         reason=form.reason,
         by=_author(request, form.by),
+        once=once,
     )
 
 
@@ -129,10 +138,12 @@ class AssessmentApiController(Controller):
         return await OfficeBook(store).appeals(quarter.upper() or None)
 
 
-def _redirect(quarter: str, *, done: str = "", problem: str = "") -> Redirect:
+def _redirect(quarter: str, *, done: str = "", problem: str = "", again: bool = False) -> Redirect:
     query = {"quarter": quarter[:8]}
     if done:
         query["done"] = done
+    if again:  # the same form sent twice (a double click, back and resubmit): recorded once, said so
+        query["again"] = "1"
     if problem:
         query["problem"] = problem[:300]
     return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
@@ -154,6 +165,7 @@ class AssessmentScreenController(Controller):
         quarter: Quarter = "",
         done: Annotated[str, QueryParameter(max_length=16)] = "",
         problem: Annotated[str, QueryParameter(max_length=300)] = "",
+        again: Annotated[str, QueryParameter(max_length=1)] = "",
     ) -> Template:
         status = 200
         try:
@@ -179,7 +191,9 @@ class AssessmentScreenController(Controller):
                 # a centre by its name (城关镇便民服务中心), not its id
                 "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
                 "done": done,
+                "again": again == "1",
                 "problem": problem,
+                "once": new_key(),  # the forms' one-time key: sent twice, recorded once (sanji.store.submissions)
             },
         )
 
@@ -204,7 +218,9 @@ class AssessmentScreenController(Controller):
                 | {"count": count},
                 EntryForm,
             )
-            await _entry(store, context, request, data)
+            await _entry(store, context, request, data, once("entry", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent:
+            return _redirect(quarter, done="entry", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="entry")
@@ -217,7 +233,9 @@ class AssessmentScreenController(Controller):
             data = msgspec.convert(
                 {k: one(form, k) for k in ("quarter", "target", "subject", "reason", "by")}, AppealForm
             )
-            await _appeal(store, request, data)
+            await _appeal(store, request, data, once("appeal", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent:
+            return _redirect(quarter, done="appeal", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="appeal")
@@ -239,7 +257,10 @@ class AssessmentScreenController(Controller):
                 },
                 DecisionForm,
             )
-            await _decide(store, request, appeal_id, data)
+            key = once("decision", one(form, ONCE_FIELD), said({**form, "appeal": [appeal_id]}))
+            await _decide(store, request, appeal_id, data, key)
+        except AlreadySent:
+            return _redirect(quarter, done="decision", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="decision")

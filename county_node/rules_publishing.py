@@ -21,6 +21,9 @@ from protocol.errors import SanjiError, VersionTooFar
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRefused
 from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules
+from sanji.store import submissions
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, once
 from sanji.web.screens import one, read_form
 
 MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
@@ -41,20 +44,27 @@ class RulesPublishingScreenController(RulesScreenController):
     @post("/publish", status_code=303)
     async def publish(self, context: NamedDependency[NodeContext], request: Request[Any, Any, Any]) -> Redirect:
         """Publish the edited rules (JSON, as ``sanji rules show --json`` prints them)."""
-        text = one(await read_form(request), "rules")
+        form = await read_form(request)
+        text = one(form, "rules")
+        key = once("publish", one(form, ONCE_FIELD), "rules\n" + text)
         try:
+            await submissions.sent_before(context.store.db, key)  # before the version is found not newer
             if len(text) > MAX_FORM_CHARS:
                 raise OfficeRefused(
                     f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}",
                     zh=f"细则文本最多{MAX_FORM_CHARS}个字符",
                 )
             rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
-            await publish_rules(context, rules)
+            await publish_rules(context, rules, once=key)
+        except AlreadySent:  # the same form sent twice (a double click, back and resubmit): published once
+            return back(done="again")
         except msgspec.DecodeError as exc:
             return back(problem=f"规则格式有误 the rules do not read: {exc}")
         except VersionTooFar as exc:  # the rules check; their version is too far above the one held
             return back(problem=f"{exc.message_zh} {exc.message_en}")
         except SanjiError as exc:  # Chinese first (a rule that does not check: under a Chinese lead)
+            if await submissions.was_sent(context.store.db, key):  # sent twice at once: the other kept it
+                return back(done="again")
             zh = getattr(exc, "message_zh", "") or "细则未通过检查，未发布"
             return back(problem=f"{zh} {exc.message}")
         return back(done="published")

@@ -47,8 +47,9 @@ from protocol.refusals import Refusal
 from protocol.session import NodeReport
 from protocol.signing import KeyRecord
 from protocol.topology import COUNTY
-from sanji.store import Store
+from sanji.store import Store, submissions
 from sanji.store.documents import LOST, Lost, parse_lost
+from sanji.store.submissions import Once
 from sanji.workcalendar import bound_calendar
 
 log = logging.getLogger("sanji.context")
@@ -66,6 +67,22 @@ NEWER_CATALOGUE_LOOK_S = 2.0
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
 _Doc = TypeVar("_Doc", Catalogue, OfficialCalendar)  # the county documents a node takes up alike
+
+
+def with_once(record: Record | None, once: Once | None, what: str) -> Record | None:
+    """``record`` with the publishing form's one-time key (``sanji.store.submissions``), both written in the
+    transaction that keeps the document: sent twice, the document is published once (``what``: the document
+    and its version, as the key names what the first sending wrote)."""
+    if once is None:
+        return record
+
+    async def both(conn: AsyncConnection, digest: str) -> None:
+        await submissions.refuse_if_used(conn, once)
+        if record is not None:
+            await record(conn, digest)
+        await submissions.keep(conn, once, "", what)
+
+    return both
 
 
 def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awaitable[None]] | None:
@@ -295,27 +312,29 @@ class NodeContext:
         self.rules = open_rules(held[1], publisher_keys(self.store.directory, self.store.node_id))
         return True
 
-    async def publish_rules(self, rules: AssessmentRules) -> bool:
+    async def publish_rules(self, rules: AssessmentRules, *, record: Record | None = None) -> bool:
         """County only: sign and hold assessment rules so they travel down with the next exchanges.
 
         ``sanji.office.rules_routes.publish_rules`` (the desk's routes, ``sanji rules publish``) says first why
         rules that name another county or are not newer are refused; this is where every path passes. A version
         the database already holds when the keeping transaction runs is refused (``VersionNotNewer``), so of two
-        publications at once one is kept and the other refused.
+        publications at once one is kept and the other refused. ``record(conn, digest)`` runs in the transaction
+        that keeps them (the publishing form's key, ``with_once``).
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes assessment rules")
         await self.refresh_rules()  # the step is bounded against what the database holds now
         self.version_step(RULES, rules.version)
-        if not await self.offer_rules(sign_rules(rules, self.store.key)):
+        if not await self.offer_rules(sign_rules(rules, self.store.key), record=record):
             await self.refresh_rules()  # what the database kept instead (a sibling process's publication)
             raise VersionNotNewer(RULES, held=self.rules_version, version=rules.version)
         return True
 
-    async def offer_rules(self, blob: bytes) -> bool:
+    async def offer_rules(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
         rules = open_rules(blob, publisher_keys(self.store.directory, self.store.node_id))
-        kept = await self.store.put_document(RULES, rules.version, blob, catalogue_digest(blob))
+        digest = catalogue_digest(blob)
+        kept = await self.store.put_document(RULES, rules.version, blob, digest, then=_then(record, digest))
         if kept:
             self._blobs[RULES] = (rules.version, blob)
             self.rules = rules
