@@ -54,7 +54,7 @@ from sanji.auth.book import insert_event
 from sanji.auth.guard import client_ip, close_uploads
 from sanji.auth.service import Principal
 from sanji.catalogue import load_catalogue
-from sanji.context import CATALOGUE, NodeContext, Record, with_once
+from sanji.context import CATALOGUE, NodeContext, Record, VersionHeldBelow, held_below_refusal, with_once
 from sanji.store import Store, submissions
 from sanji.store.submissions import FIELD as ONCE_FIELD
 from sanji.store.submissions import AlreadySent, Once, once
@@ -136,6 +136,12 @@ def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
     return ""
 
 
+async def held_below(store: Store, context: NodeContext, catalogue: Catalogue) -> tuple[str, str] | None:
+    """What publishing would refuse for a version a node below holds already after a restore
+    (``sanji.context.held_below_refusal``), said at review before anything is offered for signing."""
+    return held_below_refusal(catalogue.version, await context.catalogue_lost(), await store.reports())
+
+
 def step_refusal(context: NodeContext, kind: str, version: int) -> tuple[str, str] | None:
     """What publishing would refuse for the version's step (``NodeContext.version_step``), said at review
     so nothing is offered for signing that publishing refuses, as (Chinese, English) (None if the step is allowed)."""
@@ -211,7 +217,11 @@ class CataloguePublishingController(Controller):
         except CatalogueError as exc:
             problem = headline_pair(headline(exc), "目录", upload.name)
             return await catalogue_page(request, store, context, status=400, problem=problem, problems=exc.problems)
-        refusal = version_refusal(context, catalogue) or step_refusal(context, CATALOGUE, catalogue.version)
+        refusal = (
+            version_refusal(context, catalogue)
+            or step_refusal(context, CATALOGUE, catalogue.version)
+            or await held_below(store, context, catalogue)
+        )
         if refusal:
             return await catalogue_page(request, store, context, status=409, problem=refusal)
         review = {
@@ -258,7 +268,7 @@ class CataloguePublishingController(Controller):
                 return Redirect(CATALOGUE_AGAIN, status_code=303)
             not_newer = version_refusal(context, catalogue) or exc.message
             return await catalogue_page(request, store, context, status=409, problem=not_newer)
-        except VersionTooFar as exc:
+        except (VersionTooFar, VersionHeldBelow) as exc:
             return await catalogue_page(request, store, context, status=409, problem=(exc.message_zh, exc.message_en))
         except SanjiError as exc:
             problems = exc.problems if isinstance(exc, CatalogueError) else []

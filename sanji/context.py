@@ -143,6 +143,39 @@ def rules_refusal(catalogue: Catalogue, reports: Sequence[NodeReport]) -> str:
     )
 
 
+class VersionHeldBelow(SanjiError):
+    """After a restore, a catalogue version some node below already holds would be published again, differently."""
+
+    code = "version_held_below"
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} {en}", hint="Publish a version above the highest one the nodes below report.")
+        self.message_zh, self.message_en = zh, en
+
+
+def held_below_refusal(version: int, lost: Lost | None, reports: Sequence[NodeReport]) -> tuple[str, str] | None:
+    """Why the county may not publish catalogue ``version`` again (None if it may): it was restored from a copy
+    older than its last publication (``lost`` ends in an open range from the copy's newest + 1), and a node below
+    reports holding ``version`` or a later one, so that number was published once already with other contents.
+    Asked only while a range is open: in normal running every node holds what the county published, so a report
+    of a higher version is a forgery no honest node makes, and must not be able to stop the county publishing."""
+    if not lost or lost[-1][1] is not None or version < lost[-1][0]:
+        return None
+    holders = sorted((r.catalogue_version, r.node) for r in reports if r.catalogue_version >= version)
+    if not holders:
+        return None
+    top = holders[-1][0]
+    nodes = sorted({node for _, node in holders})
+    shown = "、".join(nodes[:10]) + (f" 等{len(nodes)}个节点" if len(nodes) > 10 else "")
+    return (
+        f"第 {version} 版目录已由下级节点持有（{shown}，最高第 {top} 版）：本中心从较早的备份恢复，缺少这些版本，"
+        f"同一版本号不能再次发布不同的内容。请发布第 {top + 1} 版或更高版本。",
+        f"Catalogue version {version} is already held below ({', '.join(nodes[:10])}"
+        f"{' …' if len(nodes) > 10 else ''}; up to version {top}): this county was restored from an older copy and "
+        f"lacks them, and a number is never published twice with other contents. Publish version {top + 1} or higher.",
+    )
+
+
 class NodeContext:
     def __init__(self, store: Store, calendar: WorkCalendar | None) -> None:
         """``calendar``: the built-in official calendar (``sanji.workcalendar.load_calendar``); None: no deadlines."""
@@ -364,9 +397,13 @@ class NodeContext:
             raise SanjiError("only the county hub publishes the catalogue")
         await self.refresh_catalogue()  # the step is bounded against what the database holds now
         self.version_step(CATALOGUE, catalogue.version)
-        behind = rules_refusal(catalogue, await self.store.reports())
+        reports = await self.store.reports()
+        behind = rules_refusal(catalogue, reports)
         if behind:
             raise RulesAhead(behind)
+        reused = held_below_refusal(catalogue.version, await self.catalogue_lost(), reports)
+        if reused:
+            raise VersionHeldBelow(*reused)
         if not await self.offer(sign_catalogue(catalogue, self.store.key), record=record):
             await self.refresh_catalogue()  # what the database kept instead (a sibling process's publication)
             raise VersionNotNewer(CATALOGUE, held=self.catalogue_version, version=catalogue.version)
