@@ -163,7 +163,9 @@ def post_change(client: Client, current: str, new: str, again: str | None = None
 
 def password_error(page: str) -> tuple[str, str]:
     """The page's refusal: its Chinese line and its English line."""
-    found = re.search(r'id="password-error"><b>([^<]*)</b><br><span class="en">([^<]*)</span>', page)
+    found = re.search(
+        r'id="password-error" lang="zh-CN"><b>([^<]*)</b><br><span class="en" lang="en">([^<]*)</span>', page
+    )
     assert found, page
     return found.group(1), found.group(2)
 
