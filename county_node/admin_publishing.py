@@ -55,12 +55,12 @@ from sanji.auth.guard import client_ip, close_uploads
 from sanji.auth.service import Principal
 from sanji.catalogue import load_catalogue
 from sanji.context import CATALOGUE, NodeContext, Record, VersionHeldBelow, held_below_refusal, with_once
+from sanji.problem_words import headline_pair
 from sanji.store import Store, submissions
 from sanji.store.submissions import FIELD as ONCE_FIELD
 from sanji.store.submissions import AlreadySent, Once, once
 from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
 from sanji.web.bounded_form import bounded_form
-from sanji.web.upload_problems import headline_pair
 from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal_texts, summary
 
 CATALOGUE_SUFFIXES = (".toml", ".json", ".xlsx")

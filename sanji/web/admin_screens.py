@@ -38,15 +38,15 @@ from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
 from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
+from sanji.bilingual import Pair
 from sanji.context import NodeContext
+from sanji.problem_words import problem_pairs
 from sanji.store import Store
 from sanji.store.submissions import FIELD as ONCE_FIELD
 from sanji.store.submissions import AlreadySent, new_key, once
 from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
-from sanji.web.language import Pair
 from sanji.web.screens import _frame
-from sanji.web.upload_problems import problem_pairs
 from sanji.workcalendar import YearView, bound_calendar, library_data, year_view
 
 NAME_LIMIT = 64
@@ -329,7 +329,7 @@ class Publishing(TypedDict, total=False):
 
     status: int
     problem: str | tuple[str, str]  # a "中文 English" line, or the pair (headline_pair)
-    problems: list[str]  # the checkers' English lines, shown Chinese first (upload_problems.problem_pair)
+    problems: list[str]  # the checkers' English lines, shown Chinese first (sanji.problem_words.problem_pair)
     review: dict[str, Any] | None
     done: str
 

@@ -31,11 +31,11 @@ from protocol.lookup import lookup_code
 from protocol.stages import stage_label
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
+from sanji.bilingual import split_pair
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext, bound_entry
 from sanji.privacy import mask_id_number
 from sanji.store import Store
-from sanji.web.language import split_pair
 from sanji.web.qr import qr_svg
 
 FREE_OF_CHARGE = "代办服务免费"

@@ -46,6 +46,7 @@ from protocol.urging import STATUS_LABELS as URGING_STATUS_LABELS
 from protocol.urging import status as urging_status
 from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
+from sanji.bilingual import split_pair
 from sanji.catalogue.search import MAX_QUERY
 from sanji.complaints import present
 from sanji.context import NodeContext, bound_of
@@ -78,7 +79,6 @@ from sanji.web.documents import (
     paper_signature,
     signature_path,
 )
-from sanji.web.language import split_pair
 from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, summarise
 
 ROLE_LABELS = {
