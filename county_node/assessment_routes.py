@@ -64,24 +64,30 @@ async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, 
     )
 
 
-async def _appeal(store: Store, request: Request[Any, Any, Any], form: AppealForm) -> Appeal:
+async def _appeal(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: AppealForm) -> Appeal:
+    by = _author(request, form.by)
+    quarter_span(form.quarter)
+    _, scored = await run_assessment(store, context, form.quarter.upper())  # the score the appeal contests
     return await OfficeBook(store).file_appeal(
-        quarter=form.quarter,
-        target=form.target,
-        subject=form.subject,
-        reason=form.reason,
-        by=_author(request, form.by),
+        quarter=form.quarter, target=form.target, subject=form.subject, reason=form.reason, by=by, scored=scored
     )
 
 
-async def _decide(store: Store, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm) -> Appeal:
-    return await OfficeBook(store).decide_appeal(
+async def _decide(
+    store: Store, context: NodeContext, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm
+) -> Appeal:
+    by = _author(request, form.by)
+    book = OfficeBook(store)
+    rules, scored = await run_assessment(store, context, (await book.appeal(appeal_id)).quarter)
+    return await book.decide_appeal(
         appeal_id,
         upheld=form.upheld,
         points=form.points,
         part=form.part,
         reason=form.reason,
-        by=_author(request, form.by),
+        by=by,
+        rules=rules,
+        scored=scored,
     )
 
 
@@ -108,19 +114,24 @@ class AssessmentApiController(Controller):
 
     @post("/appeals", summary="File an appeal (申诉) against a quarter's score")
     async def add_appeal(
-        self, store: NamedDependency[Store], request: Request[Any, Any, Any], data: JSONBody[AppealForm]
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        data: JSONBody[AppealForm],
     ) -> Appeal:
-        return await _appeal(store, request, data)
+        return await _appeal(store, context, request, data)
 
     @post("/appeals/{appeal_id:str}/decision", summary="Decide an appeal: upheld (with points and reason) or rejected")
     async def decide(
         self,
         store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
         request: Request[Any, Any, Any],
         appeal_id: FromPath[str],
         data: JSONBody[DecisionForm],
     ) -> Appeal:
-        return await _decide(store, request, appeal_id, data)
+        return await _decide(store, context, request, appeal_id, data)
 
     @get("/appeals", summary="Appeals of a quarter and their decisions")
     async def appeals(self, store: NamedDependency[Store], quarter: Quarter = "") -> list[Appeal]:
@@ -210,21 +221,27 @@ class AssessmentScreenController(Controller):
         return _redirect(quarter, done="entry")
 
     @post("/appeals", status_code=303)
-    async def post_appeal(self, store: NamedDependency[Store], request: Request[Any, Any, Any]) -> Redirect:
+    async def post_appeal(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
+    ) -> Redirect:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
             data = msgspec.convert(
                 {k: one(form, k) for k in ("quarter", "target", "subject", "reason", "by")}, AppealForm
             )
-            await _appeal(store, request, data)
+            await _appeal(store, context, request, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="appeal")
 
     @post("/appeals/{appeal_id:str}/decision", status_code=303)
     async def post_decision(
-        self, store: NamedDependency[Store], request: Request[Any, Any, Any], appeal_id: FromPath[str]
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        appeal_id: FromPath[str],
     ) -> Redirect:
         form = await read_form(request)
         quarter = one(form, "quarter")
@@ -239,7 +256,7 @@ class AssessmentScreenController(Controller):
                 },
                 DecisionForm,
             )
-            await _decide(store, request, appeal_id, data)
+            await _decide(store, context, request, appeal_id, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return _redirect(quarter, problem=problem_text(exc))
         return _redirect(quarter, done="decision")

@@ -10,17 +10,21 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import date
 
 from litestar.testing import TestClient
 from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
 
 from protocol.assessment import default_rules
 from sanji.config import NodeSettings
+from sanji.context import NodeContext
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
+from sanji.office.assess import run_assessment
 from sanji.office.book import OfficeBook
 from sanji.store import Store, open_database
 from sanji.tiers import create_app
+from sanji.workcalendar import load_calendar
 
 Q = {"quarter": "2026Q4"}
 
@@ -234,8 +238,13 @@ def test_office_records_are_signed_and_chained(county_node: tuple[Cluster, NodeS
                 by="主任",
                 rules=default_rules("C"),
             )
-            appeal = await book.file_appeal(quarter="2026Q4", target="centre", subject="T01", reason="复核", by="T01")
-            await book.decide_appeal(appeal.id, upheld=False, reason="维持", by="主任")
+            context = NodeContext(store, load_calendar())
+            await context.load()
+            rules, scored = await run_assessment(store, context, "2026Q4", as_of=date(2026, 12, 8))
+            appeal = await book.file_appeal(
+                quarter="2026Q4", target="centre", subject="T01", reason="复核", by="T01", scored=scored
+            )
+            await book.decide_appeal(appeal.id, upheld=False, reason="维持", by="主任", rules=rules, scored=scored)
             assert [a.status for a in await book.appeals("2026Q4")] == ["rejected"]
             return await book.verify()
         finally:
