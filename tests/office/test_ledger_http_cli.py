@@ -234,3 +234,28 @@ def test_downloads_never_carry_a_live_formula(hostile_client: TestClient[Litesta
         assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], what
         if what == "ledger":
             assert {"'" + n.strip() for n in HOSTILE_NAMES} <= set(cells), cells  # said as typed, apostrophed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/office/ledger",
+        "/api/office/ledger",
+        "/api/office/stats",
+        "/api/office/ledger/export",
+        "/office/business/",
+        "/api/office/business/",
+    ],
+)
+def test_a_day_outside_the_years_an_office_asks_about_is_a_clear_400(client: TestClient[Litestar], path: str) -> None:
+    """9999-12-31 overflowed the period arithmetic (a logged OverflowError, a bare JSON 400 even on a screen)."""
+    r = client.get(path, params={"from": "9999-12-30", "to": "9999-12-31"})
+    assert r.status_code == 400, r.text
+    zh, en = "起始日期应在 2000-01-01 至 2099-12-31 之间", "from must fall between 2000-01-01 and 2099-12-31"
+    if path.startswith("/api/"):
+        body = r.json()
+        assert body["message_zh"] == zh and body["message"].startswith(en), body
+    else:
+        assert r.headers["content-type"].startswith("text/html"), r.headers
+        said = html.unescape(r.text)
+        assert zh in said and en in said and said.index(zh) < said.index(en)
