@@ -26,6 +26,7 @@ from sanji.office.book import OfficeBook, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
 from sanji.web.documents import node_name
+from sanji.web.errors import status_for
 from sanji.web.screens import _frame, one, read_form
 
 Quarter = Annotated[
@@ -140,17 +141,53 @@ class AssessmentApiController(Controller):
         return await OfficeBook(store).appeals(quarter.upper() or None)
 
 
-def _redirect(quarter: str, *, done: str = "", problem: str = "") -> Redirect:
-    query = {"quarter": quarter[:8]}
-    if done:
-        query["done"] = done
-    if problem:
-        query["problem"] = problem[:300]
-    return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
+# What the screen says after a form was taken: a code in the redirect, worded here (never text from the link).
+DONE = frozenset({"entry", "appeal", "decision"})
+
+
+def _redirect(quarter: str, *, done: str) -> Redirect:
+    return Redirect(f"/office/assessment/?{urlencode({'quarter': quarter[:8], 'done': done})}", status_code=303)
 
 
 def _centres(result: Any) -> set[str]:
     return {*(s.centre for s in result.staff), *(c.centre for c in result.centres)}
+
+
+def _refused_status(exc: Exception) -> int:
+    return status_for(exc) if isinstance(exc, SanjiError) else 400
+
+
+async def assessment_page(
+    store: Store, context: NodeContext, quarter: str, *, done: str = "", problem: str = "", status: int = 200
+) -> Template:
+    """The screen. A refused form is answered with this page and the refusal (``problem``: "中文 English", from the
+    refusal itself), with the refusal's status; a link's query never puts words on it."""
+    try:
+        chosen = (quarter or this_quarter(context)).upper()
+        quarter_span(chosen)
+    except ValueError as exc:
+        problem, status, chosen = problem or str(exc), 400, this_quarter(context)
+    rules, result = await run_assessment(store, context, chosen)
+    book = OfficeBook(store)
+    return Template(
+        template_name="office_assessment.html",
+        status_code=status,
+        context={
+            **_frame(store, context, "assessment"),
+            "quarter": chosen,
+            "rules": rules,
+            "result": result,
+            "appeals": await book.appeals(chosen),
+            "entries": await book.entries(chosen),
+            "staff_items": [i for i in rules.items if i.target == "staff"],
+            "centre_items": [i for i in rules.items if i.target == "centre"],
+            "part_names": {p.code: p.name for p in rules.parts},
+            # a centre by its name (城关镇便民服务中心), not its id
+            "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
+            "done": done if done in DONE else "",
+            "problem": problem,
+        },
+    )
 
 
 class AssessmentScreenController(Controller):
@@ -164,48 +201,13 @@ class AssessmentScreenController(Controller):
         context: NamedDependency[NodeContext],
         quarter: Quarter = "",
         done: Annotated[str, QueryParameter(max_length=16)] = "",
-        problem: Annotated[str, QueryParameter(max_length=300)] = "",
     ) -> Template:
-        status = 200
-        try:
-            chosen = (quarter or this_quarter(context)).upper()
-            quarter_span(chosen)
-        except ValueError as exc:
-            problem, status, chosen = str(exc), 400, this_quarter(context)
-        rules, result = await run_assessment(store, context, chosen)
-        appeals = await OfficeBook(store).appeals(chosen)
-        return Template(
-            template_name="office_assessment.html",
-            status_code=status,
-            context={
-                **_frame(store, context, "assessment"),
-                "quarter": chosen,
-                "rules": rules,
-                "result": result,
-                "appeals": appeals,
-                "entries": await OfficeBook(store).entries(chosen),
-                "staff_items": [i for i in rules.items if i.target == "staff"],
-                "centre_items": [i for i in rules.items if i.target == "centre"],
-                "part_names": {p.code: p.name for p in rules.parts},
-                # a centre by its name (城关镇便民服务中心), not its id
-                "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
-                "done": done,
-                "problem": problem,
-            },
-        )
-
-    async def _redirect(self, quarter: str, *, done: str = "", problem: str = "") -> Redirect:
-        query = {
-            "quarter": quarter,
-            **({"done": done} if done else {}),
-            **({"problem": problem[:300]} if problem else {}),
-        }
-        return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
+        return await assessment_page(store, context, quarter, done=done)
 
     @post("/entries", status_code=303)
     async def post_entry(
         self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
-    ) -> Redirect:
+    ) -> Redirect | Template:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
@@ -217,13 +219,15 @@ class AssessmentScreenController(Controller):
             )
             await _entry(store, context, request, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            return _redirect(quarter, problem=problem_text(exc))
+            return await assessment_page(
+                store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
+            )
         return _redirect(quarter, done="entry")
 
     @post("/appeals", status_code=303)
     async def post_appeal(
         self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
-    ) -> Redirect:
+    ) -> Redirect | Template:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
@@ -232,7 +236,9 @@ class AssessmentScreenController(Controller):
             )
             await _appeal(store, context, request, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            return _redirect(quarter, problem=problem_text(exc))
+            return await assessment_page(
+                store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
+            )
         return _redirect(quarter, done="appeal")
 
     @post("/appeals/{appeal_id:str}/decision", status_code=303)
@@ -242,7 +248,7 @@ class AssessmentScreenController(Controller):
         context: NamedDependency[NodeContext],
         request: Request[Any, Any, Any],
         appeal_id: FromPath[str],
-    ) -> Redirect:
+    ) -> Redirect | Template:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
@@ -258,5 +264,7 @@ class AssessmentScreenController(Controller):
             )
             await _decide(store, context, request, appeal_id, data)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            return _redirect(quarter, problem=problem_text(exc))
+            return await assessment_page(
+                store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
+            )
         return _redirect(quarter, done="decision")
