@@ -187,3 +187,13 @@ def test_no_one_raises_a_score_by_appeal(county_config: Path) -> None:
         (wang,) = [s for s in staff if s["name"] == "王芳"]
         assert wang["bonus"] == 0 and wang["total"] == 100 and wang["parts"]["attendance"] == 20
         assert "监察员" not in {s["name"] for s in staff}
+        # a centre: an upheld appeal offsets its deductions, never a bonus beyond them
+        centre = {"quarter": Q, "target": "centre", "subject": "T01", "reason": "复核"}
+        first = client.post(f"{API}/appeals", json=centre, headers=filer).json()["id"]
+        assert decide(first, decider, points=5).status_code == 409  # nothing deducted from T01 yet
+        late = {"quarter": Q, "target": "centre", "subject": "T01", "item": "staff_late", "count": 2}
+        assert client.post(f"{API}/entries", json=late, headers=filer).status_code == 201  # -2
+        assert decide(first, decider, points=2, part="results").status_code == 201  # a centre has no parts
+        centres = client.get(API, params={"quarter": Q}, headers=filer).json()["centres"]
+        (t01,) = [c for c in centres if c["centre"] == "T01"]
+        assert (t01["deductions"], t01["bonus"], t01["total"]) == (0, 0, 100), t01
