@@ -25,6 +25,8 @@ from sanji.office.assess import as_json, held_rules, run_assessment
 from sanji.office.book import OfficeBook, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, Once, new_key, once, said
 from sanji.web.documents import node_name
 from sanji.web.errors import status_for
 from sanji.web.screens import _frame, one, read_form
@@ -51,7 +53,9 @@ def _author(request: Request[Any, Any, Any], typed: str) -> str:
     return typed
 
 
-async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
+async def _entry(
+    store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm, once: Once | None = None
+) -> Entry:
     return await OfficeBook(store).add_entry(
         quarter=form.quarter,
         target=form.target,
@@ -62,20 +66,34 @@ async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, 
         errand=form.errand,
         by=_author(request, form.by),
         rules=await held_rules(context),  # an item they do not have is refused, not kept scoring nothing
+        once=once,
     )
 
 
-async def _appeal(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: AppealForm) -> Appeal:
+async def _appeal(
+    store: Store, context: NodeContext, request: Request[Any, Any, Any], form: AppealForm, once: Once | None = None
+) -> Appeal:
     by = _author(request, form.by)
     quarter_span(form.quarter)
     _, scored = await run_assessment(store, context, form.quarter.upper())  # the score the appeal contests
     return await OfficeBook(store).file_appeal(
-        quarter=form.quarter, target=form.target, subject=form.subject, reason=form.reason, by=by, scored=scored
+        quarter=form.quarter,
+        target=form.target,
+        subject=form.subject,
+        reason=form.reason,
+        by=by,
+        scored=scored,
+        once=once,
     )
 
 
 async def _decide(
-    store: Store, context: NodeContext, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm
+    store: Store,
+    context: NodeContext,
+    request: Request[Any, Any, Any],
+    appeal_id: str,
+    form: DecisionForm,
+    once: Once | None = None,
 ) -> Appeal:
     by = _author(request, form.by)
     book = OfficeBook(store)
@@ -89,6 +107,7 @@ async def _decide(
         by=by,
         rules=rules,
         scored=scored,
+        once=once,
     )
 
 
@@ -145,8 +164,11 @@ class AssessmentApiController(Controller):
 DONE = frozenset({"entry", "appeal", "decision"})
 
 
-def _redirect(quarter: str, *, done: str) -> Redirect:
-    return Redirect(f"/office/assessment/?{urlencode({'quarter': quarter[:8], 'done': done})}", status_code=303)
+def _redirect(quarter: str, *, done: str, again: bool = False) -> Redirect:
+    query = {"quarter": quarter[:8], "done": done}
+    if again:  # the same form sent twice (a double click, back and resubmit): recorded once, said so
+        query["again"] = "1"
+    return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
 
 
 def _centres(result: Any) -> set[str]:
@@ -158,7 +180,14 @@ def _refused_status(exc: Exception) -> int:
 
 
 async def assessment_page(
-    store: Store, context: NodeContext, quarter: str, *, done: str = "", problem: str = "", status: int = 200
+    store: Store,
+    context: NodeContext,
+    quarter: str,
+    *,
+    done: str = "",
+    again: bool = False,
+    problem: str = "",
+    status: int = 200,
 ) -> Template:
     """The screen. A refused form is answered with this page and the refusal (``problem``: "中文 English", from the
     refusal itself), with the refusal's status; a link's query never puts words on it."""
@@ -185,7 +214,9 @@ async def assessment_page(
             # a centre by its name (城关镇便民服务中心), not its id
             "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
             "done": done if done in DONE else "",
+            "again": again and done in DONE,
             "problem": problem,
+            "once": new_key(),  # the forms' one-time key: sent twice, recorded once (sanji.store.submissions)
         },
     )
 
@@ -201,8 +232,9 @@ class AssessmentScreenController(Controller):
         context: NamedDependency[NodeContext],
         quarter: Quarter = "",
         done: Annotated[str, QueryParameter(max_length=16)] = "",
+        again: Annotated[str, QueryParameter(max_length=1)] = "",
     ) -> Template:
-        return await assessment_page(store, context, quarter, done=done)
+        return await assessment_page(store, context, quarter, done=done, again=again == "1")
 
     @post("/entries", status_code=303)
     async def post_entry(
@@ -217,7 +249,9 @@ class AssessmentScreenController(Controller):
                 | {"count": count},
                 EntryForm,
             )
-            await _entry(store, context, request, data)
+            await _entry(store, context, request, data, once("entry", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent:
+            return _redirect(quarter, done="entry", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return await assessment_page(
                 store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
@@ -234,7 +268,9 @@ class AssessmentScreenController(Controller):
             data = msgspec.convert(
                 {k: one(form, k) for k in ("quarter", "target", "subject", "reason", "by")}, AppealForm
             )
-            await _appeal(store, context, request, data)
+            await _appeal(store, context, request, data, once("appeal", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent:
+            return _redirect(quarter, done="appeal", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return await assessment_page(
                 store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
@@ -262,7 +298,10 @@ class AssessmentScreenController(Controller):
                 },
                 DecisionForm,
             )
-            await _decide(store, context, request, appeal_id, data)
+            key = once("decision", one(form, ONCE_FIELD), said({**form, "appeal": [appeal_id]}))
+            await _decide(store, context, request, appeal_id, data, key)
+        except AlreadySent:
+            return _redirect(quarter, done="decision", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
             return await assessment_page(
                 store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)

@@ -6,9 +6,10 @@ on every page and in every API answer. The full numbers appear only on an explic
 account whose role may see them (``sanji.auth.roles.may(role, REVEAL)``) at a node on the
 errand's path (a node off the path never holds the errand, and could not open its sealed
 details if it did), and each show writes a ``PersonalDataRead`` event with what="reveal".
-An account bound to a county department or a window sees them only on an errand its place is on
-the path of (``roles.reveal_refusal``, the rule the desk's steps follow); an attachment's bytes
-(``GET /api/attachments/{digest}``: ID-card scans) need the same right and path on an errand that
+An account of a desk post (window, approver) sees them only on an errand its place is on the path of:
+one that came to this node's desk, and, bound to a county department or a window, one that reached that
+department (escalated to it) or window (``roles.reveal_refusal``, the rule the desk's steps follow); an
+attachment's bytes (``GET /api/attachments/{digest}``: ID-card scans) need the same right and path on an errand that
 attaches them. A refusal is a 403 (``message_zh`` and ``message``), audited as an ``AccessDenied`` row
 (``reveal_check``); the masked view stays open.
 A complaint's sealed complainant never leaves the store as ciphertext.
@@ -82,10 +83,12 @@ ROLE_REFUSAL = roles.NO_REVEAL_TEXTS
 def reveal_refusal(
     caller: Caller, state: Mapping[str, Any] | ErrandState, history: Sequence[Mapping[str, Any]]
 ) -> roles.RevealRefused | None:
-    """Why this caller's department or window may not see this errand's applicant in full or its attachments
-    (None if it may, or it sits at neither): ``roles.reveal_refusal`` on the errand as this node holds it."""
+    """Why this caller's place may not see this errand's applicant in full or its attachments (None if it may):
+    ``roles.reveal_refusal`` on the errand as this node holds it. The open demo (no account) is never refused."""
     p = caller.principal
-    if p is None or not (p.department or p.window) or not state:  # no state: no errand to show (a 404)
+    if p is None or not state:  # no state: no errand to show (a 404)
+        return None
+    if not (p.department or p.window or p.role in roles.DESK_POSTS):  # a post no place binds: the role decides
         return None
     node = caller.auth.node_id
     projected = state if isinstance(state, ErrandState) else msgspec.convert(state, ErrandState)
@@ -96,6 +99,7 @@ def reveal_refusal(
         department=p.department,
         window=p.window,
         history=history,
+        role=p.role,
     )
 
 

@@ -217,15 +217,16 @@ class ErrandService:
                 raise ActionRefused(wrong)
         return await self._act(errand_id, form, once=once)
 
-    async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
-        """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all."""
+    async def attach(self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None) -> Projection:
+        """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all.
+        ``once``: the sending form's one-time key, as ``act``'s."""
         if form.actor == SYSTEM_ACTOR or form.deemed:
             raise ActionRefused(refuse("system_only"))
         if (wrong := scan_type_refusal(form.mime)) is not None:
             raise ActionRefused(wrong)
         digest = hashlib.sha256(data).hexdigest()
         step = msgspec.structs.replace(form, kind="attach", blob=digest, size=len(data), mime=scan_type(form.mime))
-        return await self._act(errand_id, step, attachment=data)
+        return await self._act(errand_id, step, attachment=data, once=once)
 
     async def act_as_system(self, errand_id: str, form: ActionForm) -> Projection:
         """A step the node takes by itself (``sanji.duties``); ``judge`` still checks every fact of it."""

@@ -19,8 +19,9 @@ sync panel (``/carry``) and its hand-carried files (导出/导入带送文件); 
 the administrator do not (a carried file holds applicants' names, matters and decisions in plain text).
 
 ID numbers and phones are masked everywhere; ``REVEAL`` (查看完整号码, audited) shows them in full,
-and an attachment's bytes (ID-card scans), to the handling chain and supervisors: an account bound to a
-department or window only on an errand its place is on the path of (``reveal_refusal``). Complaints
+and an attachment's bytes (ID-card scans), to the handling chain and supervisors: a window's or an
+approver's account only on an errand that reached its node's desk, and one bound to a department or window
+only where its place is on the path (escalated to the department, named the window: ``reveal_refusal``). Complaints
 (投诉) are seen only by supervisors and inspectors, and never one made against the person looking
 (``complaint_visible``).
 
@@ -34,16 +35,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
+from protocol.actions import ANNOTATIONS
 from protocol.bounds import line_problem
+from protocol.errand import ErrandState, answered_by_departments
 from protocol.errors import SanjiError
 from protocol.steps import STEPS as STEP_TABLE  # the buttons' words, as a desk shows a step
 from protocol.topology import CITY, COUNTY, PROVINCE, REGIONAL, TOWN, VILLAGE
 from protocol.urging import open_for
-
-if TYPE_CHECKING:
-    from protocol.errand import ErrandState
 
 VILLAGE_AGENT = "village_agent"
 WINDOW_A = "window_a"
@@ -569,14 +569,21 @@ def place_offers(kind: str, state: ErrandState, node: str, *, department: str, w
 
 # -- who sees an applicant in full (查看完整号码) and an attachment's bytes: the role, then the place ------------
 #
-# ``REVEAL`` is the role's right; an account bound to a department or window reveals only an errand its place is
-# on the path of, judged as the desk judges its steps. A department: ``place_refusal`` lets it take a step on
-# the errand (escalated to it, or, not escalated, of a matter it approves) or answer the errand's 联办 sub-task
-# for it. A window: this node named the window for the errand (its 受理 or 承办, the history's applied accept and
-# assign, kept after the errand moved on: the township's window delivers the result and answers for it), or an
-# urging to this node names the window (``place_refusal`` lets it answer); an errand this node named no window
-# for is its matter's catalogue window's, and at the county, once escalated, its department's. An account with
-# neither, and the posts no place binds (supervisors), reveal as the role allows. Attachments (ID-card scans)
+# ``REVEAL`` is the role's right; the place then says on which errands. Every node on an errand's path holds it
+# and can open it (the county holds every township's, for supervision), but the desk of a node is on its path
+# only once the errand has come to it (``reached_desk``: held or awaited here, or a main-line step of this node's
+# in its history; supervision's remarks, notes, ratings, attachments and a 联办 department's answer beside the
+# holder do not bring it). A department: the errand is escalated (上报) to it, or it has reached this desk (the
+# county registered or received it) and ``place_refusal`` lets the department take its steps (a matter it
+# approves, or one naming none), or its 联办 sub-task is answered at its own desk here; before a township
+# escalates, the department is not on the path, whoever approves the matter. A window: this node named the
+# window for the errand (its 受理 or 承办, the history's applied accept and assign, kept after the errand moved
+# on: the township's window delivers the result and answers for it), or an urging to this node names the window
+# (``place_refusal`` lets it answer); an errand this node named no window for is, at the county once escalated,
+# its department's, else, once it reached this desk, its matter's catalogue window's (any window's until
+# accepted). A desk post bound to neither (a window's or an approver's account for the whole node) reveals what
+# reached this node's desk, and an approver also an errand owing a county department's 联办 sub-task. The posts
+# no place binds (village agents, directors, supervisors) reveal as the role allows. Attachments (ID-card scans)
 # follow the same rule (``sanji.privacy``).
 
 REVEAL_KIND = "reveal"  # the "step" a reveal refusal names: no step is taken, the audit row names this
@@ -605,6 +612,16 @@ REVEAL_TEXTS: Mapping[str, tuple[str, str]] = {
         "this errand is handled here at {theirs}; an account of the window {mine} may not see the applicant's "
         "full ID number, phone or attachments",
     ),
+    "not_escalated_to_department": (
+        "该办件由{theirs}办理，尚未上报{mine}，本账号不能查看申请人的完整证件号码、电话和附件",
+        "this errand is handled at {theirs} and has not been escalated to {mine}; an account of {mine} may not see "
+        "the applicant's full ID number, phone or attachments",
+    ),
+    "post_elsewhere": (
+        "该办件由{theirs}办理，未到过本中心，{mine}账号不能查看申请人的完整证件号码、电话和附件",
+        "this errand is handled at {theirs} and never came to this centre's desk; a {mine} account may not see "
+        "the applicant's full ID number, phone or attachments",
+    ),
 }
 
 
@@ -614,8 +631,8 @@ class RevealRefused(PlaceRefused):
     reveal and the ``errand``."""
 
     default_hint = (
-        "打开办件仍可查看遮挡后的信息；请由该办件所在部门或窗口（或不限部门、窗口）的账号查看。 The masked view "
-        "stays open; ask an account of the errand's department or window (or one without either)."
+        "打开办件仍可查看遮挡后的信息；请由办件已到达的部门、窗口或中心的账号查看，或由监察督查岗查看。 The masked "
+        "view stays open; ask an account of the department, window or centre the errand has reached, or a supervisor."
     )
 
     def __init__(self, refusal: str, *, errand: str, **params: str) -> None:
@@ -629,9 +646,12 @@ class RevealRefused(PlaceRefused):
         self.actor = self.role = self.acting_for = ""
 
 
-# Written about an errand by a node it need not have come to: supervision's urgings and call-backs, notes,
-# complaints and ratings taken at a public desk. The county's 督办 does not bring a township's errand to its windows.
-_FROM_AFAR = frozenset({"supervise", "callback", "note", "complain", "rate"})
+# Written about an errand by a node it need not have come to: the annotations (supervision's urgings and
+# call-backs, notes, complaints, ratings, attachments, supplies, urging answers) and a 联办 department's
+# sub-task answer beside the holder (``protocol.errand.beside_holder``). The county's 督办, or a department's
+# answer to its sub-task, does not bring a township's errand to the county's desk.
+_BESIDE_THE_PATH = frozenset(cls.__struct_config__.tag for cls in ANNOTATIONS) | {"subtask_done"}
+DESK_POSTS = frozenset({WINDOW_A, WINDOW_B, APPROVER})  # the posts that handle errands at a centre's desk
 
 
 def windows_named_here(history: Iterable[Mapping[str, object]], node: str) -> frozenset[str]:
@@ -646,6 +666,26 @@ def windows_named_here(history: Iterable[Mapping[str, object]], node: str) -> fr
     )
 
 
+def reached_desk(state: ErrandState, node: str, history: Iterable[Mapping[str, object]]) -> bool:
+    """Whether the errand has come to ``node``'s desk: held or awaited (handed off to it) there, or a main-line
+    step of ``node``'s applied in its history (registered, received, handled there, and kept so after it moved
+    on). A node's copy of an errand it only supervises, notes, or answers a 联办 sub-task on has not."""
+    return node in (state.holder, state.pending_to) or any(
+        h.get("node") == node and h.get("kind") not in _BESIDE_THE_PATH and h.get("status", "applied") == "applied"
+        for h in history
+    )
+
+
+def _subtask_here(state: ErrandState, node_role: str, department: str = "") -> bool:
+    """Whether a county department answers a 联办 sub-task of the errand at its own desk here (``department``'s
+    own, or any department's when '')."""
+    return (
+        node_role in DEPARTMENT_LEVELS
+        and answered_by_departments(state)
+        and (department in state.subtasks if department else bool(state.subtasks))
+    )
+
+
 def reveal_refusal(
     state: ErrandState,
     node: str,
@@ -654,20 +694,25 @@ def reveal_refusal(
     department: str,
     window: str,
     history: Iterable[Mapping[str, object]] = (),
+    role: str = "",
 ) -> RevealRefused | None:
-    """Why an account sitting at ``department`` / ``window`` at ``node`` (of ``node_role``) may not see the
-    errand's applicant in full or its attachments (None if it may); ``history``: the errand's actions as the
-    node holds them (``windows_named_here``; and whether the errand ever came to this node's desk).
-    The role's right (``REVEAL``) is asked apart; an account with neither place is never refused here."""
+    """Why an account of ``role`` sitting at ``department`` / ``window`` at ``node`` (of ``node_role``) may not see
+    the errand's applicant in full or its attachments (None if it may); ``history``: the errand's actions as the
+    node holds them (``windows_named_here``, ``reached_desk``). The role's right (``REVEAL``) is asked apart; a
+    post no place binds is never refused here, nor a desk post of neither place on an errand at this desk."""
     history = list(history)
-    windows_here = windows_named_here(history, node)
+    reached = reached_desk(state, node, history)
     if department:
-        held = place_refusal(REVEAL_KIND, state, department=department, window="")
-        if held is not None and department in state.subtasks:  # its 联办 sub-task on the errand
-            held = place_refusal("subtask_done", state, department=department, window="", named_department=department)
-        if held is not None:
-            return RevealRefused(held.refusal, errand=state.id, **held.params)
+        if not _subtask_here(state, node_role, department):  # its 联办 sub-task: answered here, held anywhere
+            held = place_refusal(REVEAL_KIND, state, department=department, window="")
+            if held is not None:
+                return RevealRefused(held.refusal, errand=state.id, **held.params)
+            if state.department != department and not reached:  # the matter is its own, the errand not yet
+                return RevealRefused(
+                    "not_escalated_to_department", errand=state.id, mine=department, theirs=state.holder
+                )
     if window:
+        windows_here = windows_named_here(history, node)
         urged = any(
             place_refusal("answer_urging", state, department="", window=window, urging=u.id) is None
             for u in state.urgings
@@ -681,10 +726,7 @@ def reveal_refusal(
             )
         if state.department and node_role in DEPARTMENT_LEVELS:
             return RevealRefused("other_department_errand", errand=state.id, mine=window, theirs=state.department)
-        came_here = node in (state.holder, state.pending_to) or any(
-            h.get("node") == node and h.get("kind") not in _FROM_AFAR for h in history
-        )
-        if not came_here:  # a replica of another centre's errand (the county holds its townships')
+        if not reached:  # a replica of another centre's errand (the county holds its townships')
             return RevealRefused("errand_elsewhere", errand=state.id, mine=window, theirs=state.holder)
         # Until this centre accepts it, any of its windows may take the errand (the steps allow it), and so
         # check its scans and numbers first; accepted naming no window, it is the catalogue's window's.
@@ -695,6 +737,9 @@ def reveal_refusal(
         catalogued = state.matter_entry.window if state.matter_entry is not None else ""
         if accepted_here and catalogued and catalogued != window:
             return RevealRefused("other_window_errand", errand=state.id, mine=window, theirs=catalogued)
+    if not department and not window and role in DESK_POSTS and not reached:
+        if not (role == APPROVER and _subtask_here(state, node_role)):
+            return RevealRefused("post_elsewhere", errand=state.id, mine=label(role), theirs=state.holder)
     return None
 
 

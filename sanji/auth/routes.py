@@ -46,6 +46,8 @@ from sanji.auth.service import (
 )
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once
 from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
 from sanji.web.error_pages import wants_page
@@ -208,9 +210,10 @@ def _password_page(
     *,
     error: tuple[str, str] | None = None,
     done: bool = False,
+    again: bool = False,
     status: int = 200,
 ) -> Template:
-    """The page; ``error``: why nothing changed, in Chinese and English."""
+    """The page; ``error``: why nothing changed, in Chinese and English. ``again``: the form was sent twice."""
     principal = principal_of(request)
     home = "/" if principal is None or roles.may(principal.role, roles.ERRANDS) else ADMIN_HOME
     return Template(
@@ -221,6 +224,8 @@ def _password_page(
             **_frame(store, context, "password"),
             "error": error,
             "done": done,
+            "again": again,
+            "once": new_key(),  # the form's one-time key: sent twice, changed once (sanji.store.submissions)
             "must_change": principal is not None and principal.must_change,
             "min_length": MIN_LENGTH,
             "home": home,
@@ -271,7 +276,11 @@ class AccountPasswordController(Controller):
                 field("new"),
                 field("again"),
                 ip=client_ip(request),
+                # the account's name, not the passwords, tells one sending from another (no digest of a password)
+                once=once("password", field(ONCE_FIELD), principal.name),
             )
+        except AlreadySent:  # a double click or the browser's resubmit: changed once, by the first sending
+            return _password_page(request, store, context, done=True, again=True)
         except PasswordChangeRefused as exc:
             if exc.reason != "throttled":
                 return _password_page(request, store, context, error=(exc.message_zh, exc.message), status=400)

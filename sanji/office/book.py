@@ -35,8 +35,9 @@ from protocol.errors import SanjiError
 from protocol.names import invisible
 from protocol.signing import verify
 from protocol.topology import TOWN
-from sanji.store import Store
+from sanji.store import Store, submissions
 from sanji.store import schema as t
+from sanji.store.submissions import Once
 
 CHAIN_START = "0" * 64
 DECISION_PREFIX = "DE-"  # a decision's record id: this and its appeal's id (one decision per appeal)
@@ -166,12 +167,17 @@ class OfficeBook:
         quarter: str,
         subject: str,
         check: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+        once: Once | None = None,
     ) -> None:
         """Sign, chain and insert ``record`` in one write transaction; ``check`` runs in it first and may refuse
         (raise), so what it reads cannot change before the record is written: the writer lock (the advisory
-        lock on PostgreSQL) keeps every other writer, of this process or another, out until the commit."""
+        lock on PostgreSQL) keeps every other writer, of this process or another, out until the commit.
+        ``once``: the sending form's one-time key, read first and kept with the record (``AlreadySent``: the
+        same form was sent before, and its record is ``action``)."""
         body = encode(record)
         async with self.store.db.write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
             if check is not None:
                 await check(conn)
             prev = await conn.scalar(select(t.office_records.c.hash).order_by(t.office_records.c.seq.desc()).limit(1))
@@ -190,6 +196,8 @@ class OfficeBook:
                     hash=hashlib.sha256(prev.encode() + body).hexdigest(),
                 )
             )
+            if once is not None:
+                await submissions.keep(conn, once, "", id)
 
     async def add_entry(
         self,
@@ -203,6 +211,7 @@ class OfficeBook:
         errand: str = "",
         by: str,
         rules: AssessmentRules,
+        once: Once | None = None,
     ) -> Entry:
         """Record an entry under an item of ``rules`` (the rules held, ``sanji.office.assess.held_rules``) for
         its target: an item they do not have would be kept and score nothing, so it is refused (400). A staff
@@ -238,6 +247,7 @@ class OfficeBook:
             kind="entry",
             quarter=entry.quarter,
             subject=entry.subject,
+            once=once,
         )
         return entry
 
@@ -260,6 +270,7 @@ class OfficeBook:
         reason: str,
         by: str,
         scored: Assessment,
+        once: Once | None = None,
     ) -> Appeal:
         """File an appeal against ``scored`` (the quarter as assessed now, ``sanji.office.assess``): its subject is
         one the quarter scores (``protocol.assessment.appeal_subject_problem``)."""
@@ -286,6 +297,7 @@ class OfficeBook:
             kind="appeal",
             quarter=appeal.quarter,
             subject=appeal.subject,
+            once=once,
         )
         return appeal
 
@@ -306,9 +318,11 @@ class OfficeBook:
         by: str,
         rules: AssessmentRules,
         scored: Assessment,
+        once: Once | None = None,
     ) -> Appeal:
         """Decide an appeal as ``protocol.assessment.decision_problem`` allows, ``scored`` being its quarter as
         assessed now; what earlier decisions gave back is read inside the write transaction that records this one."""
+        await submissions.sent_before(self.store.db, once)  # sent again: where the first landed, not 已经作出决定
         appeal = await self.appeal(appeal_id)
         if appeal.status != "pending":
             raise already_decided(appeal_id, appeal.status)
@@ -375,6 +389,7 @@ class OfficeBook:
                 quarter=appeal.quarter,
                 subject=appeal.subject,
                 check=still_pending,
+                once=once,
             )
         except IntegrityError:
             raise already_decided(appeal_id, "decided") from None

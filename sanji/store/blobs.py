@@ -14,7 +14,6 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.bounds import MAX_ATTACHMENT_BYTES
-from protocol.encoding import decode_action
 from protocol.errors import FrameError
 from sanji.store import schema as t
 from sanji.store.rows import upsert as _upsert
@@ -101,43 +100,47 @@ class Blobs(Section):
         return size, held, content[offset : min(held, offset + max(0, max_bytes))]
 
     async def attachments(self, *, scopes: Iterable[str] | None = None) -> dict[str, int]:
-        """Attachments named by applied attach actions (of errands of ``scopes``): hash -> size."""
-        query = select(t.actions.c.body).where(t.actions.c.kind == "attach", t.actions.c.status == "applied")
+        """Attachments named by applied attach actions (of errands of ``scopes``): hash -> size.
+
+        Read from their kept rows (``sanji.store.attached``), not by decoding every attach action held."""
+        c = t.attachments.c
+        query = select(c.blob, c.size).distinct()
         if scopes is not None:
-            query = query.where(t.actions.c.scope.in_(list(scopes)))
+            query = query.where(c.scope.in_(list(scopes)))
         async with self.db.reader.connect() as conn:
-            bodies = (await conn.execute(query)).scalars().all()
-        out: dict[str, int] = {}
-        for body in bodies:
-            action = decode_action(body)
-            out[getattr(action, "blob", "")] = int(getattr(action, "size", 0))
-        return out
+            return {str(h): int(size) for h, size in await conn.execute(query)}
+
+    async def attachment_named(self, digest: str, *, scopes: Iterable[str]) -> bool:
+        """Whether an applied attach action of an errand of ``scopes`` names the attachment ``digest``: one
+        row looked up by its hash (every chunk a child sends or fetches asks it)."""
+        c = t.attachments.c
+        query = select(c.action).where(c.blob == digest, c.scope.in_(list(scopes))).limit(1)
+        async with self.db.reader.connect() as conn:
+            return (await conn.scalar(query)) is not None
 
     async def attachment_errands(self, digest: str) -> list[str]:
         """The errands whose applied attach actions name the attachment ``digest``, by id."""
-        a = t.actions.c
-        query = select(a.errand, a.body).where(a.kind == "attach", a.status == "applied")
+        c = t.attachments.c
+        query = select(c.errand).where(c.blob == digest).distinct().order_by(c.errand)
         async with self.db.reader.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return sorted({str(errand) for errand, body in rows if getattr(decode_action(body), "blob", "") == digest})
+            return [str(e) for e in (await conn.execute(query)).scalars()]
 
     async def blobs_wanted(self) -> dict[str, int]:
         """Attachments this node should hold but does not have whole yet."""
-        named = await self.attachments()
+        c, b = t.attachments.c, t.blobs.c
+        whole = select(b.hash).where(b.hash == c.blob, b.complete.is_(True)).exists()
+        query = select(c.blob, c.size).where(~whole).distinct()
         async with self.db.reader.connect() as conn:
-            complete = set((await conn.execute(select(t.blobs.c.hash).where(t.blobs.c.complete.is_(True)))).scalars())
-        return {h: size for h, size in named.items() if h not in complete}
+            return {str(h): int(size) for h, size in await conn.execute(query)}
 
     async def blobs_to_send(self, peer: str) -> dict[str, int]:
         """Whole attachments held here that ``peer`` has not acknowledged (an archived one holds no bytes to send)."""
-        named = await self.attachments()
-        b = t.blobs.c
+        c, b, k = t.attachments.c, t.blobs.c, t.blob_acks.c
+        held = select(b.hash).where(b.hash == c.blob, b.complete.is_(True), b.received == b.size).exists()
+        acked = select(k.hash).where(k.peer == peer, k.hash == c.blob).exists()
+        query = select(c.blob, c.size).where(held, ~acked).distinct()
         async with self.db.reader.connect() as conn:
-            complete = set(
-                (await conn.execute(select(b.hash).where(b.complete.is_(True), b.received == b.size))).scalars()
-            )
-            acked = set((await conn.execute(select(t.blob_acks.c.hash).where(t.blob_acks.c.peer == peer))).scalars())
-        return {h: size for h, size in named.items() if h in complete and h not in acked}
+            return {str(h): int(size) for h, size in await conn.execute(query)}
 
     async def ack_blob(self, peer: str, digest: str) -> None:
         async with self._write() as conn:

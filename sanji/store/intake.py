@@ -42,7 +42,7 @@ from protocol.batch import GENESIS, Batch
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState, Projection
 from protocol.stream import StreamKey
-from sanji.store import bulk
+from sanji.store import attached, bulk
 from sanji.store import schema as t
 from sanji.store.engine import NotLocked
 from sanji.store.projections import errand_row
@@ -201,6 +201,10 @@ class Intake:
         self._known: set[str] = set()  # action ids asked about (held or not)
         self._dirty_cursors: dict[StreamKey, tuple[int, bytes]] = {}
         self._dirty_status: dict[str, tuple[str, str]] = {}
+        # The attach actions whose status this call set, each with whether it was ``applied`` before the
+        # call: their rows of ``attachments`` are written with the statuses (``flush``).
+        self._attaches: dict[str, bool] = {}
+        self._unread_status: set[str] = set()  # ids whose status was set with no row read (kind not known)
         self._driver: tuple[AsyncConnection, Any] | None = None  # a connection read on, and the driver's under it
 
     # -- reading once -------------------------------------------------------------------------
@@ -457,7 +461,11 @@ class Intake:
         self.status_of[aid] = status
         self._dirty_status[aid] = (status, reason)
         row = self._row(aid)
-        if row is not None:
+        if row is None:
+            self._unread_status.add(aid)
+        else:
+            if row.kind == attached.KIND and aid not in self._attaches:
+                self._attaches[aid] = row.status == "applied"
             row = self._own(row)
             row.status, row.reason = status, reason
 
@@ -495,6 +503,7 @@ class Intake:
         await bulk.upsert_many(conn, t.streams, cursors, keys=("origin", "scope"))
         statuses = [{"status": s, "reason": r, "k_id": aid} for aid, (s, r) in sorted(self._dirty_status.items())]
         await bulk.update_many(conn, t.actions, statuses, keys=("id",))
+        await self._write_attachments(conn)
         errands = [errand_row(p, scope=scope, basis=basis) for _, (p, scope, basis) in sorted(self.projected.items())]
         await bulk.upsert_many(conn, t.errands, errands, keys=("id",))
         self.written.update((e, (p, basis)) for e, (p, _, basis) in self.projected.items())
@@ -503,4 +512,34 @@ class Intake:
         self._replaced.clear()
         self._dirty_cursors.clear()
         self._dirty_status.clear()
+        self._attaches.clear()
+        self._unread_status.clear()
         self.projected.clear()
+
+    async def _write_attachments(self, conn: AsyncConnection) -> None:
+        """The rows of ``attachments`` of the attach actions whose status turned ``applied`` or from it."""
+        applied: list[Action] = []
+        unapplied: list[str] = []
+        unread = set(self._unread_status)
+        for aid, was in self._attaches.items():
+            now = self.status_of.get(aid) == "applied"
+            if now and not was:
+                row = self._row(aid)
+                if row is None:
+                    unread.add(aid)
+                else:
+                    applied.append(row.decoded())
+            elif was and not now:
+                unapplied.append(aid)
+        if unread:
+            # Not met so far (a status is set only on a row read): asked of the rows just written, whatever
+            # they were before.
+            a = t.actions.c
+            for part in _chunks(sorted(unread)):
+                query = select(a.id, a.status, a.body).where(a.id.in_(part), a.kind == attached.KIND)
+                for aid, status, body in await conn.execute(query):
+                    if status == "applied":
+                        applied.append(decode_action(body))
+                    else:
+                        unapplied.append(aid)
+        await attached.write(conn, applied, unapplied)

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +41,7 @@ from protocol.signing import SigningKey
 from protocol.stream import StreamKey
 from protocol.topology import Directory
 from sanji.keys import NodeKey
-from sanji.store import bulk, projections, report_inputs, submissions
+from sanji.store import attached, bulk, projections, report_inputs, submissions
 from sanji.store import schema as t
 from sanji.store.archive import Archive
 from sanji.store.blobs import Blobs, keep_blob
@@ -49,7 +49,7 @@ from sanji.store.documents import Documents
 from sanji.store.engine import PG_WRITER_LOCK as PG_WRITER_LOCK  # kept importable from here for older callers
 from sanji.store.engine import Database, NotLocked
 from sanji.store.eventlog import EventLog
-from sanji.store.intake import Intake, keyed
+from sanji.store.intake import ActionRow, Intake, keyed
 from sanji.store.notifications import NotificationQueue
 from sanji.store.rows import upsert as _upsert
 from sanji.store.rows import upsert_many as _upsert_many
@@ -1140,9 +1140,30 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                 .values(status=bindparam("b_status"), reason=bindparam("b_reason")),
                 [{"b_id": aid, "b_status": status, "b_reason": reason} for aid, status, reason in changes],
             )
+            await attached.write(conn, *_attachment_changes(held, changes))
         if errand_rows:
             await _upsert_many(conn, t.errands, errand_rows, keys=("id",))
         return out
+
+
+def _attachment_changes(
+    held: Mapping[str, Sequence[ActionRow]], changes: Sequence[tuple[str, str, str]]
+) -> tuple[list[Action], list[str]]:
+    """The attach actions among ``changes`` whose status turns ``applied``, and those (by id) it turns from it:
+    ``held`` are the rows as stored before the changes."""
+    now = {aid: status == "applied" for aid, status, _ in changes}
+    applied: list[Action] = []
+    unapplied: list[str] = []
+    for entries in held.values():
+        for e in entries:
+            if e.kind != attached.KIND or e.id not in now:
+                continue
+            was = e.status == "applied"
+            if now[e.id] and not was:
+                applied.append(e.decoded())
+            elif was and not now[e.id]:
+                unapplied.append(e.id)
+    return applied, unapplied
 
 
 def _unregistered_scope(entries: Sequence[Any]) -> str:

@@ -288,6 +288,22 @@ blob_acks = Table(
     Column("hash", String(64), primary_key=True),
 )
 
+# The attachments applied attach actions name, one row an action (``sanji.store.attached``, migration 0030):
+# written in the transaction that makes an attach action's status ``applied`` and deleted in the one that
+# takes it back, so the sync and the downloads read them here instead of decoding every attach action held.
+# One row an action, not one a (blob, errand): one errand may attach the same file twice, and one of the two
+# refused must leave the other's row.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("action", String(MAX_NAME), primary_key=True),
+    Column("blob", String(MAX_NAME), nullable=False),  # the attach action's hash: a line, as wide as MAX_NAME
+    Column("size", BigInteger, nullable=False),
+    Column("errand", String(MAX_NAME), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Index(None, "blob"),
+)
+
 # Attachments whose bytes this node dropped (``sanji.store.archive``): the ``blobs`` row keeps hash and
 # size with no bytes (received = 0, complete), and this row says which ancestor acknowledged holding them.
 blob_archive = Table(
@@ -522,7 +538,8 @@ notice_reads = Table(
 # The one-time keys of forms already sent (sanji.store.submissions): a desk's or the public's form carries a
 # random key, and the step it took is written in the same transaction as its key, so the same form sent twice
 # (a double click, the browser's back and resubmit) takes its step once. ``key`` is the form's purpose and its
-# key ("register:…"); ``errand`` and ``action`` what the first sending wrote; ``at`` wall-clock milliseconds,
+# key ("register:…"); ``errand`` and ``action`` what the first sending wrote (``errand`` empty for a form that
+# writes no errand step: an office record, an account, a token, a published document); ``at`` wall-clock ms,
 # by which keys older than ``submissions.KEEP_MS`` are trimmed.
 submissions = Table(
     "submissions",

@@ -262,8 +262,7 @@ class SyncServer:
         return await store.frames_for_child(command.child, dict(command.after), command.budget)
 
     async def _named_for(self, sender: str, digest: str) -> None:
-        named = await self.store.attachments(scopes=self.store.directory.subtree(sender))
-        if digest not in named:
+        if not await self.store.attachment_named(digest, scopes=self.store.directory.subtree(sender)):
             raise RouteError(
                 f"no attach action on an errand of {sender}'s subtree names attachment {digest[:12]}",
                 hint="Push the batch with the attach action first; attachments follow their actions.",

@@ -15,6 +15,7 @@ from auth_kit import PASSWORD, events, prepare, with_service
 from sqlalchemy import insert, text
 
 from protocol.errand import ErrandState
+from protocol.topology import COUNTY
 from protocol.urging import Urging
 from sanji.auth import events as ev
 from sanji.auth import places, roles
@@ -409,3 +410,43 @@ async def test_postgresql_reads_the_windows_in_use_from_the_index_alone(pg_url: 
         await db.dispose()
     assert definition.endswith('(holder, "window")'), definition
     assert any("Index Only Scan using ix_errands_holder_window" in step for step in plan), plan
+
+
+def test_a_department_reveals_what_reached_the_county_for_it() -> None:
+    """``roles.reveal_refusal`` on states no illustrative matter reaches over the apps: an errand registered at
+    the county itself, and a 联办 sub-task under the old rule (the lead window answers it, not the department)."""
+    dibao = default_catalogue().get("MZ-001")
+    joint_entry = default_catalogue().get("ZR-001")
+    assert dibao is not None and joint_entry is not None
+    minzheng = {"department": "县民政局", "window": ""}
+    registered = {"kind": "register", "node": "C", "status": "applied"}
+
+    at_county = msgspec.structs.replace(_state(matter_entry=dibao), holder="C", scope="C")  # registered there
+    assert roles.reveal_refusal(at_county, "C", COUNTY, **minzheng, history=[registered], role="approver") is None
+    refused = roles.reveal_refusal(at_county, "C", COUNTY, department="县人社局", window="", history=[registered])
+    assert refused is not None and refused.refusal == "other_department_matter"
+    # Held at T01, with only the county's 督办 and note in its copy: not on the county's desk.
+    afar = [{"kind": k, "node": "C", "status": "applied"} for k in ("supervise", "note", "attach", "subtask_done")]
+    held = _state(matter_entry=dibao)
+    refused = roles.reveal_refusal(held, "C", COUNTY, **minzheng, history=afar, role="approver")
+    assert refused is not None and refused.refusal == "not_escalated_to_department"
+    assert refused.message_zh.startswith("该办件由T01办理，尚未上报县民政局")
+    # A main-line step the county tried and the rule rejected brings nothing either.
+    rejected = [{"kind": "receive", "node": "C", "status": "rejected"}]
+    assert roles.reveal_refusal(held, "C", COUNTY, **minzheng, history=rejected) is not None
+    # Escalated to it (the hand-off applied, on its way): on its path before it signs for it.
+    escalated = msgspec.structs.replace(held, department="县民政局", stage="escalated", pending_to="C")
+    assert roles.reveal_refusal(escalated, "C", COUNTY, **minzheng, role="approver") is None
+
+    old_joint = _state(matter_entry=msgspec.structs.replace(joint_entry, joint_answers_at_departments=False))
+    old_joint.subtasks = {"县住建局": "pending"}
+    zhujian = {"department": "县住建局", "window": ""}
+    assert roles.reveal_refusal(old_joint, "C", COUNTY, **zhujian) is not None  # T01 answers for it
+    new_joint = _state(matter_entry=joint_entry, subtasks={"县住建局": "pending"})
+    assert roles.reveal_refusal(new_joint, "C", COUNTY, **zhujian) is None  # answered at its own desk here
+    # Acting for the whole hub: an approver answers any department's sub-task, a window clerk none.
+    assert roles.reveal_refusal(new_joint, "C", COUNTY, department="", window="", role="approver") is None
+    refused = roles.reveal_refusal(new_joint, "C", COUNTY, department="", window="", role="window_b")
+    assert refused is not None and refused.refusal == "post_elsewhere"
+    for post in ("director", "supervisor", "village_agent"):  # no place binds them: the role decides
+        assert roles.reveal_refusal(held, "C", COUNTY, department="", window="", role=post) is None

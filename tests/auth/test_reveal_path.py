@@ -51,7 +51,7 @@ COUNTY_STAFF = {
     "钱住": ("approver", ZHUJIAN, ""),  # answers the 联办件's sub-task
     "吴窗": ("window_a", "", ZONGHE),  # the county's window staff: the department handles it here
     "冯窗": ("window_a", "", JIUZHU),  # the county's window of the 低保's catalogue window: T01 handles it
-    "郑窗": ("window_b", "", ""),  # the county's window staff bound to nothing: as before
+    "郑窗": ("window_b", "", ""),  # the county's window staff bound to nothing: what came to the county's desk
     "周明": ("supervisor", "", ""),
     "钱纪": ("inspector", "", ""),
 }
@@ -325,7 +325,10 @@ def test_the_countys_window_sees_no_township_errand_that_never_came_to_it(setup:
     dibao = setup.dibao  # held at T01, never escalated: the county holds a copy
     refused_as(county_desk.reveal("冯窗", dibao), "errand_elsewhere", dibao, JIUZHU, T01)
     masked_still(county_desk, "冯窗", dibao)
-    shown_in_full(county_desk.reveal("郑窗", dibao))  # the county's staff bound to nothing, as before
+    # The county's window staff bound to no window: not on the path of an errand that never came to the county
+    # either (``roles.reached_desk``); the supervisor is.
+    refused_as(county_desk.reveal("郑窗", dibao), "post_elsewhere", dibao, "窗口B岗", T01)
+    shown_in_full(county_desk.reveal("周明", dibao))
 
 
 def test_before_acceptance_any_window_of_the_centre_checks_the_errand_and_takes_it_at_her_own(

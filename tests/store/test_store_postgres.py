@@ -1,4 +1,5 @@
-"""Store behaviour on PostgreSQL: every SQLite store test again, plus two hub processes on one database.
+"""Store behaviour on PostgreSQL: every SQLite store test again (and the attachment rows' tests), plus two hub
+processes on one database.
 
 The shared tests are imported from ``test_store_sqlite`` and collected here a second
 time; this module's ``db_url`` (a fresh PostgreSQL database, see ``pg_url``) overrides
@@ -11,6 +12,10 @@ import asyncio
 import random
 
 import pytest
+from test_attachment_index import (  # noqa: F401 -- collected again here, against PostgreSQL
+    test_the_kept_rows_answer_what_decoding_every_attach_action_answered,
+    test_the_migration_fills_the_rows_from_the_attach_actions_held,
+)
 from test_store_sqlite import (  # noqa: F401 -- collected again here, against PostgreSQL
     TOWN,
     VILLAGE,
