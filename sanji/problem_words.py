@@ -45,7 +45,18 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("not_readable", r"^cannot read |does not exist$", "无法读取（文件不存在，或没有读取权限）"),
     ("not_toml", r"not valid TOML", "不是有效的 TOML 文件"),
     ("not_json", r"not valid JSON", "不是有效的 JSON 文件"),
+    (
+        "xml_dtd",
+        r"declares a DTD or entities",
+        "不是可读取的 XLSX 表格：含有 DTD 或实体声明（正常保存的表格没有），读取前已拒绝",
+    ),
+    (
+        "xml_damaged",
+        r"is damaged or cut short",
+        "不是可读取的 XLSX 表格：文件已损坏或不完整，请在 Excel/WPS 中重新保存后上传",
+    ),
     ("not_xlsx", r"not a readable XLSX workbook|BadZipFile|is not a zip file", "不是可读取的 XLSX 表格"),
+    ("long_number", r"more digits than any", "数字位数过多：没有哪一栏需要这么长的数字"),
     ("not_utf8", r"not UTF-8 text|codec can't decode", "不是 UTF-8 编码的文本"),
     ("nested", r"nested too deeply", "列表或表嵌套过深（目录只需两层）"),
     ("syntax", r"at line \d+, column \d+|line \d+ column \d+", "文件格式有误（语法错误，行列见英文）"),

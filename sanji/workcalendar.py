@@ -133,6 +133,10 @@ def read_calendar_file(path: Path) -> OfficialCalendar:
         raise _fail(path, f"not valid TOML: {exc}") from None
     except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
         raise _fail(path, "not valid TOML: lists or tables are nested too deeply") from None
+    except ValueError:  # Python's own bound on turning digits into an int (a 5,000-digit number)
+        raise _fail(
+            path, "not valid TOML: a number is written with more digits than any calendar field holds"
+        ) from None
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise _fail(path, f"unexpected top-level key {unknown[0]!r}")

@@ -20,7 +20,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol.assessment import Appeal, AssessmentRules, Entry, quarter_span
+from protocol.assessment import (
+    Appeal,
+    AppealProblem,
+    Assessment,
+    AssessmentRules,
+    Entry,
+    appeal_subject_problem,
+    decision_problem,
+    quarter_span,
+)
 from protocol.encoding import encode
 from protocol.errors import SanjiError
 from protocol.names import invisible
@@ -133,6 +142,12 @@ def _text(value: str, name: str, *, required: bool = True) -> str:
     if len(value) > MAX_TEXT or any(ord(c) < 32 and c not in "\n\t" for c in value):
         raise OfficeRefused(f"{name} is too long or holds control characters", zh=f"{label}太长或含有控制字符")
     return value
+
+
+def refusal(problem: AppealProblem) -> OfficeRefused:
+    """The office's rule's refusal (``protocol.assessment``) as the error the API and screens answer."""
+    kind = OfficeInvalid if problem.invalid else OfficeRefused
+    return kind(problem.en, zh=problem.zh)
 
 
 def already_decided(appeal_id: str, status: str) -> OfficeRefused:
@@ -254,12 +269,20 @@ class OfficeBook:
         subject: str,
         reason: str,
         by: str,
+        scored: Assessment,
         once: Once | None = None,
     ) -> Appeal:
+        """File an appeal against ``scored`` (the quarter as assessed now, ``sanji.office.assess``): its subject is
+        one the quarter scores (``protocol.assessment.appeal_subject_problem``)."""
         quarter_span(quarter)
         subject = _subject(subject)
+        if scored.quarter != quarter.upper():
+            raise ValueError(f"the assessment given is of {scored.quarter}, not {quarter[:8]}")
         if target == "centre":
             self._centre(subject)
+        problem = appeal_subject_problem(target, subject, scored)
+        if problem is not None:
+            raise refusal(problem)
         appeal = Appeal(
             id="AP-" + uuid.uuid4().hex[:12],
             quarter=quarter.upper(),
@@ -278,6 +301,12 @@ class OfficeBook:
         )
         return appeal
 
+    async def appeal(self, appeal_id: str) -> Appeal:
+        appeal = (await self._appeal_map()).get(appeal_id)
+        if appeal is None:
+            raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}", zh=f"没有编号为 {appeal_id[:40]} 的申诉")
+        return appeal
+
     async def decide_appeal(
         self,
         appeal_id: str,
@@ -287,28 +316,46 @@ class OfficeBook:
         part: str = "",
         reason: str,
         by: str,
+        rules: AssessmentRules,
+        scored: Assessment,
         once: Once | None = None,
     ) -> Appeal:
+        """Decide an appeal as ``protocol.assessment.decision_problem`` allows, ``scored`` being its quarter as
+        assessed now; what earlier decisions gave back is read inside the write transaction that records this one."""
         await submissions.sent_before(self.store.db, once)  # sent again: where the first landed, not 已经作出决定
-        appeals = {a.id: a for a in await self.appeals()}
-        appeal = appeals.get(appeal_id)
-        if appeal is None:
-            raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}", zh=f"没有编号为 {appeal_id[:40]} 的申诉")
+        appeal = await self.appeal(appeal_id)
         if appeal.status != "pending":
             raise already_decided(appeal_id, appeal.status)
-        if upheld and not points:
-            raise OfficeRefused("an upheld appeal says how many points it changes", zh="支持申诉时请填写调整的分数")
-        if not -100 <= points <= 100:
-            raise OfficeRefused("an appeal changes at most 100 points", zh="申诉调整的分数最多100分")
+        if scored.quarter != appeal.quarter:
+            raise ValueError(f"the assessment given is of {scored.quarter}, not the appeal's {appeal.quarter}")
+        # a centre's score has no parts: what an appeal gives back offsets its deductions
+        part = _text(part, "part", required=False)[:32] if upheld and appeal.target == "staff" else ""
+        by = _text(by, "by")
+
+        def problem(given_back: float) -> None:
+            found = decision_problem(
+                appeal,
+                upheld=upheld,
+                points=points,
+                part=part,
+                decider=by,
+                rules=rules,
+                scored=scored,
+                given_back=given_back,
+            )
+            if found is not None:
+                raise refusal(found)
+
+        problem(0.0)  # what can be said before the write: who decides, the points, the part
         record = DecisionRecord(
             appeal=appeal_id,
             quarter=appeal.quarter,
             subject=appeal.subject,
             upheld=upheld,
             points=points if upheld else 0,
-            part=_text(part, "part", required=False)[:32],
+            part=part,
             reason=_text(reason, "reason"),
-            by=_text(by, "by"),
+            by=by,
             at=time.time(),
         )
 
@@ -322,10 +369,16 @@ class OfficeBook:
                     t.office_records.c.subject == appeal.subject,
                 )
             )
+            given_back = 0.0
             for body in bodies:
                 earlier = _decoder.decode(body)
-                if isinstance(earlier, DecisionRecord) and earlier.appeal == appeal_id:
+                if not isinstance(earlier, DecisionRecord):
+                    continue
+                if earlier.appeal == appeal_id:
                     raise already_decided(appeal_id, "upheld" if earlier.upheld else "rejected")
+                if earlier.upheld and earlier.part == part:  # same subject and quarter (the query's)
+                    given_back += earlier.points
+            problem(given_back)  # two upheld at once in one part give back no more than was deducted
 
         try:
             # the decision's id is the appeal's: the table's unique id is a second guard the database enforces

@@ -94,6 +94,45 @@ class RulesApiController(Controller):
         return await rules_held(context)
 
 
+async def rules_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    *,
+    done: str = "",
+    problem: str = "",
+    status: int = 200,
+    draft: str | None = None,
+) -> Template:
+    """The rules screen. A refused publication is answered with this page, the refusal ("中文 English", from the
+    refusal itself) and the text as it was sent (``draft``), never with words a link carries."""
+    await context.refresh_rules()
+    rules = context.rules
+    county = serves(request.app, PUBLISH_PATH, "POST")  # the county's desk publishes
+    if draft is None:
+        draft = ""
+        if county and rules is not None:  # the held version with the next number: edit and publish
+            nxt = msgspec.structs.replace(rules, version=rules.version + 1)
+            draft = json.dumps(msgspec.to_builtins(nxt), ensure_ascii=False, indent=1)
+    return Template(
+        template_name="office_rules.html",
+        status_code=status if rules is not None else 404,
+        context={
+            **_frame(store, context, "rules"),
+            "rules": rules,
+            "part_names": {p.code: p.name for p in rules.parts} if rules else {},
+            "staff_items": [i for i in rules.items if i.target == "staff"] if rules else [],
+            "centre_items": [i for i in rules.items if i.target == "centre"] if rules else [],
+            "target_names": TARGET_NAMES,
+            "county": county,
+            "draft": draft,
+            "done": done if done in DONE else "",
+            "problem": problem,
+            "once": new_key(),  # the publish form's one-time key: sent twice, published once
+        },
+    )
+
+
 class RulesScreenController(Controller):
     path = "/office/rules"
     include_in_schema = False
@@ -105,34 +144,13 @@ class RulesScreenController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         done: Annotated[str, QueryParameter(max_length=16)] = "",
-        problem: Annotated[str, QueryParameter(max_length=300)] = "",
     ) -> Template:
-        await context.refresh_rules()
-        rules = context.rules
-        county = serves(request.app, PUBLISH_PATH, "POST")  # the county's desk publishes
-        draft = ""
-        if county and rules is not None:  # the held version with the next number: edit and publish
-            nxt = msgspec.structs.replace(rules, version=rules.version + 1)
-            draft = json.dumps(msgspec.to_builtins(nxt), ensure_ascii=False, indent=1)
-        return Template(
-            template_name="office_rules.html",
-            status_code=200 if rules is not None else 404,
-            context={
-                **_frame(store, context, "rules"),
-                "rules": rules,
-                "part_names": {p.code: p.name for p in rules.parts} if rules else {},
-                "staff_items": [i for i in rules.items if i.target == "staff"] if rules else [],
-                "centre_items": [i for i in rules.items if i.target == "centre"] if rules else [],
-                "target_names": TARGET_NAMES,
-                "county": county,
-                "draft": draft,
-                "done": done,
-                "problem": problem,
-                "once": new_key(),  # the publish form's one-time key: sent twice, published once
-            },
-        )
+        return await rules_page(request, store, context, done=done)
 
 
-def back(*, done: str = "", problem: str = "") -> Redirect:
-    query = {"done": done} if done else {"problem": problem[:300]}
-    return Redirect(f"/office/rules/?{urlencode(query)}", status_code=303)
+# What the screen says after the form was taken: a code, worded by the page (never text from the link).
+DONE = frozenset({"published", "again"})
+
+
+def back(*, done: str) -> Redirect:
+    return Redirect(f"/office/rules/?{urlencode({'done': done})}", status_code=303)

@@ -150,6 +150,9 @@ def value_error_handler(_: Request[Any, Any, Any], exc: ValueError) -> Response[
         "hint": "Check the request against /schema.",
         "retryable": False,
     }
+    zh = getattr(exc, "message_zh", "")  # a refusal that says itself in Chinese (an office query's date …)
+    if zh:
+        body["message_zh"] = zh
     return Response(in_chinese_too(body, 400), status_code=400)
 
 

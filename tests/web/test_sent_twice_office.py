@@ -56,6 +56,7 @@ def county(tmp_path: Path) -> Iterator[County]:
     asyncio.run(seed_catalogue(load_settings(config), cluster.layout.keys["C"]))
     certify_county(cluster, tmp_path / "root")
     add(config, "监察员", "supervisor")
+    add(config, "督查员", "supervisor")  # decides the appeals the other files (no one decides their own)
     add(config, "管理员", "admin")
     settings = load_settings(config)
     # on the cluster's port: the township's configuration names it as its parent (the revocation test enrolls it)
@@ -126,7 +127,9 @@ def test_assessment_forms_sent_twice_record_once(county: County) -> None:
     assert count(county.db, records, "entry") == 2
 
     # 复核: a second decision is refused by the rules (已经作出决定); the same form sent again is not refused.
-    decision = {**base, "_once": key_on(county.url, cookies, page), "upheld": "0", "reason": "维持原评"}
+    cookies, csrf = logged_in(county.url, "督查员")
+    decision = {"_csrf_token": csrf, "quarter": Q, "upheld": "0", "reason": "维持原评"}
+    decision["_once"] = key_on(county.url, cookies, page)
     path = f"/office/assessment/appeals/{appeal_id}/decision"
     answers = at_once(county.url, cookies, path, decision)
     assert sorted(a.headers["location"] for a in answers) == [done + "decision"] + [done + "decision&again=1"] * 2
