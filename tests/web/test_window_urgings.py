@@ -108,7 +108,7 @@ def badge(town: Desk, who: str) -> int:
 
 
 def home_unread(page: str) -> int:
-    found = re.search(r"Notices \((\d+) 未读 unread\)", page)
+    found = re.search(r"通知（(\d+) 条未读）", page)
     assert found
     return int(found.group(1))
 
