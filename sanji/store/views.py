@@ -21,7 +21,7 @@ from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
-from protocol.stages import ANSWERED
+from protocol.stages import ANSWERED, shown_stage
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -257,9 +257,13 @@ class Views(Documents, Traffic):
             )
             held = await conn.scalar(select(func.count()).select_from(t.held))
             quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
-            by_stage: dict[str, int] = dict(
-                (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
-            )
+            # as shown and counted everywhere (``shown_stage``): 不予受理 … on their own, never among 已办结
+            by_stage: dict[str, int] = defaultdict(int)
+            stage_outcome = (t.errands.c.stage, t.errands.c.outcome)
+            for stage, outcome, count in await conn.execute(
+                select(*stage_outcome, func.count()).group_by(*stage_outcome)
+            ):
+                by_stage[shown_stage(stage, outcome)] += int(count)
             exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
         stream_list = []
         queue = int(outbox or 0)

@@ -91,6 +91,9 @@ def test_a_refused_to_accept_errand_is_counted_as_such_never_as_decided(town: Cl
     ledger = town.get("/office/ledger", params={"stage": "not_accepted"}).text
     assert f"/errands/{refused}" in ledger and f"/errands/{decided}" not in ledger
     assert '<option value="not_accepted"' in ledger
+    # the node's own count by stage (its report, /metrics, the demo's progress table)
+    by_stage = town.get("/api/node").json()["errands_by_stage"]
+    assert by_stage["not_accepted"] == 1 and by_stage["decided"] == 1, by_stage
 
 
 def lookup(client: Client, errand_id: str) -> str:
