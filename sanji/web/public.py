@@ -224,7 +224,9 @@ def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
         "matter": matter.name if matter else row["matter"],
         "matter_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # a guide only where held
         "stage": stage_label(row["stage"], row["outcome"]),
-        "outcome": view["outcome_label"] if row["outcome"] else "",
+        # 不予受理 … the stage says already: the outcome is not said a second time under it
+        "outcome": view["outcome_label"] if row["outcome"] and not view["stage_says_outcome"] else "",
+        "ended": "1" if view["stage_says_outcome"] else "",
         "due": cn_iso(row["due"]) if row["due"] else "",
         "light": light(view["deadline"])["zh"] if view["deadline"] else "",
         "updated": at_text(row["updated_at"]),

@@ -191,7 +191,7 @@ async def errand_listing(store: Store, context: NodeContext, q: str, page: str) 
     """全部办件: newest first, ``LIST_PAGE`` at a time, found by receipt number, errand id, matter (code or name)
     or applicant's name. The work is bounded: the search is cut to ``MAX_QUERY`` characters and a page number
     beyond the last shows the last (a number that is not one shows the first)."""
-    text = " ".join(q.split())
+    text = " ".join(q[: MAX_QUERY * 4].split())  # a long query is never split whole
     cut = len(text) > MAX_QUERY
     text = text[:MAX_QUERY]
     matters = [h.matter.code for h in catalogue_search(context.catalogue, text) if h.match in LIST_MATTER_RANKS]

@@ -110,6 +110,7 @@ def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Cli
     reasons = re.search(r'id="ending-reasons">(.*?)</tr>', page, re.S)
     assert reasons is not None and "户籍不在本镇" in reasons[1] and "*" * 18 in reasons[1]
     assert "11010519491231002X" not in page and "张秀英" not in page
+    assert page.count("不予受理") == 1  # the stage says it; no 办理结果 row saying it again
     after = re.search(r'id="ending-next">(.*?)</tr>', page, re.S)
     assert after is not None and "重新申请" in after[1] and "行政复议" in after[1] and "行政诉讼" in after[1]
 
