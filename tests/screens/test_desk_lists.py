@@ -177,3 +177,16 @@ def test_papers_write_one_date_style_and_say_each_fact_once(town: Client) -> Non
     delivery = town.get(f"/print/{screens.quote(errand_id, safe='')}/delivery").text
     decided = re.search(r"作出决定 .*?<td>(.*?)</td>", delivery, re.S)
     assert decided is not None and " · " not in decided[1]
+    # a county department's decision delivered: the department is who decided, said once (issuing_body names it)
+    paper = town.app.template_engine.get_template("print_delivery.html").render(
+        title_zh="送达回证",
+        title_en="Proof of delivery",
+        receipt="T01V01-261207-0001K",
+        decide={"department": "县民政局", "node": "C"},
+        decided_by="县民政局",
+        action={"confirmed_by": "张秀英", "actor": "李建国", "role": "代办员"},
+        action_at="2026年12月7日 10:05",
+        action_date="2026年12月7日",
+    )
+    decided = re.search(r"作出决定 .*?<td>(.*?)</td>", paper, re.S)
+    assert decided is not None and decided[1] == "县民政局", decided
