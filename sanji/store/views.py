@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 
 from protocol.actions import Action, Register
 from protocol.catalogue import MAX_RULES
@@ -21,7 +21,7 @@ from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
-from protocol.stages import ANSWERED
+from protocol.stages import ANSWERED, shown_stage
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -95,9 +95,24 @@ class Views(Documents, Traffic):
         newest_first: bool = False,
         limit: int = 100,
         offset: int = 0,
+        text: str = "",
+        text_matters: Sequence[str] = (),
     ) -> tuple[list[dict[str, Any]], int]:
-        """Errands in registration order (oldest first unless ``newest_first``), a page of them and how many match."""
+        """Errands in registration order (oldest first unless ``newest_first``), a page of them and how many match.
+
+        ``text``: only errands whose receipt number, id, matter code or applicant's name holds it (any case), or
+        whose matter is one of ``text_matters`` (the codes a matter-name search found). The name is the one
+        applicant field kept in clear (``protocol.sealing``), shown in every list: searching it tells a caller
+        nothing the list would not; the sealed details (ID number, phone) are never searched.
+        """
         query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
+        if text:
+            needle = text.lower()
+            searched = (t.errands.c.receipt, t.errands.c.id, t.errands.c.matter, t.errands.c.applicant_name)
+            found = [func.lower(c).contains(needle, autoescape=True) for c in searched]
+            if text_matters:
+                found.append(t.errands.c.matter.in_(list(text_matters)))
+            query = query.where(or_(*found))
         if stages_in is not None:
             query = query.where(t.errands.c.stage.in_(stages_in))
         if stages_not_in is not None:
@@ -242,9 +257,13 @@ class Views(Documents, Traffic):
             )
             held = await conn.scalar(select(func.count()).select_from(t.held))
             quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
-            by_stage: dict[str, int] = dict(
-                (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
-            )
+            # as shown and counted everywhere (``shown_stage``): 不予受理 … on their own, never among 已办结
+            by_stage: dict[str, int] = defaultdict(int)
+            stage_outcome = (t.errands.c.stage, t.errands.c.outcome)
+            for stage, outcome, count in await conn.execute(
+                select(*stage_outcome, func.count()).group_by(*stage_outcome)
+            ):
+                by_stage[shown_stage(stage, outcome)] += int(count)
             exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
         stream_list = []
         queue = int(outbox or 0)

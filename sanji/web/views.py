@@ -10,7 +10,7 @@ import msgspec
 from protocol.deadlines import CalendarUnknown, deadline_status
 from protocol.errand import errand_category, outcome_words, service_kind
 from protocol.matter import Matter
-from protocol.stages import FINISHED, stage_label
+from protocol.stages import FINISHED, stage_label, stage_says_outcome
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext
 
@@ -116,6 +116,7 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "matter_name": matter.name if matter else row["matter"],
         "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
         "stage_label": stage_label(row["stage"], row["outcome"]),
+        "stage_says_outcome": stage_says_outcome(row["stage"], row["outcome"]),  # screens only: 不予受理 said once
         # said by the entry the errand was registered under first, as every surface says it (protocol.errand)
         "outcome_label": outcome_words(row["outcome"], bound, held),
         "outcome_category": errand_category(bound, held),  # screens only: the history's 结果 says the same

@@ -108,7 +108,7 @@ def badge(town: Desk, who: str) -> int:
 
 
 def home_unread(page: str) -> int:
-    found = re.search(r'Notices \((\d+) <span lang="zh-CN">未读</span> unread\)', page)
+    found = re.search(r"通知（(\d+) 条未读）", page)
     assert found
     return int(found.group(1))
 
