@@ -278,7 +278,11 @@ class NodeController(Controller):
     async def digests(self, store: NamedDependency[Store]) -> dict[str, str]:
         return await store.digests()
 
-    @get("/worklist", summary="Errands waiting for this node: to receive, or held and not finished")
+    @get(
+        "/worklist",
+        summary="Errands waiting for this node: to receive, held and not finished, or registered here and waiting for "
+        "the materials a one-time notice asked for",
+    )
     async def worklist(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> ErrandPage:
         rows = prioritised(await store.worklist())
         today = context.today()
