@@ -85,3 +85,15 @@ def test_materials_received_since_registration_are_held_and_never_asked_for_agai
     assert prefilled is not None and prefilled.group(1) == ""  # nothing owed: no second notice of the same item
     held = town.get(f"/api/errands/{errand}").json()["materials"]
     assert held["held"][-1] == "困难情况证明材料" and held["missing_main"] == held["missing_secondary"] == []
+
+
+def test_the_home_page_tells_the_registering_desk_which_materials_to_bring(village: Client) -> None:
+    errand = register(village, materials=("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"))
+    act(village, errand, "accept", errand_kind="承诺件")  # 临时救助: the village station may accept it itself
+    act(village, errand, "request_supplement", items="银行账户复印件")
+    home = village.get("/").text
+    worklist = home[home.index("待办") : home.index("全部办件")]
+    assert f'href="/errands/{errand}"' in worklist and "data-owed" in worklist and "需补交材料" in worklist
+    notice = re.search(r'data-kind="supplement_asked">(.*?)</li>', home, re.S)
+    assert notice is not None and "需补正材料" in notice.group(1) and "银行账户复印件" in notice.group(1)
+    assert 'data-kind="new_work"' not in home  # said as what it is, not as new work
