@@ -59,7 +59,7 @@ import msgspec
 from litestar.exceptions import PermissionDeniedException
 
 from protocol.actions import Action
-from protocol.binding import BOUND_STEPS
+from protocol.binding import BOUND_STEPS, HeldMaterials
 from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused, SanjiError
 from protocol.refusals import bilingual
@@ -80,7 +80,7 @@ from sanji.store import Store
 from sanji.web.api import ActionResult, action_result
 from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.screens import offered_steps
-from sanji.web.views import ErrandSummary, summarise
+from sanji.web.views import ErrandSummary, materials_of, summarise
 
 CHANNEL = CLI
 MAX_LIST = 1000  # as GET /api/errands
@@ -114,6 +114,9 @@ class ErrandOut(ErrandSummary, kw_only=True):
     binding_mismatch: str = ""
     # The API's ``binding`` (``GET /api/errands/{id}``): also an entry this node cannot check (unchecked, behind).
     binding: BindingStatus | None = None
+    # The API's ``materials``: held (registered, received since) and still missing; with a main one missing,
+    # ``accept`` is not among ``steps`` (``protocol.binding.acceptance_refusal``).
+    materials: HeldMaterials | None = None
 
 
 class Taken(ActionResult, kw_only=True):
@@ -373,6 +376,7 @@ def run_show(
         as_post = post or (caller.principal.role if caller.principal else "")
         state = (await store.errand_states([errand_id])).get(errand_id)
         p = caller.principal if not post else None  # ``--post`` asks of a post, not of an account's place
+        materials = materials_of(row, row["history"], desk.context)
         steps = offered_steps(
             state,
             store.node_id,
@@ -381,6 +385,7 @@ def run_show(
             node_role=caller.node_role,
             department=p.department if p is not None else "",
             window=p.window if p is not None else "",
+            materials=materials,
         )
         binding = await errand_binding(desk.context, row.get("state"))
         warning = ""
@@ -389,6 +394,7 @@ def run_show(
             warning = f"{binding.message_zh} / {binding.message}"
         view = {**summarise(row, desk.context), "post": as_post, "steps": steps, "binding_mismatch": warning}
         view["binding"] = binding
+        view["materials"] = materials
         out = msgspec.convert(view, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())
@@ -402,6 +408,12 @@ def run_show(
             acting = f" (代 {h['acting_for']})" if h.get("acting_for") else ""
             status = h.get("status", "applied")
             print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
+        print(f"materials held (已收材料): {'、'.join(materials.held) or '—'}")
+        if materials.missing_main or materials.missing_secondary:
+            print(
+                f"materials missing (缺少材料): main 主件 {'、'.join(materials.missing_main) or '—'}; "
+                f"secondary 副件 {'、'.join(materials.missing_secondary) or '—'}"
+            )
         if out.binding_mismatch:
             print(f"WARNING {out.binding_mismatch}")
         elif out.binding is not None:  # cannot be checked here: said, as the errand page says it, and let through

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -21,7 +21,7 @@ from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
-from protocol.stages import ANSWERED, shown_stage
+from protocol.stages import ANSWERED, SUPPLEMENT, shown_stage
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -32,10 +32,14 @@ from sanji.store.traffic import Traffic
 
 
 def worklist_query(node_id: str) -> Select[Any]:
-    """``Views.worklist``'s query: both halves of its ``OR`` are index searches (``holder``, and the partial
-    ``pending_to`` index of migration 0021), so it reads the errands in the node's hands, not the store."""
+    """``Views.worklist``'s query: every arm of its ``OR`` is an index search (``holder``, the partial
+    ``pending_to`` index of migration 0021, ``scope``), so it reads the errands in the node's hands, not the store.
+
+    The third arm: errands this node registered that wait for materials a one-time notice asked for (待补正),
+    wherever they are held: its agent must bring them (补交材料), so they are its work too."""
     mine = (t.errands.c.holder == node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
-    query = select(t.errands).where(mine | (t.errands.c.pending_to == node_id))
+    owed = (t.errands.c.scope == node_id) & (t.errands.c.stage == SUPPLEMENT)
+    query = select(t.errands).where(mine | (t.errands.c.pending_to == node_id) | owed)
     return query.order_by(t.errands.c.registered_at, t.errands.c.id)
 
 
@@ -208,6 +212,18 @@ class Views(Documents, Traffic):
             )
         return None if body is None else decode_action(body)
 
+    async def applied_actions(self, errand_id: str, kinds: Collection[str]) -> list[Action]:
+        """The errand's applied actions of ``kinds``, in the order of their time (a registration, then what came
+        after): e.g. the steps naming its materials (``protocol.binding.material_steps``)."""
+        async with self.db.reader.connect() as conn:
+            a = t.actions.c
+            bodies = await conn.scalars(
+                select(a.body)
+                .where(a.errand == errand_id, a.kind.in_(list(kinds)), a.status == "applied")
+                .order_by(a.at, a.id)
+            )
+            return [decode_action(body) for body in bodies]
+
     async def applicant(self, errand_id: str) -> ApplicantView | None:
         """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
         action = await self.applied_of(errand_id, "register")
@@ -220,7 +236,8 @@ class Views(Documents, Traffic):
         return view.phone if view is not None else ""
 
     async def worklist(self) -> list[dict[str, Any]]:
-        """Errands on their way here, or held here and not yet closed."""
+        """Errands on their way here, held here and not yet closed, or registered here and waiting for materials
+        (待补正, ``worklist_query``): a caller acting on the errands it holds checks ``holder``."""
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(worklist_query(self.node_id))).mappings().all()
         return [_plain(r) for r in rows]

@@ -24,6 +24,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
+from protocol.binding import held_materials
 from protocol.catalogue import Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
 from protocol.errand import errand_category, is_licence, outcome_label, outcome_words
@@ -434,6 +435,9 @@ class DocumentController(Controller):
             facts["lookup_url"] = url
             facts["qr"] = qr_svg(url, scale=3, label=f"回执号 Receipt {row['receipt']}") if url else ""
             facts["committed"] = limit_text(matter.committed_limit, matter.limit_unit) if matter else ""
+            # The receipt is of the registration: the main materials it lacked, as the agent was warned and went on.
+            registered = held_materials(bound or matter, [("register", tuple(register.get("materials") or ()))])
+            facts["missing_main"] = registered.missing_main
             # 确认登记 sent twice lands here (sanji.store.submissions): said above the sheet, never printed
             facts["sent_again"] = request.query_params.get("again") == "1"
         elif spec.slug in ("acceptance", "commitment"):

@@ -30,7 +30,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from protocol.binding import BOUND_STEPS, bind
+from protocol.binding import BOUND_STEPS, HeldMaterials, acceptance_refusal, bind
 from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, ErrandState, outcome_label
 from protocol.errors import ActionRefused, SanjiError
@@ -80,7 +80,7 @@ from sanji.web.documents import (
     screen_name,
     signature_path,
 )
-from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, summarise
+from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, materials_of, summarise
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -369,6 +369,7 @@ def offered_steps(
     node_role: str = "",
     department: str = "",
     window: str = "",
+    materials: HeldMaterials | None = None,
 ) -> list[str]:
     """The steps a desk offers on the errand now, to a post (``roles.STAFF_ROLES``; '' = any post here).
 
@@ -377,7 +378,8 @@ def offered_steps(
     steps the post is not offered (``roles.offered``: a B post is offered A's steps), less those the
     account's department or window may not take (``roles.place_offers``: another department's errand or
     sub-task, an urging naming another window). The errand page and ``sanji errand show`` both ask this,
-    so they cannot disagree; the desk's builder asks the same rule of the step it writes.
+    so they cannot disagree; the desk's builder asks the same rule of the step it writes. ``materials``: what the
+    errand holds (``sanji.web.views.materials_of``): acceptance is not offered while a main material is missing.
     """
     if not state:
         return []
@@ -385,7 +387,7 @@ def offered_steps(
     label = roles.label(post) if post else ""
     return [
         k
-        for k in allowed_steps(projected, node_id, directory, role=label)
+        for k in allowed_steps(projected, node_id, directory, role=label, materials=materials)
         if k in KIND_FIELDS
         and (not post or roles.offered(post, k, node_role))
         and roles.place_offers(k, projected, node_id, department=department, window=window)
@@ -399,8 +401,12 @@ def action_defaults(
     matter: Matter | None,
     materials: list[str],
     person: dict[str, str] | None = None,
+    held: HeldMaterials | None = None,
 ) -> dict[str, Any]:
-    """What each form starts with: the catalogue's window, the materials the register did not list ..."""
+    """What each form starts with: the catalogue's window, the materials the errand does not hold ...
+
+    ``materials``: what it holds, registered and received since; ``held``: the same reading with what is still
+    missing (``materials_of``), which a one-time notice lists: never what already came with a supplement."""
     have = {normalise_material(m) for m in materials}
     person = person or {}
     values: dict[str, Any] = {
@@ -427,7 +433,7 @@ def action_defaults(
         values["co_departments"] = list(matter.joint_departments)
         values["provisional"] = [] if matter.immediate else missing_secondary
     elif kind == "request_supplement":
-        values["items"] = missing_all
+        values["items"] = list(held.missing) if held is not None and matter is not None else missing_all
     elif kind == "materials_received":
         values["items"] = list(state.get("supplement_items") or state.get("provisional") or ())
     elif kind == "supply":
@@ -1199,7 +1205,9 @@ async def _errand_page(
     if caller is not None:
         await caller.read_complaints(sum(h["kind"] == "complain" for h in history), "/errands", errand=errand_id)
     register = next((h for h in applied(history) if h["kind"] == "register"), {})
-    materials: list[str] = list(register.get("materials", []))
+    # registered and received since (补正, 容缺): one reading, for the page, the forms' defaults and the menu
+    held = materials_of(row, history, context)
+    materials: list[str] = list(held.held)
     today = context.today()
     view = row_view(row, context, today)
     matter = context.matter(row["matter"]) or view.get("bound_matter")
@@ -1218,7 +1226,21 @@ async def _errand_page(
         node_role=node_role,
         department=department,
         window=principal.window if principal is not None else "",
+        materials=held,
     )
+    # A main material missing: acceptance is not offered (the desk refuses it too); where it would have been, the
+    # page says why, and the one-time notice's form lists what is missing.
+    unacceptable = acceptance_refusal(bound_of(row.get("state")).matter_entry, held)
+    if unacceptable is not None and "accept" not in offered_steps(
+        state,
+        store.node_id,
+        directory,
+        post=as_post,
+        node_role=node_role,
+        department=department,
+        window=principal.window if principal is not None else "",
+    ):
+        unacceptable = None
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
     # is offered (``protocol.binding.binding_refusal``; the desk refuses them too).
     # A version this node lacks and cannot call never published (below the oldest kept, or lost in a restore)
@@ -1238,7 +1260,7 @@ async def _errand_page(
     forms = []
     outcomes = decision_outcomes(state, store.node_id, directory, post) if "decide" in kinds else None
     for kind in kinds:
-        defaults = action_defaults(kind, row, state, matter, materials, person)
+        defaults = action_defaults(kind, row, state, matter, materials, person, held)
         seat = caller.principal.window if caller is not None and caller.principal is not None else ""
         if seat and kind in ("accept", "assign"):
             defaults["window"] = seat  # a clerk at a window takes it at her own, not the catalogue's
@@ -1306,6 +1328,10 @@ async def _errand_page(
             "guide_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # only where held
             "applicant": applicant,
             "materials": materials,
+            "missing_main": held.missing_main,
+            "missing_secondary": held.missing_secondary,
+            "supplied": held.supplied,
+            "unacceptable": bilingual(unacceptable) if unacceptable is not None else None,
             "holder": screen_name(directory, row["holder"]),
             "pending": screen_name(directory, row["pending_to"]) if row["pending_to"] else "",
             "responsible": screen_name(directory, row["responsible"]) if row["responsible"] else "",
