@@ -32,11 +32,17 @@ def test_a_main_material_missing_is_said_and_acceptance_is_neither_offered_nor_t
     assert cell(page, "materials-held") == "申请书、身份证复印件"
     missing = re.search(r'<td id="materials-missing">(.*?)</td>', page, re.S)
     assert missing is not None
-    assert re.search(r'data-missing="main"><b>主件 <span class="en">main</span>：户口簿复印件</b>', missing.group(1))
-    assert re.search(r'data-missing="secondary">副件 <span class="en">secondary</span>：困难情况证明材料', page)
+    assert re.search(
+        r'data-missing="main"><b>主件 <span class="en" lang="en">main</span>：户口簿复印件</b>', missing.group(1)
+    )
+    assert re.search(
+        r'data-missing="secondary">副件 <span class="en" lang="en">secondary</span>：困难情况证明材料', page
+    )
     assert "accept" not in kinds(page) and "submit" in kinds(page)  # carried up to the township instead
     note = re.search(
-        r'<p class="note" id="accept-unavailable" data-refusal="accept_mains_missing">(.*?)</p>', page, re.S
+        r'<p class="note" id="accept-unavailable" data-refusal="accept_mains_missing" lang="zh-CN">(.*?)</p>',
+        page,
+        re.S,
     )
     assert note is not None and note.group(1).startswith("主件不齐，不能受理：缺少户口簿复印件")
 
