@@ -31,7 +31,7 @@ from sanji.office.platform import (
     ImportProblem,
     NationalCodes,
     export_files,
-    import_implementation_list,
+    read_implementation_list,
     remember_export,
     since_of,
 )
@@ -121,14 +121,18 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     try:
-        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ImportProblem("the implementation list is a JSON object with a 'tasks' list")
-        catalogue, codes = import_implementation_list(
-            data, county=args.county, version=args.version, published_at=args.published_at
-        )
-    except (OSError, ValueError) as exc:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        catalogue, codes = read_implementation_list(
+            raw, county=args.county, version=args.version, published_at=args.published_at
+        )
+    except ImportProblem as exc:
+        print(f"无法导入事项实施清单 / cannot import the implementation list {args.file}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
         return 2
     _write(Path(args.out), msgspec.to_builtins(catalogue))
     _write(Path(args.codes), msgspec.to_builtins(codes))
