@@ -63,6 +63,9 @@ def run_import(config: str, path: Path) -> int:
     except OSError as exc:
         print(f"error: {path}: {exc.strerror or exc}")
         return 2
+    signed = ", ".join(summary.signers) or "no verified batch"
+    claim = "" if summary.exporter in summary.signers else f"; the unsigned header names {summary.exporter}"
+    print(f"signed by {signed}{claim}")
     print(
         f"{summary.batches} batches: {summary.stored} applied, {summary.duplicate} already held, "
         f"{summary.held} waiting for earlier batches, {summary.refused} refused"
