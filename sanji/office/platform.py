@@ -23,7 +23,7 @@ sealed to the errand's path, and leave only when the county decides the transpor
 is encrypted (the provinces use SM2/SM4; not built here).
 
 Matter codes: ``codes`` maps a Sanji matter code to its national ``catalog_code`` / ``task_code`` /
-``task_handle_item`` / ``task_version`` (``import_implementation_list`` makes it); a matter without
+``task_handle_item`` / ``task_version`` (``read_implementation_list`` makes it); a matter without
 an entry is sent under its own code in both fields.
 """
 
@@ -375,7 +375,7 @@ TASK_TYPES = {
 UNITS = {"1": "working", "2": "calendar", "工作日": "working", "自然日": "calendar"}
 
 
-MAX_LIST_BYTES = 64 * 1024 * 1024  # a province's whole list with every material runs to a few megabytes
+MAX_LIST_BYTES = 16 * 1024 * 1024  # 2,000 matters (the catalogue's limit) with their materials: a few megabytes
 MAX_LIST_DEPTH = 16  # a list nests 4 deep (tasks, a task, its materials, a material)
 MAX_DAYS = 3650  # ten years: no time limit in any list is longer, and a larger one is a typo or an attack
 MAX_NATIONAL_CODE = 64  # catalog_code 12, task_handle_item 33 characters seen (EXCHANGE.md §2)
@@ -449,16 +449,21 @@ _FIELD_ZH = {
 }
 
 
-def _nesting(text: str) -> int:
-    """How deep the JSON ``text`` nests (brackets inside strings do not count); stops counting past the limit."""
-    depth = deepest = 0
-    for bracket in re.sub(r"[^\[\]{}]", "", re.sub(r'"(?:[^"\\]|\\.)*"', "", text)):
+# A JSON string, closed or running to the end: it always matches, so stripping strings stays linear in the text
+# (a pattern that could fail would be tried again from every escaped quote of an unclosed string).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the JSON ``text`` nests deeper than ``MAX_LIST_DEPTH`` (brackets inside strings do not count), so a
+    recursive decoder is never handed more depth than it can take. Stops at the first bracket too deep."""
+    depth = 0
+    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_LIST_DEPTH:
-                break
-    return deepest
+        if depth > MAX_LIST_DEPTH:
+            return True
+    return False
 
 
 def read_implementation_list(
@@ -481,7 +486,7 @@ def read_implementation_list(
         text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     except UnicodeDecodeError:
         raise ImportProblem(NOT_UTF8) from None
-    if _nesting(text) > MAX_LIST_DEPTH:
+    if _too_deep(text):
         raise ImportProblem(
             f"文件嵌套超过 {MAX_LIST_DEPTH} 层，不是事项实施清单 / the file nests deeper than {MAX_LIST_DEPTH} levels: "
             "not an implementation list"
@@ -507,15 +512,6 @@ def read_implementation_list(
     if problems:
         raise ImportProblem(problems)
     return catalogue, codes
-
-
-def import_implementation_list(
-    data: Mapping[str, Any], *, county: str, version: int, published_at: str
-) -> tuple[Catalogue, dict[str, NationalCodes]]:
-    """The list already parsed (a mapping): checked as if read from a file."""
-    return read_implementation_list(
-        msgspec.json.encode(data), county=county, version=version, published_at=published_at
-    )
 
 
 def _whole_days(value: int | str | None, default: int) -> int | None:
