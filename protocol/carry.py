@@ -10,6 +10,11 @@ The whole file is checked (size before any byte is read, then structure, limits 
 trailing checksum, streamed) before anything is applied, so a damaged or crafted file is
 refused whole and nothing partial is applied. Each frame inside is still a signed
 batch, verified on import like any other: the file adds no trust of its own.
+
+The header is not signed (the trailing checksum is plain SHA-256: anyone can recompute it), so what it
+says is bounded and checked like any received node id (``check_header``) and never shown as the file's
+origin: an importer names the nodes that signed the batches it verified. Each way a file fails has its
+own ``CarryFileError.problem``, so a reader can tell a damaged copy from a crafted or foreign file.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
 
+from protocol.bounds import node_id_problem
 from protocol.envelope import check_head
 from protocol.errors import FrameError, FrameTooLarge
 from protocol.limits import MAX_FRAME_BYTES
-from protocol.wire import decode
+from protocol.names import invisible
+from protocol.wire import TooDeep, decode
 
 MAGIC = b"SJX"
 FORMAT_VERSION = 1
@@ -31,6 +39,21 @@ MAX_CARRY_BYTES = 2 * 1024 * 1024 * 1024
 MAX_CARRY_FRAMES = 100_000  # months of a busy village's batches; a file claiming more is not an export
 MAX_HEADER_BYTES = 64 * 1024
 MIN_FRAME_BYTES = 5 + 4 + 2 + 64  # magic, version, key id length, payload length, signature length, Ed25519
+MAX_NOTE = 200
+
+CarryProblem = Literal["unreadable", "too_deep", "bad_header", "damaged", "structure"]
+
+
+class CarryFileError(FrameError):
+    """The file as a whole is refused; ``problem`` says how: its header does not decode (``unreadable``), nests
+    deeper than any header (``too_deep``), names no node (``bad_header``), the checksum does not match
+    (``damaged``), or the batches do not fit what the header announced (``structure``)."""
+
+    code = "bad_transfer_file"
+
+    def __init__(self, problem: CarryProblem, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.problem: CarryProblem = problem
 
 
 class CarryHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +67,17 @@ class CarryHeader(msgspec.Struct, frozen=True, kw_only=True):
 class CarryFile(msgspec.Struct, frozen=True, kw_only=True):
     header: CarryHeader
     frames: tuple[bytes, ...]
+
+
+def check_header(header: CarryHeader) -> None:
+    """Raise ``CarryFileError("bad_header")`` unless the header's node ids are node ids and its note is short text."""
+    for name in ("exporter", "recipient"):
+        if problem := node_id_problem(getattr(header, name), field=f"the file's {name}"):
+            raise CarryFileError("bad_header", problem, hint="The file was not written by a Sanji node; do not use it.")
+    if len(header.note) > MAX_NOTE or any(invisible(c) for c in header.note):
+        raise CarryFileError("bad_header", f"the file's note is over {MAX_NOTE} characters or holds control characters")
+    if header.created < 0:
+        raise CarryFileError("bad_header", f"the file's creation time {header.created} is negative")
 
 
 def write_carry(header: CarryHeader, frames: Sequence[bytes]) -> bytes:
@@ -128,13 +162,23 @@ class CarryScanner:
                         return out
                     (self._need_head,) = struct.unpack(">I", raw)
                     if self._need_head > MAX_HEADER_BYTES:
-                        raise FrameError(f"transfer file header of {self._need_head} bytes is implausibly large")
+                        raise CarryFileError(
+                            "unreadable", f"transfer file header of {self._need_head} bytes is implausibly large"
+                        )
                 head = self._take(self._need_head)
                 if head is None:
                     return out
-                self.header = decode(head, CarryHeader, what="transfer file header", max_bytes=MAX_HEADER_BYTES)
+                try:
+                    header = decode(head, CarryHeader, what="transfer file header", max_bytes=MAX_HEADER_BYTES)
+                except TooDeep as exc:
+                    raise CarryFileError("too_deep", f"the transfer file's header: {exc}") from None
+                except FrameError as exc:
+                    raise CarryFileError("unreadable", f"the transfer file's header cannot be read: {exc}") from None
+                check_header(header)
+                self.header = header
                 if not 0 <= self.header.count <= MAX_CARRY_FRAMES:
-                    raise FrameError(
+                    raise CarryFileError(
+                        "structure",
                         f"transfer file announces {self.header.count} batches; at most {MAX_CARRY_FRAMES} are read",
                         hint="Export in several files.",
                     )
@@ -163,7 +207,8 @@ class CarryScanner:
         if self._pos + len(self._buf) < self.body_end or len(self._trailer) < 32:
             raise FrameError("the transfer file is shorter than its size said (it changed while being read)")
         if self._hash.digest() != bytes(self._trailer):
-            raise FrameError(
+            raise CarryFileError(
+                "damaged",
                 "the transfer file is damaged (checksum mismatch); nothing was imported",
                 hint="Copy the file again from the exporting node, or export it anew.",
             )

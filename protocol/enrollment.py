@@ -16,6 +16,11 @@ that it holds the key), and its database instance id, which the certificate bind
 copy of the key on another database, or the database on another install, is told apart.
 
 A token works once and expires (seven days by default).
+
+Which id and name a parent may give a new node is decided here (``new_node_problem``, ``node_name_problem``),
+asked by ``TrustBook.issue_token`` (the enrollment screen and ``sanji enroll issue`` both go through it) and by
+the screen's form for its field messages: an id must not read as another id of the tree (case, O/0, I/1/l), and
+under a city every id below a county starts with its parent's (README: a deeper tree keeps ids unique so).
 """
 
 from __future__ import annotations
@@ -24,11 +29,16 @@ import base64
 import hashlib
 import hmac
 import os
+import unicodedata
+from collections.abc import Iterable
 
 import msgspec
 
+from protocol.bounds import node_id_problem
 from protocol.errors import SanjiError
+from protocol.names import invisible
 from protocol.signing import ED25519, KeyRecord, SigningKey, verify
+from protocol.topology import COUNTY, TOWN
 
 TOKEN_PREFIX = "SJE1"
 SECRET_BYTES = 16
@@ -41,6 +51,57 @@ class EnrollmentError(SanjiError):
     default_hint = (
         "Ask the parent node's director for a new enrollment token: tokens work once, for one node, and expire."
     )
+
+
+# A desk reads ids aloud, types them from paper and compares them by eye: these read as one another.
+_LOOK_ALIKE = str.maketrans({"o": "0", "i": "1", "l": "1"})
+
+
+def id_fold(node: str) -> str:
+    """What two node ids that read alike have in common: case, full and half width, O/0, I/1/l alike."""
+    return unicodedata.normalize("NFKC", node).casefold().translate(_LOOK_ALIKE)
+
+
+def new_node_problem(
+    node: str, *, parent: str, parent_role: str, under_region: bool, known: Iterable[str]
+) -> str | None:
+    """Why ``parent`` may not give a new node the id ``node`` (Chinese, then English), or None.
+
+    ``known``: every id this node knows in the tree (its directory, the certificates it holds, the tokens it has
+    issued and not seen redeemed); the same id again is a replacement computer, not a look-alike.
+    ``under_region``: a city (or province) is above ``parent``; then below a county every id starts with its
+    parent's, as the README requires, so two counties never mint the same id apart.
+    """
+    if problem := node_id_problem(node):
+        return problem
+    folded = id_fold(node)
+    twin = next((k for k in known if k != node and id_fold(k) == folded), None)
+    if twin is not None:
+        return (
+            f"节点编号 {node} 与已有的 {twin} 只差大小写或形近字符（O/0、I/1/l），容易认错，请另选编号。"
+            f"Node id {node} differs from {twin}, already in the tree, only by case or look-alike characters "
+            "(O/0, I/1/l); choose another id."
+        )
+    if under_region and parent_role in (COUNTY, TOWN) and not (node.startswith(parent) and len(node) > len(parent)):
+        return (
+            f"上有市级中心时，县以下的节点编号须以上级编号 {parent} 开头（如 {parent}T01、{parent}V01）。"
+            f"Under a city, an id below a county starts with its parent's id {parent} (e.g. {parent}T01, {parent}V01)."
+        )
+    return None
+
+
+def node_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a new node on screens and certificates (Chinese, then English), or None.
+
+    A node may go unnamed (""); a name that shows as nothing, or as someone else's, may not."""
+    if any(invisible(c) for c in name):
+        return (
+            "名称含控制字符或不可见字符（如零宽空格），请重新输入。"
+            "The name holds a control or invisible character (a zero-width space, say); type it again."
+        )
+    if name and name.isspace():
+        return "名称不能只有空格。The name cannot be only spaces."
+    return None
 
 
 class Token(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):

@@ -17,6 +17,14 @@ import msgspec
 from protocol.errors import FrameError, FrameTooLarge
 
 T = TypeVar("T")
+
+
+class TooDeep(FrameError):
+    """Nested deeper than any message of ours: crafted, not damaged (a reader may word it apart)."""
+
+    code = "nested_too_deep"
+
+
 MAX_DEPTH = 16  # the deepest legitimate message (a cursors request's reports) nests 4 levels
 
 # Fixed-width types: first byte -> bytes that follow it.
@@ -85,7 +93,7 @@ def check_msgpack(data: bytes, *, max_depth: int = MAX_DEPTH) -> None:
             raise FrameError(f"a msgpack container claims {count} values but {end - pos} bytes remain")
         if count:
             if len(pending) >= max_depth:
-                raise FrameError(f"msgpack nested deeper than {max_depth} levels")
+                raise TooDeep(f"msgpack nested deeper than {max_depth} levels")
             pending.append(count)
     if pos != end:
         raise FrameError("trailing bytes after the msgpack value" if pos < end else "msgpack value is truncated")

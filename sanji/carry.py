@@ -5,7 +5,9 @@ file, and both call ``export_for`` and ``import_carried`` with the node's store.
 the whole file first (structure, limits, checksum: ``protocol.carry.CarryScanner``), refuses a
 file written for another node, then reads it again and applies its batches a group at a time;
 each batch is still verified like any received batch, so the file adds no trust of its own, and
-importing the same file twice changes nothing.
+importing the same file twice changes nothing. The file's header is not signed: what an import records
+and shows as the file's origin is the nodes that signed the batches it verified (``ImportSummary.signers``);
+the header's exporter, a node id of the directory or the file is refused, is kept beside them as claimed.
 
 The screen prepares a file once and serves exactly those bytes (``PreparedFiles``): 准备文件 writes it under
 the node's data directory with an unguessable name bound to the account that prepared it, the page shows
@@ -30,7 +32,7 @@ from typing import BinaryIO
 import msgspec
 
 from protocol.batch import open_frame
-from protocol.carry import CarryHeader, CarryScanner, write_carry
+from protocol.carry import CarryFileError, CarryHeader, CarryScanner, write_carry
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.errors import RouteError, SanjiError
 from protocol.hlc import wall_seconds
@@ -81,7 +83,8 @@ class CarryExport:
 class ImportSummary:
     """What an import did, batch by batch (``errors`` and ``refusals``: the first ``SHOWN_RESULTS`` refused)."""
 
-    exporter: str
+    exporter: str  # as the unsigned header claims it (a node id of the directory, nothing more is known)
+    signers: tuple[str, ...]  # the nodes that signed the batches verified here: who the file's content is from
     batches: int
     stored: int
     duplicate: int
@@ -131,6 +134,12 @@ async def import_carried(store: Store, fh: BinaryIO, size: int) -> ImportSummary
     header = await asyncio.to_thread(check_carried, fh, size)
     if header.recipient != store.node_id:
         raise NotForThisNode(header, store.node_id)
+    if header.exporter not in store.directory:
+        raise CarryFileError(
+            "bad_header",
+            f"the file claims to come from {header.exporter}, a node this node does not know; nothing was imported",
+            hint="Import only files exported by a node of this county's tree.",
+        )
     peer = f"file:{header.exporter}"
     results: list[FrameResult] = []
     scanner = CarryScanner(size, keep=True)
@@ -145,8 +154,10 @@ async def import_carried(store: Store, fh: BinaryIO, size: int) -> ImportSummary
         results.extend((await store.receive(group, peer=peer)).results)
     scanner.finish()
     refused = [r for r in results if r.status == "refused"]
+    signers = sorted({r.origin for r in results if r.status != "refused" and r.origin in store.directory})
     summary = ImportSummary(
         exporter=header.exporter,
+        signers=tuple(signers),
         batches=len(results),
         stored=sum(r.status == "stored" for r in results),
         duplicate=sum(r.status == "duplicate" for r in results),
@@ -156,7 +167,8 @@ async def import_carried(store: Store, fh: BinaryIO, size: int) -> ImportSummary
         refusals=refused[:SHOWN_RESULTS],
     )
     counts = ("batches", "stored", "duplicate", "held", "refused")
-    await store.log_event(IMPORTED, header.exporter, {name: getattr(summary, name) for name in counts})
+    detail: dict[str, object] = {name: getattr(summary, name) for name in counts}
+    await store.log_event(IMPORTED, header.exporter, detail | {"signers": signers})
     return summary
 
 

@@ -382,6 +382,17 @@ class AuthBook:
         async with self.db.write() as conn:
             await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=now))
 
+    async def revoke_tokens_of(self, account_id: int, *, now: float, event: Callable[[int], ev.Event]) -> int:
+        """Revoke every live token of the account, each with its own audit row; how many there were."""
+        async with self.db.write() as conn:
+            live = t.api_tokens.c.account_id == account_id, t.api_tokens.c.revoked_at.is_(None)
+            ids = list((await conn.execute(select(t.api_tokens.c.id).where(*live))).scalars())
+            if ids:
+                await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id.in_(ids)).values(revoked_at=now))
+                for token_id in ids:
+                    await insert_event(conn, event(token_id))
+        return len(ids)
+
     async def revoke_token(self, token_id: int, *, now: float, event: ev.Event, once: Once | None = None) -> bool:
         """``once``: the revoking form's one-time key, kept with the revocation (``AlreadySent`` if it was)."""
         async with self.db.write() as conn:

@@ -342,9 +342,17 @@ class AuthService:
             raise AccountError(f"no account named {name} at this node", zh=f"本节点没有名为 {name} 的账号")
         return account
 
-    async def set_password(self, name: str, password: str, *, by: Who, must_change: bool = False) -> None:
-        """A new password for ``name`` (ends its sessions). ``must_change``: a generated one, changed at first login;
-        a password an operator chose and typed (``sanji accounts passwd``) is not."""
+    async def set_password(
+        self, name: str, password: str, *, by: Who, must_change: bool = False, keep_tokens: bool = False
+    ) -> int:
+        """A new password for ``name``, set by an administrator; ends its sessions and, unless ``keep_tokens``, its
+        API tokens (returns how many were revoked). ``must_change``: a generated one, changed at first login; a
+        password an operator chose and typed (``sanji accounts passwd``) is not.
+
+        An administrator sets a password when the holder forgot it or it may be known to someone else: the
+        second is the case to be safe in, so everything that lets the account in ends with it, tokens too (the
+        one it is for gets a new one from ``sanji accounts token``). The holder's own change (``/account/password``)
+        keeps them: the holder cannot issue a token, so a password they knew says nothing about one."""
         account = await self._existing(name)
         try:
             hashed = passwords.hash_password(password)
@@ -354,6 +362,15 @@ class AuthService:
         values = {"password_hash": hashed, "must_change_password": must_change}
         await self.book.update_account(account.id, values, event=event)
         await self.book.close_sessions_of(account.id)
+        if keep_tokens:
+            return 0
+        return await self.revoke_tokens_of(account.id, by=by)
+
+    async def revoke_tokens_of(self, account_id: int, *, by: Who) -> int:
+        def event(token_id: int) -> ev.Event:
+            return ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
+
+        return await self.book.revoke_tokens_of(account_id, now=self.clock(), event=event)
 
     async def change_own_password(
         self, session_id: str, current: str, new: str, again: str, *, ip: str = "", once: Once | None = None
@@ -448,11 +465,12 @@ class AuthService:
         )
         return account, password
 
-    async def reset_password(self, name: str, *, by: Who) -> str:
-        """A new generated password (returned once, to be changed at the next login); the account's sessions end."""
+    async def reset_password(self, name: str, *, by: Who) -> tuple[str, int]:
+        """A new generated password (returned once, to be changed at the next login) and how many API tokens were
+        revoked with it: the account's sessions and tokens end (``set_password``)."""
         password = one_time_password()
-        await self.set_password(name, password, by=by, must_change=True)
-        return password
+        revoked = await self.set_password(name, password, by=by, must_change=True)
+        return password, revoked
 
     def posts_here(self) -> tuple[str, ...]:
         """The posts (roles) an account of this node may hold."""

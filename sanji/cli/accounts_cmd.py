@@ -84,9 +84,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     edit.add_argument("--window", help=WINDOW_HELP + ' ("" clears it; left out: unchanged)')
     edit.set_defaults(func=lambda a: run_edit(a.config, a.name, department=a.department, window=a.window))
     command("list", "list the accounts", named=False).set_defaults(func=lambda a: run_list(a.config))
-    pw = command("passwd", "set a new password (ends the account's sessions)")
+    pw = command("passwd", "set a new password (ends the account's sessions and revokes its API tokens)")
+    pw.add_argument(
+        "--keep-tokens",
+        action="store_true",
+        help="keep the account's API tokens (a forgotten password; not after a suspected compromise)",
+    )
     pw.add_argument("--password-stdin", action="store_true")
-    pw.set_defaults(func=lambda a: run_passwd(a.config, a.name, read_password(a.password_stdin)))
+    pw.set_defaults(
+        func=lambda a: run_passwd(a.config, a.name, read_password(a.password_stdin), keep_tokens=a.keep_tokens)
+    )
     command("disable", "disable an account (ends its sessions; its tokens stop working)").set_defaults(
         func=lambda a: run_active(a.config, a.name, False)
     )
@@ -184,14 +191,20 @@ def run_edit(config: str, name: str, *, department: str | None = None, window: s
     return _run(config, work)
 
 
-def run_passwd(config: str, name: str, password: str) -> int:
+def run_passwd(config: str, name: str, password: str, *, keep_tokens: bool = False) -> int:
     if password == "\0mismatch":
         say.error("两次输入的密码不一致", "the two passwords differ")
         return 2
 
     async def work(service: AuthService) -> int:
-        await service.set_password(name, password, by=cli_who())
-        print(f"password of {name} changed; its sessions are ended")
+        revoked = await service.set_password(name, password, by=cli_who(), keep_tokens=keep_tokens)
+        if keep_tokens:
+            print(f"password of {name} changed; its sessions are ended, its API tokens kept (--keep-tokens)")
+        else:
+            print(
+                f"password of {name} changed; its sessions are ended and its {revoked} API token(s) revoked"
+                + (" (issue new ones with `sanji accounts token`)" if revoked else "")
+            )
         return 0
 
     return _run(config, work)

@@ -65,6 +65,11 @@ def run_import(config: str, path: Path) -> int:
     except OSError as exc:
         say.error(f"无法读取 {path}", f"{path}: {exc.strerror or exc}")
         return 2
+    signed = "、".join(summary.signers) or "无已验证的批次"
+    signed_en = ", ".join(summary.signers) or "no verified batch"
+    claim = "" if summary.exporter in summary.signers else f"；文件头（未签名）写的是 {summary.exporter}"
+    claim_en = "" if summary.exporter in summary.signers else f"; the unsigned header names {summary.exporter}"
+    say.info(f"签名节点：{signed}{claim}", f"signed by {signed_en}{claim_en}")
     say.info(
         f"共 {summary.batches} 批：已应用 {summary.stored}，本节点已有 {summary.duplicate}，"
         f"等待更早的批次 {summary.held}，拒收 {summary.refused}",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import msgspec
 
+from protocol.enrollment import new_node_problem, node_name_problem
 from protocol.signing import KeyRecord
-from protocol.topology import ROLES, Directory, NodeEntry
+from protocol.topology import ROLES, Directory, NodeEntry, regional
 from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.keys import read_directory, write_directory
@@ -51,8 +52,22 @@ def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *ke
             )
             return 2
         records.append(record)
-    entries = read_directory(path).nodes() if path.exists() else []
-    entries = [e for e in entries if e.id != node]
+    current = read_directory(path) if path.exists() else Directory([])
+    if parent is not None and parent in current:  # the rule the enrollment desks ask (an unknown parent: below)
+        problem = new_node_problem(
+            node,
+            parent=parent,
+            parent_role=current.role(parent),
+            under_region=any(regional(current.role(a)) for a in current.path(parent)),
+            known=(e.id for e in current.nodes()),
+        )
+        if problem:
+            print(f"error: {problem}")
+            return 2
+    if problem := node_name_problem(name):
+        print(f"error: --name: {problem}")
+        return 2
+    entries = [e for e in current.nodes() if e.id != node]
     entries.append(NodeEntry(id=node, role=role, parent=parent, name=name, keys=tuple(records)))
     try:
         Directory(entries)

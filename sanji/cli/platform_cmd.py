@@ -32,7 +32,7 @@ from sanji.office.platform import (
     ImportProblem,
     NationalCodes,
     export_files,
-    import_implementation_list,
+    read_implementation_list,
     remember_export,
     since_of,
 )
@@ -125,17 +125,18 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     try:
-        data = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ImportProblem("the implementation list is a JSON object with a 'tasks' list")
-        catalogue, codes = import_implementation_list(
-            data, county=args.county, version=args.version, published_at=args.published_at
-        )
+        raw = Path(args.file).read_bytes()
     except OSError as exc:
         say.failure(exc, file=sys.stderr)
         return 2
-    except ValueError as exc:
-        say.error("实施清单无法导入", str(exc), file=sys.stderr)
+    try:
+        catalogue, codes = read_implementation_list(
+            raw, county=args.county, version=args.version, published_at=args.published_at
+        )
+    except ImportProblem as exc:
+        print(f"无法导入事项实施清单 / cannot import the implementation list {args.file}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
         return 2
     _write(Path(args.out), msgspec.to_builtins(catalogue))
     _write(Path(args.codes), msgspec.to_builtins(codes))

@@ -23,7 +23,7 @@ sealed to the errand's path, and leave only when the county decides the transpor
 is encrypted (the provinces use SM2/SM4; not built here).
 
 Matter codes: ``codes`` maps a Sanji matter code to its national ``catalog_code`` / ``task_code`` /
-``task_handle_item`` / ``task_version`` (``import_implementation_list`` makes it); a matter without
+``task_handle_item`` / ``task_version`` (``read_implementation_list`` makes it); a matter without
 an entry is sent under its own code in both fields.
 """
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +42,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import select
 
+from protocol import limits
 from protocol.actions import (
     Accept,
     Action,
@@ -58,12 +60,13 @@ from protocol.actions import (
     Withdraw,
 )
 from protocol.batch import open_frame
-from protocol.catalogue import CATEGORIES, Catalogue, Material, Matter
+from protocol.catalogue import CATEGORIES, MAX_CODE, MAX_MATERIALS, MAX_MATTERS, Catalogue, Material, Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState
 from protocol.errors import SanjiError
 from protocol.hlc import pack, wall_seconds
+from protocol.names import invisible
 from protocol.topology import Directory
 from sanji.store import Store
 from sanji.store import schema as t
@@ -372,83 +375,275 @@ TASK_TYPES = {
 UNITS = {"1": "working", "2": "calendar", "工作日": "working", "自然日": "calendar"}
 
 
+MAX_LIST_BYTES = 16 * 1024 * 1024  # 2,000 matters (the catalogue's limit) with their materials: a few megabytes
+MAX_LIST_DEPTH = 16  # a list nests 4 deep (tasks, a task, its materials, a material)
+MAX_DAYS = 3650  # ten years: no time limit in any list is longer, and a larger one is a typo or an attack
+MAX_NATIONAL_CODE = 64  # catalog_code 12, task_handle_item 33 characters seen (EXCHANGE.md §2)
+NOT_UTF8 = "文件不是 UTF-8 编码（可能是 GBK），请另存为 UTF-8 / the file is not UTF-8 (perhaps GBK): save it as UTF-8"
+
+
 class ImportProblem(ValueError):
-    pass
+    """The list cannot be imported; ``problems`` lists every fault (Chinese first, then English), one a line."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
-def import_implementation_list(
-    data: Mapping[str, Any], *, county: str, version: int, published_at: str
+class _ListMaterial(msgspec.Struct, kw_only=True):
+    material_name: str = ""
+    is_need: str | int = "1"
+
+
+class _ListFee(msgspec.Struct, kw_only=True):
+    name: str = ""
+    standard: str | int | float = ""
+
+
+class _ListTask(msgspec.Struct, kw_only=True):
+    """One implementation entry as the lists carry it: codes may come as numbers, days as numerals in text."""
+
+    task_code: str = ""
+    task_name: str = ""
+    catalog_code: str | int = ""
+    task_handle_item: str | int = ""
+    task_version: str | int = ""
+    task_type: str | int = ""
+    dept_name: str = ""
+    by_law: str = ""
+    anticipate_day: int | str | None = None
+    anticipate_type: str | int | None = None
+    promise_day: int | str | None = None
+    promise_type: str | int | None = None
+    project_type: str | int = "2"
+    limit_scene_num: int | str | None = None
+    town_code: str | int | None = None
+    village_code: str | int | None = None
+    materials: list[_ListMaterial] | None = None
+    fees: list[_ListFee] | None = None
+
+
+class _ListTop(msgspec.Struct, kw_only=True):
+    tasks: list[msgspec.Raw] = []
+
+
+_FIELD_ZH = {
+    "task_code": "实施编码",
+    "task_name": "事项名称",
+    "catalog_code": "目录编码",
+    "task_handle_item": "业务办理项编码",
+    "task_version": "版本",
+    "task_type": "事项类型",
+    "dept_name": "实施机构",
+    "by_law": "设定依据",
+    "anticipate_day": "法定办结时限",
+    "anticipate_type": "法定时限单位",
+    "promise_day": "承诺办结时限",
+    "promise_type": "承诺时限单位",
+    "project_type": "办件类型",
+    "limit_scene_num": "到办事现场次数",
+    "town_code": "乡镇编码",
+    "village_code": "村编码",
+    "materials": "申请材料",
+    "fees": "收费项目",
+}
+
+
+# A JSON string, closed or running to the end: it always matches, so stripping strings stays linear in the text
+# (a pattern that could fail would be tried again from every escaped quote of an unclosed string).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.S)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the JSON ``text`` nests deeper than ``MAX_LIST_DEPTH`` (brackets inside strings do not count), so a
+    recursive decoder is never handed more depth than it can take. Stops at the first bracket too deep."""
+    depth = 0
+    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_LIST_DEPTH:
+            return True
+    return False
+
+
+def read_implementation_list(
+    raw: bytes, *, county: str, version: int, published_at: str
 ) -> tuple[Catalogue, dict[str, NationalCodes]]:
-    """A Sanji catalogue and the national codes of each matter, from the national list's shape.
+    """The national list's bytes (a file, an upload) as a catalogue and codes, or ``ImportProblem`` listing every fault.
 
-    ``data["tasks"]`` is a list of implementation entries (EXCHANGE.md §2): task_code, catalog_code,
-    task_name, task_type, task_version, dept_name, by_law, anticipate_day/_type, promise_day/_type,
-    project_type (1 即办 / 2 承诺), limit_scene_num, town_code/village_code (lower levels that handle it),
-    materials [{material_name, is_need (1 必要, 2 非必要, 3 容缺后补), ...}], fees [{name, standard}].
-    The matter's Sanji code is the task_code (kept verbatim); the codes map keeps the rest.
+    Bounded before anything is decoded: size, then nesting (a recursive decoder would otherwise reach
+    Python's recursion limit on ``[[[[...``), then a typed decode, so a value of the wrong shape is a listed
+    problem, never an exception. A UTF-8 byte-order mark (Windows Notepad writes one) is accepted.
     """
-    tasks = data.get("tasks")
-    if not isinstance(tasks, list) or not tasks:
-        raise ImportProblem("the implementation list has no tasks")
+    if len(raw) > MAX_LIST_BYTES:
+        raise ImportProblem(
+            f"文件过大（{len(raw)} 字节，上限 {MAX_LIST_BYTES}） / "
+            f"the file of {len(raw)} bytes exceeds {MAX_LIST_BYTES}"
+        )
+    if raw.startswith(b"\xff\xfe") or raw.startswith(b"\xfe\xff"):
+        raise ImportProblem("文件是 UTF-16 编码，请另存为 UTF-8 / the file is UTF-16: save it as UTF-8")
+    try:
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImportProblem(NOT_UTF8) from None
+    if _too_deep(text):
+        raise ImportProblem(
+            f"文件嵌套超过 {MAX_LIST_DEPTH} 层，不是事项实施清单 / the file nests deeper than {MAX_LIST_DEPTH} levels: "
+            "not an implementation list"
+        )
+    try:
+        top = msgspec.json.decode(text, type=_ListTop)
+    except msgspec.ValidationError as exc:
+        raise ImportProblem(
+            f"文件应是含 tasks 列表的 JSON 对象 / the file must be a JSON object with a 'tasks' list ({exc})"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ImportProblem(f"文件不是有效的 JSON / the file is not valid JSON ({exc})") from None
+    tasks: list[_ListTask | str] = []  # a row that does not decode: its problem, listed in its place
+    for index, item in enumerate(top.tasks):
+        try:
+            tasks.append(msgspec.json.decode(item, type=_ListTask))
+        except msgspec.ValidationError as exc:
+            path = str(exc).rpartition("`$.")[2].rstrip("`")
+            field = re.split(r"[.\[]", path)[0] if "`$." in str(exc) else ""
+            where = f"字段 {field}（{_FIELD_ZH.get(field, field)}）" if field else "整条"
+            tasks.append(f"第 {index + 1} 条，{where}：类型不符 / row {index + 1}, {field or 'row'}: {exc}")
+    catalogue, codes, problems = _import_tasks(tasks, county=county, version=version, published_at=published_at)
+    if problems:
+        raise ImportProblem(problems)
+    return catalogue, codes
+
+
+def _whole_days(value: int | str | None, default: int) -> int | None:
+    """Days as the lists carry them (a number, or numerals in text), or None when out of 0..MAX_DAYS."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 6):
+            return None
+        value = int(value)
+    return value if 0 <= value <= MAX_DAYS else None
+
+
+def _text_problem(value: str, *, limit: int, code: bool) -> str | None:
+    """Why a text field of the list cannot be kept (Chinese / English), or None."""
+    if any(invisible(c) for c in value):
+        return "含控制字符或不可见字符 / holds a control or invisible character"
+    if len(value) > limit:
+        return f"长 {len(value)} 字符，上限 {limit} / is {len(value)} characters; the limit is {limit}"
+    if code and any(c.isspace() for c in value):
+        return "编码不能含空格 / a code holds no spaces"
+    return None
+
+
+def _import_tasks(
+    tasks: Sequence[_ListTask | str], *, county: str, version: int, published_at: str
+) -> tuple[Catalogue, dict[str, NationalCodes], list[str]]:
+    """Each task (EXCHANGE.md §2) as a Sanji matter; the problems of each row, numbered from 1.
+
+    Fields: task_code, catalog_code, task_name, task_type, task_version, dept_name, by_law,
+    anticipate_day/_type, promise_day/_type, project_type (1 即办 / 2 承诺), limit_scene_num,
+    town_code/village_code (lower levels that handle it), materials [{material_name, is_need (1 必要,
+    2 非必要, 3 容缺后补)}], fees [{name, standard}]. The matter's Sanji code is the task_code (kept
+    verbatim); the codes map keeps the rest.
+    """
     problems: list[str] = []
+    if not tasks:
+        problems.append("清单没有事项（tasks 为空） / the implementation list has no tasks")
+    elif len(tasks) > MAX_MATTERS:
+        problems.append(
+            f"清单有 {len(tasks)} 条事项，上限 {MAX_MATTERS} / "
+            f"the list has {len(tasks)} tasks; the limit is {MAX_MATTERS}"
+        )
+        tasks = ()
     matters: list[Matter] = []
     codes: dict[str, NationalCodes] = {}
+    first_row: dict[str, int] = {}
     for index, task in enumerate(tasks):
-        where = f"tasks[{index}]"
-        if not isinstance(task, dict):
-            problems.append(f"{where}: not an object")
+        if isinstance(task, str):
+            problems.append(task)
             continue
-        code = str(task.get("task_code", "")).strip()
-        name = str(task.get("task_name", "")).strip()
-        if not code or not name:
-            problems.append(f"{where}: task_code and task_name are required")
-            continue
-        category = TASK_TYPES.get(str(task.get("task_type", "")).zfill(2), "其他")
-        unit = UNITS.get(str(task.get("promise_type", task.get("anticipate_type", "1"))), "working")
-        try:
-            statutory = int(task.get("anticipate_day", 0))
-            promised = int(task.get("promise_day", statutory))
-        except (TypeError, ValueError):
-            problems.append(f"{where}: anticipate_day and promise_day are whole days")
-            continue
-        immediate = str(task.get("project_type", "2")) == "1"
-        levels: list[str] = ["town"]
-        if task.get("village_code"):
-            levels.insert(0, "village")
-        fees = task.get("fees") or []
-        fee_text = "；".join(
-            f"{f.get('name', '')} {f.get('standard', '')}".strip() for f in fees if isinstance(f, dict)
-        )
-        materials = tuple(
-            Material(
-                name=str(m.get("material_name", "")).strip(),
-                main=str(m.get("is_need", "1")) == "1",
-                note="容缺后补" if str(m.get("is_need", "")) == "3" else "",
+        row = index + 1
+
+        def bad(field: str, message: str, row: int = row) -> None:
+            problems.append(f"第 {row} 条，字段 {field}（{_FIELD_ZH.get(field, field)}）：{message}")
+
+        code = task.task_code.strip()
+        name = task.task_name.strip()
+        before = len(problems)
+        if not code:
+            bad("task_code", "必填 / task_code is required")
+        elif why := _text_problem(code, limit=MAX_CODE, code=True):
+            bad("task_code", why)
+        elif code in first_row:
+            bad("task_code", f"与第 {first_row[code]} 条重复 / duplicates row {first_row[code]}")
+        else:
+            first_row[code] = row
+        if not name:
+            bad("task_name", "必填 / task_name is required")
+        national = {f: str(getattr(task, f)).strip() for f in ("catalog_code", "task_handle_item", "task_version")}
+        for field, value in national.items():
+            if why := _text_problem(value, limit=MAX_NATIONAL_CODE, code=True):
+                bad(field, why)
+        texts = {"task_name": name, "dept_name": task.dept_name.strip(), "by_law": task.by_law.strip()}
+        for field, value in texts.items():
+            if why := _text_problem(value, limit=limits.MAX_TEXT, code=False):
+                bad(field, why)
+        statutory = _whole_days(task.anticipate_day, 0)
+        if statutory is None:
+            bad("anticipate_day", f"须为 0 至 {MAX_DAYS} 的整数天 / must be whole days from 0 to {MAX_DAYS}")
+        promised = _whole_days(task.promise_day, statutory or 0)
+        if promised is None:
+            bad("promise_day", f"须为 0 至 {MAX_DAYS} 的整数天 / must be whole days from 0 to {MAX_DAYS}")
+        scenes = _whole_days(task.limit_scene_num, 0)
+        if scenes is None:
+            bad("limit_scene_num", f"须为 0 至 {MAX_DAYS} 的整数 / must be a whole number from 0 to {MAX_DAYS}")
+        materials: list[Material] = []
+        for m in task.materials or []:
+            if why := _text_problem(m.material_name.strip(), limit=limits.MAX_TEXT, code=False):
+                bad("materials", why)
+            elif m.material_name.strip():
+                is_need = str(m.is_need)
+                materials.append(
+                    Material(
+                        name=m.material_name.strip(), main=is_need == "1", note="容缺后补" if is_need == "3" else ""
+                    )
+                )
+        if len(materials) > MAX_MATERIALS:
+            bad(
+                "materials",
+                f"有 {len(materials)} 项，上限 {MAX_MATERIALS} / lists {len(materials)}; the limit is {MAX_MATERIALS}",
             )
-            for m in task.get("materials") or []
-            if isinstance(m, dict) and str(m.get("material_name", "")).strip()
-        )
-        department = str(task.get("dept_name", "")).strip()
-        try:
-            in_person = int(task.get("limit_scene_num", 0) or 0) >= 1 and not task.get("village_code")
-        except (TypeError, ValueError):
-            problems.append(f"{where}: limit_scene_num is a whole number")
+        fee_text = "；".join(f"{f.name} {f.standard}".strip() for f in task.fees or [])
+        if why := _text_problem(fee_text, limit=limits.MAX_TEXT, code=False):
+            bad("fees", why)
+        if len(problems) > before or statutory is None or promised is None or scenes is None:
             continue
-        handled_below = bool(task.get("town_code") or task.get("village_code"))
+        category = TASK_TYPES.get(str(task.task_type).zfill(2), "其他")
+        unit_code = task.promise_type if task.promise_type is not None else task.anticipate_type
+        unit = UNITS.get(str(unit_code if unit_code is not None else "1"), "working")
+        immediate = str(task.project_type) == "1"
+        levels: list[str] = ["town"]
+        if task.village_code:
+            levels.insert(0, "village")
+        department = texts["dept_name"]
+        in_person = scenes >= 1 and not task.village_code
+        handled_below = bool(task.town_code or task.village_code)
         matters.append(
             Matter(
                 code=code,
                 name=name,
                 name_en="",
                 category=category if category in CATEGORIES else "其他",  # type: ignore[arg-type]
-                legal_basis=str(task.get("by_law", "")).strip() or "见国家事项实施清单",
+                legal_basis=texts["by_law"] or "见国家事项实施清单",
                 accept_levels=tuple(levels),  # type: ignore[arg-type]
                 handle_levels=("town",) if handled_below else ("county",),
                 approve_levels=("town",) if handled_below else ("county",),
                 # 到办事现场次数 0 (or a village that handles it): an agent may carry it; else in person
                 proxy_allowed=not in_person,
                 in_person=in_person,
-                materials=materials,
+                materials=tuple(materials),
                 statutory_limit=statutory,
                 committed_limit=0 if immediate else promised,
                 limit_unit=unit,  # type: ignore[arg-type]
@@ -462,14 +657,13 @@ def import_implementation_list(
             )
         )
         codes[code] = NationalCodes(
-            catalog_code=str(task.get("catalog_code", "")).strip() or code,
+            catalog_code=national["catalog_code"] or code,
             task_code=code,
-            task_handle_item=str(task.get("task_handle_item", "")).strip(),
-            task_version=str(task.get("task_version", "")).strip(),
+            task_handle_item=national["task_handle_item"],
+            task_version=national["task_version"],
         )
-    if problems:
-        raise ImportProblem("; ".join(problems))
-    return Catalogue(county=county, version=version, published_at=published_at, matters=tuple(matters)), codes
+    catalogue = Catalogue(county=county, version=version, published_at=published_at, matters=tuple(matters))
+    return catalogue, codes, problems
 
 
 async def _arrived_since(conn: Any, directory: Directory, since: float) -> set[str]:

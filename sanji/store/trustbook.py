@@ -30,13 +30,15 @@ from protocol.enrollment import (
     EnrollResponse,
     Token,
     check_request,
+    new_node_problem,
     new_token,
+    node_name_problem,
 )
 from protocol.errors import SanjiError
 from protocol.hlc import wall_ms
 from protocol.session import RotateKeys
 from protocol.signing import ED25519, verify
-from protocol.topology import Directory, NodeEntry, enrolls, level_below
+from protocol.topology import Directory, NodeEntry, enrolls, level_below, regional
 from protocol.trust import (
     AddResult,
     Certificate,
@@ -544,6 +546,25 @@ class TrustBook:
                 hint="Choose another id, e.g. one that starts with this county's (C1T05). "
                 "Only the county moves a node to another parent.",
             )
+        directory = self.store.directory
+        async with self.store.db.reader.connect() as conn:
+            pending = (
+                await conn.execute(
+                    select(t.enrollments.c.node).where(
+                        t.enrollments.c.used_at.is_(None), t.enrollments.c.expires_at > time.time()
+                    )
+                )
+            ).scalars()
+            known = {*(n.id for n in directory.nodes()), *(c.node for c in self.state.certificates()), *pending}
+        problem = new_node_problem(
+            node,
+            parent=self.store.node_id,
+            parent_role=mine,
+            under_region=any(regional(directory.role(a)) for a in directory.path(self.store.node_id)),
+            known=known,
+        ) or node_name_problem(name)
+        if problem:
+            raise EnrollmentError(problem, hint="Choose another id or name; nothing was issued.")
         token = new_token(
             parent=self.store.node_id, node=node, role=role, root=root_fingerprint(self.state.root_documents()[0])
         )

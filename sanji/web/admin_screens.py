@@ -271,10 +271,10 @@ class AccountsScreenController(Controller):
         auth = auth_of(request)
         name = _field(await bounded_form(request), "name", NAME_LIMIT)
         try:
-            password = await auth.reset_password(name, by=_who(request, principal))
+            password, revoked = await auth.reset_password(name, by=_who(request, principal))
         except AccountError as exc:
             return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.texts))
-        shown = {"name": name, "password": password, "why": "reset"}
+        shown = {"name": name, "password": password, "why": "reset", "tokens_revoked": str(revoked or "")}
         return await accounts_page(request, store, context, auth, shown=shown)
 
     @post("/tokens/{token_id:int}/revoke", status_code=303)

@@ -26,7 +26,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.response import Template
 
-from protocol.carry import MAGIC, MAX_CARRY_BYTES
+from protocol.carry import MAGIC, MAX_CARRY_BYTES, CarryFileError
 from protocol.errors import FrameTooLarge, SanjiError, UnsupportedFormat
 from sanji.auth.guard import Caller, close_uploads
 from sanji.carry import (
@@ -211,6 +211,25 @@ def _file_problem(exc: SanjiError, head: bytes) -> tuple[int, tuple[str, str]]:
             "文件超过带送文件格式的上限，未导入任何内容；请分几次导出",
             f"The file is larger than a transfer file may be; nothing was imported. Export in several files. ({exc})",
         )
+    if isinstance(exc, CarryFileError) and exc.problem != "damaged":
+        return 422, {
+            "unreadable": (
+                "文件头无法读取（不是本系统写出的文件头），未导入任何内容；请从导出节点重新导出",
+                f"The file's header cannot be read; nothing was imported. Export it anew. ({exc})",
+            ),
+            "too_deep": (
+                "文件头嵌套过深，不是本系统写出的文件，未导入任何内容",
+                f"The file's header nests deeper than any Sanji header; nothing was imported. ({exc})",
+            ),
+            "bad_header": (
+                "文件头标明的节点编号不合规或本节点不认识，未导入任何内容；只导入本县节点导出的文件",
+                f"The file's header names no node of this tree; nothing was imported. ({exc})",
+            ),
+            "structure": (
+                "文件中的批次与文件头所说不符，未导入任何内容；请从导出节点重新导出",
+                f"The file's batches do not match what its header announces; nothing was imported. ({exc})",
+            ),
+        }[exc.problem]
     return 422, (
         "文件已损坏或被改动（校验不符），未导入任何内容；请从导出节点重新拷贝或重新导出",
         f"The file is damaged or was changed; nothing was imported. Copy it again or export it anew. ({exc})",

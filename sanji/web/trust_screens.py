@@ -26,7 +26,7 @@ from litestar.response import Template
 
 from protocol.bounds import NODE_ID_RULE_EN, NODE_ID_RULE_ZH, node_id_problem
 from protocol.deadlines import CHINA_STANDARD_TIME
-from protocol.enrollment import TOKEN_VALID_DAYS, encode_token
+from protocol.enrollment import TOKEN_VALID_DAYS, encode_token, node_name_problem
 from protocol.errors import SanjiError
 from protocol.topology import CITY, COUNTY, PROVINCE, ROLES, TOWN, VILLAGE, level_below
 from protocol.trust import root_fingerprint
@@ -122,6 +122,8 @@ def check_form(values: dict[str, str], child_role: str | None) -> dict[str, str]
         errors["node"] = f"{NODE_ID_RULE_ZH} {NODE_ID_RULE_EN[0].upper()}{NODE_ID_RULE_EN[1:]}"
     if len(values["name"]) > MAX_NAME:
         errors["name"] = f"名称不超过{MAX_NAME}字 At most {MAX_NAME} characters"
+    elif name_problem := node_name_problem(values["name"]):  # the rule issue_token asks too, said at the field
+        errors["name"] = name_problem.replace("。", " ", 1)
     days = values["days"]
     if not (days.isdigit() and 1 <= int(days) <= MAX_DAYS):
         errors["days"] = f"有效天数应为1到{MAX_DAYS}的整数 Valid days: a whole number from 1 to {MAX_DAYS}"

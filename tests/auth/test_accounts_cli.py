@@ -7,8 +7,10 @@ import io
 from pathlib import Path
 
 import pytest
-from auth_kit import PASSWORD, prepare, with_service
+from auth_kit import PASSWORD, app, bearer, events, prepare, token, with_service
+from litestar.testing import TestClient
 
+from sanji.auth import events as ev
 from sanji.auth.book import Who
 from sanji.auth.service import AuthService, LoginRefused
 from sanji.cli import accounts_cmd
@@ -113,3 +115,28 @@ def test_list_says_which_accounts_must_change_their_password(town: Path, capsys:
     with_service(town, change)
     assert accounts_cmd.run_list(str(town)) == 0
     assert "待本人改密" not in capsys.readouterr().out
+
+
+def test_passwd_revokes_the_accounts_api_tokens_unless_asked_to_keep_them(
+    town: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a suspected compromise the administrator's passwd ends everything that lets the account in."""
+    assert accounts_cmd.run_add(str(town), "王芳", "window_a", PASSWORD) == 0
+    secrets = [token(town, "王芳"), token(town, "王芳")]
+    with TestClient(app(town)) as client:
+        assert all(client.get("/api/errands", headers=bearer(s)).status_code == 200 for s in secrets)
+        capsys.readouterr()
+        assert accounts_cmd.run_passwd(str(town), "王芳", PASSWORD + "-new") == 0
+        assert "its sessions are ended and its 2 API token(s) revoked" in capsys.readouterr().out
+        assert all(client.get("/api/errands", headers=bearer(s)).status_code == 401 for s in secrets)
+        kept = token(town, "王芳")
+        args = parse(
+            ["accounts", "passwd", "--config", str(town), "--name", "王芳", "--keep-tokens", "--password-stdin"]
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("sys.stdin", io.StringIO(PASSWORD + "-again\n"))
+            assert args.func(args) == 0
+        assert "API tokens kept (--keep-tokens)" in capsys.readouterr().out
+        assert client.get("/api/errands", headers=bearer(kept)).status_code == 200
+    revoked = [e for e in events(town, event="token_revoked") if isinstance(e, ev.TokenRevoked)]
+    assert len(revoked) == 2 and all(e.actor.startswith("cli:") for e in revoked)  # each audited

@@ -101,8 +101,12 @@ def test_reset_password_and_revoke_token(town: Path, admin: tuple[Client, str]) 
     r = client.post(f"/admin/accounts/tokens/{token_id}/revoke", data={"_csrf_token": csrf})
     assert r.status_code == 200 and "Token revoked" in r.text
     assert client.get("/api/errands", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+    kept = token(town, "王芳")  # a reset is the answer to a suspected compromise: it ends the tokens too
+    assert client.get("/api/errands", headers={"Authorization": f"Bearer {kept}"}).status_code == 200
     r = client.post("/admin/accounts/password", data={"name": "王芳", "_csrf_token": csrf})
     assert r.status_code == 200
+    assert "其 1 个接口令牌已吊销" in r.text and 'id="tokens-revoked">1</span> API token(s) revoked' in r.text
+    assert client.get("/api/errands", headers={"Authorization": f"Bearer {kept}"}).status_code == 401
     password = one_time(r.text)
     with TestClient(app(town)) as fresh:
         login(fresh, "王芳", password)

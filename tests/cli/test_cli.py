@@ -46,6 +46,13 @@ def test_directory_add_builds_a_consistent_tree(tmp_path: Path, capsys: pytest.C
     assert directory_cmd.run_add(directory, "T01", "town", "C", "", records["T01"]) == 0
     assert directory_cmd.run_add(directory, "T01V01", "village", "T01", "", records["T01V01"]) == 0
     assert read_directory(directory).path("T01V01") == ("C", "T01", "T01V01")
+    capsys.readouterr()
+    keys_init.run("TO1", tmp_path / "TO1.key")  # a letter O: reads as T01 (the rule the enrollment desks ask)
+    assert directory_cmd.run_add(directory, "TO1", "town", "C", "", capsys.readouterr().out.strip()) == 2
+    assert "与已有的 T01 只差大小写或形近字符" in capsys.readouterr().out
+    keys_init.run("T02", tmp_path / "T02.key")
+    assert directory_cmd.run_add(directory, "T02", "town", "C", "\u200b", capsys.readouterr().out.strip()) == 2
+    assert "不可见字符" in capsys.readouterr().out and "T02" not in read_directory(directory)
 
 
 def test_serve_with_a_bad_config_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -287,3 +287,49 @@ def test_national_implementation_list_becomes_a_checked_catalogue(tmp_path: Path
         "8",
     )
     assert bad.returncode == 2 and "task_code" in bad.stderr
+
+
+def test_a_bad_implementation_list_is_refused_row_by_row_never_with_a_traceback(tmp_path: Path) -> None:
+    """Every fault of a list, each with its row and field, Chinese first; exit 2 and nothing written."""
+    out, codes = tmp_path / "catalogue.json", tmp_path / "codes.json"
+
+    def run(content: bytes) -> subprocess.CompletedProcess[str]:
+        source = tmp_path / "list.json"
+        source.write_bytes(content)
+        args = ("--out", str(out), "--codes", str(codes), "--county", "C", "--version", "7")
+        return cli("platform", "import-catalogue", str(source), *args)
+
+    row = {"task_code": "T1", "task_name": "n"}
+    rows = [
+        row | {"anticipate_day": -5},
+        row | {"task_code": "T2", "anticipate_day": 10**400},
+        row | {"task_code": "T3", "anticipate_day": 1e308},
+        row | {"task_code": "T4", "task_name": {"a": 1}},
+        row | {"task_code": "T5", "materials": 5},
+        row | {"task_code": "T6", "fees": 5},
+        row | {"task_code": "T1"},
+        row | {"task_code": "T\u0000\u202e8"},
+        row | {"task_code": "x" * 100_000},
+    ]
+    bad = run(json.dumps({"tasks": rows}).encode())
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    lines = bad.stderr.splitlines()[1:]
+    assert [line.split("，")[0].strip() for line in lines] == [f"第 {n} 条" for n in range(1, 10)], bad.stderr
+    for n, field in enumerate(
+        ["anticipate_day", "anticipate_day", "anticipate_day", "task_name", "materials", "fees", "task_code"], 1
+    ):
+        assert f"第 {n} 条，字段 {field}" in bad.stderr
+    assert "与第 1 条重复 / duplicates row 1" in lines[6]
+    assert "不可见字符" in lines[7] and "上限 32" in lines[8]
+    assert not out.exists() and not codes.exists()
+    for content, said in (
+        (b'{"tasks":[{"task_code":"T1","task_name":"n","anticipate_day":Infinity}]}', "不是有效的 JSON"),
+        (b"[" * 100_000, "嵌套超过"),
+        (json.dumps({"tasks": [{"task_code": "T1", "task_name": "低保"}]}, ensure_ascii=False).encode("gbk"), ""),
+    ):
+        refused = run(content)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        assert (said or "文件不是 UTF-8 编码（可能是 GBK），请另存为 UTF-8") in refused.stderr
+    with_bom = run(b"\xef\xbb\xbf" + json.dumps({"tasks": [row]}).encode())
+    assert with_bom.returncode == 0, with_bom.stderr
+    assert json.loads(out.read_text(encoding="utf-8"))["matters"][0]["code"] == "T1"

@@ -71,7 +71,7 @@ def test_a_village_agent_carries_a_file_to_the_township(chromium: str, tmp_path:
                 page.set_input_files("#carry-file", str(usb))
                 page.locator("#carry-import button").click()
                 done = page.locator("#carry-imported")
-                expect(done).to_contain_text("已导入 T01V01 带来的文件")
+                expect(done).to_contain_text("已导入来自 T01V01 的文件")
                 expect(done.locator("#imported-refused")).to_contain_text("拒收：0")
                 expect(page.locator("#carry-history")).to_contain_text("来自 T01V01")
                 if os.environ.get("SANJI_SCREENSHOTS"):

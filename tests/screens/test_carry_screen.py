@@ -276,3 +276,44 @@ def test_with_logins_only_posts_that_keep_the_node_in_step_use_it_and_forms_need
         login(client, "王代办")
         r = download(client, file, _csrf_token=csrf_of(client.get("/carry").text))
         assert r.status_code == 410 and "不是您准备的" in r.text  # a prepared file is its preparer's alone
+
+
+def _raw_file(head: bytes, frames: tuple[bytes, ...] = ()) -> bytes:
+    """A transfer file around any header bytes, with a correct checksum (plain SHA-256: anyone recomputes it)."""
+    import hashlib
+    import struct
+
+    body = b"SJX\x01" + struct.pack(">I", len(head)) + head + b"".join(struct.pack(">I", len(f)) + f for f in frames)
+    return body + hashlib.sha256(body).digest()
+
+
+def test_the_file_is_from_the_nodes_that_signed_its_batches_not_from_what_its_header_says(
+    nodes: dict[str, TestClient[Litestar]],
+) -> None:
+    """The header is unsigned: re-packed under another exporter, the file still shows (and logs) its signer."""
+    village, town = nodes["T01V01"], nodes["T01"]
+    register(village)
+    frames = read_carry(carried(village)).frames
+
+    relabelled = write_carry(CarryHeader(exporter="T02", recipient="T01", created=1, count=len(frames)), frames)
+    r = upload(town, relabelled)
+    assert r.status_code == 200, r.text
+    assert "已导入来自 T01V01 的文件" in r.text and "文件头标明由 T02 导出，未经签名核实" in r.text
+    history = town.get("/carry").text.split('id="carry-history"')[1]
+    assert "来自 T01V01" in history and "来自 T02" not in history
+
+    for exporter in ("../../etc", "x" * 30_000, '<img src=x onerror="alert(1)">\u202e', "T09"):
+        r = upload(town, write_carry(CarryHeader(exporter=exporter, recipient="T01", created=1, count=0), []))
+        assert r.status_code == 422 and "文件头标明的节点编号不合规或本节点不认识" in r.text, exporter[:20]
+        assert "\u202e" not in r.text and "x" * 100 not in r.text
+    assert town.get("/carry").text.split('id="carry-history"')[1].count("<tr>") == 2  # heading + the one import
+
+    r = upload(town, _raw_file(b"\xc1" * 10))  # a header that is not msgpack
+    assert r.status_code == 422 and "文件头无法读取" in r.text and "校验不符" not in r.text
+    deep = b"\x85\xa8exporter\xa6T01V01\xa9recipient\xa3T01\xa7created\x01\xa5count\x00\xa1z" + b"\x91" * 100 + b"\xc0"
+    r = upload(town, _raw_file(deep))
+    assert r.status_code == 422 and "文件头嵌套过深" in r.text and "校验不符" not in r.text
+    damaged = bytearray(relabelled)
+    damaged[-40] ^= 0x01
+    r = upload(town, bytes(damaged))
+    assert r.status_code == 422 and "文件已损坏或被改动（校验不符）" in r.text

@@ -287,3 +287,19 @@ def test_the_forms_problems_and_refusals_are_chinese_first(county: Path) -> None
         box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
         assert box.startswith("未能签发入网令牌：节点编号 T01 已在"), box
         assert box.index('<span lang="en">Node id T01 is already certified') > box.index("全树内编号不得重复。")
+
+
+def test_an_id_that_reads_as_another_or_an_invisible_name_is_refused(county: Path) -> None:
+    """Case variants and O/0, I/1/l of an id in the tree or already issued; a name that shows as nothing."""
+    with TestClient(make_app(load_settings(config_of(county, "C")))) as client:
+        r = client.post("/enroll", data={"node": "C1T16", "role": TOWN, "name": "", "days": "7"})
+        assert r.status_code == 200, r.text  # issued: the next ones read as it
+        for node, twin in (("c1t16", "C1T16"), ("C1TI6", "C1T16"), ("TO1", "T01"), ("t01", "T01")):
+            r = client.post("/enroll", data={"node": node, "role": TOWN, "name": "", "days": "7"})
+            assert r.status_code == 409 and 'id="token"' not in r.text, node
+            box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
+            assert box.startswith(f"未能签发入网令牌：节点编号 {node} 与已有的 {twin} 只差大小写或形近字符"), box
+            assert "only by case or look-alike characters" in box
+        r = client.post("/enroll", data={"node": "T02", "role": TOWN, "name": "\u200b", "days": "7"})
+        assert r.status_code == 400 and 'id="err-name"' in r.text and "不可见字符" in r.text
+        assert 'id="token"' not in r.text
