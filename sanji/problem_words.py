@@ -55,6 +55,11 @@ KINDS: tuple[tuple[str, str, str], ...] = (
         r"is damaged or cut short",
         "不是可读取的 XLSX 表格：文件已损坏或不完整，请在 Excel/WPS 中重新保存后上传",
     ),
+    (
+        "xlsx_encrypted",
+        r"is encrypted \(password protected\)",
+        "不是可读取的 XLSX 表格：文件已加密（设有密码），请取消密码后重新保存再上传",
+    ),
     ("not_xlsx", r"not a readable XLSX workbook|BadZipFile|is not a zip file", "不是可读取的 XLSX 表格"),
     ("long_number", r"more digits than any", "数字位数过多：没有哪一栏需要这么长的数字"),
     ("not_utf8", r"not UTF-8 text|codec can't decode", "不是 UTF-8 编码的文本"),

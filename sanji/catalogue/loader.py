@@ -364,6 +364,11 @@ def _check_xml_parts(path: Path) -> None:
                 parser.StartDoctypeDeclHandler = _refuse_dtd
                 parser.EntityDeclHandler = _refuse_dtd
                 name = member.filename[:100]
+                if member.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
+                    raise CatalogueError(
+                        f"{path} is not a readable XLSX workbook",
+                        [f"part {name} is encrypted (password protected): not a readable XLSX workbook"],
+                    )
                 try:
                     parser.Parse(archive.read(member), True)
                 except _Declared:
@@ -379,7 +384,7 @@ def _check_xml_parts(path: Path) -> None:
                         f"{path} is not a readable XLSX workbook",
                         [f"part {name} is damaged or cut short ({exc}): not a readable XLSX workbook"],
                     ) from None
-    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, RuntimeError) as exc:
         raise CatalogueError(f"{path} is not a readable XLSX workbook", [_damaged(exc)]) from None
 
 

@@ -499,6 +499,11 @@ def read_implementation_list(
         ) from None
     except msgspec.DecodeError as exc:
         raise ImportProblem(f"文件不是有效的 JSON / the file is not valid JSON ({exc})") from None
+    if len(top.tasks) > MAX_MATTERS:  # before each row is decoded and a problem worded for it: bounded work
+        raise ImportProblem(
+            f"清单有 {len(top.tasks)} 条事项，上限 {MAX_MATTERS} / "
+            f"the list has {len(top.tasks)} tasks; the limit is {MAX_MATTERS}"
+        )
     tasks: list[_ListTask | str] = []  # a row that does not decode: its problem, listed in its place
     for index, item in enumerate(top.tasks):
         try:

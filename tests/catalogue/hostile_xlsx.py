@@ -6,6 +6,7 @@ r=1048576, so openpyxl's read-only mode would pad a million rows of 16,384 cells
 ``too_many_rows``: a real workbook with 2,100 matter rows.
 ``cut_short``: a real workbook whose sheet XML stops half way (the parser's "unclosed token" was a 500).
 ``entity_expansion``: a sheet declaring nested entities (billion laughs); ``external_entity``: one naming a file.
+``encrypted_part``: a sheet flagged as encrypted (zipfile raised RuntimeError, a 500).
 """
 
 from __future__ import annotations
@@ -98,3 +99,17 @@ def external_entity() -> bytes:
         b'<row r="1"><c r="A1" t="inlineStr"><is><t>&x;</t></is></c></row></sheetData></worksheet>'
     )
     return _replace(_workbook(), {SHEET: sheet})
+
+
+def encrypted_part() -> bytes:
+    """A real workbook whose sheet is flagged encrypted in the central directory (zipfile asks for a password)."""
+    data = bytearray(_workbook())
+    name = SHEET.encode()
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if bytes(data[at + 46 : at + 46 + length]) == name:
+            data[at + 8] |= 0x1
+            return bytes(data)
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError("no central directory entry for the sheet")

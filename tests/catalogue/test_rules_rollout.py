@@ -6,12 +6,17 @@ would disagree with everyone else's; each node reports the generation it judges 
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import msgspec
 import pytest
 
+from county_node.duties import publish_catalogue
 from protocol.catalogue import MAX_RULES
 from protocol.session import NodeReport
 from sanji.catalogue import default_catalogue
+from sanji.config import NodeSection, NodeSettings
 from sanji.context import CATALOGUE_LOST, NodeContext, RulesAhead, VersionHeldBelow, held_below_refusal, rules_refusal
 from sanji.sync.driver import sync_once
 from tests.conftest import CALENDAR, NetworkFactory
@@ -73,3 +78,22 @@ async def test_a_restored_county_does_not_publish_again_a_number_a_township_hold
     assert "T01" in caught.value.message_zh and county.catalogue is None
     assert await county.publish(msgspec.structs.replace(catalogue, version=2))
     assert county.catalogue is not None and county.catalogue.version == 2
+
+
+async def test_a_restored_county_starts_when_its_catalogue_file_names_a_version_held_below(
+    network: NetworkFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start-up duty does not publish the file's version a township holds already; it logs why, and the node
+    starts (the desk publishes a higher one)."""
+    net = await network(1, 1)
+    store = net.stores["C"]
+    county = NodeContext(store, CALENDAR)
+    file = tmp_path / "catalogue.json"
+    file.write_bytes(msgspec.json.encode(msgspec.structs.replace(default_catalogue(), version=1)))
+    settings = NodeSettings(node=NodeSection(id="C", role="county", key_file="k", catalogue=str(file)))
+    await store.set_meta(CATALOGUE_LOST, "1-")
+    report = NodeReport(node="T01", at=store.clock.now(), catalogue_version=1, errand_rules=2)
+    await store.record_reports([report], via="T01")
+    with caplog.at_level(logging.WARNING, logger="sanji.county"):
+        await publish_catalogue(settings, county)
+    assert county.catalogue is None and "T01" in caplog.text

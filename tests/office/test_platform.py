@@ -14,15 +14,17 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 from office_kit import Story, frames_for
 from test_ledger_http_cli import county_node  # noqa: F401  (fixture)
 
+from protocol.catalogue import MAX_MATTERS
 from sanji.catalogue import load_catalogue
 from sanji.config import NodeSettings
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
-from sanji.office.platform import TABLES, derived_status
+from sanji.office.platform import TABLES, ImportProblem, derived_status, read_implementation_list
 from sanji.store import Store, open_database
 from sanji.tiers import create_app
 
@@ -333,3 +335,15 @@ def test_a_bad_implementation_list_is_refused_row_by_row_never_with_a_traceback(
     with_bom = run(b"\xef\xbb\xbf" + json.dumps({"tasks": [row]}).encode())
     assert with_bom.returncode == 0, with_bom.stderr
     assert json.loads(out.read_text(encoding="utf-8"))["matters"][0]["code"] == "T1"
+
+
+def test_a_list_longer_than_a_catalogue_is_refused_before_its_rows_are_read() -> None:
+    """A million bare numbers: one problem naming the limit, not a worded problem per row (2 s and 300 MB each
+    million, found by review, session 21)."""
+    raw = json.dumps({"tasks": [1] * (MAX_MATTERS * 50)}).encode()
+    with pytest.raises(ImportProblem) as refused:
+        read_implementation_list(raw, county="C", version=1, published_at="2026-12-01")
+    assert refused.value.problems == [
+        f"清单有 {MAX_MATTERS * 50} 条事项，上限 {MAX_MATTERS} / "
+        f"the list has {MAX_MATTERS * 50} tasks; the limit is {MAX_MATTERS}"
+    ]
