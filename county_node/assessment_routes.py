@@ -36,6 +36,11 @@ Quarter = Annotated[
 ]
 
 
+# The screen takes any short text and says itself what a quarter looks like, with the form again and the typed value
+# in it; the API keeps the pattern (a program gets the JSON refusal).
+ScreenQuarter = Annotated[str, QueryParameter(max_length=64)]
+
+
 def this_quarter(context: NodeContext) -> str:
     today = context.today()
     return f"{today.year}Q{(today.month - 1) // 3 + 1}"
@@ -151,16 +156,21 @@ class AssessmentScreenController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        quarter: Quarter = "",
+        quarter: ScreenQuarter = "",
         done: Annotated[str, QueryParameter(max_length=16)] = "",
         problem: Annotated[str, QueryParameter(max_length=300)] = "",
     ) -> Template:
         status = 200
+        typed = quarter.strip()
         try:
-            chosen = (quarter or this_quarter(context)).upper()
+            chosen = (typed or this_quarter(context)).upper()
             quarter_span(chosen)
-        except ValueError as exc:
-            problem, status, chosen = str(exc), 400, this_quarter(context)
+        except ValueError:
+            problem = (
+                f"季度“{typed[:20]}”写法不对，应写成 2026Q4 这样（四位年份、字母 Q、1 至 4），下面仍是本季度 · "
+                f"a quarter is written like 2026Q4 (year, Q, 1-4), not {typed[:20]!r}; this quarter is shown below"
+            )
+            status, chosen = 400, this_quarter(context)
         rules, result = await run_assessment(store, context, chosen)
         appeals = await OfficeBook(store).appeals(chosen)
         return Template(
@@ -169,6 +179,7 @@ class AssessmentScreenController(Controller):
             context={
                 **_frame(store, context, "assessment"),
                 "quarter": chosen,
+                "typed": typed if status == 400 else chosen,  # the form keeps what was typed, to correct it
                 "rules": rules,
                 "result": result,
                 "appeals": appeals,

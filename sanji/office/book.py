@@ -68,7 +68,12 @@ TARGET_ZH = {"staff": "工作人员", "centre": "便民服务中心"}
 def problem_text(exc: Exception) -> str:
     """What an office screen says of a refused form: "中文 English" (the ``bi`` filter puts them in the reader's
     order); a refusal with no Chinese of its own (a malformed field, a quarter typed wrong) under a Chinese lead."""
+    from sanji.web.error_pages import validation_text  # the screens' one wording of a validator's refusal
+
     message = exc.message if isinstance(exc, SanjiError) else str(exc)
+    humane = validation_text(message)
+    if humane is not None:
+        return f"未保存：{humane[0]} {humane[1]}"
     zh = getattr(exc, "message_zh", "") or "未保存，请检查填写的内容"
     return f"{zh} {message}"
 
