@@ -21,8 +21,9 @@ from protocol.bounds import whole
 from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
+from sanji.office import choices
 from sanji.office.assess import as_json, held_rules, run_assessment
-from sanji.office.book import OfficeBook, OfficeRefused, problem_text
+from sanji.office.book import OfficeBook, OfficeInvalid, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
 from sanji.web.documents import node_name
@@ -55,11 +56,27 @@ def _author(request: Request[Any, Any, Any], typed: str) -> str:
     return typed
 
 
+def _workplaces(store: Store, context: NodeContext) -> list[choices.Choice]:
+    """Where a person may be scored: the county's township centres, and its departments (the catalogue's)."""
+    return choices.townships(store.directory, store.node_id) + choices.departments(context.catalogue)
+
+
 async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
+    subject, centre = form.subject, form.centre
+    if form.target == "centre":  # a centre named as the list shows it (城关镇便民服务中心) is its id (T01)
+        subject, _ = choices.resolve(subject, choices.townships(store.directory, store.node_id))
+    elif centre.strip():
+        centre, known = choices.resolve(centre, _workplaces(store, context))
+        if not known:
+            raise OfficeInvalid(
+                f"no centre or department {centre[:40]!r} in this county",
+                zh=f"本县没有中心或部门“{centre[:40]}”，请从列表中选择",
+            )
     return await OfficeBook(store).add_entry(
         quarter=form.quarter,
         target=form.target,
-        subject=form.subject,
+        subject=subject,
+        centre=centre,
         item=form.item,
         count=form.count,
         note=form.note,
@@ -189,6 +206,8 @@ class AssessmentScreenController(Controller):
                 "part_names": {p.code: p.name for p in rules.parts},
                 # a centre by its name (城关镇便民服务中心), not its id
                 "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
+                "centre_choices": choices.townships(store.directory, store.node_id),
+                "workplaces": _workplaces(store, context),
                 "done": done,
                 "problem": problem,
             },
@@ -211,7 +230,7 @@ class AssessmentScreenController(Controller):
         try:
             count = int(one(form, "count") or "1")
             data = msgspec.convert(
-                {k: one(form, k) for k in ("quarter", "target", "subject", "item", "note", "errand", "by")}
+                {k: one(form, k) for k in ("quarter", "target", "subject", "item", "note", "errand", "by", "centre")}
                 | {"count": count},
                 EntryForm,
             )

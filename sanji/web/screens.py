@@ -52,6 +52,7 @@ from sanji.context import NodeContext, bound_of
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.fleet import fleet_health
 from sanji.observe.id_conflicts import id_conflicts
+from sanji.office import choices
 from sanji.office.query import MAX_SPAN_DAYS
 from sanji.privacy import mask_applicant, may_reveal_here
 from sanji.service import ErrandService
@@ -470,6 +471,16 @@ def lines(form: dict[str, list[str]], name: str) -> list[str]:
     return out
 
 
+def _township_choices(store: Store, open_by_township: Mapping[str, object]) -> list[choices.Choice]:
+    """The directory's townships below this node, and any other place the open errands are counted under."""
+    listed = choices.townships(store.directory, store.node_id)
+    seen = {c.value for c in listed}
+    extra = [
+        choices.Choice(value=n, label=node_name(store.directory, n)) for n in sorted(open_by_township) if n not in seen
+    ]
+    return listed + extra
+
+
 def validation_message(exc: msgspec.ValidationError) -> tuple[str, str]:
     """(field, message) from a msgspec error such as "Expected ... - at `$.applicant_phone`"."""
     text = str(exc)
@@ -705,6 +716,10 @@ class ScreenController(Controller):
                 "report": report,
                 "wanted": wanted,
                 "windows": sorted({s.window for s in (*report.overdue, *report.warnings) if s.window}),
+                # every township and department to filter by, not only those with an errand open now (T01 with
+                # nothing open is still a township; a department the catalogue names is still a department)
+                "township_choices": _township_choices(store, report.by_township),
+                "department_choices": choices.departments(context.catalogue, also=list(report.by_department)),
                 "deemed_at": {d.errand: at_text(d.decided_at) for d in report.deemed},
                 "stage_columns": [(stage, STAGE_LABELS[stage]) for stage in STAGES if stage in counted],
                 "node_names": {n: store.directory.get(n).name or n for n in report.by_township if n in store.directory},
