@@ -38,7 +38,7 @@ from protocol.actions import (
 )
 from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
-from protocol.errand import FIVE_STEPS, PROXIED, ErrandState, errand_entry, outcome_label, service_kind
+from protocol.errand import PROXIED, ErrandState, errand_entry, outcome_label, service_kind, skipped_steps
 from protocol.hlc import wall_seconds
 from protocol.stages import stage_label
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
@@ -167,7 +167,7 @@ def ledger_row(
     handler, handler_node = _answers_for(state, accepted, answer, acts)
     skipped: tuple[str, ...] = ()
     if state.outcome == "approved" and state.stage in ("delivered", "closed"):
-        skipped = tuple(s for s in FIVE_STEPS if s not in state.steps)
+        skipped = skipped_steps(state.steps)
     return LedgerRow(
         errand=state.id,
         receipt=state.receipt,

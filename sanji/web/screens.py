@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from litestar.response import Redirect, Template
 
 from protocol.binding import BOUND_STEPS, bind
 from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
-from protocol.errand import FIVE_STEPS, ErrandState, outcome_label
+from protocol.errand import FIVE_STEPS, ErrandState, outcome_label, skipped_steps
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
@@ -469,6 +469,25 @@ def lines(form: dict[str, list[str]], name: str) -> list[str]:
             if item and item not in out:
                 out.append(item)
     return out
+
+
+def five_step_marks(reached: Sequence[str], outcome: str) -> list[tuple[str, str, str, str]]:
+    """The five supervision stages as the errand page marks them: (stage, class, Chinese, English). Reached:
+    ``done``; passed over (a later stage is reached): ``missed``, as supervision flags it (``skipped_steps``);
+    办结 once the errand is decided (已办结) and until its delivery completes the stage: ``decided``."""
+    furthest = max((s for s in reached if s in FIVE_STEPS), key=FIVE_STEPS.index, default="")
+    missed = set(skipped_steps(reached, before=furthest)) if furthest else set()
+    marks = []
+    for stage in FIVE_STEPS:
+        if stage in reached:
+            marks.append((stage, "done", "已完成", "reached"))
+        elif stage in missed:
+            marks.append((stage, "missed", "缺失", "skipped"))
+        elif stage == FIVE_STEPS[-1] and outcome:
+            marks.append((stage, "decided", "已办结，送达后完成", "decided; complete once delivered"))
+        else:
+            marks.append((stage, "", "未到", "not yet"))
+    return marks
 
 
 def _township_choices(store: Store, open_by_township: Mapping[str, object]) -> list[choices.Choice]:
@@ -1201,8 +1220,19 @@ async def _errand_page(
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
         ]
         zh, en = ACTION_LABELS[kind]
+        five = STEPS[kind].five if kind in STEPS else ""
         forms.append(
-            {"kind": kind, "zh": zh, "en": en, "fields": fields, "open": kind == open_kind, "offered": kind in offered}
+            {
+                "kind": kind,
+                "zh": zh,
+                "en": en,
+                "fields": fields,
+                "open": kind == open_kind,
+                "offered": kind in offered,
+                # the stages this step would leave behind unreached: said now, as supervision will flag them later
+                # (the step is not refused: an errand may have good reason, and the record shows it either way)
+                "skipped": skipped_steps(state.get("steps", ()), before=five) if five else (),
+            }
         )
     timeline = [
         {
@@ -1255,7 +1285,7 @@ async def _errand_page(
             "holder": node_name(directory, row["holder"]),
             "pending": node_name(directory, row["pending_to"]) if row["pending_to"] else "",
             "responsible": node_name(directory, row["responsible"]) if row["responsible"] else "",
-            "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
+            "steps": five_step_marks(state.get("steps", ()), state.get("outcome", "")),
             "subtasks": subtasks,
             "urgings": urged,
             "centre_answers": CENTRE_ANSWERS,
