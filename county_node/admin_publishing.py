@@ -54,11 +54,13 @@ from sanji.auth.book import insert_event
 from sanji.auth.guard import client_ip, close_uploads
 from sanji.auth.service import Principal
 from sanji.catalogue import load_catalogue
-from sanji.context import CATALOGUE, NodeContext, Record
-from sanji.store import Store
+from sanji.context import CATALOGUE, NodeContext, Record, VersionHeldBelow, held_below_refusal, with_once
+from sanji.problem_words import headline_pair
+from sanji.store import Store, submissions
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, Once, once
 from sanji.web.admin_screens import MAX_UPLOAD_BYTES, admin_of, calendar_page, catalogue_page
 from sanji.web.bounded_form import bounded_form
-from sanji.web.upload_problems import headline_pair
 from sanji.workcalendar import CalendarProblems, calendar_problems, checked_calendar, publish_refusal_texts, summary
 
 CATALOGUE_SUFFIXES = (".toml", ".json", ".xlsx")
@@ -134,6 +136,12 @@ def version_refusal(context: NodeContext, catalogue: Catalogue) -> str:
     return ""
 
 
+async def held_below(store: Store, context: NodeContext, catalogue: Catalogue) -> tuple[str, str] | None:
+    """What publishing would refuse for a version a node below holds already after a restore
+    (``sanji.context.held_below_refusal``), said at review before anything is offered for signing."""
+    return held_below_refusal(catalogue.version, await context.catalogue_lost(), await store.reports())
+
+
 def step_refusal(context: NodeContext, kind: str, version: int) -> tuple[str, str] | None:
     """What publishing would refuse for the version's step (``NodeContext.version_step``), said at review
     so nothing is offered for signing that publishing refuses, as (Chinese, English) (None if the step is allowed)."""
@@ -142,6 +150,16 @@ def step_refusal(context: NodeContext, kind: str, version: int) -> tuple[str, st
     except VersionTooFar as exc:
         return exc.message_zh, exc.message_en
     return None
+
+
+CATALOGUE_AGAIN = "/admin/catalogue/?done=again"  # published, and said: the same form was sent twice
+CALENDAR_AGAIN = "/admin/calendar/?done=again"
+
+
+def _key(form: Any, document: str, raw: object) -> Once | None:
+    """The publish form's one-time key, with the document it sends (``sanji.store.submissions``)."""
+    sent = form.get(ONCE_FIELD, "")
+    return once("publish", sent if isinstance(sent, str) else "", f"{document}\n{raw if isinstance(raw, str) else ''}")
 
 
 def published_record(
@@ -199,7 +217,11 @@ class CataloguePublishingController(Controller):
         except CatalogueError as exc:
             problem = headline_pair(headline(exc), "目录", upload.name)
             return await catalogue_page(request, store, context, status=400, problem=problem, problems=exc.problems)
-        refusal = version_refusal(context, catalogue) or step_refusal(context, CATALOGUE, catalogue.version)
+        refusal = (
+            version_refusal(context, catalogue)
+            or step_refusal(context, CATALOGUE, catalogue.version)
+            or await held_below(store, context, catalogue)
+        )
         if refusal:
             return await catalogue_page(request, store, context, status=409, problem=refusal)
         review = {
@@ -217,6 +239,9 @@ class CataloguePublishingController(Controller):
         principal = admin_of(request, roles.CONFIGURE)
         form = await bounded_form(request)  # each part bounded as it streams in
         raw = form.get("catalogue", "")
+        key = _key(form, "catalogue", raw)
+        if await submissions.was_sent(store.db, key):  # before the version is found not newer
+            return Redirect(CATALOGUE_AGAIN, status_code=303)
         try:
             catalogue = msgspec.json.decode(raw if isinstance(raw, str) else "", type=Catalogue)
         except msgspec.ValidationError as exc:
@@ -229,14 +254,21 @@ class CataloguePublishingController(Controller):
             )
         refusal = version_refusal(context, catalogue)
         if refusal:
+            if await submissions.was_sent(store.db, key):  # this same form, sent twice at once, kept first
+                return Redirect(CATALOGUE_AGAIN, status_code=303)
             return await catalogue_page(request, store, context, status=409, problem=refusal)
         try:
             record = published_record(request, principal, context, "catalogue", catalogue.version, catalogue.county)
+            record = with_once(record, key, f"catalogue:{catalogue.version}") or record
             await context.publish(catalogue, record=record)  # signs only a catalogue that checks clean
+        except AlreadySent:
+            return Redirect(CATALOGUE_AGAIN, status_code=303)
         except VersionNotNewer as exc:  # another publication was kept first: refused as if this one came after it
+            if await submissions.was_sent(store.db, key):  # this same form, sent twice at once
+                return Redirect(CATALOGUE_AGAIN, status_code=303)
             not_newer = version_refusal(context, catalogue) or exc.message
             return await catalogue_page(request, store, context, status=409, problem=not_newer)
-        except VersionTooFar as exc:
+        except (VersionTooFar, VersionHeldBelow) as exc:
             return await catalogue_page(request, store, context, status=409, problem=(exc.message_zh, exc.message_en))
         except SanjiError as exc:
             problems = exc.problems if isinstance(exc, CatalogueError) else []
@@ -302,6 +334,9 @@ class CalendarPublishingController(Controller):
         year = context.today().year
         form = await bounded_form(request)  # each part bounded as it streams in
         raw = form.get("calendar", "")
+        key = _key(form, "calendar", raw)
+        if await submissions.was_sent(store.db, key):  # before the version is found not newer
+            return Redirect(CALENDAR_AGAIN, status_code=303)
         try:
             doc = msgspec.json.decode(raw if isinstance(raw, str) else "", type=OfficialCalendar)
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -321,12 +356,17 @@ class CalendarPublishingController(Controller):
         await context.refresh_calendar()
         refusal = publish_refusal_texts(context.calendar_doc, doc)
         if refusal[0]:
+            if await submissions.was_sent(store.db, key):  # this same form, sent twice at once, kept first
+                return Redirect(CALENDAR_AGAIN, status_code=303)
             return await calendar_page(request, store, context, year, status=409, problem=refusal)
         try:
-            await context.publish_calendar(
-                doc, record=published_record(request, principal, context, "calendar", doc.version, doc.county)
-            )
+            record = published_record(request, principal, context, "calendar", doc.version, doc.county)
+            await context.publish_calendar(doc, record=with_once(record, key, f"calendar:{doc.version}"))
+        except AlreadySent:
+            return Redirect(CALENDAR_AGAIN, status_code=303)
         except VersionNotNewer as exc:  # another publication was kept first: refused as if this one came after it
+            if await submissions.was_sent(store.db, key):  # this same form, sent twice at once
+                return Redirect(CALENDAR_AGAIN, status_code=303)
             texts = publish_refusal_texts(context.calendar_doc, doc)
             not_newer = texts if texts[0] else (exc.message_zh, exc.message_en)
             return await calendar_page(request, store, context, year, status=409, problem=not_newer)

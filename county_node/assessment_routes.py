@@ -26,7 +26,10 @@ from sanji.office.assess import as_json, held_rules, run_assessment
 from sanji.office.book import OfficeBook, OfficeInvalid, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, Once, new_key, once, said
 from sanji.web.documents import node_name
+from sanji.web.errors import status_for
 from sanji.web.screens import _frame, one, read_form
 
 Quarter = Annotated[
@@ -61,7 +64,9 @@ def _workplaces(store: Store, context: NodeContext) -> list[choices.Choice]:
     return choices.townships(store.directory, store.node_id) + choices.departments(context.catalogue)
 
 
-async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm) -> Entry:
+async def _entry(
+    store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm, once: Once | None = None
+) -> Entry:
     subject, centre = form.subject, form.centre
     if form.target == "centre":  # a centre named as the list shows it (城关镇便民服务中心) is its id (T01)
         subject, _ = choices.resolve(subject, choices.townships(store.directory, store.node_id))
@@ -83,27 +88,48 @@ async def _entry(store: Store, context: NodeContext, request: Request[Any, Any, 
         errand=form.errand,
         by=_author(request, form.by),
         rules=await held_rules(context),  # an item they do not have is refused, not kept scoring nothing
+        once=once,
     )
 
 
-async def _appeal(store: Store, request: Request[Any, Any, Any], form: AppealForm) -> Appeal:
+async def _appeal(
+    store: Store, context: NodeContext, request: Request[Any, Any, Any], form: AppealForm, once: Once | None = None
+) -> Appeal:
+    by = _author(request, form.by)
+    quarter_span(form.quarter)
+    _, scored = await run_assessment(store, context, form.quarter.upper())  # the score the appeal contests
     return await OfficeBook(store).file_appeal(
         quarter=form.quarter,
         target=form.target,
         subject=form.subject,
         reason=form.reason,
-        by=_author(request, form.by),
+        by=by,
+        scored=scored,
+        once=once,
     )
 
 
-async def _decide(store: Store, request: Request[Any, Any, Any], appeal_id: str, form: DecisionForm) -> Appeal:
-    return await OfficeBook(store).decide_appeal(
+async def _decide(
+    store: Store,
+    context: NodeContext,
+    request: Request[Any, Any, Any],
+    appeal_id: str,
+    form: DecisionForm,
+    once: Once | None = None,
+) -> Appeal:
+    by = _author(request, form.by)
+    book = OfficeBook(store)
+    rules, scored = await run_assessment(store, context, (await book.appeal(appeal_id)).quarter)
+    return await book.decide_appeal(
         appeal_id,
         upheld=form.upheld,
         points=form.points,
         part=form.part,
         reason=form.reason,
-        by=_author(request, form.by),
+        by=by,
+        rules=rules,
+        scored=scored,
+        once=once,
     )
 
 
@@ -130,19 +156,24 @@ class AssessmentApiController(Controller):
 
     @post("/appeals", summary="File an appeal (申诉) against a quarter's score")
     async def add_appeal(
-        self, store: NamedDependency[Store], request: Request[Any, Any, Any], data: JSONBody[AppealForm]
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        data: JSONBody[AppealForm],
     ) -> Appeal:
-        return await _appeal(store, request, data)
+        return await _appeal(store, context, request, data)
 
     @post("/appeals/{appeal_id:str}/decision", summary="Decide an appeal: upheld (with points and reason) or rejected")
     async def decide(
         self,
         store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
         request: Request[Any, Any, Any],
         appeal_id: FromPath[str],
         data: JSONBody[DecisionForm],
     ) -> Appeal:
-        return await _decide(store, request, appeal_id, data)
+        return await _decide(store, context, request, appeal_id, data)
 
     @get("/appeals", summary="Appeals of a quarter and their decisions")
     async def appeals(self, store: NamedDependency[Store], quarter: Quarter = "") -> list[Appeal]:
@@ -151,17 +182,75 @@ class AssessmentApiController(Controller):
         return await OfficeBook(store).appeals(quarter.upper() or None)
 
 
-def _redirect(quarter: str, *, done: str = "", problem: str = "") -> Redirect:
-    query = {"quarter": quarter[:8]}
-    if done:
-        query["done"] = done
-    if problem:
-        query["problem"] = problem[:300]
+# What the screen says after a form was taken: a code in the redirect, worded here (never text from the link).
+DONE = frozenset({"entry", "appeal", "decision"})
+
+
+def _redirect(quarter: str, *, done: str, again: bool = False) -> Redirect:
+    query = {"quarter": quarter[:8], "done": done}
+    if again:  # the same form sent twice (a double click, back and resubmit): recorded once, said so
+        query["again"] = "1"
     return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
 
 
 def _centres(result: Any) -> set[str]:
     return {*(s.centre for s in result.staff), *(c.centre for c in result.centres)}
+
+
+def _refused_status(exc: Exception) -> int:
+    return status_for(exc) if isinstance(exc, SanjiError) else 400
+
+
+async def assessment_page(
+    store: Store,
+    context: NodeContext,
+    quarter: str,
+    *,
+    done: str = "",
+    again: bool = False,
+    problem: str = "",
+    status: int = 200,
+) -> Template:
+    """The screen. A refused form is answered with this page and the refusal (``problem``: "中文 English", from the
+    refusal itself), with the refusal's status; a link's query never puts words on it."""
+    typed = quarter.strip()
+    try:
+        chosen = (typed or this_quarter(context)).upper()
+        quarter_span(chosen)
+    except ValueError:
+        problem = problem or (
+            f"季度“{typed[:20]}”写法不对，应写成 2026Q4 这样（四位年份、字母 Q、1 至 4），下面仍是本季度 · "
+            f"a quarter is written like 2026Q4 (year, Q, 1-4), not {typed[:20]!r}; this quarter is shown below"
+        )
+        status, chosen, typed = 400, this_quarter(context), typed or "?"
+    else:
+        typed = chosen
+    rules, result = await run_assessment(store, context, chosen)
+    book = OfficeBook(store)
+    return Template(
+        template_name="office_assessment.html",
+        status_code=status,
+        context={
+            **_frame(store, context, "assessment"),
+            "quarter": chosen,
+            "typed": typed,  # the form keeps a quarter typed wrong, to correct it
+            "rules": rules,
+            "result": result,
+            "appeals": await book.appeals(chosen),
+            "entries": await book.entries(chosen),
+            "staff_items": [i for i in rules.items if i.target == "staff"],
+            "centre_items": [i for i in rules.items if i.target == "centre"],
+            "part_names": {p.code: p.name for p in rules.parts},
+            # a centre by its name (城关镇便民服务中心), not its id
+            "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
+            "centre_choices": choices.townships(store.directory, store.node_id),
+            "workplaces": _workplaces(store, context),
+            "done": done if done in DONE else "",
+            "again": again and done in DONE,
+            "problem": problem,
+            "once": new_key(),  # the forms' one-time key: sent twice, recorded once (sanji.store.submissions)
+        },
+    )
 
 
 class AssessmentScreenController(Controller):
@@ -175,56 +264,14 @@ class AssessmentScreenController(Controller):
         context: NamedDependency[NodeContext],
         quarter: ScreenQuarter = "",
         done: Annotated[str, QueryParameter(max_length=16)] = "",
-        problem: Annotated[str, QueryParameter(max_length=300)] = "",
+        again: Annotated[str, QueryParameter(max_length=1)] = "",
     ) -> Template:
-        status = 200
-        typed = quarter.strip()
-        try:
-            chosen = (typed or this_quarter(context)).upper()
-            quarter_span(chosen)
-        except ValueError:
-            problem = (
-                f"季度“{typed[:20]}”写法不对，应写成 2026Q4 这样（四位年份、字母 Q、1 至 4），下面仍是本季度 · "
-                f"a quarter is written like 2026Q4 (year, Q, 1-4), not {typed[:20]!r}; this quarter is shown below"
-            )
-            status, chosen = 400, this_quarter(context)
-        rules, result = await run_assessment(store, context, chosen)
-        appeals = await OfficeBook(store).appeals(chosen)
-        return Template(
-            template_name="office_assessment.html",
-            status_code=status,
-            context={
-                **_frame(store, context, "assessment"),
-                "quarter": chosen,
-                "typed": typed if status == 400 else chosen,  # the form keeps what was typed, to correct it
-                "rules": rules,
-                "result": result,
-                "appeals": appeals,
-                "entries": await OfficeBook(store).entries(chosen),
-                "staff_items": [i for i in rules.items if i.target == "staff"],
-                "centre_items": [i for i in rules.items if i.target == "centre"],
-                "part_names": {p.code: p.name for p in rules.parts},
-                # a centre by its name (城关镇便民服务中心), not its id
-                "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
-                "centre_choices": choices.townships(store.directory, store.node_id),
-                "workplaces": _workplaces(store, context),
-                "done": done,
-                "problem": problem,
-            },
-        )
-
-    async def _redirect(self, quarter: str, *, done: str = "", problem: str = "") -> Redirect:
-        query = {
-            "quarter": quarter,
-            **({"done": done} if done else {}),
-            **({"problem": problem[:300]} if problem else {}),
-        }
-        return Redirect(f"/office/assessment/?{urlencode(query)}", status_code=303)
+        return await assessment_page(store, context, quarter, done=done, again=again == "1")
 
     @post("/entries", status_code=303)
     async def post_entry(
         self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
-    ) -> Redirect:
+    ) -> Redirect | Template:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
@@ -234,28 +281,42 @@ class AssessmentScreenController(Controller):
                 | {"count": count},
                 EntryForm,
             )
-            await _entry(store, context, request, data)
+            await _entry(store, context, request, data, once("entry", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent:
+            return _redirect(quarter, done="entry", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            return _redirect(quarter, problem=problem_text(exc))
+            return await assessment_page(
+                store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
+            )
         return _redirect(quarter, done="entry")
 
     @post("/appeals", status_code=303)
-    async def post_appeal(self, store: NamedDependency[Store], request: Request[Any, Any, Any]) -> Redirect:
+    async def post_appeal(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
+    ) -> Redirect | Template:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
             data = msgspec.convert(
                 {k: one(form, k) for k in ("quarter", "target", "subject", "reason", "by")}, AppealForm
             )
-            await _appeal(store, request, data)
+            await _appeal(store, context, request, data, once("appeal", one(form, ONCE_FIELD), said(form)))
+        except AlreadySent:
+            return _redirect(quarter, done="appeal", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            return _redirect(quarter, problem=problem_text(exc))
+            return await assessment_page(
+                store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
+            )
         return _redirect(quarter, done="appeal")
 
     @post("/appeals/{appeal_id:str}/decision", status_code=303)
     async def post_decision(
-        self, store: NamedDependency[Store], request: Request[Any, Any, Any], appeal_id: FromPath[str]
-    ) -> Redirect:
+        self,
+        store: NamedDependency[Store],
+        context: NamedDependency[NodeContext],
+        request: Request[Any, Any, Any],
+        appeal_id: FromPath[str],
+    ) -> Redirect | Template:
         form = await read_form(request)
         quarter = one(form, "quarter")
         try:
@@ -269,7 +330,12 @@ class AssessmentScreenController(Controller):
                 },
                 DecisionForm,
             )
-            await _decide(store, request, appeal_id, data)
+            key = once("decision", one(form, ONCE_FIELD), said({**form, "appeal": [appeal_id]}))
+            await _decide(store, context, request, appeal_id, data, key)
+        except AlreadySent:
+            return _redirect(quarter, done="decision", again=True)
         except (msgspec.ValidationError, ValueError, SanjiError) as exc:
-            return _redirect(quarter, problem=problem_text(exc))
+            return await assessment_page(
+                store, context, quarter, problem=problem_text(exc), status=_refused_status(exc)
+            )
         return _redirect(quarter, done="decision")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
-from litestar.response import Redirect, Response, Template
+from litestar.response import Response, Template
 
 from protocol.bounds import whole
 from protocol.deadlines import CHINA_STANDARD_TIME
@@ -76,11 +75,28 @@ SINCE_PROBLEMS_ZH = (
 )
 
 
-def _back(problem: str) -> Redirect:
-    """Back to the screen saying why nothing was exported: Chinese first (``problem``), the English beside."""
+def since_problem(problem: str) -> tuple[str, str]:
+    """Why nothing was exported: Chinese first, the English beside (from the refusal itself, never from a link)."""
     zh = next((zh for words, zh in SINCE_PROBLEMS_ZH if words in problem), "请检查填写的起始时间")
-    query = urlencode({"problem": f"无法导出：{zh}", "problem_en": f"cannot export: {problem}"[:300]})
-    return Redirect(f"/office/platform/?{query}", status_code=303)
+    return f"无法导出：{zh}", f"cannot export: {problem}"[:300]
+
+
+async def platform_page(
+    store: Store, context: NodeContext, *, problem: tuple[str, str] = ("", ""), status: int = 200
+) -> Template:
+    last = await store.meta_value(LAST_EXPORT)
+    default = last[:10] if last else context.today().replace(day=1).isoformat()
+    return Template(
+        template_name="office_platform.html",
+        status_code=status,
+        context={
+            **_frame(store, context, "platform"),
+            "last": last.replace("T", " ")[:16] if last else "",
+            "since": default,
+            "tables": TABLES,
+            "problem": problem,
+        },
+    )
 
 
 class PlatformScreenController(Controller):
@@ -90,25 +106,8 @@ class PlatformScreenController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def screen(
-        self,
-        store: NamedDependency[Store],
-        context: NamedDependency[NodeContext],
-        problem: Annotated[str, QueryParameter(max_length=300)] = "",
-        problem_en: Annotated[str, QueryParameter(max_length=300)] = "",
-    ) -> Template:
-        last = await store.meta_value(LAST_EXPORT)
-        default = last[:10] if last else context.today().replace(day=1).isoformat()
-        return Template(
-            template_name="office_platform.html",
-            context={
-                **_frame(store, context, "platform"),
-                "last": last.replace("T", " ")[:16] if last else "",
-                "since": default,
-                "tables": TABLES,
-                "problem": (problem, problem_en),
-            },
-        )
+    async def screen(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> Template:
+        return await platform_page(store, context)
 
     @post("/export", status_code=200)
     async def export(
@@ -117,7 +116,7 @@ class PlatformScreenController(Controller):
         context: NamedDependency[NodeContext],
         caller: NamedDependency[Caller],
         request: Request[Any, Any, Any],
-    ) -> Response[bytes] | Redirect:
+    ) -> Response[bytes] | Template:
         form = await read_form(request)
         since, source = one(form, "since")[:40], one(form, "source")[:3] or "001"
         if one(form, "mode") == "last" or not since:
@@ -127,8 +126,8 @@ class PlatformScreenController(Controller):
             files = await export_files(
                 store, context.catalogue, since=moment, data_source=source, arrived_since=arrived
             )
-        except ValueError as exc:
-            return _back(str(exc))
+        except ValueError as exc:  # the screen again, saying why (status 400)
+            return await platform_page(store, context, problem=since_problem(str(exc)), status=400)
         manifest = msgspec.json.decode(files["manifest.json"])
         batch = manifest["batch_no"]
         # every changed errand's applicant name leaves in the ZIP: audited as a read of personal data

@@ -14,13 +14,16 @@ import msgspec
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 
 from protocol.assessment import AssessmentRules
 from protocol.errors import SanjiError, VersionTooFar
 from sanji.context import NodeContext
 from sanji.office.book import OfficeRefused
-from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules
+from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules, rules_page
+from sanji.store import Store, submissions
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, once
 from sanji.web.screens import one, read_form
 
 MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
@@ -39,22 +42,38 @@ class RulesPublishingApiController(RulesApiController):
 
 class RulesPublishingScreenController(RulesScreenController):
     @post("/publish", status_code=303)
-    async def publish(self, context: NamedDependency[NodeContext], request: Request[Any, Any, Any]) -> Redirect:
-        """Publish the edited rules (JSON, as ``sanji rules show --json`` prints them)."""
-        text = one(await read_form(request), "rules")
+    async def publish(
+        self, store: NamedDependency[Store], context: NamedDependency[NodeContext], request: Request[Any, Any, Any]
+    ) -> Redirect | Template:
+        """Publish the edited rules (JSON, as ``sanji rules show --json`` prints them). Refused: the screen again,
+        saying why, with the text as sent."""
+        form = await read_form(request)
+        text = one(form, "rules")
+        key = once("publish", one(form, ONCE_FIELD), "rules\n" + text)
+
+        async def refused(problem: str, status: int) -> Template:
+            return await rules_page(
+                request, store, context, problem=problem, status=status, draft=text[:MAX_FORM_CHARS]
+            )
+
         try:
+            await submissions.sent_before(context.store.db, key)  # before the version is found not newer
             if len(text) > MAX_FORM_CHARS:
                 raise OfficeRefused(
                     f"the rules are {len(text)} characters; the limit is {MAX_FORM_CHARS}",
                     zh=f"细则文本最多{MAX_FORM_CHARS}个字符",
                 )
             rules = msgspec.json.decode(text.encode(), type=AssessmentRules)
-            await publish_rules(context, rules)
+            await publish_rules(context, rules, once=key)
+        except AlreadySent:  # the same form sent twice (a double click, back and resubmit): published once
+            return back(done="again")
         except msgspec.DecodeError as exc:
-            return back(problem=f"规则格式有误 the rules do not read: {exc}")
+            return await refused(f"规则格式有误 the rules do not read: {exc}", 400)
         except VersionTooFar as exc:  # the rules check; their version is too far above the one held
-            return back(problem=f"{exc.message_zh} {exc.message_en}")
+            return await refused(f"{exc.message_zh} {exc.message_en}", 409)
         except SanjiError as exc:  # Chinese first (a rule that does not check: under a Chinese lead)
+            if await submissions.was_sent(context.store.db, key):  # sent twice at once: the other kept it
+                return back(done="again")
             zh = getattr(exc, "message_zh", "") or "细则未通过检查，未发布"
-            return back(problem=f"{zh} {exc.message}")
+            return await refused(f"{zh} {exc.message}", 409 if isinstance(exc, OfficeRefused) else 400)
         return back(done="published")

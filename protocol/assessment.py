@@ -396,6 +396,105 @@ class Assessment(msgspec.Struct, kw_only=True):
     pending_appeals: list[str]
 
 
+# -- appeals ----------------------------------------------------------------------------------
+# The office's rule for an appeal (申诉), asked by the book (``sanji.office.book``) that records it: the API, the
+# screen and any later command all go through it. An appeal contests points deducted from a subject scored that
+# quarter; an upheld appeal gives back at most what was deducted, within the part it names, and is decided by
+# someone other than the person who filed it or whom it concerns (an office cannot raise its own score).
+
+MAX_APPEAL_POINTS = 100
+
+
+class AppealProblem(msgspec.Struct, frozen=True):
+    """Why the office refuses an appeal or its decision: Chinese, English, and whether the sender named something
+    unknown (``invalid``: a subject or part not there, 400) or the rule refuses the decision (409)."""
+
+    zh: str
+    en: str
+    invalid: bool = False
+
+
+def appeal_subject_problem(target: Target, subject: str, scored: Assessment) -> AppealProblem | None:
+    """An appeal is about a score the quarter has: a person scored (a handler on its errands, a subject of its
+    entries) or one of the county's township centres."""
+    if target == "staff":
+        if subject in {s.name for s in scored.staff}:
+            return None
+        return AppealProblem(
+            f"{scored.quarter}没有“{subject[:40]}”的考核得分（申诉对象应为该季度办件的经办人或考核记录的对象）",
+            f"no one named {subject[:40]!r} is scored in {scored.quarter} (an appeal concerns a handler of its "
+            "errands or the subject of its entries)",
+            invalid=True,
+        )
+    if subject in {c.centre for c in scored.centres}:
+        return None
+    return AppealProblem(
+        f"本县没有编号为“{subject[:40]}”的乡镇便民服务中心（请填写中心编号，如 T01）",
+        f"no township centre {subject[:40]!r} in this county (name a centre by its node id, e.g. T01)",
+        invalid=True,
+    )
+
+
+def deducted(scored: Assessment, target: Target, subject: str, part: str) -> float:
+    """The points errands and entries deducted from ``subject`` that quarter, within ``part`` for staff (a centre's
+    deductions have no parts), as a positive number; appeals already decided are not counted here."""
+    if target == "staff":
+        lines = next((s.lines for s in scored.staff if s.name == subject), [])
+        return -sum(ln.points for ln in lines if ln.source != "appeal" and ln.points < 0 and ln.part == part)
+    lines = next((c.lines for c in scored.centres if c.centre == subject), [])
+    return -sum(ln.points for ln in lines if ln.source != "appeal" and ln.points < 0)
+
+
+def decision_problem(
+    appeal: Appeal,
+    *,
+    upheld: bool,
+    points: float,
+    part: str,
+    decider: str,
+    rules: AssessmentRules,
+    scored: Assessment,
+    given_back: float,
+) -> AppealProblem | None:
+    """Whether ``decider`` may decide ``appeal`` so. ``scored``: the appeal's quarter as assessed now;
+    ``given_back``: points upheld appeals already gave back to the subject in ``part`` that quarter."""
+    who = decider.strip()
+    if who and who in (appeal.by.strip(), appeal.subject.strip()):
+        return AppealProblem(
+            "申诉不能由提出人或被考核人本人复核，请由其他人员作出决定",
+            "an appeal is decided by someone other than the person who filed it or whom it concerns",
+        )
+    if not upheld:
+        return None
+    if not points:
+        return AppealProblem("支持申诉时请填写调整的分数", "an upheld appeal says how many points it changes")
+    if not math.isfinite(points) or points < 0 or points > MAX_APPEAL_POINTS:
+        return AppealProblem(
+            f"支持申诉只能退还已扣的分数（1至{MAX_APPEAL_POINTS}分）",
+            f"an upheld appeal gives back deducted points (more than 0, at most {MAX_APPEAL_POINTS})",
+        )
+    if appeal.target == "staff":
+        parts = {p.code: p.name for p in rules.parts}
+        if part not in parts:
+            return AppealProblem(
+                "支持申诉时请选择退还分数所在的考核部分（" + "、".join(parts.values()) + "）",
+                f"an upheld appeal names the part it gives points back in, one of {', '.join(parts)}",
+                invalid=True,
+            )
+    left = deducted(scored, appeal.target, appeal.subject, part if appeal.target == "staff" else "") - given_back
+    if points > left + 1e-9:
+        where = (
+            f"“{dict((p.code, p.name) for p in rules.parts).get(part, part)}”部分" if appeal.target == "staff" else ""
+        )
+        return AppealProblem(
+            f"{appeal.subject[:40]}本季度{where}被扣{max(left, 0):g}分可退还，支持申诉最多退还这些分数",
+            f"{appeal.subject[:40]} has {max(left, 0):g} deducted points left to give back"
+            f"{' in ' + part if appeal.target == 'staff' else ''} in {appeal.quarter}; an upheld appeal gives back "
+            "at most that",
+        )
+    return None
+
+
 # -- scoring ----------------------------------------------------------------------------------
 
 
@@ -589,8 +688,13 @@ def _staff_score(rules: AssessmentRules, name: str, centre: str, lines: list[Lin
     deductions: dict[str, float] = defaultdict(float)
     bonus = 0.0
     for line in lines:
-        if line.points < 0 or (line.source == "appeal" and line.part):
-            deductions[line.part] += line.points  # an upheld appeal gives back points within its part
+        if line.source == "appeal":
+            # an upheld appeal gives back points within its part; one naming no part (recorded before the rule
+            # said so) gives nothing, and never a bonus
+            if line.part:
+                deductions[line.part] += line.points
+        elif line.points < 0:
+            deductions[line.part] += line.points
         else:
             bonus += line.points
     if rules.staff_bonus_cap:
@@ -621,8 +725,10 @@ def _grade(rules: AssessmentRules, staff: list[StaffScore]) -> None:
 
 
 def _centre_score(rules: AssessmentRules, centre: str, lines: Sequence[Line]) -> CentreScore:
-    deductions = sum(line.points for line in lines if line.points < 0)
-    claimed = sum(line.points for line in lines if line.points > 0)
+    # an upheld appeal gives deducted points back (never more than were deducted), not a bonus under the cap
+    taken = sum(line.points for line in lines if line.points < 0 and line.source != "appeal")
+    deductions = min(0.0, taken + sum(line.points for line in lines if line.source == "appeal"))
+    claimed = sum(line.points for line in lines if line.points > 0 and line.source != "appeal")
     bonus = min(claimed, rules.centre_bonus_cap)
     return CentreScore(
         centre=centre,

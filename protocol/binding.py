@@ -19,11 +19,12 @@ as this node holds it: an entry the registering node invented is refused there, 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date, datetime
 
 import msgspec
 
+from protocol.actions import Action, MaterialsReceived, Register, Supply
 from protocol.catalogue import Catalogue, normalise_material
 from protocol.deadlines import business_today
 from protocol.encoding import encode
@@ -202,6 +203,94 @@ def registration_refusal(
     if missing and not missing_confirmed:
         return refuse("materials_missing", items=missing, matter=entry.code)
     return None
+
+
+# The desk steps that take the errand's materials as complete: accepting it (受理, provisional or not). Asked by
+# the desk (``sanji.service``) and the menu (``protocol.menu.allowed_steps``) with ``acceptance_refusal``.
+MATERIAL_STEPS = frozenset({"accept"})
+
+
+class HeldMaterials(msgspec.Struct, frozen=True, kw_only=True):
+    """What an errand's materials are now, read from its history (``held_materials``).
+
+    ``held``: what the registering desk took in, then what a custodian recorded as received (材料补齐, 容缺 补交),
+    each once, in that order. ``missing_main`` / ``missing_secondary``: the bound entry's main (主件) and required
+    secondary materials not held (an optional one, 如有, is never owed). ``supplied``: what the village agent said it
+    is carrying up (补交材料) and no custodian has recorded yet.
+    """
+
+    held: tuple[str, ...] = ()
+    missing_main: tuple[str, ...] = ()
+    missing_secondary: tuple[str, ...] = ()
+    supplied: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Everything still owed, main first: what a one-time notice (一次性告知) lists."""
+        return (*self.missing_main, *self.missing_secondary)
+
+
+def material_steps(actions: Iterable[Action]) -> list[tuple[str, Sequence[str]]]:
+    """The (kind, names) of the steps that name materials, for ``held_materials``: an errand's applied actions."""
+    out: list[tuple[str, Sequence[str]]] = []
+    for action in actions:
+        if isinstance(action, Register):
+            out.append(("register", action.materials))
+        elif isinstance(action, MaterialsReceived):
+            out.append(("materials_received", action.items))
+        elif isinstance(action, Supply):
+            out.append(("supply", action.items))
+    return out
+
+
+def held_materials(entry: Matter | None, steps: Iterable[tuple[str, Sequence[str]]]) -> HeldMaterials:
+    """The materials an errand holds and those still owed, from the applied steps of its history in order, each as
+    (kind, names): a registration's ``materials``, a ``materials_received`` or ``supply``'s ``items``
+    (``material_steps`` makes them from actions; a page makes them from its history rows).
+
+    Held: the registration's and every 材料补齐 (``materials_received``): the custodian saying the papers are in
+    its hands. A 补交材料 (``supply``) is not: it is the village agent's annotation that it collected them and is
+    carrying them up, written before the window has seen them, so acceptance never rests on it; it is kept apart
+    (``supplied``) for the window to check the papers against. ``entry`` None (an unbound errand, or a matter this
+    node's catalogue lacks): nothing is known to be owed.
+    """
+    held: dict[str, str] = {}
+    supplied: dict[str, str] = {}
+    for kind, names in steps:
+        if kind in ("register", "materials_received"):
+            for name in names:
+                held.setdefault(normalise_material(name), name)
+        elif kind == "supply":
+            for name in names:
+                supplied.setdefault(normalise_material(name), name)
+    main: list[str] = []
+    secondary: list[str] = []
+    if entry is not None:
+        for m in entry.materials:
+            if m.optional or normalise_material(m.name) in held:
+                continue
+            (main if m.main else secondary).append(m.name)
+    return HeldMaterials(
+        held=tuple(held.values()),
+        missing_main=tuple(main),
+        missing_secondary=tuple(secondary),
+        supplied=tuple(name for key, name in supplied.items() if key not in held),
+    )
+
+
+def acceptance_refusal(entry: Matter | None, materials: HeldMaterials) -> Refusal | None:
+    """Whether a desk may accept (受理) an errand holding ``materials``: not while a main material (主件) is missing.
+
+    DOMAIN.md, "The life of an errand", and seed 001: an errand missing materials gets ONE notice of them all
+    (一次性告知, ``request_supplement``) and is accepted once they arrive (``materials_received``); 容缺受理 needs the
+    main ones complete (the secondary ones are promised, ``_judge_documents`` holds that of the provisional list).
+    A desk-side check like ``binding_refusal``: ``judge`` cannot ask it, as an errand's state does not carry what
+    was registered, and changing what it derives would change the verdicts of errands other nodes already hold.
+    Unbound errands (``entry`` None, from before binding or bound only at acceptance) keep the old rules.
+    """
+    if entry is None or not materials.missing_main:
+        return None
+    return refuse("accept_mains_missing", items=materials.missing_main, matter=entry.code)
 
 
 def level_refusal(entry: Matter, step: str, level: str) -> Refusal | None:

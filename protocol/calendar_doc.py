@@ -193,6 +193,7 @@ class BoundCalendar:
 # ---------------------------------------------------------------------------------------------- envelope
 
 _decoder = msgspec.msgpack.Decoder(OfficialCalendar)
+SIGN_HINT = "Correct every listed problem (sanji calendar check FILE) and publish again."
 
 
 def sign_calendar(doc: OfficialCalendar, key: SigningKey) -> bytes:
@@ -201,7 +202,7 @@ def sign_calendar(doc: OfficialCalendar, key: SigningKey) -> bytes:
     if problems:
         raise CalendarInvalid(
             f"calendar of {doc.county} v{doc.version} cannot be signed:\n  " + "\n  ".join(problems),
-            hint="Correct every listed problem (sanji calendar check FILE) and publish again.",
+            hint=SIGN_HINT,
         )
     doc = msgspec.structs.replace(
         doc,

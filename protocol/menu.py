@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocol import actions as a
-from protocol.binding import EXTENSION_GRANTORS, business_date
+from protocol.binding import EXTENSION_GRANTORS, MATERIAL_STEPS, HeldMaterials, acceptance_refusal, business_date
 from protocol.catalogue import Matter
 from protocol.errand import ErrandState, judge
 from protocol.refusals import Refusal
@@ -107,11 +107,21 @@ def _offered_annotation(kind: str, state: ErrandState, node: str, level: str) ->
 _PROBED_ANNOTATIONS = frozenset({"answer_urging"})
 
 
-def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *, role: str = "") -> list[str]:
+def allowed_steps(
+    state: ErrandState | None,
+    node: str,
+    directory: Directory,
+    *,
+    role: str = "",
+    materials: HeldMaterials | None = None,
+) -> list[str]:
     """The steps ``node`` may take on the errand now, in ``STEP_KINDS`` order.
 
     ``role`` is the post of the person at the desk (it decides who may grant an extension);
     empty means "any post of this desk", so the menu shows what a leader could do.
+    ``materials``: what the errand holds (``protocol.binding.held_materials``, from its history, which the state
+    does not carry): given, acceptance is not offered while a main material is missing (``acceptance_refusal``,
+    the desk's own check), so the desk is offered the one-time notice instead.
     """
     if state is None or node not in directory or node not in directory.path(state.scope):
         return []
@@ -130,6 +140,8 @@ def allowed_steps(state: ErrandState | None, node: str, directory: Directory, *,
         if kind == "receive" and state.pending_to != node:
             continue
         if state.stage in IN_TRANSIT and kind != "receive" and kind not in _PROBED_ANNOTATIONS:
+            continue
+        if kind in MATERIAL_STEPS and materials is not None and acceptance_refusal(state.matter_entry, materials):
             continue
         probe = _probe(kind, state, node, probe_role, directory)
         if probe is not None and judge(state, probe, directory) is None:

@@ -118,6 +118,7 @@ RefusalCode = Literal[
     "proxy_not_allowed",
     "mandate_missing",
     "materials_missing",
+    "accept_mains_missing",
     "level_not_allowed",
     "wrong_department",
     "not_reported_upward",
@@ -426,6 +427,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "materials_missing": (
         "预审发现缺少主件：{items}；请核对后确认仍然登记",
         "main materials missing: {items}; confirm to register anyway",
+    ),
+    "accept_mains_missing": (
+        "主件不齐，不能受理：缺少{items}；请出具一次性告知书（补正），列明全部缺少材料，材料补齐后再受理",
+        "the main materials are not all here ({items} missing), so the errand cannot be accepted: issue the "
+        "one-time notice (一次性告知) listing every missing material, and accept once they have arrived",
     ),
     "level_not_allowed": (
         "按事项目录，{step_zh}须由{levels_zh}作出",

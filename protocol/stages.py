@@ -53,20 +53,47 @@ STAGE_LABELS = {
 }
 assert set(STAGE_LABELS) == set(STAGES)
 # An errand ended without a decision on what was asked (not accepted, returned, terminated, withdrawn) is
-# said as what happened to it: 已办结 would tell a villager the matter was decided.
+# said and counted as what happened to it: 已办结 would tell a villager the matter was decided, and 在办分布 or the
+# ledger's 状态 filter would count a refusal to accept among the matters decided. Its stage stays ``DECIDED``
+# in the state (the steps that follow are a decided errand's); only how it is shown and counted differs.
 ENDED_LABELS = {
     "not_accepted": "不予受理 not accepted",
     "returned": "已退回 returned",
     "terminated": "已终止 terminated",
     "withdrawn": "已撤回 withdrawn",
 }
+# The stages as shown and counted (``shown_stage``): each ended outcome its own, right after 已办结.
+SHOWN_STAGES: tuple[str, ...] = tuple(
+    shown for stage in STAGES for shown in ((stage, *ENDED_LABELS) if stage == DECIDED else (stage,))
+)
+SHOWN_LABELS = {**STAGE_LABELS, **ENDED_LABELS}
+assert set(SHOWN_LABELS) == set(SHOWN_STAGES)
+
+
+def shown_stage(stage: str, outcome: str = "") -> str:
+    """The stage an errand at ``stage`` with ``outcome`` is shown and counted as: one of ``SHOWN_STAGES``.
+
+    The one place screens, 电子监察's 在办分布, the ledger's filter and its exports ask."""
+    if stage == DECIDED and outcome in ENDED_LABELS:
+        return outcome
+    return stage
+
+
+def stored_stage(shown: str) -> str:
+    """The stage kept in the state for a ``SHOWN_STAGES`` entry (不予受理 … are kept as ``DECIDED``): what a
+    query by stage asks the database for, before ``shown_stage`` tells the ended ones apart."""
+    return DECIDED if shown in ENDED_LABELS else shown
 
 
 def stage_label(stage: str, outcome: str = "") -> str:
     """The words a screen shows for an errand at ``stage`` with ``outcome``."""
-    if stage == DECIDED and outcome in ENDED_LABELS:
-        return ENDED_LABELS[outcome]
-    return STAGE_LABELS.get(stage, stage)
+    shown = shown_stage(stage, outcome)
+    return SHOWN_LABELS.get(shown, shown)
+
+
+def stage_says_outcome(stage: str, outcome: str = "") -> bool:
+    """Whether ``stage_label`` already says the outcome (不予受理 …): a page then says it once, not twice."""
+    return shown_stage(stage, outcome) != stage
 
 
 HANDLING = (RECEIVED, ACCEPTED, AT_DEPARTMENT)  # stages at a desk that can still decide

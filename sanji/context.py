@@ -47,8 +47,9 @@ from protocol.refusals import Refusal
 from protocol.session import NodeReport
 from protocol.signing import KeyRecord
 from protocol.topology import COUNTY
-from sanji.store import Store
+from sanji.store import Store, submissions
 from sanji.store.documents import LOST, Lost, parse_lost
+from sanji.store.submissions import Once
 from sanji.workcalendar import bound_calendar
 
 log = logging.getLogger("sanji.context")
@@ -66,6 +67,22 @@ NEWER_CATALOGUE_LOOK_S = 2.0
 # What a publisher writes in the transaction that keeps its document: (connection, the signed blob's digest).
 Record = Callable[[AsyncConnection, str], Awaitable[None]]
 _Doc = TypeVar("_Doc", Catalogue, OfficialCalendar)  # the county documents a node takes up alike
+
+
+def with_once(record: Record | None, once: Once | None, what: str) -> Record | None:
+    """``record`` with the publishing form's one-time key (``sanji.store.submissions``), both written in the
+    transaction that keeps the document: sent twice, the document is published once (``what``: the document
+    and its version, as the key names what the first sending wrote)."""
+    if once is None:
+        return record
+
+    async def both(conn: AsyncConnection, digest: str) -> None:
+        await submissions.refuse_if_used(conn, once)
+        if record is not None:
+            await record(conn, digest)
+        await submissions.keep(conn, once, "", what)
+
+    return both
 
 
 def _then(record: Record | None, digest: str) -> Callable[[AsyncConnection], Awaitable[None]] | None:
@@ -123,6 +140,39 @@ def rules_refusal(catalogue: Catalogue, reports: Sequence[NodeReport]) -> str:
         f"目录要求第{needed}代办件规则，以下节点尚未升级：{shown}。请先升级这些节点并各同步一次。"
         f" The catalogue asks for errand rules generation {needed}; these nodes last reported an older build: "
         f"{', '.join(behind[:10])}{' …' if len(behind) > 10 else ''}."
+    )
+
+
+class VersionHeldBelow(SanjiError):
+    """After a restore, a catalogue version some node below already holds would be published again, differently."""
+
+    code = "version_held_below"
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} {en}", hint="Publish a version above the highest one the nodes below report.")
+        self.message_zh, self.message_en = zh, en
+
+
+def held_below_refusal(version: int, lost: Lost | None, reports: Sequence[NodeReport]) -> tuple[str, str] | None:
+    """Why the county may not publish catalogue ``version`` again (None if it may): it was restored from a copy
+    older than its last publication (``lost`` ends in an open range from the copy's newest + 1), and a node below
+    reports holding ``version`` or a later one, so that number was published once already with other contents.
+    Asked only while a range is open: in normal running every node holds what the county published, so a report
+    of a higher version is a forgery no honest node makes, and must not be able to stop the county publishing."""
+    if not lost or lost[-1][1] is not None or version < lost[-1][0]:
+        return None
+    holders = sorted((r.catalogue_version, r.node) for r in reports if r.catalogue_version >= version)
+    if not holders:
+        return None
+    top = holders[-1][0]
+    nodes = sorted({node for _, node in holders})
+    shown = "、".join(nodes[:10]) + (f" 等{len(nodes)}个节点" if len(nodes) > 10 else "")
+    return (
+        f"第 {version} 版目录已由下级节点持有（{shown}，最高第 {top} 版）：本中心从较早的备份恢复，缺少这些版本，"
+        f"同一版本号不能再次发布不同的内容。请发布第 {top + 1} 版或更高版本。",
+        f"Catalogue version {version} is already held below ({', '.join(nodes[:10])}"
+        f"{' …' if len(nodes) > 10 else ''}; up to version {top}): this county was restored from an older copy and "
+        f"lacks them, and a number is never published twice with other contents. Publish version {top + 1} or higher.",
     )
 
 
@@ -295,27 +345,29 @@ class NodeContext:
         self.rules = open_rules(held[1], publisher_keys(self.store.directory, self.store.node_id))
         return True
 
-    async def publish_rules(self, rules: AssessmentRules) -> bool:
+    async def publish_rules(self, rules: AssessmentRules, *, record: Record | None = None) -> bool:
         """County only: sign and hold assessment rules so they travel down with the next exchanges.
 
         ``sanji.office.rules_routes.publish_rules`` (the desk's routes, ``sanji rules publish``) says first why
         rules that name another county or are not newer are refused; this is where every path passes. A version
         the database already holds when the keeping transaction runs is refused (``VersionNotNewer``), so of two
-        publications at once one is kept and the other refused.
+        publications at once one is kept and the other refused. ``record(conn, digest)`` runs in the transaction
+        that keeps them (the publishing form's key, ``with_once``).
         """
         if self.store.directory.role(self.store.node_id) != COUNTY:
             raise SanjiError("only the county hub publishes assessment rules")
         await self.refresh_rules()  # the step is bounded against what the database holds now
         self.version_step(RULES, rules.version)
-        if not await self.offer_rules(sign_rules(rules, self.store.key)):
+        if not await self.offer_rules(sign_rules(rules, self.store.key), record=record):
             await self.refresh_rules()  # what the database kept instead (a sibling process's publication)
             raise VersionNotNewer(RULES, held=self.rules_version, version=rules.version)
         return True
 
-    async def offer_rules(self, blob: bytes) -> bool:
+    async def offer_rules(self, blob: bytes, *, record: Record | None = None) -> bool:
         """Verify signed assessment rules against the county's keys and keep them if newer than those held."""
         rules = open_rules(blob, publisher_keys(self.store.directory, self.store.node_id))
-        kept = await self.store.put_document(RULES, rules.version, blob, catalogue_digest(blob))
+        digest = catalogue_digest(blob)
+        kept = await self.store.put_document(RULES, rules.version, blob, digest, then=_then(record, digest))
         if kept:
             self._blobs[RULES] = (rules.version, blob)
             self.rules = rules
@@ -345,9 +397,13 @@ class NodeContext:
             raise SanjiError("only the county hub publishes the catalogue")
         await self.refresh_catalogue()  # the step is bounded against what the database holds now
         self.version_step(CATALOGUE, catalogue.version)
-        behind = rules_refusal(catalogue, await self.store.reports())
+        reports = await self.store.reports()
+        behind = rules_refusal(catalogue, reports)
         if behind:
             raise RulesAhead(behind)
+        reused = held_below_refusal(catalogue.version, await self.catalogue_lost(), reports)
+        if reused:
+            raise VersionHeldBelow(*reused)
         if not await self.offer(sign_catalogue(catalogue, self.store.key), record=record):
             await self.refresh_catalogue()  # what the database kept instead (a sibling process's publication)
             raise VersionNotNewer(CATALOGUE, held=self.catalogue_version, version=catalogue.version)

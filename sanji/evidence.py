@@ -77,7 +77,7 @@ from protocol.errors import SanjiError
 from protocol.hlc import wall_seconds
 from protocol.signing import KeyRecord, key_id_for
 from protocol.topology import Directory, NodeEntry
-from sanji.store import Store
+from sanji.store import Store, attached
 from sanji.store import schema as t
 
 BUNDLE_FORMAT = "sanji-evidence/1"
@@ -100,6 +100,7 @@ KINDS = {
     "attachment_altered": "an attachment's bytes do not hash to its name or are not its size",
     "attachment_dropped": "an attachment's bytes are gone with no archive mark",
     "archive_unbacked": "an attachment was archived without an ancestor's acknowledgement, or its mark disagrees",
+    "attachment_row": "the kept row of an applied attach action (table attachments) is missing, extra or differs",
 }
 
 # -- reports ------------------------------------------------------------------------------------
@@ -980,6 +981,7 @@ async def _run(
     timings["shards"] = len(bounds) + 1
     attachments = time.perf_counter()
     await _check_attachments(conn, report, directory_ancestors)
+    await _check_attachment_rows(conn, report)
     timings["attachments_s"] = round(time.perf_counter() - attachments, 3)
     order = list(KINDS)
     report.problems.sort(key=lambda p: (order.index(p.kind), p.stream, p.seq or 0, p.errand, p.message))
@@ -1036,6 +1038,39 @@ async def _check_attachments(conn: AsyncConnection, report: EvidenceReport, ance
         report.problems.append(
             Problem("archive_unbacked", f"attachment {digest[:12]} is marked archived but the store has no row for it")
         )
+
+
+async def _check_attachment_rows(conn: AsyncConnection, report: EvidenceReport) -> None:
+    """The kept rows of ``attachments`` (``sanji.store.attached``) are exactly the applied attach actions.
+
+    Sync and downloads read those rows instead of decoding every attach action, so a row missing would keep an
+    attachment from travelling or being fetched, and an extra one would offer bytes no applied action names.
+    Phase 2 has checked each action's stored status against its errand's projection; this checks the rows
+    against those statuses, decoding each applied attach action as the rows' writers do.
+    """
+    a = t.actions.c
+    applied: dict[str, tuple[str, int, str, str]] = {}
+    result = await conn.stream(select(a.body).where(a.kind == attached.KIND, a.status == "applied"))
+    async for part in result.partitions(500):
+        for (body,) in part:
+            row = attached.row(decode_action(bytes(body)))
+            applied[row["action"]] = (row["blob"], row["size"], row["errand"], row["scope"])
+    k = t.attachments.c
+    kept = {
+        str(action): (str(blob), int(size), str(errand), str(scope))
+        for action, blob, size, errand, scope in await conn.execute(select(k.action, k.blob, k.size, k.errand, k.scope))
+    }
+    for action in sorted(applied.keys() | kept.keys()):
+        want, have = applied.get(action), kept.get(action)
+        if want == have:
+            continue
+        if have is None:
+            message = f"applied attach action {action} has no row in attachments"
+        elif want is None:
+            message = f"attachments holds a row for {action}, which is no applied attach action"
+        else:
+            message = f"the attachments row of {action} says {have}, its action says {want}"
+        report.problems.append(Problem("attachment_row", message, errand=(want or have or ("", 0, "", ""))[2]))
 
 
 # -- evidence bundles -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """In-app notices for the person at a desk, derived from what the node already holds.
 
-Three kinds: new work (an errand that came into this desk's worklist), deadline warnings (黄灯/红灯
-on an errand in its worklist) and 督办 urgings addressed to this desk and not yet answered. Each has
+Five kinds: new work (an errand that came into this desk's worklist), a result come back (结果已返回: the errand
+is on its way down, or held here, with its result), materials asked for (需补正材料: a one-time notice issued on an
+errand this desk registered, which its agent must bring), deadline warnings (黄灯/红灯 on an errand in its
+worklist) and 督办 urgings addressed to this desk and not yet answered. Each has
 a time; a notice is unread when its time is after the account's "read up to" mark
 (``sanji.store.notice_reads``), the only thing kept. A warning's time is the start of today, so a
 light still on comes back each working day after it was marked read.
@@ -17,9 +19,11 @@ import msgspec
 
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.hlc import wall_ms
+from protocol.stages import RESULT_DOWN, RESULT_READY, SUPPLEMENT
 from sanji.urgings import UrgingRow, answerable
 
 NEW_WORK, WARNING, URGING = "new_work", "warning", "urging"
+RESULT_BACK, SUPPLEMENT_ASKED = "result_back", "supplement_asked"
 
 
 class Notice(msgspec.Struct, kw_only=True):
@@ -39,10 +43,51 @@ def start_of(day: date) -> int:
 
 
 def arrived_ms(row: dict[str, Any], state: dict[str, Any], node: str) -> int:
-    """When an errand came into ``node``'s worklist: the hand-off on its way here, or the receipt here."""
+    """When an errand came into ``node``'s worklist: the hand-off on its way here, the receipt here, or, for one
+    this node registered and is asked materials for, the one-time notice (the pause it started)."""
+    if _asked_materials(row, node) and state.get("paused_since"):
+        return wall_ms(int(state["paused_since"]))
     if row.get("pending_to") == node:
         return wall_ms(int(row.get("updated_at") or 0))
     return wall_ms(int(state.get("stage_since") or row.get("registered_at") or 0))
+
+
+def _asked_materials(row: dict[str, Any], node: str) -> bool:
+    """An errand ``node`` registered, waiting for the materials a one-time notice asked for (``Views.worklist``
+    lists it here, wherever it is held: the registering desk's agent brings them)."""
+    return row.get("stage") == SUPPLEMENT and row.get("scope") == node
+
+
+def _work_notice(row: dict[str, Any], state: dict[str, Any], node: str, at_ms: int) -> Notice:
+    """What came to this desk: materials asked for, a result come back, or new work; saying which."""
+    name = f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
+    arriving = row.get("pending_to") == node
+    to_receive_zh, to_receive_en = ("（待签收）", " (to receive)") if arriving else ("", "")
+    if _asked_materials(row, node):
+        items = [str(i) for i in state.get("supplement_items") or ()]
+        listed_zh, listed_en = ("：" + "、".join(items), ": " + ", ".join(items)) if items else ("", "")
+        return Notice(
+            kind=SUPPLEMENT_ASKED,
+            at_ms=at_ms,
+            zh=f"需补正材料 {name}{listed_zh}（一次性告知，请补交）",
+            en=f"Materials requested (one-time notice): {name}{listed_en}; bring them (补交材料)",
+            url=row["url"],
+        )
+    if row.get("stage") in (RESULT_DOWN, RESULT_READY):
+        return Notice(
+            kind=RESULT_BACK,
+            at_ms=at_ms,
+            zh=f"结果已返回 {name}{to_receive_zh}",
+            en=f"Result back: {name}{to_receive_en}",
+            url=row["url"],
+        )
+    return Notice(
+        kind=NEW_WORK,
+        at_ms=at_ms,
+        zh=f"新到办件 {name}{to_receive_zh}",
+        en=f"New work: {name}{to_receive_en}",
+        url=row["url"],
+    )
 
 
 def notices_for(
@@ -63,16 +108,8 @@ def notices_for(
     out: list[Notice] = []
     for row in worklist:
         name = f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
-        arriving = row.get("pending_to") == node
-        out.append(
-            Notice(
-                kind=NEW_WORK,
-                at_ms=arrived_ms(row, states.get(row["id"], {}), node),
-                zh=f"新到办件 {name}" + ("（待签收）" if arriving else ""),
-                en="New work: " + name + (" (to receive)" if arriving else ""),
-                url=row["url"],
-            )
-        )
+        state = states.get(row["id"], {})
+        out.append(_work_notice(row, state, node, arrived_ms(row, state, node)))
         light = row.get("light", {})
         if light.get("cls") in ("red", "yellow"):
             out.append(

@@ -19,7 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol import actions as a
 from protocol.actions import Action
-from protocol.binding import BOUND_STEPS, SYSTEM_ACTOR, bind, binding_refusal
+from protocol.binding import (
+    BOUND_STEPS,
+    MATERIAL_STEPS,
+    SYSTEM_ACTOR,
+    acceptance_refusal,
+    bind,
+    binding_refusal,
+    held_materials,
+    material_steps,
+)
 from protocol.catalogue import Catalogue
 from protocol.deadlines import Unit
 from protocol.errand import ErrandState, Projection, judge
@@ -66,6 +75,7 @@ class DeadlinePolicy(Protocol):
     def date_of(self, hlc: int) -> date: ...
 
 
+MATERIAL_KINDS = ("register", "materials_received", "supply")  # the steps ``material_steps`` reads
 ACTION_ID_TIME_DIGITS = 12  # hex digits of milliseconds since the epoch: 48 bits, enough until the year 10889
 ERRAND_ID_TIME_DIGITS = 8  # hex digits of seconds since the epoch: 32 bits, enough until 2106
 
@@ -217,15 +227,16 @@ class ErrandService:
                 raise ActionRefused(wrong)
         return await self._act(errand_id, form, once=once)
 
-    async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
-        """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all."""
+    async def attach(self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None) -> Projection:
+        """Attach ``data`` (a scan or photo) to the errand: the bytes are kept with the step, or not at all.
+        ``once``: the sending form's one-time key, as ``act``'s."""
         if form.actor == SYSTEM_ACTOR or form.deemed:
             raise ActionRefused(refuse("system_only"))
         if (wrong := scan_type_refusal(form.mime)) is not None:
             raise ActionRefused(wrong)
         digest = hashlib.sha256(data).hexdigest()
         step = msgspec.structs.replace(form, kind="attach", blob=digest, size=len(data), mime=scan_type(form.mime))
-        return await self._act(errand_id, step, attachment=data)
+        return await self._act(errand_id, step, attachment=data, once=once)
 
     async def act_as_system(self, errand_id: str, form: ActionForm) -> Projection:
         """A step the node takes by itself (``sanji.duties``); ``judge`` still checks every fact of it."""
@@ -242,6 +253,14 @@ class ErrandService:
         # The county's catalogue of the version the errand is bound under, to compare its bound entry with
         # (``binding_refusal``): read before the write, as a binding never changes once made.
         checked = await self._binding_checked(errand_id) if form.kind in BOUND_STEPS else None
+        # The steps naming the errand's materials, for a step that takes them as complete (``acceptance_refusal``):
+        # read before the write. Materials are only ever added, so a step recorded meanwhile can only make this
+        # stricter than the errand is (a refusal the desk's retry clears), never let a main material be missed.
+        materials = (
+            material_steps(await self.store.applied_actions(errand_id, MATERIAL_KINDS))
+            if form.kind in MATERIAL_STEPS
+            else None
+        )
 
         def build(before: Projection, at: int) -> Action:
             state = before.state
@@ -277,7 +296,12 @@ class ErrandService:
             }
             if accept is not None:
                 return _COUNTED_FROM_ACCEPTANCE[step.kind](self, step, state, common, at, accept)
-            return self._build(step, state, common, at)
+            action = self._build(step, state, common, at)
+            if materials is not None:
+                problem = acceptance_refusal(state.matter_entry, held_materials(state.matter_entry, materials))
+                if problem is not None:  # the errand's own rules answer first: a step refused anyway keeps its code
+                    raise ActionRefused(judge(state, action, self.store.directory) or problem)
+            return action
 
         return await self.store.act(errand_id, build, attachment=attachment, once=once)
 

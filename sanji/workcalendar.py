@@ -38,6 +38,8 @@ from protocol.deadlines import CalendarData, CalendarError, CalendarInvalid, Wor
 from sanji.statutory import FIRST_YEAR, LAST_YEAR, provisional_data, statutory_holidays
 
 __all__ = [
+    "FORMAT_HINT",
+    "PROBLEMS_HINT",
     "PROVISIONAL_AHEAD",
     "CalendarProblems",
     "YearView",
@@ -50,15 +52,17 @@ __all__ = [
     "publish_refusal_texts",
     "read_calendar_file",
     "summary",
+    "summary_zh",
     "year_view",
 ]
 
 STATUTE_SINCE = 2025  # 《全国年节及纪念日放假办法》 as amended by State Council decree 795, in force 2025-01-01
 PROVISIONAL_AHEAD = 3  # provisional years kept beyond the later of this year and the last official one
-_FORMAT_HINT = (
+FORMAT_HINT = (
     'Write county = "...", version = N, published_at = "YYYY-MM-DD", then one [year.YYYY] table per year '
     'with holidays = [...] and optionally workdays = [...] and source = "..."; see deploy/calendar.example.toml.'
 )
+PROBLEMS_HINT = "Correct every listed problem; the notice (国务院办公厅关于某年部分节假日安排的通知) lists them all."
 _TOP_KEYS = frozenset({"county", "version", "published_at", "note", "year"})
 _YEAR_KEYS = frozenset({"holidays", "workdays", "source"})
 
@@ -98,7 +102,7 @@ def _as_date(value: Any) -> date:
 
 
 def _fail(path: Path, message: str) -> CalendarInvalid:
-    return CalendarInvalid(f"{path}: {message}", hint=_FORMAT_HINT)
+    return CalendarInvalid(f"{path}: {message}", hint=FORMAT_HINT)
 
 
 def _parse_days(path: Path, year: int, key: str, raw: object) -> tuple[date, ...]:
@@ -124,11 +128,15 @@ def read_calendar_file(path: Path) -> OfficialCalendar:
         with path.open("rb") as fh:
             doc = tomllib.load(fh)
     except FileNotFoundError:
-        raise CalendarInvalid(f"calendar file {path} does not exist", hint=_FORMAT_HINT) from None
+        raise CalendarInvalid(f"calendar file {path} does not exist", hint=FORMAT_HINT) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(path, f"not valid TOML: {exc}") from None
     except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
         raise _fail(path, "not valid TOML: lists or tables are nested too deeply") from None
+    except ValueError:  # Python's own bound on turning digits into an int (a 5,000-digit number)
+        raise _fail(
+            path, "not valid TOML: a number is written with more digits than any calendar field holds"
+        ) from None
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise _fail(path, f"unexpected top-level key {unknown[0]!r}")
@@ -200,7 +208,7 @@ class CalendarProblems(CalendarInvalid):
     def __init__(self, message: str, problems: list[str]) -> None:
         super().__init__(
             message,
-            hint="Correct every listed problem; the notice (国务院办公厅关于某年部分节假日安排的通知) lists them all.",
+            hint=PROBLEMS_HINT,
         )
         self.problems = problems
 
@@ -243,6 +251,12 @@ def publish_refusal_texts(held: OfficialCalendar | None, doc: OfficialCalendar) 
             "a new version replaces the old one whole, so list every year again",
         )
     return "", ""
+
+
+def summary_zh(doc: OfficialCalendar) -> str:
+    """``summary`` in Chinese, for the command line's first line."""
+    years = "，".join(f"{e.year}年（放假 {len(e.holidays)} 天，调休上班 {len(e.workdays)} 天）" for e in doc.years)
+    return f"{doc.county}工作日历第{doc.version}版（{doc.published_at}）：{years}"
 
 
 def summary(doc: OfficialCalendar) -> str:

@@ -28,7 +28,7 @@ from protocol.errand import Projection
 from protocol.errors import SanjiError
 from sanji.auth import events as ev
 from sanji.auth.roles import PlaceRefused
-from sanji.store import Store
+from sanji.store import Store, submissions
 from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.submissions import Once
@@ -178,8 +178,11 @@ class AuthBook:
         must_change: bool = False,
         department: str = "",
         window: str = "",
+        once: Once | None = None,
     ) -> Account:
         async with self.db.write() as conn:
+            if once is not None:  # the same form sent again: the account its first sending created
+                await submissions.refuse_if_used(conn, once)
             if await conn.scalar(select(t.accounts.c.id).where(t.accounts.c.name == name)) is not None:
                 raise AccountExists(f"an account named {name} exists at this node", hint="Choose another name.")
             await conn.execute(
@@ -197,6 +200,8 @@ class AuthBook:
                 )
             )
             await insert_event(conn, event)
+            if once is not None:
+                await submissions.keep(conn, once, "", name)
         account = await self.account(name=name)
         assert account is not None
         return account
@@ -215,11 +220,18 @@ class AuthBook:
             rows = (await conn.execute(select(t.accounts).order_by(t.accounts.c.name))).mappings().all()
         return [msgspec.convert(_plain(r), Account) for r in rows]
 
-    async def update_account(self, account_id: int, values: dict[str, Any], *, event: ev.Event | None = None) -> None:
+    async def update_account(
+        self, account_id: int, values: dict[str, Any], *, event: ev.Event | None = None, once: Once | None = None
+    ) -> None:
+        """``once``: the sending form's one-time key, kept with the change (``AlreadySent`` if it was)."""
         async with self.db.write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
             await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(**values))
             if event is not None:
                 await insert_event(conn, event)
+            if once is not None:
+                await submissions.keep(conn, once, "", str(account_id))
 
     async def disable_unless_last_admin(self, account_id: int, admin_role: str, *, event: ev.Event) -> bool:
         """Disable an account unless it is the last active ``admin_role`` one, checked in the same write
@@ -370,8 +382,11 @@ class AuthBook:
         async with self.db.write() as conn:
             await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=now))
 
-    async def revoke_token(self, token_id: int, *, now: float, event: ev.Event) -> bool:
+    async def revoke_token(self, token_id: int, *, now: float, event: ev.Event, once: Once | None = None) -> bool:
+        """``once``: the revoking form's one-time key, kept with the revocation (``AlreadySent`` if it was)."""
         async with self.db.write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
             result = await conn.execute(
                 update(t.api_tokens)
                 .where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))
@@ -380,6 +395,8 @@ class AuthBook:
             if not result.rowcount:
                 return False
             await insert_event(conn, event)
+            if once is not None:
+                await submissions.keep(conn, once, "", str(token_id))
         return True
 
 

@@ -315,10 +315,10 @@ class GuardedService(ErrandService):
         with self.caller.auditing():
             return await super().act(errand_id, form, once=once)
 
-    async def attach(self, errand_id: str, form: ActionForm, data: bytes) -> Projection:
+    async def attach(self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise("attach", form, errand=errand_id)
         with self.caller.auditing():
-            return await super().attach(errand_id, form, data)
+            return await super().attach(errand_id, form, data, once=once)
 
     def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:
         """Where the caller sits decides for whom it signs (``roles.place_refusal``), judged on the errand as it is

@@ -44,8 +44,11 @@ from sanji.auth.service import (
     password_throttled_texts,
     throttled_texts,
 )
+from sanji.bilingual import Pair
 from sanji.context import NodeContext
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once
 from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
 from sanji.web.error_pages import wants_page
@@ -208,9 +211,10 @@ def _password_page(
     *,
     error: tuple[str, str] | None = None,
     done: bool = False,
+    again: bool = False,
     status: int = 200,
 ) -> Template:
-    """The page; ``error``: why nothing changed, in Chinese and English."""
+    """The page; ``error``: why nothing changed, in Chinese and English. ``again``: the form was sent twice."""
     principal = principal_of(request)
     home = "/" if principal is None or roles.may(principal.role, roles.ERRANDS) else ADMIN_HOME
     return Template(
@@ -221,6 +225,8 @@ def _password_page(
             **_frame(store, context, "password"),
             "error": error,
             "done": done,
+            "again": again,
+            "once": new_key(),  # the form's one-time key: sent twice, changed once (sanji.store.submissions)
             "must_change": principal is not None and principal.must_change,
             "min_length": MIN_LENGTH,
             "home": home,
@@ -271,7 +277,11 @@ class AccountPasswordController(Controller):
                 field("new"),
                 field("again"),
                 ip=client_ip(request),
+                # the account's name, not the passwords, tells one sending from another (no digest of a password)
+                once=once("password", field(ONCE_FIELD), principal.name),
             )
+        except AlreadySent:  # a double click or the browser's resubmit: changed once, by the first sending
+            return _password_page(request, store, context, done=True, again=True)
         except PasswordChangeRefused as exc:
             if exc.reason != "throttled":
                 return _password_page(request, store, context, error=(exc.message_zh, exc.message), status=400)
@@ -287,9 +297,22 @@ class AccountPasswordController(Controller):
 # -- refusals ----------------------------------------------------------------------------------
 
 
-def _json(status: int, error: str, message: str, hint: str, zh: str) -> Response[dict[str, object]]:
+# What to do about a refusal, Chinese first and then English in one ``hint`` (as a "中文 English" label: a client
+# showing it whole reads Chinese first, ``sanji.bilingual.split_pair`` parts it); ``message_zh`` and ``message``
+# say what was refused.
+NOT_LOGGED_IN_HINT = Pair(
+    "请在 /login 登录，或在请求中带上 Authorization: Bearer <令牌>",
+    "Log in at /login, or send Authorization: Bearer <token>.",
+)
+MUST_CHANGE_HINT = Pair(f"请先在 {PASSWORD_PAGE} 设置您自己的密码", f"Change the password at {PASSWORD_PAGE}.")
+FORBIDDEN_HINT = Pair(
+    "请由有相应岗位的同事办理，或请管理员调整您的岗位", "Ask an administrator for an account with the right role."
+)
+
+
+def _json(status: int, error: str, message: str, hint: Pair, zh: str) -> Response[dict[str, object]]:
     return Response(
-        {"error": error, "message": message, "hint": hint, "retryable": False, "message_zh": zh},
+        {"error": error, "message": message, "hint": f"{hint.zh} {hint.en}", "retryable": False, "message_zh": zh},
         status_code=status,
         headers={"WWW-Authenticate": 'Bearer realm="sanji"'} if status == 401 else None,
     )
@@ -305,7 +328,7 @@ def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> 
         401,
         "not_logged_in",
         str(exc.detail),
-        "Log in at /login, or send Authorization: Bearer <token>.",
+        NOT_LOGGED_IN_HINT,
         exc.message_zh,
     )
 
@@ -313,16 +336,14 @@ def not_logged_in_handler(request: Request[Any, Any, Any], exc: NotLoggedIn) -> 
 def forbidden_handler(request: Request[Any, Any, Any], exc: Forbidden) -> Response[Any]:
     if isinstance(exc, MustChangePassword):
         if not wants_page(request):
-            return _json(
-                403, "must_change_password", str(exc.detail), f"Change the password at {PASSWORD_PAGE}.", exc.message_zh
-            )
+            return _json(403, "must_change_password", str(exc.detail), MUST_CHANGE_HINT, exc.message_zh)
         return Redirect(path=PASSWORD_PAGE, status_code=303)
     if not wants_page(request):
         return _json(
             403,
             "forbidden",
             str(exc.detail),
-            "Ask an administrator for an account with the right role.",
+            FORBIDDEN_HINT,
             exc.message_zh,
         )
     runtime = request.app.state.runtime

@@ -36,6 +36,8 @@ from sanji.auth import passwords, roles
 from sanji.auth.book import Account, AccountError, AuthBook, SessionRow, TokenRow, Who
 from sanji.auth.throttle import LoginThrottle
 from sanji.config import AuthSection
+from sanji.store import submissions
+from sanji.store.submissions import Once
 
 __all__ = [
     "AccountError",
@@ -184,6 +186,9 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+FIRST_SENDING_WAIT = 10.0  # seconds: a password's check and the new one's hash, at production's cost
+
+
 class AuthService:
     def __init__(
         self,
@@ -273,9 +278,11 @@ class AuthService:
         must_change: bool = False,
         department: str = "",
         window: str = "",
+        once: Once | None = None,
     ) -> Account:
         """A new account. ``must_change``: the password was generated, its holder sets their own at first login.
-        ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node."""
+        ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node.
+        ``once``: the sending form's one-time key (``AlreadySent``: that form created the account already)."""
         self._check_new(name, role)
         # ｗａ１ or WA1 beside wa1 would pass as wa1 on every screen and in the audit log
         twin = next((a.name for a in await self.book.accounts() if look_alike(a.name) == look_alike(name)), None)
@@ -307,6 +314,7 @@ class AuthService:
             must_change=must_change,
             department=department,
             window=window,
+            once=once,
         )
 
     async def place(self, name: str, *, by: Who, department: str | None = None, window: str | None = None) -> Account:
@@ -348,18 +356,25 @@ class AuthService:
         await self.book.close_sessions_of(account.id)
 
     async def change_own_password(
-        self, session_id: str, current: str, new: str, again: str, *, ip: str = ""
+        self, session_id: str, current: str, new: str, again: str, *, ip: str = "", once: Once | None = None
     ) -> Principal:
         """The logged-in holder sets their own password (``/account/password``): the current one, the new one
         twice, the node's rules; it must differ from the current one. Clears must-change; every other session of
-        the account ends (one someone else opened with the old password too), this one goes on."""
+        the account ends (one someone else opened with the old password too), this one goes on. ``once``: the
+        form's one-time key: sent again, the form finds it (``AlreadySent``) before the current password, which
+        it changed, is checked and counted a failure."""
         found = await self.resolve_session(session_id)
         if found is None:
             raise PasswordChangeRefused("log in first", zh="请先登录")
         principal, _ = found
+        await submissions.sent_before(self.book.db, once)
         account = await self._existing(principal.name)
         now = self.clock()
         wait = self.throttle.begin(principal.name, ip)
+        if wait > 0 and once is not None and not self.throttle.wait(principal.name, ip):
+            # Not locked out, but a check of this account's password is under way: the same form's first
+            # sending (a double click) is, whose key this one finds once written, or waits its turn behind.
+            wait = await self._turn_or_first_sending(principal.name, ip, once)
         if wait > 0:  # the login throttle's counters: guessing here is no faster than at /login
             zh, en = password_throttled_texts(max(1, math.ceil(wait)))
             raise PasswordChangeRefused(en, zh=zh, reason="throttled", until=now + wait)
@@ -368,6 +383,7 @@ class AuthService:
         finally:
             self.throttle.end(principal.name, ip)
         if not right:
+            await submissions.sent_before(self.book.db, once)  # changed by the first sending: not a failure
             self.throttle.failed(principal.name, ip)
             raise PasswordChangeRefused("the current password is wrong", zh="当前密码不正确")
         if new != again:
@@ -384,10 +400,22 @@ class AuthService:
         who = Who(account=principal.name, via="session", ip=ip)
         event = ev.AccountChanged(**self._event_base(who), actor=principal.name, name=principal.name, change="password")
         await self.book.update_account(
-            account.id, {"password_hash": hashed, "must_change_password": False}, event=event
+            account.id, {"password_hash": hashed, "must_change_password": False}, event=event, once=once
         )
         await self.book.close_sessions_of(account.id, keep=digest(session_id))
         return msgspec.structs.replace(principal, must_change=False)
+
+    async def _turn_or_first_sending(self, name: str, ip: str, once: Once) -> float:
+        """The throttle's turn to check ``name``'s password (0.0, taken), watched for ``FIRST_SENDING_WAIT``
+        seconds; ``AlreadySent`` as soon as the form's first sending writes its key; else the wait ``begin``
+        answers last (a lockout, or a turn still held)."""
+        deadline = time.monotonic() + FIRST_SENDING_WAIT
+        while True:
+            await submissions.sent_before(self.book.db, once)
+            wait = self.throttle.begin(name, ip)
+            if not wait or self.throttle.wait(name, ip) or time.monotonic() >= deadline:
+                return wait
+            await asyncio.sleep(0.1)
 
     async def set_active(self, name: str, active: bool, *, by: Who) -> None:
         """Enable or disable an account. Nobody disables their own account, and the last active
@@ -410,13 +438,13 @@ class AuthService:
         await self.book.close_sessions_of(account.id)
 
     async def add_with_one_time_password(
-        self, name: str, role: str, *, by: Who, department: str = "", window: str = ""
+        self, name: str, role: str, *, by: Who, department: str = "", window: str = "", once: Once | None = None
     ) -> tuple[Account, str]:
         """A new account with a generated password, returned once to be handed to its holder, who must change it
         at the first login."""
         password = one_time_password()
         account = await self.add_account(
-            name, role, password, by=by, must_change=True, department=department, window=window
+            name, role, password, by=by, must_change=True, department=department, window=window, once=once
         )
         return account, password
 
@@ -595,11 +623,13 @@ class AuthService:
         token_id = await self.book.add_token(account.id, label[:64], digest(token), now=self.clock(), event=event)
         return token_id, token
 
-    async def revoke_token(self, token_id: int, *, by: Who) -> bool:
+    async def revoke_token(self, token_id: int, *, by: Who, once: Once | None = None) -> bool:
+        """``once``: the revoking form's key: sent again, ``AlreadySent``, not False (no live token)."""
         if not 0 < token_id < 2**63:  # no such token: the database's integers stop at 2**63 - 1
             return False
+        await submissions.sent_before(self.book.db, once)
         event = ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
-        return await self.book.revoke_token(token_id, now=self.clock(), event=event)
+        return await self.book.revoke_token(token_id, now=self.clock(), event=event, once=once)
 
     async def resolve_token(self, token: str) -> Principal | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:

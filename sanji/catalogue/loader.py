@@ -27,11 +27,13 @@ import json
 import re
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.parsers import expat
 
 import msgspec
 
@@ -160,6 +162,8 @@ def load_toml(path: str | Path, **overrides: Any) -> Catalogue:
         raise CatalogueError(f"{path} is not valid TOML", [str(exc)]) from None
     except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
         raise CatalogueError(f"{path} is not valid TOML", [NESTED_TOO_DEEPLY]) from None
+    except ValueError as exc:  # Python's own bound on turning digits into an int (a 5,000-digit number)
+        raise CatalogueError(f"{path} is not valid TOML", [_number_problem(exc)]) from None
     return catalogue_from_mapping(data, source=str(path), label=lambda i: f"[[matters]] #{i + 1}", **overrides)
 
 
@@ -171,7 +175,17 @@ def load_json(path: str | Path, **overrides: Any) -> Catalogue:
         raise CatalogueError(f"{path} is not valid JSON", [str(exc)]) from None
     except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
         raise CatalogueError(f"{path} is not valid JSON", [NESTED_TOO_DEEPLY]) from None
+    except ValueError as exc:  # Python's own bound on turning digits into an int (a 5,000-digit number)
+        raise CatalogueError(f"{path} is not valid JSON", [_number_problem(exc)]) from None
     return catalogue_from_mapping(data, source=str(path), label=lambda i: f"matters[{i}]", **overrides)
+
+
+NUMBER_TOO_LONG = "a number is written with more digits than any catalogue field holds (Python reads at most 4300)"
+
+
+def _number_problem(exc: ValueError) -> str:
+    """What a parser's ValueError that is no syntax error means: in practice the digit limit of ``int()``."""
+    return NUMBER_TOO_LONG if "digits" in str(exc) else f"the file cannot be read: {str(exc)[:200]}"
 
 
 def catalogue_from_mapping(
@@ -210,79 +224,92 @@ def catalogue_from_mapping(
 def load_xlsx(path: str | Path, **overrides: Any) -> Catalogue:
     """Load a spreadsheet: one row per matter (see the module docstring for the layout)."""
     import openpyxl  # imported here: only the county's desk needs spreadsheets
-    from openpyxl.utils import get_column_letter
 
     path = Path(path)
     check_xlsx_archive(path)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
-        raise CatalogueError(f"{path} is not a readable XLSX workbook", [f"{type(exc).__name__}: {exc}"]) from None
+        raise CatalogueError(f"{path} is not a readable XLSX workbook", [_damaged(exc)]) from None
     try:
-        names = book.sheetnames
-        matter_sheet = next((n for n in names if n.strip().lower() in ("matters", "事项")), names[0])
-        meta_sheet = next((n for n in names if n.strip().lower() in ("catalogue", "目录", "目录信息")), None)
-        problems: list[str] = []
-        header: dict[str, Any] = {}
-        if meta_sheet is not None:
-            for r, row in enumerate(_bounded_rows(book[meta_sheet], path, meta_sheet), start=1):
-                if not row or row[0] is None or str(row[0]).strip() == "":
-                    continue
-                key = HEADING_ALIASES.get(str(row[0]).strip(), str(row[0]).strip())
-                if key not in HEADER_FIELDS:
-                    problems.append(
-                        f"sheet {meta_sheet} row {r}, field {key}: unknown field{_suggest(key, HEADER_FIELDS)}"
-                    )
-                    continue
-                value = row[1] if len(row) > 1 else None
-                if isinstance(value, dt.datetime):
-                    value = value.date().isoformat()
-                elif isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                elif isinstance(value, str) and key == "version" and value.strip().isdigit():
-                    value = int(value.strip())
-                if value is not None:
-                    header[key] = value
-        header.update(overrides)
-
-        rows: list[_Row] = []
-        sheet_rows = _bounded_rows(book[matter_sheet], path, matter_sheet)
-        headings = next(sheet_rows, None)
-        if headings is None:
-            raise CatalogueError(f"{path}: sheet {matter_sheet} is empty", [f"sheet {matter_sheet}: no heading row"])
-        fields: dict[int, str] = {}
-        for c, heading in enumerate(headings):
-            if heading is None or str(heading).strip() == "":
-                continue
-            text = str(heading).strip()
-            field = HEADING_ALIASES.get(text, text)
-            letter = get_column_letter(c + 1)
-            if field not in MATTER_FIELDS:
-                problems.append(
-                    f"sheet {matter_sheet} column {letter}, field {text}: not a matter field"
-                    f"{_suggest(text, tuple(MATTER_FIELDS))}"
-                )
-            elif field in fields.values():
-                problems.append(f"sheet {matter_sheet} column {letter}, field {field}: the column appears twice")
-            else:
-                fields[c] = field
-        for r, row in enumerate(sheet_rows, start=2):
-            if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
-                continue
-            values: dict[str, Any] = {}
-            columns: dict[str, str] = {}
-            for c, field in fields.items():
-                cell = row[c] if c < len(row) else None
-                columns[field] = get_column_letter(c + 1)
-                if cell is None or (isinstance(cell, str) and not cell.strip()):
-                    if field in _STR_FIELDS:
-                        values[field] = ""
-                    continue
-                values[field] = _from_cell(field, cell)
-            rows.append(_Row(label=f"row {r}", values=values, columns=columns))
+        header, rows, problems = _read_book(book, path, overrides)
+    except CatalogueError:
+        raise
+    except Exception as exc:  # openpyxl reads a read-only sheet lazily: a damaged part fails here, not on open
+        raise CatalogueError(f"{path} is not a readable XLSX workbook", [_damaged(exc)]) from None
     finally:
         book.close()
     return _build(str(path), header, rows, problems)
+
+
+def _damaged(exc: Exception) -> str:
+    return f"not a readable XLSX workbook: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _read_book(book: Any, path: Path, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], list[_Row], list[str]]:
+    """The header fields, the matter rows as read and the problems found reading them (``_build`` checks them)."""
+    from openpyxl.utils import get_column_letter
+
+    names = book.sheetnames
+    matter_sheet = next((n for n in names if n.strip().lower() in ("matters", "事项")), names[0])
+    meta_sheet = next((n for n in names if n.strip().lower() in ("catalogue", "目录", "目录信息")), None)
+    problems: list[str] = []
+    header: dict[str, Any] = {}
+    if meta_sheet is not None:
+        for r, row in enumerate(_bounded_rows(book[meta_sheet], path, meta_sheet), start=1):
+            if not row or row[0] is None or str(row[0]).strip() == "":
+                continue
+            key = HEADING_ALIASES.get(str(row[0]).strip(), str(row[0]).strip())
+            if key not in HEADER_FIELDS:
+                problems.append(f"sheet {meta_sheet} row {r}, field {key}: unknown field{_suggest(key, HEADER_FIELDS)}")
+                continue
+            value = row[1] if len(row) > 1 else None
+            if isinstance(value, dt.datetime):
+                value = value.date().isoformat()
+            elif isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif isinstance(value, str) and key == "version" and value.strip().isdigit():
+                value = int(value.strip())
+            if value is not None:
+                header[key] = value
+    header.update(overrides)
+
+    rows: list[_Row] = []
+    sheet_rows = _bounded_rows(book[matter_sheet], path, matter_sheet)
+    headings = next(sheet_rows, None)
+    if headings is None:
+        raise CatalogueError(f"{path}: sheet {matter_sheet} is empty", [f"sheet {matter_sheet}: no heading row"])
+    fields: dict[int, str] = {}
+    for c, heading in enumerate(headings):
+        if heading is None or str(heading).strip() == "":
+            continue
+        text = str(heading).strip()
+        field = HEADING_ALIASES.get(text, text)
+        letter = get_column_letter(c + 1)
+        if field not in MATTER_FIELDS:
+            problems.append(
+                f"sheet {matter_sheet} column {letter}, field {text}: not a matter field"
+                f"{_suggest(text, tuple(MATTER_FIELDS))}"
+            )
+        elif field in fields.values():
+            problems.append(f"sheet {matter_sheet} column {letter}, field {field}: the column appears twice")
+        else:
+            fields[c] = field
+    for r, row in enumerate(sheet_rows, start=2):
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
+            continue
+        values: dict[str, Any] = {}
+        columns: dict[str, str] = {}
+        for c, field in fields.items():
+            cell = row[c] if c < len(row) else None
+            columns[field] = get_column_letter(c + 1)
+            if cell is None or (isinstance(cell, str) and not cell.strip()):
+                if field in _STR_FIELDS:
+                    values[field] = ""
+                continue
+            values[field] = _from_cell(field, cell)
+        rows.append(_Row(label=f"row {r}", values=values, columns=columns))
+    return header, rows, problems
 
 
 def check_xlsx_archive(path: Path) -> None:
@@ -313,6 +340,47 @@ def check_xlsx_archive(path: Path) -> None:
             break
     if problems:
         raise CatalogueError(f"{path} is refused before it is read: it is not a plain catalogue workbook", problems)
+    _check_xml_parts(path)
+
+
+class _Declared(Exception):
+    """A DTD in a part: what a saved workbook never has, and what entity tricks need."""
+
+
+def _refuse_dtd(*_: object) -> None:
+    raise _Declared
+
+
+def _check_xml_parts(path: Path) -> None:
+    """Parse every XML part once with expat, refusing a DTD (entity expansion, external entities) or XML that does not
+    parse (a part cut short), before openpyxl reads it: openpyxl uses the standard library's parser as it is, and its
+    errors surfaced as a 500 and a traceback. Bounded by the sizes ``check_xlsx_archive`` checked first."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.lower().endswith((".xml", ".rels", ".vml")):
+                    continue
+                parser = expat.ParserCreate()
+                parser.StartDoctypeDeclHandler = _refuse_dtd
+                parser.EntityDeclHandler = _refuse_dtd
+                name = member.filename[:100]
+                try:
+                    parser.Parse(archive.read(member), True)
+                except _Declared:
+                    raise CatalogueError(
+                        f"{path} is not a readable XLSX workbook",
+                        [
+                            f"part {name} declares a DTD or entities, which no saved workbook has: not a readable XLSX "
+                            "workbook"
+                        ],
+                    ) from None
+                except expat.ExpatError as exc:
+                    raise CatalogueError(
+                        f"{path} is not a readable XLSX workbook",
+                        [f"part {name} is damaged or cut short ({exc}): not a readable XLSX workbook"],
+                    ) from None
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError) as exc:
+        raise CatalogueError(f"{path} is not a readable XLSX workbook", [_damaged(exc)]) from None
 
 
 def _bounded_rows(sheet: Any, path: Path, name: str) -> Iterator[tuple[Any, ...]]:

@@ -43,6 +43,7 @@ from sanji.auth import roles
 from sanji.auth.book import AuthBook
 from sanji.auth.places import held_catalogue, known_places
 from sanji.auth.service import AuthService
+from sanji.cli import say
 from sanji.cli.common import cli_who
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.node_directory import node_directory
@@ -133,7 +134,7 @@ def _run(config: str, work: Callable[[AuthService], Awaitable[int]]) -> int:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        print(f"error: {exc}")
+        say.failure(exc)
         return 2
 
     async def main() -> int:
@@ -142,9 +143,8 @@ def _run(config: str, work: Callable[[AuthService], Awaitable[int]]) -> int:
 
     try:
         return asyncio.run(main())
-    except SanjiError as exc:
-        zh = getattr(exc, "message_zh", "")  # an account refusal a desk also shows: Chinese first
-        print("error: " + (f"{zh} " if zh else "") + exc.message + (f" ({exc.hint})" if exc.hint else ""))
+    except SanjiError as exc:  # an account refusal a desk also shows: its Chinese first
+        say.failure(exc)
         return 2
 
 
@@ -155,7 +155,7 @@ def _place(department: str, window: str) -> str:
 
 def run_add(config: str, name: str, role: str, password: str, *, department: str = "", window: str = "") -> int:
     if password == "\0mismatch":
-        print("error: the two passwords differ")
+        say.error("两次输入的密码不一致", "the two passwords differ")
         return 2
 
     async def work(service: AuthService) -> int:
@@ -171,7 +171,9 @@ def run_add(config: str, name: str, role: str, password: str, *, department: str
 
 def run_edit(config: str, name: str, *, department: str | None = None, window: str | None = None) -> int:
     if department is None and window is None:
-        print("error: give --department or --window (an empty one clears it)")
+        say.error(
+            "请给出 --department 或 --window（给空值即清除）", "give --department or --window (an empty one clears it)"
+        )
         return 2
 
     async def work(service: AuthService) -> int:
@@ -184,7 +186,7 @@ def run_edit(config: str, name: str, *, department: str | None = None, window: s
 
 def run_passwd(config: str, name: str, password: str) -> int:
     if password == "\0mismatch":
-        print("error: the two passwords differ")
+        say.error("两次输入的密码不一致", "the two passwords differ")
         return 2
 
     async def work(service: AuthService) -> int:
@@ -225,7 +227,7 @@ def run_token(config: str, name: str, label: str = "") -> int:
 def run_revoke(config: str, token_id: int) -> int:
     async def work(service: AuthService) -> int:
         if not await service.revoke_token(token_id, by=cli_who()):
-            print(f"error: no live token {token_id}")
+            say.error(f"没有有效的令牌 {token_id}", f"no live token {token_id}")
             return 2
         print(f"token {token_id} revoked")
         return 0
@@ -277,7 +279,7 @@ def run_log(config: str, *, errand: str | None = None, limit: int = 50) -> int:
             )
         broken = await service.book.verify_chain()
         if broken:
-            print(f"error: the audit chain is broken at rows {broken[:10]}")
+            say.error(f"审计链断开，断在第 {broken[:10]} 行", f"the audit chain is broken at rows {broken[:10]}")
             return 1
         print(f"audit chain intact ({len(events)} events{' about ' + errand if errand else ''})")
         return 0

@@ -31,6 +31,7 @@ import sys
 from typing import Any
 
 from protocol.errors import SanjiError
+from sanji.cli import say
 from sanji.cli.backup_cmd import node_answers
 from sanji.cli.common import node_store
 from sanji.cli.errand_cmd import errand_by_ref
@@ -94,16 +95,13 @@ async def _restore(settings: NodeSettings, *, errand: str | None) -> list[tuple[
 
 
 def _could_not_run(exc: Exception) -> int:
-    if isinstance(exc, SanjiError):
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""), file=sys.stderr)
-    else:
-        print(f"error: {exc}", file=sys.stderr)
+    say.failure(exc, file=sys.stderr)
     return 2
 
 
 def restore(args: argparse.Namespace) -> int:
     if not args.all and not args.errand:
-        print("error: --restore needs --errand ID or --all", file=sys.stderr)
+        say.error("取回附件须给出 --errand 办件编号或 --all", "--restore needs --errand ID or --all", file=sys.stderr)
         return 2
     try:
         settings = load_settings(args.config, db=args.db)
@@ -139,7 +137,9 @@ def _ask_the_node(settings: NodeSettings, config: str, *, errand: str | None) ->
     body = json.dumps({"errand": errand} if errand else {}, ensure_ascii=False)  # {}: every archived attachment
     url = f"http://{host}:{settings.node.port}/api/archive/restore"
     return (
-        f"error: node {settings.node.id} is running on port {settings.node.port}, and this command cannot sign "
+        f"error: 节点 {settings.node.id} 正在运行，本命令不能与它同时签名；"
+        "请让节点自己取回（见下），或先停止节点再运行 --restore。"
+        f" Node {settings.node.id} is running on port {settings.node.port}, and this command cannot sign "
         "beside it. Ask the node to fetch them back itself, as an administrator with a token "
         f"(sanji accounts token --config {config} --name ADMIN):\n"
         f"  curl -X POST -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
@@ -167,10 +167,16 @@ def run(args: argparse.Namespace) -> int:
     if args.restore:
         return restore(args)
     if args.errand or args.all:
-        print("error: --errand and --all go with --restore", file=sys.stderr)
+        say.error(
+            "参数 --errand 和 --all 只能与 --restore 一起使用", "--errand and --all go with --restore", file=sys.stderr
+        )
         return 2
     if args.after_days is not None and not (math.isfinite(args.after_days) and args.after_days >= 0):
-        print("error: --after-days must be a finite number of days, not negative", file=sys.stderr)
+        say.error(
+            "归档天数（--after-days）应为不小于 0 的有限天数",
+            "--after-days must be a finite number of days, not negative",
+            file=sys.stderr,
+        )
         return 2
     try:
         plan = asyncio.run(_run(args.config, args.db, apply=args.apply, after_days=args.after_days))

@@ -15,6 +15,7 @@ from datetime import date
 
 from protocol.assessment import Assessment, AssessmentRules
 from protocol.errors import SanjiError
+from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.office.assess import as_json, run_assessment
@@ -39,13 +40,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         as_of = date.fromisoformat(args.as_of) if args.as_of else None
         rules, result = asyncio.run(_run(args.config, args.quarter, as_of))
-    except SanjiError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 2
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (SanjiError, ConfigError, ValueError, OSError) as exc:
+        say.failure(exc, file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(as_json(rules, result), ensure_ascii=False, indent=2))

@@ -9,6 +9,7 @@ import httpx
 
 from protocol.errors import SanjiError
 from sanji.backup import backup, listing, prune, restore
+from sanji.cli import say
 from sanji.config import ConfigError, NodeSettings, load_settings
 
 
@@ -30,7 +31,7 @@ def _settings(args: argparse.Namespace) -> NodeSettings | None:
     try:
         return load_settings(args.config, db=args.db)
     except ConfigError as exc:
-        print(f"error: {exc}")
+        say.failure(exc)
         return None
 
 
@@ -46,7 +47,7 @@ def run_backup(args: argparse.Namespace) -> int:
     try:
         made = backup(settings.db_url, out, node=settings.node.id)
     except SanjiError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        say.failure(exc)
         return 1
     gone = prune(out, node=settings.node.id, keep_days=settings.backup.keep_days)
     print(f"backed up to {made.path} ({made.size} bytes); {len(gone)} copies older than "
@@ -68,13 +69,16 @@ def run_restore(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     if node_answers(settings):
-        print(f"error: node {settings.node.id} is running on port {settings.node.port}; stop it first "
-              "(systemctl stop sanji-node@...)")  # fmt: skip
+        say.error(
+            f"节点 {settings.node.id} 正在运行，请先停止它再恢复",
+            f"node {settings.node.id} is running on port {settings.node.port}; stop it first "
+            "(systemctl stop sanji-node@...)",
+        )
         return 1
     try:
         kept = restore(settings.db_url, Path(args.source))
     except SanjiError as exc:
-        print(f"error: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
+        say.failure(exc)
         return 1
     print(f"restored {args.source}" + (f"; the store it replaced is kept as {kept}" if kept else ""))
     print("start the node: it migrates the copy if it is older, then takes back from its parent what the copy lacks")

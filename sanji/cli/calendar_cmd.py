@@ -21,16 +21,17 @@ from protocol.calendar_doc import BoundCalendar, OfficialCalendar
 from protocol.deadlines import CalendarError, business_today
 from protocol.errors import SanjiError, VersionNotNewer
 from protocol.topology import COUNTY
+from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.statutory import FIRST_YEAR, LAST_YEAR
 from sanji.workcalendar import (
-    CalendarProblems,
     bound_calendar,
     checked_calendar,
     library_data,
-    publish_refusal,
+    publish_refusal_texts,
     summary,
+    summary_zh,
     year_view,
 )
 
@@ -63,25 +64,15 @@ def _run(coro: Any) -> int:
     try:
         return int(asyncio.run(coro))
     except (ConfigError, SanjiError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
-        if isinstance(exc, SanjiError) and exc.hint:
-            print(f"hint: {exc.hint}")
+        say.failure(exc)
         return 2
 
 
 def _read(path: Path) -> OfficialCalendar | None:
     try:
         return checked_calendar(path)
-    except CalendarProblems as exc:
-        print(f"error: {exc.message}")
-        for problem in exc.problems:
-            print(f"  {problem}")
-        print(f"hint: {exc.hint}")
-        return None
-    except CalendarError as exc:
-        print(f"error: {exc.message}")
-        if exc.hint:
-            print(f"hint: {exc.hint}")
+    except CalendarError as exc:  # CalendarProblems lists every problem; a file that does not parse names its own
+        say.document_failure(exc, "日历", str(path))
         return None
 
 
@@ -89,30 +80,37 @@ def run_check(path: Path) -> int:
     doc = _read(path)
     if doc is None:
         return 2
-    print(f"{path}: {summary(doc)}: no problems")
+    say.info(f"{path}：{summary_zh(doc)}：没有发现问题", f"{path}: {summary(doc)}: no problems")
     return 0
 
 
 async def run_publish(config: str, path: Path) -> int:
     settings = load_settings(config)
     if settings.node.role != COUNTY:
-        print(f"error: {settings.node.id} is a {settings.node.role}; only the county hub publishes the calendar")
+        say.error(
+            f"工作日历只能由县级中心发布，{settings.node.id} 不是县级中心",
+            f"{settings.node.id} is a {settings.node.role}; only the county hub publishes the calendar",
+        )
         return 2
     doc = _read(path)
     if doc is None:
         return 2
     async with node_store(settings) as (_, context):
-        refusal = publish_refusal(context.calendar_doc, doc)
-        if refusal:
-            print(f"error: {refusal}")
+        zh, en = publish_refusal_texts(context.calendar_doc, doc)
+        if en:
+            say.error(zh, en)
             return 2
         try:
             await context.publish_calendar(doc)
         except VersionNotNewer as exc:  # published meanwhile (the desk, another command): as if checked after it
-            print(f"error: {publish_refusal(context.calendar_doc, doc) or exc.message}")
+            zh, en = publish_refusal_texts(context.calendar_doc, doc)
+            say.error(zh or exc.message_zh, en or exc.message_en)
             return 2
-    print(f"published {summary(doc)}")
-    print("every node takes it with its next exchange; provisional (暂定) deadlines are corrected by their custodians")
+    say.info(f"已发布{summary_zh(doc)}", f"published {summary(doc)}")
+    say.info(
+        "各节点下次同步时收到；按暂定日历计算的期限由各办件所在节点更正",
+        "every node takes it with its next exchange; provisional (暂定) deadlines are corrected by their custodians",
+    )
     return 0
 
 
@@ -133,7 +131,7 @@ async def run_show(year: int, config: str) -> int:
     try:
         view = year_view(bound, doc, year)
     except CalendarError as exc:
-        print(f"error: {exc.message}")
+        say.failure(exc)
         return 2
     print(f"{year}: {view.source}" if view.provisional else f"{year}: official ({view.source})")
     for d, name in view.off:
@@ -156,13 +154,19 @@ async def run_due(start_text: str, days: int, config: str, *, as_json: bool) -> 
     try:
         start = date.fromisoformat(start_text)
     except ValueError:
-        print(f"error: --from {start_text!r} is not a YYYY-MM-DD date")
+        say.error("受理日期（--from）应为 YYYY-MM-DD 格式的日期", f"--from {start_text!r} is not a YYYY-MM-DD date")
         return 2
     if not 0 <= days <= MAX_WORKING_DAYS:
-        print(f"error: --working-days must be between 0 and {MAX_WORKING_DAYS}, not {days}")
+        say.error(
+            f"工作日数（--working-days）应在 0 到 {MAX_WORKING_DAYS} 之间",
+            f"--working-days must be between 0 and {MAX_WORKING_DAYS}, not {days}",
+        )
         return 2
     if not FIRST_YEAR <= start.year <= LAST_YEAR - 3:
-        print(f"error: the calendar covers {FIRST_YEAR}-{LAST_YEAR}; {start.isoformat()} is outside it")
+        say.error(
+            f"工作日历只覆盖 {FIRST_YEAR}—{LAST_YEAR} 年，{start.isoformat()} 不在其内",
+            f"the calendar covers {FIRST_YEAR}-{LAST_YEAR}; {start.isoformat()} is outside it",
+        )
         return 2
     bound = await _bound(config, max(_today().year, start.year + (days // 200) + 1))
     calendar = bound.effective

@@ -19,6 +19,7 @@ from typing import BinaryIO
 from protocol.carry import CarryScanner
 from protocol.errors import SanjiError
 from sanji.carry import CarryExport, ImportSummary, export_for, import_carried
+from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
@@ -40,7 +41,7 @@ def run_export(config: str, recipient: str, out: Path) -> int:
     try:
         written = asyncio.run(export_file(config, recipient))
     except (ConfigError, SanjiError) as exc:
-        print(f"error: {exc}")
+        say.failure(exc)
         return 2
     tmp = out.with_name(out.name + ".part")
     with tmp.open("wb") as fh:
@@ -48,7 +49,10 @@ def run_export(config: str, recipient: str, out: Path) -> int:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, out)  # a file is either whole or absent
-    print(f"wrote {written.batches} batches ({written.errands} errands) for {recipient} to {out}")
+    say.info(
+        f"已为 {recipient} 写出 {written.batches} 批（{written.errands} 件办件）到 {out}",
+        f"wrote {written.batches} batches ({written.errands} errands) for {recipient} to {out}",
+    )
     return 0
 
 
@@ -56,32 +60,50 @@ def run_import(config: str, path: Path) -> int:
     try:
         summary = asyncio.run(import_file(config, path))
     except (ConfigError, SanjiError) as exc:
-        print(f"error: {exc}")
-        if isinstance(exc, SanjiError) and exc.hint:
-            print(f"hint: {exc.hint}")
+        say.failure(exc)
         return 2
     except OSError as exc:
-        print(f"error: {path}: {exc.strerror or exc}")
+        say.error(f"无法读取 {path}", f"{path}: {exc.strerror or exc}")
         return 2
-    print(
+    say.info(
+        f"共 {summary.batches} 批：已应用 {summary.stored}，本节点已有 {summary.duplicate}，"
+        f"等待更早的批次 {summary.held}，拒收 {summary.refused}",
         f"{summary.batches} batches: {summary.stored} applied, {summary.duplicate} already held, "
-        f"{summary.held} waiting for earlier batches, {summary.refused} refused"
+        f"{summary.held} waiting for earlier batches, {summary.refused} refused",
     )
     for error in summary.errors[:20]:
-        print(f"  refused: {error}")
+        print(f"  拒收 refused: {error}")
     if summary.refused > 20:
-        print(f"  ... and {summary.refused - 20} more refused")
+        print(f"  ……另有 {summary.refused - 20} 批拒收 ... and {summary.refused - 20} more refused")
     return 0 if summary.refused == 0 else 1
+
+
+class NotATransferFile(SanjiError):
+    """The argument names no transfer file; ``message_zh`` says so in Chinese, first on the command line."""
+
+    code = "not_a_transfer_file"
+
+    def __init__(self, message: str, *, zh: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.message_zh = zh
 
 
 def open_transfer_file(path: Path) -> tuple[BinaryIO, int]:
     """The file and its size, or a SanjiError that says in words what is wrong with the argument."""
     if not path.exists():
-        raise SanjiError(f"{path} does not exist", hint="Give the path of the .sjx file written by `sanji export`.")
+        raise NotATransferFile(
+            f"{path} does not exist",
+            zh=f"传输文件不存在：{path}",
+            hint="Give the path of the .sjx file written by `sanji export`.",
+        )
     if path.is_dir():
-        raise SanjiError(f"{path} is a directory, not a transfer file", hint="Name the .sjx file inside it.")
+        raise NotATransferFile(
+            f"{path} is a directory, not a transfer file",
+            zh=f"这是文件夹，不是传输文件：{path}",
+            hint="Name the .sjx file inside it.",
+        )
     if not path.is_file():
-        raise SanjiError(f"{path} is not a regular file")
+        raise NotATransferFile(f"{path} is not a regular file", zh=f"不是普通文件：{path}")
     fh = path.open("rb")
     size = os.fstat(fh.fileno()).st_size  # of the file opened, not of whatever the name points to later
     try:

@@ -1,7 +1,7 @@
 """``sanji catalogue``: check a county's matter catalogue file, and sign it for every node.
 
-``check FILE`` prints every problem with its row (or table) and field and exits 2
-if there is any; ``sign FILE --key KEYFILE --out OUT`` writes the signed envelope
+``check FILE`` prints every problem with its row (or table) and field, Chinese first (``sanji.cli.say``),
+and exits 2 if there is any; ``sign FILE --key KEYFILE --out OUT`` writes the signed envelope
 (``protocol.catalogue``) only for a catalogue that checks clean. Nothing is
 written when there is anything to fix.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from protocol.catalogue import CatalogueError, catalogue_digest, sign_catalogue
 from sanji.catalogue.loader import load_catalogue
+from sanji.cli import say
 from sanji.keys import read_key
 
 
@@ -30,24 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sign.set_defaults(func=lambda a: run_sign(Path(a.file), Path(a.key), Path(a.out)))
 
 
-def _report(exc: CatalogueError) -> None:
-    print(f"error: {exc.message.splitlines()[0]}")
-    for problem in exc.problems:
-        print(f"  {problem}")
-    if exc.hint:
-        print(f"hint: {exc.hint}")
-
-
 def run_check(path: Path) -> int:
     try:
         catalogue = load_catalogue(path)
     except CatalogueError as exc:
-        _report(exc)
+        say.document_failure(exc, "目录", str(path))
         return 2
     departments = sum(1 for m in catalogue.matters if m.department)
-    print(
+    say.info(
+        f"{path}：{catalogue.county}事项目录第{catalogue.version}版（{catalogue.published_at}），"
+        f"共 {len(catalogue.matters)} 个事项（其中 {departments} 个由县级部门审批）：没有发现问题",
         f"{path}: {catalogue.county} catalogue v{catalogue.version} of {catalogue.published_at}, "
-        f"{len(catalogue.matters)} matters ({departments} decided by a county department): no problems"
+        f"{len(catalogue.matters)} matters ({departments} decided by a county department): no problems",
     )
     return 0
 
@@ -56,20 +51,23 @@ def run_sign(path: Path, key_path: Path, out: Path) -> int:
     try:
         catalogue = load_catalogue(path)
     except CatalogueError as exc:
-        _report(exc)
+        say.document_failure(exc, "目录", str(path))
         return 2
     try:
         key = read_key(key_path)
     except (OSError, ValueError) as exc:
-        print(f"error: cannot use {key_path} as a signing key: {exc}")
+        say.error(f"不能用作签名密钥：{key_path}", f"cannot use {key_path} as a signing key: {exc}")
         return 2
     blob = sign_catalogue(catalogue, key)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(blob)
     os.replace(tmp, out)
-    print(
+    digest = catalogue_digest(blob)
+    say.info(
+        f"已用密钥 {key.key_id} 签发{catalogue.county}事项目录第{catalogue.version}版"
+        f"（{len(catalogue.matters)} 个事项）→ {out}（{len(blob)} 字节，sha256 {digest}）",
         f"signed {catalogue.county} catalogue v{catalogue.version} ({len(catalogue.matters)} matters) "
-        f"with key {key.key_id} -> {out} ({len(blob)} bytes, sha256 {catalogue_digest(blob)})"
+        f"with key {key.key_id} -> {out} ({len(blob)} bytes, sha256 {digest})",
     )
     return 0

@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from protocol.errand import STAGE_LABELS, STAGES
+from protocol.stages import SHOWN_LABELS as STAGE_LABELS
+from protocol.stages import SHOWN_STAGES as STAGES
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster
 from sanji.demo.staff import (

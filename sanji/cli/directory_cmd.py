@@ -13,6 +13,7 @@ import msgspec
 
 from protocol.signing import KeyRecord
 from protocol.topology import ROLES, Directory, NodeEntry
+from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.keys import read_directory, write_directory
 
@@ -39,10 +40,15 @@ def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *ke
         try:
             record = msgspec.json.decode(key_record.encode(), type=KeyRecord)
         except msgspec.DecodeError as exc:
-            print(f"error: --key-record is not a key record printed by `sanji keys init`: {exc}")
+            say.error(
+                "密钥记录（--key-record）不是 `sanji keys init` 打印的那一行",
+                f"--key-record is not a key record printed by `sanji keys init`: {exc}",
+            )
             return 2
         if record.node != node:
-            print(f"error: that key record belongs to {record.node}, not {node}")
+            say.error(
+                f"该密钥记录属于 {record.node}，不是 {node}", f"that key record belongs to {record.node}, not {node}"
+            )
             return 2
         records.append(record)
     entries = read_directory(path).nodes() if path.exists() else []
@@ -51,7 +57,7 @@ def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *ke
     try:
         Directory(entries)
     except ValueError as exc:
-        print(f"error: the directory would be inconsistent: {exc}")
+        say.error("这样改会使节点目录前后矛盾，未写入", f"the directory would be inconsistent: {exc}")
         return 2
     write_directory(path, entries)
     print(f"{node} ({role}) recorded in {path}")

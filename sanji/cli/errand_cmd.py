@@ -26,7 +26,8 @@ read of personal data (by the account given, else ``cli:<OS user>``).
 Exit codes: 0 done; 2 refused or bad arguments. A refusal prints on stderr ``refused: <code>`` and
 the refusal's Chinese and English wording (``protocol.refusals``); a post that may not take the step
 prints ``denied: <reason>``, an account of another department or window (``roles.place_refusal``)
-``denied: <code>`` and its Chinese and English wording; anything else ``error: <message>``.
+``denied: <code>`` and its Chinese and English wording; anything else ``error: <中文> <English>``
+(``sanji.cli.say``).
 
 ``--json`` output (stable; fields are only ever added):
 
@@ -39,7 +40,7 @@ prints ``denied: <reason>``, an account of another department or window (``roles
 - on stderr, a refusal is the API's error body (``{"error": "action_refused", "error_code", "params",
   "message", "message_zh", "hint", "retryable"}``); a denial ``{"error": "forbidden", "message", "message_zh"}``
   (by the account's department or window, with ``error_code`` and ``params`` too);
-  bad arguments ``{"error": "bad_request", "message", "hint"}``.
+  bad arguments ``{"error": "bad_request", "message", "message_zh", "hint"}``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import msgspec
 from litestar.exceptions import PermissionDeniedException
 
 from protocol.actions import Action
-from protocol.binding import BOUND_STEPS
+from protocol.binding import BOUND_STEPS, HeldMaterials
 from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused, SanjiError
 from protocol.refusals import bilingual
@@ -69,6 +70,7 @@ from sanji.auth import roles
 from sanji.auth.book import AuditedStore, AuthBook, Who
 from sanji.auth.guard import Caller, Forbidden, GuardedService
 from sanji.auth.service import AuthService, Principal
+from sanji.cli import say
 from sanji.cli.common import CLI, cli_who, node_store
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.context import NodeContext
@@ -78,7 +80,7 @@ from sanji.store import Store
 from sanji.web.api import ActionResult, action_result
 from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.screens import offered_steps
-from sanji.web.views import ErrandSummary, summarise
+from sanji.web.views import ErrandSummary, materials_of, summarise
 
 CHANNEL = CLI
 MAX_LIST = 1000  # as GET /api/errands
@@ -92,7 +94,13 @@ LIST_FIELDS = frozenset(f.name for f in msgspec.structs.fields(ActionForm) if f.
 
 
 class BadArguments(SanjiError):
+    """The command line names something wrong; ``message_zh`` says what in Chinese, first on the line."""
+
     code = "bad_request"
+
+    def __init__(self, message: str, *, zh: str = "命令参数有误", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.message_zh = zh
 
 
 class ErrandOut(ErrandSummary, kw_only=True):
@@ -106,6 +114,9 @@ class ErrandOut(ErrandSummary, kw_only=True):
     binding_mismatch: str = ""
     # The API's ``binding`` (``GET /api/errands/{id}``): also an entry this node cannot check (unchecked, behind).
     binding: BindingStatus | None = None
+    # The API's ``materials``: held (registered, received since) and still missing; with a main one missing,
+    # ``accept`` is not among ``steps`` (``protocol.binding.acceptance_refusal``).
+    materials: HeldMaterials | None = None
 
 
 class Taken(ActionResult, kw_only=True):
@@ -197,10 +208,14 @@ def _failed(exc: Exception, *, as_json: bool) -> int:
         body = {"error": "forbidden", "message": exc.detail, **({"message_zh": zh} if zh else {})}
         _emit_error(as_json, body, [f"denied: {zh}", exc.detail] if zh else [f"denied: {exc.detail}"])
     elif isinstance(exc, ConfigError | SanjiError | OSError | msgspec.MsgspecError):
-        message = exc.message if isinstance(exc, SanjiError) else str(exc)
+        said = say.error_pair(exc)
         hint = exc.hint if isinstance(exc, SanjiError) else ""
-        body = {"error": "bad_request", "message": message, "hint": hint}
-        _emit_error(as_json, body, [f"error: {message}"] + ([f"hint: {hint}"] if hint else []))
+        body = {"error": "bad_request", "message": said.en, "hint": hint, "message_zh": said.zh}
+        told = say.hint_pair(hint)
+        lines = [f"error: {said.zh} {said.en}"] + (
+            [f"hint: {told.zh} {told.en}".replace("hint:  ", "hint: ")] if hint else []
+        )
+        _emit_error(as_json, body, lines)
     else:
         raise exc
     return 2
@@ -267,6 +282,7 @@ async def _principal(auth: AuthService, name: str, what: str) -> Principal:
     await _CliCaller(None, auth).refuse_account(name, account.role if account else "", what, reason)
     raise BadArguments(
         f"{name!r} is not an active staff account at {auth.node_id}",
+        zh=f"不是本节点（{auth.node_id}）在用的工作人员账号：{name}",
         hint="sanji accounts list shows the node's accounts; sanji accounts add creates one",
     )
 
@@ -295,7 +311,11 @@ async def errand_by_ref(store: Store, ref: str) -> str:
         return ref
     rows, _ = await store.errands(receipt=ref, limit=1)
     if not rows:
-        raise BadArguments(f"no errand {ref!r} is held at {store.node_id}", hint="sanji errand list shows them")
+        raise BadArguments(
+            f"no errand {ref!r} is held at {store.node_id}",
+            zh=f"本节点（{store.node_id}）没有办件 {ref}",
+            hint="sanji errand list shows them",
+        )
     return str(rows[0]["id"])
 
 
@@ -316,7 +336,10 @@ def _print_taken(taken: Taken, as_json: bool) -> None:
 
 def run_list(config: str, *, stage: str | None = None, limit: int = 100, as_json: bool = False) -> int:
     if not 1 <= limit <= MAX_LIST:
-        return _failed(BadArguments(f"--limit is 1 to {MAX_LIST}, not {limit}"), as_json=as_json)
+        refused = BadArguments(
+            f"--limit is 1 to {MAX_LIST}, not {limit}", zh=f"条数（--limit）应在 1 到 {MAX_LIST} 之间"
+        )
+        return _failed(refused, as_json=as_json)
 
     async def work(desk: _Desk) -> int:
         rows, total = await desk.store.errands(stage=stage, limit=limit)
@@ -344,13 +367,16 @@ def run_show(
         errand_id = await errand_by_ref(store, errand)
         row = await store.errand(errand_id, include_complaints=caller.sees_complaints)
         if row is None or row["stage"] == "incomplete":
-            raise BadArguments(f"no errand {errand!r} is held at {store.node_id}")
+            raise BadArguments(
+                f"no errand {errand!r} is held at {store.node_id}", zh=f"本节点（{store.node_id}）没有办件 {errand}"
+            )
         row["history"] = mask_history(caller.history(row["history"]))
         await caller.read("errand", errand=errand_id, detail=CHANNEL)
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), CHANNEL, errand=errand_id)
         as_post = post or (caller.principal.role if caller.principal else "")
         state = (await store.errand_states([errand_id])).get(errand_id)
         p = caller.principal if not post else None  # ``--post`` asks of a post, not of an account's place
+        materials = materials_of(row, row["history"], desk.context)
         steps = offered_steps(
             state,
             store.node_id,
@@ -359,6 +385,7 @@ def run_show(
             node_role=caller.node_role,
             department=p.department if p is not None else "",
             window=p.window if p is not None else "",
+            materials=materials,
         )
         binding = await errand_binding(desk.context, row.get("state"))
         warning = ""
@@ -367,6 +394,7 @@ def run_show(
             warning = f"{binding.message_zh} / {binding.message}"
         view = {**summarise(row, desk.context), "post": as_post, "steps": steps, "binding_mismatch": warning}
         view["binding"] = binding
+        view["materials"] = materials
         out = msgspec.convert(view, ErrandOut)
         if as_json:
             print(msgspec.json.encode(out).decode())
@@ -380,6 +408,12 @@ def run_show(
             acting = f" (代 {h['acting_for']})" if h.get("acting_for") else ""
             status = h.get("status", "applied")
             print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
+        print(f"materials held (已收材料): {'、'.join(materials.held) or '—'}")
+        if materials.missing_main or materials.missing_secondary:
+            print(
+                f"materials missing (缺少材料): main 主件 {'、'.join(materials.missing_main) or '—'}; "
+                f"secondary 副件 {'、'.join(materials.missing_secondary) or '—'}"
+            )
         if out.binding_mismatch:
             print(f"WARNING {out.binding_mismatch}")
         elif out.binding is not None:  # cannot be checked here: said, as the errand page says it, and let through
@@ -397,7 +431,7 @@ def _read_body(source: str) -> bytes:
         with Path(source).open("rb") as f:
             data = f.read(MAX_BODY + 1)
     if len(data) > MAX_BODY:
-        raise BadArguments(f"the registration's body is over {MAX_BODY} bytes")
+        raise BadArguments(f"the registration's body is over {MAX_BODY} bytes", zh=f"登记内容超过 {MAX_BODY} 字节")
     return data
 
 
@@ -418,18 +452,23 @@ def run_register(config: str, account: str, body: str, *, as_json: bool = False)
 def step_form(step: str, account: str, fields: list[str]) -> ActionForm:
     """The body of ``POST /api/errands/{id}/actions`` from ``key=value`` pairs (typed as the API's)."""
     if step in UPLOADS:
-        raise BadArguments(_upload_refused(step))
+        raise BadArguments(
+            _upload_refused(step), zh=f"该环节须上传文件（{step}），命令行不上传：请在办件页面（附件）办理"
+        )
     body: dict[str, Any] = {"kind": step, "actor": account}
     for item in fields:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise BadArguments(f"--field {item!r} is not key=value")
+            raise BadArguments(f"--field {item!r} is not key=value", zh="每个 --field 应写成 字段=值")
         if key in FILLED:
-            raise BadArguments(f"--field {key} is not yours to set: the command line fills it")
+            raise BadArguments(
+                f"--field {key} is not yours to set: the command line fills it",
+                zh=f"该字段由命令行自动填写，不能指定：{key}",
+            )
         if key in LIST_FIELDS:
             body.setdefault(key, []).append(value)
         elif key in body:
-            raise BadArguments(f"--field {key} is given twice")
+            raise BadArguments(f"--field {key} is given twice", zh=f"同一字段给了两次：--field {key}")
         else:
             body[key] = value
     return msgspec.convert(body, ActionForm, strict=False)

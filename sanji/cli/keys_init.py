@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from protocol.signing import SigningKey
+from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.keys import (
     KIND_SEALING,
@@ -97,7 +98,10 @@ def ask_passphrase(env: str, *, new: bool) -> Passphrase:
 
 def run(node: str, out: Path, *, force: bool = False, sealing: bool = False, passphrase_env: str = "") -> int:
     if out.exists() and not force:
-        print(f"error: {out} exists; a node keeps its key (use --force to replace it)")
+        say.error(
+            f"密钥文件已存在，节点沿用原有密钥（确需更换请加 --force）：{out}",
+            f"{out} exists; a node keeps its key (use --force to replace it)",
+        )
         return 2
     try:
         passphrase = ask_passphrase(passphrase_env, new=True) if passphrase_env else None
@@ -110,7 +114,7 @@ def run(node: str, out: Path, *, force: bool = False, sealing: bool = False, pas
         try:
             _, sealing_key = create_sealing_key(out, force=force, passphrase=passphrase)
         except FileExistsError as exc:
-            print(f"error: {exc}")
+            say.failure(exc)
             return 2
         print(msgspec.json.encode(sealing_key.record(node)).decode())
     if passphrase_env:
@@ -130,18 +134,22 @@ def run_protect(config: str, *, passphrase_env: str = "") -> int:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        print(f"error: {exc}")
+        say.failure(exc)
         return 2
     env = passphrase_env or settings.node.key_passphrase_env
     if not env:
-        print(
-            "error: name the environment variable holding the passphrase: --passphrase-env NAME, "
-            "or [node] key_passphrase_env in the config"
+        say.error(
+            "请指明存放口令的环境变量：--passphrase-env 变量名，或在配置的 [node] 中写 key_passphrase_env",
+            "name the environment variable holding the passphrase: --passphrase-env NAME, "
+            "or [node] key_passphrase_env in the config",
         )
         return 2
     key_path = settings.path(settings.node.key_file)
     if not key_path.exists():
-        print(f"error: {key_path} does not exist; create the node's keys first (`sanji keys init`)")
+        say.error(
+            f"密钥文件不存在，请先生成节点密钥（`sanji keys init`）：{key_path}",
+            f"{key_path} does not exist; create the node's keys first (`sanji keys init`)",
+        )
         return 2
     files = [(key_path, KIND_SIGNING), (sealing_key_path(key_path), KIND_SEALING)]
     files.append((next_key_path(key_path), KIND_SIGNING))
@@ -174,7 +182,7 @@ def run_rotate(config: str) -> int:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        print(f"error: {exc}")
+        say.failure(exc)
         return 2
     key_path = settings.path(settings.node.key_file)
     path = next_key_path(key_path)
@@ -196,7 +204,5 @@ def run_rotate(config: str) -> int:
 
 
 def _refused(exc: KeyFileError) -> int:
-    print(f"error: {exc.message}")
-    if exc.hint:
-        print(f"hint: {exc.hint}")
+    say.failure(exc)
     return 2

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from protocol.errors import SanjiError
 from protocol.topology import regional
+from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
@@ -59,11 +60,8 @@ def run_export(args: argparse.Namespace) -> int:
         values.update({"from": start.isoformat(), "to": end.isoformat()})
         flt = build_filter(values, default_from=start, default_to=end)
         data, count = asyncio.run(_rows(args.config, flt, args.format, args.stats))
-    except SanjiError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (SanjiError, ConfigError, ValueError, OSError) as exc:
+        say.failure(exc, file=sys.stderr)
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from protocol.errors import SanjiError
+from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.office.platform import (
@@ -107,11 +108,14 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         out = Path(args.out)
         files = asyncio.run(_export(args.config, args.since, args.batch, args.source, load_codes(args.codes), out))
-    except SanjiError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    except (SanjiError, ConfigError) as exc:
+        say.failure(exc, file=sys.stderr)
         return 2
-    except (ConfigError, ValueError, OSError, msgspec.DecodeError) as exc:
-        print(f"error: --since/--source: {exc}" if isinstance(exc, ValueError) else f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, msgspec.DecodeError) as exc:
+        if isinstance(exc, ValueError):
+            say.error("导出起点（--since）或来源（--source）有误", f"--since/--source: {exc}", file=sys.stderr)
+        else:
+            say.failure(exc, file=sys.stderr)
         return 2
     manifest = json.loads(files["manifest.json"])
     counts = manifest["counts"]
@@ -127,8 +131,11 @@ def run_import(args: argparse.Namespace) -> int:
         catalogue, codes = import_implementation_list(
             data, county=args.county, version=args.version, published_at=args.published_at
         )
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        say.failure(exc, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        say.error("实施清单无法导入", str(exc), file=sys.stderr)
         return 2
     _write(Path(args.out), msgspec.to_builtins(catalogue))
     _write(Path(args.codes), msgspec.to_builtins(codes))

@@ -20,6 +20,7 @@ import msgspec
 
 from protocol.assessment import AssessmentRules, check_rules
 from protocol.errors import SanjiError
+from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.office.rules_routes import publish_rules, rules_held
@@ -41,11 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _run(coro: Any) -> int:
     try:
         return int(asyncio.run(coro))
-    except (ConfigError, SanjiError, OSError) as exc:
-        zh = getattr(exc, "message_zh", "")  # an office refusal says it in Chinese too: first, as the desk does
-        print(f"error: {zh} {exc}" if zh and zh not in str(exc) else f"error: {exc}", file=sys.stderr)
-        if isinstance(exc, SanjiError) and exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+    except (
+        ConfigError,
+        SanjiError,
+        OSError,
+    ) as exc:  # an office refusal says it in Chinese too: first, as the desk does
+        say.failure(exc, file=sys.stderr, other="考核细则未发布")
         return 2
 
 
@@ -79,7 +81,9 @@ async def run_publish(config: str, path: Path) -> int:
     rules = read_rules_file(path)
     problems = check_rules(rules)
     if problems:
-        print(f"error: {path}: {len(problems)} problem(s)", file=sys.stderr)
+        say.error(
+            f"考核细则有 {len(problems)} 处问题，请逐条改正", f"{path}: {len(problems)} problem(s)", file=sys.stderr
+        )
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return 2

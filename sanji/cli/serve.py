@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from sanji import memory, tiers
+from sanji.cli import say
 from sanji.cli.lean_uvicorn import Config, Server
 from sanji.config import ConfigError, load_settings
 from sanji.observe.logs import use_json_logs
@@ -40,20 +41,23 @@ def add_parser(sub: argparse._SubParsersAction, role: str) -> None:  # type: ign
     )
 
 
+NOT_STARTED_ZH = "节点未能启动"
+
+
 def run(
     role: str, config: str, *, db: str | None = None, log_level: str = "info", log_format: str | None = None
 ) -> int:
     try:
         settings = load_settings(config, role=role, db=db)
     except ConfigError as exc:
-        print(f"error: {exc}")
+        say.failure(exc)
         return 2
     memory.limit_arenas()  # before the first thread (sanji.memory says why)
     try:
         asyncio.run(refuse_a_newer_store(settings.db_url))
     except DatabaseNewer as exc:
         # Said before the server starts: inside its start-up the refusal drowns in a traceback, hint and all.
-        print(f"error: {exc.message}\n{exc.hint}", file=sys.stderr)
+        say.failure(exc, file=sys.stderr, other=NOT_STARTED_ZH)
         return 2
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s {settings.node.id} %(name)s %(message)s")
     app = served_app(settings)
@@ -85,7 +89,7 @@ def run(
         if refused is None:
             raise
         # The server logged the start-up's traceback; the refusal is said once more, alone, as an error.
-        print(f"error: {refused.message}" + (f"\n{refused.hint}" if refused.hint else ""), file=sys.stderr)
+        say.failure(refused, file=sys.stderr, other=NOT_STARTED_ZH)
         return 2
     return 0
 

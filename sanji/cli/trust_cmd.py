@@ -37,6 +37,7 @@ from protocol.trust import (
     sign_document,
 )
 from protocol.wire import decode
+from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.keys import NodeKey, read_key, write_key
@@ -108,9 +109,7 @@ def _run(coro: object) -> int:
     try:
         return int(asyncio.run(coro))  # type: ignore[arg-type]
     except (ConfigError, SanjiError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}")
-        if isinstance(exc, SanjiError) and exc.hint:
-            print(f"hint: {exc.hint}")
+        say.failure(exc, other="证书或入网操作未完成")
         return 2
 
 
@@ -120,7 +119,10 @@ def _now_ms() -> int:
 
 def run_init_root(county: str, out: Path, *, keys: int = 3, threshold: int = 2) -> int:
     if (out / "root.sjt").exists():
-        print(f"error: {out / 'root.sjt'} exists; a county makes its root once (then `trust rotate-root`)")
+        say.error(
+            f"信任根已存在，县级信任根只建一次（此后用 `trust rotate-root` 更换）：{out / 'root.sjt'}",
+            f"{out / 'root.sjt'} exists; a county makes its root once (then `trust rotate-root`)",
+        )
         return 2
     made = [SigningKey.generate() for _ in range(keys)]
     for index, key in enumerate(made, 1):

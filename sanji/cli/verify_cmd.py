@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from protocol.errors import SanjiError
+from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.evidence import EvidenceReport, export_errand, verify, verify_bundle
@@ -78,10 +79,13 @@ def _add_commands(parser: argparse.ArgumentParser, *, store: str, dest: str, not
     chk.set_defaults(func=run(lambda a: run_check_bundle(Path(a.file), a.directory, as_json=a.json)))
 
 
-def _fail(message: str, hint: str = "") -> int:
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
+def _fail(zh: str, en: str) -> int:
+    say.error(zh, en, file=sys.stderr)
+    return 2
+
+
+def _failed(exc: Exception) -> int:
+    say.failure(exc, file=sys.stderr, other="核验未完成")
     return 2
 
 
@@ -93,13 +97,11 @@ async def _verify(config: str, workers: int | None) -> EvidenceReport:
 
 def run_verify(config: str, *, as_json: bool = False, workers: int | None = None) -> int:
     if workers is not None and workers < 1:
-        return _fail("--workers must be at least 1")
+        return _fail("进程数（--workers）至少为 1", "--workers must be at least 1")
     try:
         report = asyncio.run(_verify(config, workers))
-    except (ConfigError, ValueError, OSError) as exc:
-        return _fail(str(exc))
-    except SanjiError as exc:
-        return _fail(exc.message, exc.hint)
+    except (ConfigError, ValueError, OSError, SanjiError) as exc:
+        return _failed(exc)
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -120,10 +122,8 @@ async def _export(config: str, errand: str) -> dict[str, Any]:
 def run_export(config: str, errand: str, out: Path) -> int:
     try:
         bundle = asyncio.run(_export(config, errand))
-    except (ConfigError, ValueError, OSError) as exc:
-        return _fail(str(exc))
-    except SanjiError as exc:
-        return _fail(exc.message, exc.hint)
+    except (ConfigError, ValueError, OSError, SanjiError) as exc:
+        return _failed(exc)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     with tmp.open("rb") as fh:
@@ -142,17 +142,17 @@ def run_check_bundle(path: Path, directory: str | None, *, as_json: bool = False
     try:
         bundle = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return _fail(f"{path} does not exist")
+        return _fail(f"证据包不存在：{path}", f"{path} does not exist")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _fail(f"cannot read {path}: {exc}")
+        return _fail(f"无法读取证据包 {path}", f"cannot read {path}: {exc}")
     try:
         trusted = read_directory(Path(directory)) if directory else None
     except FileNotFoundError:
-        return _fail(f"{directory} does not exist")
+        return _fail(f"节点目录文件不存在：{directory}", f"{directory} does not exist")
     except (OSError, msgspec.MsgspecError, ValueError) as exc:
-        return _fail(f"cannot read the directory {directory}: {exc}")
+        return _fail(f"无法读取节点目录 {directory}", f"cannot read the directory {directory}: {exc}")
     if not isinstance(bundle, dict):
-        return _fail(f"{path} is not an evidence bundle")
+        return _fail(f"不是证据包：{path}", f"{path} is not an evidence bundle")
     report = verify_bundle(bundle, trusted)
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))

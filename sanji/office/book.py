@@ -20,14 +20,24 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from protocol.assessment import Appeal, AssessmentRules, Entry, quarter_span
+from protocol.assessment import (
+    Appeal,
+    AppealProblem,
+    Assessment,
+    AssessmentRules,
+    Entry,
+    appeal_subject_problem,
+    decision_problem,
+    quarter_span,
+)
 from protocol.encoding import encode
 from protocol.errors import SanjiError
 from protocol.names import invisible
 from protocol.signing import verify
 from protocol.topology import TOWN
-from sanji.store import Store
+from sanji.store import Store, submissions
 from sanji.store import schema as t
+from sanji.store.submissions import Once
 
 CHAIN_START = "0" * 64
 DECISION_PREFIX = "DE-"  # a decision's record id: this and its appeal's id (one decision per appeal)
@@ -139,6 +149,12 @@ def _text(value: str, name: str, *, required: bool = True) -> str:
     return value
 
 
+def refusal(problem: AppealProblem) -> OfficeRefused:
+    """The office's rule's refusal (``protocol.assessment``) as the error the API and screens answer."""
+    kind = OfficeInvalid if problem.invalid else OfficeRefused
+    return kind(problem.en, zh=problem.zh)
+
+
 def already_decided(appeal_id: str, status: str) -> OfficeRefused:
     return OfficeRefused(f"appeal {appeal_id} was already decided ({status})", zh=f"申诉 {appeal_id} 已经作出决定")
 
@@ -156,12 +172,17 @@ class OfficeBook:
         quarter: str,
         subject: str,
         check: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+        once: Once | None = None,
     ) -> None:
         """Sign, chain and insert ``record`` in one write transaction; ``check`` runs in it first and may refuse
         (raise), so what it reads cannot change before the record is written: the writer lock (the advisory
-        lock on PostgreSQL) keeps every other writer, of this process or another, out until the commit."""
+        lock on PostgreSQL) keeps every other writer, of this process or another, out until the commit.
+        ``once``: the sending form's one-time key, read first and kept with the record (``AlreadySent``: the
+        same form was sent before, and its record is ``action``)."""
         body = encode(record)
         async with self.store.db.write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
             if check is not None:
                 await check(conn)
             prev = await conn.scalar(select(t.office_records.c.hash).order_by(t.office_records.c.seq.desc()).limit(1))
@@ -180,6 +201,8 @@ class OfficeBook:
                     hash=hashlib.sha256(prev.encode() + body).hexdigest(),
                 )
             )
+            if once is not None:
+                await submissions.keep(conn, once, "", id)
 
     async def add_entry(
         self,
@@ -194,6 +217,7 @@ class OfficeBook:
         by: str,
         rules: AssessmentRules,
         centre: str = "",
+        once: Once | None = None,
     ) -> Entry:
         """Record an entry under an item of ``rules`` (the rules held, ``sanji.office.assess.held_rules``) for
         its target: an item they do not have would be kept and score nothing, so it is refused (400). A staff
@@ -231,6 +255,7 @@ class OfficeBook:
             kind="entry",
             quarter=entry.quarter,
             subject=entry.subject,
+            once=once,
         )
         return entry
 
@@ -245,12 +270,27 @@ class OfficeBook:
             )
 
     async def file_appeal(
-        self, *, quarter: str, target: Literal["staff", "centre"], subject: str, reason: str, by: str
+        self,
+        *,
+        quarter: str,
+        target: Literal["staff", "centre"],
+        subject: str,
+        reason: str,
+        by: str,
+        scored: Assessment,
+        once: Once | None = None,
     ) -> Appeal:
+        """File an appeal against ``scored`` (the quarter as assessed now, ``sanji.office.assess``): its subject is
+        one the quarter scores (``protocol.assessment.appeal_subject_problem``)."""
         quarter_span(quarter)
         subject = _subject(subject)
+        if scored.quarter != quarter.upper():
+            raise ValueError(f"the assessment given is of {scored.quarter}, not {quarter[:8]}")
         if target == "centre":
             self._centre(subject)
+        problem = appeal_subject_problem(target, subject, scored)
+        if problem is not None:
+            raise refusal(problem)
         appeal = Appeal(
             id="AP-" + uuid.uuid4().hex[:12],
             quarter=quarter.upper(),
@@ -265,31 +305,65 @@ class OfficeBook:
             kind="appeal",
             quarter=appeal.quarter,
             subject=appeal.subject,
+            once=once,
         )
         return appeal
 
-    async def decide_appeal(
-        self, appeal_id: str, *, upheld: bool, points: float = 0, part: str = "", reason: str, by: str
-    ) -> Appeal:
-        appeals = {a.id: a for a in await self.appeals()}
-        appeal = appeals.get(appeal_id)
+    async def appeal(self, appeal_id: str) -> Appeal:
+        appeal = (await self._appeal_map()).get(appeal_id)
         if appeal is None:
             raise OfficeRecordUnknown(f"no appeal {appeal_id[:40]}", zh=f"没有编号为 {appeal_id[:40]} 的申诉")
+        return appeal
+
+    async def decide_appeal(
+        self,
+        appeal_id: str,
+        *,
+        upheld: bool,
+        points: float = 0,
+        part: str = "",
+        reason: str,
+        by: str,
+        rules: AssessmentRules,
+        scored: Assessment,
+        once: Once | None = None,
+    ) -> Appeal:
+        """Decide an appeal as ``protocol.assessment.decision_problem`` allows, ``scored`` being its quarter as
+        assessed now; what earlier decisions gave back is read inside the write transaction that records this one."""
+        await submissions.sent_before(self.store.db, once)  # sent again: where the first landed, not 已经作出决定
+        appeal = await self.appeal(appeal_id)
         if appeal.status != "pending":
             raise already_decided(appeal_id, appeal.status)
-        if upheld and not points:
-            raise OfficeRefused("an upheld appeal says how many points it changes", zh="支持申诉时请填写调整的分数")
-        if not -100 <= points <= 100:
-            raise OfficeRefused("an appeal changes at most 100 points", zh="申诉调整的分数最多100分")
+        if scored.quarter != appeal.quarter:
+            raise ValueError(f"the assessment given is of {scored.quarter}, not the appeal's {appeal.quarter}")
+        # a centre's score has no parts: what an appeal gives back offsets its deductions
+        part = _text(part, "part", required=False)[:32] if upheld and appeal.target == "staff" else ""
+        by = _text(by, "by")
+
+        def problem(given_back: float) -> None:
+            found = decision_problem(
+                appeal,
+                upheld=upheld,
+                points=points,
+                part=part,
+                decider=by,
+                rules=rules,
+                scored=scored,
+                given_back=given_back,
+            )
+            if found is not None:
+                raise refusal(found)
+
+        problem(0.0)  # what can be said before the write: who decides, the points, the part
         record = DecisionRecord(
             appeal=appeal_id,
             quarter=appeal.quarter,
             subject=appeal.subject,
             upheld=upheld,
             points=points if upheld else 0,
-            part=_text(part, "part", required=False)[:32],
+            part=part,
             reason=_text(reason, "reason"),
-            by=_text(by, "by"),
+            by=by,
             at=time.time(),
         )
 
@@ -303,10 +377,16 @@ class OfficeBook:
                     t.office_records.c.subject == appeal.subject,
                 )
             )
+            given_back = 0.0
             for body in bodies:
                 earlier = _decoder.decode(body)
-                if isinstance(earlier, DecisionRecord) and earlier.appeal == appeal_id:
+                if not isinstance(earlier, DecisionRecord):
+                    continue
+                if earlier.appeal == appeal_id:
                     raise already_decided(appeal_id, "upheld" if earlier.upheld else "rejected")
+                if earlier.upheld and earlier.part == part:  # same subject and quarter (the query's)
+                    given_back += earlier.points
+            problem(given_back)  # two upheld at once in one part give back no more than was deducted
 
         try:
             # the decision's id is the appeal's: the table's unique id is a second guard the database enforces
@@ -317,6 +397,7 @@ class OfficeBook:
                 quarter=appeal.quarter,
                 subject=appeal.subject,
                 check=still_pending,
+                once=once,
             )
         except IntegrityError:
             raise already_decided(appeal_id, "decided") from None

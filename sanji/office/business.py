@@ -21,6 +21,7 @@ from protocol.business import COUNTS, KEEP_DAYS, BusinessReport, sign_business
 from protocol.topology import COUNTY
 from sanji.context import NodeContext
 from sanji.office.ledger import LedgerFilter, LedgerRow
+from sanji.office.query import QueryProblem
 from sanji.office.source import ledger
 from sanji.store import Store
 from sanji.store.business import BusinessBook
@@ -126,9 +127,11 @@ async def business_table(store: Store, context: NodeContext, date_from: date, da
     difference, it is a missing day (``days_reported`` < ``days``).
     """
     if date_to < date_from:
-        raise ValueError("the period ends before it starts")
+        raise QueryProblem("the period ends before it starts", zh="截止日期早于起始日期")
     if (date_to - date_from).days >= MAX_PERIOD_DAYS:
-        raise ValueError(f"a period of at most {MAX_PERIOD_DAYS} days")
+        raise QueryProblem(
+            f"a period of at most {MAX_PERIOD_DAYS} days", zh=f"业务报表最多查询{MAX_PERIOD_DAYS}天，请缩短时间段"
+        )
     days = days_between(date_from, date_to)
     directory = store.directory
     reported: dict[str, dict[str, BusinessReport]] = defaultdict(dict)

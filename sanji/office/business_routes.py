@@ -18,6 +18,7 @@ from litestar.response import Template
 from protocol.bounds import whole
 from sanji.context import NodeContext
 from sanji.office.business import COUNT_LABELS, BusinessLine, business_table
+from sanji.office.query import parse_day
 from sanji.store import Store
 from sanji.web.screens import _frame
 
@@ -33,10 +34,11 @@ class BusinessPage(msgspec.Struct, kw_only=True):
 
 
 def period(context: NodeContext, date_from: str, date_to: str) -> tuple[date, date]:
-    """The days asked for; by default the last seven complete business days. A bad date is a ValueError (400)."""
-    end = date.fromisoformat(date_to) if date_to else context.today() - timedelta(days=1)
-    start = date.fromisoformat(date_from) if date_from else end - timedelta(days=6)
-    return start, end
+    """The days asked for; by default the last seven complete business days. A bad date is a ``QueryProblem``
+    (a ValueError saying itself in Chinese too: 400, a page on the screen)."""
+    first = parse_day(date_from, "from") if date_from else None  # the first day is checked first, as on the ledger
+    end = parse_day(date_to, "to") if date_to else context.today() - timedelta(days=1)
+    return first or end - timedelta(days=6), end
 
 
 async def page(store: Store, context: NodeContext, date_from: str, date_to: str) -> BusinessPage:

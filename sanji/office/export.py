@@ -3,6 +3,9 @@
 CSV is UTF-8 with a byte-order mark, which is what Excel on a county office PC needs to
 show Chinese instead of mojibake. XLSX is written with openpyxl: a sheet for the ledger, and
 for statistics one sheet per grouping plus the definitions the figures follow.
+
+Names, windows and handlers come from what people typed: a text cell is always text (``cell_value``),
+never a formula a spreadsheet would run when the office opens the file (CSV/formula injection).
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ if TYPE_CHECKING:
     from openpyxl import Workbook
 
 Column = tuple[str, Callable[[LedgerRow], Any]]
+
+
+# What makes Excel, WPS or LibreOffice read a cell as a formula (OWASP's list): such text gets a leading
+# apostrophe, so ``=HYPERLINK(...)`` typed as an applicant's name is shown as it was typed, never run.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell_value(value: Any) -> Any:
+    """A value as a spreadsheet cell: text that a spreadsheet would run is neutralised; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _yes(value: bool | None) -> str:
@@ -96,7 +111,7 @@ def ledger_csv(rows: Sequence[LedgerRow]) -> bytes:
     writer = csv.writer(out)
     writer.writerow([name for name, _ in LEDGER_COLUMNS])
     for row in rows:
-        writer.writerow([get(row) for _, get in LEDGER_COLUMNS])
+        writer.writerow([cell_value(get(row)) for _, get in LEDGER_COLUMNS])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -107,7 +122,7 @@ def stats_csv(groups: Mapping[str, Sequence[StatLine]]) -> bytes:
         writer.writerow([f"按{DIMENSION_LABELS.get(by, by).split()[0]}统计"])
         writer.writerow([name for name, _ in STAT_COLUMNS])
         for stat in lines:
-            writer.writerow([get(stat) for _, get in STAT_COLUMNS])
+            writer.writerow([cell_value(get(stat)) for _, get in STAT_COLUMNS])
         writer.writerow([])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
@@ -122,7 +137,10 @@ def _sheet(book: Workbook, title: str, headers: Sequence[str], rows: Sequence[Se
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for values in rows:
-        sheet.append(list(values))
+        sheet.append([cell_value(v) for v in values])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text is a string cell, never a formula, whatever it begins with
     sheet.freeze_panes = "A2"
     for index, header in enumerate(headers, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = max(10, 2 * len(header) + 2)

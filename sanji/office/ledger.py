@@ -40,7 +40,7 @@ from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
 from protocol.errand import PROXIED, ErrandState, errand_entry, outcome_label, service_kind, skipped_steps
 from protocol.hlc import wall_seconds
-from protocol.stages import stage_label
+from protocol.stages import shown_stage, stage_label
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
 
 LEVEL_LABELS = {VILLAGE: "村级", TOWN: "乡镇级", COUNTY: "县级"}
@@ -256,7 +256,7 @@ class LedgerFilter(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
         pairs = (
             (self.matter, row.matter),
             (self.kind, kind),
-            (self.stage, row.stage),
+            (self.stage, shown_stage(row.stage, row.outcome)),  # 不予受理 is its own, never 已办结
             (self.county, row.county),
             (self.township, row.township),
             (self.window, row.window),

@@ -17,7 +17,7 @@ from litestar.params import QueryParameter
 from litestar.response import Template
 
 from protocol.bounds import LINE_CLASS, whole
-from protocol.errand import STAGE_LABELS
+from protocol.stages import SHOWN_LABELS
 from protocol.topology import regional
 from sanji.context import NodeContext
 from sanji.office import choices
@@ -37,7 +37,7 @@ from sanji.office.stats import (
     total,
 )
 from sanji.store import Store
-from sanji.web.documents import node_name
+from sanji.web.documents import screen_name
 from sanji.web.screens import _frame
 
 # One line of text: the character class protocol.bounds holds every name to, said in the schema too.
@@ -318,7 +318,7 @@ class OfficeScreenController(Controller):
         # nodes by their names (城关镇便民服务中心, not T01): the ledger's 节点, a group that is a node, and the
         # chart's legend
         nodes = {*(r.scope for r in rows), *(r.township for r in rows), *(r.county for r in rows)}
-        names = {n: node_name(store.directory, n) for n in nodes if n}
+        names = {n: screen_name(store.directory, n) for n in nodes if n}
         return Template(
             template_name="office_ledger.html",
             status_code=400 if problem[1] else 200,
@@ -334,7 +334,7 @@ class OfficeScreenController(Controller):
                 "chart": svg_chart(series(rows, chart_period, by="county" if above else "township"), names=names),
                 "rows": rows[:500],
                 "row_count": len(rows),
-                "stage_labels": STAGE_LABELS,
+                "stage_labels": SHOWN_LABELS,
                 "level_labels": LEVEL_LABELS,
                 "kinds": ("即办件", "承诺件", "上报件", "联办件", "特办件", "代办件"),
                 "lists": lists,

@@ -38,14 +38,28 @@ class QueryProblem(ValueError):
 DAY_NAMES_ZH = {"from": "起始日期", "to": "截止日期"}
 
 
+# The days an office asks about: a date far outside them (9999-12-31) is a typing slip, and one day past it
+# overflows the date type in the period arithmetic behind a ledger (it was a logged OverflowError, a bare 400).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
 def parse_day(value: str, name: str) -> date:
+    """A day the office asks about (``from``, ``to``): a date like 2026-10-01 within ``FIRST_DAY`` .. ``LAST_DAY``.
+    The one parser of the ledger's, statistics', downloads' and business reports' dates, screen, API and command."""
+    label = DAY_NAMES_ZH.get(name, name)
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise QueryProblem(
-            f"{name} must be a date like 2026-10-01, not {value[:40]!r}",
-            zh=f"{DAY_NAMES_ZH.get(name, name)}应写作 2026-10-01 这样的日期",
+            f"{name} must be a date like 2026-10-01, not {value[:40]!r}", zh=f"{label}应写作 2026-10-01 这样的日期"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise QueryProblem(
+            f"{name} must fall between {FIRST_DAY} and {LAST_DAY}, not {day}",
+            zh=f"{label}应在 {FIRST_DAY} 至 {LAST_DAY} 之间",
+        )
+    return day
 
 
 def build_filter(values: Mapping[str, str], *, default_from: date, default_to: date) -> LedgerFilter:

@@ -23,9 +23,10 @@ from litestar.response import Redirect, Template
 from protocol.assessment import AssessmentRules
 from protocol.errors import VersionNotNewer
 from protocol.topology import COUNTY
-from sanji.context import NodeContext
+from sanji.context import NodeContext, with_once
 from sanji.office.book import OfficeRecordUnknown, OfficeRefused
 from sanji.store import Store
+from sanji.store.submissions import Once, new_key
 from sanji.web.desk import serves
 from sanji.web.screens import _frame
 
@@ -43,12 +44,13 @@ async def rules_held(context: NodeContext) -> AssessmentRules:
     return context.rules
 
 
-async def publish_rules(context: NodeContext, rules: AssessmentRules) -> AssessmentRules:
+async def publish_rules(context: NodeContext, rules: AssessmentRules, *, once: Once | None = None) -> AssessmentRules:
     """County only: sign and hold a newer version, which the next exchanges carry down.
 
     The routes that call this are mounted by the county's desk alone; the command line
     (``sanji rules publish``) reaches it at any node's store, so the role is checked here too.
-    ``NodeContext.publish_rules`` signs, after bounding the version's step (``VersionTooFar``, 409).
+    ``NodeContext.publish_rules`` signs, after bounding the version's step (``VersionTooFar``, 409). ``once``: the
+    publishing form's one-time key, kept with the rules (``with_once``).
     """
     if context.store.directory.role(context.store.node_id) != COUNTY:
         raise OfficeRefused(
@@ -66,7 +68,8 @@ async def publish_rules(context: NodeContext, rules: AssessmentRules) -> Assessm
     if rules.version <= context.rules_version:
         raise not_newer(context.rules_version, rules.version)
     try:
-        await context.publish_rules(rules)  # VersionTooFar there: too far above the version held
+        kept = with_once(None, once, f"rules:{rules.version}")  # the form's key, kept with the rules
+        await context.publish_rules(rules, record=kept)  # VersionTooFar there: too far above the version held
     except VersionNotNewer as exc:  # another publication was kept first: refused as if this one came after it
         raise not_newer(exc.held, rules.version) from None
     return rules
@@ -91,6 +94,45 @@ class RulesApiController(Controller):
         return await rules_held(context)
 
 
+async def rules_page(
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    *,
+    done: str = "",
+    problem: str = "",
+    status: int = 200,
+    draft: str | None = None,
+) -> Template:
+    """The rules screen. A refused publication is answered with this page, the refusal ("中文 English", from the
+    refusal itself) and the text as it was sent (``draft``), never with words a link carries."""
+    await context.refresh_rules()
+    rules = context.rules
+    county = serves(request.app, PUBLISH_PATH, "POST")  # the county's desk publishes
+    if draft is None:
+        draft = ""
+        if county and rules is not None:  # the held version with the next number: edit and publish
+            nxt = msgspec.structs.replace(rules, version=rules.version + 1)
+            draft = json.dumps(msgspec.to_builtins(nxt), ensure_ascii=False, indent=1)
+    return Template(
+        template_name="office_rules.html",
+        status_code=status if rules is not None else 404,
+        context={
+            **_frame(store, context, "rules"),
+            "rules": rules,
+            "part_names": {p.code: p.name for p in rules.parts} if rules else {},
+            "staff_items": [i for i in rules.items if i.target == "staff"] if rules else [],
+            "centre_items": [i for i in rules.items if i.target == "centre"] if rules else [],
+            "target_names": TARGET_NAMES,
+            "county": county,
+            "draft": draft,
+            "done": done if done in DONE else "",
+            "problem": problem,
+            "once": new_key(),  # the publish form's one-time key: sent twice, published once
+        },
+    )
+
+
 class RulesScreenController(Controller):
     path = "/office/rules"
     include_in_schema = False
@@ -102,33 +144,13 @@ class RulesScreenController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         done: Annotated[str, QueryParameter(max_length=16)] = "",
-        problem: Annotated[str, QueryParameter(max_length=300)] = "",
     ) -> Template:
-        await context.refresh_rules()
-        rules = context.rules
-        county = serves(request.app, PUBLISH_PATH, "POST")  # the county's desk publishes
-        draft = ""
-        if county and rules is not None:  # the held version with the next number: edit and publish
-            nxt = msgspec.structs.replace(rules, version=rules.version + 1)
-            draft = json.dumps(msgspec.to_builtins(nxt), ensure_ascii=False, indent=1)
-        return Template(
-            template_name="office_rules.html",
-            status_code=200 if rules is not None else 404,
-            context={
-                **_frame(store, context, "rules"),
-                "rules": rules,
-                "part_names": {p.code: p.name for p in rules.parts} if rules else {},
-                "staff_items": [i for i in rules.items if i.target == "staff"] if rules else [],
-                "centre_items": [i for i in rules.items if i.target == "centre"] if rules else [],
-                "target_names": TARGET_NAMES,
-                "county": county,
-                "draft": draft,
-                "done": done,
-                "problem": problem,
-            },
-        )
+        return await rules_page(request, store, context, done=done)
 
 
-def back(*, done: str = "", problem: str = "") -> Redirect:
-    query = {"done": done} if done else {"problem": problem[:300]}
-    return Redirect(f"/office/rules/?{urlencode(query)}", status_code=303)
+# What the screen says after the form was taken: a code, worded by the page (never text from the link).
+DONE = frozenset({"published", "again"})
+
+
+def back(*, done: str) -> Redirect:
+    return Redirect(f"/office/rules/?{urlencode({'done': done})}", status_code=303)

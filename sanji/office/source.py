@@ -20,6 +20,7 @@ from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.encoding import decode_action
 from protocol.errand import ErrandState
 from protocol.hlc import pack
+from protocol.stages import stored_stage
 from sanji.context import NodeContext
 from sanji.office.ledger import LedgerFilter, LedgerRow, apply_filter, ledger_row
 from sanji.store import Store
@@ -54,7 +55,8 @@ async def ledger(
     if flt.date_to:
         end = date.fromisoformat(flt.date_to) + timedelta(days=1)
         query = query.where(t.errands.c.registered_at < hlc_at_start_of(end))
-    for column, value in ((t.errands.c.matter, flt.matter), (t.errands.c.stage, flt.stage)):
+    # the stage as stored: 不予受理 … are kept as decided (``LedgerFilter.keeps`` then tells them apart)
+    for column, value in ((t.errands.c.matter, flt.matter), (t.errands.c.stage, stored_stage(flt.stage))):
         if value:
             query = query.where(column == value)
     query = query.order_by(t.errands.c.registered_at, t.errands.c.id).limit(MAX_ROWS + 1)

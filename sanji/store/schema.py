@@ -538,7 +538,8 @@ notice_reads = Table(
 # The one-time keys of forms already sent (sanji.store.submissions): a desk's or the public's form carries a
 # random key, and the step it took is written in the same transaction as its key, so the same form sent twice
 # (a double click, the browser's back and resubmit) takes its step once. ``key`` is the form's purpose and its
-# key ("register:…"); ``errand`` and ``action`` what the first sending wrote; ``at`` wall-clock milliseconds,
+# key ("register:…"); ``errand`` and ``action`` what the first sending wrote (``errand`` empty for a form that
+# writes no errand step: an office record, an account, a token, a published document); ``at`` wall-clock ms,
 # by which keys older than ``submissions.KEEP_MS`` are trimmed.
 submissions = Table(
     "submissions",

@@ -1,17 +1,28 @@
 """One-time form keys: the same form sent twice takes its step once.
 
-Every form that takes a step (代办登记's 确认登记, the errand page's steps, the public complaint) carries a
-random key minted when the page was drawn (``new_key``). ``Store.act`` given the key (``Once``) reads it
-inside its write transaction before the step is built, and writes it, with the errand and the action the step
-wrote, in that same transaction: the writer's transaction is one at a time (``Database.write``: a process
-lock, ``BEGIN IMMEDIATE`` on SQLite, an advisory lock shared by every hub process on PostgreSQL), and the key
-is the table's primary key besides, so of two sendings at once exactly one writes and the other finds the key
-(``AlreadySent``), whichever process took it. A refused step writes no key: the form may be sent again.
+Every form that takes a step (代办登记's 确认登记, the errand page's steps and its 上传 of a scan, the
+public complaint) carries a random key minted when the page was drawn (``new_key``). ``Store.act`` given the
+key (``Once``) reads it inside its write transaction before the step is built, and writes it, with the errand
+and the action the step wrote, in that same transaction: the writer's transaction is one at a time
+(``Database.write``: a process lock, ``BEGIN IMMEDIATE`` on SQLite, an advisory lock shared by every hub
+process on PostgreSQL), and the key is the table's primary key besides, so of two sendings at once exactly one
+writes and the other finds the key (``AlreadySent``), whichever process took it. A refused step writes no key:
+the form may be sent again.
 
 Keys are kept ``KEEP_MS`` (a week: long enough for the browser's back and resubmit) and trimmed by the writes
 that add one. A key the form does not carry, or of another shape (an older page, a script), protects nothing
 and is ignored: the step is taken as before. A JSON client's ``Idempotency-Key`` header (``HEADER``) is kept the
 same way, by its digest (``sanji.web.api``).
+
+Forms that write something other than an errand's step keep their key the same way, in the transaction of
+their own write, with ``errand`` left empty and ``action`` naming what the first sending wrote: the county's
+考核 entry, appeal and decision (``sanji.office.book``: the record's id), a new account (``sanji.auth.book``:
+its name), a changed own password and a revoked API token, an enrollment token and a revocation
+(``sanji.store.trustbook``), a published catalogue, calendar or assessment rules (``sanji.context.with_once``).
+Where a rule would refuse the second sending before that transaction reads the key, the form asks
+``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (a reset password, where
+the page shown last holds the password that stands; enabling, seating, marking notices read; a read) carries
+none.
 """
 
 from __future__ import annotations
@@ -22,19 +33,35 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sanji.store import schema as t
 
+if TYPE_CHECKING:
+    from sanji.store.engine import Database
+
 KEEP_MS = 7 * 24 * 3600 * 1000
 FIELD = "_once"  # the hidden field a form carries its key in
 HEADER = "Idempotency-Key"
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
-Purpose = Literal["register", "act", "complain"]
+Purpose = Literal[
+    "register",
+    "act",
+    "attach",
+    "complain",
+    "entry",
+    "appeal",
+    "decision",
+    "account",
+    "password",
+    "enroll",
+    "publish",
+    "revoke",
+]
 
 
 def new_key() -> str:
@@ -88,6 +115,32 @@ async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
     ).first()
     if row is not None:
         raise AlreadySent(row[0], row[1])
+
+
+async def sent_before(db: Database, key: Once | None) -> None:
+    """``AlreadySent`` if ``key`` was used, read before the write: where a rule would refuse the second sending
+    before its write transaction reads the key (an appeal decided, a password changed, a version held), the
+    form asks this first, so the same form sent again lands where the first did instead of being refused."""
+    if key is None:
+        return
+    async with db.reader.connect() as conn:
+        await refuse_if_used(conn, key)
+
+
+async def was_sent(db: Database, key: Once | None) -> bool:
+    """Whether ``key`` was used: asked after a refusal (a version another sending kept first), to land the
+    same form sent twice at once where the first did."""
+    try:
+        await sent_before(db, key)
+    except AlreadySent:
+        return True
+    return False
+
+
+async def forget(conn: AsyncConnection, key: Once) -> None:
+    """Take back a key kept before its write (``TrustBook.revoke``: trust documents are judged in memory before
+    their transaction, so the key is kept first) when that write failed: the form may be sent again."""
+    await conn.execute(delete(t.submissions).where(t.submissions.c.key == key.stored))
 
 
 async def keep(conn: AsyncConnection, key: Once, errand: str, action: str, *, now_ms: int | None = None) -> None:

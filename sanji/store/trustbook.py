@@ -52,10 +52,11 @@ from protocol.trust import (
     root_fingerprint,
     sign_document,
 )
-from sanji.store import clones
+from sanji.store import clones, submissions
 from sanji.store import schema as t
 from sanji.store.engine import Database
 from sanji.store.repo import Store
+from sanji.store.submissions import Once
 from sanji.store.together import together
 
 log = logging.getLogger("sanji.trust")
@@ -513,9 +514,19 @@ class TrustBook:
         return sign_document(value, [self.store.key])
 
     async def issue_token(
-        self, *, node: str, role: str, name: str = "", issued_by: str = "", days: float = TOKEN_VALID_DAYS
+        self,
+        *,
+        node: str,
+        role: str,
+        name: str = "",
+        issued_by: str = "",
+        days: float = TOKEN_VALID_DAYS,
+        once: Once | None = None,
     ) -> IssuedToken:
-        """A one-time enrollment token for ``node``, a child of this node."""
+        """A one-time enrollment token for ``node``, a child of this node. ``once``: the sending form's one-time
+        key; the same form sent again issues no second token (``AlreadySent``, ``action`` the first's hash),
+        before any check that the first token's issue would now change."""
+        await submissions.sent_before(self.store.db, once)
         if problem := node_id_problem(node):  # every way in (the screen, `sanji enroll issue`) asks the same bound
             raise EnrollmentError(problem, hint="Choose an id such as C1T01V03: it must be unique in the whole tree.")
         if self.state is None:
@@ -539,6 +550,8 @@ class TrustBook:
         now = time.time()
         expires = now + days * 86400
         async with self.store.transaction() as conn:
+            if once is not None:  # read again in the write: of two sendings at once, one issues
+                await submissions.refuse_if_used(conn, once)
             await conn.execute(
                 insert(t.enrollments).values(
                     token_hash=token.token_hash,
@@ -551,8 +564,33 @@ class TrustBook:
                     issued_by=issued_by,
                 )
             )
+            if once is not None:
+                await submissions.keep(conn, once, "", token.token_hash)
         await self.store.log_event("enrollment_issued", node, {"role": role, "by": issued_by, "expires_at": expires})
         return IssuedToken(token, expires)
+
+    async def issued(self, token_hash: str) -> IssuedToken | None:
+        """The token issued under ``token_hash``, as it was shown when issued, while it may still be used (not
+        used, not expired, the root it names still this node's); None otherwise."""
+        if self.state is None:
+            return None
+        async with self.store.db.reader.connect() as conn:
+            row = (
+                (await conn.execute(select(t.enrollments).where(t.enrollments.c.token_hash == token_hash)))
+                .mappings()
+                .first()
+            )
+        if row is None or row["used_at"] is not None or row["expires_at"] < time.time():
+            return None
+        root = root_fingerprint(self.state.root_documents()[0])
+        token = Token(
+            parent=self.store.node_id,
+            node=str(row["node"]),
+            role=str(row["role"]),
+            secret=bytes(row["secret"]),
+            root=root,
+        )
+        return IssuedToken(token, float(row["expires_at"])) if token.token_hash == token_hash else None
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:
         """Redeem a token: certify the node as the token said, bound to its database instance."""
@@ -673,8 +711,13 @@ class TrustBook:
         await self.store.log_event("rotated", child, {"serial": cert.serial, "retired": [k.key_id for k in old]})
         return raw
 
-    async def revoke(self, node: str, *, key_id: str = "", reason: str = "", issued_by: str = "") -> bytes:
-        """Revoke ``node``'s signing key(s) as of what this node holds of its streams now."""
+    async def revoke(
+        self, node: str, *, key_id: str = "", reason: str = "", issued_by: str = "", once: Once | None = None
+    ) -> bytes:
+        """Revoke ``node``'s signing key(s) as of what this node holds of its streams now. ``once``: the revoking
+        form's one-time key: sent again, ``AlreadySent`` and no second revocation. The documents are judged in
+        memory before their own transaction (``add``), so the key is kept first, in a transaction of its own
+        (of two sendings at once one keeps it), and taken back if the revocation is not written."""
         if self.state is None:
             raise TrustError("this node holds no root of trust")
         if (
@@ -688,6 +731,20 @@ class TrustBook:
             if key_id not in keys:
                 raise TrustError(f"{node} holds no key {key_id}")
             keys = [key_id]
+        if once is not None:
+            async with self.store.transaction() as conn:
+                await submissions.refuse_if_used(conn, once)
+                await submissions.keep(conn, once, "", node)
+        try:
+            return await self._revoke(node, keys, reason=reason, issued_by=issued_by)
+        except Exception:
+            if once is not None:
+                async with self.store.transaction() as conn:
+                    await submissions.forget(conn, once)
+            raise
+
+    async def _revoke(self, node: str, keys: list[str], *, reason: str, issued_by: str) -> bytes:
+        assert self.state is not None
         held = await self.store.cursors_where(origin_in=[node])
         points = tuple(sorted((k.origin, k.scope, seq) for k, seq in held.items()))
         docs: list[bytes] = []

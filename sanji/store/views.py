@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 
 from protocol.actions import Action, Register
 from protocol.catalogue import MAX_RULES
@@ -21,7 +21,7 @@ from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
-from protocol.stages import ANSWERED
+from protocol.stages import ANSWERED, SUPPLEMENT, shown_stage
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -32,10 +32,14 @@ from sanji.store.traffic import Traffic
 
 
 def worklist_query(node_id: str) -> Select[Any]:
-    """``Views.worklist``'s query: both halves of its ``OR`` are index searches (``holder``, and the partial
-    ``pending_to`` index of migration 0021), so it reads the errands in the node's hands, not the store."""
+    """``Views.worklist``'s query: every arm of its ``OR`` is an index search (``holder``, the partial
+    ``pending_to`` index of migration 0021, ``scope``), so it reads the errands in the node's hands, not the store.
+
+    The third arm: errands this node registered that wait for materials a one-time notice asked for (待补正),
+    wherever they are held: its agent must bring them (补交材料), so they are its work too."""
     mine = (t.errands.c.holder == node_id) & t.errands.c.pending_to.is_(None) & (t.errands.c.stage != "closed")
-    query = select(t.errands).where(mine | (t.errands.c.pending_to == node_id))
+    owed = (t.errands.c.scope == node_id) & (t.errands.c.stage == SUPPLEMENT)
+    query = select(t.errands).where(mine | (t.errands.c.pending_to == node_id) | owed)
     return query.order_by(t.errands.c.registered_at, t.errands.c.id)
 
 
@@ -95,9 +99,24 @@ class Views(Documents, Traffic):
         newest_first: bool = False,
         limit: int = 100,
         offset: int = 0,
+        text: str = "",
+        text_matters: Sequence[str] = (),
     ) -> tuple[list[dict[str, Any]], int]:
-        """Errands in registration order (oldest first unless ``newest_first``), a page of them and how many match."""
+        """Errands in registration order (oldest first unless ``newest_first``), a page of them and how many match.
+
+        ``text``: only errands whose receipt number, id, matter code or applicant's name holds it (any case), or
+        whose matter is one of ``text_matters`` (the codes a matter-name search found). The name is the one
+        applicant field kept in clear (``protocol.sealing``), shown in every list: searching it tells a caller
+        nothing the list would not; the sealed details (ID number, phone) are never searched.
+        """
         query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
+        if text:
+            needle = text.lower()
+            searched = (t.errands.c.receipt, t.errands.c.id, t.errands.c.matter, t.errands.c.applicant_name)
+            found = [func.lower(c).contains(needle, autoescape=True) for c in searched]
+            if text_matters:
+                found.append(t.errands.c.matter.in_(list(text_matters)))
+            query = query.where(or_(*found))
         if stages_in is not None:
             query = query.where(t.errands.c.stage.in_(stages_in))
         if stages_not_in is not None:
@@ -193,6 +212,18 @@ class Views(Documents, Traffic):
             )
         return None if body is None else decode_action(body)
 
+    async def applied_actions(self, errand_id: str, kinds: Collection[str]) -> list[Action]:
+        """The errand's applied actions of ``kinds``, in the order of their time (a registration, then what came
+        after): e.g. the steps naming its materials (``protocol.binding.material_steps``)."""
+        async with self.db.reader.connect() as conn:
+            a = t.actions.c
+            bodies = await conn.scalars(
+                select(a.body)
+                .where(a.errand == errand_id, a.kind.in_(list(kinds)), a.status == "applied")
+                .order_by(a.at, a.id)
+            )
+            return [decode_action(body) for body in bodies]
+
     async def applicant(self, errand_id: str) -> ApplicantView | None:
         """The errand's applicant as this node may see them: sealed details opened if they are sealed to it."""
         action = await self.applied_of(errand_id, "register")
@@ -205,7 +236,8 @@ class Views(Documents, Traffic):
         return view.phone if view is not None else ""
 
     async def worklist(self) -> list[dict[str, Any]]:
-        """Errands on their way here, or held here and not yet closed."""
+        """Errands on their way here, held here and not yet closed, or registered here and waiting for materials
+        (待补正, ``worklist_query``): a caller acting on the errands it holds checks ``holder``."""
         async with self.db.reader.connect() as conn:
             rows = (await conn.execute(worklist_query(self.node_id))).mappings().all()
         return [_plain(r) for r in rows]
@@ -242,9 +274,13 @@ class Views(Documents, Traffic):
             )
             held = await conn.scalar(select(func.count()).select_from(t.held))
             quarantined = await conn.scalar(select(func.count()).select_from(t.quarantine))
-            by_stage: dict[str, int] = dict(
-                (await conn.execute(select(t.errands.c.stage, func.count()).group_by(t.errands.c.stage))).all()
-            )
+            # as shown and counted everywhere (``shown_stage``): 不予受理 … on their own, never among 已办结
+            by_stage: dict[str, int] = defaultdict(int)
+            stage_outcome = (t.errands.c.stage, t.errands.c.outcome)
+            for stage, outcome, count in await conn.execute(
+                select(*stage_outcome, func.count()).group_by(*stage_outcome)
+            ):
+                by_stage[shown_stage(stage, outcome)] += int(count)
             exchanges = (await conn.execute(select(t.exchanges))).mappings().all()
         stream_list = []
         queue = int(outbox or 0)

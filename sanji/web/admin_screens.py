@@ -38,23 +38,36 @@ from sanji.auth import roles
 from sanji.auth.book import AccountError, AccountExists, Who
 from sanji.auth.guard import Forbidden, auth_of, client_ip, principal_of
 from sanji.auth.service import AuthService, DisablingSelf, LastAdministrator, Principal
+from sanji.bilingual import Pair
 from sanji.context import NodeContext
+from sanji.problem_words import problem_pairs
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, new_key, once
 from sanji.web.bounded_form import bounded_form
 from sanji.web.desk import serves
-from sanji.web.language import Pair
 from sanji.web.screens import _frame
-from sanji.web.upload_problems import problem_pairs
 from sanji.workcalendar import YearView, bound_calendar, library_data, year_view
 
 NAME_LIMIT = 64
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024  # a county's catalogue file or calendar file; a spreadsheet of 2,000 matters fits
 DONE = {
     "revoked": ("令牌已撤销", "Token revoked"),
+    "revoked_again": (
+        "令牌已撤销。已提交，未重复撤销：同一表单发送了两次，只撤销了一次。",
+        "Token revoked. Sent already, not revoked twice: the same form was sent twice and taken once.",
+    ),
     "enabled": ("账号已启用", "Account enabled"),
     "disabled": ("账号已停用，其登录已结束", "Account disabled; its sessions are ended"),
     "placed": ("账号的部门和窗口已保存", "Department and window saved"),
 }
+# The create form sent twice: the account stands, its one-time password was on the first answer alone.
+CREATED_AGAIN = (
+    "已提交，未重复创建：账号 {name} 已由第一次提交创建。一次性密码只显示在那一次的页面上，本系统不保存明文；"
+    "如未看到，请点该账号的“重置密码”。",
+    "Sent already, not created twice: account {name} was created by the first sending. Its one-time password was "
+    "shown on that answer only and is not kept in clear; if it was not seen, reset the account's password.",
+)
 
 
 def admin_of(request: Request[Any, Any, Any], capability: str) -> Principal:
@@ -105,6 +118,7 @@ async def accounts_page(
     row_error: tuple[str, str | tuple[str, str]] = ("", ""),
     row_typed: dict[str, str] | None = None,
     done: str = "",
+    notice: tuple[str, str] | None = None,
 ) -> Template:
     """The accounts page; ``shown`` carries a one-time password (name, password, why) for this answer only."""
     posts = auth.posts_here()
@@ -128,7 +142,8 @@ async def accounts_page(
             "row_error": row_error,
             # the refused row's fields keep what was typed, beside its error, so the typo is there to mend
             "row_typed": row_typed or {},
-            "done": DONE.get(done),
+            "done": notice or DONE.get(done),
+            "once": new_key(),  # the create form's one-time key: sent twice, one account (sanji.store.submissions)
         },
     )
 
@@ -158,6 +173,7 @@ class AccountsScreenController(Controller):
         auth = auth_of(request)
         form = await bounded_form(request)
         name, role = _field(form, "name", NAME_LIMIT), _field(form, "role", 32)
+        sent = once("account", _field(form, ONCE_FIELD, 64), _field(form, "name", NAME_LIMIT))
         department, window = _field(form, "department", roles.PLACE_LIMIT), _field(form, "window", roles.PLACE_LIMIT)
         department, window = department.strip(), window.strip()
         values = {"name": name, "role": role, "department": department, "window": window}
@@ -185,8 +201,11 @@ class AccountsScreenController(Controller):
         if not errors:
             try:
                 account, password = await auth.add_with_one_time_password(
-                    name, role, by=_who(request, principal), department=department, window=window
+                    name, role, by=_who(request, principal), department=department, window=window, once=sent
                 )
+            except AlreadySent as first:
+                said_again = (CREATED_AGAIN[0].format(name=first.action), CREATED_AGAIN[1].format(name=first.action))
+                return await accounts_page(request, store, context, auth, notice=said_again)
             except AccountExists:
                 errors["name"] = f"已有名为 {name} 的账号 An account named {name} exists already"
             except AccountError as exc:
@@ -268,8 +287,13 @@ class AccountsScreenController(Controller):
     ) -> Template | Redirect:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        # no such token outside the database's integers (PostgreSQL refuses a larger one with an error, not a miss)
-        if not 0 < token_id < 2**63 or not await auth.revoke_token(token_id, by=_who(request, principal)):
+        key = once("revoke", _field(await bounded_form(request), ONCE_FIELD, 64), f"token\n{token_id}")
+        try:
+            # no such token outside the database's integers (PostgreSQL refuses a larger one with an error)
+            revoked = 0 < token_id < 2**63 and await auth.revoke_token(token_id, by=_who(request, principal), once=key)
+        except AlreadySent:  # the same form sent twice (a double click, back and resubmit): revoked once
+            return Redirect("/admin/accounts/?done=revoked_again", status_code=303)
+        if not revoked:
             why = f"没有有效的令牌 {token_id} No live token {token_id}"
             return await accounts_page(request, store, context, auth, status=404, row_error=("", why))
         return Redirect("/admin/accounts/?done=revoked", status_code=303)
@@ -305,7 +329,7 @@ class Publishing(TypedDict, total=False):
 
     status: int
     problem: str | tuple[str, str]  # a "中文 English" line, or the pair (headline_pair)
-    problems: list[str]  # the checkers' English lines, shown Chinese first (upload_problems.problem_pair)
+    problems: list[str]  # the checkers' English lines, shown Chinese first (sanji.problem_words.problem_pair)
     review: dict[str, Any] | None
     done: str
 
@@ -319,6 +343,7 @@ def publishing_fields(request: Request[Any, Any, Any], check_path: str, shown: P
         "problem": shown.get("problem", ""),
         "review": shown.get("review"),
         "done": shown.get("done", ""),
+        "once": new_key(),  # the publish form's one-time key: sent twice, published once (sanji.store.submissions)
     }
 
 

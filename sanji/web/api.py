@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from protocol.binding import HeldMaterials
 from protocol.bounds import LINE_CLASS, MAX_NAME, whole
 from protocol.errors import ActionRefused
 from sanji.auth.guard import Caller
@@ -26,7 +27,7 @@ from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
 from sanji.web.archived_page import archived_away_page, wants_html
 from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.json_gate import BodyTooLarge
-from sanji.web.views import ErrandSummary, summarise
+from sanji.web.views import ErrandSummary, materials_of, summarise
 from sanji.worklist import prioritised
 
 
@@ -40,6 +41,9 @@ class ErrandDetail(ErrandSummary, kw_only=True):
     # null when the errand is bound to the county's entry of its version (or unbound); else what the errand page
     # says at its top, so a client of the API is not the one desk left unwarned of a tampered registration
     binding: BindingStatus | None = None
+    # what the errand holds (registered, and received since: 补正, 容缺) and what its entry still asks for, as the
+    # errand page's 已收材料 and 缺少材料 rows say it (``protocol.binding.held_materials``)
+    materials: HeldMaterials | None = None
 
 
 class ActionResult(msgspec.Struct, kw_only=True):
@@ -122,7 +126,8 @@ class ErrandController(Controller):
         await caller.read("reveal" if reveal else "errand", errand=errand_id, detail="api")
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), "/api", errand=errand_id)
         binding = await errand_binding(context, row.get("state"))
-        return msgspec.convert({**summarise(row, context), "binding": binding}, ErrandDetail)
+        materials = materials_of(row, row["history"], context)
+        return msgspec.convert({**summarise(row, context), "binding": binding, "materials": materials}, ErrandDetail)
 
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(
@@ -273,7 +278,11 @@ class NodeController(Controller):
     async def digests(self, store: NamedDependency[Store]) -> dict[str, str]:
         return await store.digests()
 
-    @get("/worklist", summary="Errands waiting for this node: to receive, or held and not finished")
+    @get(
+        "/worklist",
+        summary="Errands waiting for this node: to receive, held and not finished, or registered here and waiting for "
+        "the materials a one-time notice asked for",
+    )
     async def worklist(self, store: NamedDependency[Store], context: NamedDependency[NodeContext]) -> ErrandPage:
         rows = prioritised(await store.worklist())
         today = context.today()

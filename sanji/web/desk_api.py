@@ -19,7 +19,7 @@ from protocol.errand import skipped_steps
 from protocol.errors import RouteError
 from protocol.refusals import Refusal, bilingual
 from protocol.session import NodeReport
-from protocol.stages import ANSWERED
+from protocol.stages import ANSWERED, shown_stage
 from protocol.topology import Directory, regional
 from sanji.auth.guard import Caller
 from sanji.complaints import present
@@ -166,7 +166,7 @@ def stage_counts(rows: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]],
     table: dict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:
         if row["stage"] not in ANSWERED and (name := key(row)):
-            table[name][row["stage"]] += 1
+            table[name][shown_stage(row["stage"], row["outcome"])] += 1  # 不予受理 is not 已办结
     return {name: dict(table[name]) for name in sorted(table)}
 
 

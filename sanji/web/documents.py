@@ -11,6 +11,8 @@ page that says so in Chinese and English, never an empty form.
 from __future__ import annotations
 
 import re
+import weakref
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,6 +24,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Template
 
+from protocol.binding import held_materials
 from protocol.catalogue import Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
 from protocol.errand import errand_category, is_licence, outcome_label, outcome_words
@@ -31,11 +34,11 @@ from protocol.lookup import lookup_code
 from protocol.stages import stage_label
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
+from sanji.bilingual import split_pair
 from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext, bound_entry
 from sanji.privacy import mask_id_number
 from sanji.store import Store
-from sanji.web.language import split_pair
 from sanji.web.qr import qr_svg
 
 FREE_OF_CHARGE = "代办服务免费"
@@ -72,6 +75,15 @@ def applied_for(matter_name: str) -> str:
     return name if _TRAILING_NOTE.sub("", name).endswith("申请") else name + "申请"
 
 
+def cn_at(hlc: int) -> str:
+    """An action's time as a paper writes it, in China Standard Time: 2026年12月7日 13:05 (a paper's dates are all
+    written 2026年12月7日, never 2026-12-07 beside them)."""
+    if not hlc:
+        return ""
+    moment = datetime.fromtimestamp(wall_seconds(hlc), CHINA_STANDARD_TIME)
+    return f"{cn_date(moment.date())} {moment:%H:%M}"
+
+
 def at_text(hlc: int) -> str:
     """An action's time in China Standard Time, to the minute."""
     if not hlc:
@@ -87,6 +99,26 @@ def node_name(directory: Directory, node_id: str) -> str:
         return directory.get(node_id).name or node_id
     except RouteError:
         return node_id
+
+
+# Names more than one node of a directory bears (two townships may each have a 东村代办点), per directory seen.
+_SHARED_NAMES: weakref.WeakKeyDictionary[Directory, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def screen_name(directory: Directory, node_id: str) -> str:
+    """A node as a desk's screen names it: ``node_name``, and where another node bears the same name, with its
+    parent's name too ("东村代办点（城关镇便民服务中心）"), so two villages are told apart by where they are, not by
+    an id. A paper keeps ``node_name`` (it names its own issuer, which the seal and the heading say already)."""
+    name = node_name(directory, node_id)
+    shared = _SHARED_NAMES.get(directory)
+    if shared is None:
+        seen = Counter(n.name for n in directory.nodes() if n.name)
+        shared = frozenset(n for n, count in seen.items() if count > 1)
+        _SHARED_NAMES[directory] = shared
+    if name not in shared or node_id not in directory:
+        return name
+    parent = directory.parent(node_id)
+    return f"{name}（{node_name(directory, parent)}）" if parent else name
 
 
 def applied(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -328,6 +360,7 @@ class DocumentController(Controller):
                 "matter": matter,
                 "guide": guide_facts(matter),
                 "catalogue": catalogue,
+                "published_on": cn_iso(catalogue.published_at),  # one date style on the paper (printed 2026年…)
                 "issuer": node_name(store.directory, store.node_id),
                 "printed": cn_date(context.today()),
             },
@@ -386,7 +419,7 @@ class DocumentController(Controller):
             "registered_at": node_name(directory, register.get("node", "")),
             "action": source,
             "action_date": cn_date(context.date_of(source["at"])),
-            "action_at": at_text(source["at"]),
+            "action_at": cn_at(source["at"]),
             "issuer": node_name(directory, source["node"]),
             "issuer_id": source["node"],
             "free": FREE_OF_CHARGE,
@@ -402,6 +435,9 @@ class DocumentController(Controller):
             facts["lookup_url"] = url
             facts["qr"] = qr_svg(url, scale=3, label=f"回执号 Receipt {row['receipt']}") if url else ""
             facts["committed"] = limit_text(matter.committed_limit, matter.limit_unit) if matter else ""
+            # The receipt is of the registration: the main materials it lacked, as the agent was warned and went on.
+            registered = held_materials(bound or matter, [("register", tuple(register.get("materials") or ()))])
+            facts["missing_main"] = registered.missing_main
             # 确认登记 sent twice lands here (sanji.store.submissions): said above the sheet, never printed
             facts["sent_again"] = request.query_params.get("again") == "1"
         elif spec.slug in ("acceptance", "commitment"):
@@ -417,6 +453,7 @@ class DocumentController(Controller):
             # In the errand's own unit: a limit of calendar days is extended by calendar days.
             unit = str((last_of(history, "accept") or {}).get("limit_unit") or (matter.limit_unit if matter else ""))
             facts["unit_zh"], facts["unit_en"] = UNIT_NAMES.get(unit, UNIT_NAMES["working"])
+            facts["new_due"] = cn_iso(str(source.get("due") or ""))
         elif spec.slug == "decision":
             facts.update(
                 decision_facts(
@@ -433,6 +470,7 @@ class DocumentController(Controller):
         elif spec.slug == "delivery":
             decide = last_of(history, "decide")
             facts["decide"] = decide
+            # issuing_body names the department itself when one decided: said once, not "县民政局 · 县民政局"
             facts["decided_by"] = (
                 issuing_body(directory, str(decide["node"]), str(decide.get("department") or "")) if decide else ""
             )

@@ -137,7 +137,7 @@ def _refused_here(request: Request[Any, Any, Any], exc: SanjiError) -> Response[
 def value_page_handler(request: Request[Any, Any, Any], exc: ValueError) -> Response[Any]:
     if not _as_page(request, 400):
         return value_error_handler(request, exc)
-    return _page(request, 400, str(exc), "")
+    return _page(request, 400, str(exc), "", zh=str(getattr(exc, "message_zh", "")))
 
 
 def _as_page(request: Request[Any, Any, Any], status: int) -> bool:

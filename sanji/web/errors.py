@@ -30,6 +30,7 @@ from protocol.errors import (
 )
 from protocol.trust import TrustError
 from sanji.auth.roles import PlaceRefused
+from sanji.context import VersionHeldBelow
 from sanji.office.book import OfficeInvalid, OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
@@ -50,6 +51,7 @@ STATUS: dict[type[SanjiError], int] = {
     ActionRefused: 409,  # a type that is no scan (attachment_type): 415, below
     VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
     VersionNotNewer: 409,  # a county document published at a version the database already holds (sanji.context)
+    VersionHeldBelow: 409,  # after a restore, a catalogue version a node below holds already (sanji.context)
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
     OfficeInvalid: 400,  # an unknown item or centre, an invisible subject: the sender's to correct
@@ -148,6 +150,9 @@ def value_error_handler(_: Request[Any, Any, Any], exc: ValueError) -> Response[
         "hint": "Check the request against /schema.",
         "retryable": False,
     }
+    zh = getattr(exc, "message_zh", "")  # a refusal that says itself in Chinese (an office query's date …)
+    if zh:
+        body["message_zh"] = zh
     return Response(in_chinese_too(body, 400), status_code=400)
 
 

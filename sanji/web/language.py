@@ -15,8 +15,7 @@ whatever the cookie says; they do not use this module.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from litestar import Controller, Request, get
@@ -24,6 +23,8 @@ from litestar.datastructures import Cookie
 from litestar.params import FromQuery
 from litestar.response import Redirect
 from markupsafe import Markup, escape
+
+from sanji.bilingual import split_pair
 
 if TYPE_CHECKING:
     from jinja2.runtime import Context
@@ -34,35 +35,11 @@ HTML_LANG = {ZH: "zh-CN", EN: "en"}
 ONE_YEAR = 365 * 24 * 3600
 
 
-class Pair(NamedTuple):
-    """A label built in Python: Chinese and English, shown in the order the reader chose."""
-
-    zh: str
-    en: str
-
-
 def lang_of(request: Request[Any, Any, Any] | None) -> str:
     """The reader's choice: ``en`` when the cookie says so, Chinese otherwise."""
     if request is None:
         return ZH
     return EN if request.cookies.get(LANG_COOKIE, "") == EN else ZH
-
-
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
-_SPLIT = re.compile(r"\s+(?=[A-Za-z])")
-
-
-def split_pair(text: str) -> Pair | None:
-    """``"县级政务服务中心 County hub"`` → ``Pair("县级政务服务中心", "County hub")``; None when not such a pair.
-
-    The English part is what follows the last space before a Latin letter such that nothing after
-    it is Chinese; the Chinese part must hold Chinese.
-    """
-    for match in _SPLIT.finditer(text):
-        zh, en = text[: match.start()], text[match.end() :]
-        if _CJK.search(zh) and not _CJK.search(en):
-            return Pair(zh.strip(), en.strip())
-    return None
 
 
 def pair_html(zh: str, en: str, lang: str, *, small: bool = False) -> Markup:

@@ -31,12 +31,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
+from protocol.actions import Decide
 from protocol.bounds import line_problem, text_problem
 from protocol.catalogue import Matter
 from protocol.errand import outcome_words
 from protocol.lookup import normalise_factor, second_factor_matches
 from protocol.receipts import is_valid, normalise
-from protocol.stages import stage_label
+from protocol.stages import FINISHED, stage_label
 from protocol.topology import COUNTY, TOWN
 from sanji.auth.guard import client_ip
 from sanji.catalogue.search import MAX_QUERY
@@ -49,7 +50,7 @@ from sanji.store.submissions import FIELD as ONCE_FIELD
 from sanji.store.submissions import AlreadySent, new_key, once, said
 from sanji.web.bounded_form import bounded_form
 from sanji.web.catalogue_search import found, search_refused
-from sanji.web.documents import at_text, cn_iso, guide_url, limit_text, node_name
+from sanji.web.documents import at_text, cn_iso, document_number, guide_url, limit_text, node_name, review_government
 from sanji.web.screens import _frame, light
 from sanji.web.throttle import Throttle
 from sanji.web.views import summarise
@@ -167,6 +168,54 @@ async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str,
     return row
 
 
+# The action an errand that was not granted ended with, by its outcome: where its reasons are.
+ENDING_KINDS = {
+    "refused": "decide",
+    "not_accepted": "not_accept",
+    "returned": "return",
+    "terminated": "terminate",
+    "withdrawn": "withdraw",
+}
+MAX_REASONS = 500  # characters of the reasons the lookup shows (the notice itself holds them all)
+# An ID number or a phone number typed into the reasons is the applicant's and is masked on every page; the
+# public lookup, open to anyone holding the receipt and its code, shows neither.
+_PERSONAL_NUMBER = re.compile(r"\d{17}[\dXx]|\d{15}|1[3-9]\d{9}")
+AGAIN = (
+    "按上述理由补齐或更正材料后，可以重新申请；村代办员可免费为你代办。",
+    "Once the reasons are remedied you may apply again; the village agent will help free of charge.",
+)
+
+
+def appeal_words(government: str) -> tuple[str, str]:
+    """The rights a refusal or a notice of non-acceptance states (print_decision.html's, shortened)."""
+    to = f"向{government}" if government else "依法"
+    return (
+        f"如不服，可以自收到决定书（通知书）之日起六十日内{to}申请行政复议，或者六个月内向人民法院提起行政诉讼。",
+        "If you disagree, you may apply for administrative review within 60 days of receiving the decision "
+        "(notice), or bring an administrative lawsuit in the people's court within six months.",
+    )
+
+
+async def ending_view(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Why an errand that was not granted ended so, and what the applicant can do next; None for any other.
+
+    The reasons are the ending action's as written on the notice the applicant was handed (cut to
+    ``MAX_REASONS``, any ID or phone number in them masked), with the decision's document number; no name."""
+    kind = ENDING_KINDS.get(row["outcome"])
+    if kind is None or row["stage"] not in FINISHED:
+        return None
+    action = await store.applied_of(row["id"], kind)
+    text = str(getattr(action, "reasons", "") or getattr(action, "reason", "") or "")
+    text = _PERSONAL_NUMBER.sub(lambda m: "*" * len(m.group()), text[:MAX_REASONS])
+    document = document_number(action.document) if isinstance(action, Decide) else ""
+    steps: list[tuple[str, str]] = []
+    if row["outcome"] != "refused":
+        steps.append(AGAIN)
+    if row["outcome"] in ("refused", "not_accepted"):  # a decision against the applicant: it may be appealed
+        steps.append(appeal_words(review_government(store.directory, action.node) if action else ""))
+    return {"reasons": text, "document": document, "steps": steps}
+
+
 def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
     view = summarise(row, context)
     matter = view["bound_matter"]
@@ -175,7 +224,9 @@ def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
         "matter": matter.name if matter else row["matter"],
         "matter_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # a guide only where held
         "stage": stage_label(row["stage"], row["outcome"]),
-        "outcome": view["outcome_label"] if row["outcome"] else "",
+        # 不予受理 … the stage says already: the outcome is not said a second time under it
+        "outcome": view["outcome_label"] if row["outcome"] and not view["stage_says_outcome"] else "",
+        "ended": "1" if view["stage_says_outcome"] else "",
         "due": cn_iso(row["due"]) if row["due"] else "",
         "light": light(view["deadline"])["zh"] if view["deadline"] else "",
         "updated": at_text(row["updated_at"]),
@@ -241,6 +292,7 @@ class PublicController(Controller):
     ) -> Template:
         result: dict[str, str] | None = None
         problem: LookupRefused | None = None
+        ending: dict[str, Any] | None = None
         if receipt or code:
             try:
                 row = await find_errand(store, limits_of(request.app), client_ip(request), receipt[:64], code[:64])
@@ -248,6 +300,7 @@ class PublicController(Controller):
                 problem = exc
             else:
                 result = _status_view(row, context)
+                ending = await ending_view(store, row)
         page = Template(
             template_name="lookup.html",
             status_code=problem.status if problem else 200,
@@ -256,6 +309,7 @@ class PublicController(Controller):
                 "receipt": receipt[:64],
                 "code": code[:64],
                 "result": result,
+                "ending": ending,
                 "problem": problem,
             },
         )

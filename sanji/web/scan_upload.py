@@ -2,11 +2,13 @@
 
 The JSON API takes raw bytes (``POST /api/errands/{id}/attachments``); a desk in a browser sends a
 ``multipart/form-data`` form instead. Both keep the bytes (``Store.put_blob``) and write the same
-``attach`` step, which ``judge`` allows or refuses like any other.
+``attach`` step, which ``judge`` allows or refuses like any other. The form carries the page's one-time key
+(``sanji.store.submissions``): the same file sent twice is attached once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +29,8 @@ from sanji.context import NodeContext
 from sanji.forms import ActionForm
 from sanji.service import ErrandService
 from sanji.store import Store
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, once
 from sanji.web.bounded_form import bounded_form
 from sanji.web.screens import _errand_page, desk_person, errand_url, refusal_text, remembered
 
@@ -114,8 +118,14 @@ class ScanController(Controller):
             return await again(f"请填写{missing[0]}", f"Give {missing[1]}", 400)
         role = person.get("role", "")
         step = ActionForm(kind="attach", actor=actor, role=role, name=name, mime=mime)
+        sent = form.get(ONCE_FIELD)
+        # The same file under the same name is the same sending; another file chosen on the same page is another.
+        key = once("attach", sent if isinstance(sent, str) else "", f"{name}\n{hashlib.sha256(data).hexdigest()}")
         try:
-            await service.attach(errand_id, step, data)
+            await service.attach(errand_id, step, data, once=key)
+        except AlreadySent as first:  # a double click or the browser's resubmit: attached once, the same page
+            landing = errand_url(first.errand) + "?" + urlencode({"done": "attach", "again": "1"})
+            return remembered(Redirect(path=landing, status_code=303), actor, role)
         except SanjiError as exc:
             zh, en, code = refusal_text(exc)
             status = 409 if exc.code == "action_refused" else 403 if isinstance(exc, PlaceRefused) else 400

@@ -30,7 +30,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from protocol.binding import BOUND_STEPS, bind
+from protocol.binding import BOUND_STEPS, HeldMaterials, acceptance_refusal, bind
 from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
 from protocol.errand import FIVE_STEPS, ErrandState, outcome_label, skipped_steps
 from protocol.errors import ActionRefused, SanjiError
@@ -38,7 +38,7 @@ from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
 from protocol.refusals import Refusal, bilingual
-from protocol.stages import STAGE_LABELS, STAGES
+from protocol.stages import SHOWN_LABELS, SHOWN_STAGES, STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
 from protocol.urging import MAX_ANSWER_WORKING_DAYS, Urging
@@ -46,7 +46,9 @@ from protocol.urging import STATUS_LABELS as URGING_STATUS_LABELS
 from protocol.urging import status as urging_status
 from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
+from sanji.bilingual import split_pair
 from sanji.catalogue.search import MAX_QUERY
+from sanji.catalogue.search import search as catalogue_search
 from sanji.complaints import present
 from sanji.context import NodeContext, bound_of
 from sanji.forms import ActionForm, RegisterForm
@@ -75,12 +77,11 @@ from sanji.web.documents import (
     document_links,
     document_url,
     guide_url,
-    node_name,
     paper_signature,
+    screen_name,
     signature_path,
 )
-from sanji.web.language import split_pair
-from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, summarise
+from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, materials_of, summarise
 
 ROLE_LABELS = {
     "county": "县级政务服务中心 County hub",
@@ -103,15 +104,22 @@ def light(deadline: Deadline | None) -> dict[str, str]:
     return shown
 
 
+def working_days(n: int) -> str:
+    """``n`` working days in English: the Chinese says 个工作日, and a plain "d" would read as calendar days."""
+    return f"{n} working day" if n == 1 else f"{n} working days"
+
+
 def _light(deadline: Deadline | None) -> dict[str, str]:
     if deadline is None:
         return {"cls": "none", "zh": "—", "en": ""}
     if deadline.level == "red":
-        return {"cls": "red", "zh": f"红灯 超期{deadline.days_over}个工作日", "en": f"overdue {deadline.days_over} d"}
+        over = working_days(deadline.days_over)
+        return {"cls": "red", "zh": f"红灯 超期{deadline.days_over}个工作日", "en": f"overdue by {over}"}
+    left = f"{working_days(deadline.days_left)} left"
     if deadline.level == "yellow":
-        return {"cls": "yellow", "zh": f"黄灯 剩{deadline.days_left}个工作日", "en": f"{deadline.days_left} d left"}
+        return {"cls": "yellow", "zh": f"黄灯 剩{deadline.days_left}个工作日", "en": left}
     if deadline.level == "normal":
-        return {"cls": "green", "zh": f"正常 剩{deadline.days_left}个工作日", "en": f"{deadline.days_left} d left"}
+        return {"cls": "green", "zh": f"正常 剩{deadline.days_left}个工作日", "en": left}
     if deadline.level == "paused":
         return {"cls": "paused", "zh": "停表 待补正", "en": "clock stopped"}
     return {"cls": "unknown", "zh": "日历未覆盖", "en": "calendar unknown"}
@@ -154,6 +162,53 @@ def row_view(row: dict[str, Any], context: NodeContext, today: date) -> dict[str
     marked = view["deadline"] is not None and view["deadline"].provisional
     view["due_text"] = f"{due}（暂定 provisional）" if due and marked else due
     return view
+
+
+# -- 全部办件: the errands held here, newest first, a page at a time, searchable -----------------------
+
+LIST_PAGE = 100  # errands a page of 全部办件 shows
+# matter-search ranks an errand search follows: the code or the name itself, never a pinyin or initials guess,
+# which would find most matters (and so most errands) for a letter or two
+LIST_MATTER_RANKS = frozenset({"code", "name", "code_prefix", "contains"})
+
+
+@dataclass(frozen=True)
+class ErrandListing:
+    """One page of 全部办件 and how to move to the others (``errand_listing``)."""
+
+    rows: list[dict[str, Any]]
+    total: int  # errands matching the search (all held, when there is none)
+    held: int  # errands held here in all
+    q: str  # the search as applied (cut to ``MAX_QUERY`` characters)
+    cut: bool  # the search typed was longer, and was cut
+    page: int
+    pages: int
+
+    def link(self, page: int) -> str:
+        return "/?" + urlencode({**({"q": self.q} if self.q else {}), "page": page}) + "#errands"
+
+
+async def errand_listing(store: Store, context: NodeContext, q: str, page: str) -> ErrandListing:
+    """全部办件: newest first, ``LIST_PAGE`` at a time, found by receipt number, errand id, matter (code or name)
+    or applicant's name. The work is bounded: the search is cut to ``MAX_QUERY`` characters and a page number
+    beyond the last shows the last (a number that is not one shows the first)."""
+    text = " ".join(q[: MAX_QUERY * 4].split())  # a long query is never split whole
+    cut = len(text) > MAX_QUERY
+    text = text[:MAX_QUERY]
+    matters = [h.matter.code for h in catalogue_search(context.catalogue, text) if h.match in LIST_MATTER_RANKS]
+    number = max(int(page), 1) if page.isdigit() and len(page) <= 6 else 1
+
+    async def page_of(n: int) -> tuple[list[dict[str, Any]], int]:
+        offset = (n - 1) * LIST_PAGE
+        return await store.errands(limit=LIST_PAGE, offset=offset, newest_first=True, text=text, text_matters=matters)
+
+    rows, total = await page_of(number)
+    pages = max(1, -(-total // LIST_PAGE))
+    if number > pages:
+        number = pages
+        rows, total = await page_of(number)
+    held = (await store.errands(limit=0))[1] if text else total
+    return ErrandListing(rows=rows, total=total, held=held, q=text, cut=cut, page=number, pages=pages)
 
 
 # -- the steps a desk can take ---------------------------------------------------------------------
@@ -315,6 +370,7 @@ def offered_steps(
     node_role: str = "",
     department: str = "",
     window: str = "",
+    materials: HeldMaterials | None = None,
 ) -> list[str]:
     """The steps a desk offers on the errand now, to a post (``roles.STAFF_ROLES``; '' = any post here).
 
@@ -323,7 +379,8 @@ def offered_steps(
     steps the post is not offered (``roles.offered``: a B post is offered A's steps), less those the
     account's department or window may not take (``roles.place_offers``: another department's errand or
     sub-task, an urging naming another window). The errand page and ``sanji errand show`` both ask this,
-    so they cannot disagree; the desk's builder asks the same rule of the step it writes.
+    so they cannot disagree; the desk's builder asks the same rule of the step it writes. ``materials``: what the
+    errand holds (``sanji.web.views.materials_of``): acceptance is not offered while a main material is missing.
     """
     if not state:
         return []
@@ -331,7 +388,7 @@ def offered_steps(
     label = roles.label(post) if post else ""
     return [
         k
-        for k in allowed_steps(projected, node_id, directory, role=label)
+        for k in allowed_steps(projected, node_id, directory, role=label, materials=materials)
         if k in KIND_FIELDS
         and (not post or roles.offered(post, k, node_role))
         and roles.place_offers(k, projected, node_id, department=department, window=window)
@@ -345,8 +402,12 @@ def action_defaults(
     matter: Matter | None,
     materials: list[str],
     person: dict[str, str] | None = None,
+    held: HeldMaterials | None = None,
 ) -> dict[str, Any]:
-    """What each form starts with: the catalogue's window, the materials the register did not list ..."""
+    """What each form starts with: the catalogue's window, the materials the errand does not hold ...
+
+    ``materials``: what it holds, registered and received since; ``held``: the same reading with what is still
+    missing (``materials_of``), which a one-time notice lists: never what already came with a supplement."""
     have = {normalise_material(m) for m in materials}
     person = person or {}
     values: dict[str, Any] = {
@@ -373,7 +434,7 @@ def action_defaults(
         values["co_departments"] = list(matter.joint_departments)
         values["provisional"] = [] if matter.immediate else missing_secondary
     elif kind == "request_supplement":
-        values["items"] = missing_all
+        values["items"] = list(held.missing) if held is not None and matter is not None else missing_all
     elif kind == "materials_received":
         values["items"] = list(state.get("supplement_items") or state.get("provisional") or ())
     elif kind == "supply":
@@ -495,7 +556,9 @@ def _township_choices(store: Store, open_by_township: Mapping[str, object]) -> l
     listed = choices.townships(store.directory, store.node_id)
     seen = {c.value for c in listed}
     extra = [
-        choices.Choice(value=n, label=node_name(store.directory, n)) for n in sorted(open_by_township) if n not in seen
+        choices.Choice(value=n, label=screen_name(store.directory, n))
+        for n in sorted(open_by_township)
+        if n not in seen
     ]
     return listed + extra
 
@@ -522,11 +585,14 @@ class ScreenController(Controller):
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
         caller: NamedDependency[Caller],
+        q: FromQuery[str] = "",
+        page: FromQuery[str] = "1",
     ) -> Template:
         status = await store.status()
         hours = request.app.state.settings.observe.missing_hours
         health = {h.node: h for h in await fleet_health(store, missing_hours=hours)}
-        rows, total = await store.errands(limit=200)
+        listing = await errand_listing(store, context, q, page)
+        rows, total = listing.rows, listing.total
         today = context.today()
         window = _window(caller)
         work_views, urged, notices = await desk_notices(store, context, _account(caller), today, window=window)
@@ -542,7 +608,7 @@ class ScreenController(Controller):
         reports = await store.reports()
         held = [*rows, *work_views]
         named = {*(r["holder"] for r in held), *(r.get("pending_to") or "" for r in held)}
-        named |= {*(r.node for r in reports), *health}
+        named |= {*(r.node for r in reports), *health, status.get("parent") or ""}
         return Template(
             template_name="home.html",
             context={
@@ -550,6 +616,7 @@ class ScreenController(Controller):
                 "node": status,
                 "errands": [row_view(r, context, today) for r in rows],
                 "total": total,
+                "listing": listing,
                 "worklist": work_views,
                 "lights": lights,
                 "urged": urged,
@@ -560,7 +627,7 @@ class ScreenController(Controller):
                 "unread": sum(n.unread for n in notices),
                 "newest_notice": max((n.at_ms for n in notices), default=0),
                 "reports": reports,
-                "node_names": {n: node_name(store.directory, n) for n in named if n},  # a node as its name, not its id
+                "node_names": {n: screen_name(store.directory, n) for n in named if n},  # a node by name, not by id
                 "errand_rules": MAX_RULES,  # the generation of errand rules this build judges by
                 "health": health,
                 "id_conflicts": await id_conflicts(store),
@@ -740,8 +807,18 @@ class ScreenController(Controller):
                 "township_choices": _township_choices(store, report.by_township),
                 "department_choices": choices.departments(context.catalogue, also=list(report.by_department)),
                 "deemed_at": {d.errand: at_text(d.decided_at) for d in report.deemed},
-                "stage_columns": [(stage, STAGE_LABELS[stage]) for stage in STAGES if stage in counted],
-                "node_names": {n: store.directory.get(n).name or n for n in report.by_township if n in store.directory},
+                "stage_columns": [(stage, SHOWN_LABELS[stage]) for stage in SHOWN_STAGES if stage in counted],
+                # townships, counties and the desks holding the late errands, by name (the id beside it, small)
+                "node_names": {
+                    n: screen_name(store.directory, n)
+                    for n in {
+                        *report.by_township,
+                        *report.by_county,
+                        *(s.holder for s in (*report.overdue, *report.warnings)),
+                        *(s.responsible for s in (*report.overdue, *report.warnings)),
+                    }
+                    if n in store.directory
+                },
                 "said": said,
                 "warn_days": WARN_DAYS,
                 # 在办分布's counts open the ledger of those errands (registered in the three years it spans)
@@ -757,7 +834,7 @@ class ScreenController(Controller):
                 "urging_window": urging_window,
                 "answers_here": {u.id for u in urgings if answerable(u, store.node_id, urging_window)},
                 "centre_answers": CENTRE_ANSWERS,
-                "urged_names": {u.to: node_name(store.directory, u.to) for u in urgings},  # the urged desk by name
+                "urged_names": {u.to: screen_name(store.directory, u.to) for u in urgings},  # the urged desk by name
                 "urging_counts": urging_counts(urgings),
                 "sample": size,
                 "seed": seed[:32],
@@ -987,8 +1064,8 @@ def _urgings_of(
         out.append(
             {
                 "text": texts.get(urging.id, ""),
-                "by": node_name(directory, urging.by),
-                "to": node_name(directory, urging.to),
+                "by": screen_name(directory, urging.by),
+                "to": screen_name(directory, urging.to),
                 "to_id": urging.to,
                 "window": urging.window,
                 "answerable": roles.window_answers(window, urging.window),
@@ -1059,7 +1136,7 @@ def history_detail(item: dict[str, Any], directory: Directory, category: str = "
         add("材料", item.get("materials"))
         parts.append("本人到场" if item.get("in_person") else "委托代办")
     elif kind == "handoff":
-        add("交给", node_name(directory, item.get("to", "")))
+        add("交给", screen_name(directory, item.get("to", "")))
         add("部门", item.get("department"))
         add("说明", item.get("note"))
     elif kind == "receive":
@@ -1113,7 +1190,7 @@ def history_detail(item: dict[str, Any], directory: Directory, category: str = "
         add("类型", item.get("kind_of_supervision"))
         add("内容", item.get("text"))
         add("限期答复 answer by", item.get("answer_by"))
-        add("督办对象 to", item.get("to"))
+        add("督办对象", screen_name(directory, str(item.get("to") or "")))  # a desk by its name, never "T02"
     elif kind == "complain":  # shown only to supervisors and inspectors (sanji.auth.guard.Caller.history)
         add("被投诉", item.get("against"))
         add("内容", item.get("text"))
@@ -1164,7 +1241,9 @@ async def _errand_page(
     if caller is not None:
         await caller.read_complaints(sum(h["kind"] == "complain" for h in history), "/errands", errand=errand_id)
     register = next((h for h in applied(history) if h["kind"] == "register"), {})
-    materials: list[str] = list(register.get("materials", []))
+    # registered and received since (补正, 容缺): one reading, for the page, the forms' defaults and the menu
+    held = materials_of(row, history, context)
+    materials: list[str] = list(held.held)
     today = context.today()
     view = row_view(row, context, today)
     matter = context.matter(row["matter"]) or view.get("bound_matter")
@@ -1183,7 +1262,21 @@ async def _errand_page(
         node_role=node_role,
         department=department,
         window=principal.window if principal is not None else "",
+        materials=held,
     )
+    # A main material missing: acceptance is not offered (the desk refuses it too); where it would have been, the
+    # page says why, and the one-time notice's form lists what is missing.
+    unacceptable = acceptance_refusal(bound_of(row.get("state")).matter_entry, held)
+    if unacceptable is not None and "accept" not in offered_steps(
+        state,
+        store.node_id,
+        directory,
+        post=as_post,
+        node_role=node_role,
+        department=department,
+        window=principal.window if principal is not None else "",
+    ):
+        unacceptable = None
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
     # is offered (``protocol.binding.binding_refusal``; the desk refuses them too).
     # A version this node lacks and cannot call never published (below the oldest kept, or lost in a restore)
@@ -1203,7 +1296,7 @@ async def _errand_page(
     forms = []
     outcomes = decision_outcomes(state, store.node_id, directory, post) if "decide" in kinds else None
     for kind in kinds:
-        defaults = action_defaults(kind, row, state, matter, materials, person)
+        defaults = action_defaults(kind, row, state, matter, materials, person, held)
         seat = caller.principal.window if caller is not None and caller.principal is not None else ""
         if seat and kind in ("accept", "assign"):
             defaults["window"] = seat  # a clerk at a window takes it at her own, not the catalogue's
@@ -1243,7 +1336,7 @@ async def _errand_page(
             "actor": h["actor"],
             "role": h["role"],
             "acting_for": h.get("acting_for", ""),
-            "node": node_name(directory, h["node"]),
+            "node": screen_name(directory, h["node"]),
             "node_id": h["node"],
             "detail": history_detail(h, directory, view["outcome_category"]),
             "status": STATUS_LABELS.get(h.get("status", "applied"), h.get("status", "")),
@@ -1282,9 +1375,13 @@ async def _errand_page(
             "guide_url": guide_url(row["matter"]) if context.matter(row["matter"]) else "",  # only where held
             "applicant": applicant,
             "materials": materials,
-            "holder": node_name(directory, row["holder"]),
-            "pending": node_name(directory, row["pending_to"]) if row["pending_to"] else "",
-            "responsible": node_name(directory, row["responsible"]) if row["responsible"] else "",
+            "missing_main": held.missing_main,
+            "missing_secondary": held.missing_secondary,
+            "supplied": held.supplied,
+            "unacceptable": bilingual(unacceptable) if unacceptable is not None else None,
+            "holder": screen_name(directory, row["holder"]),
+            "pending": screen_name(directory, row["pending_to"]) if row["pending_to"] else "",
+            "responsible": screen_name(directory, row["responsible"]) if row["responsible"] else "",
             "steps": five_step_marks(state.get("steps", ()), state.get("outcome", "")),
             "subtasks": subtasks,
             "urgings": urged,

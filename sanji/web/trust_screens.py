@@ -33,7 +33,9 @@ from protocol.trust import root_fingerprint
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
 from sanji.store import Store
-from sanji.store.trustbook import TrustBook
+from sanji.store.submissions import FIELD as ONCE_FIELD
+from sanji.store.submissions import AlreadySent, Once, new_key, once, said
+from sanji.store.trustbook import IssuedToken, TrustBook
 from sanji.web.qr import qr_svg
 from sanji.web.screens import _frame, one, read_form
 
@@ -50,6 +52,20 @@ MAX_NAME = 64
 MAX_DAYS = 30
 GROUPS_PER_LINE = 6
 NO_STORE = {"Cache-Control": "no-store"}
+# The issue form sent twice (a double click, the browser's back and resubmit): one token, the first's.
+SENT_AGAIN = (
+    "已提交，未重复签发：同一表单发送了两次，只签发了一个令牌，即下面这个。",
+    "Sent already, not issued twice: the same form was sent twice and one token issued, the one below.",
+)
+REVOKED_AGAIN = (
+    "已提交，未重复吊销：同一表单发送了两次，只吊销了一次。",
+    "Sent already, not revoked twice: the same form was sent twice and one revocation written.",
+)
+SENT_AGAIN_GONE = (
+    "已提交，未重复签发：同一表单发送了两次，只签发了一个令牌；它已被使用或已过期，不再显示，需要时请重新签发。",
+    "Sent already, not issued twice: the same form was sent twice and one token issued; it is used or expired "
+    "now and no longer shown. Issue a new one if it is needed.",
+)
 
 
 def _seconds(value: object) -> float:
@@ -204,6 +220,7 @@ async def _enroll_page(
             "problem": problem,
             "notice": notice,
             "issued": issued,
+            "once": new_key(),  # the issue form's one-time key: sent twice, one token (sanji.store.submissions)
             "root": root,
             "certificates": certificates,
             "revocations": revocations,
@@ -240,7 +257,8 @@ class EnrollController(Controller):
     ) -> Template:
         form = await read_form(request)
         if one(form, "action") == "revoke":
-            return await _revoke(request, store, context, trust, one(form, "node"), one(form, "reason"))
+            key = once("revoke", one(form, ONCE_FIELD), said(form))
+            return await _revoke(request, store, context, trust, one(form, "node"), one(form, "reason"), key)
         values = {name: one(form, name) for name in ("node", "role", "name", "days")}
         if trust.state is None:
             return await _enroll_page(
@@ -260,14 +278,19 @@ class EnrollController(Controller):
         if errors:
             return await _enroll_page(request, store, context, trust, values=values, errors=errors, status=400)
         person = principal_of(request)
+        notice: tuple[str, str] | None = None
         try:
-            issued = await trust.issue_token(
+            issued: IssuedToken | None = await trust.issue_token(
                 node=values["node"],
                 role=values["role"],
                 name=values["name"],
                 issued_by=person.name if person else "",
                 days=int(values["days"]),
+                once=once("enroll", one(form, ONCE_FIELD), said(form)),
             )
+        except AlreadySent as first:  # the same form sent twice: one token, shown again while it may be used
+            issued = await trust.issued(first.action)
+            notice = SENT_AGAIN if issued is not None else SENT_AGAIN_GONE
         except SanjiError as exc:
             return await _enroll_page(
                 request,
@@ -278,6 +301,9 @@ class EnrollController(Controller):
                 problem=_refused("未能签发入网令牌", exc.message),
                 status=409,
             )
+        fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
+        if issued is None:
+            return await _enroll_page(request, store, context, trust, values=fresh, notice=notice)
         text = encode_token(issued.token)
         label = f"入网令牌 Enrollment token for {values['node']}"
         shown = {
@@ -292,12 +318,17 @@ class EnrollController(Controller):
             "expires": _when(issued.expires_at),
             "replaces": values["node"] in store.directory,  # a child already enrolled: a replacement computer
         }
-        fresh = {"node": "", "role": values["role"], "name": "", "days": values["days"]}
-        return await _enroll_page(request, store, context, trust, values=fresh, issued=shown)
+        return await _enroll_page(request, store, context, trust, values=fresh, issued=shown, notice=notice)
 
 
 async def _revoke(
-    request: Request[Any, Any, Any], store: Store, context: NodeContext, trust: TrustBook, node: str, reason: str
+    request: Request[Any, Any, Any],
+    store: Store,
+    context: NodeContext,
+    trust: TrustBook,
+    node: str,
+    reason: str,
+    key: Once | None = None,
 ) -> Template:
     """吊销 Revoke every signing key of a node below this one, effective at once here (the running node's
     own book) and travelling up and down with the next exchanges."""
@@ -311,18 +342,15 @@ async def _revoke(
             status=400,
         )
     person = principal_of(request)
+    notice = (
+        f"已吊销 {node} 的签名密钥，本节点立即拒绝其请求",
+        f"The signing keys of {node} are revoked; this node refuses them from now on, and the revocation "
+        "reaches the county with the next exchange.",
+    )
     try:
-        await trust.revoke(node, reason=reason[:200], issued_by=person.name if person else "")
+        await trust.revoke(node, reason=reason[:200], issued_by=person.name if person else "", once=key)
+    except AlreadySent:  # the same form sent twice (a double click, back and resubmit): one revocation
+        notice = (notice[0] + "。" + REVOKED_AGAIN[0], notice[1] + " " + REVOKED_AGAIN[1])
     except SanjiError as exc:
         return await _enroll_page(request, store, context, trust, problem=_refused("未能吊销", exc.message), status=409)
-    return await _enroll_page(
-        request,
-        store,
-        context,
-        trust,
-        notice=(
-            f"已吊销 {node} 的签名密钥，本节点立即拒绝其请求",
-            f"The signing keys of {node} are revoked; this node refuses them from now on, and the revocation "
-            "reaches the county with the next exchange.",
-        ),
-    )
+    return await _enroll_page(request, store, context, trust, notice=notice)

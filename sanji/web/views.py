@@ -7,12 +7,13 @@ from typing import Any
 
 import msgspec
 
+from protocol.binding import HeldMaterials, held_materials
 from protocol.deadlines import CalendarUnknown, deadline_status
 from protocol.errand import errand_category, outcome_words, service_kind
 from protocol.matter import Matter
-from protocol.stages import FINISHED, stage_label
+from protocol.stages import FINISHED, stage_label, stage_says_outcome
 from sanji.calendar_duty import marks_of
-from sanji.context import NodeContext
+from sanji.context import NodeContext, bound_entry
 
 
 class Deadline(msgspec.Struct, kw_only=True):
@@ -98,6 +99,19 @@ def deadline_of(
     )
 
 
+def materials_of(row: dict[str, Any], history: list[dict[str, Any]], context: NodeContext) -> HeldMaterials:
+    """The errand's materials now (``protocol.binding.held_materials``): what it holds, from the applied steps of
+    its history (``Views.errand``'s rows), and what its entry still asks for: the one it is bound to, else the one
+    this node's catalogue holds for its matter (said on the page; only a bound errand's acceptance waits on it)."""
+    entry = bound_entry(row.get("state")) or context.matter(row["matter"])
+    steps = [
+        (str(h["kind"]), tuple(h.get("materials") or h.get("items") or ()))
+        for h in history
+        if h.get("status", "applied") == "applied"
+    ]
+    return held_materials(entry, steps)
+
+
 def summarise(row: dict[str, Any], context: NodeContext, today: date | None = None) -> dict[str, Any]:
     today = today or context.today()
     marks = marks_of(row.get("state"))
@@ -116,6 +130,7 @@ def summarise(row: dict[str, Any], context: NodeContext, today: date | None = No
         "matter_name": matter.name if matter else row["matter"],
         "bound_matter": matter,  # the entry named (held here, or the errand's own): screens only, never JSON
         "stage_label": stage_label(row["stage"], row["outcome"]),
+        "stage_says_outcome": stage_says_outcome(row["stage"], row["outcome"]),  # screens only: 不予受理 said once
         # said by the entry the errand was registered under first, as every surface says it (protocol.errand)
         "outcome_label": outcome_words(row["outcome"], bound, held),
         "outcome_category": errand_category(bound, held),  # screens only: the history's 结果 says the same

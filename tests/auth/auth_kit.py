@@ -34,7 +34,7 @@ GOOD = {
     "applicant_name": "张秀英",
     "applicant_id_number": "430621195007307791",
     "applicant_phone": "13812345678",
-    "materials": ["身份证复印件"],
+    "materials": ["申请书", "身份证复印件", "户口簿复印件"],  # every main material: the township may accept it
     "actor": "typed by the desk",
 }
 

@@ -174,6 +174,9 @@ def test_a_page_lists_the_first_problems_and_counts_the_rest(county: tuple[Clien
         (hostile_xlsx.dimension_trick, "too many rows"),
         (hostile_xlsx.zip_bomb, "refused before it is read"),
         (hostile_xlsx.too_many_rows, "too many rows"),
+        (hostile_xlsx.cut_short, "不是可读取的 XLSX 表格：文件已损坏或不完整"),  # was a 500 (ParseError)
+        (hostile_xlsx.entity_expansion, "含有 DTD 或实体声明"),
+        (hostile_xlsx.external_entity, "declares a DTD or entities"),
     ],
 )
 def test_a_hostile_spreadsheet_is_refused_and_the_hub_keeps_serving(

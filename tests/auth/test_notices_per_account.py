@@ -13,7 +13,7 @@ from pathlib import Path
 from auth_kit import GOOD, add, app, bearer, csrf_of, login, prepare, token
 from litestar.testing import TestClient
 
-UNREAD = re.compile(r"Notices \((\d+) 未读 unread\)")
+UNREAD = re.compile(r"通知（(\d+) 条未读）")
 
 
 def unread(client: TestClient) -> int:  # type: ignore[type-arg]

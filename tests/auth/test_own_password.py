@@ -69,6 +69,8 @@ def assert_only_the_password_page(client: Client) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/account/password", (path, r.status_code)
     r = client.get("/api/errands")
     assert r.status_code == 403 and r.json()["error"] == "must_change_password"
+    hint = r.json()["hint"]  # what to do, Chinese first
+    assert hint == "请先在 /account/password 设置您自己的密码 Change the password at /account/password.", hint
     assert "/account/password" in r.json()["message"]
     assert "设置自己的密码" in r.json()["message_zh"]  # Chinese too, as every refusal of the guard
     page = client.get("/account/password")
@@ -161,7 +163,9 @@ def post_change(client: Client, current: str, new: str, again: str | None = None
 
 def password_error(page: str) -> tuple[str, str]:
     """The page's refusal: its Chinese line and its English line."""
-    found = re.search(r'id="password-error"><b>([^<]*)</b><br><span class="en">([^<]*)</span>', page)
+    found = re.search(
+        r'id="password-error" lang="zh-CN"><b>([^<]*)</b><br><span class="en" lang="en">([^<]*)</span>', page
+    )
     assert found, page
     return found.group(1), found.group(2)
 

@@ -1,6 +1,6 @@
 """The login guard's refusals say themselves in Chinese too: ``message_zh`` beside the English ``message`` in every
 401/403 JSON body (no login, a bad token, a post without the right, a missing CSRF token; a generated password:
-``test_own_password``),
+``test_own_password``), its ``hint`` Chinese first ("中文 English", what to do next),
 and the 429 of a throttled search; a screen refused for the post shows the Chinese reason before the English."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from auth_kit import GOOD, add, app, bearer, login, prepare, token
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from sanji.bilingual import split_pair
 from sanji.web.catalogue_search import search_throttle
 
 Client = TestClient[Litestar]
@@ -25,6 +26,15 @@ def chinese(body: dict[str, object]) -> str:
     assert isinstance(zh, str) and HAN.search(zh), body
     assert isinstance(body["message"], str) and body["message"], body  # the English stays
     return zh
+
+
+def hint_in_chinese(body: dict[str, object], en: str) -> str:
+    """The refusal's ``hint``: Chinese, then the English ``en`` (what a client showing it whole reads first)."""
+    hint = body.get("hint")
+    assert isinstance(hint, str) and HAN.match(hint), body
+    said = split_pair(hint)
+    assert said is not None and said.en == en, body
+    return said.zh
 
 
 @pytest.fixture
@@ -46,6 +56,7 @@ def test_no_login_and_a_bad_token_are_refused_in_chinese_too(village: Client) ->
     r = village.get("/api/errands")
     assert r.status_code == 401
     assert "需要登录" in chinese(r.json()) and r.json()["message"].startswith("log in first")
+    assert "/login 登录" in hint_in_chinese(r.json(), "Log in at /login, or send Authorization: Bearer <token>.")
     r = village.get("/api/errands", headers=bearer("sanji_not-a-token"))
     assert r.status_code == 401 and "令牌无效" in chinese(r.json())
     r = village.post("/api/errands", json=GOOD)
@@ -61,6 +72,7 @@ def test_a_post_without_the_right_is_refused_naming_the_posts_that_have_it(
     assert zh.startswith("本岗位（管理员）无权进行此操作") and "代办员" in zh, zh  # the posts that may, by name
     assert r.json()["message"].startswith("a administrator may not use GET /api/errands")
     assert "village agent" in r.json()["message"]
+    assert "管理员" in hint_in_chinese(r.json(), "Ask an administrator for an account with the right role.")
 
 
 def test_a_step_the_post_may_not_take_is_refused_in_chinese_too(village: Client, village_config: Path) -> None:

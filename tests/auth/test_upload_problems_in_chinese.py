@@ -1,5 +1,5 @@
 """The county's catalogue and calendar uploads list their problems Chinese first: each problem's place and kind in
-Chinese (``sanji.web.upload_problems``), the checker's English line after it in ``<span lang="en">``, through the
+Chinese (``sanji.problem_words``), the checker's English line after it in ``<span lang="en">``, through the
 real screen routes on a county with logins required."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from sanji.catalogue import default_catalogue_path
-from sanji.web.upload_problems import KINDS, OTHER_ZH, headline_pair, kind_of, problem_pair
+from sanji.problem_words import KINDS, OTHER_ZH, headline_pair, kind_of, problem_pair
 
 Client = TestClient[Litestar]
 CATALOGUE = default_catalogue_path().read_text(encoding="utf-8")

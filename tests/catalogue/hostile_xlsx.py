@@ -4,6 +4,8 @@
 r=1048576, so openpyxl's read-only mode would pad a million rows of 16,384 cells.
 ``zip_bomb``: a real workbook plus a shared-strings part of a few KB that inflates past 20 MB.
 ``too_many_rows``: a real workbook with 2,100 matter rows.
+``cut_short``: a real workbook whose sheet XML stops half way (the parser's "unclosed token" was a 500).
+``entity_expansion``: a sheet declaring nested entities (billion laughs); ``external_entity``: one naming a file.
 """
 
 from __future__ import annotations
@@ -65,3 +67,34 @@ def zip_bomb() -> bytes:
 
 def too_many_rows() -> bytes:
     return _workbook(MAX_MATTERS + 100)
+
+
+def _sheet_xml() -> bytes:
+    with zipfile.ZipFile(io.BytesIO(_workbook())) as book:
+        return book.read(SHEET)
+
+
+def cut_short() -> bytes:
+    sheet = _sheet_xml()
+    return _replace(_workbook(), {SHEET: sheet[: len(sheet) // 2]})
+
+
+def entity_expansion() -> bytes:
+    entities = b'<!ENTITY a0 "lol">' + b"".join(
+        b'<!ENTITY a%d "%s">' % (i, b"&a%d;" % (i - 1) * 10) for i in range(1, 10)
+    )
+    sheet = (
+        b'<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE worksheet [' + entities + b"]>"
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        b'<row r="1"><c r="A1" t="inlineStr"><is><t>&a9;</t></is></c></row></sheetData></worksheet>'
+    )
+    return _replace(_workbook(), {SHEET: sheet})
+
+
+def external_entity() -> bytes:
+    sheet = (
+        b'<?xml version="1.0" encoding="UTF-8"?><!DOCTYPE worksheet [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        b'<row r="1"><c r="A1" t="inlineStr"><is><t>&x;</t></is></c></row></sheetData></worksheet>'
+    )
+    return _replace(_workbook(), {SHEET: sheet})

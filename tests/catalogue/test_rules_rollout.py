@@ -12,7 +12,7 @@ import pytest
 from protocol.catalogue import MAX_RULES
 from protocol.session import NodeReport
 from sanji.catalogue import default_catalogue
-from sanji.context import NodeContext, RulesAhead, rules_refusal
+from sanji.context import CATALOGUE_LOST, NodeContext, RulesAhead, VersionHeldBelow, held_below_refusal, rules_refusal
 from sanji.sync.driver import sync_once
 from tests.conftest import CALENDAR, NetworkFactory
 
@@ -45,3 +45,31 @@ async def test_the_county_waits_for_the_fleet_before_signing_rules_it_does_not_k
     assert reports["T01V01"] == MAX_RULES
     assert await county.publish(default_catalogue())
     assert county.catalogue is not None and county.catalogue.version == default_catalogue().version
+
+
+def test_a_version_held_below_is_refused_only_while_a_restore_left_versions_unknown() -> None:
+    held_5 = [NodeReport(node="T01", at=1, catalogue_version=5), NodeReport(node="T02", at=1, catalogue_version=3)]
+    assert held_below_refusal(4, [(4, None)], held_5) is not None  # restored from a copy holding 3: 4 and 5 exist
+    zh, en = held_below_refusal(4, [(4, None)], held_5) or ("", "")
+    assert "T01" in zh and "T02" not in zh and "第 6 版" in zh and "version 6" in en
+    assert held_below_refusal(6, [(4, None)], held_5) is None  # above what any node holds: a new number
+    assert held_below_refusal(4, [(4, 5)], held_5) is None  # the range closed: a later version was kept since
+    assert held_below_refusal(4, [], held_5) is None  # no restore: a report above the county's is no reason to stop
+    assert held_below_refusal(4, None, held_5) is None
+
+
+async def test_a_restored_county_does_not_publish_again_a_number_a_township_holds(network: NetworkFactory) -> None:
+    net = await network(1, 1)
+    store = net.stores["C"]
+    county = NodeContext(store, CALENDAR)
+    catalogue = default_catalogue()
+    # Restored from a copy holding nothing newer than version 0; the township reports the county's version 1.
+    await store.set_meta(CATALOGUE_LOST, "1-")
+    await store.record_reports(
+        [NodeReport(node="T01", at=store.clock.now(), catalogue_version=1, errand_rules=2)], via="T01"
+    )
+    with pytest.raises(VersionHeldBelow) as caught:
+        await county.publish(msgspec.structs.replace(catalogue, version=1))
+    assert "T01" in caught.value.message_zh and county.catalogue is None
+    assert await county.publish(msgspec.structs.replace(catalogue, version=2))
+    assert county.catalogue is not None and county.catalogue.version == 2

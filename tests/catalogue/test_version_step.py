@@ -94,8 +94,9 @@ def test_sanji_serve_says_the_refusal_and_exits_non_zero(cluster: Cluster) -> No
     config = cluster.nodes["C"].config
     path = with_catalogue(config, 1 + MAX_VERSION_STEP + 5)  # above nothing held (0) by more than the step
     last = serve_refused(config)
-    assert last[-2].startswith(f"error: [node] catalogue {path}: ") and "1,000,000" in last[-2], last[-5:]
-    assert last[-1] == "Publish version 1."
+    said = last[-2]  # Chinese first (VersionTooFar.message_zh), then the English naming the file
+    assert said.startswith("error: 版本号") and f" [node] catalogue {path}: " in said and "1,000,000" in said, last[-5:]
+    assert last[-1] == "hint: 请以第1版的版本号发布 Publish version 1."
     assert held_versions(config)[0] == 0
 
 
@@ -107,7 +108,7 @@ def test_the_calendar_cli_refuses_a_version_far_above(
     notice.write_text(NOTICE_2027.format(version=MAX_VERSION_STEP + 1), encoding="utf-8")
     assert main(["calendar", "publish", "--config", county, str(notice)]) == 2
     out = capsys.readouterr().out
-    assert "error: " in out and "1,000,000" in out and "hint: Publish version 1." in out
+    assert "error: " in out and "1,000,000" in out and "hint: 请以第1版的版本号发布 Publish version 1." in out
     assert held_versions(cluster.nodes["C"].config)[1] == 0
     notice.write_text(NOTICE_2027.format(version=MAX_VERSION_STEP), encoding="utf-8")
     assert main(["calendar", "publish", "--config", county, str(notice)]) == 0
@@ -125,7 +126,7 @@ def test_the_rules_cli_refuses_a_version_far_above(
     path.write_text(json.dumps({**rules, "version": 2 + MAX_VERSION_STEP}), encoding="utf-8")
     assert main(["rules", "publish", "--config", county, str(path)]) == 2
     err = capsys.readouterr().err
-    assert "error: " in err and "1,000,000" in err and "hint: Publish version 2." in err
+    assert "error: 版本号" in err and "1,000,000" in err and "hint: 请以第2版的版本号发布 Publish version 2." in err
     assert held_versions(cluster.nodes["C"].config)[2] == 1
     path.write_text(json.dumps({**rules, "version": 1 + MAX_VERSION_STEP}), encoding="utf-8")
     assert main(["rules", "publish", "--config", county, str(path)]) == 0

@@ -348,3 +348,21 @@ def test_show_says_an_entry_it_cannot_check_yet_and_offers_its_steps(town: str, 
         r = client.get(f"/api/errands/{errand}")
         assert r.status_code == 200, r.text
         assert r.json()["binding"] == binding
+
+
+def test_an_errand_missing_a_main_material_is_not_accepted_from_the_command_line(town: str, tmp_path: Path) -> None:
+    """The desk's one door (``ErrandService``, ``protocol.binding.acceptance_refusal``): ``show`` does not offer
+    acceptance while a main material (主件) is missing and says which; ``act accept`` exits 2 with the refusal."""
+    errand = _register(town, tmp_path, materials=["申请书", "身份证复印件", "困难情况证明材料"])
+    code, out, _ = sanji("errand", "show", "--config", town, "--account", "王芳", errand, "--json")
+    shown = json.loads(out)
+    assert code == 0 and "accept" not in shown["steps"] and "not_accept" in shown["steps"]
+    assert shown["materials"]["missing_main"] == ["户口簿复印件"] and shown["materials"]["missing_secondary"] == []
+    code, out, _ = sanji("errand", "show", "--config", town, "--account", "王芳", errand)
+    assert code == 0 and "materials missing (缺少材料): main 主件 户口簿复印件" in out
+    code, _, err = sanji("errand", "act", "--config", town, "--account", "王芳", errand, "accept", "--json")
+    body = json.loads(err)
+    assert code == 2 and body["error_code"] == "accept_mains_missing", err
+    assert body["message_zh"].startswith("主件不齐，不能受理：缺少户口簿复印件") and "一次性告知" in body["message_zh"]
+    code, out, _ = sanji("errand", "show", "--config", town, "--account", "王芳", errand, "--json")
+    assert json.loads(out)["version"] == 1  # nothing written

@@ -56,7 +56,9 @@ def test_two_calendar_publications_at_once(tmp_path: Path, county: str) -> None:
     results = at_once(command, command)
     assert sorted(r.returncode for r in results) == [0, 2], [(r.returncode, r.stdout, r.stderr[-800:]) for r in results]
     lost = next(r for r in results if r.returncode == 2)
-    assert lost.stdout.startswith("error: this hub already holds calendar v1"), lost.stdout
+    assert lost.stdout.startswith(
+        "error: 本中心已持有第1版日历，新发布的版本号须更高 this hub already holds calendar v1"
+    ), lost.stdout
     (later,) = at_once(command)
     assert later.returncode == 2 and later.stdout == lost.stdout
 

@@ -109,7 +109,7 @@ def test_the_county_enrolls_a_township_with_a_token_end_to_end(
             patch.setattr(httpx.AsyncClient, "send", no_network)
             code, out = run_cli("enroll", "join", "--config", town, "--token", mistype(token))
         assert code == 2, out
-        assert "error: the enrollment token is mistyped (its check characters do not match)" in out
+        assert "error: 入网未完成（令牌有误、已用过或已过期） the enrollment token is mistyped (its check" in out
 
         # The token as printed (spaces and lower case as a person might type it) enrolls the township.
         code, out = run_cli("enroll", "join", "--config", town, "--token", token.lower().replace("-", " "))

@@ -26,6 +26,7 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.workcalendar import bound_calendar, library_data, load_calendar
 from tests.conftest import NetworkFactory
+from tests.materials_kit import mains
 
 CST = timezone(timedelta(hours=8))
 CAL = WorkCalendar(years=library_data().years, holidays=library_data().holidays, workdays=library_data().workdays)
@@ -127,7 +128,11 @@ async def test_the_desk_extends_a_calendar_day_limit_in_calendar_days_from_the_a
     town = ErrandService(net.stores["T01"], contexts["T01"])
     matter = default_catalogue().get("FP-001")  # 政府扶贫救助保险理赔: 20 calendar days
     assert matter is not None and matter.limit_unit == "calendar"
-    errand = (await village.register(RegisterForm(matter=matter.code, applicant_name="周桂英", actor="代办员"))).errand
+    errand = (
+        await village.register(
+            RegisterForm(matter=matter.code, applicant_name="周桂英", materials=mains(matter.code), actor="代办员")
+        )
+    ).errand
     await village.act(errand, ActionForm(kind="submit", actor="代办员"))
     await net.sync_all(2)
     await town.act(errand, ActionForm(kind="receive", actor="窗口"))

@@ -19,6 +19,7 @@ from sanji.store import Store
 from sanji.store import schema as t
 from sanji.workcalendar import load_calendar
 from tests.conftest import Network, NetworkFactory
+from tests.materials_kit import mains
 
 
 def clock_on(day: date) -> HybridClock:
@@ -47,7 +48,13 @@ async def walk_to_town_desk(net: object, ctx: dict[str, NodeContext], matter: st
     town = ErrandService(stores["T01"], ctx["T01"])
     errand = (
         await village.register(
-            RegisterForm(matter=matter, applicant_name="周桂英", applicant_phone="13907301234", actor="代办员")
+            RegisterForm(
+                matter=matter,
+                applicant_name="周桂英",
+                applicant_phone="13907301234",
+                materials=mains(matter),
+                actor="代办员",
+            )
         )
     ).errand
     await village.act(errand, ActionForm(kind="submit", actor="代办员"))

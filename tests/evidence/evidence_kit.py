@@ -32,6 +32,7 @@ from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
 from tests.conftest import CALENDAR
+from tests.materials_kit import mains
 
 Net = Any  # tests/conftest.py Network, or a County below
 
@@ -51,7 +52,7 @@ async def register(net: Net, village: str, n: int, tag: str) -> list[str]:
     for i in range(n):
         matter = "MZ-001" if i == 0 else "MZ-003"
         proj = await net.service(village).register(
-            RegisterForm(matter=matter, applicant_name=f"村民{tag}{i}", actor="代办员 李建国")
+            RegisterForm(matter=matter, applicant_name=f"村民{tag}{i}", materials=mains(matter), actor="代办员 李建国")
         )
         ids.append(proj.errand)
     return ids

@@ -356,6 +356,22 @@ async def test_a_changed_status_is_reported(county: tuple[Net, Any]) -> None:
     assert problem.kind == "status_mismatch" and "stored as rejected (被篡改)" in problem.message
 
 
+async def test_a_kept_attachment_row_no_applied_action_names_is_reported(county: tuple[Net, Any]) -> None:
+    net, errands = county
+    store = net.stores[COUNTY]
+    errand = errands[VILLAGE][0]
+    async with store.db.writer.begin() as conn:  # as if a write had left a row behind: offered, named by nothing
+        await conn.execute(
+            insert(t.attachments).values(action="A-none", blob="ab" * 32, size=3, errand=errand, scope=VILLAGE)
+        )
+    report = await verify(store, workers=1)
+    (problem,) = report.problems
+    assert problem.kind == "attachment_row" and "A-none" in problem.message and problem.errand == errand
+    async with store.db.writer.begin() as conn:
+        await conn.execute(t.attachments.delete())
+    assert (await verify(store, workers=1)).ok  # the story holds no attach action: no row is owed
+
+
 async def test_problem_kinds_are_documented() -> None:
     assert set(KINDS) >= {
         "frame_refused",

@@ -17,17 +17,25 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from protocol.binding import HeldMaterials
+from protocol.errand import ErrandState
 from protocol.errors import ActionRefused
+from protocol.menu import allowed_steps
 from protocol.receipts import is_valid
+from protocol.refusals import bilingual
 from sanji.catalogue import default_catalogue
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
+from sanji.notices import RESULT_BACK, SUPPLEMENT_ASKED
 from sanji.service import ErrandService
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
+from sanji.web.badge import desk_notices
+from sanji.web.views import materials_of
 from sanji.workcalendar import load_calendar
 
 # 容缺: the secondary materials are promised within the deadline the acceptance counts from today (rules 2).
@@ -41,6 +49,16 @@ C, TOWN, VILLAGE, SISTER = "C", "T01", "T01V01", "T01V02"
 PATH = [C, TOWN, VILLAGE]
 MATERIALS = ["申请书", "身份证复印件", "户口簿复印件"]
 A_POST = "综合窗口 A岗 王芳"
+
+
+def brought(matter: str) -> list[str]:
+    """What the agent takes in: the usual papers and every main material (主件) the catalogue names, so the
+    township may accept (``protocol.binding.acceptance_refusal``)."""
+    entry = default_catalogue().get(matter)
+    mains = [m.name for m in entry.materials if m.main] if entry is not None else []
+    return [*MATERIALS, *(m for m in mains if m not in MATERIALS)]
+
+
 B_POST = "综合窗口 B岗 刘洋"
 
 
@@ -64,7 +82,7 @@ class County:
             matter=matter,
             applicant_name=fields.pop("applicant_name", "张三"),
             applicant_id_number="110101199003078515",
-            materials=fields.pop("materials", MATERIALS),
+            materials=fields.pop("materials", None) or brought(matter),
             actor=f"{node}-agent",
             **fields,
         )
@@ -542,3 +560,104 @@ async def test_close_only_after_delivery_then_rating_and_call_back(county: Count
     await county.converged(errand, "closed", "approved")
     state = await county.state(errand, TOWN)
     assert state["archive_no"] == "DA-2026-001"
+
+
+# -- 主件: acceptance waits for the main materials -----------------------------------------------------
+
+
+async def village_notices(county: County) -> list[Any]:
+    """The village desk's notices as its home page and badge list them (``sanji.web.badge.desk_notices``)."""
+    context = county.contexts[VILLAGE]
+    work, _, notices = await desk_notices(county.net.stores[VILLAGE], context, "", context.today())
+    return [(n, [w["id"] for w in work]) for n in notices]
+
+
+async def held_now(county: County, node: str, errand: str) -> HeldMaterials:
+    """What the errand holds, as the errand page and the API read it at ``node`` (``materials_of``)."""
+    row = await county.net.stores[node].errand(errand)
+    assert row is not None
+    return materials_of(row, row["history"], county.contexts[node])
+
+
+async def test_an_errand_missing_a_main_material_is_accepted_only_once_it_has_arrived(county: County) -> None:
+    """DOMAIN.md, "The life of an errand", and seed 001: the agent may register with a main material (主件)
+    missing, but the township cannot accept until it arrives; it issues ONE notice of everything missing, the
+    registering village is told (需补正材料, in its 待办), the agent brings them (补交, not yet received), and the
+    window records them (材料补齐): then, and only then, acceptance goes through."""
+    brought = ["申请书", "身份证复印件"]  # 户口簿复印件 (main) and 家庭收入及财产状况声明 (secondary) missing
+    errand = await county.submitted_and_received("MZ-001", materials=brought)
+    held = await held_now(county, TOWN, errand)
+    assert held.held == tuple(brought)
+    assert held.missing_main == ("户口簿复印件",) and held.missing_secondary == ("家庭收入及财产状况声明",)
+
+    # Refused at the desk (every surface's door), Chinese first, telling the clerk what to do instead; the
+    # menu does not offer it, and offers the one-time notice.
+    message = await county.refused(TOWN, errand, "accept", "户口簿复印件", errand_kind="上报件")
+    with pytest.raises(ActionRefused) as info:
+        await county.act(
+            TOWN, errand, "accept", errand_kind="上报件", provisional=["家庭收入及财产状况声明"], promise_by=PROMISED
+        )
+    assert info.value.refusal.code == "accept_mains_missing"
+    assert bilingual(info.value.refusal)[0].startswith("主件不齐，不能受理") and "一次性告知" in message
+    state = msgspec.convert(await county.state(errand, TOWN), ErrandState)
+    menu = allowed_steps(state, TOWN, county.net.directory, materials=held)
+    assert "accept" not in menu and "request_supplement" in menu
+    assert "accept" in allowed_steps(state, TOWN, county.net.directory)  # the rule alone cannot tell
+
+    await county.act(TOWN, errand, "request_supplement", items=list(held.missing), text="一次性告知单")
+    await county.sync()
+    # the registering village is told, and the errand is in its 待办 though the township holds it
+    shown = await village_notices(county)
+    asked = [n for n, _ in shown if n.kind == SUPPLEMENT_ASKED]
+    assert len(asked) == 1 and asked[0].unread and errand in shown[0][1]
+    assert asked[0].zh.startswith("需补正材料") and "户口簿复印件" in asked[0].zh and "新到办件" not in asked[0].zh
+    assert all(row["id"] != errand for row in await county.net.stores[SISTER].worklist())
+
+    # 补交: the agent carries them up; not received yet, so still missing (and not accepted: the notice is open)
+    await county.act(VILLAGE, errand, "supply", items=list(held.missing), text="已补齐")
+    await county.sync()
+    carried = await held_now(county, TOWN, errand)
+    assert carried.missing_main == ("户口簿复印件",) and set(carried.supplied) == set(held.missing)
+
+    # 材料补齐: received; 已收材料 lists them, nothing is missing, and the township accepts
+    await county.act(TOWN, errand, "materials_received", items=list(held.missing))
+    received = await held_now(county, TOWN, errand)
+    assert received.held == (*brought, "户口簿复印件", "家庭收入及财产状况声明")
+    assert received.missing == () and received.supplied == ()
+    state = msgspec.convert(await county.state(errand, TOWN), ErrandState)
+    assert "accept" in allowed_steps(state, TOWN, county.net.directory, materials=received)
+    assert "request_supplement" not in allowed_steps(state, TOWN, county.net.directory, materials=received)
+    await county.act(TOWN, errand, "accept", errand_kind="上报件")
+    await county.sync()
+    assert all(row["id"] != errand for row in await county.net.stores[VILLAGE].worklist())  # nothing owed now
+
+    # the result comes back down: the village is told so, in those words
+    await county.act(TOWN, errand, "escalate", department="县民政局")
+    await county.sync()
+    await county.act(C, errand, "receive")
+    await county.act(C, errand, "decide", outcome="approved", department="县民政局", document="民低〔2026〕2号")
+    await county.act(C, errand, "send_result")
+    await county.sync()
+    await county.act(TOWN, errand, "receive")
+    await county.act(TOWN, errand, "send_result")
+    await county.sync()
+    back = [n for n, _ in await village_notices(county) if n.kind == RESULT_BACK]
+    assert len(back) == 1 and back[0].zh.startswith("结果已返回") and "（待签收）" in back[0].zh
+    assert back[0].en.startswith("Result back")
+
+
+async def test_a_provisional_acceptance_still_needs_every_main_material(county: County) -> None:
+    """容缺受理 leaves only secondary materials owed: a main one missing refuses it too, whatever the list says."""
+    errand = await county.submitted_and_received("MZ-003", materials=["申请书", "身份证复印件"])
+    await county.refused(
+        TOWN,
+        errand,
+        "accept",
+        "户口簿复印件",
+        errand_kind="承诺件",
+        provisional=["困难情况证明材料"],
+        promise_by=PROMISED,
+    )
+    # every main one there: 容缺 for the secondary one goes through
+    whole = await county.submitted_and_received("MZ-003", materials=["申请书", "身份证复印件", "户口簿复印件"])
+    await county.act(TOWN, whole, "accept", errand_kind="承诺件", provisional=["困难情况证明材料"], promise_by=PROMISED)

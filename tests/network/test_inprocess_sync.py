@@ -14,6 +14,7 @@ from protocol.session import PullRequest, PullResponse, PushRequest, PushRespons
 from sanji.forms import ActionForm, RegisterForm
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
+from tests.materials_kit import mains
 
 Net = Any  # tests/conftest.py Network
 NetworkFactory = Callable[..., Awaitable[Net]]
@@ -26,7 +27,9 @@ async def register(
     ids = []
     for i in range(n):
         proj = await service.register(
-            RegisterForm(matter=matter, applicant_name=f"村民{i}", actor="李代办", summary=summary)
+            RegisterForm(
+                matter=matter, applicant_name=f"村民{i}", materials=mains(matter), actor="李代办", summary=summary
+            )
         )
         if submit:
             await service.act(proj.errand, ActionForm(kind="submit", actor="李代办"))

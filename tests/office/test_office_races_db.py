@@ -9,12 +9,24 @@ the other refused as a decision sent afterwards is, and the chain of records sti
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from protocol.assessment import Assessment, assess, default_rules
 from sanji.office.book import OfficeBook, OfficeRefused
+from sanji.workcalendar import load_calendar
 from tests.conftest import StoreOpener
+
+RULES = default_rules("C")
+
+
+async def scored(book: OfficeBook) -> Assessment:
+    """The quarter as assessed from the office's records alone (no errands here)."""
+    entries, appeals = await book.entries(Q), await book.appeals(Q)
+    return assess(RULES, Q, [], entries, appeals, calendar=load_calendar(), as_of=date(2026, 12, 31))
+
 
 Q = "2026Q4"
 
@@ -30,12 +42,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def test_two_decisions_at_once_record_one(open_store: StoreOpener) -> None:
     books = (OfficeBook(await open_store("C")), OfficeBook(await open_store("C")))
     for round_ in range(5):
-        appeal = await books[0].file_appeal(
-            quarter=Q, target="staff", subject=f"王芳{round_}", reason="复核", by="主任"
+        subject = f"王芳{round_}"
+        await books[0].add_entry(
+            quarter=Q, target="staff", subject=subject, item="late", count=2, by="主任", rules=RULES
         )
+        appeal = await books[0].file_appeal(
+            quarter=Q, target="staff", subject=subject, reason="复核", by="主任", scored=await scored(books[0])
+        )
+        now = await scored(books[0])
         results = await asyncio.gather(
-            books[0].decide_appeal(appeal.id, upheld=True, points=3, part="attendance", reason="属实", by="甲"),
-            books[1].decide_appeal(appeal.id, upheld=False, reason="维持", by="乙"),
+            books[0].decide_appeal(
+                appeal.id, upheld=True, points=3, part="attendance", reason="属实", by="甲", rules=RULES, scored=now
+            ),
+            books[1].decide_appeal(appeal.id, upheld=False, reason="维持", by="乙", rules=RULES, scored=now),
             return_exceptions=True,
         )
         decided = [r for r in results if not isinstance(r, BaseException)]
@@ -48,3 +67,30 @@ async def test_two_decisions_at_once_record_one(open_store: StoreOpener) -> None
         records = [r for r in await books[1].records(Q) if getattr(r, "appeal", None) == appeal.id]
         assert len(records) == 1  # the one decision, no second
     assert await books[0].verify() == []
+
+
+async def test_two_upheld_at_once_in_one_part_give_back_no_more_than_was_deducted(open_store: StoreOpener) -> None:
+    """Two appeals about one person, upheld together by two processes in the part 4 points were deducted in, 3
+    each: one is recorded; the other is refused, reading the first's decision inside its own write."""
+    books = (OfficeBook(await open_store("C")), OfficeBook(await open_store("C")))
+    await books[0].add_entry(quarter=Q, target="staff", subject="王芳", item="late", count=2, by="主任", rules=RULES)
+    filed = [
+        await books[0].file_appeal(
+            quarter=Q, target="staff", subject="王芳", reason="复核", by="王芳", scored=await scored(books[0])
+        )
+        for _ in range(2)
+    ]
+    now = await scored(books[0])
+    results = await asyncio.gather(
+        *(
+            book.decide_appeal(
+                ap.id, upheld=True, points=3, part="attendance", reason="属实", by="主任", rules=RULES, scored=now
+            )
+            for book, ap in zip(books, filed, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, OfficeRefused)]
+    assert len(refused) == 1 and "1分可退还" in refused[0].message_zh, results
+    (wang,) = [s for s in (await scored(books[1])).staff if s.name == "王芳"]
+    assert wang.parts["attendance"] == 19 and wang.bonus == 0

@@ -71,7 +71,8 @@ def test_a_village_with_a_dark_parent_says_so_truthfully_and_once(tmp_path: Path
         assert node["queue_length"] >= 2
         assert node["oldest_unacked_s"] >= 1.0  # was 0.0 while nothing could be sealed
         home = village.get("/").text
-        assert 'id="link-down"' in home and "无法连接上级节点 T01" in home
+        parent = re.search(r'id="parent-node">(.*?)</span>：', home)  # the parent by its name, its id small beside
+        assert 'id="link-down"' in home and parent is not None and f"无法连接上级节点 {parent[1]}：" in home
         text = village.get("/metrics").text
         assert metric(text, "sanji_oldest_unacked_seconds") >= 1.0
         assert metric(text, "sanji_queue_batches") >= 2

@@ -15,7 +15,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from screens_kit import register
 
-from sanji.web.language import Pair, local_path, split_pair
+from sanji.bilingual import Pair, split_pair
+from sanji.web.language import local_path
 
 
 def test_a_label_built_in_python_splits_into_its_two_languages() -> None:

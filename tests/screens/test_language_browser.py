@@ -44,7 +44,7 @@ def test_the_switch_and_the_notice_badge(chromium: str, live_village: str) -> No
             page.set_default_timeout(10_000)
             audit = browser.new_context(locale="zh-CN").new_page()  # axe itself needs JavaScript
             page.goto(live_village + "/")
-            found = re.search(r"(\d+) 未读", page.locator("#notices-title").inner_text())
+            found = re.search(r"(\d+) 条未读", page.locator("#notices-title").inner_text())
             assert found and found.group(1) == "1", page.locator("#notices-title").inner_text()
             for path in ("/", "/supervision", "/register", "/office/ledger", "/office/sms/"):
                 page.goto(live_village + path)

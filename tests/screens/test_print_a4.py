@@ -100,3 +100,42 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
                 assert pages_of(pdf) == 1, f"{slug} prints on {pages_of(pdf)} A4 sheets"
         finally:
             browser.close()
+
+
+def test_long_names_wrap_inside_the_sheet(chromium: str, live_village: str) -> None:
+    """A material or applicant name of 60 letters without a space ran off the A4 receipt (probe, session 21): only
+    the facts table wrapped, and only on a narrow screen. Every line of the receipt stays inside its sheet."""
+    from playwright.sync_api import sync_playwright
+
+    long_material = "M" * 60 + "（原件）"
+    form = {
+        "matter": "MZ-003",
+        "applicant_name": "W" * 60,
+        "applicant_phone": "13812345678",
+        "materials": [*MZ003_ALL, long_material],
+        "summary": "S" * 120,
+        "actor": "李建国",
+    }
+    registered = httpx.post(live_village + "/api/errands", json=form, timeout=10)
+    assert registered.status_code == 201, registered.text
+    errand = registered.json()["errand"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_village}/print/{errand}/receipt")
+            for media in ("print", "screen"):
+                page.emulate_media(media=media)
+                past = page.evaluate(
+                    """() => {
+                        const sheet = document.querySelector('.sheet').getBoundingClientRect();
+                        return [...document.querySelectorAll('.sheet li, .sheet td, .sheet p')]
+                            .filter(e => e.getBoundingClientRect().right > sheet.right + 1)
+                            .map(e => e.textContent.slice(0, 40));
+                    }"""
+                )
+                assert past == [], (media, past)
+            page.emulate_media(media="print")
+            assert long_material in page.inner_text(".sheet").replace("\n", "")
+        finally:
+            browser.close()

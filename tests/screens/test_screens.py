@@ -612,5 +612,6 @@ def test_the_nodes_table_shows_which_nodes_judge_by_older_errand_rules(tmp_path:
     with TestClient(make_app(settings)) as town:
         page = town.get("/").text
     row = page[page.index('<tr data-node="T01V01">') :].split("</tr>")[0]
-    assert "办件规则" in page and "旧版本 需升级 upgrade" in row
+    assert "办件规则" in page
+    assert '旧版本 <span lang="en">an older build</span> 需升级 <span lang="en">upgrade</span>' in row
     assert "东村代办点" in row and 'data-label="节点 Node"' in row  # named, and a card on a phone

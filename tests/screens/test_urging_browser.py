@@ -98,7 +98,7 @@ def test_the_window_sees_its_notices_and_the_urging_and_marks_them_read(
             page.set_default_timeout(10_000)
             reload_until(page, town + "/", "督办 待答复")
             notices = page.locator("#notices")
-            expect(notices.locator("h2")).to_contain_text("2 未读 unread")
+            expect(notices.locator("h2")).to_contain_text("2 条未读")
             urging = notices.locator('li[data-kind="urging"]')
             expect(urging).to_contain_text("督办 待答复")
             expect(urging).to_contain_text(URGING_TEXT)
@@ -113,13 +113,13 @@ def test_the_window_sees_its_notices_and_the_urging_and_marks_them_read(
 
             page.get_by_role("button", name="全部标为已读 Mark all read").click()
             page.wait_for_url("**/#notices")
-            expect(notices.locator("h2")).to_contain_text("0 未读 unread")
+            expect(notices.locator("h2")).to_contain_text("0 条未读")
             expect(notices.locator("li.unread")).to_have_count(0)
             expect(urging).to_contain_text(URGING_TEXT)  # read, still listed until answered
             expect(page.get_by_role("button", name="全部标为已读 Mark all read")).to_have_count(0)
 
             office.goto(county + "/supervision")
-            expect(office.locator("#urgings")).to_contain_text("1 待答复 open")
+            expect(office.locator("#urgings")).to_contain_text("待答复 1")
 
             page.goto(f"{town}/errands/{errand}")  # the errand's own page says it first, with its date
             banner = page.locator("#urged")
@@ -130,7 +130,7 @@ def test_the_window_sees_its_notices_and_the_urging_and_marks_them_read(
 
             take(page, town, errand, "answer_urging", actor=STAFF[TOWN], role="A岗", text=ANSWER_TEXT)
             expect(page.locator("#urged")).to_have_count(0)  # answered: no longer urged
-            reload_until(office, county + "/supervision", "1 已答复 answered")
+            reload_until(office, county + "/supervision", "已答复 1")
             answered = office.locator("tr[data-urging][data-status=answered]")
             expect(answered).to_contain_text(URGING_TEXT)
             expect(answered).to_contain_text(ANSWER_TEXT)

@@ -21,6 +21,7 @@ from protocol.actions import Action, Attach
 from protocol.batch import frame_hash
 from protocol.bounds import MAX_ATTACHMENT_BYTES
 from protocol.encoding import decode_action
+from sanji.evidence import verify
 from sanji.layout import Layout
 from sanji.store import Store, open_database
 from sanji.store import schema as t
@@ -182,6 +183,14 @@ async def test_the_kept_rows_answer_what_decoding_every_attach_action_answered(
     errands = await check_same(county, LABELS)
     assert errands["moved"] == ["E1"] and errands["shared"] == ["E1", "E2"]
     assert len(await index_rows(county)) == 7  # "twice" twice, one row each
+
+    # `sanji verify store` checks the rows against the applied attach actions: one lost is reported.
+    assert not [p for p in (await verify(county, workers=1)).problems if p.kind == "attachment_row"]
+    lost = sorted(await index_rows(county))[0][0]
+    async with county.db.writer.begin() as conn:
+        await conn.execute(t.attachments.delete().where(t.attachments.c.action == lost))
+    (problem,) = [p for p in (await verify(county, workers=1)).problems if p.kind == "attachment_row"]
+    assert lost in problem.message and "has no row" in problem.message
 
 
 def _local(now: int) -> Attach:

@@ -41,6 +41,7 @@ from test_store_sqlite import (  # noqa: F401 -- collected again here, against P
     test_apply_is_atomic,
     test_batches_in_order_are_folded_onto_the_kept_rows_which_equal_a_full_projection,
     test_database_of_another_node_refuses_to_start,
+    test_errands_are_found_by_receipt_id_matter_or_name_newest_first,
     test_forked_batch_is_quarantined_and_never_applied,
     test_forwarding_pages_respect_the_budget_across_streams,
     test_local_action_refused_by_rules_writes_nothing,

@@ -209,6 +209,26 @@ async def test_receive_is_idempotent(open_store: StoreOpener, layout: Layout) ->
     assert (await town.cursors_where()) == {StreamKey(VILLAGE, VILLAGE): 3}
 
 
+async def test_errands_are_found_by_receipt_id_matter_or_name_newest_first(
+    open_store: StoreOpener, layout: Layout
+) -> None:
+    """全部办件's search (``Store.errands(text=)``): any case, ``%`` and ``_`` typed, never wildcards."""
+    town = await open_store(TOWN)
+    await town.receive(chain(layout, standard_batches()), peer=VILLAGE)
+
+    async def found(text: str, matters: Sequence[str] = ()) -> list[str]:
+        rows, total = await town.errands(text=text, text_matters=matters, newest_first=True)
+        assert total == len(rows)
+        return [r["id"] for r in rows]
+
+    assert await found("张三3") == ["E2"] and await found("张三") == ["E2", "E1"]  # the applicant's name, newest first
+    assert await found("e1") == ["E1"]  # the errand id, any case
+    assert await found("低保") == ["E2", "E1"] and await found("x", ["低保"]) == ["E2", "E1"]  # the matter
+    assert await found("%") == [] and await found("_") == [] and await found("张_3") == []
+    rows, total = await town.errands(newest_first=True, limit=1, offset=1)
+    assert [r["id"] for r in rows] == ["E1"] and total == 2
+
+
 async def test_out_of_order_batches_are_held_then_applied(open_store: StoreOpener, layout: Layout) -> None:
     town = await open_store(TOWN)
     batches = standard_batches()

@@ -179,7 +179,7 @@ async def test_the_inbox_screen_and_its_json_twin(county: County) -> None:
         client.app.state.runtime.get_context().clock_offset_ms = 120 * DAY_MS
         late = client.get("/inbox", params={"department": MINZHENG}).text
         table = late.split('id="inbox"')[1]
-        assert "红灯 超期" in table and "1 件超期" in late
+        assert "红灯 超期" in table and "超过办结期限 1 件" in late
         assert client.get("/api/inbox").json()["counts"]["overdue"] == 2
 
         decided = client.post(

@@ -113,11 +113,11 @@ def test_a_refusal_with_its_own_chinese_shows_it_on_the_page_before_the_english(
     with TestClient(build_app(settings, desk=DESK, extra_handlers=[office_refused, throttled])) as client:
         r = client.get("/test/office-refused")
         assert r.status_code == 409 and r.headers["content-type"].startswith("text/html")
-        box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
+        box = r.text.split('id="problem" lang="zh-CN">', 1)[1].split("</div>", 1)[0]
         assert box.index("该申诉已复核，不能再次复核") < box.index("the appeal was decided already")
         r = client.get("/test/throttled")
         assert r.status_code == 429 and r.headers["retry-after"] == "5"
-        box = r.text.split('id="problem">', 1)[1].split("</div>", 1)[0]
+        box = r.text.split('id="problem" lang="zh-CN">', 1)[1].split("</div>", 1)[0]
         assert box.count("查找过于频繁") == 1 and box.index("查找过于频繁") < box.index("Too many searches")
 
 

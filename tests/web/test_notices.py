@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from protocol.hlc import pack
-from sanji.notices import NEW_WORK, URGING, WARNING, notices_for, start_of
+from sanji.notices import NEW_WORK, RESULT_BACK, SUPPLEMENT_ASKED, URGING, WARNING, notices_for, start_of
 from sanji.urgings import UrgingRow
 
 TODAY = date(2026, 12, 7)
@@ -66,3 +66,20 @@ def test_a_warning_read_today_is_unread_again_tomorrow() -> None:
     assert [(n.kind, n.unread) for n in read_today] == [(WARNING, False), (NEW_WORK, False)]
     tomorrow = notices_for("T01", work, {}, [], today=TODAY + timedelta(days=1), read_upto=NOON)
     assert [(n.kind, n.unread) for n in tomorrow] == [(WARNING, True), (NEW_WORK, False)]
+
+
+def test_each_notice_says_what_came_new_work_a_result_or_materials_asked_for() -> None:
+    new = {**row("E1"), "stage": "received", "scope": "T01V01"}
+    result = {**row("E2", pending_to="T01V01"), "stage": "result_down", "scope": "T01V01"}
+    asked = {**row("E3", arrived=NOON - 86_400_000), "stage": "supplement", "scope": "T01V01", "holder": "T01"}
+    states = {"E3": {"paused_since": pack(NOON + 5000, 0), "supplement_items": ["户口簿复印件", "收入证明"]}}
+    shown = {n.url: n for n in notices_for("T01V01", [new, result, asked], states, [], today=TODAY, read_upto=NOON)}
+    assert shown["/errands/E1"].kind == NEW_WORK and shown["/errands/E1"].zh.startswith("新到办件")
+    assert shown["/errands/E2"].kind == RESULT_BACK
+    assert shown["/errands/E2"].zh == "结果已返回 R-E2 临时救助（待签收）"
+    notice = shown["/errands/E3"]
+    assert notice.kind == SUPPLEMENT_ASKED and notice.zh.startswith("需补正材料 R-E3 临时救助：户口簿复印件、收入证明")
+    assert notice.at_ms == NOON + 5000 and notice.unread  # when the notice was issued, not when it was registered
+    # the township holding it while it waits is not the one asked: its own worklist says new work, as before
+    held = notices_for("T01", [asked], states, [], today=TODAY, read_upto=0)
+    assert [n.kind for n in held] == [NEW_WORK]

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
@@ -264,3 +265,59 @@ def test_the_api_takes_a_request_sent_again_under_its_idempotency_key_once(node:
             == 1
         )
     assert count(node.db, registered) == before + 2
+
+
+def test_a_scan_sent_twice_at_once_is_attached_once(node: Node) -> None:
+    """The errand page's 上传 form: the same file sent twice is one attach step, on the same page."""
+    cookies, csrf = logged_in(node.url, "李建国")
+    key = errand_form(node.url, cookies, node.errand)
+    path = f"/errands/{quote(node.errand, safe='')}/attach"
+    data = {"_csrf_token": csrf, "_once": key, "name": "身份证正面"}
+    scan = b"%PDF-1.4\n" + b"0" * 2000
+    attached = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'attach'"
+
+    def send(client: httpx.Client | httpx.AsyncClient, body: bytes) -> Any:
+        return client.post(path, data=data, files={"scan": ("id.pdf", body, "application/pdf")})
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=node.url, timeout=60, cookies=cookies) as client:
+            return list(await asyncio.gather(*(send(client, scan) for _ in range(3))))
+
+    answers = asyncio.run(burst())
+    assert [a.status_code for a in answers] == [303, 303, 303], [a.text for a in answers]
+    done = f"/errands/{quote(node.errand, safe='')}?done=attach"
+    assert sorted(a.headers["location"] for a in answers) == [done, done + "&again=1", done + "&again=1"]
+    assert count(node.db, attached, node.errand) == 1
+    with httpx.Client(base_url=node.url, timeout=30, cookies=cookies) as client:
+        page = client.get(done + "&again=1")
+        assert 'id="sent-again"' in page.text and page.text.count("身份证正面") == 1
+        # Later, the browser's back and the same file again: still one. Another file on that page: a new step.
+        again = send(client, scan)
+        assert (again.status_code, again.headers["location"]) == (303, done + "&again=1")
+        assert count(node.db, attached, node.errand) == 1
+        other = send(client, b"%PDF-1.4\n" + b"1" * 2000)
+        assert (other.status_code, other.headers["location"]) == (303, done)
+    assert count(node.db, attached, node.errand) == 2
+
+
+def test_a_desk_step_sent_twice_lands_on_the_page_not_on_a_refusal(node: Node) -> None:
+    """A step that moves the errand on (上报 here; 受理, 办结 … alike, one handler): without the key the second
+    sending found the errand moved and the clerk read a refusal; with it, the errand page, said sent once."""
+    cookies, csrf = logged_in(node.url, "李建国")
+    with httpx.Client(base_url=node.url, timeout=30, cookies=cookies) as client:
+        page = client.get(f"/errands/{quote(node.errand, safe='')}")
+    version = re.findall(r'name="expected_version" value="([0-9]+)"', page.text)[0]
+    path = f"/errands/{quote(node.errand, safe='')}/act"
+    data = {"_csrf_token": csrf, "_once": ONCE.findall(page.text)[-1], "kind": "submit"}
+    data |= {"expected_version": version, "actor": "李建国", "role": "代办员", "text": "材料齐全，上报"}
+    taken = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'handoff'"  # 上报 is a handoff
+
+    answers = at_once(node.url, cookies, path, data, times=3)
+    assert [a.status_code for a in answers] == [303, 303, 303], [a.text for a in answers]
+    done = f"/errands/{quote(node.errand, safe='')}?done=submit"
+    assert sorted(a.headers["location"] for a in answers) == [done, done + "&again=1", done + "&again=1"]
+    assert count(node.db, taken, node.errand) == 1
+    with httpx.Client(base_url=node.url, timeout=30, cookies=cookies) as client:
+        later = client.post(path, data=data, follow_redirects=False)  # back and resubmit, the errand moved on
+        assert (later.status_code, later.headers["location"]) == (303, done + "&again=1")
+    assert count(node.db, taken, node.errand) == 1

@@ -3,7 +3,7 @@
 ``NodeRuntime.lifespan`` keeps any ``SanjiError`` of the start (``NodeRuntime.refused``): a key the directory
 does not list for the node, a directory naming the node another tier, a start duty's refusal
 (``tests/catalogue/test_version_step.py``). ``sanji <tier> serve`` prints it after the server's traceback as
-``error: …`` and exits 2, not with uvicorn's bare exit 3.
+``error: <中文> <English>`` and exits 2, not with uvicorn's bare exit 3.
 """
 
 from __future__ import annotations
@@ -47,4 +47,6 @@ def test_a_wrong_key_is_kept_as_the_refusal(cluster: Cluster) -> None:
 def test_sanji_serve_says_a_wrong_key_alone_and_exits_2(cluster: Cluster) -> None:
     config = with_townships_key(cluster)
     last = serve_refused(config)
-    assert last[-1].startswith("error: the key in ") and "is not one the directory lists for C" in last[-1], last[-5:]
+    said = last[-1]  # Chinese first: what failed, then the English naming the key
+    assert said.startswith("error: 节点未能启动 the key in "), last[-5:]
+    assert "is not one the directory lists for C" in said, last[-5:]

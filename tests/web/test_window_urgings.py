@@ -108,7 +108,7 @@ def badge(town: Desk, who: str) -> int:
 
 
 def home_unread(page: str) -> int:
-    found = re.search(r"Notices \((\d+) 未读 unread\)", page)
+    found = re.search(r"通知（(\d+) 条未读）", page)
     assert found
     return int(found.group(1))
 
@@ -196,7 +196,7 @@ def test_supervision_lists_only_the_windows_urgings(made: Setup, town: Desk) -> 
     assert "城关镇便民服务中心" in rows[urged.zonghe[1]] and f"· {ZONGHE}" in rows[urged.zonghe[1]]
     # the desk's id beside its name is in no language: the switch's English class would style it as English
     assert f'城关镇便民服务中心 <span class="muted">{T01}</span>' in rows[urged.zonghe[1]]
-    assert f'<span class="en">{T01}</span>' not in page
+    assert f'<span class="en" lang="en">{T01}</span>' not in page and f'<span class="en">{T01}</span>' not in page
     assert "未指定窗口" in rows[urged.whole[1]]
 
     page = town.get("陈主任", "/supervision").text

@@ -1,11 +1,12 @@
-"""An uploaded catalogue's or calendar's problems, Chinese first: the place and the kind of each in Chinese, the
-English detail kept after it.
+"""A catalogue's or calendar's problems, Chinese first: the place and the kind of each in Chinese, the English
+detail kept after it. One table for the county's upload screens and for ``sanji catalogue check`` and ``sanji
+calendar check`` (``sanji.cli.say``); it loads nothing of the web stack.
 
 The checkers (``sanji.catalogue.loader``, ``protocol.catalogue.check_catalogue``, ``protocol.calendar_doc``,
-``sanji.workcalendar``) word every problem in English, as ``sanji catalogue check`` and ``sanji calendar check``
-print them: "row 3 (MZ-001), field committed_limit (column D): 'abc' is not a whole number". A screen shows each as
-a ``Pair``: the place (第3行（MZ-001）“承诺时限”栏（D列）) and the kind (应为整数) from the tables below, then that
-English line whole. A problem of a kind no table names still leads in Chinese (请核对此项), never in English alone.
+``sanji.workcalendar``) word every problem in English: "row 3 (MZ-001), field committed_limit (column D): 'abc'
+is not a whole number". A screen and a command show each as a ``Pair``: the place (第3行（MZ-001）“承诺时限”栏
+（D列）) and the kind (应为整数) from the tables below, then that English line whole. A problem of a kind no table
+names still leads in Chinese (请核对此项), never in English alone. ``HINTS_ZH`` words the checkers' hints.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from protocol.calendar_doc import SIGN_HINT
+from protocol.catalogue import CatalogueError
+from protocol.deadlines import CalendarError, CalendarInvalid
+from sanji.bilingual import Pair, split_pair
 from sanji.catalogue.loader import HEADING_ALIASES
-from sanji.web.language import Pair, split_pair
+from sanji.workcalendar import FORMAT_HINT, PROBLEMS_HINT
 
 # A field by the heading a county's spreadsheet gives it (the first alias of each), and the rest by hand.
 FIELD_ZH: dict[str, str] = {}
@@ -37,9 +42,21 @@ FIELD_ZH.update(
 # where one pattern's words lie inside another's.
 KINDS: tuple[tuple[str, str, str], ...] = (
     # the file as a whole
+    ("not_readable", r"^cannot read |does not exist$", "无法读取（文件不存在，或没有读取权限）"),
     ("not_toml", r"not valid TOML", "不是有效的 TOML 文件"),
     ("not_json", r"not valid JSON", "不是有效的 JSON 文件"),
+    (
+        "xml_dtd",
+        r"declares a DTD or entities",
+        "不是可读取的 XLSX 表格：含有 DTD 或实体声明（正常保存的表格没有），读取前已拒绝",
+    ),
+    (
+        "xml_damaged",
+        r"is damaged or cut short",
+        "不是可读取的 XLSX 表格：文件已损坏或不完整，请在 Excel/WPS 中重新保存后上传",
+    ),
     ("not_xlsx", r"not a readable XLSX workbook|BadZipFile|is not a zip file", "不是可读取的 XLSX 表格"),
+    ("long_number", r"more digits than any", "数字位数过多：没有哪一栏需要这么长的数字"),
     ("not_utf8", r"not UTF-8 text|codec can't decode", "不是 UTF-8 编码的文本"),
     ("nested", r"nested too deeply", "列表或表嵌套过深（目录只需两层）"),
     ("syntax", r"at line \d+, column \d+|line \d+ column \d+", "文件格式有误（语法错误，行列见英文）"),
@@ -111,6 +128,19 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("date", r"ISO date|YYYY-MM-DD|is not a date", "应为日期（YYYY-MM-DD）"),
 )
 OTHER_ZH = "请核对此项"
+
+# What to do about a catalogue or calendar that does not check, in Chinese, by the checker's (English) hint.
+HINTS_ZH: dict[str, str] = {
+    str(CatalogueError.default_hint): "请逐条改正目录中所列的问题，再重新发布",
+    SIGN_HINT: "请逐条改正所列问题（可先用 sanji calendar check 检查），再重新发布",
+    PROBLEMS_HINT: "请逐条改正所列问题；当年国务院办公厅部分节假日安排的通知列有全部日期",
+    FORMAT_HINT: (
+        '日历文件依次写 county = "县名"、version = 版本号、published_at = "YYYY-MM-DD"，再每年一个 [year.YYYY] 表，'
+        '含 holidays = [...]，可选 workdays = [...] 和 source = "..."；参见 deploy/calendar.example.toml'
+    ),
+    str(CalendarError.default_hint): "工作日历无法回答此问题，请核对县级工作日历",
+    str(CalendarInvalid.default_hint): "请改正日历数据：所列每一天须属于已知年份，且只能是放假日或上班日之一",
+}
 _KINDS = tuple((kind, re.compile(pattern), zh) for kind, pattern, zh in KINDS)
 
 

@@ -1,0 +1,105 @@
+"""The errand page's materials, from the one reading of its history (``protocol.binding.held_materials``):
+已收材料 with what came in since registration, 缺少材料 marking main and secondary, acceptance neither offered
+nor taken while a main material (主件) is missing, the one-time notice's form listing only what is still
+missing, and the receipt naming the main materials the agent registered without."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+from litestar import Litestar
+from litestar.testing import TestClient
+from screens_kit import PROMISED, act, register
+
+Client = TestClient[Litestar]
+
+
+def kinds(page: str) -> set[str]:
+    return set(re.findall(r'name="kind" value="([a-z_]+)"', page))
+
+
+def cell(page: str, cell_id: str) -> str:
+    found = re.search(rf'<td id="{cell_id}">(.*?)</td>', page, re.S)
+    assert found is not None, cell_id
+    return unescape(re.sub(r"<[^>]+>", "", found.group(1)))
+
+
+def test_a_main_material_missing_is_said_and_acceptance_is_neither_offered_nor_taken(village: Client) -> None:
+    # 临时救助 may be accepted at the village station itself (accept_levels), so acceptance would be offered here
+    errand = register(village, materials=("申请书", "身份证复印件"))
+    page = village.get(f"/errands/{errand}").text
+    assert cell(page, "materials-held") == "申请书、身份证复印件"
+    missing = re.search(r'<td id="materials-missing">(.*?)</td>', page, re.S)
+    assert missing is not None
+    assert re.search(
+        r'data-missing="main"><b>主件 <span class="en" lang="en">main</span>：户口簿复印件</b>', missing.group(1)
+    )
+    assert re.search(
+        r'data-missing="secondary">副件 <span class="en" lang="en">secondary</span>：困难情况证明材料', page
+    )
+    assert "accept" not in kinds(page) and "submit" in kinds(page)  # carried up to the township instead
+    note = re.search(
+        r'<p class="note" id="accept-unavailable" data-refusal="accept_mains_missing" lang="zh-CN">(.*?)</p>',
+        page,
+        re.S,
+    )
+    assert note is not None and note.group(1).startswith("主件不齐，不能受理：缺少户口簿复印件")
+
+    # posted anyway (a stale page, a script): refused, Chinese first, nothing written
+    r = village.post(
+        f"/errands/{errand}/act",
+        data={"kind": "accept", "actor": "李建国", "role": "代办员", "errand_kind": "承诺件"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 409 and 'data-refusal="accept_mains_missing"' in r.text, r.text
+    assert "主件不齐，不能受理" in r.text
+    api = village.post(f"/api/errands/{errand}/actions", json={"kind": "accept", "actor": "李建国"})
+    assert api.status_code == 409 and api.json()["error_code"] == "accept_mains_missing", api.text
+    assert api.json()["message_zh"].startswith("主件不齐，不能受理")
+    shown = village.get(f"/api/errands/{errand}").json()
+    assert shown["version"] == 1 and shown["stage"] == "registered"
+    assert shown["materials"]["held"] == ["申请书", "身份证复印件"]
+    assert shown["materials"]["missing_main"] == ["户口簿复印件"]
+    assert shown["materials"]["missing_secondary"] == ["困难情况证明材料"]
+
+    # the receipt the agent prints says which main materials the registration lacked, and what follows
+    receipt = village.get(f"/print/{errand}/receipt").text
+    said = re.search(r'<p id="receipt-missing-main">(.*?)</p>', receipt, re.S)
+    assert said is not None and "缺少主件：户口簿复印件" in said.group(1) and "不能受理" in said.group(1)
+
+    # every main one brought: acceptance offered, no missing row, nothing on the receipt
+    whole = register(village, materials=("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"))
+    page = village.get(f"/errands/{whole}").text
+    assert "accept" in kinds(page) and 'id="materials-missing"' not in page and 'id="accept-unavailable"' not in page
+    assert 'id="receipt-missing-main"' not in village.get(f"/print/{whole}/receipt").text
+
+
+def test_materials_received_since_registration_are_held_and_never_asked_for_again(town: Client) -> None:
+    errand = register(town, materials=("申请书", "身份证复印件", "户口簿复印件"), in_person=True)
+    act(town, errand, "accept", errand_kind="承诺件", provisional="困难情况证明材料", promise_by=PROMISED.isoformat())
+    page = town.get(f"/errands/{errand}").text
+    assert "request_supplement" in kinds(page)
+    prefilled = re.search(r'<textarea id="request_supplement-items"[^>]*>(.*?)</textarea>', page, re.S)
+    assert prefilled is not None and prefilled.group(1) == "困难情况证明材料"
+
+    act(town, errand, "materials_received", items="困难情况证明材料")  # 容缺: the promised one arrives
+    page = town.get(f"/errands/{errand}").text
+    assert cell(page, "materials-held") == "申请书、身份证复印件、户口簿复印件、困难情况证明材料"
+    assert 'id="materials-missing"' not in page
+    prefilled = re.search(r'<textarea id="request_supplement-items"[^>]*>(.*?)</textarea>', page, re.S)
+    assert prefilled is not None and prefilled.group(1) == ""  # nothing owed: no second notice of the same item
+    held = town.get(f"/api/errands/{errand}").json()["materials"]
+    assert held["held"][-1] == "困难情况证明材料" and held["missing_main"] == held["missing_secondary"] == []
+
+
+def test_the_home_page_tells_the_registering_desk_which_materials_to_bring(village: Client) -> None:
+    errand = register(village, materials=("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"))
+    act(village, errand, "accept", errand_kind="承诺件")  # 临时救助: the village station may accept it itself
+    act(village, errand, "request_supplement", items="银行账户复印件")
+    home = village.get("/").text
+    worklist = home[home.index("待办") : home.index("全部办件")]
+    assert f'href="/errands/{errand}"' in worklist and "data-owed" in worklist and "需补交材料" in worklist
+    notice = re.search(r'data-kind="supplement_asked">(.*?)</li>', home, re.S)
+    assert notice is not None and "需补正材料" in notice.group(1) and "银行账户复印件" in notice.group(1)
+    assert 'data-kind="new_work"' not in home  # said as what it is, not as new work
