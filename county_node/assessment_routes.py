@@ -21,8 +21,9 @@ from protocol.bounds import whole
 from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
+from sanji.office import choices
 from sanji.office.assess import as_json, held_rules, run_assessment
-from sanji.office.book import OfficeBook, OfficeRefused, problem_text
+from sanji.office.book import OfficeBook, OfficeInvalid, OfficeRefused, problem_text
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store
 from sanji.store.submissions import FIELD as ONCE_FIELD
@@ -39,6 +40,11 @@ Quarter = Annotated[
 ]
 
 
+# The screen takes any short text and says itself what a quarter looks like, with the form again and the typed value
+# in it; the API keeps the pattern (a program gets the JSON refusal).
+ScreenQuarter = Annotated[str, QueryParameter(max_length=64)]
+
+
 def this_quarter(context: NodeContext) -> str:
     today = context.today()
     return f"{today.year}Q{(today.month - 1) // 3 + 1}"
@@ -53,13 +59,29 @@ def _author(request: Request[Any, Any, Any], typed: str) -> str:
     return typed
 
 
+def _workplaces(store: Store, context: NodeContext) -> list[choices.Choice]:
+    """Where a person may be scored: the county's township centres, and its departments (the catalogue's)."""
+    return choices.townships(store.directory, store.node_id) + choices.departments(context.catalogue)
+
+
 async def _entry(
     store: Store, context: NodeContext, request: Request[Any, Any, Any], form: EntryForm, once: Once | None = None
 ) -> Entry:
+    subject, centre = form.subject, form.centre
+    if form.target == "centre":  # a centre named as the list shows it (城关镇便民服务中心) is its id (T01)
+        subject, _ = choices.resolve(subject, choices.townships(store.directory, store.node_id))
+    elif centre.strip():
+        centre, known = choices.resolve(centre, _workplaces(store, context))
+        if not known:
+            raise OfficeInvalid(
+                f"no centre or department {centre[:40]!r} in this county",
+                zh=f"本县没有中心或部门“{centre[:40]}”，请从列表中选择",
+            )
     return await OfficeBook(store).add_entry(
         quarter=form.quarter,
         target=form.target,
-        subject=form.subject,
+        subject=subject,
+        centre=centre,
         item=form.item,
         count=form.count,
         note=form.note,
@@ -191,11 +213,18 @@ async def assessment_page(
 ) -> Template:
     """The screen. A refused form is answered with this page and the refusal (``problem``: "中文 English", from the
     refusal itself), with the refusal's status; a link's query never puts words on it."""
+    typed = quarter.strip()
     try:
-        chosen = (quarter or this_quarter(context)).upper()
+        chosen = (typed or this_quarter(context)).upper()
         quarter_span(chosen)
-    except ValueError as exc:
-        problem, status, chosen = problem or str(exc), 400, this_quarter(context)
+    except ValueError:
+        problem = problem or (
+            f"季度“{typed[:20]}”写法不对，应写成 2026Q4 这样（四位年份、字母 Q、1 至 4），下面仍是本季度 · "
+            f"a quarter is written like 2026Q4 (year, Q, 1-4), not {typed[:20]!r}; this quarter is shown below"
+        )
+        status, chosen, typed = 400, this_quarter(context), typed or "?"
+    else:
+        typed = chosen
     rules, result = await run_assessment(store, context, chosen)
     book = OfficeBook(store)
     return Template(
@@ -204,6 +233,7 @@ async def assessment_page(
         context={
             **_frame(store, context, "assessment"),
             "quarter": chosen,
+            "typed": typed,  # the form keeps a quarter typed wrong, to correct it
             "rules": rules,
             "result": result,
             "appeals": await book.appeals(chosen),
@@ -213,6 +243,8 @@ async def assessment_page(
             "part_names": {p.code: p.name for p in rules.parts},
             # a centre by its name (城关镇便民服务中心), not its id
             "centre_names": {c: node_name(store.directory, c) for c in _centres(result)},
+            "centre_choices": choices.townships(store.directory, store.node_id),
+            "workplaces": _workplaces(store, context),
             "done": done if done in DONE else "",
             "again": again and done in DONE,
             "problem": problem,
@@ -230,7 +262,7 @@ class AssessmentScreenController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        quarter: Quarter = "",
+        quarter: ScreenQuarter = "",
         done: Annotated[str, QueryParameter(max_length=16)] = "",
         again: Annotated[str, QueryParameter(max_length=1)] = "",
     ) -> Template:
@@ -245,7 +277,7 @@ class AssessmentScreenController(Controller):
         try:
             count = int(one(form, "count") or "1")
             data = msgspec.convert(
-                {k: one(form, k) for k in ("quarter", "target", "subject", "item", "note", "errand", "by")}
+                {k: one(form, k) for k in ("quarter", "target", "subject", "item", "note", "errand", "by", "centre")}
                 | {"count": count},
                 EntryForm,
             )

@@ -45,6 +45,7 @@ FORMAT_VERSION = 1
 MAX_RULES_BYTES = 256 * 1024
 
 Target = Literal["staff", "centre"]
+StaffKey = tuple[str, str]  # (name, the centre or department the person is scored under)
 
 
 class RulesError(SanjiError):
@@ -302,6 +303,9 @@ class ErrandRecord(msgspec.Struct, frozen=True, kw_only=True):
     receipt: str = ""
     handler: str
     centre: str  # the township answering for it
+    # Where the handler took the step: the township centre, or at the county the department (else the county's
+    # node). A person is scored there, not under the errand's township: a county approver is not a township's.
+    handler_centre: str = ""
     due: str = ""
     answered_on: str = ""
     rating: str = ""
@@ -322,6 +326,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     note: str = ""
     errand: str = ""
     by: str = ""
+    centre: str = ""  # staff: the centre or department the person is scored under ('' where the name is unique)
 
 
 class Appeal(msgspec.Struct, frozen=True, kw_only=True):
@@ -549,21 +554,22 @@ def _assess(
 ) -> Assessment:
     """The quarter's scores. ``records`` are the errands answered in the quarter or open and late in it."""
     start, end = quarter_span(quarter)
-    staff_lines: dict[str, list[Line]] = defaultdict(list)
+    # A person is (name, centre): two 王芳 at two townships are two people, each scored where they work.
+    staff_lines: dict[StaffKey, list[Line]] = defaultdict(list)
     centre_lines: dict[str, list[Line]] = defaultdict(list)
     for centre in all_centres:
         centre_lines[centre] = []  # every centre is scored, even one with nothing recorded
-    centre_of: dict[str, str] = dict(staff_centres or {})
-    errand_count: dict[str, int] = defaultdict(int)
-    disqualified_staff: set[str] = set()
+    known = dict(staff_centres or {})
+    errand_count: dict[StaffKey, int] = defaultdict(int)
+    disqualified_staff: set[StaffKey] = set()
     disqualified_centre: set[str] = set()
     items = {i.code: i for i in rules.items}
     for rec in records:
         answered_here = bool(rec.answered_on) and start.isoformat() <= rec.answered_on <= end.isoformat()
         days = overdue_in(rec, start, end, as_of, calendar)
-        who = rec.handler
-        if who:
-            centre_of.setdefault(who, rec.centre)
+        who: StaffKey | None = None
+        if rec.handler:
+            who = (rec.handler, rec.handler_centre or known.get(rec.handler) or rec.centre)
             errand_count[who] += answered_here
         ref = rec.receipt or rec.errand
         if days and who:
@@ -600,6 +606,18 @@ def _assess(
                     f"{ref} 回访不满意",
                 )
             )
+    places: dict[str, set[str]] = defaultdict(set)
+    for name, place in errand_count:
+        places[name].add(place)
+
+    def person(name: str, centre: str = "") -> StaffKey:
+        """An entry's or appeal's subject: at the centre it names, else where the errands put that name (when
+        they put it in one place only), else the directory's word for the name (``staff_centres``)."""
+        if centre:
+            return (name, centre)
+        seen = places.get(name, set())
+        return (name, next(iter(seen))) if len(seen) == 1 else (name, known.get(name, ""))
+
     for entry in entries:
         if entry.quarter != quarter:
             continue
@@ -609,9 +627,10 @@ def _assess(
         detail = entry.note + (f" ({entry.errand})" if entry.errand else "")
         line = _line(item, entry.count, "entry", entry.id, detail)
         if entry.target == "staff":
-            staff_lines[entry.subject].append(line)
+            key = person(entry.subject, entry.centre)
+            staff_lines[key].append(line)
             if item.disqualifies:
-                disqualified_staff.add(entry.subject)
+                disqualified_staff.add(key)
         else:
             centre_lines[entry.subject].append(line)
             if item.disqualifies:
@@ -634,24 +653,27 @@ def _assess(
             ref=appeal.id,
             detail=appeal.decision,
         )
-        (staff_lines if appeal.target == "staff" else centre_lines)[appeal.subject].append(line)
-    staff = [_staff_score(rules, name, centre_of.get(name, ""), lines) for name, lines in staff_lines.items()]
-    for name in set(errand_count) - set(staff_lines):
-        staff.append(_staff_score(rules, name, centre_of.get(name, ""), []))
+        if appeal.target == "staff":
+            staff_lines[person(appeal.subject)].append(line)
+        else:
+            centre_lines[appeal.subject].append(line)
+    staff = [_staff_score(rules, name, centre, lines) for (name, centre), lines in staff_lines.items()]
+    for name, centre in set(errand_count) - set(staff_lines):
+        staff.append(_staff_score(rules, name, centre, []))
     for s in staff:
-        s.errands = errand_count.get(s.name, 0)
-        s.eligible = s.name not in disqualified_staff
+        s.errands = errand_count.get((s.name, s.centre), 0)
+        s.eligible = (s.name, s.centre) not in disqualified_staff
     _grade(rules, staff)
     centres = [_centre_score(rules, c, lines) for c, lines in centre_lines.items()]
     for c in centres:
         c.eligible = c.centre not in disqualified_centre
     centres.sort(key=lambda c: (-c.total, c.centre))
-    flagged = 0
-    for rank, c in enumerate(centres, start=1):
-        c.rank = rank
-        if c.eligible and flagged < rules.red_flag_top:
-            c.red_flag = True
-            flagged += 1
+    totals = [c.total for c in centres]
+    eligible_totals = [c.total for c in centres if c.eligible]
+    for c in centres:
+        c.rank = competition_rank(c.total, totals)
+        # the top N of the eligible, ties sharing the place: equal scores are never told apart by their ids
+        c.red_flag = c.eligible and competition_rank(c.total, eligible_totals) <= rules.red_flag_top
     return Assessment(
         quarter=quarter,
         rules_version=rules.version,
@@ -683,14 +705,20 @@ def _staff_score(rules: AssessmentRules, name: str, centre: str, lines: list[Lin
     return StaffScore(name=name, centre=centre, parts=parts, bonus=bonus, total=total, lines=lines)
 
 
+def competition_rank(total: float, totals: Sequence[float]) -> int:
+    """1 + how many scored higher: equal totals share a rank and the next rank skips (1, 1, 3)."""
+    return 1 + sum(1 for other in totals if other > total)
+
+
 def _grade(rules: AssessmentRules, staff: list[StaffScore]) -> None:
-    staff.sort(key=lambda s: (-s.total, s.name))
-    for rank, s in enumerate(staff, start=1):
-        s.rank = rank
+    staff.sort(key=lambda s: (-s.total, s.centre, s.name))
+    totals = [s.total for s in staff]
+    for s in staff:
+        s.rank = competition_rank(s.total, totals)
         for grade in rules.grades:
             if s.total < grade.min_score:
                 continue
-            if grade.top and (rank > grade.top or not s.eligible):
+            if grade.top and (s.rank > grade.top or not s.eligible):  # a tie at the Nth place shares it
                 continue
             s.grade, s.grade_name = grade.code, grade.name
             break

@@ -178,6 +178,14 @@ PROXIED = "代办件"
 FIVE_STEPS = ("受理", "承办", "审核", "批准", "办结")
 
 
+def skipped_steps(reached: Sequence[str], *, before: str = "") -> tuple[str, ...]:
+    """The five stages not reached: all of them (an answered errand, as supervision flags it as 环节缺失), or
+    only those ahead of ``before`` (a step about to be taken, as the errand page warns of it). One place, so
+    the warning given at the step and the flag supervision and the assessment raise later are the same."""
+    upto = FIVE_STEPS.index(before) if before in FIVE_STEPS else len(FIVE_STEPS)
+    return tuple(s for s in FIVE_STEPS[:upto] if s not in reached)
+
+
 class ErrandState(msgspec.Struct, kw_only=True):
     id: str
     scope: str

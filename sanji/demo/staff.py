@@ -18,7 +18,11 @@ from sanji.catalogue import default_catalogue
 from sanji.client import NodeApiError, NodeClient
 from sanji.demo.population import matter, matter_by_code, person
 
-STAFF = {"county": "县民政局 审批员 赵敏", "town": "综合窗口 A岗 王芳", "village": "代办员 李建国"}
+# Each desk's person: the name the actions carry as their actor (as a logged-in account's name is), and the post
+# in its own field (``role``), so the assessment counts one 王芳, not "王芳" and "综合窗口 A岗 王芳". The names are
+# the demo's accounts (``DEMO_ACCOUNTS``): what the script does and what a reviewer logged in as 王芳 does add up.
+STAFF = {"county": "赵敏", "town": "王芳", "village": "李建国"}
+POSTS = {"county": "审批员", "town": "窗口A岗", "village": "代办员"}
 
 
 @dataclass
@@ -60,8 +64,7 @@ def next_step(desk: Desk, errand: dict[str, Any], rng: random.Random, memory: se
         return {"kind": "accept", "actor": actor, "errand_kind": kind, "window": "综合窗口"}
     if stage in ("accepted", "at_department"):
         if not errand.get("handler"):
-            who = "县民政局 科员 孙丽" if desk.role == "county" else "综合窗口 A岗 王芳"
-            return {"kind": "assign", "actor": actor, "window": "综合窗口", "handler": who}
+            return {"kind": "assign", "actor": actor, "window": "综合窗口", "handler": actor}
         if desk.role == "town" and department:
             return {"kind": "escalate", "actor": actor, "department": department}
         if f"reviewed:{key}" not in memory:
@@ -133,6 +136,7 @@ async def work_desk(desk: Desk, rng: random.Random, tally: Tally) -> int:
         step = next_step(desk, errand, rng, desk.memory)
         if step is None:
             continue
+        step.setdefault("role", POSTS.get(desk.role, ""))  # the post beside the name, never inside it
         try:
             version = None if step["kind"] in ("rate", "note") else errand["version"]
             await desk.client.act(errand["id"], expected_version=version, **step)

@@ -20,10 +20,10 @@ from protocol.assessment import (
     quarter_span,
 )
 from protocol.errors import SanjiError
-from protocol.topology import TOWN
+from protocol.topology import COUNTY, TOWN, Directory
 from sanji.context import NodeContext
 from sanji.office.book import OfficeBook, OfficeRecordUnknown
-from sanji.office.ledger import LedgerFilter, LedgerRow
+from sanji.office.ledger import LedgerFilter, LedgerRow, township_of
 from sanji.office.source import ledger
 from sanji.store import Store
 
@@ -42,11 +42,23 @@ async def held_rules(context: NodeContext) -> AssessmentRules:
     return context.rules
 
 
-def record_of(row: LedgerRow) -> ErrandRecord:
+def handler_centre(row: LedgerRow, directory: Directory) -> str:
+    """Where the row's handler is scored: the township of the node whose step named them, or at the county the
+    department the errand was escalated to (else the county's node); '' for a node the directory lacks."""
+    node = row.handler_node
+    if not node or node not in directory:
+        return ""
+    if directory.role(node) == COUNTY:
+        return row.department or node
+    return township_of(node, directory)
+
+
+def record_of(row: LedgerRow, directory: Directory | None = None) -> ErrandRecord:
     return ErrandRecord(
         errand=row.errand,
         receipt=row.receipt,
         handler=row.handler,
+        handler_centre=handler_centre(row, directory) if directory is not None else "",
         centre=row.township,
         due=row.due,
         answered_on=row.answered_on,
@@ -80,7 +92,7 @@ async def run_assessment(
     result = assess(
         rules,
         quarter.upper(),
-        [record_of(r) for r in rows],
+        [record_of(r, store.directory) for r in rows],
         await book.entries(quarter),
         await book.appeals(quarter),
         calendar=calendar,

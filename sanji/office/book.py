@@ -78,7 +78,12 @@ TARGET_ZH = {"staff": "工作人员", "centre": "便民服务中心"}
 def problem_text(exc: Exception) -> str:
     """What an office screen says of a refused form: "中文 English" (the ``bi`` filter puts them in the reader's
     order); a refusal with no Chinese of its own (a malformed field, a quarter typed wrong) under a Chinese lead."""
+    from sanji.web.error_pages import validation_text  # the screens' one wording of a validator's refusal
+
     message = exc.message if isinstance(exc, SanjiError) else str(exc)
+    humane = validation_text(message)
+    if humane is not None:
+        return f"未保存，请检查填写的内容：{humane[0]} {humane[1]}"
     zh = getattr(exc, "message_zh", "") or "未保存，请检查填写的内容"
     return f"{zh} {message}"
 
@@ -211,12 +216,14 @@ class OfficeBook:
         errand: str = "",
         by: str,
         rules: AssessmentRules,
+        centre: str = "",
         once: Once | None = None,
     ) -> Entry:
         """Record an entry under an item of ``rules`` (the rules held, ``sanji.office.assess.held_rules``) for
         its target: an item they do not have would be kept and score nothing, so it is refused (400). A staff
         member is named as the errands name the handler (free text: the county holds no township's accounts,
-        and staff without errands are assessed too), a centre by its township's node id."""
+        and staff without errands are assessed too), a centre by its township's node id. ``centre``: for staff,
+        the centre or department the person is scored under (two 王芳 at two townships are two people)."""
         quarter_span(quarter)
         if not 1 <= count <= 100:
             raise OfficeRefused("count is 1 to 100", zh="次数应为1至100")
@@ -240,6 +247,7 @@ class OfficeBook:
             note=_text(note, "note", required=False),
             errand=_text(errand, "errand", required=False)[:96],
             by=_text(by, "by"),
+            centre=_text(centre, "centre", required=False)[:96] if target == "staff" else "",
         )
         await self._append(
             EntryRecord(entry=entry, at=time.time()),

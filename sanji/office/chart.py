@@ -22,6 +22,12 @@ def _short(name: str) -> str:
     return name if len(name) <= LEGEND_CHARS else name[: LEGEND_CHARS - 1] + "…"
 
 
+def volume_ticks(peak: int) -> list[int]:
+    """The volume axis's labels: 0, the peak and a whole midpoint, none twice (a peak of 1 reads 0 and 1,
+    not 0, 0 and 1)."""
+    return sorted({0, peak // 2, peak})
+
+
 def svg_chart(
     data: Series,
     *,
@@ -50,13 +56,13 @@ def svg_chart(
     n = max(1, len(data.townships))
     bar_w = min(48.0, max(1.0, slot * 0.8 / n))
     group_left = (slot - bar_w * n) / 2  # bars of one period centred in its slot
-    # axes: volume on the left, rate on the right
+    # axes: volume on the left (whole counts, each drawn once), rate on the right
+    for value in volume_ticks(peak):
+        y = TOP + plot_h * (1 - value / peak)
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{value}</text>')
     for frac in (0.0, 0.5, 1.0):
         y = TOP + plot_h * (1 - frac)
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
-        parts.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{round(peak * frac)}</text>'
-        )
         parts.append(f'<text x="{LEFT + plot_w + 6}" y="{y + 4:.1f}" font-size="11">{round(100 * frac)}%</text>')
     for i, period in enumerate(periods):
         x = LEFT + slot * i + slot / 2

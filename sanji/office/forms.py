@@ -26,6 +26,7 @@ class EntryForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     note: Long = ""
     errand: Short = ""
     by: Short = ""
+    centre: Short = ""  # staff: the centre (T01) or county department the person is scored under
 
 
 class AppealForm(BoundedForm, frozen=True, kw_only=True, forbid_unknown_fields=True):

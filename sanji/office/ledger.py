@@ -38,7 +38,7 @@ from protocol.actions import (
 )
 from protocol.catalogue import Catalogue
 from protocol.deadlines import CalendarUnknown, WorkCalendar, business_today, paused_days
-from protocol.errand import FIVE_STEPS, PROXIED, ErrandState, errand_entry, outcome_label, service_kind
+from protocol.errand import PROXIED, ErrandState, errand_entry, outcome_label, service_kind, skipped_steps
 from protocol.hlc import wall_seconds
 from protocol.stages import shown_stage, stage_label
 from protocol.topology import COUNTY, TOWN, VILLAGE, Directory
@@ -83,6 +83,7 @@ class LedgerRow(msgspec.Struct, kw_only=True):
     skipped_steps: tuple[str, ...] = ()  # of the five supervision steps, for an approved and delivered errand
     service_kind: str = ""  # 代办件 when a village agent carried it on the villager's mandate (protocol.errand)
     county: str = ""  # 所属县: the county on the scope's path (``Directory.county_of``); a city's ledger groups by it
+    handler_node: str = ""  # the node whose step made ``handler`` answer for the errand (where the person works)
 
     @property
     def stage_label(self) -> str:
@@ -163,9 +164,10 @@ def ledger_row(
         level = directory.role(state.holder) if state.holder in directory else ""
     register = next((a for a in acts if isinstance(a, Register)), None)
     registered_on = day_of(register.at if register else state.registered_at)
+    handler, handler_node = _answers_for(state, accepted, answer, acts)
     skipped: tuple[str, ...] = ()
     if state.outcome == "approved" and state.stage in ("delivered", "closed"):
-        skipped = tuple(s for s in FIVE_STEPS if s not in state.steps)
+        skipped = skipped_steps(state.steps)
     return LedgerRow(
         errand=state.id,
         receipt=state.receipt,
@@ -181,7 +183,8 @@ def ledger_row(
         outcome=state.outcome,
         department=state.department,
         window=state.window,
-        handler=_answers_for(state, accepted, answer, acts),
+        handler=handler,
+        handler_node=handler_node,
         registered_on=registered_on.isoformat(),
         accepted_on=accepted_on.isoformat() if accepted_on else "",
         answered_on=answered_on.isoformat() if answered_on else "",
@@ -207,15 +210,21 @@ def ledger_row(
     )
 
 
-def _answers_for(state: ErrandState, accepted: Accept | None, answer: Action | None, acts: list[Action]) -> str:
+def _answers_for(
+    state: ErrandState, accepted: Accept | None, answer: Action | None, acts: list[Action]
+) -> tuple[str, str]:
     """Who the errand is counted against: its handler, else who answered it. A deemed approval (超时默许) was
     written by the system, but the accepting window answers for its consequences (seeds 000 and 003): the
     handler last assigned there, else the one who accepted it (an errand escalated and deemed approved at
-    the county has no handler left at the county)."""
+    the county has no handler left at the county). With the name, the node whose step named them: the person
+    is scored where they work (``protocol.assessment.ErrandRecord.handler_centre``)."""
     if accepted is not None and any(isinstance(a, Decide) and a.deemed for a in acts):
         at_window = [a.handler for a in acts if isinstance(a, Assign) and a.node == accepted.node and a.handler]
-        return at_window[-1] if at_window else accepted.actor
-    return state.handler or (answer.actor if answer else "")
+        return (at_window[-1], accepted.node) if at_window else (accepted.actor, accepted.node)
+    if state.handler:
+        named = [a.node for a in acts if isinstance(a, Assign) and a.handler == state.handler]
+        return state.handler, named[-1] if named else ""
+    return (answer.actor, answer.node) if answer else ("", "")
 
 
 # -- filters -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from protocol.bounds import LINE_CLASS, whole
 from protocol.stages import SHOWN_LABELS
 from protocol.topology import regional
 from sanji.context import NodeContext
+from sanji.office import choices
 from sanji.office.chart import svg_chart
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LEVEL_LABELS, LedgerFilter, LedgerRow
@@ -222,6 +223,35 @@ class OfficeApiController(Controller):
         return _download(data, _filename(flt, "csv" if what == "ledger" else "stats.csv"), "text/csv")
 
 
+_FILTER_NAMES = {
+    "township": ("乡镇", "township"),
+    "node": ("节点", "node"),
+    "matter": ("事项", "matter"),
+    "department": ("部门", "department"),
+}
+
+
+def _chosen(flt: LedgerFilter, lists: dict[str, list[choices.Choice]]) -> tuple[LedgerFilter, tuple[str, str]]:
+    """The filter with names typed by hand taken as their ids (城关镇 as T01), and what is said of a value that is
+    none of the list's (a list this node cannot fill, as a city's matters, takes any value)."""
+    changes: dict[str, str] = {}
+    unknown: list[tuple[str, str, str]] = []
+    for field, offered in lists.items():
+        value, known = choices.resolve(getattr(flt, field), offered)
+        if value != getattr(flt, field):
+            changes[field] = value
+        if not known and offered:
+            zh, en = _FILTER_NAMES[field]
+            unknown.append((zh, en, value[:40]))
+    flt = msgspec.structs.replace(flt, **changes) if changes else flt
+    if not unknown:
+        return flt, ("", "")
+    return flt, (
+        "；".join(f"没有{zh}“{v}”，请从列表中选择" for zh, _, v in unknown),
+        "; ".join(f"no {en} {v!r} here: choose one from the list" for _, en, v in unknown),
+    )
+
+
 class OfficeScreenController(Controller):
     path = "/office"
     include_in_schema = False
@@ -272,6 +302,14 @@ class OfficeScreenController(Controller):
             today = context.today()
             flt = LedgerFilter(date_from=quarter_start(today).isoformat(), date_to=today.isoformat())
             dimension, chart_period = natural, "month"
+        lists = {
+            "township": choices.townships(store.directory, store.node_id),
+            "node": choices.nodes(store.directory, store.node_id),
+            "matter": choices.matters(context.catalogue),
+            "department": choices.departments(context.catalogue),
+        }
+        if not problem[1]:
+            flt, problem = _chosen(flt, lists)
         rows = await ledger(store, context, flt)
         params = {k: v for k, v in msgspec.to_builtins(flt).items() if v}
         params["from"] = params.pop("date_from", "")
@@ -299,7 +337,7 @@ class OfficeScreenController(Controller):
                 "stage_labels": SHOWN_LABELS,
                 "level_labels": LEVEL_LABELS,
                 "kinds": ("即办件", "承诺件", "上报件", "联办件", "特办件", "代办件"),
-                "townships": sorted({r.township for r in rows if r.township}),
+                "lists": lists,
                 "node_names": names,
                 "node_groups": dimension in ("county", "township", "node"),
                 "above_counties": above,

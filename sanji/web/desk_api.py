@@ -15,7 +15,7 @@ from litestar.params import JSONBody, QueryParameter
 
 from protocol.bounds import MAX_NODE_ID, NODE_ID_PATTERN, whole
 from protocol.catalogue import Matter, Precheck, precheck
-from protocol.errand import FIVE_STEPS
+from protocol.errand import skipped_steps
 from protocol.errors import RouteError
 from protocol.refusals import Refusal, bilingual
 from protocol.session import NodeReport
@@ -252,7 +252,7 @@ async def supervision_report(store: Store, context: NodeContext, *, sample: int 
         if state.get("acted_for"):
             acted_for += 1
         if state["stage"] in ANSWERED and state.get("outcome") == "approved":
-            gaps = [s for s in FIVE_STEPS if s not in state.get("steps", ())]
+            gaps = list(skipped_steps(state.get("steps", ())))
             if gaps:
                 missing[errand_id] = gaps
     mismatches = await binding_mismatches(context, unanswered)

@@ -10,6 +10,7 @@ errand of a node its directory no longer lists, a trust or clone refusal) gets t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -49,6 +50,19 @@ FIELD_LABELS = {
     "format": "格式",
     "q": "搜索内容",
 }
+# How a field is written, for a value whose form the request's validation refused: a clerk reads this, not the
+# validator's "Expected `str` matching regex '^(?:(20[0-9]{2}…'" (``_humane``).
+FIELD_FORMS = {
+    "quarter": ("季度应写成 2026Q4 这样：四位年份、字母 Q、1 至 4", "a quarter is written like 2026Q4 (year, Q, 1-4)"),
+    "year": ("年份应写成 2026 这样的四位数字", "a year is four digits, like 2026"),
+    "from": ("日期应写成 2026-12-01 这样", "a day is written like 2026-12-01"),
+    "to": ("日期应写成 2026-12-31 这样", "a day is written like 2026-12-31"),
+    "date_from": ("日期应写成 2026-12-01 这样", "a day is written like 2026-12-01"),
+    "date_to": ("日期应写成 2026-12-31 这样", "a day is written like 2026-12-31"),
+    "limit": ("条数应为正整数", "a count is a whole number"),
+    "offset": ("起始位置应为整数", "a position is a whole number"),
+}
+_VALIDATOR_WORDS = ("Expected `", "matching regex", "Object missing required field", "Invalid enum value")
 # Statuses with pages of their own: a login; a refusal, the post's (``sanji.auth.routes.forbidden_handler``) or
 # the node's (``_refused_here``: both the forbidden page).
 _OWN_PAGES = frozenset({401, 403})
@@ -68,7 +82,29 @@ def http_page_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Re
     message = "; ".join(m for m in said if m) or str(exc.detail)
     named = "、".join(f"{FIELD_LABELS[f]} {f}" if f in FIELD_LABELS else f for f in fields if f)
     zh = str(getattr(exc, "message_zh", ""))
+    if not zh and any(word in message for word in _VALIDATOR_WORDS):
+        zh, message = _humane(fields)  # the field is named beside the title; the validator's pattern is not shown
     return _page(request, exc.status_code, message, named, zh=zh, headers=exc.headers)  # a 429 keeps Retry-After
+
+
+def validation_text(message: str) -> tuple[str, str] | None:
+    """(Chinese, English) for a validator's refusal such as "Expected `str` matching regex … - at `$.quarter`"
+    (msgspec's words), naming how the field is written; None for any other message, which is a person's already."""
+    if not any(word in message for word in _VALIDATOR_WORDS):
+        return None
+    found = re.search(r"at `\$\.([A-Za-z_]+)", message)
+    missing = re.search(r"missing required field `([A-Za-z_]+)`", message)
+    named = found or missing
+    return _humane([named.group(1)] if named else [])
+
+
+def _humane(fields: list[str]) -> tuple[str, str]:
+    """What a validator's refusal says to a person: how each named field is written, else that its form is
+    wrong (the validator's own text names patterns and types, which a clerk cannot act on)."""
+    known = [FIELD_FORMS[f] for f in fields if f in FIELD_FORMS]
+    if known:
+        return "；".join(zh for zh, _ in known), "; ".join(en for _, en in known)
+    return "填写的格式不对，请按提示改正", "a value is not in the form this page takes; correct it as labelled"
 
 
 def sanji_page_handler(request: Request[Any, Any, Any], exc: SanjiError) -> Response[Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from litestar.response import Redirect, Template
 
 from protocol.binding import BOUND_STEPS, HeldMaterials, acceptance_refusal, bind
 from protocol.catalogue import MAX_RULES, Matter, normalise_material, precheck
-from protocol.errand import FIVE_STEPS, ErrandState, outcome_label
+from protocol.errand import FIVE_STEPS, ErrandState, outcome_label, skipped_steps
 from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
@@ -54,6 +54,7 @@ from sanji.context import NodeContext, bound_of
 from sanji.forms import ActionForm, RegisterForm
 from sanji.observe.fleet import fleet_health
 from sanji.observe.id_conflicts import id_conflicts
+from sanji.office import choices
 from sanji.office.query import MAX_SPAN_DAYS
 from sanji.privacy import mask_applicant, may_reveal_here
 from sanji.service import ErrandService
@@ -531,6 +532,37 @@ def lines(form: dict[str, list[str]], name: str) -> list[str]:
     return out
 
 
+def five_step_marks(reached: Sequence[str], outcome: str) -> list[tuple[str, str, str, str]]:
+    """The five supervision stages as the errand page marks them: (stage, class, Chinese, English). Reached:
+    ``done``; passed over (a later stage is reached): ``missed``, as supervision flags it (``skipped_steps``);
+    办结 once the errand is decided (已办结) and until its delivery completes the stage: ``decided``."""
+    furthest = max((s for s in reached if s in FIVE_STEPS), key=FIVE_STEPS.index, default="")
+    missed = set(skipped_steps(reached, before=furthest)) if furthest else set()
+    marks = []
+    for stage in FIVE_STEPS:
+        if stage in reached:
+            marks.append((stage, "done", "已完成", "reached"))
+        elif stage in missed:
+            marks.append((stage, "missed", "缺失", "skipped"))
+        elif stage == FIVE_STEPS[-1] and outcome:
+            marks.append((stage, "decided", "已办结，送达后完成", "decided; complete once delivered"))
+        else:
+            marks.append((stage, "", "未到", "not yet"))
+    return marks
+
+
+def _township_choices(store: Store, open_by_township: Mapping[str, object]) -> list[choices.Choice]:
+    """The directory's townships below this node, and any other place the open errands are counted under."""
+    listed = choices.townships(store.directory, store.node_id)
+    seen = {c.value for c in listed}
+    extra = [
+        choices.Choice(value=n, label=screen_name(store.directory, n))
+        for n in sorted(open_by_township)
+        if n not in seen
+    ]
+    return listed + extra
+
+
 def validation_message(exc: msgspec.ValidationError) -> tuple[str, str]:
     """(field, message) from a msgspec error such as "Expected ... - at `$.applicant_phone`"."""
     text = str(exc)
@@ -770,6 +802,10 @@ class ScreenController(Controller):
                 "report": report,
                 "wanted": wanted,
                 "windows": sorted({s.window for s in (*report.overdue, *report.warnings) if s.window}),
+                # every township and department to filter by, not only those with an errand open now (T01 with
+                # nothing open is still a township; a department the catalogue names is still a department)
+                "township_choices": _township_choices(store, report.by_township),
+                "department_choices": choices.departments(context.catalogue, also=list(report.by_department)),
                 "deemed_at": {d.errand: at_text(d.decided_at) for d in report.deemed},
                 "stage_columns": [(stage, SHOWN_LABELS[stage]) for stage in SHOWN_STAGES if stage in counted],
                 # townships, counties and the desks holding the late errands, by name (the id beside it, small)
@@ -1277,8 +1313,19 @@ async def _errand_page(
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
         ]
         zh, en = ACTION_LABELS[kind]
+        five = STEPS[kind].five if kind in STEPS else ""
         forms.append(
-            {"kind": kind, "zh": zh, "en": en, "fields": fields, "open": kind == open_kind, "offered": kind in offered}
+            {
+                "kind": kind,
+                "zh": zh,
+                "en": en,
+                "fields": fields,
+                "open": kind == open_kind,
+                "offered": kind in offered,
+                # the stages this step would leave behind unreached: said now, as supervision will flag them later
+                # (the step is not refused: an errand may have good reason, and the record shows it either way)
+                "skipped": skipped_steps(state.get("steps", ()), before=five) if five else (),
+            }
         )
     timeline = [
         {
@@ -1335,7 +1382,7 @@ async def _errand_page(
             "holder": screen_name(directory, row["holder"]),
             "pending": screen_name(directory, row["pending_to"]) if row["pending_to"] else "",
             "responsible": screen_name(directory, row["responsible"]) if row["responsible"] else "",
-            "steps": [(s, s in state.get("steps", ())) for s in FIVE_STEPS],
+            "steps": five_step_marks(state.get("steps", ()), state.get("outcome", "")),
             "subtasks": subtasks,
             "urgings": urged,
             "centre_answers": CENTRE_ANSWERS,

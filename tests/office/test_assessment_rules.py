@@ -146,9 +146,14 @@ def test_excellent_needs_the_top_ten_and_ninety_and_no_disqualification() -> Non
     assert by_name["S00"].total == 103 and by_name["S00"].rank == 1
     assert by_name["S00"].grade == "competent" and not by_name["S00"].eligible
     excellent = [s.name for s in result.staff if s.grade == "excellent"]
-    assert len(excellent) == 9  # ranks 2..10: the top-10 rule, S00 excluded
-    assert all(by_name[n].rank <= 10 for n in excellent)
-    assert {s.grade for s in result.staff if s.rank > 10} == {"competent"}  # 96 or more, but outside the top ten
+    # 100 x3 share rank 2, 98 x4 rank 5, 96 x4 rank 9: all within the top ten, S00 excluded (equal scores are never
+    # told apart by their names)
+    assert len(excellent) == 11 and all(by_name[n].rank <= 10 for n in excellent)
+    assert sorted({s.rank for s in result.staff}) == [1, 2, 5, 9]
+    fewer = msgspec.structs.replace(rules, grades=(msgspec.structs.replace(rules.grades[0], top=5), *rules.grades[1:]))
+    top5 = assess(fewer, Q4, records, entries, [], calendar=CAL, as_of=AS_OF)
+    assert {s.grade for s in top5.staff if s.rank > 5} == {"competent"}  # 96 or more, but outside the top five
+    assert sum(s.grade == "excellent" for s in top5.staff) == 7  # ranks 2 and 5 (4 share the fifth place)
 
 
 def test_errand_facts_and_appeals_change_scores_with_their_sources() -> None:
@@ -201,12 +206,14 @@ def test_errand_facts_and_appeals_change_scores_with_their_sources() -> None:
 def test_centre_bonuses_are_capped_and_only_five_red_flags() -> None:
     rules = default_rules()
     entries = [entry("T01", "award_first", 2, "centre", "a"), entry("T01", "standard_missing", 1, "centre", "b")]
-    entries += [entry(f"T{i:02d}", "praise_letter", 1, "centre", f"p{i}") for i in range(2, 9)]
+    entries += [entry(f"T{i:02d}", "praise_letter", i, "centre", f"p{i}") for i in range(2, 9)]
     result = assess(rules, Q4, [], entries, [], calendar=CAL, as_of=AS_OF)
     t01 = next(c for c in result.centres if c.centre == "T01")
     assert (t01.bonus_claimed, t01.bonus, t01.deductions, t01.total) == (30, 20, -3, 117)
     assert sum(c.red_flag for c in result.centres) == 5
-    assert next(c.centre for c in result.centres if c.red_flag) == "T01"
+    # T04..T08 claim 20 or more, all capped to 120: five share the first place, T01 and below are not flagged
+    assert [c.rank for c in result.centres] == [1, 1, 1, 1, 1, 6, 7, 8]
+    assert {c.centre for c in result.centres if c.red_flag} == {"T04", "T05", "T06", "T07", "T08"}
 
 
 def test_entries_under_items_the_rules_lack_are_kept_but_not_scored() -> None:

@@ -243,3 +243,12 @@ def test_the_name_and_the_category_come_from_the_entry_the_errand_was_bound_unde
 
     assert row(msgspec.structs.replace(state, matter_entry=bound)) == (bound.name, bound.category)
     assert row(msgspec.structs.replace(state, matter_entry=None)) == ("改名后的事项", other)  # bound to none
+
+
+def test_the_volume_axis_reads_whole_counts_each_once() -> None:
+    """A peak of 1 read "1 / 0 / 0" (the midpoint rounded to 0); it reads 1 and 0."""
+    one = Series(periods=["2026-12"], townships=["T01"], volume={"T01": [1]}, on_time_rate={"T01": [1.0]})
+    labels = re.findall(r'text-anchor="end" font-size="11">(\d+)</text>', svg_chart(one))
+    assert labels == ["0", "1"]
+    four = Series(periods=["2026-12"], townships=["T01"], volume={"T01": [4]}, on_time_rate={"T01": [None]})
+    assert re.findall(r'text-anchor="end" font-size="11">(\d+)</text>', svg_chart(four)) == ["0", "2", "4"]

@@ -98,6 +98,11 @@ def test_a_villager_looks_up_and_complains_on_a_phone(
             page.get_by_role("button", name="查询 Look up").click()
             expect(page.locator("table.kv")).to_contain_text("已登记")
             expect(page.locator("body")).not_to_contain_text("张秀英")
+            # "查询结果 Result" on one line (it was squeezed onto three at a phone's width)
+            caption = page.locator("table.kv caption").evaluate(
+                "e => [e.getBoundingClientRect().height, parseFloat(getComputedStyle(e).fontSize)]"
+            )
+            assert caption[0] < 2 * caption[1], caption  # one line of type, not three
             check("lookup_found")
 
             page.get_by_role("link", name=re.compile("对该办件投诉")).click()

@@ -32,7 +32,6 @@ def county(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
 @pytest.mark.parametrize(
     ("path", "field"),
     [
-        ("/office/assessment/?quarter=2026Q9", "季度 quarter"),
         ("/office/business/?from=2026-13-01", ""),
         ("/admin/calendar?year=abc", "年份 year"),
     ],
@@ -120,3 +119,20 @@ def test_a_refusal_with_its_own_chinese_shows_it_on_the_page_before_the_english(
         assert r.status_code == 429 and r.headers["retry-after"] == "5"
         box = r.text.split('id="problem" lang="zh-CN">', 1)[1].split("</div>", 1)[0]
         assert box.count("查找过于频繁") == 1 and box.index("查找过于频繁") < box.index("Too many searches")
+
+
+@pytest.mark.parametrize("typed", ["Q4", "2026Q9"])
+def test_a_quarter_typed_wrong_shows_the_assessment_form_again_with_the_value_kept(
+    county: TestClient[Litestar], typed: str
+) -> None:
+    r = county.get("/office/assessment/", params={"quarter": typed})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    assert "regex" not in r.text and "Expected" not in r.text
+    assert "应写成 2026Q4" in r.text and f'value="{typed}"' in r.text and 'aria-invalid="true"' in r.text
+    assert 'id="staff-scores"' in r.text  # the screen itself, not an error page
+
+
+def test_a_validator_refusal_on_another_screen_says_how_the_field_is_written(county: TestClient[Litestar]) -> None:
+    page = county.get("/admin/calendar", params={"year": "abc"})
+    assert page.status_code == 400 and "regex" not in page.text and "Expected `" not in page.text
+    assert "年份应写成 2026 这样的四位数字" in page.text
