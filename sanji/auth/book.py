@@ -382,16 +382,25 @@ class AuthBook:
         async with self.db.write() as conn:
             await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=now))
 
-    async def revoke_tokens_of(self, account_id: int, *, now: float, event: Callable[[int], ev.Event]) -> int:
-        """Revoke every live token of the account, each with its own audit row; how many there were."""
+    async def set_password(
+        self,
+        account_id: int,
+        values: dict[str, Any],
+        *,
+        event: ev.Event,
+        now: float,
+        token_event: Callable[[int], ev.Event] | None,
+    ) -> int:
+        """An administrator's new password, the account's sessions ended and (``token_event`` given) its tokens
+        revoked, in one transaction: a crash between them cannot leave a token or a session that outlived the
+        reset. How many tokens were revoked."""
         async with self.db.write() as conn:
-            live = t.api_tokens.c.account_id == account_id, t.api_tokens.c.revoked_at.is_(None)
-            ids = list((await conn.execute(select(t.api_tokens.c.id).where(*live))).scalars())
-            if ids:
-                await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id.in_(ids)).values(revoked_at=now))
-                for token_id in ids:
-                    await insert_event(conn, event(token_id))
-        return len(ids)
+            await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(**values))
+            await insert_event(conn, event)
+            await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.account_id == account_id))
+            if token_event is None:
+                return 0
+            return await _revoke_tokens(conn, account_id, now=now, event=token_event)
 
     async def revoke_token(self, token_id: int, *, now: float, event: ev.Event, once: Once | None = None) -> bool:
         """``once``: the revoking form's one-time key, kept with the revocation (``AlreadySent`` if it was)."""
@@ -409,6 +418,18 @@ class AuthBook:
             if once is not None:
                 await submissions.keep(conn, once, "", str(token_id))
         return True
+
+
+async def _revoke_tokens(
+    conn: AsyncConnection, account_id: int, *, now: float, event: Callable[[int], ev.Event]
+) -> int:
+    live = t.api_tokens.c.account_id == account_id, t.api_tokens.c.revoked_at.is_(None)
+    ids = list((await conn.execute(select(t.api_tokens.c.id).where(*live))).scalars())
+    if ids:
+        await conn.execute(update(t.api_tokens).where(t.api_tokens.c.id.in_(ids)).values(revoked_at=now))
+        for token_id in ids:
+            await insert_event(conn, event(token_id))
+    return len(ids)
 
 
 # -- the errand store, audited ------------------------------------------------------------------

@@ -360,17 +360,13 @@ class AuthService:
             raise AccountError(str(exc), zh=exc.message_zh) from None
         event = ev.AccountChanged(**self._event_base(by), actor=by.account, name=name, change="password")
         values = {"password_hash": hashed, "must_change_password": must_change}
-        await self.book.update_account(account.id, values, event=event)
-        await self.book.close_sessions_of(account.id)
-        if keep_tokens:
-            return 0
-        return await self.revoke_tokens_of(account.id, by=by)
 
-    async def revoke_tokens_of(self, account_id: int, *, by: Who) -> int:
-        def event(token_id: int) -> ev.Event:
+        def token_event(token_id: int) -> ev.Event:
             return ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
 
-        return await self.book.revoke_tokens_of(account_id, now=self.clock(), event=event)
+        return await self.book.set_password(
+            account.id, values, event=event, now=self.clock(), token_event=None if keep_tokens else token_event
+        )
 
     async def change_own_password(
         self, session_id: str, current: str, new: str, again: str, *, ip: str = "", once: Once | None = None

@@ -4,8 +4,9 @@ CSV is UTF-8 with a byte-order mark, which is what Excel on a county office PC n
 show Chinese instead of mojibake. XLSX is written with openpyxl: a sheet for the ledger, and
 for statistics one sheet per grouping plus the definitions the figures follow.
 
-Names, windows and handlers come from what people typed: a text cell is always text (``cell_value``),
-never a formula a spreadsheet would run when the office opens the file (CSV/formula injection).
+Names, windows and handlers come from what people typed: a text cell is always text, never a formula a
+spreadsheet would run when the office opens the file (CSV/formula injection): apostrophed in CSV
+(``cell_value``), a string cell marked as typed text in XLSX (``_sheet``).
 """
 
 from __future__ import annotations
@@ -137,10 +138,15 @@ def _sheet(book: Workbook, title: str, headers: Sequence[str], rows: Sequence[Se
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for values in rows:
-        sheet.append([cell_value(v) for v in values])
+        sheet.append(list(values))
         for cell in sheet[sheet.max_row]:
             if isinstance(cell.value, str):
-                cell.data_type = "s"  # text is a string cell, never a formula, whatever it begins with
+                # Text is a string cell, never a formula, whatever it begins with; marked as typed text
+                # (quotePrefix, the cell style Excel and WPS give "'=…" typed by hand), so a spreadsheet shows
+                # it as it was typed, no apostrophe added, and editing the cell does not turn it into a formula.
+                cell.data_type = "s"
+                if cell.value.startswith(FORMULA_STARTS):
+                    cell.quotePrefix = True
     sheet.freeze_panes = "A2"
     for index, header in enumerate(headers, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = max(10, 2 * len(header) + 2)
