@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from screens_kit import act, register
 
 from protocol.topology import Directory, NodeEntry
+from sanji.privacy import mask_numbers_in_text
 from sanji.web import screens
 from sanji.web.documents import screen_name
 from sanji.web.views import Deadline
@@ -138,6 +139,15 @@ def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Cli
     act(town, granted, "accept")
     act(town, granted, "decide", outcome="approved")
     assert 'id="ending-reasons"' not in lookup(town, granted)
+
+
+def test_numbers_in_free_text_are_masked_however_spaced_and_the_rest_kept() -> None:
+    """``sanji.privacy.mask_numbers_in_text``, the lookup's one rule: a date, an amount or a 文号 stays readable."""
+    assert mask_numbers_in_text("证件４３０６２１１９５００７３０７７９Ｘ") == "证件" + "*" * 18  # full-width too
+    assert mask_numbers_in_text("430621-1950-0730-779x号") == "******-****-****-****号"
+    assert mask_numbers_in_text("13912345678 Xiao") == "*********** Xiao"
+    kept = "2026-12-07 城民救〔2026〕9号 月收入 1 200 元"
+    assert mask_numbers_in_text(kept) == kept
 
 
 def test_deadline_lights_say_working_days_in_both_languages() -> None:
