@@ -24,6 +24,13 @@ def invisible(char: str) -> bool:
     return unicodedata.category(char) in INVISIBLE_CATEGORIES or char in FILLERS
 
 
+def visible_text(text: str) -> str:
+    """``text`` without the characters that show as nothing (``invisible``); white space is kept for the caller
+    to squeeze. What a search typed means: a NUL or a zero-width space in it finds nothing a reader could see,
+    and PostgreSQL refuses a NUL in any text it is sent (a 500, never a 4xx)."""
+    return "".join(c for c in text if c.isspace() or not invisible(c))
+
+
 def person_name_refusal(name: str) -> Refusal | None:
     """Why ``name`` (an applicant's) names nobody, or None: blank, or holding a character that shows as nothing."""
     if any(invisible(c) for c in name):

@@ -17,6 +17,7 @@ A complaint's sealed complainant never leaves the store as ciphertext.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "mask_applicant",
     "mask_history",
     "mask_id_number",
+    "mask_numbers_in_text",
     "mask_phone",
     "may_reveal",
     "reveal_check",
@@ -43,6 +45,30 @@ def mask_id_number(id_number: str) -> str:
     if len(id_number) >= 10:
         return f"{id_number[:6]}{'*' * (len(id_number) - 10)}{id_number[-4:]}"
     return "*" * len(id_number)
+
+
+# A run of digits, one space or dash allowed between any two (``430621 19500730 7797``, ``139-1234-5678``,
+# full-width digits and spaces too), ending in an ID number's check letter or not.
+_GAP = r"[ \u3000\-\u2010-\u2015\uff0d]?"
+_NUMBER_RUN = re.compile(rf"\d(?:{_GAP}\d)*(?:{_GAP}[XxＸｘ](?![A-Za-z]))?")
+# As many digits as a mobile number holds, or more (an ID number: 15 or 18; two numbers typed side by side):
+# masked whole. A date, an amount or a document number holds fewer.
+PERSONAL_DIGITS = 11
+
+
+def mask_numbers_in_text(text: str) -> str:
+    """Free text (a refusal's reasons) with every ID or phone number in it masked, however it was spaced: each
+    digit (and an ID number's X) of a run of at least ``PERSONAL_DIGITS`` digits becomes ``*``, the spaces and
+    dashes between them kept. Where text a desk typed leaves the errand's path (the public lookup), this is the
+    one rule that says what of it is personal."""
+
+    def masked(found: re.Match[str]) -> str:
+        run = found.group()
+        if sum(c.isdigit() for c in run) < PERSONAL_DIGITS:
+            return run
+        return "".join("*" if c.isdigit() or c in "XxＸｘ" else c for c in run)
+
+    return _NUMBER_RUN.sub(masked, text)
 
 
 def mask_applicant(applicant: dict[str, Any]) -> dict[str, Any]:

@@ -174,6 +174,10 @@ errands = Table(
     # ordered by the index alone, no row read.
     Index(None, "holder", "window"),
     Index(None, "scope"),
+    # 全部办件 (the home page), the API's list and the duties: errands in registration order, a page at a time
+    # (``sanji.store.views.errands_query``; 0031). Walked from either end, a page reads its own rows, never the
+    # table sorted.
+    Index(None, "registered_at", "id"),
     # The errands on their way to a node (``Store.worklist``, read by the duties after every push; 0021).
     # Partial: the few rows in flight, and a query asking ``pending_to IS NULL`` (nearly every row) never
     # takes it instead of a better index (SQLite keeps no statistics to tell them apart). Migration 0021

@@ -19,6 +19,7 @@ from protocol.actions import Action, Register
 from protocol.catalogue import MAX_RULES
 from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
+from protocol.names import visible_text
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
 from protocol.stages import ANSWERED, SUPPLEMENT, shown_stage
@@ -41,6 +42,54 @@ def worklist_query(node_id: str) -> Select[Any]:
     owed = (t.errands.c.scope == node_id) & (t.errands.c.stage == SUPPLEMENT)
     query = select(t.errands).where(mine | (t.errands.c.pending_to == node_id) | owed)
     return query.order_by(t.errands.c.registered_at, t.errands.c.id)
+
+
+# What a list of errands shows: every column but ``state`` (the whole projected errand, the row's bulk), so
+# the ordered walk of a page reads the index and the narrow columns; ``Views.errands`` then reads the page's
+# states by primary key.
+LISTED = tuple(c for c in t.errands.c if c.name != "state")
+
+
+def errands_query(
+    *,
+    stage: str | None = None,
+    holder: str | None = None,
+    matter: str | None = None,
+    scope: str | None = None,
+    receipt: str | None = None,
+    stages_in: Sequence[str] | None = None,
+    stages_not_in: Sequence[str] | None = None,
+    text: str = "",
+    text_matters: Sequence[str] = (),
+) -> Select[Any]:
+    """``Views.errands``' query, unordered: the caller orders it by ``(registered_at, id)``, the order the
+    ``ix_errands_registered_at_id`` index (migration 0031) holds, so a page of 全部办件 walks the index from
+    its end and stops at the page, never sorting the table. ``text`` loses the characters that show as nothing
+    (``protocol.names.visible_text``: PostgreSQL refuses a NUL)."""
+    query: Select[Any] = select(*LISTED).where(t.errands.c.stage != INCOMPLETE)
+    text = visible_text(text)
+    if text:
+        needle = text.lower()
+        searched = (t.errands.c.receipt, t.errands.c.id, t.errands.c.matter, t.errands.c.applicant_name)
+        found = [func.lower(c).contains(needle, autoescape=True) for c in searched]
+        if text_matters:
+            found.append(t.errands.c.matter.in_(list(text_matters)))
+        query = query.where(or_(*found))
+    if stages_in is not None:
+        query = query.where(t.errands.c.stage.in_(stages_in))
+    if stages_not_in is not None:
+        query = query.where(t.errands.c.stage.not_in(stages_not_in))
+    if receipt:
+        query = query.where(t.errands.c.receipt == receipt)
+    if stage:
+        query = query.where(t.errands.c.stage == stage)
+    if holder:
+        query = query.where(t.errands.c.holder == holder)
+    if matter:
+        query = query.where(t.errands.c.matter == matter)
+    if scope:
+        query = query.where(t.errands.c.scope == scope)
+    return query
 
 
 def annotations_query(kind: AnnotationKind, limit: int) -> Select[Any]:
@@ -109,34 +158,34 @@ class Views(Documents, Traffic):
         applicant field kept in clear (``protocol.sealing``), shown in every list: searching it tells a caller
         nothing the list would not; the sealed details (ID number, phone) are never searched.
         """
-        query: Select[Any] = select(t.errands).where(t.errands.c.stage != INCOMPLETE)
-        if text:
-            needle = text.lower()
-            searched = (t.errands.c.receipt, t.errands.c.id, t.errands.c.matter, t.errands.c.applicant_name)
-            found = [func.lower(c).contains(needle, autoescape=True) for c in searched]
-            if text_matters:
-                found.append(t.errands.c.matter.in_(list(text_matters)))
-            query = query.where(or_(*found))
-        if stages_in is not None:
-            query = query.where(t.errands.c.stage.in_(stages_in))
-        if stages_not_in is not None:
-            query = query.where(t.errands.c.stage.not_in(stages_not_in))
-        if receipt:
-            query = query.where(t.errands.c.receipt == receipt)
-        if stage:
-            query = query.where(t.errands.c.stage == stage)
-        if holder:
-            query = query.where(t.errands.c.holder == holder)
-        if matter:
-            query = query.where(t.errands.c.matter == matter)
-        if scope:
-            query = query.where(t.errands.c.scope == scope)
+        query = errands_query(
+            stage=stage,
+            holder=holder,
+            matter=matter,
+            scope=scope,
+            receipt=receipt,
+            stages_in=stages_in,
+            stages_not_in=stages_not_in,
+            text=text,
+            text_matters=text_matters,
+        )
         columns = (t.errands.c.registered_at, t.errands.c.id)
         order = [c.desc() for c in columns] if newest_first else list(columns)
         async with self.db.reader.connect() as conn:
-            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
-            rows = (await conn.execute(query.order_by(*order).limit(limit).offset(offset))).mappings().all()
-        return [_plain(r) for r in rows], int(total or 0)
+            # counted by the id alone: an index, never the rows (their state blobs least of all)
+            counted = query.with_only_columns(t.errands.c.id).subquery()
+            total = await conn.scalar(select(func.count()).select_from(counted))
+            page = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
+            rows = [{**_plain(r), "state": None} for r in page.mappings()]
+            # the state of the page's rows only (the screens' summaries read it), by primary key
+            for start in range(0, len(rows), 500):
+                chunk = {r["id"]: r for r in rows[start : start + 500]}
+                found = await conn.execute(
+                    select(t.errands.c.id, t.errands.c.state).where(t.errands.c.id.in_(list(chunk)))
+                )
+                for errand_id, state in found:
+                    chunk[errand_id]["state"] = state
+        return rows, int(total or 0)
 
     async def errand_state_blob(self, errand_id: str) -> bytes | None:
         """The stored state of one errand as kept (``errands.state``), undecoded: a caller that needs a field or two

@@ -45,6 +45,7 @@ from sanji.catalogue.search import normalise as normalise_query
 from sanji.complaints import ComplaintForm, file_public_complaint, reference_of
 from sanji.config import NodeSettings
 from sanji.context import NodeContext, bound_entry
+from sanji.privacy import mask_numbers_in_text
 from sanji.store import Store
 from sanji.store.submissions import FIELD as ONCE_FIELD
 from sanji.store.submissions import AlreadySent, new_key, once, said
@@ -177,9 +178,6 @@ ENDING_KINDS = {
     "withdrawn": "withdraw",
 }
 MAX_REASONS = 500  # characters of the reasons the lookup shows (the notice itself holds them all)
-# An ID number or a phone number typed into the reasons is the applicant's and is masked on every page; the
-# public lookup, open to anyone holding the receipt and its code, shows neither.
-_PERSONAL_NUMBER = re.compile(r"\d{17}[\dXx]|\d{15}|1[3-9]\d{9}")
 AGAIN = (
     "按上述理由补齐或更正材料后，可以重新申请；村代办员可免费为你代办。",
     "Once the reasons are remedied you may apply again; the village agent will help free of charge.",
@@ -206,7 +204,9 @@ async def ending_view(store: Store, row: dict[str, Any]) -> dict[str, Any] | Non
         return None
     action = await store.applied_of(row["id"], kind)
     text = str(getattr(action, "reasons", "") or getattr(action, "reason", "") or "")
-    text = _PERSONAL_NUMBER.sub(lambda m: "*" * len(m.group()), text[:MAX_REASONS])
+    # an ID or phone number typed into the reasons is the applicant's: the public lookup, open to anyone holding
+    # the receipt and its code, shows neither, however it was spaced (``sanji.privacy``)
+    text = mask_numbers_in_text(text[:MAX_REASONS])
     document = document_number(action.document) if isinstance(action, Decide) else ""
     steps: list[tuple[str, str]] = []
     if row["outcome"] != "refused":

@@ -37,6 +37,7 @@ from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
+from protocol.names import visible_text
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import SHOWN_LABELS, SHOWN_STAGES, STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
@@ -191,12 +192,14 @@ class ErrandListing:
 async def errand_listing(store: Store, context: NodeContext, q: str, page: str) -> ErrandListing:
     """全部办件: newest first, ``LIST_PAGE`` at a time, found by receipt number, errand id, matter (code or name)
     or applicant's name. The work is bounded: the search is cut to ``MAX_QUERY`` characters and a page number
-    beyond the last shows the last (a number that is not one shows the first)."""
-    text = " ".join(q[: MAX_QUERY * 4].split())  # a long query is never split whole
+    beyond the last shows the last (a number that is not one shows the first). Characters that show as nothing
+    (a NUL, a zero-width space: ``protocol.names.visible_text``) are dropped from the search."""
+    text = " ".join(visible_text(q[: MAX_QUERY * 4]).split())  # a long query is never split whole
     cut = len(text) > MAX_QUERY
     text = text[:MAX_QUERY]
     matters = [h.matter.code for h in catalogue_search(context.catalogue, text) if h.match in LIST_MATTER_RANKS]
-    number = max(int(page), 1) if page.isdigit() and len(page) <= 6 else 1
+    # isdigit alone takes "²" (a digit int() refuses): ASCII digits only
+    number = max(int(page), 1) if page.isascii() and page.isdigit() and len(page) <= 6 else 1
 
     async def page_of(n: int) -> tuple[list[dict[str, Any]], int]:
         offset = (n - 1) * LIST_PAGE

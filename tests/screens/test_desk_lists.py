@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from screens_kit import act, register
 
 from protocol.topology import Directory, NodeEntry
+from sanji.privacy import mask_numbers_in_text
 from sanji.web import screens
 from sanji.web.documents import screen_name
 from sanji.web.views import Deadline
@@ -42,7 +43,7 @@ def test_all_errands_are_newest_first_a_page_at_a_time(town: Client, monkeypatch
     page2 = town.get(older[1].replace("&amp;", "&")).text
     assert all_errands(page2) == [first] and 'id="errands-newer"' in page2 and "第 2/2 页" in page2
     assert all_errands(town.get("/", params={"page": "999"}).text) == [first]  # past the last: the last
-    for nonsense in ("abc", "-1", "0", "9" * 40):
+    for nonsense in ("abc", "-1", "0", "9" * 40, "²", "1²"):  # "²".isdigit(), yet int() refuses it
         r = town.get("/", params={"page": nonsense})
         assert r.status_code == 200 and all_errands(r.text) == [third, second]
 
@@ -63,6 +64,9 @@ def test_the_list_is_searched_by_receipt_id_matter_and_name_never_by_sealed_deta
     # the sealed details are never searched: a hit would tell what the page masks
     assert found("13812345678") == [] and found("5678") == [] and found("11010519491231002X") == []
     assert found("%") == [] and found("_") == []  # typed, not wildcards
+    # what shows as nothing is dropped, never sent to the store (PostgreSQL refuses a NUL: a 500)
+    assert found("李\x00四") == [li] and found("李\u200b四") == [li] and found("秀英\x07") == [zhang]
+    assert len(found("\x00")) == 2  # nothing left to search: the whole list
     r = town.get("/", params={"q": "李四" + "x" * 300})
     assert r.status_code == 200 and "查找词过长" in r.text and all_errands(r.text) == []
     page = town.get("/", params={"q": "李四"}).text
@@ -105,11 +109,18 @@ def lookup(client: Client, errand_id: str) -> str:
 def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Client) -> None:
     phone: dict[str, Any] = {"in_person": True, "applicant_phone": "13812345678"}
     not_accepted = register(town, **phone)
-    act(town, not_accepted, "not_accept", reasons="户籍不在本镇（身份证11010519491231002X），请到户籍所在地申请")
+    typed = (
+        "户籍不在本镇（身份证11010519491231002X，另一证件430621 19500730 7797），"
+        "请到户籍所在地申请，咨询139-1234-5678或139 1234 5678"
+    )
+    act(town, not_accepted, "not_accept", reasons=typed)
     page = lookup(town, not_accepted)
     reasons = re.search(r'id="ending-reasons">(.*?)</tr>', page, re.S)
     assert reasons is not None and "户籍不在本镇" in reasons[1] and "*" * 18 in reasons[1]
+    assert "****** ******** ****" in reasons[1] and "***-****-****" in reasons[1] and "*** **** ****" in reasons[1]
     assert "11010519491231002X" not in page and "张秀英" not in page
+    for shown in ("430621", "19500730", "7797", "1234-5678", "1234 5678"):
+        assert shown not in reasons[1], shown
     assert page.count("不予受理") == 1  # the stage says it; no 办理结果 row saying it again
     after = re.search(r'id="ending-next">(.*?)</tr>', page, re.S)
     assert after is not None and "重新申请" in after[1] and "行政复议" in after[1] and "行政诉讼" in after[1]
@@ -128,6 +139,15 @@ def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Cli
     act(town, granted, "accept")
     act(town, granted, "decide", outcome="approved")
     assert 'id="ending-reasons"' not in lookup(town, granted)
+
+
+def test_numbers_in_free_text_are_masked_however_spaced_and_the_rest_kept() -> None:
+    """``sanji.privacy.mask_numbers_in_text``, the lookup's one rule: a date, an amount or a 文号 stays readable."""
+    assert mask_numbers_in_text("证件４３０６２１１９５００７３０７７９Ｘ") == "证件" + "*" * 18  # full-width too
+    assert mask_numbers_in_text("430621-1950-0730-779x号") == "******-****-****-****号"
+    assert mask_numbers_in_text("13912345678 Xiao") == "*********** Xiao"
+    kept = "2026-12-07 城民救〔2026〕9号 月收入 1 200 元"
+    assert mask_numbers_in_text(kept) == kept
 
 
 def test_deadline_lights_say_working_days_in_both_languages() -> None:

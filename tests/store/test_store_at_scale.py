@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text
 
 from protocol.actions import Rate
 from protocol.encoding import decode_action, encode
@@ -22,7 +23,7 @@ from sanji.store import schema as t
 from sanji.store.engine import SQLITE_DEFAULT_PAGES, SQLITE_PAGES, sqlite_pages
 from sanji.store.revisions import MIGRATIONS
 from sanji.store.schema import ANNOTATION_KINDS
-from sanji.store.views import annotations_query, worklist_query
+from sanji.store.views import annotations_query, errands_query, worklist_query
 
 
 async def pragmas(url: str, role: str) -> dict[str, int]:
@@ -146,6 +147,51 @@ async def test_annotations_of_a_kind_are_found_by_index_not_by_reading_every_act
     finally:
         await db.dispose()
     assert plan == ["SEARCH actions USING INDEX ix_actions_kind_at_id (kind=?)"], plan
+
+
+def errand_pages() -> dict[str, Select[Any]]:
+    """全部办件's page, newest first, with no search and with one (``Views.errands``' queries, as it orders them)."""
+    newest = (t.errands.c.registered_at.desc(), t.errands.c.id.desc())
+    return {
+        "all": errands_query().order_by(*newest).limit(20).offset(40),
+        "searched": errands_query(text="张三", text_matters=["mz-003"]).order_by(*newest).limit(20),
+    }
+
+
+async def test_a_page_of_all_errands_walks_the_registration_index_never_sorting_the_table(tmp_path: Path) -> None:
+    """The home page's 全部办件 (migration 0031): a page walks ``(registered_at, id)`` from its newest end and
+    stops; it never sorts the table, never reads the ``state`` blobs to do so; the count reads an index only."""
+    db = await open_database(f"sqlite:///{tmp_path / 'node.db'}", role="county")
+    try:
+        async with db.reader.connect() as conn:
+            plans = {}
+            for name, query in errand_pages().items():
+                compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+                plans[name] = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))]
+                assert "state" not in str(compiled).split(" FROM ")[0], compiled
+            counted = select(func.count()).select_from(errands_query().with_only_columns(t.errands.c.id).subquery())
+            compiled = counted.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            count_plan = [str(r[-1]) for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))]
+    finally:
+        await db.dispose()
+    for name, plan in plans.items():
+        assert plan == ["SCAN errands USING INDEX ix_errands_registered_at_id"], (name, plan)
+    assert len(count_plan) == 1 and "COVERING INDEX" in count_plan[0], count_plan
+
+
+@pytest.mark.postgres
+async def test_postgresql_walks_the_registration_index_for_a_page_of_all_errands(pg_url: str) -> None:
+    pg = await open_database(pg_url)
+    try:
+        async with pg.reader.connect() as conn:
+            await conn.execute(text("SET enable_seqscan = off"))  # an empty table: a scan would cost nothing
+            query = errand_pages()["all"].compile(dialect=conn.dialect)
+            params = tuple(query.params[name] for name in query.positiontup or ())
+            plan = [str(r[0]) for r in await conn.exec_driver_sql(f"EXPLAIN {query.string}", params)]
+    finally:
+        await pg.dispose()
+    assert any("Index Scan Backward using ix_errands_registered_at_id" in step for step in plan), plan
+    assert not any("Sort" in step for step in plan), plan
 
 
 def test_the_annotations_query_orders_ties_by_id() -> None:

@@ -225,6 +225,8 @@ async def test_errands_are_found_by_receipt_id_matter_or_name_newest_first(
     assert await found("e1") == ["E1"]  # the errand id, any case
     assert await found("低保") == ["E2", "E1"] and await found("x", ["低保"]) == ["E2", "E1"]  # the matter
     assert await found("%") == [] and await found("_") == [] and await found("张_3") == []
+    # what shows as nothing is dropped (``protocol.names.visible_text``): PostgreSQL refuses a NUL outright
+    assert await found("张三\x003") == ["E2"] and await found("\x00") == ["E2", "E1"]
     rows, total = await town.errands(newest_first=True, limit=1, offset=1)
     assert [r["id"] for r in rows] == ["E1"] and total == 2
 
