@@ -20,9 +20,8 @@ T = TypeVar("T")
 
 
 class TooDeep(FrameError):
-    """Nested deeper than any message of ours: crafted, not damaged (a reader may word it apart)."""
-
-    code = "nested_too_deep"
+    """Nested deeper than any message of ours: crafted, not damaged (a reader may word it apart, as the carry file's
+    does). Its error code stays ``FrameError``'s: the sync endpoints answer every undecodable body alike."""
 
 
 MAX_DEPTH = 16  # the deepest legitimate message (a cursors request's reports) nests 4 levels
