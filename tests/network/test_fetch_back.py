@@ -237,7 +237,7 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
         write_config(township, port=int(township.rsplit(":", 1)[1]))
         assert await asyncio.to_thread(restore, "--all") == 2
         out, err = capsys.readouterr()
-        assert f"node {V} is running" in err and "restored" not in out
+        assert f"节点 {V} 正在运行" in err and f"Node {V} is running" in err and "restored" not in out
         assert "/api/archive/restore" in err and "-d '{}'" in err  # how to ask the node itself
         assert await village.archived_blob(tree.blobs["closed"]) is not None
         write_config(township)
