@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
-from protocol.assessment import Appeal, Entry, quarter_span
+from protocol.assessment import Appeal, Entry, Person, quarter_span
 from protocol.bounds import whole
 from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
@@ -51,12 +51,17 @@ def this_quarter(context: NodeContext) -> str:
 
 
 def _author(request: Request[Any, Any, Any], typed: str) -> str:
+    return _person(request, typed).name
+
+
+def _person(request: Request[Any, Any, Any], typed: str) -> Person:
+    """Who sends this: the logged-in account (its id, which the appeal rule compares), else the name typed."""
     principal = principal_of(request)
     if principal is not None:
-        return principal.name
+        return Person(name=principal.name, account=principal.account_id)
     if not typed.strip():
         raise OfficeRefused("say who records this (by)", zh="请填写记录人")
-    return typed
+    return Person(name=typed)
 
 
 def _workplaces(store: Store, context: NodeContext) -> list[choices.Choice]:
@@ -95,7 +100,7 @@ async def _entry(
 async def _appeal(
     store: Store, context: NodeContext, request: Request[Any, Any, Any], form: AppealForm, once: Once | None = None
 ) -> Appeal:
-    by = _author(request, form.by)
+    by = _person(request, form.by)
     quarter_span(form.quarter)
     _, scored = await run_assessment(store, context, form.quarter.upper())  # the score the appeal contests
     return await OfficeBook(store).file_appeal(
@@ -103,7 +108,8 @@ async def _appeal(
         target=form.target,
         subject=form.subject,
         reason=form.reason,
-        by=by,
+        by=by.name,
+        by_account=by.account,
         scored=scored,
         once=once,
     )
@@ -117,7 +123,7 @@ async def _decide(
     form: DecisionForm,
     once: Once | None = None,
 ) -> Appeal:
-    by = _author(request, form.by)
+    by = _person(request, form.by)
     book = OfficeBook(store)
     rules, scored = await run_assessment(store, context, (await book.appeal(appeal_id)).quarter)
     return await book.decide_appeal(
@@ -126,7 +132,8 @@ async def _decide(
         points=form.points,
         part=form.part,
         reason=form.reason,
-        by=by,
+        by=by.name,
+        by_account=by.account,
         rules=rules,
         scored=scored,
         once=once,

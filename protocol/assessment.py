@@ -37,6 +37,7 @@ from protocol import envelope
 from protocol.deadlines import CalendarUnknown, WorkCalendar
 from protocol.encoding import encode
 from protocol.errors import FrameError, SanjiError, SignatureError
+from protocol.names import name_key
 from protocol.signing import KeyRecord, SigningKey, verify
 
 RULES = "assessment_rules"  # the document kind nodes store the signed rules under
@@ -343,6 +344,10 @@ class Appeal(msgspec.Struct, frozen=True, kw_only=True):
     decision: str = ""
     by: str = ""
     decided_by: str = ""
+    # the account (its id at the office's node) that filed / decided it, where one was logged in; None: a name typed
+    # in open demo mode, or an appeal recorded before accounts were kept with it
+    by_account: int | None = None
+    decided_by_account: int | None = None
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -445,25 +450,73 @@ def deducted(scored: Assessment, target: Target, subject: str, part: str) -> flo
     return -sum(ln.points for ln in lines if ln.source != "appeal" and ln.points < 0)
 
 
+class Person(msgspec.Struct, frozen=True, kw_only=True):
+    """Someone the rule that nobody decides their own appeal tells apart: the name they go by and, where known, the
+    account they act under at the office's node (its id; None where none is known)."""
+
+    name: str
+    account: int | None = None
+
+
+Compared = Literal["account", "name"]
+
+
+def same_person(one: Person, other: Person) -> Compared | None:
+    """How ``one`` and ``other`` were found to be one person, or None when they are two. Two accounts are two
+    people whatever their names (two staff called 王伟); one account is one person however its name is written.
+    Only where an account is not known for either is it the names, compared as ``protocol.names.name_key`` keys
+    them ("王　伟 " is "王伟"): a name typed in open demo mode, a subject no account here is bound to."""
+    if one.account is not None and other.account is not None:
+        return "account" if one.account == other.account else None
+    key = name_key(one.name)
+    return "name" if key and key == name_key(other.name) else None
+
+
+def own_appeal_problem(appeal: Appeal, decider: Person, subject_account: int | None = None) -> AppealProblem | None:
+    """The decider is neither who filed ``appeal`` nor, for a person's score, whom it concerns (``subject_account``:
+    the account the subject is bound to at the office's node, None where none is). The refusal says what was
+    compared, so a desk told no can see whether its login or its name was taken for the other's."""
+    parties: list[tuple[str, str, Person]] = [
+        ("提出人", "the person who filed it", Person(name=appeal.by, account=appeal.by_account))
+    ]
+    if appeal.target == "staff":  # a centre's appeal concerns a township centre, never a person who could decide it
+        parties.append(("被考核人", "the person it concerns", Person(name=appeal.subject, account=subject_account)))
+    for zh, en, party in parties:
+        how = same_person(decider, party)
+        if how == "account":
+            return AppealProblem(
+                f"申诉不能由提出人或被考核人本人复核，请由其他人员作出决定（按登录账号核对：当前账号即{zh}）",
+                f"an appeal is decided by someone other than the person who filed it or whom it concerns (compared "
+                f"by login account: this account is {en})",
+            )
+        if how == "name":
+            return AppealProblem(
+                f"申诉不能由提出人或被考核人本人复核，请由其他人员作出决定（无法按登录账号核对，按姓名核对："
+                f"“{decider.name[:40]}”与{zh}“{party.name[:40]}”为同一姓名）",
+                f"an appeal is decided by someone other than the person who filed it or whom it concerns (no login "
+                f"account known to compare, so names were: {decider.name[:40]!r} is the name of {en}, "
+                f"{party.name[:40]!r})",
+            )
+    return None
+
+
 def decision_problem(
     appeal: Appeal,
     *,
     upheld: bool,
     points: float,
     part: str,
-    decider: str,
+    decider: Person,
     rules: AssessmentRules,
     scored: Assessment,
     given_back: float,
+    subject_account: int | None = None,
 ) -> AppealProblem | None:
-    """Whether ``decider`` may decide ``appeal`` so. ``scored``: the appeal's quarter as assessed now;
-    ``given_back``: points upheld appeals already gave back to the subject in ``part`` that quarter."""
-    who = decider.strip()
-    if who and who in (appeal.by.strip(), appeal.subject.strip()):
-        return AppealProblem(
-            "申诉不能由提出人或被考核人本人复核，请由其他人员作出决定",
-            "an appeal is decided by someone other than the person who filed it or whom it concerns",
-        )
+    """Whether ``decider`` may decide ``appeal`` so (``own_appeal_problem``). ``scored``: the appeal's quarter as
+    assessed now; ``given_back``: points upheld appeals already gave back to the subject in ``part`` that quarter."""
+    own = own_appeal_problem(appeal, decider, subject_account)
+    if own is not None:
+        return own
     if not upheld:
         return None
     if not points:

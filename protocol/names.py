@@ -38,3 +38,13 @@ def person_name_refusal(name: str) -> Refusal | None:
     if not name or name.isspace():
         return refuse("name_blank")
     return None
+
+
+def name_key(name: str) -> str:
+    """``name`` as the rule that nobody decides their own appeal compares two people's names where no account is
+    known for one of them: NFKC (full-width letters and digits as their plain forms, compatibility ideographs as
+    the usual ones), without white space of any width or characters that show as nothing, case folded. So
+    "王　伟 " is "王伟" and "ＷａｎｇＷｅｉ" is "wangwei". Look-alike letters of other scripts (a Cyrillic а for
+    a Latin a) stay apart: no table the standard library holds maps them, so an account is the sure way."""
+    folded = unicodedata.normalize("NFKC", name)
+    return "".join(c for c in folded if not c.isspace() and not invisible(c)).casefold()

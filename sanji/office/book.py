@@ -26,13 +26,14 @@ from protocol.assessment import (
     Assessment,
     AssessmentRules,
     Entry,
+    Person,
     appeal_subject_problem,
     decision_problem,
     quarter_span,
 )
 from protocol.encoding import encode
 from protocol.errors import SanjiError
-from protocol.names import invisible
+from protocol.names import invisible, name_key
 from protocol.signing import verify
 from protocol.topology import TOWN
 from sanji.store import Store, submissions
@@ -115,6 +116,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, tag="decision", 
     reason: str
     by: str
     at: float
+    by_account: int | None = None  # the decider's account at this node, where one was logged in
 
 
 Record = EntryRecord | AppealRecord | DecisionRecord
@@ -278,10 +280,12 @@ class OfficeBook:
         reason: str,
         by: str,
         scored: Assessment,
+        by_account: int | None = None,
         once: Once | None = None,
     ) -> Appeal:
         """File an appeal against ``scored`` (the quarter as assessed now, ``sanji.office.assess``): its subject is
-        one the quarter scores (``protocol.assessment.appeal_subject_problem``)."""
+        one the quarter scores (``protocol.assessment.appeal_subject_problem``). ``by_account``: the filer's
+        logged-in account, kept with it for the rule that the filer does not decide it."""
         quarter_span(quarter)
         subject = _subject(subject)
         if scored.quarter != quarter.upper():
@@ -298,6 +302,7 @@ class OfficeBook:
             subject=subject,
             reason=_text(reason, "reason"),
             by=_text(by, "by"),
+            by_account=by_account,
         )
         await self._append(
             AppealRecord(appeal=appeal, at=time.time()),
@@ -326,10 +331,13 @@ class OfficeBook:
         by: str,
         rules: AssessmentRules,
         scored: Assessment,
+        by_account: int | None = None,
         once: Once | None = None,
     ) -> Appeal:
         """Decide an appeal as ``protocol.assessment.decision_problem`` allows, ``scored`` being its quarter as
-        assessed now; what earlier decisions gave back is read inside the write transaction that records this one."""
+        assessed now; what earlier decisions gave back is read inside the write transaction that records this one.
+        ``by_account``: the decider's logged-in account (None: a name typed in open demo mode), told apart from the
+        filer's and the subject's (``subject_account``) by account where both are known."""
         await submissions.sent_before(self.store.db, once)  # sent again: where the first landed, not 已经作出决定
         appeal = await self.appeal(appeal_id)
         if appeal.status != "pending":
@@ -339,6 +347,8 @@ class OfficeBook:
         # a centre's score has no parts: what an appeal gives back offsets its deductions
         part = _text(part, "part", required=False)[:32] if upheld and appeal.target == "staff" else ""
         by = _text(by, "by")
+        decider = Person(name=by, account=by_account)
+        subject_account = await self.subject_account(appeal, scored) if appeal.target == "staff" else None
 
         def problem(given_back: float) -> None:
             found = decision_problem(
@@ -346,10 +356,11 @@ class OfficeBook:
                 upheld=upheld,
                 points=points,
                 part=part,
-                decider=by,
+                decider=decider,
                 rules=rules,
                 scored=scored,
                 given_back=given_back,
+                subject_account=subject_account,
             )
             if found is not None:
                 raise refusal(found)
@@ -365,6 +376,7 @@ class OfficeBook:
             reason=_text(reason, "reason"),
             by=by,
             at=time.time(),
+            by_account=by_account,
         )
 
         async def still_pending(conn: AsyncConnection) -> None:
@@ -403,6 +415,27 @@ class OfficeBook:
             raise already_decided(appeal_id, "decided") from None
         return (await self._appeal_map())[appeal_id]
 
+    async def subject_account(self, appeal: Appeal, scored: Assessment) -> int | None:
+        """The account at this node the appeal's subject is bound to, or None. A person is scored under the centre
+        their steps or entries name: one scored at a township works there, and the county holds no township's
+        accounts, so only a person scored at this node (its id, a department of it, or no centre named) can hold
+        one of its accounts, the one whose login name is theirs (as ``protocol.names.name_key`` keys names: the
+        errands name a county handler by the login that signed). Two accounts keyed alike bind neither: the rule
+        then compares names."""
+        directory = self.store.directory
+        here = [
+            s
+            for s in scored.staff
+            if s.name == appeal.subject and not (s.centre in directory and directory.role(s.centre) == TOWN)
+        ]
+        if not here:
+            return None
+        key = name_key(appeal.subject)
+        async with self.store.db.reader.connect() as conn:
+            rows = (await conn.execute(select(t.accounts.c.id, t.accounts.c.name))).all()
+        bound = [account_id for account_id, name in rows if name_key(name) == key]
+        return bound[0] if len(bound) == 1 else None
+
     async def records(self, quarter: str | None = None) -> list[Record]:
         query = select(t.office_records.c.body).order_by(t.office_records.c.seq)
         if quarter:
@@ -427,6 +460,7 @@ class OfficeBook:
                     part=r.part,
                     decision=r.reason,
                     decided_by=r.by,
+                    decided_by_account=r.by_account,
                 )
         return appeals
 
