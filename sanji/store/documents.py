@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal
 
 import msgspec
 from sqlalchemy import insert, select
@@ -26,6 +27,9 @@ VERSIONED = frozenset({"catalogue"})
 # them, ``NodeContext.catalogue_lost`` reads them.
 LOST = "_versions_lost"
 Lost = list[tuple[int, int | None]]
+# What ``Documents.recover_version`` did with a version offered back: kept (re-filed, its range narrowed), already
+# held with these bytes or with others, not inside a lost range, or the ranges do not read.
+Recovered = Literal["kept", "held", "held_otherwise", "not_lost", "lost_unreadable"]
 
 
 def parse_lost(value: str | None) -> Lost | None:
@@ -110,6 +114,46 @@ class Documents(Section):
             if then is not None:
                 await then(conn)
         return True
+
+    async def recover_version(self, kind: str, version: int, blob: bytes, digest: str) -> Recovered:
+        """Re-file ``blob``, ``kind`` at ``version``, verified by the caller as this node's own signed document
+        (``sanji.catalogue.recover``): kept only if the version lies in a range a restore lost (``LOST``) and is
+        not recorded, which narrows that range around it. A version from the floor up outside every range was
+        never published (the copy knows), and one recorded is never overwritten. One above the newest held
+        becomes the newest (it was published after the copy; the nodes below hold it), and what lies above it
+        stays lost, open: a later version may have been published too. Read and written in one transaction."""
+        async with self._write() as conn:
+            recorded = await conn.scalar(
+                select(t.document_versions.c.digest).where(
+                    t.document_versions.c.kind == kind, t.document_versions.c.version == version
+                )
+            )
+            if recorded is not None:
+                return "held" if recorded == digest else "held_otherwise"
+            key = kind + LOST
+            ranges = parse_lost(await conn.scalar(select(t.meta.c.value).where(t.meta.c.key == key)))
+            if ranges is None:
+                return "lost_unreadable"
+            inside = next((r for r in ranges if r[0] <= version and (r[1] is None or version <= r[1])), None)
+            if inside is None:
+                return "not_lost"
+            values = {"kind": kind, "version": version, "blob": blob, "digest": digest, "received_at": time.time()}
+            await conn.execute(insert(t.document_versions).values(values))
+            held = await conn.scalar(select(t.documents.c.version).where(t.documents.c.kind == kind))
+            if held is None or version > held:
+                await _upsert(conn, t.documents, values, keys=("kind",))
+            low, high = inside
+            narrowed: Lost = []
+            for r in ranges:
+                if r != inside:
+                    narrowed.append(r)
+                    continue
+                if low < version:
+                    narrowed.append((low, version - 1))
+                if high is None or version < high:
+                    narrowed.append((version + 1, high))
+            await _upsert(conn, t.meta, {"key": key, "value": format_lost(narrowed)}, keys=("key",))
+        return "kept"
 
     async def document_version(self, kind: str, version: int) -> bytes | None:
         """The blob of ``kind`` at ``version``, if this node has held that version (kept since migration 0026)."""
