@@ -304,6 +304,9 @@ class GuardedService(ErrandService):
     def __init__(self, store: Store, policy: NodeContext | None, caller: Caller) -> None:
         super().__init__(store, policy)
         self.caller = caller
+        # The errand's history read before the write, for a window's assignment (``roles.assign_refusal``): the
+        # windows it names only grow, so an older read can refuse what a newer one would allow, never the reverse.
+        self._history: list[dict[str, Any]] | None = None
 
     async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
         form = await self.caller.authorise(roles.REGISTER, form)
@@ -312,6 +315,10 @@ class GuardedService(ErrandService):
 
     async def act(self, errand_id: str, form: ActionForm, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise(form.kind, form, errand=errand_id)
+        p = self.caller.principal
+        if form.kind == "assign" and p is not None and p.window:
+            row = await self.store.errand(errand_id)
+            self._history = row["history"] if row is not None else []
         with self.caller.auditing():
             return await super().act(errand_id, form, once=once)
 
@@ -341,6 +348,9 @@ class GuardedService(ErrandService):
             named_department=form.department if form.kind in ("subtask_done", "decide") else "",
             urging=form.urging,
         )
+        if refused is None and form.kind == "assign" and self._history is not None:
+            node_role = self.caller.node_role
+            refused = roles.assign_refusal(state, self.node_id, node_role, window=p.window, history=self._history)
         if refused is not None:
             raise refused.signed_by(form.actor, form.role, form.acting_for)  # its audit row names who asked
         return form

@@ -355,6 +355,11 @@ PLACE_TEXTS: Mapping[str, tuple[str, str]] = {
         "没有督促{mine}的待答复督办",
         "no open urging on this errand names the window {mine}",
     ),
+    "other_window_assign": (
+        "该办件在本中心由{theirs}经办，本账号属于{mine}，不能承办或转办，请由{theirs}或中心主任办理",
+        "this errand is handled here at {theirs}; an account of the window {mine} may not assign it: ask {theirs} "
+        "or the director",
+    ),
 }
 
 
@@ -545,18 +550,48 @@ def place_refusal(
     return None
 
 
+def assign_refusal(
+    state: ErrandState, node: str, node_role: str, *, window: str, history: Iterable[Mapping[str, object]]
+) -> PlaceRefused | None:
+    """Why an account sitting at ``window`` at ``node`` may not assign (承办) the errand (None if it may). An
+    assignment names a window on the errand's path here (``windows_named_here``), which opens the applicant's full
+    numbers and scans to that window: so only a window already on the path (``reveal_refusal``) assigns, or one
+    bound to no window (the director), else a clerk would take another window's errand to see it. ``history``: the
+    errand's actions as the node holds them."""
+    if not window:
+        return None
+    hidden = reveal_refusal(state, node, node_role, department="", window=window, history=history)
+    if hidden is None:
+        return None
+    theirs = hidden.params.get("theirs") or state.holder
+    return PlaceRefused("other_window_assign", kind="assign", errand=state.id, mine=window, theirs=theirs)
+
+
 def _approving_department(state: ErrandState) -> str:
     """The county department the errand's bound catalogue entry names as approving it ('' for none)."""
     entry = state.matter_entry
     return entry.department if entry is not None else ""
 
 
-def place_offers(kind: str, state: ErrandState, node: str, *, department: str, window: str) -> bool:
+def place_offers(
+    kind: str,
+    state: ErrandState,
+    node: str,
+    *,
+    department: str,
+    window: str,
+    node_role: str = "",
+    history: Iterable[Mapping[str, object]] | None = None,
+) -> bool:
     """Whether a desk offers step ``kind`` to an account sitting at ``department`` / ``window``: the step it would
     take (its own department's sub-task while it is open; the oldest open urging naming its window) is one
-    ``place_refusal`` lets it take."""
+    ``place_refusal`` lets it take, and, given the errand's ``history``, an assignment one ``assign_refusal`` lets
+    it take."""
     if not department and not window:
         return True
+    if kind == "assign" and history is not None:
+        if assign_refusal(state, node, node_role, window=window, history=history) is not None:
+            return False
     named = ""
     if kind == "subtask_done" and department:
         if state.subtasks.get(department) != "pending":

@@ -386,6 +386,7 @@ def run_show(
             department=p.department if p is not None else "",
             window=p.window if p is not None else "",
             materials=materials,
+            history=row["history"],
         )
         binding = await errand_binding(desk.context, row.get("state"))
         warning = ""

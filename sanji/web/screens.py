@@ -374,6 +374,7 @@ def offered_steps(
     department: str = "",
     window: str = "",
     materials: HeldMaterials | None = None,
+    history: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """The steps a desk offers on the errand now, to a post (``roles.STAFF_ROLES``; '' = any post here).
 
@@ -394,7 +395,9 @@ def offered_steps(
         for k in allowed_steps(projected, node_id, directory, role=label, materials=materials)
         if k in KIND_FIELDS
         and (not post or roles.offered(post, k, node_role))
-        and roles.place_offers(k, projected, node_id, department=department, window=window)
+        and roles.place_offers(
+            k, projected, node_id, department=department, window=window, node_role=node_role, history=history
+        )
     ]
 
 
@@ -1266,6 +1269,7 @@ async def _errand_page(
         department=department,
         window=principal.window if principal is not None else "",
         materials=held,
+        history=row["history"],
     )
     # A main material missing: acceptance is not offered (the desk refuses it too); where it would have been, the
     # page says why, and the one-time notice's form lists what is missing.

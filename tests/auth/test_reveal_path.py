@@ -344,3 +344,33 @@ def test_before_acceptance_any_window_of_the_centre_checks_the_errand_and_takes_
     assert page.status_code == 200
     form = page.text[page.text.index('value="accept"') :]
     assert f'name="window" value="{ZONGHE}"' in form[: form.index("</form>")], "the accept form names her window"
+
+
+def test_a_window_cannot_take_another_windows_errand_to_see_it(setup: Setup, town_desk: Desk) -> None:
+    """承办 names a window on the errand's path, so a window's clerk who may not see an errand may not assign it to
+    herself (or anyone): the API refuses it (403, audited, nothing written), the page does not offer it, and the
+    numbers stay masked. The errand's own window assigns it on, as does the director (bound to no window)."""
+    dibao = setup.dibao  # accepted at T01 naming no window: its catalogue window's (社会救助窗口)
+    taken = {"actor": "typed", "kind": "assign", "window": ZONGHE, "handler": "王芳"}
+    r = town_desk.client.post(f"/api/errands/{dibao}/actions", json=taken, headers=bearer(town_desk.tokens["王芳"]))
+    assert r.status_code == 403, r.text
+    body = r.json()
+    assert (body["error_code"], body["kind"], body["errand"]) == ("other_window_assign", "assign", dibao), body
+    assert body["params"] == {"mine": ZONGHE, "theirs": JIUZHU}
+    assert "承办" in body["message_zh"] and "assign" in body["message"]
+    audited = [e for e in events(town_desk.config, event="action_refused", errand=dibao) if e.account == "王芳"]
+    assert [(e.kind, e.actor) for e in audited if isinstance(e, ev.ActionRefused)] == [("assign", "王芳")]
+    assert not any(h["kind"] == "assign" for h in town_desk.get("陈主任", f"/api/errands/{dibao}").json()["history"])
+    refused_as(town_desk.reveal("王芳", dibao), "other_window_errand", dibao, ZONGHE, JIUZHU)
+
+    login(town_desk.client, "王芳")
+    assert 'value="assign"' not in town_desk.client.get(f"/errands/{dibao}").text
+    town_desk.client.cookies.clear()
+    login(town_desk.client, "李红")
+    assert 'value="assign"' in town_desk.client.get(f"/errands/{dibao}").text
+
+    # Its own window hands it on (to 综合窗口 here), and then it is 综合窗口's too.
+    handed = {**taken, "handler": "王芳"}
+    r = town_desk.client.post(f"/api/errands/{dibao}/actions", json=handed, headers=bearer(town_desk.tokens["李红"]))
+    assert r.status_code == 201, r.text
+    shown_in_full(town_desk.reveal("王芳", dibao))
