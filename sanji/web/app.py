@@ -65,6 +65,7 @@ from sanji.web.desk_api import DeskController
 from sanji.web.documents import DocumentController
 from sanji.web.error_pages import http_page_handler, sanji_page_handler, value_page_handler
 from sanji.web.errors import internal_error_handler
+from sanji.web.head import head_as_get
 from sanji.web.openapi_truth import SchemaPlugin
 from sanji.web.public import PublicController
 from sanji.web.request_gate import request_gate
@@ -385,6 +386,8 @@ def build_app(
         # node logs through the standard `logging` tree (`sanji serve` configures it), which needs no thread.
         logging_config=None,
     )
+    # Outside the router: Litestar answers a method a path lacks (405) before any middleware of its own runs.
+    app.asgi_handler = head_as_get(app.asgi_handler)
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.desk = desk

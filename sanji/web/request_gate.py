@@ -22,6 +22,8 @@ def allowed_methods(request: Request[Any, Any, Any]) -> set[str]:
     for route in request.app.routes:
         if isinstance(route, HTTPRoute) and route.path in paths:
             methods |= set(route.methods)
+    if "GET" in methods:
+        methods.add("HEAD")  # sanji.web.head: every GET answers HEAD too
     return methods
 
 

@@ -145,6 +145,20 @@ def test_wrong_method_is_a_405_with_allow(village: TestClient) -> None:  # type:
     assert set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
+def test_head_answers_wherever_get_does_without_a_body(village: TestClient, errand: str) -> None:  # type: ignore[type-arg]
+    """RFC 9110: a server that serves GET serves HEAD; health and link checkers ask HEAD (it was a 405)."""
+    for path in ["/healthz", "/api/node", "/api/errands", f"/api/errands/{errand}", "/", f"/errands/{errand}"]:
+        got, head = village.get(path), village.head(path)
+        assert head.status_code == got.status_code == 200, (path, head.status_code, got.status_code)
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+    assert village.head("/api/nothing-here").status_code == 404
+    post_only = village.head("/api/precheck")  # HEAD stands for a GET the path does not serve
+    assert post_only.status_code == 405 and post_only.content == b"" and "POST" in post_only.headers["allow"]
+    allow = village.options("/healthz").headers["allow"].replace(" ", "").split(",")
+    assert {"GET", "HEAD", "OPTIONS"} <= set(allow)
+
+
 def test_unknown_paths_are_a_404_with_the_error_body(village: TestClient) -> None:  # type: ignore[type-arg]
     assert refused(village.get("/api/nothing-here"), 404)["error"] == "not_found"
 
