@@ -58,36 +58,42 @@ def _asked_materials(row: dict[str, Any], node: str) -> bool:
     return row.get("stage") == SUPPLEMENT and row.get("scope") == node
 
 
+def _name(row: dict[str, Any]) -> str:
+    return f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
+
+
+# What came to a desk, by kind: the Chinese and English words, filled with the errand's name, the items asked
+# for (``listed_*``) and whether it is still on its way here (``to_receive_*``).
+_WORK_WORDS = {
+    SUPPLEMENT_ASKED: (
+        "需补正材料 {name}{listed_zh}（一次性告知，请补交）",
+        "Materials requested (one-time notice): {name}{listed_en}; bring them (补交材料)",
+    ),
+    RESULT_BACK: ("结果已返回 {name}{to_receive_zh}", "Result back: {name}{to_receive_en}"),
+    NEW_WORK: ("新到办件 {name}{to_receive_zh}", "New work: {name}{to_receive_en}"),
+}
+
+
+def _work_kind(row: dict[str, Any], node: str) -> str:
+    if _asked_materials(row, node):
+        return SUPPLEMENT_ASKED
+    return RESULT_BACK if row.get("stage") in (RESULT_DOWN, RESULT_READY) else NEW_WORK
+
+
 def _work_notice(row: dict[str, Any], state: dict[str, Any], node: str, at_ms: int) -> Notice:
     """What came to this desk: materials asked for, a result come back, or new work; saying which."""
-    name = f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
+    kind = _work_kind(row, node)
     arriving = row.get("pending_to") == node
-    to_receive_zh, to_receive_en = ("（待签收）", " (to receive)") if arriving else ("", "")
-    if _asked_materials(row, node):
-        items = [str(i) for i in state.get("supplement_items") or ()]
-        listed_zh, listed_en = ("：" + "、".join(items), ": " + ", ".join(items)) if items else ("", "")
-        return Notice(
-            kind=SUPPLEMENT_ASKED,
-            at_ms=at_ms,
-            zh=f"需补正材料 {name}{listed_zh}（一次性告知，请补交）",
-            en=f"Materials requested (one-time notice): {name}{listed_en}; bring them (补交材料)",
-            url=row["url"],
-        )
-    if row.get("stage") in (RESULT_DOWN, RESULT_READY):
-        return Notice(
-            kind=RESULT_BACK,
-            at_ms=at_ms,
-            zh=f"结果已返回 {name}{to_receive_zh}",
-            en=f"Result back: {name}{to_receive_en}",
-            url=row["url"],
-        )
-    return Notice(
-        kind=NEW_WORK,
-        at_ms=at_ms,
-        zh=f"新到办件 {name}{to_receive_zh}",
-        en=f"New work: {name}{to_receive_en}",
-        url=row["url"],
-    )
+    items = [str(i) for i in state.get("supplement_items") or ()]
+    words = {
+        "name": _name(row),
+        "to_receive_zh": "（待签收）" if arriving else "",
+        "to_receive_en": " (to receive)" if arriving else "",
+        "listed_zh": "：" + "、".join(items) if items else "",
+        "listed_en": ": " + ", ".join(items) if items else "",
+    }
+    zh, en = _WORK_WORDS[kind]
+    return Notice(kind=kind, at_ms=at_ms, zh=zh.format(**words), en=en.format(**words), url=row["url"])
 
 
 def notices_for(
@@ -107,7 +113,7 @@ def notices_for(
     can act on, and 全部标为已读 could not clear what it never may answer."""
     out: list[Notice] = []
     for row in worklist:
-        name = f"{row.get('receipt') or row['id']} {row.get('matter_name') or row.get('matter', '')}".strip()
+        name = _name(row)
         state = states.get(row["id"], {})
         out.append(_work_notice(row, state, node, arrived_ms(row, state, node)))
         light = row.get("light", {})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.actions import Action, kind_of
@@ -303,12 +303,16 @@ class AuthBook:
             await insert_event(conn, event)
 
     async def session(self, id_hash: str) -> tuple[SessionRow, Account] | None:
+        found = await self._with_account(t.auth_sessions, t.auth_sessions.c.id_hash == id_hash)
+        if found is None:
+            return None
+        row, acc = found
+        return msgspec.convert(row, SessionRow), acc
+
+    async def _with_account(self, table: Table, where: ColumnElement[bool]) -> tuple[dict[str, Any], Account] | None:
+        """The one row of ``table`` (a session's, a token's) ``where`` finds, and the account it belongs to."""
         async with self.db.reader.connect() as conn:
-            row = (
-                (await conn.execute(select(t.auth_sessions).where(t.auth_sessions.c.id_hash == id_hash)))
-                .mappings()
-                .first()
-            )
+            row = (await conn.execute(select(table).where(where))).mappings().first()
             if row is None:
                 return None
             acc = (
@@ -316,7 +320,7 @@ class AuthBook:
             )
         if acc is None:
             return None
-        return msgspec.convert(_plain(row), SessionRow), msgspec.convert(_plain(acc), Account)
+        return _plain(row), msgspec.convert(_plain(acc), Account)
 
     async def touch_session(self, id_hash: str, now: float) -> None:
         async with self.db.write() as conn:
@@ -354,21 +358,12 @@ class AuthBook:
         return token_id
 
     async def token(self, token_hash: str) -> tuple[TokenRow, Account] | None:
-        async with self.db.reader.connect() as conn:
-            row = (
-                (await conn.execute(select(t.api_tokens).where(t.api_tokens.c.token_hash == token_hash)))
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            acc = (
-                (await conn.execute(select(t.accounts).where(t.accounts.c.id == row["account_id"]))).mappings().first()
-            )
-        if acc is None:
+        found = await self._with_account(t.api_tokens, t.api_tokens.c.token_hash == token_hash)
+        if found is None:
             return None
-        values = {k: v for k, v in _plain(row).items() if k != "token_hash"}
-        return msgspec.convert(values, TokenRow), msgspec.convert(_plain(acc), Account)
+        row, acc = found
+        values = {k: v for k, v in row.items() if k != "token_hash"}
+        return msgspec.convert(values, TokenRow), acc
 
     async def tokens(self, account_id: int | None = None) -> list[TokenRow]:
         query = select(t.api_tokens).order_by(t.api_tokens.c.id)

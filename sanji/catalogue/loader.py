@@ -156,28 +156,26 @@ NESTED_TOO_DEEPLY = "lists or tables are nested too deeply (a catalogue needs tw
 
 def load_toml(path: str | Path, **overrides: Any) -> Catalogue:
     path = Path(path)
-    try:
-        data = tomllib.loads(_read_text(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueError(f"{path} is not valid TOML", [str(exc)]) from None
-    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
-        raise CatalogueError(f"{path} is not valid TOML", [NESTED_TOO_DEEPLY]) from None
-    except ValueError as exc:  # Python's own bound on turning digits into an int (a 5,000-digit number)
-        raise CatalogueError(f"{path} is not valid TOML", [_number_problem(exc)]) from None
+    data = _parsed(path, "TOML", tomllib.loads, tomllib.TOMLDecodeError)
     return catalogue_from_mapping(data, source=str(path), label=lambda i: f"[[matters]] #{i + 1}", **overrides)
 
 
 def load_json(path: str | Path, **overrides: Any) -> Catalogue:
     path = Path(path)
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise CatalogueError(f"{path} is not valid JSON", [str(exc)]) from None
-    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
-        raise CatalogueError(f"{path} is not valid JSON", [NESTED_TOO_DEEPLY]) from None
-    except ValueError as exc:  # Python's own bound on turning digits into an int (a 5,000-digit number)
-        raise CatalogueError(f"{path} is not valid JSON", [_number_problem(exc)]) from None
+    data = _parsed(path, "JSON", json.loads, json.JSONDecodeError)
     return catalogue_from_mapping(data, source=str(path), label=lambda i: f"matters[{i}]", **overrides)
+
+
+def _parsed(path: Path, what: str, parse: Callable[[str], Any], malformed: type[ValueError]) -> Any:
+    """The file's text as ``parse`` reads it; every way a file can fail to parse is a ``CatalogueError``."""
+    try:
+        return parse(_read_text(path))
+    except malformed as exc:
+        raise CatalogueError(f"{path} is not valid {what}", [str(exc)]) from None
+    except RecursionError:  # a crafted file of arrays inside arrays: the parser's recursion runs out
+        raise CatalogueError(f"{path} is not valid {what}", [NESTED_TOO_DEEPLY]) from None
+    except ValueError as exc:  # Python's own bound on turning digits into an int (a 5,000-digit number)
+        raise CatalogueError(f"{path} is not valid {what}", [_number_problem(exc)]) from None
 
 
 NUMBER_TOO_LONG = "a number is written with more digits than any catalogue field holds (Python reads at most 4300)"

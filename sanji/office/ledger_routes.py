@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 from litestar.response import Template
 
@@ -74,8 +74,37 @@ class Query:
         return build_filter(self.values, default_from=quarter_start(today), default_to=today)
 
 
-def _query(**values: str) -> Query:
-    return Query({k.rstrip("_"): v for k, v in values.items() if v})
+def _ledger_query(
+    from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
+    to: Annotated[str, QueryParameter(max_length=10)] = "",
+    matter: Text = "",
+    kind: Text = "",
+    stage: Text = "",
+    node: Text = "",
+    county: Text = "",
+    township: Text = "",
+    window: Text = "",
+    handler: Text = "",
+    department: Text = "",
+    level: Text = "",
+) -> Query:
+    """The ledger's filter as typed, one dependency of the ledger, statistics, downloads and screen: each takes
+    the same parameters with the same bounds, and ``Query.filter`` refuses the same things in each."""
+    values = {
+        "from": from_,
+        "to": to,
+        "matter": matter,
+        "kind": kind,
+        "stage": stage,
+        "node": node,
+        "county": county,
+        "township": township,
+        "window": window,
+        "handler": handler,
+        "department": department,
+        "level": level,
+    }
+    return Query({k: v for k, v in values.items() if v})
 
 
 def _by(value: str) -> str:
@@ -96,42 +125,18 @@ def _download(data: bytes, name: str, media_type: str) -> Response[bytes]:
 class OfficeApiController(Controller):
     path = "/api/office"
     tags = ["office"]
+    dependencies = {"ledger_query": Provide(_ledger_query, sync_to_thread=False)}
 
     @get("/ledger", summary="台账: one row per errand registered in the period (default: this quarter), with filters")
     async def ledger_json(
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
-        to: Annotated[str, QueryParameter(max_length=10)] = "",
-        matter: Text = "",
-        kind: Text = "",
-        stage: Text = "",
-        node: Text = "",
-        county: Text = "",
-        township: Text = "",
-        window: Text = "",
-        handler: Text = "",
-        department: Text = "",
-        level: Text = "",
+        ledger_query: NamedDependency[Query],
         limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
         offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
     ) -> LedgerPage:
-        q = _query(
-            from_=from_,
-            to=to,
-            matter=matter,
-            kind=kind,
-            stage=stage,
-            node=node,
-            county=county,
-            township=township,
-            window=window,
-            handler=handler,
-            department=department,
-            level=level,
-        )
-        flt = q.filter(context)
+        flt = ledger_query.filter(context)
         rows = await ledger(store, context, flt)
         return LedgerPage(filter=flt, total=len(rows), items=rows[offset : offset + limit], summary=total(rows))
 
@@ -143,36 +148,11 @@ class OfficeApiController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        ledger_query: NamedDependency[Query],
         by: Annotated[Dimension, QueryParameter()] = "township",
-        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
-        to: Annotated[str, QueryParameter(max_length=10)] = "",
-        matter: Text = "",
-        kind: Text = "",
-        stage: Text = "",
-        node: Text = "",
-        county: Text = "",
-        township: Text = "",
-        window: Text = "",
-        handler: Text = "",
-        department: Text = "",
-        level: Text = "",
     ) -> StatsPage:
         dimension = _by(by)
-        q = _query(
-            from_=from_,
-            to=to,
-            matter=matter,
-            kind=kind,
-            stage=stage,
-            node=node,
-            county=county,
-            township=township,
-            window=window,
-            handler=handler,
-            department=department,
-            level=level,
-        )
-        flt = q.filter(context)
+        flt = ledger_query.filter(context)
         rows = await ledger(store, context, flt)
         return StatsPage(filter=flt, by=dimension, lines=group(rows, dimension), total=total(rows))
 
@@ -181,38 +161,13 @@ class OfficeApiController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        ledger_query: NamedDependency[Query],
         format_: Annotated[Literal["xlsx", "csv"], QueryParameter(name="format")] = "xlsx",
         what: Annotated[Literal["ledger", "stats"], QueryParameter()] = "ledger",
-        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
-        to: Annotated[str, QueryParameter(max_length=10)] = "",
-        matter: Text = "",
-        kind: Text = "",
-        stage: Text = "",
-        node: Text = "",
-        county: Text = "",
-        township: Text = "",
-        window: Text = "",
-        handler: Text = "",
-        department: Text = "",
-        level: Text = "",
     ) -> Response[bytes]:
         if format_ not in ("xlsx", "csv") or what not in ("ledger", "stats"):
             raise ValueError("format is xlsx or csv; what is ledger or stats")
-        q = _query(
-            from_=from_,
-            to=to,
-            matter=matter,
-            kind=kind,
-            stage=stage,
-            node=node,
-            county=county,
-            township=township,
-            window=window,
-            handler=handler,
-            department=department,
-            level=level,
-        )
-        flt = q.filter(context)
+        flt = ledger_query.filter(context)
         rows = await ledger(store, context, flt)
         groups = {by: [*group(rows, by), total(rows)] for by in natural_groups(_above_counties(store))}
         if format_ == "xlsx":
@@ -255,46 +210,22 @@ def _chosen(flt: LedgerFilter, lists: dict[str, list[choices.Choice]]) -> tuple[
 class OfficeScreenController(Controller):
     path = "/office"
     include_in_schema = False
+    dependencies = {"ledger_query": Provide(_ledger_query, sync_to_thread=False)}
 
     @get("/ledger")
     async def ledger_screen(
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
+        ledger_query: NamedDependency[Query],
         by: Annotated[str, QueryParameter(max_length=16)] = "",  # "": by county at a city, by township below
         period: Annotated[str, QueryParameter(max_length=16)] = "month",
-        from_: Annotated[str, QueryParameter(name="from", max_length=10)] = "",
-        to: Annotated[str, QueryParameter(max_length=10)] = "",
-        matter: Text = "",
-        kind: Text = "",
-        stage: Text = "",
-        node: Text = "",
-        county: Text = "",
-        township: Text = "",
-        window: Text = "",
-        handler: Text = "",
-        department: Text = "",
-        level: Text = "",
     ) -> Template:
-        q = _query(
-            from_=from_,
-            to=to,
-            matter=matter,
-            kind=kind,
-            stage=stage,
-            node=node,
-            county=county,
-            township=township,
-            window=window,
-            handler=handler,
-            department=department,
-            level=level,
-        )
         problem = ("", "")
         above = _above_counties(store)
         natural = natural_groups(above)[0]
         try:
-            flt = q.filter(context)
+            flt = ledger_query.filter(context)
             dimension = _by(by or natural)
             chart_period = period if period in ("week", "month", "quarter") else "month"
         except ValueError as exc:  # Chinese first; the page then shows this quarter so far

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import msgspec
 from sqlalchemy import Select, func, or_, select
@@ -50,45 +50,42 @@ def worklist_query(node_id: str) -> Select[Any]:
 LISTED = tuple(c for c in t.errands.c if c.name != "state")
 
 
-def errands_query(
-    *,
-    stage: str | None = None,
-    holder: str | None = None,
-    matter: str | None = None,
-    scope: str | None = None,
-    receipt: str | None = None,
-    stages_in: Sequence[str] | None = None,
-    stages_not_in: Sequence[str] | None = None,
-    text: str = "",
-    text_matters: Sequence[str] = (),
-) -> Select[Any]:
+class ErrandsFilter(TypedDict, total=False):
+    """Which errands a list keeps (``errands_query``, ``Views.errands``): the one filter of 全部办件, the API's and
+    the command line's lists and the duties. A field left out keeps any; ``stage`` is the stage as stored."""
+
+    stage: str | None
+    holder: str | None
+    matter: str | None
+    scope: str | None
+    receipt: str | None
+    stages_in: Sequence[str] | None
+    stages_not_in: Sequence[str] | None
+    text: str
+    text_matters: Sequence[str]
+
+
+def errands_query(**flt: Unpack[ErrandsFilter]) -> Select[Any]:
     """``Views.errands``' query, unordered: the caller orders it by ``(registered_at, id)``, the order the
     ``ix_errands_registered_at_id`` index (migration 0031) holds, so a page of 全部办件 walks the index from
     its end and stops at the page, never sorting the table. ``text`` loses the characters that show as nothing
     (``protocol.names.visible_text``: PostgreSQL refuses a NUL)."""
     query: Select[Any] = select(*LISTED).where(t.errands.c.stage != INCOMPLETE)
-    text = visible_text(text)
+    text = visible_text(flt.get("text", ""))
     if text:
         needle = text.lower()
         searched = (t.errands.c.receipt, t.errands.c.id, t.errands.c.matter, t.errands.c.applicant_name)
         found = [func.lower(c).contains(needle, autoescape=True) for c in searched]
-        if text_matters:
+        if text_matters := flt.get("text_matters", ()):
             found.append(t.errands.c.matter.in_(list(text_matters)))
         query = query.where(or_(*found))
-    if stages_in is not None:
+    if (stages_in := flt.get("stages_in")) is not None:
         query = query.where(t.errands.c.stage.in_(stages_in))
-    if stages_not_in is not None:
+    if (stages_not_in := flt.get("stages_not_in")) is not None:
         query = query.where(t.errands.c.stage.not_in(stages_not_in))
-    if receipt:
-        query = query.where(t.errands.c.receipt == receipt)
-    if stage:
-        query = query.where(t.errands.c.stage == stage)
-    if holder:
-        query = query.where(t.errands.c.holder == holder)
-    if matter:
-        query = query.where(t.errands.c.matter == matter)
-    if scope:
-        query = query.where(t.errands.c.scope == scope)
+    for name in ("receipt", "stage", "holder", "matter", "scope"):
+        if value := flt.get(name):
+            query = query.where(t.errands.c[name] == value)
     return query
 
 
@@ -138,18 +135,10 @@ class Views(Documents, Traffic):
     async def errands(
         self,
         *,
-        stage: str | None = None,
-        holder: str | None = None,
-        matter: str | None = None,
-        scope: str | None = None,
-        receipt: str | None = None,
-        stages_in: Sequence[str] | None = None,
-        stages_not_in: Sequence[str] | None = None,
         newest_first: bool = False,
         limit: int = 100,
         offset: int = 0,
-        text: str = "",
-        text_matters: Sequence[str] = (),
+        **flt: Unpack[ErrandsFilter],
     ) -> tuple[list[dict[str, Any]], int]:
         """Errands in registration order (oldest first unless ``newest_first``), a page of them and how many match.
 
@@ -158,17 +147,7 @@ class Views(Documents, Traffic):
         applicant field kept in clear (``protocol.sealing``), shown in every list: searching it tells a caller
         nothing the list would not; the sealed details (ID number, phone) are never searched.
         """
-        query = errands_query(
-            stage=stage,
-            holder=holder,
-            matter=matter,
-            scope=scope,
-            receipt=receipt,
-            stages_in=stages_in,
-            stages_not_in=stages_not_in,
-            text=text,
-            text_matters=text_matters,
-        )
+        query = errands_query(**flt)
         columns = (t.errands.c.registered_at, t.errands.c.id)
         order = [c.desc() for c in columns] if newest_first else list(columns)
         async with self.db.reader.connect() as conn:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 
@@ -21,6 +23,7 @@ from sanji.sync.requests_auth import SignedRequest
 from sanji.sync.server import SyncServer, decode_request
 
 MSGPACK = "application/msgpack"
+T = TypeVar("T", bound=msgspec.Struct)
 
 
 class SyncController(Controller):
@@ -30,37 +33,15 @@ class SyncController(Controller):
 
     @post("/cursors", summary="What this node holds of the streams a child can push", status_code=200)
     async def cursors(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        started = time.perf_counter()
-        body = await request.body()
-        signed = _signed(request, body)
-        async with sync.turns:
-            if await _gone(request, started):
-                return _nobody_reads()
-            await sync.admit(signed)
-            reply = await sync.cursors(decode_request(body, CursorsRequest), signed)
-            return _served(request, "cursors", started, reply)
+        return await _in_turn(request, sync, "cursors", CursorsRequest, sync.cursors)
 
     @post("/push", summary="Signed batches from a child, applied or held in order", status_code=200)
     async def push(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        started = time.perf_counter()
-        body = await request.body()
-        signed = _signed(request, body)
-        async with sync.turns:
-            if await _gone(request, started):
-                return _nobody_reads()
-            await sync.admit(signed)
-            return _served(request, "push", started, await sync.push(decode_request(body, PushRequest), signed))
+        return await _in_turn(request, sync, "push", PushRequest, sync.push)
 
     @post("/pull", summary="Batches for the child's subtree after the child's cursors", status_code=200)
     async def pull(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        started = time.perf_counter()
-        body = await request.body()
-        signed = _signed(request, body)
-        async with sync.turns:
-            if await _gone(request, started):
-                return _nobody_reads()
-            await sync.admit(signed)
-            return _served(request, "pull", started, await sync.pull(decode_request(body, PullRequest), signed))
+        return await _in_turn(request, sync, "pull", PullRequest, sync.pull)
 
     @post("/enroll", summary="Redeem a one-time enrollment token for a certificate", status_code=200)
     async def enroll(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
@@ -69,25 +50,30 @@ class SyncController(Controller):
 
     @post("/blob/put", summary="A chunk of an attachment from a child (resumable at any offset)", status_code=200)
     async def blob_put(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        started = time.perf_counter()
-        body = await request.body()
-        signed = _signed(request, body)
-        async with sync.turns:
-            if await _gone(request, started):
-                return _nobody_reads()
-            await sync.admit(signed)
-            return _served(request, "blob_put", started, await sync.blob_put(decode_request(body, BlobPut), signed))
+        return await _in_turn(request, sync, "blob_put", BlobPut, sync.blob_put)
 
     @post("/blob/get", summary="A chunk of an attachment for a child", status_code=200)
     async def blob_get(self, request: Request[Any, Any, Any], sync: NamedDependency[SyncServer]) -> Response[bytes]:
-        started = time.perf_counter()
-        body = await request.body()
-        signed = _signed(request, body)
-        async with sync.turns:
-            if await _gone(request, started):
-                return _nobody_reads()
-            await sync.admit(signed)
-            return _served(request, "blob_get", started, await sync.blob_get(decode_request(body, BlobGet), signed))
+        return await _in_turn(request, sync, "blob_get", BlobGet, sync.blob_get)
+
+
+async def _in_turn(
+    request: Request[Any, Any, Any],
+    sync: SyncServer,
+    endpoint: str,
+    kind: type[T],
+    serve: Callable[[T, SignedRequest | None], Awaitable[object]],
+) -> Response[bytes]:
+    """A signed request served in its turn: admitted (``SyncServer.admit``) before its body is decoded as
+    ``kind``, and not served at all if its child hung up while it waited (``_gone``)."""
+    started = time.perf_counter()
+    body = await request.body()
+    signed = _signed(request, body)
+    async with sync.turns:
+        if await _gone(request, started):
+            return _nobody_reads()
+        await sync.admit(signed)
+        return _served(request, endpoint, started, await serve(decode_request(body, kind), signed))
 
 
 # A request that waited its turn (``SyncServer.turns``) this long is asked whether its child is still there.

@@ -7,10 +7,9 @@ browser's back and resubmit), lands where the first did and says it was not take
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,10 @@ import pytest
 
 from sanji.config import load_settings
 from sanji.store.submissions import KEEP_MS
-from tests.auth.auth_kit import GOOD, PASSWORD, add, app, bearer, csrf_of, prepare, token
+from tests.auth.auth_kit import GOOD, add, app, bearer, prepare, token
 from tests.screens.screens_kit import served
+from tests.sent_twice_kit import ONCE, at_once, count, logged_in, once_key, sent_together
 
-ONCE = re.compile(r'name="_once" value="([^"]+)"')
 PUBLIC_TOKEN = re.compile(r'name="_public_token" value="([^"]+)"')
 
 
@@ -51,34 +50,6 @@ def node(tmp_path: Path) -> Iterator[Node]:
             errand = r.json()["errand"]
             receipt = client.get(f"/api/errands/{errand}", headers=agent).json()["receipt"]
         yield Node(url, settings.path(settings.node.data_dir) / "node.db", errand, receipt, config)
-
-
-def logged_in(url: str, name: str) -> tuple[httpx.Cookies, str]:
-    """Log in through the form; the session's cookies and its CSRF token."""
-    with httpx.Client(base_url=url, timeout=30) as client:
-        page = client.get("/login")
-        data = {"name": name, "password": PASSWORD, "next": "/", "_csrf_token": csrf_of(page.text)}
-        r = client.post("/login", data=data, follow_redirects=False)
-        assert r.status_code == 303, r.text
-        return client.cookies, csrf_of(client.get("/lookup").text)
-
-
-def count(db: Path, sql: str, *args: str) -> int:
-    with sqlite3.connect(db) as conn:
-        (n,) = conn.execute(sql, args).fetchone()
-    return int(n)
-
-
-def at_once(
-    url: str, cookies: httpx.Cookies, path: str, data: Mapping[str, object], times: int = 2
-) -> list[httpx.Response]:
-    """``times`` posts of the same form sent together over real HTTP, as a double click sends them."""
-
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=60, cookies=cookies) as client:
-            return list(await asyncio.gather(*(client.post(path, data=data) for _ in range(times))))
-
-    return asyncio.run(burst())
 
 
 def test_confirm_register_sent_twice_at_once_registers_one_errand(node: Node) -> None:
@@ -127,10 +98,7 @@ def test_confirm_register_sent_twice_at_once_registers_one_errand(node: Node) ->
 
 
 def errand_form(url: str, cookies: httpx.Cookies, errand: str) -> str:
-    with httpx.Client(base_url=url, timeout=30, cookies=cookies) as client:
-        page = client.get(f"/errands/{quote(errand, safe='')}")
-    assert page.status_code == 200, page.text
-    return str(ONCE.findall(page.text)[-1])
+    return once_key(url, cookies, f"/errands/{quote(errand, safe='')}")
 
 
 @pytest.mark.parametrize(
@@ -237,13 +205,7 @@ def test_the_api_takes_a_request_sent_again_under_its_idempotency_key_once(node:
     registered = "SELECT count(*) FROM actions WHERE kind = 'register'"
     before = count(node.db, registered)
 
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=node.url, timeout=60) as client:
-            return list(
-                await asyncio.gather(*(client.post("/api/errands", json=form, headers=agent) for _ in range(3)))
-            )
-
-    answers = asyncio.run(burst())
+    answers = sent_together(node.url, lambda client: client.post("/api/errands", json=form, headers=agent))
     assert [a.status_code for a in answers] == [201, 201, 201], [a.text for a in answers]
     assert len({a.json()["errand"] for a in answers}) == 1
     assert count(node.db, registered) == before + 1
@@ -279,11 +241,7 @@ def test_a_scan_sent_twice_at_once_is_attached_once(node: Node) -> None:
     def send(client: httpx.Client | httpx.AsyncClient, body: bytes) -> Any:
         return client.post(path, data=data, files={"scan": ("id.pdf", body, "application/pdf")})
 
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=node.url, timeout=60, cookies=cookies) as client:
-            return list(await asyncio.gather(*(send(client, scan) for _ in range(3))))
-
-    answers = asyncio.run(burst())
+    answers = sent_together(node.url, lambda client: send(client, scan), cookies=cookies)
     assert [a.status_code for a in answers] == [303, 303, 303], [a.text for a in answers]
     done = f"/errands/{quote(node.errand, safe='')}?done=attach"
     assert sorted(a.headers["location"] for a in answers) == [done, done + "&again=1", done + "&again=1"]

@@ -13,8 +13,7 @@ import asyncio
 import html
 import json
 import re
-import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +29,8 @@ from sanji.demo.cluster import Cluster
 from tests.auth.auth_kit import PASSWORD, add, app, csrf_of, token
 from tests.enroll_kit import certify_county, issue, join, serving
 from tests.screens.screens_kit import _seed_catalogue as seed_catalogue
+from tests.sent_twice_kit import ONCE, at_once, count, logged_in, once_key
 
-ONCE = re.compile(r'name="_once" value="([^"]+)"')
 Q = "2026Q4"
 
 
@@ -64,38 +63,6 @@ def county(tmp_path: Path) -> Iterator[County]:
         yield County(url, settings.path(settings.node.data_dir) / "node.db", config, cluster)
 
 
-def logged_in(url: str, name: str) -> tuple[httpx.Cookies, str]:
-    with httpx.Client(base_url=url, timeout=30) as client:
-        page = client.get("/login")
-        data = {"name": name, "password": PASSWORD, "next": "/", "_csrf_token": csrf_of(page.text)}
-        r = client.post("/login", data=data, follow_redirects=False)
-        assert r.status_code == 303, r.text
-        return client.cookies, csrf_of(client.get("/account/password").text)
-
-
-def key_on(url: str, cookies: httpx.Cookies, path: str) -> str:
-    with httpx.Client(base_url=url, timeout=30, cookies=cookies) as client:
-        page = client.get(path)
-    assert page.status_code == 200, page.text
-    return str(ONCE.findall(page.text)[-1])
-
-
-def count(db: Path, sql: str, *args: str) -> int:
-    with sqlite3.connect(db) as conn:
-        (n,) = conn.execute(sql, args).fetchone()
-    return int(n)
-
-
-def at_once(
-    url: str, cookies: httpx.Cookies, path: str, data: Mapping[str, object], times: int = 3
-) -> list[httpx.Response]:
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=url, timeout=60, cookies=cookies) as client:
-            return list(await asyncio.gather(*(client.post(path, data=data) for _ in range(times))))
-
-    return asyncio.run(burst())
-
-
 def test_assessment_forms_sent_twice_record_once(county: County) -> None:
     cookies, csrf = logged_in(county.url, "监察员")
     page = f"/office/assessment/?quarter={Q}"
@@ -103,13 +70,13 @@ def test_assessment_forms_sent_twice_record_once(county: County) -> None:
     done = f"/office/assessment/?quarter={Q}&done="
     base = {"_csrf_token": csrf, "quarter": Q}
 
-    entry = {**base, "_once": key_on(county.url, cookies, page), "target": "staff", "subject": "王芳", "item": "late"}
+    entry = {**base, "_once": once_key(county.url, cookies, page), "target": "staff", "subject": "王芳", "item": "late"}
     answers = at_once(county.url, cookies, "/office/assessment/entries", entry)
     assert [a.status_code for a in answers] == [303] * 3, [a.text for a in answers]
     assert sorted(a.headers["location"] for a in answers) == [done + "entry"] + [done + "entry&again=1"] * 2
     assert count(county.db, records, "entry") == 1
 
-    appeal = {**base, "_once": key_on(county.url, cookies, page), "target": "staff", "subject": "王芳"}
+    appeal = {**base, "_once": once_key(county.url, cookies, page), "target": "staff", "subject": "王芳"}
     appeal["reason"] = "迟到系系统故障"
     answers = at_once(county.url, cookies, "/office/assessment/appeals", appeal)
     assert sorted(a.headers["location"] for a in answers) == [done + "appeal"] + [done + "appeal&again=1"] * 2
@@ -129,7 +96,7 @@ def test_assessment_forms_sent_twice_record_once(county: County) -> None:
     # 复核: a second decision is refused by the rules (已经作出决定); the same form sent again is not refused.
     cookies, csrf = logged_in(county.url, "督查员")
     decision = {"_csrf_token": csrf, "quarter": Q, "upheld": "0", "reason": "维持原评"}
-    decision["_once"] = key_on(county.url, cookies, page)
+    decision["_once"] = once_key(county.url, cookies, page)
     path = f"/office/assessment/appeals/{appeal_id}/decision"
     answers = at_once(county.url, cookies, path, decision)
     assert sorted(a.headers["location"] for a in answers) == [done + "decision"] + [done + "decision&again=1"] * 2
@@ -141,7 +108,7 @@ def test_assessment_forms_sent_twice_record_once(county: County) -> None:
 
 def test_create_account_sent_twice_creates_one_and_says_so(county: County) -> None:
     cookies, csrf = logged_in(county.url, "管理员")
-    form = {"_csrf_token": csrf, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "赵敏"}
+    form = {"_csrf_token": csrf, "_once": once_key(county.url, cookies, "/admin/accounts/"), "name": "赵敏"}
     form["role"] = "supervisor"
     accounts = "SELECT count(*) FROM accounts WHERE name = ?"
 
@@ -164,7 +131,7 @@ def test_create_account_sent_twice_creates_one_and_says_so(county: County) -> No
 def test_own_password_sent_twice_is_changed_once_not_refused(county: County) -> None:
     cookies, csrf = logged_in(county.url, "监察员")
     new = "新的密码-Correct-Horse-42"
-    form = {"_csrf_token": csrf, "_once": key_on(county.url, cookies, "/account/password")}
+    form = {"_csrf_token": csrf, "_once": once_key(county.url, cookies, "/account/password")}
     form |= {"current": PASSWORD, "new": new, "again": new}
     changed = "SELECT count(*) FROM audit_events WHERE event = 'account' AND body LIKE '%\"change\":\"password\"%'"
     before = count(county.db, changed)
@@ -184,7 +151,7 @@ def test_own_password_sent_twice_is_changed_once_not_refused(county: County) -> 
 
 def test_an_enrollment_token_sent_twice_is_issued_once_and_shown_again(county: County) -> None:
     cookies, csrf = logged_in(county.url, "管理员")
-    form = {"_csrf_token": csrf, "_once": key_on(county.url, cookies, "/enroll"), "node": "T05"}
+    form = {"_csrf_token": csrf, "_once": once_key(county.url, cookies, "/enroll"), "node": "T05"}
     form |= {"role": "town", "name": "五里镇", "days": "7"}
     issued = "SELECT count(*) FROM enrollments WHERE node = 'T05'"
 
