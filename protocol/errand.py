@@ -416,8 +416,8 @@ def rules_of(state: ErrandState) -> int:
     1 (0.4.0): one rating, by the applicant at the registering desk, after delivery.
     2 (later 0.4.0 builds): each step carries what its document states (``_judge_documents``), and the catalogue binds
     the refusal (不予许可) to the approving level, 容缺 to secondary materials, 联办 to every co-department.
-    3 (after 2, in 0.4.0's development): the desk a walk-in was registered at, where it may accept the matter, issues the one-time
-    notice (一次性告知) before acceptance (``_walk_in_desk``), as a township does for an errand received from a village.
+    3 (later still): the desk a walk-in was registered at, where it may accept the matter, gives the one-time notice
+    (一次性告知) before acceptance (``_walk_in_desk``), as a township does for an errand received from a village.
     """
     return state.matter_entry.rules if state.matter_entry is not None else 0
 
