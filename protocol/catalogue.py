@@ -49,7 +49,7 @@ MAX_CATALOGUE_BYTES = 1 * 1024 * 1024
 MAX_MATTERS = 2000
 MAX_MATERIALS = 100
 MAX_CODE = 32
-MAX_RULES = 2  # the latest generation of errand rules (``Matter.rules``) this release judges by
+MAX_RULES = 3  # the latest generation of errand rules (``Matter.rules``) this release judges by
 
 
 class CatalogueError(SanjiError):
@@ -290,8 +290,9 @@ def check_matter(m: Matter, *, skip: Collection[str] = ()) -> list[tuple[str, st
                     f"must be a generation of errand rules from 0 to {MAX_RULES}, not {m.rules!r}: 0 judges its "
                     "errands as 0.3.0 did, 1 by the rules of 0.4.0 (one rating, by the applicant at the "
                     "registering desk, after delivery), 2 by those added later in 0.4.0 (each step carries what its "
-                    "document states: deadline, reasons, signature); sign a generation only once every node "
-                    "runs the release that brought it",
+                    "document states: deadline, reasons, signature), 3 by those added after it (the desk a walk-in "
+                    "was registered at gives the one-time notice of missing materials); sign a generation only "
+                    "once every node runs the release that brought it",
                 )
             )
         elif (

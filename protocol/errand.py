@@ -416,6 +416,8 @@ def rules_of(state: ErrandState) -> int:
     1 (0.4.0): one rating, by the applicant at the registering desk, after delivery.
     2 (later 0.4.0 builds): each step carries what its document states (``_judge_documents``), and the catalogue binds
     the refusal (不予许可) to the approving level, 容缺 to secondary materials, 联办 to every co-department.
+    3 (later still): the desk a walk-in was registered at, where it may accept the matter, gives the one-time notice
+    (一次性告知) before acceptance (``_walk_in_desk``), as a township does for an errand received from a village.
     """
     return state.matter_entry.rules if state.matter_entry is not None else 0
 
@@ -477,6 +479,21 @@ def _desk(state: ErrandState, role: str) -> bool:
     return False
 
 
+def _walk_in_desk(state: ErrandState, action: Action, role: str) -> bool:
+    """Rules 3: the desk an applicant walked in to (the errand registered at this very node, not accepted yet) is
+    a handling desk for the one-time notice (一次性告知) where it may accept the matter, as for the acceptance
+    itself; so a walk-in missing a main material is told what to bring instead of only refused or returned.
+    Earlier generations keep their verdict (the notice only once the errand was received from a village)."""
+    entry = state.matter_entry
+    return (
+        entry is not None
+        and rules_of(state) >= 3
+        and state.stage == REGISTERED
+        and action.node == state.scope
+        and level_refusal(entry, "accept", role) is None
+    )
+
+
 def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:
     role = directory.role(action.node)
     stage = state.stage
@@ -523,7 +540,7 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
             return refuse("handling_desk_only", step="return an errand", step_zh="退回", stage=stage)
         return None if action.reasons.strip() else refuse("reasons_missing", notice="return")
     if isinstance(action, RequestSupplement):
-        if not town_or_county_desk:
+        if not town_or_county_desk and not _walk_in_desk(state, action, role):
             return refuse("handling_desk_only", step="request supplements", step_zh="一次性告知", stage=stage)
         if not action.items:
             return refuse("notice_items_missing")

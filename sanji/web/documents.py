@@ -449,6 +449,14 @@ class DocumentController(Controller):
             facts["promise_by"] = cn_iso(source.get("promise_by", ""))
             facts["limit"] = limit_text(int(source.get("limit_days", 0)), str(source.get("limit_unit", "working")))
             facts["deemed"] = bool(matter and matter.deemed_approval)
+        elif spec.slug == "supplement":
+            # A walk-in told at the desk it came to, before any acceptance (rules 3): no time limit runs yet, so the
+            # notice says the errand is accepted once the papers are in, and that they come back to this desk.
+            earlier = applied(history)
+            earlier = earlier[: earlier.index(source)]
+            facts["walk_in"] = source["node"] == register.get("node") and not any(
+                h["kind"] in ("accept", "receive") for h in earlier
+            )
         elif spec.slug == "extension":
             # In the errand's own unit: a limit of calendar days is extended by calendar days.
             unit = str((last_of(history, "accept") or {}).get("limit_unit") or (matter.limit_unit if matter else ""))

@@ -313,22 +313,22 @@ def test_an_entry_of_rules_2_extends_no_further_than_the_law() -> None:
 
 
 def test_rules_is_a_known_generation_of_errand_rules(tmp_path: Path) -> None:
-    """``Matter.rules``: 0 (left out) judges the errands as 0.3.0 did, 1 and 2 by the rules of 0.4.0; nothing else."""
+    """``Matter.rules``: 0 (left out) judges the errands as 0.3.0 did, 1 to 3 by the later rules; nothing else."""
     assert _matter().rules == 0
     assert validate_catalogue(_catalogue(_matter(rules=0), _matter(code="T-002", rules=1))) == []
-    assert validate_catalogue(_catalogue(_matter(rules=2))) == []
-    for bad in (3, -1, True):
+    assert validate_catalogue(_catalogue(_matter(rules=2), _matter(code="T-002", rules=3))) == []
+    for bad in (4, -1, True):
         problems = validate_catalogue(_catalogue(_matter(rules=bad)))
         assert len(problems) == 1 and problems[0].startswith("matter 1 (T-001), field rules"), problems
-        assert "0 to 2" in problems[0] and "once every node runs the release" in problems[0]
+        assert "0 to 3" in problems[0] and "once every node runs the release" in problems[0]
     path = _write_toml(tmp_path / "rules.toml", HEADER, [_good_row("T-001", rules=1), _good_row("T-002")])
     assert [m.rules for m in load_catalogue(path).matters] == [1, 0]
-    path = _write_toml(tmp_path / "bad.toml", HEADER, [_good_row("T-001", rules=3), _good_row("T-002", rules="新")])
+    path = _write_toml(tmp_path / "bad.toml", HEADER, [_good_row("T-001", rules=4), _good_row("T-002", rules="新")])
     with pytest.raises(CatalogueError) as caught:
         load_catalogue(path)
     problems = caught.value.problems
     assert len(problems) == 2, problems
-    assert problems[0].startswith("[[matters]] #1 (T-001), field rules") and "0 to 2" in problems[0]
+    assert problems[0].startswith("[[matters]] #1 (T-001), field rules") and "0 to 3" in problems[0]
     assert problems[1].startswith("[[matters]] #2 (T-002), field rules") and "not a whole number" in problems[1]
     book = openpyxl.Workbook()
     sheet = book.active

@@ -24,10 +24,17 @@ from tests.conftest import CALENDAR, NetworkFactory
 
 def test_only_a_later_generation_than_the_report_field_is_checked() -> None:
     catalogue = default_catalogue()
-    assert {m.rules for m in catalogue.matters} == {2} == {MAX_RULES}
+    assert {m.rules for m in catalogue.matters} == {3} == {MAX_RULES}
     old = NodeReport(node="T01V01", at=1)  # a build before the field: it reports 0
-    assert "T01V01" in rules_refusal(catalogue, [old]) and "第2代办件规则" in rules_refusal(catalogue, [old])
-    assert rules_refusal(catalogue, [msgspec.structs.replace(old, errand_rules=2)]) == ""
+    assert "T01V01" in rules_refusal(catalogue, [old]) and "第3代办件规则" in rules_refusal(catalogue, [old])
+    assert rules_refusal(catalogue, [msgspec.structs.replace(old, errand_rules=3)]) == ""
+    # A build of generation 2 (the walk-in's one-time notice unknown to it) holds generation 3 back, not 2.
+    second = msgspec.structs.replace(old, errand_rules=2)
+    assert "T01V01" in rules_refusal(catalogue, [second]) and "generation 3" in rules_refusal(catalogue, [second])
+    two = msgspec.structs.replace(
+        catalogue, matters=tuple(msgspec.structs.replace(m, rules=2) for m in catalogue.matters)
+    )
+    assert rules_refusal(two, [second]) == ""
     assert rules_refusal(catalogue, []) == ""  # no node known to run an older build
     earlier = msgspec.structs.replace(
         catalogue, matters=tuple(msgspec.structs.replace(m, rules=1) for m in catalogue.matters)
@@ -52,6 +59,24 @@ async def test_the_county_waits_for_the_fleet_before_signing_rules_it_does_not_k
     assert county.catalogue is not None and county.catalogue.version == default_catalogue().version
 
 
+async def test_the_county_refuses_generation_3_while_a_township_reports_generation_2(network: NetworkFactory) -> None:
+    """A township of a build that judges by generation 2 would refuse a walk-in's one-time notice every other
+    replica applies: the county signs no generation-3 catalogue until it reports 3, and a generation-2 one meanwhile."""
+    net = await network(1, 1)
+    store = net.stores["C"]
+    county = NodeContext(store, CALENDAR)
+    await store.record_reports([NodeReport(node="T01", at=store.clock.now(), errand_rules=2)], via="T01")
+    with pytest.raises(RulesAhead) as caught:
+        await county.publish(default_catalogue())
+    assert "T01" in caught.value.message and "第3代办件规则" in caught.value.message and county.catalogue is None
+    catalogue = default_catalogue()
+    two = msgspec.structs.replace(
+        catalogue, matters=tuple(msgspec.structs.replace(m, rules=2) for m in catalogue.matters)
+    )
+    assert await county.publish(two)
+    assert county.catalogue is not None and {m.rules for m in county.catalogue.matters} == {2}
+
+
 def test_a_version_held_below_is_refused_only_while_a_restore_left_versions_unknown() -> None:
     held_5 = [NodeReport(node="T01", at=1, catalogue_version=5), NodeReport(node="T02", at=1, catalogue_version=3)]
     assert held_below_refusal(4, [(4, None)], held_5) is not None  # restored from a copy holding 3: 4 and 5 exist
@@ -71,7 +96,7 @@ async def test_a_restored_county_does_not_publish_again_a_number_a_township_hold
     # Restored from a copy holding nothing newer than version 0; the township reports the county's version 1.
     await store.set_meta(CATALOGUE_LOST, "1-")
     await store.record_reports(
-        [NodeReport(node="T01", at=store.clock.now(), catalogue_version=1, errand_rules=2)], via="T01"
+        [NodeReport(node="T01", at=store.clock.now(), catalogue_version=1, errand_rules=MAX_RULES)], via="T01"
     )
     with pytest.raises(VersionHeldBelow) as caught:
         await county.publish(msgspec.structs.replace(catalogue, version=1))
@@ -92,7 +117,7 @@ async def test_a_restored_county_starts_when_its_catalogue_file_names_a_version_
     file.write_bytes(msgspec.json.encode(msgspec.structs.replace(default_catalogue(), version=1)))
     settings = NodeSettings(node=NodeSection(id="C", role="county", key_file="k", catalogue=str(file)))
     await store.set_meta(CATALOGUE_LOST, "1-")
-    report = NodeReport(node="T01", at=store.clock.now(), catalogue_version=1, errand_rules=2)
+    report = NodeReport(node="T01", at=store.clock.now(), catalogue_version=1, errand_rules=MAX_RULES)
     await store.record_reports([report], via="T01")
     with caplog.at_level(logging.WARNING, logger="sanji.county"):
         await publish_catalogue(settings, county)

@@ -176,6 +176,8 @@ def valid_moves(state: ErrandState) -> list[Move]:
             moves.append(("submit", HandOff, holder, {"to": DIRECTORY.parent(holder), "purpose": "submit"}))
         else:  # a walk-in at the township window
             moves += _intake(holder)
+            if walk_in_notices(state) and holder not in state.notices_by:  # rules 3: told once what to bring
+                moves.append(("request_supplement", RequestSupplement, holder, {"items": ("户口簿复印件",)}))
         moves.append(("withdraw", Withdraw, holder, {"reason": "申请人撤回"}))
     elif stage == RECEIVED and role == TOWN:
         moves += _intake(holder) + handling_desk
@@ -462,7 +464,17 @@ def _model_allows(state: ErrandState | None, action: Action) -> bool:
     if isinstance(action, ReturnErrand):
         return (town_desk or county_desk) and not _blank(action.reasons)
     if isinstance(action, RequestSupplement):
-        return (town_desk or county_desk) and bool(action.items) and action.node not in state.notices_by
+        # Rules 3: the desk the applicant walked in to, where the catalogue lets it accept the matter, tells them
+        # once what to bring before it accepts (DOMAIN.md: the one-time notice of ALL missing materials).
+        walk_in_desk = (
+            walk_in_notices(state)
+            and stage == REGISTERED
+            and action.node == state.scope
+            and state.matter_entry is not None
+            and role in state.matter_entry.accept_levels
+        )
+        desk = town_desk or county_desk or walk_in_desk
+        return desk and bool(action.items) and action.node not in state.notices_by
     if isinstance(action, MaterialsReceived):
         if stage == SUPPLEMENT:
             return set(state.supplement_items) <= set(action.items)
@@ -597,6 +609,11 @@ def documented_allows(state: ErrandState, action: Action) -> bool:
     return True
 
 
+def walk_in_notices(state: ErrandState) -> bool:
+    """The model's reading of the bound entry: does the walk-in's own desk give the one-time notice (rules 3)?"""
+    return state.matter_entry is not None and state.matter_entry.rules >= 3
+
+
 def rated_once(state: ErrandState) -> bool:
     """The model's reading of the bound entry: is the errand rated once, at its registering desk (rules 1)?"""
     return state.matter_entry is not None and state.matter_entry.rules >= 1
@@ -699,7 +716,8 @@ def check_projection(proj: Projection, actions: list[Action]) -> None:
     assert (state.stage == SUPPLEMENT) == bool(state.supplement_items)
     assert (state.stage == SUPPLEMENT) == (state.paused_since != 0)
     if state.stage == SUPPLEMENT:
-        assert state.resume_stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT)
+        walk_in = walk_in_notices(state) and state.holder == state.scope  # rules 3: told at the desk walked in to
+        assert state.resume_stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT, *((REGISTERED,) if walk_in else ()))
     assert len(set(state.notices_by)) == len(state.notices_by)
     assert all(started <= ended for started, ended in state.pauses)
     assert set(state.steps) <= set(FIVE_STEPS)
@@ -1235,6 +1253,52 @@ def test_rules_2_leave_a_refusal_to_the_level_that_may_grant() -> None:
         )  # fmt: skip
         refusal = judge(proj.state, refuse_it, DIRECTORY)
         assert (refusal.code if refusal else None) == code
+
+
+# An errand bound to an entry of rules 3: the desk a walk-in was registered at gives the one-time notice.
+WALK_IN_NOTICE = msgspec.structs.replace(DOCUMENTED, rules=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scope=st.sampled_from([VILLAGE_ID, TOWN_ID, TOWN_ID]), data=st.data())
+def test_walks_under_rules_3_are_never_rejected_and_the_model_judges_the_walk_in_notice(
+    scope: str, data: st.DataObject
+) -> None:
+    """At every point of a walk that follows rules 3, the model and ``judge`` agree on a notice by each desk."""
+    seen: set[tuple[str, bool]] = set()
+
+    def choose(moves: list[Move], notes: list[Move], state: ErrandState, i: int) -> Move | None:
+        for node in (TOWN_ID, VILLAGE_ID, COUNTY_ID):
+            move: Move = ("request_supplement", RequestSupplement, node, {"items": ("户口簿复印件",)})
+            action = build(move, id=f"t{i:03d}", base=state.version, scope=scope, at=AT0 + i * 1000)
+            allowed = judge(state, action, DIRECTORY) is None
+            assert allowed == model_allows(state, action), f"a notice by {node} at {state.stage}: judge says {allowed}"
+            seen.add((f"{node}:{state.stage}", allowed))
+        moves = [m for m in moves if m[0] != "extend"]  # granted by a post above the window (see RATED_ONCE)
+        if notes and data.draw(st.integers(min_value=0, max_value=3)) == 0:
+            return data.draw(st.sampled_from(notes))
+        return data.draw(st.sampled_from(moves)) if moves else None
+
+    actions, proj = walk(scope, choose, entry=WALK_IN_NOTICE)
+    assert proj.state is not None
+    assert (f"{VILLAGE_ID}:{REGISTERED}", True) not in seen  # this entry is accepted at the township only
+    assert scope != TOWN_ID or (f"{TOWN_ID}:{REGISTERED}", True) in seen  # the walk-in's own desk may tell it
+    rng = random.Random(len(actions))
+    assert project(ERRAND, rng.sample(actions, k=len(actions)), DIRECTORY) == proj
+
+
+def test_rules_3_tell_a_walk_in_once_then_accept_it_and_rules_2_do_not() -> None:
+    labels = ["request_supplement", "materials_received:all", "accept:承诺件", "decide:approved", "deliver"]
+    actions, proj = walk(TOWN_ID, scripted(labels), entry=WALK_IN_NOTICE, with_notes=False)
+    state = proj.state
+    assert state is not None and len(actions) == len(labels) + 1
+    assert (state.stage, state.outcome, state.notices_by, len(state.pauses)) == (DELIVERED, "approved", (TOWN_ID,), 1)
+    _, registered = walk(TOWN_ID, scripted([]), entry=DOCUMENTED)
+    assert registered.state is not None
+    move: Move = ("request_supplement", RequestSupplement, TOWN_ID, {"items": ("户口簿复印件",)})
+    ask = build(move, id="t1", base=registered.state.version, scope=TOWN_ID, at=AT0 + 1000)
+    refusal = judge(registered.state, ask, DIRECTORY)
+    assert refusal is not None and refusal.code == "handling_desk_only" and not model_allows(registered.state, ask)
 
 
 def scripted(labels: list[str]) -> Any:

@@ -168,7 +168,7 @@ def test_an_errand_bound_at_its_acceptance_is_judged_by_the_entry_it_binds_to() 
             make(Receive, node=TOWN_ID, id="h2", base=2),
         ]
     )
-    assert state.matter_entry is None and entry("MZ-003").rules == 2
+    assert state.matter_entry is None and entry("MZ-003").rules >= 2
     binding = {"node": TOWN_ID, "id": "a", "base": state.version, "matter_entry": entry("MZ-003")}
     assert code_of(state, make(Accept, **binding)) == "due_missing"
     assert code_of(state, make(Accept, **binding, due="2024-05-10")) == ""

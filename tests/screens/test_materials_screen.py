@@ -103,3 +103,39 @@ def test_the_home_page_tells_the_registering_desk_which_materials_to_bring(villa
     notice = re.search(r'data-kind="supplement_asked">(.*?)</li>', home, re.S)
     assert notice is not None and "需补正材料" in notice.group(1) and "银行账户复印件" in notice.group(1)
     assert 'data-kind="new_work"' not in home  # said as what it is, not as new work
+
+
+def test_a_walk_in_missing_a_main_material_is_told_once_at_the_window_then_accepted(town: Client) -> None:
+    """Rules 3 (the illustrative catalogue's): the township's window gives the walk-in the one-time notice on the
+    spot, listing what is still missing, prints it, takes the papers in, and accepts the errand."""
+    errand = register(town, materials=("申请书", "身份证复印件"), in_person=True)
+    page = town.get(f"/errands/{errand}").text
+    assert "request_supplement" in kinds(page) and "accept" not in kinds(page)
+    prefilled = re.search(r'<textarea id="request_supplement-items"[^>]*>(.*?)</textarea>', page, re.S)
+    assert prefilled is not None and prefilled.group(1).split("\n") == ["户口簿复印件", "困难情况证明材料"]
+
+    act(town, errand, "request_supplement", items=prefilled.group(1))
+    shown = town.get(f"/api/errands/{errand}").json()
+    assert shown["stage"] == "supplement" and shown["deadline"] is None  # no clock runs before the acceptance
+    notice = town.get(f"/print/{errand}/supplement")
+    assert notice.status_code == 200 and "一次性告知书" in notice.text
+    for item in ("户口簿复印件", "困难情况证明材料"):
+        assert f"<td>{item}</td>" in notice.text
+    clock = re.search(r'<p class="strong" id="supplement-clock">(.*?)</p>', notice.text, re.S)
+    assert clock is not None and clock.group(1).startswith("上述材料全部补齐后予以受理")
+    where = re.search(r'<p class="lead" id="supplement-where">(.*?)<span', notice.text, re.S)
+    assert where is not None and "村代办员" not in where.group(1) and "便民服务中心" in where.group(1)
+
+    act(town, errand, "materials_received", items="户口簿复印件\n困难情况证明材料")
+    page = town.get(f"/errands/{errand}").text
+    assert "accept" in kinds(page) and "request_supplement" not in kinds(page)  # one notice; now it may accept
+    assert 'id="materials-missing"' not in page
+    act(town, errand, "accept", errand_kind="承诺件")
+    shown = town.get(f"/api/errands/{errand}").json()
+    assert shown["stage"] == "accepted" and shown["deadline"]["due"]  # counted from the acceptance
+    # the API asks the same rule: a second notice from this desk is refused, Chinese first
+    again = town.post(
+        f"/api/errands/{errand}/actions", json={"kind": "request_supplement", "items": ["照片"], "actor": "王晓红"}
+    )
+    assert again.status_code == 409 and again.json()["error_code"] == "notice_already_issued", again.text
+    assert again.json()["message_zh"]
