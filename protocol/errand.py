@@ -568,6 +568,10 @@ def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Ref
     if isinstance(action, Extend):
         if stage not in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT):
             return refuse("extend_stage", stage=stage)
+        if stage == SUPPLEMENT and state.resume_stage not in (ACCEPTED, AT_DEPARTMENT) and rules_of(state) >= 3:
+            # Rules 3: a one-time notice before acceptance stops no clock (none runs until 受理), so there is no
+            # deadline to extend; earlier generations allowed it and keep that verdict.
+            return refuse("extend_stage", stage=f"{SUPPLEMENT}/{state.resume_stage}")
         if action.days <= 0 or not action.reason.strip() or (state.due and not action.due):
             return refuse("extension_incomplete")
         if entry is not None:

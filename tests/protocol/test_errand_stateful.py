@@ -488,8 +488,10 @@ def _model_allows(state: ErrandState | None, action: Action) -> bool:
     if isinstance(action, Assign):
         return stage in (RECEIVED, ACCEPTED, AT_DEPARTMENT) and not _blank(action.window) and not _blank(action.handler)
     if isinstance(action, Extend):
+        before_acceptance = stage == SUPPLEMENT and state.resume_stage not in (ACCEPTED, AT_DEPARTMENT)
         return (
             stage in (ACCEPTED, AT_DEPARTMENT, SUPPLEMENT)
+            and not (before_acceptance and walk_in_notices(state))  # rules 3: no deadline runs before 受理
             and action.days > 0
             and not _blank(action.reason)
             and bool(action.due)

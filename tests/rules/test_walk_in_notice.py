@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 import msgspec
 import pytest
 
-from protocol.actions import Accept, Action, HandOff, MaterialsReceived, Receive, Register, RequestSupplement
+from protocol.actions import Accept, Action, Extend, HandOff, MaterialsReceived, Receive, Register, RequestSupplement
 from protocol.binding import acceptance_refusal, held_materials, material_steps
 from protocol.deadlines import compute_due
 from protocol.errand import ErrandState, judge, project
@@ -95,6 +95,38 @@ def test_the_rest_of_the_notice_rule_still_holds_for_a_walk_in() -> None:
     assert again.stage == REGISTERED
     second = msgspec.structs.replace(notice(again), id="n2")
     assert code_of(judge(again, second, DIRECTORY)) == "notice_already_issued"  # once: ALL the missing ones
+
+
+def test_no_extension_while_a_notice_before_acceptance_waits_under_generation_3_only() -> None:
+    """No deadline runs before 受理, so a notice given before it leaves nothing to extend (rules 3); generation 2
+    allowed the extension and keeps that verdict."""
+
+    def extension(state: ErrandState) -> Extend:
+        action = make(
+            Extend,
+            node=TOWN_ID,
+            scope=state.scope,
+            id="x1",
+            base=state.version,
+            days=5,
+            reason="等待补正",
+            due="2030-01-01",
+            role="分管领导",
+        )
+        assert isinstance(action, Extend)
+        return action
+
+    for entry, code in ((GENERATION_3, "extend_stage"), (GENERATION_2, "")):
+        town_only = msgspec.structs.replace(entry, accept_levels=("town",))
+        registered = walk_in(town_only, at=VILLAGE_ID)
+        submit = make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit")
+        received = [registered, submit, make(Receive, node=TOWN_ID, id="h2", base=2)]
+        asked = state_of([*received, notice(state_of(received))])
+        assert asked.stage == SUPPLEMENT
+        assert code_of(judge(asked, extension(asked), DIRECTORY)) == code, entry.rules
+    walked_in = state_of([walk_in(GENERATION_3)])
+    asked = state_of([walk_in(GENERATION_3), notice(walked_in)])
+    assert code_of(judge(asked, extension(asked), DIRECTORY)) == "extend_stage"
 
 
 def test_a_village_registered_errand_gets_the_townships_notice_only_once_received() -> None:
