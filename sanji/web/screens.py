@@ -1090,6 +1090,8 @@ def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
         "node_id": store.node_id,
         "role": entry.role,
         "role_label": ROLE_LABELS[entry.role],
+        # 代岗 is a B post's (窗口B岗), and no B post works at a village station: its forms do not ask for it
+        "acting_for_here": roles.works_at(roles.WINDOW_B, entry.role),
         "catalogue_version": context.catalogue_version,
         "calendar_version": context.calendar_version,
         "rules_version": context.rules_version,
@@ -1314,6 +1316,7 @@ async def _errand_page(
                 "paper": bool(current.get(f.name + "_paper")),  # a signature: the paper 送达回证 was signed
             }
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
+            if f.name != "acting_for" or frame["acting_for_here"]
         ]
         zh, en = ACTION_LABELS[kind]
         five = STEPS[kind].five if kind in STEPS else ""

@@ -132,6 +132,22 @@ def test_errand_page_shows_state_history_documents_and_steps(village: Client) ->
     assert not set(re.findall(r'name="kind" value="([a-z_]+)"', page)) & {"accept", "not_accept", "decide", "deliver"}
 
 
+def test_acting_for_is_not_asked_at_a_village_station(village: Client) -> None:
+    """代岗 is a 窗口B岗's, and no B post works at a village station (sanji.auth.roles.WORKS_AT): an agent's forms
+    do not ask for it (before, every step and the registration did, and anything typed was refused)."""
+    errand_id = register(village)
+    assert 'name="acting_for"' not in village.get(f"/errands/{errand_id}").text
+    assert 'name="acting_for"' not in village.get("/register", params={"matter": "MZ-003"}).text
+
+
+def test_acting_for_is_asked_at_a_township_window_in_one_wording(town: Client) -> None:
+    walk_in = register(town, in_person=True)
+    page = town.get(f"/errands/{walk_in}").text
+    assert 'name="acting_for"' in page and "代岗（B岗代A岗时填A岗姓名）" in page
+    page = town.get("/register", params={"matter": "MZ-003"}).text
+    assert 'name="acting_for"' in page and "代岗（B岗代A岗时填A岗姓名）" in page
+
+
 def test_unknown_errand_is_a_404_page(village: Client) -> None:
     r = village.get("/errands/T01V01-0000000000000000")
     assert r.status_code == 404 and "本节点没有编号为" in r.text and "is not held at T01V01" in r.text
@@ -371,7 +387,10 @@ def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> Non
     for private in ("张秀英", "11010519491231002X", "13812345678", "李建国"):
         assert private not in r.text
     bad = receipt[:-1] + ("0" if receipt[-1] != "0" else "1")
-    assert village.get("/lookup", params={"receipt": bad, "code": "5678"}).status_code == 400
+    r = village.get("/lookup", params={"receipt": bad, "code": "5678"})
+    assert r.status_code == 400 and "逐位核对" in r.text  # a slip in a number of the right shape
+    r = village.get("/lookup", params={"receipt": "张秀英", "code": "5678"})
+    assert r.status_code == 400 and "这不是回执号" in r.text and "逐位核对" not in r.text  # no number at all
     unknown = make_receipt("T01V01", date(2026, 1, 5), 999)
     r = village.get("/lookup", params={"receipt": unknown, "code": "5678"})
     assert r.status_code == 404 and "本站没有该办件" in r.text
