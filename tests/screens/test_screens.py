@@ -137,15 +137,19 @@ def test_acting_for_is_not_asked_at_a_village_station(village: Client) -> None:
     do not ask for it (before, every step and the registration did, and anything typed was refused)."""
     errand_id = register(village)
     assert 'name="acting_for"' not in village.get(f"/errands/{errand_id}").text
-    assert 'name="acting_for"' not in village.get("/register", params={"matter": "MZ-003"}).text
+    page = village.get("/register", params={"matter": "MZ-003"}).text
+    assert 'name="acting_for"' not in page
+    assert "<h2>代办登记" in page and "收件登记" not in page  # the agent registers on the villager's behalf
 
 
-def test_acting_for_is_asked_at_a_township_window_in_one_wording(town: Client) -> None:
+def test_a_township_window_receives_walk_ins_and_is_asked_acting_for(town: Client) -> None:
     walk_in = register(town, in_person=True)
     page = town.get(f"/errands/{walk_in}").text
     assert 'name="acting_for"' in page and "代岗（B岗代A岗时填A岗姓名）" in page
     page = town.get("/register", params={"matter": "MZ-003"}).text
     assert 'name="acting_for"' in page and "代岗（B岗代A岗时填A岗姓名）" in page
+    # a walk-in at the window is received (收件), not registered on anyone's behalf (代办): the menu says so too
+    assert "<h2>收件登记" in page and "代办登记" not in page
 
 
 def test_unknown_errand_is_a_404_page(village: Client) -> None:
