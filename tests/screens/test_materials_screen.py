@@ -103,3 +103,23 @@ def test_the_home_page_tells_the_registering_desk_which_materials_to_bring(villa
     notice = re.search(r'data-kind="supplement_asked">(.*?)</li>', home, re.S)
     assert notice is not None and "需补正材料" in notice.group(1) and "银行账户复印件" in notice.group(1)
     assert 'data-kind="new_work"' not in home  # said as what it is, not as new work
+
+
+def test_the_agent_is_told_the_next_step_for_materials_asked_for(village: Client) -> None:
+    """待补正 at the desk that brings the materials: the row says what to do next (collect, record, carry up)."""
+    errand = register(village, materials=("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"))
+    assert 'id="supply-next"' not in village.get(f"/errands/{errand}").text  # nothing asked for yet
+    act(village, errand, "accept", errand_kind="承诺件")
+    act(village, errand, "request_supplement", items="银行账户复印件")
+    page = village.get(f"/errands/{errand}").text
+    assert "supply" in kinds(page)
+    hint = re.search(r'<span class="warn" id="supply-next">(.*?)</span>', page, re.S)
+    assert hint is not None and "下一步" in hint.group(1) and "代办员补交材料" in hint.group(1)
+
+
+def test_a_window_is_not_told_to_carry_materials_up(town: Client) -> None:
+    errand = register(town, in_person=True)
+    act(town, errand, "accept", errand_kind="承诺件")
+    act(town, errand, "request_supplement", items="银行账户复印件")
+    page = town.get(f"/errands/{errand}").text
+    assert "银行账户复印件" in page and "supply" not in kinds(page) and 'id="supply-next"' not in page
