@@ -850,6 +850,10 @@ class ScreenController(Controller):
                         "errand": c.get("errand", ""),
                         "url": errand_url(str(c.get("errand", ""))),
                         "node": c.get("node", ""),
+                        # where it was filed, by name (the id beside it, small), as the tables above say a node
+                        "node_name": screen_name(store.directory, str(c.get("node", "")))
+                        if c.get("node", "") in store.directory
+                        else c.get("node", ""),
                         "against": c.get("against", ""),
                         "text": c.get("text", ""),
                         "complainant": c["complainant"],
