@@ -16,7 +16,7 @@ from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 import sanji.web.desk_api
 from protocol.deadlines import business_today
 from protocol.errand import outcome_label
-from protocol.receipts import make_receipt
+from protocol.receipts import is_valid, make_receipt
 from protocol.session import NodeReport
 from sanji.context import NodeContext
 from sanji.keys import read_directory, read_key
@@ -395,6 +395,9 @@ def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> Non
     assert r.status_code == 400 and "逐位核对" in r.text  # a slip in a number of the right shape
     r = village.get("/lookup", params={"receipt": "张秀英", "code": "5678"})
     assert r.status_code == 400 and "这不是回执号" in r.text and "逐位核对" not in r.text  # no number at all
+    # the example the form shows (and the refusal quotes) is a number that checks out: typed as shown, it is no typo
+    example = re.search(r'id="receipt"[^>]*placeholder="([^"]+)"', village.get("/lookup").text)
+    assert example is not None and is_valid(example.group(1)) and example.group(1) in r.text
     unknown = make_receipt("T01V01", date(2026, 1, 5), 999)
     r = village.get("/lookup", params={"receipt": unknown, "code": "5678"})
     assert r.status_code == 404 and "本站没有该办件" in r.text
