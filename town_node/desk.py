@@ -27,7 +27,7 @@ DESK = desk.Desk(
     ),
     menu=(
         desk.HOME,
-        desk.REGISTER,
+        desk.WINDOW_REGISTER,
         desk.LOOKUP,
         desk.SUPERVISION,
         desk.LEDGERS,

@@ -56,6 +56,8 @@ class MenuLink:
 
 HOME = MenuLink("home", "/", "首页 Home")
 REGISTER = MenuLink("register", "/register", "代办登记 Register")
+# the same page at a township window: a walk-in is received there (收件), not registered on anyone's behalf (代办)
+WINDOW_REGISTER = MenuLink("register", "/register", "收件登记 Register")
 LOOKUP = MenuLink("lookup", "/lookup", "进度查询 Look up")
 INBOX = MenuLink("inbox", "/inbox", "部门收件箱 Department inbox")
 SUBTASKS = MenuLink("subtasks", "/subtasks", "联办子任务 Sub-tasks")

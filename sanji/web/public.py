@@ -36,7 +36,7 @@ from protocol.bounds import line_problem, text_problem
 from protocol.catalogue import Matter
 from protocol.errand import outcome_words
 from protocol.lookup import normalise_factor, second_factor_matches
-from protocol.receipts import is_valid, normalise
+from protocol.receipts import is_valid, node_of, normalise
 from protocol.stages import FINISHED, stage_label
 from protocol.topology import COUNTY, TOWN
 from sanji.auth.guard import client_ip
@@ -133,11 +133,17 @@ async def find_errand(store: Store, limits: PublicLimits, ip: str, receipt: str,
     limits.lookups.hit(ip)
     number = normalise(receipt)
     if not is_valid(number):
+        # the check character catches a slip anywhere in a number of the right shape; any other text is no number
+        shaped = node_of(number) is not None
         raise LookupRefused(
             400,
             "bad_receipt",
-            "回执号格式或校验位不正确，请核对最后一位",
-            "Not a valid receipt number: check the last character",
+            "回执号有误（校验不符），请对照回执逐位核对"
+            if shaped
+            else "这不是回执号：请照回执上印的回执号输入，形如 T01V01-261207-0011J",
+            "The receipt number does not check out: compare it with the receipt character by character"
+            if shaped
+            else "Not a receipt number: type the one printed on the receipt, like T01V01-261207-0011J",
             field="receipt",
         )
     if not normalise_factor(factor):

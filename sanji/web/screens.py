@@ -853,6 +853,10 @@ class ScreenController(Controller):
                         "errand": c.get("errand", ""),
                         "url": errand_url(str(c.get("errand", ""))),
                         "node": c.get("node", ""),
+                        # where it was filed, by name (the id beside it, small), as the tables above say a node
+                        "node_name": screen_name(store.directory, str(c.get("node", "")))
+                        if c.get("node", "") in store.directory
+                        else c.get("node", ""),
                         "against": c.get("against", ""),
                         "text": c.get("text", ""),
                         "complainant": c["complainant"],
@@ -1093,6 +1097,8 @@ def _frame(store: Store, context: NodeContext, page: str) -> dict[str, Any]:
         "node_id": store.node_id,
         "role": entry.role,
         "role_label": ROLE_LABELS[entry.role],
+        # 代岗 is a B post's (窗口B岗), and no B post works at a village station: its forms do not ask for it
+        "acting_for_here": roles.works_at(roles.WINDOW_B, entry.role),
         "catalogue_version": context.catalogue_version,
         "calendar_version": context.calendar_version,
         "rules_version": context.rules_version,
@@ -1318,6 +1324,7 @@ async def _errand_page(
                 "paper": bool(current.get(f.name + "_paper")),  # a signature: the paper 送达回证 was signed
             }
             for f in (*KIND_FIELDS[kind], *COMMON_FIELDS)
+            if f.name != "acting_for" or frame["acting_for_here"]
         ]
         zh, en = ACTION_LABELS[kind]
         five = STEPS[kind].five if kind in STEPS else ""

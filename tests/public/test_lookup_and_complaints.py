@@ -260,6 +260,9 @@ def test_a_public_complaint_is_filed_and_keeps_what_was_typed_when_refused(
     assert len(mine) == 1 and mine[0]["text"] == "【投诉】代办员收取了20元" and mine[0]["channel"] == "public"
     assert mine[0]["complainant"] == {"status": "sealed"}
     assert "13900001111" not in client.get(f"/api/errands/{errand}").text
+    # the supervision screen names the node it was filed at, the id small beside the name (not the id alone)
+    row = re.search(r"<td data-label=\"节点 Node\">(.*?)</td>", client.get("/supervision").text)
+    assert row is not None and row.group(1) == '东村代办点 <span class="muted">T01V01</span>', row
 
 
 def test_the_public_guide_lists_this_centres_matters_with_limits_and_fees(

@@ -200,3 +200,41 @@ def test_village_pages_fit_a_phone_a_desk_and_a_zoomed_screen(chromium: str, liv
             context.close()
         finally:
             browser.close()
+
+
+def test_a_long_deadline_light_fits_a_phone_and_leaves_the_columns_room(chromium: str, live_town: str) -> None:
+    """The longest light a worklist shows (正常 剩30个工作日（暂定） 30 working days left (provisional), a deadline in a
+    year the calendar does not cover yet) once pushed a 390-px phone 24 px sideways and, at 1024 px, squeezed the
+    receipt and matter columns into three lines each: it breaks at a space now, never inside a Chinese word."""
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    window = {"actor": "王晓红", "role": "窗口A岗"}
+    body = {
+        "matter": "MZ-001",  # 30 working days: the deadline falls in a year the test calendar holds as provisional
+        "applicant_name": "张秀英",
+        "materials": ["申请书", "身份证复印件", "户口簿复印件", "家庭收入及财产状况声明", "患病或残疾证明"],
+        "in_person": True,
+        **window,
+    }
+    with httpx.Client(base_url=live_town, timeout=30) as client:
+        r = client.post("/api/errands", json=body)
+        assert r.status_code == 201, r.text
+        errand = str(r.json()["errand"])
+        r = client.post(f"/api/errands/{errand}/actions", json={"kind": "accept", "errand_kind": "上报件", **window})
+        assert r.status_code in (200, 201), r.text
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+            page.goto(live_town + "/")
+            light = page.locator("#errands ~ table .light.green").first
+            assert "剩" in light.inner_text()
+            _assert_fits(page, "the township's home with a long light, on a phone")
+            page.set_viewport_size({"width": 1024, "height": 768})
+            page.goto(live_town + "/")
+            row = page.locator("#errands ~ table tr", has=page.locator(".light.green")).first
+            receipt = row.locator("td").first.bounding_box()
+            assert receipt is not None and receipt["height"] < 60, receipt  # two lines at most, not three or four
+        finally:
+            browser.close()

@@ -139,3 +139,23 @@ def test_a_walk_in_missing_a_main_material_is_told_once_at_the_window_then_accep
     )
     assert again.status_code == 409 and again.json()["error_code"] == "notice_already_issued", again.text
     assert again.json()["message_zh"]
+
+
+def test_the_agent_is_told_the_next_step_for_materials_asked_for(village: Client) -> None:
+    """待补正 at the desk that brings the materials: the row says what to do next (collect, record, carry up)."""
+    errand = register(village, materials=("申请书", "身份证复印件", "户口簿复印件", "困难情况证明材料"))
+    assert 'id="supply-next"' not in village.get(f"/errands/{errand}").text  # nothing asked for yet
+    act(village, errand, "accept", errand_kind="承诺件")
+    act(village, errand, "request_supplement", items="银行账户复印件")
+    page = village.get(f"/errands/{errand}").text
+    assert "supply" in kinds(page)
+    hint = re.search(r'<span class="warn" id="supply-next">(.*?)</span>', page, re.S)
+    assert hint is not None and "下一步" in hint.group(1) and "代办员补交材料" in hint.group(1)
+
+
+def test_a_window_is_not_told_to_carry_materials_up(town: Client) -> None:
+    errand = register(town, in_person=True)
+    act(town, errand, "accept", errand_kind="承诺件")
+    act(town, errand, "request_supplement", items="银行账户复印件")
+    page = town.get(f"/errands/{errand}").text
+    assert "银行账户复印件" in page and "supply" not in kinds(page) and 'id="supply-next"' not in page

@@ -16,7 +16,7 @@ from screens_kit import MZ003_ALL, act, make_app, prepared_node, register
 import sanji.web.desk_api
 from protocol.deadlines import business_today
 from protocol.errand import outcome_label
-from protocol.receipts import make_receipt
+from protocol.receipts import is_valid, make_receipt
 from protocol.session import NodeReport
 from sanji.context import NodeContext
 from sanji.keys import read_directory, read_key
@@ -130,6 +130,26 @@ def test_errand_page_shows_state_history_documents_and_steps(village: Client) ->
     other = register(village, matter="MZ-001", materials=("申请书", "身份证复印件", "户口簿复印件"))
     page = village.get(f"/errands/{other}").text
     assert not set(re.findall(r'name="kind" value="([a-z_]+)"', page)) & {"accept", "not_accept", "decide", "deliver"}
+
+
+def test_acting_for_is_not_asked_at_a_village_station(village: Client) -> None:
+    """代岗 is a 窗口B岗's, and no B post works at a village station (sanji.auth.roles.WORKS_AT): an agent's forms
+    do not ask for it (before, every step and the registration did, and anything typed was refused)."""
+    errand_id = register(village)
+    assert 'name="acting_for"' not in village.get(f"/errands/{errand_id}").text
+    page = village.get("/register", params={"matter": "MZ-003"}).text
+    assert 'name="acting_for"' not in page
+    assert "<h2>代办登记" in page and "收件登记" not in page  # the agent registers on the villager's behalf
+
+
+def test_a_township_window_receives_walk_ins_and_is_asked_acting_for(town: Client) -> None:
+    walk_in = register(town, in_person=True)
+    page = town.get(f"/errands/{walk_in}").text
+    assert 'name="acting_for"' in page and "代岗（B岗代A岗时填A岗姓名）" in page
+    page = town.get("/register", params={"matter": "MZ-003"}).text
+    assert 'name="acting_for"' in page and "代岗（B岗代A岗时填A岗姓名）" in page
+    # a walk-in at the window is received (收件), not registered on anyone's behalf (代办): the menu says so too
+    assert "<h2>收件登记" in page and "代办登记" not in page
 
 
 def test_unknown_errand_is_a_404_page(village: Client) -> None:
@@ -371,7 +391,13 @@ def test_public_lookup_shows_status_but_no_personal_data(village: Client) -> Non
     for private in ("张秀英", "11010519491231002X", "13812345678", "李建国"):
         assert private not in r.text
     bad = receipt[:-1] + ("0" if receipt[-1] != "0" else "1")
-    assert village.get("/lookup", params={"receipt": bad, "code": "5678"}).status_code == 400
+    r = village.get("/lookup", params={"receipt": bad, "code": "5678"})
+    assert r.status_code == 400 and "逐位核对" in r.text  # a slip in a number of the right shape
+    r = village.get("/lookup", params={"receipt": "张秀英", "code": "5678"})
+    assert r.status_code == 400 and "这不是回执号" in r.text and "逐位核对" not in r.text  # no number at all
+    # the example the form shows (and the refusal quotes) is a number that checks out: typed as shown, it is no typo
+    example = re.search(r'id="receipt"[^>]*placeholder="([^"]+)"', village.get("/lookup").text)
+    assert example is not None and is_valid(example.group(1)) and example.group(1) in r.text
     unknown = make_receipt("T01V01", date(2026, 1, 5), 999)
     r = village.get("/lookup", params={"receipt": unknown, "code": "5678"})
     assert r.status_code == 404 and "本站没有该办件" in r.text

@@ -36,6 +36,8 @@ def test_the_decide_form_warns_of_skipped_stages_and_the_page_marks_them(tmp_pat
         assert warning is not None, "the decide form says which stages it leaves behind"
         assert warning.group(1) == "承办,审核" and "尚未办理“承办、审核”环节" in warning.group(2)
         assert "电子监察将记为环节缺失" in warning.group(2)
+        # the points are the errand's handler's (protocol.assessment), not those of whoever fills in the form
+        assert "扣该件承办人的分" in warning.group(2) and "经办人本季度" not in warning.group(2)
 
         version = int(re.search(r'name="expected_version" value="(\d+)"', page).group(1))  # type: ignore[union-attr]
         once = re.search(r'name="_once" value="([^"]*)"', page).group(1)  # type: ignore[union-attr]
