@@ -29,8 +29,8 @@ StepKind = Literal[
     "send_result",
     "deliver",
     "close",
+    "supply",  # before the note: an agent asked for materials looks for this one first
     "note",
-    "supply",
     "rate",
     "complain",
     "callback",
@@ -73,10 +73,10 @@ STEPS: dict[str, Step] = {
     "send_result": Step("结果下送", "Send the result down", "结果下送 result sent down", "handoff", "result"),
     "deliver": Step("送达签收", "Deliver to the applicant", "送达 delivered", "deliver", five="办结"),
     "close": Step("归档销号", "Close and file", "归档 closed", "close"),
-    "note": Step("备注", "Progress note", "备注 note", "note", annotation=True),
     "supply": Step(
         "代办员补交材料", "Agent brings materials", "补交材料 materials carried up", "supply", annotation=True
     ),
+    "note": Step("备注", "Progress note", "备注 note", "note", annotation=True),
     "rate": Step("满意度评价", "Satisfaction rating", "评价 rated", "rate", annotation=True),
     "complain": Step("投诉", "Complaint", "投诉 complaint", "complain", annotation=True),
     "callback": Step("回访", "Call-back", "回访 call-back", "callback", annotation=True),

@@ -39,7 +39,7 @@ from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
 from protocol.names import visible_text
 from protocol.refusals import Refusal, bilingual
-from protocol.stages import SHOWN_LABELS, SHOWN_STAGES, STAGE_LABELS
+from protocol.stages import AT_DEPARTMENT, SHOWN_LABELS, SHOWN_STAGES, STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
 from protocol.topology import Directory
 from protocol.urging import MAX_ANSWER_WORKING_DAYS, Urging
@@ -450,6 +450,9 @@ def action_defaults(
     elif kind == "decide":
         values["department"] = row.get("department", "")
         values["outcome"] = "approved"
+    elif kind == "assign" and state.get("stage") == AT_DEPARTMENT:
+        # at the county the errand is handled in the department it was reported to, not the township's window
+        values["window"] = row.get("department") or (matter.department if matter else "")
     elif kind == "assign":
         values["window"] = row.get("window") or (matter.window if matter else "")
     elif kind == "deliver":

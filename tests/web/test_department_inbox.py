@@ -10,6 +10,7 @@ leaves it; a deadline passed shows red. With logins on, a post without the erran
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -174,6 +175,9 @@ async def test_the_inbox_screen_and_its_json_twin(county: County) -> None:
         assert text.index("部门收件箱") < text.index("Department inbox")  # Chinese first
         assert 'href="/subtasks?department=' in text and "联办子任务待答复 0 件" in text
         assert "红灯" not in text.split('id="inbox"')[1]
+        # 分派承办 at the department names the department, not the township window it came up from
+        field = re.search(r'<input[^>]*id="assign-window"[^>]*>', client.get(f"/errands/{dibao}").text)
+        assert field is not None and f'value="{MINZHENG}"' in field.group(0), field
 
         # Months later on the county's clock, both of the department's deadlines have passed.
         client.app.state.runtime.get_context().clock_offset_ms = 120 * DAY_MS
