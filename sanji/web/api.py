@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 import msgspec
@@ -22,7 +21,7 @@ from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.blobs import MAX_BLOB_BYTES
 from sanji.store.submissions import HEADER as ONCE_HEADER
-from sanji.store.submissions import AlreadySent, Once, Purpose, once
+from sanji.store.submissions import AlreadySent, Once, Purpose, from_header
 from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
 from sanji.web.archived_page import archived_away_page, wants_html
 from sanji.web.desk_api import BindingStatus, errand_binding
@@ -71,9 +70,7 @@ IdempotencyKey = Annotated[
 
 def _client_once(purpose: Purpose, sent: str | None, data: object) -> Once | None:
     """The client's key as the store keeps one (any text the header carries, by its digest), with the body."""
-    if not sent or not sent.strip():
-        return None
-    return once(purpose, hashlib.sha256(sent.encode()).hexdigest()[:32], msgspec.json.encode(data).decode())
+    return from_header(purpose, sent, data)
 
 
 class ErrandController(Controller):
