@@ -315,9 +315,9 @@ def test_the_office_api_takes_a_request_sent_again_under_its_idempotency_key_onc
     appeal_id = answers[0].json()["id"]
 
     decision = {"upheld": False, "reason": "维持原评"}
-    path = f"/api/office/assessment/appeals/{appeal_id}/decision"
+    deciding_at = f"/api/office/assessment/appeals/{appeal_id}/decision"
     deciding = keyed("decision-retry-1", bearer(token(county.config, "督查员")))
-    answers = asyncio.run(burst(path, decision, deciding))
+    answers = asyncio.run(burst(deciding_at, decision, deciding))
     assert [a.status_code for a in answers] == [201] * 3, [a.text for a in answers]  # never 已经作出决定
     assert {a.json()["status"] for a in answers} == {"rejected"} and count(county.db, records, "decision") == 1
 
@@ -333,7 +333,7 @@ def test_the_office_api_takes_a_request_sent_again_under_its_idempotency_key_onc
         for path, body, headers in (
             ("/api/office/assessment/entries", {**entry, "subject": "李强"}, keyed("entry-retry-1")),
             ("/api/office/assessment/appeals", {**appeal, "reason": "另一理由"}, keyed("appeal-retry-1")),
-            (path, {**decision, "reason": "改判"}, deciding),
+            (deciding_at, {**decision, "reason": "改判"}, deciding),
             ("/api/office/rules/", {**rules, "version": rules["version"] + 1}, keyed("rules-retry-1")),
         ):
             refused = client.post(path, json=body, headers=headers)
