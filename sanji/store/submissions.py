@@ -60,6 +60,7 @@ Purpose = Literal[
     "decision",
     "account",
     "password",
+    "reset",
     "enroll",
     "publish",
     "revoke",

@@ -345,3 +345,33 @@ def test_the_office_api_takes_a_request_sent_again_under_its_idempotency_key_onc
         other = client.post("/api/office/assessment/entries", json=entry, headers=keyed("entry-retry-2"))
         assert other.status_code == 201 and other.json()["id"] != entry_id
         assert count(county.db, records, "entry") == 2
+
+
+def test_a_password_reset_sent_twice_resets_once(county: County) -> None:
+    """重置密码: one new password, not two (the first answer's would not stand), and a token issued after the first
+    sending is not revoked by the second."""
+    cookies, csrf = logged_in(county.url, "管理员")
+    form = {"_csrf_token": csrf, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "监察员"}
+    resets = "SELECT count(*) FROM audit_events WHERE event = 'account' AND body LIKE '%\"change\":\"password\"%'"
+    before = count(county.db, resets)
+
+    answers = at_once(county.url, cookies, "/admin/accounts/password", form)
+    assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+    assert count(county.db, resets) == before + 1
+    (first,) = [a for a in answers if 'id="password"' in a.text]
+    assert sum("已提交，未重复重置：账号 监察员 的密码已由第一次提交重置" in a.text for a in answers) == 2
+    shown = re.findall(r'id="password">([^<]+)</span>', first.text)[0]
+
+    issued = bearer(token(county.config, "监察员"))  # after the reset, before the form is sent again
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        later = client.post("/admin/accounts/password", data=form)  # the browser's resubmit, later
+        assert later.status_code == 200 and "未重复重置" in later.text and 'id="password"' not in later.text
+        fresh = {**form, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "督查员"}
+        other = client.post("/admin/accounts/password", data=fresh)  # the page drawn again: another reset
+        assert other.status_code == 200 and 'id="password"' in other.text
+    assert count(county.db, resets) == before + 2
+    with httpx.Client(base_url=county.url, timeout=30) as client:
+        assert client.get("/api/errands", headers=issued).status_code == 200  # the token issued between stands
+        page = client.get("/login")
+        data = {"name": "监察员", "password": shown, "next": "/", "_csrf_token": csrf_of(page.text)}
+        assert client.post("/login", data=data, follow_redirects=False).status_code == 303  # the first's stands
