@@ -18,11 +18,12 @@ Forms that write something other than an errand's step keep their key the same w
 their own write, with ``errand`` left empty and ``action`` naming what the first sending wrote: the county's
 考核 entry, appeal and decision (``sanji.office.book``: the record's id), a new account (``sanji.auth.book``:
 its name), a changed own password and a revoked API token, an enrollment token and a revocation
-(``sanji.store.trustbook``), a published catalogue, calendar or assessment rules (``sanji.context.with_once``).
+(``sanji.store.trustbook``), a reset password (``sanji.auth.book``), a published catalogue, calendar or assessment
+rules (``sanji.context.with_once``); the county's office API takes a client's ``Idempotency-Key`` for the same
+records (``Once.one_body``: there another body under a key used is refused, ``KeyReused``).
 Where a rule would refuse the second sending before that transaction reads the key, the form asks
-``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (a reset password, where
-the page shown last holds the password that stands; enabling, seating, marking notices read; a read) carries
-none.
+``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (enabling, seating,
+marking notices read; a read) carries none.
 """
 
 from __future__ import annotations
