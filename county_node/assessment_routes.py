@@ -206,6 +206,11 @@ class AssessmentApiController(Controller):
             return await _decide(store, context, request, appeal_id, data, key)
         except AlreadySent:  # a retry: the appeal as its first sending decided it
             return await OfficeBook(store).appeal(appeal_id)
+        except OfficeRefused:
+            # sent twice at once: the first was decided between this one's reading of the key and of the appeal
+            if await submissions.was_sent(store.db, key):
+                return await OfficeBook(store).appeal(appeal_id)
+            raise
 
     @get("/appeals", summary="Appeals of a quarter and their decisions")
     async def appeals(self, store: NamedDependency[Store], quarter: Quarter = "") -> list[Appeal]:
