@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Redirect, Template
 
+from county_node.assessment_routes import OfficeKey
 from protocol.assessment import AssessmentRules
 from protocol.errors import SanjiError, VersionTooFar
 from sanji.context import NodeContext
@@ -23,7 +24,7 @@ from sanji.office.book import OfficeRefused
 from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules, rules_page
 from sanji.store import Store, submissions
 from sanji.store.submissions import FIELD as ONCE_FIELD
-from sanji.store.submissions import AlreadySent, once
+from sanji.store.submissions import AlreadySent, KeyReused, from_header, once
 from sanji.web.screens import one, read_form
 
 MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
@@ -31,10 +32,21 @@ MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
 
 class RulesPublishingApiController(RulesApiController):
     @post("/", summary="County only: publish a newer version of the assessment rules; it travels down", status_code=201)
-    async def publish(self, context: NamedDependency[NodeContext], data: JSONBody[AssessmentRules]) -> AssessmentRules:
+    async def publish(
+        self,
+        context: NamedDependency[NodeContext],
+        data: JSONBody[AssessmentRules],
+        idempotency_key: OfficeKey = None,
+    ) -> AssessmentRules:
+        key = from_header("publish", idempotency_key, data, one_body=True)
         try:
-            return await publish_rules(context, data)
-        except (OfficeRefused, VersionTooFar):  # each answered 409 with its own error code
+            await submissions.sent_before(context.store.db, key)  # a retry lands on 已发布, not on 版本须高于
+            return await publish_rules(context, data, once=key)
+        except AlreadySent:  # the same body under its key: the rules its first sending published
+            return data
+        except (OfficeRefused, VersionTooFar, KeyReused):  # each answered 409 with its own error code
+            if await submissions.was_sent(context.store.db, key):  # sent twice at once: the other published it
+                return data
             raise
         except SanjiError as exc:  # rules that do not check (RulesError): the sender's to correct
             raise OfficeRefused(exc.message, hint=exc.hint) from None

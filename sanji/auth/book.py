@@ -385,17 +385,22 @@ class AuthBook:
         event: ev.Event,
         now: float,
         token_event: Callable[[int], ev.Event] | None,
+        once: Once | None = None,
     ) -> int:
         """An administrator's new password, the account's sessions ended and (``token_event`` given) its tokens
         revoked, in one transaction: a crash between them cannot leave a token or a session that outlived the
-        reset. How many tokens were revoked."""
+        reset. How many tokens were revoked. ``once``: the reset form's one-time key, read first and kept with
+        the reset (``AlreadySent``: the same form reset it before; nothing is written again)."""
         async with self.db.write() as conn:
+            if once is not None:
+                await submissions.refuse_if_used(conn, once)
             await conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(**values))
             await insert_event(conn, event)
             await conn.execute(delete(t.auth_sessions).where(t.auth_sessions.c.account_id == account_id))
-            if token_event is None:
-                return 0
-            return await _revoke_tokens(conn, account_id, now=now, event=token_event)
+            revoked = 0 if token_event is None else await _revoke_tokens(conn, account_id, now=now, event=token_event)
+            if once is not None:
+                await submissions.keep(conn, once, "", str(account_id))
+            return revoked
 
     async def revoke_token(self, token_id: int, *, now: float, event: ev.Event, once: Once | None = None) -> bool:
         """``once``: the revoking form's one-time key, kept with the revocation (``AlreadySent`` if it was)."""

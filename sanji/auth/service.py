@@ -343,7 +343,14 @@ class AuthService:
         return account
 
     async def set_password(
-        self, name: str, password: str, *, by: Who, must_change: bool = False, keep_tokens: bool = False
+        self,
+        name: str,
+        password: str,
+        *,
+        by: Who,
+        must_change: bool = False,
+        keep_tokens: bool = False,
+        once: Once | None = None,
     ) -> int:
         """A new password for ``name``, set by an administrator; ends its sessions and, unless ``keep_tokens``, its
         API tokens (returns how many were revoked). ``must_change``: a generated one, changed at first login; a
@@ -365,7 +372,12 @@ class AuthService:
             return ev.TokenRevoked(**self._event_base(by), actor=by.account, token_id=token_id)
 
         return await self.book.set_password(
-            account.id, values, event=event, now=self.clock(), token_event=None if keep_tokens else token_event
+            account.id,
+            values,
+            event=event,
+            now=self.clock(),
+            token_event=None if keep_tokens else token_event,
+            once=once,
         )
 
     async def change_own_password(
@@ -461,11 +473,13 @@ class AuthService:
         )
         return account, password
 
-    async def reset_password(self, name: str, *, by: Who) -> tuple[str, int]:
+    async def reset_password(self, name: str, *, by: Who, once: Once | None = None) -> tuple[str, int]:
         """A new generated password (returned once, to be changed at the next login) and how many API tokens were
-        revoked with it: the account's sessions and tokens end (``set_password``)."""
+        revoked with it: the account's sessions and tokens end (``set_password``). ``once``: the 重置密码 form's
+        one-time key: sent twice, reset once (``AlreadySent``), no second password, no token issued in between
+        revoked."""
         password = one_time_password()
-        revoked = await self.set_password(name, password, by=by, must_change=True)
+        revoked = await self.set_password(name, password, by=by, must_change=True, once=once)
         return password, revoked
 
     def posts_here(self) -> tuple[str, ...]:

@@ -447,6 +447,18 @@ class OfficeBook:
     async def entries(self, quarter: str | None = None) -> list[Entry]:
         return [r.entry for r in await self.records(quarter) if isinstance(r, EntryRecord)]
 
+    async def entry(self, entry_id: str) -> Entry:
+        """One entry by its id (what an entry's form sent again under its key answers with)."""
+        query = select(t.office_records.c.body).where(
+            t.office_records.c.id == entry_id, t.office_records.c.kind == "entry"
+        )
+        async with self.store.db.reader.connect() as conn:
+            body = await conn.scalar(query)
+        record = _decoder.decode(body) if body is not None else None
+        if not isinstance(record, EntryRecord):
+            raise OfficeRecordUnknown(f"no entry {entry_id[:40]}", zh=f"没有编号为 {entry_id[:40]} 的考核记录")
+        return record.entry
+
     async def _appeal_map(self, quarter: str | None = None) -> dict[str, Appeal]:
         appeals: dict[str, Appeal] = {}
         for r in await self.records(quarter):

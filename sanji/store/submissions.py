@@ -18,11 +18,12 @@ Forms that write something other than an errand's step keep their key the same w
 their own write, with ``errand`` left empty and ``action`` naming what the first sending wrote: the county's
 考核 entry, appeal and decision (``sanji.office.book``: the record's id), a new account (``sanji.auth.book``:
 its name), a changed own password and a revoked API token, an enrollment token and a revocation
-(``sanji.store.trustbook``), a published catalogue, calendar or assessment rules (``sanji.context.with_once``).
+(``sanji.store.trustbook``), a reset password (``sanji.auth.book``), a published catalogue, calendar or assessment
+rules (``sanji.context.with_once``); the county's office API takes a client's ``Idempotency-Key`` for the same
+records (``Once.one_body``: there another body under a key used is refused, ``KeyReused``).
 Where a rule would refuse the second sending before that transaction reads the key, the form asks
-``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (a reset password, where
-the page shown last holds the password that stands; enabling, seating, marking notices read; a read) carries
-none.
+``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (enabling, seating,
+marking notices read; a read) carries none.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import delete, insert, select
+import msgspec
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from protocol.errors import SanjiError
 from sanji.store import schema as t
 
 if TYPE_CHECKING:
@@ -58,6 +61,7 @@ Purpose = Literal[
     "decision",
     "account",
     "password",
+    "reset",
     "enroll",
     "publish",
     "revoke",
@@ -80,16 +84,33 @@ class Once:
     purpose: Purpose
     key: str
     content: str = ""
+    # ``one_body``: the key names one request, whatever it says (a client's ``Idempotency-Key`` on the county's
+    # office API): the same key saying something else is refused (``KeyReused``), not taken as another step
+    one_body: bool = False
 
     @property
     def stored(self) -> str:
         said = ":" + hashlib.sha256(self.content.encode()).hexdigest()[:16] if self.content else ""
         return f"{self.purpose}:{self.key}{said}"
 
+    @property
+    def bare(self) -> str:
+        """The stored form's start shared by every content sent under this key: ``purpose:key:``."""
+        return f"{self.purpose}:{self.key}:"
+
 
 def once(purpose: Purpose, sent: str, content: str = "") -> Once | None:
     """The key a form sent, or None when it sent none of the right shape."""
     return Once(purpose, sent, content) if _SHAPE.fullmatch(sent) else None
+
+
+def from_header(purpose: Purpose, sent: str | None, data: object, *, one_body: bool = False) -> Once | None:
+    """A JSON client's ``Idempotency-Key`` (any text the header carries, kept by its digest) with the request's
+    body as its content; None when the header is absent or blank (the request is taken as before)."""
+    if not sent or not sent.strip():
+        return None
+    key = hashlib.sha256(sent.encode()).hexdigest()[:32]
+    return Once(purpose, key, msgspec.json.encode(data).decode(), one_body=one_body)
 
 
 def said(form: Mapping[str, Sequence[str]]) -> str:
@@ -107,6 +128,13 @@ class AlreadySent(Exception):
         self.action = action
 
 
+class KeyReused(SanjiError):
+    """An ``Idempotency-Key`` sent before with another body (``Once.one_body``): a client's bug, never a retry."""
+
+    code = "idempotency_key_reused"
+    default_hint = "Send a new Idempotency-Key for a new request; a retry sends the same body under its key."
+
+
 async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
     row = (
         await conn.execute(
@@ -115,6 +143,20 @@ async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
     ).first()
     if row is not None:
         raise AlreadySent(row[0], row[1])
+    if key.one_body:
+        # every content under the key sorts between ``purpose:key:`` and ``purpose:key;`` (the digests are hex):
+        # a range the primary key's index reads, never a scan
+        bare = key.bare
+        other = await conn.scalar(
+            select(t.submissions.c.key)
+            .where(and_(t.submissions.c.key >= bare, t.submissions.c.key < bare[:-1] + ";"))
+            .limit(1)
+        )
+        if other is not None:
+            raise KeyReused(
+                "此幂等键已用于另一请求，本次未写入 · this Idempotency-Key was sent before with another body; "
+                "nothing was written"
+            )
 
 
 async def sent_before(db: Database, key: Once | None) -> None:

@@ -69,6 +69,15 @@ CREATED_AGAIN = (
     "shown on that answer only and is not kept in clear; if it was not seen, reset the account's password.",
 )
 
+# The reset form sent twice: reset once; the temporary password was on the first answer alone.
+RESET_AGAIN = (
+    "已提交，未重复重置：账号 {name} 的密码已由第一次提交重置。临时密码只显示在那一次的页面上，"
+    "本系统不保存明文；如未看到，请再点一次该账号的“重置密码”。",
+    "Sent already, not reset twice: the password of account {name} was reset by the first sending. Its one-time "
+    "password was shown on that answer only and is not kept in clear; if it was not seen, reset the account's "
+    "password again.",
+)
+
 
 def admin_of(request: Request[Any, Any, Any], capability: str) -> Principal:
     """The logged-in account holding ``capability`` (the guard checked a logged-in one); 403 for anyone else."""
@@ -269,9 +278,15 @@ class AccountsScreenController(Controller):
     ) -> Template:
         principal = admin_of(request, roles.ACCOUNTS)
         auth = auth_of(request)
-        name = _field(await bounded_form(request), "name", NAME_LIMIT)
+        form = await bounded_form(request)
+        name = _field(form, "name", NAME_LIMIT)
+        # the drawn page's key with the account's name: the page's other reset buttons are other resets
+        key = once("reset", _field(form, ONCE_FIELD, 64), f"reset\n{name}")
         try:
-            password, revoked = await auth.reset_password(name, by=_who(request, principal))
+            password, revoked = await auth.reset_password(name, by=_who(request, principal), once=key)
+        except AlreadySent:  # the same form sent twice (a double click, back and resubmit): reset once
+            said_again = (RESET_AGAIN[0].format(name=name), RESET_AGAIN[1].format(name=name))
+            return await accounts_page(request, store, context, auth, notice=said_again)
         except AccountError as exc:
             return await accounts_page(request, store, context, auth, status=404, row_error=(name, exc.texts))
         shown = {"name": name, "password": password, "why": "reset", "tokens_revoked": str(revoked or "")}

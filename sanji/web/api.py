@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 import msgspec
@@ -15,6 +14,7 @@ from protocol.binding import HeldMaterials
 from protocol.bounds import LINE_CLASS, MAX_NAME, whole
 from protocol.errors import ActionRefused
 from sanji.auth.guard import Caller
+from sanji.catalogue.search import MAX_QUERY
 from sanji.context import NodeContext
 from sanji.forms import ActionForm, RegisterForm
 from sanji.privacy import mask_history, may_reveal, reveal_check
@@ -22,10 +22,11 @@ from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.blobs import MAX_BLOB_BYTES
 from sanji.store.submissions import HEADER as ONCE_HEADER
-from sanji.store.submissions import AlreadySent, Once, Purpose, once
+from sanji.store.submissions import AlreadySent, Once, Purpose, from_header
 from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
 from sanji.web.archived_page import archived_away_page, wants_html
 from sanji.web.desk_api import BindingStatus, errand_binding
+from sanji.web.errand_search import ErrandSearch
 from sanji.web.json_gate import BodyTooLarge
 from sanji.web.views import ErrandSummary, materials_of, summarise
 from sanji.worklist import prioritised
@@ -71,9 +72,7 @@ IdempotencyKey = Annotated[
 
 def _client_once(purpose: Purpose, sent: str | None, data: object) -> Once | None:
     """The client's key as the store keeps one (any text the header carries, by its digest), with the body."""
-    if not sent or not sent.strip():
-        return None
-    return once(purpose, hashlib.sha256(sent.encode()).hexdigest()[:32], msgspec.json.encode(data).decode())
+    return from_header(purpose, sent, data)
 
 
 class ErrandController(Controller):
@@ -93,9 +92,31 @@ class ErrandController(Controller):
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000)] = 0,
+        q: Annotated[
+            str,
+            QueryParameter(
+                max_length=MAX_QUERY,
+                description="find by receipt number, errand id, matter (code or name) or applicant's name, as "
+                "全部办件 does (never by ID number or phone); what shows as nothing (a NUL) is dropped",
+            ),
+        ] = "",
+        newest_first: Annotated[
+            bool, QueryParameter(description="the newest registered first, as 全部办件 lists them")
+        ] = False,
     ) -> ErrandPage:
+        """Errands in registration order (oldest first unless ``newest_first``), ``limit`` from ``offset``, and how
+        many match (``total``)."""
+        search = ErrandSearch.of(context.catalogue, q)  # the screen's reading of its search, one rule
         rows, total = await store.errands(
-            stage=stage, holder=holder, matter=matter, scope=errand_scope, limit=limit, offset=offset
+            stage=stage,
+            holder=holder,
+            matter=matter,
+            scope=errand_scope,
+            limit=limit,
+            offset=offset,
+            newest_first=newest_first,
+            text=search.text,
+            text_matters=search.matters,
         )
         today = context.today()
         return ErrandPage(

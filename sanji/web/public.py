@@ -86,6 +86,22 @@ def limits_of(app: Litestar) -> PublicLimits:
     return limits
 
 
+class NextStep(msgspec.Struct, kw_only=True):
+    """One thing the applicant can do next, as the /lookup screen says it."""
+
+    zh: str
+    en: str
+
+
+class Ending(msgspec.Struct, kw_only=True):
+    """Why an errand that was not granted ended so (不予受理, 退回, 不予许可 …), as /lookup shows it: the reasons with
+    any ID or phone number masked, the decision's document number, and what the applicant can do next."""
+
+    reasons: str
+    document: str
+    steps: list[NextStep]
+
+
 class PublicStatus(msgspec.Struct, kw_only=True):
     """What anyone may see with a receipt number and its second factor (政务公开): no personal data."""
 
@@ -95,6 +111,8 @@ class PublicStatus(msgspec.Struct, kw_only=True):
     outcome: str
     due: str
     updated_at: int
+    # null unless the errand ended without being granted (``ending_view``, the screen's)
+    ending: Ending | None
 
 
 class LookupRefused(Exception):
@@ -200,7 +218,7 @@ def appeal_words(government: str) -> tuple[str, str]:
     )
 
 
-async def ending_view(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
+async def ending_view(store: Store, row: dict[str, Any]) -> Ending | None:
     """Why an errand that was not granted ended so, and what the applicant can do next; None for any other.
 
     The reasons are the ending action's as written on the notice the applicant was handed (cut to
@@ -219,7 +237,7 @@ async def ending_view(store: Store, row: dict[str, Any]) -> dict[str, Any] | Non
         steps.append(AGAIN)
     if row["outcome"] in ("refused", "not_accepted"):  # a decision against the applicant: it may be appealed
         steps.append(appeal_words(review_government(store.directory, action.node) if action else ""))
-    return {"reasons": text, "document": document, "steps": steps}
+    return Ending(reasons=text, document=document, steps=[NextStep(zh=zh, en=en) for zh, en in steps])
 
 
 def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
@@ -239,7 +257,7 @@ def _status_view(row: dict[str, Any], context: NodeContext) -> dict[str, str]:
     }
 
 
-def _refusal_json(exc: LookupRefused) -> Response[dict[str, Any]]:
+def _refusal_json(exc: LookupRefused) -> Response[Any]:
     headers = {"Retry-After": str(math.ceil(exc.retry_after))} if exc.retry_after else None
     return Response(
         {
@@ -298,7 +316,7 @@ class PublicController(Controller):
     ) -> Template:
         result: dict[str, str] | None = None
         problem: LookupRefused | None = None
-        ending: dict[str, Any] | None = None
+        ending: Ending | None = None
         if receipt or code:
             try:
                 row = await find_errand(store, limits_of(request.app), client_ip(request), receipt[:64], code[:64])
@@ -331,8 +349,11 @@ class PublicController(Controller):
         context: NamedDependency[NodeContext],
         receipt: FromPath[str],
         code: FromQuery[str] = "",
-    ) -> Response[Any]:
-        """Status by receipt number and its second factor (``code``: the query code or the phone's last four digits)."""
+    ) -> Response[PublicStatus]:
+        """Status by receipt number and its second factor (``code``: the query code or the phone's last four digits).
+
+        An errand that ended without being granted also says why and what the applicant can do next (``ending``),
+        as the /lookup screen does: the same reasons, ID and phone numbers in them masked."""
         try:
             row = await find_errand(store, limits_of(request.app), client_ip(request), receipt[:64], code[:64])
         except LookupRefused as exc:
@@ -346,8 +367,9 @@ class PublicController(Controller):
             outcome=outcome_words(row["outcome"], bound_entry(row.get("state")), matter) if row["outcome"] else "",
             due=row["due"],
             updated_at=row["updated_at"],
+            ending=await ending_view(store, row),
         )
-        return Response(msgspec.to_builtins(status))
+        return Response(status)
 
     # -- 政务公开: this centre's service guide --------------------------------------------------
 

@@ -37,7 +37,6 @@ from protocol.errors import ActionRefused, SanjiError
 from protocol.hlc import MAX_SKEW_MS
 from protocol.idnumber import valid_id_number
 from protocol.menu import allowed_outcomes, allowed_steps, registration_refused
-from protocol.names import visible_text
 from protocol.refusals import Refusal, bilingual
 from protocol.stages import AT_DEPARTMENT, SHOWN_LABELS, SHOWN_STAGES, STAGE_LABELS
 from protocol.steps import ACTION_DONE, HANDOFF_DONE, STEPS
@@ -49,7 +48,6 @@ from sanji.auth import roles
 from sanji.auth.guard import Caller, principal_of
 from sanji.bilingual import split_pair
 from sanji.catalogue.search import MAX_QUERY
-from sanji.catalogue.search import search as catalogue_search
 from sanji.complaints import present
 from sanji.context import NodeContext, bound_of
 from sanji.forms import ActionForm, RegisterForm
@@ -82,6 +80,7 @@ from sanji.web.documents import (
     screen_name,
     signature_path,
 )
+from sanji.web.errand_search import ErrandSearch
 from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, materials_of, summarise
 
 ROLE_LABELS = {
@@ -168,9 +167,6 @@ def row_view(row: dict[str, Any], context: NodeContext, today: date) -> dict[str
 # -- 全部办件: the errands held here, newest first, a page at a time, searchable -----------------------
 
 LIST_PAGE = 100  # errands a page of 全部办件 shows
-# matter-search ranks an errand search follows: the code or the name itself, never a pinyin or initials guess,
-# which would find most matters (and so most errands) for a letter or two
-LIST_MATTER_RANKS = frozenset({"code", "name", "code_prefix", "contains"})
 
 
 @dataclass(frozen=True)
@@ -193,11 +189,10 @@ async def errand_listing(store: Store, context: NodeContext, q: str, page: str) 
     """全部办件: newest first, ``LIST_PAGE`` at a time, found by receipt number, errand id, matter (code or name)
     or applicant's name. The work is bounded: the search is cut to ``MAX_QUERY`` characters and a page number
     beyond the last shows the last (a number that is not one shows the first). Characters that show as nothing
-    (a NUL, a zero-width space: ``protocol.names.visible_text``) are dropped from the search."""
-    text = " ".join(visible_text(q[: MAX_QUERY * 4]).split())  # a long query is never split whole
-    cut = len(text) > MAX_QUERY
-    text = text[:MAX_QUERY]
-    matters = [h.matter.code for h in catalogue_search(context.catalogue, text) if h.match in LIST_MATTER_RANKS]
+    (a NUL, a zero-width space: ``protocol.names.visible_text``) are dropped from the search (``ErrandSearch``,
+    as ``GET /api/errands?q=`` reads it)."""
+    search = ErrandSearch.of(context.catalogue, q)
+    text, cut, matters = search.text, search.cut, search.matters
     # isdigit alone takes "²" (a digit int() refuses): ASCII digits only
     number = max(int(page), 1) if page.isascii() and page.isdigit() and len(page) <= 6 else 1
 

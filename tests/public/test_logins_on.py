@@ -126,3 +126,30 @@ def test_complaints_reach_supervision_and_never_the_person_named(node: tuple[Cli
     assert "态度恶劣" not in client.get("/supervision").text
     client.cookies.clear()
     assert "态度恶劣" not in client.get(f"/lookup?receipt=x&code={lookup_code(errand)}").text
+
+
+def test_an_anonymous_api_lookup_says_why_an_errand_ended_as_the_screen_does_masked(
+    node: tuple[Client, Path, str],
+) -> None:
+    """``GET /api/lookup/…`` with no login (logins on): the ending the /lookup screen shows, and nothing more."""
+    client, config, errand = node
+    agent = bearer(token(config, "李建国"))
+    receipt = client.get(f"/api/errands/{errand}", headers=agent).json()["receipt"]
+    said = f"申请人撤回，身份证{FULL_ID}，电话{FULL_PHONE[:3]} {FULL_PHONE[3:7]} {FULL_PHONE[7:]}"
+    r = client.post(
+        f"/api/errands/{errand}/actions", json={"kind": "withdraw", "actor": "李建国", "reasons": said}, headers=agent
+    )
+    assert r.status_code == 201, r.text
+    client.cookies.clear()
+    answer = client.get(f"/api/lookup/{receipt}", params={"code": lookup_code(errand)})
+    assert answer.status_code == 200, answer.text
+    ending = answer.json()["ending"]
+    assert ending["reasons"] == f"申请人撤回，身份证{'*' * 18}，电话*** **** ****"
+    assert ending["document"] == "" and "重新申请" in ending["steps"][0]["zh"]
+    for secret in (FULL_ID, FULL_PHONE[7:], "张秀英", "李建国"):
+        assert secret not in answer.text, secret
+    screen = client.get("/lookup", params={"receipt": receipt, "code": lookup_code(errand)}).text
+    shown = re.search(r'id="ending-reasons">(.*?)</tr>', screen, re.S)
+    assert shown is not None and ending["reasons"] in shown[1]  # the screen's words, one function
+    wrong = client.get(f"/api/lookup/{receipt}", params={"code": "0000"})
+    assert wrong.status_code == 404 and "撤回" not in wrong.text  # the second factor still guards it

@@ -106,6 +106,13 @@ def lookup(client: Client, errand_id: str) -> str:
     return r.text
 
 
+def lookup_api(client: Client, errand_id: str) -> dict[str, Any]:
+    r = client.get(f"/api/lookup/{receipt_of(client, errand_id)}", params={"code": "5678"})
+    assert r.status_code == 200, r.text
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
 def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Client) -> None:
     phone: dict[str, Any] = {"in_person": True, "applicant_phone": "13812345678"}
     not_accepted = register(town, **phone)
@@ -124,6 +131,14 @@ def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Cli
     assert page.count("不予受理") == 1  # the stage says it; no 办理结果 row saying it again
     after = re.search(r'id="ending-next">(.*?)</tr>', page, re.S)
     assert after is not None and "重新申请" in after[1] and "行政复议" in after[1] and "行政诉讼" in after[1]
+    # the API says what the screen says (``ending_view``, one function): the same masked reasons, the same steps
+    answer = lookup_api(town, not_accepted)
+    assert answer["stage"] == "不予受理 not accepted" and answer["ending"]["reasons"] == mask_numbers_in_text(typed)
+    assert "11010519491231002X" not in str(answer) and "139-1234-5678" not in str(answer)
+    assert "张秀英" not in str(answer) and "applicant" not in str(answer)
+    steps = answer["ending"]["steps"]
+    assert "重新申请" in steps[0]["zh"] and "apply again" in steps[0]["en"] and "行政复议" in steps[1]["zh"]
+    assert all(s["zh"] in after[1] for s in steps)
 
     refused = register(town, **phone)
     act(town, refused, "accept")
@@ -132,6 +147,9 @@ def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Cli
     )
     page = lookup(town, refused)
     assert "家庭收入超过本县临时救助标准" in page and "城民救〔2026〕9号" in page
+    ending = lookup_api(town, refused)["ending"]
+    assert ending["reasons"] == "家庭收入超过本县临时救助标准" and ending["document"] == "城民救〔2026〕9号"
+    assert len(ending["steps"]) == 1 and "六十日内" in ending["steps"][0]["zh"]
     after = re.search(r'id="ending-next">(.*?)</tr>', page, re.S)
     assert after is not None and "六十日内" in after[1] and "重新申请" not in after[1]
 
@@ -139,6 +157,7 @@ def test_the_lookup_says_why_an_errand_was_refused_and_what_to_do_next(town: Cli
     act(town, granted, "accept")
     act(town, granted, "decide", outcome="approved")
     assert 'id="ending-reasons"' not in lookup(town, granted)
+    assert lookup_api(town, granted)["ending"] is None
 
 
 def test_numbers_in_free_text_are_masked_however_spaced_and_the_rest_kept() -> None:

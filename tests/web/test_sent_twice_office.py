@@ -26,7 +26,7 @@ from sanji.auth import passwords
 from sanji.catalogue import default_catalogue_path
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
-from tests.auth.auth_kit import PASSWORD, add, app, csrf_of, token
+from tests.auth.auth_kit import PASSWORD, add, app, bearer, csrf_of, token
 from tests.enroll_kit import certify_county, issue, join, serving
 from tests.screens.screens_kit import _seed_catalogue as seed_catalogue
 from tests.sent_twice_kit import ONCE, at_once, count, logged_in, once_key
@@ -254,3 +254,91 @@ def test_revoking_sent_twice_revokes_once(county: County) -> None:
         later = client.post("/enroll", data=form)
         assert later.status_code == 200 and "已提交，未重复吊销" in later.text
     assert count(county.db, revocations) == 1
+
+
+def test_the_office_api_takes_a_request_sent_again_under_its_idempotency_key_once(county: County) -> None:
+    """A script's retry after a lost answer (``Idempotency-Key``): one entry, appeal, decision and publication, each
+    answered as the first was; another body under a key already used is refused, and writes nothing."""
+    records = "SELECT count(*) FROM office_records WHERE kind = ?"
+    supervisor = bearer(token(county.config, "监察员"))
+
+    def keyed(key: str, who: dict[str, str] = supervisor) -> dict[str, str]:
+        return {**who, "Idempotency-Key": key}
+
+    async def burst(path: str, body: object, headers: dict[str, str], times: int = 3) -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=county.url, timeout=60) as client:
+            return list(await asyncio.gather(*(client.post(path, json=body, headers=headers) for _ in range(times))))
+
+    entry = {"quarter": Q, "target": "staff", "subject": "王芳", "item": "late"}
+    answers = asyncio.run(burst("/api/office/assessment/entries", entry, keyed("entry-retry-1")))
+    assert [a.status_code for a in answers] == [201] * 3, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1 and count(county.db, records, "entry") == 1
+    entry_id = answers[0].json()["id"]
+
+    appeal = {"quarter": Q, "target": "staff", "subject": "王芳", "reason": "迟到系系统故障"}
+    answers = asyncio.run(burst("/api/office/assessment/appeals", appeal, keyed("appeal-retry-1")))
+    assert [a.status_code for a in answers] == [201] * 3, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1 and count(county.db, records, "appeal") == 1
+    appeal_id = answers[0].json()["id"]
+
+    decision = {"upheld": False, "reason": "维持原评"}
+    deciding_at = f"/api/office/assessment/appeals/{appeal_id}/decision"
+    deciding = keyed("decision-retry-1", bearer(token(county.config, "督查员")))
+    answers = asyncio.run(burst(deciding_at, decision, deciding))
+    assert [a.status_code for a in answers] == [201] * 3, [a.text for a in answers]  # never 已经作出决定
+    assert {a.json()["status"] for a in answers} == {"rejected"} and count(county.db, records, "decision") == 1
+
+    with httpx.Client(base_url=county.url, timeout=30) as client:
+        held = client.get("/api/office/rules/", headers=supervisor).json()
+        rules = {**held, "version": held["version"] + 1}
+        published = [client.post("/api/office/rules/", json=rules, headers=keyed("rules-retry-1")) for _ in range(2)]
+        assert [p.status_code for p in published] == [201, 201], [p.text for p in published]  # not 版本须高于
+        assert published[0].json() == published[1].json() == rules
+        assert count(county.db, "SELECT version FROM documents WHERE kind = 'assessment_rules'") == rules["version"]
+
+        # the same key with another body: a client's bug, refused; nothing written under it
+        for path, body, headers in (
+            ("/api/office/assessment/entries", {**entry, "subject": "李强"}, keyed("entry-retry-1")),
+            ("/api/office/assessment/appeals", {**appeal, "reason": "另一理由"}, keyed("appeal-retry-1")),
+            (deciding_at, {**decision, "reason": "改判"}, deciding),
+            ("/api/office/rules/", {**rules, "version": rules["version"] + 1}, keyed("rules-retry-1")),
+        ):
+            refused = client.post(path, json=body, headers=headers)
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["error"] == "idempotency_key_reused", refused.text
+        assert [count(county.db, records, k) for k in ("entry", "appeal", "decision")] == [1, 1, 1]
+        assert count(county.db, "SELECT version FROM documents WHERE kind = 'assessment_rules'") == rules["version"]
+        # another key: another request, recorded
+        other = client.post("/api/office/assessment/entries", json=entry, headers=keyed("entry-retry-2"))
+        assert other.status_code == 201 and other.json()["id"] != entry_id
+        assert count(county.db, records, "entry") == 2
+
+
+def test_a_password_reset_sent_twice_resets_once(county: County) -> None:
+    """重置密码: one new password, not two (the first answer's would not stand), and a token issued after the first
+    sending is not revoked by the second."""
+    cookies, csrf = logged_in(county.url, "管理员")
+    form = {"_csrf_token": csrf, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "监察员"}
+    resets = "SELECT count(*) FROM audit_events WHERE event = 'account' AND body LIKE '%\"change\":\"password\"%'"
+    before = count(county.db, resets)
+
+    answers = at_once(county.url, cookies, "/admin/accounts/password", form)
+    assert [a.status_code for a in answers] == [200] * 3, [a.text for a in answers]
+    assert count(county.db, resets) == before + 1
+    (first,) = [a for a in answers if 'id="password"' in a.text]
+    assert sum("已提交，未重复重置：账号 监察员 的密码已由第一次提交重置" in a.text for a in answers) == 2
+    shown = re.findall(r'id="password">([^<]+)</span>', first.text)[0]
+
+    issued = bearer(token(county.config, "监察员"))  # after the reset, before the form is sent again
+    with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
+        later = client.post("/admin/accounts/password", data=form)  # the browser's resubmit, later
+        assert later.status_code == 200 and "未重复重置" in later.text and 'id="password"' not in later.text
+        fresh = {**form, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "督查员"}
+        other = client.post("/admin/accounts/password", data=fresh)  # the page drawn again: another reset
+        assert other.status_code == 200 and 'id="password"' in other.text
+    assert count(county.db, resets) == before + 2
+    with httpx.Client(base_url=county.url, timeout=30) as client:
+        assert client.get("/api/errands", headers=issued).status_code == 200  # the token issued between stands
+        page = client.get("/login")
+        data = {"name": "监察员", "password": shown, "next": "/", "_csrf_token": csrf_of(page.text)}
+        assert client.post("/login", data=data, follow_redirects=False).status_code == 303  # the first's stands
