@@ -63,7 +63,7 @@ from protocol.binding import BOUND_STEPS, HeldMaterials
 from protocol.errand import ErrandState, Projection
 from protocol.errors import ActionRefused, SanjiError
 from protocol.refusals import bilingual
-from protocol.stages import STAGES
+from protocol.stages import SHOWN_STAGES
 from protocol.steps import STEP_KINDS
 from sanji.auth import events as ev
 from sanji.auth import roles
@@ -136,7 +136,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         return cmd
 
     ls = command("list", "the errands this node holds (masked), in order of registration")
-    ls.add_argument("--stage", choices=STAGES, metavar="STAGE", help="only errands at this stage: " + ", ".join(STAGES))
+    ls.add_argument(
+        "--stage",
+        choices=SHOWN_STAGES,
+        metavar="STAGE",
+        help="only errands at this stage, as shown: " + ", ".join(SHOWN_STAGES),
+    )
     ls.add_argument("--limit", type=int, default=100, help=f"at most this many (1-{MAX_LIST})")
     ls.add_argument("--json", action="store_true", help="one JSON object, as GET /api/errands")
     ls.set_defaults(func=lambda a: run_list(a.config, stage=a.stage, limit=a.limit, as_json=a.json))

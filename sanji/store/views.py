@@ -22,7 +22,7 @@ from protocol.hlc import wall_seconds
 from protocol.names import visible_text
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
-from protocol.stages import ANSWERED, SUPPLEMENT, shown_stage
+from protocol.stages import ANSWERED, DECIDED, ENDED_LABELS, SUPPLEMENT, shown_stage, stored_stage
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -52,7 +52,9 @@ LISTED = tuple(c for c in t.errands.c if c.name != "state")
 
 class ErrandsFilter(TypedDict, total=False):
     """Which errands a list keeps (``errands_query``, ``Views.errands``): the one filter of 全部办件, the API's and
-    the command line's lists and the duties. A field left out keeps any; ``stage`` is the stage as stored."""
+    the command line's lists and the duties. A field left out keeps any; ``stage`` is the stage as shown
+    (``protocol.stages.shown_stage``: ``not_accepted`` finds 不予受理, ``decided`` only what was decided), as the
+    ledger's filter reads it; ``stages_in`` and ``stages_not_in`` are stages as stored."""
 
     stage: str | None
     holder: str | None
@@ -83,7 +85,13 @@ def errands_query(**flt: Unpack[ErrandsFilter]) -> Select[Any]:
         query = query.where(t.errands.c.stage.in_(stages_in))
     if (stages_not_in := flt.get("stages_not_in")) is not None:
         query = query.where(t.errands.c.stage.not_in(stages_not_in))
-    for name in ("receipt", "stage", "holder", "matter", "scope"):
+    if shown := flt.get("stage"):
+        query = query.where(t.errands.c.stage == stored_stage(shown))
+        if shown in ENDED_LABELS:
+            query = query.where(t.errands.c.outcome == shown)
+        elif shown == DECIDED:
+            query = query.where(t.errands.c.outcome.not_in(list(ENDED_LABELS)))
+    for name in ("receipt", "holder", "matter", "scope"):
         if value := flt.get(name):
             query = query.where(t.errands.c[name] == value)
     return query

@@ -84,7 +84,13 @@ class ErrandController(Controller):
         self,
         store: NamedDependency[Store],
         context: NamedDependency[NodeContext],
-        stage: FromQuery[str | None] = None,
+        stage: Annotated[
+            str | None,
+            QueryParameter(
+                description="the stage as every screen shows it: decided (已办结), not_accepted (不予受理), returned, "
+                "terminated and withdrawn apart, as the ledger's filter reads it"
+            ),
+        ] = None,
         holder: FromQuery[str | None] = None,
         matter: FromQuery[str | None] = None,
         errand_scope: Annotated[

@@ -73,6 +73,9 @@ def test_the_list_is_searched_by_receipt_id_matter_and_name_never_by_sealed_deta
     assert "找到 1 件" in page and "All errands held here (2)" in page
 
 
+SPLIT = ("decided", "not_accepted", "returned")
+
+
 def test_a_refused_to_accept_errand_is_counted_as_such_never_as_decided(town: Client) -> None:
     refused = register(town, in_person=True)
     act(town, refused, "not_accept", reasons="不属于本中心受理范围")
@@ -95,6 +98,9 @@ def test_a_refused_to_accept_errand_is_counted_as_such_never_as_decided(town: Cl
     ledger = town.get("/office/ledger", params={"stage": "not_accepted"}).text
     assert f"/errands/{refused}" in ledger and f"/errands/{decided}" not in ledger
     assert '<option value="not_accepted"' in ledger
+    # the API's list filters by the same stage as shown (it matched the stored one: not_accepted found nothing)
+    listed = {s: [i["id"] for i in town.get("/api/errands", params={"stage": s}).json()["items"]] for s in SPLIT}
+    assert listed == {"decided": [decided], "not_accepted": [refused], "returned": []}, listed
     # the node's own count by stage (its report, /metrics, the demo's progress table)
     by_stage = town.get("/api/node").json()["errands_by_stage"]
     assert by_stage["not_accepted"] == 1 and by_stage["decided"] == 1, by_stage
