@@ -111,7 +111,7 @@ def test_registration_is_where_errands_come_in(nodes: dict[str, Client]) -> None
 
 
 def menu(page: str) -> list[str]:
-    nav = re.split(r'<nav aria-label="(?:主菜单|Main menu)">', page, maxsplit=1)[1].split("</nav>", 1)[0]
+    nav = re.split(r'<nav aria-label="(?:主菜单 Main menu|Main menu 主菜单)">', page, maxsplit=1)[1].split("</nav>", 1)[0]
     return re.findall(r'<a href="([^"]+)"', nav)
 
 
