@@ -119,6 +119,7 @@ def test_the_commands_report_chinese_first(node: dict[str, str]) -> None:
         ("export", "--config", town, "--for", "T01V01", "--out", carried),
         ("import", "--config", village, carried),
         ("restore", "--config", town, "--from", str(tmp / "none.db")),
+        ("doctor", "--config", town, "--timeout", "0.3"),
     ]
     said: dict[str, list[str]] = {}
     for argv in commands:
