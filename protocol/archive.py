@@ -38,6 +38,15 @@ KEPT_REASONS = {
     "unacknowledged": "no ancestor has acknowledged holding it",
     "held_recently": "its bytes came (back) here less than after_days ago",
 }
+# The same reasons in Chinese, for a command's report (``sanji archive``).
+KEPT_REASONS_ZH = {
+    "has_children": "下级节点从这里取附件：只有没有下级的节点才归档",
+    "not_named": "本节点没有提及它的附件操作",
+    "errand_open": "提及它的办件尚未送达或办结",
+    "too_recent": "提及它的办件办结未满 after_days 天",
+    "unacknowledged": "尚无上级节点确认持有它",
+    "held_recently": "它的内容来到（或取回到）这里未满 after_days 天",
+}
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,16 @@ class EvidenceReport:
         out["ok"] = self.ok
         return out
 
+    def summary_zh(self) -> str:
+        """``summary`` in Chinese, the line ``sanji verify store`` prints above it."""
+        verdict = "未发现问题" if self.ok else f"发现 {len(self.problems)} 处问题"
+        return (
+            f"{self.node} 核验：{verdict}——{self.streams} 条数据流中的 {self.batches} 批（已验签 "
+            f"{self.batches_verified} 批），签名操作 {self.actions} 条，未封批 {self.outbox_actions} 条，"
+            f"办件 {self.errands} 件，已比对历史记录 {self.stored_actions} 条，已重算哈希的附件 {self.attachments} 个，"
+            f"已归档 {self.attachments_archived} 个，{self.workers} 个进程用时 {self.seconds:.1f} 秒"
+        )
+
     def summary(self) -> str:
         verdict = "clean" if self.ok else f"{len(self.problems)} problem(s)"
         return (

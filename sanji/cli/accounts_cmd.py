@@ -43,6 +43,7 @@ from sanji.auth import roles
 from sanji.auth.book import AuthBook
 from sanji.auth.places import held_catalogue, known_places
 from sanji.auth.service import AuthService
+from sanji.bilingual import Pair
 from sanji.cli import say
 from sanji.cli.common import cli_who
 from sanji.config import ConfigError, NodeSettings, load_settings
@@ -51,6 +52,8 @@ from sanji.store import open_database
 
 T = TypeVar("T")
 DEPARTMENT_HELP = "the county department it answers for, as the catalogue names it (a post at the county)"
+# An account's state in the roster (``AuthService.roster``), Chinese first.
+STATES_ZH_EN = {"active": ("已启用", "active"), "disabled": ("已停用", "disabled")}
 WINDOW_HELP = "the window whose 督办 urgings it answers, as an urging names it (a township's or the county's post)"
 
 
@@ -155,9 +158,12 @@ def _run(config: str, work: Callable[[AuthService], Awaitable[int]]) -> int:
         return 2
 
 
-def _place(department: str, window: str) -> str:
-    parts = [f"department {department}" if department else "", f"window {window}" if window else ""]
-    return ", ".join(p for p in parts if p) or "the whole node"
+def _place(department: str, window: str) -> Pair:
+    zh = "，".join(p for p in (f"部门 {department}" if department else "", f"窗口 {window}" if window else "") if p)
+    en = ", ".join(
+        p for p in (f"department {department}" if department else "", f"window {window}" if window else "") if p
+    )
+    return Pair(zh or "本节点全部业务", en or "the whole node")
 
 
 def run_add(config: str, name: str, role: str, password: str, *, department: str = "", window: str = "") -> int:
@@ -167,9 +173,12 @@ def run_add(config: str, name: str, role: str, password: str, *, department: str
 
     async def work(service: AuthService) -> int:
         account = await service.add_account(name, role, password, by=cli_who(), department=department, window=window)
-        print(
+        place = _place(account.department, account.window)
+        say.info(
+            f"已在 {service.node_id} 新建账号 {account.name}（{roles.label(account.role)} {account.role}），"
+            f"负责{place.zh}",
             f"account {account.name} ({roles.label(account.role)} {account.role}) added at {service.node_id}, "
-            f"acting for {_place(account.department, account.window)}"
+            f"acting for {place.en}",
         )
         return 0
 
@@ -185,7 +194,11 @@ def run_edit(config: str, name: str, *, department: str | None = None, window: s
 
     async def work(service: AuthService) -> int:
         account = await service.place(name, by=cli_who(), department=department, window=window)
-        print(f"{account.name} now acts for {_place(account.department, account.window)} (from its next request)")
+        place = _place(account.department, account.window)
+        say.info(
+            f"{account.name} 现负责{place.zh}（自其下一次请求起）",
+            f"{account.name} now acts for {place.en} (from its next request)",
+        )
         return 0
 
     return _run(config, work)
@@ -199,11 +212,16 @@ def run_passwd(config: str, name: str, password: str, *, keep_tokens: bool = Fal
     async def work(service: AuthService) -> int:
         revoked = await service.set_password(name, password, by=cli_who(), keep_tokens=keep_tokens)
         if keep_tokens:
-            print(f"password of {name} changed; its sessions are ended, its API tokens kept (--keep-tokens)")
+            say.info(
+                f"{name} 的密码已修改；其登录会话已结束，API 令牌保留（--keep-tokens）",
+                f"password of {name} changed; its sessions are ended, its API tokens kept (--keep-tokens)",
+            )
         else:
-            print(
+            say.info(
+                f"{name} 的密码已修改；其登录会话已结束，{revoked} 个 API 令牌已撤销"
+                + ("（请用 `sanji accounts token` 另发新令牌）" if revoked else ""),
                 f"password of {name} changed; its sessions are ended and its {revoked} API token(s) revoked"
-                + (" (issue new ones with `sanji accounts token`)" if revoked else "")
+                + (" (issue new ones with `sanji accounts token`)" if revoked else ""),
             )
         return 0
 
@@ -213,7 +231,7 @@ def run_passwd(config: str, name: str, password: str, *, keep_tokens: bool = Fal
 def run_active(config: str, name: str, active: bool) -> int:
     async def work(service: AuthService) -> int:
         await service.set_active(name, active, by=cli_who())
-        print(f"{name} {'enabled' if active else 'disabled'}")
+        say.info(f"{name} {'已启用' if active else '已停用'}", f"{name} {'enabled' if active else 'disabled'}")
         return 0
 
     return _run(config, work)
@@ -222,7 +240,7 @@ def run_active(config: str, name: str, active: bool) -> int:
 def run_unlock(config: str, name: str) -> int:
     async def work(service: AuthService) -> int:
         await service.unlock(name, by=cli_who())
-        print(f"{name} unlocked")
+        say.info(f"{name} 已解锁", f"{name} unlocked")
         return 0
 
     return _run(config, work)
@@ -231,7 +249,9 @@ def run_unlock(config: str, name: str) -> int:
 def run_token(config: str, name: str, label: str = "") -> int:
     async def work(service: AuthService) -> int:
         token_id, token = await service.issue_token(name, label, by=cli_who())
-        print(f"token {token_id} for {name}; it is shown only now:\n{token}")
+        # the token last, alone on its line: what a script reads
+        say.info(f"{name} 的令牌 {token_id}，只在此显示一次：", f"token {token_id} for {name}; it is shown only now:")
+        print(token)
         return 0
 
     return _run(config, work)
@@ -242,7 +262,7 @@ def run_revoke(config: str, token_id: int) -> int:
         if not await service.revoke_token(token_id, by=cli_who()):
             say.error(f"没有有效的令牌 {token_id}", f"no live token {token_id}")
             return 2
-        print(f"token {token_id} revoked")
+        say.info(f"令牌 {token_id} 已撤销", f"token {token_id} revoked")
         return 0
 
     return _run(config, work)
@@ -258,16 +278,23 @@ def run_list(config: str) -> int:
     async def work(service: AuthService) -> int:
         for line in await service.roster():
             account = line.account
-            state = f"locked until {_when(line.locked_until)}" if line.locked_until else line.state
+            state = (
+                say.both(f"锁定至 {_when(line.locked_until)}", f"locked until {_when(line.locked_until)}")
+                if line.locked_until
+                else say.both(*STATES_ZH_EN.get(line.state, (line.state, "")))
+            )
             if account.must_change_password:  # a generated password not yet replaced: someone else may know it
                 state += " · 待本人改密 must change password"
+            login = say.both("最近登录", f"last login {_when(account.last_login_at)}")
             print(
                 f"{account.name}\t{account.role}\t{roles.label(account.role)}\t{state}\t"
-                f"last login {_when(account.last_login_at)}\t{_place(account.department, account.window)}"
+                f"{login}\t{say.both(*_place(account.department, account.window))}"
             )
             for tok in line.tokens:
-                status = f"revoked {_when(tok.revoked_at)}" if tok.revoked_at else "live"
-                print(f"  token {tok.id}\t{tok.label or '-'}\t{status}\tlast used {_when(tok.last_used_at)}")
+                when = _when(tok.revoked_at)
+                status = say.both(f"已撤销 {when}", f"revoked {when}") if tok.revoked_at else say.both("有效", "live")
+                used = say.both("最近使用", f"last used {_when(tok.last_used_at)}")
+                print(f"  {say.both('令牌', 'token')} {tok.id}\t{tok.label or '-'}\t{status}\t{used}")
         return 0
 
     return _run(config, work)
@@ -294,7 +321,10 @@ def run_log(config: str, *, errand: str | None = None, limit: int = 50) -> int:
         if broken:
             say.error(f"审计链断开，断在第 {broken[:10]} 行", f"the audit chain is broken at rows {broken[:10]}")
             return 1
-        print(f"audit chain intact ({len(events)} events{' about ' + errand if errand else ''})")
+        say.info(
+            f"审计链完整（{'办件 ' + errand + ' 的' if errand else ''}{len(events)} 条记录）",
+            f"audit chain intact ({len(events)} events{' about ' + errand if errand else ''})",
+        )
         return 0
 
     return _run(config, work)

@@ -30,6 +30,7 @@ import math
 import sys
 from typing import Any
 
+from protocol.archive import KEPT_REASONS_ZH
 from protocol.errors import SanjiError
 from sanji.cli import say
 from sanji.cli.backup_cmd import node_answers
@@ -124,10 +125,19 @@ def restore(args: argparse.Namespace) -> int:
         print(json.dumps(shown, ensure_ascii=False, indent=2))
     else:
         for m in back:
-            print(f"restored {m.hash[:16]}  {m.size:>9} bytes  (was held at {m.held_at})")
+            print(
+                say.both(
+                    f"已取回 {m.hash[:16]}  {m.size:>9} 字节（原由 {m.held_at} 持有）",
+                    f"restored (was held at {m.held_at})",
+                )
+            )
         for m, why in left:
-            print(f"not restored {m.hash[:16]}  {m.size:>9} bytes: {why}")
-        print(f"restored {len(back)} attachment(s), {sum(m.size for m in back)} bytes; {len(left)} still archived")
+            print(say.both(f"未取回 {m.hash[:16]}  {m.size:>9} 字节", f"not restored: {why}"))
+        size = sum(m.size for m in back)
+        say.info(
+            f"已取回 {len(back)} 个附件，共 {size} 字节；{len(left)} 个仍在归档中",
+            f"restored {len(back)} attachment(s), {size} bytes; {len(left)} still archived",
+        )
     return 1 if left else 0
 
 
@@ -186,17 +196,35 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(as_dict(plan, applied=args.apply), ensure_ascii=False, indent=2))
         return 0
     chosen = plan.archived if args.apply else plan.archivable
-    verb = "archived" if args.apply else "would archive"
+    verb_zh, verb = ("已归档", "archived") if args.apply else ("可归档", "would archive")
     for c in chosen:
-        print(f"{verb} {c.hash[:16]}  {c.size:>9} bytes  held at {c.held_at}  errands {', '.join(c.errands)}")
+        errands = ", ".join(c.errands)
+        print(
+            say.both(
+                f"{verb_zh} {c.hash[:16]}  {c.size:>9} 字节  由 {c.held_at} 持有  办件 {errands}",
+                f"{verb} (held at {c.held_at}, errands {errands})",
+            )
+        )
     total = sum(c.size for c in chosen)
-    print(f"{verb} {len(chosen)} attachment(s), {total} bytes (errands closed over {plan.after_days:g} days ago)")
+    say.info(
+        f"{verb_zh} {len(chosen)} 个附件，共 {total} 字节（办结已超过 {plan.after_days:g} 天的办件）",
+        f"{verb} {len(chosen)} attachment(s), {total} bytes (errands closed over {plan.after_days:g} days ago)",
+    )
     if args.apply and len(plan.archived) < len(plan.archivable):
-        print(f"{len(plan.archivable) - len(plan.archived)} changed while archiving and were kept; run again later")
+        changed = len(plan.archivable) - len(plan.archived)
+        say.info(
+            f"{changed} 个附件在归档时有变动，已保留；请稍后再运行",
+            f"{changed} changed while archiving and were kept; run again later",
+        )
     for reason, hashes in sorted(plan.kept.items()):
-        print(f"kept {len(hashes)}: {KEPT_REASONS[reason]}")
+        print(
+            say.both(f"保留 {len(hashes)} 个：{KEPT_REASONS_ZH[reason]}", f"kept {len(hashes)}: {KEPT_REASONS[reason]}")
+        )
     if plan.already:
-        print(f"{plan.already} archived before")
+        print(say.both(f"{plan.already} 个此前已归档", f"{plan.already} archived before"))
     if not args.apply and chosen:
-        print("nothing was changed (--dry-run); run with --apply to archive")
+        say.info(
+            "未作任何改动（--dry-run）；加 --apply 运行即归档",
+            "nothing was changed (--dry-run); run with --apply to archive",
+        )
     return 0

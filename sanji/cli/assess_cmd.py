@@ -46,12 +46,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(rules, result), ensure_ascii=False, indent=2))
         return 0
-    print(f"{result.quarter} 考核 (rules v{rules.version} of {rules.county})")
+    say.info(
+        f"{result.quarter} 考核（{rules.county} 考核细则第 {rules.version} 版）",
+        f"{result.quarter} assessment (rules v{rules.version} of {rules.county})",
+    )
     for s in result.staff:
         print(f"  {s.rank:>3} {s.name:<12} {s.centre:<6} {s.total:>6.1f} {s.grade_name}")
     for c in result.centres:
         flag = " 红旗窗口" if c.red_flag else ""
         print(f"  {c.rank:>3} {c.centre:<12} {c.total:>6.1f}{flag}")
     if result.pending_appeals:
-        print(f"  pending appeals: {', '.join(result.pending_appeals)}")
+        print(f"  {say.both('待处理的申诉', 'pending appeals')}: {', '.join(result.pending_appeals)}")
     return 0

@@ -50,8 +50,11 @@ def run_backup(args: argparse.Namespace) -> int:
         say.failure(exc)
         return 1
     gone = prune(out, node=settings.node.id, keep_days=settings.backup.keep_days)
-    print(f"backed up to {made.path} ({made.size} bytes); {len(gone)} copies older than "
-          f"{settings.backup.keep_days:g} days removed")  # fmt: skip
+    days = f"{settings.backup.keep_days:g}"
+    say.info(
+        f"已备份到 {made.path}（{made.size} 字节）；已删除 {len(gone)} 份超过 {days} 天的旧备份",
+        f"backed up to {made.path} ({made.size} bytes); {len(gone)} copies older than {days} days removed",
+    )
     return 0
 
 
@@ -80,6 +83,12 @@ def run_restore(args: argparse.Namespace) -> int:
     except SanjiError as exc:
         say.failure(exc)
         return 1
-    print(f"restored {args.source}" + (f"; the store it replaced is kept as {kept}" if kept else ""))
-    print("start the node: it migrates the copy if it is older, then takes back from its parent what the copy lacks")
+    say.info(
+        f"已从 {args.source} 恢复" + (f"；被替换的数据库保留为 {kept}" if kept else ""),
+        f"restored {args.source}" + (f"; the store it replaced is kept as {kept}" if kept else ""),
+    )
+    say.info(
+        "请启动节点：副本较旧时它先升级副本，再从上级节点取回副本缺少的内容",
+        "start the node: it migrates the copy if it is older, then takes back from its parent what the copy lacks",
+    )
     return 0

@@ -133,13 +133,23 @@ async def run_show(year: int, config: str) -> int:
     except CalendarError as exc:
         say.failure(exc)
         return 2
-    print(f"{year}: {view.source}" if view.provisional else f"{year}: official ({view.source})")
+    if view.provisional:
+        say.info(
+            f"{year} 年：暂定（县里尚未发布该年日历：按《全国年节及纪念日放假办法》的法定节假日，补假顺延，周末休息，"
+            "不推测调休上班日）",
+            f"{year}: {view.source}",
+        )
+    else:
+        say.info(f"{year} 年：正式", f"{year}: official ({view.source})")
     for d, name in view.off:
         print(f"  {d.isoformat()} {'一二三四五六日'[d.weekday()]} 休 {name}".rstrip())
     for d in view.worked:
         print(f"  {d.isoformat()} {'一二三四五六日'[d.weekday()]} 班 调休上班")
-    counts = f"{len(view.off)} statutory or announced days off, {len(view.worked)} weekend days worked"
-    print(f"{counts}, {view.working} working days")
+    say.info(
+        f"法定或公告放假 {len(view.off)} 天，周末调休上班 {len(view.worked)} 天，全年工作日 {view.working} 天",
+        f"{len(view.off)} statutory or announced days off, {len(view.worked)} weekend days worked, "
+        f"{view.working} working days",
+    )
     return 0
 
 
@@ -191,8 +201,17 @@ async def run_due(start_text: str, days: int, config: str, *, as_json: bool) -> 
     if as_json:
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    mark = f"（暂定 provisional: {', '.join(map(str, years))} not published）" if provisional else ""
-    print(f"{days} working days after {start.isoformat()}: {due.isoformat()}{mark}")
+    unpublished = ", ".join(map(str, years))
+    mark_zh = f"（暂定：{unpublished} 年的日历尚未发布）" if provisional else ""
+    mark = f" (provisional: {unpublished} not published)" if provisional else ""
+    say.info(
+        f"{start.isoformat()} 之后第 {days} 个工作日：{due.isoformat()}{mark_zh}",
+        f"{days} working days after {start.isoformat()}: {due.isoformat()}{mark}",
+    )
+    version_zh = f"县级日历第 {bound.version} 版" if bound.version else "内置通知（第 0 版）"
     version = f"county calendar v{bound.version}" if bound.version else "built-in notices (v0)"
-    print(f"calendar: {version}; weekday holidays skipped: {', '.join(skipped) or 'none'}")
+    say.info(
+        f"日历：{version_zh}；跳过的工作日节假日：{'、'.join(skipped) or '无'}",
+        f"calendar: {version}; weekday holidays skipped: {', '.join(skipped) or 'none'}",
+    )
     return 0

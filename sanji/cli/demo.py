@@ -26,6 +26,7 @@ from rich.table import Table
 
 from protocol.stages import SHOWN_LABELS as STAGE_LABELS
 from protocol.stages import SHOWN_STAGES as STAGES
+from sanji.cli import say
 from sanji.client import NodeClient
 from sanji.demo.cluster import Cluster
 from sanji.demo.staff import (
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except (RuntimeError, OSError) as exc:  # a node that would not start: say which and where its log is
-        print(f"error: {exc}", file=sys.stderr)
+        say.failure(exc, file=sys.stderr, other="演示未能启动")
         return 1
 
 
@@ -125,8 +126,13 @@ async def _run_cluster(args: argparse.Namespace) -> int:
         counties=args.counties if args.city else 0,
     )
     if not args.json:
+        how_zh = "各用一次性令牌入网" if cluster.enroll else "共用一份 directory.json"
         how = "each joining with a one-time token" if cluster.enroll else "from a shared directory.json"
-        console.print(f"[bold]三级联办 Sanji demo[/] — starting {len(cluster.nodes)} nodes in {cluster.workdir}, {how}")
+        console.print(
+            f"[bold]三级联办演示 Sanji demo[/] — 在 {cluster.workdir} 启动 {len(cluster.nodes)} 个节点，{how_zh}",
+            soft_wrap=True,
+        )
+        console.print(f"starting {len(cluster.nodes)} nodes in {cluster.workdir}, {how}", soft_wrap=True)
     try:
         await asyncio.to_thread(cluster.start)
         desks = [Desk(n.id, n.role, NodeClient(n.url)) for n in cluster.nodes.values()]
@@ -136,11 +142,13 @@ async def _run_cluster(args: argparse.Namespace) -> int:
             for desk in desks:
                 await desk.client.close()
         if args.serve:
+            console.print("各节点继续运行；请在浏览器中打开以下地址，按 Ctrl-C 停止。")
             console.print("Nodes keep running; open these in a browser. Ctrl-C stops them.")
             for n in cluster.nodes.values():
                 console.print(f"  {n.id:8} {n.role:8} {n.url}/")
             # Open mode needs no login; staff accounts show what a post, a department or a window may do.
             configs = {n.id: n.config for n in cluster.nodes.values()}
+            console.print(f"可登录的工作人员账号（/login，密码 {DEMO_PASSWORD}）及其部门或窗口：")
             console.print(f"Staff accounts to log in with (/login, password {DEMO_PASSWORD}), department or window:")
             for line in await seed_accounts(configs):
                 console.print(f"  {line}")
@@ -218,13 +226,21 @@ async def _drive(
         console.print(_progress_table(counts, desks, delivered, args.errands, seconds))
         if result["converged"]:
             console.print(
-                f"[green]✔ 全部一致 Converged:[/] all {check.errands} errands delivered and filed; every node on each "
-                f"errand's path holds the same digest ({seconds}s)."
+                f"[green]✔ 全部一致 Converged:[/] {check.errands} 件办件全部送达归档；每件办件线路上的各节点摘要相同"
+                f"（{seconds} 秒）"
+            )
+            console.print(
+                f"all {check.errands} errands delivered and filed; every node on each errand's path holds the same "
+                f"digest ({seconds}s)."
             )
         else:
             console.print(
-                f"[red]✘ Not converged after {seconds}s:[/] {len(check.mismatched)} errands differ, "
-                f"{len(check.misplaced)} held off their path. Logs: {cluster.workdir}/*/node.log"
+                f"[red]✘ 未能一致 Not converged[/]（{seconds} 秒后）：{len(check.mismatched)} 件办件不一致，"
+                f"{len(check.misplaced)} 件存放在线路之外。日志：{cluster.workdir}/*/node.log"
+            )
+            console.print(
+                f"after {seconds}s: {len(check.mismatched)} errands differ, {len(check.misplaced)} held off their "
+                f"path. Logs: {cluster.workdir}/*/node.log"
             )
     return result
 

@@ -35,6 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     show.set_defaults(func=lambda a: run_show(Path(a.directory)))
 
 
+# What a refused ``directory add`` did not do; the rule's own words (Chinese, then English) follow it.
+NOT_RECORDED_ZH = "未写入节点目录："
+
+
 def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *key_records: str) -> int:
     records = []
     for key_record in key_records:
@@ -62,10 +66,10 @@ def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *ke
             known=(e.id for e in current.nodes()),
         )
         if problem:
-            print(f"error: {problem}")
+            say.error(NOT_RECORDED_ZH, problem)
             return 2
     if problem := node_name_problem(name):
-        print(f"error: --name: {problem}")
+        say.error(NOT_RECORDED_ZH, f"--name: {problem}")
         return 2
     entries = [e for e in current.nodes() if e.id != node]
     entries.append(NodeEntry(id=node, role=role, parent=parent, name=name, keys=tuple(records)))
@@ -75,7 +79,7 @@ def run_add(path: Path, node: str, role: str, parent: str | None, name: str, *ke
         say.error("这样改会使节点目录前后矛盾，未写入", f"the directory would be inconsistent: {exc}")
         return 2
     write_directory(path, entries)
-    print(f"{node} ({role}) recorded in {path}")
+    say.info(f"已将 {node}（{role}）写入 {path}", f"{node} ({role}) recorded in {path}")
     return 0
 
 

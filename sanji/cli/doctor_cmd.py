@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from sanji.doctor import diagnose
@@ -23,5 +22,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def run(args: argparse.Namespace) -> int:
     doctor = asyncio.run(diagnose(Path(args.config), db=args.db, wait_s=args.timeout))
     for finding in doctor.findings:
-        print(json.dumps(asdict(finding), ensure_ascii=False) if args.json else finding.line())
+        print(json.dumps(finding.as_json(), ensure_ascii=False) if args.json else finding.line())
     return doctor.exit_status

@@ -357,7 +357,11 @@ def run_list(config: str, *, stage: str | None = None, limit: int = 100, as_json
             light = e.deadline.level if e.deadline else "—"
             due = e.deadline.due if e.deadline else "—"
             print(f"{e.id}\t{e.receipt}\t{e.matter}\t{e.stage}\t{due}\t{light}")
-        print(f"{len(items)} of {total} errands at {desk.store.node_id}", file=sys.stderr)
+        say.info(
+            f"{desk.store.node_id} 共有 {total} 件办件，列出 {len(items)} 件",
+            f"{len(items)} of {total} errands at {desk.store.node_id}",
+            file=sys.stderr,
+        )
         return 0
 
     return _run(_with_desk(config, None, "list", work), as_json=as_json)
@@ -407,24 +411,32 @@ def run_show(
             return 0
         light = f" {out.deadline.level}" if out.deadline else ""
         print(f"{out.id}  {out.receipt}  {out.matter} {out.matter_name}  {out.applicant_name}")
-        print(f"stage {out.stage} ({out.stage_label})  holder {out.holder}  version {out.version}")
+        print(
+            f"{say.both('阶段', 'stage')} {out.stage}（{out.stage_label}）  {say.both('持有节点', 'holder')} "
+            f"{out.holder}  {say.both('版本', 'version')} {out.version}"
+        )
         if out.deadline:
-            print(f"due {out.deadline.due}{light}")
+            print(f"{say.both('办结时限', 'due')} {out.deadline.due}{light}")
         for h in out.history:
             acting = f" (代 {h['acting_for']})" if h.get("acting_for") else ""
             status = h.get("status", "applied")
             print(f"  {h['kind']}\t{h['actor']} {h['role']}{acting}\t{h['node']}\t{status}\t{h.get('id', '')}")
-        print(f"materials held (已收材料): {'、'.join(materials.held) or '—'}")
+        print(f"{say.both('已收材料', 'materials held')}: {'、'.join(materials.held) or '—'}")
         if materials.missing_main or materials.missing_secondary:
             print(
-                f"materials missing (缺少材料): main 主件 {'、'.join(materials.missing_main) or '—'}; "
-                f"secondary 副件 {'、'.join(materials.missing_secondary) or '—'}"
+                f"{say.both('缺少材料', 'materials missing')}: {say.both('主件', 'main')} "
+                f"{'、'.join(materials.missing_main) or '—'}; {say.both('副件', 'secondary')} "
+                f"{'、'.join(materials.missing_secondary) or '—'}"
             )
         if out.binding_mismatch:
             print(f"WARNING {out.binding_mismatch}")
         elif out.binding is not None:  # cannot be checked here: said, as the errand page says it, and let through
             print(f"NOTE {out.binding.message_zh} / {out.binding.message}")
-        print(f"steps now{' for ' + as_post if as_post else ''}: {', '.join(steps) or '—'}")
+        now = say.both(
+            f"当前可办步骤{'（' + as_post + '）' if as_post else ''}",
+            f"steps now{' for ' + as_post if as_post else ''}",
+        )
+        print(f"{now}: {', '.join(steps) or '—'}")
         return 0
 
     return _run(_with_desk(config, account, f"show {errand}", work), as_json=as_json)

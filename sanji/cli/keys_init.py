@@ -118,7 +118,9 @@ def run(node: str, out: Path, *, force: bool = False, sealing: bool = False, pas
             return 2
         print(msgspec.json.encode(sealing_key.record(node)).decode())
     if passphrase_env:
-        print(
+        say.info(
+            f"已用环境变量 {passphrase_env} 中的口令加密；"
+            f'请在节点配置的 [node] 中写 key_passphrase_env = "{passphrase_env}"',
             f'protected with the passphrase from {passphrase_env}; put key_passphrase_env = "{passphrase_env}" '
             "under [node] in the node's config",
             file=sys.stderr,
@@ -162,16 +164,20 @@ def run_protect(config: str, *, passphrase_env: str = "") -> int:
                 continue
             done = protect_key_file(path, kind, passphrase)
             converted += done
-            print(f"{path}: {'protected' if done else 'already protected'}")
+            print(f"{path}: {say.both('已加密', 'protected') if done else say.both('此前已加密', 'already protected')}")
     except KeyFileError as exc:
         return _refused(exc)
     if settings.node.key_passphrase_env != env:
-        print(
+        say.info(
+            f'请在 {config} 的 [node] 中写 key_passphrase_env = "{env}"：节点知道口令在哪里之前打不开自己的密钥',
             f'now put key_passphrase_env = "{env}" under [node] in {config}: '
-            "the node cannot open its keys until it knows where the passphrase is"
+            "the node cannot open its keys until it knows where the passphrase is",
         )
     if converted:
-        print("the plain key bytes may survive in the disk's free space; see deploy/README.md")
+        say.info(
+            "未加密的密钥内容可能仍残留在磁盘空闲空间中；见 deploy/README.md",
+            "the plain key bytes may survive in the disk's free space; see deploy/README.md",
+        )
     return 0
 
 
@@ -187,7 +193,7 @@ def run_rotate(config: str) -> int:
     key_path = settings.path(settings.node.key_file)
     path = next_key_path(key_path)
     if path.exists():
-        print(f"a rotation is already waiting for the parent: {path}")
+        say.info(f"已有一个新密钥在等待上级节点认证：{path}", f"a rotation is already waiting for the parent: {path}")
         return 0
     env = settings.node.key_passphrase_env
     try:
@@ -199,7 +205,10 @@ def run_rotate(config: str) -> int:
         write_key(path, key, passphrase)
     except KeyFileError as exc:
         return _refused(exc)
-    print(f"new signing key {key.key_id} written to {path}; the node switches to it in its next exchange")
+    say.info(
+        f"新签名密钥 {key.key_id} 已写入 {path}；节点在下一次同步时换用它",
+        f"new signing key {key.key_id} written to {path}; the node switches to it in its next exchange",
+    )
     return 0
 
 

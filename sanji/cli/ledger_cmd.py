@@ -68,5 +68,8 @@ def run_export(args: argparse.Namespace) -> int:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, out)
-    print(f"{count} errands registered {flt.date_from} .. {flt.date_to} -> {out} ({len(data)} bytes, {args.format})")
+    say.info(
+        f"{flt.date_from} 至 {flt.date_to} 登记的 {count} 件办件 -> {out}（{len(data)} 字节，{args.format}）",
+        f"{count} errands registered {flt.date_from} .. {flt.date_to} -> {out} ({len(data)} bytes, {args.format})",
+    )
     return 0

@@ -119,7 +119,8 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     manifest = json.loads(files["manifest.json"])
     counts = manifest["counts"]
-    print(f"batch {manifest['batch_no']}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {out}")
+    listed = ", ".join(f"{k} {v}" for k, v in counts.items())
+    say.info(f"批次 {manifest['batch_no']}：{listed} -> {out}", f"batch {manifest['batch_no']}: {listed} -> {out}")
     return 0
 
 
@@ -140,5 +141,8 @@ def run_import(args: argparse.Namespace) -> int:
         return 2
     _write(Path(args.out), msgspec.to_builtins(catalogue))
     _write(Path(args.codes), msgspec.to_builtins(codes))
-    print(f"{len(catalogue.matters)} matters -> {args.out}; national codes -> {args.codes}")
+    say.info(
+        f"{len(catalogue.matters)} 个事项 -> {args.out}；国家编码对照 -> {args.codes}",
+        f"{len(catalogue.matters)} matters -> {args.out}; national codes -> {args.codes}",
+    )
     return 0

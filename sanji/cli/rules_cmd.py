@@ -51,6 +51,13 @@ def _run(coro: Any) -> int:
         return 2
 
 
+def _summary_zh(rules: AssessmentRules) -> str:
+    return (
+        f"{rules.county} 考核细则第 {rules.version} 版（{rules.published_at}）：人员考核 {len(rules.parts)} 部分，"
+        f"{len(rules.items)} 个条目，{len(rules.grades)} 个等次"
+    )
+
+
 def _summary(rules: AssessmentRules) -> str:
     return (
         f"{rules.county} assessment rules v{rules.version} of {rules.published_at}: "
@@ -64,7 +71,7 @@ async def run_show(config: str, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(msgspec.to_builtins(rules), ensure_ascii=False, indent=2))
         return 0
-    print(_summary(rules))
+    say.info(_summary_zh(rules), _summary(rules))
     for item in rules.items:
         print(f"  {item.target:<6} {item.code:<30} {item.points:>+6g}  {item.name}")
     return 0
@@ -89,6 +96,6 @@ async def run_publish(config: str, path: Path) -> int:
         return 2
     async with node_store(load_settings(config)) as (_, context):
         await publish_rules(context, rules)
-    print(f"published {_summary(rules)}")
-    print("every township and village takes it with its next exchange")
+    say.info(f"已发布{_summary_zh(rules)}", f"published {_summary(rules)}")
+    say.info("各乡镇和村在下一次同步时收到", "every township and village takes it with its next exchange")
     return 0

@@ -129,8 +129,16 @@ def run_init_root(county: str, out: Path, *, keys: int = 3, threshold: int = 2) 
         write_key(out / f"root-{index}.key", key)
     doc = sign_document(make_root(made, county=county, threshold=threshold, now_ms=_now_ms()), made)
     (out / "root.sjt").write_bytes(doc)
-    print(f"root version 1 for {county}: {keys} keys, {threshold} needed; fingerprint {root_fingerprint(doc)}")
-    print(f"give each of {', '.join(f'root-{i}.key' for i in range(1, keys + 1))} to a different official, offline")
+    fingerprint = root_fingerprint(doc)
+    say.info(
+        f"{county} 的信任根第 1 版：{keys} 把根密钥，需 {threshold} 把；指纹 {fingerprint}",
+        f"root version 1 for {county}: {keys} keys, {threshold} needed; fingerprint {fingerprint}",
+    )
+    files = ", ".join(f"root-{i}.key" for i in range(1, keys + 1))
+    say.info(
+        f"请把 {files} 分别交给不同的负责人离线保管",
+        f"give each of {files} to a different official, offline",
+    )
     return 0
 
 
@@ -206,7 +214,10 @@ async def certify_hub(config: str, root_path: Path, root_keys: list[Path]) -> in
     async with _store_under(settings, state, key) as book:
         await book.install_root(root_doc)
         await book.add([doc])
-    print(f"certified hub {settings.node.id} (serial {cert.serial}, database {instance})")
+    say.info(
+        f"已认证枢纽节点 {settings.node.id}（证书序号 {cert.serial}，数据库 {instance}）",
+        f"certified hub {settings.node.id} (serial {cert.serial}, database {instance})",
+    )
     return 0
 
 
@@ -230,7 +241,10 @@ async def rotate_root(config: str, old_keys: list[Path], out: Path) -> int:
         await book.add([doc])
         if book.state.root.version != new.version:
             raise SanjiError("the new root does not verify: give a threshold of the current root keys")
-    print(f"root version {new.version} installed; it travels down with the next exchanges")
+    say.info(
+        f"信任根第 {new.version} 版已安装；随之后的同步下发",
+        f"root version {new.version} installed; it travels down with the next exchanges",
+    )
     return 0
 
 
@@ -238,21 +252,29 @@ async def show_trust(config: str) -> int:
     settings = load_settings(config)
     async with node_trust(settings) as book:
         if book.state is None:
-            print("no root of trust: this node runs on its directory.json")
+            say.info(
+                "没有信任根：本节点按其 directory.json 运行", "no root of trust: this node runs on its directory.json"
+            )
             return 0
         root = book.state.root
-        print(f"root version {root.version}, hub {root.county}, {root.threshold} of {len(root.keys)} keys")
+        say.info(
+            f"信任根第 {root.version} 版，枢纽 {root.county}，{len(root.keys)} 把根密钥中需 {root.threshold} 把",
+            f"root version {root.version}, hub {root.county}, {root.threshold} of {len(root.keys)} keys",
+        )
+        # One row each, its fields in fixed places (scripts read them): the words before them Chinese first.
         for cert in book.state.certificates():
             days = (cert.not_after - _now_ms()) / 86_400_000
             print(
-                f"  cert {cert.serial} {cert.node:10} {cert.role:8} parent={cert.parent or '-':8} "
-                f"issuer={cert.issuer:8} keys={','.join(k.key_id for k in cert.keys)} {days:.0f} days left"
+                f"  {say.both('证书', 'cert')} {cert.serial} {cert.node:10} {cert.role:8} "
+                f"parent={cert.parent or '-':8} issuer={cert.issuer:8} keys={','.join(k.key_id for k in cert.keys)} "
+                f"{say.both(f'剩余 {days:.0f} 天', f'{days:.0f} days left')}"
             )
         for rev in book.state.revocations():
-            print(f"  revoked {rev.retirement.key_id} of {rev.node} by {rev.issuer}: {rev.reason}")
+            key_id = rev.retirement.key_id
+            print(f"  {say.both('已吊销', 'revoked')} {key_id} of {rev.node} by {rev.issuer}: {rev.reason}")
         for raw in book.state.pending():
             doc = parse_document(raw)
-            print(f"  waiting for its issuer: {doc.kind} {doc.id}")
+            print(f"  {say.both('等待其签发节点', 'waiting for its issuer')}: {doc.kind} {doc.id}")
     return 0
 
 
@@ -260,7 +282,10 @@ async def revoke_key(config: str, node: str, key_id: str, reason: str) -> int:
     settings = load_settings(config)
     async with node_trust(settings) as book:
         await book.revoke(node, key_id=key_id, reason=reason, issued_by=settings.node.id)
-    print(f"revoked {key_id or 'the signing keys'} of {node}; the revocation goes out with the next exchanges")
+    say.info(
+        f"已吊销 {node} 的{key_id or '签名密钥'}；吊销随之后的同步下发",
+        f"revoked {key_id or 'the signing keys'} of {node}; the revocation goes out with the next exchanges",
+    )
     return 0
 
 
@@ -269,15 +294,15 @@ async def issue_token(config: str, node: str, role: str, name: str, days: float,
     async with node_trust(settings) as book:
         issued = await book.issue_token(node=node, role=role, name=name, issued_by=by, days=days)
     text = encode_token(issued.token)
-    print(
-        f"enrollment token for {node} ({role}), valid until "
-        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(issued.expires_at))}:"
+    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(issued.expires_at))
+    say.info(
+        f"{node}（{role}）的入网令牌，有效期至 {until}：", f"enrollment token for {node} ({role}), valid until {until}:"
     )
     print(text)
     code = segno.make(text, error="m")
     if qr:
         code.save(qr, scale=6, border=4)
-        print(f"QR code written to {qr}")
+        say.info(f"二维码已写入 {qr}", f"QR code written to {qr}")
     else:
         code.terminal(compact=True)
     return 0
@@ -340,8 +365,10 @@ async def join_tree(config: str, token_text: str, name: str) -> int:
     async with _store_under(settings, state, key) as book:
         await book.install_root(roots[0])
         await book.add([*response.bundle, response.certificate], peer=token.parent)
-    print(
+    say.info(
+        f"{settings.node.id} 已加入 {token.parent} 之下（数据库 {instance}）；"
+        f"用 `sanji {settings.node.role} serve` 启动",
         f"{settings.node.id} enrolled under {token.parent} (database {instance}); "
-        f"start it with `sanji {settings.node.role} serve`"
+        f"start it with `sanji {settings.node.role} serve`",
     )
     return 0

@@ -34,10 +34,15 @@ from sanji.config import ConfigError, load_settings
 from sanji.evidence import EvidenceReport, export_errand, verify, verify_bundle
 from sanji.keys import read_directory
 
-DEPRECATED = (
-    "note: `sanji audit` is now `sanji verify` (`sanji audit verify` is `sanji verify store`);"
-    " the old name will be removed in a later release"
+DEPRECATED = "note: " + say.both(
+    "`sanji audit` 已改名为 `sanji verify`（`sanji audit verify` 即 `sanji verify store`）；旧名称将在以后的版本中删除",
+    "`sanji audit` is now `sanji verify` (`sanji audit verify` is `sanji verify store`);"
+    " the old name will be removed in a later release",
 )
+
+
+# Where ``check-bundle`` took the keys it checked signatures with (``BundleReport.keys_from``).
+KEYS_FROM_ZH = {"bundle": "证据包本身", "directory": "节点目录"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -105,11 +110,12 @@ def run_verify(config: str, *, as_json: bool = False, workers: int | None = None
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        print(report.summary())
+        say.info(report.summary_zh(), report.summary())
         for problem in report.problems[:200]:
-            print(f"  {problem}")
+            print(f"  {say.both('问题', str(problem))}")
         if len(report.problems) > 200:
-            print(f"  ... and {len(report.problems) - 200} more (use --json for all)")
+            more = len(report.problems) - 200
+            print(f"  {say.both(f'……另有 {more} 处（--json 列出全部）', f'... and {more} more (use --json for all)')}")
     return 0 if report.ok else 1
 
 
@@ -129,12 +135,13 @@ def run_export(config: str, errand: str, out: Path) -> int:
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, out)  # whole or absent
-    print(
-        f"wrote the evidence of errand {errand}: {len(bundle['history'])} actions, {len(bundle['frames'])} signed "
-        f"batches, to {out}"
+    actions, frames = len(bundle["history"]), len(bundle["frames"])
+    say.info(
+        f"已将办件 {errand} 的证据写入 {out}：操作 {actions} 条，签名批次 {frames} 批",
+        f"wrote the evidence of errand {errand}: {actions} actions, {frames} signed batches, to {out}",
     )
     for problem in bundle["problems"]:
-        print(f"  warning: {problem}")
+        print(f"  {say.both('警告', 'warning')}: {problem}")
     return 0
 
 
@@ -157,13 +164,16 @@ def run_check_bundle(path: Path, directory: str | None, *, as_json: bool = False
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        verdict = "VERIFIED" if report.ok else "NOT VERIFIED"
-        print(
+        verdict_zh, verdict = ("核验通过", "VERIFIED") if report.ok else ("核验未通过", "NOT VERIFIED")
+        keys_zh = KEYS_FROM_ZH.get(report.keys_from, report.keys_from)
+        say.info(
+            f"{verdict_zh}：办件 {report.errand}，签名批次 {report.frames} 批，签名操作 {report.signed_actions} 条、"
+            f"未签名操作 {report.unsigned_actions} 条，摘要 {report.digest or '-'}（密钥取自{keys_zh}）",
             f"{verdict}: errand {report.errand}, {report.frames} signed batches, {report.signed_actions} signed and "
-            f"{report.unsigned_actions} unsigned actions, digest {report.digest or '-'} (keys from {report.keys_from})"
+            f"{report.unsigned_actions} unsigned actions, digest {report.digest or '-'} (keys from {report.keys_from})",
         )
         for problem in report.problems:
-            print(f"  problem: {problem}")
+            print(f"  {say.both('问题', 'problem')}: {problem}")
         for note in report.notes:
-            print(f"  note: {note}")
+            print(f"  {say.both('说明', 'note')}: {note}")
     return 0 if report.ok else 1

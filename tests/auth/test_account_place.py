@@ -78,7 +78,7 @@ def test_the_command_line_sets_and_clears_department_and_window(
     assert run(["accounts", "edit", "--config", str(county), "--name", "赵敏", "--department", ""]) == 0
     assert placed(county, "赵敏") == ("", "社会救助窗口")
     assert accounts_cmd.run_list(str(county)) == 0
-    assert "赵敏\tapprover\t部门审批\tactive" in capsys.readouterr().out
+    assert "赵敏\tapprover\t部门审批\t已启用 active" in capsys.readouterr().out
 
     # What does not fit: a department below the county, a window at a village, a post that sits nowhere.
     assert run(["accounts", "edit", "--config", str(town), "--name", "王芳", "--department", "县民政局"]) == 2

@@ -69,7 +69,7 @@ def test_tokens_list_disable_and_the_audit_log(town: Path, capsys: pytest.Captur
     assert with_service(town, resolve) == "王芳"
     assert accounts_cmd.run_list(str(town)) == 0
     listing = capsys.readouterr().out
-    assert "王芳\twindow_a\t窗口A岗\tactive" in listing and "token 1\tscanner\tlive" in listing
+    assert "王芳\twindow_a\t窗口A岗\t已启用 active" in listing and "令牌 token 1\tscanner\t有效 live" in listing
     assert secret not in listing
     assert accounts_cmd.run_revoke(str(town), 1) == 0
     assert accounts_cmd.run_revoke(str(town), 1) == 2
@@ -105,8 +105,8 @@ def test_list_says_which_accounts_must_change_their_password(town: Path, capsys:
     capsys.readouterr()
     assert accounts_cmd.run_list(str(town)) == 0
     listing = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
-    assert listing["李建国"].split("\t")[2] == "active · 待本人改密 must change password"
-    assert listing["王芳"].split("\t")[2] == "active"  # a password its holder chose
+    assert listing["李建国"].split("\t")[2] == "已启用 active · 待本人改密 must change password"
+    assert listing["王芳"].split("\t")[2] == "已启用 active"  # a password its holder chose
 
     async def change(service: AuthService) -> None:
         session = (await service.login("李建国", given)).session_id

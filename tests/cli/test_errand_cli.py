@@ -359,7 +359,7 @@ def test_an_errand_missing_a_main_material_is_not_accepted_from_the_command_line
     assert code == 0 and "accept" not in shown["steps"] and "not_accept" in shown["steps"]
     assert shown["materials"]["missing_main"] == ["户口簿复印件"] and shown["materials"]["missing_secondary"] == []
     code, out, _ = sanji("errand", "show", "--config", town, "--account", "王芳", errand)
-    assert code == 0 and "materials missing (缺少材料): main 主件 户口簿复印件" in out
+    assert code == 0 and "缺少材料 materials missing: 主件 main 户口簿复印件" in out
     code, _, err = sanji("errand", "act", "--config", town, "--account", "王芳", errand, "accept", "--json")
     body = json.loads(err)
     assert code == 2 and body["error_code"] == "accept_mains_missing", err

@@ -54,7 +54,8 @@ def test_the_hub_is_certified_by_two_root_keys_not_one(cluster: Cluster, tmp_pat
     code, out = run_cli(*certify, "--root-key", root / ROOT_KEYS[0])
     assert code == 2, out
     assert "certifying the hub takes 2 different keys of this root; got 1" in out
-    assert "hint: Give --root-key once for each of 2 root key files" in out
+    (hint,) = [line for line in out.splitlines() if line.startswith("hint:")]
+    assert hint.index("请为 2 个根密钥文件各给一次 --root-key") < hint.index("Give --root-key once for each of 2"), hint
     code, out = run_cli(*certify, "--root-key", root / ROOT_KEYS[0], "--root-key", root / ROOT_KEYS[0])
     assert code == 2 and "got 1 (1 of the key files given are not keys of this root, or repeat one)" in out
     code, out = run_cli(
@@ -67,10 +68,10 @@ def test_the_hub_is_certified_by_two_root_keys_not_one(cluster: Cluster, tmp_pat
     assert code == 2 and "holds no root of trust, so it cannot enroll others" in out
 
     code, out = run_cli(*certify, "--root-key", root / ROOT_KEYS[0], "--root-key", root / ROOT_KEYS[2])
-    assert code == 0 and "certified hub C" in out, out
+    assert code == 0 and "已认证枢纽节点 C" in out and "certified hub C" in out, out
     code, out = run_cli("trust", "show", "--config", county)
-    assert "root version 1, hub C, 2 of 3 keys" in out
-    [hub] = [line for line in out.splitlines() if line.strip().startswith("cert ")]
+    assert out.index("信任根第 1 版，枢纽 C，3 把根密钥中需 2 把") < out.index("root version 1, hub C, 2 of 3 keys")
+    [hub] = [line for line in out.splitlines() if line.strip().startswith("证书 cert ")]
     assert " C " in hub and "county" in hub and "issuer=root" in hub
 
 
@@ -125,7 +126,7 @@ def test_the_county_enrolls_a_township_with_a_token_end_to_end(
         # Both hold the township's certificate, issued by the county; the county's shown by the real command.
         code, out = run_cli("trust", "show", "--config", town)
         assert code == 0 and "root version 1, hub C, 2 of 3 keys" in out
-        certs = {line.split()[2]: line for line in out.splitlines() if line.strip().startswith("cert ")}
+        certs = {line.split()[3]: line for line in out.splitlines() if line.strip().startswith("证书 cert ")}
         assert set(certs) == {"C", "T01"}
         assert "town" in certs["T01"] and "parent=C" in certs["T01"] and "issuer=C" in certs["T01"]
         shown = subprocess.run(

@@ -59,8 +59,8 @@ def db_file(config: Path) -> Path:
 def test_verify_a_clean_node(village: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     config, _, _ = village
     assert sanji("verify", "store", "--config", str(config)) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("audit of T01V01: clean")
+    zh, en = capsys.readouterr().out.splitlines()
+    assert zh.startswith("T01V01 核验：未发现问题") and en.startswith("audit of T01V01: clean")
     assert sanji("verify", "store", "--config", str(config), "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True and report["batches"] == 4 and report["outbox_actions"] == 1
@@ -74,8 +74,10 @@ def test_verify_reports_tampering_with_exit_1(
         con.execute("DELETE FROM batches WHERE seq = 2")
     assert sanji("verify", "store", "--config", str(config)) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("audit of T01V01: ") and "problem(s)" in out.splitlines()[0]
-    assert "[gap] stream T01V01->T01V01, batch 2: batch 2 is missing" in out
+    zh, en = out.splitlines()[:2]
+    assert zh.startswith("T01V01 核验：发现") and "处问题" in zh
+    assert en.startswith("audit of T01V01: ") and "problem(s)" in en
+    assert "  问题 [gap] stream T01V01->T01V01, batch 2: batch 2 is missing" in out
     assert sanji("verify", "store", "--config", str(config), "--json", "--workers", "1") == 1
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert {"kind": "gap", "stream": "T01V01->T01V01", "seq": 2}.items() <= problems[0].items()
@@ -87,19 +89,24 @@ def test_export_then_check_the_bundle_offline(
     config, directory, errand = village
     out = tmp_path / "evidence.json"
     assert sanji("verify", "export", "--config", str(config), "--errand", errand, "--out", str(out)) == 0
-    assert f"wrote the evidence of errand {errand}: 3 actions" in capsys.readouterr().out
+    zh, en = capsys.readouterr().out.splitlines()[:2]
+    assert zh == f"已将办件 {errand} 的证据写入 {out}：操作 3 条，签名批次 1 批", zh
+    assert en.startswith(f"wrote the evidence of errand {errand}: 3 actions"), en
     bundle = json.loads(out.read_text(encoding="utf-8"))
     assert [h["kind"] for h in bundle["history"]] == ["register", "handoff", "note"]
     assert sanji("verify", "check-bundle", str(out)) == 0
     text = capsys.readouterr().out
-    assert text.startswith(f"VERIFIED: errand {errand}") and "keys from bundle" in text
+    zh, en = text.splitlines()[:2]
+    assert zh.startswith(f"核验通过：办件 {errand}") and zh.endswith("（密钥取自证据包本身）"), zh
+    assert en.startswith(f"VERIFIED: errand {errand}") and "keys from bundle" in en
     assert sanji("verify", "check-bundle", str(out), "--directory", str(directory), "--json") == 0
     assert json.loads(capsys.readouterr().out)["keys_from"] == "directory"
 
     bundle["history"][0]["actor"] = "别人"
     out.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
     assert sanji("verify", "check-bundle", str(out), "--directory", str(directory)) == 1
-    assert "NOT VERIFIED" in capsys.readouterr().out
+    zh, en = capsys.readouterr().out.splitlines()[:2]
+    assert zh.startswith("核验未通过：") and en.startswith("NOT VERIFIED: ")
 
 
 def test_clear_errors_with_exit_2(
@@ -135,14 +142,14 @@ def test_the_old_name_still_works_after_a_one_line_notice(
     old = capsys.readouterr()
 
     def untimed(text: str) -> str:
-        return re.sub(r"\d+(\.\d+)? s on", "_ s on", text)
+        return re.sub(r"用时 \d+(\.\d+)? 秒", "用时 _ 秒", re.sub(r"\d+(\.\d+)? s on", "_ s on", text))
 
-    assert untimed(old.out) == untimed(new.out) and old.out.startswith("audit of T01V01: clean")
+    assert untimed(old.out) == untimed(new.out) and old.out.splitlines()[1].startswith("audit of T01V01: clean")
     assert old.err.splitlines() == [verify_cmd.DEPRECATED] and "sanji verify store" in old.err
     out = tmp_path / "old.json"
     assert run("audit", "export", "--config", str(config), "--errand", errand, "--out", str(out)) == 0
     assert run("audit", "check-bundle", str(out)) == 0
-    assert "VERIFIED: errand" in capsys.readouterr().out
+    assert "核验通过：办件" in capsys.readouterr().out
     with sqlite3.connect(db_file(config)) as con:
         con.execute("DELETE FROM batches WHERE seq = 2")
     assert run("audit", "verify", "--config", str(config)) == 1  # the exit codes are the new command's

@@ -225,7 +225,10 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
 
     write_config(dead_url())  # the township is dark: nothing comes back, and the command says so
     assert await asyncio.to_thread(restore, "--all") == 1
-    assert "restored 0 attachment(s), 0 bytes; 2 still archived" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert said.index("已取回 0 个附件，共 0 字节；2 个仍在归档中") < said.index(
+        "restored 0 attachment(s), 0 bytes; 2 still"
+    )
     assert await asyncio.to_thread(restore) == 2  # which ones: --errand ID or --all
     capsys.readouterr()
     # An errand not held here is an error, not "restored 0".
@@ -248,7 +251,7 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
         assert [r["hash"] for r in shown["restored"]] == [tree.blobs["closed"]] and shown["not_restored"] == []
         assert await asyncio.to_thread(restore, "--all") == 0
         out = capsys.readouterr().out
-        assert f"restored {tree.blobs['unacked'][:16]}" in out and "restored 1 attachment(s), 50000 bytes" in out
+        assert f"已取回 {tree.blobs['unacked'][:16]}" in out and "restored 1 attachment(s), 50000 bytes" in out
     for digest in gone:
         assert await village.archived_blob(digest) is None
         size, held, data = await village.blob_read(digest, 0, 1 << 20)

@@ -103,7 +103,8 @@ def test_a_broken_config_is_one_line_and_status_2(tmp_path: Path, capsys: pytest
     config.write_text("[node]\nid = 'T01'\n", encoding="utf-8")
     assert main(["doctor", "--config", str(config)]) == 2
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1].startswith("FAIL config") and "fix:" in lines[-1]
+    assert lines[-1].startswith("失败 FAIL 配置 config") and "-- 处理 fix: 请改正该文件" in lines[-1], lines[-1]
+    assert lines[-1].index("节点配置文件有误") < lines[-1].index("missing required field"), lines[-1]
 
 
 def test_a_city_install_is_checked_as_the_top_hub(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -263,7 +263,9 @@ def test_keys_protect_converts_a_running_nodes_files_and_it_still_opens_sealed_d
     monkeypatch.setenv(ENV, PASSPHRASE)
     assert keys_init.run_protect(str(village_config), passphrase_env=ENV) == 0
     out = capsys.readouterr().out
-    assert f"{node_dir / 'node.key'}: protected" in out and f"{node_dir / 'node.enc.key'}: protected" in out
+    assert (
+        f"{node_dir / 'node.key'}: 已加密 protected" in out and f"{node_dir / 'node.enc.key'}: 已加密 protected" in out
+    )
     assert f'key_passphrase_env = "{ENV}"' in out  # the config does not name it yet: say so
     for name in ("node.key", "node.enc.key"):
         assert is_protected((node_dir / name).read_bytes())
@@ -273,7 +275,7 @@ def test_keys_protect_converts_a_running_nodes_files_and_it_still_opens_sealed_d
 
     name_the_variable(village_config)
     assert keys_init.run_protect(str(village_config)) == 0  # again: nothing left to do
-    assert "node.key: already protected" in capsys.readouterr().out
+    assert "node.key: 此前已加密 already protected" in capsys.readouterr().out
     with TestClient(village_app(village_config)) as client:
         shown = client.get(f"/api/errands/{errand}?reveal=true").json()
     applicant = shown["history"][0]["applicant"]

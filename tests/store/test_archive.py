@@ -246,7 +246,8 @@ async def test_the_command_and_the_duty(tree: Tree, capsys: pytest.CaptureFixtur
     assert await _snapshot(village) == before
     assert await asyncio.to_thread(main, ["archive", "--config", str(config), "--apply"]) == 0
     out = capsys.readouterr().out
-    assert f"archived {tree.blobs['closed'][:16]}" in out and "kept 1: no ancestor has acknowledged" in out
+    assert f"已归档 {tree.blobs['closed'][:16]}" in out and "archived (held at" in out
+    assert "保留 1 个：尚无上级节点确认持有它 kept 1: no ancestor has acknowledged" in out
     assert (await village.archived_blob(tree.blobs["closed"])) is not None
     assert await asyncio.to_thread(main, ["verify", "store", "--config", str(config)]) == 0
     assert "1 archived" in capsys.readouterr().out

@@ -111,7 +111,8 @@ def test_registration_is_where_errands_come_in(nodes: dict[str, Client]) -> None
 
 
 def menu(page: str) -> list[str]:
-    nav = re.split(r'<nav aria-label="(?:主菜单|Main menu)">', page, maxsplit=1)[1].split("</nav>", 1)[0]
+    menu_nav = r'<nav aria-label="(?:主菜单 Main menu|Main menu 主菜单)">'
+    nav = re.split(menu_nav, page, maxsplit=1)[1].split("</nav>", 1)[0]
     return re.findall(r'<a href="([^"]+)"', nav)
 
 
