@@ -318,7 +318,7 @@ def test_a_password_reset_sent_twice_resets_once(county: County) -> None:
     """重置密码: one new password, not two (the first answer's would not stand), and a token issued after the first
     sending is not revoked by the second."""
     cookies, csrf = logged_in(county.url, "管理员")
-    form = {"_csrf_token": csrf, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "监察员"}
+    form = {"_csrf_token": csrf, "_once": once_key(county.url, cookies, "/admin/accounts/"), "name": "监察员"}
     resets = "SELECT count(*) FROM audit_events WHERE event = 'account' AND body LIKE '%\"change\":\"password\"%'"
     before = count(county.db, resets)
 
@@ -333,7 +333,7 @@ def test_a_password_reset_sent_twice_resets_once(county: County) -> None:
     with httpx.Client(base_url=county.url, timeout=30, cookies=cookies) as client:
         later = client.post("/admin/accounts/password", data=form)  # the browser's resubmit, later
         assert later.status_code == 200 and "未重复重置" in later.text and 'id="password"' not in later.text
-        fresh = {**form, "_once": key_on(county.url, cookies, "/admin/accounts/"), "name": "督查员"}
+        fresh = {**form, "_once": once_key(county.url, cookies, "/admin/accounts/"), "name": "督查员"}
         other = client.post("/admin/accounts/password", data=fresh)  # the page drawn again: another reset
         assert other.status_code == 200 and 'id="password"' in other.text
     assert count(county.db, resets) == before + 2
