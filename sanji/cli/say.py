@@ -237,6 +237,15 @@ HINTS_ZH = {
         "The certificate, root or revocation does not verify against the county's root of trust; it was not "
         "kept. Ask the issuing node to issue it again."
     ): "证书、信任根或吊销记录未能通过本县信任根的校验，未保存。请让签发节点重新签发",
+    "Two signed documents of one version: keep both files and tell the county's administrator.": (
+        "同一版本有两份不同的签名文件：请保留两份文件并告知县级管理员"
+    ),
+    "Export it again at the township or village: `sanji catalogue export --version N`.": (
+        "请在乡镇或村节点重新导出：`sanji catalogue export --version N`"
+    ),
+    "Send a new Idempotency-Key for a new request; a retry sends the same body under its key.": (
+        "新的请求请使用新的 Idempotency-Key；重试时须以同一键发送相同内容"
+    ),
 }
 # A hint with a number in it: (the English, the Chinese with the same groups).
 _HINT_PATTERNS = (
