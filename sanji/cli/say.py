@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # An error's kind in Chinese, by its ``code`` (``SanjiError.code``), for errors that carry no Chinese of their own.
 ERRORS_ZH = {
     "invalid_catalogue": "事项目录有误",
+    "invalid_assessment_rules": "考核细则有误",
     "calendar_error": "工作日历无法回答",
     "calendar_unknown": "工作日历未覆盖该日期",
     "calendar_invalid": "工作日历有误",
@@ -49,6 +50,9 @@ ERRORS_ZH = {
     "version_not_newer": "版本号须高于现行版本",
     "account_refused": "账号操作未完成",
     "attachment_archived": "附件已归档在上级节点",
+    "attachment_archived_unreachable": "附件已归档，暂时无法从上级节点取回",
+    "attachment_budget_spent": "今日的附件流量已用完",
+    "attachment_refused": "上级节点答复的不是该附件（大小或内容不符），未保存",
     "clone_frozen": "本节点疑似被复制，已暂停同步",
     "clone_suspected": "疑似出现复制的节点",
     "database_closed": "数据库已关闭",
@@ -237,6 +241,15 @@ HINTS_ZH = {
         "The certificate, root or revocation does not verify against the county's root of trust; it was not "
         "kept. Ask the issuing node to issue it again."
     ): "证书、信任根或吊销记录未能通过本县信任根的校验，未保存。请让签发节点重新签发",
+    "Two signed documents of one version: keep both files and tell the county's administrator.": (
+        "同一版本有两份签名文件：请保留这两个文件，并告知县级管理员"
+    ),
+    "Export it again at the township or village: `sanji catalogue export --version N`.": (
+        "请在乡镇或村重新导出：`sanji catalogue export --version N`"
+    ),
+    "Send a new Idempotency-Key for a new request; a retry sends the same body under its key.": (
+        "新的请求请使用新的 Idempotency-Key；重试时在原键下发送相同的请求体"
+    ),
 }
 # A hint with a number in it: (the English, the Chinese with the same groups).
 _HINT_PATTERNS = (
