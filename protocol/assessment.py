@@ -188,33 +188,64 @@ def default_rules(county: str = "C", *, version: int = 1, published_at: str = "2
 MAX_POINTS = 1000
 
 
-def check_rules(rules: AssessmentRules) -> list[str]:
-    problems: list[str] = []
+class RulesProblem(msgspec.Struct, frozen=True):
+    """One fault of an assessment rules document, Chinese and English (as ``AppealProblem`` carries them); ``str``
+    is the English, the text a refusal joins."""
+
+    zh: str
+    en: str
+
+    def __str__(self) -> str:
+        return self.en
+
+
+def check_rules(rules: AssessmentRules) -> list[RulesProblem]:
+    problems: list[RulesProblem] = []
     parts = {p.code for p in rules.parts}
     if len(parts) != len(rules.parts):
-        problems.append("two parts share a code")
+        problems.append(RulesProblem("有两个考核部分的编码相同", "two parts share a code"))
     codes = [i.code for i in rules.items]
     if len(set(codes)) != len(codes):
-        problems.append("two items share a code")
+        problems.append(RulesProblem("有两个考核项目的编码相同", "two items share a code"))
     for item in rules.items:
         if item.target == "staff" and item.part not in parts:
-            problems.append(f"item {item.code}: part {item.part!r} is not one of {sorted(parts)}")
+            problems.append(
+                RulesProblem(
+                    f"考核项目 {item.code}：所属部分 {item.part!r} 不在 {'、'.join(sorted(parts))} 之中",
+                    f"item {item.code}: part {item.part!r} is not one of {sorted(parts)}",
+                )
+            )
     for code in (rules.overdue_item, rules.dissatisfied_item, rules.skipped_item, rules.deemed_item):
         found = rules.item(code)
         if found is None or found.target != "staff":
-            problems.append(f"errand item {code!r} must be a staff item")
+            problems.append(
+                RulesProblem(
+                    f"办件扣分项目 {code!r} 须为工作人员考核项目", f"errand item {code!r} must be a staff item"
+                )
+            )
     for code in (rules.centre_overdue_item, rules.centre_callback_item):
         found = rules.item(code)
         if found is None or found.target != "centre":
-            problems.append(f"errand item {code!r} must be a centre item")
+            problems.append(
+                RulesProblem(f"办件扣分项目 {code!r} 须为中心考核项目", f"errand item {code!r} must be a centre item")
+            )
     if not rules.grades or any(a.min_score < b.min_score for a, b in zip(rules.grades, rules.grades[1:], strict=False)):
-        problems.append("grades are listed best first, with falling minimum scores")
+        problems.append(
+            RulesProblem(
+                "考核等次须从高到低排列，最低分数逐级下降", "grades are listed best first, with falling minimum scores"
+            )
+        )
     if rules.centre_bonus_cap < 0 or rules.staff_bonus_cap < 0 or rules.red_flag_top < 0:
-        problems.append("caps and the red-flag count are not negative")
+        problems.append(RulesProblem("加分上限和红旗名额不能为负数", "caps and the red-flag count are not negative"))
     return problems
 
 
-def publish_problems(rules: AssessmentRules) -> list[str]:
+# What a number of the rules is, in Chinese, by the English name ``publish_problems`` gives it.
+_NUMBER_ZH = {"part": "考核部分", "item": "考核项目", "grade": "考核等次"}
+_FIELDS_ZH = {"centre_base": "中心基础分", "centre_bonus_cap": "中心加分上限", "staff_bonus_cap": "工作人员加分上限"}
+
+
+def publish_problems(rules: AssessmentRules) -> list[RulesProblem]:
     """``check_rules``, and what a county signs from this release on: a real publication day and points a person
     can read. Received rules are held to ``check_rules`` alone, so a document an earlier release signed is still
     taken up."""
@@ -224,21 +255,33 @@ def publish_problems(rules: AssessmentRules) -> list[str]:
     except ValueError:
         published = None
     if published is None or published.isoformat() != rules.published_at or not 2000 <= published.year <= 2100:
-        problems.append(f"published_at must be a day like 2026-10-01, not {rules.published_at!r}")
+        problems.append(
+            RulesProblem(
+                f"发布日期（published_at）须为形如 2026-10-01 的日期，而不是 {rules.published_at!r}",
+                f"published_at must be a day like 2026-10-01, not {rules.published_at!r}",
+            )
+        )
     # Scores are points a person can read: finite, within a thousand either way (a part's points not negative).
     numbers = [
-        *(("part " + p.code, p.points) for p in rules.parts),
-        *(("item " + i.code, i.points) for i in rules.items),
-        *(("grade " + g.code, g.min_score) for g in rules.grades),
-        ("centre_base", rules.centre_base),
-        ("centre_bonus_cap", rules.centre_bonus_cap),
-        ("staff_bonus_cap", rules.staff_bonus_cap),
+        *(("part", p.code, p.points) for p in rules.parts),
+        *(("item", i.code, i.points) for i in rules.items),
+        *(("grade", g.code, g.min_score) for g in rules.grades),
+        ("centre_base", "", rules.centre_base),
+        ("centre_bonus_cap", "", rules.centre_bonus_cap),
+        ("staff_bonus_cap", "", rules.staff_bonus_cap),
     ]
-    for name, value in numbers:
+    for kind, code, value in numbers:
         if not math.isfinite(value) or abs(value) > MAX_POINTS:
-            problems.append(f"{name}: {value!r} is not a number of points within ±{MAX_POINTS}")
+            name = f"{kind} {code}" if code else kind
+            name_zh = f"{_NUMBER_ZH[kind]} {code}" if code else _FIELDS_ZH[kind]
+            problems.append(
+                RulesProblem(
+                    f"{name_zh}：{value!r} 不是 ±{MAX_POINTS} 以内的分值",
+                    f"{name}: {value!r} is not a number of points within ±{MAX_POINTS}",
+                )
+            )
     if any(p.points < 0 for p in rules.parts):
-        problems.append("a part's full points are not negative")
+        problems.append(RulesProblem("考核部分的满分不能为负数", "a part's full points are not negative"))
     return problems
 
 
@@ -250,7 +293,7 @@ _rules_decoder = msgspec.msgpack.Decoder(AssessmentRules)
 def sign_rules(rules: AssessmentRules, key: SigningKey) -> bytes:
     problems = publish_problems(rules)
     if problems:
-        raise RulesError("assessment rules cannot be signed: " + "; ".join(problems))
+        raise RulesError("assessment rules cannot be signed: " + "; ".join(p.en for p in problems))
     payload = encode(rules)
     return envelope.seal(MAGIC, payload, key, version=FORMAT_VERSION)
 
@@ -276,7 +319,7 @@ def open_rules(blob: bytes, keys: Mapping[str, KeyRecord]) -> AssessmentRules:
         raise FrameError(f"assessment rules do not decode: {exc}") from None
     problems = check_rules(rules)
     if problems:
-        raise RulesError("assessment rules are refused: " + "; ".join(problems))
+        raise RulesError("assessment rules are refused: " + "; ".join(p.en for p in problems))
     return rules
 
 

@@ -66,11 +66,11 @@ async def _run(config: str, db: str | None, *, apply: bool, after_days: float | 
         return await store.archive_plan(after_days=days)
 
 
-async def _restore(settings: NodeSettings, *, errand: str | None) -> list[tuple[Archived, str]]:
-    """Every archived attachment asked for, and why it did not come back ("" when it did).
+async def _restore(settings: NodeSettings, *, errand: str | None) -> list[tuple[Archived, SanjiError | None]]:
+    """Every archived attachment asked for, and why it did not come back (None when it did).
 
     Raises ``BadArguments`` when ``errand`` (an id or a receipt number) is not an errand held here."""
-    out: list[tuple[Archived, str]] = []
+    out: list[tuple[Archived, SanjiError | None]] = []
     async with node_store(settings) as (store, context):
         if errand is not None:
             errand = await errand_by_ref(store, errand)
@@ -87,9 +87,9 @@ async def _restore(settings: NodeSettings, *, errand: str | None) -> list[tuple[
             for mark in await store.archived_blobs(errand=errand):
                 try:
                     await fetch.open(mark.hash)
-                    out.append((mark, ""))
+                    out.append((mark, None))
                 except SanjiError as exc:
-                    out.append((mark, exc.message))
+                    out.append((mark, exc))
         finally:
             await fetch.close()  # nothing goes on after the store closes
     return out
@@ -114,13 +114,13 @@ def restore(args: argparse.Namespace) -> int:
         results = asyncio.run(_restore(settings, errand=None if args.all else args.errand))
     except (ConfigError, ValueError, OSError, SanjiError) as exc:
         return _could_not_run(exc)
-    back = [m for m, why in results if not why]
-    left = [(m, why) for m, why in results if why]
+    back = [m for m, why in results if why is None]
+    left = [(m, why) for m, why in results if why is not None]
     if args.json:
         shown = {
             "restored": [{"hash": m.hash, "size": m.size, "from_held_at": m.held_at} for m in back],
             "bytes": sum(m.size for m in back),
-            "not_restored": [{"hash": m.hash, "size": m.size, "held_at": m.held_at, "why": w} for m, w in left],
+            "not_restored": [{"hash": m.hash, "size": m.size, "held_at": m.held_at, "why": w.message} for m, w in left],
         }
         print(json.dumps(shown, ensure_ascii=False, indent=2))
     else:
@@ -132,7 +132,8 @@ def restore(args: argparse.Namespace) -> int:
                 )
             )
         for m, why in left:
-            print(say.both(f"未取回 {m.hash[:16]}  {m.size:>9} 字节", f"not restored: {why}"))
+            said = say.error_pair(why, other="未能取回")
+            print(say.both(f"未取回 {m.hash[:16]}  {m.size:>9} 字节：{said.zh}", f"not restored: {said.en}"))
         size = sum(m.size for m in back)
         say.info(
             f"已取回 {len(back)} 个附件，共 {size} 字节；{len(left)} 个仍在归档中",

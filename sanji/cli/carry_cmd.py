@@ -76,8 +76,10 @@ def run_import(config: str, path: Path) -> int:
         f"{summary.batches} batches: {summary.stored} applied, {summary.duplicate} already held, "
         f"{summary.held} waiting for earlier batches, {summary.refused} refused",
     )
-    for error in summary.errors[:20]:
-        print(f"  拒收 refused: {error}")
+    for refused, error in zip(summary.refusals[:20], summary.errors[:20], strict=False):
+        where = f"数据流 {refused.origin}->{refused.scope} 第 {refused.seq} 批，" if refused.origin else ""
+        print(f"  拒收：{where}{say.ERRORS_ZH.get(refused.error, '数据包未能应用')}")
+        print(f"    refused: {error}")
     if summary.refused > 20:
         print(f"  ……另有 {summary.refused - 20} 批拒收 ... and {summary.refused - 20} more refused")
     return 0 if summary.refused == 0 else 1

@@ -135,9 +135,19 @@ def run_import(args: argparse.Namespace) -> int:
             raw, county=args.county, version=args.version, published_at=args.published_at
         )
     except ImportProblem as exc:
-        print(f"无法导入事项实施清单 / cannot import the implementation list {args.file}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        count = len(exc.problems)
+        say.error(
+            f"无法导入事项实施清单 {args.file}：{count} 处问题，请逐条改正",
+            f"cannot import the implementation list {args.file}: {count} problem(s)",
+            file=sys.stderr,
+        )
+        for (
+            problem
+        ) in exc.problems:  # each "中文 / English" (``ImportProblem``): the Chinese line, the English under it
+            zh, _, en = problem.partition(" / ")
+            print(f"  {zh}", file=sys.stderr)
+            if en:
+                print(f"    {en}", file=sys.stderr)
         return 2
     _write(Path(args.out), msgspec.to_builtins(catalogue))
     _write(Path(args.codes), msgspec.to_builtins(codes))

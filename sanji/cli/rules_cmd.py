@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from protocol.assessment import AssessmentRules, check_rules
+from protocol.assessment import AssessmentRules, publish_problems
 from protocol.errors import SanjiError
 from sanji.cli import say
 from sanji.cli.common import node_store
@@ -86,13 +86,14 @@ def read_rules_file(path: Path) -> AssessmentRules:
 
 async def run_publish(config: str, path: Path) -> int:
     rules = read_rules_file(path)
-    problems = check_rules(rules)
+    problems = publish_problems(rules)  # what signing asks, said here whole, before the store is opened
     if problems:
         say.error(
             f"考核细则有 {len(problems)} 处问题，请逐条改正", f"{path}: {len(problems)} problem(s)", file=sys.stderr
         )
         for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {problem.zh}", file=sys.stderr)
+            print(f"    {problem.en}", file=sys.stderr)
         return 2
     async with node_store(load_settings(config)) as (_, context):
         await publish_rules(context, rules)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 # An error's kind in Chinese, by its ``code`` (``SanjiError.code``), for errors that carry no Chinese of their own.
 ERRORS_ZH = {
     "invalid_catalogue": "事项目录有误",
+    "invalid_assessment_rules": "考核细则有误",
     "calendar_error": "工作日历无法回答",
     "calendar_unknown": "工作日历未覆盖该日期",
     "calendar_invalid": "工作日历有误",
@@ -49,6 +50,9 @@ ERRORS_ZH = {
     "version_not_newer": "版本号须高于现行版本",
     "account_refused": "账号操作未完成",
     "attachment_archived": "附件已归档在上级节点",
+    "attachment_archived_unreachable": "附件已归档，暂时无法从上级节点取回",
+    "attachment_budget_spent": "今日的附件流量已用完",
+    "attachment_refused": "上级节点答复的不是该附件（大小或内容不符），未保存",
     "clone_frozen": "本节点疑似被复制，已暂停同步",
     "clone_suspected": "疑似出现复制的节点",
     "database_closed": "数据库已关闭",

@@ -32,6 +32,7 @@ from sanji.cli import say
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
 from sanji.evidence import EvidenceReport, export_errand, verify, verify_bundle
+from sanji.evidence_words import bundle_zh, store_problem_pair
 from sanji.keys import read_directory
 
 DEPRECATED = "note: " + say.both(
@@ -112,7 +113,9 @@ def run_verify(config: str, *, as_json: bool = False, workers: int | None = None
     else:
         say.info(report.summary_zh(), report.summary())
         for problem in report.problems[:200]:
-            print(f"  {say.both('问题', str(problem))}")
+            said = store_problem_pair(problem)
+            print(f"  {said.zh}")
+            print(f"    {said.en}")
         if len(report.problems) > 200:
             more = len(report.problems) - 200
             print(f"  {say.both(f'……另有 {more} 处（--json 列出全部）', f'... and {more} more (use --json for all)')}")
@@ -141,7 +144,8 @@ def run_export(config: str, errand: str, out: Path) -> int:
         f"wrote the evidence of errand {errand}: {actions} actions, {frames} signed batches, to {out}",
     )
     for problem in bundle["problems"]:
-        print(f"  {say.both('警告', 'warning')}: {problem}")
+        print(f"  警告：{bundle_zh(problem)}")
+        print(f"    warning: {problem}")
     return 0
 
 
@@ -173,7 +177,9 @@ def run_check_bundle(path: Path, directory: str | None, *, as_json: bool = False
             f"{report.unsigned_actions} unsigned actions, digest {report.digest or '-'} (keys from {report.keys_from})",
         )
         for problem in report.problems:
-            print(f"  {say.both('问题', 'problem')}: {problem}")
+            print(f"  问题：{bundle_zh(problem)}")
+            print(f"    problem: {problem}")
         for note in report.notes:
-            print(f"  {say.both('说明', 'note')}: {note}")
+            print(f"  说明：{bundle_zh(note)}")
+            print(f"    note: {note}")
     return 0 if report.ok else 1

@@ -572,7 +572,10 @@ def _import_tasks(
         row = index + 1
 
         def bad(field: str, message: str, row: int = row) -> None:
-            problems.append(f"第 {row} 条，字段 {field}（{_FIELD_ZH.get(field, field)}）：{message}")
+            zh, _, en = message.partition(" / ")  # each half names the row and field in its own language
+            problems.append(
+                f"第 {row} 条，字段 {field}（{_FIELD_ZH.get(field, field)}）：{zh} / row {row}, {field}: {en}"
+            )
 
         code = task.task_code.strip()
         name = task.task_name.strip()

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from protocol import envelope
+from protocol.batch import FORMAT_VERSION, MAGIC
 from protocol.carry import MIN_FRAME_BYTES, CarryHeader, read_carry, write_carry
 from protocol.errors import FrameError
+from protocol.signing import SigningKey
 from sanji.carry import PreparedFiles, export_for
 from sanji.cli import carry_cmd
 from sanji.cli.common import node_store
@@ -91,6 +94,25 @@ def test_a_damaged_file_is_refused_whole(county: Cluster, tmp_path: Path, capsys
     usb.write_bytes(bytes(data[: len(data) // 3]))
     assert carry_cmd.run_import(config(county, "T01"), usb) == 2
     assert asyncio.run(counts(county, "T01")) == before
+
+
+def test_a_refused_batch_is_said_chinese_first(
+    county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sound file whose batch is signed by a key no node of the county holds: the batch is refused, and the
+    command says so in Chinese (what is wrong, by the refusal's code), the refusal's English under it."""
+    asyncio.run(register(county, 1))
+    usb = tmp_path / "f.sjx"
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", usb) == 0
+    frame = read_carry(usb.read_bytes()).frames[0]
+    opened = envelope.open_envelope(frame, magic=MAGIC, version=FORMAT_VERSION, max_bytes=len(frame), what="batch")
+    resigned = envelope.seal(MAGIC, opened.payload, SigningKey.generate(), version=FORMAT_VERSION)
+    usb.write_bytes(write_carry(CarryHeader(exporter="T01V01", recipient="T01", created=1, count=1), [resigned]))
+    capsys.readouterr()
+    assert carry_cmd.run_import(config(county, "T01"), usb) == 1
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index("  拒收：签名校验未通过，未应用")  # an unknown signer: no stream is named
+    assert lines[at + 1].startswith("    refused: bad_signature: batch is signed by unknown key "), lines
 
 
 def test_a_file_for_another_node_is_refused_whole(

@@ -10,16 +10,24 @@ never fall back to English alone.
 from __future__ import annotations
 
 import ast
+import asyncio
 import io
 import json
 import re
+import sqlite3
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from protocol.assessment import default_rules
+from sanji.cli.common import node_store
 from sanji.cli.say import hint_pair
+from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
+from sanji.forms import RegisterForm
+from sanji.service import ErrandService
 from tests.cli.errand_kit import PASSWORD, sanji
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
@@ -149,6 +157,69 @@ def test_a_restore_reports_chinese_first(node: dict[str, str]) -> None:
         "start the node: it migrates the copy if it is older, then takes back from its parent what the copy lacks",
     ]
     assert english_led(lines) == [], lines
+
+
+def _problem_lines(lines: list[str]) -> list[tuple[str, str]]:
+    """Each problem a command listed under its headline: (its Chinese line, the English line under it)."""
+    listed = [line for line in lines if line.startswith("  ")]
+    pairs = list(zip(listed[::2], listed[1::2], strict=True))
+    for zh, en in pairs:
+        assert CJK.match(zh.strip()), (zh, lines)  # the Chinese line opens in Chinese
+        assert en.startswith("    ") and english_first(en), (en, lines)  # the English under it
+    return pairs
+
+
+def test_problem_lines_lead_in_chinese(tmp_path: Path) -> None:
+    """A damaged store row, a bad rules document and a bad row of an implementation list: each problem is said in
+    Chinese first (its place and what is wrong), the checker's English under it."""
+    nodes = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=1, open_demo=True).nodes
+    village, county = nodes["T01V01"].config, str(nodes["C"].config)
+
+    async def one_errand() -> None:
+        async with node_store(load_settings(village)) as (store, _):
+            await ErrandService(store).register(RegisterForm(matter="MZ-001", applicant_name="王芳", actor="代办员"))
+            await store.seal_outbox(force=True)
+
+    asyncio.run(one_errand())
+    db = Path(load_settings(village).db_url.split(":///", 1)[1])
+    with sqlite3.connect(db) as con:
+        assert con.execute("UPDATE batches SET hash = zeroblob(32) WHERE seq = 1").rowcount == 1
+    code, lines = _said("verify", "store", "--config", str(village))
+    assert code == 1 and english_led(lines) == [], lines
+    assert lines[0].startswith("T01V01 核验：发现 2 处问题"), lines
+    found = dict(_problem_lines(lines))
+    assert set(found) == {
+        "  数据流 T01V01->T01V01，第 1 批：数据包存储的哈希值与其内容不符",
+        "  数据流 T01V01->T01V01，第 1 批：数据流的同步进度与所存批次不一致",  # the cursor holds the true hash
+    }, lines
+    said = found["  数据流 T01V01->T01V01，第 1 批：数据包存储的哈希值与其内容不符"]
+    assert said.startswith("    [hash_mismatch] stream T01V01->T01V01, batch 1: the hash stored with batch 1 is "), (
+        lines
+    )
+
+    rules = msgspec.structs.replace(default_rules("C"), version=2, published_at="明天", centre_bonus_cap=-1.0)
+    document = tmp_path / "rules.json"
+    document.write_text(json.dumps(msgspec.to_builtins(rules), ensure_ascii=False), encoding="utf-8")
+    code, lines = _said("rules", "publish", "--config", county, str(document))
+    assert code == 2 and english_led(lines) == [], lines
+    assert lines[0].startswith("error: 考核细则有 2 处问题，请逐条改正"), lines
+    assert _problem_lines(lines) == [
+        ("  加分上限和红旗名额不能为负数", "    caps and the red-flag count are not negative"),
+        (
+            "  发布日期（published_at）须为形如 2026-10-01 的日期，而不是 '明天'",
+            "    published_at must be a day like 2026-10-01, not '明天'",
+        ),
+    ]
+
+    listing = tmp_path / "list.json"
+    listing.write_text(json.dumps({"tasks": [{"task_code": "T1", "task_name": ""}]}), encoding="utf-8")
+    out = ("--out", str(tmp_path / "c.json"), "--codes", str(tmp_path / "n.json"), "--county", "C", "--version", "3")
+    code, lines = _said("platform", "import-catalogue", str(listing), *out)
+    assert code == 2 and english_led(lines) == [], lines
+    assert lines[0].startswith("error: 无法导入事项实施清单 "), lines
+    assert _problem_lines(lines) == [
+        ("  第 1 条，字段 task_name（事项名称）：必填", "    row 1, task_name: task_name is required")
+    ]
 
 
 def test_json_output_is_unchanged(node: dict[str, str]) -> None:

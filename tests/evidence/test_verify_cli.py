@@ -17,6 +17,8 @@ from sanji.cli.common import node_store
 from sanji.cli.main import build_parser
 from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
+from sanji.evidence import KINDS, Problem
+from sanji.evidence_words import KINDS_ZH, bundle_zh, store_problem_pair
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 
@@ -77,7 +79,9 @@ def test_verify_reports_tampering_with_exit_1(
     zh, en = out.splitlines()[:2]
     assert zh.startswith("T01V01 核验：发现") and "处问题" in zh
     assert en.startswith("audit of T01V01: ") and "problem(s)" in en
-    assert "  问题 [gap] stream T01V01->T01V01, batch 2: batch 2 is missing" in out
+    lines = out.splitlines()
+    at = lines.index("  数据流 T01V01->T01V01，第 2 批：数据流缺少批次")  # each problem Chinese first, English under it
+    assert lines[at + 1].startswith("    [gap] stream T01V01->T01V01, batch 2: batch 2 is missing"), out
     assert sanji("verify", "store", "--config", str(config), "--json", "--workers", "1") == 1
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert {"kind": "gap", "stream": "T01V01->T01V01", "seq": 2}.items() <= problems[0].items()
@@ -99,14 +103,26 @@ def test_export_then_check_the_bundle_offline(
     zh, en = text.splitlines()[:2]
     assert zh.startswith(f"核验通过：办件 {errand}") and zh.endswith("（密钥取自证据包本身）"), zh
     assert en.startswith(f"VERIFIED: errand {errand}") and "keys from bundle" in en
+    lines = text.splitlines()
+    at = next(
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("  说明：公钥取自证据包本身；请核对这些密钥编号是否在本县节点目录中（")
+    )
+    assert lines[at + 1].startswith("    note: the public keys were taken from the bundle itself"), text
     assert sanji("verify", "check-bundle", str(out), "--directory", str(directory), "--json") == 0
     assert json.loads(capsys.readouterr().out)["keys_from"] == "directory"
 
     bundle["history"][0]["actor"] = "别人"
     out.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
     assert sanji("verify", "check-bundle", str(out), "--directory", str(directory)) == 1
-    zh, en = capsys.readouterr().out.splitlines()[:2]
-    assert zh.startswith("核验未通过：") and en.startswith("NOT VERIFIED: ")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("核验未通过：") and lines[1].startswith("NOT VERIFIED: ")
+    at = lines.index("  问题：操作 " + bundle["history"][0]["id"] + "：历史记录中的 actor 与签名原件不符")
+    assert (
+        lines[at + 1]
+        == f"    problem: action {bundle['history'][0]['id']}: actor in the history differ from the signed action"
+    )
 
 
 def test_clear_errors_with_exit_2(
@@ -153,3 +169,16 @@ def test_the_old_name_still_works_after_a_one_line_notice(
     with sqlite3.connect(db_file(config)) as con:
         con.execute("DELETE FROM batches WHERE seq = 2")
     assert run("audit", "verify", "--config", str(config)) == 1  # the exit codes are the new command's
+
+
+def test_every_kind_of_stored_evidence_problem_has_its_chinese() -> None:
+    assert set(KINDS_ZH) == set(KINDS)
+    said = store_problem_pair(Problem("gap", "batch 2 is missing", "T01V01->T01", 2))
+    assert said == (
+        "数据流 T01V01->T01，第 2 批：数据流缺少批次",
+        "[gap] stream T01V01->T01, batch 2: batch 2 is missing",
+    )
+    assert bundle_zh("the exporting node reported: batch 3 of T01->C does not chain to batch 2") == (
+        "导出节点报告：哈希链断裂：数据流 T01->C 第 3 批未衔接第 2 批"
+    )
+    assert bundle_zh("a wording nobody wrote") == "请核对此项（详见英文）"

@@ -229,6 +229,9 @@ async def test_restore_fetches_back_everything_before_a_laptop_goes_offline(
     assert said.index("已取回 0 个附件，共 0 字节；2 个仍在归档中") < said.index(
         "restored 0 attachment(s), 0 bytes; 2 still"
     )
+    for digest in gone:  # why each stayed archived, Chinese first
+        line = next(line for line in said.splitlines() if line.startswith(f"未取回 {digest[:16]}"))
+        assert "字节：附件已归档，暂时无法从上级节点取回 not restored: " in line, line
     assert await asyncio.to_thread(restore) == 2  # which ones: --errand ID or --all
     capsys.readouterr()
     # An errand not held here is an error, not "restored 0".

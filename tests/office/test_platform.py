@@ -315,13 +315,16 @@ def test_a_bad_implementation_list_is_refused_row_by_row_never_with_a_traceback(
     ]
     bad = run(json.dumps({"tasks": rows}).encode())
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
-    lines = bad.stderr.splitlines()[1:]
+    said = bad.stderr.splitlines()
+    assert said[0].startswith("error: 无法导入事项实施清单") and "9 处问题" in said[0], bad.stderr
+    lines, english = said[1::2], said[2::2]  # each problem: its Chinese line, the English under it
     assert [line.split("，")[0].strip() for line in lines] == [f"第 {n} 条" for n in range(1, 10)], bad.stderr
+    assert [line.split(",")[0].strip() for line in english] == [f"row {n}" for n in range(1, 10)], bad.stderr
     for n, field in enumerate(
         ["anticipate_day", "anticipate_day", "anticipate_day", "task_name", "materials", "fees", "task_code"], 1
     ):
         assert f"第 {n} 条，字段 {field}" in bad.stderr
-    assert "与第 1 条重复 / duplicates row 1" in lines[6]
+    assert "与第 1 条重复" in lines[6] and english[6].strip() == "row 7, task_code: duplicates row 1"
     assert "不可见字符" in lines[7] and "上限 32" in lines[8]
     assert not out.exists() and not codes.exists()
     for content, said in (
