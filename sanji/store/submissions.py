@@ -95,7 +95,8 @@ class Once:
 
     @property
     def bare(self) -> str:
-        """The stored form's start shared by every content sent under this key: ``purpose:key:``."""
+        """The key's mark, ``purpose:key:``, kept beside a ``one_body`` key's stored form (``keep``): what any
+        other content sent under the key is found by, by equality (no stored form ends in ``:``)."""
         return f"{self.purpose}:{self.key}:"
 
 
