@@ -40,6 +40,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.utils.scope.state import ScopeState
 
 from protocol.errand import ErrandState, Projection
+from protocol.errors import ActionRefused
+from protocol.refusals import refuse
 from sanji.auth import events as ev
 from sanji.auth import roles
 from sanji.auth.book import CALLER, Who
@@ -304,9 +306,12 @@ class GuardedService(ErrandService):
     def __init__(self, store: Store, policy: NodeContext | None, caller: Caller) -> None:
         super().__init__(store, policy)
         self.caller = caller
-        # The errand's history read before the write, for a window's assignment (``roles.assign_refusal``): the
-        # windows it names only grow, so an older read can refuse what a newer one would allow, never the reverse.
+        # The errand's history read before the write, for a window's assignment (``roles.assign_refusal``), and the
+        # errand's version it was read at: judged only if the errand is still at that version inside the write. An
+        # older read is not safe to judge by: before an acceptance any window may take the errand, after it only the
+        # catalogue's, so a history read before an acceptance committed would let another window through.
         self._history: list[dict[str, Any]] | None = None
+        self._history_version = -1
 
     async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
         form = await self.caller.authorise(roles.REGISTER, form)
@@ -317,8 +322,9 @@ class GuardedService(ErrandService):
         form = await self.caller.authorise(form.kind, form, errand=errand_id)
         p = self.caller.principal
         if form.kind == "assign" and p is not None and p.window:
-            row = await self.store.errand(errand_id)
+            row = await self.store.errand(errand_id)  # the version read before the history: the history holds it
             self._history = row["history"] if row is not None else []
+            self._history_version = int(row["version"]) if row is not None else -1
         with self.caller.auditing():
             return await super().act(errand_id, form, once=once)
 
@@ -349,6 +355,11 @@ class GuardedService(ErrandService):
             urging=form.urging,
         )
         if refused is None and form.kind == "assign" and self._history is not None:
+            if self._history_version != state.version:  # a step recorded between the read and the write
+                raise ActionRefused(
+                    refuse("changed_meanwhile", version=state.version, seen=self._history_version),
+                    hint="Reload the errand and try again.",
+                )
             node_role = self.caller.node_role
             refused = roles.assign_refusal(state, self.node_id, node_role, window=p.window, history=self._history)
         if refused is not None:

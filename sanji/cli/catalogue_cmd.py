@@ -22,6 +22,7 @@ from protocol.catalogue import CatalogueError, catalogue_digest, sign_catalogue
 from sanji.catalogue.loader import load_catalogue
 from sanji.catalogue.recover import RecoveryRefused, recover_catalogue
 from sanji.cli import say
+from sanji.cli.args import version_arg
 from sanji.cli.backup_cmd import node_answers
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, NodeSettings, load_settings
@@ -44,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sign.set_defaults(func=lambda a: run_sign(Path(a.file), Path(a.key), Path(a.out)))
     export = inner.add_parser("export", help="write a catalogue version this node holds, as signed (导出目录版本)")
     export.add_argument("--config", required=True, help="the node's TOML config (a township or village)")
-    export.add_argument("--version", type=int, required=True, help="the catalogue version to write")
+    export.add_argument("--version", type=version_arg, required=True, help="the catalogue version to write")
     export.add_argument("--out", required=True, help="where to write the signed catalogue")
     export.set_defaults(func=lambda a: run_export(a.config, a.version, Path(a.out)))
     recover = inner.add_parser(

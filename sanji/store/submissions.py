@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from protocol.errors import SanjiError
@@ -95,7 +95,8 @@ class Once:
 
     @property
     def bare(self) -> str:
-        """The stored form's start shared by every content sent under this key: ``purpose:key:``."""
+        """The key's mark, ``purpose:key:``, kept beside a ``one_body`` key's stored form (``keep``): what any
+        other content sent under the key is found by, by equality (no stored form ends in ``:``)."""
         return f"{self.purpose}:{self.key}:"
 
 
@@ -144,14 +145,10 @@ async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
     if row is not None:
         raise AlreadySent(row[0], row[1])
     if key.one_body:
-        # every content under the key sorts between ``purpose:key:`` and ``purpose:key;`` (the digests are hex):
-        # a range the primary key's index reads, never a scan
-        bare = key.bare
-        other = await conn.scalar(
-            select(t.submissions.c.key)
-            .where(and_(t.submissions.c.key >= bare, t.submissions.c.key < bare[:-1] + ";"))
-            .limit(1)
-        )
+        # the key's mark (``keep``), read by the primary key: a range ``purpose:key:`` to ``purpose:key;`` would
+        # hold every content under the key only in a bytewise collation; PostgreSQL's zh_CN or ICU ones pass over
+        # the punctuation, and the range then finds nothing
+        other = await conn.scalar(select(t.submissions.c.key).where(t.submissions.c.key == key.bare))
         if other is not None:
             raise KeyReused(
                 "此幂等键已用于另一请求，本次未写入 · this Idempotency-Key was sent before with another body; "
@@ -182,11 +179,18 @@ async def was_sent(db: Database, key: Once | None) -> bool:
 async def forget(conn: AsyncConnection, key: Once) -> None:
     """Take back a key kept before its write (``TrustBook.revoke``: trust documents are judged in memory before
     their transaction, so the key is kept first) when that write failed: the form may be sent again."""
-    await conn.execute(delete(t.submissions).where(t.submissions.c.key == key.stored))
+    await conn.execute(delete(t.submissions).where(t.submissions.c.key.in_(_rows_of(key))))
 
 
 async def keep(conn: AsyncConnection, key: Once, errand: str, action: str, *, now_ms: int | None = None) -> None:
     """Write ``key`` as used by ``action`` on ``errand``, in the step's own transaction; trim old keys."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     await conn.execute(delete(t.submissions).where(t.submissions.c.at < now - KEEP_MS))
-    await conn.execute(insert(t.submissions).values(key=key.stored, errand=errand, action=action, at=now))
+    for stored in _rows_of(key):
+        await conn.execute(insert(t.submissions).values(key=stored, errand=errand, action=action, at=now))
+
+
+def _rows_of(key: Once) -> list[str]:
+    """The rows a used ``key`` keeps: its stored form and, for ``one_body``, the key's mark (``Once.bare``, which
+    no stored form equals: one ends in ``:`` and a digest), so another body under it is found by equality."""
+    return [key.stored, key.bare] if key.one_body else [key.stored]

@@ -75,6 +75,11 @@ def _client_once(purpose: Purpose, sent: str | None, data: object) -> Once | Non
     return from_header(purpose, sent, data)
 
 
+# A list filter is compared with what the store holds: a control character (a NUL, which PostgreSQL refuses in any
+# text it is sent, a 500) or a longer value than any held can match nothing, and is refused, 400.
+_ONE_LINE = whole(f"[^{LINE_CLASS}]*")
+
+
 class ErrandController(Controller):
     path = "/api/errands"
     tags = ["errands"]
@@ -87,14 +92,19 @@ class ErrandController(Controller):
         stage: Annotated[
             str | None,
             QueryParameter(
+                max_length=MAX_NAME,
+                pattern=_ONE_LINE,
                 description="the stage as every screen shows it: decided (已办结), not_accepted (不予受理), returned, "
-                "terminated and withdrawn apart, as the ledger's filter reads it"
+                "terminated and withdrawn apart, as the ledger's filter reads it",
             ),
         ] = None,
-        holder: FromQuery[str | None] = None,
-        matter: FromQuery[str | None] = None,
+        holder: Annotated[str | None, QueryParameter(max_length=MAX_NAME, pattern=_ONE_LINE)] = None,
+        matter: Annotated[str | None, QueryParameter(max_length=MAX_NAME, pattern=_ONE_LINE)] = None,
         errand_scope: Annotated[
-            str | None, QueryParameter(name="scope", description="node the errand belongs to")
+            str | None,
+            QueryParameter(
+                name="scope", max_length=MAX_NAME, pattern=_ONE_LINE, description="node the errand belongs to"
+            ),
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000_000)] = 0,

@@ -16,7 +16,9 @@ def head_as_get(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
             await app(scope, receive, send)
             return
-        scope["method"] = "GET"
+        # A copy: the server holds the caller's scope too, and reads its method to drop the body of a HEAD itself
+        # (uvicorn's httptools protocol checks the body against Content-Length unless the method is HEAD)
+        as_get: Scope = {**scope, "method": "GET"}
         ended = False
 
         async def send_without_body(message: Message) -> None:
@@ -28,6 +30,6 @@ def head_as_get(app: ASGIApp) -> ASGIApp:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await app(scope, receive, send_without_body)
+        await app(as_get, receive, send_without_body)
 
     return middleware

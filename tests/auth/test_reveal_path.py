@@ -28,6 +28,7 @@ from sanji.auth import events as ev
 from sanji.catalogue import default_catalogue
 from sanji.cli import accounts_cmd
 from sanji.forms import ActionForm, RegisterForm
+from sanji.store import Store
 from sanji.sync.driver import sync_once
 from sanji.sync.server import SyncServer
 from sanji.sync.transport import LocalTransport
@@ -374,3 +375,34 @@ def test_a_window_cannot_take_another_windows_errand_to_see_it(setup: Setup, tow
     r = town_desk.client.post(f"/api/errands/{dibao}/actions", json=handed, headers=bearer(town_desk.tokens["李红"]))
     assert r.status_code == 201, r.text
     shown_in_full(town_desk.reveal("王芳", dibao))
+
+
+def test_an_assignment_judged_on_a_history_read_before_an_acceptance_is_not_let_through(
+    setup: Setup, town_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard reads the errand's history before the write. Read just before the director's acceptance (naming no
+    window: the catalogue's 社会救助窗口 takes it) committed, it still says any window may take the errand; the
+    write then finds the errand at a later version and refuses (changed_meanwhile, the desk reloads), instead of
+    letting 综合窗口 assign it to herself and open the applicant in full."""
+    fresh = setup.fresh
+    accept = {"kind": "accept", "actor": "陈主任", "errand_kind": "承诺件"}
+    r = town_desk.client.post(f"/api/errands/{fresh}/actions", json=accept, headers=bearer(town_desk.tokens["陈主任"]))
+    assert r.status_code == 201, r.text
+    refused_as(town_desk.reveal("王芳", fresh), "other_window_errand", fresh, ZONGHE, JIUZHU)
+
+    read = Store.errand
+
+    async def read_before_the_acceptance(store: Store, errand_id: str, **kw: Any) -> dict[str, Any] | None:
+        row = await read(store, errand_id, **kw)
+        if row is None or errand_id != fresh:
+            return row
+        before = [h for h in row["history"] if h["kind"] != "accept"]
+        return {**row, "history": before, "version": int(row["version"]) - 1}
+
+    monkeypatch.setattr(Store, "errand", read_before_the_acceptance)
+    taken = {"actor": "typed", "kind": "assign", "window": ZONGHE, "handler": "王芳"}
+    r = town_desk.client.post(f"/api/errands/{fresh}/actions", json=taken, headers=bearer(town_desk.tokens["王芳"]))
+    monkeypatch.undo()
+    assert r.status_code != 201 and r.json()["error_code"] == "changed_meanwhile", r.text
+    assert not any(h["kind"] == "assign" for h in town_desk.get("陈主任", f"/api/errands/{fresh}").json()["history"])
+    refused_as(town_desk.reveal("王芳", fresh), "other_window_errand", fresh, ZONGHE, JIUZHU)

@@ -95,3 +95,17 @@ def test_a_township_exports_and_the_restored_county_recovers(
     assert asyncio.run(held(county)) == (v1.version + 1, f"{v1.version + 2}-")
     assert main(["catalogue", "recover", "--config", county_config, "--from", str(out)]) == 1
     assert "无需找回" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("version", ["0", "-3", "99999999999", "4.5", "４"])
+def test_export_refuses_a_version_no_document_has_before_opening_the_store(
+    version: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A version column holds 32 bits: PostgreSQL answers a larger number with an error of its own (a traceback
+    here), so ``--version`` is refused by the parser first, exit 2, the store never opened."""
+    out = tmp_path / "v.sjc"
+    with pytest.raises(SystemExit) as refused:
+        main(["catalogue", "export", "--config", str(tmp_path / "none.toml"), "--version", version, "--out", str(out)])
+    assert refused.value.code == 2
+    assert "版本号应为 1 到 2147483647 的整数" in capsys.readouterr().err
+    assert not out.exists()

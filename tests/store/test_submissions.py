@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store import schema as t
-from sanji.store.submissions import AlreadySent, Once, new_key, once
+from sanji.store.submissions import AlreadySent, KeyReused, Once, from_header, keep, new_key, once, refuse_if_used
 from tests.conftest import StoreOpener
 
 
@@ -85,3 +85,28 @@ def test_a_key_of_another_shape_protects_nothing_and_keys_of_other_purposes_neve
     assert Once("act", key).stored != Once("complain", key).stored
     assert Once("act", key, "text=一").stored != Once("act", key, "text=二").stored
     assert len(Once("complain", "x" * 64, "y").stored) <= t.submissions.c.key.type.length  # type: ignore[attr-defined]
+
+
+async def test_a_key_sent_with_another_body_is_refused_whatever_the_database_collates(
+    open_store: StoreOpener, db_url: str
+) -> None:
+    """An office API's ``Idempotency-Key`` (``one_body``) sent again with another body is ``KeyReused``, found by
+    the key's mark: on PostgreSQL under a Chinese (ICU) collation, which passes over punctuation, as under bytes."""
+    store = await open_store("T01")
+    if db_url.startswith("postgres"):
+        async with store.db.write() as conn:
+            await conn.execute(text('ALTER TABLE submissions ALTER COLUMN key TYPE varchar(96) COLLATE "zh-x-icu"'))
+    first = from_header("entry", "retry-1", {"subject": "王伟"}, one_body=True)
+    other = from_header("entry", "retry-1", {"subject": "李强"}, one_body=True)
+    assert first is not None and other is not None
+    async with store.db.write() as conn:
+        await refuse_if_used(conn, first)
+        await keep(conn, first, "", "E1")
+    async with store.db.write() as conn:
+        with pytest.raises(AlreadySent) as again:
+            await refuse_if_used(conn, first)
+        assert again.value.action == "E1"
+        with pytest.raises(KeyReused):
+            await refuse_if_used(conn, other)
+        # another key is another request
+        await refuse_if_used(conn, from_header("entry", "retry-2", {"subject": "李强"}, one_body=True) or first)

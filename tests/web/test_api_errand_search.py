@@ -65,3 +65,17 @@ def test_the_api_finds_errands_as_the_screen_does_never_by_sealed_details(
     assert r.status_code == 400, r.text  # longer than the screen searches: refused, not cut in silence
     stage = client.get(f"/api/errands/{li}", headers=headers).json()["stage"]
     assert found("李四", stage=stage) == [li] and found("李四", stage="decided") == []  # with the other filters
+
+
+def test_a_list_filter_with_a_control_character_or_too_long_is_refused(agent: tuple[Client, dict[str, str]]) -> None:
+    """``stage``, ``holder``, ``matter`` and ``scope`` are compared with what the store holds: a NUL (which
+    PostgreSQL refuses in any text it is sent: a 500 there) or a value longer than any held is a 400, as ``q``'s
+    bound is; a well-formed value that matches nothing is an empty page."""
+    client, headers = agent
+    for name in ("stage", "holder", "matter", "scope"):
+        for bad in ("decided\x00", "a\nb", "x" * 201):
+            r = client.get("/api/errands", params={name: bad}, headers=headers)
+            assert r.status_code == 400, (name, bad, r.status_code, r.text)
+        r = client.get("/api/errands", params={name: "无此值"}, headers=headers)
+        assert r.status_code == 200 and r.json()["total"] == 0, (name, r.text)
+    assert client.get("/api/errands", params={"stage": "not_accepted"}, headers=headers).status_code == 200
