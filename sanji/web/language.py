@@ -87,6 +87,17 @@ def bi_labels(ctx: Context, pairs: Any) -> list[str]:
     return [bi_text(ctx, zh, en) for zh, en in pairs]
 
 
+def named_node(ctx: Context, name: str, node_id: str) -> Markup:
+    """A node and its id in the reader's order. Its name is Chinese only, so an English page leads with the id
+    (``T01 <span lang="zh-CN" class="alt">城关镇便民服务中心</span>``) and a Chinese one with the name
+    (``城关镇便民服务中心 <span class="muted">T01</span>``); a node without a name of its own is its id."""
+    if not name or name == node_id:
+        return Markup(escape(node_id))
+    if _context_lang(ctx) == EN:
+        return Markup('{} <span lang="{}" class="alt">{}</span>').format(node_id, HTML_LANG[ZH], name)
+    return Markup('{} <span class="muted">{}</span>').format(name, node_id)
+
+
 def html_lang(ctx: Context) -> str:
     return HTML_LANG[_context_lang(ctx)]
 
@@ -164,6 +175,7 @@ def register(engine: Any) -> None:
                 ("bi", bi),
                 ("bi_text", bi_text),
                 ("bi_labels", bi_labels),
+                ("named_node", named_node),
                 ("html_lang", html_lang),
                 ("page_lang", page_lang),
                 ("switch_url", switch_url),

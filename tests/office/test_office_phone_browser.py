@@ -153,3 +153,92 @@ def test_office_pages_fit_a_phone_a_desk_and_a_zoomed_screen_in_both_languages(
                 context.close()
         finally:
             browser.close()
+
+
+STAFF = [f"{family}{given}" for family in "王李张刘陈杨" for given in ("芳", "伟", "敏")]  # 18 people, as a county has
+
+
+def _score_a_county(base: str) -> None:
+    """An entry for each of 18 people across both township centres, so the scores table is demo-sized."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for i, name in enumerate(STAFF):
+            body = {"quarter": "2026Q4", "target": "staff", "subject": name, "item": "late", "count": 1 + i % 3}
+            r = client.post("/api/office/assessment/entries", json={**body, "centre": f"T0{1 + i % 2}", "by": "督查员"})
+            assert r.status_code == 201, r.text
+
+
+def test_the_scores_read_as_a_short_list_on_a_phone_and_in_full_at_a_desk(live_office: str, tmp_path: Path) -> None:
+    """At 390 px each person is one short card (rank, name, total; the centre under them), the breakdown behind
+    the row's own switch; at a desk the table keeps every part's column."""
+    from playwright.sync_api import expect, sync_playwright
+
+    _score_a_county(live_office)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN").new_page()
+            phone.goto(live_office + "/office/assessment/?quarter=2026Q4")
+            rows = phone.locator("#staff-scores tr[id^=staff-]")
+            assert rows.count() >= len(STAFF)
+            scroll, inner = phone.evaluate(WIDTH)
+            assert scroll <= inner, (scroll, inner)
+            card = phone.locator("#staff-王伟")
+            expect(card.locator("td.total")).to_be_visible()
+            expect(card.locator("td.name")).to_be_visible()
+            expect(card.locator("td.part").first).to_be_hidden()
+            # a card is a few lines, not one per column: the table stays short for the whole county
+            heights = rows.evaluate_all("rs => rs.map(r => r.getBoundingClientRect().height)")
+            assert max(heights) < 110, heights
+            table = phone.locator("#staff-scores").evaluate("t => t.getBoundingClientRect().height")
+            assert table < 110 * rows.count(), table
+            page_height = phone.evaluate("document.documentElement.scrollHeight")
+            phone.screenshot(path=str(tmp_path / "assessment-390.png"), full_page=True)
+            assert page_height < 5000, page_height  # 5,634 px as a card a column; the demo county's was about 8,000
+            card.locator("details.breakdown summary").click()
+            expect(card.locator("td.part").first).to_be_visible()
+            expect(card).to_contain_text("出勤值勤")
+            expect(phone.locator("#staff-王芳 td.part").first).to_be_hidden()  # the other rows stay closed
+            scroll, inner = phone.evaluate(WIDTH)
+            assert scroll <= inner, (scroll, inner)
+
+            desk = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
+            desk.goto(live_office + "/office/assessment/?quarter=2026Q4")
+            expect(desk.locator("#staff-scores th", has_text="出勤值勤")).to_be_visible()
+            expect(desk.locator("#staff-王伟 td.part").first).to_be_visible()
+            expect(desk.locator("#staff-王伟 td.narrow-only")).to_be_hidden()
+            cells = desk.locator("#staff-王伟 td:visible").count()
+            assert cells == desk.locator("#staff-scores tr").first.locator("th").count(), cells
+        finally:
+            browser.close()
+
+
+# What sticks out past the window's right edge (header, forms, text), other than inside a box that scrolls itself.
+STICKING_OUT = """() => [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > innerWidth + 0.5 && !e.closest('table, figure, .wide'))
+  .map(e => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} ${Math.round(e.getBoundingClientRect().right)} px`
+    + ` ${(e.textContent || '').trim().slice(0, 30)}`)"""
+
+
+def test_the_supervisors_ledger_and_supervision_fit_a_phone(live_office: str) -> None:
+    """At 390 px, in both languages, nothing on the ledger or the supervision page (header, filters, lists) runs past
+    the window's edge: no sideways scrolling, and nothing cut off at the right either."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            for lang in ("zh", "en"):
+                context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+                context.add_cookies([{"name": "lang", "value": lang, "url": live_office}])
+                page = context.new_page()
+                for path in ("/office/ledger?from=2026-11-01&to=2026-11-30", "/office/ledger", "/supervision"):
+                    assert page.goto(live_office + path).status == 200, path  # type: ignore[union-attr]
+                    scroll, inner = page.evaluate(WIDTH)
+                    assert scroll <= inner, (lang, path, scroll, inner)
+                    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), (lang, path)
+                    assert not page.evaluate(STICKING_OUT), (lang, path, page.evaluate(STICKING_OUT))
+                context.close()
+        finally:
+            browser.close()

@@ -119,3 +119,30 @@ def test_an_errand_page_in_english_puts_the_steps_english_first(village: TestCli
     assert 'History <span lang="zh-CN" class="alt">办理记录</span>' in page
     home = village.get("/").text
     assert 'Receipt <span lang="zh-CN">回执号</span>' in home and 'data-label="Receipt 回执号"' in home
+
+
+def test_times_ago_and_the_custodian_follow_the_switch(village: TestClient[Litestar]) -> None:
+    """ "刚刚 just now" beside a notice and the custodian's id were Chinese first on an English page."""
+    errand = register(village)  # new work at the village: a notice a moment old
+    home = village.get("/").text
+    assert '<small>刚刚 <span lang="en">just now</span></small>' in home
+    page = village.get(f"/errands/{errand}").text
+    custodian = re.search(r'<td id="custodian">(.*?)</td>', page, re.S)
+    assert custodian and custodian.group(1).startswith('东村代办点 <span class="muted">T01V01</span>'), custodian
+
+    village.get("/lang", params={"to": "en", "next": "/"})
+    home = village.get("/").text
+    assert '<small>just now <span lang="zh-CN">刚刚</span></small>' in home and "刚刚 just now" not in home
+    page = village.get(f"/errands/{errand}").text
+    custodian = re.search(r'<td id="custodian">(.*?)</td>', page, re.S)
+    assert custodian and custodian.group(1).startswith('T01V01 <span lang="zh-CN" class="alt">东村代办点</span>')
+    assert "(T01V01)" not in page
+
+
+def test_the_supervision_lights_follow_the_switch(village: TestClient[Litestar]) -> None:
+    register(village)  # not accepted yet: counted under 未受理或无期限
+    assert '未受理或无期限 <span lang="en">not yet timed</span>: 1' in village.get("/supervision").text
+    village.get("/lang", params={"to": "en", "next": "/"})
+    page = village.get("/supervision").text
+    assert 'not yet timed <span lang="zh-CN">未受理或无期限</span>: 1' in page
+    assert "未受理或无期限 not yet timed" not in page

@@ -74,7 +74,7 @@ def test_home_worklist_turns_yellow_then_red_with_days_over(frozen_town: tuple[C
     detail = town.get(f"/errands/{errand_id}").text
     assert re.search(r"红灯 超期\d+个工作日", detail)
     board = town.get("/supervision").text
-    assert "红灯 overdue" in board
+    assert '红灯 <span lang="en">overdue</span>: 1' in board
     overdue = board[board.index("超期办件") : board.index("临期预警")]
     assert f'href="/errands/{errand_id}"' in overdue and "民政窗口" in overdue  # the window that answers for it
     board = town.get("/supervision", params={"township": "T01"}).text
