@@ -21,7 +21,7 @@ from protocol.stages import SHOWN_LABELS
 from protocol.topology import regional
 from sanji.context import NodeContext
 from sanji.office import choices
-from sanji.office.chart import svg_chart
+from sanji.office.chart import DESK, PHONE, svg_chart
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LEVEL_LABELS, LedgerFilter, LedgerRow
 from sanji.office.query import build_filter, quarter_start
@@ -250,6 +250,7 @@ class OfficeScreenController(Controller):
         # chart's legend
         nodes = {*(r.scope for r in rows), *(r.township for r in rows), *(r.county for r in rows)}
         names = {n: screen_name(store.directory, n) for n in nodes if n}
+        drawn = series(rows, chart_period, by="county" if above else "township")
         return Template(
             template_name="office_ledger.html",
             status_code=400 if problem[1] else 200,
@@ -262,7 +263,8 @@ class OfficeScreenController(Controller):
                 "dimensions": [(d, DIMENSION_LABELS[d]) for d in DIMENSIONS],
                 "lines": group(rows, dimension),
                 "total": total(rows),
-                "chart": svg_chart(series(rows, chart_period, by="county" if above else "township"), names=names),
+                # drawn twice, wide for a desk and narrow for a phone, so its type is readable on either
+                "charts": [svg_chart(drawn, names=names, layout=layout) for layout in (DESK, PHONE)],
                 "rows": rows[:500],
                 "row_count": len(rows),
                 "stage_labels": SHOWN_LABELS,

@@ -824,6 +824,7 @@ class ScreenController(Controller):
                     if n in store.directory
                 },
                 "said": said,
+                "rating_levels": {level: label for level, label in LEVELS},  # "满意" → "满意 satisfied", for ``bi``
                 "warn_days": WARN_DAYS,
                 # 在办分布's counts open the ledger of those errands (registered in the three years it spans)
                 "drill_from": (context.today() - timedelta(days=MAX_SPAN_DAYS)).isoformat(),

@@ -27,7 +27,7 @@ from openpyxl import load_workbook
 from protocol.actions import HandOff, Receive, Register
 from sanji.context import NodeContext
 from sanji.layout import Layout, county_layout
-from sanji.office.chart import svg_chart
+from sanji.office.chart import LEGEND_CHARS, PHONE, svg_chart
 from sanji.office.export import LEDGER_COLUMNS, ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LedgerFilter, LedgerRow
 from sanji.office.query import build_filter
@@ -252,3 +252,24 @@ def test_the_volume_axis_reads_whole_counts_each_once() -> None:
     assert labels == ["0", "1"]
     four = Series(periods=["2026-12"], townships=["T01"], volume={"T01": [4]}, on_time_rate={"T01": [None]})
     assert re.findall(r'text-anchor="end" font-size="11">(\d+)</text>', svg_chart(four)) == ["0", "2", "4"]
+
+
+def test_the_phone_drawing_keeps_its_labels_inside_it_and_apart() -> None:
+    """The narrow drawing a phone is shown: 13-unit type, two legend entries a line (each ten characters at most,
+    inside the 360 units), and a year of weeks labelled every few weeks so no two labels overlap."""
+    towns = [f"T{i:02d}" for i in range(1, 6)]
+    weeks = [f"2026-W{w:02d}" for w in range(1, 53)]
+    drawn = Series(
+        periods=weeks, townships=towns, volume={t: [1] * 52 for t in towns}, on_time_rate={t: [1.0] * 52 for t in towns}
+    )
+    names = {t: "某某某某某某某某乡便民服务中心" for t in towns}
+    svg = svg_chart(drawn, names=names, layout=PHONE)
+    assert 'class="chart phone"' in svg and 'font-size="11"' not in svg
+    width = int(re.search(r'viewBox="0 0 (\d+) ', svg).group(1))  # type: ignore[union-attr]
+    legend = [int(x) for x in re.findall(r'<text class="legend" x="(\d+)"', svg)]
+    assert len(set(legend)) == 2 and max(legend) + LEGEND_CHARS * PHONE.font <= width, legend
+    xs = [float(x) for x in re.findall(r'<text class="period" x="([\d.]+)"', svg)]
+    label = len(weeks[0]) * PHONE.font * 0.6
+    assert 2 <= len(xs) < len(weeks) and all(b - a >= label for a, b in zip(xs, xs[1:], strict=False)), xs
+    desk = svg_chart(drawn, names=names)
+    assert 'class="chart desk"' in desk and 'viewBox="0 0 900 320"' in desk

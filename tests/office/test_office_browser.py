@@ -60,7 +60,7 @@ def test_ledger_and_assessment_in_a_browser(live_county: str, tmp_path: Path) ->
             page = context.new_page()
             page.set_default_timeout(10_000)
             page.goto(live_county + "/office/ledger?from=2026-11-01&to=2026-11-30")
-            expect(page.locator("figure#chart svg")).to_be_visible()
+            expect(page.locator("figure#chart svg.desk")).to_be_visible()
             expect(page.locator("table#ledger")).to_contain_text("E3")
             page.select_option("#township", "T01")  # chosen from the list, by its name
             page.select_option("#by", "handler")

@@ -141,7 +141,7 @@ def test_office_pages_fit_a_phone_a_desk_and_a_zoomed_screen_in_both_languages(
                     if width == 390:
                         # the chart scales to its box: both axes and the last bar inside the window, no scrolling
                         page.goto(live_office + "/office/ledger?from=2026-11-01&to=2026-11-30")
-                        box = page.locator("figure#chart svg").evaluate(
+                        box = page.locator("figure#chart svg.phone").evaluate(
                             "e => [e.getBoundingClientRect().right, e.parentElement.getBoundingClientRect().right,"
                             " document.documentElement.clientWidth]"
                         )
@@ -167,6 +167,42 @@ def _score_a_county(base: str) -> None:
             body = {"quarter": "2026Q4", "target": "staff", "subject": name, "item": "late", "count": 1 + i % 3}
             r = client.post("/api/office/assessment/entries", json={**body, "centre": f"T0{1 + i % 2}", "by": "督查员"})
             assert r.status_code == 201, r.text
+
+
+# Each text of the chart the window shows, at the size it is drawn in CSS px: its font size times the scale from
+# the svg's viewBox to its box on the page.
+CHART_TYPE = """() => [...document.querySelectorAll('figure#chart svg')].filter(s => s.checkVisibility())
+  .flatMap(s => [...s.querySelectorAll('text')].map(t => [s.getAttribute('class'), t.getAttribute('class') || 'axis',
+    t.textContent.trim(), parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a]))"""
+
+
+def test_the_ledger_charts_type_is_readable_on_a_phone_and_at_a_desk(live_office: str) -> None:
+    """The chart was drawn 900 units wide whatever the window: on a 390 px phone its axis labels and legend came out
+    4 px high. A phone is shown a narrow drawing whose every label is at least 11 CSS px; a desk the wide one."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            for width, height, drawing in (
+                (390, 844, "chart phone"),
+                (683, 384, "chart phone"),
+                (1366, 768, "chart desk"),
+            ):
+                context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+                page = context.new_page()
+                page.goto(live_office + "/office/ledger?from=2026-11-01&to=2026-11-30")
+                texts = page.evaluate(CHART_TYPE)
+                assert {t[0] for t in texts} == {drawing}, (width, texts)
+                kinds = {t[1] for t in texts}
+                assert {"axis", "period", "legend"} <= kinds, (width, kinds)
+                axis = [t for t in texts if t[1] == "axis" and t[2] == "0"]  # the volume axis's 0
+                assert axis and axis[0][3] >= 11, (width, axis)
+                small = [t for t in texts if t[3] < 11]
+                assert not small, (width, small)
+                context.close()
+        finally:
+            browser.close()
 
 
 def test_the_scores_read_as_a_short_list_on_a_phone_and_in_full_at_a_desk(live_office: str, tmp_path: Path) -> None:

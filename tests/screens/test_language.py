@@ -13,7 +13,7 @@ import re
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from screens_kit import register
+from screens_kit import act, register
 
 from sanji.bilingual import Pair, split_pair
 from sanji.web.language import local_path
@@ -146,3 +146,54 @@ def test_the_supervision_lights_follow_the_switch(village: TestClient[Litestar])
     page = village.get("/supervision").text
     assert 'not yet timed <span lang="zh-CN">未受理或无期限</span>: 1' in page
     assert "未受理或无期限 not yet timed" not in page
+
+
+def test_nodes_named_with_their_ids_follow_the_switch(village: TestClient[Litestar]) -> None:
+    """The worklist's and the history's nodes were "东村代办点 T01V01" on an English page: the id leads there now,
+    the Chinese name after it in its own ``lang``, as the errand's 经办节点 row already had it."""
+    errand = register(village)
+    chinese = '东村代办点 <span class="muted">T01V01</span>'
+    home = village.get("/").text
+    assert re.search(r'<td data-label="经办节点 Custodian">东村代办点 <span class="muted">T01V01</span>', home)
+    history = village.get(f"/errands/{errand}").text.split("办理记录")[1]
+    assert chinese in history
+
+    village.get("/lang", params={"to": "en", "next": "/"})
+    english = 'T01V01 <span lang="zh-CN" class="alt">东村代办点</span>'
+    home = village.get("/").text
+    custodian = re.findall(r'<td data-label="Custodian 经办节点">(.*?)</td>', home, re.S)
+    assert custodian and all(c.startswith(english) for c in custodian), custodian
+    assert chinese not in home.split("</header>")[-1]
+    history = village.get(f"/errands/{errand}").text.split("History")[1]
+    nodes = re.findall(r'<td data-label="Node 节点">(.*?)</td>', history, re.S)
+    assert nodes and all(n == english for n in nodes), nodes
+    assert "东村代办点 <span" not in history
+
+
+def test_the_supervision_page_names_nodes_and_rating_levels_in_the_readers_order(town: TestClient[Litestar]) -> None:
+    """Its township rows were "城关镇便民服务中心 T01" and its ratings "满意 1 条 ratings" whatever the switch said."""
+    errand = register(town, in_person=True)
+    act(town, errand, "accept", errand_kind="承诺件")
+    act(town, errand, "decide", outcome="approved", document="临时救助审批决定书")
+    act(town, errand, "deliver", confirmed_by="刘翠花", signature="刘翠花")
+    act(town, errand, "rate", level="满意")
+    register(town, in_person=True)  # open: counted in the township's row
+    page = town.get("/supervision").text
+    assert '满意 <span lang="en">satisfied</span> 1 条' in page
+    row = re.search(r'<tr data-row="T01"><td data-label="[^"]*">(.*?)</td>', page, re.S)
+    assert row and row.group(1) == '城关镇便民服务中心 <span class="muted">T01</span>', row
+
+    town.get("/lang", params={"to": "en", "next": "/"})
+    page = town.get("/supervision").text
+    assert 'satisfied <span lang="zh-CN">满意</span> 1 ' in page and "满意 1 条" not in page
+    row = re.search(r'<tr data-row="T01"><td data-label="[^"]*">(.*?)</td>', page, re.S)
+    assert row and row.group(1) == 'T01 <span lang="zh-CN" class="alt">城关镇便民服务中心</span>', row
+
+
+def test_the_operator_panel_labels_follow_the_switch(village: TestClient[Litestar]) -> None:
+    """ "最近同步 Last exchange" and its neighbours in the node-status panel were fixed Chinese-first text."""
+    assert '最近同步 <span lang="en">Last exchange</span>:' in village.get("/").text
+    village.get("/lang", params={"to": "en", "next": "/"})
+    home = village.get("/").text
+    assert 'Last exchange <span lang="zh-CN">最近同步</span>:' in home and "最近同步 Last exchange" not in home
+    assert 'Queue <span lang="zh-CN">待上传批次</span>:' in home
