@@ -18,6 +18,7 @@ import io
 import re
 from collections.abc import AsyncIterator
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -270,6 +271,6 @@ def test_the_phone_drawing_keeps_its_labels_inside_it_and_apart() -> None:
     assert len(set(legend)) == 2 and max(legend) + LEGEND_CHARS * PHONE.font <= width, legend
     xs = [float(x) for x in re.findall(r'<text class="period" x="([\d.]+)"', svg)]
     label = len(weeks[0]) * PHONE.font * 0.6
-    assert 2 <= len(xs) < len(weeks) and all(b - a >= label for a, b in zip(xs, xs[1:], strict=False)), xs
+    assert 2 <= len(xs) < len(weeks) and all(b - a >= label for a, b in pairwise(xs)), xs
     desk = svg_chart(drawn, names=names)
     assert 'class="chart desk"' in desk and 'viewBox="0 0 900 320"' in desk
