@@ -1667,6 +1667,8 @@ def _register_page(
             "chosen": chosen,
             "matter": matter,
             "guide_url": guide_url(matter.code) if matter else "",
+            # where a villager goes for a matter not open to proxy: the village's township, by name
+            "go_to": screen_name(store.directory, parent) if (parent := store.directory.parent(store.node_id)) else "",
             "values": values,
             "errors": errors,
             "labels": REGISTER_LABELS,
