@@ -19,3 +19,20 @@ def parent_link_down(status: Mapping[str, Any]) -> bool:
         return False
     failures = int((status.get("exchanges") or {}).get(parent, {}).get("failures", 0) or 0)
     return failures >= LINK_DOWN_AFTER and bool(status.get("queue_length"))
+
+
+# The transport's words for "no answer", as ``SyncDriver`` records them (``TypeName: message``), read for a clerk.
+_UNREACHABLE = ("ConnectError", "ConnectTimeout", "Connection refused", "All connection attempts failed")
+_SLOW = ("ReadTimeout", "WriteTimeout", "PoolTimeout", "timed out")
+
+
+def plain_link_error(last_error: str) -> tuple[str, str] | None:
+    """A failed exchange's error in words a clerk reads (``None``: no plain reading; the raw text alone is shown)."""
+    if any(word in last_error for word in _UNREACHABLE):
+        return (
+            "连不上对方：网络不通，或对方的电脑没有开",
+            "Cannot reach it: the network is down or its computer is off",
+        )
+    if any(word in last_error for word in _SLOW):
+        return ("对方没有及时应答：网络太慢或对方正忙", "No answer in time: the network is slow or it is busy")
+    return None
