@@ -19,7 +19,7 @@ import msgspec
 
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.hlc import wall_ms
-from protocol.stages import RESULT_DOWN, RESULT_READY, SUPPLEMENT
+from protocol.stages import DELIVERED, REGISTERED, RESULT_DOWN, RESULT_READY, SUPPLEMENT
 from sanji.urgings import UrgingRow, answerable
 
 NEW_WORK, WARNING, URGING = "new_work", "warning", "urging"
@@ -74,6 +74,14 @@ _WORK_WORDS = {
 }
 
 
+# Work that did not come from anywhere: the desk's own errand waiting for its next step. "新到办件" would have the
+# agent look for something new when it is the errand she registered herself (not yet sent) or delivered (not filed).
+_STAGE_WORDS = {
+    REGISTERED: ("已登记，待报送乡镇 {name}", "Registered, not yet submitted to the township: {name}"),
+    DELIVERED: ("已送达，待归档 {name}", "Delivered, to close and file: {name}"),
+}
+
+
 def _work_kind(row: dict[str, Any], node: str) -> str:
     if _asked_materials(row, node):
         return SUPPLEMENT_ASKED
@@ -92,7 +100,7 @@ def _work_notice(row: dict[str, Any], state: dict[str, Any], node: str, at_ms: i
         "listed_zh": "：" + "、".join(items) if items else "",
         "listed_en": ": " + ", ".join(items) if items else "",
     }
-    zh, en = _WORK_WORDS[kind]
+    zh, en = _STAGE_WORDS.get(row.get("stage", ""), _WORK_WORDS[kind]) if kind == NEW_WORK else _WORK_WORDS[kind]
     return Notice(kind=kind, at_ms=at_ms, zh=zh.format(**words), en=en.format(**words), url=row["url"])
 
 

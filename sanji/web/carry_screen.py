@@ -45,7 +45,9 @@ from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.store import Store
 from sanji.web.bounded_form import bounded_form
+from sanji.web.documents import screen_name
 from sanji.web.json_gate import BadInput, BodyTooLarge
+from sanji.web.link_state import plain_link_error
 from sanji.web.screens import _frame, read_form
 
 FILE_FIELD = "carry"
@@ -275,7 +277,16 @@ async def _panel(
 ) -> Template:
     status_now = await store.status()
     peers = [store.directory.parent(store.node_id), *store.directory.children(store.node_id)]
-    exchanges = [{"peer": p, **status_now["exchanges"].get(p, {})} for p in peers if p]
+    exchanges = [
+        {
+            "peer": p,
+            "name": screen_name(store.directory, p),  # a node by name, its id small beside
+            **(seen := status_now["exchanges"].get(p, {})),
+            "plain_error": plain_link_error(str(seen.get("last_error") or "")),
+        }
+        for p in peers
+        if p
+    ]
     return Template(
         template_name="carry.html",
         status_code=status,
@@ -283,6 +294,7 @@ async def _panel(
             **_frame(store, context, "carry"),
             "node": status_now,
             "exchanges": exchanges,
+            "parent_name": screen_name(store.directory, status_now["parent"]) if status_now.get("parent") else "",
             "recipients": recipients(store),
             "history": await store.recent_events((EXPORTED, IMPORTED), limit=10),
             "prepared": prepared,

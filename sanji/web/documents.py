@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -27,10 +28,11 @@ from litestar.response import Template
 from protocol.binding import held_materials
 from protocol.catalogue import Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
-from protocol.errand import errand_category, is_licence, outcome_label, outcome_words
+from protocol.errand import ErrandState, errand_category, is_licence, outcome_label, outcome_words
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.lookup import lookup_code
+from protocol.menu import allowed_steps
 from protocol.stages import stage_label
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
@@ -103,6 +105,13 @@ def node_name(directory: Directory, node_id: str) -> str:
 
 # Names more than one node of a directory bears (two townships may each have a 东村代办点), per directory seen.
 _SHARED_NAMES: weakref.WeakKeyDictionary[Directory, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def _may_submit(state: Any, node_id: str, directory: Directory) -> bool:
+    """Whether the rule offers 报送 here now (``protocol.menu.allowed_steps``), asked for the receipt's next step."""
+    if not state:
+        return False
+    return "submit" in allowed_steps(msgspec.convert(state, ErrandState), node_id, directory)
 
 
 def screen_name(directory: Directory, node_id: str) -> str:
@@ -440,6 +449,9 @@ class DocumentController(Controller):
             facts["missing_main"] = registered.missing_main
             # 确认登记 sent twice lands here (sanji.store.submissions): said above the sheet, never printed
             facts["sent_again"] = request.query_params.get("again") == "1"
+            # Registered is not sent: until 报送 it stays here, and the agent who printed this may think she is done.
+            state = (await store.errand_states([errand_id])).get(errand_id)
+            facts["submit_next"] = _may_submit(state, store.node_id, directory)
         elif spec.slug in ("acceptance", "commitment"):
             facts["due"] = cn_iso(row["due"]) if row["due"] else ""
             # 暂定: counted over a year whose official arrangement the county has not published yet.

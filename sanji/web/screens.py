@@ -81,6 +81,7 @@ from sanji.web.documents import (
     signature_path,
 )
 from sanji.web.errand_search import ErrandSearch
+from sanji.web.link_state import parent_link_down
 from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, materials_of, summarise
 
 ROLE_LABELS = {
@@ -638,6 +639,7 @@ class ScreenController(Controller):
                 "labels": STAGE_LABELS,
                 "today": today.isoformat(),
                 "carry_panel": caller.may(roles.CARRY),  # the operator panel links the sync panel (/carry)
+                "link_down": parent_link_down(status),
             },
         )
 
@@ -1434,8 +1436,24 @@ async def _errand_page(
             "revealed": reveal,
             "may_reveal": shows_full,
             "reveal_url": errand_url(errand_id) + "/reveal",
+            "offline": await _offline_note(store, row, done=bool(done_label), caller=caller),
         },
     )
+
+
+async def _offline_note(
+    store: Store, row: dict[str, Any], *, done: bool, caller: Caller | None
+) -> dict[str, Any] | None:
+    """While the link to the parent is down, an errand on its way up (or a step just taken) is kept here: the page
+    says so, and that it goes up by itself, lest the clerk register or submit it again; and where to carry it."""
+    status = await store.status()
+    parent = status.get("parent") or ""
+    if not parent_link_down(status) or not (done or row.get("pending_to") == parent):
+        return None
+    return {
+        "parent": screen_name(store.directory, parent),
+        "carry": caller is None or caller.may(roles.CARRY),  # /carry is linked only for a post that may use it
+    }
 
 
 def _parse_action(kind: str, form: dict[str, list[str]], today: date) -> tuple[dict[str, Any], dict[str, str]]:
@@ -1650,6 +1668,8 @@ def _register_page(
             "chosen": chosen,
             "matter": matter,
             "guide_url": guide_url(matter.code) if matter else "",
+            # where a villager goes for a matter not open to proxy: the village's township, by name
+            "go_to": screen_name(store.directory, parent) if (parent := store.directory.parent(store.node_id)) else "",
             "values": values,
             "errors": errors,
             "labels": REGISTER_LABELS,

@@ -17,6 +17,7 @@ from sanji.config import load_settings
 from sanji.demo.cluster import Cluster
 from sanji.observe.fleet import FleetWarnings, fleet_health
 from sanji.observe.logs import ERRAND, EXCHANGE, JsonFormatter
+from sanji.web.link_state import plain_link_error
 from tests.conftest import NetworkFactory
 from village_agent.app import create_app
 
@@ -59,8 +60,11 @@ def test_a_village_with_a_dark_parent_says_so_truthfully_and_once(tmp_path: Path
         assert village.get("/healthz").json()["status"] == "ok"
         ready = village.get("/readyz")
         assert ready.status_code == 503 and "catalogue" in ready.json()["problems"][0]
-        for _ in range(2):
-            assert village.post("/api/errands", json=FORM).status_code == 201
+        registered = [village.post("/api/errands", json=FORM) for _ in range(2)]
+        assert [r.status_code for r in registered] == [201, 201]
+        errand = registered[0].json()["errand"]
+        submit = {"kind": "submit", "actor": FORM["actor"]}
+        assert village.post(f"/api/errands/{errand}/actions", json=submit).status_code == 201
         driver = village.app.state.runtime.driver
         deadline = time.monotonic() + 30
         while driver.failures < 8 and time.monotonic() < deadline:
@@ -72,13 +76,27 @@ def test_a_village_with_a_dark_parent_says_so_truthfully_and_once(tmp_path: Path
         assert node["oldest_unacked_s"] >= 1.0  # was 0.0 while nothing could be sealed
         home = village.get("/").text
         parent = re.search(r'id="parent-node">(.*?)</span>：', home)  # the parent by its name, its id small beside
-        assert 'id="link-down"' in home and parent is not None and f"无法连接上级节点 {parent[1]}：" in home
+        assert 'id="link-down"' in home and parent is not None and f"连不上上级 {parent[1]}（" in home
+        assert "您办的件都已保存在本站" in home and 'href="/carry"' in home  # kept, and where to carry it
+        assert 'id="link-state"' in home and "已同步" not in home  # not "synced" in green beside "link down"
+        # The errand on its way up says it is kept and goes by itself, lest the agent register it twice.
+        page = village.get(f"/errands/{errand}?done=submit").text
+        kept_note = re.search(r'id="kept-offline"[^>]*><span lang="zh-CN">(.*?)</span>', page)
+        assert kept_note is not None and "已保存在本站" in kept_note[1] and "网络恢复后自动送上去" in kept_note[1]
+        assert "用U盘带到城关镇便民服务中心导入" in kept_note[1]  # the township by name, where to carry it
+        # The sync panel reads the transport's error for a clerk, the raw text kept small beside it for the operator.
+        carry = village.get("/carry").text
+        row = re.search(r'<table class="stack" id="exchanges">(.*?)</table>', carry, re.S)
+        assert row is not None and "城关镇便民服务中心" in row[1] and "连不上对方：网络不通" in row[1]
+        assert "ConnectError" in row[1]  # still there for whoever mends the link
+        other = registered[1].json()["errand"]  # registered, not submitted, nothing just done: nothing to say
+        assert 'id="kept-offline"' not in village.get(f"/errands/{other}").text
         text = village.get("/metrics").text
         assert metric(text, "sanji_oldest_unacked_seconds") >= 1.0
         assert metric(text, "sanji_queue_batches") >= 2
         assert metric(text, "sanji_sync_errors_total", 'kind="unreachable"') >= 8
         assert metric(text, "sanji_sync_sessions_total", 'outcome="failed"') >= 8
-        assert metric(text, "sanji_errands", 'stage="registered"') == 2
+        assert metric(text, "sanji_errands", 'stage="registered"') == 1  # the other was submitted
         assert metric(text, "sanji_parent_failures") >= 8
         assert 'sanji_build_info{node="T01V01"' in text and 'role="village"' in text
         assert metric(text, "sanji_sms_outbox", 'state="waiting"') == 0
@@ -131,3 +149,10 @@ def test_json_log_lines_name_node_errand_and_exchange() -> None:
     assert "\n" not in line
     assert event["node"] == "T01V01" and event["errand"] == "T01V01-abc" and event["exchange"] == "0123456789ab"
     assert event["msg"] == "sync with T01 failed" and event["level"] == "warning"
+
+
+def test_a_failed_exchange_is_read_plainly_or_left_as_it_is() -> None:
+    assert plain_link_error("/sync/v1/cursors: ConnectError: All connection attempts failed") is not None
+    slow = plain_link_error("/sync/v1/push: ReadTimeout: timed out")
+    assert slow is not None and "没有及时应答" in slow[0]
+    assert plain_link_error("the request from 'T02V01' is not signed") is None  # no plain reading: shown raw

@@ -396,3 +396,16 @@ def test_a_signature_drawn_on_the_pad_stands_in_place_of_the_blank_line_a_paper_
     where, block = recipients_signature(paper)
     assert where == "recipient-sign-here" and block.count('<span class="line"></span>') == 2
     assert "<svg" not in paper and "纸质送达回证已签字（签收人：张秀英）" in paper
+
+
+def test_the_receipt_of_an_errand_not_yet_submitted_says_to_submit_it(village: Client) -> None:
+    # Registering prints the receipt; the errand stays at the village until 报送. An agent who hands the
+    # receipt over and stops there leaves it unsent, so the screen (never the paper) says what comes next.
+    errand_id = register(village)
+    _, html = doc(village, errand_id, "receipt")
+    note = re.search(r'class="toolbar noprint"[^>]*id="submit-next"[^>]*>(.*?)</div>', html, re.S)
+    assert note is not None and "下一步：报送乡镇" in note[1]  # noprint: said on the screen, never on paper
+    assert f'href="/errands/{errand_id}"' in note[1]
+    act(village, errand_id, "submit")
+    _, html = doc(village, errand_id, "receipt")
+    assert 'id="submit-next"' not in html  # sent: nothing left to say

@@ -75,6 +75,11 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
         {"kind": "decide", "outcome": "approved", "document": "城民救〔2026〕12号"},
         {"kind": "deliver", "confirmed_by": "张秀英", "signature": "svg:400x150:" + strokes},
     )
+    on_paper = walk_in(  # signed on the paper receipt: blank lines for the pen, the deliverer's seal under them
+        {"kind": "accept"},
+        {"kind": "decide", "outcome": "approved", "document": "城民救〔2026〕13号"},
+        {"kind": "deliver", "confirmed_by": "张秀英", "signature": "纸质送达回证已签字"},
+    )
     reasons = "经入户调查，申请人家庭上月人均收入高于本县临时救助标准，且无突发性、紧迫性困难情形。" * 4
     not_granted = walk_in(
         {"kind": "accept"}, {"kind": "decide", "outcome": "refused", "document": "不予办理", "reasons": reasons}
@@ -87,6 +92,7 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
         (refused, "non-acceptance"),
         (granted, "decision"),
         (granted, "delivery"),
+        (on_paper, "delivery"),
         (not_granted, "decision"),
     ]
     with sync_playwright() as pw:
@@ -98,6 +104,19 @@ def test_the_townships_notices_print_on_one_a4_sheet(chromium: str, live_town: s
                 page.emulate_media(media="print")
                 pdf = page.pdf(prefer_css_page_size=True, print_background=True)
                 assert pages_of(pdf) == 1, f"{slug} prints on {pages_of(pdf)} A4 sheets"
+                # The signing blocks stay on the sheet: a <br> in a flex row once put 日期 and the seal beside the
+                # line instead of under it, and the deliverer's seal ran past the paper's edge.
+                for media in ("print", "screen"):
+                    page.emulate_media(media=media)
+                    past = page.evaluate(
+                        """() => {
+                            const sheet = document.querySelector('.sheet').getBoundingClientRect();
+                            return [...document.querySelectorAll('.sign, .sign *')]
+                                .filter(e => e.getBoundingClientRect().right > sheet.right + 1)
+                                .map(e => e.textContent.slice(0, 40));
+                        }"""
+                    )
+                    assert past == [], (slug, media, past)
         finally:
             browser.close()
 

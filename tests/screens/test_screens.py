@@ -641,3 +641,16 @@ def test_the_nodes_table_shows_which_nodes_judge_by_older_errand_rules(tmp_path:
     assert "办件规则" in page
     assert '旧版本 <span lang="en">an older build</span> 需升级 <span lang="en">upgrade</span>' in row
     assert "东村代办点" in row and 'data-label="节点 Node"' in row  # named, and a card on a phone
+
+
+def test_an_in_person_matter_tells_the_agent_what_to_do_instead(village: Client) -> None:
+    # "须本人亲自办理" alone leaves the agent at a dead end: the page says what she does either way.
+    page = village.get("/register?matter=RS-004").text
+    said = re.search(r'id="in-person-next"><span lang="zh-CN">(.*?)</span>', page, re.S)
+    assert said is not None, page
+    assert "勾选下面的“申请人本人到场”" in said[1] and "就业和社会保障窗口" in said[1]  # the catalogue's window
+    assert "城关镇便民服务中心" in said[1] and 'href="/print/guide/RS-004"' in said[1]  # the township, by name
+    assert 'id="in-person-next"' not in village.get("/register?matter=MZ-003").text  # open to proxy: nothing to say
+    # And ticking it is enough: the applicant here in person registers the matter at the village.
+    register(village, matter="RS-004", materials=("身份证复印件", "社会保障卡"), in_person=True)
+    assert count(village) == 1

@@ -83,3 +83,15 @@ def test_each_notice_says_what_came_new_work_a_result_or_materials_asked_for() -
     # the township holding it while it waits is not the one asked: its own worklist says new work, as before
     held = notices_for("T01", [asked], states, [], today=TODAY, read_upto=0)
     assert [n.kind for n in held] == [NEW_WORK]
+
+
+def test_the_desks_own_errand_waiting_for_its_next_step_is_not_called_new_work() -> None:
+    # The agent registered it and has not sent it; or she delivered it and has not filed it: nothing came to her.
+    own = {**row("E1"), "stage": "registered", "scope": "T01V01", "holder": "T01V01"}
+    delivered = {**row("E2"), "stage": "delivered", "scope": "T01V01", "holder": "T01V01"}
+    shown = {n.url: n for n in notices_for("T01V01", [own, delivered], {}, [], today=TODAY, read_upto=NOON)}
+    assert (
+        shown["/errands/E1"].zh == "已登记，待报送乡镇 R-E1 临时救助" and "not yet submitted" in shown["/errands/E1"].en
+    )
+    assert shown["/errands/E2"].zh == "已送达，待归档 R-E2 临时救助"
+    assert all(n.kind == NEW_WORK for n in shown.values())  # still the desk's work, listed and counted as before
