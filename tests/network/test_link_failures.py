@@ -237,8 +237,10 @@ async def test_a_link_back_with_its_connections_lost_is_used_within_the_same_ses
             await until(lambda: driver.sessions == 1)
         finally:
             await driver.stop()
-    assert (driver.failures, driver.last_error, transport.retries) == (0, "", 1)
-    assert link.stats.connections == 2
+    assert (driver.failures, driver.last_error, transport.retries) == (0, "", 1)  # once more, not again and again
+    # The dead connection and the one the retry opened; a loaded machine may let the server's keep-alive lapse
+    # between the session's requests and open one more, which is not a retry (CI saw 3 under load).
+    assert link.stats.blackholed == 1 and 2 <= link.stats.connections <= link.stats.requests
 
 
 async def test_timeouts_do_not_grow_the_backoff_refusals_do(parent: Parent, village: Store) -> None:
