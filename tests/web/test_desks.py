@@ -148,7 +148,7 @@ def test_no_page_links_a_route_its_node_does_not_serve(nodes: dict[str, Client])
         nodes[below].blocking_portal.call(nodes[below].app.state.runtime.get_context().offer_rules, blob)
     for node, client in nodes.items():
         home = client.get("/").text
-        held = home.split("考核细则 <span lang=\"en\">Assessment rules</span>: ")[1][:80]
+        held = home.split('考核细则 <span lang="en">Assessment rules</span>: ')[1][:80]
         assert "尚未收到" not in held, node
         for href in sorted(set(re.findall(r'<a href="(/[^"?#]*)', home))):
             assert not absent(client.get(href)), f"{node}'s home page links {href}, which it does not serve"
