@@ -44,7 +44,9 @@ class RulesPublishingApiController(RulesApiController):
             return await publish_rules(context, data, once=key)
         except AlreadySent:  # the same body under its key: the rules its first sending published
             return data
-        except (OfficeRefused, VersionTooFar, KeyReused):  # each answered 409 with its own error code
+        except KeyReused:  # another body under the key, 409: its own body was never kept under it, nor can be
+            raise
+        except (OfficeRefused, VersionTooFar):  # each answered 409 with its own error code
             if await submissions.was_sent(context.store.db, key):  # sent twice at once: the other published it
                 return data
             raise

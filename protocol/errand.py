@@ -55,6 +55,7 @@ from protocol.actions import (
     Terminate,
     Withdraw,
     is_annotation,
+    is_main_line,
     kind_of,
 )
 from protocol.binding import (
@@ -492,6 +493,21 @@ def _walk_in_desk(state: ErrandState, action: Action, role: str) -> bool:
         and action.node == state.scope
         and level_refusal(entry, "accept", role) is None
     )
+
+
+def walk_in_notice(errand_id: str, actions: Iterable[Action], notice: Action, directory: Directory) -> bool:
+    """Whether ``notice`` is the walk-in desk's one-time notice (一次性告知) given before acceptance (rules 3,
+    ``_walk_in_desk``): no time limit runs until 受理, so its paper says the errand is accepted once every item is
+    in and that the applicant brings them back to this desk, rather than that a running clock stopped.
+
+    ``actions``: the errand's applied actions; the main line before the notice is replayed to the state the notice
+    was judged over, and the rule that allowed it is asked again, so the printed notice and the rule agree.
+    """
+    if not isinstance(notice, RequestSupplement):
+        return False
+    before = [a for a in actions if a.errand == errand_id and is_main_line(a) and a.base < notice.base]
+    state = project(errand_id, before, directory, bounded={a.id for a in before}).state
+    return state is not None and _walk_in_desk(state, notice, directory.role(notice.node))
 
 
 def _judge_main(state: ErrandState, action: Action, directory: Directory) -> Refusal | None:

@@ -38,6 +38,7 @@ from protocol.errors import SanjiError
 from protocol.sealing import SealingKey
 from protocol.signing import KeyRecord, SigningKey
 from protocol.topology import Directory, NodeEntry
+from sanji.private_files import write_whole
 
 log = logging.getLogger("sanji.keys")
 
@@ -249,13 +250,7 @@ def sealing_key_path(path: Path) -> Path:
 
 def _write_private(path: Path, raw: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(raw)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_whole(path, raw, mode=0o600)
 
 
 def _new_passphrase(passphrase: Passphrase | None, passphrase_env: str, path: Path) -> bytes | None:

@@ -4,11 +4,16 @@ Databases, key files, logs and exports hold personal data or secrets; a node sha
 machine with other accounts (a village laptop, a county server). ``private_umask`` makes
 everything the process creates from then on private (the CLI sets it before any command runs);
 ``tighten`` repairs what an older version or another tool left readable, at every start.
+``write_whole`` is the one way a node writes a file it hands to someone (an export, a key): the
+file under its name is either the old one or the whole new one, never a torn half, even across a
+power cut (a village laptop's battery, a USB stick pulled).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -48,3 +53,38 @@ def tighten(directory: Path, *files: Path) -> list[Path]:
         except OSError:
             continue  # not ours to change (another owner): the start goes on, the check in tests says so
     return changed
+
+
+def write_whole(path: Path, data: bytes, *, mode: int = 0o666) -> None:
+    """Write ``data`` as ``path``, all or nothing: a temporary file beside it, fsync, rename, fsync the directory.
+
+    ``mode`` is the new file's mode before the process umask (0o600 for key files). The parent directory must
+    exist. A failure leaves ``path`` as it was and removes the temporary file.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # unique: two writers never share one
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename itself durable. Some file systems cannot fsync a directory; the file is whole regardless."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)

@@ -23,6 +23,7 @@ from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, load_settings
+from sanji.private_files import write_whole
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,12 +44,7 @@ def run_export(config: str, recipient: str, out: Path) -> int:
     except (ConfigError, SanjiError) as exc:
         say.failure(exc)
         return 2
-    tmp = out.with_name(out.name + ".part")
-    with tmp.open("wb") as fh:
-        fh.write(written.data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)  # a file is either whole or absent
+    write_whole(out, written.data)  # a file is either whole or absent
     say.info(
         f"已为 {recipient} 写出 {written.batches} 批（{written.errands} 件办件）到 {out}",
         f"wrote {written.batches} batches ({written.errands} errands) for {recipient} to {out}",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 
 from protocol.catalogue import CatalogueError, catalogue_digest, sign_catalogue
@@ -27,6 +26,7 @@ from sanji.cli.backup_cmd import node_answers
 from sanji.cli.common import node_store
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.keys import read_key
+from sanji.private_files import write_whole
 from sanji.store.documents import LOST
 
 MAX_RECOVER_FILE = 64 << 20  # above any signed catalogue (protocol.catalogue.MAX_CATALOGUE_BYTES): read no more
@@ -85,9 +85,7 @@ def run_sign(path: Path, key_path: Path, out: Path) -> int:
         return 2
     blob = sign_catalogue(catalogue, key)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, out)
+    write_whole(out, blob)
     digest = catalogue_digest(blob)
     say.info(
         f"已用密钥 {key.key_id} 签发{catalogue.county}事项目录第{catalogue.version}版"
@@ -123,9 +121,7 @@ def run_export(config: str, version: int, out: Path) -> int:
         )
         return 1
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, out)
+    write_whole(out, blob)
     say.info(
         f"已导出第 {version} 版目录（县级签名原样）→ {out}（sha256 {catalogue_digest(blob)}）",
         f"wrote catalogue version {version} as signed -> {out} (sha256 {catalogue_digest(blob)})",

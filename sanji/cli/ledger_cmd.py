@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sanji.office.ledger import LedgerFilter
 from sanji.office.query import FILTER_FIELDS, build_filter, parse_day
 from sanji.office.source import ledger
 from sanji.office.stats import group, natural_groups, total
+from sanji.private_files import write_whole
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -65,9 +65,7 @@ def run_export(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    write_whole(out, data)
     say.info(
         f"{flt.date_from} 至 {flt.date_to} 登记的 {count} 件办件 -> {out}（{len(data)} 字节，{args.format}）",
         f"{count} errands registered {flt.date_from} .. {flt.date_to} -> {out} ({len(data)} bytes, {args.format})",

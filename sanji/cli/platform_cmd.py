@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -36,6 +35,7 @@ from sanji.office.platform import (
     remember_export,
     since_of,
 )
+from sanji.private_files import write_whole
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -64,19 +64,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 
 def _write(path: Path, value: Any) -> None:
-    _write_bytes(path, json.dumps(value, ensure_ascii=False, indent=1).encode())
+    write_whole(path, json.dumps(value, ensure_ascii=False, indent=1).encode())
 
 
 def _write_all(out: Path, files: dict[str, bytes]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
-        _write_bytes(out / name, content)
-
-
-def _write_bytes(path: Path, content: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
+        write_whole(out / name, content)
 
 
 def load_codes(path: str) -> dict[str, NationalCodes]:

@@ -248,16 +248,16 @@ class Views(Documents, Traffic):
             )
         return None if body is None else decode_action(body)
 
-    async def applied_actions(self, errand_id: str, kinds: Collection[str]) -> list[Action]:
-        """The errand's applied actions of ``kinds``, in the order of their time (a registration, then what came
-        after): e.g. the steps naming its materials (``protocol.binding.material_steps``)."""
+    async def applied_actions(self, errand_id: str, kinds: Collection[str] | None = None) -> list[Action]:
+        """The errand's applied actions of ``kinds`` (None: of every kind), in the order of their time (a
+        registration, then what came after): e.g. the steps naming its materials
+        (``protocol.binding.material_steps``)."""
         async with self.db.reader.connect() as conn:
             a = t.actions.c
-            bodies = await conn.scalars(
-                select(a.body)
-                .where(a.errand == errand_id, a.kind.in_(list(kinds)), a.status == "applied")
-                .order_by(a.at, a.id)
-            )
+            query = select(a.body).where(a.errand == errand_id, a.status == "applied")
+            if kinds is not None:
+                query = query.where(a.kind.in_(list(kinds)))
+            bodies = await conn.scalars(query.order_by(a.at, a.id))
             return [decode_action(body) for body in bodies]
 
     async def applicant(self, errand_id: str) -> ApplicantView | None:

@@ -28,7 +28,14 @@ from litestar.response import Template
 from protocol.binding import held_materials
 from protocol.catalogue import Matter
 from protocol.deadlines import CHINA_STANDARD_TIME, UNIT_NAMES
-from protocol.errand import ErrandState, errand_category, is_licence, outcome_label, outcome_words
+from protocol.errand import (
+    ErrandState,
+    errand_category,
+    is_licence,
+    outcome_label,
+    outcome_words,
+    walk_in_notice,
+)
 from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.lookup import lookup_code
@@ -464,11 +471,10 @@ class DocumentController(Controller):
         elif spec.slug == "supplement":
             # A walk-in told at the desk it came to, before any acceptance (rules 3): no time limit runs yet, so the
             # notice says the errand is accepted once the papers are in, and that they come back to this desk.
-            earlier = applied(history)
-            earlier = earlier[: earlier.index(source)]
-            facts["walk_in"] = source["node"] == register.get("node") and not any(
-                h["kind"] in ("accept", "receive") for h in earlier
-            )
+            # Asked of the rule that allowed the notice, so the paper cannot say otherwise.
+            actions = await store.applied_actions(errand_id)
+            notice = next((a for a in actions if a.id == source["id"]), None)
+            facts["walk_in"] = notice is not None and walk_in_notice(errand_id, actions, notice, directory)
         elif spec.slug == "extension":
             # In the errand's own unit: a limit of calendar days is extended by calendar days.
             unit = str((last_of(history, "accept") or {}).get("limit_unit") or (matter.limit_unit if matter else ""))

@@ -8,10 +8,12 @@ import asyncio
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from protocol.batch import frame_hash, open_frame, seal
 from sanji.cli import verify_cmd
 from sanji.cli.common import node_store
 from sanji.cli.main import build_parser
@@ -20,6 +22,7 @@ from sanji.demo.cluster import Cluster
 from sanji.evidence import KINDS, Problem
 from sanji.evidence_words import KINDS_ZH, bundle_zh, store_problem_pair
 from sanji.forms import ActionForm, RegisterForm
+from sanji.keys import read_directory, read_key
 from sanji.service import ErrandService
 
 
@@ -182,3 +185,145 @@ def test_every_kind_of_stored_evidence_problem_has_its_chinese() -> None:
         "导出节点报告：哈希链断裂：数据流 T01->C 第 3 批未衔接第 2 批"
     )
     assert bundle_zh("a wording nobody wrote") == "请核对此项（详见英文）"
+
+
+# -- `verify export`'s warnings: each from a store damaged as a node's can be ---------------------------------------
+
+STREAM = "T01V01->T01V01"  # the village's own stream: batch 1 carries the errand, batches 2-4 three others
+
+
+def _lose_a_batch(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """A row lost (a disk repaired, a table edited by hand): the stream has a hole."""
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM batches WHERE seq = 2")
+    return [(f"数据流 {STREAM} 缺少第 2 批（下一批为第 3 批）", f"stream {STREAM}: batch 2 is missing (next held: 3)")]
+
+
+def _rewrite_a_hash(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """The hash column changed and the bytes not: the row no longer says what it holds."""
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE batches SET hash = zeroblob(32) WHERE seq = 1")
+    return [
+        (
+            f"数据流 {STREAM} 第 1 批：存储的哈希值与其内容不符",
+            f"batch 1 of {STREAM}: the stored hash differs from the hash of its bytes",
+        )
+    ]
+
+
+def _flip_a_byte(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """One byte of a signed frame changed (a bad sector, an edit): its signature no longer holds."""
+    with sqlite3.connect(db) as con:
+        frame = bytearray(con.execute("SELECT frame FROM batches WHERE seq = 2").fetchone()[0])
+        frame[-1] ^= 0x01
+        con.execute("UPDATE batches SET frame = ? WHERE seq = 2", (bytes(frame),))
+    return [
+        (
+            f"数据流 {STREAM} 第 2 批：存储的哈希值与其内容不符",
+            f"batch 2 of {STREAM}: the stored hash differs from the hash of its bytes",
+        ),
+        (f"数据流 {STREAM} 第 2 批校验失败（签名、格式或线路不符）", f"batch 2 of {STREAM} is refused: "),
+    ]
+
+
+def _copy_a_row(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """Batch 2's row copied over batch 3's (a merge of two copies gone wrong): a valid batch in another's place."""
+    with sqlite3.connect(db) as con:
+        frame, digest = con.execute("SELECT frame, hash FROM batches WHERE seq = 2").fetchone()
+        con.execute("UPDATE batches SET frame = ?, hash = ? WHERE seq = 3", (frame, digest))
+    return [
+        (
+            f"数据流 {STREAM} 第 3 批的位置存放的是数据流 {STREAM} 第 2 批",
+            f"batch 3 of {STREAM}: the row holds batch 2 of {STREAM}",
+        ),
+        (f"哈希链断裂：数据流 {STREAM} 第 4 批未衔接第 3 批", f"batch 4 of {STREAM} does not chain to batch 3"),
+    ]
+
+
+def _sign_a_fork(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """Batch 4 signed again by the node's own key over another predecessor (a node run from an older copy of its
+    files signs its next batches anew): every signature holds, the chain does not."""
+    settings = load_settings(config)
+    key = read_key(settings.path(settings.node.key_file), passphrase_env=settings.node.key_passphrase_env)
+    with sqlite3.connect(db) as con:
+        held = open_frame(
+            con.execute("SELECT frame FROM batches WHERE seq = 4").fetchone()[0], read_directory(directory)
+        )
+        p = held.payload
+        forked = seal(
+            key=key,
+            origin=p.origin,
+            scope=p.scope,
+            audience=p.audience,
+            seq=p.seq,
+            prev=bytes(32),
+            created=p.created,
+            actions=held.actions,
+        )
+        con.execute("UPDATE batches SET frame = ?, hash = ? WHERE seq = 4", (forked, frame_hash(forked)))
+    return [(f"哈希链断裂：数据流 {STREAM} 第 4 批未衔接第 3 批", f"batch 4 of {STREAM} does not chain to batch 3")]
+
+
+def _change_the_digest(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """The errand's row says another digest than its signed actions give."""
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE errands SET digest = ? WHERE id = ?", ("0" * 64, errand))
+    return [("办件存储的摘要与按证据重算的不符", f"the stored digest {'0' * 64} differs from ")]
+
+
+def _lose_the_outbox(db: Path, config: Path, directory: Path, errand: str) -> list[tuple[str, str]]:
+    """The outbox row of the note not yet sealed is gone: the note is in the history, vouched for by nothing."""
+    with sqlite3.connect(db) as con:
+        (note,) = con.execute("SELECT id FROM actions WHERE errand = ? AND kind = 'note'", (errand,)).fetchone()
+        con.execute("DELETE FROM outbox WHERE action_id = ?", (note,))
+    return [
+        ("办件存储的摘要与按证据重算的不符", "the stored digest "),  # the note no longer counts: the digest moves
+        (
+            f"操作 {note} 在库内历史记录中，但没有任何已存数据包承载它",
+            f"action {note} is in the store's history but no stored batch carries it",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _lose_a_batch,
+        _rewrite_a_hash,
+        _flip_a_byte,
+        _copy_a_row,
+        _sign_a_fork,
+        _change_the_digest,
+        _lose_the_outbox,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_export_warns_of_each_damage_chinese_first_and_the_bundle_carries_it(
+    village: tuple[Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[Path, Path, Path, str], list[tuple[str, str]]],
+) -> None:
+    """Each warning ``verify export`` can give, from a node's store damaged as one can be: the file is written all
+    the same (it is the evidence), each warning said in Chinese, then the checker's English whole, and carried in
+    the bundle for the inspector's check to repeat."""
+    config, directory, errand = village
+    expected = damage(db_file(config), config, directory, errand)
+    out = tmp_path / "evidence.json"
+    assert sanji("verify", "export", "--config", str(config), "--errand", errand, "--out", str(out)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"已将办件 {errand} 的证据写入 {out}"), lines  # written all the same: evidence
+    warned = [(zh, en) for zh, en in zip(lines[2::2], lines[3::2], strict=True)]
+    assert all(zh.startswith("  警告：") and en.startswith("    warning: ") for zh, en in warned), lines
+    said = [(zh.removeprefix("  警告："), en.removeprefix("    warning: ")) for zh, en in warned]
+    assert len(said) == len(expected), said
+    for (zh, en), (want_zh, want_en) in zip(said, expected, strict=True):
+        assert zh == want_zh and en.startswith(want_en), (zh, en)
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    assert bundle["problems"] == [en for _, en in said]
+    # The inspector's check of that file repeats each, as the exporting node's word, Chinese first.
+    sanji("verify", "check-bundle", str(out), "--directory", str(directory))
+    checked = capsys.readouterr().out.splitlines()
+    for zh, en in said:
+        at = checked.index(f"  说明：导出节点报告：{zh}")
+        assert checked[at + 1] == f"    note: the exporting node reported: {en}", checked

@@ -274,3 +274,36 @@ def test_a_link_puts_no_words_on_the_office_screens(county_node: tuple[Cluster, 
             r = client.get(path, params=params)
             assert r.status_code == 200, (path, r.text[:300])
             assert "拨打" not in r.text and 'role="alert"' not in r.text, path
+
+
+RED_FLAG_ZH = '红旗窗口 <span lang="en">red-flag window</span>'
+RED_FLAG_EN = 'red-flag window <span lang="zh-CN">红旗窗口</span>'
+
+
+def test_red_flag_windows_follow_the_language_switch(county_node: tuple[Cluster, NodeSettings]) -> None:  # noqa: F811
+    """红旗窗口 stood in Chinese alone on an English page: in the centres' heading, in T02's flag, in the rules."""
+    _, settings = county_node
+    with TestClient(create_app(settings)) as client:
+        page = client.get("/office/assessment/", params=Q).text
+        flag = re.search(r'<tr id="centre-T02">.*?<td class="flag"[^>]*>(.*?)</td>', page, re.S)
+        assert (
+            flag and flag.group(1) == '<span class="light red">红旗窗口 <span lang="en">red-flag window</span></span>'
+        )
+        assert "前 5 名为红旗窗口） <span" in page
+        assert "top 5 are red-flag windows" in client.get("/office/rules/").text
+
+        client.get("/lang", params={"to": "en", "next": "/"})
+        page = client.get("/office/assessment/", params=Q).text
+        flag = re.search(r'<tr id="centre-T02">.*?<td class="flag"[^>]*>(.*?)</td>', page, re.S)
+        assert (
+            flag
+            and flag.group(1) == '<span class="light red">red-flag window <span lang="zh-CN">红旗窗口</span></span>'
+        )
+        heading = re.search(r"<h2>(Centres \(base .*?)</h2>", page)
+        assert heading and "top 5 are red-flag windows) <span" in heading.group(1), heading
+        rules = client.get("/office/rules/").text
+        heading = re.search(r"<h2>(Centres: base .*?)</h2>", rules)
+        assert heading and heading.group(1).startswith(
+            "Centres: base 100, bonuses capped at 20, the top 5 are red-flag"
+        )
+        assert "red-flag windows <span" in heading.group(1) and "名为红旗窗口）</span>" in heading.group(1)

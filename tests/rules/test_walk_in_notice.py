@@ -16,7 +16,7 @@ import pytest
 from protocol.actions import Accept, Action, Extend, HandOff, MaterialsReceived, Receive, Register, RequestSupplement
 from protocol.binding import acceptance_refusal, held_materials, material_steps
 from protocol.deadlines import compute_due
-from protocol.errand import ErrandState, judge, project
+from protocol.errand import ErrandState, judge, project, walk_in_notice
 from protocol.hlc import wall_seconds
 from protocol.matter import Matter
 from protocol.menu import allowed_steps
@@ -163,6 +163,32 @@ def test_the_menu_offers_the_walk_in_desk_the_notice_under_generation_3_only() -
         steps = allowed_steps(state, TOWN_ID, DIRECTORY, materials=held)
         assert ("request_supplement" in steps) == offered, (entry.rules, entry.accept_levels, steps)
         assert "accept" not in steps  # a main material missing: not while it is (acceptance_refusal)
+
+
+def test_the_printed_notice_asks_the_rule_whether_it_was_the_walk_in_desks() -> None:
+    """``walk_in_notice``: the paper says "accepted once supplied" exactly for a notice the walk-in rule allowed, at
+    any later point of the errand; a notice on an errand received from a village is a stopped clock."""
+    walked = [walk_in(GENERATION_3)]
+    told = notice(state_of(walked))
+    back = make(MaterialsReceived, node=TOWN_ID, scope=TOWN_ID, id="m1", base=2, items=MISSING)
+    accept = make(Accept, node=TOWN_ID, scope=TOWN_ID, id="a1", base=3, errand_kind="即办件")
+    later = [*walked, told, back, accept]
+    assert state_of(later).stage == ACCEPTED
+    for held in ([*walked, told], later, list(reversed(later))):  # whatever followed, in whatever order it is read
+        assert walk_in_notice("E1", held, told, DIRECTORY)
+    registered = walk_in(TOWN_ONLY, at=VILLAGE_ID)
+    submit = make(HandOff, node=VILLAGE_ID, id="h1", base=1, to=TOWN_ID, purpose="submit")
+    received = [registered, submit, make(Receive, node=TOWN_ID, id="h2", base=2)]
+    at_town = notice(state_of(received))
+    assert state_of([*received, at_town]).resume_stage == "received"
+    assert not walk_in_notice("E1", [*received, at_town], at_town, DIRECTORY)
+    assert not walk_in_notice("E1", later, back, DIRECTORY)  # not a notice at all
+    # The village station that accepted first, then asked: the clock runs, so the notice stops it.
+    village = [walk_in(GENERATION_3, at=VILLAGE_ID)]
+    accepted = make(Accept, node=VILLAGE_ID, scope=VILLAGE_ID, id="a1", base=1, errand_kind="承诺件", due="2030-01-01")
+    after = notice(state_of([*village, accepted]), node=VILLAGE_ID)
+    assert state_of([*village, accepted, after]).stage == SUPPLEMENT
+    assert not walk_in_notice("E1", [*village, accepted, after], after, DIRECTORY)
 
 
 def _day(hlc: int) -> date:

@@ -103,6 +103,9 @@ def test_the_home_page_tells_the_registering_desk_which_materials_to_bring(villa
     notice = re.search(r'data-kind="supplement_asked">(.*?)</li>', home, re.S)
     assert notice is not None and "需补正材料" in notice.group(1) and "银行账户复印件" in notice.group(1)
     assert 'data-kind="new_work"' not in home  # said as what it is, not as new work
+    # asked after the acceptance at the desk it was registered at: a clock runs, so the notice stops it
+    notice = village.get(f"/print/{errand}/supplement").text
+    assert re.search(r'id="supplement-clock">自本通知书出具之日起至上述材料全部补齐之日止，办理时限暂停计算', notice)
 
 
 def test_a_walk_in_missing_a_main_material_is_told_once_at_the_window_then_accepted(town: Client) -> None:
@@ -133,6 +136,8 @@ def test_a_walk_in_missing_a_main_material_is_told_once_at_the_window_then_accep
     act(town, errand, "accept", errand_kind="承诺件")
     shown = town.get(f"/api/errands/{errand}").json()
     assert shown["stage"] == "accepted" and shown["deadline"]["due"]  # counted from the acceptance
+    reprinted = town.get(f"/print/{errand}/supplement").text  # the paper is of the notice, not of today's stage
+    assert re.search(r'id="supplement-clock">上述材料全部补齐后予以受理', reprinted)
     # the API asks the same rule: a second notice from this desk is refused, Chinese first
     again = town.post(
         f"/api/errands/{errand}/actions", json={"kind": "request_supplement", "items": ["照片"], "actor": "王晓红"}
