@@ -189,6 +189,19 @@ def open_frame(frame: bytes, directory: Directory) -> Batch:
     return Batch(frame=frame, hash=frame_hash(frame), payload=payload, actions=tuple(actions))
 
 
+def stored_actions(frame: bytes) -> list[Action]:
+    """The actions of a frame this node verified (or sealed) and stored, decoded without verifying it again: for
+    reading its own ledger (which batch carries an action), never for taking a frame from a peer (``open_frame``)."""
+    _, _, _, body = envelope.open_envelope(
+        frame, magic=MAGIC, version=FORMAT_VERSION, max_bytes=limits.MAX_FRAME_BYTES, what="batch"
+    )
+    try:
+        payload = _payload_decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise FrameError(f"stored batch payload does not decode: {exc}") from None
+    return _decode_body(payload)
+
+
 def _decode_body(payload: BatchPayload) -> list[Action]:
     body = payload.body
     if payload.encoding == ENC_ZLIB:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from protocol import limits
 from protocol.actions import Action
@@ -458,6 +458,27 @@ def held_above(
 ) -> dict[StreamKey, int]:
     """The child's own streams of which this node's parent held more than this node does (``above``)."""
     return {k: seq for k, seq in sorted(parent_holds.items()) if k.origin == child and seq > held.get(k, 0)}
+
+
+# Where the hand-off that put an errand in transit (``protocol.stages.IN_TRANSIT``) is, as the node that wrote it
+# knows: still here (in the outbox, or in a batch its receiver has not acknowledged) or held by the receiver.
+Handoff = Literal["queued", "delivered", ""]
+QUEUED: Handoff = "queued"
+DELIVERED: Handoff = "delivered"
+
+
+def handoff_reached(here: str, author: str, action_id: str, *, heard: bool, waiting: Collection[str]) -> Handoff:
+    """Whether the hand-off ``action_id`` by ``author`` has reached its receiver, as ``here`` knows it.
+
+    ``heard``: ``here`` keeps a record of what the receiver holds (its parent's cursors and push acknowledgements,
+    a child's report of what it holds of ``here``'s streams); ``waiting``: the ids of ``here``'s own actions the
+    receiver has not acknowledged (unsealed, or in a batch after the receiver's cursor of its stream). Only the
+    author can tell (``""`` elsewhere, and where nothing was heard from the receiver): a node that relays or reads
+    a copy does not know what passed between two other nodes. Delivered is not received: the receiver holds the
+    action, and its ``receive`` (签收) is the receiver's own step, which ends the transit."""
+    if author != here or not heard:
+        return ""
+    return QUEUED if action_id in waiting else DELIVERED
 
 
 def acknowledged(results: Iterable[FrameResult]) -> dict[StreamKey, int]:

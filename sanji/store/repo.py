@@ -208,6 +208,8 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         # new batches numbered in streams towards them: a node restored from a backup may have sent a
         # child batches it no longer holds, and takes them back first (``confirm_child``, ``reclaim``).
         self.confirmed_children: set[str] = set()
+        # What each child last reported holding of this node's streams, as written here (``record_child_holds``).
+        self._child_holds: dict[str, dict[StreamKey, int]] = {}
         # The parent confirmed this node's streams in this process (``positions_confirmed`` is kept on
         # disk, so a disk restored from a backup brings it back): streams only ancestors hold wait for it.
         self.parent_confirmed = directory.parent(node_id) is None
@@ -900,6 +902,31 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
                     keys=("peer", "origin", "scope"),
                     greatest=None if exact else "seq",
                 )
+
+    async def record_child_holds(self, child: str, reported: Mapping[StreamKey, int]) -> None:
+        """What a direct child reported holding of this node's own streams (its cursors request's
+        ``ancestor_streams``), kept in ``peer_acks`` under the child: how far the results this node sent down have
+        reached it (``Views.handoffs``). Kept as reported now (a child restored from a backup holds less); written
+        only when it differs from what this process last wrote, so an idle exchange writes nothing."""
+        ledger.check_descendant(self.directory, self.node_id, child)
+        mine = {k: q for k, q in reported.items() if k.origin == self.node_id and q > 0}
+        if child not in self._child_holds:  # the first report this process hears: compare with what is kept
+            async with self.db.read() as conn:
+                kept = await conn.execute(
+                    select(t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer == child, t.peer_acks.c.origin == self.node_id
+                    )
+                )
+                self._child_holds[child] = {StreamKey(self.node_id, sc): q for sc, q in kept.all()}
+        if self._child_holds[child] == mine:
+            return
+        async with self._write() as conn:
+            await conn.execute(
+                delete(t.peer_acks).where(t.peer_acks.c.peer == child, t.peer_acks.c.origin == self.node_id)
+            )
+            for k, seq in sorted(mine.items()):
+                await conn.execute(insert(t.peer_acks).values(peer=child, origin=k.origin, scope=k.scope, seq=seq))
+        self._child_holds[child] = mine
 
     async def peer_cursors(self, peer: str) -> dict[StreamKey, int]:
         """What this node last recorded ``peer`` holding (``record_peer_cursors``)."""

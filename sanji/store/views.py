@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
 import msgspec
 from sqlalchemy import Select, func, or_, select
 
 from protocol.actions import Action, Register
+from protocol.batch import stored_actions
 from protocol.catalogue import MAX_RULES
 from protocol.encoding import decode_action
 from protocol.hlc import wall_seconds
+from protocol.ledger import Handoff, handoff_reached
 from protocol.names import visible_text
 from protocol.sealing import ApplicantView, applicant_view
 from protocol.session import ALARM_PREFIX, NodeReport
-from protocol.stages import ANSWERED, DECIDED, ENDED_LABELS, SUPPLEMENT, shown_stage, stored_stage
+from protocol.stages import ANSWERED, DECIDED, ENDED_LABELS, IN_TRANSIT, SUPPLEMENT, shown_stage, stored_stage
 from protocol.stream import StreamKey
 from sanji.store import schema as t
 from sanji.store.documents import Documents
@@ -173,6 +175,75 @@ class Views(Documents, Traffic):
                 for errand_id, state in found:
                     chunk[errand_id]["state"] = state
         return rows, int(total or 0)
+
+    async def handoffs(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Handoff]:
+        """Of the errands ``rows`` (as ``errand``/``errands`` read them) in transit, whether the hand-off this node
+        wrote has reached its receiver (``protocol.ledger.handoff_reached``): ``queued`` while it is still in the
+        outbox or in a batch the receiver has not acknowledged, ``delivered`` once the receiver holds it, ``""``
+        for a hand-off another node wrote or a receiver this node keeps no record of. What a receiver holds is
+        what this node recorded of it (``peer_acks``): its parent's cursors and push acknowledgements, a child's
+        report of what it holds of this node's streams (``Store.record_child_holds``). Reads only the batches the
+        receivers have not acknowledged, a stream at a time."""
+        moving = {r["id"]: r for r in rows if r.get("stage") in IN_TRANSIT and r.get("pending_to")}
+        if not moving:
+            return {}
+        a = t.actions.c
+        async with self.db.reader.connect() as conn:
+            latest: dict[str, tuple[int, str, str]] = {}  # errand -> (at, id, author) of its last hand-off
+            found = await conn.execute(
+                select(a.errand, a.at, a.id, a.node).where(
+                    a.errand.in_(sorted(moving)), a.kind == "handoff", a.status == "applied"
+                )
+            )
+            for errand, at, action_id, author in found:
+                if errand not in latest or (at, action_id) > latest[errand][:2]:
+                    latest[errand] = (at, action_id, author)
+            ours = {e: h[1] for e, h in latest.items() if h[2] == self.node_id}
+            receivers = sorted({moving[e]["pending_to"] for e in ours})
+            scopes = sorted({moving[e]["scope"] for e in ours})
+            acked: dict[tuple[str, str], int] = {}
+            heard: set[str] = set()
+            if ours:
+                acks = await conn.execute(
+                    select(t.peer_acks.c.peer, t.peer_acks.c.scope, t.peer_acks.c.seq).where(
+                        t.peer_acks.c.peer.in_(receivers), t.peer_acks.c.origin == self.node_id
+                    )
+                )
+                for peer, scope, seq in acks:
+                    acked[(peer, scope)] = seq
+                    heard.add(peer)
+            # A neighbour of which nothing is recorded holds nothing of ours yet: the parent answers every session's
+            # cursors, a child reports what it holds as it opens each session (``record_child_holds``).
+            heard.update(n for n in (self.directory.parent(self.node_id), *self.directory.children(self.node_id)) if n)
+            waiting: set[str] = set()
+            if ours:
+                unsealed = await conn.execute(
+                    select(t.outbox.c.action_id).where(t.outbox.c.action_id.in_(sorted(ours.values())))
+                )
+                waiting.update(unsealed.scalars())
+            # per stream (this node, the errand's scope), the batches after the least any receiver acknowledged
+            after: dict[str, int] = {}
+            for e in ours:
+                scope, to = moving[e]["scope"], moving[e]["pending_to"]
+                after[scope] = min(after.get(scope, 1 << 62), acked.get((to, scope), 0))
+            unacked_in: dict[tuple[str, str], set[str]] = {}  # (receiver, scope) -> ids in batches it lacks
+            for scope in scopes:
+                frames = await conn.execute(
+                    select(t.batches.c.seq, t.batches.c.frame).where(
+                        t.batches.c.origin == self.node_id, t.batches.c.scope == scope, t.batches.c.seq > after[scope]
+                    )
+                )
+                for seq, frame in frames:
+                    ids = {x.id for x in stored_actions(bytes(frame))}
+                    for to in receivers:
+                        if seq > acked.get((to, scope), 0):
+                            unacked_in.setdefault((to, scope), set()).update(ids)
+        out: dict[str, Handoff] = {}
+        for errand, (_, action_id, author) in latest.items():
+            to, scope = moving[errand]["pending_to"], moving[errand]["scope"]
+            lacked = waiting | unacked_in.get((to, scope), set())
+            out[errand] = handoff_reached(self.node_id, author, action_id, heard=to in heard, waiting=lacked)
+        return out
 
     async def errand_state_blob(self, errand_id: str) -> bytes | None:
         """The stored state of one errand as kept (``errands.state``), undecoded: a caller that needs a field or two

@@ -49,6 +49,7 @@ from protocol.session import (
     PullResponse,
     PushRequest,
     PushResponse,
+    cursor_map,
 )
 from protocol.stream import StreamKey
 from protocol.trust import TrustError
@@ -155,6 +156,8 @@ class SyncServer:
             )
         async with self.store.db.reading():  # its reads on one connection (``Database.reading``)
             answer = await self._run(parent_cursors(self.store.directory, request), _ChildStreams(request.sender))
+        # how far what this node sent down has reached the child: the errand pages' 已送达 / 待发送 of results
+        await self.store.record_child_holds(request.sender, cursor_map(request.ancestor_streams))
         await self.store.record_reports(request.reports, via=request.sender)
         await BusinessBook(self.store).receive(request.reports, via=request.sender)
         _log_alarms(self.store.node_id, request.reports)

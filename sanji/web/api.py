@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from protocol.binding import HeldMaterials
 from protocol.bounds import LINE_CLASS, MAX_NAME, whole
 from protocol.errors import ActionRefused
+from protocol.ledger import Handoff
 from sanji.auth.guard import Caller
 from sanji.catalogue.search import MAX_QUERY
 from sanji.context import NodeContext
@@ -45,6 +46,10 @@ class ErrandDetail(ErrandSummary, kw_only=True):
     # what the errand holds (registered, and received since: 补正, 容缺) and what its entry still asks for, as the
     # errand page's 已收材料 and 缺少材料 rows say it (``protocol.binding.held_materials``)
     materials: HeldMaterials | None = None
+    # an errand in transit that this node handed off (报送, 上报, 结果下送): "queued" while the hand-off waits here
+    # (not sent, or its receiver has not acknowledged it), "delivered" once the receiver holds it and has not
+    # signed for it (接收) yet; "" otherwise: not in transit, or handed off by another node (``Store.handoffs``)
+    handoff: Handoff = ""
 
 
 class ActionResult(msgspec.Struct, kw_only=True):
@@ -164,7 +169,10 @@ class ErrandController(Controller):
         await caller.read_complaints(sum(h["kind"] == "complain" for h in row["history"]), "/api", errand=errand_id)
         binding = await errand_binding(context, row.get("state"))
         materials = materials_of(row, row["history"], context)
-        return msgspec.convert({**summarise(row, context), "binding": binding, "materials": materials}, ErrandDetail)
+        handoff = (await store.handoffs([row])).get(errand_id, "")
+        return msgspec.convert(
+            {**summarise(row, context), "binding": binding, "materials": materials, "handoff": handoff}, ErrandDetail
+        )
 
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(

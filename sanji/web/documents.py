@@ -48,6 +48,7 @@ from sanji.calendar_duty import marks_of
 from sanji.context import NodeContext, bound_entry
 from sanji.privacy import mask_id_number
 from sanji.store import Store
+from sanji.web.link_state import handoff_view
 from sanji.web.qr import qr_svg
 
 FREE_OF_CHARGE = "代办服务免费"
@@ -459,6 +460,8 @@ class DocumentController(Controller):
             # Registered is not sent: until 报送 it stays here, and the agent who printed this may think she is done.
             state = (await store.errand_states([errand_id])).get(errand_id)
             facts["submit_next"] = _may_submit(state, store.node_id, directory)
+            # Once submitted, where the submission stands: still on this laptop, or with the township
+            facts["handoff"] = handoff_view(directory, row, (await store.handoffs([row])).get(errand_id, ""))
         elif spec.slug in ("acceptance", "commitment"):
             facts["due"] = cn_iso(row["due"]) if row["due"] else ""
             # 暂定: counted over a year whose official arrangement the county has not published yet.

@@ -81,7 +81,7 @@ from sanji.web.documents import (
     signature_path,
 )
 from sanji.web.errand_search import ErrandSearch
-from sanji.web.link_state import parent_link_down
+from sanji.web.link_state import handoff_view, parent_link_down
 from sanji.web.views import WARN_DAYS, Deadline, ErrandSummary, materials_of, summarise
 
 ROLE_LABELS = {
@@ -598,6 +598,7 @@ class ScreenController(Controller):
         health = {h.node: h for h in await fleet_health(store, missing_hours=hours)}
         listing = await errand_listing(store, context, q, page)
         rows, total = listing.rows, listing.total
+        handed = await store.handoffs(rows)  # 待发送 / 已送达 beside the stage of an errand this node handed off
         today = context.today()
         window = _window(caller)
         work_views, urged, notices = await desk_notices(store, context, _account(caller), today, window=window)
@@ -619,7 +620,13 @@ class ScreenController(Controller):
             context={
                 **_frame(store, context, "home"),
                 "node": status,
-                "errands": [row_view(r, context, today) for r in rows],
+                "errands": [
+                    {
+                        **row_view(r, context, today),
+                        "handoff": handoff_view(store.directory, r, handed.get(r["id"], ""), short=True),
+                    }
+                    for r in rows
+                ],
                 "total": total,
                 "listing": listing,
                 "worklist": work_views,
@@ -1437,6 +1444,7 @@ async def _errand_page(
             "may_reveal": shows_full,
             "reveal_url": errand_url(errand_id) + "/reveal",
             "offline": await _offline_note(store, row, done=bool(done_label), caller=caller),
+            "handoff": handoff_view(directory, row, (await store.handoffs([row])).get(errand_id, "")),
         },
     )
 
