@@ -1289,6 +1289,7 @@ async def _errand_page(
         node_role=node_role,
         department=department,
         window=principal.window if principal is not None else "",
+        history=row["history"],
     ):
         unacceptable = None
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
