@@ -313,6 +313,9 @@ class GuardedService(ErrandService):
         # another window through. (A window the older read names stays named: its own clerk is not held up.)
         self._history: list[dict[str, Any]] | None = None
         self._history_version = -1
+        # A B post standing in for an A post acts with its rights (seed 001, AB岗), at its window too: the A post's
+        # window ('' : the whole node's), None when the step names no one it stands in for.
+        self._acting_window: str | None = None
 
     async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
         form = await self.caller.authorise(roles.REGISTER, form)
@@ -321,22 +324,25 @@ class GuardedService(ErrandService):
 
     async def act(self, errand_id: str, form: ActionForm, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise(form.kind, form, errand=errand_id)
-        await self._read_history(errand_id, form.kind)
+        await self._read_history(errand_id, form.kind, form.acting_for)
         with self.caller.auditing():
             return await super().act(errand_id, form, once=once)
 
     async def attach(self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise("attach", form, errand=errand_id)
-        await self._read_history(errand_id, "attach")
+        await self._read_history(errand_id, "attach", form.acting_for)
         with self.caller.auditing():
             return await super().attach(errand_id, form, data, once=once)
 
-    async def _read_history(self, errand_id: str, kind: str) -> None:
+    async def _read_history(self, errand_id: str, kind: str, acting_for: str = "") -> None:
         """Read the errand's history (and the version it holds) before the write, when a window's account takes a step
-        its window may be refused (``roles.assign_refusal``, ``roles.window_step_refusal``)."""
+        its window may be refused (``roles.assign_refusal``, ``roles.window_step_refusal``); and the window of the A
+        post a B post stands in for."""
         p = self.caller.principal
         if p is None or not p.window or (kind in roles.ANY_WINDOW_STEPS and kind != "assign"):
             return
+        if acting_for:  # ``authorise`` has checked it is an active A post here
+            self._acting_window = await self.caller.auth.post_window(acting_for)
         row = await self.store.errand(errand_id)  # the version read before the history: the history holds it
         self._history = row["history"] if row is not None else []
         self._history_version = int(row["version"]) if row is not None else -1
@@ -364,6 +370,9 @@ class GuardedService(ErrandService):
         )
         if refused is None and p.window and self._history is not None:
             refused = self._window_refusal(form.kind, state, p.window, self._history)
+            if refused is not None and self._acting_window is not None:  # standing in: the A post's window too
+                acting = self._acting_window
+                refused = self._window_refusal(form.kind, state, acting, self._history) if acting else None
         if refused is not None:
             raise refused.signed_by(form.actor, form.role, form.acting_for)  # its audit row names who asked
         return form

@@ -32,6 +32,7 @@ STAFF = {
     "王芳": ("window_a", "", ZONGHE),  # accepted the 低保: its window's A post
     "刘岚": ("window_b", "", ZONGHE),  # the same window's B post
     "李红": ("window_a", "", JIUZHU),  # another window
+    "赵云": ("window_b", "", JIUZHU),  # another window's B post, also standing in for 综合窗口's A post (一人多岗)
     "陈主任": ("director", "", ""),  # no window: the whole centre
 }
 
@@ -181,3 +182,16 @@ def test_the_director_assigns_it_and_the_assigned_window_takes_its_steps(made: S
     assert r.status_code == 201, r.text
     # The accepting window stays on the errand: it delivers the result and answers for it (首问负责).
     assert town.act("王芳", errand, kind="note", text="已告知申请人").status_code == 201
+
+
+def test_a_b_post_standing_in_for_another_windows_a_post_acts_at_its_window(made: Setup, town: Desk) -> None:
+    """Seed 001: "B岗责任人在顶岗期间，享有A岗责任人的职责权利" — standing in for 综合窗口's A post, 社会救助窗口's B
+    post takes 综合窗口's steps; on her own she does not."""
+    errand = made.accepted
+    refused_step(
+        town.act("赵云", errand, kind="note", text="看看"), errand, "note", JIUZHU, ZONGHE
+    )  # her own step, her own window
+    r = town.act("赵云", errand, kind="review", text="顶岗审核", acting_for="王芳")
+    assert r.status_code == 201, r.text
+    refused = town.act("赵云", errand, kind="review", text="顶岗审核", acting_for="李红")  # 李红's window: refused
+    refused_step(refused, errand, "review", JIUZHU, ZONGHE)
