@@ -24,6 +24,7 @@ from sanji.auth import events as ev
 from sanji.catalogue import default_catalogue
 from sanji.cli import errand_cmd
 from sanji.forms import ActionForm, RegisterForm
+from sanji.store import Store
 from tests.auth.auth_kit import bearer, events, login
 from tests.web.test_department_clerks import JIUZHU, T01, ZONGHE, Desk, desk
 from tests.web.test_department_inbox import County, open_county
@@ -195,3 +196,23 @@ def test_a_b_post_standing_in_for_another_windows_a_post_acts_at_its_window(made
     assert r.status_code == 201, r.text
     refused = town.act("赵云", errand, kind="review", text="顶岗审核", acting_for="李红")  # 李红's window: refused
     refused_step(refused, errand, "review", JIUZHU, ZONGHE)
+
+
+def test_a_history_read_before_another_step_still_judges_the_window_it_names(
+    made: Setup, town: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard reads the history before the write. Read one version behind (a step committed between), a read
+    naming the clerk's own window still lets her step through (named windows stay named); one naming no window for
+    her is not judged by: the desk reloads (changed_meanwhile), instead of a verdict on an older errand."""
+    errand, fresh = made.accepted, made.fresh
+    read = Store.errand
+
+    async def one_behind(store: Store, errand_id: str, **kw: Any) -> dict[str, Any] | None:
+        row = await read(store, errand_id, **kw)
+        return None if row is None else {**row, "version": int(row["version"]) - 1}
+
+    monkeypatch.setattr(Store, "errand", one_behind)
+    assert town.act("王芳", errand, kind="note", text="已联系").status_code == 201
+    r = town.act("李红", fresh, kind="note", text="看看")
+    monkeypatch.undo()
+    assert r.status_code == 409 and r.json()["error_code"] == "changed_meanwhile", r.text
