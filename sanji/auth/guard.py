@@ -306,12 +306,16 @@ class GuardedService(ErrandService):
     def __init__(self, store: Store, policy: NodeContext | None, caller: Caller) -> None:
         super().__init__(store, policy)
         self.caller = caller
-        # The errand's history read before the write, for a window's assignment (``roles.assign_refusal``), and the
-        # errand's version it was read at: judged only if the errand is still at that version inside the write. An
-        # older read is not safe to judge by: before an acceptance any window may take the errand, after it only the
-        # catalogue's, so a history read before an acceptance committed would let another window through.
+        # The errand's history read before the write, for a window's steps (``roles.assign_refusal``,
+        # ``roles.window_step_refusal``), and the errand's version it was read at: judged only if the errand is still
+        # at that version inside the write. An older read is not safe to judge by: before an acceptance any window may
+        # take the errand, after it only the catalogue's, so a history read before an acceptance committed would let
+        # another window through. (A window the older read names stays named: its own clerk is not held up.)
         self._history: list[dict[str, Any]] | None = None
         self._history_version = -1
+        # A B post standing in for an A post acts with its rights (seed 001, AB岗), at its window too: the A post's
+        # window ('' : the whole node's), None when the step names no one it stands in for.
+        self._acting_window: str | None = None
 
     async def register(self, form: RegisterForm, *, receipt: str = "", once: Once | None = None) -> Projection:
         form = await self.caller.authorise(roles.REGISTER, form)
@@ -320,18 +324,28 @@ class GuardedService(ErrandService):
 
     async def act(self, errand_id: str, form: ActionForm, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise(form.kind, form, errand=errand_id)
-        p = self.caller.principal
-        if form.kind == "assign" and p is not None and p.window:
-            row = await self.store.errand(errand_id)  # the version read before the history: the history holds it
-            self._history = row["history"] if row is not None else []
-            self._history_version = int(row["version"]) if row is not None else -1
+        await self._read_history(errand_id, form.kind, form.acting_for)
         with self.caller.auditing():
             return await super().act(errand_id, form, once=once)
 
     async def attach(self, errand_id: str, form: ActionForm, data: bytes, *, once: Once | None = None) -> Projection:
         form = await self.caller.authorise("attach", form, errand=errand_id)
+        await self._read_history(errand_id, "attach", form.acting_for)
         with self.caller.auditing():
             return await super().attach(errand_id, form, data, once=once)
+
+    async def _read_history(self, errand_id: str, kind: str, acting_for: str = "") -> None:
+        """Read the errand's history (and the version it holds) before the write, when a window's account takes a step
+        its window may be refused (``roles.assign_refusal``, ``roles.window_step_refusal``); and the window of the A
+        post a B post stands in for."""
+        p = self.caller.principal
+        if p is None or not p.window or (kind in roles.ANY_WINDOW_STEPS and kind != "assign"):
+            return
+        if acting_for:  # ``authorise`` has checked it is an active A post here
+            self._acting_window = await self.caller.auth.post_window(acting_for)
+        row = await self.store.errand(errand_id)  # the version read before the history: the history holds it
+        self._history = row["history"] if row is not None else []
+        self._history_version = int(row["version"]) if row is not None else -1
 
     def _desk_form(self, form: ActionForm, state: ErrandState) -> ActionForm:
         """Where the caller sits decides for whom it signs (``roles.place_refusal``), judged on the errand as it is
@@ -354,17 +368,34 @@ class GuardedService(ErrandService):
             named_department=form.department if form.kind in ("subtask_done", "decide") else "",
             urging=form.urging,
         )
-        if refused is None and form.kind == "assign" and self._history is not None:
-            if self._history_version != state.version:  # a step recorded between the read and the write
-                raise ActionRefused(
-                    refuse("changed_meanwhile", version=state.version, seen=self._history_version),
-                    hint="Reload the errand and try again.",
-                )
-            node_role = self.caller.node_role
-            refused = roles.assign_refusal(state, self.node_id, node_role, window=p.window, history=self._history)
+        if refused is None and p.window and self._history is not None:
+            refused = self._window_refusal(form.kind, state, p.window, self._history)
+            if refused is not None and self._acting_window is not None:  # standing in: the A post's window too
+                acting = self._acting_window
+                refused = self._window_refusal(form.kind, state, acting, self._history) if acting else None
         if refused is not None:
             raise refused.signed_by(form.actor, form.role, form.acting_for)  # its audit row names who asked
         return form
+
+    def _window_refusal(
+        self, kind: str, state: ErrandState, window: str, history: list[dict[str, Any]]
+    ) -> roles.PlaceRefused | None:
+        """Whether the caller's ``window`` may take ``kind`` on the errand as it is inside the write, judged on the
+        ``history`` read before it: a 承办 (``roles.assign_refusal``) or a handling step
+        (``roles.window_step_refusal``). A step recorded between the read and the write may have named another
+        window: unless the read already names the caller's (a named window stays named), the desk reloads
+        (changed_meanwhile)."""
+        if kind != "assign" and kind in roles.ANY_WINDOW_STEPS:
+            return None
+        named = kind != "assign" and window in roles.windows_named_here(history, self.node_id)
+        if self._history_version != state.version and not named:  # a step recorded between the read and the write
+            raise ActionRefused(
+                refuse("changed_meanwhile", version=state.version, seen=self._history_version),
+                hint="Reload the errand and try again.",
+            )
+        if kind == "assign":
+            return roles.assign_refusal(state, self.node_id, self.caller.node_role, window=window, history=history)
+        return roles.window_step_refusal(kind, state, self.node_id, window=window, history=history)
 
 
 async def close_uploads(form: Any) -> None:

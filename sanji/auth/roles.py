@@ -319,7 +319,9 @@ def offered(role: str, kind: str, node_role: str) -> bool:
 # 综合窗口). With a department it answers a 联办 sub-task only for that department, and takes steps on an
 # errand escalated to a county department only when it is that department (its decision names no other);
 # with a window it answers an urging only when the urging names that window (an urging naming no window
-# is the whole centre's: an account without a window answers it). An account with neither acts for the
+# is the whole centre's: an account without a window answers it), and takes an errand's handling steps (一次性告知,
+# 材料补齐, 审核, 办结, 延期, notes …) only once this node named no window for it or named its own (受理 or 承办 at
+# that window: ``window_step_refusal``; 承办 itself: ``assign_refusal``). An account with neither acts for the
 # whole node, as every account did before 0.4.0. ``place_refusal`` is the rule; the desk's builder asks it
 # inside the write (``sanji.auth.guard.GuardedService``) and the errand page's menu asks ``place_offers``
 # (``sanji.web.screens.offered_steps``), so the API, the screens and ``sanji errand`` cannot disagree.
@@ -359,6 +361,12 @@ PLACE_TEXTS: Mapping[str, tuple[str, str]] = {
         "该办件在本中心由{theirs}经办，本账号属于{mine}，不能承办或转办，请由{theirs}或中心主任办理",
         "this errand is handled here at {theirs}; an account of the window {mine} may not assign it: ask {theirs} "
         "or the director",
+    ),
+    "other_window_step": (
+        "该办件在本中心由{theirs}经办，本账号属于{mine}，不能办理“{step}”；请交{theirs}（A岗或B岗）办理，"
+        "或请中心主任分派（承办）",
+        "this errand is handled here at {theirs}; an account of the window {mine} may not take its steps ({step}): "
+        "hand it to {theirs} (its A or B post), or ask the director to assign it (分派)",
     ),
 }
 
@@ -567,6 +575,48 @@ def assign_refusal(
     return PlaceRefused("other_window_assign", kind="assign", errand=state.id, mine=window, theirs=theirs)
 
 
+# Steps any window of the centre takes whichever window holds the errand: 签收 (the centre signs for a hand-over),
+# the applicant's voice (a rating, a complaint: never the rated window's to gate), the centre's call-back, and those
+# with a rule of their own (承办: ``assign_refusal``; an urging's answer: ``place_refusal``) or no window post.
+ANY_WINDOW_STEPS = frozenset(
+    {REGISTER, "submit", "receive", "assign", "answer_urging", "rate", "complain", "callback", "supervise"}
+    | {"subtask_done", "supply"}
+)
+
+
+def windows_holding(state: ErrandState, node: str, history: Iterable[Mapping[str, object]]) -> frozenset[str]:
+    """The windows whose errand it is at ``node``: those ``node`` named for it (its 受理 and 承办,
+    ``windows_named_here``, kept after it moved on: the accepting window delivers the result and answers for it);
+    accepted here naming none, its matter's catalogue window; none while no window is named (received, not yet
+    accepted: 一窗受理, any window takes it in)."""
+    history = list(history)
+    named = windows_named_here(history, node)
+    if named:
+        return named
+    accepted_here = any(
+        h.get("kind") == "accept" and h.get("node") == node and h.get("status", "applied") == "applied" for h in history
+    )
+    catalogued = state.matter_entry.window if state.matter_entry is not None else ""
+    return frozenset({catalogued}) if accepted_here and catalogued else frozenset()
+
+
+def window_step_refusal(
+    kind: str, state: ErrandState, node: str, *, window: str, history: Iterable[Mapping[str, object]]
+) -> PlaceRefused | None:
+    """Why an account sitting at ``window`` at ``node`` may not take handling step ``kind`` on the errand (None if
+    it may): once ``node`` named a window for it (``windows_holding``), its steps here are that window's — any
+    account of it (the A and B posts sit at the same window, seed 001 AB岗) — or an account bound to no window
+    (the director, a whole-node account). Before a window is named, any window takes the intake steps; the steps in
+    ``ANY_WINDOW_STEPS`` are every window's. ``history``: the errand's actions as the node holds them."""
+    if not window or kind in ANY_WINDOW_STEPS:
+        return None
+    holding = windows_holding(state, node, history)
+    if not holding or window in holding:
+        return None
+    theirs, step = "、".join(sorted(holding)), _step_zh(kind)
+    return PlaceRefused("other_window_step", kind=kind, errand=state.id, mine=window, theirs=theirs, step=step)
+
+
 def _approving_department(state: ErrandState) -> str:
     """The county department the errand's bound catalogue entry names as approving it ('' for none)."""
     entry = state.matter_entry
@@ -586,11 +636,15 @@ def place_offers(
     """Whether a desk offers step ``kind`` to an account sitting at ``department`` / ``window``: the step it would
     take (its own department's sub-task while it is open; the oldest open urging naming its window) is one
     ``place_refusal`` lets it take, and, given the errand's ``history``, an assignment one ``assign_refusal`` lets
-    it take."""
+    it take, and any other step one ``window_step_refusal`` lets it take."""
     if not department and not window:
         return True
-    if kind == "assign" and history is not None:
-        if assign_refusal(state, node, node_role, window=window, history=history) is not None:
+    if history is not None and window:
+        history = list(history)
+        if kind == "assign":
+            if assign_refusal(state, node, node_role, window=window, history=history) is not None:
+                return False
+        elif window_step_refusal(kind, state, node, window=window, history=history) is not None:
             return False
     named = ""
     if kind == "subtask_done" and department:
@@ -765,13 +819,9 @@ def reveal_refusal(
             return RevealRefused("errand_elsewhere", errand=state.id, mine=window, theirs=state.holder)
         # Until this centre accepts it, any of its windows may take the errand (the steps allow it), and so
         # check its scans and numbers first; accepted naming no window, it is the catalogue's window's.
-        accepted_here = any(
-            h.get("kind") == "accept" and h.get("node") == node and h.get("status", "applied") == "applied"
-            for h in history
-        )
-        catalogued = state.matter_entry.window if state.matter_entry is not None else ""
-        if accepted_here and catalogued and catalogued != window:
-            return RevealRefused("other_window_errand", errand=state.id, mine=window, theirs=catalogued)
+        holding = windows_holding(state, node, history)
+        if holding and window not in holding:
+            return RevealRefused("other_window_errand", errand=state.id, mine=window, theirs="、".join(sorted(holding)))
     if not department and not window and role in DESK_POSTS and not reached:
         if not (role == APPROVER and _subtask_here(state, node_role)):
             return RevealRefused("post_elsewhere", errand=state.id, mine=label(role), theirs=state.holder)

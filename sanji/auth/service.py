@@ -510,6 +510,12 @@ class AuthService:
         account = await self.book.account(name=name)
         return account.role if account is not None and account.active else ""
 
+    async def post_window(self, name: str) -> str | None:
+        """The window of the active account called ``name`` here ('' : bound to none; None if no such account): the
+        window a B post standing in for it acts at (AB岗)."""
+        account = await self.book.account(name=name)
+        return account.window if account is not None and account.active else None
+
     # -- logging in -----------------------------------------------------------------------------
 
     async def login(self, name: str, password: str, *, ip: str = "") -> LoginResult:

@@ -19,8 +19,9 @@ approver (部门审批), supervisor (监察督查), inspector (纪检), admin (�
 
 Where an account sits (``sanji.auth.roles.place_refusal``): ``--department`` names the county department
 it answers for, as the catalogue names it (县民政局: its 联办 sub-tasks, the 上报件 escalated to it; a post at
-the county), ``--window`` the window whose 督办 urgings it answers, as an urging names it (综合窗口; a post
-at a township or the county). Without either it acts for the whole node. Where the node holds a catalogue, a
+the county), ``--window`` the window whose 督办 urgings it answers, as an urging names it, and whose errands it
+handles once accepted or assigned there (综合窗口; a post at a township or the county:
+``roles.window_step_refusal``). Without either it acts for the whole node. Where the node holds a catalogue, a
 department must be one it names and a window one it or an errand held here names (``roles.unknown_place``): a
 misspelt place would bind the account to what no errand ever names. A node with no catalogue yet takes any.
 """
@@ -54,7 +55,10 @@ T = TypeVar("T")
 DEPARTMENT_HELP = "the county department it answers for, as the catalogue names it (a post at the county)"
 # An account's state in the roster (``AuthService.roster``), Chinese first.
 STATES_ZH_EN = {"active": ("已启用", "active"), "disabled": ("已停用", "disabled")}
-WINDOW_HELP = "the window whose 督办 urgings it answers, as an urging names it (a township's or the county's post)"
+WINDOW_HELP = (
+    "the window whose 督办 urgings it answers, as an urging names it, and whose accepted or assigned errands it "
+    "handles (a township's or the county's post)"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

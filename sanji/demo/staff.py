@@ -192,7 +192,8 @@ async def stage_counts(desks: list[Desk]) -> dict[str, dict[str, int]]:
 
 DEMO_PASSWORD = "sanji-demo-1"  # the demo's alone: its nodes run open, and say so on every page
 # (name, post, county department, window) per tier: the county's department clerks each answer for their own
-# department (sanji.auth.roles.place_refusal), a township's window staff for the urgings naming their window;
+# department (sanji.auth.roles.place_refusal), a township's window staff for the urgings naming their window and
+# the errands the township accepted or assigned at it (sanji.auth.roles.window_step_refusal);
 # the director, the supervisor and the approver with no department act for the whole node.
 DEMO_ACCOUNTS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
     "county": (

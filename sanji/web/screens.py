@@ -378,7 +378,8 @@ def offered_steps(
     extension), less the steps with no desk form (``KIND_FIELDS``: a complaint, an upload), less the
     steps the post is not offered (``roles.offered``: a B post is offered A's steps), less those the
     account's department or window may not take (``roles.place_offers``: another department's errand or
-    sub-task, an urging naming another window). The errand page and ``sanji errand show`` both ask this,
+    sub-task, an urging naming another window, an errand this centre named another window for). The errand page
+    and ``sanji errand show`` both ask this,
     so they cannot disagree; the desk's builder asks the same rule of the step it writes. ``materials``: what the
     errand holds (``sanji.web.views.materials_of``): acceptance is not offered while a main material is missing.
     """
@@ -1296,6 +1297,7 @@ async def _errand_page(
         node_role=node_role,
         department=department,
         window=principal.window if principal is not None else "",
+        history=row["history"],
     ):
         unacceptable = None
     # An entry that differs from the county's catalogue of its version: said at the top, and no step judged by it
