@@ -332,9 +332,11 @@ def run_list(config: str) -> int:
             if account.must_change_password:  # a generated password not yet replaced: someone else may know it
                 state += " · 待本人改密 must change password"
             login = say.both("最近登录", f"last login {_when(account.last_login_at)}")
+            shown = account.display_name
             print(
                 f"{account.name}\t{account.role}\t{roles.label(account.role)}\t{state}\t"
                 f"{login}\t{say.both(*_place(account.department, account.window))}"
+                + (f"\t{say.both(f'显示姓名 {shown}', f'goes by {shown}')}" if shown else "")
             )
             for tok in line.tokens:
                 when = _when(tok.revoked_at)

@@ -179,7 +179,9 @@ def test_a_township_clerk_is_not_the_county_account_of_the_same_name(tmp_path: P
 
 
 @pytest.mark.timeout(180)
-def test_a_subject_is_bound_by_the_display_name_where_the_score_puts_them(tmp_path: Path) -> None:
+def test_a_subject_is_bound_by_the_display_name_where_the_score_puts_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The score names 张三 under 县民政局; the account's login is zhangsan, its display name 张三, and it sits at
     县民政局: bound to it, so zhangsan does not decide 张三's appeal. lisi goes by 李四 at 县民政局 too, but the 李四
     scored under 县人社局 is another person: not bound, names compared (lisi is not 李四), lisi decides."""
@@ -188,6 +190,9 @@ def test_a_subject_is_bound_by_the_display_name_where_the_score_puts_them(tmp_pa
     for account, shown in (("zhangsan", "张三"), ("lisi", "李四")):
         assert accounts_cmd.run_add(str(config), account, "director", PASSWORD, department="县民政局") == 0
         assert accounts_cmd.run_edit(str(config), account, display_name=shown) == 0
+    capsys.readouterr()
+    assert accounts_cmd.run_list(str(config)) == 0
+    assert "zhangsan\tdirector" in (listed := capsys.readouterr().out) and "显示姓名 张三" in listed, listed
     other = bearer(token(config, "督查员"))
     with TestClient(app(config)) as client:
         for subject, centre in (("张三", "县民政局"), ("李四", "县人社局")):
