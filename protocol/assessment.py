@@ -497,11 +497,22 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     """Someone the rule that nobody decides their own appeal tells apart: the name they go by, the account they act
     under (its id; None where none is known) and the node they belong to where known (the node that account is
     kept at; for a person scored at a township, that township's id; '' where unknown). Accounts are per node:
-    account 3 at the county and account 3 at a township are two people."""
+    account 3 at the county and account 3 at a township are two people. ``also``: other names they go by (an
+    account's display name, 张三 for the login zhangsan), compared as their name is."""
 
     name: str
     account: int | None = None
     node: str = ""
+    also: tuple[str, ...] = ()
+
+
+def _keys(person: Person) -> dict[str, str]:
+    """Each name ``person`` goes by, by its ``name_key`` (a blank one names no one)."""
+    keyed: dict[str, str] = {}
+    for name in (person.name, *person.also):
+        if key := name_key(name):
+            keyed.setdefault(key, name)
+    return keyed
 
 
 Compared = Literal["account", "name"]
@@ -521,8 +532,7 @@ def same_person(one: Person, other: Person) -> Compared | None:
         unheld = other if held is one else one
         if held.node and unheld.node and held.node != unheld.node:
             return None
-    key = name_key(one.name)
-    return "name" if key and key == name_key(other.name) else None
+    return "name" if _keys(one).keys() & _keys(other).keys() else None
 
 
 def own_appeal_problem(appeal: Appeal, decider: Person, subject: Person | None = None) -> AppealProblem | None:
@@ -545,12 +555,14 @@ def own_appeal_problem(appeal: Appeal, decider: Person, subject: Person | None =
                 f"by login account at this node: this account is {en})",
             )
         if how == "name":
+            mine, theirs = _keys(decider), _keys(party)
+            key = next(k for k in mine if k in theirs)
             return AppealProblem(
                 f"申诉不能由提出人或被考核人本人复核，请由其他人员作出决定（无法按登录账号核对，按姓名核对："
-                f"“{decider.name[:40]}”与{zh}“{party.name[:40]}”为同一姓名）",
+                f"“{mine[key][:40]}”与{zh}“{theirs[key][:40]}”为同一姓名）",
                 f"an appeal is decided by someone other than the person who filed it or whom it concerns (no login "
-                f"account known to compare, so names were: {decider.name[:40]!r} is the name of {en}, "
-                f"{party.name[:40]!r})",
+                f"account known to compare, so names were: {mine[key][:40]!r} is the name of {en}, "
+                f"{theirs[key][:40]!r})",
             )
     return None
 

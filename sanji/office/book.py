@@ -347,7 +347,7 @@ class OfficeBook:
         # a centre's score has no parts: what an appeal gives back offsets its deductions
         part = _text(part, "part", required=False)[:32] if upheld and appeal.target == "staff" else ""
         by = _text(by, "by")
-        decider = Person(name=by, account=by_account, node=self.store.node_id)
+        decider = Person(name=by, account=by_account, node=self.store.node_id, also=await self._goes_by(by_account))
         subject = await self.subject_person(appeal, scored) if appeal.target == "staff" else None
 
         def problem(given_back: float) -> None:
@@ -414,6 +414,16 @@ class OfficeBook:
         except IntegrityError:
             raise already_decided(appeal_id, "decided") from None
         return (await self._appeal_map())[appeal_id]
+
+    async def _goes_by(self, account_id: int | None) -> tuple[str, ...]:
+        """The display name of this node's account ``account_id`` (张三 for zhangsan), where it has one: names are
+        compared under it too where an account is not known for the other."""
+        if account_id is None:
+            return ()
+        query = select(t.accounts.c.display_name).where(t.accounts.c.id == account_id)
+        async with self.store.db.reader.connect() as conn:
+            shown = await conn.scalar(query)
+        return (shown,) if shown else ()
 
     async def subject_person(self, appeal: Appeal, scored: Assessment) -> Person:
         """The appeal's subject as this office knows them: the node they belong to and the account of this node they

@@ -183,8 +183,10 @@ def test_a_subject_is_bound_by_the_display_name_where_the_score_puts_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The score names 张三 under 县民政局; the account's login is zhangsan, its display name 张三, and it sits at
-    县民政局: bound to it, so zhangsan does not decide 张三's appeal. lisi goes by 李四 at 县民政局 too, but the 李四
-    scored under 县人社局 is another person: not bound, names compared (lisi is not 李四), lisi decides."""
+    县民政局: bound to it, so zhangsan does not decide 张三's appeal (compared by account). lisi goes by 李四 at
+    县民政局 too; the 李四 scored under 县人社局 is bound to no account (not lisi's: another department), so names are
+    compared, lisi's display name among them, and lisi is refused by name. Its display name cleared, zhangsan
+    is bound to no one and named otherwise: it decides."""
     config = prepare(tmp_path, "C", required=True)
     add(config, "督查员", "supervisor")
     for account, shown in (("zhangsan", "张三"), ("lisi", "李四")):
@@ -203,7 +205,8 @@ def test_a_subject_is_bound_by_the_display_name_where_the_score_puts_them(
         assert own.status_code == 409 and "当前账号即被考核人" in own.json()["message_zh"], own.text
         assert status(client, other, zhang) == "pending"
         li = file(client, other, subject="李四")
-        assert decide(client, li, bearer(token(config, "lisi"))).status_code == 201
+        by_name = decide(client, li, bearer(token(config, "lisi")))
+        assert by_name.status_code == 409 and "按姓名核对：“李四”与被考核人“李四”" in by_name.json()["message_zh"]
         # the display name cleared: zhangsan is bound to no one named 张三, and its login is another name
         assert accounts_cmd.run_edit(str(config), "zhangsan", display_name="") == 0
         assert decide(client, zhang, bearer(token(config, "zhangsan"))).status_code == 201

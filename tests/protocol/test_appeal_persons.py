@@ -72,3 +72,15 @@ def test_name_keys_fold_what_reads_alike() -> None:
     assert name_key("\u01f0") == name_key("J\u030c")  # folded, then composed again
     assert name_key("Wang Wei") != name_key("Wаng Wei")  # a Cyrillic а is no Latin a: an account tells them apart
     assert name_key("王伟") != name_key("王偉")  # traditional against simplified: out of scope
+
+
+def test_a_display_name_is_compared_as_the_name_is() -> None:
+    """zhangsan goes by 张三: where the subject is bound to no account, 张三 is the name compared too, and the
+    refusal names the one that matched."""
+    appeal = Appeal(id="AP-3", quarter="2026Q4", target="staff", subject="张 三", reason="复核", by="甲", by_account=1)
+    decider = Person(name="zhangsan", account=4, node="C", also=("张三",))
+    assert same_person(decider, Person(name="张 三", node="C")) == "name"
+    refused = own_appeal_problem(appeal, decider, Person(name="张 三", node="C"))
+    assert refused is not None and "“张三”与被考核人“张 三”为同一姓名" in refused.zh, refused
+    assert own_appeal_problem(appeal, Person(name="zhangsan", account=4, node="C"), Person(name="张 三")) is None
+    assert same_person(Person(name="zhangsan", also=("",)), Person(name="\u200b")) is None  # blank names no one
