@@ -494,11 +494,25 @@ def deducted(scored: Assessment, target: Target, subject: str, part: str) -> flo
 
 
 class Person(msgspec.Struct, frozen=True, kw_only=True):
-    """Someone the rule that nobody decides their own appeal tells apart: the name they go by and, where known, the
-    account they act under at the office's node (its id; None where none is known)."""
+    """Someone the rule that nobody decides their own appeal tells apart: the name they go by, the account they act
+    under (its id; None where none is known) and the node they belong to where known (the node that account is
+    kept at; for a person scored at a township, that township's id; '' where unknown). Accounts are per node:
+    account 3 at the county and account 3 at a township are two people. ``also``: other names they go by (an
+    account's display name, 张三 for the login zhangsan), compared as their name is."""
 
     name: str
     account: int | None = None
+    node: str = ""
+    also: tuple[str, ...] = ()
+
+
+def _keys(person: Person) -> dict[str, str]:
+    """Each name ``person`` goes by, by its ``name_key`` (a blank one names no one)."""
+    keyed: dict[str, str] = {}
+    for name in (person.name, *person.also):
+        if key := name_key(name):
+            keyed.setdefault(key, name)
+    return keyed
 
 
 Compared = Literal["account", "name"]
@@ -506,39 +520,49 @@ Compared = Literal["account", "name"]
 
 def same_person(one: Person, other: Person) -> Compared | None:
     """How ``one`` and ``other`` were found to be one person, or None when they are two. Two accounts are two
-    people whatever their names (two staff called 王伟); one account is one person however its name is written.
-    Only where an account is not known for either is it the names, compared as ``protocol.names.name_key`` keys
-    them ("王　伟 " is "王伟"): a name typed in open demo mode, a subject no account here is bound to."""
+    people whatever their names (two staff called 王伟) unless they are one account at one node; one account is
+    one person however its name is written. Someone who belongs to another node than the node of the other's
+    account is another person (a township's clerk scored at T01 holds no account of the county's office). Only
+    where neither of these settles it is it the names, compared as ``protocol.names.name_key`` keys them
+    ("王　伟 " is "王伟"): a name typed in open demo mode, a subject no account here is bound to."""
     if one.account is not None and other.account is not None:
-        return "account" if one.account == other.account else None
-    key = name_key(one.name)
-    return "name" if key and key == name_key(other.name) else None
+        return "account" if (one.node, one.account) == (other.node, other.account) else None
+    held = one if one.account is not None else other if other.account is not None else None
+    if held is not None:
+        unheld = other if held is one else one
+        if held.node and unheld.node and held.node != unheld.node:
+            return None
+    return "name" if _keys(one).keys() & _keys(other).keys() else None
 
 
-def own_appeal_problem(appeal: Appeal, decider: Person, subject_account: int | None = None) -> AppealProblem | None:
-    """The decider is neither who filed ``appeal`` nor, for a person's score, whom it concerns (``subject_account``:
-    the account the subject is bound to at the office's node, None where none is). The refusal says what was
-    compared, so a desk told no can see whether its login or its name was taken for the other's."""
+def own_appeal_problem(appeal: Appeal, decider: Person, subject: Person | None = None) -> AppealProblem | None:
+    """The decider is neither who filed ``appeal`` nor, for a person's score, whom it concerns (``subject``: the
+    appeal's subject as the office knows them, with the account they are bound to and the node they belong to
+    where known; None: their name only). The filer's account is one of the office's node, as the decider's is.
+    The refusal says what was compared, so a desk told no can see whether its login or its name was taken for
+    the other's."""
     parties: list[tuple[str, str, Person]] = [
-        ("提出人", "the person who filed it", Person(name=appeal.by, account=appeal.by_account))
+        ("提出人", "the person who filed it", Person(name=appeal.by, account=appeal.by_account, node=decider.node))
     ]
     if appeal.target == "staff":  # a centre's appeal concerns a township centre, never a person who could decide it
-        parties.append(("被考核人", "the person it concerns", Person(name=appeal.subject, account=subject_account)))
+        parties.append(("被考核人", "the person it concerns", subject or Person(name=appeal.subject)))
     for zh, en, party in parties:
         how = same_person(decider, party)
         if how == "account":
             return AppealProblem(
                 f"申诉不能由提出人或被考核人本人复核，请由其他人员作出决定（按登录账号核对：当前账号即{zh}）",
                 f"an appeal is decided by someone other than the person who filed it or whom it concerns (compared "
-                f"by login account: this account is {en})",
+                f"by login account at this node: this account is {en})",
             )
         if how == "name":
+            mine, theirs = _keys(decider), _keys(party)
+            key = next(k for k in mine if k in theirs)
             return AppealProblem(
                 f"申诉不能由提出人或被考核人本人复核，请由其他人员作出决定（无法按登录账号核对，按姓名核对："
-                f"“{decider.name[:40]}”与{zh}“{party.name[:40]}”为同一姓名）",
+                f"“{mine[key][:40]}”与{zh}“{theirs[key][:40]}”为同一姓名）",
                 f"an appeal is decided by someone other than the person who filed it or whom it concerns (no login "
-                f"account known to compare, so names were: {decider.name[:40]!r} is the name of {en}, "
-                f"{party.name[:40]!r})",
+                f"account known to compare, so names were: {mine[key][:40]!r} is the name of {en}, "
+                f"{theirs[key][:40]!r})",
             )
     return None
 
@@ -553,11 +577,11 @@ def decision_problem(
     rules: AssessmentRules,
     scored: Assessment,
     given_back: float,
-    subject_account: int | None = None,
+    subject: Person | None = None,
 ) -> AppealProblem | None:
     """Whether ``decider`` may decide ``appeal`` so (``own_appeal_problem``). ``scored``: the appeal's quarter as
     assessed now; ``given_back``: points upheld appeals already gave back to the subject in ``part`` that quarter."""
-    own = own_appeal_problem(appeal, decider, subject_account)
+    own = own_appeal_problem(appeal, decider, subject)
     if own is not None:
         return own
     if not upheld:

@@ -40,11 +40,30 @@ def person_name_refusal(name: str) -> Refusal | None:
     return None
 
 
+# Kept in a name (``invisible`` does not refuse them: a name may need one to show its glyph) but no part of who it
+# names: the variation selectors (an ideographic one picks a glyph of 葛, never another 葛) and the Khmer inherent
+# vowels, which are default-ignorable and show as nothing.
+GLYPH_CHOICES = frozenset(
+    [chr(c) for c in range(0xFE00, 0xFE10)]
+    + [chr(c) for c in range(0xE0100, 0xE01F0)]
+    + ["\u180b", "\u180c", "\u180d", "\u180f", "\u17b4", "\u17b5"]
+)
+
+
+def _bare(text: str) -> str:
+    return "".join(c for c in text if not c.isspace() and not invisible(c) and c not in GLYPH_CHOICES)
+
+
 def name_key(name: str) -> str:
     """``name`` as the rule that nobody decides their own appeal compares two people's names where no account is
-    known for one of them: NFKC (full-width letters and digits as their plain forms, compatibility ideographs as
-    the usual ones), without white space of any width or characters that show as nothing, case folded. So
-    "王　伟 " is "王伟" and "ＷａｎｇＷｅｉ" is "wangwei". Look-alike letters of other scripts (a Cyrillic а for
-    a Latin a) stay apart: no table the standard library holds maps them, so an account is the sure way."""
-    folded = unicodedata.normalize("NFKC", name)
-    return "".join(c for c in folded if not c.isspace() and not invisible(c)).casefold()
+    known for one of them: without white space of any width (an ideographic, a no-break, a figure space), without
+    characters that show as nothing (format characters, category Cf: a zero-width space or joiner, a bidi mark, a
+    soft hyphen; the Hangul fillers) or that only choose a glyph (variation selectors), then NFKC (full-width
+    letters and digits as their plain forms, compatibility ideographs 豈 U+F900 and radicals ⼀ as the usual
+    ones), case folded and NFKC again (a folded letter may compose anew). They go before NFKC so that a mark
+    written after a zero-width space composes as it would without it; and again after it, as NFKC turns some
+    characters into spaces. So "王　伟 " is "王伟" and "ＷａｎｇＷｅｉ" is "wangwei". Look-alike letters of other
+    scripts (a Cyrillic а for a Latin a) and traditional against simplified characters stay apart: no table the
+    standard library holds maps them, so an account is the sure way."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", _bare(name)).casefold())
+    return _bare(folded)

@@ -49,6 +49,7 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     must_change_password: bool = False  # a generated password: its holder changes it at the first login
     department: str = ""  # the county department it answers for ('' : the whole node; ``roles.place_refusal``)
     window: str = ""  # the window whose urgings it answers ('' : the whole node)
+    display_name: str = ""  # the name its holder goes by where the login is another ('' : the login is the name)
 
 
 class SessionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,6 +179,7 @@ class AuthBook:
         must_change: bool = False,
         department: str = "",
         window: str = "",
+        display_name: str = "",
         once: Once | None = None,
     ) -> Account:
         async with self.db.write() as conn:
@@ -197,6 +199,7 @@ class AuthBook:
                     must_change_password=must_change,
                     department=department,
                     window=window,
+                    display_name=display_name,
                 )
             )
             await insert_event(conn, event)

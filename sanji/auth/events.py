@@ -94,10 +94,12 @@ class AccountChanged(AuditEvent, frozen=True, kw_only=True, tag="account"):
     placed account sits."""
 
     name: str
-    change: str  # added, password, disabled, enabled, unlocked, placed (its department or window set)
+    # added, password, disabled, enabled, unlocked, placed (its department or window set), renamed (its display name)
+    change: str
     staff_role: str = ""
     department: str = ""  # added or placed: the county department it answers for ('' : the whole node)
     window: str = ""  # added or placed: the window whose urgings it answers
+    display_name: str = ""  # added or renamed (0.4.x, default ''): the name its holder goes by
 
 
 class TokenIssued(AuditEvent, frozen=True, kw_only=True, tag="token_issued"):

@@ -927,6 +927,7 @@ ROUTES: Mapping[tuple[str, str], str] = {
     ("POST", "/admin/accounts"): ACCOUNTS,
     ("POST", "/admin/accounts/active"): ACCOUNTS,
     ("POST", "/admin/accounts/place"): ACCOUNTS,  # an account's county department and window
+    ("POST", "/admin/accounts/rename"): ACCOUNTS,  # the name an account's holder goes by (its display name)
     ("POST", "/admin/accounts/password"): ACCOUNTS,
     ("POST", "/admin/accounts/tokens/{token_id:int}/revoke"): ACCOUNTS,
     ("POST", "/api/archive/restore"): CONFIGURE,  # a running node fetches archived attachments back

@@ -53,6 +53,7 @@ __all__ = [
 
 TOKEN_PREFIX = "sanji_"
 TOUCH_EVERY = 60.0  # seconds: how stale a session's or token's last-use time may get before it is written
+MAX_DISPLAY_NAME = 64  # a display name, as long as a login may be
 
 log = logging.getLogger("sanji.auth")
 
@@ -278,10 +279,12 @@ class AuthService:
         must_change: bool = False,
         department: str = "",
         window: str = "",
+        display_name: str = "",
         once: Once | None = None,
     ) -> Account:
         """A new account. ``must_change``: the password was generated, its holder sets their own at first login.
         ``department`` / ``window``: where it sits (``roles.place_problem``); '' acts for the whole node.
+        ``display_name``: the name its holder goes by where the login is another ('' : the login is the name).
         ``once``: the sending form's one-time key (``AlreadySent``: that form created the account already)."""
         self._check_new(name, role)
         # ｗａ１ or WA1 beside wa1 would pass as wa1 on every screen and in the audit log
@@ -292,6 +295,7 @@ class AuthService:
                 zh=f"已有账号「{twin}」，与之仅全角半角或大小写不同的登录名不能使用",
             )
         await self._check_place(role, department, window)
+        self._check_display_name(display_name)
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
@@ -304,6 +308,7 @@ class AuthService:
             staff_role=role,
             department=department,
             window=window,
+            display_name=display_name,
         )
         return await self.book.add_account(
             name,
@@ -314,8 +319,42 @@ class AuthService:
             must_change=must_change,
             department=department,
             window=window,
+            display_name=display_name,
             once=once,
         )
+
+    @staticmethod
+    def _check_display_name(display_name: str) -> None:
+        """A display name names a person as a score does ('' : none): no spaces at either end, no character that
+        shows as nothing (``protocol.names.invisible``), at most ``MAX_DISPLAY_NAME`` characters (a login's limit)."""
+        if not display_name:
+            return
+        if display_name != display_name.strip() or len(display_name) > MAX_DISPLAY_NAME or display_name.isspace():
+            raise AccountError(
+                f"a display name has 1 to {MAX_DISPLAY_NAME} characters and no spaces at either end",
+                zh=f"显示姓名为1至{MAX_DISPLAY_NAME}个字符，首尾不能有空格",
+            )
+        if any(invisible(c) for c in display_name):
+            raise AccountError(
+                "a display name has no control or invisible characters (a line break, a zero-width space)",
+                zh="显示姓名不能含控制字符或不可见字符（换行、零宽空格等）",
+            )
+
+    async def rename(self, name: str, display_name: str, *, by: Who) -> Account:
+        """Set (or clear, with '') the name the holder of account ``name`` goes by, where the login is another:
+        scores and appeals name people by it (``sanji.office.book.OfficeBook.subject_person``)."""
+        account = await self._existing(name)
+        self._check_display_name(display_name)
+        event = ev.AccountChanged(
+            **self._event_base(by),
+            actor=by.account,
+            name=name,
+            change="renamed",
+            staff_role=account.role,
+            display_name=display_name,
+        )
+        await self.book.update_account(account.id, {"display_name": display_name}, event=event)
+        return msgspec.structs.replace(account, display_name=display_name)
 
     async def place(self, name: str, *, by: Who, department: str | None = None, window: str | None = None) -> Account:
         """Set (or clear, with '') where an account sits: its county department, its window; None keeps one as it is.

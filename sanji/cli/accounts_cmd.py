@@ -3,6 +3,7 @@
     sanji accounts add --config NODE.toml --name 王芳 --role window_a        (asks for the password twice)
     sanji accounts add --config county.toml --name 赵敏 --role approver --department 县民政局
     sanji accounts edit --config town.toml --name 王芳 --window 综合窗口      (--department/--window "": clear)
+    sanji accounts edit --config county.toml --name zhangsan --display-name 张三   (the name scores give; "": none)
     sanji accounts create --config NODE.toml --name 李主任 --role admin       ("create" is "add" by another name)
     echo "$PW" | sanji accounts add --config NODE.toml --name 王芳 --role window_a --password-stdin
     sanji accounts list|passwd|disable|enable|unlock --config NODE.toml [--name 王芳]
@@ -55,6 +56,9 @@ T = TypeVar("T")
 DEPARTMENT_HELP = "the county department it answers for, as the catalogue names it (a post at the county)"
 # An account's state in the roster (``AuthService.roster``), Chinese first.
 STATES_ZH_EN = {"active": ("已启用", "active"), "disabled": ("已停用", "disabled")}
+DISPLAY_NAME_HELP = (
+    "the name its holder goes by where the login is another (张三 for zhangsan): scores and appeals name them by it"
+)
 WINDOW_HELP = (
     "the window whose 督办 urgings it answers, as an urging names it, and whose accepted or assigned errands it "
     "handles (a township's or the county's post)"
@@ -81,15 +85,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.add_argument("--department", default="", help=DEPARTMENT_HELP)
     add.add_argument("--window", default="", help=WINDOW_HELP)
+    add.add_argument("--display-name", default="", help=DISPLAY_NAME_HELP)
     add.set_defaults(
         func=lambda a: run_add(
-            a.config, a.name, a.role, read_password(a.password_stdin), department=a.department, window=a.window
+            a.config,
+            a.name,
+            a.role,
+            read_password(a.password_stdin),
+            department=a.department,
+            window=a.window,
+            display_name=a.display_name,
         )
     )
-    edit = command("edit", "set or clear where an account sits: its county department, its window")
+    edit = command("edit", "set or clear where an account sits (its county department, its window) or its display name")
     edit.add_argument("--department", help=DEPARTMENT_HELP + ' ("" clears it; left out: unchanged)')
     edit.add_argument("--window", help=WINDOW_HELP + ' ("" clears it; left out: unchanged)')
-    edit.set_defaults(func=lambda a: run_edit(a.config, a.name, department=a.department, window=a.window))
+    edit.add_argument("--display-name", help=DISPLAY_NAME_HELP + ' ("" clears it; left out: unchanged)')
+    edit.set_defaults(
+        func=lambda a: run_edit(a.config, a.name, department=a.department, window=a.window, display_name=a.display_name)
+    )
     command("list", "list the accounts", named=False).set_defaults(func=lambda a: run_list(a.config))
     pw = command("passwd", "set a new password (ends the account's sessions and revokes its API tokens)")
     pw.add_argument(
@@ -170,33 +184,65 @@ def _place(department: str, window: str) -> Pair:
     return Pair(zh or "本节点全部业务", en or "the whole node")
 
 
-def run_add(config: str, name: str, role: str, password: str, *, department: str = "", window: str = "") -> int:
+def run_add(
+    config: str,
+    name: str,
+    role: str,
+    password: str,
+    *,
+    department: str = "",
+    window: str = "",
+    display_name: str = "",
+) -> int:
     if password == "\0mismatch":
         say.error("两次输入的密码不一致", "the two passwords differ")
         return 2
 
     async def work(service: AuthService) -> int:
-        account = await service.add_account(name, role, password, by=cli_who(), department=department, window=window)
+        account = await service.add_account(
+            name, role, password, by=cli_who(), department=department, window=window, display_name=display_name
+        )
         place = _place(account.department, account.window)
+        shown = f"（{account.display_name}）" if account.display_name else ""
         say.info(
-            f"已在 {service.node_id} 新建账号 {account.name}（{roles.label(account.role)} {account.role}），"
+            f"已在 {service.node_id} 新建账号 {account.name}{shown}（{roles.label(account.role)} {account.role}），"
             f"负责{place.zh}",
-            f"account {account.name} ({roles.label(account.role)} {account.role}) added at {service.node_id}, "
-            f"acting for {place.en}",
+            f"account {account.name}{f' ({account.display_name})' if account.display_name else ''} "
+            f"({roles.label(account.role)} {account.role}) added at {service.node_id}, acting for {place.en}",
         )
         return 0
 
     return _run(config, work)
 
 
-def run_edit(config: str, name: str, *, department: str | None = None, window: str | None = None) -> int:
-    if department is None and window is None:
+def run_edit(
+    config: str,
+    name: str,
+    *,
+    department: str | None = None,
+    window: str | None = None,
+    display_name: str | None = None,
+) -> int:
+    if department is None and window is None and display_name is None:
         say.error(
-            "请给出 --department 或 --window（给空值即清除）", "give --department or --window (an empty one clears it)"
+            "请给出 --department、--window 或 --display-name（给空值即清除）",
+            "give --department or --window, or --display-name (an empty one clears it)",
         )
         return 2
 
     async def work(service: AuthService) -> int:
+        if display_name is not None:
+            account = await service.rename(name, display_name, by=cli_who())
+            say.info(
+                f"{account.name} 的显示姓名现为“{account.display_name}”"
+                if account.display_name
+                else f"{account.name} 不再有显示姓名（以登录名为姓名）",
+                f"{account.name} now goes by {account.display_name!r}"
+                if account.display_name
+                else f"{account.name} has no display name now (its login is its name)",
+            )
+        if department is None and window is None:
+            return 0
         account = await service.place(name, by=cli_who(), department=department, window=window)
         place = _place(account.department, account.window)
         say.info(
@@ -290,9 +336,11 @@ def run_list(config: str) -> int:
             if account.must_change_password:  # a generated password not yet replaced: someone else may know it
                 state += " · 待本人改密 must change password"
             login = say.both("最近登录", f"last login {_when(account.last_login_at)}")
+            shown = account.display_name
             print(
                 f"{account.name}\t{account.role}\t{roles.label(account.role)}\t{state}\t"
                 f"{login}\t{say.both(*_place(account.department, account.window))}"
+                + (f"\t{say.both(f'显示姓名 {shown}', f'goes by {shown}')}" if shown else "")
             )
             for tok in line.tokens:
                 when = _when(tok.revoked_at)

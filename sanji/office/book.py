@@ -337,7 +337,7 @@ class OfficeBook:
         """Decide an appeal as ``protocol.assessment.decision_problem`` allows, ``scored`` being its quarter as
         assessed now; what earlier decisions gave back is read inside the write transaction that records this one.
         ``by_account``: the decider's logged-in account (None: a name typed in open demo mode), told apart from the
-        filer's and the subject's (``subject_account``) by account where both are known."""
+        filer's and the subject's (``subject_person``) by account at this node where both are known."""
         await submissions.sent_before(self.store.db, once)  # sent again: where the first landed, not 已经作出决定
         appeal = await self.appeal(appeal_id)
         if appeal.status != "pending":
@@ -347,8 +347,8 @@ class OfficeBook:
         # a centre's score has no parts: what an appeal gives back offsets its deductions
         part = _text(part, "part", required=False)[:32] if upheld and appeal.target == "staff" else ""
         by = _text(by, "by")
-        decider = Person(name=by, account=by_account)
-        subject_account = await self.subject_account(appeal, scored) if appeal.target == "staff" else None
+        decider = Person(name=by, account=by_account, node=self.store.node_id, also=await self._goes_by(by_account))
+        subject = await self.subject_person(appeal, scored) if appeal.target == "staff" else None
 
         def problem(given_back: float) -> None:
             found = decision_problem(
@@ -360,7 +360,7 @@ class OfficeBook:
                 rules=rules,
                 scored=scored,
                 given_back=given_back,
-                subject_account=subject_account,
+                subject=subject,
             )
             if found is not None:
                 raise refusal(found)
@@ -415,26 +415,51 @@ class OfficeBook:
             raise already_decided(appeal_id, "decided") from None
         return (await self._appeal_map())[appeal_id]
 
-    async def subject_account(self, appeal: Appeal, scored: Assessment) -> int | None:
-        """The account at this node the appeal's subject is bound to, or None. A person is scored under the centre
-        their steps or entries name: one scored at a township works there, and the county holds no township's
-        accounts, so only a person scored at this node (its id, a department of it, or no centre named) can hold
-        one of its accounts, the one whose login name is theirs (as ``protocol.names.name_key`` keys names: the
-        errands name a county handler by the login that signed). Two accounts keyed alike bind neither: the rule
-        then compares names."""
-        directory = self.store.directory
-        here = [
-            s
-            for s in scored.staff
-            if s.name == appeal.subject and not (s.centre in directory and directory.role(s.centre) == TOWN)
-        ]
-        if not here:
-            return None
-        key = name_key(appeal.subject)
+    async def _goes_by(self, account_id: int | None) -> tuple[str, ...]:
+        """The display name of this node's account ``account_id`` (张三 for zhangsan), where it has one: names are
+        compared under it too where an account is not known for the other."""
+        if account_id is None:
+            return ()
+        query = select(t.accounts.c.display_name).where(t.accounts.c.id == account_id)
         async with self.store.db.reader.connect() as conn:
-            rows = (await conn.execute(select(t.accounts.c.id, t.accounts.c.name))).all()
-        bound = [account_id for account_id, name in rows if name_key(name) == key]
-        return bound[0] if len(bound) == 1 else None
+            shown = await conn.scalar(query)
+        return (shown,) if shown else ()
+
+    async def subject_person(self, appeal: Appeal, scored: Assessment) -> Person:
+        """The appeal's subject as this office knows them: the node they belong to and the account of this node they
+        are bound to, where known. A person is scored under the centre their steps or entries name: one scored only
+        at townships works there (that township is their node), and the county holds no township's accounts. One
+        scored at this node (its id, a department of it, or no centre named) is bound to the one account here
+        keyed as their name (``protocol.names.name_key``) by its login (the errands name a county handler by the
+        login that signed) or its display name (张三 for the login zhangsan), and sitting where the score puts them:
+        under a department a score names, an account of that department or of the whole node. Two such accounts
+        bind neither, unless one sits at that very department: the rule then compares names."""
+        directory = self.store.directory
+        node = self.store.node_id
+        scores = [s for s in scored.staff if s.name == appeal.subject]
+
+        def township(centre: str) -> bool:
+            return centre in directory and directory.role(centre) == TOWN
+
+        here = [s for s in scores if not township(s.centre)]
+        if not here:
+            # scored at townships only: whichever it is, a node other than this one (the first, as ``deducted`` reads)
+            return Person(name=appeal.subject, node=scores[0].centre if scores else "")
+        departments = {s.centre for s in here} - {"", node}
+        key = name_key(appeal.subject)
+        columns = (t.accounts.c.id, t.accounts.c.name, t.accounts.c.display_name, t.accounts.c.department)
+        async with self.store.db.reader.connect() as conn:
+            rows = (await conn.execute(select(*columns))).all()
+        keyed = [
+            (account_id, department)
+            for account_id, login, display_name, department in rows
+            if key
+            and key in (name_key(login), name_key(display_name))
+            and all(department in ("", centre) for centre in departments)
+        ]
+        exact = [account_id for account_id, department in keyed if department and department in departments]
+        bound = exact if len(keyed) > 1 else [account_id for account_id, _ in keyed]
+        return Person(name=appeal.subject, account=bound[0] if len(bound) == 1 else None, node=node)
 
     async def records(self, quarter: str | None = None) -> list[Record]:
         query = select(t.office_records.c.body).order_by(t.office_records.c.seq)

@@ -349,6 +349,9 @@ accounts = Table(
     # it), a window it answers urgings for (as an urging names it); '' for the whole node (sanji.auth.roles)
     Column("department", String(MAX_NAME), nullable=False, server_default=""),
     Column("window", String(MAX_NAME), nullable=False, server_default=""),
+    # the name its holder goes by where the login is another (zhangsan for 张三; 0032): what scores and appeals
+    # name them by (``sanji.office.book.OfficeBook.subject_person``); '' : the login is the name
+    Column("display_name", String(MAX_NAME), nullable=False, server_default=""),
     UniqueConstraint("name"),
 )
 

@@ -60,6 +60,7 @@ DONE = {
     "enabled": ("账号已启用", "Account enabled"),
     "disabled": ("账号已停用，其登录已结束", "Account disabled; its sessions are ended"),
     "placed": ("账号的部门和窗口已保存", "Department and window saved"),
+    "renamed": ("账号的显示姓名已保存", "Display name saved"),
 }
 # The create form sent twice: the account stands, its one-time password was on the first answer alone.
 CREATED_AGAIN = (
@@ -245,6 +246,32 @@ class AccountsScreenController(Controller):
                 request, store, context, auth, status=status, row_error=(name, said), row_typed=typed
             )
         return Redirect("/admin/accounts/?done=placed", status_code=303)
+
+    @post("/rename", status_code=303)
+    async def rename(
+        self, request: Request[Any, Any, Any], store: NamedDependency[Store], context: NamedDependency[NodeContext]
+    ) -> Template | Redirect:
+        """Set or clear the name an account's holder goes by (``AuthService.rename``, as ``sanji accounts edit
+        --display-name``): what the office binds an appeal's subject by (``OfficeBook.subject_person``)."""
+        principal = admin_of(request, roles.ACCOUNTS)
+        auth = auth_of(request)
+        form = await bounded_form(request)
+        name = _field(form, "name", NAME_LIMIT)
+        display_name = _field(form, "display_name", NAME_LIMIT)
+        try:
+            await auth.rename(name, display_name, by=_who(request, principal))
+        except AccountError as exc:
+            status = 404 if exc.message.startswith("no account") else 400
+            return await accounts_page(
+                request,
+                store,
+                context,
+                auth,
+                status=status,
+                row_error=(name, exc.texts),
+                row_typed={"display_name": display_name},
+            )
+        return Redirect("/admin/accounts/?done=renamed", status_code=303)
 
     @post("/active", status_code=303)
     async def active(

@@ -287,3 +287,26 @@ def test_the_page_offers_and_takes_a_window_given_a_duty_phone(tmp_path: Path) -
         assert client.post("/admin/accounts", data=body).status_code == 201
         body = {"name": "钱七", "role": "window_a", "window": "八号窗口", "_csrf_token": csrf}
         assert client.post("/admin/accounts", data=body).status_code == 400
+
+
+def test_a_display_name_is_set_and_cleared_on_the_row(town: Path, admin: tuple[Client, str]) -> None:
+    """The name an account's holder goes by where the login is another: set on the row, refused when it holds a
+    character that shows as nothing (the row keeps what was typed), cleared with '', and each change audited."""
+    client, csrf = admin
+    r = client.post("/admin/accounts/rename", data={"name": "王芳", "display_name": "王芳芳", "_csrf_token": csrf})
+    assert r.status_code == 200 and "显示姓名已保存" in r.text and 'value="王芳芳"' in r.text, r.text
+    r = client.post("/admin/accounts/rename", data={"name": "王芳", "display_name": "王\u200b芳", "_csrf_token": csrf})
+    assert r.status_code == 400 and 'id="row-error"' in r.text and "显示姓名不能含控制字符或不可见字符" in r.text
+    assert client.post("/admin/accounts/rename", data={"name": "无此人", "_csrf_token": csrf}).status_code == 404
+    assert client.post("/admin/accounts/rename", data={"name": "王芳", "display_name": "x"}).status_code == 403
+    assert client.post("/admin/accounts/rename", data={"name": "王芳", "_csrf_token": csrf}).status_code == 200
+
+    async def shown(service: AuthService) -> dict[str, str]:
+        return {a.name: a.display_name for a in await service.book.accounts()}
+
+    assert set(with_service(town, shown).values()) == {""}
+    renamed = [e for e in events(town, event="account") if isinstance(e, ev.AccountChanged) and e.change == "renamed"]
+    assert [(e.name, e.actor, e.display_name) for e in renamed] == [
+        ("王芳", "李管理", "王芳芳"),
+        ("王芳", "李管理", ""),
+    ]

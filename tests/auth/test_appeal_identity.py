@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth_kit import add, app, bearer, login, prepare, token, with_service
+from auth_kit import PASSWORD, add, app, bearer, login, prepare, token, with_service
 from httpx import Response
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from sanji.auth.service import AuthService
+from sanji.cli import accounts_cmd
 
 Client = TestClient[Litestar]
 Q = "2026Q4"
@@ -150,3 +151,62 @@ def test_typed_names_are_compared_written_any_way(tmp_path: Path) -> None:
         )
         assert r.status_code == 409 and "与被考核人“王芳”为同一姓名" in screen_problem(r)
         assert decide(client, appeal, {}, by="王伟").status_code == 201  # another name: another person
+
+
+@pytest.mark.timeout(180)
+def test_a_township_clerk_is_not_the_county_account_of_the_same_name(tmp_path: Path) -> None:
+    """Accounts are per node: 李明 scored at township T01 is not whoever holds the county's account 李明, so that
+    account decides the clerk's appeal. Scored at the county too, 李明 is bound to it, and it does not."""
+    config = prepare(tmp_path, "C", required=True)
+    for name in ("李明", "督查员"):
+        add(config, name, "supervisor")
+    liming = bearer(token(config, "李明"))
+    other = bearer(token(config, "督查员"))
+    with TestClient(app(config)) as client:
+        entry = {"quarter": Q, "target": "staff", "subject": "李明", "item": "late", "count": 1, "centre": "T01"}
+        assert client.post(f"{API}/entries", json=entry, headers=other).status_code == 201
+        township = file(client, other, subject="李明")
+        r = decide(client, township, liming)
+        assert r.status_code == 201, r.text  # refused before: the names were compared
+        assert status(client, other, township) == "rejected"
+
+        entry = {"quarter": Q, "target": "staff", "subject": "李明", "item": "late", "count": 1}  # at the county
+        assert client.post(f"{API}/entries", json=entry, headers=other).status_code == 201
+        county = file(client, other, subject="李明")
+        own = decide(client, county, liming)
+        assert own.status_code == 409 and "按登录账号核对：当前账号即被考核人" in own.json()["message_zh"], own.text
+        assert status(client, other, county) == "pending"
+
+
+@pytest.mark.timeout(180)
+def test_a_subject_is_bound_by_the_display_name_where_the_score_puts_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The score names 张三 under 县民政局; the account's login is zhangsan, its display name 张三, and it sits at
+    县民政局: bound to it, so zhangsan does not decide 张三's appeal (compared by account). lisi goes by 李四 at
+    县民政局 too; the 李四 scored under 县人社局 is bound to no account (not lisi's: another department), so names are
+    compared, lisi's display name among them, and lisi is refused by name. Its display name cleared, zhangsan
+    is bound to no one and named otherwise: it decides."""
+    config = prepare(tmp_path, "C", required=True)
+    add(config, "督查员", "supervisor")
+    for account, shown in (("zhangsan", "张三"), ("lisi", "李四")):
+        assert accounts_cmd.run_add(str(config), account, "director", PASSWORD, department="县民政局") == 0
+        assert accounts_cmd.run_edit(str(config), account, display_name=shown) == 0
+    capsys.readouterr()
+    assert accounts_cmd.run_list(str(config)) == 0
+    assert "zhangsan\tdirector" in (listed := capsys.readouterr().out) and "显示姓名 张三" in listed, listed
+    other = bearer(token(config, "督查员"))
+    with TestClient(app(config)) as client:
+        for subject, centre in (("张三", "县民政局"), ("李四", "县人社局")):
+            entry = {"quarter": Q, "target": "staff", "subject": subject, "item": "late", "count": 1, "centre": centre}
+            assert client.post(f"{API}/entries", json=entry, headers=other).status_code == 201, centre
+        zhang = file(client, other, subject="张三")
+        own = decide(client, zhang, bearer(token(config, "zhangsan")))
+        assert own.status_code == 409 and "当前账号即被考核人" in own.json()["message_zh"], own.text
+        assert status(client, other, zhang) == "pending"
+        li = file(client, other, subject="李四")
+        by_name = decide(client, li, bearer(token(config, "lisi")))
+        assert by_name.status_code == 409 and "按姓名核对：“李四”与被考核人“李四”" in by_name.json()["message_zh"]
+        # the display name cleared: zhangsan is bound to no one named 张三, and its login is another name
+        assert accounts_cmd.run_edit(str(config), "zhangsan", display_name="") == 0
+        assert decide(client, zhang, bearer(token(config, "zhangsan"))).status_code == 201
