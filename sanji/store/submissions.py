@@ -58,7 +58,8 @@ HEADER = "Idempotency-Key"
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_KEY = 200  # an Idempotency-Key's length: a UUID, a ULID, any client's own scheme
 # visible ASCII, spaces within (an HTTP field value is trimmed of them at its ends): what every client can send
-_HEADER_SHAPE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
+HEADER_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"  # as the OpenAPI schema says it (anchored; a header holds no newline)
+_HEADER_SHAPE = re.compile(HEADER_PATTERN[1:-1])
 
 Purpose = Literal[
     "register",

@@ -14,9 +14,10 @@ from litestar import Request
 from litestar.params import HeaderParameter
 
 from sanji.auth.guard import principal_of
-from sanji.store.submissions import HEADER, MAX_KEY, Once, from_header
+from sanji.store.submissions import HEADER, HEADER_PATTERN, MAX_KEY, Once, from_header
 
-# The header, as every keyed route declares it; its shape is checked by the rule (a clear 400, in Chinese too).
+# The header, as every keyed route declares it. Its shape is in the schema but checked by the rule alone (a 400 that
+# names the key, in Chinese too, not the framework's generic one).
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -26,6 +27,7 @@ IdempotencyKey = Annotated[
         "for the account that sent it: the same request (method, path, body) sent again with it is done once and "
         "answered with what the first did; another request under the same key is refused (409 idempotency_key_reused: "
         "send a new key); a malformed key is refused (400)",
+        schema_extra={"minLength": 1, "maxLength": MAX_KEY, "pattern": HEADER_PATTERN},
     ),
 ]
 
