@@ -13,11 +13,11 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from protocol.assessment import Appeal, Entry, Person, quarter_span
-from protocol.bounds import MAX_NAME, whole
+from protocol.bounds import whole
 from protocol.errors import SanjiError
 from sanji.auth.guard import principal_of
 from sanji.context import NodeContext
@@ -27,8 +27,8 @@ from sanji.office.book import OfficeBook, OfficeInvalid, OfficeRefused, problem_
 from sanji.office.forms import AppealForm, DecisionForm, EntryForm
 from sanji.store import Store, submissions
 from sanji.store.submissions import FIELD as ONCE_FIELD
-from sanji.store.submissions import HEADER as ONCE_HEADER
-from sanji.store.submissions import AlreadySent, Once, from_header, new_key, once, said
+from sanji.store.submissions import AlreadySent, Once, new_key, once, said
+from sanji.web.client_keys import IdempotencyKey, client_key
 from sanji.web.documents import node_name
 from sanji.web.errors import status_for
 from sanji.web.screens import _frame, one, read_form
@@ -40,19 +40,6 @@ Quarter = Annotated[
     ),
 ]
 
-
-# A client's key for one request (``sanji.store.submissions``): the same request sent again with it (a retry after a
-# lost answer) records once and is answered with what the first recorded; another body under it is refused (409).
-OfficeKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name=ONCE_HEADER,
-        required=False,
-        max_length=MAX_NAME,
-        description="a key new for each request (a UUID will do): the same request sent again with it (a retry) is "
-        "recorded once and answered with what the first recorded; another body under the same key is refused (409)",
-    ),
-]
 
 # The screen takes any short text and says itself what a quarter looks like, with the form again and the typed value
 # in it; the API keeps the pattern (a program gets the JSON refusal).
@@ -172,9 +159,9 @@ class AssessmentApiController(Controller):
         context: NamedDependency[NodeContext],
         request: Request[Any, Any, Any],
         data: JSONBody[EntryForm],
-        idempotency_key: OfficeKey = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Entry:
-        key = from_header("entry", idempotency_key, data, one_body=True)
+        key = client_key(request, idempotency_key, data)
         try:
             return await _entry(store, context, request, data, key)
         except AlreadySent as sent:  # a retry: the entry its first sending recorded
@@ -187,9 +174,9 @@ class AssessmentApiController(Controller):
         context: NamedDependency[NodeContext],
         request: Request[Any, Any, Any],
         data: JSONBody[AppealForm],
-        idempotency_key: OfficeKey = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Appeal:
-        key = from_header("appeal", idempotency_key, data, one_body=True)
+        key = client_key(request, idempotency_key, data)
         try:
             await submissions.sent_before(store.db, key)  # before the quarter is assessed again for nothing
             return await _appeal(store, context, request, data, key)
@@ -204,10 +191,10 @@ class AssessmentApiController(Controller):
         request: Request[Any, Any, Any],
         appeal_id: FromPath[str],
         data: JSONBody[DecisionForm],
-        idempotency_key: OfficeKey = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Appeal:
-        # the same key and body on another appeal is another request: refused, as any other body under the key
-        key = from_header("decision", idempotency_key, [appeal_id, data], one_body=True)
+        # the same key and body on another appeal is another request (its path): refused, as any other body
+        key = client_key(request, idempotency_key, data)
         try:
             await submissions.sent_before(store.db, key)  # a retry lands on the decision, not on 已经作出决定
             return await _decide(store, context, request, appeal_id, data, key)

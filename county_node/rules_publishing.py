@@ -16,7 +16,6 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Redirect, Template
 
-from county_node.assessment_routes import OfficeKey
 from protocol.assessment import AssessmentRules
 from protocol.errors import SanjiError, VersionTooFar
 from sanji.context import NodeContext
@@ -24,7 +23,8 @@ from sanji.office.book import OfficeRefused
 from sanji.office.rules_routes import RulesApiController, RulesScreenController, back, publish_rules, rules_page
 from sanji.store import Store, submissions
 from sanji.store.submissions import FIELD as ONCE_FIELD
-from sanji.store.submissions import AlreadySent, KeyReused, from_header, once
+from sanji.store.submissions import AlreadySent, KeyReused, once
+from sanji.web.client_keys import IdempotencyKey, client_key
 from sanji.web.screens import one, read_form
 
 MAX_FORM_CHARS = 256 * 1024  # the signed document's own limit
@@ -34,11 +34,12 @@ class RulesPublishingApiController(RulesApiController):
     @post("/", summary="County only: publish a newer version of the assessment rules; it travels down", status_code=201)
     async def publish(
         self,
+        request: Request[Any, Any, Any],
         context: NamedDependency[NodeContext],
         data: JSONBody[AssessmentRules],
-        idempotency_key: OfficeKey = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> AssessmentRules:
-        key = from_header("publish", idempotency_key, data, one_body=True)
+        key = client_key(request, idempotency_key, data)
         try:
             await submissions.sent_before(context.store.db, key)  # a retry lands on 已发布, not on 版本须高于
             return await publish_rules(context, data, once=key)

@@ -247,8 +247,12 @@ HINTS_ZH = {
     "Export it again at the township or village: `sanji catalogue export --version N`.": (
         "请在乡镇或村节点重新导出：`sanji catalogue export --version N`"
     ),
-    "Send a new Idempotency-Key for a new request; a retry sends the same body under its key.": (
-        "新的请求请使用新的 Idempotency-Key；重试时须以同一键发送相同内容"
+    (
+        "Retrying under this key cannot help: send a new Idempotency-Key for a new request; a retry sends the same "
+        "request under its key."
+    ): "用同一键重试无济于事：新的请求请使用新的 Idempotency-Key；重试时须以同一键发送相同的请求",
+    "Send 1–200 visible ASCII characters, a new key for each request (a UUID will do).": (
+        "请发送 1–200 个可见 ASCII 字符，每个请求一个新的键（如 UUID）"
     ),
 }
 # A hint with a number in it: (the English, the Chinese with the same groups).

@@ -12,15 +12,21 @@ the form may be sent again.
 Keys are kept ``KEEP_MS`` (a week: long enough for the browser's back and resubmit) and trimmed by the writes
 that add one. A key the form does not carry, or of another shape (an older page, a script), protects nothing
 and is ignored: the step is taken as before. A JSON client's ``Idempotency-Key`` header (``HEADER``) is kept the
-same way, by its digest (``sanji.web.api``).
+same way, as long, by its digest (below).
 
 Forms that write something other than an errand's step keep their key the same way, in the transaction of
 their own write, with ``errand`` left empty and ``action`` naming what the first sending wrote: the county's
 考核 entry, appeal and decision (``sanji.office.book``: the record's id), a new account (``sanji.auth.book``:
 its name), a changed own password and a revoked API token, an enrollment token and a revocation
 (``sanji.store.trustbook``), a reset password (``sanji.auth.book``), a published catalogue, calendar or assessment
-rules (``sanji.context.with_once``); the county's office API takes a client's ``Idempotency-Key`` for the same
-records (``Once.one_body``: there another body under a key used is refused, ``KeyReused``).
+rules (``sanji.context.with_once``).
+
+A JSON client's ``Idempotency-Key`` follows one rule on every API (``from_header``; the errands' and the county's
+office API alike): the key names one request of one account on one node. Sent again with the same method, path
+and body, the request is answered as the first was and nothing is done twice (``AlreadySent``); under a key
+already used, another method, path or body is refused (``KeyReused``, 409: no retry under that key can help); a
+key that is no 1–``MAX_KEY`` visible ASCII characters is refused (``KeyMalformed``, 400). Two accounts, or two
+nodes, sending the same key never meet: the key is kept by a digest of the node, the account and the key.
 Where a rule would refuse the second sending before that transaction reads the key, the form asks
 ``sent_before`` / ``was_sent`` first. A form whose second sending is harmless as it is (enabling, seating,
 marking notices read; a read) carries none.
@@ -50,6 +56,10 @@ KEEP_MS = 7 * 24 * 3600 * 1000
 FIELD = "_once"  # the hidden field a form carries its key in
 HEADER = "Idempotency-Key"
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+MAX_KEY = 200  # an Idempotency-Key's length: a UUID, a ULID, any client's own scheme
+# visible ASCII, spaces within (an HTTP field value is trimmed of them at its ends): what every client can send
+HEADER_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"  # as the OpenAPI schema says it (anchored; a header holds no newline)
+_HEADER_SHAPE = re.compile(HEADER_PATTERN[1:-1])
 
 Purpose = Literal[
     "register",
@@ -65,6 +75,7 @@ Purpose = Literal[
     "enroll",
     "publish",
     "revoke",
+    "api",  # a JSON client's Idempotency-Key (``from_header``): one purpose, a key names one request on any path
 ]
 
 
@@ -84,8 +95,8 @@ class Once:
     purpose: Purpose
     key: str
     content: str = ""
-    # ``one_body``: the key names one request, whatever it says (a client's ``Idempotency-Key`` on the county's
-    # office API): the same key saying something else is refused (``KeyReused``), not taken as another step
+    # ``one_body``: the key names one request, whatever it says (a client's ``Idempotency-Key``, ``from_header``):
+    # the same key saying something else is refused (``KeyReused``), not taken as another step
     one_body: bool = False
 
     @property
@@ -105,13 +116,23 @@ def once(purpose: Purpose, sent: str, content: str = "") -> Once | None:
     return Once(purpose, sent, content) if _SHAPE.fullmatch(sent) else None
 
 
-def from_header(purpose: Purpose, sent: str | None, data: object, *, one_body: bool = False) -> Once | None:
-    """A JSON client's ``Idempotency-Key`` (any text the header carries, kept by its digest) with the request's
-    body as its content; None when the header is absent or blank (the request is taken as before)."""
-    if not sent or not sent.strip():
+def from_header(sent: str | None, data: object, *, node: str, account: str, method: str, path: str) -> Once | None:
+    """A JSON client's ``Idempotency-Key``, the one rule of every API: None when the header is absent (the request
+    is taken as before); ``KeyMalformed`` when it is not 1–``MAX_KEY`` visible ASCII characters.
+
+    The key is scoped to the ``node`` and the ``account`` (kept by a digest of the three, so two accounts sending
+    the same key never meet) and names one request: its content is the ``method``, the ``path`` and the body, so
+    the same key with any of them different is refused (``KeyReused``), never taken as another step."""
+    if sent is None:
         return None
-    key = hashlib.sha256(sent.encode()).hexdigest()[:32]
-    return Once(purpose, key, msgspec.json.encode(data).decode(), one_body=one_body)
+    if len(sent) > MAX_KEY or not _HEADER_SHAPE.fullmatch(sent):
+        raise KeyMalformed(
+            f"幂等键格式有误：须为 1–{MAX_KEY} 个可见 ASCII 字符（如 UUID），未作任何更改 · the {HEADER} must be "
+            f"1–{MAX_KEY} visible ASCII characters (a UUID will do); nothing was changed",
+            zh=f"幂等键格式有误：须为 1–{MAX_KEY} 个可见 ASCII 字符（如 UUID），未作任何更改",
+        )
+    scope = hashlib.sha256("\n".join((node, account, sent)).encode()).hexdigest()[:32]
+    return Once("api", scope, msgspec.json.encode([method, path, data]).decode(), one_body=True)
 
 
 def said(form: Mapping[str, Sequence[str]]) -> str:
@@ -129,11 +150,35 @@ class AlreadySent(Exception):
         self.action = action
 
 
-class KeyReused(SanjiError):
-    """An ``Idempotency-Key`` sent before with another body (``Once.one_body``): a client's bug, never a retry."""
+class _SaidInChinese(SanjiError):
+    """A refusal of a client's key, in Chinese too (``message_zh``: a desk's client shows it first)."""
+
+    def __init__(self, message: str, *, zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = zh
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "message_zh": self.message_zh}
+
+
+class KeyReused(_SaidInChinese):
+    """An ``Idempotency-Key`` sent before with another method, path or body: a client's bug, never a retry."""
 
     code = "idempotency_key_reused"
-    default_hint = "Send a new Idempotency-Key for a new request; a retry sends the same body under its key."
+    default_hint = (
+        "Retrying under this key cannot help: send a new Idempotency-Key for a new request; a retry sends the same "
+        "request under its key."
+    )
+
+
+class KeyMalformed(_SaidInChinese):
+    """An ``Idempotency-Key`` that is no key: empty, too long, or not visible ASCII (400)."""
+
+    code = "idempotency_key_malformed"
+    default_hint = f"Send 1–{MAX_KEY} visible ASCII characters, a new key for each request (a UUID will do)."
+
+
+REUSED_ZH = "该幂等键已用于另一个请求（方法、路径或内容不同），本次未写入；用同一键重试无济于事，请换用新的键"
 
 
 async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
@@ -151,8 +196,9 @@ async def refuse_if_used(conn: AsyncConnection, key: Once) -> None:
         other = await conn.scalar(select(t.submissions.c.key).where(t.submissions.c.key == key.bare))
         if other is not None:
             raise KeyReused(
-                "此幂等键已用于另一请求，本次未写入 · this Idempotency-Key was sent before with another body; "
-                "nothing was written"
+                f"{REUSED_ZH} · this Idempotency-Key was used for another request (another method, path or body); "
+                "nothing was written, and no retry under it can help: send this request under a new key",
+                zh=REUSED_ZH,
             )
 
 

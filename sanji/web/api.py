@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from protocol.binding import HeldMaterials
 from protocol.bounds import LINE_CLASS, MAX_NAME, whole
@@ -22,10 +22,10 @@ from sanji.privacy import mask_history, may_reveal, reveal_check
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store.blobs import MAX_BLOB_BYTES
-from sanji.store.submissions import HEADER as ONCE_HEADER
-from sanji.store.submissions import AlreadySent, Once, Purpose, from_header
+from sanji.store.submissions import AlreadySent
 from sanji.sync.fetch_back import ArchivedElsewhere, FetchBack
 from sanji.web.archived_page import archived_away_page, wants_html
+from sanji.web.client_keys import IdempotencyKey, client_key
 from sanji.web.desk_api import BindingStatus, errand_binding
 from sanji.web.errand_search import ErrandSearch
 from sanji.web.json_gate import BodyTooLarge
@@ -58,26 +58,6 @@ class ActionResult(msgspec.Struct, kw_only=True):
     holder: str
     version: int
     digest: str
-
-
-# A client's key for one request (sanji.store.submissions): the same request sent again with it (a retry after a
-# timeout) takes its step once, and is answered with the errand as it is now. A request saying something else
-# under the same key is another step.
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name=ONCE_HEADER,
-        required=False,
-        max_length=MAX_NAME,
-        description="a key new for each step (a UUID will do): the same request sent again with it (a retry) is "
-        "taken once and answered with the errand as it is now",
-    ),
-]
-
-
-def _client_once(purpose: Purpose, sent: str | None, data: object) -> Once | None:
-    """The client's key as the store keeps one (any text the header carries, by its digest), with the body."""
-    return from_header(purpose, sent, data)
 
 
 # A list filter is compared with what the store holds: a control character (a NUL, which PostgreSQL refuses in any
@@ -177,12 +157,13 @@ class ErrandController(Controller):
     @post("/", summary="Register an errand (代办登记) at this node")
     async def register(
         self,
+        request: Request[Any, Any, Any],
         store: NamedDependency[Store],
         service: NamedDependency[ErrandService],
         data: JSONBody[RegisterForm],
         idempotency_key: IdempotencyKey = None,
     ) -> ActionResult:
-        key = _client_once("register", idempotency_key, data)
+        key = client_key(request, idempotency_key, data)
         try:
             projection = await service.register(data, once=key)
         except AlreadySent as sent:
@@ -192,13 +173,14 @@ class ErrandController(Controller):
     @post("/{errand_id:str}/actions", summary="Take the next step on an errand held here")
     async def act(
         self,
+        request: Request[Any, Any, Any],
         store: NamedDependency[Store],
         service: NamedDependency[ErrandService],
         errand_id: FromPath[str],
         data: JSONBody[ActionForm],
         idempotency_key: IdempotencyKey = None,
     ) -> ActionResult:
-        key = _client_once("act", idempotency_key, [errand_id, data])  # the same key on another errand: a new step
+        key = client_key(request, idempotency_key, data)  # the path names the errand: another errand, 409
         try:
             projection = await service.act(errand_id, data, once=key)
         except AlreadySent as sent:

@@ -35,7 +35,7 @@ from sanji.office.book import OfficeInvalid, OfficeRecordUnknown, OfficeRefused
 from sanji.store.archive import AttachmentArchived
 from sanji.store.clones import CloneFrozen
 from sanji.store.engine import DatabaseClosed, ReadOnlyReplica, sqlstate
-from sanji.store.submissions import KeyReused
+from sanji.store.submissions import KeyMalformed, KeyReused
 from sanji.store.trustbook import CloneSuspected
 from sanji.sync.requests_auth import Unauthenticated
 from sanji.web.json_gate import BadInput, BodyTooLarge, UnsupportedMediaType
@@ -53,7 +53,8 @@ STATUS: dict[type[SanjiError], int] = {
     VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
     VersionNotNewer: 409,  # a county document published at a version the database already holds (sanji.context)
     VersionHeldBelow: 409,  # after a restore, a catalogue version a node below holds already (sanji.context)
-    KeyReused: 409,  # an Idempotency-Key sent before with another body (sanji.store.submissions)
+    KeyReused: 409,  # an Idempotency-Key used before for another request (sanji.store.submissions.from_header)
+    KeyMalformed: 400,  # an Idempotency-Key that is no key: empty, too long, not visible ASCII
     AttachmentArchived: 410,  # the bytes were here and are now held by an ancestor (sanji archive)
     OfficeRecordUnknown: 404,  # before OfficeRefused, its base: the first match answers
     OfficeInvalid: 400,  # an unknown item or centre, an invisible subject: the sender's to correct

@@ -17,7 +17,18 @@ from sanji.forms import ActionForm, RegisterForm
 from sanji.service import ErrandService
 from sanji.store import Store
 from sanji.store import schema as t
-from sanji.store.submissions import AlreadySent, KeyReused, Once, from_header, keep, new_key, once, refuse_if_used
+from sanji.store.submissions import (
+    MAX_KEY,
+    AlreadySent,
+    KeyMalformed,
+    KeyReused,
+    Once,
+    from_header,
+    keep,
+    new_key,
+    once,
+    refuse_if_used,
+)
 from tests.conftest import StoreOpener
 
 
@@ -87,6 +98,31 @@ def test_a_key_of_another_shape_protects_nothing_and_keys_of_other_purposes_neve
     assert len(Once("complain", "x" * 64, "y").stored) <= t.submissions.c.key.type.length  # type: ignore[attr-defined]
 
 
+_ENTRIES = "/api/office/assessment/entries"
+
+
+def _header(sent: str, body: object, *, account: str = "#1", path: str = _ENTRIES) -> Once:
+    key = from_header(sent, body, node="C", account=account, method="POST", path=path)
+    assert key is not None
+    return key
+
+
+def test_a_client_key_is_scoped_to_its_node_and_account_and_names_one_request() -> None:
+    body = {"subject": "王伟"}
+    first = _header("retry-1", body)
+    assert _header("retry-1", body).stored == first.stored  # the same request again: the same key
+    assert _header("retry-1", body, account="#2").bare != first.bare  # another account's key never meets it
+    elsewhere = from_header("retry-1", body, node="T01", account="#1", method="POST", path=_ENTRIES)
+    assert elsewhere is not None and elsewhere.bare != first.bare  # another node's neither
+    assert _header("retry-1", body, path="/api/office/assessment/appeals").bare == first.bare  # one key, any path
+    assert _header("retry-1", body, path="/api/office/assessment/appeals").stored != first.stored  # another request
+    assert len(_header("k" * MAX_KEY, body).stored) <= t.submissions.c.key.type.length  # type: ignore[attr-defined]
+    assert from_header(None, body, node="C", account="", method="POST", path="/x") is None
+    for bad in ("", " ", "k" * (MAX_KEY + 1), "键", "a\tb", " lead", "a\x00b"):
+        with pytest.raises(KeyMalformed):
+            from_header(bad, body, node="C", account="#1", method="POST", path="/x")
+
+
 async def test_a_key_sent_with_another_body_is_refused_whatever_the_database_collates(
     open_store: StoreOpener, db_url: str
 ) -> None:
@@ -96,8 +132,8 @@ async def test_a_key_sent_with_another_body_is_refused_whatever_the_database_col
     if db_url.startswith("postgres"):
         async with store.db.write() as conn:
             await conn.execute(text('ALTER TABLE submissions ALTER COLUMN key TYPE varchar(96) COLLATE "zh-x-icu"'))
-    first = from_header("entry", "retry-1", {"subject": "王伟"}, one_body=True)
-    other = from_header("entry", "retry-1", {"subject": "李强"}, one_body=True)
+    first = _header("retry-1", {"subject": "王伟"})
+    other = _header("retry-1", {"subject": "李强"})
     assert first is not None and other is not None
     async with store.db.write() as conn:
         await refuse_if_used(conn, first)
@@ -109,4 +145,4 @@ async def test_a_key_sent_with_another_body_is_refused_whatever_the_database_col
         with pytest.raises(KeyReused):
             await refuse_if_used(conn, other)
         # another key is another request
-        await refuse_if_used(conn, from_header("entry", "retry-2", {"subject": "李强"}, one_body=True) or first)
+        await refuse_if_used(conn, _header("retry-2", {"subject": "李强"}) or first)

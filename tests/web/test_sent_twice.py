@@ -213,20 +213,63 @@ def test_the_api_takes_a_request_sent_again_under_its_idempotency_key_once(node:
         errand = answers[0].json()["errand"]
         note = {"kind": "note", "actor": "李建国", "text": "已电话告知"}
         path = f"/api/errands/{quote(errand, safe='')}/actions"
-        steps = [client.post(path, json=note, headers=agent) for _ in range(2)]  # the key may name a step as well
+        # the registration's key sent with a step: another request under it, refused; a step takes its own key
+        reused = client.post(path, json=note, headers=agent)
+        assert reused.status_code == 409 and reused.json()["error"] == "idempotency_key_reused", reused.text
+        agent = {**agent, "Idempotency-Key": "step-0123456789abcdef"}
+        steps = [client.post(path, json=note, headers=agent) for _ in range(2)]
         assert [s.status_code for s in steps] == [201, 201] and steps[0].json() == steps[1].json()
         assert count(node.db, "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'", errand) == 1
         other = client.post("/api/errands", json=form, headers={**agent, "Idempotency-Key": "another key"})
         assert other.status_code == 201 and other.json()["errand"] != errand  # another key: another request
-        # the same key and body on another errand is that errand's step, not a copy of the first one's
+        # the same key and body on another errand is another request (another path): refused, as on the office API
         elsewhere = f"/api/errands/{quote(other.json()['errand'], safe='')}/actions"
         noted = client.post(elsewhere, json=note, headers=agent)
-        assert noted.status_code == 201 and noted.json()["errand"] == other.json()["errand"], noted.text
+        assert noted.status_code == 409 and noted.json()["error"] == "idempotency_key_reused", noted.text
         assert (
             count(node.db, "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'", other.json()["errand"])
-            == 1
+            == 0
         )
     assert count(node.db, registered) == before + 2
+
+
+def test_an_idempotency_key_names_one_request_of_one_account(node: Node) -> None:
+    """The rule the office API keeps too (``submissions.from_header``): another body under a key used is refused,
+    409, saying a retry under it cannot help; another account's same key is its own; a malformed key is a 400."""
+    path = f"/api/errands/{quote(node.errand, safe='')}/actions"
+    agent = {**bearer(token(node.config, "李建国")), "Idempotency-Key": "note-2026-0001"}
+    note = {"kind": "note", "actor": "李建国", "text": "已电话告知"}
+    notes = "SELECT count(*) FROM actions WHERE errand = ? AND kind = 'note'"
+    with httpx.Client(base_url=node.url, timeout=30) as client:
+        first = client.post(path, json=note, headers=agent)
+        assert first.status_code == 201, first.text
+
+        other = client.post(path, json={**note, "text": "申请人已补交材料"}, headers=agent)
+        assert other.status_code == 409, other.text
+        body = other.json()
+        assert body["error"] == "idempotency_key_reused" and body["retryable"] is False
+        assert body["message_zh"].startswith("该幂等键已用于另一个请求") and "请换用新的键" in body["message_zh"]
+        assert body["message"].startswith("该幂等键已用于另一个请求") and "a new key" in body["message"]
+        assert count(node.db, notes, node.errand) == 1
+
+        again = client.post(path, json=note, headers=agent)  # the first request, retried: still answered
+        assert again.status_code == 201 and again.json() == first.json()
+        assert count(node.db, notes, node.errand) == 1
+
+        # another account sending the same key: its own request, taken (the keys never meet)
+        supervisor = {**bearer(token(node.config, "周明")), "Idempotency-Key": "note-2026-0001"}
+        theirs = client.post(path, json={**note, "actor": "周明", "text": "已核实"}, headers=supervisor)
+        assert theirs.status_code == 201, theirs.text
+        assert count(node.db, notes, node.errand) == 2
+
+        for bad in ("", "k" * 201, "键".encode(), "a\x01b"):
+            refused = client.post(path, json={**note, "text": "不应写入"}, headers={**agent, "Idempotency-Key": bad})
+            assert refused.status_code == 400, (bad, refused.text)
+            assert refused.json()["error"] == "idempotency_key_malformed", refused.text
+            assert refused.json()["message_zh"].startswith("幂等键格式有误")
+        ok = client.post(path, json={**note, "text": "二"}, headers={**agent, "Idempotency-Key": "k" * 200})
+        assert ok.status_code == 201, ok.text
+    assert count(node.db, notes, node.errand) == 3
 
 
 def test_a_scan_sent_twice_at_once_is_attached_once(node: Node) -> None:

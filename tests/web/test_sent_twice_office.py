@@ -314,6 +314,39 @@ def test_the_office_api_takes_a_request_sent_again_under_its_idempotency_key_onc
         assert count(county.db, records, "entry") == 2
 
 
+def test_the_office_api_keeps_the_one_rule_of_idempotency_keys(county: County) -> None:
+    """The errands' API's rule (``submissions.from_header``): a key names one request of one account. Another
+    path under a key used is refused as another body is; another account's same key is its own; a malformed key
+    is a 400, nothing recorded."""
+    records = "SELECT count(*) FROM office_records WHERE kind = ?"
+    entry = {"quarter": Q, "target": "staff", "subject": "王芳", "item": "late"}
+    mine = {**bearer(token(county.config, "监察员")), "Idempotency-Key": "office-2026-0001"}
+    theirs = {**bearer(token(county.config, "督查员")), "Idempotency-Key": "office-2026-0001"}
+    with httpx.Client(base_url=county.url, timeout=30) as client:
+        first = client.post("/api/office/assessment/entries", json=entry, headers=mine)
+        assert first.status_code == 201, first.text
+        appeal = {"quarter": Q, "target": "staff", "subject": "王芳", "reason": "迟到系系统故障"}
+        elsewhere = client.post("/api/office/assessment/appeals", json=appeal, headers=mine)
+        assert elsewhere.status_code == 409, elsewhere.text
+        assert elsewhere.json()["error"] == "idempotency_key_reused"
+        assert elsewhere.json()["message_zh"].startswith("该幂等键已用于另一个请求")
+        assert count(county.db, records, "appeal") == 0
+
+        other = client.post("/api/office/assessment/entries", json=entry, headers=theirs)
+        assert other.status_code == 201 and other.json()["id"] != first.json()["id"], other.text
+        assert count(county.db, records, "entry") == 2
+        again = client.post("/api/office/assessment/entries", json=entry, headers=theirs)  # its own retry
+        assert again.status_code == 201 and again.json() == other.json()
+
+        for bad in ("", "x" * 201, "幂等".encode()):
+            refused = client.post(
+                "/api/office/assessment/entries", json=entry, headers={**mine, "Idempotency-Key": bad}
+            )
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["error"] == "idempotency_key_malformed"
+    assert count(county.db, records, "entry") == 2
+
+
 def test_a_password_reset_sent_twice_resets_once(county: County) -> None:
     """重置密码: one new password, not two (the first answer's would not stand), and a token issued after the first
     sending is not revoked by the second."""
