@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from protocol.carry import CarryScanner
+from protocol.carry import MAGIC, CarryScanner
 from protocol.errors import SanjiError
-from sanji.carry import CarryExport, ImportSummary, export_for, import_carried
+from sanji.carry import CarryExport, ImportSummary, export_for, import_carried, refused_file_words
 from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.cli.common import node_store
@@ -59,8 +59,13 @@ def run_export(config: str, recipient: str, out: Path) -> int:
 def run_import(config: str, path: Path) -> int:
     try:
         summary = asyncio.run(import_file(config, path))
-    except (ConfigError, SanjiError) as exc:
+    except (ConfigError, NotATransferFile) as exc:
         say.failure(exc)
+        return 2
+    except SanjiError as exc:  # the file as a whole, worded as the sync panel words it
+        zh, en = refused_file_words(exc, _head(path))[1]
+        say.error(zh, en)
+        say.hint(exc.hint)
         return 2
     except OSError as exc:
         say.error(f"无法读取 {path}", f"{path}: {exc.strerror or exc}")
@@ -83,6 +88,15 @@ def run_import(config: str, path: Path) -> int:
     if summary.refused > 20:
         print(f"  ……另有 {summary.refused - 20} 批拒收 ... and {summary.refused - 20} more refused")
     return 0 if summary.refused == 0 else 1
+
+
+def _head(path: Path) -> bytes:
+    """The file's first bytes (enough to tell a transfer file from another kind), or none if it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(MAGIC))
+    except OSError:
+        return b""
 
 
 class NotATransferFile(SanjiError):
