@@ -20,7 +20,6 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -63,10 +62,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     imp.set_defaults(func=run_import)
 
 
-def _write(path: Path, value: Any) -> None:
-    _write_bytes(path, json.dumps(value, ensure_ascii=False, indent=1).encode())
-
-
 def _write_all(out: Path, files: dict[str, bytes]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
@@ -74,9 +69,14 @@ def _write_all(out: Path, files: dict[str, bytes]) -> None:
 
 
 def _write_bytes(path: Path, content: bytes) -> None:
+    """``content`` at ``path`` whole or not at all: nothing is left behind when it cannot be written."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_codes(path: str) -> dict[str, NationalCodes]:
@@ -149,8 +149,26 @@ def run_import(args: argparse.Namespace) -> int:
             if en:
                 print(f"    {en}", file=sys.stderr)
         return 2
-    _write(Path(args.out), msgspec.to_builtins(catalogue))
-    _write(Path(args.codes), msgspec.to_builtins(codes))
+    pair = {
+        Path(args.out): json.dumps(msgspec.to_builtins(catalogue), ensure_ascii=False, indent=1).encode(),
+        Path(args.codes): json.dumps(msgspec.to_builtins(codes), ensure_ascii=False, indent=1).encode(),
+    }
+    staged: list[Path] = []
+    try:  # both files staged first, then both put in place: the pair is written together or neither is
+        for path, content in pair.items():
+            tmp = path.with_name(path.name + ".tmp")
+            staged.append(tmp)
+            tmp.write_bytes(content)
+        for path in pair:
+            os.replace(path.with_name(path.name + ".tmp"), path)
+    except OSError as exc:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        where = exc.filename or args.out
+        say.error(
+            f"无法写出文件 {where}，未写出任何文件", f"cannot write {where}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 2
     say.info(
         f"{len(catalogue.matters)} 个事项 -> {args.out}；国家编码对照 -> {args.codes}",
         f"{len(catalogue.matters)} matters -> {args.out}; national codes -> {args.codes}",
