@@ -44,7 +44,8 @@ RULES = "assessment_rules"  # the document kind nodes store the signed rules und
 MAGIC = b"SJA"
 FORMAT_VERSION = 1
 MAX_RULES_BYTES = 256 * 1024
-SIGNED_ROOM = 1024  # of MAX_RULES_BYTES, for the signature's envelope around the encoded rules
+# Of MAX_RULES_BYTES, the envelope around the encoded rules (as ``protocol.catalogue.SIGNED_ROOM``): exact.
+SIGNED_ROOM = 3 + 2 + 16 + 4 + 2 + 64
 
 Target = Literal["staff", "centre"]
 StaffKey = tuple[str, str]  # (name, the centre or department the person is scored under)
