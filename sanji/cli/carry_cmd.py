@@ -44,11 +44,20 @@ def run_export(config: str, recipient: str, out: Path) -> int:
         say.failure(exc)
         return 2
     tmp = out.with_name(out.name + ".part")
-    with tmp.open("wb") as fh:
-        fh.write(written.data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)  # a file is either whole or absent
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(written.data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)  # a file is either whole or absent
+    except OSError as exc:  # a stick not mounted, a folder named: no half file of personal data stays behind
+        tmp.unlink(missing_ok=True)
+        say.error(
+            f"无法写出带送文件 {out}（U 盘是否已插好？请给出文件路径，而不是文件夹），未写出任何文件",
+            f"cannot write {out}: {exc.strerror or exc} (is the USB stick mounted? name a file, not a folder); "
+            "nothing was written",
+        )
+        return 2
     say.info(
         f"已为 {recipient} 写出 {written.batches} 批（{written.errands} 件办件）到 {out}",
         f"wrote {written.batches} batches ({written.errands} errands) for {recipient} to {out}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -207,3 +208,22 @@ def test_a_refused_file_is_said_chinese_first_in_words_not_a_generic_failure(
     assert said["damaged"].startswith("error: 文件已损坏或被改动（校验不符），未导入任何内容"), said
     assert said["elsewhere"].startswith("error: 此文件是 T01V01 带给 T01 的，不是给本节点 C 的"), said
     assert said["not_sjx"].startswith("error: 这不是三级联办的带送文件（.sjx）"), said
+
+
+@pytest.mark.parametrize("where", ["missing_folder", "directory"])
+def test_an_export_to_a_path_it_cannot_write_is_refused_leaving_nothing(
+    county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """A USB stick not mounted (its folder absent) or ``--out`` naming a folder: exit 2, Chinese first, no
+    traceback, and no ``.part`` file of personal data left behind."""
+    asyncio.run(register(county, 1))
+    usb = tmp_path / "usb"
+    out = usb / "T01V01-to-T01.sjx"
+    if where == "directory":
+        usb.mkdir()
+        out = usb
+    capsys.readouterr()
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", out) == 2
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+    assert re.match(r"error: [\u4e00-\u9fff]", said), said
+    assert list(tmp_path.glob("**/*.part")) == []
