@@ -1,12 +1,17 @@
-"""Opening a node's store from its config, for commands that work on a node's files directly."""
+"""Opening a node's store from its config, for commands that work on a node's files directly; writing a command's
+output file whole or not at all (``write_whole``)."""
 
 from __future__ import annotations
 
 import getpass
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sanji.auth.book import Who
+from sanji.cli import say
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.keys import read_key
@@ -16,6 +21,30 @@ from sanji.store.trustbook import TrustBook
 from sanji.workcalendar import load_calendar
 
 CLI = "cli"
+
+
+def write_whole(out: Path, data: bytes, *, part: str = ".tmp", fsync: bool = False) -> bool:
+    """``data`` at ``out``, its folder made first, through ``out`` + ``part`` renamed into place: the file is whole or
+    absent. A path it cannot write (a folder named, no permission) is said Chinese first on stderr and ``False``
+    returned, the half file removed (an export holds personal data)."""
+    tmp = out.with_name(out.name + part)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        say.error(
+            f"无法写出 {out}（请给出文件路径，而不是文件夹），未写出任何文件",
+            f"cannot write {out}: {exc.strerror or exc} (name a file, not a folder); nothing was written",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def os_user() -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from protocol.errors import SanjiError
 from protocol.topology import regional
 from sanji.cli import say
-from sanji.cli.common import node_store
+from sanji.cli.common import node_store, write_whole
 from sanji.config import ConfigError, load_settings
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LedgerFilter
@@ -64,10 +63,8 @@ def run_export(args: argparse.Namespace) -> int:
         say.failure(exc, file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    if not write_whole(out, data):
+        return 2
     say.info(
         f"{flt.date_from} 至 {flt.date_to} 登记的 {count} 件办件 -> {out}（{len(data)} 字节，{args.format}）",
         f"{count} errands registered {flt.date_from} .. {flt.date_to} -> {out} ({len(data)} bytes, {args.format})",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ import msgspec
 
 from protocol.errors import SanjiError
 from sanji.cli import say
-from sanji.cli.common import node_store
+from sanji.cli.common import node_store, write_whole
 from sanji.config import ConfigError, load_settings
 from sanji.evidence import EvidenceReport, export_errand, verify, verify_bundle
 from sanji.evidence_words import bundle_zh, store_problem_pair
@@ -133,11 +132,9 @@ def run_export(config: str, errand: str, out: Path) -> int:
         bundle = asyncio.run(_export(config, errand))
     except (ConfigError, ValueError, OSError, SanjiError) as exc:
         return _failed(exc)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(bundle, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)  # whole or absent
+    text = json.dumps(bundle, ensure_ascii=False, indent=1) + "\n"
+    if not write_whole(out, text.encode(), part=".part", fsync=True):  # whole or absent
+        return 2
     actions, frames = len(bundle["history"]), len(bundle["frames"])
     say.info(
         f"已将办件 {errand} 的证据写入 {out}：操作 {actions} 条，签名批次 {frames} 批",
