@@ -44,6 +44,8 @@ RULES = "assessment_rules"  # the document kind nodes store the signed rules und
 MAGIC = b"SJA"
 FORMAT_VERSION = 1
 MAX_RULES_BYTES = 256 * 1024
+# Of MAX_RULES_BYTES, the envelope around the encoded rules (as ``protocol.catalogue.SIGNED_ROOM``): exact.
+SIGNED_ROOM = 3 + 2 + 16 + 4 + 2 + 64
 
 Target = Literal["staff", "centre"]
 StaffKey = tuple[str, str]  # (name, the centre or department the person is scored under)
@@ -282,6 +284,16 @@ def publish_problems(rules: AssessmentRules) -> list[RulesProblem]:
             )
     if any(p.points < 0 for p in rules.parts):
         problems.append(RulesProblem("考核部分的满分不能为负数", "a part's full points are not negative"))
+    # Signed, they must fit the document every node takes (``open_rules``): said here as the rules' fault.
+    size, room = len(encode(rules)), MAX_RULES_BYTES - SIGNED_ROOM
+    if size > room:
+        problems.append(
+            RulesProblem(
+                f"考核细则过大（编码后 {size} 字节，最多 {room} 字节）：请缩短名称或减少项目",
+                f"the rules are {size} bytes encoded; at most {room} fit in the signed document: shorten names "
+                "or drop items",
+            )
+        )
     return problems
 
 

@@ -46,6 +46,10 @@ from protocol.topology import COUNTY, Directory
 MAGIC = b"SJC"
 FORMAT_VERSION = 1
 MAX_CATALOGUE_BYTES = 1 * 1024 * 1024
+# Of MAX_CATALOGUE_BYTES, the envelope around the encoded catalogue: magic, version and key id length, a key id,
+# the payload's length, the signature's length, an Ed25519 signature. Exact, so a catalogue an earlier release
+# signed is never refused by this check, and one that passes it always fits.
+SIGNED_ROOM = 3 + 2 + 16 + 4 + 2 + 64
 MAX_MATTERS = 2000
 MAX_MATERIALS = 100
 MAX_CODE = 32
@@ -353,6 +357,13 @@ def check_catalogue(cat: Catalogue, *, skip: Mapping[int, Collection[str]] | Non
                 out.append(Problem(matter=i, code=code, field="code", message=message, other=first))
             else:
                 first_at[code] = i
+    # Sound otherwise, it must still fit a signed catalogue (``sign_catalogue``, ``open_catalogue``): said here.
+    if not out and (size := len(encode(cat))) > MAX_CATALOGUE_BYTES - SIGNED_ROOM:
+        top(
+            "matters",
+            f"the catalogue is {size} bytes encoded; at most {MAX_CATALOGUE_BYTES - SIGNED_ROOM} fit in a signed "
+            "catalogue: shorten the longest texts or list fewer matters",
+        )
     return out
 
 

@@ -32,9 +32,9 @@ from typing import BinaryIO
 import msgspec
 
 from protocol.batch import open_frame
-from protocol.carry import CarryFileError, CarryHeader, CarryScanner, write_carry
+from protocol.carry import MAGIC, CarryFileError, CarryHeader, CarryScanner, write_carry
 from protocol.deadlines import CHINA_STANDARD_TIME
-from protocol.errors import RouteError, SanjiError
+from protocol.errors import FrameTooLarge, RouteError, SanjiError, UnsupportedFormat
 from protocol.hlc import wall_seconds
 from protocol.session import FrameResult
 from sanji.store import Store
@@ -127,6 +127,55 @@ def check_carried(fh: BinaryIO, size: int) -> CarryHeader:
     while chunk := fh.read(READ_CHUNK):
         scanner.feed(chunk)
     return scanner.finish()
+
+
+def refused_file_words(exc: SanjiError, head: bytes) -> tuple[int, tuple[str, str]]:
+    """A refused file's HTTP status and its wording, Chinese and English (the sync panel's and ``sanji import``'s):
+    not a transfer file, too large, not for this node, or damaged. ``head`` is the file's first bytes."""
+    if isinstance(exc, NotForThisNode):
+        return 422, (
+            f"此文件是 {exc.exporter} 带给 {exc.recipient} 的，不是给本节点 {exc.here} 的，未导入任何内容",
+            f"This file was written by {exc.exporter} for {exc.recipient}, not for {exc.here}; nothing was imported.",
+        )
+    # Before the head: a file refused by its size alone was never opened (its first bytes say nothing).
+    if isinstance(exc, FrameTooLarge):
+        return 413, (
+            "文件超过带送文件格式的上限，未导入任何内容；请分几次导出",
+            f"The file is larger than a transfer file may be; nothing was imported. Export in several files. ({exc})",
+        )
+    if not head.startswith(MAGIC):
+        return 422, (
+            "这不是三级联办的带送文件（.sjx），未导入任何内容",
+            "This is not a Sanji transfer file (.sjx); nothing was imported.",
+        )
+    if isinstance(exc, UnsupportedFormat):
+        return 422, (
+            "文件由较新版本的系统导出，请先升级本节点再导入；未导入任何内容",
+            f"The file was written by a newer release: upgrade this node, then import it. ({exc})",
+        )
+    if isinstance(exc, CarryFileError) and exc.problem != "damaged":
+        return 422, {
+            "unreadable": (
+                "文件头无法读取（不是本系统写出的文件头），未导入任何内容；请从导出节点重新导出",
+                f"The file's header cannot be read; nothing was imported. Export it anew. ({exc})",
+            ),
+            "too_deep": (
+                "文件头嵌套过深，不是本系统写出的文件，未导入任何内容",
+                f"The file's header nests deeper than any Sanji header; nothing was imported. ({exc})",
+            ),
+            "bad_header": (
+                "文件头标明的节点编号不合规或本节点不认识，未导入任何内容；只导入本县节点导出的文件",
+                f"The file's header names no node of this tree; nothing was imported. ({exc})",
+            ),
+            "structure": (
+                "文件中的批次与文件头所说不符，未导入任何内容；请从导出节点重新导出",
+                f"The file's batches do not match what its header announces; nothing was imported. ({exc})",
+            ),
+        }[exc.problem]
+    return 422, (
+        "文件已损坏或被改动（校验不符），未导入任何内容；请从导出节点重新拷贝或重新导出",
+        f"The file is damaged or was changed; nothing was imported. Copy it again or export it anew. ({exc})",
+    )
 
 
 async def import_carried(store: Store, fh: BinaryIO, size: int) -> ImportSummary:

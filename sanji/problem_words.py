@@ -78,6 +78,7 @@ KINDS: tuple[tuple[str, str, str], ...] = (
     ("no_heading", r"no heading row|is empty$", "工作表没有标题行"),
     ("top_level", r"the top level must be a table", "文件顶层应为含 county、version、published_at、matters 的表"),
     ("too_many_matters", r"lists \d+ matters; the limit is", "事项数量超过上限"),
+    ("too_big_to_sign", r"bytes encoded; at most", "目录编码后过大，无法签发：请缩短最长的文字或减少事项"),
     ("no_matters", r"lists no matters", "目录没有列出任何事项"),
     ("matters_missing", r"missing, or not a list of tables", "缺少事项列表，或不是由表组成的列表"),
     # fields and columns

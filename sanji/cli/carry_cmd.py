@@ -16,14 +16,13 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from protocol.carry import CarryScanner
+from protocol.carry import MAGIC, CarryScanner
 from protocol.errors import SanjiError
-from sanji.carry import CarryExport, ImportSummary, export_for, import_carried
+from sanji.carry import CarryExport, ImportSummary, export_for, import_carried, refused_file_words
 from sanji.cli import say
 from sanji.cli.args import node_id_arg
-from sanji.cli.common import node_store
+from sanji.cli.common import node_store, write_out
 from sanji.config import ConfigError, load_settings
-from sanji.private_files import write_whole
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,7 +43,8 @@ def run_export(config: str, recipient: str, out: Path) -> int:
     except (ConfigError, SanjiError) as exc:
         say.failure(exc)
         return 2
-    write_whole(out, written.data)  # a file is either whole or absent
+    if not write_out(out, written.data, usb=True):  # a file is either whole or absent
+        return 2
     say.info(
         f"已为 {recipient} 写出 {written.batches} 批（{written.errands} 件办件）到 {out}",
         f"wrote {written.batches} batches ({written.errands} errands) for {recipient} to {out}",
@@ -55,8 +55,13 @@ def run_export(config: str, recipient: str, out: Path) -> int:
 def run_import(config: str, path: Path) -> int:
     try:
         summary = asyncio.run(import_file(config, path))
-    except (ConfigError, SanjiError) as exc:
+    except (ConfigError, NotATransferFile) as exc:
         say.failure(exc)
+        return 2
+    except SanjiError as exc:  # the file as a whole, worded as the sync panel words it
+        zh, en = refused_file_words(exc, _head(path))[1]
+        say.error(zh, en)
+        say.hint(exc.hint)
         return 2
     except OSError as exc:
         say.error(f"无法读取 {path}", f"{path}: {exc.strerror or exc}")
@@ -79,6 +84,15 @@ def run_import(config: str, path: Path) -> int:
     if summary.refused > 20:
         print(f"  ……另有 {summary.refused - 20} 批拒收 ... and {summary.refused - 20} more refused")
     return 0 if summary.refused == 0 else 1
+
+
+def _head(path: Path) -> bytes:
+    """The file's first bytes (enough to tell a transfer file from another kind), or none if it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(MAGIC))
+    except OSError:
+        return b""
 
 
 class NotATransferFile(SanjiError):

@@ -23,10 +23,9 @@ from sanji.catalogue.recover import RecoveryRefused, recover_catalogue
 from sanji.cli import say
 from sanji.cli.args import version_arg
 from sanji.cli.backup_cmd import node_answers
-from sanji.cli.common import node_store
+from sanji.cli.common import node_store, write_out
 from sanji.config import ConfigError, NodeSettings, load_settings
 from sanji.keys import read_key
-from sanji.private_files import write_whole
 from sanji.store.documents import LOST
 
 MAX_RECOVER_FILE = 64 << 20  # above any signed catalogue (protocol.catalogue.MAX_CATALOGUE_BYTES): read no more
@@ -84,8 +83,8 @@ def run_sign(path: Path, key_path: Path, out: Path) -> int:
         say.error(f"不能用作签名密钥：{key_path}", f"cannot use {key_path} as a signing key: {exc}")
         return 2
     blob = sign_catalogue(catalogue, key)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_whole(out, blob)
+    if not write_out(out, blob):
+        return 2
     digest = catalogue_digest(blob)
     say.info(
         f"已用密钥 {key.key_id} 签发{catalogue.county}事项目录第{catalogue.version}版"
@@ -120,8 +119,8 @@ def run_export(config: str, version: int, out: Path) -> int:
             f"this node holds no catalogue version {version} to export",
         )
         return 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_whole(out, blob)
+    if not write_out(out, blob):
+        return 2
     say.info(
         f"已导出第 {version} 版目录（县级签名原样）→ {out}（sha256 {catalogue_digest(blob)}）",
         f"wrote catalogue version {version} as signed -> {out} (sha256 {catalogue_digest(blob)})",

@@ -1,21 +1,47 @@
-"""Opening a node's store from its config, for commands that work on a node's files directly."""
+"""Opening a node's store from its config, for commands that work on a node's files directly; writing a command's
+output file whole or not at all (``write_out``)."""
 
 from __future__ import annotations
 
 import getpass
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sanji.auth.book import Who
+from sanji.cli import say
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
 from sanji.keys import read_key
 from sanji.node_directory import directory_entries, node_directory
+from sanji.private_files import write_whole
 from sanji.store import Store, open_database
 from sanji.store.trustbook import TrustBook
 from sanji.workcalendar import load_calendar
 
 CLI = "cli"
+
+
+def write_out(out: Path, data: bytes, *, usb: bool = False) -> bool:
+    """``data`` at ``out`` whole or not at all (``sanji.private_files.write_whole``). A path it cannot write (a
+    folder named, a stick not mounted, no permission) is said Chinese first on stderr and ``False`` returned, no
+    half file left behind (an export holds personal data). ``usb``: the file is to be carried, so its folder is
+    not made (an unmounted stick's mount point would take personal data onto this disk) and the message asks
+    whether the stick is in; any other output's folder is made first."""
+    try:
+        if not usb:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        write_whole(out, data)
+    except OSError as exc:
+        stick_zh, stick_en = ("U 盘是否已插好？", "is the USB stick mounted? ") if usb else ("", "")
+        say.error(
+            f"无法写出 {out}（{stick_zh}请给出文件路径，而不是文件夹），未写出任何文件",
+            f"cannot write {out}: {exc.strerror or exc} ({stick_en}name a file, not a folder); nothing was written",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def os_user() -> str:

@@ -17,14 +17,13 @@ from pathlib import Path
 from protocol.errors import SanjiError
 from protocol.topology import regional
 from sanji.cli import say
-from sanji.cli.common import node_store
+from sanji.cli.common import node_store, write_out
 from sanji.config import ConfigError, load_settings
 from sanji.office.export import ledger_csv, stats_csv, workbook_bytes
 from sanji.office.ledger import LedgerFilter
 from sanji.office.query import FILTER_FIELDS, build_filter, parse_day
 from sanji.office.source import ledger
 from sanji.office.stats import group, natural_groups, total
-from sanji.private_files import write_whole
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -64,8 +63,8 @@ def run_export(args: argparse.Namespace) -> int:
         say.failure(exc, file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_whole(out, data)
+    if not write_out(out, data):
+        return 2
     say.info(
         f"{flt.date_from} 至 {flt.date_to} 登记的 {count} 件办件 -> {out}（{len(data)} 字节，{args.format}）",
         f"{count} errands registered {flt.date_from} .. {flt.date_to} -> {out} ({len(data)} bytes, {args.format})",

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -61,10 +61,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     imp.add_argument("--version", type=int, required=True)
     imp.add_argument("--published-at", default=date.today().isoformat())
     imp.set_defaults(func=run_import)
-
-
-def _write(path: Path, value: Any) -> None:
-    write_whole(path, json.dumps(value, ensure_ascii=False, indent=1).encode())
 
 
 def _write_all(out: Path, files: dict[str, bytes]) -> None:
@@ -143,8 +139,26 @@ def run_import(args: argparse.Namespace) -> int:
             if en:
                 print(f"    {en}", file=sys.stderr)
         return 2
-    _write(Path(args.out), msgspec.to_builtins(catalogue))
-    _write(Path(args.codes), msgspec.to_builtins(codes))
+    pair = {
+        Path(args.out): json.dumps(msgspec.to_builtins(catalogue), ensure_ascii=False, indent=1).encode(),
+        Path(args.codes): json.dumps(msgspec.to_builtins(codes), ensure_ascii=False, indent=1).encode(),
+    }
+    staged: list[Path] = []
+    try:  # both files staged first, then both put in place: the pair is written together or neither is
+        for path, content in pair.items():
+            tmp = path.with_name(path.name + ".tmp")
+            staged.append(tmp)
+            tmp.write_bytes(content)
+        for path in pair:
+            os.replace(path.with_name(path.name + ".tmp"), path)
+    except OSError as exc:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        where = exc.filename or args.out
+        say.error(
+            f"无法写出文件 {where}，未写出任何文件", f"cannot write {where}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 2
     say.info(
         f"{len(catalogue.matters)} 个事项 -> {args.out}；国家编码对照 -> {args.codes}",
         f"{len(catalogue.matters)} matters -> {args.out}; national codes -> {args.codes}",

@@ -28,12 +28,11 @@ import msgspec
 
 from protocol.errors import SanjiError
 from sanji.cli import say
-from sanji.cli.common import node_store
+from sanji.cli.common import node_store, write_out
 from sanji.config import ConfigError, load_settings
 from sanji.evidence import EvidenceReport, export_errand, verify, verify_bundle
 from sanji.evidence_words import bundle_zh, store_problem_pair
 from sanji.keys import read_directory
-from sanji.private_files import write_whole
 
 DEPRECATED = "note: " + say.both(
     "`sanji audit` 已改名为 `sanji verify`（`sanji audit verify` 即 `sanji verify store`）；旧名称将在以后的版本中删除",
@@ -133,7 +132,8 @@ def run_export(config: str, errand: str, out: Path) -> int:
         bundle = asyncio.run(_export(config, errand))
     except (ConfigError, ValueError, OSError, SanjiError) as exc:
         return _failed(exc)
-    write_whole(out, (json.dumps(bundle, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))  # whole or absent
+    if not write_out(out, (json.dumps(bundle, ensure_ascii=False, indent=1) + "\n").encode("utf-8")):
+        return 2
     actions, frames = len(bundle["history"]), len(bundle["frames"])
     say.info(
         f"已将办件 {errand} 的证据写入 {out}：操作 {actions} 条，签名批次 {frames} 批",

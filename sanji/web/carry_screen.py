@@ -26,8 +26,8 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.response import Template
 
-from protocol.carry import MAGIC, MAX_CARRY_BYTES, CarryFileError
-from protocol.errors import FrameTooLarge, SanjiError, UnsupportedFormat
+from protocol.carry import MAGIC, MAX_CARRY_BYTES
+from protocol.errors import SanjiError
 from sanji.auth.guard import Caller, close_uploads
 from sanji.carry import (
     EXPORTED,
@@ -35,11 +35,11 @@ from sanji.carry import (
     PREPARED_DIR,
     PREPARED_TTL_S,
     ImportSummary,
-    NotForThisNode,
     Prepared,
     PreparedFiles,
     export_for,
     import_carried,
+    refused_file_words,
 )
 from sanji.config import NodeSettings
 from sanji.context import NodeContext
@@ -191,53 +191,6 @@ def _size(fh: BinaryIO) -> int:
     return size
 
 
-def _file_problem(exc: SanjiError, head: bytes) -> tuple[int, tuple[str, str]]:
-    """A refused file's status and wording: not a transfer file, too large, not for this node, or damaged."""
-    if isinstance(exc, NotForThisNode):
-        return 422, (
-            f"此文件是 {exc.exporter} 带给 {exc.recipient} 的，不是给本节点 {exc.here} 的，未导入任何内容",
-            f"This file was written by {exc.exporter} for {exc.recipient}, not for {exc.here}; nothing was imported.",
-        )
-    if not head.startswith(MAGIC):
-        return 422, (
-            "这不是三级联办的带送文件（.sjx），未导入任何内容",
-            "This is not a Sanji transfer file (.sjx); nothing was imported.",
-        )
-    if isinstance(exc, UnsupportedFormat):
-        return 422, (
-            "文件由较新版本的系统导出，请先升级本节点再导入；未导入任何内容",
-            f"The file was written by a newer release: upgrade this node, then import it. ({exc})",
-        )
-    if isinstance(exc, FrameTooLarge):
-        return 413, (
-            "文件超过带送文件格式的上限，未导入任何内容；请分几次导出",
-            f"The file is larger than a transfer file may be; nothing was imported. Export in several files. ({exc})",
-        )
-    if isinstance(exc, CarryFileError) and exc.problem != "damaged":
-        return 422, {
-            "unreadable": (
-                "文件头无法读取（不是本系统写出的文件头），未导入任何内容；请从导出节点重新导出",
-                f"The file's header cannot be read; nothing was imported. Export it anew. ({exc})",
-            ),
-            "too_deep": (
-                "文件头嵌套过深，不是本系统写出的文件，未导入任何内容",
-                f"The file's header nests deeper than any Sanji header; nothing was imported. ({exc})",
-            ),
-            "bad_header": (
-                "文件头标明的节点编号不合规或本节点不认识，未导入任何内容；只导入本县节点导出的文件",
-                f"The file's header names no node of this tree; nothing was imported. ({exc})",
-            ),
-            "structure": (
-                "文件中的批次与文件头所说不符，未导入任何内容；请从导出节点重新导出",
-                f"The file's batches do not match what its header announces; nothing was imported. ({exc})",
-            ),
-        }[exc.problem]
-    return 422, (
-        "文件已损坏或被改动（校验不符），未导入任何内容；请从导出节点重新拷贝或重新导出",
-        f"The file is damaged or was changed; nothing was imported. Copy it again or export it anew. ({exc})",
-    )
-
-
 async def _import(request: Request[Any, Any, Any], store: Store, context: NodeContext, upload: UploadFile) -> Template:
     limit = min(request.app.state.settings.sync.max_carry_bytes, MAX_CARRY_BYTES)
     fh = cast(BinaryIO, upload.file)  # a SpooledTemporaryFile: binary, seekable
@@ -252,7 +205,7 @@ async def _import(request: Request[Any, Any, Any], store: Store, context: NodeCo
     try:
         summary = await import_carried(store, fh, size)
     except SanjiError as exc:  # the file as a whole: nothing was applied
-        status, problem = _file_problem(exc, head)
+        status, problem = refused_file_words(exc, head)
         return await _panel(store, context, problem=problem, status=status)
     return await _panel(store, context, imported=summary, status=422 if summary.refused else 200)
 

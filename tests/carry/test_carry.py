@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -181,3 +182,48 @@ def test_a_prepared_file_is_kept_for_its_account_until_it_expires(county: Cluste
         assert sorted((tmp_path / "prepared").iterdir()) == []  # an expired file is removed, not only refused
 
     asyncio.run(scenario())
+
+
+def test_a_refused_file_is_said_chinese_first_in_words_not_a_generic_failure(
+    county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``sanji import`` says what is wrong with a refused file in Chinese, as the sync panel does: damaged, not
+    for this node, not a transfer file; never only 操作未完成 ("not completed") before the English."""
+    asyncio.run(register(county, 1))
+    usb = tmp_path / "f.sjx"
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", usb) == 0
+    data = usb.read_bytes()
+    said: dict[str, str] = {}
+    for name, body, node in (
+        ("damaged", data[:-1] + bytes([data[-1] ^ 1]), "T01"),
+        ("elsewhere", data, "C"),
+        ("not_sjx", b"PK\x03\x04" + bytes(100), "T01"),
+    ):
+        usb.write_bytes(body)
+        capsys.readouterr()
+        assert carry_cmd.run_import(config(county, node), usb) == 2
+        (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("error:")]
+        assert not line.startswith("error: 操作未完成"), line
+        said[name] = line
+    assert said["damaged"].startswith("error: 文件已损坏或被改动（校验不符），未导入任何内容"), said
+    assert said["elsewhere"].startswith("error: 此文件是 T01V01 带给 T01 的，不是给本节点 C 的"), said
+    assert said["not_sjx"].startswith("error: 这不是三级联办的带送文件（.sjx）"), said
+
+
+@pytest.mark.parametrize("where", ["missing_folder", "directory"])
+def test_an_export_to_a_path_it_cannot_write_is_refused_leaving_nothing(
+    county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """A USB stick not mounted (its folder absent) or ``--out`` naming a folder: exit 2, Chinese first, no
+    traceback, and no ``.part`` file of personal data left behind."""
+    asyncio.run(register(county, 1))
+    usb = tmp_path / "usb"
+    out = usb / "T01V01-to-T01.sjx"
+    if where == "directory":
+        usb.mkdir()
+        out = usb
+    capsys.readouterr()
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", out) == 2
+    (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+    assert re.match(r"error: [\u4e00-\u9fff]", said), said
+    assert list(tmp_path.glob("**/*.part")) == []

@@ -684,3 +684,31 @@ def test_an_optional_material_is_never_owed() -> None:
     check = precheck(matter, [*mains, "家庭收入及财产状况声明"], by_proxy=True)
     assert check.ok and check.missing_secondary == () and not check.provisional
     assert precheck(matter, mains, by_proxy=True).missing_secondary == ("家庭收入及财产状况声明",)
+
+
+def test_a_catalogue_too_large_to_sign_is_a_problem_the_check_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every matter within its limits, but the whole larger than a signed catalogue may be: ``catalogue check``
+    names it (Chinese first) instead of passing a file that signing then refuses with a traceback."""
+    base = default_catalogue()
+    long_basis = "a" * 3900  # within the 4,000 characters of one text field
+    matters = tuple(
+        msgspec.structs.replace(base.matters[i % len(base.matters)], code=f"ZZ-{i:04d}", name=f"事项{i}",
+                                legal_basis=long_basis)
+        for i in range(420)
+    )  # fmt: skip
+    big = msgspec.structs.replace(base, version=2, matters=matters)
+    problems = validate_catalogue(big)
+    assert any("bytes encoded" in p for p in problems), problems
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(msgspec.to_builtins(big), ensure_ascii=False), encoding="utf-8")
+    assert catalogue_cmd.run_check(path) == 2
+    out = capsys.readouterr().out
+    assert "目录编码后过大" in out and "bytes encoded" in out, out
+    key_path = tmp_path / "county.key"
+    write_key(key_path, COUNTY_KEY)
+    signed = tmp_path / "big.sjc"
+    assert catalogue_cmd.run_sign(path, key_path, signed) == 2
+    assert not signed.exists()
+    assert validate_catalogue(base) == []

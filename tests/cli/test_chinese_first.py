@@ -140,3 +140,25 @@ def test_an_import_of_no_file_says_so_chinese_first(tmp_path: Path) -> None:
         "hint: 请给出 `sanji export` 写出的 .sjx 文件的路径 Give the path of the .sjx file written by `sanji export`."
     )
     assert last == hint, last
+
+
+def test_an_out_path_that_is_a_folder_is_refused_chinese_first_leaving_no_half_file(tmp_path: Path) -> None:
+    """``--out`` naming a folder (the stick's, not a file on it): each writing command refuses, exit 2, Chinese
+    first, no traceback, and no ``.tmp`` / ``.part`` file (a ledger or evidence holds personal data) stays."""
+    nodes = Cluster.prepare(tmp_path / "county", towns=1, villages_per_town=0).nodes
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    # catalogue export and verify export write through the same sanji.cli.common.write_out
+    commands = {
+        "catalogue sign": ("catalogue", "sign", "--key", str(nodes["C"].config.parent / "node.key"),
+                           "--out", str(folder), str(default_catalogue_path())),
+        "ledger export": ("ledger", "export", "--config", str(nodes["T01"].config), "--from", "2026-10-01",
+                          "--to", "2026-12-31", "--format", "csv", "--out", str(folder)),
+    }  # fmt: skip
+    for name, argv in commands.items():
+        code, out, err = sanji(*argv)
+        assert code == 2, (name, out, err)
+        assert "Traceback" not in out + err, name
+        (said,) = [line for line in (out + err).splitlines() if line.startswith("error:")]
+        chinese_first(said, "error:")
+        assert sorted(p.name for p in tmp_path.glob("*") if p.is_file()) == [], name

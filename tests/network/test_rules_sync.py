@@ -15,7 +15,16 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from protocol.assessment import RULES, AssessmentRules, default_rules, open_rules, sign_rules
+from protocol.assessment import (
+    MAX_RULES_BYTES,
+    RULES,
+    AssessmentRules,
+    RulesError,
+    default_rules,
+    open_rules,
+    publish_problems,
+    sign_rules,
+)
 from protocol.catalogue import publisher_keys
 from protocol.session import CursorsRequest, CursorsResponse
 from sanji.context import NodeContext
@@ -145,3 +154,21 @@ async def test_the_assessment_takes_its_rules_through_the_context(kit: Kit) -> N
     assert await kit.net.stores[TOWN].document(RULES) is None
     await kit.sync(rounds=2)
     assert (await held_rules(kit.contexts[TOWN])).version == 2
+
+
+async def test_rules_too_large_to_sign_are_a_listed_problem_not_a_damaged_batch(kit: Kit) -> None:
+    """A county's rules whose signed document would pass the size every node takes are refused before signing,
+    worded as a fault of the rules (Chinese and English) the publisher can correct, never as a damaged batch
+    to re-export; nothing is published."""
+    county = kit.contexts[C]
+    assert county.rules is not None
+    base = revised(county.rules, 2)
+    long_name = msgspec.structs.replace(base.parts[0], name="甲" * (MAX_RULES_BYTES // 3))
+    big = msgspec.structs.replace(base, parts=(long_name, *base.parts[1:]))
+    problems = publish_problems(big)
+    assert [p.en for p in problems if "bytes" in p.en], problems
+    assert all(p.zh.startswith("考核细则过大") for p in problems if "bytes" in p.en), problems
+    assert publish_problems(base) == []
+    with pytest.raises(RulesError):
+        await publish_rules(county, big)
+    assert county.rules_version == 1

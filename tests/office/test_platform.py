@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -350,3 +351,28 @@ def test_a_list_longer_than_a_catalogue_is_refused_before_its_rows_are_read() ->
         f"清单有 {MAX_MATTERS * 50} 条事项，上限 {MAX_MATTERS} / "
         f"the list has {MAX_MATTERS * 50} tasks; the limit is {MAX_MATTERS}"
     ]
+
+
+@pytest.mark.parametrize("where", ["directory", "missing_folder"])
+def test_an_output_path_that_cannot_be_written_is_refused_without_a_traceback(tmp_path: Path, where: str) -> None:
+    """``--out`` naming a folder, or a file in a folder that is not there: exit 2, Chinese first, no traceback, and
+    no half-written ``.tmp`` file or codes map left behind."""
+    source = tmp_path / "list.json"
+    source.write_text(json.dumps(NATIONAL_LIST, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "catalogue"
+    if where == "directory":
+        out.mkdir()
+    else:
+        out = tmp_path / "absent" / "catalogue.json"
+    codes = tmp_path / "codes.json"
+    done = cli(
+        "platform", "import-catalogue", str(source), "--out", str(out), "--codes", str(codes), "--county", "C",
+        "--version", "7", "--published-at", "2026-12-01",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    (said,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert re.match(r"error: [\u4e00-\u9fff]", said), said
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        ["list.json", *(["catalogue"] if where == "directory" else [])]
+    )
