@@ -43,7 +43,7 @@ def run_export(config: str, recipient: str, out: Path) -> int:
     except (ConfigError, SanjiError) as exc:
         say.failure(exc)
         return 2
-    if not write_out(out, written.data, usb=True):  # a file is either whole or absent
+    if not write_out(out, written.data, usb=True, stdout=True):  # a file is either whole or absent
         return 2
     say.info(
         f"已为 {recipient} 写出 {written.batches} 批（{written.errands} 件办件）到 {out}",

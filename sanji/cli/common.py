@@ -23,12 +23,13 @@ from sanji.workcalendar import load_calendar
 CLI = "cli"
 
 
-def write_out(out: Path, data: bytes, *, usb: bool = False) -> bool:
+def write_out(out: Path, data: bytes, *, usb: bool = False, stdout: bool = False) -> bool:
     """``data`` at ``out`` whole or not at all (``sanji.private_files.write_whole``). A path it cannot write (a
     folder named, a stick not mounted, no permission) is said Chinese first on stderr and ``False`` returned, no
     half file left behind (an export holds personal data). ``usb``: the file is to be carried, so its folder is
     not made (an unmounted stick's mount point would take personal data onto this disk) and the message asks
-    whether the stick is in; any other output's folder is made first."""
+    whether the stick is in; any other output's folder is made first. ``stdout``: said where the command says its
+    other refusals (``sanji export``), not on stderr."""
     try:
         if not usb:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +39,7 @@ def write_out(out: Path, data: bytes, *, usb: bool = False) -> bool:
         say.error(
             f"无法写出 {out}（{stick_zh}请给出文件路径，而不是文件夹），未写出任何文件",
             f"cannot write {out}: {exc.strerror or exc} ({stick_en}name a file, not a folder); nothing was written",
-            file=sys.stderr,
+            file=sys.stdout if stdout else sys.stderr,
         )
         return False
     return True
