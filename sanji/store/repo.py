@@ -210,6 +210,7 @@ class Store(Views, Documents, Traffic, Blobs, Archive, EventLog, NotificationQue
         self.confirmed_children: set[str] = set()
         # What each child last reported holding of this node's streams, as written here (``record_child_holds``).
         self._child_holds: dict[str, dict[StreamKey, int]] = {}
+        self._sealed_ids: dict[tuple[str, int], frozenset[str]] = {}  # ``Views.handoffs``: own batches' action ids
         # The parent confirmed this node's streams in this process (``positions_confirmed`` is kept on
         # disk, so a disk restored from a backup brings it back): streams only ancestors hold wait for it.
         self.parent_confirmed = directory.parent(node_id) is None

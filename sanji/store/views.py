@@ -112,8 +112,17 @@ def annotations_query(kind: AnnotationKind, limit: int) -> Select[Any]:
     )
 
 
+# Batches of one stream after a receiver's acknowledgement that ``Views.handoffs`` reads to tell 待发送 from 已送达:
+# a receiver further behind (a village dark for months) is not read at every page view; its hand-offs are
+# said queued only while the outbox holds them, else not said at all.
+HANDOFF_SCAN = 256
+SEALED_IDS_KEPT = 8192  # batches whose action ids a store keeps in memory for ``handoffs`` (a few MB at most)
+
+
 class Views(Documents, Traffic):
     """What screens, the API, duties and reports read; nothing here writes."""
+
+    _sealed_ids: dict[tuple[str, int], frozenset[str]]  # set by ``Store.__init__``; ``_remember_sealed``
 
     async def errand(self, errand_id: str, *, include_complaints: bool = False) -> dict[str, Any] | None:
         async with self.db.reader.connect() as conn:
@@ -200,7 +209,6 @@ class Views(Documents, Traffic):
                     latest[errand] = (at, action_id, author)
             ours = {e: h[1] for e, h in latest.items() if h[2] == self.node_id}
             receivers = sorted({moving[e]["pending_to"] for e in ours})
-            scopes = sorted({moving[e]["scope"] for e in ours})
             acked: dict[tuple[str, str], int] = {}
             heard: set[str] = set()
             if ours:
@@ -221,29 +229,58 @@ class Views(Documents, Traffic):
                     select(t.outbox.c.action_id).where(t.outbox.c.action_id.in_(sorted(ours.values())))
                 )
                 waiting.update(unsealed.scalars())
-            # per stream (this node, the errand's scope), the batches after the least any receiver acknowledged
-            after: dict[str, int] = {}
-            for e in ours:
-                scope, to = moving[e]["scope"], moving[e]["pending_to"]
-                after[scope] = min(after.get(scope, 1 << 62), acked.get((to, scope), 0))
-            unacked_in: dict[tuple[str, str], set[str]] = {}  # (receiver, scope) -> ids in batches it lacks
-            for scope in scopes:
-                frames = await conn.execute(
-                    select(t.batches.c.seq, t.batches.c.frame).where(
-                        t.batches.c.origin == self.node_id, t.batches.c.scope == scope, t.batches.c.seq > after[scope]
+            # Per (receiver, stream): the ids in the batches after what that receiver acknowledged, when they are
+            # few enough to read (``HANDOFF_SCAN``); a receiver further behind is not read at all, and what was
+            # handed to it is said only where the outbox still holds it (unknown, not guessed, otherwise).
+            unacked_in: dict[tuple[str, str], set[str]] = {}
+            too_far: set[tuple[str, str]] = set()
+            for to, scope in sorted({(moving[e]["pending_to"], moving[e]["scope"]) for e in ours}):
+                since = acked.get((to, scope), 0)
+                seqs = (
+                    (
+                        await conn.execute(
+                            select(t.batches.c.seq)
+                            .where(
+                                t.batches.c.origin == self.node_id, t.batches.c.scope == scope, t.batches.c.seq > since
+                            )
+                            .order_by(t.batches.c.seq)
+                            .limit(HANDOFF_SCAN + 1)
+                        )
                     )
+                    .scalars()
+                    .all()
                 )
-                for seq, frame in frames:
-                    ids = {x.id for x in stored_actions(bytes(frame))}
-                    for to in receivers:
-                        if seq > acked.get((to, scope), 0):
-                            unacked_in.setdefault((to, scope), set()).update(ids)
+                if len(seqs) > HANDOFF_SCAN:
+                    too_far.add((to, scope))
+                    continue
+                ids = unacked_in.setdefault((to, scope), set())
+                unread = [q for q in seqs if (scope, q) not in self._sealed_ids]
+                if unread:
+                    frames = await conn.execute(
+                        select(t.batches.c.seq, t.batches.c.frame).where(
+                            t.batches.c.origin == self.node_id, t.batches.c.scope == scope, t.batches.c.seq.in_(unread)
+                        )
+                    )
+                    for seq, frame in frames:
+                        self._remember_sealed(scope, seq, frozenset(x.id for x in stored_actions(bytes(frame))))
+                for q in seqs:
+                    ids.update(self._sealed_ids.get((scope, q), frozenset()))
         out: dict[str, Handoff] = {}
         for errand, (_, action_id, author) in latest.items():
             to, scope = moving[errand]["pending_to"], moving[errand]["scope"]
+            if (to, scope) in too_far and action_id not in waiting:
+                out[errand] = ""
+                continue
             lacked = waiting | unacked_in.get((to, scope), set())
             out[errand] = handoff_reached(self.node_id, author, action_id, heard=to in heard, waiting=lacked)
         return out
+
+    def _remember_sealed(self, scope: str, seq: int, ids: frozenset[str]) -> None:
+        """The ids of this node's batch ``seq`` of ``scope`` (a stored batch never changes), the oldest forgotten
+        past ``SEALED_IDS_KEPT``: what ``handoffs`` reads once, not at every page."""
+        self._sealed_ids[(scope, seq)] = ids
+        while len(self._sealed_ids) > SEALED_IDS_KEPT:
+            del self._sealed_ids[next(iter(self._sealed_ids))]
 
     async def errand_state_blob(self, errand_id: str) -> bytes | None:
         """The stored state of one errand as kept (``errands.state``), undecoded: a caller that needs a field or two

@@ -74,3 +74,26 @@ async def test_escalation_and_results_down(network: NetworkFactory) -> None:
     await net.sync_node(village)  # the village pulls it, and says so in its next session
     await net.sync_node(village)
     assert await handoff(net, town, errand) == "delivered"
+
+
+async def test_a_receiver_far_behind_is_not_read_at_every_page(network: NetworkFactory, monkeypatch: Any) -> None:
+    """A parent that has not acknowledged more than ``HANDOFF_SCAN`` batches (a link down for months): a page does
+    not decode that backlog; what waits in the outbox is still queued, a hand-off already sealed is not guessed."""
+    from sanji.store import views
+
+    monkeypatch.setattr(views, "HANDOFF_SCAN", 2)
+    net = await network(1, 1)
+    village = "T01V01"
+    (first,) = await register(net, village, 1)
+    await net.sync_node(village)  # the township has confirmed the village's stream: it seals from now on
+    assert await handoff(net, village, first) == "delivered"
+    sealed = []
+    for _ in range(3):  # three batches the township never acknowledged
+        (errand,) = await register(net, village, 1)
+        assert await net.stores[village].seal_outbox() == 1
+        sealed.append(errand)
+    (unsealed,) = await register(net, village, 1)
+    assert [await handoff(net, village, e) for e in sealed] == ["", "", ""]
+    assert await handoff(net, village, unsealed) == "queued"
+    await net.sync_node(village)
+    assert [await handoff(net, village, e) for e in [*sealed, unsealed]] == ["delivered"] * 4
