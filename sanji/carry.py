@@ -34,9 +34,18 @@ import msgspec
 from protocol.batch import open_frame
 from protocol.carry import MAGIC, CarryFileError, CarryHeader, CarryScanner, write_carry
 from protocol.deadlines import CHINA_STANDARD_TIME
-from protocol.errors import FrameTooLarge, RouteError, SanjiError, UnsupportedFormat
+from protocol.errors import (
+    ChainError,
+    FrameError,
+    FrameTooLarge,
+    RouteError,
+    SanjiError,
+    SignatureError,
+    UnsupportedFormat,
+)
 from protocol.hlc import wall_seconds
 from protocol.session import FrameResult
+from protocol.trust import TrustError
 from sanji.store import Store
 
 READ_CHUNK = 1024 * 1024
@@ -127,6 +136,12 @@ def check_carried(fh: BinaryIO, size: int) -> CarryHeader:
     while chunk := fh.read(READ_CHUNK):
         scanner.feed(chunk)
     return scanner.finish()
+
+
+# What a transfer file itself can be refused for (its bytes, signatures, chain, route or signers): worded as the
+# file's fault by ``refused_file_words``. Anything else (the node's key, its database newer or read-only) is the
+# node's, and is said as itself: telling the operator to copy the file again would not help.
+FILE_ERRORS: tuple[type[SanjiError], ...] = (FrameError, SignatureError, ChainError, RouteError, TrustError)
 
 
 def refused_file_words(exc: SanjiError, head: bytes) -> tuple[int, tuple[str, str]]:

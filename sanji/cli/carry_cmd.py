@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from protocol.carry import MAGIC, CarryScanner
 from protocol.errors import SanjiError
-from sanji.carry import CarryExport, ImportSummary, export_for, import_carried, refused_file_words
+from sanji.carry import FILE_ERRORS, CarryExport, ImportSummary, export_for, import_carried, refused_file_words
 from sanji.cli import say
 from sanji.cli.args import node_id_arg
 from sanji.cli.common import node_store, write_out
@@ -58,13 +58,17 @@ def run_import(config: str, path: Path) -> int:
     except (ConfigError, NotATransferFile) as exc:
         say.failure(exc)
         return 2
-    except SanjiError as exc:  # the file as a whole, worded as the sync panel words it
+    except FILE_ERRORS as exc:  # the file as a whole, worded as the sync panel words it
         zh, en = refused_file_words(exc, _head(path))[1]
         say.error(zh, en)
         say.hint(exc.hint)
         return 2
-    except OSError as exc:
-        say.error(f"无法读取 {path}", f"{path}: {exc.strerror or exc}")
+    except SanjiError as exc:  # the node's own (its key, its database): the file is not at fault
+        say.failure(exc)
+        return 2
+    except OSError as exc:  # the file, or the node's own (its key file): name the one that failed
+        where = exc.filename or path
+        say.error(f"无法读取 {where}", f"{where}: {exc.strerror or exc}")
         return 2
     signed = "、".join(summary.signers) or "无已验证的批次"
     signed_en = ", ".join(summary.signers) or "no verified batch"

@@ -27,10 +27,10 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 
 from protocol.carry import MAGIC, MAX_CARRY_BYTES
-from protocol.errors import SanjiError
 from sanji.auth.guard import Caller, close_uploads
 from sanji.carry import (
     EXPORTED,
+    FILE_ERRORS,
     IMPORTED,
     PREPARED_DIR,
     PREPARED_TTL_S,
@@ -204,7 +204,7 @@ async def _import(request: Request[Any, Any, Any], store: Store, context: NodeCo
     head = fh.read(len(MAGIC))
     try:
         summary = await import_carried(store, fh, size)
-    except SanjiError as exc:  # the file as a whole: nothing was applied
+    except FILE_ERRORS as exc:  # the file as a whole: nothing was applied (the node's own errors: the app's handler)
         status, problem = refused_file_words(exc, head)
         return await _panel(store, context, problem=problem, status=status)
     return await _panel(store, context, imported=summary, status=422 if summary.refused else 200)

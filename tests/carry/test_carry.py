@@ -227,3 +227,24 @@ def test_an_export_to_a_path_it_cannot_write_is_refused_leaving_nothing(
     (said,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
     assert re.match(r"error: [\u4e00-\u9fff]", said), said
     assert list(tmp_path.glob("**/*.part")) == []
+
+
+@pytest.mark.parametrize("key_is", ["gone", "garbled"])
+def test_an_import_the_node_cannot_open_for_blames_the_node_not_the_file(
+    county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str], key_is: str
+) -> None:
+    """A whole, good file at a node whose key file is gone: the refusal names the key, and does not tell the
+    operator the file is damaged and to copy it again (which would not help)."""
+    asyncio.run(register(county, 1))
+    usb = tmp_path / "T01V01-to-T01.sjx"
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", usb) == 0
+    key = Path(config(county, "T01")).parent / load_settings(config(county, "T01")).node.key_file
+    if key_is == "gone":
+        key.unlink()
+    else:
+        key.write_bytes(b"not a key")
+    capsys.readouterr()
+    assert carry_cmd.run_import(config(county, "T01"), usb) == 2
+    said = capsys.readouterr().out
+    assert "文件已损坏" not in said and "damaged" not in said, said
+    assert "key" in said.lower() or "密钥" in said, said
