@@ -284,6 +284,11 @@ _HINT_PATTERNS = (
         r"请恢复升级前的备份（`sanji restore --config ... --from ...`）",
     ),
     (
+        re.compile(r"^Install the build of sanji (\S+) that migrated it \(schema (\S+)\) or a later one to open it, "),
+        r"请安装升级了它的那个 sanji \1 构建（含数据库结构 \2）或更新的构建来打开它，"
+        r"或恢复升级前的备份（`sanji restore --config ... --from ...`）",
+    ),
+    (
         re.compile(r"^Publish the official arrangement for (\d{4}) "),
         r"请在县级日历文件中发布 \1 年的官方安排（国务院办公厅关于\1年部分节假日安排的通知）"
         r"，或升级日历库；时限从不按普通周末推算",
