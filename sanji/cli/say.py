@@ -84,6 +84,9 @@ HINTS_ZH = {
         "请升级这些节点并让每个节点同步一次，或按它们能识别的规则代次发布事项"
     ),
     "Publish a version above the highest one the nodes below report.": "请以高于下级节点所报最高版本的版本号发布",
+    "Name the node that will import the file: the parent, or a node below.": (
+        "请指明将导入该文件的节点：上级节点或下级节点"
+    ),
     "Import the file at the node it was exported for, or export a new one for this node.": (
         "请在该文件所写给的节点导入，或为本节点重新导出一份"
     ),
