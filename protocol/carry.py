@@ -28,7 +28,7 @@ import msgspec
 
 from protocol.bounds import node_id_problem
 from protocol.envelope import check_head
-from protocol.errors import FrameError, FrameTooLarge
+from protocol.errors import FrameError, FrameTooLarge, RouteError
 from protocol.limits import MAX_FRAME_BYTES
 from protocol.names import invisible
 from protocol.wire import TooDeep, decode
@@ -54,6 +54,26 @@ class CarryFileError(FrameError):
     def __init__(self, problem: CarryProblem, message: str, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.problem: CarryProblem = problem
+
+
+class CarryToItself(RouteError):
+    """A file would be written for the node writing it: nothing it holds is owed to itself, and no other node
+    imports a file addressed to this one. ``message_zh`` is the Chinese a command or screen says first."""
+
+    code = "carry_to_itself"
+    default_hint = "Name the node that will import the file: the parent, or a node below."
+
+    def __init__(self, node: str) -> None:
+        super().__init__(f"a transfer file cannot be written for {node}, the node writing it; nothing was written")
+        self.node = node
+        self.message_zh = f"不能为本节点（{node}）自己写带送文件：文件要带给另一个节点导入，未写出任何内容"
+
+
+def check_recipient(exporter: str, recipient: str) -> None:
+    """Raise ``CarryToItself`` when ``recipient`` is ``exporter``: a file is carried to another node. (Whether the
+    recipient is in the tree at all is the directory's to say.)"""
+    if recipient == exporter:
+        raise CarryToItself(exporter)
 
 
 class CarryHeader(msgspec.Struct, frozen=True, kw_only=True):

@@ -32,9 +32,10 @@ def visible_text(text: str) -> str:
 
 
 def person_name_refusal(name: str) -> Refusal | None:
-    """Why ``name`` (an applicant's) names nobody, or None: blank, or holding a character that shows as nothing."""
-    if any(invisible(c) for c in name):
-        return refuse("name_invisible")
+    """Why ``name`` (an applicant's) names nobody, or None: blank, or holding a character that shows as nothing
+    (the first such, as ``char``: U+200D, the zero-width joiner of an emoji sequence, is one)."""
+    if found := next((c for c in name if invisible(c)), None):
+        return refuse("name_invisible", char=f"U+{ord(found):04X}")
     if not name or name.isspace():
         return refuse("name_blank")
     return None

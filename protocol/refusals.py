@@ -247,9 +247,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "name_blank": ("请填写申请人姓名", "the applicant's name is blank"),
     "name_invisible": (
-        "申请人姓名含不可见字符（零宽空格、方向标记等），请重新输入",
-        "the applicant's name holds a character that shows as nothing (a zero-width space, a direction mark): "
-        "type it again",
+        "申请人姓名含不可见字符 {char}（零宽空格、零宽连接符、方向标记等），请删去后重新输入",
+        "the applicant's name holds a character that shows as nothing, {char} (a zero-width space or joiner, a "
+        "direction mark): type it again without it",
     ),
     "attachment_not_held": (
         "本节点没有该附件的完整文件（{blob}…），请直接上传文件",

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import msgspec
 
 from protocol.batch import open_frame
-from protocol.carry import MAGIC, CarryFileError, CarryHeader, CarryScanner, write_carry
+from protocol.carry import MAGIC, CarryFileError, CarryHeader, CarryScanner, check_recipient, write_carry
 from protocol.deadlines import CHINA_STANDARD_TIME
 from protocol.errors import (
     ChainError,
@@ -104,7 +104,9 @@ class ImportSummary:
 
 
 async def export_for(store: Store, recipient: str) -> CarryExport:
-    """Seal what is waiting and write every batch ``recipient`` is owed (``RouteError`` for a node not in the tree)."""
+    """Seal what is waiting and write every batch ``recipient`` is owed (``RouteError`` for a node not in the tree,
+    ``CarryToItself`` for this node itself: refused before anything is sealed or logged)."""
+    check_recipient(store.node_id, recipient)
     await store.seal_outbox(force=True)  # no link to ask anyone: the operator carries what is written now
     frames = await store.frames_for_node(recipient)
     header = CarryHeader(exporter=store.node_id, recipient=recipient, created=store.clock.now(), count=len(frames))

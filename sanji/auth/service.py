@@ -295,7 +295,7 @@ class AuthService:
                 zh=f"已有账号「{twin}」，与之仅全角半角或大小写不同的登录名不能使用",
             )
         await self._check_place(role, department, window)
-        self._check_display_name(display_name)
+        self.check_display_name(display_name)
         try:
             hashed = passwords.hash_password(password)
         except passwords.WeakPassword as exc:
@@ -324,9 +324,10 @@ class AuthService:
         )
 
     @staticmethod
-    def _check_display_name(display_name: str) -> None:
+    def check_display_name(display_name: str) -> None:
         """A display name names a person as a score does ('' : none): no spaces at either end, no character that
-        shows as nothing (``protocol.names.invisible``), at most ``MAX_DISPLAY_NAME`` characters (a login's limit)."""
+        shows as nothing (``protocol.names.invisible``), at most ``MAX_DISPLAY_NAME`` characters (a login's limit).
+        Asked by ``add_account`` and ``rename``; the create form asks it first, to say it under its own field."""
         if not display_name:
             return
         if display_name != display_name.strip() or len(display_name) > MAX_DISPLAY_NAME or display_name.isspace():
@@ -344,7 +345,7 @@ class AuthService:
         """Set (or clear, with '') the name the holder of account ``name`` goes by, where the login is another:
         scores and appeals name people by it (``sanji.office.book.OfficeBook.subject_person``)."""
         account = await self._existing(name)
-        self._check_display_name(display_name)
+        self.check_display_name(display_name)
         event = ev.AccountChanged(
             **self._event_base(by),
             actor=by.account,
@@ -502,13 +503,29 @@ class AuthService:
         await self.book.close_sessions_of(account.id)
 
     async def add_with_one_time_password(
-        self, name: str, role: str, *, by: Who, department: str = "", window: str = "", once: Once | None = None
+        self,
+        name: str,
+        role: str,
+        *,
+        by: Who,
+        department: str = "",
+        window: str = "",
+        display_name: str = "",
+        once: Once | None = None,
     ) -> tuple[Account, str]:
         """A new account with a generated password, returned once to be handed to its holder, who must change it
         at the first login."""
         password = one_time_password()
         account = await self.add_account(
-            name, role, password, by=by, must_change=True, department=department, window=window, once=once
+            name,
+            role,
+            password,
+            by=by,
+            must_change=True,
+            department=department,
+            window=window,
+            display_name=display_name,
+            once=once,
         )
         return account, password
 

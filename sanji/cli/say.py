@@ -84,6 +84,9 @@ HINTS_ZH = {
         "请升级这些节点并让每个节点同步一次，或按它们能识别的规则代次发布事项"
     ),
     "Publish a version above the highest one the nodes below report.": "请以高于下级节点所报最高版本的版本号发布",
+    "Name the node that will import the file: the parent, or a node below.": (
+        "请指明将导入该文件的节点：上级节点或下级节点"
+    ),
     "Import the file at the node it was exported for, or export a new one for this node.": (
         "请在该文件所写给的节点导入，或为本节点重新导出一份"
     ),
@@ -282,6 +285,11 @@ _HINT_PATTERNS = (
         re.compile(r"^Install (.+) or later to open it, or, to go back to sanji (\S+), "),
         r"请安装 \1 或更新的版本来打开它；要退回 sanji \2，"
         r"请恢复升级前的备份（`sanji restore --config ... --from ...`）",
+    ),
+    (
+        re.compile(r"^Install the build of sanji (\S+) that migrated it \(schema (\S+)\) or a later one to open it, "),
+        r"请安装升级了它的那个 sanji \1 构建（含数据库结构 \2）或更新的构建来打开它，"
+        r"或恢复升级前的备份（`sanji restore --config ... --from ...`）",
     ),
     (
         re.compile(r"^Publish the official arrangement for (\d{4}) "),

@@ -1,8 +1,9 @@
 """Which migration a store is at, against the migrations this code carries.
 
 A store migrated by a newer release is refused before anything touches it, naming both
-releases (the store records the release that last opened it in ``meta``): an older Sanji must
-never write into a schema it does not know. A store behind the code is backed up before it is
+releases (the store records the release that last opened it in ``meta``), or, when a newer build
+of this same release migrated it, both schemas: an older Sanji must never write into a schema it
+does not know. A store behind the code is backed up before it is
 migrated, so an upgrade can always be rolled back by installing the old release and restoring.
 """
 
@@ -26,7 +27,13 @@ RELEASE_KEY = "sanji_release"  # meta: the release that last opened (and migrate
 
 
 class DatabaseNewer(SanjiError):
+    """``message`` is the English; ``message_zh`` the Chinese a command says first (``sanji.cli.say``)."""
+
     code = "database_newer"
+
+    def __init__(self, message: str, *, zh: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.message_zh = zh
 
 
 @dataclass(frozen=True)
@@ -96,12 +103,26 @@ def read_revisions(connection: Connection) -> Revisions:
 def refuse_if_newer(rev: Revisions, release: str) -> None:
     if rev.known:
         return
+    restore = "restore the backup taken before the upgrade (`sanji restore --config ... --from ...`)."
+    if rev.written_by == release:
+        # One release, two builds: a build with a migration more than this one (a patched build, or one
+        # built from a later commit) opened the store. "Install sanji X or later" would name this very release.
+        raise DatabaseNewer(
+            f"this store was migrated by a newer build of sanji {release} (schema {rev.current}); "
+            f"this build knows schemas up to {rev.head}",
+            zh=f"数据库已由 sanji {release} 的较新构建升级（数据库结构 {rev.current}），"
+            f"本构建只认识到 {rev.head} 的结构，不能打开",
+            hint=f"Install the build of sanji {release} that migrated it (schema {rev.current}) or a later one "
+            f"to open it, or {restore}",
+        )
     by = f"sanji {rev.written_by}" if rev.written_by else "a newer Sanji"
+    by_zh = f"sanji {rev.written_by}" if rev.written_by else "较新版本的 Sanji"
     raise DatabaseNewer(
         f"this store was migrated by {by} (schema {rev.current}); this is sanji {release}, "
         f"which knows schemas up to {rev.head}",
-        hint=f"Install {by.removeprefix('a ')} or later to open it, or, to go back to sanji {release}, "
-        "restore the backup taken before the upgrade (`sanji restore --config ... --from ...`).",
+        zh=f"数据库已由 {by_zh} 升级（数据库结构 {rev.current}），本程序是 sanji {release}，"
+        f"只认识到 {rev.head} 的结构，不能打开",
+        hint=f"Install {by.removeprefix('a ')} or later to open it, or, to go back to sanji {release}, {restore}",
     )
 
 

@@ -145,7 +145,8 @@ async def accounts_page(
             "self_name": (principal_of(request) or Principal(account_id=0, name="", role="", via="")).name,
             "now": auth.clock(),
             "errors": errors or {},
-            "values": values or {"name": "", "role": posts[0] if posts else "", "department": "", "window": ""},
+            "values": values
+            or {"name": "", "role": posts[0] if posts else "", "department": "", "window": "", "display_name": ""},
             "places": await _places(auth),
             "placed_posts": roles.PLACED_POSTS,
             "shown": shown,
@@ -186,8 +187,13 @@ class AccountsScreenController(Controller):
         sent = once("account", _field(form, ONCE_FIELD, 64), _field(form, "name", NAME_LIMIT))
         department, window = _field(form, "department", roles.PLACE_LIMIT), _field(form, "window", roles.PLACE_LIMIT)
         department, window = department.strip(), window.strip()
-        values = {"name": name, "role": role, "department": department, "window": window}
+        display_name = _field(form, "display_name", NAME_LIMIT)  # as the row's 显示姓名 takes it: not stripped
+        values = {"name": name, "role": role, "department": department, "window": window, "display_name": display_name}
         errors: dict[str, str | tuple[str, str]] = {}
+        try:  # the row's rule (``AuthService.rename``), said under this field
+            AuthService.check_display_name(display_name)
+        except AccountError as exc:
+            errors["display_name"] = exc.texts
         if role not in auth.posts_here():
             errors["role"] = "请选择本节点的岗位 Choose one of this node's posts"
         if not name.strip():
@@ -211,7 +217,13 @@ class AccountsScreenController(Controller):
         if not errors:
             try:
                 account, password = await auth.add_with_one_time_password(
-                    name, role, by=_who(request, principal), department=department, window=window, once=sent
+                    name,
+                    role,
+                    by=_who(request, principal),
+                    department=department,
+                    window=window,
+                    display_name=display_name,
+                    once=sent,
                 )
             except AlreadySent as first:
                 said_again = (CREATED_AGAIN[0].format(name=first.action), CREATED_AGAIN[1].format(name=first.action))

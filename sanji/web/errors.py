@@ -49,7 +49,7 @@ STATUS: dict[type[SanjiError], int] = {
     CloneFrozen: 403,
     EnrollmentError: 403,
     TrustError: 403,
-    ActionRefused: 409,  # a type that is no scan (attachment_type): 415, below
+    ActionRefused: 409,  # a type that is no scan (attachment_type): 415; a name that names nobody: 400, below
     VersionTooFar: 409,  # a county document published too far above the version held (protocol.bounds)
     VersionNotNewer: 409,  # a county document published at a version the database already holds (sanji.context)
     VersionHeldBelow: 409,  # after a restore, a catalogue version a node below holds already (sanji.context)
@@ -128,11 +128,18 @@ INPUT_FAULTS: tuple[type[BaseException], ...] = (
 )
 
 
+# Refusals of what was typed, not of the errand's state: the sender's to correct, a 400 like every other character
+# a name may not hold (``protocol.bounds``), as the register screen answers them.
+TYPED_REFUSALS = frozenset({"name_blank", "name_invisible"})
+
+
 def status_for(exc: SanjiError) -> int:
     if isinstance(exc, ActionRefused) and exc.refusal.code == "errand_unknown":
         return 404  # not held here: what GET of the same errand answers, not a refusal by the rules
     if isinstance(exc, ActionRefused) and exc.refusal.code == "attachment_type":
         return 415
+    if isinstance(exc, ActionRefused) and exc.refusal.code in TYPED_REFUSALS:
+        return 400
     for kind, status in STATUS.items():
         if isinstance(exc, kind):
             return status

@@ -310,3 +310,31 @@ def test_a_display_name_is_set_and_cleared_on_the_row(town: Path, admin: tuple[C
         ("王芳", "李管理", "王芳芳"),
         ("王芳", "李管理", ""),
     ]
+
+
+def test_a_display_name_is_given_at_creation_as_on_the_row(town: Path, admin: tuple[Client, str]) -> None:
+    """The create form's optional 显示姓名, held to the row's rule (``AuthService.check_display_name``): a name that
+    holds a character that shows as nothing, or a space at either end, is refused under its own field with what
+    was typed kept, and no account is made; a good one is kept and audited with the account's creation."""
+    client, csrf = admin
+    page = client.get("/admin/accounts").text
+    assert 'id="display_name" name="display_name"' in page and "显示姓名（与登录名不同时填，可不填）" in page
+    for bad, said in (("王\u200b大芳", "显示姓名不能含控制字符或不可见字符"), (" 王大芳", "首尾不能有空格")):
+        body = {"name": "wdf", "role": "window_b", "display_name": bad, "_csrf_token": csrf}
+        r = client.post("/admin/accounts", data=body)
+        assert r.status_code == 400 and 'id="err-display_name"' in r.text and said in r.text, r.text
+        assert 'value="wdf"' in r.text and f'value="{bad}"' in r.text
+        assert 'id="err-name"' not in r.text
+    body = {"name": "wdf", "role": "window_b", "display_name": "王大芳", "_csrf_token": csrf}
+    r = client.post("/admin/accounts", data=body)
+    assert r.status_code == 201, r.text
+    one_time(r.text)
+
+    async def shown(service: AuthService) -> dict[str, str]:
+        return {a.name: a.display_name for a in await service.book.accounts()}
+
+    assert with_service(town, shown) == {"李管理": "", "王芳": "", "wdf": "王大芳"}
+    added = [e for e in events(town, event="account") if isinstance(e, ev.AccountChanged) and e.name == "wdf"]
+    assert [(e.change, e.actor, e.display_name) for e in added] == [("added", "李管理", "王大芳")]
+    r = client.post("/admin/accounts", data={"name": "赵六", "role": "window_b", "_csrf_token": csrf})
+    assert r.status_code == 201 and with_service(town, shown)["赵六"] == ""  # left empty: the login is the name

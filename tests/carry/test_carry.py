@@ -11,10 +11,10 @@ import pytest
 
 from protocol import envelope
 from protocol.batch import FORMAT_VERSION, MAGIC
-from protocol.carry import MIN_FRAME_BYTES, CarryHeader, read_carry, write_carry
+from protocol.carry import MIN_FRAME_BYTES, CarryHeader, CarryToItself, check_recipient, read_carry, write_carry
 from protocol.errors import FrameError
 from protocol.signing import SigningKey
-from sanji.carry import PreparedFiles, export_for
+from sanji.carry import EXPORTED, PreparedFiles, export_for
 from sanji.cli import carry_cmd
 from sanji.cli.common import node_store
 from sanji.config import load_settings
@@ -248,3 +248,30 @@ def test_an_import_the_node_cannot_open_for_blames_the_node_not_the_file(
     said = capsys.readouterr().out
     assert "文件已损坏" not in said and "damaged" not in said, said
     assert "key" in said.lower() or "密钥" in said, said
+
+
+def test_an_export_for_this_node_itself_is_refused_writing_nothing(
+    county: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sanji export --for <its own id>`: exit 2, Chinese first, no file and no export in the node's log."""
+    asyncio.run(register(county, 1))
+    out = tmp_path / "usb" / "T01V01-to-T01V01.sjx"
+    out.parent.mkdir()
+    capsys.readouterr()
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01V01", out) == 2
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("error: 不能为本节点（T01V01）自己写带送文件"), said
+    assert "cannot be written for T01V01, the node writing it" in said[0], said
+    assert said[1].startswith("hint: 请指明将导入该文件的节点：上级节点或下级节点"), said
+    assert list(out.parent.iterdir()) == []
+    with pytest.raises(CarryToItself):  # the rule the sync panel's export runs too (``export_for``)
+        check_recipient("T01V01", "T01V01")
+    check_recipient("T01V01", "C")  # any other node: the directory says whether it is in the tree
+
+    async def exports_logged() -> int:
+        async with node_store(load_settings(config(county, "T01V01"))) as (store, _):
+            return len(await store.recent_events((EXPORTED,), limit=10))
+
+    assert asyncio.run(exports_logged()) == 0
+    assert carry_cmd.run_export(config(county, "T01V01"), "T01", out) == 0  # its parent: written, and logged
+    assert asyncio.run(exports_logged()) == 1

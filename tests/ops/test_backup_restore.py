@@ -184,12 +184,48 @@ async def test_a_store_from_a_newer_release_is_refused_naming_both(tmp_path: Pat
         await open_database(url, backup_dir=tmp_path / "b")
     except DatabaseNewer as exc:
         assert "sanji 9.1.0" in exc.message and f"sanji {release()}" in exc.message and "0099" in exc.message
-        assert "restore" in exc.hint
+        assert "restore" in exc.hint and "Install sanji 9.1.0 or later" in exc.hint
+        assert exc.message_zh.startswith("数据库已由 sanji 9.1.0 升级（数据库结构 0099）")
     else:
         raise AssertionError("a newer store was opened")
     assert not (tmp_path / "b").exists()  # refused before anything, a backup included, was done
     with sqlite3.connect(tmp_path / "node.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0099",)
+
+
+async def test_a_store_from_a_newer_build_of_this_release_names_the_schemas_not_the_release(tmp_path: Path) -> None:
+    """Both builds say the same release: "install sanji 0.4.0 or later" would name the release refusing it."""
+    import io
+
+    from sanji.cli import say
+    from sanji.store.revisions import DatabaseNewer
+    from sanji.version import release
+
+    url = f"sqlite:///{tmp_path / 'node.db'}"
+    db = await open_database(url)
+    async with db.writer.begin() as conn:  # a build with one more migration opened it, under this release
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    await db.dispose()
+    try:
+        await open_database(url, backup_dir=tmp_path / "b")
+    except DatabaseNewer as exc:
+        refused = exc
+    else:
+        raise AssertionError("a store of a newer build was opened")
+    assert refused.message == (
+        f"this store was migrated by a newer build of sanji {release()} (schema 0099); "
+        f"this build knows schemas up to {code_head()}"
+    )
+    assert "or later" not in refused.message and "this is sanji" not in refused.message
+    assert refused.hint.startswith(f"Install the build of sanji {release()} that migrated it (schema 0099)")
+    assert "sanji restore" in refused.hint
+    out = io.StringIO()
+    say.failure(refused, file=out)
+    error_line, hint_line = out.getvalue().splitlines()
+    assert error_line.startswith(f"error: 数据库已由 sanji {release()} 的较新构建升级（数据库结构 0099）"), error_line
+    assert error_line.endswith(refused.message)
+    assert hint_line.startswith(f"hint: 请安装升级了它的那个 sanji {release()} 构建（含数据库结构 0099）"), hint_line
+    assert not (tmp_path / "b").exists()
 
 
 async def test_postgres_store_from_a_newer_release_is_refused(pg_url: str) -> None:

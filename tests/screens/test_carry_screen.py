@@ -199,6 +199,18 @@ def test_bad_files_are_clear_4xx_and_change_nothing(
     assert town.get("/api/digests").json() == before
 
 
+def test_the_panel_writes_no_file_for_this_node_itself(nodes: dict[str, TestClient[Litestar]]) -> None:
+    """Not offered, and a post naming it anyway is a 400 with nothing prepared or logged (``sanji export --for``
+    its own id is refused by the same rule, ``protocol.carry.check_recipient``)."""
+    village = nodes["T01V01"]
+    register(village)
+    assert 'option value="T01V01"' not in village.get("/carry").text
+    r = village.post("/carry/export", data={"recipient": "T01V01"})
+    assert r.status_code == 400 and "请选择文件带给哪个节点" in r.text, r.text
+    assert 'name="file" value=' not in r.text
+    assert exports_logged(village) == 0
+
+
 def test_a_file_over_the_nodes_limit_is_refused(county: Cluster) -> None:
     config = county.nodes["T01"].config
     text = config.read_text(encoding="utf-8")

@@ -285,9 +285,17 @@ def test_only_a_photo_or_a_scan_is_attached_by_every_surface(village: TestClient
 
 
 def test_a_blank_or_invisible_applicant_name_is_refused_by_the_api_as_by_the_screen(village: TestClient) -> None:  # type: ignore[type-arg]
-    for name in (" ", "\u3000", "\u200b", "张\u200b秀英", "\u115f", "李\u00ad明", "\u034f"):
+    """A 400, as the register screen answers and as every other character a name may not hold is answered (a NUL,
+    a bidi override), with the refusal's own code and words: the sender's to correct, not a conflict."""
+    for name in (" ", "\u3000", "\u200b", "张\u200b秀英", "\u115f", "李\u00ad明", "\u034f", "张\u200d三"):
         r = village.post("/api/errands", json={**GOOD, "applicant_name": name})
-        assert r.status_code == 409 and r.json()["error_code"] in ("name_blank", "name_invisible"), (name, r.text)
+        assert r.status_code == 400 and r.json()["error_code"] in ("name_blank", "name_invisible"), (name, r.text)
         assert r.json()["message_zh"], r.text
+    joined = village.post("/api/errands", json={**GOOD, "applicant_name": "张\u200d三"}).json()  # an emoji's joiner
+    assert joined["error_code"] == "name_invisible"
+    assert joined["message_zh"] == "申请人姓名含不可见字符 U+200D（零宽空格、零宽连接符、方向标记等），请删去后重新输入"
+    assert "U+200D" in joined["message"] and "zero-width space or joiner" in joined["message"]
+    for other in ("张\x00三", "张\u202e三"):
+        assert village.post("/api/errands", json={**GOOD, "applicant_name": other}).status_code == 400
     assert count(village) == 0
     assert village.post("/api/errands", json={**GOOD, "applicant_name": "欧阳 秀英"}).status_code == 201
