@@ -40,7 +40,7 @@ from protocol.errors import RouteError
 from protocol.hlc import wall_seconds
 from protocol.lookup import lookup_code
 from protocol.menu import allowed_steps
-from protocol.stages import stage_label
+from protocol.stages import SUBMITTED, stage_label
 from protocol.topology import Directory
 from sanji.auth.guard import Caller
 from sanji.bilingual import split_pair
@@ -460,8 +460,10 @@ class DocumentController(Controller):
             # Registered is not sent: until 报送 it stays here, and the agent who printed this may think she is done.
             state = (await store.errand_states([errand_id])).get(errand_id)
             facts["submit_next"] = _may_submit(state, store.node_id, directory)
-            # Once submitted, where the submission stands: still on this laptop, or with the township
-            facts["handoff"] = handoff_view(directory, row, (await store.handoffs([row])).get(errand_id, ""))
+            # Once submitted, where the submission stands: still on this laptop, or with the township. Only then: the
+            # banner says 已报送, and a receipt reprinted at a township while a result goes down is not a submission.
+            if row["stage"] == SUBMITTED:
+                facts["handoff"] = handoff_view(directory, row, (await store.handoffs([row])).get(errand_id, ""))
         elif spec.slug in ("acceptance", "commitment"):
             facts["due"] = cn_iso(row["due"]) if row["due"] else ""
             # 暂定: counted over a year whose official arrangement the county has not published yet.
