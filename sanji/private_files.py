@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -61,8 +60,11 @@ def write_whole(path: Path, data: bytes, *, mode: int = 0o666) -> None:
     ``mode`` is the new file's mode before the process umask (0o600 for key files). The parent directory must
     exist. A failure leaves ``path`` as it was and removes the temporary file.
     """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")  # unique: two writers never share one
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    # A visible ``.part`` of a fixed name, not a hidden unique one: after a power cut or a pulled stick the half file
+    # (personal data) is one an operator sees, and the next write of the same file takes it away first.
+    tmp = path.with_name(f"{path.name}.part")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # born with ``mode``, never an old file's
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

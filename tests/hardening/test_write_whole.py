@@ -55,3 +55,11 @@ def test_a_missing_directory_is_the_callers_to_make(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         write_whole(tmp_path / "usb" / "out.sjx", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_half_file_left_by_a_crash_is_visible_and_taken_away_by_the_next_write(tmp_path: Path) -> None:
+    out = tmp_path / "T01V01-to-T01.sjx"
+    (tmp_path / "T01V01-to-T01.sjx.part").write_bytes(b"half of someone's errand")  # a power cut mid-write
+    write_whole(out, b"whole")
+    assert out.read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
