@@ -139,24 +139,41 @@ def run_import(args: argparse.Namespace) -> int:
             if en:
                 print(f"    {en}", file=sys.stderr)
         return 2
+    out, codes_out = Path(args.out), Path(args.codes)
+    if out.resolve() == codes_out.resolve():  # the codes map would silently take the catalogue's place
+        say.error(
+            f"目录与国家编码对照（--out 与 --codes）是同一个文件 {out}，请给两个不同的文件名，未写出任何文件",
+            f"--out and --codes name the same file {out}: give two names; nothing was written",
+            file=sys.stderr,
+        )
+        return 2
     pair = {
-        Path(args.out): json.dumps(msgspec.to_builtins(catalogue), ensure_ascii=False, indent=1).encode(),
-        Path(args.codes): json.dumps(msgspec.to_builtins(codes), ensure_ascii=False, indent=1).encode(),
+        out: json.dumps(msgspec.to_builtins(catalogue), ensure_ascii=False, indent=1).encode(),
+        codes_out: json.dumps(msgspec.to_builtins(codes), ensure_ascii=False, indent=1).encode(),
     }
     staged: list[Path] = []
-    try:  # both files staged first, then both put in place: the pair is written together or neither is
+    placed: list[Path] = []
+    try:  # both files staged (synced) first, then both put in place: a failure before the renames writes neither
         for path, content in pair.items():
-            tmp = path.with_name(path.name + ".tmp")
+            tmp = path.with_name(path.name + ".part")
             staged.append(tmp)
-            tmp.write_bytes(content)
+            with tmp.open("wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
         for path in pair:
-            os.replace(path.with_name(path.name + ".tmp"), path)
+            os.replace(path.with_name(path.name + ".part"), path)
+            placed.append(path)
     except OSError as exc:
         for tmp in staged:
             tmp.unlink(missing_ok=True)
         where = exc.filename or args.out
+        done_zh = f"已写出 {placed[0]}，另一个文件未写出" if placed else "未写出任何文件"
+        done_en = f"; {placed[0]} was written, the other was not" if placed else "; nothing was written"
         say.error(
-            f"无法写出文件 {where}，未写出任何文件", f"cannot write {where}: {exc.strerror or exc}", file=sys.stderr
+            f"无法写出文件 {where}，{done_zh}",
+            f"cannot write {where}: {exc.strerror or exc}{done_en}",
+            file=sys.stderr,
         )
         return 2
     say.info(

@@ -376,3 +376,19 @@ def test_an_output_path_that_cannot_be_written_is_refused_without_a_traceback(tm
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
         ["list.json", *(["catalogue"] if where == "directory" else [])]
     )
+
+
+def test_the_catalogue_and_its_codes_map_may_not_be_one_file(tmp_path: Path) -> None:
+    """``--out`` and ``--codes`` naming one file: the codes map would silently replace the catalogue. Refused, exit
+    2, Chinese first, nothing written."""
+    source = tmp_path / "list.json"
+    source.write_text(json.dumps(NATIONAL_LIST, ensure_ascii=False), encoding="utf-8")
+    same = tmp_path / "out.json"
+    done = cli(
+        "platform", "import-catalogue", str(source), "--out", str(same), "--codes", str(tmp_path / "." / "out.json"),
+        "--county", "C", "--version", "7", "--published-at", "2026-12-01",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    (said,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert re.match(r"error: [\u4e00-\u9fff]", said) and "--codes" in said, said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.json"]
