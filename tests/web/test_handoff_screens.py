@@ -90,3 +90,44 @@ async def test_the_agent_sees_whether_the_township_has_her_submission(tmp_path: 
     assert 'data-handoff="delivered"' in row and "已送达" in row
     assert "已报送：已送达乡镇，待接收" in note
     assert api == "delivered"
+
+
+async def test_a_receipt_reprinted_at_the_township_says_no_submission(tmp_path: Path) -> None:
+    """The receipt is of the registration: reprinted at the township while the errand is escalated (已上报), its
+    banner would read 已报送 of the township's own hand-off to the county; it shows no hand-off banner there, while
+    the errand page says where the escalation stands."""
+    cluster = Cluster.prepare(tmp_path / "c", towns=1, villages_per_town=1, open_demo=True)
+    settings = {n: load_settings(cluster.nodes[n].config) for n in (T01, V)}
+    stores, dbs = {}, []
+    for node in (T01, V):
+        db = await open_database(settings[node].db_url)
+        dbs.append(db)
+        stores[node] = Store(db, node_id=node, key=cluster.layout.keys[node], directory=cluster.layout.directory)
+        await stores[node].start()
+    calendar = load_calendar()
+    services = {}
+    for node in (T01, V):
+        context = NodeContext(stores[node], calendar)
+        context.catalogue = default_catalogue()
+        services[node] = ErrandService(stores[node], context)
+    form = RegisterForm(matter="MZ-001", applicant_name="张秀英", materials=mains("MZ-001"), actor="代办员 李建国")
+    errand = (await services[V].register(form)).errand
+    await services[V].act(errand, ActionForm(kind="submit", actor="代办员 李建国"))
+    await sync_once(stores[V], LocalTransport(SyncServer(stores[T01])))
+    steps: list[tuple[str, dict[str, str]]] = [
+        ("receive", {}),
+        ("accept", {"errand_kind": "上报件"}),
+        ("escalate", {"department": "县民政局"}),
+    ]
+    for kind, fields in steps:
+        await services[T01].act(errand, ActionForm(kind=kind, actor="窗口 王晓红", **fields))  # type: ignore[arg-type]
+    assert (await stores[T01].errand(errand) or {})["stage"] == "escalated"
+    for db in dbs:
+        await db.dispose()  # type: ignore[attr-defined]
+
+    with TestClient[Litestar](create_app(settings[T01])) as town:
+        receipt = town.get(f"/print/{errand}/receipt")
+        page = town.get(f"/errands/{errand}").text
+    assert receipt.status_code == 200
+    assert 'id="handoff"' not in receipt.text and "已报送：" not in receipt.text
+    assert 'data-handoff="queued"' in page  # the escalation is still on the township's side of the link
