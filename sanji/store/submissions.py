@@ -58,8 +58,11 @@ HEADER = "Idempotency-Key"
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_KEY = 200  # an Idempotency-Key's length: a UUID, a ULID, any client's own scheme
 # visible ASCII, spaces within (an HTTP field value is trimmed of them at its ends): what every client can send
-HEADER_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"  # as the OpenAPI schema says it (anchored; a header holds no newline)
-_HEADER_SHAPE = re.compile(HEADER_PATTERN[1:-1])
+_KEY_SHAPE = r"[!-~](?:[ -~]*[!-~])?"  # visible ASCII, spaces only inside
+# As the OpenAPI schema says it: ``$(?!\n)`` so Python's ``$`` reads as ECMA's (never before a final line feed),
+# as every pattern of the schema (tests/hardening/test_patterns_agree.py).
+HEADER_PATTERN = rf"^{_KEY_SHAPE}$(?!\n)"
+_HEADER_SHAPE = re.compile(_KEY_SHAPE)
 
 Purpose = Literal[
     "register",
